@@ -1,0 +1,1 @@
+"""neurosim.export."""
