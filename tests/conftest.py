@@ -1,0 +1,25 @@
+"""Shared test helpers. Fixtures here are stateless: each test gets fresh objects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_REAL = PROJECT_ROOT.parent / "shared" / "fixtures" / "real"
+
+
+def real_fixture(name: str) -> Path:
+    """Path to a real sensor recording in ../shared/fixtures/real, or skip the test with the reason."""
+    path = SHARED_REAL / name
+    if not path.is_file():
+        pytest.skip(f"real fixture {name!r} not found at {path} (../shared is absent in this clone)")
+    return path
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """A private, empty neurosim cache directory for one test."""
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
