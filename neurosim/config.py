@@ -1,0 +1,368 @@
+"""Run configuration: frozen dataclasses loaded from TOML and validated before any work starts.
+
+Every section is a frozen dataclass whose defaults explain themselves. :func:`load_config` reads a TOML
+file, applies ``--set key.path=value`` overrides, and raises :class:`ConfigError` naming the key path,
+what was given and what was expected, for unknown keys, wrong types and impossible values.
+
+Example:
+    >>> cfg = config_from_dict({"train": {"epochs": 2}, "data": {"time_steps": 8}})
+    >>> cfg.train.epochs, cfg.data.time_steps, cfg.neuron.reset
+    (2, 8, 'subtract')
+    >>> config_from_dict({"train": {"epochz": 2}})
+    Traceback (most recent call last):
+    ...
+    neurosim.config.ConfigError: train.epochz: unknown key; valid keys: ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from neurosim.functional import RESET_TIMINGS, RESETS, SURROGATES
+
+__all__ = [
+    "ConfigError", "DataConfig", "ModelConfig", "NeuronConfig", "RunConfig", "TrainConfig",
+    "apply_overrides", "config_from_dict", "config_to_dict", "dumps_toml", "load_config",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, of the wrong type, or impossible. The message names the key path."""
+
+
+class _Invalid(ValueError):
+    """Raised inside ``__post_init__``: (field name, message); the loader adds the section path."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(key, message)
+        self.key, self.message = key, message
+
+
+def _positive(obj, *names: str) -> None:
+    for n in names:
+        v = getattr(obj, n)
+        if v is not None and not (v > 0 and math.isfinite(v)):
+            raise _Invalid(n, f"must be positive, got {v!r}")
+
+
+def _choice(obj, name: str, choices) -> None:
+    v = getattr(obj, name)
+    if v not in choices:
+        raise _Invalid(name, f"must be one of {list(choices)}, got {v!r}")
+
+
+@dataclass(frozen=True)
+class NeuronConfig:
+    """LIF neuron settings shared by every spiking layer of the model."""
+
+    tau_mem_ms: float = 2.0  # membrane time constant; 2 ms at dt 1 ms gives β ≈ 0.61, a fast leak for short T
+    dt_ms: float = 1.0  # simulated time per step; only the ratio dt/τ matters for β
+    beta: float | None = None  # decay per step; set it to override tau_mem_ms (e.g. snnTorch models)
+    v_th: float = 1.0  # firing threshold, in the same units as the input current
+    reset: str = "subtract"  # subtract keeps the surplus above threshold (less information lost than zero)
+    detach_reset: bool = False  # True stops gradients through the reset (SpikingJelly's option)
+    reset_timing: str = "immediate"  # immediate (SLTT/SpikingJelly) | delayed (snnTorch Leaky)
+    surrogate: str = "atan"  # snnTorch's and SpikingJelly's common default surrogate
+    surrogate_alpha: float | None = None  # None: the surrogate's usual sharpness (atan: 2)
+    learn_beta: bool = False  # PLIF-style learnable decay
+    learn_threshold: bool = False  # learnable threshold
+
+    def __post_init__(self) -> None:
+        _positive(self, "tau_mem_ms", "dt_ms", "v_th", "surrogate_alpha")
+        if self.beta is not None and not 0 < self.beta <= 1:
+            raise _Invalid("beta", f"must be in (0, 1], got {self.beta!r}")
+        _choice(self, "reset", RESETS)
+        _choice(self, "reset_timing", RESET_TIMINGS)
+        _choice(self, "surrogate", SURROGATES)
+
+    def lif_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for :class:`neurosim.nn.LIF`."""
+        return dict(tau_mem_ms=self.tau_mem_ms, dt_ms=self.dt_ms, beta=self.beta, v_th=self.v_th,
+                    reset=self.reset, detach_reset=self.detach_reset, reset_timing=self.reset_timing,
+                    surrogate=self.surrogate, surrogate_alpha=self.surrogate_alpha,
+                    learn_beta=self.learn_beta, learn_threshold=self.learn_threshold)
+
+
+MODEL_KINDS = ("conv", "mlp")
+READOUTS = ("spikes", "membrane")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Network architecture, built by :func:`neurosim.nn.build_model`."""
+
+    kind: str = "conv"  # conv (event cameras) | mlp (audio spikes, flattened inputs)
+    input_shape: tuple[int, ...] = (2, 34, 34)  # per-sample input (C, H, W) or (N,); N-MNIST-sized default
+    num_classes: int = 10  # output neurons
+    channels: tuple[int, ...] = (16, 32)  # conv: output channels per conv block
+    kernel_size: int = 5  # conv: square kernel size
+    padding: int = 0  # conv: zero padding per side (0 matches the classic N-MNIST conv SNN)
+    pool: int = 2  # conv: max-pool size after each conv block (1 = none)
+    input_pool: int = 1  # conv: sum-pool the input by this factor first (e.g. 4 for 128×128 DVS-Gesture)
+    hidden: tuple[int, ...] = ()  # fully connected hidden layer sizes before the output layer
+    batch_norm: bool = False  # BatchNorm after each conv / hidden linear layer
+    dropout: float = 0.0  # dropout before each hidden/output linear layer (one mask for all steps)
+    readout: str = "spikes"  # spikes: output LIF layer | membrane: non-spiking leaky integrator
+    readout_beta: float = 0.9  # decay of the membrane readout
+
+    def __post_init__(self) -> None:
+        _choice(self, "kind", MODEL_KINDS)
+        _choice(self, "readout", READOUTS)
+        if not self.input_shape or any(int(d) <= 0 for d in self.input_shape):
+            raise _Invalid("input_shape", f"must be a non-empty list of positive sizes, got {self.input_shape!r}")
+        if self.kind == "conv" and len(self.input_shape) != 3:
+            raise _Invalid("input_shape", f"conv models need (C, H, W), got {self.input_shape!r}")
+        for name in ("channels", "hidden"):
+            if any(int(c) <= 0 for c in getattr(self, name)):
+                raise _Invalid(name, f"sizes must be positive, got {getattr(self, name)!r}")
+        _positive(self, "num_classes", "kernel_size", "pool", "input_pool", "readout_beta")
+        if self.padding < 0:
+            raise _Invalid("padding", f"must be >= 0, got {self.padding!r}")
+        if not 0 <= self.dropout < 1:
+            raise _Invalid("dropout", f"must be in [0, 1), got {self.dropout!r}")
+        if self.readout_beta > 1:
+            raise _Invalid("readout_beta", f"must be in (0, 1], got {self.readout_beta!r}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data, and how events become frames."""
+
+    dataset: str = "event_digits"  # name in the dataset registry (`neurosim datasets list`)
+    time_steps: int = 10  # frames per sample (ToFrame n_time_bins); T of the network
+    batch_size: int = 32  # samples per optimizer step
+    root: str | None = None  # where tonic datasets live; None: the neurosim cache directory
+    train_subset: int | None = None  # use only the first N training samples (quick runs, tests)
+    test_subset: int | None = None  # use only the first N test samples
+    num_workers: int = 0  # DataLoader worker processes for on-the-fly datasets (frames are cached)
+
+    def __post_init__(self) -> None:
+        _positive(self, "time_steps", "batch_size", "train_subset", "test_subset")
+        if self.num_workers < 0:
+            raise _Invalid("num_workers", f"must be >= 0, got {self.num_workers!r}")
+
+
+METHODS = ("bptt", "sltt", "sltt_k")
+LOSSES = ("rate_ce", "tet", "sltt_mix")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("cosine", "none")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the network is trained."""
+
+    method: str = "bptt"  # bptt (full graph through time) | sltt | sltt_k
+    k: int = 2  # sltt_k: time steps per batch that get a backward pass
+    epochs: int = 5  # passes over the training split
+    loss: str = "rate_ce"  # rate_ce: CE on time-averaged output | tet: mean per-step CE | sltt_mix
+    loss_lambda: float = 0.05  # sltt_mix: weight of the MSE term, (1−λ)·CE + λ·MSE (SLTT paper: 0.05)
+    optimizer: str = "adam"  # adam | adamw | sgd
+    lr: float = 2e-3  # learning rate
+    momentum: float = 0.9  # sgd momentum
+    weight_decay: float = 0.0  # L2 penalty
+    scheduler: str = "cosine"  # cosine annealing to 0 over all epochs | none
+    grad_clip: float | None = 1.0  # max gradient norm; None disables clipping
+    device: str = "auto"  # auto (cuda if present) | cpu | cuda | cuda:N
+    threads: int | None = None  # torch CPU threads; None leaves torch's choice
+    checkpoint_every: int = 1  # epochs between checkpoints
+
+    def __post_init__(self) -> None:
+        _choice(self, "method", METHODS)
+        _choice(self, "loss", LOSSES)
+        _choice(self, "optimizer", OPTIMIZERS)
+        _choice(self, "scheduler", SCHEDULERS)
+        _positive(self, "k", "epochs", "lr", "grad_clip", "threads", "checkpoint_every")
+        if not 0 <= self.loss_lambda <= 1:
+            raise _Invalid("loss_lambda", f"must be in [0, 1], got {self.loss_lambda!r}")
+        if self.weight_decay < 0 or self.momentum < 0:
+            raise _Invalid("weight_decay" if self.weight_decay < 0 else "momentum", "must be >= 0")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise _Invalid("device", f"must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run: where results go and the sections above."""
+
+    name: str = "run"  # run folder name under out_dir
+    seed: int = 0  # seeds torch, numpy and python's random
+    out_dir: str = "runs"  # parent folder of run folders
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    neuron: NeuronConfig = field(default_factory=NeuronConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name or self.name in (".", ".."):
+            raise _Invalid("name", f"must be a plain folder name, got {self.name!r}")
+
+
+# --------------------------------------------------------------------------------------- loading
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp)).replace("NoneType", "None")
+
+
+def _coerce(value: Any, tp, path: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; convert lists to tuples and ints to floats."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, path)
+            except ConfigError as e:
+                errors.append(e)
+        expected = " or ".join(_type_name(a) for a in args)
+        raise ConfigError(f"{path}: expected {expected}, got {value!r} ({type(value).__name__})")
+    if origin is tuple:
+        (item_tp, *_rest) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list of {_type_name(item_tp)}, got {value!r} ({type(value).__name__})")
+        return tuple(_coerce(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value))
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, path)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: expected a number, got {value!r} ({type(value).__name__})")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer, got {value!r} ({type(value).__name__})")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {value!r} ({type(value).__name__})")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {value!r} ({type(value).__name__})")
+        return value
+    raise ConfigError(f"{path}: unsupported annotation {tp!r}")  # a programming error in this module
+
+
+def _build(cls, data: Any, path: str):
+    if isinstance(data, cls):
+        return data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or '<root>'}: expected a table of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        key_path = f"{path}.{key}" if path else key
+        if key not in hints:
+            raise ConfigError(f"{key_path}: unknown key; valid keys: {', '.join(names)}")
+        kwargs[key] = _coerce(value, hints[key], key_path)
+    try:
+        return cls(**kwargs)
+    except _Invalid as e:
+        key_path = f"{path}.{e.key}" if path else e.key
+        raise ConfigError(f"{key_path}: {e.message}") from None
+
+
+def config_from_dict(data: dict[str, Any]) -> RunConfig:
+    """Build and validate a :class:`RunConfig` from nested dicts (e.g. parsed TOML)."""
+    return _build(RunConfig, data, "")
+
+
+def config_to_dict(cfg) -> dict[str, Any]:
+    """A plain nested dict (tuples as lists, no None values) that :func:`config_from_dict` reads back."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(v):
+            out[f.name] = config_to_dict(v)
+        elif v is not None:
+            out[f.name] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text  # a bare word: treat as a string (`--set train.method=sltt`)
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides (values in TOML syntax; bare words are strings) to nested dicts."""
+    import copy
+
+    data = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key.path=value, e.g. train.epochs=3")
+        key, text = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = data
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {p} is not a table")
+        node[parts[-1]] = _parse_value(text.strip())
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Load a TOML run config (or the defaults when ``path`` is None) and apply overrides.
+
+    Raises:
+        ConfigError: unreadable TOML, unknown key, wrong type or impossible value (message names the key path).
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    if overrides:
+        data = apply_overrides(data, overrides)
+    try:
+        return config_from_dict(data)
+    except ConfigError as e:
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError(f"{where}{e}") from None
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return repr(v)
+
+
+def dumps_toml(cfg: RunConfig) -> str:
+    """Serialise a config to TOML text that :func:`load_config` reads back to an equal config."""
+    d = config_to_dict(cfg)
+    lines = [f"{k} = {_toml_value(v)}" for k, v in d.items() if not isinstance(v, dict)]
+    for k, v in d.items():
+        if isinstance(v, dict):
+            lines.append(f"\n[{k}]")
+            lines += [f"{kk} = {_toml_value(vv)}" for kk, vv in v.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,296 @@
+r"""Discrete leaky integrate-and-fire (LIF) dynamics over time-first tensors.
+
+Per time step ``t`` (``x_seq[t]`` is the input current, ``v`` the membrane potential):
+
+.. math::
+
+    h[t] = \beta\,v[t-1] + x[t], \qquad s[t] = H(h[t] - v_{th}), \qquad
+    v[t] = \mathrm{reset}(h[t], s[t])
+
+with ``reset`` one of ``subtract`` (``h − v_th·s``), ``zero`` (``h·(1 − s)``) or ``none`` (``h``), and
+``β = exp(−dt/τ_mem)``. This is the "immediate" reset timing used by SpikingJelly and by the SLTT paper
+(``u[t] = λ·(u[t−1] − V_th·s[t−1]) + W·s_in[t]``, where their ``u`` is our pre-reset ``h``): the reset is
+applied in the step that spiked, so it decays with the membrane.
+
+snnTorch's ``Leaky`` (default ``reset_delay=True``) discretises differently: the reset is computed from the
+previous membrane, detached, and subtracted *undecayed* at the next step, and a spike needs ``v > v_th``
+strictly:
+
+.. math::
+
+    r[t] = H_{>}(v[t-1] - v_{th}), \qquad v[t] = \beta\,v[t-1] + x[t] - v_{th}\,r[t], \qquad
+    s[t] = H_{>}(v[t] - v_{th})
+
+(``zero`` reset: ``v[t] = β·(1 − r[t])·v[t−1] + x[t]``). Choose it with ``reset_timing="delayed"`` to run
+snnTorch models identically. The two timings give different membrane traces for the same input; with
+``reset="none"`` they agree apart from the tie ``v == v_th``.
+
+Two backends compute the same thing: ``reference`` (a plain autograd loop, the definition) and ``fused``
+(one autograd node for the whole sequence with a hand-derived backward that saves only ``h``; faster and
+leaner). ``auto`` picks ``fused`` where it applies (immediate timing, fixed threshold).
+
+Shapes:
+    x_seq: ``[T, B, ...]`` (time first); state ``v``: ``[B, ...]``; spikes: like ``x_seq``.
+
+Example:
+    >>> import torch
+    >>> x = torch.full((4, 1), 0.6)
+    >>> s, state = lif_scan(x, LIFParams(beta=1.0, v_th=1.0))
+    >>> s.flatten().tolist()   # v: 0.6, 1.2→spike→0.2, 0.8, 1.4→spike→0.4
+    [0.0, 1.0, 0.0, 1.0]
+    >>> round(state.v.item(), 4)
+    0.4
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+from neurosim.functional.surrogate import Surrogate, heaviside, spike
+
+__all__ = ["RESETS", "RESET_TIMINGS", "LIFParams", "LIFState", "beta_from_tau", "tau_from_beta", "lif_scan"]
+
+RESETS = ("subtract", "zero", "none")
+RESET_TIMINGS = ("immediate", "delayed")
+BACKENDS = ("auto", "reference", "fused")
+
+
+def beta_from_tau(tau_mem_ms: float, dt_ms: float) -> float:
+    """Decay per step ``β = exp(−dt/τ)``; both times in milliseconds."""
+    if not (tau_mem_ms > 0 and math.isfinite(tau_mem_ms)):
+        raise ValueError(f"tau_mem_ms must be a positive finite number of milliseconds, got {tau_mem_ms!r}")
+    if not (dt_ms > 0 and math.isfinite(dt_ms)):
+        raise ValueError(f"dt_ms must be a positive finite number of milliseconds, got {dt_ms!r}")
+    return math.exp(-dt_ms / tau_mem_ms)
+
+
+def tau_from_beta(beta: float, dt_ms: float) -> float:
+    """Inverse of :func:`beta_from_tau`: ``τ = −dt / ln β`` in ms (``inf`` for β = 1)."""
+    if not 0 < beta <= 1:
+        raise ValueError(f"beta must be in (0, 1], got {beta!r}")
+    return math.inf if beta == 1 else -dt_ms / math.log(beta)
+
+
+class LIFState(NamedTuple):
+    """Membrane state carried between calls.
+
+    Attributes:
+        v: membrane potential after the last step, ``[B, ...]`` (post-reset for ``immediate`` timing, the
+            raw membrane for ``delayed``/snnTorch timing).
+        v_seq: membrane before reset at every step ``[T, B, ...]`` when recording was asked for, else None.
+    """
+
+    v: torch.Tensor
+    v_seq: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class LIFParams:
+    """Parameters of the LIF dynamics (see the module docstring for the equations).
+
+    Args:
+        beta: decay per step in (0, 1]; a float or a tensor broadcastable to one step ``[B, ...]``
+            (learnable decay passes a tensor that requires grad).
+        v_th: firing threshold (float or tensor; a tensor that requires grad makes it learnable).
+        reset: ``subtract`` | ``zero`` | ``none``.
+        detach_reset: stop the gradient through the reset term (as SpikingJelly's ``detach_reset``).
+        surrogate: surrogate derivative of the spike non-linearity.
+        reset_timing: ``immediate`` (default; SLTT/SpikingJelly) or ``delayed`` (snnTorch ``Leaky``).
+    """
+
+    beta: float | torch.Tensor = 0.9
+    v_th: float | torch.Tensor = 1.0
+    reset: str = "subtract"
+    detach_reset: bool = False
+    surrogate: Surrogate = Surrogate("atan")
+    reset_timing: str = "immediate"
+
+    def __post_init__(self) -> None:
+        if self.reset not in RESETS:
+            raise ValueError(f"reset must be one of {RESETS}, got {self.reset!r}")
+        if self.reset_timing not in RESET_TIMINGS:
+            raise ValueError(f"reset_timing must be one of {RESET_TIMINGS}, got {self.reset_timing!r}")
+        if isinstance(self.surrogate, str):
+            object.__setattr__(self, "surrogate", Surrogate(self.surrogate))
+        if not isinstance(self.beta, torch.Tensor) and not 0 <= float(self.beta) <= 1:
+            raise ValueError(f"beta must be in [0, 1], got {self.beta!r}")
+        if not isinstance(self.v_th, torch.Tensor) and not float(self.v_th) > 0:
+            raise ValueError(f"v_th must be positive, got {self.v_th!r}")
+
+
+def _check_input(x_seq: torch.Tensor, state: LIFState | None) -> torch.Tensor:
+    if not isinstance(x_seq, torch.Tensor):
+        raise TypeError(f"x_seq must be a torch.Tensor [T, B, ...], got {type(x_seq).__name__}")
+    if x_seq.dim() < 2:
+        raise ValueError(f"x_seq must be time-first [T, B, ...] with at least 2 dims, got shape {tuple(x_seq.shape)}")
+    if state is None:
+        return torch.zeros_like(x_seq[0])
+    v0 = state.v if isinstance(state, LIFState) else state
+    if not isinstance(v0, torch.Tensor) or v0.shape != x_seq.shape[1:]:
+        got = tuple(v0.shape) if isinstance(v0, torch.Tensor) else type(v0).__name__
+        raise ValueError(
+            f"state.v has shape {got} but x_seq steps have shape {tuple(x_seq.shape[1:])}; "
+            "pass state=None to start from rest (state is never re-zeroed silently)"
+        )
+    return v0
+
+
+def lif_scan(
+    x_seq: torch.Tensor,
+    params: LIFParams,
+    state: LIFState | None = None,
+    *,
+    record_membrane: bool = False,
+    backend: str = "auto",
+) -> tuple[torch.Tensor, LIFState]:
+    """Run LIF dynamics over ``T`` steps.
+
+    Args:
+        x_seq: input current ``[T, B, ...]``.
+        params: :class:`LIFParams`.
+        state: state from a previous call (continues the sequence) or None (start at rest, ``v = 0``).
+        record_membrane: also return the pre-reset membrane of every step in ``state.v_seq``.
+        backend: ``auto`` | ``reference`` | ``fused``.
+
+    Returns:
+        ``(spikes_seq, final_state)``; ``spikes_seq`` has ``x_seq``'s shape and dtype.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    v0 = _check_input(x_seq, state)
+    fused_ok = params.reset_timing == "immediate" and not (
+        isinstance(params.v_th, torch.Tensor) and params.v_th.requires_grad
+    )
+    if backend == "fused" and not fused_ok:
+        raise ValueError("the fused backend needs reset_timing='immediate' and a threshold without grad")
+    if backend == "reference" or not fused_ok:
+        if params.reset_timing == "delayed":
+            return _scan_delayed(x_seq, params, v0, record_membrane)
+        return _scan_reference(x_seq, params, v0, record_membrane)
+    beta = torch.as_tensor(params.beta, dtype=x_seq.dtype, device=x_seq.device)
+    v_th = float(params.v_th)
+    s_seq, v_final, h_seq = _FusedLIF.apply(
+        x_seq, v0, beta, v_th, params.reset, params.detach_reset, params.surrogate
+    )
+    return s_seq, LIFState(v_final, h_seq if record_membrane else None)
+
+
+def _scan_reference(x_seq, params: LIFParams, v, record: bool):
+    spikes, hs = [], []
+    for x in x_seq:
+        h = params.beta * v + x
+        s = spike(h - params.v_th, params.surrogate)
+        s_r = s.detach() if params.detach_reset else s
+        if params.reset == "subtract":
+            v = h - params.v_th * s_r
+        elif params.reset == "zero":
+            v = h * (1 - s_r)
+        else:
+            v = h
+        spikes.append(s)
+        if record:
+            hs.append(h)
+    return torch.stack(spikes), LIFState(v, torch.stack(hs) if record else None)
+
+
+def _scan_delayed(x_seq, params: LIFParams, v, record: bool):
+    """snnTorch ``Leaky`` timing (reset_delay=True): detached reset from the previous membrane."""
+    beta = params.beta
+    if isinstance(beta, torch.Tensor):
+        beta = beta.clamp(0, 1)  # snnTorch clamps beta to [0, 1] every step
+    spikes, vs = [], []
+    for x in x_seq:
+        r = heaviside(v - params.v_th, strict=True).detach()
+        if params.reset == "subtract":
+            v = beta * v + x - params.v_th * r
+        elif params.reset == "zero":
+            v = beta * (1 - r) * v + x
+        else:
+            v = beta * v + x
+        s = spike(v - params.v_th, params.surrogate, strict=True)
+        spikes.append(s)
+        if record:
+            vs.append(v)
+    return torch.stack(spikes), LIFState(v, torch.stack(vs) if record else None)
+
+
+def _reduce_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Sum a broadcast gradient back to ``shape``."""
+    while grad.dim() > len(shape):
+        grad = grad.sum(0)
+    for i, n in enumerate(shape):
+        if n == 1 and grad.shape[i] != 1:
+            grad = grad.sum(i, keepdim=True)
+    return grad
+
+
+class _FusedLIF(torch.autograd.Function):
+    """Whole-sequence LIF with a hand-derived backward; saves only the pre-reset membrane ``h``.
+
+    Backward (``g_t = σ'(h_t − θ)``, ``gv`` = dL/dv_t flowing back from later steps):
+    ``dL/dh_t = (dL/ds_t + gv·∂v/∂s)·g_t + gv·∂v/∂h|_s + dL/dh_t(recorded)``, ``dL/dx_t = dL/dh_t``,
+    ``dL/dv_{t−1} = β·dL/dh_t``, ``dL/dβ = Σ_t dL/dh_t·v_{t−1}``, with ∂v/∂s = −θ (subtract), −h (zero),
+    0 (none, or when the reset is detached) and ∂v/∂h|_s = 1 (subtract, none), 1 − s (zero).
+    """
+
+    @staticmethod
+    def forward(ctx, x_seq, v0, beta, v_th, reset, detach_reset, surrogate):
+        h_seq = torch.empty_like(x_seq)
+        s_seq = torch.empty_like(x_seq)
+        v = v0
+        for t in range(x_seq.shape[0]):
+            h = torch.addcmul(x_seq[t], beta, v, out=h_seq[t])
+            s = (h >= v_th).to(h.dtype)
+            s_seq[t] = s
+            if reset == "subtract":
+                v = torch.sub(h, s, alpha=v_th)
+            elif reset == "zero":
+                v = h * (1 - s)
+            else:
+                v = h.clone()
+        ctx.save_for_backward(h_seq, v0, beta)
+        ctx.cfg = (v_th, reset, detach_reset, surrogate)
+        return s_seq, v, h_seq
+
+    @staticmethod
+    def backward(ctx, grad_s, grad_v, grad_h):
+        h_seq, v0, beta = ctx.saved_tensors
+        v_th, reset, detach_reset, surrogate = ctx.cfg
+        T = h_seq.shape[0]
+        dh = torch.empty_like(h_seq)
+        gv = grad_v if grad_v is not None else torch.zeros_like(v0)
+        for t in range(T - 1, -1, -1):
+            h = h_seq[t]
+            g = surrogate.grad_(h - v_th)
+            gs = grad_s[t] if grad_s is not None else torch.zeros_like(h)
+            # dL/dh_t = (dL/ds_t + gv·∂v/∂s)·g + gv·∂v/∂h|_s (+ recorded-membrane grad)
+            if reset == "subtract" and not detach_reset:
+                d = torch.addcmul(gv, g, torch.add(gs, gv, alpha=-v_th))
+            elif reset == "zero":
+                s = (h >= v_th).to(h.dtype)
+                keep = gv * (1 - s)
+                d = torch.addcmul(keep, g, gs if detach_reset else gs - gv * h)
+            else:  # none, or subtract with detached reset
+                d = torch.addcmul(gv, g, gs)
+            if grad_h is not None:
+                d = d.add_(grad_h[t])
+            dh[t] = d
+            gv = beta * d
+        grad_x = dh if ctx.needs_input_grad[0] else None
+        grad_v0 = gv if ctx.needs_input_grad[1] else None
+        grad_beta = None
+        if ctx.needs_input_grad[2]:
+            s = (h_seq >= v_th).to(h_seq.dtype)
+            if reset == "subtract":
+                v_after = h_seq - v_th * s
+            elif reset == "zero":
+                v_after = h_seq * (1 - s)
+            else:
+                v_after = h_seq
+            v_prev = torch.cat([v0.unsqueeze(0), v_after[:-1]])
+            grad_beta = _reduce_to((dh * v_prev).sum(0), beta.shape)
+        return grad_x, grad_v0, grad_beta, None, None, None, None

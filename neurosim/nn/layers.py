@@ -1,0 +1,226 @@
+"""Time-distributed layers over time-first tensors ``[T, B, ...]``, and the stateful ``Sequential``.
+
+Stateless layers (Conv2d, Linear, BatchNorm, pooling, Flatten) fold time into the batch — ``[T·B, ...]`` —
+apply the torch layer once, and unfold; there is no Python loop over ``T``. They subclass the torch
+layers, so parameters and ``state_dict`` keys are the usual ones. BatchNorm therefore normalises over
+time and batch together; called on one step at a time (as SLTT does) it normalises per step.
+
+Stateful layers (``LIF``, ``LI``, ``Dropout``) take and return an explicit state:
+``forward(x_seq, state=None) -> (y_seq, state)``. :class:`Sequential` threads the states of its
+stateful children in a dict keyed by child name, so a whole network is also
+``net(x_seq, state=None) -> (out_seq, state)`` and running ``T`` in chunks with the carried state equals
+one run (dropout masks included: one mask for all steps).
+
+Example:
+    >>> import torch
+    >>> from neurosim.nn import LIF
+    >>> net = Sequential(Flatten(), Linear(4, 3), LIF(beta=0.9))
+    >>> out, state = net(torch.rand(6, 2, 2, 2))     # [T, B, C, H]
+    >>> out.shape, sorted(state)
+    (torch.Size([6, 2, 3]), ['2'])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = [
+    "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Flatten", "LI", "Linear",
+    "MaxPool2d", "Sequential", "SumPool2d", "TimeDistributed", "detach_state", "is_stateful",
+]
+
+
+def _check_seq(x_seq: torch.Tensor, min_dim: int, layer: str) -> None:
+    if x_seq.dim() < min_dim:
+        raise ValueError(
+            f"{layer} expects a time-first tensor with at least {min_dim} dims [T, B, ...], "
+            f"got shape {tuple(x_seq.shape)}"
+        )
+
+
+def _fold(module_forward, x_seq: torch.Tensor) -> torch.Tensor:
+    T, B = x_seq.shape[:2]  # time, batch
+    y = module_forward(x_seq.reshape(T * B, *x_seq.shape[2:]))
+    return y.reshape(T, B, *y.shape[1:])
+
+
+class TimeDistributed(nn.Module):
+    """Apply any per-sample module to every step of ``[T, B, ...]`` at once (time folded into batch)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        _check_seq(x_seq, 3, type(self.module).__name__)
+        return _fold(self.module, x_seq)
+
+
+class Conv2d(nn.Conv2d):
+    """``torch.nn.Conv2d`` over ``[T, B, C, H, W]``."""
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        _check_seq(x_seq, 5, "Conv2d")
+        return _fold(super().forward, x_seq)
+
+
+class Linear(nn.Linear):
+    """``torch.nn.Linear`` over ``[T, B, N]`` (or any ``[T, B, ..., N]``)."""
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        _check_seq(x_seq, 3, "Linear")
+        return super().forward(x_seq)
+
+
+class BatchNorm2d(nn.BatchNorm2d):
+    """``torch.nn.BatchNorm2d`` over ``[T, B, C, H, W]``; statistics over time and batch together."""
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        _check_seq(x_seq, 5, "BatchNorm2d")
+        return _fold(super().forward, x_seq)
+
+
+class BatchNorm1d(nn.BatchNorm1d):
+    """``torch.nn.BatchNorm1d`` over ``[T, B, N]``; statistics over time and batch together."""
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        _check_seq(x_seq, 3, "BatchNorm1d")
+        return _fold(super().forward, x_seq)
+
+
+class MaxPool2d(nn.MaxPool2d):
+    """``torch.nn.MaxPool2d`` over ``[T, B, C, H, W]`` (on spikes: a logical OR over the window)."""
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        _check_seq(x_seq, 5, "MaxPool2d")
+        return _fold(super().forward, x_seq)
+
+
+class AvgPool2d(nn.AvgPool2d):
+    """``torch.nn.AvgPool2d`` over ``[T, B, C, H, W]``."""
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        _check_seq(x_seq, 5, "AvgPool2d")
+        return _fold(super().forward, x_seq)
+
+
+class SumPool2d(nn.AvgPool2d):
+    """Sum pooling over ``[T, B, C, H, W]`` (average pooling times the window area; NIR's ``SumPool2d``)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0) -> None:
+        super().__init__(kernel_size, stride, padding, count_include_pad=True)
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        _check_seq(x_seq, 5, "SumPool2d")
+        k = self.kernel_size if isinstance(self.kernel_size, tuple) else (self.kernel_size,) * 2
+        return _fold(super().forward, x_seq) * (k[0] * k[1])
+
+
+class Flatten(nn.Module):
+    """Flatten every dim after time and batch: ``[T, B, ...] → [T, B, N]``."""
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        _check_seq(x_seq, 3, "Flatten")
+        return x_seq.flatten(2)
+
+
+class Dropout(nn.Module):
+    """Dropout with one mask for all time steps; the mask is the layer's state.
+
+    Args:
+        p: probability of zeroing an element (the same elements at every step).
+    """
+
+    stateful = True
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout p must be in [0, 1), got {p!r}")
+        self.p = p
+
+    def forward(self, x_seq: torch.Tensor, state: torch.Tensor | None = None):
+        _check_seq(x_seq, 2, "Dropout")
+        if not self.training or self.p == 0:
+            return x_seq, state
+        if state is None:
+            keep = torch.empty_like(x_seq[0]).bernoulli_(1 - self.p)
+            state = keep / (1 - self.p)
+        elif state.shape != x_seq.shape[1:]:
+            raise ValueError(
+                f"dropout mask has shape {tuple(state.shape)} but the steps have shape {tuple(x_seq.shape[1:])}"
+            )
+        return x_seq * state, state
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class LI(nn.Module):
+    """Non-spiking leaky integrator readout: ``v[t] = β·v[t−1] + x[t]``; outputs the membrane ``v`` each step.
+
+    Args:
+        beta: decay per step in (0, 1].
+    """
+
+    stateful = True
+
+    def __init__(self, beta: float = 0.9) -> None:
+        super().__init__()
+        if not 0 < beta <= 1:
+            raise ValueError(f"beta must be in (0, 1], got {beta!r}")
+        self.beta = float(beta)
+
+    def forward(self, x_seq: torch.Tensor, state: torch.Tensor | None = None):
+        _check_seq(x_seq, 2, "LI")
+        v = torch.zeros_like(x_seq[0]) if state is None else state
+        out = []
+        for x in x_seq:
+            v = self.beta * v + x
+            out.append(v)
+        return torch.stack(out), v
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta:.4g}"
+
+
+def is_stateful(module: nn.Module) -> bool:
+    """Whether ``module.forward`` takes and returns a state (``(x_seq, state) -> (y_seq, state)``)."""
+    return bool(getattr(module, "stateful", False))
+
+
+class Sequential(nn.Sequential):
+    """A chain of layers with explicit state: ``forward(x_seq, state=None) -> (out_seq, state)``.
+
+    ``state`` is a dict from child name to that child's state (only stateful children appear).
+    """
+
+    stateful = True
+
+    def forward(self, x_seq: torch.Tensor, state: dict[str, Any] | None = None):
+        if not isinstance(x_seq, torch.Tensor):
+            raise TypeError(f"x_seq must be a torch.Tensor [T, B, ...], got {type(x_seq).__name__}")
+        state = {} if state is None else state
+        new_state: dict[str, Any] = {}
+        for name, layer in self.named_children():
+            if is_stateful(layer):
+                x_seq, new_state[name] = layer(x_seq, state.get(name))
+            else:
+                x_seq = layer(x_seq)
+        return x_seq, new_state
+
+
+def detach_state(state: Any) -> Any:
+    """Detach every tensor in a (nested) state: dicts, tuples, NamedTuples, tensors, None."""
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    if isinstance(state, dict):
+        return {k: detach_state(v) for k, v in state.items()}
+    if isinstance(state, tuple) and hasattr(state, "_fields"):
+        return type(state)(*(detach_state(v) for v in state))
+    if isinstance(state, (list, tuple)):
+        return type(state)(detach_state(v) for v in state)
+    return state

@@ -1,0 +1,129 @@
+"""LIF neuron module: a thin shell around :func:`neurosim.functional.lif_scan`.
+
+The module holds parameters, never state: ``LIF(...)(x_seq, state=None) -> (spikes_seq, final_state)``
+always returns that tuple. Carry ``final_state`` into the next call to continue a sequence.
+
+Example:
+    >>> import torch
+    >>> lif = LIF(tau_mem_ms=10.0, dt_ms=1.0)
+    >>> s, state = lif(torch.ones(5, 2, 3))          # [T, B, N]
+    >>> s.shape, state.v.shape
+    (torch.Size([5, 2, 3]), torch.Size([2, 3]))
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from neurosim.functional import LIFParams, LIFState, Surrogate, beta_from_tau, lif_scan, tau_from_beta
+
+__all__ = ["LIF"]
+
+
+class LIF(nn.Module):
+    """Multi-step leaky integrate-and-fire neurons.
+
+    Give the leak either as ``tau_mem_ms`` with ``dt_ms`` (``β = exp(−dt/τ)``) or as ``beta`` directly.
+
+    Args:
+        tau_mem_ms: membrane time constant in ms (default 2 ms with ``dt_ms`` = 1 → β ≈ 0.61).
+        dt_ms: duration of one time step in ms.
+        beta: decay per step in (0, 1]; overrides ``tau_mem_ms``.
+        v_th: firing threshold.
+        reset: ``subtract`` | ``zero`` | ``none``.
+        detach_reset: no gradient through the reset.
+        surrogate: surrogate name (``atan``, ``sigmoid``, ``fast_sigmoid``, ``triangle``, ``rectangle``).
+        surrogate_alpha: surrogate sharpness; None takes the surrogate's default.
+        learn_beta: learn the decay (PLIF, Fang et al. ICCV 2021), parametrised as ``β = sigmoid(w)``.
+        learn_threshold: learn the threshold (kept positive through a softplus-free clamp at 1e-3).
+        reset_timing: ``immediate`` (SLTT/SpikingJelly) or ``delayed`` (snnTorch ``Leaky``); see
+            :mod:`neurosim.functional.lif`.
+        record_membrane: return the pre-reset membrane of every step in ``final_state.v_seq`` (for plots).
+        backend: ``auto`` | ``reference`` | ``fused``.
+
+    Shapes:
+        x_seq: ``[T, B, ...]`` → spikes ``[T, B, ...]``; state ``v``: ``[B, ...]``.
+    """
+
+    stateful = True
+
+    def __init__(
+        self,
+        tau_mem_ms: float | None = 2.0,
+        dt_ms: float = 1.0,
+        *,
+        beta: float | None = None,
+        v_th: float = 1.0,
+        reset: str = "subtract",
+        detach_reset: bool = False,
+        surrogate: str = "atan",
+        surrogate_alpha: float | None = None,
+        learn_beta: bool = False,
+        learn_threshold: bool = False,
+        reset_timing: str = "immediate",
+        record_membrane: bool = False,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        if beta is None:
+            if tau_mem_ms is None:
+                raise ValueError("give either tau_mem_ms (with dt_ms) or beta")
+            beta = beta_from_tau(tau_mem_ms, dt_ms)
+        beta = float(beta)
+        if not 0 < beta <= 1:
+            raise ValueError(f"beta must be in (0, 1], got {beta!r}")
+        if not v_th > 0:
+            raise ValueError(f"v_th must be positive, got {v_th!r}")
+        self.dt_ms = float(dt_ms)
+        self.surrogate = Surrogate(surrogate, surrogate_alpha)
+        # Validate the remaining options once, here, through the functional parameter object.
+        LIFParams(beta=beta, v_th=v_th, reset=reset, detach_reset=detach_reset,
+                  surrogate=self.surrogate, reset_timing=reset_timing)
+        self.reset = reset
+        self.detach_reset = detach_reset
+        self.reset_timing = reset_timing
+        self.record_membrane = record_membrane
+        self.backend = backend
+        self.learn_beta = learn_beta
+        self.learn_threshold = learn_threshold
+        if learn_beta:
+            b = min(beta, 1 - 1e-6)
+            self.beta_logit = nn.Parameter(torch.tensor(math.log(b / (1 - b))))
+        else:
+            self.register_buffer("beta_value", torch.tensor(beta))
+        if learn_threshold:
+            self.v_th_param = nn.Parameter(torch.tensor(float(v_th)))
+        else:
+            self.register_buffer("v_th_value", torch.tensor(float(v_th)))
+
+    @property
+    def beta(self) -> torch.Tensor:
+        """Current decay per step (a tensor; differentiable when learnt)."""
+        return torch.sigmoid(self.beta_logit) if self.learn_beta else self.beta_value
+
+    @property
+    def v_th(self) -> torch.Tensor:
+        """Current threshold (a tensor; differentiable when learnt)."""
+        return self.v_th_param.clamp_min(1e-3) if self.learn_threshold else self.v_th_value
+
+    @property
+    def tau_mem_ms(self) -> float:
+        """Membrane time constant implied by the current β and ``dt_ms``."""
+        return tau_from_beta(float(self.beta.detach()), self.dt_ms)
+
+    def params(self) -> LIFParams:
+        """The functional parameters for this module's current values."""
+        beta = self.beta if self.learn_beta else float(self.beta_value)
+        v_th = self.v_th if self.learn_threshold else float(self.v_th_value)
+        return LIFParams(beta=beta, v_th=v_th, reset=self.reset, detach_reset=self.detach_reset,
+                         surrogate=self.surrogate, reset_timing=self.reset_timing)
+
+    def forward(self, x_seq: torch.Tensor, state: LIFState | None = None) -> tuple[torch.Tensor, LIFState]:
+        return lif_scan(x_seq, self.params(), state, record_membrane=self.record_membrane, backend=self.backend)
+
+    def extra_repr(self) -> str:
+        return (f"beta={float(self.beta.detach()):.4g}, v_th={float(self.v_th.detach()):.4g}, reset={self.reset!r}, "
+                f"timing={self.reset_timing!r}, surrogate={self.surrogate.name}(alpha={self.surrogate.alpha:g})")
