@@ -8,15 +8,11 @@ derivative can be checked against the primitive with ``torch.autograd.gradcheck`
 Surrogates (``alpha`` is the sharpness: larger = narrower support; the defaults follow the libraries
 users come from):
 
-=============  =========================================  ===============================  =======
-name           primitive g(x)                             derivative g'(x)                 default
-=============  =========================================  ===============================  =======
-atan           1/2 + arctan(π/2·α·x)/π                    α/2 / (1 + (π/2·α·x)²)           α = 2
-sigmoid        σ(α·x)                                     α·σ(αx)·(1 − σ(αx))              α = 4
-fast_sigmoid   1/2 + x / (1 + α|x|)                       1 / (1 + α|x|)²                  α = 25
-triangle       clamp(1/2 + αx − α²x|x|/2, 0, 1)           max(0, α − α²|x|)                α = 1
-rectangle      clamp(1/2 + x/α, 0, 1)                     1/α if |x| < α/2 else 0          α = 1
-=============  =========================================  ===============================  =======
+- ``atan``: g = 1/2 + arctan(π/2·α·x)/π, g' = α/2 / (1 + (π/2·α·x)²); default α = 2
+- ``sigmoid``: g = σ(α·x), g' = α·σ(αx)·(1 − σ(αx)); default α = 4
+- ``fast_sigmoid``: g = 1/2 + x / (1 + α|x|), g' = 1 / (1 + α|x|)²; default α = 25
+- ``triangle``: g = 1/2 + αx − α²x|x|/2 for |x| < 1/α (else H(x)), g' = max(0, α − α²|x|); default α = 1
+- ``rectangle``: g = clamp(1/2 + x/α, 0, 1), g' = 1/α where |x| < α/2, else 0; default α = 1
 
 ``atan`` and ``fast_sigmoid`` use snnTorch's scaling (``surrogate.atan(alpha=2)``,
 ``surrogate.fast_sigmoid(slope=25)``) so gradients match models ported from it; ``triangle`` with α = 1
@@ -115,7 +111,8 @@ class Surrogate:
         if self.name == "fast_sigmoid":
             return 0.5 + x / (1 + a * x.abs())
         if self.name == "triangle":
-            return (0.5 + a * x - a * a * x * x.abs() / 2).clamp(0, 1)
+            inside = 0.5 + a * x - a * a * x * x.abs() / 2
+            return torch.where(x.abs() < 1 / a, inside, (x > 0).to(x.dtype))
         return (0.5 + x / a).clamp(0, 1)
 
 

@@ -1,0 +1,155 @@
+"""LIF dynamics: hand-derived traces, chunking, backends, and the exact snnTorch cross-check."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from neurosim.functional import LIFParams, LIFState, Surrogate, beta_from_tau, lif_scan, tau_from_beta
+
+# Constant input x = 0.6, beta = 0.5, v_th = 1, immediate reset timing (h = β·v + x, then reset):
+#   t0: h = 0.6                     t1: h = 0.5·0.6 + 0.6 = 0.9
+#   t2: h = 0.45 + 0.6 = 1.05 → spike
+#       subtract: v = 0.05   zero: v = 0   none: v = 1.05
+#   subtract: t3 h = 0.625, t4 h = 0.9125, t5 h = 1.05625 → spike (v = 0.05625)
+#   zero:     t3 h = 0.6,   t4 h = 0.9,    t5 h = 1.05 → spike (v = 0)
+#   none:     t3 h = 1.125, t4 h = 1.1625, t5 h = 1.18125, all ≥ 1 → spike every step from t2
+HAND = {
+    "subtract": ([0, 0, 1, 0, 0, 1], [0.6, 0.9, 1.05, 0.625, 0.9125, 1.05625], 0.05625),
+    "zero": ([0, 0, 1, 0, 0, 1], [0.6, 0.9, 1.05, 0.6, 0.9, 1.05], 0.0),
+    "none": ([0, 0, 1, 1, 1, 1], [0.6, 0.9, 1.05, 1.125, 1.1625, 1.18125], 1.18125),
+}
+
+
+@pytest.mark.parametrize("backend", ["reference", "fused"])
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+def test_hand_trace_immediate(reset, backend):
+    x = torch.full((6, 1), 0.6, dtype=torch.float64)
+    s, state = lif_scan(x, LIFParams(beta=0.5, v_th=1.0, reset=reset), record_membrane=True, backend=backend)
+    spikes, membrane, v_end = HAND[reset]
+    assert s.flatten().tolist() == spikes
+    torch.testing.assert_close(state.v_seq.flatten(), torch.tensor(membrane, dtype=torch.float64))
+    assert state.v.item() == pytest.approx(v_end)
+
+
+def test_hand_trace_delayed_snntorch_timing():
+    # snnTorch timing: v[t] = β·v[t−1] + x − v_th·H(v[t−1] − v_th), spike if v[t] > v_th.
+    #   t0 0.6, t1 0.9, t2 1.05 → spike; t3 0.525 + 0.6 − 1 = 0.125; t4 0.6625; t5 0.93125;
+    #   t6 1.065625 → spike.  (Immediate timing spikes at t5 instead: the reset there decays with v.)
+    x = torch.full((7, 1), 0.6, dtype=torch.float64)
+    p = LIFParams(beta=0.5, v_th=1.0, reset="subtract", reset_timing="delayed")
+    s, state = lif_scan(x, p, record_membrane=True)
+    assert s.flatten().tolist() == [0, 0, 1, 0, 0, 0, 1]
+    torch.testing.assert_close(
+        state.v_seq.flatten(),
+        torch.tensor([0.6, 0.9, 1.05, 0.125, 0.6625, 0.93125, 1.065625], dtype=torch.float64),
+    )
+
+
+def test_threshold_tie_conventions():
+    # v reaches exactly v_th: H(0) = 1 in neurosim's default, 0 in snnTorch's strict comparison.
+    x = torch.tensor([[0.5], [0.5]], dtype=torch.float64)
+    s_default, _ = lif_scan(x, LIFParams(beta=1.0, v_th=1.0))
+    s_delayed, _ = lif_scan(x, LIFParams(beta=1.0, v_th=1.0, reset_timing="delayed"))
+    assert s_default.flatten().tolist() == [0, 1]
+    assert s_delayed.flatten().tolist() == [0, 0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    T=st.integers(2, 12),
+    split=st.integers(1, 11),
+    reset=st.sampled_from(["subtract", "zero", "none"]),
+    timing=st.sampled_from(["immediate", "delayed"]),
+    beta=st.floats(0.1, 1.0),
+    seed=st.integers(0, 2**16),
+)
+def test_chunked_run_equals_full_run(T, split, reset, timing, beta, seed):
+    split = min(split, T - 1)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(T, 3, 4, generator=g, dtype=torch.float64) * 1.5
+    p = LIFParams(beta=beta, v_th=1.0, reset=reset, reset_timing=timing)
+    s_full, st_full = lif_scan(x, p)
+    s1, st1 = lif_scan(x[:split], p)
+    s2, st2 = lif_scan(x[split:], p, st1)
+    assert torch.equal(torch.cat([s1, s2]), s_full)
+    torch.testing.assert_close(st2.v, st_full.v)
+
+
+@pytest.mark.parametrize("surrogate", ["atan", "sigmoid", "fast_sigmoid", "triangle", "rectangle"])
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+@pytest.mark.parametrize("detach_reset", [False, True])
+def test_fused_backend_matches_reference(surrogate, reset, detach_reset):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(10, 3, 5, generator=g, dtype=torch.float64)
+    v0 = torch.randn(3, 5, generator=g, dtype=torch.float64)
+    w_s, w_h = torch.randn(10, 3, 5, generator=g, dtype=torch.float64), torch.randn(10, 3, 5, generator=g, dtype=torch.float64)
+    results = []
+    for backend in ("reference", "fused"):
+        xx, vv = x.clone().requires_grad_(True), v0.clone().requires_grad_(True)
+        beta = torch.tensor(0.8, dtype=torch.float64, requires_grad=True)
+        p = LIFParams(beta=beta, v_th=1.0, reset=reset, detach_reset=detach_reset, surrogate=Surrogate(surrogate))
+        s, state = lif_scan(xx, p, LIFState(vv), record_membrane=True, backend=backend)
+        ((s * w_s).sum() + (state.v ** 2).sum() + (state.v_seq * w_h).sum()).backward()
+        results.append([s, state.v, xx.grad, vv.grad, beta.grad])
+    for ref, fused in zip(*results):
+        torch.testing.assert_close(fused, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_learnable_threshold_gets_gradient_and_uses_reference():
+    x = torch.rand(8, 2, 3, dtype=torch.float64) * 2
+    v_th = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+    s, _ = lif_scan(x, LIFParams(beta=0.9, v_th=v_th))
+    s.sum().backward()
+    assert v_th.grad is not None and v_th.grad.item() < 0  # a higher threshold means fewer spikes
+    with pytest.raises(ValueError, match="fused backend"):
+        lif_scan(x, LIFParams(beta=0.9, v_th=v_th), backend="fused")
+
+
+def test_bad_inputs_give_clear_errors():
+    with pytest.raises(ValueError, match=r"time-first .*shape \(5,\)"):
+        lif_scan(torch.zeros(5), LIFParams())
+    with pytest.raises(ValueError, match="never re-zeroed"):
+        lif_scan(torch.zeros(4, 2, 3), LIFParams(), LIFState(torch.zeros(3, 3)))
+    with pytest.raises(ValueError, match="reset must be one of"):
+        LIFParams(reset="hard")
+    with pytest.raises(ValueError, match="tau_mem_ms"):
+        beta_from_tau(-1.0, 1.0)
+
+
+def test_beta_tau_conversion_round_trip():
+    beta = beta_from_tau(20.0, 1.0)
+    assert beta == pytest.approx(0.951229424500714)
+    assert tau_from_beta(beta, 1.0) == pytest.approx(20.0)
+
+
+snntorch = pytest.importorskip("snntorch")
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+def test_matches_snntorch_leaky_exactly(reset):
+    """snnTorch ``Leaky`` (reset_delay=True, atan α=2) == neurosim with reset_timing='delayed'."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(25, 4, 6, generator=g) * 0.8
+    beta, thr = 0.85, 0.7
+
+    xs = x.clone().requires_grad_(True)
+    leaky = snntorch.Leaky(beta=beta, threshold=thr, reset_mechanism=reset)
+    mem = torch.zeros(4, 6)
+    spk_rec, mem_rec = [], []
+    for t in range(x.shape[0]):
+        spk, mem = leaky(xs[t], mem)
+        spk_rec.append(spk)
+        mem_rec.append(mem)
+    spk_ref, mem_ref = torch.stack(spk_rec), torch.stack(mem_rec)
+    (spk_ref * torch.arange(25.0).view(25, 1, 1)).sum().backward()
+
+    xn = x.clone().requires_grad_(True)
+    p = LIFParams(beta=beta, v_th=thr, reset=reset, reset_timing="delayed", surrogate=Surrogate("atan", 2.0))
+    s, state = lif_scan(xn, p, record_membrane=True)
+    (s * torch.arange(25.0).view(25, 1, 1)).sum().backward()
+
+    assert spk_ref.sum() > 10  # the comparison exercises real spikes and resets
+    assert torch.equal(s, spk_ref)
+    torch.testing.assert_close(state.v_seq, mem_ref)
+    torch.testing.assert_close(xn.grad, xs.grad)

@@ -1,0 +1,60 @@
+"""Config loading: defaults, TOML round trip, overrides, and errors that name the key."""
+
+import pytest
+
+from neurosim.config import ConfigError, RunConfig, apply_overrides, config_from_dict, dumps_toml, load_config
+
+
+@pytest.mark.parametrize(
+    "data, key, text",
+    [
+        ({"train": {"epochz": 3}}, "train.epochz", "unknown key"),
+        ({"bogus": 1}, "bogus", "unknown key"),
+        ({"train": {"lr": "fast"}}, "train.lr", "expected a number, got 'fast'"),
+        ({"data": {"time_steps": 2.5}}, "data.time_steps", "expected an integer"),
+        ({"neuron": {"tau_mem_ms": -5.0}}, "neuron.tau_mem_ms", "must be positive, got -5.0"),
+        ({"data": {"time_steps": 0}}, "data.time_steps", "must be positive, got 0"),
+        ({"model": {"channels": [16, "x"]}}, "model.channels[1]", "expected an integer"),
+        ({"neuron": {"surrogate": "relu"}}, "neuron.surrogate", "must be one of"),
+        ({"train": {"method": "rtrl"}}, "train.method", "must be one of"),
+        ({"neuron": {"learn_beta": "yes"}}, "neuron.learn_beta", "expected true or false"),
+    ],
+)
+def test_bad_config_names_key(data, key, text):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(data)
+    assert str(err.value).startswith(f"{key}:")
+    assert text in str(err.value)
+
+
+def test_toml_round_trip(tmp_path):
+    cfg = config_from_dict({"name": "x", "model": {"hidden": [64]}, "train": {"epochs": 3, "grad_clip": 0.5}})
+    path = tmp_path / "c.toml"
+    path.write_text(dumps_toml(cfg))
+    assert load_config(path) == cfg
+
+
+def test_overrides_parse_toml_values_and_bare_words(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[train]\nepochs = 1\n')
+    cfg = load_config(path, ["train.epochs=4", "train.method=sltt", "model.channels=[8, 8]", "train.lr=0.01"])
+    assert (cfg.train.epochs, cfg.train.method, cfg.model.channels, cfg.train.lr) == (4, "sltt", (8, 8), 0.01)
+    with pytest.raises(ConfigError, match="expected key.path=value"):
+        apply_overrides({}, ["train.epochs"])
+
+
+def test_file_errors_name_the_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text("[neuron]\ntau_mem_ms = -1.0\n")
+    with pytest.raises(ConfigError, match=r"wrong.toml: neuron.tau_mem_ms: must be positive"):
+        load_config(wrong)
+
+
+def test_defaults_are_valid():
+    assert load_config() == RunConfig()
