@@ -1,1 +1,18 @@
-"""neurosim.training."""
+"""Training: losses, methods (BPTT; SLTT/SLTT-K), the Trainer, and atomic checkpoints."""
+
+from neurosim.training.checkpoint import (
+    CheckpointError,
+    atomic_write_bytes,
+    atomic_write_text,
+    load_checkpoint,
+    save_checkpoint,
+)
+from neurosim.training.losses import TET, Loss, RateCE, SLTTMix, get_loss, predict
+from neurosim.training.methods import BPTT, METHODS, StepOutput, get_method, register_method
+from neurosim.training.trainer import Trainer, resolve_device, seed_everything
+
+__all__ = [
+    "BPTT", "METHODS", "TET", "CheckpointError", "Loss", "RateCE", "SLTTMix", "StepOutput", "Trainer",
+    "atomic_write_bytes", "atomic_write_text", "get_loss", "get_method", "load_checkpoint", "predict",
+    "register_method", "resolve_device", "save_checkpoint", "seed_everything",
+]

@@ -1,0 +1,71 @@
+"""Atomic file writes and checkpoints.
+
+Everything a run writes goes through :func:`atomic_write_bytes` / :func:`save_checkpoint`: the data lands in a
+temporary file in the same folder and is moved over the target with ``os.replace``, so an interrupted run never
+leaves a half-written checkpoint or metrics file behind.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["CheckpointError", "atomic_write_bytes", "atomic_write_text", "load_checkpoint", "save_checkpoint"]
+
+CHECKPOINT_FORMAT = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable, or not a neurosim checkpoint."""
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder + ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write text atomically (UTF-8)."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Save a checkpoint dict atomically; adds the format version."""
+    buf = io.BytesIO()
+    torch.save({"format": CHECKPOINT_FORMAT, **payload}, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint`.
+
+    Raises:
+        CheckpointError: the file is missing, truncated/corrupt, or not a neurosim checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # torch raises several types for corrupt files
+        raise CheckpointError(f"checkpoint {str(path)!r} could not be read ({type(e).__name__}: {e})") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{str(path)!r} is not a neurosim checkpoint (format {CHECKPOINT_FORMAT})")
+    return payload

@@ -1,0 +1,69 @@
+"""Training methods own how gradients flow through time; models never change between methods.
+
+A method computes one batch's gradients: ``forward_backward(model, x_seq, y, loss) -> StepOutput``.
+It accumulates into ``.grad`` (the Trainer zeroes gradients, clips, and steps the optimizer).
+Register new methods with :func:`register_method`; SLTT and SLTT-K live in :mod:`neurosim.training.sltt`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import torch
+
+from neurosim.training.losses import Loss
+
+__all__ = ["BPTT", "StepOutput", "TrainingMethod", "get_method", "register_method", "METHODS"]
+
+
+@dataclass
+class StepOutput:
+    """What one batch produced: the loss value and the (detached) output sequence ``[T, B, C]``."""
+
+    loss: float
+    out_seq: torch.Tensor
+    backward_passes: int = 1
+
+
+class TrainingMethod(Protocol):
+    name: str
+
+    def forward_backward(self, model: torch.nn.Module, x_seq: torch.Tensor, y: torch.Tensor,
+                         loss: Loss) -> StepOutput: ...
+
+
+@dataclass
+class BPTT:
+    """Backpropagation through time: one forward over all ``T`` steps, one backward through the full graph.
+
+    Memory grows linearly with ``T`` (every step's activations are kept for the backward pass).
+    """
+
+    name: str = "bptt"
+
+    def forward_backward(self, model, x_seq, y, loss):
+        out_seq, _ = model(x_seq)
+        value = loss(out_seq, y)
+        value.backward()
+        return StepOutput(float(value.detach()), out_seq.detach())
+
+
+METHODS: dict[str, Callable[..., TrainingMethod]] = {"bptt": lambda **_: BPTT()}
+
+
+def register_method(name: str, factory: Callable[..., TrainingMethod]) -> None:
+    """Make a method available by name to configs and the CLI (``factory(**options) -> method``)."""
+    METHODS[name] = factory
+
+
+def get_method(name: str, **options) -> TrainingMethod:
+    """A training method by name (``bptt``, plus any registered, e.g. ``sltt``, ``sltt_k``)."""
+    if name not in METHODS:
+        try:  # SLTT registers itself on import
+            import neurosim.training.sltt  # noqa: F401
+        except ImportError:
+            pass
+    if name not in METHODS:
+        raise ValueError(f"unknown training method {name!r}; available: {sorted(METHODS)}")
+    return METHODS[name](**options)

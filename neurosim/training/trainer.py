@@ -1,0 +1,220 @@
+"""The Trainer: epochs, optimizer, schedule, clipping, evaluation, metrics, atomic and resumable checkpoints.
+
+A run folder ``runs/NAME/`` holds ``config.toml`` (the config used), ``metrics.jsonl`` (one JSON object per
+epoch), ``checkpoint.pt`` (latest; model, optimizer, scheduler, RNG states, history) and whatever the caller
+adds (figures, ``report.md``). ``fit(..., resume=True)`` continues from ``checkpoint.pt`` and, on CPU with the
+same seed, gives exactly the results of an uninterrupted run: batch order depends only on ``(seed, epoch)``
+and the RNG states are restored.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from neurosim.config import RunConfig, config_to_dict, dumps_toml
+from neurosim.training.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from neurosim.training.losses import Loss, get_loss, predict
+from neurosim.training.methods import TrainingMethod, get_method
+
+__all__ = ["Trainer", "resolve_device", "seed_everything"]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; otherwise the named device (clear error if absent)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train.device = {name!r} but CUDA is not available here; use 'auto' or 'cpu'")
+    return dev
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class Trainer:
+    """Train a spiking model with a pluggable method (BPTT, SLTT, …).
+
+    Args:
+        model: a module with ``forward(x_seq, state=None) -> (out_seq [T, B, C], state)``.
+        config: the run config (``train`` section drives the optimisation).
+        run_dir: folder for config, metrics and checkpoints; None keeps nothing on disk.
+        method: a training method; None builds the one named in ``config.train.method``.
+        loss: a loss; None builds the one named in ``config.train.loss``.
+        progress: show a progress bar with live loss and accuracy.
+    """
+
+    model: torch.nn.Module
+    config: RunConfig
+    run_dir: Path | None = None
+    method: TrainingMethod | None = None
+    loss: Loss | None = None
+    progress: bool = True
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        tc = self.config.train
+        if tc.threads:
+            torch.set_num_threads(tc.threads)
+        self.device = resolve_device(tc.device)
+        self.model.to(self.device)
+        if self.method is None:
+            self.method = get_method(tc.method, k=tc.k) if tc.method == "sltt_k" else get_method(tc.method)
+        if self.loss is None:
+            self.loss = get_loss(tc.loss, tc.loss_lambda)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if tc.optimizer == "sgd":
+            self.optimizer = torch.optim.SGD(params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
+        elif tc.optimizer == "adamw":
+            self.optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+        else:
+            self.optimizer = torch.optim.Adam(params, lr=tc.lr, weight_decay=tc.weight_decay)
+        self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=tc.epochs)
+                          if tc.scheduler == "cosine" else None)
+        self.epoch = 0
+        if self.run_dir is not None:
+            self.run_dir = Path(self.run_dir)
+
+    # ------------------------------------------------------------------ files
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return None if self.run_dir is None else self.run_dir / "checkpoint.pt"
+
+    def _write_run_files(self) -> None:
+        if self.run_dir is None:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.run_dir / "config.toml", dumps_toml(self.config))
+        atomic_write_text(self.run_dir / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in self.history))
+
+    def save(self, path: Path | None = None) -> Path:
+        """Write a checkpoint (atomic) with everything needed to resume."""
+        path = Path(path) if path is not None else self.checkpoint_path
+        if path is None:
+            raise ValueError("no run_dir and no path given: nowhere to save the checkpoint")
+        return save_checkpoint(path, {
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "rng": _rng_state(),
+            "history": self.history,
+            "config": config_to_dict(self.config),
+        })
+
+    def load(self, path: Path) -> None:
+        """Restore model, optimizer, scheduler, RNG states and history from a checkpoint."""
+        ckpt = load_checkpoint(path, map_location=self.device)
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.scheduler and ckpt["scheduler"]:
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        _set_rng_state(ckpt["rng"])
+        self.history = list(ckpt["history"])
+        self.epoch = int(ckpt["epoch"])
+
+    # ------------------------------------------------------------------ loops
+    def train_epoch(self, loader: Iterable) -> dict[str, float]:
+        """One pass over ``loader``; returns mean loss and accuracy."""
+        self.model.train()
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(self.epoch)
+        total, correct, loss_sum, passes = 0, 0, 0.0, 0
+        clip = self.config.train.grad_clip
+        bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{self.config.train.epochs}", leave=False,
+                   disable=not self.progress, dynamic_ncols=True)
+        for x_seq, y in bar:
+            x_seq, y = x_seq.to(self.device), y.to(self.device)
+            self.optimizer.zero_grad(set_to_none=True)
+            out = self.method.forward_backward(self.model, x_seq, y, self.loss)
+            if clip:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            self.optimizer.step()
+            n = y.shape[0]
+            total += n
+            correct += int((predict(out.out_seq) == y).sum())
+            loss_sum += out.loss * n
+            passes += out.backward_passes
+            bar.set_postfix(loss=f"{loss_sum / total:.3f}", acc=f"{correct / total:.3f}")
+        if total == 0:
+            raise ValueError("the training loader yielded no batches")
+        return {"train_loss": loss_sum / total, "train_acc": correct / total, "backward_passes": passes}
+
+    @torch.no_grad()
+    def evaluate(self, loader: Iterable) -> dict[str, float]:
+        """Loss and accuracy on ``loader`` (no gradients, eval mode)."""
+        self.model.eval()
+        total, correct, loss_sum = 0, 0, 0.0
+        for x_seq, y in loader:
+            x_seq, y = x_seq.to(self.device), y.to(self.device)
+            out_seq, _ = self.model(x_seq)
+            n = y.shape[0]
+            total += n
+            correct += int((predict(out_seq) == y).sum())
+            loss_sum += float(self.loss(out_seq, y)) * n
+        if total == 0:
+            raise ValueError("the evaluation loader yielded no batches")
+        return {"loss": loss_sum / total, "acc": correct / total}
+
+    def fit(self, train_loader: Iterable, test_loader: Iterable | None = None, *, resume: bool = True,
+            epochs: int | None = None) -> list[dict[str, Any]]:
+        """Train until ``epochs`` (default ``config.train.epochs``) are done, resuming from the run's checkpoint.
+
+        Returns:
+            The per-epoch metrics history (also in ``run_dir/metrics.jsonl``).
+        """
+        epochs = self.config.train.epochs if epochs is None else epochs
+        if resume and self.checkpoint_path is not None and self.checkpoint_path.is_file():
+            self.load(self.checkpoint_path)
+        else:
+            seed_everything(self.config.seed)
+        self._write_run_files()
+        while self.epoch < epochs:
+            t0 = time.perf_counter()
+            metrics = {"epoch": self.epoch + 1, **self.train_epoch(train_loader)}
+            metrics["lr"] = self.optimizer.param_groups[0]["lr"]
+            if self.scheduler:
+                self.scheduler.step()
+            metrics["train_time_s"] = time.perf_counter() - t0
+            if test_loader is not None:
+                ev = self.evaluate(test_loader)
+                metrics.update(test_loss=ev["loss"], test_acc=ev["acc"])
+            self.epoch += 1
+            self.history.append(metrics)
+            self._write_run_files()
+            if self.run_dir is not None and (self.epoch % self.config.train.checkpoint_every == 0
+                                             or self.epoch == epochs):
+                self.save()
+            if self.progress:
+                shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
+                tqdm.write(" ".join(f"{k}={v}" for k, v in shown.items()))
+        return self.history
