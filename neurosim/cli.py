@@ -1,0 +1,137 @@
+"""The ``neurosim`` command.
+
+    neurosim train --config FILE.toml [--set key.path=value ...] [--no-resume]
+    neurosim evaluate --checkpoint runs/NAME/checkpoint.pt
+    neurosim demo [--out runs] [--epochs N]
+    neurosim datasets list
+
+Errors in user input (configs, paths, names) print one clear line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+DATASET_ACTIONS = ("list",)
+
+
+class UserError(Exception):
+    """An error caused by the user's input: printed without a traceback."""
+
+
+def _configs_dir() -> Path:
+    return Path(__file__).resolve().parent / "configs"
+
+
+def _resolve_config(path: str) -> Path:
+    p = Path(path)
+    if p.is_file():
+        return p
+    shipped = _configs_dir() / (path if path.endswith(".toml") else f"{path}.toml")
+    if shipped.is_file():
+        return shipped
+    names = sorted(f.stem for f in _configs_dir().glob("*.toml"))
+    raise UserError(f"config {path!r} not found (neither a file nor a shipped config: {', '.join(names)})")
+
+
+def cmd_train(args) -> int:
+    from neurosim.config import load_config
+    from neurosim.runs import train_run
+
+    cfg = load_config(_resolve_config(args.config), args.set)
+    result = train_run(cfg, resume=not args.no_resume, progress=not args.quiet)
+    print(f"run folder: {result.run_dir}")
+    print(f"test accuracy: {100 * result.history[-1].get('test_acc', float('nan')):.2f} %")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from neurosim.runs import evaluate_checkpoint
+
+    metrics = evaluate_checkpoint(args.checkpoint, split=args.split, progress=not args.quiet)
+    print(f"{args.split} accuracy: {100 * metrics['acc']:.2f} %  loss: {metrics['loss']:.4f}  "
+          f"({metrics['samples']} samples)")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from neurosim.runs import demo
+
+    report = demo(out_dir=args.out, epochs=args.epochs, progress=not args.quiet)
+    print(f"report: {report}")
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from neurosim.data.registry import DATASETS
+
+    if args.action == "list":
+        rows = []
+        for info in sorted(DATASETS.values(), key=lambda i: (not i.bundled, i.name)):
+            root = info.root(args.root)
+            rows.append((info.name, "on disk" if info.on_disk(root) else "not on disk",
+                         "x".join(map(str, info.sensor_size)), str(info.num_classes), str(info.location(root))))
+        widths = [max(len(r[i]) for r in rows + [("name", "status", "sensor", "classes", "path")])
+                  for i in range(5)]
+        head = ("name", "status", "sensor", "classes", "path")
+        print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
+        for r in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+        return 0
+    raise UserError(f"unknown datasets action {args.action!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="neurosim", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model from a TOML config")
+    p.add_argument("--config", required=True, help="config file, or the name of a shipped config (e.g. quickstart)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.epochs=3 (repeatable)")
+    p.add_argument("--no-resume", action="store_true", help="start over even if the run folder has a checkpoint")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint on its dataset's test split")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--split", choices=("train", "test"), default="test")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("demo", help="train the conv SNN on the bundled event digits and write a report")
+    p.add_argument("--out", default="runs", help="parent folder of the demo run folder (default: runs)")
+    p.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("datasets", help="list the datasets neurosim knows, and whether each is on disk")
+    p.add_argument("action", choices=DATASET_ACTIONS)
+    p.add_argument("name", nargs="?", help="dataset name (prepare, check)")
+    p.add_argument("--root", default=None, help="dataset root folder (default: the neurosim cache)")
+    p.set_defaults(func=cmd_datasets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from neurosim.config import ConfigError
+    from neurosim.data.registry import DatasetNotFoundError
+    from neurosim.training.checkpoint import CheckpointError
+
+    try:
+        return args.func(args)
+    except (UserError, ConfigError, CheckpointError, DatasetNotFoundError) as e:
+        print(f"neurosim {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; the last checkpoint is kept, rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Whole jobs behind the CLI: train a config into a run folder, evaluate a checkpoint, and the demo.
+
+A run folder ``<out_dir>/<name>/`` ends up with ``config.toml``, ``metrics.jsonl``, ``checkpoint.pt``,
+``report.md`` and PNG figures (training curves, input event frames, a spike raster of one sample through every
+layer).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from neurosim._io import atomic_write_text
+from neurosim.config import ConfigError, RunConfig, config_from_dict, config_to_dict, load_config
+from neurosim.data.pipeline import DataBundle, make_loaders
+from neurosim.nn import build_model
+from neurosim.training import Trainer, load_checkpoint, resolve_device, seed_everything
+
+__all__ = ["RunResult", "demo", "evaluate_checkpoint", "train_run", "write_report"]
+
+CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+@dataclass
+class RunResult:
+    """What :func:`train_run` produced."""
+
+    run_dir: Path
+    history: list[dict[str, Any]]
+    model: torch.nn.Module
+    trainer: Trainer
+    data: DataBundle
+    seconds: float
+
+
+def _check_input_shape(cfg: RunConfig, data: DataBundle) -> None:
+    sample = tuple(data.train_frames.shape[2:])  # frames are [N, T, P, H, W]
+    want = tuple(cfg.model.input_shape)
+    if cfg.model.kind == "conv" and sample != want:
+        raise ConfigError(f"model.input_shape: is {list(want)} but dataset {cfg.data.dataset!r} gives frames of "
+                          f"shape {list(sample)} per step; set model.input_shape = {list(sample)}")
+    if cfg.model.kind == "mlp" and torch.Size(sample).numel() != torch.Size(want).numel():
+        raise ConfigError(f"model.input_shape: {list(want)} has {torch.Size(want).numel()} inputs but dataset "
+                          f"{cfg.data.dataset!r} gives {torch.Size(sample).numel()} per step ({list(sample)})")
+
+
+def _check_resumable(cfg: RunConfig, run_dir: Path) -> None:
+    ckpt = run_dir / "checkpoint.pt"
+    if not ckpt.is_file():
+        return
+    saved = load_checkpoint(ckpt)["config"]
+    now = config_to_dict(cfg)
+    for d in (saved, now):
+        d.get("train", {}).pop("epochs", None)
+    if saved != now:
+        raise ConfigError(
+            f"{run_dir} holds a checkpoint of a different config; resume it with the same config (only "
+            "train.epochs may change), choose another name (--set name=...), or pass --no-resume to start over"
+        )
+
+
+def train_run(cfg: RunConfig, resume: bool = True, progress: bool = True, figures: bool = True) -> RunResult:
+    """Train ``cfg`` into ``<out_dir>/<name>/``, resuming from its checkpoint when there is one."""
+    t0 = time.perf_counter()
+    run_dir = Path(cfg.out_dir) / cfg.name
+    if resume:
+        _check_resumable(cfg, run_dir)
+    elif (run_dir / "checkpoint.pt").is_file():
+        (run_dir / "checkpoint.pt").unlink()
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    seed_everything(cfg.seed)
+    data = make_loaders(cfg.data, seed=cfg.seed, device=resolve_device(cfg.train.device), progress=progress)
+    _check_input_shape(cfg, data)
+    model = build_model(cfg.model, cfg.neuron)
+    trainer = Trainer(model, cfg, run_dir, progress=progress)
+    history = trainer.fit(data.train, data.test, resume=resume)
+    result = RunResult(run_dir, history, model, trainer, data, time.perf_counter() - t0)
+    if figures:
+        write_report(result)
+    return result
+
+
+def _figures(result: RunResult) -> dict[str, str]:
+    from neurosim.activity import record_outputs
+    from neurosim.viz import event_frames, raster, save_figure, training_curves
+
+    run_dir, made = result.run_dir, {}
+    save_figure(training_curves(result.history, title="training curves"), run_dir / "curves.png")
+    made["Training curves"] = "curves.png"
+    x0 = torch.as_tensor(result.data.test_frames[:1]).float()  # [1, T, P, H, W]
+    label = int(result.data.test.labels[0])
+    save_figure(event_frames(x0[0], title=f"input event frames (test sample 0, label {label})"),
+                run_dir / "frames.png")
+    made["Input event frames"] = "frames.png"
+    x_seq = x0.transpose(0, 1).to(result.trainer.device)
+    out_seq, layers = record_outputs(result.model, x_seq)
+    panels = {"input": (x_seq[:, 0] > 0).float()}
+    panels.update({f"layer {name}": s[:, 0] for name, s in layers.items()})
+    save_figure(raster(panels, title=f"spikes of test sample 0 through every layer (label {label}, "
+                                     f"predicted {int(out_seq.sum(0).argmax(-1)[0])})"), run_dir / "raster.png")
+    made["Spike raster through every layer"] = "raster.png"
+    return made
+
+
+def write_report(result: RunResult, extra_sections: list[str] | None = None) -> Path:
+    """Write ``report.md`` (and figures) for a finished run; returns its path."""
+    cfg = result.trainer.config
+    figs = _figures(result)
+    last = result.history[-1]
+    lines = [
+        f"# neurosim run `{cfg.name}`",
+        "",
+        f"- dataset: `{cfg.data.dataset}` ({len(result.data.train.labels)} train / {len(result.data.test.labels)} "
+        f"test samples, T = {cfg.data.time_steps} frames)",
+        f"- model: `{cfg.model.kind}` SNN, {sum(p.numel() for p in result.model.parameters()):,} parameters; "
+        f"LIF τ = {cfg.neuron.tau_mem_ms} ms, dt = {cfg.neuron.dt_ms} ms, reset {cfg.neuron.reset}, "
+        f"surrogate {cfg.neuron.surrogate}",
+        f"- training: {cfg.train.method.upper()}, loss `{cfg.train.loss}`, {cfg.train.optimizer} lr {cfg.train.lr}, "
+        f"{len(result.history)} epochs, device `{result.trainer.device}`",
+        f"- **final test accuracy: {100 * last.get('test_acc', float('nan')):.2f} %** "
+        f"(train {100 * last['train_acc']:.2f} %), wall time {result.seconds:.1f} s",
+        "",
+        "| epoch | train loss | train acc (%) | test loss | test acc (%) | epoch time (s) |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for m in result.history:
+        lines.append(f"| {m['epoch']} | {m['train_loss']:.4f} | {100 * m['train_acc']:.2f} | "
+                     f"{m.get('test_loss', float('nan')):.4f} | {100 * m.get('test_acc', float('nan')):.2f} | "
+                     f"{m['train_time_s']:.1f} |")
+    lines.append("")
+    for title, name in figs.items():
+        lines += [f"## {title}", "", f"![{title}]({name})", ""]
+    lines += extra_sections or []
+    lines += ["## Files", "", "- `config.toml` — the exact config used (`neurosim train --config` reruns it)",
+              "- `metrics.jsonl` — one JSON object per epoch", "- `checkpoint.pt` — resumable checkpoint "
+              "(`neurosim evaluate --checkpoint` evaluates it)", ""]
+    return atomic_write_text(result.run_dir / "report.md", "\n".join(lines))
+
+
+def evaluate_checkpoint(path: str | Path, split: str = "test", progress: bool = True) -> dict[str, float]:
+    """Rebuild the model a checkpoint was trained with and evaluate it on its dataset's ``split``."""
+    ckpt = load_checkpoint(path)
+    cfg = config_from_dict(ckpt["config"])
+    data = make_loaders(cfg.data, seed=cfg.seed, device=resolve_device(cfg.train.device), progress=progress)
+    model = build_model(cfg.model, cfg.neuron)
+    model.load_state_dict(ckpt["model"])
+    trainer = Trainer(model, replace(cfg, train=replace(cfg.train)), run_dir=None, progress=False)
+    loader = data.test if split == "test" else data.train
+    metrics = trainer.evaluate(loader)
+    metrics["samples"] = len(loader.labels)
+    return metrics
+
+
+def demo(out_dir: str | Path = "runs", epochs: int | None = None, progress: bool = True) -> Path:
+    """Train the quickstart conv SNN on the bundled event digits; returns the path of ``report.md``."""
+    overrides = ["name=demo", f"out_dir={str(out_dir)!r}".replace("'", '"')]
+    if epochs is not None:
+        overrides.append(f"train.epochs={int(epochs)}")
+    cfg = load_config(CONFIGS / "quickstart.toml", overrides)
+    result = train_run(cfg, resume=False, progress=progress)
+    return result.run_dir / "report.md"

@@ -1,0 +1,150 @@
+"""Figures: spike rasters, membrane traces, event-frame grids, training curves.
+
+Every function returns a :class:`matplotlib.figure.Figure` built without pyplot's global state (Agg canvas), so
+they work headless and in tests; :func:`save_figure` writes a PNG atomically.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from neurosim._io import atomic_write_bytes
+
+__all__ = ["event_frames", "membrane_trace", "raster", "save_figure", "training_curves"]
+
+
+def _np(x) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
+    """Save ``fig`` as PNG at ``path`` (atomic write)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def raster(spikes, title: str | None = None, dt_ms: float | None = None, max_neurons: int = 400) -> Figure:
+    """Spike raster of one sample.
+
+    Args:
+        spikes: ``[T, N]`` (or ``[T, ...]``, flattened), or a mapping from layer name to such arrays (one panel
+            per layer, e.g. every layer of a network).
+        title: figure title.
+        dt_ms: step length; the x axis is in ms when given, in steps otherwise.
+        max_neurons: show at most this many neurons per panel (evenly subsampled).
+    """
+    layers = dict(spikes) if isinstance(spikes, Mapping) else {"": spikes}
+    if not layers:
+        raise ValueError("raster: nothing to plot (no layers given)")
+    fig = _figure(8, 1.3 + 1.6 * len(layers))
+    axes = fig.subplots(len(layers), 1, squeeze=False, sharex=True)[:, 0]
+    for ax, (name, s) in zip(axes, layers.items()):
+        s = _np(s)
+        if s.ndim < 2:
+            raise ValueError(f"raster: layer {name!r} needs [T, N], got shape {s.shape}")
+        s = s.reshape(s.shape[0], -1)
+        keep = np.linspace(0, s.shape[1] - 1, min(max_neurons, s.shape[1])).astype(int)
+        t_idx, n_idx = np.nonzero(s[:, keep])
+        t = t_idx * (dt_ms or 1.0)
+        ax.scatter(t, n_idx, s=4, marker="|", color="black", linewidths=0.8)
+        ax.set_ylim(-1, len(keep))
+        rate = s.mean()
+        ax.set_ylabel(f"{name}\n({s.shape[1]} n)" if name else "neuron", fontsize=8)
+        ax.text(1.0, 1.02, f"rate {rate:.3f}/step", transform=ax.transAxes, ha="right", fontsize=7)
+    axes[-1].set_xlabel("time (ms)" if dt_ms else "time step")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def membrane_trace(v_seq, spikes=None, v_th: float | None = None, title: str | None = None,
+                   dt_ms: float | None = None) -> Figure:
+    """Membrane potential over time for one or a few neurons (``[T]`` or ``[T, K]``), spikes marked."""
+    v = _np(v_seq)
+    v = v.reshape(v.shape[0], -1)
+    t = np.arange(v.shape[0]) * (dt_ms or 1.0)
+    fig = _figure(7, 3)
+    ax = fig.subplots()
+    for k in range(v.shape[1]):
+        ax.plot(t, v[:, k], lw=1.2, label=f"neuron {k}" if v.shape[1] > 1 else "membrane")
+    if spikes is not None:
+        s = _np(spikes).reshape(v.shape[0], -1)
+        for k in range(s.shape[1]):
+            ts = t[s[:, k] > 0]
+            ax.vlines(ts, ymin=v.max() * 1.05 if v.size else 1, ymax=v.max() * 1.15 if v.size else 1.1,
+                      color=f"C{k}", lw=1.5)
+    if v_th is not None:
+        ax.axhline(v_th, color="red", ls="--", lw=1, label="threshold")
+    ax.set_xlabel("time (ms)" if dt_ms else "time step")
+    ax.set_ylabel("membrane potential")
+    ax.legend(fontsize=7, loc="lower right")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def event_frames(frames, max_frames: int = 10, title: str | None = None, labels: Sequence | None = None) -> Figure:
+    """Grid of event frames ``[T, P, H, W]`` (one sample over time) or ``[N, P, H, W]``.
+
+    ON events are drawn red, OFF events blue (for ``P = 2``); single-polarity frames in grey.
+    """
+    f = _np(frames).astype(float)
+    if f.ndim != 4:
+        raise ValueError(f"event_frames needs [T, P, H, W], got shape {f.shape}")
+    idx = np.linspace(0, f.shape[0] - 1, min(max_frames, f.shape[0])).astype(int)
+    fig = _figure(1.6 * len(idx), 2.0)
+    axes = np.atleast_1d(fig.subplots(1, len(idx)))
+    top = max(float(f.max()), 1e-9)
+    for j, (ax, i) in enumerate(zip(axes, idx)):
+        fr = f[i]
+        if fr.shape[0] >= 2:  # polarity 1 = ON (red), 0 = OFF (blue)
+            img = np.stack([fr[1], np.zeros_like(fr[0]), fr[0]], axis=-1) / top
+            ax.imshow(np.clip(img * 3, 0, 1), interpolation="nearest")
+        else:
+            ax.imshow(fr[0], cmap="gray", interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(str(labels[j]) if labels is not None else f"t={i}", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def training_curves(history: Sequence[Mapping], title: str | None = None) -> Figure:
+    """Loss and accuracy per epoch from a Trainer history (``train_*`` and ``test_*`` keys)."""
+    if not history:
+        raise ValueError("training_curves: the history is empty")
+    ep = [h["epoch"] for h in history]
+    fig = _figure(9, 3.2)
+    ax_l, ax_a = fig.subplots(1, 2)
+    for key, style in (("train_loss", "-o"), ("test_loss", "--s")):
+        if key in history[0]:
+            ax_l.plot(ep, [h[key] for h in history], style, label=key.replace("_", " "), ms=4)
+    for key, style in (("train_acc", "-o"), ("test_acc", "--s")):
+        if key in history[0]:
+            ax_a.plot(ep, [100 * h[key] for h in history], style, label=key.replace("_", " "), ms=4)
+    ax_l.set_xlabel("epoch")
+    ax_l.set_ylabel("loss")
+    ax_a.set_xlabel("epoch")
+    ax_a.set_ylabel("accuracy (%)")
+    for ax in (ax_l, ax_a):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
