@@ -239,19 +239,21 @@ class _FusedLIF(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x_seq, v0, beta, v_th, reset, detach_reset, surrogate):
+        ctx.set_materialize_grads(False)  # unused outputs get None, not full-size zero tensors
         h_seq = torch.empty_like(x_seq)
         s_seq = torch.empty_like(x_seq)
         v = v0
         for t in range(x_seq.shape[0]):
             h = torch.addcmul(x_seq[t], beta, v, out=h_seq[t])
-            s = (h >= v_th).to(h.dtype)
-            s_seq[t] = s
+            s = torch.ge(h, v_th, out=s_seq[t])  # writes 0./1. in h's dtype
             if reset == "subtract":
                 v = torch.sub(h, s, alpha=v_th)
             elif reset == "zero":
-                v = h * (1 - s)
+                v = torch.addcmul(h, h, s, value=-1.0)
             else:
-                v = h.clone()
+                v = h
+        if reset == "none":
+            v = v.clone()  # not a view of h_seq
         ctx.save_for_backward(h_seq, v0, beta)
         ctx.cfg = (v_th, reset, detach_reset, surrogate)
         return s_seq, v, h_seq
@@ -260,26 +262,32 @@ class _FusedLIF(torch.autograd.Function):
     def backward(ctx, grad_s, grad_v, grad_h):
         h_seq, v0, beta = ctx.saved_tensors
         v_th, reset, detach_reset, surrogate = ctx.cfg
-        T = h_seq.shape[0]
-        dh = torch.empty_like(h_seq)
+        # g_t = σ'(h_t − θ) for all steps at once; the buffer is then overwritten in place with dL/dh_t.
+        dh = surrogate.grad_(h_seq - v_th)
         gv = grad_v if grad_v is not None else torch.zeros_like(v0)
-        for t in range(T - 1, -1, -1):
-            h = h_seq[t]
-            g = surrogate.grad_(h - v_th)
-            gs = grad_s[t] if grad_s is not None else torch.zeros_like(h)
-            # dL/dh_t = (dL/ds_t + gv·∂v/∂s)·g + gv·∂v/∂h|_s (+ recorded-membrane grad)
+        for t in range(h_seq.shape[0] - 1, -1, -1):
+            g = dh[t]
+            gs = grad_s[t] if grad_s is not None else None
+            # dL/dh_t = (dL/ds_t + gv·∂v/∂s)·g_t + gv·∂v/∂h|_s (+ grad of the recorded membrane)
             if reset == "subtract" and not detach_reset:
-                d = torch.addcmul(gv, g, torch.add(gs, gv, alpha=-v_th))
+                coef = torch.add(gs, gv, alpha=-v_th) if gs is not None else gv * -v_th
+                torch.addcmul(gv, g, coef, out=g)
             elif reset == "zero":
-                s = (h >= v_th).to(h.dtype)
-                keep = gv * (1 - s)
-                d = torch.addcmul(keep, g, gs if detach_reset else gs - gv * h)
-            else:  # none, or subtract with detached reset
-                d = torch.addcmul(gv, g, gs)
+                h = h_seq[t]
+                keep = gv * (h < v_th)
+                coef = gs if detach_reset else (gs - gv * h if gs is not None else -gv * h)
+                if coef is None:
+                    g.copy_(keep)
+                else:
+                    torch.addcmul(keep, g, coef, out=g)
+            else:  # none, or subtract with a detached reset: ∂v/∂s = 0, ∂v/∂h = 1
+                if gs is None:
+                    g.copy_(gv)
+                else:
+                    torch.addcmul(gv, g, gs, out=g)
             if grad_h is not None:
-                d = d.add_(grad_h[t])
-            dh[t] = d
-            gv = beta * d
+                g.add_(grad_h[t])
+            gv = beta * g
         grad_x = dh if ctx.needs_input_grad[0] else None
         grad_v0 = gv if ctx.needs_input_grad[1] else None
         grad_beta = None

@@ -1,0 +1,150 @@
+"""BPTT training speed and memory: neurosim vs snnTorch on the same conv SNN, same run.
+
+Network (both libraries): Conv 2→16 k5 · LIF · MaxPool 2 · Conv 16→32 k5 · LIF · MaxPool 2 · Linear 800→10 · LIF,
+batch 32, input 2×34×34 Bernoulli(0.05) spike frames, β = exp(−1/2) ≈ 0.61, threshold 1, subtract reset, atan
+surrogate, loss = cross-entropy on the time-averaged output spikes, Adam. T ∈ {10, 50}; 2 threads.
+
+Each (library, T) runs in its own subprocess so that peak memory is measured cleanly: peak RSS (ru_maxrss) above
+the RSS reached after building the model and data, plus the bytes autograd saves for backward in one iteration
+(saved_tensors_hooks). Time per iteration is the median over the timed iterations after warm-up.
+
+Usage: python benchmarks/bench_train_vs_snntorch.py [--iters N] [--steps 10 50]
+Writes benchmarks/results/train_vs_snntorch.json. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BETA = math.exp(-1.0 / 2.0)
+
+
+def _rss_kb() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def _neurosim_model():
+    from neurosim.config import ModelConfig, NeuronConfig
+    from neurosim.nn import build_model
+
+    return build_model(ModelConfig(), NeuronConfig(beta=BETA))
+
+
+def _snntorch_model():
+    import snntorch as snn
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.lif1 = nn.Conv2d(2, 16, 5), snn.Leaky(beta=BETA)
+            self.conv2, self.lif2 = nn.Conv2d(16, 32, 5), snn.Leaky(beta=BETA)
+            self.fc, self.lif3 = nn.Linear(800, 10), snn.Leaky(beta=BETA)
+            self.pool = nn.MaxPool2d(2)
+
+        def forward(self, x_seq):
+            m1 = self.lif1.reset_mem()
+            m2 = self.lif2.reset_mem()
+            m3 = self.lif3.reset_mem()
+            out = []
+            for x in x_seq:
+                s1, m1 = self.lif1(self.conv1(x), m1)
+                s2, m2 = self.lif2(self.conv2(self.pool(s1)), m2)
+                s3, m3 = self.lif3(self.fc(self.pool(s2).flatten(1)), m3)
+                out.append(s3)
+            return torch.stack(out), None
+
+    return Net()
+
+
+def worker(lib: str, T: int, iters: int, warmup: int) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    model = _neurosim_model() if lib == "neurosim" else _snntorch_model()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(1)
+    x = (torch.rand(T, 32, 2, 34, 34, generator=g) < 0.05).float()
+    y = torch.randint(0, 10, (32,), generator=g)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        out, _ = model(x)
+        loss = F.cross_entropy(out.mean(0), y)
+        loss.backward()
+        opt.step()
+
+    base_kb = _rss_kb()  # model, optimizer and data exist; no forward pass has run yet
+    times = []
+    for i in range(warmup + iters):
+        t0 = time.perf_counter()
+        step()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    saved = [0]
+
+    def pack(t):
+        saved[0] += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        opt.zero_grad(set_to_none=True)
+        out, _ = model(x)
+    del out
+    return {"ms_per_iter": 1000 * statistics.median(times), "peak_mem_mb": max(peak_kb - base_kb, 0) / 1024,
+            "saved_tensor_mb": saved[0] / 2**20, "iters": iters}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--iters", type=int, default=8)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--steps", type=int, nargs="+", default=[10, 50])
+    ap.add_argument("--worker", nargs=2, metavar=("LIB", "T"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.iters, args.warmup)))
+        return
+
+    results: dict = {"batch": 32, "threads": 2, "input": "2x34x34", "iters_timed": args.iters}
+    print(f"{'T':>4} {'library':>9} {'ms/iter':>9} {'peak MB':>9} {'saved MB':>9}")
+    for T in args.steps:
+        row = {}
+        for lib in ("snntorch", "neurosim"):
+            env = dict(os.environ, OMP_NUM_THREADS="2")
+            out = subprocess.run([sys.executable, __file__, "--worker", lib, str(T), "--iters", str(args.iters),
+                                  "--warmup", str(args.warmup)], capture_output=True, text=True, env=env, check=True)
+            row[lib] = json.loads(out.stdout.strip().splitlines()[-1])
+            r = row[lib]
+            print(f"{T:>4} {lib:>9} {r['ms_per_iter']:>9.1f} {r['peak_mem_mb']:>9.1f} {r['saved_tensor_mb']:>9.1f}")
+            for k, v in r.items():
+                results[f"{lib}_{k}_T{T}"] = v
+        results[f"time_ratio_T{T}"] = row["neurosim"]["ms_per_iter"] / row["snntorch"]["ms_per_iter"]
+        results[f"mem_ratio_T{T}"] = row["neurosim"]["peak_mem_mb"] / max(row["snntorch"]["peak_mem_mb"], 1e-9)
+        results[f"saved_ratio_T{T}"] = row["neurosim"]["saved_tensor_mb"] / row["snntorch"]["saved_tensor_mb"]
+        print(f"     ratio neurosim/snnTorch: time {results[f'time_ratio_T{T}']:.2f}×, peak memory "
+              f"{results[f'mem_ratio_T{T}']:.2f}×, saved tensors {results[f'saved_ratio_T{T}']:.2f}×")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from neurosim._io import atomic_write_text
+
+    atomic_write_text(RESULTS / "train_vs_snntorch.json", json.dumps(results, indent=2) + "\n")
+    print(f"wrote {RESULTS / 'train_vs_snntorch.json'}")
+
+
+if __name__ == "__main__":
+    main()
