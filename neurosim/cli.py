@@ -4,6 +4,7 @@
     neurosim evaluate --checkpoint runs/NAME/checkpoint.pt
     neurosim demo [--out runs] [--epochs N]
     neurosim datasets list
+    (plus the subcommands registered by the modules in PLUGINS)
 
 Errors in user input (configs, paths, names) print one clear line and exit with status 2.
 """
@@ -11,13 +12,18 @@ Errors in user input (configs, paths, names) print one clear line and exit with 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
 __all__ = ["main"]
 
 
-DATASET_ACTIONS = ("list",)
+# Subcommands owned by subpackages: each module defines ``register(subparsers)``, which adds its parser(s) with
+# ``set_defaults(func=...)``; ``func(args) -> int`` may raise UserError/ConfigError for a clean one-line error.
+PLUGINS = (
+    "neurosim.data.cli",
+)
 
 
 class UserError(Exception):
@@ -67,25 +73,6 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def cmd_datasets(args) -> int:
-    from neurosim.data.registry import DATASETS
-
-    if args.action == "list":
-        rows = []
-        for info in sorted(DATASETS.values(), key=lambda i: (not i.bundled, i.name)):
-            root = info.root(args.root)
-            rows.append((info.name, "on disk" if info.on_disk(root) else "not on disk",
-                         "x".join(map(str, info.sensor_size)), str(info.num_classes), str(info.location(root))))
-        widths = [max(len(r[i]) for r in rows + [("name", "status", "sensor", "classes", "path")])
-                  for i in range(5)]
-        head = ("name", "status", "sensor", "classes", "path")
-        print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
-        for r in rows:
-            print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
-        return 0
-    raise UserError(f"unknown datasets action {args.action!r}")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neurosim", description=__doc__.split("\n\n")[0])
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -108,11 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="override the number of epochs")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("datasets", help="list the datasets neurosim knows, and whether each is on disk")
-    p.add_argument("action", choices=DATASET_ACTIONS)
-    p.add_argument("name", nargs="?", help="dataset name (prepare, check)")
-    p.add_argument("--root", default=None, help="dataset root folder (default: the neurosim cache)")
-    p.set_defaults(func=cmd_datasets)
+    for module_name in PLUGINS:
+        importlib.import_module(module_name).register(sub)
     return parser
 
 

@@ -30,7 +30,7 @@ def load_frames(cfg: DataConfig, split: str, progress: bool = True) -> tuple[np.
     """Frames ``[N, T, P, H, W]`` and labels of one split, from the frame cache (built on first use)."""
     info = get_dataset(cfg.dataset)
     key = {"dataset": info.name, "split": split, "sensor_size": list(info.sensor_size),
-           "n_time_bins": cfg.time_steps, "root": str(info.root(cfg.root)) if not info.bundled else None}
+           "n_time_bins": cfg.time_steps, "source": str(info.location(info.root(cfg.root)))}
 
     def build():
         ds = info.load(split, cfg.root, progress=progress)
