@@ -23,3 +23,25 @@ def cache_dir(tmp_path, monkeypatch):
     """A private, empty neurosim cache directory for one test."""
     monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+@pytest.fixture
+def real_file():
+    """``real_file(name)``: path of a real recording in ../shared/fixtures/real (skips the test where absent)."""
+    return real_fixture
+
+
+@pytest.fixture(scope="session")
+def _event_digits_dir(tmp_path_factory):
+    from neurosim.data.event_digits import load_event_digits
+
+    root = tmp_path_factory.mktemp("neurosim_cache")
+    load_event_digits(root, progress=False)  # the full set, built once per session (~20 s on 2 cores)
+    return root
+
+
+@pytest.fixture
+def event_digits_cache(_event_digits_dir, monkeypatch):
+    """A neurosim cache directory that already holds the generated event digits (shared by the session)."""
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(_event_digits_dir))
+    return _event_digits_dir

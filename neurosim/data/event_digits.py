@@ -94,7 +94,9 @@ def build_event_digits(progress: bool = True, limit: int | None = None) -> dict[
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
     chunks = []
-    for i in tqdm(range(len(images)), desc="event digits (DVS emulation)", disable=not progress, leave=False):
+    bar = tqdm(range(len(images)), desc="event digits (DVS emulation)", disable=None if progress else True,
+               leave=False)
+    for i in bar:
         chunks.append(digit_events(images[i], seed=BASE_SEED + i))
     counts = np.array([len(c) for c in chunks], dtype=np.int64)
     events = np.concatenate(chunks) if chunks else np.zeros(0, EVENT_DTYPE)

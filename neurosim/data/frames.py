@@ -40,7 +40,7 @@ def events_to_frames(dataset, sensor_size: Sequence[int], time_steps: int, progr
     """Convert every ``(events, label)`` of ``dataset`` to frames ``[N, T, P, H, W]`` (smallest integer dtype)."""
     to_frame = _to_frame(sensor_size, time_steps)
     frames, labels = [], []
-    for i in tqdm(range(len(dataset)), desc=desc, disable=not progress, leave=False):
+    for i in tqdm(range(len(dataset)), desc=desc, disable=None if progress else True, leave=False):
         events, label = dataset[i]
         f = np.asarray(to_frame(events))
         if f.shape[0] != time_steps:

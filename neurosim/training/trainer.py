@@ -151,7 +151,7 @@ class Trainer:
         total, correct, loss_sum, passes = 0, 0, 0.0, 0
         clip = self.config.train.grad_clip
         bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{self.config.train.epochs}", leave=False,
-                   disable=not self.progress, dynamic_ncols=True)
+                   disable=None if self.progress else True, dynamic_ncols=True)
         for x_seq, y in bar:
             x_seq, y = x_seq.to(self.device), y.to(self.device)
             self.optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,93 @@
+"""The bundled event-digits dataset: N-MNIST-like statistics, tonic compatibility, fixed split, robust cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tonic
+
+import neurosim.data.event_digits as ed
+from neurosim.data import EventDigits, get_dataset
+
+
+def test_event_count_per_digit_is_close_to_a_real_nmnist_recording(real_file, event_digits_cache):
+    real = tonic.io.read_mnist_file(str(real_file("sample_nmnist.bin")), dtype=tonic.datasets.NMNIST.dtype)
+    assert len(real) == 4325
+    counts = np.diff(ed.load_event_digits(event_digits_cache)["offsets"])
+    assert len(counts) == 1797
+    assert abs(counts.mean() - len(real)) <= 0.3 * len(real)
+    assert counts.min() > 0.3 * len(real)  # no digit is (almost) empty
+
+
+def test_samples_look_like_tonic_nmnist(event_digits_cache):
+    train, test = EventDigits("train", progress=False), EventDigits("test", progress=False)
+    events, label = train[0]
+    assert events.dtype == tonic.datasets.NMNIST.dtype
+    assert EventDigits.sensor_size == tonic.datasets.NMNIST.sensor_size
+    assert 0 <= label < 10
+    assert np.all(np.diff(events["t"]) >= 0)
+    assert events["x"].max() < 34 and events["y"].max() < 34
+    assert set(np.unique(events["p"])) == {0, 1}
+    assert 300_000 <= events["t"].max() <= 315_000  # three 105 ms saccades
+    # any tonic transform works on the samples
+    frames = tonic.transforms.ToFrame(sensor_size=EventDigits.sensor_size, n_time_bins=5)(events)
+    assert frames.shape == (5, 2, 34, 34)
+    assert frames.sum() == np.sum(events["t"] < events["t"].max())  # tonic's binning leaves out the last timestamp
+    denoised = tonic.transforms.Denoise(filter_time=10_000)(events)
+    assert 0 < len(denoised) < len(events)
+    assert len(train) + len(test) == 1797
+
+
+def test_split_is_fixed_stratified_and_disjoint(event_digits_cache):
+    train, test = EventDigits("train", progress=False), EventDigits("test", progress=False)
+    assert not set(train.indices) & set(test.indices)
+    share = np.bincount(test.targets, minlength=10) / (np.bincount(test.targets, minlength=10)
+                                                      + np.bincount(train.targets, minlength=10))
+    np.testing.assert_allclose(share, 0.2, atol=0.01)
+    assert len(test) == 359
+    np.testing.assert_array_equal(ed._split(ed.load_event_digits(event_digits_cache)["labels"]), ~(
+        np.isin(np.arange(1797), train.indices)))
+
+
+def test_generation_is_deterministic_per_sample():
+    from sklearn.datasets import load_digits
+
+    img = load_digits().images[5]
+    np.testing.assert_array_equal(ed.digit_events(img, seed=11), ed.digit_events(img, seed=11))
+    small = ed.build_event_digits(progress=False, limit=3)
+    np.testing.assert_array_equal(small["t"][small["offsets"][1]:small["offsets"][2]],
+                                  ed.digit_events(img := load_digits().images[1], seed=ed.BASE_SEED + 1)["t"])
+
+
+def test_transforms_and_index_errors(event_digits_cache):
+    ds = EventDigits("test", transform=len, target_transform=lambda y: -y, progress=False)
+    n_events, neg_label = ds[3]
+    assert n_events == len(EventDigits("test", progress=False)[3][0]) and neg_label <= 0
+    with pytest.raises(IndexError, match="out of range"):
+        ds[len(ds)]
+    with pytest.raises(ValueError, match="split"):
+        EventDigits("validation")
+
+
+def test_cache_is_written_atomically_and_a_corrupt_file_is_rebuilt(cache_dir, monkeypatch):
+    build = ed.build_event_digits
+    monkeypatch.setattr(ed, "build_event_digits", lambda progress=True: build(progress=False, limit=20))
+    monkeypatch.setattr(ed, "_MEMORY", {})
+    path = ed.event_digits_cache_path()
+    assert path.parent == cache_dir
+    first = EventDigits("train", progress=False)
+    assert path.is_file() and [p.name for p in cache_dir.iterdir()] == [path.name]  # no temp files left
+    reference = first[0][0]
+    path.write_bytes(path.read_bytes()[:1000])  # truncated
+    monkeypatch.setattr(ed, "_MEMORY", {})
+    with pytest.warns(UserWarning, match="corrupt"):
+        again = EventDigits("train", progress=False)
+    np.testing.assert_array_equal(again[0][0], reference)
+    assert ed._read_cache(path) is not None
+
+
+def test_registry_entry_needs_no_network(event_digits_cache):
+    info = get_dataset("event_digits")
+    assert info.bundled and info.sensor_size == (34, 34, 2) and info.num_classes == 10
+    assert info.on_disk(info.root()) and info.location(info.root()) == ed.event_digits_cache_path()
+    assert len(info.load("test", progress=False)) == 359
