@@ -1,0 +1,378 @@
+"""SLTT and SLTT-K: exactness against BPTT where the temporal path vanishes, the per-step decomposition,
+memory that does not grow with T, the K-step variant, presets, and a short training run."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from neurosim.config import ModelConfig, NeuronConfig, RunConfig, TrainConfig, load_config
+from neurosim.nn import LI, LIF, Dropout, Flatten, Linear, Sequential, build_model, detach_state
+from neurosim.training import BPTT, METHODS, RateCE, SLTTMix, TET, Trainer, get_method
+from neurosim.training.sltt import (
+    PAPER_NEURON, SLTT, SLTTK, paper_beta, paper_config, paper_lif_kwargs, run_online,
+)
+
+CONFIGS = Path(__file__).resolve().parents[2] / "neurosim" / "configs"
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+
+def _mlp(beta=0.5, *, timing="immediate", reset="subtract", backend="auto", learn=False, learn_th=None, dropout=0.0,
+         readout="lif", gain=4.0, dtype=torch.float64, seed=0):
+    torch.manual_seed(seed)
+    kw = dict(beta=beta, reset=reset, reset_timing=timing, backend=backend, surrogate="triangle",
+              learn_beta=learn, learn_threshold=learn if learn_th is None else learn_th)
+    layers = [Flatten(), Linear(6, 12), LIF(**kw)]
+    if dropout:
+        layers.append(Dropout(dropout))
+    layers += [Linear(12, 4), LIF(**kw) if readout == "lif" else LI(0.7)]
+    net = Sequential(*layers).to(dtype)
+    with torch.no_grad():  # larger weights than torch's default init, so that both layers spike
+        for m in net.modules():
+            if isinstance(m, Linear):
+                m.weight.mul_(gain)
+    return net
+
+
+def _zero_leak(model):
+    """β = 0 (the paper's λ = 1 − 1/τ at τ = 1): the membrane keeps nothing from the previous step.
+
+    ``LIF(beta=...)`` accepts (0, 1] only, so the buffer is set directly; the dynamics accept β = 0.
+    """
+    for m in model.modules():
+        if isinstance(m, LIF):
+            m.beta_value.zero_()
+    return model
+
+
+def _data(T, B=5, seed=1, dtype=torch.float64, scale=1.2):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(T, B, 2, 3, generator=g, dtype=dtype) * scale
+    y = torch.randint(0, 4, (B,), generator=g)
+    return x, y
+
+
+def _grads(model):
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def _run(method, model, x, y, loss):
+    model.zero_grad(set_to_none=True)
+    out = method.forward_backward(model, x, y, loss)
+    return out, _grads(model)
+
+
+def _assert_grads_close(a, b, rtol=1e-10, atol=1e-12):
+    assert a.keys() == b.keys() and a
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=rtol, atol=atol, msg=f"gradient of {k} differs")
+
+
+# ------------------------------------------------------------ (a) SLTT == BPTT when λ = 0 (no temporal path)
+
+# With β = λ = 0, h[t] = W·s_in[t] for every reset mode and timing: v[t−1] enters h[t] only through β·v[t−1]
+# (immediate timing) or through a reset term that is detached by construction (delayed/snnTorch timing), so
+# BPTT's temporal gradient dL/dv[t−1] = β·dL/dh[t] is exactly zero and BPTT's gradient *is* SLTT's.
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+@pytest.mark.parametrize("timing,backend", [("immediate", "fused"), ("immediate", "reference"),
+                                            ("delayed", "auto")])
+@pytest.mark.parametrize("loss", [TET(), SLTTMix()], ids=["tet", "sltt_mix"])
+def test_sltt_equals_bptt_without_temporal_path(reset, timing, backend, loss):
+    model = _zero_leak(_mlp(timing=timing, reset=reset, backend=backend))
+    x, y = _data(T=7)
+    out_b, g_bptt = _run(BPTT(), model, x, y, loss)
+    out_s, g_sltt = _run(SLTT(), model, x, y, loss)
+    assert out_b.out_seq.sum() > 0, "the comparison must exercise real output spikes"
+    assert torch.equal(out_s.out_seq, out_b.out_seq)
+    assert out_s.loss == pytest.approx(out_b.loss, rel=1e-12)
+    assert all(g.abs().sum() > 0 for g in g_sltt.values())
+    _assert_grads_close(g_sltt, g_bptt)
+
+
+def test_sltt_differs_from_bptt_with_leak():
+    """The test above is not vacuous: with β > 0 BPTT's temporal path changes the gradient."""
+    model = _mlp(beta=0.8)
+    x, y = _data(T=7)
+    _, g_bptt = _run(BPTT(), model, x, y, TET())
+    _, g_sltt = _run(SLTT(), model, x, y, TET())
+    assert any(not torch.allclose(g_bptt[k], g_sltt[k], rtol=1e-6) for k in g_bptt)
+
+
+# ----------------------------------- (b) per-step backward == one backward of the summed detached-model loss
+
+
+def _detached_model_grads(model, x, y, loss, steps=None, seed=None):
+    """Reference: run the temporally detached model over all steps, sum (1/T)·ℓ_t, one backward."""
+    T = x.shape[0]
+    model.zero_grad(set_to_none=True)
+    if seed is not None:
+        torch.manual_seed(seed)
+    state, total = None, 0.0
+    for t in range(T):
+        out_t, state = model(x[t:t + 1], detach_state(state))
+        if steps is None or t in steps:
+            total = total + loss.step(out_t[0], y) / T
+    total.backward()
+    return _grads(model)
+
+
+@pytest.mark.parametrize("timing,backend", [("immediate", "fused"), ("immediate", "reference"),
+                                            ("delayed", "auto")])
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+@pytest.mark.parametrize("learn", [False, True], ids=["fixed", "learnable_beta_threshold"])
+def test_accumulated_per_step_backward_equals_detached_model_backward(timing, backend, reset, learn):
+    # (the fused backend takes a learnable decay but not a learnable threshold)
+    learn_th = learn and backend != "fused"
+    model = _mlp(beta=0.7, timing=timing, reset=reset, backend=backend, learn=learn, learn_th=learn_th,
+                 dropout=0.3, readout="li")
+    x, y = _data(T=9)
+    loss = SLTTMix()
+    torch.manual_seed(5)  # the same dropout mask in both runs
+    out, g_sltt = _run(SLTT(), model, x, y, loss)
+    g_ref = _detached_model_grads(model, x, y, loss, seed=5)
+    assert out.backward_passes == 9
+    if learn:
+        assert "2.beta_logit" in g_sltt and ("2.v_th_param" in g_sltt) == learn_th
+    _assert_grads_close(g_sltt, g_ref)
+
+
+def test_sltt_weight_gradient_matches_hand_derivation():
+    # One layer, h[t] = β·sg(v[t−1]) + W·x[t], s = H(h − 1), loss (1/T)·Σ_t Σ_i s_t,i (not a Loss object:
+    # via a tiny per-step "loss" class). By hand: dL/dW = (1/T)·Σ_t σ'(h_t − 1)ᵀ·x_t with σ' the triangle.
+    class SumLoss(TET):
+        def step(self, o_t, y):
+            return o_t.sum()
+
+    T = 5
+    model = _mlp(beta=0.5)
+    layer = Sequential(Flatten(), Linear(6, 12), LIF(beta=0.5, surrogate="triangle")).double()
+    layer[1].load_state_dict(model[1].state_dict())
+    x, y = _data(T=T)
+    _, g = _run(SLTT(), layer, x, y, SumLoss())
+    W, b = layer[1].weight.detach(), layer[1].bias.detach()
+    v = torch.zeros(x.shape[1], 12, dtype=x.dtype)
+    dW = torch.zeros_like(W)
+    for t in range(T):
+        xt = x[t].flatten(1)
+        h = 0.5 * v + xt @ W.T + b
+        s = (h >= 1).to(h.dtype)
+        sg = (1 - (h - 1).abs()).clamp_min(0)  # triangle, α = 1
+        dW += sg.T @ xt / T
+        v = h - s
+    torch.testing.assert_close(g["1.weight"], dW, rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------------- (c) saved-for-backward bytes: constant for SLTT, linear BPTT
+
+
+class _SavedBytes:
+    """Peak bytes held by autograd for backward at any moment (saved_tensors_hooks; freed when released)."""
+
+    def __init__(self):
+        self.live = 0
+        self.peak = 0
+
+    def pack(self, t):
+        n = t.numel() * t.element_size()
+        self.live += n
+        self.peak = max(self.peak, self.live)
+        return _Packed(t, n, self)
+
+    @staticmethod
+    def unpack(p):
+        return p.tensor
+
+
+class _Packed:
+    __slots__ = ("tensor", "n", "owner")
+
+    def __init__(self, tensor, n, owner):
+        self.tensor, self.n, self.owner = tensor, n, owner
+
+    def __del__(self):
+        self.owner.live -= self.n
+
+
+def _peak_saved_bytes(method, T):
+    # conv · BN · LIF · pool · dropout · linear · BN · LIF · dropout · linear · LIF (every kind of layer)
+    cfg = ModelConfig(input_shape=(2, 8, 8), channels=(3,), kernel_size=3, hidden=(8,), batch_norm=True,
+                      dropout=0.2, num_classes=4)
+    model = build_model(cfg, NeuronConfig(beta=0.6))
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(T, 2, 2, 8, 8, generator=g) < 0.3).float()
+    y = torch.tensor([0, 1])
+    meter = _SavedBytes()
+    with torch.autograd.graph.saved_tensors_hooks(meter.pack, meter.unpack):
+        method.forward_backward(model, x, y, TET())
+    assert meter.live == 0, "every saved tensor is released once the method returns"
+    return meter.peak
+
+
+def test_saved_tensor_bytes_constant_in_T_for_sltt_linear_for_bptt():
+    sltt = [_peak_saved_bytes(SLTT(), T) for T in (4, 16, 64)]
+    bptt = [_peak_saved_bytes(BPTT(), T) for T in (4, 16, 64)]
+    assert sltt[0] > 0 and sltt[0] == sltt[1] == sltt[2]
+    # BPTT: a fixed part (weights) plus the same number of bytes for every step: exactly affine in T.
+    assert bptt[1] - bptt[0] > 0
+    assert bptt[2] - bptt[1] == 4 * (bptt[1] - bptt[0])
+    assert bptt[2] > 10 * sltt[2]
+
+
+def test_sltt_k_saved_bytes_constant_in_T():
+    peaks = [_peak_saved_bytes(SLTTK(k=2, generator=torch.Generator().manual_seed(0)), T) for T in (4, 16, 64)]
+    assert peaks[0] == peaks[1] == peaks[2]
+
+
+# --------------------------------------------------------------------------------------------- (d) SLTT-K
+
+
+def test_sltt_k_with_k_equal_T_equals_sltt():
+    model = _mlp(beta=0.7, dropout=0.3)
+    x, y = _data(T=6)
+    torch.manual_seed(3)
+    out_s, g_s = _run(SLTT(), model, x, y, SLTTMix())
+    method = SLTTK(k=6, generator=torch.Generator().manual_seed(0))  # its draw leaves the global RNG alone
+    torch.manual_seed(3)
+    out_k, g_k = _run(method, model, x, y, SLTTMix())
+    assert method.last_steps == tuple(range(6))
+    assert out_k.backward_passes == out_s.backward_passes == 6
+    assert out_k.loss == out_s.loss
+    assert torch.equal(out_k.out_seq, out_s.out_seq)
+    for k in g_s:
+        assert torch.equal(g_k[k], g_s[k]), k
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_sltt_k_makes_exactly_k_backward_passes(k):
+    T = 8
+    model = _mlp(beta=0.7, dropout=0.3)
+    x, y = _data(T=T)
+    calls = []
+    model[1].weight.register_hook(lambda g: calls.append(1))  # fires once per backward pass
+    method = SLTTK(k=k, generator=torch.Generator().manual_seed(k))
+    torch.manual_seed(4)
+    out, g_k = _run(method, model, x, y, TET())
+    assert out.backward_passes == k and len(calls) == k and len(method.last_steps) == k
+    # Gradients: only the drawn steps, still scaled by 1/T; the state advanced through every step.
+    g_ref = _detached_model_grads(model, x, y, TET(), steps=set(method.last_steps), seed=4)
+    _assert_grads_close(g_k, g_ref)
+    torch.manual_seed(4)
+    out_all, _ = _run(SLTT(), model, x, y, TET())
+    assert torch.equal(out.out_seq, out_all.out_seq)
+    assert out.loss == pytest.approx(out_all.loss, rel=1e-12)  # the loss reported is over all T steps
+
+
+def test_sltt_k_larger_than_T_trains_every_step():
+    model = _mlp()
+    x, y = _data(T=3)
+    out = SLTTK(k=10).forward_backward(model, x, y, TET())
+    assert out.backward_passes == 3
+
+
+def test_sltt_k_draws_from_the_global_rng_by_default():
+    x, y = _data(T=10)
+    m = SLTTK(k=3)
+    torch.manual_seed(0)
+    m.forward_backward(_mlp(), x, y, TET())
+    first = m.last_steps
+    torch.manual_seed(0)
+    m.forward_backward(_mlp(), x, y, TET())
+    assert m.last_steps == first
+
+
+# --------------------------------------------------------------------------------- registry, errors, presets
+
+
+def test_methods_are_registered_and_built_from_config():
+    assert {"sltt", "sltt_k"} <= METHODS.keys()
+    assert isinstance(get_method("sltt"), SLTT)
+    method = get_method("sltt_k", k=3)
+    assert isinstance(method, SLTTK) and method.k == 3
+    cfg = RunConfig(train=TrainConfig(method="sltt_k", k=4, loss="tet", device="cpu"))
+    trainer = Trainer(_mlp(dtype=torch.float32), cfg, progress=False)
+    assert isinstance(trainer.method, SLTTK) and trainer.method.k == 4
+
+
+def test_non_decomposable_loss_is_a_clear_error():
+    x, y = _data(T=3)
+    with pytest.raises(ValueError, match="tet.*sltt_mix"):
+        SLTT().forward_backward(_mlp(), x, y, RateCE())
+    with pytest.raises(ValueError, match="x_seq must be time-first"):
+        SLTT().forward_backward(_mlp(), torch.zeros(3), y, TET())
+
+
+@pytest.mark.parametrize("k", [0, -1, 1.5, True])
+def test_bad_k_is_a_clear_error(k):
+    with pytest.raises(ValueError, match="integer k >= 1"):
+        SLTTK(k=k)
+
+
+def test_under_no_grad_sltt_only_runs_forward():
+    x, y = _data(T=4)
+    with torch.no_grad():
+        out = run_online(_mlp(), x, y, TET())
+    assert out.backward_passes == 0 and out.out_seq.shape == (4, 5, 4)
+
+
+def test_paper_preset():
+    # λ = 1 − 1/τ with τ = 1.1 → 1/11.
+    assert paper_beta() == pytest.approx(1 / 11)
+    assert paper_beta(1.0) == 0.0
+    with pytest.raises(ValueError, match="tau must be >= 1"):
+        paper_beta(0.5)
+    assert PAPER_NEURON.beta == pytest.approx(1 / 11)
+    assert (PAPER_NEURON.surrogate, PAPER_NEURON.surrogate_alpha) == ("triangle", 1.0)
+    assert (PAPER_NEURON.reset, PAPER_NEURON.v_th, PAPER_NEURON.reset_timing) == ("subtract", 1.0, "immediate")
+    lif = LIF(**paper_lif_kwargs())
+    assert float(lif.beta) == pytest.approx(1 / 11) and lif.surrogate.name == "triangle"
+    cfg = paper_config()
+    assert cfg.neuron.beta == pytest.approx(PAPER_NEURON.beta)
+    assert (cfg.neuron.surrogate, cfg.neuron.surrogate_alpha, cfg.neuron.reset) == ("triangle", 1.0, "subtract")
+    assert (cfg.train.method, cfg.train.loss, cfg.train.loss_lambda) == ("sltt", "sltt_mix", 0.05)
+
+
+@pytest.mark.parametrize("name", ["sltt_paper", "sltt_k_nmnist"])
+def test_shipped_sltt_configs_load_and_build(name):
+    cfg = load_config(CONFIGS / f"{name}.toml")
+    model = build_model(cfg.model, cfg.neuron)
+    out, _ = model(torch.zeros(2, 1, *cfg.model.input_shape))
+    assert out.shape == (2, 1, cfg.model.num_classes)
+    if name == "sltt_k_nmnist":
+        assert cfg.train.method == "sltt_k" and 1 <= cfg.train.k < cfg.data.time_steps
+
+
+# ------------------------------------------------------------------------------------ (e) SLTT learns
+
+
+def _rate_coded_batches(n_batches, B=32, T=8, seed=0):
+    """4 classes; class c fires channels 6c…6c+5 of 24 at 60 %, the rest at 10 % (Bernoulli per step)."""
+    g = torch.Generator().manual_seed(seed)
+    batches = []
+    for _ in range(n_batches):
+        y = torch.randint(0, 4, (B,), generator=g)
+        rate = torch.full((B, 24), 0.1)
+        for i, c in enumerate(y.tolist()):
+            rate[i, 6 * c:6 * c + 6] = 0.6
+        x = (torch.rand(T, B, 24, generator=g) < rate).float()
+        batches.append((x, y))
+    return batches
+
+
+@pytest.mark.parametrize("method", ["sltt", "sltt_k"])
+def test_sltt_learns_synthetic_task(method):
+    torch.manual_seed(0)
+    model = Sequential(Linear(24, 32), LIF(**paper_lif_kwargs()), Linear(32, 4), LI(paper_beta()))
+    cfg = RunConfig(seed=0, train=TrainConfig(method=method, k=3, epochs=4, loss="sltt_mix", optimizer="adam",
+                                              lr=1e-2, device="cpu"))
+    trainer = Trainer(model, cfg, progress=False)
+    history = trainer.fit(_rate_coded_batches(12, seed=1), _rate_coded_batches(4, seed=2), resume=False)
+    assert history[-1]["test_acc"] > 0.8  # chance is 0.25
+    expected = 12 * (8 if method == "sltt" else 3)
+    assert history[-1]["backward_passes"] == expected
