@@ -80,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model from a TOML config")
     p.add_argument("--config", required=True, help="config file, or the name of a shipped config (e.g. quickstart)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.epochs=3 (repeatable)")
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.epochs=3 data.batch_size=64")
     p.add_argument("--no-resume", action="store_true", help="start over even if the run folder has a checkpoint")
     p.set_defaults(func=cmd_train)
 

@@ -1,0 +1,62 @@
+"""The `neurosim` command line: the documented subcommands work, bad input gives one clear line and status 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from neurosim.cli import main
+
+
+def test_datasets_list_shows_the_bundled_dataset_and_where_it_is(event_digits_cache, capsys):
+    assert main(["datasets", "list"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("event_digits"))
+    assert "on disk" in row and "34x34x2" in row and str(event_digits_cache) in row
+
+
+def test_train_then_evaluate_a_tiny_run(tmp_path, event_digits_cache, capsys):
+    args = ["-q", "train", "--config", "quickstart", "--set", "name=cli", f"out_dir={tmp_path}",
+            "data.train_subset=64", "data.test_subset=32", "data.time_steps=4", "train.epochs=1"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"run folder: {tmp_path / 'cli'}" in out and "test accuracy:" in out
+    run = tmp_path / "cli"
+    assert {"report.md", "curves.png", "raster.png", "frames.png", "checkpoint.pt"} <= {p.name for p in run.iterdir()}
+    assert main(["-q", "evaluate", "--checkpoint", str(run / "checkpoint.pt")]) == 0
+    out = capsys.readouterr().out
+    assert "test accuracy:" in out and "(32 samples)" in out
+    # resuming with a different config is refused instead of silently mixing runs
+    assert main(args[:-1] + ["train.lr=0.5"]) == 2
+    assert "different config" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("override, words", [
+    ("neuron.tau_mem_ms=-1", ["neuron.tau_mem_ms"]),
+    ("data.time_steps=0", ["data.time_steps"]),
+    ("train.bogus=1", ["train.bogus", "unknown"]),
+    ("train.lr=fast", ["train.lr"]),
+])
+def test_bad_config_values_are_rejected_before_any_work(tmp_path, capsys, override, words):
+    code = main(["train", "--config", "quickstart", "--set", f"out_dir={tmp_path}", override])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("neurosim train: error:") and err.count("\n") == 1
+    for w in words:
+        assert w in err
+    assert not any(tmp_path.iterdir())  # nothing was created
+
+
+def test_missing_config_and_checkpoint_are_named(tmp_path, capsys):
+    assert main(["train", "--config", str(tmp_path / "nope.toml")]) == 2
+    assert "nope.toml" in capsys.readouterr().err
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "missing.pt")]) == 2
+    assert "missing.pt" in capsys.readouterr().err
+
+
+def test_console_script_entry_point_runs():
+    out = subprocess.run([sys.executable, "-m", "neurosim.cli", "--help"], capture_output=True, text=True, check=True)
+    for cmd in ("train", "evaluate", "demo", "datasets"):
+        assert cmd in out.stdout

@@ -1,0 +1,75 @@
+"""Figures: every plot returns a matplotlib Figure with the data drawn, and saves a PNG atomically."""
+
+from __future__ import annotations
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from neurosim.activity import record_outputs
+from neurosim.config import ModelConfig, NeuronConfig
+from neurosim.nn import LIF, build_model
+from neurosim.viz import event_frames, membrane_trace, raster, save_figure, training_curves
+
+
+def test_raster_draws_every_spike_one_panel_per_layer(tmp_path):
+    a = torch.zeros(20, 5)
+    a[3, 1] = a[7, 4] = a[19, 0] = 1
+    b = torch.rand(20, 2, 3, 3) > 0.7
+    fig = raster({"a": a, "b": b}, title="two layers", dt_ms=1.0)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    offsets = fig.axes[0].collections[0].get_offsets()
+    assert sorted(map(tuple, np.asarray(offsets))) == [(3.0, 1.0), (7.0, 4.0), (19.0, 0.0)]
+    assert len(fig.axes[1].collections[0].get_offsets()) == int(b.sum())
+    path = save_figure(fig, tmp_path / "sub" / "r.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in path.parent.iterdir()] == ["r.png"]
+    with pytest.raises(ValueError, match="nothing to plot"):
+        raster({})
+
+
+def test_membrane_trace_and_event_frames():
+    v = torch.linspace(0, 1.5, 30)
+    fig = membrane_trace(v, spikes=(v > 1).float(), v_th=1.0)
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), v.numpy())
+    frames = np.zeros((4, 2, 8, 8))
+    frames[2, 1, 3, 3] = 5
+    fig = event_frames(frames, title="x")
+    assert len(fig.axes) == 4
+    assert fig.axes[2].images[0].get_array()[3, 3, 0] > 0  # ON drawn red
+    with pytest.raises(ValueError, match=r"\[T, P, H, W\]"):
+        event_frames(np.zeros((4, 8, 8)))
+
+
+def test_training_curves_plot_the_history():
+    hist = [{"epoch": i + 1, "train_loss": 2.0 / (i + 1), "train_acc": 0.1 * i, "test_loss": 2.1 / (i + 1),
+             "test_acc": 0.09 * i} for i in range(4)]
+    fig = training_curves(hist)
+    ax_loss, ax_acc = fig.axes
+    np.testing.assert_allclose(ax_loss.lines[0].get_ydata(), [h["train_loss"] for h in hist])
+    np.testing.assert_allclose(ax_acc.lines[1].get_ydata(), [100 * h["test_acc"] for h in hist])
+    with pytest.raises(ValueError, match="empty"):
+        training_curves([])
+
+
+def test_backend_is_non_interactive():
+    assert matplotlib.get_backend().lower() == "agg"
+
+
+def test_record_outputs_does_not_change_the_model_output():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind="mlp", input_shape=(20,), hidden=(16,), num_classes=3),
+                        NeuronConfig(tau_mem_ms=5.0))
+    x = (torch.rand(6, 2, 20) > 0.5).float()
+    model.train()
+    model.eval()
+    ref, _ = model(x)
+    model.train()
+    out, layers = record_outputs(model, x)
+    assert torch.equal(out, ref)
+    assert model.training  # mode restored
+    assert len(layers) == sum(isinstance(m, LIF) for m in model.modules())
+    assert all(s.shape[:2] == (6, 2) for s in layers.values())
+    assert not any(m._forward_hooks for m in model.modules())  # hooks removed
