@@ -1,0 +1,273 @@
+r"""snnTorch → neurosim: convert a model built from ``snntorch.Leaky`` and ``torch.nn`` layers so that neurosim's
+methods (BPTT, SLTT, SLTT-K) can train it, and copy the trained values back.
+
+snnTorch models step one time step per call and keep the membrane in the neurons; neurosim models take the
+whole sequence ``[T, B, ...]`` and return an explicit state. The converted network computes exactly what the
+snnTorch one does: every ``Leaky`` becomes :class:`neurosim.nn.LIF` with ``reset_timing="delayed"``, which is
+snnTorch's discretisation (reset from the previous membrane, detached, subtracted undecayed; spike when
+``v > v_th`` strictly; β clamped to [0, 1]) — see :mod:`neurosim.functional.lif`. Spikes and membrane traces
+are identical, and so are BPTT gradients.
+
+Supported (``model`` is an ``nn.Sequential`` or a list of layers in execution order; nested ``nn.Sequential``
+is flattened; ``nn.Identity`` is dropped):
+
+==========================  ================================================================================
+snnTorch / torch layer      neurosim layer
+==========================  ================================================================================
+``snntorch.Leaky``          ``LIF(reset_timing="delayed")``: scalar ``beta`` and ``threshold`` (fixed or
+                            learnable), ``reset_mechanism`` subtract | zero | none, ``init_hidden`` either
+                            way, ``output=True`` on the last layer only (the converted net returns the
+                            spikes; the membrane is in the final state with ``record_membrane``), surrogates
+                            ``atan(alpha)`` (the default), ``fast_sigmoid(slope)``, ``sigmoid(slope)``
+``nn.Conv2d``, ``nn.Linear``  ``Conv2d``, ``Linear`` (weights copied)
+``nn.MaxPool2d``,           ``MaxPool2d``, ``AvgPool2d``
+``nn.AvgPool2d``
+``nn.Flatten()``            ``Flatten`` (``start_dim=1``, ``end_dim=-1`` only)
+``nn.BatchNorm1d/2d``       ``BatchNorm1d/2d`` (parameters and running statistics copied)
+``nn.Dropout``              ``Dropout``
+==========================  ================================================================================
+
+Not supported, with a :class:`UnsupportedSnnTorchError` that lists every offending layer and option at once:
+``Synaptic``, ``Alpha``, ``Lapicque``, ``RLeaky``, ``RSynaptic``, ``SLSTM``/``SConv2dLSTM`` and every other
+neuron class; per-neuron (tensor) ``beta`` or ``threshold``; ``state_quant``; graded spikes
+(``graded_spikes_factor != 1`` or learnable); ``inhibition``; ``reset_delay=False``; ``output=True`` before the
+last layer; ``surrogate_disable`` and other surrogates (``triangular``, ``spike_rate_escape``, ``SSO``, custom);
+``MaxPool2d(return_indices=True)``; other ``Flatten`` dims; any other module.
+
+Differences to know about (forward results are identical in eval mode and without these layers):
+
+* ``Dropout``: snnTorch (plain torch) draws a new mask every step; neurosim keeps one mask for all steps.
+* ``BatchNorm`` in training mode: snnTorch normalises each step by its own batch statistics; neurosim's
+  time-distributed BatchNorm does that under SLTT (one step at a time) but over time and batch together
+  under BPTT.
+* Learnable ``beta``: snnTorch learns β directly (clamped); neurosim learns ``β = sigmoid(w)``, so the same
+  forward pass but a different gradient with respect to β.
+
+The converted model owns copies of every value: train it, then :func:`copy_to_snntorch` writes the trained
+weights, β and thresholds back into the snnTorch model.
+
+Example:
+    >>> import torch, snntorch as snn
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Flatten(), nn.Linear(8, 4), snn.Leaky(beta=0.9, init_hidden=True))
+    >>> ns = from_snntorch(net)
+    >>> spikes, state = ns(torch.rand(5, 3, 2, 4))       # [T, B, ...] in, [T, B, 4] out
+    >>> spikes.shape
+    torch.Size([5, 3, 4])
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from neurosim import nn as nsn
+
+__all__ = ["UnsupportedSnnTorchError", "copy_to_snntorch", "from_snntorch"]
+
+# snnTorch surrogate factory → (neurosim surrogate name, name of its sharpness argument in snnTorch)
+_SURROGATES = {"atan": ("atan", "alpha"), "fast_sigmoid": ("fast_sigmoid", "slope"), "sigmoid": ("sigmoid", "slope")}
+
+
+class UnsupportedSnnTorchError(ValueError):
+    """The snnTorch model uses layers or options neurosim cannot reproduce exactly. ``problems`` lists them."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(
+            f"cannot convert this snnTorch model ({len(problems)} problem{'s' if len(problems) > 1 else ''}):\n"
+            f"{lines}\nSupported: snntorch.Leaky (scalar beta/threshold, subtract|zero|none reset, atan|"
+            "fast_sigmoid|sigmoid surrogate), nn.Conv2d, nn.Linear, nn.MaxPool2d, nn.AvgPool2d, nn.Flatten(), "
+            "nn.BatchNorm1d/2d, nn.Dropout, nn.Identity (see neurosim.interop.snntorch)"
+        )
+
+
+def _flatten_layers(model) -> list[nn.Module]:
+    if isinstance(model, nn.Sequential):
+        items = list(model.children())
+    elif isinstance(model, Iterable) and not isinstance(model, nn.Module):
+        items = list(model)
+    else:
+        raise TypeError(
+            f"from_snntorch needs an nn.Sequential or a list of layers in execution order, got "
+            f"{type(model).__name__}; a model with a hand-written forward() cannot be read reliably — rebuild it "
+            "as nn.Sequential(..., snn.Leaky(beta, init_hidden=True), ...)"
+        )
+    layers = []
+    for m in items:
+        if not isinstance(m, nn.Module):
+            raise TypeError(f"from_snntorch: every layer must be an nn.Module, got {type(m).__name__}")
+        layers.extend(_flatten_layers(m) if isinstance(m, nn.Sequential) else [m])
+    return layers
+
+
+def _scalar(value, what: str, problems: list[str], where: str) -> float | None:
+    t = torch.as_tensor(value).detach()
+    if t.numel() != 1:
+        problems.append(f"{where}: per-neuron {what} of shape {tuple(t.shape)} (only a scalar {what} is supported)")
+        return None
+    return float(t)
+
+
+def _surrogate(leaky, where: str, problems: list[str]) -> tuple[str, float] | None:
+    if getattr(leaky, "surrogate_disable", False):
+        problems.append(f"{where}: surrogate_disable=True (no surrogate gradient, so nothing to train)")
+        return None
+    fn = leaky.spike_grad
+    qual = getattr(fn, "__qualname__", "")
+    factory = qual.split(".<locals>")[0] if ".<locals>" in qual else None
+    if getattr(fn, "__module__", None) == "snntorch.surrogate" and factory in _SURROGATES:
+        name, arg = _SURROGATES[factory]
+        alpha = inspect.getclosurevars(fn).nonlocals.get(arg)
+        if isinstance(alpha, (int, float)) and alpha > 0:
+            return name, float(alpha)
+    shown = factory or getattr(fn, "__name__", type(fn).__name__)
+    problems.append(
+        f"{where}: surrogate {shown!r} (supported: snntorch.surrogate.atan(alpha), fast_sigmoid(slope), "
+        "sigmoid(slope))"
+    )
+    return None
+
+
+def _convert_leaky(leaky, where: str, is_last: bool, backend: str, problems: list[str]) -> nsn.LIF | None:
+    import snntorch
+
+    if type(leaky) is not snntorch.Leaky:
+        problems.append(f"{where}: neuron {type(leaky).__name__} (only snntorch.Leaky is supported)")
+        return None
+    n_before = len(problems)
+    beta = _scalar(leaky.beta, "beta", problems, where)
+    thr = _scalar(leaky.threshold, "threshold", problems, where)
+    if beta is not None:
+        beta = min(max(beta, 0.0), 1.0)  # snnTorch clamps β to [0, 1] every step
+        if beta == 0.0:
+            problems.append(f"{where}: beta = 0 (neurosim's LIF needs β in (0, 1])")
+    if thr is not None and not thr > 0:
+        problems.append(f"{where}: threshold {thr} (must be positive)")
+    surrogate = _surrogate(leaky, where, problems)
+    reset = leaky.reset_mechanism
+    if reset not in ("subtract", "zero", "none"):
+        problems.append(f"{where}: reset_mechanism {reset!r} (supported: subtract, zero, none)")
+    if leaky.state_quant:
+        problems.append(f"{where}: state_quant (quantised membrane state)")
+    if leaky.inhibition:
+        problems.append(f"{where}: inhibition=True")
+    gsf = leaky.graded_spikes_factor
+    if isinstance(gsf, nn.Parameter) or torch.as_tensor(gsf).numel() != 1 or float(torch.as_tensor(gsf)) != 1.0:
+        problems.append(f"{where}: graded spikes (graded_spikes_factor must be 1 and fixed)")
+    if not getattr(leaky, "reset_delay", True):
+        problems.append(f"{where}: reset_delay=False (neurosim reproduces snnTorch's default reset_delay=True)")
+    if leaky.output and not is_last:
+        problems.append(f"{where}: output=True before the last layer (the next layer would get a (spk, mem) tuple)")
+    if len(problems) > n_before:
+        return None
+    return nsn.LIF(
+        beta=beta, v_th=thr, reset=reset, surrogate=surrogate[0], surrogate_alpha=surrogate[1],
+        learn_beta=isinstance(leaky.beta, nn.Parameter), learn_threshold=isinstance(leaky.threshold, nn.Parameter),
+        reset_timing="delayed", backend=backend,
+    )
+
+
+def _copy_state(src: nn.Module, dst: nn.Module) -> nn.Module:
+    dst.load_state_dict(src.state_dict())
+    return dst.to(next(iter(src.state_dict().values()), torch.empty(0)).device)
+
+
+def _convert_layer(m: nn.Module, where: str, problems: list[str]) -> nn.Module | None:
+    if type(m) is nn.Conv2d:
+        new = nsn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
+                         m.bias is not None, m.padding_mode)
+        return _copy_state(m, new)
+    if type(m) is nn.Linear:
+        return _copy_state(m, nsn.Linear(m.in_features, m.out_features, m.bias is not None))
+    if type(m) in (nn.BatchNorm1d, nn.BatchNorm2d):
+        cls = nsn.BatchNorm1d if type(m) is nn.BatchNorm1d else nsn.BatchNorm2d
+        return _copy_state(m, cls(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats))
+    if type(m) is nn.MaxPool2d:
+        if m.return_indices:
+            problems.append(f"{where}: MaxPool2d(return_indices=True)")
+            return None
+        return nsn.MaxPool2d(m.kernel_size, m.stride, m.padding, m.dilation, ceil_mode=m.ceil_mode)
+    if type(m) is nn.AvgPool2d:
+        return nsn.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad,
+                             m.divisor_override)
+    if type(m) is nn.Flatten:
+        if (m.start_dim, m.end_dim) != (1, -1):
+            problems.append(f"{where}: Flatten(start_dim={m.start_dim}, end_dim={m.end_dim}) (only the default "
+                            "Flatten(1, -1) is supported)")
+            return None
+        return nsn.Flatten()
+    if type(m) is nn.Dropout:
+        return nsn.Dropout(m.p)
+    problems.append(f"{where}: unsupported layer {type(m).__name__}")
+    return None
+
+
+def from_snntorch(model, *, backend: str = "auto") -> nsn.Sequential:
+    """Convert an snnTorch model to a neurosim :class:`~neurosim.nn.Sequential` that computes the same thing.
+
+    Args:
+        model: an ``nn.Sequential`` (or a list of layers in execution order) of ``torch.nn`` layers and
+            ``snntorch.Leaky`` neurons; ``init_hidden=True`` or not.
+        backend: LIF backend for the converted neurons (``auto`` | ``reference``).
+
+    Returns:
+        A neurosim ``Sequential``: ``net(x_seq [T, B, ...], state=None) -> (spikes [T, B, ...], state)``, in the
+        same train/eval mode as ``model``, with copies of its parameters and buffers.
+
+    Raises:
+        UnsupportedSnnTorchError: listing every unsupported layer or option (see the module docstring).
+        TypeError: ``model`` is not a sequence of layers.
+    """
+    import snntorch
+
+    layers = _flatten_layers(model)
+    layers = [m for m in layers if type(m) is not nn.Identity]
+    if not layers:
+        raise ValueError("from_snntorch: the model has no layers")
+    problems: list[str] = []
+    converted: list[nn.Module] = []
+    for i, m in enumerate(layers):
+        where = f"layer {i} ({type(m).__name__})"
+        if isinstance(m, snntorch.SpikingNeuron):
+            new = _convert_leaky(m, where, i == len(layers) - 1, backend, problems)
+            if new is not None:
+                new.to(m.threshold.device)
+        else:
+            new = _convert_layer(m, where, problems)
+        if new is not None:
+            converted.append(new)
+    if problems:
+        raise UnsupportedSnnTorchError(problems)
+    net = nsn.Sequential(*converted)
+    net.train(model.training if isinstance(model, nn.Module) else all(m.training for m in layers))
+    return net
+
+
+def copy_to_snntorch(neurosim_model: nsn.Sequential, snntorch_model) -> None:
+    """Write a converted model's (trained) values back into the snnTorch model it came from.
+
+    Copies weights, biases, BatchNorm parameters and statistics, and every ``Leaky``'s β and threshold
+    (into its buffer, or its parameter when learnable). ``snntorch_model`` must have the structure that
+    :func:`from_snntorch` converted.
+    """
+    import snntorch
+
+    src = list(neurosim_model.children())
+    dst = [m for m in _flatten_layers(snntorch_model) if type(m) is not nn.Identity]
+    if len(src) != len(dst):
+        raise ValueError(f"the neurosim model has {len(src)} layers but the snnTorch model has {len(dst)}; "
+                         "pass the model that from_snntorch converted")
+    with torch.no_grad():
+        for i, (a, b) in enumerate(zip(src, dst)):
+            if isinstance(b, snntorch.SpikingNeuron):
+                if not isinstance(a, nsn.LIF):
+                    raise ValueError(f"layer {i}: {type(b).__name__} in snnTorch but {type(a).__name__} in neurosim")
+                b.beta.copy_(a.beta.detach().reshape(b.beta.shape))
+                b.threshold.copy_(a.v_th.detach().reshape(b.threshold.shape))
+            elif list(b.state_dict()):
+                b.load_state_dict(a.state_dict())

@@ -1,0 +1,159 @@
+"""snnTorch → neurosim conversion: identical spikes and BPTT gradients, SLTT training, clear errors, round trip."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+snn = pytest.importorskip("snntorch")
+from snntorch import surrogate, utils  # noqa: E402
+
+from neurosim.interop import UnsupportedSnnTorchError, copy_to_snntorch, from_snntorch  # noqa: E402
+from neurosim.nn import LIF  # noqa: E402
+from neurosim.training import SLTTMix, TET, get_method  # noqa: E402
+
+
+def _snn_conv(reset="subtract", spike_grad=None, learn=False):
+    torch.manual_seed(0)
+    grad = spike_grad or surrogate.atan()
+    kw = dict(init_hidden=True, reset_mechanism=reset, spike_grad=grad, learn_beta=learn, learn_threshold=learn)
+    return nn.Sequential(
+        nn.Conv2d(2, 6, 3), snn.Leaky(beta=0.8, threshold=0.6, **kw), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(6 * 5 * 5, 10), snn.Leaky(beta=0.7, threshold=0.5, **kw),
+        nn.Linear(10, 3), snn.Leaky(beta=0.9, threshold=0.5, output=True, **kw),
+    )
+
+
+def _run_snntorch(net, x_seq):
+    """snnTorch's way: reset the hidden states, call the net once per step, stack the outputs."""
+    utils.reset(net)
+    spikes = []
+    for x in x_seq:
+        out = net(x)
+        spikes.append(out[0] if isinstance(out, tuple) else out)
+    return torch.stack(spikes)
+
+
+def _input(T=12, B=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(T, B, 2, 12, 12, generator=g) < 0.4).float() * 1.5
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+@pytest.mark.parametrize("spike_grad", [surrogate.atan(), surrogate.atan(alpha=3.0), surrogate.fast_sigmoid(10),
+                                        surrogate.sigmoid(slope=5)], ids=["atan", "atan3", "fast_sigmoid", "sigmoid"])
+def test_converted_model_gives_identical_spikes_and_bptt_gradients(reset, spike_grad):
+    ref = _snn_conv(reset, spike_grad)
+    net = from_snntorch(ref)
+    x = _input()
+
+    s_ref = _run_snntorch(ref, x)
+    s_ns, _ = net(x)
+    assert s_ref.sum() > 0 and (s_ref == 0).any()
+    assert torch.equal(s_ns, s_ref)
+
+    # BPTT through the whole sequence: same loss, same gradients for every parameter.
+    w = torch.linspace(0.5, 1.5, x.shape[0]).view(-1, 1, 1)
+    (s_ref * w).sum().backward()
+    (s_ns * w).sum().backward()
+    ref_params = dict(ref.named_parameters())
+    for name, p in net.named_parameters():
+        g_ref = ref_params[name].grad  # float32 sums in another order: equal to rounding
+        torch.testing.assert_close(p.grad, g_ref, rtol=1e-5, atol=1e-6 * float(g_ref.abs().max()), msg=name)
+
+
+def test_plain_list_of_layers_without_init_hidden():
+    torch.manual_seed(1)
+    fc, lif = nn.Linear(5, 4), snn.Leaky(beta=0.85, threshold=0.4)
+    net = from_snntorch([fc, lif])
+    x = torch.rand(10, 3, 5)
+    mem = lif.reset_mem()
+    ref = []
+    for xt in x:
+        spk, mem = lif(fc(xt), mem)
+        ref.append(spk)
+    s, state = net(x)
+    assert torch.equal(s, torch.stack(ref))
+    torch.testing.assert_close(state["1"].v, mem)
+    assert isinstance(net[1], LIF) and net[1].reset_timing == "delayed"
+
+
+def test_converted_layers_hold_copies_and_train_mode_follows():
+    ref = _snn_conv().eval()
+    net = from_snntorch(ref)
+    assert not net.training
+    assert net[0].weight is not ref[0].weight and torch.equal(net[0].weight, ref[0].weight)
+
+
+@pytest.mark.parametrize("method", ["sltt", "sltt_k"])
+def test_sltt_trains_a_converted_model_and_weights_go_back(method):
+    ref = _snn_conv(learn=True)
+    net = from_snntorch(ref)
+    assert {"1.beta_logit", "1.v_th_param"} <= dict(net.named_parameters()).keys()
+    x = _input(T=8, B=16, seed=3)
+    y = torch.arange(16) % 3
+    opt = torch.optim.Adam(net.parameters(), lr=0.02)
+    m = get_method(method, k=3) if method == "sltt_k" else get_method(method)
+    losses = []
+    for _ in range(15):
+        opt.zero_grad()
+        out = m.forward_backward(net, x, y, SLTTMix())
+        opt.step()
+        losses.append(out.loss)
+    assert losses[-1] < losses[0]
+    copy_to_snntorch(net, ref)
+    s_ns, _ = net(x)
+    assert torch.equal(_run_snntorch(ref, x), s_ns)
+    assert float(ref[1].beta.detach()) == pytest.approx(float(net[1].beta.detach()))
+
+
+def test_every_unsupported_option_is_listed_at_once():
+    model = nn.Sequential(
+        nn.Linear(4, 4), snn.Leaky(beta=torch.full((4,), 0.9), init_hidden=True),          # per-neuron beta
+        snn.Leaky(beta=0.9, init_hidden=True, output=True),                                # output mid-network
+        snn.Leaky(beta=0.9, init_hidden=True, state_quant=lambda m: m),                    # state_quant
+        snn.Leaky(beta=0.9, init_hidden=True, graded_spikes_factor=2.0),                   # graded spikes
+        snn.Leaky(beta=0.9, init_hidden=True, spike_grad=surrogate.triangular()),          # surrogate
+        snn.Leaky(beta=0.9, init_hidden=True, reset_delay=False),                          # reset timing
+        snn.Synaptic(alpha=0.8, beta=0.9, init_hidden=True),                               # other neuron
+        nn.ReLU(), nn.Flatten(start_dim=0),
+    )
+    with pytest.raises(UnsupportedSnnTorchError) as info:
+        from_snntorch(model)
+    msg = str(info.value)
+    for needle in ("layer 1 (Leaky): per-neuron beta", "layer 2 (Leaky): output=True before the last layer",
+                   "layer 3 (Leaky): state_quant", "layer 4 (Leaky): graded spikes", "layer 5 (Leaky): surrogate",
+                   "layer 6 (Leaky): reset_delay=False", "layer 7 (Synaptic): neuron Synaptic",
+                   "layer 8 (ReLU): unsupported layer", "layer 9 (Flatten)", "Supported: snntorch.Leaky"):
+        assert needle in msg, needle
+    assert len(info.value.problems) == 9
+
+
+def test_not_a_sequence_is_a_clear_error():
+    class Net(nn.Module):
+        def forward(self, x):
+            return x
+
+    with pytest.raises(TypeError, match="nn.Sequential or a list of layers"):
+        from_snntorch(Net())
+
+
+def test_batchnorm_dropout_avgpool_identity_in_eval_mode():
+    torch.manual_seed(2)
+    ref = nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), snn.Leaky(beta=0.8, init_hidden=True),
+        nn.AvgPool2d(2), nn.Identity(), nn.Sequential(nn.Flatten(), nn.Dropout(0.3)),
+        nn.Linear(4 * 6 * 6, 8), nn.BatchNorm1d(8), snn.Leaky(beta=0.8, threshold=0.3, init_hidden=True),
+    )
+    with torch.no_grad():  # non-trivial running statistics
+        ref[1].running_mean.uniform_(-0.2, 0.2)
+        ref[1].running_var.uniform_(0.5, 1.5)
+    ref.eval()
+    net = from_snntorch(ref)
+    assert len(net) == 9  # Identity dropped, the nested Sequential flattened
+    x = _input(T=6)
+    s_ref = _run_snntorch(ref, x)
+    s_ns, _ = net(x)
+    assert s_ref.sum() > 0
+    assert torch.equal(s_ns, s_ref)
