@@ -1,0 +1,759 @@
+"""Facts about a NIR graph that hardware models need: neurons, synapses, fan-in/fan-out, synaptic operations.
+
+The graph is read as *populations* joined by *projections*:
+
+* a population is a group of neurons that emit spikes or accumulate current: every ``LIF``, ``IF``,
+  ``CubaLIF`` (spiking), ``LI``, ``CubaLI``, ``I`` (non-spiking), the graph's ``Input`` nodes (events
+  arriving from outside the chip) and an ``Output`` node fed straight by a synapse node (a readout);
+* a projection is the path from one population to the next:
+  ``source → (Flatten | SumPool2d | AvgPool2d)* → synapse → Flatten* → target``, where the synapse node is
+  ``Linear``, ``Affine``, ``Conv1d`` or ``Conv2d``. A pool with no weighted node after it acts as the synapse
+  itself (all weights 1); a path with neither is a one-to-one connection.
+
+Pooling before a synapse node is an event operation: a spike at position p is forwarded once to every
+pooling window that contains p (address mapping, as on DYNAP-CNN/Speck), so it adds no synaptic operations
+of its own. A spike's synaptic operations are its *actual fan-out*: the number of (postsynaptic neuron,
+nonzero weight) pairs it reaches. For a convolution this is exact per input position, borders, stride,
+padding, dilation and groups included (the transposed convolution of a ones tensor with the kernel's
+nonzero mask)::
+
+    synops(projection) = Σ_p  spike_count[p] · fan_out[p]
+
+Example:
+    >>> import numpy as np, nir
+    >>> g = nir.NIRGraph.from_list(
+    ...     nir.Linear(weight=np.ones((3, 4))),
+    ...     nir.LIF(tau=np.ones(3), r=np.ones(3), v_leak=np.zeros(3), v_threshold=np.ones(3)))
+    >>> facts = analyze(g)
+    >>> facts.neurons, facts.synapses_dense, facts.fan_out("input").tolist()
+    (3, 12, [3.0, 3.0, 3.0, 3.0])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+import nir
+import numpy as np
+
+__all__ = [
+    "GraphError", "ConvGeometry", "NodeFacts", "Population", "Projection", "GraphFacts", "SynopCount", "analyze",
+    "SYNAPSE_TYPES", "SPIKING_TYPES", "NONSPIKING_TYPES",
+]
+
+SYNAPSE_TYPES = ("Linear", "Affine", "Conv1d", "Conv2d")
+SPIKING_TYPES = ("LIF", "IF", "CubaLIF")
+NONSPIKING_TYPES = ("LI", "CubaLI", "I")
+POOL_TYPES = ("SumPool2d", "AvgPool2d")
+RESHAPE_TYPES = ("Flatten",)
+IO_TYPES = ("Input", "Output")
+SUPPORTED_TYPES = SYNAPSE_TYPES + SPIKING_TYPES + NONSPIKING_TYPES + POOL_TYPES + RESHAPE_TYPES + IO_TYPES
+
+
+class GraphError(ValueError):
+    """The NIR graph has a node, shape or structure the hardware models cannot interpret."""
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _shape(v) -> tuple[int, ...] | None:
+    if v is None:
+        return None
+    arr = np.asarray(v)
+    if arr.dtype == object:
+        return None
+    return tuple(int(x) for x in np.atleast_1d(arr).ravel())
+
+
+def _defined(types: Mapping | None, key: str) -> tuple[int, ...] | None:
+    if not types:
+        return None
+    return _shape(types.get(key))
+
+
+def _per_dim(v, n: int, what: str, node: str) -> tuple[int, ...]:
+    arr = np.atleast_1d(np.asarray(v)).ravel()
+    if arr.size == 1:
+        arr = np.repeat(arr, n)
+    if arr.size != n:
+        raise GraphError(f"node {node!r}: {what} {v!r} must have 1 or {n} entries")
+    out = tuple(int(x) for x in arr)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- convolution
+@dataclass(frozen=True)
+class ConvGeometry:
+    """A 2-d correlation (Conv1d is held as height 1) with a binary mask of its nonzero weights.
+
+    Pools use the same machinery: depthwise (``groups = C``), all-ones kernel.
+
+    Shapes:
+        mask: ``(C_out, C_in // groups, kh, kw)`` bool; inputs ``(C_in, H, W)``; outputs ``(C_out, OH, OW)``.
+    """
+
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    pad_lo: tuple[int, int]
+    pad_hi: tuple[int, int]
+    groups: int
+    mask: np.ndarray = field(repr=False)
+
+    @property
+    def c_in_per_group(self) -> int:
+        return self.in_shape[0] // self.groups
+
+    @property
+    def c_out_per_group(self) -> int:
+        return self.out_shape[0] // self.groups
+
+    def _grouped_mask(self, ky: int, kx: int) -> np.ndarray:
+        # (G, C_out/G, C_in/G) as float for einsum
+        G = self.groups
+        return self.mask[:, :, ky, kx].reshape(G, self.c_out_per_group, self.c_in_per_group).astype(np.float64)
+
+    def _slices(self, ky: int, kx: int) -> tuple[slice, slice]:
+        (_, OH, OW), (sh, sw), (dh, dw) = self.out_shape, self.stride, self.dilation
+        y0, x0 = ky * dh, kx * dw
+        return slice(y0, y0 + sh * (OH - 1) + 1, sh), slice(x0, x0 + sw * (OW - 1) + 1, sw)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """``y[o, oy, ox] = Σ mask[o, c, ky, kx] · x[c, oy·s − pad + ky·d, ox·s − pad + kx·d]`` (zeros outside)."""
+        C, H, W = self.in_shape
+        G = self.groups
+        xp = np.zeros((C, H + self.pad_lo[0] + self.pad_hi[0], W + self.pad_lo[1] + self.pad_hi[1]))
+        xp[:, self.pad_lo[0] : self.pad_lo[0] + H, self.pad_lo[1] : self.pad_lo[1] + W] = np.reshape(x, self.in_shape)
+        xg = xp.reshape(G, self.c_in_per_group, xp.shape[1], xp.shape[2])
+        out = np.zeros((G, self.c_out_per_group, self.out_shape[1], self.out_shape[2]))
+        for ky in range(self.kernel[0]):
+            for kx in range(self.kernel[1]):
+                m = self._grouped_mask(ky, kx)
+                if not m.any():
+                    continue
+                sy, sx = self._slices(ky, kx)
+                out += np.einsum("goc,gchw->gohw", m, xg[:, :, sy, sx], optimize=True)
+        return out.reshape(self.out_shape)
+
+    def transpose(self, y: np.ndarray) -> np.ndarray:
+        """Adjoint of :meth:`forward`: each output value is sent back to every input that feeds it."""
+        C, H, W = self.in_shape
+        G = self.groups
+        yg = np.reshape(y, (G, self.c_out_per_group, self.out_shape[1], self.out_shape[2])).astype(np.float64)
+        xp = np.zeros((G, self.c_in_per_group, H + self.pad_lo[0] + self.pad_hi[0], W + self.pad_lo[1] + self.pad_hi[1]))
+        for ky in range(self.kernel[0]):
+            for kx in range(self.kernel[1]):
+                m = self._grouped_mask(ky, kx)
+                if not m.any():
+                    continue
+                sy, sx = self._slices(ky, kx)
+                xp[:, :, sy, sx] += np.einsum("goc,gohw->gchw", m, yg, optimize=True)
+        xp = xp.reshape(C, xp.shape[2], xp.shape[3])
+        return xp[:, self.pad_lo[0] : self.pad_lo[0] + H, self.pad_lo[1] : self.pad_lo[1] + W]
+
+    def offsets_used(self) -> np.ndarray:
+        """``(G, kh, kw)`` bool: kernel offsets with at least one nonzero weight in the group."""
+        G = self.groups
+        m = self.mask.reshape(G, self.c_out_per_group, self.c_in_per_group, *self.kernel)
+        return m.any(axis=(1, 2))
+
+    def receptive_positions(self, out_flat_positions: np.ndarray, used: np.ndarray) -> np.ndarray:
+        """Bool ``(H, W)``: input positions read by the given output positions (flat ``oy·OW + ox``)."""
+        _, H, W = self.in_shape
+        OW = self.out_shape[2]
+        oy, ox = np.divmod(out_flat_positions, OW)
+        kys, kxs = np.nonzero(used)
+        iy = oy[:, None] * self.stride[0] - self.pad_lo[0] + kys[None, :] * self.dilation[0]
+        ix = ox[:, None] * self.stride[1] - self.pad_lo[1] + kxs[None, :] * self.dilation[1]
+        ok = (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)
+        hit = np.zeros((H, W), dtype=bool)
+        hit[iy[ok], ix[ok]] = True
+        return hit
+
+
+def _conv_out(n: int, lo: int, hi: int, d: int, k: int, s: int) -> int:
+    return (n + lo + hi - d * (k - 1) - 1) // s + 1
+
+
+def _conv_geometry(name: str, node, in_shape: tuple[int, ...]) -> ConvGeometry:
+    kind = type(node).__name__
+    w = np.asarray(node.weight)
+    one_d = kind == "Conv1d"
+    nd = 1 if one_d else 2
+    if w.ndim != nd + 2:
+        raise GraphError(f"node {name!r} ({kind}): weight must be {nd + 2}-d (C_out, C_in/groups, kernel...), got shape {w.shape}")
+    if len(in_shape) != nd + 1:
+        raise GraphError(f"node {name!r} ({kind}): input must be (C, {'L' if one_d else 'H, W'}), got shape {in_shape}")
+    groups = int(node.groups)
+    C_out, C_in_g = w.shape[:2]
+    if groups < 1 or C_out % groups or in_shape[0] != C_in_g * groups:
+        raise GraphError(
+            f"node {name!r} ({kind}): input has {in_shape[0]} channels; weight {w.shape} with groups={groups} "
+            f"expects {C_in_g * groups} (and C_out divisible by groups)"
+        )
+    kernel = tuple(int(k) for k in w.shape[2:])
+    stride = _per_dim(node.stride, nd, "stride", name)
+    dilation = _per_dim(node.dilation, nd, "dilation", name)
+    spatial = in_shape[1:]
+    if isinstance(node.padding, str):
+        if node.padding == "valid":
+            lo = hi = (0,) * nd
+        elif node.padding == "same":
+            if any(s != 1 for s in stride):
+                raise GraphError(f"node {name!r}: padding='same' is only defined for stride 1, got stride {stride}")
+            total = [d * (k - 1) for d, k in zip(dilation, kernel)]
+            lo = tuple(t // 2 for t in total)
+            hi = tuple(t - t // 2 for t in total)
+        else:
+            raise GraphError(f"node {name!r}: padding {node.padding!r} must be 'same', 'valid' or integers")
+    else:
+        lo = hi = _per_dim(node.padding, nd, "padding", name)
+    out_sp = tuple(_conv_out(n, a, b, d, k, s) for n, a, b, d, k, s in zip(spatial, lo, hi, dilation, kernel, stride))
+    if any(o < 1 for o in out_sp):
+        raise GraphError(f"node {name!r} ({kind}): input {in_shape} is too small for kernel {kernel}, output would be {out_sp}")
+    mask = w != 0
+    if one_d:  # hold as height 1
+        mask = mask[:, :, None, :]
+        return ConvGeometry(
+            (in_shape[0], 1, spatial[0]), (C_out, 1, out_sp[0]), (1, kernel[0]), (1, stride[0]), (1, dilation[0]),
+            (0, lo[0]), (0, hi[0]), groups, mask,
+        )
+    return ConvGeometry((in_shape[0], *spatial), (C_out, *out_sp), kernel, stride, dilation, lo, hi, groups, mask)
+
+
+def _pool_geometry(name: str, node, in_shape: tuple[int, ...]) -> ConvGeometry:
+    if len(in_shape) != 3:
+        raise GraphError(f"node {name!r} ({type(node).__name__}): input must be (C, H, W), got shape {in_shape}")
+    kernel = _per_dim(node.kernel_size, 2, "kernel_size", name)
+    stride = _per_dim(node.stride, 2, "stride", name)
+    pad = _per_dim(node.padding, 2, "padding", name)
+    C = in_shape[0]
+    out_sp = tuple(_conv_out(n, p, p, 1, k, s) for n, p, k, s in zip(in_shape[1:], pad, kernel, stride))
+    if any(o < 1 for o in out_sp):
+        raise GraphError(f"node {name!r}: input {in_shape} is too small for pooling kernel {kernel}")
+    mask = np.ones((C, 1, *kernel), dtype=bool)
+    return ConvGeometry(tuple(in_shape), (C, *out_sp), kernel, stride, (1, 1), pad, pad, C, mask)
+
+
+# ---------------------------------------------------------------------------------------------- facts
+@dataclass(frozen=True)
+class NodeFacts:
+    """What one NIR node contributes. Synapse counts are *unrolled connections* (a conv kernel weight
+    counts once per output position it is applied at, borders excluded); ``weight_params`` is the stored
+    weight tensor's size."""
+
+    name: str
+    node_type: str
+    role: str  # input | output | synapse | neuron | pool | reshape
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    neurons: int = 0
+    spiking: bool = False
+    weight_params: int = 0
+    weights_nonzero: int = 0
+    synapses_dense: int = 0
+    synapses_nonzero: int = 0
+    fan_in_max: int = 0
+    fan_out_max: int = 0
+
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class Population:
+    """Neurons of one node (or the events of an Input node)."""
+
+    name: str
+    node_type: str
+    shape: tuple[int, ...]
+    spiking: bool  # emits spikes (Input events count as spikes)
+    on_chip: bool  # False for Input nodes: their events arrive from outside
+
+    @property
+    def neurons(self) -> int:
+        return int(np.prod(self.shape))
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Connection ``source → pre_path → synapse → post_path → target`` (synapse None: one-to-one)."""
+
+    source: str
+    synapse: str | None
+    target: str
+    pre_path: tuple[str, ...] = ()
+    post_path: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return f"{self.source}->{self.synapse or 'identity'}->{self.target}"
+
+
+@dataclass(frozen=True)
+class SynopCount:
+    """Synaptic operations per inference (mean over samples).
+
+    Attributes:
+        per_projection: projection label -> synops over the whole run.
+        per_projection_step: projection label -> ``(T,)`` synops per step.
+        per_target: target population -> synops it receives over the run.
+        total: all synops of one inference.
+        exact: projection labels whose count used per-neuron spike counts (others assumed even spread).
+    """
+
+    per_projection: dict[str, float]
+    per_projection_step: dict[str, np.ndarray]
+    per_target: dict[str, float]
+    total: float
+    exact: tuple[str, ...]
+
+
+class GraphFacts:
+    """Result of :func:`analyze`: node facts, populations, projections and fan-in/fan-out arrays.
+
+    Fan-out arrays count nonzero-weight connections; arrays are computed once and cached.
+    """
+
+    def __init__(self, graph: nir.NIRGraph, nodes: dict[str, NodeFacts], populations: dict[str, Population],
+                 projections: list[Projection], geoms: dict[str, ConvGeometry], masks: dict[str, np.ndarray]):
+        self.graph = graph
+        self.nodes = nodes
+        self.populations = populations
+        self.projections = projections
+        self._geoms = geoms
+        self._masks = masks  # Linear/Affine: (N_out, N_in) bool nonzero mask
+        self._cache: dict = {}
+
+    # ---- totals
+    @property
+    def neurons(self) -> int:
+        """Neurons on the chip: every neuron population, readout accumulators into an Output node included
+        (Input events come from outside and are not counted)."""
+        return sum(p.neurons for p in self.populations.values() if p.on_chip)
+
+    @property
+    def synapses_dense(self) -> int:
+        return sum(f.synapses_dense for f in self.nodes.values())
+
+    @property
+    def synapses_nonzero(self) -> int:
+        return sum(f.synapses_nonzero for f in self.nodes.values())
+
+    @property
+    def input_names(self) -> list[str]:
+        return [n for n, p in self.populations.items() if not p.on_chip]
+
+    def synapse_nodes(self) -> list[str]:
+        return [n for n, f in self.nodes.items() if f.role == "synapse"]
+
+    def projections_from(self, source: str) -> list[Projection]:
+        return [p for p in self.projections if p.source == source]
+
+    def projections_to(self, target: str) -> list[Projection]:
+        return [p for p in self.projections if p.target == target]
+
+    def geometry(self, name: str) -> ConvGeometry | None:
+        """Convolution/pool geometry of a node, or None (Linear, Affine, others)."""
+        return self._geoms.get(name)
+
+    def linear_mask(self, name: str) -> np.ndarray | None:
+        """``(N_out, N_in)`` bool nonzero mask of a Linear/Affine node, or None."""
+        return self._masks.get(name)
+
+    # ---- per-node arrays at the synapse level
+    def synapse_fan_out(self, name: str) -> np.ndarray:
+        """Nonzero connections leaving each input position of synapse node ``name`` (its input shape)."""
+        key = ("syn_fan_out", name)
+        if key not in self._cache:
+            f = self.nodes[name]
+            if name in self._masks:
+                out = self._masks[name].sum(axis=0).astype(np.float64)
+            else:
+                g = self._geoms[name]
+                out = g.transpose(np.ones(g.out_shape))
+            self._cache[key] = np.reshape(out, f.input_shape)
+        return self._cache[key]
+
+    def synapse_fan_in(self, name: str) -> np.ndarray:
+        """Nonzero connections arriving at each output position of synapse node ``name`` (its output shape)."""
+        key = ("syn_fan_in", name)
+        if key not in self._cache:
+            f = self.nodes[name]
+            if name in self._masks:
+                out = self._masks[name].sum(axis=1).astype(np.float64)
+            else:
+                g = self._geoms[name]
+                out = g.forward(np.ones(g.in_shape))
+            self._cache[key] = np.reshape(out, f.output_shape)
+        return self._cache[key]
+
+    def synapse_forward(self, name: str, x: np.ndarray) -> np.ndarray:
+        """Events at the input of ``name`` -> synaptic events received per output position (nonzero mask)."""
+        f = self.nodes[name]
+        if name in self._masks:
+            return (self._masks[name] @ np.reshape(x, -1).astype(np.float64)).reshape(f.output_shape)
+        return self._geoms[name].forward(x).reshape(f.output_shape)
+
+    # ---- paths
+    def _path_forward(self, path: Iterable[str], x: np.ndarray) -> np.ndarray:
+        for n in path:
+            f = self.nodes[n]
+            if f.role == "pool":
+                x = self._geoms[n].forward(x)
+            x = np.reshape(x, f.output_shape)
+        return x
+
+    def _path_transpose(self, path: Iterable[str], y: np.ndarray) -> np.ndarray:
+        for n in reversed(tuple(path)):
+            f = self.nodes[n]
+            y = np.reshape(y, f.output_shape)
+            if f.role == "pool":
+                y = self._geoms[n].transpose(y)
+            y = np.reshape(y, f.input_shape)
+        return y
+
+    def events_at_synapse(self, proj: Projection, source_counts: np.ndarray) -> np.ndarray:
+        """Source spike counts -> events arriving at the synapse node's input (through Flatten/pools)."""
+        x = np.reshape(np.asarray(source_counts, dtype=np.float64), self.populations[proj.source].shape)
+        return self._path_forward(proj.pre_path, x)
+
+    def projection_fan_out(self, proj: Projection) -> np.ndarray:
+        """Synaptic operations one spike of each source neuron causes in this projection (source shape)."""
+        key = ("proj_fan_out", proj)
+        if key not in self._cache:
+            src_shape = self.populations[proj.source].shape
+            if proj.synapse is None:
+                out = np.ones(src_shape)
+            else:
+                out = np.reshape(self._path_transpose(proj.pre_path, self.synapse_fan_out(proj.synapse)), src_shape)
+            self._cache[key] = out
+        return self._cache[key]
+
+    def projection_fan_in(self, proj: Projection) -> np.ndarray:
+        """Nonzero connections of this projection arriving at each target neuron (target shape)."""
+        key = ("proj_fan_in", proj)
+        if key not in self._cache:
+            tgt_shape = self.populations[proj.target].shape
+            if proj.synapse is None:
+                out = np.ones(tgt_shape)
+            else:
+                out = np.reshape(self.synapse_fan_in(proj.synapse), tgt_shape)
+            self._cache[key] = out
+        return self._cache[key]
+
+    def fan_out(self, population: str) -> np.ndarray:
+        """Total synaptic operations caused by one spike of each neuron of ``population`` (its shape)."""
+        self._check_population(population)
+        out = np.zeros(self.populations[population].shape)
+        for p in self.projections_from(population):
+            out = out + self.projection_fan_out(p)
+        return out
+
+    def fan_in(self, population: str) -> np.ndarray:
+        """Nonzero synapses arriving at each neuron of ``population`` from all its projections (its shape)."""
+        self._check_population(population)
+        out = np.zeros(self.populations[population].shape)
+        for p in self.projections_to(population):
+            out = out + self.projection_fan_in(p)
+        return out
+
+    def received(self, proj: Projection, source_counts: np.ndarray) -> np.ndarray:
+        """Synaptic events each target neuron receives for the given source spike counts (target shape)."""
+        tgt_shape = self.populations[proj.target].shape
+        if proj.synapse is None:
+            return np.reshape(np.asarray(source_counts, dtype=np.float64), tgt_shape)
+        e = self.events_at_synapse(proj, source_counts)
+        return np.reshape(self.synapse_forward(proj.synapse, e), tgt_shape)
+
+    def _check_population(self, name: str) -> None:
+        if name not in self.populations:
+            raise GraphError(f"{name!r} is not a neuron population or input of this graph; populations: {list(self.populations)}")
+
+    # ---- activity
+    def source_series(self, activity, population: str) -> np.ndarray:
+        """``(T,)`` spikes per step of a population (Input nodes fall back to ``input_events_per_step``)."""
+        pop = self.populations[population]
+        if population in activity.spikes_per_step:
+            return activity.spikes_per_step[population]
+        if not pop.on_chip and len(self.input_names) == 1:
+            return activity.input_events_per_step
+        if not pop.spiking:
+            return np.zeros(activity.time_steps)
+        raise GraphError(
+            f"activity has no spikes for {pop.node_type} node {population!r}; recorded nodes: {activity.nodes}"
+            + ("; with several Input nodes each needs its own spikes_per_step entry" if not pop.on_chip else "")
+        )
+
+    def source_counts(self, activity, population: str) -> tuple[np.ndarray, bool]:
+        """Spike counts per neuron over the run (population shape) and whether they were measured per neuron.
+
+        Without a ``spike_counts`` entry the node's total is spread evenly over its neurons.
+        """
+        pop = self.populations[population]
+        if population in activity.spike_counts:
+            c = activity.spike_counts[population]
+            if c.size != pop.neurons:
+                raise GraphError(
+                    f"spike_counts[{population!r}] has shape {c.shape} ({c.size} values) but node {population!r} "
+                    f"has shape {pop.shape} ({pop.neurons} neurons)"
+                )
+            return np.reshape(c, pop.shape), True
+        total = float(self.source_series(activity, population).sum())
+        return np.full(pop.shape, total / pop.neurons), False
+
+    def check_activity(self, activity) -> None:
+        """Raise :class:`GraphError` when the activity names unknown nodes, misses a spiking node, or claims
+        more spikes in a step than a node has neurons."""
+        known = set(self.populations)
+        unknown = [n for n in activity.spikes_per_step if n not in self.nodes]
+        if unknown:
+            raise GraphError(f"activity names nodes {unknown} that are not in the graph; graph nodes: {list(self.nodes)}")
+        not_pop = [n for n in activity.spikes_per_step if n not in known]
+        if not_pop:
+            raise GraphError(
+                f"activity records spikes for {not_pop}, which are not neuron or Input nodes; populations: {sorted(known)}"
+            )
+        for name, pop in self.populations.items():
+            series = self.source_series(activity, name)
+            if pop.on_chip and pop.spiking and series.size and series.max() > pop.neurons * (1 + 1e-9):
+                t = int(series.argmax())
+                raise GraphError(
+                    f"activity for {name!r} has {series[t]:g} spikes at step {t} but the node has only {pop.neurons} "
+                    "neurons (a neuron spikes at most once per step)"
+                )
+            self.source_counts(activity, name)  # shape check
+        if len(self.input_names) == 1:
+            name = self.input_names[0]
+            if name in activity.spikes_per_step and activity.input_events_per_step.any():
+                a, b = activity.spikes_per_step[name].sum(), activity.input_events_per_step.sum()
+                if not math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9):
+                    raise GraphError(
+                        f"input node {name!r}: spikes_per_step sums to {a:g} events but input_events_per_step to {b:g}"
+                    )
+
+    def synops(self, activity) -> SynopCount:
+        """Synaptic operations per inference: Σ over source spikes of that neuron's actual fan-out.
+
+        Per step, a projection's synops follow its source's spikes per step (the spatial distribution of
+        a node's spikes is taken to be the same at every step).
+        """
+        self.check_activity(activity)
+        per, per_step, per_target, exact = {}, {}, {}, []
+        for proj in self.projections:
+            counts, measured = self.source_counts(activity, proj.source)
+            total = float(np.dot(counts.ravel(), self.projection_fan_out(proj).ravel()))
+            series = self.source_series(activity, proj.source)
+            s = float(series.sum())
+            step = series * (total / s) if s > 0 else np.zeros_like(series)
+            per[proj.label] = total
+            per_step[proj.label] = step
+            per_target[proj.target] = per_target.get(proj.target, 0.0) + total
+            if measured:
+                exact.append(proj.label)
+        return SynopCount(per, per_step, per_target, float(sum(per.values())), tuple(exact))
+
+    def to_dict(self) -> dict:
+        """Per-node facts and totals as plain JSON-ready data."""
+        return {
+            "neurons": self.neurons,
+            "synapses_dense": self.synapses_dense,
+            "synapses_nonzero": self.synapses_nonzero,
+            "nodes": {n: f.to_dict() for n, f in self.nodes.items()},
+            "projections": [p.label for p in self.projections],
+        }
+
+
+# ---------------------------------------------------------------------------------------------- analysis
+def _intrinsic_shapes(name: str, node) -> tuple[tuple | None, tuple | None]:
+    kind = type(node).__name__
+    if kind == "Input":
+        s = _defined(node.input_type, "input")
+        return s, s
+    if kind == "Output":
+        s = _defined(node.output_type, "output")
+        return s, s
+    if kind in ("Linear", "Affine"):
+        w = np.asarray(node.weight)
+        if w.ndim != 2:
+            raise GraphError(f"node {name!r} ({kind}): weight must be 2-d (N_out, N_in), got shape {w.shape}")
+        return (int(w.shape[1]),), (int(w.shape[0]),)
+    if kind in SPIKING_TYPES + NONSPIKING_TYPES:
+        s = _defined(node.output_type, "output")
+        return s, s
+    return _defined(getattr(node, "input_type", None), "input"), None
+
+
+def _compute_output(name: str, node, in_shape: tuple[int, ...], geoms: dict) -> tuple[int, ...]:
+    kind = type(node).__name__
+    if kind in ("Conv1d", "Conv2d"):
+        g = _conv_geometry(name, node, in_shape)
+        geoms[name] = g
+        return (g.out_shape[0], g.out_shape[2]) if kind == "Conv1d" else g.out_shape
+    if kind in POOL_TYPES:
+        g = _pool_geometry(name, node, in_shape)
+        geoms[name] = g
+        return g.out_shape
+    if kind == "Flatten":
+        nd = len(in_shape)
+        start = node.start_dim + nd if node.start_dim < 0 else node.start_dim
+        end = node.end_dim + nd if node.end_dim < 0 else node.end_dim
+        if not (0 <= start <= end < nd):
+            raise GraphError(f"node {name!r} (Flatten): dims {node.start_dim}..{node.end_dim} do not fit input shape {in_shape}")
+        return tuple(in_shape[:start]) + (int(np.prod(in_shape[start : end + 1])),) + tuple(in_shape[end + 1 :])
+    return in_shape
+
+
+def _infer(graph: nir.NIRGraph) -> tuple[dict, dict, dict]:
+    nodes = graph.nodes
+    unsupported = {n: type(v).__name__ for n, v in nodes.items() if type(v).__name__ not in SUPPORTED_TYPES}
+    if unsupported:
+        raise GraphError(
+            f"nodes of unsupported types: {unsupported}; hardware models read {list(SUPPORTED_TYPES)}"
+            + (" (nested NIRGraph nodes must be flattened first)" if "NIRGraph" in unsupported.values() else "")
+        )
+    for a, b in graph.edges:
+        for n in (a, b):
+            if n not in nodes:
+                raise GraphError(f"edge ({a!r}, {b!r}) names node {n!r}, which is not in the graph; nodes: {list(nodes)}")
+    ins, outs, geoms = {}, {}, {}
+    for n, node in nodes.items():
+        ins[n], outs[n] = _intrinsic_shapes(n, node)
+        if outs[n] is None and ins[n] is not None:
+            outs[n] = _compute_output(n, node, ins[n], geoms)
+    changed = True
+    while changed:
+        changed = False
+        for a, b in graph.edges:
+            if outs[a] is None or ins[b] is not None:
+                continue
+            ins[b] = outs[a]
+            if outs[b] is None:
+                outs[b] = _compute_output(b, nodes[b], ins[b], geoms)
+            changed = True
+    missing = [n for n in nodes if ins[n] is None or outs[n] is None]
+    if missing:
+        raise GraphError(f"cannot infer the shapes of nodes {missing}; give the graph's Input node a shape")
+    for a, b in graph.edges:
+        sa, sb = outs[a], ins[b]
+        if sa == sb:
+            continue
+        lenient = type(nodes[b]).__name__ in SPIKING_TYPES + NONSPIKING_TYPES + ("Output",)
+        if not (lenient and int(np.prod(sa)) == int(np.prod(sb))):
+            raise GraphError(f"shape mismatch on edge {a!r} -> {b!r}: {a!r} outputs {sa} but {b!r} takes {sb}")
+    return ins, outs, geoms
+
+
+def analyze(graph: nir.NIRGraph) -> GraphFacts:
+    """Read a NIR graph into :class:`GraphFacts`. The graph is not modified.
+
+    Raises:
+        GraphError: unsupported node types, unknown edge endpoints, shapes that cannot be inferred or do not
+            match, or a path the models cannot interpret (e.g. a synapse node feeding another synapse node).
+    """
+    if not isinstance(graph, nir.NIRGraph):
+        raise GraphError(f"expected a nir.NIRGraph, got {type(graph).__name__}")
+    ins, outs, geoms = _infer(graph)
+    nodes = graph.nodes
+    succ: dict[str, list[str]] = {n: [] for n in nodes}
+    for a, b in graph.edges:
+        succ[a].append(b)
+
+    masks: dict[str, np.ndarray] = {}
+    facts: dict[str, NodeFacts] = {}
+    for n, node in nodes.items():
+        kind = type(node).__name__
+        base = dict(name=n, node_type=kind, input_shape=ins[n], output_shape=outs[n])
+        if kind in SYNAPSE_TYPES:
+            w = np.asarray(node.weight)
+            if kind in ("Linear", "Affine"):
+                m = w != 0
+                masks[n] = m
+                dense_fi = np.full(w.shape[0], w.shape[1])
+                nz_fi, nz_fo = m.sum(axis=1), m.sum(axis=0)
+            else:
+                g = geoms[n]
+                dense_g = ConvGeometry(g.in_shape, g.out_shape, g.kernel, g.stride, g.dilation, g.pad_lo, g.pad_hi,
+                                       g.groups, np.ones_like(g.mask))
+                dense_fi = dense_g.forward(np.ones(g.in_shape))
+                nz_fi = g.forward(np.ones(g.in_shape))
+                nz_fo = g.transpose(np.ones(g.out_shape))
+            facts[n] = NodeFacts(
+                **base, role="synapse", weight_params=int(w.size), weights_nonzero=int(np.count_nonzero(w)),
+                synapses_dense=int(round(dense_fi.sum())), synapses_nonzero=int(round(nz_fi.sum())),
+                fan_in_max=int(nz_fi.max()), fan_out_max=int(nz_fo.max()),
+            )
+        elif kind in SPIKING_TYPES + NONSPIKING_TYPES:
+            facts[n] = NodeFacts(**base, role="neuron", neurons=int(np.prod(outs[n])), spiking=kind in SPIKING_TYPES)
+        elif kind in POOL_TYPES:
+            facts[n] = NodeFacts(**base, role="pool")
+        elif kind == "Flatten":
+            facts[n] = NodeFacts(**base, role="reshape")
+        else:
+            facts[n] = NodeFacts(**base, role=kind.lower())
+
+    populations: dict[str, Population] = {}
+    for n, f in facts.items():
+        if f.role == "input":
+            populations[n] = Population(n, "Input", f.output_shape, spiking=True, on_chip=False)
+        elif f.role == "neuron":
+            populations[n] = Population(n, f.node_type, f.output_shape, spiking=f.spiking, on_chip=True)
+
+    projections: list[Projection] = []
+    for src in list(populations):
+        stack: list[tuple[str, tuple[str, ...]]] = [(nxt, ()) for nxt in succ[src]]
+        while stack:
+            cur, pre = stack.pop()
+            f = facts[cur]
+            if f.role in ("reshape", "pool"):
+                stack.extend((nxt, pre + (cur,)) for nxt in succ[cur])
+            elif f.role == "synapse":
+                projections.extend(_after_synapse(src, cur, pre, succ, facts, populations))
+            elif f.role == "neuron":
+                pools = [i for i, p in enumerate(pre) if facts[p].role == "pool"]
+                if pools:  # the last pool is the synapse (weights 1); flattens after it are the post path
+                    i = pools[-1]
+                    if any(facts[p].role == "pool" for p in pre[i + 1 :]):
+                        raise GraphError(f"path {src!r} -> {cur!r} has pools after each other: {pre}")
+                    projections.append(Projection(src, pre[i], cur, pre[:i], pre[i + 1 :]))
+                else:
+                    projections.append(Projection(src, None, cur, (), pre))
+            elif f.role == "output":
+                continue
+            elif f.role == "input":
+                raise GraphError(f"edge into Input node {cur!r} from {src!r}; Input nodes take no edges")
+    return GraphFacts(graph, facts, populations, projections, geoms, masks)
+
+
+def _after_synapse(src, syn, pre, succ, facts, populations) -> list[Projection]:
+    out = []
+    stack = [(nxt, ()) for nxt in succ[syn]]
+    if not stack:
+        raise GraphError(f"synapse node {syn!r} has no successor; connect it to a neuron or Output node")
+    while stack:
+        cur, post = stack.pop()
+        f = facts[cur]
+        if f.role == "reshape":
+            stack.extend((nxt, post + (cur,)) for nxt in succ[cur])
+        elif f.role == "neuron":
+            out.append(Projection(src, syn, cur, pre, post))
+        elif f.role == "output":
+            if cur not in populations:  # a readout: non-spiking accumulators of the Output's shape
+                populations[cur] = Population(cur, "Output", f.input_shape, spiking=False, on_chip=True)
+            out.append(Projection(src, syn, cur, pre, post))
+        elif f.role == "synapse":
+            raise GraphError(
+                f"synapse node {syn!r} feeds synapse node {cur!r} with no neuron between; fuse the two weight "
+                "layers into one or insert a neuron node"
+            )
+        elif f.role == "pool":
+            raise GraphError(
+                f"pool {cur!r} sits between synapse node {syn!r} and the neurons; pooling currents is not an event "
+                "operation — pool the spikes after the neurons, or fold the pooling into the convolution"
+            )
+        else:
+            raise GraphError(f"synapse node {syn!r} reaches {f.node_type} node {cur!r}; expected a neuron or Output node")
+    return out
