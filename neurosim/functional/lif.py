@@ -27,7 +27,8 @@ snnTorch models identically. The two timings give different membrane traces for 
 
 Two backends compute the same thing: ``reference`` (a plain autograd loop, the definition) and ``fused``
 (one autograd node for the whole sequence with a hand-derived backward that saves only ``h``; faster and
-leaner). ``auto`` picks ``fused`` where it applies (immediate timing, fixed threshold).
+leaner). ``auto`` picks ``fused`` where it applies (immediate timing, fixed threshold); called with ``T = 1``
+(one step at a time, as SLTT does) it runs a single-step kernel without the scan loop.
 
 Shapes:
     x_seq: ``[T, B, ...]`` (time first); state ``v``: ``[B, ...]``; spikes: like ``x_seq``.
@@ -173,6 +174,10 @@ def lif_scan(
         return _scan_reference(x_seq, params, v0, record_membrane)
     beta = torch.as_tensor(params.beta, dtype=x_seq.dtype, device=x_seq.device)
     v_th = float(params.v_th)
+    if x_seq.shape[0] == 1:  # one step at a time (SLTT, online inference): no scan machinery
+        s, v_final, h = _LIFStep.apply(x_seq.squeeze(0), v0, beta, v_th, params.reset, params.detach_reset,
+                                       params.surrogate)
+        return s.unsqueeze(0), LIFState(v_final, h.unsqueeze(0) if record_membrane else None)
     s_seq, v_final, h_seq = _FusedLIF.apply(
         x_seq, v0, beta, v_th, params.reset, params.detach_reset, params.surrogate
     )
@@ -301,4 +306,58 @@ class _FusedLIF(torch.autograd.Function):
                 v_after = h_seq
             v_prev = torch.cat([v0.unsqueeze(0), v_after[:-1]])
             grad_beta = _reduce_to((dh * v_prev).sum(0), beta.shape)
+        return grad_x, grad_v0, grad_beta, None, None, None, None
+
+
+class _LIFStep(torch.autograd.Function):
+    """One LIF step (the fused backend's maths for ``T = 1``) with a lean backward.
+
+    Same equations as :class:`_FusedLIF`. When no gradient reaches the new state or the recorded membrane
+    (SLTT detaches the state between steps), ``dL/dh = dL/ds·σ'(h − θ)``: one multiply after the surrogate.
+    """
+
+    @staticmethod
+    def forward(ctx, x, v0, beta, v_th, reset, detach_reset, surrogate):
+        ctx.set_materialize_grads(False)
+        h = torch.addcmul(x, beta, v0)
+        s = torch.ge(h, v_th, out=torch.empty_like(h))  # 0./1. in h's dtype (faster than a bool cast)
+        if reset == "subtract":
+            v = torch.sub(h, s, alpha=v_th)
+        elif reset == "zero":
+            v = torch.addcmul(h, h, s, value=-1.0)
+        else:
+            v = h.clone()  # not the same tensor as the h output
+        ctx.save_for_backward(h, v0 if ctx.needs_input_grad[2] else None, beta)  # v0 only for dL/dβ
+        ctx.cfg = (v_th, reset, detach_reset, surrogate)
+        return s, v, h
+
+    @staticmethod
+    def backward(ctx, grad_s, grad_v, grad_h):
+        h, v0, beta = ctx.saved_tensors
+        v_th, reset, detach_reset, surrogate = ctx.cfg
+        g = surrogate.grad_(h - v_th)  # σ'(h − θ), then overwritten in place with dL/dh
+        if grad_v is None:
+            if grad_s is None:
+                g.zero_()
+            else:
+                g.mul_(grad_s)
+        elif reset == "subtract" and not detach_reset:
+            coef = torch.add(grad_s, grad_v, alpha=-v_th) if grad_s is not None else grad_v * -v_th
+            torch.addcmul(grad_v, g, coef, out=g)
+        elif reset == "zero":
+            keep = grad_v * (h < v_th)
+            coef = grad_s if detach_reset else (grad_s - grad_v * h if grad_s is not None else -grad_v * h)
+            if coef is None:
+                g.copy_(keep)
+            else:
+                torch.addcmul(keep, g, coef, out=g)
+        elif grad_s is None:
+            g.copy_(grad_v)
+        else:
+            torch.addcmul(grad_v, g, grad_s, out=g)
+        if grad_h is not None:
+            g.add_(grad_h)
+        grad_v0 = beta * g if ctx.needs_input_grad[1] else None
+        grad_beta = _reduce_to(g * v0, beta.shape) if ctx.needs_input_grad[2] else None
+        grad_x = g if ctx.needs_input_grad[0] else None
         return grad_x, grad_v0, grad_beta, None, None, None, None

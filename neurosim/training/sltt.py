@@ -130,7 +130,7 @@ def run_online(model: torch.nn.Module, x_seq: torch.Tensor, y: torch.Tensor, los
             # sg(·) on the whole temporal path; detaching before backward also drops every reference
             # the state holds into this step's graph, so nothing of step t survives its backward.
             state = detach_state(state)
-            value = loss.step(out_t[0], y) / T
+            value = loss.step(out_t.squeeze(0), y) / T
         if with_grad and value.requires_grad:
             value.backward()
             passes += 1

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from neurosim.config import ModelConfig, NeuronConfig, RunConfig, TrainConfig, load_config
+from neurosim.functional import LIFParams, LIFState, Surrogate, lif_scan
 from neurosim.nn import LI, LIF, Dropout, Flatten, Linear, Sequential, build_model, detach_state
 from neurosim.training import BPTT, METHODS, RateCE, SLTTMix, TET, Trainer, get_method
 from neurosim.training.sltt import (
@@ -346,6 +347,60 @@ def test_shipped_sltt_configs_load_and_build(name):
     assert out.shape == (2, 1, cfg.model.num_classes)
     if name == "sltt_k_nmnist":
         assert cfg.train.method == "sltt_k" and 1 <= cfg.train.k < cfg.data.time_steps
+
+
+# ------------------------------------------- the single-step LIF path (lif_scan with T = 1) that SLTT runs on
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+@pytest.mark.parametrize("detach_reset", [False, True])
+@pytest.mark.parametrize("surrogate", ["atan", "triangle", "sigmoid"])
+def test_one_step_at_a_time_with_carried_graph_equals_full_scan(reset, detach_reset, surrogate):
+    """T calls with T = 1, state carried *with* its graph, == one scan: forward, membrane and every gradient
+    (input, initial state, learnable β), including gradients through the carried state and the recorded h."""
+    g = torch.Generator().manual_seed(7)
+    x = (torch.rand(6, 3, 4, generator=g, dtype=torch.float64) * 1.4).requires_grad_()
+    v0 = torch.rand(3, 4, generator=g, dtype=torch.float64).requires_grad_()
+    beta = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    p = LIFParams(beta=beta, reset=reset, detach_reset=detach_reset, surrogate=Surrogate(surrogate))
+    w_s, w_h = torch.rand(6, 3, 4, generator=g, dtype=torch.float64), torch.rand(6, 3, 4, generator=g,
+                                                                                 dtype=torch.float64)
+
+    def loss_of(s, h, v):
+        return (s * w_s).sum() + (h * w_h).sum() + (v ** 2).sum()
+
+    s_full, st = lif_scan(x, p, LIFState(v0), record_membrane=True, backend="fused")
+    ref = torch.autograd.grad(loss_of(s_full, st.v_seq, st.v), (x, v0, beta))
+    state, ss, hs = LIFState(v0), [], []
+    for t in range(6):
+        s_t, state = lif_scan(x[t:t + 1], p, state, record_membrane=True)
+        ss.append(s_t)
+        hs.append(state.v_seq)
+    s_steps, h_steps = torch.cat(ss), torch.cat(hs)
+    assert torch.equal(s_steps, s_full) and s_full.sum() > 0
+    torch.testing.assert_close(h_steps, st.v_seq)
+    got = torch.autograd.grad(loss_of(s_steps, h_steps, state.v), (x, v0, beta))
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+@pytest.mark.parametrize("detach_reset", [False, True])
+def test_single_step_matches_reference_backend(reset, detach_reset):
+    g = torch.Generator().manual_seed(3)
+    x = (torch.rand(1, 4, 5, generator=g, dtype=torch.float64) * 1.6).requires_grad_()
+    v0 = (torch.rand(4, 5, generator=g, dtype=torch.float64) * 0.5).requires_grad_()
+    beta = torch.tensor(0.6, dtype=torch.float64, requires_grad=True)
+    outs = {}
+    for backend in ("auto", "reference"):  # auto takes the single-step path for T = 1
+        p = LIFParams(beta=beta, reset=reset, detach_reset=detach_reset, surrogate=Surrogate("triangle"))
+        s, st = lif_scan(x, p, LIFState(v0), record_membrane=True, backend=backend)
+        w = torch.Generator().manual_seed(9)
+        loss = sum((o * torch.rand(o.shape, generator=w, dtype=torch.float64)).sum() for o in (s, st.v, st.v_seq))
+        outs[backend] = (s, st.v, st.v_seq, *torch.autograd.grad(loss, (x, v0, beta)))
+    assert outs["auto"][0].sum() > 0
+    for a, b in zip(outs["auto"], outs["reference"]):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
 # ------------------------------------------------------------------------------------ (e) SLTT learns
