@@ -86,6 +86,7 @@ OPTIONS = {
     "conventional": {},
 }
 LIST_VALUED = {"capacity.kernel_memory_per_core", "capacity.neuron_memory_per_core"}
+_ARTICLE = {"energy": "an", "memory": "a", "time": "a", "power": "a", "bits": "a", "count": "a"}
 TOP_LEVEL = {"schema_version", "name", "kind", "title", "notes", "sources", "energy_terms"}
 
 
@@ -191,7 +192,7 @@ def _constant(where: str, key: str, entry: Any, dimension: str, sources: Mapping
             raise fail(f"value {v:g} must be a whole number of {dimension}")
     units = UNITS[dimension]
     if unit not in units:
-        raise fail(f"unit {unit!r} is wrong for a {dimension} value; expected one of {list(units)}")
+        raise fail(f"unit {unit!r} is wrong here: this constant is {_ARTICLE.get(dimension, 'a')} {dimension}; expected one of {list(units)}")
     if not isinstance(source, str) or source not in sources:
         raise fail(f"source {source!r} is not a key of the [sources] table (keys: {sorted(sources)})")
     note = entry.get("note", "")

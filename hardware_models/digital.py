@@ -1,0 +1,638 @@
+"""Event-driven digital neuromorphic cores (Loihi, TrueNorth, SpiNNaker, SpiNNaker2, Speck …).
+
+**Mapping.** ``core_partition`` targets cut each neuron population, in its flat (C-order) neuron order,
+into equal chunks of ``n`` neurons per core — the largest ``n`` for which every core stays within the
+spec's limits: neurons per core, synaptic memory (nonzero synapses × (weight bits + overhead)), input
+axons (distinct presynaptic inputs, exact for convolutions including borders) and output axons
+(destination cores of its neurons). A neuron whose inputs alone exceed a core is either *split*
+(``fan_in_over_limit = "split"``: ``k`` input slices, each holding partial-sum compartments of the
+chunk) or *reported* as not fitting. A neuron that must reach more cores than ``fan_out_per_neuron``
+(TrueNorth: one) is copied. ``layer_per_core`` targets (Speck) put every layer on one core whose kernel
+and neuron memories must hold it.
+
+**Energy per inference** (each term only where the spec says it is ``modelled``)::
+
+    synaptic      = E_syn · synops
+    neuron_active = E_active · spikes                       (an update that emits a spike)
+    neuron_idle   = E_idle · (compartments · T − spikes)
+    routing       = Σ_messages (E_msg + hops_ew · E_ew + hops_ns · E_ns)
+    static        = P_static · chips · run time
+
+A message is one spike sent to one destination core; hops are mean Manhattan distances between the
+source and destination cores, cores placed row-major on a √(cores per chip)-wide mesh (an assumption,
+not a floor plan). Energy is therefore affine in activity: zero activity leaves neuron_idle and static.
+
+**Latency per step** = busiest core (synops · t_syn + updates · t_update + messages · t_msg) + mean hop
+delay + barrier sync, at least the chip's tick (``fixed_tick``) or ``dt`` (``realtime``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .activity import ActivityProfile
+from .graph import GraphFacts, Projection
+from .results import Estimate, LayerMapping, MappingResult, Violation
+from .specs import Spec
+
+__all__ = ["map_network", "estimate_digital", "DEFAULT_WEIGHT_BITS"]
+
+DEFAULT_WEIGHT_BITS = 8  # bits per stored weight unless the caller says otherwise; clipped to the chip's range
+
+
+@dataclass
+class _Placement:
+    name: str
+    neurons: int
+    n: int = 1  # neurons per chunk (per core)
+    k: int = 1  # input slices
+    slots: int = 0
+    first_core: int = 0
+    limited_by: str = "neurons_per_core"
+    dest_per_proj: dict = field(default_factory=dict)  # projection -> dest cores per source neuron (flat)
+    max_syn: float = 0.0
+    max_axons: float = 0.0
+    max_out: float = 0.0
+
+    @property
+    def starts(self) -> np.ndarray:
+        return np.arange(0, self.neurons, self.n)
+
+    @property
+    def cores(self) -> int:
+        return self.k * math.ceil(max(self.slots, self.neurons) / self.n)
+
+
+def _largest(upper: int, ok) -> int:
+    """Largest n in [1, upper] with ok(n) (ok assumed monotone: true up to some n); 0 if ok(1) is false."""
+    if upper < 1 or not ok(1):
+        return 0
+    lo, hi = 1, upper
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+class _CorePartition:
+    """Maps every on-chip population of ``facts`` onto cores within ``spec``'s limits."""
+
+    def __init__(self, facts: GraphFacts, spec: Spec, weight_bits: int, chips: int):
+        self.facts, self.spec, self.chips = facts, spec, chips
+        self.notes: list[str] = []
+        self.violations: list[Violation] = []
+        bits = weight_bits
+        lo, hi = spec.si("capacity.weight_bits_min", 0), spec.si("capacity.weight_bits_max", math.inf)
+        if bits > hi:
+            self.notes.append(f"weights must be quantised to {int(hi)} bit(s) for {spec.name} (asked for {weight_bits})")
+            bits = int(hi)
+        if bits < lo:
+            self.notes.append(f"{spec.name} stores at least {int(lo)}-bit weights (asked for {weight_bits})")
+            bits = int(lo)
+        self.bits_per_synapse = bits + spec.si("capacity.synapse_overhead_bits", 0)
+        mem = spec.si("capacity.synaptic_memory_per_core", math.inf)
+        self.syn_cap = math.floor(mem / self.bits_per_synapse) if math.isfinite(mem) else math.inf
+        self.npc = int(spec.si("capacity.neurons_per_core"))
+        self.fin_cap = spec.si("capacity.fan_in_per_core", math.inf)
+        self.fout_cap = spec.si("capacity.fan_out_per_core", math.inf)
+        self.fout_neuron = spec.si("capacity.fan_out_per_neuron", math.inf)
+        self.pops = [n for n, p in facts.populations.items() if p.on_chip]
+        self.place = {n: _Placement(n, facts.populations[n].neurons) for n in self.pops}
+        self._fan_in_flat = {n: facts.fan_in(n).ravel() for n in self.pops}
+        self._conn: dict = {}
+        self._single: dict = {}
+
+    # ---------------------------------------------------------------- connectivity
+    def connectivity(self, proj: Projection, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(input axons per chunk of n target neurons, destination chunks per synapse-input position)."""
+        key = (proj, n)
+        if key in self._conn:
+            return self._conn[key]
+        f = self.facts
+        N = f.populations[proj.target].neurons
+        starts = np.arange(0, N, n)
+        if proj.synapse is None:
+            axons = np.diff(np.append(starts, N)).astype(np.float64)
+            dest = np.ones(f.populations[proj.source].neurons)
+        elif f.linear_mask(proj.synapse) is not None:
+            m = f.linear_mask(proj.synapse)
+            if m.all():
+                axons = np.full(len(starts), float(m.shape[1]))
+                dest = np.full(m.shape[1], float(len(starts)))
+            else:
+                anyc = np.logical_or.reduceat(m, starts, axis=0)
+                axons, dest = anyc.sum(axis=1).astype(np.float64), anyc.sum(axis=0).astype(np.float64)
+        else:
+            axons, dest = self._conv_connectivity(f.geometry(proj.synapse), N, n, starts)
+        self._conn[key] = (axons, dest)
+        return axons, dest
+
+    @staticmethod
+    def _conv_connectivity(g, N, n, starts):
+        G, cin_pg, cpg = g.groups, g.c_in_per_group, g.c_out_per_group
+        _, H, W = g.in_shape
+        P = g.out_shape[1] * g.out_shape[2]
+        used = g.offsets_used()
+        full: dict[int, np.ndarray] = {}
+        dest_sp = np.zeros((G, H, W))
+        axons = np.zeros(len(starts))
+        for i, a in enumerate(starts):
+            b = min(a + n, N)
+            for gi in range((a // P) // cpg, ((b - 1) // P) // cpg + 1):
+                lo, hi = max(a, gi * cpg * P), min(b, (gi + 1) * cpg * P)
+                if hi - lo >= P:
+                    if gi not in full:
+                        full[gi] = g.receptive_positions(np.arange(P), used[gi])
+                    hit = full[gi]
+                else:
+                    hit = g.receptive_positions(np.arange(lo, hi) % P, used[gi])
+                axons[i] += hit.sum() * cin_pg
+                dest_sp[gi] += hit
+        dest = np.repeat(dest_sp, cin_pg, axis=0)  # (C_in, H, W): every input channel of a group alike
+        return axons, dest.ravel()
+
+    def single_neuron_axons(self, pop: str) -> np.ndarray:
+        """Input axons each neuron of ``pop`` needs on its own (flat)."""
+        if pop not in self._single:
+            f = self.facts
+            total = np.zeros(f.populations[pop].neurons)
+            for proj in f.projections_to(pop):
+                if proj.synapse is None:
+                    total += 1.0
+                elif f.linear_mask(proj.synapse) is not None:
+                    total += f.linear_mask(proj.synapse).sum(axis=1)
+                else:
+                    g = f.geometry(proj.synapse)
+                    used = np.repeat(g.offsets_used(), g.c_out_per_group, axis=0)  # (C_out, kh, kw)
+                    reach = type(g)(g.in_shape, g.out_shape, g.kernel, g.stride, g.dilation, g.pad_lo, g.pad_hi,
+                                    g.groups, np.broadcast_to(used[:, None], g.mask.shape))
+                    total += reach.forward(np.ones(g.in_shape)).ravel()
+            self._single[pop] = total
+        return self._single[pop]
+
+    def chunk_load(self, pop: str, n: int, k: int) -> tuple[float, float]:
+        """(max synapses, max input axons) over the cores of ``pop`` with chunks of n and k input slices."""
+        N = self.place[pop].neurons
+        starts = np.arange(0, N, n)
+        syn = np.add.reduceat(self._fan_in_flat[pop], starts) if N else np.zeros(1)
+        ax = np.zeros(len(starts))
+        for proj in self.facts.projections_to(pop):
+            ax = ax + self.connectivity(proj, n)[0]
+        return float(np.ceil(syn.max() / k)), float(np.ceil(ax.max() / k))
+
+    # ---------------------------------------------------------------- mapping passes
+    def map_fan_in(self, pop: str) -> None:
+        p = self.place[pop]
+        if not self.facts.projections_to(pop):
+            p.n, p.k = min(self.npc, p.neurons), 1
+            return
+        syn1 = float(self._fan_in_flat[pop].max())
+        ax1 = float(self.single_neuron_axons(pop).max())
+        k = max(1, math.ceil(syn1 / self.syn_cap) if math.isfinite(self.syn_cap) else 1,
+                math.ceil(ax1 / self.fin_cap) if math.isfinite(self.fin_cap) else 1)
+        if k > 1:
+            what = []
+            if math.isfinite(self.fin_cap) and ax1 > self.fin_cap:
+                what.append(("fan_in_per_core", ax1, self.fin_cap, "input axons"))
+            if math.isfinite(self.syn_cap) and syn1 > self.syn_cap:
+                what.append(("synaptic_memory_per_core", syn1, self.syn_cap,
+                             f"synapses ({self.bits_per_synapse:g} bits each)"))
+            policy = self.spec.options.get("fan_in_over_limit", "report")
+            for limit, value, allowed, unit in what:
+                msg = (f"layer {pop!r}: one neuron needs {value:g} {unit}, a {self.spec.name} core holds {allowed:g} "
+                       f"(over by {value - allowed:g}, {value / allowed:.2f}x)")
+                if policy == "split":
+                    self.notes.append(msg + f"; split into {k} input slices of partial-sum compartments")
+                else:
+                    self.violations.append(Violation(limit, pop, value, allowed, msg + "; the layer must be restructured"))
+        p.k = k
+
+        def ok(n: int) -> bool:
+            syn, ax = self.chunk_load(pop, n, k)
+            return syn <= self.syn_cap and ax <= self.fin_cap
+
+        n = _largest(min(self.npc, p.neurons), ok)
+        p.n = max(n, 1)
+        p.limited_by = "neurons_per_core" if p.n == min(self.npc, p.neurons) else self._binding(pop, p.n + 1, k)
+        p.max_syn, p.max_axons = self.chunk_load(pop, p.n, k)
+
+    def _binding(self, pop: str, n: int, k: int) -> str:
+        syn, ax = self.chunk_load(pop, n, k)
+        if syn > self.syn_cap:
+            return "synaptic_memory_per_core"
+        return "fan_in_per_core" if ax > self.fin_cap else "neurons_per_core"
+
+    def dest_out(self, pop: str) -> np.ndarray:
+        """Destination cores per neuron of ``pop`` over all its projections (flat, source order)."""
+        f = self.facts
+        total = np.zeros(f.populations[pop].neurons)
+        for proj in f.projections_from(pop):
+            total += self.proj_dest(proj)
+        return total
+
+    def proj_dest(self, proj: Projection) -> np.ndarray:
+        f = self.facts
+        src_shape = f.populations[proj.source].shape
+        if proj.target not in self.place:
+            return np.zeros(int(np.prod(src_shape)))
+        _, dest = self.connectivity(proj, self.place[proj.target].n)
+        if proj.synapse is None:
+            return dest
+        syn_in = f.nodes[proj.synapse].input_shape
+        return np.reshape(f._path_transpose(proj.pre_path, np.reshape(dest, syn_in)), -1)
+
+    def map_fan_out(self) -> bool:
+        """Shrink chunks whose neurons need more output axons than a core has; True if anything changed."""
+        changed = False
+        if not math.isfinite(self.fout_cap):
+            return changed
+        for pop in reversed(self.pops):
+            p = self.place[pop]
+            d = self.dest_out(pop)
+            if not d.any():
+                continue
+            if d.max() > self.fout_cap:
+                continue  # reported in finish()
+
+            def ok(n: int) -> bool:
+                return float(np.add.reduceat(d, np.arange(0, p.neurons, n)).max()) <= self.fout_cap
+
+            if not ok(p.n):
+                p.n = _largest(p.n, ok)
+                p.limited_by = "fan_out_per_core"
+                p.max_syn, p.max_axons = self.chunk_load(pop, p.n, p.k)
+                changed = True
+        return changed
+
+    def finish(self) -> MappingResult:
+        for pop in self.pops:
+            p = self.place[pop]
+            d = self.dest_out(pop)
+            for proj in self.facts.projections_from(pop):
+                p.dest_per_proj[proj] = self.proj_dest(proj)
+            if d.size and d.max() > self.fout_cap:
+                v = float(d.max())
+                self.violations.append(Violation(
+                    "fan_out_per_core", pop, v, self.fout_cap,
+                    f"layer {pop!r}: one neuron reaches {v:g} destination cores, a {self.spec.name} core has "
+                    f"{self.fout_cap:g} output axons (over by {v - self.fout_cap:g}, {v / self.fout_cap:.2f}x)"))
+            if math.isfinite(self.fout_neuron) and d.size:
+                copies = np.maximum(1, np.ceil(d / self.fout_neuron))
+                p.slots = int(copies.sum())
+                if p.slots > p.neurons:
+                    self.notes.append(
+                        f"layer {pop!r}: neurons reach up to {d.max():g} cores but a {self.spec.name} neuron reaches "
+                        f"{self.fout_neuron:g}; {p.slots - p.neurons} neuron copies added")
+            else:
+                p.slots = p.neurons
+            if d.size:
+                p.max_out = float(np.add.reduceat(d, p.starts).max())
+        first = 0
+        layers = {}
+        for pop in self.pops:
+            p = self.place[pop]
+            p.first_core = first
+            first += p.cores
+            layers[pop] = LayerMapping(
+                name=pop, neurons=p.neurons, cores=p.cores, neurons_per_core=p.n, first_core=p.first_core,
+                slots=max(p.slots, p.neurons), input_slices=p.k, limited_by=p.limited_by,
+                max_synapses_per_core=p.max_syn, max_axons_in_per_core=p.max_axons, max_axons_out_per_core=p.max_out)
+        return _finish_mapping(self.spec, layers, first, self.violations, self.notes, self.chips)
+
+
+def _finish_mapping(spec: Spec, layers, cores_used, violations, notes, chips) -> MappingResult:
+    cpc = int(spec.si("capacity.cores_per_chip"))
+    per_core = [v for v in violations if v.limit != "cores_per_chip"]
+    chips_needed = None if per_core else max(1, math.ceil(cores_used / cpc))
+    violations = list(violations)
+    if chips_needed is not None and chips_needed > chips:
+        violations.append(Violation(
+            "cores_per_chip", None, cores_used, cpc * chips,
+            f"the network needs {cores_used} cores, {chips} {spec.name} chip(s) have {cpc * chips} "
+            f"(over by {cores_used - cpc * chips}, {cores_used / (cpc * chips):.2f}x): {chips_needed} chips needed"))
+    if chips_needed is None:
+        notes = list(notes) + ["a per-core limit is exceeded: no number of chips makes this network fit as it is"]
+    return MappingResult(target=spec.name, cores_used=int(cores_used), cores_per_chip=cpc, chips_needed=chips_needed,
+                         fits=not violations, layers=layers, violations=tuple(violations), notes=tuple(notes))
+
+
+# ---------------------------------------------------------------------------------------------- layer per core
+def _kernel_entries(facts: GraphFacts, proj: Projection) -> int:
+    """Kernel memory entries of one projection on a DYNAP-CNN core: c · 2^(⌈log2(kx·ky)⌉ + ⌈log2 f⌉)."""
+    clog = lambda x: math.ceil(math.log2(x)) if x > 1 else 0  # noqa: E731
+    tgt = facts.populations[proj.target]
+    if proj.synapse is None:
+        c = f = tgt.shape[0]
+        kk = 1
+    elif facts.geometry(proj.synapse) is not None:
+        g = facts.geometry(proj.synapse)
+        c, f, kk = g.in_shape[0], g.out_shape[0], g.kernel[0] * g.kernel[1]
+        if facts.nodes[proj.synapse].role == "pool":
+            kk = 1
+    else:
+        n_out, n_in = facts.linear_mask(proj.synapse).shape
+        flat = [p for p in proj.pre_path if facts.nodes[p].role == "reshape"]
+        shape = facts.nodes[flat[0]].input_shape if flat else (n_in,)
+        c, kk, f = shape[0], int(np.prod(shape[1:])), n_out
+    return int(c * 2 ** (clog(kk) + clog(f)))
+
+
+def _match(needs: list[tuple[int, int]], kmem, nmem, avail: list[int]) -> dict[int, int]:
+    """Bipartite matching of layers (kernel, neuron needs) to cores (Kuhn's augmenting paths)."""
+    owner: dict[int, int] = {}
+
+    def try_layer(i: int, seen: set) -> bool:
+        for c in avail:
+            if c in seen or kmem[c] < needs[i][0] or nmem[c] < needs[i][1]:
+                continue
+            seen.add(c)
+            if c not in owner or try_layer(owner[c], seen):
+                owner[c] = i
+                return True
+        return False
+
+    for i in range(len(needs)):
+        try_layer(i, set())
+    return {i: c for c, i in owner.items()}
+
+
+def _map_layer_per_core(facts: GraphFacts, spec: Spec, weight_bits: int, chips: int):
+    kmem = [int(x) for x in spec.si("capacity.kernel_memory_per_core")]
+    nmem = [int(x) for x in spec.si("capacity.neuron_memory_per_core")]
+    cores = list(range(len(kmem)))
+    notes, violations = [], []
+    hi = spec.si("capacity.weight_bits_max", math.inf)
+    if weight_bits > hi:
+        notes.append(f"weights must be quantised to {int(hi)} bits for {spec.name} (asked for {weight_bits})")
+    pops = [n for n, p in facts.populations.items() if p.on_chip]
+    needs = []
+    for pop in pops:
+        projs = facts.projections_to(pop)
+        if len(projs) > 1:
+            notes.append(f"layer {pop!r} has {len(projs)} inputs; their kernel memories are added on one core")
+        needs.append((sum(_kernel_entries(facts, p) for p in projs), facts.populations[pop].neurons))
+    feasible = True
+    for pop, (kn, nn) in zip(pops, needs):
+        fits_k = [c for c in cores if kmem[c] >= kn]
+        fits_n = [c for c in cores if nmem[c] >= nn]
+        if not fits_k:
+            violations.append(Violation("kernel_memory_per_core", pop, kn, max(kmem),
+                                        f"layer {pop!r} needs {kn} kernel entries, the largest {spec.name} core has "
+                                        f"{max(kmem)} (over by {kn - max(kmem)}, {kn / max(kmem):.2f}x)"))
+        if not fits_n:
+            violations.append(Violation("neuron_memory_per_core", pop, nn, max(nmem),
+                                        f"layer {pop!r} has {nn} neurons, the largest {spec.name} core holds "
+                                        f"{max(nmem)} (over by {nn - max(nmem)}, {nn / max(nmem):.2f}x)"))
+        if fits_k and fits_n and not (set(fits_k) & set(fits_n)):
+            best = max(fits_k, key=lambda c: nmem[c])
+            violations.append(Violation("neuron_memory_per_core", pop, nn, nmem[best],
+                                        f"layer {pop!r}: no {spec.name} core has both {kn} kernel entries and "
+                                        f"{nn} neuron states"))
+        feasible = feasible and any(kmem[c] >= kn and nmem[c] >= nn for c in cores)
+    assign = _match(needs, kmem, nmem, cores)
+    chips_needed = None
+    if feasible:  # fill chips in layer order
+        chips_needed, i = 0, 0
+        while i < len(pops):
+            chips_needed += 1
+            j = i + 1
+            while j <= len(pops) and len(_match(needs[i:j], kmem, nmem, cores)) == j - i:
+                j += 1
+            i = j - 1
+        chips_needed = max(chips_needed, 1)
+    layers = {}
+    for i, pop in enumerate(pops):
+        layers[pop] = LayerMapping(name=pop, neurons=needs[i][1], cores=1, neurons_per_core=needs[i][1],
+                                   first_core=assign.get(i, -1), slots=needs[i][1], limited_by="layer_per_core",
+                                   max_synapses_per_core=needs[i][0])
+    if feasible and len(assign) < len(pops):
+        violations.append(Violation("cores_per_chip", None, len(pops), len(cores),
+                                    f"{len(pops)} layers cannot all be placed on the {len(cores)} cores of one "
+                                    f"{spec.name} chip: {chips_needed} chips needed"))
+    cpc = len(cores)
+    per_core = [v for v in violations if v.limit != "cores_per_chip"]
+    fits = not violations and (chips_needed or 1) <= chips
+    if per_core:
+        notes.append("a layer exceeds every core's memory: no number of chips makes this network fit as it is")
+    return MappingResult(target=spec.name, cores_used=len(pops), cores_per_chip=cpc,
+                         chips_needed=None if per_core else chips_needed, fits=fits, layers=layers,
+                         violations=tuple(violations), notes=tuple(notes)), None
+
+
+def map_network(facts: GraphFacts, spec: Spec, weight_bits: int = DEFAULT_WEIGHT_BITS, chips: int = 1) -> MappingResult:
+    """Place the network of ``facts`` on ``spec``'s cores (see the module docstring).
+
+    Args:
+        weight_bits: bits per stored weight (clipped to the chip's range, with a note).
+        chips: chips available; ``fits`` is False when more are needed.
+    """
+    return _map(facts, spec, weight_bits, chips)[0]
+
+
+def _map(facts, spec, weight_bits, chips):
+    if spec.kind != "digital":
+        raise ValueError(f"spec {spec.name!r} is {spec.kind}, not a digital neuromorphic target")
+    if not isinstance(chips, int) or chips < 1:
+        raise ValueError(f"chips must be a positive integer, got {chips!r}")
+    if not isinstance(weight_bits, int) or weight_bits < 1:
+        raise ValueError(f"weight_bits must be a positive integer, got {weight_bits!r}")
+    if spec.options["mapping"] == "layer_per_core":
+        return _map_layer_per_core(facts, spec, weight_bits, chips)
+    m = _CorePartition(facts, spec, weight_bits, chips)
+    for pop in m.pops:
+        m.map_fan_in(pop)
+    for _ in range(8):
+        if not m.map_fan_out():
+            break
+    return m.finish(), m
+
+
+# ---------------------------------------------------------------------------------------------- energy & latency
+def _mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean |i − j| over i ~ histogram a, j ~ histogram b."""
+    if a.sum() == 0 or b.sum() == 0:
+        return 0.0
+    idx = np.arange(max(len(a), len(b)))
+    a = np.pad(a, (0, len(idx) - len(a)))
+    b = np.pad(b, (0, len(idx) - len(b)))
+    return float(a @ np.abs(idx[:, None] - idx[None, :]) @ b / (a.sum() * b.sum()))
+
+
+def _mean_hops(src: range, dst: range, width: int) -> tuple[float, float]:
+    s, d = np.arange(src.start, src.stop), np.arange(dst.start, dst.stop)
+    if not len(s) or not len(d):
+        return 0.0, 0.0
+    dx = _mean_abs_diff(np.bincount(s % width, minlength=width), np.bincount(d % width, minlength=width))
+    dy = _mean_abs_diff(np.bincount(s // width), np.bincount(d // width))
+    return dx, dy
+
+
+def _pick(spec: Spec, key: str, fallback: str, default: float | None = None) -> float:
+    """``key`` if the spec gives it, else ``fallback``, else ``default`` (None: one must exist)."""
+    return spec.si(key) if spec.has(key) else spec.si(fallback, default)
+
+
+def _status_note(spec: Spec, term: str, label: str) -> str | None:
+    st = spec.term(term)
+    if st == "modelled":
+        return None
+    if st.startswith("included:"):
+        return f"{label}: already inside the {spec.name} {st.split(':', 1)[1]} figure, not added on top"
+    return f"{label}: no published {spec.name} figure, left out (0 J)"
+
+
+def estimate_digital(facts: GraphFacts, activity: ActivityProfile, spec: Spec, *,
+                     weight_bits: int = DEFAULT_WEIGHT_BITS, chips: int = 1) -> Estimate:
+    """Energy, latency and mapping of one inference on a digital neuromorphic target."""
+    facts.check_activity(activity)
+    mapping, mapper = _map(facts, spec, weight_bits, chips)
+    T = activity.time_steps
+    synops = facts.synops(activity)
+    on_chip = [n for n, p in facts.populations.items() if p.on_chip]
+    notes: list[str] = list(spec.notes) + list(mapping.notes)
+
+    # ---- counts
+    spikes = {n: float(facts.source_series(activity, n).sum()) for n in facts.populations}
+    active = sum(spikes[n] for n in on_chip if facts.populations[n].spiking)
+    slices = {n: (mapper.place[n].k if mapper else 1) for n in on_chip}
+    compartments = sum(facts.populations[n].neurons * slices[n] for n in on_chip)
+    idle = max(compartments * T - active, 0.0)
+
+    width = max(1, math.ceil(math.sqrt(mapping.cores_per_chip)))
+    core_range = {n: range(l.first_core, l.first_core + l.cores) for n, l in mapping.layers.items()}
+    messages = 0.0
+    routing_j = 0.0
+    msgs_total = {n: 0.0 for n in facts.populations}
+    hop_delay = 0.0
+    e_msg = spec.si("energy.spike_message", 0.0)
+    e_ew = spec.si("energy.hop_ew", spec.si("energy.hop", 0.0))
+    e_ns = spec.si("energy.hop_ns", spec.si("energy.hop", 0.0))
+    t_ew = spec.si("time.hop_ew", spec.si("time.hop", 0.0))
+    t_ns = spec.si("time.hop_ns", spec.si("time.hop", 0.0))
+    for proj in facts.projections:
+        counts, _ = facts.source_counts(activity, proj.source)
+        if mapper is not None:
+            dest = mapper.place[proj.source].dest_per_proj.get(proj) if proj.source in mapper.place else None
+            if dest is None:
+                dest = mapper.proj_dest(proj)
+        else:
+            dest = np.ones(counts.size)  # one destination core per layer
+        msgs = float(np.dot(counts.ravel(), dest))
+        msgs_total[proj.source] += msgs
+        messages += msgs
+        if facts.populations[proj.source].on_chip and proj.target in core_range:
+            dx, dy = _mean_hops(core_range[proj.source], core_range[proj.target], width)
+            if msgs > 0:
+                hop_delay = max(hop_delay, dx * t_ew + dy * t_ns)
+        else:
+            dx = dy = 0.0
+        routing_j += msgs * (e_msg + dx * e_ew + dy * e_ns)
+    if any(not facts.populations[p.source].on_chip for p in facts.projections) and spec.term("routing") == "modelled":
+        notes.append("input events enter their destination cores at the per-message cost, without mesh hops")
+
+    # ---- energy
+    e = {"synaptic": 0.0, "neuron_active": 0.0, "neuron_idle": 0.0, "routing": 0.0, "static": 0.0}
+    if spec.term("synaptic") == "modelled":
+        e["synaptic"] = synops.total * spec.si("energy.synaptic_op")
+    if spec.term("neuron_update") == "modelled":
+        e_act = _pick(spec, "energy.neuron_update_active", "energy.neuron_update")
+        e_idle = _pick(spec, "energy.neuron_update_idle", "energy.neuron_update")
+        e["neuron_active"], e["neuron_idle"] = active * e_act, idle * e_idle
+    if spec.term("routing") == "modelled":
+        e["routing"] = routing_j
+    for term, label in (("synaptic", "synaptic events"), ("neuron_update", "neuron updates"),
+                        ("routing", "spike routing"), ("static", "static power")):
+        note = _status_note(spec, term, label)
+        if note:
+            notes.append(note)
+
+    # ---- latency
+    step_compute = _busiest_core(facts, activity, spec, mapper, synops, msgs_total, spikes)
+    step_compute = step_compute + (hop_delay + spec.si("time.sync", 0.0)) * (step_compute > 0)
+    timing = spec.options["timing"]
+    if timing == "step_driven":
+        step = step_compute
+    else:
+        floor = spec.si("time.tick") if timing == "fixed_tick" else activity.dt_s
+        if step_compute.max(initial=0.0) > floor:
+            notes.append(f"the busiest core needs up to {step_compute.max():.3g} s per step, more than the "
+                         f"{floor:.3g} s {'tick' if timing == 'fixed_tick' else 'input step (dt)'}: it falls behind")
+        step = np.maximum(step_compute, floor)
+    run_time = float(step.sum())
+    pipeline = 0.0
+    if spec.has("time.event_pipeline"):
+        layers_used = max(1, len(on_chip))
+        pipeline = spec.si("time.event_pipeline") * layers_used / spec.si("capacity.pipeline_layers", layers_used)
+    chips_on = mapping.chips_needed or max(1, math.ceil(mapping.cores_used / mapping.cores_per_chip))
+    if spec.term("static") == "modelled":
+        e["static"] = spec.si("power.static") * chips_on * run_time
+    if spec.has("power.typical") and spec.term("static").startswith("included:"):
+        ref = spec.si("power.typical") * chips_on * run_time
+        notes.append(f"for reference: typical chip power x run time = {ref:.3g} J per inference "
+                     f"({chips_on} chip(s), {run_time:.3g} s); not added")
+
+    per_layer = {}
+    for n, p in facts.populations.items():
+        lm = mapping.layers.get(n)
+        per_layer[n] = {
+            "neurons": p.neurons, "on_chip": p.on_chip,
+            "synapses_in": float(facts.fan_in(n).sum()), "synops_in": synops.per_target.get(n, 0.0),
+            "spikes": spikes[n], "messages_out": msgs_total[n],
+            "firing_rate_hz": spikes[n] / (p.neurons * T * activity.dt_s) if p.neurons else 0.0,
+            "cores": lm.cores if lm else 0,
+        }
+    notes.append("neuron update = active when the neuron fires in that step, idle otherwise")
+    inexact = [lbl for lbl in synops.per_projection if lbl not in synops.exact]
+    if inexact:
+        notes.append(f"no per-neuron spike counts for {len(inexact)} projection(s): their spikes were spread evenly")
+    return Estimate(
+        target=spec.name, kind=spec.kind, energy_j=e, total_energy_j=float(sum(e.values())),
+        latency_per_step_s=float(step.mean()), latency_per_step_max_s=float(step.max()),
+        latency_per_inference_s=run_time + pipeline, synops=synops.total, time_steps=T, mapping=mapping,
+        per_layer=per_layer, notes=tuple(dict.fromkeys(notes)), sources=spec.citations(),
+    )
+
+
+def _busiest_core(facts, activity, spec, mapper, synops, msgs_total, spikes) -> np.ndarray:
+    """``(T,)`` time of the busiest core per step (0 where the spec gives no operation times)."""
+    T = activity.time_steps
+    if mapper is None or not spec.has("time.synaptic_op"):
+        return np.zeros(T)
+    t_syn = spec.si("time.synaptic_op")
+    t_act = _pick(spec, "time.neuron_update_active", "time.neuron_update", 0.0)
+    t_idle = _pick(spec, "time.neuron_update_idle", "time.neuron_update", 0.0)
+    t_msg = spec.si("time.spike_message", 0.0)
+    busiest = np.zeros(T)
+    for pop, p in mapper.place.items():
+        starts = p.starts
+        sizes = np.diff(np.append(starts, p.neurons)).astype(np.float64)
+        syn = np.zeros((len(starts), T))
+        for proj in facts.projections_to(pop):
+            counts, _ = facts.source_counts(activity, proj.source)
+            rec = facts.received(proj, counts).ravel()
+            if rec.sum() > 0:
+                frac = np.add.reduceat(rec, starts) / rec.sum()
+            else:
+                fi = facts.projection_fan_in(proj).ravel()
+                frac = np.add.reduceat(fi, starts) / max(fi.sum(), 1.0)
+            syn += np.outer(frac, synops.per_projection_step[proj.label]) / p.k
+        series = facts.source_series(activity, pop)
+        own, _ = facts.source_counts(activity, pop)
+        own = own.ravel()
+        own_frac = np.add.reduceat(own, starts) / own.sum() if own.sum() > 0 else np.zeros(len(starts))
+        act = np.outer(own_frac, series) if facts.populations[pop].spiking else np.zeros((len(starts), T))
+        idle = np.maximum(sizes[:, None] - act, 0.0)
+        d = mapper.dest_out(pop)
+        weighted = own * d
+        msgs = np.zeros((len(starts), T))
+        if weighted.sum() > 0 and spikes[pop] > 0:
+            msgs = np.outer(np.add.reduceat(weighted, starts) / weighted.sum(), series * (msgs_total[pop] / spikes[pop]))
+        t = syn * t_syn + act * t_act + idle * t_idle + msgs * t_msg
+        busiest = np.maximum(busiest, t.max(axis=0))
+    return busiest
