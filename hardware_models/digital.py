@@ -135,26 +135,31 @@ class _CorePartition:
 
     @staticmethod
     def _conv_connectivity(g, N, n, starts):
+        """Exact for dense kernels: for every input position, the chunks holding an output that reads it."""
         G, cin_pg, cpg = g.groups, g.c_in_per_group, g.c_out_per_group
         _, H, W = g.in_shape
-        P = g.out_shape[1] * g.out_shape[2]
-        used = g.offsets_used()
-        full: dict[int, np.ndarray] = {}
-        dest_sp = np.zeros((G, H, W))
-        axons = np.zeros(len(starts))
-        for i, a in enumerate(starts):
-            b = min(a + n, N)
-            for gi in range((a // P) // cpg, ((b - 1) // P) // cpg + 1):
-                lo, hi = max(a, gi * cpg * P), min(b, (gi + 1) * cpg * P)
-                if hi - lo >= P:
-                    if gi not in full:
-                        full[gi] = g.receptive_positions(np.arange(P), used[gi])
-                    hit = full[gi]
-                else:
-                    hit = g.receptive_positions(np.arange(lo, hi) % P, used[gi])
-                axons[i] += hit.sum() * cin_pg
-                dest_sp[gi] += hit
-        dest = np.repeat(dest_sp, cin_pg, axis=0)  # (C_in, H, W): every input channel of a group alike
+        _, OH, OW = g.out_shape
+        P = OH * OW
+        kh, kw = g.kernel
+        iy, ix = np.divmod(np.arange(H * W), W)
+        ky, kx = np.divmod(np.arange(kh * kw), kw)
+        ny = iy[:, None] + g.pad_lo[0] - ky[None, :] * g.dilation[0]  # oy·s for the output reading iy via ky
+        nx = ix[:, None] + g.pad_lo[1] - kx[None, :] * g.dilation[1]
+        oy, ry = np.divmod(ny, g.stride[0])
+        ox, rx = np.divmod(nx, g.stride[1])
+        valid = (ry == 0) & (rx == 0) & (oy >= 0) & (oy < OH) & (ox >= 0) & (ox < OW)  # (HW, K)
+        pos = oy * OW + ox
+        used = g.offsets_used().reshape(G, kh * kw)
+        chan = (np.arange(G)[:, None] * cpg + np.arange(cpg)[None, :]) * P  # (G, cpg) flat offset of each channel
+        flat = chan[:, None, :, None] + pos[None, :, None, :]  # (G, HW, cpg, K)
+        ok = valid[None, :, None, :] & used[:, None, None, :]
+        chunk = np.where(ok, flat // n, -1).reshape(G, H * W, cpg * kh * kw)
+        chunk.sort(axis=2)
+        first = chunk >= 0
+        first[:, :, 1:] &= chunk[:, :, 1:] != chunk[:, :, :-1]  # first occurrence of each chunk id
+        dest_sp = first.sum(axis=2).astype(np.float64)  # (G, HW): distinct destination chunks
+        axons = np.bincount(chunk[first], minlength=len(starts)).astype(np.float64) * cin_pg
+        dest = np.repeat(dest_sp.reshape(G, 1, H * W), cin_pg, axis=1)  # every input channel of a group alike
         return axons, dest.ravel()
 
     def single_neuron_axons(self, pop: str) -> np.ndarray:
@@ -526,7 +531,7 @@ def estimate_digital(facts: GraphFacts, activity: ActivityProfile, spec: Spec, *
         msgs = float(np.dot(counts.ravel(), dest))
         msgs_total[proj.source] += msgs
         messages += msgs
-        if facts.populations[proj.source].on_chip and proj.target in core_range:
+        if mapper is not None and facts.populations[proj.source].on_chip and proj.target in core_range:
             dx, dy = _mean_hops(core_range[proj.source], core_range[proj.target], width)
             if msgs > 0:
                 hop_delay = max(hop_delay, dx * t_ew + dy * t_ns)

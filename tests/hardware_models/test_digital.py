@@ -1,0 +1,241 @@
+"""Digital neuromorphic model: core counts equal hand computations, limits are reported or split per spec,
+energy is affine in activity with only idle/static terms left at zero activity, latency by hand."""
+
+from __future__ import annotations
+
+import math
+
+import nir
+import numpy as np
+import pytest
+
+from hardware_models import ActivityProfile, analyze, estimate, list_targets, load_spec
+from hardware_models.digital import map_network
+from hw_helpers import lif, mlp, random_activity, small_cnn
+
+DIGITAL = [t for t in list_targets() if load_spec(t).kind == "digital"]
+
+
+def mapping(graph, target, **kw):
+    return map_network(analyze(graph), load_spec(target), **kw)
+
+
+def cores(m):
+    return {name: layer.cores for name, layer in m.layers.items()}
+
+
+# ------------------------------------------------------------------ TrueNorth: 256 axons x 256 neurons per core
+def test_truenorth_core_counts_by_hand():
+    assert cores(mapping(mlp(256, 256), "truenorth")) == {"lif": 1}
+    assert cores(mapping(mlp(100, 256), "truenorth")) == {"lif": 1}
+    assert cores(mapping(mlp(256, 512), "truenorth")) == {"lif": 2}  # 512 neurons / 256 per core
+    assert cores(mapping(mlp(256, 257), "truenorth")) == {"lif": 2}
+
+
+def test_truenorth_neuron_copies_for_fan_out():
+    # every neuron of the 256-neuron layer must reach both cores of the 512-neuron layer, but a TrueNorth
+    # neuron reaches one core: 2 copies each -> 512 slots -> 2 cores; plus 2 cores for the 512 layer.
+    m = mapping(mlp(256, 256, 512), "truenorth")
+    assert cores(m) == {"lif": 2, "lif_1": 2} and m.cores_used == 4
+    assert m.layers["lif"].slots == 512 and m.fits
+
+
+def test_truenorth_fan_in_over_256_is_reported():
+    m = mapping(mlp(1024, 100), "truenorth")
+    assert not m.fits and m.chips_needed is None
+    (v,) = m.violations
+    assert (v.limit, v.layer, v.value, v.allowed, v.excess, v.ratio) == ("fan_in_per_core", "lif", 1024, 256, 768, 4.0)
+    assert "1024 input axons" in v.message and "restructured" in v.message
+
+
+# ------------------------------------------------------------------ Loihi: 1024 neurons, 128 KiB, 4096 axons per core
+def test_loihi_neuron_limited():
+    m = mapping(mlp(100, 2000), "loihi")
+    assert cores(m) == {"lif": 2} and m.layers["lif"].limited_by == "neurons_per_core"
+
+
+def test_loihi_synaptic_memory_limited():
+    # 1000 synapses per neuron at 8 bits; a core holds 128 KiB = 1,048,576 bits = 131,072 synapses -> 131
+    # neurons per core -> ceil(1000 / 131) = 8 cores. At 4 bits: 262 per core -> 4 cores.
+    m = mapping(mlp(1000, 1000), "loihi")
+    assert cores(m) == {"lif": 8} and m.layers["lif"].neurons_per_core == 131
+    assert m.layers["lif"].limited_by == "synaptic_memory_per_core"
+    assert cores(mapping(mlp(1000, 1000), "loihi", weight_bits=4)) == {"lif": 4}
+
+
+def test_loihi_fan_in_over_limit_is_split():
+    # 5000 inputs > 4096 axons per core: split in 2 input slices of 2500 axons, 10 neurons each -> 2 cores
+    m = mapping(mlp(5000, 10), "loihi")
+    assert m.fits and cores(m) == {"lif": 2} and m.layers["lif"].input_slices == 2
+    assert any("split into 2 input slices" in n for n in m.notes)
+
+
+def test_loihi_fan_out_per_core_limits_the_source_layer():
+    # lif_1: 512 synapses/neuron -> 256 neurons per core (memory) -> 10 cores. Every lif neuron reaches all 10,
+    # and a core has 4096 output axons -> at most 409 lif neurons per core -> 2 cores. Total 12.
+    m = mapping(mlp(64, 512, 2560), "loihi")
+    assert cores(m) == {"lif": 2, "lif_1": 10} and m.cores_used == 12
+    assert m.layers["lif"].neurons_per_core == 409 and m.layers["lif"].limited_by == "fan_out_per_core"
+
+
+def test_chips_needed_when_cores_run_out():
+    g = nir.NIRGraph.from_list(nir.Input(input_type=np.array([128 * 1024 + 1])), lif(128 * 1024 + 1))
+    m = mapping(g, "loihi")
+    assert m.cores_used == 129 and m.chips_needed == 2 and not m.fits
+    (v,) = m.violations
+    assert (v.limit, v.value, v.allowed) == ("cores_per_chip", 129, 128)
+    assert mapping(g, "loihi", chips=2).fits
+
+
+def test_conv_layers_map_within_axon_limits():
+    m = mapping(small_cnn(), "truenorth")
+    for name, layer in m.layers.items():
+        if name != "lif3":  # lif3 (fan-in 3136) is reported
+            assert layer.max_axons_in_per_core <= 256
+        assert layer.neurons_per_core <= 256
+    assert [v.layer for v in m.violations] == ["lif3"]
+
+
+# ------------------------------------------------------------------ Speck: one layer per core
+def test_speck_places_a_small_cnn_one_layer_per_core():
+    m = mapping(small_cnn(), "speck")
+    assert m.fits and m.cores_used == 3
+    # the fc layer needs 16 * 2^(ceil(log2 196) + ceil(log2 10)) = 65536 kernel entries: only cores 5 and 6
+    assert m.layers["lif3"].max_synapses_per_core == 65536 and m.layers["lif3"].first_core in (5, 6)
+    assert m.layers["lif1"].max_synapses_per_core == 2 * 2 ** (4 + 3)  # c=2, 3x3 -> 4, f=8 -> 3
+
+
+def test_speck_reports_kernel_memory_and_layer_count():
+    m = mapping(small_cnn(c2=32), "speck")  # fc: 32 * 2^(8 + 4) = 131072 entries > 65536
+    assert not m.fits and m.chips_needed is None
+    assert [(v.limit, v.layer, v.value, v.allowed) for v in m.violations] == [
+        ("kernel_memory_per_core", "lif3", 131072, 65536)]
+    deep = mlp(*([8] * 11))  # 10 layers, 9 cores
+    m = mapping(deep, "speck")
+    assert not m.fits and m.chips_needed == 2 and m.violations[0].limit == "cores_per_chip"
+
+
+# ------------------------------------------------------------------ energy
+@pytest.mark.parametrize("target", DIGITAL)
+def test_energy_is_affine_in_activity(target):
+    facts = analyze(small_cnn(c1=4, c2=8, n_out=6, size=16))
+    act, _ = random_activity(facts, T=5, rate=0.2, seed=1)
+    e0 = estimate(facts, act.scaled(0.0), target).energy_j
+    e1 = estimate(facts, act, target).energy_j
+    for alpha in (0.5, 2.0):
+        ea = estimate(facts, act.scaled(alpha), target).energy_j
+        for k in e1:
+            assert ea[k] == pytest.approx(e0[k] + alpha * (e1[k] - e0[k]), rel=1e-9, abs=1e-30), (target, k)
+
+
+@pytest.mark.parametrize("target", DIGITAL)
+def test_zero_activity_leaves_only_idle_and_static(target):
+    facts = analyze(small_cnn(c1=4, c2=8, n_out=6, size=16))
+    act, _ = random_activity(facts, T=5, rate=0.2, seed=1)
+    est = estimate(facts, act.scaled(0.0), target)
+    assert est.synops == 0
+    assert est.energy_j["synaptic"] == est.energy_j["neuron_active"] == est.energy_j["routing"] == 0
+    assert est.total_energy_j == pytest.approx(est.energy_j["neuron_idle"] + est.energy_j["static"])
+    busy = estimate(facts, act, target)
+    assert busy.total_energy_j >= est.total_energy_j
+
+
+def single_layer_activity(T=4):
+    """Input(4) -> Linear(3x4) -> LIF(3): 2 input events and 1 output spike in step 0, nothing after."""
+    inp = np.zeros(T)
+    inp[0] = 2.0
+    out = np.zeros(T)
+    out[0] = 1.0
+    return ActivityProfile(time_steps=T, dt_s=1e-3, samples=1, spikes_per_step={"lif": out}, input_events_per_step=inp)
+
+
+def test_loihi_energy_and_latency_by_hand():
+    est = estimate(mlp(4, 3), single_layer_activity(T=4), "loihi")
+    e = est.energy_j
+    assert est.synops == 6  # 2 events x fan-out 3
+    assert e["synaptic"] == pytest.approx(6 * 23.6e-12)
+    assert e["neuron_active"] == pytest.approx(1 * 81e-12)
+    assert e["neuron_idle"] == pytest.approx((3 * 4 - 1) * 52e-12)
+    assert e["routing"] == pytest.approx(2 * 1.7e-12)  # 2 input events, each to 1 core, no mesh hops
+    assert e["static"] == 0
+    # step 0: 6 synops x 3.5 ns + 1 active x 8.4 ns + 2 idle x 5.3 ns + sync 465 ns; later steps: 3 idle + sync
+    step0 = 6 * 3.5e-9 + 8.4e-9 + 2 * 5.3e-9 + 465e-9
+    later = 3 * 5.3e-9 + 465e-9
+    assert est.latency_per_step_max_s == pytest.approx(step0)
+    assert est.latency_per_inference_s == pytest.approx(step0 + 3 * later)
+    assert est.latency_per_step_s == pytest.approx((step0 + 3 * later) / 4)
+
+
+def test_truenorth_is_all_in_and_ticks_at_1ms():
+    est = estimate(mlp(4, 3), single_layer_activity(T=4), "truenorth")
+    assert est.energy_j == pytest.approx({"synaptic": 6 * 26e-12, "neuron_active": 0, "neuron_idle": 0,
+                                          "routing": 0, "static": 0})
+    assert est.latency_per_inference_s == pytest.approx(4e-3) and est.latency_per_step_s == pytest.approx(1e-3)
+    zero = estimate(mlp(4, 3), single_layer_activity(T=4).scaled(0), "truenorth")
+    assert zero.total_energy_j == 0
+    assert any("typical chip power" in n for n in zero.notes)
+
+
+def test_spinnaker_static_power_scales_with_chips_and_ticks():
+    facts = analyze(small_cnn())  # 47 cores at 255 neurons per core -> 3 chips of 18 cores
+    act, _ = random_activity(facts, T=5, rate=0.1)
+    est = estimate(facts, act, "spinnaker")
+    assert est.mapping.chips_needed == 3 and not est.fits
+    assert est.energy_j["static"] == pytest.approx(1.0 * 3 * 5 * 1e-3)
+    n = facts.neurons
+    assert est.energy_j["neuron_active"] + est.energy_j["neuron_idle"] == pytest.approx(n * 5 * 26e-9)
+
+
+def test_speck_is_resting_power_over_real_time():
+    facts = analyze(small_cnn())
+    act, _ = random_activity(facts, T=5, rate=0.1, dt_s=2e-3)
+    est = estimate(facts, act, "speck")
+    assert est.total_energy_j == pytest.approx(0.42e-3 * 5 * 2e-3)
+    assert est.latency_per_inference_s == pytest.approx(5 * 2e-3 + 3.36e-6 * 3 / 9)
+    assert any("No public energy per synaptic operation" in n for n in est.notes)
+
+
+def test_estimate_reports_per_layer_facts_and_baselines():
+    facts = analyze(small_cnn(c1=4, c2=8, n_out=6, size=16))
+    act, spikes = random_activity(facts, T=5, rate=0.2, seed=2)
+    est = estimate(facts, act, "loihi")
+    layer = est.per_layer["lif2"]
+    assert layer["spikes"] == pytest.approx(spikes["lif2"].sum() / 2)
+    assert layer["firing_rate_hz"] == pytest.approx(layer["spikes"] / (layer["neurons"] * 5 * 1e-3))
+    assert layer["cores"] == est.mapping.layers["lif2"].cores
+    assert sum(v["synops_in"] for v in est.per_layer.values()) == pytest.approx(est.synops)
+    assert set(est.baselines_j) == {"dense_ann_conventional_45nm", "naive_snn_conventional_45nm",
+                                    "snn_with_memory_conventional_45nm"}
+
+
+@pytest.mark.parametrize("stride, pad, dil, groups, n", [(1, 1, 1, 1, 7), (2, 1, 1, 1, 5), (1, 0, 2, 2, 9), (3, 2, 1, 2, 4),
+                                                        (1, 1, 1, 1, 200)])
+def test_conv_chunk_connectivity_equals_brute_force(stride, pad, dil, groups, n):
+    """Input axons per core and destination cores per input, against plain loops over a dense conv."""
+    from hardware_models.digital import _CorePartition
+    from hw_helpers import conv
+
+    c_in, c_out, H, W, k = 2 * groups, 2 * groups, 6, 5, 3
+    OH = (H + 2 * pad - dil * (k - 1) - 1) // stride + 1
+    OW = (W + 2 * pad - dil * (k - 1) - 1) // stride + 1
+    g = nir.NIRGraph.from_list(nir.Input(input_type=np.array([c_in, H, W])),
+                               conv(c_out, c_in, k, stride=stride, padding=pad, dilation=dil, groups=groups),
+                               lif((c_out, OH, OW)))
+    facts = analyze(g)
+    geom = facts.geometry("conv2d")
+    N = c_out * OH * OW
+    axons, dest = _CorePartition._conv_connectivity(geom, N, n, np.arange(0, N, n))
+    reads = [set() for _ in range(N)]  # inputs read by each output (flat indices)
+    for o in range(N):
+        co, rem = divmod(o, OH * OW)
+        oy, ox = divmod(rem, OW)
+        gi = co // (c_out // groups)
+        for ci in range(gi * (c_in // groups), (gi + 1) * (c_in // groups)):
+            for ky in range(k):
+                for kx in range(k):
+                    iy, ix = oy * stride - pad + ky * dil, ox * stride - pad + kx * dil
+                    if 0 <= iy < H and 0 <= ix < W:
+                        reads[o].add((ci * H + iy) * W + ix)
+    chunks = [set().union(*reads[a : a + n]) for a in range(0, N, n)]
+    np.testing.assert_array_equal(axons, [len(c) for c in chunks])
+    np.testing.assert_array_equal(dest, [sum(i in c for c in chunks) for i in range(c_in * H * W)])
