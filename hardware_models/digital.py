@@ -20,7 +20,11 @@ and neuron memories must hold it.
 
 A message is one spike sent to one destination core; hops are mean Manhattan distances between the
 source and destination cores, cores placed row-major on a √(cores per chip)-wide mesh (an assumption,
-not a floor plan). Energy is therefore affine in activity: zero activity leaves neuron_idle and static.
+not a floor plan). Energy is therefore affine in activity: zero activity leaves neuron_idle and static
+(for a ``step_driven`` chip with static power, run time itself depends on activity).
+
+Chunks follow the flat channel-major neuron order; for convolutions on small cores this needs more axons
+and neuron copies than a hand-tiled spatial placement, so such core counts are upper bounds.
 
 **Latency per step** = busiest core (synops · t_syn + updates · t_update + messages · t_msg) + mean hop
 delay + barrier sync, at least the chip's tick (``fixed_tick``) or ``dt`` (``realtime``).

@@ -36,7 +36,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 uses the tomli backport (declared in pyproject)
     import tomli as tomllib
 
-__all__ = ["Constant", "Spec", "SpecError", "SPEC_DIR", "list_targets", "load_spec", "spec_from_dict", "TERMS"]
+__all__ = ["Constant", "Spec", "SpecError", "SPEC_DIR", "TERMS", "list_targets", "load_spec", "register_spec_kind",
+           "spec_from_dict"]
 
 SPEC_DIR = Path(__file__).resolve().parent / "specs"
 SCHEMA_VERSION = 1
@@ -85,6 +86,7 @@ OPTIONS = {
     },
     "conventional": {},
 }
+REQUIRED: dict[str, list[str]] = {}  # kind -> required "section.key" (default: every key of its schema)
 LIST_VALUED = {"capacity.kernel_memory_per_core", "capacity.neuron_memory_per_core"}
 _ARTICLE = {"energy": "an", "memory": "a", "time": "a", "power": "a", "bits": "a", "count": "a"}
 TOP_LEVEL = {"schema_version", "name", "kind", "title", "notes", "sources", "energy_terms"}
@@ -270,7 +272,7 @@ def spec_from_dict(data: Mapping[str, Any], origin: str = "<spec>", expected_nam
     else:
         if "energy_terms" in data:
             raise fail("energy_terms", f"only digital specs take [energy_terms]; this spec is {kind}")
-        need = [f"{s}.{k}" for s, keys in schema.items() for k in keys]
+        need = REQUIRED.get(kind) or [f"{s}.{k}" for s, keys in schema.items() for k in keys]
         missing = [k for k in need if k not in constants]
         if missing:
             raise fail(missing[0], f"missing required constant (a {kind} spec needs {need})")
@@ -331,6 +333,25 @@ def _check_digital(data, constants, options, fail) -> dict[str, str]:
     if lo and hi and lo.si > hi.si:
         raise fail("capacity.weight_bits_min", f"{lo.value} is above capacity.weight_bits_max {hi.value}")
     return dict(terms)
+
+
+def register_spec_kind(kind: str, sections: Mapping[str, Mapping[str, str]], options: Mapping[str, tuple] | None = None,
+                       required: list[str] | None = None) -> None:
+    """Teach the loader a new spec kind (e.g. ``crossbar``) without editing this module.
+
+    Args:
+        sections: section -> {constant name -> dimension}; dimensions are the keys of ``UNITS``.
+        options: top-level string options -> allowed values (each is then required).
+        required: "section.key" constants that must be present (default: all of them).
+    """
+    for section, keys in sections.items():
+        for key, dim in keys.items():
+            if dim not in UNITS:
+                raise ValueError(f"{kind}: {section}.{key}: dimension {dim!r} is not one of {list(UNITS)}")
+    SCHEMAS[kind] = {s: dict(k) for s, k in sections.items()}
+    OPTIONS[kind] = dict(options or {})
+    if required is not None:
+        REQUIRED[kind] = list(required)
 
 
 # ---------------------------------------------------------------------------------------------- loading

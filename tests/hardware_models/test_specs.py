@@ -119,3 +119,23 @@ def test_invalid_toml_is_reported(tmp_path):
     path.write_text("name = [unclosed")
     with pytest.raises(SpecError, match="bad.toml: not valid TOML"):
         load_spec(path)
+
+
+def test_a_new_kind_can_be_registered(monkeypatch, tmp_path):
+    from hardware_models import specs
+
+    monkeypatch.setattr(specs, "SCHEMAS", dict(specs.SCHEMAS))
+    monkeypatch.setattr(specs, "OPTIONS", dict(specs.OPTIONS))
+    monkeypatch.setattr(specs, "REQUIRED", dict(specs.REQUIRED))
+    specs.register_spec_kind("crossbar", {"energy": {"adc": "energy", "cell_read": "energy"}},
+                             options={"cell": ("rram",)}, required=["energy.adc"])
+    path = tmp_path / "xbar.toml"
+    path.write_text(
+        'schema_version = 1\nname = "xbar"\nkind = "crossbar"\ntitle = "test"\ncell = "rram"\n'
+        '[sources]\nspikesim = "Moitra et al. 2022, SpikeSim"\n'
+        '[energy]\nadc = { value = 2.03, unit = "pJ", source = "spikesim" }\n'
+    )
+    assert load_spec(path).si("energy.adc") == pytest.approx(2.03e-12)
+    path.write_text(path.read_text().replace("adc = ", "cell_read = "))
+    with pytest.raises(SpecError, match=r"xbar.toml: energy.adc: missing required constant"):
+        load_spec(path)
