@@ -54,11 +54,19 @@ def _conventional(facts, activity, spec, **options):
 
 
 _ESTIMATORS: dict[str, Callable[..., Estimate]] = {"digital": _digital, "conventional": _conventional}
+_OPTIONS: dict[str, frozenset[str]] = {
+    "digital": frozenset({"weight_bits", "chips"}),
+    "conventional": frozenset({"precision"}),
+}
 
 
-def register_estimator(kind: str, fn: Callable[..., Estimate]) -> None:
-    """Make ``estimate`` handle specs of ``kind`` with ``fn(facts, activity, spec, **options) -> Estimate``."""
+def register_estimator(kind: str, fn: Callable[..., Estimate], options: tuple[str, ...] = ()) -> None:
+    """Make ``estimate`` handle specs of ``kind`` with ``fn(facts, activity, spec, **options) -> Estimate``.
+
+    ``options`` names the keyword options ``fn`` accepts; others given to ``estimate`` are not passed on.
+    """
     _ESTIMATORS[kind] = fn
+    _OPTIONS[kind] = frozenset(options)
 
 
 def estimate(graph: nir.NIRGraph | GraphFacts, activity: ActivityProfile, target: str | Spec, **options) -> Estimate:
@@ -70,7 +78,8 @@ def estimate(graph: nir.NIRGraph | GraphFacts, activity: ActivityProfile, target
         activity: measured spiking activity of the same graph (node names must match).
         target: a shipped spec name (see :func:`list_targets`), a path to a spec file, or a loaded ``Spec``.
         **options: passed to the model: digital ``weight_bits`` (default 8) and ``chips`` (default 1);
-            conventional ``precision`` ("fp32" | "int8").
+            conventional ``precision`` ("fp32" | "int8"). An option of another kind of target is ignored
+            with a note (so one set of options can serve a loop over all targets); an unknown one is an error.
 
     Returns:
         An :class:`Estimate`; its ``baselines_j`` holds the conventional 45 nm figures for comparison.
@@ -84,7 +93,18 @@ def estimate(graph: nir.NIRGraph | GraphFacts, activity: ActivityProfile, target
     spec = target if isinstance(target, Spec) else load_spec(target)
     if spec.kind not in _ESTIMATORS:
         raise SpecError(f"{spec.name}: kind {spec.kind!r} has no estimator yet; known kinds: {sorted(_ESTIMATORS)}")
-    est = _ESTIMATORS[spec.kind](facts, activity, spec, **options)
+    known = frozenset().union(*_OPTIONS.values())
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"unknown estimate option(s) {unknown}; options by target kind: "
+                        f"{ {k: sorted(v) for k, v in _OPTIONS.items()} }")
+    mine = {k: v for k, v in options.items() if k in _OPTIONS.get(spec.kind, ())}
+    est = _ESTIMATORS[spec.kind](facts, activity, spec, **mine)
+    skipped = sorted(set(options) - set(mine))
+    if skipped:  # e.g. weight_bits in a loop over digital and conventional targets
+        from dataclasses import replace
+
+        est = replace(est, notes=est.notes + (f"option(s) {skipped} do not apply to {spec.kind} targets; ignored",))
     if spec.kind != "conventional" and not est.baselines_j:
         from dataclasses import replace
 

@@ -61,7 +61,7 @@ def _same_total(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9 * max(1.0, abs(a), abs(b)))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ActivityProfile:
     """Mean spiking activity of one network over ``samples`` inputs (see the module docstring).
 

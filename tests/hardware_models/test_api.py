@@ -85,3 +85,15 @@ def test_estimate_errors():
         estimate("model.nir", act, "loihi")
     with pytest.raises(ValueError, match="chips must be a positive integer"):
         estimate(facts, act, "loihi", chips=0)
+    with pytest.raises(TypeError, match=r"unknown estimate option\(s\) \['chip'\]"):
+        estimate(facts, act, "loihi", chip=2)
+
+
+def test_options_of_other_target_kinds_are_ignored_with_a_note():
+    facts = analyze(mlp(8, 4))
+    act = ActivityProfile(time_steps=1, dt_s=1e-3, samples=1, spikes_per_step={"lif": [1.0]})
+    est = estimate(facts, act, "conventional_45nm", weight_bits=4, precision="int8")
+    assert any("['weight_bits'] do not apply to conventional targets" in n for n in est.notes)
+    assert est.energy_j["mac"] == pytest.approx(32 * 0.23e-12)
+    four = estimate(facts, act, "loihi", weight_bits=4, precision="int8")
+    assert any("['precision'] do not apply" in n for n in four.notes)
