@@ -1,0 +1,718 @@
+r"""neurosim models ⇄ NIR graphs (Neuromorphic Intermediate Representation, ``nir`` 1.0).
+
+:func:`to_nir` describes a neurosim model (or an snnTorch model neurosim accepts) as a ``nir.NIRGraph`` that
+hardware tools and other SNN libraries read; :func:`from_nir` turns a linear-chain NIR graph back into a
+runnable neurosim :class:`~neurosim.nn.Sequential`; :func:`write_nir` / :func:`read_nir` store graphs in NIR's
+HDF5 file format (the write is atomic).
+
+**Time constants — the one place where ``dt`` and ``τ`` meet.** neurosim's neurons are discrete,
+``v[t] = β·v[t−1] + x[t]``. NIR's are continuous, ``τ·dv/dt = (v_leak − v) + R·I``, which a simulator
+with step ``dt`` integrates by forward Euler (as snnTorch's and Norse's NIR importers do):
+
+.. math::
+
+    v[t] = \Big(1 - \frac{dt}{τ}\Big)\,v[t-1] + \frac{dt}{τ}\,\big(v_{leak} + R\,I[t]\big).
+
+Export picks ``τ = dt/(1 − β)`` and ``R = τ/dt`` (with ``v_leak = 0``) so that this Euler step is exactly
+``β·v + I``; import inverts it, ``β = 1 − dt/τ``, and the input gain ``dt·R/τ`` (1 for neurosim's own
+graphs) is folded into the preceding synapse. :func:`tau_r_from_beta` and :func:`beta_gain_from_tau_r` are
+the only code that converts between them. Note that this NIR ``τ`` is *not* neurosim's ``tau_mem_ms``
+(``β = exp(−dt/τ_mem)``, an exact-exponential discretisation): ``τ_NIR ≈ τ_mem + dt/2``. Neurons with
+``β = 1`` (no leak) become ``IF`` (spiking) or ``I`` (readout) nodes with ``R = 1/dt`` (``v += dt·R·I``).
+
+Exported node types (node names are the module names of ``model.named_modules()``, so activity recorded per
+module maps onto the graph by name; the graph's entry and exit are ``input`` and ``output``):
+
+=============================  =======================================================================
+neurosim layer                 NIR node
+=============================  =======================================================================
+``Linear`` (bias / no bias)    ``Affine`` / ``Linear`` (input must be 1-d: put a ``Flatten`` before it)
+``Conv2d``                     ``Conv2d`` with ``input_shape``, stride, padding, dilation, groups, bias
+``BatchNorm1d/2d``             folded into the preceding ``Linear``/``Conv2d`` (running statistics)
+``SumPool2d``, ``AvgPool2d``   ``SumPool2d``, ``AvgPool2d``
+``MaxPool2d``                  error, or ``SumPool2d`` with ``maxpool="sumpool"`` (see below)
+``Flatten``                    ``Flatten(start_dim=0, end_dim=-1)`` (NIR shapes have no time/batch dims)
+``Dropout``, ``nn.Identity``   nothing (identity at inference)
+``LIF``                        ``LIF`` (``IF`` when β = 1)
+``LI`` readout                 ``LI`` (``I`` when β = 1)
+=============================  =======================================================================
+
+The graph describes the model **at inference** (eval mode): BatchNorm uses its running statistics and
+dropout is the identity, whatever mode the model is in.
+
+What NIR cannot say, and how it is kept:
+
+* **Reset.** NIR's LIF resets to ``v_reset`` when it spikes; neurosim also resets by subtraction or not at
+  all, at two timings (``immediate``; ``delayed`` = snnTorch). Every exported node is written with
+  ``v_reset = 0`` and carries the exact neurosim settings in ``node.metadata["neurosim"]`` (β as stored,
+  reset, reset timing, surrogate, learnable flags, ``dt``). :func:`from_nir` restores them from there, so a
+  round trip gives identical spikes; other tools see a reset-to-zero neuron. A node without this metadata
+  is imported as NIR defines it: reset to zero, immediate timing. The one remaining difference: NIR spikes
+  when ``v > v_th``, neurosim's immediate timing when ``v ≥ v_th`` (the tie ``v == v_th`` only).
+* **MaxPool2d** has no NIR node. On binary spikes, max pooling equals ``min(1, sum pooling)``, so with
+  ``maxpool="sumpool"`` it is exported as ``SumPool2d`` (tagged ``"MaxPool2d"`` in its metadata; neurosim
+  imports it back as ``MaxPool2d``). To other tools it *is* a sum pool: exact for synaptic-operation counts
+  and connectivity, an approximation of the dynamics (a neuron behind it can receive up to ``k²`` instead
+  of 1 per window). Over non-binary inputs (e.g. event counts) the two differ more.
+* Per-neuron ``τ``/``R``/threshold, ``v_leak ≠ 0`` without a synapse before the neuron, ``v_reset ≠ 0``,
+  branching or recurrent graphs, and other node types (``CubaLIF``, ``Scale``, ``Threshold``, ``Delay``,
+  ``Conv1d``, nested graphs) are not importable: :class:`NIRImportError` names the node.
+
+Example:
+    >>> import torch
+    >>> from neurosim.nn import LIF, Flatten, Linear, Sequential
+    >>> net = Sequential(Flatten(), Linear(8, 4), LIF(beta=0.75))
+    >>> graph = to_nir(net, input_shape=(2, 4), dt_s=1e-3)
+    >>> list(graph.nodes)
+    ['input', '0', '1', '2', 'output']
+    >>> float(graph.nodes["2"].tau[0]), float(graph.nodes["2"].r[0])  # τ = dt/(1 − β), R = τ/dt
+    (0.004, 4.0)
+    >>> x = (torch.rand(5, 3, 2, 4) < 0.5).float()
+    >>> torch.equal(from_nir(graph)(x)[0], net(x)[0])
+    True
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import nir
+import numpy as np
+import torch
+from torch import nn
+
+from neurosim import nn as nsn
+from neurosim._io import atomic_write_bytes
+
+__all__ = [
+    "MAXPOOL_MODES", "NIRExportError", "NIRImportError", "beta_gain_from_tau_r", "from_nir", "read_nir",
+    "tau_r_from_beta", "to_nir", "write_nir",
+]
+
+MAXPOOL_MODES = ("error", "sumpool")
+META_KEY = "neurosim"  # node.metadata[META_KEY]: what NIR cannot express, for an exact round trip
+FORMAT_VERSION = 1  # of the neurosim metadata written into graphs
+
+_EXPORTABLE = ("Linear, Conv2d, BatchNorm1d/2d (folded into the preceding Linear/Conv2d), SumPool2d, AvgPool2d, "
+               "MaxPool2d (with maxpool='sumpool'), Flatten, Dropout, LIF, LI, nn.Identity")
+_IMPORTABLE = "Input, Output, Affine, Linear, Conv2d, SumPool2d, AvgPool2d, Flatten, LIF, IF, LI, I"
+
+
+class NIRExportError(ValueError):
+    """The model has a layer or an option that has no NIR equivalent; the message names the layer."""
+
+
+class NIRImportError(ValueError):
+    """The NIR graph has a node, option or structure neurosim cannot run; the message names the node."""
+
+
+# ------------------------------------------------------------------------------------ dt and τ, in one place
+def _check_dt(dt_s: float) -> float:
+    if isinstance(dt_s, bool) or not isinstance(dt_s, (int, float)) or not (dt_s > 0 and math.isfinite(dt_s)):
+        raise ValueError(f"dt_s must be a positive finite number of seconds per time step, got {dt_s!r}")
+    return float(dt_s)
+
+
+def tau_r_from_beta(beta: float, dt_s: float) -> tuple[float, float]:
+    """NIR time constant and resistance that make NIR's forward-Euler step equal neurosim's ``β·v + I``.
+
+    ``τ = dt/(1 − β)`` and ``R = τ/dt``, so ``1 − dt/τ = β`` and ``dt·R/τ = 1`` (see the module docstring).
+    For ``β = 1`` (no leak: NIR ``IF``/``I`` nodes, ``dv/dt = R·I``) it returns ``(inf, 1/dt)``.
+
+    Args:
+        beta: decay per step, in (0, 1].
+        dt_s: seconds per time step.
+
+    Returns:
+        ``(tau_s, r)``: time constant in seconds, resistance (input gain per unit of ``τ/dt``).
+
+    Example:
+        >>> tau_s, r = tau_r_from_beta(0.9, 1e-3)
+        >>> round(tau_s, 9), round(r, 9)
+        (0.01, 10.0)
+    """
+    dt_s = _check_dt(dt_s)
+    beta = float(beta)
+    if not 0 < beta <= 1:
+        raise ValueError(f"beta must be in (0, 1], got {beta!r}")
+    if beta == 1:
+        return math.inf, 1.0 / dt_s
+    tau_s = dt_s / (1.0 - beta)
+    return tau_s, tau_s / dt_s
+
+
+def beta_gain_from_tau_r(tau_s: float, r: float, dt_s: float) -> tuple[float, float]:
+    """Inverse of :func:`tau_r_from_beta`: the discrete decay and input gain of NIR's forward-Euler step.
+
+    ``β = 1 − dt/τ`` and ``gain = dt·R/τ``, so that ``v[t] = β·v[t−1] + gain·I[t]``; ``τ = inf`` (``IF``/``I``
+    nodes) gives ``(1, dt·R)``.
+
+    Args:
+        tau_s: time constant in seconds (``inf`` for no leak); must exceed ``dt_s``.
+        r: resistance.
+        dt_s: seconds per time step.
+
+    Returns:
+        ``(beta, gain)``.
+
+    Raises:
+        ValueError: ``τ ≤ dt`` (β ≤ 0: forward Euler would overshoot; use a smaller ``dt_s``) or a non-finite ``R``.
+
+    Example:
+        >>> beta, gain = beta_gain_from_tau_r(0.01, 10.0, 1e-3)
+        >>> round(beta, 12), round(gain, 12)
+        (0.9, 1.0)
+    """
+    dt_s = _check_dt(dt_s)
+    tau_s, r = float(tau_s), float(r)
+    if not math.isfinite(r):
+        raise ValueError(f"r must be finite, got {r!r}")
+    if tau_s == math.inf:
+        return 1.0, dt_s * r
+    if not (tau_s > dt_s and math.isfinite(tau_s)):
+        raise ValueError(
+            f"tau_s = {tau_s!r} s is not longer than dt_s = {dt_s!r} s, so β = 1 − dt/τ = {1 - dt_s / tau_s:.4g} "
+            "is not in (0, 1]; pass the dt_s the graph was exported with, or a smaller one"
+        )
+    return 1.0 - dt_s / tau_s, dt_s * r / tau_s
+
+
+# ------------------------------------------------------------------------------------------------ export
+def _as_layers(model) -> list[tuple[str, nn.Module]]:
+    """(module name, layer) in execution order; nested ``nn.Sequential`` flattened with dotted names."""
+    out: list[tuple[str, nn.Module]] = []
+
+    def walk(seq: nn.Sequential, prefix: str) -> None:
+        for name, m in seq.named_children():
+            full = f"{prefix}{name}"
+            if isinstance(m, nn.Sequential):
+                walk(m, full + ".")
+            else:
+                out.append((full, m))
+
+    walk(model, "")
+    return out
+
+
+def _is_snntorch(model: nn.Module) -> bool:
+    return any(type(m).__module__.split(".")[0] == "snntorch" for m in model.modules())
+
+
+def _to_neurosim(model) -> nn.Sequential:
+    if isinstance(model, nn.Module) and not isinstance(model, nsn.Sequential) and _is_snntorch(model):
+        from neurosim.interop.snntorch import from_snntorch
+
+        return from_snntorch(model)
+    if isinstance(model, nn.Sequential):
+        return model
+    raise TypeError(
+        f"to_nir needs a neurosim Sequential (e.g. from neurosim.nn.build_model) or an snnTorch nn.Sequential, "
+        f"got {type(model).__name__}"
+    )
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy().copy()
+
+
+def _pair(v, what: str, where: str) -> tuple[int, int]:
+    t = tuple(int(x) for x in (v if isinstance(v, (tuple, list, np.ndarray)) else (v, v)))
+    if len(t) != 2:
+        raise NIRExportError(f"{where}: {what} must be an int or a pair, got {v!r}")
+    return t
+
+
+def _fold_bn(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.modules.batchnorm._BatchNorm,
+             where: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fold eval-mode BatchNorm ``γ·(y − μ)/√(σ² + ε) + β`` into the synapse before it (in float64)."""
+    if bn.running_mean is None or bn.running_var is None:
+        raise NIRExportError(f"{where}: BatchNorm without running statistics (track_running_stats=False) cannot be "
+                             "folded; its eval-mode output depends on the batch")
+    if bn.num_features != weight.shape[0]:
+        raise NIRExportError(f"{where}: BatchNorm has {bn.num_features} features but the layer before it has "
+                             f"{weight.shape[0]} outputs")
+    f64 = torch.float64
+    scale = 1.0 / torch.sqrt(bn.running_var.detach().to(f64) + bn.eps)
+    shift = -bn.running_mean.detach().to(f64) * scale
+    if bn.affine:
+        scale = scale * bn.weight.detach().to(f64)
+        shift = shift * bn.weight.detach().to(f64) + bn.bias.detach().to(f64)
+    w = weight.detach().to(f64) * scale.reshape(-1, *([1] * (weight.dim() - 1)))
+    b = shift if bias is None else bias.detach().to(f64) * scale + shift
+    return w.to(weight.dtype), b.to(weight.dtype)
+
+
+def _typed(node, in_shape, out_shape):
+    node.input_type = {"input": np.asarray(in_shape, dtype=np.int64)}
+    node.output_type = {"output": np.asarray(out_shape, dtype=np.int64)}
+    return node
+
+
+def _run_shape(layer: nn.Module, shape: tuple[int, ...], where: str) -> tuple[int, ...]:
+    """Output shape of a stateless layer for one sample of ``shape`` (time and batch of size 1)."""
+    p = next(layer.parameters(), None)
+    x = torch.zeros(1, 1, *shape, dtype=p.dtype if p is not None else torch.float32,
+                    device=p.device if p is not None else "cpu")
+    try:
+        with torch.no_grad():
+            y = layer(x)
+    except Exception as e:  # noqa: BLE001 - any torch shape error: report the layer and the shape
+        raise NIRExportError(f"{where}: does not accept per-sample input of shape {shape} "
+                             f"({type(e).__name__}: {e}); check input_shape") from None
+    return tuple(int(d) for d in y.shape[2:])
+
+
+def _lif_meta(lif: nsn.LIF, beta: float, dt_s: float) -> dict[str, Any]:
+    meta = {
+        "layer": "LIF", "beta": beta, "reset": lif.reset, "reset_timing": lif.reset_timing,
+        "detach_reset": bool(lif.detach_reset), "surrogate": lif.surrogate.name,
+        "surrogate_alpha": float(lif.surrogate.alpha), "learn_beta": bool(lif.learn_beta),
+        "learn_threshold": bool(lif.learn_threshold), "dt_ms": float(lif.dt_ms), "backend": lif.backend,
+        "export_dt_s": dt_s,
+    }
+    if lif.learn_beta:
+        meta["beta_logit"] = float(lif.beta_logit.detach())
+    return meta
+
+
+def _neuron_node(m: nn.Module, shape: tuple[int, ...], dt_s: float, where: str):
+    full = lambda v: np.full(shape, v, dtype=np.float64)  # noqa: E731 - NIR wants one value per neuron
+    if isinstance(m, nsn.LIF):
+        beta, v_th = float(m.beta.detach()), float(m.v_th.detach())
+        meta = {META_KEY: _lif_meta(m, beta, dt_s)}
+        tau_s, r = tau_r_from_beta(beta, dt_s)
+        if beta == 1:
+            return nir.IF(r=full(r), v_threshold=full(v_th), v_reset=full(0.0), metadata=meta)
+        return nir.LIF(tau=full(tau_s), r=full(r), v_leak=full(0.0), v_threshold=full(v_th), v_reset=full(0.0),
+                       metadata=meta)
+    beta = float(m.beta)  # LI readout
+    meta = {META_KEY: {"layer": "LI", "beta": beta, "export_dt_s": dt_s}}
+    tau_s, r = tau_r_from_beta(beta, dt_s)
+    if beta == 1:
+        return nir.I(r=full(r), metadata=meta)
+    return nir.LI(tau=full(tau_s), r=full(r), v_leak=full(0.0), metadata=meta)
+
+
+def _pool_node(m: nn.Module, shape: tuple[int, ...], out: tuple[int, ...], maxpool: str, where: str):
+    if len(shape) != 3:
+        raise NIRExportError(f"{where}: pooling needs per-sample input (C, H, W), got {shape}")
+    kind = type(m).__name__
+    if getattr(m, "ceil_mode", False):
+        raise NIRExportError(f"{where}: {kind}(ceil_mode=True) has no NIR equivalent (NIR pools round down)")
+    k, s, p = _pair(m.kernel_size, "kernel_size", where), _pair(m.stride, "stride", where), \
+        _pair(m.padding, "padding", where)
+    meta: dict[str, Any] = {}
+    if isinstance(m, nsn.MaxPool2d):
+        if maxpool == "error":
+            raise NIRExportError(
+                f"{where}: MaxPool2d has no NIR node. On binary spikes max pooling equals min(1, sum pooling); "
+                "pass maxpool='sumpool' to export it as SumPool2d (exact connectivity and synaptic-operation "
+                "counts, approximate dynamics for other tools; neurosim imports it back as MaxPool2d), or rebuild "
+                "the model with SumPool2d/AvgPool2d"
+            )
+        if _pair(m.dilation, "dilation", where) != (1, 1) or m.return_indices:
+            raise NIRExportError(f"{where}: MaxPool2d with dilation or return_indices has no NIR equivalent")
+        cls, meta = nir.SumPool2d, {META_KEY: {"layer": "MaxPool2d"}}
+    elif isinstance(m, nsn.SumPool2d):
+        cls = nir.SumPool2d
+    else:  # AvgPool2d
+        if m.divisor_override is not None or (not m.count_include_pad and p != (0, 0)):
+            raise NIRExportError(f"{where}: AvgPool2d with divisor_override or count_include_pad=False and padding "
+                                 "has no NIR equivalent")
+        cls = nir.AvgPool2d
+    node = cls(kernel_size=np.array(k), stride=np.array(s), padding=np.array(p), metadata=meta)
+    return _typed(node, shape, out)
+
+
+def to_nir(model, input_shape, dt_s: float = 1e-3, *, maxpool: str = "error") -> nir.NIRGraph:
+    """Describe a model as a NIR graph (at inference: BatchNorm folded, dropout dropped).
+
+    Args:
+        model: a neurosim :class:`~neurosim.nn.Sequential` (e.g. from :func:`neurosim.nn.build_model`), or an
+            snnTorch ``nn.Sequential`` that :func:`neurosim.interop.from_snntorch` converts.
+        input_shape: per-sample input shape without time and batch, e.g. ``(2, 34, 34)`` or ``(700,)``.
+        dt_s: seconds per time step; sets the NIR time constants (``τ = dt/(1 − β)``).
+        maxpool: ``error`` (default: MaxPool2d raises) or ``sumpool`` (export MaxPool2d as SumPool2d, exact on
+            binary spikes up to ``min(1, ·)``; see the module docstring).
+
+    Returns:
+        A type-checked ``nir.NIRGraph``: ``input`` → one node per layer, named as in ``named_modules()`` →
+        ``output``; every node has its input and output type.
+
+    Raises:
+        NIRExportError: a layer without NIR equivalent (named), or a shape that does not fit.
+        TypeError: ``model`` is not a sequential model.
+    """
+    dt_s = _check_dt(dt_s)
+    if maxpool not in MAXPOOL_MODES:
+        raise ValueError(f"maxpool must be one of {MAXPOOL_MODES}, got {maxpool!r}")
+    model = _to_neurosim(model)
+    try:
+        shape = tuple(int(d) for d in input_shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"input_shape must be a sequence of positive ints (no time/batch dims), got "
+                         f"{input_shape!r}") from None
+    if not shape or any(d <= 0 for d in shape):
+        raise ValueError(f"input_shape must be a non-empty sequence of positive ints, got {input_shape!r}")
+
+    layers = [(n, m) for n, m in _as_layers(model) if not isinstance(m, (nn.Identity, nsn.Dropout))]
+    names = {n for n, _ in layers}
+    io_in = next(c for c in ("input", "input_", "nir_input") if c not in names)
+    io_out = next(c for c in ("output", "output_", "nir_output") if c not in names)
+    nodes: dict[str, nir.NIRNode] = {io_in: nir.Input(input_type=np.array(shape))}
+    chain = [io_in]
+    i = 0
+    while i < len(layers):
+        name, m = layers[i]
+        where = f"layer {name!r} ({type(m).__name__})"
+        bn = None
+        if isinstance(m, (nn.Linear, nsn.Conv2d)) and i + 1 < len(layers) and \
+                isinstance(layers[i + 1][1], nn.modules.batchnorm._BatchNorm):
+            bn = layers[i + 1][1]
+            i += 1
+        i += 1
+        if isinstance(m, nn.Linear):
+            if len(shape) != 1 or shape[0] != m.in_features:
+                raise NIRExportError(f"{where}: NIR's Affine/Linear take a 1-d input of {m.in_features} features, "
+                                     f"but this layer gets shape {shape}; put a Flatten before it")
+            w, b = (m.weight, m.bias) if bn is None else _fold_bn(m.weight, m.bias, bn, where)
+            meta = {META_KEY: {"folded_batch_norm": layers[i - 1][0]}} if bn is not None else {}
+            node = nir.Linear(weight=_np(w), metadata=meta) if b is None else \
+                nir.Affine(weight=_np(w), bias=_np(b), metadata=meta)
+            out = (m.out_features,)
+            _typed(node, shape, out)
+        elif isinstance(m, nsn.Conv2d):
+            if len(shape) != 3 or shape[0] != m.in_channels:
+                raise NIRExportError(f"{where}: expects per-sample input ({m.in_channels}, H, W), got {shape}")
+            if m.padding_mode != "zeros":
+                raise NIRExportError(f"{where}: padding_mode={m.padding_mode!r} has no NIR equivalent (zeros only)")
+            out = _run_shape(m, shape, where)
+            if isinstance(m.padding, str):  # 'valid' / 'same' → explicit pixels (torch allows 'same' at stride 1)
+                k, d = m.kernel_size, m.dilation
+                if m.padding == "valid":
+                    pad = (0, 0)
+                elif all(d[j] * (k[j] - 1) % 2 == 0 for j in range(2)):
+                    pad = tuple(d[j] * (k[j] - 1) // 2 for j in range(2))
+                else:
+                    raise NIRExportError(f"{where}: padding='same' with an even kernel pads asymmetrically, which "
+                                         "NIR cannot express; use explicit padding")
+            else:
+                pad = _pair(m.padding, "padding", where)
+            w, b = (m.weight, m.bias) if bn is None else _fold_bn(m.weight, m.bias, bn, where)
+            b = torch.zeros(m.out_channels, dtype=m.weight.dtype) if b is None else b
+            meta = {META_KEY: {"folded_batch_norm": layers[i - 1][0]}} if bn is not None else {}
+            node = nir.Conv2d(input_shape=shape[1:], weight=_np(w), stride=tuple(m.stride), padding=pad,
+                              dilation=tuple(m.dilation), groups=int(m.groups), bias=_np(b), metadata=meta)
+            _typed(node, shape, out)
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+            raise NIRExportError(f"{where}: BatchNorm is folded into the Linear/Conv2d right before it, but this "
+                                 "one follows another kind of layer; NIR has no normalisation node")
+        elif isinstance(m, (nsn.MaxPool2d, nsn.AvgPool2d, nsn.SumPool2d)):
+            out = _run_shape(m, shape, where)
+            node = _pool_node(m, shape, out, maxpool, where)
+        elif type(m) is nsn.Flatten:
+            out = (int(np.prod(shape)),)
+            node = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1)
+            _typed(node, shape, out)
+        elif isinstance(m, (nsn.LIF, nsn.LI)):
+            out = shape
+            node = _neuron_node(m, shape, dt_s, where)
+        else:
+            raise NIRExportError(f"{where} has no NIR equivalent; supported layers: {_EXPORTABLE}")
+        nodes[name] = node
+        chain.append(name)
+        shape = out
+    nodes[io_out] = nir.Output(output_type=np.array(shape))
+    chain.append(io_out)
+    meta = {META_KEY: {"format_version": FORMAT_VERSION, "dt_s": dt_s, "exporter": "neurosim.export.to_nir"}}
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(chain[:-1], chain[1:])), metadata=meta, type_check=True)
+
+
+# ------------------------------------------------------------------------------------------------ files
+def write_nir(graph: nir.NIRGraph, path: str | Path) -> Path:
+    """Write ``graph`` to a ``.nir`` (HDF5) file atomically: serialised in memory, then a temporary file in the
+    same folder is moved over ``path``, so an interrupted write never leaves a half-written file."""
+    if not isinstance(graph, nir.NIRGraph):
+        raise TypeError(f"write_nir needs a nir.NIRGraph (see to_nir), got {type(graph).__name__}")
+    buf = io.BytesIO()
+    nir.write(buf, graph)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def read_nir(path: str | Path) -> nir.NIRGraph:
+    """Read a ``.nir`` file (``nir.read`` with type checking), with an error that names the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no NIR file at {path}")
+    try:
+        return nir.read(str(path))
+    except Exception as e:  # noqa: BLE001 - h5py and nir raise many kinds; report the file
+        raise ValueError(f"{path}: not a readable NIR graph ({type(e).__name__}: {e})") from None
+
+
+# ------------------------------------------------------------------------------------------------ import
+def _chain(graph: nir.NIRGraph) -> list[str]:
+    nodes = graph.nodes
+    nested = [k for k, n in nodes.items() if isinstance(n, nir.NIRGraph)]
+    if nested:
+        raise NIRImportError(f"node(s) {nested} are nested NIR graphs (subgraphs, e.g. recurrent layers); "
+                             "neurosim imports flat linear chains only")
+    succ: dict[str, list[str]] = {k: [] for k in nodes}
+    pred: dict[str, list[str]] = {k: [] for k in nodes}
+    for a, b in graph.edges:
+        a, b = str(a), str(b)
+        for n in (a, b):
+            if n not in nodes:
+                raise NIRImportError(f"edge ({a!r}, {b!r}) names node {n!r}, which is not in the graph; "
+                                     f"nodes: {list(nodes)}")
+        succ[a].append(b)
+        pred[b].append(a)
+    for k in nodes:
+        if len(succ[k]) > 1:
+            raise NIRImportError(f"node {k!r} ({type(nodes[k]).__name__}) branches to {succ[k]}; neurosim imports "
+                                 "linear chains only (no branches, skips or recurrence)")
+        if len(pred[k]) > 1:
+            raise NIRImportError(f"node {k!r} ({type(nodes[k]).__name__}) has several inputs {pred[k]}; neurosim "
+                                 "imports linear chains only (no merges, skips or recurrence)")
+    inputs = [k for k, n in nodes.items() if isinstance(n, nir.Input)]
+    if len(inputs) != 1:
+        raise NIRImportError(f"the graph needs exactly one Input node, found {inputs}")
+    order, k = [inputs[0]], inputs[0]
+    while succ[k]:
+        k = succ[k][0]
+        if k in order:
+            raise NIRImportError(f"node {k!r} is on a cycle; neurosim imports feed-forward chains only")
+        order.append(k)
+    stray = [n for n in nodes if n not in order]
+    if stray:
+        raise NIRImportError(f"node(s) {stray} are not on the chain from {inputs[0]!r}; neurosim imports one "
+                             "connected linear chain")
+    for k in order[1:-1]:
+        if isinstance(nodes[k], (nir.Input, nir.Output)):
+            raise NIRImportError(f"node {k!r} ({type(nodes[k]).__name__}) sits inside the chain")
+    return order
+
+
+def _meta(node) -> dict[str, Any]:
+    md = getattr(node, "metadata", None)
+    m = md.get(META_KEY) if isinstance(md, dict) else None
+    return m if isinstance(m, dict) else {}
+
+
+def _uniform(value, shape: tuple[int, ...], what: str, where: str) -> float:
+    a = np.asarray(value, dtype=np.float64)
+    if a.size != 1 and tuple(a.shape) != tuple(shape):
+        raise NIRImportError(f"{where}: {what} has shape {a.shape} but the neurons have shape {shape}")
+    if a.size == 0:
+        raise NIRImportError(f"{where}: {what} is empty")
+    lo, hi = float(a.min()), float(a.max())
+    if lo != hi:
+        raise NIRImportError(f"{where}: per-neuron {what} (from {lo:g} to {hi:g}); neurosim's neurons take one "
+                             f"{what} per layer")
+    return lo
+
+
+def _ints(v, n: int, what: str, where: str) -> tuple[int, ...]:
+    a = np.atleast_1d(np.asarray(v)).astype(np.int64).ravel()
+    if a.size == 1:
+        a = np.repeat(a, n)
+    if a.size != n:
+        raise NIRImportError(f"{where}: {what} {v!r} should have {n} values")
+    return tuple(int(x) for x in a)
+
+
+def _str(v) -> str:
+    return v.decode("utf8") if isinstance(v, bytes) else str(v)
+
+
+def _input_transform(prev: nn.Module | None, gain: float, offset: float, where: str) -> None:
+    """Fold a neuron's input gain and constant input (``v_leak·dt/τ``) into the synapse right before it."""
+    if math.isclose(gain, 1.0, rel_tol=1e-9, abs_tol=0.0) and offset == 0.0:
+        return
+    if not isinstance(prev, (nn.Linear, nn.Conv2d)):
+        raise NIRImportError(
+            f"{where}: input gain dt·R/τ = {gain:.6g} and constant input {offset:.6g} need a Linear/Affine/Conv2d "
+            "node right before the neuron to be folded into (neurosim's neurons have no input scale or leak "
+            "potential); check dt_s (it must be the dt the graph was made for)"
+        )
+    with torch.no_grad():
+        prev.weight.mul_(gain)
+        if prev.bias is not None:
+            prev.bias.mul_(gain)
+        if offset != 0.0:
+            if prev.bias is None:
+                prev.bias = nn.Parameter(torch.zeros(prev.weight.shape[0], dtype=prev.weight.dtype))
+            prev.bias.add_(offset)
+
+
+def _import_neuron(node, shape: tuple[int, ...], dt_s: float, prev: nn.Module | None, where: str) -> nn.Module:
+    meta = _meta(node)
+    spiking = isinstance(node, (nir.LIF, nir.IF))
+    tau = math.inf if isinstance(node, (nir.IF, nir.I)) else _uniform(node.tau, shape, "tau", where)
+    r = _uniform(node.r, shape, "r", where)
+    v_leak = 0.0 if isinstance(node, (nir.IF, nir.I)) else _uniform(node.v_leak, shape, "v_leak", where)
+    layer = _str(meta.get("layer", ""))
+    if meta and layer == ("LIF" if spiking else "LI"):
+        # Exported by neurosim: the stored β is exact; check the node was not edited since.
+        beta = float(meta["beta"])
+        b_node, g_node = beta_gain_from_tau_r(tau, r, float(meta["export_dt_s"]))
+        if not (math.isclose(b_node, beta, rel_tol=1e-6) and math.isclose(g_node, 1.0, rel_tol=1e-6)
+                and v_leak == 0.0):
+            raise NIRImportError(
+                f"{where}: its neurosim metadata (β = {beta:.6g}) disagrees with its parameters (τ = {tau:.6g} s, "
+                f"R = {r:.6g}, v_leak = {v_leak:g} give β = {b_node:.6g}, gain {g_node:.6g} at dt = "
+                f"{float(meta['export_dt_s']):g} s); the node was edited after export — remove "
+                f"node.metadata[{META_KEY!r}] to import it from its NIR parameters"
+            )
+        if not spiking:
+            return nsn.LI(beta)
+        v_th = _uniform(node.v_threshold, shape, "v_threshold", where)
+        lif = nsn.LIF(
+            None, float(meta["dt_ms"]), beta=beta, v_th=v_th, reset=_str(meta["reset"]),
+            reset_timing=_str(meta["reset_timing"]), detach_reset=bool(meta["detach_reset"]),
+            surrogate=_str(meta["surrogate"]), surrogate_alpha=float(meta["surrogate_alpha"]),
+            learn_beta=bool(meta["learn_beta"]), learn_threshold=bool(meta["learn_threshold"]),
+            backend=_str(meta["backend"]),
+        )
+        if lif.learn_beta:
+            with torch.no_grad():
+                lif.beta_logit.fill_(float(meta["beta_logit"]))
+        return lif
+    try:
+        beta, gain = beta_gain_from_tau_r(tau, r, dt_s)
+    except ValueError as e:
+        raise NIRImportError(f"{where}: {e}") from None
+    _input_transform(prev, gain, 0.0 if tau == math.inf else v_leak * dt_s / tau, where)
+    if not spiking:
+        return nsn.LI(beta)
+    v_th = _uniform(node.v_threshold, shape, "v_threshold", where)
+    v_reset = _uniform(node.v_reset, shape, "v_reset", where)
+    if v_reset != 0.0:
+        raise NIRImportError(f"{where}: v_reset = {v_reset:g}; neurosim's LIF resets to 0 (or subtracts the "
+                             "threshold), so only v_reset = 0 can be imported")
+    if not v_th > 0:
+        raise NIRImportError(f"{where}: v_threshold = {v_th:g}; neurosim needs a positive threshold")
+    return nsn.LIF(None, dt_s * 1e3, beta=beta, v_th=v_th, reset="zero", reset_timing="immediate")
+
+
+def _module_name(node_name: str, taken: set[str]) -> str:
+    base = "".join(c if (c.isalnum() or c == "_") else "_" for c in node_name) or "layer"
+    name = base if not hasattr(nsn.Sequential, base) else f"n_{base}"
+    k = 1
+    while name in taken:
+        name, k = f"{base}_{k}", k + 1
+    taken.add(name)
+    return name
+
+
+def from_nir(graph: nir.NIRGraph, dt_s: float = 1e-3, *, dtype: torch.dtype = torch.float32) -> nsn.Sequential:
+    """Build a runnable neurosim model from a linear-chain NIR graph.
+
+    Nodes exported by :func:`to_nir` are restored exactly from their neurosim metadata (reset mode and timing,
+    MaxPool2d, learnable parameters), so ``from_nir(to_nir(model, ...))`` gives the same spikes as ``model`` in
+    eval mode. Other nodes are read as NIR defines them (reset to zero; see the module docstring), with
+    ``dt_s`` turning their time constants into per-step decays.
+
+    Args:
+        graph: a ``nir.NIRGraph`` that is one chain ``Input → … → Output``.
+        dt_s: seconds per time step for nodes without neurosim metadata (the dt the graph was made for).
+        dtype: floating dtype of the model's parameters.
+
+    Returns:
+        A neurosim :class:`~neurosim.nn.Sequential` in eval mode, ``net(x_seq [T, B, ...]) -> (out_seq, state)``;
+        its children are named after the graph's nodes (``.`` and other characters torch forbids become ``_``).
+
+    Raises:
+        NIRImportError: naming the node that is unsupported, branches, or has parameters neurosim cannot run.
+    """
+    if not isinstance(graph, nir.NIRGraph):
+        raise TypeError(f"from_nir needs a nir.NIRGraph (e.g. from read_nir), got {type(graph).__name__}")
+    dt_s = _check_dt(dt_s)
+    order = _chain(graph)
+    first = graph.nodes[order[0]]
+    in_t = first.input_type.get("input") if isinstance(first.input_type, dict) else None
+    if in_t is None:
+        raise NIRImportError(f"Input node {order[0]!r} has no shape")
+    shape = tuple(int(d) for d in np.atleast_1d(in_t))
+    modules: list[tuple[str, nn.Module]] = []
+    taken: set[str] = set()
+    for key in order[1:]:
+        node = graph.nodes[key]
+        kind = type(node).__name__
+        where = f"node {key!r} ({kind})"
+        prev = modules[-1][1] if modules else None
+        if isinstance(node, nir.Output):
+            break
+        if isinstance(node, (nir.Affine, nir.Linear)):
+            w = np.asarray(node.weight)
+            if w.ndim != 2:
+                raise NIRImportError(f"{where}: weight must be 2-d (out, in), got shape {w.shape}")
+            if shape != (w.shape[1],):
+                raise NIRImportError(f"{where}: takes {w.shape[1]} inputs but receives shape {shape}")
+            has_bias = isinstance(node, nir.Affine)
+            m = nsn.Linear(w.shape[1], w.shape[0], bias=has_bias)
+            with torch.no_grad():
+                m.weight.copy_(torch.as_tensor(w))
+                if has_bias:
+                    bias = np.asarray(node.bias)
+                    if bias.shape != (w.shape[0],):
+                        raise NIRImportError(f"{where}: bias shape {bias.shape} does not match {w.shape[0]} outputs")
+                    m.bias.copy_(torch.as_tensor(bias))
+        elif isinstance(node, nir.Conv2d):
+            w = np.asarray(node.weight)
+            groups = int(np.asarray(node.groups))
+            if w.ndim != 4 or len(shape) != 3 or shape[0] != w.shape[1] * groups:
+                raise NIRImportError(f"{where}: weight {w.shape} with groups={groups} does not take input {shape}")
+            if isinstance(node.padding, str):
+                padding: Any = _str(node.padding)
+            else:
+                padding = _ints(node.padding, 2, "padding", where)
+            bias = np.asarray(node.bias) if node.bias is not None else np.zeros(w.shape[0])
+            has_bias = bool(np.any(bias != 0))
+            m = nsn.Conv2d(w.shape[1] * groups, w.shape[0], tuple(w.shape[2:]),
+                           stride=_ints(node.stride, 2, "stride", where), padding=padding,
+                           dilation=_ints(node.dilation, 2, "dilation", where), groups=groups, bias=has_bias)
+            with torch.no_grad():
+                m.weight.copy_(torch.as_tensor(w))
+                if has_bias:
+                    m.bias.copy_(torch.as_tensor(bias.reshape(-1)))
+        elif isinstance(node, (nir.SumPool2d, nir.AvgPool2d)):
+            if len(shape) != 3:
+                raise NIRImportError(f"{where}: pooling needs input (C, H, W), got {shape}")
+            k, s, p = (_ints(node.kernel_size, 2, "kernel_size", where), _ints(node.stride, 2, "stride", where),
+                       _ints(node.padding, 2, "padding", where))
+            if isinstance(node, nir.AvgPool2d):
+                m = nsn.AvgPool2d(k, s, p)
+            elif _str(_meta(node).get("layer", "")) == "MaxPool2d":
+                m = nsn.MaxPool2d(k, s, p)
+            else:
+                m = nsn.SumPool2d(k, s, p)
+        elif isinstance(node, nir.Flatten):
+            nd = len(shape)
+            start, end = int(node.start_dim), int(node.end_dim)
+            start, end = start + nd if start < 0 else start, end + nd if end < 0 else end
+            if nd > 1 and (start, end) != (0, nd - 1):
+                raise NIRImportError(f"{where}: flattens dims {int(node.start_dim)}..{int(node.end_dim)} of shape "
+                                     f"{shape}; neurosim's Flatten flattens every dim after time and batch")
+            m = nsn.Flatten()
+        elif isinstance(node, (nir.LIF, nir.IF, nir.LI, nir.I)):
+            m = _import_neuron(node, shape, dt_s, prev, where)
+        else:
+            raise NIRImportError(f"{where}: node type {kind} is not supported; neurosim imports {_IMPORTABLE}")
+        m = m.to(dtype)
+        if not isinstance(m, (nsn.LIF, nsn.LI)):
+            try:
+                with torch.no_grad():
+                    y = m(torch.zeros(1, 1, *shape, dtype=dtype))
+            except Exception as e:  # noqa: BLE001 - torch shape errors: report the node and the shape
+                raise NIRImportError(f"{where}: cannot take input of shape {shape} ({type(e).__name__}: {e})") from None
+            shape = tuple(int(d) for d in y.shape[2:])
+        modules.append((_module_name(key, taken), m))
+    if not modules:
+        raise NIRImportError("the graph has no layers between its Input and Output")
+    net = nsn.Sequential(OrderedDict(modules))
+    return net.to(dtype).eval()

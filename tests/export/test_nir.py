@@ -1,0 +1,394 @@
+"""NIR export/import: dt/τ conversion, identical spikes after write → read → import, nir's type inference,
+BatchNorm folding, MaxPool handling, clear errors for what NIR or neurosim cannot express."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import nir
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from neurosim.activity import record_outputs
+from neurosim.config import ModelConfig, NeuronConfig
+from neurosim.export import (
+    NIRExportError, NIRImportError, beta_gain_from_tau_r, from_nir, read_nir, tau_r_from_beta, to_nir, write_nir,
+)
+from neurosim.nn import (
+    LI, LIF, AvgPool2d, BatchNorm1d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Sequential, SumPool2d,
+    TimeDistributed, build_model,
+)
+
+
+def _binary(shape, p=0.3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(*shape, generator=g) < p).float()
+
+
+def _scale_weights(model, factor):
+    """Larger weights so that every layer of a freshly initialised model spikes (else equality is trivial)."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (Linear, Conv2d)):
+                m.weight.mul_(factor)
+    return model
+
+
+def _roundtrip(graph, tmp_path, **kw):
+    path = write_nir(graph, tmp_path / "model.nir")
+    return from_nir(read_nir(path), **kw)
+
+
+def _assert_every_layer_spikes(model, x):
+    _, rec = record_outputs(model, x)
+    assert rec, "no LIF layer recorded"
+    for name, s in rec.items():
+        rate = s.mean().item()
+        assert 0 < rate < 1, f"layer {name} fires at rate {rate}: the equality check would be trivial"
+
+
+# ------------------------------------------------------------------------------------------- dt and τ
+def test_tau_r_hand_values():
+    # β = 0.75, dt = 1 ms: τ = dt/(1 − β) = 1e-3/0.25 = 4 ms, R = τ/dt = 4 (all exact in binary).
+    assert tau_r_from_beta(0.75, 1e-3) == (0.004, 4.0)
+    # β = 0.5, dt = 0.5 ms: τ = 1 ms, R = 2; and back: β = 1 − 0.5/1 = 0.5, gain = dt·R/τ = 0.5·2/1 = 1.
+    assert tau_r_from_beta(0.5, 5e-4) == (1e-3, 2.0)
+    assert beta_gain_from_tau_r(1e-3, 2.0, 5e-4) == (0.5, 1.0)
+    # Norse-style R = 1 with τ = 10 ms at dt = 1 ms: β = 0.9, input gain dt/τ = 0.1.
+    beta, gain = beta_gain_from_tau_r(0.01, 1.0, 1e-3)
+    assert math.isclose(beta, 0.9, rel_tol=1e-12) and math.isclose(gain, 0.1, rel_tol=1e-12)
+    # No leak (β = 1): IF/I nodes, dv/dt = R·I, Euler v += dt·R·I, so R = 1/dt.
+    assert tau_r_from_beta(1.0, 1e-3) == (math.inf, 1000.0)
+    assert beta_gain_from_tau_r(math.inf, 1000.0, 1e-3) == (1.0, 1.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(beta=st.floats(1e-6, 1 - 1e-9), dt_s=st.floats(1e-7, 1.0))
+def test_beta_tau_beta_identity(beta, dt_s):
+    tau_s, r = tau_r_from_beta(beta, dt_s)
+    assert tau_s > dt_s
+    beta2, gain = beta_gain_from_tau_r(tau_s, r, dt_s)
+    assert math.isclose(beta2, beta, rel_tol=1e-9, abs_tol=1e-15)
+    assert math.isclose(gain, 1.0, rel_tol=1e-9)
+
+
+def test_nir_euler_step_reproduces_neurosim_membrane():
+    """Simulate NIR's continuous LIF by forward Euler with the exported τ, R: the membrane equals neurosim's."""
+    beta, dt_s = 0.8, 2e-3
+    tau_s, r = tau_r_from_beta(beta, dt_s)
+    x = torch.rand(20, 1, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 0.6
+    lif = LIF(beta=beta, v_th=1.0, reset="none", record_membrane=True).double()
+    _, state = lif(x)
+    v, trace = torch.zeros(1, 5, dtype=torch.float64), []
+    for i in x:  # τ dv/dt = (v_leak − v) + R·I, v_leak = 0
+        v = v + dt_s / tau_s * (0.0 - v + r * i)
+        trace.append(v)
+    # β is stored in float32 inside LIF, hence the tolerance.
+    torch.testing.assert_close(torch.stack(trace), state.v_seq, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("beta", [0.0, -0.1, 1.5, float("nan")])
+def test_tau_r_rejects_bad_beta(beta):
+    with pytest.raises(ValueError, match="beta"):
+        tau_r_from_beta(beta, 1e-3)
+
+
+def test_conversion_rejects_bad_dt_and_tau():
+    with pytest.raises(ValueError, match="dt_s"):
+        tau_r_from_beta(0.5, 0.0)
+    with pytest.raises(ValueError, match="not longer than dt_s"):
+        beta_gain_from_tau_r(1e-3, 1.0, 1e-3)  # τ = dt → β = 0
+
+
+# ------------------------------------------------------------------------------------------- round trips
+def test_default_conv_model_roundtrip_identical_spikes(tmp_path):
+    torch.manual_seed(0)
+    model = _scale_weights(build_model(ModelConfig(), NeuronConfig()), 3.0).eval()
+    x = _binary((8, 3, 2, 34, 34))
+    _assert_every_layer_spikes(model, x)
+    graph = to_nir(model, (2, 34, 34), maxpool="sumpool")
+    imported = _roundtrip(graph, tmp_path)
+    assert [type(m) for m in imported] == [type(m) for m in model]  # MaxPool2d restored from metadata
+    assert torch.equal(imported(x)[0], model(x)[0])
+    _, rec, = record_outputs(model, x)
+    _, rec2 = record_outputs(imported, x)
+    assert rec.keys() == rec2.keys()  # node names = module names
+    for k in rec:
+        assert torch.equal(rec[k], rec2[k]), k
+
+
+@pytest.mark.parametrize("neuron", [
+    NeuronConfig(),
+    NeuronConfig(reset="zero", tau_mem_ms=5.0),
+    NeuronConfig(reset="none", v_th=0.5),
+    NeuronConfig(reset_timing="delayed", beta=0.9),
+    NeuronConfig(reset="zero", reset_timing="delayed", learn_beta=True, learn_threshold=True, surrogate="sigmoid"),
+])
+def test_mlp_roundtrip_identical_spikes(tmp_path, neuron):
+    torch.manual_seed(1)
+    model = _scale_weights(build_model(ModelConfig(kind="mlp", input_shape=(2, 6, 6), hidden=(32, 16)), neuron),
+                           3.0).eval()
+    if neuron.learn_threshold:
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, LIF):
+                    m.v_th_param.fill_(0.7)
+                    m.beta_logit.add_(0.3)
+    x = _binary((10, 4, 2, 6, 6), p=0.4, seed=2)
+    _assert_every_layer_spikes(model, x)
+    imported = _roundtrip(to_nir(model, (2, 6, 6)), tmp_path)
+    assert torch.equal(imported(x)[0], model(x)[0])
+    for a, b in zip((m for m in model.modules() if isinstance(m, LIF)),
+                    (m for m in imported.modules() if isinstance(m, LIF))):
+        assert (a.reset, a.reset_timing, a.learn_beta, a.learn_threshold, a.surrogate) == \
+            (b.reset, b.reset_timing, b.learn_beta, b.learn_threshold, b.surrogate)
+        assert torch.equal(a.beta, b.beta) and torch.equal(a.v_th, b.v_th)
+
+
+def test_membrane_readout_and_no_leak_roundtrip(tmp_path):
+    """LI readout (→ NIR LI), a β = 1 LIF (→ NIR IF) and an LI with β = 1 (→ NIR I): outputs identical."""
+    torch.manual_seed(2)
+    for beta_lif, beta_li, kinds in [(0.8, 0.9, ("LIF", "LI")), (1.0, 1.0, ("IF", "I"))]:
+        model = Sequential(Flatten(), Linear(12, 8), LIF(beta=beta_lif, v_th=0.5), Linear(8, 3), LI(beta_li)).eval()
+        graph = to_nir(model, (3, 4))
+        assert tuple(type(graph.nodes[k]).__name__ for k in ("2", "4")) == kinds
+        x = _binary((7, 2, 3, 4), p=0.5, seed=3)
+        out, _ = model(x)
+        assert out.abs().sum() > 0
+        assert torch.equal(_roundtrip(graph, tmp_path)(x)[0], out)
+
+
+def test_batchnorm_folded_conv_roundtrip(tmp_path):
+    torch.manual_seed(3)
+    cfg = ModelConfig(channels=(6, 8), hidden=(12,), batch_norm=True, dropout=0.2)
+    model = build_model(cfg, NeuronConfig())
+    with torch.no_grad():  # non-trivial running statistics and affine parameters
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    model = _scale_weights(model, 4.0).double().eval()
+    graph = to_nir(model, (2, 34, 34), maxpool="sumpool")
+    kinds = [type(n).__name__ for n in graph.nodes.values()]
+    assert "BatchNorm2d" not in kinds and kinds.count("Conv2d") == 2 and kinds.count("Affine") == 2
+    assert "1" not in graph.nodes and graph.nodes["0"].metadata["neurosim"]["folded_batch_norm"] == "1"
+
+    # Folded conv = W·γ/√(σ²+ε), (0 − μ)·γ/√(σ²+ε) + β: checked on the first conv by hand.
+    conv, bn = model[0], model[1]
+    s = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    node = graph.nodes["0"]
+    np.testing.assert_allclose(node.weight, (conv.weight * s[:, None, None, None]).detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(node.bias, (bn.bias - bn.running_mean * s).detach().numpy(), rtol=1e-12)
+
+    # Identical spikes: computed in float64, so the folded and unfolded arithmetic round alike at threshold.
+    x = _binary((6, 3, 2, 34, 34), seed=4).double()
+    _assert_every_layer_spikes(model, x)
+    imported = _roundtrip(graph, tmp_path, dtype=torch.float64)
+    assert not any(isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, Dropout)) for m in imported.modules())
+    assert torch.equal(imported(x)[0], model(x)[0])
+
+
+def test_snntorch_model_exports_and_reimports(tmp_path):
+    snn = pytest.importorskip("snntorch")
+    from snntorch import utils
+
+    torch.manual_seed(4)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 4, 3), snn.Leaky(beta=0.8, threshold=0.5, init_hidden=True), torch.nn.AvgPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(4 * 5 * 5, 6), snn.Leaky(beta=0.7, threshold=0.3, init_hidden=True,
+                                                                      reset_mechanism="zero"),
+    ).eval()
+    x = _binary((9, 2, 2, 12, 12), p=0.5, seed=5) * 1.5
+    utils.reset(net)
+    with torch.no_grad():
+        ref = torch.stack([net(xt) for xt in x])
+    assert 0 < ref.mean() < 1
+    graph = to_nir(net, (2, 12, 12))
+    assert [type(n).__name__ for n in graph.nodes.values()] == \
+        ["Input", "Conv2d", "LIF", "AvgPool2d", "Flatten", "Affine", "LIF", "Output"]
+    assert torch.equal(_roundtrip(graph, tmp_path)(x)[0], ref)
+
+
+# ------------------------------------------------------------------------------------------- types
+def _assert_fully_typed(graph):
+    for name, node in graph.nodes.items():
+        for t in (node.input_type, node.output_type):
+            assert t is not None and all(v is not None for v in t.values()), f"{name} ({type(node).__name__})"
+
+
+def test_graphs_pass_nir_type_inference(tmp_path):
+    """snnTorch 1.0's exporter fails nir 1.0.8's type check on Linear + Leaky (scalar LIF parameters): ours passes."""
+    lin_lif = to_nir(Sequential(Linear(4, 3), LIF(beta=0.9)), (4,))
+    assert tuple(lin_lif.nodes["1"].input_type["input"]) == (3,)
+    conv = to_nir(build_model(ModelConfig(kernel_size=3, padding=1, channels=(4, 6)), NeuronConfig()), (2, 34, 34),
+                  maxpool="sumpool")
+    expected = {"0": ((2, 34, 34), (4, 34, 34)), "2": ((4, 34, 34), (4, 17, 17)), "3": ((4, 17, 17), (6, 17, 17)),
+                "5": ((6, 17, 17), (6, 8, 8)), "6": ((6, 8, 8), (384,)), "7": ((384,), (10,))}
+    for g in (lin_lif, conv):
+        _assert_fully_typed(g)
+        g.infer_types()
+        assert g.check_types()
+    for k, (i, o) in expected.items():
+        assert tuple(conv.nodes[k].input_type["input"]) == i and tuple(conv.nodes[k].output_type["output"]) == o, k
+    # Read back with nir's own type check (pooling types are re-inferred by nir from the file).
+    back = read_nir(write_nir(conv, tmp_path / "conv.nir"))
+    _assert_fully_typed(back)
+    assert back.check_types()
+
+
+def test_conv_options_and_pools_export_and_import():
+    torch.manual_seed(5)
+    model = Sequential(
+        Conv2d(2, 4, 3, stride=2, padding=1, dilation=1, bias=False), LIF(beta=0.9, v_th=0.3),
+        Conv2d(4, 4, 3, padding="same", dilation=2, groups=2), LIF(beta=0.9, v_th=0.3),
+        SumPool2d(2), AvgPool2d(3, stride=1, padding=1), Flatten(), Linear(4 * 4 * 4, 5), LIF(beta=0.9),
+    ).eval()
+    graph = to_nir(model, (2, 16, 16))
+    c0, c2 = graph.nodes["0"], graph.nodes["2"]
+    assert (tuple(c0.stride), tuple(c0.padding), c0.groups) == ((2, 2), (1, 1), 1) and not np.any(c0.bias)
+    assert (tuple(c2.padding), tuple(c2.dilation), c2.groups) == ((2, 2), (2, 2), 2)
+    x = _binary((5, 2, 2, 16, 16), p=0.5, seed=6)
+    _assert_every_layer_spikes(model, x)
+    assert torch.equal(from_nir(graph)(x)[0], model(x)[0])
+
+
+# ------------------------------------------------------------------------------------------- MaxPool
+def test_maxpool_needs_an_explicit_choice():
+    model = Sequential(Conv2d(1, 2, 3), LIF(beta=0.5), MaxPool2d(2))
+    with pytest.raises(NIRExportError, match=r"layer '2' \(MaxPool2d\).*maxpool='sumpool'"):
+        to_nir(model, (1, 8, 8))
+    graph = to_nir(model, (1, 8, 8), maxpool="sumpool")
+    assert isinstance(graph.nodes["2"], nir.SumPool2d)
+    with pytest.raises(ValueError, match="maxpool must be one of"):
+        to_nir(model, (1, 8, 8), maxpool="avg")
+
+
+def test_maxpool_is_min_one_sumpool_on_spikes_and_foreign_import_is_sumpool():
+    x = _binary((3, 2, 4, 9, 9), p=0.4, seed=7)
+    assert torch.equal(MaxPool2d(3, 2, 1)(x), SumPool2d(3, 2, 1)(x).clamp(max=1))  # the documented identity
+    graph = to_nir(Sequential(LIF(beta=0.5, v_th=0.5), MaxPool2d(3, 2, 1)), (4, 9, 9), maxpool="sumpool")
+    graph.nodes["1"].metadata = {}  # what another tool's graph looks like: a plain sum pool
+    assert isinstance(from_nir(graph)[1], SumPool2d)
+
+
+# ------------------------------------------------------------------------------------------- foreign graphs
+def test_foreign_lif_graph_matches_forward_euler_reference():
+    """A graph as another library writes it (no neurosim metadata): Euler dynamics, reset to zero, R and v_leak
+    folded into the synapse."""
+    rng = np.random.default_rng(0)
+    dt_s, tau_s, r, v_leak, v_th = 1e-3, 5e-3, 1.0, 0.2, 0.4
+    w, b = rng.normal(0, 1.0, (6, 10)), rng.normal(0, 0.1, 6)
+    graph = nir.NIRGraph.from_list(
+        nir.Input(input_type=np.array([10])), nir.Affine(weight=w, bias=b),
+        nir.LIF(tau=np.full(6, tau_s), r=np.full(6, r), v_leak=np.full(6, v_leak), v_threshold=np.full(6, v_th),
+                v_reset=np.zeros(6)),
+    )
+    model = from_nir(graph, dt_s=dt_s, dtype=torch.float64)
+    lif = next(m for m in model.modules() if isinstance(m, LIF))
+    assert (lif.reset, lif.reset_timing) == ("zero", "immediate")
+    x = _binary((30, 4, 10), p=0.5, seed=8).double()
+    v, ref = torch.zeros(4, 6, dtype=torch.float64), []
+    for xt in x:
+        v = v + dt_s / tau_s * (v_leak - v + r * (xt @ torch.as_tensor(w).T + torch.as_tensor(b)))
+        s = (v >= v_th).double()
+        v = v * (1 - s)
+        ref.append(s)
+    ref = torch.stack(ref)
+    assert 0 < ref.mean() < 1
+    assert torch.equal(model(x)[0], ref)
+
+
+def test_edited_node_with_stale_metadata_is_an_error():
+    graph = to_nir(Sequential(Linear(3, 2), LIF(beta=0.5)), (3,))
+    graph.nodes["1"].tau = graph.nodes["1"].tau * 2
+    with pytest.raises(NIRImportError, match=r"node '1' \(LIF\).*edited after export"):
+        from_nir(graph)
+
+
+# ------------------------------------------------------------------------------------------- errors
+def test_unsupported_layer_is_named():
+    model = Sequential(Linear(4, 4), TimeDistributed(torch.nn.ReLU()), LIF())
+    with pytest.raises(NIRExportError, match=r"layer '1' \(TimeDistributed\) has no NIR equivalent; supported"):
+        to_nir(model, (4,))
+
+
+@pytest.mark.parametrize("model, shape, match", [
+    (Sequential(BatchNorm1d(4), LIF()), (4,), r"layer '0' \(BatchNorm1d\).*folded"),
+    (Sequential(Linear(4, 2), LIF()), (2, 4), r"layer '0' \(Linear\).*Flatten"),
+    (Sequential(Conv2d(3, 2, 3), LIF()), (2, 8, 8), r"layer '0' \(Conv2d\).*\(3, H, W\)"),
+    (Sequential(AvgPool2d(2, ceil_mode=True)), (1, 5, 5), "ceil_mode"),
+])
+def test_export_errors_name_the_layer(model, shape, match):
+    with pytest.raises(NIRExportError, match=match):
+        to_nir(model, shape)
+
+
+def _lif(n):
+    return nir.LIF(tau=np.full(n, 0.01), r=np.full(n, 10.0), v_leak=np.zeros(n), v_threshold=np.ones(n))
+
+
+def test_import_errors_name_the_node():
+    unsupported = nir.NIRGraph.from_list(nir.Input(input_type=np.array([3])), nir.Affine(np.ones((3, 3)), np.zeros(3)),
+                                         nir.Threshold(threshold=np.ones(3)))
+    with pytest.raises(NIRImportError, match=r"node 'threshold' \(Threshold\): node type Threshold is not supported"):
+        from_nir(unsupported)
+
+    nodes = {"input": nir.Input(input_type=np.array([3])), "a": nir.Linear(np.ones((3, 3))), "la": _lif(3),
+             "b": nir.Linear(np.ones((3, 3))), "lb": _lif(3), "output": nir.Output(output_type=np.array([3]))}
+    edges = [("input", "a"), ("input", "b"), ("a", "la"), ("b", "lb"), ("la", "output"), ("lb", "output")]
+    with pytest.raises(NIRImportError, match=r"node 'input' \(Input\) branches to \['a', 'b'\]"):
+        from_nir(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False))
+
+    per_neuron = nir.NIRGraph.from_list(nir.Input(input_type=np.array([2])), nir.Linear(np.ones((2, 2))),
+                                        nir.LIF(tau=np.array([0.01, 0.02]), r=np.full(2, 10.0), v_leak=np.zeros(2),
+                                                v_threshold=np.ones(2)))
+    with pytest.raises(NIRImportError, match=r"node 'lif' \(LIF\): per-neuron tau"):
+        from_nir(per_neuron)
+
+    reset = nir.NIRGraph.from_list(nir.Input(input_type=np.array([2])), nir.Linear(np.ones((2, 2))),
+                                   nir.LIF(tau=np.full(2, 0.01), r=np.full(2, 10.0), v_leak=np.zeros(2),
+                                           v_threshold=np.ones(2), v_reset=np.full(2, -0.5)))
+    with pytest.raises(NIRImportError, match=r"node 'lif' \(LIF\): v_reset = -0.5"):
+        from_nir(reset)
+
+    no_synapse = nir.NIRGraph.from_list(nir.Input(input_type=np.array([2])),
+                                        nir.LIF(tau=np.full(2, 0.01), r=np.ones(2), v_leak=np.zeros(2),
+                                                v_threshold=np.ones(2)))
+    with pytest.raises(NIRImportError, match=r"node 'lif' \(LIF\): input gain"):
+        from_nir(no_synapse)
+
+
+# ------------------------------------------------------------------------------------------- files
+def test_write_is_atomic_and_replaces(tmp_path, monkeypatch):
+    g1 = to_nir(Sequential(Linear(3, 2), LIF(beta=0.5)), (3,))
+    g2 = to_nir(Sequential(Linear(3, 4), LIF(beta=0.5)), (3,))
+    path = tmp_path / "m.nir"
+    write_nir(g1, path)
+    write_nir(g2, path)  # replaces
+    assert read_nir(path).nodes["0"].weight.shape == (4, 3)
+    before = path.read_bytes()
+
+    def broken_write(target, graph, **kw):
+        target.write(b"partial")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(nir, "write", broken_write)
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_nir(g1, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.nir"]  # no temporary file left behind
+
+
+def test_read_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.nir"
+    bad.write_bytes(b"not hdf5")
+    with pytest.raises(ValueError, match="bad.nir: not a readable NIR graph"):
+        read_nir(bad)
+    with pytest.raises(FileNotFoundError, match="missing.nir"):
+        read_nir(tmp_path / "missing.nir")
