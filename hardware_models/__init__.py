@@ -117,3 +117,5 @@ def estimate(graph: nir.NIRGraph | GraphFacts, activity: ActivityProfile, target
         else:
             est = replace(est, baselines_j=base)
     return est
+
+from . import crossbar as _crossbar  # noqa: E402,F401  (registers the "crossbar" spec kind and its estimator)
