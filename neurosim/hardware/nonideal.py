@@ -1,0 +1,483 @@
+r"""RRAM device non-idealities on a trained model: weights → conductances → a Monte-Carlo "chip".
+
+Every ``Linear``/``Conv2d`` weight matrix is stored as differential pairs of cells, conductances normalised to
+``G_on = 1`` and ``G_off = 1/on_off_ratio``::
+
+    g⁺ = G_off + (1 − G_off)·max(w, 0)/w_max,   g⁻ = G_off + (1 − G_off)·max(−w, 0)/w_max,
+    w_eff = (g⁺ − g⁻) · w_max / (1 − G_off)                      (w_max = max |w| of the layer)
+
+and each chip (one seeded draw) applies, in this order:
+
+* **quantisation** of each cell to ``levels`` evenly spaced conductances between G_off and G_on;
+* **programming variation**: ``g ← g·(1 + σ·ε)``, ε ~ N(0, 1) per cell, clipped at 0;
+* **stuck-at faults**: a fraction ``stuck_on_rate`` of cells sits at G_on, ``stuck_off_rate`` at G_off;
+* **drift**: ``g ← g·(t/t₀)^−ν``, ν per cell ~ N(``drift_nu``, ``drift_nu_std``) clipped at 0;
+
+and at inference time, per read (every step and sample):
+
+* **read noise**: each driven cell reads ``g·(1 + σ_r·ε)``; summed on a column this is exact in distribution as
+  output noise of standard deviation ``σ_r·sqrt(Σ_i x_i² g_i²)``;
+* **ADC quantisation**: the rows are cut into tiles of ``tile_rows``; each tile's two columns of a pair are
+  converted separately with ``adc_bits`` over ``[0, adc_range_frac · Σ_rows g]`` (the column's largest current for
+  spike inputs), then subtracted and summed digitally.
+
+The bias stays digital and exact. With every effect off the model is returned unchanged (a copy), so ideal
+outputs are reproduced exactly; with only per-chip effects the programmed weights are written into a copy of
+each layer; read noise or an ADC replace the layer by :class:`CrossbarLinear` / :class:`CrossbarConv2d`.
+
+Example:
+    >>> import torch
+    >>> from neurosim.nn import Linear, LIF, Sequential
+    >>> net = Sequential(Linear(4, 3), LIF(beta=0.9))
+    >>> chip = apply_nonidealities(net, NonIdealConfig(levels=16, sigma_rel=0.05), seed=1)
+    >>> chip is not net and bool((chip[0].weight != net[0].weight).any())
+    True
+    >>> out, _ = chip(torch.rand(5, 2, 4))
+    >>> out.shape
+    torch.Size([5, 2, 3])
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass
+from typing import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["NonIdealConfig", "CrossbarLinear", "CrossbarConv2d", "apply_nonidealities", "program_conductances",
+           "effective_weight", "perturb_weight", "accuracy", "evaluate_nonideal", "noise_aware_finetune"]
+
+
+@dataclass(frozen=True)
+class NonIdealConfig:
+    """Device non-idealities of one RRAM technology (all off by default: an ideal crossbar).
+
+    Args:
+        levels: conductance levels per cell (``2**bits``); None keeps analog conductances.
+        on_off_ratio: G_on / G_off (NeuroSim V1.4: 1.7 MΩ / 100 kΩ = 17).
+        sigma_rel: programming variation, σ relative to the programmed conductance (0.05 = 5 %).
+        stuck_on_rate / stuck_off_rate: fractions of cells stuck at G_on / G_off.
+        read_noise_rel: read-to-read noise, σ relative to the conductance, fresh at every read.
+        adc_bits: bits of the ADC converting each tile's column currents; None reads them exactly.
+        adc_range_frac: ADC full scale as a fraction of the column's largest current (all rows on).
+        tile_rows: rows per tile: the partial sums the ADC sees (convolutions: whole input channels per tile).
+        drift_nu / drift_nu_std: drift exponent ν and its device-to-device spread, G(t) = G₀·(t/t₀)^−ν.
+        drift_t_s / drift_t0_s: time since programming and the reference time, in seconds.
+    """
+
+    levels: int | None = None  # None: analog cells; 32 = 5-bit cells
+    on_off_ratio: float = 17.0  # NeuroSim V1.4 default R_off / R_on = 1.7 MΩ / 100 kΩ
+    sigma_rel: float = 0.0  # a few % is typical for programmed RRAM (REFERENCES.md)
+    stuck_on_rate: float = 0.0  # fraction of cells stuck at G_on
+    stuck_off_rate: float = 0.0  # fraction of cells stuck at G_off
+    read_noise_rel: float = 0.0  # per-read conductance noise
+    adc_bits: int | None = None  # None: ideal column readout
+    adc_range_frac: float = 1.0  # 1: never clips spike inputs; smaller trades clipping for resolution
+    tile_rows: int = 128  # NeuroSim's sub-array height
+    drift_nu: float = 0.0  # 0: no drift
+    drift_nu_std: float = 0.0  # spread of ν between cells
+    drift_t_s: float = 1.0  # seconds since programming
+    drift_t0_s: float = 1.0  # reference time of the programmed value
+
+    def __post_init__(self) -> None:
+        def bad(key: str, msg: str):
+            return ValueError(f"NonIdealConfig.{key}: {msg}")
+
+        if self.levels is not None and (isinstance(self.levels, bool) or not isinstance(self.levels, int)
+                                        or self.levels < 2):
+            raise bad("levels", f"must be an integer >= 2 (or None for analog cells), got {self.levels!r}")
+        if not (math.isfinite(self.on_off_ratio) and self.on_off_ratio > 1):
+            raise bad("on_off_ratio", f"must be > 1 (G_on / G_off), got {self.on_off_ratio!r}")
+        for key in ("sigma_rel", "read_noise_rel", "drift_nu", "drift_nu_std"):
+            v = getattr(self, key)
+            if not (math.isfinite(v) and v >= 0):
+                raise bad(key, f"must be a number >= 0, got {v!r}")
+        for key in ("stuck_on_rate", "stuck_off_rate"):
+            v = getattr(self, key)
+            if not 0 <= v <= 1:
+                raise bad(key, f"must be a fraction in [0, 1], got {v!r}")
+        if self.stuck_on_rate + self.stuck_off_rate > 1:
+            raise bad("stuck_on_rate", f"stuck_on_rate + stuck_off_rate = {self.stuck_on_rate + self.stuck_off_rate:g} "
+                                       "exceeds 1")
+        if self.adc_bits is not None and (isinstance(self.adc_bits, bool) or not isinstance(self.adc_bits, int)
+                                          or self.adc_bits < 1):
+            raise bad("adc_bits", f"must be an integer >= 1 (or None), got {self.adc_bits!r}")
+        if not (0 < self.adc_range_frac <= 1):
+            raise bad("adc_range_frac", f"must be in (0, 1], got {self.adc_range_frac!r}")
+        if isinstance(self.tile_rows, bool) or not isinstance(self.tile_rows, int) or self.tile_rows < 1:
+            raise bad("tile_rows", f"must be a positive integer, got {self.tile_rows!r}")
+        for key in ("drift_t_s", "drift_t0_s"):
+            v = getattr(self, key)
+            if not (math.isfinite(v) and v > 0):
+                raise bad(key, f"must be a positive number of seconds, got {v!r}")
+
+    @property
+    def g_off(self) -> float:
+        """G_off relative to G_on."""
+        return 1.0 / self.on_off_ratio
+
+    @property
+    def per_chip(self) -> bool:
+        """Whether any effect fixed at programming time is on (quantisation, variation, faults, drift)."""
+        return (self.levels is not None or self.sigma_rel > 0 or self.stuck_on_rate > 0 or self.stuck_off_rate > 0
+                or self._drifts)
+
+    @property
+    def per_read(self) -> bool:
+        """Whether any effect acts at every read (read noise, ADC)."""
+        return self.read_noise_rel > 0 or self.adc_bits is not None
+
+    @property
+    def ideal(self) -> bool:
+        return not (self.per_chip or self.per_read)
+
+    @property
+    def _drifts(self) -> bool:
+        return (self.drift_nu > 0 or self.drift_nu_std > 0) and self.drift_t_s != self.drift_t0_s
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------- one chip
+def _randn(shape, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
+    dev = generator.device if generator is not None else like.device
+    return torch.randn(shape, generator=generator, device=dev, dtype=like.dtype).to(like.device)
+
+
+def _rand(shape, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
+    dev = generator.device if generator is not None else like.device
+    return torch.rand(shape, generator=generator, device=dev, dtype=like.dtype).to(like.device)
+
+
+def _program_cell(g: torch.Tensor, cfg: NonIdealConfig, gen: torch.Generator | None) -> torch.Tensor:
+    g_off = cfg.g_off
+    if cfg.levels is not None:
+        steps = cfg.levels - 1
+        g = g_off + torch.round((g - g_off) / (1 - g_off) * steps) / steps * (1 - g_off)
+    if cfg.sigma_rel > 0:
+        g = (g * (1 + cfg.sigma_rel * _randn(g.shape, gen, g))).clamp_min(0.0)
+    if cfg.stuck_on_rate > 0 or cfg.stuck_off_rate > 0:
+        u = _rand(g.shape, gen, g)
+        g = torch.where(u < cfg.stuck_on_rate, torch.ones_like(g), g)
+        g = torch.where((u >= cfg.stuck_on_rate) & (u < cfg.stuck_on_rate + cfg.stuck_off_rate),
+                        torch.full_like(g, g_off), g)
+    if cfg._drifts:
+        nu = cfg.drift_nu + cfg.drift_nu_std * _randn(g.shape, gen, g) if cfg.drift_nu_std > 0 else \
+            torch.full_like(g, cfg.drift_nu)
+        g = g * (cfg.drift_t_s / cfg.drift_t0_s) ** (-nu.clamp_min(0.0))
+    return g
+
+
+def program_conductances(weight: torch.Tensor, cfg: NonIdealConfig,
+                         generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Program ``weight`` onto one chip: ``(g_pos, g_neg, scale)`` with ``w_eff = (g_pos − g_neg)·scale``.
+
+    Conductances are relative to G_on; ``scale = w_max / (1 − G_off)``. Draws come from ``generator``.
+    """
+    w = weight.detach()
+    w_max = float(w.abs().max()) if w.numel() else 0.0
+    g_off = cfg.g_off
+    if w_max == 0:
+        z = torch.full_like(w, g_off)
+        return z, z.clone(), 0.0
+    g_pos = g_off + (1 - g_off) * w.clamp_min(0) / w_max
+    g_neg = g_off + (1 - g_off) * (-w).clamp_min(0) / w_max
+    return _program_cell(g_pos, cfg, generator), _program_cell(g_neg, cfg, generator), w_max / (1 - g_off)
+
+
+def effective_weight(weight: torch.Tensor, cfg: NonIdealConfig, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The weight one chip computes with (programming effects only; same shape as ``weight``)."""
+    g_pos, g_neg, scale = program_conductances(weight, cfg, generator)
+    return (g_pos - g_neg) * scale
+
+
+def perturb_weight(weight: torch.Tensor, cfg: NonIdealConfig, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``weight`` with one chip's programming effects in the forward pass and an identity gradient
+    (straight-through): ``w + (w_chip − w).detach()``. Used for noise-aware training."""
+    return weight + (effective_weight(weight, cfg, generator) - weight).detach()
+
+
+# ---------------------------------------------------------------------------------------------- layers
+def _adc(y: torch.Tensor, full_scale: torch.Tensor, bits: int) -> torch.Tensor:
+    """Uniform ``bits``-bit conversion of non-negative column currents over ``[0, full_scale]`` (per column)."""
+    fs = full_scale.clamp_min(1e-12)
+    step = fs / (2**bits - 1)
+    return torch.minimum(torch.round(y.clamp_min(0) / step) * step, fs)
+
+
+class _CrossbarBase(nn.Module):
+    def __init__(self, g_pos: torch.Tensor, g_neg: torch.Tensor, scale: float, bias: torch.Tensor | None,
+                 cfg: NonIdealConfig, generator: torch.Generator | None) -> None:
+        super().__init__()
+        self.register_buffer("g_pos", g_pos.detach().clone())
+        self.register_buffer("g_neg", g_neg.detach().clone())
+        self.register_buffer("bias", None if bias is None else bias.detach().clone())
+        self.scale = float(scale)
+        self.cfg = cfg
+        self.generator = generator
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The programmed weight (what the chip computes without read noise and ADC)."""
+        return (self.g_pos - self.g_neg) * self.scale
+
+    def _noise(self, like: torch.Tensor) -> torch.Tensor:
+        gen = self.generator
+        if gen is not None and gen.device != like.device:
+            gen = None  # a CPU generator cannot draw on another device: fall back to the global one
+        return torch.randn(like.shape, generator=gen, device=like.device, dtype=like.dtype)
+
+    def _column(self, mvm, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """Current of the columns holding ``g`` for inputs ``x``, with read noise and ADC."""
+        y = mvm(x, g)
+        cfg = self.cfg
+        if cfg.read_noise_rel > 0:
+            y = y + cfg.read_noise_rel * torch.sqrt(mvm(x * x, g * g).clamp_min(0)) * self._noise(y)
+        if cfg.adc_bits is not None:
+            y = _adc(y, cfg.adc_range_frac * self._full_scale(g, y), cfg.adc_bits)
+        return y
+
+    def _tiles(self) -> list[slice]:
+        raise NotImplementedError
+
+    def _compute(self, x: torch.Tensor) -> torch.Tensor:
+        out = 0
+        for sl in self._tiles():
+            xs = self._slice_input(x, sl)
+            gp, gn = self._slice_weight(self.g_pos, sl), self._slice_weight(self.g_neg, sl)
+            out = out + (self._column(self._mvm, xs, gp) - self._column(self._mvm, xs, gn)) * self.scale
+        return out
+
+
+class CrossbarLinear(_CrossbarBase):
+    """A Linear layer computed on one programmed chip, tile by tile, with read noise and ADC (time-first or not).
+
+    Shapes:
+        x: ``[..., N_in]`` → ``[..., N_out]``.
+    """
+
+    def _tiles(self) -> list[slice]:
+        n = self.g_pos.shape[1]
+        r = self.cfg.tile_rows
+        return [slice(i, min(i + r, n)) for i in range(0, n, r)]
+
+    @staticmethod
+    def _slice_input(x, sl):
+        return x[..., sl]
+
+    @staticmethod
+    def _slice_weight(g, sl):
+        return g[:, sl]
+
+    @staticmethod
+    def _mvm(x, g):
+        return F.linear(x, g)
+
+    @staticmethod
+    def _full_scale(g, y):
+        return g.sum(dim=1)  # per column: every row of the tile on
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self._compute(x)
+        return y if self.bias is None else y + self.bias
+
+
+class CrossbarConv2d(_CrossbarBase):
+    """A Conv2d computed on one programmed chip: whole input channels per tile (``⌊tile_rows / (kh·kw)⌋``, at
+    least one), read noise and ADC per tile. Accepts ``[T, B, C, H, W]`` (time folded into the batch) or
+    ``[B, C, H, W]``."""
+
+    def __init__(self, g_pos, g_neg, scale, bias, cfg, generator, *, stride, padding, dilation, groups) -> None:
+        super().__init__(g_pos, g_neg, scale, bias, cfg, generator)
+        if groups != 1 and cfg.per_read:
+            raise NotImplementedError("read noise and ADC are simulated for convolutions with groups = 1 only; "
+                                      f"this layer has groups = {groups}")
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+
+    def _tiles(self) -> list[slice]:
+        c_in, kh, kw = self.g_pos.shape[1:]
+        per = max(1, self.cfg.tile_rows // (kh * kw))
+        return [slice(i, min(i + per, c_in)) for i in range(0, c_in, per)]
+
+    @staticmethod
+    def _slice_input(x, sl):
+        return x[:, sl]
+
+    @staticmethod
+    def _slice_weight(g, sl):
+        return g[:, sl]
+
+    def _mvm(self, x, g):
+        return F.conv2d(x, g, None, self.stride, self.padding, self.dilation, self.groups)
+
+    @staticmethod
+    def _full_scale(g, y):
+        return g.sum(dim=(1, 2, 3)).view(1, -1, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 5:
+            T, B = x.shape[:2]  # time, batch
+            y = self.forward(x.reshape(T * B, *x.shape[2:]))
+            return y.reshape(T, B, *y.shape[1:])
+        if x.dim() != 4:
+            raise ValueError(f"CrossbarConv2d expects [T, B, C, H, W] or [B, C, H, W], got shape {tuple(x.shape)}")
+        y = self._compute(x)
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+
+
+# ---------------------------------------------------------------------------------------------- whole models
+def _targets(model: nn.Module, layers: Iterable[str] | None) -> list[str]:
+    names = [n for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    if layers is None:
+        return names
+    layers = list(layers)
+    unknown = [n for n in layers if n not in names]
+    if unknown:
+        raise ValueError(f"layers {unknown} are not Linear/Conv2d modules of the model; those are {names}")
+    return layers
+
+
+def _set_module(root: nn.Module, name: str, new: nn.Module) -> None:
+    parent, _, leaf = name.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, leaf, new)
+
+
+def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
+                        layers: Iterable[str] | None = None) -> nn.Module:
+    """One Monte-Carlo chip: a copy of ``model`` whose Linear/Conv2d weights went through ``cfg`` (model unchanged).
+
+    Args:
+        model: a trained model (e.g. a neurosim ``Sequential``).
+        cfg: the non-idealities.
+        seed: the chip: the same seed gives the same programming draws and the same read-noise sequence.
+        layers: module names to map onto crossbars (default: every Linear and Conv2d).
+    """
+    if not isinstance(cfg, NonIdealConfig):
+        raise TypeError(f"cfg must be a NonIdealConfig, got {type(cfg).__name__}")
+    chip = copy.deepcopy(model)
+    names = _targets(chip, layers)
+    if cfg.ideal:
+        return chip
+    gen = torch.Generator().manual_seed(int(seed))
+    for i, name in enumerate(names):
+        m = chip.get_submodule(name)
+        g_pos, g_neg, scale = program_conductances(m.weight.detach().cpu(), cfg, gen)
+        dev = m.weight.device
+        g_pos, g_neg = g_pos.to(dev), g_neg.to(dev)
+        if not cfg.per_read:
+            with torch.no_grad():
+                m.weight.copy_((g_pos - g_neg) * scale)
+            continue
+        bias = m.bias if m.bias is not None else None
+        read_gen = torch.Generator(device=dev).manual_seed(int(seed) * 1_000_003 + i + 1)
+        if isinstance(m, nn.Conv2d):
+            new = CrossbarConv2d(g_pos, g_neg, scale, bias, cfg, read_gen, stride=m.stride, padding=m.padding,
+                                 dilation=m.dilation, groups=m.groups)
+        else:
+            new = CrossbarLinear(g_pos, g_neg, scale, bias, cfg, read_gen)
+        _set_module(chip, name, new.train(m.training))
+    return chip
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, loader, *, device: str | torch.device | None = None,
+             max_samples: int | None = None) -> float:
+    """Test accuracy in percent (0–100): prediction ``argmax Σ_t out_t`` over ``(x_seq, y)`` batches."""
+    from neurosim.training.losses import predict
+
+    if device is None:
+        p = next(iter(model.parameters()), None)
+        if p is None:
+            p = next(iter(model.buffers()), None)
+        device = p.device if p is not None else torch.device("cpu")
+    was = model.training
+    model.eval()
+    correct = total = 0
+    try:
+        for x_seq, y in loader:
+            if max_samples is not None and total >= max_samples:
+                break
+            if max_samples is not None:
+                x_seq, y = x_seq[:, : max_samples - total], y[: max_samples - total]
+            out_seq, _ = model(x_seq.to(device).float())
+            correct += int((predict(out_seq).cpu() == y.cpu()).sum())
+            total += int(y.shape[0])
+    finally:
+        model.train(was)
+    if total == 0:
+        raise ValueError("accuracy: the loader yielded no samples")
+    return 100.0 * correct / total
+
+
+def evaluate_nonideal(model: nn.Module, loader, cfg: NonIdealConfig, *, chips: int = 5, seed: int = 0,
+                      layers: Iterable[str] | None = None, device: str | torch.device | None = None,
+                      max_samples: int | None = None) -> dict:
+    """Accuracy of ``model`` on ``chips`` Monte-Carlo chips of ``cfg``, next to the ideal accuracy.
+
+    Chip ``i`` uses seed ``seed + i`` (see :func:`apply_nonidealities`), so results are reproducible.
+
+    Returns:
+        ``{"ideal", "mean", "std", "per_chip", "chips", "config"}``; accuracies in percent (0–100),
+        ``std`` the sample standard deviation over chips (0 for one chip).
+    """
+    if isinstance(chips, bool) or not isinstance(chips, int) or chips < 1:
+        raise ValueError(f"chips must be a positive integer, got {chips!r}")
+    ideal = accuracy(model, loader, device=device, max_samples=max_samples)
+    per_chip = [accuracy(apply_nonidealities(model, cfg, seed + i, layers=layers), loader, device=device,
+                         max_samples=max_samples) for i in range(chips)]
+    mean = sum(per_chip) / chips
+    std = math.sqrt(sum((a - mean) ** 2 for a in per_chip) / (chips - 1)) if chips > 1 else 0.0
+    return {"ideal": ideal, "mean": mean, "std": std, "per_chip": per_chip, "chips": chips, "config": cfg.to_dict()}
+
+
+def noise_aware_finetune(model: nn.Module, loader, cfg: NonIdealConfig, *, epochs: int = 2, lr: float = 5e-4,
+                         seed: int = 0, loss: str = "rate_ce", grad_clip: float | None = 1.0,
+                         layers: Iterable[str] | None = None, device: str | torch.device | None = None) -> nn.Module:
+    """Fine-tune a copy of ``model`` with a fresh chip's programming effects in every forward pass.
+
+    Each batch draws new quantisation/variation/fault/drift perturbations of the current weights and trains through
+    them with a straight-through gradient (:func:`perturb_weight`), so the weights move to where a chip's
+    deviations hurt less. Read noise and the ADC are not injected. Adam, ``loss`` from
+    :func:`neurosim.training.get_loss`.
+
+    Returns:
+        The fine-tuned copy (``model`` itself is not changed).
+    """
+    from torch.func import functional_call
+
+    from neurosim.training.losses import get_loss
+
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    tuned = copy.deepcopy(model)
+    if device is not None:
+        tuned = tuned.to(device)
+    dev = next(tuned.parameters()).device
+    names = _targets(tuned, layers)
+    loss_fn = get_loss(loss)
+    opt = torch.optim.Adam(tuned.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(int(seed))
+    tuned.train()
+    for epoch in range(epochs):
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(epoch)
+        for x_seq, y in loader:
+            x_seq, y = x_seq.to(dev).float(), y.to(dev)
+            params = {}
+            for n in names:
+                w = tuned.get_submodule(n).weight
+                params[f"{n}.weight"] = w + (effective_weight(w.detach().cpu(), cfg, gen).to(dev) - w).detach()
+            out_seq, _ = functional_call(tuned, params, (x_seq,))
+            l = loss_fn(out_seq, y)
+            opt.zero_grad(set_to_none=True)
+            l.backward()
+            if grad_clip:
+                nn.utils.clip_grad_norm_(tuned.parameters(), grad_clip)
+            opt.step()
+    tuned.eval()
+    return tuned

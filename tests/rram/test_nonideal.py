@@ -1,0 +1,185 @@
+"""Device non-idealities on trained models: exact ideal outputs, conductance mapping by hand, faults, drift,
+read-noise statistics, tile-wise ADC within its quantisation step, seeded chips, and accuracy under variation."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from neurosim.hardware import (CrossbarConv2d, CrossbarLinear, NonIdealConfig, accuracy, apply_nonidealities,
+                               effective_weight, evaluate_nonideal, noise_aware_finetune, program_conductances)
+from neurosim.nn import LIF, Conv2d, Flatten, Linear, Sequential
+from rram_helpers import Batches, spike_patterns, trained_mlp
+
+
+def small_conv_net() -> Sequential:
+    torch.manual_seed(0)
+    return Sequential(Conv2d(2, 4, 3, padding=1), LIF(beta=0.8, v_th=0.5), Flatten(), Linear(4 * 6 * 6, 3),
+                      LIF(beta=0.8, v_th=0.5))
+
+
+def test_ideal_config_reproduces_the_model_exactly_and_copies_it():
+    net = small_conv_net()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x = (torch.rand(5, 3, 2, 6, 6) < 0.3).float()
+    chip = apply_nonidealities(net, NonIdealConfig(), seed=3)
+    assert chip is not net
+    assert torch.equal(chip(x)[0], net(x)[0])
+    chip2 = apply_nonidealities(net, NonIdealConfig(sigma_rel=0.5, stuck_on_rate=0.1), seed=3)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # the trained model is untouched
+    assert not torch.equal(chip2[0].weight, net[0].weight)
+
+
+def test_tile_by_tile_crossbar_layers_equal_the_ideal_layers():
+    torch.manual_seed(1)
+    cfg = NonIdealConfig(tile_rows=7)  # nothing on: only the tiling is exercised
+    w = torch.randn(5, 20, dtype=torch.float64)
+    b = torch.randn(5, dtype=torch.float64)
+    gp, gn, scale = program_conductances(w, cfg)
+    lin = CrossbarLinear(gp, gn, scale, b, cfg, None)
+    x = torch.rand(4, 3, 20, dtype=torch.float64)  # [T, B, N]
+    assert len(lin._tiles()) == 3
+    torch.testing.assert_close(lin(x), F.linear(x, w, b), rtol=1e-12, atol=1e-12)
+
+    wc = torch.randn(6, 4, 3, 3, dtype=torch.float64)
+    gp, gn, scale = program_conductances(wc, NonIdealConfig(tile_rows=18))
+    conv = CrossbarConv2d(gp, gn, scale, None, NonIdealConfig(tile_rows=18), None, stride=(1, 1), padding=(1, 1),
+                          dilation=(1, 1), groups=1)
+    xc = torch.rand(2, 3, 4, 7, 7, dtype=torch.float64)  # [T, B, C, H, W]
+    assert len(conv._tiles()) == 2  # two input channels (18 rows) per tile
+    ref = F.conv2d(xc.flatten(0, 1), wc, None, 1, 1).reshape(2, 3, 6, 7, 7)
+    torch.testing.assert_close(conv(xc), ref, rtol=1e-12, atol=1e-12)
+
+
+def test_adc_error_stays_within_half_a_step_per_conversion():
+    torch.manual_seed(2)
+    bits, rows = 8, 16
+    cfg = NonIdealConfig(adc_bits=bits, tile_rows=rows)
+    w = torch.randn(6, 40, dtype=torch.float64)
+    gp, gn, scale = program_conductances(w, cfg)
+    lin = CrossbarLinear(gp, gn, scale, None, cfg, None)
+    x = (torch.rand(50, 40) < 0.4).double()  # spikes: never beyond the ADC's full scale
+    err = (lin(x) - x @ w.T).abs()
+    # each tile converts the two columns of a pair: at most half a step each, steps = column full scale / (2^b − 1)
+    bound = 0
+    for sl in lin._tiles():
+        bound = bound + (gp[:, sl].sum(1) + gn[:, sl].sum(1)) / (2**bits - 1) / 2 * scale
+    assert bool((err <= bound + 1e-12).all())
+    assert torch.equal(lin(torch.zeros(3, 40, dtype=torch.float64)), torch.zeros(3, 6, dtype=torch.float64))
+
+
+def test_conductance_mapping_and_quantisation_by_hand():
+    # G_off = 1/2; three levels per cell: 0.5, 0.75, 1.0; scale = w_max / (1 - G_off) = 2
+    cfg = NonIdealConfig(on_off_ratio=2.0, levels=3)
+    w = torch.tensor([1.0, -0.5, 0.3, 0.0])
+    gp, gn, scale = program_conductances(w, cfg)
+    assert scale == pytest.approx(2.0)
+    # 0.3 -> g+ = 0.5 + 0.5 * 0.3 = 0.65 -> nearest level 0.75; -0.5 -> g- = 0.75 exactly
+    torch.testing.assert_close(gp, torch.tensor([1.0, 0.5, 0.75, 0.5]))
+    torch.testing.assert_close(gn, torch.tensor([0.5, 0.75, 0.5, 0.5]))
+    torch.testing.assert_close(effective_weight(w, cfg), torch.tensor([1.0, -0.5, 0.5, 0.0]))
+    assert torch.equal(effective_weight(torch.zeros(3), cfg), torch.zeros(3))
+
+
+def test_stuck_at_faults_hit_the_asked_fraction_and_rails():
+    w = torch.randn(400, 500)
+    off = NonIdealConfig(stuck_off_rate=1.0)
+    assert torch.equal(effective_weight(w, off), torch.zeros_like(w))  # both cells at G_off
+    on = NonIdealConfig(stuck_on_rate=1.0)
+    assert torch.equal(effective_weight(w, on), torch.zeros_like(w))  # both cells at G_on
+    cfg = NonIdealConfig(stuck_on_rate=0.03, stuck_off_rate=0.05)
+    gp, _, _ = program_conductances(w, cfg, torch.Generator().manual_seed(0))
+    ideal, _, _ = program_conductances(w, NonIdealConfig())
+    changed_to_on = ((gp == 1.0) & (ideal != 1.0)).float().mean().item()
+    at_off = (gp == cfg.g_off).float().mean().item()
+    assert changed_to_on == pytest.approx(0.03, abs=0.003)
+    assert at_off == pytest.approx(0.05 + (ideal == cfg.g_off).float().mean().item() * 0.92, abs=0.003)
+
+
+def test_uniform_drift_scales_every_weight():
+    w = torch.randn(30, 20)
+    cfg = NonIdealConfig(drift_nu=0.1, drift_t_s=100.0, drift_t0_s=1.0)
+    torch.testing.assert_close(effective_weight(w, cfg), w * 100.0 ** -0.1, rtol=1e-5, atol=1e-6)
+    assert NonIdealConfig(drift_nu=0.1, drift_t_s=5.0, drift_t0_s=5.0).ideal  # no time elapsed: no drift
+
+
+def test_programming_variation_has_the_asked_spread():
+    w = torch.rand(300, 300) + 0.5
+    cfg = NonIdealConfig(sigma_rel=0.1)
+    gp, _, _ = program_conductances(w, cfg, torch.Generator().manual_seed(1))
+    ideal, _, _ = program_conductances(w, NonIdealConfig())
+    rel = gp / ideal - 1
+    assert rel.mean().item() == pytest.approx(0.0, abs=0.003)
+    assert rel.std().item() == pytest.approx(0.1, rel=0.02)
+
+
+def test_read_noise_matches_the_column_sum_formula():
+    torch.manual_seed(3)
+    sigma = 0.2
+    cfg = NonIdealConfig(read_noise_rel=sigma)
+    w = torch.randn(3, 30, dtype=torch.float64)
+    gp, gn, scale = program_conductances(w, cfg)
+    lin = CrossbarLinear(gp, gn, scale, None, cfg, torch.Generator().manual_seed(0))
+    x = (torch.rand(30) < 0.5).double()
+    ys = lin(x.expand(20000, 30))
+    expected = sigma * scale * torch.sqrt(x @ (gp**2).T + x @ (gn**2).T)
+    torch.testing.assert_close(ys.mean(0), x @ w.T, rtol=0, atol=0.02)
+    torch.testing.assert_close(ys.std(0), expected, rtol=0.03, atol=0)
+
+
+def test_chips_are_seeded():
+    net = small_conv_net()
+    cfg = NonIdealConfig(sigma_rel=0.2, read_noise_rel=0.05, adc_bits=6)
+    x = (torch.rand(4, 2, 2, 6, 6) < 0.3).float()
+    a, b = apply_nonidealities(net, cfg, seed=5), apply_nonidealities(net, cfg, seed=5)
+    c = apply_nonidealities(net, cfg, seed=6)
+    torch.testing.assert_close(a[0].weight, b[0].weight)
+    assert not torch.equal(a[0].weight, c[0].weight)
+    assert torch.equal(a[0](x), b[0](x))  # the same read-noise sequence too
+    with pytest.raises(ValueError, match=r"layers \['nope'\] are not Linear/Conv2d modules"):
+        apply_nonidealities(net, cfg, layers=["nope"])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"levels": 1}, "levels: must be an integer >= 2"),
+    ({"sigma_rel": -0.1}, "sigma_rel: must be a number >= 0"),
+    ({"stuck_on_rate": 0.7, "stuck_off_rate": 0.5}, "exceeds 1"),
+    ({"on_off_ratio": 1.0}, "on_off_ratio: must be > 1"),
+    ({"adc_bits": 0}, "adc_bits: must be an integer >= 1"),
+    ({"adc_range_frac": 0.0}, r"adc_range_frac: must be in \(0, 1\]"),
+    ({"drift_t_s": 0.0}, "drift_t_s: must be a positive number of seconds"),
+])
+def test_config_errors_name_the_field(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        NonIdealConfig(**kwargs)
+
+
+def test_no_variation_no_faults_reproduce_ideal_accuracy_and_large_variation_lowers_it():
+    model, test = trained_mlp(steps=40)
+    ideal = accuracy(model, test)
+    assert ideal > 80  # 5 classes: chance is 20 %
+    clean = evaluate_nonideal(model, test, NonIdealConfig(sigma_rel=0.0, stuck_on_rate=0.0), chips=3)
+    assert clean["per_chip"] == [ideal] * 3 and clean["std"] == 0.0 and clean["ideal"] == ideal
+    r50 = evaluate_nonideal(model, test, NonIdealConfig(sigma_rel=0.5), chips=6, seed=10)
+    r5 = evaluate_nonideal(model, test, NonIdealConfig(sigma_rel=0.05), chips=6, seed=10)
+    assert r50["mean"] < ideal - 3 and r50["mean"] < r5["mean"] - 3, (r50, r5, ideal)
+    assert len(r50["per_chip"]) == 6 and r50["std"] > 0
+    with pytest.raises(ValueError, match="chips must be a positive integer"):
+        evaluate_nonideal(model, test, NonIdealConfig(), chips=0)
+
+
+@pytest.mark.slow
+def test_noise_aware_finetuning_recovers_accuracy_under_faults():
+    model, test = trained_mlp(steps=40)
+    train = Batches(*spike_patterns(512, seed=1), 64)
+    cfg = NonIdealConfig(sigma_rel=0.3, stuck_on_rate=0.03, stuck_off_rate=0.03)
+    before = evaluate_nonideal(model, test, cfg, chips=8, seed=100)
+    tuned = noise_aware_finetune(model, train, cfg, epochs=20, lr=0.005)
+    control = noise_aware_finetune(model, train, NonIdealConfig(), epochs=20, lr=0.005)  # same training, no noise
+    after = evaluate_nonideal(tuned, test, cfg, chips=8, seed=100)
+    ctrl = evaluate_nonideal(control, test, cfg, chips=8, seed=100)
+    assert after["mean"] > before["mean"] + 2 and after["mean"] > ctrl["mean"] + 2, (before, after, ctrl)
+    assert math.isfinite(after["ideal"])
