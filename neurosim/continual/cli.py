@@ -1,0 +1,54 @@
+"""``neurosim continual``: run a continual-learning config (baseline, EWC, HLOP, multitask) into ``runs/NAME/``.
+
+    neurosim continual --config continual_pmnist_digits [--set key.path=value ...] [--methods hlop baseline]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["register"]
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def _resolve(path: str) -> Path:
+    from neurosim.cli import UserError
+
+    p = Path(path)
+    if p.is_file():
+        return p
+    shipped = CONFIGS / (path if path.endswith(".toml") else f"{path}.toml")
+    if shipped.is_file():
+        return shipped
+    names = sorted(f.stem for f in CONFIGS.glob("continual_*.toml"))
+    raise UserError(f"config {path!r} not found (neither a file nor a shipped continual config: {', '.join(names)})")
+
+
+def cmd_continual(args) -> int:
+    from neurosim.continual.config import load_continual_config
+    from neurosim.continual.runner import run_continual
+
+    overrides = list(args.set)
+    if args.methods:
+        overrides.append("methods=[" + ", ".join(f'"{m}"' for m in args.methods) + "]")
+    cfg = load_continual_config(_resolve(args.config), overrides)
+    quiet = getattr(args, "quiet", False)
+    run = run_continual(cfg, progress=not quiet, log=None if quiet else print)
+    for method, s in run.summary.items():
+        bwt = f"{s['bwt_mean']:+.2f}" if "bwt_mean" in s else "—"
+        print(f"{method:9s} ACC {s['acc_mean']:6.2f} %  BWT {bwt}")
+    print(f"run folder: {run.run_dir}")
+    return 0
+
+
+def register(sub) -> None:
+    """Add the ``continual`` subcommand to ``neurosim``'s subparsers."""
+    p = sub.add_parser("continual", help="continual learning over a task sequence: baseline, EWC, HLOP, multitask")
+    p.add_argument("--config", required=True,
+                   help="config file, or the name of a shipped config (e.g. continual_pmnist_digits)")
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.epochs=1 seeds=[0,1,2]")
+    p.add_argument("--methods", nargs="+", choices=("baseline", "ewc", "hlop", "multitask"), default=None,
+                   help="run only these methods (default: the config's `methods`)")
+    p.set_defaults(func=cmd_continual)

@@ -1,0 +1,233 @@
+"""Continual-learning run configuration: frozen dataclasses loaded from TOML, validated before any work starts.
+
+Same conventions as :mod:`neurosim.config` (and its loader): unknown keys, wrong types and impossible values raise
+:class:`neurosim.config.ConfigError` naming the key path. Sections: ``[tasks]`` (which task sequence),
+``[model]``/``[neuron]`` (the network, as for ``neurosim train``; here an LIF MLP by default), ``[train]`` (how every
+method trains each task), ``[hlop]`` (subspace sizes per task and Hebbian settings) and ``[ewc]``.
+
+Example:
+    >>> cfg = continual_config_from_dict({"tasks": {"num_tasks": 3}, "hlop": {"preset": "pmnist_paper"}})
+    >>> cfg.model.kind, cfg.tasks.num_tasks, subspace_sizes(cfg.hlop, 0, 3), subspace_sizes(cfg.hlop, 3, 3)
+    ('mlp', 3, (80, 200, 100), (50, 50, 50))
+    >>> continual_config_from_dict({"hlop": {"sizez": [1]}})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    neurosim.config.ConfigError: hlop.sizez: unknown key; valid keys: ...
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from neurosim.config import (
+    LOSSES, ConfigError, ModelConfig, NeuronConfig, _build, _choice, _Invalid, _positive, apply_overrides,
+)
+
+__all__ = [
+    "CONTINUAL_METHODS", "ContinualConfig", "ContinualModelConfig", "ContinualTrainConfig", "EWCConfig",
+    "HLOPConfig", "PRESETS", "PROTOCOLS", "TasksConfig", "continual_config_from_dict", "load_continual_config",
+    "subspace_sizes",
+]
+
+CONTINUAL_METHODS = ("baseline", "ewc", "hlop", "multitask")
+PROTOCOLS = ("permuted", "class_split")
+TRAIN_METHODS = ("bptt", "sltt", "sltt_k")
+PRESETS = ("none", "pmnist_paper")
+
+
+@dataclass(frozen=True)
+class TasksConfig:
+    """The task sequence."""
+
+    source: str = "sklearn_digits"  # sklearn_digits (8×8, offline, constant input current) | a registry dataset
+    protocol: str = "permuted"  # permuted: pixel permutations, shared head | class_split: class groups, multi-head
+    num_tasks: int = 5  # permuted: number of permutations (class_split: all groups, this is ignored)
+    classes_per_task: int = 2  # class_split: classes per task (10 digits → 5 tasks of 2)
+    permute_first: bool = False  # permuted: False keeps task 0 unpermuted (easier to look at); the PMNIST code permutes all
+    time_steps: int = 4  # T: steps per sample (static digits: the same input current every step)
+    downsample: int = 1  # registry (event) sources: sum-pool H and W by this factor (event digits 34×34 → 17×17 with 2)
+    train_subset: int | None = None  # use only the first N training samples of the source (quick runs)
+    test_subset: int | None = None  # use only the first N test samples of the source
+    root: str | None = None  # registry sources: where tonic datasets live (None: the neurosim cache)
+
+    def __post_init__(self) -> None:
+        _choice(self, "protocol", PROTOCOLS)
+        _positive(self, "num_tasks", "classes_per_task", "time_steps", "downsample", "train_subset", "test_subset")
+        if not self.source:
+            raise _Invalid("source", "must name sklearn_digits or a registry dataset, got an empty string")
+
+
+@dataclass(frozen=True)
+class ContinualModelConfig(ModelConfig):
+    """The network (:class:`neurosim.config.ModelConfig`), with defaults for 8×8 digits: a 64-256-256-10 LIF MLP."""
+
+    kind: str = "mlp"  # fully connected: permutations destroy the spatial structure convolutions rely on
+    input_shape: tuple[int, ...] = (64,)  # 8×8 digits, flattened
+    hidden: tuple[int, ...] = (256, 256)  # the small CPU setting of REFERENCES.md (paper: 800, 800 for 28×28)
+    readout: str = "membrane"  # non-spiking readout, like the paper's linear classifier averaged over T
+
+
+@dataclass(frozen=True)
+class ContinualTrainConfig:
+    """How every method trains each task (the same settings for all methods)."""
+
+    method: str = "bptt"  # bptt | sltt | sltt_k — HLOP's projection works with each
+    k: int = 2  # sltt_k: steps per batch with a backward pass
+    loss: str = "rate_ce"  # rate_ce | tet | sltt_mix (sltt and sltt_k need a per-step loss: tet or sltt_mix)
+    loss_lambda: float = 0.05  # sltt_mix: weight of its MSE term
+    epochs: int = 3  # passes over each task's training data; multitask: passes over the union of all tasks
+    batch_size: int = 32  # samples per step (paper PMNIST: 64 on 60,000 images; digits have 1,437 per task)
+    optimizer: str = "sgd"  # sgd (the paper's); adam's per-coordinate scaling would undo the orthogonal projection
+    lr: float = 0.1  # the paper's PMNIST learning rate
+    momentum: float = 0.0  # sgd momentum (paper: none); momentum of projected gradients stays projected
+    grad_clip: float | None = None  # max gradient norm; None: no clipping (the paper clips nothing)
+    freeze_after_first: bool = True  # after task 0: biases, BatchNorm, thresholds frozen (the paper's code, all methods)
+    device: str = "cpu"  # cpu | cuda | cuda:N | auto
+    threads: int | None = None  # torch CPU threads; None leaves torch's choice
+
+    def __post_init__(self) -> None:
+        _choice(self, "method", TRAIN_METHODS)
+        _choice(self, "loss", LOSSES)
+        _choice(self, "optimizer", ("sgd", "adam"))
+        _positive(self, "k", "epochs", "batch_size", "lr", "grad_clip", "threads")
+        if self.momentum < 0:
+            raise _Invalid("momentum", f"must be >= 0, got {self.momentum!r}")
+        if not 0 <= self.loss_lambda <= 1:
+            raise _Invalid("loss_lambda", f"must be in [0, 1], got {self.loss_lambda!r}")
+        if self.method in ("sltt", "sltt_k") and self.loss == "rate_ce":
+            raise _Invalid("loss", f"method {self.method!r} needs a per-step loss (tet or sltt_mix), got 'rate_ce'")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise _Invalid("device", f"must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+
+
+@dataclass(frozen=True)
+class HLOPConfig:
+    """Hebbian subspaces and projection."""
+
+    layers: tuple[str, ...] = ()  # module names of the layers to protect; empty: every Linear/Conv2d (head included)
+    lr: tuple[float, ...] = (0.01,)  # Hebbian rate per protected layer, the last value repeats (paper: 0.001 pixels, 0.01 spikes)
+    iterations: int = 5  # Oja iterations per forward pass (the HLOP code's 5)
+    momentum: float = 0.9  # momentum of the Hebbian update (HLOP code)
+    clamp: float = 10.0  # clip of each ΔH entry (HLOP code)
+    preset: str = "none"  # none: use `sizes` | pmnist_paper: [80, 200, 100], then 70 per layer, 20 fewer every 3rd task
+    sizes: tuple[tuple[int, ...], ...] = ((20, 60, 40), (10, 30, 20))  # new rows per protected layer at task i; last repeats
+    hebbian_epochs: int = 0  # extra Hebbian-only passes over a task's data after training it (0: the paper's way)
+    orthonormalize: bool = False  # project with an orthonormal basis of span(H_old) instead of H_oldᵀH_old (paper)
+    max_samples: int | None = 8192  # presynaptic vectors per Hebbian update, drawn at random (conv patches are many)
+
+    def __post_init__(self) -> None:
+        _choice(self, "preset", PRESETS)
+        _positive(self, "iterations", "clamp", "max_samples")
+        if not self.lr or any(not v > 0 for v in self.lr):
+            raise _Invalid("lr", f"must be a non-empty list of positive rates, got {list(self.lr)!r}")
+        if not 0 <= self.momentum < 1:
+            raise _Invalid("momentum", f"must be in [0, 1), got {self.momentum!r}")
+        if self.hebbian_epochs < 0:
+            raise _Invalid("hebbian_epochs", f"must be >= 0, got {self.hebbian_epochs!r}")
+        if self.preset == "none":
+            if not self.sizes or any(not row for row in self.sizes):
+                raise _Invalid("sizes", f"needs at least one non-empty list of rows per layer, got {self.sizes!r}")
+            if any(k < 0 for row in self.sizes for k in row):
+                raise _Invalid("sizes", f"rows must be >= 0, got {self.sizes!r}")
+            if len({len(row) for row in self.sizes}) != 1:
+                raise _Invalid("sizes", f"every task's list needs one entry per protected layer, got {self.sizes!r}")
+
+
+@dataclass(frozen=True)
+class EWCConfig:
+    """Elastic weight consolidation (Kirkpatrick et al., PNAS 2017), the classic comparison method."""
+
+    lam: float = 1000.0  # penalty weight λ: loss + λ/2 Σ_tasks Σ_i F_i (θ_i − θ*_i)²
+    fisher_samples: int = 200  # training samples per task for the diagonal (empirical, per-sample) Fisher
+
+    def __post_init__(self) -> None:
+        _positive(self, "lam", "fisher_samples")
+
+
+@dataclass(frozen=True)
+class ContinualConfig:
+    """One continual-learning run: methods compared on one task sequence, over one or more seeds."""
+
+    name: str = "continual"  # run folder name under out_dir
+    seeds: tuple[int, ...] = (0,)  # each method runs once per seed (permutations, init and batch order)
+    out_dir: str = "runs"  # parent folder of run folders
+    methods: tuple[str, ...] = CONTINUAL_METHODS  # baseline (fine-tuning) | ewc | hlop | multitask (joint upper bound)
+    tasks: TasksConfig = field(default_factory=TasksConfig)
+    model: ContinualModelConfig = field(default_factory=ContinualModelConfig)
+    neuron: NeuronConfig = field(default_factory=NeuronConfig)
+    train: ContinualTrainConfig = field(default_factory=ContinualTrainConfig)
+    hlop: HLOPConfig = field(default_factory=HLOPConfig)
+    ewc: EWCConfig = field(default_factory=EWCConfig)
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name or self.name in (".", ".."):
+            raise _Invalid("name", f"must be a plain folder name, got {self.name!r}")
+        if not self.seeds:
+            raise _Invalid("seeds", "needs at least one seed")
+        if not self.methods:
+            raise _Invalid("methods", f"needs at least one of {list(CONTINUAL_METHODS)}")
+        for m in self.methods:
+            if m not in CONTINUAL_METHODS:
+                raise _Invalid("methods", f"unknown method {m!r}; choose from {list(CONTINUAL_METHODS)}")
+        if len(set(self.methods)) != len(self.methods):
+            raise _Invalid("methods", f"lists a method twice: {list(self.methods)}")
+
+
+def _paper_schedule(task: int) -> tuple[int, ...]:
+    # HLOP's PMNIST script: [80, 200, 100] rows at task 0; later tasks add 70 per layer, 20 fewer from every
+    # task whose index is a multiple of 3 on (70, 70, 50, 50, 50, 30, 30, 30, 10 for tasks 1–9).
+    if task == 0:
+        return (80, 200, 100)
+    inc = 70 - 20 * (task // 3)
+    return (max(inc, 0),) * 3
+
+
+def subspace_sizes(hlop: HLOPConfig, task: int, num_layers: int) -> tuple[int, ...]:
+    """New Hebbian rows per protected layer at task ``task`` (0-based).
+
+    Raises:
+        ConfigError: the schedule has a different number of layers than the model's protected layers.
+    """
+    sizes = _paper_schedule(task) if hlop.preset == "pmnist_paper" else hlop.sizes[min(task, len(hlop.sizes) - 1)]
+    if len(sizes) != num_layers:
+        key = "hlop.preset" if hlop.preset != "none" else "hlop.sizes"
+        raise ConfigError(f"{key}: gives {len(sizes)} subspace sizes per task but HLOP protects {num_layers} "
+                          f"layers; list one size per protected layer (or set hlop.layers)")
+    return tuple(int(s) for s in sizes)
+
+
+def continual_config_from_dict(data: dict[str, Any]) -> ContinualConfig:
+    """Build and validate a :class:`ContinualConfig` from nested dicts (e.g. parsed TOML)."""
+    return _build(ContinualConfig, data, "")
+
+
+def load_continual_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ContinualConfig:
+    """Load a continual TOML config (or the defaults when ``path`` is None) and apply ``key.path=value`` overrides.
+
+    Raises:
+        ConfigError: unreadable TOML, unknown key, wrong type or impossible value (the message names the key path).
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    if overrides:
+        data = apply_overrides(data, overrides)
+    try:
+        return continual_config_from_dict(data)
+    except ConfigError as e:
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError(f"{where}{e}") from None

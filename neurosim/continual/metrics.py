@@ -1,0 +1,55 @@
+r"""Continual-learning metrics from the accuracy matrix.
+
+``A[i, j]`` is the test accuracy on task ``j`` after training tasks ``0 … i`` (``N`` tasks, accuracy in points
+0–100). As in HLOP (Xiao et al., ICLR 2024) and GEM/GPM before it:
+
+.. math::
+
+    \mathrm{ACC} = \frac{1}{N}\sum_{j=0}^{N-1} A[N-1, j], \qquad
+    \mathrm{BWT} = \frac{1}{N-1}\sum_{j=0}^{N-2} \big(A[N-1, j] - A[j, j]\big)
+
+ACC is the mean final accuracy over all tasks; BWT (backward transfer) is how much the final model lost (negative)
+or gained on each earlier task compared with just after learning it. BWT is undefined for one task (NaN).
+
+Example:
+    >>> A = [[90, 10, 12],
+    ...      [70, 88, 11],
+    ...      [60, 80, 85]]
+    >>> acc(A), bwt(A)        # (60 + 80 + 85)/3, ((60 − 90) + (80 − 88))/2
+    (75.0, -19.0)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["acc", "bwt", "check_matrix"]
+
+
+def check_matrix(matrix) -> np.ndarray:
+    """``matrix`` as a float ``[N, N]`` array; a clear error for any other shape or missing entries."""
+    a = np.asarray(matrix, dtype=float)
+    if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] == 0:
+        raise ValueError(f"the accuracy matrix must be square [N, N] with N >= 1, got shape {a.shape}")
+    n = a.shape[0]
+    needed = np.concatenate([a[n - 1], np.diag(a)])
+    if not np.isfinite(needed).all():
+        raise ValueError("the accuracy matrix has missing (non-finite) entries on its diagonal or last row")
+    return a
+
+
+def acc(matrix) -> float:
+    """Average final accuracy ``mean_j A[N−1, j]`` (same units as the matrix)."""
+    a = check_matrix(matrix)
+    return float(a[-1].mean())
+
+
+def bwt(matrix) -> float:
+    """Backward transfer ``mean_{j<N−1} (A[N−1, j] − A[j, j])``; NaN for a single task."""
+    a = check_matrix(matrix)
+    n = a.shape[0]
+    if n < 2:
+        return math.nan
+    return float(np.mean(a[-1, :-1] - np.diag(a)[:-1]))

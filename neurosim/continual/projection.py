@@ -1,0 +1,261 @@
+r"""HLOP: Hebbian subspaces on a model's Linear/Conv2d layers, and orthogonal projection of their weight gradients.
+
+For each protected layer with presynaptic input ``x`` (a Linear layer's input vector; a Conv2d layer's unfolded
+input patch of size ``C·kh·kw``), HLOP keeps Hebbian subspace neurons ``H`` (:class:`HebbianSubspace`) and, while a
+later task trains, replaces the weight update by
+
+.. math::
+
+    \Delta W = \delta\,(x - H_{old}^\top H_{old}\, x)^\top = \delta x^\top (I - H_{old}^\top H_{old}),
+
+i.e. the gradient is projected onto the orthogonal complement of the old tasks' input subspace; the forward pass
+is unchanged. Because ``I − H_oldᵀH_old`` is one fixed matrix during a task, projecting the presynaptic vector of
+every sample, position and time step and summing is the same as right-multiplying the summed weight gradient by it.
+HLOP therefore acts as a tensor hook on each protected weight: whatever produced the gradient — BPTT over the full
+sequence, SLTT's per-step backward passes, SLTT-K — every contribution is projected before it is accumulated.
+
+The Hebbian rows learn from the same presynaptic activity: a forward pre-hook on each protected layer records its
+input while HLOP's Hebbian learning is on and the model is in training mode (every time step of every sample, as
+in the HLOP code for BPTT; per step under SLTT) and runs Oja iterations on it.
+
+Typical use (what :func:`neurosim.continual.run_method` does)::
+
+    hlop = HLOP(model, lr=0.01)
+    for task, sizes in zip(tasks, schedule):
+        hlop.begin_task(sizes)   # new Hebbian rows; project onto the complement of the old ones
+        train(model, task)       # any training method; gradients are projected, H learns
+        hlop.end_task()          # merge: this task's rows join the protected subspace
+
+Example:
+    >>> import torch
+    >>> from neurosim.nn import LIF, Flatten, Linear, Sequential
+    >>> net = Sequential(Flatten(), Linear(6, 4, bias=False), LIF(beta=0.9), Linear(4, 3, bias=False))
+    >>> hlop = HLOP(net, lr=0.05, orthonormalize=True)   # exact projector even before Oja has converged
+    >>> [name for name, _ in hlop.layers]
+    ['1', '3']
+    >>> hlop.begin_task([2, 1]); net(torch.rand(5, 8, 6))[0].sum().backward(); hlop.end_task()
+    >>> hlop.begin_task([1, 1])
+    >>> net.zero_grad(); net(torch.rand(5, 8, 6))[0].sum().backward()
+    >>> h_old = hlop.subspaces["1"].frozen
+    >>> float((net[1].weight.grad @ h_old.T).abs().max()) < 1e-5    # nothing moves inside the old subspace
+    True
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neurosim.continual.hebbian import HebbianSubspace, _orthonormal_rows, project_out
+
+__all__ = ["HLOP", "freeze_non_weights", "presynaptic_vectors", "protectable_layers"]
+
+
+def protectable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Every ``Linear`` and ``Conv2d`` (torch's or neurosim's time-distributed ones) of ``model``, in order."""
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+
+
+def _input_size(module: nn.Module) -> int:
+    if isinstance(module, nn.Linear):
+        return module.in_features
+    kh, kw = module.kernel_size
+    return module.in_channels * kh * kw
+
+
+def presynaptic_vectors(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The presynaptic vectors a layer's weight multiplies, one row per sample, time step (and position).
+
+    Linear: ``[..., n] → [M, n]``. Conv2d on ``[T, B, C, H, W]`` (or ``[B, C, H, W]``): the unfolded patches,
+    ``[T·B·L, C·kh·kw]`` with ``L`` output positions, ordered like ``weight.reshape(out, -1)``.
+    """
+    if isinstance(module, nn.Linear):
+        return x.reshape(-1, module.in_features)
+    if isinstance(module, nn.Conv2d):
+        if module.groups != 1:
+            raise ValueError(f"HLOP supports Conv2d with groups = 1 only, got groups = {module.groups}")
+        if module.padding_mode != "zeros":
+            raise ValueError(f"HLOP supports zero padding only, got padding_mode = {module.padding_mode!r}")
+        if isinstance(module.padding, str):
+            raise ValueError(f"HLOP needs numeric Conv2d padding, got {module.padding!r}")
+        img = x.reshape(-1, *x.shape[-3:])  # fold time (and batch) — [T·B, C, H, W]
+        patches = F.unfold(img, module.kernel_size, dilation=module.dilation, padding=module.padding,
+                           stride=module.stride)  # [T·B, C·kh·kw, L]
+        return patches.transpose(1, 2).reshape(-1, patches.shape[1])
+    raise TypeError(f"HLOP protects Linear and Conv2d layers, got {type(module).__name__}")
+
+
+def freeze_non_weights(model: nn.Module) -> list[str]:
+    """Freeze what HLOP's paper freezes after the first task: every parameter with fewer than 2 dims (biases,
+    BatchNorm affine, learnable thresholds and decays) gets ``requires_grad = False``, and BatchNorm layers are put
+    in eval mode (running statistics fixed). Call again after ``model.train()`` (which re-enables BN updates).
+
+    Returns:
+        The names of the parameters frozen.
+    """
+    frozen = []
+    for name, p in model.named_parameters():
+        if p.dim() < 2 and p.requires_grad:
+            p.requires_grad_(False)
+            frozen.append(name)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+    return frozen
+
+
+class HLOP:
+    """Hebbian-learning-based orthogonal projection on a model's Linear/Conv2d layers.
+
+    Args:
+        model: any module; the protected layers are found by name.
+        layers: names (as in ``model.named_modules()``) of the layers to protect; None protects every Linear and
+            Conv2d (:func:`protectable_layers`), the shared output layer included, as in the paper's PMNIST MLP.
+        lr: Hebbian learning rate, one for all layers or one per protected layer.
+        iterations: Oja iterations per forward call (5 in the HLOP code).
+        momentum: momentum of the Hebbian update (0.9).
+        clamp: clip of each ``ΔH`` entry (10).
+        max_samples: at most this many presynaptic vectors (drawn at random) per Hebbian update; conv layers
+            produce ``T·B·positions`` patches per call. None uses all.
+        orthonormalize: project with an orthonormal basis of ``span(H_old)`` (QR) instead of ``H_oldᵀH_old``
+            itself. The paper uses ``H_old`` directly, which is a projector only as far as Oja has converged.
+        seed: seed of the generator used for new rows and sample subsets.
+
+    Attributes:
+        layers: ``[(name, module)]`` protected.
+        subspaces: ``{name: HebbianSubspace}``.
+        projecting: whether gradients are being projected (True between :meth:`begin_task` and :meth:`end_task`).
+        hebbian: whether forward passes in training mode update the learning rows.
+    """
+
+    def __init__(self, model: nn.Module, layers: Sequence[str] | None = None, lr: float | Sequence[float] = 0.01,
+                 iterations: int = 5, momentum: float = 0.9, clamp: float = 10.0, max_samples: int | None = 8192,
+                 orthonormalize: bool = False, seed: int = 0) -> None:
+        available = dict(protectable_layers(model))
+        if layers is None:
+            names = list(available)
+        else:
+            names = list(layers)
+            unknown = [n for n in names if n not in available]
+            if unknown:
+                raise ValueError(f"HLOP layers {unknown} are not Linear/Conv2d layers of the model; "
+                                 f"available: {list(available)}")
+        if not names:
+            raise ValueError("HLOP found no Linear or Conv2d layer to protect in the model")
+        lrs = [float(lr)] * len(names) if isinstance(lr, (int, float)) else [float(v) for v in lr]
+        if len(lrs) != len(names):
+            raise ValueError(f"HLOP lr: {len(lrs)} values for {len(names)} protected layers {names}")
+        if max_samples is not None and max_samples < 1:
+            raise ValueError(f"max_samples must be >= 1 or None, got {max_samples!r}")
+        self.model = model
+        self.layers = [(n, available[n]) for n in names]
+        self.max_samples = max_samples
+        self.orthonormalize = orthonormalize
+        self.generator = torch.Generator().manual_seed(int(seed))
+        self.subspaces: dict[str, HebbianSubspace] = {}
+        for (name, m), rate in zip(self.layers, lrs):
+            w = m.weight
+            self.subspaces[name] = HebbianSubspace(_input_size(m), lr=rate, iterations=iterations,
+                                                   momentum=momentum, clamp=clamp, device=w.device, dtype=w.dtype)
+        self._bases: dict[str, torch.Tensor] = {}
+        self.projecting = False
+        self.hebbian = False
+        self.tasks_done = 0
+        self._handles = []
+        for name, m in self.layers:
+            self._handles.append(m.register_forward_pre_hook(self._make_pre_hook(name)))
+            self._handles.append(m.weight.register_hook(self._make_grad_hook(name, m)))
+
+    # ------------------------------------------------------------------ hooks
+    def _make_pre_hook(self, name: str):
+        def hook(module, args):
+            if self.hebbian and module.training:
+                self._hebbian_step(name, module, args[0])
+        return hook
+
+    def _make_grad_hook(self, name: str, module: nn.Module):
+        def hook(grad):
+            if not self.projecting:
+                return None
+            basis = self._bases.get(name)
+            if basis is None or basis.shape[0] == 0:
+                return None
+            g2 = grad.reshape(grad.shape[0], -1)
+            return project_out(g2, basis.to(grad.dtype)).reshape(grad.shape)
+        return hook
+
+    @torch.no_grad()
+    def _hebbian_step(self, name: str, module: nn.Module, x: torch.Tensor) -> None:
+        sub = self.subspaces[name]
+        if sub.num_rows == sub.num_frozen:
+            return
+        vecs = presynaptic_vectors(module, x.detach())
+        if self.max_samples is not None and vecs.shape[0] > self.max_samples:
+            idx = torch.randperm(vecs.shape[0], generator=self.generator)[: self.max_samples]
+            vecs = vecs[idx.to(vecs.device)]
+        if sub.weight.device != vecs.device:
+            sub.to(vecs.device)
+        sub.update(vecs)
+
+    # ------------------------------------------------------------------ task protocol
+    def begin_task(self, sizes: Sequence[int] | int) -> None:
+        """Start a task: add ``sizes[i]`` learning rows to layer ``i``'s subspace, turn projection (onto the
+        complement of the frozen rows) and Hebbian learning on."""
+        sizes = [int(sizes)] * len(self.layers) if isinstance(sizes, int) else list(sizes)
+        if len(sizes) != len(self.layers):
+            raise ValueError(f"subspace sizes {sizes}: expected one per protected layer "
+                             f"{[n for n, _ in self.layers]}")
+        for (name, _), k in zip(self.layers, sizes):
+            sub = self.subspaces[name]
+            try:
+                sub.add_rows(k, generator=self.generator)
+            except ValueError as e:
+                raise ValueError(f"HLOP layer {name!r}, task {self.tasks_done}: {e}") from None
+        self._bases = {name: self._basis(sub) for name, sub in self.subspaces.items()}
+        self.projecting = True
+        self.hebbian = True
+
+    def end_task(self) -> None:
+        """End a task: merge the learnt rows into the protected subspace; Hebbian learning off."""
+        for sub in self.subspaces.values():
+            sub.merge()
+        self.hebbian = False
+        self.projecting = False
+        self.tasks_done += 1
+
+    def _basis(self, sub: HebbianSubspace) -> torch.Tensor:
+        old = sub.frozen.detach().clone()
+        return _orthonormal_rows(old) if self.orthonormalize else old
+
+    @contextmanager
+    def hebbian_only(self) -> Iterator[None]:
+        """Within the block, forward passes in training mode update the Hebbian rows (e.g. extra passes over a
+        task's data after training it); nothing else changes."""
+        before = self.hebbian
+        self.hebbian = True
+        try:
+            yield
+        finally:
+            self.hebbian = before
+
+    def subspace_dims(self) -> dict[str, int]:
+        """Rows per protected layer (frozen + learning)."""
+        return {name: sub.num_rows for name, sub in self.subspaces.items()}
+
+    def remove(self) -> None:
+        """Remove the hooks: the model trains as if HLOP had never been attached."""
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        self.projecting = self.hebbian = False
+
+    def state_dict(self) -> dict:
+        return {"tasks_done": self.tasks_done, "subspaces": {n: s.state_dict() for n, s in self.subspaces.items()}}
+
+    def __repr__(self) -> str:
+        dims = ", ".join(f"{n}: {s.num_rows}/{s.in_features}" for n, s in self.subspaces.items())
+        return f"HLOP(tasks_done={self.tasks_done}, rows {{{dims}}})"

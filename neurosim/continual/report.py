@@ -1,0 +1,126 @@
+"""Figures and the Markdown report of a continual-learning run.
+
+:func:`accuracy_heatmap` draws one accuracy matrix (rows: after training task i; columns: task j evaluated),
+:func:`accuracy_heatmaps` one panel per method. Both return a :class:`matplotlib.figure.Figure` built without
+pyplot (Agg canvas), saved with :func:`neurosim.viz.save_figure`. :func:`report_markdown` renders the summary table
+next to the numbers the HLOP paper reports (as quoted in the project's REFERENCES.md).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+__all__ = ["PAPER", "accuracy_heatmap", "accuracy_heatmaps", "report_markdown"]
+
+# What the HLOP paper (Xiao et al., ICLR 2024, arXiv 2402.11984) reports, as quoted in REFERENCES.md: points.
+PAPER = {
+    "PMNIST, 10 permutations, 784-800-800-10 SNN, HLOP": {"acc": None, "bwt": -1.30},
+    "10-split CIFAR-100, HLOP": {"acc": 78.58, "bwt": -0.26},
+}
+
+METHOD_LABELS = {"baseline": "baseline (fine-tuning)", "ewc": "EWC", "hlop": "HLOP",
+                 "multitask": "multitask (joint upper bound)"}
+
+
+def _figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _draw(ax, matrix: np.ndarray, title: str, n_tasks: int) -> None:
+    a = np.asarray(matrix, dtype=float)
+    rows = a.shape[0]
+    im = ax.imshow(a, vmin=0, vmax=100, cmap="viridis", aspect="auto")
+    for i in range(rows):
+        for j in range(a.shape[1]):
+            v = a[i, j]
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7,
+                        color="white" if v < 60 else "black")
+    ax.set_xticks(range(n_tasks))
+    ax.set_xlabel("evaluated on task j")
+    if rows == n_tasks:
+        ax.set_yticks(range(rows))
+        ax.set_ylabel("after training task i")
+    else:
+        ax.set_yticks([0])
+        ax.set_yticklabels(["final"])
+    ax.set_title(title, fontsize=9)
+    return im
+
+
+def accuracy_heatmap(matrix, title: str = "accuracy (%)") -> Figure:
+    """Heatmap of one accuracy matrix ``A[i, j]`` (points 0–100), values written in the cells.
+
+    Example:
+        >>> fig = accuracy_heatmap([[90, 10], [70, 88]], title="baseline")
+        >>> len(fig.axes)    # the matrix and its colour bar
+        2
+    """
+    a = np.atleast_2d(np.asarray(matrix, dtype=float))
+    fig = _figure(1.2 + 0.6 * a.shape[1], 1.0 + 0.5 * max(a.shape[0], 2))
+    ax = fig.subplots()
+    im = _draw(ax, a, title, a.shape[1])
+    fig.colorbar(im, ax=ax, label="accuracy (%)")
+    return fig
+
+
+def accuracy_heatmaps(matrices: Mapping[str, Sequence[Sequence[float]]], title: str | None = None) -> Figure:
+    """One heatmap panel per method (``{method: matrix}``); a one-row matrix (multitask) is drawn as one row."""
+    if not matrices:
+        raise ValueError("accuracy_heatmaps: no matrices to draw")
+    n_tasks = max(len(np.atleast_2d(m)[0]) for m in matrices.values())
+    k = len(matrices)
+    fig = _figure(0.5 + (0.55 * n_tasks + 1.0) * k, 1.2 + 0.5 * max(n_tasks, 2))
+    axes = np.atleast_1d(fig.subplots(1, k))
+    im = None
+    for ax, (name, m) in zip(axes, matrices.items()):
+        im = _draw(ax, np.atleast_2d(np.asarray(m, dtype=float)), METHOD_LABELS.get(name, name), n_tasks)
+    fig.colorbar(im, ax=list(axes), label="accuracy (%)", shrink=0.8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _pm(mean, std) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "—"
+    return f"{mean:.2f} ± {std:.2f}"
+
+
+def report_markdown(name: str, summary: Mapping[str, Mapping], setting: str, figures: Sequence[str],
+                    seeds: Sequence[int], notes: Sequence[str] = ()) -> str:
+    """The run's ``report.md``: ACC/BWT per method (mean ± std over seeds), wall time, the paper's numbers."""
+    lines = [f"# neurosim continual run `{name}`", "", setting, "",
+             f"Mean ± std over {len(seeds)} seed(s) {list(seeds)}. ACC = mean final accuracy over all tasks; "
+             "BWT = mean over earlier tasks of (final accuracy − accuracy right after learning it); points.", "",
+             "| method | ACC (%) | BWT (points) | wall time (s) |", "|---|---:|---:|---:|"]
+    for method, s in summary.items():
+        lines.append(f"| {METHOD_LABELS.get(method, method)} | {_pm(s['acc_mean'], s['acc_std'])} | "
+                     f"{_pm(s.get('bwt_mean'), s.get('bwt_std'))} | {s['seconds_mean']:.1f} |")
+    if "hlop" in summary and "baseline" in summary and summary["baseline"]["seconds_mean"] > 0:
+        ratio = summary["hlop"]["seconds_mean"] / summary["baseline"]["seconds_mean"]
+        lines += ["", f"HLOP's wall time is {ratio:.2f}× the baseline's (Hebbian updates on every forward pass)."]
+    lines += ["", "## For reference: the paper", "",
+              "Xiao et al., *Hebbian Learning based Orthogonal Projection for Continual Learning of Spiking Neural "
+              "Networks*, ICLR 2024 (arXiv 2402.11984), as quoted in the project's REFERENCES.md. Different data, "
+              "network and scale: a sanity reference, not a like-for-like comparison.", "",
+              "| setting | ACC (%) | BWT (points) |", "|---|---:|---:|"]
+    for setting_name, v in PAPER.items():
+        acc = "—" if v["acc"] is None else f"{v['acc']:.2f}"
+        lines.append(f"| {setting_name} | {acc} | {v['bwt']:.2f} |")
+    lines += [""]
+    for note in notes:
+        lines += [note, ""]
+    for fig in figures:
+        lines += [f"![{fig}]({fig})", ""]
+    lines += ["## Files", "", "- `config.toml` — the config used (`neurosim continual --config` reruns it)",
+              "- `results.json` — every accuracy matrix (per method and seed), ACC, BWT, wall times, summary",
+              "- `accuracy_matrices.png` — heatmaps of the first seed's matrices", ""]
+    return "\n".join(lines)

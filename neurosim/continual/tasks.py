@@ -1,0 +1,195 @@
+"""Task sequences for continual learning: permuted inputs (shared head) and class splits (multi-head).
+
+A :class:`Task` holds time-first-ready samples ``x [N, T, ...]`` (float32) and labels for its train and test splits,
+plus ``classes``: None for a shared head (every task uses all outputs: the permuted protocol), or the tuple of
+output classes the task's head uses (the class-split protocol: the network's output layer is split into one head
+per task; training and evaluation only look at the task's own outputs).
+
+* :func:`permuted_tasks` — PMNIST-style: task ``i`` applies a fixed random permutation to the features of every
+  time step (the same permutation for train and test, for every step); the labels stay the same.
+* :func:`class_split_tasks` — split the classes into consecutive groups (``classes_per_task`` each).
+* :func:`load_source` — the samples to build tasks from: ``sklearn_digits`` (scikit-learn's 8×8 digits, pixel
+  intensities in [0, 1] fed as a constant input current for ``T`` steps: offline, 1,437 train / 360 test), or
+  any dataset of the registry (:mod:`neurosim.data.registry`; event frames ``[T, P, H, W]``, optionally sum-pooled).
+
+Example:
+    >>> import torch
+    >>> x, y = torch.rand(20, 3, 8), torch.arange(20) % 4          # [N, T, features]
+    >>> tasks = permuted_tasks(x, y, x, y, num_tasks=3, seed=0)
+    >>> [t.name for t in tasks], tasks[0].classes
+    (['permuted-0', 'permuted-1', 'permuted-2'], None)
+    >>> bool(torch.equal(tasks[0].x_train, x)), bool(torch.equal(tasks[1].x_train.sort(-1).values, x.sort(-1).values))
+    (True, True)
+    >>> [t.classes for t in class_split_tasks(x, y, x, y, classes_per_task=2)]
+    [(0, 1), (2, 3)]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+__all__ = ["SOURCES", "Task", "class_split_tasks", "concat_tasks", "load_source", "permuted_tasks"]
+
+SOURCES = ("sklearn_digits",)  # built-in static sources; any registry dataset name works too
+DIGITS_SPLIT_SEED = 2015  # fixed stratified 80/20 split of scikit-learn's digits (as the bundled event digits)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task: samples ``[N, T, ...]`` (float32) and labels ``[N]`` for train and test.
+
+    Attributes:
+        classes: output classes of this task's head; None means the shared head (all outputs).
+    """
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    classes: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if x.dim() < 3:
+                raise ValueError(f"task {self.name!r}: x_{split} must be [N, T, ...], got shape {tuple(x.shape)}")
+            if y.dim() != 1 or len(y) != len(x):
+                raise ValueError(f"task {self.name!r}: y_{split} must be [N] with N = {len(x)}, "
+                                 f"got shape {tuple(y.shape)}")
+            if len(x) == 0:
+                raise ValueError(f"task {self.name!r}: the {split} split is empty")
+
+    @property
+    def time_steps(self) -> int:
+        return self.x_train.shape[1]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Per-step input shape (what ``model.input_shape`` must be)."""
+        return tuple(self.x_train.shape[2:])
+
+
+def _as_samples(x, y) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).float()
+    y = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y).long()
+    if x.dim() < 3:
+        raise ValueError(f"samples must be [N, T, ...] (time second), got shape {tuple(x.shape)}; "
+                         "static inputs: repeat them over T first, e.g. x[:, None].expand(-1, T, -1)")
+    return x, y
+
+
+def permuted_tasks(x_train, y_train, x_test, y_test, num_tasks: int, seed: int = 0,
+                   permute_first: bool = False) -> list[Task]:
+    """``num_tasks`` tasks, each a fixed permutation of the per-step features; shared head (``classes=None``).
+
+    Args:
+        x_train, x_test: ``[N, T, ...]``; the permutation acts on the flattened ``...`` of every step.
+        num_tasks: number of tasks.
+        seed: seed of the permutations.
+        permute_first: permute task 0 too (the PMNIST code does); False keeps the original order for task 0.
+    """
+    if num_tasks < 1:
+        raise ValueError(f"num_tasks must be >= 1, got {num_tasks}")
+    x_train, y_train = _as_samples(x_train, y_train)
+    x_test, y_test = _as_samples(x_test, y_test)
+    if x_train.shape[2:] != x_test.shape[2:]:
+        raise ValueError(f"train and test steps differ in shape: {tuple(x_train.shape[2:])} vs {tuple(x_test.shape[2:])}")
+    n_feat = int(np.prod(x_train.shape[2:]))
+    g = torch.Generator().manual_seed(int(seed))
+    tasks = []
+    for i in range(num_tasks):
+        perm = torch.randperm(n_feat, generator=g)
+        if i == 0 and not permute_first:
+            perm = torch.arange(n_feat)
+
+        def apply(x, perm=perm):
+            return x.flatten(2)[:, :, perm].reshape(x.shape)
+
+        tasks.append(Task(f"permuted-{i}", apply(x_train), y_train, apply(x_test), y_test, None))
+    return tasks
+
+
+def class_split_tasks(x_train, y_train, x_test, y_test, classes_per_task: int = 2,
+                      class_order: list[int] | None = None) -> list[Task]:
+    """Tasks of ``classes_per_task`` classes each (the last may have fewer), in ``class_order`` (default sorted)."""
+    x_train, y_train = _as_samples(x_train, y_train)
+    x_test, y_test = _as_samples(x_test, y_test)
+    if classes_per_task < 1:
+        raise ValueError(f"classes_per_task must be >= 1, got {classes_per_task}")
+    order = sorted(set(y_train.tolist())) if class_order is None else list(class_order)
+    tasks = []
+    for i in range(0, len(order), classes_per_task):
+        cls = tuple(int(c) for c in order[i:i + classes_per_task])
+        keep_tr = torch.isin(y_train, torch.tensor(cls))
+        keep_te = torch.isin(y_test, torch.tensor(cls))
+        tasks.append(Task(f"classes-{'-'.join(map(str, cls))}", x_train[keep_tr], y_train[keep_tr],
+                          x_test[keep_te], y_test[keep_te], cls))
+    return tasks
+
+
+def concat_tasks(tasks: list[Task]) -> Task:
+    """All tasks' training data in one task (the joint / multitask upper bound); test split of the first task.
+
+    Class-split tasks keep their heads implicitly: their class sets are disjoint, so a sample's label tells its
+    head (see :class:`neurosim.continual.train.TaskLoss`).
+    """
+    if not tasks:
+        raise ValueError("concat_tasks needs at least one task")
+    t0 = tasks[0]
+    return Task("joint", torch.cat([t.x_train for t in tasks]), torch.cat([t.y_train for t in tasks]),
+                t0.x_test, t0.y_test, None)
+
+
+def _sklearn_digits(time_steps: int, train_subset: int | None, test_subset: int | None):
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    x = (d.data / 16.0).astype(np.float32)  # [1797, 64], pixel intensities in [0, 1]
+    x_tr, x_te, y_tr, y_te = train_test_split(x, d.target, test_size=0.2, stratify=d.target,
+                                              random_state=DIGITS_SPLIT_SEED)
+    x_tr, y_tr = x_tr[:train_subset], y_tr[:train_subset]
+    x_te, y_te = x_te[:test_subset], y_te[:test_subset]
+
+    def rep(a):  # a constant input current: the same frame at every step, [N, T, 64]
+        return torch.from_numpy(np.ascontiguousarray(a))[:, None].expand(-1, time_steps, -1).contiguous()
+
+    return rep(x_tr), torch.from_numpy(y_tr).long(), rep(x_te), torch.from_numpy(y_te).long()
+
+
+def _registry(name: str, time_steps: int, downsample: int, train_subset, test_subset, root, progress):
+    from neurosim.config import DataConfig
+    from neurosim.data.pipeline import load_frames
+
+    cfg = DataConfig(dataset=name, time_steps=time_steps, root=root, train_subset=train_subset,
+                     test_subset=test_subset)
+    out = []
+    for split in ("train", "test"):
+        frames, labels = load_frames(cfg, split, progress)  # [N, T, P, H, W]
+        x = torch.from_numpy(np.asarray(frames)).float()
+        if downsample > 1:
+            n, t = x.shape[:2]
+            pooled = torch.nn.functional.avg_pool2d(x.flatten(0, 1), downsample) * downsample ** 2  # sum-pool
+            x = pooled.reshape(n, t, *pooled.shape[1:])
+        out += [x, torch.from_numpy(np.asarray(labels)).long()]
+    return tuple(out)
+
+
+def load_source(source: str, time_steps: int, downsample: int = 1, train_subset: int | None = None,
+                test_subset: int | None = None, root: str | None = None, progress: bool = False):
+    """``(x_train [N, T, ...], y_train, x_test, y_test)`` of a source: ``sklearn_digits`` or a registry dataset.
+
+    Raises:
+        ValueError: unknown source (the message lists the known ones).
+    """
+    if source == "sklearn_digits":
+        return _sklearn_digits(time_steps, train_subset, test_subset)
+    from neurosim.data.registry import DATASETS
+
+    if source not in DATASETS:
+        raise ValueError(f"unknown task source {source!r}; known: {', '.join(list(SOURCES) + sorted(DATASETS))}")
+    return _registry(source, time_steps, downsample, train_subset, test_subset, root, progress)

@@ -1,0 +1,359 @@
+"""Training a model through a task sequence with one continual-learning method, and the accuracy matrix it yields.
+
+Methods (each trains every task with the same optimiser, epochs, batch size and training method — BPTT, SLTT or
+SLTT-K, whichever ``train.method`` names):
+
+* ``baseline`` — plain fine-tuning: each task is trained as if the earlier ones did not exist.
+* ``ewc`` — elastic weight consolidation: after each task a diagonal Fisher ``F`` (mean squared per-sample
+  gradient of the loss) and the weights ``θ*`` are stored; later tasks add ``λ Σ_t F_t (θ − θ*_t)`` to the gradient
+  (the gradient of ``λ/2 Σ_t Σ_i F_t,i (θ_i − θ*_t,i)²``).
+* ``hlop`` — :class:`neurosim.continual.HLOP`: Hebbian subspaces learn each task's presynaptic activity; later
+  tasks' weight gradients are projected onto the orthogonal complement of the old subspaces.
+* ``multitask`` — the joint upper bound: one model trained on the union of every task's training data, for the
+  same number of epochs (each epoch sees every task's data once). Only its final accuracies exist (one row).
+
+After task ``i`` every task ``j`` is evaluated on its test split: ``A[i, j]`` in points (0–100).
+With ``train.freeze_after_first`` (the paper's code, for every method) parameters with fewer than two dims — biases,
+BatchNorm affine and statistics, learnable thresholds — are frozen once task 0 is learnt.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from neurosim.config import ConfigError
+from neurosim.continual.config import ContinualConfig, subspace_sizes
+from neurosim.continual.metrics import bwt as bwt_of
+from neurosim.continual.projection import HLOP, freeze_non_weights, protectable_layers
+from neurosim.continual.tasks import Task, concat_tasks
+from neurosim.data.loaders import FrameLoader
+from neurosim.nn import build_model
+from neurosim.training.losses import Loss, get_loss, predict
+from neurosim.training.methods import get_method
+
+__all__ = ["EWC", "MethodResult", "TaskLoss", "build_continual_model", "evaluate_task", "run_method", "summarize"]
+
+
+class TaskLoss(Loss):
+    """A loss restricted to task heads: each sample's loss sees only the outputs of its task's classes.
+
+    Args:
+        base: the loss on ``[T, B, C]`` outputs (``rate_ce``, ``tet``, ``sltt_mix`` …).
+        heads: None (shared head: ``base`` unchanged), or disjoint class tuples, one per head; a sample belongs
+            to the head holding its label, and its label becomes the index inside that head.
+    """
+
+    def __init__(self, base: Loss, heads: Sequence[Sequence[int]] | None = None) -> None:
+        self.base = base
+        self.per_step = bool(getattr(base, "per_step", False))
+        self.heads = None if heads is None else [torch.as_tensor(list(h), dtype=torch.long) for h in heads]
+        if self.heads is not None:
+            seen = torch.cat(self.heads)
+            if len(seen.unique()) != len(seen):
+                raise ValueError(f"task heads must have disjoint classes, got {[h.tolist() for h in self.heads]}")
+
+    def _groups(self, y: torch.Tensor):
+        for cols in self.heads:
+            cols = cols.to(y.device)
+            hit = (y[:, None] == cols[None, :])
+            idx = hit.any(1).nonzero().squeeze(1)
+            if len(idx):
+                yield idx, cols, hit[idx].float().argmax(1)
+
+    def _check_labels(self, y: torch.Tensor) -> None:
+        known = torch.cat(self.heads).to(y.device)
+        if not torch.isin(y, known).all():
+            raise ValueError(f"labels {sorted(set(y.tolist()) - set(known.tolist()))} belong to no task head")
+
+    def __call__(self, out_seq, y):
+        if self.heads is None:
+            return self.base(out_seq, y)
+        self._check_labels(y)
+        total = 0.0
+        for idx, cols, yy in self._groups(y):
+            total = total + self.base(out_seq[:, idx][:, :, cols], yy) * len(idx)
+        return total / len(y)
+
+    def step(self, o_t, y):
+        if self.heads is None:
+            return self.base.step(o_t, y)
+        self._check_labels(y)
+        total = 0.0
+        for idx, cols, yy in self._groups(y):
+            total = total + self.base.step(o_t[idx][:, cols], yy) * len(idx)
+        return total / len(y)
+
+
+def _correct(out_seq: torch.Tensor, y: torch.Tensor, classes: tuple[int, ...] | None) -> int:
+    if classes is None:
+        return int((predict(out_seq) == y).sum())
+    cols = torch.as_tensor(classes, device=y.device)
+    pred = cols[predict(out_seq[:, :, cols])]
+    return int((pred == y).sum())
+
+
+@torch.no_grad()
+def evaluate_task(model: torch.nn.Module, task: Task, batch_size: int = 256,
+                  device: torch.device | str = "cpu") -> float:
+    """Test accuracy (points, 0–100) of ``model`` on ``task``, through the task's head."""
+    model.eval()
+    loader = FrameLoader(task.x_test, task.y_test, batch_size, shuffle=False, device=device)
+    correct = 0
+    for x_seq, y in loader:
+        out_seq, _ = model(x_seq)
+        correct += _correct(out_seq, y, task.classes)
+    return 100.0 * correct / len(task.y_test)
+
+
+def build_continual_model(cfg: ContinualConfig, tasks: Sequence[Task]) -> torch.nn.Module:
+    """The config's network, after checking it fits the tasks' inputs and classes."""
+    sample = tasks[0].input_shape
+    want = tuple(cfg.model.input_shape)
+    n_sample, n_want = int(np.prod(sample)), int(np.prod(want))
+    if (cfg.model.kind == "conv" and sample != want) or (cfg.model.kind == "mlp" and n_sample != n_want):
+        raise ConfigError(f"model.input_shape: is {list(want)} but the tasks give inputs of shape {list(sample)} "
+                          f"per step; set model.input_shape = {list(sample)}")
+    top = max(int(t.y_train.max()) for t in tasks)
+    if top >= cfg.model.num_classes:
+        raise ConfigError(f"model.num_classes: is {cfg.model.num_classes} but the tasks have labels up to {top}; "
+                          f"set model.num_classes = {top + 1}")
+    return build_model(cfg.model, cfg.neuron)
+
+
+@dataclass
+class MethodResult:
+    """One method's run: ``matrix[i][j]`` = accuracy (points) on task j after task i; multitask has one row."""
+
+    method: str
+    seed: int
+    matrix: list[list[float]]
+    seconds: float
+
+    @property
+    def acc(self) -> float:
+        return float(np.mean(self.matrix[-1]))
+
+    @property
+    def bwt(self) -> float:
+        if len(self.matrix) != len(self.matrix[-1]):
+            return float("nan")  # multitask: no per-task history
+        return bwt_of(self.matrix)
+
+    def as_dict(self) -> dict:
+        return {"method": self.method, "seed": self.seed, "matrix": self.matrix, "acc": self.acc,
+                "bwt": None if np.isnan(self.bwt) else self.bwt, "seconds": self.seconds}
+
+
+class EWC:
+    """Elastic weight consolidation with one (Fisher, anchor) pair per finished task.
+
+    The penalty's gradient is ``K (θ − θ̄)`` with stiffness ``K = λ Σ_t F_t`` and ``θ̄ = Σ_t F_t θ*_t / Σ_t F_t``
+    (the same as summing the per-task terms).
+
+    Args:
+        model: the model being trained.
+        lam: penalty weight ``λ``.
+        fisher_samples: training samples per task for the empirical diagonal Fisher (per-sample gradients).
+        max_stiffness: cap on ``K`` per weight; None: no cap. With plain SGD at learning rate ``η`` a weight whose
+            ``η K > 2`` oscillates with growing amplitude (explicit steps on a stiff quadratic), so
+            :func:`run_method` caps ``K`` at ``1/η`` for SGD: such a weight is pulled straight back to ``θ̄``.
+    """
+
+    def __init__(self, model: torch.nn.Module, lam: float, fisher_samples: int = 200,
+                 max_stiffness: float | None = None) -> None:
+        self.model, self.lam, self.fisher_samples = model, float(lam), int(fisher_samples)
+        self.max_stiffness = max_stiffness
+        self.params = {n: p for n, p in model.named_parameters()}
+        self.f_sum: dict[str, torch.Tensor] = {}  # Σ_t F_t
+        self.f_theta_sum: dict[str, torch.Tensor] = {}  # Σ_t F_t θ*_t
+
+    def consolidate(self, task: Task, loss: Loss, seed: int = 0) -> None:
+        """Add this task's Fisher and anchor (call after training it)."""
+        g = torch.Generator().manual_seed(seed)
+        n = min(self.fisher_samples, len(task.y_train))
+        idx = torch.randperm(len(task.y_train), generator=g)[:n]
+        device = next(self.model.parameters()).device
+        fisher = {name: torch.zeros_like(p) for name, p in self.params.items() if p.requires_grad}
+        was_training = self.model.training
+        self.model.eval()  # the Fisher of the model as it will be evaluated (no dropout, BN statistics fixed)
+        for i in idx.tolist():
+            x_seq = task.x_train[i:i + 1].transpose(0, 1).to(device)  # [T, 1, ...]
+            y = task.y_train[i:i + 1].to(device)
+            self.model.zero_grad(set_to_none=True)
+            out_seq, _ = self.model(x_seq)
+            loss(out_seq, y).backward()
+            for name, f in fisher.items():
+                grad = self.params[name].grad
+                if grad is not None:
+                    f.add_(grad.detach() ** 2, alpha=1.0 / n)
+        self.model.zero_grad(set_to_none=True)
+        self.model.train(was_training)
+        for name, f in fisher.items():
+            theta = self.params[name].detach()
+            self.f_sum[name] = self.f_sum.get(name, torch.zeros_like(f)) + f
+            self.f_theta_sum[name] = self.f_theta_sum.get(name, torch.zeros_like(f)) + f * theta
+
+    @torch.no_grad()
+    def add_penalty_grad(self) -> None:
+        """``grad += K (θ − θ̄)`` (``= λ Σ_t F_t (θ − θ*_t)`` uncapped) for every parameter with a gradient."""
+        for name, f in self.f_sum.items():
+            p = self.params[name]
+            if p.grad is None or not p.requires_grad:
+                continue
+            anchor = self.f_theta_sum[name] / f.clamp_min(1e-30)
+            stiffness = self.lam * f
+            if self.max_stiffness is not None:
+                stiffness = stiffness.clamp_max(self.max_stiffness)
+            p.grad.add_(stiffness * (p - anchor))
+
+
+def _optimizer(model: torch.nn.Module, cfg: ContinualConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    tc = cfg.train
+    if tc.optimizer == "adam":
+        return torch.optim.Adam(params, lr=tc.lr)
+    return torch.optim.SGD(params, lr=tc.lr, momentum=tc.momentum)
+
+
+def _train_mode(model: torch.nn.Module, frozen: bool) -> None:
+    model.train()
+    if frozen:
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
+def _train(model, task: Task, cfg: ContinualConfig, loss: Loss, seed: int, frozen: bool, device,
+           after_backward: Callable[[], None] | None = None, desc: str = "", progress: bool = False) -> None:
+    tc = cfg.train
+    method = get_method(tc.method, k=tc.k) if tc.method == "sltt_k" else get_method(tc.method)
+    optimizer = _optimizer(model, cfg)
+    loader = FrameLoader(task.x_train, task.y_train, tc.batch_size, shuffle=True, seed=seed, device=device)
+    for epoch in range(tc.epochs):
+        loader.set_epoch(epoch)
+        _train_mode(model, frozen)
+        for x_seq, y in tqdm(loader, desc=f"{desc} epoch {epoch + 1}/{tc.epochs}", leave=False,
+                             disable=None if progress else True):
+            optimizer.zero_grad(set_to_none=True)
+            method.forward_backward(model, x_seq, y, loss)
+            if after_backward is not None:
+                after_backward()
+            if tc.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            optimizer.step()
+
+
+@torch.no_grad()
+def _hebbian_passes(model, task: Task, hlop: HLOP, cfg: ContinualConfig, epochs: int, seed: int, frozen: bool,
+                    device) -> None:
+    loader = FrameLoader(task.x_train, task.y_train, cfg.train.batch_size, shuffle=True, seed=seed + 7,
+                         device=device)
+    with hlop.hebbian_only():
+        for epoch in range(epochs):
+            loader.set_epoch(epoch)
+            _train_mode(model, True)  # training mode for the Hebbian hooks; BN statistics untouched
+            for x_seq, _ in loader:
+                model(x_seq)
+    _train_mode(model, frozen)
+
+
+def _resolve_device(name: str) -> torch.device:
+    from neurosim.training.trainer import resolve_device
+
+    return resolve_device(name)
+
+
+def run_method(cfg: ContinualConfig, method: str, tasks: Sequence[Task], seed: int = 0,
+               progress: bool = False) -> MethodResult:
+    """Train a fresh model through ``tasks`` with ``method``; returns its accuracy matrix and wall time.
+
+    Args:
+        cfg: settings (model, neuron, train, hlop, ewc sections).
+        method: ``baseline`` | ``ewc`` | ``hlop`` | ``multitask``.
+        tasks: the task sequence (see :mod:`neurosim.continual.tasks`).
+        seed: seeds the model's initialisation, batch order and HLOP's new rows.
+    """
+    from neurosim.training.trainer import seed_everything
+
+    if method not in ("baseline", "ewc", "hlop", "multitask"):
+        raise ValueError(f"unknown continual method {method!r}; choose baseline, ewc, hlop or multitask")
+    if not tasks:
+        raise ValueError("run_method needs at least one task")
+    t0 = time.perf_counter()
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    device = _resolve_device(cfg.train.device)
+    seed_everything(seed)
+    model = build_continual_model(cfg, tasks).to(device)
+    base_loss = get_loss(cfg.train.loss, cfg.train.loss_lambda)
+
+    def evaluate_all() -> list[float]:
+        return [evaluate_task(model, t, device=device) for t in tasks]
+
+    if method == "multitask":
+        heads = None if tasks[0].classes is None else [t.classes for t in tasks]
+        _train(model, concat_tasks(list(tasks)), cfg, TaskLoss(base_loss, heads), seed, False, device,
+               desc="multitask", progress=progress)
+        return MethodResult(method, seed, [evaluate_all()], time.perf_counter() - t0)
+
+    hlop = ewc = None
+    if method == "hlop":
+        layer_names = list(cfg.hlop.layers) or None
+        n_layers = len(layer_names) if layer_names else len(protectable_layers(model))
+        lrs = list(cfg.hlop.lr) + [cfg.hlop.lr[-1]] * max(0, n_layers - len(cfg.hlop.lr))
+        try:
+            hlop = HLOP(model, layer_names, lr=lrs[:n_layers], iterations=cfg.hlop.iterations,
+                        momentum=cfg.hlop.momentum, clamp=cfg.hlop.clamp, max_samples=cfg.hlop.max_samples,
+                        orthonormalize=cfg.hlop.orthonormalize, seed=seed)
+        except ValueError as e:
+            raise ConfigError(f"hlop.layers: {e}") from None
+    elif method == "ewc":
+        cap = 1.0 / cfg.train.lr if cfg.train.optimizer == "sgd" else None
+        ewc = EWC(model, cfg.ewc.lam, cfg.ewc.fisher_samples, max_stiffness=cap)
+
+    matrix: list[list[float]] = []
+    frozen = False
+    for i, task in enumerate(tasks):
+        loss = TaskLoss(base_loss, None if task.classes is None else [task.classes])
+        if hlop is not None:
+            sizes = subspace_sizes(cfg.hlop, i, len(hlop.layers))
+            if i == len(tasks) - 1:  # no later task will be protected from this one: its subspace is not learnt
+                sizes = (0,) * len(sizes)
+            try:
+                hlop.begin_task(sizes)
+            except ValueError as e:
+                raise ConfigError(f"hlop.sizes: {e}") from None
+        _train(model, task, cfg, loss, seed * 1000 + i, frozen, device,
+               after_backward=ewc.add_penalty_grad if ewc is not None and i > 0 else None,
+               desc=f"{method} task {i}", progress=progress)
+        if hlop is not None:
+            if cfg.hlop.hebbian_epochs:
+                _hebbian_passes(model, task, hlop, cfg, cfg.hlop.hebbian_epochs, seed * 1000 + i, frozen, device)
+            hlop.end_task()
+        if ewc is not None:
+            ewc.consolidate(task, loss, seed=seed * 1000 + i)
+        if i == 0 and cfg.train.freeze_after_first:
+            freeze_non_weights(model)
+            frozen = True
+        matrix.append(evaluate_all())
+    if hlop is not None:
+        hlop.remove()
+    return MethodResult(method, seed, matrix, time.perf_counter() - t0)
+
+
+def summarize(results: Sequence[MethodResult]) -> dict[str, float]:
+    """Mean and std over seeds of ACC and BWT (points) and seconds, for results of one method."""
+    accs = np.array([r.acc for r in results])
+    bwts = np.array([r.bwt for r in results])
+    secs = np.array([r.seconds for r in results])
+    out = {"acc_mean": float(accs.mean()), "acc_std": float(accs.std()),
+           "seconds_mean": float(secs.mean()), "seconds_std": float(secs.std())}
+    if not np.isnan(bwts).any():
+        out.update(bwt_mean=float(bwts.mean()), bwt_std=float(bwts.std()))
+    return out
