@@ -11,7 +11,7 @@ import pytest
 
 from hardware_models.specs import SPEC_DIR, TERMS, SpecError, list_targets, load_spec
 
-SHIPPED = ["conventional_45nm", "loihi", "loihi_sanafe", "speck", "spinnaker", "spinnaker2", "truenorth"]
+SHIPPED = ["conventional_45nm", "loihi", "loihi_sanafe", "rram_lsm40nm", "rram_neurosim", "speck", "spinnaker", "spinnaker2", "truenorth"]
 
 
 def test_list_targets_names_every_shipped_spec():

@@ -11,7 +11,7 @@ import torch
 
 from neurosim.config import ModelConfig, NeuronConfig, RunConfig, TrainConfig, load_config
 from neurosim.functional import LIFParams, LIFState, Surrogate, lif_scan
-from neurosim.nn import LI, LIF, Dropout, Flatten, Linear, Sequential, build_model, detach_state
+from neurosim.nn import LI, LIF, BatchNorm1d, Dropout, Flatten, Linear, Sequential, build_model, detach_state
 from neurosim.training import BPTT, METHODS, RateCE, SLTTMix, TET, Trainer, get_method
 from neurosim.training.sltt import (
     PAPER_NEURON, SLTT, SLTTK, paper_beta, paper_config, paper_lif_kwargs, run_online,
@@ -168,6 +168,31 @@ def test_sltt_weight_gradient_matches_hand_derivation():
         dW += sg.T @ xt / T
         v = h - s
     torch.testing.assert_close(g["1.weight"], dW, rtol=1e-10, atol=1e-12)
+
+
+def test_one_dropout_mask_for_all_steps_under_sltt():
+    model = _mlp(beta=0.7, dropout=0.5, dtype=torch.float32)
+    masks = []
+    model[3].register_forward_hook(lambda mod, inp, out: masks.append(out[1]))  # Dropout -> (y, mask)
+    x, y = _data(T=5, dtype=torch.float32)
+    SLTT().forward_backward(model, x, y, TET())
+    assert len(masks) == 5 and (masks[0] == 0).any() and (masks[0] != 0).any()
+    assert all(torch.equal(m, masks[0]) for m in masks)
+
+
+def test_batchnorm_normalises_each_step_under_sltt():
+    """Per step: BatchNorm's running mean follows T momentum updates with each step's own batch mean."""
+    torch.manual_seed(0)
+    model = Sequential(Linear(3, 4), BatchNorm1d(4), LIF(beta=0.5), Linear(4, 2), LIF(beta=0.5)).double()
+    x, y = _data(T=4)
+    x = x.flatten(2)[..., :3]
+    with torch.no_grad():
+        pre = model[0](x)  # the BN input of every step (the first layer sees no state)
+    expected = torch.zeros(4, dtype=torch.float64)
+    for t in range(4):
+        expected = 0.9 * expected + 0.1 * pre[t].mean(0)
+    SLTT().forward_backward(model, x, y % 2, TET())
+    torch.testing.assert_close(model[1].running_mean, expected)
 
 
 # ------------------------------------------------- (c) saved-for-backward bytes: constant for SLTT, linear BPTT
