@@ -1,0 +1,30 @@
+"""``neurosim lsm``: train the readout of an RRAM liquid state machine and estimate its reservoir's energy."""
+
+from __future__ import annotations
+
+__all__ = ["register"]
+
+
+def cmd_lsm(args) -> int:
+    from neurosim.cli import resolve_config
+    from neurosim.lsm.config import load_lsm_config
+    from neurosim.lsm.run import run_lsm
+
+    cfg = load_lsm_config(resolve_config(args.config, "lsm_", "LSM config"), args.set)
+    result = run_lsm(cfg, progress=not args.quiet)
+    m = result.metrics
+    print(f"run folder: {result.run_dir}")
+    print(f"test accuracy ({m['readout']} readout): software {m['acc_software']:.2f} %, "
+          f"RRAM weights {m['acc_rram']:.2f} % (chance {m['chance_acc']:.1f} %)")
+    for t, e in result.estimates.items():
+        print(f"reservoir energy on {t}: {e.total_energy_j * 1e9:.3g} nJ per inference")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("lsm", help="RRAM liquid state machine: fixed random reservoir, trained readout, energy")
+    p.add_argument("--config", default="lsm_event_digits",
+                   help="LSM config file, or the name of a shipped one (default: lsm_event_digits)")
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set readout.kind=mlp data.train_subset=200")
+    p.set_defaults(func=cmd_lsm)
