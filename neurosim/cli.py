@@ -23,6 +23,9 @@ __all__ = ["main"]
 # ``set_defaults(func=...)``; ``func(args) -> int`` may raise UserError/ConfigError for a clean one-line error.
 PLUGINS = (
     "neurosim.data.cli",
+    "neurosim.estimation.cli",
+    "neurosim.continual.cli",
+    "neurosim.lsm.cli",
 )
 
 
@@ -34,22 +37,26 @@ def _configs_dir() -> Path:
     return Path(__file__).resolve().parent / "configs"
 
 
-def _resolve_config(path: str) -> Path:
+def resolve_config(path: str, prefix: str = "", what: str = "config") -> Path:
+    """A config file path, or the shipped config of that name (``quickstart`` → ``neurosim/configs/quickstart.toml``).
+
+    ``prefix`` narrows the names listed in the error (``"continual_"`` lists only continual configs).
+    """
     p = Path(path)
     if p.is_file():
         return p
     shipped = _configs_dir() / (path if path.endswith(".toml") else f"{path}.toml")
     if shipped.is_file():
         return shipped
-    names = sorted(f.stem for f in _configs_dir().glob("*.toml"))
-    raise UserError(f"config {path!r} not found (neither a file nor a shipped config: {', '.join(names)})")
+    names = sorted(f.stem for f in _configs_dir().glob(f"{prefix}*.toml"))
+    raise UserError(f"{what} {path!r} not found (neither a file nor a shipped {what}: {', '.join(names)})")
 
 
 def cmd_train(args) -> int:
     from neurosim.config import load_config
     from neurosim.runs import train_run
 
-    cfg = load_config(_resolve_config(args.config), args.set)
+    cfg = load_config(resolve_config(args.config), args.set)
     result = train_run(cfg, resume=not args.no_resume, progress=not args.quiet)
     print(f"run folder: {result.run_dir}")
     print(f"test accuracy: {100 * result.history[-1].get('test_acc', float('nan')):.2f} %")

@@ -5,34 +5,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 __all__ = ["register"]
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-
-
-def _resolve(path: str) -> Path:
-    from neurosim.cli import UserError
-
-    p = Path(path)
-    if p.is_file():
-        return p
-    shipped = CONFIGS / (path if path.endswith(".toml") else f"{path}.toml")
-    if shipped.is_file():
-        return shipped
-    names = sorted(f.stem for f in CONFIGS.glob("continual_*.toml"))
-    raise UserError(f"config {path!r} not found (neither a file nor a shipped continual config: {', '.join(names)})")
 
 
 def cmd_continual(args) -> int:
+    from neurosim.cli import resolve_config
     from neurosim.continual.config import load_continual_config
     from neurosim.continual.runner import run_continual
 
     overrides = list(args.set)
     if args.methods:
         overrides.append("methods=[" + ", ".join(f'"{m}"' for m in args.methods) + "]")
-    cfg = load_continual_config(_resolve(args.config), overrides)
+    cfg = load_continual_config(resolve_config(args.config, "continual_", "continual config"), overrides)
     quiet = getattr(args, "quiet", False)
     run = run_continual(cfg, progress=not quiet, log=None if quiet else print)
     for method, s in run.summary.items():

@@ -1,0 +1,278 @@
+"""From a trained model (or a NIR graph + activity from any library) to chip energy, latency and mapping.
+
+The pipeline: model → NIR graph (:func:`neurosim.export.to_nir`) → measured activity on N evaluation samples
+(:func:`neurosim.activity.activity_profile`) → :func:`hardware_models.estimate` per target → ``estimate.json``,
+a text table and PNG figures (energy breakdown per target, per-layer synaptic operations and firing rates, cores
+used). The hardware models themselves live in the standalone :mod:`hardware_models` package.
+
+Example:
+    >>> import torch
+    >>> from neurosim.config import ModelConfig, NeuronConfig
+    >>> from neurosim.nn import build_model
+    >>> model = build_model(ModelConfig(kind="mlp", input_shape=(20,), hidden=(16,), num_classes=3), NeuronConfig())
+    >>> x = (torch.rand(8, 4, 20) > 0.7).float()                      # [T, B, inputs]
+    >>> report = estimate_model(model, (20,), x, targets=["loihi", "truenorth"], dt_s=1e-3)
+    >>> sorted(report.estimates)
+    ['loihi', 'truenorth']
+    >>> report.activity.samples, report.activity.time_steps
+    (4, 8)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from neurosim._io import atomic_write_text
+
+__all__ = ["EstimateReport", "estimate_checkpoint", "estimate_files", "estimate_model", "plot_energy",
+           "plot_layers", "plot_cores"]
+
+
+@dataclass
+class EstimateReport:
+    """Estimates of one network on several targets, with the graph and activity they came from."""
+
+    graph: object  # nir.NIRGraph
+    activity: object  # hardware_models.ActivityProfile
+    estimates: dict = field(default_factory=dict)  # target -> hardware_models.Estimate
+    files: dict = field(default_factory=dict)  # what was written: name -> path
+
+    def table(self) -> str:
+        from hardware_models import format_estimates
+
+        return format_estimates(list(self.estimates.values()))
+
+    def to_dict(self) -> dict:
+        a = self.activity
+        return {
+            "activity": {"time_steps": a.time_steps, "dt_s": a.dt_s, "samples": a.samples,
+                         "input_events_per_inference": float(a.input_events_per_step.sum()),
+                         "spikes_per_inference": {k: float(v.sum()) for k, v in a.spikes_per_step.items()}},
+            "targets": {t: e.to_dict() for t, e in self.estimates.items()},
+        }
+
+
+def _targets(targets: Sequence[str] | None) -> list[str]:
+    from hardware_models import list_targets
+
+    known = list_targets()
+    if not targets:
+        return known
+    bad = [t for t in targets if t not in known and not Path(t).is_file()]
+    if bad:
+        raise ValueError(f"unknown target(s) {bad}; known targets: {', '.join(known)}")
+    return list(targets)
+
+
+def _run(graph, activity, targets, out_dir, options) -> EstimateReport:
+    from hardware_models import analyze, estimate
+
+    facts = analyze(graph)
+    report = EstimateReport(graph, activity)
+    for t in _targets(targets):
+        report.estimates[Path(t).stem if Path(t).is_file() else t] = estimate(facts, activity, t, **options)
+    if out_dir is not None:
+        write_outputs(report, out_dir)
+    return report
+
+
+def estimate_model(model, input_shape: Sequence[int], data, targets: Sequence[str] | None = None, *,
+                   dt_s: float = 1e-3, samples: int | None = None, out_dir: str | Path | None = None,
+                   **options) -> EstimateReport:
+    """Export ``model`` to NIR, measure its activity on ``data`` and estimate it on ``targets`` (default: all).
+
+    Args:
+        model: a neurosim model (or one :func:`neurosim.export.to_nir` accepts).
+        input_shape: per-sample input shape, e.g. ``(2, 34, 34)``.
+        data: an input ``[T, B, ...]`` or an iterable of ``(x_seq, y)`` batches.
+        targets: spec names or spec file paths.
+        dt_s: seconds per time step.
+        samples: number of samples to measure the activity on (default: all of ``data``).
+        out_dir: when given, writes ``estimate.json``, ``activity.json``, ``model.nir`` and the figures there.
+        **options: passed to :func:`hardware_models.estimate` (e.g. ``weight_bits``).
+    """
+    from neurosim.activity import activity_profile
+    from neurosim.export import to_nir
+
+    graph = to_nir(model, tuple(input_shape), dt_s=dt_s)
+    names = _module_node_names(model, graph)
+    activity = activity_profile(model, data, dt_s=dt_s, samples=samples, names=names,
+                                input_name=_input_node(graph))
+    return _run(graph, activity, targets, out_dir, options)
+
+
+def _input_node(graph) -> str:
+    import nir
+
+    inputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Input)]
+    if len(inputs) != 1:
+        raise ValueError(f"the NIR graph needs exactly one Input node, found {inputs}")
+    return inputs[0]
+
+
+def _module_node_names(model, graph) -> dict[str, str]:
+    """Map the model's spiking module names to the NIR node names of the spiking nodes, in order."""
+    import nir
+
+    from neurosim.nn import LIF
+
+    modules = [name for name, m in model.named_modules() if name and isinstance(m, LIF)]
+    if all(m in graph.nodes for m in modules):
+        return {m: m for m in modules}
+    nodes = [k for k, n in graph.nodes.items() if isinstance(n, (nir.LIF, nir.IF, nir.CubaLIF))]
+    order = _topological(graph)
+    nodes.sort(key=order.index)
+    if len(nodes) != len(modules):
+        raise ValueError(f"the model has {len(modules)} spiking layers but its NIR graph {len(nodes)}")
+    return dict(zip(modules, nodes))
+
+
+def _topological(graph) -> list[str]:
+    succ: dict[str, list[str]] = {k: [] for k in graph.nodes}
+    indeg = {k: 0 for k in graph.nodes}
+    for a, b in graph.edges:
+        succ[a].append(b)
+        indeg[b] += 1
+    ready = [k for k, d in indeg.items() if d == 0]
+    order = []
+    while ready:
+        k = ready.pop(0)
+        order.append(k)
+        for b in succ[k]:
+            indeg[b] -= 1
+            if indeg[b] == 0:
+                ready.append(b)
+    return order + [k for k in graph.nodes if k not in order]
+
+
+def estimate_checkpoint(path: str | Path, targets: Sequence[str] | None = None, *, samples: int = 64,
+                        out_dir: str | Path | None = None, progress: bool = False, **options) -> EstimateReport:
+    """Estimate the model of a neurosim checkpoint, with activity measured on its dataset's test split."""
+    from neurosim.config import config_from_dict
+    from neurosim.data.pipeline import make_loaders
+    from neurosim.nn import build_model
+    from neurosim.training import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    cfg = config_from_dict(ckpt["config"])
+    model = build_model(cfg.model, cfg.neuron)
+    model.load_state_dict(ckpt["model"])
+    data = make_loaders(cfg.data, seed=cfg.seed, progress=progress)
+    out_dir = Path(path).parent / "estimate" if out_dir is None else out_dir
+    return estimate_model(model, cfg.model.input_shape, data.test, targets, dt_s=cfg.neuron.dt_ms * 1e-3,
+                          samples=samples, out_dir=out_dir, **options)
+
+
+def estimate_files(nir_path: str | Path, activity_path: str | Path, targets: Sequence[str] | None = None, *,
+                   out_dir: str | Path | None = None, **options) -> EstimateReport:
+    """Estimate a NIR graph written by any library, with an ``activity.json`` measured by that library."""
+    import nir
+
+    from hardware_models import ActivityProfile
+
+    for p in (nir_path, activity_path):
+        if not Path(p).is_file():
+            raise FileNotFoundError(f"{p}: no such file")
+    try:
+        graph = nir.read(str(nir_path))
+    except Exception as e:  # noqa: BLE001 - nir raises many kinds; report the file
+        raise ValueError(f"{nir_path}: not a readable NIR file ({type(e).__name__}: {e})") from None
+    activity = ActivityProfile.from_json(activity_path)
+    return _run(graph, activity, targets, out_dir, options)
+
+
+# ---------------------------------------------------------------------------------------------- outputs
+def write_outputs(report: EstimateReport, out_dir: str | Path) -> dict:
+    """Write ``estimate.json``, ``activity.json``, ``model.nir``, ``estimate.txt`` and the PNG figures."""
+    import io
+
+    import nir
+
+    from neurosim._io import atomic_write_bytes
+    from neurosim.viz import save_figure
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    files["estimate.json"] = atomic_write_text(out / "estimate.json", json.dumps(report.to_dict(), indent=1))
+    files["estimate.txt"] = atomic_write_text(out / "estimate.txt", report.table() + "\n")
+    report.activity.to_json(out / "activity.json")
+    files["activity.json"] = out / "activity.json"
+    tmp = out / ".model.nir.tmp"
+    nir.write(str(tmp), report.graph)
+    files["model.nir"] = atomic_write_bytes(out / "model.nir", tmp.read_bytes())
+    tmp.unlink()
+    files["energy.png"] = save_figure(plot_energy(report.estimates.values()), out / "energy.png")
+    files["layers.png"] = save_figure(plot_layers(report), out / "layers.png")
+    files["cores.png"] = save_figure(plot_cores(report.estimates.values()), out / "cores.png")
+    report.files = files
+    return files
+
+
+def plot_energy(estimates: Iterable):
+    """Stacked bars: energy per inference of every target, split into its components (log-scale axis)."""
+    from neurosim.viz.plots import _figure
+
+    ests = list(estimates)
+    parts = sorted({k for e in ests for k in e.energy_j})
+    fig = _figure(max(6.0, 1.1 * len(ests) + 3), 4.2)
+    ax = fig.subplots()
+    bottom = np.zeros(len(ests))
+    for i, part in enumerate(parts):
+        vals = np.array([e.energy_j.get(part, 0.0) * 1e6 for e in ests])
+        ax.bar(range(len(ests)), vals, bottom=bottom, label=part, color=f"C{i % 10}")
+        bottom += vals
+    for j, e in enumerate(ests):
+        ax.text(j, bottom[j], f"{e.total_energy_j * 1e6:.3g}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(ests)), [e.target for e in ests], rotation=30, ha="right")
+    ax.set_ylabel("energy per inference (µJ)")
+    if len(bottom) and bottom.max() > 0 and bottom[bottom > 0].min() < bottom.max() / 100:
+        ax.set_yscale("log")
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title("energy per inference by component")
+    return fig
+
+
+def plot_layers(report: EstimateReport):
+    """Per spiking layer: synaptic operations received and mean firing rate (Hz) from the measured activity."""
+    from neurosim.viz.plots import _figure
+
+    any_est = next(iter(report.estimates.values()))
+    layers = list(any_est.per_layer)
+    synops = [any_est.per_layer[k].get("synops_in", 0.0) for k in layers]
+    rates = [any_est.per_layer[k].get("firing_rate_hz", 0.0) for k in layers]
+    fig = _figure(9, 3.4)
+    ax_s, ax_r = fig.subplots(1, 2)
+    ax_s.bar(range(len(layers)), synops, color="C0")
+    ax_s.set_xticks(range(len(layers)), layers, rotation=30, ha="right")
+    ax_s.set_ylabel("synaptic ops / inference")
+    ax_r.bar(range(len(layers)), rates, color="C1")
+    ax_r.set_xticks(range(len(layers)), layers, rotation=30, ha="right")
+    ax_r.set_ylabel("mean firing rate (Hz)")
+    fig.suptitle(f"per-layer activity ({report.activity.samples} samples, T = {report.activity.time_steps})")
+    return fig
+
+
+def plot_cores(estimates: Iterable):
+    """Cores used per target (chips needed and fit shown on the bars)."""
+    from neurosim.viz.plots import _figure
+
+    ests = [e for e in estimates if e.mapping is not None]
+    fig = _figure(max(6.0, 1.1 * len(ests) + 2), 3.6)
+    ax = fig.subplots()
+    vals = [e.mapping.cores_used for e in ests]
+    ax.bar(range(len(ests)), vals, color=["C2" if e.fits else "C3" for e in ests])
+    for j, e in enumerate(ests):
+        label = "fits" if e.fits else f"no fit ({e.mapping.chips_needed or '∞'} chips)"
+        ax.text(j, vals[j], label, ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(ests)), [e.target for e in ests], rotation=30, ha="right")
+    ax.set_ylabel("cores used")
+    if vals and max(vals) > 100 * max(1, min(vals)):
+        ax.set_yscale("log")
+    ax.set_title("mapping: cores used (green: fits on one chip)")
+    return fig

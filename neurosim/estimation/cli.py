@@ -1,0 +1,46 @@
+"""``neurosim estimate``: energy, latency and mapping of a trained model on neuromorphic and RRAM targets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def cmd_estimate(args) -> int:
+    from neurosim.cli import UserError
+    from neurosim.estimation import estimate_checkpoint, estimate_files
+
+    if bool(args.checkpoint) == bool(args.nir):
+        raise UserError("give either --checkpoint PATH, or --nir MODEL.nir with --activity ACTIVITY.json")
+    try:
+        if args.checkpoint:
+            report = estimate_checkpoint(args.checkpoint, args.target, samples=args.samples, out_dir=args.out,
+                                         progress=not args.quiet)
+        else:
+            if not args.activity:
+                raise UserError("--nir needs --activity ACTIVITY.json (spikes per node and step, see "
+                                "hardware_models.ActivityProfile)")
+            out = args.out or str(Path(args.nir).resolve().parent / "estimate")
+            report = estimate_files(args.nir, args.activity, args.target, out_dir=out)
+    except (ValueError, FileNotFoundError) as e:
+        raise UserError(str(e)) from None
+    print(report.table())
+    for e in report.estimates.values():
+        for v in (e.mapping.violations if e.mapping else ()):
+            print(f"  {e.target}: {v.message}")
+    if report.files:
+        print(f"estimate: {report.files['estimate.json']}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("estimate", help="estimate energy, latency and mapping on neuromorphic/RRAM targets")
+    p.add_argument("--checkpoint", help="a neurosim checkpoint (activity measured on its test split)")
+    p.add_argument("--nir", help="a NIR graph from any library (with --activity)")
+    p.add_argument("--activity", help="activity.json for --nir (hardware_models.ActivityProfile)")
+    p.add_argument("--target", action="append", default=None,
+                   help="target spec name or file (repeatable; default: every shipped target)")
+    p.add_argument("--samples", type=int, default=64, help="evaluation samples for the activity (default 64)")
+    p.add_argument("--out", default=None, help="output folder (default: <checkpoint dir>/estimate)")
+    p.set_defaults(func=cmd_estimate)
