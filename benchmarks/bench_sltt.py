@@ -1,0 +1,221 @@
+"""SLTT and SLTT-K vs BPTT (neurosim and snnTorch): training memory and time per iteration against T, same run.
+
+Network: the foundation benchmark's conv SNN (Conv 2→16 k5 · LIF · MaxPool 2 · Conv 16→32 k5 · LIF · MaxPool 2 ·
+Linear 800→10 · LIF), batch 32, input 2×34×34 Bernoulli(0.05) spike frames, β = exp(−1/2), threshold 1, subtract
+reset, atan surrogate (the same model and data as benchmarks/bench_train_vs_snntorch.py, whose helpers are
+reused). Every method optimises the same per-step loss, (1/T)·Σ_t CE(o_t, y) (TET), with Adam; T ∈ {5, 10, 20, 50};
+2 threads.
+
+Methods: neurosim BPTT, neurosim SLTT, neurosim SLTT-K (K = 2), snnTorch BPTT (its usual per-step loop).
+
+Each (method, T) runs in a fresh subprocess: peak memory is the peak RSS (ru_maxrss) above the RSS reached after
+building model, optimizer and data; "saved MB" is the peak of the bytes autograd holds for backward at any one
+moment during an iteration (saved_tensors_hooks, released bytes subtracted). Time per iteration is the median over
+the timed iterations after warm-up (optimizer zero_grad + forward/backward + step); every (method, T) runs in
+--rounds fresh workers, interleaved, and the fastest round's median is kept (other processes on a shared machine
+only ever slow a run down); all rounds are in the JSON.
+
+Usage: python benchmarks/bench_sltt.py [--iters N] [--steps 5 10 20 50] [--no-plot]
+Writes benchmarks/results/sltt.json (flat) and benchmarks/results/sltt.png. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+from bench_train_vs_snntorch import _neurosim_model, _rss_kb, _snntorch_model  # noqa: E402
+
+METHODS = ("bptt", "sltt", "slttk2", "snntorch_bptt")
+LABELS = {"bptt": "neurosim BPTT", "sltt": "neurosim SLTT", "slttk2": "neurosim SLTT-K (K=2)",
+          "snntorch_bptt": "snnTorch BPTT"}
+TARGETS = {  # from the issue, in line with the paper
+    "mem_ratio_sltt_bptt_T50": 0.3, "mem_growth_sltt_T50_over_T5": 1.2,
+    "time_ratio_sltt_bptt_T50": 0.8, "time_ratio_slttk2_bptt_T50": 0.4,
+}
+
+
+class _SavedBytes:
+    """Peak bytes autograd holds for backward at any moment (a packed tensor counts until it is released)."""
+
+    def __init__(self):
+        self.live = self.peak = 0
+
+    def pack(self, t):
+        n = t.numel() * t.element_size()
+        self.live += n
+        self.peak = max(self.peak, self.live)
+        return _Packed(t, n, self)
+
+    @staticmethod
+    def unpack(p):
+        return p.tensor
+
+
+class _Packed:
+    __slots__ = ("tensor", "n", "owner")
+
+    def __init__(self, tensor, n, owner):
+        self.tensor, self.n, self.owner = tensor, n, owner
+
+    def __del__(self):
+        self.owner.live -= self.n
+
+
+def worker(method: str, T: int, iters: int, warmup: int) -> dict:
+    import torch
+
+    from neurosim.training import BPTT, TET
+    from neurosim.training.sltt import SLTT, SLTTK
+
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    model = _snntorch_model() if method == "snntorch_bptt" else _neurosim_model()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(1)
+    x = (torch.rand(T, 32, 2, 34, 34, generator=g) < 0.05).float()
+    y = torch.randint(0, 10, (32,), generator=g)
+    loss = TET()
+    algo = {"bptt": BPTT(), "snntorch_bptt": BPTT(), "sltt": SLTT(),
+            "slttk2": SLTTK(k=2, generator=torch.Generator().manual_seed(2))}[method]
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        out = algo.forward_backward(model, x, y, loss)
+        opt.step()
+        return out
+
+    base_kb = _rss_kb()  # model, optimizer and data exist; no forward pass has run yet
+    times = []
+    for i in range(warmup + iters):
+        t0 = time.perf_counter()
+        out = step()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    meter = _SavedBytes()
+    with torch.autograd.graph.saved_tensors_hooks(meter.pack, meter.unpack):
+        step()
+    return {"ms_per_iter": 1000 * statistics.median(times), "ms_min": 1000 * min(times),
+            "peak_mem_mb": max(peak_kb - base_kb, 0) / 1024, "saved_tensor_mb": meter.peak / 2**20,
+            "backward_passes": out.backward_passes, "iters": iters}
+
+
+def _plot(results: dict, steps: list[int], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_m, ax_t) = plt.subplots(1, 2, figsize=(11, 4.2))
+    styles = {"bptt": ("C0", "o"), "sltt": ("C1", "s"), "slttk2": ("C2", "^"), "snntorch_bptt": ("C3", "D")}
+    for m in METHODS:
+        c, mk = styles[m]
+        ax_m.plot(steps, [results[f"{m}_peak_mem_mb_T{T}"] for T in steps], color=c, marker=mk, label=LABELS[m])
+        ax_m.plot(steps, [results[f"{m}_saved_tensor_mb_T{T}"] for T in steps], color=c, marker=mk, ls=":",
+                  alpha=0.6)
+        ax_t.plot(steps, [results[f"{m}_ms_per_iter_T{T}"] for T in steps], color=c, marker=mk, label=LABELS[m])
+    ax_m.set(xlabel="time steps T", ylabel="MB", title="training memory (solid: peak RSS, dotted: saved tensors)")
+    ax_t.set(xlabel="time steps T", ylabel="ms / iteration (median)",
+             title="time per iteration (batch 32, 2 threads)")
+    for ax in (ax_m, ax_t):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("SLTT vs BPTT — conv SNN 2×34×34, Conv16·Conv32·FC10")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _run_worker(m: str, T: int, args) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="2")
+    proc = subprocess.run([sys.executable, __file__, "--worker", m, str(T), "--iters", str(args.iters),
+                           "--warmup", str(args.warmup)], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f"worker {m} T={T} failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--iters", type=int, default=5, help="timed iterations per worker")
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="fresh workers per (method, T), run interleaved; time = min over rounds of the median")
+    ap.add_argument("--steps", type=int, nargs="+", default=[5, 10, 20, 50])
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--no-plot", action="store_true")
+    ap.add_argument("--worker", nargs=2, metavar=("METHOD", "T"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.iters, args.warmup)))
+        return
+
+    results: dict = {"batch": 32, "threads": 2, "input": "2x34x34", "loss": "tet", "iters_timed": args.iters,
+                     "rounds": args.rounds, "load_avg_1min_at_start": os.getloadavg()[0], "cpu_count": os.cpu_count()}
+    # Rounds interleave every (T, method) so that a burst of load from another process hits one round of
+    # everything rather than all rounds of one method; the least disturbed round (min of medians) is reported.
+    runs: dict = {(m, T): [] for T in args.steps for m in args.methods}
+    for r in range(args.rounds):
+        print(f"round {r + 1}/{args.rounds} …", flush=True)
+        for T in args.steps:
+            for m in args.methods:
+                runs[(m, T)].append(_run_worker(m, T, args))
+    print(f"{'T':>4} {'method':>22} {'ms/iter':>9} {'(rounds)':>22} {'peak MB':>9} {'saved MB':>9} {'backwards':>9}")
+    for T in args.steps:
+        for m in args.methods:
+            rs = runs[(m, T)]
+            r = {"ms_per_iter": min(x["ms_per_iter"] for x in rs),
+                 "ms_per_iter_rounds": [round(x["ms_per_iter"], 1) for x in rs],
+                 "peak_mem_mb": statistics.median(x["peak_mem_mb"] for x in rs),
+                 "saved_tensor_mb": rs[0]["saved_tensor_mb"], "backward_passes": rs[0]["backward_passes"]}
+            shown = "/".join(f"{x:.0f}" for x in r["ms_per_iter_rounds"])
+            print(f"{T:>4} {LABELS[m]:>22} {r['ms_per_iter']:>9.1f} {shown:>22} {r['peak_mem_mb']:>9.1f} "
+                  f"{r['saved_tensor_mb']:>9.2f} {r['backward_passes']:>9}")
+            for k, v in r.items():
+                results[f"{m}_{k}_T{T}"] = v
+        if {"bptt", "sltt", "slttk2"} <= set(args.methods):
+            b = lambda key, mm: results[f"{mm}_{key}_T{T}"]  # noqa: E731
+            results[f"mem_ratio_sltt_bptt_T{T}"] = b("peak_mem_mb", "sltt") / max(b("peak_mem_mb", "bptt"), 1e-9)
+            results[f"saved_ratio_sltt_bptt_T{T}"] = b("saved_tensor_mb", "sltt") / b("saved_tensor_mb", "bptt")
+            results[f"time_ratio_sltt_bptt_T{T}"] = b("ms_per_iter", "sltt") / b("ms_per_iter", "bptt")
+            results[f"time_ratio_slttk2_bptt_T{T}"] = b("ms_per_iter", "slttk2") / b("ms_per_iter", "bptt")
+            print(f"     vs neurosim BPTT: SLTT memory {results[f'mem_ratio_sltt_bptt_T{T}']:.2f}× (saved tensors "
+                  f"{results[f'saved_ratio_sltt_bptt_T{T}']:.3f}×), time {results[f'time_ratio_sltt_bptt_T{T}']:.2f}×;"
+                  f" SLTT-K(2) time {results[f'time_ratio_slttk2_bptt_T{T}']:.2f}×")
+    lo, hi = min(args.steps), max(args.steps)
+    if "sltt" in args.methods:
+        results[f"mem_growth_sltt_T{hi}_over_T{lo}"] = (results[f"sltt_peak_mem_mb_T{hi}"]
+                                                         / max(results[f"sltt_peak_mem_mb_T{lo}"], 1e-9))
+        results[f"saved_growth_sltt_T{hi}_over_T{lo}"] = (results[f"sltt_saved_tensor_mb_T{hi}"]
+                                                          / results[f"sltt_saved_tensor_mb_T{lo}"])
+    results["load_avg_1min_at_end"] = os.getloadavg()[0]
+    print("\ntargets (T = 50 vs BPTT):")
+    for key, target in TARGETS.items():
+        if key in results:
+            ok = "met" if results[key] <= target else "MISSED"
+            print(f"  {key:<32} {results[key]:6.3f}  (target ≤ {target})  {ok}")
+
+    from neurosim._io import atomic_write_text
+
+    atomic_write_text(RESULTS / "sltt.json", json.dumps(results, indent=2) + "\n")
+    print(f"wrote {RESULTS / 'sltt.json'}")
+    if not args.no_plot and set(METHODS) <= set(args.methods):
+        _plot(results, args.steps, RESULTS / "sltt.png")
+        print(f"wrote {RESULTS / 'sltt.png'}")
+
+
+if __name__ == "__main__":
+    main()
