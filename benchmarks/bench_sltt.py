@@ -47,37 +47,11 @@ TARGETS = {  # from the issue, in line with the paper
 }
 
 
-class _SavedBytes:
-    """Peak bytes autograd holds for backward at any moment (a packed tensor counts until it is released)."""
-
-    def __init__(self):
-        self.live = self.peak = 0
-
-    def pack(self, t):
-        n = t.numel() * t.element_size()
-        self.live += n
-        self.peak = max(self.peak, self.live)
-        return _Packed(t, n, self)
-
-    @staticmethod
-    def unpack(p):
-        return p.tensor
-
-
-class _Packed:
-    __slots__ = ("tensor", "n", "owner")
-
-    def __init__(self, tensor, n, owner):
-        self.tensor, self.n, self.owner = tensor, n, owner
-
-    def __del__(self):
-        self.owner.live -= self.n
-
-
 def worker(method: str, T: int, iters: int, warmup: int) -> dict:
     import torch
 
     from neurosim.training import BPTT, TET
+    from neurosim.training.memory import SavedTensorMeter
     from neurosim.training.sltt import SLTT, SLTTK
 
     torch.set_num_threads(2)
@@ -105,11 +79,10 @@ def worker(method: str, T: int, iters: int, warmup: int) -> dict:
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    meter = _SavedBytes()
-    with torch.autograd.graph.saved_tensors_hooks(meter.pack, meter.unpack):
+    with SavedTensorMeter() as meter:
         step()
     return {"ms_per_iter": 1000 * statistics.median(times), "ms_min": 1000 * min(times),
-            "peak_mem_mb": max(peak_kb - base_kb, 0) / 1024, "saved_tensor_mb": meter.peak / 2**20,
+            "peak_mem_mb": max(peak_kb - base_kb, 0) / 1024, "saved_tensor_mb": meter.peak_mb,
             "backward_passes": out.backward_passes, "iters": iters}
 
 

@@ -13,6 +13,7 @@ from neurosim.config import ModelConfig, NeuronConfig, RunConfig, TrainConfig, l
 from neurosim.functional import LIFParams, LIFState, Surrogate, lif_scan
 from neurosim.nn import LI, LIF, BatchNorm1d, Dropout, Flatten, Linear, Sequential, build_model, detach_state
 from neurosim.training import BPTT, METHODS, RateCE, SLTTMix, TET, Trainer, get_method
+from neurosim.training.memory import SavedTensorMeter
 from neurosim.training.sltt import (
     PAPER_NEURON, SLTT, SLTTK, paper_beta, paper_config, paper_lif_kwargs, run_online,
 )
@@ -198,34 +199,6 @@ def test_batchnorm_normalises_each_step_under_sltt():
 # ------------------------------------------------- (c) saved-for-backward bytes: constant for SLTT, linear BPTT
 
 
-class _SavedBytes:
-    """Peak bytes held by autograd for backward at any moment (saved_tensors_hooks; freed when released)."""
-
-    def __init__(self):
-        self.live = 0
-        self.peak = 0
-
-    def pack(self, t):
-        n = t.numel() * t.element_size()
-        self.live += n
-        self.peak = max(self.peak, self.live)
-        return _Packed(t, n, self)
-
-    @staticmethod
-    def unpack(p):
-        return p.tensor
-
-
-class _Packed:
-    __slots__ = ("tensor", "n", "owner")
-
-    def __init__(self, tensor, n, owner):
-        self.tensor, self.n, self.owner = tensor, n, owner
-
-    def __del__(self):
-        self.owner.live -= self.n
-
-
 def _peak_saved_bytes(method, T):
     # conv · BN · LIF · pool · dropout · linear · BN · LIF · dropout · linear · LIF (every kind of layer)
     cfg = ModelConfig(input_shape=(2, 8, 8), channels=(3,), kernel_size=3, hidden=(8,), batch_norm=True,
@@ -234,11 +207,10 @@ def _peak_saved_bytes(method, T):
     g = torch.Generator().manual_seed(0)
     x = (torch.rand(T, 2, 2, 8, 8, generator=g) < 0.3).float()
     y = torch.tensor([0, 1])
-    meter = _SavedBytes()
-    with torch.autograd.graph.saved_tensors_hooks(meter.pack, meter.unpack):
+    with SavedTensorMeter() as meter:
         method.forward_backward(model, x, y, TET())
-    assert meter.live == 0, "every saved tensor is released once the method returns"
-    return meter.peak
+    assert meter.live_bytes == 0, "every saved tensor is released once the method returns"
+    return meter.peak_bytes
 
 
 def test_saved_tensor_bytes_constant_in_T_for_sltt_linear_for_bptt():
