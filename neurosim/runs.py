@@ -20,7 +20,7 @@ from neurosim.data.pipeline import DataBundle, make_loaders
 from neurosim.nn import build_model
 from neurosim.training import Trainer, load_checkpoint, resolve_device, seed_everything
 
-__all__ = ["RunResult", "demo", "evaluate_checkpoint", "train_run", "write_report"]
+__all__ = ["RunResult", "demo", "estimate_run", "evaluate_checkpoint", "train_run", "write_report"]
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 
@@ -156,11 +156,45 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", progress: bool = 
     return metrics
 
 
-def demo(out_dir: str | Path = "runs", epochs: int | None = None, progress: bool = True) -> Path:
-    """Train the quickstart conv SNN on the bundled event digits; returns the path of ``report.md``."""
+def estimate_run(result: RunResult, targets=None, samples: int = 64) -> tuple[object, list[str]]:
+    """Estimate a trained run's model on chip targets (default: all shipped) into ``<run_dir>/estimate/``.
+
+    Returns the :class:`neurosim.estimation.EstimateReport` and the report.md section describing it.
+    """
+    from neurosim.estimation import estimate_model
+
+    cfg = result.trainer.config
+    report = estimate_model(result.model, cfg.model.input_shape, result.data.test, targets,
+                            dt_s=cfg.neuron.dt_ms * 1e-3, samples=samples, out_dir=result.run_dir / "estimate")
+    a = report.activity
+    section = [
+        "## Energy and latency on neuromorphic chips and RRAM",
+        "",
+        f"Activity measured on {a.samples} test samples (T = {a.time_steps}, dt = {a.dt_s * 1e3:g} ms), the model "
+        "exported to NIR (`estimate/model.nir`) and estimated per target from each chip's published figures "
+        "(`hardware_models/specs/`). Rerun with `neurosim estimate --checkpoint checkpoint.pt`.",
+        "",
+        "```",
+        report.table(),
+        "```",
+        "",
+    ]
+    for e in report.estimates.values():
+        for note in (e.mapping.violations if e.mapping else ()):
+            section.append(f"- {e.target}: {note.message}")
+    section += ["", "![energy per inference](estimate/energy.png)", "", "![per-layer activity](estimate/layers.png)",
+                "", "![cores used](estimate/cores.png)", ""]
+    return report, section
+
+
+def demo(out_dir: str | Path = "runs", epochs: int | None = None, progress: bool = True,
+         estimate: bool = True) -> Path:
+    """Train the quickstart conv SNN on the bundled event digits, estimate it on every chip target, and write
+    ``report.md``; returns its path."""
     overrides = ["name=demo", f"out_dir={str(out_dir)!r}".replace("'", '"')]
     if epochs is not None:
         overrides.append(f"train.epochs={int(epochs)}")
     cfg = load_config(CONFIGS / "quickstart.toml", overrides)
-    result = train_run(cfg, resume=False, progress=progress)
-    return result.run_dir / "report.md"
+    result = train_run(cfg, resume=False, progress=progress, figures=False)
+    extra = estimate_run(result)[1] if estimate else None
+    return write_report(result, extra)

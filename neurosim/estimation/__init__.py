@@ -83,7 +83,7 @@ def _run(graph, activity, targets, out_dir, options) -> EstimateReport:
 
 def estimate_model(model, input_shape: Sequence[int], data, targets: Sequence[str] | None = None, *,
                    dt_s: float = 1e-3, samples: int | None = None, out_dir: str | Path | None = None,
-                   **options) -> EstimateReport:
+                   maxpool: str = "sumpool", **options) -> EstimateReport:
     """Export ``model`` to NIR, measure its activity on ``data`` and estimate it on ``targets`` (default: all).
 
     Args:
@@ -94,12 +94,15 @@ def estimate_model(model, input_shape: Sequence[int], data, targets: Sequence[st
         dt_s: seconds per time step.
         samples: number of samples to measure the activity on (default: all of ``data``).
         out_dir: when given, writes ``estimate.json``, ``activity.json``, ``model.nir`` and the figures there.
+        maxpool: how MaxPool2d is exported (:func:`neurosim.export.to_nir`); the default ``sumpool`` keeps the
+            exact connectivity and synaptic-operation counts, which is all the hardware models use of it (the
+            spikes themselves are measured on the real model).
         **options: passed to :func:`hardware_models.estimate` (e.g. ``weight_bits``).
     """
     from neurosim.activity import activity_profile
     from neurosim.export import to_nir
 
-    graph = to_nir(model, tuple(input_shape), dt_s=dt_s)
+    graph = to_nir(model, tuple(input_shape), dt_s=dt_s, maxpool=maxpool)
     names = _module_node_names(model, graph)
     activity = activity_profile(model, data, dt_s=dt_s, samples=samples, names=names,
                                 input_name=_input_node(graph))

@@ -1,0 +1,180 @@
+"""neurosim → hardware estimates: activity recording, the model/checkpoint/NIR-file paths, and `neurosim estimate`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from neurosim.activity import activity_profile
+from neurosim.cli import main
+from neurosim.config import ModelConfig, NeuronConfig
+from neurosim.estimation import estimate_files, estimate_model
+from neurosim.nn import build_model
+
+
+def _conv_model(seed: int = 0):
+    torch.manual_seed(seed)
+    cfg = ModelConfig(kind="conv", input_shape=(2, 12, 12), channels=(4, 8), kernel_size=3, num_classes=3)
+    return build_model(cfg, NeuronConfig(v_th=0.5))
+
+
+def _mlp_model(seed: int = 0):
+    torch.manual_seed(seed)
+    return build_model(ModelConfig(kind="mlp", input_shape=(20,), hidden=(16,), num_classes=3),
+                       NeuronConfig(v_th=0.5))
+
+
+def _spikes(shape, p=0.3, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(shape, generator=g) < p).float()
+
+
+# ------------------------------------------------------------------------------------------- activity
+
+
+def test_activity_profile_counts_the_spikes_the_model_emits_and_leaves_outputs_unchanged():
+    model = _mlp_model()
+    x = _spikes((6, 5, 20))
+    model.eval()
+    with torch.no_grad():
+        ref, _ = model(x)
+    # the hidden LIF's spikes, by running the first layers by hand (Flatten, Linear, LIF)
+    with torch.no_grad():
+        hidden, _ = model[2](model[1](model[0](x)))
+    prof = activity_profile(model, x, dt_s=1e-3)
+    with torch.no_grad():
+        after, _ = model(x)
+    torch.testing.assert_close(after, ref)  # recording changed nothing
+    assert prof.samples == 5 and prof.time_steps == 6 and prof.dt_s == 1e-3
+    np.testing.assert_allclose(prof.spikes_per_step["2"], hidden.sum(dim=(1, 2)).numpy() / 5)
+    np.testing.assert_allclose(prof.input_events_per_step, x.sum(dim=(1, 2)).numpy() / 5)
+    assert hidden.sum() > 0  # the check above compared real spikes, not zeros
+
+
+def test_activity_profile_over_batches_respects_samples_and_rejects_bad_input():
+    model = _mlp_model()
+    batches = [(_spikes((4, 3, 20), seed=s), None) for s in range(3)]
+    prof = activity_profile(model, batches, dt_s=2e-3, samples=7)
+    assert prof.samples == 7
+    whole = torch.cat([b[0] for b in batches], dim=1)[:, :7]
+    np.testing.assert_allclose(prof.input_events_per_step, whole.sum(dim=(1, 2)).numpy() / 7)
+    with pytest.raises(ValueError, match=r"\[T, B, \.\.\.\]"):
+        activity_profile(model, torch.ones(20), dt_s=1e-3)
+    with pytest.raises(ValueError, match="no samples"):
+        activity_profile(model, [], dt_s=1e-3)
+
+
+# ---------------------------------------------------------------------------------- estimate_model
+
+
+def test_estimate_model_on_a_conv_net_with_maxpool_writes_every_output(tmp_path):
+    model = _conv_model()
+    x = _spikes((5, 4, 2, 12, 12), p=0.2)
+    report = estimate_model(model, (2, 12, 12), x, targets=["loihi", "truenorth", "conventional_45nm"],
+                            dt_s=1e-3, out_dir=tmp_path)
+    assert set(report.estimates) == {"loihi", "truenorth", "conventional_45nm"}
+    for e in report.estimates.values():
+        assert e.total_energy_j > 0 and np.isclose(sum(e.energy_j.values()), e.total_energy_j)
+    names = {"estimate.json", "estimate.txt", "activity.json", "model.nir", "energy.png", "layers.png", "cores.png"}
+    assert names <= {p.name for p in tmp_path.iterdir()}
+    data = json.loads((tmp_path / "estimate.json").read_text())
+    assert data["activity"]["samples"] == 4
+    assert data["targets"]["loihi"]["total_energy_j"] == pytest.approx(report.estimates["loihi"].total_energy_j)
+    assert "loihi" in (tmp_path / "estimate.txt").read_text()
+    # the NIR node names carry the measured spikes: every spiking layer of the graph has activity
+    import nir
+
+    lif_nodes = [k for k, n in report.graph.nodes.items() if isinstance(n, (nir.LIF, nir.IF))]
+    assert lif_nodes and set(lif_nodes) <= set(report.activity.spikes_per_step)
+
+
+def test_more_input_activity_costs_more_energy_on_targets_with_a_dynamic_energy_model():
+    # (Speck publishes no per-event energy: its estimate is resting power x time, the same for both)
+    model = _conv_model()
+    targets = ["loihi", "spinnaker2", "truenorth"]
+    quiet = estimate_model(model, (2, 12, 12), _spikes((5, 4, 2, 12, 12), p=0.05), targets=targets)
+    busy = estimate_model(model, (2, 12, 12), _spikes((5, 4, 2, 12, 12), p=0.4), targets=targets)
+    for t in targets:
+        assert busy.estimates[t].total_energy_j > quiet.estimates[t].total_energy_j, t
+    assert busy.estimates["loihi"].energy_j["synaptic"] > 2 * quiet.estimates["loihi"].energy_j["synaptic"]
+
+
+def test_unknown_target_is_named():
+    with pytest.raises(ValueError, match="nochip"):
+        estimate_model(_mlp_model(), (20,), _spikes((4, 2, 20)), targets=["nochip"])
+
+
+def test_nir_plus_activity_files_give_the_same_estimate_as_the_model(tmp_path):
+    model = _conv_model()
+    x = _spikes((5, 4, 2, 12, 12), p=0.2)
+    direct = estimate_model(model, (2, 12, 12), x, targets=["loihi", "spinnaker2"], out_dir=tmp_path / "a")
+    again = estimate_files(tmp_path / "a" / "model.nir", tmp_path / "a" / "activity.json", ["loihi", "spinnaker2"])
+    for t in ("loihi", "spinnaker2"):
+        assert again.estimates[t].total_energy_j == pytest.approx(direct.estimates[t].total_energy_j, rel=1e-9)
+        assert again.estimates[t].mapping.cores_used == direct.estimates[t].mapping.cores_used
+
+
+def test_estimate_files_names_a_missing_or_broken_file(tmp_path):
+    bad = tmp_path / "broken.nir"
+    bad.write_bytes(b"not hdf5")
+    (tmp_path / "activity.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="missing.nir"):
+        estimate_files(tmp_path / "missing.nir", tmp_path / "activity.json")
+    with pytest.raises(ValueError, match="broken.nir"):
+        estimate_files(bad, tmp_path / "activity.json")
+
+
+# -------------------------------------------------------------------------------------------- the CLI
+
+
+def test_cli_estimates_a_trained_checkpoint(tmp_path, event_digits_cache, capsys):
+    args = ["-q", "train", "--config", "quickstart", "--set", "name=est", f"out_dir={tmp_path}",
+            "data.train_subset=32", "data.test_subset=16", "data.time_steps=4", "train.epochs=1"]
+    assert main(args) == 0
+    ckpt = tmp_path / "est" / "checkpoint.pt"
+    capsys.readouterr()
+    assert main(["-q", "estimate", "--checkpoint", str(ckpt), "--target", "loihi", "--target", "truenorth",
+                 "--samples", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "loihi" in out and "truenorth" in out
+    est = json.loads((tmp_path / "est" / "estimate" / "estimate.json").read_text())
+    assert set(est["targets"]) == {"loihi", "truenorth"} and est["activity"]["samples"] == 8
+    assert est["activity"]["time_steps"] == 4
+
+    # the exported files work for --nir/--activity (how models from other libraries come in)
+    out_dir = tmp_path / "again"
+    assert main(["-q", "estimate", "--nir", str(tmp_path / "est" / "estimate" / "model.nir"), "--activity",
+                 str(tmp_path / "est" / "estimate" / "activity.json"), "--target", "loihi",
+                 "--out", str(out_dir)]) == 0
+    again = json.loads((out_dir / "estimate.json").read_text())
+    assert again["targets"]["loihi"]["total_energy_j"] == pytest.approx(est["targets"]["loihi"]["total_energy_j"])
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["estimate"], "either --checkpoint"),
+    (["estimate", "--nir", "x.nir"], "--activity"),
+    (["estimate", "--checkpoint", "nowhere.pt"], "nowhere.pt"),
+])
+def test_cli_bad_input_is_one_line_with_status_2(argv, words, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
+
+
+def test_demo_report_gains_the_chip_estimates_of_the_trained_model(tmp_path, event_digits_cache):
+    from neurosim.config import load_config
+    from neurosim.runs import CONFIGS, estimate_run, train_run, write_report
+
+    cfg = load_config(CONFIGS / "quickstart.toml", [f'out_dir="{tmp_path}"', "name=demo", "data.train_subset=32",
+                                                    "data.test_subset=16", "data.time_steps=4", "train.epochs=1"])
+    result = train_run(cfg, progress=False, figures=False)
+    report, section = estimate_run(result, targets=["loihi", "truenorth", "rram_neurosim"], samples=8)
+    text = write_report(result, section).read_text()
+    assert "## Energy and latency" in text and "estimate/energy.png" in text
+    for t in ("loihi", "truenorth", "rram_neurosim"):
+        assert t in text and report.estimates[t].total_energy_j > 0
+    assert (tmp_path / "demo" / "estimate" / "energy.png").is_file()
