@@ -15,9 +15,13 @@ def cmd_lsm(args) -> int:
     m = result.metrics
     print(f"run folder: {result.run_dir}")
     print(f"test accuracy ({m['readout']} readout): software {m['acc_software']:.2f} %, "
-          f"RRAM weights {m['acc_rram']:.2f} % (chance {m['chance_acc']:.1f} %)")
+          f"RRAM weights read exactly {m['acc_rram_ideal']:.2f} %, on the chip (read noise, ADC) "
+          f"{m['acc_rram']:.2f} % (chance {m['chance_acc']:.1f} %)")
     for t, e in result.estimates.items():
-        print(f"reservoir energy on {t}: {e.total_energy_j * 1e9:.3g} nJ per inference")
+        extra = ""
+        if f"energy_j_{t}_measured_g" in m:
+            extra = f" ({m[f'energy_j_{t}_measured_g'] * 1e9:.3g} nJ with the cells' own conductances)"
+        print(f"reservoir energy on {t}: {e.total_energy_j * 1e9:.3g} nJ per inference{extra}")
     return 0
 
 

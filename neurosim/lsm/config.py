@@ -70,7 +70,8 @@ class ReservoirConfig:
     sigma_log: float = 0.3  # log-normal spread of a cell's conductance after the pulse
     on_off_ratio: float = 17.0  # G_on / G_off (NeuroSim V1.4: 1.7 MΩ / 100 kΩ)
     read_noise_rel: float = 0.02  # per-read conductance noise on the chip (2 %)
-    adc_bits: int | None = None  # ADC of the reservoir's columns on the chip; None: exact currents
+    adc_bits: int | None = 4  # column ADC on the chip: 4 bits as in the rram_lsm40nm spec its energy is charged
+    # on (SpikeSim's ADC); None reads exact currents
     feature_bins: int = 5  # readout features: spike rates of every neuron in this many time windows
 
     def __post_init__(self) -> None:

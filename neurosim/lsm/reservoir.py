@@ -9,7 +9,13 @@ log-normally around G_on or G_off (relative to G_on: 1 and ``1/on_off_ratio``)::
 
 so the weights are symmetric around 0, with a mass near 0 (both or neither switched) and two lobes at ±1 — the
 random matrix that the RRAM liquid state machine gets for free from device stochasticity (Lin et al. 2025).
-The *software* reservoir of the comparison draws Gaussian weights with the same standard deviation.
+
+Three reservoirs are compared (:func:`neurosim.lsm.run_lsm`):
+
+* ``software`` (:meth:`Reservoir.software`): float Gaussian weights with the standard deviation of the RRAM
+  weights — the LSM one would simulate without the chip (a different random matrix, not the same one);
+* ``rram_ideal`` (``Reservoir.rram(..., exact=True)``): the RRAM conductance draws, read exactly in float;
+* ``rram`` (:meth:`Reservoir.rram`): the same draws read on the chip with per-read noise and the column ADC.
 
 **Dynamics** (time-first, input and recurrent rows stacked on one crossbar as on the chip)::
 
@@ -79,20 +85,29 @@ class Reservoir(nn.Module):
         self.register_buffer("row_amplitude", amp)
         self.inputs, self.neurons, self.cfg = inputs, n, cfg
         self.crossbar = crossbar
+        self.register_buffer("g_pos", None)  # the cells (relative to G_on) of an RRAM reservoir; None in software
+        self.register_buffer("g_neg", None)
         self.lif = LIF(beta=cfg.beta, v_th=cfg.v_th, reset="subtract")
         for p in self.parameters():  # the LIF has no learnable parameters here; make sure of it
             p.requires_grad_(False)
 
     @classmethod
-    def rram(cls, inputs: int, cfg: ReservoirConfig, seed: int = 0) -> "Reservoir":
-        """The on-chip reservoir: weights from stochastic switching, read with noise (and an ADC) per step."""
+    def rram(cls, inputs: int, cfg: ReservoirConfig, seed: int = 0, *, exact: bool = False) -> "Reservoir":
+        """The on-chip reservoir: weights from stochastic switching, read with noise (and an ADC) per step.
+
+        Args:
+            seed: the chip: the same seed gives the same cells and the same read-noise sequence.
+            exact: read the same cells exactly (no read noise, no ADC): the ``rram_ideal`` reservoir.
+        """
         gen = torch.Generator().manual_seed(int(seed))
         shape = (cfg.neurons, inputs + cfg.neurons)
         g_pos, g_neg = rram_cells(shape, cfg, gen), rram_cells(shape, cfg, gen)
-        chip = NonIdealConfig(on_off_ratio=cfg.on_off_ratio, read_noise_rel=cfg.read_noise_rel,
-                              adc_bits=cfg.adc_bits, tile_rows=inputs + cfg.neurons)
+        chip = NonIdealConfig(on_off_ratio=cfg.on_off_ratio, read_noise_rel=0.0 if exact else cfg.read_noise_rel,
+                              adc_bits=None if exact else cfg.adc_bits, tile_rows=inputs + cfg.neurons)
         xbar = CrossbarLinear(g_pos, g_neg, 1.0, None, chip, torch.Generator().manual_seed(int(seed) + 7919))
-        return cls(g_pos - g_neg, inputs, cfg, crossbar=xbar if chip.per_read else None)
+        res = cls(g_pos - g_neg, inputs, cfg, crossbar=xbar if chip.per_read else None)
+        res.g_pos, res.g_neg = g_pos, g_neg  # buffers: kept for the energy from the measured conductances
+        return res
 
     @classmethod
     def software(cls, inputs: int, cfg: ReservoirConfig, seed: int = 0) -> "Reservoir":

@@ -1,6 +1,11 @@
 """An RRAM liquid-state-machine run: event digits → fixed random reservoir → trained readout, in software and
 on RRAM weights, plus the reservoir's energy per inference on crossbar and digital targets.
 
+Three reservoirs (see :mod:`neurosim.lsm.reservoir`): ``software`` (Gaussian float weights), ``rram_ideal`` (the
+RRAM conductance draws read exactly) and ``rram`` (the same draws on the chip: read noise and column ADC). Each
+gets its own readout, trained on its own features. The energy estimates use the measured activity of the ``rram``
+reservoir on every target, so crossbar and digital targets are compared on the same spikes.
+
 Writes ``<out_dir>/<name>/``: ``config.toml``, ``metrics.json``, ``report.md`` and figures (weight distributions,
 a reservoir raster, accuracies, energy per target by component).
 """
@@ -20,7 +25,9 @@ from neurosim.lsm.config import LSMConfig, LSMDataConfig
 from neurosim.lsm.readout import train_readout
 from neurosim.lsm.reservoir import Reservoir, rate_features, reservoir_graph
 
-__all__ = ["LSMResult", "downsample_events", "load_lsm_data", "run_lsm", "reservoir_energy"]
+__all__ = ["LSMResult", "downsample_events", "load_lsm_data", "measured_cell_read_j", "run_lsm", "reservoir_energy"]
+
+RESERVOIRS = ("software", "rram_ideal", "rram")
 
 
 @dataclass
@@ -94,6 +101,44 @@ def reservoir_energy(res: Reservoir, x_seq: torch.Tensor, spikes_seq: torch.Tens
     return out
 
 
+def _driven_rows(x_seq: torch.Tensor, spikes_seq: torch.Tensor) -> torch.Tensor:
+    """Drives per stacked row and inference: input spikes, and the reservoir's spikes of the step before."""
+    prev = torch.cat([torch.zeros_like(spikes_seq[:1]), spikes_seq[:-1]])
+    return torch.cat([x_seq, prev], dim=2).double().sum((0, 1)) / x_seq.shape[1]
+
+
+def measured_cell_read_j(res: Reservoir, x_seq: torch.Tensor, spikes_seq: torch.Tensor, target) -> float:
+    r"""Cell-read energy per inference from the reservoir's own programmed conductances on a crossbar ``target``.
+
+    ``E = Σ_rows drives_row · V_read² · t_read · G_on · Σ_columns (g⁺ + g⁻)`` with the cells of
+    :meth:`Reservoir.rram` (relative to G_on) and every driven row read at the full ``V_read`` (an upper bound when
+    recurrent rows are read at a lower amplitude). :func:`hardware_models.estimate` instead rebuilds conductances
+    from the quantised weight magnitudes (the other cell of a pair at G_off); a stochastically switched pair has
+    both cells ON in ``p_switch²`` of the cases, so its real read current is larger. Only meaningful where a weight
+    is one cell per side (``weight_bits − 1 ≤ cell_bits``, e.g. ``rram_lsm40nm``).
+
+    Args:
+        x_seq / spikes_seq: input spikes ``[T, B, inputs]`` and reservoir spikes ``[T, B, neurons]``.
+    """
+    from hardware_models import Spec, load_spec
+
+    if res.g_pos is None:
+        raise ValueError("measured_cell_read_j needs an RRAM reservoir (Reservoir.rram); this one has no cells")
+    spec = target if isinstance(target, Spec) else load_spec(target)
+    if spec.kind != "crossbar":
+        raise ValueError(f"target {spec.name!r} is {spec.kind}, not a crossbar")
+    g_on, v, t = 1.0 / spec.si("device.r_on"), spec.si("device.v_read"), spec.si("device.t_read")
+    row_g = (res.g_pos + res.g_neg).double().sum(0)  # per stacked row, relative to G_on
+    return float(v * v * t * g_on * (_driven_rows(x_seq, spikes_seq) * row_g).sum())
+
+
+def _one_cell_per_side(target) -> bool:
+    from hardware_models import load_spec
+
+    spec = load_spec(target)
+    return spec.kind == "crossbar" and spec.si("array.weight_bits") - 1 <= spec.si("array.cell_bits")
+
+
 def run_lsm(cfg: LSMConfig, progress: bool = True, figures: bool = True, write: bool = True) -> LSMResult:
     """Run the whole LSM experiment of ``cfg`` (module docstring); ``write=False`` keeps everything in memory."""
     from neurosim.training import seed_everything
@@ -104,7 +149,9 @@ def run_lsm(cfg: LSMConfig, progress: bool = True, figures: bool = True, write: 
     inputs = x_tr.shape[2]
     classes = int(max(y_tr.max(), y_te.max())) + 1
     rc = cfg.reservoir
-    res = {"software": Reservoir.software(inputs, rc, seed=cfg.seed), "rram": Reservoir.rram(inputs, rc, seed=cfg.seed)}
+    res = {"software": Reservoir.software(inputs, rc, seed=cfg.seed),
+           "rram_ideal": Reservoir.rram(inputs, rc, seed=cfg.seed, exact=True),
+           "rram": Reservoir.rram(inputs, rc, seed=cfg.seed)}
     metrics: dict = {"train_samples": len(y_tr), "test_samples": len(y_te), "inputs": inputs, "classes": classes,
                      "time_steps": x_tr.shape[1], "readout": cfg.readout.kind, "chance_acc": 100.0 / classes}
     readouts, spikes_test = {}, {}
@@ -118,11 +165,16 @@ def run_lsm(cfg: LSMConfig, progress: bool = True, figures: bool = True, write: 
         metrics[f"train_acc_{kind}"] = 100.0 * float((ro.predict(f_tr) == y_tr).float().mean())
         metrics[f"firing_rate_{kind}"] = float(s_te.mean())  # spikes per neuron per step
     n = min(cfg.energy.samples, len(y_te))
-    est = reservoir_energy(res["rram"], x_te[:n].transpose(0, 1), spikes_test["rram"][:, :n], cfg.energy.targets,
-                           cfg.energy.dt_ms * 1e-3)
+    x_seq, s_seq = x_te[:n].transpose(0, 1), spikes_test["rram"][:, :n]
+    est = reservoir_energy(res["rram"], x_seq, s_seq, cfg.energy.targets, cfg.energy.dt_ms * 1e-3)
     for t, e in est.items():
         metrics[f"energy_j_{t}"] = e.total_energy_j
         metrics[f"latency_s_{t}"] = e.latency_per_inference_s
+    for t in cfg.energy.targets:
+        if _one_cell_per_side(t):  # the spec stores these random weights as-is: cost the real conductances too
+            measured = measured_cell_read_j(res["rram"], x_seq, s_seq, t)
+            metrics[f"cell_read_j_measured_g_{t}"] = measured
+            metrics[f"energy_j_{t}_measured_g"] = est[t].total_energy_j - est[t].energy_j["cell_read"] + measured
     metrics["seconds"] = time.perf_counter() - t0
     result = LSMResult(None, metrics, est, res, readouts)
     if write:
@@ -139,9 +191,10 @@ def _figures(run_dir: Path, result: LSMResult, spikes: torch.Tensor, x_te: torch
     made = {}
     fig = Figure(figsize=(6.4, 3.6))
     ax = fig.add_subplot(1, 1, 1)
+    labels = {"software": "software (Gaussian, same std)", "rram": "RRAM (G+ - G-, stochastic switching)"}
     for kind, r in result.reservoirs.items():
-        ax.hist(r.w.flatten().numpy(), bins=120, histtype="step", density=True,
-                label=f"{kind} ({'G+ - G-, stochastic switching' if kind == 'rram' else 'Gaussian, same std'})")
+        if kind in labels:  # rram_ideal holds the same cells as rram
+            ax.hist(r.w.flatten().numpy(), bins=120, histtype="step", density=True, label=labels[kind])
     ax.set_xlabel("weight (units of one ON cell)")
     ax.set_ylabel("density")
     ax.set_title("reservoir weights")
@@ -156,15 +209,17 @@ def _figures(run_dir: Path, result: LSMResult, spikes: torch.Tensor, x_te: torch
     m = result.metrics
     fig = Figure(figsize=(4.8, 3.6))
     ax = fig.add_subplot(1, 1, 1)
-    kinds = [k for k in ("software", "rram") if f"acc_{k}" in m]
-    ax.bar(kinds, [m[f"acc_{k}"] for k in kinds], color=["#4c72b0", "#dd8452"][: len(kinds)])
+    kinds = [k for k in RESERVOIRS if f"acc_{k}" in m]
+    ax.bar(kinds, [m[f"acc_{k}"] for k in kinds], color=["#4c72b0", "#55a868", "#dd8452"][: len(kinds)])
+    for i, k in enumerate(kinds):
+        ax.text(i, m[f"acc_{k}"], f"{m[f'acc_{k}']:.1f}", ha="center", va="bottom", fontsize=8)
     ax.axhline(m["chance_acc"], color="grey", ls="--", lw=1, label="chance")
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
     ax.set_title(f"LSM, {m['readout']} readout")
     ax.legend(fontsize=8)
     save_figure(fig, run_dir / "accuracy.png")
-    made["Accuracy: software vs RRAM weights"] = "accuracy.png"
+    made["Accuracy: software vs RRAM weights (exact reads, and on the chip)"] = "accuracy.png"
 
     fig = Figure(figsize=(7.2, 3.8))
     ax = fig.add_subplot(1, 1, 1)
@@ -211,7 +266,7 @@ def _write(cfg: LSMConfig, result: LSMResult, spikes: torch.Tensor, x_te: torch.
         "| reservoir | test acc (%) | train acc (%) | firing rate (spikes/neuron/step) |",
         "|---|---:|---:|---:|",
     ]
-    for kind in ("software", "rram"):
+    for kind in RESERVOIRS:
         lines.append(f"| {kind} | {m[f'acc_{kind}']:.2f} | {m[f'train_acc_{kind}']:.2f} | "
                      f"{m[f'firing_rate_{kind}']:.3f} |")
     lines += ["", f"Chance: {m['chance_acc']:.1f} %.", "",
@@ -224,7 +279,15 @@ def _write(cfg: LSMConfig, result: LSMResult, spikes: torch.Tensor, x_te: torch.
         lines.append(f"| {t} | {e.total_energy_j * 1e9:.3g} | {top[0]} {100 * top[1] / e.total_energy_j:.0f} % | "
                      f"{'-' if lat is None else f'{lat * 1e6:.3g}'} | {cores} |")
     lines += ["", "`*_blind`: every crossbar row read every step (SpikeSim-style accounting). Energies are model "
-              "estimates from hardware_models specs (see their sources), not measurements.", ""]
+              "estimates from hardware_models specs (see their sources), not measurements. All targets are costed on "
+              "the same measured spikes of the `rram` reservoir; the digital readout is not included anywhere.", ""]
+    for t in cfg.energy.targets:
+        if f"energy_j_{t}_measured_g" in m:
+            lines += [f"On `{t}` the weights are stored as-is (one cell per side). Costing the cell reads with the "
+                      f"reservoir's own conductances (both cells of a pair may be ON) instead of conductances rebuilt "
+                      f"from quantised weights gives cell reads of {m[f'cell_read_j_measured_g_{t}'] * 1e9:.3g} nJ "
+                      f"(model: {result.estimates[t].energy_j['cell_read'] * 1e9:.3g} nJ) and "
+                      f"**{m[f'energy_j_{t}_measured_g'] * 1e9:.3g} nJ** per inference in all.", ""]
     for title, name in figs.items():
         lines += [f"## {title}", "", f"![{title}]({name})", ""]
     lines += ["## Files", "", "- `config.toml` — the config used (`neurosim lsm --config` reruns it)",

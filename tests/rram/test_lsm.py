@@ -1,0 +1,138 @@
+"""RRAM liquid state machine: fixed reservoir (no gradients, unchanged by training), weights from the stochastic
+switching distribution (seeded), readouts clearly above chance in a fast setting, the measured-conductance cell
+energy by hand, and the CLI's run folder."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from neurosim.cli import main
+from neurosim.lsm import (Reservoir, ReservoirConfig, rate_features, rram_cells, train_readout)
+from neurosim.lsm.config import ReadoutConfig, lsm_config_from_dict
+from neurosim.lsm.run import measured_cell_read_j
+from rram_helpers import spike_patterns
+
+FAST_RES = ReservoirConfig(neurons=64, v_th=2.0, recurrent_scale=2.0, read_noise_rel=0.02, adc_bits=None,
+                           feature_bins=4)
+
+
+def _features(res: Reservoir, x: torch.Tensor) -> torch.Tensor:
+    spikes, _ = res(x.transpose(0, 1))  # [N, T, inputs] -> [T, N, inputs]
+    return rate_features(spikes, res.cfg.feature_bins)
+
+
+def test_reservoir_is_fixed_no_parameters_no_gradients_unchanged_by_readout_training():
+    res = Reservoir.rram(40, FAST_RES, seed=0)
+    assert list(res.parameters()) == []
+    before = {k: v.clone() for k, v in res.state_dict().items()}
+    x, y = spike_patterns(120, inputs=40, T=8, seed=0)
+    x.requires_grad_(True)
+    spikes, _ = res(x.transpose(0, 1))
+    assert not spikes.requires_grad  # nothing reaches the reservoir's weights (or the input) through it
+    ro = train_readout(rate_features(spikes, 4), y, ReadoutConfig(epochs=50), num_classes=5)
+    assert any(p.requires_grad for p in ro.parameters())  # only the readout learns
+    after = res.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_rram_cells_follow_the_stochastic_switching_distribution():
+    cfg = ReservoirConfig(p_switch=0.3, sigma_log=0.2, on_off_ratio=10.0)
+    g = rram_cells((400, 500), cfg, torch.Generator().manual_seed(0))
+    on = g > math.sqrt(1.0 * 0.1)  # geometric mean of G_on and G_off separates the two lobes (σ = 0.2)
+    assert float(on.float().mean()) == pytest.approx(0.3, abs=0.01)
+    # mean-preserving log-normal spread around each level: E[G | ON] = 1, E[G | OFF] = G_off
+    assert float(g[on].mean()) == pytest.approx(1.0, rel=0.01)
+    assert float(g[~on].mean()) == pytest.approx(0.1, rel=0.01)
+    assert float(torch.log(g[on]).std()) == pytest.approx(0.2, rel=0.02)
+
+
+def test_rram_weights_are_differences_of_seeded_cells_and_reproducible():
+    cfg = ReservoirConfig(neurons=32)
+    a, b, c = Reservoir.rram(20, cfg, seed=3), Reservoir.rram(20, cfg, seed=3), Reservoir.rram(20, cfg, seed=4)
+    assert torch.equal(a.w, b.w) and not torch.equal(a.w, c.w)
+    gen = torch.Generator().manual_seed(3)
+    g_pos, g_neg = rram_cells((32, 52), cfg, gen), rram_cells((32, 52), cfg, gen)
+    assert torch.equal(a.w, g_pos - g_neg) and torch.equal(a.g_pos, g_pos) and torch.equal(a.g_neg, g_neg)
+    # the same chip gives the same noisy reads; the exact twin holds the same cells without a crossbar
+    x = (torch.rand(6, 4, 20, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+    assert torch.equal(a(x)[0], b(x)[0])
+    exact = Reservoir.rram(20, cfg, seed=3, exact=True)
+    assert exact.crossbar is None and a.crossbar is not None and torch.equal(exact.w, a.w)
+
+
+def test_software_reservoir_is_a_different_gaussian_matrix_with_the_rram_spread():
+    cfg = ReservoirConfig(neurons=128)
+    sw, hw = Reservoir.software(128, cfg, seed=0), Reservoir.rram(128, cfg, seed=0)
+    assert sw.g_pos is None and not torch.equal(sw.w, hw.w)
+    assert float(sw.w.std()) == pytest.approx(float(hw.w.std()), rel=0.02)
+    # RRAM weights are tri-modal: a quarter of the pairs has neither cell switched (w ≈ G_off − G_off ≈ 0), far more
+    # mass at 0 than the Gaussian's (P(|w| < 0.05) ≈ 0.05 for σ ≈ 0.73)
+    near_zero = lambda w: float((w.abs() < 0.05).float().mean())  # noqa: E731
+    assert near_zero(hw.w) > 0.2 and near_zero(hw.w) > 3 * near_zero(sw.w)
+
+
+@pytest.mark.parametrize("kind", ["software", "rram"])
+def test_readout_trains_clearly_above_chance_in_a_fast_setting(kind):
+    x_tr, y_tr = spike_patterns(400, inputs=40, T=10, seed=1)
+    x_te, y_te = spike_patterns(200, inputs=40, T=10, seed=2)
+    accs = []
+    for seed in range(3):  # several reservoirs, not one lucky draw
+        res = getattr(Reservoir, kind)(40, FAST_RES, seed=seed)
+        ro = train_readout(_features(res, x_tr), y_tr, ReadoutConfig(epochs=150), num_classes=5, seed=seed)
+        accs.append(float((ro.predict(_features(res, x_te)) == y_te).float().mean()))
+    assert sum(accs) / len(accs) > 0.6  # chance is 0.2
+
+
+def test_measured_cell_read_energy_by_hand():
+    from hardware_models import load_spec
+
+    cfg = ReservoirConfig(neurons=2)
+    res = Reservoir.rram(3, cfg, seed=0)
+    with torch.no_grad():
+        res.g_pos.copy_(torch.tensor([[1.0, 0.0, 0.5, 0.0, 1.0], [0.0, 1.0, 0.0, 0.0, 0.0]]))
+        res.g_neg.zero_()
+    # T = 2, one sample: inputs 0 and 2 spike in step 0; neuron 0 spikes in step 0, so its row is driven in step 1
+    x = torch.tensor([[[1.0, 0.0, 1.0]], [[0.0, 0.0, 0.0]]])
+    s = torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]])
+    spec = load_spec("rram_lsm40nm")
+    v, t, g_on = spec.si("device.v_read"), spec.si("device.t_read"), 1 / spec.si("device.r_on")
+    want = v * v * t * g_on * (1.0 + 0.5 + 0.0)  # column sums of rows input0, input2, neuron0
+    assert measured_cell_read_j(res, x, s, spec) == pytest.approx(want, rel=1e-12)
+    assert measured_cell_read_j(res, torch.zeros_like(x), torch.zeros_like(s), spec) == 0.0
+    with pytest.raises(ValueError, match="crossbar"):
+        measured_cell_read_j(res, x, s, "loihi")
+    with pytest.raises(ValueError, match="RRAM reservoir"):
+        measured_cell_read_j(Reservoir.software(3, cfg), x, s, spec)
+
+
+def test_lsm_config_rejects_bad_values_naming_the_key():
+    from neurosim.config import ConfigError
+
+    with pytest.raises(ConfigError, match="reservoir.beta"):
+        lsm_config_from_dict({"reservoir": {"beta": 1.5}})
+    with pytest.raises(ConfigError, match="reservoir.adc_bits"):
+        lsm_config_from_dict({"reservoir": {"adc_bits": 0}})
+
+
+def test_cli_writes_its_run_folder(tmp_path, event_digits_cache, capsys):
+    args = ["-q", "lsm", "--set", f'out_dir="{tmp_path}"', "name=tiny", "data.train_subset=300",
+            "data.test_subset=100", "data.time_steps=20", "reservoir.neurons=64", "readout.epochs=100",
+            "energy.samples=20", "energy.targets=[\"rram_lsm40nm\",\"loihi\"]"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "software" in out and "on the chip" in out and "rram_lsm40nm" in out
+    run = tmp_path / "tiny"
+    for name in ("config.toml", "metrics.json", "estimates.json", "report.md", "accuracy.png", "energy.png"):
+        assert (run / name).is_file() and (run / name).stat().st_size > 100, name
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["train_samples"] == 300 and m["test_samples"] == 100 and m["time_steps"] == 20
+    for kind in ("software", "rram_ideal", "rram"):
+        assert m[f"acc_{kind}"] > 2 * m["chance_acc"]
+    assert 0 < m["energy_j_rram_lsm40nm"] < m["energy_j_loihi"]
+    assert m["energy_j_rram_lsm40nm_measured_g"] > m["energy_j_rram_lsm40nm"] - 1e-15
+    assert main(["-q", "lsm", "--set", f'out_dir="{tmp_path}"', "reservoir.p_switch=2"]) == 2
+    assert "reservoir.p_switch" in capsys.readouterr().err
