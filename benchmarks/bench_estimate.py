@@ -1,5 +1,7 @@
-"""How long `hardware_models.estimate` takes on a network with > 1 M synapses and 100 time steps.
+"""How long `hardware_models.estimate` takes on a network with > 1 M synapses and 100 time steps, and the
+estimate table of the demo model (the conv SNN `make demo` trains) on every shipped target.
 
+Part 1 (speed):
 The network is a small event-vision CNN written directly as a NIR graph (2x34x34 events → conv 3x3 →
 LIF → sum-pool 2 → conv 3x3 → LIF → flatten → fc 256 → LIF → fc 10 → LIF, about 3.9 M unrolled synapses),
 with a synthetic ActivityProfile: per-neuron rates drawn around 5 % per step, a per-step profile that
@@ -8,10 +10,16 @@ rises and decays. Each target is timed from the NIR graph (analysis included), m
 The comparison printed next to each chip is the popular naive estimate
 ``E_MAC · first-layer MACs · T + E_AC · synops`` (45 nm), the figure most SNN papers report.
 
-Writes ``benchmarks/results/estimate_core.json`` (flat JSON): synapses, time_steps, max_seconds_per_target,
-seconds_<target>, plus energy_uj_<target> and cores_<target> for this synthetic network.
+Part 2 (demo model): the checkpoint of ``make demo`` (``runs/demo/checkpoint.pt``, or ``--checkpoint PATH``;
+when there is none, the demo config is trained first, about 1–2 min), its activity measured on 64 test samples,
+estimated on every target.
 
-Run: ``.venv/bin/python benchmarks/bench_estimate_core.py``
+Writes ``benchmarks/results/estimate.json`` (flat JSON): synapses, time_steps, max_seconds_per_target,
+seconds_<target>, energy_uj_synthetic_<target> and cores_synthetic_<target> for the synthetic network;
+energy_uj_per_inference_<target>, latency_ms_per_inference_<target>, fits_<target> and demo_test_acc for the
+demo model.
+
+Run: ``.venv/bin/python benchmarks/bench_estimate.py [--checkpoint runs/demo/checkpoint.pt]``
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from hardware_models import ActivityProfile, analyze, estimate, format_estimates
 
 T = 100  # time steps per inference
 REPEATS = 5
-RESULT = ROOT / "benchmarks" / "results" / "estimate_core.json"
+RESULT = ROOT / "benchmarks" / "results" / "estimate.json"
 
 
 def lif(shape) -> nir.LIF:
@@ -86,7 +94,52 @@ def write_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def demo_checkpoint(path: str | None) -> Path:
+    """The demo model's checkpoint: the given path, ``runs/demo/checkpoint.pt``, or a freshly trained one."""
+    if path:
+        if not Path(path).is_file():
+            raise SystemExit(f"--checkpoint {path}: no such file")
+        return Path(path)
+    default = ROOT / "runs" / "demo" / "checkpoint.pt"
+    if default.is_file():
+        return default
+    from neurosim.runs import demo
+
+    print("no runs/demo/checkpoint.pt: training the demo model first (make demo does the same)")
+    demo(out_dir=ROOT / "runs", progress=False, estimate=False)
+    return default
+
+
+def demo_estimates(path: Path) -> dict:
+    import torch
+
+    from neurosim.estimation import estimate_checkpoint
+    from neurosim.runs import evaluate_checkpoint
+
+    torch.set_num_threads(2)
+    acc = evaluate_checkpoint(path, progress=False)["acc"]
+    t0 = time.perf_counter()
+    report = estimate_checkpoint(path, samples=64, out_dir=ROOT / "benchmarks" / "results" / "estimate_demo")
+    wall = time.perf_counter() - t0
+    print(f"\ndemo model ({path}, test accuracy {100 * acc:.2f} %), activity on {report.activity.samples} test "
+          f"samples, T = {report.activity.time_steps}; NIR export + activity + all targets: {wall:.1f} s")
+    print(report.table())
+    out = {"demo_checkpoint": str(path), "demo_test_acc": round(100 * acc, 2), "demo_estimate_seconds": round(wall, 2)}
+    for t, e in report.estimates.items():
+        out[f"energy_uj_per_inference_{t}"] = e.total_energy_j * 1e6
+        if e.latency_per_inference_s is not None:
+            out[f"latency_ms_per_inference_{t}"] = e.latency_per_inference_s * 1e3
+        if e.mapping is not None:
+            out[f"fits_{t}"] = bool(e.fits)
+    return out
+
+
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", default=None, help="demo checkpoint (default: runs/demo/checkpoint.pt)")
+    args = parser.parse_args()
     rng = np.random.default_rng(0)
     graph = build_graph(rng)
     activity = synthetic_activity(graph, rng)
@@ -116,8 +169,9 @@ def main() -> None:
 
     out = {"synapses": int(facts.synapses_dense), "time_steps": T, "max_seconds_per_target": round(worst, 4)}
     out.update({f"seconds_{t}": round(s, 4) for t, s in seconds.items()})
-    out.update({f"energy_uj_{e.target}": e.total_energy_j * 1e6 for e in results})
-    out.update({f"cores_{e.target}": e.mapping.cores_used for e in results if e.mapping is not None})
+    out.update({f"energy_uj_synthetic_{e.target}": e.total_energy_j * 1e6 for e in results})
+    out.update({f"cores_synthetic_{e.target}": e.mapping.cores_used for e in results if e.mapping is not None})
+    out.update(demo_estimates(demo_checkpoint(args.checkpoint)))
     write_atomic(RESULT, out)
     print(f"wrote {RESULT.relative_to(ROOT)}")
 
