@@ -1,28 +1,130 @@
-"""``neurosim datasets``: list the registered datasets and whether each is on disk."""
+"""``neurosim datasets``: list the registered datasets, prepare (download + convert) one, check its files.
+
+    neurosim datasets list [--root DIR]
+    neurosim datasets prepare NAME [--root DIR] [--time-steps T] [--no-frames]
+    neurosim datasets check NAME [--root DIR] [--max-bad N]
+
+``--root`` is the folder that holds tonic's ``<ClassName>/`` dataset folders (default: ``<neurosim cache>/datasets``;
+a root tonic already downloaded into works as is). ``prepare`` downloads only what is not on disk (tonic's own
+download code and progress bar), then converts both splits to the frame cache with a progress bar; with the files
+already there it needs no network. ``check`` reads every data file and lists all the bad ones; it exits with 1
+when any file is bad.
+"""
 
 from __future__ import annotations
+
+import re
+import sys
 
 __all__ = ["register"]
 
 
-def cmd_datasets(args) -> int:
+def _error(args, message: str) -> int:
+    print(f"neurosim datasets {args.action}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def cmd_list(args) -> int:
     from neurosim.data.registry import DATASETS
 
     rows = []
     for info in sorted(DATASETS.values(), key=lambda i: (not i.bundled, i.name)):
         root = info.root(args.root)
         rows.append((info.name, "on disk" if info.on_disk(root) else "not on disk",
-                     "x".join(map(str, info.sensor_size)), str(info.num_classes), str(info.location(root))))
-    head = ("name", "status", "sensor", "classes", "path")
+                     "x".join(map(str, info.sensor_size)), str(info.num_classes), str(info.default_time_steps),
+                     info.default_config or "-", re.split(r" \(|,|;", info.size_note)[0],
+                     str(info.location(root))))
+    head = ("name", "status", "sensor", "classes", "T", "config", "size", "path")
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
-    print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
+    print("  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip())
     for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
     return 0
 
 
+def cmd_prepare(args) -> int:
+    from neurosim.data.registry import MissingReaderError, get_dataset
+
+    info = get_dataset(args.name)
+    root = info.root(args.root)
+    where = info.location(root)
+    print(f"{info.name}: {info.description}")
+    print(f"location: {where}" + ("" if info.on_disk(root) else f" (not on disk yet: {info.size_note})"))
+    try:
+        result = info.prepare(root, progress=not args.quiet, frames=not args.no_frames, time_steps=args.time_steps)
+    except MissingReaderError as e:
+        return _error(args, str(e))
+    samples = ", ".join(f"{n} {split}" for split, n in result["samples"].items())
+    print(f"ready: {samples} samples in {result['location']}")
+    for split, shape in result["frames"].items():
+        print(f"frames cached ({split}): {list(shape)} [N, T, P, H, W]")
+    hint = info.extra.get("config_hint")
+    if info.default_config:
+        print(f"train it: neurosim train --config {info.default_config}" +
+              (f" --set data.root={root}" if args.root else ""))
+    elif hint:
+        print(f"train it: neurosim train {hint}" + (f" data.root={root}" if args.root else ""))
+    return 0
+
+
+def cmd_check(args) -> int:
+    from neurosim.data.registry import MissingReaderError, get_dataset
+
+    info = get_dataset(args.name)
+    spec = info.extra.get("spec")
+    if spec is None:
+        print(f"{info.name}: nothing to check — {info.description.split(':')[0]} is generated locally; a corrupt cache "
+              f"file ({info.location(info.root(args.root))}) is detected and rebuilt when loaded")
+        return 0
+    from neurosim.data.tonic_datasets import check_dataset
+
+    try:
+        report = check_dataset(spec, info.root(args.root), progress=not args.quiet and sys.stderr.isatty())
+    except MissingReaderError as e:
+        return _error(args, str(e))
+    print(report.format(max_bad=args.max_bad))
+    if report.n_checked == 0:
+        return 1
+    return 0 if report.all_ok else 1
+
+
+def _positive_int(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def register(sub) -> None:
-    p = sub.add_parser("datasets", help="list the datasets neurosim knows, and whether each is on disk")
-    p.add_argument("action", choices=("list",))
-    p.add_argument("--root", default=None, help="dataset root folder (default: the neurosim cache)")
-    p.set_defaults(func=cmd_datasets)
+    from neurosim.data.registry import DATASETS
+
+    names = sorted(DATASETS)
+    p = sub.add_parser("datasets", help="list, prepare (download + convert) and check datasets",
+                       description=__doc__.split("\n\n")[0])
+    actions = p.add_subparsers(dest="action", required=True, metavar="{list,prepare,check}")
+
+    def root_arg(q):
+        q.add_argument("--root", default=None,
+                       help="folder holding tonic's <ClassName>/ dataset folders (default: <neurosim cache>/datasets)")
+
+    q = actions.add_parser("list", help="every dataset, whether it is on disk, and where")
+    root_arg(q)
+    q.set_defaults(func=cmd_list)
+
+    q = actions.add_parser("prepare", help="download (if not on disk) and convert a dataset to cached frames")
+    q.add_argument("name", choices=names, metavar="NAME", help=f"one of: {', '.join(names)}")
+    root_arg(q)
+    q.add_argument("--time-steps", type=_positive_int, default=None, help="frames per sample (default: the dataset's)")
+    q.add_argument("--no-frames", action="store_true", help="only download and extract, do not convert to frames")
+    q.set_defaults(func=cmd_prepare)
+
+    q = actions.add_parser("check", help="read every file of a dataset and report all bad ones")
+    q.add_argument("name", choices=names, metavar="NAME", help=f"one of: {', '.join(names)}")
+    root_arg(q)
+    q.add_argument("--max-bad", type=_positive_int, default=50, help="list at most this many bad files (default 50)")
+    q.set_defaults(func=cmd_check)

@@ -1,9 +1,20 @@
 """Dataset registry: every dataset neurosim can train on, by name.
 
-Each :class:`DatasetInfo` knows its sensor size, classes, default frame settings and config, where it is stored,
+Each :class:`DatasetInfo` knows its sensor size, classes, default frame transform and config, where it is stored,
 and how to load a split as an event dataset (``(events, label)`` samples in tonic's structured dtype). Nothing
-here downloads: :meth:`DatasetInfo.load` raises :class:`DatasetNotFoundError` (saying where the data would go
-and how big it is) unless the data is on disk or the caller passes ``download=True``.
+here downloads: :meth:`DatasetInfo.load` raises :class:`DatasetNotFoundError` (saying where the data would go,
+how big it is and what is missing) unless the data is on disk or the caller passes ``download=True``.
+
+Registered: ``event_digits`` (bundled, generated offline) and the tonic datasets of
+:mod:`neurosim.data.tonic_datasets` — ``nmnist``, ``dvsgesture``, ``shd``, ``ssc``, ``pokerdvs``, ``ncaltech101``,
+``cifar10dvs``. ``neurosim datasets list`` shows them with their status and path.
+
+Example:
+    >>> info = get_dataset("nmnist")
+    >>> info.sensor_size, info.num_classes, info.default_time_steps, info.default_config
+    ((34, 34, 2), 10, 10, 'nmnist')
+    >>> info.location("/data")
+    PosixPath('/data/NMNIST')
 """
 
 from __future__ import annotations
@@ -14,11 +25,24 @@ from typing import Callable
 
 from neurosim.data._cache import default_cache_dir
 
-__all__ = ["DATASETS", "DatasetInfo", "DatasetNotFoundError", "get_dataset", "register_dataset"]
+__all__ = ["DATASETS", "DatasetInfo", "DatasetNotFoundError", "MissingReaderError", "get_dataset",
+           "register_dataset"]
 
 
 class DatasetNotFoundError(FileNotFoundError):
     """The dataset is not on disk and downloading was not asked for."""
+
+
+class MissingReaderError(ImportError):
+    """Reading a dataset's files needs an optional package that is not installed; the message names it.
+
+    Attributes:
+        package: the pip package to install (e.g. ``"aedat"``).
+    """
+
+    def __init__(self, message: str, package: str = "") -> None:
+        super().__init__(message, name=package or None)
+        self.package = package
 
 
 @dataclass(frozen=True)
@@ -30,13 +54,16 @@ class DatasetInfo:
         sensor_size: tonic sensor size (W, H, P) — for audio (channels, 1, 1).
         num_classes: number of classes.
         description: one line shown by ``neurosim datasets list``.
-        default_time_steps: frames per sample of the default frame transform.
+        default_time_steps: frames per sample of the default frame transform (:meth:`frame_transform`).
         default_config: name of the shipped config in ``neurosim/configs`` (without ``.toml``), if any.
         size_note: approximate download size, shown before a download.
         loader: ``loader(split, root, download, progress) -> dataset`` with ``(events, label)`` samples.
         on_disk: ``on_disk(root) -> bool``.
         location: ``location(root) -> Path`` where the data lives.
         bundled: generated locally, needs no network.
+        classes: class names (index = label) where fixed; empty when they come from the files.
+        missing: ``missing(root) -> list[str]``: what keeps the dataset from being on disk (for messages).
+        extra: anything dataset-specific (tonic class, config hint, optional packages).
     """
 
     name: str
@@ -50,10 +77,33 @@ class DatasetInfo:
     default_config: str | None = None
     size_note: str = ""
     bundled: bool = False
+    classes: tuple[str, ...] = ()
+    missing: Callable[[Path], list[str]] | None = None
     extra: dict = field(default_factory=dict)
 
     def root(self, root: str | Path | None = None) -> Path:
+        """The dataset root: ``root`` if given, else ``<neurosim cache>/datasets``."""
         return Path(root).expanduser() if root is not None else default_cache_dir() / "datasets"
+
+    def frame_transform(self, time_steps: int | None = None):
+        """The default events → frames transform: ``ToFrame(sensor_size, n_time_bins=T)`` → ``[T, P, H, W]``.
+
+        neurosim's fast ``ToFrame`` when :mod:`neurosim.data.transforms` provides it, else tonic's.
+        """
+        try:
+            from neurosim.data.transforms import ToFrame
+        except ImportError:
+            from tonic.transforms import ToFrame
+        return ToFrame(sensor_size=tuple(self.sensor_size), n_time_bins=int(time_steps or self.default_time_steps))
+
+    def not_found_message(self, root: str | Path | None = None) -> str:
+        """Why the dataset is not on disk under ``root``, where it would go, and how to get it."""
+        r = self.root(root)
+        problems = self.missing(r) if self.missing is not None and self.location(r).exists() else []
+        why = f" ({'; '.join(problems)})" if problems else ""
+        return (f"dataset {self.name!r} is not on disk at {self.location(r)}{why}. Run "
+                f"`neurosim datasets prepare {self.name}` (add --root DIR for another place) to download it there "
+                f"({self.size_note or 'size unknown'}), or set data.root to the folder that already holds it")
 
     def load(self, split: str, root: str | Path | None = None, download: bool = False, progress: bool = True):
         """The ``split`` ('train' | 'test') as an event dataset."""
@@ -61,12 +111,29 @@ class DatasetInfo:
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         r = self.root(root)
         if not self.bundled and not download and not self.on_disk(r):
-            raise DatasetNotFoundError(
-                f"dataset {self.name!r} is not on disk at {self.location(r)}; run "
-                f"`neurosim datasets prepare {self.name}` to download it ({self.size_note or 'size unknown'}), "
-                "or set data.root to where it already is"
-            )
+            raise DatasetNotFoundError(self.not_found_message(r))
         return self.loader(split, r, download, progress)
+
+    def prepare(self, root: str | Path | None = None, progress: bool = True, frames: bool = True,
+                time_steps: int | None = None) -> dict:
+        """Make the dataset ready to train on: download and extract it if needed (tonic's progress bar), then
+        convert both splits to cached frames of the default transform (or ``time_steps`` frames).
+
+        Returns ``{"location": Path, "samples": {split: n}, "frames": {split: shape}}``; ``frames=False`` skips the
+        conversion (``"frames"`` is then empty).
+        """
+        from neurosim.config import DataConfig
+        from neurosim.data.pipeline import load_frames
+
+        r = self.root(root)
+        samples, shapes = {}, {}
+        for split in ("train", "test"):
+            samples[split] = len(self.load(split, r, download=True, progress=progress))
+        if frames:
+            cfg = DataConfig(dataset=self.name, time_steps=int(time_steps or self.default_time_steps), root=str(r))
+            for split in ("train", "test"):
+                shapes[split] = tuple(load_frames(cfg, split, progress=progress)[0].shape)
+        return {"location": self.location(r), "samples": samples, "frames": shapes}
 
 
 DATASETS: dict[str, DatasetInfo] = {}
@@ -110,3 +177,13 @@ register_dataset(DatasetInfo(
     size_note="generated locally in under a minute, no download",
     bundled=True,
 ))
+
+
+def _register_tonic_datasets() -> None:
+    from neurosim.data.tonic_datasets import dataset_infos
+
+    for info in dataset_infos():
+        register_dataset(info)
+
+
+_register_tonic_datasets()

@@ -1,0 +1,328 @@
+"""The tonic datasets of the registry, offline: fixture files in tonic 1.7.0's exact layout and formats are read by
+tonic's own classes (no network: every download path is made to raise), neurosim trains a step on them, the frame
+cache makes later epochs event-free, and a missing optional reader gives a clear error."""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import fixture_writers as fw
+from neurosim.config import config_from_dict, load_config
+from neurosim.data import DATASETS, DatasetNotFoundError, events_to_frames, get_dataset, make_loaders
+from neurosim.data.frames import frame_cache_path
+from neurosim.data.loaders import FrameLoader
+from neurosim.data.registry import MissingReaderError
+from neurosim.data.tonic_datasets import SPECS, TonicSplit, layout_problems
+from neurosim.nn import build_model
+from neurosim.training import Trainer
+
+TONIC_NAMES = ("nmnist", "dvsgesture", "shd", "ssc", "pokerdvs", "ncaltech101", "cifar10dvs")
+READABLE = [n for n in TONIC_NAMES if n != "cifar10dvs"]  # CIFAR10-DVS needs the optional `aedat` reader
+HAVE_AEDAT = importlib.util.find_spec("aedat") is not None
+CONFIGS = Path(__file__).resolve().parents[2] / "neurosim" / "configs"
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No download can happen; a private frame cache; returns the dataset root."""
+    fw.forbid_downloads(monkeypatch)
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "data"
+
+
+def _tiny_run_config(info, frame_shape, root, time_steps, **data):
+    """A run config with a tiny model for frames of ``frame_shape`` (P, H, W)."""
+    p, h, w = frame_shape
+    if h == 1:  # audio: [1, 1, 700]
+        model = {"kind": "mlp", "input_shape": [p, h, w], "hidden": [16]}
+    else:
+        model = {"kind": "conv", "input_shape": [p, h, w], "channels": [4], "kernel_size": 3, "pool": 2,
+                 "input_pool": 4 if h >= 64 else 1}
+    return config_from_dict({
+        "name": "tiny", "seed": 0,
+        "data": {"dataset": info.name, "time_steps": time_steps, "batch_size": 4, "root": str(root), **data},
+        "model": {**model, "num_classes": info.num_classes},
+        "train": {"epochs": 1, "lr": 0.01, "device": "cpu"},
+    })
+
+
+# ------------------------------------------------------------------------------------------------ registry
+
+
+def test_every_tonic_dataset_is_registered_with_what_a_user_needs(tmp_path):
+    assert set(TONIC_NAMES) | {"event_digits"} <= set(DATASETS)
+    expected_sensor = {"nmnist": (34, 34, 2), "dvsgesture": (128, 128, 2), "shd": (700, 1, 1), "ssc": (700, 1, 1),
+                       "pokerdvs": (35, 35, 2), "ncaltech101": (120, 90, 2), "cifar10dvs": (64, 64, 2)}
+    expected_classes = {"nmnist": 10, "dvsgesture": 11, "shd": 20, "ssc": 35, "pokerdvs": 4, "ncaltech101": 101,
+                        "cifar10dvs": 10}
+    for name in TONIC_NAMES:
+        info = get_dataset(name)
+        assert info.sensor_size == expected_sensor[name]
+        assert info.num_classes == expected_classes[name]
+        assert not info.classes or len(info.classes) == info.num_classes
+        assert info.location(tmp_path) == tmp_path / SPECS[name].tonic_class  # tonic's save_to/<ClassName>
+        assert info.root(None).name == "datasets"
+        assert "GB" in info.size_note or "MB" in info.size_note
+        assert info.default_time_steps > 0 and info.description
+        if info.default_config:
+            assert (CONFIGS / f"{info.default_config}.toml").is_file()
+        else:
+            assert info.extra["config_hint"].startswith("--config ")
+        assert not info.on_disk(tmp_path)
+    assert {get_dataset(n).default_config for n in ("nmnist", "dvsgesture", "shd")} == {"nmnist", "dvsgesture", "shd"}
+
+
+@pytest.mark.parametrize("name", ["nmnist", "dvsgesture", "shd"])
+def test_shipped_configs_fit_their_datasets(name):
+    cfg = load_config(CONFIGS / f"{name}.toml")
+    info = get_dataset(name)
+    assert cfg.data.dataset == name and cfg.model.num_classes == info.num_classes
+    w, h, p = info.sensor_size
+    model = build_model(cfg.model, cfg.neuron)
+    out, _ = model(torch.zeros(2, 3, p, h, w))  # frames [T, B, P, H, W] as the pipeline makes them
+    assert out.shape == (2, 3, info.num_classes)
+
+
+def test_default_frame_transform_gives_t_p_h_w(tmp_path):
+    events = np.zeros(5, dtype=[("x", int), ("y", int), ("t", int), ("p", int)])
+    events["t"] = np.arange(5) * 1000
+    frames = get_dataset("pokerdvs").frame_transform(4)(events)
+    assert frames.shape == (4, 2, 35, 35)
+    assert get_dataset("nmnist").frame_transform()(events).shape[0] == 10
+
+
+# ------------------------------------------------------------------------------------------------ tonic reads the fixtures
+
+
+@pytest.mark.parametrize("name", READABLE)
+def test_tonic_reads_the_fixture_offline_and_neurosim_trains_a_step(name, offline):
+    fw.write_dataset(name, offline)
+    info = get_dataset(name)
+    assert info.on_disk(offline), layout_problems(SPECS[name], offline)
+    train, test = info.load("train", offline), info.load("test", offline)
+    assert isinstance(train, TonicSplit) and len(train) > 0 and len(test) > 0
+    tonic_cls = __import__("tonic").datasets.__dict__[SPECS[name].tonic_class]
+    assert isinstance(train.dataset, tonic_cls)  # read by tonic's own class
+    w, h, p = info.sensor_size
+    for ds in (train, test):
+        events, label = ds[0]
+        assert isinstance(label, int) and 0 <= label < info.num_classes
+        assert len(events) > 0 and {"x", "y", "t", "p"} <= set(events.dtype.names)
+        assert events["x"].max() < w and events["y"].max() < h and events["p"].max() < p
+        assert np.all(np.diff(events["t"]) >= 0)
+
+    # one training step through the pipeline's pieces: events → frames → time-first batches → Trainer
+    subset = [train[i] for i in range(8)]
+    frames, labels = events_to_frames(subset, info.sensor_size, time_steps=3, progress=False)
+    assert frames.shape == (8, 3, p, h, w) and frames.sum() > 0
+    cfg = _tiny_run_config(info, frames.shape[2:], offline, 3)
+    model = build_model(cfg.model, cfg.neuron)
+    before = [q.detach().clone() for q in model.parameters()]
+    trainer = Trainer(model, cfg, run_dir=None, progress=False)
+    metrics = trainer.train_epoch(FrameLoader(frames, labels, batch_size=8))
+    assert np.isfinite(metrics["train_loss"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def _tonic_accepts(name: str, root: Path, split: str) -> bool:
+    """What tonic's constructor decides: read what is there (True) or download (False)."""
+    from neurosim.data.tonic_datasets import _tonic_dataset
+
+    try:
+        _tonic_dataset(SPECS[name], split, root)
+    except fw.DownloadAttempted:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("name", READABLE + ["cifar10dvs"])
+def test_on_disk_agrees_with_tonics_own_check(name, offline):
+    fw.write_dataset(name, offline)
+    spec = SPECS[name]
+    assert get_dataset(name).on_disk(offline)
+    assert all(_tonic_accepts(name, offline, s) for s in ("train", "test"))
+    layout = spec.splits["train"]
+    loc = offline / spec.tonic_class
+    # one data file short of tonic's minimum
+    files = sorted((loc / layout.folder).glob(f"**/*{layout.suffix}"))
+    files = files[: len(files) - layout.min_files + 1] if not layout.data_file else [loc / layout.data_file]
+    moved = [f.rename(f.with_name(f.name + ".away")) for f in files]
+    assert not get_dataset(name).on_disk(offline)
+    if layout.data_file:  # tonic counts any .h5 in the folder (the test split's passes) and then fails to open it
+        assert _tonic_accepts(name, offline, "test")
+        with pytest.raises(OSError):
+            _tonic_accepts(name, offline, "train")
+        assert f"{loc / layout.data_file} is missing" in layout_problems(spec, offline)
+    else:
+        assert not _tonic_accepts(name, offline, "train")
+        assert any(f"at least {layout.min_files}" in p for p in layout_problems(spec, offline))
+    for m, f in zip(moved, files):
+        m.rename(f)
+    assert get_dataset(name).on_disk(offline) and _tonic_accepts(name, offline, "train")
+    # the archive placeholder gone: tonic would download again
+    (loc / layout.archive).unlink()
+    assert not get_dataset(name).on_disk(offline) and not _tonic_accepts(name, offline, "train")
+    assert any(layout.archive in p for p in layout_problems(spec, offline))
+
+
+def test_not_on_disk_says_where_how_big_and_what_to_run_without_downloading(offline):
+    info = get_dataset("nmnist")
+    with pytest.raises(DatasetNotFoundError) as e:
+        info.load("train", offline)
+    msg = str(e.value)
+    assert str(offline / "NMNIST") in msg and "about 1 GB" in msg and "neurosim datasets prepare nmnist" in msg
+    # partly there: the message says what is missing
+    fw.write_pokerdvs(offline, "train", per_class=2)
+    with pytest.raises(DatasetNotFoundError, match=r"pips_train holds 8 \.npy files, tonic wants at least 20"):
+        get_dataset("pokerdvs").load("train", offline)
+    with pytest.raises(ValueError, match="split must be"):
+        info.load("valid", offline)
+    with pytest.raises(ValueError, match="unknown dataset 'nmist'; known datasets: .*nmnist"):
+        get_dataset("nmist")
+
+
+# ------------------------------------------------------------------------------------------------ dataset specifics
+
+
+def test_audio_events_become_one_row_one_channel_frames(offline):
+    fw.write_shd(offline, "train", n_samples=6)
+    fw.write_shd(offline, "test", n_samples=3)
+    ds = get_dataset("shd").load("train", offline)
+    events, label = ds[2]
+    raw, raw_label = ds.dataset[2]  # tonic's (t, x, p=1) in µs
+    assert label == int(raw_label) == 2
+    np.testing.assert_array_equal(events["t"], raw["t"])
+    np.testing.assert_array_equal(events["x"], raw["x"])
+    assert not events["y"].any() and not events["p"].any()
+    frames = get_dataset("shd").frame_transform(10)(events)
+    assert frames.shape == (10, 1, 1, 700)
+    assert frames.sum() == np.sum(events["t"] < events["t"].max())  # tonic's bins leave out the last timestamp
+    assert ds.classes[:2] == ["class-0", "class-1"]  # from the file's extra/keys
+
+
+def test_unsplit_datasets_get_a_fixed_per_class_split(offline):
+    fw.write_ncaltech101(offline, n_classes=7)
+    info = get_dataset("ncaltech101")
+    train, test = info.load("train", offline), info.load("test", offline)
+    assert len(train) + len(test) == 8709 and not set(train.indices) & set(test.indices)
+    counts_train = np.bincount(train.targets, minlength=7)
+    counts_test = np.bincount(test.targets, minlength=7)
+    np.testing.assert_allclose(counts_test / (counts_train + counts_test), 0.1, atol=0.001)
+    assert train.classes == sorted(fw.NCALTECH101_CLASSES[:7])
+    # labels follow the folder names, whatever order tonic listed the files in
+    for ds in (train, test):
+        for i in (0, len(ds) - 1):
+            path = Path(ds.dataset.data[ds.indices[i]])
+            assert ds.classes[ds[i][1]] == path.parent.name
+    again = info.load("test", offline)
+    np.testing.assert_array_equal(again.indices, test.indices)
+    events, _ = train[0]
+    assert events["x"].max() < 120 and events["y"].max() < 90
+
+
+def test_sample_order_is_sorted_by_file_not_file_system_order(offline):
+    fw.write_dataset("dvsgesture", offline)
+    ds = get_dataset("dvsgesture").load("train", offline)
+    paths = [str(ds.dataset.data[i]) for i in ds.indices]
+    assert paths == sorted(paths) and len(paths) == 110
+    assert [ds[i][1] for i in range(11)] == [int(Path(p).stem) for p in paths[:11]]
+
+
+def test_cifar10dvs_without_its_reader_names_the_package(offline):
+    fw.write_cifar10dvs(offline)
+    info = get_dataset("cifar10dvs")
+    assert info.on_disk(offline)  # the layout check needs no reader
+    if HAVE_AEDAT:
+        pytest.skip("the optional 'aedat' package is installed here; the missing-reader error cannot occur")
+    with pytest.raises(MissingReaderError, match=r"'aedat'.*pip install aedat") as e:
+        info.load("train", offline)
+    assert e.value.package == "aedat" and isinstance(e.value, ImportError)
+    # asked to download, it refuses before fetching gigabytes it could not read (forbid_downloads would raise)
+    with pytest.raises(MissingReaderError, match="aedat"):
+        info.load("train", offline / "elsewhere", download=True)
+
+
+@pytest.mark.skipif(not HAVE_AEDAT, reason="the optional 'aedat' package (CIFAR10-DVS's AEDAT4 reader) is not "
+                                           "installed; test_cifar10dvs_without_its_reader_names_the_package covers it")
+def test_cifar10dvs_reads_real_aedat4_files_through_tonic(offline, real_file):  # pragma: no cover - needs aedat
+    fw.write_cifar10dvs(offline, source=real_file("sample.aedat4"))
+    ds = get_dataset("cifar10dvs").load("train", offline)
+    events, label = ds[0]
+    assert len(events) > 0 and events["x"].max() < 64 and events["y"].max() < 64 and 0 <= label < 10
+
+
+# ------------------------------------------------------------------------------------------------ pipeline + cache
+
+
+def _count_event_reads(monkeypatch) -> list[int]:
+    calls = [0]
+    original = TonicSplit.__getitem__
+
+    def counting(self, i):
+        calls[0] += 1
+        return original(self, i)
+
+    monkeypatch.setattr(TonicSplit, "__getitem__", counting)
+    return calls
+
+
+def test_shipped_shd_config_trains_end_to_end_and_later_epochs_read_no_events(offline, monkeypatch, tmp_path):
+    from neurosim.runs import train_run
+
+    fw.write_dataset("shd", offline)  # 40 train / 40 test samples
+    reads = _count_event_reads(monkeypatch)
+    cfg = load_config(CONFIGS / "shd.toml", [f'data.root="{offline}"', "data.time_steps=8", "data.batch_size=8",
+                                             "train.epochs=2", f'out_dir="{tmp_path / "runs"}"', "train.device=\"cpu\""])
+    result = train_run(cfg, progress=False)
+    assert len(result.history) == 2 and np.isfinite(result.history[-1]["train_loss"])
+    assert reads[0] == 80  # every sample read once, in epoch 1's conversion; epoch 2 used cached frames only
+    assert (result.run_dir / "report.md").is_file() and (result.run_dir / "frames.png").is_file()
+    assert result.data.train_frames.shape == (40, 8, 1, 1, 700)
+    # a new run (or process) with the same data and transform: a cache hit, no event processing at all
+    data = make_loaders(cfg.data, progress=False)
+    assert reads[0] == 80
+    np.testing.assert_array_equal(data.train_frames, result.data.train_frames)
+
+
+def test_shipped_dvsgesture_config_trains_a_step(offline, tmp_path):
+    from neurosim.runs import train_run
+
+    fw.write_dataset("dvsgesture", offline, n_users=10, events_per_file=32)
+    cfg = load_config(CONFIGS / "dvsgesture.toml", [f'data.root="{offline}"', "data.time_steps=2",
+                                                   "data.train_subset=8", "data.test_subset=8", "data.batch_size=8",
+                                                   "train.epochs=1", f'out_dir="{tmp_path / "runs"}"'])
+    result = train_run(cfg, progress=False, figures=False)
+    assert result.data.train_frames.shape[1:] == (2, 2, 128, 128)
+    assert np.isfinite(result.history[0]["train_loss"])
+
+
+def test_frame_cache_is_keyed_by_transform_and_a_corrupt_entry_is_rebuilt(offline, monkeypatch):
+    fw.write_dataset("pokerdvs", offline)
+    reads = _count_event_reads(monkeypatch)
+    info = get_dataset("pokerdvs")
+    cfg = _tiny_run_config(info, (2, 35, 35), offline, 4).data
+    first = make_loaders(cfg, progress=False)
+    assert reads[0] == 40
+    make_loaders(cfg, progress=False)
+    assert reads[0] == 40  # hit
+    other = make_loaders(_tiny_run_config(info, (2, 35, 35), offline, 6).data, progress=False)
+    assert reads[0] == 80 and other.train_frames.shape[1] == 6  # other transform parameters: another entry
+    key = {"dataset": "pokerdvs", "split": "train", "sensor_size": [35, 35, 2], "n_time_bins": 4,
+           "source": str(offline / "POKERDVS")}
+    path = frame_cache_path(key)
+    assert path.is_file()
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # truncated, as by a crash or a full disk
+    with pytest.warns(UserWarning, match="corrupt or stale; rebuilding"):
+        again = make_loaders(cfg, progress=False)
+    assert reads[0] == 100  # only the corrupt train entry was rebuilt
+    np.testing.assert_array_equal(again.train_frames, first.train_frames)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_loaders(cfg, progress=False)  # the rebuilt entry is valid
+    assert reads[0] == 100
