@@ -3,7 +3,10 @@
 :mod:`neurosim.hardware.nonideal` maps Linear/Conv2d weights onto RRAM crossbar conductances and applies the
 device non-idealities (quantisation to conductance levels, programming variation, stuck-at faults, drift, read
 noise, ADC quantisation) as seeded Monte-Carlo chips; :func:`evaluate_nonideal` gives the accuracy over chips and
-:func:`noise_aware_finetune` trains with the same noise. Energy and latency live in :mod:`hardware_models`.
+:func:`noise_aware_finetune` trains with the same noise. :mod:`neurosim.hardware.report` takes the non-idealities
+from a crossbar target's spec and reports accuracy over chips with σ / fault-rate sweeps (``neurosim estimate
+--nonideal``, flags in :mod:`neurosim.hardware.cli_support`); :mod:`neurosim.hardware.plots` draws accuracy vs σ and
+fault rate, energy breakdowns and tiles used. Energy and latency live in :mod:`hardware_models`.
 """
 
 from neurosim.hardware.nonideal import (
@@ -18,8 +21,27 @@ from neurosim.hardware.nonideal import (
     perturb_weight,
     program_conductances,
 )
+from neurosim.hardware.plots import (
+    energy_groups,
+    plot_accuracy_sweep,
+    plot_accuracy_vs_fault_rate,
+    plot_accuracy_vs_sigma,
+    plot_energy_breakdown,
+    plot_tiles,
+)
+from neurosim.hardware.report import (
+    chip_accuracies,
+    format_nonideal,
+    nonideal_config_from_spec,
+    nonideal_report,
+    nonideal_report_model,
+    sweep_nonideal,
+)
 
 __all__ = [
     "CrossbarConv2d", "CrossbarLinear", "NonIdealConfig", "accuracy", "apply_nonidealities", "effective_weight",
     "evaluate_nonideal", "noise_aware_finetune", "perturb_weight", "program_conductances",
+    "chip_accuracies", "format_nonideal", "nonideal_config_from_spec", "nonideal_report", "nonideal_report_model",
+    "sweep_nonideal", "energy_groups", "plot_accuracy_sweep", "plot_accuracy_vs_fault_rate", "plot_accuracy_vs_sigma",
+    "plot_energy_breakdown", "plot_tiles",
 ]

@@ -221,21 +221,10 @@ def _figures(run_dir: Path, result: LSMResult, spikes: torch.Tensor, x_te: torch
     save_figure(fig, run_dir / "accuracy.png")
     made["Accuracy: software vs RRAM weights (exact reads, and on the chip)"] = "accuracy.png"
 
-    fig = Figure(figsize=(7.2, 3.8))
-    ax = fig.add_subplot(1, 1, 1)
-    names = list(result.estimates)
-    comps = sorted({c for e in result.estimates.values() for c in e.energy_j})
-    bottom = np.zeros(len(names))
-    for c in comps:
-        vals = np.array([result.estimates[t].energy_j.get(c, 0.0) for t in names]) * 1e9
-        if vals.any():
-            ax.bar(names, vals, bottom=bottom, label=c)
-            bottom += vals
-    ax.set_ylabel("energy per inference (nJ)")
-    ax.set_title("reservoir energy by component")
-    ax.tick_params(axis="x", labelrotation=20, labelsize=8)
-    ax.legend(fontsize=7, ncol=2)
-    save_figure(fig, run_dir / "energy.png")
+    from neurosim.hardware.plots import plot_energy_breakdown
+
+    save_figure(plot_energy_breakdown(result.estimates, title="reservoir energy per inference (same measured spikes)"),
+                run_dir / "energy.png")
     made["Reservoir energy per inference"] = "energy.png"
     return made
 

@@ -1,0 +1,125 @@
+"""``neurosim estimate ... --nonideal``: the flags and the run, kept here so the estimate command wires them in two lines.
+
+In ``neurosim/estimation/cli.py``::
+
+    add_nonideal_arguments(p)                                   # in register(), after the other arguments
+    run_nonideal_from_args(args, args.checkpoint, args.out)     # in cmd_estimate(), after the estimate is printed
+
+(with ``from neurosim.hardware.cli_support import add_nonideal_arguments, run_nonideal_from_args``). Without
+``--nonideal`` the run does nothing and returns ``{}``.
+
+Example:
+    >>> import argparse
+    >>> p = argparse.ArgumentParser()
+    >>> _ = p.add_argument("--target", action="append")
+    >>> add_nonideal_arguments(p)
+    >>> args = p.parse_args(["--nonideal", "--target", "rram_neurosim", "--sigma", "0.1"])
+    >>> args.nonideal, args.mc_chips, args.sigma, args.fault_rate
+    (True, 5, 0.1, 0.01)
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["add_nonideal_arguments", "run_nonideal_from_args"]
+
+
+def _fractions(text: str) -> list[float]:
+    try:
+        vals = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 0,0.05,0.1, got {text!r}") from None
+    if not vals:
+        raise argparse.ArgumentTypeError("expected at least one value")
+    return vals
+
+
+def add_nonideal_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--nonideal`` and its options (chips, σ, fault rate, read noise, ADC, drift, sweeps) to ``parser``."""
+    g = parser.add_argument_group("RRAM device non-idealities (crossbar targets, with --checkpoint)")
+    g.add_argument("--nonideal", action="store_true",
+                   help="also evaluate test accuracy on Monte-Carlo RRAM chips of each crossbar target (spec's weight "
+                        "quantisation, on/off ratio, tile rows and ADC, plus the effects below), next to the ideal "
+                        "accuracy, and sweep variation and fault rate")
+    g.add_argument("--mc-chips", type=int, default=5, help="Monte-Carlo chips per setting (default 5)")
+    g.add_argument("--sigma", type=float, default=0.05,
+                   help="programming variation, σ relative to G, at the operating point (default 0.05)")
+    g.add_argument("--fault-rate", type=float, default=0.01,
+                   help="fraction of stuck-at cells at the operating point, half stuck ON, half OFF (default 0.01)")
+    g.add_argument("--stuck-on-fraction", type=float, default=0.5,
+                   help="share of the stuck cells stuck at G_on (default 0.5)")
+    g.add_argument("--read-noise", type=float, default=0.02,
+                   help="per-read conductance noise, relative (default 0.02)")
+    g.add_argument("--no-adc", action="store_true", help="read column currents exactly instead of the spec's ADC")
+    g.add_argument("--drift-nu", type=float, default=0.0,
+                   help="conductance drift exponent ν, G(t) = G0·(t/1 s)^-ν (default 0: no drift)")
+    g.add_argument("--drift-time-s", type=float, default=86400.0,
+                   help="time since programming for the drift, seconds (default 86400: one day)")
+    g.add_argument("--sigmas", type=_fractions, default=None, metavar="S1,S2,...",
+                   help="σ values of the variation sweep (default 0,0.05,0.1,0.2,0.5)")
+    g.add_argument("--fault-rates", type=_fractions, default=None, metavar="F1,F2,...",
+                   help="stuck-at rates of the fault sweep (default 0,0.01,0.02,0.05,0.1)")
+    g.add_argument("--no-sweep", action="store_true", help="only the operating point, no sweeps")
+    g.add_argument("--nonideal-samples", type=int, default=None, metavar="N",
+                   help="test samples per chip (default: the whole test split)")
+    g.add_argument("--mc-seed", type=int, default=0, help="seed of the first chip (chip i uses seed + i; default 0)")
+
+
+def run_nonideal_from_args(args: argparse.Namespace, checkpoint_path, out_dir) -> dict:
+    """Run what :func:`add_nonideal_arguments` asked for; prints a table per target and returns ``{target: report}``.
+
+    Args:
+        args: parsed arguments (``args.target``: the targets; non-crossbar ones are skipped, none means every
+            shipped crossbar target).
+        checkpoint_path: the checkpoint being estimated (None: ``--nonideal`` is an error, it needs test data).
+        out_dir: where ``nonideal_<target>.json`` and the sweep figures go (None: ``<checkpoint dir>/estimate``).
+
+    Raises:
+        neurosim.cli.UserError: bad values, no checkpoint, or no crossbar target (one line for the CLI).
+    """
+    if not getattr(args, "nonideal", False):
+        return {}
+    from hardware_models import SpecError, list_targets, load_spec
+
+    from neurosim.cli import UserError
+    from neurosim.hardware.report import (FAULT_RATES, SIGMAS, format_nonideal, load_checkpoint_model,
+                                          nonideal_report_model)
+
+    if not checkpoint_path:
+        raise UserError("--nonideal needs --checkpoint: the accuracy is measured on the checkpoint's test data")
+    if args.mc_chips < 1:
+        raise UserError(f"--mc-chips must be at least 1, got {args.mc_chips}")
+    if args.nonideal_samples is not None and args.nonideal_samples < 1:
+        raise UserError(f"--nonideal-samples must be at least 1, got {args.nonideal_samples}")
+    asked = getattr(args, "target", None) or list_targets()
+    try:
+        specs = [load_spec(t) for t in asked]
+    except SpecError as e:
+        raise UserError(str(e)) from None
+    crossbars = [s for s in specs if s.kind == "crossbar"]
+    if not crossbars:
+        raise UserError(f"--nonideal needs a crossbar (RRAM) target, e.g. --target rram_neurosim; got "
+                        f"{[s.name for s in specs]}")
+    out = Path(out_dir) if out_dir else Path(checkpoint_path).parent / "estimate"
+    progress = not getattr(args, "quiet", False)
+    model, test, _ = load_checkpoint_model(checkpoint_path, progress=progress)
+    opts = dict(chips=args.mc_chips, sigma_rel=args.sigma, fault_rate=args.fault_rate,
+                stuck_on_fraction=args.stuck_on_fraction, read_noise_rel=args.read_noise, adc=not args.no_adc,
+                drift_nu=args.drift_nu, drift_t_s=args.drift_time_s,
+                sigmas=() if args.no_sweep else (args.sigmas or SIGMAS),
+                fault_rates=() if args.no_sweep else (args.fault_rates or FAULT_RATES),
+                seed=args.mc_seed, max_samples=args.nonideal_samples, progress=progress)
+    reports, ideal = {}, None
+    for spec in crossbars:
+        try:
+            r = nonideal_report_model(model, test, spec, ideal=ideal, out_dir=out, checkpoint=str(checkpoint_path),
+                                      **opts)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        ideal = r["ideal_acc"]
+        reports[spec.name] = r
+        print(format_nonideal(r))
+        print(f"non-ideal: {r['files']['json']}")
+    return reports

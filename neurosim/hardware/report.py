@@ -1,0 +1,281 @@
+r"""Accuracy of a trained model on an RRAM crossbar target: Monte-Carlo chips at an operating point, and sweeps.
+
+The device side comes from the target's spec (``hardware_models/specs/<target>.toml``,
+:func:`nonideal_config_from_spec`):
+
+* weights quantised to the spec's ``weight_bits``: ``2^(weight_bits − 1)`` conductance levels per side of the
+  differential pair (the magnitude codes the energy model programs; bit slicing itself is not simulated, so
+  variation acts on the whole weight's conductance rather than per slice);
+* ``G_on / G_off = r_off / r_on``; tiles of ``array.rows`` rows; the column ADC with ``array.adc_bits`` (``adc``).
+
+What the spec does not give is an argument: programming variation σ (relative to G), the stuck-at fault rate
+(split into stuck-ON and stuck-OFF by ``stuck_on_fraction``), read noise and drift — the effects of
+:mod:`neurosim.hardware.nonideal`. :func:`nonideal_report_model` evaluates ``chips`` seeded chips at one operating
+point (mean ± sample std over chips, next to the ideal float accuracy) and sweeps σ and the fault rate, one at a
+time, on top of the spec's quantisation only (no ADC, read noise or drift in the sweeps: they isolate one effect,
+and per-read effects are simulated tile by tile, which is slower). Chip ``i`` uses seed ``seed + i`` at every
+sweep value (common random numbers: the same cells deviate, by σ times the same draw), so curves are smooth and
+reproducible.
+
+Sources: DNN+NeuroSim V1.4 defaults (the specs); IBM aihwkit and CrossSim for the kinds of non-idealities
+(programming noise, stuck-at faults, read noise, drift, ADC) — REFERENCES.md, "RRAM compute-in-memory".
+
+Example:
+    >>> cfg = nonideal_config_from_spec("rram_neurosim", sigma_rel=0.05, fault_rate=0.02)
+    >>> cfg.levels, cfg.on_off_ratio, cfg.tile_rows, cfg.adc_bits, cfg.stuck_on_rate, cfg.stuck_off_rate
+    (128, 17.0, 128, 5, 0.01, 0.01)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from torch import nn
+
+from neurosim._io import atomic_write_text
+from neurosim.hardware.nonideal import NonIdealConfig, accuracy, apply_nonidealities
+
+__all__ = ["FAULT_RATES", "SIGMAS", "chip_accuracies", "format_nonideal", "load_checkpoint_model",
+           "nonideal_config_from_spec", "nonideal_report", "nonideal_report_model", "sweep_nonideal",
+           "write_nonideal_report"]
+
+SIGMAS = (0.0, 0.05, 0.1, 0.2, 0.5)  # programming variation swept by default (a few % is typical; 50 % breaks it)
+FAULT_RATES = (0.0, 0.01, 0.02, 0.05, 0.1)  # stuck-at cell fractions swept by default
+_FIELDS = {f.name for f in dataclasses.fields(NonIdealConfig)}
+
+
+def _spec(target):
+    from hardware_models import Spec, load_spec
+
+    spec = target if isinstance(target, Spec) else load_spec(target)
+    if spec.kind != "crossbar":
+        raise ValueError(f"target {spec.name!r} is a {spec.kind} target; non-idealities need a crossbar (RRAM) "
+                         "target such as rram_neurosim or rram_lsm40nm")
+    return spec
+
+
+def _fault_split(fault_rate: float, stuck_on_fraction: float) -> dict:
+    if not (math.isfinite(fault_rate) and 0 <= fault_rate <= 1):
+        raise ValueError(f"fault_rate must be a fraction of cells in [0, 1], got {fault_rate!r}")
+    if not 0 <= stuck_on_fraction <= 1:
+        raise ValueError(f"stuck_on_fraction must be in [0, 1], got {stuck_on_fraction!r}")
+    return {"stuck_on_rate": fault_rate * stuck_on_fraction, "stuck_off_rate": fault_rate * (1 - stuck_on_fraction)}
+
+
+def nonideal_config_from_spec(target, *, sigma_rel: float = 0.0, fault_rate: float = 0.0,
+                              stuck_on_fraction: float = 0.5, read_noise_rel: float = 0.0, adc: bool = True,
+                              quantize: bool = True, drift_nu: float = 0.0, drift_nu_std: float = 0.0,
+                              drift_t_s: float = 1.0, drift_t0_s: float = 1.0) -> NonIdealConfig:
+    """The :class:`NonIdealConfig` of a crossbar ``target`` (name, path or ``Spec``) plus the given effects.
+
+    Args:
+        sigma_rel: programming variation, σ relative to G.
+        fault_rate: fraction of stuck cells; ``stuck_on_fraction`` of them at G_on, the rest at G_off.
+        read_noise_rel: per-read conductance noise (relative).
+        adc: convert tile columns with the spec's ``array.adc_bits`` (False: exact column currents).
+        quantize: quantise weights to the spec's ``weight_bits`` (False: analog cells).
+        drift_nu / drift_nu_std / drift_t_s / drift_t0_s: conductance drift ``G(t) = G0·(t/t0)^−ν``.
+
+    Raises:
+        ValueError: not a crossbar target, or a value out of range (the message names it).
+    """
+    spec = _spec(target)
+    weight_bits = int(spec.si("array.weight_bits"))
+    return NonIdealConfig(
+        levels=2 ** (weight_bits - 1) if quantize else None,
+        on_off_ratio=spec.si("device.r_off") / spec.si("device.r_on"),
+        sigma_rel=sigma_rel, read_noise_rel=read_noise_rel,
+        adc_bits=int(spec.si("array.adc_bits")) if adc else None,
+        tile_rows=int(spec.si("array.rows")),
+        drift_nu=drift_nu, drift_nu_std=drift_nu_std, drift_t_s=drift_t_s, drift_t0_s=drift_t0_s,
+        **_fault_split(fault_rate, stuck_on_fraction))
+
+
+def chip_accuracies(model: nn.Module, loader, cfg: NonIdealConfig, *, chips: int = 5, seed: int = 0,
+                    max_samples: int | None = None, device=None, layers: Iterable[str] | None = None,
+                    bar=None) -> list[float]:
+    """Test accuracy (percent) of ``chips`` Monte-Carlo chips of ``cfg``; chip ``i`` is seeded ``seed + i``."""
+    if isinstance(chips, bool) or not isinstance(chips, int) or chips < 1:
+        raise ValueError(f"chips must be a positive integer, got {chips!r}")
+    out = []
+    for i in range(chips):
+        out.append(accuracy(apply_nonidealities(model, cfg, seed + i, layers=layers), loader, device=device,
+                            max_samples=max_samples))
+        if bar is not None:
+            bar.update(1)
+    return out
+
+
+def _stats(per_chip: Sequence[float]) -> dict:
+    n = len(per_chip)
+    mean = sum(per_chip) / n
+    std = math.sqrt(sum((a - mean) ** 2 for a in per_chip) / (n - 1)) if n > 1 else 0.0
+    return {"mean": mean, "std": std, "per_chip": list(per_chip)}
+
+
+def _with(base: NonIdealConfig, param: str, value, stuck_on_fraction: float) -> NonIdealConfig:
+    if param == "fault_rate":
+        return dataclasses.replace(base, **_fault_split(float(value), stuck_on_fraction))
+    if param not in _FIELDS:
+        raise ValueError(f"cannot sweep {param!r}: sweepable are 'fault_rate' and the NonIdealConfig fields "
+                         f"{sorted(_FIELDS)}")
+    return dataclasses.replace(base, **{param: value})
+
+
+def sweep_nonideal(model: nn.Module, loader, base: NonIdealConfig, param: str, values: Sequence, *, chips: int = 5,
+                   seed: int = 0, stuck_on_fraction: float = 0.5, max_samples: int | None = None, device=None,
+                   layers: Iterable[str] | None = None, bar=None) -> list[dict]:
+    """Accuracy over chips as one non-ideality varies: ``[{"value", "mean", "std", "per_chip"}, ...]``.
+
+    Args:
+        base: every other effect (e.g. the spec's quantisation from :func:`nonideal_config_from_spec`).
+        param: a :class:`NonIdealConfig` field (``sigma_rel``, ``read_noise_rel``, ``drift_t_s``, ``adc_bits`` …) or
+            ``fault_rate`` (stuck-at cells, split by ``stuck_on_fraction``).
+        values: the values to evaluate, in order.
+    """
+    if not isinstance(base, NonIdealConfig):
+        raise TypeError(f"base must be a NonIdealConfig, got {type(base).__name__}")
+    values = list(values)
+    if not values:
+        raise ValueError(f"no values to sweep {param!r} over")
+    points = []
+    for v in values:
+        cfg = _with(base, param, v, stuck_on_fraction)
+        accs = chip_accuracies(model, loader, cfg, chips=chips, seed=seed, max_samples=max_samples, device=device,
+                               layers=layers, bar=bar)
+        points.append({"value": v, **_stats(accs)})
+    return points
+
+
+def nonideal_report_model(model: nn.Module, loader, target, *, chips: int = 5, sigma_rel: float = 0.05,
+                          fault_rate: float = 0.01, stuck_on_fraction: float = 0.5, read_noise_rel: float = 0.02,
+                          adc: bool = True, drift_nu: float = 0.0, drift_t_s: float = 86400.0,
+                          sigmas: Sequence[float] | None = SIGMAS, fault_rates: Sequence[float] | None = FAULT_RATES,
+                          seed: int = 0, max_samples: int | None = None, device=None,
+                          layers: Iterable[str] | None = None, ideal: float | None = None,
+                          out_dir: str | Path | None = None, checkpoint: str | None = None,
+                          progress: bool = False) -> dict:
+    """Ideal accuracy, accuracy over ``chips`` chips at the operating point, and the σ / fault-rate sweeps.
+
+    Args:
+        model / loader: a trained model and its test batches ``(x_seq [T, B, ...], y)``.
+        target: a crossbar spec (name, path or ``Spec``): quantisation, on/off ratio, tile rows, ADC bits.
+        sigma_rel, fault_rate, stuck_on_fraction, read_noise_rel, adc, drift_nu, drift_t_s: the operating point
+            (see :func:`nonideal_config_from_spec`; drift at ``drift_t_s`` (default one day) relative to t0 = 1 s).
+        sigmas / fault_rates: sweep values (None or empty: no sweep), on the spec's quantisation alone.
+        ideal: the ideal accuracy when already known (skips one evaluation).
+        out_dir: when given, writes ``nonideal_<target>.json`` and the sweep figures there.
+        checkpoint: recorded in the report (where the model came from).
+
+    Returns:
+        A JSON-ready dict: ``target``, ``ideal_acc``, ``operating_point`` ``{config, mean, std, per_chip}``,
+        ``sweep_base`` (config), ``sweeps`` ``{"sigma_rel": [...], "fault_rate": [...]}``, ``chips``, ``seed``,
+        ``samples``, ``seconds`` (and ``files`` when written). Accuracies in percent (0–100).
+    """
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    spec = _spec(target)
+    op = nonideal_config_from_spec(spec, sigma_rel=sigma_rel, fault_rate=fault_rate,
+                                   stuck_on_fraction=stuck_on_fraction, read_noise_rel=read_noise_rel, adc=adc,
+                                   drift_nu=drift_nu, drift_t_s=drift_t_s)
+    base = nonideal_config_from_spec(spec, adc=False)
+    sweeps = {k: list(v) for k, v in (("sigma_rel", sigmas), ("fault_rate", fault_rates)) if v}
+    total = chips * (1 + sum(len(v) for v in sweeps.values())) + (ideal is None)
+    common = dict(chips=chips, seed=seed, max_samples=max_samples, device=device, layers=layers)
+    with tqdm(total=total, desc=f"non-ideal chips on {spec.name}", disable=None if progress else True,
+              leave=False, dynamic_ncols=True) as bar:
+        if ideal is None:
+            ideal = accuracy(model, loader, device=device, max_samples=max_samples)
+            bar.update(1)
+        point = _stats(chip_accuracies(model, loader, op, bar=bar, **common))
+        results = {p: sweep_nonideal(model, loader, base, p, v, stuck_on_fraction=stuck_on_fraction, bar=bar,
+                                     **common) for p, v in sweeps.items()}
+    samples = _count(loader, max_samples)
+    report = {"target": spec.name, "title": spec.title, "checkpoint": checkpoint, "ideal_acc": ideal, "chips": chips, "seed": seed,
+              "samples": samples, "stuck_on_fraction": stuck_on_fraction,
+              "operating_point": {"config": op.to_dict(), **point}, "sweep_base": base.to_dict(), "sweeps": results,
+              "seconds": time.perf_counter() - t0}
+    if out_dir is not None:
+        write_nonideal_report(report, out_dir)
+    return report
+
+
+def _count(loader, max_samples: int | None) -> int:
+    labels = getattr(loader, "labels", None)
+    n = len(labels) if labels is not None else sum(int(y.shape[0]) for _, y in loader)
+    return n if max_samples is None else min(n, max_samples)
+
+
+def load_checkpoint_model(checkpoint: str | Path, progress: bool = False):
+    """``(model, test loader, run config)`` of a neurosim checkpoint (model in eval mode, on the CPU)."""
+    from neurosim.config import config_from_dict
+    from neurosim.data.pipeline import make_loaders
+    from neurosim.nn import build_model
+    from neurosim.training import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    cfg = config_from_dict(ckpt["config"])
+    model = build_model(cfg.model, cfg.neuron)
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    data = make_loaders(cfg.data, seed=cfg.seed, progress=progress)
+    return model, data.test, cfg
+
+
+def nonideal_report(checkpoint: str | Path, target, *, chips: int = 5, seed: int = 0, out_dir: str | Path | None = None,
+                    progress: bool = False, **options) -> dict:
+    """:func:`nonideal_report_model` for the model of a neurosim checkpoint on its dataset's test split.
+
+    ``options`` are those of :func:`nonideal_report_model` (``sigma_rel``, ``fault_rate``, ``sigmas`` …).
+    """
+    _spec(target)  # a wrong target fails before the data is loaded
+    model, test, _ = load_checkpoint_model(checkpoint, progress=progress)
+    return nonideal_report_model(model, test, target, chips=chips, seed=seed, progress=progress, out_dir=out_dir,
+                                 checkpoint=str(checkpoint), **options)
+
+
+def write_nonideal_report(report: dict, out_dir: str | Path) -> dict:
+    """Write ``nonideal_<target>.json`` and ``accuracy_vs_sigma_<target>.png`` / ``accuracy_vs_fault_rate_<target>.png``
+    (atomic writes); returns ``{kind: path}`` and records the paths in ``report["files"]``."""
+    from neurosim.hardware.plots import plot_accuracy_sweep
+    from neurosim.viz import save_figure
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t = report["target"]
+    files = {"json": out / f"nonideal_{t}.json"}
+    for param, name in (("sigma_rel", "sigma"), ("fault_rate", "fault_rate")):
+        points = report["sweeps"].get(param)
+        if points:
+            fig = plot_accuracy_sweep({t: points}, param, ideal=report["ideal_acc"])
+            files[name] = save_figure(fig, out / f"accuracy_vs_{name}_{t}.png")
+    report["files"] = {k: str(v) for k, v in files.items()}
+    atomic_write_text(files["json"], json.dumps(report, indent=1) + "\n")
+    return files
+
+
+def format_nonideal(report: dict) -> str:
+    """A short text table of one report (operating point and sweeps)."""
+    op = report["operating_point"]
+    c = op["config"]
+    lines = [
+        f"non-idealities on {report['target']} ({report['chips']} chips, {report['samples']} test samples):",
+        f"  ideal (float weights)        {report['ideal_acc']:6.2f} %",
+        f"  operating point              {op['mean']:6.2f} ± {op['std']:.2f} %   "
+        f"[{c['levels'] or 'analog'} levels, σ {100 * c['sigma_rel']:g} %, stuck-at "
+        f"{100 * (c['stuck_on_rate'] + c['stuck_off_rate']):g} %, read noise {100 * c['read_noise_rel']:g} %, ADC "
+        f"{c['adc_bits'] or 'exact'}{' bits' if c['adc_bits'] else ''}"
+        + (f", drift ν {c['drift_nu']:g} at {c['drift_t_s']:g} s" if c["drift_nu"] else "") + "]",
+    ]
+    names = {"sigma_rel": "variation σ", "fault_rate": "stuck-at rate"}
+    for param, points in report["sweeps"].items():
+        cells = ", ".join(f"{100 * p['value']:g} %: {p['mean']:.2f}±{p['std']:.2f}" for p in points)
+        lines.append(f"  {names.get(param, param):<28} {cells}")
+    return "\n".join(lines)
+

@@ -1,0 +1,154 @@
+"""Non-ideality report on crossbar targets (spec → config, sweeps, files), the RRAM figures, and the
+``--nonideal`` flag wiring for ``neurosim estimate``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from neurosim.hardware import (NonIdealConfig, accuracy, energy_groups, nonideal_config_from_spec,
+                               nonideal_report_model, plot_accuracy_vs_fault_rate, plot_accuracy_vs_sigma,
+                               plot_energy_breakdown, plot_tiles, sweep_nonideal)
+from neurosim.hardware.cli_support import add_nonideal_arguments, run_nonideal_from_args
+from neurosim.viz import save_figure
+from rram_helpers import trained_mlp
+
+
+def test_config_from_spec_reads_quantisation_on_off_tiles_and_adc():
+    a = nonideal_config_from_spec("rram_neurosim")
+    # 8-bit signed weights: 7 magnitude bits -> 128 levels; R_off / R_on = 1.7 MΩ / 100 kΩ; 128-row tiles; 5-bit ADC
+    assert (a.levels, a.on_off_ratio, a.tile_rows, a.adc_bits) == (128, pytest.approx(17.0), 128, 5)
+    b = nonideal_config_from_spec("rram_lsm40nm", adc=False, quantize=False, sigma_rel=0.1, fault_rate=0.04,
+                                  stuck_on_fraction=0.25)
+    assert (b.levels, b.tile_rows, b.adc_bits, b.sigma_rel) == (None, 512, None, 0.1)
+    assert (b.stuck_on_rate, b.stuck_off_rate) == (pytest.approx(0.01), pytest.approx(0.03))
+    with pytest.raises(ValueError, match="'loihi' is a digital target"):
+        nonideal_config_from_spec("loihi")
+    with pytest.raises(ValueError, match="fault_rate"):
+        nonideal_config_from_spec("rram_neurosim", fault_rate=1.5)
+    with pytest.raises(ValueError, match="sigma_rel"):
+        nonideal_config_from_spec("rram_neurosim", sigma_rel=-0.1)
+
+
+def test_zero_sigma_and_zero_faults_reproduce_ideal_and_large_values_lower_it():
+    model, test = trained_mlp(steps=40)
+    ideal = accuracy(model, test)
+    sig = sweep_nonideal(model, test, NonIdealConfig(), "sigma_rel", [0.0, 0.05, 0.5], chips=5, seed=3)
+    flt = sweep_nonideal(model, test, NonIdealConfig(), "fault_rate", [0.0, 0.3], chips=5, seed=3)
+    for first in (sig[0], flt[0]):
+        assert first["per_chip"] == [ideal] * 5 and first["std"] == 0.0
+    assert sig[2]["mean"] < ideal - 3 and sig[2]["mean"] < sig[1]["mean"] - 3, (sig, ideal)
+    assert flt[1]["mean"] < ideal - 3, (flt, ideal)
+    assert [p["value"] for p in sig] == [0.0, 0.05, 0.5] and len(sig[2]["per_chip"]) == 5
+    with pytest.raises(ValueError, match="cannot sweep 'sigma'"):
+        sweep_nonideal(model, test, NonIdealConfig(), "sigma", [0.1], chips=1)
+
+
+def test_report_is_seeded_json_ready_and_writes_its_files(tmp_path):
+    model, test = trained_mlp(steps=30)
+    kw = dict(chips=2, sigmas=(0.0, 0.2), fault_rates=(0.0, 0.05), seed=7)
+    r1 = nonideal_report_model(model, test, "rram_neurosim", out_dir=tmp_path, **kw)
+    r2 = nonideal_report_model(model, test, "rram_neurosim", **kw)
+    assert r1["operating_point"]["per_chip"] == r2["operating_point"]["per_chip"]  # same seeds, same chips
+    assert r1["sweeps"] == r2["sweeps"]
+    op = r1["operating_point"]
+    assert op["config"]["adc_bits"] == 5 and op["config"]["sigma_rel"] == 0.05 and len(op["per_chip"]) == 2
+    assert r1["sweep_base"]["adc_bits"] is None and r1["sweep_base"]["levels"] == 128
+    assert r1["samples"] == 400 and 0 <= op["mean"] <= 100
+    saved = json.loads((tmp_path / "nonideal_rram_neurosim.json").read_text())
+    assert saved["ideal_acc"] == r1["ideal_acc"] and saved["sweeps"]["fault_rate"] == r1["sweeps"]["fault_rate"]
+    for name in ("accuracy_vs_sigma_rram_neurosim.png", "accuracy_vs_fault_rate_rram_neurosim.png"):
+        assert (tmp_path / name).stat().st_size > 1000
+    both = {"a": r1, "b": {**r2, "target": "other"}}
+    for fig, name in ((plot_accuracy_vs_sigma(both), "s.png"), (plot_accuracy_vs_fault_rate(r1), "f.png")):
+        assert save_figure(fig, tmp_path / name).stat().st_size > 1000
+
+
+def _estimates():
+    import nir
+
+    from hardware_models import ActivityProfile, estimate
+
+    rng = np.random.default_rng(0)
+    g = nir.NIRGraph(nodes={
+        "input": nir.Input(input_type=np.array([300])),
+        "fc1": nir.Linear(weight=rng.normal(size=(200, 300))),
+        "lif1": nir.LIF(tau=np.ones(200), r=np.ones(200), v_leak=np.zeros(200), v_threshold=np.ones(200)),
+        "fc2": nir.Linear(weight=rng.normal(size=(10, 200))),
+        "lif2": nir.LIF(tau=np.ones(10), r=np.ones(10), v_leak=np.zeros(10), v_threshold=np.ones(10)),
+        "output": nir.Output(output_type=np.array([10])),
+    }, edges=[("input", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "lif2"), ("lif2", "output")])
+    act = ActivityProfile(time_steps=4, dt_s=1e-3, samples=1,
+                          spikes_per_step={"lif1": np.array([20.0, 10, 5, 5]), "lif2": np.array([1.0, 1, 0, 1])},
+                          input_events_per_step=np.array([30.0, 20, 20, 10]))
+    return {t: estimate(g, act, t) for t in ("rram_neurosim", "rram_lsm40nm", "loihi")}
+
+
+def test_energy_groups_cover_every_crossbar_component_and_the_figures_are_written(tmp_path):
+    ests = _estimates()
+    for name in ("rram_neurosim", "rram_lsm40nm"):
+        g = energy_groups(ests[name])
+        assert list(g) == ["cells", "ADC", "drivers", "periphery", "static"]
+        assert sum(g.values()) == pytest.approx(ests[name].total_energy_j, rel=1e-12)
+        e = ests[name].energy_j
+        assert g["periphery"] == pytest.approx(e["shift_add"] + e["accumulate"] + e["neuron_update"] + e["buffer"])
+    assert energy_groups(ests["loihi"]) == pytest.approx(dict(ests["loihi"].energy_j))
+    assert save_figure(plot_energy_breakdown(ests), tmp_path / "energy.png").stat().st_size > 1000
+    assert save_figure(plot_tiles(ests.values()), tmp_path / "tiles.png").stat().st_size > 1000
+    # tiles by hand on rram_neurosim: fc1 300 rows -> 3 row tiles; 8-bit weights on 1-bit cells, 14 columns per
+    # weight -> 9 outputs per 128-column tile -> 23 column tiles: 69; fc2 2 x 2 = 4
+    assert ests["rram_neurosim"].per_layer["lif1"]["tiles"] == 69
+    assert ests["rram_neurosim"].per_layer["lif2"]["tiles"] == 2 * 2
+    with pytest.raises(ValueError, match="no crossbar estimate"):
+        plot_tiles({"loihi": ests["loihi"]})
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser()
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--target", action="append", default=None)
+    add_nonideal_arguments(p)
+    return p
+
+
+def test_nonideal_flags_without_flag_do_nothing_and_bad_requests_are_one_line_errors(tmp_path):
+    from neurosim.cli import UserError
+
+    p = _parser()
+    assert run_nonideal_from_args(p.parse_args([]), "whatever.pt", tmp_path) == {}
+    with pytest.raises(UserError, match="needs --checkpoint"):
+        run_nonideal_from_args(p.parse_args(["--nonideal"]), None, tmp_path)
+    with pytest.raises(UserError, match="needs a crossbar"):
+        run_nonideal_from_args(p.parse_args(["--nonideal", "--target", "loihi"]), "x.pt", tmp_path)
+    with pytest.raises(UserError, match="--mc-chips"):
+        run_nonideal_from_args(p.parse_args(["--nonideal", "--mc-chips", "0"]), "x.pt", tmp_path)
+    with pytest.raises(SystemExit):
+        p.parse_args(["--sigmas", "0,abc"])
+    assert p.parse_args(["--sigmas", "0,0.1"]).sigmas == [0.0, 0.1]
+
+
+def test_nonideal_from_args_on_a_checkpoint_writes_reports(tmp_path, event_digits_cache, capsys):
+    from neurosim.config import config_from_dict, config_to_dict
+    from neurosim.nn import build_model
+    from neurosim.training import save_checkpoint
+
+    cfg = config_from_dict({"data": {"dataset": "event_digits", "time_steps": 4, "test_subset": 40},
+                            "model": {"kind": "mlp", "input_shape": [2, 34, 34], "hidden": [16]}})
+    torch.manual_seed(0)
+    model = build_model(cfg.model, cfg.neuron)
+    ckpt = save_checkpoint(tmp_path / "run" / "checkpoint.pt", {"model": model.state_dict(),
+                                                                "config": config_to_dict(cfg)})
+    args = _parser().parse_args(["-q", "--nonideal", "--target", "rram_lsm40nm", "--target", "loihi",
+                                 "--mc-chips", "2", "--sigmas", "0,0.1", "--fault-rates", "0,0.05"])
+    reports = run_nonideal_from_args(args, ckpt, None)
+    assert list(reports) == ["rram_lsm40nm"]
+    r = reports["rram_lsm40nm"]
+    assert r["samples"] == 40 and r["checkpoint"] == str(ckpt) and r["operating_point"]["config"]["adc_bits"] == 4
+    out = tmp_path / "run" / "estimate"  # the estimate command's default folder
+    assert json.loads((out / "nonideal_rram_lsm40nm.json").read_text())["chips"] == 2
+    assert (out / "accuracy_vs_sigma_rram_lsm40nm.png").is_file()
+    assert "operating point" in capsys.readouterr().out
