@@ -1,0 +1,235 @@
+"""Audio → SHD-format spikes, demonstrated on a real spoken digit (../shared/fixtures/real/spoken_digit.flac:
+0–0.2 s an unvoiced fricative with energy around 7 kHz, 0.24–0.63 s the loud voiced vowel part, silence at both
+ends), plus pure tones, determinism, and the atomic SHD .h5 writer read back by tonic."""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import numpy as np
+import pytest
+
+from neurosim.data.audio import (SHD_MAX_CHANNELS, AudioToSpikes, center_frequencies, load_audio, resample,
+                                 write_shd_h5)
+from neurosim.data.readers import SHD_DTYPE, read_shd_h5
+
+
+@functools.lru_cache(maxsize=None)
+def _load(path: str):
+    waveform, sr = load_audio(path)
+    waveform.setflags(write=False)
+    return waveform, sr
+
+
+@functools.lru_cache(maxsize=None)
+def _default_events(path: str):
+    ev = AudioToSpikes()(*_load(path))
+    ev.setflags(write=False)
+    return ev
+
+
+@pytest.fixture
+def digit(real_file):
+    """(waveform, sample_rate) of the real spoken digit (read once per session; skips where absent)."""
+    return _load(str(real_file("spoken_digit.flac")))
+
+
+@pytest.fixture
+def digit_events(real_file):
+    """Events of the spoken digit with the default AudioToSpikes (computed once per session)."""
+    return _default_events(str(real_file("spoken_digit.flac")))
+
+
+def _frame_rms(waveform, sr, frame_s=0.01):
+    n = int(sr * frame_s)
+    return np.sqrt((waveform[: len(waveform) // n * n].reshape(-1, n) ** 2).mean(axis=1))
+
+
+def test_output_is_tonic_shd_format(digit, digit_events):
+    import tonic
+
+    waveform, sr = digit
+    ev = digit_events
+    assert ev.dtype == tonic.datasets.SHD.dtype == SHD_DTYPE and ev.dtype.names == ("t", "x", "p")
+    assert len(ev) > 1000
+    assert np.all(ev["p"] == 1)
+    assert ev["x"].min() >= 0 and ev["x"].max() < SHD_MAX_CHANNELS
+    assert np.all(np.diff(ev["t"]) >= 0) and ev["t"].min() >= 0 and ev["t"].max() < len(waveform) / sr * 1e6
+    assert AudioToSpikes().sensor_size == tonic.datasets.SHD.sensor_size == (700, 1, 1)
+
+
+def test_spikes_are_concentrated_in_the_voiced_part(digit, digit_events):
+    waveform, sr = digit
+    rms = _frame_rms(waveform, sr)
+    frame = np.minimum(digit_events["t"] // 10_000, len(rms) - 1)
+    voiced = rms >= 0.25 * rms.max()      # ~0.24–0.63 s
+    silent = rms < 0.01 * rms.max()       # the first 40 ms and the last 110 ms
+    assert voiced.sum() > 20 and silent.sum() > 5
+    in_voiced = voiced[frame]
+    assert in_voiced.mean() > 0.8                      # most spikes in the voiced half of the clip
+    density_ratio = (in_voiced.sum() / voiced.sum()) / ((~in_voiced).sum() / (~voiced).sum())
+    assert density_ratio > 5                           # spikes per frame: voiced ≫ elsewhere
+    assert silent[frame].mean() < 0.01                 # silence is (almost) silent
+
+
+def test_channel_rates_follow_frequency_content(digit, digit_events):
+    waveform, sr = digit
+    a2s = AudioToSpikes()
+    cf = a2s.centers[digit_events["x"]]
+    rms = _frame_rms(waveform, sr)
+    frame = np.minimum(digit_events["t"] // 10_000, len(rms) - 1)
+    fricative = digit_events["t"] < 200_000
+    voiced = (rms >= 0.25 * rms.max())[frame]
+    # the fricative's energy is above 3 kHz (spectral centroid ~7 kHz), the vowel's below 1 kHz
+    assert fricative.sum() > 100 and np.median(cf[fricative]) > 4000
+    assert np.median(cf[voiced]) < 1000
+    counts = np.bincount(digit_events["x"], minlength=700)
+    assert counts.max() > 3 * np.median(counts) and (counts == 0).sum() > 10  # rates differ between channels
+
+
+@pytest.mark.parametrize("freq", [300, 1000, 3000, 6000])
+def test_pure_tone_excites_channels_around_its_frequency(freq):
+    a2s = AudioToSpikes()
+    sr = 16000
+    t = np.arange(int(0.4 * sr)) / sr
+    ev = a2s(0.5 * np.sin(2 * np.pi * freq * t), sr)
+    counts = np.bincount(ev["x"], minlength=a2s.n_channels)
+    weighted_cf = (a2s.centers * counts).sum() / counts.sum()
+    assert abs(weighted_cf - freq) < 0.15 * freq
+    far = np.abs(np.log2(a2s.centers / freq)) > 1.5  # more than 1.5 octaves away
+    assert counts[far].sum() < 0.05 * counts.sum()
+
+
+def test_silence_gives_no_spikes_and_level_does_not_matter_when_normalised(digit):
+    waveform, sr = digit
+    a2s = AudioToSpikes()
+    assert len(a2s(np.zeros(8000), 16000)) == 0
+    np.testing.assert_array_equal(a2s(0.1 * waveform, sr), a2s(waveform, sr))
+
+
+def test_deterministic_with_seed(digit):
+    waveform, sr = digit
+    clip = waveform[: sr // 2]
+    assert np.array_equal(AudioToSpikes()(clip, sr), AudioToSpikes()(clip, sr))
+    noisy = AudioToSpikes(noise_std=0.05, seed=3)
+    a, b = noisy(clip, sr), AudioToSpikes(noise_std=0.05, seed=3)(clip, sr)
+    assert np.array_equal(a, b)
+    c = AudioToSpikes(noise_std=0.05, seed=4)(clip, sr)
+    assert not np.array_equal(a, c)
+
+
+def test_fewer_channels_mel_and_power_options(digit):
+    waveform, sr = digit
+    for kw in ({"n_channels": 64}, {"n_channels": 128, "filterbank": "mel"}, {"compression": "power"}):
+        a2s = AudioToSpikes(**kw)
+        ev = a2s(waveform, sr)
+        assert len(ev) > 500 and ev["x"].max() < a2s.n_channels and ev.dtype == SHD_DTYPE
+
+
+def test_from_file_equals_call(digit, real_file):
+    a2s = AudioToSpikes(n_channels=100)
+    np.testing.assert_array_equal(a2s.from_file(real_file("spoken_digit.flac")), a2s(*digit))
+
+
+def test_waveform_layouts_and_resampling():
+    sr_in, sr_out = 48000, 16000
+    t_in = np.arange(4800) / sr_in
+    sine = np.sin(2 * np.pi * 440 * t_in)  # 44 whole periods: FFT resampling is exact
+    np.testing.assert_allclose(resample(sine, sr_in, sr_out), np.sin(2 * np.pi * 440 * np.arange(1600) / sr_out),
+                               atol=1e-9)
+    a2s = AudioToSpikes(n_channels=32)
+    mono = a2s(sine, sr_in)
+    assert len(mono) > 0
+    np.testing.assert_array_equal(a2s(np.stack([sine, sine], axis=1), sr_in), mono)  # frames × channels
+    np.testing.assert_array_equal(a2s(np.stack([sine, sine]), sr_in), mono)          # channels × frames
+    import torch
+
+    np.testing.assert_array_equal(a2s(torch.from_numpy(sine), sr_in), mono)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match=r"n_channels must be an integer in \[1, 700\]"):
+        AudioToSpikes(n_channels=701)
+    with pytest.raises(ValueError, match="f_max"):
+        AudioToSpikes(sample_rate=8000, f_max=5000)
+    with pytest.raises(ValueError, match="filterbank"):
+        AudioToSpikes(filterbank="bark")
+    with pytest.raises(ValueError, match="NaN"):
+        AudioToSpikes()(np.array([0.0, np.nan]), 16000)
+    with pytest.raises(ValueError, match="empty"):
+        AudioToSpikes()(np.zeros(0), 16000)
+    cf = center_frequencies(10, 100, 5000)
+    assert cf[0] == pytest.approx(100) and cf[-1] == pytest.approx(5000) and np.all(np.diff(cf) > 0)
+
+
+def test_missing_soundfile_names_the_package(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "soundfile", None)  # import soundfile → ImportError
+    with pytest.raises(ImportError, match="soundfile"):
+        load_audio(tmp_path / "x.flac")
+
+
+def test_unreadable_audio_file_names_it(tmp_path):
+    pytest.importorskip("soundfile")
+    path = tmp_path / "noise.flac"
+    path.write_bytes(b"definitely not audio" * 10)
+    with pytest.raises(ValueError, match="noise.flac"):
+        load_audio(path)
+
+
+# ------------------------------------------------------------------------------------------------ SHD writer
+
+
+def test_written_shd_file_reads_back_in_tonic_identically(tmp_path, digit_events):
+    from tonic.datasets import SHD
+
+    rng = np.random.default_rng(0)
+    other = np.zeros(200, dtype=SHD_DTYPE)
+    other["t"] = np.sort(rng.integers(0, 2_000_000, 200))
+    other["x"] = rng.integers(0, 700, 200)
+    other["p"] = 1
+    samples = [digit_events, other, digit_events[:0]]
+    root = tmp_path / "data"
+    path = write_shd_h5(root / "SHD" / "shd_train.h5", samples, [7, 2, 0], keys=[f"digit {i}" for i in range(20)],
+                        speakers=[1, 2, 3])
+    (root / "SHD" / "shd_train.h5.zip").write_bytes(b"")  # tonic only checks that the archive exists
+    ds = SHD(str(root), train=True)
+    assert len(ds) == 3 and ds.classes[7] == b"digit 7" and list(ds.speaker) == [1, 2, 3]
+    for i, sample in enumerate(samples):
+        ev, label = ds[i]
+        assert ev.dtype == SHD.dtype
+        np.testing.assert_array_equal(ev, sample)  # exact µs round trip through seconds
+        assert label == [7, 2, 0][i]
+    ours = read_shd_h5(path)
+    for i, sample in enumerate(samples):
+        np.testing.assert_array_equal(ours.events[i], sample)
+    assert ours.keys[7] == "digit 7" and ours.speakers.tolist() == [1, 2, 3]
+    assert sorted(p.name for p in (root / "SHD").iterdir()) == ["shd_train.h5", "shd_train.h5.zip"]
+
+
+def test_writer_is_atomic_and_validates(tmp_path, monkeypatch):
+    good = np.zeros(3, dtype=SHD_DTYPE)
+    good["t"], good["x"] = [0, 10, 20], [1, 2, 3]
+    path = write_shd_h5(tmp_path / "s.h5", [good], [1])
+    before = path.read_bytes()
+    bad = good.copy()
+    bad["x"][1] = 700
+    with pytest.raises(ValueError, match=r"channels must be in \[0, 700\)"):
+        write_shd_h5(path, [bad], [1])
+    with pytest.raises(ValueError, match="2 samples but 1 labels"):
+        write_shd_h5(path, [good, good], [1])
+
+    import h5py
+
+    real_create = h5py.Group.create_dataset
+
+    def crash(self, name, *args, **kwargs):  # fail half-way through writing
+        if name == "labels":
+            raise OSError("disk full")
+        return real_create(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(h5py.Group, "create_dataset", crash)
+    with pytest.raises(OSError, match="disk full"):
+        write_shd_h5(path, [good, good], [1, 2])
+    assert path.read_bytes() == before  # the old file is untouched
+    assert [p.name for p in tmp_path.iterdir()] == ["s.h5"]  # and no temporary file is left behind
