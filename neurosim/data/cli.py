@@ -82,6 +82,8 @@ def cmd_check(args) -> int:
         report = check_dataset(spec, info.root(args.root), progress=not args.quiet and sys.stderr.isatty())
     except MissingReaderError as e:
         return _error(args, str(e))
+    except ImportError as e:  # the checking readers live in neurosim.data.readers
+        return _error(args, f"the file readers are not available ({e})")
     print(report.format(max_bad=args.max_bad))
     if report.n_checked == 0:
         return 1

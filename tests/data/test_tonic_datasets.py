@@ -143,32 +143,36 @@ def _tonic_accepts(name: str, root: Path, split: str) -> bool:
 
 @pytest.mark.parametrize("name", READABLE + ["cifar10dvs"])
 def test_on_disk_agrees_with_tonics_own_check(name, offline):
-    fw.write_dataset(name, offline)
+    """neurosim's check says "on disk" exactly when tonic's constructor would read instead of download."""
+    writer, splits = fw.DATASET_WRITERS[name]
+    writer(offline, **({"split": "train"} if splits else {}))  # the train split is enough here
     spec = SPECS[name]
-    assert get_dataset(name).on_disk(offline)
-    assert all(_tonic_accepts(name, offline, s) for s in ("train", "test"))
     layout = spec.splits["train"]
     loc = offline / spec.tonic_class
-    # one data file short of tonic's minimum
+    assert not layout_problems(spec, offline, ("train",)) and _tonic_accepts(name, offline, "train")
+    # one data file short of tonic's minimum (SHD/SSC: the split's own .h5 gone)
     files = sorted((loc / layout.folder).glob(f"**/*{layout.suffix}"))
     files = files[: len(files) - layout.min_files + 1] if not layout.data_file else [loc / layout.data_file]
+    if layout.data_file:  # with the test split's .h5 in the same folder
+        writer(offline, split="test")
     moved = [f.rename(f.with_name(f.name + ".away")) for f in files]
-    assert not get_dataset(name).on_disk(offline)
-    if layout.data_file:  # tonic counts any .h5 in the folder (the test split's passes) and then fails to open it
-        assert _tonic_accepts(name, offline, "test")
-        with pytest.raises(OSError):
+    problems = layout_problems(spec, offline, ("train",))
+    if layout.data_file:
+        assert problems == [f"{loc / layout.data_file} is missing"]
+        with pytest.raises(OSError):  # tonic counts any .h5 in the folder, then fails to open the missing one
             _tonic_accepts(name, offline, "train")
-        assert f"{loc / layout.data_file} is missing" in layout_problems(spec, offline)
     else:
+        assert len(problems) == 1 and f"at least {layout.min_files}" in problems[0]
         assert not _tonic_accepts(name, offline, "train")
-        assert any(f"at least {layout.min_files}" in p for p in layout_problems(spec, offline))
     for m, f in zip(moved, files):
         m.rename(f)
-    assert get_dataset(name).on_disk(offline) and _tonic_accepts(name, offline, "train")
+    assert not layout_problems(spec, offline, ("train",)) and _tonic_accepts(name, offline, "train")
     # the archive placeholder gone: tonic would download again
     (loc / layout.archive).unlink()
-    assert not get_dataset(name).on_disk(offline) and not _tonic_accepts(name, offline, "train")
-    assert any(layout.archive in p for p in layout_problems(spec, offline))
+    assert not _tonic_accepts(name, offline, "train")
+    assert layout_problems(spec, offline, ("train",)) == [
+        f"{loc / layout.archive} is missing (tonic wants the archive file next to the extracted data)"]
+    assert not get_dataset(name).on_disk(offline)
 
 
 def test_not_on_disk_says_where_how_big_and_what_to_run_without_downloading(offline):

@@ -1,0 +1,169 @@
+"""``neurosim datasets list | prepare | check``, offline: prepare calls tonic's download only when the data is not on
+disk (a fake download stands in for the network), works without network when it is, and check lists every bad
+file instead of stopping at the first."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fixture_writers as fw
+from neurosim.cli import main
+from neurosim.data import DATASETS
+
+HAVE_READERS = importlib.util.find_spec("neurosim.data.readers") is not None
+needs_readers = pytest.mark.skipif(not HAVE_READERS, reason="neurosim.data.readers (the checking readers) is not in "
+                                                            "this checkout")
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No download can happen; a private frame cache; returns the dataset root."""
+    fw.forbid_downloads(monkeypatch)
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "data"
+
+
+def _rows(out: str) -> dict[str, str]:
+    return {line.split()[0]: line for line in out.splitlines()[1:] if line.strip()}
+
+
+def test_list_shows_every_dataset_with_status_and_path(offline, capsys):
+    fw.write_dataset("shd", offline)
+    assert main(["datasets", "list", "--root", str(offline)]) == 0
+    out = capsys.readouterr().out
+    rows = _rows(out)
+    assert out.splitlines()[0].split() == ["name", "status", "sensor", "classes", "T", "config", "size", "path"]
+    assert set(rows) == set(DATASETS)
+    assert "on disk" in rows["shd"] and "not on disk" not in rows["shd"] and str(offline / "SHD") in rows["shd"]
+    assert "700x1x1" in rows["shd"] and " shd " in rows["shd"]
+    for name in ("nmnist", "dvsgesture", "ssc", "pokerdvs", "ncaltech101", "cifar10dvs"):
+        assert "not on disk" in rows[name] and str(offline / DATASETS[name].location(offline).name) in rows[name]
+    assert "about 1 GB download" in rows["nmnist"]
+
+
+def test_prepare_downloads_through_tonic_only_what_is_missing(offline, monkeypatch, capsys):
+    import tonic.datasets
+
+    calls = []
+
+    def fake_download(self):  # what tonic's download_and_extract_archive leaves behind, written offline
+        calls.append((type(self).__name__, self.filename, self.location_on_system))
+        split = "train" if "train" in self.filename else "test"
+        fw.write_shd(Path(self.location_on_system).parent, split, n_samples=20)
+
+    monkeypatch.setattr(tonic.datasets.SHD, "download", fake_download)
+    assert main(["-q", "datasets", "prepare", "shd", "--root", str(offline)]) == 0
+    out = capsys.readouterr().out
+    assert calls == [("SHD", "shd_train.h5.zip", str(offline / "SHD")), ("SHD", "shd_test.h5.zip", str(offline / "SHD"))]
+    assert f"location: {offline / 'SHD'} (not on disk yet: about 0.2 GB download" in out
+    assert "ready: 20 train, 20 test samples" in out
+    assert "frames cached (train): [20, 100, 1, 1, 700]" in out
+    assert f"neurosim train --config shd --set data.root={offline}" in out
+    frames = list((offline.parent / "cache" / "frames").glob("shd_*.npz"))
+    assert len(frames) == 2
+    # again: everything is there, tonic is not asked to download
+    assert main(["-q", "datasets", "prepare", "shd", "--root", str(offline)]) == 0
+    assert len(calls) == 2
+
+
+def test_prepare_works_offline_when_the_files_are_there(offline, capsys):
+    fw.write_dataset("dvsgesture", offline, n_users=10, events_per_file=16)
+    assert main(["-q", "datasets", "prepare", "dvsgesture", "--root", str(offline), "--time-steps", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "ready: 110 train, 110 test samples" in out and "frames cached (test): [110, 3, 2, 128, 128]" in out
+    assert "not on disk yet" not in out
+
+
+def test_prepare_refuses_cleanly(offline, capsys, monkeypatch):
+    fw.write_cifar10dvs(offline / "c")
+    if importlib.util.find_spec("aedat") is None:  # the reader is checked before anything is downloaded
+        assert main(["-q", "datasets", "prepare", "cifar10dvs", "--root", str(offline / "d")]) == 2
+        assert "pip install aedat" in capsys.readouterr().err
+    # POKER-DVS: tonic copies it from its own package folder, which its PyPI wheel lacks
+    import tonic.datasets
+
+    def missing_archive(self):
+        raise FileNotFoundError(f"Local data file {self.filename} not found")
+
+    monkeypatch.setattr(tonic.datasets.POKERDVS, "_copy_and_extract_local_data", missing_archive)
+    assert main(["-q", "datasets", "prepare", "pokerdvs", "--root", str(offline)]) == 2
+    err = capsys.readouterr().err
+    assert "github.com/neuromorphs/tonic" in err and str(offline / "POKERDVS") in err
+    with pytest.raises(SystemExit) as e:
+        main(["datasets", "prepare", "mnist"])
+    assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["datasets", "prepare", "shd", "--time-steps", "0"])
+
+
+def test_prepare_accepts_a_pokerdvs_archive_placed_by_hand(offline, capsys, tmp_path):
+    import tarfile
+
+    src = tmp_path / "src"
+    fw.write_dataset("pokerdvs", src)
+    loc = offline / "POKERDVS"
+    loc.mkdir(parents=True)
+    for split in ("train", "test"):
+        with tarfile.open(loc / f"pips_{split}.tar.gz", "w:gz") as tar:
+            tar.add(src / "POKERDVS" / f"pips_{split}", arcname=f"pips_{split}")
+    assert main(["-q", "datasets", "prepare", "pokerdvs", "--root", str(offline), "--no-frames"]) == 0
+    assert "ready: 20 train, 20 test samples" in capsys.readouterr().out
+
+
+@needs_readers
+def test_check_reports_every_bad_file(offline, capsys):
+    fw.write_dataset("dvsgesture", offline, n_users=10, events_per_file=8)
+    folder = offline / "DVSGesture" / "ibmGestureTrain"
+    users = sorted(folder.iterdir())
+    (users[0] / "3.npy").write_bytes(b"")  # empty
+    good = (users[1] / "4.npy").read_bytes()
+    (users[1] / "4.npy").write_bytes(good[:-7])  # truncated
+    (users[2] / "5.npy").write_bytes(np.random.default_rng(0).bytes(300))  # garbage
+    assert main(["-q", "datasets", "check", "dvsgesture", "--root", str(offline)]) == 1
+    out = capsys.readouterr().out
+    assert "checked 220 files" in out and "217 ok, 3 bad" in out
+    for k, bad, word in ((0, "3.npy", "empty"), (1, "4.npy", "truncated"), (2, "5.npy", "not a .npy file")):
+        line = next(ln for ln in out.splitlines() if f"{users[k].name}/{bad}:" in ln)
+        assert word in line
+    assert main(["-q", "datasets", "check", "dvsgesture", "--root", str(offline), "--max-bad", "1"]) == 1
+    assert "and 2 more bad files" in capsys.readouterr().out
+
+
+@needs_readers
+def test_check_nmnist_bin_files_names_byte_offsets(offline, capsys):
+    fw.write_nmnist(offline, "train", n_files=30)
+    folder = offline / "NMNIST" / "Train"
+    f1, f2 = sorted(folder.rglob("*.bin"))[:2]
+    f1.write_bytes(f1.read_bytes()[:-2])  # truncated last record
+    f2.write_bytes(f2.read_bytes()[:10] + bytes([200, 1, 0, 0, 0]) + f2.read_bytes()[15:])  # x = 200 off the sensor
+    assert main(["-q", "datasets", "check", "nmnist", "--root", str(offline)]) == 1
+    out = capsys.readouterr().out
+    assert "30 files" in out and "28 ok, 2 bad" in out
+    assert f"{f1.relative_to(folder)}: truncated" in out and "(byte offset 115)" in out
+    assert f"{f2.relative_to(folder)}: not N-MNIST data" in out and "(byte offset 10)" in out
+
+
+@needs_readers
+def test_check_shd_and_clean_datasets(offline, capsys):
+    fw.write_dataset("shd", offline)
+    assert main(["-q", "datasets", "check", "shd", "--root", str(offline)]) == 0
+    assert "2 ok, 0 bad" in capsys.readouterr().out
+    h5 = offline / "SHD" / "shd_test.h5"
+    h5.write_bytes(h5.read_bytes()[:1000])
+    assert main(["-q", "datasets", "check", "shd", "--root", str(offline)]) == 1
+    assert "shd_test.h5: truncated" in capsys.readouterr().out
+
+
+def test_check_without_data_or_reader_is_a_one_line_error(offline, capsys):
+    assert main(["-q", "datasets", "check", "nmnist", "--root", str(offline)]) == 2
+    assert f"{offline / 'NMNIST'} does not exist" in capsys.readouterr().err
+    fw.write_cifar10dvs(offline, n_files=3)
+    if importlib.util.find_spec("aedat") is None:
+        assert main(["-q", "datasets", "check", "cifar10dvs", "--root", str(offline)]) == 2
+        assert "pip install aedat" in capsys.readouterr().err
+    assert main(["-q", "datasets", "check", "event_digits"]) == 0
+    assert "nothing to check" in capsys.readouterr().out
