@@ -13,8 +13,8 @@ subspaces, ``ΔW = δ (x − H_oldᵀ H_old x)ᵀ`` (:mod:`.projection`) — wit
 """
 
 from neurosim.continual.config import (
-    ContinualConfig, ContinualModelConfig, ContinualTrainConfig, EWCConfig, HLOPConfig, TasksConfig,
-    continual_config_from_dict, load_continual_config, subspace_sizes,
+    ContinualConfig, ContinualModelConfig, ContinualNeuronConfig, ContinualTrainConfig, EWCConfig, HLOPConfig,
+    TasksConfig, continual_config_from_dict, load_continual_config, subspace_sizes,
 )
 from neurosim.continual.hebbian import HebbianSubspace, orthonormality_error, project_out, subspace_error
 from neurosim.continual.metrics import acc, bwt
@@ -24,9 +24,10 @@ from neurosim.continual.tasks import Task, class_split_tasks, load_source, permu
 from neurosim.continual.train import EWC, MethodResult, TaskLoss, evaluate_task, run_method, summarize
 
 __all__ = [
-    "EWC", "HLOP", "ContinualConfig", "ContinualModelConfig", "ContinualRun", "ContinualTrainConfig", "EWCConfig",
-    "HLOPConfig", "HebbianSubspace", "MethodResult", "Task", "TaskLoss", "TasksConfig", "acc", "build_tasks", "bwt",
-    "class_split_tasks", "continual_config_from_dict", "evaluate_task", "freeze_non_weights", "load_continual_config",
-    "load_source", "orthonormality_error", "permuted_tasks", "presynaptic_vectors", "project_out",
-    "protectable_layers", "run_continual", "run_method", "subspace_error", "subspace_sizes", "summarize",
+    "EWC", "HLOP", "ContinualConfig", "ContinualModelConfig", "ContinualNeuronConfig", "ContinualRun",
+    "ContinualTrainConfig", "EWCConfig", "HLOPConfig", "HebbianSubspace", "MethodResult", "Task", "TaskLoss",
+    "TasksConfig", "acc", "build_tasks", "bwt", "class_split_tasks", "continual_config_from_dict", "evaluate_task",
+    "freeze_non_weights", "load_continual_config", "load_source", "orthonormality_error", "permuted_tasks",
+    "presynaptic_vectors", "project_out", "protectable_layers", "run_continual", "run_method", "subspace_error",
+    "subspace_sizes", "summarize",
 ]

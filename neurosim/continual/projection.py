@@ -164,6 +164,7 @@ class HLOP:
         self._bases: dict[str, torch.Tensor] = {}
         self.projecting = False
         self.hebbian = False
+        self._hebbian_in_eval = False  # inside hebbian_only(): learn from eval-mode passes too
         self.tasks_done = 0
         self._handles = []
         for name, m in self.layers:
@@ -173,7 +174,7 @@ class HLOP:
     # ------------------------------------------------------------------ hooks
     def _make_pre_hook(self, name: str):
         def hook(module, args):
-            if self.hebbian and module.training:
+            if self.hebbian and (module.training or self._hebbian_in_eval):
                 self._hebbian_step(name, module, args[0])
         return hook
 
@@ -233,14 +234,15 @@ class HLOP:
 
     @contextmanager
     def hebbian_only(self) -> Iterator[None]:
-        """Within the block, forward passes in training mode update the Hebbian rows (e.g. extra passes over a
-        task's data after training it); nothing else changes."""
-        before = self.hebbian
-        self.hebbian = True
+        """Within the block every forward pass updates the learning Hebbian rows, in eval mode too — e.g. extra
+        passes over a task's data after training it, with the model in eval mode so that the rows learn the
+        activity the task is evaluated with (no dropout, BatchNorm running statistics); nothing else changes."""
+        before = self.hebbian, self._hebbian_in_eval
+        self.hebbian = self._hebbian_in_eval = True
         try:
             yield
         finally:
-            self.hebbian = before
+            self.hebbian, self._hebbian_in_eval = before
 
     def subspace_dims(self) -> dict[str, int]:
         """Rows per protected layer (frozen + learning)."""

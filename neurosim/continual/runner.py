@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,19 +59,22 @@ class ContinualRun:
 
 def _setting(cfg: ContinualConfig, tasks: Sequence[Task]) -> str:
     m, t = cfg.model, cfg.train
-    widths = "-".join(str(v) for v in (int(__import__("math").prod(tasks[0].input_shape)), *m.hidden,
-                                       m.num_classes))
+    n_in = math.prod(tasks[0].input_shape)
+    if m.kind == "mlp":
+        net = "LIF MLP " + "-".join(str(v) for v in (n_in, *m.hidden, m.num_classes))
+    else:
+        net = (f"LIF conv net on {list(tasks[0].input_shape)}, channels {list(m.channels)}, "
+               f"hidden {list(m.hidden)}, {m.num_classes} outputs")
     head = "shared head" if tasks[0].classes is None else "one head per task"
+    sizes = "pmnist_paper preset" if cfg.hlop.preset == "pmnist_paper" else [list(s) for s in cfg.hlop.sizes]
     return (f"- tasks: {len(tasks)} × `{cfg.tasks.protocol}` from `{cfg.tasks.source}` ({head}; "
             f"{len(tasks[0].y_train)} train / {len(tasks[0].y_test)} test samples per task, T = {tasks[0].time_steps})\n"
-            f"- model: LIF {m.kind.upper()} {widths}, readout `{m.readout}`; LIF τ = {cfg.neuron.tau_mem_ms} ms, "
-            f"v_th = {cfg.neuron.v_th}\n"
+            f"- model: {net}, readout `{m.readout}`; LIF τ = {cfg.neuron.tau_mem_ms} ms, v_th = {cfg.neuron.v_th}\n"
             f"- training (every method): {t.method.upper()}, loss `{t.loss}`, {t.optimizer} lr {t.lr}, "
             f"{t.epochs} epoch(s) per task, batch {t.batch_size}, biases/BN/thresholds frozen after task 0: "
             f"{t.freeze_after_first}\n"
-            f"- HLOP: Hebbian lr {list(cfg.hlop.lr)}, {cfg.hlop.iterations} Oja iterations per pass, subspace sizes "
-            f"{'pmnist_paper preset' if cfg.hlop.preset == 'pmnist_paper' else [list(s) for s in cfg.hlop.sizes]}, "
-            f"{cfg.hlop.hebbian_epochs} extra Hebbian epoch(s); EWC λ = {cfg.ewc.lam:g}")
+            f"- HLOP: Hebbian lr {list(cfg.hlop.lr)}, {cfg.hlop.iterations} Oja iterations per pass, new subspace rows "
+            f"per layer and task {sizes}, {cfg.hlop.hebbian_epochs} extra Hebbian epoch(s); EWC λ = {cfg.ewc.lam:g}")
 
 
 def run_continual(cfg: ContinualConfig, progress: bool = True, log=print) -> ContinualRun:
