@@ -29,8 +29,8 @@ tonic puts it — ``<root>/<ClassName>/`` — and a folder that tonic already do
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
+import os
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -246,12 +246,16 @@ def on_disk(spec: TonicSpec, root: Path) -> bool:
 
 
 def _count_files(folder: Path, suffix: str, stop_at: int) -> int:
-    """Files matching ``**/*suffix`` under ``folder`` (tonic's glob), counting no further than ``stop_at``."""
+    """Entries matching tonic's ``Path(folder).glob("**/*<suffix>")``, counting no further than ``stop_at``.
+
+    ``os.walk`` (no symlinked folders, like pathlib's ``**``) over files and folders; much faster than the glob on
+    tens of thousands of files.
+    """
     if not folder.is_dir():
         return 0
     n = 0
-    for _ in folder.glob(f"**/*{suffix}"):
-        n += 1
+    for _, dirs, files in os.walk(folder):
+        n += sum(name.endswith(suffix) for name in files) + sum(name.endswith(suffix) for name in dirs)
         if n >= stop_at:
             break
     return n

@@ -14,8 +14,9 @@ enough of them to pass tonic's own "is it there?" check, which is (read from ton
     CIFAR10DVS   CIFAR10DVS.zip, <class>/*.aedat4                                    N = 1000
 
 so the archive is written as an empty placeholder and the data files are real files in the real format. With those
-in place tonic's constructor never downloads. The event content is synthetic but learnable: each class fires in its
-own vertical band of the sensor (or its own band of audio channels), so a tiny model can beat chance in a few steps.
+in place tonic's constructor never downloads. The event content is synthetic but learnable: in each class a blob
+crosses the sensor in its own direction (audio: sweeps up from its own band of channels), so a tiny model can beat
+chance in a few steps (:func:`class_events`).
 
 The two binary encoders are written here from the format descriptions, not taken from any reader:
 
@@ -35,9 +36,9 @@ from typing import Sequence
 import numpy as np
 
 __all__ = [
-    "DATASET_WRITERS", "TONIC_MIN_FILES", "band_events", "encode_nmnist_bin", "write_cifar10dvs", "write_dataset",
-    "write_dvsgesture", "write_hsd_h5", "write_ncaltech101", "write_nmnist", "write_pokerdvs", "write_shd",
-    "write_ssc",
+    "DATASET_WRITERS", "TONIC_MIN_FILES", "band_events", "class_events", "encode_nmnist_bin", "forbid_downloads",
+    "write_cifar10dvs", "write_dataset", "write_dvsgesture", "write_hsd_h5", "write_ncaltech101", "write_nmnist",
+    "write_pokerdvs", "write_shd", "write_ssc",
 ]
 
 TONIC_MIN_FILES = {"NMNIST": 10_000, "DVSGesture": 100, "SHD": 1, "SSC": 1, "POKERDVS": 20, "NCALTECH101": 8709,
@@ -52,20 +53,39 @@ _T_BITS = 23
 # ------------------------------------------------------------------------------------------------ synthetic events
 
 
+def class_events(rng: np.random.Generator, labels, n_classes: int, n_events: int, width: int, height: int,
+                 duration_us: int) -> dict[str, np.ndarray]:
+    """Events of a blob that moves in a class-specific direction, one row per label: arrays ``[len(labels), n]``.
+
+    2-D sensors: the blob (σ ≈ a tenth of the sensor) crosses the sensor centre along the direction
+    ``2π·label / n_classes``. 1-D sensors (``height == 1``, audio): it sweeps up a quarter of the channels, starting
+    in the class's own band. t is sorted in ``[0, duration_us)``; p is 1 on the blob's leading half, 0 behind it
+    (an edge moving over a DVS); everything is clipped to the sensor. Returns int64 ``x, y, t, p``.
+    """
+    labels = np.asarray(labels, dtype=np.int64)[:, None]
+    shape = (len(labels), n_events)
+    t = np.sort(rng.integers(0, duration_us, shape), axis=1)
+    phase = t / duration_us - 0.5  # -0.5 .. 0.5 over the recording
+    if height == 1:
+        lo = (labels * width) // n_classes
+        centre = lo + (0.25 * width) * (phase + 0.5)
+        dx = rng.normal(0.0, max(1.0, width / (4 * n_classes)), shape)
+        x = np.clip(np.rint(centre + dx), 0, width - 1)
+        return {"x": x.astype(np.int64), "y": np.zeros(shape, np.int64), "t": t, "p": (dx > 0).astype(np.int64)}
+    angle = 2 * np.pi * labels / n_classes
+    ux, uy = np.cos(angle), np.sin(angle)
+    sigma = max(1.0, 0.1 * min(width, height))
+    dx, dy = rng.normal(0.0, sigma, shape), rng.normal(0.0, sigma, shape)
+    x = np.clip(np.rint((width - 1) / 2 + 0.6 * width * phase * ux + dx), 0, width - 1)
+    y = np.clip(np.rint((height - 1) / 2 + 0.6 * height * phase * uy + dy), 0, height - 1)
+    return {"x": x.astype(np.int64), "y": y.astype(np.int64), "t": t,
+            "p": (dx * ux + dy * uy > 0).astype(np.int64)}
+
+
 def band_events(rng: np.random.Generator, label: int, n_classes: int, n_events: int, width: int, height: int,
                 duration_us: int) -> dict[str, np.ndarray]:
-    """``n_events`` events of class ``label``: x in the class's vertical band, y uniform, t sorted in [0, duration].
-
-    Returns a dict of int64 arrays ``x, y, t, p`` (p in {0, 1}).
-    """
-    lo = (label * width) // n_classes
-    hi = max(lo + 1, ((label + 1) * width) // n_classes)
-    return {
-        "x": rng.integers(lo, hi, n_events),
-        "y": rng.integers(0, height, n_events),
-        "t": np.sort(rng.integers(0, duration_us, n_events)),
-        "p": rng.integers(0, 2, n_events),
-    }
+    """:func:`class_events` for one sample: 1-D arrays ``x, y, t, p``."""
+    return {k: v[0] for k, v in class_events(rng, [label], n_classes, n_events, width, height, duration_us).items()}
 
 
 def _placeholder(path: Path) -> None:
@@ -118,15 +138,9 @@ def _write_bin_classes(folder: Path, classes: Sequence[str], n_files: int, width
     if duration_us >= 1 << _T_BITS:
         raise ValueError("duration_us must stay below 2**23 µs here (no overflow markers)")
     rng = np.random.default_rng(seed)
-    n_classes = len(classes)
-    labels = np.arange(n_files) % n_classes
-    lo = (labels * width) // n_classes
-    hi = np.maximum(lo + 1, ((labels + 1) * width) // n_classes)
-    shape = (n_files, events_per_file)
-    x = lo[:, None] + (rng.random(shape) * (hi - lo)[:, None]).astype(np.int64)
-    y = rng.integers(0, height, shape)
-    t = np.sort(rng.integers(0, duration_us, shape), axis=1)
-    p = rng.integers(0, 2, shape)
+    labels = np.arange(n_files) % len(classes)
+    ev = class_events(rng, labels, len(classes), events_per_file, width, height, duration_us)
+    x, y, t, p = ev["x"], ev["y"], ev["t"], ev["p"]
     records = _pack(x, y, t, p)
     dirs = [str(folder / c) for c in classes]
     for d in dirs:

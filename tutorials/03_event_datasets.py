@@ -1,0 +1,212 @@
+# %% [markdown]
+# # 03 — Event datasets: events, frames, augmentations, and training on a tonic dataset
+#
+# neurosim reads the neuromorphic datasets of the field through **tonic**, the library this field already uses:
+# `neurosim datasets list` shows N-MNIST, DVS Gesture, SHD, SSC, POKER-DVS, N-Caltech101 and CIFAR10-DVS, whether
+# each is on disk, and where. This tutorial looks at the raw events of one dataset, turns them into frames, tries
+# the usual event augmentations, and trains a spiking network on it — once on cached frames, once with
+# augmentations applied on the fly.
+#
+# Run: `python tutorials/03_event_datasets.py` (figures in `runs/tutorials/03/`). It uses **N-MNIST**; if it is not
+# on disk yet, the run downloads it first (about 1 GB, into `~/.cache/neurosim/datasets/NMNIST`; the same as
+# `neurosim datasets prepare nmnist`). `NEUROSIM_FAST=1` (what the tests run) needs no network: it writes a small
+# **POKER-DVS** folder in tonic's exact on-disk format with the test suite's fixture writers and trains on that.
+
+# %%
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use(os.environ.get("MPLBACKEND", "Agg"))
+import matplotlib.pyplot as plt
+import numpy as np
+import tonic.transforms as T
+import torch
+
+from neurosim.config import config_from_dict
+from neurosim.data import DATASETS, get_dataset, make_loaders
+from neurosim.data.loaders import time_first_collate
+from neurosim.nn import build_model
+from neurosim.training import Trainer, seed_everything
+from neurosim.viz import event_frames, save_figure, training_curves
+
+FAST = os.environ.get("NEUROSIM_FAST") == "1"
+OUT = Path(os.environ.get("NEUROSIM_TUTORIAL_OUT", "runs/tutorials/03"))
+OUT.mkdir(parents=True, exist_ok=True)
+
+# %% [markdown]
+# ## The registry
+# Every dataset has a name, the sensor size tonic reports (W, H, P), its classes, a default frame transform
+# (`T` frames per sample) and, for N-MNIST, DVS Gesture and SHD, a shipped config (`neurosim train --config nmnist`).
+# Nothing downloads until you ask: loading a dataset that is not on disk raises an error that says where it would
+# go and how big it is.
+
+# %%
+for info in DATASETS.values():
+    status = "on disk" if info.on_disk(info.root()) else "not on disk"
+    print(f"{info.name:13s} {'x'.join(map(str, info.sensor_size)):10s} {info.num_classes:3d} classes  "
+          f"T={info.default_time_steps:<3d} {status:12s} {info.location(info.root())}")
+
+if FAST:  # a small POKER-DVS folder in tonic's layout (pips_*/<suit>/*.npy + archive), written by the test fixtures
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "data"))
+    import fixture_writers
+
+    NAME, ROOT = "pokerdvs", OUT / "data"
+    fixture_writers.write_dataset(NAME, ROOT, per_class=12, events_per_file=1500)
+else:
+    NAME, ROOT = "nmnist", None
+info = get_dataset(NAME)
+if not info.on_disk(info.root(ROOT)):
+    print(f"{NAME} is not on disk: downloading it now ({info.size_note})")
+    info.prepare(ROOT, frames=False)
+
+# %% [markdown]
+# ## The events
+# A sample is `(events, label)`: a structured array with one row per event — pixel `x, y`, timestamp `t` in µs and
+# polarity `p` (1 = brighter, ON; 0 = darker, OFF) — read by tonic's own dataset class (`train.dataset` is the
+# `tonic.datasets` object).
+
+# %%
+train = info.load("train", ROOT)
+test = info.load("test", ROOT)
+events, label = train[0]
+print(train, "|", type(train.dataset).__module__ + "." + type(train.dataset).__name__)
+print(f"sample 0: {len(events)} events, label {label}, fields {events.dtype.names}, "
+      f"t from {events['t'].min()} to {events['t'].max()} µs, ON {int((events['p'] == 1).sum())} / "
+      f"OFF {int((events['p'] == 0).sum())}")
+
+W, H, P = info.sensor_size
+fig, (ax_xy, ax_t) = plt.subplots(1, 2, figsize=(10, 4))
+on = events["p"] == 1
+ax_xy.scatter(events["x"][on], events["y"][on], s=3, c="tab:red", label="ON")
+ax_xy.scatter(events["x"][~on], events["y"][~on], s=3, c="tab:blue", label="OFF")
+ax_xy.set(xlim=(0, W), ylim=(H, 0), aspect="equal", title="where: every event of sample 0", xlabel="x", ylabel="y")
+ax_xy.legend(loc="upper right", fontsize=8)
+ax_t.scatter(events["t"] / 1000, events["x"], s=2, c=np.where(on, "tab:red", "tab:blue"))
+ax_t.set(title="when: x over time", xlabel="t (ms)", ylabel="x")
+fig.tight_layout()
+save_figure(fig, OUT / "events.png")
+
+# %% [markdown]
+# ## Frames
+# A network steps through time, so the event stream becomes `T` frames: event counts per time bin, polarity and
+# pixel, `[T, P, H, W]` (tonic's `ToFrame(sensor_size, n_time_bins=T)` — `info.frame_transform(T)`).
+
+# %%
+TIME_STEPS = 10
+to_frame = info.frame_transform(TIME_STEPS)
+frames = to_frame(events)
+print("frames:", frames.shape, frames.dtype, "| events counted:", int(frames.sum()), "of", len(events))
+save_figure(event_frames(frames, title=f"{NAME} sample 0 (label {label}) as {TIME_STEPS} frames"),
+            OUT / "frames.png")
+
+# %% [markdown]
+# ## Augmentations
+# Event data are small, so training usually perturbs the events: **time jitter** (move each event by a few
+# hundred µs), **event drop** (remove a random share of events), **spatial jitter** (move events by about a
+# pixel) — all keep the label. **Flips** are common for objects, but change the meaning of digits and of
+# "left/right hand" gestures, so they are shown here and left out of training. **Denoise** is a filter, not an
+# augmentation: it removes events with no neighbour within `filter_time` (sensor noise). All are tonic transforms;
+# each panel sums the frames over time.
+
+# %%
+rng_seed = 3
+np.random.seed(rng_seed)  # tonic's random transforms draw from numpy's global generator
+span_us = int(events["t"].max() - events["t"].min())
+augmentations = {
+    "original": None,
+    "time jitter": T.TimeJitter(std=0.02 * span_us, clip_negative=True, sort_timestamps=True),
+    "drop 30 %": T.DropEvent(p=0.3),
+    "spatial jitter": T.SpatialJitter(sensor_size=info.sensor_size, var_x=1.0, var_y=1.0, clip_outliers=True),
+    "flip left-right": T.RandomFlipLR(sensor_size=info.sensor_size, p=1.0),
+    "denoise": T.Denoise(filter_time=0.05 * span_us),
+}
+panels, names = [], []
+for name, aug in augmentations.items():
+    ev = events.copy() if aug is None else aug(events.copy())  # tonic transforms may edit their input in place
+    panels.append(to_frame(ev).sum(axis=0))
+    names.append(f"{name}\n{len(ev)} ev")
+save_figure(event_frames(np.stack(panels), title="one sample under each augmentation (frames summed over time)",
+                         labels=names), OUT / "augmentations.png")
+
+# %% [markdown]
+# ## Training on cached frames
+# `make_loaders` converts each split to frames once and caches them on disk (keyed by dataset, split, sensor and
+# `T`), so the second epoch — and the next run — does no event processing: compare the two load times below.
+
+# %%
+cfg = config_from_dict({
+    "name": "cached", "out_dir": str(OUT), "seed": 0,
+    "data": {"dataset": NAME, "root": None if ROOT is None else str(ROOT), "time_steps": TIME_STEPS,
+             "batch_size": 8 if FAST else 64, "train_subset": None if FAST else 10_000,
+             "test_subset": None if FAST else 2_000},
+    "model": {"kind": "conv", "input_shape": [P, H, W], "channels": [8, 16] if FAST else [16, 32], "kernel_size": 5,
+              "padding": 2, "pool": 2, "num_classes": info.num_classes, "readout": "membrane"},
+    "train": {"epochs": 3 if FAST else 4, "lr": 0.005 if FAST else 0.002},
+})
+t0 = time.perf_counter()
+data = make_loaders(cfg.data, seed=cfg.seed)
+t1 = time.perf_counter()
+make_loaders(cfg.data, seed=cfg.seed)
+t2 = time.perf_counter()
+print(f"first load (events → frames): {t1 - t0:.2f} s; second load (cache hit): {t2 - t1:.2f} s; "
+      f"train frames {tuple(data.train_frames.shape)}")
+
+seed_everything(cfg.seed)
+model = build_model(cfg.model, cfg.neuron)
+history_cached = Trainer(model, cfg, run_dir=OUT / cfg.name).fit(data.train, data.test, resume=False)
+
+# %% [markdown]
+# ## Training with augmentations on the fly
+# Augmented samples differ every epoch, so they cannot be cached: a `torch.utils.data.DataLoader` applies
+# `Compose([augmentations..., ToFrame])` to every sample as it is drawn and `time_first_collate` stacks them into
+# `[T, B, P, H, W]` batches — the Trainer takes any iterable of `(x_seq, y)`. This costs event processing every
+# epoch; `DataLoader(num_workers=...)` spreads it over CPU cores.
+
+# %%
+train_augment = T.Compose([
+    T.DropEvent(p=0.1),
+    T.TimeJitter(std=0.01 * span_us, clip_negative=True, sort_timestamps=True),
+    T.SpatialJitter(sensor_size=info.sensor_size, var_x=0.5, var_y=0.5, clip_outliers=True),
+    to_frame,
+])
+
+
+class Augmented(torch.utils.data.Dataset):
+    """The first ``n`` samples of a split, augmented and framed afresh at every access."""
+
+    def __init__(self, split, transform, n=None):
+        self.split, self.transform = split, transform
+        self.n = len(split) if n is None else min(n, len(split))
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        events, label = self.split[i]
+        return self.transform(events.copy()), label
+
+
+train_aug = torch.utils.data.DataLoader(Augmented(train, train_augment, cfg.data.train_subset),
+                                        batch_size=cfg.data.batch_size, shuffle=True, collate_fn=time_first_collate,
+                                        generator=torch.Generator().manual_seed(0))
+cfg_aug = replace(cfg, name="augmented")
+seed_everything(cfg.seed)
+model_aug = build_model(cfg_aug.model, cfg_aug.neuron)
+history_aug = Trainer(model_aug, cfg_aug, run_dir=OUT / cfg_aug.name).fit(train_aug, data.test, resume=False)
+
+for name, hist in (("cached frames", history_cached), ("augmented", history_aug)):
+    print(f"{name:14s} test accuracy after {len(hist)} epochs: {100 * hist[-1]['test_acc']:.1f} %")
+save_figure(training_curves(history_cached, title=f"{NAME}: cached frames"), OUT / "curves_cached.png")
+save_figure(training_curves(history_aug, title=f"{NAME}: augmented on the fly"), OUT / "curves_augmented.png")
+assert np.isfinite(history_cached[-1]["train_loss"]) and np.isfinite(history_aug[-1]["train_loss"])
+
+# %% [markdown]
+# ## Next
+# * Train the shipped configs: `neurosim datasets prepare dvsgesture`, then `neurosim train --config dvsgesture`
+#   (or `nmnist`, `shd`). `neurosim datasets check NAME` reads every file of a dataset and lists the bad ones.
+# * Tutorial 04 trains with SLTT, whose memory does not grow with `T` — useful for DVS Gesture's 20 steps.
