@@ -73,8 +73,8 @@ def cmd_check(args) -> int:
     info = get_dataset(args.name)
     spec = info.extra.get("spec")
     if spec is None:
-        print(f"{info.name}: nothing to check — {info.description.split(':')[0]} is generated locally; a corrupt cache "
-              f"file ({info.location(info.root(args.root))}) is detected and rebuilt when loaded")
+        print(f"{info.name}: nothing to check — it is generated locally, and a corrupt cache file "
+              f"({info.location(info.root(args.root))}) is detected and rebuilt when loaded")
         return 0
     from neurosim.data.tonic_datasets import check_dataset
 

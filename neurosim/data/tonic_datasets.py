@@ -113,13 +113,12 @@ def _crop_halve(events: np.ndarray, width: int, height: int) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------ the datasets
 
 
-_NMNIST = SplitLayout("train.zip", "Train", ".bin", 10_000)
-_GB = "GB download"
 
 SPECS: dict[str, TonicSpec] = {s.name: s for s in (
     TonicSpec(
         name="nmnist", tonic_class="NMNIST",
-        splits={"train": _NMNIST, "test": SplitLayout("test.zip", "Test", ".bin", 10_000)},
+        splits={"train": SplitLayout("train.zip", "Train", ".bin", 10_000),
+                "test": SplitLayout("test.zip", "Test", ".bin", 10_000)},
         split_kwargs={"train": {"train": True}, "test": {"train": False}},
         sensor_size=(34, 34, 2), num_classes=10, classes=tuple(str(d) for d in range(10)),
         description="N-MNIST: MNIST digits seen by an ATIS camera making 3 saccades (60,000 train / 10,000 test)",

@@ -58,7 +58,8 @@ def test_prepare_downloads_through_tonic_only_what_is_missing(offline, monkeypat
     monkeypatch.setattr(tonic.datasets.SHD, "download", fake_download)
     assert main(["-q", "datasets", "prepare", "shd", "--root", str(offline)]) == 0
     out = capsys.readouterr().out
-    assert calls == [("SHD", "shd_train.h5.zip", str(offline / "SHD")), ("SHD", "shd_test.h5.zip", str(offline / "SHD"))]
+    loc = str(offline / "SHD")
+    assert calls == [("SHD", "shd_train.h5.zip", loc), ("SHD", "shd_test.h5.zip", loc)]
     assert f"location: {offline / 'SHD'} (not on disk yet: about 0.2 GB download" in out
     assert "ready: 20 train, 20 test samples" in out
     assert "frames cached (train): [20, 100, 1, 1, 700]" in out

@@ -97,7 +97,7 @@ def test_default_frame_transform_gives_t_p_h_w(tmp_path):
     assert get_dataset("nmnist").frame_transform()(events).shape[0] == 10
 
 
-# ------------------------------------------------------------------------------------------------ tonic reads the fixtures
+# ------------------------------------------------------------------------------------------------ tonic reads fixtures
 
 
 @pytest.mark.parametrize("name", READABLE)
@@ -282,7 +282,7 @@ def test_shipped_shd_config_trains_end_to_end_and_later_epochs_read_no_events(of
     fw.write_dataset("shd", offline)  # 40 train / 40 test samples
     reads = _count_event_reads(monkeypatch)
     cfg = load_config(CONFIGS / "shd.toml", [f'data.root="{offline}"', "data.time_steps=8", "data.batch_size=8",
-                                             "train.epochs=2", f'out_dir="{tmp_path / "runs"}"', "train.device=\"cpu\""])
+                                             "train.epochs=2", f'out_dir="{tmp_path / "runs"}"', 'train.device="cpu"'])
     result = train_run(cfg, progress=False)
     assert len(result.history) == 2 and np.isfinite(result.history[-1]["train_loss"])
     assert reads[0] == 80  # every sample read once, in epoch 1's conversion; epoch 2 used cached frames only
