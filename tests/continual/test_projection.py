@@ -1,0 +1,206 @@
+"""HLOP's gradient projection: ΔW = δ (x − H_oldᵀ H_old x)ᵀ on Linear and Conv2d, with BPTT, SLTT and SLTT-K."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from neurosim.continual import HLOP, HebbianSubspace, freeze_non_weights, presynaptic_vectors
+from neurosim.continual.hebbian import _orthonormal_rows
+from neurosim.nn import LI, LIF, BatchNorm1d, Conv2d, Flatten, Linear, Sequential
+from neurosim.training import get_loss, get_method
+
+T, B = 3, 8  # time steps, batch
+
+
+def conv_net(seed: int = 0) -> Sequential:
+    """Conv2d 2→4 k3 on 8×8 (patches of 18) → LIF → Linear 144→16 → LIF → Linear 16→3 → LI."""
+    torch.manual_seed(seed)
+    return Sequential(Conv2d(2, 4, 3, bias=False), LIF(beta=0.9, v_th=0.3), Flatten(),
+                      Linear(144, 16, bias=False), LIF(beta=0.9, v_th=0.3), Linear(16, 3, bias=False), LI(0.9))
+
+
+def batch(seed: int):
+    g = torch.Generator().manual_seed(seed)
+    x_seq = (torch.rand(T, B, 2, 8, 8, generator=g) < 0.4).float()  # spikes [T, B, C, H, W]
+    return x_seq, torch.randint(0, 3, (B,), generator=g)
+
+
+def weight_grads(net, method: str, x_seq, y) -> dict[str, torch.Tensor]:
+    net.zero_grad(set_to_none=True)
+    loss = get_loss("rate_ce" if method == "bptt" else "tet")
+    m = get_method(method, k=2, generator=torch.Generator().manual_seed(0)) if method == "sltt_k" else get_method(method)
+    m.forward_backward(net, x_seq, y, loss)
+    return {name: mod.weight.grad.reshape(mod.weight.shape[0], -1).clone()
+            for name, mod in net.named_modules() if isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d))}
+
+
+def learn_task0(hlop: HLOP, net, sizes=(6, 20, 6), passes: int = 40) -> None:
+    """Task 0: new rows learn from forward passes in training mode (the hooks), then merge."""
+    hlop.begin_task(list(sizes))
+    net.train()
+    with torch.no_grad():
+        for i in range(passes):
+            net(batch(100 + i % 10)[0])
+    hlop.end_task()
+
+
+@pytest.mark.parametrize("method", ["bptt", "sltt", "sltt_k"])
+@pytest.mark.parametrize("orthonormalize", [True, False], ids=["orthonormal-basis", "paper-H"])
+def test_projected_gradient_has_no_component_in_the_old_subspace(method, orthonormalize):
+    net = conv_net()
+    hlop = HLOP(net, lr=0.05, iterations=5, orthonormalize=orthonormalize, seed=0)
+    learn_task0(hlop, net)
+    x_seq, y = batch(1)
+    hlop.projecting = False
+    raw = weight_grads(net, method, x_seq, y)  # the same batch's gradient without projection
+    hlop.begin_task([2, 4, 2])  # task 1: project onto the complement of task 0's rows
+    projected = weight_grads(net, method, x_seq, y)
+    assert set(projected) == {"0", "3", "5"}  # the conv layer, the hidden and the output Linear
+    for name, g in projected.items():
+        h_old = hlop.subspaces[name].frozen
+        q = _orthonormal_rows(h_old.double())  # orthonormal basis of span(H_old)
+        assert q.shape[0] == h_old.shape[0]
+        assert float((raw[name].double() @ q.T).norm() / raw[name].norm()) > 0.2  # there was something to remove
+        ratio = float((g.double() @ q.T).norm() / g.norm())
+        # Exact projector: round-off. The paper's I − H_oldᵀH_old: what is left is G Qᵀ (I − AᵀA) with H_old = A Q,
+        # so at most ‖H_old H_oldᵀ − I‖₂ of it — as far as Oja made the rows orthonormal (small: checked).
+        hh = h_old.double() @ h_old.double().T
+        off = float(torch.linalg.matrix_norm(hh - torch.eye(len(hh), dtype=torch.float64), ord=2))
+        assert off < 0.1
+        assert ratio < (1e-5 if orthonormalize else off + 1e-6), (name, ratio, off)
+        # and the projection is the fixed linear map ΔW ↦ ΔW (I − PᵀP) with P the basis used
+        p = (q if orthonormalize else h_old.double())
+        assert torch.allclose(g.double(), raw[name].double() - raw[name].double() @ p.T @ p, atol=1e-5)
+
+
+def test_linear_gradient_is_delta_times_projected_presynaptic_input():
+    # ΔW = Σ_{t,b} δ (x − Hᵀ H x)ᵀ exactly, for any H (here a random, non-orthonormal one, as the paper uses H itself)
+    torch.manual_seed(0)
+    net = Sequential(Linear(6, 4, bias=False), LIF(beta=0.8, v_th=0.2))
+    hlop = HLOP(net, lr=0.01)
+    hlop.begin_task([2])
+    hlop.end_task()
+    h = 0.7 * torch.randn(2, 6)
+    hlop.subspaces["0"].weight = h.clone()
+    hlop.begin_task([0])
+    seen = {}
+
+    def keep(module, args, out):
+        out.retain_grad()
+        seen["x"], seen["out"] = args[0], out
+
+    net[0].register_forward_hook(keep)
+    x_seq = torch.rand(T, B, 6)
+    out, _ = net(x_seq)
+    out.sum().backward()
+    delta = seen["out"].grad.reshape(-1, 4)  # δ = ∂L/∂(W x), every step and sample
+    x = seen["x"].reshape(-1, 6)
+    expected = delta.T @ (x - x @ h.T @ h)
+    assert torch.allclose(net[0].weight.grad, expected, atol=1e-5)
+
+
+def test_conv_gradient_is_delta_times_projected_unfolded_patches():
+    torch.manual_seed(0)
+    conv = Conv2d(2, 3, 3, padding=1, stride=2, bias=False)
+    net = Sequential(conv, LIF(beta=0.8, v_th=0.2))
+    hlop = HLOP(net, lr=0.01)
+    hlop.begin_task([4])
+    hlop.end_task()
+    h = torch.linalg.qr(torch.randn(18, 4)).Q.T
+    hlop.subspaces["0"].weight = h.clone()
+    hlop.begin_task([0])
+    seen = {}
+
+    def keep(module, args, out):
+        out.retain_grad()
+        seen["out"] = out
+
+    conv.register_forward_hook(keep)
+    x_seq = torch.rand(T, B, 2, 7, 7)
+    out, _ = net(x_seq)
+    out.pow(2).sum().backward()
+    delta = seen["out"].grad.reshape(T * B, 3, -1)  # [T·B, out, L]
+    patches = F.unfold(x_seq.reshape(T * B, 2, 7, 7), 3, padding=1, stride=2)  # [T·B, 18, L]
+    projected = patches - torch.einsum("kn,km,bml->bnl", h, h, patches)  # x − Hᵀ H x for every patch
+    expected = torch.einsum("bol,bnl->on", delta, projected)
+    assert torch.allclose(conv.weight.grad.reshape(3, -1), expected, atol=1e-4)
+
+
+def test_presynaptic_vectors_are_what_the_weight_multiplies():
+    torch.manual_seed(0)
+    conv = Conv2d(2, 3, 3, padding=1, bias=False)
+    x_seq = torch.rand(T, B, 2, 5, 5)
+    vecs = presynaptic_vectors(conv, x_seq)  # [T·B·L, 18]
+    out = conv(x_seq).reshape(T * B, 3, -1).transpose(1, 2).reshape(-1, 3)  # [T·B·L, out]
+    assert vecs.shape == (T * B * 25, 18)
+    assert torch.allclose(vecs @ conv.weight.reshape(3, -1).T, out, atol=1e-5)
+    lin = Linear(7, 2)
+    assert presynaptic_vectors(lin, torch.rand(T, B, 7)).shape == (T * B, 7)
+
+
+def test_hebbian_rows_learn_from_every_time_step_of_the_forward_pass():
+    torch.manual_seed(0)
+    net = Sequential(Linear(6, 4, bias=False), LIF(beta=0.8))
+    hlop = HLOP(net, lr=0.05, max_samples=None, seed=3)
+    hlop.begin_task([2])
+    twin = HebbianSubspace(6, lr=0.05)
+    twin.load_state_dict(hlop.subspaces["0"].state_dict())
+    x_seq = torch.rand(T, B, 6)
+    net.train()
+    net(x_seq)
+    twin.update(x_seq.reshape(-1, 6))  # all T·B presynaptic vectors, 5 iterations
+    assert torch.allclose(hlop.subspaces["0"].weight, twin.weight)
+    net.eval()  # evaluation passes teach nothing
+    before = hlop.subspaces["0"].weight.clone()
+    net(x_seq)
+    assert torch.equal(hlop.subspaces["0"].weight, before)
+    with hlop.hebbian_only():  # …except inside hebbian_only (extra Hebbian passes after a task)
+        net(x_seq)
+    assert not torch.equal(hlop.subspaces["0"].weight, before)
+
+
+def test_forward_pass_is_unchanged_and_remove_restores_plain_gradients():
+    net = conv_net()
+    x_seq, y = batch(0)
+    with torch.no_grad():
+        plain, _ = net(x_seq)
+    hlop = HLOP(net, lr=0.05, orthonormalize=True)
+    learn_task0(hlop, net, passes=3)
+    hlop.begin_task([1, 1, 1])
+    net.eval()
+    with torch.no_grad():
+        hooked, _ = net(x_seq)
+    assert torch.equal(plain, hooked)
+    projected = weight_grads(net, "bptt", x_seq, y)
+    hlop.remove()
+    free = weight_grads(net, "bptt", x_seq, y)
+    assert not torch.allclose(projected["3"], free["3"])
+
+
+def test_freeze_non_weights_freezes_biases_batchnorm_and_thresholds():
+    net = Sequential(Linear(4, 5), BatchNorm1d(5), LIF(beta=0.9, learn_threshold=True), Linear(5, 2))
+    net.train()
+    frozen = freeze_non_weights(net)
+    assert frozen == ["0.bias", "1.weight", "1.bias", "2.v_th_param", "3.bias"]  # BN affine is 1-d too
+    assert all(not p.requires_grad for p in net.parameters() if p.dim() < 2)
+    assert net[0].weight.requires_grad and net[3].weight.requires_grad
+    assert not net[1].training  # BatchNorm statistics fixed
+
+
+def test_hlop_errors_name_the_problem():
+    net = conv_net()
+    with pytest.raises(ValueError, match=r"\['9'\] are not Linear/Conv2d layers of the model; available: \['0', '3', '5'\]"):
+        HLOP(net, layers=["9"])
+    with pytest.raises(ValueError, match="no Linear or Conv2d layer"):
+        HLOP(Sequential(LIF(beta=0.9)))
+    with pytest.raises(ValueError, match="2 values for 3 protected layers"):
+        HLOP(net, lr=[0.1, 0.1])
+    hlop = HLOP(net)
+    with pytest.raises(ValueError, match="expected one per protected layer"):
+        hlop.begin_task([1, 2])
+    with pytest.raises(ValueError, match=r"HLOP layer '0', task 0: cannot add 19 subspace rows"):
+        hlop.begin_task([19, 1, 1])  # the conv layer's patches have 18 entries
+    with pytest.raises(ValueError, match="groups = 1 only"):
+        presynaptic_vectors(torch.nn.Conv2d(2, 2, 3, groups=2), torch.rand(1, 2, 5, 5))
