@@ -3,8 +3,11 @@
     neurosim train --config FILE.toml [--set key.path=value ...] [--no-resume]
     neurosim evaluate --checkpoint runs/NAME/checkpoint.pt
     neurosim demo [--out runs] [--epochs N]
-    neurosim datasets list
-    (plus the subcommands registered by the modules in PLUGINS)
+    neurosim datasets list | prepare NAME | check NAME
+    neurosim estimate --checkpoint PATH [--target NAME ...]   (or --nir FILE --activity FILE)
+    neurosim continual --config NAME
+    neurosim lsm --config NAME
+    (the last four are registered by the modules in PLUGINS)
 
 Errors in user input (configs, paths, names) print one clear line and exit with status 2.
 """
@@ -111,12 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from neurosim.config import ConfigError
-    from neurosim.data.registry import DatasetNotFoundError
+    from neurosim.data.registry import DatasetNotFoundError, MissingReaderError
     from neurosim.training.checkpoint import CheckpointError
 
     try:
         return args.func(args)
-    except (UserError, ConfigError, CheckpointError, DatasetNotFoundError) as e:
+    except (UserError, ConfigError, CheckpointError, DatasetNotFoundError, MissingReaderError) as e:
         print(f"neurosim {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

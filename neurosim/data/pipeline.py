@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from neurosim.config import DataConfig
-from neurosim.data.frames import cached_frames, events_to_frames
+from neurosim.data.frames import cached_frames, events_to_frames, frame_cache_path
 from neurosim.data.loaders import FrameLoader
 from neurosim.data.registry import DatasetInfo, get_dataset
 
-__all__ = ["DataBundle", "load_frames", "make_loaders"]
+__all__ = ["DataBundle", "frame_cache_key", "load_frames", "make_loaders", "source_fingerprint"]
 
 
 @dataclass
@@ -26,18 +28,75 @@ class DataBundle:
     test_frames: np.ndarray
 
 
-def load_frames(cfg: DataConfig, split: str, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Frames ``[N, T, P, H, W]`` and labels of one split, from the frame cache (built on first use)."""
+class _First:
+    """The first ``n`` samples of a dataset (so a subset run converts only what it uses)."""
+
+    def __init__(self, dataset, n: int):
+        self.dataset, self.n = dataset, min(int(n), len(dataset))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int):
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return self.dataset[i]
+
+
+def source_fingerprint(path: Path) -> list | None:
+    """Size and modification time of a dataset's files (a folder: file count, total bytes, newest mtime).
+
+    Part of the frame-cache key, so frames are rebuilt when the data on disk changes (a re-download, a file
+    added or replaced) instead of silently serving frames of the old files.
+    """
+    path = Path(path)
+    if path.is_file():
+        st = path.stat()
+        return [1, st.st_size, st.st_mtime_ns]
+    if not path.is_dir():
+        return None
+    count = size = newest = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                st = os.stat(os.path.join(root, name))
+            except OSError:
+                continue
+            count, size, newest = count + 1, size + st.st_size, max(newest, st.st_mtime_ns)
+    return [count, size, newest]
+
+
+def frame_cache_key(cfg: DataConfig, split: str) -> dict:
+    """The frame-cache key of a whole split: dataset, split, sensor, time bins, and the source files' fingerprint."""
     info = get_dataset(cfg.dataset)
-    key = {"dataset": info.name, "split": split, "sensor_size": list(info.sensor_size),
-           "n_time_bins": cfg.time_steps, "source": str(info.location(info.root(cfg.root)))}
+    location = info.location(info.root(cfg.root))
+    return {"dataset": info.name, "split": split, "sensor_size": list(info.sensor_size),
+            "n_time_bins": cfg.time_steps, "source": str(location), "fingerprint": source_fingerprint(location)}
+
+
+def load_frames(cfg: DataConfig, split: str, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Frames ``[N, T, P, H, W]`` and labels of one split, from the frame cache (built on first use).
+
+    With ``train_subset``/``test_subset`` only the first N samples are converted, unless the whole split is
+    already cached (then it is sliced).
+    """
+    info = get_dataset(cfg.dataset)
+    location = info.location(info.root(cfg.root))
+    loaded = None
+    if not location.exists():  # generate a bundled dataset (or raise a clear not-on-disk error) before keying
+        loaded = info.load(split, cfg.root, progress=progress)
+    key = frame_cache_key(cfg, split)
+    subset = cfg.train_subset if split == "train" else cfg.test_subset
+    if subset is not None and not frame_cache_path(key).is_file():
+        key = {**key, "first": int(subset)}
 
     def build():
-        ds = info.load(split, cfg.root, progress=progress)
+        ds = loaded if loaded is not None else info.load(split, cfg.root, progress=progress)
+        if subset is not None:
+            ds = _First(ds, subset)
         return events_to_frames(ds, info.sensor_size, cfg.time_steps, progress, desc=f"{info.name} {split} frames")
 
     frames, labels = cached_frames(key, build)
-    subset = cfg.train_subset if split == "train" else cfg.test_subset
     if subset is not None:
         frames, labels = frames[:subset], labels[:subset]
     return frames, labels

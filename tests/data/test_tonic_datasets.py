@@ -15,6 +15,7 @@ import torch
 import fixture_writers as fw
 from neurosim.config import config_from_dict, load_config
 from neurosim.data import DATASETS, DatasetNotFoundError, events_to_frames, get_dataset, make_loaders
+from neurosim.data.pipeline import frame_cache_key
 from neurosim.data.frames import frame_cache_path
 from neurosim.data.loaders import FrameLoader
 from neurosim.data.registry import MissingReaderError
@@ -317,8 +318,8 @@ def test_frame_cache_is_keyed_by_transform_and_a_corrupt_entry_is_rebuilt(offlin
     assert reads[0] == 40  # hit
     other = make_loaders(_tiny_run_config(info, (2, 35, 35), offline, 6).data, progress=False)
     assert reads[0] == 80 and other.train_frames.shape[1] == 6  # other transform parameters: another entry
-    key = {"dataset": "pokerdvs", "split": "train", "sensor_size": [35, 35, 2], "n_time_bins": 4,
-           "source": str(offline / "POKERDVS")}
+    key = frame_cache_key(cfg, "train")
+    assert key["source"] == str(offline / "POKERDVS") and key["fingerprint"][0] > 0
     path = frame_cache_path(key)
     assert path.is_file()
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # truncated, as by a crash or a full disk
@@ -330,3 +331,23 @@ def test_frame_cache_is_keyed_by_transform_and_a_corrupt_entry_is_rebuilt(offlin
         warnings.simplefilter("error")
         make_loaders(cfg, progress=False)  # the rebuilt entry is valid
     assert reads[0] == 100
+
+
+def test_a_subset_converts_only_its_samples_and_changed_files_rebuild_the_frames(offline, monkeypatch):
+    fw.write_dataset("pokerdvs", offline)
+    reads = _count_event_reads(monkeypatch)
+    info = get_dataset("pokerdvs")
+    small = _tiny_run_config(info, (2, 35, 35), offline, 4, train_subset=8, test_subset=4).data
+    data = make_loaders(small, progress=False)
+    assert reads[0] == 8 + 4 and len(data.train_frames) == 8  # not the whole split
+    make_loaders(small, progress=False)
+    assert reads[0] == 12  # cached
+    whole = _tiny_run_config(info, (2, 35, 35), offline, 4).data
+    make_loaders(whole, progress=False)
+    assert reads[0] == 12 + 40
+    make_loaders(small, progress=False)
+    assert reads[0] == 52  # the whole split is cached now: the subset is sliced from it
+    # new files in the dataset folder (e.g. a re-download) change the key: frames are rebuilt, not served stale
+    fw.write_pokerdvs(offline, "train", per_class=6)
+    make_loaders(whole, progress=False)
+    assert reads[0] > 52
