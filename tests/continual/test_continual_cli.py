@@ -1,0 +1,62 @@
+"""``neurosim continual --config NAME`` writes runs/NAME/: accuracy matrices (JSON), heatmaps (PNG), report.md."""
+
+from __future__ import annotations
+
+import json
+
+from neurosim.cli import main
+from neurosim.continual import load_continual_config
+
+# The shipped config, shrunk to seconds: 2 tasks of 150 samples, a 64-32-10 MLP, one epoch, one seed.
+SMALL = ["seeds=[0]", "tasks.num_tasks=2", "tasks.train_subset=150", "tasks.test_subset=60", "model.hidden=[32]",
+         "hlop.sizes=[[8, 8]]", "hlop.hebbian_epochs=1", "train.epochs=1", "ewc.fisher_samples=20"]
+
+
+def test_cli_writes_the_run_folder_under_runs_in_the_working_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # out_dir defaults to "runs", relative to where the command runs
+    assert main(["-q", "continual", "--config", "continual_pmnist_digits", "--set", *SMALL]) == 0
+    run = tmp_path / "runs" / "continual_pmnist_digits"
+    printed = capsys.readouterr().out
+    assert f"run folder: {run.relative_to(tmp_path)}" in printed and "hlop" in printed
+
+    results = json.loads((run / "results.json").read_text())
+    assert results["tasks"] == ["permuted-0", "permuted-1"] and results["seeds"] == [0]
+    for method in ("baseline", "ewc", "hlop"):
+        (r,) = results["runs"][method]
+        matrix = r["matrix"]
+        assert len(matrix) == 2 and all(len(row) == 2 and all(0 <= v <= 100 for v in row) for row in matrix)
+        assert r["acc"] == sum(matrix[1]) / 2 and r["bwt"] == matrix[1][0] - matrix[0][0]
+        assert results["summary"][method]["bwt_mean"] == r["bwt"]
+    (joint,) = results["runs"]["multitask"]
+    assert len(joint["matrix"]) == 1 and joint["bwt"] is None and "bwt_mean" not in results["summary"]["multitask"]
+
+    for png in ["accuracy_matrices.png"] + [f"accuracy_{m}.png" for m in ("baseline", "ewc", "hlop", "multitask")]:
+        assert (run / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (run / png).stat().st_size > 2000, png
+
+    report = (run / "report.md").read_text()
+    for row in ("| baseline (fine-tuning) |", "| EWC |", "| HLOP |", "| multitask (joint upper bound) |"):
+        assert row in report
+    assert "-1.30" in report and "78.58" in report  # the paper's numbers, for reference
+    assert "![accuracy_matrices.png](accuracy_matrices.png)" in report
+
+    # the saved config reruns the same job
+    again = load_continual_config(run / "config.toml")
+    assert again.tasks.num_tasks == 2 and again.model.hidden == (32,) and again.hlop.sizes == ((8, 8),)
+
+
+def test_cli_methods_option_and_out_dir(tmp_path):
+    out = tmp_path / "elsewhere"
+    code = main(["-q", "continual", "--config", "continual_pmnist_digits", "--methods", "hlop",
+                 "--set", *SMALL, f'out_dir="{out}"', 'name="only_hlop"'])
+    assert code == 0
+    results = json.loads((out / "only_hlop" / "results.json").read_text())
+    assert list(results["runs"]) == ["hlop"]
+
+
+def test_cli_errors_are_one_line_with_status_2(tmp_path, capsys):
+    assert main(["continual", "--config", "no_such_config"]) == 2
+    err = capsys.readouterr().err
+    assert "continual config 'no_such_config' not found" in err and "continual_pmnist_digits" in err
+    assert main(["continual", "--config", "continual_pmnist_digits", "--set", "hlop.rate=0.1"]) == 2
+    assert "hlop.rate: unknown key" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
