@@ -10,9 +10,12 @@ __all__ = ["register"]
 def cmd_estimate(args) -> int:
     from neurosim.cli import UserError
     from neurosim.estimation import estimate_checkpoint, estimate_files
+    from neurosim.hardware.cli_support import run_nonideal_from_args
 
     if bool(args.checkpoint) == bool(args.nir):
         raise UserError("give either --checkpoint PATH, or --nir MODEL.nir with --activity ACTIVITY.json")
+    if args.nonideal and not args.checkpoint:
+        raise UserError("--nonideal needs --checkpoint: the accuracy is measured on the checkpoint's test data")
     try:
         if args.checkpoint:
             report = estimate_checkpoint(args.checkpoint, args.target, samples=args.samples, out_dir=args.out,
@@ -31,10 +34,13 @@ def cmd_estimate(args) -> int:
             print(f"  {e.target}: {v.message}")
     if report.files:
         print(f"estimate: {report.files['estimate.json']}")
+    run_nonideal_from_args(args, args.checkpoint, args.out)
     return 0
 
 
 def register(sub) -> None:
+    from neurosim.hardware.cli_support import add_nonideal_arguments
+
     p = sub.add_parser("estimate", help="estimate energy, latency and mapping on neuromorphic/RRAM targets")
     p.add_argument("--checkpoint", help="a neurosim checkpoint (activity measured on its test split)")
     p.add_argument("--nir", help="a NIR graph from any library (with --activity)")
@@ -43,4 +49,5 @@ def register(sub) -> None:
                    help="target spec name or file (repeatable; default: every shipped target)")
     p.add_argument("--samples", type=int, default=64, help="evaluation samples for the activity (default 64)")
     p.add_argument("--out", default=None, help="output folder (default: <checkpoint dir>/estimate)")
+    add_nonideal_arguments(p)
     p.set_defaults(func=cmd_estimate)

@@ -152,11 +152,19 @@ def test_cli_estimates_a_trained_checkpoint(tmp_path, event_digits_cache, capsys
     again = json.loads((out_dir / "estimate.json").read_text())
     assert again["targets"]["loihi"]["total_energy_j"] == pytest.approx(est["targets"]["loihi"]["total_energy_j"])
 
+    # --nonideal: test accuracy on Monte-Carlo RRAM chips next to the ideal accuracy
+    capsys.readouterr()
+    assert main(["-q", "estimate", "--checkpoint", str(ckpt), "--target", "rram_neurosim", "--nonideal",
+                 "--no-sweep", "--mc-chips", "2", "--nonideal-samples", "8"]) == 0
+    nonideal = json.loads((tmp_path / "est" / "estimate" / "nonideal_rram_neurosim.json").read_text())
+    assert 0 <= nonideal["ideal_acc"] <= 100 and "ideal" in capsys.readouterr().out.lower()
+
 
 @pytest.mark.parametrize("argv, words", [
     (["estimate"], "either --checkpoint"),
     (["estimate", "--nir", "x.nir"], "--activity"),
     (["estimate", "--checkpoint", "nowhere.pt"], "nowhere.pt"),
+    (["estimate", "--nir", "x.nir", "--activity", "a.json", "--nonideal"], "--nonideal needs --checkpoint"),
 ])
 def test_cli_bad_input_is_one_line_with_status_2(argv, words, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
