@@ -7,8 +7,9 @@ SLTT-K, whichever ``train.method`` names):
 * ``ewc`` — elastic weight consolidation: after each task a diagonal Fisher ``F`` (mean squared per-sample
   gradient of the loss) and the weights ``θ*`` are stored; later tasks add ``λ Σ_t F_t (θ − θ*_t)`` to the gradient
   (the gradient of ``λ/2 Σ_t Σ_i F_t,i (θ_i − θ*_t,i)²``).
-* ``hlop`` — :class:`neurosim.continual.HLOP`: Hebbian subspaces learn each task's presynaptic activity; later
-  tasks' weight gradients are projected onto the orthogonal complement of the old subspaces.
+* ``hlop`` — :class:`neurosim.continual.HLOP`: Hebbian subspaces learn each task's presynaptic activity (during its
+  training, then in ``hlop.hebbian_epochs`` Hebbian-only passes in eval mode); later tasks' weight gradients are
+  projected onto the orthogonal complement of the old subspaces. The last task learns no subspace (nothing follows).
 * ``multitask`` — the joint upper bound: one model trained on the union of every task's training data, for the
   same number of epochs (each epoch sees every task's data once). Only its final accuracies exist (one row).
 
@@ -128,12 +129,17 @@ def build_continual_model(cfg: ContinualConfig, tasks: Sequence[Task]) -> torch.
 
 @dataclass
 class MethodResult:
-    """One method's run: ``matrix[i][j]`` = accuracy (points) on task j after task i; multitask has one row."""
+    """One method's run: ``matrix[i][j]`` = accuracy (points) on task j after task i; multitask has one row.
+
+    ``seconds`` is the wall time of the whole run (training and every evaluation); ``cpu_seconds`` the CPU time the
+    process used meanwhile, which other processes on a shared machine disturb much less.
+    """
 
     method: str
     seed: int
     matrix: list[list[float]]
     seconds: float
+    cpu_seconds: float = float("nan")
 
     @property
     def acc(self) -> float:
@@ -147,7 +153,8 @@ class MethodResult:
 
     def as_dict(self) -> dict:
         return {"method": self.method, "seed": self.seed, "matrix": self.matrix, "acc": self.acc,
-                "bwt": None if np.isnan(self.bwt) else self.bwt, "seconds": self.seconds}
+                "bwt": None if np.isnan(self.bwt) else self.bwt, "seconds": self.seconds,
+                "cpu_seconds": self.cpu_seconds}
 
 
 class EWC:
@@ -294,7 +301,7 @@ def run_method(cfg: ContinualConfig, method: str, tasks: Sequence[Task], seed: i
     if not tasks:
         raise ValueError("run_method needs at least one task")
     _import_optimizer_machinery()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     device = _resolve_device(cfg.train.device)
@@ -309,13 +316,16 @@ def run_method(cfg: ContinualConfig, method: str, tasks: Sequence[Task], seed: i
         heads = None if tasks[0].classes is None else [t.classes for t in tasks]
         _train(model, concat_tasks(list(tasks)), cfg, TaskLoss(base_loss, heads), seed, False, device,
                desc="multitask", progress=progress)
-        return MethodResult(method, seed, [evaluate_all()], time.perf_counter() - t0)
+        return MethodResult(method, seed, [evaluate_all()], time.perf_counter() - t0, time.process_time() - c0)
 
     hlop = ewc = None
     if method == "hlop":
         layer_names = list(cfg.hlop.layers) or None
         n_layers = len(layer_names) if layer_names else len(protectable_layers(model))
-        lrs = list(cfg.hlop.lr) + [cfg.hlop.lr[-1]] * max(0, n_layers - len(cfg.hlop.lr))
+        if len(cfg.hlop.lr) > n_layers:
+            raise ConfigError(f"hlop.lr: {len(cfg.hlop.lr)} rates for {n_layers} protected layers; give at most one "
+                              "per layer (the last one repeats)")
+        lrs = list(cfg.hlop.lr) + [cfg.hlop.lr[-1]] * (n_layers - len(cfg.hlop.lr))
         try:
             hlop = HLOP(model, layer_names, lr=lrs[:n_layers], iterations=cfg.hlop.iterations,
                         momentum=cfg.hlop.momentum, clamp=cfg.hlop.clamp, max_samples=cfg.hlop.max_samples,
@@ -353,16 +363,19 @@ def run_method(cfg: ContinualConfig, method: str, tasks: Sequence[Task], seed: i
         matrix.append(evaluate_all())
     if hlop is not None:
         hlop.remove()
-    return MethodResult(method, seed, matrix, time.perf_counter() - t0)
+    return MethodResult(method, seed, matrix, time.perf_counter() - t0, time.process_time() - c0)
 
 
 def summarize(results: Sequence[MethodResult]) -> dict[str, float]:
-    """Mean and std over seeds of ACC and BWT (points) and seconds, for results of one method."""
+    """Mean and std over seeds of ACC and BWT (points), wall and CPU seconds, for results of one method."""
     accs = np.array([r.acc for r in results])
     bwts = np.array([r.bwt for r in results])
     secs = np.array([r.seconds for r in results])
     out = {"acc_mean": float(accs.mean()), "acc_std": float(accs.std()),
            "seconds_mean": float(secs.mean()), "seconds_std": float(secs.std())}
+    cpu = np.array([r.cpu_seconds for r in results])
+    if np.isfinite(cpu).all():
+        out.update(cpu_seconds_mean=float(cpu.mean()), cpu_seconds_std=float(cpu.std()))
     if not np.isnan(bwts).any():
         out.update(bwt_mean=float(bwts.mean()), bwt_std=float(bwts.std()))
     return out

@@ -99,6 +99,9 @@ def test_config_errors_name_the_key():
     cfg = continual_config_from_dict({"model": {"hidden": [32]}, "tasks": {"num_tasks": 2, "train_subset": 50}})
     with pytest.raises(ConfigError, match="hlop.sizes: gives 3 subspace sizes per task but HLOP protects 2 layers"):
         run_method(cfg, "hlop", build_tasks(cfg, 0))
+    cfg = continual_config_from_dict({"hlop": {"lr": [0.1, 0.1, 0.1, 0.1]}, "tasks": {"num_tasks": 2, "train_subset": 50}})
+    with pytest.raises(ConfigError, match="hlop.lr: 4 rates for 3 protected layers"):
+        run_method(cfg, "hlop", build_tasks(cfg, 0))
     cfg = continual_config_from_dict({"model": {"num_classes": 5}, "tasks": {"num_tasks": 2, "train_subset": 50}})
     with pytest.raises(ConfigError, match="model.num_classes: is 5 but the tasks have labels up to 9"):
         run_method(cfg, "baseline", build_tasks(cfg, 0))
