@@ -27,6 +27,7 @@ import numpy as np
 import tonic.transforms as T
 import torch
 
+import neurosim.data as ND
 from neurosim.config import config_from_dict
 from neurosim.data import DATASETS, get_dataset, make_loaders
 from neurosim.data.loaders import time_first_collate
@@ -110,20 +111,22 @@ save_figure(event_frames(frames, title=f"{NAME} sample 0 (label {label}) as {TIM
 # hundred µs), **event drop** (remove a random share of events), **spatial jitter** (move events by about a
 # pixel) — all keep the label. **Flips** are common for objects, but change the meaning of digits and of
 # "left/right hand" gestures, so they are shown here and left out of training. **Denoise** is a filter, not an
-# augmentation: it removes events with no neighbour within `filter_time` (sensor noise). All are tonic transforms;
-# each panel sums the frames over time.
+# augmentation: it removes events with no neighbour within `filter_time` (sensor noise). `neurosim.data` has numba
+# versions of tonic's transforms with the same parameters and the same output (`ND.Denoise` is ~190× faster than
+# tonic's on a million events, `benchmarks/results/transforms.json`); they mix freely with tonic's (spatial jitter
+# below is tonic's). Each panel sums the frames over time.
 
 # %%
 rng_seed = 3
-np.random.seed(rng_seed)  # tonic's random transforms draw from numpy's global generator
+np.random.seed(rng_seed)  # tonic's random transforms draw from numpy's global generator (neurosim's take seed=)
 span_us = int(events["t"].max() - events["t"].min())
 augmentations = {
     "original": None,
-    "time jitter": T.TimeJitter(std=0.02 * span_us, clip_negative=True, sort_timestamps=True),
-    "drop 30 %": T.DropEvent(p=0.3),
+    "time jitter": ND.TimeJitter(std=0.02 * span_us, clip_negative=True, sort_timestamps=True, seed=rng_seed),
+    "drop 30 %": ND.DropEvent(p=0.3, seed=rng_seed),
     "spatial jitter": T.SpatialJitter(sensor_size=info.sensor_size, var_x=1.0, var_y=1.0, clip_outliers=True),
-    "flip left-right": T.RandomFlipLR(sensor_size=info.sensor_size, p=1.0),
-    "denoise": T.Denoise(filter_time=0.05 * span_us),
+    "flip left-right": ND.RandomFlipLR(sensor_size=info.sensor_size, p=1.0),
+    "denoise": ND.Denoise(filter_time=0.05 * span_us),
 }
 panels, names = [], []
 for name, aug in augmentations.items():
@@ -169,8 +172,8 @@ history_cached = Trainer(model, cfg, run_dir=OUT / cfg.name).fit(data.train, dat
 
 # %%
 train_augment = T.Compose([
-    T.DropEvent(p=0.1),
-    T.TimeJitter(std=0.01 * span_us, clip_negative=True, sort_timestamps=True),
+    ND.DropEvent(p=0.1),
+    ND.TimeJitter(std=0.01 * span_us, clip_negative=True, sort_timestamps=True),
     T.SpatialJitter(sensor_size=info.sensor_size, var_x=0.5, var_y=0.5, clip_outliers=True),
     to_frame,
 ])
