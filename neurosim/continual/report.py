@@ -33,11 +33,15 @@ def _figure(width: float, height: float) -> Figure:
     return fig
 
 
-def _draw(ax, matrix: np.ndarray, title: str, n_tasks: int) -> None:
+def _draw(ax, matrix: np.ndarray, title: str, n_tasks: int, ylabel: bool = True):
     a = np.asarray(matrix, dtype=float)
-    rows = a.shape[0]
-    im = ax.imshow(a, vmin=0, vmax=100, cmap="viridis", aspect="auto")
-    for i in range(rows):
+    final_only = a.shape[0] != n_tasks  # multitask: one row of final accuracies, drawn as the last row
+    if final_only:
+        full = np.full((n_tasks, a.shape[1]), np.nan)
+        full[-1] = a[-1]
+        a = full
+    im = ax.imshow(a, vmin=0, vmax=100, cmap="viridis")
+    for i in range(a.shape[0]):
         for j in range(a.shape[1]):
             v = a[i, j]
             if np.isfinite(v):
@@ -45,12 +49,11 @@ def _draw(ax, matrix: np.ndarray, title: str, n_tasks: int) -> None:
                         color="white" if v < 60 else "black")
     ax.set_xticks(range(n_tasks))
     ax.set_xlabel("evaluated on task j")
-    if rows == n_tasks:
-        ax.set_yticks(range(rows))
-        ax.set_ylabel("after training task i")
-    else:
-        ax.set_yticks([0])
-        ax.set_yticklabels(["final"])
+    ax.set_yticks(range(n_tasks))
+    if final_only:
+        ax.set_yticklabels([""] * (n_tasks - 1) + ["final"])
+    if ylabel:
+        ax.set_ylabel("final (joint training)" if final_only else "after training task i")
     ax.set_title(title, fontsize=9)
     return im
 
@@ -72,7 +75,8 @@ def accuracy_heatmap(matrix, title: str = "accuracy (%)") -> Figure:
 
 
 def accuracy_heatmaps(matrices: Mapping[str, Sequence[Sequence[float]]], title: str | None = None) -> Figure:
-    """One heatmap panel per method (``{method: matrix}``); a one-row matrix (multitask) is drawn as one row."""
+    """One heatmap panel per method (``{method: matrix}``); a one-row matrix (multitask's final accuracies) is drawn
+    as the last row of an otherwise empty panel."""
     if not matrices:
         raise ValueError("accuracy_heatmaps: no matrices to draw")
     n_tasks = max(len(np.atleast_2d(m)[0]) for m in matrices.values())
@@ -80,8 +84,9 @@ def accuracy_heatmaps(matrices: Mapping[str, Sequence[Sequence[float]]], title: 
     fig = _figure(0.5 + (0.55 * n_tasks + 1.0) * k, 1.2 + 0.5 * max(n_tasks, 2))
     axes = np.atleast_1d(fig.subplots(1, k))
     im = None
-    for ax, (name, m) in zip(axes, matrices.items()):
-        im = _draw(ax, np.atleast_2d(np.asarray(m, dtype=float)), METHOD_LABELS.get(name, name), n_tasks)
+    for i, (ax, (name, m)) in enumerate(zip(axes, matrices.items())):
+        im = _draw(ax, np.atleast_2d(np.asarray(m, dtype=float)), METHOD_LABELS.get(name, name), n_tasks,
+                   ylabel=i == 0)
     fig.colorbar(im, ax=list(axes), label="accuracy (%)", shrink=0.8)
     if title:
         fig.suptitle(title)
