@@ -39,9 +39,9 @@ Example::
 from __future__ import annotations
 
 import functools
+import io
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -49,6 +49,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from neurosim._io import atomic_write_bytes
 from neurosim.data.readers import SHD_DTYPE
 
 __all__ = ["SHD_DTYPE", "SHD_MAX_CHANNELS", "AudioToSpikes", "center_frequencies", "erb", "filterbank_response",
@@ -418,24 +419,16 @@ def write_shd_h5(path: str | os.PathLike, samples: Sequence[np.ndarray], labels:
     if len(spk) != len(samples):
         raise ValueError(f"{len(samples)} samples but {len(spk)} speakers")
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            vt = f.create_dataset("spikes/times", (len(times),), dtype=h5py.vlen_dtype(np.float64))
-            vu = f.create_dataset("spikes/units", (len(units),), dtype=h5py.vlen_dtype(np.uint16))
-            for i, (t, u) in enumerate(zip(times, units)):
-                vt[i] = t
-                vu[i] = u
-            f.create_dataset("labels", data=labels_arr.astype(np.uint16))
-            f.create_dataset("extra/keys", data=np.array([k.encode() for k in key_list], dtype=bytes)
-                             if key_list else np.zeros(0, dtype="S1"))
-            f.create_dataset("extra/speaker", data=spk)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.BytesIO()  # built in memory, then written atomically: an interrupted write leaves no broken file
+    with h5py.File(buf, "w") as f:
+        vt = f.create_dataset("spikes/times", (len(times),), dtype=h5py.vlen_dtype(np.float64))
+        vu = f.create_dataset("spikes/units", (len(units),), dtype=h5py.vlen_dtype(np.uint16))
+        for i, (t, u) in enumerate(zip(times, units)):
+            vt[i] = t
+            vu[i] = u
+        f.create_dataset("labels", data=labels_arr.astype(np.uint16))
+        f.create_dataset("extra/keys", data=np.array([k.encode() for k in key_list], dtype=bytes)
+                         if key_list else np.zeros(0, dtype="S1"))
+        f.create_dataset("extra/speaker", data=spk)
+    atomic_write_bytes(path, buf.getvalue())
     return path

@@ -192,11 +192,7 @@ def estimate_files(nir_path: str | Path, activity_path: str | Path, targets: Seq
 # ---------------------------------------------------------------------------------------------- outputs
 def write_outputs(report: EstimateReport, out_dir: str | Path) -> dict:
     """Write ``estimate.json``, ``activity.json``, ``model.nir``, ``estimate.txt`` and the PNG figures."""
-    import io
-
-    import nir
-
-    from neurosim._io import atomic_write_bytes
+    from neurosim.export import write_nir
     from neurosim.viz import save_figure
 
     out = Path(out_dir)
@@ -206,10 +202,7 @@ def write_outputs(report: EstimateReport, out_dir: str | Path) -> dict:
     files["estimate.txt"] = atomic_write_text(out / "estimate.txt", report.table() + "\n")
     report.activity.to_json(out / "activity.json")
     files["activity.json"] = out / "activity.json"
-    tmp = out / ".model.nir.tmp"
-    nir.write(str(tmp), report.graph)
-    files["model.nir"] = atomic_write_bytes(out / "model.nir", tmp.read_bytes())
-    tmp.unlink()
+    files["model.nir"] = write_nir(report.graph, out / "model.nir")
     files["energy.png"] = save_figure(plot_energy(report.estimates.values()), out / "energy.png")
     files["layers.png"] = save_figure(plot_layers(report), out / "layers.png")
     files["cores.png"] = save_figure(plot_cores(report.estimates.values()), out / "cores.png")
