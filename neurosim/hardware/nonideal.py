@@ -243,7 +243,8 @@ class _CrossbarBase(nn.Module):
         return y
 
     def _tiles(self) -> list[slice]:
-        raise NotImplementedError
+        """Slices of the input dimension, one per crossbar tile (defined by each layer kind)."""
+        return [slice(None)]
 
     def _compute(self, x: torch.Tensor) -> torch.Tensor:
         out = 0
@@ -295,8 +296,8 @@ class CrossbarConv2d(_CrossbarBase):
     def __init__(self, g_pos, g_neg, scale, bias, cfg, generator, *, stride, padding, dilation, groups) -> None:
         super().__init__(g_pos, g_neg, scale, bias, cfg, generator)
         if groups != 1 and cfg.per_read:
-            raise NotImplementedError("read noise and ADC are simulated for convolutions with groups = 1 only; "
-                                      f"this layer has groups = {groups}")
+            raise ValueError("read noise and ADC are simulated for convolutions with groups = 1 only; "
+                             f"this layer has groups = {groups} (turn off per-read effects for it)")
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
 
     def _tiles(self) -> list[slice]:
