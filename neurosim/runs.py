@@ -20,7 +20,8 @@ from neurosim.data.pipeline import DataBundle, make_loaders
 from neurosim.nn import build_model
 from neurosim.training import Trainer, load_checkpoint, resolve_device, seed_everything
 
-__all__ = ["RunResult", "demo", "estimate_run", "evaluate_checkpoint", "train_run", "write_report"]
+__all__ = ["RunResult", "demo", "estimate_run", "evaluate_checkpoint", "load_or_train", "load_run", "train_run",
+           "write_report"]
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 
@@ -142,13 +143,32 @@ def write_report(result: RunResult, extra_sections: list[str] | None = None) -> 
     return atomic_write_text(result.run_dir / "report.md", "\n".join(lines))
 
 
-def evaluate_checkpoint(path: str | Path, split: str = "test", progress: bool = True) -> dict[str, float]:
-    """Rebuild the model a checkpoint was trained with and evaluate it on its dataset's ``split``."""
+def load_run(path: str | Path, progress: bool = True, device: str | torch.device | None = None
+             ) -> tuple[torch.nn.Module, RunConfig, DataBundle]:
+    """The trained model (eval mode), config and data loaders of a neurosim checkpoint."""
     ckpt = load_checkpoint(path)
     cfg = config_from_dict(ckpt["config"])
-    data = make_loaders(cfg.data, seed=cfg.seed, device=resolve_device(cfg.train.device), progress=progress)
+    device = resolve_device(cfg.train.device) if device is None else device
     model = build_model(cfg.model, cfg.neuron)
     model.load_state_dict(ckpt["model"])
+    model.to(device).eval()
+    data = make_loaders(cfg.data, seed=cfg.seed, device=device, progress=progress)
+    return model, cfg, data
+
+
+def load_or_train(checkpoint: str | Path | None, cfg: RunConfig, progress: bool = True
+                  ) -> tuple[torch.nn.Module, RunConfig, DataBundle]:
+    """The run of ``checkpoint`` when that file exists (e.g. ``runs/demo/checkpoint.pt``), else ``cfg`` trained now
+    (into ``<cfg.out_dir>/<cfg.name>``, resuming if interrupted). Tutorials use it to reuse ``make demo``'s model."""
+    if checkpoint is not None and Path(checkpoint).is_file():
+        return load_run(checkpoint, progress=progress)
+    result = train_run(cfg, progress=progress, figures=False)
+    return result.model.eval(), cfg, result.data
+
+
+def evaluate_checkpoint(path: str | Path, split: str = "test", progress: bool = True) -> dict[str, float]:
+    """Rebuild the model a checkpoint was trained with and evaluate it on its dataset's ``split``."""
+    model, cfg, data = load_run(path, progress=progress)
     trainer = Trainer(model, replace(cfg, train=replace(cfg.train)), run_dir=None, progress=False)
     loader = data.test if split == "test" else data.train
     metrics = trainer.evaluate(loader)

@@ -21,12 +21,10 @@ from pathlib import Path
 
 import torch
 
-from neurosim.config import config_from_dict, load_config
-from neurosim.data import make_loaders
+from neurosim.config import load_config
 from neurosim.estimation import estimate_model, plot_energy
-from neurosim.nn import build_model
-from neurosim.runs import CONFIGS
-from neurosim.training import Trainer, load_checkpoint, seed_everything
+from neurosim.runs import CONFIGS, load_or_train
+from neurosim.training import seed_everything
 from neurosim.viz import save_figure
 
 FAST = os.environ.get("NEUROSIM_FAST") == "1"
@@ -37,22 +35,11 @@ DEMO = Path("runs/demo/checkpoint.pt")
 # ## The model: the demo's conv SNN on event digits
 
 # %%
-if DEMO.is_file() and not FAST:
-    ckpt = load_checkpoint(DEMO)
-    cfg = config_from_dict(ckpt["config"])
-    model = build_model(cfg.model, cfg.neuron)
-    model.load_state_dict(ckpt["model"])
-    data = make_loaders(cfg.data, seed=cfg.seed)
-    print(f"using the demo checkpoint {DEMO}")
-else:
-    overrides = ["name=tutorial06", f'out_dir="{OUT}"']
-    if FAST:
-        overrides += ["data.train_subset=128", "data.test_subset=64", "train.epochs=1"]
-    cfg = load_config(CONFIGS / "quickstart.toml", overrides)
-    data = make_loaders(cfg.data, seed=cfg.seed)
-    seed_everything(cfg.seed)
-    model = build_model(cfg.model, cfg.neuron)
-    Trainer(model, cfg, run_dir=OUT / cfg.name, progress=False).fit(data.train, data.test, resume=False)
+overrides = ["name=tutorial06", f'out_dir="{OUT}"']
+if FAST:
+    overrides += ["data.train_subset=128", "data.test_subset=64", "train.epochs=1"]
+seed_everything(0)
+model, cfg, data = load_or_train(None if FAST else DEMO, load_config(CONFIGS / "quickstart.toml", overrides))
 print(model)
 
 # %% [markdown]

@@ -26,15 +26,13 @@ import torch
 
 from hardware_models import analyze, estimate, load_spec
 from hardware_models.crossbar import map_crossbar
-from neurosim.config import config_from_dict, load_config
-from neurosim.data import make_loaders
+from neurosim.config import load_config
 from neurosim.estimation import estimate_model
 from neurosim.hardware import (NonIdealConfig, accuracy, apply_nonidealities, format_nonideal, nonideal_report_model,
                                plot_accuracy_vs_fault_rate, plot_accuracy_vs_sigma, plot_energy_breakdown, plot_tiles)
 from neurosim.lsm import load_lsm_config, run_lsm
-from neurosim.nn import build_model
-from neurosim.runs import CONFIGS
-from neurosim.training import Trainer, load_checkpoint, seed_everything
+from neurosim.runs import CONFIGS, load_or_train
+from neurosim.training import seed_everything
 from neurosim.viz import save_figure
 
 FAST = os.environ.get("NEUROSIM_FAST") == "1"
@@ -46,24 +44,13 @@ RRAM = ("rram_neurosim", "rram_lsm40nm")
 # ## The model: the demo's conv SNN on event digits
 
 # %%
-if DEMO.is_file() and not FAST:
-    ckpt = load_checkpoint(DEMO)
-    cfg = config_from_dict(ckpt["config"])
-    model = build_model(cfg.model, cfg.neuron)
-    model.load_state_dict(ckpt["model"])
-    data = make_loaders(cfg.data, seed=cfg.seed)
-    print(f"using the demo checkpoint {DEMO}")
+overrides = ["name=tutorial07", f'out_dir="{OUT}"']
+if FAST:
+    overrides += ["data.train_subset=256", "data.test_subset=96", "train.epochs=2", "train.lr=0.005"]
 else:
-    overrides = ["name=tutorial07", f'out_dir="{OUT}"']
-    if FAST:
-        overrides += ["data.train_subset=256", "data.test_subset=96", "train.epochs=2", "train.lr=0.005"]
-    else:
-        overrides += ["train.epochs=4"]
-    cfg = load_config(CONFIGS / "quickstart.toml", overrides)
-    data = make_loaders(cfg.data, seed=cfg.seed)
-    seed_everything(cfg.seed)
-    model = build_model(cfg.model, cfg.neuron)
-    Trainer(model, cfg, run_dir=OUT / cfg.name, progress=False).fit(data.train, data.test, resume=False)
+    overrides += ["train.epochs=4"]
+seed_everything(0)
+model, cfg, data = load_or_train(None if FAST else DEMO, load_config(CONFIGS / "quickstart.toml", overrides))
 model.eval()
 ideal = accuracy(model, data.test)
 print(model)

@@ -156,16 +156,9 @@ def _topological(graph) -> list[str]:
 def estimate_checkpoint(path: str | Path, targets: Sequence[str] | None = None, *, samples: int = 64,
                         out_dir: str | Path | None = None, progress: bool = False, **options) -> EstimateReport:
     """Estimate the model of a neurosim checkpoint, with activity measured on its dataset's test split."""
-    from neurosim.config import config_from_dict
-    from neurosim.data.pipeline import make_loaders
-    from neurosim.nn import build_model
-    from neurosim.training import load_checkpoint
+    from neurosim.runs import load_run
 
-    ckpt = load_checkpoint(path)
-    cfg = config_from_dict(ckpt["config"])
-    model = build_model(cfg.model, cfg.neuron)
-    model.load_state_dict(ckpt["model"])
-    data = make_loaders(cfg.data, seed=cfg.seed, progress=progress)
+    model, cfg, data = load_run(path, progress=progress)
     out_dir = Path(path).parent / "estimate" if out_dir is None else out_dir
     return estimate_model(model, cfg.model.input_shape, data.test, targets, dt_s=cfg.neuron.dt_ms * 1e-3,
                           samples=samples, out_dir=out_dir, **options)

@@ -214,17 +214,9 @@ def _count(loader, max_samples: int | None) -> int:
 
 def load_checkpoint_model(checkpoint: str | Path, progress: bool = False):
     """``(model, test loader, run config)`` of a neurosim checkpoint (model in eval mode, on the CPU)."""
-    from neurosim.config import config_from_dict
-    from neurosim.data.pipeline import make_loaders
-    from neurosim.nn import build_model
-    from neurosim.training import load_checkpoint
+    from neurosim.runs import load_run
 
-    ckpt = load_checkpoint(checkpoint)
-    cfg = config_from_dict(ckpt["config"])
-    model = build_model(cfg.model, cfg.neuron)
-    model.load_state_dict(ckpt["model"])
-    model.eval()
-    data = make_loaders(cfg.data, seed=cfg.seed, progress=progress)
+    model, cfg, data = load_run(checkpoint, progress=progress, device="cpu")
     return model, data.test, cfg
 
 
