@@ -12,6 +12,7 @@ from typing import Callable, Protocol
 
 import torch
 
+from neurosim.nn.layers import run_chunked
 from neurosim.training.losses import Loss
 
 __all__ = ["BPTT", "StepOutput", "TrainingMethod", "get_method", "register_method", "METHODS"]
@@ -37,19 +38,30 @@ class TrainingMethod(Protocol):
 class BPTT:
     """Backpropagation through time: one forward over all ``T`` steps, one backward through the full graph.
 
-    Memory grows linearly with ``T`` (every step's activations are kept for the backward pass).
+    Memory grows linearly with ``T`` (every step's activations are kept for the backward pass). The forward runs
+    in time chunks with the state carried (:func:`neurosim.nn.run_chunked`): the same graph and gradients as one
+    call, faster on CPU because each layer's activations stay in cache.
+
+    Args:
+        time_chunk: time steps per forward call; None picks :func:`neurosim.nn.time_chunk` (no chunking on GPU or
+            with BatchNorm in training mode).
     """
 
+    time_chunk: int | None = None
     name: str = "bptt"
 
     def forward_backward(self, model, x_seq, y, loss):
-        out_seq, _ = model(x_seq)
+        out_seq, _ = run_chunked(model, x_seq, steps=self.time_chunk) if _is_sequential(model) else model(x_seq)
         value = loss(out_seq, y)
         value.backward()
         return StepOutput(float(value.detach()), out_seq.detach())
 
 
-METHODS: dict[str, Callable[..., TrainingMethod]] = {"bptt": lambda **_: BPTT()}
+def _is_sequential(model) -> bool:
+    return getattr(model, "stateful", False)
+
+
+METHODS: dict[str, Callable[..., TrainingMethod]] = {"bptt": lambda time_chunk=None, **_: BPTT(time_chunk)}
 
 
 def register_method(name: str, factory: Callable[..., TrainingMethod]) -> None:

@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from neurosim.config import RunConfig, config_to_dict, dumps_toml
+from neurosim.nn.layers import run_chunked
 from neurosim.training.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
 from neurosim.training.losses import Loss, get_loss, predict
 from neurosim.training.methods import TrainingMethod, get_method
@@ -176,7 +177,7 @@ class Trainer:
         total, correct, loss_sum = 0, 0, 0.0
         for x_seq, y in loader:
             x_seq, y = x_seq.to(self.device), y.to(self.device)
-            out_seq, _ = self.model(x_seq)
+            out_seq, _ = run_chunked(self.model, x_seq) if getattr(self.model, "stateful", False) else self.model(x_seq)
             n = y.shape[0]
             total += n
             correct += int((predict(out_seq) == y).sum())

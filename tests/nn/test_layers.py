@@ -119,3 +119,47 @@ def test_builders_shapes():
 def test_builder_rejects_too_small_input():
     with pytest.raises(ValueError, match="too small"):
         build_model(ModelConfig(input_shape=(2, 8, 8), channels=(4, 4, 4)), NeuronConfig())
+
+
+# ------------------------------------------------------------------------ running in time chunks (BPTT speed)
+
+
+def test_run_chunked_equals_one_call_outputs_state_and_gradients():
+    from neurosim.config import ModelConfig, NeuronConfig
+    from neurosim.nn import build_model, run_chunked
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(input_shape=(2, 10, 10), channels=(3,), kernel_size=3, hidden=(6,), dropout=0.3, num_classes=4)
+    model = build_model(cfg, NeuronConfig(beta=0.8, v_th=0.3)).double()
+    x = (torch.rand(7, 3, 2, 10, 10, dtype=torch.float64) < 0.4).double()
+    grads = []
+    for steps in (7, 3, 1):
+        torch.manual_seed(1)  # the same dropout mask for each run (drawn once, carried in the state)
+        model.zero_grad()
+        out, state = run_chunked(model, x, steps=steps)
+        out.pow(2).sum().backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+        if steps == 7:
+            ref_out, ref_state = out.detach(), state
+        else:
+            torch.testing.assert_close(out.detach(), ref_out)
+            torch.testing.assert_close(state["6"].v, ref_state["6"].v)
+            torch.testing.assert_close(state["4"], ref_state["4"])  # the dropout mask
+    assert ref_out.abs().sum() > 0
+    for g in grads[1:]:
+        for a, b in zip(g, grads[0]):
+            torch.testing.assert_close(a, b)
+
+
+def test_time_chunk_keeps_batchnorm_statistics_over_all_steps_and_bad_steps_are_refused():
+    from neurosim.nn import BatchNorm1d, run_chunked, time_chunk
+
+    plain = Sequential(Linear(4, 3), LIF(beta=0.5))
+    with_bn = Sequential(Linear(4, 3), BatchNorm1d(3), LIF(beta=0.5))
+    x = torch.rand(50, 8, 4)
+    assert time_chunk(plain, x) == 16  # 128 samples per call at batch 8
+    assert time_chunk(with_bn, x) == 50  # training-mode BatchNorm: statistics over all T·B samples
+    with_bn.eval()
+    assert time_chunk(with_bn, x) == 16
+    with pytest.raises(ValueError, match="steps"):
+        run_chunked(plain, x, steps=0)
