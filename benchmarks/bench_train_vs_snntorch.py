@@ -6,7 +6,9 @@ surrogate, loss = cross-entropy on the time-averaged output spikes, Adam. T ∈ 
 
 Each (library, T) runs in its own subprocess so that peak memory is measured cleanly: peak RSS (ru_maxrss) above
 the RSS reached after building the model and data, plus the bytes autograd saves for backward in one iteration
-(saved_tensors_hooks). Time per iteration is the median over the timed iterations after warm-up.
+(peak, via neurosim.training.SavedTensorMeter). Time per iteration is the median over the timed iterations after
+warm-up. neurosim trains through its BPTT method, as its Trainer does (forward in time chunks, see
+neurosim.nn.run_chunked); snnTorch with its usual per-step loop.
 
 Usage: python benchmarks/bench_train_vs_snntorch.py [--iters N] [--steps 10 50]
 Writes benchmarks/results/train_vs_snntorch.json. Prints figures; asserts nothing.
@@ -81,12 +83,22 @@ def worker(lib: str, T: int, iters: int, warmup: int) -> dict:
     x = (torch.rand(T, 32, 2, 34, 34, generator=g) < 0.05).float()
     y = torch.randint(0, 10, (32,), generator=g)
 
-    def step():
-        opt.zero_grad(set_to_none=True)
-        out, _ = model(x)
-        loss = F.cross_entropy(out.mean(0), y)
-        loss.backward()
-        opt.step()
+    if lib == "neurosim":  # what neurosim's Trainer does per batch: the BPTT method (forward in time chunks)
+        from neurosim.training import BPTT, RateCE
+
+        bptt, rate_ce = BPTT(), RateCE()  # RateCE = cross-entropy of the time-averaged output, as below
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            bptt.forward_backward(model, x, y, rate_ce)
+            opt.step()
+    else:
+        def step():
+            opt.zero_grad(set_to_none=True)
+            out, _ = model(x)
+            loss = F.cross_entropy(out.mean(0), y)
+            loss.backward()
+            opt.step()
 
     base_kb = _rss_kb()  # model, optimizer and data exist; no forward pass has run yet
     times = []
@@ -96,18 +108,12 @@ def worker(lib: str, T: int, iters: int, warmup: int) -> dict:
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    saved = [0]
+    from neurosim.training import SavedTensorMeter
 
-    def pack(t):
-        saved[0] += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        opt.zero_grad(set_to_none=True)
-        out, _ = model(x)
-    del out
+    with SavedTensorMeter() as meter:  # peak bytes autograd holds for backward during one training step
+        step()
     return {"ms_per_iter": 1000 * statistics.median(times), "peak_mem_mb": max(peak_kb - base_kb, 0) / 1024,
-            "saved_tensor_mb": saved[0] / 2**20, "iters": iters}
+            "saved_tensor_mb": meter.peak_mb, "iters": iters}
 
 
 def main() -> None:
