@@ -5,9 +5,10 @@
     neurosim demo [--out runs] [--epochs N]
     neurosim datasets list | prepare NAME | check NAME
     neurosim estimate --checkpoint PATH [--target NAME ...]   (or --nir FILE --activity FILE)
+    neurosim export --checkpoint PATH [--out model.nir]
     neurosim continual --config NAME
     neurosim lsm --config NAME
-    (the last four are registered by the modules in PLUGINS)
+    (the last five are registered by the modules in PLUGINS)
 
 Errors in user input (configs, paths, names) print one clear line and exit with status 2.
 """
@@ -27,6 +28,7 @@ __all__ = ["main"]
 PLUGINS = (
     "neurosim.data.cli",
     "neurosim.estimation.cli",
+    "neurosim.export.cli",
     "neurosim.continual.cli",
     "neurosim.lsm.cli",
 )

@@ -1,0 +1,44 @@
+"""``neurosim export``: a trained checkpoint → a NIR file that other SNN libraries and hardware toolchains read.
+
+    neurosim export --checkpoint runs/demo/checkpoint.pt [--out model.nir] [--maxpool sumpool]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def cmd_export(args) -> int:
+    import nir
+
+    from neurosim.cli import UserError
+    from neurosim.config import config_from_dict
+    from neurosim.export import NIRExportError, to_nir, write_nir
+    from neurosim.nn import build_model
+    from neurosim.training import load_checkpoint
+
+    ckpt = load_checkpoint(args.checkpoint)  # a missing/corrupt file is a CheckpointError (one line)
+    cfg = config_from_dict(ckpt["config"])
+    model = build_model(cfg.model, cfg.neuron)
+    model.load_state_dict(ckpt["model"])
+    try:
+        graph = to_nir(model, cfg.model.input_shape, dt_s=cfg.neuron.dt_ms * 1e-3, maxpool=args.maxpool)
+    except NIRExportError as e:  # names the layer (and, for MaxPool2d, the --maxpool sumpool way out)
+        raise UserError(str(e)) from None
+    out = Path(args.out) if args.out else Path(args.checkpoint).with_name("model.nir")
+    write_nir(graph, out)
+    kinds = [type(n).__name__ for n in graph.nodes.values() if not isinstance(n, (nir.Input, nir.Output))]
+    print(f"wrote {out}: {len(kinds)} nodes ({', '.join(kinds)}), dt = {cfg.neuron.dt_ms} ms")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("export", help="write a checkpoint's model as a NIR graph (for other libraries and chips)")
+    p.add_argument("--checkpoint", required=True, help="a neurosim checkpoint")
+    p.add_argument("--out", default=None, help="output .nir file (default: model.nir beside the checkpoint)")
+    p.add_argument("--maxpool", choices=("error", "sumpool"), default="error",
+                   help="MaxPool2d has no NIR node: refuse (default) or write it as SumPool2d (exact connectivity, "
+                        "approximate dynamics; see neurosim.export)")
+    p.set_defaults(func=cmd_export)
