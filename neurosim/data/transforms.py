@@ -780,8 +780,30 @@ def _check_axis(values: np.ndarray, bound: int, axis: str, who: str) -> None:
                          "check sensor_size")
 
 
+class _RandomFlip(_Seeded):
+    """Shared by the flips: one uniform draw per call, mirror ``_field`` when the draw is ``<= p`` (as tonic)."""
+
+    _field = "x"
+    _axis = 0  # index of the flipped size in sensor_size (W, H, P)
+
+    def __post_init__(self):
+        name = type(self).__name__
+        object.__setattr__(self, "sensor_size", _sensor_size(self.sensor_size, name))
+        _probability(self.p, "p", name)
+        self._init_rng()
+
+    def __call__(self, events: np.ndarray) -> np.ndarray:
+        name, f, size = type(self).__name__, self._field, self.sensor_size[self._axis]
+        _check_events(events, (f,), name)
+        _check_axis(events[f], size, f, name)
+        out = events.copy()
+        if _uniform(self._rng) <= self.p:
+            out[f] = size - 1 - out[f]
+        return out
+
+
 @dataclass(frozen=True)
-class RandomFlipLR(_Seeded):
+class RandomFlipLR(_RandomFlip):
     """With probability ``p``, mirror the events left-right: ``x' = W - 1 - x`` (tonic's ``RandomFlipLR``).
 
     One uniform draw per call from ``seed`` (see the module docstring); it flips when the draw is ``<= p``, as
@@ -792,44 +814,21 @@ class RandomFlipLR(_Seeded):
     p: float = 0.5
     seed: SeedLike = field(default=None, compare=False)
 
-    def __post_init__(self):
-        object.__setattr__(self, "sensor_size", _sensor_size(self.sensor_size, "RandomFlipLR"))
-        _probability(self.p, "p", "RandomFlipLR")
-        self._init_rng()
-
-    def __call__(self, events: np.ndarray) -> np.ndarray:
-        _check_events(events, ("x",), "RandomFlipLR")
-        _check_axis(events["x"], self.sensor_size[0], "x", "RandomFlipLR")
-        out = events.copy()
-        if _uniform(self._rng) <= self.p:
-            out["x"] = self.sensor_size[0] - 1 - out["x"]
-        return out
-
 
 @dataclass(frozen=True)
-class RandomFlipUD(_Seeded):
+class RandomFlipUD(_RandomFlip):
     """With probability ``p``, mirror the events up-down: ``y' = H - 1 - y`` (tonic's ``RandomFlipUD``).
 
     One uniform draw per call from ``seed`` (see the module docstring); it flips when the draw is ``<= p``, as
     tonic. Unlike tonic, ``y`` outside ``[0, H)`` raises ``ValueError``.
     """
 
+    _field = "y"
+    _axis = 1
+
     sensor_size: Tuple[int, int, int]
     p: float = 0.5
     seed: SeedLike = field(default=None, compare=False)
-
-    def __post_init__(self):
-        object.__setattr__(self, "sensor_size", _sensor_size(self.sensor_size, "RandomFlipUD"))
-        _probability(self.p, "p", "RandomFlipUD")
-        self._init_rng()
-
-    def __call__(self, events: np.ndarray) -> np.ndarray:
-        _check_events(events, ("y",), "RandomFlipUD")
-        _check_axis(events["y"], self.sensor_size[1], "y", "RandomFlipUD")
-        out = events.copy()
-        if _uniform(self._rng) <= self.p:
-            out["y"] = self.sensor_size[1] - 1 - out["y"]
-        return out
 
 
 # ---------------------------------------------------------------------------------------------------- time / drop
