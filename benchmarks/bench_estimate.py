@@ -124,7 +124,8 @@ def demo_estimates(path: Path) -> dict:
     print(f"\ndemo model ({path}, test accuracy {100 * acc:.2f} %), activity on {report.activity.samples} test "
           f"samples, T = {report.activity.time_steps}; NIR export + activity + all targets: {wall:.1f} s")
     print(report.table())
-    out = {"demo_checkpoint": str(path), "demo_test_acc": round(100 * acc, 2), "demo_estimate_seconds": round(wall, 2)}
+    shown = path.resolve().relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path
+    out = {"demo_checkpoint": str(shown), "demo_test_acc": round(100 * acc, 2), "demo_estimate_seconds": round(wall, 2)}
     for t, e in report.estimates.items():
         out[f"energy_uj_per_inference_{t}"] = e.total_energy_j * 1e6
         if e.latency_per_inference_s is not None:
