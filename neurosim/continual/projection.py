@@ -16,7 +16,8 @@ sequence, SLTT's per-step backward passes, SLTT-K — every contribution is proj
 
 The Hebbian rows learn from the same presynaptic activity: a forward pre-hook on each protected layer records its
 input while HLOP's Hebbian learning is on and the model is in training mode (every time step of every sample, as
-in the HLOP code for BPTT; per step under SLTT) and runs Oja iterations on it; inside :meth:`HLOP.hebbian_only`
+in the HLOP code for BPTT) and runs Oja iterations on it once per forward call — per step under SLTT, and per time
+chunk under BPTT on CPU, which runs long sequences in chunks of ~128 samples (:func:`neurosim.nn.run_chunked`); inside :meth:`HLOP.hebbian_only`
 eval-mode passes teach the rows too (extra passes after a task, on the activity the task is evaluated with).
 
 Typical use (what :func:`neurosim.continual.run_method` does)::
