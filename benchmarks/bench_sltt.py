@@ -24,11 +24,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -36,7 +34,7 @@ RESULTS = HERE / "results"
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from bench_train_vs_snntorch import _neurosim_model, _rss_kb, _snntorch_model  # noqa: E402
+from bench_train_vs_snntorch import _neurosim_model, _snntorch_model, measure  # noqa: E402
 
 METHODS = ("bptt", "sltt", "slttk2", "snntorch_bptt")
 LABELS = {"bptt": "neurosim BPTT", "sltt": "neurosim SLTT", "slttk2": "neurosim SLTT-K (K=2)",
@@ -51,7 +49,6 @@ def worker(method: str, T: int, iters: int, warmup: int) -> dict:
     import torch
 
     from neurosim.training import BPTT, TET
-    from neurosim.training.memory import SavedTensorMeter
     from neurosim.training.sltt import SLTT, SLTTK
 
     torch.set_num_threads(2)
@@ -71,19 +68,9 @@ def worker(method: str, T: int, iters: int, warmup: int) -> dict:
         opt.step()
         return out
 
-    base_kb = _rss_kb()  # model, optimizer and data exist; no forward pass has run yet
-    times = []
-    for i in range(warmup + iters):
-        t0 = time.perf_counter()
-        out = step()
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    with SavedTensorMeter() as meter:
-        step()
-    return {"ms_per_iter": 1000 * statistics.median(times), "ms_min": 1000 * min(times),
-            "peak_mem_mb": max(peak_kb - base_kb, 0) / 1024, "saved_tensor_mb": meter.peak_mb,
-            "backward_passes": out.backward_passes, "iters": iters}
+    result = measure(step, iters, warmup)
+    result["backward_passes"] = result.pop("last").backward_passes
+    return result
 
 
 def _plot(results: dict, steps: list[int], path: Path) -> None:

@@ -100,20 +100,29 @@ def worker(lib: str, T: int, iters: int, warmup: int) -> dict:
             loss.backward()
             opt.step()
 
-    base_kb = _rss_kb()  # model, optimizer and data exist; no forward pass has run yet
-    times = []
+    result = measure(step, iters, warmup)
+    del result["last"]
+    return result
+
+
+def measure(step, iters: int, warmup: int) -> dict:
+    """Time ``step()`` (median and min ms over ``iters`` after ``warmup``), the peak RSS it adds, and the peak bytes
+    autograd holds for backward during one more call. Call it once the model, optimizer and data exist."""
+    from neurosim.training import SavedTensorMeter
+
+    base_kb = _rss_kb()  # no forward pass has run yet
+    times, out = [], None
     for i in range(warmup + iters):
         t0 = time.perf_counter()
-        step()
+        out = step()
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    from neurosim.training import SavedTensorMeter
-
     with SavedTensorMeter() as meter:  # peak bytes autograd holds for backward during one training step
         step()
-    return {"ms_per_iter": 1000 * statistics.median(times), "peak_mem_mb": max(peak_kb - base_kb, 0) / 1024,
-            "saved_tensor_mb": meter.peak_mb, "iters": iters}
+    return {"ms_per_iter": 1000 * statistics.median(times), "ms_min": 1000 * min(times),
+            "peak_mem_mb": max(peak_kb - base_kb, 0) / 1024, "saved_tensor_mb": meter.peak_mb, "iters": iters,
+            "last": out}
 
 
 def main() -> None:
