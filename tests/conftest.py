@@ -45,3 +45,27 @@ def event_digits_cache(_event_digits_dir, monkeypatch):
     """A neurosim cache directory that already holds the generated event digits (shared by the session)."""
     monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(_event_digits_dir))
     return _event_digits_dir
+
+
+@pytest.fixture(scope="session")
+def _tiny_run(tmp_path_factory, _event_digits_dir):
+    """A quickstart run trained briefly on event digits (once per session): its checkpoint path."""
+    from neurosim.cli import main
+
+    out = tmp_path_factory.mktemp("tiny_run")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NEUROSIM_CACHE_DIR", str(_event_digits_dir))
+        args = ["-q", "train", "--config", "quickstart", "--set", "name=tiny", f"out_dir={out}",
+                "data.train_subset=32", "data.test_subset=16", "data.time_steps=4", "train.epochs=1"]
+        assert main(args) == 0
+    return out / "tiny" / "checkpoint.pt"
+
+
+@pytest.fixture
+def tiny_checkpoint(_tiny_run, event_digits_cache, tmp_path):
+    """A copy of the session's tiny trained checkpoint in this test's own folder (outputs land beside it)."""
+    import shutil
+
+    run = tmp_path / "run"
+    run.mkdir()
+    return Path(shutil.copy(_tiny_run, run / "checkpoint.pt"))

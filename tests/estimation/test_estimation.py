@@ -130,24 +130,20 @@ def test_estimate_files_names_a_missing_or_broken_file(tmp_path):
 # -------------------------------------------------------------------------------------------- the CLI
 
 
-def test_cli_estimates_a_trained_checkpoint(tmp_path, event_digits_cache, capsys):
-    args = ["-q", "train", "--config", "quickstart", "--set", "name=est", f"out_dir={tmp_path}",
-            "data.train_subset=32", "data.test_subset=16", "data.time_steps=4", "train.epochs=1"]
-    assert main(args) == 0
-    ckpt = tmp_path / "est" / "checkpoint.pt"
-    capsys.readouterr()
+def test_cli_estimates_a_trained_checkpoint(tiny_checkpoint, tmp_path, capsys):
+    ckpt = tiny_checkpoint
     assert main(["-q", "estimate", "--checkpoint", str(ckpt), "--target", "loihi", "--target", "truenorth",
                  "--samples", "8"]) == 0
     out = capsys.readouterr().out
     assert "loihi" in out and "truenorth" in out
-    est = json.loads((tmp_path / "est" / "estimate" / "estimate.json").read_text())
+    est = json.loads((ckpt.parent / "estimate" / "estimate.json").read_text())
     assert set(est["targets"]) == {"loihi", "truenorth"} and est["activity"]["samples"] == 8
     assert est["activity"]["time_steps"] == 4
 
     # the exported files work for --nir/--activity (how models from other libraries come in)
     out_dir = tmp_path / "again"
-    assert main(["-q", "estimate", "--nir", str(tmp_path / "est" / "estimate" / "model.nir"), "--activity",
-                 str(tmp_path / "est" / "estimate" / "activity.json"), "--target", "loihi",
+    assert main(["-q", "estimate", "--nir", str(ckpt.parent / "estimate" / "model.nir"), "--activity",
+                 str(ckpt.parent / "estimate" / "activity.json"), "--target", "loihi",
                  "--out", str(out_dir)]) == 0
     again = json.loads((out_dir / "estimate.json").read_text())
     assert again["targets"]["loihi"]["total_energy_j"] == pytest.approx(est["targets"]["loihi"]["total_energy_j"])
@@ -156,7 +152,7 @@ def test_cli_estimates_a_trained_checkpoint(tmp_path, event_digits_cache, capsys
     capsys.readouterr()
     assert main(["-q", "estimate", "--checkpoint", str(ckpt), "--target", "rram_neurosim", "--nonideal",
                  "--no-sweep", "--mc-chips", "2", "--nonideal-samples", "8"]) == 0
-    nonideal = json.loads((tmp_path / "est" / "estimate" / "nonideal_rram_neurosim.json").read_text())
+    nonideal = json.loads((ckpt.parent / "estimate" / "nonideal_rram_neurosim.json").read_text())
     assert 0 <= nonideal["ideal_acc"] <= 100 and "ideal" in capsys.readouterr().out.lower()
 
 

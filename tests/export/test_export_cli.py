@@ -9,18 +9,14 @@ from neurosim.cli import main
 from neurosim.export import from_nir, read_nir
 
 
-def test_export_a_trained_checkpoint_and_import_it_back(tmp_path, event_digits_cache, capsys):
-    args = ["-q", "train", "--config", "quickstart", "--set", "name=exp", f"out_dir={tmp_path}",
-            "data.train_subset=32", "data.test_subset=16", "data.time_steps=4", "train.epochs=1"]
-    assert main(args) == 0
-    ckpt = tmp_path / "exp" / "checkpoint.pt"
-    capsys.readouterr()
+def test_export_a_trained_checkpoint_and_import_it_back(tiny_checkpoint, capsys):
+    ckpt = tiny_checkpoint
     # the quickstart model has MaxPool2d, which NIR cannot say: refused with the layer named, unless asked
     assert main(["export", "--checkpoint", str(ckpt)]) == 2
     assert "MaxPool2d" in capsys.readouterr().err
     assert main(["export", "--checkpoint", str(ckpt), "--maxpool", "sumpool"]) == 0
     assert "Conv2d" in capsys.readouterr().out
-    graph = read_nir(tmp_path / "exp" / "model.nir")
+    graph = read_nir(ckpt.parent / "model.nir")
     imported = from_nir(graph)
 
     from neurosim.runs import load_run
