@@ -6,7 +6,10 @@ reset, atan surrogate (the same model and data as benchmarks/bench_train_vs_snnt
 reused). Every method optimises the same per-step loss, (1/T)·Σ_t CE(o_t, y) (TET), with Adam; T ∈ {5, 10, 20, 50};
 2 threads.
 
-Methods: neurosim BPTT, neurosim SLTT, neurosim SLTT-K (K = 2), snnTorch BPTT (its usual per-step loop).
+Methods: neurosim BPTT (time chunks of 128 samples), neurosim SLTT (the default: one step at a time, the
+paper's loop), neurosim SLTT in chunks (``time_chunk=None``: 128 samples = 4 steps per forward/backward at batch
+32, temporal path cut inside the chunk, the same gradients), neurosim SLTT-K (K = 2), snnTorch BPTT (its usual
+per-step loop).
 
 Each (method, T) runs in a fresh subprocess: peak memory is the peak RSS (ru_maxrss) above the RSS reached after
 building model, optimizer and data; "saved MB" is the peak of the bytes autograd holds for backward at any one
@@ -36,9 +39,9 @@ sys.path.insert(0, str(HERE.parent))
 
 from bench_train_vs_snntorch import _neurosim_model, _snntorch_model, measure  # noqa: E402
 
-METHODS = ("bptt", "sltt", "slttk2", "snntorch_bptt")
-LABELS = {"bptt": "neurosim BPTT", "sltt": "neurosim SLTT", "slttk2": "neurosim SLTT-K (K=2)",
-          "snntorch_bptt": "snnTorch BPTT"}
+METHODS = ("bptt", "sltt", "sltt_chunk", "slttk2", "snntorch_bptt")
+LABELS = {"bptt": "neurosim BPTT", "sltt": "neurosim SLTT", "sltt_chunk": "SLTT, 4-step chunks",
+          "slttk2": "neurosim SLTT-K (K=2)", "snntorch_bptt": "snnTorch BPTT"}
 TARGETS = {  # from the issue, in line with the paper
     "mem_ratio_sltt_bptt_T50": 0.3, "mem_growth_sltt_T50_over_T5": 1.2,
     "time_ratio_sltt_bptt_T50": 0.8, "time_ratio_slttk2_bptt_T50": 0.4,
@@ -59,7 +62,7 @@ def worker(method: str, T: int, iters: int, warmup: int) -> dict:
     x = (torch.rand(T, 32, 2, 34, 34, generator=g) < 0.05).float()
     y = torch.randint(0, 10, (32,), generator=g)
     loss = TET()
-    algo = {"bptt": BPTT(), "snntorch_bptt": BPTT(), "sltt": SLTT(),
+    algo = {"bptt": BPTT(), "snntorch_bptt": BPTT(), "sltt": SLTT(), "sltt_chunk": SLTT(time_chunk=None),
             "slttk2": SLTTK(k=2, generator=torch.Generator().manual_seed(2))}[method]
 
     def step():
@@ -80,7 +83,8 @@ def _plot(results: dict, steps: list[int], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax_m, ax_t) = plt.subplots(1, 2, figsize=(11, 4.2))
-    styles = {"bptt": ("C0", "o"), "sltt": ("C1", "s"), "slttk2": ("C2", "^"), "snntorch_bptt": ("C3", "D")}
+    styles = {"bptt": ("C0", "o"), "sltt": ("C1", "s"), "sltt_chunk": ("C4", "x"), "slttk2": ("C2", "^"),
+              "snntorch_bptt": ("C3", "D")}
     for m in METHODS:
         c, mk = styles[m]
         ax_m.plot(steps, [results[f"{m}_peak_mem_mb_T{T}"] for T in steps], color=c, marker=mk, label=LABELS[m])
@@ -152,6 +156,10 @@ def main() -> None:
             results[f"saved_ratio_sltt_bptt_T{T}"] = b("saved_tensor_mb", "sltt") / b("saved_tensor_mb", "bptt")
             results[f"time_ratio_sltt_bptt_T{T}"] = b("ms_per_iter", "sltt") / b("ms_per_iter", "bptt")
             results[f"time_ratio_slttk2_bptt_T{T}"] = b("ms_per_iter", "slttk2") / b("ms_per_iter", "bptt")
+            if "sltt_chunk" in args.methods:
+                results[f"time_ratio_slttchunk_bptt_T{T}"] = b("ms_per_iter", "sltt_chunk") / b("ms_per_iter", "bptt")
+                results[f"mem_ratio_slttchunk_bptt_T{T}"] = (b("peak_mem_mb", "sltt_chunk")
+                                                             / max(b("peak_mem_mb", "bptt"), 1e-9))
             print(f"     vs neurosim BPTT: SLTT memory {results[f'mem_ratio_sltt_bptt_T{T}']:.2f}× (saved tensors "
                   f"{results[f'saved_ratio_sltt_bptt_T{T}']:.3f}×), time {results[f'time_ratio_sltt_bptt_T{T}']:.2f}×;"
                   f" SLTT-K(2) time {results[f'time_ratio_slttk2_bptt_T{T}']:.2f}×")

@@ -166,6 +166,7 @@ class TrainConfig:
 
     method: str = "bptt"  # bptt (full graph through time) | sltt | sltt_k
     k: int = 2  # sltt_k: time steps per batch that get a backward pass
+    time_chunk: int | None = None  # steps per call; None: the method's (bptt ~128 samples on CPU, sltt 1 step)
     epochs: int = 5  # passes over the training split
     loss: str = "rate_ce"  # rate_ce: CE on time-averaged output | tet: mean per-step CE | sltt_mix
     loss_lambda: float = 0.05  # sltt_mix: weight of the MSE term, (1−λ)·CE + λ·MSE (SLTT paper: 0.05)
@@ -184,7 +185,9 @@ class TrainConfig:
         _choice(self, "loss", LOSSES)
         _choice(self, "optimizer", OPTIMIZERS)
         _choice(self, "scheduler", SCHEDULERS)
-        _positive(self, "k", "epochs", "lr", "grad_clip", "threads", "checkpoint_every")
+        _positive(self, "k", "time_chunk", "epochs", "lr", "grad_clip", "threads", "checkpoint_every")
+        if self.time_chunk is not None and (isinstance(self.time_chunk, bool) or not isinstance(self.time_chunk, int)):
+            raise _Invalid("time_chunk", f"must be a whole number of time steps, got {self.time_chunk!r}")
         if not 0 <= self.loss_lambda <= 1:
             raise _Invalid("loss_lambda", f"must be in [0, 1], got {self.loss_lambda!r}")
         if self.weight_decay < 0 or self.momentum < 0:

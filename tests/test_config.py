@@ -17,6 +17,8 @@ from neurosim.config import ConfigError, RunConfig, apply_overrides, config_from
         ({"model": {"channels": [16, "x"]}}, "model.channels[1]", "expected an integer"),
         ({"neuron": {"surrogate": "relu"}}, "neuron.surrogate", "must be one of"),
         ({"train": {"method": "rtrl"}}, "train.method", "must be one of"),
+        ({"train": {"time_chunk": 0}}, "train.time_chunk", "must be positive, got 0"),
+        ({"train": {"time_chunk": 2.5}}, "train.time_chunk", "expected int or None, got 2.5"),
         ({"neuron": {"learn_beta": "yes"}}, "neuron.learn_beta", "expected true or false"),
     ],
 )

@@ -94,6 +94,7 @@ class ContinualTrainConfig:
 
     method: str = "bptt"  # bptt | sltt | sltt_k — HLOP's projection works with each
     k: int = 2  # sltt_k: steps per batch with a backward pass
+    time_chunk: int | None = None  # steps per call; None: the method's (bptt ~128 samples on CPU, sltt 1 step)
     loss: str = "rate_ce"  # rate_ce | tet | sltt_mix (sltt and sltt_k need a per-step loss: tet or sltt_mix)
     loss_lambda: float = 0.05  # sltt_mix: weight of its MSE term
     epochs: int = 3  # passes over each task's training data; multitask: passes over the union of all tasks
@@ -110,7 +111,9 @@ class ContinualTrainConfig:
         _choice(self, "method", TRAIN_METHODS)
         _choice(self, "loss", LOSSES)
         _choice(self, "optimizer", ("sgd", "adam"))
-        _positive(self, "k", "epochs", "batch_size", "lr", "grad_clip", "threads")
+        _positive(self, "k", "time_chunk", "epochs", "batch_size", "lr", "grad_clip", "threads")
+        if self.time_chunk is not None and (isinstance(self.time_chunk, bool) or not isinstance(self.time_chunk, int)):
+            raise _Invalid("time_chunk", f"must be a whole number of time steps, got {self.time_chunk!r}")
         if self.momentum < 0:
             raise _Invalid("momentum", f"must be >= 0, got {self.momentum!r}")
         if not 0 <= self.loss_lambda <= 1:

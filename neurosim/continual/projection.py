@@ -12,12 +12,14 @@ i.e. the gradient is projected onto the orthogonal complement of the old tasks' 
 is unchanged. Because ``I − H_oldᵀH_old`` is one fixed matrix during a task, projecting the presynaptic vector of
 every sample, position and time step and summing is the same as right-multiplying the summed weight gradient by it.
 HLOP therefore acts as a tensor hook on each protected weight: whatever produced the gradient — BPTT over the full
-sequence, SLTT's per-step backward passes, SLTT-K — every contribution is projected before it is accumulated.
+sequence, SLTT's per-chunk (or per-step) backward passes, SLTT-K — every contribution is projected before it is
+accumulated.
 
 The Hebbian rows learn from the same presynaptic activity: a forward pre-hook on each protected layer records its
 input while HLOP's Hebbian learning is on and the model is in training mode (every time step of every sample, as
-in the HLOP code for BPTT) and runs Oja iterations on it once per forward call — per step under SLTT, and per time
-chunk under BPTT on CPU, which runs long sequences in chunks of ~128 samples (:func:`neurosim.nn.run_chunked`); inside :meth:`HLOP.hebbian_only`
+in the HLOP code for BPTT) and runs Oja iterations on it once per forward call — per time chunk under BPTT and
+SLTT on CPU, which run long sequences in chunks of ~128 samples (:func:`neurosim.nn.run_chunked`,
+:func:`neurosim.training.sltt.sltt_chunk`), per step under SLTT with ``time_chunk=1``; inside :meth:`HLOP.hebbian_only`
 eval-mode passes teach the rows too (extra passes after a task, on the activity the task is evaluated with).
 
 Typical use (what :func:`neurosim.continual.run_method` does)::

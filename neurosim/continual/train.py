@@ -239,7 +239,7 @@ def _train_mode(model: torch.nn.Module, frozen: bool) -> None:
 def _train(model, task: Task, cfg: ContinualConfig, loss: Loss, seed: int, frozen: bool, device,
            after_backward: Callable[[], None] | None = None, desc: str = "", progress: bool = False) -> None:
     tc = cfg.train
-    method = get_method(tc.method, k=tc.k) if tc.method == "sltt_k" else get_method(tc.method)
+    method = get_method(tc.method, k=tc.k, time_chunk=tc.time_chunk)
     optimizer = _optimizer(model, cfg)
     loader = FrameLoader(task.x_train, task.y_train, tc.batch_size, shuffle=True, seed=seed, device=device)
     for epoch in range(tc.epochs):

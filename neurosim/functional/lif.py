@@ -28,7 +28,12 @@ snnTorch models identically. The two timings give different membrane traces for 
 Two backends compute the same thing: ``reference`` (a plain autograd loop, the definition) and ``fused``
 (one autograd node for the whole sequence with a hand-derived backward that saves only ``h``; faster and
 leaner). ``auto`` picks ``fused`` where it applies (immediate timing, fixed threshold); called with ``T = 1``
-(one step at a time, as SLTT does) it runs a single-step kernel without the scan loop.
+(one step at a time: online inference) it runs a single-step kernel without the scan loop.
+
+Inside :func:`no_temporal_grad` the temporal path is cut: every step's previous state enters as a constant
+(``sg(·)``), so gradients flow only from a step's spikes (or recorded membrane) to that step's input, and
+to a learnable decay through ``β·sg(v[t−1])``. This is the neuron of SLTT (Meng et al., ICCV 2023): a whole
+chunk of steps then backwards at once, as one spatial pass, with the result of one step at a time.
 
 Shapes:
     x_seq: ``[T, B, ...]`` (time first); state ``v``: ``[B, ...]``; spikes: like ``x_seq``.
@@ -45,7 +50,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -53,11 +61,46 @@ import torch
 
 from neurosim.functional.surrogate import Surrogate, heaviside, spike
 
-__all__ = ["RESETS", "RESET_TIMINGS", "LIFParams", "LIFState", "beta_from_tau", "tau_from_beta", "lif_scan"]
+__all__ = [
+    "RESETS", "RESET_TIMINGS", "LIFParams", "LIFState", "beta_from_tau", "is_temporal_grad_enabled", "lif_scan",
+    "no_temporal_grad", "tau_from_beta",
+]
 
 RESETS = ("subtract", "zero", "none")
 RESET_TIMINGS = ("immediate", "delayed")
 BACKENDS = ("auto", "reference", "fused")
+
+
+_TEMPORAL_GRAD = contextvars.ContextVar("neurosim_temporal_grad", default=True)
+
+
+@contextlib.contextmanager
+def no_temporal_grad() -> Iterator[None]:
+    """Within this context, neuron state carries no gradient from one step to the next (SLTT's ``sg``).
+
+    Like ``torch.no_grad`` it is a mode, not a property of the model: the LIF and LI layers read it when they
+    run forward, and the graph they build then holds no temporal path; the backward may run outside it.
+    Nested uses and exceptions restore the previous mode.
+
+    Example:
+        >>> import torch
+        >>> x = torch.full((3, 1), 0.6, requires_grad=True)
+        >>> with no_temporal_grad():
+        ...     s, _ = lif_scan(x, LIFParams(beta=1.0, v_th=1.0, surrogate=Surrogate("triangle")))
+        >>> s.sum().backward()
+        >>> [round(g, 4) for g in x.grad.flatten().tolist()]   # σ'(h_t − 1) of each step alone: h = 0.6, 1.2, 0.8
+        [0.6, 0.8, 0.8]
+    """
+    token = _TEMPORAL_GRAD.set(False)
+    try:
+        yield
+    finally:
+        _TEMPORAL_GRAD.reset(token)
+
+
+def is_temporal_grad_enabled() -> bool:
+    """False inside :func:`no_temporal_grad`."""
+    return _TEMPORAL_GRAD.get()
 
 
 def beta_from_tau(tau_mem_ms: float, dt_ms: float) -> float:
@@ -168,13 +211,22 @@ def lif_scan(
     )
     if backend == "fused" and not fused_ok:
         raise ValueError("the fused backend needs reset_timing='immediate' and a threshold without grad")
+    temporal = is_temporal_grad_enabled()
+    if backend != "reference" and fused_ok and not record_membrane and not _needs_graph(x_seq, v0, params.beta):
+        # inference, evaluation, SLTT-K's forward-only steps: in place, no graph, no membrane buffer
+        beta = torch.as_tensor(params.beta, dtype=x_seq.dtype, device=x_seq.device)
+        s_seq, v_final = _forward_no_graph(x_seq, v0, beta, float(params.v_th), params.reset)
+        return s_seq, LIFState(v_final)
     if backend == "reference" or not fused_ok:
         if params.reset_timing == "delayed":
-            return _scan_delayed(x_seq, params, v0, record_membrane)
-        return _scan_reference(x_seq, params, v0, record_membrane)
+            return _scan_delayed(x_seq, params, v0, record_membrane, temporal)
+        return _scan_reference(x_seq, params, v0, record_membrane, temporal)
     beta = torch.as_tensor(params.beta, dtype=x_seq.dtype, device=x_seq.device)
     v_th = float(params.v_th)
-    if x_seq.shape[0] == 1:  # one step at a time (SLTT, online inference): no scan machinery
+    if not temporal:
+        s_seq, v_final, h_seq = _SpatialLIF.apply(x_seq, v0.detach(), beta, v_th, params.reset, params.surrogate)
+        return s_seq, LIFState(v_final, h_seq if record_membrane else None)
+    if x_seq.shape[0] == 1:  # one step at a time (online inference, a carried graph): no scan machinery
         s, v_final, h = _LIFStep.apply(x_seq.squeeze(0), v0, beta, v_th, params.reset, params.detach_reset,
                                        params.surrogate)
         return s.unsqueeze(0), LIFState(v_final, h.unsqueeze(0) if record_membrane else None)
@@ -184,9 +236,11 @@ def lif_scan(
     return s_seq, LIFState(v_final, h_seq if record_membrane else None)
 
 
-def _scan_reference(x_seq, params: LIFParams, v, record: bool):
+def _scan_reference(x_seq, params: LIFParams, v, record: bool, temporal: bool = True):
     spikes, hs = [], []
     for x in x_seq:
+        if not temporal:
+            v = v.detach()
         h = params.beta * v + x
         s = spike(h - params.v_th, params.surrogate)
         s_r = s.detach() if params.detach_reset else s
@@ -199,16 +253,18 @@ def _scan_reference(x_seq, params: LIFParams, v, record: bool):
         spikes.append(s)
         if record:
             hs.append(h)
-    return torch.stack(spikes), LIFState(v, torch.stack(hs) if record else None)
+    return torch.stack(spikes), LIFState(v if temporal else v.detach(), torch.stack(hs) if record else None)
 
 
-def _scan_delayed(x_seq, params: LIFParams, v, record: bool):
+def _scan_delayed(x_seq, params: LIFParams, v, record: bool, temporal: bool = True):
     """snnTorch ``Leaky`` timing (reset_delay=True): detached reset from the previous membrane."""
     beta = params.beta
     if isinstance(beta, torch.Tensor):
         beta = beta.clamp(0, 1)  # snnTorch clamps beta to [0, 1] every step
     spikes, vs = [], []
     for x in x_seq:
+        if not temporal:
+            v = v.detach()
         r = heaviside(v - params.v_th, strict=True).detach()
         if params.reset == "subtract":
             v = beta * v + x - params.v_th * r
@@ -220,7 +276,7 @@ def _scan_delayed(x_seq, params: LIFParams, v, record: bool):
         spikes.append(s)
         if record:
             vs.append(v)
-    return torch.stack(spikes), LIFState(v, torch.stack(vs) if record else None)
+    return torch.stack(spikes), LIFState(v if temporal else v.detach(), torch.stack(vs) if record else None)
 
 
 def _reduce_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -231,6 +287,91 @@ def _reduce_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
         if n == 1 and grad.shape[i] != 1:
             grad = grad.sum(i, keepdim=True)
     return grad
+
+
+def _needs_graph(x_seq, v0, beta) -> bool:
+    if not torch.is_grad_enabled():
+        return False
+    return any(isinstance(t, torch.Tensor) and t.requires_grad for t in (x_seq, v0, beta))
+
+
+def _forward_no_graph(x_seq, v0, beta, v_th: float, reset: str):
+    """The LIF scan where no gradient is taken: the membrane is updated in place in one buffer, ``(spikes, v)``."""
+    s_seq = torch.empty_like(x_seq)
+    v = v0.clone() if x_seq.shape[0] == 0 else torch.empty_like(v0)
+    prev = v0
+    for t in range(x_seq.shape[0]):
+        torch.addcmul(x_seq[t], beta, prev, out=v)  # h = β·v + x, in v's buffer
+        prev = v
+        s = torch.ge(v, v_th, out=s_seq[t])
+        if reset == "subtract":
+            v.sub_(s, alpha=v_th)
+        elif reset == "zero":
+            v.addcmul_(v, s, value=-1.0)
+    return s_seq, v
+
+
+def _fused_forward(x_seq, v0, beta, v_th: float, reset: str):
+    """The LIF scan without autograd: ``(spikes, final v, pre-reset membrane h)``, each a new tensor."""
+    h_seq = torch.empty_like(x_seq)
+    s_seq = torch.empty_like(x_seq)
+    v = v0
+    for t in range(x_seq.shape[0]):
+        h = torch.addcmul(x_seq[t], beta, v, out=h_seq[t])
+        s = torch.ge(h, v_th, out=s_seq[t])  # writes 0./1. in h's dtype
+        if reset == "subtract":
+            v = torch.sub(h, s, alpha=v_th)
+        elif reset == "zero":
+            v = torch.addcmul(h, h, s, value=-1.0)
+        else:
+            v = h
+    if reset == "none" or v is v0:
+        v = v.clone()  # not a view of h_seq, and not the input tensor (T = 0)
+    return s_seq, v, h_seq
+
+
+def _v_before(h_seq, v0, v_th: float, reset: str):
+    """The (post-reset) state entering each step, ``[v0, v_0, …, v_{T−2}]``, recomputed from ``h``."""
+    s = (h_seq >= v_th).to(h_seq.dtype)
+    if reset == "subtract":
+        v_after = h_seq - v_th * s
+    elif reset == "zero":
+        v_after = h_seq * (1 - s)
+    else:
+        v_after = h_seq
+    return torch.cat([v0.unsqueeze(0), v_after[:-1]])
+
+
+class _SpatialLIF(torch.autograd.Function):
+    """LIF scan with the temporal path cut (:func:`no_temporal_grad`): ``dL/dx_t = dL/ds_t·σ'(h_t − θ) + dL/dh_t``.
+
+    The backward is one element-wise pass over all steps (no loop back through time); the final state carries
+    no gradient. The decay still learns through ``h_t = β·sg(v_{t−1}) + x_t``: ``dL/dβ = Σ_t dL/dh_t·v_{t−1}``.
+    """
+
+    @staticmethod
+    def forward(ctx, x_seq, v0, beta, v_th, reset, surrogate):
+        ctx.set_materialize_grads(False)
+        s_seq, v, h_seq = _fused_forward(x_seq, v0, beta, v_th, reset)
+        ctx.mark_non_differentiable(v)
+        ctx.save_for_backward(h_seq, v0 if ctx.needs_input_grad[2] else None, beta)
+        ctx.cfg = (v_th, reset, surrogate)
+        return s_seq, v, h_seq
+
+    @staticmethod
+    def backward(ctx, grad_s, grad_v, grad_h):
+        h_seq, v0, beta = ctx.saved_tensors
+        v_th, reset, surrogate = ctx.cfg
+        if grad_s is not None:
+            dh = surrogate.grad_(h_seq - v_th).mul_(grad_s)
+            if grad_h is not None:
+                dh.add_(grad_h)
+        else:
+            dh = grad_h.clone() if grad_h is not None else torch.zeros_like(h_seq)
+        grad_beta = None
+        if ctx.needs_input_grad[2]:
+            grad_beta = _reduce_to((dh * _v_before(h_seq, v0, v_th, reset)).sum(0), beta.shape)
+        return (dh if ctx.needs_input_grad[0] else None), None, grad_beta, None, None, None
 
 
 class _FusedLIF(torch.autograd.Function):
@@ -245,20 +386,7 @@ class _FusedLIF(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x_seq, v0, beta, v_th, reset, detach_reset, surrogate):
         ctx.set_materialize_grads(False)  # unused outputs get None, not full-size zero tensors
-        h_seq = torch.empty_like(x_seq)
-        s_seq = torch.empty_like(x_seq)
-        v = v0
-        for t in range(x_seq.shape[0]):
-            h = torch.addcmul(x_seq[t], beta, v, out=h_seq[t])
-            s = torch.ge(h, v_th, out=s_seq[t])  # writes 0./1. in h's dtype
-            if reset == "subtract":
-                v = torch.sub(h, s, alpha=v_th)
-            elif reset == "zero":
-                v = torch.addcmul(h, h, s, value=-1.0)
-            else:
-                v = h
-        if reset == "none":
-            v = v.clone()  # not a view of h_seq
+        s_seq, v, h_seq = _fused_forward(x_seq, v0, beta, v_th, reset)
         ctx.save_for_backward(h_seq, v0, beta)
         ctx.cfg = (v_th, reset, detach_reset, surrogate)
         return s_seq, v, h_seq
@@ -297,15 +425,7 @@ class _FusedLIF(torch.autograd.Function):
         grad_v0 = gv if ctx.needs_input_grad[1] else None
         grad_beta = None
         if ctx.needs_input_grad[2]:
-            s = (h_seq >= v_th).to(h_seq.dtype)
-            if reset == "subtract":
-                v_after = h_seq - v_th * s
-            elif reset == "zero":
-                v_after = h_seq * (1 - s)
-            else:
-                v_after = h_seq
-            v_prev = torch.cat([v0.unsqueeze(0), v_after[:-1]])
-            grad_beta = _reduce_to((dh * v_prev).sum(0), beta.shape)
+            grad_beta = _reduce_to((dh * _v_before(h_seq, v0, v_th, reset)).sum(0), beta.shape)
         return grad_x, grad_v0, grad_beta, None, None, None, None
 
 

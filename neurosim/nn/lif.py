@@ -49,6 +49,7 @@ class LIF(nn.Module):
     """
 
     stateful = True
+    cuts_temporal_grad = True  # honours neurosim.functional.no_temporal_grad
 
     def __init__(
         self,

@@ -18,12 +18,25 @@ is a sum of per-step gradients and each step can be forwarded and backwarded at 
 * :class:`SLTTK` — SLTT-K: ``K`` steps drawn per batch (``randperm(T)[:K]``) get a backward pass; the others
   run under ``torch.no_grad`` (the neuron state still advances). The loss stays divided by ``T``.
 
-The model is not modified: the method detaches the whole state dict between steps
-(:func:`neurosim.nn.detach_state`), which is exactly the ``sg(·)`` above for every reset mode and reset
-timing, works with learnable decay/threshold and with the fused LIF backend, and carries the dropout mask
-(one mask for all steps). Time-distributed BatchNorm sees one step at a time, i.e. normalises per step as in
-the paper.
+The model is not modified. Between calls the method detaches the whole state dict
+(:func:`neurosim.nn.detach_state`), which is exactly the ``sg(·)`` above for every reset mode and reset timing,
+works with learnable decay/threshold, and carries the dropout mask (one mask for all steps). Time-distributed
+BatchNorm sees one step at a time, i.e. normalises per step as in the paper.
 
+**Chunks of steps** (``time_chunk``, default 1: the paper's loop). A call may hold several steps: the chunk runs
+under :func:`neurosim.functional.no_temporal_grad`, in which the LIF and LI layers cut the temporal path inside
+the call too, so the chunk's single backward gives exactly the gradients of its steps run one at a time
+(tested), as one spatial pass over ``[steps·B, ...]`` with no loop back through time. Memory is that of the
+chunk, still independent of ``T``. ``time_chunk=None`` picks :func:`sltt_chunk` (about 128 samples on CPU; one
+step on GPU, with BatchNorm in training mode, and for stateful layers that do not declare
+``cuts_temporal_grad``).
+
+Measured on the 2-core benchmark machine (``benchmarks/bench_sltt.py``, T = 50, batch 32): one step at a time,
+SLTT holds ~0.1× BPTT's memory and takes about BPTT's time, not the paper's 0.7× (its Table 1, on GPU): BPTT
+here already runs the temporal backward fused and in cache-sized chunks, and the convolutions and pooling that
+both methods compute identically are ~70 % of the time. Chunks of 4 steps are ~5 % faster for ~2× the memory
+(and more page faults from the allocator). SLTT-K's forward-only steps skip autograd and argmax pooling:
+~0.4× BPTT's time.
 The loss must decompose over time steps (``loss.per_step``: ``tet``, ``sltt_mix``); ``rate_ce`` does not.
 
 :data:`PAPER_NEURON` is the paper's neuron (τ = 1.1 → λ = β = 1 − 1/1.1, triangle surrogate α = 1, subtract
@@ -36,8 +49,10 @@ Example:
     >>> net = Sequential(Flatten(), Linear(8, 3), LIF(**paper_lif_kwargs()))
     >>> x_seq, y = torch.rand(6, 4, 8), torch.tensor([0, 1, 2, 0])   # [T, B, N], [B]
     >>> out = get_method("sltt").forward_backward(net, x_seq, y, get_loss("sltt_mix"))
-    >>> out.out_seq.shape, out.backward_passes
+    >>> out.out_seq.shape, out.backward_passes   # the paper's loop: one backward per step
     (torch.Size([6, 4, 3]), 6)
+    >>> SLTT(time_chunk=None).forward_backward(net, x_seq, y, get_loss("sltt_mix")).backward_passes  # batch 4: one chunk
+    1
     >>> get_method("sltt_k", k=2).forward_backward(net, x_seq, y, get_loss("tet")).backward_passes
     2
 """
@@ -51,13 +66,15 @@ from typing import Any
 import torch
 
 from neurosim.config import NeuronConfig, RunConfig, load_config
-from neurosim.nn.layers import detach_state
+from neurosim.functional import no_temporal_grad
+from neurosim.nn.layers import detach_state, is_stateful
+from neurosim.nn.layers import time_chunk as _chunk_of_samples
 from neurosim.training.losses import Loss
 from neurosim.training.methods import StepOutput, register_method
 
 __all__ = [
     "PAPER_NEURON", "PAPER_TAU", "SLTT", "SLTTK", "paper_beta", "paper_config", "paper_lif_kwargs",
-    "run_online",
+    "run_online", "sltt_chunk",
 ]
 
 PAPER_TAU = 1.1  # the official code's default -tau; λ = 1 − 1/τ ≈ 0.0909 (a very fast leak)
@@ -103,56 +120,106 @@ def _check(x_seq: torch.Tensor, y: torch.Tensor, loss: Loss, method: str) -> int
     return x_seq.shape[0]
 
 
+def sltt_chunk(model: torch.nn.Module, x_seq: torch.Tensor) -> int:
+    """Time steps SLTT forwards and backwards at once: about :data:`neurosim.nn.CHUNK_SAMPLES` samples on CPU.
+
+    A chunk of steps run under :func:`neurosim.functional.no_temporal_grad` has the same gradients as its steps
+    run one at a time, and it backwards as one spatial pass over ``[steps·B, ...]``, which is faster on CPU.
+    The memory held is that of the chunk, ``max(B, CHUNK_SAMPLES)`` samples at most, still independent of
+    ``T``. One step at a time (the paper's loop, least memory) on GPUs, with BatchNorm in training mode
+    (statistics per step), and when a stateful layer does not declare that it honours ``no_temporal_grad``
+    (``cuts_temporal_grad``): then the state is detached between steps, which is exact for any layer.
+    """
+    if x_seq.device.type != "cpu":
+        return 1
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training:
+            return 1
+        if is_stateful(m) and not getattr(m, "cuts_temporal_grad", False):
+            return 1
+    return _chunk_of_samples(model, x_seq)
+
+
+def _segments(T: int, backward_steps: set[int] | None, chunk: int) -> list[tuple[int, int, bool]]:
+    """``(start, stop, with_grad)`` pieces of ``range(T)``: steps with a backward one at a time (SLTT-K) or in
+    chunks of ``chunk`` (SLTT), forward-only stretches in chunks of ``chunk``."""
+    pieces: list[tuple[int, int, bool]] = []
+    t = 0
+    while t < T:
+        grad = backward_steps is None or t in backward_steps
+        stop = t + 1
+        if backward_steps is None:
+            stop = min(T, t + chunk)
+        elif not grad:
+            while stop < min(T, t + chunk) and stop not in backward_steps:
+                stop += 1
+        pieces.append((t, stop, grad))
+        t = stop
+    return pieces
+
+
 def run_online(model: torch.nn.Module, x_seq: torch.Tensor, y: torch.Tensor, loss: Loss,
-               backward_steps: set[int] | None = None) -> StepOutput:
-    """The SLTT loop: forward each step with the carried state detached; backward at once where asked.
+               backward_steps: set[int] | None = None, time_chunk: int | None = 1) -> StepOutput:
+    """The SLTT loop: forward with the temporal path cut; backward at once where asked.
 
     Args:
         model: ``forward(x_seq, state=None) -> (out_seq, state)`` (e.g. :class:`neurosim.nn.Sequential`).
         x_seq: input ``[T, B, ...]``.
         y: targets ``[B]``.
         loss: a per-step loss; step ``t`` contributes ``loss.step(o_t, y) / T``.
-        backward_steps: steps that get a backward pass; None means all (SLTT). The others run under
+        backward_steps: steps that get a backward pass, one each; None means all (SLTT). The others run under
             ``torch.no_grad`` and only advance the state (SLTT-K).
+        time_chunk: steps per forward call (and per backward, for SLTT); None picks :func:`sltt_chunk`. 1 is the
+            paper's loop.
 
     Returns:
         :class:`StepOutput` with the loss over all ``T`` steps (backwarded or not), the detached outputs
         ``[T, B, C]``, and the number of backward calls made.
     """
     T = x_seq.shape[0]  # time steps
+    chunk = sltt_chunk(model, x_seq) if time_chunk is None else int(time_chunk)
+    if chunk < 1:
+        raise ValueError(f"time_chunk must be >= 1 (time steps per call), got {time_chunk!r}")
     state = None
     outs, values = [], []
     passes = 0
-    for t in range(T):
-        with_grad = backward_steps is None or t in backward_steps
-        with torch.set_grad_enabled(with_grad and torch.is_grad_enabled()):
-            out_t, state = model(x_seq[t:t + 1], state)
-            # sg(·) on the whole temporal path; detaching before backward also drops every reference
-            # the state holds into this step's graph, so nothing of step t survives its backward.
+    for start, stop, with_grad in _segments(T, backward_steps, chunk):
+        with torch.set_grad_enabled(with_grad and torch.is_grad_enabled()), no_temporal_grad():
+            out, state = model(x_seq[start:stop], state)
+            # sg(·) between calls; detaching before backward also drops every reference the state holds into
+            # this chunk's graph, so nothing of it survives its backward.
             state = detach_state(state)
-            value = loss.step(out_t.squeeze(0), y) / T
+            value = loss.step(out[0], y)
+            for o_t in out[1:]:
+                value = value + loss.step(o_t, y)
+            value = value / T
         if with_grad and value.requires_grad:
             value.backward()
             passes += 1
         values.append(value.detach())
-        outs.append(out_t.detach())
-        del out_t, value
+        outs.append(out.detach())
+        del out, value
     return StepOutput(float(torch.stack(values).sum()), torch.cat(outs), passes)
 
 
 @dataclass
 class SLTT:
-    """Spatial learning through time: per-step forward + backward, temporal path detached.
+    """Spatial learning through time: forward + backward per step (or per chunk of steps), temporal path cut.
 
-    Memory is that of one time step (independent of ``T``); gradients accumulate in ``.grad`` over the
-    ``T`` backward passes, and the Trainer takes one optimizer step per batch.
+    Memory is that of one step (or chunk), independent of ``T``; gradients accumulate in ``.grad`` over the
+    backward passes, and the Trainer takes one optimizer step per batch.
+
+    Args:
+        time_chunk: steps per forward/backward: 1 (default) is the paper's loop, the least memory; N > 1 runs N
+            steps per call with the same gradients; None picks :func:`sltt_chunk` (about 128 samples on CPU).
     """
 
+    time_chunk: int | None = 1
     name: str = "sltt"
 
     def forward_backward(self, model, x_seq, y, loss) -> StepOutput:
         _check(x_seq, y, loss, "SLTT")
-        return run_online(model, x_seq, y, loss)
+        return run_online(model, x_seq, y, loss, time_chunk=self.time_chunk)
 
 
 @dataclass
@@ -160,10 +227,12 @@ class SLTTK:
     """SLTT-K: backward at ``k`` time steps drawn per batch; the others forward only (state still advances).
 
     Args:
-        k: number of steps per batch that get a backward pass (paper: 4 for DVS-Gesture T = 20, 2 for
-            DVS-CIFAR10 T = 10). ``k >= T`` trains every step (= SLTT).
+        k: number of steps per batch that get a backward pass, one pass each (paper: 4 for DVS-Gesture T = 20,
+            2 for DVS-CIFAR10 T = 10). ``k >= T`` trains every step: that is SLTT, run as SLTT.
         generator: RNG for drawing the steps; None uses torch's global RNG (saved in checkpoints, so resumed
             runs draw the same steps).
+        time_chunk: steps per forward-only call and, for ``k >= T``, per SLTT chunk: 1 (default) or N, or None
+            for :func:`sltt_chunk`. Steps with a backward pass always run one at a time.
 
     Attributes:
         last_steps: the steps drawn for the last batch, ascending.
@@ -171,6 +240,7 @@ class SLTTK:
 
     k: int = 2
     generator: torch.Generator | None = None
+    time_chunk: int | None = 1
     name: str = "sltt_k"
     last_steps: tuple[int, ...] = field(default=(), init=False)
 
@@ -182,8 +252,10 @@ class SLTTK:
         T = _check(x_seq, y, loss, "SLTT-K")
         steps = torch.randperm(T, generator=self.generator)[: self.k]
         self.last_steps = tuple(sorted(int(t) for t in steps))
-        return run_online(model, x_seq, y, loss, set(self.last_steps))
+        drawn = None if len(self.last_steps) == T else set(self.last_steps)
+        return run_online(model, x_seq, y, loss, drawn, time_chunk=self.time_chunk)
 
 
-register_method("sltt", lambda **_: SLTT())
-register_method("sltt_k", lambda k=2, generator=None, **_: SLTTK(k=k, generator=generator))
+# from a config, time_chunk None means the method's default (one step at a time)
+register_method("sltt", lambda time_chunk=None, **_: SLTT(time_chunk or 1))
+register_method("sltt_k", lambda k=2, generator=None, time_chunk=None, **_: SLTTK(k, generator, time_chunk or 1))

@@ -89,7 +89,7 @@ class Trainer:
         self.device = resolve_device(tc.device)
         self.model.to(self.device)
         if self.method is None:
-            self.method = get_method(tc.method, k=tc.k) if tc.method == "sltt_k" else get_method(tc.method)
+            self.method = get_method(tc.method, k=tc.k, time_chunk=tc.time_chunk)
         if self.loss is None:
             self.loss = get_loss(tc.loss, tc.loss_lambda)
         params = [p for p in self.model.parameters() if p.requires_grad]

@@ -153,3 +153,21 @@ def test_matches_snntorch_leaky_exactly(reset):
     assert torch.equal(s, spk_ref)
     torch.testing.assert_close(state.v_seq, mem_ref)
     torch.testing.assert_close(xn.grad, xs.grad)
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+@pytest.mark.parametrize("T", [1, 7])
+def test_forward_without_graph_equals_the_autograd_scan(reset, T):
+    """Where no gradient is taken the fused backend updates the membrane in place; same spikes and state."""
+    g = torch.Generator().manual_seed(T)
+    x = torch.rand(T, 4, 6, generator=g) * 1.5
+    v0 = torch.rand(4, 6, generator=g)
+    v0_before = v0.clone()
+    params = LIFParams(beta=0.8, v_th=1.0, reset=reset)
+    s_ref, st_ref = lif_scan(x.requires_grad_(), params, LIFState(v0), backend="fused")  # the autograd node
+    with torch.no_grad():
+        s, st = lif_scan(x, params, LIFState(v0), backend="fused")
+    assert s_ref.grad_fn is not None and s.grad_fn is None
+    assert torch.equal(s, s_ref) and torch.equal(st.v, st_ref.v) and s.sum() > 0
+    torch.testing.assert_close(s, lif_scan(x.detach(), params, LIFState(v0), backend="reference")[0])
+    assert torch.equal(v0, v0_before) and st.v.data_ptr() != v0.data_ptr(), "the caller's state is not modified"

@@ -163,3 +163,56 @@ def test_time_chunk_keeps_batchnorm_statistics_over_all_steps_and_bad_steps_are_
     assert time_chunk(with_bn, x) == 16
     with pytest.raises(ValueError, match="steps"):
         run_chunked(plain, x, steps=0)
+
+
+# ------------------------------------------------------- MaxPool2d: index-free pooling when no grad is taken
+
+@settings(max_examples=60, deadline=None)
+@given(
+    k=st.sampled_from([1, 2, 3, (2, 3)]),
+    h=st.integers(3, 13), w=st.integers(3, 13),
+    spikes=st.booleans(), seed=st.integers(0, 2**16),
+)
+def test_maxpool_without_grad_equals_torch(k, h, w, spikes, seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(2, 3, 4, h, w, generator=g)
+    x = (x < 0.2).float() if spikes else x * 4 - 2
+    pool = MaxPool2d(k)  # stride = kernel: the index-free path
+    assert pool._fast_ok(x)
+    with torch.no_grad():
+        y = pool(x)
+    ref = torch.nn.functional.max_pool2d(x.flatten(0, 1), k).view(2, 3, *y.shape[2:])
+    assert torch.equal(y, ref)
+
+
+def test_maxpool_index_free_path_propagates_nan_and_inf_like_torch():
+    x = torch.zeros(1, 1, 1, 4, 4)
+    x[..., 0, 1] = float("nan")
+    x[..., 2, 2] = float("-inf")
+    x[..., 3, 0] = float("inf")
+    with torch.no_grad():
+        y = MaxPool2d(2)(x)
+    ref = torch.nn.functional.max_pool2d(x[0], 2)[None]
+    assert torch.equal(y.isnan(), ref.isnan()) and torch.equal(y.nan_to_num(), ref.nan_to_num())
+
+
+def test_maxpool_keeps_torch_routing_when_a_gradient_is_needed():
+    x = (torch.rand(3, 2, 4, 6, 6) < 0.3).float().requires_grad_()  # ties everywhere: routing matters
+    pool = MaxPool2d(2)
+    assert not pool._fast_ok(x)
+    g_out = torch.randn(3, 2, 4, 3, 3)
+    (g,) = torch.autograd.grad(pool(x), x, g_out)
+    x2 = x.detach().flatten(0, 1).requires_grad_()
+    (ref,) = torch.autograd.grad(torch.nn.functional.max_pool2d(x2, 2), x2, g_out.flatten(0, 1))
+    assert torch.equal(g, ref.view_as(g))
+
+
+@pytest.mark.parametrize("kwargs", [dict(kernel_size=3, stride=2), dict(kernel_size=2, padding=1),
+                                    dict(kernel_size=2, ceil_mode=True), dict(kernel_size=2, dilation=2)])
+def test_maxpool_overlapping_or_padded_windows_use_torch(kwargs):
+    x = torch.rand(2, 1, 3, 7, 7)
+    pool = MaxPool2d(**kwargs)
+    assert not pool._fast_ok(x)
+    with torch.no_grad():
+        y = pool(x)
+    assert torch.equal(y, torch.nn.functional.max_pool2d(x.flatten(0, 1), **kwargs).view(2, 1, *y.shape[2:]))

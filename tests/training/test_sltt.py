@@ -15,7 +15,7 @@ from neurosim.nn import LI, LIF, BatchNorm1d, Dropout, Flatten, Linear, Sequenti
 from neurosim.training import BPTT, METHODS, RateCE, SLTTMix, TET, Trainer, get_method
 from neurosim.training.memory import SavedTensorMeter
 from neurosim.training.sltt import (
-    PAPER_NEURON, SLTT, SLTTK, paper_beta, paper_config, paper_lif_kwargs, run_online,
+    PAPER_NEURON, SLTT, SLTTK, paper_beta, paper_config, paper_lif_kwargs, run_online, sltt_chunk,
 )
 
 CONFIGS = Path(__file__).resolve().parents[2] / "neurosim" / "configs"
@@ -75,6 +75,10 @@ def _assert_grads_close(a, b, rtol=1e-10, atol=1e-12):
         torch.testing.assert_close(a[k], b[k], rtol=rtol, atol=atol, msg=f"gradient of {k} differs")
 
 
+# SLTT one step at a time (the paper's loop), in chunks of 4 steps (9 = 4 + 4 + 1), and in the automatic chunk
+# (all steps at once for these small batches): chunks run under no_temporal_grad, steps under detach_state.
+CHUNKS, CHUNK_IDS = [1, 4, None], ["per_step", "chunk4", "auto_chunk"]
+
 # ------------------------------------------------------------ (a) SLTT == BPTT when λ = 0 (no temporal path)
 
 # With β = λ = 0, h[t] = W·s_in[t] for every reset mode and timing: v[t−1] enters h[t] only through β·v[t−1]
@@ -86,11 +90,12 @@ def _assert_grads_close(a, b, rtol=1e-10, atol=1e-12):
 @pytest.mark.parametrize("timing,backend", [("immediate", "fused"), ("immediate", "reference"),
                                             ("delayed", "auto")])
 @pytest.mark.parametrize("loss", [TET(), SLTTMix()], ids=["tet", "sltt_mix"])
-def test_sltt_equals_bptt_without_temporal_path(reset, timing, backend, loss):
+@pytest.mark.parametrize("chunk", CHUNKS, ids=CHUNK_IDS)
+def test_sltt_equals_bptt_without_temporal_path(reset, timing, backend, loss, chunk):
     model = _zero_leak(_mlp(timing=timing, reset=reset, backend=backend))
     x, y = _data(T=7)
     out_b, g_bptt = _run(BPTT(), model, x, y, loss)
-    out_s, g_sltt = _run(SLTT(), model, x, y, loss)
+    out_s, g_sltt = _run(SLTT(chunk), model, x, y, loss)
     assert out_b.out_seq.sum() > 0, "the comparison must exercise real output spikes"
     assert torch.equal(out_s.out_seq, out_b.out_seq)
     assert out_s.loss == pytest.approx(out_b.loss, rel=1e-12)
@@ -129,7 +134,8 @@ def _detached_model_grads(model, x, y, loss, steps=None, seed=None):
                                             ("delayed", "auto")])
 @pytest.mark.parametrize("reset", ["subtract", "zero"])
 @pytest.mark.parametrize("learn", [False, True], ids=["fixed", "learnable_beta_threshold"])
-def test_accumulated_per_step_backward_equals_detached_model_backward(timing, backend, reset, learn):
+@pytest.mark.parametrize("chunk", CHUNKS, ids=CHUNK_IDS)
+def test_accumulated_per_step_backward_equals_detached_model_backward(timing, backend, reset, learn, chunk):
     # (the fused backend takes a learnable decay but not a learnable threshold)
     learn_th = learn and backend != "fused"
     model = _mlp(beta=0.7, timing=timing, reset=reset, backend=backend, learn=learn, learn_th=learn_th,
@@ -137,9 +143,9 @@ def test_accumulated_per_step_backward_equals_detached_model_backward(timing, ba
     x, y = _data(T=9)
     loss = SLTTMix()
     torch.manual_seed(5)  # the same dropout mask in both runs
-    out, g_sltt = _run(SLTT(), model, x, y, loss)
+    out, g_sltt = _run(SLTT(chunk), model, x, y, loss)
     g_ref = _detached_model_grads(model, x, y, loss, seed=5)
-    assert out.backward_passes == 9
+    assert out.backward_passes == {1: 9, 4: 3, None: 1}[chunk]  # B = 5: the automatic chunk holds all 9 steps
     if learn:
         assert "2.beta_logit" in g_sltt and ("2.v_th_param" in g_sltt) == learn_th
     _assert_grads_close(g_sltt, g_ref)
@@ -171,13 +177,14 @@ def test_sltt_weight_gradient_matches_hand_derivation():
     torch.testing.assert_close(g["1.weight"], dW, rtol=1e-10, atol=1e-12)
 
 
-def test_one_dropout_mask_for_all_steps_under_sltt():
+@pytest.mark.parametrize("chunk,calls", [(1, 5), (2, 3)])
+def test_one_dropout_mask_for_all_steps_under_sltt(chunk, calls):
     model = _mlp(beta=0.7, dropout=0.5, dtype=torch.float32)
     masks = []
     model[3].register_forward_hook(lambda mod, inp, out: masks.append(out[1]))  # Dropout -> (y, mask)
     x, y = _data(T=5, dtype=torch.float32)
-    SLTT().forward_backward(model, x, y, TET())
-    assert len(masks) == 5 and (masks[0] == 0).any() and (masks[0] != 0).any()
+    SLTT(chunk).forward_backward(model, x, y, TET())
+    assert len(masks) == calls and (masks[0] == 0).any() and (masks[0] != 0).any()
     assert all(torch.equal(m, masks[0]) for m in masks)
 
 
@@ -228,19 +235,86 @@ def test_sltt_k_saved_bytes_constant_in_T():
     assert peaks[0] == peaks[1] == peaks[2]
 
 
+def _conv_model():
+    cfg = ModelConfig(input_shape=(2, 8, 8), channels=(3,), kernel_size=3, hidden=(8,), dropout=0.2, num_classes=4)
+    return build_model(cfg, NeuronConfig(beta=0.6))
+
+
+def test_chunked_sltt_holds_one_chunk_whatever_T():
+    # batch 32 on CPU: chunks of CHUNK_SAMPLES / 32 = 4 steps; the bytes held are one chunk's, for any T
+    model = _conv_model()
+    assert sltt_chunk(model, torch.zeros(64, 32, 2, 8, 8)) == 4
+
+    def peak(method, T):
+        g = torch.Generator().manual_seed(T)
+        x = (torch.rand(T, 32, 2, 8, 8, generator=g) < 0.3).float()
+        with SavedTensorMeter() as meter:
+            out = method.forward_backward(model, x, torch.arange(32) % 4, TET())
+        assert meter.live_bytes == 0
+        return meter.peak_bytes, out.backward_passes
+
+    chunked = [peak(SLTT(None), T) for T in (8, 32, 128)]
+    assert [p for _, p in chunked] == [2, 8, 32]
+    assert chunked[0][0] == chunked[1][0] == chunked[2][0] > 0
+    per_step, _ = peak(SLTT(1), 32)
+    bptt, _ = peak(BPTT(), 32)
+    assert per_step < chunked[0][0] < bptt / 4
+
+
+class _Unaware(torch.nn.Module):
+    """A stateful layer that does not declare it honours no_temporal_grad."""
+
+    stateful = True
+
+    def forward(self, x_seq, state=None):
+        return x_seq, state
+
+
+def test_sltt_runs_one_step_at_a_time_where_chunks_would_not_be_exact():
+    x = torch.zeros(16, 32, 2, 8, 8)
+    model = _conv_model()
+    assert sltt_chunk(model, x) == 4
+    assert sltt_chunk(Sequential(*model, _Unaware()), x) == 1  # unknown stateful layer: detach between steps
+    bn = build_model(ModelConfig(input_shape=(2, 8, 8), channels=(3,), kernel_size=3, hidden=(8,), batch_norm=True,
+                                 num_classes=4), NeuronConfig())
+    assert sltt_chunk(bn.train(), x) == 1  # BatchNorm statistics per step
+    assert sltt_chunk(bn.eval(), x) == 4
+    assert sltt_chunk(model, torch.zeros(16, 256, 2, 8, 8)) == 1  # a batch fills a chunk by itself
+    with pytest.raises(ValueError, match="time_chunk must be >= 1"):
+        SLTT(0).forward_backward(model, x, torch.zeros(32, dtype=torch.long), TET())
+
+
+def test_chunked_and_per_step_sltt_give_the_same_conv_gradients():
+    model = _conv_model().double()
+    with torch.no_grad():  # larger weights, so that every layer spikes
+        for p in model.parameters():
+            p.mul_(4.0 if p.dim() > 1 else 1.0)
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(10, 32, 2, 8, 8, generator=g) < 0.4).double()
+    y = torch.arange(32) % 4
+    torch.manual_seed(1)
+    out_c, g_c = _run(SLTT(None), model, x, y, SLTTMix())
+    torch.manual_seed(1)  # the same dropout mask
+    out_s, g_s = _run(SLTT(1), model, x, y, SLTTMix())
+    assert out_c.backward_passes == 3 and out_s.backward_passes == 10
+    assert torch.equal(out_c.out_seq, out_s.out_seq) and out_c.out_seq.sum() > 0
+    _assert_grads_close(g_c, g_s)
+
+
 # --------------------------------------------------------------------------------------------- (d) SLTT-K
 
 
-def test_sltt_k_with_k_equal_T_equals_sltt():
+@pytest.mark.parametrize("chunk,passes", [(1, 6), (None, 1)], ids=["per_step", "auto_chunk"])
+def test_sltt_k_with_k_equal_T_equals_sltt(chunk, passes):
     model = _mlp(beta=0.7, dropout=0.3)
     x, y = _data(T=6)
     torch.manual_seed(3)
-    out_s, g_s = _run(SLTT(), model, x, y, SLTTMix())
-    method = SLTTK(k=6, generator=torch.Generator().manual_seed(0))  # its draw leaves the global RNG alone
+    out_s, g_s = _run(SLTT(chunk), model, x, y, SLTTMix())
+    method = SLTTK(k=6, generator=torch.Generator().manual_seed(0), time_chunk=chunk)  # leaves the global RNG
     torch.manual_seed(3)
     out_k, g_k = _run(method, model, x, y, SLTTMix())
     assert method.last_steps == tuple(range(6))
-    assert out_k.backward_passes == out_s.backward_passes == 6
+    assert out_k.backward_passes == out_s.backward_passes == passes
     assert out_k.loss == out_s.loss
     assert torch.equal(out_k.out_seq, out_s.out_seq)
     for k in g_s:
@@ -270,7 +344,7 @@ def test_sltt_k_makes_exactly_k_backward_passes(k):
 def test_sltt_k_larger_than_T_trains_every_step():
     model = _mlp()
     x, y = _data(T=3)
-    out = SLTTK(k=10).forward_backward(model, x, y, TET())
+    out = SLTTK(k=10, time_chunk=1).forward_backward(model, x, y, TET())
     assert out.backward_passes == 3
 
 
@@ -295,7 +369,11 @@ def test_methods_are_registered_and_built_from_config():
     assert isinstance(method, SLTTK) and method.k == 3
     cfg = RunConfig(train=TrainConfig(method="sltt_k", k=4, loss="tet", device="cpu"))
     trainer = Trainer(_mlp(dtype=torch.float32), cfg, progress=False)
-    assert isinstance(trainer.method, SLTTK) and trainer.method.k == 4
+    assert isinstance(trainer.method, SLTTK) and trainer.method.k == 4 and trainer.method.time_chunk == 1
+    for method, kind in (("sltt", SLTT), ("bptt", BPTT)):  # train.time_chunk reaches the method
+        cfg = RunConfig(train=TrainConfig(method=method, time_chunk=3, loss="tet", device="cpu"))
+        trainer = Trainer(_mlp(dtype=torch.float32), cfg, progress=False)
+        assert isinstance(trainer.method, kind) and trainer.method.time_chunk == 3
 
 
 def test_non_decomposable_loss_is_a_clear_error():
