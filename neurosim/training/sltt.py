@@ -181,7 +181,9 @@ def run_online(model: torch.nn.Module, x_seq: torch.Tensor, y: torch.Tensor, los
     if chunk < 1:
         raise ValueError(f"time_chunk must be >= 1 (time steps per call), got {time_chunk!r}")
     state = None
-    outs, values = [], []
+    # Outputs and loss go into buffers made once: no small allocation outlives a step, so the heap the steps'
+    # transient tensors come from does not fragment as T grows (it showed as peak RSS growing with T).
+    out_seq = total = None
     passes = 0
     for start, stop, with_grad in _segments(T, backward_steps, chunk):
         with torch.set_grad_enabled(with_grad and torch.is_grad_enabled()), no_temporal_grad():
@@ -196,10 +198,13 @@ def run_online(model: torch.nn.Module, x_seq: torch.Tensor, y: torch.Tensor, los
         if with_grad and value.requires_grad:
             value.backward()
             passes += 1
-        values.append(value.detach())
-        outs.append(out.detach())
+        if out_seq is None:
+            out_seq = out.new_empty((T, *out.shape[1:]))
+            total = torch.zeros((), dtype=value.dtype, device=value.device)
+        out_seq[start:stop] = out.detach()
+        total += value.detach()
         del out, value
-    return StepOutput(float(torch.stack(values).sum()), torch.cat(outs), passes)
+    return StepOutput(float(total), out_seq, passes)
 
 
 @dataclass
