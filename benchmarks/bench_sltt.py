@@ -18,7 +18,10 @@ the timed iterations after warm-up (optimizer zero_grad + forward/backward + ste
 --rounds fresh workers, interleaved, and the fastest round's median is kept (other processes on a shared machine
 only ever slow a run down); all rounds are in the JSON.
 
-Usage: python benchmarks/bench_sltt.py [--iters N] [--steps 5 10 20 50] [--no-plot]
+On a GPU (``--device cuda``) memory is the peak of ``torch.cuda.max_memory_allocated`` above the memory allocated
+before the first iteration, every timed iteration ends with a synchronize, and the results go to sltt_cuda.json.
+
+Usage: python benchmarks/bench_sltt.py [--iters N] [--steps 5 10 20 50] [--device cpu|cuda] [--no-plot]
 Writes benchmarks/results/sltt.json (flat) and benchmarks/results/sltt.png. Prints figures; asserts nothing.
 """
 
@@ -48,7 +51,7 @@ TARGETS = {  # from the issue, in line with the paper
 }
 
 
-def worker(method: str, T: int, iters: int, warmup: int) -> dict:
+def worker(method: str, T: int, iters: int, warmup: int, device: str = "cpu") -> dict:
     import torch
 
     from neurosim.training import BPTT, TET
@@ -56,11 +59,11 @@ def worker(method: str, T: int, iters: int, warmup: int) -> dict:
 
     torch.set_num_threads(2)
     torch.manual_seed(0)
-    model = _snntorch_model() if method == "snntorch_bptt" else _neurosim_model()
+    model = (_snntorch_model() if method == "snntorch_bptt" else _neurosim_model()).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     g = torch.Generator().manual_seed(1)
-    x = (torch.rand(T, 32, 2, 34, 34, generator=g) < 0.05).float()
-    y = torch.randint(0, 10, (32,), generator=g)
+    x = (torch.rand(T, 32, 2, 34, 34, generator=g) < 0.05).float().to(device)
+    y = torch.randint(0, 10, (32,), generator=g).to(device)
     loss = TET()
     algo = {"bptt": BPTT(), "snntorch_bptt": BPTT(), "sltt": SLTT(), "sltt_chunk": SLTT(time_chunk=None),
             "slttk2": SLTTK(k=2, generator=torch.Generator().manual_seed(2))}[method]
@@ -71,12 +74,12 @@ def worker(method: str, T: int, iters: int, warmup: int) -> dict:
         opt.step()
         return out
 
-    result = measure(step, iters, warmup)
+    result = measure(step, iters, warmup, device)
     result["backward_passes"] = result.pop("last").backward_passes
     return result
 
 
-def _plot(results: dict, steps: list[int], path: Path) -> None:
+def _plot(results: dict, steps: list[int], path: Path, device: str = "cpu") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -91,9 +94,10 @@ def _plot(results: dict, steps: list[int], path: Path) -> None:
         ax_m.plot(steps, [results[f"{m}_saved_tensor_mb_T{T}"] for T in steps], color=c, marker=mk, ls=":",
                   alpha=0.6)
         ax_t.plot(steps, [results[f"{m}_ms_per_iter_T{T}"] for T in steps], color=c, marker=mk, label=LABELS[m])
-    ax_m.set(xlabel="time steps T", ylabel="MB", title="training memory (solid: peak RSS, dotted: saved tensors)")
+    peak = "peak RSS" if device == "cpu" else "peak CUDA memory"
+    ax_m.set(xlabel="time steps T", ylabel="MB", title=f"training memory (solid: {peak}, dotted: saved tensors)")
     ax_t.set(xlabel="time steps T", ylabel="ms / iteration (median)",
-             title="time per iteration (batch 32, 2 threads)")
+             title="time per iteration (batch 32, " + ("2 threads)" if device == "cpu" else f"{device})"))
     for ax in (ax_m, ax_t):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -106,7 +110,8 @@ def _plot(results: dict, steps: list[int], path: Path) -> None:
 def _run_worker(m: str, T: int, args) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="2")
     proc = subprocess.run([sys.executable, __file__, "--worker", m, str(T), "--iters", str(args.iters),
-                           "--warmup", str(args.warmup)], capture_output=True, text=True, env=env)
+                           "--warmup", str(args.warmup), "--device", args.device], capture_output=True, text=True,
+                          env=env)
     if proc.returncode != 0:
         raise SystemExit(f"worker {m} T={T} failed:\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -121,13 +126,22 @@ def main() -> None:
     ap.add_argument("--steps", type=int, nargs="+", default=[5, 10, 20, 50])
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     ap.add_argument("--no-plot", action="store_true")
+    ap.add_argument("--device", default="cpu",
+                    help="cpu (the issue's setting: 2 threads, peak RSS) or cuda (peak CUDA memory allocated); "
+                         "results for cuda go to sltt_cuda.json / sltt_cuda.png")
     ap.add_argument("--worker", nargs=2, metavar=("METHOD", "T"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.iters, args.warmup)))
+        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.iters, args.warmup, args.device)))
         return
+    if args.device.startswith("cuda"):
+        import torch
 
-    results: dict = {"batch": 32, "threads": 2, "input": "2x34x34", "loss": "tet", "iters_timed": args.iters,
+        if not torch.cuda.is_available():
+            raise SystemExit(f"--device {args.device}: torch sees no CUDA device on this machine")
+
+    results: dict = {"device": args.device, "batch": 32, "threads": 2, "input": "2x34x34", "loss": "tet",
+                     "iters_timed": args.iters,
                      "rounds": args.rounds, "load_avg_1min_at_start": os.getloadavg()[0], "cpu_count": os.cpu_count()}
     # Rounds interleave every (T, method) so that a burst of load from another process hits one round of
     # everything rather than all rounds of one method; the least disturbed round (min of medians) is reported.
@@ -178,11 +192,12 @@ def main() -> None:
 
     from neurosim._io import atomic_write_text
 
-    atomic_write_text(RESULTS / "sltt.json", json.dumps(results, indent=2) + "\n")
-    print(f"wrote {RESULTS / 'sltt.json'}")
+    stem = "sltt" if args.device == "cpu" else "sltt_cuda"
+    atomic_write_text(RESULTS / f"{stem}.json", json.dumps(results, indent=2) + "\n")
+    print(f"wrote {RESULTS / f'{stem}.json'}")
     if not args.no_plot and set(METHODS) <= set(args.methods):
-        _plot(results, args.steps, RESULTS / "sltt.png")
-        print(f"wrote {RESULTS / 'sltt.png'}")
+        _plot(results, args.steps, RESULTS / f"{stem}.png", args.device)
+        print(f"wrote {RESULTS / f'{stem}.png'}")
 
 
 if __name__ == "__main__":

@@ -105,23 +105,40 @@ def worker(lib: str, T: int, iters: int, warmup: int) -> dict:
     return result
 
 
-def measure(step, iters: int, warmup: int) -> dict:
-    """Time ``step()`` (median and min ms over ``iters`` after ``warmup``), the peak RSS it adds, and the peak bytes
-    autograd holds for backward during one more call. Call it once the model, optimizer and data exist."""
+def measure(step, iters: int, warmup: int, device: str = "cpu") -> dict:
+    """Time ``step()`` (median and min ms over ``iters`` after ``warmup``), the peak memory it adds, and the peak bytes
+    autograd holds for backward during one more call. Call it once the model, optimizer and data exist.
+
+    On CPU the peak memory is the process's peak RSS above the RSS before the first call; on CUDA it is the peak of
+    ``torch.cuda.max_memory_allocated`` above what was allocated before the first call, and every timed call ends
+    with a synchronize."""
+    import torch
+
     from neurosim.training import SavedTensorMeter
 
-    base_kb = _rss_kb()  # no forward pass has run yet
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = _rss_kb() * 1024  # no forward pass has run yet
     times, out = [], None
     for i in range(warmup + iters):
         t0 = time.perf_counter()
         out = step()
+        if cuda:
+            torch.cuda.synchronize()
         if i >= warmup:
             times.append(time.perf_counter() - t0)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if cuda:
+        peak = torch.cuda.max_memory_allocated()
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     with SavedTensorMeter() as meter:  # peak bytes autograd holds for backward during one training step
         step()
     return {"ms_per_iter": 1000 * statistics.median(times), "ms_min": 1000 * min(times),
-            "peak_mem_mb": max(peak_kb - base_kb, 0) / 1024, "saved_tensor_mb": meter.peak_mb, "iters": iters,
+            "peak_mem_mb": max(peak - base, 0) / 2**20, "saved_tensor_mb": meter.peak_mb, "iters": iters,
             "last": out}
 
 
