@@ -186,8 +186,6 @@ class TrainConfig:
         _choice(self, "optimizer", OPTIMIZERS)
         _choice(self, "scheduler", SCHEDULERS)
         _positive(self, "k", "time_chunk", "epochs", "lr", "grad_clip", "threads", "checkpoint_every")
-        if self.time_chunk is not None and (isinstance(self.time_chunk, bool) or not isinstance(self.time_chunk, int)):
-            raise _Invalid("time_chunk", f"must be a whole number of time steps, got {self.time_chunk!r}")
         if not 0 <= self.loss_lambda <= 1:
             raise _Invalid("loss_lambda", f"must be in [0, 1], got {self.loss_lambda!r}")
         if self.weight_decay < 0 or self.momentum < 0:

@@ -112,8 +112,6 @@ class ContinualTrainConfig:
         _choice(self, "loss", LOSSES)
         _choice(self, "optimizer", ("sgd", "adam"))
         _positive(self, "k", "time_chunk", "epochs", "batch_size", "lr", "grad_clip", "threads")
-        if self.time_chunk is not None and (isinstance(self.time_chunk, bool) or not isinstance(self.time_chunk, int)):
-            raise _Invalid("time_chunk", f"must be a whole number of time steps, got {self.time_chunk!r}")
         if self.momentum < 0:
             raise _Invalid("momentum", f"must be >= 0, got {self.momentum!r}")
         if not 0 <= self.loss_lambda <= 1:

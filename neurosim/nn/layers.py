@@ -279,6 +279,13 @@ def time_chunk(model: nn.Module, x_seq: torch.Tensor) -> int:
     return max(1, min(T, -(-CHUNK_SAMPLES // B)))
 
 
+def check_steps(steps: Any, name: str = "time_chunk") -> int:
+    """``steps`` if it is a whole number of time steps >= 1, else a ValueError naming ``name``."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"{name} must be a whole number of time steps >= 1, got {steps!r}")
+    return steps
+
+
 def run_chunked(model: nn.Module, x_seq: torch.Tensor, state: Any = None, steps: int | None = None):
     """``model(x_seq, state)`` computed ``steps`` time steps at a time with the state carried between calls.
 
@@ -287,9 +294,7 @@ def run_chunked(model: nn.Module, x_seq: torch.Tensor, state: Any = None, steps:
     ``[T·B, ...]`` at once. ``steps=None`` picks :func:`time_chunk`.
     """
     T = x_seq.shape[0]
-    steps = time_chunk(model, x_seq) if steps is None else int(steps)
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
+    steps = time_chunk(model, x_seq) if steps is None else check_steps(steps, "steps")
     if steps >= T:
         return model(x_seq, state)
     outs = []

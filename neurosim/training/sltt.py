@@ -67,7 +67,7 @@ import torch
 
 from neurosim.config import NeuronConfig, RunConfig, load_config
 from neurosim.functional import no_temporal_grad
-from neurosim.nn.layers import detach_state, is_stateful
+from neurosim.nn.layers import check_steps, detach_state, is_stateful
 from neurosim.nn.layers import time_chunk as _chunk_of_samples
 from neurosim.training.losses import Loss
 from neurosim.training.methods import StepOutput, register_method
@@ -177,9 +177,7 @@ def run_online(model: torch.nn.Module, x_seq: torch.Tensor, y: torch.Tensor, los
         ``[T, B, C]``, and the number of backward calls made.
     """
     T = x_seq.shape[0]  # time steps
-    chunk = sltt_chunk(model, x_seq) if time_chunk is None else int(time_chunk)
-    if chunk < 1:
-        raise ValueError(f"time_chunk must be >= 1 (time steps per call), got {time_chunk!r}")
+    chunk = sltt_chunk(model, x_seq) if time_chunk is None else check_steps(time_chunk)
     state = None
     # Outputs and loss go into buffers made once: no small allocation outlives a step, so the heap the steps'
     # transient tensors come from does not fragment as T grows (it showed as peak RSS growing with T).
@@ -263,5 +261,5 @@ class SLTTK:
 
 
 # from a config, time_chunk None means the method's default: SLTT one step at a time, SLTT-K automatic chunks
-register_method("sltt", lambda time_chunk=None, **_: SLTT(time_chunk or 1))
+register_method("sltt", lambda time_chunk=None, **_: SLTT(1 if time_chunk is None else time_chunk))
 register_method("sltt_k", lambda k=2, generator=None, time_chunk=None, **_: SLTTK(k, generator, time_chunk))

@@ -216,3 +216,12 @@ def test_maxpool_overlapping_or_padded_windows_use_torch(kwargs):
     with torch.no_grad():
         y = pool(x)
     assert torch.equal(y, torch.nn.functional.max_pool2d(x.flatten(0, 1), **kwargs).view(2, 1, *y.shape[2:]))
+
+
+@pytest.mark.parametrize("steps", [0, -2, 2.5, True])
+def test_run_chunked_rejects_a_bad_chunk(steps):
+    from neurosim.nn import run_chunked
+
+    net = Sequential(Flatten(), Linear(4, 3), LIF(beta=0.9))
+    with pytest.raises(ValueError, match=f"steps must be a whole number of time steps >= 1, got {steps!r}"):
+        run_chunked(net, torch.rand(6, 2, 4), steps=steps)

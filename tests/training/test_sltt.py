@@ -280,8 +280,9 @@ def test_sltt_runs_one_step_at_a_time_where_chunks_would_not_be_exact():
     assert sltt_chunk(bn.train(), x) == 1  # BatchNorm statistics per step
     assert sltt_chunk(bn.eval(), x) == 4
     assert sltt_chunk(model, torch.zeros(16, 256, 2, 8, 8)) == 1  # a batch fills a chunk by itself
-    with pytest.raises(ValueError, match="time_chunk must be >= 1"):
-        SLTT(0).forward_backward(model, x, torch.zeros(32, dtype=torch.long), TET())
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match=f"time_chunk must be a whole number of time steps >= 1, got {bad!r}"):
+            SLTT(bad).forward_backward(model, x, torch.zeros(32, dtype=torch.long), TET())
 
 
 def test_chunked_and_per_step_sltt_give_the_same_conv_gradients():
