@@ -316,13 +316,14 @@ def _fused_forward(x_seq, v0, beta, v_th: float, reset: str):
     h_seq = torch.empty_like(x_seq)
     s_seq = torch.empty_like(x_seq)
     v = v0
+    buf = torch.empty_like(v0) if reset != "none" and x_seq.shape[0] else None  # the state, rewritten each step
     for t in range(x_seq.shape[0]):
         h = torch.addcmul(x_seq[t], beta, v, out=h_seq[t])
         s = torch.ge(h, v_th, out=s_seq[t])  # writes 0./1. in h's dtype
         if reset == "subtract":
-            v = torch.sub(h, s, alpha=v_th)
+            v = torch.sub(h, s, alpha=v_th, out=buf)
         elif reset == "zero":
-            v = torch.addcmul(h, h, s, value=-1.0)
+            v = torch.addcmul(h, h, s, value=-1.0, out=buf)
         else:
             v = h
     if reset == "none" or v is v0:
