@@ -323,13 +323,14 @@ def test_sltt_k_with_k_equal_T_equals_sltt(chunk, passes):
 
 
 @pytest.mark.parametrize("k", [1, 3])
-def test_sltt_k_makes_exactly_k_backward_passes(k):
+@pytest.mark.parametrize("chunk", [1, None], ids=["per_step", "forward_only_chunks"])
+def test_sltt_k_makes_exactly_k_backward_passes(k, chunk):
     T = 8
     model = _mlp(beta=0.7, dropout=0.3)
     x, y = _data(T=T)
     calls = []
     model[1].weight.register_hook(lambda g: calls.append(1))  # fires once per backward pass
-    method = SLTTK(k=k, generator=torch.Generator().manual_seed(k))
+    method = SLTTK(k=k, generator=torch.Generator().manual_seed(k), time_chunk=chunk)
     torch.manual_seed(4)
     out, g_k = _run(method, model, x, y, TET())
     assert out.backward_passes == k and len(calls) == k and len(method.last_steps) == k
@@ -370,7 +371,7 @@ def test_methods_are_registered_and_built_from_config():
     assert isinstance(method, SLTTK) and method.k == 3
     cfg = RunConfig(train=TrainConfig(method="sltt_k", k=4, loss="tet", device="cpu"))
     trainer = Trainer(_mlp(dtype=torch.float32), cfg, progress=False)
-    assert isinstance(trainer.method, SLTTK) and trainer.method.k == 4 and trainer.method.time_chunk is None
+    assert isinstance(trainer.method, SLTTK) and trainer.method.k == 4 and trainer.method.time_chunk == 1
     for method, kind in (("sltt", SLTT), ("bptt", BPTT)):  # train.time_chunk reaches the method
         cfg = RunConfig(train=TrainConfig(method=method, time_chunk=3, loss="tet", device="cpu"))
         trainer = Trainer(_mlp(dtype=torch.float32), cfg, progress=False)
