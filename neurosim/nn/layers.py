@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from neurosim.functional.lif import is_temporal_grad_enabled
+from neurosim.nn._pool import window_max_pool, window_max_pool_ok
 
 __all__ = [
     "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Flatten", "LI", "Linear",
@@ -98,46 +99,27 @@ def _pair(v) -> tuple[int, int]:
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
-def _window_max(x: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
-    """Max over non-overlapping ``kh × kw`` windows of the last two dims (floor mode: a ragged edge is dropped).
-
-    Element-wise maxima of strided views, rows first, then columns: on CPU about 8× faster than ``max_pool2d``
-    for 2 × 2 windows on ``[32, 16, 30, 30]`` because no argmax indices are computed. The values equal
-    ``max_pool2d``'s (NaN propagates in both); there is no backward with the same routing, so it is only used
-    where no gradient is taken.
-    """
-    h, w = x.shape[-2] // kh, x.shape[-1] // kw
-    rows = x[..., 0:kh * h:kh, :kw * w]
-    for i in range(1, kh):
-        rows = torch.maximum(rows, x[..., i:kh * h:kh, :kw * w])
-    out = rows[..., 0::kw]
-    for j in range(1, kw):
-        out = torch.maximum(out, rows[..., j::kw])
-    return out if kh * kw > 1 else out.clone()
-
-
 class MaxPool2d(nn.MaxPool2d):
     """``torch.nn.MaxPool2d`` over ``[T, B, C, H, W]`` (on spikes: a logical OR over the window).
 
-    Without a gradient to take (inference, evaluation, the forward-only steps of SLTT-K) on CPU, non-overlapping
-    windows (``stride == kernel_size``, no padding, dilation or ceil mode) are pooled by :func:`_window_max`,
-    which gives the same values as ``max_pool2d`` without computing argmax indices.
+    On CPU, non-overlapping windows (``stride == kernel_size``, no padding, dilation or ceil mode: the usual
+    ``MaxPool2d(2)``) of float32/64 input are pooled by :func:`neurosim.nn._pool.window_max_pool`, numba kernels
+    that keep a one-byte argmax per window instead of ``max_pool2d``'s int64 index: the same values and the same
+    gradient routing (ties, NaN and ±inf included), about 4–10× faster forward on spike maps. Other settings and
+    devices use ``torch.nn.functional.max_pool2d``.
     """
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         _check_seq(x_seq, 5, "MaxPool2d")
         if self._fast_ok(x_seq):
-            return _window_max(x_seq, *_pair(self.kernel_size))
+            return window_max_pool(x_seq, *_pair(self.kernel_size))
         return _fold(super().forward, x_seq)
 
     def _fast_ok(self, x_seq: torch.Tensor) -> bool:
         k = _pair(self.kernel_size)
-        return (
-            x_seq.device.type == "cpu" and not (torch.is_grad_enabled() and x_seq.requires_grad)
-            and not self.return_indices and not self.ceil_mode
-            and _pair(self.stride if self.stride is not None else k) == k
-            and _pair(self.padding) == (0, 0) and _pair(self.dilation) == (1, 1)
-            and x_seq.shape[-2] >= k[0] and x_seq.shape[-1] >= k[1]
+        return window_max_pool_ok(
+            x_seq, k, _pair(self.stride if self.stride is not None else k), _pair(self.padding),
+            _pair(self.dilation), self.ceil_mode, self.return_indices,
         )
 
 

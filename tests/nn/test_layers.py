@@ -1,5 +1,7 @@
 """Time-distributed layers, stateful Sequential, LIF module, and model builders."""
 
+import sys
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -165,46 +167,129 @@ def test_time_chunk_keeps_batchnorm_statistics_over_all_steps_and_bad_steps_are_
         run_chunked(plain, x, steps=0)
 
 
-# ------------------------------------------------------- MaxPool2d: index-free pooling when no grad is taken
+# ------------------------------------------------------- MaxPool2d: numba window pooling on CPU
 
-@settings(max_examples=60, deadline=None)
+def _torch_pool(x, k):
+    T, B = x.shape[:2]
+    y = torch.nn.functional.max_pool2d(x.flatten(0, 1), k)
+    return y.view(T, B, *y.shape[1:])
+
+
+@settings(max_examples=80, deadline=None)
 @given(
     k=st.sampled_from([1, 2, 3, (2, 3)]),
     h=st.integers(3, 13), w=st.integers(3, 13),
-    spikes=st.booleans(), seed=st.integers(0, 2**16),
+    kind=st.sampled_from(["spikes", "real", "specials"]), dtype=st.sampled_from([torch.float32, torch.float64]),
+    seed=st.integers(0, 2**16),
 )
-def test_maxpool_without_grad_equals_torch(k, h, w, spikes, seed):
+def test_maxpool_equals_torch_in_values_and_gradient_routing(k, h, w, kind, dtype, seed):
     g = torch.Generator().manual_seed(seed)
-    x = torch.rand(2, 3, 4, h, w, generator=g)
-    x = (x < 0.2).float() if spikes else x * 4 - 2
-    pool = MaxPool2d(k)  # stride = kernel: the index-free path
+    x = torch.rand(2, 3, 4, h, w, generator=g, dtype=dtype)
+    if kind == "spikes":  # ties everywhere: the routing is what is tested
+        x = (x < 0.2).to(dtype)
+    else:
+        x = x * 4 - 2
+    if kind == "specials":  # NaN (the last NaN in a window wins), ±inf, -inf-only windows
+        u = torch.rand(x.shape, generator=g)
+        x[u < 0.08] = float("nan")
+        x[(u >= 0.08) & (u < 0.16)] = float("inf")
+        x[(u >= 0.16) & (u < 0.5)] = float("-inf")
+    pool = MaxPool2d(k)
     assert pool._fast_ok(x)
     with torch.no_grad():
-        y = pool(x)
-    ref = torch.nn.functional.max_pool2d(x.flatten(0, 1), k).view(2, 3, *y.shape[2:])
-    assert torch.equal(y, ref)
+        y0 = pool(x)
+    x1 = x.clone().requires_grad_()
+    y1 = pool(x1)
+    x2 = x.clone().requires_grad_()
+    ref = _torch_pool(x2, k)
+    for y in (y0, y1):
+        assert y.dtype == dtype and torch.equal(y.isnan(), ref.isnan())
+        assert torch.equal(y.nan_to_num(), ref.detach().nan_to_num())
+    g_out = torch.randn(ref.shape, generator=g, dtype=dtype)
+    (gx,) = torch.autograd.grad(y1, x1, g_out)
+    (gref,) = torch.autograd.grad(ref, x2, g_out)
+    assert torch.equal(gx, gref)
 
 
-def test_maxpool_index_free_path_propagates_nan_and_inf_like_torch():
-    x = torch.zeros(1, 1, 1, 4, 4)
-    x[..., 0, 1] = float("nan")
-    x[..., 2, 2] = float("-inf")
-    x[..., 3, 0] = float("inf")
-    with torch.no_grad():
-        y = MaxPool2d(2)(x)
-    ref = torch.nn.functional.max_pool2d(x[0], 2)[None]
-    assert torch.equal(y.isnan(), ref.isnan()) and torch.equal(y.nan_to_num(), ref.nan_to_num())
-
-
-def test_maxpool_keeps_torch_routing_when_a_gradient_is_needed():
-    x = (torch.rand(3, 2, 4, 6, 6) < 0.3).float().requires_grad_()  # ties everywhere: routing matters
+def test_maxpool_is_twice_differentiable_like_torch():
+    x = torch.randn(2, 1, 3, 6, 7, dtype=torch.float64, requires_grad=True)
     pool = MaxPool2d(2)
-    assert not pool._fast_ok(x)
-    g_out = torch.randn(3, 2, 4, 3, 3)
-    (g,) = torch.autograd.grad(pool(x), x, g_out)
-    x2 = x.detach().flatten(0, 1).requires_grad_()
-    (ref,) = torch.autograd.grad(torch.nn.functional.max_pool2d(x2, 2), x2, g_out.flatten(0, 1))
-    assert torch.equal(g, ref.view_as(g))
+    assert pool._fast_ok(x)
+    assert torch.autograd.gradcheck(pool, (x,))
+    assert torch.autograd.gradgradcheck(pool, (x,))
+    g = torch.randn(2, 1, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    (gx,) = torch.autograd.grad(pool(x), x, g, create_graph=True)
+    x2 = x.detach().requires_grad_()
+    (gx2,) = torch.autograd.grad(_torch_pool(x2, 2), x2, g, create_graph=True)
+    w = torch.randn_like(gx)
+    assert torch.equal(torch.autograd.grad((gx * w).sum(), g)[0], torch.autograd.grad((gx2 * w).sum(), g)[0])
+
+
+def test_maxpool_saves_one_byte_per_output_for_backward():
+    x = torch.rand(4, 8, 16, 20, 20, requires_grad=True)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        y = MaxPool2d(2)(x)
+    assert [(t.dtype, tuple(t.shape)) for t in saved] == [(torch.uint8, tuple(y.shape))]
+
+
+def _pool_in_fork(queue):
+    x = torch.arange(64.0).view(1, 1, 1, 8, 8).requires_grad_()
+    pool = MaxPool2d(2)
+    y = pool(x)
+    y.sum().backward()
+    queue.put((pool._fast_ok(x.detach()), y.tolist(), x.grad.tolist()))  # plain lists: no shared memory
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork start method: Linux")
+def test_maxpool_in_a_process_forked_after_the_kernels_ran_uses_torch():
+    import multiprocessing as mp
+
+    MaxPool2d(2)(torch.rand(1, 1, 1, 4, 4, requires_grad=True)).sum().backward()  # the kernels' pool is up
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_pool_in_fork, args=(queue,))
+    proc.start()
+    fast_ok, y, gx = queue.get(timeout=60)  # a hang here is what the fallback prevents
+    proc.join(60)
+    x = torch.arange(64.0).view(1, 1, 8, 8).requires_grad_()
+    ref = torch.nn.functional.max_pool2d(x, 2)
+    ref.sum().backward()
+    assert not fast_ok and y[0] == ref.tolist() and gx[0] == x.grad.tolist()
+
+
+def test_maxpool_backward_of_a_graph_built_before_a_fork_uses_torch_ops(monkeypatch):
+    from neurosim.nn import _pool
+
+    x = ((torch.rand(2, 3, 4, 7, 9) < 0.3).double()).requires_grad_()
+    for k in (2, (2, 3)):
+        pool = MaxPool2d(k)
+        y = pool(x)  # built with the kernels
+        g = torch.randn(y.shape, dtype=y.dtype, requires_grad=True)
+        monkeypatch.setattr(_pool, "_forked", True)  # as in a forked child: the backward must not use them
+        (gx,) = torch.autograd.grad(y, x, g, create_graph=True)
+        (ggy,) = torch.autograd.grad((gx * x.detach()).sum(), g)
+        monkeypatch.setattr(_pool, "_forked", False)
+        x2 = x.detach().requires_grad_()
+        y2 = _torch_pool(x2, k)
+        (gx2,) = torch.autograd.grad(y2, x2, g, create_graph=True)
+        (ggy2,) = torch.autograd.grad((gx2 * x.detach()).sum(), g)
+        assert torch.equal(gx, gx2) and torch.equal(ggy, ggy2)
+
+
+@pytest.mark.parametrize("case", ["non-contiguous", "float16", "indices"])
+def test_maxpool_falls_back_to_torch_where_the_kernel_does_not_apply(case):
+    x = torch.rand(2, 3, 4, 8, 8)
+    pool = MaxPool2d(2)
+    if case == "non-contiguous":
+        x = x.transpose(-1, -2)
+    elif case == "float16":
+        x = x.half()
+    assert pool._fast_ok(x) == (case == "indices")
+    if case == "indices":
+        assert not MaxPool2d(2, return_indices=True)._fast_ok(x)
+        return
+    assert torch.equal(pool(x), _torch_pool(x, 2))
 
 
 @pytest.mark.parametrize("kwargs", [dict(kernel_size=3, stride=2), dict(kernel_size=2, padding=1),
