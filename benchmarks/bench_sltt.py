@@ -11,6 +11,9 @@ paper's loop), neurosim SLTT in chunks (``time_chunk=None``: 128 samples = 4 ste
 32, temporal path cut inside the chunk, the same gradients), neurosim SLTT-K (K = 2), snnTorch BPTT (its usual
 per-step loop).
 
+Every worker first applies the Trainer's CPU set-up (bench_train_vs_snntorch.setup_worker: glibc malloc
+thresholds, neurosim's numba kernels loaded before the memory baseline), snnTorch's included.
+
 Each (method, T) runs in a fresh subprocess: peak memory is the peak RSS (ru_maxrss) above the RSS reached after
 building model, optimizer and data; "saved MB" is the peak of the bytes autograd holds for backward at any one
 moment during an iteration (saved_tensors_hooks, released bytes subtracted). Time per iteration is the median over
@@ -40,7 +43,7 @@ RESULTS = HERE / "results"
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from bench_train_vs_snntorch import _neurosim_model, _snntorch_model, measure  # noqa: E402
+from bench_train_vs_snntorch import _neurosim_model, _snntorch_model, measure, setup_worker  # noqa: E402
 
 METHODS = ("bptt", "sltt", "sltt_chunk", "slttk2", "snntorch_bptt")
 LABELS = {"bptt": "neurosim BPTT", "sltt": "neurosim SLTT", "sltt_chunk": "SLTT, 4-step chunks",
@@ -74,6 +77,7 @@ def worker(method: str, T: int, iters: int, warmup: int, device: str = "cpu") ->
         opt.step()
         return out
 
+    setup_worker()
     result = measure(step, iters, warmup, device)
     result["backward_passes"] = result.pop("last").backward_passes
     return result

@@ -8,7 +8,8 @@ Each (library, T) runs in its own subprocess so that peak memory is measured cle
 the RSS reached after building the model and data, plus the bytes autograd saves for backward in one iteration
 (peak, via neurosim.training.SavedTensorMeter). Time per iteration is the median over the timed iterations after
 warm-up. neurosim trains through its BPTT method, as its Trainer does (forward in time chunks, see
-neurosim.nn.run_chunked); snnTorch with its usual per-step loop.
+neurosim.nn.run_chunked); snnTorch with its usual per-step loop. Every worker first applies the Trainer's CPU set-up
+(setup_worker: glibc malloc thresholds, neurosim's numba kernels loaded before the memory baseline), snnTorch's too.
 
 Usage: python benchmarks/bench_train_vs_snntorch.py [--iters N] [--steps 10 50]
 Writes benchmarks/results/train_vs_snntorch.json. Prints figures; asserts nothing.
@@ -71,6 +72,26 @@ def _snntorch_model():
     return Net()
 
 
+def setup_worker() -> None:
+    """Set up every worker, whatever library it measures, as neurosim's Trainer sets up CPU training.
+
+    * :func:`neurosim.training.tune_cpu_allocator`: glibc keeps training buffers instead of returning and
+      re-faulting them each step (the Trainer's default). Applied to the snnTorch workers too, so the comparison
+      is between the libraries' code, not their malloc settings.
+    * neurosim's compiled (numba) pooling kernels run once on a tiny input before the memory baseline: loading
+      them brings in numba's LLVM runtime and thread pool, ~65 MB of RSS once per process (like importing a
+      library), which is not training memory."""
+    import torch
+
+    from neurosim.nn import MaxPool2d
+    from neurosim.training import tune_cpu_allocator
+
+    tune_cpu_allocator()
+
+    x = torch.rand(1, 1, 1, 2, 2, requires_grad=True)
+    MaxPool2d(2)(x).sum().backward()
+
+
 def worker(lib: str, T: int, iters: int, warmup: int) -> dict:
     import torch
     import torch.nn.functional as F
@@ -100,6 +121,7 @@ def worker(lib: str, T: int, iters: int, warmup: int) -> dict:
             loss.backward()
             opt.step()
 
+    setup_worker()
     result = measure(step, iters, warmup)
     del result["last"]
     return result

@@ -32,10 +32,11 @@ step on GPU, with BatchNorm in training mode, and for stateful layers that do no
 ``cuts_temporal_grad``).
 
 Measured on the 2-core benchmark machine (``benchmarks/bench_sltt.py``, T = 50, batch 32): one step at a time,
-SLTT holds ~0.1× BPTT's memory and takes about BPTT's time, not the paper's 0.7× (its Table 1, on GPU): BPTT
-here already runs the temporal backward fused and in cache-sized chunks, and the convolutions and pooling that
-both methods compute identically are ~70 % of the time. Chunks of 4 steps are 0–5 % faster for ~2.4× the memory.
-SLTT-K's forward-only steps run without autograd, argmax pooling or a membrane buffer: ~0.3–0.4× BPTT's time.
+SLTT holds ~0.1× BPTT's memory and takes about BPTT's time (0.96–1.02× over runs), not the paper's 0.7× (its
+Table 1, on GPU): BPTT here already runs the temporal backward fused and in cache-sized chunks, and the
+convolutions and pooling that both methods compute identically are most of the time. Chunks of 4 steps are
+0–5 % faster for ~2.5× the memory. SLTT-K's forward-only steps run without autograd, argmax pooling or a
+membrane buffer: ~0.3–0.4× BPTT's time.
 
 The loss must decompose over time steps (``loss.per_step``: ``tet``, ``sltt_mix``); ``rate_ce`` does not.
 

@@ -24,6 +24,7 @@ from neurosim.config import RunConfig, config_to_dict, dumps_toml
 from neurosim.nn.layers import run_chunked
 from neurosim.training.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
 from neurosim.training.losses import Loss, get_loss, predict
+from neurosim.training.memory import tune_cpu_allocator
 from neurosim.training.methods import TrainingMethod, get_method
 
 __all__ = ["Trainer", "resolve_device", "seed_everything"]
@@ -72,6 +73,9 @@ class Trainer:
         method: a training method; None builds the one named in ``config.train.method``.
         loss: a loss; None builds the one named in ``config.train.loss``.
         progress: show a progress bar with live loss and accuracy.
+        tune_allocator: on CPU, keep training buffers in the process instead of glibc returning and re-faulting
+            them every step (:func:`neurosim.training.tune_cpu_allocator`: process-wide; BPTT ~15 % faster on
+            the benchmark machine). False leaves malloc as it is.
     """
 
     model: torch.nn.Module
@@ -80,6 +84,7 @@ class Trainer:
     method: TrainingMethod | None = None
     loss: Loss | None = None
     progress: bool = True
+    tune_allocator: bool = True
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -87,6 +92,8 @@ class Trainer:
         if tc.threads:
             torch.set_num_threads(tc.threads)
         self.device = resolve_device(tc.device)
+        if self.tune_allocator and self.device.type == "cpu":
+            tune_cpu_allocator()
         self.model.to(self.device)
         if self.method is None:
             self.method = get_method(tc.method, k=tc.k, time_chunk=tc.time_chunk)
