@@ -8,8 +8,9 @@ reused). Every method optimises the same per-step loss, (1/T)·Σ_t CE(o_t, y) (
 
 Methods: neurosim BPTT (time chunks of 128 samples), neurosim SLTT (the default: one step at a time, the
 paper's loop), neurosim SLTT in chunks (``time_chunk=None``: 128 samples = 4 steps per forward/backward at batch
-32, temporal path cut inside the chunk, the same gradients), neurosim SLTT-K (K = 2), snnTorch BPTT (its usual
-per-step loop).
+32, temporal path cut inside the chunk, the same gradients), neurosim SLTT-K (K = 2; its default ``"auto"``
+runs the forward-only steps in 128-sample chunks under the tuned allocator), snnTorch BPTT (its usual per-step
+loop).
 
 Every worker first applies the Trainer's CPU set-up (bench_train_vs_snntorch.setup_worker: glibc malloc
 thresholds, neurosim's numba kernels loaded before the memory baseline), snnTorch's included.

@@ -166,7 +166,7 @@ class TrainConfig:
 
     method: str = "bptt"  # bptt (full graph through time) | sltt | sltt_k
     k: int = 2  # sltt_k: time steps per batch that get a backward pass
-    time_chunk: int | None = None  # steps per call; None: the method's (bptt ~128 samples on CPU, sltt/sltt_k 1)
+    time_chunk: int | None = None  # steps per call; None: the method's (bptt ~128 samples on CPU, sltt 1, sltt_k auto)
     epochs: int = 5  # passes over the training split
     loss: str = "rate_ce"  # rate_ce: CE on time-averaged output | tet: mean per-step CE | sltt_mix
     loss_lambda: float = 0.05  # sltt_mix: weight of the MSE term, (1−λ)·CE + λ·MSE (SLTT paper: 0.05)

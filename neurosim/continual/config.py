@@ -94,7 +94,7 @@ class ContinualTrainConfig:
 
     method: str = "bptt"  # bptt | sltt | sltt_k — HLOP's projection works with each
     k: int = 2  # sltt_k: steps per batch with a backward pass
-    time_chunk: int | None = None  # steps per call; None: the method's (bptt ~128 samples on CPU, sltt/sltt_k 1)
+    time_chunk: int | None = None  # steps per call; None: the method's (bptt ~128 samples on CPU, sltt 1, sltt_k auto)
     loss: str = "rate_ce"  # rate_ce | tet | sltt_mix (sltt and sltt_k need a per-step loss: tet or sltt_mix)
     loss_lambda: float = 0.05  # sltt_mix: weight of its MSE term
     epochs: int = 3  # passes over each task's training data; multitask: passes over the union of all tasks

@@ -5,7 +5,9 @@ spike maps, takes about as long as the convolution before it (profiled on the 2-
 ~20 ms of BPTT's 140 ms per iteration on the foundation conv SNN at T = 50). For windows that do not overlap
 (``stride == kernel_size``, no padding, dilation or ceil mode: the usual SNN ``MaxPool2d(2)``) the pooling here
 reads each input once and stores the window maximum and the position of the chosen element inside its window
-(``uint8``), so the saved routing is 1 byte per output instead of 8.
+(``uint8``), so the saved routing is 1 byte per output instead of 8. Measured on that machine (2 threads, 2 × 2
+windows on ``[32, 16, 30, 30]`` spikes): forward + backward 0.19 ms instead of 0.62 ms, forward without grad
+0.04 ms instead of 0.45 ms; on ``[128, 16, 30, 30]`` 0.93 instead of 2.7 ms.
 
 The routing is torch's CPU kernel's, element for element: within a window, scanned in row-major order, an
 element is taken when it is greater than the running maximum or is NaN (so a window of spikes routes its

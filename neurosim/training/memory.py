@@ -23,10 +23,15 @@ import sys
 
 import torch
 
-__all__ = ["SavedTensorMeter", "tune_cpu_allocator"]
+__all__ = ["SavedTensorMeter", "cpu_allocator_tuned", "tune_cpu_allocator"]
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers (malloc.h)
 _tuned: bool | None = None
+
+
+def cpu_allocator_tuned() -> bool:
+    """Whether :func:`tune_cpu_allocator` has put its settings in force in this process."""
+    return bool(_tuned)
 
 
 def tune_cpu_allocator(mmap_threshold_mb: int = 32, trim_threshold_mb: int = 128) -> bool:

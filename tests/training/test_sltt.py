@@ -343,6 +343,38 @@ def test_sltt_k_makes_exactly_k_backward_passes(k, chunk):
     assert out.loss == pytest.approx(out_all.loss, rel=1e-12)  # the loss reported is over all T steps
 
 
+@pytest.mark.parametrize("tuned", [True, False])
+def test_sltt_k_auto_chunks_forward_only_steps_only_with_the_tuned_allocator(monkeypatch, tuned):
+    import neurosim.training.sltt as sltt_module
+
+    monkeypatch.setattr(sltt_module, "cpu_allocator_tuned", lambda: tuned)
+    T = 12
+    model = _mlp(beta=0.7, dropout=0.3)
+    x, y = _data(T=T)
+    calls = []
+    hook = model.register_forward_pre_hook(lambda m, args: calls.append(args[0].shape[0]))  # steps per call
+    method = SLTTK(k=2, generator=torch.Generator().manual_seed(5))
+    assert method.time_chunk == "auto"
+    torch.manual_seed(6)
+    out, g = _run(method, model, x, y, TET())
+    hook.remove()
+    assert sum(calls) == T and out.backward_passes == 2
+    assert len(calls) == (T if not tuned else len(sltt_module._segments(T, set(method.last_steps), T)))
+    if tuned:
+        assert max(calls) > 1
+    ref = SLTTK(k=2, generator=torch.Generator().manual_seed(5), time_chunk=1)
+    torch.manual_seed(6)
+    out_ref, g_ref = _run(ref, model, x, y, TET())
+    assert ref.last_steps == method.last_steps
+    _assert_grads_close(g, g_ref)
+    torch.testing.assert_close(out.out_seq, out_ref.out_seq)
+
+
+def test_sltt_k_rejects_an_unknown_time_chunk_word():
+    with pytest.raises(ValueError, match="time_chunk must be a whole number of steps, None or 'auto', got 'fast'"):
+        SLTTK(k=2, time_chunk="fast")
+
+
 def test_sltt_k_larger_than_T_trains_every_step():
     model = _mlp()
     x, y = _data(T=3)
@@ -371,7 +403,7 @@ def test_methods_are_registered_and_built_from_config():
     assert isinstance(method, SLTTK) and method.k == 3
     cfg = RunConfig(train=TrainConfig(method="sltt_k", k=4, loss="tet", device="cpu"))
     trainer = Trainer(_mlp(dtype=torch.float32), cfg, progress=False)
-    assert isinstance(trainer.method, SLTTK) and trainer.method.k == 4 and trainer.method.time_chunk == 1
+    assert isinstance(trainer.method, SLTTK) and trainer.method.k == 4 and trainer.method.time_chunk == "auto"
     for method, kind in (("sltt", SLTT), ("bptt", BPTT)):  # train.time_chunk reaches the method
         cfg = RunConfig(train=TrainConfig(method=method, time_chunk=3, loss="tet", device="cpu"))
         trainer = Trainer(_mlp(dtype=torch.float32), cfg, progress=False)
