@@ -198,7 +198,27 @@ class _WindowMax(torch.autograd.Function):
     def backward(ctx, g):
         (arg,) = ctx.saved_tensors
         kh, kw, shape = ctx.cfg
-        return _WindowMaxBackward.apply(g, arg, kh, kw, shape), None, None
+        if torch.is_grad_enabled():  # create_graph=True: the backward must be differentiable in turn
+            return _WindowMaxBackward.apply(g, arg, kh, kw, shape), None, None
+        return _place(g, arg, kh, kw, shape), None, None
+
+
+def _place(g: torch.Tensor, arg: torch.Tensor, kh: int, kw: int, shape) -> torch.Tensor:
+    """``dL/dx``: ``g`` at each window's chosen element, zero elsewhere."""
+    if _forked:  # the graph was built before a fork: torch ops, not the kernels' thread pool
+        placed = torch.nn.functional.one_hot(arg.long(), kh * kw).to(g.dtype) * g.unsqueeze(-1)
+        gx = g.new_zeros(shape)
+        _windows(gx, kh, kw, *arg.shape[-2:]).copy_(placed.unflatten(-1, (kh, kw)))
+        return gx
+    g = g.contiguous()
+    gx = g.new_empty(shape)
+    with _LOCK:
+        _threads()
+        if (kh, kw) == (2, 2):
+            _pool2_bwd(_planes(g), _planes(arg), _planes(gx))
+        else:
+            _pool_bwd(_planes(g), _planes(arg), kh, kw, _planes(gx))
+    return gx
 
 
 class _WindowMaxBackward(torch.autograd.Function):
@@ -208,21 +228,7 @@ class _WindowMaxBackward(torch.autograd.Function):
     def forward(ctx, g, arg, kh, kw, shape):
         ctx.save_for_backward(arg)
         ctx.cfg = (kh, kw)
-        if _forked:  # the graph was built before a fork: torch ops, not the kernels' thread pool
-            ho, wo = arg.shape[-2:]
-            placed = torch.nn.functional.one_hot(arg.long(), kh * kw).to(g.dtype) * g.unsqueeze(-1)
-            gx = g.new_zeros(shape)
-            _windows(gx, kh, kw, ho, wo).copy_(placed.unflatten(-1, (kh, kw)))
-            return gx
-        g = g.contiguous()
-        gx = g.new_empty(shape)
-        with _LOCK:
-            _threads()
-            if (kh, kw) == (2, 2):
-                _pool2_bwd(_planes(g), _planes(arg), _planes(gx))
-            else:
-                _pool_bwd(_planes(g), _planes(arg), kh, kw, _planes(gx))
-        return gx
+        return _place(g, arg, kh, kw, shape)
 
     @staticmethod
     def backward(ctx, ggx):  # double backward: gather at the chosen elements, like max_pool2d's
