@@ -1,8 +1,8 @@
 """SLTT and SLTT-K vs BPTT (neurosim and snnTorch): training memory and time per iteration against T, same run.
 
 Network: the foundation benchmark's conv SNN (Conv 2→16 k5 · LIF · MaxPool 2 · Conv 16→32 k5 · LIF · MaxPool 2 ·
-Linear 800→10 · LIF), batch 32, input 2×34×34 Bernoulli(0.05) spike frames, β = exp(−1/2), threshold 1, subtract
-reset, atan surrogate (the same model and data as benchmarks/bench_train_vs_snntorch.py, whose helpers are
+Linear 800→10 · LIF), batch 32 (``--batch``), input 2×34×34 Bernoulli(0.05) spike frames, β = exp(−1/2),
+threshold 1, subtract reset, atan surrogate (the same model and data as benchmarks/bench_train_vs_snntorch.py, whose helpers are
 reused). Every method optimises the same per-step loss, (1/T)·Σ_t CE(o_t, y) (TET), with Adam; T ∈ {5, 10, 20, 50};
 2 threads.
 
@@ -25,7 +25,7 @@ only ever slow a run down); all rounds are in the JSON.
 On a GPU (``--device cuda``) memory is the peak of ``torch.cuda.max_memory_allocated`` above the memory allocated
 before the first iteration, every timed iteration ends with a synchronize, and the results go to sltt_cuda.json.
 
-Usage: python benchmarks/bench_sltt.py [--iters N] [--steps 5 10 20 50] [--device cpu|cuda] [--no-plot]
+Usage: python benchmarks/bench_sltt.py [--iters N] [--steps 5 10 20 50] [--device cpu|cuda] [--batch 32] [--no-plot]
 Writes benchmarks/results/sltt.json (flat) and benchmarks/results/sltt.png. Prints figures; asserts nothing.
 """
 
@@ -47,7 +47,7 @@ sys.path.insert(0, str(HERE.parent))
 from bench_train_vs_snntorch import _neurosim_model, _snntorch_model, measure, setup_worker  # noqa: E402
 
 METHODS = ("bptt", "sltt", "sltt_chunk", "slttk2", "snntorch_bptt")
-LABELS = {"bptt": "neurosim BPTT", "sltt": "neurosim SLTT", "sltt_chunk": "SLTT, 4-step chunks",
+LABELS = {"bptt": "neurosim BPTT", "sltt": "neurosim SLTT", "sltt_chunk": "SLTT, 128-sample chunks",
           "slttk2": "neurosim SLTT-K (K=2)", "snntorch_bptt": "snnTorch BPTT"}
 TARGETS = {  # from the issue, in line with the paper
     "mem_ratio_sltt_bptt_T50": 0.3, "mem_growth_sltt_T50_over_T5": 1.2,
@@ -55,7 +55,7 @@ TARGETS = {  # from the issue, in line with the paper
 }
 
 
-def worker(method: str, T: int, iters: int, warmup: int, device: str = "cpu") -> dict:
+def worker(method: str, T: int, iters: int, warmup: int, device: str = "cpu", batch: int = 32) -> dict:
     import torch
 
     from neurosim.training import BPTT, TET
@@ -66,8 +66,8 @@ def worker(method: str, T: int, iters: int, warmup: int, device: str = "cpu") ->
     model = (_snntorch_model() if method == "snntorch_bptt" else _neurosim_model()).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     g = torch.Generator().manual_seed(1)
-    x = (torch.rand(T, 32, 2, 34, 34, generator=g) < 0.05).float().to(device)
-    y = torch.randint(0, 10, (32,), generator=g).to(device)
+    x = (torch.rand(T, batch, 2, 34, 34, generator=g) < 0.05).float().to(device)
+    y = torch.randint(0, 10, (batch,), generator=g).to(device)
     loss = TET()
     algo = {"bptt": BPTT(), "snntorch_bptt": BPTT(), "sltt": SLTT(), "sltt_chunk": SLTT(time_chunk=None),
             "slttk2": SLTTK(k=2, generator=torch.Generator().manual_seed(2))}[method]
@@ -84,7 +84,7 @@ def worker(method: str, T: int, iters: int, warmup: int, device: str = "cpu") ->
     return result
 
 
-def _plot(results: dict, steps: list[int], path: Path, device: str = "cpu") -> None:
+def _plot(results: dict, steps: list[int], path: Path, device: str = "cpu", batch: int = 32) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -102,7 +102,7 @@ def _plot(results: dict, steps: list[int], path: Path, device: str = "cpu") -> N
     peak = "peak RSS" if device == "cpu" else "peak CUDA memory"
     ax_m.set(xlabel="time steps T", ylabel="MB", title=f"training memory (solid: {peak}, dotted: saved tensors)")
     ax_t.set(xlabel="time steps T", ylabel="ms / iteration (median)",
-             title="time per iteration (batch 32, " + ("2 threads)" if device == "cpu" else f"{device})"))
+             title=f"time per iteration (batch {batch}, " + ("2 threads)" if device == "cpu" else f"{device})"))
     for ax in (ax_m, ax_t):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -115,7 +115,8 @@ def _plot(results: dict, steps: list[int], path: Path, device: str = "cpu") -> N
 def _run_worker(m: str, T: int, args) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="2")
     proc = subprocess.run([sys.executable, __file__, "--worker", m, str(T), "--iters", str(args.iters),
-                           "--warmup", str(args.warmup), "--device", args.device], capture_output=True, text=True,
+                           "--warmup", str(args.warmup), "--device", args.device, "--batch", str(args.batch)],
+                          capture_output=True, text=True,
                           env=env)
     if proc.returncode != 0:
         raise SystemExit(f"worker {m} T={T} failed:\n{proc.stderr}")
@@ -134,10 +135,16 @@ def main() -> None:
     ap.add_argument("--device", default="cpu",
                     help="cpu (the issue's setting: 2 threads, peak RSS) or cuda (peak CUDA memory allocated); "
                          "results for cuda go to sltt_cuda.json / sltt_cuda.png")
+    ap.add_argument("--batch", type=int, default=32,
+                    help="batch size (the issue's: 32); other sizes write sltt_b<B>.json, to see where SLTT's lower "
+                         "per-sample cost outweighs its fixed per-step overhead")
     ap.add_argument("--worker", nargs=2, metavar=("METHOD", "T"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.batch < 1:
+        ap.error(f"--batch must be >= 1, got {args.batch}")
     if args.worker:
-        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.iters, args.warmup, args.device)))
+        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.iters, args.warmup, args.device,
+                                args.batch)))
         return
     if args.device.startswith("cuda"):
         import torch
@@ -145,7 +152,7 @@ def main() -> None:
         if not torch.cuda.is_available():
             raise SystemExit(f"--device {args.device}: torch sees no CUDA device on this machine")
 
-    results: dict = {"device": args.device, "batch": 32, "threads": 2, "input": "2x34x34", "loss": "tet",
+    results: dict = {"device": args.device, "batch": args.batch, "threads": 2, "input": "2x34x34", "loss": "tet",
                      "iters_timed": args.iters,
                      "rounds": args.rounds, "load_avg_1min_at_start": os.getloadavg()[0], "cpu_count": os.cpu_count()}
     # Rounds interleave every (T, method) so that a burst of load from another process hits one round of
@@ -197,11 +204,11 @@ def main() -> None:
 
     from neurosim._io import atomic_write_text
 
-    stem = "sltt" if args.device == "cpu" else "sltt_cuda"
+    stem = ("sltt" if args.device == "cpu" else "sltt_cuda") + ("" if args.batch == 32 else f"_b{args.batch}")
     atomic_write_text(RESULTS / f"{stem}.json", json.dumps(results, indent=2) + "\n")
     print(f"wrote {RESULTS / f'{stem}.json'}")
     if not args.no_plot and set(METHODS) <= set(args.methods):
-        _plot(results, args.steps, RESULTS / f"{stem}.png", args.device)
+        _plot(results, args.steps, RESULTS / f"{stem}.png", args.device, args.batch)
         print(f"wrote {RESULTS / f'{stem}.png'}")
 
 

@@ -34,7 +34,10 @@ step on GPU, with BatchNorm in training mode, and for stateful layers that do no
 Measured on the 2-core benchmark machine (``benchmarks/bench_sltt.py``, T = 50, batch 32): one step at a time,
 SLTT holds ~0.1× BPTT's memory and takes about BPTT's time (0.96–1.08× over runs), not the paper's 0.7× (its
 Table 1, on GPU): BPTT here already runs the temporal backward fused and in cache-sized chunks, and the
-convolutions and pooling that both methods compute identically are most of the time. Chunks of 4 steps are
+convolutions and pooling that both methods compute identically are most of the time. Per sample SLTT costs
+~0.8× BPTT (3.1 vs 3.9 ms per sample and iteration, fitted over batch 1–64), but each of its T small steps has a
+fixed cost (~0.9 ms here: kernel launches, autograd, Python), which the batch must amortise: at batch 128 SLTT
+takes 0.83× BPTT's time (``bench_sltt.py --batch 128``). Chunks of 4 steps are
 0–6 % faster for ~2.5× the memory. SLTT-K's forward-only steps run without autograd, argmax pooling or a
 membrane buffer, in chunks where the allocator is tuned: ~0.35× BPTT's time.
 
