@@ -293,7 +293,11 @@ def run_method(cfg: ContinualConfig, method: str, tasks: Sequence[Task], seed: i
         method: ``baseline`` | ``ewc`` | ``hlop`` | ``multitask``.
         tasks: the task sequence (see :mod:`neurosim.continual.tasks`).
         seed: seeds the model's initialisation, batch order and HLOP's new rows.
+
+    On CPU the malloc thresholds are tuned as the Trainer does (:func:`neurosim.training.tune_cpu_allocator`;
+    set any ``MALLOC_*`` variable to leave malloc alone).
     """
+    from neurosim.training.memory import tune_cpu_allocator
     from neurosim.training.trainer import seed_everything
 
     if method not in ("baseline", "ewc", "hlop", "multitask"):
@@ -305,6 +309,8 @@ def run_method(cfg: ContinualConfig, method: str, tasks: Sequence[Task], seed: i
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     device = _resolve_device(cfg.train.device)
+    if device.type == "cpu":
+        tune_cpu_allocator()
     seed_everything(seed)
     model = build_continual_model(cfg, tasks).to(device)
     base_loss = get_loss(cfg.train.loss, cfg.train.loss_lambda)

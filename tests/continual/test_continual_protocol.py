@@ -121,3 +121,14 @@ def test_hlop_forgets_clearly_less_than_fine_tuning(train_method):
     assert hlop.bwt > -6
     assert hlop.bwt - base.bwt > 10
     assert hlop.acc > base.acc
+
+
+def test_continual_training_on_cpu_tunes_the_allocator_like_the_trainer(monkeypatch):
+    import neurosim.training.memory as memory
+
+    calls = []
+    monkeypatch.setattr(memory, "tune_cpu_allocator", lambda: calls.append(1) or True)
+    cfg = continual_config_from_dict({"model": {"hidden": [16]}, "train": {"epochs": 1, "device": "cpu"},
+                                      "tasks": {"num_tasks": 1, "train_subset": 20, "test_subset": 10}})
+    run_method(cfg, "baseline", build_tasks(cfg, 0))
+    assert calls == [1]
