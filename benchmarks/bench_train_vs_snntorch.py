@@ -7,11 +7,13 @@ surrogate, loss = cross-entropy on the time-averaged output spikes, Adam. T ∈ 
 Each (library, T) runs in its own subprocess so that peak memory is measured cleanly: peak RSS (ru_maxrss) above
 the RSS reached after building the model and data, plus the bytes autograd saves for backward in one iteration
 (peak, via neurosim.training.SavedTensorMeter). Time per iteration is the median over the timed iterations after
-warm-up. neurosim trains through its BPTT method, as its Trainer does (forward in time chunks, see
-neurosim.nn.run_chunked); snnTorch with its usual per-step loop. Every worker first applies the Trainer's CPU set-up
-(setup_worker: glibc malloc thresholds, neurosim's numba kernels loaded before the memory baseline), snnTorch's too.
+warm-up; every (library, T) runs in --rounds fresh workers, interleaved, and the fastest round's median is kept
+(other processes on a shared machine only ever slow a run down; all rounds are in the JSON). neurosim trains
+through its BPTT method, as its Trainer does (forward in time chunks, see neurosim.nn.run_chunked); snnTorch with
+its usual per-step loop. Every worker first applies the Trainer's CPU set-up (setup_worker: glibc malloc
+thresholds, neurosim's numba kernels loaded before the memory baseline), snnTorch's too.
 
-Usage: python benchmarks/bench_train_vs_snntorch.py [--iters N] [--steps 10 50]
+Usage: python benchmarks/bench_train_vs_snntorch.py [--iters N] [--steps 10 50] [--rounds 3]
 Writes benchmarks/results/train_vs_snntorch.json. Prints figures; asserts nothing.
 """
 
@@ -29,6 +31,7 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+LIBS = ("snntorch", "neurosim")
 BETA = math.exp(-1.0 / 2.0)
 
 
@@ -169,23 +172,41 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--steps", type=int, nargs="+", default=[10, 50])
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="fresh workers per (library, T), run interleaved; time = min over rounds of the median")
     ap.add_argument("--worker", nargs=2, metavar=("LIB", "T"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.iters, args.warmup)))
         return
 
-    results: dict = {"batch": 32, "threads": 2, "input": "2x34x34", "iters_timed": args.iters}
-    print(f"{'T':>4} {'library':>9} {'ms/iter':>9} {'peak MB':>9} {'saved MB':>9}")
+    results: dict = {"batch": 32, "threads": 2, "input": "2x34x34", "iters_timed": args.iters,
+                     "rounds": args.rounds, "load_avg_1min_at_start": os.getloadavg()[0]}
+    # Rounds interleave every (T, library), so a burst of load from another process hits one round of both
+    # rather than all rounds of one; each library's least disturbed round (min of medians) is reported.
+    runs: dict = {(lib, T): [] for T in args.steps for lib in LIBS}
+    env = dict(os.environ, OMP_NUM_THREADS="2")
+    for r in range(args.rounds):
+        print(f"round {r + 1}/{args.rounds} …", flush=True)
+        for T in args.steps:
+            for lib in LIBS:
+                out = subprocess.run([sys.executable, __file__, "--worker", lib, str(T), "--iters", str(args.iters),
+                                      "--warmup", str(args.warmup)], capture_output=True, text=True, env=env,
+                                     check=True)
+                runs[(lib, T)].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    print(f"{'T':>4} {'library':>9} {'ms/iter':>9} {'(rounds)':>16} {'peak MB':>9} {'saved MB':>9}")
     for T in args.steps:
         row = {}
-        for lib in ("snntorch", "neurosim"):
-            env = dict(os.environ, OMP_NUM_THREADS="2")
-            out = subprocess.run([sys.executable, __file__, "--worker", lib, str(T), "--iters", str(args.iters),
-                                  "--warmup", str(args.warmup)], capture_output=True, text=True, env=env, check=True)
-            row[lib] = json.loads(out.stdout.strip().splitlines()[-1])
-            r = row[lib]
-            print(f"{T:>4} {lib:>9} {r['ms_per_iter']:>9.1f} {r['peak_mem_mb']:>9.1f} {r['saved_tensor_mb']:>9.1f}")
+        for lib in LIBS:
+            rs = runs[(lib, T)]
+            row[lib] = r = {"ms_per_iter": min(x["ms_per_iter"] for x in rs),
+                            "ms_per_iter_rounds": [round(x["ms_per_iter"], 1) for x in rs],
+                            "ms_min": min(x["ms_min"] for x in rs),
+                            "peak_mem_mb": statistics.median(x["peak_mem_mb"] for x in rs),
+                            "saved_tensor_mb": rs[0]["saved_tensor_mb"], "iters": rs[0]["iters"]}
+            shown = "/".join(f"{x:.0f}" for x in r["ms_per_iter_rounds"])
+            print(f"{T:>4} {lib:>9} {r['ms_per_iter']:>9.1f} {shown:>16} {r['peak_mem_mb']:>9.1f} "
+                  f"{r['saved_tensor_mb']:>9.1f}")
             for k, v in r.items():
                 results[f"{lib}_{k}_T{T}"] = v
         results[f"time_ratio_T{T}"] = row["neurosim"]["ms_per_iter"] / row["snntorch"]["ms_per_iter"]
@@ -193,6 +214,7 @@ def main() -> None:
         results[f"saved_ratio_T{T}"] = row["neurosim"]["saved_tensor_mb"] / row["snntorch"]["saved_tensor_mb"]
         print(f"     ratio neurosim/snnTorch: time {results[f'time_ratio_T{T}']:.2f}×, peak memory "
               f"{results[f'mem_ratio_T{T}']:.2f}×, saved tensors {results[f'saved_ratio_T{T}']:.2f}×")
+    results["load_avg_1min_at_end"] = os.getloadavg()[0]
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from neurosim._io import atomic_write_text
 
