@@ -19,8 +19,10 @@ The Hebbian rows learn from the same presynaptic activity: a forward pre-hook on
 input while HLOP's Hebbian learning is on and the model is in training mode (every time step of every sample, as
 in the HLOP code for BPTT) and runs Oja iterations on it once per forward call — per time chunk under BPTT and
 SLTT on CPU, which run long sequences in chunks of ~128 samples (:func:`neurosim.nn.run_chunked`,
-:func:`neurosim.training.sltt.sltt_chunk`), per step under SLTT with ``time_chunk=1``; inside :meth:`HLOP.hebbian_only`
-eval-mode passes teach the rows too (extra passes after a task, on the activity the task is evaluated with).
+:func:`neurosim.training.sltt.sltt_chunk`), per step under SLTT with ``time_chunk=1``, and under SLTT-K per drawn
+step and per forward-only stretch (one step at a time, or chunks with its default ``"auto"`` under the tuned
+allocator); inside :meth:`HLOP.hebbian_only` eval-mode passes teach the rows too (extra passes after a task, on
+the activity the task is evaluated with).
 
 Typical use (what :func:`neurosim.continual.run_method` does)::
 
