@@ -32,7 +32,7 @@ step on GPU, with BatchNorm in training mode, and for stateful layers that do no
 ``cuts_temporal_grad``).
 
 Measured on the 2-core benchmark machine (``benchmarks/bench_sltt.py``, T = 50, batch 32): one step at a time,
-SLTT holds ~0.1× BPTT's memory and takes about BPTT's time (0.96–1.08× over runs), not the paper's 0.7× (its
+SLTT holds ~0.1× BPTT's memory and takes about BPTT's time (1.01–1.08× over runs), not the paper's 0.7× (its
 Table 1, on GPU): BPTT here already runs the temporal backward fused and in cache-sized chunks, and the
 convolutions and pooling that both methods compute identically are most of the time. Per sample SLTT costs
 ~0.8× BPTT (3.1 vs 3.9 ms per sample and iteration, fitted over batch 1–64), but each of its T small steps has a
