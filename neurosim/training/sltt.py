@@ -37,9 +37,9 @@ Table 1, on GPU): BPTT here already runs the temporal backward fused and in cach
 convolutions and pooling that both methods compute identically are most of the time. Per sample SLTT costs
 ~0.8× BPTT (3.1 vs 3.9 ms per sample and iteration, fitted over batch 1–64), but each of its T small steps has a
 fixed cost (~0.9 ms here: kernel launches, autograd, Python), which the batch must amortise: at batch 128 SLTT
-takes 0.83× BPTT's time (``bench_sltt.py --batch 128``). Chunks of 4 steps are
-0–6 % faster for ~2.5× the memory. SLTT-K's forward-only steps run without autograd, argmax pooling or a
-membrane buffer, in chunks where the allocator is tuned: ~0.35× BPTT's time.
+takes 0.83× BPTT's time (``bench_sltt.py --batch 128``). Chunks of 4 steps are 0–6 % faster for ~2.5× the
+memory. SLTT-K's forward-only steps run without autograd, pooling argmax or a membrane buffer, in chunks where
+the allocator is tuned: ~0.35× BPTT's time.
 
 The loss must decompose over time steps (``loss.per_step``: ``tet``, ``sltt_mix``); ``rate_ce`` does not.
 
