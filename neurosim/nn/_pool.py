@@ -15,20 +15,18 @@ gradient to its first 1, or to its first element when it holds no spike; a windo
 NaN; a window of ``-inf`` to its first element). Gradients are therefore identical to ``max_pool2d``'s, and the
 backward is differentiable again (its gradient gathers at the same positions), as torch's is.
 
-The kernels run on numba's thread pool, as many threads as ``torch.get_num_threads()``. Calls are serialised
-by a lock (numba's fallback ``workqueue`` threading layer must not be entered from two threads at once), and a
-process forked after the pool has run (a ``fork`` multiprocessing worker) uses torch's pooling: numba's default
-OpenMP layer (GNU libgomp) is not fork-safe.
+The kernels run on numba's thread pool, as many threads as ``torch.get_num_threads()``, one launch at a time; a
+process forked after they ran (a ``fork`` multiprocessing worker) uses torch's pooling
+(:mod:`neurosim._numba_threads`).
 """
 
 from __future__ import annotations
 
-import os
-import threading
-
 import numba
 import torch
 from numba import prange
+
+from neurosim._numba_threads import kernel_threads, numba_usable
 
 __all__ = ["window_max_pool", "window_max_pool_ok"]
 
@@ -136,31 +134,10 @@ def _planes(t: torch.Tensor):
     return t.reshape(-1, t.shape[-2], t.shape[-1]).numpy()
 
 
-_LOCK = threading.Lock()
-_ran = False  # the kernels have run in this process (numba's thread pool is up)
-_forked = False  # this process was forked from one where they had: that pool may not survive the fork
-
-
-def _after_fork_in_child() -> None:
-    global _forked
-    _forked = _forked or _ran
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
 def _windows(t: torch.Tensor, kh: int, kw: int, ho: int, wo: int) -> torch.Tensor:
     """The windows of ``t`` (``[..., H, W]``) as a view ``[..., ho, wo, kh, kw]`` (torch ops; used after a fork)."""
     t = t[..., : ho * kh, : wo * kw].unflatten(-1, (wo, kw)).unflatten(-3, (ho, kh))  # [..., ho, kh, wo, kw]
     return t.transpose(-3, -2)
-
-
-def _threads() -> None:
-    global _ran
-    _ran = True
-    # numba's pool follows torch's thread setting (torch.set_num_threads), within numba's own limit
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
 
 
 def window_max_pool_ok(x: torch.Tensor, kernel, stride, padding, dilation, ceil_mode, return_indices) -> bool:
@@ -169,7 +146,7 @@ def window_max_pool_ok(x: torch.Tensor, kernel, stride, padding, dilation, ceil_
     returned indices, and not in a process forked from one where the kernels had run."""
     kh, kw = kernel
     return (
-        not _forked and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.is_contiguous()
+        numba_usable() and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.is_contiguous()
         and x.dim() >= 3 and tuple(stride) == (kh, kw) and tuple(padding) == (0, 0)
         and tuple(dilation) == (1, 1) and not ceil_mode and not return_indices
         and kh * kw <= 255 and x.shape[-2] >= kh and x.shape[-1] >= kw and x.numel() > 0
@@ -183,8 +160,7 @@ class _WindowMax(torch.autograd.Function):
         y = x.new_empty(out_shape)
         grad = ctx.needs_input_grad[0]
         arg = torch.empty(out_shape if grad else (1, 1, 1), dtype=torch.uint8)
-        with _LOCK:
-            _threads()
+        with kernel_threads():
             if (kh, kw) == (2, 2):
                 _pool2_fwd(_planes(x), _planes(y), _planes(arg), grad)
             else:
@@ -205,15 +181,14 @@ class _WindowMax(torch.autograd.Function):
 
 def _place(g: torch.Tensor, arg: torch.Tensor, kh: int, kw: int, shape) -> torch.Tensor:
     """``dL/dx``: ``g`` at each window's chosen element, zero elsewhere."""
-    if _forked:  # the graph was built before a fork: torch ops, not the kernels' thread pool
+    if not numba_usable():  # the graph was built before a fork: torch ops, not the kernels' thread pool
         placed = torch.nn.functional.one_hot(arg.long(), kh * kw).to(g.dtype) * g.unsqueeze(-1)
         gx = g.new_zeros(shape)
         _windows(gx, kh, kw, *arg.shape[-2:]).copy_(placed.unflatten(-1, (kh, kw)))
         return gx
     g = g.contiguous()
     gx = g.new_empty(shape)
-    with _LOCK:
-        _threads()
+    with kernel_threads():
         if (kh, kw) == (2, 2):
             _pool2_bwd(_planes(g), _planes(arg), _planes(gx))
         else:
@@ -234,14 +209,13 @@ class _WindowMaxBackward(torch.autograd.Function):
     def backward(ctx, ggx):  # double backward: gather at the chosen elements, like max_pool2d's
         (arg,) = ctx.saved_tensors
         kh, kw = ctx.cfg
-        if _forked:
+        if not numba_usable():
             windows = _windows(ggx, kh, kw, *arg.shape[-2:]).flatten(-2)  # [..., ho, wo, kh·kw]
             gg = windows.gather(-1, arg.long().unsqueeze(-1)).squeeze(-1)
             return gg, None, None, None, None
         ggx = ggx.contiguous()
         gg = ggx.new_empty(arg.shape)
-        with _LOCK:
-            _threads()
+        with kernel_threads():
             _pool_gather(_planes(ggx), _planes(arg), kh, kw, _planes(gg))
         return gg, None, None, None, None
 

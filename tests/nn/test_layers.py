@@ -259,18 +259,18 @@ def test_maxpool_in_a_process_forked_after_the_kernels_ran_uses_torch():
 
 
 def test_maxpool_backward_of_a_graph_built_before_a_fork_uses_torch_ops(monkeypatch):
-    from neurosim.nn import _pool
+    from neurosim import _numba_threads
 
     x = ((torch.rand(2, 3, 4, 7, 9) < 0.3).double()).requires_grad_()
     for k in (2, (2, 3)):
         pool = MaxPool2d(k)
         y, y_plain = pool(x), pool(x)  # built with the kernels
         g = torch.randn(y.shape, dtype=y.dtype, requires_grad=True)
-        monkeypatch.setattr(_pool, "_forked", True)  # as in a forked child: the backward must not use them
+        monkeypatch.setattr(_numba_threads, "_forked", True)  # as in a forked child: the backward must not use them
         (gx,) = torch.autograd.grad(y, x, g, create_graph=True)
         (ggy,) = torch.autograd.grad((gx * x.detach()).sum(), g)
         (gx_plain,) = torch.autograd.grad(y_plain, x, g.detach())  # the plain backward (no create_graph)
-        monkeypatch.setattr(_pool, "_forked", False)
+        monkeypatch.setattr(_numba_threads, "_forked", False)
         x2 = x.detach().requires_grad_()
         y2 = _torch_pool(x2, k)
         (gx2,) = torch.autograd.grad(y2, x2, g, create_graph=True)
