@@ -29,6 +29,9 @@ Two backends compute the same thing: ``reference`` (a plain autograd loop, the d
 (one autograd node for the whole sequence with a hand-derived backward that saves only ``h``; faster and
 leaner). ``auto`` picks ``fused`` where it applies (immediate timing, fixed threshold); called with ``T = 1``
 (one step at a time: online inference) it runs a single-step kernel without the scan loop.
+On CPU the fused scan and its backward run as numba kernels (:mod:`neurosim.functional._lif_kernels`) that give
+the torch ops' results bit for bit in one pass over memory; other devices, dtypes and the ``sigmoid``
+surrogate's backward use the torch ops.
 
 Inside :func:`no_temporal_grad` the temporal path is cut: every step's previous state enters as a constant
 (``sg(·)``), so gradients flow only from a step's spikes (or recorded membrane) to that step's input, and
@@ -59,6 +62,7 @@ from typing import NamedTuple
 
 import torch
 
+from neurosim.functional import _lif_kernels as _kernels
 from neurosim.functional.surrogate import Surrogate, heaviside, spike
 
 __all__ = [
@@ -297,6 +301,9 @@ def _needs_graph(x_seq, v0, beta) -> bool:
 
 def _forward_no_graph(x_seq, v0, beta, v_th: float, reset: str):
     """The LIF scan where no gradient is taken: the membrane is updated in place in one buffer, ``(spikes, v)``."""
+    if _kernels.kernels_ok(x_seq, v0) and _kernels.scalar_ok(beta):
+        s_seq, v, _ = _kernels.scan_forward(x_seq, v0, beta, v_th, reset, keep_h=False)
+        return s_seq, v
     s_seq = torch.empty_like(x_seq)
     v = v0.clone() if x_seq.shape[0] == 0 else torch.empty_like(v0)
     prev = v0
@@ -313,6 +320,8 @@ def _forward_no_graph(x_seq, v0, beta, v_th: float, reset: str):
 
 def _fused_forward(x_seq, v0, beta, v_th: float, reset: str):
     """The LIF scan without autograd: ``(spikes, final v, pre-reset membrane h)``, each a new tensor."""
+    if _kernels.kernels_ok(x_seq, v0) and _kernels.scalar_ok(beta):  # the same values in one pass (numba)
+        return _kernels.scan_forward(x_seq, v0, beta, v_th, reset)
     h_seq = torch.empty_like(x_seq)
     s_seq = torch.empty_like(x_seq)
     v = v0
@@ -363,7 +372,10 @@ class _SpatialLIF(torch.autograd.Function):
     def backward(ctx, grad_s, grad_v, grad_h):
         h_seq, v0, beta = ctx.saved_tensors
         v_th, reset, surrogate = ctx.cfg
-        if grad_s is not None:
+        kernels = _kernels.backward_ok(surrogate) and _kernels.kernels_ok(h_seq, grads=(grad_s, grad_h))
+        if grad_s is not None and kernels:  # one pass (numba), the same values as the torch ops below
+            dh = _kernels.spatial_backward(h_seq, grad_s, grad_h, v_th, surrogate)
+        elif grad_s is not None:
             dh = surrogate.grad_(h_seq - v_th).mul_(grad_s)
             if grad_h is not None:
                 dh.add_(grad_h)
@@ -396,9 +408,13 @@ class _FusedLIF(torch.autograd.Function):
     def backward(ctx, grad_s, grad_v, grad_h):
         h_seq, v0, beta = ctx.saved_tensors
         v_th, reset, detach_reset, surrogate = ctx.cfg
+        gv = grad_v if grad_v is not None else torch.zeros_like(v0)
+        if _kernels.backward_ok(surrogate) and _kernels.scalar_ok(beta) and _kernels.kernels_ok(
+                h_seq, grads=(grad_s, grad_h, gv)):  # the loop below, per neuron in one pass (numba), same values
+            dh, gv = _kernels.temporal_backward(h_seq, grad_s, grad_h, gv, beta, v_th, reset, detach_reset, surrogate)
+            return _fused_grads(ctx, dh, gv, h_seq, v0, beta, v_th, reset)
         # g_t = σ'(h_t − θ) for all steps at once; the buffer is then overwritten in place with dL/dh_t.
         dh = surrogate.grad_(h_seq - v_th)
-        gv = grad_v if grad_v is not None else torch.zeros_like(v0)
         for t in range(h_seq.shape[0] - 1, -1, -1):
             g = dh[t]
             gs = grad_s[t] if grad_s is not None else None
@@ -422,12 +438,17 @@ class _FusedLIF(torch.autograd.Function):
             if grad_h is not None:
                 g.add_(grad_h[t])
             gv = beta * g
-        grad_x = dh if ctx.needs_input_grad[0] else None
-        grad_v0 = gv if ctx.needs_input_grad[1] else None
-        grad_beta = None
-        if ctx.needs_input_grad[2]:
-            grad_beta = _reduce_to((dh * _v_before(h_seq, v0, v_th, reset)).sum(0), beta.shape)
-        return grad_x, grad_v0, grad_beta, None, None, None, None
+        return _fused_grads(ctx, dh, gv, h_seq, v0, beta, v_th, reset)
+
+
+def _fused_grads(ctx, dh, gv, h_seq, v0, beta, v_th: float, reset: str):
+    """:class:`_FusedLIF`'s gradients from ``dL/dh`` (all steps) and ``dL/dv0``."""
+    grad_x = dh if ctx.needs_input_grad[0] else None
+    grad_v0 = gv if ctx.needs_input_grad[1] else None
+    grad_beta = None
+    if ctx.needs_input_grad[2]:
+        grad_beta = _reduce_to((dh * _v_before(h_seq, v0, v_th, reset)).sum(0), beta.shape)
+    return grad_x, grad_v0, grad_beta, None, None, None, None
 
 
 class _LIFStep(torch.autograd.Function):
