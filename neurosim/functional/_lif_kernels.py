@@ -18,10 +18,11 @@ They take contiguous float32/float64 CPU tensors and a one-element decay (:func:
 (:mod:`neurosim._numba_threads`).
 
 Measured on the 2-core benchmark machine (bench_sltt's conv SNN, T = 50, batch 32, 2 threads; torch-op and
-kernel paths alternating iteration by iteration in one process, seven processes): ~9 % less time per BPTT
-iteration (e.g. 130 → 117 ms) and ~4 % per SLTT iteration (145 → 138 ms). Alone, a 4-step scan of 460,800
-neurons takes ~0.2 ms forward instead of ~0.42 ms. Run on one thread the kernels gain nothing in training: the
-scan is bandwidth-bound, and one core streams at half the rate.
+kernel paths alternating iteration by iteration in one process, three processes): 12–13 % less time per BPTT
+iteration (e.g. 131 → 115 ms), ~5 % per SLTT and 5–10 % per SLTT-K (K = 2) iteration. Alone, on 460,800
+neurons × 4 steps: forward 0.27 instead of 0.42 ms (0.18 instead of 0.30 without a graph), backward through
+time 0.47 instead of 0.98 ms, SLTT's spatial backward 0.21 instead of 0.52 ms. On one thread the kernels gain
+nothing in training: the scan is bandwidth-bound, and one core streams at half the rate.
 
 First use compiles them (~4.5 s per dtype); numba caches the result next to this file.
 """
@@ -92,19 +93,26 @@ def _surrogate_block(h, out, vth, code, c0, c1, one, zero):
 
 
 @numba.njit(inline="always", error_model="numpy")
+def _lif_step(v_prev, x, beta, vth, reset, one, zero):
+    """One neuron, one step: ``(h, s, v)``."""
+    hh = _fma(beta, v_prev, x)  # torch.addcmul(x, β, v)
+    sp = one if hh >= vth else zero
+    if reset == 0:
+        return hh, sp, hh - vth * sp  # exact: sp is 0 or 1
+    if reset == 1:
+        return hh, sp, hh - hh * sp
+    return hh, sp, hh
+
+
+@numba.njit(inline="always", error_model="numpy")
 def _forward_block(x, s, h, v_in, v, beta, vth, reset, keep_h, one, zero):
-    for i in range(v.shape[0]):
-        hh = _fma(beta, v_in[i], x[i])  # torch.addcmul(x, β, v)
-        sp = one if hh >= vth else zero
-        s[i] = sp
-        if keep_h:
-            h[i] = hh
-        if reset == 0:
-            v[i] = hh - vth * sp  # exact: sp is 0 or 1
-        elif reset == 1:
-            v[i] = hh - hh * sp
-        else:
-            v[i] = hh
+    # one loop each way: a store to h under a flag inside the loop keeps numba's parallel build scalar
+    if keep_h:
+        for i in range(v.shape[0]):
+            h[i], s[i], v[i] = _lif_step(v_in[i], x[i], beta, vth, reset, one, zero)
+    else:
+        for i in range(v.shape[0]):
+            _, s[i], v[i] = _lif_step(v_in[i], x[i], beta, vth, reset, one, zero)
 
 
 def _scan_forward(x, v0, beta, vth, reset, keep_h, s, v, h, block):
@@ -155,7 +163,8 @@ def _temporal_block(h, gs, has_gs, gh, has_gh, gv_in, gv, dh, beta, vth, reset, 
     for i in range(h.shape[0]):
         g = dh[i]
         gvi = gv_in[i]
-        gsi = gs[i] if has_gs else zero
+        gl, hl = gs[i], gh[i]  # loaded always (absent ones are stand-in arrays): a conditional load stays scalar
+        gsi = gl if has_gs else zero
         if reset == 0 and not detach:  # subtract: coef = gs − θ·gv, g = g·coef + gv
             coef = _fma(gvi, -vth, gsi) if has_gs else gvi * -vth
             g = _fma(g, coef, gvi)
@@ -174,7 +183,7 @@ def _temporal_block(h, gs, has_gs, gh, has_gh, gv_in, gv, dh, beta, vth, reset, 
         else:
             g = gvi
         if has_gh:
-            g = g + gh[i]
+            g = g + hl
         dh[i] = g
         gv[i] = beta * g
 
@@ -193,7 +202,7 @@ def _temporal_backward(h, gs, has_gs, gh, has_gh, gv0, beta, vth, reset, detach,
         for t in range(T - 1, -1, -1):
             o = t * N
             hb, dhb = h[o + lo:o + hi], dh[o + lo:o + hi]
-            gsb, ghb = gs[o + lo:o + hi] if has_gs else gs[0:0], gh[o + lo:o + hi] if has_gh else gh[0:0]
+            gsb, ghb = gs[o + lo:o + hi], gh[o + lo:o + hi]  # h itself stands in for an absent one
             _surrogate_block(hb, dhb, vth, code, c0, c1, one, zero)
             if t == T - 1:  # two call sites, as in _scan_forward
                 _temporal_block(hb, gsb, has_gs, ghb, has_gh, gv0[lo:hi], gvb, dhb, beta, vth, reset, detach, one,
