@@ -32,14 +32,14 @@ step on GPU, with BatchNorm in training mode, and for stateful layers that do no
 ``cuts_temporal_grad``).
 
 Measured on the 2-core benchmark machine (``benchmarks/bench_sltt.py``, T = 50, batch 32): one step at a time,
-SLTT holds ~0.1× BPTT's memory and takes about BPTT's time (1.01–1.08× over runs), not the paper's 0.7× (its
-Table 1, on GPU): BPTT here already runs the temporal backward fused and in cache-sized chunks, and the
-convolutions and pooling that both methods compute identically are most of the time. Per sample SLTT costs
-~0.8× BPTT (3.1 vs 3.9 ms per sample and iteration, fitted over batch 1–64), but each of its T small steps has a
-fixed cost (~0.9 ms here: kernel launches, autograd, Python), which the batch must amortise: at batch 128 SLTT
-takes 0.83× BPTT's time (``bench_sltt.py --batch 128``). Chunks of 4 steps are 0–6 % faster for ~2.5× the
-memory. SLTT-K's forward-only steps run without autograd, pooling argmax or a membrane buffer, in chunks where
-the allocator is tuned: ~0.35× BPTT's time.
+SLTT holds ~0.1× BPTT's memory but takes ~1.2× BPTT's time, not the paper's 0.7× (its Table 1, on GPU). The
+convolutions, identical in both methods, are ~57 % of either's time and already run near the CPU's peak FLOP
+rate; what SLTT saves (the backward through time) is small here, because BPTT runs it as one fused numba pass
+per layer (:mod:`neurosim.functional._lif_kernels`), and SLTT's T small steps each pay per-call costs (kernel
+launches, autograd, Python) that BPTT's 4-step chunks amortise. Per sample SLTT is cheaper, so the gap closes
+with the batch: at batch 128 SLTT takes 0.81× BPTT's time (``bench_sltt.py --batch 128``). Chunks of 4 steps
+take about BPTT's time for ~2.5× the memory of one step. SLTT-K's forward-only steps run without autograd,
+pooling argmax or a membrane buffer, in chunks where the allocator is tuned: 0.37–0.43× BPTT's time.
 
 The loss must decompose over time steps (``loss.per_step``: ``tet``, ``sltt_mix``); ``rate_ce`` does not.
 
