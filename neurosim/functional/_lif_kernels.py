@@ -59,10 +59,10 @@ def _fma(typingctx, a, b, c):
     return a(a, b, c), codegen
 
 
-# The kernels split the neurons into blocks and hand each block's 1-D slices of
-# flat arrays to inlined loops over ``range(len)``: that is what LLVM vectorises. (Indexing by a
-# ``range(lo, hi)`` variable, which numba must check for negative wraparound, stays scalar and is 4-7x
-# slower; so does a loop that branches between surrogates inside.)
+# The kernels split the neurons into blocks and hand each block's 1-D slices of flat arrays to inlined loops over
+# ``range(len)``: that is what LLVM vectorises. Indexing by a ``range(lo, hi)`` variable, which numba must check
+# for negative wraparound, stays scalar and is 4-7x slower; so does a loop that branches between surrogates, or
+# loads or stores under a flag, inside.
 
 
 @numba.njit(inline="always", error_model="numpy")
