@@ -24,7 +24,8 @@ neurons × 4 steps: forward 0.27 instead of 0.42 ms (0.18 instead of 0.30 withou
 time 0.47 instead of 0.98 ms, SLTT's spatial backward 0.21 instead of 0.52 ms. On one thread the kernels gain
 nothing in training: the scan is bandwidth-bound, and one core streams at half the rate.
 
-First use compiles them (~4.5 s per dtype); numba caches the result next to this file.
+First use compiles them (~4.5 s per dtype; `make demo` takes ~5 s longer the first time); numba caches the result
+next to this file.
 """
 
 from __future__ import annotations
