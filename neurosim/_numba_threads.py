@@ -1,4 +1,4 @@
-"""How neurosim's parallel numba kernels (the CPU max pooling) share numba's thread pool with torch.
+"""How neurosim's parallel numba kernels (CPU max pooling, the LIF scan) share numba's thread pool with torch.
 
 * One lock serialises the launches: numba's fallback ``workqueue`` threading layer must not be entered from two
   threads at once (a DataLoader thread, a user's thread pool).
