@@ -253,12 +253,17 @@ def _cast(value, dtype: torch.dtype):
 
 
 def _constants(name: str, alpha: float, dtype: torch.dtype):
-    """``(code, c0, c1)`` for :func:`_surrogate_block`: the scalars ``Surrogate.grad_`` hands torch, in ``dtype``."""
+    """``(code, c0, c1)`` for :func:`_surrogate_block`: the scalars ``Surrogate.grad_`` hands torch, in ``dtype``.
+    ``sigmoid`` has no kernel loop (:func:`backward_ok` keeps it on torch ops); asking for it is an error, not a
+    silent fall into another surrogate's loop."""
     a = alpha
-    c0, c1 = {
-        "atan": (math.pi / 2 * a, a / 2), "sigmoid": (a, 0.0), "fast_sigmoid": (a, 0.0),
-        "triangle": (-a * a, a), "rectangle": (a / 2, 1 / a),
-    }[name]
+    constants = {
+        "atan": (math.pi / 2 * a, a / 2), "fast_sigmoid": (a, 0.0), "triangle": (-a * a, a),
+        "rectangle": (a / 2, 1 / a),
+    }
+    if name not in constants:
+        raise ValueError(f"the LIF kernels have no {name!r} surrogate; its backward runs in torch ops (backward_ok)")
+    c0, c1 = constants[name]
     return SURROGATES.index(name), _cast(c0, dtype), _cast(c1, dtype)
 
 
