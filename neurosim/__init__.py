@@ -4,4 +4,8 @@ Subpackages follow one direction of dependency (see DESIGN.md): ``functional`` (
 ``nn`` (modules) → ``training`` / ``continual`` → ``cli``.
 """
 
+from neurosim._openmp import shorten_spin_wait as _shorten_spin_wait
+
 __version__ = "0.1.0"
+
+_shorten_spin_wait()  # before torch loads OpenMP, where neurosim is imported first (see neurosim._openmp)
