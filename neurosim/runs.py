@@ -126,13 +126,14 @@ def write_report(result: RunResult, extra_sections: list[str] | None = None) -> 
         f"- **final test accuracy: {100 * last.get('test_acc', float('nan')):.2f} %** "
         f"(train {100 * last['train_acc']:.2f} %), wall time {result.seconds:.1f} s",
         "",
-        "| epoch | train loss | train acc (%) | test loss | test acc (%) | epoch time (s) |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| epoch | train loss | train acc (%) | test loss | test acc (%) | epoch time (s) | saved for backward (MiB) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for m in result.history:
+        saved = f"{m['saved_mb']:.1f}" if m.get("saved_mb") is not None else "–"  # older runs did not record it
         lines.append(f"| {m['epoch']} | {m['train_loss']:.4f} | {100 * m['train_acc']:.2f} | "
                      f"{m.get('test_loss', float('nan')):.4f} | {100 * m.get('test_acc', float('nan')):.2f} | "
-                     f"{m['train_time_s']:.1f} |")
+                     f"{m['train_time_s']:.1f} | {saved} |")
     lines.append("")
     for title, name in figs.items():
         lines += [f"## {title}", "", f"![{title}]({name})", ""]

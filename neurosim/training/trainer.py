@@ -24,7 +24,7 @@ from neurosim.config import RunConfig, config_to_dict, dumps_toml
 from neurosim.nn.layers import run_chunked
 from neurosim.training.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
 from neurosim.training.losses import Loss, get_loss, predict
-from neurosim.training.memory import tune_cpu_allocator
+from neurosim.training.memory import SavedTensorMeter, tune_cpu_allocator
 from neurosim.training.methods import TrainingMethod, get_method
 
 __all__ = ["Trainer", "resolve_device", "seed_everything"]
@@ -152,18 +152,26 @@ class Trainer:
 
     # ------------------------------------------------------------------ loops
     def train_epoch(self, loader: Iterable) -> dict[str, float]:
-        """One pass over ``loader``; returns mean loss and accuracy."""
+        """One pass over ``loader``: mean loss and accuracy, backward passes, and ``saved_mb``, the peak MiB the
+        method kept for backward in the epoch's first batch (:class:`~neurosim.training.SavedTensorMeter`: the
+        memory SLTT keeps independent of ``T``, measured the same on every device)."""
         self.model.train()
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(self.epoch)
         total, correct, loss_sum, passes = 0, 0, 0.0, 0
+        saved_mb = None
         clip = self.config.train.grad_clip
         bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{self.config.train.epochs}", leave=False,
                    disable=None if self.progress else True, dynamic_ncols=True)
         for x_seq, y in bar:
             x_seq, y = x_seq.to(self.device), y.to(self.device)
             self.optimizer.zero_grad(set_to_none=True)
-            out = self.method.forward_backward(self.model, x_seq, y, self.loss)
+            if saved_mb is None:  # the first batch, metered (its hooks cost one Python call per saved tensor)
+                with SavedTensorMeter() as meter:
+                    out = self.method.forward_backward(self.model, x_seq, y, self.loss)
+                saved_mb = meter.peak_bytes / 2**20
+            else:
+                out = self.method.forward_backward(self.model, x_seq, y, self.loss)
             if clip:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
             self.optimizer.step()
@@ -175,7 +183,8 @@ class Trainer:
             bar.set_postfix(loss=f"{loss_sum / total:.3f}", acc=f"{correct / total:.3f}")
         if total == 0:
             raise ValueError("the training loader yielded no batches")
-        return {"train_loss": loss_sum / total, "train_acc": correct / total, "backward_passes": passes}
+        return {"train_loss": loss_sum / total, "train_acc": correct / total, "backward_passes": passes,
+                "saved_mb": saved_mb}
 
     @torch.no_grad()
     def evaluate(self, loader: Iterable) -> dict[str, float]:

@@ -62,3 +62,23 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, event_digits_cache, opti
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_metrics_record_the_memory_kept_for_backward():
+    """``saved_mb``: BPTT's grows with T, SLTT's stays one step's (the issue's saved-tensor property, per run)."""
+    from neurosim.config import RunConfig, TrainConfig
+    from neurosim.nn import LI, LIF, Linear, Sequential
+
+    saved = {}
+    for method in ("bptt", "sltt"):
+        for T in (4, 16):
+            g = torch.Generator().manual_seed(0)
+            batches = [((torch.rand(T, 8, 12, generator=g) < 0.3).float(), torch.randint(0, 3, (8,), generator=g))
+                       for _ in range(2)]
+            torch.manual_seed(0)
+            model = Sequential(Linear(12, 16), LIF(beta=0.9), Linear(16, 3), LI(0.9))
+            cfg = RunConfig(seed=0, train=TrainConfig(method=method, epochs=1, loss="tet", device="cpu"))
+            saved[method, T] = Trainer(model, cfg, progress=False).fit(batches, resume=False)[0]["saved_mb"]
+    assert saved["sltt", 16] == saved["sltt", 4] > 0
+    assert saved["bptt", 16] > 3 * saved["bptt", 4]
+    assert saved["bptt", 4] > saved["sltt", 4]
