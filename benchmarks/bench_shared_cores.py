@@ -67,7 +67,7 @@ def worker(arm: str, method: str, start_at: float, seconds: float) -> dict:
     # Train without pause from start-up on (no sleep: that would line the jobs' iterations up in phase, which
     # changes how they contend); time the iterations that start inside the common window.
     warmup, times = 3, []
-    late_s = None  # > 0: this job's warm-up overran the window's start, the jobs overlap less
+    late_s = None  # how long after the window opened this job began its first timed iteration
     while time.time() < start_at + seconds or len(times) < 3:
         t0, now = time.perf_counter(), time.time()
         step()
