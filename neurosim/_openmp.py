@@ -6,8 +6,8 @@ itself loses nothing by it. Two jobs on the same cores (two trainings, a trainin
 spinning thread burns the time slice that the thread it waits for needs, at every barrier. On the 2-core benchmark
 machine two BPTT trainings of 2 threads each ran either at ~185 ms per iteration or, in about half the pairs, at
 ~1.8 s (43 ms alone). With a 10,000-spin wait (~0.1 ms) they run at 196–220 ms in every pair, and a lone job is as
-fast as with the default (``benchmarks/bench_shared_cores.py``; shorter waits cost a lone job time: 1,000 spins
-~10 %).
+fast as with the default (``benchmarks/bench_shared_cores.py``). Shorter waits cost a lone job time (ad-hoc runs:
+1,000 spins ~10 %, 3,000 spins 4–7 %).
 
 :func:`shorten_spin_wait` runs when ``neurosim`` is imported: it sets ``GOMP_SPINCOUNT`` unless the user chose
 the waiting behaviour (``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` in the environment). libgomp reads it once, when
