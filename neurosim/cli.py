@@ -11,12 +11,16 @@
     (the last five are registered by the modules in PLUGINS)
 
 Errors in user input (configs, paths, names) print one clear line and exit with status 2.
+
+``train`` also runs data-parallel under torchrun, e.g. ``torchrun --standalone --nproc-per-node 2 -m neurosim
+train --config quickstart`` (see :mod:`neurosim.training.distributed`); the other commands run in one process.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -63,6 +67,8 @@ def cmd_train(args) -> int:
 
     cfg = load_config(resolve_config(args.config), args.set)
     result = train_run(cfg, resume=not args.no_resume, progress=not args.quiet)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, process 0 reports for all
+        return 0
     print(f"run folder: {result.run_dir}")
     print(f"test accuracy: {100 * result.history[-1].get('test_acc', float('nan')):.2f} %")
     return 0
@@ -112,6 +118,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_launch(command: str) -> None:
+    """Only ``train`` runs data-parallel; the others would each run ``WORLD_SIZE`` times over the same files."""
+    from neurosim.training.distributed import launched_world_size
+
+    try:
+        size = launched_world_size()
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if size > 1 and command != "train":
+        raise UserError(f"torchrun started {size} processes, but only `neurosim train` runs data-parallel; run "
+                        f"`neurosim {command}` as one process (without torchrun)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -120,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     from neurosim.training.checkpoint import CheckpointError
 
     try:
+        _check_launch(args.command)
         return args.func(args)
     except (UserError, ConfigError, CheckpointError, DatasetNotFoundError, MissingReaderError) as e:
         print(f"neurosim {args.command}: error: {e}", file=sys.stderr)

@@ -19,6 +19,7 @@ from neurosim.config import ConfigError, RunConfig, config_from_dict, config_to_
 from neurosim.data.pipeline import DataBundle, make_loaders
 from neurosim.nn import build_model
 from neurosim.training import Trainer, load_checkpoint, resolve_device, seed_everything
+from neurosim.training.distributed import World, barrier, process_group_from_env
 
 __all__ = ["RunResult", "demo", "estimate_run", "evaluate_checkpoint", "load_or_train", "load_run", "train_run",
            "write_report"]
@@ -65,17 +66,33 @@ def _check_resumable(cfg: RunConfig, run_dir: Path) -> None:
 
 
 def train_run(cfg: RunConfig, resume: bool = True, progress: bool = True, figures: bool = True) -> RunResult:
-    """Train ``cfg`` into ``<out_dir>/<name>/``, resuming from its checkpoint when there is one."""
+    """Train ``cfg`` into ``<out_dir>/<name>/``, resuming from its checkpoint when there is one.
+
+    Started by ``torchrun``, it trains data-parallel in the process group torchrun describes
+    (:mod:`neurosim.training.distributed`); process 0 builds the data cache first and alone writes the run folder
+    and report.
+    """
+    with process_group_from_env(cfg.train.device) as world:
+        return _train_run(cfg, resume, progress and world.is_main, figures and world.is_main, world)
+
+
+def _train_run(cfg: RunConfig, resume: bool, progress: bool, figures: bool, world: World) -> RunResult:
     t0 = time.perf_counter()
     run_dir = Path(cfg.out_dir) / cfg.name
     if resume:
         _check_resumable(cfg, run_dir)
-    elif (run_dir / "checkpoint.pt").is_file():
+    elif world.is_main and (run_dir / "checkpoint.pt").is_file():
         (run_dir / "checkpoint.pt").unlink()
+    barrier()  # no process looks for the checkpoint before process 0 has removed it
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     seed_everything(cfg.seed)
-    data = make_loaders(cfg.data, seed=cfg.seed, device=resolve_device(cfg.train.device), progress=progress)
+    device = resolve_device(cfg.train.device)
+    if world.is_main:  # builds the frame cache once; the other processes then read it
+        data = make_loaders(cfg.data, seed=cfg.seed, device=device, progress=progress)
+    barrier()
+    if not world.is_main:
+        data = make_loaders(cfg.data, seed=cfg.seed, device=device, progress=False)
     _check_input_shape(cfg, data)
     model = build_model(cfg.model, cfg.neuron)
     trainer = Trainer(model, cfg, run_dir, progress=progress)

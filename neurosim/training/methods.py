@@ -1,7 +1,9 @@
 """Training methods own how gradients flow through time; models never change between methods.
 
 A method computes one batch's gradients: ``forward_backward(model, x_seq, y, loss) -> StepOutput``.
-It accumulates into ``.grad`` (the Trainer zeroes gradients, clips, and steps the optimizer).
+It accumulates into ``.grad`` (the Trainer zeroes gradients, clips, and steps the optimizer). ``model`` may be
+wrapped in DistributedDataParallel (data-parallel runs): a method with several backward passes per batch runs all
+but the last under :func:`neurosim.training.distributed.no_sync`.
 Register new methods with :func:`register_method`; SLTT and SLTT-K live in :mod:`neurosim.training.sltt`.
 """
 
@@ -13,6 +15,7 @@ from typing import Callable, Protocol
 import torch
 
 from neurosim.nn.layers import run_chunked
+from neurosim.training.distributed import unwrap
 from neurosim.training.losses import Loss
 
 __all__ = ["BPTT", "StepOutput", "TrainingMethod", "get_method", "register_method", "METHODS"]
@@ -58,7 +61,7 @@ class BPTT:
 
 
 def _is_sequential(model) -> bool:
-    return getattr(model, "stateful", False)
+    return getattr(unwrap(model), "stateful", False)
 
 
 METHODS: dict[str, Callable[..., TrainingMethod]] = {"bptt": lambda time_chunk=None, **_: BPTT(time_chunk)}

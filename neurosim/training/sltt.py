@@ -63,6 +63,7 @@ Example:
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,7 @@ from neurosim.config import NeuronConfig, RunConfig, load_config
 from neurosim.functional import no_temporal_grad
 from neurosim.nn.layers import check_steps, detach_state, is_stateful
 from neurosim.nn.layers import time_chunk as _chunk_of_samples
+from neurosim.training.distributed import no_sync
 from neurosim.training.losses import Loss
 from neurosim.training.memory import cpu_allocator_tuned
 from neurosim.training.methods import StepOutput, register_method
@@ -188,19 +190,23 @@ def run_online(model: torch.nn.Module, x_seq: torch.Tensor, y: torch.Tensor, los
     # transient tensors come from does not fragment as T grows (it showed as peak RSS growing with T).
     out_seq = total = None
     passes = 0
-    for start, stop, with_grad in _segments(T, backward_steps, chunk):
-        with torch.set_grad_enabled(with_grad and torch.is_grad_enabled()), no_temporal_grad():
-            out, state = model(x_seq[start:stop], state)
-            # sg(·) between calls; detaching before backward also drops every reference the state holds into
-            # this chunk's graph, so nothing of it survives its backward.
-            state = detach_state(state)
-            value = loss.step(out[0], y)
-            for o_t in out[1:]:
-                value = value + loss.step(o_t, y)
-            value = value / T
-        if with_grad and value.requires_grad:
-            value.backward()
-            passes += 1
+    segments = _segments(T, backward_steps, chunk)
+    last_backward = max((i for i, seg in enumerate(segments) if seg[2]), default=-1)
+    for i, (start, stop, with_grad) in enumerate(segments):
+        # data-parallel: gradients are averaged across processes once, by the batch's last backward pass
+        with no_sync(model) if with_grad and i != last_backward else nullcontext():
+            with torch.set_grad_enabled(with_grad and torch.is_grad_enabled()), no_temporal_grad():
+                out, state = model(x_seq[start:stop], state)
+                # sg(·) between calls; detaching before backward also drops every reference the state holds
+                # into this chunk's graph, so nothing of it survives its backward.
+                state = detach_state(state)
+                value = loss.step(out[0], y)
+                for o_t in out[1:]:
+                    value = value + loss.step(o_t, y)
+                value = value / T
+            if with_grad and value.requires_grad:
+                value.backward()
+                passes += 1
         if out_seq is None:
             out_seq = out.new_empty((T, *out.shape[1:]))
             total = torch.zeros((), dtype=value.dtype, device=value.device)

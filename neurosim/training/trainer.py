@@ -5,6 +5,10 @@ epoch), ``checkpoint.pt`` (latest; model, optimizer, scheduler, RNG states, hist
 adds (figures, ``report.md``). ``fit(..., resume=True)`` continues from ``checkpoint.pt`` and, on CPU with the
 same seed, gives exactly the results of an uninterrupted run: batch order depends only on ``(seed, epoch)``
 and the RNG states are restored.
+
+Launched by ``torchrun`` (a process group exists), the Trainer trains data-parallel with PyTorch's
+DistributedDataParallel (:mod:`neurosim.training.distributed`): each process trains on its shard of every
+epoch, metrics are taken over all processes' samples, and process 0 alone writes files and shows progress.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ import torch
 from tqdm.auto import tqdm
 
 from neurosim.config import RunConfig, config_to_dict, dumps_toml
+from neurosim.data.loaders import FrameLoader
 from neurosim.nn.layers import run_chunked
+from neurosim.training import distributed
 from neurosim.training.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
 from neurosim.training.losses import Loss, get_loss, predict
 from neurosim.training.memory import SavedTensorMeter, tune_cpu_allocator
@@ -76,6 +82,13 @@ class Trainer:
         tune_allocator: on CPU, keep training buffers in the process instead of glibc returning and re-faulting
             them every step (:func:`neurosim.training.tune_cpu_allocator`: process-wide; BPTT ~15 % faster on
             the benchmark machine). False leaves malloc as it is.
+
+    In a process group (``torchrun``), the model trains wrapped in DistributedDataParallel (``self.model`` stays
+    the plain module: checkpoints hold its ``state_dict``, interchangeable with single-process runs), a
+    :class:`~neurosim.data.FrameLoader` is split into this process's shard (other iterables must be sharded by
+    the caller, e.g. with torch's ``DistributedSampler``), ``train.device = "auto"`` on GPUs means this process's
+    GPU, ``cuda:LOCAL_RANK``, and each process seeds its RNGs with ``seed + rank`` (its own dropout masks and
+    SLTT-K draws).
     """
 
     model: torch.nn.Module
@@ -91,10 +104,14 @@ class Trainer:
         tc = self.config.train
         if tc.threads:
             torch.set_num_threads(tc.threads)
+        self.world = distributed.current_world()
         self.device = resolve_device(tc.device)
+        if self.world.distributed and self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", self.world.local_rank)
         if self.tune_allocator and self.device.type == "cpu":
             tune_cpu_allocator()
         self.model.to(self.device)
+        self._net = distributed.wrap(self.model, self.device)  # what the method trains: DDP in a process group
         if self.method is None:
             self.method = get_method(tc.method, k=tc.k, time_chunk=tc.time_chunk)
         if self.loss is None:
@@ -118,18 +135,23 @@ class Trainer:
         return None if self.run_dir is None else self.run_dir / "checkpoint.pt"
 
     def _write_run_files(self) -> None:
-        if self.run_dir is None:
+        if self.run_dir is None or not self.world.is_main:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.run_dir / "config.toml", dumps_toml(self.config))
         atomic_write_text(self.run_dir / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in self.history))
 
     def save(self, path: Path | None = None) -> Path:
-        """Write a checkpoint (atomic) with everything needed to resume."""
+        """Write a checkpoint (atomic) with everything needed to resume.
+
+        In a process group every process must call it (it gathers each process's RNG state, ``rng_ranks``);
+        process 0 writes the file and the others wait until it is there.
+        """
         path = Path(path) if path is not None else self.checkpoint_path
         if path is None:
             raise ValueError("no run_dir and no path given: nowhere to save the checkpoint")
-        return save_checkpoint(path, {
+        distributed.sync_buffers(self.model)  # the checkpoint holds process 0's; every process continues alike
+        ckpt = {
             "epoch": self.epoch,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -137,7 +159,13 @@ class Trainer:
             "rng": _rng_state(),
             "history": self.history,
             "config": config_to_dict(self.config),
-        })
+        }
+        if self.world.distributed:
+            ckpt["rng_ranks"] = distributed.all_gather(ckpt["rng"])
+        if self.world.is_main:
+            save_checkpoint(path, ckpt)
+        distributed.barrier()
+        return path
 
     def load(self, path: Path) -> None:
         """Restore model, optimizer, scheduler, RNG states and history from a checkpoint."""
@@ -146,7 +174,10 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler and ckpt["scheduler"]:
             self.scheduler.load_state_dict(ckpt["scheduler"])
-        _set_rng_state(ckpt["rng"])
+        ranks = ckpt.get("rng_ranks")
+        # a run resumed with as many processes continues each one's random streams; otherwise process 0's
+        same_world = ranks is not None and len(ranks) == self.world.size
+        _set_rng_state(ranks[self.world.rank] if same_world else ckpt["rng"])
         self.history = list(ckpt["history"])
         self.epoch = int(ckpt["epoch"])
 
@@ -156,22 +187,23 @@ class Trainer:
         method kept for backward in the epoch's first batch (:class:`~neurosim.training.SavedTensorMeter`: the
         memory SLTT keeps independent of ``T``, measured the same on every device)."""
         self.model.train()
+        loader = self._shard(loader, even=True)
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(self.epoch)
         total, correct, loss_sum, passes = 0, 0, 0.0, 0
         saved_mb = None
         clip = self.config.train.grad_clip
         bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{self.config.train.epochs}", leave=False,
-                   disable=None if self.progress else True, dynamic_ncols=True)
+                   disable=None if self.progress and self.world.is_main else True, dynamic_ncols=True)
         for x_seq, y in bar:
             x_seq, y = x_seq.to(self.device), y.to(self.device)
             self.optimizer.zero_grad(set_to_none=True)
             if saved_mb is None:  # the first batch, metered (its hooks cost one Python call per saved tensor)
                 with SavedTensorMeter() as meter:
-                    out = self.method.forward_backward(self.model, x_seq, y, self.loss)
+                    out = self.method.forward_backward(self._net, x_seq, y, self.loss)
                 saved_mb = meter.peak_bytes / 2**20
             else:
-                out = self.method.forward_backward(self.model, x_seq, y, self.loss)
+                out = self.method.forward_backward(self._net, x_seq, y, self.loss)
             if clip:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
             self.optimizer.step()
@@ -183,6 +215,8 @@ class Trainer:
             bar.set_postfix(loss=f"{loss_sum / total:.3f}", acc=f"{correct / total:.3f}")
         if total == 0:
             raise ValueError("the training loader yielded no batches")
+        # over all processes (samples a padded shard repeats count twice); passes and saved_mb are per process
+        loss_sum, correct, total = distributed.all_reduce_sums([loss_sum, correct, total], self._reduce_device)
         return {"train_loss": loss_sum / total, "train_acc": correct / total, "backward_passes": passes,
                 "saved_mb": saved_mb}
 
@@ -190,6 +224,8 @@ class Trainer:
     def evaluate(self, loader: Iterable) -> dict[str, float]:
         """Loss and accuracy on ``loader`` (no gradients, eval mode)."""
         self.model.eval()
+        distributed.sync_buffers(self.model)  # every process evaluates the model process 0 would save
+        loader = self._shard(loader, even=False)
         total, correct, loss_sum = 0, 0, 0.0
         for x_seq, y in loader:
             x_seq, y = x_seq.to(self.device), y.to(self.device)
@@ -198,9 +234,20 @@ class Trainer:
             total += n
             correct += int((predict(out_seq) == y).sum())
             loss_sum += float(self.loss(out_seq, y)) * n
+        loss_sum, correct, total = distributed.all_reduce_sums([loss_sum, correct, total], self._reduce_device)
         if total == 0:
             raise ValueError("the evaluation loader yielded no batches")
         return {"loss": loss_sum / total, "acc": correct / total}
+
+    @property
+    def _reduce_device(self) -> torch.device:
+        return self.device if self.device.type == "cuda" else torch.device("cpu")  # NCCL reduces on the GPU
+
+    def _shard(self, loader: Iterable, even: bool) -> Iterable:
+        """This process's shard of a FrameLoader not already sharded, in a process group; ``loader`` otherwise."""
+        if self.world.distributed and isinstance(loader, FrameLoader) and loader.num_replicas == 1:
+            return loader.shard(self.world.rank, self.world.size, even=even)
+        return loader
 
     def fit(self, train_loader: Iterable, test_loader: Iterable | None = None, *, resume: bool = True,
             epochs: int | None = None) -> list[dict[str, Any]]:
@@ -213,7 +260,7 @@ class Trainer:
         if resume and self.checkpoint_path is not None and self.checkpoint_path.is_file():
             self.load(self.checkpoint_path)
         else:
-            seed_everything(self.config.seed)
+            seed_everything(self.config.seed + self.world.rank)
         self._write_run_files()
         while self.epoch < epochs:
             t0 = time.perf_counter()
@@ -231,7 +278,7 @@ class Trainer:
             if self.run_dir is not None and (self.epoch % self.config.train.checkpoint_every == 0
                                              or self.epoch == epochs):
                 self.save()
-            if self.progress:
+            if self.progress and self.world.is_main:
                 shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
                 tqdm.write(" ".join(f"{k}={v}" for k, v in shown.items()))
         return self.history

@@ -1,0 +1,143 @@
+"""Data-parallel training under torchrun (gloo on CPU): two processes with half batches train exactly what one
+process trains with whole batches, exchange gradients once per batch whatever the method, and resume exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from neurosim.cli import main
+from neurosim.data import FrameLoader
+from neurosim.runs import evaluate_checkpoint
+from neurosim.training.distributed import launched_world_size
+
+WORKER = Path(__file__).with_name("ddp_worker.py")
+BATCH = 16  # per optimizer step: one process × 16, or two × 8
+
+
+def _torchrun(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *args]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return run
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """What ddp_worker.py ended with: one process (whole batches), and each of two torchrun processes."""
+    one, two = tmp_path_factory.mktemp("one"), tmp_path_factory.mktemp("two")
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    subprocess.run([sys.executable, str(WORKER), str(one), str(BATCH)], check=True, timeout=300, env=env)
+    _torchrun(str(WORKER), str(two), str(BATCH // 2), env=env)
+    load = lambda p: torch.load(p, weights_only=False)  # noqa: E731
+    return load(one / "rank0.pt"), load(two / "rank0.pt"), load(two / "rank1.pt")
+
+
+def _strip(history):
+    return [{k: v for k, v in m.items() if not k.endswith("time_s")} for m in history]
+
+
+def _losses(history):
+    return [v for m in history for v in (m["train_loss"], m["test_loss"], m["test_acc"])]
+
+
+@pytest.mark.parametrize("method", ["bptt", "sltt", "sltt_chunks"])
+def test_two_processes_train_what_one_process_trains_with_the_whole_batch(runs, method):
+    one, rank0, _ = runs
+    assert rank0["world"] == 2 and one["world"] == 1
+    single, ddp = one[method]["state"], rank0[method]["state"]
+    assert single.keys() == ddp.keys()
+    for k in single:  # the same gradients, summed in another order: float32 rounding apart
+        torch.testing.assert_close(ddp[k], single[k], rtol=0, atol=1e-6, msg=k)
+    assert _losses(rank0[method]["history"]) == pytest.approx(_losses(one[method]["history"]), abs=1e-5)
+    assert [m["backward_passes"] for m in rank0[method]["history"]] == \
+        [m["backward_passes"] for m in one[method]["history"]]
+
+
+@pytest.mark.parametrize("method", ["bptt", "sltt", "sltt_chunks", "sltt_k"])
+def test_processes_exchange_gradients_once_per_batch_and_stay_identical(runs, method):
+    _, rank0, rank1 = runs
+    for rank in (rank0, rank1):
+        # SLTT backwards 6 times per batch (chunks: 2, SLTT-K: 2): all but the last run under no_sync
+        assert rank[method]["exchanges"] == 2 * rank[method]["batches"] == 8
+    for k, v in rank0[method]["state"].items():
+        assert torch.equal(v, rank1[method]["state"][k]), k
+    assert _strip(rank0[method]["history"]) == _strip(rank1[method]["history"])  # metrics are reduced over both processes
+
+
+def test_a_resumed_data_parallel_run_equals_an_uninterrupted_one(runs):
+    for rank in runs:  # dropout + SLTT-K: each process's random stream is restored, not process 0's
+        full, resumed = rank["resume"]["full"], rank["resume"]["resumed"]
+        for k in full:
+            assert torch.equal(full[k], resumed[k]), k
+        assert _strip(rank["resume"]["history"][0]) == _strip(rank["resume"]["history"][1])
+
+
+def test_neurosim_train_under_torchrun_writes_one_run_folder(tmp_path, event_digits_cache):
+    run = _torchrun("-m", "neurosim", "-q", "train", "--config", "quickstart", "--set", "name=ddp",
+                    f"out_dir={tmp_path}", "data.train_subset=64", "data.test_subset=32", "data.time_steps=4",
+                    "train.epochs=1", "train.threads=1")
+    assert run.stdout.count("run folder:") == 1  # process 0 reports for both
+    folder = tmp_path / "ddp"
+    assert {"checkpoint.pt", "config.toml", "metrics.jsonl", "report.md"} <= {p.name for p in folder.iterdir()}
+    ckpt = torch.load(folder / "checkpoint.pt", weights_only=False)
+    assert not any(k.startswith("module.") for k in ckpt["model"])  # loads into a plain model
+    assert len(ckpt["rng_ranks"]) == 2
+    # one process evaluating the checkpoint gets the accuracy the two processes reported together
+    reported = json.loads((folder / "metrics.jsonl").read_text().splitlines()[-1])
+    ev = evaluate_checkpoint(folder / "checkpoint.pt", progress=False)
+    assert (ev["acc"], ev["loss"]) == pytest.approx((reported["test_acc"], reported["test_loss"]), abs=1e-6)
+
+
+@pytest.mark.parametrize("command", [["demo"], ["continual", "--config", "continual_pmnist_digits"]])
+def test_commands_that_run_in_one_process_refuse_torchrun(monkeypatch, capsys, command):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert "only `neurosim train` runs data-parallel" in err and f"neurosim {command[0]}" in err
+
+
+def test_world_size_must_be_a_positive_whole_number():
+    assert launched_world_size({}) == 1
+    assert launched_world_size({"WORLD_SIZE": "4"}) == 4
+    for bad in ("two", "0"):
+        with pytest.raises(ValueError, match="WORLD_SIZE"):
+            launched_world_size({"WORLD_SIZE": bad})
+
+
+def _epoch(loader, epoch=0):
+    loader.set_epoch(epoch)
+    return [y.tolist() for _, y in loader]
+
+
+@pytest.mark.parametrize("n", [40, 37])
+def test_shards_split_each_epoch_like_distributed_sampler(n):
+    frames, labels = torch.zeros(n, 2, 3), torch.arange(n)
+    loader = FrameLoader(frames, labels, batch_size=4, shuffle=True, seed=1)
+    for epoch in (0, 1):
+        whole = _epoch(loader, epoch)
+        shards = [_epoch(loader.shard(r, 3), epoch) for r in range(3)]
+        assert len({len(s) for s in shards}) == 1  # the same number of batches everywhere (DDP needs it)
+        seen = sorted(y for s in shards for batch in s for y in batch)
+        assert set(seen) == set(range(n)) and len(seen) == 3 * -(-n // 3)  # all, plus repeats to even out
+        flat = [y for batch in whole for y in batch]
+        for i in range(len(shards[0]) - 1):  # batch i of all shards = the samples of a 3×4 batch i, unsharded
+            assert sorted(y for s in shards for y in s[i]) == sorted(flat[12 * i:12 * (i + 1)])
+    uneven = [_epoch(loader.shard(r, 3, even=False)) for r in range(3)]
+    assert sorted(y for s in uneven for b in s for y in b) == list(range(n))  # evaluation: each sample once
+
+
+def test_bad_shards_are_named():
+    frames, labels = torch.zeros(4, 2, 3), torch.arange(4)
+    with pytest.raises(ValueError, match="rank"):
+        FrameLoader(frames, labels, rank=2, num_replicas=2)
+    with pytest.raises(ValueError, match="num_replicas"):
+        FrameLoader(frames, labels, num_replicas=0)
+    with pytest.raises(ValueError, match="4 samples cannot be split evenly over 5"):
+        FrameLoader(frames, labels).shard(0, 5)
