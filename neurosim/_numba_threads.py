@@ -42,9 +42,20 @@ def numba_usable() -> bool:
 
 @contextlib.contextmanager
 def kernel_threads() -> Iterator[None]:
-    """Hold the kernel lock, with numba's thread count set to torch's, around one kernel launch."""
+    """Hold the kernel lock, with numba's thread count set to torch's, around one kernel launch.
+
+    The first launch starts numba's OpenMP pool, which sets the OpenMP thread count to ``NUMBA_NUM_THREADS``
+    (all cores). torch reads that same count (both use the one libgomp loaded), so a ``torch.set_num_threads(1)``
+    made before would silently become all cores (measured: two 1-thread DDP processes on 2 cores ran 105–230
+    instead of 46 ms per step). torch's count is put back after that launch.
+    """
     global _ran
     with _LOCK:
+        first, threads = not _ran, torch.get_num_threads()
         _ran = True
-        numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-        yield
+        try:
+            numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+            yield
+        finally:
+            if first and torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)

@@ -2,6 +2,9 @@
 they do not apply."""
 
 import itertools
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -172,6 +175,20 @@ def test_kernels_step_aside_in_a_process_forked_after_they_ran(monkeypatch):
     monkeypatch.setattr(_numba_threads, "_forked", False)
     s2, state2 = lif_scan(x, LIFParams(beta=0.5, v_th=0.4))
     assert torch.equal(s, s2) and torch.equal(state.v, state2.v)
+
+
+def test_the_first_kernel_launch_keeps_the_torch_thread_count_the_user_set():
+    """numba's OpenMP pool, started by the first launch, sets the OpenMP thread count torch reads to all cores;
+    ``torch.set_num_threads(1)`` made before must survive it (a fresh process: the pool starts once)."""
+    code = ("import torch, numba\n"
+            "from neurosim.nn import LIF\n"
+            "torch.set_num_threads(1)\n"
+            "LIF(beta=0.9)(torch.rand(2, 4, 3, 8, 8))\n"
+            "print(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    torch_threads, pool = map(int, out.split())
+    assert torch_threads == 1, f"numba's pool of {pool} threads reset torch's thread count to {torch_threads}"
 
 
 def test_double_backward_goes_through_the_torch_ops(torch_ops):
