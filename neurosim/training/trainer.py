@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -106,8 +107,16 @@ class Trainer:
             torch.set_num_threads(tc.threads)
         self.world = distributed.current_world()
         self.device = resolve_device(tc.device)
-        if self.world.distributed and self.device.type == "cuda" and self.device.index is None:
+        if self.world.distributed and self.device.type == "cuda":
+            if self.device.index is not None:
+                raise ValueError(f"train.device = {tc.device!r} would put all {self.world.size} processes on one "
+                                 "GPU; use 'cuda' or 'auto' (each process then takes cuda:LOCAL_RANK)")
             self.device = torch.device("cuda", self.world.local_rank)
+        elif not self.world.distributed and distributed.launched_world_size() > 1:
+            warnings.warn(
+                f"torchrun started {distributed.launched_world_size()} processes but there is no process group, so "
+                "each trains alone on all the data; call torch.distributed.init_process_group() first, or train "
+                "inside neurosim.training.distributed.process_group_from_env()", RuntimeWarning, stacklevel=3)
         if self.tune_allocator and self.device.type == "cpu":
             tune_cpu_allocator()
         self.model.to(self.device)

@@ -141,3 +141,27 @@ def test_bad_shards_are_named():
         FrameLoader(frames, labels, num_replicas=0)
     with pytest.raises(ValueError, match="4 samples cannot be split evenly over 5"):
         FrameLoader(frames, labels).shard(0, 5)
+
+
+def _tiny_trainer(**train):
+    from neurosim.config import RunConfig, TrainConfig
+    from neurosim.nn import LI, Linear, Sequential
+    from neurosim.training import Trainer
+
+    cfg = RunConfig(train=TrainConfig(**train))
+    return Trainer(Sequential(Linear(4, 3), LI(0.9)), cfg, progress=False)
+
+
+def test_torchrun_without_a_process_group_is_pointed_out(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.warns(RuntimeWarning, match="torchrun started 2 processes but there is no process group"):
+        _tiny_trainer(device="cpu")
+
+
+def test_one_gpu_named_for_every_process_is_refused(monkeypatch):
+    from neurosim.training import distributed, trainer
+
+    monkeypatch.setattr(distributed, "current_world", lambda: distributed.World(rank=1, size=2, local_rank=1))
+    monkeypatch.setattr(trainer, "resolve_device", lambda name: torch.device(name))
+    with pytest.raises(ValueError, match="would put all 2 processes on one GPU"):
+        _tiny_trainer(device="cuda:0")
