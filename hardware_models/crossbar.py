@@ -349,8 +349,8 @@ def _row_conductance(facts: GraphFacts, layer: CrossbarLayer, s: dict, g_on: flo
 
 
 # ---------------------------------------------------------------------------------------------- activity
-def _step_fraction(facts: GraphFacts, activity: ActivityProfile, source: str) -> np.ndarray:
-    series = np.asarray(facts.source_series(activity, source), dtype=np.float64)
+def _step_fraction(facts: GraphFacts, activity: ActivityProfile, proj) -> np.ndarray:
+    series = np.asarray(facts.projection_series(activity, proj), dtype=np.float64)
     total = series.sum()
     return series / total if total > 0 else np.zeros_like(series)
 
@@ -395,9 +395,9 @@ def _linear_counts(facts, activity, layer, g_row, s, blind) -> _LayerCounts:
         for p in facts.projections:
             if p.synapse == syn and p.target == layer.target:
                 src, _ = facts.source_counts(activity, p.source)
-                ev = np.reshape(facts.events_at_synapse(p, src), -1)
+                ev = np.reshape(facts.events_at_synapse(p, src, activity), -1)
                 e += ev
-                f = f + _step_fraction(facts, activity, p.source) * ev.sum()
+                f = f + _step_fraction(facts, activity, p) * ev.sum()
         f = f / e.sum() if e.sum() > 0 else f
         counts.append(e)
         fracs.append(f)
@@ -454,8 +454,8 @@ def _conv_counts(facts, activity, layer, proj, g_row, s, blind) -> _LayerCounts:
         c.busiest = np.full(T, float(P_out))
         return c
     src, _ = facts.source_counts(activity, proj.source)
-    e = np.reshape(facts.events_at_synapse(proj, src), (C, H, W))
-    f = _step_fraction(facts, activity, proj.source)
+    e = np.reshape(facts.events_at_synapse(proj, src, activity), (C, H, W))
+    f = _step_fraction(facts, activity, proj)
     ones = np.ones((C, kh, kw))
     c.driven_rows = float((e * _window_sum(g, ones)).sum())
     gk = g_row.reshape(G * cin, kh, kw)  # row conductance per (input channel, ky, kx)

@@ -624,7 +624,7 @@ def _busiest_core(facts, activity, spec, mapper, synops, msgs_total, spikes) -> 
         syn = np.zeros((len(starts), T))
         for proj in facts.projections_to(pop):
             counts, _ = facts.source_counts(activity, proj.source)
-            rec = facts.received(proj, counts).ravel()
+            rec = facts.received(proj, counts, activity).ravel()
             if rec.sum() > 0:
                 frac = np.add.reduceat(rec, starts) / rec.sum()
             else:

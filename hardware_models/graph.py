@@ -19,6 +19,12 @@ nonzero mask)::
 
     synops(projection) = Σ_p  spike_count[p] · fan_out[p]
 
+A pooling node may also have *measured* output events in the activity (``spikes_per_step`` / ``spike_counts``
+under its name, of its output shape). Then the events leaving it are those, not the sum of its inputs: this is
+how a max pool is counted (exported as ``SumPool2d``, it passes at most one event per window and step, which
+only a recording of the running model can tell), and a projection through it counts
+``Σ_q pool_events[q] · fan_out_after_pool[q]``.
+
 Example:
     >>> import numpy as np, nir
     >>> g = nir.NIRGraph.from_list(
@@ -416,8 +422,44 @@ class GraphFacts:
             y = np.reshape(y, f.input_shape)
         return y
 
-    def events_at_synapse(self, proj: Projection, source_counts: np.ndarray) -> np.ndarray:
-        """Source spike counts -> events arriving at the synapse node's input (through Flatten/pools)."""
+    def measured_pool(self, activity, proj: Projection) -> str | None:
+        """The last pooling node between ``proj``'s source and its synapse input whose output events ``activity``
+        measured (a max pool), or, failing that, ``proj``'s synapse when it is such a pool; None otherwise."""
+        if activity is None:
+            return None
+        for n in reversed((*proj.pre_path, proj.synapse)):
+            if n is not None and self.nodes[n].role == "pool" and n in activity.spikes_per_step:
+                return n
+        return None
+
+    def projection_series(self, activity, proj: Projection) -> np.ndarray:
+        """``(T,)`` events per step entering ``proj``: its source's spikes, or a measured pool's output events."""
+        pool = self.measured_pool(activity, proj)
+        return self.source_series(activity, proj.source) if pool is None else activity.spikes_per_step[pool]
+
+    def pool_counts(self, activity, name: str) -> np.ndarray:
+        """Measured events per output position of pooling node ``name`` over the run (its output shape); without a
+        ``spike_counts`` entry its total is spread evenly."""
+        shape = self.nodes[name].output_shape
+        size = int(np.prod(shape))
+        if name in activity.spike_counts:
+            c = activity.spike_counts[name]
+            if c.size != size:
+                raise GraphError(f"spike_counts[{name!r}] has {c.size} values but pooling node {name!r} has output "
+                                 f"shape {shape} ({size} positions)")
+            return np.reshape(c, shape)
+        return np.full(shape, float(activity.spikes_per_step[name].sum()) / size)
+
+    def events_at_synapse(self, proj: Projection, source_counts: np.ndarray, activity=None) -> np.ndarray:
+        """Source spike counts -> events arriving at the synapse node's input (through Flatten/pools).
+
+        With ``activity``, the path starts after the last pool whose output events it measured (those events
+        replace the sum of the source's spikes there; ``source_counts`` is then unused).
+        """
+        pool = self.measured_pool(activity, proj)
+        if pool is not None and pool in proj.pre_path:
+            i = proj.pre_path.index(pool)
+            return self._path_forward(proj.pre_path[i + 1:], self.pool_counts(activity, pool))
         x = np.reshape(np.asarray(source_counts, dtype=np.float64), self.populations[proj.source].shape)
         return self._path_forward(proj.pre_path, x)
 
@@ -461,12 +503,15 @@ class GraphFacts:
             out = out + self.projection_fan_in(p)
         return out
 
-    def received(self, proj: Projection, source_counts: np.ndarray) -> np.ndarray:
-        """Synaptic events each target neuron receives for the given source spike counts (target shape)."""
+    def received(self, proj: Projection, source_counts: np.ndarray, activity=None) -> np.ndarray:
+        """Synaptic events each target neuron receives for the given source spike counts (target shape); with
+        ``activity``, a measured pool's events replace the sum of its inputs (:meth:`events_at_synapse`)."""
         tgt_shape = self.populations[proj.target].shape
         if proj.synapse is None:
             return np.reshape(np.asarray(source_counts, dtype=np.float64), tgt_shape)
-        e = self.events_at_synapse(proj, source_counts)
+        if proj.synapse == self.measured_pool(activity, proj):  # a max pool into the neurons: its own events
+            return np.reshape(self.pool_counts(activity, proj.synapse), tgt_shape)
+        e = self.events_at_synapse(proj, source_counts, activity)
         return np.reshape(self.synapse_forward(proj.synapse, e), tgt_shape)
 
     def _check_population(self, name: str) -> None:
@@ -512,11 +557,15 @@ class GraphFacts:
         unknown = [n for n in activity.spikes_per_step if n not in self.nodes]
         if unknown:
             raise GraphError(f"activity names nodes {unknown} that are not in the graph; graph nodes: {list(self.nodes)}")
-        not_pop = [n for n in activity.spikes_per_step if n not in known]
+        pools = [n for n in activity.spikes_per_step if n not in known and self.nodes[n].role == "pool"]
+        not_pop = [n for n in activity.spikes_per_step if n not in known and n not in pools]
         if not_pop:
             raise GraphError(
-                f"activity records spikes for {not_pop}, which are not neuron or Input nodes; populations: {sorted(known)}"
+                f"activity records spikes for {not_pop}, which are not neuron, Input or pooling nodes; populations: "
+                f"{sorted(known)}"
             )
+        for name in pools:
+            self.pool_counts(activity, name)  # shape check
         for name, pop in self.populations.items():
             series = self.source_series(activity, name)
             if pop.on_chip and pop.spiking and series.size and series.max() > pop.neurons * (1 + 1e-9):
@@ -544,9 +593,18 @@ class GraphFacts:
         self.check_activity(activity)
         per, per_step, per_target, exact = {}, {}, {}, []
         for proj in self.projections:
-            counts, measured = self.source_counts(activity, proj.source)
-            total = float(np.dot(counts.ravel(), self.projection_fan_out(proj).ravel()))
-            series = self.source_series(activity, proj.source)
+            pool = self.measured_pool(activity, proj)
+            series = self.projection_series(activity, proj)
+            if pool is None:
+                counts, measured = self.source_counts(activity, proj.source)
+                total = float(np.dot(counts.ravel(), self.projection_fan_out(proj).ravel()))
+            else:  # the measured events leaving a max pool, each with its fan-out from there on
+                measured = pool in activity.spike_counts
+                if pool == proj.synapse:
+                    total = float(self.pool_counts(activity, pool).sum())  # one event into one neuron
+                else:
+                    ev = self.events_at_synapse(proj, None, activity)
+                    total = float(np.dot(ev.ravel(), self.synapse_fan_out(proj.synapse).ravel()))
             s = float(series.sum())
             step = series * (total / s) if s > 0 else np.zeros_like(series)
             per[proj.label] = total

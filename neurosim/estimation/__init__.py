@@ -94,18 +94,21 @@ def estimate_model(model, input_shape: Sequence[int], data, targets: Sequence[st
         dt_s: seconds per time step.
         samples: number of samples to measure the activity on (default: all of ``data``).
         out_dir: when given, writes ``estimate.json``, ``activity.json``, ``model.nir`` and the figures there.
-        maxpool: how MaxPool2d is exported (:func:`neurosim.export.to_nir`); the default ``sumpool`` keeps the
-            exact connectivity and synaptic-operation counts, which is all the hardware models use of it (the
-            spikes themselves are measured on the real model).
+        maxpool: how MaxPool2d is exported (:func:`neurosim.export.to_nir`); with the default ``sumpool`` the
+            graph has the pool's exact connectivity, and the events leaving each max pool (at most one per window
+            and step) are measured on the real model, like the spikes, so the hardware models count the synaptic
+            operations the max-pooling model makes (a sum pool would pass every spike of the window on: ~2.5–3×
+            more after the demo model's pools).
         **options: passed to :func:`hardware_models.estimate` (e.g. ``weight_bits``).
     """
     from neurosim.activity import activity_profile
     from neurosim.export import to_nir
+    from neurosim.nn import LIF, MaxPool2d
 
     graph = to_nir(model, tuple(input_shape), dt_s=dt_s, maxpool=maxpool)
     names = _module_node_names(model, graph)
     activity = activity_profile(model, data, dt_s=dt_s, samples=samples, names=names,
-                                input_name=_input_node(graph))
+                                input_name=_input_node(graph), kinds=(LIF, MaxPool2d))
     return _run(graph, activity, targets, out_dir, options)
 
 
@@ -119,20 +122,30 @@ def _input_node(graph) -> str:
 
 
 def _module_node_names(model, graph) -> dict[str, str]:
-    """Map the model's spiking module names to the NIR node names of the spiking nodes, in order."""
+    """Map the model's spiking and max-pooling module names to their NIR nodes (max pools: the ``SumPool2d``
+    nodes tagged ``MaxPool2d``), in order."""
     import nir
 
-    from neurosim.nn import LIF
+    from neurosim.export.nir import META_KEY
+    from neurosim.nn import LIF, MaxPool2d
 
-    modules = [name for name, m in model.named_modules() if name and isinstance(m, LIF)]
-    if all(m in graph.nodes for m in modules):
-        return {m: m for m in modules}
-    nodes = [k for k, n in graph.nodes.items() if isinstance(n, (nir.LIF, nir.IF, nir.CubaLIF))]
+    def is_maxpool(node) -> bool:
+        return isinstance(node, nir.SumPool2d) and (getattr(node, "metadata", None) or {}).get(
+            META_KEY, {}).get("layer") == "MaxPool2d"
+
+    out: dict[str, str] = {}
     order = _topological(graph)
-    nodes.sort(key=order.index)
-    if len(nodes) != len(modules):
-        raise ValueError(f"the model has {len(modules)} spiking layers but its NIR graph {len(nodes)}")
-    return dict(zip(modules, nodes))
+    for kind, what, is_node in ((LIF, "spiking", lambda n: isinstance(n, (nir.LIF, nir.IF, nir.CubaLIF))),
+                                (MaxPool2d, "max-pooling", is_maxpool)):
+        modules = [name for name, m in model.named_modules() if name and isinstance(m, kind)]
+        if all(m in graph.nodes and is_node(graph.nodes[m]) for m in modules):
+            out.update({m: m for m in modules})
+            continue
+        nodes = sorted((k for k, n in graph.nodes.items() if is_node(n)), key=order.index)
+        if len(nodes) != len(modules):
+            raise ValueError(f"the model has {len(modules)} {what} layers but its NIR graph {len(nodes)}")
+        out.update(zip(modules, nodes))
+    return out
 
 
 def _topological(graph) -> list[str]:

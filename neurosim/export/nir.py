@@ -51,9 +51,12 @@ What NIR cannot say, and how it is kept:
   when ``v > v_th``, neurosim's immediate timing when ``v ≥ v_th`` (the tie ``v == v_th`` only).
 * **MaxPool2d** has no NIR node. On binary spikes, max pooling equals ``min(1, sum pooling)``, so with
   ``maxpool="sumpool"`` it is exported as ``SumPool2d`` (tagged ``"MaxPool2d"`` in its metadata; neurosim
-  imports it back as ``MaxPool2d``). To other tools it *is* a sum pool: exact for synaptic-operation counts
-  and connectivity, an approximation of the dynamics (a neuron behind it can receive up to ``k²`` instead
-  of 1 per window). Over non-binary inputs (e.g. event counts) the two differ more.
+  imports it back as ``MaxPool2d``). To other tools it *is* a sum pool: the same connectivity, but a neuron
+  behind it can receive up to ``k²`` events per window and step instead of 1, so the dynamics and the
+  synaptic-operation counts of the graph alone are those of sum pooling. neurosim's estimates
+  (:func:`neurosim.estimation.estimate_model`) record the events each max pool passes on and give them to the
+  hardware models with the graph, so they count max pooling's operations. Over non-binary inputs (e.g. event
+  counts) the two differ more.
 * Per-neuron ``τ``/``R``/threshold, ``v_leak ≠ 0`` without a synapse before the neuron, ``v_reset ≠ 0``,
   branching or recurrent graphs, and other node types (``CubaLIF``, ``Scale``, ``Threshold``, ``Delay``,
   ``Conv1d``, nested graphs) are not importable: :class:`NIRImportError` names the node.
@@ -310,9 +313,9 @@ def _pool_node(m: nn.Module, shape: tuple[int, ...], out: tuple[int, ...], maxpo
         if maxpool == "error":
             raise NIRExportError(
                 f"{where}: MaxPool2d has no NIR node. On binary spikes max pooling equals min(1, sum pooling); "
-                "pass maxpool='sumpool' to export it as SumPool2d (exact connectivity and synaptic-operation "
-                "counts, approximate dynamics for other tools; neurosim imports it back as MaxPool2d), or rebuild "
-                "the model with SumPool2d/AvgPool2d"
+                "pass maxpool='sumpool' (on the command line: --maxpool sumpool) to export it as SumPool2d (the "
+                "same connectivity, sum-pool dynamics for other tools; neurosim imports it back as MaxPool2d), or "
+                "rebuild the model with SumPool2d/AvgPool2d"
             )
         if _pair(m.dilation, "dilation", where) != (1, 1) or m.return_indices:
             raise NIRExportError(f"{where}: MaxPool2d with dilation or return_indices has no NIR equivalent")

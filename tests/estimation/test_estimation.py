@@ -91,6 +91,30 @@ def test_estimate_model_on_a_conv_net_with_maxpool_writes_every_output(tmp_path)
     assert lif_nodes and set(lif_nodes) <= set(report.activity.spikes_per_step)
 
 
+def test_synaptic_operations_after_a_max_pool_count_the_events_it_passes_on():
+    """MaxPool2d is exported as SumPool2d; the events it passes on (at most one per window and step) are recorded,
+    so the conv behind it counts those, not every spike of the window."""
+    from hardware_models import analyze
+
+    from neurosim.activity import record_outputs
+
+    model = _conv_model()  # conv 0 · LIF 1 · MaxPool 2 · conv 3 · LIF 4 · MaxPool 5 · Flatten 6 · Linear 7 · LIF 8
+    x = _spikes((5, 4, 2, 12, 12), p=0.4)
+    report = estimate_model(model, (2, 12, 12), x, targets=["loihi"])
+    synops = analyze(report.graph).synops(report.activity).per_projection
+    _, rec = record_outputs(model, x, kinds=(type(model[1]), type(model[2])))
+    pooled = rec["2"].sum(dim=0).mean(dim=0)  # (4, 5, 5) events leaving the first max pool, per sample
+    conv = model[3]
+    assert (conv.weight != 0).all()
+    reached = torch.nn.functional.conv2d(pooled[None], torch.ones_like(conv.weight))  # nonzero weights: all
+    assert synops["1->3->4"] == pytest.approx(float(reached.sum()), rel=1e-9)
+    summed = torch.nn.functional.avg_pool2d(rec["1"].sum(dim=0).mean(dim=0)[None], 2, divisor_override=1)
+    assert float(reached.sum()) < float(torch.nn.functional.conv2d(summed, torch.ones_like(conv.weight)).sum())
+    pooled2 = rec["5"].sum(dim=0).mean(dim=0).flatten()  # the second pool, through Flatten into Linear 7
+    assert synops["4->7->8"] == pytest.approx(float(pooled2.sum()) * 3, rel=1e-9)  # 3 outputs, weights nonzero
+    assert (model[7].weight != 0).all()
+
+
 def test_more_input_activity_costs_more_energy_on_targets_with_a_dynamic_energy_model():
     # (Speck publishes no per-event energy: its estimate is resting power x time, the same for both)
     model = _conv_model()

@@ -234,3 +234,67 @@ def test_activity_checks_against_the_graph():
     missing = ActivityProfile(time_steps=1, dt_s=1e-3, samples=1, spikes_per_step={"lif_1": np.array([1.0])})
     with pytest.raises(GraphError, match="activity has no spikes for LIF node 'lif'"):
         hidden.synops(missing)
+
+
+# ------------------------------------------------------------------ measured pool events (max pooling)
+def _max_pool_activity(facts, seed=3):
+    """Random spikes for every population, plus the max-pooled events of ``lif1`` under the node ``pool``."""
+    act, spikes = random_activity(facts, T=5, rate=0.3, seed=seed)
+    s = spikes["lif1"]  # (T, samples, C, H, W)
+    T, B, C, H, W = s.shape
+    pooled = s.reshape(T, B, C, H // 2, 2, W // 2, 2).max(axis=(4, 6))
+    trains = {**spikes, "pool": pooled}
+    return ActivityProfile.from_spike_trains(trains, dt_s=1e-3, input_name=None), trains
+
+
+def test_measured_pool_events_replace_the_sum_of_the_pooled_spikes():
+    facts = analyze(small_cnn(c1=2, c2=3, n_out=4, size=8))
+    act, trains = _max_pool_activity(facts)
+    label = "lif1->conv2->lif2"
+    w = np.ones((3, 2, 3, 3))
+    per_sample_pooled = trains["pool"].sum(axis=0).mean(axis=0)  # (C, 4, 4) events over the run, per sample
+    per_sample_summed = brute_sum_pool(trains["lif1"].sum(axis=0).mean(axis=0), 2, 2)
+    got = facts.synops(act).per_projection[label]
+    assert got == pytest.approx(brute_conv_synops(per_sample_pooled, w, 1, 0, 1, 1))
+    without = ActivityProfile.from_spike_trains({k: v for k, v in trains.items() if k != "pool"}, dt_s=1e-3,
+                                                input_name=None)
+    assert facts.synops(without).per_projection[label] == pytest.approx(
+        brute_conv_synops(per_sample_summed, w, 1, 0, 1, 1))
+    assert got < facts.synops(without).per_projection[label]  # a max pool passes fewer events on
+    np.testing.assert_allclose(facts.synops(act).per_projection_step[label].sum(), got)
+    # what each target neuron receives follows the pool's events too
+    received = facts.received(next(p for p in facts.projections if p.label == label), None, act)
+    assert received.sum() == pytest.approx(got)
+
+
+def test_a_measured_pool_feeding_neurons_directly_passes_its_own_events():
+    nodes = {
+        "input": nir.Input(input_type=np.array([1, 4, 4])),
+        "conv": conv(1, 1, 1),
+        "lif1": lif((1, 4, 4)),
+        "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+        "lif2": lif((1, 2, 2)),
+        "output": nir.Output(output_type=np.array([1, 2, 2])),
+    }
+    names = list(nodes)
+    facts = analyze(nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:]))))
+    act, spikes = random_activity(facts, T=4, rate=0.5, seed=1)
+    pooled = spikes["lif1"].reshape(4, 2, 1, 2, 2, 2, 2).max(axis=(4, 6))
+    act = ActivityProfile.from_spike_trains({**spikes, "pool": pooled}, dt_s=1e-3, input_name=None)
+    syn = facts.synops(act).per_projection["lif1->pool->lif2"]
+    assert syn == pytest.approx(pooled.sum() / 2)  # per sample: one event into one neuron
+    assert syn < spikes["lif1"].sum() / 2
+
+
+def test_bad_pool_activity_is_named():
+    facts = analyze(small_cnn(c1=2, c2=3, n_out=4, size=8))
+    act, trains = _max_pool_activity(facts)
+    seven = np.full(7, act.spikes_per_step["pool"].sum() / 7)  # the right total, the wrong shape
+    bad = ActivityProfile(time_steps=act.time_steps, dt_s=1e-3, samples=1,
+                          spikes_per_step=dict(act.spikes_per_step), spike_counts={**act.spike_counts, "pool": seven})
+    with pytest.raises(GraphError, match="pooling node 'pool'"):
+        facts.synops(bad)
+    flat = ActivityProfile(time_steps=act.time_steps, dt_s=1e-3, samples=1,
+                           spikes_per_step={**act.spikes_per_step, "flat": np.ones(act.time_steps)})
+    with pytest.raises(GraphError, match="not neuron, Input or pooling nodes"):
+        facts.synops(flat)
