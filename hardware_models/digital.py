@@ -420,10 +420,11 @@ def _map_layer_per_core(facts: GraphFacts, spec: Spec, weight_bits: int, chips: 
         layers[pop] = LayerMapping(name=pop, neurons=needs[i][1], cores=1, neurons_per_core=needs[i][1],
                                    first_core=assign.get(i, -1), slots=needs[i][1], limited_by="layer_per_core",
                                    max_synapses_per_core=needs[i][0])
-    if feasible and len(assign) < len(pops):
-        violations.append(Violation("cores_per_chip", None, len(pops), len(cores),
-                                    f"{len(pops)} layers cannot all be placed on the {len(cores)} cores of one "
-                                    f"{spec.name} chip: {chips_needed} chips needed"))
+    if feasible and len(assign) < len(pops) and chips_needed > chips:
+        violations.append(Violation("cores_per_chip", None, len(pops), len(cores) * chips,
+                                    f"{len(pops)} layers cannot all be placed on the {len(cores)} cores of "
+                                    f"{'one' if chips == 1 else chips} {spec.name} chip{'s' * (chips > 1)}: "
+                                    f"{chips_needed} chips needed"))
     cpc = len(cores)
     per_core = [v for v in violations if v.limit != "cores_per_chip"]
     fits = not violations and (chips_needed or 1) <= chips

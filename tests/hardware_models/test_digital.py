@@ -113,6 +113,8 @@ def test_speck_reports_kernel_memory_and_layer_count():
     deep = mlp(*([8] * 11))  # 10 layers, 9 cores
     m = mapping(deep, "speck")
     assert not m.fits and m.chips_needed == 2 and m.violations[0].limit == "cores_per_chip"
+    two = mapping(deep, "speck", chips=2)  # the chips option is honoured, as on the other targets
+    assert two.fits and two.chips_needed == 2 and not two.violations
 
 
 # ------------------------------------------------------------------ energy
