@@ -92,7 +92,7 @@ def load_frames(cfg: DataConfig, split: str, progress: bool = True) -> tuple[np.
 
     def build():
         ds = loaded if loaded is not None else info.load(split, cfg.root, progress=progress)
-        if subset is not None:
+        if "first" in key:  # a full-split key (even one whose file turned out unreadable) gets the whole split
             ds = _First(ds, subset)
         return events_to_frames(ds, info.sensor_size, cfg.time_steps, progress, desc=f"{info.name} {split} frames")
 

@@ -340,6 +340,21 @@ def test_frame_cache_is_keyed_by_transform_and_a_corrupt_entry_is_rebuilt(offlin
     assert reads[0] == 100
 
 
+def test_a_subset_run_never_leaves_its_samples_under_the_whole_splits_key(offline, monkeypatch):
+    """A corrupt whole-split entry is rebuilt whole, even by a subset run (which then slices it)."""
+    fw.write_dataset("pokerdvs", offline)
+    info = get_dataset("pokerdvs")
+    whole = _tiny_run_config(info, (2, 35, 35), offline, 4).data
+    full = make_loaders(whole, progress=False)
+    path = frame_cache_path(frame_cache_key(whole, "train"))
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    small = _tiny_run_config(info, (2, 35, 35), offline, 4, train_subset=8).data
+    with pytest.warns(UserWarning, match="corrupt or stale; rebuilding"):
+        assert len(make_loaders(small, progress=False).train_frames) == 8
+    again = make_loaders(whole, progress=False)
+    np.testing.assert_array_equal(again.train_frames, full.train_frames)  # all 40, not the subset's 8
+
+
 def test_a_subset_converts_only_its_samples_and_changed_files_rebuild_the_frames(offline, monkeypatch):
     fw.write_dataset("pokerdvs", offline)
     reads = _count_event_reads(monkeypatch)
