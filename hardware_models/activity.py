@@ -61,6 +61,15 @@ def _same_total(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9 * max(1.0, abs(a), abs(b)))
 
 
+def _new_file_mode(path: Path) -> int:
+    """Permission bits ``open(path, "w")`` would leave: the file's own if it exists, else 0666 & ~umask."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
 @dataclass(frozen=True, eq=False)
 class ActivityProfile:
     """Mean spiking activity of one network over ``samples`` inputs (see the module docstring).
@@ -280,6 +289,7 @@ class ActivityProfile:
                 json.dump(self.to_dict(), fh)
                 fh.flush()
                 os.fsync(fh.fileno())
+            os.chmod(tmp, _new_file_mode(path))  # as open(path, "w") would, not mkstemp's private 0600
             os.replace(tmp, path)
         except BaseException:
             try:

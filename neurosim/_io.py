@@ -1,5 +1,7 @@
 """Atomic file writes: data lands in a temporary file in the same folder, then ``os.replace`` moves it over the
-target, so an interrupted run never leaves a half-written file behind."""
+target, so an interrupted run never leaves a half-written file behind. The file gets the permissions a plain
+``open(path, "w")`` would give it (the target's own when it exists, else 0666 less the umask), not the
+temporary file's private 0600: a shared cache or dataset file stays readable by the others."""
 
 from __future__ import annotations
 
@@ -7,7 +9,17 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "new_file_mode"]
+
+
+def new_file_mode(path: str | Path) -> int:
+    """The permission bits ``open(path, "w")`` would leave ``path`` with: its own if it exists, else 0666 & ~umask."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -20,6 +32,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, new_file_mode(path))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
