@@ -181,7 +181,7 @@ def read_nmnist_bin(path: str | os.PathLike, *, sensor_size: tuple[int, int] | N
 
 
 def read_npy_events(path: str | os.PathLike, *, columns: Sequence[str] | None = None, dtype: np.dtype | None = None,
-                    allow_empty: bool = False) -> np.ndarray:
+                    allow_empty: bool = False, sensor_size: tuple[int, int, int] | None = None) -> np.ndarray:
     """Read an event array saved with ``np.save``, checking the file before numpy parses it.
 
     Args:
@@ -193,11 +193,13 @@ def read_npy_events(path: str | os.PathLike, *, columns: Sequence[str] | None = 
         dtype: with ``columns``, the structured dtype to return (fields taken by name, e.g. tonic's
             ``DVSGesture.dtype``); default: fields named ``columns`` with the stored element type.
         allow_empty: accept an array with no events.
+        sensor_size: with ``columns``, ``(width, height, polarities)`` every event's ``x``, ``y`` and ``p`` must fall
+            inside (``[0, size)``), as :func:`read_nmnist_bin` checks its coordinates (DVSGesture ``(128, 128, 2)``).
 
     Raises:
         EventFileError: missing or 0-byte file; not a ``.npy`` file (bad magic string or header — garbage);
             truncated (fewer data bytes than the header announces); pickled objects; wrong shape or columns;
-            non-finite values; no events and not ``allow_empty``.
+            non-finite values; an event outside ``sensor_size``; no events and not ``allow_empty``.
     """
     path = Path(path)
     size = _file_size(path)
@@ -271,6 +273,16 @@ def read_npy_events(path: str | os.PathLike, *, columns: Sequence[str] | None = 
     if dtype.names is None or any(name not in columns for name in dtype.names):
         raise ValueError(f"dtype must be a structured dtype whose fields are among columns {tuple(columns)}, "
                          f"got {dtype}")
+    if sensor_size is not None:
+        for name, size in zip(("x", "y", "p"), sensor_size):
+            if name not in columns:
+                continue
+            col = arr[:, list(columns).index(name)] if arr.dtype.names is None else arr[name]
+            bad = (col < 0) | (col >= size)
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise EventFileError(path, f"event {i} has {name}={col[i]}, outside [0, {size}) of the "
+                                           f"{tuple(sensor_size)} sensor")
     out = np.empty(len(arr), dtype=dtype)
     for name in dtype.names:
         out[name] = arr[:, list(columns).index(name)] if arr.dtype.names is None else arr[name]

@@ -137,7 +137,8 @@ SPECS: dict[str, TonicSpec] = {s.name: s for s in (
         description="IBM DVS128 Gesture: 11 hand and arm gestures, 29 people, 3 lightings (1,077 train / 264 test)",
         size_note="about 2.5 GB download (tonic's preprocessed .npy archives)",
         default_time_steps=20, default_config="dvsgesture",
-        check_suffixes=(".npy",), check_reader="read_npy_events", check_reader_kwargs={"columns": ("x", "y", "p", "t")},
+        check_suffixes=(".npy",), check_reader="read_npy_events",
+        check_reader_kwargs={"columns": ("x", "y", "p", "t"), "sensor_size": (128, 128, 2)},
     ),
     TonicSpec(
         name="shd", tonic_class="SHD",
@@ -175,7 +176,8 @@ SPECS: dict[str, TonicSpec] = {s.name: s for s in (
         description="POKER-DVS: card pips flipped in front of a DVS, 4 suits (48 train / 20 test)",
         size_note="under 1 MB; tonic copies it from its own package (its PyPI wheel lacks the archives)",
         default_time_steps=10,
-        check_suffixes=(".npy",), check_reader="read_npy_events", check_reader_kwargs={"columns": ("t", "x", "y", "p")},
+        check_suffixes=(".npy",), check_reader="read_npy_events",
+        check_reader_kwargs={"columns": ("t", "x", "y", "p"), "sensor_size": (35, 35, 2)},
         config_hint="--config quickstart --set data.dataset=pokerdvs model.input_shape=[2,35,35] model.num_classes=4",
     ),
     TonicSpec(

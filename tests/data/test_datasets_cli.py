@@ -124,14 +124,16 @@ def test_check_reports_every_bad_file(offline, capsys):
     good = (users[1] / "4.npy").read_bytes()
     (users[1] / "4.npy").write_bytes(good[:-7])  # truncated
     (users[2] / "5.npy").write_bytes(np.random.default_rng(0).bytes(300))  # garbage
+    np.save(users[3] / "6.npy", np.array([[500.0, 2, 1, 5], [3, 4, 1, 7]]))  # x beyond the 128-pixel sensor
     assert main(["-q", "datasets", "check", "dvsgesture", "--root", str(offline)]) == 1
     out = capsys.readouterr().out
-    assert "checked 220 files" in out and "217 ok, 3 bad" in out
-    for k, bad, word in ((0, "3.npy", "empty"), (1, "4.npy", "truncated"), (2, "5.npy", "not a .npy file")):
+    assert "checked 220 files" in out and "216 ok, 4 bad" in out
+    for k, bad, word in ((0, "3.npy", "empty"), (1, "4.npy", "truncated"), (2, "5.npy", "not a .npy file"),
+                         (3, "6.npy", "x=500.0, outside [0, 128)")):
         line = next(ln for ln in out.splitlines() if f"{users[k].name}/{bad}:" in ln)
         assert word in line
     assert main(["-q", "datasets", "check", "dvsgesture", "--root", str(offline), "--max-bad", "1"]) == 1
-    assert "and 2 more bad files" in capsys.readouterr().out
+    assert "and 3 more bad files" in capsys.readouterr().out
 
 
 @needs_readers

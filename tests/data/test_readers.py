@@ -178,6 +178,15 @@ def test_npy_good_file_with_columns_matches_tonic_dvsgesture_layout(tmp_path):
     assert ev.dtype.names == ("t", "x", "y", "p") and ev["t"].tolist() == [1, 127]
 
 
+@pytest.mark.parametrize("row, word", [([128, 2, 1, 5], "x=128"), ([-3, 4, 0, 7], "x=-3"), ([1, 200, 0, 7], "y=200"),
+                                       ([1, 2, 7, 9], "p=7")])
+def test_npy_events_outside_the_sensor_are_named(tmp_path, row, word):
+    np.save(tmp_path / "0.npy", np.array([[0, 0, 1, 1], row], dtype=np.float64))
+    with pytest.raises(EventFileError, match=rf"event 1 has {word}.*\(128, 128, 2\) sensor"):
+        read_npy_events(tmp_path / "0.npy", columns=("x", "y", "p", "t"), sensor_size=(128, 128, 2))
+    read_npy_events(tmp_path / "0.npy", columns=("x", "y", "p", "t"))  # no sensor given: not checked
+
+
 def test_npy_structured_array(tmp_path):
     ev = np.zeros(3, dtype=NMNIST_DTYPE)
     ev["t"] = [1, 2, 3]
