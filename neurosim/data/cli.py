@@ -59,11 +59,14 @@ def cmd_prepare(args) -> int:
     for split, shape in result["frames"].items():
         print(f"frames cached ({split}): {list(shape)} [N, T, P, H, W]")
     hint = info.extra.get("config_hint")
+    # the overrides that make training find this root and reuse the frames just cached
+    sets = ([f"data.root={root}"] if args.root else []) + \
+        ([f"data.time_steps={args.time_steps}"] if args.time_steps is not None and not args.no_frames else [])
     if info.default_config:
-        print(f"train it: neurosim train --config {info.default_config}" +
-              (f" --set data.root={root}" if args.root else ""))
+        print(f"train it: neurosim train --config {info.default_config}" + "".join(
+            f" {'--set ' if i == 0 else ''}{s}" for i, s in enumerate(sets)))
     elif hint:
-        print(f"train it: neurosim train {hint}" + (f" data.root={root}" if args.root else ""))
+        print(f"train it: neurosim train {hint}" + "".join(f" {s}" for s in sets))
     return 0
 
 

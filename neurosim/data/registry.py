@@ -82,8 +82,9 @@ class DatasetInfo:
     extra: dict = field(default_factory=dict)
 
     def root(self, root: str | Path | None = None) -> Path:
-        """The dataset root: ``root`` if given, else ``<neurosim cache>/datasets``."""
-        return Path(root).expanduser() if root is not None else default_cache_dir() / "datasets"
+        """The dataset root, absolute: ``root`` if given, else ``<neurosim cache>/datasets``. (Absolute, so the
+        frame cache keys the same folder alike from any working directory, and printed hints work anywhere.)"""
+        return (Path(root).expanduser() if root is not None else default_cache_dir() / "datasets").resolve()
 
     def frame_transform(self, time_steps: int | None = None):
         """The default events → frames transform: ``ToFrame(sensor_size, n_time_bins=T)`` → ``[T, P, H, W]``.

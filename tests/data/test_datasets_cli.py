@@ -77,6 +77,19 @@ def test_prepare_works_offline_when_the_files_are_there(offline, capsys):
     out = capsys.readouterr().out
     assert "ready: 110 train, 110 test samples" in out and "frames cached (test): [110, 3, 2, 128, 128]" in out
     assert "not on disk yet" not in out
+    # the printed command reuses these frames: same (absolute) root, same time steps
+    assert f"neurosim train --config dvsgesture --set data.root={offline.resolve()} data.time_steps=3" in out
+
+
+def test_a_relative_root_keys_the_frame_cache_like_its_absolute_path(offline, monkeypatch):
+    from neurosim.config import DataConfig
+    from neurosim.data.pipeline import frame_cache_key
+
+    fw.write_dataset("pokerdvs", offline)
+    monkeypatch.chdir(offline.parent)
+    relative = DataConfig(dataset="pokerdvs", root=offline.name, time_steps=2)
+    absolute = DataConfig(dataset="pokerdvs", root=str(offline.resolve()), time_steps=2)
+    assert frame_cache_key(relative, "train") == frame_cache_key(absolute, "train")
 
 
 def test_prepare_refuses_cleanly(offline, capsys, monkeypatch):
