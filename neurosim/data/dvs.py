@@ -167,7 +167,7 @@ def emulate(frames: np.ndarray, times_us: np.ndarray, params: DVSParams = DVSPar
         raise ValueError(f"times_us must have one timestamp per frame ({frames.shape[0]}), got shape {times.shape}")
     if not np.issubdtype(times.dtype, np.integer):
         raise ValueError(f"times_us must be integers (µs), got dtype {times.dtype}")
-    if frames.shape[0] > 1 and np.any(np.diff(times) <= 0):
+    if frames.shape[0] > 1 and np.any(times[1:] <= times[:-1]):  # not np.diff: it wraps on unsigned ints
         raise ValueError("times_us must be strictly increasing")
     if frames.size and (np.nanmin(frames) < 0 or np.nanmax(frames) > 1 or np.isnan(frames).any()):
         raise ValueError("frames must hold intensities in [0, 1] (no NaN)")

@@ -107,6 +107,7 @@ def test_leak_makes_static_pixels_fire_on_events_at_the_leak_rate():
     (dict(times_us=np.array([0, 1000])), "one timestamp per frame"),
     (dict(times_us=np.array([0.0, 1.0, 2.0])), "integers"),
     (dict(times_us=np.array([0, 1000, 1000])), "strictly increasing"),
+    (dict(times_us=np.array([0, 10000, 5000], dtype=np.uint64)), "strictly increasing"),  # np.diff would wrap
     (dict(frames=np.full((3, 2, 2), 2.0)), r"\[0, 1\]"),
 ])
 def test_bad_input_is_rejected_with_a_clear_message(bad, match):

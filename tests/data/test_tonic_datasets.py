@@ -177,6 +177,17 @@ def test_on_disk_agrees_with_tonics_own_check(name, offline):
     assert not get_dataset(name).on_disk(offline)
 
 
+def test_more_events_per_pixel_and_bin_than_int16_counts_is_an_error_not_a_wrapped_count():
+    from neurosim.data import EVENT_DTYPE
+
+    events = np.zeros(40_000, dtype=EVENT_DTYPE)  # all at pixel (0, 0), one time bin
+    events["t"] = np.arange(40_000)
+    with pytest.raises(ValueError, match="more events than ToFrame's int16 counts can"):
+        events_to_frames([(events, 0)], (1, 1, 1), time_steps=1, progress=False)
+    frames, _ = events_to_frames([(events[:30_000], 0)], (1, 1, 1), time_steps=1, progress=False)
+    assert frames.dtype == np.uint16 and int(frames.max()) >= 29_999  # counted, not wrapped
+
+
 def test_not_on_disk_says_where_how_big_and_what_to_run_without_downloading(offline):
     info = get_dataset("nmnist")
     with pytest.raises(DatasetNotFoundError) as e:
