@@ -230,16 +230,19 @@ def _settings(spec: Spec, weight_bits, cell_bits, tile_size, columns_per_adc) ->
 
 
 def _group_projections(facts: GraphFacts):
-    """(linear groups {target: [(synapse, [projections])]}, conv projections, weightless projections)."""
+    """(linear groups {target: {synapse: [projections]}}, conv groups {(synapse, target): [projections]},
+    weightless projections). A synapse node fed by several sources (a skip connection) is one group: its weights
+    are placed once and its input events are those of all its sources."""
     linear: dict[str, dict[str, list[Projection]]] = {}
-    conv, digital = [], []
+    conv: dict[tuple[str, str], list[Projection]] = {}
+    digital = []
     for p in facts.projections:
         if p.synapse is None or facts.nodes[p.synapse].role != "synapse":
             digital.append(p)
         elif facts.linear_mask(p.synapse) is not None:
             linear.setdefault(p.target, {}).setdefault(p.synapse, []).append(p)
         else:
-            conv.append(p)
+            conv.setdefault((p.synapse, p.target), []).append(p)
     return linear, conv, digital
 
 
@@ -277,10 +280,10 @@ def _map(facts: GraphFacts, spec: Spec, s: dict) -> CrossbarMapping:
         rows = sum(facts.nodes[syn].input_shape[0] for syn in by_syn)
         cols = int(np.prod(facts.nodes[next(iter(by_syn))].output_shape))
         layers.append(_layer(target, list(by_syn), "linear", rows, cols, 1, 1, s))
-    for p in conv:
-        g = facts.geometry(p.synapse)
+    for syn, target in conv:
+        g = facts.geometry(syn)
         rows = g.c_in_per_group * g.kernel[0] * g.kernel[1]
-        layers.append(_layer(p.target, [p.synapse], "conv", rows, g.c_out_per_group, g.groups,
+        layers.append(_layer(target, [syn], "conv", rows, g.c_out_per_group, g.groups,
                              g.out_shape[1] * g.out_shape[2], s))
     tpc = int(spec.si("array.tiles_per_chip")) if spec.has("array.tiles_per_chip") else None
     return CrossbarMapping(target=spec.name, tile_rows=s["rows"], tile_columns=s["columns"],
@@ -436,9 +439,9 @@ def _window_sum(g: ConvGeometry, kernel_values: np.ndarray) -> np.ndarray:
     return acc[:, g.pad_lo[0]: g.pad_lo[0] + H, g.pad_lo[1]: g.pad_lo[1] + W]
 
 
-def _conv_counts(facts, activity, layer, proj, g_row, s, blind) -> _LayerCounts:
+def _conv_counts(facts, activity, layer, projs, g_row, s, blind) -> _LayerCounts:
     T = activity.time_steps
-    g = facts.geometry(proj.synapse)
+    g = facts.geometry(projs[0].synapse)
     C, H, W = g.in_shape
     G, cin = g.groups, g.c_in_per_group
     kh, kw = g.kernel
@@ -453,9 +456,13 @@ def _conv_counts(facts, activity, layer, proj, g_row, s, blind) -> _LayerCounts:
         c.reads = np.full(T, float(G * nb * P_out))
         c.busiest = np.full(T, float(P_out))
         return c
-    src, _ = facts.source_counts(activity, proj.source)
-    e = np.reshape(facts.events_at_synapse(proj, src, activity), (C, H, W))
-    f = _step_fraction(facts, activity, proj)
+    e, f = np.zeros((C, H, W)), np.zeros(T)
+    for proj in projs:  # the events of every source feeding this conv (several on a skip connection)
+        src, _ = facts.source_counts(activity, proj.source)
+        ev = np.reshape(facts.events_at_synapse(proj, src, activity), (C, H, W))
+        e += ev
+        f = f + _step_fraction(facts, activity, proj) * ev.sum()
+    f = f / e.sum() if e.sum() > 0 else f
     ones = np.ones((C, kh, kw))
     c.driven_rows = float((e * _window_sum(g, ones)).sum())
     gk = g_row.reshape(G * cin, kh, kw)  # row conductance per (input channel, ky, kx)
@@ -526,13 +533,12 @@ def estimate_crossbar(facts: GraphFacts, activity: ActivityProfile, spec: Spec, 
                                   for n, p in facts.populations.items()}
     step_time: dict[str, np.ndarray] = {}
     _, conv, digital = _group_projections(facts)
-    conv_proj = {(p.synapse, p.target): p for p in conv}
     for layer in mapping.layers:
         g_row = _row_conductance(facts, layer, s, g_on, g_off)
         if layer.kind == "linear":
             cnt = _linear_counts(facts, activity, layer, g_row, s, activity_blind)
         else:
-            cnt = _conv_counts(facts, activity, layer, conv_proj[(layer.synapses[0], layer.target)], g_row, s,
+            cnt = _conv_counts(facts, activity, layer, conv[(layer.synapses[0], layer.target)], g_row, s,
                                activity_blind)
         reads = float(cnt.reads.sum())  # row-block reads; each reads all col_tiles tiles of the block
         used_cols = layer.columns * 2 * layer.slices  # physical columns of one group, over all its column tiles

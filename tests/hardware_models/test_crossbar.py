@@ -253,6 +253,28 @@ def test_conv_reads_and_driven_rows_equal_brute_force_im2col(stride, padding):
     assert est.energy_j["cell_read"] == pytest.approx(v * v * t * float((patches @ g_row).sum()))
 
 
+def test_a_conv_fed_by_two_layers_is_placed_once_and_counts_both_sources():
+    """A skip connection: ``la`` and ``lb`` both feed the conv ``c2``; its weights take one set of tiles and the rows
+    it drives are those of both sources' events (the sum of each source alone)."""
+    def graph(sources):
+        nodes = {"input": nir.Input(input_type=np.array([1, 6, 6])), "ca": conv(2, 1, 1), "la": lif((2, 6, 6)),
+                 "cb": conv(2, 1, 1), "lb": lif((2, 6, 6)), "c2": conv(3, 2, 3), "lc": lif((3, 4, 4)),
+                 "output": nir.Output(output_type=np.array([3, 4, 4]))}
+        edges = [("input", "ca"), ("ca", "la"), ("input", "cb"), ("cb", "lb"), ("c2", "lc"), ("lc", "output")]
+        return nir.NIRGraph(nodes=nodes, edges=edges + [(src, "c2") for src in sources])
+
+    rng = np.random.default_rng(0)
+    counts = {"input": rng.random((1, 6, 6)), "la": rng.random((2, 6, 6)), "lb": 0.5 * rng.random((2, 6, 6)),
+              "lc": np.zeros((3, 4, 4))}
+    act = ActivityProfile(time_steps=1, dt_s=1e-3, samples=1, spikes_per_step={k: [v.sum()] for k, v in counts.items()},
+                          spike_counts=counts, input_events_per_step=[counts["input"].sum()])
+    both, a, b = (estimate(graph(src), act, "rram_neurosim").to_dict() for src in (("la", "lb"), ("la",), ("lb",)))
+    lc = [d["per_layer"]["lc"] for d in (both, a, b)]
+    assert lc[0]["tiles"] == lc[1]["tiles"] == lc[2]["tiles"]  # the conv's weights are placed once
+    assert lc[0]["driven_rows"] == pytest.approx(lc[1]["driven_rows"] + lc[2]["driven_rows"])
+    assert lc[1]["driven_rows"] > 0 and lc[2]["driven_rows"] > 0
+
+
 # ------------------------------------------------------------------ API
 def test_crossbar_targets_are_registered_and_cited():
     targets = list_targets()
