@@ -87,7 +87,8 @@ def estimate_model(model, input_shape: Sequence[int], data, targets: Sequence[st
     """Export ``model`` to NIR, measure its activity on ``data`` and estimate it on ``targets`` (default: all).
 
     Args:
-        model: a neurosim model (or one :func:`neurosim.export.to_nir` accepts).
+        model: a neurosim model, or an snnTorch ``nn.Sequential`` (converted with
+            :func:`neurosim.interop.snntorch.from_snntorch`, whose spikes are identical, and measured as that).
         input_shape: per-sample input shape, e.g. ``(2, 34, 34)``.
         data: an input ``[T, B, ...]`` or an iterable of ``(x_seq, y)`` batches.
         targets: spec names or spec file paths.
@@ -103,8 +104,10 @@ def estimate_model(model, input_shape: Sequence[int], data, targets: Sequence[st
     """
     from neurosim.activity import activity_profile
     from neurosim.export import to_nir
+    from neurosim.export.nir import _to_neurosim
     from neurosim.nn import LIF, MaxPool2d
 
+    model = _to_neurosim(model)  # an snnTorch model runs as its neurosim equivalent (identical spikes)
     graph = to_nir(model, tuple(input_shape), dt_s=dt_s, maxpool=maxpool)
     names = _module_node_names(model, graph)
     activity = activity_profile(model, data, dt_s=dt_s, samples=samples, names=names,

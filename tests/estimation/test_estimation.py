@@ -126,6 +126,22 @@ def test_more_input_activity_costs_more_energy_on_targets_with_a_dynamic_energy_
     assert busy.estimates["loihi"].energy_j["synaptic"] > 2 * quiet.estimates["loihi"].energy_j["synaptic"]
 
 
+def test_an_snntorch_model_is_estimated_as_its_neurosim_equivalent():
+    snn = pytest.importorskip("snntorch")
+    from torch import nn
+
+    from neurosim.interop import from_snntorch
+
+    torch.manual_seed(0)
+    ref = nn.Sequential(nn.Flatten(), nn.Linear(20, 8), snn.Leaky(beta=0.9, init_hidden=True),
+                        nn.Linear(8, 3), snn.Leaky(beta=0.9, init_hidden=True, output=True))
+    x = _spikes((6, 4, 20), p=0.5)
+    got = estimate_model(ref, (20,), x, targets=["loihi"])
+    want = estimate_model(from_snntorch(ref), (20,), x, targets=["loihi"])
+    assert sum(got.activity.spikes_per_step[n].sum() for n in got.activity.nodes) > 0
+    assert got.estimates["loihi"].total_energy_j == pytest.approx(want.estimates["loihi"].total_energy_j, rel=1e-12)
+
+
 def test_unknown_target_is_named():
     with pytest.raises(ValueError, match="nochip"):
         estimate_model(_mlp_model(), (20,), _spikes((4, 2, 20)), targets=["nochip"])
