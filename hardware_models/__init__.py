@@ -105,6 +105,14 @@ def estimate(graph: nir.NIRGraph | GraphFacts, activity: ActivityProfile, target
         from dataclasses import replace
 
         est = replace(est, notes=est.notes + (f"option(s) {skipped} do not apply to {spec.kind} targets; ignored",))
+    silent = [n for n in facts.input_names if n not in activity.spikes_per_step and facts.projections_from(n)]
+    if silent and len(facts.input_names) == 1 and not activity.input_events_per_step.any():
+        from dataclasses import replace
+
+        # an activity file without input events is more often an omission than a silent sensor: say so
+        est = replace(est, notes=est.notes + (
+            f"the activity has no input events for Input node {silent[0]!r} (no spikes_per_step entry, "
+            "input_events_per_step all zero): the synapses it feeds count no operations",))
     if spec.kind != "conventional" and not est.baselines_j:
         from dataclasses import replace
 

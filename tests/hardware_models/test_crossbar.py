@@ -158,6 +158,10 @@ def test_zero_input_leaves_only_periphery_and_static():
         est = estimate(facts, act, target)
         assert all(est.energy_j[k] == 0 for k in ARRAY_TERMS), est.energy_j
         assert est.energy_j["neuron_update"] > 0 and est.energy_j["static"] > 0 and est.energy_j["buffer"] > 0
+        assert any("no input events for Input node 'input'" in n for n in est.notes)  # said, not silent
+    busy = ActivityProfile(time_steps=T, dt_s=1e-3, samples=1, spikes_per_step={"lif": np.zeros(T)},
+                           input_events_per_step=np.ones(T))
+    assert not any("no input events" in n for n in estimate(facts, busy, "loihi").notes)
 
 
 def test_array_energy_is_linear_in_driven_rows_and_adc_counts_tile_reads():
