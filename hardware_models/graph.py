@@ -642,7 +642,12 @@ def _intrinsic_shapes(name: str, node) -> tuple[tuple | None, tuple | None]:
     if kind in SPIKING_TYPES + NONSPIKING_TYPES:
         s = _defined(node.output_type, "output")
         return s, s
-    return _defined(getattr(node, "input_type", None), "input"), None
+    s = _defined(getattr(node, "input_type", None), "input")
+    if kind in ("Conv1d", "Conv2d") and s is not None:
+        # nir derives a conv's input channels from weight.shape[1], which is C_in / groups for a grouped conv:
+        # take the channels from the weight and groups, and only the spatial size from the declared type
+        s = (int(np.asarray(node.weight).shape[1]) * int(getattr(node, "groups", 1) or 1), *s[1:])
+    return s, None
 
 
 def _compute_output(name: str, node, in_shape: tuple[int, ...], geoms: dict) -> tuple[int, ...]:

@@ -183,17 +183,14 @@ def estimate_checkpoint(path: str | Path, targets: Sequence[str] | None = None, 
 def estimate_files(nir_path: str | Path, activity_path: str | Path, targets: Sequence[str] | None = None, *,
                    out_dir: str | Path | None = None, **options) -> EstimateReport:
     """Estimate a NIR graph written by any library, with an ``activity.json`` measured by that library."""
-    import nir
-
     from hardware_models import ActivityProfile
+
+    from neurosim.export import read_nir
 
     for p in (nir_path, activity_path):
         if not Path(p).is_file():
             raise FileNotFoundError(f"{p}: no such file")
-    try:
-        graph = nir.read(str(nir_path))
-    except Exception as e:  # noqa: BLE001 - nir raises many kinds; report the file
-        raise ValueError(f"{nir_path}: not a readable NIR file ({type(e).__name__}: {e})") from None
+    graph = read_nir(nir_path)  # names the file when it is not a readable NIR graph
     activity = ActivityProfile.from_json(activity_path)
     return _run(graph, activity, targets, out_dir, options)
 

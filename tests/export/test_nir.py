@@ -392,3 +392,23 @@ def test_read_errors_name_the_file(tmp_path):
         read_nir(bad)
     with pytest.raises(FileNotFoundError, match="missing.nir"):
         read_nir(tmp_path / "missing.nir")
+
+
+def test_a_grouped_conv_survives_a_file_round_trip_and_is_analysed(tmp_path):
+    """nir rebuilds a Conv2d's input type from weight.shape[1] (C_in / groups); read_nir and the hardware models
+    take the channels from weight and groups instead."""
+    from hardware_models import analyze
+
+    from neurosim.nn import Conv2d
+
+    torch.manual_seed(0)
+    net = Sequential(Conv2d(4, 4, 3, padding=1, groups=4), LIF(beta=0.9), Flatten(), Linear(4 * 6 * 6, 3),
+                     LIF(beta=0.9))
+    graph = to_nir(net, input_shape=(4, 6, 6))
+    write_nir(graph, tmp_path / "dw.nir")
+    back = read_nir(tmp_path / "dw.nir")
+    assert list(back.nodes["0"].input_type["input"]) == [4, 6, 6]
+    # depthwise 3×3, padding 1, 6×6: (2 + 3·4 + 2)² = 256 taps per channel; then Linear 144 → 3
+    assert analyze(back).synapses_dense == analyze(graph).synapses_dense == 4 * 256 + 144 * 3
+    x = (torch.rand(5, 2, 4, 6, 6) < 0.4).float()
+    torch.testing.assert_close(from_nir(back)(x)[0], net(x)[0])
