@@ -467,8 +467,8 @@ def check_dataset(spec: TonicSpec, root: Path, progress: bool = False):
         return readers.check_files(folders[0], reader=reader, suffixes=spec.check_suffixes, progress=progress)
     files: list[Path] = []
     for folder in folders:
-        if folder.is_dir():
-            files += sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in spec.check_suffixes)
+        if folder.is_dir():  # the files check_files would pick in one folder (hidden ones, e.g. ._x.bin, skipped)
+            files += readers._collect(folder, spec.check_suffixes, recursive=True)[1]
     report = readers.check_files(files, reader=reader, progress=progress)
     report.root = loc
     return report

@@ -138,6 +138,7 @@ def test_check_reports_every_bad_file(offline, capsys):
     (users[1] / "4.npy").write_bytes(good[:-7])  # truncated
     (users[2] / "5.npy").write_bytes(np.random.default_rng(0).bytes(300))  # garbage
     np.save(users[3] / "6.npy", np.array([[500.0, 2, 1, 5], [3, 4, 1, 7]]))  # x beyond the 128-pixel sensor
+    (users[4] / "._7.npy").write_bytes(b"\x00\x05\x16\x07")  # macOS resource fork: not an event file, skipped
     assert main(["-q", "datasets", "check", "dvsgesture", "--root", str(offline)]) == 1
     out = capsys.readouterr().out
     assert "checked 220 files" in out and "216 ok, 4 bad" in out
