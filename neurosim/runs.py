@@ -125,6 +125,13 @@ def _figures(result: RunResult) -> dict[str, str]:
     return made
 
 
+def _processes(size: int, batch_size: int) -> str:
+    if size == 1:
+        return ""
+    return (f", data-parallel over {size} processes ({size} × {batch_size} samples per optimizer step; the "
+            "table's memory kept for backward is one process's)")
+
+
 def write_report(result: RunResult, extra_sections: list[str] | None = None) -> Path:
     """Write ``report.md`` (and figures) for a finished run; returns its path."""
     cfg = result.trainer.config
@@ -139,7 +146,8 @@ def write_report(result: RunResult, extra_sections: list[str] | None = None) -> 
         f"LIF τ = {cfg.neuron.tau_mem_ms} ms, dt = {cfg.neuron.dt_ms} ms, reset {cfg.neuron.reset}, "
         f"surrogate {cfg.neuron.surrogate}",
         f"- training: {cfg.train.method.upper()}, loss `{cfg.train.loss}`, {cfg.train.optimizer} lr {cfg.train.lr}, "
-        f"{len(result.history)} epochs, device `{result.trainer.device}`",
+        f"{len(result.history)} epochs, device `{result.trainer.device}`" + _processes(result.trainer.world.size,
+                                                                                   cfg.data.batch_size),
         f"- **final test accuracy: {100 * last.get('test_acc', float('nan')):.2f} %** "
         f"(train {100 * last['train_acc']:.2f} %), wall time {result.seconds:.1f} s",
         "",

@@ -101,3 +101,14 @@ def test_trainer_trains_on_cuda():
     history = trainer.fit(batches, batches, resume=False)
     assert next(model.parameters()).device.type == "cuda"
     assert history[-1]["train_loss"] > 0
+
+
+def test_a_cuda_run_resumes_from_its_checkpoint(tmp_path):
+    x, y = _data(T=4, B=16)
+    batches = [(x[:, i:i + 8].float(), y[i:i + 8]) for i in (0, 8)]
+    cfg = RunConfig(train=TrainConfig(method="bptt", loss="tet", epochs=2, device="cuda", optimizer="adam"))
+    Trainer(_model().float(), cfg, tmp_path, progress=False).fit(batches, epochs=1, resume=False)
+    resumed = Trainer(_model().float(), cfg, tmp_path, progress=False)  # RNG states load onto the CPU they need
+    history = resumed.fit(batches)
+    assert [m["epoch"] for m in history] == [1, 2]
+    assert next(iter(resumed.optimizer.state.values()))["exp_avg"].device.type == "cuda"

@@ -10,8 +10,11 @@ and process 0 alone writes the run folder. Methods with several backward passes 
 all but the batch's last under :func:`no_sync`, so gradients cross processes once per batch, not once per step.
 
 On CPU the processes talk over gloo, on GPUs over NCCL with one GPU per process (``cuda:LOCAL_RANK``). A script
-that uses the Trainer directly calls ``torch.distributed.init_process_group`` itself, or uses
-:func:`process_group_from_env`.
+that uses the Trainer directly trains inside :func:`process_group_from_env`, or calls
+``torch.distributed.init_process_group`` itself and ``destroy_process_group`` at the end (without it, torch's
+gloo processes may abort with SIGABRT as they exit, after the training finished). Every process must then make
+the Trainer's collective calls (building it, ``fit``, ``evaluate``, ``save``) in the same order, and the run
+folder must be on a filesystem all processes share.
 """
 
 from __future__ import annotations

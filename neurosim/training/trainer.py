@@ -69,6 +69,16 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _set_epoch(loader: Iterable, epoch: int) -> None:
+    """Tell ``loader`` (a FrameLoader), or the sampler of a torch DataLoader (e.g. ``DistributedSampler``),
+    which epoch starts, so that its shuffle differs from epoch to epoch."""
+    for obj in (loader, getattr(loader, "sampler", None), getattr(getattr(loader, "batch_sampler", None),
+                                                                 "sampler", None)):
+        if callable(getattr(obj, "set_epoch", None)):
+            obj.set_epoch(epoch)
+            return
+
+
 @dataclass
 class Trainer:
     """Train a spiking model with a pluggable method (BPTT, SLTT, …).
@@ -89,7 +99,10 @@ class Trainer:
     :class:`~neurosim.data.FrameLoader` is split into this process's shard (other iterables must be sharded by
     the caller, e.g. with torch's ``DistributedSampler``), ``train.device = "auto"`` on GPUs means this process's
     GPU, ``cuda:LOCAL_RANK``, and each process seeds its RNGs with ``seed + rank`` (its own dropout masks and
-    SLTT-K draws).
+    SLTT-K draws). Building the Trainer, :meth:`fit`, :meth:`train_epoch`, :meth:`evaluate` and :meth:`save` are
+    collective there: every process must call them, in the same order (one process evaluating alone waits
+    forever for the others). The run folder must be on a filesystem all processes see: process 0 writes the
+    checkpoint and every process resumes from it.
     """
 
     model: torch.nn.Module
@@ -112,6 +125,7 @@ class Trainer:
                 raise ValueError(f"train.device = {tc.device!r} would put all {self.world.size} processes on one "
                                  "GPU; use 'cuda' or 'auto' (each process then takes cuda:LOCAL_RANK)")
             self.device = torch.device("cuda", self.world.local_rank)
+            torch.cuda.set_device(self.device)  # NCCL talks over the current GPU; a user-made group may not set it
         elif not self.world.distributed and distributed.launched_world_size() > 1:
             warnings.warn(
                 f"torchrun started {distributed.launched_world_size()} processes but there is no process group, so "
@@ -168,6 +182,7 @@ class Trainer:
             "rng": _rng_state(),
             "history": self.history,
             "config": config_to_dict(self.config),
+            "world_size": self.world.size,
         }
         if self.world.distributed:
             ckpt["rng_ranks"] = distributed.all_gather(ckpt["rng"])
@@ -177,18 +192,37 @@ class Trainer:
         return path
 
     def load(self, path: Path) -> None:
-        """Restore model, optimizer, scheduler, RNG states and history from a checkpoint."""
-        ckpt = load_checkpoint(path, map_location=self.device)
+        """Restore model, optimizer, scheduler, RNG states and history from a checkpoint.
+
+        Resumed with as many processes as wrote it, every process continues its own random streams, so the run
+        is exact. With another number of processes it warns (the batch per optimizer step changes with the number
+        of processes, so the run no longer matches an uninterrupted one): processes the checkpoint holds a stream
+        for continue it, the others draw fresh ones (copying process 0's would repeat its dropout masks and SLTT-K
+        draws).
+        """
+        # on the CPU first: RNG states must be CPU tensors; the model and optimizer copy to their device
+        ckpt = load_checkpoint(path, map_location="cpu")
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler and ckpt["scheduler"]:
             self.scheduler.load_state_dict(ckpt["scheduler"])
-        ranks = ckpt.get("rng_ranks")
-        # a run resumed with as many processes continues each one's random streams; otherwise process 0's
-        same_world = ranks is not None and len(ranks) == self.world.size
-        _set_rng_state(ranks[self.world.rank] if same_world else ckpt["rng"])
         self.history = list(ckpt["history"])
         self.epoch = int(ckpt["epoch"])
+        streams = ckpt.get("rng_ranks") or [ckpt["rng"]]  # one per process that wrote it
+        saved_world = int(ckpt.get("world_size", len(streams)))
+        if saved_world != self.world.size and self.world.is_main:
+            warnings.warn(f"{path} was written by {saved_world} training process(es) and is resumed by "
+                          f"{self.world.size}: each optimizer step now averages {self.world.size} × "
+                          f"{self.config.data.batch_size} samples instead of {saved_world} × "
+                          f"{self.config.data.batch_size}"
+                          + (f", and processes {saved_world}+ draw new random streams" if self.world.size > saved_world
+                             else "") + ", so the run will not match one that was never interrupted",
+                          RuntimeWarning, stacklevel=2)
+        if self.world.rank < len(streams):
+            _set_rng_state(streams[self.world.rank])
+        else:  # a process the checkpoint has no stream for: one of its own, unlike every other process's
+            seq = np.random.SeedSequence([self.config.seed, self.world.rank, self.epoch, saved_world])
+            seed_everything(int(seq.generate_state(1, np.uint64)[0] >> 1))
 
     # ------------------------------------------------------------------ loops
     def train_epoch(self, loader: Iterable) -> dict[str, float]:
@@ -197,8 +231,7 @@ class Trainer:
         memory SLTT keeps independent of ``T``, measured the same on every device)."""
         self.model.train()
         loader = self._shard(loader, even=True)
-        if hasattr(loader, "set_epoch"):
-            loader.set_epoch(self.epoch)
+        _set_epoch(loader, self.epoch)
         total, correct, loss_sum, passes = 0, 0, 0.0, 0
         saved_mb = None
         clip = self.config.train.grad_clip
@@ -248,6 +281,18 @@ class Trainer:
             raise ValueError("the evaluation loader yielded no batches")
         return {"loss": loss_sum / total, "acc": correct / total}
 
+    def _checkpoint_found(self) -> bool:
+        """Whether the run has a checkpoint to resume from, the same answer in every process (else an error)."""
+        found = self.checkpoint_path is not None and self.checkpoint_path.is_file()
+        answers = distributed.all_gather(found)
+        if len(set(answers)) > 1:
+            seeing = [rank for rank, seen in enumerate(answers) if seen]
+            raise RuntimeError(
+                f"{self.checkpoint_path} exists for process(es) {seeing} of {len(answers)} only: data-parallel "
+                "runs need their run folder on a filesystem every process shares, so that all resume from the "
+                "same checkpoint")
+        return found
+
     @property
     def _reduce_device(self) -> torch.device:
         return self.device if self.device.type == "cuda" else torch.device("cpu")  # NCCL reduces on the GPU
@@ -266,7 +311,7 @@ class Trainer:
             The per-epoch metrics history (also in ``run_dir/metrics.jsonl``).
         """
         epochs = self.config.train.epochs if epochs is None else epochs
-        if resume and self.checkpoint_path is not None and self.checkpoint_path.is_file():
+        if resume and self._checkpoint_found():
             self.load(self.checkpoint_path)
         else:
             seed_everything(self.config.seed + self.world.rank)

@@ -86,7 +86,9 @@ def test_neurosim_train_under_torchrun_writes_one_run_folder(tmp_path, event_dig
     assert run.stdout.count("run folder:") == 1  # process 0 reports for both
     folder = tmp_path / "ddp"
     assert {"checkpoint.pt", "config.toml", "metrics.jsonl", "report.md"} <= {p.name for p in folder.iterdir()}
+    assert "data-parallel over 2 processes (2 × 32 samples per optimizer step" in (folder / "report.md").read_text()
     ckpt = torch.load(folder / "checkpoint.pt", weights_only=False)
+    assert ckpt["world_size"] == 2
     assert not any(k.startswith("module.") for k in ckpt["model"])  # loads into a plain model
     assert len(ckpt["rng_ranks"]) == 2
     # one process evaluating the checkpoint gets the accuracy the two processes reported together
@@ -165,3 +167,59 @@ def test_one_gpu_named_for_every_process_is_refused(monkeypatch):
     monkeypatch.setattr(trainer, "resolve_device", lambda name: torch.device(name))
     with pytest.raises(ValueError, match="would put all 2 processes on one GPU"):
         _tiny_trainer(device="cuda:0")
+
+
+@pytest.mark.parametrize("batch_sampler", [False, True])
+def test_a_distributed_sampler_in_a_torch_data_loader_shuffles_anew_every_epoch(batch_sampler):
+    from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, TensorDataset
+
+    class Recording(DistributedSampler):
+        drawn: list[int] = []
+
+        def __iter__(self):
+            self.drawn.append(self.epoch)  # the epoch this pass shuffles for
+            return super().__iter__()
+
+    dataset = TensorDataset(torch.zeros(16, 3, 4), torch.arange(16) % 3)  # [N, T, features]
+    sampler = Recording(dataset, num_replicas=2, rank=0, shuffle=True, seed=0)
+    sampler.drawn = []
+    collate = lambda items: (torch.stack([x for x, _ in items], 1), torch.stack([y for _, y in items]))  # noqa: E731
+    loader = (DataLoader(dataset, batch_sampler=BatchSampler(sampler, 4, drop_last=False), collate_fn=collate)
+              if batch_sampler else DataLoader(dataset, batch_size=4, sampler=sampler, collate_fn=collate))
+    _tiny_trainer(device="cpu", epochs=3).fit(loader, resume=False)
+    assert sampler.drawn == [0, 1, 2]  # without set_epoch, every epoch repeats epoch 0's order
+
+
+def _draws_after_loading(path, world):
+    trainer = _tiny_trainer(device="cpu")
+    trainer.world = world  # as if torchrun had started this process
+    trainer.load(path)
+    return torch.rand(4)
+
+
+def test_resuming_with_another_number_of_processes_warns_and_gives_each_process_its_own_stream(tmp_path):
+    from neurosim.training import seed_everything
+    from neurosim.training.distributed import World
+
+    seed_everything(7)
+    path = _tiny_trainer(device="cpu").save(tmp_path / "one.pt")  # written by one process
+    saved_stream = torch.rand(4)
+    assert torch.equal(_draws_after_loading(path, World()), saved_stream)  # same world: exact
+    with pytest.warns(RuntimeWarning, match=r"written by 1 training process\(es\) and is resumed by 2.*2 × 32.*"
+                                            r"1 × 32.*processes 1\+ draw new random streams"):
+        assert torch.equal(_draws_after_loading(path, World(0, 2)), saved_stream)  # process 0 continues
+    other = _draws_after_loading(path, World(1, 2, 1))  # process 1 has no saved stream: not a copy of 0's
+    assert not torch.equal(other, saved_stream)
+    assert torch.equal(_draws_after_loading(path, World(1, 2, 1)), other)  # drawn from the seed: reproducible
+    assert not torch.equal(_draws_after_loading(path, World(2, 3, 2)), other)
+
+
+def test_a_checkpoint_only_some_processes_see_is_refused(monkeypatch, tmp_path):
+    from neurosim.training import distributed
+
+    trainer = _tiny_trainer(device="cpu")
+    trainer.run_dir = tmp_path
+    trainer.save()
+    monkeypatch.setattr(distributed, "all_gather", lambda found: [found, False])  # process 1 is on another disk
+    with pytest.raises(RuntimeError, match=r"exists for process\(es\) \[0\] of 2 only.*filesystem every process"):
+        trainer.fit([], resume=True)
