@@ -276,6 +276,22 @@ def _check_events(events, need: Sequence[str], who: str) -> None:
         raise ValueError(f"{who}: events lack field(s) {', '.join(map(repr, missing))} (fields: {', '.join(names)})")
 
 
+def _check_numbers(events: np.ndarray, who: str) -> None:
+    """Float fields must hold what the kernels can index and bin: whole coordinates and polarities (a float cast
+    would truncate 1.7 to 1 silently), finite timestamps (a NaN falls in no time bin and is lost silently)."""
+    for name in events.dtype.names:
+        values = events[name]
+        if values.dtype.kind != "f" or name not in ("x", "y", "p", "t"):
+            continue
+        bad = ~np.isfinite(values) if name == "t" else (values != np.floor(values)) | ~np.isfinite(values)
+        if bad.any():
+            i = int(np.argmax(bad))
+            what = "finite values" if name == "t" else "whole numbers"
+            raise ValueError(f"{who}: field {name!r} must hold {what}, but event {i} has {name} = {values[i]} "
+                             f"({int(bad.sum())} such event(s)); "
+                             + ("drop or fix them first" if name == "t" else "round or cast them to integers first"))
+
+
 def _numba_records(events: np.ndarray) -> bool:
     """Whether numba can read ``events`` as records: every field a native-endian number."""
     for name in events.dtype.names:
@@ -507,6 +523,7 @@ class ToFrame:
 
     def __call__(self, events: np.ndarray) -> np.ndarray:
         _check_events(events, ("x", "t", "p"), "ToFrame")
+        _check_numbers(events, "ToFrame")
         has_y = "y" in events.dtype.names
         size = self.sensor_size
         if len(events) == 0:
@@ -717,8 +734,13 @@ def _crop(events: np.ndarray, x0: int, y0: int, width: int, height: int, shift_x
     keep = np.empty(len(events), np.bool_)
     _box_mask(_native(events["x"]), _native(events["y"]), x0, x0 + width, y0, y0 + height, keep)
     out = np.compress(keep, events)
-    out["x"] -= shift_x
-    out["y"] -= shift_y
+    for name, shift in (("x", shift_x), ("y", shift_y)):  # shift < 0 pads: computed wide, then checked to fit
+        shifted = out[name].astype(np.float64 if out[name].dtype.kind == "f" else np.int64) - shift
+        kind = np.finfo if out[name].dtype.kind == "f" else np.iinfo
+        if len(shifted) and shifted.max() > kind(out[name].dtype).max:
+            raise ValueError(f"CenterCrop: padding to {width}×{height} moves {name} up to {int(shifted.max())}, past what "
+                             f"the events' {out[name].dtype} field holds; cast the field to a wider type first")
+        out[name] = shifted
     return out
 
 
@@ -943,6 +965,7 @@ class ToVoxelGrid:
 
     def __call__(self, events: np.ndarray) -> np.ndarray:
         _check_events(events, ("x", "y", "t", "p"), "ToVoxelGrid")
+        _check_numbers(events, "ToVoxelGrid")
         width, height = self.sensor_size[0], self.sensor_size[1]
         for attempt in range(2):
             grid = np.zeros(self.n_time_bins * height * width, np.float64)

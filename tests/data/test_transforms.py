@@ -380,6 +380,31 @@ def test_center_crop_equals_tonic(data, size):
     assert_same(nt.CenterCrop(sensor_size=sensor, size=size)(events), theirs)
 
 
+def test_center_crop_pads_unsigned_coordinates_and_names_a_field_too_narrow():
+    events = make_events([0, 1, 2], [0, 2, 1], [0, 1, 2], [0, 1, 0], DTYPES["float_t"])  # uint16 x, y
+    out = nt.CenterCrop(sensor_size=(4, 3, 2), size=(8, 6))(events)  # tonic: OverflowError on -= -2
+    assert out.dtype == events.dtype and out["x"].tolist() == [2, 3, 4] and out["y"].tolist() == [2, 4, 3]
+    narrow = make_events([0, 250], [0, 0], [0, 1], [0, 0], np.dtype([("x", "u1"), ("y", "u1"), ("t", "i8"),
+                                                                   ("p", "i1")]))
+    with pytest.raises(ValueError, match=r"CenterCrop: padding to 300×1 moves x up to 275.*uint8 field"):
+        nt.CenterCrop(sensor_size=(251, 1, 1), size=(300, 1))(narrow)
+
+
+@pytest.mark.parametrize("transform", [nt.ToFrame((4, 3, 2), n_time_bins=2), nt.ToVoxelGrid((4, 3, 2), 2)])
+def test_event_tensors_refuse_fractional_coordinates_and_nan_timestamps(transform):
+    dtype = np.dtype([("x", "f4"), ("y", "f4"), ("t", "f8"), ("p", "i1")])
+    whole = make_events([0, 1, 2, 3], [0, 1, 1, 2], [0, 1, 2, 3], [0, 1, 0, 1], dtype)
+    assert np.asarray(transform(whole)).sum() != 0  # float fields holding whole numbers are fine
+    fractional = whole.copy()
+    fractional["x"][1] = 1.7  # would land on x = 1 silently
+    with pytest.raises(ValueError, match=r"field 'x' must hold whole numbers, but event 1 has x = 1.7"):
+        transform(fractional)
+    missing_time = whole.copy()
+    missing_time["t"][2] = np.nan  # would fall in no bin and vanish
+    with pytest.raises(ValueError, match=r"field 't' must hold finite values, but event 2 has t = nan"):
+        transform(missing_time)
+
+
 @SETTINGS
 @given(data=streams(), seed=st.integers(0, 2**16), frac=st.tuples(st.floats(0.1, 1), st.floats(0.1, 1)))
 def test_random_crop_equals_tonic_draw_for_draw(data, seed, frac):
