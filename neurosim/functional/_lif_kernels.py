@@ -242,7 +242,7 @@ def scalar_ok(value) -> bool:
 def backward_ok(surrogate) -> bool:
     """Whether a backward may use the kernels: every surrogate but ``sigmoid`` (its ``exp`` does not vectorise
     in numba without SVML; torch's ops win), and not while autograd records the backward itself
-    (``create_graph=True``: the torch ops make it differentiable again, the kernels would not)."""
+    (``create_graph=True``: SLTT's spatial backward in torch ops is differentiable again, the kernels are not)."""
     return surrogate.name != "sigmoid" and not torch.is_grad_enabled()
 
 

@@ -27,8 +27,11 @@ snnTorch models identically. The two timings give different membrane traces for 
 
 Two backends compute the same thing: ``reference`` (a plain autograd loop, the definition) and ``fused``
 (one autograd node for the whole sequence with a hand-derived backward that saves only ``h``; faster and
-leaner). ``auto`` picks ``fused`` where it applies (immediate timing, fixed threshold); called with ``T = 1``
-(one step at a time: online inference) it runs a single-step kernel without the scan loop.
+leaner). ``auto`` picks ``fused`` where it applies (immediate timing, one fixed threshold, float32/float64
+input; half floats take the reference, which keeps β unrounded where the fused scan would round it to the
+dtype); called with ``T = 1`` (one step at a time: online inference) it runs a single-step kernel without the
+scan loop. The fused backward through time cannot be differentiated again (``create_graph=True``: use
+``reference``).
 On CPU the fused scan and its backward run as numba kernels (:mod:`neurosim.functional._lif_kernels`) that give
 the torch ops' results bit for bit in one pass over memory; other devices, dtypes and the ``sigmoid``
 surrogate's backward use the torch ops.
@@ -170,13 +173,20 @@ class LIFParams:
             raise ValueError(f"v_th must be positive, got {self.v_th!r}")
 
 
+_HALF = (torch.float16, torch.bfloat16)
+_NO_DOUBLE_BACKWARD = (
+    "the fused LIF backward through time cannot itself be differentiated (create_graph=True); for gradient "
+    "penalties and other double backward use backend='reference' (lif_scan(..., backend='reference') or "
+    "LIF(..., backend='reference'))")
+
+
 def _check_input(x_seq: torch.Tensor, state: LIFState | None) -> torch.Tensor:
     if not isinstance(x_seq, torch.Tensor):
         raise TypeError(f"x_seq must be a torch.Tensor [T, B, ...], got {type(x_seq).__name__}")
     if x_seq.dim() < 2:
         raise ValueError(f"x_seq must be time-first [T, B, ...] with at least 2 dims, got shape {tuple(x_seq.shape)}")
     if state is None:
-        return torch.zeros_like(x_seq[0])
+        return x_seq.new_zeros(x_seq.shape[1:])  # (T = 0 has no x_seq[0])
     v0 = state.v if isinstance(state, LIFState) else state
     if not isinstance(v0, torch.Tensor) or v0.shape != x_seq.shape[1:]:
         got = tuple(v0.shape) if isinstance(v0, torch.Tensor) else type(v0).__name__
@@ -184,6 +194,9 @@ def _check_input(x_seq: torch.Tensor, state: LIFState | None) -> torch.Tensor:
             f"state.v has shape {got} but x_seq steps have shape {tuple(x_seq.shape[1:])}; "
             "pass state=None to start from rest (state is never re-zeroed silently)"
         )
+    if v0.dtype != x_seq.dtype:
+        raise ValueError(f"state.v is {v0.dtype} but x_seq is {x_seq.dtype}; cast one to the other (the membrane "
+                         "would otherwise be computed in one dtype or the other depending on the backend)")
     return v0
 
 
@@ -210,12 +223,16 @@ def lif_scan(
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     v0 = _check_input(x_seq, state)
-    fused_ok = params.reset_timing == "immediate" and not (
-        isinstance(params.v_th, torch.Tensor) and params.v_th.requires_grad
-    )
+    v_th = params.v_th
+    fused_ok = (params.reset_timing == "immediate"
+                and not (isinstance(v_th, torch.Tensor) and (v_th.requires_grad or v_th.numel() != 1))
+                and x_seq.dtype not in _HALF)  # half floats: β rounds to the dtype there, not in the reference
     if backend == "fused" and not fused_ok:
-        raise ValueError("the fused backend needs reset_timing='immediate' and a threshold without grad")
+        raise ValueError("the fused backend needs reset_timing='immediate', one threshold without grad, and "
+                         f"float32/float64 input (got {x_seq.dtype}); use backend='reference' or 'auto'")
     temporal = is_temporal_grad_enabled()
+    if x_seq.shape[0] == 0:  # no steps: no spikes, the state unchanged
+        return x_seq.new_zeros(x_seq.shape), LIFState(v0, x_seq.new_zeros(x_seq.shape) if record_membrane else None)
     if backend != "reference" and fused_ok and not record_membrane and not _needs_graph(x_seq, v0, params.beta):
         # inference, evaluation, SLTT-K's forward-only steps: in place, no graph, no membrane buffer
         beta = torch.as_tensor(params.beta, dtype=x_seq.dtype, device=x_seq.device)
@@ -226,7 +243,7 @@ def lif_scan(
             return _scan_delayed(x_seq, params, v0, record_membrane, temporal)
         return _scan_reference(x_seq, params, v0, record_membrane, temporal)
     beta = torch.as_tensor(params.beta, dtype=x_seq.dtype, device=x_seq.device)
-    v_th = float(params.v_th)
+    v_th = float(v_th)
     if not temporal:
         s_seq, v_final, h_seq = _SpatialLIF.apply(x_seq, v0.detach(), beta, v_th, params.reset, params.surrogate)
         return s_seq, LIFState(v_final, h_seq if record_membrane else None)
@@ -406,6 +423,8 @@ class _FusedLIF(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_s, grad_v, grad_h):
+        if torch.is_grad_enabled():
+            raise RuntimeError(_NO_DOUBLE_BACKWARD)
         h_seq, v0, beta = ctx.saved_tensors
         v_th, reset, detach_reset, surrogate = ctx.cfg
         gv = grad_v if grad_v is not None else torch.zeros_like(v0)
@@ -475,6 +494,8 @@ class _LIFStep(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_s, grad_v, grad_h):
+        if torch.is_grad_enabled():
+            raise RuntimeError(_NO_DOUBLE_BACKWARD)
         h, v0, beta = ctx.saved_tensors
         v_th, reset, detach_reset, surrogate = ctx.cfg
         g = surrogate.grad_(h - v_th)  # σ'(h − θ), then overwritten in place with dL/dh

@@ -109,6 +109,13 @@ class MaxPool2d(nn.MaxPool2d):
     devices use ``torch.nn.functional.max_pool2d``.
     """
 
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
+                 ceil_mode: bool = False) -> None:
+        if return_indices:
+            raise ValueError("MaxPool2d: return_indices=True is not supported over time sequences (the layer returns "
+                             "one [T, B, C, H, W] tensor); use torch.nn.functional.max_pool2d on [T·B, C, H, W]")
+        super().__init__(kernel_size, stride, padding, dilation, return_indices, ceil_mode)
+
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         _check_seq(x_seq, 5, "MaxPool2d")
         if self._fast_ok(x_seq):
@@ -139,7 +146,7 @@ class SumPool2d(nn.AvgPool2d):
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         _check_seq(x_seq, 5, "SumPool2d")
-        k = self.kernel_size if isinstance(self.kernel_size, tuple) else (self.kernel_size,) * 2
+        k = _pair(self.kernel_size)
         return _fold(super().forward, x_seq) * (k[0] * k[1])
 
 
@@ -172,7 +179,7 @@ class Dropout(nn.Module):
         if not self.training or self.p == 0:
             return x_seq, state
         if state is None:
-            keep = torch.empty_like(x_seq[0]).bernoulli_(1 - self.p)
+            keep = x_seq.new_empty(x_seq.shape[1:]).bernoulli_(1 - self.p)
             state = keep / (1 - self.p)
         elif state.shape != x_seq.shape[1:]:
             raise ValueError(
@@ -202,13 +209,14 @@ class LI(nn.Module):
 
     def forward(self, x_seq: torch.Tensor, state: torch.Tensor | None = None):
         _check_seq(x_seq, 2, "LI")
-        v = torch.zeros_like(x_seq[0]) if state is None else state
+        v = x_seq.new_zeros(x_seq.shape[1:]) if state is None else state
         temporal = is_temporal_grad_enabled()
         out = []
         for x in x_seq:
             v = self.beta * (v if temporal else v.detach()) + x
             out.append(v)
-        return torch.stack(out), (v if temporal else v.detach())
+        out_seq = torch.stack(out) if out else x_seq.new_zeros(x_seq.shape)  # (T = 0: no steps)
+        return out_seq, (v if temporal else v.detach())
 
     def extra_repr(self) -> str:
         return f"beta={self.beta:.4g}"

@@ -106,7 +106,36 @@ def test_learnable_threshold_gets_gradient_and_uses_reference():
         lif_scan(x, LIFParams(beta=0.9, v_th=v_th), backend="fused")
 
 
+def test_a_fixed_per_neuron_threshold_runs_on_the_default_backend():
+    x = torch.rand(6, 2, 3, dtype=torch.float64) * 2
+    v_th = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)  # float(v_th) used to fail on the fused path
+    s, state = lif_scan(x, LIFParams(beta=0.9, v_th=v_th))
+    s_ref, state_ref = lif_scan(x, LIFParams(beta=0.9, v_th=v_th), backend="reference")
+    assert torch.equal(s, s_ref) and torch.equal(state.v, state_ref.v)
+    assert s[..., 0].sum() > s[..., 2].sum()  # each neuron's own threshold
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_floats_give_the_same_spikes_on_every_backend(dtype):
+    x = (torch.rand(200, 4, 64, generator=torch.Generator().manual_seed(0)) * 0.5).to(dtype)
+    params = LIFParams(beta=0.9, v_th=1.0)
+    s_ref, state_ref = lif_scan(x, params, backend="reference")
+    for grad in (False, True):  # inference, and the autograd scan
+        s, state = lif_scan(x.clone().requires_grad_(grad), params)
+        assert s.dtype == dtype and torch.equal(s, s_ref) and torch.equal(state.v.detach(), state_ref.v)
+    with pytest.raises(ValueError, match=f"float32/float64 input \\(got {dtype}\\)"):
+        lif_scan(x, params, backend="fused")
+
+
+def test_zero_time_steps_from_rest_return_an_empty_sequence_and_the_rest_state():
+    for backend in ("auto", "reference"):
+        s, state = lif_scan(torch.zeros(0, 2, 3), LIFParams(), backend=backend)
+        assert s.shape == (0, 2, 3) and torch.equal(state.v, torch.zeros(2, 3))
+
+
 def test_bad_inputs_give_clear_errors():
+    with pytest.raises(ValueError, match=r"state.v is torch.float32 but x_seq is torch.float64"):
+        lif_scan(torch.zeros(4, 2, 3, dtype=torch.float64), LIFParams(), LIFState(torch.zeros(2, 3)))
     with pytest.raises(ValueError, match=r"time-first .*shape \(5,\)"):
         lif_scan(torch.zeros(5), LIFParams())
     with pytest.raises(ValueError, match="never re-zeroed"):

@@ -79,7 +79,8 @@ def test_spatial_backward_is_the_torch_ops_bit_for_bit(dtype, name, alpha):
 def _fused_backward_torch(h, v0, beta, v_th, reset, detach, sur, gs, gv, gh):
     ctx = type("Ctx", (), {})()
     ctx.saved_tensors, ctx.cfg, ctx.needs_input_grad = (h, v0, beta), (v_th, reset, detach, sur), (True, True, False)
-    gx, gv0, *_ = L._FusedLIF.backward(ctx, gs, gv, gh)
+    with torch.no_grad():  # as autograd runs a backward (without create_graph)
+        gx, gv0, *_ = L._FusedLIF.backward(ctx, gs, gv, gh)
     return gx, gv0
 
 
@@ -209,5 +210,5 @@ def test_double_backward_goes_through_the_torch_ops(torch_ops):
     with torch_ops:
         ref = grad_of_grad(temporal=False)
     assert got.abs().sum() > 0 and torch.equal(got, ref)
-    with pytest.raises(RuntimeError, match="out="):
+    with pytest.raises(RuntimeError, match="cannot itself be differentiated.*backend='reference'"):
         grad_of_grad(temporal=True)

@@ -278,18 +278,12 @@ def test_maxpool_backward_of_a_graph_built_before_a_fork_uses_torch_ops(monkeypa
         assert torch.equal(gx, gx2) and torch.equal(ggy, ggy2) and torch.equal(gx_plain, gx2)
 
 
-@pytest.mark.parametrize("case", ["non-contiguous", "float16", "indices"])
+@pytest.mark.parametrize("case", ["non-contiguous", "float16"])
 def test_maxpool_falls_back_to_torch_where_the_kernel_does_not_apply(case):
     x = torch.rand(2, 3, 4, 8, 8)
     pool = MaxPool2d(2)
-    if case == "non-contiguous":
-        x = x.transpose(-1, -2)
-    elif case == "float16":
-        x = x.half()
-    assert pool._fast_ok(x) == (case == "indices")
-    if case == "indices":
-        assert not MaxPool2d(2, return_indices=True)._fast_ok(x)
-        return
+    x = x.transpose(-1, -2) if case == "non-contiguous" else x.half()
+    assert not pool._fast_ok(x)
     assert torch.equal(pool(x), _torch_pool(x, 2))
 
 
@@ -311,3 +305,22 @@ def test_run_chunked_rejects_a_bad_chunk(steps):
     net = Sequential(Flatten(), Linear(4, 3), LIF(beta=0.9))
     with pytest.raises(ValueError, match=f"steps must be a whole number of time steps >= 1, got {steps!r}"):
         run_chunked(net, torch.rand(6, 2, 4), steps=steps)
+
+
+def test_layers_take_zero_time_steps_from_rest():
+    from neurosim.nn import LI, LIF, Dropout
+
+    x = torch.rand(0, 2, 4)
+    for layer in (LIF(), LI(), Dropout(0.5)):
+        out, state = layer(x)
+        assert out.shape == (0, 2, 4), type(layer).__name__
+    assert torch.equal(LI()(x)[1], torch.zeros(2, 4))
+
+
+def test_pool_arguments_torch_accepts_work_or_are_refused_by_name():
+    from neurosim.nn import MaxPool2d, SumPool2d
+
+    x = torch.rand(2, 1, 1, 4, 4)
+    assert torch.allclose(SumPool2d([2, 2])(x), SumPool2d(2)(x))  # a list kernel, as torch's pools take
+    with pytest.raises(ValueError, match="return_indices=True is not supported"):
+        MaxPool2d(2, return_indices=True)
