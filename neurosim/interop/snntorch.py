@@ -41,7 +41,9 @@ Differences to know about (forward results are identical in eval mode and withou
   time-distributed BatchNorm does that under SLTT (one step at a time) but over time and batch together
   under BPTT.
 * Learnable ``beta``: snnTorch learns β directly (clamped); neurosim learns ``β = sigmoid(w)``, so the same
-  forward pass but a different gradient with respect to β.
+  forward pass but a different gradient with respect to β. A sigmoid never reaches 1: a learnable β = 1
+  becomes 1 − 1e-6 (fixed β = 1 converts exactly).
+* The converted model keeps the snnTorch model's dtype (e.g. float64).
 
 The converted model owns copies of every value: train it, then :func:`copy_to_snntorch` writes the trained
 weights, β and thresholds back into the snnTorch model.
@@ -133,6 +135,10 @@ def _surrogate(leaky, where: str, problems: list[str]) -> tuple[str, float] | No
     return None
 
 
+#: snnTorch's Leaky state functions (chosen in ``__init__`` from ``reset_mechanism``) and the reset each runs
+_STATE_FUNCTIONS = {"_base_sub": "subtract", "_base_zero": "zero", "_base_int": "none"}
+
+
 def _convert_leaky(leaky, where: str, is_last: bool, backend: str, problems: list[str]) -> nsn.LIF | None:
     import snntorch
 
@@ -152,6 +158,11 @@ def _convert_leaky(leaky, where: str, is_last: bool, backend: str, problems: lis
     reset = leaky.reset_mechanism
     if reset not in ("subtract", "zero", "none"):
         problems.append(f"{where}: reset_mechanism {reset!r} (supported: subtract, zero, none)")
+    runs = _STATE_FUNCTIONS.get(getattr(getattr(leaky, "state_function", None), "__name__", None))
+    if runs is not None and runs != reset:  # snnTorch picks the reset at construction; setting it later does nothing
+        problems.append(f"{where}: reset_mechanism says {reset!r} but this Leaky runs the {runs!r} reset (snnTorch "
+                        "chooses it when the layer is built; pass reset_mechanism to snntorch.Leaky(...) instead "
+                        "of setting it afterwards)")
     if leaky.state_quant:
         problems.append(f"{where}: state_quant (quantised membrane state)")
     if leaky.inhibition:
@@ -244,6 +255,9 @@ def from_snntorch(model, *, backend: str = "auto") -> nsn.Sequential:
     if problems:
         raise UnsupportedSnnTorchError(problems)
     net = nsn.Sequential(*converted)
+    dtypes = {t.dtype for m in layers for t in (*m.parameters(), *m.buffers()) if t.is_floating_point()}
+    if len(dtypes) == 1 and dtypes != {torch.float32}:  # e.g. a float64 model: its copies keep that precision
+        net.to(dtypes.pop())
     net.train(model.training if isinstance(model, nn.Module) else all(m.training for m in layers))
     return net
 

@@ -157,3 +157,24 @@ def test_batchnorm_dropout_avgpool_identity_in_eval_mode():
     s_ns, _ = net(x)
     assert s_ref.sum() > 0
     assert torch.equal(s_ns, s_ref)
+
+
+def test_a_float64_model_converts_to_float64_and_gives_the_same_spikes():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(10, 8), snn.Leaky(beta=0.9, init_hidden=True)).double()
+    ns = from_snntorch(net)
+    assert {t.dtype for t in (*ns.parameters(), *ns.buffers())} == {torch.float64}
+    x = torch.rand(20, 3, 10, dtype=torch.float64) * 1.5
+    utils.reset(net)
+    expected = torch.stack([net(x[t]) for t in range(20)])
+    assert torch.equal(ns(x)[0], expected)
+
+
+def test_a_reset_mechanism_set_after_construction_is_refused_as_snntorch_ignores_it():
+    net = nn.Sequential(nn.Linear(10, 8), snn.Leaky(beta=0.9, init_hidden=True))
+    net[1].reset_mechanism = "zero"  # snnTorch keeps running the subtract reset it was built with
+    with pytest.raises(UnsupportedSnnTorchError, match="reset_mechanism says 'zero' but this Leaky runs the "
+                                                       "'subtract' reset"):
+        from_snntorch(net)
+    built = nn.Sequential(nn.Linear(10, 8), snn.Leaky(beta=0.9, init_hidden=True, reset_mechanism="zero"))
+    assert from_snntorch(built)[1].reset == "zero"
