@@ -88,11 +88,12 @@ save_figure(accuracy_heatmaps({m: r.matrix for m, r in results.items()},
 # tasks are still learnt.
 #
 # ## Inside HLOP
-# `HLOP(model)` attaches to any model: a forward pre-hook on each Linear/Conv2d layer feeds its input to that
-# layer's subspace neurons while Hebbian learning is on, and a gradient hook on its weight applies the
-# projection — so it works with BPTT, SLTT and SLTT-K alike. The loop below is what `run_method` does, on two
-# tasks: `begin_task(sizes)` adds new subspace rows and projects onto the complement of the old ones,
-# `end_task()` merges the rows learnt on the task into the protected subspace.
+# `HLOP(model)` attaches to any model: a forward pre-hook on each Linear/Conv2d layer collects its input for
+# that layer's subspace neurons while Hebbian learning is on, `hlop.step()` (once per batch, like
+# `optimizer.step()`) runs the Hebbian update on it, and a gradient hook on its weight applies the projection —
+# so it works with BPTT, SLTT and SLTT-K alike. The loop below is what `run_method` does, on two tasks:
+# `begin_task(sizes)` adds new subspace rows and projects onto the complement of the old ones, `end_task()`
+# merges the rows learnt on the task into the protected subspace.
 
 # %%
 torch.manual_seed(0)
@@ -114,10 +115,12 @@ for x_seq, y in batches(tasks[0], 0):
     optimizer.zero_grad()
     method.forward_backward(model, x_seq, y, loss)
     optimizer.step()
+    hlop.step()  # the subspace rows learn from the batch's presynaptic activity
 model.eval()
 with hlop.hebbian_only(), torch.no_grad():  # one more Hebbian pass over task 0 with the trained network
     for x_seq, _ in batches(tasks[0], 1):
         model(x_seq)
+        hlop.step()
 hlop.end_task()
 for name, sub in hlop.subspaces.items():
     print(f"layer {name}: {sub.num_rows} rows over {sub.in_features} inputs, "

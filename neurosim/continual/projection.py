@@ -15,22 +15,25 @@ HLOP therefore acts as a tensor hook on each protected weight: whatever produced
 sequence, SLTT's per-chunk (or per-step) backward passes, SLTT-K — every contribution is projected before it is
 accumulated.
 
-The Hebbian rows learn from the same presynaptic activity: a forward pre-hook on each protected layer records its
+The Hebbian rows learn from the same presynaptic activity: a forward pre-hook on each protected layer collects its
 input while HLOP's Hebbian learning is on and the model is in training mode (every time step of every sample, as
-in the HLOP code for BPTT) and runs Oja iterations on it once per forward call — per time chunk under BPTT and
-SLTT on CPU, which run long sequences in chunks of ~128 samples (:func:`neurosim.nn.run_chunked`,
-:func:`neurosim.training.sltt.sltt_chunk`), per step under SLTT with ``time_chunk=1``, and under SLTT-K per drawn
-step and per forward-only stretch (one step at a time, or chunks with its default ``"auto"`` under the tuned
-allocator); inside :meth:`HLOP.hebbian_only` eval-mode passes teach the rows too (extra passes after a task, on
-the activity the task is evaluated with).
+in the HLOP code for BPTT), and :meth:`HLOP.step` — called once per batch, like ``optimizer.step()`` — runs the
+Oja iterations on everything collected since the last step. A batch is one Hebbian update however the training
+method splits it into forward calls (BPTT and SLTT on CPU run long sequences in chunks of ~128 samples, SLTT with
+``time_chunk=1`` one step per call, SLTT-K its drawn steps and forward-only stretches apart; a GPU runs all ``T``
+steps at once), so ``time_chunk``, the device and the method's call pattern do not change what HLOP learns.
+Inside :meth:`HLOP.hebbian_only` eval-mode passes teach the rows too (extra passes after a task, on the activity
+the task is evaluated with).
 
 Typical use (what :func:`neurosim.continual.run_method` does)::
 
     hlop = HLOP(model, lr=0.01)
     for task, sizes in zip(tasks, schedule):
         hlop.begin_task(sizes)   # new Hebbian rows; project onto the complement of the old ones
-        train(model, task)       # any training method; gradients are projected, H learns
-        hlop.end_task()          # merge: this task's rows join the protected subspace
+        for x_seq, y in task:    # any training method; gradients are projected
+            optimizer.zero_grad(); method.forward_backward(model, x_seq, y, loss); optimizer.step()
+            hlop.step()          # H learns from the batch's presynaptic activity
+        hlop.end_task()          # merge (after a last step): this task's rows join the protected subspace
 
 Example:
     >>> import torch
@@ -39,7 +42,7 @@ Example:
     >>> hlop = HLOP(net, lr=0.05, orthonormalize=True)   # exact projector even before Oja has converged
     >>> [name for name, _ in hlop.layers]
     ['1', '3']
-    >>> hlop.begin_task([2, 1]); net(torch.rand(5, 8, 6))[0].sum().backward(); hlop.end_task()
+    >>> hlop.begin_task([2, 1]); net(torch.rand(5, 8, 6))[0].sum().backward(); hlop.step(); hlop.end_task()
     >>> hlop.begin_task([1, 1])
     >>> net.zero_grad(); net(torch.rand(5, 8, 6))[0].sum().backward()
     >>> h_old = hlop.subspaces["1"].frozen
@@ -51,6 +54,8 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from typing import Iterator, Sequence
+
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -122,11 +127,12 @@ class HLOP:
         layers: names (as in ``model.named_modules()``) of the layers to protect; None protects every Linear and
             Conv2d (:func:`protectable_layers`), the shared output layer included, as in the paper's PMNIST MLP.
         lr: Hebbian learning rate, one for all layers or one per protected layer.
-        iterations: Oja iterations per forward call (5 in the HLOP code).
+        iterations: Oja iterations per Hebbian update, i.e. per :meth:`step` (5 in the HLOP code).
         momentum: momentum of the Hebbian update (0.9).
         clamp: clip of each ``ΔH`` entry (10).
-        max_samples: at most this many presynaptic vectors (drawn at random) per Hebbian update; conv layers
-            produce ``T·B·positions`` patches per call. None uses all.
+        max_samples: at most this many presynaptic vectors (drawn at random, in proportion to each forward
+            call's share of the batch) per Hebbian update; conv layers produce ``T·B·positions`` patches per
+            batch. None uses all.
         orthonormalize: project with an orthonormal basis of ``span(H_old)`` (QR) instead of ``H_oldᵀH_old``
             itself. The paper uses ``H_old`` directly, which is a projector only as far as Oja has converged.
         seed: seed of the generator used for new rows and sample subsets.
@@ -135,8 +141,11 @@ class HLOP:
         layers: ``[(name, module)]`` protected.
         subspaces: ``{name: HebbianSubspace}``.
         projecting: whether gradients are being projected (True between :meth:`begin_task` and :meth:`end_task`).
-        hebbian: whether forward passes in training mode update the learning rows.
+        hebbian: whether forward passes in training mode teach the learning rows (at the next :meth:`step`).
     """
+
+    #: forward calls collected without a :meth:`step` after which HLOP warns and updates anyway (bounded memory)
+    MAX_PENDING_CALLS = 1024
 
     def __init__(self, model: nn.Module, layers: Sequence[str] | None = None, lr: float | Sequence[float] = 0.01,
                  iterations: int = 5, momentum: float = 0.9, clamp: float = 10.0, max_samples: int | None = 8192,
@@ -172,6 +181,8 @@ class HLOP:
         self.hebbian = False
         self._hebbian_in_eval = False  # inside hebbian_only(): learn from eval-mode passes too
         self.tasks_done = 0
+        self._pending: dict[str, list[tuple[int, torch.Tensor]]] = {}  # per layer: (vectors seen, kept) per call
+        self._warned_no_step = False
         self._handles = []
         for name, m in self.layers:
             self._handles.append(m.register_forward_pre_hook(self._make_pre_hook(name)))
@@ -181,7 +192,7 @@ class HLOP:
     def _make_pre_hook(self, name: str):
         def hook(module, args):
             if self.hebbian and (module.training or self._hebbian_in_eval):
-                self._hebbian_step(name, module, args[0])
+                self._collect(name, module, args[0])
         return hook
 
     def _make_grad_hook(self, name: str, module: nn.Module):
@@ -196,14 +207,50 @@ class HLOP:
         return hook
 
     @torch.no_grad()
-    def _hebbian_step(self, name: str, module: nn.Module, x: torch.Tensor) -> None:
+    def _collect(self, name: str, module: nn.Module, x: torch.Tensor) -> None:
         sub = self.subspaces[name]
         if sub.num_rows == sub.num_frozen:
             return
         vecs = presynaptic_vectors(module, x.detach())
-        if self.max_samples is not None and vecs.shape[0] > self.max_samples:
-            idx = torch.randperm(vecs.shape[0], generator=self.generator)[: self.max_samples]
-            vecs = vecs[idx.to(vecs.device)]
+        seen = vecs.shape[0]
+        if self.max_samples is not None and seen > self.max_samples:
+            vecs = vecs[torch.randperm(seen, generator=self.generator)[: self.max_samples].to(vecs.device)]
+        else:
+            vecs = vecs.clone()  # the layer's input may be a buffer the model reuses before the step
+        calls = self._pending.setdefault(name, [])
+        calls.append((seen, vecs))
+        if len(calls) >= self.MAX_PENDING_CALLS:
+            if not self._warned_no_step:
+                self._warned_no_step = True
+                warnings.warn(f"HLOP collected {len(calls)} forward calls of layer {name!r} without a step(); call "
+                              "hlop.step() once per batch (updating now, so that memory stays bounded)",
+                              RuntimeWarning, stacklevel=2)
+            self._update(name)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """The Hebbian update: Oja iterations on the presynaptic vectors every protected layer received since the
+        last step (one batch, however many forward calls it took). Call it once per batch, after the backward."""
+        for name in list(self._pending):
+            self._update(name)
+
+    def _update(self, name: str) -> None:
+        calls = self._pending.pop(name, [])
+        if not calls:
+            return
+        total = sum(seen for seen, _ in calls)
+        if len(calls) > 1 and self.max_samples is not None and total > self.max_samples:
+            # each call gives its share of max_samples: a uniform draw over the batch's vectors, chunked or not
+            shares = [self.max_samples * seen / total for seen, _ in calls]
+            counts = [int(share) for share in shares]  # rounded down, then the largest remainders get the rest
+            for i in sorted(range(len(calls)), key=lambda i: counts[i] - shares[i])[: self.max_samples - sum(counts)]:
+                counts[i] += 1
+            parts = [vecs[torch.randperm(vecs.shape[0], generator=self.generator)[:k].to(vecs.device)]
+                     for (_, vecs), k in zip(calls, counts)]
+        else:
+            parts = [vecs for _, vecs in calls]
+        vecs = torch.cat(parts)
+        sub = self.subspaces[name]
         if sub.weight.device != vecs.device:
             sub.to(vecs.device)
         sub.update(vecs)
@@ -216,6 +263,7 @@ class HLOP:
         if len(sizes) != len(self.layers):
             raise ValueError(f"subspace sizes {sizes}: expected one per protected layer "
                              f"{[n for n, _ in self.layers]}")
+        self._pending.clear()
         for (name, _), k in zip(self.layers, sizes):
             sub = self.subspaces[name]
             try:
@@ -227,7 +275,9 @@ class HLOP:
         self.hebbian = True
 
     def end_task(self) -> None:
-        """End a task: merge the learnt rows into the protected subspace; Hebbian learning off."""
+        """End a task: a last :meth:`step` on what is still collected, then merge the learnt rows into the
+        protected subspace; Hebbian learning off."""
+        self.step()
         for sub in self.subspaces.values():
             sub.merge()
         self.hebbian = False
@@ -240,13 +290,15 @@ class HLOP:
 
     @contextmanager
     def hebbian_only(self) -> Iterator[None]:
-        """Within the block every forward pass updates the learning Hebbian rows, in eval mode too — e.g. extra
+        """Within the block every forward pass teaches the learning Hebbian rows (call :meth:`step` per batch; the
+        block's end steps once more), in eval mode too — e.g. extra
         passes over a task's data after training it, with the model in eval mode so that the rows learn the
         activity the task is evaluated with (no dropout, BatchNorm running statistics); nothing else changes."""
         before = self.hebbian, self._hebbian_in_eval
         self.hebbian = self._hebbian_in_eval = True
         try:
             yield
+            self.step()  # what the block's last passes collected
         finally:
             self.hebbian, self._hebbian_in_eval = before
 
@@ -259,6 +311,7 @@ class HLOP:
         for h in self._handles:
             h.remove()
         self._handles = []
+        self._pending.clear()
         self.projecting = self.hebbian = False
 
     def state_dict(self) -> dict:

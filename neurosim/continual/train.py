@@ -237,7 +237,8 @@ def _train_mode(model: torch.nn.Module, frozen: bool) -> None:
 
 
 def _train(model, task: Task, cfg: ContinualConfig, loss: Loss, seed: int, frozen: bool, device,
-           after_backward: Callable[[], None] | None = None, desc: str = "", progress: bool = False) -> None:
+           after_backward: Callable[[], None] | None = None, after_step: Callable[[], None] | None = None,
+           desc: str = "", progress: bool = False) -> None:
     tc = cfg.train
     method = get_method(tc.method, k=tc.k, time_chunk=tc.time_chunk)
     optimizer = _optimizer(model, cfg)
@@ -254,6 +255,8 @@ def _train(model, task: Task, cfg: ContinualConfig, loss: Loss, seed: int, froze
             if tc.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
             optimizer.step()
+            if after_step is not None:
+                after_step()
 
 
 @torch.no_grad()
@@ -269,6 +272,7 @@ def _hebbian_passes(model, task: Task, hlop: HLOP, cfg: ContinualConfig, epochs:
             loader.set_epoch(epoch)
             for x_seq, _ in loader:
                 model(x_seq)
+                hlop.step()
     _train_mode(model, frozen)
 
 
@@ -356,6 +360,7 @@ def run_method(cfg: ContinualConfig, method: str, tasks: Sequence[Task], seed: i
                 raise ConfigError(f"hlop.sizes: {e}") from None
         _train(model, task, cfg, loss, seed * 1000 + i, frozen, device,
                after_backward=ewc.add_penalty_grad if ewc is not None and i > 0 else None,
+               after_step=hlop.step if hlop is not None else None,
                desc=f"{method} task {i}", progress=progress)
         if hlop is not None:
             if cfg.hlop.hebbian_epochs:

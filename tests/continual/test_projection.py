@@ -43,6 +43,7 @@ def learn_task0(hlop: HLOP, net, sizes=(6, 20, 6), passes: int = 40) -> None:
     with torch.no_grad():
         for i in range(passes):
             net(batch(100 + i % 10)[0])
+            hlop.step()
     hlop.end_task()
 
 
@@ -150,15 +151,63 @@ def test_hebbian_rows_learn_from_every_time_step_of_the_forward_pass():
     x_seq = torch.rand(T, B, 6)
     net.train()
     net(x_seq)
+    assert torch.equal(hlop.subspaces["0"].weight, twin.weight)  # collected; learnt at the step
+    hlop.step()
     twin.update(x_seq.reshape(-1, 6))  # all T·B presynaptic vectors, 5 iterations
     assert torch.allclose(hlop.subspaces["0"].weight, twin.weight)
     net.eval()  # evaluation passes teach nothing
     before = hlop.subspaces["0"].weight.clone()
     net(x_seq)
+    hlop.step()
     assert torch.equal(hlop.subspaces["0"].weight, before)
     with hlop.hebbian_only():  # …except inside hebbian_only (extra Hebbian passes after a task)
         net(x_seq)
     assert not torch.equal(hlop.subspaces["0"].weight, before)
+
+
+def _hebbian_batches(method, max_samples, steps=3):
+    """The rows a fresh conv net's HLOP learns from ``steps`` batches trained with ``method`` (no optimizer step:
+    every method sees the same activity), and the number of vectors each Hebbian update used, per layer."""
+    net = conv_net()
+    hlop = HLOP(net, lr=0.05, max_samples=max_samples, seed=3)
+    used = {name: [] for name in hlop.subspaces}
+    for name, sub in hlop.subspaces.items():
+        update = sub.update
+        sub.update = lambda x, name=name, update=update: (used[name].append(x.shape[0]), update(x))[1]
+    hlop.begin_task([3, 4, 2])
+    net.train()
+    for i in range(steps):
+        net.zero_grad()
+        x_seq, y = batch(i)
+        method.forward_backward(net, x_seq, y, get_loss("tet"))
+        hlop.step()
+    return {n: sub.weight.clone() for n, sub in hlop.subspaces.items()}, used
+
+
+def test_a_batch_is_one_hebbian_update_however_the_method_splits_it_into_calls():
+    """BPTT in one call (a GPU), in chunks (CPU), SLTT step by step: the same rows learnt (float rounding apart)."""
+    whole, used = _hebbian_batches(get_method("bptt", time_chunk=T), None)
+    assert used == {"0": [T * B * 36] * 3, "3": [T * B] * 3, "5": [T * B] * 3}  # conv: 6×6 positions
+    for method in (get_method("bptt", time_chunk=1), get_method("sltt", time_chunk=1)):
+        rows, used = _hebbian_batches(method, None)  # three forward calls per batch
+        assert used == {"0": [T * B * 36] * 3, "3": [T * B] * 3, "5": [T * B] * 3}
+        for layer, weight in whole.items():
+            torch.testing.assert_close(rows[layer], weight, rtol=0, atol=1e-5)
+    _, used = _hebbian_batches(get_method("bptt", time_chunk=1), 200)  # each call's share of the 200 drawn
+    assert used == {"0": [200] * 3, "3": [T * B] * 3, "5": [T * B] * 3}
+
+
+def test_forgetting_to_step_warns_and_keeps_memory_bounded(monkeypatch):
+    net = Sequential(Linear(6, 4, bias=False), LIF(beta=0.8))
+    hlop = HLOP(net, lr=0.05)
+    monkeypatch.setattr(HLOP, "MAX_PENDING_CALLS", 3)
+    hlop.begin_task([2])
+    net.train()
+    before = hlop.subspaces["0"].weight.clone()
+    with pytest.warns(RuntimeWarning, match=r"without a step\(\); call hlop.step\(\) once per batch"):
+        for _ in range(3):
+            net(torch.rand(T, B, 6))
+    assert not hlop._pending and not torch.equal(hlop.subspaces["0"].weight, before)
 
 
 def test_forward_pass_is_unchanged_and_remove_restores_plain_gradients():
