@@ -18,7 +18,7 @@ def cmd_continual(args) -> int:
         overrides.append("methods=[" + ", ".join(f'"{m}"' for m in args.methods) + "]")
     cfg = load_continual_config(resolve_config(args.config, "continual_", "continual config"), overrides)
     quiet = getattr(args, "quiet", False)
-    run = run_continual(cfg, progress=not quiet, log=None if quiet else print)
+    run = run_continual(cfg, progress=not quiet, log=None if quiet else print, resume=not args.no_resume)
     for method, s in run.summary.items():
         bwt = f"{s['bwt_mean']:+.2f}" if "bwt_mean" in s else "—"
         print(f"{method:9s} ACC {s['acc_mean']:6.2f} %  BWT {bwt}")
@@ -35,4 +35,7 @@ def register(sub) -> None:
                    help="override a config value, e.g. --set train.epochs=1 seeds=[0,1,2]")
     p.add_argument("--methods", nargs="+", choices=("baseline", "ewc", "hlop", "multitask"), default=None,
                    help="run only these methods (default: the config's `methods`)")
+    p.add_argument("--no-resume", action="store_true",
+                   help="train every (method, seed) anew instead of reusing those an earlier run of the same "
+                        "settings finished (in the run folder's finished/)")
     p.set_defaults(func=cmd_continual)

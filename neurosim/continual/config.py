@@ -17,6 +17,8 @@ Example:
 
 from __future__ import annotations
 
+import re
+
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,7 +120,7 @@ class ContinualTrainConfig:
             raise _Invalid("loss_lambda", f"must be in [0, 1], got {self.loss_lambda!r}")
         if self.method in ("sltt", "sltt_k") and self.loss == "rate_ce":
             raise _Invalid("loss", f"method {self.method!r} needs a per-step loss (tet or sltt_mix), got 'rate_ce'")
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+        if not (self.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", self.device)):
             raise _Invalid("device", f"must be auto, cpu, cuda or cuda:N, got {self.device!r}")
 
 
@@ -128,18 +130,24 @@ class HLOPConfig:
 
     layers: tuple[str, ...] = ()  # module names of the layers to protect; empty: every Linear/Conv2d (head included)
     lr: tuple[float, ...] = (0.03,)  # Hebbian rate per protected layer, last value repeats (paper, 784-d pixels/800-d spikes: 0.001/0.01)
-    iterations: int = 5  # Oja iterations per forward pass (the HLOP code's 5)
+    iterations: int = 5  # Oja iterations per Hebbian update, one per batch (the HLOP code's 5)
     momentum: float = 0.9  # momentum of the Hebbian update (HLOP code)
     clamp: float = 10.0  # clip of each ΔH entry (HLOP code)
     preset: str = "none"  # none: use `sizes` | pmnist_paper: [80, 200, 100], then 70 per layer, 20 fewer every 3rd task
     sizes: tuple[tuple[int, ...], ...] = ((20, 60, 40), (10, 30, 20))  # new rows per protected layer at task i; last repeats
     hebbian_epochs: int = 2  # extra Hebbian-only passes (eval mode) after a task's training: H fits the trained net's activity
     orthonormalize: bool = False  # project with an orthonormal basis of span(H_old) instead of H_oldᵀH_old (paper)
-    max_samples: int | None = 8192  # presynaptic vectors per Hebbian update, drawn at random (conv patches are many)
+    max_samples: int = 8192  # presynaptic vectors per Hebbian update, drawn at random (conv patches are many); 0: all
 
     def __post_init__(self) -> None:
         _choice(self, "preset", PRESETS)
-        _positive(self, "iterations", "clamp", "max_samples")
+        if self.max_samples is None:  # Python's "all", kept as 0 so that config.toml says it too
+            object.__setattr__(self, "max_samples", 0)
+        _positive(self, "iterations", "clamp")
+        if self.max_samples < 0:
+            raise _Invalid("max_samples", f"must be >= 0 (0 uses all), got {self.max_samples!r}")
+        if len(set(self.layers)) != len(self.layers):
+            raise _Invalid("layers", f"names a layer twice: {list(self.layers)}")
         if not self.lr or any(not v > 0 for v in self.lr):
             raise _Invalid("lr", f"must be a non-empty list of positive rates, got {list(self.lr)!r}")
         if not 0 <= self.momentum < 1:

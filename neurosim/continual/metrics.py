@@ -30,7 +30,12 @@ __all__ = ["acc", "bwt", "check_matrix"]
 
 def check_matrix(matrix) -> np.ndarray:
     """``matrix`` as a float ``[N, N]`` array; a clear error for any other shape or missing entries."""
-    a = np.asarray(matrix, dtype=float)
+    try:
+        a = np.asarray(matrix, dtype=float)
+    except ValueError:  # ragged rows, e.g. a lower-triangular list of lists
+        lengths = [len(row) for row in matrix] if all(hasattr(row, "__len__") for row in matrix) else "mixed"
+        raise ValueError(f"the accuracy matrix must be square [N, N] with N >= 1, got rows of lengths {lengths} "
+                         "(fill the entries not measured with nan)") from None
     if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] == 0:
         raise ValueError(f"the accuracy matrix must be square [N, N] with N >= 1, got shape {a.shape}")
     n = a.shape[0]

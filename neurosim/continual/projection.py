@@ -63,7 +63,7 @@ from torch import nn
 
 from neurosim.continual.hebbian import HebbianSubspace, _orthonormal_rows, project_out
 
-__all__ = ["HLOP", "freeze_non_weights", "presynaptic_vectors", "protectable_layers"]
+__all__ = ["HLOP", "freeze_non_weights", "presynaptic_size", "presynaptic_vectors", "protectable_layers"]
 
 
 def protectable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -71,7 +71,8 @@ def protectable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(name, m) for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
 
 
-def _input_size(module: nn.Module) -> int:
+def presynaptic_size(module: nn.Module) -> int:
+    """The length of a layer's presynaptic vectors: a Linear's inputs, a Conv2d's patch ``C·kh·kw``."""
     if isinstance(module, nn.Linear):
         return module.in_features
     kh, kw = module.kernel_size
@@ -155,6 +156,8 @@ class HLOP:
             names = list(available)
         else:
             names = list(layers)
+            if len(set(names)) != len(names):
+                raise ValueError(f"HLOP layers {names} name a layer twice")
             unknown = [n for n in names if n not in available]
             if unknown:
                 raise ValueError(f"HLOP layers {unknown} are not Linear/Conv2d layers of the model; "
@@ -174,7 +177,7 @@ class HLOP:
         self.subspaces: dict[str, HebbianSubspace] = {}
         for (name, m), rate in zip(self.layers, lrs):
             w = m.weight
-            self.subspaces[name] = HebbianSubspace(_input_size(m), lr=rate, iterations=iterations,
+            self.subspaces[name] = HebbianSubspace(presynaptic_size(m), lr=rate, iterations=iterations,
                                                    momentum=momentum, clamp=clamp, device=w.device, dtype=w.dtype)
         self._bases: dict[str, torch.Tensor] = {}
         self.projecting = False

@@ -1,7 +1,11 @@
 """A whole continual-learning run from a :class:`ContinualConfig`: tasks, every method × seed, files.
 
-``run_continual(cfg)`` writes ``<out_dir>/<name>/``:
+``run_continual(cfg)`` checks the config against the model and tasks before any training (HLOP's layers, rates
+and subspace sizes for every task, the device), then writes ``<out_dir>/<name>/``:
 
+* ``finished/<method>_seed<S>.json`` — each (method, seed) as soon as it is done, with a fingerprint of the
+  settings it ran with: a run that is stopped or fails keeps what it finished, and running the same config again
+  reuses those results instead of training them again (``resume=False``, or ``--no-resume``, trains all anew);
 * ``config.toml`` — the config used;
 * ``results.json`` — per method: every seed's accuracy matrix, ACC, BWT and wall time, and the mean ± std summary;
 * ``accuracy_matrices.png`` (all methods, first seed) and ``accuracy_<method>.png`` — heatmaps;
@@ -10,6 +14,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -22,7 +27,7 @@ from neurosim.config import ConfigError, config_to_dict, dumps_toml
 from neurosim.continual.config import ContinualConfig
 from neurosim.continual.report import accuracy_heatmap, accuracy_heatmaps, report_markdown
 from neurosim.continual.tasks import Task, class_split_tasks, load_source, permuted_tasks
-from neurosim.continual.train import MethodResult, run_method, summarize
+from neurosim.continual.train import MethodResult, build_continual_model, hlop_plan, run_method, summarize
 
 __all__ = ["ContinualRun", "build_tasks", "run_continual"]
 
@@ -40,10 +45,18 @@ def build_tasks(cfg: ContinualConfig, seed: int, source_data: tuple | None = Non
             source_data = load_source(tc.source, tc.time_steps, tc.downsample, tc.train_subset, tc.test_subset,
                                       tc.root, progress)
         except ValueError as e:
-            raise ConfigError(f"tasks.source: {e}") from None
+            raise _source_error(e) from None
     if tc.protocol == "permuted":
         return permuted_tasks(*source_data, num_tasks=tc.num_tasks, seed=seed, permute_first=tc.permute_first)
-    return class_split_tasks(*source_data, classes_per_task=tc.classes_per_task)
+    try:
+        return class_split_tasks(*source_data, classes_per_task=tc.classes_per_task)
+    except ValueError as e:  # e.g. a subset too small to hold every task's classes
+        raise ConfigError(f"tasks.protocol = 'class_split': {e}; raise tasks.train_subset / tasks.test_subset so "
+                          "that every task's classes appear in both splits") from None
+
+
+def _source_error(e: Exception) -> ConfigError:
+    return ConfigError(f"tasks.source: {str(e).replace('data.root', 'tasks.root')}")
 
 
 @dataclass
@@ -77,11 +90,42 @@ def _setting(cfg: ContinualConfig, tasks: Sequence[Task]) -> str:
             f"per layer and task {sizes}, {cfg.hlop.hebbian_epochs} extra Hebbian epoch(s); EWC λ = {cfg.ewc.lam:g}")
 
 
-def run_continual(cfg: ContinualConfig, progress: bool = True, log=print) -> ContinualRun:
+def _fingerprint(cfg: ContinualConfig) -> str:
+    """A hash of every setting one (method, seed) result depends on (not the run's name, folder, methods, seeds)."""
+    settings = {k: v for k, v in config_to_dict(cfg).items() if k not in ("name", "out_dir", "methods", "seeds")}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _check_before_training(cfg: ContinualConfig, tasks: Sequence[Task]) -> None:
+    """The config errors that would otherwise surface only after some methods had trained."""
+    from neurosim.training.trainer import resolve_device
+
+    try:
+        resolve_device(cfg.train.device)
+    except (ValueError, RuntimeError) as e:
+        raise ConfigError(f"train.device: {e}") from None
+    if "hlop" in cfg.methods:
+        hlop_plan(cfg, build_continual_model(cfg, tasks), len(tasks))
+
+
+def _load_finished(path: Path, fingerprint: str) -> MethodResult | None:
+    try:
+        saved = json.loads(path.read_text())
+        if saved.get("fingerprint") != fingerprint:
+            return None
+        r = saved["result"]
+        return MethodResult(r["method"], int(r["seed"]), r["matrix"], float(r["seconds"]),
+                            float("nan") if r.get("cpu_seconds") is None else float(r["cpu_seconds"]))
+    except (OSError, ValueError, KeyError, TypeError):  # unreadable or from another version: train it again
+        return None
+
+
+def run_continual(cfg: ContinualConfig, progress: bool = True, log=print, resume: bool = True) -> ContinualRun:
     """Run every method of ``cfg`` for every seed on the task sequence; write the run folder.
 
     Args:
         log: called with one line per finished (method, seed); None is silent.
+        resume: reuse the (method, seed) results a previous run of the same settings left in ``finished/``.
     """
     t0 = time.perf_counter()
     run_dir = Path(cfg.out_dir) / cfg.name
@@ -90,27 +134,36 @@ def run_continual(cfg: ContinualConfig, progress: bool = True, log=print) -> Con
         source = load_source(tc.source, tc.time_steps, tc.downsample, tc.train_subset, tc.test_subset, tc.root,
                              progress)
     except ValueError as e:
-        raise ConfigError(f"tasks.source: {e}") from None
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.toml", dumps_toml(cfg))
+        raise _source_error(e) from None
+    first_tasks = build_tasks(cfg, cfg.seeds[0], source)
+    _check_before_training(cfg, first_tasks)
+    finished_dir = run_dir / "finished"
+    finished_dir.mkdir(parents=True, exist_ok=True)
+    fingerprint = _fingerprint(cfg)
     results: dict[str, list[MethodResult]] = {m: [] for m in cfg.methods}
-    task_names: list[str] = []
-    first_tasks: list[Task] = []
-    for seed in cfg.seeds:
-        tasks = build_tasks(cfg, seed, source)
-        if not first_tasks:
-            first_tasks, task_names = tasks, [t.name for t in tasks]
+    for seed in cfg.seeds:  # one seed's tasks in memory at a time (permuted copies of the data)
+        tasks = first_tasks if seed == cfg.seeds[0] else build_tasks(cfg, seed, source)
         for method in cfg.methods:
-            r = run_method(cfg, method, tasks, seed=seed, progress=progress)
+            path = finished_dir / f"{method}_seed{seed}.json"
+            r = _load_finished(path, fingerprint) if resume else None
+            reused = r is not None
+            if r is None:
+                r = run_method(cfg, method, tasks, seed=seed, progress=progress)
+                atomic_write_text(path, json.dumps({"fingerprint": fingerprint, "result": r.as_dict()}))
             results[method].append(r)
             if log is not None:
                 bwt = "—" if r.bwt != r.bwt else f"{r.bwt:+.2f}"
-                log(f"{method:9s} seed {seed}: ACC {r.acc:6.2f} %  BWT {bwt}  ({r.seconds:.1f} s)")
+                log(f"{method:9s} seed {seed}: ACC {r.acc:6.2f} %  BWT {bwt}  ({r.seconds:.1f} s"
+                    + (", finished by an earlier run)" if reused else ")"))
+    task_names = [t.name for t in first_tasks]
     summary = {m: summarize(rs) for m, rs in results.items()}
     matrices = {m: rs[0].matrix for m, rs in results.items()}
     fig_names = ["accuracy_matrices.png"]
     from neurosim.viz import save_figure
 
+    for stale in run_dir.glob("accuracy_*.png"):  # an earlier run's methods that this one did not run
+        if stale.name != "accuracy_matrices.png" and stale.stem[len("accuracy_"):] not in matrices:
+            stale.unlink()
     save_figure(accuracy_heatmaps(matrices, title=f"accuracy matrices, seed {cfg.seeds[0]}"),
                 run_dir / "accuracy_matrices.png")
     for m, matrix in matrices.items():
@@ -121,6 +174,7 @@ def run_continual(cfg: ContinualConfig, progress: bool = True, log=print) -> Con
         "runs": {m: [r.as_dict() for r in rs] for m, rs in results.items()},
         "config": config_to_dict(cfg),
     }
+    atomic_write_text(run_dir / "config.toml", dumps_toml(cfg))  # with the results it describes
     atomic_write_text(run_dir / "results.json", json.dumps(payload, indent=1))
     report = report_markdown(cfg.name, summary, _setting(cfg, first_tasks), fig_names, cfg.seeds)
     atomic_write_text(run_dir / "report.md", report)

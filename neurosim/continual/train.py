@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from neurosim.config import ConfigError
 from neurosim.continual.config import ContinualConfig, subspace_sizes
 from neurosim.continual.metrics import bwt as bwt_of
-from neurosim.continual.projection import HLOP, freeze_non_weights, protectable_layers
+from neurosim.continual.projection import HLOP, freeze_non_weights, presynaptic_size, protectable_layers
 from neurosim.continual.tasks import Task, concat_tasks
 from neurosim.data.loaders import FrameLoader
 from neurosim.nn import build_model
@@ -288,6 +288,45 @@ def _resolve_device(name: str) -> torch.device:
     return resolve_device(name)
 
 
+def hlop_plan(cfg: ContinualConfig, model: torch.nn.Module, num_tasks: int
+              ) -> tuple[list[str], list[float], list[tuple[int, ...]]]:
+    """What HLOP will protect in ``model`` over ``num_tasks`` tasks: layer names, Hebbian rate per layer, and the
+    new subspace rows per layer for every task (none at the last task: no later task is protected from it).
+
+    Raises:
+        ConfigError: naming the ``hlop.*`` key whose value cannot work with this model and task count (unknown
+            layers, more rates than layers, a size list of the wrong length, more rows than a layer has inputs),
+            so that a run can check its config before any training.
+    """
+    available = dict(protectable_layers(model))
+    names = list(cfg.hlop.layers) or list(available)
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise ConfigError(f"hlop.layers: {unknown} are not Linear/Conv2d layers of the model; available: "
+                          f"{list(available)}")
+    if not names:
+        raise ConfigError("hlop.layers: the model has no Linear or Conv2d layer to protect")
+    if len(cfg.hlop.lr) > len(names):
+        raise ConfigError(f"hlop.lr: {len(cfg.hlop.lr)} rates for {len(names)} protected layers; give at most one "
+                          "per layer (the last one repeats)")
+    lrs = list(cfg.hlop.lr) + [cfg.hlop.lr[-1]] * (len(names) - len(cfg.hlop.lr))
+    key = "hlop.preset" if cfg.hlop.preset != "none" else "hlop.sizes"
+    rows = dict.fromkeys(names, 0)
+    schedule = []
+    for task in range(num_tasks):
+        sizes = subspace_sizes(cfg.hlop, task, len(names))
+        if task == num_tasks - 1:
+            sizes = (0,) * len(names)
+        for name, k in zip(names, sizes):
+            rows[name] += k
+            inputs = presynaptic_size(available[name])
+            if rows[name] > inputs:
+                raise ConfigError(f"{key}: HLOP layer {name!r} would need {rows[name]} subspace rows by task {task} "
+                                  f"but has only {inputs} inputs; use smaller sizes or fewer tasks")
+        schedule.append(sizes)
+    return names, lrs, schedule
+
+
 def run_method(cfg: ContinualConfig, method: str, tasks: Sequence[Task], seed: int = 0,
                progress: bool = False) -> MethodResult:
     """Train a fresh model through ``tasks`` with ``method``; returns its accuracy matrix and wall time.
@@ -330,18 +369,10 @@ def run_method(cfg: ContinualConfig, method: str, tasks: Sequence[Task], seed: i
 
     hlop = ewc = None
     if method == "hlop":
-        layer_names = list(cfg.hlop.layers) or None
-        n_layers = len(layer_names) if layer_names else len(protectable_layers(model))
-        if len(cfg.hlop.lr) > n_layers:
-            raise ConfigError(f"hlop.lr: {len(cfg.hlop.lr)} rates for {n_layers} protected layers; give at most one "
-                              "per layer (the last one repeats)")
-        lrs = list(cfg.hlop.lr) + [cfg.hlop.lr[-1]] * (n_layers - len(cfg.hlop.lr))
-        try:
-            hlop = HLOP(model, layer_names, lr=lrs[:n_layers], iterations=cfg.hlop.iterations,
-                        momentum=cfg.hlop.momentum, clamp=cfg.hlop.clamp, max_samples=cfg.hlop.max_samples,
-                        orthonormalize=cfg.hlop.orthonormalize, seed=seed)
-        except ValueError as e:
-            raise ConfigError(f"hlop.layers: {e}") from None
+        names, lrs, schedule = hlop_plan(cfg, model, len(tasks))
+        hlop = HLOP(model, names, lr=lrs, iterations=cfg.hlop.iterations, momentum=cfg.hlop.momentum,
+                    clamp=cfg.hlop.clamp, max_samples=cfg.hlop.max_samples or None,
+                    orthonormalize=cfg.hlop.orthonormalize, seed=seed)
     elif method == "ewc":
         cap = 1.0 / cfg.train.lr if cfg.train.optimizer == "sgd" else None
         ewc = EWC(model, cfg.ewc.lam, cfg.ewc.fisher_samples, max_stiffness=cap)
@@ -351,19 +382,13 @@ def run_method(cfg: ContinualConfig, method: str, tasks: Sequence[Task], seed: i
     for i, task in enumerate(tasks):
         loss = TaskLoss(base_loss, None if task.classes is None else [task.classes])
         if hlop is not None:
-            sizes = subspace_sizes(cfg.hlop, i, len(hlop.layers))
-            if i == len(tasks) - 1:  # no later task will be protected from this one: its subspace is not learnt
-                sizes = (0,) * len(sizes)
-            try:
-                hlop.begin_task(sizes)
-            except ValueError as e:
-                raise ConfigError(f"hlop.sizes: {e}") from None
+            hlop.begin_task(schedule[i])
         _train(model, task, cfg, loss, seed * 1000 + i, frozen, device,
                after_backward=ewc.add_penalty_grad if ewc is not None and i > 0 else None,
                after_step=hlop.step if hlop is not None else None,
                desc=f"{method} task {i}", progress=progress)
         if hlop is not None:
-            if cfg.hlop.hebbian_epochs:
+            if cfg.hlop.hebbian_epochs and i < len(tasks) - 1:  # the last task learns no rows
                 _hebbian_passes(model, task, hlop, cfg, cfg.hlop.hebbian_epochs, seed * 1000 + i, frozen, device)
             hlop.end_task()
         if ewc is not None:

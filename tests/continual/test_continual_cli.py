@@ -60,3 +60,40 @@ def test_cli_errors_are_one_line_with_status_2(tmp_path, capsys):
     assert main(["continual", "--config", "continual_pmnist_digits", "--set", "hlop.rate=0.1"]) == 2
     assert "hlop.rate: unknown key" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_stopped_run_keeps_what_it_finished_and_a_rerun_reuses_it(tmp_path, monkeypatch):
+    from neurosim.continual import runner
+
+    real, trained = runner.run_method, []
+
+    def run_method(cfg, method, tasks, seed=0, progress=False):
+        trained.append(method)
+        if method == "hlop" and fail:
+            raise KeyboardInterrupt  # the user stops the run during HLOP
+        return real(cfg, method, tasks, seed=seed, progress=progress)
+
+    monkeypatch.setattr(runner, "run_method", run_method)
+    args = ["-q", "continual", "--config", "continual_pmnist_digits", "--methods", "baseline", "hlop",
+            "--set", *SMALL, f'out_dir="{tmp_path}"']
+    fail = True
+    try:
+        main(args)
+    except KeyboardInterrupt:
+        pass
+    run = tmp_path / "continual_pmnist_digits"
+    assert trained == ["baseline", "hlop"] and (run / "finished" / "baseline_seed0.json").is_file()
+    assert not (run / "results.json").exists() and not (run / "config.toml").exists()
+    fail, trained[:] = False, []
+    lines = []
+    monkeypatch.setattr("builtins.print", lambda *a, **kw: lines.append(" ".join(map(str, a))))
+    assert main(args[1:]) == 0  # not quiet: the log says what was reused
+    assert trained == ["hlop"] and any("baseline" in ln and "finished by an earlier run" in ln for ln in lines)
+    first = json.loads((run / "results.json").read_text())["runs"]
+    trained[:] = []
+    assert main(args) == 0
+    assert trained == [] and json.loads((run / "results.json").read_text())["runs"] == first
+    assert main([*args, "train.lr=0.05"]) == 0 and trained == ["baseline", "hlop"]  # other settings: trained anew
+    trained[:] = []
+    assert main([*args, "train.lr=0.05"]) == 0 and trained == []  # … and then reused
+    assert main([*args, "train.lr=0.05", "--no-resume"]) == 0 and trained == ["baseline", "hlop"]

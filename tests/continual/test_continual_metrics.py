@@ -41,6 +41,8 @@ def test_single_task_has_no_bwt_and_bad_shapes_are_refused():
         bwt([[1, 2, 3], [4, 5, 6]])
     with pytest.raises(ValueError, match="missing"):
         acc([[90.0, 1.0], [float("nan"), 80.0]])
+    with pytest.raises(ValueError, match=r"square \[N, N\] .* rows of lengths \[1, 2, 3\].*nan"):
+        bwt([[90], [70, 88], [60, 80, 85]])  # lower-triangular lists
 
 
 def test_method_results_and_their_summary():

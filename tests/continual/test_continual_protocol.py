@@ -105,6 +105,40 @@ def test_config_errors_name_the_key():
     cfg = continual_config_from_dict({"model": {"num_classes": 5}, "tasks": {"num_tasks": 2, "train_subset": 50}})
     with pytest.raises(ConfigError, match="model.num_classes: is 5 but the tasks have labels up to 9"):
         run_method(cfg, "baseline", build_tasks(cfg, 0))
+    with pytest.raises(ConfigError, match="hlop.layers: names a layer twice"):
+        continual_config_from_dict({"hlop": {"layers": ["1", "1"]}})
+    with pytest.raises(ConfigError, match=r"train.device: must be auto, cpu, cuda or cuda:N, got 'cuda:x'"):
+        continual_config_from_dict({"train": {"device": "cuda:x"}})
+    with pytest.raises(ConfigError, match=r"tasks.protocol = 'class_split': .*the test split is empty.*"
+                                          r"tasks.test_subset"):
+        build_tasks(continual_config_from_dict({"tasks": {"protocol": "class_split", "test_subset": 3}}), 0)
+    # max_samples = 0 (all vectors) is expressible in TOML, and None from Python round-trips as 0
+    assert continual_config_from_dict({"hlop": {"max_samples": 0}}).hlop.max_samples == 0
+    assert continual_config_from_dict({}).hlop.__class__(max_samples=None).max_samples == 0
+
+
+def test_hlop_settings_that_cannot_last_all_tasks_are_refused_before_any_training(tmp_path, monkeypatch):
+    from neurosim.continual import runner, train
+
+    trained = []
+    monkeypatch.setattr(runner, "run_method", lambda *a, **kw: trained.append(a[1]))
+    base = {"out_dir": str(tmp_path), "seeds": [0], "methods": ["baseline", "hlop"],
+            "tasks": {"num_tasks": 8, "train_subset": 50, "test_subset": 20}}
+    cfg = continual_config_from_dict(base)  # 20 + 7·10 = 80 rows by the last task > the 64 inputs (skipped: 0)
+    with pytest.raises(ConfigError, match=r"hlop.sizes: HLOP layer '1' would need 70 subspace rows by task 5 "
+                                          r"but has only 64 inputs"):
+        runner.run_continual(cfg, progress=False, log=None)
+    cfg = continual_config_from_dict({**base, "model": {"hidden": [32, 32]}, "hlop": {"preset": "pmnist_paper"}})
+    with pytest.raises(ConfigError, match=r"hlop.preset: HLOP layer '1' would need 80 subspace rows by task 0"):
+        runner.run_continual(cfg, progress=False, log=None)
+    cfg = continual_config_from_dict({**base, "train": {"device": "cuda"}})
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="train.device: .*CUDA is not available"):
+            runner.run_continual(cfg, progress=False, log=None)
+    assert trained == [] and not (tmp_path / "continual_pmnist_digits" / "config.toml").exists()
+    cfg = continual_config_from_dict({"tasks": {"num_tasks": 2, "train_subset": 50}})
+    model = train.build_continual_model(cfg, build_tasks(cfg, 0))
+    assert train.hlop_plan(cfg, model, 2)[2] == [(20, 60, 40), (0, 0, 0)]  # the last task learns no rows
 
 
 @pytest.mark.parametrize("train_method", ["bptt", "sltt"])
