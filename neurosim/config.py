@@ -175,7 +175,7 @@ class TrainConfig:
     momentum: float = 0.9  # sgd momentum
     weight_decay: float = 0.0  # L2 penalty
     scheduler: str = "cosine"  # cosine annealing to 0 over all epochs | none
-    grad_clip: float | None = 1.0  # max gradient norm; None disables clipping
+    grad_clip: float | None = 1.0  # max gradient norm; "none" disables clipping
     device: str = "auto"  # auto (cuda if present) | cpu | cuda | cuda:N
     threads: int | None = None  # torch CPU threads; None leaves torch's choice
     checkpoint_every: int = 1  # epochs between checkpoints
@@ -223,8 +223,9 @@ def _coerce(value: Any, tp, path: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
+        if type(None) in args and (value is None or (str not in args and isinstance(value, str)
+                                                     and value.lower() == "none")):
+            return None  # TOML has no null: "none" stands for it (written so where None is not the default)
         errors = []
         for arg in args:
             if arg is type(None):
@@ -287,7 +288,11 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
 
 
 def config_to_dict(cfg) -> dict[str, Any]:
-    """A plain nested dict (tuples as lists, no None values) that :func:`config_from_dict` reads back."""
+    """A plain nested dict (tuples as lists) that :func:`config_from_dict` reads back.
+
+    TOML has no null: a None is left out where it is the default, and written as ``"none"`` where it is not (e.g.
+    ``train.grad_clip = "none"``: no clipping), which the loaders read back as None.
+    """
     out = {}
     for f in dataclasses.fields(cfg):
         v = getattr(cfg, f.name)
@@ -295,6 +300,8 @@ def config_to_dict(cfg) -> dict[str, Any]:
             out[f.name] = config_to_dict(v)
         elif v is not None:
             out[f.name] = list(v) if isinstance(v, tuple) else v
+        elif f.default is not None and f.default is not dataclasses.MISSING:
+            out[f.name] = "none"
     return out
 
 

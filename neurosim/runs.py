@@ -54,15 +54,33 @@ def _check_resumable(cfg: RunConfig, run_dir: Path) -> None:
     ckpt = run_dir / "checkpoint.pt"
     if not ckpt.is_file():
         return
-    saved = load_checkpoint(ckpt)["config"]
+    saved = config_to_dict(config_from_dict(load_checkpoint(ckpt)["config"]))  # older files: today's form
     now = config_to_dict(cfg)
     for d in (saved, now):
-        d.get("train", {}).pop("epochs", None)
+        for key in _RESUME_MAY_CHANGE:
+            d.get("train", {}).pop(key, None)
     if saved != now:
+        changed = sorted(_differences(saved, now))
         raise ConfigError(
-            f"{run_dir} holds a checkpoint of a different config; resume it with the same config (only "
-            "train.epochs may change), choose another name (--set name=...), or pass --no-resume to start over"
+            f"{run_dir} holds a checkpoint of a different config ({', '.join(changed)} differ); resume it with the "
+            f"same config (only train.{', train.'.join(_RESUME_MAY_CHANGE)} may change), choose another name "
+            "(--set name=...), or pass --no-resume to start over"
         )
+
+
+#: train settings a resumed run may change: how long it runs and where, not what it computes
+_RESUME_MAY_CHANGE = ("epochs", "threads", "device", "checkpoint_every")
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in a.keys() | b.keys():
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _differences(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            out.append(f"{prefix}{key}")
+    return out
 
 
 def train_run(cfg: RunConfig, resume: bool = True, progress: bool = True, figures: bool = True) -> RunResult:
@@ -233,14 +251,17 @@ def estimate_run(result: RunResult, targets=None, samples: int = 64) -> tuple[ob
     return report, section
 
 
+def demo_config(out_dir: str | Path = "runs", epochs: int | None = None) -> RunConfig:
+    """The demo's run config: the quickstart config, named ``demo``, under ``out_dir`` (any path, as given)."""
+    overrides = ["name=demo"] + ([f"train.epochs={int(epochs)}"] if epochs is not None else [])
+    return replace(load_config(CONFIGS / "quickstart.toml", overrides), out_dir=str(out_dir))
+
+
 def demo(out_dir: str | Path = "runs", epochs: int | None = None, progress: bool = True,
          estimate: bool = True) -> Path:
     """Train the quickstart conv SNN on the bundled event digits, estimate it on every chip target, and write
     ``report.md``; returns its path."""
-    overrides = ["name=demo", f"out_dir={str(out_dir)!r}".replace("'", '"')]
-    if epochs is not None:
-        overrides.append(f"train.epochs={int(epochs)}")
-    cfg = load_config(CONFIGS / "quickstart.toml", overrides)
+    cfg = demo_config(out_dir, epochs)
     result = train_run(cfg, resume=False, progress=progress, figures=False)
     extra = estimate_run(result)[1] if estimate else None
     return write_report(result, extra)

@@ -28,9 +28,11 @@ def test_train_then_evaluate_a_tiny_run(tmp_path, event_digits_cache, capsys):
     assert main(["-q", "evaluate", "--checkpoint", str(run / "checkpoint.pt")]) == 0
     out = capsys.readouterr().out
     assert "test accuracy:" in out and "(32 samples)" in out
-    # resuming with a different config is refused instead of silently mixing runs
+    # resuming with a different config is refused instead of silently mixing runs, naming what differs …
     assert main(args[:-1] + ["train.lr=0.5"]) == 2
-    assert "different config" in capsys.readouterr().err
+    assert "different config (train.lr differ)" in capsys.readouterr().err
+    # … but where and how long it runs may change
+    assert main(args[:-1] + ["train.epochs=2", "train.threads=1", "train.device=cpu"]) == 0
 
 
 @pytest.mark.parametrize("override, words", [
@@ -60,3 +62,11 @@ def test_console_script_entry_point_runs():
     out = subprocess.run([sys.executable, "-m", "neurosim.cli", "--help"], capture_output=True, text=True, check=True)
     for cmd in ("train", "evaluate", "demo", "datasets"):
         assert cmd in out.stdout
+
+
+def test_the_demo_writes_under_any_folder_name(tmp_path):
+    from neurosim.runs import demo_config
+
+    folder = tmp_path / "it's \"here\""  # quotes used to be spliced into a TOML override
+    cfg = demo_config(folder, epochs=1)
+    assert cfg.out_dir == str(folder) and (cfg.name, cfg.train.epochs) == ("demo", 1)

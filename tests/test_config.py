@@ -36,6 +36,17 @@ def test_toml_round_trip(tmp_path):
     assert load_config(path) == cfg
 
 
+def test_none_that_is_not_the_default_survives_the_toml_round_trip(tmp_path):
+    cfg = load_config(None, ["train.grad_clip=none", "train.time_chunk=none"])  # TOML has no null: "none"
+    assert cfg.train.grad_clip is None and cfg.train.time_chunk is None
+    path = tmp_path / "c.toml"
+    path.write_text(dumps_toml(cfg))
+    assert 'grad_clip = "none"' in path.read_text() and "time_chunk" not in path.read_text()  # None is its default
+    assert load_config(path) == cfg  # the default grad_clip, 1.0, used to come back
+    with pytest.raises(ConfigError, match="train.lr: expected a number, got 'none'"):
+        load_config(None, ["train.lr=none"])
+
+
 def test_overrides_parse_toml_values_and_bare_words(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('[train]\nepochs = 1\n')

@@ -14,6 +14,7 @@ epoch, metrics are taken over all processes' samples, and process 0 alone writes
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 import warnings
@@ -206,6 +207,7 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler and ckpt["scheduler"]:
             self.scheduler.load_state_dict(ckpt["scheduler"])
+            self._stretch_schedule(self.config.train.epochs)
         self.history = list(ckpt["history"])
         self.epoch = int(ckpt["epoch"])
         streams = ckpt.get("rng_ranks") or [ckpt["rng"]]  # one per process that wrote it
@@ -223,6 +225,19 @@ class Trainer:
         else:  # a process the checkpoint has no stream for: one of its own, unlike every other process's
             seq = np.random.SeedSequence([self.config.seed, self.world.rank, self.epoch, saved_world])
             seed_everything(int(seq.generate_state(1, np.uint64)[0] >> 1))
+
+    def _stretch_schedule(self, epochs: int) -> None:
+        """A run resumed with another ``train.epochs`` anneals over the new number: the cosine continues from the
+        epoch reached as if it had been planned for ``epochs`` from the start (the checkpoint's own ``T_max``
+        would reach 0 at the old end and climb again after it)."""
+        sched = self.scheduler
+        if not isinstance(sched, torch.optim.lr_scheduler.CosineAnnealingLR) or sched.T_max == epochs:
+            return
+        sched.T_max = epochs
+        t = min(sched.last_epoch, epochs)
+        for group, base in zip(self.optimizer.param_groups, sched.base_lrs):
+            group["lr"] = sched.eta_min + (base - sched.eta_min) * (1 + math.cos(math.pi * t / epochs)) / 2
+        sched._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     # ------------------------------------------------------------------ loops
     def train_epoch(self, loader: Iterable) -> dict[str, float]:

@@ -82,3 +82,23 @@ def test_metrics_record_the_memory_kept_for_backward():
     assert saved["sltt", 16] == saved["sltt", 4] > 0
     assert saved["bptt", 16] > 3 * saved["bptt", 4]
     assert saved["bptt", 4] > saved["sltt", 4]
+
+
+def test_a_run_resumed_with_more_epochs_anneals_over_the_new_number(tmp_path):
+    from neurosim.config import RunConfig, TrainConfig
+    from neurosim.nn import LI, LIF, Linear, Sequential
+
+    g = torch.Generator().manual_seed(0)
+    batches = [((torch.rand(4, 8, 12, generator=g) < 0.3).float(), torch.randint(0, 3, (8,), generator=g))]
+
+    def lrs(run_dir, epochs):
+        torch.manual_seed(0)
+        model = Sequential(Linear(12, 16), LIF(beta=0.9), Linear(16, 3), LI(0.9))
+        cfg = RunConfig(train=TrainConfig(epochs=epochs, lr=0.002, device="cpu"))
+        return [m["lr"] for m in Trainer(model, cfg, run_dir, progress=False).fit(batches)]
+
+    planned = lrs(tmp_path / "four", 4)  # cosine over 4 epochs
+    lrs(tmp_path / "two", 2)
+    resumed = lrs(tmp_path / "two", 4)  # the same run, extended to 4 epochs
+    assert resumed[2:] == pytest.approx(planned[2:], rel=1e-12)  # not the old schedule's 0 and back up
+    assert resumed[:2] != pytest.approx(planned[:2])  # what was done under the 2-epoch schedule stays in the history
