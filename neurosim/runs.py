@@ -8,6 +8,7 @@ layer).
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,33 @@ def _check_input_shape(cfg: RunConfig, data: DataBundle) -> None:
     if cfg.model.kind == "mlp" and torch.Size(sample).numel() != torch.Size(want).numel():
         raise ConfigError(f"model.input_shape: {list(want)} has {torch.Size(want).numel()} inputs but dataset "
                           f"{cfg.data.dataset!r} gives {torch.Size(sample).numel()} per step ({list(sample)})")
+
+
+def _check_before_loading(cfg: RunConfig) -> None:
+    """What the config alone decides, checked before any data is loaded or folder written: the dataset exists,
+    the device is there, and the model can be built on the configured input shape."""
+    from neurosim.data.registry import get_dataset
+
+    try:
+        get_dataset(cfg.data.dataset)
+    except ValueError as e:
+        raise ConfigError(f"data.dataset: {e}") from None
+    try:
+        resolve_device(cfg.train.device)
+    except (ValueError, RuntimeError) as e:
+        raise ConfigError(f"train.device: {e}") from None
+    try:
+        with torch.random.fork_rng(devices=[]):  # a trial build: the run's initialisation draws stay as they were
+            build_model(cfg.model, cfg.neuron)
+    except ValueError as e:
+        raise ConfigError(str(e) if str(e).startswith("model.") else f"model: {e}") from None
+
+
+def _check_labels(cfg: RunConfig, data: DataBundle) -> None:
+    top = max(int(data.train.labels.max()), int(data.test.labels.max()))
+    if top >= cfg.model.num_classes:
+        raise ConfigError(f"model.num_classes: is {cfg.model.num_classes} but dataset {cfg.data.dataset!r} has labels "
+                          f"up to {top}; set model.num_classes = {top + 1}")
 
 
 def _check_resumable(cfg: RunConfig, run_dir: Path) -> None:
@@ -97,6 +125,7 @@ def train_run(cfg: RunConfig, resume: bool = True, progress: bool = True, figure
 def _train_run(cfg: RunConfig, resume: bool, progress: bool, figures: bool, world: World) -> RunResult:
     t0 = time.perf_counter()
     run_dir = Path(cfg.out_dir) / cfg.name
+    _check_before_loading(cfg)
     if resume:
         _check_resumable(cfg, run_dir)
     elif world.is_main and (run_dir / "checkpoint.pt").is_file():
@@ -112,6 +141,7 @@ def _train_run(cfg: RunConfig, resume: bool, progress: bool, figures: bool, worl
     if not world.is_main:
         data = make_loaders(cfg.data, seed=cfg.seed, device=device, progress=False)
     _check_input_shape(cfg, data)
+    _check_labels(cfg, data)
     model = build_model(cfg.model, cfg.neuron)
     trainer = Trainer(model, cfg, run_dir, progress=progress)
     history = trainer.fit(data.train, data.test, resume=resume)
@@ -192,7 +222,13 @@ def load_run(path: str | Path, progress: bool = True, device: str | torch.device
     """The trained model (eval mode), config and data loaders of a neurosim checkpoint."""
     ckpt = load_checkpoint(path)
     cfg = config_from_dict(ckpt["config"])
-    device = resolve_device(cfg.train.device) if device is None else device
+    if device is None:
+        try:
+            device = resolve_device(cfg.train.device)
+        except ValueError:  # trained on a GPU this machine lacks: evaluating needs none
+            warnings.warn(f"{path} was trained with train.device = {cfg.train.device!r}, which this machine lacks; "
+                          "loading it on the CPU", RuntimeWarning, stacklevel=2)
+            device = torch.device("cpu")
     model = build_model(cfg.model, cfg.neuron)
     model.load_state_dict(ckpt["model"])
     model.to(device).eval()
@@ -213,7 +249,8 @@ def load_or_train(checkpoint: str | Path | None, cfg: RunConfig, progress: bool 
 def evaluate_checkpoint(path: str | Path, split: str = "test", progress: bool = True) -> dict[str, float]:
     """Rebuild the model a checkpoint was trained with and evaluate it on its dataset's ``split``."""
     model, cfg, data = load_run(path, progress=progress)
-    trainer = Trainer(model, replace(cfg, train=replace(cfg.train)), run_dir=None, progress=False)
+    device = next(iter(model.parameters()), torch.empty(0)).device  # where load_run put it (maybe not cfg's)
+    trainer = Trainer(model, replace(cfg, train=replace(cfg.train, device=str(device))), run_dir=None, progress=False)
     loader = data.test if split == "test" else data.train
     metrics = trainer.evaluate(loader)
     metrics["samples"] = len(loader.labels)

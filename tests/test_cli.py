@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from neurosim.cli import main
 
@@ -33,6 +34,12 @@ def test_train_then_evaluate_a_tiny_run(tmp_path, event_digits_cache, capsys):
     assert "different config (train.lr differ)" in capsys.readouterr().err
     # … but where and how long it runs may change
     assert main(args[:-1] + ["train.epochs=2", "train.threads=1", "train.device=cpu"]) == 0
+    if not torch.cuda.is_available():  # a checkpoint trained on a GPU evaluates on a machine without one
+        ckpt = torch.load(run / "checkpoint.pt", weights_only=False)
+        ckpt["config"]["train"]["device"] = "cuda"
+        torch.save(ckpt, tmp_path / "gpu.pt")
+        with pytest.warns(RuntimeWarning, match="train.device = 'cuda', which this machine lacks; loading it on the CPU"):
+            assert main(["-q", "evaluate", "--checkpoint", str(tmp_path / "gpu.pt")]) == 0
 
 
 @pytest.mark.parametrize("override, words", [
@@ -40,6 +47,11 @@ def test_train_then_evaluate_a_tiny_run(tmp_path, event_digits_cache, capsys):
     ("data.time_steps=0", ["data.time_steps"]),
     ("train.bogus=1", ["train.bogus", "unknown"]),
     ("train.lr=fast", ["train.lr"]),
+    ("data.dataset=mnist", ["data.dataset", "unknown dataset 'mnist'", "event_digits"]),
+    ("model.kernel_size=40", ["model.input_shape", "too small"]),
+    ("model.num_classes=5", ["model.num_classes", "labels up to 9", "model.num_classes = 10"]),
+    pytest.param("train.device=cuda", ["train.device", "CUDA is not available"],
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
 ])
 def test_bad_config_values_are_rejected_before_any_work(tmp_path, capsys, override, words):
     code = main(["train", "--config", "quickstart", "--set", f"out_dir={tmp_path}", override])

@@ -35,7 +35,7 @@ DEMO = Path("runs/demo/checkpoint.pt")
 # ## The model: the demo's conv SNN on event digits
 
 # %%
-overrides = ["name=tutorial06", f'out_dir="{OUT}"']
+overrides = ["name=tutorial06" + ("_fast" if FAST else ""), f'out_dir="{OUT}"']
 if FAST:
     overrides += ["data.train_subset=128", "data.test_subset=64", "train.epochs=1"]
 seed_everything(0)

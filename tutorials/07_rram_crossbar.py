@@ -44,7 +44,7 @@ RRAM = ("rram_neurosim", "rram_lsm40nm")
 # ## The model: the demo's conv SNN on event digits
 
 # %%
-overrides = ["name=tutorial07", f'out_dir="{OUT}"']
+overrides = ["name=tutorial07" + ("_fast" if FAST else ""), f'out_dir="{OUT}"']
 if FAST:
     overrides += ["data.train_subset=256", "data.test_subset=96", "train.epochs=2", "train.lr=0.005"]
 else:

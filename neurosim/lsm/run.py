@@ -64,7 +64,7 @@ def downsample_events(frames: np.ndarray | torch.Tensor, size: int, merge_polari
 
 def load_lsm_data(cfg: LSMDataConfig, progress: bool = True):
     """``(x_train [N, T, inputs], y_train, x_test, y_test)`` of binary input spikes."""
-    from neurosim.config import DataConfig
+    from neurosim.config import ConfigError, DataConfig
     from neurosim.data.pipeline import load_frames
 
     dcfg = DataConfig(dataset=cfg.dataset, time_steps=cfg.time_steps, root=cfg.root, train_subset=cfg.train_subset,
@@ -72,7 +72,11 @@ def load_lsm_data(cfg: LSMDataConfig, progress: bool = True):
     out = []
     for split in ("train", "test"):
         frames, labels = load_frames(dcfg, split, progress)
-        out += [downsample_events(frames, cfg.input_size, cfg.merge_polarity), torch.as_tensor(labels).long()]
+        try:
+            x = downsample_events(frames, cfg.input_size, cfg.merge_polarity)
+        except ValueError as e:
+            raise ConfigError(f"data.input_size: {e}") from None
+        out += [x, torch.as_tensor(labels).long()]
     return tuple(out)
 
 
@@ -139,11 +143,29 @@ def _one_cell_per_side(target) -> bool:
     return spec.kind == "crossbar" and spec.si("array.weight_bits") - 1 <= spec.si("array.cell_bits")
 
 
+def _check_before_loading(cfg: LSMConfig) -> None:
+    """Config values that would otherwise fail only after the reservoirs and readouts have run."""
+    from hardware_models.specs import SpecError, load_spec
+    from neurosim.config import ConfigError
+    from neurosim.data.registry import get_dataset
+
+    try:
+        get_dataset(cfg.data.dataset)
+    except ValueError as e:
+        raise ConfigError(f"data.dataset: {e}") from None
+    for target in cfg.energy.targets:
+        try:
+            load_spec(target)
+        except SpecError as e:
+            raise ConfigError(f"energy.targets: {e}") from None
+
+
 def run_lsm(cfg: LSMConfig, progress: bool = True, figures: bool = True, write: bool = True) -> LSMResult:
     """Run the whole LSM experiment of ``cfg`` (module docstring); ``write=False`` keeps everything in memory."""
     from neurosim.training import seed_everything
 
     t0 = time.perf_counter()
+    _check_before_loading(cfg)
     seed_everything(cfg.seed)
     x_tr, y_tr, x_te, y_te = load_lsm_data(cfg.data, progress)
     inputs = x_tr.shape[2]

@@ -136,3 +136,16 @@ def test_cli_writes_its_run_folder(tmp_path, event_digits_cache, capsys):
     assert m["energy_j_rram_lsm40nm_measured_g"] > m["energy_j_rram_lsm40nm"] - 1e-15
     assert main(["-q", "lsm", "--set", f'out_dir="{tmp_path}"', "reservoir.p_switch=2"]) == 2
     assert "reservoir.p_switch" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("override, words", [
+    ('energy.targets=["loihi2"]', ["energy.targets", "unknown target 'loihi2'"]),
+    ("data.dataset=mnist", ["data.dataset", "unknown dataset 'mnist'"]),
+    ("data.input_size=40", ["data.input_size", "cannot be pooled to 40x40"]),
+])
+def test_cli_names_a_bad_setting_before_the_reservoirs_run(tmp_path, event_digits_cache, capsys, override, words):
+    assert main(["-q", "lsm", "--set", f'out_dir="{tmp_path}"', "data.train_subset=20", "data.test_subset=10",
+                 override]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and all(w in err for w in words), err
+    assert not any(tmp_path.iterdir())
