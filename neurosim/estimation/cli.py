@@ -10,13 +10,16 @@ __all__ = ["register"]
 def cmd_estimate(args) -> int:
     from neurosim.cli import UserError
     from neurosim.estimation import estimate_checkpoint, estimate_files
-    from neurosim.hardware.cli_support import run_nonideal_from_args
+    from neurosim.hardware.cli_support import check_nonideal_args, run_nonideal_from_args
 
     if bool(args.checkpoint) == bool(args.nir):
         raise UserError("give either --checkpoint PATH, or --nir MODEL.nir with --activity ACTIVITY.json")
     if args.nonideal and not args.checkpoint:
         raise UserError("--nonideal needs --checkpoint: the accuracy is measured on the checkpoint's test data")
     try:
+        if args.samples < 1:
+            raise UserError(f"--samples must be at least 1, got {args.samples}")
+        check_nonideal_args(args, args.checkpoint)  # before the estimate: a bad flag costs nothing
         if args.checkpoint:
             report = estimate_checkpoint(args.checkpoint, args.target, samples=args.samples, out_dir=args.out,
                                          progress=not args.quiet)

@@ -3,10 +3,11 @@
 In ``neurosim/estimation/cli.py``::
 
     add_nonideal_arguments(p)                                   # in register(), after the other arguments
+    check_nonideal_args(args, args.checkpoint)                  # in cmd_estimate(), before the estimate
     run_nonideal_from_args(args, args.checkpoint, args.out)     # in cmd_estimate(), after the estimate is printed
 
-(with ``from neurosim.hardware.cli_support import add_nonideal_arguments, run_nonideal_from_args``). Without
-``--nonideal`` the run does nothing and returns ``{}``.
+(with ``from neurosim.hardware.cli_support import ...``). Without ``--nonideal`` both do nothing (the run
+returns ``{}``).
 
 Example:
     >>> import argparse
@@ -23,7 +24,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-__all__ = ["add_nonideal_arguments", "run_nonideal_from_args"]
+__all__ = ["add_nonideal_arguments", "check_nonideal_args", "run_nonideal_from_args"]
 
 
 def _fractions(text: str) -> list[float]:
@@ -67,6 +68,53 @@ def add_nonideal_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--mc-seed", type=int, default=0, help="seed of the first chip (chip i uses seed + i; default 0)")
 
 
+def check_nonideal_args(args: argparse.Namespace, checkpoint_path) -> list:
+    """The crossbar specs ``--nonideal`` will run, after checking every flag it uses (so that a bad value is
+    reported before the estimate, not after it): ``[]`` without ``--nonideal``.
+
+    Raises:
+        neurosim.cli.UserError: one line naming the flag.
+    """
+    if not getattr(args, "nonideal", False):
+        return []
+    import math
+
+    from hardware_models import SpecError, list_targets, load_spec
+
+    from neurosim.cli import UserError
+
+    if not checkpoint_path:
+        raise UserError("--nonideal needs --checkpoint: the accuracy is measured on the checkpoint's test data")
+    if args.mc_chips < 1:
+        raise UserError(f"--mc-chips must be at least 1, got {args.mc_chips}")
+    if args.nonideal_samples is not None and args.nonideal_samples < 1:
+        raise UserError(f"--nonideal-samples must be at least 1, got {args.nonideal_samples}")
+    at_least_zero = {"--sigma": [args.sigma], "--read-noise": [args.read_noise], "--drift-nu": [args.drift_nu],
+                     "--sigmas": args.sigmas or []}
+    fractions = {"--fault-rate": [args.fault_rate], "--stuck-on-fraction": [args.stuck_on_fraction],
+                 "--fault-rates": args.fault_rates or []}
+    for flag, values in at_least_zero.items():
+        for v in values:
+            if not (math.isfinite(v) and v >= 0):
+                raise UserError(f"{flag} must be a number >= 0, got {v}")
+    for flag, values in fractions.items():
+        for v in values:
+            if not 0 <= v <= 1:
+                raise UserError(f"{flag} must be a fraction in [0, 1], got {v}")
+    if not (math.isfinite(args.drift_time_s) and args.drift_time_s > 0):
+        raise UserError(f"--drift-time-s must be a positive number of seconds, got {args.drift_time_s}")
+    asked = getattr(args, "target", None) or list_targets()
+    try:
+        specs = [load_spec(t) for t in asked]
+    except SpecError as e:
+        raise UserError(str(e)) from None
+    crossbars = [s for s in specs if s.kind == "crossbar"]
+    if not crossbars:
+        raise UserError(f"--nonideal needs a crossbar (RRAM) target, e.g. --target rram_neurosim; got "
+                        f"{[s.name for s in specs]}")
+    return crossbars
+
+
 def run_nonideal_from_args(args: argparse.Namespace, checkpoint_path, out_dir) -> dict:
     """Run what :func:`add_nonideal_arguments` asked for; prints a table per target and returns ``{target: report}``.
 
@@ -81,27 +129,11 @@ def run_nonideal_from_args(args: argparse.Namespace, checkpoint_path, out_dir) -
     """
     if not getattr(args, "nonideal", False):
         return {}
-    from hardware_models import SpecError, list_targets, load_spec
-
     from neurosim.cli import UserError
     from neurosim.hardware.report import (FAULT_RATES, SIGMAS, format_nonideal, load_checkpoint_model,
                                           nonideal_report_model)
 
-    if not checkpoint_path:
-        raise UserError("--nonideal needs --checkpoint: the accuracy is measured on the checkpoint's test data")
-    if args.mc_chips < 1:
-        raise UserError(f"--mc-chips must be at least 1, got {args.mc_chips}")
-    if args.nonideal_samples is not None and args.nonideal_samples < 1:
-        raise UserError(f"--nonideal-samples must be at least 1, got {args.nonideal_samples}")
-    asked = getattr(args, "target", None) or list_targets()
-    try:
-        specs = [load_spec(t) for t in asked]
-    except SpecError as e:
-        raise UserError(str(e)) from None
-    crossbars = [s for s in specs if s.kind == "crossbar"]
-    if not crossbars:
-        raise UserError(f"--nonideal needs a crossbar (RRAM) target, e.g. --target rram_neurosim; got "
-                        f"{[s.name for s in specs]}")
+    crossbars = check_nonideal_args(args, checkpoint_path)
     out = Path(out_dir) if out_dir else Path(checkpoint_path).parent / "estimate"
     progress = not getattr(args, "quiet", False)
     model, test, _ = load_checkpoint_model(checkpoint_path, progress=progress)

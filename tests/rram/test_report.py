@@ -13,7 +13,7 @@ import torch
 from neurosim.hardware import (NonIdealConfig, accuracy, energy_groups, nonideal_config_from_spec,
                                nonideal_report_model, plot_accuracy_vs_fault_rate, plot_accuracy_vs_sigma,
                                plot_energy_breakdown, plot_tiles, sweep_nonideal)
-from neurosim.hardware.cli_support import add_nonideal_arguments, run_nonideal_from_args
+from neurosim.hardware.cli_support import add_nonideal_arguments, check_nonideal_args, run_nonideal_from_args
 from neurosim.viz import save_figure
 from rram_helpers import trained_mlp
 
@@ -129,6 +129,25 @@ def test_nonideal_flags_without_flag_do_nothing_and_bad_requests_are_one_line_er
     with pytest.raises(SystemExit):
         p.parse_args(["--sigmas", "0,abc"])
     assert p.parse_args(["--sigmas", "0,0.1"]).sigmas == [0.0, 0.1]
+    for flags, message in ((["--sigma", "-1"], "--sigma must be a number >= 0, got -1.0"),
+                           (["--sigmas=-0.1,0"], "--sigmas must be a number >= 0, got -0.1"),
+                           (["--read-noise", "-0.1"], "--read-noise must be a number >= 0"),
+                           (["--fault-rate", "2"], r"--fault-rate must be a fraction in \[0, 1\], got 2.0"),
+                           (["--fault-rates", "0,1.5"], "--fault-rates must be a fraction"),
+                           (["--drift-time-s", "0"], "--drift-time-s must be a positive number of seconds")):
+        with pytest.raises(UserError, match=message):
+            check_nonideal_args(p.parse_args(["--nonideal", *flags]), "x.pt")
+
+
+def test_estimate_checks_its_flags_before_estimating(tmp_path, capsys, monkeypatch):
+    import neurosim.estimation as estimation
+    from neurosim.cli import main
+
+    monkeypatch.setattr(estimation, "estimate_checkpoint", lambda *a, **kw: pytest.fail("estimated first"))
+    for flags, words in ((["--nonideal", "--mc-chips", "0"], "--mc-chips must be at least 1"),
+                         (["--samples", "0"], "--samples must be at least 1, got 0")):
+        assert main(["estimate", "--checkpoint", str(tmp_path / "c.pt"), *flags]) == 2
+        assert words in capsys.readouterr().err
 
 
 def test_nonideal_from_args_on_a_checkpoint_writes_reports(tmp_path, event_digits_cache, capsys):
