@@ -401,9 +401,19 @@ def _fetch(spec: TonicSpec, split: str, root: Path) -> None:
             raise DatasetNotFoundError(
                 f"dataset {spec.name!r}: {archive} is there but the data is incomplete after extracting it "
                 f"({'; '.join(layout_problems(spec, root, (split,)))}); delete {archive} and run prepare again")
+        made = not loc.exists()
         loc.mkdir(parents=True, exist_ok=True)
         print(f"downloading {spec.name} ({spec.size_note}) into {loc}", flush=True)
-        _tonic_dataset(spec, split, root)  # tonic's constructor downloads (tqdm bar) and extracts
+        try:
+            _tonic_dataset(spec, split, root)  # tonic's constructor downloads (tqdm bar) and extracts
+        except OSError as e:  # no network, a refused or broken connection (urllib's URLError is an OSError)
+            archive.unlink(missing_ok=True)  # a partial download, which tonic would trust next time
+            if made and not any(loc.iterdir()):
+                loc.rmdir()
+            raise DatasetNotFoundError(
+                f"dataset {spec.name!r}: downloading {spec.splits[split].archive} into {loc} failed "
+                f"({type(e).__name__}: {e}); check the network and run prepare again, or put the archive there "
+                "yourself") from None
     if spec.name == "ncaltech101" and layout_problems(spec, root, (split,)):
         # the outer archive holds Caltech101.zip, which tonic 1.7.0 does not extract
         for inner in sorted(loc.rglob("Caltech101.zip")):

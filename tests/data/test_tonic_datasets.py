@@ -384,3 +384,22 @@ def test_a_subset_converts_only_its_samples_and_changed_files_rebuild_the_frames
     fw.write_pokerdvs(offline, "train", per_class=6)
     make_loaders(whole, progress=False)
     assert reads[0] > 52
+
+
+def test_a_failed_download_is_one_clear_error_and_leaves_nothing_behind(tmp_path, monkeypatch):
+    import urllib.error
+
+    from neurosim.data import tonic_datasets as td
+
+    spec = SPECS["nmnist"]
+    archive = td.location(spec, tmp_path) / spec.splits["train"].archive
+
+    def no_network(*args, **kwargs):
+        archive.write_bytes(b"half an archive")  # tonic had started writing it
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(td, "_tonic_dataset", no_network)
+    with pytest.raises(DatasetNotFoundError, match=r"downloading .* into .*NMNIST failed \(URLError: .*Name or "
+                                                    r"service not known.*check the network"):
+        td.load_split(spec, "train", tmp_path, download=True)
+    assert not td.location(spec, tmp_path).exists()  # no empty folder, no partial archive tonic would trust
