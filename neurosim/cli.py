@@ -115,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module_name in PLUGINS:
         importlib.import_module(module_name).register(sub)
+    for command in sub.choices.values():  # `neurosim train ... -q` as well as `neurosim -q train ...`
+        command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
     return parser
 
 

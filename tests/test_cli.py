@@ -29,6 +29,8 @@ def test_train_then_evaluate_a_tiny_run(tmp_path, event_digits_cache, capsys):
     assert main(["-q", "evaluate", "--checkpoint", str(run / "checkpoint.pt")]) == 0
     out = capsys.readouterr().out
     assert "test accuracy:" in out and "(32 samples)" in out
+    assert main(["evaluate", "--checkpoint", str(run), "-q"]) == 0  # the run folder will do; -q after the command
+    assert "(32 samples)" in capsys.readouterr().out
     # resuming with a different config is refused instead of silently mixing runs, naming what differs …
     assert main(args[:-1] + ["train.lr=0.5"]) == 2
     assert "different config (train.lr differ)" in capsys.readouterr().err
@@ -68,6 +70,8 @@ def test_missing_config_and_checkpoint_are_named(tmp_path, capsys):
     assert "nope.toml" in capsys.readouterr().err
     assert main(["evaluate", "--checkpoint", str(tmp_path / "missing.pt")]) == 2
     assert "missing.pt" in capsys.readouterr().err
+    assert main(["evaluate", "--checkpoint", str(tmp_path)]) == 2
+    assert "is a folder without a checkpoint.pt" in capsys.readouterr().err
 
 
 def test_console_script_entry_point_runs():

@@ -3,7 +3,7 @@
 :func:`accuracy_heatmap` draws one accuracy matrix (rows: after training task i; columns: task j evaluated),
 :func:`accuracy_heatmaps` one panel per method. Both return a :class:`matplotlib.figure.Figure` built without
 pyplot (Agg canvas), saved with :func:`neurosim.viz.save_figure`. :func:`report_markdown` renders the summary table
-next to the numbers the HLOP paper reports (as quoted in the project's REFERENCES.md).
+next to the numbers the HLOP paper reports (Xiao et al., ICLR 2024, arXiv 2402.11984).
 """
 
 from __future__ import annotations
@@ -115,10 +115,10 @@ def report_markdown(name: str, summary: Mapping[str, Mapping], setting: str, fig
         if summary["baseline"][key] > 0:
             ratio = summary["hlop"][key] / summary["baseline"][key]
             lines += ["", f"HLOP's {'CPU' if key.startswith('cpu') else 'wall'} time is {ratio:.2f}× the baseline's "
-                      "(Hebbian updates on every training forward pass and the extra Hebbian passes)."]
+                      "(a Hebbian update per training batch and the extra Hebbian passes)."]
     lines += ["", "## For reference: the paper", "",
               "Xiao et al., *Hebbian Learning based Orthogonal Projection for Continual Learning of Spiking Neural "
-              "Networks*, ICLR 2024 (arXiv 2402.11984), as quoted in the project's REFERENCES.md. Different data, "
+              "Networks*, ICLR 2024 (arXiv 2402.11984; code: github.com/pkuxmq/HLOP-SNN). Different data, "
               "network and scale: a sanity reference, not a like-for-like comparison.", "",
               "| setting | ACC (%) | BWT (points) |", "|---|---:|---:|"]
     for setting_name, v in PAPER.items():

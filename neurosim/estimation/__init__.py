@@ -173,9 +173,10 @@ def estimate_checkpoint(path: str | Path, targets: Sequence[str] | None = None, 
                         out_dir: str | Path | None = None, progress: bool = False, **options) -> EstimateReport:
     """Estimate the model of a neurosim checkpoint, with activity measured on its dataset's test split."""
     from neurosim.runs import load_run
+    from neurosim.training.checkpoint import checkpoint_file
 
     model, cfg, data = load_run(path, progress=progress)
-    out_dir = Path(path).parent / "estimate" if out_dir is None else out_dir
+    out_dir = checkpoint_file(path).parent / "estimate" if out_dir is None else out_dir
     return estimate_model(model, cfg.model.input_shape, data.test, targets, dt_s=cfg.neuron.dt_ms * 1e-3,
                           samples=samples, out_dir=out_dir, **options)
 

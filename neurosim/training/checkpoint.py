@@ -15,7 +15,8 @@ import torch
 
 from neurosim._io import atomic_write_bytes, atomic_write_text
 
-__all__ = ["CheckpointError", "atomic_write_bytes", "atomic_write_text", "load_checkpoint", "save_checkpoint"]
+__all__ = ["CheckpointError", "atomic_write_bytes", "atomic_write_text", "checkpoint_file", "load_checkpoint",
+           "save_checkpoint"]
 
 CHECKPOINT_FORMAT = 1
 
@@ -31,13 +32,27 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+def checkpoint_file(path: str | Path) -> Path:
+    """``path``, or the ``checkpoint.pt`` in it when it is a run folder.
+
+    Raises:
+        CheckpointError: a folder without a ``checkpoint.pt``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "checkpoint.pt").is_file():
+            raise CheckpointError(f"{str(path)!r} is a folder without a checkpoint.pt; give the checkpoint file")
+        return path / "checkpoint.pt"
+    return path
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint`.
+    """Load a checkpoint written by :func:`save_checkpoint` (``path`` may be a run folder holding ``checkpoint.pt``).
 
     Raises:
         CheckpointError: the file is missing, truncated/corrupt, or not a neurosim checkpoint.
     """
-    path = Path(path)
+    path = checkpoint_file(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     try:
