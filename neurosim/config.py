@@ -331,11 +331,14 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Load a TOML run config (or the defaults when ``path`` is None) and apply overrides.
+def load_toml_config(path: str | Path | None, overrides: list[str] | None, from_dict):
+    """``from_dict`` of the TOML file at ``path`` (nothing: the defaults) with ``key.path=value`` overrides applied.
+
+    An error is blamed on what caused it: ``--set KEY=VALUE: ...`` when an override set the key at fault, else
+    ``FILE: ...`` (a shipped config is then not wrong when a user's override is).
 
     Raises:
-        ConfigError: unreadable TOML, unknown key, wrong type or impossible value (message names the key path).
+        ConfigError: missing or unreadable file, unknown key, wrong type or impossible value (naming the key path).
     """
     data: dict[str, Any] = {}
     if path is not None:
@@ -343,16 +346,28 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} does not exist")
         try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as e:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    if overrides:
-        data = apply_overrides(data, overrides)
+    overrides = list(overrides or [])
     try:
-        return config_from_dict(data)
+        return from_dict(apply_overrides(data, overrides))
     except ConfigError as e:
-        where = f"{path}: " if path is not None else ""
-        raise ConfigError(f"{where}{e}") from None
+        at_fault = str(e).split(":", 1)[0].split("[", 1)[0]  # "train.lr: expected ..." → train.lr
+        for item in reversed(overrides):
+            key = item.split("=", 1)[0].strip()
+            if at_fault == key or at_fault.startswith(key + ".") or key.startswith(at_fault + "."):
+                raise ConfigError(f"--set {item}: {e}") from None
+        raise ConfigError(f"{path}: {e}" if path is not None else str(e)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Load a TOML run config (or the defaults when ``path`` is None) and apply overrides.
+
+    Raises:
+        ConfigError: unreadable TOML, unknown key, wrong type or impossible value (message names the key path).
+    """
+    return load_toml_config(path, overrides, config_from_dict)
 
 
 def _toml_value(v: Any) -> str:

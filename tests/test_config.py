@@ -47,6 +47,18 @@ def test_none_that_is_not_the_default_survives_the_toml_round_trip(tmp_path):
         load_config(None, ["train.lr=none"])
 
 
+def test_an_error_is_blamed_on_the_override_that_caused_it_not_on_the_file(tmp_path):
+    path = tmp_path / "shipped.toml"
+    path.write_text('[train]\nepochs = 1\n')
+    with pytest.raises(ConfigError, match=r"^--set train.epochz=3: train.epochz: unknown key"):
+        load_config(path, ["train.lr=0.1", "train.epochz=3"])
+    with pytest.raises(ConfigError, match=r"^--set model={hidden=\['a'\]}: model.hidden\[0\]: expected an integer"):
+        load_config(path, ["model={hidden=['a']}"])
+    path.write_text('[train]\nepochs = 0\n')  # the file itself is wrong
+    with pytest.raises(ConfigError, match=r"shipped.toml: train.epochs: must be positive"):
+        load_config(path, ["train.lr=0.1"])
+
+
 def test_overrides_parse_toml_values_and_bare_words(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('[train]\nepochs = 1\n')

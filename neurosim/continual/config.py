@@ -18,19 +18,12 @@ Example:
 from __future__ import annotations
 
 import re
-
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 from neurosim.config import (
-    LOSSES, ConfigError, ModelConfig, NeuronConfig, _build, _choice, _Invalid, _positive, apply_overrides,
+    LOSSES, ConfigError, ModelConfig, NeuronConfig, _build, _choice, _Invalid, _positive, load_toml_config,
 )
 
 __all__ = [
@@ -237,19 +230,4 @@ def load_continual_config(path: str | Path | None = None, overrides: list[str] |
     Raises:
         ConfigError: unreadable TOML, unknown key, wrong type or impossible value (the message names the key path).
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {str(path)!r} does not exist")
-        try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    if overrides:
-        data = apply_overrides(data, overrides)
-    try:
-        return continual_config_from_dict(data)
-    except ConfigError as e:
-        where = f"{path}: " if path is not None else ""
-        raise ConfigError(f"{where}{e}") from None
+    return load_toml_config(path, overrides, continual_config_from_dict)

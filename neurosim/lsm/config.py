@@ -15,30 +15,16 @@ Example:
 
 from __future__ import annotations
 
-import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-from neurosim.config import ConfigError, _build, _Invalid, apply_overrides
+from neurosim.config import _build, _Invalid, _positive, load_toml_config
 
 __all__ = ["EnergyConfig", "LSMConfig", "LSMDataConfig", "ReadoutConfig", "ReservoirConfig", "load_lsm_config",
            "lsm_config_from_dict", "READOUTS"]
 
 READOUTS = ("linear", "mlp", "contrastive")
-
-
-def _positive(obj, *names: str) -> None:
-    for n in names:
-        v = getattr(obj, n)
-        if v is not None and not (v > 0 and math.isfinite(v)):
-            raise _Invalid(n, f"must be positive, got {v!r}")
 
 
 @dataclass(frozen=True)
@@ -151,13 +137,4 @@ def load_lsm_config(path: str | Path | None = None, overrides: list[str] | None 
     Raises:
         ConfigError: unreadable TOML, unknown key, wrong type or impossible value (the message names the key).
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {str(path)!r} does not exist") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: not valid TOML ({e})") from None
-    return lsm_config_from_dict(apply_overrides(data, overrides or []))
+    return load_toml_config(path, overrides, lsm_config_from_dict)
