@@ -63,12 +63,32 @@ from torch import nn
 
 from neurosim.continual.hebbian import HebbianSubspace, _orthonormal_rows, project_out
 
-__all__ = ["HLOP", "freeze_non_weights", "presynaptic_size", "presynaptic_vectors", "protectable_layers"]
+__all__ = ["HLOP", "freeze_non_weights", "presynaptic_size", "presynaptic_vectors", "protectable_layers",
+           "protected_layers"]
 
 
 def protectable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Every ``Linear`` and ``Conv2d`` (torch's or neurosim's time-distributed ones) of ``model``, in order."""
     return [(name, m) for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+
+
+def protected_layers(model: nn.Module, layers: Sequence[str] | None = None) -> list[tuple[str, nn.Module]]:
+    """``[(name, module)]`` that HLOP protects: the named ``layers`` of ``model``, or all protectable ones (None).
+
+    Raises:
+        ValueError: a name given twice, a name that is not a Linear/Conv2d of the model, or nothing to protect.
+    """
+    available = dict(protectable_layers(model))
+    names = list(available) if layers is None else list(layers)
+    if len(set(names)) != len(names):
+        raise ValueError(f"HLOP layers {names} name a layer twice")
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise ValueError(f"HLOP layers {unknown} are not Linear/Conv2d layers of the model; available: "
+                         f"{list(available)}")
+    if not names:
+        raise ValueError("HLOP found no Linear or Conv2d layer to protect in the model")
+    return [(n, available[n]) for n in names]
 
 
 def presynaptic_size(module: nn.Module) -> int:
@@ -151,26 +171,15 @@ class HLOP:
     def __init__(self, model: nn.Module, layers: Sequence[str] | None = None, lr: float | Sequence[float] = 0.01,
                  iterations: int = 5, momentum: float = 0.9, clamp: float = 10.0, max_samples: int | None = 8192,
                  orthonormalize: bool = False, seed: int = 0) -> None:
-        available = dict(protectable_layers(model))
-        if layers is None:
-            names = list(available)
-        else:
-            names = list(layers)
-            if len(set(names)) != len(names):
-                raise ValueError(f"HLOP layers {names} name a layer twice")
-            unknown = [n for n in names if n not in available]
-            if unknown:
-                raise ValueError(f"HLOP layers {unknown} are not Linear/Conv2d layers of the model; "
-                                 f"available: {list(available)}")
-        if not names:
-            raise ValueError("HLOP found no Linear or Conv2d layer to protect in the model")
+        chosen = protected_layers(model, layers)
+        names = [name for name, _ in chosen]
         lrs = [float(lr)] * len(names) if isinstance(lr, (int, float)) else [float(v) for v in lr]
         if len(lrs) != len(names):
             raise ValueError(f"HLOP lr: {len(lrs)} values for {len(names)} protected layers {names}")
         if max_samples is not None and max_samples < 1:
             raise ValueError(f"max_samples must be >= 1 or None, got {max_samples!r}")
         self.model = model
-        self.layers = [(n, available[n]) for n in names]
+        self.layers = chosen
         self.max_samples = max_samples
         self.orthonormalize = orthonormalize
         self.generator = torch.Generator().manual_seed(int(seed))

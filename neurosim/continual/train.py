@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from neurosim.config import ConfigError
 from neurosim.continual.config import ContinualConfig, subspace_sizes
 from neurosim.continual.metrics import bwt as bwt_of
-from neurosim.continual.projection import HLOP, freeze_non_weights, presynaptic_size, protectable_layers
+from neurosim.continual.projection import HLOP, freeze_non_weights, presynaptic_size, protected_layers
 from neurosim.continual.tasks import Task, concat_tasks
 from neurosim.data.loaders import FrameLoader
 from neurosim.nn import build_model
@@ -298,14 +298,11 @@ def hlop_plan(cfg: ContinualConfig, model: torch.nn.Module, num_tasks: int
             layers, more rates than layers, a size list of the wrong length, more rows than a layer has inputs),
             so that a run can check its config before any training.
     """
-    available = dict(protectable_layers(model))
-    names = list(cfg.hlop.layers) or list(available)
-    unknown = [n for n in names if n not in available]
-    if unknown:
-        raise ConfigError(f"hlop.layers: {unknown} are not Linear/Conv2d layers of the model; available: "
-                          f"{list(available)}")
-    if not names:
-        raise ConfigError("hlop.layers: the model has no Linear or Conv2d layer to protect")
+    try:
+        chosen = dict(protected_layers(model, list(cfg.hlop.layers) or None))
+    except ValueError as e:
+        raise ConfigError(f"hlop.layers: {e}") from None
+    names = list(chosen)
     if len(cfg.hlop.lr) > len(names):
         raise ConfigError(f"hlop.lr: {len(cfg.hlop.lr)} rates for {len(names)} protected layers; give at most one "
                           "per layer (the last one repeats)")
@@ -319,7 +316,7 @@ def hlop_plan(cfg: ContinualConfig, model: torch.nn.Module, num_tasks: int
             sizes = (0,) * len(names)
         for name, k in zip(names, sizes):
             rows[name] += k
-            inputs = presynaptic_size(available[name])
+            inputs = presynaptic_size(chosen[name])
             if rows[name] > inputs:
                 raise ConfigError(f"{key}: HLOP layer {name!r} would need {rows[name]} subspace rows by task {task} "
                                   f"but has only {inputs} inputs; use smaller sizes or fewer tasks")
