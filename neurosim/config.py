@@ -81,8 +81,8 @@ class NeuronConfig:
 
     def __post_init__(self) -> None:
         _positive(self, "tau_mem_ms", "dt_ms", "v_th", "surrogate_alpha")
-        if self.beta is not None and not 0 < self.beta <= 1:
-            raise _Invalid("beta", f"must be in (0, 1], got {self.beta!r}")
+        if self.beta is not None and not 0 <= self.beta <= 1:
+            raise _Invalid("beta", f"must be in [0, 1], got {self.beta!r}")
         _choice(self, "reset", RESETS)
         _choice(self, "reset_timing", RESET_TIMINGS)
         _choice(self, "surrogate", SURROGATES)
@@ -115,7 +115,7 @@ class ModelConfig:
     batch_norm: bool = False  # BatchNorm after each conv / hidden linear layer
     dropout: float = 0.0  # dropout before each hidden/output linear layer (one mask for all steps)
     readout: str = "spikes"  # spikes: output LIF layer | membrane: non-spiking leaky integrator
-    readout_beta: float = 0.9  # decay of the membrane readout
+    readout_beta: float = 0.9  # decay of the membrane readout; 0: o_t = W·s_t, a plain linear classifier per step
 
     def __post_init__(self) -> None:
         _choice(self, "kind", MODEL_KINDS)
@@ -127,13 +127,13 @@ class ModelConfig:
         for name in ("channels", "hidden"):
             if any(int(c) <= 0 for c in getattr(self, name)):
                 raise _Invalid(name, f"sizes must be positive, got {getattr(self, name)!r}")
-        _positive(self, "num_classes", "kernel_size", "pool", "input_pool", "readout_beta")
+        _positive(self, "num_classes", "kernel_size", "pool", "input_pool")
         if self.padding < 0:
             raise _Invalid("padding", f"must be >= 0, got {self.padding!r}")
         if not 0 <= self.dropout < 1:
             raise _Invalid("dropout", f"must be in [0, 1), got {self.dropout!r}")
-        if self.readout_beta > 1:
-            raise _Invalid("readout_beta", f"must be in (0, 1], got {self.readout_beta!r}")
+        if not 0 <= self.readout_beta <= 1:
+            raise _Invalid("readout_beta", f"must be in [0, 1], got {self.readout_beta!r}")
 
 
 @dataclass(frozen=True)
@@ -156,6 +156,7 @@ class DataConfig:
 
 METHODS = ("bptt", "sltt", "sltt_k")
 LOSSES = ("rate_ce", "tet", "sltt_mix")
+LOSS_TARGETS = ("ones", "onehot")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("cosine", "none")
 
@@ -170,6 +171,7 @@ class TrainConfig:
     epochs: int = 5  # passes over the training split
     loss: str = "rate_ce"  # rate_ce: CE on time-averaged output | tet: mean per-step CE | sltt_mix
     loss_lambda: float = 0.05  # sltt_mix: weight of the MSE term, (1−λ)·CE + λ·MSE (SLTT paper: 0.05)
+    loss_target: str = "ones"  # sltt_mix: MSE towards ones (the official code's φ = 1) | onehot (its -mse_n_reg)
     optimizer: str = "adam"  # adam | adamw | sgd
     lr: float = 2e-3  # learning rate
     momentum: float = 0.9  # sgd momentum
@@ -188,6 +190,7 @@ class TrainConfig:
         _positive(self, "k", "time_chunk", "epochs", "lr", "grad_clip", "threads", "checkpoint_every")
         if not 0 <= self.loss_lambda <= 1:
             raise _Invalid("loss_lambda", f"must be in [0, 1], got {self.loss_lambda!r}")
+        _choice(self, "loss_target", LOSS_TARGETS)
         if self.weight_decay < 0 or self.momentum < 0:
             raise _Invalid("weight_decay" if self.weight_decay < 0 else "momentum", "must be >= 0")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):

@@ -127,7 +127,7 @@ def tau_r_from_beta(beta: float, dt_s: float) -> tuple[float, float]:
     For ``β = 1`` (no leak: NIR ``IF``/``I`` nodes, ``dv/dt = R·I``) it returns ``(inf, 1/dt)``.
 
     Args:
-        beta: decay per step, in (0, 1].
+        beta: decay per step, in [0, 1] (0: ``τ = dt``).
         dt_s: seconds per time step.
 
     Returns:
@@ -140,8 +140,8 @@ def tau_r_from_beta(beta: float, dt_s: float) -> tuple[float, float]:
     """
     dt_s = _check_dt(dt_s)
     beta = float(beta)
-    if not 0 < beta <= 1:
-        raise ValueError(f"beta must be in (0, 1], got {beta!r}")
+    if not 0 <= beta <= 1:
+        raise ValueError(f"beta must be in [0, 1], got {beta!r}")
     if beta == 1:
         return math.inf, 1.0 / dt_s
     tau_s = dt_s / (1.0 - beta)
@@ -176,11 +176,13 @@ def beta_gain_from_tau_r(tau_s: float, r: float, dt_s: float) -> tuple[float, fl
         raise ValueError(f"r must be finite, got {r!r}")
     if tau_s == math.inf:
         return 1.0, dt_s * r
-    if not (tau_s > dt_s and math.isfinite(tau_s)):
+    if not (tau_s >= dt_s * (1 - 1e-12) and math.isfinite(tau_s)):
         raise ValueError(
-            f"tau_s = {tau_s!r} s is not longer than dt_s = {dt_s!r} s, so β = 1 − dt/τ = {1 - dt_s / tau_s:.4g} "
-            "is not in (0, 1]; pass the dt_s the graph was exported with, or a smaller one"
+            f"tau_s = {tau_s!r} s is shorter than dt_s = {dt_s!r} s, so β = 1 − dt/τ = {1 - dt_s / tau_s:.4g} "
+            "is not in [0, 1]; pass the dt_s the graph was exported with, or a smaller one"
         )
+    if tau_s <= dt_s:  # τ = dt: β = 0, no memory between steps
+        return 0.0, dt_s * r / tau_s
     return 1.0 - dt_s / tau_s, dt_s * r / tau_s
 
 

@@ -120,9 +120,11 @@ def beta_from_tau(tau_mem_ms: float, dt_ms: float) -> float:
 
 
 def tau_from_beta(beta: float, dt_ms: float) -> float:
-    """Inverse of :func:`beta_from_tau`: ``τ = −dt / ln β`` in ms (``inf`` for β = 1)."""
-    if not 0 < beta <= 1:
-        raise ValueError(f"beta must be in (0, 1], got {beta!r}")
+    """Inverse of :func:`beta_from_tau`: ``τ = −dt / ln β`` in ms (``inf`` for β = 1, 0 for β = 0: no memory)."""
+    if not 0 <= beta <= 1:
+        raise ValueError(f"beta must be in [0, 1], got {beta!r}")
+    if beta == 0:
+        return 0.0
     return math.inf if beta == 1 else -dt_ms / math.log(beta)
 
 
@@ -144,7 +146,7 @@ class LIFParams:
     """Parameters of the LIF dynamics (see the module docstring for the equations).
 
     Args:
-        beta: decay per step in (0, 1]; a float or a tensor broadcastable to one step ``[B, ...]``
+        beta: decay per step in [0, 1] (0: no memory between steps); a float or a tensor broadcastable to one step ``[B, ...]``
             (learnable decay passes a tensor that requires grad).
         v_th: firing threshold (float or tensor; a tensor that requires grad makes it learnable).
         reset: ``subtract`` | ``zero`` | ``none``.

@@ -150,8 +150,6 @@ def _convert_leaky(leaky, where: str, is_last: bool, backend: str, problems: lis
     thr = _scalar(leaky.threshold, "threshold", problems, where)
     if beta is not None:
         beta = min(max(beta, 0.0), 1.0)  # snnTorch clamps β to [0, 1] every step
-        if beta == 0.0:
-            problems.append(f"{where}: beta = 0 (neurosim's LIF needs β in (0, 1])")
     if thr is not None and not thr > 0:
         problems.append(f"{where}: threshold {thr} (must be positive)")
     surrogate = _surrogate(leaky, where, problems)

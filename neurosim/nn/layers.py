@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -195,7 +196,7 @@ class LI(nn.Module):
     """Non-spiking leaky integrator readout: ``v[t] = β·v[t−1] + x[t]``; outputs the membrane ``v`` each step.
 
     Args:
-        beta: decay per step in (0, 1].
+        beta: decay per step in [0, 1] (0: the output is each step's input, a plain linear readout).
     """
 
     stateful = True
@@ -203,8 +204,8 @@ class LI(nn.Module):
 
     def __init__(self, beta: float = 0.9) -> None:
         super().__init__()
-        if not 0 < beta <= 1:
-            raise ValueError(f"beta must be in (0, 1], got {beta!r}")
+        if not 0 <= beta <= 1:
+            raise ValueError(f"beta must be in [0, 1], got {beta!r}")
         self.beta = float(beta)
 
     def forward(self, x_seq: torch.Tensor, state: torch.Tensor | None = None):
@@ -264,9 +265,15 @@ def time_chunk(model: nn.Module, x_seq: torch.Tensor) -> int:
     T, B = x_seq.shape[0], max(1, x_seq.shape[1])
     if x_seq.device.type != "cpu":
         return T
-    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in model.modules()):
+    if _training_batch_norm(model):
         return T
     return max(1, min(T, -(-CHUNK_SAMPLES // B)))
+
+
+def _training_batch_norm(model: nn.Module) -> str | None:
+    """The name of a BatchNorm layer of ``model`` in training mode (None if there is none)."""
+    return next((name for name, m in model.named_modules()
+                 if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training), None)
 
 
 def check_steps(steps: Any, name: str = "time_chunk") -> int:
@@ -285,6 +292,10 @@ def run_chunked(model: nn.Module, x_seq: torch.Tensor, state: Any = None, steps:
     """
     T = x_seq.shape[0]
     steps = time_chunk(model, x_seq) if steps is None else check_steps(steps, "steps")
+    if steps < T and (bn := _training_batch_norm(model)):
+        warnings.warn(f"time_chunk = {steps} runs all {T} steps in one call instead: BatchNorm {bn!r} in training "
+                      "mode takes its statistics over all T·B samples of the call", RuntimeWarning, stacklevel=3)
+        steps = T
     if steps >= T:
         return model(x_seq, state)
     outs = []

@@ -31,7 +31,8 @@ class LIF(nn.Module):
     Args:
         tau_mem_ms: membrane time constant in ms (default 2 ms with ``dt_ms`` = 1 → β ≈ 0.61).
         dt_ms: duration of one time step in ms.
-        beta: decay per step in (0, 1]; overrides ``tau_mem_ms``.
+        beta: decay per step in [0, 1] (0: no memory between steps, the SLTT paper's τ = 1); overrides
+            ``tau_mem_ms``.
         v_th: firing threshold.
         reset: ``subtract`` | ``zero`` | ``none``.
         detach_reset: no gradient through the reset.
@@ -74,8 +75,8 @@ class LIF(nn.Module):
                 raise ValueError("give either tau_mem_ms (with dt_ms) or beta")
             beta = beta_from_tau(tau_mem_ms, dt_ms)
         beta = float(beta)
-        if not 0 < beta <= 1:
-            raise ValueError(f"beta must be in (0, 1], got {beta!r}")
+        if not 0 <= beta <= 1:
+            raise ValueError(f"beta must be in [0, 1], got {beta!r}")
         if not v_th > 0:
             raise ValueError(f"v_th must be positive, got {v_th!r}")
         self.dt_ms = float(dt_ms)
@@ -91,7 +92,7 @@ class LIF(nn.Module):
         self.learn_beta = learn_beta
         self.learn_threshold = learn_threshold
         if learn_beta:
-            b = min(beta, 1 - 1e-6)
+            b = min(max(beta, 1e-6), 1 - 1e-6)  # β = sigmoid(w) reaches neither 0 nor 1
             self.beta_logit = nn.Parameter(torch.tensor(math.log(b / (1 - b))))
         else:
             self.register_buffer("beta_value", torch.tensor(beta))

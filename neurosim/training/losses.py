@@ -100,12 +100,12 @@ class SLTTMix(Loss):
         return (1 - self.lam) * ce + self.lam * F.mse_loss(o_t, goal)
 
 
-def get_loss(name: str, lam: float = 0.05) -> Loss:
-    """Loss by config name: ``rate_ce`` | ``tet`` | ``sltt_mix``."""
+def get_loss(name: str, lam: float = 0.05, target: str = "ones") -> Loss:
+    """Loss by config name: ``rate_ce`` | ``tet`` | ``sltt_mix`` (with ``lam`` and its MSE ``target``)."""
     if name == "rate_ce":
         return RateCE()
     if name == "tet":
         return TET()
     if name == "sltt_mix":
-        return SLTTMix(lam)
+        return SLTTMix(lam, target)
     raise ValueError(f"unknown loss {name!r}; expected one of ['rate_ce', 'tet', 'sltt_mix']")

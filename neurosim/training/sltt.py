@@ -63,6 +63,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,14 +138,20 @@ def sltt_chunk(model: torch.nn.Module, x_seq: torch.Tensor) -> int:
     (statistics per step), and when a stateful layer does not declare that it honours ``no_temporal_grad``
     (``cuts_temporal_grad``): then the state is detached between steps, which is exact for any layer.
     """
-    if x_seq.device.type != "cpu":
+    if x_seq.device.type != "cpu" or _one_step_only(model):
         return 1
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training:
-            return 1
-        if is_stateful(m) and not getattr(m, "cuts_temporal_grad", False):
-            return 1
     return _chunk_of_samples(model, x_seq)
+
+
+def _one_step_only(model: torch.nn.Module) -> str | None:
+    """Why SLTT must run ``model`` one step per call to be exact (None: chunks are exact too)."""
+    for name, m in model.named_modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training:
+            return f"BatchNorm {name!r} in training mode normalises each step by its own statistics"
+        if is_stateful(m) and not getattr(m, "cuts_temporal_grad", False):
+            return (f"stateful layer {name!r} ({type(m).__name__}) does not declare that it honours "
+                    "no_temporal_grad (cuts_temporal_grad), so its state is detached between steps")
+    return None
 
 
 def _segments(T: int, backward_steps: set[int] | None, chunk: int) -> list[tuple[int, int, bool]]:
@@ -185,6 +192,10 @@ def run_online(model: torch.nn.Module, x_seq: torch.Tensor, y: torch.Tensor, los
     """
     T = x_seq.shape[0]  # time steps
     chunk = sltt_chunk(model, x_seq) if time_chunk is None else check_steps(time_chunk)
+    if chunk > 1 and (why := _one_step_only(model)):
+        warnings.warn(f"time_chunk = {chunk} runs one step per call instead: {why}, and several steps per call "
+                      "would change the gradients", RuntimeWarning, stacklevel=3)
+        chunk = 1
     state = None
     # Outputs and loss go into buffers made once: no small allocation outlives a step, so the heap the steps'
     # transient tensors come from does not fragment as T grows (it showed as peak RSS growing with T).
@@ -225,7 +236,9 @@ class SLTT:
 
     Args:
         time_chunk: steps per forward/backward: 1 (default) is the paper's loop, the least memory; N > 1 runs N
-            steps per call with the same gradients; None picks :func:`sltt_chunk` (about 128 samples on CPU).
+            steps per call with the same gradients (one step per call, with a warning, where that would not hold:
+            BatchNorm in training mode, stateful layers without ``cuts_temporal_grad``); None picks
+            :func:`sltt_chunk` (about 128 samples on CPU).
     """
 
     time_chunk: int | None = 1

@@ -139,7 +139,7 @@ class Trainer:
         if self.method is None:
             self.method = get_method(tc.method, k=tc.k, time_chunk=tc.time_chunk)
         if self.loss is None:
-            self.loss = get_loss(tc.loss, tc.loss_lambda)
+            self.loss = get_loss(tc.loss, tc.loss_lambda, tc.loss_target)
         params = [p for p in self.model.parameters() if p.requires_grad]
         if tc.optimizer == "sgd":
             self.optimizer = torch.optim.SGD(params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)

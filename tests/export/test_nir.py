@@ -91,7 +91,7 @@ def test_nir_euler_step_reproduces_neurosim_membrane():
     torch.testing.assert_close(torch.stack(trace), state.v_seq, rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("beta", [0.0, -0.1, 1.5, float("nan")])
+@pytest.mark.parametrize("beta", [-0.1, 1.5, float("nan")])
 def test_tau_r_rejects_bad_beta(beta):
     with pytest.raises(ValueError, match="beta"):
         tau_r_from_beta(beta, 1e-3)
@@ -100,8 +100,10 @@ def test_tau_r_rejects_bad_beta(beta):
 def test_conversion_rejects_bad_dt_and_tau():
     with pytest.raises(ValueError, match="dt_s"):
         tau_r_from_beta(0.5, 0.0)
-    with pytest.raises(ValueError, match="not longer than dt_s"):
-        beta_gain_from_tau_r(1e-3, 1.0, 1e-3)  # τ = dt → β = 0
+    with pytest.raises(ValueError, match="shorter than dt_s"):
+        beta_gain_from_tau_r(0.5e-3, 1.0, 1e-3)  # τ < dt → β < 0
+    assert tau_r_from_beta(0.0, 1e-3) == (1e-3, 1.0)  # β = 0, no memory: τ = dt …
+    assert beta_gain_from_tau_r(1e-3, 1.0, 1e-3) == (0.0, 1.0)  # … and back
 
 
 # ------------------------------------------------------------------------------------------- round trips

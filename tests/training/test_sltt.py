@@ -3,16 +3,17 @@ memory that does not grow with T, the K-step variant, presets, and a short train
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
 import pytest
 import torch
 
-from neurosim.config import ModelConfig, NeuronConfig, RunConfig, TrainConfig, load_config
+from neurosim.config import ConfigError, ModelConfig, NeuronConfig, RunConfig, TrainConfig, load_config
 from neurosim.functional import LIFParams, LIFState, Surrogate, lif_scan
 from neurosim.nn import LI, LIF, BatchNorm1d, Dropout, Flatten, Linear, Sequential, build_model, detach_state
-from neurosim.training import BPTT, METHODS, RateCE, SLTTMix, TET, Trainer, get_method
+from neurosim.training import BPTT, METHODS, RateCE, SLTTMix, TET, Trainer, get_loss, get_method
 from neurosim.training.memory import SavedTensorMeter
 from neurosim.training.sltt import (
     PAPER_NEURON, SLTT, SLTTK, paper_beta, paper_config, paper_lif_kwargs, run_online, sltt_chunk,
@@ -39,17 +40,6 @@ def _mlp(beta=0.5, *, timing="immediate", reset="subtract", backend="auto", lear
             if isinstance(m, Linear):
                 m.weight.mul_(gain)
     return net
-
-
-def _zero_leak(model):
-    """β = 0 (the paper's λ = 1 − 1/τ at τ = 1): the membrane keeps nothing from the previous step.
-
-    ``LIF(beta=...)`` accepts (0, 1] only, so the buffer is set directly; the dynamics accept β = 0.
-    """
-    for m in model.modules():
-        if isinstance(m, LIF):
-            m.beta_value.zero_()
-    return model
 
 
 def _data(T, B=5, seed=1, dtype=torch.float64, scale=1.2):
@@ -92,7 +82,7 @@ CHUNKS, CHUNK_IDS = [1, 4, None], ["per_step", "chunk4", "auto_chunk"]
 @pytest.mark.parametrize("loss", [TET(), SLTTMix()], ids=["tet", "sltt_mix"])
 @pytest.mark.parametrize("chunk", CHUNKS, ids=CHUNK_IDS)
 def test_sltt_equals_bptt_without_temporal_path(reset, timing, backend, loss, chunk):
-    model = _zero_leak(_mlp(timing=timing, reset=reset, backend=backend))
+    model = _mlp(paper_beta(1.0), timing=timing, reset=reset, backend=backend)  # λ = 1 − 1/τ = 0 at τ = 1
     x, y = _data(T=7)
     out_b, g_bptt = _run(BPTT(), model, x, y, loss)
     out_s, g_sltt = _run(SLTT(chunk), model, x, y, loss)
@@ -540,3 +530,58 @@ def test_sltt_learns_synthetic_task(method):
     assert history[-1]["test_acc"] > 0.8  # chance is 0.25
     expected = 12 * (8 if method == "sltt" else 3)
     assert history[-1]["backward_passes"] == expected
+
+
+class _Leak(torch.nn.Module):
+    """A user's stateful layer that does not declare ``cuts_temporal_grad``."""
+
+    stateful = True
+
+    def forward(self, x_seq, state=None):
+        v = torch.zeros_like(x_seq[0]) if state is None else state
+        out = []
+        for x in x_seq:
+            v = 0.9 * v + x
+            out.append(v)
+        return torch.stack(out), v
+
+
+@pytest.mark.parametrize("case", ["batch_norm", "unmarked_state"])
+def test_an_explicit_time_chunk_that_would_change_the_gradients_runs_one_step_per_call(case):
+    torch.manual_seed(0)
+    if case == "batch_norm":
+        base = Sequential(Flatten(), Linear(6, 12, bias=False), BatchNorm1d(12), LIF(**paper_lif_kwargs()),
+                          Linear(12, 4), LI(0.0))
+    else:
+        base = Sequential(Flatten(), Linear(6, 4), _Leak())
+    x, y = _data(T=6)
+    base = base.to(x.dtype)
+
+    def grads(method):
+        model = copy.deepcopy(base)
+        method.forward_backward(model, x, y, SLTTMix())
+        return _grads(model), [b.clone() for b in model.buffers()]
+
+    exact, buffers = grads(SLTT(1))
+    with pytest.warns(RuntimeWarning, match="time_chunk = 3 runs one step per call instead"):
+        chunked, chunked_buffers = grads(SLTT(3))
+    _assert_grads_close(chunked, exact)
+    assert all(torch.equal(a, b) for a, b in zip(chunked_buffers, buffers))  # BatchNorm statistics per step
+    if case == "batch_norm":  # BPTT: BatchNorm over all T·B samples, so the whole sequence in one call
+        _, whole = _run(BPTT(6), copy.deepcopy(base), x, y, TET())
+        with pytest.warns(RuntimeWarning, match="time_chunk = 2 runs all 6 steps in one call instead"):
+            _, chunked = _run(BPTT(2), copy.deepcopy(base), x, y, TET())
+        _assert_grads_close(chunked, whole)
+
+
+def test_the_papers_tau_of_one_and_a_plain_linear_readout_build_through_the_public_api():
+    cfg = paper_config(["neuron.beta=0.0", "model.readout_beta=0.0", "train.loss_target=onehot"])
+    model = build_model(cfg.model, cfg.neuron)
+    lifs = [m for m in model.modules() if isinstance(m, LIF)]
+    assert lifs and all(float(m.beta) == 0.0 for m in lifs) and [m.beta for m in model.modules()
+                                                                if isinstance(m, LI)] == [0.0]
+    assert cfg.train.grad_clip is None  # the official code clips nothing
+    loss = get_loss(cfg.train.loss, cfg.train.loss_lambda, cfg.train.loss_target)
+    assert (loss.lam, loss.target) == (0.05, "onehot")
+    with pytest.raises(ConfigError, match="train.loss_target: must be one of"):
+        paper_config(["train.loss_target=zeros"])
