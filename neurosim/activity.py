@@ -82,8 +82,9 @@ def activity_profile(model: nn.Module, data, *, dt_s: float, samples: int | None
     """
     from hardware_models import ActivityProfile
 
+    p = next((q for q in model.parameters() if q.is_floating_point()), None)
+    dtype = p.dtype if p is not None else torch.float32  # inputs in the model's precision (float64 models too)
     if device is None:
-        p = next(model.parameters(), None)
         device = p.device if p is not None else torch.device("cpu")
     batches = [(data, None)] if isinstance(data, torch.Tensor) else data
     sums_step: dict[str, torch.Tensor] = {}
@@ -95,7 +96,7 @@ def activity_profile(model: nn.Module, data, *, dt_s: float, samples: int | None
         x_seq = torch.as_tensor(x_seq)
         if samples is not None:
             x_seq = x_seq[:, : samples - seen]
-        x_seq = x_seq.to(device).float()
+        x_seq = x_seq.to(device, dtype)
         if x_seq.ndim < 3:
             raise ValueError(f"activity_profile: inputs must be [T, B, ...], got shape {tuple(x_seq.shape)}")
         if T is None:
@@ -103,7 +104,8 @@ def activity_profile(model: nn.Module, data, *, dt_s: float, samples: int | None
         elif x_seq.shape[0] != T:
             raise ValueError(f"activity_profile: batches have different time steps ({x_seq.shape[0]} vs {T})")
         _, layers = record_outputs(model, x_seq, kinds)
-        recorded = {input_name or "__input__": x_seq, **layers}
+        # an OFF event (−1, e.g. delta encoding with off_spike=True) is an event as much as an ON event (+1)
+        recorded = {input_name or "__input__": x_seq.abs(), **layers}
         for name, s in recorded.items():
             s = s.double()
             step = s.reshape(T, s.shape[1], -1).sum(dim=(1, 2))

@@ -48,11 +48,18 @@ class EstimateReport:
         return format_estimates(list(self.estimates.values()))
 
     def to_dict(self) -> dict:
+        import nir
+
         a = self.activity
+        neurons = (nir.LIF, nir.IF, nir.CubaLIF)
+        per_node = {k: float(v.sum()) for k, v in a.spikes_per_step.items()}
+        is_neuron = {k: isinstance(self.graph.nodes.get(k), neurons) for k in per_node}
         return {
             "activity": {"time_steps": a.time_steps, "dt_s": a.dt_s, "samples": a.samples,
                          "input_events_per_inference": float(a.input_events_per_step.sum()),
-                         "spikes_per_inference": {k: float(v.sum()) for k, v in a.spikes_per_step.items()}},
+                         "spikes_per_inference": {k: v for k, v in per_node.items() if is_neuron[k]},
+                         # what other nodes pass on (the Input node, max pools exported as sum pools)
+                         "events_per_inference": {k: v for k, v in per_node.items() if not is_neuron[k]}},
             "targets": {t: e.to_dict() for t, e in self.estimates.items()},
         }
 

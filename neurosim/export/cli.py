@@ -18,6 +18,7 @@ def cmd_export(args) -> int:
     from neurosim.export import NIRExportError, to_nir, write_nir
     from neurosim.nn import build_model
     from neurosim.training import load_checkpoint
+    from neurosim.training.checkpoint import checkpoint_file
 
     ckpt = load_checkpoint(args.checkpoint)  # a missing/corrupt file is a CheckpointError (one line)
     cfg = config_from_dict(ckpt["config"])
@@ -27,11 +28,32 @@ def cmd_export(args) -> int:
         graph = to_nir(model, cfg.model.input_shape, dt_s=cfg.neuron.dt_ms * 1e-3, maxpool=args.maxpool)
     except NIRExportError as e:  # names the layer (and, for MaxPool2d, the --maxpool sumpool way out)
         raise UserError(str(e)) from None
-    out = Path(args.out) if args.out else Path(args.checkpoint).with_name("model.nir")
+    out = Path(args.out) if args.out else checkpoint_file(args.checkpoint).with_name("model.nir")
+    if out.is_dir():  # a folder: the file goes in it
+        out = out / "model.nir"
     write_nir(graph, out)
     kinds = [type(n).__name__ for n in graph.nodes.values() if not isinstance(n, (nir.Input, nir.Output))]
     print(f"wrote {out}: {len(kinds)} nodes ({', '.join(kinds)}), dt = {cfg.neuron.dt_ms} ms")
+    for note in export_notes(graph):
+        print(f"  note: {note}")
     return 0
+
+
+def export_notes(graph) -> list[str]:
+    """What other tools will read differently from neurosim in ``graph`` (neurosim reads it back exactly)."""
+    from neurosim.export.nir import META_KEY
+
+    found: dict[str, list[str]] = {}
+    for name, node in graph.nodes.items():
+        meta = (getattr(node, "metadata", None) or {}).get(META_KEY, {})
+        if meta.get("layer") == "LIF" and meta.get("reset") != "zero":
+            found.setdefault(f"reset = {meta['reset']!r}: other tools read a reset to zero", []).append(name)
+        if meta.get("layer") == "LIF" and meta.get("reset_timing") == "delayed":
+            found.setdefault("snnTorch's delayed reset: other tools reset in the step that spiked", []).append(name)
+        if meta.get("layer") == "MaxPool2d":
+            found.setdefault("MaxPool2d written as SumPool2d: other tools read a sum pool", []).append(name)
+    return [f"{what} (node(s) {', '.join(names)}; the metadata keeps neurosim's setting)"
+            for what, names in found.items()]
 
 
 def register(sub) -> None:

@@ -47,8 +47,10 @@ What NIR cannot say, and how it is kept:
   ``v_reset = 0`` and carries the exact neurosim settings in ``node.metadata["neurosim"]`` (β as stored,
   reset, reset timing, surrogate, learnable flags, ``dt``). :func:`from_nir` restores them from there, so a
   round trip gives identical spikes; other tools see a reset-to-zero neuron. A node without this metadata
-  is imported as NIR defines it: reset to zero, immediate timing. The one remaining difference: NIR spikes
-  when ``v > v_th``, neurosim's immediate timing when ``v ≥ v_th`` (the tie ``v == v_th`` only).
+  is imported as NIR defines it: reset to zero, immediate timing, and a spike when ``v > v_th`` (its
+  threshold is the next float32 above ``v_th``, since neurosim's immediate timing spikes at ``v ≥ v_th``).
+  Exported graphs keep neurosim's threshold as it is, so a tool that spikes at ``v > v_th`` differs from
+  neurosim at the tie ``v == v_th``.
 * **MaxPool2d** has no NIR node. On binary spikes, max pooling equals ``min(1, sum pooling)``, so with
   ``maxpool="sumpool"`` it is exported as ``SumPool2d`` (tagged ``"MaxPool2d"`` in its metadata; neurosim
   imports it back as ``MaxPool2d``). To other tools it *is* a sum pool: the same connectivity, but a neuron
@@ -613,6 +615,9 @@ def _import_neuron(node, shape: tuple[int, ...], dt_s: float, prev: nn.Module | 
                              "threshold), so only v_reset = 0 can be imported")
     if not v_th > 0:
         raise NIRImportError(f"{where}: v_threshold = {v_th:g}; neurosim needs a positive threshold")
+    # NIR spikes when v > v_th, neurosim's immediate timing when v >= v_th: the next float32 above v_th makes
+    # them agree at v == v_th too, which integer weights and thresholds (hardware graphs) hit all the time
+    v_th = float(np.nextafter(np.float32(v_th), np.float32(np.inf)))
     return nsn.LIF(None, dt_s * 1e3, beta=beta, v_th=v_th, reset="zero", reset_timing="immediate")
 
 

@@ -26,7 +26,8 @@ outputs are reproduced exactly; with only per-chip effects the programmed weight
 each layer; read noise or an ADC replace the layer by :class:`CrossbarLinear` / :class:`CrossbarConv2d`.
 
 Example:
-    >>> import torch
+    >>> import numpy as np
+import torch
     >>> from neurosim.nn import Linear, LIF, Sequential
     >>> net = Sequential(Linear(4, 3), LIF(beta=0.9))
     >>> chip = apply_nonidealities(net, NonIdealConfig(levels=16, sigma_rel=0.05), seed=1)
@@ -44,6 +45,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Iterable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -233,7 +235,23 @@ class _CrossbarBase(nn.Module):
         return torch.randn(like.shape, generator=gen, device=like.device, dtype=like.dtype)
 
     def _column(self, mvm, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        """Current of the columns holding ``g`` for inputs ``x``, with read noise and ADC."""
+        """Current of the columns holding ``g`` for inputs ``x``, with read noise and ADC.
+
+        An input of ``k > 1`` events on a row (event counts of the first layer, sum-pooled spikes) drives that row
+        with ``k`` pulses, as the energy model counts it: one read and conversion per pulse, summed digitally, so
+        the ADC's full scale (every row driven once) clips no count.
+        """
+        if self.cfg.adc_bits is not None and x.numel() and float(x.max()) > 1:
+            peak = float(x.max())
+            if not torch.equal(x, torch.round(x)):
+                raise ValueError(f"the ADC model drives a crossbar's rows with spikes or event counts, but this "
+                                 f"layer's input has fractional values above 1 (up to {peak:g}); turn the ADC off "
+                                 "(adc_bits = None) for it, or scale its input to [0, 1]")
+            return sum(self._read(mvm, (x >= k).to(x.dtype), g) for k in range(1, int(peak) + 1))
+        return self._read(mvm, x, g)
+
+    def _read(self, mvm, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """One read of the columns holding ``g`` with row inputs ``x`` (at most 1 where the ADC is on)."""
         y = mvm(x, g)
         cfg = self.cfg
         if cfg.read_noise_rel > 0:
@@ -293,12 +311,20 @@ class CrossbarConv2d(_CrossbarBase):
     least one), read noise and ADC per tile. Accepts ``[T, B, C, H, W]`` (time folded into the batch) or
     ``[B, C, H, W]``."""
 
-    def __init__(self, g_pos, g_neg, scale, bias, cfg, generator, *, stride, padding, dilation, groups) -> None:
+    def __init__(self, g_pos, g_neg, scale, bias, cfg, generator, *, stride, padding, dilation, groups,
+                 padding_mode: str = "zeros") -> None:
         super().__init__(g_pos, g_neg, scale, bias, cfg, generator)
         if groups != 1 and cfg.per_read:
             raise ValueError("read noise and ADC are simulated for convolutions with groups = 1 only; "
                              f"this layer has groups = {groups} (turn off per-read effects for it)")
+        if isinstance(padding, str) and padding_mode != "zeros":
+            raise ValueError(f"padding = {padding!r} with padding_mode = {padding_mode!r} is not simulated; give "
+                             "the padding in pixels")
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        self.padding_mode = padding_mode
+        if padding_mode != "zeros":
+            ph, pw = (padding, padding) if isinstance(padding, int) else padding
+            self._pad_arg = (pw, pw, ph, ph)
 
     def _tiles(self) -> list[slice]:
         c_in, kh, kw = self.g_pos.shape[1:]
@@ -314,6 +340,9 @@ class CrossbarConv2d(_CrossbarBase):
         return g[:, sl]
 
     def _mvm(self, x, g):
+        if self.padding_mode != "zeros":  # pad as the layer does, then convolve without padding
+            x = F.pad(x, self._pad_arg, mode=self.padding_mode)
+            return F.conv2d(x, g, None, self.stride, 0, self.dilation, self.groups)
         return F.conv2d(x, g, None, self.stride, self.padding, self.dilation, self.groups)
 
     @staticmethod
@@ -348,6 +377,12 @@ def _set_module(root: nn.Module, name: str, new: nn.Module) -> None:
     setattr(root.get_submodule(parent) if parent else root, leaf, new)
 
 
+def _stream_seed(seed: int, role: str, index: int = 0) -> int:
+    """A seed for one random stream of chip ``seed``: distinct for every (chip, role, layer), so no chip's
+    programming draws repeat another chip's read noise (``seed`` and ``seed·1_000_003 + i + 1`` did)."""
+    return int(np.random.SeedSequence([int(seed), ("program", "read").index(role), index]).generate_state(1)[0])
+
+
 def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
                         layers: Iterable[str] | None = None) -> nn.Module:
     """One Monte-Carlo chip: a copy of ``model`` whose Linear/Conv2d weights went through ``cfg`` (model unchanged).
@@ -364,7 +399,7 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
     names = _targets(chip, layers)
     if cfg.ideal:
         return chip
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(_stream_seed(seed, "program"))
     for i, name in enumerate(names):
         m = chip.get_submodule(name)
         g_pos, g_neg, scale = program_conductances(m.weight.detach().cpu(), cfg, gen)
@@ -375,10 +410,10 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
                 m.weight.copy_((g_pos - g_neg) * scale)
             continue
         bias = m.bias if m.bias is not None else None
-        read_gen = torch.Generator(device=dev).manual_seed(int(seed) * 1_000_003 + i + 1)
+        read_gen = torch.Generator(device=dev).manual_seed(_stream_seed(seed, "read", i))
         if isinstance(m, nn.Conv2d):
             new = CrossbarConv2d(g_pos, g_neg, scale, bias, cfg, read_gen, stride=m.stride, padding=m.padding,
-                                 dilation=m.dilation, groups=m.groups)
+                                 dilation=m.dilation, groups=m.groups, padding_mode=m.padding_mode)
         else:
             new = CrossbarLinear(g_pos, g_neg, scale, bias, cfg, read_gen)
         _set_module(chip, name, new.train(m.training))

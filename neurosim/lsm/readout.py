@@ -76,7 +76,8 @@ def train_readout(features: torch.Tensor, labels: torch.Tensor, cfg: ReadoutConf
                          f"{tuple(labels.shape)} labels")
     torch.manual_seed(seed)
     x = features.float()
-    mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
+    mean, std = x.mean(0), x.std(0)
+    std = torch.where(std > 0, std, torch.ones_like(std))  # a feature constant in training: centred, not blown up
     d = x.shape[1]
     if cfg.kind == "linear":
         net = nn.Linear(d, num_classes)

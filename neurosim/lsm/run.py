@@ -158,6 +158,9 @@ def _check_before_loading(cfg: LSMConfig) -> None:
             load_spec(target)
         except SpecError as e:
             raise ConfigError(f"energy.targets: {e}") from None
+    if cfg.reservoir.feature_bins > cfg.data.time_steps:
+        raise ConfigError(f"reservoir.feature_bins: {cfg.reservoir.feature_bins} time windows cannot be cut from "
+                          f"data.time_steps = {cfg.data.time_steps} steps; use at most {cfg.data.time_steps}")
 
 
 def run_lsm(cfg: LSMConfig, progress: bool = True, figures: bool = True, write: bool = True) -> LSMResult:

@@ -67,6 +67,19 @@ def test_activity_profile_over_batches_respects_samples_and_rejects_bad_input():
         activity_profile(model, [], dt_s=1e-3)
 
 
+def test_off_events_count_as_events_and_float64_models_are_profiled():
+    from neurosim.data import delta_encode
+
+    model = _mlp_model()
+    g = torch.Generator().manual_seed(3)
+    x = delta_encode(torch.rand(6, 5, 20, generator=g), threshold=0.2, off_spike=True)  # +1 and −1 events
+    assert (x < 0).any() and (x > 0).any()
+    prof = activity_profile(model, x, dt_s=1e-3)  # the signed sum went negative: an ActivityError
+    np.testing.assert_allclose(prof.input_events_per_step, x.abs().sum(dim=(1, 2)).numpy() / 5)
+    wide = activity_profile(model.double(), x.double(), dt_s=1e-3)  # the inputs used to be cast to float32
+    np.testing.assert_allclose(wide.spikes_per_step["2"], prof.spikes_per_step["2"])
+
+
 # ---------------------------------------------------------------------------------- estimate_model
 
 
@@ -89,6 +102,10 @@ def test_estimate_model_on_a_conv_net_with_maxpool_writes_every_output(tmp_path)
 
     lif_nodes = [k for k, n in report.graph.nodes.items() if isinstance(n, (nir.LIF, nir.IF))]
     assert lif_nodes and set(lif_nodes) <= set(report.activity.spikes_per_step)
+    # spikes are the neurons'; what the max pools pass on is listed apart, not summed in as spikes
+    pools = [k for k, n in report.graph.nodes.items() if isinstance(n, (nir.SumPool2d, nir.Input))]
+    assert set(data["activity"]["spikes_per_inference"]) == set(lif_nodes)
+    assert len(pools) == 3 and set(data["activity"]["events_per_inference"]) == set(pools)
 
 
 def test_synaptic_operations_after_a_max_pool_count_the_events_it_passes_on():

@@ -14,8 +14,18 @@ def test_export_a_trained_checkpoint_and_import_it_back(tiny_checkpoint, capsys)
     # the quickstart model has MaxPool2d, which NIR cannot say: refused with the layer named, unless asked
     assert main(["export", "--checkpoint", str(ckpt)]) == 2
     assert "MaxPool2d" in capsys.readouterr().err
-    assert main(["export", "--checkpoint", str(ckpt), "--maxpool", "sumpool"]) == 0
-    assert "Conv2d" in capsys.readouterr().out
+    (ckpt.parent / "model.nir").write_text("an older export")
+    assert main(["export", "--checkpoint", str(ckpt.parent), "--maxpool", "sumpool"]) == 0  # the run folder
+    out = capsys.readouterr().out
+    assert "Conv2d" in out and f"wrote {ckpt.parent / 'model.nir'}" in out  # in the run folder, not beside it
+    # what other tools will read differently is said, not only written in the docs
+    assert "note: reset = 'subtract': other tools read a reset to zero" in out
+    assert "note: MaxPool2d written as SumPool2d: other tools read a sum pool" in out
+    elsewhere = ckpt.parent / "exports"
+    elsewhere.mkdir()
+    assert main(["export", "--checkpoint", str(ckpt), "--maxpool", "sumpool", "--out", str(elsewhere)]) == 0
+    assert (elsewhere / "model.nir").is_file()  # --out may name a folder
+    capsys.readouterr()
     graph = read_nir(ckpt.parent / "model.nir")
     imported = from_nir(graph)
 

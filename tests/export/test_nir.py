@@ -298,12 +298,20 @@ def test_foreign_lif_graph_matches_forward_euler_reference():
     v, ref = torch.zeros(4, 6, dtype=torch.float64), []
     for xt in x:
         v = v + dt_s / tau_s * (v_leak - v + r * (xt @ torch.as_tensor(w).T + torch.as_tensor(b)))
-        s = (v >= v_th).double()
+        s = (v > v_th).double()  # NIR: a spike when v exceeds the threshold
         v = v * (1 - s)
         ref.append(s)
     ref = torch.stack(ref)
     assert 0 < ref.mean() < 1
     assert torch.equal(model(x)[0], ref)
+
+
+def test_a_foreign_neuron_at_exactly_its_threshold_does_not_spike_yet():
+    """Integer weights and thresholds, as hardware graphs have: v reaches v_th exactly, and NIR spikes at v > v_th."""
+    graph = nir.NIRGraph.from_list(nir.Input(input_type=np.array([1])), nir.Linear(weight=np.ones((1, 1))),
+                                   nir.IF(r=np.full(1, 1e3), v_threshold=np.full(1, 2.0), v_reset=np.zeros(1)))
+    spikes, _ = from_nir(graph, dt_s=1e-3)(torch.ones(6, 1, 1))  # R·dt = 1: v grows by 1 per step
+    assert spikes.flatten().tolist() == [0, 0, 1, 0, 0, 1]  # v = 1, 2 (not above), 3 → spike, reset, …
 
 
 def test_edited_node_with_stale_metadata_is_an_error():

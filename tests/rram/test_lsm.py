@@ -142,6 +142,7 @@ def test_cli_writes_its_run_folder(tmp_path, event_digits_cache, capsys):
     ('energy.targets=["loihi2"]', ["energy.targets", "unknown target 'loihi2'"]),
     ("data.dataset=mnist", ["data.dataset", "unknown dataset 'mnist'"]),
     ("data.input_size=40", ["data.input_size", "cannot be pooled to 40x40"]),
+    ("reservoir.feature_bins=60", ["reservoir.feature_bins", "data.time_steps = 50"]),
 ])
 def test_cli_names_a_bad_setting_before_the_reservoirs_run(tmp_path, event_digits_cache, capsys, override, words):
     assert main(["-q", "lsm", "--set", f'out_dir="{tmp_path}"', "data.train_subset=20", "data.test_subset=10",
@@ -149,3 +150,13 @@ def test_cli_names_a_bad_setting_before_the_reservoirs_run(tmp_path, event_digit
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and all(w in err for w in words), err
     assert not any(tmp_path.iterdir())
+
+
+def test_a_feature_silent_in_training_does_not_decide_the_prediction():
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(40) % 2
+    features = torch.stack([labels.float() + 0.1 * torch.randn(40, generator=g), torch.zeros(40)], 1)
+    readout = train_readout(features, labels, ReadoutConfig(kind="linear", weight_decay=0.0), 2)
+    assert readout.std[1] == 1.0  # not 1e-6: one test event there became a standardised value of 1e6
+    probe = torch.tensor([[0.0, 1.0], [1.0, 1.0]])  # the silent feature fires once at test time
+    assert readout.predict(probe).tolist() == [0, 1]
