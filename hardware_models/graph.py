@@ -641,6 +641,8 @@ def _intrinsic_shapes(name: str, node) -> tuple[tuple | None, tuple | None]:
         return (int(w.shape[1]),), (int(w.shape[0]),)
     if kind in SPIKING_TYPES + NONSPIKING_TYPES:
         s = _defined(node.output_type, "output")
+        if s == ():  # 0-d parameters shared by the whole population (snnTorch's export): shape from the edge
+            return None, None
         return s, s
     s = _defined(getattr(node, "input_type", None), "input")
     if kind in ("Conv1d", "Conv2d") and s is not None:

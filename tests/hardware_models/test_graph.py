@@ -298,3 +298,15 @@ def test_bad_pool_activity_is_named():
                            spikes_per_step={**act.spikes_per_step, "flat": np.ones(act.time_steps)})
     with pytest.raises(GraphError, match="not neuron, Input or pooling nodes"):
         facts.synops(flat)
+
+
+def test_a_population_with_scalar_parameters_takes_its_size_from_the_synapse():
+    """snnTorch's NIR export writes one 0-d τ, R, threshold for a whole layer."""
+    scalar = dict(tau=np.array(1e-3), r=np.array(10.0), v_leak=np.array(0.0), v_threshold=np.array(1.0),
+                  v_reset=np.array(0.0))
+    graph = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([12])),
+                                "fc": nir.Linear(weight=np.full((8, 12), 0.1)), "lif": nir.LIF(**scalar),
+                                "output": nir.Output(output_type=np.array([8]))},
+                         edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")], type_check=False)
+    facts = analyze(graph)
+    assert facts.neurons == 8
