@@ -146,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, ConfigError, CheckpointError, DatasetNotFoundError, MissingReaderError) as e:
         print(f"neurosim {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except FloatingPointError as e:  # training (or Hebbian learning) diverged: say so in one line
+        print(f"neurosim {args.command}: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("\ninterrupted; the last checkpoint is kept, rerun the same command to resume", file=sys.stderr)
         return 130

@@ -191,8 +191,13 @@ class TrainConfig:
         if not 0 <= self.loss_lambda <= 1:
             raise _Invalid("loss_lambda", f"must be in [0, 1], got {self.loss_lambda!r}")
         _choice(self, "loss_target", LOSS_TARGETS)
-        if self.weight_decay < 0 or self.momentum < 0:
-            raise _Invalid("weight_decay" if self.weight_decay < 0 else "momentum", "must be >= 0")
+        for key in ("weight_decay", "momentum"):
+            value = getattr(self, key)
+            if not (math.isfinite(value) and value >= 0):
+                raise _Invalid(key, f"must be a finite number >= 0, got {value!r}")
+        if self.method in ("sltt", "sltt_k") and self.loss == "rate_ce":
+            raise _Invalid("loss", f"method {self.method!r} computes the loss one step at a time and needs a per-step "
+                                   "loss; set train.loss = 'tet' or 'sltt_mix' (the paper's), not 'rate_ce'")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise _Invalid("device", f"must be auto, cpu, cuda or cuda:N, got {self.device!r}")
 

@@ -82,22 +82,30 @@ def _check_resumable(cfg: RunConfig, run_dir: Path) -> None:
     ckpt = run_dir / "checkpoint.pt"
     if not ckpt.is_file():
         return
-    saved = config_to_dict(config_from_dict(load_checkpoint(ckpt)["config"]))  # older files: today's form
+    payload = load_checkpoint(ckpt)
+    saved = config_to_dict(config_from_dict(payload["config"]))  # older files: today's form
     now = config_to_dict(cfg)
     for d in (saved, now):
         for key in _RESUME_MAY_CHANGE:
-            d.get("train", {}).pop(key, None)
+            section, _, leaf = key.rpartition(".")
+            (d.get(section, {}) if section else d).pop(leaf, None)
+    done = int(payload.get("epoch", 0))
+    if done > cfg.train.epochs:
+        raise ConfigError(f"train.epochs: {run_dir} has already trained {done} epochs, more than the {cfg.train.epochs} "
+                          f"asked; rerun with train.epochs >= {done} to continue it, or pass --no-resume to start over")
     if saved != now:
         changed = sorted(_differences(saved, now))
         raise ConfigError(
             f"{run_dir} holds a checkpoint of a different config ({', '.join(changed)} differ); resume it with the "
-            f"same config (only train.{', train.'.join(_RESUME_MAY_CHANGE)} may change), choose another name "
+            f"same config (only {', '.join(_RESUME_MAY_CHANGE)} may change), choose another name "
             "(--set name=...), or pass --no-resume to start over"
         )
 
 
-#: train settings a resumed run may change: how long it runs and where, not what it computes
-_RESUME_MAY_CHANGE = ("epochs", "threads", "device", "checkpoint_every")
+#: settings a resumed run may change: how long it runs, where and how the folder and data are named, not what it
+#: computes
+_RESUME_MAY_CHANGE = ("train.epochs", "train.threads", "train.device", "train.checkpoint_every", "name", "out_dir",
+                      "data.root", "data.num_workers")
 
 
 def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -197,7 +205,8 @@ def write_report(result: RunResult, extra_sections: list[str] | None = None) -> 
         f"{len(result.history)} epochs, device `{result.trainer.device}`" + _processes(result.trainer.world.size,
                                                                                    cfg.data.batch_size),
         f"- **final test accuracy: {100 * last.get('test_acc', float('nan')):.2f} %** "
-        f"(train {100 * last['train_acc']:.2f} %), wall time {result.seconds:.1f} s",
+        f"(train {100 * last['train_acc']:.2f} %), training time {sum(m['train_time_s'] for m in result.history):.1f} s "
+        f"over {len(result.history)} epochs (this session's wall time {result.seconds:.1f} s)",
         "",
         "| epoch | train loss | train acc (%) | test loss | test acc (%) | epoch time (s) | saved for backward (MiB) |",
         "|---:|---:|---:|---:|---:|---:|---:|",

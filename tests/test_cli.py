@@ -34,8 +34,11 @@ def test_train_then_evaluate_a_tiny_run(tmp_path, event_digits_cache, capsys):
     # resuming with a different config is refused instead of silently mixing runs, naming what differs …
     assert main(args[:-1] + ["train.lr=0.5"]) == 2
     assert "different config (train.lr differ)" in capsys.readouterr().err
-    # … but where and how long it runs may change
-    assert main(args[:-1] + ["train.epochs=2", "train.threads=1", "train.device=cpu"]) == 0
+    # … but where and how long it runs may change, and how its folder is spelled
+    assert main(args[:-1] + ["train.epochs=2", "train.threads=1", "train.device=cpu", "data.num_workers=1"]) == 0
+    # a finished run asked for fewer epochs than it has: refused, not silently left inconsistent
+    assert main(args[:-1] + ["train.epochs=1"]) == 2
+    assert "has already trained 2 epochs, more than the 1 asked" in capsys.readouterr().err
     if not torch.cuda.is_available():  # a checkpoint trained on a GPU evaluates on a machine without one
         ckpt = torch.load(run / "checkpoint.pt", weights_only=False)
         ckpt["config"]["train"]["device"] = "cuda"
@@ -51,6 +54,7 @@ def test_train_then_evaluate_a_tiny_run(tmp_path, event_digits_cache, capsys):
     ("train.lr=fast", ["train.lr"]),
     ("data.dataset=mnist", ["data.dataset", "unknown dataset 'mnist'", "event_digits"]),
     ("model.kernel_size=40", ["model.input_shape", "too small"]),
+    ("model.input_pool=64", ["model.input_pool 64 is larger than the input"]),
     ("model.num_classes=5", ["model.num_classes", "labels up to 9", "model.num_classes = 10"]),
     pytest.param("train.device=cuda", ["train.device", "CUDA is not available"],
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
@@ -86,3 +90,10 @@ def test_the_demo_writes_under_any_folder_name(tmp_path):
     folder = tmp_path / "it's \"here\""  # quotes used to be spliced into a TOML override
     cfg = demo_config(folder, epochs=1)
     assert cfg.out_dir == str(folder) and (cfg.name, cfg.train.epochs) == ("demo", 1)
+
+
+def test_a_last_training_batch_of_one_sample_is_dropped_so_batch_norm_trains(tmp_path, event_digits_cache):
+    args = ["-q", "train", "--config", "quickstart", "--set", f"out_dir={tmp_path}", "data.train_subset=33",
+            "data.test_subset=16", "data.time_steps=2", "train.epochs=1", "model.batch_norm=true",
+            "model.hidden=[16]", "train.method=sltt", "train.loss=tet"]  # SLTT: BatchNorm1d per step, B values
+    assert main(args) == 0  # 33 = 32 + 1: the lone sample made BatchNorm raise mid-epoch

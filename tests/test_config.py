@@ -20,6 +20,9 @@ from neurosim.config import ConfigError, RunConfig, apply_overrides, config_from
         ({"train": {"time_chunk": 0}}, "train.time_chunk", "must be positive, got 0"),
         ({"train": {"time_chunk": 2.5}}, "train.time_chunk", "expected int or None, got 2.5"),
         ({"neuron": {"learn_beta": "yes"}}, "neuron.learn_beta", "expected true or false"),
+        ({"train": {"weight_decay": float("nan")}}, "train.weight_decay", "must be a finite number >= 0, got nan"),
+        ({"train": {"momentum": float("inf")}}, "train.momentum", "must be a finite number >= 0, got inf"),
+        ({"train": {"method": "sltt"}}, "train.loss", "set train.loss = 'tet' or 'sltt_mix'"),
     ],
 )
 def test_bad_config_names_key(data, key, text):
@@ -62,7 +65,7 @@ def test_an_error_is_blamed_on_the_override_that_caused_it_not_on_the_file(tmp_p
 def test_overrides_parse_toml_values_and_bare_words(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('[train]\nepochs = 1\n')
-    cfg = load_config(path, ["train.epochs=4", "train.method=sltt", "model.channels=[8, 8]", "train.lr=0.01"])
+    cfg = load_config(path, ["train.epochs=4", "train.method=sltt", "train.loss=tet", "model.channels=[8, 8]", "train.lr=0.01"])
     assert (cfg.train.epochs, cfg.train.method, cfg.model.channels, cfg.train.lr) == (4, "sltt", (8, 8), 0.01)
     with pytest.raises(ConfigError, match="expected key.path=value"):
         apply_overrides({}, ["train.epochs"])

@@ -104,10 +104,15 @@ def load_frames(cfg: DataConfig, split: str, progress: bool = True) -> tuple[np.
 
 def make_loaders(cfg: DataConfig, seed: int = 0, device: str | torch.device = "cpu",
                  progress: bool = True) -> DataBundle:
-    """Loaders for a config's dataset: shuffled (seeded per epoch) training batches and ordered test batches."""
+    """Loaders for a config's dataset: shuffled (seeded per epoch) training batches and ordered test batches (a
+    final training batch of a single sample is dropped)."""
     info = get_dataset(cfg.dataset)
     train_frames, train_labels = load_frames(cfg, "train", progress)
     test_frames, test_labels = load_frames(cfg, "test", progress)
-    train = FrameLoader(train_frames, train_labels, cfg.batch_size, shuffle=True, seed=seed, device=device)
+    # a last training batch of one sample is dropped: BatchNorm cannot normalise one value per channel (SLTT's
+    # per-step statistics, or T = 1), and one sample's gradient step is mostly noise
+    single_left = len(train_labels) % cfg.batch_size == 1 and len(train_labels) > 1
+    train = FrameLoader(train_frames, train_labels, cfg.batch_size, shuffle=True, seed=seed, drop_last=single_left,
+                        device=device)
     test = FrameLoader(test_frames, test_labels, max(cfg.batch_size, 128), shuffle=False, device=device)
     return DataBundle(info, train, test, train_frames, test_frames)

@@ -52,6 +52,9 @@ def conv_snn(model: ModelConfig, neuron: NeuronConfig) -> Sequential:
     if model.input_pool > 1:
         layers.append(SumPool2d(model.input_pool))
         h, w = h // model.input_pool, w // model.input_pool
+        if h <= 0 or w <= 0:
+            raise ValueError(f"model.input_pool {model.input_pool} is larger than the input "
+                             f"{tuple(model.input_shape[1:])}: use a smaller input_pool")
     for out_c in model.channels:
         layers.append(Conv2d(c, out_c, model.kernel_size, padding=model.padding, bias=not model.batch_norm))
         if model.batch_norm:
@@ -65,8 +68,10 @@ def conv_snn(model: ModelConfig, neuron: NeuronConfig) -> Sequential:
         if h <= 0 or w <= 0:
             raise ValueError(
                 f"model.input_shape {model.input_shape} is too small for {len(model.channels)} conv blocks with "
-                f"kernel_size {model.kernel_size}, padding {model.padding}, pool {model.pool}: "
-                "use fewer channels entries, padding, or a smaller pool"
+                f"kernel_size {model.kernel_size}, padding {model.padding}, pool {model.pool}"
+                + (f" after input_pool {model.input_pool}" if model.input_pool > 1 else "")
+                + ": use fewer channels entries, padding, or a smaller pool"
+                + (" or input_pool" if model.input_pool > 1 else "")
             )
         c = out_c
     layers.append(Flatten())

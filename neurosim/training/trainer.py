@@ -70,6 +70,11 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _json_safe(metrics: dict[str, Any]) -> dict[str, Any]:
+    """``metrics`` with NaN and ±inf as None: ``null`` in strict JSON (a bare NaN is not JSON outside Python)."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in metrics.items()}
+
+
 def _set_epoch(loader: Iterable, epoch: int) -> None:
     """Tell ``loader`` (a FrameLoader), or the sampler of a torch DataLoader (e.g. ``DistributedSampler``),
     which epoch starts, so that its shuffle differs from epoch to epoch."""
@@ -163,7 +168,8 @@ class Trainer:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.run_dir / "config.toml", dumps_toml(self.config))
-        atomic_write_text(self.run_dir / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in self.history))
+        atomic_write_text(self.run_dir / "metrics.jsonl",
+                          "".join(json.dumps(_json_safe(m), allow_nan=False) + "\n" for m in self.history))
 
     def save(self, path: Path | None = None) -> Path:
         """Write a checkpoint (atomic) with everything needed to resume.
@@ -247,7 +253,7 @@ class Trainer:
         self.model.train()
         loader = self._shard(loader, even=True)
         _set_epoch(loader, self.epoch)
-        total, correct, loss_sum, passes = 0, 0, 0.0, 0
+        total, correct, loss_sum, passes, batches = 0, 0, 0.0, 0, 0
         saved_mb = None
         clip = self.config.train.grad_clip
         bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{self.config.train.epochs}", leave=False,
@@ -261,9 +267,14 @@ class Trainer:
                 saved_mb = meter.peak_bytes / 2**20
             else:
                 out = self.method.forward_backward(self._net, x_seq, y, self.loss)
+            if not math.isfinite(out.loss):
+                self._diverged(f"the loss of batch {batches + 1} is {out.loss}")
             if clip:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+                norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip))
+                if not math.isfinite(norm):
+                    self._diverged(f"the gradient of batch {batches + 1} has norm {norm}")
             self.optimizer.step()
+            batches += 1
             n = y.shape[0]
             total += n
             correct += int((predict(out.out_seq) == y).sum())
@@ -272,10 +283,18 @@ class Trainer:
             bar.set_postfix(loss=f"{loss_sum / total:.3f}", acc=f"{correct / total:.3f}")
         if total == 0:
             raise ValueError("the training loader yielded no batches")
+        bad = [name for name, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())]
+        if bad:  # a finite loss does not prove finite weights: a spiking readout of NaN weights is silent, loss ln C
+            self._diverged(f"parameter(s) {', '.join(bad[:5])}{' …' if len(bad) > 5 else ''} are not finite")
         # over all processes (samples a padded shard repeats count twice); passes and saved_mb are per process
         loss_sum, correct, total = distributed.all_reduce_sums([loss_sum, correct, total], self._reduce_device)
         return {"train_loss": loss_sum / total, "train_acc": correct / total, "backward_passes": passes,
                 "saved_mb": saved_mb}
+
+    def _diverged(self, what: str) -> None:
+        raise FloatingPointError(
+            f"training diverged in epoch {self.epoch + 1}: {what}; the last checkpoint (if any) is kept. Lower "
+            "train.lr, set train.grad_clip, or check the data and train.weight_decay/momentum")
 
     @torch.no_grad()
     def evaluate(self, loader: Iterable) -> dict[str, float]:

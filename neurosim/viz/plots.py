@@ -55,15 +55,15 @@ def raster(spikes, title: str | None = None, dt_ms: float | None = None, max_neu
     axes = fig.subplots(len(layers), 1, squeeze=False, sharex=True)[:, 0]
     for ax, (name, s) in zip(axes, layers.items()):
         s = _np(s)
-        if s.ndim < 2:
-            raise ValueError(f"raster: layer {name!r} needs [T, N], got shape {s.shape}")
-        s = s.reshape(s.shape[0], -1)
+        if s.ndim < 2 or s.shape[0] == 0:
+            raise ValueError(f"raster: layer {name!r} needs [T, N] with T >= 1, got shape {s.shape}")
+        s = (np.nan_to_num(s.reshape(s.shape[0], -1)) != 0).astype(float)  # an event: any nonzero (OFF = −1)
         keep = np.linspace(0, s.shape[1] - 1, min(max_neurons, s.shape[1])).astype(int)
         t_idx, n_idx = np.nonzero(s[:, keep])
         t = t_idx * (dt_ms or 1.0)
         ax.scatter(t, n_idx, s=4, marker="|", color="black", linewidths=0.8)
         ax.set_ylim(-1, len(keep))
-        rate = s.mean()
+        rate = s.mean()  # events per neuron and step
         ax.set_ylabel(f"{name}\n({s.shape[1]} n)" if name else "neuron", fontsize=8)
         ax.text(1.0, 1.02, f"rate {rate:.3f}/step", transform=ax.transAxes, ha="right", fontsize=7)
     axes[-1].set_xlabel("time (ms)" if dt_ms else "time step")
@@ -76,6 +76,8 @@ def membrane_trace(v_seq, spikes=None, v_th: float | None = None, title: str | N
                    dt_ms: float | None = None) -> Figure:
     """Membrane potential over time for one or a few neurons (``[T]`` or ``[T, K]``), spikes marked."""
     v = _np(v_seq)
+    if v.ndim == 0 or v.shape[0] == 0:
+        raise ValueError(f"membrane_trace needs [T] or [T, K] with T >= 1, got shape {v.shape}")
     v = v.reshape(v.shape[0], -1)
     t = np.arange(v.shape[0]) * (dt_ms or 1.0)
     fig = _figure(7, 3)
@@ -101,17 +103,26 @@ def membrane_trace(v_seq, spikes=None, v_th: float | None = None, title: str | N
 def event_frames(frames, max_frames: int = 10, title: str | None = None, labels: Sequence | None = None) -> Figure:
     """Grid of event frames ``[T, P, H, W]`` (one sample over time) or ``[N, P, H, W]``.
 
-    ON events are drawn red, OFF events blue (for ``P = 2``); single-polarity frames in grey.
+    ON events are drawn red, OFF events blue (for ``P = 2``); single-polarity frames in grey. At most
+    ``max_frames`` frames are shown, evenly spaced; ``labels`` titles them: one per input frame, or one per shown
+    frame.
     """
-    f = _np(frames).astype(float)
-    if f.ndim != 4:
-        raise ValueError(f"event_frames needs [T, P, H, W], got shape {f.shape}")
+    f = _np(frames)
+    if f.ndim != 4 or f.shape[0] == 0:
+        raise ValueError(f"event_frames needs [T, P, H, W] with T >= 1, got shape {f.shape}")
+    if max_frames < 1:
+        raise ValueError(f"event_frames: max_frames must be >= 1, got {max_frames}")
     idx = np.linspace(0, f.shape[0] - 1, min(max_frames, f.shape[0])).astype(int)
+    if labels is not None and len(labels) not in (f.shape[0], len(idx)):
+        raise ValueError(f"event_frames: {len(labels)} labels for {f.shape[0]} frames ({len(idx)} shown); give one "
+                         "per frame or one per shown frame")
+    n_frames = f.shape[0]
+    f = f[idx].astype(float)  # only the frames shown
     fig = _figure(1.6 * len(idx), 2.0)
     axes = np.atleast_1d(fig.subplots(1, len(idx)))
     top = max(float(f.max()), 1e-9)
     for j, (ax, i) in enumerate(zip(axes, idx)):
-        fr = f[i]
+        fr = f[j]
         if fr.shape[0] >= 2:  # polarity 1 = ON (red), 0 = OFF (blue)
             img = np.stack([fr[1], np.zeros_like(fr[0]), fr[0]], axis=-1) / top
             ax.imshow(np.clip(img * 3, 0, 1), interpolation="nearest")
@@ -119,7 +130,8 @@ def event_frames(frames, max_frames: int = 10, title: str | None = None, labels:
             ax.imshow(fr[0], cmap="gray", interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(str(labels[j]) if labels is not None else f"t={i}", fontsize=8)
+        label = f"t={i}" if labels is None else labels[i] if len(labels) == n_frames else labels[j]
+        ax.set_title(str(label), fontsize=8)
     if title:
         fig.suptitle(title)
     return fig
@@ -132,12 +144,15 @@ def training_curves(history: Sequence[Mapping], title: str | None = None) -> Fig
     ep = [h["epoch"] for h in history]
     fig = _figure(9, 3.2)
     ax_l, ax_a = fig.subplots(1, 2)
+    def series(key, scale=1.0):  # an epoch without the key (or with null) is a gap, not an error
+        return [scale * h[key] if h.get(key) is not None else np.nan for h in history]
+
     for key, style in (("train_loss", "-o"), ("test_loss", "--s")):
-        if key in history[0]:
-            ax_l.plot(ep, [h[key] for h in history], style, label=key.replace("_", " "), ms=4)
+        if any(key in h for h in history):
+            ax_l.plot(ep, series(key), style, label=key.replace("_", " "), ms=4)
     for key, style in (("train_acc", "-o"), ("test_acc", "--s")):
-        if key in history[0]:
-            ax_a.plot(ep, [100 * h[key] for h in history], style, label=key.replace("_", " "), ms=4)
+        if any(key in h for h in history):
+            ax_a.plot(ep, series(key, 100), style, label=key.replace("_", " "), ms=4)
     ax_l.set_xlabel("epoch")
     ax_l.set_ylabel("loss")
     ax_a.set_xlabel("epoch")

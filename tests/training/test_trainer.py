@@ -102,3 +102,30 @@ def test_a_run_resumed_with_more_epochs_anneals_over_the_new_number(tmp_path):
     resumed = lrs(tmp_path / "two", 4)  # the same run, extended to 4 epochs
     assert resumed[2:] == pytest.approx(planned[2:], rel=1e-12)  # not the old schedule's 0 and back up
     assert resumed[:2] != pytest.approx(planned[:2])  # what was done under the 2-epoch schedule stays in the history
+
+
+@pytest.mark.parametrize("how", ["nan_loss", "nan_weights_silent_readout", "inf_gradient"])
+def test_training_that_diverges_stops_with_an_error_instead_of_reporting_an_accuracy(tmp_path, how):
+    from neurosim.config import RunConfig, TrainConfig
+    from neurosim.nn import LI, LIF, Linear, Sequential
+
+    g = torch.Generator().manual_seed(0)
+    batches = [((torch.rand(4, 8, 12, generator=g) < 0.3).float(), torch.randint(0, 3, (8,), generator=g))
+               for _ in range(3)]
+    torch.manual_seed(0)
+    readout = LI(0.9) if how != "nan_weights_silent_readout" else LIF(beta=0.9)
+    model = Sequential(Linear(12, 16), LIF(beta=0.9, v_th=0.5), Linear(16, 3), readout)
+    train = dict(epochs=2, device="cpu", grad_clip=None if how != "inf_gradient" else 1.0)
+    loss = "rate_ce"
+    with torch.no_grad():
+        if how == "nan_loss":
+            model[2].bias[0] = float("nan")  # a NaN readout: NaN loss from the first batch
+        elif how == "nan_weights_silent_readout":
+            model[0].weight[0, 0] = float("nan")  # NaN currents spike nowhere: the loss stays a finite ln 3
+        else:
+            model[2].weight.register_hook(lambda grad: grad * float("inf"))
+    trainer = Trainer(model, RunConfig(train=TrainConfig(**train, loss=loss)), tmp_path, progress=False)
+    with pytest.raises(FloatingPointError, match=r"training diverged in epoch 1: .*(loss of batch 1 is nan|"
+                                                 r"parameter\(s\) 0.weight|gradient of batch 1 has norm)"):
+        trainer.fit(batches)
+    assert not (tmp_path / "checkpoint.pt").exists()  # nothing diverged was saved

@@ -73,3 +73,38 @@ def test_record_outputs_does_not_change_the_model_output():
     assert len(layers) == sum(isinstance(m, LIF) for m in model.modules())
     assert all(s.shape[:2] == (6, 2) for s in layers.values())
     assert not any(m._forward_hooks for m in model.modules())  # hooks removed
+
+
+def test_plot_edge_cases_are_drawn_right_or_refused_by_name():
+    frames = np.zeros((20, 1, 4, 4))
+    fig = event_frames(frames, labels=[f"L{i}" for i in range(20)])  # one label per frame, 10 frames shown
+    assert [ax.get_title() for ax in fig.axes] == [f"L{i}" for i in np.linspace(0, 19, 10).astype(int)]
+    assert [ax.get_title() for ax in event_frames(frames, max_frames=3, labels="abc").axes] == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="4 labels for 20 frames"):
+        event_frames(frames, labels="abcd")
+    for bad in (lambda: event_frames(np.zeros((0, 1, 4, 4))), lambda: event_frames(frames, max_frames=0),
+                lambda: raster(np.zeros((0, 3))), lambda: membrane_trace(np.zeros(0))):
+        with pytest.raises(ValueError, match="T >= 1|max_frames must be >= 1"):
+            bad()
+    events = np.array([[0, -1, 2, 0.3]] * 3)  # OFF events and counts are events; the rate counts events
+    fig = raster(events)
+    assert len(fig.axes[0].collections[0].get_offsets()) == 9 and "rate 0.750/step" in fig.axes[0].texts[0].get_text()
+    hist = [{"epoch": 1, "train_loss": 1.0, "train_acc": 0.5}, {"epoch": 2, "train_loss": 0.8, "train_acc": 0.6,
+                                                                  "test_loss": 0.9, "test_acc": 0.55}]
+    ax_loss, _ = training_curves(hist).axes  # a key missing from the first epoch: a gap, not a KeyError
+    np.testing.assert_allclose(ax_loss.lines[1].get_ydata(), [np.nan, 0.9])
+
+
+def test_metrics_files_are_strict_json(tmp_path):
+    import json
+
+    from neurosim.config import RunConfig, TrainConfig
+    from neurosim.training import Trainer
+
+    trainer = Trainer(build_model(ModelConfig(kind="mlp", input_shape=(4,), hidden=(), num_classes=2),
+                                  NeuronConfig()), RunConfig(train=TrainConfig(device="cpu")), tmp_path, progress=False)
+    trainer.history = [{"epoch": 1, "test_loss": float("nan"), "saved_mb": None}]
+    trainer._write_run_files()
+    line = (tmp_path / "metrics.jsonl").read_text()
+    assert json.loads(line, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}")) == {
+        "epoch": 1, "test_loss": None, "saved_mb": None}
