@@ -63,6 +63,9 @@ class DVSParams:
                 raise ValueError(f"DVSParams.{name} must be >= 0, got {getattr(self, name)!r}")
 
 
+_NEVER = np.iinfo(np.int64).max  # "no such event": later than any timestamp
+
+
 @numba.njit(cache=True)
 def _emulate(frames, times_us, contrast, contrast_sigma, refractory_us, cutoff_hz, leak_rate_hz, shot_rate_hz,
              eps, seed, out):
@@ -109,9 +112,25 @@ def _emulate(frames, times_us, contrast, contrast_sigma, refractory_us, cutoff_h
                 elif -diff >= c_off[i, j]:
                     count = int(-diff / c_off[i, j])
                     step = -c_off[i, j]
-                for e in range(count):
-                    level[i, j] += step
-                    t = t0 + (dt_us * (e + 1)) // count
+                # the interval's threshold crossings (spread evenly over it) and shot-noise arrivals, in time
+                # order: the refractory period applies to whichever came first
+                e = 0
+                while True:
+                    t_cross = t0 + (dt_us * (e + 1)) // count if e < count else _NEVER
+                    t_shot = next_shot[i, j] if next_shot[i, j] <= t1 else _NEVER
+                    if t_cross == _NEVER and t_shot == _NEVER:
+                        break
+                    if t_cross <= t_shot:
+                        level[i, j] += step
+                        e += 1
+                        t = t_cross
+                        p = pol
+                    else:
+                        t = t_shot
+                        next_shot[i, j] = _next_arrival(t, shot_rate_hz)
+                        if t <= t0:
+                            continue
+                        p = 1 if np.random.random() < 0.5 else 0
                     if t - last_t[i, j] < refractory_us:
                         continue
                     if n == capacity:
@@ -120,29 +139,16 @@ def _emulate(frames, times_us, contrast, contrast_sigma, refractory_us, cutoff_h
                     out[n, 0] = j
                     out[n, 1] = i
                     out[n, 2] = t
-                    out[n, 3] = pol
-                    n += 1
-                while next_shot[i, j] <= t1:
-                    t = next_shot[i, j]
-                    next_shot[i, j] = _next_arrival(t, shot_rate_hz)
-                    if t <= t0 or t - last_t[i, j] < refractory_us:
-                        continue
-                    if n == capacity:
-                        return -1
-                    last_t[i, j] = t
-                    out[n, 0] = j
-                    out[n, 1] = i
-                    out[n, 2] = t
-                    out[n, 3] = 1 if np.random.random() < 0.5 else 0
+                    out[n, 3] = p
                     n += 1
     return n
 
 
 @numba.njit(cache=True)
 def _next_arrival(t_us, rate_hz):
-    """Time of the next event of a Poisson process of ``rate_hz`` after ``t_us`` (far future if the rate is 0)."""
+    """Time of the next event of a Poisson process of ``rate_hz`` after ``t_us`` (never if the rate is 0)."""
     if rate_hz <= 0.0:
-        return 1 << 62
+        return _NEVER
     return t_us + 1 + int(np.random.exponential(1e6 / rate_hz))
 
 

@@ -81,6 +81,22 @@ def test_refractory_period_drops_events_within_the_dead_time():
     assert np.all(np.diff(few["t"]) >= 600)
 
 
+def test_shot_noise_fires_on_changing_pixels_as_on_static_ones():
+    """A pixel crossing its threshold in every frame interval still gets its shot noise (v1 dropped it there: the
+    interval's crossings were stamped first, and earlier shot times looked like refractory violations)."""
+    n = 1001  # 10 s of 10 ms frames, 10×10 pixels
+    t = np.arange(n, dtype=np.int64) * 10_000
+    flicker = np.where(np.arange(n)[:, None, None] % 2 == 0, 0.2, 0.8) * np.ones((1, 10, 10))
+    quiet = DVSParams(contrast=0.25, contrast_sigma=0, refractory_us=0, cutoff_hz=0, leak_rate_hz=0,
+                      shot_noise_rate_hz=0.0)
+    noisy = DVSParams(**{**quiet.__dict__, "shot_noise_rate_hz": 20.0})
+    crossings = len(emulate(flicker, t, quiet, seed=1))
+    noise_on_changing = len(emulate(flicker, t, noisy, seed=1)) - crossings
+    noise_on_static = len(emulate(np.full((n, 10, 10), 0.5), t, noisy, seed=1))
+    assert 18_000 < noise_on_static < 22_000  # 100 pixels × 20 Hz × 10 s
+    assert noise_on_changing == noise_on_static  # the same arrivals (same seed), none lost
+
+
 def test_photoreceptor_low_pass_spreads_a_step_over_time():
     n = 100
     frames = np.full((n, 1, 1), 0.1)
