@@ -115,9 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module_name in PLUGINS:
         importlib.import_module(module_name).register(sub)
-    for command in sub.choices.values():  # `neurosim train ... -q` as well as `neurosim -q train ...`
-        command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
+    _add_quiet(sub)  # `neurosim train ... -q` as well as `neurosim -q train ...`, at every level
     return parser
+
+
+def _add_quiet(subparsers) -> None:
+    for command in subparsers.choices.values():
+        if not any("-q" in a.option_strings for a in command._actions):
+            command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                                 help="no progress bars")
+        for nested in (a for a in command._actions if isinstance(a, argparse._SubParsersAction)):
+            _add_quiet(nested)  # e.g. `neurosim datasets prepare NAME -q`
 
 
 def _check_launch(command: str) -> None:

@@ -123,8 +123,10 @@ def resample(waveform: np.ndarray, orig_rate: float, new_rate: float) -> np.ndar
     k = min(len(spec), m // 2 + 1)
     out_spec = np.zeros(m // 2 + 1, dtype=complex)
     out_spec[:k] = spec[:k]
-    if m < n and m % 2 == 0:  # the new Nyquist bin of a real signal must be real
-        out_spec[-1] = out_spec[-1].real
+    if m < n and m % 2 == 0:  # the new Nyquist bin holds both ±m/2 (irfft keeps its real part), as in scipy
+        out_spec[m // 2] *= 2
+    elif m > n and n % 2 == 0:  # the old Nyquist bin is shared between ±n/2 of the longer spectrum
+        out_spec[n // 2] *= 0.5
     return np.fft.irfft(out_spec, n=m) * (m / n)
 
 
@@ -398,13 +400,19 @@ def write_shd_h5(path: str | os.PathLike, samples: Sequence[np.ndarray], labels:
     labels_arr = np.asarray(labels)
     if len(samples) != len(labels_arr):
         raise ValueError(f"{len(samples)} samples but {len(labels_arr)} labels")
-    if labels_arr.size and (not np.issubdtype(labels_arr.dtype, np.integer) or labels_arr.min() < 0):
-        raise ValueError("labels must be non-negative integers")
+    if labels_arr.size and (not np.issubdtype(labels_arr.dtype, np.integer) or labels_arr.min() < 0
+                            or labels_arr.max() > np.iinfo(np.uint16).max):
+        raise ValueError("labels must be integers in [0, 65535] (SHD stores them as uint16)")
+    if keys is not None and labels_arr.size and len(keys) <= labels_arr.max():
+        raise ValueError(f"{len(keys)} keys for labels up to {labels_arr.max()}: give one key per class")
     times, units = [], []
     for i, ev in enumerate(samples):
         ev = np.asarray(ev)
         if ev.dtype.names is None or "t" not in ev.dtype.names or "x" not in ev.dtype.names:
             raise ValueError(f"sample {i}: expected a structured event array with fields 't' and 'x', got {ev.dtype}")
+        if ev["t"].dtype.kind == "f" and not np.array_equal(ev["t"], np.floor(ev["t"])):
+            raise ValueError(f"sample {i}: times must be whole microseconds, got fractional values such as "
+                             f"{ev['t'][ev['t'] != np.floor(ev['t'])][0]}")
         t = ev["t"].astype(np.int64)
         x = ev["x"].astype(np.int64)
         if len(t) and t.min() < 0:

@@ -32,6 +32,8 @@ __all__ = ["delta_encode", "latency_encode", "rate_encode"]
 
 def _as_tensor(data, name: str = "data") -> torch.Tensor:
     if isinstance(data, np.ndarray):
+        if not data.dtype.isnative:  # big-endian (or little on a big-endian host): torch reads native order only
+            data = data.astype(data.dtype.newbyteorder("="))
         data = torch.from_numpy(np.ascontiguousarray(data))
     elif not isinstance(data, torch.Tensor):
         data = torch.as_tensor(data)
@@ -98,6 +100,9 @@ def rate_encode(data, num_steps: int, *, gain: float = 1.0, offset: float = 0.0,
     if method not in ("bernoulli", "poisson"):
         raise ValueError(f"method must be 'bernoulli' or 'poisson', got {method!r}")
     steps = _check_steps(num_steps)
+    for name, value in (("gain", gain), ("offset", offset)):
+        if not math.isfinite(value):
+            raise ValueError(f"rate_encode: {name} must be a finite number, got {value!r}")
     x = _as_tensor(data)
     _check_unit_range(x, "rate_encode")
     g = _generator(seed, generator, x.device)

@@ -15,6 +15,12 @@ import torch
 __all__ = ["FrameLoader", "time_first_collate"]
 
 
+def _native(values) -> np.ndarray:
+    """``values`` as a numpy array in the machine's byte order (torch reads no other)."""
+    a = np.asarray(values)
+    return a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
+
+
 class FrameLoader:
     """Iterate ``(x_seq [T, B, ...] float32, y [B] int64)`` batches over frames ``[N, T, ...]``.
 
@@ -35,8 +41,8 @@ class FrameLoader:
     def __init__(self, frames, labels, batch_size: int = 32, shuffle: bool = False, seed: int = 0,
                  drop_last: bool = False, device: str | torch.device = "cpu", rank: int = 0,
                  num_replicas: int = 1, even: bool = True) -> None:
-        self.frames = torch.as_tensor(np.asarray(frames)) if not isinstance(frames, torch.Tensor) else frames
-        self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        self.frames = torch.as_tensor(_native(frames)) if not isinstance(frames, torch.Tensor) else frames
+        self.labels = torch.as_tensor(_native(labels), dtype=torch.long)
         if self.frames.dim() < 3:
             raise ValueError(f"frames must be [N, T, ...], got shape {tuple(self.frames.shape)}")
         if len(self.frames) != len(self.labels):
@@ -48,6 +54,8 @@ class FrameLoader:
             raise ValueError(f"num_replicas must be a whole number >= 1, got {num_replicas!r}")
         if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < num_replicas:
             raise ValueError(f"rank must be a whole number in [0, {num_replicas}), got {rank!r}")
+        if len(self.labels) == 0:
+            raise ValueError("FrameLoader: no samples (frames and labels are empty)")
         if even and num_replicas > len(self.labels):
             raise ValueError(f"{len(self.labels)} samples cannot be split evenly over {num_replicas} processes")
         self.device = torch.device(device)
@@ -85,7 +93,7 @@ class FrameLoader:
     def __iter__(self):
         n = len(self.labels)
         if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            g = torch.Generator().manual_seed((self.seed * 100_003 + self.epoch) % 2**64)  # any int seed
             order = torch.randperm(n, generator=g)
         else:
             order = torch.arange(n)

@@ -233,3 +233,25 @@ def test_writer_is_atomic_and_validates(tmp_path, monkeypatch):
         write_shd_h5(path, [good, good], [1, 2])
     assert path.read_bytes() == before  # the old file is untouched
     assert [p.name for p in tmp_path.iterdir()] == ["s.h5"]  # and no temporary file is left behind
+
+
+@pytest.mark.parametrize("n, m", [(1024, 2048), (1000, 1500), (1001, 300), (1024, 334), (999, 2002), (48, 16)])
+def test_resampling_equals_scipy_including_the_nyquist_bins(n, m):
+    scipy_signal = pytest.importorskip("scipy.signal")
+    x = np.random.default_rng(n + m).standard_normal(n)
+    np.testing.assert_allclose(resample(x, n, m), scipy_signal.resample(x, m), atol=1e-10)
+    tone = np.cos(np.pi * np.arange(8))  # a tone at the Nyquist frequency, upsampled ×2: amplitude 1, not 2
+    assert abs(resample(tone, 8000, 16000)).max() == pytest.approx(1.0)
+
+
+def test_shd_writer_refuses_what_it_would_store_wrongly(tmp_path):
+    ev = np.zeros(2, dtype=[("t", "<f8"), ("x", "<i8")])
+    ev["t"] = [10, 20]
+    with pytest.raises(ValueError, match=r"labels must be integers in \[0, 65535\]"):
+        write_shd_h5(tmp_path / "a.h5", [ev], [70000])  # uint16 would store 4464
+    with pytest.raises(ValueError, match="1 keys for labels up to 3"):
+        write_shd_h5(tmp_path / "a.h5", [ev], [3], keys=["zero"])
+    ev["t"] = [10.7, 20.9]
+    with pytest.raises(ValueError, match="whole microseconds.*10.7"):
+        write_shd_h5(tmp_path / "a.h5", [ev], [0])
+    assert not (tmp_path / "a.h5").exists()

@@ -31,6 +31,12 @@ def _rows(out: str) -> dict[str, str]:
     return {line.split()[0]: line for line in out.splitlines()[1:] if line.strip()}
 
 
+def test_quiet_goes_anywhere_on_the_command_line(offline, capsys):
+    for argv in (["-q", "datasets", "list"], ["datasets", "-q", "list"], ["datasets", "list", "-q"]):
+        assert main(argv) == 0, argv
+        assert "event_digits" in capsys.readouterr().out
+
+
 def test_list_shows_every_dataset_with_status_and_path(offline, capsys):
     fw.write_dataset("shd", offline)
     assert main(["datasets", "list", "--root", str(offline)]) == 0

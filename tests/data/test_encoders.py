@@ -176,3 +176,10 @@ def test_delta_bad_arguments():
         delta_encode(torch.tensor(1.0))
     with pytest.raises(ValueError, match="NaN"):
         delta_encode(torch.tensor([0.0, float("nan")]))
+
+
+def test_big_endian_arrays_and_bad_gains():
+    x = np.array([[0.5, 1.0]], dtype=">f4")  # e.g. read from a file written on another machine
+    assert torch.equal(rate_encode(x, 3, seed=0), rate_encode(x.astype("<f4"), 3, seed=0))
+    with pytest.raises(ValueError, match="gain must be a finite number, got inf"):
+        rate_encode(x, 3, gain=float("inf"), method="poisson")

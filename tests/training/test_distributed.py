@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -133,6 +134,17 @@ def test_shards_split_each_epoch_like_distributed_sampler(n):
             assert sorted(y for s in shards for y in s[i]) == sorted(flat[12 * i:12 * (i + 1)])
     uneven = [_epoch(loader.shard(r, 3, even=False)) for r in range(3)]
     assert sorted(y for s in uneven for b in s for y in b) == list(range(n))  # evaluation: each sample once
+
+
+def test_loaders_take_any_byte_order_and_seed_and_name_an_empty_dataset():
+    frames = np.arange(24, dtype=">f4").reshape(6, 2, 2)  # big-endian, as read from another machine's file
+    labels = np.arange(6, dtype=">i8")
+    loader = FrameLoader(frames, labels, batch_size=4, shuffle=True, seed=2**62)  # seed·100003 overflowed
+    assert sorted(y for _, ys in loader for y in ys.tolist()) == list(range(6))
+    assert torch.equal(next(iter(loader))[0], next(iter(FrameLoader(frames.astype("<f4"), labels.astype("<i8"),
+                                                                    4, shuffle=True, seed=2**62)))[0])
+    with pytest.raises(ValueError, match="no samples"):
+        FrameLoader(np.zeros((0, 2, 2)), np.zeros(0))
 
 
 def test_bad_shards_are_named():
