@@ -45,8 +45,10 @@ print(model)
 # %% [markdown]
 # ## Estimate on every target
 # `estimate_model` does the three steps above and writes `estimate.json`, `activity.json`, `model.nir` and the
-# figures. One time step is `dt` of simulated time (here 1 ms): chips that advance in real time (TrueNorth,
-# SpiNNaker, Speck) take that long per step, so their static power is paid for `T · dt` per inference.
+# figures. One time step is `dt` of simulated time (here 1 ms): a chip that runs in real time (Speck) takes that
+# long per step, and TrueNorth and SpiNNaker advance on a 1 ms tick, so their static power is paid for `T` steps
+# of that per inference. For frames binned from a recording, the real step is the recording's duration / T
+# (`neurosim estimate --step-ms`, `estimate_model(..., dt_s=...)`).
 
 # %%
 torch.manual_seed(0)

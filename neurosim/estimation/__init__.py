@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -177,14 +178,23 @@ def _topological(graph) -> list[str]:
 
 
 def estimate_checkpoint(path: str | Path, targets: Sequence[str] | None = None, *, samples: int = 64,
-                        out_dir: str | Path | None = None, progress: bool = False, **options) -> EstimateReport:
-    """Estimate the model of a neurosim checkpoint, with activity measured on its dataset's test split."""
+                        out_dir: str | Path | None = None, progress: bool = False, step_ms: float | None = None,
+                        **options) -> EstimateReport:
+    """Estimate the model of a neurosim checkpoint, with activity measured on its dataset's test split.
+
+    ``step_ms`` is the time one step takes on a chip that runs in real time (``timing = "realtime"``, e.g. Speck:
+    its latency and static energy scale with it; fixed-tick chips keep their tick); None takes the model's
+    ``neuron.dt_ms``. For event frames made by binning a recording, the recording's duration / T is the
+    real-time figure (e.g. ~31.5 ms for event digits at T = 10)."""
     from neurosim.runs import load_run
     from neurosim.training.checkpoint import checkpoint_file
 
     model, cfg, data = load_run(path, progress=progress)
     out_dir = checkpoint_file(path).parent / "estimate" if out_dir is None else out_dir
-    return estimate_model(model, cfg.model.input_shape, data.test, targets, dt_s=cfg.neuron.dt_ms * 1e-3,
+    if step_ms is not None and not (math.isfinite(step_ms) and step_ms > 0):
+        raise ValueError(f"step_ms must be a positive number of milliseconds, got {step_ms!r}")
+    dt_ms = cfg.neuron.dt_ms if step_ms is None else step_ms
+    return estimate_model(model, cfg.model.input_shape, data.test, targets, dt_s=dt_ms * 1e-3,
                           samples=samples, out_dir=out_dir, **options)
 
 

@@ -22,7 +22,7 @@ def cmd_estimate(args) -> int:
         check_nonideal_args(args, args.checkpoint)  # before the estimate: a bad flag costs nothing
         if args.checkpoint:
             report = estimate_checkpoint(args.checkpoint, args.target, samples=args.samples, out_dir=args.out,
-                                         progress=not args.quiet)
+                                         progress=not args.quiet, step_ms=args.step_ms)
         else:
             if not args.activity:
                 raise UserError("--nir needs --activity ACTIVITY.json (spikes per node and step, see "
@@ -52,5 +52,9 @@ def register(sub) -> None:
                    help="target spec name or file (repeatable; default: every shipped target)")
     p.add_argument("--samples", type=int, default=64, help="evaluation samples for the activity (default 64)")
     p.add_argument("--out", default=None, help="output folder (default: <checkpoint dir>/estimate)")
+    p.add_argument("--step-ms", type=float, default=None,
+                   help="time per step on chips that run in real time (e.g. Speck; fixed-tick chips keep their "
+                        "tick), in ms (default: the model's neuron.dt_ms; for binned event recordings, the "
+                        "recording's duration / T)")
     add_nonideal_arguments(p)
     p.set_defaults(func=cmd_estimate)

@@ -196,6 +196,16 @@ def test_cli_estimates_a_trained_checkpoint(tiny_checkpoint, tmp_path, capsys):
     est = json.loads((ckpt.parent / "estimate" / "estimate.json").read_text())
     assert set(est["targets"]) == {"loihi", "truenorth"} and est["activity"]["samples"] == 8
     assert est["activity"]["time_steps"] == 4
+    # a real-time chip takes the step time it is given (a binned recording's duration / T), not neuron.dt_ms
+    for name, step in (("fast", []), ("slow", ["--step-ms", "30"])):
+        assert main(["-q", "estimate", "--checkpoint", str(ckpt), "--target", "speck", "--samples", "8", *step,
+                     "--out", str(tmp_path / name)]) == 0
+    fast, slow = (json.loads((tmp_path / n / "estimate.json").read_text()) for n in ("fast", "slow"))
+    assert slow["activity"]["dt_s"] == pytest.approx(0.03) and fast["activity"]["dt_s"] == pytest.approx(1e-3)
+    assert (slow["targets"]["speck"]["latency_per_inference_s"] - fast["targets"]["speck"]["latency_per_inference_s"]
+            == pytest.approx(4 * (0.03 - 0.001)))  # T = 4 steps, 29 ms longer each
+    assert main(["estimate", "--checkpoint", str(ckpt), "--step-ms", "0"]) == 2
+    assert "step_ms must be a positive number" in capsys.readouterr().err
 
     # the exported files work for --nir/--activity (how models from other libraries come in)
     out_dir = tmp_path / "again"
