@@ -127,7 +127,7 @@ def event_frames(frames, max_frames: int = 10, title: str | None = None, labels:
             img = np.stack([fr[1], np.zeros_like(fr[0]), fr[0]], axis=-1) / top
             ax.imshow(np.clip(img * 3, 0, 1), interpolation="nearest")
         else:
-            ax.imshow(fr[0], cmap="gray", interpolation="nearest")
+            ax.imshow(fr[0], cmap="gray", vmin=0.0, vmax=top, interpolation="nearest")  # one scale for all frames
         ax.set_xticks([])
         ax.set_yticks([])
         label = f"t={i}" if labels is None else labels[i] if len(labels) == n_frames else labels[j]

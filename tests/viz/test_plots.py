@@ -92,6 +92,9 @@ def test_plot_edge_cases_are_drawn_right_or_refused_by_name():
     hist = [{"epoch": 1, "train_loss": 1.0, "train_acc": 0.5}, {"epoch": 2, "train_loss": 0.8, "train_acc": 0.6,
                                                                   "test_loss": 0.9, "test_acc": 0.55}]
     ax_loss, _ = training_curves(hist).axes  # a key missing from the first epoch: a gap, not a KeyError
+    single = np.ones((2, 1, 3, 3))
+    single[1] = 0.5  # one polarity: every frame on one grey scale (a constant frame is not auto-scaled to black)
+    assert [ax.images[0].get_clim() for ax in event_frames(single).axes] == [(0.0, 1.0), (0.0, 1.0)]
     np.testing.assert_allclose(ax_loss.lines[1].get_ydata(), [np.nan, 0.9])
 
 
