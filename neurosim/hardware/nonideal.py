@@ -26,8 +26,7 @@ outputs are reproduced exactly; with only per-chip effects the programmed weight
 each layer; read noise or an ADC replace the layer by :class:`CrossbarLinear` / :class:`CrossbarConv2d`.
 
 Example:
-    >>> import numpy as np
-import torch
+    >>> import torch
     >>> from neurosim.nn import Linear, LIF, Sequential
     >>> net = Sequential(Linear(4, 3), LIF(beta=0.9))
     >>> chip = apply_nonidealities(net, NonIdealConfig(levels=16, sigma_rel=0.05), seed=1)
@@ -234,28 +233,32 @@ class _CrossbarBase(nn.Module):
             gen = None  # a CPU generator cannot draw on another device: fall back to the global one
         return torch.randn(like.shape, generator=gen, device=like.device, dtype=like.dtype)
 
-    def _column(self, mvm, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        """Current of the columns holding ``g`` for inputs ``x``, with read noise and ADC.
+    def _pulses(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The row inputs of one tile's reads: ``[x]``, or with the ADC on and ``k > 1`` events on a row (event
+        counts of the first layer, sum-pooled spikes) one binary input per event level, so that the row is driven
+        with ``k`` pulses as the energy model counts it: one read and conversion per pulse, summed digitally, and
+        the ADC's full scale (every row driven once) clips no count."""
+        if self.cfg.adc_bits is None or not x.numel():
+            return [x]
+        peak = float(x.max())
+        if peak <= 1:
+            return [x]
+        if not torch.equal(x, torch.round(x)):
+            raise ValueError(f"the ADC model drives a crossbar's rows with spikes or event counts, but this "
+                             f"layer's input has fractional values above 1 (up to {peak:g}); turn the ADC off "
+                             "(adc_bits = None) for it, or scale its input to [0, 1]")
+        return [(x >= k).to(x.dtype) for k in range(1, int(peak) + 1)]
 
-        An input of ``k > 1`` events on a row (event counts of the first layer, sum-pooled spikes) drives that row
-        with ``k`` pulses, as the energy model counts it: one read and conversion per pulse, summed digitally, so
-        the ADC's full scale (every row driven once) clips no count.
-        """
-        if self.cfg.adc_bits is not None and x.numel() and float(x.max()) > 1:
-            peak = float(x.max())
-            if not torch.equal(x, torch.round(x)):
-                raise ValueError(f"the ADC model drives a crossbar's rows with spikes or event counts, but this "
-                                 f"layer's input has fractional values above 1 (up to {peak:g}); turn the ADC off "
-                                 "(adc_bits = None) for it, or scale its input to [0, 1]")
-            return sum(self._read(mvm, (x >= k).to(x.dtype), g) for k in range(1, int(peak) + 1))
-        return self._read(mvm, x, g)
+    def _column(self, pulses: list[torch.Tensor], g: torch.Tensor) -> torch.Tensor:
+        """Current of the columns holding ``g`` over a tile's reads, with read noise and ADC."""
+        return sum(self._read(x, g) for x in pulses)
 
-    def _read(self, mvm, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    def _read(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """One read of the columns holding ``g`` with row inputs ``x`` (at most 1 where the ADC is on)."""
-        y = mvm(x, g)
+        y = self._mvm(x, g)
         cfg = self.cfg
         if cfg.read_noise_rel > 0:
-            y = y + cfg.read_noise_rel * torch.sqrt(mvm(x * x, g * g).clamp_min(0)) * self._noise(y)
+            y = y + cfg.read_noise_rel * torch.sqrt(self._mvm(x * x, g * g).clamp_min(0)) * self._noise(y)
         if cfg.adc_bits is not None:
             y = _adc(y, cfg.adc_range_frac * self._full_scale(g, y), cfg.adc_bits)
         return y
@@ -269,7 +272,8 @@ class _CrossbarBase(nn.Module):
         for sl in self._tiles():
             xs = self._slice_input(x, sl)
             gp, gn = self._slice_weight(self.g_pos, sl), self._slice_weight(self.g_neg, sl)
-            out = out + (self._column(self._mvm, xs, gp) - self._column(self._mvm, xs, gn)) * self.scale
+            pulses = self._pulses(xs)  # decided once per tile, for both columns of each pair
+            out = out + (self._column(pulses, gp) - self._column(pulses, gn)) * self.scale
         return out
 
 
