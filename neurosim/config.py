@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import sys
 import types
 import typing
@@ -55,6 +56,12 @@ def _positive(obj, *names: str) -> None:
         v = getattr(obj, n)
         if v is not None and not (v > 0 and math.isfinite(v)):
             raise _Invalid(n, f"must be positive, got {v!r}")
+
+
+def _check_device(obj) -> None:
+    """``obj.device`` must name a device: auto, cpu, cuda or cuda:N (whether it exists is checked at run time)."""
+    if not (obj.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", obj.device)):
+        raise _Invalid("device", f"must be auto, cpu, cuda or cuda:N, got {obj.device!r}")
 
 
 def _choice(obj, name: str, choices) -> None:
@@ -198,8 +205,7 @@ class TrainConfig:
         if self.method in ("sltt", "sltt_k") and self.loss == "rate_ce":
             raise _Invalid("loss", f"method {self.method!r} computes the loss one step at a time and needs a per-step "
                                    "loss; set train.loss = 'tet' or 'sltt_mix' (the paper's), not 'rate_ce'")
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise _Invalid("device", f"must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        _check_device(self)
 
 
 @dataclass(frozen=True)

@@ -60,10 +60,7 @@ def _check_before_loading(cfg: RunConfig) -> None:
         get_dataset(cfg.data.dataset)
     except ValueError as e:
         raise ConfigError(f"data.dataset: {e}") from None
-    try:
-        resolve_device(cfg.train.device)
-    except (ValueError, RuntimeError) as e:
-        raise ConfigError(f"train.device: {e}") from None
+    resolve_device(cfg.train.device)  # a ConfigError naming train.device
     try:
         with torch.random.fork_rng(devices=[]):  # a trial build: the run's initialisation draws stay as they were
             build_model(cfg.model, cfg.neuron)
@@ -234,7 +231,7 @@ def load_run(path: str | Path, progress: bool = True, device: str | torch.device
     if device is None:
         try:
             device = resolve_device(cfg.train.device)
-        except ValueError:  # trained on a GPU this machine lacks: evaluating needs none
+        except ConfigError:  # trained on a GPU this machine lacks: evaluating needs none
             warnings.warn(f"{path} was trained with train.device = {cfg.train.device!r}, which this machine lacks; "
                           "loading it on the CPU", RuntimeWarning, stacklevel=2)
             device = torch.device("cpu")

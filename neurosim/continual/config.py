@@ -17,13 +17,13 @@ Example:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from neurosim.config import (
-    LOSSES, ConfigError, ModelConfig, NeuronConfig, _build, _choice, _Invalid, _positive, load_toml_config,
+    LOSSES, ConfigError, ModelConfig, NeuronConfig, _build, _check_device, _choice, _Invalid, _positive,
+    load_toml_config,
 )
 
 __all__ = [
@@ -113,8 +113,7 @@ class ContinualTrainConfig:
             raise _Invalid("loss_lambda", f"must be in [0, 1], got {self.loss_lambda!r}")
         if self.method in ("sltt", "sltt_k") and self.loss == "rate_ce":
             raise _Invalid("loss", f"method {self.method!r} needs a per-step loss (tet or sltt_mix), got 'rate_ce'")
-        if not (self.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", self.device)):
-            raise _Invalid("device", f"must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        _check_device(self)
 
 
 @dataclass(frozen=True)

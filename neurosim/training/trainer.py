@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from neurosim.config import RunConfig, config_to_dict, dumps_toml
+from neurosim.config import ConfigError, RunConfig, config_to_dict, dumps_toml
 from neurosim.data.loaders import FrameLoader
 from neurosim.nn.layers import run_chunked
 from neurosim.training import distributed
@@ -46,12 +46,19 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; otherwise the named device (clear error if absent)."""
+    """``auto`` → CUDA when available, else CPU; otherwise the named device.
+
+    Raises:
+        ConfigError: (a ValueError) naming ``train.device``: not a device, or CUDA asked for where there is none.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except RuntimeError as e:
+        raise ConfigError(f"train.device: {name!r} is not a device ({e})") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"train.device = {name!r} but CUDA is not available here; use 'auto' or 'cpu'")
+        raise ConfigError(f"train.device: {name!r} but CUDA is not available here; use 'auto' or 'cpu'")
     return dev
 
 
