@@ -51,6 +51,10 @@ class _Invalid(ValueError):
         self.key, self.message = key, message
 
 
+def _as_tuple(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
 def _positive(obj, *names: str) -> None:
     for n in names:
         v = getattr(obj, n)
@@ -103,6 +107,7 @@ class NeuronConfig:
 
 
 MODEL_KINDS = ("conv", "mlp")
+_CONV_ONLY = ("channels", "kernel_size", "padding", "pool", "input_pool")
 READOUTS = ("spikes", "membrane")
 
 
@@ -131,6 +136,14 @@ class ModelConfig:
             raise _Invalid("input_shape", f"must be a non-empty list of positive sizes, got {self.input_shape!r}")
         if self.kind == "conv" and len(self.input_shape) != 3:
             raise _Invalid("input_shape", f"conv models need (C, H, W), got {self.input_shape!r}")
+        if self.kind == "mlp":
+            # An mlp flattens its input: conv settings would be silently ignored (input_pool = 4 would not pool).
+            ignored = [f.name for f in dataclasses.fields(self)
+                       if f.name in _CONV_ONLY and _as_tuple(getattr(self, f.name)) != f.default]
+            if ignored:
+                also = f" (as do {', '.join('model.' + n for n in ignored[1:])})" if len(ignored) > 1 else ""
+                raise _Invalid(ignored[0], f"only applies to kind = \"conv\"{also}; an mlp flattens its input: "
+                                           "remove it or use kind = \"conv\"")
         for name in ("channels", "hidden"):
             if any(int(c) <= 0 for c in getattr(self, name)):
                 raise _Invalid(name, f"sizes must be positive, got {getattr(self, name)!r}")

@@ -23,6 +23,10 @@ from neurosim.config import ConfigError, RunConfig, apply_overrides, config_from
         ({"train": {"weight_decay": float("nan")}}, "train.weight_decay", "must be a finite number >= 0, got nan"),
         ({"train": {"momentum": float("inf")}}, "train.momentum", "must be a finite number >= 0, got inf"),
         ({"train": {"method": "sltt"}}, "train.loss", "set train.loss = 'tet' or 'sltt_mix'"),
+        ({"model": {"kind": "mlp", "input_shape": [700], "input_pool": 4}}, "model.input_pool",
+         'only applies to kind = "conv"'),
+        ({"model": {"kind": "mlp", "input_shape": [700], "channels": [8], "pool": 1}}, "model.channels",
+         "(as do model.pool)"),
     ],
 )
 def test_bad_config_names_key(data, key, text):
