@@ -8,7 +8,8 @@ axons (distinct presynaptic inputs, exact for convolutions including borders) an
 (``fan_in_over_limit = "split"``: ``k`` input slices, each holding partial-sum compartments of the
 chunk) or *reported* as not fitting. A neuron that must reach more cores than ``fan_out_per_neuron``
 (TrueNorth: one) is copied. ``layer_per_core`` targets (Speck) put every layer on one core whose kernel
-and neuron memories must hold it.
+and neuron memories must hold it and whose spikes reach at most ``destinations_per_core`` layers (a
+recurrent loop counts as one); recurrent layers are noted, since sinabs maps only acyclic networks by itself.
 
 **Energy per inference** (each term only where the spec says it is ``modelled``)::
 
@@ -371,6 +372,24 @@ def _match(needs: list[tuple[int, int]], kmem, nmem, avail: list[int]) -> dict[i
     return {i: c for c, i in owner.items()}
 
 
+def _layers_in_cycles(facts: GraphFacts, pops: list[str]) -> list[str]:
+    """On-chip populations that reach themselves through on-chip projections (self-loops included)."""
+    edges = {p: {q.target for q in facts.projections_from(p) if q.target in pops} for p in pops}
+
+    def reaches(start: str, goal: str) -> bool:
+        stack, seen = list(edges[start]), set()
+        while stack:
+            n = stack.pop()
+            if n == goal:
+                return True
+            if n not in seen:
+                seen.add(n)
+                stack.extend(edges[n])
+        return False
+
+    return [p for p in pops if reaches(p, p)]
+
+
 def _map_layer_per_core(facts: GraphFacts, spec: Spec, weight_bits: int, chips: int):
     kmem = [int(x) for x in spec.si("capacity.kernel_memory_per_core")]
     nmem = [int(x) for x in spec.si("capacity.neuron_memory_per_core")]
@@ -386,6 +405,18 @@ def _map_layer_per_core(facts: GraphFacts, spec: Spec, weight_bits: int, chips: 
         if len(projs) > 1:
             notes.append(f"layer {pop!r} has {len(projs)} inputs; their kernel memories are added on one core")
         needs.append((sum(_kernel_entries(facts, p) for p in projs), facts.populations[pop].neurons))
+    on_chip = set(pops)
+    max_dest = spec.si("capacity.destinations_per_core", math.inf)
+    for pop in pops:
+        dests = sorted({p.target for p in facts.projections_from(pop) if p.target in on_chip})
+        if len(dests) > max_dest:
+            violations.append(Violation("destinations_per_core", pop, len(dests), max_dest,
+                                        f"layer {pop!r} sends its spikes to {len(dests)} layers ({', '.join(dests)}); "
+                                        f"a {spec.name} core has {int(max_dest)} destinations"))
+    looped = _layers_in_cycles(facts, pops)
+    if looped:
+        notes.append(f"recurrent connections ({', '.join(looped)}): {spec.name} cores can be wired in a loop by "
+                     "hand, but sinabs converts only networks without cycles automatically")
     feasible = True
     for pop, (kn, nn) in zip(pops, needs):
         fits_k = [c for c in cores if kmem[c] >= kn]

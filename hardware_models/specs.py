@@ -69,6 +69,7 @@ _DIGITAL = {
         "fan_in_per_core": "count", "fan_out_per_core": "count", "fan_out_per_neuron": "count",
         "weight_bits_min": "bits", "weight_bits_max": "bits", "synapse_overhead_bits": "bits",
         "kernel_memory_per_core": "count", "neuron_memory_per_core": "count", "pipeline_layers": "count",
+        "destinations_per_core": "count",
     },
 }
 _CONVENTIONAL = {

@@ -117,6 +117,37 @@ def test_speck_reports_kernel_memory_and_layer_count():
     assert two.fits and two.chips_needed == 2 and not two.violations
 
 
+def _fan_out_graph(branches: int, recurrent: bool = False) -> nir.NIRGraph:
+    """input -> w0 -> hub (LIF 8) -> w_i -> leaf_i (LIF 4) for each branch, [hub -> w_rec -> hub]."""
+    nodes = {"input": nir.Input(input_type=np.array([6])), "w0": nir.Linear(weight=np.ones((8, 6))), "hub": lif(8)}
+    edges = [("input", "w0"), ("w0", "hub")]
+    for i in range(branches):
+        nodes |= {f"w{i + 1}": nir.Linear(weight=np.ones((4, 8))), f"leaf{i}": lif(4),
+                  f"out{i}": nir.Output(output_type=np.array([4]))}
+        edges += [("hub", f"w{i + 1}"), (f"w{i + 1}", f"leaf{i}"), (f"leaf{i}", f"out{i}")]
+    if recurrent:
+        nodes["w_rec"] = nir.Linear(weight=np.ones((8, 8)))
+        edges += [("hub", "w_rec"), ("w_rec", "hub")]
+    return nir.NIRGraph(nodes=nodes, edges=edges)
+
+
+def test_speck_core_sends_to_at_most_two_layers():
+    # sinabs FAQ: a DYNAP-CNN core has 2 destination cores
+    assert mapping(_fan_out_graph(2), "speck").fits
+    m = mapping(_fan_out_graph(3), "speck")
+    assert not m.fits
+    assert [(v.limit, v.layer, v.value, v.allowed) for v in m.violations] == [("destinations_per_core", "hub", 3, 2)]
+    assert "leaf0, leaf1, leaf2" in m.violations[0].message
+
+
+def test_speck_notes_recurrent_layers_and_counts_the_loop_as_a_destination():
+    m = mapping(_fan_out_graph(1, recurrent=True), "speck")
+    assert m.fits and any("recurrent connections (hub)" in n for n in m.notes)
+    assert not any("recurrent" in n for n in mapping(_fan_out_graph(2), "speck").notes)
+    m = mapping(_fan_out_graph(2, recurrent=True), "speck")  # leaf0, leaf1 and itself
+    assert [(v.limit, v.value) for v in m.violations] == [("destinations_per_core", 3)]
+
+
 # ------------------------------------------------------------------ energy
 @pytest.mark.parametrize("target", DIGITAL)
 def test_energy_is_affine_in_activity(target):
