@@ -14,8 +14,8 @@ seeds (100, 101: other permutations, other initialisations) and uses the λ with
 (``--ewc-lam`` skips the sweep). HLOP's settings in the config were picked on the same tuning seeds.
 
 ACC = mean final accuracy over the five tasks; BWT = mean over tasks 0–3 of (final accuracy − accuracy just after
-learning the task); both in points; mean ± std (population) over the seeds. Time per method and seed covers training
-and the 25 task evaluations, on one thread: wall time, and the CPU time the process used meanwhile — on a shared
+learning the task); both in points; mean ± sample std (ddof = 1) over the seeds. Time per method and seed covers
+training and the 25 task evaluations, on one thread: wall time, and the CPU time the process used meanwhile — on a shared
 machine other processes stretch the wall time (up to 4× in a run under load), far less the CPU time, so HLOP's
 overhead over the baseline is given from both.
 
@@ -44,6 +44,7 @@ import torch  # noqa: E402
 from neurosim._io import atomic_write_text  # noqa: E402
 from neurosim.cli import resolve_config  # noqa: E402
 from neurosim.continual import build_tasks, load_continual_config, load_source, run_method  # noqa: E402
+from neurosim.continual.metrics import seed_std  # noqa: E402
 
 METHODS = ("baseline", "ewc", "hlop", "multitask")
 LABELS = {"baseline": "baseline (fine-tuning)", "ewc": "EWC", "hlop": "HLOP", "multitask": "multitask (joint)"}
@@ -119,7 +120,7 @@ def main() -> None:
         out[f"ewc_sweep_lam{lam_i:g}_acc"] = a
         out[f"ewc_sweep_lam{lam_i:g}_bwt"] = b
     print(f"\n{len(args.seeds)} seeds {list(args.seeds)}, {cfg.train.epochs} epochs per task for every method; "
-          f"mean ± std over seeds, points")
+          f"mean ± sample std over seeds, points")
     print(f"{'method':<26} {'ACC (%)':>15} {'BWT (points)':>15} {'wall time (s)':>15} {'CPU time (s)':>14} "
           f"{'CPU × baseline':>15}")
     base_s = float(np.mean([r.seconds for r in runs["baseline"]]))
@@ -128,23 +129,24 @@ def main() -> None:
         accs = np.array([r.acc for r in runs[m]])
         secs = np.array([r.seconds for r in runs[m]])
         cpu = np.array([r.cpu_seconds for r in runs[m]])
-        out[f"acc_{m}"], out[f"acc_{m}_std"] = float(accs.mean()), float(accs.std())
-        out[f"seconds_{m}"], out[f"seconds_{m}_std"] = float(secs.mean()), float(secs.std())
-        out[f"cpu_seconds_{m}"], out[f"cpu_seconds_{m}_std"] = float(cpu.mean()), float(cpu.std())
+        out[f"acc_{m}"], out[f"acc_{m}_std"] = float(accs.mean()), seed_std(accs)
+        out[f"seconds_{m}"], out[f"seconds_{m}_std"] = float(secs.mean()), seed_std(secs)
+        out[f"cpu_seconds_{m}"], out[f"cpu_seconds_{m}_std"] = float(cpu.mean()), seed_std(cpu)
         out[f"time_ratio_{m}_baseline"] = float(secs.mean()) / base_s
         out[f"cpu_ratio_{m}_baseline"] = float(cpu.mean()) / base_cpu
         bwt_txt = "—"
         if m != "multitask":
             bwts = np.array([r.bwt for r in runs[m]])
-            out[f"bwt_{m}"], out[f"bwt_{m}_std"] = float(bwts.mean()), float(bwts.std())
-            bwt_txt = f"{bwts.mean():+.2f} ± {bwts.std():.2f}"
+            out[f"bwt_{m}"], out[f"bwt_{m}_std"] = float(bwts.mean()), seed_std(bwts)
+            bwt_txt = f"{bwts.mean():+.2f} ± {seed_std(bwts) or 0:.2f}"
         for r in runs[m]:
             out[f"acc_{m}_seed{r.seed}"] = r.acc
             if m != "multitask":
                 out[f"bwt_{m}_seed{r.seed}"] = r.bwt
             out[f"matrix_{m}_seed{r.seed}"] = json.dumps([[round(v, 2) for v in row] for row in r.matrix])
-        print(f"{LABELS[m]:<26} {f'{accs.mean():.2f} ± {accs.std():.2f}':>15} {bwt_txt:>15} "
-              f"{f'{secs.mean():.1f} ± {secs.std():.1f}':>15} {f'{cpu.mean():.1f} ± {cpu.std():.1f}':>14} "
+        print(f"{LABELS[m]:<26} {f'{accs.mean():.2f} ± {seed_std(accs) or 0:.2f}':>15} {bwt_txt:>15} "
+              f"{f'{secs.mean():.1f} ± {seed_std(secs) or 0:.1f}':>15} "
+              f"{f'{cpu.mean():.1f} ± {seed_std(cpu) or 0:.1f}':>14} "
               f"{cpu.mean() / base_cpu:>14.2f}×")
 
     targets = {

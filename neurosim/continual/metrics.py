@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-__all__ = ["acc", "bwt", "check_matrix"]
+__all__ = ["acc", "bwt", "check_matrix", "seed_std"]
 
 
 def check_matrix(matrix) -> np.ndarray:
@@ -58,3 +58,9 @@ def bwt(matrix) -> float:
     if n < 2:
         return math.nan
     return float(np.mean(a[-1, :-1] - np.diag(a)[:-1]))
+
+
+def seed_std(values) -> float | None:
+    """Sample standard deviation (ddof = 1) of a figure over seeds; None for a single seed (no spread measured)."""
+    v = np.asarray(values, dtype=float)
+    return float(v.std(ddof=1)) if v.size > 1 else None

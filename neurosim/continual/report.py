@@ -96,14 +96,15 @@ def accuracy_heatmaps(matrices: Mapping[str, Sequence[Sequence[float]]], title: 
 def _pm(mean, std) -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "—"
-    return f"{mean:.2f} ± {std:.2f}"
+    return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
 
 
 def report_markdown(name: str, summary: Mapping[str, Mapping], setting: str, figures: Sequence[str],
                     seeds: Sequence[int], notes: Sequence[str] = ()) -> str:
     """The run's ``report.md``: ACC/BWT per method (mean ± std over seeds), wall time, the paper's numbers."""
     lines = [f"# neurosim continual run `{name}`", "", setting, "",
-             f"Mean ± std over {len(seeds)} seed(s) {list(seeds)}. ACC = mean final accuracy over all tasks; "
+             (f"Mean ± sample std (ddof = 1) over {len(seeds)} seeds {list(seeds)}." if len(seeds) > 1 else
+              f"One seed {list(seeds)}: no spread measured.") + " ACC = mean final accuracy over all tasks; "
              "BWT = mean over earlier tasks of (final accuracy − accuracy right after learning it); points.", "",
              "| method | ACC (%) | BWT (points) | wall time (s) | CPU time (s) |", "|---|---:|---:|---:|---:|"]
     for method, s in summary.items():

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from neurosim.config import ConfigError
 from neurosim.continual.config import ContinualConfig, subspace_sizes
 from neurosim.continual.metrics import bwt as bwt_of
+from neurosim.continual.metrics import seed_std
 from neurosim.continual.projection import HLOP, freeze_non_weights, presynaptic_size, protected_layers
 from neurosim.continual.tasks import Task, concat_tasks
 from neurosim.data.loaders import FrameLoader
@@ -399,16 +400,17 @@ def run_method(cfg: ContinualConfig, method: str, tasks: Sequence[Task], seed: i
     return MethodResult(method, seed, matrix, time.perf_counter() - t0, time.process_time() - c0)
 
 
-def summarize(results: Sequence[MethodResult]) -> dict[str, float]:
-    """Mean and std over seeds of ACC and BWT (points), wall and CPU seconds, for results of one method."""
+def summarize(results: Sequence[MethodResult]) -> dict[str, float | None]:
+    """Mean and sample std (ddof = 1; None for one seed) over seeds of ACC and BWT (points), wall and CPU seconds,
+    for results of one method."""
     accs = np.array([r.acc for r in results])
     bwts = np.array([r.bwt for r in results])
     secs = np.array([r.seconds for r in results])
-    out = {"acc_mean": float(accs.mean()), "acc_std": float(accs.std()),
-           "seconds_mean": float(secs.mean()), "seconds_std": float(secs.std())}
+    out = {"acc_mean": float(accs.mean()), "acc_std": seed_std(accs),
+           "seconds_mean": float(secs.mean()), "seconds_std": seed_std(secs)}
     cpu = np.array([r.cpu_seconds for r in results])
     if np.isfinite(cpu).all():
-        out.update(cpu_seconds_mean=float(cpu.mean()), cpu_seconds_std=float(cpu.std()))
+        out.update(cpu_seconds_mean=float(cpu.mean()), cpu_seconds_std=seed_std(cpu))
     if not np.isnan(bwts).any():
-        out.update(bwt_mean=float(bwts.mean()), bwt_std=float(bwts.std()))
+        out.update(bwt_mean=float(bwts.mean()), bwt_std=seed_std(bwts))
     return out

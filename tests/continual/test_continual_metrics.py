@@ -7,6 +7,7 @@ import math
 import pytest
 
 from neurosim.continual import MethodResult, acc, bwt
+from neurosim.continual.report import report_markdown
 from neurosim.continual.train import summarize
 
 # Four tasks. Diagonal (just learnt): 95, 90, 85, 80. Last row (final): 60, 70, 80, 80.
@@ -49,8 +50,12 @@ def test_method_results_and_their_summary():
     runs = [MethodResult("hlop", 0, A, 2.0), MethodResult("hlop", 1, [[90.0, 0.0], [88.0, 92.0]], 4.0)]
     assert runs[1].acc == 90.0 and runs[1].bwt == -2.0
     s = summarize(runs)
-    assert s["acc_mean"] == pytest.approx((72.5 + 90.0) / 2) and s["acc_std"] == pytest.approx(8.75)
+    assert s["acc_mean"] == pytest.approx((72.5 + 90.0) / 2) and s["acc_std"] == pytest.approx(17.5 / 2 ** 0.5)  # ddof 1
     assert s["bwt_mean"] == pytest.approx(-11.0) and s["seconds_mean"] == 3.0
     joint = MethodResult("multitask", 0, [[90.0, 80.0]], 1.0)  # one row: final accuracies only
     assert joint.acc == 85.0 and math.isnan(joint.bwt) and joint.as_dict()["bwt"] is None
     assert "bwt_mean" not in summarize([joint])
+    one = summarize(runs[:1])  # one seed: no spread measured, and the report does not print "± 0.00"
+    assert one["acc_std"] is None and one["bwt_std"] is None
+    table = report_markdown("r", {"hlop": one}, "setting", [], seeds=[0])
+    assert "| 72.50 | -20.00 |" in table and "±" not in table.split("## For reference")[0]
