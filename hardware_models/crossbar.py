@@ -25,7 +25,7 @@
     shift_add       = tile reads · used columns · E_shift_add  (combine slices and the differential pair)
     accumulate      = tile reads · logical columns · E_acc + synops of weightless projections · E_acc
     neuron_update   = neurons · T · E_neuron                   (LIF update in the digital periphery)
-    buffer          = bits moved · E_bit   (input vector per tile read, membrane read + write, output spikes)
+    buffer          = bits moved · E_bit   (the rows of each row block read, membrane read + write, output spikes)
     static          = P_static_per_tile · tiles · latency
 
 A cell holding digit ``d`` of ``2^cell_bits − 1`` has ``G = G_off + d/(2^cell_bits − 1)·(G_on − G_off)``; the
@@ -385,6 +385,12 @@ class _LayerCounts:
     cell_conductance_drive: float = 0.0  # Σ over drives of the row's total conductance (S)
     reads: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (T,) expected row-block reads
     busiest: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (T,) expected reads of the busiest row block
+    row_bits: float = 0.0  # Σ over row-block reads of the rows in that block (input bits buffered), over the run
+
+
+def _block_rows(rows: int, R: int, nb: int) -> np.ndarray:
+    """Rows held by each of the ``nb`` row blocks of ``R`` rows (the last one may be partly filled)."""
+    return np.minimum(R, rows - R * np.arange(nb)).astype(float)
 
 
 def _linear_counts(facts, activity, layer, g_row, s, blind) -> _LayerCounts:
@@ -410,6 +416,7 @@ def _linear_counts(facts, activity, layer, g_row, s, blind) -> _LayerCounts:
         c.cell_conductance_drive = float(T * g_row.sum())
         c.reads = np.full(T, float(nb))
         c.busiest = np.ones(T)
+        c.row_bits = float(T * layer.rows)
         return c
     c.driven_rows = float(sum(e.sum() for e in counts))
     c.cell_conductance_drive = float(np.dot(np.concatenate(counts), g_row))
@@ -423,6 +430,7 @@ def _linear_counts(facts, activity, layer, g_row, s, blind) -> _LayerCounts:
     P = 1.0 - np.exp(L)  # (nb, T)
     c.reads = P.sum(axis=0)
     c.busiest = P.max(axis=0)
+    c.row_bits = float(P.sum(axis=1) @ _block_rows(layer.rows, R, nb))
     return c
 
 
@@ -455,6 +463,7 @@ def _conv_counts(facts, activity, layer, projs, g_row, s, blind) -> _LayerCounts
         c.cell_conductance_drive = float(T * P_out * g_row.sum())
         c.reads = np.full(T, float(G * nb * P_out))
         c.busiest = np.full(T, float(P_out))
+        c.row_bits = float(T * P_out * G * layer.rows)
         return c
     e, f = np.zeros((C, H, W)), np.zeros(T)
     for proj in projs:  # the events of every source feeding this conv (several on a skip connection)
@@ -495,6 +504,7 @@ def _conv_counts(facts, activity, layer, projs, g_row, s, blind) -> _LayerCounts
     per_block = P.sum(axis=(2, 3))  # (G, nb, T) expected reads of each row block's tiles
     c.reads = per_block.sum(axis=(0, 1))
     c.busiest = per_block.max(axis=(0, 1))
+    c.row_bits = float(per_block.sum(axis=(0, 2)) @ _block_rows(layer.rows, R, nb))
     return c
 
 
@@ -548,7 +558,7 @@ def estimate_crossbar(facts: GraphFacts, activity: ActivityProfile, spec: Spec, 
         e["adc"] += conversions * e_adc
         e["shift_add"] += conversions * e_sa
         e["accumulate"] += reads * layer.columns * e_acc
-        e["buffer"] += reads * min(layer.rows, s["rows"]) * e_bit  # input vector, read once per row block and broadcast
+        e["buffer"] += cnt.row_bits * e_bit  # a block's input bits, read once per block read and broadcast
         t = cnt.busiest * t_cycle
         step_time[layer.target] = step_time.get(layer.target, np.zeros(T)) + t
         pl = per_layer[layer.target]

@@ -148,6 +148,17 @@ def test_one_spike_energy_and_latency_by_hand():
     assert est.total_energy_j == pytest.approx(sum(e.values()))
 
 
+@pytest.mark.parametrize("row, block_rows", [(290, 44), (10, 128)])
+def test_buffer_bits_are_the_rows_of_the_block_read(row, block_rows):
+    # 300 inputs on 128-row tiles: blocks of 128, 128 and 44 rows; one event reads one block's input bits
+    spec = load_spec("rram_neurosim")
+    counts = np.zeros(300)
+    counts[row] = 1.0
+    est = estimate(linear_graph(np.ones((20, 300))), one_layer_activity(300, counts, out=20), spec)
+    membrane = 20 * 2 * spec.si("array.psum_bits")  # 20 neurons, one step, read + write
+    assert est.energy_j["buffer"] == pytest.approx((block_rows + membrane) * spec.si("energy.buffer_per_bit"))
+
+
 def test_zero_input_leaves_only_periphery_and_static():
     g = conv_graph(2, 4, 3, 8, padding=1)
     facts = analyze(g)
