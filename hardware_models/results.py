@@ -164,6 +164,7 @@ def _eng(x: float | None, unit: str) -> str:
         return "-"
     if x == 0:
         return f"0 {unit}"
+    x = float(f"{x:.3g}")  # round first: 999.6 µJ is shown as 1 mJ, not 1e+03 µJ
     for scale, prefix in ((1, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"), (1e-12, "p"), (1e-15, "f")):
         if abs(x) >= scale:
             return f"{x / scale:.3g} {prefix}{unit}"
