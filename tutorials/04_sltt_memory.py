@@ -12,8 +12,8 @@
 # curves, and measures the bytes autograd keeps for backward as `T` grows, for BPTT, SLTT and SLTT-K.
 #
 # Run: `python tutorials/04_sltt_memory.py` (figures in `runs/tutorials/04/`). `NEUROSIM_FAST=1` uses a small
-# subset and fewer epochs (what the tests run). In a config file the same choice is one line:
-# `[train] method = "sltt"` (or `"sltt_k"` with `k = 2`).
+# subset and fewer epochs (what the tests run). In a config file the same choice is two lines of `[train]`:
+# `method = "sltt"` (or `"sltt_k"` with `k = 2`) and a per-step loss, `loss = "tet"` or `"sltt_mix"`.
 
 # %%
 import os

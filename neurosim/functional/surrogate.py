@@ -5,8 +5,8 @@ derivative (a Dirac delta) by the derivative ``g'(x)`` of a smooth "primitive" `
 (Neftci, Mostafa & Zenke, IEEE SPM 2019). Every surrogate here is a pair (primitive, derivative) so the
 derivative can be checked against the primitive with ``torch.autograd.gradcheck``.
 
-Surrogates (``alpha`` is the sharpness: larger = narrower support; the defaults follow the libraries
-users come from):
+Surrogates (``alpha`` is the sharpness, larger = narrower support, except for ``rectangle``, where it is the
+window's width as in STBP (Wu et al., 2018); the defaults follow the libraries users come from):
 
 - ``atan``: g = 1/2 + arctan(π/2·α·x)/π, g' = α/2 / (1 + (π/2·α·x)²); default α = 2
 - ``sigmoid``: g = σ(α·x), g' = α·σ(αx)·(1 − σ(αx)); default α = 4
@@ -54,7 +54,8 @@ class Surrogate:
 
     Args:
         name: one of ``atan``, ``sigmoid``, ``fast_sigmoid``, ``triangle``, ``rectangle``.
-        alpha: sharpness (1/width) of the surrogate; ``None`` takes the name's default (table above).
+        alpha: sharpness of the surrogate (larger = narrower), or for ``rectangle`` the window's width;
+            ``None`` takes the name's default (table above).
     """
 
     name: str = "atan"
