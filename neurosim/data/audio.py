@@ -16,9 +16,9 @@ for turning your own recordings into SHD-style samples that ``tonic.datasets.SHD
    Every filter peaks at gain 1.
 3. **Hair cell**: half-wave rectification, then compression — ``log``: ``log(1 + r/floor) / log(1 + 1/floor)``
    (``floor`` = ``log_floor``, maps [0, 1] → [0, 1] with ~60 dB range by default) or ``power``: ``r**power`` —
-   then the mean over each LIF step of ``dt`` seconds (a low-pass that keeps phase locking below ~1/(2·dt) Hz).
+   then the mean over each LIF step of ``dt_s`` seconds (a low-pass that keeps phase locking below ~1/(2·dt_s) Hz).
 4. **LIF neuron per channel** (neurosim's :func:`neurosim.functional.lif_scan`, immediate reset to zero):
-   ``v[k] = β·v[k−1] + (1 − β)·gain·d[k] (+ noise)``, ``β = exp(−dt/tau_mem)``, spike when ``v ≥ 1``. A channel
+   ``v[k] = β·v[k−1] + (1 − β)·gain·d[k] (+ noise)``, ``β = exp(−dt_s/tau_mem_s)``, spike when ``v ≥ 1``. A channel
    whose drive stays above ``1/gain`` fires regularly, faster for louder input; silence gives no spikes.
    ``noise_std`` adds seeded Gaussian membrane noise (same ``seed``, same spikes).
 
@@ -227,9 +227,9 @@ class AudioToSpikes:
             compression; smaller → more sensitive to quiet sounds.
         power: exponent of ``power`` compression.
         normalize: scale each waveform to a peak of 1 before filtering.
-        dt: LIF time step in seconds (rounded to a whole number of samples at ``sample_rate``); spike times are
+        dt_s: LIF time step in seconds (rounded to a whole number of samples at ``sample_rate``); spike times are
             multiples of it.
-        tau_mem: LIF membrane time constant in seconds.
+        tau_mem_s: LIF membrane time constant in seconds.
         gain: drive-to-current gain; a channel fires while its compressed drive exceeds ``1/gain``.
         noise_std: standard deviation of Gaussian noise added to each step's input current (membrane units).
         seed: seed of that noise.
@@ -244,8 +244,8 @@ class AudioToSpikes:
     log_floor: float = 1e-3
     power: float = 0.3
     normalize: bool = True
-    dt: float = 5e-4
-    tau_mem: float = 5e-3
+    dt_s: float = 5e-4
+    tau_mem_s: float = 5e-3
     gain: float = 6.0
     noise_std: float = 0.0
     seed: int = 0
@@ -265,7 +265,7 @@ class AudioToSpikes:
         if not 0 < self.f_min < self.fmax < nyquist:
             raise ValueError(f"need 0 < f_min < f_max < sample_rate/2 = {nyquist:g} Hz, got f_min={self.f_min!r}, "
                              f"f_max={self.fmax!r}")
-        for name in ("log_floor", "power", "dt", "tau_mem", "gain"):
+        for name in ("log_floor", "power", "dt_s", "tau_mem_s", "gain"):
             v = getattr(self, name)
             if not (v > 0 and math.isfinite(v)):
                 raise ValueError(f"{name} must be a positive finite number, got {v!r}")
@@ -281,7 +281,7 @@ class AudioToSpikes:
     @property
     def hop(self) -> int:
         """Samples per LIF step."""
-        return max(1, int(round(self.dt * self.sample_rate)))
+        return max(1, int(round(self.dt_s * self.sample_rate)))
 
     @property
     def step_seconds(self) -> float:
@@ -336,7 +336,7 @@ class AudioToSpikes:
         from neurosim.functional import LIFParams, lif_scan
 
         d = torch.from_numpy(self.drive(waveform, sample_rate))
-        beta = math.exp(-self.step_seconds / self.tau_mem)
+        beta = math.exp(-self.step_seconds / self.tau_mem_s)
         current = (1.0 - beta) * self.gain * d
         if self.noise_std > 0:
             g = torch.Generator().manual_seed(int(self.seed))

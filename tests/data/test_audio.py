@@ -155,6 +155,8 @@ def test_bad_arguments():
         AudioToSpikes(sample_rate=8000, f_max=5000)
     with pytest.raises(ValueError, match="filterbank"):
         AudioToSpikes(filterbank="bark")
+    with pytest.raises(ValueError, match="tau_mem_s must be a positive finite number, got 0"):
+        AudioToSpikes(tau_mem_s=0)  # seconds, named so: LIF(tau_mem_ms=5) is milliseconds
     with pytest.raises(ValueError, match="NaN"):
         AudioToSpikes()(np.array([0.0, np.nan]), 16000)
     with pytest.raises(ValueError, match="empty"):
