@@ -18,6 +18,27 @@ def real_fixture(name: str) -> Path:
     return path
 
 
+_LOOPBACK = ("127.", "::1", "localhost", "0.0.0.0")
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    """No test downloads: NEUROSIM_OFFLINE makes neurosim refuse (in subprocesses too, which inherit it), and a
+    socket may connect to this machine only (the DDP tests' rendezvous). A test of the download path unsets it."""
+    import socket
+
+    monkeypatch.setenv("NEUROSIM_OFFLINE", "1")
+    connect = socket.socket.connect
+
+    def local_only(sock, address):
+        host = address[0] if isinstance(address, tuple) else None
+        if host is not None and not str(host).startswith(_LOOPBACK):
+            raise OSError(f"a test tried to connect to {address!r}: tests run offline")
+        return connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", local_only)
+
+
 @pytest.fixture
 def cache_dir(tmp_path, monkeypatch):
     """A private, empty neurosim cache directory for one test."""

@@ -12,6 +12,7 @@ import pytest
 TUTORIALS = sorted((Path(__file__).resolve().parents[1] / "tutorials").glob("[0-9][0-9]_*.py"))
 
 
+@pytest.mark.slow  # 5-20 s each, in a subprocess
 @pytest.mark.parametrize("script", TUTORIALS, ids=[p.stem for p in TUTORIALS])
 def test_tutorial_runs_in_fast_mode(script, tmp_path, event_digits_cache):
     env = dict(os.environ, NEUROSIM_FAST="1", NEUROSIM_TUTORIAL_OUT=str(tmp_path), MPLBACKEND="Agg",

@@ -367,6 +367,15 @@ def _tonic_dataset(spec: TonicSpec, split: str, root: Path):
     return cls(save_to=str(root), **kwargs)
 
 
+OFFLINE_ENV = "NEUROSIM_OFFLINE"
+
+
+def offline() -> bool:
+    """True when the environment variable ``NEUROSIM_OFFLINE`` is set to anything but ``""``, ``0``, ``false``
+    or ``no``: no dataset is downloaded (as ``HF_HUB_OFFLINE`` does for Hugging Face); the test suite sets it."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
 def load_split(spec: TonicSpec, split: str, root: Path, download: bool = False, progress: bool = True) -> TonicSplit:
     """Load one split through tonic's class; download only when ``download`` (tonic shows the progress bar)."""
     _require_readers(spec)
@@ -401,6 +410,11 @@ def _fetch(spec: TonicSpec, split: str, root: Path) -> None:
             raise DatasetNotFoundError(
                 f"dataset {spec.name!r}: {archive} is there but the data is incomplete after extracting it "
                 f"({'; '.join(layout_problems(spec, root, (split,)))}); delete {archive} and run prepare again")
+        if offline():
+            raise DatasetNotFoundError(
+                f"dataset {spec.name!r}: {spec.splits[split].archive} ({spec.size_note}) is not in {loc}, and "
+                f"{OFFLINE_ENV}={os.environ[OFFLINE_ENV]!r} turns downloads off: unset it, or put the archive there "
+                "yourself")
         made = not loc.exists()
         loc.mkdir(parents=True, exist_ok=True)
         print(f"downloading {spec.name} ({spec.size_note}) into {loc}", flush=True)

@@ -62,6 +62,7 @@ def test_prepare_downloads_through_tonic_only_what_is_missing(offline, monkeypat
         fw.write_shd(Path(self.location_on_system).parent, split, n_samples=20)
 
     monkeypatch.setattr(tonic.datasets.SHD, "download", fake_download)
+    monkeypatch.delenv("NEUROSIM_OFFLINE")  # the download itself is faked above
     assert main(["-q", "datasets", "prepare", "shd", "--root", str(offline)]) == 0
     out = capsys.readouterr().out
     loc = str(offline / "SHD")

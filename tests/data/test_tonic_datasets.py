@@ -399,7 +399,27 @@ def test_a_failed_download_is_one_clear_error_and_leaves_nothing_behind(tmp_path
         raise urllib.error.URLError("[Errno -2] Name or service not known")
 
     monkeypatch.setattr(td, "_tonic_dataset", no_network)
+    monkeypatch.delenv("NEUROSIM_OFFLINE")  # this test is of the download path (its network is faked)
     with pytest.raises(DatasetNotFoundError, match=r"downloading .* into .*NMNIST failed \(URLError: .*Name or "
                                                     r"service not known.*check the network"):
         td.load_split(spec, "train", tmp_path, download=True)
     assert not td.location(spec, tmp_path).exists()  # no empty folder, no partial archive tonic would trust
+
+
+def test_neurosim_offline_refuses_a_download_before_anything_is_written(tmp_path, monkeypatch):
+    from neurosim.data import tonic_datasets as td
+
+    def network(*args, **kwargs):
+        raise AssertionError("tonic was asked to download")
+
+    monkeypatch.setattr(td, "_tonic_dataset", network)
+    spec = SPECS["nmnist"]
+    for value in ("1", "yes"):
+        monkeypatch.setenv("NEUROSIM_OFFLINE", value)
+        with pytest.raises(DatasetNotFoundError, match=rf"'nmnist': train.zip .* NEUROSIM_OFFLINE='{value}' turns "
+                                                       "downloads off: unset it"):
+            td.load_split(spec, "train", tmp_path, download=True)
+    assert not td.location(spec, tmp_path).exists()
+    for value in ("0", "false", ""):
+        monkeypatch.setenv("NEUROSIM_OFFLINE", value)
+        assert not td.offline()

@@ -48,6 +48,7 @@ def _losses(history):
     return [v for m in history for v in (m["train_loss"], m["test_loss"], m["test_acc"])]
 
 
+@pytest.mark.slow  # two processes (the runs fixture starts them once, ~15 s)
 @pytest.mark.parametrize("method", ["bptt", "sltt", "sltt_chunks"])
 def test_two_processes_train_what_one_process_trains_with_the_whole_batch(runs, method):
     one, rank0, _ = runs
@@ -61,6 +62,7 @@ def test_two_processes_train_what_one_process_trains_with_the_whole_batch(runs, 
         [m["backward_passes"] for m in one[method]["history"]]
 
 
+@pytest.mark.slow  # two processes (the runs fixture starts them once, ~15 s)
 @pytest.mark.parametrize("method", ["bptt", "sltt", "sltt_chunks", "sltt_k"])
 def test_processes_exchange_gradients_once_per_batch_and_stay_identical(runs, method):
     _, rank0, rank1 = runs
@@ -72,6 +74,7 @@ def test_processes_exchange_gradients_once_per_batch_and_stay_identical(runs, me
     assert _strip(rank0[method]["history"]) == _strip(rank1[method]["history"])  # metrics are reduced over both processes
 
 
+@pytest.mark.slow  # two processes (the runs fixture starts them once, ~15 s)
 def test_a_resumed_data_parallel_run_equals_an_uninterrupted_one(runs):
     for rank in runs:  # dropout + SLTT-K: each process's random stream is restored, not process 0's
         full, resumed = rank["resume"]["full"], rank["resume"]["resumed"]
@@ -80,6 +83,7 @@ def test_a_resumed_data_parallel_run_equals_an_uninterrupted_one(runs):
         assert _strip(rank["resume"]["history"][0]) == _strip(rank["resume"]["history"][1])
 
 
+@pytest.mark.slow  # a real torchrun, ~15 s
 def test_neurosim_train_under_torchrun_writes_one_run_folder(tmp_path, event_digits_cache):
     run = _torchrun("-m", "neurosim", "-q", "train", "--config", "quickstart", "--set", "name=ddp",
                     f"out_dir={tmp_path}", "data.train_subset=64", "data.test_subset=32", "data.time_steps=4",
