@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,10 +45,12 @@ class _First:
 
 
 def source_fingerprint(path: Path) -> list | None:
-    """Size and modification time of a dataset's files (a folder: file count, total bytes, newest mtime).
+    """Names, sizes and modification times of a dataset's files: ``[file count, total bytes, newest mtime, digest]``,
+    the digest a SHA-1 over every file's relative path, size and mtime.
 
     Part of the frame-cache key, so frames are rebuilt when the data on disk changes (a re-download, a file
-    added or replaced) instead of silently serving frames of the old files.
+    added, replaced, or renamed, e.g. moved to another class folder) instead of silently serving frames of the
+    old files. Only ``stat`` is read, not the files' contents.
     """
     path = Path(path)
     if path.is_file():
@@ -55,15 +58,18 @@ def source_fingerprint(path: Path) -> list | None:
         return [1, st.st_size, st.st_mtime_ns]
     if not path.is_dir():
         return None
-    count = size = newest = 0
-    for root, _, files in os.walk(path):
-        for name in files:
+    entries = []
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(root, name)
             try:
-                st = os.stat(os.path.join(root, name))
+                st = os.stat(full)
             except OSError:
                 continue
-            count, size, newest = count + 1, size + st.st_size, max(newest, st.st_mtime_ns)
-    return [count, size, newest]
+            entries.append((os.path.relpath(full, path), st.st_size, st.st_mtime_ns))
+    digest = hashlib.sha1("\n".join(f"{n}\t{b}\t{t}" for n, b, t in entries).encode("utf-8", "surrogateescape"))
+    return [len(entries), sum(e[1] for e in entries), max((e[2] for e in entries), default=0), digest.hexdigest()]
 
 
 def frame_cache_key(cfg: DataConfig, split: str) -> dict:

@@ -386,6 +386,19 @@ def test_a_subset_converts_only_its_samples_and_changed_files_rebuild_the_frames
     assert reads[0] > 52
 
 
+def test_a_file_moved_to_another_class_folder_changes_the_fingerprint(tmp_path):
+    from neurosim.data.pipeline import source_fingerprint
+
+    for cls, name in (("cat", "a.bin"), ("dog", "b.bin")):
+        (tmp_path / cls).mkdir()
+        (tmp_path / cls / name).write_bytes(b"events")
+    before = source_fingerprint(tmp_path)
+    assert source_fingerprint(tmp_path) == before  # stable
+    (tmp_path / "cat" / "a.bin").rename(tmp_path / "dog" / "a.bin")  # same count, bytes and file mtimes
+    after = source_fingerprint(tmp_path)
+    assert after[:3] == before[:3] and after != before
+
+
 def test_a_failed_download_is_one_clear_error_and_leaves_nothing_behind(tmp_path, monkeypatch):
     import urllib.error
 
