@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from neurosim.hardware.nonideal import CrossbarLinear, NonIdealConfig
+from neurosim.hardware.nonideal import CrossbarLinear, NonIdealConfig, _stream_seed
 from neurosim.lsm.config import ReservoirConfig
 from neurosim.nn import LIF
 
@@ -104,7 +104,7 @@ class Reservoir(nn.Module):
         g_pos, g_neg = rram_cells(shape, cfg, gen), rram_cells(shape, cfg, gen)
         chip = NonIdealConfig(on_off_ratio=cfg.on_off_ratio, read_noise_rel=0.0 if exact else cfg.read_noise_rel,
                               adc_bits=None if exact else cfg.adc_bits, tile_rows=inputs + cfg.neurons)
-        xbar = CrossbarLinear(g_pos, g_neg, 1.0, None, chip, torch.Generator().manual_seed(int(seed) + 7919))
+        xbar = CrossbarLinear(g_pos, g_neg, 1.0, None, chip, torch.Generator().manual_seed(_stream_seed(seed, "read")))
         res = cls(g_pos - g_neg, inputs, cfg, crossbar=xbar if chip.per_read else None)
         res.g_pos, res.g_neg = g_pos, g_neg  # buffers: kept for the energy from the measured conductances
         return res

@@ -62,6 +62,10 @@ def test_rram_weights_are_differences_of_seeded_cells_and_reproducible():
     assert torch.equal(a(x)[0], b(x)[0])
     exact = Reservoir.rram(20, cfg, seed=3, exact=True)
     assert exact.crossbar is None and a.crossbar is not None and torch.equal(exact.w, a.w)
+    # the read noise is a stream of its own: not another chip's programming draws (seed + 7919 was chip 7922's)
+    other = torch.Generator().manual_seed(3 + 7919)
+    reads = torch.randn(100, generator=Reservoir.rram(20, cfg, seed=3).crossbar.generator)  # before any read
+    assert not torch.equal(reads, torch.randn(100, generator=other))
 
 
 def test_software_reservoir_is_a_different_gaussian_matrix_with_the_rram_spread():
