@@ -565,6 +565,9 @@ class ToFrame:
 # ---------------------------------------------------------------------------------------------------- filters
 
 
+_MAX_PIXELS = 1 << 26  # 67 M pixels (8192 × 8192): far beyond any event camera, 0.5 GiB of int64 timestamps
+
+
 def _pixel_filter_inputs(events: np.ndarray, who: str):
     """Sorted events, their x, y (zeros for audio), t, and the data-derived width/height tonic uses."""
     _check_events(events, ("x", "t"), who)
@@ -574,10 +577,16 @@ def _pixel_filter_inputs(events: np.ndarray, who: str):
     if xmin < 0 or ymin < 0:
         raise ValueError(f"{who}: events have negative coordinates (min x = {xmin}" +
                          (f", min y = {ymin}" if has_y else "") + ")")
+    width, height = int(xmax) + 1, int(ymax) + 1
+    if width * height > _MAX_PIXELS:  # the filters keep one timestamp per pixel of the data's bounding box
+        raise ValueError(f"{who}: events reach x = {int(xmax)}" + (f", y = {int(ymax)}" if has_y else "") +
+                         f", a {width} × {height} pixel grid ({width * height * 8 / 2**30:.1f} GiB of timestamps); "
+                         "no event sensor is that large: check the x/y fields (swapped with t, or not decoded?)")
     if not ok:
         events = _sort_by_time(events)
         y = _native(events["y"]) if has_y else _zeros_like_field(len(events))
-    return events, _native(events["x"]), y, _native(events["t"]), int(xmax) + 1, int(ymax) + 1
+    return events, _native(events["x"]), y, _native(events["t"]), width, height
+
 
 
 def _time_scalar(value, t: np.ndarray):

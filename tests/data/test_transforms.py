@@ -335,6 +335,15 @@ def test_filters_reject_negative_coordinates():
         nt.Denoise(10)(make_events([-1, 0], [0, 0], [0, 1], [0, 0]))
 
 
+@pytest.mark.parametrize("f", [nt.Denoise(10), nt.RefractoryPeriod(10)])
+def test_filters_name_coordinates_no_sensor_has_instead_of_running_out_of_memory(f):
+    huge = make_events([3, 2_000_000_000], [0, 70_000], [0, 1], [0, 0])
+    with pytest.raises(ValueError, match=r"reach x = 2000000000, y = 70000, a 2000000001 × 70001 pixel grid .*"
+                                         r"check the x/y fields"):
+        f(huge)
+    assert len(f(make_events([3, 8191], [0, 8191], [0, 1], [0, 0]))) <= 2  # 8192 × 8192 still runs
+
+
 # ------------------------------------------------------------------------------------------------------- geometry
 
 
