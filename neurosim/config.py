@@ -195,7 +195,7 @@ class TrainConfig:
     optimizer: str = "adam"  # adam | adamw | sgd
     lr: float = 2e-3  # learning rate
     momentum: float = 0.9  # sgd momentum
-    weight_decay: float = 0.0  # L2 penalty
+    weight_decay: float | None = None  # L2 penalty (adamw: decoupled decay); None: 0.01 for adamw (as torch), else 0
     scheduler: str = "cosine"  # cosine annealing to 0 over all epochs | none
     grad_clip: float | None = 1.0  # max gradient norm; "none" disables clipping
     device: str = "auto"  # auto (cuda if present) | cpu | cuda | cuda:N
@@ -211,6 +211,8 @@ class TrainConfig:
         if not 0 <= self.loss_lambda <= 1:
             raise _Invalid("loss_lambda", f"must be in [0, 1], got {self.loss_lambda!r}")
         _choice(self, "loss_target", LOSS_TARGETS)
+        if self.weight_decay is None:  # AdamW without decay would be Adam: take torch's default as PyTorch users expect
+            object.__setattr__(self, "weight_decay", 0.01 if self.optimizer == "adamw" else 0.0)
         for key in ("weight_decay", "momentum"):
             value = getattr(self, key)
             if not (math.isfinite(value) and value >= 0):

@@ -90,3 +90,10 @@ def test_file_errors_name_the_file(tmp_path):
 
 def test_defaults_are_valid():
     assert load_config() == RunConfig()
+
+
+def test_adamw_takes_torchs_decay_unless_one_is_given():
+    assert config_from_dict({"train": {"optimizer": "adamw"}}).train.weight_decay == 0.01  # else AdamW = Adam
+    assert config_from_dict({"train": {"optimizer": "adamw", "weight_decay": 0}}).train.weight_decay == 0.0
+    assert config_from_dict({"train": {"optimizer": "adam"}}).train.weight_decay == 0.0
+    assert config_from_dict({"train": {"optimizer": "sgd"}}).train.weight_decay == 0.0
