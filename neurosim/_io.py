@@ -9,7 +9,8 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "new_file_mode"]
+__all__ = ["OutputPathError", "atomic_write_bytes", "atomic_write_text", "check_output_file", "check_output_folder",
+           "new_file_mode"]
 
 
 def new_file_mode(path: str | Path) -> int:
@@ -43,3 +44,31 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write text atomically (UTF-8)."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+class OutputPathError(ValueError):
+    """An output path that cannot be written (a file where a folder must go, a folder without write permission)."""
+
+
+def check_output_folder(path: str | Path, what: str) -> Path:
+    """Check, before any work, that folder ``path`` exists or can be made and written; ``what`` names the setting
+    in the error (``out_dir``, ``--out``)."""
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise OutputPathError(f"{what}: {p} is a file, not a folder" + (f" (the output goes to {path})"
+                                                                                if p != path else ""))
+            if not os.access(p, os.W_OK | os.X_OK):
+                raise OutputPathError(f"{what}: cannot write in {p} (no permission)")
+            break
+    return path
+
+
+def check_output_file(path: str | Path, what: str) -> Path:
+    """Check, before any work, that file ``path`` can be written: not a folder, its folder writable."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputPathError(f"{what}: {path} is a folder; give a file name")
+    check_output_folder(path.parent, what)
+    return path

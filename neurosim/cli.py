@@ -66,6 +66,7 @@ def cmd_train(args) -> int:
     from neurosim.runs import train_run
 
     cfg = load_config(resolve_config(args.config), args.set)
+    args.run_dir = Path(cfg.out_dir) / cfg.name  # for the message if the run is interrupted
     result = train_run(cfg, resume=not args.no_resume, progress=not args.quiet)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, process 0 reports for all
         return 0
@@ -144,6 +145,7 @@ def _check_launch(command: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from neurosim._io import OutputPathError
     from neurosim.config import ConfigError
     from neurosim.data.registry import DatasetNotFoundError, MissingReaderError
     from neurosim.training.checkpoint import CheckpointError
@@ -151,15 +153,34 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _check_launch(args.command)
         return args.func(args)
-    except (UserError, ConfigError, CheckpointError, DatasetNotFoundError, MissingReaderError) as e:
+    except (UserError, ConfigError, CheckpointError, DatasetNotFoundError, MissingReaderError, OutputPathError) as e:
         print(f"neurosim {args.command}: error: {e}", file=sys.stderr)
         return 2
     except FloatingPointError as e:  # training (or Hebbian learning) diverged: say so in one line
         print(f"neurosim {args.command}: error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:
+        if e.filename is None:  # not about a path the user gave: a real failure, keep the traceback
+            raise
+        print(f"neurosim {args.command}: error: {e.strerror or e}: {e.filename}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print("\ninterrupted; the last checkpoint is kept, rerun the same command to resume", file=sys.stderr)
+        print(f"\n{_interrupted(args)}", file=sys.stderr)
         return 130
+
+
+def _interrupted(args) -> str:
+    """What an interrupted command kept, and how to go on."""
+    run_dir = getattr(args, "run_dir", None)
+    if args.command == "train" and run_dir is not None:
+        ckpt = run_dir / "checkpoint.pt"
+        if ckpt.is_file():
+            return f"interrupted; {ckpt} holds the last finished epoch: rerun the same command to resume"
+        return "interrupted before the first epoch finished: nothing was saved"
+    if args.command == "continual" and run_dir is not None:
+        return (f"interrupted; the finished (method, seed) results are kept in {run_dir / 'finished'}: rerun the "
+                "same command to continue")
+    return "interrupted"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -55,6 +55,13 @@ def _as_tuple(v):
     return tuple(v) if isinstance(v, list) else v
 
 
+def _non_negative(obj, *names: str) -> None:
+    for n in names:
+        v = getattr(obj, n)
+        if v is not None and not (math.isfinite(v) and v >= 0):
+            raise _Invalid(n, f"must be a finite number >= 0, got {v!r}")
+
+
 def _positive(obj, *names: str) -> None:
     for n in names:
         v = getattr(obj, n)
@@ -213,10 +220,7 @@ class TrainConfig:
         _choice(self, "loss_target", LOSS_TARGETS)
         if self.weight_decay is None:  # AdamW without decay would be Adam: take torch's default as PyTorch users expect
             object.__setattr__(self, "weight_decay", 0.01 if self.optimizer == "adamw" else 0.0)
-        for key in ("weight_decay", "momentum"):
-            value = getattr(self, key)
-            if not (math.isfinite(value) and value >= 0):
-                raise _Invalid(key, f"must be a finite number >= 0, got {value!r}")
+        _non_negative(self, "weight_decay", "momentum")
         if self.method in ("sltt", "sltt_k") and self.loss == "rate_ce":
             raise _Invalid("loss", f"method {self.method!r} computes the loss one step at a time and needs a per-step "
                                    "loss; set train.loss = 'tet' or 'sltt_mix' (the paper's), not 'rate_ce'")

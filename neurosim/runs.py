@@ -15,11 +15,12 @@ from typing import Any
 
 import torch
 
-from neurosim._io import atomic_write_text
+from neurosim._io import atomic_write_text, check_output_folder
 from neurosim.config import ConfigError, RunConfig, config_from_dict, config_to_dict, load_config
 from neurosim.data.pipeline import DataBundle, make_loaders
 from neurosim.nn import build_model
 from neurosim.training import Trainer, load_checkpoint, resolve_device, seed_everything
+from neurosim.training.checkpoint import load_weights
 from neurosim.training.distributed import World, barrier, process_group_from_env
 
 __all__ = ["RunResult", "demo", "estimate_run", "evaluate_checkpoint", "load_or_train", "load_run", "train_run",
@@ -61,6 +62,7 @@ def _check_before_loading(cfg: RunConfig) -> None:
     except ValueError as e:
         raise ConfigError(f"data.dataset: {e}") from None
     resolve_device(cfg.train.device)  # a ConfigError naming train.device
+    check_output_folder(Path(cfg.out_dir) / cfg.name, "out_dir")
     try:
         with torch.random.fork_rng(devices=[]):  # a trial build: the run's initialisation draws stay as they were
             build_model(cfg.model, cfg.neuron)
@@ -103,6 +105,16 @@ def _check_resumable(cfg: RunConfig, run_dir: Path) -> None:
 #: computes
 _RESUME_MAY_CHANGE = ("train.epochs", "train.threads", "train.device", "train.checkpoint_every", "name", "out_dir",
                       "data.root", "data.num_workers")
+
+
+def other_settings(run_dir: Path, now: dict, load, ignore: tuple[str, ...] = ("name", "out_dir")) -> list[str] | None:
+    """The settings in which the run in ``run_dir`` (its ``config.toml``, read with ``load``) differs from ``now``
+    (a :func:`config_to_dict` form): ``[]`` when the same, None when there is no readable ``config.toml``."""
+    try:
+        saved = config_to_dict(load(run_dir / "config.toml"))
+    except (OSError, ValueError):  # no file, or one this version cannot read
+        return None
+    return sorted(k for k in _differences(saved, now) if k not in ignore and k.split(".")[0] not in ignore)
 
 
 def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -236,7 +248,7 @@ def load_run(path: str | Path, progress: bool = True, device: str | torch.device
                           "loading it on the CPU", RuntimeWarning, stacklevel=2)
             device = torch.device("cpu")
     model = build_model(cfg.model, cfg.neuron)
-    model.load_state_dict(ckpt["model"])
+    load_weights(model, ckpt["model"], path)
     model.to(device).eval()
     data = make_loaders(cfg.data, seed=cfg.seed, device=device, progress=progress)
     return model, cfg, data

@@ -78,6 +78,34 @@ def test_missing_config_and_checkpoint_are_named(tmp_path, capsys):
     assert "is a folder without a checkpoint.pt" in capsys.readouterr().err
 
 
+def test_an_output_folder_that_cannot_be_made_is_named_before_any_work(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    for argv in (["train", "--config", "quickstart", "--set", f"out_dir={afile}"],
+                 ["train", "--config", "quickstart", "--set", f"out_dir={tmp_path}", "name=afile"],
+                 ["demo", "--out", str(afile)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"out_dir: {afile} is a file, not a folder" in err, err
+    assert afile.read_text() == "mine"
+
+
+def test_an_interrupted_run_says_what_it_kept(tmp_path, capsys, monkeypatch):
+    import neurosim.runs
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(neurosim.runs, "train_run", stop)
+    assert main(["train", "--config", "quickstart", "--set", f"out_dir={tmp_path}"]) == 130
+    assert "before the first epoch finished: nothing was saved" in capsys.readouterr().err
+    (tmp_path / "quickstart").mkdir()
+    (tmp_path / "quickstart" / "checkpoint.pt").write_bytes(b"")
+    assert main(["train", "--config", "quickstart", "--set", f"out_dir={tmp_path}"]) == 130
+    assert "checkpoint.pt holds the last finished epoch: rerun the same command to resume" in \
+        capsys.readouterr().err
+
+
 def test_console_script_entry_point_runs():
     out = subprocess.run([sys.executable, "-m", "neurosim.cli", "--help"], capture_output=True, text=True, check=True)
     for cmd in ("train", "evaluate", "demo", "datasets"):

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 __all__ = ["register"]
 
 
@@ -18,6 +20,7 @@ def cmd_continual(args) -> int:
         overrides.append("methods=[" + ", ".join(f'"{m}"' for m in args.methods) + "]")
     cfg = load_continual_config(resolve_config(args.config, "continual_", "continual config"), overrides)
     quiet = getattr(args, "quiet", False)
+    args.run_dir = Path(cfg.out_dir) / cfg.name  # for the message if the run is interrupted
     run = run_continual(cfg, progress=not quiet, log=None if quiet else print, resume=not args.no_resume)
     for method, s in run.summary.items():
         bwt = f"{s['bwt_mean']:+.2f}" if "bwt_mean" in s else "—"

@@ -17,12 +17,13 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from neurosim.config import (
-    LOSSES, ConfigError, ModelConfig, NeuronConfig, _build, _check_device, _choice, _Invalid, _positive,
+    LOSSES, ConfigError, ModelConfig, NeuronConfig, _build, _check_device, _choice, _Invalid, _non_negative, _positive,
     load_toml_config,
 )
 
@@ -107,8 +108,7 @@ class ContinualTrainConfig:
         _choice(self, "loss", LOSSES)
         _choice(self, "optimizer", ("sgd", "adam"))
         _positive(self, "k", "time_chunk", "epochs", "batch_size", "lr", "grad_clip", "threads")
-        if self.momentum < 0:
-            raise _Invalid("momentum", f"must be >= 0, got {self.momentum!r}")
+        _non_negative(self, "momentum")
         if not 0 <= self.loss_lambda <= 1:
             raise _Invalid("loss_lambda", f"must be in [0, 1], got {self.loss_lambda!r}")
         if self.method in ("sltt", "sltt_k") and self.loss == "rate_ce":
@@ -140,7 +140,7 @@ class HLOPConfig:
             raise _Invalid("max_samples", f"must be >= 0 (0 uses all), got {self.max_samples!r}")
         if len(set(self.layers)) != len(self.layers):
             raise _Invalid("layers", f"names a layer twice: {list(self.layers)}")
-        if not self.lr or any(not v > 0 for v in self.lr):
+        if not self.lr or any(not (v > 0 and math.isfinite(v)) for v in self.lr):
             raise _Invalid("lr", f"must be a non-empty list of positive rates, got {list(self.lr)!r}")
         if not 0 <= self.momentum < 1:
             raise _Invalid("momentum", f"must be in [0, 1), got {self.momentum!r}")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from neurosim._io import atomic_write_text
+from neurosim._io import atomic_write_text, check_output_folder
 from neurosim.config import ConfigError, config_to_dict, dumps_toml
 from neurosim.continual.config import ContinualConfig
 from neurosim.continual.report import accuracy_heatmap, accuracy_heatmaps, report_markdown
@@ -117,6 +117,33 @@ def _load_finished(path: Path, fingerprint: str) -> MethodResult | None:
         return None
 
 
+def _keep_other_settings(cfg: ContinualConfig, run_dir: Path, fingerprint: str, resume: bool) -> None:
+    """Refuse (``resume``) to mix this run into a folder whose finished results come from other settings, which it
+    would overwrite; without ``resume`` (``--no-resume``: start over) those results are removed."""
+    from neurosim.continual.config import load_continual_config
+    from neurosim.runs import other_settings
+
+    other = []
+    for path in sorted((run_dir / "finished").glob("*.json")):
+        try:
+            if json.loads(path.read_text()).get("fingerprint") != fingerprint:
+                other.append(path)
+        except (OSError, ValueError, AttributeError):  # unreadable: it would be trained again anyway
+            continue
+    if not other:
+        return
+    if not resume:
+        for path in other:
+            path.unlink()
+        return
+    changed = other_settings(run_dir, config_to_dict(cfg), load_continual_config, ("name", "out_dir", "methods",
+                                                                                     "seeds"))
+    why = f"{', '.join(changed)} differ" if changed else "a fingerprint of other settings"
+    raise ConfigError(
+        f"{run_dir} holds results of other settings ({', '.join(p.stem for p in other)}: {why}); rerun with those "
+        "settings to continue it, choose another name (--set name=...), or pass --no-resume to replace them")
+
+
 def run_continual(cfg: ContinualConfig, progress: bool = True, log=print, resume: bool = True) -> ContinualRun:
     """Run every method of ``cfg`` for every seed on the task sequence; write the run folder.
 
@@ -125,7 +152,7 @@ def run_continual(cfg: ContinualConfig, progress: bool = True, log=print, resume
         resume: reuse the (method, seed) results a previous run of the same settings left in ``finished/``.
     """
     t0 = time.perf_counter()
-    run_dir = Path(cfg.out_dir) / cfg.name
+    run_dir = check_output_folder(Path(cfg.out_dir) / cfg.name, "out_dir")
     tc = cfg.tasks
     try:
         source = load_source(tc.source, tc.time_steps, tc.downsample, tc.train_subset, tc.test_subset, tc.root,
@@ -135,8 +162,9 @@ def run_continual(cfg: ContinualConfig, progress: bool = True, log=print, resume
     first_tasks = build_tasks(cfg, cfg.seeds[0], source)
     _check_before_training(cfg, first_tasks)
     finished_dir = run_dir / "finished"
-    finished_dir.mkdir(parents=True, exist_ok=True)
     fingerprint = _fingerprint(cfg)
+    _keep_other_settings(cfg, run_dir, fingerprint, resume)
+    finished_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[MethodResult]] = {m: [] for m in cfg.methods}
     for seed in cfg.seeds:  # one seed's tasks in memory at a time (permuted copies of the data)
         tasks = first_tasks if seed == cfg.seeds[0] else build_tasks(cfg, seed, source)

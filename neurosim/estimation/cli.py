@@ -8,6 +8,7 @@ __all__ = ["register"]
 
 
 def cmd_estimate(args) -> int:
+    from neurosim._io import check_output_folder
     from neurosim.cli import UserError
     from neurosim.estimation import estimate_checkpoint, estimate_files
     from neurosim.hardware.cli_support import check_nonideal_args, run_nonideal_from_args
@@ -16,6 +17,10 @@ def cmd_estimate(args) -> int:
         raise UserError("give either --checkpoint PATH, or --nir MODEL.nir with --activity ACTIVITY.json")
     if args.nonideal and not args.checkpoint:
         raise UserError("--nonideal needs --checkpoint: the accuracy is measured on the checkpoint's test data")
+    if args.activity and not args.nir:
+        raise UserError("--activity goes with --nir; with --checkpoint the activity is measured on its test data")
+    if args.out:
+        check_output_folder(args.out, "--out")
     try:
         if args.samples < 1:
             raise UserError(f"--samples must be at least 1, got {args.samples}")

@@ -9,28 +9,34 @@ from pathlib import Path
 
 __all__ = ["register"]
 
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # NIR files are HDF5
+
 
 def cmd_export(args) -> int:
     import nir
 
+    from neurosim._io import check_output_file
     from neurosim.cli import UserError
     from neurosim.config import config_from_dict
     from neurosim.export import NIRExportError, to_nir, write_nir
     from neurosim.nn import build_model
     from neurosim.training import load_checkpoint
-    from neurosim.training.checkpoint import checkpoint_file
+    from neurosim.training.checkpoint import checkpoint_file, load_weights
 
+    out = Path(args.out) if args.out else checkpoint_file(args.checkpoint).with_name("model.nir")
+    if out.is_dir():  # a folder: the file goes in it
+        out = out / "model.nir"
+    check_output_file(out, "--out")
+    if out.is_file() and out.open("rb").read(8) != _HDF5_SIGNATURE:  # an earlier export is replaced, nothing else
+        raise UserError(f"--out: {out} exists and is not a NIR file; choose another path, or delete it first")
     ckpt = load_checkpoint(args.checkpoint)  # a missing/corrupt file is a CheckpointError (one line)
     cfg = config_from_dict(ckpt["config"])
     model = build_model(cfg.model, cfg.neuron)
-    model.load_state_dict(ckpt["model"])
+    load_weights(model, ckpt["model"], args.checkpoint)
     try:
         graph = to_nir(model, cfg.model.input_shape, dt_s=cfg.neuron.dt_ms * 1e-3, maxpool=args.maxpool)
     except NIRExportError as e:  # names the layer (and, for MaxPool2d, the --maxpool sumpool way out)
         raise UserError(str(e)) from None
-    out = Path(args.out) if args.out else checkpoint_file(args.checkpoint).with_name("model.nir")
-    if out.is_dir():  # a folder: the file goes in it
-        out = out / "model.nir"
     write_nir(graph, out)
     kinds = [type(n).__name__ for n in graph.nodes.values() if not isinstance(n, (nir.Input, nir.Output))]
     print(f"wrote {out}: {len(kinds)} nodes ({', '.join(kinds)}), dt = {cfg.neuron.dt_ms} ms")

@@ -66,6 +66,9 @@ def add_nonideal_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--nonideal-samples", type=int, default=None, metavar="N",
                    help="test samples per chip (default: the whole test split)")
     g.add_argument("--mc-seed", type=int, default=0, help="seed of the first chip (chip i uses seed + i; default 0)")
+    # the options that only mean something with --nonideal, and their defaults (to name the ones given without it)
+    parser.set_defaults(_nonideal_options={a.option_strings[0]: (a.dest, a.default) for a in g._group_actions
+                                           if a.dest != "nonideal"})
 
 
 def check_nonideal_args(args: argparse.Namespace, checkpoint_path) -> list:
@@ -76,6 +79,14 @@ def check_nonideal_args(args: argparse.Namespace, checkpoint_path) -> list:
         neurosim.cli.UserError: one line naming the flag.
     """
     if not getattr(args, "nonideal", False):
+        given = [flag for flag, (dest, default) in getattr(args, "_nonideal_options", {}).items()
+                 if getattr(args, dest, default) != default]
+        if given:
+            from neurosim.cli import UserError
+
+            one = len(given) == 1
+            raise UserError(f"{', '.join(given)} appl{'ies' if one else 'y'} only with --nonideal (the Monte-Carlo "
+                            f"chips): add --nonideal, or leave {'it' if one else 'them'} out")
         return []
     import math
 

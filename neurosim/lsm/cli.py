@@ -11,7 +11,7 @@ def cmd_lsm(args) -> int:
     from neurosim.lsm.run import run_lsm
 
     cfg = load_lsm_config(resolve_config(args.config, "lsm_", "LSM config"), args.set)
-    result = run_lsm(cfg, progress=not args.quiet)
+    result = run_lsm(cfg, progress=not args.quiet, overwrite=args.overwrite)
     m = result.metrics
     print(f"run folder: {result.run_dir}")
     print(f"test accuracy ({m['readout']} readout): software {m['acc_software']:.2f} %, "
@@ -31,4 +31,6 @@ def register(sub) -> None:
                    help="LSM config file, or the name of a shipped one (default: lsm_event_digits)")
     p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set readout.kind=mlp data.train_subset=200")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run folder even if it holds a run of other settings")
     p.set_defaults(func=cmd_lsm)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from neurosim.config import _build, _Invalid, _positive, load_toml_config
+from neurosim.config import _build, _Invalid, _non_negative, _positive, load_toml_config
 
 __all__ = ["EnergyConfig", "LSMConfig", "LSMDataConfig", "ReadoutConfig", "ReservoirConfig", "load_lsm_config",
            "lsm_config_from_dict", "READOUTS"]
@@ -66,9 +66,7 @@ class ReservoirConfig:
             raise _Invalid("beta", f"must be in (0, 1], got {self.beta!r}")
         if not 0 < self.p_switch < 1:
             raise _Invalid("p_switch", f"must be in (0, 1), got {self.p_switch!r}")
-        for n in ("recurrent_scale", "sigma_log", "read_noise_rel"):
-            if getattr(self, n) < 0:
-                raise _Invalid(n, f"must be >= 0, got {getattr(self, n)!r}")
+        _non_negative(self, "recurrent_scale", "sigma_log", "read_noise_rel")
         if self.on_off_ratio <= 1:
             raise _Invalid("on_off_ratio", f"must be > 1, got {self.on_off_ratio!r}")
         if self.adc_bits is not None and self.adc_bits < 1:
@@ -91,8 +89,7 @@ class ReadoutConfig:
         if self.kind not in READOUTS:
             raise _Invalid("kind", f"must be one of {list(READOUTS)}, got {self.kind!r}")
         _positive(self, "hidden", "embedding", "epochs", "lr", "temperature")
-        if self.weight_decay < 0:
-            raise _Invalid("weight_decay", f"must be >= 0, got {self.weight_decay!r}")
+        _non_negative(self, "weight_decay")
 
 
 @dataclass(frozen=True)

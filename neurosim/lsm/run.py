@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neurosim._io import atomic_write_text
-from neurosim.lsm.config import LSMConfig, LSMDataConfig
+from neurosim._io import atomic_write_text, check_output_folder
+from neurosim.config import ConfigError, config_to_dict
+from neurosim.lsm.config import LSMConfig, LSMDataConfig, load_lsm_config
 from neurosim.lsm.readout import train_readout
 from neurosim.lsm.reservoir import Reservoir, rate_features, reservoir_graph
 
@@ -64,7 +65,7 @@ def downsample_events(frames: np.ndarray | torch.Tensor, size: int, merge_polari
 
 def load_lsm_data(cfg: LSMDataConfig, progress: bool = True):
     """``(x_train [N, T, inputs], y_train, x_test, y_test)`` of binary input spikes."""
-    from neurosim.config import ConfigError, DataConfig
+    from neurosim.config import DataConfig
     from neurosim.data.pipeline import load_frames
 
     dcfg = DataConfig(dataset=cfg.dataset, time_steps=cfg.time_steps, root=cfg.root, train_subset=cfg.train_subset,
@@ -143,11 +144,12 @@ def _one_cell_per_side(target) -> bool:
     return spec.kind == "crossbar" and spec.si("array.weight_bits") - 1 <= spec.si("array.cell_bits")
 
 
-def _check_before_loading(cfg: LSMConfig) -> None:
-    """Config values that would otherwise fail only after the reservoirs and readouts have run."""
+def _check_before_loading(cfg: LSMConfig, write: bool = True, overwrite: bool = False) -> None:
+    """Config values that would otherwise fail only after the reservoirs and readouts have run, and (``write``) a
+    run folder that holds a run of other settings (kept unless ``overwrite``)."""
     from hardware_models.specs import SpecError, load_spec
-    from neurosim.config import ConfigError
     from neurosim.data.registry import get_dataset
+    from neurosim.runs import other_settings
 
     try:
         get_dataset(cfg.data.dataset)
@@ -161,14 +163,26 @@ def _check_before_loading(cfg: LSMConfig) -> None:
     if cfg.reservoir.feature_bins > cfg.data.time_steps:
         raise ConfigError(f"reservoir.feature_bins: {cfg.reservoir.feature_bins} time windows cannot be cut from "
                           f"data.time_steps = {cfg.data.time_steps} steps; use at most {cfg.data.time_steps}")
+    if not write:
+        return
+    run_dir = check_output_folder(Path(cfg.out_dir) / cfg.name, "out_dir")
+    changed = None if overwrite else other_settings(run_dir, config_to_dict(cfg), load_lsm_config,
+                                                    ("name", "out_dir", "data.root"))
+    if changed:
+        raise ConfigError(f"{run_dir} holds an LSM run of other settings ({', '.join(changed)} differ); choose "
+                          "another name (--set name=...), or pass --overwrite to replace it")
 
 
-def run_lsm(cfg: LSMConfig, progress: bool = True, figures: bool = True, write: bool = True) -> LSMResult:
-    """Run the whole LSM experiment of ``cfg`` (module docstring); ``write=False`` keeps everything in memory."""
+def run_lsm(cfg: LSMConfig, progress: bool = True, figures: bool = True, write: bool = True,
+            overwrite: bool = False) -> LSMResult:
+    """Run the whole LSM experiment of ``cfg`` (module docstring); ``write=False`` keeps everything in memory.
+
+    A run folder that holds a run of other settings is refused (before any work) unless ``overwrite``.
+    """
     from neurosim.training import seed_everything
 
     t0 = time.perf_counter()
-    _check_before_loading(cfg)
+    _check_before_loading(cfg, write, overwrite)
     seed_everything(cfg.seed)
     x_tr, y_tr, x_te, y_te = load_lsm_data(cfg.data, progress)
     inputs = x_tr.shape[2]

@@ -16,7 +16,7 @@ import torch
 from neurosim._io import atomic_write_bytes, atomic_write_text
 
 __all__ = ["CheckpointError", "atomic_write_bytes", "atomic_write_text", "checkpoint_file", "load_checkpoint",
-           "save_checkpoint"]
+           "load_weights", "save_checkpoint"]
 
 CHECKPOINT_FORMAT = 1
 
@@ -62,3 +62,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{str(path)!r} is not a neurosim checkpoint (format {CHECKPOINT_FORMAT})")
     return payload
+
+
+def load_weights(model: torch.nn.Module, state: dict[str, Any], path: str | Path) -> None:
+    """``model.load_state_dict(state)``; weights that do not fit the model (edited, or from another config) are a
+    :class:`CheckpointError` naming the checkpoint and the first mismatches, not torch's multi-line error."""
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        lines = [ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()] or [str(e)]
+        detail = "; ".join(lines[:3]) + (f"; and {len(lines) - 3} more" if len(lines) > 3 else "")
+        raise CheckpointError(f"checkpoint {str(path)!r}: its weights do not fit the model its config builds "
+                              f"({detail})") from None

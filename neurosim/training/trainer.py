@@ -30,7 +30,7 @@ from neurosim.config import ConfigError, RunConfig, config_to_dict, dumps_toml
 from neurosim.data.loaders import FrameLoader
 from neurosim.nn.layers import run_chunked
 from neurosim.training import distributed
-from neurosim.training.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from neurosim.training.checkpoint import atomic_write_text, load_checkpoint, load_weights, save_checkpoint
 from neurosim.training.losses import Loss, get_loss, predict
 from neurosim.training.memory import SavedTensorMeter, tune_cpu_allocator
 from neurosim.training.methods import TrainingMethod, get_method
@@ -216,7 +216,7 @@ class Trainer:
         """
         # on the CPU first: RNG states must be CPU tensors; the model and optimizer copy to their device
         ckpt = load_checkpoint(path, map_location="cpu")
-        self.model.load_state_dict(ckpt["model"])
+        load_weights(self.model, ckpt["model"], path)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler and ckpt["scheduler"]:
             self.scheduler.load_state_dict(ckpt["scheduler"])

@@ -93,7 +93,12 @@ def test_a_stopped_run_keeps_what_it_finished_and_a_rerun_reuses_it(tmp_path, mo
     trained[:] = []
     assert main(args) == 0
     assert trained == [] and json.loads((run / "results.json").read_text())["runs"] == first
-    assert main([*args, "train.lr=0.05"]) == 0 and trained == ["baseline", "hlop"]  # other settings: trained anew
+    # other settings would overwrite the folder's results: refused before anything trains, naming what differs
+    lines[:] = []  # print is captured into lines (above), errors too
+    assert main([*args, "train.lr=0.05"]) == 2 and trained == []
+    assert "holds results of other settings (baseline_seed0, hlop_seed0: train.lr differ)" in "".join(lines)
+    assert json.loads((run / "results.json").read_text())["runs"] == first
+    assert main([*args, "train.lr=0.05", "--no-resume"]) == 0 and trained == ["baseline", "hlop"]  # start over
     trained[:] = []
     assert main([*args, "train.lr=0.05"]) == 0 and trained == []  # … and then reused
-    assert main([*args, "train.lr=0.05", "--no-resume"]) == 0 and trained == ["baseline", "hlop"]
+    assert main([*args, "--methods", "baseline"]) == 2  # the old settings' results are gone: no mixing back

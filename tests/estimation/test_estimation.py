@@ -228,9 +228,14 @@ def test_cli_estimates_a_trained_checkpoint(tiny_checkpoint, tmp_path, capsys):
     (["estimate", "--nir", "x.nir"], "--activity"),
     (["estimate", "--checkpoint", "nowhere.pt"], "nowhere.pt"),
     (["estimate", "--nir", "x.nir", "--activity", "a.json", "--nonideal"], "--nonideal needs --checkpoint"),
+    (["estimate", "--checkpoint", "c.pt", "--activity", "a.json"], "--activity goes with --nir"),
+    (["estimate", "--checkpoint", "c.pt", "--sigma", "0.1", "--no-sweep"],
+     "--sigma, --no-sweep apply only with --nonideal"),
+    (["estimate", "--checkpoint", "c.pt", "--out", "afile"], "--out: afile is a file, not a folder"),
 ])
 def test_cli_bad_input_is_one_line_with_status_2(argv, words, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("mine")
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err

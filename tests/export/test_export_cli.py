@@ -14,7 +14,6 @@ def test_export_a_trained_checkpoint_and_import_it_back(tiny_checkpoint, capsys)
     # the quickstart model has MaxPool2d, which NIR cannot say: refused with the layer named, unless asked
     assert main(["export", "--checkpoint", str(ckpt)]) == 2
     assert "MaxPool2d" in capsys.readouterr().err
-    (ckpt.parent / "model.nir").write_text("an older export")
     assert main(["export", "--checkpoint", str(ckpt.parent), "--maxpool", "sumpool"]) == 0  # the run folder
     out = capsys.readouterr().out
     assert "Conv2d" in out and f"wrote {ckpt.parent / 'model.nir'}" in out  # in the run folder, not beside it
@@ -45,3 +44,29 @@ def test_export_of_a_missing_checkpoint_is_one_line(tmp_path, capsys):
     assert main(["export", "--checkpoint", str(tmp_path / "none.pt")]) == 2
     err = capsys.readouterr().err
     assert "none.pt" in err and "Traceback" not in err
+
+
+def test_export_replaces_an_earlier_export_but_no_other_file(tiny_checkpoint, tmp_path, capsys):
+    mine = tmp_path / "notes.nir"
+    mine.write_text("my notes")
+    assert main(["export", "--checkpoint", str(tiny_checkpoint), "--maxpool", "sumpool", "--out", str(mine)]) == 2
+    assert "exists and is not a NIR file" in capsys.readouterr().err and mine.read_text() == "my notes"
+    out = tmp_path / "model.nir"
+    for _ in range(2):  # the second run replaces the first export
+        assert main(["-q", "export", "--checkpoint", str(tiny_checkpoint), "--maxpool", "sumpool", "--out",
+                     str(out)]) == 0
+    assert main(["export", "--checkpoint", str(tiny_checkpoint), "--out", str(mine / "x.nir")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_its_model_is_named(tiny_checkpoint, capsys):
+    import torch
+
+    ckpt = torch.load(tiny_checkpoint, weights_only=False)
+    ckpt["model"]["0.weight"] = torch.zeros(1)
+    torch.save(ckpt, tiny_checkpoint)
+    for cmd in (["evaluate"], ["export", "--maxpool", "sumpool"]):
+        assert main([*cmd, "--checkpoint", str(tiny_checkpoint)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "weights do not fit the model its config builds" in err
+        assert "size mismatch for 0.weight" in err, err

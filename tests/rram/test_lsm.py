@@ -120,6 +120,11 @@ def test_lsm_config_rejects_bad_values_naming_the_key():
         lsm_config_from_dict({"reservoir": {"beta": 1.5}})
     with pytest.raises(ConfigError, match="reservoir.adc_bits"):
         lsm_config_from_dict({"reservoir": {"adc_bits": 0}})
+    for key in ("sigma_log", "read_noise_rel"):  # NaN passed a "< 0" check and failed after all the training
+        with pytest.raises(ConfigError, match=f"reservoir.{key}: must be a finite number >= 0, got nan"):
+            lsm_config_from_dict({"reservoir": {key: float("nan")}})
+    with pytest.raises(ConfigError, match="readout.weight_decay: must be a finite number >= 0, got inf"):
+        lsm_config_from_dict({"readout": {"weight_decay": float("inf")}})
 
 
 def test_cli_writes_its_run_folder(tmp_path, event_digits_cache, capsys):
@@ -140,6 +145,14 @@ def test_cli_writes_its_run_folder(tmp_path, event_digits_cache, capsys):
     assert m["energy_j_rram_lsm40nm_measured_g"] > m["energy_j_rram_lsm40nm"] - 1e-15
     assert main(["-q", "lsm", "--set", f'out_dir="{tmp_path}"', "reservoir.p_switch=2"]) == 2
     assert "reservoir.p_switch" in capsys.readouterr().err
+    # the folder holds this run: one of other settings is refused before any work, unless --overwrite
+    before = (run / "metrics.json").read_bytes()
+    assert main([*args, "data.train_subset=200"]) == 2
+    err = capsys.readouterr().err
+    assert "holds an LSM run of other settings (data.train_subset differ)" in err and "--overwrite" in err
+    assert (run / "metrics.json").read_bytes() == before
+    assert main([*args[:1], "lsm", "--overwrite", *args[2:], "data.train_subset=200", "readout.epochs=5"]) == 0
+    assert json.loads((run / "metrics.json").read_text())["train_samples"] == 200
 
 
 @pytest.mark.parametrize("override, words", [
