@@ -731,6 +731,9 @@ def analyze(graph: nir.NIRGraph) -> GraphFacts:
     facts: dict[str, NodeFacts] = {}
     for n, node in nodes.items():
         kind = type(node).__name__
+        if outs[n] is not None and kind != "Output" and 0 in tuple(outs[n]):
+            raise GraphError(f"node {n!r} ({kind}) has no elements (shape {tuple(outs[n])}): every layer needs at "
+                             "least one neuron or output")
         base = dict(name=n, node_type=kind, input_shape=ins[n], output_shape=outs[n])
         if kind in SYNAPSE_TYPES:
             w = np.asarray(node.weight)

@@ -193,6 +193,8 @@ def _constant(where: str, key: str, entry: Any, dimension: str, sources: Mapping
             raise fail(f"value {v:g} is negative; {what} must be >= 0")
         if dimension in ("count", "bits") and v != int(v):
             raise fail(f"value {v:g} must be a whole number of {dimension}")
+        if dimension in ("count", "memory") and v == 0:  # cores, neurons, rows, memory: nothing fits in zero
+            raise fail(f"value 0 is not a usable {dimension}; it must be > 0")
     units = UNITS[dimension]
     if unit not in units:
         raise fail(f"unit {unit!r} is wrong here: this constant is {_ARTICLE.get(dimension, 'a')} {dimension}; expected one of {list(units)}")

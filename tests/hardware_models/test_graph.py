@@ -196,6 +196,11 @@ def test_unsupported_node_type_is_named():
         analyze(g)
 
 
+def test_a_layer_without_neurons_is_named():
+    with pytest.raises(GraphError, match=r"node 'linear' \(Linear\) has no elements \(shape \(0,\)\)"):
+        analyze(mlp(4, 0, 3))
+
+
 def test_synapse_into_synapse_is_refused():
     g = nir.NIRGraph.from_list(nir.Linear(weight=np.ones((3, 2))), nir.Linear(weight=np.ones((4, 3))), lif(4))
     with pytest.raises(GraphError, match="feeds synapse node 'linear_1' with no neuron between"):

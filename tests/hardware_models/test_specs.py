@@ -78,6 +78,8 @@ def write_variant(tmp_path: Path, base: str, edit) -> Path:
     (lambda t: re.sub(r"\nsynaptic_op = \{ value = 23.6[^\n]*", "", t), "energy.synaptic_op", "missing required constant"),
     (lambda t: t.replace("neurons_per_core = { value = 1024", "neurons_per_core = { value = 1024.5"),
      "capacity.neurons_per_core", "whole number"),
+    (lambda t: t.replace("cores_per_chip = { value = 128", "cores_per_chip = { value = 0"),  # divided by, once
+     "capacity.cores_per_chip", "value 0 is not a usable count; it must be > 0"),
     (lambda t: t.replace("[energy]\n", "[energy]\nsynaptic_opp = { value = 1, unit = \"pJ\", source = \"davies2018\" }\n"),
      "energy.synaptic_opp", "unknown constant"),
     (lambda t: t.replace('static = "not_published"', 'static = "included:static"'), "energy_terms.static",
