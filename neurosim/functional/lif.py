@@ -59,6 +59,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
+import numbers
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -112,6 +113,9 @@ def is_temporal_grad_enabled() -> bool:
 
 def beta_from_tau(tau_mem_ms: float, dt_ms: float) -> float:
     """Decay per step ``β = exp(−dt/τ)``; both times in milliseconds."""
+    for name, v in (("tau_mem_ms", tau_mem_ms), ("dt_ms", dt_ms)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise TypeError(f"{name} must be a number of milliseconds, got {v!r}")
     if not (tau_mem_ms > 0 and math.isfinite(tau_mem_ms)):
         raise ValueError(f"tau_mem_ms must be a positive finite number of milliseconds, got {tau_mem_ms!r}")
     if not (dt_ms > 0 and math.isfinite(dt_ms)):

@@ -12,7 +12,9 @@ stateful children in a dict keyed by child name, so a whole network is also
 one run (dropout masks included: one mask for all steps).
 
 Example:
-    >>> import torch
+    >>> import numbers
+
+import torch
     >>> from neurosim.nn import LIF
     >>> net = Sequential(Flatten(), Linear(4, 3), LIF(beta=0.9))
     >>> out, state = net(torch.rand(6, 2, 2, 2))     # [T, B, C, H]
@@ -22,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from typing import Any
 
@@ -44,6 +47,17 @@ def _check_seq(x_seq: torch.Tensor, min_dim: int, layer: str) -> None:
             f"{layer} expects a time-first tensor with at least {min_dim} dims [T, B, ...], "
             f"got shape {tuple(x_seq.shape)}"
         )
+
+
+def _check_dtype(x_seq: torch.Tensor, model: nn.Module) -> None:
+    """Spikes and event counts as ints or bools, or another float type than the weights', are named here instead
+    of in torch's "Input type (long int) and bias type (float) should be the same" from deep inside a layer."""
+    p = next(model.parameters(), None)
+    if p is None or x_seq.dtype == p.dtype:
+        return
+    how = "x_seq.float()" if p.dtype == torch.float32 else f"x_seq.to({p.dtype})"
+    raise TypeError(f"x_seq is {x_seq.dtype} but the model's weights are {p.dtype}: pass {how}"
+                    + (f" (or convert the model: model.to({x_seq.dtype}))" if x_seq.is_floating_point() else ""))
 
 
 def _fold(module_forward, x_seq: torch.Tensor) -> torch.Tensor:
@@ -100,6 +114,15 @@ def _pair(v) -> tuple[int, int]:
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
+def _check_window(layer: str, kernel_size, stride) -> None:
+    """Pooling windows and strides of at least 1 (0 divided by zero in the output size)."""
+    for name, v in (("kernel_size", kernel_size), ("stride", stride)):
+        if v is None and name == "stride":
+            continue
+        if any(isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1 for k in _pair(v)):
+            raise ValueError(f"{layer}: {name} must be a whole number >= 1 (or a pair of them), got {v!r}")
+
+
 class MaxPool2d(nn.MaxPool2d):
     """``torch.nn.MaxPool2d`` over ``[T, B, C, H, W]`` (on spikes: a logical OR over the window).
 
@@ -115,6 +138,7 @@ class MaxPool2d(nn.MaxPool2d):
         if return_indices:
             raise ValueError("MaxPool2d: return_indices=True is not supported over time sequences (the layer returns "
                              "one [T, B, C, H, W] tensor); use torch.nn.functional.max_pool2d on [T·B, C, H, W]")
+        _check_window("MaxPool2d", kernel_size, stride)
         super().__init__(kernel_size, stride, padding, dilation, return_indices, ceil_mode)
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
@@ -134,6 +158,10 @@ class MaxPool2d(nn.MaxPool2d):
 class AvgPool2d(nn.AvgPool2d):
     """``torch.nn.AvgPool2d`` over ``[T, B, C, H, W]``."""
 
+    def __init__(self, kernel_size, stride=None, padding=0, *args, **kwargs) -> None:
+        _check_window("AvgPool2d", kernel_size, stride)
+        super().__init__(kernel_size, stride, padding, *args, **kwargs)
+
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         _check_seq(x_seq, 5, "AvgPool2d")
         return _fold(super().forward, x_seq)
@@ -143,6 +171,7 @@ class SumPool2d(nn.AvgPool2d):
     """Sum pooling over ``[T, B, C, H, W]`` (average pooling times the window area; NIR's ``SumPool2d``)."""
 
     def __init__(self, kernel_size, stride=None, padding=0) -> None:
+        _check_window("SumPool2d", kernel_size, stride)
         super().__init__(kernel_size, stride, padding, count_include_pad=True)
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
@@ -240,6 +269,7 @@ class Sequential(nn.Sequential):
     def forward(self, x_seq: torch.Tensor, state: dict[str, Any] | None = None):
         if not isinstance(x_seq, torch.Tensor):
             raise TypeError(f"x_seq must be a torch.Tensor [T, B, ...], got {type(x_seq).__name__}")
+        _check_dtype(x_seq, self)
         state = {} if state is None else state
         new_state: dict[str, Any] = {}
         for name, layer in self.named_children():

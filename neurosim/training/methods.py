@@ -30,6 +30,25 @@ class StepOutput:
     backward_passes: int = 1
 
 
+def check_batch(x_seq: torch.Tensor, y: torch.Tensor, method: str) -> int:
+    """``T`` of a training batch, after checking what every method needs: ``x_seq`` time-first ``[T, B, ...]``
+    with ``T >= 1``, and one integer class target per sample, ``y`` of shape ``[B]``."""
+    if not isinstance(x_seq, torch.Tensor) or x_seq.dim() < 3:
+        shape = tuple(x_seq.shape) if isinstance(x_seq, torch.Tensor) else type(x_seq).__name__
+        raise ValueError(f"{method}: x_seq must be time-first [T, B, features...], got {shape}")
+    if x_seq.shape[0] == 0 or x_seq.shape[1] == 0:
+        empty = "time steps" if x_seq.shape[0] == 0 else "samples"
+        raise ValueError(f"{method}: x_seq {tuple(x_seq.shape)} has no {empty}")
+    if not isinstance(y, torch.Tensor) or tuple(y.shape) != (x_seq.shape[1],) or y.is_floating_point():
+        what = f"{y.dtype} {tuple(y.shape)}" if isinstance(y, torch.Tensor) else type(y).__name__
+        hint = ""
+        if isinstance(y, torch.Tensor) and tuple(y.shape) == (x_seq.shape[0],):
+            hint = " (is x_seq missing its time dimension? one step is x_seq[None])"
+        raise ValueError(f"{method}: y must hold one integer class per sample, shape [B] = ({x_seq.shape[1]},) "
+                         f"for x_seq {tuple(x_seq.shape)}, got {what}{hint}")
+    return x_seq.shape[0]
+
+
 class TrainingMethod(Protocol):
     name: str
 
@@ -54,6 +73,7 @@ class BPTT:
     name: str = "bptt"
 
     def forward_backward(self, model, x_seq, y, loss):
+        check_batch(x_seq, y, "BPTT")
         out_seq, _ = run_chunked(model, x_seq, steps=self.time_chunk) if _is_sequential(model) else model(x_seq)
         value = loss(out_seq, y)
         value.backward()

@@ -78,7 +78,7 @@ from neurosim.nn.layers import time_chunk as _chunk_of_samples
 from neurosim.training.distributed import no_sync
 from neurosim.training.losses import Loss
 from neurosim.training.memory import cpu_allocator_tuned
-from neurosim.training.methods import StepOutput, register_method
+from neurosim.training.methods import StepOutput, check_batch, register_method
 
 __all__ = [
     "PAPER_NEURON", "PAPER_TAU", "SLTT", "SLTTK", "paper_beta", "paper_config", "paper_lif_kwargs",
@@ -117,15 +117,13 @@ def paper_config(overrides: list[str] | None = None) -> RunConfig:
 
 
 def _check(x_seq: torch.Tensor, y: torch.Tensor, loss: Loss, method: str) -> int:
-    if not isinstance(x_seq, torch.Tensor) or x_seq.dim() < 2:
-        shape = tuple(x_seq.shape) if isinstance(x_seq, torch.Tensor) else type(x_seq).__name__
-        raise ValueError(f"{method}: x_seq must be time-first [T, B, ...], got {shape}")
+    T = check_batch(x_seq, y, method)
     if not getattr(loss, "per_step", False):
         raise ValueError(
             f"{method} computes the loss one time step at a time, but {type(loss).__name__} does not decompose "
             "over steps; use a per-step loss: loss = 'tet' or 'sltt_mix' (the paper's)"
         )
-    return x_seq.shape[0]
+    return T
 
 
 def sltt_chunk(model: torch.nn.Module, x_seq: torch.Tensor) -> int:

@@ -324,3 +324,22 @@ def test_pool_arguments_torch_accepts_work_or_are_refused_by_name():
     assert torch.allclose(SumPool2d([2, 2])(x), SumPool2d(2)(x))  # a list kernel, as torch's pools take
     with pytest.raises(ValueError, match="return_indices=True is not supported"):
         MaxPool2d(2, return_indices=True)
+    from neurosim.nn.layers import AvgPool2d
+
+    for make, text in ((lambda: MaxPool2d(0), "MaxPool2d: kernel_size must be a whole number >= 1"),
+                       (lambda: SumPool2d((2, 0)), r"SumPool2d: kernel_size .* got \(2, 0\)"),
+                       (lambda: AvgPool2d(2, stride=0), "AvgPool2d: stride must be")):
+        with pytest.raises(ValueError, match=text):  # a zero window divided by zero when called
+            make()
+
+
+def test_inputs_of_another_dtype_than_the_weights_are_named():
+    net = Sequential(Flatten(), Linear(4, 3), LIF(beta=0.9))
+    for x, fix in ((torch.ones(2, 1, 4, dtype=torch.long), r"pass x_seq.float\(\)"),
+                   (torch.ones(2, 1, 4, dtype=torch.bool), r"pass x_seq.float\(\)"),
+                   (torch.ones(2, 1, 4, dtype=torch.float64), r"model.to\(torch.float64\)")):
+        with pytest.raises(TypeError, match=rf"x_seq is {x.dtype} but the model's weights are torch.float32: .*{fix}"):
+            net(x)
+    assert net.double()(torch.ones(2, 1, 4, dtype=torch.float64))[0].dtype == torch.float64
+    with pytest.raises(TypeError, match="tau_mem_ms must be a number of milliseconds, got '2'"):
+        LIF(tau_mem_ms="2")

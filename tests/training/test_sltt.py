@@ -408,6 +408,20 @@ def test_non_decomposable_loss_is_a_clear_error():
         SLTT().forward_backward(_mlp(), torch.zeros(3), y, TET())
 
 
+@pytest.mark.parametrize("method", [BPTT(), SLTT(), SLTTK(k=1)], ids=["bptt", "sltt", "sltt_k"])
+def test_every_method_names_a_bad_batch(method):
+    x, y = _data(T=3)
+    name = {"bptt": "BPTT", "sltt": "SLTT", "sltt_k": "SLTT-K"}[method.name]
+    with pytest.raises(ValueError, match=rf"{name}: x_seq \(0, .*\) has no time steps"):
+        method.forward_backward(_mlp(), x[:0], y, TET())
+    with pytest.raises(ValueError, match=rf"{name}: y must hold one integer class per sample, shape \[B\]"):
+        method.forward_backward(_mlp(), x, y[:-1], TET())
+    with pytest.raises(ValueError, match="got torch.float32"):
+        method.forward_backward(_mlp(), x, y.float(), TET())
+    with pytest.raises(ValueError, match=r"missing its time dimension\? one step is x_seq\[None\]"):
+        method.forward_backward(_mlp(), x[0], y, TET())  # [B, 2, 3] read as [T = B, 2, 3]
+
+
 @pytest.mark.parametrize("k", [0, -1, 1.5, True])
 def test_bad_k_is_a_clear_error(k):
     with pytest.raises(ValueError, match="integer k >= 1"):
