@@ -57,15 +57,45 @@ def resolve_config(path: str, prefix: str = "", what: str = "config") -> Path:
     shipped = _configs_dir() / (path if path.endswith(".toml") else f"{path}.toml")
     if shipped.is_file():
         return shipped
-    names = sorted(f.stem for f in _configs_dir().glob(f"{prefix}*.toml"))
+    if p.is_dir():
+        raise UserError(f"{what} {path!r} is a folder; give a .toml file or the name of a shipped {what}")
+    names = sorted(f.stem for f in _configs_dir().glob(f"{prefix}*.toml")
+                   if prefix or not f.stem.startswith(_OTHER_COMMANDS))
     raise UserError(f"{what} {path!r} not found (neither a file nor a shipped {what}: {', '.join(names)})")
 
 
+#: shipped configs of the other commands, by file-name prefix (``neurosim train`` does not list them)
+_OTHER_COMMANDS = ("continual_", "lsm_")
+
+
+def _other_command(path: Path) -> str | None:
+    """``continual`` or ``lsm`` when the TOML file at ``path`` is written for that command, not for ``train``."""
+    import tomllib
+
+    try:
+        keys = set(tomllib.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return None
+    if keys & {"tasks", "seeds", "methods", "hlop", "ewc"}:
+        return "continual"
+    if keys & {"reservoir", "readout", "energy"}:
+        return "lsm"
+    return None
+
+
 def cmd_train(args) -> int:
-    from neurosim.config import load_config
+    from neurosim.config import ConfigError, load_config
     from neurosim.runs import train_run
 
-    cfg = load_config(resolve_config(args.config), args.set)
+    path = resolve_config(args.config)
+    try:
+        cfg = load_config(path, args.set)
+    except ConfigError:
+        other = _other_command(path)
+        if other:
+            raise UserError(f"{path} is a config for `neurosim {other}`: run `neurosim {other} --config "
+                            f"{args.config}`") from None
+        raise
     args.run_dir = Path(cfg.out_dir) / cfg.name  # for the message if the run is interrupted
     result = train_run(cfg, resume=not args.no_resume, progress=not args.quiet)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, process 0 reports for all
@@ -87,6 +117,8 @@ def cmd_evaluate(args) -> int:
 def cmd_demo(args) -> int:
     from neurosim.runs import demo
 
+    if args.epochs is not None and args.epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {args.epochs}")
     report = demo(out_dir=args.out, epochs=args.epochs, progress=not args.quiet)
     print(f"report: {report}")
     return 0

@@ -355,6 +355,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             raise ConfigError(f"override {item!r}: expected key.path=value, e.g. train.epochs=3")
         key, text = item.split("=", 1)
         parts = key.strip().split(".")
+        if not all(p.strip() for p in parts):
+            raise ConfigError(f"override {item!r}: the key path {key.strip()!r} has an empty part; expected "
+                              "key.path=value, e.g. train.epochs=3")
         node = data
         for p in parts[:-1]:
             node = node.setdefault(p, {})
@@ -383,8 +386,9 @@ def load_toml_config(path: str | Path | None, overrides: list[str] | None, from_
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"{path}: not valid TOML: {e}") from None
     overrides = list(overrides or [])
+    data = apply_overrides(data, overrides)  # a malformed override names itself
     try:
-        return from_dict(apply_overrides(data, overrides))
+        return from_dict(data)
     except ConfigError as e:
         at_fault = str(e).split(":", 1)[0].split("[", 1)[0]  # "train.lr: expected ..." → train.lr
         for item in reversed(overrides):

@@ -106,6 +106,27 @@ def test_an_interrupted_run_says_what_it_kept(tmp_path, capsys, monkeypatch):
         capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, words", [
+    (["train", "--config", "continual_pmnist_digits"], "is a config for `neurosim continual`: run `neurosim continual"),
+    (["train", "--config", "lsm_event_digits"], "is a config for `neurosim lsm`"),
+    (["train", "--config", "."], "is a folder; give a .toml file"),
+    (["train", "--config", "quickstart", "--set", "=3"], "override '=3': the key path '' has an empty part"),
+    (["demo", "--epochs", "0"], "--epochs must be at least 1, got 0"),
+])
+def test_misdirected_input_gets_a_pointer(argv, words, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err, err
+    assert not any(tmp_path.iterdir())
+
+
+def test_train_lists_only_its_own_shipped_configs(capsys):
+    assert main(["train", "--config", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "quickstart" in err and "continual_pmnist_digits" not in err and "lsm_event_digits" not in err
+
+
 def test_console_script_entry_point_runs():
     out = subprocess.run([sys.executable, "-m", "neurosim.cli", "--help"], capture_output=True, text=True, check=True)
     for cmd in ("train", "evaluate", "demo", "datasets"):
