@@ -63,7 +63,10 @@ else:
 info = get_dataset(NAME)
 if not info.on_disk(info.root(ROOT)):
     print(f"{NAME} is not on disk: downloading it now ({info.size_note})")
-    info.prepare(ROOT, frames=False)
+    try:
+        info.prepare(ROOT, frames=False)
+    except ND.DatasetNotFoundError as e:  # no network (or NEUROSIM_OFFLINE): say so and stop, no traceback
+        sys.exit(f"{e}\nThis tutorial needs {NAME}; NEUROSIM_FAST=1 runs it offline on a small POKER-DVS folder.")
 
 # %% [markdown]
 # ## The events
