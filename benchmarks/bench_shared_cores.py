@@ -13,7 +13,8 @@ Workload (bench_train_vs_snntorch.py's model and data): neurosim BPTT, and SLTT,
 * ``neurosim``: the worker imports neurosim first, as the ``neurosim`` command does.
 
 Each runs alone (BPTT and SLTT, --rounds interleaved rounds, the fastest round kept) and as a pair of BPTT jobs
-started together on the same cores (both jobs' medians kept). Every job warms up, waits for a common start time and
+started together on the same cores (both jobs' medians kept). A third pair arm, ``neurosim1``, gives each of the two
+jobs one thread (``--set train.threads=1``), the README's advice for two jobs on two cores. Every job warms up, waits for a common start time and
 then times iterations for --seconds; ms/iteration is the median.
 
 Usage: python benchmarks/bench_shared_cores.py [--seconds 8] [--rounds 2]
@@ -35,10 +36,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 ARMS = ("default", "neurosim")
+PAIR_ARMS = (*ARMS, "neurosim1")  # neurosim1: neurosim's setting, one thread per job
 
 
 def worker(arm: str, method: str, start_at: float, seconds: float) -> dict:
     # torch's libgomp reads GOMP_SPINCOUNT when torch is imported; neurosim sets it when it is imported
+    threads = 1 if arm == "neurosim1" else 2
     for name in ("torch", "neurosim") if arm == "default" else ("neurosim", "torch"):
         importlib.import_module(name)
     import torch
@@ -50,7 +53,7 @@ def worker(arm: str, method: str, start_at: float, seconds: float) -> dict:
     from neurosim.training.sltt import SLTT
 
     setup_worker()
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = _neurosim_model()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -82,7 +85,7 @@ def worker(arm: str, method: str, start_at: float, seconds: float) -> dict:
 
 def _launch(arm: str, method: str, start_at: float, seconds: float) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-    env["OMP_NUM_THREADS"] = "2"
+    env["OMP_NUM_THREADS"] = "1" if arm == "neurosim1" else "2"
     cmd = [sys.executable, __file__, "--worker", arm, method, str(start_at), str(seconds)]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True, cwd=HERE.parent)
 
@@ -128,11 +131,11 @@ def main() -> None:
                     results["spin_neurosim"] = int(job["gomp_spincount"])
                 print(f"round {r + 1}: {method} alone, {arm:8s} {job['ms_per_iter']:7.1f} ms/iter", flush=True)
     for r in range(args.pair_rounds):
-        for arm in ARMS:
+        for arm in PAIR_ARMS:
             jobs = run_jobs(arm, ["bptt", "bptt"], args.seconds, startup_s=15.0)
             results.setdefault(f"bptt_pair_{arm}_ms", []).extend(round(j["ms_per_iter"], 1) for j in jobs)
             results.setdefault(f"bptt_pair_{arm}_late_s", []).extend(j["late_s"] for j in jobs)
-            print(f"round {r + 1}: two BPTT jobs at once, {arm:8s} "
+            print(f"round {r + 1}: two BPTT jobs at once, {arm:9s} "
                   + " / ".join(f"{j['ms_per_iter']:.1f}" for j in jobs) + " ms/iter", flush=True)
 
     for method in ("bptt", "sltt"):
@@ -140,7 +143,7 @@ def main() -> None:
             results[f"{method}_alone_{arm}_ms"] = min(results[f"{method}_alone_{arm}_ms_rounds"])
         results[f"{method}_alone_ratio_neurosim_over_default"] = (
             results[f"{method}_alone_neurosim_ms"] / results[f"{method}_alone_default_ms"])
-    for arm in ARMS:
+    for arm in PAIR_ARMS:
         jobs = results[f"bptt_pair_{arm}_ms"]
         results[f"bptt_pair_{arm}_mean_ms"] = statistics.fmean(jobs)
         results[f"bptt_pair_{arm}_worst_ms"] = max(jobs)
@@ -157,7 +160,9 @@ def main() -> None:
     for stat in ("mean", "worst"):
         d, n = (results[f"bptt_pair_{a}_{stat}_ms"] for a in ARMS)
         print(f"{f'two BPTT jobs at once, {stat} job':34s}{d:10.1f}{n:10.1f}{n / d:8.2f}")
-    for arm in ARMS:
+    n1 = results["bptt_pair_neurosim1_mean_ms"]
+    print(f"{'two BPTT jobs, 1 thread each':34s}{'':10s}{n1:10.1f}   (neurosim's setting)")
+    for arm in PAIR_ARMS:
         jobs = results[f"bptt_pair_{arm}_ms"]
         print(f"  {arm}: each job {min(jobs):.1f} to {max(jobs):.1f} ms/iter over {len(jobs) // 2} pairs")
 

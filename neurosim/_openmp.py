@@ -4,9 +4,10 @@ After every parallel region GNU OpenMP (libgomp: torch's CPU thread pool and num
 keeps its idle threads busy-waiting for ~300,000 spins (about 3 ms) before they sleep. A job that has the cores to
 itself loses nothing by it. Two jobs on the same cores (two trainings, a training beside the test suite) can: a
 spinning thread burns the time slice that the thread it waits for needs, at every barrier. On the 2-core benchmark
-machine two BPTT trainings of 2 threads each ran either at ~185 ms per iteration or, in about half the pairs, at
-~1.8 s (43 ms alone). With a 10,000-spin wait (~0.1 ms) they run at 196–220 ms in every pair, and a lone job is as
-fast as with the default (``benchmarks/bench_shared_cores.py``). Shorter waits cost a lone job time (ad-hoc runs:
+machine two BPTT trainings of 2 threads each ran at ~1.8 s per iteration in 5 of 6 pairs over two runs, and at
+112–116 ms in the other (45–50 ms alone). With a 10,000-spin wait (~0.1 ms) they run at 220–244 ms in every pair,
+and a lone job is as fast as with the default (``benchmarks/bench_shared_cores.py``; one thread per job is faster
+still, 80–90 ms). Shorter waits cost a lone job time (ad-hoc runs:
 1,000 spins ~10 %, 3,000 spins 4–7 %).
 
 :func:`shorten_spin_wait` runs when ``neurosim`` is imported: it sets ``GOMP_SPINCOUNT`` unless the user chose
