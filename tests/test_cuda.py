@@ -112,3 +112,53 @@ def test_a_cuda_run_resumes_from_its_checkpoint(tmp_path):
     history = resumed.fit(batches)
     assert [m["epoch"] for m in history] == [1, 2]
     assert next(iter(resumed.optimizer.state.values()))["exp_avg"].device.type == "cuda"
+
+
+def test_rate_encode_gives_the_same_spikes_on_gpu_and_takes_a_cpu_generator():
+    from neurosim.data.encoders import rate_encode
+
+    x = torch.rand(4, 6, generator=torch.Generator().manual_seed(0))
+    cpu = rate_encode(x, 5, seed=3)
+    gpu = rate_encode(x.to(CUDA), 5, seed=3)
+    assert gpu.device.type == "cuda" and torch.equal(gpu.cpu(), cpu)
+    drawn = rate_encode(x.to(CUDA), 5, method="poisson", generator=torch.Generator().manual_seed(4))
+    assert drawn.device.type == "cuda"
+
+
+def test_sltt_k_with_forward_only_steps_on_gpu_equals_cpu():
+    # k < T: the steps without a backward run in GPU_FORWARD_SAMPLES-sized calls on the GPU, one by one on the CPU
+    x, y = _data(T=10)
+    results = []
+    for device in ("cpu", CUDA):
+        model = _model().to(device)
+        method = SLTTK(k=3, generator=torch.Generator().manual_seed(2))
+        out, grads = _grads(method, model, x.to(device), y.to(device))
+        results.append((method.last_steps, out.out_seq.cpu(), grads))
+    (steps_c, out_c, g_c), (steps_g, out_g, g_g) = results
+    assert steps_c == steps_g
+    torch.testing.assert_close(out_g, out_c)
+    for name in g_c:
+        torch.testing.assert_close(g_g[name], g_c[name], msg=name)
+
+
+def test_hlop_attached_on_cpu_projects_the_gradients_of_a_model_moved_to_gpu():
+    from neurosim.continual import HLOP
+    from neurosim.nn import LIF, Flatten, Linear, Sequential
+
+    torch.manual_seed(0)
+    net = Sequential(Flatten(), Linear(12, 8), LIF(beta=0.5), Linear(8, 4), LIF(beta=0.5))
+    hlop = HLOP(net, lr=0.05, seed=0, orthonormalize=True)  # an exact projector
+    hlop.begin_task([3, 2])
+    with torch.no_grad():
+        for _ in range(5):
+            net(torch.rand(4, 16, 12) * 2)
+            hlop.step()
+    hlop.end_task()
+    hlop.begin_task([1, 1])  # task 1: gradients are projected from now on
+    net.to(CUDA)
+    out, _ = net(torch.rand(4, 16, 12, device=CUDA) * 2)
+    out.sum().backward()
+    w = net[1].weight
+    assert w.grad.device.type == "cuda"
+    basis = hlop.subspaces["1"].frozen.to(CUDA, w.grad.dtype)
+    assert float((w.grad @ basis.T).norm()) < 1e-3 * float(w.grad.norm()) + 1e-6

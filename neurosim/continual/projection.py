@@ -215,7 +215,7 @@ class HLOP:
             if basis is None or basis.shape[0] == 0:
                 return None
             g2 = grad.reshape(grad.shape[0], -1)
-            return project_out(g2, basis.to(grad.dtype)).reshape(grad.shape)
+            return project_out(g2, basis.to(grad.device, grad.dtype)).reshape(grad.shape)
         return hook
 
     @torch.no_grad()

@@ -63,16 +63,24 @@ def _check_steps(num_steps) -> int:
     return int(num_steps)
 
 
-def _generator(seed: int | None, generator: torch.Generator | None, device: torch.device) -> torch.Generator | None:
+def _generator(seed: int | None, generator: torch.Generator | None) -> torch.Generator | None:
+    """The generator to draw from: ``generator``, a CPU generator seeded with ``seed`` (the same spikes on every
+    device: CPU and CUDA generators give different streams), or None for torch's global RNG."""
     if generator is not None and seed is not None:
         raise ValueError("pass either seed or generator, not both")
     if generator is not None:
         return generator
     if seed is None:
         return None  # torch's global RNG
-    g = torch.Generator(device=device)
-    g.manual_seed(int(seed))
-    return g
+    return torch.Generator().manual_seed(int(seed))
+
+
+def _draw(sample, rate: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+    """``sample(rate, generator=g)`` on the generator's device, returned on ``rate``'s (a CPU generator cannot draw
+    on a GPU)."""
+    if g is None or g.device == rate.device:
+        return sample(rate, generator=g)
+    return sample(rate.to(g.device), generator=g).to(rate.device)
 
 
 def rate_encode(data, num_steps: int, *, gain: float = 1.0, offset: float = 0.0, method: str = "bernoulli",
@@ -105,13 +113,13 @@ def rate_encode(data, num_steps: int, *, gain: float = 1.0, offset: float = 0.0,
             raise ValueError(f"rate_encode: {name} must be a finite number, got {value!r}")
     x = _as_tensor(data)
     _check_unit_range(x, "rate_encode")
-    g = _generator(seed, generator, x.device)
+    g = _generator(seed, generator)
     rate = x.unsqueeze(0).repeat((steps,) + (1,) * x.dim()) * gain + offset
     if method == "bernoulli":
-        return torch.bernoulli(rate.clamp(0.0, 1.0), generator=g)
+        return _draw(torch.bernoulli, rate.clamp(0.0, 1.0), g)
     if rate.numel() and float(rate.min()) < 0:
         raise ValueError(f"poisson rate_encode needs gain·x + offset >= 0, got {float(rate.min()):g}")
-    return torch.poisson(rate, generator=g)
+    return _draw(torch.poisson, rate, g)
 
 
 def latency_encode(data, num_steps: int, *, tau: float = 1.0, threshold: float = 0.01, linear: bool = False,

@@ -99,7 +99,7 @@ def train_readout(features: torch.Tensor, labels: torch.Tensor, cfg: ReadoutConf
     if cfg.kind == "contrastive":
         with torch.no_grad():
             z = F.normalize(net(xs), dim=1)
-            protos = torch.stack([z[labels == c].mean(0) if (labels == c).any() else torch.zeros(z.shape[1])
+            protos = torch.stack([z[labels == c].mean(0) if (labels == c).any() else z.new_zeros(z.shape[1])
                                   for c in range(num_classes)])
         readout.prototypes = F.normalize(protos, dim=1)
     return readout

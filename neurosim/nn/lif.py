@@ -116,10 +116,21 @@ class LIF(nn.Module):
         """Membrane time constant implied by the current β and ``dt_ms``."""
         return tau_from_beta(float(self.beta.detach()), self.dt_ms)
 
+    def _buffer_float(self, name: str) -> float:
+        """``float(buffer)``, read again only when the buffer changed (in place, by ``load_state_dict``, or replaced
+        by ``.to()``): on a GPU every read waits for the queued kernels, and SLTT calls :meth:`params` per step."""
+        t = getattr(self, name)
+        key = (id(t), t.data_ptr(), t._version)
+        cache = self.__dict__.setdefault("_buffer_floats", {})
+        hit = cache.get(name)
+        if hit is None or hit[0] != key:
+            hit = cache[name] = (key, float(t))
+        return hit[1]
+
     def params(self) -> LIFParams:
         """The functional parameters for this module's current values."""
-        beta = self.beta if self.learn_beta else float(self.beta_value)
-        v_th = self.v_th if self.learn_threshold else float(self.v_th_value)
+        beta = self.beta if self.learn_beta else self._buffer_float("beta_value")
+        v_th = self.v_th if self.learn_threshold else self._buffer_float("v_th_value")
         return LIFParams(beta=beta, v_th=v_th, reset=self.reset, detach_reset=self.detach_reset,
                          surrogate=self.surrogate, reset_timing=self.reset_timing)
 

@@ -54,7 +54,18 @@ def current_world() -> World:
     """The process group this process belongs to (a world of one when there is none)."""
     if not (dist.is_available() and dist.is_initialized()):
         return World()
-    return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    rank = dist.get_rank()
+    return World(rank, dist.get_world_size(), _local_rank(rank))
+
+
+def _local_rank(rank: int) -> int:
+    """This process's GPU on its machine: torchrun's ``LOCAL_RANK``; in a group made without torchrun (e.g. under
+    SLURM) ``rank % GPUs``, so that the processes of one machine do not all take GPU 0."""
+    value = os.environ.get("LOCAL_RANK")
+    if value is not None:
+        return int(value)
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return rank % gpus if gpus else 0
 
 
 def launched_world_size(environ: dict[str, str] | None = None) -> int:
@@ -93,9 +104,13 @@ def process_group_from_env(device: str = "auto") -> Iterator[World]:
 
 
 def barrier() -> None:
-    """Wait for every process (nothing to wait for in a world of one)."""
-    if current_world().distributed:
-        dist.barrier()
+    """Wait for every process (nothing to wait for in a world of one); NCCL is told each process's GPU."""
+    world = current_world()
+    if world.distributed:
+        if dist.get_backend() == "nccl":
+            dist.barrier(device_ids=[world.local_rank])
+        else:
+            dist.barrier()
 
 
 def all_reduce_sums(values: list[float], device: torch.device | str = "cpu") -> list[float]:

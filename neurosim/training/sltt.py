@@ -141,6 +141,20 @@ def sltt_chunk(model: torch.nn.Module, x_seq: torch.Tensor) -> int:
     return _chunk_of_samples(model, x_seq)
 
 
+#: samples (steps × batch) per forward-only call of SLTT-K on a GPU: one kernel launch per layer covers many steps
+#: (one step per call made T·layers launches, each waiting on the last), and the memory of a call stays bounded
+GPU_FORWARD_SAMPLES = 1024
+
+
+def _auto_forward_chunk(model: torch.nn.Module, x_seq: torch.Tensor, drawn: bool) -> int:
+    """SLTT-K's ``time_chunk = "auto"``: steps per forward-only call (see :class:`SLTTK`)."""
+    if not drawn or _one_step_only(model):
+        return 1
+    if x_seq.device.type != "cpu":  # a GPU: few large calls, the memory of a call still bounded independent of T
+        return max(1, min(x_seq.shape[0], -(-GPU_FORWARD_SAMPLES // max(1, x_seq.shape[1]))))
+    return sltt_chunk(model, x_seq) if cpu_allocator_tuned() else 1
+
+
 def _one_step_only(model: torch.nn.Module) -> str | None:
     """Why SLTT must run ``model`` one step per call to be exact (None: chunks are exact too)."""
     for name, m in model.named_modules():
@@ -257,9 +271,10 @@ class SLTTK:
         generator: RNG for drawing the steps; None uses torch's global RNG (saved in checkpoints, so resumed
             runs draw the same steps).
         time_chunk: steps per forward-only call (they hold no graph) and, for ``k >= T``, per SLTT chunk: 1,
-            N, None for :func:`sltt_chunk`, or ``"auto"`` (default): :func:`sltt_chunk` where
-            :func:`neurosim.training.tune_cpu_allocator` is in force (the Trainer's default on CPU), else 1;
-            ``k >= T`` runs as the default SLTT (one step at a time). Steps with a backward pass always run one
+            N, None for :func:`sltt_chunk`, or ``"auto"`` (default): on CPU :func:`sltt_chunk` where
+            :func:`neurosim.training.tune_cpu_allocator` is in force (the Trainer's default on CPU), else 1; on a
+            GPU :data:`GPU_FORWARD_SAMPLES` samples per call; 1 where :func:`sltt_chunk` would need one step
+            per call (BatchNorm in training mode); ``k >= T`` runs as the default SLTT (one step at a time). Steps with a backward pass always run one
             at a time. Chunks of forward-only steps have uneven lengths between the drawn steps, and glibc's
             default allocator returns and re-faults their memory (~15,000 page faults per batch at T = 20, 37
             instead of 22 ms); with the tuned allocator they are ~10–15 % faster than one step at a time (T = 50).
@@ -289,7 +304,7 @@ class SLTTK:
         drawn = None if len(self.last_steps) == T else set(self.last_steps)
         chunk = self.time_chunk
         if chunk == "auto":
-            chunk = sltt_chunk(model, x_seq) if drawn is not None and cpu_allocator_tuned() else 1
+            chunk = _auto_forward_chunk(model, x_seq, drawn is not None)
         return run_online(model, x_seq, y, loss, drawn, time_chunk=chunk)
 
 

@@ -62,19 +62,27 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
-def _rng_state() -> dict[str, Any]:
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    """The random streams a run draws from: Python's, numpy's, torch's CPU one and, training on a GPU, that GPU's
+    (only it: a checkpoint of every visible GPU's could not be restored where fewer are visible)."""
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def _set_rng_state(state: dict[str, Any]) -> None:
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if cuda is None or device.type != "cuda":
+        return
+    if isinstance(cuda, (list, tuple)):  # older checkpoints: every visible GPU's state
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        cuda = cuda[index] if index < len(cuda) else None
+    if cuda is not None:
+        torch.cuda.set_rng_state(cuda, device)
 
 
 def _json_safe(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -193,7 +201,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-            "rng": _rng_state(),
+            "rng": _rng_state(self.device),
             "history": self.history,
             "config": config_to_dict(self.config),
             "world_size": self.world.size,
@@ -234,7 +242,7 @@ class Trainer:
                              else "") + ", so the run will not match one that was never interrupted",
                           RuntimeWarning, stacklevel=2)
         if self.world.rank < len(streams):
-            _set_rng_state(streams[self.world.rank])
+            _set_rng_state(streams[self.world.rank], self.device)
         else:  # a process the checkpoint has no stream for: one of its own, unlike every other process's
             seq = np.random.SeedSequence([self.config.seed, self.world.rank, self.epoch, saved_world])
             seed_everything(int(seq.generate_state(1, np.uint64)[0] >> 1))

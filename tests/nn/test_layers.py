@@ -343,3 +343,24 @@ def test_inputs_of_another_dtype_than_the_weights_are_named():
     assert net.double()(torch.ones(2, 1, 4, dtype=torch.float64))[0].dtype == torch.float64
     with pytest.raises(TypeError, match="tau_mem_ms must be a number of milliseconds, got '2'"):
         LIF(tau_mem_ms="2")
+
+
+def test_lif_reads_its_buffers_back_to_python_only_when_they_change(monkeypatch):
+    # on a GPU each float(buffer) waits for the queued kernels; SLTT asks for the parameters once per step
+    import copy
+
+    lif = LIF(beta=0.9)
+    reads = []
+    real = torch.Tensor.__float__
+    monkeypatch.setattr(torch.Tensor, "__float__", lambda t: reads.append(1) or real(t))
+    for _ in range(50):
+        p = lif.params()
+    assert len(reads) == 2 and p.beta == pytest.approx(0.9) and p.v_th == 1.0  # β and v_th, read once each
+    lif.beta_value.fill_(0.5)  # changed in place
+    assert lif.params().beta == 0.5
+    lif.load_state_dict({"beta_value": torch.tensor(0.25), "v_th_value": torch.tensor(2.0)})
+    assert (lif.params().beta, lif.params().v_th) == (0.25, 2.0)
+    twin = copy.deepcopy(lif)
+    twin.beta_value.fill_(0.125)
+    assert (twin.params().beta, lif.params().beta) == (0.125, 0.25)
+    assert lif.double().params().beta == 0.25  # replaced by .to()

@@ -239,3 +239,16 @@ def test_a_checkpoint_only_some_processes_see_is_refused(monkeypatch, tmp_path):
     monkeypatch.setattr(distributed, "all_gather", lambda found: [found, False])  # process 1 is on another disk
     with pytest.raises(RuntimeError, match=r"exists for process\(es\) \[0\] of 2 only.*filesystem every process"):
         trainer.fit([], resume=True)
+
+
+def test_a_group_made_without_torchrun_spreads_its_processes_over_the_gpus(monkeypatch):
+    from neurosim.training.distributed import _local_rank
+
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert _local_rank(7) == 3  # torchrun's word
+    monkeypatch.delenv("LOCAL_RANK")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert [_local_rank(r) for r in range(6)] == [0, 1, 2, 3, 0, 1]  # not every process on GPU 0
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert _local_rank(5) == 0

@@ -333,6 +333,17 @@ def test_sltt_k_makes_exactly_k_backward_passes(k, chunk):
     assert out.loss == pytest.approx(out_all.loss, rel=1e-12)  # the loss reported is over all T steps
 
 
+def test_sltt_k_on_a_gpu_runs_forward_only_steps_in_bounded_chunks():
+    from neurosim.training.sltt import GPU_FORWARD_SAMPLES, _auto_forward_chunk
+
+    on_gpu = torch.empty(50, 32, 6, device="meta")  # only the device and shape are read
+    assert _auto_forward_chunk(_mlp(), on_gpu, drawn=True) == GPU_FORWARD_SAMPLES // 32  # 32 steps, not 1 per call
+    assert _auto_forward_chunk(_mlp(), torch.empty(8, 32, 6, device="meta"), drawn=True) == 8
+    assert _auto_forward_chunk(_mlp(), on_gpu, drawn=False) == 1  # k >= T: plain SLTT
+    bn = Sequential(Flatten(), Linear(6, 4), BatchNorm1d(4), LIF(beta=0.5))
+    assert _auto_forward_chunk(bn.train(), on_gpu, drawn=True) == 1  # batch statistics per step
+
+
 @pytest.mark.parametrize("tuned", [True, False])
 def test_sltt_k_auto_chunks_forward_only_steps_only_with_the_tuned_allocator(monkeypatch, tuned):
     import neurosim.training.sltt as sltt_module

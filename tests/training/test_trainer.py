@@ -129,3 +129,25 @@ def test_training_that_diverges_stops_with_an_error_instead_of_reporting_an_accu
                                                  r"parameter\(s\) 0.weight|gradient of batch 1 has norm)"):
         trainer.fit(batches)
     assert not (tmp_path / "checkpoint.pt").exists()  # nothing diverged was saved
+
+
+def test_checkpoints_keep_the_training_gpus_random_stream_only(monkeypatch):
+    # every visible GPU's stream (get_rng_state_all) could not be restored where fewer GPUs are visible
+    from neurosim.training import trainer as tr
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: calls.append(("get", str(device))) or "g1")
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda s, device: calls.append(("set", s, str(device))))
+    assert "cuda" not in tr._rng_state(torch.device("cpu"))  # a CPU run touches no GPU
+    state = tr._rng_state(torch.device("cuda", 1))
+    assert state["cuda"] == "g1" and calls == [("get", "cuda:1")]
+    tr._set_rng_state(state, torch.device("cuda", 1))
+    assert calls[-1] == ("set", "g1", "cuda:1")
+    old = dict(state, cuda=["g0", "g1", "g2"])  # an older checkpoint: one state per visible GPU
+    tr._set_rng_state(old, torch.device("cuda", 2))
+    assert calls[-1] == ("set", "g2", "cuda:2")
+    calls.clear()
+    tr._set_rng_state(old, torch.device("cuda", 5))  # written where fewer GPUs were visible: left as it is
+    tr._set_rng_state(state, torch.device("cpu"))
+    assert calls == []
