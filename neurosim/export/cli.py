@@ -34,12 +34,15 @@ def cmd_export(args) -> int:
     model = build_model(cfg.model, cfg.neuron)
     load_weights(model, ckpt["model"], args.checkpoint)
     try:
-        graph = to_nir(model, cfg.model.input_shape, dt_s=cfg.neuron.dt_ms * 1e-3, maxpool=args.maxpool)
+        dt_s = cfg.neuron.dt_ms * 1e-3 if args.dt_s is None else args.dt_s
+        graph = to_nir(model, cfg.model.input_shape, dt_s=dt_s, maxpool=args.maxpool)
     except NIRExportError as e:  # names the layer (and, for MaxPool2d, the --maxpool sumpool way out)
         raise UserError(str(e)) from None
+    except ValueError as e:  # a dt_s that is no time step
+        raise UserError(f"--dt-s: {e}") from None
     write_nir(graph, out)
     kinds = [type(n).__name__ for n in graph.nodes.values() if not isinstance(n, (nir.Input, nir.Output))]
-    print(f"wrote {out}: {len(kinds)} nodes ({', '.join(kinds)}), dt = {cfg.neuron.dt_ms} ms")
+    print(f"wrote {out}: {len(kinds)} nodes ({', '.join(kinds)}), dt = {dt_s * 1e3:g} ms")
     for note in export_notes(graph):
         print(f"  note: {note}")
     return 0
@@ -69,4 +72,7 @@ def register(sub) -> None:
     p.add_argument("--maxpool", choices=("error", "sumpool"), default="error",
                    help="MaxPool2d has no NIR node: refuse (default) or write it as SumPool2d (exact connectivity, "
                         "approximate dynamics; see neurosim.export)")
+    p.add_argument("--dt-s", type=float, default=None, metavar="SECONDS",
+                   help="the time step the graph's τ and R are written for (default: the model's neuron.dt_ms); "
+                        "snnTorch's NIR import assumes 1e-4")
     p.set_defaults(func=cmd_export)

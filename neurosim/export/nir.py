@@ -20,6 +20,13 @@ the only code that converts between them. Note that this NIR ``τ`` is *not* neu
 (``β = exp(−dt/τ_mem)``, an exact-exponential discretisation): ``τ_NIR ≈ τ_mem + dt/2``. Neurons with
 ``β = 1`` (no leak) become ``IF`` (spiking) or ``I`` (readout) nodes with ``R = 1/dt`` (``v += dt·R·I``).
 
+So a graph's ``τ`` means a decay only together with the ``dt`` it was made for: export with the ``dt_s`` the
+reading tool will use, and import with the one the graph was written with. snnTorch's NIR export and import
+(``snntorch.export_to_nir`` / ``import_from_nir``) assume ``dt = 1e-4`` s: pass ``dt_s=1e-4`` to :func:`to_nir`
+for graphs snnTorch will read, and to :func:`from_nir` for graphs snnTorch wrote (neurosim's own graphs carry
+their ``dt`` and ignore ``dt_s``). With another ``dt_s`` the import is refused when ``τ < dt``, and otherwise
+gives other decays without a word (β = 0.9 at 1e-4 s is 0.99 at 1e-5 s).
+
 Exported node types (node names are the module names of ``model.named_modules()``, so activity recorded per
 module maps onto the graph by name; the graph's entry and exit are ``input`` and ``output``):
 
@@ -48,7 +55,8 @@ What NIR cannot say, and how it is kept:
   reset, reset timing, surrogate, learnable flags, ``dt``). :func:`from_nir` restores them from there, so a
   round trip gives identical spikes; other tools see a reset-to-zero neuron. A node without this metadata
   is imported as NIR defines it: reset to zero, immediate timing, and a spike when ``v > v_th`` (its
-  threshold is the next float32 above ``v_th``, since neurosim's immediate timing spikes at ``v ≥ v_th``).
+  threshold is the next number above ``v_th`` in the model's dtype, since neurosim's immediate timing spikes at
+  ``v ≥ v_th``).
   Exported graphs keep neurosim's threshold as it is, so a tool that spikes at ``v > v_th`` differs from
   neurosim at the tie ``v == v_th``.
 * **MaxPool2d** has no NIR node. On binary spikes, max pooling equals ``min(1, sum pooling)``, so with
@@ -178,7 +186,7 @@ def beta_gain_from_tau_r(tau_s: float, r: float, dt_s: float) -> tuple[float, fl
         raise ValueError(f"r must be finite, got {r!r}")
     if tau_s == math.inf:
         return 1.0, dt_s * r
-    if not (tau_s >= dt_s * (1 - 1e-12) and math.isfinite(tau_s)):
+    if not (tau_s >= dt_s * (1 - 1e-6) and math.isfinite(tau_s)):  # τ = dt stored in float32 is a little short
         raise ValueError(
             f"tau_s = {tau_s!r} s is shorter than dt_s = {dt_s!r} s, so β = 1 − dt/τ = {1 - dt_s / tau_s:.4g} "
             "is not in [0, 1]; pass the dt_s the graph was exported with, or a smaller one"
@@ -453,9 +461,10 @@ def write_nir(graph: nir.NIRGraph, path: str | Path) -> Path:
 def read_nir(path: str | Path) -> nir.NIRGraph:
     """Read a ``.nir`` file with type checking, with an error that names the file.
 
-    nir rebuilds a ``Conv2d``'s input type with ``weight.shape[1]`` channels, which is ``C_in / groups`` for a
-    grouped (e.g. depthwise) conv, so its own type check rejects such files; their input channels are set to
-    ``weight.shape[1] · groups`` before the types are checked.
+    nir (1.0) rebuilds a ``Conv2d``'s types from its weight as if the conv were square and ungrouped: the input
+    with ``weight.shape[1]`` channels (``C_in / groups`` for a grouped, e.g. depthwise, conv) and the output with
+    ``weight.shape[2]`` as the kernel's size in both dimensions, so its own type check rejects grouped convs and
+    non-square kernels. Their types are computed again from the whole kernel before the types are checked.
     """
     path = Path(path)
     if not path.is_file():
@@ -463,14 +472,25 @@ def read_nir(path: str | Path) -> nir.NIRGraph:
     try:
         graph = nir.read(str(path), type_check=False)
         for node in graph.nodes.values():
-            groups = int(getattr(node, "groups", 1) or 1)
-            if isinstance(node, nir.Conv2d) and groups > 1 and node.input_type.get("input") is not None:
-                node.input_type = {"input": np.array([node.weight.shape[1] * groups, *node.input_type["input"][1:]])}
+            if isinstance(node, nir.Conv2d) and node.input_shape is not None:
+                _conv2d_types(node)
         graph.infer_types()  # what nir.read's type check does
         graph.check_types()
         return graph
     except Exception as e:  # noqa: BLE001 - h5py and nir raise many kinds; report the file
         raise ValueError(f"{path}: not a readable NIR graph ({type(e).__name__}: {e})") from None
+
+
+def _conv2d_types(node: nir.Conv2d) -> None:
+    """Set ``node``'s input and output types from its whole weight ``(C_out, C_in / groups, kH, kW)``."""
+    from nir.ir.conv import calculate_conv_output
+
+    groups = int(getattr(node, "groups", 1) or 1)
+    c_out, c_in_group, kh, kw = node.weight.shape
+    spatial = tuple(int(v) for v in node.input_shape)
+    out = calculate_conv_output(spatial, node.padding, node.dilation, (kh, kw), node.stride)
+    node.input_type = {"input": np.array([c_in_group * groups, *spatial])}
+    node.output_type = {"output": np.array([c_out, *out])}
 
 
 # ------------------------------------------------------------------------------------------------ import
@@ -568,7 +588,8 @@ def _input_transform(prev: nn.Module | None, gain: float, offset: float, where: 
             prev.bias.add_(offset)
 
 
-def _import_neuron(node, shape: tuple[int, ...], dt_s: float, prev: nn.Module | None, where: str) -> nn.Module:
+def _import_neuron(node, shape: tuple[int, ...], dt_s: float, prev: nn.Module | None, where: str,
+                   dtype: torch.dtype = torch.float32) -> nn.Module:
     meta = _meta(node)
     spiking = isinstance(node, (nir.LIF, nir.IF))
     tau = math.inf if isinstance(node, (nir.IF, nir.I)) else _uniform(node.tau, shape, "tau", where)
@@ -615,10 +636,15 @@ def _import_neuron(node, shape: tuple[int, ...], dt_s: float, prev: nn.Module | 
                              "threshold), so only v_reset = 0 can be imported")
     if not v_th > 0:
         raise NIRImportError(f"{where}: v_threshold = {v_th:g}; neurosim needs a positive threshold")
-    # NIR spikes when v > v_th, neurosim's immediate timing when v >= v_th: the next float32 above v_th makes
-    # them agree at v == v_th too, which integer weights and thresholds (hardware graphs) hit all the time
-    v_th = float(np.nextafter(np.float32(v_th), np.float32(np.inf)))
-    return nsn.LIF(None, dt_s * 1e3, beta=beta, v_th=v_th, reset="zero", reset_timing="immediate")
+    # NIR spikes when v > v_th, neurosim's immediate timing when v >= v_th: the next number above v_th in the dtype
+    # the model runs in makes them agree at v == v_th too, which integer weights and thresholds (hardware graphs)
+    # hit all the time (the next float32 is no use to a float64 model: 1 + 2^-30 would not spike)
+    v_th_t = torch.tensor(v_th, dtype=dtype)
+    above = float(torch.nextafter(v_th_t, torch.tensor(math.inf, dtype=dtype)))
+    lif = nsn.LIF(None, dt_s * 1e3, beta=beta, v_th=above, reset="zero", reset_timing="immediate").to(dtype)
+    with torch.no_grad():
+        lif.v_th_value.fill_(above)  # the buffer was made in float32 before .to(dtype)
+    return lif
 
 
 def _module_name(node_name: str, taken: set[str]) -> str:
@@ -676,7 +702,7 @@ def from_nir(graph: nir.NIRGraph, dt_s: float = 1e-3, *, dtype: torch.dtype = to
             if shape != (w.shape[1],):
                 raise NIRImportError(f"{where}: takes {w.shape[1]} inputs but receives shape {shape}")
             has_bias = isinstance(node, nir.Affine)
-            m = nsn.Linear(w.shape[1], w.shape[0], bias=has_bias)
+            m = nsn.Linear(w.shape[1], w.shape[0], bias=has_bias).to(dtype)  # weights copied in the model's dtype
             with torch.no_grad():
                 m.weight.copy_(torch.as_tensor(w))
                 if has_bias:
@@ -697,7 +723,7 @@ def from_nir(graph: nir.NIRGraph, dt_s: float = 1e-3, *, dtype: torch.dtype = to
             has_bias = bool(np.any(bias != 0))
             m = nsn.Conv2d(w.shape[1] * groups, w.shape[0], tuple(w.shape[2:]),
                            stride=_ints(node.stride, 2, "stride", where), padding=padding,
-                           dilation=_ints(node.dilation, 2, "dilation", where), groups=groups, bias=has_bias)
+                           dilation=_ints(node.dilation, 2, "dilation", where), groups=groups, bias=has_bias).to(dtype)
             with torch.no_grad():
                 m.weight.copy_(torch.as_tensor(w))
                 if has_bias:
@@ -722,7 +748,7 @@ def from_nir(graph: nir.NIRGraph, dt_s: float = 1e-3, *, dtype: torch.dtype = to
                                      f"{shape}; neurosim's Flatten flattens every dim after time and batch")
             m = nsn.Flatten()
         elif isinstance(node, (nir.LIF, nir.IF, nir.LI, nir.I)):
-            m = _import_neuron(node, shape, dt_s, prev, where)
+            m = _import_neuron(node, shape, dt_s, prev, where, dtype)
         else:
             raise NIRImportError(f"{where}: node type {kind} is not supported; neurosim imports {_IMPORTABLE}")
         m = m.to(dtype)

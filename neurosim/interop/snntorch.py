@@ -30,7 +30,8 @@ snnTorch / torch layer      neurosim layer
 Not supported, with a :class:`UnsupportedSnnTorchError` that lists every offending layer and option at once:
 ``Synaptic``, ``Alpha``, ``Lapicque``, ``RLeaky``, ``RSynaptic``, ``SLSTM``/``SConv2dLSTM`` and every other
 neuron class; per-neuron (tensor) ``beta`` or ``threshold``; ``state_quant``; graded spikes
-(``graded_spikes_factor != 1`` or learnable); ``inhibition``; ``reset_delay=False``; ``output=True`` before the
+(``graded_spikes_factor != 1`` or learnable); ``inhibition``; ``reset_delay=False`` with the ``subtract`` reset
+(with ``zero`` or ``none`` it converts to the ``immediate`` timing); ``output=True`` before the
 last layer; ``surrogate_disable`` and other surrogates (``triangular``, ``spike_rate_escape``, ``SSO``, custom);
 ``MaxPool2d(return_indices=True)``; other ``Flatten`` dims; any other module.
 
@@ -61,6 +62,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Iterable
 
 import torch
@@ -168,16 +170,22 @@ def _convert_leaky(leaky, where: str, is_last: bool, backend: str, problems: lis
     gsf = leaky.graded_spikes_factor
     if isinstance(gsf, nn.Parameter) or torch.as_tensor(gsf).numel() != 1 or float(torch.as_tensor(gsf)) != 1.0:
         problems.append(f"{where}: graded spikes (graded_spikes_factor must be 1 and fixed)")
-    if not getattr(leaky, "reset_delay", True):
-        problems.append(f"{where}: reset_delay=False (neurosim reproduces snnTorch's default reset_delay=True)")
+    immediate = not getattr(leaky, "reset_delay", True)
+    if immediate and reset == "subtract":
+        problems.append(f"{where}: reset_delay=False with reset_mechanism='subtract' (snnTorch then undoes its own "
+                        "delayed subtraction whenever the membrane was above twice the threshold; reset_delay=False "
+                        "converts with the 'zero' or 'none' reset)")
     if leaky.output and not is_last:
         problems.append(f"{where}: output=True before the last layer (the next layer would get a (spk, mem) tuple)")
     if len(problems) > n_before:
         return None
+    if immediate:  # reset in the step that spiked, as neurosim's immediate timing; snnTorch spikes at v > v_th strictly
+        dtype = torch.float64 if torch.as_tensor(leaky.threshold).dtype == torch.float64 else torch.float32
+        thr = float(torch.nextafter(torch.tensor(thr, dtype=dtype), torch.tensor(math.inf, dtype=dtype)))
     return nsn.LIF(
         beta=beta, v_th=thr, reset=reset, surrogate=surrogate[0], surrogate_alpha=surrogate[1],
         learn_beta=isinstance(leaky.beta, nn.Parameter), learn_threshold=isinstance(leaky.threshold, nn.Parameter),
-        reset_timing="delayed", backend=backend,
+        reset_timing="immediate" if immediate else "delayed", backend=backend,
     )
 
 

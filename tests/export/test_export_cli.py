@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import nir
+import numpy as np
 import torch
 
 from neurosim.activity import record_outputs
@@ -70,3 +72,22 @@ def test_a_checkpoint_whose_weights_do_not_fit_its_model_is_named(tiny_checkpoin
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "weights do not fit the model its config builds" in err
         assert "size mismatch for 0.weight" in err, err
+
+
+def test_export_writes_tau_for_the_time_step_asked(tiny_checkpoint, tmp_path, capsys):
+    # snnTorch's NIR import assumes dt = 1e-4 s: the same per-step decay, written as τ for that step
+    from neurosim.export import read_nir
+
+    out = {}
+    for dt in ("1e-4", None):
+        path = tmp_path / f"m{dt}.nir"
+        argv = ["export", "--checkpoint", str(tiny_checkpoint), "--maxpool", "sumpool", "--out", str(path)]
+        assert main(argv + (["--dt-s", dt] if dt else [])) == 0
+        out[dt] = read_nir(path)
+    assert "dt = 0.1 ms" in capsys.readouterr().out
+    lif = [k for k, n in out[None].nodes.items() if isinstance(n, nir.LIF)][0]
+    ratio = np.asarray(out[None].nodes[lif].tau) / np.asarray(out["1e-4"].nodes[lif].tau)
+    np.testing.assert_allclose(ratio, 10.0)  # τ = dt / (1 − β): the model's 1 ms against 0.1 ms
+    assert main(["export", "--checkpoint", str(tiny_checkpoint), "--maxpool", "sumpool", "--dt-s", "-1",
+                 "--out", str(tmp_path / "bad.nir")]) == 2
+    assert "--dt-s: dt_s must be a positive finite number" in capsys.readouterr().err

@@ -404,6 +404,24 @@ def test_read_errors_name_the_file(tmp_path):
         read_nir(tmp_path / "missing.nir")
 
 
+@pytest.mark.parametrize("kwargs", [dict(kernel_size=(3, 1)), dict(kernel_size=(1, 4), stride=(2, 1)),
+                                    dict(kernel_size=(3, 2), padding=(1, 0), dilation=(1, 2), groups=2)],
+                         ids=["3x1", "1x4_stride", "3x2_padded_dilated_grouped"])
+def test_a_non_square_kernel_survives_a_file_round_trip(tmp_path, kwargs):
+    # nir 1.0 types a Conv2d's output with weight.shape[2] as both kernel sizes, so its check refused these files
+    from neurosim.nn import Conv2d
+
+    torch.manual_seed(0)
+    conv = Conv2d(2, 4, **kwargs)
+    net = Sequential(conv, LIF(beta=0.5))
+    write_nir(to_nir(net, input_shape=(2, 7, 6)), tmp_path / "k.nir")
+    back = read_nir(tmp_path / "k.nir")
+    x = (torch.rand(6, 2, 2, 7, 6) < 0.5).float()
+    out = net(x)[0]
+    assert list(back.nodes["0"].output_type["output"]) == list(out.shape[2:])
+    torch.testing.assert_close(from_nir(back)(x)[0], out)
+
+
 def test_a_grouped_conv_survives_a_file_round_trip_and_is_analysed(tmp_path):
     """nir rebuilds a Conv2d's input type from weight.shape[1] (C_in / groups); read_nir and the hardware models
     take the channels from weight and groups instead."""
@@ -422,3 +440,28 @@ def test_a_grouped_conv_survives_a_file_round_trip_and_is_analysed(tmp_path):
     assert analyze(back).synapses_dense == analyze(graph).synapses_dense == 4 * 256 + 144 * 3
     x = (torch.rand(5, 2, 4, 6, 6) < 0.4).float()
     torch.testing.assert_close(from_nir(back)(x)[0], net(x)[0])
+
+
+def _if_graph(weight: float, v_th: float = 1.0, node=None) -> nir.NIRGraph:
+    neuron = node if node is not None else nir.IF(r=np.array([1000.0]), v_threshold=np.array([v_th]))
+    return nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([1])),
+                               "w": nir.Linear(weight=np.array([[weight]])), "n": neuron,
+                               "output": nir.Output(output_type=np.array([1]))},
+                        edges=[("input", "w"), ("w", "n"), ("n", "output")])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_foreign_threshold_is_strict_in_the_models_own_dtype(dtype):
+    # NIR spikes at v > v_th: just above spikes, v == v_th does not (the next float32 above 1 missed 1 + 2^-30)
+    eps = torch.finfo(dtype).eps
+    x = torch.ones(1, 1, 1, dtype=dtype)
+    assert from_nir(_if_graph(1.0 + eps), dtype=dtype)(x)[0].item() == 1.0
+    assert from_nir(_if_graph(1.0), dtype=dtype)(x)[0].item() == 0.0
+
+
+def test_a_neuron_whose_tau_equals_dt_in_float32_imports_with_no_memory():
+    dt = 1e-4
+    node = nir.LIF(tau=np.array([dt], dtype=np.float32), r=np.array([1.0]), v_leak=np.array([0.0]),
+                   v_threshold=np.array([1.0]))  # float32(1e-4) is a little below 1e-4
+    lif = [m for m in from_nir(_if_graph(1.0, node=node), dt_s=dt).modules() if isinstance(m, LIF)][0]
+    assert float(lif.beta) == 0.0

@@ -108,6 +108,21 @@ def test_sltt_trains_a_converted_model_and_weights_go_back(method):
     assert float(ref[1].beta.detach()) == pytest.approx(float(net[1].beta.detach()))
 
 
+@pytest.mark.parametrize("reset", ["zero", "none"])
+def test_reset_delay_false_converts_to_the_immediate_timing_with_a_strict_threshold(reset):
+    torch.manual_seed(0)
+    ref = nn.Sequential(nn.Linear(6, 5), snn.Leaky(beta=0.8, reset_mechanism=reset, reset_delay=False,
+                                                   init_hidden=True))
+    with torch.no_grad():  # integer weights and inputs: the membrane lands on the threshold itself often
+        ref[0].weight.copy_(torch.randint(-1, 3, (5, 6)).float())
+        ref[0].bias.zero_()
+    net = from_snntorch(ref)
+    assert net[1].reset_timing == "immediate"
+    x = torch.randint(0, 2, (30, 4, 6)).float()
+    s_ref = _run_snntorch(ref, x)
+    assert s_ref.sum() > 10 and torch.equal(net(x)[0], s_ref)
+
+
 def test_every_unsupported_option_is_listed_at_once():
     model = nn.Sequential(
         nn.Linear(4, 4), snn.Leaky(beta=torch.full((4,), 0.9), init_hidden=True),          # per-neuron beta
