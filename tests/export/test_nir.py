@@ -4,7 +4,6 @@ BatchNorm folding, MaxPool handling, clear errors for what NIR or neurosim canno
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import nir
 import numpy as np

@@ -3,7 +3,6 @@ energy is affine in activity with only idle/static terms left at zero activity, 
 
 from __future__ import annotations
 
-import math
 
 import nir
 import numpy as np

@@ -11,7 +11,7 @@ from snntorch import surrogate, utils  # noqa: E402
 
 from neurosim.interop import UnsupportedSnnTorchError, copy_to_snntorch, from_snntorch  # noqa: E402
 from neurosim.nn import LIF  # noqa: E402
-from neurosim.training import SLTTMix, TET, get_method  # noqa: E402
+from neurosim.training import SLTTMix, get_method  # noqa: E402
 
 
 def _snn_conv(reset="subtract", spike_grad=None, learn=False):

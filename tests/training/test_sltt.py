@@ -4,7 +4,6 @@ memory that does not grow with T, the K-step variant, presets, and a short train
 from __future__ import annotations
 
 import copy
-import math
 from pathlib import Path
 
 import pytest
