@@ -77,6 +77,23 @@ def _check_labels(cfg: RunConfig, data: DataBundle) -> None:
                           f"up to {top}; set model.num_classes = {top + 1}")
 
 
+STALE_MARK = "> **A new run started over in this folder**"
+
+
+def _mark_report_stale(run_dir: Path) -> None:
+    """Head the folder's ``report.md`` with a note that it describes the earlier run (once; kept, not deleted)."""
+    report = run_dir / "report.md"
+    if not report.is_file():
+        return
+    text = report.read_text(encoding="utf-8")
+    if text.startswith(STALE_MARK):
+        return
+    note = (f"{STALE_MARK} ({time.strftime('%Y-%m-%d %H:%M')}, --no-resume) and has not finished: this report, "
+            "its figures and until the new run's first checkpoint `checkpoint.pt` are the earlier run's; "
+            "`metrics.jsonl` and `config.toml` are the new run's once it has trained an epoch.\n\n")
+    atomic_write_text(report, note + text)
+
+
 def _check_resumable(cfg: RunConfig, run_dir: Path) -> None:
     ckpt = run_dir / "checkpoint.pt"
     if not ckpt.is_file():
@@ -146,8 +163,9 @@ def _train_run(cfg: RunConfig, resume: bool, progress: bool, figures: bool, worl
     if resume:
         _check_resumable(cfg, run_dir)
     elif world.is_main and (run_dir / "checkpoint.pt").is_file():
-        (run_dir / "checkpoint.pt").unlink()
-    barrier()  # no process looks for the checkpoint before process 0 has removed it
+        # starting over: the earlier run's checkpoint stays until the new run's first one replaces it (a run stopped
+        # before that loses nothing); its report says that it is the earlier run's
+        _mark_report_stale(run_dir)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     seed_everything(cfg.seed)

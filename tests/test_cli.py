@@ -127,6 +127,33 @@ def test_train_lists_only_its_own_shipped_configs(capsys):
     assert "quickstart" in err and "continual_pmnist_digits" not in err and "lsm_event_digits" not in err
 
 
+def test_starting_over_keeps_the_earlier_run_until_the_new_one_has_an_epoch(tmp_path, event_digits_cache, capsys,
+                                                                            monkeypatch):
+    from neurosim.runs import STALE_MARK
+    from neurosim.training import Trainer
+
+    args = ["-q", "train", "--config", "quickstart", "--set", f"out_dir={tmp_path}", "name=r", "data.train_subset=32",
+            "data.test_subset=16", "data.time_steps=4", "train.epochs=1"]
+    assert main(args) == 0
+    run = tmp_path / "r"
+    before = {n: (run / n).read_bytes() for n in ("checkpoint.pt", "metrics.jsonl", "config.toml")}
+    report = (run / "report.md").read_text()
+
+    def stop(self, loader):
+        raise KeyboardInterrupt
+
+    train_epoch = Trainer.train_epoch
+    monkeypatch.setattr(Trainer, "train_epoch", stop)
+    assert main([*args, "seed=5", "--no-resume"]) == 130  # stopped before its first epoch ended
+    assert {n: (run / n).read_bytes() for n in before} == before  # nothing of the earlier run is gone
+    marked = (run / "report.md").read_text()
+    assert marked.startswith(STALE_MARK) and marked.endswith(report)
+    monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
+    assert main([*args, "seed=5", "--no-resume"]) == 0
+    assert (run / "checkpoint.pt").read_bytes() != before["checkpoint.pt"]
+    assert not (run / "report.md").read_text().startswith(STALE_MARK)
+
+
 def test_console_script_entry_point_runs():
     out = subprocess.run([sys.executable, "-m", "neurosim.cli", "--help"], capture_output=True, text=True, check=True)
     for cmd in ("train", "evaluate", "demo", "datasets"):

@@ -360,11 +360,13 @@ class Trainer:
             The per-epoch metrics history (also in ``run_dir/metrics.jsonl``).
         """
         epochs = self.config.train.epochs if epochs is None else epochs
-        if resume and self._checkpoint_found():
+        found = self._checkpoint_found()
+        if resume and found:
             self.load(self.checkpoint_path)
         else:
             seed_everything(self.config.seed + self.world.rank)
-        self._write_run_files()
+        if resume or not found:  # starting over: the earlier run's files stay until this run has an epoch to write
+            self._write_run_files()
         while self.epoch < epochs:
             t0 = time.perf_counter()
             metrics = {"epoch": self.epoch + 1, **self.train_epoch(train_loader)}
