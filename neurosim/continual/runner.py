@@ -132,9 +132,9 @@ def _keep_other_settings(cfg: ContinualConfig, run_dir: Path, fingerprint: str, 
             continue
     if not other:
         return
-    if not resume:
-        for path in other:
-            path.unlink()
+    if not resume:  # starting over: the earlier settings' results and the summary made of them go
+        for path in [*other, run_dir / "results.json", run_dir / "report.md", *run_dir.glob("accuracy_*.png")]:
+            path.unlink(missing_ok=True)
         return
     changed = other_settings(run_dir, config_to_dict(cfg), load_continual_config, ("name", "out_dir", "methods",
                                                                                      "seeds"))
@@ -165,6 +165,7 @@ def run_continual(cfg: ContinualConfig, progress: bool = True, log=print, resume
     fingerprint = _fingerprint(cfg)
     _keep_other_settings(cfg, run_dir, fingerprint, resume)
     finished_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.toml", dumps_toml(cfg))  # the settings finished/ is filled with
     results: dict[str, list[MethodResult]] = {m: [] for m in cfg.methods}
     for seed in cfg.seeds:  # one seed's tasks in memory at a time (permuted copies of the data)
         tasks = first_tasks if seed == cfg.seeds[0] else build_tasks(cfg, seed, source)

@@ -273,7 +273,9 @@ def _write(cfg: LSMConfig, result: LSMResult, spikes: torch.Tensor, x_te: torch.
 
     run_dir = Path(cfg.out_dir) / cfg.name
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.toml", dumps_toml(cfg))
+    # config.toml names the run the folder holds: it goes first, and comes back last, so that a run stopped while
+    # writing leaves no config.toml beside a mix of two runs' files (the next run of any settings rewrites them)
+    (run_dir / "config.toml").unlink(missing_ok=True)
     atomic_write_text(run_dir / "metrics.json", json.dumps(result.metrics, indent=2) + "\n")
     atomic_write_text(run_dir / "estimates.json",
                       json.dumps({t: e.to_dict() for t, e in result.estimates.items()}, indent=2) + "\n")
@@ -321,4 +323,5 @@ def _write(cfg: LSMConfig, result: LSMResult, spikes: torch.Tensor, x_te: torch.
     lines += ["## Files", "", "- `config.toml` — the config used (`neurosim lsm --config` reruns it)",
               "- `metrics.json` — accuracies, firing rates, energies", "- `estimates.json` — full energy estimates", ""]
     atomic_write_text(run_dir / "report.md", "\n".join(lines))
+    atomic_write_text(run_dir / "config.toml", dumps_toml(cfg))
     return run_dir

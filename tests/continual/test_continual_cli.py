@@ -83,7 +83,8 @@ def test_a_stopped_run_keeps_what_it_finished_and_a_rerun_reuses_it(tmp_path, mo
         pass
     run = tmp_path / "continual_pmnist_digits"
     assert trained == ["baseline", "hlop"] and (run / "finished" / "baseline_seed0.json").is_file()
-    assert not (run / "results.json").exists() and not (run / "config.toml").exists()
+    assert not (run / "results.json").exists()
+    assert load_continual_config(run / "config.toml").methods == ("baseline", "hlop")  # what finished/ holds
     fail, trained[:] = False, []
     lines = []
     monkeypatch.setattr("builtins.print", lambda *a, **kw: lines.append(" ".join(map(str, a))))
@@ -101,4 +102,6 @@ def test_a_stopped_run_keeps_what_it_finished_and_a_rerun_reuses_it(tmp_path, mo
     assert main([*args, "train.lr=0.05", "--no-resume"]) == 0 and trained == ["baseline", "hlop"]  # start over
     trained[:] = []
     assert main([*args, "train.lr=0.05"]) == 0 and trained == []  # … and then reused
+    lines[:] = []
     assert main([*args, "--methods", "baseline"]) == 2  # the old settings' results are gone: no mixing back
+    assert "train.lr differ" in "".join(lines)  # config.toml, written when a run starts, names what differs

@@ -153,6 +153,21 @@ def test_cli_writes_its_run_folder(tmp_path, event_digits_cache, capsys):
     assert (run / "metrics.json").read_bytes() == before
     assert main([*args[:1], "lsm", "--overwrite", *args[2:], "data.train_subset=200", "readout.epochs=5"]) == 0
     assert json.loads((run / "metrics.json").read_text())["train_samples"] == 200
+    # stopped while writing (here: drawing the figures), a run leaves no config.toml beside a mix of two runs' files,
+    # so the next run of either settings is accepted and rewrites them all
+    import neurosim.lsm.run as lsm_run
+
+    def stop(*a, **kw):
+        raise KeyboardInterrupt
+
+    figures = lsm_run._figures
+    lsm_run._figures = stop
+    try:
+        assert main([*args[:1], "lsm", "--overwrite", *args[2:], "readout.epochs=5"]) == 130
+    finally:
+        lsm_run._figures = figures
+    assert not (run / "config.toml").exists() and json.loads((run / "metrics.json").read_text())["train_samples"] == 300
+    assert main([*args, "data.train_subset=200", "readout.epochs=5"]) == 0 and (run / "config.toml").is_file()
 
 
 @pytest.mark.parametrize("override, words", [
