@@ -5,8 +5,11 @@ temporary file's private 0600: a shared cache or dataset file stays readable by 
 
 from __future__ import annotations
 
+import glob
 import os
+import socket
 import tempfile
+import time
 from pathlib import Path
 
 __all__ = ["OutputPathError", "atomic_write_bytes", "atomic_write_text", "check_output_file", "check_output_folder",
@@ -23,11 +26,43 @@ def new_file_mode(path: str | Path) -> int:
         return 0o666 & ~umask
 
 
+def _tmp_prefix(path: Path) -> str:
+    return f".{path.name}.{socket.gethostname()}.{os.getpid()}."
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Remove the temporary files that writes of ``path`` killed before their rename left (a stopped run's
+    checkpoint or frame cache can be gigabytes): those of this machine whose process is gone, and any older than a
+    day (e.g. from an older neurosim that named them without machine and process). A live writer's is kept."""
+    host = socket.gethostname()
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        rest = tmp.name[len(path.name) + 2: -len(".tmp")]  # "<host>.<pid>.<random>" or "<random>"
+        owner, _, pid_rand = rest.rpartition(".")[0].rpartition(".")
+        try:
+            gone = owner == host and not _alive(int(pid_rand))
+            if gone or time.time() - tmp.stat().st_mtime > 86400:
+                tmp.unlink()
+        except (ValueError, OSError):  # not ours to parse, or removed meanwhile
+            continue
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder + ``os.replace``)."""
+    """Write ``data`` to ``path`` atomically (temp file in the same folder + ``os.replace``); temporary files that
+    earlier, interrupted writes of ``path`` left behind are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

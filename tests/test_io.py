@@ -37,3 +37,32 @@ def test_rewriting_a_file_keeps_its_permissions(tmp_path, umask_022):
     os.chmod(path, 0o664)  # e.g. a group-writable shared cache
     atomic_write_text(path, "new")
     assert path.read_text() == "new" and _mode(path) == 0o664
+
+
+def test_temporary_files_of_killed_writes_are_removed_by_the_next_write(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from neurosim._io import atomic_write_bytes
+
+    host = socket.gethostname()
+    dead_pid = subprocess.Popen([sys.executable, "-c", "pass"])  # a process that has exited
+    dead_pid.wait()
+    files = {
+        f".ck.pt.{host}.{dead_pid.pid}.abc123.tmp": False,  # killed before its rename: removed
+        f".ck.pt.{host}.{os.getpid()}.live9999.tmp": True,  # a live writer's (this process): kept
+        ".ck.pt.elsewhere.1.zz000000.tmp": True,  # another machine's (a shared filesystem): kept
+        ".ck.pt.a1b2c3d4.tmp": True,  # an older neurosim's, recent: kept a day
+        ".other.pt.x.1.y.tmp": True,  # another file's: not looked at
+    }
+    for name in files:
+        (tmp_path / name).write_bytes(b"partial")
+    old = tmp_path / ".ck.pt.oldstyle.tmp"  # an older neurosim's, a day old: removed
+    old.write_bytes(b"partial")
+    os.utime(old, (time.time() - 90_000,) * 2)
+    atomic_write_bytes(tmp_path / "ck.pt", b"data")
+    left = {p.name for p in tmp_path.iterdir()}
+    assert left == {"ck.pt"} | {n for n, kept in files.items() if kept}
