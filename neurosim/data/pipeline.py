@@ -44,17 +44,31 @@ class _First:
         return self.dataset[i]
 
 
+_DIGEST_BYTES = 64 << 20  # a single file up to this size is keyed by its content, a larger one by size and mtime
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def source_fingerprint(path: Path) -> list | None:
     """Names, sizes and modification times of a dataset's files: ``[file count, total bytes, newest mtime, digest]``,
-    the digest a SHA-1 over every file's relative path, size and mtime.
+    the digest a SHA-1 over every file's relative path, size and mtime; a single file up to 64 MiB is keyed by
+    ``[1, bytes, SHA-1 of its content]`` instead.
 
     Part of the frame-cache key, so frames are rebuilt when the data on disk changes (a re-download, a file
     added, replaced, or renamed, e.g. moved to another class folder) instead of silently serving frames of the
-    old files. Only ``stat`` is read, not the files' contents.
+    old files. Of a folder only ``stat`` is read, not the files' contents.
     """
     path = Path(path)
     if path.is_file():
         st = path.stat()
+        if st.st_size <= _DIGEST_BYTES:  # e.g. the generated event digits: two processes that write the same
+            return [1, st.st_size, _file_digest(path)]  # content at once share one cache entry
         return [1, st.st_size, st.st_mtime_ns]
     if not path.is_dir():
         return None
