@@ -19,6 +19,7 @@ train --config quickstart`` (see :mod:`neurosim.training.distributed`); the othe
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -192,13 +193,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"neurosim {args.command}: error: {e}", file=sys.stderr)
         return 1
     except OSError as e:
-        if e.filename is None:  # not about a path the user gave: a real failure, keep the traceback
+        if e.filename is None and e.errno not in _STORAGE_ERRORS:  # a real failure, not the disk's: keep the traceback
             raise
-        print(f"neurosim {args.command}: error: {e.strerror or e}: {e.filename}", file=sys.stderr)
+        print(f"neurosim {args.command}: error: {_storage_error(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"\n{_interrupted(args)}", file=sys.stderr)
         return 130
+
+
+#: errors of the storage, not of neurosim: one line, with the path where there is one
+_STORAGE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO)
+
+
+def _storage_error(e: OSError) -> str:
+    """``e`` in one line; a temporary file of an atomic write is named by its folder and the file it was for."""
+    what = e.strerror or str(e)
+    if e.filename is None:
+        return what
+    path = Path(e.filename)
+    if path.name.startswith(".") and path.name.endswith(".tmp"):
+        return f"{what} while writing in {path.parent}"
+    return f"{what}: {path}"
 
 
 def _interrupted(args) -> str:

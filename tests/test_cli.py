@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -152,6 +153,34 @@ def test_starting_over_keeps_the_earlier_run_until_the_new_one_has_an_epoch(tmp_
     assert main([*args, "seed=5", "--no-resume"]) == 0
     assert (run / "checkpoint.pt").read_bytes() != before["checkpoint.pt"]
     assert not (run / "report.md").read_text().startswith(STALE_MARK)
+
+
+def test_a_full_disk_is_one_line_and_a_read_only_frame_cache_costs_only_the_cache(tmp_path, capsys, monkeypatch,
+                                                                                 event_digits_cache):
+    import errno
+
+    import neurosim.data.frames as frames
+    import neurosim.runs
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")  # as a write that fills the disk raises it
+
+    monkeypatch.setattr(neurosim.runs, "train_run", full)
+    assert main(["train", "--config", "quickstart", "--set", f"out_dir={tmp_path}"]) == 1
+    err = capsys.readouterr().err
+    assert err == "neurosim train: error: No space left on device\n"
+    from neurosim.cli import _storage_error
+
+    tmp = PermissionError(errno.EACCES, "Permission denied", "/data/cache/frames/.x.npz.host.12.ab3.tmp")
+    assert _storage_error(tmp) == "Permission denied while writing in /data/cache/frames"  # not the temp's name
+
+    def read_only(path, data):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path.parent / f".{path.name}.h.1.x.tmp"))
+
+    monkeypatch.setattr(frames, "atomic_write_bytes", read_only)
+    with pytest.warns(RuntimeWarning, match="could not store the frames in the cache folder .*Permission denied"):
+        got = frames.cached_frames({"k": "new"}, lambda: (np.zeros((2, 1)), np.zeros(2)), cache_dir=tmp_path)
+    assert got[0].shape == (2, 1)
 
 
 def test_console_script_entry_point_runs():

@@ -85,6 +85,8 @@ def cached_frames(key: dict, build: Callable[[], tuple[np.ndarray, np.ndarray]],
     """Return ``build()``'s ``(frames, labels)``, from the cache when a valid entry for ``key`` exists.
 
     A missing entry is built and written atomically; an unreadable or mismatched one is rebuilt (with a warning).
+    A cache that cannot be written (read-only, full) costs the cache, not the run: a warning, and the frames built
+    are returned.
     """
     path = frame_cache_path(key, cache_dir)
     if path.is_file():
@@ -96,5 +98,9 @@ def cached_frames(key: dict, build: Callable[[], tuple[np.ndarray, np.ndarray]],
     buf = io.BytesIO()
     np.savez(buf, frames=frames, labels=labels,
              key=np.array(json.dumps({"format": FRAMES_FORMAT, **key}, sort_keys=True)))
-    atomic_write_bytes(path, buf.getvalue())
+    try:
+        atomic_write_bytes(path, buf.getvalue())
+    except OSError as e:
+        warnings.warn(f"could not store the frames in the cache folder {path.parent} ({e.strerror or e}); they are "
+                      "used from memory this time and built again next time", RuntimeWarning, stacklevel=2)
     return frames, labels
