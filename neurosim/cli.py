@@ -23,6 +23,7 @@ import errno
 import importlib
 import os
 import sys
+import time
 from pathlib import Path
 
 __all__ = ["main"]
@@ -97,7 +98,7 @@ def cmd_train(args) -> int:
             raise UserError(f"{path} is a config for `neurosim {other}`: run `neurosim {other} --config "
                             f"{args.config}`") from None
         raise
-    args.run_dir = Path(cfg.out_dir) / cfg.name  # for the message if the run is interrupted
+    args.run_dir, args.started = Path(cfg.out_dir) / cfg.name, time.time()  # for the message if it is interrupted
     result = train_run(cfg, resume=not args.no_resume, progress=not args.quiet)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, process 0 reports for all
         return 0
@@ -222,9 +223,13 @@ def _interrupted(args) -> str:
     run_dir = getattr(args, "run_dir", None)
     if args.command == "train" and run_dir is not None:
         ckpt = run_dir / "checkpoint.pt"
-        if ckpt.is_file():
-            return f"interrupted; {ckpt} holds the last finished epoch: rerun the same command to resume"
-        return "interrupted before the first epoch finished: nothing was saved"
+        if not ckpt.is_file():
+            return "interrupted before the first checkpoint: nothing was saved"
+        if getattr(args, "no_resume", False) and ckpt.stat().st_mtime < getattr(args, "started", 0):
+            return (f"interrupted before this run's first checkpoint: {ckpt} is still the earlier run's (rerun with "
+                    "--no-resume to start over again, or without it to continue the earlier run)")
+        how = "rerun without --no-resume" if getattr(args, "no_resume", False) else "rerun the same command"
+        return f"interrupted; {ckpt} holds this run's last checkpoint: {how} to resume"
     if args.command == "continual" and run_dir is not None:
         return (f"interrupted; the finished (method, seed) results are kept in {run_dir / 'finished'}: rerun the "
                 "same command to continue")

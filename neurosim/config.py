@@ -202,7 +202,9 @@ class TrainConfig:
     optimizer: str = "adam"  # adam | adamw | sgd
     lr: float = 2e-3  # learning rate
     momentum: float = 0.9  # sgd momentum
-    weight_decay: float | None = None  # L2 penalty (adamw: decoupled decay); None: 0.01 for adamw (as torch), else 0
+    # L2 penalty (adamw: decoupled decay); None: 0.01 for adamw (as torch), else 0 — resolved when the config is
+    # built, so dataclasses.replace(cfg, optimizer="adamw") keeps the resolved value unless weight_decay=None is given
+    weight_decay: float | None = None
     scheduler: str = "cosine"  # cosine annealing to 0 over all epochs | none
     grad_clip: float | None = 1.0  # max gradient norm; "none" disables clipping
     device: str = "auto"  # auto (cuda if present) | cpu | cuda | cuda:N
@@ -318,6 +320,15 @@ def _build(cls, data: Any, path: str):
 def config_from_dict(data: dict[str, Any]) -> RunConfig:
     """Build and validate a :class:`RunConfig` from nested dicts (e.g. parsed TOML)."""
     return _build(RunConfig, data, "")
+
+
+def config_from_checkpoint(data: dict[str, Any]) -> RunConfig:
+    """The run config a checkpoint stored (:func:`config_from_dict`), also from versions before a check was added:
+    an ``mlp`` model's conv-only settings, which those accepted and ignored, are dropped."""
+    model = data.get("model")
+    if isinstance(model, dict) and model.get("kind") == "mlp":
+        data = {**data, "model": {k: v for k, v in model.items() if k not in _CONV_ONLY}}
+    return config_from_dict(data)
 
 
 def config_to_dict(cfg) -> dict[str, Any]:

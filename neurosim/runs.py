@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from neurosim._io import atomic_write_text, check_output_folder
-from neurosim.config import ConfigError, RunConfig, config_from_dict, config_to_dict, load_config
+from neurosim.config import ConfigError, RunConfig, config_from_checkpoint, config_to_dict, load_config
 from neurosim.data.pipeline import DataBundle, make_loaders
 from neurosim.nn import build_model
 from neurosim.training import Trainer, load_checkpoint, resolve_device, seed_everything
@@ -99,7 +99,7 @@ def _check_resumable(cfg: RunConfig, run_dir: Path) -> None:
     if not ckpt.is_file():
         return
     payload = load_checkpoint(ckpt)
-    saved = config_to_dict(config_from_dict(payload["config"]))  # older files: today's form
+    saved = config_to_dict(config_from_checkpoint(payload["config"]))  # older files: today's form
     now = config_to_dict(cfg)
     for d in (saved, now):
         for key in _RESUME_MAY_CHANGE:
@@ -257,7 +257,7 @@ def load_run(path: str | Path, progress: bool = True, device: str | torch.device
              ) -> tuple[torch.nn.Module, RunConfig, DataBundle]:
     """The trained model (eval mode), config and data loaders of a neurosim checkpoint."""
     ckpt = load_checkpoint(path)
-    cfg = config_from_dict(ckpt["config"])
+    cfg = config_from_checkpoint(ckpt["config"])
     if device is None:
         try:
             device = resolve_device(cfg.train.device)

@@ -99,11 +99,11 @@ def test_an_interrupted_run_says_what_it_kept(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(neurosim.runs, "train_run", stop)
     assert main(["train", "--config", "quickstart", "--set", f"out_dir={tmp_path}"]) == 130
-    assert "before the first epoch finished: nothing was saved" in capsys.readouterr().err
+    assert "before the first checkpoint: nothing was saved" in capsys.readouterr().err
     (tmp_path / "quickstart").mkdir()
     (tmp_path / "quickstart" / "checkpoint.pt").write_bytes(b"")
     assert main(["train", "--config", "quickstart", "--set", f"out_dir={tmp_path}"]) == 130
-    assert "checkpoint.pt holds the last finished epoch: rerun the same command to resume" in \
+    assert "checkpoint.pt holds this run's last checkpoint: rerun the same command to resume" in \
         capsys.readouterr().err
 
 
@@ -146,6 +146,8 @@ def test_starting_over_keeps_the_earlier_run_until_the_new_one_has_an_epoch(tmp_
     train_epoch = Trainer.train_epoch
     monkeypatch.setattr(Trainer, "train_epoch", stop)
     assert main([*args, "seed=5", "--no-resume"]) == 130  # stopped before its first epoch ended
+    assert "checkpoint.pt is still the earlier run's (rerun with --no-resume to start over again" in \
+        capsys.readouterr().err
     assert {n: (run / n).read_bytes() for n in before} == before  # nothing of the earlier run is gone
     marked = (run / "report.md").read_text()
     assert marked.startswith(STALE_MARK) and marked.endswith(report)

@@ -2,7 +2,8 @@
 
 import pytest
 
-from neurosim.config import ConfigError, RunConfig, apply_overrides, config_from_dict, dumps_toml, load_config
+from neurosim.config import (ConfigError, RunConfig, apply_overrides, config_from_dict, config_to_dict, dumps_toml,
+                             load_config)
 
 
 @pytest.mark.parametrize(
@@ -97,3 +98,13 @@ def test_adamw_takes_torchs_decay_unless_one_is_given():
     assert config_from_dict({"train": {"optimizer": "adamw", "weight_decay": 0}}).train.weight_decay == 0.0
     assert config_from_dict({"train": {"optimizer": "adam"}}).train.weight_decay == 0.0
     assert config_from_dict({"train": {"optimizer": "sgd"}}).train.weight_decay == 0.0
+
+
+def test_a_checkpoint_config_from_before_the_mlp_check_still_loads():
+    from neurosim.config import config_from_checkpoint
+
+    stored = config_to_dict(config_from_dict({"model": {"kind": "mlp", "input_shape": [20]}}))
+    stored["model"]["pool"] = 1  # accepted and ignored by earlier versions
+    with pytest.raises(ConfigError, match="model.pool"):
+        config_from_dict(stored)  # a config file with it is refused
+    assert config_from_checkpoint(stored).model.pool == 2  # a checkpoint with it loads (it meant nothing)

@@ -90,10 +90,22 @@ def _setting(cfg: ContinualConfig, tasks: Sequence[Task]) -> str:
             f"per layer and task {sizes}, {cfg.hlop.hebbian_epochs} extra Hebbian epoch(s); EWC λ = {cfg.ewc.lam:g}")
 
 
-def _fingerprint(cfg: ContinualConfig) -> str:
-    """A hash of every setting one (method, seed) result depends on (not the run's name, folder, methods, seeds)."""
-    settings = {k: v for k, v in config_to_dict(cfg).items() if k not in ("name", "out_dir", "methods", "seeds")}
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+#: settings a (method, seed) result does not depend on: the run's name and folder, which methods and seeds it runs,
+#: and where and how it runs (as a resumed training run may change them)
+_NOT_IN_RESULTS = ("name", "out_dir", "methods", "seeds", "train.threads", "train.device", "tasks.root")
+
+
+def _fingerprints(cfg: ContinualConfig) -> tuple[str, str]:
+    """The hash of every setting one (method, seed) result depends on, and the hash earlier versions wrote (which
+    also covered threads, device and data root): a result carrying either is of these settings."""
+    d = config_to_dict(cfg)
+
+    def digest(drop: tuple[str, ...]) -> str:
+        settings = {k: ({kk: vv for kk, vv in v.items() if f"{k}.{kk}" not in drop} if isinstance(v, dict) else v)
+                    for k, v in d.items() if k not in drop}
+        return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    return digest(_NOT_IN_RESULTS), digest(("name", "out_dir", "methods", "seeds"))
 
 
 def _check_before_training(cfg: ContinualConfig, tasks: Sequence[Task]) -> None:
@@ -105,10 +117,10 @@ def _check_before_training(cfg: ContinualConfig, tasks: Sequence[Task]) -> None:
         hlop_plan(cfg, build_continual_model(cfg, tasks), len(tasks))
 
 
-def _load_finished(path: Path, fingerprint: str) -> MethodResult | None:
+def _load_finished(path: Path, fingerprints: tuple[str, ...]) -> MethodResult | None:
     try:
         saved = json.loads(path.read_text())
-        if saved.get("fingerprint") != fingerprint:
+        if saved.get("fingerprint") not in fingerprints:
             return None
         r = saved["result"]
         return MethodResult(r["method"], int(r["seed"]), r["matrix"], float(r["seconds"]),
@@ -117,7 +129,7 @@ def _load_finished(path: Path, fingerprint: str) -> MethodResult | None:
         return None
 
 
-def _keep_other_settings(cfg: ContinualConfig, run_dir: Path, fingerprint: str, resume: bool) -> None:
+def _keep_other_settings(cfg: ContinualConfig, run_dir: Path, fingerprints: tuple[str, ...], resume: bool) -> None:
     """Refuse (``resume``) to mix this run into a folder whose finished results come from other settings, which it
     would overwrite; without ``resume`` (``--no-resume``: start over) those results are removed."""
     from neurosim.continual.config import load_continual_config
@@ -126,7 +138,7 @@ def _keep_other_settings(cfg: ContinualConfig, run_dir: Path, fingerprint: str, 
     other = []
     for path in sorted((run_dir / "finished").glob("*.json")):
         try:
-            if json.loads(path.read_text()).get("fingerprint") != fingerprint:
+            if json.loads(path.read_text()).get("fingerprint") not in fingerprints:
                 other.append(path)
         except (OSError, ValueError, AttributeError):  # unreadable: it would be trained again anyway
             continue
@@ -136,8 +148,7 @@ def _keep_other_settings(cfg: ContinualConfig, run_dir: Path, fingerprint: str, 
         for path in [*other, run_dir / "results.json", run_dir / "report.md", *run_dir.glob("accuracy_*.png")]:
             path.unlink(missing_ok=True)
         return
-    changed = other_settings(run_dir, config_to_dict(cfg), load_continual_config, ("name", "out_dir", "methods",
-                                                                                     "seeds"))
+    changed = other_settings(run_dir, config_to_dict(cfg), load_continual_config, _NOT_IN_RESULTS)
     why = f"{', '.join(changed)} differ" if changed else "a fingerprint of other settings"
     raise ConfigError(
         f"{run_dir} holds results of other settings ({', '.join(p.stem for p in other)}: {why}); rerun with those "
@@ -162,8 +173,9 @@ def run_continual(cfg: ContinualConfig, progress: bool = True, log=print, resume
     first_tasks = build_tasks(cfg, cfg.seeds[0], source)
     _check_before_training(cfg, first_tasks)
     finished_dir = run_dir / "finished"
-    fingerprint = _fingerprint(cfg)
-    _keep_other_settings(cfg, run_dir, fingerprint, resume)
+    fingerprints = _fingerprints(cfg)
+    fingerprint = fingerprints[0]
+    _keep_other_settings(cfg, run_dir, fingerprints, resume)
     finished_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.toml", dumps_toml(cfg))  # the settings finished/ is filled with
     results: dict[str, list[MethodResult]] = {m: [] for m in cfg.methods}
@@ -171,7 +183,7 @@ def run_continual(cfg: ContinualConfig, progress: bool = True, log=print, resume
         tasks = first_tasks if seed == cfg.seeds[0] else build_tasks(cfg, seed, source)
         for method in cfg.methods:
             path = finished_dir / f"{method}_seed{seed}.json"
-            r = _load_finished(path, fingerprint) if resume else None
+            r = _load_finished(path, fingerprints) if resume else None
             reused = r is not None
             if r is None:
                 r = run_method(cfg, method, tasks, seed=seed, progress=progress)

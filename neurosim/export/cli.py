@@ -12,12 +12,17 @@ __all__ = ["register"]
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # NIR files are HDF5
 
 
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(len(_HDF5_SIGNATURE))
+
+
 def cmd_export(args) -> int:
     import nir
 
     from neurosim._io import check_output_file
     from neurosim.cli import UserError
-    from neurosim.config import config_from_dict
+    from neurosim.config import config_from_checkpoint
     from neurosim.export import NIRExportError, to_nir, write_nir
     from neurosim.nn import build_model
     from neurosim.training import load_checkpoint
@@ -27,10 +32,10 @@ def cmd_export(args) -> int:
     if out.is_dir():  # a folder: the file goes in it
         out = out / "model.nir"
     check_output_file(out, "--out")
-    if out.is_file() and out.open("rb").read(8) != _HDF5_SIGNATURE:  # an earlier export is replaced, nothing else
+    if out.is_file() and _head(out) != _HDF5_SIGNATURE:  # an earlier export is replaced, nothing else
         raise UserError(f"--out: {out} exists and is not a NIR file; choose another path, or delete it first")
     ckpt = load_checkpoint(args.checkpoint)  # a missing/corrupt file is a CheckpointError (one line)
-    cfg = config_from_dict(ckpt["config"])
+    cfg = config_from_checkpoint(ckpt["config"])
     model = build_model(cfg.model, cfg.neuron)
     load_weights(model, ckpt["model"], args.checkpoint)
     try:
@@ -38,8 +43,8 @@ def cmd_export(args) -> int:
         graph = to_nir(model, cfg.model.input_shape, dt_s=dt_s, maxpool=args.maxpool)
     except NIRExportError as e:  # names the layer (and, for MaxPool2d, the --maxpool sumpool way out)
         raise UserError(str(e)) from None
-    except ValueError as e:  # a dt_s that is no time step
-        raise UserError(f"--dt-s: {e}") from None
+    except ValueError as e:  # e.g. a dt_s that is no time step
+        raise UserError(f"--dt-s: {e}" if args.dt_s is not None else str(e)) from None
     write_nir(graph, out)
     kinds = [type(n).__name__ for n in graph.nodes.values() if not isinstance(n, (nir.Input, nir.Output))]
     print(f"wrote {out}: {len(kinds)} nodes ({', '.join(kinds)}), dt = {dt_s * 1e3:g} ms")

@@ -12,9 +12,7 @@ stateful children in a dict keyed by child name, so a whole network is also
 one run (dropout masks included: one mask for all steps).
 
 Example:
-    >>> import numbers
-
-import torch
+    >>> import torch
     >>> from neurosim.nn import LIF
     >>> net = Sequential(Flatten(), Linear(4, 3), LIF(beta=0.9))
     >>> out, state = net(torch.rand(6, 2, 2, 2))     # [T, B, C, H]
@@ -55,6 +53,8 @@ def _check_dtype(x_seq: torch.Tensor, model: nn.Module) -> None:
     p = next(model.parameters(), None)
     if p is None or x_seq.dtype == p.dtype:
         return
+    if x_seq.is_floating_point() and torch.is_autocast_enabled(x_seq.device.type):
+        return  # mixed precision: autocast casts per operation
     how = "x_seq.float()" if p.dtype == torch.float32 else f"x_seq.to({p.dtype})"
     raise TypeError(f"x_seq is {x_seq.dtype} but the model's weights are {p.dtype}: pass {how}"
                     + (f" (or convert the model: model.to({x_seq.dtype}))" if x_seq.is_floating_point() else ""))

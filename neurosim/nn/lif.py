@@ -23,6 +23,11 @@ from neurosim.functional import LIFParams, LIFState, Surrogate, beta_from_tau, l
 __all__ = ["LIF"]
 
 
+def _read_is_cheap(t: torch.Tensor) -> bool:
+    """Whether ``float(t)`` costs no wait for a device (the CPU), or ``t`` cannot be cached (an inference tensor)."""
+    return t.device.type == "cpu" or t.is_inference()
+
+
 class LIF(nn.Module):
     """Multi-step leaky integrate-and-fire neurons.
 
@@ -117,9 +122,13 @@ class LIF(nn.Module):
         return tau_from_beta(float(self.beta.detach()), self.dt_ms)
 
     def _buffer_float(self, name: str) -> float:
-        """``float(buffer)``, read again only when the buffer changed (in place, by ``load_state_dict``, or replaced
-        by ``.to()``): on a GPU every read waits for the queued kernels, and SLTT calls :meth:`params` per step."""
+        """``float(buffer)``. On a GPU every read waits for the queued kernels, and SLTT calls :meth:`params` per
+        step: there the value is read again only when the buffer changed (in place, by ``load_state_dict``, or
+        replaced by ``.to()``; a write through ``buffer.data`` is not seen). On the CPU, and for inference tensors
+        (which have no version counter), it is read every time."""
         t = getattr(self, name)
+        if _read_is_cheap(t):
+            return float(t)
         key = (id(t), t.data_ptr(), t._version)
         cache = self.__dict__.setdefault("_buffer_floats", {})
         hit = cache.get(name)

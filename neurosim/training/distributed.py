@@ -108,7 +108,7 @@ def barrier() -> None:
     world = current_world()
     if world.distributed:
         if dist.get_backend() == "nccl":
-            dist.barrier(device_ids=[world.local_rank])
+            dist.barrier(device_ids=[torch.cuda.current_device()])  # the GPU this process was given
         else:
             dist.barrier()
 

@@ -360,12 +360,12 @@ class Trainer:
             The per-epoch metrics history (also in ``run_dir/metrics.jsonl``).
         """
         epochs = self.config.train.epochs if epochs is None else epochs
-        found = self._checkpoint_found()
-        if resume and found:
+        if resume and self._checkpoint_found():
             self.load(self.checkpoint_path)
         else:
             seed_everything(self.config.seed + self.world.rank)
-        if resume or not found:  # starting over: the earlier run's files stay until this run has an epoch to write
+        earlier = not resume and self.checkpoint_path is not None and self.checkpoint_path.is_file()
+        if not earlier:  # starting over: the earlier run's files stay until this run has an epoch to write
             self._write_run_files()
         while self.epoch < epochs:
             t0 = time.perf_counter()

@@ -94,6 +94,7 @@ def test_a_stopped_run_keeps_what_it_finished_and_a_rerun_reuses_it(tmp_path, mo
     trained[:] = []
     assert main(args) == 0
     assert trained == [] and json.loads((run / "results.json").read_text())["runs"] == first
+    assert main([*args, "train.threads=1"]) == 0 and trained == []  # where it runs is not what it computes
     # other settings would overwrite the folder's results: refused before anything trains, naming what differs
     lines[:] = []  # print is captured into lines (above), errors too
     assert main([*args, "train.lr=0.05"]) == 2 and trained == []
@@ -105,3 +106,18 @@ def test_a_stopped_run_keeps_what_it_finished_and_a_rerun_reuses_it(tmp_path, mo
     lines[:] = []
     assert main([*args, "--methods", "baseline"]) == 2  # the old settings' results are gone: no mixing back
     assert "train.lr differ" in "".join(lines)  # config.toml, written when a run starts, names what differs
+
+
+def test_results_finished_by_an_earlier_version_are_still_recognised(tmp_path):
+    # earlier versions also hashed threads, device and data root into a result's fingerprint
+    from neurosim.continual.runner import _fingerprints, _load_finished
+
+    cfg = load_continual_config(None, SMALL)
+    new, legacy = _fingerprints(cfg)
+    assert new != legacy and _fingerprints(load_continual_config(None, [*SMALL, "train.threads=1"]))[0] == new
+    result = {"method": "baseline", "seed": 0, "matrix": [[90.0, 10.0], [80.0, 85.0]], "seconds": 1.0}
+    path = tmp_path / "baseline_seed0.json"
+    path.write_text(json.dumps({"fingerprint": legacy, "result": result}))
+    assert _load_finished(path, (new, legacy)).acc == 82.5
+    path.write_text(json.dumps({"fingerprint": "0" * 16, "result": result}))
+    assert _load_finished(path, (new, legacy)) is None

@@ -341,6 +341,8 @@ def test_inputs_of_another_dtype_than_the_weights_are_named():
         with pytest.raises(TypeError, match=rf"x_seq is {x.dtype} but the model's weights are torch.float32: .*{fix}"):
             net(x)
     assert net.double()(torch.ones(2, 1, 4, dtype=torch.float64))[0].dtype == torch.float64
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # mixed precision: autocast casts, no error
+        assert net.float()(torch.ones(2, 1, 4, dtype=torch.bfloat16))[0].shape == (2, 1, 3)
     with pytest.raises(TypeError, match="tau_mem_ms must be a number of milliseconds, got '2'"):
         LIF(tau_mem_ms="2")
 
@@ -349,6 +351,9 @@ def test_lif_reads_its_buffers_back_to_python_only_when_they_change(monkeypatch)
     # on a GPU each float(buffer) waits for the queued kernels; SLTT asks for the parameters once per step
     import copy
 
+    import neurosim.nn.lif as lif_module
+
+    monkeypatch.setattr(lif_module, "_read_is_cheap", lambda t: False)  # as on a GPU (none here)
     lif = LIF(beta=0.9)
     reads = []
     real = torch.Tensor.__float__
@@ -364,3 +369,11 @@ def test_lif_reads_its_buffers_back_to_python_only_when_they_change(monkeypatch)
     twin.beta_value.fill_(0.125)
     assert (twin.params().beta, lif.params().beta) == (0.125, 0.25)
     assert lif.double().params().beta == 0.25  # replaced by .to()
+
+
+def test_lif_runs_under_inference_mode():
+    # inference tensors have no version counter: a LIF made or moved under inference_mode still reads its buffers
+    with torch.inference_mode():
+        net = Sequential(Flatten(), Linear(4, 3), LIF(beta=0.9)).double()
+        out, _ = net(torch.rand(5, 2, 4, dtype=torch.float64))
+    assert out.shape == (5, 2, 3)

@@ -239,6 +239,7 @@ def test_a_checkpoint_only_some_processes_see_is_refused(monkeypatch, tmp_path):
     monkeypatch.setattr(distributed, "all_gather", lambda found: [found, False])  # process 1 is on another disk
     with pytest.raises(RuntimeError, match=r"exists for process\(es\) \[0\] of 2 only.*filesystem every process"):
         trainer.fit([], resume=True)
+    trainer.fit([], resume=False, epochs=0)  # starting over asks no process about the checkpoint
 
 
 def test_a_group_made_without_torchrun_spreads_its_processes_over_the_gpus(monkeypatch):
