@@ -70,6 +70,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             os.fsync(f.fileno())
         os.chmod(tmp, new_file_mode(path))
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        if e.filename is None:  # a full disk raises from write() without a path: name what was being written
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -95,7 +100,10 @@ def check_output_folder(path: str | Path, what: str) -> Path:
                 raise OutputPathError(f"{what}: {p} is a file, not a folder" + (f" (the output goes to {path})"
                                                                                 if p != path else ""))
             if not os.access(p, os.W_OK | os.X_OK):
-                raise OutputPathError(f"{what}: cannot write in {p} (no permission)")
+                read_only = bool(os.statvfs(p).f_flag & os.ST_RDONLY)
+                raise OutputPathError(f"{what}: cannot write in {p} ("
+                                      + ("a read-only file system" if read_only else "no permission")
+                                      + f"); choose another {what.split()[0]}")
             break
     return path
 

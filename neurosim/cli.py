@@ -121,6 +121,9 @@ def cmd_demo(args) -> int:
 
     if args.epochs is not None and args.epochs < 1:
         raise UserError(f"--epochs must be at least 1, got {args.epochs}")
+    from neurosim._io import check_output_folder
+
+    args.run_dir, args.started = check_output_folder(Path(args.out) / "demo", "--out"), time.time()
     report = demo(out_dir=args.out, epochs=args.epochs, progress=not args.quiet)
     print(f"report: {report}")
     return 0
@@ -224,15 +227,21 @@ def _interrupted(args) -> str:
     if args.command == "train" and run_dir is not None:
         ckpt = run_dir / "checkpoint.pt"
         if not ckpt.is_file():
-            return "interrupted before the first checkpoint: nothing was saved"
+            return "interrupted before the first checkpoint: no checkpoint was saved, a rerun starts from the beginning"
         if getattr(args, "no_resume", False) and ckpt.stat().st_mtime < getattr(args, "started", 0):
             return (f"interrupted before this run's first checkpoint: {ckpt} is still the earlier run's (rerun with "
                     "--no-resume to start over again, or without it to continue the earlier run)")
         how = "rerun without --no-resume" if getattr(args, "no_resume", False) else "rerun the same command"
         return f"interrupted; {ckpt} holds this run's last checkpoint: {how} to resume"
+    if args.command == "demo" and run_dir is not None:
+        ckpt = run_dir / "checkpoint.pt"
+        kept = (f"; {ckpt} is still the earlier demo's until the new one's first checkpoint"
+                if ckpt.is_file() and ckpt.stat().st_mtime < getattr(args, "started", 0) else "")
+        return f"interrupted{kept}; `neurosim demo` trains from the start when run again"
     if args.command == "continual" and run_dir is not None:
-        return (f"interrupted; the finished (method, seed) results are kept in {run_dir / 'finished'}: rerun the "
-                "same command to continue")
+        how = "rerun without --no-resume" if getattr(args, "no_resume", False) else "rerun the same command"
+        return (f"interrupted; the finished (method, seed) results are kept in {run_dir / 'finished'}: {how} to "
+                "continue")
     return "interrupted"
 
 

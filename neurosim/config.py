@@ -66,7 +66,7 @@ def _positive(obj, *names: str) -> None:
     for n in names:
         v = getattr(obj, n)
         if v is not None and not (v > 0 and math.isfinite(v)):
-            raise _Invalid(n, f"must be positive, got {v!r}")
+            raise _Invalid(n, f"must be {'positive' if math.isfinite(v) else 'a positive finite number'}, got {v!r}")
 
 
 def _check_device(obj) -> None:

@@ -88,7 +88,7 @@ def _mark_report_stale(run_dir: Path) -> None:
     text = report.read_text(encoding="utf-8")
     if text.startswith(STALE_MARK):
         return
-    note = (f"{STALE_MARK} ({time.strftime('%Y-%m-%d %H:%M')}, --no-resume) and has not finished: this report, "
+    note = (f"{STALE_MARK} ({time.strftime('%Y-%m-%d %H:%M')}) and has not finished: this report, "
             "its figures and until the new run's first checkpoint `checkpoint.pt` are the earlier run's; "
             "`metrics.jsonl` and `config.toml` are the new run's once it has trained an epoch.\n\n")
     atomic_write_text(report, note + text)

@@ -82,13 +82,24 @@ def test_missing_config_and_checkpoint_are_named(tmp_path, capsys):
 def test_an_output_folder_that_cannot_be_made_is_named_before_any_work(tmp_path, capsys):
     afile = tmp_path / "afile"
     afile.write_text("mine")
-    for argv in (["train", "--config", "quickstart", "--set", f"out_dir={afile}"],
-                 ["train", "--config", "quickstart", "--set", f"out_dir={tmp_path}", "name=afile"],
-                 ["demo", "--out", str(afile)]):
+    for key, argv in (("out_dir", ["train", "--config", "quickstart", "--set", f"out_dir={afile}"]),
+                      ("out_dir", ["train", "--config", "quickstart", "--set", f"out_dir={tmp_path}", "name=afile"]),
+                      ("--out", ["demo", "--out", str(afile)])):  # each named as the user gave it
         assert main(argv) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and f"out_dir: {afile} is a file, not a folder" in err, err
+        assert err.count("\n") == 1 and f"{key}: {afile} is a file, not a folder" in err, err
     assert afile.read_text() == "mine"
+
+
+def test_a_folder_without_write_permission_is_named_with_its_cause(tmp_path, monkeypatch):
+    import os
+
+    from neurosim._io import OutputPathError, check_output_folder
+
+    monkeypatch.setattr(os, "access", lambda p, mode: False)
+    with pytest.raises(OutputPathError, match=r"--out: cannot write in .* \((no permission|a read-only file system)\); "
+                                              r"choose another --out"):
+        check_output_folder(tmp_path / "x", "--out")
 
 
 def test_an_interrupted_run_says_what_it_kept(tmp_path, capsys, monkeypatch):
@@ -99,7 +110,7 @@ def test_an_interrupted_run_says_what_it_kept(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(neurosim.runs, "train_run", stop)
     assert main(["train", "--config", "quickstart", "--set", f"out_dir={tmp_path}"]) == 130
-    assert "before the first checkpoint: nothing was saved" in capsys.readouterr().err
+    assert "before the first checkpoint: no checkpoint was saved" in capsys.readouterr().err
     (tmp_path / "quickstart").mkdir()
     (tmp_path / "quickstart" / "checkpoint.pt").write_bytes(b"")
     assert main(["train", "--config", "quickstart", "--set", f"out_dir={tmp_path}"]) == 130

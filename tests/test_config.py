@@ -15,6 +15,7 @@ from neurosim.config import (ConfigError, RunConfig, apply_overrides, config_fro
         ({"data": {"time_steps": 2.5}}, "data.time_steps", "expected an integer"),
         ({"neuron": {"tau_mem_ms": -5.0}}, "neuron.tau_mem_ms", "must be positive, got -5.0"),
         ({"data": {"time_steps": 0}}, "data.time_steps", "must be positive, got 0"),
+        ({"train": {"lr": float("inf")}}, "train.lr", "must be a positive finite number, got inf"),
         ({"model": {"channels": [16, "x"]}}, "model.channels[1]", "expected an integer"),
         ({"neuron": {"surrogate": "relu"}}, "neuron.surrogate", "must be one of"),
         ({"train": {"method": "rtrl"}}, "train.method", "must be one of"),

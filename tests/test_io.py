@@ -66,3 +66,18 @@ def test_temporary_files_of_killed_writes_are_removed_by_the_next_write(tmp_path
     atomic_write_bytes(tmp_path / "ck.pt", b"data")
     left = {p.name for p in tmp_path.iterdir()}
     assert left == {"ck.pt"} | {n for n, kept in files.items() if kept}
+
+
+def test_a_full_disk_during_a_write_names_the_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    import errno
+
+    from neurosim._io import atomic_write_bytes
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")  # what fsync/write raise: no path
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match="No space left on device") as info:
+        atomic_write_bytes(tmp_path / "ck.pt", b"data")
+    assert info.value.filename == str(tmp_path / "ck.pt") and info.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []

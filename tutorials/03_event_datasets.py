@@ -62,7 +62,8 @@ else:
     NAME, ROOT = "nmnist", None
 info = get_dataset(NAME)
 if not info.on_disk(info.root(ROOT)):
-    print(f"{NAME} is not on disk: downloading it now ({info.size_note})")
+    if not ND.tonic_datasets.offline():
+        print(f"{NAME} is not on disk: downloading it now ({info.size_note})")
     try:
         info.prepare(ROOT, frames=False)
     except ND.DatasetNotFoundError as e:  # no network (or NEUROSIM_OFFLINE): say so and stop, no traceback

@@ -148,7 +148,12 @@ def load_event_digits(cache_dir: str | Path | None = None, progress: bool = True
         data = build_event_digits(progress=progress)
         buf = io.BytesIO()
         np.savez_compressed(buf, meta=np.array(_meta()), **data)
-        atomic_write_bytes(path, buf.getvalue())
+        try:
+            atomic_write_bytes(path, buf.getvalue())
+        except OSError as e:  # a read-only or full cache costs the cache, not the run
+            warnings.warn(f"could not store the event digits in {path.parent} ({e.strerror or e}; set "
+                          "NEUROSIM_CACHE_DIR to a writable folder to keep them): they are used from memory this time "
+                          "and generated again next time", RuntimeWarning, stacklevel=2)
     _MEMORY[path] = data
     return data
 

@@ -21,6 +21,15 @@ def cmd_estimate(args) -> int:
         raise UserError("--activity goes with --nir; with --checkpoint the activity is measured on its test data")
     if args.out:
         check_output_folder(args.out, "--out")
+    elif args.checkpoint or args.nir:  # the default, beside the checkpoint or the NIR file: checked as early
+        from neurosim.training.checkpoint import CheckpointError, checkpoint_file
+
+        try:
+            beside = checkpoint_file(args.checkpoint).parent if args.checkpoint else Path(args.nir).resolve().parent
+        except CheckpointError:
+            beside = None  # reported with the checkpoint itself
+        if beside is not None and beside.is_dir():
+            check_output_folder(beside / "estimate", "--out (default: beside the model)")
     try:
         if args.samples < 1:
             raise UserError(f"--samples must be at least 1, got {args.samples}")

@@ -91,3 +91,20 @@ def test_registry_entry_needs_no_network(event_digits_cache):
     assert info.bundled and info.sensor_size == (34, 34, 2) and info.num_classes == 10
     assert info.on_disk(info.root()) and info.location(info.root()) == ed.event_digits_cache_path()
     assert len(info.load("test", progress=False)) == 359
+
+
+def test_a_cache_folder_that_cannot_be_written_costs_the_cache_not_the_run(tmp_path, monkeypatch):
+    import errno
+
+    import neurosim.data.event_digits as ed
+
+    tiny = {"x": np.arange(3)}
+    monkeypatch.setattr(ed, "build_event_digits", lambda progress=True: tiny)
+
+    def read_only(path, data):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(ed, "atomic_write_bytes", read_only)
+    with pytest.warns(RuntimeWarning, match="could not store the event digits in .*Read-only file system.*"
+                                            "NEUROSIM_CACHE_DIR"):
+        assert ed.load_event_digits(tmp_path / "ro", progress=False) is tiny

@@ -241,6 +241,18 @@ def test_cli_bad_input_is_one_line_with_status_2(argv, words, capsys, tmp_path, 
     assert words in err and "Traceback" not in err
 
 
+def test_the_default_output_folder_is_checked_before_estimating(tiny_checkpoint, capsys, monkeypatch):
+    import os
+
+    import neurosim.estimation as est
+
+    monkeypatch.setattr(os, "access", lambda p, mode: False)  # as in a read-only run folder
+    monkeypatch.setattr(est, "estimate_checkpoint", lambda *a, **kw: pytest.fail("estimated before the check"))
+    assert main(["estimate", "--checkpoint", str(tiny_checkpoint)]) == 2
+    err = capsys.readouterr().err
+    assert "--out (default: beside the model): cannot write in" in err and "choose another --out" in err
+
+
 def test_demo_report_gains_the_chip_estimates_of_the_trained_model(tmp_path, event_digits_cache):
     from neurosim.config import load_config
     from neurosim.runs import CONFIGS, estimate_run, train_run, write_report
