@@ -28,7 +28,7 @@ OUT = Path(os.environ.get("NEUROSIM_TUTORIAL_OUT", "runs/tutorials/02"))
 
 # %% [markdown]
 # ## The events
-# The first call generates the dataset (about 20 s, once) and caches it under `~/.cache/neurosim` (set
+# The first call generates the dataset (about 10 s, once) and caches it under `~/.cache/neurosim` (set
 # `NEUROSIM_CACHE_DIR` to move it). Samples are `(events, label)` like any tonic dataset.
 
 # %%
@@ -60,9 +60,9 @@ save_figure(event_frames(x0, title=f"test sample 0 (label {int(data.test.labels[
 # %% [markdown]
 # ## The model and the training loop
 # Conv 2→16 k5 · LIF · MaxPool · Conv 16→32 k5 · LIF · MaxPool · Linear 800→10 · LIF, over `[T, B, C, H, W]`
-# tensors (time first). The `Trainer` runs BPTT with the rate-coded cross-entropy (`rate_ce`: softmax over the
-# output spike counts), writes metrics and an atomic checkpoint per epoch to the run folder, and resumes from it
-# if the run is interrupted.
+# tensors (time first). The `Trainer` runs BPTT with the rate-coded cross-entropy (`rate_ce`: cross-entropy of the
+# output's spike rates, its spikes averaged over time), writes metrics and an atomic checkpoint per epoch to the
+# run folder, and resumes from it if the run is interrupted.
 
 # %%
 seed_everything(cfg.seed)

@@ -116,9 +116,10 @@ save_figure(event_frames(frames, title=f"{NAME} sample 0 (label {label}) as {TIM
 # pixel) — all keep the label. **Flips** are common for objects, but change the meaning of digits and of
 # "left/right hand" gestures, so they are shown here and left out of training. **Denoise** is a filter, not an
 # augmentation: it removes events with no neighbour within `filter_time` (sensor noise). `neurosim.data` has numba
-# versions of tonic's transforms with the same parameters and the same output (`ND.Denoise` is ~190× faster than
-# tonic's on a million events, `benchmarks/results/transforms.json`); they mix freely with tonic's (spatial jitter
-# below is tonic's). Each panel sums the frames over time.
+# versions of tonic's transforms with the same parameters (`ND.Denoise` is ~175–215× faster than tonic's on a
+# million events, `benchmarks/results/transforms.json`); with `tonic_compatible=True` their output is tonic's
+# exactly, by default Denoise and RefractoryPeriod also treat a pixel that has not fired yet as silent (tonic keeps
+# isolated events in the first `filter_time`). They mix freely with tonic's (spatial jitter below is tonic's). Each panel sums the frames over time.
 
 # %%
 rng_seed = 3

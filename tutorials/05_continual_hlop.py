@@ -15,7 +15,7 @@
 # with its own fixed permutation; one shared 10-class head) on a LIF MLP, first with plain fine-tuning, then with
 # HLOP, and compares the accuracy matrices. Then it opens HLOP up and checks the projection by hand.
 #
-# Run: `python tutorials/05_continual_hlop.py` (about a minute; figures in `runs/tutorials/05/`).
+# Run: `python tutorials/05_continual_hlop.py` (about 15 s on 2 cores; figures in `runs/tutorials/05/`).
 # `NEUROSIM_FAST=1` uses fewer samples, narrower layers and two epochs (what the tests run). The same comparison
 # with EWC and the multitask bound, over three seeds: `neurosim continual --config continual_pmnist_digits`.
 

@@ -46,8 +46,8 @@ print(model)
 # ## Estimate on every target
 # `estimate_model` does the three steps above and writes `estimate.json`, `activity.json`, `model.nir` and the
 # figures. One time step is `dt` of simulated time (here 1 ms): a chip that runs in real time (Speck) takes that
-# long per step, and TrueNorth and SpiNNaker advance on a 1 ms tick, so their static power is paid for `T` steps
-# of that per inference. For frames binned from a recording, the real step is the recording's duration / T
+# long per step, and TrueNorth and SpiNNaker advance on a 1 ms tick: a run lasts `T` ticks, and SpiNNaker's static
+# power is paid for that long (TrueNorth's published energy per event already includes its leakage). For frames binned from a recording, the real step is the recording's duration / T
 # (`neurosim estimate --step-ms`, `estimate_model(..., dt_s=...)`).
 
 # %%
@@ -79,9 +79,11 @@ for name, e in report.estimates.items():
 # hundreds of targets, and each synaptic event reads its weight from core memory; SpiNNaker's ARM cores spend
 # nanojoules per event where Loihi's dedicated logic spends tens of picojoules. Speck publishes no per-event
 # energy, so its figure is only resting power × run time (a lower bound, said in its notes). RRAM crossbars
-# compute a whole column in one analog read, so their cost is ADC conversions and peripheral buffers rather than
-# weight fetches. TrueNorth's 256-input cores cannot hold a neuron with 400 or 800 inputs: the mapper says
-# which layer and by how much, instead of reporting a number for a chip the model does not run on.
+# compute a whole column in one analog read, so their cost is mostly the digital periphery (buffers, ~46 %), then
+# the analog cell reads (`rram_neurosim`) or the ADCs (`rram_lsm40nm`), rather than weight fetches. TrueNorth's
+# 256-input cores cannot hold a neuron with 400 or 800 inputs: the estimate is marked as not fitting
+# ("no (∞ chips)") and the mapper says which layer is over the limit and by how much; its energy figure assumes a
+# chip the model does not run on.
 #
 # ## Sparser activity, less energy
 # Event-driven chips pay per spike. Halving all activity (e.g. with a firing-rate penalty in training) shows
