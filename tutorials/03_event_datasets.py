@@ -119,7 +119,8 @@ save_figure(event_frames(frames, title=f"{NAME} sample 0 (label {label}) as {TIM
 # versions of tonic's transforms with the same parameters (`ND.Denoise` is ~175–215× faster than tonic's on a
 # million events, `benchmarks/results/transforms.json`); with `tonic_compatible=True` their output is tonic's
 # exactly, by default Denoise and RefractoryPeriod also treat a pixel that has not fired yet as silent (tonic keeps
-# isolated events in the first `filter_time`). They mix freely with tonic's (spatial jitter below is tonic's). Each panel sums the frames over time.
+# isolated events in the first `filter_time`). They mix freely with tonic's (spatial jitter below is tonic's). Each
+# panel sums the frames over time.
 
 # %%
 rng_seed = 3

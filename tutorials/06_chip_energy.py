@@ -47,7 +47,8 @@ print(model)
 # `estimate_model` does the three steps above and writes `estimate.json`, `activity.json`, `model.nir` and the
 # figures. One time step is `dt` of simulated time (here 1 ms): a chip that runs in real time (Speck) takes that
 # long per step, and TrueNorth and SpiNNaker advance on a 1 ms tick: a run lasts `T` ticks, and SpiNNaker's static
-# power is paid for that long (TrueNorth's published energy per event already includes its leakage). For frames binned from a recording, the real step is the recording's duration / T
+# power is paid for that long (TrueNorth's published energy per event already includes its leakage). For frames binned
+# from a recording, the real step is the recording's duration / T
 # (`neurosim estimate --step-ms`, `estimate_model(..., dt_s=...)`).
 
 # %%
