@@ -6,6 +6,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import pkgutil
+import types
 
 import pytest
 
@@ -19,7 +20,10 @@ MODULES = sorted(m.name for m in pkgutil.walk_packages(neurosim.__path__, "neuro
 def test_docstring_examples_run(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # an example that writes a file writes it here
     mod = importlib.import_module(name)
-    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    # the module's own functions and classes, but not the modules it imported: an example must import torch, numpy
+    # ... itself, as a reader pasting it would (a broken `>>> import torch` line otherwise went unnoticed)
+    globs = {k: v for k, v in vars(mod).items() if not isinstance(v, types.ModuleType)}
+    result = doctest.testmod(mod, globs=globs, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0, f"{result.failed} of {result.attempted} examples in {name} failed"
 
 
