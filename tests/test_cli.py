@@ -190,7 +190,9 @@ def test_a_full_disk_is_one_line_and_a_read_only_frame_cache_costs_only_the_cach
     def read_only(path, data):
         raise PermissionError(errno.EACCES, "Permission denied", str(path.parent / f".{path.name}.h.1.x.tmp"))
 
-    monkeypatch.setattr(frames, "atomic_write_bytes", read_only)
+    import neurosim.data._cache as cache
+
+    monkeypatch.setattr(cache, "atomic_write_bytes", read_only)  # the cache's one writer
     with pytest.warns(RuntimeWarning, match="could not store the frames in the cache folder .*Permission denied"):
         got = frames.cached_frames({"k": "new"}, lambda: (np.zeros((2, 1)), np.zeros(2)), cache_dir=tmp_path)
     assert got[0].shape == (2, 1)

@@ -7,7 +7,10 @@ folder). Nothing here downloads anything.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
+
+from neurosim._io import atomic_write_bytes
 
 ENV_VAR = "NEUROSIM_CACHE_DIR"
 
@@ -23,3 +26,15 @@ def default_cache_dir() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "neurosim"
+
+
+def store(path: Path, data: bytes, what: str, advice: str = "") -> bool:
+    """Write cache entry ``path`` atomically; a cache folder that cannot be written (read-only, full) costs the
+    cache, not the run: a warning naming ``what`` (and ``advice``), and False."""
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as e:
+        warnings.warn(f"could not store {what} in the cache folder {path.parent} ({e.strerror or e}{advice}): they are used from "
+                      "memory this time and made again next time", RuntimeWarning, stacklevel=3)
+        return False
+    return True

@@ -25,8 +25,7 @@ from typing import Callable
 import numpy as np
 from tqdm.auto import tqdm
 
-from neurosim._io import atomic_write_bytes
-from neurosim.data._cache import default_cache_dir
+from neurosim.data._cache import default_cache_dir, store
 from neurosim.data.dvs import EVENT_DTYPE, DVSParams, emulate, render_shifted, saccade_offsets
 
 __all__ = ["EventDigits", "build_event_digits", "event_digits_cache_path", "load_event_digits", "VERSION",
@@ -148,12 +147,7 @@ def load_event_digits(cache_dir: str | Path | None = None, progress: bool = True
         data = build_event_digits(progress=progress)
         buf = io.BytesIO()
         np.savez_compressed(buf, meta=np.array(_meta()), **data)
-        try:
-            atomic_write_bytes(path, buf.getvalue())
-        except OSError as e:  # a read-only or full cache costs the cache, not the run
-            warnings.warn(f"could not store the event digits in {path.parent} ({e.strerror or e}; set "
-                          "NEUROSIM_CACHE_DIR to a writable folder to keep them): they are used from memory this time "
-                          "and generated again next time", RuntimeWarning, stacklevel=2)
+        store(path, buf.getvalue(), "the event digits", "; set NEUROSIM_CACHE_DIR to a writable folder to keep them")
     _MEMORY[path] = data
     return data
 

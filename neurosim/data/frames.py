@@ -19,8 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from neurosim.data._cache import default_cache_dir
-from neurosim._io import atomic_write_bytes
+from neurosim.data._cache import default_cache_dir, store
 
 __all__ = ["FRAMES_FORMAT", "cached_frames", "events_to_frames", "frame_cache_path"]
 
@@ -98,9 +97,5 @@ def cached_frames(key: dict, build: Callable[[], tuple[np.ndarray, np.ndarray]],
     buf = io.BytesIO()
     np.savez(buf, frames=frames, labels=labels,
              key=np.array(json.dumps({"format": FRAMES_FORMAT, **key}, sort_keys=True)))
-    try:
-        atomic_write_bytes(path, buf.getvalue())
-    except OSError as e:
-        warnings.warn(f"could not store the frames in the cache folder {path.parent} ({e.strerror or e}); they are "
-                      "used from memory this time and built again next time", RuntimeWarning, stacklevel=2)
+    store(path, buf.getvalue(), "the frames")
     return frames, labels

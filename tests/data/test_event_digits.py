@@ -104,7 +104,9 @@ def test_a_cache_folder_that_cannot_be_written_costs_the_cache_not_the_run(tmp_p
     def read_only(path, data):
         raise OSError(errno.EROFS, "Read-only file system", str(path))
 
-    monkeypatch.setattr(ed, "atomic_write_bytes", read_only)
+    import neurosim.data._cache as cache
+
+    monkeypatch.setattr(cache, "atomic_write_bytes", read_only)  # the cache's one writer
     with pytest.warns(RuntimeWarning, match="could not store the event digits in .*Read-only file system.*"
                                             "NEUROSIM_CACHE_DIR"):
         assert ed.load_event_digits(tmp_path / "ro", progress=False) is tiny
