@@ -100,6 +100,7 @@ from torch import nn
 
 from neurosim import nn as nsn
 from neurosim._io import atomic_write_bytes
+from neurosim.functional.lif import strict_threshold
 
 __all__ = [
     "MAXPOOL_MODES", "NIRExportError", "NIRImportError", "beta_gain_from_tau_r", "from_nir", "read_nir",
@@ -639,8 +640,7 @@ def _import_neuron(node, shape: tuple[int, ...], dt_s: float, prev: nn.Module | 
     # NIR spikes when v > v_th, neurosim's immediate timing when v >= v_th: the next number above v_th in the dtype
     # the model runs in makes them agree at v == v_th too, which integer weights and thresholds (hardware graphs)
     # hit all the time (the next float32 is no use to a float64 model: 1 + 2^-30 would not spike)
-    v_th_t = torch.tensor(v_th, dtype=dtype)
-    above = float(torch.nextafter(v_th_t, torch.tensor(math.inf, dtype=dtype)))
+    above = strict_threshold(v_th, dtype)
     lif = nsn.LIF(None, dt_s * 1e3, beta=beta, v_th=above, reset="zero", reset_timing="immediate").to(dtype)
     with torch.no_grad():
         lif.v_th_value.fill_(above)  # the buffer was made in float32 before .to(dtype)

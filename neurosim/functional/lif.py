@@ -71,7 +71,7 @@ from neurosim.functional.surrogate import Surrogate, heaviside, spike
 
 __all__ = [
     "RESETS", "RESET_TIMINGS", "LIFParams", "LIFState", "beta_from_tau", "is_temporal_grad_enabled", "lif_scan",
-    "no_temporal_grad", "tau_from_beta",
+    "no_temporal_grad", "strict_threshold", "tau_from_beta",
 ]
 
 RESETS = ("subtract", "zero", "none")
@@ -109,6 +109,13 @@ def no_temporal_grad() -> Iterator[None]:
 def is_temporal_grad_enabled() -> bool:
     """False inside :func:`no_temporal_grad`."""
     return _TEMPORAL_GRAD.get()
+
+
+def strict_threshold(v_th: float, dtype: torch.dtype = torch.float32) -> float:
+    """The threshold that makes the immediate timing (a spike at ``v >= v_th``) spike at ``v > v_th`` as NIR and
+    snnTorch do: the next number above ``v_th`` in ``dtype``, the dtype the model runs in (ties ``v == v_th`` are
+    common with integer weights and thresholds)."""
+    return float(torch.nextafter(torch.tensor(v_th, dtype=dtype), torch.tensor(math.inf, dtype=dtype)))
 
 
 def beta_from_tau(tau_mem_ms: float, dt_ms: float) -> float:

@@ -62,13 +62,13 @@ Example:
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Iterable
 
 import torch
 from torch import nn
 
 from neurosim import nn as nsn
+from neurosim.functional.lif import strict_threshold
 
 __all__ = ["UnsupportedSnnTorchError", "copy_to_snntorch", "from_snntorch"]
 
@@ -180,8 +180,8 @@ def _convert_leaky(leaky, where: str, is_last: bool, backend: str, problems: lis
     if len(problems) > n_before:
         return None
     if immediate:  # reset in the step that spiked, as neurosim's immediate timing; snnTorch spikes at v > v_th strictly
-        dtype = torch.float64 if torch.as_tensor(leaky.threshold).dtype == torch.float64 else torch.float32
-        thr = float(torch.nextafter(torch.tensor(thr, dtype=dtype), torch.tensor(math.inf, dtype=dtype)))
+        thr = strict_threshold(thr, torch.float64 if torch.as_tensor(leaky.threshold).dtype == torch.float64
+                               else torch.float32)
     return nsn.LIF(
         beta=beta, v_th=thr, reset=reset, surrogate=surrogate[0], surrogate_alpha=surrogate[1],
         learn_beta=isinstance(leaky.beta, nn.Parameter), learn_threshold=isinstance(leaky.threshold, nn.Parameter),
