@@ -37,6 +37,21 @@ def _fractions(text: str) -> list[float]:
     return vals
 
 
+class _Given(argparse.Action):
+    """Stores like argparse's own actions and also notes the flag as given, so that a flag given without
+    ``--nonideal`` is named even when its value equals the default (``--sigma 0.05``)."""
+
+    def __init__(self, option_strings, dest, flag_value=None, **kwargs):
+        self.flag_value = flag_value
+        super().__init__(option_strings, dest, nargs=0 if flag_value is not None else None, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, self.flag_value if self.flag_value is not None else values)
+        given = dict(getattr(namespace, "_nonideal_given", None) or {})
+        given[self.option_strings[0]] = True
+        setattr(namespace, "_nonideal_given", given)
+
+
 def add_nonideal_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--nonideal`` and its options (chips, σ, fault rate, read noise, ADC, drift, sweeps) to ``parser``."""
     g = parser.add_argument_group("RRAM device non-idealities (crossbar targets, with --checkpoint)")
@@ -44,31 +59,33 @@ def add_nonideal_arguments(parser: argparse.ArgumentParser) -> None:
                    help="also evaluate test accuracy on Monte-Carlo RRAM chips of each crossbar target (spec's weight "
                         "quantisation, on/off ratio, tile rows and ADC, plus the effects below), next to the ideal "
                         "accuracy, and sweep variation and fault rate")
-    g.add_argument("--mc-chips", type=int, default=5, help="Monte-Carlo chips per setting (default 5)")
-    g.add_argument("--sigma", type=float, default=0.05,
+    g.add_argument("--mc-chips", action=_Given, type=int, default=5,
+                   help="Monte-Carlo chips per setting (default 5)")
+    g.add_argument("--sigma", action=_Given, type=float, default=0.05,
                    help="programming variation, σ relative to G, at the operating point (default 0.05)")
-    g.add_argument("--fault-rate", type=float, default=0.01,
+    g.add_argument("--fault-rate", action=_Given, type=float, default=0.01,
                    help="fraction of stuck-at cells at the operating point, half stuck ON, half OFF (default 0.01)")
-    g.add_argument("--stuck-on-fraction", type=float, default=0.5,
+    g.add_argument("--stuck-on-fraction", action=_Given, type=float, default=0.5,
                    help="share of the stuck cells stuck at G_on (default 0.5)")
-    g.add_argument("--read-noise", type=float, default=0.02,
+    g.add_argument("--read-noise", action=_Given, type=float, default=0.02,
                    help="per-read conductance noise, relative (default 0.02)")
-    g.add_argument("--no-adc", action="store_true", help="read column currents exactly instead of the spec's ADC")
-    g.add_argument("--drift-nu", type=float, default=0.0,
+    g.add_argument("--no-adc", action=_Given, flag_value=True, default=False,
+                   help="read column currents exactly instead of the spec's ADC")
+    g.add_argument("--drift-nu", action=_Given, type=float, default=0.0,
                    help="conductance drift exponent ν, G(t) = G0·(t/1 s)^-ν (default 0: no drift)")
-    g.add_argument("--drift-time-s", type=float, default=86400.0,
+    g.add_argument("--drift-time-s", action=_Given, type=float, default=86400.0,
                    help="time since programming for the drift, seconds (default 86400: one day)")
-    g.add_argument("--sigmas", type=_fractions, default=None, metavar="S1,S2,...",
+    g.add_argument("--sigmas", action=_Given, type=_fractions, default=None, metavar="S1,S2,...",
                    help="σ values of the variation sweep (default 0,0.05,0.1,0.2,0.5)")
-    g.add_argument("--fault-rates", type=_fractions, default=None, metavar="F1,F2,...",
+    g.add_argument("--fault-rates", action=_Given, type=_fractions, default=None, metavar="F1,F2,...",
                    help="stuck-at rates of the fault sweep (default 0,0.01,0.02,0.05,0.1)")
-    g.add_argument("--no-sweep", action="store_true", help="only the operating point, no sweeps")
-    g.add_argument("--nonideal-samples", type=int, default=None, metavar="N",
+    g.add_argument("--no-sweep", action=_Given, flag_value=True, default=False,
+                   help="only the operating point, no sweeps")
+    g.add_argument("--nonideal-samples", action=_Given, type=int, default=None, metavar="N",
                    help="test samples per chip (default: the whole test split)")
-    g.add_argument("--mc-seed", type=int, default=0, help="seed of the first chip (chip i uses seed + i; default 0)")
-    # the options that only mean something with --nonideal, and their defaults (to name the ones given without it)
-    parser.set_defaults(_nonideal_options={a.option_strings[0]: (a.dest, a.default) for a in g._group_actions
-                                           if a.dest != "nonideal"})
+    g.add_argument("--mc-seed", action=_Given, type=int, default=0,
+                   help="seed of the first chip (chip i uses seed + i; default 0)")
+    parser.set_defaults(_nonideal_given=None)  # the options given (see _Given), to name those given without --nonideal
 
 
 def check_nonideal_args(args: argparse.Namespace, checkpoint_path) -> list:
@@ -79,8 +96,7 @@ def check_nonideal_args(args: argparse.Namespace, checkpoint_path) -> list:
         neurosim.cli.UserError: one line naming the flag.
     """
     if not getattr(args, "nonideal", False):
-        given = [flag for flag, (dest, default) in getattr(args, "_nonideal_options", {}).items()
-                 if getattr(args, dest, default) != default]
+        given = list(getattr(args, "_nonideal_given", None) or {})
         if given:
             from neurosim.cli import UserError
 

@@ -231,6 +231,8 @@ def test_cli_estimates_a_trained_checkpoint(tiny_checkpoint, tmp_path, capsys):
     (["estimate", "--checkpoint", "c.pt", "--activity", "a.json"], "--activity goes with --nir"),
     (["estimate", "--checkpoint", "c.pt", "--sigma", "0.1", "--no-sweep"],
      "--sigma, --no-sweep apply only with --nonideal"),
+    (["estimate", "--checkpoint", "c.pt", "--mc-seed", "0", "--sigma=0.05"],  # the defaults' values, still named
+     "--mc-seed, --sigma apply only with --nonideal"),
     (["estimate", "--checkpoint", "c.pt", "--out", "afile"], "--out: afile is a file, not a folder"),
 ])
 def test_cli_bad_input_is_one_line_with_status_2(argv, words, capsys, tmp_path, monkeypatch):
