@@ -1,0 +1,68 @@
+"""neurosim imports where numba can cache neither beside its sources nor in the user's cache folder."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from neurosim._numba_cache import _writable, use_writable_numba_cache
+
+
+def _only(*writable_folders):
+    """A folder test answering yes for the given folders (and their children) only."""
+    return lambda folder: any(Path(folder).is_relative_to(w) for w in writable_folders)
+
+
+def test_numba_keeps_its_own_choice_where_the_sources_or_the_user_cache_are_writable(tmp_path):
+    pkg, home = tmp_path / "site-packages" / "neurosim", tmp_path / "home"
+    for writable in (_only(pkg), _only(home)):
+        env = {"HOME": str(home)}
+        assert use_writable_numba_cache(pkg, env, writable) is None
+        assert "NUMBA_CACHE_DIR" not in env
+
+
+def test_nowhere_to_cache_points_numba_at_a_temporary_folder(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    env = {"HOME": "/"}
+    folder = use_writable_numba_cache(tmp_path / "ro", env, _only(tmp_path / "tmp"))
+    assert folder == env["NUMBA_CACHE_DIR"] and Path(folder).parent == tmp_path / "tmp"
+
+
+def test_xdg_cache_home_is_numbas_user_cache_and_a_users_choice_is_kept(tmp_path):
+    env = {"HOME": "/", "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    assert use_writable_numba_cache(tmp_path / "ro", env, _only(tmp_path / "xdg")) is None
+    env = {"HOME": "/", "NUMBA_CACHE_DIR": "/mine"}
+    assert use_writable_numba_cache(tmp_path / "ro", env, lambda f: False) is None and env["NUMBA_CACHE_DIR"] == "/mine"
+
+
+def test_the_folder_test_creates_and_writes(tmp_path):
+    assert _writable(tmp_path / "a" / "b") and (tmp_path / "a" / "b").is_dir()
+    (tmp_path / "file").write_text("x")
+    assert not _writable(tmp_path / "file" / "sub")  # a file where the folder should be
+
+
+def test_an_install_where_numba_can_cache_nowhere_still_runs_its_kernels(tmp_path):
+    # A copy of the package whose __pycache__ folders cannot be made (a file holds each name), run with a HOME
+    # under which no folder can be made either: what a user meets with a root-owned install and HOME=/. Without
+    # the temporary folder numba raises "cannot cache function ... no locator available" at the first kernel.
+    import neurosim
+
+    site = tmp_path / "site"
+    shutil.copytree(Path(neurosim.__file__).parent, site / "neurosim", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in [p for p in (site / "neurosim").rglob("*") if p.is_dir()] + [site / "neurosim"]:
+        (folder / "__pycache__").write_text("not a folder")
+    (tmp_path / "home").write_text("not a folder")
+    code = ("import os, numpy as np, neurosim.data.dvs as d; "
+            "print(os.environ.get('NUMBA_CACHE_DIR'), len(d.emulate(np.ones((2, 4, 4)), np.array([0, 1000]))))")
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "PYTHONPATH": str(site), "TMPDIR": str(tmp_path / "tmp"),
+           "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    for key in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME"):
+        env.pop(key, None)
+    (tmp_path / "tmp").mkdir()
+    r = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split()[0] == str(tmp_path / "tmp" / f"neurosim-numba-{os.getuid()}")
