@@ -72,7 +72,7 @@ _OTHER_COMMANDS = ("continual_", "lsm_")
 
 def _other_command(path: Path) -> str | None:
     """``continual`` or ``lsm`` when the TOML file at ``path`` is written for that command, not for ``train``."""
-    import tomllib
+    from neurosim.config import tomllib  # the standard library's, or the tomli backport on Python 3.10
 
     try:
         keys = set(tomllib.loads(path.read_text(encoding="utf-8")))
@@ -129,9 +129,16 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _version() -> str:
+    from neurosim import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neurosim", description=__doc__.split("\n\n")[0])
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--version", action="version", version=f"neurosim {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model from a TOML config")
