@@ -11,9 +11,13 @@ frames to realistic DVS events", CVPRW 2021; Rebecq et al., "ESIM", CoRL 2018):
    interval are spread evenly over the interval (linear interpolation of the crossing times).
 3. **Refractory period.** An event closer than ``refractory_us`` to the pixel's previous event is dropped
    (the level ``M`` still moves, as in v2e).
-4. **Noise.** Leak events: ``M`` slowly drifts down by ``C · leak_rate_hz`` per second, so a static pixel emits an
-   ON event about every ``1 / leak_rate_hz`` seconds. Shot noise: Poisson events at ``shot_noise_rate_hz`` per pixel,
-   random polarity.
+4. **Noise.** Leak events: ``M`` slowly drifts down by ``contrast · r`` per second, so a static pixel emits an ON
+   event about every ``1 / r`` seconds. As in v2e, the drift uses the *nominal* threshold ``contrast`` (a pixel whose
+   own ``C`` is higher leaks more slowly), each pixel has its own rate ``r = leak_rate_hz · 10^(σ·z)``, ``z ~ N(0, 1)``,
+   ``σ`` = ``leak_rate_cov_decades``, and starts at a random phase of its leak cycle (``M`` lowered by ``U(0, C)``
+   at the first frame), so leak events come at unrelated times rather than all at once, and recordings shorter than
+   ``1 / leak_rate_hz`` get their share. Shot noise: Poisson events at ``shot_noise_rate_hz`` per pixel, random
+   polarity.
 
 The output is a structured array in tonic's dtype (``x, y, t, p``; ``t`` in µs; ``p`` 1 = ON, 0 = OFF), sorted by
 time, so every tonic transform applies to it. The emulator is deterministic for a given ``seed``.
@@ -41,9 +45,13 @@ class DVSParams:
         contrast_sigma: per-pixel standard deviation of ``C`` (fixed-pattern mismatch).
         refractory_us: dead time after an event, in µs.
         cutoff_hz: photoreceptor low-pass cut-off at full intensity, in Hz; ``0`` disables the filter.
-        leak_rate_hz: leak (background ON) event rate per pixel, in Hz.
+        leak_rate_hz: leak (background ON) event rate per pixel, in Hz: the median over pixels, each pixel's own
+            rate spreading around it by ``leak_rate_cov_decades`` (the mean is ~4 % higher with the defaults).
         shot_noise_rate_hz: shot-noise event rate per pixel, in Hz.
         eps: offset inside ``log(I + eps)`` that keeps black pixels finite.
+        leak_rate_cov_decades: per-pixel spread of the leak rate, in decades (standard deviation of
+            ``log10`` of the rate; v2e's ``noise_rate_cov_decades``, default 0.1 there too); ``0``: every pixel
+            leaks at ``leak_rate_hz``.
     """
 
     contrast: float = 0.25
@@ -53,13 +61,15 @@ class DVSParams:
     leak_rate_hz: float = 0.1
     shot_noise_rate_hz: float = 2.0
     eps: float = 0.05
+    leak_rate_cov_decades: float = 0.1
 
     def __post_init__(self):
         for name in ("contrast", "eps"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"DVSParams.{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("contrast_sigma", "refractory_us", "cutoff_hz", "leak_rate_hz", "shot_noise_rate_hz"):
-            if getattr(self, name) < 0:
+        for name in ("contrast_sigma", "refractory_us", "cutoff_hz", "leak_rate_hz", "shot_noise_rate_hz",
+                     "leak_rate_cov_decades"):
+            if not getattr(self, name) >= 0:  # (NaN fails too)
                 raise ValueError(f"DVSParams.{name} must be >= 0, got {getattr(self, name)!r}")
 
 
@@ -67,8 +77,8 @@ _NEVER = np.iinfo(np.int64).max  # "no such event": later than any timestamp
 
 
 @numba.njit(cache=True)
-def _emulate(frames, times_us, contrast, contrast_sigma, refractory_us, cutoff_hz, leak_rate_hz, shot_rate_hz,
-             eps, seed, out):
+def _emulate(frames, times_us, contrast, contrast_sigma, refractory_us, cutoff_hz, leak_rate_hz, leak_cov_decades,
+             shot_rate_hz, eps, seed, out):
     """Fill ``out`` ([capacity, 4]: x, y, t, p) and return the event count, or -1 if ``out`` is too small."""
     np.random.seed(seed)
     n_frames, height, width = frames.shape
@@ -83,6 +93,15 @@ def _emulate(frames, times_us, contrast, contrast_sigma, refractory_us, cutoff_h
             next_shot[i, j] = _next_arrival(times_us[0], shot_rate_hz)
     log_f = np.log(frames[0] + eps)
     level = log_f.copy()
+    leak_drift = np.zeros((height, width))  # log units per second, nominal threshold × the pixel's leak rate
+    if leak_rate_hz > 0.0:  # (drawn after the thresholds and first shot times: without leak, the same streams)
+        for i in range(height):
+            for j in range(width):
+                rate = leak_rate_hz
+                if leak_cov_decades > 0.0:
+                    rate *= 10.0 ** (leak_cov_decades * np.random.standard_normal())
+                leak_drift[i, j] = contrast * rate
+                level[i, j] -= np.random.random() * c_on[i, j]  # a random phase of the pixel's leak cycle
     last_t = np.full((height, width), -(1 << 60), dtype=np.int64)
     n = 0
     for k in range(1, n_frames):
@@ -100,7 +119,7 @@ def _emulate(frames, times_us, contrast, contrast_sigma, refractory_us, cutoff_h
                 else:
                     new = target
                 log_f[i, j] = new
-                level[i, j] -= c_on[i, j] * leak_rate_hz * dt_s
+                level[i, j] -= leak_drift[i, j] * dt_s
                 diff = new - level[i, j]
                 count = 0
                 pol = 0
@@ -184,7 +203,8 @@ def emulate(frames: np.ndarray, times_us: np.ndarray, params: DVSParams = DVSPar
         out = np.empty((capacity, 4), dtype=np.int64)
         n = _emulate(frames, times.astype(np.int64), float(params.contrast), float(params.contrast_sigma),
                      int(params.refractory_us), float(params.cutoff_hz), float(params.leak_rate_hz),
-                     float(params.shot_noise_rate_hz), float(params.eps), int(seed) % (2**32), out)
+                     float(params.leak_rate_cov_decades), float(params.shot_noise_rate_hz), float(params.eps),
+                     int(seed) % (2**32), out)
         if n >= 0:
             break
         capacity *= 4  # rerun from the start with room for more (same seed, same events)

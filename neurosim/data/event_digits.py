@@ -6,7 +6,7 @@ to 28×28 (MNIST's size), drawn dark on a bright background and watched by the e
 105 ms per leg) over a 34×34 pixel array — the recipe of Orchard et al. (2015) for N-MNIST. Every sample has its own
 seed, so the dataset is bit-for-bit reproducible; the train/test split (80/20, stratified by class) is fixed.
 
-The whole set is generated once (a few seconds with numba) and cached as ``event_digits_v2.npz`` under
+The whole set is generated once (a few seconds with numba) and cached as ``event_digits_v3.npz`` under
 :func:`neurosim.data._cache.default_cache_dir` (``NEUROSIM_CACHE_DIR`` overrides it). A corrupt cache file is
 detected and rebuilt. Samples are ``(events, label)`` with events in tonic's N-MNIST dtype, so any
 ``tonic.transforms`` transform works on them. See ``datasets/event_digits.md`` for the dataset card.
@@ -31,7 +31,8 @@ from neurosim.data.dvs import EVENT_DTYPE, DVSParams, emulate, render_shifted, s
 __all__ = ["EventDigits", "build_event_digits", "event_digits_cache_path", "load_event_digits", "VERSION",
            "SENSOR_SIZE", "DVS_PARAMS"]
 
-VERSION = 2  # 2: shot noise on pixels whose level is changing too (v1 dropped it there)
+VERSION = 3  # 2: shot noise on pixels whose level is changing too (v1 dropped it there); 3: leak events at random
+# phases and per-pixel rates (v2 pixels all leaked at once every 10 s, so a 0.3 s sample had none)
 SENSOR_SIZE = (34, 34, 2)
 """tonic sensor size (W, H, P), as N-MNIST."""
 DVS_PARAMS = DVSParams()

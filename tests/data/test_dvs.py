@@ -108,14 +108,40 @@ def test_photoreceptor_low_pass_spreads_a_step_over_time():
     assert filtered["t"].max() > 5000  # the slow pixel keeps firing as it settles
 
 
-def test_leak_makes_static_pixels_fire_on_events_at_the_leak_rate():
-    # the level drifts down by C·rate per second: one ON event per pixel every 1/rate = 0.2 s → 10 in 2.1 s
+def test_leak_makes_every_static_pixel_fire_on_events_at_the_leak_rate():
+    # without mismatch the level drifts down by C·rate per second from a random phase in [0, C): one ON event
+    # every 1/rate = 0.2 s, the first within 0.2 s, so floor(2.1 · 5 + phase) = 10 or 11 per pixel in 2.1 s
     n = 2101
     frames = np.full((n, 10, 10), 0.5)
-    params = DVSParams(leak_rate_hz=5.0, shot_noise_rate_hz=0.0, contrast_sigma=0.0, refractory_us=0)
+    params = DVSParams(leak_rate_hz=5.0, shot_noise_rate_hz=0.0, contrast_sigma=0.0, leak_rate_cov_decades=0.0,
+                       refractory_us=0)
     events = emulate(frames, _times(n), params)
     assert np.all(events["p"] == 1)
-    assert len(events) == 100 * 10
+    per_pixel = np.bincount(events["y"] * 10 + events["x"], minlength=100)
+    assert set(per_pixel.tolist()) <= {10, 11}
+    assert events["t"].min() < 200_000  # no pixel waits a whole leak period for its first event
+
+
+def test_leak_events_of_a_static_scene_are_spread_over_time():
+    """The level drifts with the nominal threshold from a random phase (v2e): pixels do not leak in step (they
+    all fired in the same frame every 1/leak_rate_hz before, whatever contrast_sigma)."""
+    n = 3001  # 30 s of 10 ms frames, 20×20 pixels, default mismatch, leak at 1 Hz
+    frames = np.full((n, 20, 20), 0.4)
+    params = DVSParams(leak_rate_hz=1.0, shot_noise_rate_hz=0.0)
+    events = emulate(frames, _times(n, 10_000), params, seed=3)
+    rate = len(events) / 400 / 30.0
+    assert 0.95 < rate < 1.15  # ≈ leak_rate_hz per pixel (lognormal rates and 1/C mismatch: mean ~1.04)
+    _, per_frame = np.unique(events["t"], return_counts=True)
+    assert per_frame.max() <= 20  # at most 5 % of the pixels in any one frame (~4 per frame on average)
+    assert len(per_frame) > 0.75 * n  # leak events in most frames
+    np.testing.assert_array_equal(events, emulate(frames, _times(n, 10_000), params, seed=3))  # deterministic
+
+
+def test_recordings_shorter_than_the_leak_period_get_their_share_of_leak_events():
+    # 34×34 static pixels for 0.3 s at the default 0.1 Hz: ~1156 · 0.3 · 0.1 ≈ 35 leak events (none before)
+    frames = np.full((301, 34, 34), 0.5)
+    events = emulate(frames, _times(301), DVSParams(shot_noise_rate_hz=0.0), seed=5)
+    assert 15 < len(events) < 70 and np.all(events["p"] == 1)
 
 
 @pytest.mark.parametrize("bad, match", [
@@ -138,6 +164,8 @@ def test_bad_parameters_are_rejected():
         DVSParams(contrast=0.0)
     with pytest.raises(ValueError, match="refractory_us"):
         DVSParams(refractory_us=-1)
+    with pytest.raises(ValueError, match="leak_rate_cov_decades"):
+        DVSParams(leak_rate_cov_decades=float("nan"))
 
 
 def test_saccade_path_visits_the_triangle_vertices():
