@@ -7,8 +7,10 @@ for turning your own recordings into SHD-style samples that ``tonic.datasets.SHD
 1. **Load / mix / resample.** A waveform (1-D, or 2-D with the shorter axis as channels, which are averaged) at
    any rate is resampled to ``sample_rate`` by band-limited FFT resampling (the spectrum is cut or zero-padded to
    the new length, as ``scipy.signal.resample`` does; exact for band-limited periodic signals, a little edge
-   ringing otherwise). With ``normalize`` the waveform is scaled to a peak of 1, so the output does not depend on
-   recording level.
+   ringing otherwise). Its mean is subtracted: a DC offset (common in microphones and ADCs) would otherwise leak
+   through the low channels' filters (the gammatone response is not 0 at 0 Hz) and make them fire throughout, where
+   a cochlea does not respond. With ``normalize`` the waveform is then scaled to a peak of 1, so the output does
+   not depend on recording level.
 2. **Filterbank** (FFT, zero-phase): ``n_channels`` band-pass filters with centre frequencies from ``f_min`` to
    ``f_max``, channel 0 the lowest. ``gammatone``: ERB-spaced centres and the magnitude response of a 4th-order
    gammatone filter, ``|H(f)| = (1 + ((f − fc)/b)²)^−2``, ``b = 1.019·ERB(fc)``, ``ERB(f) = 24.7·(4.37·f/1000 + 1)``
@@ -301,8 +303,16 @@ class AudioToSpikes:
     # stages ---------------------------------------------------------------------------------------------------
 
     def preprocess(self, waveform, sample_rate: float) -> np.ndarray:
-        """Mono, resampled to ``self.sample_rate`` and (with ``normalize``) peak-normalised waveform."""
+        """Mono, resampled to ``self.sample_rate``, zero-mean and (with ``normalize``) peak-normalised waveform.
+
+        A waveform that varies by less than ``1e-9`` of its offset (a constant, up to float rounding) becomes
+        silence: normalising its rounding residue would make full-scale noise of it.
+        """
         w = resample(_to_mono(waveform), sample_rate, self.sample_rate)
+        raw_peak = float(np.max(np.abs(w)))
+        w = w - w.mean()  # no DC offset
+        if float(np.max(np.abs(w))) <= 1e-9 * raw_peak:
+            w = np.zeros_like(w)
         if self.normalize:
             peak = float(np.max(np.abs(w)))
             if peak > 0:

@@ -108,6 +108,22 @@ def test_silence_gives_no_spikes_and_level_does_not_matter_when_normalised(digit
     np.testing.assert_array_equal(a2s(0.1 * waveform, sr), a2s(waveform, sr))
 
 
+@pytest.mark.parametrize("normalize", [True, False])
+def test_a_dc_offset_changes_no_spike(digit, normalize):
+    """The mean is removed before the filterbank: the low channels' gammatone tails (0.075 at 0 Hz for channel 0)
+    made a constant offset fire ~300 channels for as long as it lasted."""
+    waveform, sr = digit
+    a2s = AudioToSpikes(normalize=normalize)
+    peak = np.abs(waveform).max()
+    plain = a2s(waveform, sr)
+    for offset in (0.05 * peak, -0.1 * peak):
+        shifted = a2s(waveform + offset, sr)
+        assert len(shifted) == len(plain) and np.mean(shifted == plain) > 0.999  # the same, up to rounding
+    for value in (0.5, 0.1, -0.7):  # a constant is silence, also resampled (its rounding residue is not amplified)
+        assert len(a2s(np.full(16000, value), 16000)) == 0
+        assert len(a2s(np.full(16000, value), 44100)) == 0
+
+
 def test_deterministic_with_seed(digit):
     waveform, sr = digit
     clip = waveform[: sr // 2]
