@@ -46,7 +46,7 @@ import numpy as np
 
 __all__ = [
     "GraphError", "ConvGeometry", "NodeFacts", "Population", "Projection", "GraphFacts", "SynopCount", "analyze",
-    "SYNAPSE_TYPES", "SPIKING_TYPES", "NONSPIKING_TYPES",
+    "flatten_graph", "SYNAPSE_TYPES", "SPIKING_TYPES", "NONSPIKING_TYPES",
 ]
 
 SYNAPSE_TYPES = ("Linear", "Affine", "Conv1d", "Conv2d")
@@ -78,13 +78,23 @@ def _defined(types: Mapping | None, key: str) -> tuple[int, ...] | None:
     return _shape(types.get(key))
 
 
-def _per_dim(v, n: int, what: str, node: str) -> tuple[int, ...]:
+def _per_dim(v, n: int, what: str, node: str, minimum: int = 1) -> tuple[int, ...]:
+    """``v`` (one integer, or one per spatial dimension) as ``n`` integers >= ``minimum``; GraphError otherwise."""
+    if v is None:
+        raise GraphError(f"node {node!r}: {what} is None; give an integer or {n} integers")
+    shown = v.tolist() if isinstance(v, np.ndarray) else v
     arr = np.atleast_1d(np.asarray(v)).ravel()
     if arr.size == 1:
         arr = np.repeat(arr, n)
     if arr.size != n:
-        raise GraphError(f"node {node!r}: {what} {v!r} must have 1 or {n} entries")
-    out = tuple(int(x) for x in arr)
+        raise GraphError(f"node {node!r}: {what} {shown!r} must have 1 or {n} entries")
+    try:
+        out = tuple(int(x) for x in arr)
+        whole = all(float(x) == i for x, i in zip(arr, out))
+    except (TypeError, ValueError):
+        whole = False
+    if not whole or any(i < minimum for i in out):
+        raise GraphError(f"node {node!r}: {what} {shown!r} must be whole numbers >= {minimum}")
     return out
 
 
@@ -193,7 +203,7 @@ def _conv_geometry(name: str, node, in_shape: tuple[int, ...]) -> ConvGeometry:
         raise GraphError(f"node {name!r} ({kind}): weight must be {nd + 2}-d (C_out, C_in/groups, kernel...), got shape {w.shape}")
     if len(in_shape) != nd + 1:
         raise GraphError(f"node {name!r} ({kind}): input must be (C, {'L' if one_d else 'H, W'}), got shape {in_shape}")
-    groups = int(node.groups)
+    groups = _per_dim(node.groups, 1, "groups", name)[0]
     C_out, C_in_g = w.shape[:2]
     if groups < 1 or C_out % groups or in_shape[0] != C_in_g * groups:
         raise GraphError(
@@ -216,7 +226,7 @@ def _conv_geometry(name: str, node, in_shape: tuple[int, ...]) -> ConvGeometry:
         else:
             raise GraphError(f"node {name!r}: padding {node.padding!r} must be 'same', 'valid' or integers")
     else:
-        lo = hi = _per_dim(node.padding, nd, "padding", name)
+        lo = hi = _per_dim(node.padding, nd, "padding", name, minimum=0)
     out_sp = tuple(_conv_out(n, a, b, d, k, s) for n, a, b, d, k, s in zip(spatial, lo, hi, dilation, kernel, stride))
     if any(o < 1 for o in out_sp):
         raise GraphError(f"node {name!r} ({kind}): input {in_shape} is too small for kernel {kernel}, output would be {out_sp}")
@@ -234,8 +244,9 @@ def _pool_geometry(name: str, node, in_shape: tuple[int, ...]) -> ConvGeometry:
     if len(in_shape) != 3:
         raise GraphError(f"node {name!r} ({type(node).__name__}): input must be (C, H, W), got shape {in_shape}")
     kernel = _per_dim(node.kernel_size, 2, "kernel_size", name)
-    stride = _per_dim(node.stride, 2, "stride", name)
-    pad = _per_dim(node.padding, 2, "padding", name)
+    # stride None: the kernel size, as PyTorch's pooling layers (and older sinabs exports) mean it
+    stride = kernel if node.stride is None else _per_dim(node.stride, 2, "stride", name)
+    pad = _per_dim(node.padding, 2, "padding", name, minimum=0)
     C = in_shape[0]
     out_sp = tuple(_conv_out(n, p, p, 1, k, s) for n, p, k, s in zip(in_shape[1:], pad, kernel, stride))
     if any(o < 1 for o in out_sp):
@@ -441,14 +452,9 @@ class GraphFacts:
         """Measured events per output position of pooling node ``name`` over the run (its output shape); without a
         ``spike_counts`` entry its total is spread evenly."""
         shape = self.nodes[name].output_shape
-        size = int(np.prod(shape))
         if name in activity.spike_counts:
-            c = activity.spike_counts[name]
-            if c.size != size:
-                raise GraphError(f"spike_counts[{name!r}] has {c.size} values but pooling node {name!r} has output "
-                                 f"shape {shape} ({size} positions)")
-            return np.reshape(c, shape)
-        return np.full(shape, float(activity.spikes_per_step[name].sum()) / size)
+            return _in_layout(activity.spike_counts[name], shape, name, "pooling node")
+        return np.full(shape, float(activity.spikes_per_step[name].sum()) / int(np.prod(shape)))
 
     def events_at_synapse(self, proj: Projection, source_counts: np.ndarray, activity=None) -> np.ndarray:
         """Source spike counts -> events arriving at the synapse node's input (through Flatten/pools).
@@ -536,24 +542,24 @@ class GraphFacts:
     def source_counts(self, activity, population: str) -> tuple[np.ndarray, bool]:
         """Spike counts per neuron over the run (population shape) and whether they were measured per neuron.
 
-        Without a ``spike_counts`` entry the node's total is spread evenly over its neurons.
+        Without a ``spike_counts`` entry the node's total is spread evenly over its neurons. A ``spike_counts``
+        entry must have the node's shape, up to leading 1s, or be flat ``(N,)`` in the node's (C-)order.
         """
         pop = self.populations[population]
         if population in activity.spike_counts:
-            c = activity.spike_counts[population]
-            if c.size != pop.neurons:
-                raise GraphError(
-                    f"spike_counts[{population!r}] has shape {c.shape} ({c.size} values) but node {population!r} "
-                    f"has shape {pop.shape} ({pop.neurons} neurons)"
-                )
-            return np.reshape(c, pop.shape), True
+            return _in_layout(activity.spike_counts[population], pop.shape, population, f"{pop.node_type} node"), True
         total = float(self.source_series(activity, population).sum())
         return np.full(pop.shape, total / pop.neurons), False
 
     def check_activity(self, activity) -> None:
-        """Raise :class:`GraphError` when the activity names unknown nodes, misses a spiking node, or claims
-        more spikes in a step than a node has neurons."""
+        """Raise :class:`GraphError` when the activity names unknown nodes, misses a spiking node, claims more
+        spikes than a node can emit (a neuron at most once per step, a max pool at most one event per window and
+        step), gives spike counts in another layout than the node's, or disagrees with itself about the input
+        events; also when a non-spiking population feeds a weight or pooling layer (see
+        :meth:`check_spike_driven`)."""
+        self.check_spike_driven()
         known = set(self.populations)
+        T = activity.time_steps
         unknown = [n for n in activity.spikes_per_step if n not in self.nodes]
         if unknown:
             raise GraphError(f"activity names nodes {unknown} that are not in the graph; graph nodes: {list(self.nodes)}")
@@ -564,8 +570,17 @@ class GraphFacts:
                 f"activity records spikes for {not_pop}, which are not neuron, Input or pooling nodes; populations: "
                 f"{sorted(known)}"
             )
-        for name in pools:
-            self.pool_counts(activity, name)  # shape check
+        for name in pools:  # measured events leaving a max pool: at most one per window and step
+            windows = int(np.prod(self.nodes[name].output_shape))
+            series = activity.spikes_per_step[name]
+            if series.max() > windows * (1 + 1e-9):
+                t = int(series.argmax())
+                raise GraphError(
+                    f"activity for pooling node {name!r} has {series[t]:g} events at step {t} but the pool has only "
+                    f"{windows} windows; its measured events are those leaving a max pool (at most one per window "
+                    "and step). To count a sum pool, which passes on every spike, leave the node out of the activity"
+                )
+            _check_per_unit(self.pool_counts(activity, name), T, name, "pooling node", "window passes an event")
         for name, pop in self.populations.items():
             series = self.source_series(activity, name)
             if pop.on_chip and pop.spiking and series.size and series.max() > pop.neurons * (1 + 1e-9):
@@ -574,15 +589,38 @@ class GraphFacts:
                     f"activity for {name!r} has {series[t]:g} spikes at step {t} but the node has only {pop.neurons} "
                     "neurons (a neuron spikes at most once per step)"
                 )
-            self.source_counts(activity, name)  # shape check
-        if len(self.input_names) == 1:
-            name = self.input_names[0]
-            if name in activity.spikes_per_step and activity.input_events_per_step.any():
-                a, b = activity.spikes_per_step[name].sum(), activity.input_events_per_step.sum()
-                if not math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9):
-                    raise GraphError(
-                        f"input node {name!r}: spikes_per_step sums to {a:g} events but input_events_per_step to {b:g}"
-                    )
+            counts, measured = self.source_counts(activity, name)  # shape check
+            if measured and pop.on_chip and pop.spiking:
+                _check_per_unit(counts, T, name, f"{pop.node_type} node", "neuron spikes")
+        inputs = self.input_names
+        if all(n in activity.spikes_per_step for n in inputs) and inputs and activity.input_events_per_step.any():
+            a = sum(float(activity.spikes_per_step[n].sum()) for n in inputs)
+            b = float(activity.input_events_per_step.sum())
+            if not math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9):
+                what = f"input node {inputs[0]!r}: spikes_per_step sums" if len(inputs) == 1 else (
+                    f"the spikes_per_step entries of the Input nodes {inputs} sum")
+                raise GraphError(f"{what} to {a:g} events but input_events_per_step to {b:g}; both count the events "
+                                 "entering the graph")
+
+    def check_spike_driven(self) -> None:
+        """Raise :class:`GraphError` when a non-spiking population (LI, CubaLI, I) feeds a weight or pooling layer.
+
+        Its graded output reaches the next layer at every step from every neuron: a dense layer, which the
+        spike-driven models here (synops = spikes × fan-out, messages = spikes × destination cores) would count as
+        zero operations. A digital neuromorphic chip routes spikes only, so such a layer is refused rather than
+        costed by a guess. Non-spiking neurons as the network's readout (feeding an ``Output`` node, or a
+        neuron one-to-one) are fine.
+        """
+        for proj in self.projections:
+            pop = self.populations[proj.source]
+            if pop.on_chip and not pop.spiking and proj.synapse is not None:
+                raise GraphError(
+                    f"{pop.node_type} node {proj.source!r} is non-spiking: its graded output feeds "
+                    f"{self.nodes[proj.synapse].node_type} node {proj.synapse!r} (-> {proj.target!r}) at every step, "
+                    "and the hardware models cost spike-driven layers only (a neuromorphic chip routes spikes). "
+                    f"Make {proj.source!r} a spiking neuron (LIF, IF or CubaLIF), or keep non-spiking neurons as "
+                    "the readout at the end of the network"
+                )
 
     def synops(self, activity) -> SynopCount:
         """Synaptic operations per inference: Σ over source spikes of that neuron's actual fan-out.
@@ -625,6 +663,38 @@ class GraphFacts:
         }
 
 
+def _in_layout(counts: np.ndarray, shape: tuple[int, ...], name: str, what: str) -> np.ndarray:
+    """``counts`` in ``shape`` when it has that shape (up to leading 1s) or is flat; GraphError otherwise.
+
+    Same size is not enough: counts laid out channel-last ``(H, W, C)`` for a ``(C, H, W)`` node would be
+    reshaped into the wrong positions without a word.
+    """
+    def core(s: tuple[int, ...]) -> tuple[int, ...]:
+        i = 0
+        while i < len(s) and s[i] == 1:
+            i += 1
+        return tuple(s[i:])
+
+    n = int(np.prod(shape))
+    if counts.shape == (n,) or core(counts.shape) == core(tuple(shape)):
+        return np.reshape(counts, shape)
+    raise GraphError(
+        f"spike_counts[{name!r}] has shape {counts.shape} but {what} {name!r} has output shape {tuple(shape)}; give "
+        f"the counts in the node's own layout ({tuple(shape)}, or flat ({n},) in that order), e.g. channels first "
+        "(C, H, W), not (H, W, C)"
+    )
+
+
+def _check_per_unit(counts: np.ndarray, T: int, name: str, what: str, unit: str) -> None:
+    """GraphError when a neuron (or pooling window) has more events over the run than the run has steps."""
+    if counts.size and counts.max() > T * (1 + 1e-9):
+        i = np.unravel_index(int(counts.argmax()), counts.shape)
+        raise GraphError(
+            f"spike_counts[{name!r}] has {counts[i]:g} events at index {tuple(int(v) for v in i)} of {what} "
+            f"{name!r} in a run of {T} steps; a {unit} at most once per step"
+        )
+
+
 # ---------------------------------------------------------------------------------------------- analysis
 def _intrinsic_shapes(name: str, node) -> tuple[tuple | None, tuple | None]:
     kind = type(node).__name__
@@ -645,11 +715,25 @@ def _intrinsic_shapes(name: str, node) -> tuple[tuple | None, tuple | None]:
             return None, None
         return s, s
     s = _defined(getattr(node, "input_type", None), "input")
-    if kind in ("Conv1d", "Conv2d") and s is not None:
+    if kind in ("Conv1d", "Conv2d") and s is not None and np.ndim(node.weight) >= 2:
         # nir derives a conv's input channels from weight.shape[1], which is C_in / groups for a grouped conv:
         # take the channels from the weight and groups, and only the spatial size from the declared type
         s = (int(np.asarray(node.weight).shape[1]) * int(getattr(node, "groups", 1) or 1), *s[1:])
     return s, None
+
+
+def _check_weight(name: str, node) -> None:
+    """GraphError unless the synapse node's weight is an array of finite numbers."""
+    kind = type(node).__name__
+    try:
+        w = np.asarray(node.weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise GraphError(f"node {name!r} ({kind}): weight is not an array of numbers "
+                         f"(got {type(node.weight).__name__})") from None
+    bad = int(np.count_nonzero(~np.isfinite(w)))
+    if bad:
+        raise GraphError(f"node {name!r} ({kind}): {bad} of its {w.size} weights are NaN or infinite (a diverged "
+                         "training run?); the hardware models need finite weights")
 
 
 def _compute_output(name: str, node, in_shape: tuple[int, ...], geoms: dict) -> tuple[int, ...]:
@@ -676,14 +760,18 @@ def _infer(graph: nir.NIRGraph) -> tuple[dict, dict, dict]:
     nodes = graph.nodes
     unsupported = {n: type(v).__name__ for n, v in nodes.items() if type(v).__name__ not in SUPPORTED_TYPES}
     if unsupported:
-        raise GraphError(
-            f"nodes of unsupported types: {unsupported}; hardware models read {list(SUPPORTED_TYPES)}"
-            + (" (nested NIRGraph nodes must be flattened first)" if "NIRGraph" in unsupported.values() else "")
-        )
+        raise GraphError(f"nodes of unsupported types: {unsupported}; hardware models read {list(SUPPORTED_TYPES)}")
+    seen = set()
     for a, b in graph.edges:
         for n in (a, b):
             if n not in nodes:
                 raise GraphError(f"edge ({a!r}, {b!r}) names node {n!r}, which is not in the graph; nodes: {list(nodes)}")
+        if (a, b) in seen:  # nir's own type check refuses it too; counted twice, it would double the connection
+            raise GraphError(f"edge ({a!r}, {b!r}) is listed twice; list each connection once")
+        seen.add((a, b))
+    for n, node in nodes.items():
+        if type(node).__name__ in SYNAPSE_TYPES:
+            _check_weight(n, node)
     ins, outs, geoms = {}, {}, {}
     for n, node in nodes.items():
         ins[n], outs[n] = _intrinsic_shapes(n, node)
@@ -712,15 +800,107 @@ def _infer(graph: nir.NIRGraph) -> tuple[dict, dict, dict]:
     return ins, outs, geoms
 
 
+def flatten_graph(graph: nir.NIRGraph, sep: str = ".") -> nir.NIRGraph:
+    """Inline nested ``NIRGraph`` nodes (subgraphs, e.g. snnTorch's ``RLeaky``/``RSynaptic`` exports) into one graph.
+
+    Every node of a subgraph ``s`` is renamed ``s.<inner name>`` (recursively: ``a.b.c``). An edge into ``s`` goes
+    to the successors of its ``Input`` node, an edge out of ``s`` comes from the predecessors of its ``Output``
+    node, and the subgraph's own Input and Output nodes disappear. An edge may also name an inner node directly
+    (``"s.lif"``), or, when the subgraph has several Input or Output nodes, the one it means (``"s.input_b"``).
+
+    Args:
+        graph: a NIR graph, nested or not.
+        sep: joins a subgraph's name and its inner node names.
+
+    Returns:
+        ``graph`` itself when it has no subgraph; otherwise a new graph (built with ``type_check=False``) that
+        shares the node objects (nothing is copied or modified).
+
+    Raises:
+        GraphError: a subgraph with no Input (Output) node that an edge goes into (comes out of), several where
+            the edge does not say which, or a flattened name that another node already has.
+
+    Example:
+        >>> import numpy as np, nir
+        >>> o = np.ones(3)
+        >>> rec = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([3])),
+        ...     "lif": nir.LIF(tau=o, r=o, v_leak=0 * o, v_threshold=o), "w_rec": nir.Linear(weight=np.eye(3)),
+        ...     "output": nir.Output(output_type=np.array([3]))},
+        ...     edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")])
+        >>> g = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([4])),
+        ...     "fc": nir.Linear(weight=np.ones((3, 4))), "rleaky": rec,
+        ...     "output": nir.Output(output_type=np.array([3]))},
+        ...     edges=[("input", "fc"), ("fc", "rleaky"), ("rleaky", "output")])
+        >>> flat = flatten_graph(g)
+        >>> list(flat.nodes)
+        ['input', 'fc', 'rleaky.lif', 'rleaky.w_rec', 'output']
+        >>> flat.edges[1:]
+        [('fc', 'rleaky.lif'), ('rleaky.lif', 'rleaky.w_rec'), ('rleaky.w_rec', 'rleaky.lif'), ('rleaky.lif', 'output')]
+    """
+    if not any(isinstance(n, nir.NIRGraph) for n in graph.nodes.values()):
+        return graph
+    nodes: dict[str, object] = {}
+    ports: dict[str, tuple[list[str], list[str]]] = {}  # subgraph -> (its Input names, its Output names), prefixed
+    inner_edges: list[tuple[str, str]] = []
+
+    def add(name: str, node) -> None:
+        if name in nodes:
+            raise GraphError(f"flattening the nested NIR graphs gives two nodes named {name!r}; rename one of them")
+        nodes[name] = node
+
+    for name, node in graph.nodes.items():
+        if not isinstance(node, nir.NIRGraph):
+            add(name, node)
+            continue
+        inner = flatten_graph(node, sep)
+        for k, v in inner.nodes.items():
+            add(f"{name}{sep}{k}", v)
+        ports[name] = ([f"{name}{sep}{k}" for k, v in inner.nodes.items() if isinstance(v, nir.Input)],
+                       [f"{name}{sep}{k}" for k, v in inner.nodes.items() if isinstance(v, nir.Output)])
+        inner_edges += [(f"{name}{sep}{a}", f"{name}{sep}{b}") for a, b in inner.edges]
+
+    def port(edge: tuple[str, str], end: str, into: bool) -> str:
+        if end not in ports:
+            return end
+        names = ports[end][0 if into else 1]
+        kind = "Input" if into else "Output"
+        if len(names) != 1:
+            raise GraphError(
+                f"edge {edge} goes {'into' if into else 'out of'} subgraph {end!r}, which has "
+                + (f"no {kind} node; give the subgraph one" if not names else
+                   f"{len(names)} {kind} nodes {names}; name the one the edge means, e.g. {names[0]!r}")
+            )
+        return names[0]
+
+    edges = [(port((a, b), a, False), port((a, b), b, True)) for a, b in graph.edges] + inner_edges
+    for p in [n for ins, outs in ports.values() for n in ins + outs]:  # contract the inner Input/Output nodes
+        succ = [b for a, b in edges if a == p and b != p]
+        flat: list[tuple[str, str]] = []
+        for a, b in edges:
+            if b == p and a != p:
+                flat += [(a, s) for s in succ]
+            elif p not in (a, b):
+                flat.append((a, b))
+        edges = flat
+        del nodes[p]
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=dict(graph.metadata or {}), type_check=False)
+
+
 def analyze(graph: nir.NIRGraph) -> GraphFacts:
     """Read a NIR graph into :class:`GraphFacts`. The graph is not modified.
 
+    Nested subgraphs are inlined first (:func:`flatten_graph`): their nodes are then named ``subgraph.node``
+    (e.g. ``rleaky.lif`` for snnTorch's ``RLeaky`` export), in the facts and in the activity alike, and
+    ``GraphFacts.graph`` is the flattened graph.
+
     Raises:
-        GraphError: unsupported node types, unknown edge endpoints, shapes that cannot be inferred or do not
-            match, or a path the models cannot interpret (e.g. a synapse node feeding another synapse node).
+        GraphError: unsupported node types, unknown endpoints or duplicate edges, shapes that cannot be inferred or
+            do not match, weights that are NaN or infinite, or a path the models cannot interpret (e.g. a synapse
+            node feeding another synapse node).
     """
     if not isinstance(graph, nir.NIRGraph):
         raise GraphError(f"expected a nir.NIRGraph, got {type(graph).__name__}")
+    graph = flatten_graph(graph)
     ins, outs, geoms = _infer(graph)
     nodes = graph.nodes
     succ: dict[str, list[str]] = {n: [] for n in nodes}
