@@ -10,10 +10,16 @@ import os
 import socket
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["OutputPathError", "atomic_write_bytes", "atomic_write_text", "check_output_file", "check_output_folder",
-           "new_file_mode"]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks; the checks below rely on them where they exist
+    fcntl = None
+
+__all__ = ["OutputPathError", "RunFolderBusyError", "atomic_write_bytes", "atomic_write_text", "check_output_file",
+           "check_output_folder", "hold_run_folder", "new_file_mode"]
 
 
 def new_file_mode(path: str | Path) -> int:
@@ -33,7 +39,9 @@ def _tmp_prefix(path: Path) -> str:
 def _remove_stale_temps(path: Path) -> None:
     """Remove the temporary files that writes of ``path`` killed before their rename left (a stopped run's
     checkpoint or frame cache can be gigabytes): those of this machine whose process is gone, and any older than a
-    day (e.g. from an older neurosim that named them without machine and process). A live writer's is kept."""
+    day (e.g. from an older neurosim that named them without machine and process). A live writer's is kept: it
+    holds a lock on its temporary file while writing, which also protects it where the process number cannot tell
+    (containers sharing a host name, each with its own process numbers)."""
     host = socket.gethostname()
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         rest = tmp.name[len(path.name) + 2: -len(".tmp")]  # "<host>.<pid>.<random>" or "<random>"
@@ -41,9 +49,21 @@ def _remove_stale_temps(path: Path) -> None:
         try:
             gone = owner == host and not _alive(int(pid_rand))
             if gone or time.time() - tmp.stat().st_mtime > 86400:
-                tmp.unlink()
+                _unlink_unless_locked(tmp)
         except (ValueError, OSError):  # not ours to parse, or removed meanwhile
             continue
+
+
+def _unlink_unless_locked(tmp: Path) -> None:
+    if fcntl is None:
+        tmp.unlink()
+        return
+    with open(tmp, "rb") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # a writer holds it: alive, whatever its process number says
+            return
+        tmp.unlink()
 
 
 def _alive(pid: int) -> bool:
@@ -64,6 +84,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     _remove_stale_temps(path)
     fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # held until closed: another writer's cleanup leaves this file alone
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -88,6 +110,66 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 class OutputPathError(ValueError):
     """An output path that cannot be written (a file where a folder must go, a folder without write permission)."""
+
+
+class RunFolderBusyError(OutputPathError):
+    """A run folder another process is writing (two runs in one folder would overwrite each other's results)."""
+
+
+@contextmanager
+def hold_run_folder(run_dir: str | Path, command: str):
+    """Hold run folder ``run_dir`` for this process while the block runs: a second run of any neurosim command in
+    the same folder is refused, naming this one, instead of both writing into it.
+
+    The lock is an advisory ``flock`` on ``<run_dir>/.lock``, a file that says who holds it and is removed at the
+    end. The system releases the lock when the process ends, however it ends, so a killed run never leaves the
+    folder locked (only the file, which the next run takes over).
+    File systems without ``flock`` (some network mounts) and Windows run without the check.
+
+    Raises:
+        RunFolderBusyError: another live process holds the folder.
+    """
+    run_dir = Path(run_dir)
+    if fcntl is None:
+        yield run_dir
+        return
+    made = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = run_dir / ".lock"
+    while True:
+        f = open(lock, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise RunFolderBusyError(f"{run_dir} is in use by {holder}; two runs in one folder would overwrite each "
+                                     "other's results: wait for it to finish, or choose another name (--set "
+                                     "name=...)") from None
+        except OSError:  # no flock on this file system: run without the check
+            break
+        try:  # the file locked must still be the folder's lock (a run that made no output removes it at its end)
+            if os.stat(lock).st_ino == os.fstat(f.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        f.close()
+    try:
+        f.seek(0)
+        f.truncate()
+        f.write(f"neurosim {command} (process {os.getpid()} on {socket.gethostname()}, since "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')})\n")
+        f.flush()
+        yield run_dir
+    finally:
+        try:
+            lock.unlink()  # still ours: the others refuse while it is held, and re-open a lock file that vanished
+            if made and not any(run_dir.iterdir()):  # a run that failed before any output leaves no folder behind
+                run_dir.rmdir()
+        except OSError:
+            pass
+        f.close()  # releases the lock
 
 
 def check_output_folder(path: str | Path, what: str) -> Path:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from neurosim._io import atomic_write_text, check_output_folder
+from neurosim._io import atomic_write_text, check_output_folder, hold_run_folder
 from neurosim.config import ConfigError, RunConfig, config_from_checkpoint, config_to_dict, load_config
 from neurosim.data.pipeline import DataBundle, make_loaders
 from neurosim.nn import build_model
@@ -160,6 +161,14 @@ def _train_run(cfg: RunConfig, resume: bool, progress: bool, figures: bool, worl
     t0 = time.perf_counter()
     run_dir = Path(cfg.out_dir) / cfg.name
     _check_before_loading(cfg)
+    # process 0 holds the folder for the whole run: a second run started in it is refused (the processes of one
+    # data-parallel run share it through process 0)
+    with hold_run_folder(run_dir, "train") if world.is_main else nullcontext():
+        return _train_in_folder(cfg, run_dir, resume, progress, figures, world, t0)
+
+
+def _train_in_folder(cfg: RunConfig, run_dir: Path, resume: bool, progress: bool, figures: bool, world: World,
+                     t0: float) -> RunResult:
     if resume:
         _check_resumable(cfg, run_dir)
     elif world.is_main and (run_dir / "checkpoint.pt").is_file():

@@ -81,3 +81,77 @@ def test_a_full_disk_during_a_write_names_the_file_and_leaves_no_temporary(tmp_p
         atomic_write_bytes(tmp_path / "ck.pt", b"data")
     assert info.value.filename == str(tmp_path / "ck.pt") and info.value.errno == errno.ENOSPC
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_live_writers_temporary_file_is_kept_whatever_its_process_number_says(tmp_path):
+    # Containers sharing a host name number their processes apart: a live writer's pid may look dead here.
+    import fcntl
+    import socket
+    import subprocess
+    import sys
+
+    from neurosim._io import atomic_write_bytes
+
+    dead_pid = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead_pid.wait()
+    tmp = tmp_path / f".ck.pt.{socket.gethostname()}.{dead_pid.pid}.abc123.tmp"
+    tmp.write_bytes(b"being written")
+    with open(tmp, "rb") as writer:
+        fcntl.flock(writer, fcntl.LOCK_EX)  # what atomic_write_bytes holds while it writes
+        atomic_write_bytes(tmp_path / "ck.pt", b"data")
+        assert tmp.exists()
+    atomic_write_bytes(tmp_path / "ck.pt", b"data")  # the writer is gone now
+    assert not tmp.exists()
+
+
+def test_a_run_folder_is_held_by_one_run_at_a_time(tmp_path):
+    from neurosim._io import RunFolderBusyError, hold_run_folder
+
+    run = tmp_path / "run"
+    with hold_run_folder(run, "train"):
+        (run / "metrics.jsonl").write_text("{}\n")
+        with pytest.raises(RunFolderBusyError, match=rf"{run} is in use by neurosim train \(process {os.getpid()} "):
+            with hold_run_folder(run, "lsm"):
+                pass
+    with hold_run_folder(run, "lsm"):  # released at the end (and by the system when a process dies)
+        pass
+    assert sorted(p.name for p in run.iterdir()) == ["metrics.jsonl"]  # the lock file goes with the run
+
+
+def test_a_run_that_failed_before_any_output_leaves_no_folder(tmp_path):
+    from neurosim._io import hold_run_folder
+
+    with pytest.raises(ValueError, match="bad labels"):
+        with hold_run_folder(tmp_path / "run", "train"):
+            raise ValueError("bad labels")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "kept").mkdir()
+    with hold_run_folder(tmp_path / "kept", "train"):
+        pass
+    assert (tmp_path / "kept").is_dir()  # a folder that was there stays
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--config", "quickstart"],
+    ["continual", "--config", "continual_pmnist_digits"],
+    ["lsm", "--config", "lsm_event_digits"],
+])
+def test_a_second_run_in_a_busy_folder_is_refused_before_any_work(tmp_path, capsys, argv):
+    import subprocess
+    import sys
+
+    from neurosim.cli import main
+
+    run = tmp_path / "busy"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from neurosim._io import hold_run_folder\n"
+                               f"with hold_run_folder({str(run)!r}, 'train'):\n"
+                               "    print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main([*argv, "--set", f"out_dir={tmp_path}", "name=busy"]) == 2
+    finally:
+        holder.kill()
+        holder.wait()
+    err = capsys.readouterr().err
+    assert f"{run} is in use by neurosim train (process {holder.pid} " in err and err.count("\n") == 1
+    assert sorted(p.name for p in run.iterdir()) == [".lock"]  # nothing of the refused run

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from neurosim._io import atomic_write_text, check_output_folder
+from neurosim._io import atomic_write_text, check_output_folder, hold_run_folder
 from neurosim.config import ConfigError, config_to_dict, dumps_toml
 from neurosim.continual.config import ContinualConfig
 from neurosim.continual.report import accuracy_heatmap, accuracy_heatmaps, report_markdown
@@ -164,6 +164,12 @@ def run_continual(cfg: ContinualConfig, progress: bool = True, log=print, resume
     """
     t0 = time.perf_counter()
     run_dir = check_output_folder(Path(cfg.out_dir) / cfg.name, "out_dir")
+    with hold_run_folder(run_dir, "continual"):  # a second run in the same folder is refused
+        return _run_in_folder(cfg, run_dir, progress, log, resume, t0)
+
+
+def _run_in_folder(cfg: ContinualConfig, run_dir: Path, progress: bool, log, resume: bool, t0: float
+                   ) -> ContinualRun:
     tc = cfg.tasks
     try:
         source = load_source(tc.source, tc.time_steps, tc.downsample, tc.train_subset, tc.test_subset, tc.root,

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from neurosim._io import atomic_write_text, check_output_folder
+from neurosim._io import atomic_write_text, check_output_folder, hold_run_folder
 from neurosim.config import ConfigError, config_to_dict
 from neurosim.lsm.config import LSMConfig, LSMDataConfig, load_lsm_config
 from neurosim.lsm.readout import train_readout
@@ -179,10 +180,17 @@ def run_lsm(cfg: LSMConfig, progress: bool = True, figures: bool = True, write: 
 
     A run folder that holds a run of other settings is refused (before any work) unless ``overwrite``.
     """
+    t0 = time.perf_counter()
+    run_dir = check_output_folder(Path(cfg.out_dir) / cfg.name, "out_dir") if write else None
+    # the folder is held for the whole run (a second run in it is refused), then checked for other settings
+    with hold_run_folder(run_dir, "lsm") if write else nullcontext():
+        _check_before_loading(cfg, write, overwrite)
+        return _run(cfg, write, progress, figures, t0)
+
+
+def _run(cfg: LSMConfig, write: bool, progress: bool, figures: bool, t0: float) -> LSMResult:
     from neurosim.training import seed_everything
 
-    t0 = time.perf_counter()
-    _check_before_loading(cfg, write, overwrite)
     seed_everything(cfg.seed)
     x_tr, y_tr, x_te, y_te = load_lsm_data(cfg.data, progress)
     inputs = x_tr.shape[2]
