@@ -43,25 +43,31 @@ class LSMResult:
     readouts: dict = field(default_factory=dict)
 
 
-def downsample_events(frames: np.ndarray | torch.Tensor, size: int, merge_polarity: bool = True) -> torch.Tensor:
-    """Event-count frames ``[N, T, P, H, W]`` → binary input spikes ``[N, T, (P·)size·size]``.
+def downsample_events(frames: np.ndarray | torch.Tensor, size: int, merge_polarity: bool = True,
+                      chunk: int = 256) -> torch.Tensor:
+    """Event-count frames ``[N, T, P, H, W]`` → binary input spikes ``[N, T, (P·)size·size]`` (float32).
 
     The frames are centre-cropped to a multiple of ``size``, sum-pooled to ``size × size`` (polarities summed when
-    ``merge_polarity``) and a pixel spikes in a step when it saw at least one event.
+    ``merge_polarity``) and a pixel spikes in a step when it saw at least one event. ``chunk`` samples are
+    converted at a time, so the memory beyond the result stays that of ``chunk`` samples' frames in float32.
     """
-    x = torch.as_tensor(np.asarray(frames)).float()
-    if x.dim() != 5:
-        raise ValueError(f"frames must be [N, T, P, H, W], got shape {tuple(x.shape)}")
-    N, T, P, H, W = x.shape
+    frames = torch.as_tensor(np.asarray(frames))
+    if frames.dim() != 5:
+        raise ValueError(f"frames must be [N, T, P, H, W], got shape {tuple(frames.shape)}")
+    N, T, P, H, W = frames.shape
     k = min(H, W) // size
     if k < 1:
         raise ValueError(f"frames of {H}x{W} cannot be pooled to {size}x{size}")
     top, left = (H - k * size) // 2, (W - k * size) // 2
-    x = x[..., top: top + k * size, left: left + k * size]
-    if merge_polarity:
-        x = x.sum(2, keepdim=True)
-    x = torch.nn.functional.avg_pool2d(x.reshape(N * T, -1, k * size, k * size), k)
-    return (x > 0).float().reshape(N, T, -1)
+    out = torch.empty((N, T, (1 if merge_polarity else P) * size * size))
+    for i in range(0, N, chunk):  # float copies of `chunk` samples at a time, not of the whole split
+        x = frames[i: i + chunk, ..., top: top + k * size, left: left + k * size].float()
+        if merge_polarity:
+            x = x.sum(2, keepdim=True)
+        n = x.shape[0]
+        x = torch.nn.functional.avg_pool2d(x.reshape(n * T, -1, k * size, k * size), k)
+        out[i: i + n] = (x > 0).reshape(n, T, -1)
+    return out
 
 
 def load_lsm_data(cfg: LSMDataConfig, progress: bool = True):

@@ -192,3 +192,20 @@ def test_a_feature_silent_in_training_does_not_decide_the_prediction():
     assert readout.std[1] == 1.0  # not 1e-6: one test event there became a standardised value of 1e6
     probe = torch.tensor([[0.0, 1.0], [1.0, 1.0]])  # the silent feature fires once at test time
     assert readout.predict(probe).tolist() == [0, 1]
+
+
+def test_events_are_downsampled_to_input_spikes_by_hand_and_in_chunks():
+    import numpy as np
+
+    from neurosim.lsm.run import downsample_events
+
+    frames = np.zeros((3, 2, 2, 5, 5), dtype=np.uint8)  # [N, T, P, H, W]: 5x5 crops to 4x4, pools 2x2 -> 2x2
+    frames[0, 0, 1, 1, 2] = 3  # in the 4x4 crop (offset 0, rows/cols 0..3): pixel (1, 2) -> block (0, 1)
+    frames[1, 1, 0, 3, 3] = 1  # block (1, 1)
+    frames[2, 0, 0, 4, 4] = 9  # outside the crop: no spike
+    x = downsample_events(frames, 2)
+    assert x.shape == (3, 2, 4) and x.dtype == torch.float32
+    assert x[0, 0].tolist() == [0, 1, 0, 0] and x[1, 1].tolist() == [0, 0, 0, 1] and x.sum() == 2
+    assert downsample_events(frames, 2, merge_polarity=False)[0, 0].tolist() == [0] * 4 + [0, 1, 0, 0]
+    for chunk in (1, 2, 5):
+        assert torch.equal(downsample_events(frames, 2, chunk=chunk), x)
