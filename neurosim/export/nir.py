@@ -462,24 +462,68 @@ def write_nir(graph: nir.NIRGraph, path: str | Path) -> Path:
 def read_nir(path: str | Path) -> nir.NIRGraph:
     """Read a ``.nir`` file with type checking, with an error that names the file.
 
-    nir (1.0) rebuilds a ``Conv2d``'s types from its weight as if the conv were square and ungrouped: the input
-    with ``weight.shape[1]`` channels (``C_in / groups`` for a grouped, e.g. depthwise, conv) and the output with
-    ``weight.shape[2]`` as the kernel's size in both dimensions, so its own type check rejects grouped convs and
-    non-square kernels. Their types are computed again from the whole kernel before the types are checked.
+    nir (1.0) rebuilds a conv's types from its weight as if the conv were ungrouped (and, for ``Conv2d``, square):
+    the input with ``weight.shape[1]`` channels (``C_in / groups`` for a grouped, e.g. depthwise, conv) and a
+    ``Conv2d``'s output with ``weight.shape[2]`` as the kernel's size in both dimensions, so its own type check
+    rejects grouped ``Conv1d``/``Conv2d`` layers and non-square kernels. Their types are computed again from the
+    whole kernel before the types are checked, in nested subgraphs too (which ``nir.read(type_check=False)``
+    type-checks all the same, so the file is read without checking any).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no NIR file at {path}")
     try:
-        graph = nir.read(str(path), type_check=False)
-        for node in graph.nodes.values():
-            if isinstance(node, nir.Conv2d) and node.input_shape is not None:
-                _conv2d_types(node)
+        graph = _read_unchecked(path)
+        _repair_conv_types(graph)
         graph.infer_types()  # what nir.read's type check does
         graph.check_types()
         return graph
     except Exception as e:  # noqa: BLE001 - h5py and nir raise many kinds; report the file
         raise ValueError(f"{path}: not a readable NIR graph ({type(e).__name__}: {e})") from None
+
+
+def _read_unchecked(path: Path) -> nir.NIRGraph:
+    """``nir.read(path, type_check=False)`` for nested subgraphs too: nir (1.0) builds those with its default
+    type check, which refuses a grouped conv inside one before :func:`_repair_conv_types` can set its types."""
+    try:
+        import h5py
+        from nir.serialization import hdf2dict
+    except ImportError:  # another nir layout: its own reader
+        return nir.read(str(path), type_check=False)
+
+    def unchecked(d: dict) -> None:
+        if d.get("type") in ("NIRGraph", b"NIRGraph"):
+            d["type_check"] = False
+            for node in (d.get("nodes") or {}).values():
+                unchecked(node)
+
+    with h5py.File(path, "r") as f:
+        data = hdf2dict(f["node"])
+    unchecked(data)
+    return nir.dict2NIRNode(data)
+
+
+def _repair_conv_types(graph: nir.NIRGraph) -> None:
+    """Recompute the types of every conv with a declared input size (see :func:`read_nir`), subgraphs included."""
+    for node in graph.nodes.values():
+        if isinstance(node, nir.NIRGraph):
+            _repair_conv_types(node)
+        elif isinstance(node, nir.Conv2d) and node.input_shape is not None:
+            _conv2d_types(node)
+        elif isinstance(node, nir.Conv1d) and node.input_shape is not None:
+            _conv1d_types(node)
+
+
+def _conv1d_types(node: nir.Conv1d) -> None:
+    """Set ``node``'s input and output types from its whole weight ``(C_out, C_in / groups, k)``."""
+    from nir.ir.conv import calculate_conv_output
+
+    groups = int(getattr(node, "groups", 1) or 1)
+    c_out, c_in_group, k = node.weight.shape
+    length = int(np.asarray(node.input_shape).ravel()[0])
+    out = calculate_conv_output(length, node.padding, node.dilation, k, node.stride)
+    node.input_type = {"input": np.array([c_in_group * groups, length])}
+    node.output_type = {"output": np.array([c_out, *out])}
 
 
 def _conv2d_types(node: nir.Conv2d) -> None:

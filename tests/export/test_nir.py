@@ -464,3 +464,27 @@ def test_a_neuron_whose_tau_equals_dt_in_float32_imports_with_no_memory():
                    v_threshold=np.array([1.0]))  # float32(1e-4) is a little below 1e-4
     lif = [m for m in from_nir(_if_graph(1.0, node=node), dt_s=dt).modules() if isinstance(m, LIF)][0]
     assert float(lif.beta) == 0.0
+
+
+def _grouped_conv1d(groups=2) -> nir.Conv1d:
+    """Conv1d 2 -> 4 channels, kernel 3, padding 1, over 10 positions (depthwise-style for groups = 2)."""
+    return nir.Conv1d(input_shape=10, weight=np.ones((4, 2 // groups, 3)), stride=1, padding=1, dilation=1,
+                      groups=groups, bias=np.zeros(4))
+
+
+def test_a_grouped_conv1d_file_is_read_with_its_whole_kernel_in_subgraphs_too(tmp_path):
+    # nir 1.0 types a Conv1d's input with weight.shape[1] = C_in / groups channels, so its check refused the file
+    o = np.ones((4, 10))
+    body = {"c1": _grouped_conv1d(), "l1": nir.LIF(tau=o, r=o, v_leak=0 * o, v_threshold=o)}
+    flat = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([2, 10])), **body,
+                               "output": nir.Output(output_type=np.array([4, 10]))},
+                        edges=[("input", "c1"), ("c1", "l1"), ("l1", "output")], type_check=False)
+    nested = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([2, 10])), "block": flat,
+                                 "output": nir.Output(output_type=np.array([4, 10]))},
+                          edges=[("input", "block"), ("block", "output")], type_check=False)
+    for name, graph, conv in (("flat", flat, lambda g: g.nodes["c1"]),
+                              ("nested", nested, lambda g: g.nodes["block"].nodes["c1"])):
+        nir.write(str(tmp_path / f"{name}.nir"), graph)
+        back = read_nir(tmp_path / f"{name}.nir")
+        assert list(conv(back).input_type["input"]) == [2, 10]
+        assert list(conv(back).output_type["output"]) == [4, 10]
