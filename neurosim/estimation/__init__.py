@@ -50,11 +50,13 @@ class EstimateReport:
 
     def to_dict(self) -> dict:
         import nir
+        from hardware_models.graph import flatten_graph
 
         a = self.activity
         neurons = (nir.LIF, nir.IF, nir.CubaLIF)
         per_node = {k: float(v.sum()) for k, v in a.spikes_per_step.items()}
-        is_neuron = {k: isinstance(self.graph.nodes.get(k), neurons) for k in per_node}
+        nodes = flatten_graph(self.graph).nodes  # a subgraph's neurons are named 'subgraph.node' in the activity
+        is_neuron = {k: isinstance(nodes.get(k), neurons) for k in per_node}
         return {
             "activity": {"time_steps": a.time_steps, "dt_s": a.dt_s, "samples": a.samples,
                          "input_events_per_inference": float(a.input_events_per_step.sum()),

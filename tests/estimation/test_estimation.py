@@ -268,3 +268,39 @@ def test_demo_report_gains_the_chip_estimates_of_the_trained_model(tmp_path, eve
     for t in ("loihi", "truenorth", "rram_neurosim"):
         assert t in text and report.estimates[t].total_energy_j > 0
     assert (tmp_path / "demo" / "estimate" / "energy.png").is_file()
+
+
+def test_cli_estimates_foreign_nir_files_with_a_grouped_conv1d_or_a_nested_recurrent_layer(tmp_path):
+    import nir
+
+    from hardware_models import ActivityProfile
+
+    o = np.ones((4, 10))
+    conv = nir.NIRGraph(nodes={
+        "input": nir.Input(input_type=np.array([2, 10])),
+        "c1": nir.Conv1d(input_shape=10, weight=np.ones((4, 1, 3)), stride=1, padding=1, dilation=1, groups=2,
+                         bias=np.zeros(4)),
+        "l1": nir.LIF(tau=o, r=o, v_leak=0 * o, v_threshold=o), "output": nir.Output(output_type=np.array([4, 10]))},
+        edges=[("input", "c1"), ("c1", "l1"), ("l1", "output")], type_check=False)
+    x = np.zeros((2, 10))
+    x[0, 0] = x[1, 5] = 1  # channel 0 at the border: 2 channels x 2 positions; channel 1 inside: 2 x 3
+    ActivityProfile(time_steps=1, dt_s=1e-3, samples=1, spikes_per_step={"input": [2.0], "l1": [0.0]},
+                    spike_counts={"input": x}, input_events_per_step=[2.0]).to_json(tmp_path / "conv.json")
+    o = np.ones(3)
+    rleaky = nir.NIRGraph(nodes={  # snnTorch's RLeaky export: a subgraph
+        "input": nir.Input(input_type=np.array([3])), "lif": nir.LIF(tau=o, r=o, v_leak=0 * o, v_threshold=o),
+        "w_rec": nir.Linear(weight=np.ones((3, 3))), "output": nir.Output(output_type=np.array([3]))},
+        edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")])
+    rec = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([4])), "fc": nir.Linear(weight=np.ones((3, 4))),
+                              "rleaky": rleaky, "output": nir.Output(output_type=np.array([3]))},
+                       edges=[("input", "fc"), ("fc", "rleaky"), ("rleaky", "output")])
+    ActivityProfile(time_steps=2, dt_s=1e-3, samples=1, spikes_per_step={"rleaky.lif": [1.0, 2.0]},
+                    input_events_per_step=[3.0, 1.0]).to_json(tmp_path / "rec.json")
+    # synops by hand: 2·2 + 2·3 = 10; 4 input events x 3 + 3 recurrent spikes x 3 = 21
+    for name, graph, synops in (("conv", conv, 10.0), ("rec", rec, 21.0)):
+        nir.write(str(tmp_path / f"{name}.nir"), graph)
+        assert main(["-q", "estimate", "--nir", str(tmp_path / f"{name}.nir"), "--activity",
+                     str(tmp_path / f"{name}.json"), "--target", "loihi", "--out", str(tmp_path / name)]) == 0
+        est = json.loads((tmp_path / name / "estimate.json").read_text())
+        assert est["targets"]["loihi"]["synops"] == synops
+    assert est["activity"]["spikes_per_inference"] == {"rleaky.lif": 3.0}  # a neuron, under its flattened name
