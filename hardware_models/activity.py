@@ -5,10 +5,13 @@ and averaging over the samples. For every NIR node name it holds
 
 * ``spikes_per_step[name]``, shape ``(T,)``: spikes emitted at each step, summed over the node's neurons,
   mean over samples;
-* ``spike_counts[name]``, the node's output shape: spikes per neuron over the whole run, mean over samples
-  (optional per node; without it the models assume spikes spread evenly over the node's neurons).
+* ``spike_counts[name]``, the node's output shape and layout (e.g. channels first; or flat in that order):
+  spikes per neuron over the whole run, mean over samples (optional per node; without it the models assume
+  spikes spread evenly over the node's neurons).
 
-and ``input_events_per_step``, shape ``(T,)``: events entering the graph per step (mean over samples).
+and ``input_events_per_step``, shape ``(T,)``: events entering the graph per step (mean over samples; with
+several Input nodes, all of them together). A node inside a nested subgraph is named ``subgraph.node``
+(e.g. ``rleaky.lif``), as :func:`hardware_models.graph.flatten_graph` names it.
 The two views of one node must agree: ``spike_counts[name].sum() == spikes_per_step[name].sum()``.
 A node in ``spike_counts`` must also be in ``spikes_per_step``; to give the spatial distribution of the
 input events, list the graph's ``Input`` node under both (its series then equals ``input_events_per_step``).
