@@ -4,12 +4,17 @@
 into equal chunks of ``n`` neurons per core — the largest ``n`` for which every core stays within the
 spec's limits: neurons per core, synaptic memory (nonzero synapses × (weight bits + overhead)), input
 axons (distinct presynaptic inputs, exact for convolutions including borders) and output axons
-(destination cores of its neurons). A neuron whose inputs alone exceed a core is either *split*
-(``fan_in_over_limit = "split"``: ``k`` input slices, each holding partial-sum compartments of the
-chunk) or *reported* as not fitting. A neuron that must reach more cores than ``fan_out_per_neuron``
-(TrueNorth: one) is copied. ``layer_per_core`` targets (Speck) put every layer on one core whose kernel
-and neuron memories must hold it and whose spikes reach at most ``destinations_per_core`` layers (a
-recurrent loop counts as one); recurrent layers are noted, since sinabs maps only acyclic networks by itself.
+(destination cores of its neurons). A population of channels × positions that a convolution or pool feeds
+or reads may instead be cut *position-major* (every channel of consecutive positions on a core, so a core
+reads a narrow input window); the mapper tries channel-major for all, position-major for all, then flips
+each such population's order once, keeps the assignment with the fewest cores, and notes it. A neuron whose
+inputs alone exceed a core is either *split* (``fan_in_over_limit = "split"``: ``k`` input slices, each
+holding partial-sum compartments of the chunk) or *reported* as not fitting. A neuron that must reach more
+cores than ``fan_out_per_neuron`` (TrueNorth: one) is copied; copies share its input axons, so a chunk's
+neurons and copies fill ⌈slots / neurons_per_core⌉ cores (fewer where synaptic memory binds).
+``layer_per_core`` targets (Speck) put every layer on one core whose kernel and neuron memories must hold it
+and whose spikes reach at most ``destinations_per_core`` layers (a recurrent loop counts as one); recurrent
+layers are noted, since sinabs maps only acyclic networks by itself.
 
 **Energy per inference** (each term only where the spec says it is ``modelled``)::
 
@@ -24,8 +29,8 @@ source and destination cores, cores placed row-major on a √(cores per chip)-wi
 not a floor plan). Energy is therefore affine in activity: zero activity leaves neuron_idle and static
 (for a ``step_driven`` chip with static power, run time itself depends on activity).
 
-Chunks follow the flat channel-major neuron order; for convolutions on small cores this needs more axons
-and neuron copies than a hand-tiled spatial placement, so such core counts are upper bounds.
+Chunks are runs of one of these two orders; a hand-tiled placement of 2-D patches can need fewer axons and
+neuron copies, so core counts of convolutions on small cores are upper bounds.
 
 **Latency per step** = busiest core (synops · t_syn + updates · t_update + messages · t_msg) + mean hop
 delay + barrier sync, at least the chip's tick (``fixed_tick``) or ``dt`` (``realtime``).
@@ -34,7 +39,7 @@ delay + barrier sync, at least the chip's tick (``fixed_tick``) or ``dt`` (``rea
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -61,6 +66,10 @@ class _Placement:
     max_syn: float = 0.0
     max_axons: float = 0.0
     max_out: float = 0.0
+    order: str = "channel"  # chunks follow: "channel" (flat C order) or "position" (all channels of a position)
+    perm: np.ndarray | None = field(default=None, repr=False)  # flat neuron indices in placement order
+    rank: np.ndarray | None = field(default=None, repr=False)  # placement position of each flat neuron index
+    core_count: int | None = None  # set by finish(): neuron copies included
 
     @property
     def starts(self) -> np.ndarray:
@@ -68,14 +77,35 @@ class _Placement:
 
     @property
     def cores(self) -> int:
-        return self.k * math.ceil(max(self.slots, self.neurons) / self.n)
+        return self.core_count if self.core_count is not None else self.k * math.ceil(self.neurons / self.n)
+
+    def chunk_sums(self, values: np.ndarray, n: int | None = None) -> np.ndarray:
+        """Sum of a per-neuron array (flat C order) over each chunk of ``n`` (default: this placement's) neurons
+        taken in placement order."""
+        v = np.reshape(values, -1)
+        if not self.neurons:
+            return np.zeros(1)
+        if self.perm is not None:
+            v = v[self.perm]
+        return np.add.reduceat(v, np.arange(0, self.neurons, n or self.n))
+
+
+def _position_major(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(perm, rank) of position-major order for a ``(C, *positions)`` population: neuron ``(c, p)`` (flat
+    ``c·P + p``) comes at place ``p·C + c``, so a chunk holds every channel of consecutive positions."""
+    C, P = shape[0], math.prod(shape[1:])
+    return np.arange(C * P).reshape(C, P).T.ravel(), np.arange(C * P).reshape(P, C).T.ravel()
 
 
 def _largest(upper: int, ok) -> int:
     """Largest n in [1, upper] with ok(n) (ok assumed monotone: true up to some n); 0 if ok(1) is false."""
-    if upper < 1 or not ok(1):
+    if upper < 1:
         return 0
-    lo, hi = 1, upper
+    if ok(upper):
+        return upper
+    if not ok(1):
+        return 0
+    lo, hi = 1, upper - 1
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if ok(mid):
@@ -88,7 +118,10 @@ def _largest(upper: int, ok) -> int:
 class _CorePartition:
     """Maps every on-chip population of ``facts`` onto cores within ``spec``'s limits."""
 
-    def __init__(self, facts: GraphFacts, spec: Spec, weight_bits: int, chips: int):
+    def __init__(self, facts: GraphFacts, spec: Spec, weight_bits: int, chips: int,
+                 orders: dict[str, str] | None = None, cache: dict | None = None):
+        """``orders``: population -> ``"channel"`` (default) or ``"position"``; ``cache``: connectivity shared
+        between partitions of the same graph and spec that try different orders."""
         self.facts, self.spec, self.chips = facts, spec, chips
         self.notes: list[str] = []
         self.violations: list[Violation] = []
@@ -108,19 +141,36 @@ class _CorePartition:
         self.fout_cap = spec.si("capacity.fan_out_per_core", math.inf)
         self.fout_neuron = spec.si("capacity.fan_out_per_neuron", math.inf)
         self.pops = [n for n, p in facts.populations.items() if p.on_chip]
-        self.place = {n: _Placement(n, facts.populations[n].neurons) for n in self.pops}
+        self.spatial = [n for n in self.pops if self._spatial(n)]  # where position-major order is an option
+        self.place = {}
+        for n in self.pops:
+            p = self.place[n] = _Placement(n, facts.populations[n].neurons)
+            if (orders or {}).get(n, "channel") == "position" and n in self.spatial:
+                p.order = "position"
+                p.perm, p.rank = _position_major(facts.populations[n].shape)
         self._fan_in_flat = {n: facts.fan_in(n).ravel() for n in self.pops}
-        self._conn: dict = {}
-        self._single: dict = {}
+        cache = {} if cache is None else cache
+        self._conn: dict = cache.setdefault("conn", {})
+        self._single: dict = cache.setdefault("single", {})
+
+    def _spatial(self, pop: str) -> bool:
+        """True for a population with channels and positions that a convolution or pool feeds or reads."""
+        f = self.facts
+        shape = f.populations[pop].shape
+        if len(shape) < 2 or shape[0] < 2 or math.prod(shape[1:]) < 2:
+            return False
+        return any(f.geometry(node) is not None for proj in f.projections_to(pop) + f.projections_from(pop)
+                   for node in (*proj.pre_path, proj.synapse) if node is not None)
 
     # ---------------------------------------------------------------- connectivity
     def connectivity(self, proj: Projection, n: int) -> tuple[np.ndarray, np.ndarray]:
         """(input axons per chunk of n target neurons, destination chunks per synapse-input position)."""
-        key = (proj, n)
+        tp = self.place[proj.target]
+        key = (proj, n, tp.order)
         if key in self._conn:
             return self._conn[key]
         f = self.facts
-        N = f.populations[proj.target].neurons
+        N = tp.neurons
         starts = np.arange(0, N, n)
         if proj.synapse is None:
             axons = np.diff(np.append(starts, N)).astype(np.float64)
@@ -131,16 +181,18 @@ class _CorePartition:
                 axons = np.full(len(starts), float(m.shape[1]))
                 dest = np.full(m.shape[1], float(len(starts)))
             else:
-                anyc = np.logical_or.reduceat(m, starts, axis=0)
+                anyc = np.logical_or.reduceat(m if tp.perm is None else m[tp.perm], starts, axis=0)
                 axons, dest = anyc.sum(axis=1).astype(np.float64), anyc.sum(axis=0).astype(np.float64)
         else:
-            axons, dest = self._conv_connectivity(f.geometry(proj.synapse), N, n, starts)
+            axons, dest = self._conv_connectivity(f.geometry(proj.synapse), N, n, starts, tp.rank)
         self._conn[key] = (axons, dest)
         return axons, dest
 
     @staticmethod
-    def _conv_connectivity(g, N, n, starts):
-        """Exact for dense kernels: for every input position, the chunks holding an output that reads it."""
+    def _conv_connectivity(g, N, n, starts, rank=None):
+        """Exact for dense kernels: for every input position, the chunks holding an output that reads it.
+
+        ``rank``: placement position of each output (flat C order index), None for flat C order itself."""
         G, cin_pg, cpg = g.groups, g.c_in_per_group, g.c_out_per_group
         _, H, W = g.in_shape
         _, OH, OW = g.out_shape
@@ -158,6 +210,8 @@ class _CorePartition:
         chan = (np.arange(G)[:, None] * cpg + np.arange(cpg)[None, :]) * P  # (G, cpg) flat offset of each channel
         flat = chan[:, None, :, None] + pos[None, :, None, :]  # (G, HW, cpg, K)
         ok = valid[None, :, None, :] & used[:, None, None, :]
+        if rank is not None:
+            flat = rank[np.where(ok, flat, 0)]
         chunk = np.where(ok, flat // n, -1).reshape(G, H * W, cpg * kh * kw)
         chunk.sort(axis=2)
         first = chunk >= 0
@@ -188,10 +242,9 @@ class _CorePartition:
 
     def chunk_load(self, pop: str, n: int, k: int) -> tuple[float, float]:
         """(max synapses, max input axons) over the cores of ``pop`` with chunks of n and k input slices."""
-        N = self.place[pop].neurons
-        starts = np.arange(0, N, n)
-        syn = np.add.reduceat(self._fan_in_flat[pop], starts) if N else np.zeros(1)
-        ax = np.zeros(len(starts))
+        p = self.place[pop]
+        syn = p.chunk_sums(self._fan_in_flat[pop], n)
+        ax = np.zeros(len(syn))
         for proj in self.facts.projections_to(pop):
             ax = ax + self.connectivity(proj, n)[0]
         return float(np.ceil(syn.max() / k)), float(np.ceil(ax.max() / k))
@@ -223,11 +276,14 @@ class _CorePartition:
                     self.violations.append(Violation(limit, pop, value, allowed, msg + "; the layer must be restructured"))
         p.k = k
 
+        def syn_ok(n: int) -> bool:  # cheap: no connectivity needed
+            return float(np.ceil(p.chunk_sums(self._fan_in_flat[pop], n).max() / k)) <= self.syn_cap
+
         def ok(n: int) -> bool:
             syn, ax = self.chunk_load(pop, n, k)
             return syn <= self.syn_cap and ax <= self.fin_cap
 
-        n = _largest(min(self.npc, p.neurons), ok)
+        n = _largest(max(_largest(min(self.npc, p.neurons), syn_ok), 1), ok)
         p.n = max(n, 1)
         p.limited_by = "neurons_per_core" if p.n == min(self.npc, p.neurons) else self._binding(pop, p.n + 1, k)
         p.max_syn, p.max_axons = self.chunk_load(pop, p.n, k)
@@ -271,7 +327,7 @@ class _CorePartition:
                 continue  # reported in finish()
 
             def ok(n: int) -> bool:
-                return float(np.add.reduceat(d, np.arange(0, p.neurons, n)).max()) <= self.fout_cap
+                return float(p.chunk_sums(d, n).max()) <= self.fout_cap
 
             if not ok(p.n):
                 p.n = _largest(p.n, ok)
@@ -279,6 +335,22 @@ class _CorePartition:
                 p.max_syn, p.max_axons = self.chunk_load(pop, p.n, p.k)
                 changed = True
         return changed
+
+    def _cores_with_copies(self, pop: str, copies: np.ndarray) -> int:
+        """Cores of one input slice of ``pop`` when neuron ``i`` takes ``copies[i]`` slots (flat order).
+
+        Copies of a neuron read the same input axons, so any slots of a chunk share its input axons and fit
+        within ``fan_in_per_core``; a chunk's slots fill cores of ``neurons_per_core`` slots, fewer where the
+        synaptic memory holds fewer copies of the chunk's largest fan-in. A chunk without copies keeps its core.
+        """
+        p = self.place[pop]
+        cap = self.npc
+        per_slot = float(np.ceil(self._fan_in_flat[pop].max(initial=0.0) / p.k))
+        if math.isfinite(self.syn_cap) and per_slot > 0:
+            cap = min(cap, int(self.syn_cap // per_slot))
+        slots = p.chunk_sums(copies)
+        sizes = p.chunk_sums(np.ones(p.neurons))
+        return int(np.where(slots > sizes, np.ceil(slots / max(cap, 1)), 1.0).sum())
 
     def finish(self) -> MappingResult:
         for pop in self.pops:
@@ -296,13 +368,15 @@ class _CorePartition:
                 copies = np.maximum(1, np.ceil(d / self.fout_neuron))
                 p.slots = int(copies.sum())
                 if p.slots > p.neurons:
+                    p.core_count = p.k * self._cores_with_copies(pop, copies)
                     self.notes.append(
                         f"layer {pop!r}: neurons reach up to {d.max():g} cores but a {self.spec.name} neuron reaches "
-                        f"{self.fout_neuron:g}; {p.slots - p.neurons} neuron copies added")
+                        f"{self.fout_neuron:g}; {p.slots - p.neurons} neuron copies added (a copy shares its "
+                        "neuron's input axons and takes a free neuron slot of its core)")
             else:
                 p.slots = p.neurons
             if d.size:
-                p.max_out = float(np.add.reduceat(d, p.starts).max())
+                p.max_out = float(p.chunk_sums(d).max())
         first = 0
         layers = {}
         for pop in self.pops:
@@ -460,7 +534,12 @@ def _map_layer_per_core(facts: GraphFacts, spec: Spec, weight_bits: int, chips: 
     per_core = [v for v in violations if v.limit != "cores_per_chip"]
     fits = not violations and (chips_needed or 1) <= chips
     if per_core:
-        notes.append("a layer exceeds every core's memory: no number of chips makes this network fit as it is")
+        causes = []
+        if any(v.limit != "destinations_per_core" for v in per_core):
+            causes.append("a layer exceeds every core's memory")
+        if any(v.limit == "destinations_per_core" for v in per_core):
+            causes.append(f"a layer sends its spikes to more than the {int(max_dest)} layers a core can reach")
+        notes.append(f"{' and '.join(causes)}: no number of chips makes this network fit as it is")
     return MappingResult(target=spec.name, cores_used=len(pops), cores_per_chip=cpc,
                          chips_needed=None if per_core else chips_needed, fits=fits, layers=layers,
                          violations=tuple(violations), notes=tuple(notes)), None
@@ -485,13 +564,48 @@ def _map(facts, spec, weight_bits, chips):
         raise ValueError(f"weight_bits must be a positive integer, got {weight_bits!r}")
     if spec.options["mapping"] == "layer_per_core":
         return _map_layer_per_core(facts, spec, weight_bits, chips)
-    m = _CorePartition(facts, spec, weight_bits, chips)
-    for pop in m.pops:
-        m.map_fan_in(pop)
-    for _ in range(8):
-        if not m.map_fan_out():
-            break
-    return m.finish(), m
+    cache: dict = {}
+
+    def partition(orders: dict[str, str]) -> tuple[MappingResult, _CorePartition]:
+        m = _CorePartition(facts, spec, weight_bits, chips, orders, cache)
+        for pop in m.pops:
+            m.map_fan_in(pop)
+        for _ in range(8):
+            if not m.map_fan_out():
+                break
+        return m.finish(), m
+
+    def cost(r: tuple[MappingResult, _CorePartition]) -> tuple[int, int]:
+        return sum(v.limit != "cores_per_chip" for v in r[0].violations), r[0].cores_used
+
+    channel = best = partition({})
+    spatial = channel[1].spatial
+    if not spatial:
+        return best
+    # position-major for every spatial population, then one sweep flipping each one's order where it saves cores
+    best_orders = dict.fromkeys(spatial, "channel")
+    tried = [best_orders]
+    for pop in [None, *spatial] if len(spatial) > 1 else [None]:
+        if pop is None:
+            orders = dict.fromkeys(spatial, "position")
+        else:
+            orders = {**best_orders, pop: "channel" if best_orders[pop] == "position" else "position"}
+        if orders in tried:
+            continue
+        tried.append(orders)
+        r = partition(orders)
+        if cost(r) < cost(best):
+            best, best_orders = r, orders
+    pos = [q for q in spatial if best[1].place[q].order == "position"]
+    chan = ", ".join(repr(q) for q in spatial if q not in pos)
+    if pos:
+        note = (f"conv layers {', '.join(map(repr, pos))} placed position-major (a core holds every channel of "
+                f"consecutive positions){f', {chan} channel-major' if chan else ''}: {best[0].cores_used} cores, "
+                f"against {channel[0].cores_used} with every layer in flat channel-major order")
+    else:
+        note = (f"conv layers {chan} placed in flat channel-major order: position-major order (every channel of "
+                "consecutive positions on a core) needs as many cores or more")
+    return replace(best[0], notes=(*best[0].notes, note)), best[1]
 
 
 # ---------------------------------------------------------------------------------------------- energy & latency
@@ -651,29 +765,29 @@ def _busiest_core(facts, activity, spec, mapper, synops, msgs_total, spikes) -> 
     t_msg = spec.si("time.spike_message", 0.0)
     busiest = np.zeros(T)
     for pop, p in mapper.place.items():
-        starts = p.starts
-        sizes = np.diff(np.append(starts, p.neurons)).astype(np.float64)
-        syn = np.zeros((len(starts), T))
+        chunks = len(p.starts)
+        sizes = np.diff(np.append(p.starts, p.neurons)).astype(np.float64)
+        syn = np.zeros((chunks, T))
         for proj in facts.projections_to(pop):
             counts, _ = facts.source_counts(activity, proj.source)
             rec = facts.received(proj, counts, activity).ravel()
             if rec.sum() > 0:
-                frac = np.add.reduceat(rec, starts) / rec.sum()
+                frac = p.chunk_sums(rec) / rec.sum()
             else:
                 fi = facts.projection_fan_in(proj).ravel()
-                frac = np.add.reduceat(fi, starts) / max(fi.sum(), 1.0)
+                frac = p.chunk_sums(fi) / max(fi.sum(), 1.0)
             syn += np.outer(frac, synops.per_projection_step[proj.label]) / p.k
         series = facts.source_series(activity, pop)
         own, _ = facts.source_counts(activity, pop)
         own = own.ravel()
-        own_frac = np.add.reduceat(own, starts) / own.sum() if own.sum() > 0 else np.zeros(len(starts))
-        act = np.outer(own_frac, series) if facts.populations[pop].spiking else np.zeros((len(starts), T))
+        own_frac = p.chunk_sums(own) / own.sum() if own.sum() > 0 else np.zeros(chunks)
+        act = np.outer(own_frac, series) if facts.populations[pop].spiking else np.zeros((chunks, T))
         idle = np.maximum(sizes[:, None] - act, 0.0)
         d = mapper.dest_out(pop)
         weighted = own * d
-        msgs = np.zeros((len(starts), T))
+        msgs = np.zeros((chunks, T))
         if weighted.sum() > 0 and spikes[pop] > 0:
-            msgs = np.outer(np.add.reduceat(weighted, starts) / weighted.sum(), series * (msgs_total[pop] / spikes[pop]))
+            msgs = np.outer(p.chunk_sums(weighted) / weighted.sum(), series * (msgs_total[pop] / spikes[pop]))
         t = syn * t_syn + act * t_act + idle * t_idle + msgs * t_msg
         busiest = np.maximum(busiest, t.max(axis=0))
     return busiest

@@ -1,0 +1,186 @@
+"""Digital core placement: position-major chunks for conv layers (every channel of consecutive positions on a core),
+chosen per layer when they need fewer cores; TrueNorth neuron copies fill free slots of their core; Speck's notes
+name the kind of per-core limit exceeded. Counts are derived by hand in the comments, connectivity by brute force."""
+
+from __future__ import annotations
+
+import math
+
+import nir
+import numpy as np
+import pytest
+
+from hardware_models import ActivityProfile, analyze, estimate, load_spec
+from hardware_models.digital import _CorePartition, _map, _mean_hops, _position_major, map_network
+from hw_helpers import conv, lif
+
+
+def two_convs(H=4, W=64, C=32, c_in=2, groups=1) -> nir.NIRGraph:
+    """Input(c_in, H, W) -> conv 3x3 pad 1 -> LIF(C, H, W) -> conv 3x3 pad 1 (groups) -> LIF(C, H, W)."""
+    nodes = {"input": nir.Input(input_type=np.array([c_in, H, W])), "c1": conv(C, c_in, 3, padding=1),
+             "l1": lif((C, H, W)), "c2": conv(C, C, 3, padding=1, groups=groups), "l2": lif((C, H, W))}
+    names = list(nodes)
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:])))
+
+
+def chunks(perm, n):
+    """Flat neuron indices of each chunk of n neurons taken in placement order."""
+    return [perm[a:a + n] for a in range(0, len(perm), n)]
+
+
+# ------------------------------------------------------------------ finding: conv layers ~12x too many Loihi cores
+def test_loihi_conv_layers_go_position_major_by_hand():
+    # l2: 32 channels x 3x3 = 288 synapses per inner neuron at 8 bits; a core holds 128 KiB = 131,072 synapses ->
+    # 455 neurons (455 * 288 = 131,040; 456 * 288 = 131,328). Position-major, a chunk of 455 is ~14 positions of
+    # one row of 64 (inner chunks exist in rows 1-2), needing 32 x 3 rows x <= 18 columns = 1,728 <= 4,096 axons:
+    # ceil(32 * 4 * 64 / 455) = 19 cores. l1: 18 synapses per neuron, 1,024 neurons per core -> 8 cores.
+    # Channel-major, a 455-neuron chunk is a strip of one channel reading all 32 input channels over 4 rows:
+    # far beyond 4,096 axons, so such chunks hold ~40 neurons.
+    m = map_network(analyze(two_convs()), load_spec("loihi"))
+    l1, l2 = m.layers["l1"], m.layers["l2"]
+    assert (l2.neurons_per_core, l2.cores, l2.limited_by) == (455, 19, "synaptic_memory_per_core")
+    assert l2.max_synapses_per_core == 455 * 288 and l2.max_axons_in_per_core == 32 * 3 * 18
+    assert (l1.neurons_per_core, l1.cores) == (1024, 8) and l1.max_axons_out_per_core <= 4096
+    assert m.cores_used == 27 and m.fits and m.chips_needed == 1
+    (note,) = [n for n in m.notes if "position-major" in n]
+    assert "'l1', 'l2' placed position-major" in note and "27 cores, against 410" in note  # 410: the old mapping
+    channel = _CorePartition(analyze(two_convs()), load_spec("loihi"), 8, 1)  # flat channel-major chunks
+    channel.map_fan_in("l2")
+    assert channel.place["l2"].n < 64 and channel.place["l2"].limited_by == "fan_in_per_core"
+
+
+def test_repro_network_needs_about_four_loihi_chips():
+    # the review's 2 -> 32 -> 32 channel network at 64 x 64: l2 at 455 per core -> ceil(131,072 / 455) = 289
+    # cores, l1 at 1,024 per core -> 128: 417 cores -> 4 chips of 128 (52 in channel-major order)
+    m = map_network(analyze(two_convs(H=64, W=64)), load_spec("loihi"))
+    assert (m.layers["l1"].cores, m.layers["l2"].cores, m.cores_used, m.chips_needed) == (128, 289, 417, 4)
+
+
+@pytest.mark.parametrize("stride, pad, dil, groups, n", [(1, 1, 1, 1, 7), (2, 1, 1, 1, 5), (1, 0, 2, 2, 9),
+                                                        (3, 2, 1, 2, 4), (1, 1, 1, 1, 13)])
+def test_position_major_conv_connectivity_equals_brute_force(stride, pad, dil, groups, n):
+    """Input axons per chunk and destination chunks per input, chunks taken position-major."""
+    c_in, c_out, H, W, k = 2 * groups, 2 * groups, 6, 5, 3
+    OH = (H + 2 * pad - dil * (k - 1) - 1) // stride + 1
+    OW = (W + 2 * pad - dil * (k - 1) - 1) // stride + 1
+    g = nir.NIRGraph.from_list(nir.Input(input_type=np.array([c_in, H, W])),
+                               conv(c_out, c_in, k, stride=stride, padding=pad, dilation=dil, groups=groups),
+                               lif((c_out, OH, OW)))
+    geom = analyze(g).geometry("conv2d")
+    N = c_out * OH * OW
+    perm, rank = _position_major((c_out, OH, OW))
+    assert sorted(perm) == list(range(N)) and all(rank[perm] == np.arange(N))
+    axons, dest = _CorePartition._conv_connectivity(geom, N, n, np.arange(0, N, n), rank)
+    reads = [set() for _ in range(N)]  # inputs read by each output (flat indices)
+    for o in range(N):
+        co, rem = divmod(o, OH * OW)
+        oy, ox = divmod(rem, OW)
+        gi = co // (c_out // groups)
+        for ci in range(gi * (c_in // groups), (gi + 1) * (c_in // groups)):
+            for ky in range(k):
+                for kx in range(k):
+                    iy, ix = oy * stride - pad + ky * dil, ox * stride - pad + kx * dil
+                    if 0 <= iy < H and 0 <= ix < W:
+                        reads[o].add((ci * H + iy) * W + ix)
+    per_chunk = [set().union(*(reads[o] for o in c)) for c in chunks(perm, n)]
+    np.testing.assert_array_equal(axons, [len(c) for c in per_chunk])
+    np.testing.assert_array_equal(dest, [sum(i in c for c in per_chunk) for i in range(c_in * H * W)])
+
+
+def test_order_is_chosen_per_layer():
+    # TrueNorth (256 axons, 256 neurons per core), l2 depthwise. Channel-major, an l2 core holds one channel's
+    # 4 x 64 = 256 positions reading one input channel's 256 positions: 256 axons, fits -> 32 cores (position-major:
+    # 32 channels x 3 rows x 10 columns = 960 axons for 8 positions, too many). l1 position-major: 8 positions x
+    # 32 channels per core reading 2 channels x 3 rows x 10 columns = 60 axons -> 32 cores (channel-major, a
+    # 256-neuron strip reads 2 x 4 x 64 = 512 axons). An l1 neuron reaches only its own channel of l2, on one
+    # core: no copies. 64 cores.
+    m = map_network(analyze(two_convs(groups=32)), load_spec("truenorth"))
+    assert {n: (l.cores, l.neurons_per_core, l.slots) for n, l in m.layers.items()} == \
+        {"l1": (32, 256, 8192), "l2": (32, 256, 8192)}
+    assert m.fits and m.cores_used == 64
+    assert any("'l1' placed position-major" in n and "'l2' channel-major" in n for n in m.notes)
+    # Loihi: both orders give 1,024 neurons per core for every layer; the tie keeps channel-major
+    m = map_network(analyze(two_convs(groups=32)), load_spec("loihi"))
+    assert m.cores_used == 16
+    assert any("'l1', 'l2' placed in flat channel-major order" in n for n in m.notes)
+
+
+def test_per_core_loads_and_messages_follow_the_placement_order():
+    """Latency (busiest core) and routing messages against explicit chunk membership in position-major order."""
+    g = two_convs()
+    facts = analyze(g)
+    spec = load_spec("loihi")
+    rng = np.random.default_rng(1)
+    counts = {"input": np.zeros((2, 4, 64)), "l1": np.zeros((32, 4, 64)), "l2": np.zeros((32, 4, 64))}
+    counts["input"][:, 1:3, 5:9] = 1.0  # a few input positions, every channel
+    counts["l1"][:, :, 40:44] = rng.integers(0, 2, size=(32, 4, 4))  # l1 spikes at a few positions
+    counts["l2"][3, 2, 7] = 1.0
+    act = ActivityProfile(time_steps=1, dt_s=1e-3, samples=1,
+                          spikes_per_step={n: np.array([c.sum()]) for n, c in counts.items()}, spike_counts=counts)
+    mapping, mapper = _map(facts, spec, 8, 1)
+    n1, n2 = mapper.place["l1"].n, mapper.place["l2"].n
+    perm1, _ = _position_major((32, 4, 64))
+    # messages l1 -> l2: each l1 spike goes to every l2 core holding a neuron that reads it
+    g2 = facts.geometry("c2")
+    dest = np.zeros(32 * 4 * 64)
+    for c in chunks(perm1, n2):
+        mask = np.zeros(32 * 4 * 64)
+        mask[c] = 1.0
+        dest += (g2.transpose(mask.reshape(32, 4, 64)).ravel() > 0)
+    est = estimate(facts, act, spec)
+    assert est.per_layer["l1"]["messages_out"] == pytest.approx(float(counts["l1"].ravel() @ dest))
+    # busiest core: synops received x t_syn + active x t_active + idle x t_idle (+ messages x t_msg), + sync
+    t_syn, t_act, t_idle = spec.si("time.synaptic_op"), spec.si("time.neuron_update_active"), \
+        spec.si("time.neuron_update_idle")
+    t_msg = spec.si("time.spike_message", 0.0)
+    busiest = 0.0
+    for pop, src, n in (("l1", "input", n1), ("l2", "l1", n2)):
+        (proj,) = facts.projections_to(pop)
+        rec = facts.received(proj, counts[src]).ravel()
+        d_out = dest if pop == "l1" else np.zeros(rec.size)
+        own = counts[pop].ravel()
+        for c in chunks(perm1, n):
+            t = rec[c].sum() * t_syn + own[c].sum() * t_act + (len(c) - own[c].sum()) * t_idle
+            busiest = max(busiest, t + (own[c] * d_out[c]).sum() * t_msg)
+    l1, l2 = mapping.layers["l1"], mapping.layers["l2"]
+    dx, dy = _mean_hops(range(0, l1.cores), range(l1.cores, l1.cores + l2.cores), math.ceil(math.sqrt(128)))
+    hop = dx * spec.si("time.hop_ew") + dy * spec.si("time.hop_ns")
+    assert est.latency_per_step_s == pytest.approx(busiest + hop + spec.si("time.sync"), rel=1e-12)
+
+
+# ------------------------------------------------------------------ finding: TrueNorth neuron copies took a core each
+@pytest.mark.parametrize("n_a, cores_a", [(1, 1), (10, 1), (100, 2), (256, 3)])
+def test_truenorth_copies_fill_their_cores(n_a, cores_a):
+    # la feeds a 600-neuron layer on 3 cores (256 + 256 + 88); a TrueNorth neuron reaches one core, so each la
+    # neuron is copied 3 times: 3 * n_a slots, sharing their input axons, on ceil(3 * n_a / 256) cores
+    nodes = {"in": nir.Input(input_type=np.array([100])), "fa": nir.Linear(weight=np.ones((n_a, 100))),
+             "la": lif(n_a), "fb": nir.Linear(weight=np.ones((600, n_a))), "lb": lif(600)}
+    names = list(nodes)
+    m = map_network(analyze(nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:])))),
+                    load_spec("truenorth"))
+    la = m.layers["la"]
+    assert (la.slots, la.cores, m.layers["lb"].cores) == (3 * n_a, cores_a, 3)
+    assert cores_a == math.ceil(3 * n_a / 256) and m.cores_used == cores_a + 3
+    assert m.layers["lb"].first_core == cores_a  # the mesh placement starts after la's real cores
+
+
+def test_truenorth_copies_of_a_chunk_limited_layer_share_its_cores():
+    # demo-like conv on TrueNorth: copies of l1's neurons go beside them; no core holds more than 256 slots and
+    # every core's axons stay within 256, so the copy count is slots over 256 per chunk
+    m = map_network(analyze(two_convs(c_in=2)), load_spec("truenorth"))
+    l1 = m.layers["l1"]
+    assert l1.slots > l1.neurons and l1.max_axons_in_per_core <= 256
+    assert math.ceil(l1.slots / 256) <= l1.cores <= math.ceil(l1.slots / 256) + math.ceil(l1.neurons / 256)
+
+
+# ------------------------------------------------------------------ finding 10d: Speck notes name the kind of limit
+def test_speck_destination_violation_is_not_called_a_memory_problem():
+    nodes = {"in": nir.Input(input_type=np.array([4])), "f0": nir.Linear(weight=np.ones((4, 4))), "l1": lif(4)}
+    edges = [("in", "f0"), ("f0", "l1")]
+    for x in "abc":
+        nodes.update({f"f{x}": nir.Linear(weight=np.ones((2, 4))), f"l{x}": lif(2)})
+        edges += [("l1", f"f{x}"), (f"f{x}", f"l{x}")]
+    m = map_network(analyze(nir.NIRGraph(nodes=nodes, edges=edges)), load_spec("speck"))
+    assert [v.limit for v in m.violations] == ["destinations_per_core"]
+    (note,) = [n for n in m.notes if "no number of chips" in n]
+    assert "memory" not in note and "more than the 2 layers a core can reach" in note
