@@ -120,7 +120,8 @@ def _check_resumable(cfg: RunConfig, run_dir: Path) -> None:
 
 
 #: settings a resumed run may change: how long it runs, where and how the folder and data are named, not what it
-#: computes
+#: computes (another thread count only rounds differently: the Trainer warns that the run then no longer matches
+#: an uninterrupted one bit for bit)
 _RESUME_MAY_CHANGE = ("train.epochs", "train.threads", "train.device", "train.checkpoint_every", "name", "out_dir",
                       "data.root", "data.num_workers")
 

@@ -205,6 +205,7 @@ class Trainer:
             "history": self.history,
             "config": config_to_dict(self.config),
             "world_size": self.world.size,
+            "cpu_threads": torch.get_num_threads() if self.device.type == "cpu" else None,
         }
         if self.world.distributed:
             ckpt["rng_ranks"] = distributed.all_gather(ckpt["rng"])
@@ -220,7 +221,7 @@ class Trainer:
         is exact. With another number of processes it warns (the batch per optimizer step changes with the number
         of processes, so the run no longer matches an uninterrupted one): processes the checkpoint holds a stream
         for continue it, the others draw fresh ones (copying process 0's would repeat its dropout masks and SLTT-K
-        draws).
+        draws). With another number of CPU threads it warns too: the sums round differently.
         """
         # on the CPU first: RNG states must be CPU tensors; the model and optimizer copy to their device
         ckpt = load_checkpoint(path, map_location="cpu")
@@ -241,6 +242,13 @@ class Trainer:
                           + (f", and processes {saved_world}+ draw new random streams" if self.world.size > saved_world
                              else "") + ", so the run will not match one that was never interrupted",
                           RuntimeWarning, stacklevel=2)
+        saved_threads = ckpt.get("cpu_threads")
+        if saved_threads and self.device.type == "cpu" and saved_threads != torch.get_num_threads() \
+                and self.world.is_main:
+            warnings.warn(f"{path} was written with {saved_threads} CPU thread(s) per process and is resumed with "
+                          f"{torch.get_num_threads()}: torch's CPU convolutions sum in another order with another "
+                          "thread count, so the run will not match one that was never interrupted bit for bit "
+                          f"(set train.threads = {saved_threads} for that)", RuntimeWarning, stacklevel=2)
         if self.world.rank < len(streams):
             _set_rng_state(streams[self.world.rank], self.device)
         else:  # a process the checkpoint has no stream for: one of its own, unlike every other process's

@@ -104,6 +104,33 @@ def test_a_run_resumed_with_more_epochs_anneals_over_the_new_number(tmp_path):
     assert resumed[:2] != pytest.approx(planned[:2])  # what was done under the 2-epoch schedule stays in the history
 
 
+def test_resuming_with_another_cpu_thread_count_warns_that_it_rounds_differently(tmp_path):
+    import warnings
+
+    from neurosim.config import RunConfig, TrainConfig
+    from neurosim.nn import LI, LIF, Linear, Sequential
+
+    batches = [((torch.rand(4, 8, 12) < 0.3).float(), torch.randint(0, 3, (8,)))]
+
+    def fit(epochs, threads):
+        model = Sequential(Linear(12, 16), LIF(beta=0.9), Linear(16, 3), LI(0.9))
+        cfg = RunConfig(train=TrainConfig(epochs=epochs, lr=0.002, device="cpu", threads=threads))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            Trainer(model, cfg, tmp_path, progress=False).fit(batches)
+        return [str(w.message) for w in caught if "CPU thread" in str(w.message)]
+
+    before = torch.get_num_threads()
+    try:
+        assert fit(1, threads=1) == []
+        assert fit(2, threads=1) == []  # resumed as written
+        warned = fit(3, threads=2)
+        assert len(warned) == 1 and "written with 1 CPU thread(s) per process and is resumed with 2" in warned[0]
+        assert "train.threads = 1" in warned[0]
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("how", ["nan_loss", "nan_weights_silent_readout", "inf_gradient"])
 def test_training_that_diverges_stops_with_an_error_instead_of_reporting_an_accuracy(tmp_path, how):
     from neurosim.config import RunConfig, TrainConfig
