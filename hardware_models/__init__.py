@@ -28,13 +28,14 @@ from typing import Callable
 import nir
 
 from .activity import ActivityError, ActivityProfile
-from .graph import GraphError, GraphFacts, analyze
+from .graph import GraphError, GraphFacts, analyze, flatten_graph
 from .results import Estimate, LayerMapping, MappingResult, Violation, format_estimates
 from .specs import Spec, SpecError, list_targets, load_spec
 
 __all__ = [
     "ActivityError", "ActivityProfile", "Estimate", "GraphError", "GraphFacts", "LayerMapping", "MappingResult",
-    "Spec", "SpecError", "Violation", "analyze", "estimate", "format_estimates", "list_targets", "load_spec",
+    "Spec", "SpecError", "Violation", "analyze", "estimate", "flatten_graph", "format_estimates", "list_targets",
+    "load_spec",
     "register_estimator", "BASELINE_SPEC",
 ]
 
