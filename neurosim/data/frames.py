@@ -41,7 +41,10 @@ def events_to_frames(dataset, sensor_size: Sequence[int], time_steps: int, progr
     frames, labels = [], []
     for i in tqdm(range(len(dataset)), desc=desc, disable=None if progress else True, leave=False):
         events, label = dataset[i]
-        f = np.asarray(to_frame(events))
+        try:
+            f = np.asarray(to_frame(events))
+        except ValueError as exc:  # (e.g. a count past ToFrame's int16 range: it names the frame and pixel)
+            raise ValueError(f"sample {i}: {exc}") from exc
         if f.shape[0] != time_steps:
             raise ValueError(f"sample {i}: ToFrame gave {f.shape[0]} time bins, expected {time_steps}")
         frames.append(f)
@@ -49,9 +52,6 @@ def events_to_frames(dataset, sensor_size: Sequence[int], time_steps: int, progr
     if not frames:
         raise ValueError("the dataset is empty: no frames to build")
     stacked = np.stack(frames)
-    if stacked.size and stacked.min() < 0:  # ToFrame's int16 counts wrapped (tonic's do too)
-        raise ValueError(f"a frame pixel holds more events than ToFrame's int16 counts can ({np.iinfo(np.int16).max}):"
-                         " use more time steps (shorter bins)")
     top = int(stacked.max(initial=0))
     dtype = np.uint8 if top <= np.iinfo(np.uint8).max else np.uint16 if top <= np.iinfo(np.uint16).max else np.int32
     return stacked.astype(dtype), np.asarray(labels, dtype=np.int64)

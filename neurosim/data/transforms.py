@@ -18,7 +18,17 @@ except where tonic is wrong. The differences, all deliberate:
   in the last polarity channel) and raises a bare ``IndexError`` on too-large ones. Here ``ToFrame`` and
   ``ToVoxelGrid`` raise ``ValueError`` naming the event (map ``p ∈ {-1, 1}`` to ``{0, 1}`` first); ``Denoise`` and
   ``RefractoryPeriod`` raise on negative coordinates (tonic wraps them to the far edge); ``RandomFlipLR/UD`` raise
-  on coordinates outside the sensor (tonic would mirror them to negative or wrapped values).
+  on coordinates outside the sensor (tonic would mirror them to negative or wrapped values). ``ToFrame``,
+  ``ToVoxelGrid``, ``Denoise`` and ``RefractoryPeriod`` raise on fractional float coordinates (tonic truncates 1.7
+  to pixel 1) and on NaN/inf timestamps (a NaN falls in no frame, and poisons a filter's pixel memory). An error
+  names the event by its index in the caller's array, also when the input was sorted first.
+* **Silent overflows.** A frame count past int16's 32,767 (a hot pixel in a long frame) wraps around in tonic; here
+  ``ToFrame`` raises, naming the frame and pixel. Integer timestamps whose frame windows pass int64's range
+  (``t`` near 2**63, or uint64 above it) give tonic wrapped or float-rounded windows and wrong or empty frames;
+  here ``ToFrame`` raises (subtract ``t[0]`` first). ``Downsample`` raises where a product does not fit its field
+  (``uint8`` x times 2, ``int32`` t times 1000), as ``CenterCrop`` does for padding; tonic wraps around.
+  ``ToFrame(n_time_bins=T)`` on events spanning fewer than ``T`` time units (all frames empty, kept from tonic)
+  warns.
 * **Denoise / RefractoryPeriod start-up.** tonic initialises its per-pixel memories as if every pixel had fired at
   ``t = 0``: ``Denoise`` keeps every event with ``t < filter_time`` that has any in-range neighbour, even one that
   never fired, and ``RefractoryPeriod`` drops the first event of a pixel when its ``t <= 0``. Here a pixel that has
@@ -40,7 +50,7 @@ except where tonic is wrong. The differences, all deliberate:
 Kept from tonic on purpose: ``ToFrame(n_time_bins=T)`` bins of width ``(t[-1] - t[0]) // T`` starting at ``t[0]``
 (see :class:`ToFrame` — the events in the last ``(t[-1] - t[0]) % T + 1`` time units, at least those at the last
 timestamp, fall in no frame), so frames cached by :mod:`neurosim.data.frames` are the same whichever
-implementation built them; frames are int16 counts.
+implementation built them; frames are int16 counts (a count past 32,767 raises, see above).
 """
 
 from __future__ import annotations
@@ -48,6 +58,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+import warnings
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Tuple, Union
 
@@ -63,6 +74,8 @@ SeedLike = Union[None, int, np.random.Generator, np.random.RandomState]
 
 _OK = -1
 _UNSORTED = -2
+_FULL = -3  # ``_FULL - j``: event ``j`` would push its frame count past int16's range
+_COUNT_MAX = 32767  # np.iinfo(np.int16).max: frames are int16 counts, as tonic's
 
 # ---------------------------------------------------------------------------------------------------- kernels
 
@@ -90,7 +103,8 @@ def _to_frame_kernel(x, y, p, t, starts, ends, frames):
     """Count events ``starts[s] <= j < ends[s]`` into ``frames[s, p, y, x]`` (zeroed, int16).
 
     Checks in the same pass that ``t`` is sorted (every index, including those in no slice). Returns ``_OK``,
-    ``_UNSORTED``, or the index of the first binned event outside the frame shape.
+    ``_UNSORTED``, the index of the first binned event outside the frame shape, or ``_FULL - j`` when event ``j``
+    would raise a count past int16's range (it would wrap around).
     """
     n = t.shape[0]
     n_slices, n_pol, height, width = frames.shape
@@ -113,6 +127,8 @@ def _to_frame_kernel(x, y, p, t, starts, ends, frames):
                 pp = np.int64(p[j])
                 if xx < 0 or xx >= width or yy < 0 or yy >= height or pp < 0 or pp >= n_pol:
                     return j
+                if frames[s, pp, yy, xx] == _COUNT_MAX:
+                    return _FULL - j
                 frames[s, pp, yy, xx] += 1
         covered = max(covered, hi)
     for j in range(max(covered, 1), n):
@@ -145,6 +161,8 @@ def _to_frame_records(events, starts, ends, frames, zero_p):
                 pp = 0 if zero_p else np.int64(e.p)
                 if xx < 0 or xx >= width or yy < 0 or yy >= height or pp < 0 or pp >= n_pol:
                     return j
+                if frames[s, pp, yy, xx] == _COUNT_MAX:
+                    return _FULL - j
                 frames[s, pp, yy, xx] += 1
         covered = max(covered, hi)
     for j in range(max(covered, 1), n):
@@ -318,6 +336,27 @@ def _sort_by_time(events: np.ndarray) -> np.ndarray:
     return events[np.argsort(events["t"], kind="stable")]
 
 
+def _check_time_range(t: np.ndarray, start, end, last_end_offset) -> None:
+    """Integer timestamps whose frame windows numpy cannot compute: past int64 (its sums wrap around) or unsigned
+    above int64 (mixed with the int64 window index they turn into float64). tonic bins them silently wrong."""
+    if t.dtype.kind not in "iu":
+        return
+    limit = np.iinfo(np.int64).max
+    first, last = (v.item() if isinstance(v, np.generic) else v for v in (start, end))
+    reach = max(last, first + last_end_offset, last - first)
+    if reach > limit:
+        raise ValueError(f"ToFrame: timestamps from {first} to {last} give frame windows that reach {reach}, past "
+                         f"int64's range ({limit}), where numpy's window arithmetic wraps around or rounds to float64 "
+                         "(tonic's too, silently: wrong or empty frames); subtract the first timestamp first "
+                         "(t - t[0])")
+
+
+def _time_order(events: np.ndarray) -> np.ndarray:
+    """The stable order that sorts ``events`` by ``t``: ``events[order]`` is :func:`_sort_by_time`'s result, and
+    ``order[i]`` is the caller's index of sorted event ``i`` (for error messages)."""
+    return np.argsort(events["t"], kind="stable")
+
+
 def _is_number(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
@@ -427,8 +466,12 @@ class ToFrame:
     Differences from tonic (see the module docstring): unsorted input is sorted by ``t`` first; empty input gives
     int16 zeros ``[T, P, H, W]`` (``T`` = ``n_time_bins`` / ``n_event_bins``; for ``time_window`` the number of
     windows between ``start_time`` and ``end_time`` when both are set, else 1; for ``event_count`` 1), not tonic's
-    float64 ``[T, P, W, H]``; a binned event outside ``sensor_size`` raises ``ValueError``; the input is never
-    modified (tonic's writes ``p = 0`` into it when ``P == 1``).
+    float64 ``[T, P, W, H]``; a binned event outside ``sensor_size`` raises ``ValueError`` naming its index in the
+    caller's array; more than 32,767 events of one pixel in one frame raise ``ValueError`` (tonic's int16 counts
+    wrap around); integer timestamps whose windows pass int64's range raise ``ValueError`` (tonic bins them
+    silently wrong: empty or wrapped frames); with ``n_time_bins``, events spanning fewer than ``T`` time units
+    give empty frames with a warning (tonic is silent); the input is never modified (tonic's writes ``p = 0`` into
+    it when ``P == 1``).
     """
 
     sensor_size: Optional[Tuple[int, int, int]]
@@ -484,6 +527,7 @@ class ToFrame:
         else:
             n_slices = int(np.floor((duration - tw) / stride) + 1)
         n_slices = max(n_slices, 1)
+        _check_time_range(t, start, end, (n_slices - 1) * stride + tw)
         window_starts = np.arange(n_slices) * stride + start
         return _searchsorted_left(t, np.asarray(window_starts)), _searchsorted_left(t, np.asarray(window_starts + tw))
 
@@ -501,6 +545,7 @@ class ToFrame:
             starts = (np.arange(n_slices) * stride).astype(np.int64)
             return np.minimum(starts, n), np.minimum(starts + count, n)
         if self.n_time_bins is not None:
+            _check_time_range(t, t[0], t[-1], t[-1].item() - t[0].item())
             width = (t[-1] - t[0]) // self.n_time_bins * (1 + self.overlap)
             stride = width * (1 - self.overlap)
             window_starts = np.asarray(np.arange(self.n_time_bins) * stride + t[0])
@@ -535,6 +580,7 @@ class ToFrame:
             size = (int(events["x"].max()) + 1, int(events["y"].max()) + 1 if has_y else 1,
                     len(np.unique(events["p"])))
         width, height, n_pol = size[0], (size[1] if has_y else 1), size[2]
+        order = None  # set once an unsorted input is sorted: order[i] is the caller's index of event i
         for attempt in range(2):
             n = len(events)
             t = _native(events["t"])
@@ -551,14 +597,40 @@ class ToFrame:
                 pol = _zeros_like_field(n) if n_pol == 1 else p
                 code = _to_frame_kernel(_native(events["x"]), y, pol, t, starts, ends, frames)
             if code == _OK:
+                if self.n_time_bins is not None and (t[-1] - t[0]) // self.n_time_bins == 0:
+                    warnings.warn(f"ToFrame: the events span {t[-1] - t[0]} time units, less than n_time_bins = "
+                                  f"{self.n_time_bins}, so every bin is (t[-1] - t[0]) // n_time_bins = 0 units wide "
+                                  "and the frames are empty (tonic's binning, kept); bin a fixed span with "
+                                  "time_window, start_time and end_time instead", stacklevel=2)
                 return frames if has_y else frames[:, :, 0, :]
             if attempt == 0 and (code == _UNSORTED or np.any(t[1:] < t[:-1])):
-                events = _sort_by_time(events)  # (an out-of-range event of an unsorted input: check it once sorted)
+                order = _time_order(events)  # (an out-of-range event of an unsorted input: check it once sorted)
+                events = events[order]
                 continue
+            if code <= _FULL:
+                raise ValueError(self._full_message(events, _FULL - code, starts, ends, n_pol == 1, has_y))
             e = events[code]
             where = f"x={e['x']}" + (f", y={e['y']}" if has_y else "") + f", p={e['p']}"
-            raise ValueError(f"ToFrame: event {code} ({where}) is outside sensor_size {tuple(size)} "
-                             f"(x < width{', y < height' if has_y else ''}, 0 <= p < polarities)")
+            raise ValueError(f"ToFrame: event {code if order is None else int(order[code])} ({where}) is outside "
+                             f"sensor_size {tuple(size)} (x < width{', y < height' if has_y else ''}, "
+                             "0 <= p < polarities)")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _full_message(self, events, j, starts, ends, zero_p: bool, has_y: bool) -> str:
+        """Why event ``j`` overflowed a count: its pixel, the first frame holding more than int16's maximum."""
+        e = events[j]
+        same = events["x"] == e["x"]
+        if has_y:
+            same &= events["y"] == e["y"]
+        if not zero_p:
+            same &= events["p"] == e["p"]
+        where = f"x={e['x']}" + (f", y={e['y']}" if has_y else "") + f", p={0 if zero_p else e['p']}"
+        for s in np.flatnonzero((starts <= j) & (ends > j)):
+            count = int(np.count_nonzero(same[starts[s]:ends[s]]))
+            if count > _COUNT_MAX:
+                return (f"ToFrame: frame {s} counts {count} events at pixel {where}, more than its int16 counts hold "
+                        f"({_COUNT_MAX}; they would wrap around, as tonic's do); use shorter frames (more "
+                        "n_time_bins, a smaller time_window or event_count) or remove the hot pixel first")
         raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -571,6 +643,7 @@ _MAX_PIXELS = 1 << 26  # 67 M pixels (8192 × 8192): far beyond any event camera
 def _pixel_filter_inputs(events: np.ndarray, who: str):
     """Sorted events, their x, y (zeros for audio), t, and the data-derived width/height tonic uses."""
     _check_events(events, ("x", "t"), who)
+    _check_numbers(events, who)  # a NaN t would poison its pixel's memory, x = 1.7 would be pixel 1
     has_y = "y" in events.dtype.names
     y = _native(events["y"]) if has_y else _zeros_like_field(len(events))
     ok, xmin, xmax, ymin, ymax = _scan(_native(events["x"]), y, _native(events["t"]))
@@ -605,7 +678,7 @@ class Denoise:
     Differences from tonic (see the module docstring): a pixel that has not fired yet supports nothing (tonic acts
     as if every pixel fired at ``t = 0``, so it keeps isolated events with ``t < filter_time``);
     ``tonic_compatible=True`` gives tonic's output exactly. Unsorted input is sorted by ``t`` first; empty input
-    gives an empty array (tonic raises).
+    gives an empty array (tonic raises); NaN timestamps and fractional coordinates raise ``ValueError``.
     """
 
     filter_time: float
@@ -637,7 +710,8 @@ class RefractoryPeriod(_Seeded):
 
     Differences from tonic (see the module docstring): the first event of every pixel is kept (tonic drops it when
     its ``t <= 0``); ``tonic_compatible=True`` gives tonic's output exactly. Unsorted input is sorted by ``t``
-    first; empty input gives an empty array (tonic raises).
+    first; empty input gives an empty array (tonic raises); NaN timestamps (which would also drop the pixel's next
+    event) and fractional coordinates raise ``ValueError``.
     """
 
     delta: Union[float, Tuple[float, float]]
@@ -685,8 +759,10 @@ class Downsample:
 
     ``spatial_factor`` is one number or ``(fx, fy)``; with ``sensor_size`` and ``target_size`` given instead, it is
     ``target_size / sensor_size[:2]``. Products are cast back to each field's dtype (truncation towards zero for
-    integer fields, as numpy's assignment in tonic). No event is dropped; later transforms need the reduced sensor
-    size. Events without ``y`` (audio) scale ``x`` and ``t``.
+    integer fields, as numpy's assignment in tonic). A product that does not fit its field (``uint8`` x times 2,
+    ``int32`` t times 1000) raises ``ValueError`` (tonic wraps it around silently): cast the field to a wider type
+    first. No event is dropped; later transforms need the reduced sensor size. Events without ``y`` (audio) scale
+    ``x`` and ``t``.
     """
 
     time_factor: float = 1
@@ -728,6 +804,10 @@ class Downsample:
         has_y = "y" in out.dtype.names
         ft = _time_scalar(self.time_factor, out["t"])
         scale_t = not (isinstance(self.time_factor, numbers.Integral) and self.time_factor == 1)
+        for name, factor, what in (("x", fx, "spatial_factor"), ("y", fy, "spatial_factor"),
+                                   ("t", ft, "time_factor")):
+            if name in out.dtype.names and (name != "t" or scale_t):
+                _check_scaled_range(out[name], factor, name, what)
         fields = [out[f] for f in ("x", "y", "t") if f in out.dtype.names]
         if all(_native(f) is f for f in fields):
             _downsample_kernel(out["x"], out["y"] if has_y else out["x"], out["t"], fx, fy, ft, has_y, scale_t)
@@ -737,6 +817,23 @@ class Downsample:
             if has_y:
                 out["y"] = out["y"] * fy
         return out
+
+
+def _check_scaled_range(values: np.ndarray, factor, name: str, what: str) -> None:
+    """``values * factor`` must fit the field's dtype: the cast back would wrap around (tonic's does, silently)."""
+    if not factor > 1 or values.dtype.kind not in "iuf":  # a factor <= 1 keeps every value in range
+        return
+    lo, hi = values.min().item() * factor, values.max().item() * factor
+    if values.dtype.kind == "f":
+        fits, top, bottom = not max(abs(lo), abs(hi)) > float(np.finfo(values.dtype).max), hi, lo  # (NaN: NaN)
+    else:
+        top, bottom = math.trunc(hi), math.trunc(lo)  # the cast truncates towards zero
+        info = np.iinfo(values.dtype)
+        fits = info.min <= bottom and top <= info.max
+    if not fits:
+        reach = top if abs(top) >= abs(bottom) else bottom
+        raise ValueError(f"Downsample: scaling {name} by {factor} ({what}) takes it to {reach}, past what the events' "
+                         f"{values.dtype} field holds; cast the field to a wider type first")
 
 
 def _crop(events: np.ndarray, x0: int, y0: int, width: int, height: int, shift_x: int, shift_y: int):
@@ -976,6 +1073,7 @@ class ToVoxelGrid:
         _check_events(events, ("x", "y", "t", "p"), "ToVoxelGrid")
         _check_numbers(events, "ToVoxelGrid")
         width, height = self.sensor_size[0], self.sensor_size[1]
+        order = None  # set once an unsorted input is sorted: order[i] is the caller's index of event i
         for attempt in range(2):
             grid = np.zeros(self.n_time_bins * height * width, np.float64)
             if len(events) == 0:
@@ -985,9 +1083,10 @@ class ToVoxelGrid:
             if code == _OK:
                 break
             if code == _UNSORTED and attempt == 0:
-                events = _sort_by_time(events)
+                order = _time_order(events)
+                events = events[order]
                 continue
             e = events[code]
-            raise ValueError(f"ToVoxelGrid: event {code} (x={e['x']}, y={e['y']}) is outside sensor_size "
-                             f"{self.sensor_size}")
+            raise ValueError(f"ToVoxelGrid: event {code if order is None else int(order[code])} (x={e['x']}, "
+                             f"y={e['y']}) is outside sensor_size {self.sensor_size}")
         return grid.reshape(self.n_time_bins, 1, height, width)

@@ -180,9 +180,13 @@ def test_on_disk_agrees_with_tonics_own_check(name, offline):
 def test_more_events_per_pixel_and_bin_than_int16_counts_is_an_error_not_a_wrapped_count():
     from neurosim.data import EVENT_DTYPE
 
-    events = np.zeros(40_000, dtype=EVENT_DTYPE)  # all at pixel (0, 0), one time bin
-    events["t"] = np.arange(40_000)
-    with pytest.raises(ValueError, match="more events than ToFrame's int16 counts can"):
+    events = np.zeros(70_000, dtype=EVENT_DTYPE)  # all at pixel (0, 0), one time bin
+    events["t"] = np.arange(70_000)
+    with pytest.raises(ValueError, match=r"sample 0: ToFrame: frame 0 counts 39999 events at pixel x=0, y=0, p=0, "
+                                         r"more than its int16 counts hold \(32767"):
+        events_to_frames([(events[:40_000], 0)], (1, 1, 1), time_steps=1, progress=False)
+    # 69,999 would wrap around to a positive 4,463 (a check for negative counts missed it)
+    with pytest.raises(ValueError, match=r"sample 0: ToFrame: frame 0 counts 69999 events"):
         events_to_frames([(events, 0)], (1, 1, 1), time_steps=1, progress=False)
     frames, _ = events_to_frames([(events[:30_000], 0)], (1, 1, 1), time_steps=1, progress=False)
     assert frames.dtype == np.uint16 and int(frames.max()) >= 29_999  # counted, not wrapped

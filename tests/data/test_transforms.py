@@ -19,6 +19,8 @@ from neurosim.data import frames as frames_module
 from neurosim.data.dvs import EVENT_DTYPE
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# random streams often span fewer time units than n_time_bins: ToFrame then warns that its frames are empty
+SHORT_SPANS = pytest.mark.filterwarnings("ignore:ToFrame. the events span")
 
 # Four layouts: tonic's N-MNIST dtype (int64 x4); DVSGesture-like packed small ints with a bool polarity (``t`` at
 # byte offset 5: unaligned); float timestamps first with unsigned coordinates; big-endian fields (numba reads
@@ -96,6 +98,7 @@ def frame_params():
 # ------------------------------------------------------------------------------------------------------- ToFrame
 
 
+@SHORT_SPANS
 @SETTINGS
 @given(data=streams(min_size=1, polarities=(1, 2)), params=frame_params())
 def test_to_frame_equals_tonic(data, params):
@@ -108,6 +111,7 @@ def test_to_frame_equals_tonic(data, params):
     assert_same(events, before)  # never modifies its input (tonic writes p = 0 when P == 1)
 
 
+@SHORT_SPANS
 @SETTINGS
 @given(data=streams(min_size=1), params=frame_params())
 def test_to_frame_infers_the_sensor_size_as_tonic(data, params):
@@ -116,6 +120,7 @@ def test_to_frame_infers_the_sensor_size_as_tonic(data, params):
     assert_same(nt.ToFrame(sensor_size=None, **params)(events), tt.ToFrame(sensor_size=None, **params)(events.copy()))
 
 
+@SHORT_SPANS
 @SETTINGS
 @given(data=streams(min_size=1, audio=True), params=frame_params())
 def test_to_frame_audio_events_equal_tonic(data, params):
@@ -126,6 +131,7 @@ def test_to_frame_audio_events_equal_tonic(data, params):
     assert_same(ours, tt.ToFrame(sensor_size=size, **params)(events.copy()))
 
 
+@SHORT_SPANS
 @SETTINGS
 @given(data=streams(min_size=2, sort=False), params=frame_params())
 def test_to_frame_sorts_unsorted_input(data, params):
@@ -143,7 +149,8 @@ def test_to_frame_on_empty_input_has_the_non_empty_layout():
     theirs = tt.ToFrame(sensor_size=size, n_time_bins=4)(empty)
     assert theirs.shape == (4, 2, 5, 3) and theirs.dtype == np.float64  # the documented difference
     one = make_events([4], [2], [10], [1])
-    assert nt.ToFrame(sensor_size=size, n_time_bins=4)(one).shape == ours.shape
+    with pytest.warns(UserWarning, match="span 0 time units"):
+        assert nt.ToFrame(sensor_size=size, n_time_bins=4)(one).shape == ours.shape
     assert nt.ToFrame(sensor_size=size, n_event_bins=3)(empty).shape == (3, 2, 3, 5)
     assert nt.ToFrame(sensor_size=size, event_count=10)(empty).shape == (1, 2, 3, 5)
     assert nt.ToFrame(sensor_size=size, time_window=10)(empty).shape == (1, 2, 3, 5)
@@ -160,7 +167,8 @@ def test_to_frame_n_time_bins_keeps_tonics_binning():
     events = make_events([0, 1, 2, 3], [0, 0, 0, 0], [0, 10, 19, 20], [0, 0, 1, 1])
     frames = nt.ToFrame(sensor_size=(4, 1, 2), n_time_bins=2)(events)
     assert frames.sum() == 3 and frames[1, 1, 0, 3] == 0
-    assert not nt.ToFrame(sensor_size=(4, 1, 2), n_time_bins=2)(events[:1]).any()
+    with pytest.warns(UserWarning, match=r"span 0 time units, less than n_time_bins = 2.*frames are empty"):
+        assert not nt.ToFrame(sensor_size=(4, 1, 2), n_time_bins=2)(events[:1]).any()
     # the exact alternative: a fixed span with time_window
     exact = nt.ToFrame(sensor_size=(4, 1, 2), time_window=10.5, start_time=0, end_time=21)(events)
     assert exact.shape[0] == 2 and exact.sum() == 4
@@ -208,6 +216,72 @@ def test_to_frame_checks_coordinates_of_unsorted_input_after_sorting():
     ours = nt.ToFrame(sensor_size=(5, 5, 2), n_time_bins=2)(events)
     assert_same(ours, tt.ToFrame(sensor_size=(5, 5, 2), n_time_bins=2)(stable_sorted(events)))
     assert ours.sum() == 2
+
+
+@pytest.mark.parametrize("layout", ["nmnist", "big_endian", "audio"])  # record kernel, field kernel, no y
+def test_to_frame_counts_past_int16_raise_instead_of_wrapping(layout):
+    """tonic's int16 counts wrap: 32,768 events of one pixel count -32,768, 65,537 count 1."""
+    dtype = AUDIO_DTYPE if layout == "audio" else DTYPES[layout]
+    size = (3, 1, 2) if layout == "audio" else (3, 4, 2)
+    where = "x=1, p=1" if layout == "audio" else "x=1, y=2, p=1"
+
+    def hot_pixel(n):
+        return make_events(np.ones(n), np.full(n, 2), np.arange(n), np.ones(n), dtype)
+
+    full = nt.ToFrame(sensor_size=size, event_count=32_767)(hot_pixel(32_767))
+    assert full.max() == 32_767 and full.sum() == 32_767
+    for n in (32_768, 65_537):
+        events = hot_pixel(n)
+        with pytest.raises(ValueError, match=rf"frame 0 counts {n} events at pixel {where}, more than its int16"):
+            nt.ToFrame(sensor_size=size, event_count=n)(events)
+        with pytest.raises(ValueError, match=rf"frame 0 counts {n} events"):  # unsorted: counted once sorted
+            nt.ToFrame(sensor_size=size, event_count=n)(events[::-1])
+    later = hot_pixel(100 + 32_768 + 1)
+    later["t"] = np.concatenate([np.zeros(100), np.full(32_768, 1500), [2500]])
+    with pytest.raises(ValueError, match="frame 1 counts 32768 events"):  # frames [0, 1000) and [1000, 2000)
+        nt.ToFrame(sensor_size=size, time_window=1000)(later)
+
+
+def test_errors_name_the_event_by_its_index_in_the_callers_array():
+    # event 0 (x = 9) is outside the 4×3 sensor; the input is in reverse time order (event 0 is the last once sorted)
+    events = make_events([9, 1, 2, 3, 1], [0, 1, 2, 1, 0], [50, 40, 30, 20, 10], [0, 1, 0, 1, 0])
+    with pytest.raises(ValueError, match=r"ToFrame: event 0 \(x=9, y=0, p=0\) is outside"):
+        nt.ToFrame(sensor_size=(4, 3, 2), time_window=100)(events)
+    with pytest.raises(ValueError, match=r"ToVoxelGrid: event 0 \(x=9, y=0\) is outside"):
+        nt.ToVoxelGrid(sensor_size=(4, 3, 2), n_time_bins=2)(events)
+    with pytest.raises(ValueError, match=r"ToFrame: event 4 \(x=9"):  # sorted input: the index as given
+        nt.ToFrame(sensor_size=(4, 3, 2), time_window=100)(events[::-1])
+
+
+def test_to_frame_refuses_timestamps_whose_windows_pass_int64():
+    """Near 2**63, numpy's window sums wrap around (int64) or turn to float64 (uint64): tonic's frames are empty."""
+    top = np.iinfo(np.int64).max
+    near = make_events([0, 1, 2, 3], [0, 1, 2, 1], [top - 40, top - 30, top - 20, top - 1], [0, 1, 0, 1])
+    with pytest.raises(ValueError, match=r"reach 9223372036854775867, past int64's range.*subtract the first"):
+        nt.ToFrame(sensor_size=(4, 3, 2), time_window=100)(near)  # tonic: one empty frame
+    for params in ({"time_window": 10}, {"n_time_bins": 2}, {"event_count": 2}):  # windows that fit are binned
+        assert_same(nt.ToFrame(sensor_size=(4, 3, 2), **params)(near),
+                    tt.ToFrame(sensor_size=(4, 3, 2), **params)(near.copy()))
+    unsigned = np.dtype([("x", "<i8"), ("y", "<i8"), ("t", "<u8"), ("p", "<i8")])
+    above = make_events([0, 1, 2, 3], [0, 0, 0, 0], np.array([10, 5000, 9000, 20_000], np.uint64) + np.uint64(2**63),
+                        [0, 1, 0, 1], unsigned)
+    for params in ({"time_window": 1000}, {"n_time_bins": 2}):
+        with pytest.raises(ValueError, match="past int64's range"):
+            nt.ToFrame(sensor_size=(4, 3, 2), **params)(above)  # tonic, time_window: 19 empty frames
+    shifted = above.copy()
+    shifted["t"] -= shifted["t"][0]
+    assert nt.ToFrame(sensor_size=(4, 3, 2), time_window=1000, include_incomplete=True)(shifted).sum() == 4
+    epoch = above.copy()  # µs since the epoch as uint64 (AEDAT4): fine
+    epoch["t"] = np.array([1605537493718345, 1605537493718348, 1605537493719000, 1605537494308262], np.uint64)
+    assert_same(nt.ToFrame(sensor_size=(4, 3, 2), time_window=1000)(epoch),
+                tt.ToFrame(sensor_size=(4, 3, 2), time_window=1000)(epoch.copy()))
+
+
+def test_to_frame_warns_when_n_time_bins_exceeds_the_span():
+    seconds = make_events([0, 1, 2, 3, 1], [0] * 5, [0.0, 0.1, 0.25, 0.5, 0.99], [0] * 5, DTYPES["float_t"])
+    with pytest.warns(UserWarning, match=r"span 0.99 time units, less than n_time_bins = 10"):
+        frames = nt.ToFrame(sensor_size=(4, 3, 2), n_time_bins=10)(seconds)  # float seconds: bins 0.99 // 10 = 0
+    assert not frames.any()
 
 
 def test_transforms_pickle_for_dataloader_workers():
@@ -330,6 +404,22 @@ def test_filters_on_empty_and_single_events():
     assert_same(nt.RefractoryPeriod(100, tonic_compatible=True)(one), tt.RefractoryPeriod(100)(one))
 
 
+@pytest.mark.parametrize("f", [nt.Denoise(10), nt.RefractoryPeriod(10),
+                               nt.RefractoryPeriod(10, tonic_compatible=True)])
+def test_filters_refuse_nan_timestamps_and_fractional_coordinates(f):
+    dtype = np.dtype([("x", "f8"), ("y", "f8"), ("t", "f8"), ("p", "f8")])
+    whole = make_events([1, 1, 1, 2], [0, 0, 0, 0], [0, 50, 100, 105], [0, 0, 0, 0], dtype)
+    assert len(f(whole)) > 0  # float fields holding whole numbers are fine
+    missing_time = whole.copy()
+    missing_time["t"][1] = np.nan  # RefractoryPeriod dropped the pixel's next valid event (t = 100) too
+    with pytest.raises(ValueError, match=r"field 't' must hold finite values, but event 1 has t = nan"):
+        f(missing_time)
+    fractional = whole.copy()
+    fractional["x"][3] = 1.7  # was pixel 1
+    with pytest.raises(ValueError, match=r"field 'x' must hold whole numbers, but event 3 has x = 1.7"):
+        f(fractional)
+
+
 def test_filters_reject_negative_coordinates():
     with pytest.raises(ValueError, match="negative coordinates"):
         nt.Denoise(10)(make_events([-1, 0], [0, 0], [0, 1], [0, 0]))
@@ -387,6 +477,28 @@ def test_center_crop_equals_tonic(data, size):
     events, sensor = data
     theirs = tt.CenterCrop(sensor_size=sensor, size=size)(events)  # tonic mutates `size`; build it fresh each time
     assert_same(nt.CenterCrop(sensor_size=sensor, size=size)(events), theirs)
+
+
+def test_downsample_refuses_products_its_fields_cannot_hold():
+    """tonic casts the products back and wraps around: uint8 x = 200 times 2 gives 144, int32 t in ms times 1000
+    gives negative timestamps."""
+    narrow = make_events([100, 200], [0, 0], [0, 1], [0, 0], np.dtype([("x", "u1"), ("y", "u1"), ("t", "i8"),
+                                                                        ("p", "u1")]))
+    with pytest.raises(ValueError, match=r"scaling x by 2.0 \(spatial_factor\) takes it to 400, past what the "
+                                         r"events' uint8 field holds; cast the field to a wider type first"):
+        nt.Downsample(spatial_factor=2.0)(narrow)
+    assert nt.Downsample(spatial_factor=1.2)(narrow)["x"].tolist() == [120, 240]  # fits
+    assert nt.Downsample(spatial_factor=0.5)(narrow)["x"].tolist() == [50, 100]
+    ms = make_events([0, 1], [0, 0], [2**31 - 100, 2**31 - 1], [0, 0],
+                     np.dtype([("x", "i8"), ("y", "i8"), ("t", "i4"), ("p", "u1")]))
+    with pytest.raises(ValueError, match=r"scaling t by 1000 \(time_factor\) takes it to 2147483647000.*int32"):
+        nt.Downsample(time_factor=1000)(ms)
+    with pytest.raises(ValueError, match=r"takes it to -2147483648000"):  # negative timestamps too
+        nt.Downsample(time_factor=1000)(make_events([0], [0], [-2**31], [0], ms.dtype))
+    wide = ms.astype(np.dtype([("x", "i8"), ("y", "i8"), ("t", "i8"), ("p", "u1")]))
+    assert nt.Downsample(time_factor=1000)(wide)["t"].tolist() == [(2**31 - 100) * 1000, (2**31 - 1) * 1000]
+    ok = make_events([1, 2], [0, 0], [5, 2**21], [0, 0], ms.dtype)
+    assert_same(nt.Downsample(time_factor=1000)(ok), tt.Downsample(time_factor=1000)(ok.copy()))
 
 
 def test_center_crop_pads_unsigned_coordinates_and_names_a_field_too_narrow():
