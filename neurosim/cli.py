@@ -85,6 +85,18 @@ def _other_command(path: Path) -> str | None:
     return None
 
 
+def _note_moved_run(config_path: Path, run_dir: Path) -> None:
+    """A run folder's own config.toml names the folder the run was started in: after the folder moved, training
+    from it would start a new run there. Say so (on stderr), with the overrides that resume the moved run."""
+    folder = config_path.resolve().parent
+    if config_path.name != "config.toml" or not (folder / "checkpoint.pt").is_file():
+        return
+    if run_dir.resolve() != folder:
+        print(f"note: {config_path} belongs to the run in {folder} (it has a checkpoint), but its out_dir and name "
+              f"point to {run_dir}, where this run goes; to resume the run in {folder} instead, add "
+              f"--set out_dir={folder.parent} name={folder.name}", file=sys.stderr)
+
+
 def cmd_train(args) -> int:
     from neurosim.config import ConfigError, load_config
     from neurosim.runs import train_run
@@ -99,6 +111,7 @@ def cmd_train(args) -> int:
                             f"{args.config}`") from None
         raise
     args.run_dir, args.started = Path(cfg.out_dir) / cfg.name, time.time()  # for the message if it is interrupted
+    _note_moved_run(path, args.run_dir)
     result = train_run(cfg, resume=not args.no_resume, progress=not args.quiet)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, process 0 reports for all
         return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -217,3 +218,20 @@ def test_a_last_training_batch_of_one_sample_is_dropped_so_batch_norm_trains(tmp
             "data.test_subset=16", "data.time_steps=2", "train.epochs=1", "model.batch_norm=true",
             "model.hidden=[16]", "train.method=sltt", "train.loss=tet"]  # SLTT: BatchNorm1d per step, B values
     assert main(args) == 0  # 33 = 32 + 1: the lone sample made BatchNorm raise mid-epoch
+
+
+def test_training_from_a_moved_run_folders_config_says_how_to_resume_it_there(tmp_path, capsys):
+    from neurosim.cli import _note_moved_run
+
+    moved = tmp_path / "moved" / "run1"
+    moved.mkdir(parents=True)
+    (moved / "config.toml").write_text('name = "run1"\nout_dir = "gone"\n')
+    (moved / "checkpoint.pt").write_bytes(b"x")
+    _note_moved_run(moved / "config.toml", Path("gone") / "run1")
+    err = capsys.readouterr().err
+    assert f"its out_dir and name point to {Path('gone') / 'run1'}" in err
+    assert f"--set out_dir={moved.parent} name=run1" in err
+    _note_moved_run(moved / "config.toml", moved)  # resumed where it is: nothing to say
+    (moved / "checkpoint.pt").unlink()
+    _note_moved_run(moved / "config.toml", Path("gone") / "run1")  # no run there to resume
+    assert capsys.readouterr().err == ""
