@@ -117,8 +117,8 @@ def load_frames(cfg: DataConfig, split: str, progress: bool = True) -> tuple[np.
         return events_to_frames(ds, info.sensor_size, cfg.time_steps, progress, desc=f"{info.name} {split} frames")
 
     frames, labels = cached_frames(key, build)
-    if subset is not None:
-        frames, labels = frames[:subset], labels[:subset]
+    if subset is not None and subset < len(frames):  # copies: a view would keep the whole cached split in memory
+        frames, labels = frames[:subset].copy(), labels[:subset].copy()
     return frames, labels
 
 

@@ -382,8 +382,9 @@ def test_a_subset_converts_only_its_samples_and_changed_files_rebuild_the_frames
     whole = _tiny_run_config(info, (2, 35, 35), offline, 4).data
     make_loaders(whole, progress=False)
     assert reads[0] == 12 + 40
-    make_loaders(small, progress=False)
+    sliced = make_loaders(small, progress=False)
     assert reads[0] == 52  # the whole split is cached now: the subset is sliced from it
+    assert sliced.train_frames.base is None or sliced.train_frames.base.shape[0] == 8  # a copy: the split is freed
     # new files in the dataset folder (e.g. a re-download) change the key: frames are rebuilt, not served stale
     fw.write_pokerdvs(offline, "train", per_class=6)
     make_loaders(whole, progress=False)
