@@ -15,6 +15,10 @@
   tiles = groups · ⌈rows_logical / rows⌉ · ⌈columns_logical / ⌊columns / (2 · slices)⌋⌉
 
   ``columns_per_adc`` columns share one ADC; utilisation = used cells / (tiles · rows · columns).
+* Small matrices **share tiles** block-diagonally: the last row block's last column tile of each matrix (or conv
+  group), when it leaves both rows and columns free, is packed first-fit by decreasing size with others on
+  disjoint rows and columns. Each piece is still read on its own (its rows driven, its columns converted), so
+  the energy below is unchanged; only the tile count (static power, chips needed) and the latency change.
 
 **Energy per inference.** Inputs are spikes, so only rows that receive a spike in a step are driven
 (``activity_blind=True`` instead drives every row of every tile in every crossbar cycle, as SpikeSim counts it):
@@ -37,7 +41,8 @@ array and driver energy are linear in the number of driven rows.
 
 **Latency.** A tile does one read per cycle ``t_cycle = t_read + columns_per_adc · t_adc + t_clock`` (the
 ADC-sharing columns are converted one after the other); the tiles of a layer work in parallel, so a layer's
-step takes (expected reads of its busiest tile) · t_cycle + t_clock. Layers form a pipeline over time steps:
+step takes (expected reads of its busiest tile) · t_cycle + t_clock, where a shared tile's reads are those of all
+its pieces, one after the other. Layers form a pipeline over time steps:
 latency = Σ_t max_layer step[t] + (fill: Σ_layer step[0] − max_layer step[0]).
 
 Example:
@@ -110,7 +115,8 @@ class CrossbarLayer:
         positions: reads per time step (conv output positions; 1 for linear).
         slices: cells per weight magnitude on each side of the differential pair.
         weights_per_tile: logical columns per tile (``⌊tile columns / (2 · slices)⌋``).
-        row_tiles / col_tiles / tiles: tiles along the rows, the columns, and in all.
+        row_tiles / col_tiles / tiles: tiles along the rows, the columns, and in all, for the matrix on tiles of
+            its own (:attr:`CrossbarMapping.shared_tiles` says which of its corner tiles it shares).
         used_cells: programmed cells (``groups · rows · columns · 2 · slices``).
         adcs: ADCs over all tiles (``tiles · ⌈tile columns / columns_per_adc⌉``).
         utilisation: used cells / (tiles · tile rows · tile columns).
@@ -138,7 +144,12 @@ class CrossbarLayer:
 
 @dataclass(frozen=True)
 class CrossbarMapping:
-    """All layers of a network on tiles of ``tile_rows × tile_columns``."""
+    """All layers of a network on tiles of ``tile_rows × tile_columns``.
+
+    ``shared_tiles``: tiles holding several small matrices block-diagonally (disjoint rows and columns), each
+    given as ``(layer index, group)`` pairs; a matrix (or conv group) shares only its last row block's last
+    column tile, and only when that piece leaves both rows and columns free.
+    """
 
     target: str
     tile_rows: int
@@ -149,10 +160,17 @@ class CrossbarMapping:
     layers: tuple[CrossbarLayer, ...]
     digital_projections: tuple[str, ...] = ()  # labels of projections without weights (one-to-one, pool only)
     tiles_per_chip: int | None = None
+    shared_tiles: tuple[tuple[tuple[int, int], ...], ...] = ()
 
     @property
     def tiles(self) -> int:
-        return sum(l.tiles for l in self.layers)
+        return sum(l.tiles for l in self.layers) - sum(len(t) for t in self.shared_tiles) + len(self.shared_tiles)
+
+    def layer_tiles(self, indices) -> int:
+        """Tiles holding weights of the layers at ``indices`` (a tile they share counted once)."""
+        idx = set(indices)
+        shared = [t for t in self.shared_tiles if any(i in idx for i, _ in t)]
+        return sum(self.layers[i].tiles for i in idx) - sum(i in idx for t in shared for i, _ in t) + len(shared)
 
     @property
     def utilisation(self) -> float:
@@ -161,16 +179,16 @@ class CrossbarMapping:
 
     def to_mapping_result(self, facts: GraphFacts) -> MappingResult:
         """The mapping as the shared :class:`MappingResult` (a tile counts as a core)."""
-        by_target: dict[str, list[CrossbarLayer]] = {}
-        for l in self.layers:
-            by_target.setdefault(l.target, []).append(l)
+        by_target: dict[str, list[int]] = {}
+        for i, l in enumerate(self.layers):
+            by_target.setdefault(l.target, []).append(i)
         layers = {}
         first = 0
         for name, pop in facts.populations.items():
             if not pop.on_chip:
                 continue
-            ls = by_target.get(name, [])
-            tiles = sum(l.tiles for l in ls)
+            ls = [self.layers[i] for i in by_target.get(name, [])]
+            tiles = self.layer_tiles(by_target.get(name, []))  # a tile shared with other layers counts in each
             layers[name] = LayerMapping(
                 name=name, neurons=pop.neurons, cores=tiles, neurons_per_core=min((l.weights_per_tile for l in ls),
                                                                                   default=pop.neurons),
@@ -184,9 +202,14 @@ class CrossbarMapping:
         if tpc:
             chips = max(1, math.ceil(self.tiles / tpc))
             if self.tiles > tpc:
-                violations.append(Violation("tiles_per_chip", None, self.tiles, tpc,
-                                            f"the network needs {self.tiles} tiles, one {self.target} chip has {tpc} "
-                                            f"(over by {self.tiles - tpc}, {self.tiles / tpc:.2f}x): {chips} chips"))
+                used = sum(l.used_cells for l in self.layers)
+                cap = tpc * self.tile_rows * self.tile_columns
+                violations.append(Violation(
+                    "tiles_per_chip", None, self.tiles, tpc,
+                    f"the network needs {self.tiles} tiles, one {self.target} chip has {tpc} (over by "
+                    f"{self.tiles - tpc}, {self.tiles / tpc:.2f}x): {chips} chips; its weights take {used:,} cells, "
+                    f"{100 * used / cap:.1f} % of the chip's {cap:,}, but a matrix larger than a tile takes whole "
+                    "tiles and small ones share a tile only where their rows and columns both fit beside each other"))
         return MappingResult(target=self.target, cores_used=self.tiles, cores_per_chip=int(tpc or self.tiles or 1),
                              chips_needed=chips, fits=not violations, layers=layers, violations=tuple(violations),
                              notes=())
@@ -195,7 +218,9 @@ class CrossbarMapping:
         return {"tile_rows": self.tile_rows, "tile_columns": self.tile_columns, "weight_bits": self.weight_bits,
                 "cell_bits": self.cell_bits, "columns_per_adc": self.columns_per_adc, "tiles": self.tiles,
                 "utilisation": self.utilisation, "layers": [l.to_dict() for l in self.layers],
-                "digital_projections": list(self.digital_projections)}
+                "digital_projections": list(self.digital_projections),
+                "shared_tiles": [[{"layer": self.layers[i].target, "group": g} for i, g in t]
+                                 for t in self.shared_tiles]}
 
 
 def _positive_int(name: str, v) -> int:
@@ -289,7 +314,38 @@ def _map(facts: GraphFacts, spec: Spec, s: dict) -> CrossbarMapping:
     return CrossbarMapping(target=spec.name, tile_rows=s["rows"], tile_columns=s["columns"],
                            weight_bits=s["weight_bits"], cell_bits=s["cell_bits"],
                            columns_per_adc=s["columns_per_adc"], layers=tuple(layers),
-                           digital_projections=tuple(p.label for p in digital), tiles_per_chip=tpc)
+                           digital_projections=tuple(p.label for p in digital), tiles_per_chip=tpc,
+                           shared_tiles=_pack(layers, s))
+
+
+def _pack(layers: list[CrossbarLayer], s: dict) -> tuple[tuple[tuple[int, int], ...], ...]:
+    """Tiles shared block-diagonally by small pieces: the last row block's last column tile of each matrix (per
+    conv group) when it leaves rows and columns free, packed first-fit by decreasing size into tiles whose rows
+    and logical columns add up to at most a tile's. Only tiles with two or more pieces are returned."""
+    R = s["rows"]
+    items = []
+    for i, l in enumerate(layers):
+        r = l.rows - (l.row_tiles - 1) * R
+        c = l.columns - (l.col_tiles - 1) * l.weights_per_tile
+        if r < R and c < l.weights_per_tile:
+            items += [(max(r / R, c / l.weights_per_tile), i, g, r, c) for g in range(l.groups)]
+    items.sort(key=lambda it: -it[0])  # stable: equal sizes stay in layer and group order
+    bins: list[list] = []  # [rows used, columns used, pieces], in opening order
+    open_bins: list[list] = []  # those with rows and columns left
+    for _, i, g, r, c in items:
+        per_tile = layers[i].weights_per_tile
+        for b in open_bins:
+            if b[0] + r <= R and b[1] + c <= per_tile:
+                b[0], b[1] = b[0] + r, b[1] + c
+                b[2].append((i, g))
+                break
+        else:
+            b = [r, c, [(i, g)]]
+            bins.append(b)
+            open_bins.append(b)
+        if b[0] == R or b[1] == per_tile:
+            open_bins.remove(b)
+    return tuple(tuple(b[2]) for b in bins if len(b[2]) > 1)
 
 
 # ---------------------------------------------------------------------------------------------- conductances
@@ -386,6 +442,7 @@ class _LayerCounts:
     reads: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (T,) expected row-block reads
     busiest: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (T,) expected reads of the busiest row block
     row_bits: float = 0.0  # Σ over row-block reads of the rows in that block (input bits buffered), over the run
+    block_reads: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))  # (groups, row blocks, T)
 
 
 def _block_rows(rows: int, R: int, nb: int) -> np.ndarray:
@@ -417,6 +474,7 @@ def _linear_counts(facts, activity, layer, g_row, s, blind) -> _LayerCounts:
         c.reads = np.full(T, float(nb))
         c.busiest = np.ones(T)
         c.row_bits = float(T * layer.rows)
+        c.block_reads = np.ones((1, nb, T))
         return c
     c.driven_rows = float(sum(e.sum() for e in counts))
     c.cell_conductance_drive = float(np.dot(np.concatenate(counts), g_row))
@@ -430,6 +488,7 @@ def _linear_counts(facts, activity, layer, g_row, s, blind) -> _LayerCounts:
     P = 1.0 - np.exp(L)  # (nb, T)
     c.reads = P.sum(axis=0)
     c.busiest = P.max(axis=0)
+    c.block_reads = P[None]
     c.row_bits = float(P.sum(axis=1) @ _block_rows(layer.rows, R, nb))
     return c
 
@@ -464,6 +523,7 @@ def _conv_counts(facts, activity, layer, projs, g_row, s, blind) -> _LayerCounts
         c.reads = np.full(T, float(G * nb * P_out))
         c.busiest = np.full(T, float(P_out))
         c.row_bits = float(T * P_out * G * layer.rows)
+        c.block_reads = np.full((G, nb, T), float(P_out))
         return c
     e, f = np.zeros((C, H, W)), np.zeros(T)
     for proj in projs:  # the events of every source feeding this conv (several on a skip connection)
@@ -477,7 +537,7 @@ def _conv_counts(facts, activity, layer, projs, g_row, s, blind) -> _LayerCounts
     gk = g_row.reshape(G * cin, kh, kw)  # row conductance per (input channel, ky, kx)
     c.cell_conductance_drive = float((e * _window_sum(g, gk)).sum())
     if e.sum() == 0:
-        c.reads, c.busiest = np.zeros(T), np.zeros(T)
+        c.reads, c.busiest, c.block_reads = np.zeros(T), np.zeros(T), np.zeros((G, nb, T))
         return c
     OH, OW = g.out_shape[1], g.out_shape[2]
     (sy, sx), (dy, dx) = g.stride, g.dilation
@@ -504,6 +564,7 @@ def _conv_counts(facts, activity, layer, projs, g_row, s, blind) -> _LayerCounts
     per_block = P.sum(axis=(2, 3))  # (G, nb, T) expected reads of each row block's tiles
     c.reads = per_block.sum(axis=(0, 1))
     c.busiest = per_block.max(axis=(0, 1))
+    c.block_reads = per_block
     c.row_bits = float(per_block.sum(axis=(0, 2)) @ _block_rows(layer.rows, R, nb))
     return c
 
@@ -543,13 +604,22 @@ def estimate_crossbar(facts: GraphFacts, activity: ActivityProfile, spec: Spec, 
                                   for n, p in facts.populations.items()}
     step_time: dict[str, np.ndarray] = {}
     _, conv, digital = _group_projections(facts)
+    result = mapping.to_mapping_result(facts)
+    counts = []
     for layer in mapping.layers:
         g_row = _row_conductance(facts, layer, s, g_on, g_off)
         if layer.kind == "linear":
-            cnt = _linear_counts(facts, activity, layer, g_row, s, activity_blind)
+            counts.append(_linear_counts(facts, activity, layer, g_row, s, activity_blind))
         else:
-            cnt = _conv_counts(facts, activity, layer, conv[(layer.synapses[0], layer.target)], g_row, s,
-                               activity_blind)
+            counts.append(_conv_counts(facts, activity, layer, conv[(layer.synapses[0], layer.target)], g_row, s,
+                                       activity_blind))
+    # a shared tile reads its pieces one after the other: its pieces' row blocks wait for all of them
+    shared_wait = [np.zeros(T) for _ in mapping.layers]
+    for tile in mapping.shared_tiles:
+        busy = sum(counts[i].block_reads[g, -1] for i, g in tile)
+        for i, _ in tile:
+            shared_wait[i] = np.maximum(shared_wait[i], busy)
+    for li, (layer, cnt) in enumerate(zip(mapping.layers, counts)):
         reads = float(cnt.reads.sum())  # row-block reads; each reads all col_tiles tiles of the block
         used_cols = layer.columns * 2 * layer.slices  # physical columns of one group, over all its column tiles
         conversions = reads * used_cols
@@ -559,15 +629,17 @@ def estimate_crossbar(facts: GraphFacts, activity: ActivityProfile, spec: Spec, 
         e["shift_add"] += conversions * e_sa
         e["accumulate"] += reads * layer.columns * e_acc
         e["buffer"] += cnt.row_bits * e_bit  # a block's input bits, read once per block read and broadcast
-        t = cnt.busiest * t_cycle
+        t = np.maximum(cnt.busiest, shared_wait[li]) * t_cycle
         step_time[layer.target] = step_time.get(layer.target, np.zeros(T)) + t
         pl = per_layer[layer.target]
-        pl["tiles"] += layer.tiles
         pl["used_cells"] += layer.used_cells
         pl["tile_reads"] += reads * layer.col_tiles
         pl["driven_rows"] += cnt.driven_rows
         pl["adc_conversions"] += conversions
-        pl["utilisation"] = pl["used_cells"] / (pl["tiles"] * s["rows"] * s["columns"])
+    for n, lm in result.layers.items():
+        if per_layer[n]["used_cells"]:
+            per_layer[n]["tiles"] = lm.cores  # tiles holding its weights; a shared tile counts in each layer
+            per_layer[n]["utilisation"] = per_layer[n]["used_cells"] / (lm.cores * s["rows"] * s["columns"])
     for p in digital:  # one-to-one or pooling-only paths: additions in the digital periphery
         e["accumulate"] += synops.per_projection[p.label] * e_acc
     on_chip = [n for n, p in facts.populations.items() if p.on_chip]
@@ -590,7 +662,6 @@ def estimate_crossbar(facts: GraphFacts, activity: ActivityProfile, spec: Spec, 
         per_layer[n]["firing_rate_hz"] = spikes / (p.neurons * T * activity.dt_s) if p.neurons else 0.0
         per_layer[n]["cores"] = per_layer[n]["tiles"]
 
-    result = mapping.to_mapping_result(facts)
     notes = list(spec.notes) + [
         f"tiles of {s['rows']}x{s['columns']} cells; {s['weight_bits']}-bit weights as differential pairs of "
         f"{mapping.layers[0].slices if mapping.layers else math.ceil((s['weight_bits'] - 1) / s['cell_bits'])} "
@@ -603,6 +674,14 @@ def estimate_crossbar(facts: GraphFacts, activity: ActivityProfile, spec: Spec, 
         "layers pipelined over time steps",
         "LIF neurons are updated every step in the digital periphery (membrane read + write per update)",
     ]
+    if mapping.shared_tiles:
+        pieces = sum(len(t) for t in mapping.shared_tiles)
+        names = "; ".join(" + ".join(_piece_name(mapping.layers[i], g) for i, g in t) for t in mapping.shared_tiles[:4])
+        more = f"; and {len(mapping.shared_tiles) - 4} more" if len(mapping.shared_tiles) > 4 else ""
+        notes.append(f"{pieces} small weight matrices (or their last tiles) share {len(mapping.shared_tiles)} tile(s) "
+                     f"block-diagonally, on disjoint rows and columns ({names}{more}); each is read on its own, one "
+                     "after the other, so its energy is as on a tile of its own; a shared tile counts in each of "
+                     "its layers' tiles")
     if mapping.digital_projections:
         notes.append(f"{len(mapping.digital_projections)} projection(s) without weights (one-to-one or pooling only) "
                      "are additions in the digital periphery, not crossbar reads")
@@ -617,6 +696,10 @@ def estimate_crossbar(facts: GraphFacts, activity: ActivityProfile, spec: Spec, 
         latency_per_inference_s=latency, synops=synops.total, time_steps=T, mapping=result,
         per_layer=per_layer, notes=tuple(dict.fromkeys(notes)), sources=spec.citations(),
     )
+
+
+def _piece_name(layer: CrossbarLayer, group: int) -> str:
+    return f"{layer.target!r}" + (f" group {group}" if layer.groups > 1 else "")
 
 
 def _register() -> None:
