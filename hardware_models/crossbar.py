@@ -15,10 +15,12 @@
   tiles = groups · ⌈rows_logical / rows⌉ · ⌈columns_logical / ⌊columns / (2 · slices)⌋⌉
 
   ``columns_per_adc`` columns share one ADC; utilisation = used cells / (tiles · rows · columns).
-* Small matrices **share tiles** block-diagonally: the last row block's last column tile of each matrix (or conv
-  group), when it leaves both rows and columns free, is packed first-fit by decreasing size with others on
-  disjoint rows and columns. Each piece is still read on its own (its rows driven, its columns converted), so
-  the energy below is unchanged; only the tile count (static power, chips needed) and the latency change.
+* Small matrices **share tiles** block-diagonally where the chip's tile count (``array.tiles_per_chip``) would
+  otherwise be exceeded (``share_tiles="auto"``; True or False force it): the last row block's last column tile
+  of each matrix (or conv group), when it leaves both rows and columns free, is packed first-fit by decreasing
+  size with others on disjoint rows and columns. Each piece is still read on its own (its rows driven, its
+  columns converted), so the energy below is unchanged; only the tile count (static power, chips needed) and the
+  latency (a shared tile reads its pieces one after the other) change.
 
 **Energy per inference.** Inputs are spikes, so only rows that receive a spike in a step are driven
 (``activity_blind=True`` instead drives every row of every tile in every crossbar cycle, as SpikeSim counts it):
@@ -93,7 +95,7 @@ CROSSBAR_SECTIONS = {
     "power": {"static_per_tile": "power"},
 }
 _OPTIONAL = {"array.tiles_per_chip"}
-OPTIONS = ("activity_blind", "weight_bits", "cell_bits", "tile_size", "columns_per_adc")
+OPTIONS = ("activity_blind", "weight_bits", "cell_bits", "tile_size", "columns_per_adc", "share_tiles")
 
 _specs.register_spec_kind(
     "crossbar", CROSSBAR_SECTIONS,
@@ -229,13 +231,15 @@ def _positive_int(name: str, v) -> int:
     return int(v)
 
 
-def _settings(spec: Spec, weight_bits, cell_bits, tile_size, columns_per_adc) -> dict:
+def _settings(spec: Spec, weight_bits, cell_bits, tile_size, columns_per_adc, share_tiles="auto") -> dict:
     if spec.kind != "crossbar":
         raise ValueError(f"spec {spec.name!r} is {spec.kind}, not a crossbar target")
+    if share_tiles != "auto" and not isinstance(share_tiles, (bool, np.bool_)):
+        raise ValueError(f"share_tiles must be 'auto', True or False, got {share_tiles!r}")
     s = {
         "rows": int(spec.si("array.rows")), "columns": int(spec.si("array.columns")),
         "weight_bits": int(spec.si("array.weight_bits")), "cell_bits": int(spec.si("array.cell_bits")),
-        "columns_per_adc": int(spec.si("array.columns_per_adc")),
+        "columns_per_adc": int(spec.si("array.columns_per_adc")), "share_tiles": share_tiles,
     }
     if tile_size is not None:
         s["rows"] = s["columns"] = _positive_int("tile_size", tile_size)
@@ -285,7 +289,8 @@ def _layer(target, synapses, kind, rows, columns, groups, positions, s) -> Cross
 
 
 def map_crossbar(facts: GraphFacts, spec: Spec, *, weight_bits: int | None = None, cell_bits: int | None = None,
-                 tile_size: int | None = None, columns_per_adc: int | None = None) -> CrossbarMapping:
+                 tile_size: int | None = None, columns_per_adc: int | None = None,
+                 share_tiles: bool | str = "auto") -> CrossbarMapping:
     """Place every weight matrix of ``facts`` on ``spec``'s tiles (see the module docstring).
 
     Args:
@@ -293,8 +298,11 @@ def map_crossbar(facts: GraphFacts, spec: Spec, *, weight_bits: int | None = Non
         cell_bits: bits stored per cell (default: the spec's).
         tile_size: square tile size (e.g. 64, 128, 256) instead of the spec's rows × columns.
         columns_per_adc: columns sharing one ADC (default: the spec's).
+        share_tiles: pack small matrices into shared tiles (module docstring): ``"auto"`` where the chip's tile
+            count (``array.tiles_per_chip``) would otherwise be exceeded, True always, False never. Sharing saves
+            tiles but a shared tile reads its pieces one after the other, so it costs latency.
     """
-    s = _settings(spec, weight_bits, cell_bits, tile_size, columns_per_adc)
+    s = _settings(spec, weight_bits, cell_bits, tile_size, columns_per_adc, share_tiles)
     return _map(facts, spec, s)
 
 
@@ -311,11 +319,14 @@ def _map(facts: GraphFacts, spec: Spec, s: dict) -> CrossbarMapping:
         layers.append(_layer(target, [syn], "conv", rows, g.c_out_per_group, g.groups,
                              g.out_shape[1] * g.out_shape[2], s))
     tpc = int(spec.si("array.tiles_per_chip")) if spec.has("array.tiles_per_chip") else None
+    share = s["share_tiles"]
+    if share == "auto":  # only where the chip's tiles would not hold the network otherwise
+        share = tpc is not None and sum(l.tiles for l in layers) > tpc
     return CrossbarMapping(target=spec.name, tile_rows=s["rows"], tile_columns=s["columns"],
                            weight_bits=s["weight_bits"], cell_bits=s["cell_bits"],
                            columns_per_adc=s["columns_per_adc"], layers=tuple(layers),
                            digital_projections=tuple(p.label for p in digital), tiles_per_chip=tpc,
-                           shared_tiles=_pack(layers, s))
+                           shared_tiles=_pack(layers, s) if share else ())
 
 
 def _pack(layers: list[CrossbarLayer], s: dict) -> tuple[tuple[tuple[int, int], ...], ...]:
@@ -572,18 +583,19 @@ def _conv_counts(facts, activity, layer, projs, g_row, s, blind) -> _LayerCounts
 # ---------------------------------------------------------------------------------------------- estimate
 def estimate_crossbar(facts: GraphFacts, activity: ActivityProfile, spec: Spec, *, activity_blind: bool = False,
                       weight_bits: int | None = None, cell_bits: int | None = None, tile_size: int | None = None,
-                      columns_per_adc: int | None = None) -> Estimate:
+                      columns_per_adc: int | None = None, share_tiles: bool | str = "auto") -> Estimate:
     """Energy, latency and tile mapping of one inference on an RRAM crossbar target (module docstring).
 
     Args:
         activity_blind: count every crossbar cycle with every row driven (SpikeSim-style accounting) instead of
             only the rows and tiles that receive spikes.
         weight_bits, cell_bits, tile_size, columns_per_adc: override the spec (see :func:`map_crossbar`).
+        share_tiles: ``"auto"`` (where the chip's tile count binds), True or False (see :func:`map_crossbar`).
     """
     if not isinstance(activity_blind, (bool, np.bool_)):
         raise TypeError(f"activity_blind must be True or False, got {activity_blind!r}")
     facts.check_activity(activity)
-    s = _settings(spec, weight_bits, cell_bits, tile_size, columns_per_adc)
+    s = _settings(spec, weight_bits, cell_bits, tile_size, columns_per_adc, share_tiles)
     mapping = _map(facts, spec, s)
     T = activity.time_steps
     g_on, g_off = 1.0 / spec.si("device.r_on"), 1.0 / spec.si("device.r_off")

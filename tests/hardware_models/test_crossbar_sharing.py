@@ -10,7 +10,6 @@ import nir
 import numpy as np
 import pytest
 
-import hardware_models.crossbar as crossbar
 from hardware_models import ActivityProfile, analyze, estimate, load_spec
 from hardware_models.crossbar import map_crossbar
 from hw_helpers import conv, lif, mlp
@@ -58,18 +57,29 @@ def test_depthwise_groups_fill_tiles_by_hand():
     # 3x3 conv over 18 channels: 18 groups of 9 rows x 1 column; 9 groups fill a tile's columns (81 rows) -> 2
     g = nir.NIRGraph.from_list(nir.Input(input_type=np.array([18, 6, 6])), conv(18, 18, 3, groups=18),
                                lif((18, 4, 4)))
-    m = map_crossbar(analyze(g), load_spec("rram_neurosim"))
+    m = map_crossbar(analyze(g), load_spec("rram_neurosim"), share_tiles=True)
     (layer,) = m.layers
     assert layer.tiles == 18 and m.tiles == 2
     assert [len(t) for t in m.shared_tiles] == [9, 9]
+    # rram_neurosim has no tile limit: by default every group keeps its own tile (reads in parallel)
+    assert map_crossbar(analyze(g), load_spec("rram_neurosim")).tiles == 18
 
 
-def test_sharing_keeps_the_array_energy_and_serialises_the_reads(monkeypatch):
+def test_tiles_are_shared_by_default_only_where_the_chips_tiles_would_not_hold_the_network():
+    spec = load_spec("rram_lsm40nm")  # one macro per chip
+    one = nir.NIRGraph.from_list(nir.Input(input_type=np.array([8])), nir.Linear(weight=np.ones((4, 8))), lif(4))
+    assert map_crossbar(analyze(one), spec).shared_tiles == ()  # fits alone: nothing to share
+    assert map_crossbar(analyze(mlp(8, 16, 4)), spec).tiles == 1  # two matrices, one macro: shared
+    assert map_crossbar(analyze(mlp(8, 16, 4)), spec, share_tiles=False).tiles == 2
+    with pytest.raises(ValueError, match="share_tiles must be 'auto', True or False, got 'yes'"):
+        map_crossbar(analyze(one), spec, share_tiles="yes")
+
+
+def test_sharing_keeps_the_array_energy_and_serialises_the_reads():
     g = mlp(8, 16, 4)
     spec = load_spec("rram_lsm40nm")
     shared = estimate(g, mlp_activity(), spec)
-    monkeypatch.setattr(crossbar, "_pack", lambda layers, s: ())
-    alone = estimate(g, mlp_activity(), spec)
+    alone = estimate(g, mlp_activity(), spec, share_tiles=False)
     assert alone.mapping.cores_used == 2 and not alone.fits
     for term in ENERGY_BUT_STATIC:  # rows driven, cells read, ADC conversions: those of each matrix alone
         assert shared.energy_j[term] == pytest.approx(alone.energy_j[term], rel=1e-12), term
@@ -114,14 +124,14 @@ def test_sharing_packs_first_fit_by_decreasing_size():
         nodes[f"w{i}"] = nir.Linear(weight=np.ones((c, r)))
         nodes[f"l{i}"] = lif(c)
         edges += [(f"in{i}", f"w{i}"), (f"w{i}", f"l{i}")]
-    m = map_crossbar(analyze(nir.NIRGraph(nodes=nodes, edges=edges)), load_spec("rram_neurosim"))
+    m = map_crossbar(analyze(nir.NIRGraph(nodes=nodes, edges=edges)), load_spec("rram_neurosim"), share_tiles=True)
     assert m.tiles == 2 and sum(l.tiles for l in m.layers) == 4
     names = [sorted(m.layers[i].target for i, _ in t) for t in m.shared_tiles]
     assert names == [["l0", "l3"], ["l1", "l2"]]
     assert math.isclose(m.utilisation, sum(r * c for r, c in sizes) * 14 / (2 * 128 * 128))
 
 
-def test_shared_conv_groups_energy_as_alone_and_blind_latency_by_hand(monkeypatch):
+def test_shared_conv_groups_energy_as_alone_and_blind_latency_by_hand():
     # the depthwise conv above, activity-blind: every group reads its 16 positions every step. On 2 shared tiles
     # of 9 groups, a tile reads 9 x 16 = 144 times per step; t_cycle = 10 + 8 * 6 + 1 = 59 ns, + the LIF clock
     g = nir.NIRGraph.from_list(nir.Input(input_type=np.array([18, 6, 6])), conv(18, 18, 3, groups=18),
@@ -131,10 +141,8 @@ def test_shared_conv_groups_energy_as_alone_and_blind_latency_by_hand(monkeypatc
     act = ActivityProfile(time_steps=T, dt_s=1e-3, samples=1,
                           spikes_per_step={"input": np.full(T, 20.0), "lif": np.full(T, 2.0)})
     for blind in (True, False):
-        shared = estimate(facts, act, "rram_neurosim", activity_blind=blind)
-        with monkeypatch.context() as mp:
-            mp.setattr(crossbar, "_pack", lambda layers, s: ())
-            alone = estimate(facts, act, "rram_neurosim", activity_blind=blind)
+        shared = estimate(facts, act, "rram_neurosim", activity_blind=blind, share_tiles=True)
+        alone = estimate(facts, act, "rram_neurosim", activity_blind=blind)
         assert (shared.mapping.cores_used, alone.mapping.cores_used) == (2, 18)
         for term in ENERGY_BUT_STATIC:
             assert shared.energy_j[term] == pytest.approx(alone.energy_j[term], rel=1e-12), (term, blind)
