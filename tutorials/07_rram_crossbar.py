@@ -77,6 +77,9 @@ for target in RRAM:
         print(f"  {layer.target:<6} {layer.kind:<6} {layer.rows:>4} rows x {layer.columns:>3} columns "
               f"({layer.slices} slice(s)/side, {layer.weights_per_tile} weights/tile): {layer.row_tiles} x "
               f"{layer.col_tiles} = {layer.tiles} tiles, read {layer.positions}x per step")
+    if mapping.shared_tiles:  # where the chip's tiles would not hold the network, small pieces share a tile
+        print(f"  {sum(len(t) for t in mapping.shared_tiles)} small matrices (or last tiles) share "
+              f"{len(mapping.shared_tiles)} tile(s) block-diagonally, so the layers' tiles add up to more")
 print("\nthe same model on other tile sizes (rram_neurosim):",
       ", ".join(f"{n}x{n}: {map_crossbar(facts, load_spec('rram_neurosim'), tile_size=n).tiles} tiles"
                 for n in (64, 128, 256)))
