@@ -13,9 +13,10 @@ dtype and gradient combination (tests/functional/test_lif_kernels.py). ``sigmoid
 ``exp`` does not vectorise in numba without Intel SVML.
 
 They take contiguous float32/float64 CPU tensors and a one-element decay (:func:`kernels_ok`,
-:func:`scalar_ok`); anything else runs the torch ops. Like the pooling kernels, launches hold one lock, use
-``torch.get_num_threads()`` threads, and a process forked after they ran uses torch ops
-(:mod:`neurosim._numba_threads`).
+:func:`scalar_ok`); anything else runs the torch ops, and so does everything :func:`symbolic` (``torch.compile``
+and ``torch.export`` tracing, ``torch.func`` transforms, meta and fake tensors: values the kernels cannot read).
+Like the pooling kernels, launches hold one lock, use ``torch.get_num_threads()`` threads, and a process forked
+after they ran uses torch ops (:mod:`neurosim._numba_threads`).
 
 Measured on the 2-core benchmark machine (bench_sltt's conv SNN, T = 50, batch 32, 2 threads; torch-op and
 kernel paths alternating iteration by iteration in one process, three processes): 12–13 % less time per BPTT
@@ -38,10 +39,12 @@ import torch
 from numba import prange
 from numba.core import types
 from numba.extending import intrinsic
+from torch._subclasses.fake_tensor import FakeTensor
 
 from neurosim._numba_threads import kernel_threads, numba_usable
 
-__all__ = ["backward_ok", "kernels_ok", "scalar_ok", "scan_forward", "spatial_backward", "temporal_backward"]
+__all__ = ["backward_ok", "kernels_ok", "scalar_ok", "scan_forward", "spatial_backward", "symbolic",
+           "temporal_backward"]
 
 SURROGATES = ("atan", "sigmoid", "fast_sigmoid", "triangle", "rectangle")  # sigmoid: torch ops (see below)
 RESETS = ("subtract", "zero", "none")
@@ -217,10 +220,30 @@ _spatial_kernel = numba.njit(cache=True, parallel=True, error_model="numpy")(_sp
 _temporal_kernel = numba.njit(cache=True, parallel=True, error_model="numpy")(_temporal_backward)
 
 
+def symbolic(*values) -> bool:
+    """Whether these values (tensors; other values are skipped) may hold no data that the kernels, ``.numpy()``
+    or ``float()`` can read: while ``torch.compile`` or ``torch.export`` traces (the kernels would get traced
+    stand-ins for scalars and arrays), inside a ``torch.func`` transform (``grad``, ``vmap``, ``jacrev``, ...;
+    their wrapped tensors have no storage), under a ``FakeTensorMode``, or for meta and fake tensors. Callers then
+    use plain torch ops, which every tracer follows."""
+    if _is_compiling() or _functorch_transform() is not None or _dispatch_mode(_FAKE_MODE) is not None:
+        return True
+    for t in values:  # (a loop, not any(...): this runs several times per LIF call)
+        if isinstance(t, torch.Tensor) and (t.is_meta or isinstance(t, FakeTensor)):
+            return True
+    return False
+
+
+_is_compiling = torch.compiler.is_compiling
+_functorch_transform = torch._C._functorch.peek_interpreter_stack
+_dispatch_mode, _FAKE_MODE = torch._C._get_dispatch_mode, torch._C._TorchDispatchModeKey.FAKE
+
+
 def kernels_ok(*tensors: torch.Tensor | None, grads: tuple[torch.Tensor | None, ...] = ()) -> bool:
     """Whether the kernels can take these tensors: all on CPU, contiguous, of one float32/float64 dtype, and
-    non-empty, in a process where numba's threads are usable. ``grads`` need not be contiguous (the backward
-    functions copy those that are not, such as the expanded gradient of a ``sum()``). None entries are skipped."""
+    non-empty, in a process where numba's threads are usable, and none :func:`symbolic`. ``grads`` need not be
+    contiguous (the backward functions copy those that are not, such as the expanded gradient of a ``sum()``).
+    None entries are skipped."""
     ts = [t for t in tensors if t is not None]
     gs = [g for g in grads if g is not None]
     dtype = ts[0].dtype
@@ -228,6 +251,7 @@ def kernels_ok(*tensors: torch.Tensor | None, grads: tuple[torch.Tensor | None, 
         numba_usable() and dtype in (torch.float32, torch.float64) and ts[0].numel() > 0
         and all(t.device.type == "cpu" and t.dtype == dtype and t.is_contiguous() for t in ts)
         and all(g.device.type == "cpu" and g.dtype == dtype for g in gs)
+        and not symbolic(*ts, *gs)
     )
 
 

@@ -36,6 +36,15 @@ On CPU the fused scan and its backward run as numba kernels (:mod:`neurosim.func
 the torch ops' results bit for bit in one pass over memory; other devices, dtypes and the ``sigmoid``
 surrogate's backward use the torch ops.
 
+Traced and transformed code runs the ``reference`` loop whatever the backend: under ``torch.compile`` and
+``torch.export``, on meta and fake tensors (shape inference, ``FakeTensorMode``), and inside ``torch.func``
+transforms (``grad``, ``vmap``, ``jacrev``: per-sample gradients, ensembles). Its plain torch ops are what those
+tracers follow (the fused backward and the kernels read values the tracers do not have), so results agree with
+eager mode to rounding (the fused scan computes ``β·v + x`` with one rounding, the reference with two): spikes
+are the same unless a membrane lies within a rounding of the threshold. ``β`` and ``v_th`` may then be 0-d
+tensors (:class:`neurosim.nn.LIF` passes its buffers). ``vmap`` over a layer that draws random numbers
+(``Dropout`` in training) needs ``randomness="different"`` or ``"same"``, as for torch's own dropout.
+
 Inside :func:`no_temporal_grad` the temporal path is cut: every step's previous state enters as a constant
 (``sg(·)``), so gradients flow only from a step's spikes (or recorded membrane) to that step's input, and
 to a learnable decay through ``β·sg(v[t−1])``. This is the neuron of SLTT (Meng et al., ICCV 2023): a whole
@@ -157,8 +166,8 @@ class LIFParams:
     """Parameters of the LIF dynamics (see the module docstring for the equations).
 
     Args:
-        beta: decay per step in [0, 1] (0: no memory between steps); a float or a tensor broadcastable to one step ``[B, ...]``
-            (learnable decay passes a tensor that requires grad).
+        beta: decay per step in [0, 1] (0: no memory between steps); a float or a tensor broadcastable to one
+            step ``[B, ...]`` (learnable decay passes a tensor that requires grad).
         v_th: firing threshold (float or tensor; a tensor that requires grad makes it learnable).
         reset: ``subtract`` | ``zero`` | ``none``.
         detach_reset: stop the gradient through the reset term (as SpikingJelly's ``detach_reset``).
@@ -228,7 +237,8 @@ def lif_scan(
         params: :class:`LIFParams`.
         state: state from a previous call (continues the sequence) or None (start at rest, ``v = 0``).
         record_membrane: also return the pre-reset membrane of every step in ``state.v_seq``.
-        backend: ``auto`` | ``reference`` | ``fused``.
+        backend: ``auto`` | ``reference`` | ``fused`` (traced and transformed code runs ``reference``: see the
+            module docstring).
 
     Returns:
         ``(spikes_seq, final_state)``; ``spikes_seq`` has ``x_seq``'s shape and dtype.
@@ -246,12 +256,14 @@ def lif_scan(
     temporal = is_temporal_grad_enabled()
     if x_seq.shape[0] == 0:  # no steps: no spikes, the state unchanged
         return x_seq.new_zeros(x_seq.shape), LIFState(v0, x_seq.new_zeros(x_seq.shape) if record_membrane else None)
-    if backend != "reference" and fused_ok and not record_membrane and not _needs_graph(x_seq, v0, params.beta):
+    # traced (compile, export, meta/fake tensors, torch.func): the reference loop, which tracers follow
+    fused = backend != "reference" and fused_ok and not _kernels.symbolic(x_seq, v0, params.beta, v_th)
+    if fused and not record_membrane and not _needs_graph(x_seq, v0, params.beta):
         # inference, evaluation, SLTT-K's forward-only steps: in place, no graph, no membrane buffer
         beta = torch.as_tensor(params.beta, dtype=x_seq.dtype, device=x_seq.device)
         s_seq, v_final = _forward_no_graph(x_seq, v0, beta, float(params.v_th), params.reset)
         return s_seq, LIFState(v_final)
-    if backend == "reference" or not fused_ok:
+    if not fused:
         if params.reset_timing == "delayed":
             return _scan_delayed(x_seq, params, v0, record_membrane, temporal)
         return _scan_reference(x_seq, params, v0, record_membrane, temporal)

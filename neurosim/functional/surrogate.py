@@ -123,16 +123,30 @@ def heaviside(x: torch.Tensor, strict: bool = False) -> torch.Tensor:
 
 
 class _Spike(torch.autograd.Function):
+    # forward and setup_context apart, a generated vmap rule and a jvp: torch.func's grad, vmap, jacrev, jvp and
+    # jacfwd work through it
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, x: torch.Tensor, surrogate: Surrogate, strict: bool) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        ctx.surrogate = surrogate
+    def forward(x: torch.Tensor, surrogate: Surrogate, strict: bool) -> torch.Tensor:
         return heaviside(x, strict)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        x, surrogate, _ = inputs
+        ctx.save_for_backward(x)
+        ctx.save_for_forward(x)
+        ctx.surrogate = surrogate
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         (x,) = ctx.saved_tensors
         return grad_out * ctx.surrogate.grad(x), None, None
+
+    @staticmethod
+    def jvp(ctx, x_tangent: torch.Tensor, _surrogate, _strict) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return x_tangent * ctx.surrogate.grad(x)
 
 
 def spike(x: torch.Tensor, surrogate: Surrogate | str = "atan", strict: bool = False) -> torch.Tensor:

@@ -27,6 +27,7 @@ import torch
 from numba import prange
 
 from neurosim._numba_threads import kernel_threads, numba_usable
+from neurosim.functional._lif_kernels import symbolic
 
 __all__ = ["window_max_pool", "window_max_pool_ok"]
 
@@ -143,13 +144,15 @@ def _windows(t: torch.Tensor, kh: int, kw: int, ho: int, wo: int) -> torch.Tenso
 def window_max_pool_ok(x: torch.Tensor, kernel, stride, padding, dilation, ceil_mode, return_indices) -> bool:
     """Whether :func:`window_max_pool` computes this ``max_pool2d`` call: CPU, float32/64, contiguous input,
     non-overlapping windows of at most 255 elements that fit the input, no padding, dilation, ceil mode or
-    returned indices, and not in a process forked from one where the kernels had run."""
+    returned indices, and not in a process forked from one where the kernels had run; nor traced or transformed
+    (``torch.compile``, ``torch.export``, ``torch.func``, fake tensors:
+    :func:`neurosim.functional._lif_kernels.symbolic`), where ``max_pool2d`` is what the tracers follow."""
     kh, kw = kernel
     return (
         numba_usable() and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.is_contiguous()
         and x.dim() >= 3 and tuple(stride) == (kh, kw) and tuple(padding) == (0, 0)
         and tuple(dilation) == (1, 1) and not ceil_mode and not return_indices
-        and kh * kw <= 255 and x.shape[-2] >= kh and x.shape[-1] >= kw and x.numel() > 0
+        and kh * kw <= 255 and x.shape[-2] >= kh and x.shape[-1] >= kw and x.numel() > 0 and not symbolic(x)
     )
 
 

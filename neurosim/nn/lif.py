@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from neurosim.functional import LIFParams, LIFState, Surrogate, beta_from_tau, lif_scan, tau_from_beta
+from neurosim.functional._lif_kernels import symbolic
 
 __all__ = ["LIF"]
 
@@ -48,7 +49,9 @@ class LIF(nn.Module):
         reset_timing: ``immediate`` (SLTT/SpikingJelly) or ``delayed`` (snnTorch ``Leaky``); see
             :mod:`neurosim.functional.lif`.
         record_membrane: return the pre-reset membrane of every step in ``final_state.v_seq`` (for plots).
-        backend: ``auto`` | ``reference`` | ``fused``.
+        backend: ``auto`` | ``reference`` | ``fused``. Under ``torch.compile`` and ``torch.export``, on meta and
+            fake tensors and inside ``torch.func`` transforms every backend runs ``reference`` (the torch ops those
+            tracers follow; see :mod:`neurosim.functional.lif`).
 
     Shapes:
         x_seq: ``[T, B, ...]`` → spikes ``[T, B, ...]``; state ``v``: ``[B, ...]``.
@@ -137,7 +140,12 @@ class LIF(nn.Module):
         return hit[1]
 
     def params(self) -> LIFParams:
-        """The functional parameters for this module's current values."""
+        """The functional parameters for this module's current values: a fixed β and threshold as Python numbers,
+        or as their 0-d buffers where those hold no value to read (meta and fake tensors, ``torch.compile`` and
+        ``torch.export`` tracing, ``torch.func`` transforms)."""
+        if symbolic(*self._buffers.values()):
+            return LIFParams(beta=self.beta, v_th=self.v_th, reset=self.reset, detach_reset=self.detach_reset,
+                             surrogate=self.surrogate, reset_timing=self.reset_timing)
         beta = self.beta if self.learn_beta else self._buffer_float("beta_value")
         v_th = self.v_th if self.learn_threshold else self._buffer_float("v_th_value")
         return LIFParams(beta=beta, v_th=v_th, reset=self.reset, detach_reset=self.detach_reset,
@@ -147,5 +155,11 @@ class LIF(nn.Module):
         return lif_scan(x_seq, self.params(), state, record_membrane=self.record_membrane, backend=self.backend)
 
     def extra_repr(self) -> str:
-        return (f"beta={float(self.beta.detach()):.4g}, v_th={float(self.v_th.detach()):.4g}, reset={self.reset!r}, "
+        return (f"beta={_format_scalar(self.beta)}, v_th={_format_scalar(self.v_th)}, reset={self.reset!r}, "
                 f"timing={self.reset_timing!r}, surrogate={self.surrogate.name}(alpha={self.surrogate.alpha:g})")
+
+def _format_scalar(t: torch.Tensor) -> str:
+    """A 0-d tensor's value to 4 significant digits; ``<meta>`` or ``<traced>`` where it has none to read."""
+    if symbolic(t):
+        return "<meta>" if t.is_meta else "<traced>"
+    return f"{float(t.detach()):.4g}"
