@@ -155,8 +155,16 @@ class LIF(nn.Module):
         return lif_scan(x_seq, self.params(), state, record_membrane=self.record_membrane, backend=self.backend)
 
     def extra_repr(self) -> str:
-        return (f"beta={_format_scalar(self.beta)}, v_th={_format_scalar(self.v_th)}, reset={self.reset!r}, "
+        """β, threshold, reset, timing and surrogate, then every option set away from its default (those that
+        change training: a detached reset, a learnt β or threshold; and the backend and membrane recording)."""
+        text = (f"beta={_format_scalar(self.beta)}, v_th={_format_scalar(self.v_th)}, reset={self.reset!r}, "
                 f"timing={self.reset_timing!r}, surrogate={self.surrogate.name}(alpha={self.surrogate.alpha:g})")
+        for name, default in (("detach_reset", False), ("learn_beta", False), ("learn_threshold", False),
+                              ("record_membrane", False), ("backend", "auto")):
+            if getattr(self, name) != default:
+                text += f", {name}={getattr(self, name)!r}"
+        return text
+
 
 def _format_scalar(t: torch.Tensor) -> str:
     """A 0-d tensor's value to 4 significant digits; ``<meta>`` or ``<traced>`` where it has none to read."""

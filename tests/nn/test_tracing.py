@@ -132,3 +132,11 @@ def test_vmap_over_the_batch_equals_the_batched_call():
         out = vmap(lambda xi: net(xi.unsqueeze(1))[0].squeeze(1), in_dims=1, out_dims=1)(x)
         torch.testing.assert_close(out, net(x)[0])
 
+
+def test_repr_shows_every_option_set_away_from_its_default():
+    assert repr(LIF(beta=0.9)) == ("LIF(beta=0.9, v_th=1, reset='subtract', timing='immediate', "
+                                   "surrogate=atan(alpha=2))")
+    text = repr(LIF(beta=0.9, detach_reset=True, learn_beta=True, learn_threshold=True, record_membrane=True,
+                    backend="reference"))
+    assert text.endswith("surrogate=atan(alpha=2), detach_reset=True, learn_beta=True, learn_threshold=True, "
+                         "record_membrane=True, backend='reference')")
