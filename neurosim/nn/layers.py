@@ -31,6 +31,7 @@ from torch import nn
 
 from neurosim.functional.lif import is_temporal_grad_enabled
 from neurosim.nn._pool import window_max_pool, window_max_pool_ok
+from neurosim.nn.lif import _format_scalar
 
 __all__ = [
     "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Flatten", "LI", "Linear",
@@ -224,32 +225,50 @@ class Dropout(nn.Module):
 class LI(nn.Module):
     """Non-spiking leaky integrator readout: ``v[t] = β·v[t−1] + x[t]``; outputs the membrane ``v`` each step.
 
+    β is a buffer (``beta_value``), as in :class:`neurosim.nn.LIF`: it is in ``state_dict`` and loads with the
+    weights. A state dict saved before it was (no ``beta_value``) loads too, keeping the β the layer was built with.
+
     Args:
         beta: decay per step in [0, 1] (0: the output is each step's input, a plain linear readout).
     """
 
     stateful = True
     cuts_temporal_grad = True  # honours neurosim.functional.no_temporal_grad
+    _version = 2  # 2: β saved in state_dict as beta_value
 
     def __init__(self, beta: float = 0.9) -> None:
         super().__init__()
         if not 0 <= beta <= 1:
             raise ValueError(f"beta must be in [0, 1], got {beta!r}")
-        self.beta = float(beta)
+        self.register_buffer("beta_value", torch.tensor(float(beta)))
+
+    @property
+    def beta(self) -> torch.Tensor:
+        """Decay per step (a 0-d tensor, the ``beta_value`` buffer)."""
+        return self.beta_value
 
     def forward(self, x_seq: torch.Tensor, state: torch.Tensor | None = None):
         _check_seq(x_seq, 2, "LI")
         v = x_seq.new_zeros(x_seq.shape[1:]) if state is None else state
         temporal = is_temporal_grad_enabled()
+        beta = self.beta_value
         out = []
         for x in x_seq:
-            v = self.beta * (v if temporal else v.detach()) + x
+            v = beta * (v if temporal else v.detach()) + x
             out.append(v)
         out_seq = torch.stack(out) if out else x_seq.new_zeros(x_seq.shape)  # (T = 0: no steps)
         return out_seq, (v if temporal else v.detach())
 
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+        key = prefix + "beta_value"
+        if key in missing_keys and (local_metadata.get("version") or 1) < 2:  # saved before β was: keep this β
+            missing_keys.remove(key)
+
     def extra_repr(self) -> str:
-        return f"beta={self.beta:.4g}"
+        return f"beta={_format_scalar(self.beta_value)}"
 
 
 def is_stateful(module: nn.Module) -> bool:

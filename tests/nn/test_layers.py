@@ -377,3 +377,31 @@ def test_lif_runs_under_inference_mode():
         net = Sequential(Flatten(), Linear(4, 3), LIF(beta=0.9)).double()
         out, _ = net(torch.rand(5, 2, 4, dtype=torch.float64))
     assert out.shape == (5, 2, 3)
+
+
+def test_li_beta_is_saved_and_loaded_with_the_weights():
+    # β was a plain attribute: loading a state dict kept the new model's β silently (LIF's is a buffer)
+    cfg = dict(kind="mlp", input_shape=(20,), hidden=(8,), readout="membrane")
+    a = build_model(ModelConfig(**cfg, readout_beta=0.5), NeuronConfig())
+    b = build_model(ModelConfig(**cfg, readout_beta=0.9), NeuronConfig())
+    assert "4.beta_value" in a.state_dict() and float(b[4].beta) == pytest.approx(0.9)
+    b.load_state_dict(a.state_dict())
+    x = torch.rand(5, 3, 20) * 3
+    assert float(b[4].beta) == 0.5 and torch.equal(a(x)[0], b(x)[0]) and repr(b[4]) == "LI(beta=0.5)"
+
+
+def test_a_state_dict_saved_before_li_beta_was_loads_keeping_the_built_beta(tmp_path):
+    import copy
+
+    cfg = dict(kind="mlp", input_shape=(20,), hidden=(8,), readout="membrane")
+    old = build_model(ModelConfig(**cfg, readout_beta=0.5), NeuronConfig()).state_dict()
+    del old["4.beta_value"]
+    old._metadata["4"]["version"] = 1  # what neurosim wrote then (nn.Module's version 1)
+    torch.save(old, tmp_path / "old.pt")
+    model = build_model(ModelConfig(**cfg, readout_beta=0.5), NeuronConfig())
+    model.load_state_dict(torch.load(tmp_path / "old.pt", weights_only=True))  # strict, as checkpoints load
+    assert float(model[4].beta) == 0.5
+    new = copy.copy(model.state_dict())
+    del new["4.beta_value"]  # a current state dict without it is still an error
+    with pytest.raises(RuntimeError, match='Missing key.*"4.beta_value"'):
+        model.load_state_dict(new)
