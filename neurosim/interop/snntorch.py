@@ -6,7 +6,8 @@ whole sequence ``[T, B, ...]`` and return an explicit state. The converted netwo
 snnTorch one does: every ``Leaky`` becomes :class:`neurosim.nn.LIF` with ``reset_timing="delayed"``, which is
 snnTorch's discretisation (reset from the previous membrane, detached, subtracted undecayed; spike when
 ``v > v_th`` strictly; β clamped to [0, 1]) — see :mod:`neurosim.functional.lif`. Spikes and membrane traces
-are identical, and so are BPTT gradients.
+are identical, and so are BPTT gradients (``reset_delay=False`` differs in the recorded membrane and rounding:
+see below).
 
 Supported (``model`` is an ``nn.Sequential`` or a list of layers in execution order; nested ``nn.Sequential``
 is flattened; ``nn.Identity`` is dropped):
@@ -17,7 +18,8 @@ snnTorch / torch layer      neurosim layer
 ``snntorch.Leaky``          ``LIF(reset_timing="delayed")``: scalar ``beta`` and ``threshold`` (fixed or
                             learnable), ``reset_mechanism`` subtract | zero | none, ``init_hidden`` either
                             way, ``output=True`` on the last layer only (the converted net returns the
-                            spikes; the membrane is in the final state with ``record_membrane``), surrogates
+                            spikes; the membrane is in the final state with ``record_membrane``, before the
+                            reset with ``reset_delay=False``: see below), surrogates
                             ``atan(alpha)`` (the default), ``fast_sigmoid(slope)``, ``sigmoid(slope)``
 ``nn.Conv2d``, ``nn.Linear``  ``Conv2d``, ``Linear`` (weights copied)
 ``nn.MaxPool2d``,           ``MaxPool2d``, ``AvgPool2d``
@@ -44,6 +46,14 @@ Differences to know about (forward results are identical in eval mode and withou
 * Learnable ``beta``: snnTorch learns β directly (clamped); neurosim learns ``β = sigmoid(w)``, so the same
   forward pass but a different gradient with respect to β. A sigmoid never reaches 1: a learnable β = 1
   becomes 1 − 1e-6 (fixed β = 1 converts exactly).
+* ``reset_delay=False`` (``zero`` or ``none`` reset; converted to the immediate timing with a strict
+  threshold): the recorded membrane ``state.v_seq`` (``record_membrane``) is the membrane *before* the reset at
+  every step, snnTorch's ``mem`` the membrane after it. With the ``zero`` reset snnTorch's ``mem`` is
+  ``v_seq * (1 - spikes)`` (0 at every spike step); with ``none`` the two are the same. Spikes equal snnTorch's
+  and the final state ``v`` is its last ``mem``, bit for bit with ``backend="reference"``; the default backend's
+  fused scan computes ``β·v + x`` with one rounding where snnTorch rounds twice, so there membranes agree to
+  rounding (a spike can differ only where the membrane lies within a rounding of the threshold). Gradients agree
+  to rounding with either backend (the surrogate is taken at the strict threshold, one float above snnTorch's).
 * The converted model keeps the snnTorch model's dtype (e.g. float64).
 
 The converted model owns copies of every value: train it, then :func:`copy_to_snntorch` writes the trained

@@ -193,3 +193,24 @@ def test_a_reset_mechanism_set_after_construction_is_refused_as_snntorch_ignores
         from_snntorch(net)
     built = nn.Sequential(nn.Linear(10, 8), snn.Leaky(beta=0.9, init_hidden=True, reset_mechanism="zero"))
     assert from_snntorch(built)[1].reset == "zero"
+
+
+@pytest.mark.parametrize("reset", ["zero", "none"])
+def test_reset_delay_false_records_the_membrane_before_the_reset_as_documented(reset):
+    # the module docstring: spikes and the final state are snnTorch's (bit for bit with backend="reference"),
+    # state.v_seq is the membrane before the reset, snnTorch's mem the one after it: v_seq * (1 - spikes) for zero
+    torch.manual_seed(0)
+    ref = nn.Sequential(nn.Linear(6, 5), snn.Leaky(beta=0.7, reset_mechanism=reset, reset_delay=False,
+                                                   init_hidden=True, output=True))
+    with torch.no_grad():
+        ref[0].weight.mul_(3)
+    x = torch.rand(8, 3, 6)
+    utils.reset(ref)
+    spk, mem = (torch.stack(t) for t in zip(*(ref(xt) for xt in x)))
+    net = from_snntorch(ref, backend="reference")
+    net[1].record_membrane = True
+    s, state = net(x)
+    v_seq = state["1"].v_seq
+    assert spk.sum() > 5 and torch.equal(s, spk) and torch.equal(state["1"].v, mem[-1])
+    assert torch.equal(v_seq * (1 - s) if reset == "zero" else v_seq, mem)
+    assert (reset == "zero") == bool((v_seq != mem).any())  # the zero reset's v_seq is not snnTorch's mem
