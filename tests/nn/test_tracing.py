@@ -12,6 +12,9 @@ from torch.func import functional_call, grad, vmap
 
 from neurosim.nn import LI, LIF, Conv2d, Flatten, Linear, MaxPool2d, Sequential
 
+# torch's own tracers call its deprecated torch.jit scripting internally (nothing of neurosim's)
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script:DeprecationWarning")
+
 
 def _mlp(**lif):
     torch.manual_seed(0)
