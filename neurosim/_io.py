@@ -61,8 +61,10 @@ def _unlink_unless_locked(tmp: Path) -> None:
     with open(tmp, "rb") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # a writer holds it: alive, whatever its process number says
+        except BlockingIOError:  # a writer holds it: alive, whatever its process number says
             return
+        except OSError:  # a file system without locks: the process number decides alone
+            pass
         tmp.unlink()
 
 
@@ -85,7 +87,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # held until closed: another writer's cleanup leaves this file alone
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # held until closed: another writer's cleanup leaves this file alone
+            except OSError:  # a file system without locks (NFS without its lock daemon): write without
+                pass
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -130,10 +135,11 @@ def hold_run_folder(run_dir: str | Path, command: str):
         RunFolderBusyError: another live process holds the folder.
     """
     run_dir = Path(run_dir)
-    if fcntl is None:
+    key = os.path.abspath(run_dir)
+    if fcntl is None or key in _HELD:  # (a hold inside this process's own, e.g. demo's training: already held)
         yield run_dir
         return
-    made = not run_dir.exists()
+    made = [p for p in (run_dir, *run_dir.parents) if not p.exists()]  # the folders this run creates, deepest first
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = run_dir / ".lock"
     while True:
@@ -144,6 +150,7 @@ def hold_run_folder(run_dir: str | Path, command: str):
             f.seek(0)
             holder = f.read().strip() or "another process"
             f.close()
+            _remove_empty(made)
             raise RunFolderBusyError(f"{run_dir} is in use by {holder}; two runs in one folder would overwrite each "
                                      "other's results: wait for it to finish, or choose another name (--set "
                                      "name=...)") from None
@@ -155,6 +162,7 @@ def hold_run_folder(run_dir: str | Path, command: str):
         except FileNotFoundError:
             pass
         f.close()
+    _HELD.add(key)
     try:
         f.seek(0)
         f.truncate()
@@ -163,13 +171,25 @@ def hold_run_folder(run_dir: str | Path, command: str):
         f.flush()
         yield run_dir
     finally:
+        _HELD.discard(key)
         try:
             lock.unlink()  # still ours: the others refuse while it is held, and re-open a lock file that vanished
-            if made and not any(run_dir.iterdir()):  # a run that failed before any output leaves no folder behind
-                run_dir.rmdir()
         except OSError:
             pass
+        _remove_empty(made)  # a run that failed before any output leaves no folder behind
         f.close()  # releases the lock
+
+
+_HELD: set[str] = set()  # run folders this process holds (hold_run_folder)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove these folders, deepest first, while they are empty."""
+    for p in folders:
+        try:
+            p.rmdir()
+        except OSError:
+            return
 
 
 def check_output_folder(path: str | Path, what: str) -> Path:

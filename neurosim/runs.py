@@ -345,6 +345,8 @@ def demo(out_dir: str | Path = "runs", epochs: int | None = None, progress: bool
     """Train the quickstart conv SNN on the bundled event digits, estimate it on every chip target, and write
     ``report.md``; returns its path."""
     cfg = demo_config(out_dir, epochs)
-    result = train_run(cfg, resume=False, progress=progress, figures=False)
-    extra = estimate_run(result)[1] if estimate else None
-    return write_report(result, extra)
+    run_dir = check_output_folder(Path(cfg.out_dir) / cfg.name, "out_dir")
+    with hold_run_folder(run_dir, "demo"):  # training, estimate and report: a second demo there is refused
+        result = train_run(cfg, resume=False, progress=progress, figures=False)
+        extra = estimate_run(result)[1] if estimate else None
+        return write_report(result, extra)

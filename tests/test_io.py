@@ -105,14 +105,18 @@ def test_a_live_writers_temporary_file_is_kept_whatever_its_process_number_says(
 
 
 def test_a_run_folder_is_held_by_one_run_at_a_time(tmp_path):
-    from neurosim._io import RunFolderBusyError, hold_run_folder
+    import subprocess
+    import sys
+
+    from neurosim._io import hold_run_folder
 
     run = tmp_path / "run"
     with hold_run_folder(run, "train"):
         (run / "metrics.jsonl").write_text("{}\n")
-        with pytest.raises(RunFolderBusyError, match=rf"{run} is in use by neurosim train \(process {os.getpid()} "):
-            with hold_run_folder(run, "lsm"):
-                pass
+        other = subprocess.run([sys.executable, "-c", "from neurosim._io import hold_run_folder\n"
+                                f"with hold_run_folder({str(run)!r}, 'lsm'): pass"], capture_output=True, text=True)
+        assert other.returncode == 1 and "RunFolderBusyError" in other.stderr
+        assert f"{run} is in use by neurosim train (process {os.getpid()} " in other.stderr
     with hold_run_folder(run, "lsm"):  # released at the end (and by the system when a process dies)
         pass
     assert sorted(p.name for p in run.iterdir()) == ["metrics.jsonl"]  # the lock file goes with the run
@@ -155,3 +159,38 @@ def test_a_second_run_in_a_busy_folder_is_refused_before_any_work(tmp_path, caps
     err = capsys.readouterr().err
     assert f"{run} is in use by neurosim train (process {holder.pid} " in err and err.count("\n") == 1
     assert sorted(p.name for p in run.iterdir()) == [".lock"]  # nothing of the refused run
+
+
+def test_a_hold_inside_the_same_processes_hold_and_folders_made_for_nothing(tmp_path):
+    from neurosim._io import hold_run_folder
+
+    run = tmp_path / "a" / "b" / "run"
+    with pytest.raises(ValueError, match="failed"):
+        with hold_run_folder(run, "train"):
+            raise ValueError("failed")
+    assert list(tmp_path.iterdir()) == []  # the parents it made went too
+    with hold_run_folder(run, "demo"):
+        with hold_run_folder(run, "train"):  # demo's training inside demo's own hold
+            (run / "checkpoint.pt").write_bytes(b"x")
+        assert (run / ".lock").exists()  # the inner hold did not release the outer one
+        assert "neurosim demo" in (run / ".lock").read_text()
+    with hold_run_folder(run, "train"):
+        pass
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt"]
+
+
+def test_writes_go_on_where_the_file_system_has_no_locks(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    from neurosim._io import atomic_write_bytes, hold_run_folder
+
+    def no_locks(*args):
+        raise OSError(errno.ENOLCK, "No locks available")  # NFS without its lock daemon
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with hold_run_folder(tmp_path / "run", "train"):
+        atomic_write_bytes(tmp_path / "run" / "ck.pt", b"data")
+        atomic_write_bytes(tmp_path / "run" / "ck.pt", b"data2")
+    assert (tmp_path / "run" / "ck.pt").read_bytes() == b"data2"
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["ck.pt"]
