@@ -120,9 +120,22 @@ def estimate_model(model, input_shape: Sequence[int], data, targets: Sequence[st
     model = _to_neurosim(model)  # an snnTorch model runs as its neurosim equivalent (identical spikes)
     graph = to_nir(model, tuple(input_shape), dt_s=dt_s, maxpool=maxpool)
     names = _module_node_names(model, graph)
-    activity = activity_profile(model, data, dt_s=dt_s, samples=samples, names=names,
-                                input_name=_input_node(graph), kinds=(LIF, MaxPool2d))
+    inp = _input_node(graph)
+    activity = activity_profile(model, data, dt_s=dt_s, samples=samples, names=names, input_name=inp,
+                                kinds=(LIF, MaxPool2d))
+    _counts_in_input_shape(activity, graph, inp)
     return _run(graph, activity, targets, out_dir, options)
+
+
+def _counts_in_input_shape(activity, graph, inp: str | None) -> None:
+    """The input's event counts in the shape of the graph's Input node: a model that takes frames flattened
+    (an mlp with ``input_shape = [2312]`` for 2×34×34 frames) is given the frames, which count in their own shape."""
+    import numpy as np
+
+    counts = activity.spike_counts.get(inp) if inp is not None and activity.spike_counts else None
+    shape = getattr(graph.nodes[inp], "input_type", {}).get("input") if counts is not None else None
+    if shape is not None and np.size(counts) == int(np.prod(shape)) and np.shape(counts) != tuple(shape):
+        activity.spike_counts[inp] = np.asarray(counts).reshape(tuple(int(d) for d in shape))
 
 
 def _input_node(graph) -> str:

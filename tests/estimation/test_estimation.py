@@ -304,3 +304,16 @@ def test_cli_estimates_foreign_nir_files_with_a_grouped_conv1d_or_a_nested_recur
         est = json.loads((tmp_path / name / "estimate.json").read_text())
         assert est["targets"]["loihi"]["synops"] == synops
     assert est["activity"]["spikes_per_inference"] == {"rleaky.lif": 3.0}  # a neuron, under its flattened name
+
+
+def test_a_model_taking_flattened_frames_is_estimated_on_its_frames():
+    # an mlp whose input_shape is the flattened frame (model.input_shape = [2 * 6 * 6]) runs on [T, B, 2, 6, 6]
+    # frames: their counts are the Input node's (72,) events, not a (2, 6, 6) shape it does not have
+    from neurosim.nn import LIF, Flatten, Linear, Sequential
+
+    torch.manual_seed(0)
+    model = Sequential(Flatten(), Linear(72, 5), LIF(beta=0.9))
+    x = _spikes((4, 3, 2, 6, 6), p=0.2)
+    report = estimate_model(model, (72,), x, targets=["loihi"])
+    assert report.activity.spike_counts["input"].shape == (72,)
+    assert report.estimates["loihi"].synops == pytest.approx(float(x.sum()) / 3 * 5)  # events x fan-out 5
