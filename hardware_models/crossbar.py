@@ -186,19 +186,30 @@ class CrossbarMapping:
             by_target.setdefault(l.target, []).append(i)
         layers = {}
         first = 0
+        shared_at: dict[int, int] = {}  # shared tile -> its index in placement order, once placed
         for name, pop in facts.populations.items():
             if not pop.on_chip:
                 continue
-            ls = [self.layers[i] for i in by_target.get(name, [])]
-            tiles = self.layer_tiles(by_target.get(name, []))  # a tile shared with other layers counts in each
+            idx = by_target.get(name, [])
+            ls = [self.layers[i] for i in idx]
+            tiles = self.layer_tiles(idx)  # a tile shared with other layers counts in each
+            # its own tiles come next, then the shared tiles it is the first to use; one placed by an earlier
+            # layer keeps its index (so first_core is the layer's lowest tile index, never past the tiles used)
+            mine = [k for k, t in enumerate(self.shared_tiles) if any(i in idx for i, _ in t)]
+            start = first
+            first += tiles - len(mine)
+            for k in mine:
+                if k not in shared_at:
+                    shared_at[k] = first
+                    first += 1
+            start = min([start] + [shared_at[k] for k in mine]) if tiles else start
             layers[name] = LayerMapping(
                 name=name, neurons=pop.neurons, cores=tiles, neurons_per_core=min((l.weights_per_tile for l in ls),
                                                                                   default=pop.neurons),
-                first_core=first, slots=pop.neurons, input_slices=max((l.row_tiles for l in ls), default=1),
+                first_core=start, slots=pop.neurons, input_slices=max((l.row_tiles for l in ls), default=1),
                 limited_by="tile_columns",
                 max_synapses_per_core=float(self.tile_rows * min((l.weights_per_tile for l in ls), default=0)),
                 max_axons_in_per_core=float(min(self.tile_rows, max((l.rows for l in ls), default=0))))
-            first += tiles
         violations, chips = [], 1
         tpc = self.tiles_per_chip
         if tpc:

@@ -150,3 +150,12 @@ def test_shared_conv_groups_energy_as_alone_and_blind_latency_by_hand():
         if blind:
             assert shared.latency_per_inference_s == pytest.approx(T * (144 * 59e-9 + 1e-9), rel=1e-9)
             assert alone.latency_per_inference_s == pytest.approx(T * (16 * 59e-9 + 1e-9), rel=1e-9)
+
+
+def test_layers_sharing_a_tile_are_placed_on_it_and_no_index_runs_past_the_tiles_used():
+    est = estimate(mlp(8, 16, 4), mlp_activity(), "rram_lsm40nm")  # both matrices on the one macro
+    assert est.mapping.cores_used == 1
+    assert [(l.first_core, l.cores) for l in est.mapping.layers.values()] == [(0, 1), (0, 1)]
+    # without sharing: one tile each, one after the other
+    alone = estimate(mlp(8, 16, 4), mlp_activity(), "rram_lsm40nm", share_tiles=False)
+    assert [(l.first_core, l.cores) for l in alone.mapping.layers.values()] == [(0, 1), (1, 1)]
