@@ -188,7 +188,7 @@ def _train_in_folder(cfg: RunConfig, run_dir: Path, resume: bool, progress: bool
     _check_input_shape(cfg, data)
     _check_labels(cfg, data)
     model = build_model(cfg.model, cfg.neuron)
-    trainer = Trainer(model, cfg, run_dir, progress=progress)
+    trainer = Trainer(model, cfg, run_dir, progress=progress, data_fingerprint=data_fingerprint(cfg))
     history = trainer.fit(data.train, data.test, resume=resume)
     result = RunResult(run_dir, history, model, trainer, data, time.perf_counter() - t0)
     if figures:
@@ -279,7 +279,23 @@ def load_run(path: str | Path, progress: bool = True, device: str | torch.device
     load_weights(model, ckpt["model"], path)
     model.to(device).eval()
     data = make_loaders(cfg.data, seed=cfg.seed, device=device, progress=progress)
+    saved = ckpt.get("data_fingerprint")
+    if saved is not None and saved != data_fingerprint(cfg):
+        warnings.warn(f"{path} was trained on other data files than the dataset on disk now (regenerated, "
+                      "re-downloaded, changed or copied since): it is evaluated on the files there now",
+                      RuntimeWarning, stacklevel=2)
     return model, cfg, data
+
+
+def data_fingerprint(cfg: RunConfig) -> list | None:
+    """What identifies a run's dataset files: the fingerprint of its source on disk (see
+    :func:`neurosim.data.pipeline.source_fingerprint`; the bundled event digits: their content), or None."""
+    from neurosim.data.pipeline import frame_cache_key
+
+    try:
+        return frame_cache_key(cfg.data, "train")["fingerprint"]
+    except (ValueError, OSError):
+        return None
 
 
 def load_or_train(checkpoint: str | Path | None, cfg: RunConfig, progress: bool = True

@@ -242,3 +242,17 @@ def test_training_from_a_moved_run_folders_config_says_how_to_resume_it_there(tm
     (moved / "checkpoint.pt").unlink()
     _note_moved_run(moved / "config.toml", Path("gone") / "run1")  # no run there to resume
     assert capsys.readouterr().err == ""
+
+
+def test_a_checkpoint_trained_on_other_data_files_says_so_when_evaluated(tiny_checkpoint, tmp_path):
+    from neurosim.runs import evaluate_checkpoint
+
+    ckpt = torch.load(tiny_checkpoint, weights_only=False)
+    assert ckpt["data_fingerprint"] is not None  # the bundled event digits: their content's digest
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same files: nothing to say
+        evaluate_checkpoint(tiny_checkpoint, progress=False)
+    ckpt["data_fingerprint"] = [1, 123, "digits of an older neurosim"]
+    torch.save(ckpt, tmp_path / "old.pt")
+    with pytest.warns(RuntimeWarning, match="trained on other data files than the dataset on disk now"):
+        evaluate_checkpoint(tmp_path / "old.pt", progress=False)

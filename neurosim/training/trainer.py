@@ -134,6 +134,9 @@ class Trainer:
     progress: bool = True
     tune_allocator: bool = True
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: what identifies the training data (neurosim.runs sets the dataset files' fingerprint): saved in the
+    #: checkpoint, and a resume on other data warns
+    data_fingerprint: Any = None
 
     def __post_init__(self) -> None:
         tc = self.config.train
@@ -206,6 +209,7 @@ class Trainer:
             "config": config_to_dict(self.config),
             "world_size": self.world.size,
             "cpu_threads": torch.get_num_threads() if self.device.type == "cpu" else None,
+            "data_fingerprint": self.data_fingerprint,
         }
         if self.world.distributed:
             ckpt["rng_ranks"] = distributed.all_gather(ckpt["rng"])
@@ -241,6 +245,12 @@ class Trainer:
                           f"{self.config.data.batch_size}"
                           + (f", and processes {saved_world}+ draw new random streams" if self.world.size > saved_world
                              else "") + ", so the run will not match one that was never interrupted",
+                          RuntimeWarning, stacklevel=2)
+        saved_data = ckpt.get("data_fingerprint")
+        if saved_data is not None and self.data_fingerprint is not None and saved_data != self.data_fingerprint \
+                and self.world.is_main:
+            warnings.warn(f"{path} was trained on other data files than the dataset on disk now (regenerated, "
+                          "re-downloaded, changed or copied since): the resumed epochs train on the new files",
                           RuntimeWarning, stacklevel=2)
         saved_threads = ckpt.get("cpu_threads")
         if saved_threads and self.device.type == "cpu" and saved_threads != torch.get_num_threads() \
