@@ -72,6 +72,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Iterable
 
 import torch
@@ -192,11 +193,23 @@ def _convert_leaky(leaky, where: str, is_last: bool, backend: str, problems: lis
     if immediate:  # reset in the step that spiked, as neurosim's immediate timing; snnTorch spikes at v > v_th strictly
         thr = strict_threshold(thr, torch.float64 if torch.as_tensor(leaky.threshold).dtype == torch.float64
                                else torch.float32)
-    return nsn.LIF(
+    lif = nsn.LIF(
         beta=beta, v_th=thr, reset=reset, surrogate=surrogate[0], surrogate_alpha=surrogate[1],
         learn_beta=isinstance(leaky.beta, nn.Parameter), learn_threshold=isinstance(leaky.threshold, nn.Parameter),
         reset_timing="immediate" if immediate else "delayed", backend=backend,
     )
+    if torch.float64 in (torch.as_tensor(leaky.beta).dtype, torch.as_tensor(leaky.threshold).dtype):
+        # a float64 Leaky: β and the threshold in float64 as given (LIF builds them in float32, and the strict
+        # threshold rounded to float32 could fall back onto the threshold itself)
+        lif.double()
+        with torch.no_grad():
+            if lif.learn_beta:
+                b = min(max(beta, 1e-6), 1 - 1e-6)  # as LIF clamps it: sigmoid reaches neither 0 nor 1
+                lif.beta_logit.fill_(math.log(b / (1 - b)))
+            else:
+                lif.beta_value.fill_(beta)
+            (lif.v_th_param if lif.learn_threshold else lif.v_th_value).fill_(thr)
+    return lif
 
 
 def _copy_state(src: nn.Module, dst: nn.Module) -> nn.Module:

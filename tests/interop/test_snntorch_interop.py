@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -183,6 +185,25 @@ def test_a_float64_model_converts_to_float64_and_gives_the_same_spikes():
     utils.reset(net)
     expected = torch.stack([net(x[t]) for t in range(20)])
     assert torch.equal(ns(x)[0], expected)
+
+
+@pytest.mark.parametrize("learn", [False, True])
+def test_a_float64_model_keeps_its_float64_beta_and_threshold(learn):
+    # β and the threshold went through float32 (β 0.9 off by 2e-8, membranes by 2e-7), and the strict threshold
+    # of reset_delay=False (the next float64 above 1) rounded back to 1 itself
+    net = nn.Sequential(nn.Linear(10, 8), snn.Leaky(beta=0.9, threshold=1.0, init_hidden=True, reset_mechanism="zero",
+                                                    reset_delay=False, learn_beta=learn,
+                                                    learn_threshold=learn)).double()
+    lif = from_snntorch(net, backend="reference")[1]
+    assert lif.v_th.dtype == torch.float64 and float(lif.v_th) == math.nextafter(1.0, 2.0)
+    assert float(lif.beta) == pytest.approx(float(net[1].beta), abs=0 if not learn else 1e-15)  # snnTorch's own
+    x = torch.rand(20, 3, 10, dtype=torch.float64) * 1.5
+    utils.reset(net)
+    spk, mem = zip(*[(net(x[t]), net[1].mem) for t in range(20)])
+    out, state = from_snntorch(net, backend="reference")(x)
+    assert torch.stack(spk).sum() > 5
+    assert torch.equal(out, torch.stack(spk))
+    torch.testing.assert_close(state["1"].v, mem[-1], rtol=0, atol=1e-12)  # float64 (float32 β: off by 2e-7)
 
 
 def test_a_reset_mechanism_set_after_construction_is_refused_as_snntorch_ignores_it():
