@@ -56,3 +56,20 @@ def random_activity(facts, T=6, rate=0.2, seed=0, samples=2, dt_s=1e-3):
         if pop.spiking:
             spikes[name] = (rng.random((T, samples, *pop.shape)) < rate).astype(float)
     return ActivityProfile.from_spike_trains(spikes, dt_s=dt_s, input_name=None), spikes
+
+
+def conv_reads(c_in, H, W, c_out, OH, OW, k, stride, pad, dil, groups) -> list[set[int]]:
+    """The inputs (flat indices into [c_in, H, W]) each output of a k x k conv reads (flat [c_out, OH, OW]),
+    by plain loops: the brute force that conv connectivity is checked against."""
+    reads = [set() for _ in range(c_out * OH * OW)]
+    for o in range(len(reads)):
+        co, rem = divmod(o, OH * OW)
+        oy, ox = divmod(rem, OW)
+        gi = co // (c_out // groups)
+        for ci in range(gi * (c_in // groups), (gi + 1) * (c_in // groups)):
+            for ky in range(k):
+                for kx in range(k):
+                    iy, ix = oy * stride - pad + ky * dil, ox * stride - pad + kx * dil
+                    if 0 <= iy < H and 0 <= ix < W:
+                        reads[o].add((ci * H + iy) * W + ix)
+    return reads

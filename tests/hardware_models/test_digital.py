@@ -246,7 +246,7 @@ def test_estimate_reports_per_layer_facts_and_baselines():
 def test_conv_chunk_connectivity_equals_brute_force(stride, pad, dil, groups, n):
     """Input axons per core and destination cores per input, against plain loops over a dense conv."""
     from hardware_models.digital import _CorePartition
-    from hw_helpers import conv
+    from hw_helpers import conv, conv_reads
 
     c_in, c_out, H, W, k = 2 * groups, 2 * groups, 6, 5, 3
     OH = (H + 2 * pad - dil * (k - 1) - 1) // stride + 1
@@ -258,17 +258,7 @@ def test_conv_chunk_connectivity_equals_brute_force(stride, pad, dil, groups, n)
     geom = facts.geometry("conv2d")
     N = c_out * OH * OW
     axons, dest = _CorePartition._conv_connectivity(geom, N, n, np.arange(0, N, n))
-    reads = [set() for _ in range(N)]  # inputs read by each output (flat indices)
-    for o in range(N):
-        co, rem = divmod(o, OH * OW)
-        oy, ox = divmod(rem, OW)
-        gi = co // (c_out // groups)
-        for ci in range(gi * (c_in // groups), (gi + 1) * (c_in // groups)):
-            for ky in range(k):
-                for kx in range(k):
-                    iy, ix = oy * stride - pad + ky * dil, ox * stride - pad + kx * dil
-                    if 0 <= iy < H and 0 <= ix < W:
-                        reads[o].add((ci * H + iy) * W + ix)
+    reads = conv_reads(c_in, H, W, c_out, OH, OW, k, stride, pad, dil, groups)  # inputs read by each output
     chunks = [set().union(*reads[a : a + n]) for a in range(0, N, n)]
     np.testing.assert_array_equal(axons, [len(c) for c in chunks])
     np.testing.assert_array_equal(dest, [sum(i in c for c in chunks) for i in range(c_in * H * W)])

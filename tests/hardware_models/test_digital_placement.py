@@ -12,7 +12,7 @@ import pytest
 
 from hardware_models import ActivityProfile, analyze, estimate, load_spec
 from hardware_models.digital import _CorePartition, _map, _mean_hops, _position_major, map_network
-from hw_helpers import conv, lif
+from hw_helpers import conv, conv_reads, lif
 
 
 def two_convs(H=4, W=64, C=32, c_in=2, groups=1) -> nir.NIRGraph:
@@ -71,17 +71,7 @@ def test_position_major_conv_connectivity_equals_brute_force(stride, pad, dil, g
     perm, rank = _position_major((c_out, OH, OW))
     assert sorted(perm) == list(range(N)) and all(rank[perm] == np.arange(N))
     axons, dest = _CorePartition._conv_connectivity(geom, N, n, np.arange(0, N, n), rank)
-    reads = [set() for _ in range(N)]  # inputs read by each output (flat indices)
-    for o in range(N):
-        co, rem = divmod(o, OH * OW)
-        oy, ox = divmod(rem, OW)
-        gi = co // (c_out // groups)
-        for ci in range(gi * (c_in // groups), (gi + 1) * (c_in // groups)):
-            for ky in range(k):
-                for kx in range(k):
-                    iy, ix = oy * stride - pad + ky * dil, ox * stride - pad + kx * dil
-                    if 0 <= iy < H and 0 <= ix < W:
-                        reads[o].add((ci * H + iy) * W + ix)
+    reads = conv_reads(c_in, H, W, c_out, OH, OW, k, stride, pad, dil, groups)  # inputs read by each output
     per_chunk = [set().union(*(reads[o] for o in c)) for c in chunks(perm, n)]
     np.testing.assert_array_equal(axons, [len(c) for c in per_chunk])
     np.testing.assert_array_equal(dest, [sum(i in c for c in per_chunk) for i in range(c_in * H * W)])
