@@ -79,7 +79,9 @@ def estimate(graph: nir.NIRGraph | GraphFacts, activity: ActivityProfile, target
         activity: measured spiking activity of the same graph (node names must match).
         target: a shipped spec name (see :func:`list_targets`), a path to a spec file, or a loaded ``Spec``.
         **options: passed to the model: digital ``weight_bits`` (default 8) and ``chips`` (default 1);
-            conventional ``precision`` ("fp32" | "int8"). An option of another kind of target is ignored
+            conventional ``precision`` ("fp32" | "int8"); crossbar ``activity_blind``, ``weight_bits``,
+            ``cell_bits``, ``tile_size``, ``columns_per_adc``, ``share_tiles`` (see
+            :func:`hardware_models.crossbar.estimate_crossbar`). An option of another kind of target is ignored
             with a note (so one set of options can serve a loop over all targets); an unknown one is an error.
 
     Returns:

@@ -122,9 +122,10 @@ class RunFolderBusyError(OutputPathError):
 
 
 @contextmanager
-def hold_run_folder(run_dir: str | Path, command: str):
-    """Hold run folder ``run_dir`` for this process while the block runs: a second run of any neurosim command in
-    the same folder is refused, naming this one, instead of both writing into it.
+def hold_run_folder(run_dir: str | Path, command: str, elsewhere: str = "choose another name (--set name=...)"):
+    """Hold run folder ``run_dir`` for this process while the block runs: a second run in the same folder (of
+    train, continual, lsm or demo: the commands that hold theirs) is refused, naming this one and saying what to
+    do instead (``elsewhere``), instead of both writing into it.
 
     The lock is an advisory ``flock`` on ``<run_dir>/.lock``, a file that says who holds it and is removed at the
     end. The system releases the lock when the process ends, however it ends, so a killed run never leaves the
@@ -152,8 +153,7 @@ def hold_run_folder(run_dir: str | Path, command: str):
             f.close()
             _remove_empty(made)
             raise RunFolderBusyError(f"{run_dir} is in use by {holder}; two runs in one folder would overwrite each "
-                                     "other's results: wait for it to finish, or choose another name (--set "
-                                     "name=...)") from None
+                                     f"other's results: wait for it to finish, or {elsewhere}") from None
         except OSError:  # no flock on this file system: run without the check
             break
         try:  # the file locked must still be the folder's lock (a run that made no output removes it at its end)

@@ -362,7 +362,7 @@ def demo(out_dir: str | Path = "runs", epochs: int | None = None, progress: bool
     ``report.md``; returns its path."""
     cfg = demo_config(out_dir, epochs)
     run_dir = check_output_folder(Path(cfg.out_dir) / cfg.name, "out_dir")
-    with hold_run_folder(run_dir, "demo"):  # training, estimate and report: a second demo there is refused
+    with hold_run_folder(run_dir, "demo", "give demo another --out folder"):  # training, estimate and report: a second demo there is refused
         result = train_run(cfg, resume=False, progress=progress, figures=False)
         extra = estimate_run(result)[1] if estimate else None
         return write_report(result, extra)

@@ -194,3 +194,15 @@ def test_writes_go_on_where_the_file_system_has_no_locks(tmp_path, monkeypatch):
         atomic_write_bytes(tmp_path / "run" / "ck.pt", b"data2")
     assert (tmp_path / "run" / "ck.pt").read_bytes() == b"data2"
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["ck.pt"]
+
+
+def test_a_second_demo_is_told_to_use_another_out_folder(tmp_path):
+    import subprocess
+    import sys
+
+    from neurosim._io import hold_run_folder
+
+    with hold_run_folder(tmp_path / "demo", "demo", "give demo another --out folder"):
+        r = subprocess.run([sys.executable, "-m", "neurosim", "-q", "demo", "--out", str(tmp_path)],
+                           capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "give demo another --out folder" in r.stderr and "--set" not in r.stderr
