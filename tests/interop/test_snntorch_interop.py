@@ -195,8 +195,9 @@ def test_a_float64_model_keeps_its_float64_beta_and_threshold(learn):
                                                     reset_delay=False, learn_beta=learn,
                                                     learn_threshold=learn)).double()
     lif = from_snntorch(net, backend="reference")[1]
-    assert lif.v_th.dtype == torch.float64 and float(lif.v_th) == math.nextafter(1.0, 2.0)
-    assert float(lif.beta) == pytest.approx(float(net[1].beta), abs=0 if not learn else 1e-15)  # snnTorch's own
+    v_th, beta = float(lif.v_th.detach()), float(lif.beta.detach())
+    assert lif.v_th.dtype == torch.float64 and v_th == math.nextafter(1.0, 2.0)
+    assert beta == pytest.approx(float(net[1].beta.detach()), abs=0 if not learn else 1e-15)  # snnTorch's own
     x = torch.rand(20, 3, 10, dtype=torch.float64) * 1.5
     utils.reset(net)
     spk, mem = zip(*[(net(x[t]), net[1].mem) for t in range(20)])
