@@ -73,3 +73,18 @@ def conv_reads(c_in, H, W, c_out, OH, OW, k, stride, pad, dil, groups) -> list[s
                     if 0 <= iy < H and 0 <= ix < W:
                         reads[o].add((ci * H + iy) * W + ix)
     return reads
+
+
+def conv_case(stride, pad, dil, groups, H=6, W=5, k=3):
+    """A 2·groups → 2·groups channel k×k conv on an H×W input feeding a LIF: ``(geometry, outputs N, input count,
+    reads)``, ``reads`` from :func:`conv_reads` (for checking conv connectivity against brute force)."""
+    from hardware_models import analyze
+
+    c_in = c_out = 2 * groups
+    OH = (H + 2 * pad - dil * (k - 1) - 1) // stride + 1
+    OW = (W + 2 * pad - dil * (k - 1) - 1) // stride + 1
+    g = nir.NIRGraph.from_list(nir.Input(input_type=np.array([c_in, H, W])),
+                               conv(c_out, c_in, k, stride=stride, padding=pad, dilation=dil, groups=groups),
+                               lif((c_out, OH, OW)))
+    geom = analyze(g).geometry("conv2d")
+    return geom, c_out * OH * OW, c_in * H * W, conv_reads(c_in, H, W, c_out, OH, OW, k, stride, pad, dil, groups)

@@ -246,19 +246,10 @@ def test_estimate_reports_per_layer_facts_and_baselines():
 def test_conv_chunk_connectivity_equals_brute_force(stride, pad, dil, groups, n):
     """Input axons per core and destination cores per input, against plain loops over a dense conv."""
     from hardware_models.digital import _CorePartition
-    from hw_helpers import conv, conv_reads
+    from hw_helpers import conv_case
 
-    c_in, c_out, H, W, k = 2 * groups, 2 * groups, 6, 5, 3
-    OH = (H + 2 * pad - dil * (k - 1) - 1) // stride + 1
-    OW = (W + 2 * pad - dil * (k - 1) - 1) // stride + 1
-    g = nir.NIRGraph.from_list(nir.Input(input_type=np.array([c_in, H, W])),
-                               conv(c_out, c_in, k, stride=stride, padding=pad, dilation=dil, groups=groups),
-                               lif((c_out, OH, OW)))
-    facts = analyze(g)
-    geom = facts.geometry("conv2d")
-    N = c_out * OH * OW
+    geom, N, inputs, reads = conv_case(stride, pad, dil, groups)  # reads: inputs read by each output
     axons, dest = _CorePartition._conv_connectivity(geom, N, n, np.arange(0, N, n))
-    reads = conv_reads(c_in, H, W, c_out, OH, OW, k, stride, pad, dil, groups)  # inputs read by each output
     chunks = [set().union(*reads[a : a + n]) for a in range(0, N, n)]
     np.testing.assert_array_equal(axons, [len(c) for c in chunks])
-    np.testing.assert_array_equal(dest, [sum(i in c for c in chunks) for i in range(c_in * H * W)])
+    np.testing.assert_array_equal(dest, [sum(i in c for c in chunks) for i in range(inputs)])

@@ -12,7 +12,7 @@ import pytest
 
 from hardware_models import ActivityProfile, analyze, estimate, load_spec
 from hardware_models.digital import _CorePartition, _map, _mean_hops, _position_major, map_network
-from hw_helpers import conv, conv_reads, lif
+from hw_helpers import conv, conv_case, lif
 
 
 def two_convs(H=4, W=64, C=32, c_in=2, groups=1) -> nir.NIRGraph:
@@ -60,21 +60,13 @@ def test_repro_network_needs_about_four_loihi_chips():
                                                         (3, 2, 1, 2, 4), (1, 1, 1, 1, 13)])
 def test_position_major_conv_connectivity_equals_brute_force(stride, pad, dil, groups, n):
     """Input axons per chunk and destination chunks per input, chunks taken position-major."""
-    c_in, c_out, H, W, k = 2 * groups, 2 * groups, 6, 5, 3
-    OH = (H + 2 * pad - dil * (k - 1) - 1) // stride + 1
-    OW = (W + 2 * pad - dil * (k - 1) - 1) // stride + 1
-    g = nir.NIRGraph.from_list(nir.Input(input_type=np.array([c_in, H, W])),
-                               conv(c_out, c_in, k, stride=stride, padding=pad, dilation=dil, groups=groups),
-                               lif((c_out, OH, OW)))
-    geom = analyze(g).geometry("conv2d")
-    N = c_out * OH * OW
-    perm, rank = _position_major((c_out, OH, OW))
+    geom, N, inputs, reads = conv_case(stride, pad, dil, groups)  # reads: inputs read by each output
+    perm, rank = _position_major(tuple(geom.out_shape))
     assert sorted(perm) == list(range(N)) and all(rank[perm] == np.arange(N))
     axons, dest = _CorePartition._conv_connectivity(geom, N, n, np.arange(0, N, n), rank)
-    reads = conv_reads(c_in, H, W, c_out, OH, OW, k, stride, pad, dil, groups)  # inputs read by each output
     per_chunk = [set().union(*(reads[o] for o in c)) for c in chunks(perm, n)]
     np.testing.assert_array_equal(axons, [len(c) for c in per_chunk])
-    np.testing.assert_array_equal(dest, [sum(i in c for c in per_chunk) for i in range(c_in * H * W)])
+    np.testing.assert_array_equal(dest, [sum(i in c for c in per_chunk) for i in range(inputs)])
 
 
 def test_order_is_chosen_per_layer():
