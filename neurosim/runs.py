@@ -188,7 +188,7 @@ def _train_in_folder(cfg: RunConfig, run_dir: Path, resume: bool, progress: bool
     _check_input_shape(cfg, data)
     _check_labels(cfg, data)
     model = build_model(cfg.model, cfg.neuron)
-    trainer = Trainer(model, cfg, run_dir, progress=progress, data_fingerprint=data_fingerprint(cfg))
+    trainer = Trainer(model, cfg, run_dir, progress=progress, data_fingerprint=data.fingerprint)
     history = trainer.fit(data.train, data.test, resume=resume)
     result = RunResult(run_dir, history, model, trainer, data, time.perf_counter() - t0)
     if figures:
@@ -280,22 +280,11 @@ def load_run(path: str | Path, progress: bool = True, device: str | torch.device
     model.to(device).eval()
     data = make_loaders(cfg.data, seed=cfg.seed, device=device, progress=progress)
     saved = ckpt.get("data_fingerprint")
-    if saved is not None and saved != data_fingerprint(cfg):
+    if saved is not None and data.fingerprint is not None and saved != data.fingerprint:
         warnings.warn(f"{path} was trained on other data files than the dataset on disk now (regenerated, "
                       "re-downloaded, changed or copied since): it is evaluated on the files there now",
                       RuntimeWarning, stacklevel=2)
     return model, cfg, data
-
-
-def data_fingerprint(cfg: RunConfig) -> list | None:
-    """What identifies a run's dataset files: the fingerprint of its source on disk (see
-    :func:`neurosim.data.pipeline.source_fingerprint`; the bundled event digits: their content), or None."""
-    from neurosim.data.pipeline import frame_cache_key
-
-    try:
-        return frame_cache_key(cfg.data, "train")["fingerprint"]
-    except (ValueError, OSError):
-        return None
 
 
 def load_or_train(checkpoint: str | Path | None, cfg: RunConfig, progress: bool = True
@@ -362,7 +351,8 @@ def demo(out_dir: str | Path = "runs", epochs: int | None = None, progress: bool
     ``report.md``; returns its path."""
     cfg = demo_config(out_dir, epochs)
     run_dir = check_output_folder(Path(cfg.out_dir) / cfg.name, "out_dir")
-    with hold_run_folder(run_dir, "demo", "give demo another --out folder"):  # training, estimate and report: a second demo there is refused
+    # held through training, estimate and report: a second demo there is refused
+    with hold_run_folder(run_dir, "demo", "give demo another --out folder"):
         result = train_run(cfg, resume=False, progress=progress, figures=False)
         extra = estimate_run(result)[1] if estimate else None
         return write_report(result, extra)

@@ -34,7 +34,7 @@ def store(path: Path, data: bytes, what: str, advice: str = "") -> bool:
     try:
         atomic_write_bytes(path, data)
     except OSError as e:
-        warnings.warn(f"could not store {what} in the cache folder {path.parent} ({e.strerror or e}{advice}): they are used from "
-                      "memory this time and made again next time", RuntimeWarning, stacklevel=3)
+        warnings.warn(f"could not store {what} in the cache folder {path.parent} ({e.strerror or e}{advice}): they "
+                      "are used from memory this time and made again next time", RuntimeWarning, stacklevel=3)
         return False
     return True

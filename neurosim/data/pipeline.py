@@ -27,6 +27,7 @@ class DataBundle:
     test: FrameLoader
     train_frames: np.ndarray
     test_frames: np.ndarray
+    fingerprint: list | None = None  # the source files' (source_fingerprint): checkpoints record it
 
 
 class _First:
@@ -86,12 +87,14 @@ def source_fingerprint(path: Path) -> list | None:
     return [len(entries), sum(e[1] for e in entries), max((e[2] for e in entries), default=0), digest.hexdigest()]
 
 
-def frame_cache_key(cfg: DataConfig, split: str) -> dict:
-    """The frame-cache key of a whole split: dataset, split, sensor, time bins, and the source files' fingerprint."""
+def frame_cache_key(cfg: DataConfig, split: str, fingerprint: list | None = None) -> dict:
+    """The frame-cache key of a whole split: dataset, split, sensor, time bins, and the source files' fingerprint
+    (``fingerprint``, when the caller has it already: both splits share the source)."""
     info = get_dataset(cfg.dataset)
     location = info.location(info.root(cfg.root))
     return {"dataset": info.name, "split": split, "sensor_size": list(info.sensor_size),
-            "n_time_bins": cfg.time_steps, "source": str(location), "fingerprint": source_fingerprint(location)}
+            "n_time_bins": cfg.time_steps, "source": str(location),
+            "fingerprint": source_fingerprint(location) if fingerprint is None else fingerprint}
 
 
 def load_frames(cfg: DataConfig, split: str, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -100,12 +103,17 @@ def load_frames(cfg: DataConfig, split: str, progress: bool = True) -> tuple[np.
     With ``train_subset``/``test_subset`` only the first N samples are converted, unless the whole split is
     already cached (then it is sliced).
     """
+    return _load_frames(cfg, split, progress)[:2]
+
+
+def _load_frames(cfg: DataConfig, split: str, progress: bool, fingerprint: list | None = None):
+    """:func:`load_frames`, and the source's fingerprint (given by the caller, or read here)."""
     info = get_dataset(cfg.dataset)
     location = info.location(info.root(cfg.root))
     loaded = None
     if not location.exists():  # generate a bundled dataset (or raise a clear not-on-disk error) before keying
         loaded = info.load(split, cfg.root, progress=progress)
-    key = frame_cache_key(cfg, split)
+    key = frame_cache_key(cfg, split, fingerprint if loaded is None else None)
     subset = cfg.train_subset if split == "train" else cfg.test_subset
     if subset is not None and not frame_cache_path(key).is_file():
         key = {**key, "first": int(subset)}
@@ -119,7 +127,7 @@ def load_frames(cfg: DataConfig, split: str, progress: bool = True) -> tuple[np.
     frames, labels = cached_frames(key, build)
     if subset is not None and subset < len(frames):  # copies: a view would keep the whole cached split in memory
         frames, labels = frames[:subset].copy(), labels[:subset].copy()
-    return frames, labels
+    return frames, labels, key["fingerprint"]
 
 
 def make_loaders(cfg: DataConfig, seed: int = 0, device: str | torch.device = "cpu",
@@ -127,12 +135,12 @@ def make_loaders(cfg: DataConfig, seed: int = 0, device: str | torch.device = "c
     """Loaders for a config's dataset: shuffled (seeded per epoch) training batches and ordered test batches (a
     final training batch of a single sample is dropped)."""
     info = get_dataset(cfg.dataset)
-    train_frames, train_labels = load_frames(cfg, "train", progress)
-    test_frames, test_labels = load_frames(cfg, "test", progress)
+    train_frames, train_labels, fingerprint = _load_frames(cfg, "train", progress)
+    test_frames, test_labels, _ = _load_frames(cfg, "test", progress, fingerprint)  # the same source files
     # a last training batch of one sample is dropped: BatchNorm cannot normalise one value per channel (SLTT's
     # per-step statistics, or T = 1), and one sample's gradient step is mostly noise
     single_left = len(train_labels) % cfg.batch_size == 1 and len(train_labels) > 1
     train = FrameLoader(train_frames, train_labels, cfg.batch_size, shuffle=True, seed=seed, drop_last=single_left,
                         device=device)
     test = FrameLoader(test_frames, test_labels, max(cfg.batch_size, 128), shuffle=False, device=device)
-    return DataBundle(info, train, test, train_frames, test_frames)
+    return DataBundle(info, train, test, train_frames, test_frames, fingerprint)
