@@ -333,7 +333,7 @@ def _zeros_like_field(n: int) -> np.ndarray:
 
 
 def _sort_by_time(events: np.ndarray) -> np.ndarray:
-    return events[np.argsort(events["t"], kind="stable")]
+    return events[_time_order(events)]
 
 
 def _check_time_range(t: np.ndarray, start, end, last_end_offset) -> None:
