@@ -145,6 +145,8 @@ def plot_energy_breakdown(estimates, title: str | None = None):
     Args:
         estimates: ``{label: hardware_models.Estimate}`` or an iterable of estimates.
     """
+    from hardware_models.results import _eng  # the one energy formatter (format_estimates uses it too)
+
     ests = _labelled(estimates)
     labels = list(ests)
     groups = {label: energy_groups(e) for label, e in ests.items()}
@@ -156,7 +158,7 @@ def plot_energy_breakdown(estimates, title: str | None = None):
     y = np.arange(len(labels))
     ax_t.barh(y, totals * 1e9, color="C7")
     for j, t in enumerate(totals):
-        ax_t.text(t * 1e9, j, f" {_si_j(t)}", va="center", fontsize=7)
+        ax_t.text(t * 1e9, j, f" {_eng(t, 'J')}", va="center", fontsize=7)
     ax_t.set_yticks(y, labels, fontsize=8)
     ax_t.invert_yaxis()
     top = float(totals.max()) * 1e9
@@ -180,13 +182,6 @@ def plot_energy_breakdown(estimates, title: str | None = None):
     ax_f.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.18))
     fig.suptitle(title or "energy per inference by component")
     return fig
-
-
-def _si_j(j: float) -> str:
-    for unit, f in (("mJ", 1e-3), ("µJ", 1e-6), ("nJ", 1e-9), ("pJ", 1e-12)):
-        if abs(j) >= f:
-            return f"{j / f:.3g} {unit}"
-    return f"{j:.3g} J"
 
 
 def plot_tiles(estimates, title: str | None = None):

@@ -107,6 +107,18 @@ def test_energy_groups_cover_every_crossbar_component_and_the_figures_are_writte
         plot_tiles({"loihi": ests["loihi"]})
 
 
+def test_energy_breakdown_labels_its_totals_in_engineering_units():
+    from types import SimpleNamespace
+
+    # totals chosen where the old formatter failed: 2.5 J (read "2.5e+03 mJ"), 999.6 pJ (rounds up to 1 nJ, read
+    # "1e+03 pJ"), 0.5 pJ (below its smallest prefix, read "5e-13 J")
+    ests = {name: SimpleNamespace(target=name, kind="digital", energy_j={"synaptic": j}, total_energy_j=j)
+            for name, j in (("a", 2.5), ("b", 999.6e-12), ("c", 5e-13))}
+    fig = plot_energy_breakdown(ests)
+    labels = [t.get_text().strip() for t in fig.axes[0].texts]
+    assert labels == ["2.5 J", "1 nJ", "500 fJ"]
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser()
     p.add_argument("-q", "--quiet", action="store_true")
