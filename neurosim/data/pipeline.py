@@ -1,9 +1,17 @@
-"""From a :class:`neurosim.config.DataConfig` to train/test batch loaders of cached frames."""
+"""From a :class:`neurosim.config.DataConfig` to train/test batch loaders of cached frames.
+
+Frames are cached under a key that holds the source files' fingerprint (:func:`source_fingerprint` of
+``DatasetInfo.location``), so changed recordings are converted again. A dataset whose location cannot be
+fingerprinted (it does not exist, or holds no files: e.g. a registered dataset whose loader reads its recordings from
+somewhere else, or makes them in memory) is converted on every call instead of being cached under a key that would
+not change with its data; a warning names the dataset once per call of :func:`make_loaders` or :func:`load_frames`.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +35,8 @@ class DataBundle:
     test: FrameLoader
     train_frames: np.ndarray
     test_frames: np.ndarray
-    fingerprint: list | None = None  # the source files' (source_fingerprint): checkpoints record it
+    fingerprint: list | None = None  # the source files' (source_fingerprint), None where there are none to
+    # read (then the frames were not cached): checkpoints record it
 
 
 class _First:
@@ -59,11 +68,13 @@ def _file_digest(path: Path) -> str:
 def source_fingerprint(path: Path) -> list | None:
     """Names, sizes and modification times of a dataset's files: ``[file count, total bytes, newest mtime, digest]``,
     the digest a SHA-1 over every file's relative path, size and mtime; a single file up to 64 MiB is keyed by
-    ``[1, bytes, SHA-1 of its content]`` instead.
+    ``[1, bytes, SHA-1 of its content]`` instead. None where ``path`` is neither a file nor a folder holding at
+    least one file: nothing there identifies the data.
 
     Part of the frame-cache key, so frames are rebuilt when the data on disk changes (a re-download, a file
     added, replaced, or renamed, e.g. moved to another class folder) instead of silently serving frames of the
-    old files. Of a folder only ``stat`` is read, not the files' contents.
+    old files; without a fingerprint the frames are not cached at all. Of a folder only ``stat`` is read, not the
+    files' contents.
     """
     path = Path(path)
     if path.is_file():
@@ -83,13 +94,17 @@ def source_fingerprint(path: Path) -> list | None:
             except OSError:
                 continue
             entries.append((os.path.relpath(full, path), st.st_size, st.st_mtime_ns))
+    if not entries:  # an empty folder says nothing about the data: its fingerprint would never change
+        return None
     digest = hashlib.sha1("\n".join(f"{n}\t{b}\t{t}" for n, b, t in entries).encode("utf-8", "surrogateescape"))
     return [len(entries), sum(e[1] for e in entries), max((e[2] for e in entries), default=0), digest.hexdigest()]
 
 
 def frame_cache_key(cfg: DataConfig, split: str, fingerprint: list | None = None) -> dict:
     """The frame-cache key of a whole split: dataset, split, sensor, time bins, and the source files' fingerprint
-    (``fingerprint``, when the caller has it already: both splits share the source)."""
+    (``fingerprint``, when the caller has it already: both splits share the source). Its ``"fingerprint"`` is None
+    where the source cannot be fingerprinted: such a key identifies no data, and :func:`load_frames` does not
+    cache under it."""
     info = get_dataset(cfg.dataset)
     location = info.location(info.root(cfg.root))
     return {"dataset": info.name, "split": split, "sensor_size": list(info.sensor_size),
@@ -101,13 +116,23 @@ def load_frames(cfg: DataConfig, split: str, progress: bool = True) -> tuple[np.
     """Frames ``[N, T, P, H, W]`` and labels of one split, from the frame cache (built on first use).
 
     With ``train_subset``/``test_subset`` only the first N samples are converted, unless the whole split is
-    already cached (then it is sliced).
+    already cached (then it is sliced). A dataset whose location cannot be fingerprinted is converted every time,
+    with a warning (see the module docstring).
     """
     return _load_frames(cfg, split, progress)[:2]
 
 
-def _load_frames(cfg: DataConfig, split: str, progress: bool, fingerprint: list | None = None):
-    """:func:`load_frames`, and the source's fingerprint (given by the caller, or read here)."""
+def _warn_uncached(info: DatasetInfo, location: Path) -> None:
+    warnings.warn(
+        f"dataset {info.name!r}: its location {location} does not exist or holds no files, so the frame cache "
+        "cannot tell when its recordings change; its frames are converted on every run instead of cached. To cache "
+        "them, register the dataset with a location(root) that returns the file or folder its loader reads",
+        UserWarning, stacklevel=4)  # the caller of make_loaders or load_frames
+
+
+def _load_frames(cfg: DataConfig, split: str, progress: bool, fingerprint: list | None = None, warn: bool = True):
+    """:func:`load_frames`, and the source's fingerprint (given by the caller, or read here). ``warn=False``: the
+    caller has already said that the source cannot be fingerprinted (the other split of the same source)."""
     info = get_dataset(cfg.dataset)
     location = info.location(info.root(cfg.root))
     loaded = None
@@ -115,7 +140,8 @@ def _load_frames(cfg: DataConfig, split: str, progress: bool, fingerprint: list 
         loaded = info.load(split, cfg.root, progress=progress)
     key = frame_cache_key(cfg, split, fingerprint if loaded is None else None)
     subset = cfg.train_subset if split == "train" else cfg.test_subset
-    if subset is not None and not frame_cache_path(key).is_file():
+    cache = key["fingerprint"] is not None  # a key without one would serve old frames after the data changed
+    if subset is not None and not (cache and frame_cache_path(key).is_file()):
         key = {**key, "first": int(subset)}
 
     def build():
@@ -124,7 +150,12 @@ def _load_frames(cfg: DataConfig, split: str, progress: bool, fingerprint: list 
             ds = _First(ds, subset)
         return events_to_frames(ds, info.sensor_size, cfg.time_steps, progress, desc=f"{info.name} {split} frames")
 
-    frames, labels = cached_frames(key, build)
+    if cache:
+        frames, labels = cached_frames(key, build)
+    else:
+        if warn:
+            _warn_uncached(info, location)
+        frames, labels = build()
     if subset is not None and subset < len(frames):  # copies: a view would keep the whole cached split in memory
         frames, labels = frames[:subset].copy(), labels[:subset].copy()
     return frames, labels, key["fingerprint"]
@@ -133,10 +164,12 @@ def _load_frames(cfg: DataConfig, split: str, progress: bool, fingerprint: list 
 def make_loaders(cfg: DataConfig, seed: int = 0, device: str | torch.device = "cpu",
                  progress: bool = True) -> DataBundle:
     """Loaders for a config's dataset: shuffled (seeded per epoch) training batches and ordered test batches (a
-    final training batch of a single sample is dropped)."""
+    final training batch of a single sample is dropped). Frames come from the frame cache, except for a dataset
+    whose location cannot be fingerprinted: that is converted anew, with one warning naming it."""
     info = get_dataset(cfg.dataset)
     train_frames, train_labels, fingerprint = _load_frames(cfg, "train", progress)
-    test_frames, test_labels, _ = _load_frames(cfg, "test", progress, fingerprint)  # the same source files
+    test_frames, test_labels, _ = _load_frames(cfg, "test", progress, fingerprint,  # the same source files
+                                               warn=fingerprint is not None)  # (said once, by the train split)
     # a last training batch of one sample is dropped: BatchNorm cannot normalise one value per channel (SLTT's
     # per-step statistics, or T = 1), and one sample's gradient step is mostly noise
     single_left = len(train_labels) % cfg.batch_size == 1 and len(train_labels) > 1

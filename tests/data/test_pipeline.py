@@ -1,0 +1,116 @@
+"""DataConfig → cached frames → loaders, for datasets registered by the user: the frame cache never serves frames of
+recordings that have changed since (a source it cannot fingerprint is converted every time, and it says so)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neurosim.config import DataConfig
+from neurosim.data import DATASETS, DatasetInfo, events_to_frames, load_frames, make_loaders
+from neurosim.data.pipeline import source_fingerprint
+
+SENSOR = (4, 4, 2)  # W, H, P
+DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", np.int8)])
+
+
+def _recordings(seed: int, n: int = 6) -> list[tuple[np.ndarray, int]]:
+    """``n`` random 40-event recordings on a 4×4 sensor, labels 0, 1, 0, 1, …"""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        ev = np.zeros(40, DTYPE)
+        ev["x"], ev["y"] = rng.integers(0, 4, 40), rng.integers(0, 4, 40)
+        ev["t"], ev["p"] = np.sort(rng.integers(0, 10_000, 40)), rng.integers(0, 2, 40)
+        out.append((ev, i % 2))
+    return out
+
+
+def _register(monkeypatch, recordings: dict, location) -> DatasetInfo:
+    """A bundled dataset 'mine' whose loader serves ``recordings["now"]`` from memory (both splits alike)."""
+    info = DatasetInfo(name="mine", sensor_size=SENSOR, num_classes=2, description="the user's recordings",
+                       loader=lambda split, root, download, progress: list(recordings["now"]),
+                       on_disk=lambda root: True, location=location, bundled=True)
+    monkeypatch.setitem(DATASETS, info.name, info)  # removed again after the test
+    return info
+
+
+def _frames_now(recordings: dict, time_steps: int) -> np.ndarray:
+    return events_to_frames(recordings["now"], SENSOR, time_steps, progress=False)[0]
+
+
+def _uncached_warnings(record) -> list[str]:
+    return [str(w.message) for w in record if "converted on every run" in str(w.message)]
+
+
+@pytest.mark.parametrize("where", ["missing", "empty folder"])
+def test_a_location_without_files_is_not_cached_so_changed_recordings_give_new_frames(where, cache_dir, tmp_path,
+                                                                                    monkeypatch):
+    # the reviewer's case: location → a path that does not exist; the cache key was only name/split/sensor/T, so
+    # the second call served the first recordings' frames
+    folder = tmp_path / "mine"
+    if where == "empty folder":
+        folder.mkdir()
+    recordings = {"now": _recordings(1)}
+    _register(monkeypatch, recordings, lambda root: folder)
+    cfg = DataConfig(dataset="mine", time_steps=3, batch_size=4)
+    assert source_fingerprint(folder) is None
+    said = []
+    for seed in (1, 5):  # the user's recordings change between the two runs
+        recordings["now"] = _recordings(seed)
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            bundle = make_loaders(cfg, progress=False)
+        np.testing.assert_array_equal(bundle.train_frames, _frames_now(recordings, 3))
+        np.testing.assert_array_equal(bundle.test_frames, _frames_now(recordings, 3))
+        assert bundle.fingerprint is None
+        said.append(_uncached_warnings(record))
+    for run in said:
+        assert len(run) == 1, run  # once for both splits
+        assert "'mine'" in run[0] and str(folder) in run[0] and "location(root)" in run[0]
+    assert not list(cache_dir.glob("frames/mine_*"))  # nothing was stored under a key that cannot change
+
+
+def test_a_subset_of_an_uncached_source_converts_only_its_samples(cache_dir, tmp_path, monkeypatch):
+    recordings = {"now": _recordings(2)}
+    _register(monkeypatch, recordings, lambda root: tmp_path / "nowhere")
+    cfg = DataConfig(dataset="mine", time_steps=2, batch_size=2, train_subset=3)
+    with pytest.warns(UserWarning, match="dataset 'mine'.*converted on every run"):
+        frames, labels = load_frames(cfg, "train", progress=False)
+    np.testing.assert_array_equal(frames, _frames_now(recordings, 2)[:3])
+    assert labels.tolist() == [0, 1, 0]
+
+
+def test_a_location_with_the_files_is_cached_and_rebuilt_when_they_change(cache_dir, tmp_path, monkeypatch):
+    """What the warning advises: a location that returns the file the loader reads keys the cache."""
+    source = tmp_path / "mine.npy"
+    recordings = {"now": _recordings(3)}
+
+    def write(seed):
+        recordings["now"] = _recordings(seed)
+        np.save(source, np.concatenate([ev for ev, _ in recordings["now"]]))
+
+    write(3)
+    _register(monkeypatch, recordings, lambda root: source)
+    cfg = DataConfig(dataset="mine", time_steps=3, batch_size=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        first = make_loaders(cfg, progress=False)
+        assert first.fingerprint is not None and len(list(cache_dir.glob("frames/mine_*"))) == 2
+        write(7)
+        second = make_loaders(cfg, progress=False)
+    np.testing.assert_array_equal(first.train_frames, events_to_frames(_recordings(3), SENSOR, 3, False)[0])
+    np.testing.assert_array_equal(second.train_frames, _frames_now(recordings, 3))
+    assert second.fingerprint != first.fingerprint
+
+
+def test_source_fingerprint_of_nothing_is_none(tmp_path):
+    assert source_fingerprint(tmp_path / "missing") is None
+    assert source_fingerprint(tmp_path) is None  # an empty folder
+    (tmp_path / "sub").mkdir()
+    assert source_fingerprint(tmp_path) is None  # folders, but no file
+    Path(tmp_path / "sub" / "a.bin").write_bytes(b"events")
+    assert source_fingerprint(tmp_path)[0] == 1
