@@ -4,7 +4,8 @@ Frames are converted from events once (and cached, see :mod:`neurosim.data.frame
 event processing. :class:`FrameLoader` shuffles with a generator seeded by ``(seed, epoch)``: the order of an
 epoch does not depend on what ran before it, which is what makes resumed training identical to an
 uninterrupted run. :meth:`FrameLoader.shard` splits each epoch between the processes of a data-parallel run,
-as torch's ``DistributedSampler`` does.
+as torch's ``DistributedSampler`` does. :func:`time_first_collate` batches samples framed on the fly (augmented
+every epoch) for a ``torch.utils.data.DataLoader``, zero-padding samples of different lengths on request.
 """
 
 from __future__ import annotations
@@ -109,8 +110,61 @@ class FrameLoader:
             yield x.transpose(0, 1).contiguous(), self.labels[idx].to(self.device)
 
 
-def time_first_collate(batch):
-    """``DataLoader`` collate for ``(frames [T, ...], label)`` samples → ``(x_seq [T, B, ...], y [B])``."""
+def _count_list(counts: list[int], most: int = 16) -> str:
+    return ", ".join(map(str, counts[:most])) + (f", ... ({len(counts)} samples)" if len(counts) > most else "")
+
+
+def time_first_collate(batch, pad: bool = False):
+    """``DataLoader`` collate for ``(frames [T, ...], label)`` samples → ``(x_seq [T, B, ...], y [B])``.
+
+    Samples framed with ``ToFrame(n_time_bins=...)`` all have the same ``T``. Framed by time window or event count
+    (``ToFrame(time_window=...)``), recordings of different lengths give different ``T``: ``pad=True`` then
+    zero-pads every sample at the end to the batch's longest ``T``, as tonic's ``PadTensors(batch_first=False)``
+    does — pass ``collate_fn=functools.partial(time_first_collate, pad=True)``. Padded steps are zero *input*, not
+    absent steps: the network keeps running through them (membranes decay, nothing is masked), and a loss or spike
+    count over all ``T`` includes them. Without ``pad``, samples of different ``T`` are an error that names them.
+
+    Args:
+        batch: ``(frames, label)`` samples; frames an array or tensor ``[T, ...]`` (any numeric dtype), label an int.
+        pad: zero-pad shorter samples at the end of time to the longest ``T`` of the batch.
+
+    Shapes:
+        frames of sample ``b``: ``[T_b, ...]`` (the same ``...`` for all) → ``x_seq``: ``[max T_b, B, ...]`` float32;
+        ``y``: ``[B]`` int64.
+
+    Raises:
+        ValueError: an empty batch, a sample without a time axis, samples whose non-time shapes differ, or (without
+            ``pad``) samples with different numbers of frames.
+
+    Example:
+        >>> import functools
+        >>> import numpy as np
+        >>> x, y = time_first_collate([(np.ones((2, 3)), 0), (np.ones((4, 3)), 1)], pad=True)
+        >>> tuple(x.shape), x[:, 0].sum(1).tolist(), y.tolist()   # sample 0: 2 frames, then 2 zero frames
+        ((4, 2, 3), [3.0, 3.0, 0.0, 0.0], [0, 1])
+        >>> collate = functools.partial(time_first_collate, pad=True)   # DataLoader(..., collate_fn=collate)
+    """
+    if len(batch) == 0:
+        raise ValueError("time_first_collate: the batch is empty; expected (frames [T, ...], label) samples")
     xs, ys = zip(*batch)
-    x = torch.stack([torch.as_tensor(np.asarray(v), dtype=torch.float32) for v in xs], dim=1)
-    return x, torch.as_tensor(np.asarray(ys), dtype=torch.long)
+    xs = [torch.as_tensor(v if isinstance(v, torch.Tensor) else _native(v), dtype=torch.float32) for v in xs]
+    for i, x in enumerate(xs):
+        if x.dim() == 0:
+            raise ValueError(f"time_first_collate: sample {i} has frames of shape (), expected [T, ...] with time "
+                             "first (e.g. ToFrame's [T, P, H, W])")
+    rest = [tuple(x.shape[1:]) for x in xs]
+    if len(set(rest)) > 1:
+        raise ValueError(f"time_first_collate: samples differ in more than time: frame shapes after T are "
+                         f"{_count_list([str(r) for r in rest])}; every sample needs the same sensor size "
+                         "(and polarities)")
+    counts = [x.shape[0] for x in xs]
+    if len(set(counts)) > 1 and not pad:
+        raise ValueError(
+            f"time_first_collate: the samples have different numbers of frames T ({_count_list(counts)}), as "
+            "ToFrame(time_window=...) or event_count=... gives for recordings of different lengths; pass pad=True "
+            "(collate_fn=functools.partial(time_first_collate, pad=True)) to zero-pad each sample at the end to the "
+            "longest T, or frame with ToFrame(n_time_bins=...) for the same T everywhere")
+    x_seq = torch.zeros(max(counts), len(xs), *rest[0], dtype=torch.float32, device=xs[0].device)  # T, B, ...
+    for b, x in enumerate(xs):
+        x_seq[:x.shape[0], b] = x
+    return x_seq, torch.as_tensor(np.asarray(ys), dtype=torch.long)

@@ -1,0 +1,81 @@
+"""time_first_collate: samples framed on the fly become time-first batches; samples of different lengths (ToFrame by
+time window) are zero-padded at the end on request, and are otherwise an error that names their frame counts."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+import torch
+
+from neurosim.data.loaders import time_first_collate
+from neurosim.data.transforms import ToFrame
+
+SENSOR = (4, 4, 2)  # W, H, P
+DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", np.int8)])
+
+
+def _recording(duration_us: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    ev = np.zeros(50, DTYPE)
+    ev["x"], ev["y"], ev["p"] = rng.integers(0, 4, 50), rng.integers(0, 4, 50), rng.integers(0, 2, 50)
+    ev["t"] = np.sort(rng.integers(0, duration_us, 50))
+    ev["t"][-1] = duration_us - 1
+    return ev
+
+
+def _windowed_samples():
+    """Recordings of 20, 35 and 50 ms framed by 7 ms windows: 3, 5 and 8 frames (the reviewer's case)."""
+    to_frame = ToFrame(sensor_size=SENSOR, time_window=7_000)
+    return [(to_frame(_recording(d, seed)), seed % 2) for seed, d in enumerate((20_000, 35_000, 50_000))]
+
+
+def test_samples_of_one_length_stack_time_first():
+    samples = [(np.full((3, 2, 4, 4), i, np.uint8), i) for i in range(5)]
+    x_seq, y = time_first_collate(samples)
+    assert x_seq.shape == (3, 5, 2, 4, 4) and x_seq.dtype == torch.float32
+    assert y.tolist() == [0, 1, 2, 3, 4] and y.dtype == torch.long
+    assert torch.equal(x_seq[:, 2], torch.full((3, 2, 4, 4), 2.0))
+    assert torch.equal(time_first_collate(samples, pad=True)[0], x_seq)  # nothing to pad: the same batch
+
+
+def test_samples_of_different_lengths_are_an_error_that_names_the_counts_and_the_option():
+    samples = _windowed_samples()
+    counts = [s[0].shape[0] for s in samples]
+    assert len(set(counts)) == 3  # the set-up: one frame per window, so the lengths differ
+    with pytest.raises(ValueError) as info:  # was torch's bare "stack expects each tensor to be equal size"
+        time_first_collate(samples)
+    message = str(info.value)
+    assert f"({', '.join(map(str, counts))})" in message
+    assert "pad=True" in message and "n_time_bins" in message
+
+
+def test_pad_zero_pads_every_sample_at_the_end_to_the_longest():
+    samples = _windowed_samples()
+    collate = functools.partial(time_first_collate, pad=True)  # what a DataLoader's collate_fn gets
+    x_seq, y = collate(samples)
+    longest = max(s[0].shape[0] for s in samples)
+    assert x_seq.shape == (longest, 3, 2, 4, 4)
+    for b, (frames, label) in enumerate(samples):
+        t = frames.shape[0]
+        assert torch.equal(x_seq[:t, b], torch.as_tensor(frames, dtype=torch.float32))  # the sample, unchanged
+        assert not x_seq[t:, b].any()  # then zero input
+        assert y[b] == label
+    loader = torch.utils.data.DataLoader(samples, batch_size=3, collate_fn=collate)
+    assert torch.equal(next(iter(loader))[0], x_seq)
+
+
+def test_other_malformed_batches_name_the_problem():
+    with pytest.raises(ValueError, match="batch is empty"):
+        time_first_collate([])
+    with pytest.raises(ValueError, match=r"sample 1 has frames of shape \(\)"):
+        time_first_collate([(np.zeros((2, 3)), 0), (np.float32(1.0), 1)])
+    with pytest.raises(ValueError, match=r"frame shapes after T are \(2, 4, 4\), \(2, 5, 5\).*sensor size"):
+        time_first_collate([(np.zeros((2, 2, 4, 4)), 0), (np.zeros((2, 2, 5, 5)), 1)], pad=True)
+
+
+def test_tensor_samples_keep_their_values():
+    a, b = torch.arange(6.0).reshape(2, 3), torch.arange(3.0).reshape(1, 3).double()
+    x_seq, _ = time_first_collate([(a, 0), (b, 1)], pad=True)
+    assert torch.equal(x_seq[:, 0], a) and torch.equal(x_seq[:1, 1], b.float()) and not x_seq[1:, 1].any()
