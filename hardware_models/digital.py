@@ -19,10 +19,14 @@ layers are noted, since sinabs maps only acyclic networks by itself.
 **Energy per inference** (each term only where the spec says it is ``modelled``)::
 
     synaptic      = E_syn · synops
-    neuron_active = E_active · spikes                       (an update that emits a spike)
-    neuron_idle   = E_idle · (compartments · T − spikes)
+    neuron_active = (E_access + E_active + E_spike_out) · spikes            (an update that emits a spike)
+    neuron_idle   = (E_access + E_idle) · (compartments · T − spikes)
     routing       = Σ_messages (E_msg + hops_ew · E_ew + hops_ns · E_ns)
     static        = P_static · chips · run time
+
+``E_active``/``E_idle`` are ``energy.neuron_update_active``/``_idle``, or both ``energy.neuron_update``;
+``E_access`` (``energy.neuron_access``) and ``E_spike_out`` (``energy.spike_out``) are 0 unless the spec gives
+them — SANA-FE's split of a soma step into an access of every neuron, an update and a spike out.
 
 A message is one spike sent to one destination core; hops are mean Manhattan distances between the
 source and destination cores, cores placed row-major on a √(cores per chip)-wide mesh (an assumption,
@@ -33,7 +37,8 @@ Chunks are runs of one of these two orders; a hand-tiled placement of 2-D patche
 neuron copies, so core counts of convolutions on small cores are upper bounds.
 
 **Latency per step** = busiest core (synops · t_syn + updates · t_update + messages · t_msg) + mean hop
-delay + barrier sync, at least the chip's tick (``fixed_tick``) or ``dt`` (``realtime``).
+delay + barrier sync, at least the chip's tick (``fixed_tick``) or ``dt`` (``realtime``). The barrier is
+``time.sync``, or ``time.sync_table`` looked up by the tiles in use (see :func:`_sync_time`).
 """
 
 from __future__ import annotations
@@ -696,9 +701,16 @@ def estimate_digital(facts: GraphFacts, activity: ActivityProfile, spec: Spec, *
     if spec.term("synaptic") == "modelled":
         e["synaptic"] = synops.total * spec.si("energy.synaptic_op")
     if spec.term("neuron_update") == "modelled":
-        e_act = _pick(spec, "energy.neuron_update_active", "energy.neuron_update")
-        e_idle = _pick(spec, "energy.neuron_update_idle", "energy.neuron_update")
+        e_access = spec.si("energy.neuron_access", 0.0)  # every compartment, every step, updated or not
+        e_act = e_access + _pick(spec, "energy.neuron_update_active", "energy.neuron_update") + spec.si(
+            "energy.spike_out", 0.0)
+        e_idle = e_access + _pick(spec, "energy.neuron_update_idle", "energy.neuron_update")
         e["neuron_active"], e["neuron_idle"] = active * e_act, idle * e_idle
+        if spec.has("energy.neuron_access") and not spec.has("energy.neuron_update_idle"):
+            over = idle * spec.si("energy.neuron_update")
+            notes.append(f"neuron updates: every compartment is counted as updated in every step (access + update); "
+                         f"the activity has no membrane potentials to tell a neuron at rest from one integrating, so "
+                         f"this is an upper bound: at most {over:.3g} J less if only the neurons that fire were updated")
     if spec.term("routing") == "modelled":
         e["routing"] = routing_j
     for term, label in (("synaptic", "synaptic events"), ("neuron_update", "neuron updates"),
@@ -709,7 +721,10 @@ def estimate_digital(facts: GraphFacts, activity: ActivityProfile, spec: Spec, *
 
     # ---- latency
     step_compute = _busiest_core(facts, activity, spec, mapper, synops, msgs_total, spikes)
-    step_compute = step_compute + (hop_delay + spec.si("time.sync", 0.0)) * (step_compute > 0)
+    sync, sync_note = _sync_time(spec, mapping)
+    if sync_note:
+        notes.append(sync_note)
+    step_compute = step_compute + (hop_delay + sync) * (step_compute > 0)
     timing = spec.options["timing"]
     if timing == "step_driven":
         step = step_compute
@@ -752,6 +767,23 @@ def estimate_digital(facts: GraphFacts, activity: ActivityProfile, spec: Spec, *
         latency_per_inference_s=run_time + pipeline, synops=synops.total, time_steps=T, mapping=mapping,
         per_layer=per_layer, notes=tuple(dict.fromkeys(notes)), sources=spec.citations(),
     )
+
+
+def _sync_time(spec: Spec, mapping: MappingResult) -> tuple[float, str | None]:
+    """Barrier time per step and, for a table, a note saying which entry applies.
+
+    ``time.sync_table`` is looked up as SANA-FE's ``LookupTable::get`` does: the entry of the largest tile count
+    at or below the tiles in use (the first entry below the smallest count). Tiles in use = ⌈cores used /
+    cores per tile⌉ (cores are numbered contiguously, so only the last tile can be partly used)."""
+    if not spec.has("time.sync_table"):
+        return spec.si("time.sync", 0.0), None
+    counts = [int(c) for c in spec.constants["capacity.sync_table_tiles"].value]
+    times = spec.si("time.sync_table")
+    tiles = max(1, math.ceil(mapping.cores_used / spec.si("capacity.cores_per_tile")))
+    i = max(0, int(np.searchsorted(counts, tiles, side="right")) - 1)
+    return float(times[i]), (f"barrier sync {times[i] * 1e6:.3g} µs per step: {tiles} tile(s) of "
+                             f"{int(spec.si('capacity.cores_per_tile'))} cores in use, the table's entry for "
+                             f"{counts[i]} (the largest at or below the tiles in use)")
 
 
 def _busiest_core(facts, activity, spec, mapper, synops, msgs_total, spikes) -> np.ndarray:

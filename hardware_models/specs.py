@@ -9,6 +9,8 @@ Digital specs also say, in ``[energy_terms]``, how each term of the digital mode
 ``"modelled"`` (from this file's constants), ``"not_published"`` (left out, and the estimate says so) or
 ``"included:<term>"`` (already inside another figure — e.g. TrueNorth's 26 pJ synaptic event is all-in,
 so neuron updates, routing and static power are ``"included:synaptic"`` and never added on top).
+A barrier time that depends on the tiles in use is a table: ``time.sync_table`` (one time per entry) with
+``capacity.sync_table_tiles`` (the tile counts, increasing) and ``capacity.cores_per_tile``.
 
 Every problem is reported as :class:`SpecError` naming the file and the key, e.g.
 ``loihi.toml: energy.synaptic_op: value -1 is negative``.
@@ -58,18 +60,18 @@ STATUSES = ("modelled", "not_published")
 
 _DIGITAL = {
     "energy": {k: "energy" for k in (
-        "synaptic_op", "neuron_update", "neuron_update_active", "neuron_update_idle", "spike_message", "hop",
-        "hop_ew", "hop_ns")},
+        "synaptic_op", "neuron_update", "neuron_update_active", "neuron_update_idle", "neuron_access", "spike_out",
+        "spike_message", "hop", "hop_ew", "hop_ns")},
     "time": {k: "time" for k in (
         "synaptic_op", "neuron_update", "neuron_update_active", "neuron_update_idle", "spike_message", "hop",
-        "hop_ew", "hop_ns", "sync", "tick", "event_pipeline")},
+        "hop_ew", "hop_ns", "sync", "sync_table", "tick", "event_pipeline")},
     "power": {"static": "power", "typical": "power"},
     "capacity": {
         "cores_per_chip": "count", "neurons_per_core": "count", "synaptic_memory_per_core": "memory",
         "fan_in_per_core": "count", "fan_out_per_core": "count", "fan_out_per_neuron": "count",
         "weight_bits_min": "bits", "weight_bits_max": "bits", "synapse_overhead_bits": "bits",
         "kernel_memory_per_core": "count", "neuron_memory_per_core": "count", "pipeline_layers": "count",
-        "destinations_per_core": "count",
+        "destinations_per_core": "count", "cores_per_tile": "count", "sync_table_tiles": "count",
     },
 }
 _CONVENTIONAL = {
@@ -88,7 +90,8 @@ OPTIONS = {
     "conventional": {},
 }
 REQUIRED: dict[str, list[str]] = {}  # kind -> required "section.key" (default: every key of its schema)
-LIST_VALUED = {"capacity.kernel_memory_per_core", "capacity.neuron_memory_per_core"}
+LIST_VALUED = {"capacity.kernel_memory_per_core", "capacity.neuron_memory_per_core", "time.sync_table",
+               "capacity.sync_table_tiles"}
 _ARTICLE = {"energy": "an", "memory": "a", "time": "a", "power": "a", "bits": "a", "count": "a"}
 TOP_LEVEL = {"schema_version", "name", "kind", "title", "notes", "sources", "energy_terms"}
 
@@ -179,7 +182,8 @@ def _constant(where: str, key: str, entry: Any, dimension: str, sources: Mapping
     value, unit, source = entry["value"], entry["unit"], entry["source"]
     if key in LIST_VALUED:
         if not (isinstance(value, list) and value and all(_num(v) for v in value)):
-            raise fail(f"value must be a non-empty list of numbers (one per core), got {value!r}")
+            per = "one per core" if key.endswith("_memory_per_core") else "one per table entry"
+            raise fail(f"value must be a non-empty list of numbers ({per}), got {value!r}")
         values = tuple(float(v) for v in value)
     else:
         if not _num(value):
@@ -323,6 +327,19 @@ def _check_digital(data, constants, options, fail) -> dict[str, str]:
         if "time.neuron_update" not in constants:
             need("time.neuron_update_active", "timing is 'step_driven' and time.neuron_update is absent")
             need("time.neuron_update_idle", "timing is 'step_driven' and time.neuron_update is absent")
+    if "time.sync_table" in constants:
+        if "time.sync" in constants:
+            raise fail("time.sync_table", "give either time.sync (one barrier time) or time.sync_table, not both")
+        need("capacity.sync_table_tiles", "time.sync_table gives one barrier time per tile count listed there")
+        need("capacity.cores_per_tile", "time.sync_table is looked up by the tiles in use")
+        tiles, times = constants["capacity.sync_table_tiles"].value, constants["time.sync_table"].value
+        if len(tiles) != len(times):
+            raise fail("time.sync_table", f"lists {len(times)} times but capacity.sync_table_tiles lists {len(tiles)} "
+                       "tile counts; they must pair up")
+        if any(b <= a for a, b in zip(tiles, tiles[1:])):
+            raise fail("capacity.sync_table_tiles", f"{list(tiles)} must be strictly increasing")
+    elif "capacity.sync_table_tiles" in constants:
+        raise fail("capacity.sync_table_tiles", "given without time.sync_table")
     if options["mapping"] == "core_partition":
         need("capacity.neurons_per_core", "mapping is 'core_partition'")
     if options["mapping"] == "layer_per_core":

@@ -199,6 +199,44 @@ def test_loihi_energy_and_latency_by_hand():
     assert est.latency_per_step_s == pytest.approx((step0 + 3 * later) / 4)
 
 
+def test_loihi_sanafe_energy_by_hand_from_sanafes_per_op_figures():
+    # Input(2) -> 3 LIF -> 2 LIF, dense ones, T = 4; 2 input events per step, 'lif' fires 0,1,1,1 and 'lif_1' 0,0,1,0.
+    # SANA-FE's arch/loihi.yaml charges: 51.2 pJ access per neuron per step, +21.6 pJ update (every neuron counted as
+    # updated: the activity has no potentials), +69.3 pJ per spike fired, 111 pJ per message (one per destination
+    # core), 35.5 pJ per synapse, 3.0 pJ per east-west hop.
+    T = 4
+    act = ActivityProfile(time_steps=T, dt_s=1e-3, samples=1,
+                          spikes_per_step={"lif": np.array([0, 1, 1, 1.0]), "lif_1": np.array([0, 0, 1, 0.0])},
+                          spike_counts={"lif": np.ones(3), "lif_1": np.array([1.0, 0])},
+                          input_events_per_step=np.full(T, 2.0))
+    est = estimate(mlp(2, 3, 2), act, "loihi_sanafe")
+    e = {k: v * 1e12 for k, v in est.energy_j.items()}  # pJ
+    neuron_steps, spikes = 5 * T, 4
+    assert est.synops == 8 * 3 + 3 * 2
+    assert e["synaptic"] == pytest.approx(30 * 35.5)
+    assert e["neuron_active"] == pytest.approx(spikes * (51.2 + 21.6 + 69.3))  # 568.4
+    assert e["neuron_idle"] == pytest.approx((neuron_steps - spikes) * (51.2 + 21.6))  # 1164.8
+    assert e["neuron_active"] + e["neuron_idle"] == pytest.approx(51.2 * 20 + 21.6 * 20 + 69.3 * 4)  # 1733.2
+    # messages: 8 input events to lif's one core, lif's 3 spikes to lif_1's one core (core 1: one east hop)
+    assert est.mapping.cores_used == 2
+    assert e["routing"] == pytest.approx((8 + 3) * 111.0 + 3 * 3.0)
+    assert est.total_energy_j * 1e12 == pytest.approx(1065 + 1733.2 + 1230)  # 4028.2 pJ
+    # the upper bound of the update count is stated: 16 neuron-steps without a spike x 21.6 pJ
+    assert any("upper bound" in n and f"{16 * 21.6e-12:.3g} J" in n for n in est.notes)
+
+
+@pytest.mark.parametrize("cores, sync_us", [(1, 0.6), (4, 0.6), (5, 1.0), (12, 1.0), (13, 1.4), (112, 1.4),
+                                            (113, 1.8), (128, 1.8)])
+def test_loihi_sanafe_sync_follows_sanafes_table_of_tiles_in_use(cores, sync_us):
+    # SANA-FE's latency_sync {1: 0.6, 2: 1.0, 4: 1.4, 29: 1.8} us, looked up at the largest key <= tiles in use,
+    # tiles of 4 cores. One layer of cores x 1024 neurons (4 inputs each): 1024 neurons per core. Without activity
+    # each step is the busiest core's 1024 idle updates (5.3 ns each) plus the barrier.
+    act = ActivityProfile(time_steps=2, dt_s=1e-3, samples=1, spikes_per_step={"lif": np.zeros(2)})
+    est = estimate(mlp(4, 1024 * cores), act, "loihi_sanafe")
+    assert est.mapping.cores_used == cores
+    assert est.latency_per_step_max_s == pytest.approx(1024 * 5.3e-9 + sync_us * 1e-6)
+
+
 def test_truenorth_is_all_in_and_ticks_at_1ms():
     est = estimate(mlp(4, 3), single_layer_activity(T=4), "truenorth")
     assert est.energy_j == pytest.approx({"synaptic": 6 * 26e-12, "neuron_active": 0, "neuron_idle": 0,

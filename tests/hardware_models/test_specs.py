@@ -107,6 +107,23 @@ def test_speck_memory_lists_must_match_the_core_count(tmp_path):
         load_spec(path)
 
 
+@pytest.mark.parametrize("edit, key, match", [
+    (lambda t: t.replace("value = [0.6, 1.0, 1.4, 1.8]", "value = [0.6, 1.0, 1.4]"), "time.sync_table",
+     "lists 3 times but capacity.sync_table_tiles lists 4 tile counts"),
+    (lambda t: t.replace("value = [1, 2, 4, 29]", "value = [1, 4, 2, 29]"), "capacity.sync_table_tiles",
+     "must be strictly increasing"),
+    (lambda t: t.replace("[time]\n", '[time]\nsync = { value = 1.8, unit = "us", source = "sanafe" }\n'),
+     "time.sync_table", "give either time.sync"),
+    (lambda t: re.sub(r"\ncores_per_tile = [^\n]*", "", t), "capacity.cores_per_tile", "missing required constant"),
+])
+def test_sync_table_must_pair_up_with_increasing_tile_counts(tmp_path, edit, key, match):
+    assert load_spec("loihi_sanafe").si("time.sync_table") == pytest.approx((0.6e-6, 1.0e-6, 1.4e-6, 1.8e-6))
+    path = write_variant(tmp_path, "loihi_sanafe", edit)
+    with pytest.raises(SpecError, match=match) as info:
+        load_spec(path)
+    assert str(info.value).startswith(f"broken.toml: {key}:"), str(info.value)
+
+
 def test_name_must_match_file_and_unknown_target(tmp_path):
     path = tmp_path / "other.toml"
     path.write_text((SPEC_DIR / "loihi.toml").read_text())
