@@ -25,7 +25,7 @@ steps at once), so ``time_chunk``, the device and the method's call pattern do n
 Inside :meth:`HLOP.hebbian_only` eval-mode passes teach the rows too (extra passes after a task, on the activity
 the task is evaluated with).
 
-Typical use (what :func:`neurosim.continual.run_method` does)::
+Typical use (what :func:`neurosim.continual.run_method` does, plus a checkpoint after every task)::
 
     hlop = HLOP(model, lr=0.01)
     for task, sizes in zip(tasks, schedule):
@@ -34,6 +34,11 @@ Typical use (what :func:`neurosim.continual.run_method` does)::
             optimizer.zero_grad(); method.forward_backward(model, x_seq, y, loss); optimizer.step()
             hlop.step()          # H learns from the batch's presynaptic activity
         hlop.end_task()          # merge (after a last step): this task's rows join the protected subspace
+        torch.save({"model": model.state_dict(), "hlop": hlop.state_dict()}, "after_task.pt")  # a checkpoint
+
+    # resume in a new process: a model of the same layout and an HLOP of the same arguments, then the saved states
+    ckpt = torch.load("after_task.pt")
+    model.load_state_dict(ckpt["model"]); hlop = HLOP(model, lr=0.01); hlop.load_state_dict(ckpt["hlop"])
 
 Example:
     >>> import torch
@@ -53,7 +58,7 @@ Example:
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import warnings
 
@@ -140,6 +145,15 @@ def freeze_non_weights(model: nn.Module) -> list[str]:
     return frozen
 
 
+def _check_keys(state: Mapping, expected: Sequence[str], what: str, hint: str = "") -> None:
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        wrong = "; ".join(f"{kind} {keys}" for kind, keys in (("missing", missing), ("unexpected", unexpected)) if keys)
+        raise ValueError(f"{what} has keys {list(state)}, expected {list(expected)} ({wrong}): load a dict that "
+                         f"HLOP.state_dict() made{hint}")
+
+
 class HLOP:
     """Hebbian-learning-based orthogonal projection on a model's Linear/Conv2d layers.
 
@@ -163,6 +177,12 @@ class HLOP:
         subspaces: ``{name: HebbianSubspace}``.
         projecting: whether gradients are being projected (True between :meth:`begin_task` and :meth:`end_task`).
         hebbian: whether forward passes in training mode teach the learning rows (at the next :meth:`step`).
+
+    :meth:`state_dict` / :meth:`load_state_dict` checkpoint HLOP between tasks or between batches (after
+    :meth:`step`): the subspaces, the task count, whether a task is running and the generator, so that a restored
+    HLOP projects gradients and learns exactly as the original would have. The constructor's settings (``lr``,
+    ``iterations``, …) are not part of the state: construct the HLOP to restore with the same ones, on a model of the
+    same layout, and restore the model's and the optimizer's own state dicts alongside.
     """
 
     #: forward calls collected without a :meth:`step` after which HLOP warns and updates anyway (bounded memory)
@@ -326,8 +346,79 @@ class HLOP:
         self._pending.clear()
         self.projecting = self.hebbian = False
 
+    _STATE_KEYS = ("tasks_done", "projecting", "hebbian", "generator", "subspaces")
+    _SUBSPACE_KEYS = ("weight", "velocity", "num_frozen")
+
     def state_dict(self) -> dict:
-        return {"tasks_done": self.tasks_done, "subspaces": {n: s.state_dict() for n, s in self.subspaces.items()}}
+        """HLOP's state: ``{"tasks_done", "projecting", "hebbian", "generator": the generator's state,
+        "subspaces": {layer name: HebbianSubspace.state_dict()}}`` (copies). Activity collected since the last
+        :meth:`step` is not part of it: save after the step (a warning says when some is left)."""
+        if any(self._pending.values()):
+            warnings.warn("HLOP.state_dict(): the presynaptic activity collected since the last step() is not saved; "
+                          "call hlop.step() before saving (as after every batch)", RuntimeWarning, stacklevel=2)
+        return {"tasks_done": self.tasks_done, "projecting": self.projecting, "hebbian": self.hebbian,
+                "generator": self.generator.get_state(),
+                "subspaces": {n: s.state_dict() for n, s in self.subspaces.items()}}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        """Restore a :meth:`state_dict` (of this HLOP, or of one built with the same arguments on a model of the same
+        layout): after it this HLOP projects gradients and learns exactly as the saved one would have. Tensors are
+        moved to this HLOP's device and dtype; anything collected since the last :meth:`step` is dropped.
+
+        Raises:
+            TypeError: ``state`` is not a mapping.
+            ValueError: ``state`` has another layout: other keys, other protected layers, subspaces of another size,
+                or values of the wrong kind (the message names them). Nothing is changed then.
+        """
+        if not isinstance(state, Mapping):
+            raise TypeError(f"HLOP.load_state_dict needs the dict that HLOP.state_dict() returns, got "
+                            f"{type(state).__name__}")
+        _check_keys(state, self._STATE_KEYS, "HLOP state dict",
+                    " (a HebbianSubspace's state loads into hlop.subspaces[name])" if "weight" in state else "")
+        saved, mine = list(state["subspaces"]), [name for name, _ in self.layers]
+        if sorted(saved) != sorted(mine):
+            raise ValueError(f"the HLOP state dict protects layers {saved}, this HLOP protects {mine}: build HLOP "
+                             f"with layers={saved} on a model of the same layout as the one saved")
+        tasks_done = state["tasks_done"]
+        if isinstance(tasks_done, bool) or not isinstance(tasks_done, int) or tasks_done < 0:
+            raise ValueError(f"HLOP state dict: tasks_done must be an integer >= 0, got {tasks_done!r}")
+        for key in ("projecting", "hebbian"):
+            if not isinstance(state[key], bool):
+                raise ValueError(f"HLOP state dict: {key} must be True or False, got {state[key]!r}")
+        try:
+            torch.Generator().set_state(torch.as_tensor(state["generator"]).cpu())
+        except (RuntimeError, TypeError, ValueError) as e:
+            raise ValueError(f"HLOP state dict: 'generator' is not a torch.Generator state ({e})") from None
+        loaded = {}
+        for name in mine:
+            sub, entry = self.subspaces[name], state["subspaces"][name]
+            where = f"HLOP state dict, layer {name!r}"
+            if not isinstance(entry, Mapping):
+                raise ValueError(f"{where}: expected a HebbianSubspace state dict, got {type(entry).__name__}")
+            _check_keys(entry, self._SUBSPACE_KEYS, where)
+            weight, velocity, num_frozen = entry["weight"], entry["velocity"], entry["num_frozen"]
+            if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or weight.shape[1] != sub.in_features:
+                shape = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
+                raise ValueError(f"{where}: subspace weight is {shape}, but this layer's presynaptic vectors have "
+                                 f"{sub.in_features} entries (expected [rows, {sub.in_features}]): the state dict "
+                                 "comes from a model of another layout")
+            if not isinstance(velocity, torch.Tensor) or velocity.shape != weight.shape:
+                shape = tuple(velocity.shape) if isinstance(velocity, torch.Tensor) else type(velocity).__name__
+                raise ValueError(f"{where}: velocity is {shape}, expected the weight's {tuple(weight.shape)}")
+            if isinstance(num_frozen, bool) or not isinstance(num_frozen, int) \
+                    or not 0 <= num_frozen <= weight.shape[0]:
+                raise ValueError(f"{where}: num_frozen must be an integer in [0, {weight.shape[0]}] (the rows "
+                                 f"saved), got {num_frozen!r}")
+            like = {"device": sub.weight.device, "dtype": sub.weight.dtype}
+            loaded[name] = {"weight": weight.detach().to(**like), "velocity": velocity.detach().to(**like),
+                            "num_frozen": num_frozen}
+        # all checked: now change the state
+        for name, entry in loaded.items():
+            self.subspaces[name].load_state_dict(entry)
+        self.generator.set_state(torch.as_tensor(state["generator"]).cpu())
+        self.tasks_done, self.projecting, self.hebbian = tasks_done, state["projecting"], state["hebbian"]
+        self._pending.clear()
+        self._bases = {name: self._basis(sub) for name, sub in self.subspaces.items()}  # as begin_task made them
 
     def __repr__(self) -> str:
         dims = ", ".join(f"{n}: {s.num_rows}/{s.in_features}" for n, s in self.subspaces.items())

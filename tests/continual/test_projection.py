@@ -253,3 +253,114 @@ def test_hlop_errors_name_the_problem():
         hlop.begin_task([19, 1, 1])  # the conv layer's patches have 18 entries
     with pytest.raises(ValueError, match="groups = 1 only"):
         presynaptic_vectors(torch.nn.Conv2d(2, 2, 3, groups=2), torch.rand(1, 2, 5, 5))
+
+
+def _train(net, hlop: HLOP, optimizer, seeds, method: str = "sltt") -> None:
+    """One optimizer step and one Hebbian step per batch, as a user's continual-learning loop does."""
+    net.train()
+    for seed in seeds:
+        x_seq, y = batch(seed)
+        optimizer.zero_grad()
+        get_method(method).forward_backward(net, x_seq, y, get_loss("tet"))
+        optimizer.step()
+        hlop.step()
+
+
+def _checkpoint_round_trip(net, hlop: HLOP) -> tuple[Sequential, HLOP]:
+    """torch.save the model's and HLOP's states, torch.load them into a fresh model (other initial weights) and an
+    HLOP built with the same arguments but another seed: whatever the state holds must come from the checkpoint."""
+    import io
+
+    buffer = io.BytesIO()
+    torch.save({"model": net.state_dict(), "hlop": hlop.state_dict()}, buffer)
+    buffer.seek(0)
+    ckpt = torch.load(buffer)
+    twin = conv_net(seed=7)
+    twin.load_state_dict(ckpt["model"])
+    restored = HLOP(twin, lr=0.05, max_samples=100, seed=99)
+    restored.load_state_dict(ckpt["hlop"])
+    return twin, restored
+
+
+@pytest.mark.parametrize("when", ["between tasks", "inside a task"])
+def test_a_restored_hlop_projects_and_learns_exactly_as_the_original(when):
+    net = conv_net()
+    hlop = HLOP(net, lr=0.05, max_samples=100, seed=1)  # max_samples: the generator also draws the conv's samples
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)  # no optimizer state to carry
+    hlop.begin_task([3, 4, 2])
+    _train(net, hlop, optimizer, range(3))
+    hlop.end_task()
+    if when == "inside a task":
+        hlop.begin_task([2, 3, 1])
+        _train(net, hlop, optimizer, range(3, 5))
+    twin, restored = _checkpoint_round_trip(net, hlop)
+    assert repr(restored) == repr(hlop) and (restored.projecting, restored.hebbian) == (hlop.projecting, hlop.hebbian)
+    if when == "between tasks":
+        hlop.begin_task([2, 3, 1])  # the new rows are drawn from the generator: the restored one must draw the same
+        restored.begin_task([2, 3, 1])
+    x_seq, y = batch(10)
+    for method in ("bptt", "sltt"):
+        original, again = weight_grads(net, method, x_seq, y), weight_grads(twin, method, x_seq, y)
+        for name in original:
+            assert torch.equal(original[name], again[name]), (method, name)
+    _train(net, hlop, optimizer, range(11, 13))
+    _train(twin, restored, torch.optim.SGD(twin.parameters(), lr=0.1), range(11, 13))
+    for h in (hlop, restored):
+        h.end_task()
+        h.begin_task([1, 1, 1])
+    _train(net, hlop, optimizer, [13])
+    _train(twin, restored, torch.optim.SGD(twin.parameters(), lr=0.1), [13])
+    assert hlop.tasks_done == restored.tasks_done == 2
+    for name, sub in hlop.subspaces.items():
+        other = restored.subspaces[name]
+        assert torch.equal(sub.weight, other.weight) and torch.equal(sub.velocity, other.velocity), name
+        assert sub.num_frozen == other.num_frozen
+    for (name, p), q in zip(net.named_parameters(), twin.parameters()):
+        assert torch.equal(p, q), name
+
+
+def test_load_state_dict_refuses_a_state_of_another_layout_and_changes_nothing():
+    net = conv_net()
+    hlop = HLOP(net, lr=0.05, seed=1)
+    learn_task0(hlop, net, passes=2)
+    state = hlop.state_dict()
+    target = HLOP(conv_net(), lr=0.05, seed=2)
+    learn_task0(target, target.model, sizes=(1, 1, 1), passes=1)
+    before = target.state_dict()
+
+    def refused(bad, error=ValueError, match=""):
+        with pytest.raises(error, match=match):
+            target.load_state_dict(bad)
+        after = target.state_dict()
+        assert repr(target) == "HLOP(tasks_done=1, rows {0: 1/18, 3: 1/144, 5: 1/16})"  # untouched
+        for name, sub in after["subspaces"].items():
+            assert torch.equal(sub["weight"], before["subspaces"][name]["weight"])
+        assert torch.equal(after["generator"], before["generator"])
+
+    refused([state], TypeError, "needs the dict that HLOP.state_dict")
+    old = {"tasks_done": 1, "subspaces": state["subspaces"]}  # what state_dict() returned before it had the rest
+    refused(old, match=r"missing \['projecting', 'hebbian', 'generator'\]")
+    refused(state["subspaces"]["3"], match=r"a HebbianSubspace's state loads into hlop.subspaces\[name\]")
+    refused(HLOP(conv_net(), layers=["3", "5"]).state_dict(),
+            match=r"protects layers \['3', '5'\], this HLOP protects \['0', '3', '5'\]: build HLOP with layers=")
+    wide = Sequential(Conv2d(3, 4, 3, bias=False), LIF(beta=0.9), Flatten(), Linear(144, 16, bias=False),
+                      LIF(beta=0.9), Linear(16, 3, bias=False), LI(0.9))  # 3 input channels: patches of 27
+    refused(HLOP(wide).state_dict(), match=r"layer '0': subspace weight is \(0, 27\).* have 18 entries")
+    too_many = {**state, "subspaces": {**state["subspaces"], "5": {**state["subspaces"]["5"], "num_frozen": 9}}}
+    refused(too_many, match=r"layer '5': num_frozen must be an integer in \[0, 6\]")
+    refused({**state, "generator": torch.zeros(3)}, match="'generator' is not a torch.Generator state")
+    refused({**state, "tasks_done": -1}, match="tasks_done must be an integer >= 0")
+
+
+def test_state_dict_warns_about_activity_not_yet_stepped():
+    net = Sequential(Linear(6, 4, bias=False), LIF(beta=0.8))
+    hlop = HLOP(net, lr=0.05)
+    hlop.begin_task([2])
+    net.train()
+    net(torch.rand(T, B, 6))
+    with pytest.warns(RuntimeWarning, match=r"collected since the last step\(\) is not saved"):
+        hlop.state_dict()
+    hlop.step()
+    restored = HLOP(Sequential(Linear(6, 4, bias=False), LIF(beta=0.8)), lr=0.05)
+    restored.load_state_dict(hlop.state_dict())
+    assert torch.equal(restored.subspaces["0"].weight, hlop.subspaces["0"].weight)
