@@ -153,9 +153,9 @@ def _load_frames(cfg: DataConfig, split: str, progress: bool, fingerprint: list 
     if cache:
         frames, labels = cached_frames(key, build)
     else:
+        frames, labels = build()  # (first: a dataset that is not there at all raises its own clear error)
         if warn:
             _warn_uncached(info, location)
-        frames, labels = build()
     if subset is not None and subset < len(frames):  # copies: a view would keep the whole cached split in memory
         frames, labels = frames[:subset].copy(), labels[:subset].copy()
     return frames, labels, key["fingerprint"]

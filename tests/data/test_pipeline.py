@@ -114,3 +114,14 @@ def test_source_fingerprint_of_nothing_is_none(tmp_path):
     assert source_fingerprint(tmp_path) is None  # folders, but no file
     Path(tmp_path / "sub" / "a.bin").write_bytes(b"events")
     assert source_fingerprint(tmp_path)[0] == 1
+
+
+def test_an_empty_dataset_folder_is_still_the_not_on_disk_error_without_a_cache_warning(cache_dir, tmp_path):
+    from neurosim.data import DatasetNotFoundError
+
+    (tmp_path / "POKERDVS").mkdir(parents=True)  # e.g. made by hand before the files were copied in
+    cfg = DataConfig(dataset="pokerdvs", time_steps=2, batch_size=4, root=str(tmp_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DatasetNotFoundError, match="not on disk"):
+            make_loaders(cfg, progress=False)
