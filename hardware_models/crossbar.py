@@ -26,7 +26,7 @@
 (``activity_blind=True`` instead drives every row of every tile in every crossbar cycle, as SpikeSim counts it):
 
     cell_read       = Σ_driven rows V² · t_read · Σ_cells in the row G         (G from the actual weights)
-    wordline_driver = driven rows · column tiles · E_wl
+    wordline_driver = driven rows · column tiles · columns_per_adc · E_wl  (E_wl per row and column-mux round)
     adc             = tile reads · used columns · E_adc        (a tile is read when >= 1 of its rows is driven)
     shift_add       = tile reads · used columns · E_shift_add  (combine slices and the differential pair)
     accumulate      = tile reads · logical columns · E_acc + synops of weightless projections · E_acc
@@ -34,7 +34,9 @@
     buffer          = bits moved · E_bit   (the rows of each row block read, membrane read + write, output spikes)
     static          = P_static_per_tile · tiles · latency
 
-A cell holding digit ``d`` of ``2^cell_bits − 1`` has ``G = G_off + d/(2^cell_bits − 1)·(G_on − G_off)``; the
+A tile read converts its columns in ``columns_per_adc`` rounds (each ADC takes one of its columns per round); the
+array is driven in every round, as SpikeSim's ``PE_cycle_energy`` charges its crossbar read energy once per round
+(``xbar_size / 8`` rounds of 8-column muxes). A cell holding digit ``d`` of ``2^cell_bits − 1`` has ``G = G_off + d/(2^cell_bits − 1)·(G_on − G_off)``; the
 other cell of its pair sits at ``G_off``. Driven rows per step follow the ActivityProfile: a source neuron with
 ``c`` spikes per run and a population series ``s[t]`` spikes in step t at rate ``c·s[t]/Σs``. A tile is read at a
 position and step with probability ``1 − Π_rows (1 − rate)`` (rows independent), so zero input gives no array,
@@ -612,6 +614,7 @@ def estimate_crossbar(facts: GraphFacts, activity: ActivityProfile, spec: Spec, 
     g_on, g_off = 1.0 / spec.si("device.r_on"), 1.0 / spec.si("device.r_off")
     v, t_read = spec.si("device.v_read"), spec.si("device.t_read")
     e_wl = spec.si("energy.wordline_driver") * s["columns"] / spec.si("array.columns")  # line length scales
+    e_wl *= s["columns_per_adc"]  # the rows stay driven through every column-mux round of a tile read
     e_adc, e_sa = spec.si("energy.adc_conversion"), spec.si("energy.shift_add")
     e_acc, e_neu, e_bit = spec.si("energy.accumulate"), spec.si("energy.neuron_update"), spec.si("energy.buffer_per_bit")
     psum = spec.si("array.psum_bits")

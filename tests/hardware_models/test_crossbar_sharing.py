@@ -83,10 +83,11 @@ def test_sharing_keeps_the_array_energy_and_serialises_the_reads():
     assert alone.mapping.cores_used == 2 and not alone.fits
     for term in ENERGY_BUT_STATIC:  # rows driven, cells read, ADC conversions: those of each matrix alone
         assert shared.energy_j[term] == pytest.approx(alone.energy_j[term], rel=1e-12), term
-    # latency by hand: each matrix has one row block, read once in the step for certain. t_cycle = t_read +
-    # 8 ADC conversions + a clock = 10 + 8 * 13 + 4 = 118 ns; a layer's step = its reads + the LIF clock (4 ns).
-    # Alone: steps of 122 ns, fill 122 ns -> 244 ns. Shared: both reads on one tile, 236 + 4 ns; fill 240 -> 480 ns
-    t_cycle = 118e-9
+    # latency by hand: each matrix has one row block, read once in the step for certain. t_cycle = SpikeSim's PE
+    # cycle, 104 ns (t_read + 8 ADC conversions + a clock = 10 + 8 * 11.25 + 4); a layer's step = its reads + the
+    # LIF clock (4 ns). Alone: steps of 108 ns, fill 108 ns -> 216 ns. Shared: both reads on one tile, 208 + 4 ns;
+    # fill 212 -> 424 ns
+    t_cycle = 104e-9
     assert alone.latency_per_inference_s == pytest.approx(2 * (t_cycle + 4e-9), rel=1e-9)
     assert shared.latency_per_inference_s == pytest.approx(2 * (2 * t_cycle + 4e-9), rel=1e-9)
     p_tile = spec.si("power.static_per_tile")
