@@ -21,7 +21,7 @@ from neurosim.config import ConfigError, RunConfig, config_from_checkpoint, conf
 from neurosim.data.pipeline import DataBundle, make_loaders
 from neurosim.nn import build_model
 from neurosim.training import Trainer, load_checkpoint, resolve_device, seed_everything
-from neurosim.training.checkpoint import load_weights
+from neurosim.training.checkpoint import check_resumable, config_differences, load_weights
 from neurosim.training.distributed import World, barrier, process_group_from_env
 
 __all__ = ["RunResult", "demo", "estimate_run", "evaluate_checkpoint", "load_or_train", "load_run", "train_run",
@@ -96,34 +96,11 @@ def _mark_report_stale(run_dir: Path) -> None:
 
 
 def _check_resumable(cfg: RunConfig, run_dir: Path) -> None:
+    """Before any data is loaded: the folder's checkpoint, if any, may continue as ``cfg`` (the Trainer asks the same
+    :func:`~neurosim.training.checkpoint.check_resumable` again when it resumes)."""
     ckpt = run_dir / "checkpoint.pt"
-    if not ckpt.is_file():
-        return
-    payload = load_checkpoint(ckpt)
-    saved = config_to_dict(config_from_checkpoint(payload["config"]))  # older files: today's form
-    now = config_to_dict(cfg)
-    for d in (saved, now):
-        for key in _RESUME_MAY_CHANGE:
-            section, _, leaf = key.rpartition(".")
-            (d.get(section, {}) if section else d).pop(leaf, None)
-    done = int(payload.get("epoch", 0))
-    if done > cfg.train.epochs:
-        raise ConfigError(f"train.epochs: {run_dir} has already trained {done} epochs, more than the {cfg.train.epochs} "
-                          f"asked; rerun with train.epochs >= {done} to continue it, or pass --no-resume to start over")
-    if saved != now:
-        changed = sorted(_differences(saved, now))
-        raise ConfigError(
-            f"{run_dir} holds a checkpoint of a different config ({', '.join(changed)} differ); resume it with the "
-            f"same config (only {', '.join(_RESUME_MAY_CHANGE)} may change), choose another name "
-            "(--set name=...), or pass --no-resume to start over"
-        )
-
-
-#: settings a resumed run may change: how long it runs, where and how the folder and data are named, not what it
-#: computes (another thread count only rounds differently: the Trainer warns that the run then no longer matches
-#: an uninterrupted one bit for bit)
-_RESUME_MAY_CHANGE = ("train.epochs", "train.threads", "train.device", "train.checkpoint_every", "name", "out_dir",
-                      "data.root", "data.num_workers")
+    if ckpt.is_file():
+        check_resumable(load_checkpoint(ckpt), cfg, cfg.train.epochs, run_dir)
 
 
 def other_settings(run_dir: Path, now: dict, load, ignore: tuple[str, ...] = ("name", "out_dir")) -> list[str] | None:
@@ -133,18 +110,7 @@ def other_settings(run_dir: Path, now: dict, load, ignore: tuple[str, ...] = ("n
         saved = config_to_dict(load(run_dir / "config.toml"))
     except (OSError, ValueError):  # no file, or one this version cannot read
         return None
-    return sorted(k for k in _differences(saved, now) if k not in ignore and k.split(".")[0] not in ignore)
-
-
-def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
-    out = []
-    for key in a.keys() | b.keys():
-        va, vb = a.get(key), b.get(key)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += _differences(va, vb, f"{prefix}{key}.")
-        elif va != vb:
-            out.append(f"{prefix}{key}")
-    return out
+    return sorted(k for k in config_differences(saved, now) if k not in ignore and k.split(".")[0] not in ignore)
 
 
 def train_run(cfg: RunConfig, resume: bool = True, progress: bool = True, figures: bool = True) -> RunResult:

@@ -3,6 +3,10 @@
 Everything a run writes goes through :func:`atomic_write_bytes` / :func:`save_checkpoint`: the data lands in a
 temporary file in the same folder and is moved over the target with ``os.replace``, so an interrupted run never
 leaves a half-written checkpoint or metrics file behind.
+
+:func:`check_resumable` decides whether a checkpoint may continue under a given config; the Trainer
+(``fit(resume=True)``) and ``neurosim train`` both ask it, so a run is never continued under settings it was not
+trained with.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from typing import Any
 import torch
 
 from neurosim._io import atomic_write_bytes, atomic_write_text
+from neurosim.config import ConfigError, RunConfig, config_from_checkpoint, config_to_dict
 
-__all__ = ["CheckpointError", "atomic_write_bytes", "atomic_write_text", "checkpoint_file", "load_checkpoint",
-           "load_weights", "save_checkpoint"]
+__all__ = ["RESUME_MAY_CHANGE", "CheckpointError", "atomic_write_bytes", "atomic_write_text", "check_resumable",
+           "checkpoint_file", "config_differences", "load_checkpoint", "load_weights", "save_checkpoint"]
 
 CHECKPOINT_FORMAT = 1
 
@@ -64,13 +69,76 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return payload
 
 
-def load_weights(model: torch.nn.Module, state: dict[str, Any], path: str | Path) -> None:
+def load_weights(model: torch.nn.Module, state: dict[str, Any], path: str | Path, *,
+                 model_is: str = "the model its config builds", advice: str = "") -> None:
     """``model.load_state_dict(state)``; weights that do not fit the model (edited, or from another config) are a
-    :class:`CheckpointError` naming the checkpoint and the first mismatches, not torch's multi-line error."""
+    :class:`CheckpointError` naming the checkpoint and the first mismatches, not torch's multi-line error.
+
+    Args:
+        model_is: what ``model`` is, for the message (the Trainer's is the model its caller built).
+        advice: what to do instead, appended to the message after a semicolon.
+    """
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as e:
         lines = [ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()] or [str(e)]
         detail = "; ".join(lines[:3]) + (f"; and {len(lines) - 3} more" if len(lines) > 3 else "")
-        raise CheckpointError(f"checkpoint {str(path)!r}: its weights do not fit the model its config builds "
-                              f"({detail})") from None
+        raise CheckpointError(f"checkpoint {str(path)!r}: its weights do not fit {model_is} ({detail})"
+                              + (f"; {advice}" if advice else "")) from None
+
+
+#: settings a resumed run may change: how long it runs, where and how the folder and data are named, not what it
+#: computes (another thread count only rounds differently: the Trainer warns that the run then no longer matches
+#: an uninterrupted one bit for bit)
+RESUME_MAY_CHANGE = ("train.epochs", "train.threads", "train.device", "train.checkpoint_every", "name", "out_dir",
+                     "data.root", "data.num_workers")
+
+
+def config_differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """The dotted key paths (``train.lr``) in which two :func:`~neurosim.config.config_to_dict` forms differ; a key
+    that only one of them has differs too."""
+    out = []
+    for key in a.keys() | b.keys():
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += config_differences(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def check_resumable(payload: dict[str, Any], config: RunConfig, epochs: int, where: str | Path, *,
+                    epochs_name: str = "train.epochs", elsewhere: str = "choose another name (--set name=...)",
+                    start_over: str = "pass --no-resume to start over") -> None:
+    """Whether the checkpoint ``payload`` (of the run in ``where``) may continue as ``config`` for ``epochs`` epochs:
+    the same config but for :data:`RESUME_MAY_CHANGE`, and no more epochs done than asked.
+
+    ``neurosim train`` and :meth:`neurosim.training.Trainer.fit` both ask it; the keyword arguments word the ways
+    out for each (the defaults are the command line's).
+
+    Raises:
+        ConfigError: naming the settings that differ (or the epochs done and asked) and what to do instead: keep
+            the config, run elsewhere (``elsewhere``), or start over (``start_over``).
+    """
+    done = int(payload.get("epoch", 0))
+    if done > epochs:
+        raise ConfigError(f"{epochs_name}: {where} has already trained {done} epochs, more than the {epochs} asked; "
+                          f"rerun with {epochs_name} >= {done} to continue it, {elsewhere}, or {start_over}")
+    if payload.get("config") is None:  # nothing to compare with
+        return
+    try:
+        saved = config_to_dict(config_from_checkpoint(payload["config"]))  # older files: today's form
+    except ConfigError as e:
+        raise ConfigError(f"{where} holds a checkpoint whose config this version of neurosim cannot read ({e}); "
+                          f"{elsewhere}, or {start_over}") from None
+    now = config_to_dict(config)
+    for d in (saved, now):
+        for key in RESUME_MAY_CHANGE:
+            section, _, leaf = key.rpartition(".")
+            (d.get(section, {}) if section else d).pop(leaf, None)
+    if saved != now:
+        changed = sorted(config_differences(saved, now))
+        raise ConfigError(
+            f"{where} holds a checkpoint of a different config ({', '.join(changed)} differ); resume it with the "
+            f"same config (only {', '.join(RESUME_MAY_CHANGE)} may change), {elsewhere}, or {start_over}"
+        )

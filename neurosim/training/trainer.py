@@ -4,7 +4,10 @@ A run folder ``runs/NAME/`` holds ``config.toml`` (the config used), ``metrics.j
 epoch), ``checkpoint.pt`` (latest; model, optimizer, scheduler, RNG states, history) and whatever the caller
 adds (figures, ``report.md``). ``fit(..., resume=True)`` continues from ``checkpoint.pt`` and, on CPU with the
 same seed, gives exactly the results of an uninterrupted run: batch order depends only on ``(seed, epoch)``
-and the RNG states are restored.
+and the RNG states are restored. It continues only the run the config describes: a checkpoint written with
+other settings (``train.lr``, the model, …; only :data:`~neurosim.training.checkpoint.RESUME_MAY_CHANGE` may
+differ), or with more epochs done than asked, is a :class:`~neurosim.config.ConfigError` before anything is
+written; ``resume=False`` or another ``run_dir`` starts afresh.
 
 Launched by ``torchrun`` (a process group exists), the Trainer trains data-parallel with PyTorch's
 DistributedDataParallel (:mod:`neurosim.training.distributed`): each process trains on its shard of every
@@ -30,7 +33,9 @@ from neurosim.config import ConfigError, RunConfig, config_to_dict, dumps_toml
 from neurosim.data.loaders import FrameLoader
 from neurosim.nn.layers import run_chunked
 from neurosim.training import distributed
-from neurosim.training.checkpoint import atomic_write_text, load_checkpoint, load_weights, save_checkpoint
+from neurosim.training.checkpoint import (
+    atomic_write_text, check_resumable, load_checkpoint, load_weights, save_checkpoint,
+)
 from neurosim.training.losses import Loss, get_loss, predict
 from neurosim.training.memory import SavedTensorMeter, tune_cpu_allocator
 from neurosim.training.methods import TrainingMethod, get_method
@@ -226,10 +231,21 @@ class Trainer:
         of processes, so the run no longer matches an uninterrupted one): processes the checkpoint holds a stream
         for continue it, the others draw fresh ones (copying process 0's would repeat its dropout masks and SLTT-K
         draws). With another number of CPU threads it warns too: the sums round differently.
+
+        It restores whatever the checkpoint holds; :meth:`fit` first checks that the checkpoint's config is this
+        Trainer's (:func:`~neurosim.training.checkpoint.check_resumable`).
+
+        Raises:
+            CheckpointError: the file is unreadable, or its weights do not fit ``self.model``.
         """
         # on the CPU first: RNG states must be CPU tensors; the model and optimizer copy to their device
-        ckpt = load_checkpoint(path, map_location="cpu")
-        load_weights(self.model, ckpt["model"], path)
+        self._restore(load_checkpoint(path, map_location="cpu"), path)
+
+    def _restore(self, ckpt: dict[str, Any], path: Path) -> None:
+        """:meth:`load` of the checkpoint ``ckpt`` read from ``path``."""
+        load_weights(self.model, ckpt["model"], path, model_is="the model given to the Trainer",
+                     advice="resume it with the model it was trained with, give another run_dir to start afresh "
+                            "there, or pass fit(resume=False) to start over in this one")
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler and ckpt["scheduler"]:
             self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -374,12 +390,31 @@ class Trainer:
             epochs: int | None = None) -> list[dict[str, Any]]:
         """Train until ``epochs`` (default ``config.train.epochs``) are done, resuming from the run's checkpoint.
 
+        Args:
+            resume: continue from ``run_dir/checkpoint.pt`` when there is one. It must have been written with this
+                Trainer's config (only :data:`~neurosim.training.checkpoint.RESUME_MAY_CHANGE` may differ, e.g.
+                ``train.epochs``) and have no more than ``epochs`` epochs done. False starts over: the earlier
+                run's files stay until this run has trained an epoch.
+            epochs: the epoch to train up to; None means ``config.train.epochs``.
+
         Returns:
             The per-epoch metrics history (also in ``run_dir/metrics.jsonl``).
+
+        Raises:
+            ConfigError: (a ValueError) the checkpoint was written with another config, naming the settings that
+                differ, or has more epochs done than asked; nothing is written then. ``resume=False`` or another
+                ``run_dir`` starts afresh.
+            CheckpointError: the checkpoint's weights do not fit ``self.model``.
         """
+        epochs_name = "train.epochs" if epochs is None else "epochs"  # what the caller set, for the messages
         epochs = self.config.train.epochs if epochs is None else epochs
         if resume and self._checkpoint_found():
-            self.load(self.checkpoint_path)
+            ckpt = load_checkpoint(self.checkpoint_path, map_location="cpu")
+            check_resumable(ckpt, self.config, epochs, self.run_dir,
+                            epochs_name=epochs_name,
+                            elsewhere="give another run_dir to start afresh there",
+                            start_over="pass fit(resume=False) to start over in this one")
+            self._restore(ckpt, self.checkpoint_path)
         else:
             seed_everything(self.config.seed + self.world.rank)
         earlier = not resume and self.checkpoint_path is not None and self.checkpoint_path.is_file()

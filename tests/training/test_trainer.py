@@ -201,3 +201,40 @@ def test_checkpoints_keep_the_training_gpus_random_stream_only(monkeypatch):
     tr._set_rng_state(old, torch.device("cuda", 5))  # written where fewer GPUs were visible: left as it is
     tr._set_rng_state(state, torch.device("cpu"))
     assert calls == []
+
+
+def test_resuming_with_another_config_or_fewer_epochs_is_refused_before_anything_is_written(tmp_path):
+    from neurosim.config import ConfigError, RunConfig, TrainConfig
+    from neurosim.nn import LI, Flatten, Linear, Sequential
+    from neurosim.training import CheckpointError
+
+    batches = [(torch.rand(4, 10, 20), torch.randint(0, 3, (10,)))]
+
+    def trainer(lr=0.01, epochs=2, classes=3, **train):
+        model = Sequential(Flatten(), Linear(20, classes), LI(0.9))  # the user's own model, as in the Python API
+        return Trainer(model, RunConfig(train=TrainConfig(epochs=epochs, lr=lr, device="cpu", **train)), tmp_path,
+                       progress=False)
+
+    trainer().fit(batches)
+    files = {name: (tmp_path / name).read_bytes() for name in ("config.toml", "metrics.jsonl", "checkpoint.pt")}
+    # another learning rate: the checkpoint's optimizer would silently keep the old one
+    with pytest.raises(ConfigError, match=r"holds a checkpoint of a different config \(train.lr differ\).*"
+                                          r"another run_dir.*resume=False"):
+        trainer(lr=0.5).fit(batches)
+    # fewer epochs than done, from the config or from fit's argument
+    with pytest.raises(ConfigError, match=r"train.epochs: .* has already trained 2 epochs, more than the 1 asked; "
+                                          r"rerun with train.epochs >= 2.*resume=False"):
+        trainer(epochs=1).fit(batches)
+    with pytest.raises(ConfigError, match=r"epochs: .* has already trained 2 epochs, more than the 1 asked"):
+        trainer().fit(batches, epochs=1)
+    # a model whose weights do not fit: the user built it, no config did
+    with pytest.raises(CheckpointError, match=r"do not fit the model given to the Trainer .*another run_dir.*"
+                                              r"resume=False"):
+        trainer(classes=4).fit(batches)
+    assert {name: (tmp_path / name).read_bytes() for name in files} == files  # config.toml still says lr = 0.01
+    # what may change on resume still resumes: more epochs, another checkpoint interval
+    history = trainer(epochs=3, checkpoint_every=2).fit(batches)
+    assert [m["epoch"] for m in history] == [1, 2, 3]
+    # starting afresh: resume=False in this folder, or another run_dir
+    assert [m["epoch"] for m in trainer(lr=0.5).fit(batches, resume=False)] == [1, 2]
+    assert "lr = 0.5" in (tmp_path / "config.toml").read_text()
