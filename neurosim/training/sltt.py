@@ -29,7 +29,9 @@ the call too, so the chunk's single backward gives exactly the gradients of its 
 (tested), as one spatial pass over ``[steps·B, ...]`` with no loop back through time. Memory is that of the
 chunk, still independent of ``T``. ``time_chunk=None`` picks :func:`sltt_chunk` (about 128 samples on CPU; one
 step on GPU, with BatchNorm in training mode, and for stateful layers that do not declare
-``cuts_temporal_grad``).
+``cuts_temporal_grad``, the model itself included: a hand-written model whose own ``forward(x_seq, state)`` feeds
+spikes back runs one step per call unless it declares ``cuts_temporal_grad = True``; neurosim's ``Sequential``,
+which every built model is, does).
 
 Measured on the 2-core benchmark machine (``benchmarks/bench_sltt.py``, T = 50, batch 32): one step at a time,
 SLTT holds ~0.1× BPTT's memory but takes ~1.2× BPTT's time, not the paper's 0.7× (its Table 1, on GPU). The
@@ -75,7 +77,7 @@ from neurosim.config import NeuronConfig, RunConfig, load_config
 from neurosim.functional import no_temporal_grad
 from neurosim.nn.layers import check_steps, detach_state, is_stateful
 from neurosim.nn.layers import time_chunk as _chunk_of_samples
-from neurosim.training.distributed import no_sync
+from neurosim.training.distributed import no_sync, unwrap
 from neurosim.training.losses import Loss
 from neurosim.training.memory import cpu_allocator_tuned
 from neurosim.training.methods import StepOutput, check_batch, register_method
@@ -134,7 +136,9 @@ def sltt_chunk(model: torch.nn.Module, x_seq: torch.Tensor) -> int:
     The memory held is that of the chunk, ``max(B, CHUNK_SAMPLES)`` samples at most, still independent of
     ``T``. One step at a time (the paper's loop, least memory) on GPUs, with BatchNorm in training mode
     (statistics per step), and when a stateful layer does not declare that it honours ``no_temporal_grad``
-    (``cuts_temporal_grad``): then the state is detached between steps, which is exact for any layer.
+    (``cuts_temporal_grad``): then the state is detached between steps, which is exact for any layer. The model
+    itself counts as such a layer unless it is neurosim's :class:`~neurosim.nn.Sequential` or declares
+    ``cuts_temporal_grad = True`` for its own ``forward`` (which may feed spikes back from step to step).
     """
     if x_seq.device.type != "cpu" or _one_step_only(model):
         return 1
@@ -156,7 +160,19 @@ def _auto_forward_chunk(model: torch.nn.Module, x_seq: torch.Tensor, drawn: bool
 
 
 def _one_step_only(model: torch.nn.Module) -> str | None:
-    """Why SLTT must run ``model`` one step per call to be exact (None: chunks are exact too)."""
+    """Why SLTT must run ``model`` one step per call to be exact (None: chunks are exact too).
+
+    The model itself counts as a stateful layer: its own ``forward(x_seq, state)`` may carry state from step to step
+    (hidden spikes fed back through a Linear), which only the detach between calls cuts. neurosim's
+    :class:`~neurosim.nn.Sequential` declares ``cuts_temporal_grad`` (it only chains its layers, which are checked
+    one by one); another model class must declare it to run in chunks, and so must a subclass of Sequential that
+    writes its own ``forward`` (the flag it inherits speaks for Sequential's).
+    """
+    model = unwrap(model)  # DistributedDataParallel's wrapper carries no state of its own
+    if not _declares_cut(model):
+        return (f"the model ({type(model).__name__}) has its own forward and does not declare "
+                "cuts_temporal_grad = True for it (neurosim's Sequential does), so state that forward carries "
+                "between steps (e.g. spikes fed back) is cut only by detaching it between calls")
     for name, m in model.named_modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training:
             return f"BatchNorm {name!r} in training mode normalises each step by its own statistics"
@@ -164,6 +180,19 @@ def _one_step_only(model: torch.nn.Module) -> str | None:
             return (f"stateful layer {name!r} ({type(m).__name__}) does not declare that it honours "
                     "no_temporal_grad (cuts_temporal_grad), so its state is detached between steps")
     return None
+
+
+def _declares_cut(model: torch.nn.Module) -> bool:
+    """Whether ``model`` declares ``cuts_temporal_grad = True`` for the ``forward`` it runs: on the instance, or on
+    the class that defines that ``forward`` or a subclass of it."""
+    if "cuts_temporal_grad" in vars(model):
+        return bool(vars(model)["cuts_temporal_grad"])
+    for cls in type(model).__mro__:
+        if "cuts_temporal_grad" in vars(cls):
+            return bool(vars(cls)["cuts_temporal_grad"])
+        if "forward" in vars(cls):  # this class's forward, and no declaration made for it
+            return False
+    return False
 
 
 def _segments(T: int, backward_steps: set[int] | None, chunk: int) -> list[tuple[int, int, bool]]:
@@ -249,7 +278,8 @@ class SLTT:
     Args:
         time_chunk: steps per forward/backward: 1 (default) is the paper's loop, the least memory; N > 1 runs N
             steps per call with the same gradients (one step per call, with a warning, where that would not hold:
-            BatchNorm in training mode, stateful layers without ``cuts_temporal_grad``); None picks
+            BatchNorm in training mode, stateful layers without ``cuts_temporal_grad``, a model of your own whose
+            ``forward`` does not declare it); None picks
             :func:`sltt_chunk` (about 128 samples on CPU).
     """
 

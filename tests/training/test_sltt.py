@@ -609,3 +609,55 @@ def test_the_papers_tau_of_one_and_a_plain_linear_readout_build_through_the_publ
     assert (loss.lam, loss.target) == (0.05, "onehot")
     with pytest.raises(ConfigError, match="train.loss_target: must be one of"):
         paper_config(["train.loss_target=zeros"])
+
+
+class _Recurrent(torch.nn.Module):
+    """A hand-written recurrent SNN: its own forward feeds the hidden spikes back through a Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.inp, self.rec = torch.nn.Linear(6, 8), torch.nn.Linear(8, 8, bias=False)
+        self.lif, self.fc, self.out = LIF(beta=0.9, v_th=0.5), torch.nn.Linear(8, 4), LI(0.8)
+
+    def forward(self, x_seq, state=None):
+        state = state or {}
+        x_seq = x_seq.flatten(2)  # [T, B, 6]
+        s, lif, li, outs = state.get("s", x_seq.new_zeros(x_seq.shape[1], 8)), state.get("lif"), state.get("out"), []
+        for x in x_seq:
+            spikes, lif = self.lif((self.inp(x) + self.rec(s))[None], lif)
+            s = spikes[0]
+            o, li = self.out(self.fc(spikes), li)
+            outs.append(o[0])
+        return torch.stack(outs), {"s": s, "lif": lif, "out": li}
+
+
+def test_a_model_whose_own_forward_carries_state_runs_sltt_one_step_per_call():
+    torch.manual_seed(0)
+    base = _Recurrent().double()
+    x, y = _data(T=6, scale=2.0)
+
+    def grads(method):
+        model = copy.deepcopy(base)
+        method.forward_backward(model, x, y, TET())
+        return _grads(model)
+
+    exact = grads(SLTT(1))
+    with pytest.warns(RuntimeWarning, match=r"time_chunk = 3 runs one step per call instead: the model \(_Recurrent\) "
+                                            r"has its own forward and does not declare cuts_temporal_grad = True"):
+        chunked = grads(SLTT(3))
+    _assert_grads_close(chunked, exact)  # a chunk of 3 steps kept the feedback's gradient through time: 2.5 % off
+    assert sltt_chunk(base, torch.zeros(16, 32, 2, 3)) == 1
+    declared = type("Declared", (_Recurrent,), {"cuts_temporal_grad": True})()  # the author's word that it is exact
+    assert sltt_chunk(declared, torch.zeros(16, 32, 2, 3)) == 4
+    # neurosim's Sequential (what build_model and from_snntorch give) keeps its chunks; a subclass that writes its
+    # own forward must declare it again
+    x_conv = torch.zeros(16, 32, 2, 8, 8)
+    assert sltt_chunk(_conv_model(), x_conv) == 4
+    mlp = build_model(ModelConfig(kind="mlp", input_shape=(2, 8, 8), hidden=(8,), num_classes=4), NeuronConfig())
+    assert sltt_chunk(mlp, x_conv) == 4
+    class Own(Sequential):
+        def forward(self, x_seq, state=None):
+            return super().forward(x_seq, state)
+
+    assert sltt_chunk(Own(*_conv_model()), x_conv) == 1
+    assert sltt_chunk(type("Plain", (Sequential,), {})(*_conv_model()), x_conv) == 4
