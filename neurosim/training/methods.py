@@ -5,12 +5,17 @@ It accumulates into ``.grad`` (the Trainer zeroes gradients, clips, and steps th
 wrapped in DistributedDataParallel (data-parallel runs): a method with several backward passes per batch runs all
 but the last under :func:`neurosim.training.distributed.no_sync`.
 Register new methods with :func:`register_method`; SLTT and SLTT-K live in :mod:`neurosim.training.sltt`.
+
+Every method needs the same of a model: ``forward(x_seq [T, B, ...], state=None) -> (out_seq [T, B, C], state)``
+(:data:`MODEL_PROTOCOL`). A model that returns a bare tensor (snnTorch style), or whose forward takes no state where
+a method calls it several times per batch, is a TypeError saying so (:func:`call_model`, :func:`model_output`).
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import torch
 
@@ -18,7 +23,8 @@ from neurosim.nn.layers import run_chunked
 from neurosim.training.distributed import unwrap
 from neurosim.training.losses import Loss
 
-__all__ = ["BPTT", "StepOutput", "TrainingMethod", "get_method", "register_method", "METHODS"]
+__all__ = ["BPTT", "StepOutput", "TrainingMethod", "call_model", "get_method", "model_output", "register_method",
+           "METHODS"]
 
 
 @dataclass
@@ -32,7 +38,13 @@ class StepOutput:
 
 def check_batch(x_seq: torch.Tensor, y: torch.Tensor, method: str) -> int:
     """``T`` of a training batch, after checking what every method needs: ``x_seq`` time-first ``[T, B, ...]``
-    with ``T >= 1``, and one integer class target per sample, ``y`` of shape ``[B]``."""
+    with ``T >= 1``, and one integer class target per sample, ``y`` of shape ``[B]``.
+
+    Raises:
+        ValueError: naming the method, the shapes received and expected; a ``y`` as long as ``x_seq``'s first
+            dimension is read as a batch-first ``x_seq`` (a DataLoader's default collate stacks samples
+            ``[T, ...]`` into ``[B, T, ...]``), which ``x_seq.transpose(0, 1)`` makes time-first.
+    """
     if not isinstance(x_seq, torch.Tensor) or x_seq.dim() < 3:
         shape = tuple(x_seq.shape) if isinstance(x_seq, torch.Tensor) else type(x_seq).__name__
         raise ValueError(f"{method}: x_seq must be time-first [T, B, features...], got {shape}")
@@ -42,11 +54,71 @@ def check_batch(x_seq: torch.Tensor, y: torch.Tensor, method: str) -> int:
     if not isinstance(y, torch.Tensor) or tuple(y.shape) != (x_seq.shape[1],) or y.is_floating_point():
         what = f"{y.dtype} {tuple(y.shape)}" if isinstance(y, torch.Tensor) else type(y).__name__
         hint = ""
-        if isinstance(y, torch.Tensor) and tuple(y.shape) == (x_seq.shape[0],):
-            hint = " (is x_seq missing its time dimension? one step is x_seq[None])"
+        if isinstance(y, torch.Tensor) and tuple(y.shape) == (x_seq.shape[0],):  # one target per row of dim 0
+            hint = (f"; x_seq looks batch-first [B, T, ...] (its first dimension is y's {x_seq.shape[0]} samples) "
+                    "but neurosim is time-first [T, B, ...]: pass x_seq.transpose(0, 1) (or, for a single time "
+                    "step [B, ...], x_seq[None])")
         raise ValueError(f"{method}: y must hold one integer class per sample, shape [B] = ({x_seq.shape[1]},) "
                          f"for x_seq {tuple(x_seq.shape)}, got {what}{hint}")
     return x_seq.shape[0]
+
+
+#: what every method needs of a model, said in the errors when a model does not do it
+MODEL_PROTOCOL = ("forward(x_seq [T, B, ...], state=None) -> (out_seq [T, B, C], state): out_seq time-first with "
+                  "x_seq's steps, state what a next call continues from (None if the model keeps none); an snnTorch "
+                  "nn.Sequential of Leaky neurons converts to such a model with neurosim.interop.from_snntorch")
+
+
+def _described(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    if isinstance(value, (tuple, list)):
+        inner = ", ".join(_described(v) if isinstance(v, torch.Tensor) else type(v).__name__ for v in value[:3])
+        return f"a {type(value).__name__} of {len(value)} ({inner}{', …' if len(value) > 3 else ''})"
+    return f"a {type(value).__name__}"
+
+
+def model_output(result: Any, model: torch.nn.Module, x_seq: torch.Tensor, method: str) -> tuple[torch.Tensor, Any]:
+    """``(out_seq, state)`` of ``result = model(x_seq, ...)``, after checking that it is that pair.
+
+    Raises:
+        TypeError: naming ``method``, what the model returned and the protocol it must follow (a bare
+            ``out_seq`` tensor, snnTorch style, would otherwise be unpacked along its time axis).
+    """
+    if (isinstance(result, (tuple, list)) and len(result) == 2 and isinstance(result[0], torch.Tensor)
+            and result[0].dim() >= 1 and result[0].shape[0] == x_seq.shape[0]):
+        return result[0], result[1]
+    name = type(unwrap(model)).__name__
+    raise TypeError(f"{method}: the model must return (out_seq [T, B, C], state) and accept state=None, but {name} "
+                    f"returned {_described(result)} for x_seq {tuple(x_seq.shape)}; write its forward as "
+                    f"{MODEL_PROTOCOL}")
+
+
+def _takes_state(model: torch.nn.Module) -> bool:
+    """Whether ``model.forward`` accepts ``(x_seq, state)`` (True where its signature cannot be read)."""
+    try:
+        inspect.signature(unwrap(model).forward).bind(None, None)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read (a builtin)
+        return True
+    return True
+
+
+def call_model(model: torch.nn.Module, x_seq: torch.Tensor, state: Any, method: str) -> tuple[torch.Tensor, Any]:
+    """``model(x_seq, state)`` as ``(out_seq, state)``, with an error naming the protocol (see
+    :func:`model_output`) for a model that returns something else or takes no ``state`` argument."""
+    try:
+        result = model(x_seq, state)
+    except TypeError:
+        if _takes_state(model):
+            raise  # a TypeError from inside the model's forward: its own
+        name = type(unwrap(model)).__name__
+        raise TypeError(f"{method}: the model must accept state=None and return (out_seq [T, B, C], state), but "
+                        f"{name}.forward takes no state argument; {method} runs x_seq in several calls, each "
+                        f"continuing from the state the last one returned. Write its forward as {MODEL_PROTOCOL}"
+                        ) from None
+    return model_output(result, model, x_seq, method)
 
 
 class TrainingMethod(Protocol):
@@ -74,7 +146,8 @@ class BPTT:
 
     def forward_backward(self, model, x_seq, y, loss):
         check_batch(x_seq, y, "BPTT")
-        out_seq, _ = run_chunked(model, x_seq, steps=self.time_chunk) if _is_sequential(model) else model(x_seq)
+        result = run_chunked(model, x_seq, steps=self.time_chunk) if _is_sequential(model) else model(x_seq)
+        out_seq, _ = model_output(result, model, x_seq, "BPTT")
         value = loss(out_seq, y)
         value.backward()
         return StepOutput(float(value.detach()), out_seq.detach())

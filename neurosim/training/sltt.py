@@ -80,7 +80,7 @@ from neurosim.nn.layers import time_chunk as _chunk_of_samples
 from neurosim.training.distributed import no_sync, unwrap
 from neurosim.training.losses import Loss
 from neurosim.training.memory import cpu_allocator_tuned
-from neurosim.training.methods import StepOutput, check_batch, register_method
+from neurosim.training.methods import StepOutput, call_model, check_batch, register_method
 
 __all__ = [
     "PAPER_NEURON", "PAPER_TAU", "SLTT", "SLTTK", "paper_beta", "paper_config", "paper_lif_kwargs",
@@ -218,7 +218,8 @@ def run_online(model: torch.nn.Module, x_seq: torch.Tensor, y: torch.Tensor, los
     """The SLTT loop: forward with the temporal path cut; backward at once where asked.
 
     Args:
-        model: ``forward(x_seq, state=None) -> (out_seq, state)`` (e.g. :class:`neurosim.nn.Sequential`).
+        model: ``forward(x_seq, state=None) -> (out_seq, state)`` (e.g. :class:`neurosim.nn.Sequential`); a model
+            that returns something else or takes no ``state`` is a TypeError saying so.
         x_seq: input ``[T, B, ...]``.
         y: targets ``[B]``.
         loss: a per-step loss; step ``t`` contributes ``loss.step(o_t, y) / T``.
@@ -232,6 +233,7 @@ def run_online(model: torch.nn.Module, x_seq: torch.Tensor, y: torch.Tensor, los
         ``[T, B, C]``, and the number of backward calls made.
     """
     T = x_seq.shape[0]  # time steps
+    method = "SLTT" if backward_steps is None else "SLTT-K"  # for the errors
     chunk = sltt_chunk(model, x_seq) if time_chunk is None else check_steps(time_chunk)
     if chunk > 1 and (why := _one_step_only(model)):
         warnings.warn(f"time_chunk = {chunk} runs one step per call instead: {why}, and several steps per call "
@@ -248,7 +250,7 @@ def run_online(model: torch.nn.Module, x_seq: torch.Tensor, y: torch.Tensor, los
         # data-parallel: gradients are averaged across processes once, by the batch's last backward pass
         with no_sync(model) if with_grad and i != last_backward else nullcontext():
             with torch.set_grad_enabled(with_grad and torch.is_grad_enabled()), no_temporal_grad():
-                out, state = model(x_seq[start:stop], state)
+                out, state = call_model(model, x_seq[start:stop], state, method)
                 # sg(·) between calls; detaching before backward also drops every reference the state holds
                 # into this chunk's graph, so nothing of it survives its backward.
                 state = detach_state(state)

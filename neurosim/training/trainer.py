@@ -38,7 +38,7 @@ from neurosim.training.checkpoint import (
 )
 from neurosim.training.losses import Loss, get_loss, predict
 from neurosim.training.memory import SavedTensorMeter, tune_cpu_allocator
-from neurosim.training.methods import TrainingMethod, get_method
+from neurosim.training.methods import TrainingMethod, get_method, model_output
 
 __all__ = ["Trainer", "resolve_device", "seed_everything"]
 
@@ -279,7 +279,7 @@ class Trainer:
             _set_rng_state(streams[self.world.rank], self.device)
         else:  # a process the checkpoint has no stream for: one of its own, unlike every other process's
             seq = np.random.SeedSequence([self.config.seed, self.world.rank, self.epoch, saved_world])
-            seed_everything(int(seq.generate_state(1, np.uint64)[0] >> 1))
+            seed_everything(int(seq.generate_state(1, np.uint64)[0]) >> 1)  # int: numpy 1 refuses uint64 >> 1
 
     def _stretch_schedule(self, epochs: int) -> None:
         """A run resumed with another ``train.epochs`` anneals over the new number: the cosine continues from the
@@ -354,7 +354,8 @@ class Trainer:
         total, correct, loss_sum = 0, 0, 0.0
         for x_seq, y in loader:
             x_seq, y = x_seq.to(self.device), y.to(self.device)
-            out_seq, _ = run_chunked(self.model, x_seq) if getattr(self.model, "stateful", False) else self.model(x_seq)
+            result = run_chunked(self.model, x_seq) if getattr(self.model, "stateful", False) else self.model(x_seq)
+            out_seq, _ = model_output(result, self.model, x_seq, "evaluate")
             n = y.shape[0]
             total += n
             correct += int((predict(out_seq) == y).sum())

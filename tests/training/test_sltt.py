@@ -428,7 +428,12 @@ def test_every_method_names_a_bad_batch(method):
         method.forward_backward(_mlp(), x, y[:-1], TET())
     with pytest.raises(ValueError, match="got torch.float32"):
         method.forward_backward(_mlp(), x, y.float(), TET())
-    with pytest.raises(ValueError, match=r"missing its time dimension\? one step is x_seq\[None\]"):
+    # batch-first [B, T, ...] (a DataLoader's default collate of [T, ...] samples): y fits dim 0, not dim 1
+    with pytest.raises(ValueError, match=r"shape \[B\] = \(3,\) for x_seq \(5, 3, 2, 3\), got torch.int64 \(5,\); "
+                                         r"x_seq looks batch-first \[B, T, \.\.\.\] .* neurosim is time-first "
+                                         r"\[T, B, \.\.\.\]: pass x_seq.transpose\(0, 1\)"):
+        method.forward_backward(_mlp(), x.transpose(0, 1), y, TET())
+    with pytest.raises(ValueError, match=r"for a single time step \[B, \.\.\.\], x_seq\[None\]"):
         method.forward_backward(_mlp(), x[0], y, TET())  # [B, 2, 3] read as [T = B, 2, 3]
 
 
@@ -661,3 +666,41 @@ def test_a_model_whose_own_forward_carries_state_runs_sltt_one_step_per_call():
 
     assert sltt_chunk(Own(*_conv_model()), x_conv) == 1
     assert sltt_chunk(type("Plain", (Sequential,), {})(*_conv_model()), x_conv) == 4
+
+
+class _SpikesOnly(torch.nn.Module):
+    """snnTorch style: returns the output tensor alone."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.lif = Linear(6, 4), LIF(beta=0.9)
+
+    def forward(self, x_seq, state=None):
+        return self.lif(self.fc(x_seq.flatten(2)), state)[0]
+
+
+class _NoState(_SpikesOnly):
+    """Returns ``(out_seq, state)`` but takes no state argument."""
+
+    def forward(self, x_seq):
+        return self.lif(self.fc(x_seq.flatten(2)))
+
+
+@pytest.mark.parametrize("method", [BPTT(), SLTT(), SLTTK(k=1)], ids=["bptt", "sltt", "sltt_k"])
+@pytest.mark.parametrize("T", [2, 3])  # T = 2: a bare [T, B, C] output would unpack along its time axis
+def test_a_model_that_does_not_return_out_seq_and_state_is_told_what_to_return(method, T):
+    x, y = _data(T=T, dtype=torch.float32)
+    name = {"bptt": "BPTT", "sltt": "SLTT", "sltt_k": "SLTT-K"}[method.name]
+    with pytest.raises(TypeError, match=rf"{name}: the model must return \(out_seq \[T, B, C\], state\) and accept "
+                                        r"state=None, but _SpikesOnly returned a tensor of shape \(\d, 5, 4\).*"
+                                        r"neurosim.interop.from_snntorch"):
+        method.forward_backward(_SpikesOnly(), x, y, TET())
+    if method.name == "bptt":  # one call over the whole sequence: no state to pass
+        assert method.forward_backward(_NoState(), x, y, TET()).out_seq.shape == (T, 5, 4)
+    else:
+        with pytest.raises(TypeError, match=rf"{name}: the model must accept state=None .* _NoState.forward takes "
+                                            r"no state argument.*forward\(x_seq \[T, B, \.\.\.\], state=None\)"):
+            method.forward_backward(_NoState(), x, y, TET())
+    trainer = Trainer(_SpikesOnly(), RunConfig(train=TrainConfig(loss="tet", device="cpu")), progress=False)
+    with pytest.raises(TypeError, match=r"evaluate: the model must return \(out_seq \[T, B, C\], state\)"):
+        trainer.evaluate([(x, y)])
