@@ -10,7 +10,7 @@ export MPLBACKEND := Agg
 TORCH_INDEX ?=
 PIP_INDEX := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast test-min bench clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -29,8 +29,15 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# The suite against the oldest supported versions (pyproject's lower bounds, pinned in requirements/minimum.txt),
+# in a separate .venv-min: what a user whose other packages hold dependencies back would get.
+test-min:
+	test -x .venv-min/bin/python || $(PY) -m venv .venv-min
+	.venv-min/bin/python -m pip install --quiet $(PIP_INDEX) -c requirements/minimum.txt -e ".[dev,audio]"
+	.venv-min/bin/python -m pytest -q
+
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) .venv-min build *.egg-info .pytest_cache
