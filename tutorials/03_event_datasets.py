@@ -174,7 +174,9 @@ history_cached = Trainer(model, cfg, run_dir=OUT / cfg.name).fit(data.train, dat
 # Augmented samples differ every epoch, so they cannot be cached: a `torch.utils.data.DataLoader` applies
 # `Compose([augmentations..., ToFrame])` to every sample as it is drawn and `time_first_collate` stacks them into
 # `[T, B, P, H, W]` batches — the Trainer takes any iterable of `(x_seq, y)`. This costs event processing every
-# epoch; `DataLoader(num_workers=...)` spreads it over CPU cores.
+# epoch; `DataLoader(num_workers=...)` spreads it over CPU cores. Here every sample has the same number of frames
+# (`n_time_bins`); frames by time window give recordings of different lengths, which
+# `functools.partial(time_first_collate, pad=True)` zero-pads at the end to the batch's longest.
 
 # %%
 train_augment = T.Compose([

@@ -195,11 +195,27 @@ class HebbianSubspace:
         return {"weight": self.weight.clone(), "velocity": self.velocity.clone(), "num_frozen": self.num_frozen}
 
     def load_state_dict(self, state: dict) -> None:
-        w = state["weight"]
-        if w.dim() != 2 or w.shape[1] != self.in_features:
-            raise ValueError(f"subspace weight must be [k, {self.in_features}], got {tuple(w.shape)}")
-        self.weight, self.velocity = w.clone(), state["velocity"].clone()
-        self.num_frozen = int(state["num_frozen"])
+        """Restore :meth:`state_dict`'s rows, velocity and frozen count (copies, on this subspace's device and
+        dtype). Everything is checked before anything changes: a state of another layout is a ValueError naming
+        what differs, and leaves this subspace as it was."""
+        if not isinstance(state, dict) or set(state) != {"weight", "velocity", "num_frozen"}:
+            got = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"a HebbianSubspace state dict has the keys ['num_frozen', 'velocity', 'weight'], "
+                             f"got {got}")
+        w, v, frozen = state["weight"], state["velocity"], state["num_frozen"]
+        if not isinstance(w, torch.Tensor) or w.dim() != 2 or w.shape[1] != self.in_features:
+            raise ValueError(f"subspace weight must be a [k, {self.in_features}] tensor, got "
+                             f"{tuple(w.shape) if isinstance(w, torch.Tensor) else type(w).__name__}")
+        if not isinstance(v, torch.Tensor) or v.shape != w.shape:
+            raise ValueError(f"subspace velocity must have the weight's shape {tuple(w.shape)}, got "
+                             f"{tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__}")
+        if isinstance(frozen, bool) or not isinstance(frozen, int) or not 0 <= frozen <= w.shape[0]:
+            raise ValueError(f"num_frozen must be an int in [0, {w.shape[0]}] (the rows), got {frozen!r}")
+        if not (torch.isfinite(w).all() and torch.isfinite(v).all()):
+            raise ValueError("subspace weight or velocity holds NaN or inf")
+        like = {"device": self.weight.device, "dtype": self.weight.dtype}
+        self.weight, self.velocity = w.to(**like).clone(), v.to(**like).clone()
+        self.num_frozen = frozen
 
     def __repr__(self) -> str:
         return (f"HebbianSubspace(n={self.in_features}, rows={self.num_rows}, frozen={self.num_frozen}, "

@@ -59,7 +59,9 @@ class DatasetInfo:
         size_note: approximate download size, shown before a download.
         loader: ``loader(split, root, download, progress) -> dataset`` with ``(events, label)`` samples.
         on_disk: ``on_disk(root) -> bool``.
-        location: ``location(root) -> Path`` where the data lives.
+        location: ``location(root) -> Path`` where the data lives: the file or folder the loader reads. Its
+            files' sizes and times key the frame cache, so a location that does not exist (or holds no files)
+            leaves the frames uncached, converted on every run.
         bundled: generated locally, needs no network.
         classes: class names (index = label) where fixed; empty when they come from the files.
         missing: ``missing(root) -> list[str]``: what keeps the dataset from being on disk (for messages).

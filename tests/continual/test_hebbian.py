@@ -116,3 +116,36 @@ def test_project_out_leaves_nothing_in_an_orthonormal_subspace(n, k, rows, seed)
     p = project_out(grad, h)
     assert torch.allclose(p @ h.T, torch.zeros(rows, k, dtype=torch.float64), atol=1e-10)
     assert torch.allclose(project_out(p, h), p, atol=1e-10)  # a projector: applying it twice changes nothing
+
+
+def test_load_state_dict_round_trips_and_refuses_another_layout_changing_nothing():
+    h = HebbianSubspace(6, lr=0.1)
+    h.add_rows(3, generator=torch.Generator().manual_seed(0))
+    h.update(torch.randn(20, 6, generator=torch.Generator().manual_seed(1)))
+    h.merge()
+    h.add_rows(1, generator=torch.Generator().manual_seed(2))
+    state = h.state_dict()
+    twin = HebbianSubspace(6, lr=0.1, dtype=torch.float64)
+    twin.load_state_dict(state)
+    assert twin.weight.dtype == torch.float64 and twin.num_frozen == 3 and twin.num_rows == 4
+    assert torch.equal(twin.weight.float(), h.weight) and torch.equal(twin.velocity.float(), h.velocity)
+    twin.weight.add_(1.0)
+    assert not torch.equal(twin.weight.float(), state["weight"])  # a copy, not the state's tensor
+
+    def bad(**change):
+        return {**h.state_dict(), **change}
+
+    target = HebbianSubspace(6, lr=0.1)
+    cases = [
+        ({"weight": h.weight}, r"keys \['num_frozen', 'velocity', 'weight'\], got \['weight'\]"),
+        (bad(weight=torch.zeros(4, 5)), r"\[k, 6\] tensor, got \(4, 5\)"),
+        (bad(velocity=torch.zeros(3, 6)), r"velocity must have the weight's shape \(4, 6\), got \(3, 6\)"),
+        (bad(num_frozen=5), r"num_frozen must be an int in \[0, 4\].*got 5"),
+        (bad(num_frozen=True), r"num_frozen must be an int.*got True"),
+        (bad(weight=torch.full((4, 6), float("nan"))), "NaN or inf"),
+        ([1, 2], "got list"),
+    ]
+    for state_, message in cases:
+        with pytest.raises(ValueError, match=message):
+            target.load_state_dict(state_)
+        assert target.num_rows == 0 and target.num_frozen == 0  # unchanged
