@@ -70,21 +70,28 @@ class Readout(nn.Module):
 
 def train_readout(features: torch.Tensor, labels: torch.Tensor, cfg: ReadoutConfig, num_classes: int,
                   seed: int = 0) -> Readout:
-    """Train a readout of kind ``cfg.kind`` on ``features [N, F]`` and integer ``labels [N]``."""
+    """Train a readout of kind ``cfg.kind`` on ``features [N, F]`` and integer ``labels [N]``.
+
+    ``seed`` alone decides the initial weights (the only random draws: training is full batch), so the same
+    arguments give the same readout. The caller's random streams are left as they were: the draws come from
+    torch's CPU generator seeded with ``seed`` inside :func:`torch.random.fork_rng`, which restores it afterwards.
+    """
     if features.dim() != 2 or len(features) != len(labels):
         raise ValueError(f"features must be [N, F] with one label each, got {tuple(features.shape)} and "
                          f"{tuple(labels.shape)} labels")
-    torch.manual_seed(seed)
     x = features.float()
     mean, std = x.mean(0), x.std(0)
     std = torch.where(std > 0, std, torch.ones_like(std))  # a feature constant in training: centred, not blown up
     d = x.shape[1]
-    if cfg.kind == "linear":
-        net = nn.Linear(d, num_classes)
-    elif cfg.kind == "mlp":
-        net = nn.Sequential(nn.Linear(d, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, num_classes))
-    else:
-        net = nn.Sequential(nn.Linear(d, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, cfg.embedding))
+    # nn.Linear initialises from the default CPU generator: seed it here, and give the caller's state back after
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(seed)
+        if cfg.kind == "linear":
+            net = nn.Linear(d, num_classes)
+        elif cfg.kind == "mlp":
+            net = nn.Sequential(nn.Linear(d, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, num_classes))
+        else:
+            net = nn.Sequential(nn.Linear(d, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, cfg.embedding))
     readout = Readout(cfg.kind, net, mean, std)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     xs = (x - mean) / std

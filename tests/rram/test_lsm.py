@@ -127,6 +127,31 @@ def test_lsm_config_rejects_bad_values_naming_the_key():
         lsm_config_from_dict({"readout": {"weight_decay": float("inf")}})
 
 
+@pytest.mark.parametrize("kind", ["linear", "mlp", "contrastive"])
+def test_train_readout_leaves_the_callers_random_stream_alone_and_repeats_itself(kind):
+    g = torch.Generator().manual_seed(0)
+    features, labels = torch.rand(30, 6, generator=g), torch.arange(30) % 3
+    cfg = ReadoutConfig(kind=kind, hidden=8, embedding=4, epochs=3)
+    torch.manual_seed(42)
+    expected = torch.rand(4)
+    torch.manual_seed(42)
+    a = train_readout(features, labels, cfg, 3, seed=5)
+    assert torch.equal(torch.rand(4), expected)  # it used to reseed torch's global generator with seed 5
+    torch.manual_seed(7)  # another global state: the same readout
+    b = train_readout(features, labels, cfg, 3, seed=5)
+    c = train_readout(features, labels, cfg, 3, seed=6)
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+    # the draws are those of torch's generator seeded with `seed`, as before (the LSM figures did not change)
+    torch.manual_seed(5)
+    first = torch.nn.Linear(6, 8 if kind != "linear" else 3)
+    ref = train_readout(features, labels, ReadoutConfig(kind=kind, hidden=8, embedding=4, epochs=1, lr=1e-30), 3,
+                        seed=5)
+    layer = ref.net if kind == "linear" else ref.net[0]
+    torch.testing.assert_close(layer.weight, first.weight, rtol=0, atol=1e-20)
+
+
 def test_cli_writes_its_run_folder(tmp_path, event_digits_cache, capsys):
     args = ["-q", "lsm", "--set", f'out_dir="{tmp_path}"', "name=tiny", "data.train_subset=300",
             "data.test_subset=100", "data.time_steps=20", "reservoir.neurons=64", "readout.epochs=100",
