@@ -69,6 +69,17 @@ def _positive(obj, *names: str) -> None:
             raise _Invalid(n, f"must be {'positive' if math.isfinite(v) else 'a positive finite number'}, got {v!r}")
 
 
+#: the seeds ``torch.manual_seed`` takes: its generators hold 64 bits (a negative seed is read modulo 2**64)
+TORCH_SEED_RANGE = (-2**63, 2**64 - 1)
+
+
+def _check_seed(value: int, key: str, low: int, high: int, why: str) -> None:
+    """``value`` must lie in ``[low, high]``, the seeds the run can use (``why`` says which call limits them): one
+    outside got as far as that call and failed there (``torch.manual_seed``: "Overflow when unpacking long long")."""
+    if not low <= value <= high:
+        raise _Invalid(key, f"must be an integer in [{low}, {high}] ({why}), got {value!r}; pick a seed in range")
+
+
 def _check_device(obj) -> None:
     """``obj.device`` must name a device: auto, cpu, cuda or cuda:N (whether it exists is checked at run time)."""
     if not (obj.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", obj.device)):
@@ -234,7 +245,7 @@ class RunConfig:
     """One training run: where results go and the sections above."""
 
     name: str = "run"  # run folder name under out_dir
-    seed: int = 0  # seeds torch, numpy and python's random
+    seed: int = 0  # seeds torch, numpy and python's random; in [-2**63, 2**64 - 1], the seeds torch takes
     out_dir: str = "runs"  # parent folder of run folders
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -244,6 +255,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name in (".", ".."):
             raise _Invalid("name", f"must be a plain folder name, got {self.name!r}")
+        _check_seed(self.seed, "seed", *TORCH_SEED_RANGE, "-2**63 to 2**64 - 1: the seeds torch.manual_seed takes")
 
 
 # --------------------------------------------------------------------------------------- loading

@@ -109,3 +109,20 @@ def test_a_checkpoint_config_from_before_the_mlp_check_still_loads():
     with pytest.raises(ConfigError, match="model.pool"):
         config_from_dict(stored)  # a config file with it is refused
     assert config_from_checkpoint(stored).model.pool == 2  # a checkpoint with it loads (it meant nothing)
+
+
+@pytest.mark.parametrize("seed", [2**64, -2**63 - 1, 10**30])
+def test_a_seed_torch_cannot_take_is_an_error_naming_the_key(seed):
+    # it got as far as torch.manual_seed, which failed with "Overflow when unpacking long long"
+    with pytest.raises(ConfigError, match=r"^--set seed=\S+: seed: must be an integer in \[-9223372036854775808, "
+                                          r"18446744073709551615\] .*got " + str(seed)):
+        load_config(None, [f"seed={seed}"])
+
+
+def test_the_seeds_at_the_ends_of_the_range_are_taken_and_work_in_torch():
+    from neurosim.config import TORCH_SEED_RANGE
+    from neurosim.training import seed_everything
+
+    for seed in TORCH_SEED_RANGE:
+        assert load_config(None, [f"seed={seed}"]).seed == seed
+        seed_everything(seed)  # what a run does with it

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from neurosim.config import (
-    LOSSES, ConfigError, ModelConfig, NeuronConfig, _build, _check_device, _choice, _Invalid, _non_negative, _positive,
-    load_toml_config,
+    LOSSES, TORCH_SEED_RANGE, ConfigError, ModelConfig, NeuronConfig, _build, _check_device, _check_seed, _choice,
+    _Invalid, _non_negative, _positive, load_toml_config,
 )
 
 __all__ = [
@@ -38,6 +38,9 @@ CONTINUAL_METHODS = ("baseline", "ewc", "hlop", "multitask")
 PROTOCOLS = ("permuted", "class_split")
 TRAIN_METHODS = ("bptt", "sltt", "sltt_k")
 PRESETS = ("none", "pmnist_paper")
+#: the seeds a run can take: task i of seed s seeds generators with s * 1000 + i (i < 1000), which must stay in
+#: torch.manual_seed's range
+SEED_RANGE = (-(-TORCH_SEED_RANGE[0] // 1000), (TORCH_SEED_RANGE[1] - 999) // 1000)
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,7 @@ class ContinualConfig:
     """One continual-learning run: methods compared on one task sequence, over one or more seeds."""
 
     name: str = "continual"  # run folder name under out_dir
-    seeds: tuple[int, ...] = (0,)  # each method runs once per seed (permutations, init and batch order)
+    seeds: tuple[int, ...] = (0,)  # each method runs once per seed (permutations, init and batch order); in SEED_RANGE
     out_dir: str = "runs"  # parent folder of run folders
     methods: tuple[str, ...] = CONTINUAL_METHODS  # baseline (fine-tuning) | ewc | hlop | multitask (joint upper bound)
     tasks: TasksConfig = field(default_factory=TasksConfig)
@@ -186,6 +189,9 @@ class ContinualConfig:
             raise _Invalid("name", f"must be a plain folder name, got {self.name!r}")
         if not self.seeds:
             raise _Invalid("seeds", "needs at least one seed")
+        for i, seed in enumerate(self.seeds):
+            _check_seed(seed, f"seeds[{i}]", *SEED_RANGE,
+                        "task i of a seed seeds generators with seed * 1000 + i, which torch.manual_seed must take")
         if not self.methods:
             raise _Invalid("methods", f"needs at least one of {list(CONTINUAL_METHODS)}")
         for m in self.methods:

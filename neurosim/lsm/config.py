@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from neurosim.config import _build, _Invalid, _non_negative, _positive, load_toml_config
+from neurosim.config import TORCH_SEED_RANGE, _build, _check_seed, _Invalid, _non_negative, _positive, load_toml_config
 
 __all__ = ["EnergyConfig", "LSMConfig", "LSMDataConfig", "ReadoutConfig", "ReservoirConfig", "load_lsm_config",
            "lsm_config_from_dict", "READOUTS"]
@@ -111,7 +111,7 @@ class LSMConfig:
     """One LSM run: where results go, and the sections above."""
 
     name: str = "lsm"  # run folder name under out_dir
-    seed: int = 0  # seeds the reservoir draws, the readout and the read noise
+    seed: int = 0  # seeds the reservoir draws, the readout and the read noise; in [0, 2**64 - 1]
     out_dir: str = "runs"  # parent folder of run folders
     data: LSMDataConfig = field(default_factory=LSMDataConfig)
     reservoir: ReservoirConfig = field(default_factory=ReservoirConfig)
@@ -121,6 +121,10 @@ class LSMConfig:
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name in (".", ".."):
             raise _Invalid("name", f"must be a plain folder name, got {self.name!r}")
+        # the chip's read-noise stream is seeded through numpy's SeedSequence, which takes no negative seed
+        _check_seed(self.seed, "seed", 0, TORCH_SEED_RANGE[1],
+                    "0 to 2**64 - 1: torch.manual_seed takes no larger seed and the chip's read-noise stream "
+                    "(numpy's SeedSequence) no negative one")
 
 
 def lsm_config_from_dict(data: dict[str, Any]) -> LSMConfig:

@@ -117,6 +117,27 @@ def test_config_errors_name_the_key():
     assert continual_config_from_dict({}).hlop.__class__(max_samples=None).max_samples == 0
 
 
+@pytest.mark.parametrize("seed", [2**64, 18446744073709551, -9223372036854776])
+def test_a_seed_the_tasks_cannot_be_seeded_with_is_an_error_naming_it(seed):
+    # 18446744073709551: EWC seeded torch with seed * 1000 + task after the first task and failed there (overflow)
+    with pytest.raises(ConfigError, match=rf"^--set seeds=\[0, {seed}\]: seeds\[1\]: must be an integer in "
+                                          r"\[-9223372036854775, 18446744073709550\] .*seed \* 1000 \+ i"):
+        load_continual_config(None, [f"seeds=[0, {seed}]"])
+
+
+def test_the_seeds_at_the_ends_of_the_range_run_every_method():
+    from neurosim.continual.config import SEED_RANGE
+
+    cfg = continual_config_from_dict({"seeds": list(SEED_RANGE), "model": {"hidden": [8]},
+                                      "hlop": {"sizes": [[2, 2]]}, "ewc": {"fisher_samples": 4},
+                                      "tasks": {"num_tasks": 2, "train_subset": 16, "test_subset": 8},
+                                      "train": {"epochs": 1}})
+    for seed in cfg.seeds:
+        tasks = build_tasks(cfg, seed)
+        for method in ("ewc", "hlop", "multitask"):
+            run_method(cfg, method, tasks, seed=seed)
+
+
 def test_hlop_settings_that_cannot_last_all_tasks_are_refused_before_any_training(tmp_path, monkeypatch):
     from neurosim.continual import runner, train
 

@@ -127,6 +127,24 @@ def test_lsm_config_rejects_bad_values_naming_the_key():
         lsm_config_from_dict({"readout": {"weight_decay": float("inf")}})
 
 
+@pytest.mark.parametrize("seed", [-1, 2**64])
+def test_lsm_seed_outside_what_the_run_can_take_is_an_error_naming_it(seed):
+    from neurosim.config import ConfigError
+
+    # -1 failed in numpy's SeedSequence (the chip's read noise), 2**64 in torch.manual_seed, after loading the data
+    with pytest.raises(ConfigError, match=rf"^seed: must be an integer in \[0, 18446744073709551615\] .*got {seed}"):
+        lsm_config_from_dict({"seed": seed})
+
+
+def test_the_largest_lsm_seed_builds_every_reservoir_and_readout():
+    seed = lsm_config_from_dict({"seed": 2**64 - 1}).seed
+    cfg = ReservoirConfig(neurons=8, adc_bits=None)
+    for res in (Reservoir.software(3, cfg, seed), Reservoir.rram(3, cfg, seed),
+                Reservoir.rram(3, cfg, seed, exact=True)):
+        res((torch.rand(4, 2, 3) < 0.5).float())
+    train_readout(torch.rand(6, 2), torch.arange(6) % 2, ReadoutConfig(epochs=1), 2, seed=seed)
+
+
 @pytest.mark.parametrize("kind", ["linear", "mlp", "contrastive"])
 def test_train_readout_leaves_the_callers_random_stream_alone_and_repeats_itself(kind):
     g = torch.Generator().manual_seed(0)
