@@ -22,6 +22,7 @@ import re
 import sys
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -184,12 +185,20 @@ class DataConfig:
     root: str | None = None  # where tonic datasets live; None: the neurosim cache directory
     train_subset: int | None = None  # use only the first N training samples (quick runs, tests)
     test_subset: int | None = None  # use only the first N test samples
-    num_workers: int = 0  # DataLoader worker processes for on-the-fly datasets (frames are cached)
+    # unused: every sample becomes frames once, kept in memory and batched in this process (no DataLoader
+    # workers to start); a value > 0 warns. Kept so that configs and checkpoints which set it still load.
+    num_workers: int = 0
 
     def __post_init__(self) -> None:
         _positive(self, "time_steps", "batch_size", "train_subset", "test_subset")
         if self.num_workers < 0:
             raise _Invalid("num_workers", f"must be >= 0, got {self.num_workers!r}")
+        if self.num_workers > 0:
+            warnings.warn(f"data.num_workers = {self.num_workers} has no effect: neurosim train, evaluate and demo "
+                          "(make_loaders) convert every sample to frames once, keep them in memory and batch them in "
+                          "this process, so they start no DataLoader workers; remove the setting (or set it to 0). "
+                          "For worker processes, give the dataset to your own torch DataLoader(num_workers=...)",
+                          UserWarning, stacklevel=3)  # 3: the caller of DataConfig(...)
 
 
 METHODS = ("bptt", "sltt", "sltt_k")
@@ -336,10 +345,13 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
 
 def config_from_checkpoint(data: dict[str, Any]) -> RunConfig:
     """The run config a checkpoint stored (:func:`config_from_dict`), also from versions before a check was added:
-    an ``mlp`` model's conv-only settings, which those accepted and ignored, are dropped."""
+    an ``mlp`` model's conv-only settings, which those accepted and ignored, are dropped; so is ``data.num_workers``
+    (it never had an effect, and warning about it on every load of a file would ask for an edit nobody can make)."""
     model = data.get("model")
     if isinstance(model, dict) and model.get("kind") == "mlp":
         data = {**data, "model": {k: v for k, v in model.items() if k not in _CONV_ONLY}}
+    if isinstance(data.get("data"), dict):
+        data = {**data, "data": {k: v for k, v in data["data"].items() if k != "num_workers"}}
     return config_from_dict(data)
 
 

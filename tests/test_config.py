@@ -126,3 +126,24 @@ def test_the_seeds_at_the_ends_of_the_range_are_taken_and_work_in_torch():
     for seed in TORCH_SEED_RANGE:
         assert load_config(None, [f"seed={seed}"]).seed == seed
         seed_everything(seed)  # what a run does with it
+
+
+def test_num_workers_above_0_warns_that_it_has_no_effect():
+    import warnings
+
+    from neurosim.config import DataConfig
+
+    with pytest.warns(UserWarning, match=r"data.num_workers = 2 has no effect: .*frames once, keep them in memory"
+                                         r".*remove the setting"):
+        cfg = config_from_dict({"data": {"num_workers": 2}})
+    assert cfg.data.num_workers == 2  # configs and checkpoints that set it still load
+    with pytest.warns(UserWarning, match="has no effect") as caught:
+        DataConfig(num_workers=1)
+    assert caught[0].filename == __file__  # the warning points at the line that made the config
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        config_from_dict({"data": {"num_workers": 0}})
+        # a checkpoint that stored it loads without the warning: the file cannot be edited, and it meant nothing
+        from neurosim.config import config_from_checkpoint
+
+        assert config_from_checkpoint({"data": {"num_workers": 2, "batch_size": 8}}).data.batch_size == 8
