@@ -41,9 +41,15 @@ except where tonic is wrong. The differences, all deliberate:
 * **TimeJitter(sort_timestamps=True)** sorts stably (tonic's quicksort may reorder events with equal timestamps).
 * **Random transforms** take ``seed``: ``None`` draws from numpy's global RNG exactly as tonic does (same draws,
   so ``np.random.seed(s)`` reproduces tonic's output; torch's ``DataLoader`` reseeds it per worker); an ``int``
-  gives the transform its own ``np.random.default_rng(seed)`` (reproducible sequence of calls — but every
-  ``DataLoader`` worker gets a copy of the same stream); a ``np.random.Generator`` or ``np.random.RandomState`` is
-  used as given (``RandomState(s)`` reproduces tonic after ``np.random.seed(s)``).
+  gives the transform its own ``np.random.default_rng(seed)`` (reproducible sequence of calls). Inside a torch
+  ``DataLoader`` worker an ``int`` seed is mixed with the worker's seed (``get_worker_info().seed``, which torch
+  draws from its global RNG, or the loader's ``generator``, whenever it starts workers):
+  ``np.random.default_rng([seed, worker_seed])``, made at the worker's first call. Every worker thus draws its
+  own augmentations, workers started anew each epoch (``persistent_workers=False``) draw new ones each epoch, and
+  ``torch.manual_seed`` before the loop repeats them all; in the main process (``num_workers=0``) the stream is
+  ``default_rng(seed)`` as before. A ``np.random.Generator`` or ``np.random.RandomState`` is used as given
+  (``RandomState(s)`` reproduces tonic after ``np.random.seed(s)``; every worker gets a copy of it, in the state
+  it had when the workers started).
 * **Parameters** are checked when the transform is built (``ValueError`` / ``TypeError`` with the reason), not
   deep inside a call.
 
@@ -64,6 +70,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import numba
 import numpy as np
+from torch.utils.data import get_worker_info
 
 __all__ = [
     "CenterCrop", "Denoise", "Downsample", "DropEvent", "RandomCrop", "RandomFlipLR", "RandomFlipUD",
@@ -428,11 +435,30 @@ def _uniform(rng) -> float:
     return np.random.random_sample() if rng is None else rng.random()
 
 
+def _worker_seed() -> Optional[int]:
+    """The seed of the torch ``DataLoader`` worker this runs in (distinct per worker, and per epoch unless the workers
+    persist); None in the main process."""
+    info = get_worker_info()
+    return None if info is None else int(info.seed)
+
+
 class _Seeded:
-    """Mixin: builds ``self._rng`` from the ``seed`` field."""
+    """Mixin: ``self._rng`` is the generator of the ``seed`` field (see the module docstring): for an ``int`` seed,
+    ``default_rng(seed)`` in the main process and ``default_rng([seed, worker seed])`` in a ``DataLoader`` worker."""
 
     def _init_rng(self) -> None:
-        object.__setattr__(self, "_rng", _make_rng(self.seed, type(self).__name__))
+        object.__setattr__(self, "_own_rng", _make_rng(self.seed, type(self).__name__))
+        object.__setattr__(self, "_rng_worker", None)  # the worker seed _own_rng was mixed with (None: not mixed)
+
+    @property
+    def _rng(self):
+        if not isinstance(self.seed, numbers.Integral):
+            return self._own_rng  # None (numpy's global RNG), or the caller's own generator: used as given
+        worker = _worker_seed()
+        if worker is not None and worker != self._rng_worker:  # a copy of the transform in a new worker process
+            object.__setattr__(self, "_own_rng", np.random.default_rng([int(self.seed), worker]))
+            object.__setattr__(self, "_rng_worker", worker)
+        return self._own_rng
 
 
 # ---------------------------------------------------------------------------------------------------- ToFrame
