@@ -293,24 +293,28 @@ def _constants(name: str, alpha: float, dtype: torch.dtype):
 
 def scan_forward(x_seq: torch.Tensor, v0: torch.Tensor, beta, v_th: float, reset: str, keep_h: bool = True):
     """The LIF scan: ``(spikes, final v, pre-reset membrane h or None)``, new tensors, equal to
-    ``_fused_forward``'s. Call only where :func:`kernels_ok` (``x_seq``, ``v0``) and :func:`scalar_ok` (``beta``)."""
+    ``_fused_forward``'s. Call only where :func:`kernels_ok` (``x_seq``, ``v0``) and :func:`scalar_ok` (``beta``).
+
+    The outputs are allocated in their own shape and handed to the kernel as flat views: returned as views of
+    flat buffers, autograd would refuse in-place ops on them (``ReLU(inplace=True)`` after a LIF) as on any view
+    output of a multi-output Function."""
     x = x_seq.reshape(-1)
-    s = torch.empty_like(x)
-    h = torch.empty_like(x) if keep_h else x.new_empty(0)
-    v = torch.empty_like(v0)
+    s = torch.empty_like(x_seq, memory_format=torch.contiguous_format)
+    h = torch.empty_like(s) if keep_h else x.new_empty(0)
+    v = torch.empty_like(v0, memory_format=torch.contiguous_format)
     dtype = x.dtype
     with kernel_threads():
         _scan_forward_kernel(
             x.numpy(), v0.reshape(-1).numpy(), _cast(beta, dtype), _cast(v_th, dtype), RESETS.index(reset), keep_h,
-            s.numpy(), v.reshape(-1).numpy(), h.numpy(), _BLOCK,
+            s.view(-1).numpy(), v.view(-1).numpy(), h.view(-1).numpy(), _BLOCK,
         )
-    return s.view_as(x_seq), v, (h.view_as(x_seq) if keep_h else None)
+    return s, v, (h if keep_h else None)
 
 
 def spatial_backward(h_seq: torch.Tensor, grad_s: torch.Tensor, grad_h: torch.Tensor | None, v_th: float,
                      surrogate) -> torch.Tensor:
     """``σ'(h − θ)·dL/ds (+ dL/dh)``: the backward of the LIF with the temporal path cut (SLTT)."""
-    dh = torch.empty_like(h_seq)
+    dh = torch.empty_like(h_seq, memory_format=torch.contiguous_format)
     code, c0, c1 = _constants(surrogate.name, surrogate.alpha, h_seq.dtype)
     grad_s = grad_s.contiguous()
     has_gh = grad_h is not None
@@ -318,7 +322,7 @@ def spatial_backward(h_seq: torch.Tensor, grad_s: torch.Tensor, grad_h: torch.Te
     with kernel_threads():
         _spatial_kernel(
             h_seq.reshape(-1).numpy(), grad_s.reshape(-1).numpy(), grad_h.reshape(-1).numpy(),
-            has_gh, _cast(v_th, h_seq.dtype), code, c0, c1, dh.reshape(-1).numpy(), _BLOCK,
+            has_gh, _cast(v_th, h_seq.dtype), code, c0, c1, dh.view(-1).numpy(), _BLOCK,
         )
     return dh
 
@@ -328,7 +332,7 @@ def temporal_backward(h_seq, grad_s, grad_h, grad_v, beta, v_th: float, reset: s
     """``_FusedLIF``'s backward through time: ``(dL/dx_seq, dL/dv0)``; ``grad_v`` (dL/d final v) may be a zero
     tensor. Call only where :func:`kernels_ok` (``h_seq``, grads=the others) and :func:`scalar_ok` (``beta``)."""
     h = h_seq.reshape(-1)
-    dh = torch.empty_like(h)
+    dh = torch.empty_like(h_seq, memory_format=torch.contiguous_format)  # own shape, passed flat: see scan_forward
     grad_v = grad_v.contiguous()
     gv = torch.empty_like(grad_v)
     dtype = h.dtype
@@ -340,6 +344,6 @@ def temporal_backward(h_seq, grad_s, grad_h, grad_v, beta, v_th: float, reset: s
         _temporal_kernel(
             h.numpy(), grad_s.numpy(), has_gs, grad_h.numpy(), has_gh, grad_v.reshape(-1).numpy(),
             _cast(beta, dtype), _cast(v_th, dtype), RESETS.index(reset), detach_reset, code, c0, c1,
-            dh.numpy(), gv.reshape(-1).numpy(), _BLOCK,
+            dh.view(-1).numpy(), gv.view(-1).numpy(), _BLOCK,
         )
-    return dh.view_as(h_seq), gv
+    return dh, gv

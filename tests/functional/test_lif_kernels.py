@@ -212,3 +212,29 @@ def test_double_backward_goes_through_the_torch_ops(torch_ops):
     assert got.abs().sum() > 0 and torch.equal(got, ref)
     with pytest.raises(RuntimeError, match="cannot itself be differentiated.*backend='reference'"):
         grad_of_grad(temporal=True)
+
+
+@pytest.mark.parametrize("temporal", [True, False])
+def test_lif_outputs_can_be_modified_in_place_as_the_reference_s(temporal):
+    # the kernels' outputs were views of flat buffers, which autograd forbids modifying in place for a
+    # multi-output Function: ReLU(inplace=True) or in-place dropout after a LIF failed on the default CPU path
+    from neurosim.nn import LIF, Linear, Sequential
+
+    grads = {}
+    for backend in ("auto", "reference"):
+        torch.manual_seed(0)
+        net = Sequential(Linear(8, 16), LIF(beta=0.9, backend=backend))
+        x = torch.rand(4, 2, 8, generator=torch.Generator().manual_seed(1))
+        with (torch.enable_grad() if temporal else no_temporal_grad()):
+            out, _ = net(x)
+        out[0] = 0  # index assignment
+        torch.nn.functional.dropout(out, 0.5, training=True, inplace=True)
+        torch.nn.ReLU(inplace=True)(out)
+        out.sum().backward()
+        grads[backend] = net[0].weight.grad
+    assert grads["reference"].abs().sum() > 0 and torch.allclose(grads["auto"], grads["reference"])
+    net = Sequential(Linear(8, 16), LIF(beta=0.9), torch.nn.ReLU(inplace=True))  # e.g. a ported model
+    with (torch.enable_grad() if temporal else no_temporal_grad()):
+        net(torch.rand(4, 2, 8))[0].sum().backward()
+    s, v, h = K.scan_forward(torch.rand(3, 4, 5), torch.zeros(4, 5), 0.9, 1.0, "subtract")
+    assert s._base is None and h._base is None and v._base is None and s.shape == h.shape == (3, 4, 5)
