@@ -15,6 +15,7 @@ import hardware_models
 from hardware_models import (ActivityProfile, GraphError, SpecError, analyze, estimate, format_estimates,
                              list_targets, load_spec)
 from hw_helpers import mlp, random_activity, small_cnn
+from si_approx import approx_si
 
 
 def test_importing_hardware_models_does_not_import_torch_or_neurosim():
@@ -50,7 +51,7 @@ def test_estimate_accepts_facts_spec_objects_and_paths():
     by_name = estimate(g, act, "loihi")
     by_facts = estimate(facts, act, load_spec("loihi"))
     by_path = estimate(facts, act, hardware_models.specs.SPEC_DIR / "loihi.toml")
-    assert by_name.total_energy_j == pytest.approx(by_facts.total_energy_j) == pytest.approx(by_path.total_energy_j)
+    assert by_name.total_energy_j == approx_si(by_facts.total_energy_j) == approx_si(by_path.total_energy_j)
     assert by_name.mapping.cores_used == by_facts.mapping.cores_used
 
 
@@ -59,7 +60,7 @@ def test_estimate_to_dict_is_json_and_complete():
     act, _ = random_activity(facts, T=4)
     for target in list_targets():
         d = json.loads(json.dumps(estimate(facts, act, target).to_dict()))
-        assert d["target"] == target and d["total_energy_j"] == pytest.approx(sum(d["energy_j"].values()))
+        assert d["target"] == target and d["total_energy_j"] == approx_si(sum(d["energy_j"].values()))
         assert d["sources"] and d["notes"]
         if d["kind"] == "digital":
             assert d["mapping"]["cores_used"] >= 1 and d["latency_per_inference_s"] > 0
@@ -100,6 +101,6 @@ def test_options_of_other_target_kinds_are_ignored_with_a_note():
     act = ActivityProfile(time_steps=1, dt_s=1e-3, samples=1, spikes_per_step={"lif": [1.0]})
     est = estimate(facts, act, "conventional_45nm", weight_bits=4, precision="int8")
     assert any("['weight_bits'] do not apply to conventional targets" in n for n in est.notes)
-    assert est.energy_j["mac"] == pytest.approx(32 * 0.23e-12)
+    assert est.energy_j["mac"] == approx_si(32 * 0.23e-12)
     four = estimate(facts, act, "loihi", weight_bits=4, precision="int8")
     assert any("['precision'] do not apply" in n for n in four.notes)

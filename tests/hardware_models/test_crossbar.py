@@ -14,6 +14,7 @@ import pytest
 from hardware_models import ActivityProfile, analyze, estimate, list_targets, load_spec
 from hardware_models.crossbar import cell_conductances, map_crossbar
 from hw_helpers import conv, lif, mlp
+from si_approx import approx_si
 
 ARRAY_TERMS = ("cell_read", "wordline_driver", "adc", "shift_add", "accumulate")
 
@@ -134,20 +135,20 @@ def test_one_spike_energy_and_latency_by_hand():
     g_on, g_off = 1 / si("device.r_on"), 1 / si("device.r_off")
     e = est.energy_j
     # row 0 holds +1: G_on on the positive side, G_off on the negative side; one read pulse
-    assert e["cell_read"] == pytest.approx(si("device.v_read") ** 2 * si("device.t_read") * (g_on + g_off))
+    assert e["cell_read"] == approx_si(si("device.v_read") ** 2 * si("device.t_read") * (g_on + g_off))
     # one driven row through the 8 column-mux rounds of the tile read: SpikeSim's 1.76423 pJ per 64x64 crossbar
     # round, / 64 rows, x 2 for a 128-cell row
-    assert e["wordline_driver"] == pytest.approx(8 * 2 * 1.76423e-12 / 64, rel=1e-3, abs=0)  # abs=0: J below 1e-12
-    assert e["adc"] == pytest.approx(2 * si("energy.adc_conversion"))      # the pair's two columns
-    assert e["shift_add"] == pytest.approx(2 * si("energy.shift_add"))
-    assert e["accumulate"] == pytest.approx(si("energy.accumulate"))         # one partial sum
-    assert e["neuron_update"] == pytest.approx(si("energy.neuron_update"))   # one neuron, one step
+    assert e["wordline_driver"] == approx_si(8 * 2 * 1.76423e-12 / 64, rel=1e-3)
+    assert e["adc"] == approx_si(2 * si("energy.adc_conversion"))      # the pair's two columns
+    assert e["shift_add"] == approx_si(2 * si("energy.shift_add"))
+    assert e["accumulate"] == approx_si(si("energy.accumulate"))         # one partial sum
+    assert e["neuron_update"] == approx_si(si("energy.neuron_update"))   # one neuron, one step
     psum = si("array.psum_bits")
-    assert e["buffer"] == pytest.approx((2 + 2 * psum) * si("energy.buffer_per_bit"))  # 2-bit input vector, membrane
+    assert e["buffer"] == approx_si((2 + 2 * psum) * si("energy.buffer_per_bit"))  # 2-bit input vector, membrane
     cycle = si("device.t_read") + 8 * si("time.adc_conversion") + si("time.clock")
-    assert est.latency_per_inference_s == pytest.approx(cycle + si("time.clock"))
-    assert e["static"] == pytest.approx(si("power.static_per_tile") * 1 * est.latency_per_inference_s)
-    assert est.total_energy_j == pytest.approx(sum(e.values()))
+    assert est.latency_per_inference_s == approx_si(cycle + si("time.clock"))
+    assert e["static"] == approx_si(si("power.static_per_tile") * 1 * est.latency_per_inference_s)
+    assert est.total_energy_j == approx_si(sum(e.values()))
 
 
 def test_rram_lsm40nm_full_read_of_a_64x64_tile_costs_spikesims_pe_cycle():
@@ -159,12 +160,11 @@ def test_rram_lsm40nm_full_read_of_a_64x64_tile_costs_spikesims_pe_cycle():
                    tile_size=64)
     assert est.mapping.cores_used == 1
     e = est.energy_j
-    # abs=0 throughout: pytest.approx's default absolute tolerance (1e-12) would pass any pJ-sized figure
-    assert e["wordline_driver"] == pytest.approx(8 * 1.76423e-12, rel=1e-3, abs=0)
-    assert e["adc"] == pytest.approx(64 * 2.03084e-12, abs=0)
-    assert e["neuron_update"] == pytest.approx(32 * 1.274e-12 * 4 / 64, abs=0)  # 32 of the 64 outputs of a PE cycle
+    assert e["wordline_driver"] == approx_si(8 * 1.76423e-12, rel=1e-3)
+    assert e["adc"] == approx_si(64 * 2.03084e-12)
+    assert e["neuron_update"] == approx_si(32 * 1.274e-12 * 4 / 64)  # 32 of the 64 outputs of a PE cycle
     # one read cycle of 104 ns, then the layer's LIF update (one 4 ns clock)
-    assert est.latency_per_inference_s == pytest.approx(104e-9 + 4e-9, abs=0)
+    assert est.latency_per_inference_s == approx_si(104e-9 + 4e-9)
 
 
 @pytest.mark.parametrize("row, block_rows", [(290, 44), (10, 128)])
@@ -175,7 +175,7 @@ def test_buffer_bits_are_the_rows_of_the_block_read(row, block_rows):
     counts[row] = 1.0
     est = estimate(linear_graph(np.ones((20, 300))), one_layer_activity(300, counts, out=20), spec)
     membrane = 20 * 2 * spec.si("array.psum_bits")  # 20 neurons, one step, read + write
-    assert est.energy_j["buffer"] == pytest.approx((block_rows + membrane) * spec.si("energy.buffer_per_bit"))
+    assert est.energy_j["buffer"] == approx_si((block_rows + membrane) * spec.si("energy.buffer_per_bit"))
 
 
 def test_zero_input_leaves_only_periphery_and_static():
@@ -200,10 +200,10 @@ def test_array_energy_is_linear_in_driven_rows_and_adc_counts_tile_reads():
     ests = {k: estimate(g, one_layer_activity(128, np.r_[np.ones(k), np.zeros(128 - k)], out=10), spec)
             for k in (1, 2, 5, 40)}
     for k, est in ests.items():
-        assert est.energy_j["cell_read"] == pytest.approx(k * ests[1].energy_j["cell_read"])
-        assert est.energy_j["wordline_driver"] == pytest.approx(k * ests[1].energy_j["wordline_driver"])
+        assert est.energy_j["cell_read"] == approx_si(k * ests[1].energy_j["cell_read"])
+        assert est.energy_j["wordline_driver"] == approx_si(k * ests[1].energy_j["wordline_driver"])
         # one row block, driven in the single step whatever k: one tile read
-        assert est.energy_j["adc"] == pytest.approx(ests[1].energy_j["adc"])
+        assert est.energy_j["adc"] == approx_si(ests[1].energy_j["adc"])
 
 
 def test_conv_array_energy_linear_in_activity_and_adc_sublinear():
@@ -217,7 +217,7 @@ def test_conv_array_energy_linear_in_activity_and_adc_sublinear():
     full = estimate(g, act, "rram_neurosim", tile_size=64)
     half = estimate(g, act.scaled(0.5), "rram_neurosim", tile_size=64)
     for k in ("cell_read", "wordline_driver"):
-        assert half.energy_j[k] == pytest.approx(0.5 * full.energy_j[k])
+        assert half.energy_j[k] == approx_si(0.5 * full.energy_j[k])
     # a tile is read when any of its rows is driven: halving the rates removes fewer than half the reads
     assert 0.5 * full.energy_j["adc"] < half.energy_j["adc"] < full.energy_j["adc"]
 
@@ -233,10 +233,10 @@ def test_activity_blind_counts_every_cycle():
     b2 = estimate(g, dense, spec, activity_blind=True, cell_bits=2)
     aware = estimate(g, sparse, spec, cell_bits=2)
     # 3 row blocks read every step; each read converts all 100 x 8 physical columns
-    assert b1.energy_j["adc"] == pytest.approx(T * 3 * 100 * 8 * spec.si("energy.adc_conversion"))
-    assert b1.energy_j["wordline_driver"] == pytest.approx(T * 300 * 7 * 8 * spec.si("energy.wordline_driver"), abs=0)
+    assert b1.energy_j["adc"] == approx_si(T * 3 * 100 * 8 * spec.si("energy.adc_conversion"))
+    assert b1.energy_j["wordline_driver"] == approx_si(T * 300 * 7 * 8 * spec.si("energy.wordline_driver"))
     for k in ARRAY_TERMS:
-        assert b1.energy_j[k] == pytest.approx(b2.energy_j[k])  # independent of activity
+        assert b1.energy_j[k] == approx_si(b2.energy_j[k])  # independent of activity
         assert aware.energy_j[k] < b1.energy_j[k]
     assert aware.latency_per_inference_s < b1.latency_per_inference_s
     assert any("activity-blind" in n for n in b1.notes)
@@ -251,7 +251,7 @@ def test_conv_blind_latency_by_hand():
     est = estimate(g, act, spec, activity_blind=True)
     cycle = spec.si("device.t_read") + 8 * spec.si("time.adc_conversion") + spec.si("time.clock")
     positions = (size - 2) ** 2
-    assert est.latency_per_inference_s == pytest.approx(T * (positions * cycle + spec.si("time.clock")))
+    assert est.latency_per_inference_s == approx_si(T * (positions * cycle + spec.si("time.clock")))
 
 
 @pytest.mark.parametrize("stride, padding", [(1, 0), (2, 1), (1, 2)])
@@ -279,14 +279,14 @@ def test_conv_reads_and_driven_rows_equal_brute_force_im2col(stride, padding):
     driven = patches.sum()
     per_tile = R // 2  # 2-bit weights: one cell per side
     col_tiles = math.ceil(OC / per_tile)
-    assert est.energy_j["adc"] == pytest.approx(reads * OC * 2 * spec.si("energy.adc_conversion"))
+    assert est.energy_j["adc"] == approx_si(reads * OC * 2 * spec.si("energy.adc_conversion"))
     rounds = 8  # 8 columns per ADC: the driven rows stay driven through 8 column-mux rounds
-    assert est.energy_j["wordline_driver"] == pytest.approx(
-        driven * col_tiles * rounds * spec.si("energy.wordline_driver") * R / 128, abs=0)
+    assert est.energy_j["wordline_driver"] == approx_si(
+        driven * col_tiles * rounds * spec.si("energy.wordline_driver") * R / 128)
     gp, gn = cell_conductances(w, 2, 1, 1 / spec.si("device.r_on"), 1 / spec.si("device.r_off"))
     g_row = (gp + gn).sum(axis=(0, -1)).ravel()  # (C*K*K,) in (c, ky, kx) order
     v, t = spec.si("device.v_read"), spec.si("device.t_read")
-    assert est.energy_j["cell_read"] == pytest.approx(v * v * t * float((patches @ g_row).sum()))
+    assert est.energy_j["cell_read"] == approx_si(v * v * t * float((patches @ g_row).sum()))
 
 
 def test_a_conv_fed_by_two_layers_is_placed_once_and_counts_both_sources():

@@ -13,6 +13,7 @@ import pytest
 from hardware_models import ActivityProfile, analyze, estimate, load_spec
 from hardware_models.crossbar import map_crossbar
 from hw_helpers import conv, lif, mlp
+from si_approx import approx_si
 
 ENERGY_BUT_STATIC = ("cell_read", "wordline_driver", "adc", "shift_add", "accumulate", "neuron_update", "buffer")
 
@@ -82,17 +83,17 @@ def test_sharing_keeps_the_array_energy_and_serialises_the_reads():
     alone = estimate(g, mlp_activity(), spec, share_tiles=False)
     assert alone.mapping.cores_used == 2 and not alone.fits
     for term in ENERGY_BUT_STATIC:  # rows driven, cells read, ADC conversions: those of each matrix alone
-        assert shared.energy_j[term] == pytest.approx(alone.energy_j[term], rel=1e-12), term
+        assert shared.energy_j[term] == approx_si(alone.energy_j[term], rel=1e-12), term
     # latency by hand: each matrix has one row block, read once in the step for certain. t_cycle = SpikeSim's PE
     # cycle, 104 ns (t_read + 8 ADC conversions + a clock = 10 + 8 * 11.25 + 4); a layer's step = its reads + the
     # LIF clock (4 ns). Alone: steps of 108 ns, fill 108 ns -> 216 ns. Shared: both reads on one tile, 208 + 4 ns;
     # fill 212 -> 424 ns
     t_cycle = 104e-9
-    assert alone.latency_per_inference_s == pytest.approx(2 * (t_cycle + 4e-9), rel=1e-9)
-    assert shared.latency_per_inference_s == pytest.approx(2 * (2 * t_cycle + 4e-9), rel=1e-9)
+    assert alone.latency_per_inference_s == approx_si(2 * (t_cycle + 4e-9), rel=1e-9)
+    assert shared.latency_per_inference_s == approx_si(2 * (2 * t_cycle + 4e-9), rel=1e-9)
     p_tile = spec.si("power.static_per_tile")
-    assert shared.energy_j["static"] == pytest.approx(p_tile * 1 * shared.latency_per_inference_s)
-    assert alone.energy_j["static"] == pytest.approx(p_tile * 2 * alone.latency_per_inference_s)
+    assert shared.energy_j["static"] == approx_si(p_tile * 1 * shared.latency_per_inference_s)
+    assert alone.energy_j["static"] == approx_si(p_tile * 2 * alone.latency_per_inference_s)
 
 
 def test_only_corner_pieces_share_and_the_violation_says_how_full_the_cells_are():
@@ -146,11 +147,11 @@ def test_shared_conv_groups_energy_as_alone_and_blind_latency_by_hand():
         alone = estimate(facts, act, "rram_neurosim", activity_blind=blind)
         assert (shared.mapping.cores_used, alone.mapping.cores_used) == (2, 18)
         for term in ENERGY_BUT_STATIC:
-            assert shared.energy_j[term] == pytest.approx(alone.energy_j[term], rel=1e-12), (term, blind)
+            assert shared.energy_j[term] == approx_si(alone.energy_j[term], rel=1e-12), (term, blind)
         assert shared.latency_per_inference_s >= alone.latency_per_inference_s
         if blind:
-            assert shared.latency_per_inference_s == pytest.approx(T * (144 * 59e-9 + 1e-9), rel=1e-9)
-            assert alone.latency_per_inference_s == pytest.approx(T * (16 * 59e-9 + 1e-9), rel=1e-9)
+            assert shared.latency_per_inference_s == approx_si(T * (144 * 59e-9 + 1e-9), rel=1e-9)
+            assert alone.latency_per_inference_s == approx_si(T * (16 * 59e-9 + 1e-9), rel=1e-9)
 
 
 def test_layers_sharing_a_tile_are_placed_on_it_and_no_index_runs_past_the_tiles_used():

@@ -11,6 +11,7 @@ import pytest
 from hardware_models import ActivityProfile, analyze, estimate, list_targets, load_spec
 from hardware_models.digital import map_network
 from hw_helpers import lif, mlp, random_activity, small_cnn
+from si_approx import approx_si
 
 DIGITAL = [t for t in list_targets() if load_spec(t).kind == "digital"]
 
@@ -168,7 +169,7 @@ def test_zero_activity_leaves_only_idle_and_static(target):
     est = estimate(facts, act.scaled(0.0), target)
     assert est.synops == 0
     assert est.energy_j["synaptic"] == est.energy_j["neuron_active"] == est.energy_j["routing"] == 0
-    assert est.total_energy_j == pytest.approx(est.energy_j["neuron_idle"] + est.energy_j["static"])
+    assert est.total_energy_j == approx_si(est.energy_j["neuron_idle"] + est.energy_j["static"])
     busy = estimate(facts, act, target)
     assert busy.total_energy_j >= est.total_energy_j
 
@@ -186,17 +187,17 @@ def test_loihi_energy_and_latency_by_hand():
     est = estimate(mlp(4, 3), single_layer_activity(T=4), "loihi")
     e = est.energy_j
     assert est.synops == 6  # 2 events x fan-out 3
-    assert e["synaptic"] == pytest.approx(6 * 23.6e-12)
-    assert e["neuron_active"] == pytest.approx(1 * 81e-12)
-    assert e["neuron_idle"] == pytest.approx((3 * 4 - 1) * 52e-12)
-    assert e["routing"] == pytest.approx(2 * 1.7e-12)  # 2 input events, each to 1 core, no mesh hops
+    assert e["synaptic"] == approx_si(6 * 23.6e-12)
+    assert e["neuron_active"] == approx_si(1 * 81e-12)
+    assert e["neuron_idle"] == approx_si((3 * 4 - 1) * 52e-12)
+    assert e["routing"] == approx_si(2 * 1.7e-12)  # 2 input events, each to 1 core, no mesh hops
     assert e["static"] == 0
     # step 0: 6 synops x 3.5 ns + 1 active x 8.4 ns + 2 idle x 5.3 ns + sync 465 ns; later steps: 3 idle + sync
     step0 = 6 * 3.5e-9 + 8.4e-9 + 2 * 5.3e-9 + 465e-9
     later = 3 * 5.3e-9 + 465e-9
-    assert est.latency_per_step_max_s == pytest.approx(step0)
-    assert est.latency_per_inference_s == pytest.approx(step0 + 3 * later)
-    assert est.latency_per_step_s == pytest.approx((step0 + 3 * later) / 4)
+    assert est.latency_per_step_max_s == approx_si(step0)
+    assert est.latency_per_inference_s == approx_si(step0 + 3 * later)
+    assert est.latency_per_step_s == approx_si((step0 + 3 * later) / 4)
 
 
 def test_loihi_sanafe_energy_by_hand_from_sanafes_per_op_figures():
@@ -234,14 +235,14 @@ def test_loihi_sanafe_sync_follows_sanafes_table_of_tiles_in_use(cores, sync_us)
     act = ActivityProfile(time_steps=2, dt_s=1e-3, samples=1, spikes_per_step={"lif": np.zeros(2)})
     est = estimate(mlp(4, 1024 * cores), act, "loihi_sanafe")
     assert est.mapping.cores_used == cores
-    assert est.latency_per_step_max_s == pytest.approx(1024 * 5.3e-9 + sync_us * 1e-6)
+    assert est.latency_per_step_max_s == approx_si(1024 * 5.3e-9 + sync_us * 1e-6)
 
 
 def test_truenorth_is_all_in_and_ticks_at_1ms():
     est = estimate(mlp(4, 3), single_layer_activity(T=4), "truenorth")
-    assert est.energy_j == pytest.approx({"synaptic": 6 * 26e-12, "neuron_active": 0, "neuron_idle": 0,
-                                          "routing": 0, "static": 0})
-    assert est.latency_per_inference_s == pytest.approx(4e-3) and est.latency_per_step_s == pytest.approx(1e-3)
+    assert est.energy_j == approx_si({"synaptic": 6 * 26e-12, "neuron_active": 0, "neuron_idle": 0,
+                                      "routing": 0, "static": 0})
+    assert est.latency_per_inference_s == approx_si(4e-3) and est.latency_per_step_s == approx_si(1e-3)
     zero = estimate(mlp(4, 3), single_layer_activity(T=4).scaled(0), "truenorth")
     assert zero.total_energy_j == 0
     assert any("typical chip power" in n for n in zero.notes)
@@ -252,17 +253,17 @@ def test_spinnaker_static_power_scales_with_chips_and_ticks():
     act, _ = random_activity(facts, T=5, rate=0.1)
     est = estimate(facts, act, "spinnaker")
     assert est.mapping.chips_needed == 3 and not est.fits
-    assert est.energy_j["static"] == pytest.approx(1.0 * 3 * 5 * 1e-3)
+    assert est.energy_j["static"] == approx_si(1.0 * 3 * 5 * 1e-3)
     n = facts.neurons
-    assert est.energy_j["neuron_active"] + est.energy_j["neuron_idle"] == pytest.approx(n * 5 * 26e-9)
+    assert est.energy_j["neuron_active"] + est.energy_j["neuron_idle"] == approx_si(n * 5 * 26e-9)
 
 
 def test_speck_is_resting_power_over_real_time():
     facts = analyze(small_cnn())
     act, _ = random_activity(facts, T=5, rate=0.1, dt_s=2e-3)
     est = estimate(facts, act, "speck")
-    assert est.total_energy_j == pytest.approx(0.42e-3 * 5 * 2e-3)
-    assert est.latency_per_inference_s == pytest.approx(5 * 2e-3 + 3.36e-6 * 3 / 9)
+    assert est.total_energy_j == approx_si(0.42e-3 * 5 * 2e-3)
+    assert est.latency_per_inference_s == approx_si(5 * 2e-3 + 3.36e-6 * 3 / 9)
     assert any("No public energy per synaptic operation" in n for n in est.notes)
 
 

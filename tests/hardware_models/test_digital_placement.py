@@ -13,6 +13,7 @@ import pytest
 from hardware_models import ActivityProfile, analyze, estimate, load_spec
 from hardware_models.digital import _CorePartition, _map, _mean_hops, _position_major, map_network
 from hw_helpers import conv, conv_case, lif
+from si_approx import approx_si
 
 
 def two_convs(H=4, W=64, C=32, c_in=2, groups=1) -> nir.NIRGraph:
@@ -127,7 +128,7 @@ def test_per_core_loads_and_messages_follow_the_placement_order():
     l1, l2 = mapping.layers["l1"], mapping.layers["l2"]
     dx, dy = _mean_hops(range(0, l1.cores), range(l1.cores, l1.cores + l2.cores), math.ceil(math.sqrt(128)))
     hop = dx * spec.si("time.hop_ew") + dy * spec.si("time.hop_ns")
-    assert est.latency_per_step_s == pytest.approx(busiest + hop + spec.si("time.sync"), rel=1e-12)
+    assert est.latency_per_step_s == approx_si(busiest + hop + spec.si("time.sync"), rel=1e-12)
 
 
 # ------------------------------------------------------------------ finding: TrueNorth neuron copies took a core each

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from hardware_models.specs import SPEC_DIR, TERMS, SpecError, list_targets, load_spec
+from si_approx import approx_si
 
 SHIPPED = ["conventional_45nm", "loihi", "loihi_sanafe", "rram_lsm40nm", "rram_neurosim", "speck", "spinnaker", "spinnaker2", "truenorth"]
 
@@ -33,12 +34,12 @@ def test_every_shipped_spec_loads_with_units_and_sources(name):
 
 def test_si_conversion_of_shipped_values():
     loihi = load_spec("loihi")
-    assert loihi.si("energy.synaptic_op") == pytest.approx(23.6e-12)
-    assert loihi.si("time.sync") == pytest.approx(465e-9)
+    assert loihi.si("energy.synaptic_op") == approx_si(23.6e-12)
+    assert loihi.si("time.sync") == approx_si(465e-9)
     assert loihi.si("capacity.synaptic_memory_per_core") == 128 * 1024 * 8  # bits
-    assert load_spec("spinnaker").si("energy.synaptic_op") == pytest.approx(13.3e-9)
-    assert load_spec("speck").si("power.static") == pytest.approx(0.42e-3)
-    assert load_spec("conventional_45nm").si("energy.mac_fp32") == pytest.approx(4.6e-12)
+    assert load_spec("spinnaker").si("energy.synaptic_op") == approx_si(13.3e-9)
+    assert load_spec("speck").si("power.static") == approx_si(0.42e-3)
+    assert load_spec("conventional_45nm").si("energy.mac_fp32") == approx_si(4.6e-12)
 
 
 def test_truenorth_figure_is_all_in():
@@ -117,7 +118,7 @@ def test_speck_memory_lists_must_match_the_core_count(tmp_path):
     (lambda t: re.sub(r"\ncores_per_tile = [^\n]*", "", t), "capacity.cores_per_tile", "missing required constant"),
 ])
 def test_sync_table_must_pair_up_with_increasing_tile_counts(tmp_path, edit, key, match):
-    assert load_spec("loihi_sanafe").si("time.sync_table") == pytest.approx((0.6e-6, 1.0e-6, 1.4e-6, 1.8e-6))
+    assert load_spec("loihi_sanafe").si("time.sync_table") == approx_si((0.6e-6, 1.0e-6, 1.4e-6, 1.8e-6))
     path = write_variant(tmp_path, "loihi_sanafe", edit)
     with pytest.raises(SpecError, match=match) as info:
         load_spec(path)
@@ -154,7 +155,7 @@ def test_a_new_kind_can_be_registered(monkeypatch, tmp_path):
         '[sources]\nspikesim = "Moitra et al. 2022, SpikeSim"\n'
         '[energy]\nadc = { value = 2.03, unit = "pJ", source = "spikesim" }\n'
     )
-    assert load_spec(path).si("energy.adc") == pytest.approx(2.03e-12)
+    assert load_spec(path).si("energy.adc") == approx_si(2.03e-12)
     path.write_text(path.read_text().replace("adc = ", "cell_read = "))
     with pytest.raises(SpecError, match=r"xbar.toml: energy.adc: missing required constant"):
         load_spec(path)
