@@ -13,6 +13,7 @@ from neurosim.cli import main
 from neurosim.config import ModelConfig, NeuronConfig
 from neurosim.estimation import estimate_files, estimate_model
 from neurosim.nn import build_model
+from si_approx import approx_si
 
 
 def _conv_model(seed: int = 0):
@@ -90,12 +91,12 @@ def test_estimate_model_on_a_conv_net_with_maxpool_writes_every_output(tmp_path)
                             dt_s=1e-3, out_dir=tmp_path)
     assert set(report.estimates) == {"loihi", "truenorth", "conventional_45nm"}
     for e in report.estimates.values():
-        assert e.total_energy_j > 0 and np.isclose(sum(e.energy_j.values()), e.total_energy_j)
+        assert e.total_energy_j > 0 and sum(e.energy_j.values()) == approx_si(e.total_energy_j)
     names = {"estimate.json", "estimate.txt", "activity.json", "model.nir", "energy.png", "layers.png", "cores.png"}
     assert names <= {p.name for p in tmp_path.iterdir()}
     data = json.loads((tmp_path / "estimate.json").read_text())
     assert data["activity"]["samples"] == 4
-    assert data["targets"]["loihi"]["total_energy_j"] == pytest.approx(report.estimates["loihi"].total_energy_j)
+    assert data["targets"]["loihi"]["total_energy_j"] == approx_si(report.estimates["loihi"].total_energy_j)
     assert "loihi" in (tmp_path / "estimate.txt").read_text()
     # the NIR node names carry the measured spikes: every spiking layer of the graph has activity
     import nir
@@ -156,7 +157,7 @@ def test_an_snntorch_model_is_estimated_as_its_neurosim_equivalent():
     got = estimate_model(ref, (20,), x, targets=["loihi"])
     want = estimate_model(from_snntorch(ref), (20,), x, targets=["loihi"])
     assert sum(got.activity.spikes_per_step[n].sum() for n in got.activity.nodes) > 0
-    assert got.estimates["loihi"].total_energy_j == pytest.approx(want.estimates["loihi"].total_energy_j, rel=1e-12)
+    assert got.estimates["loihi"].total_energy_j == approx_si(want.estimates["loihi"].total_energy_j, rel=1e-12)
 
 
 def test_unknown_target_is_named():
@@ -170,7 +171,7 @@ def test_nir_plus_activity_files_give_the_same_estimate_as_the_model(tmp_path):
     direct = estimate_model(model, (2, 12, 12), x, targets=["loihi", "spinnaker2"], out_dir=tmp_path / "a")
     again = estimate_files(tmp_path / "a" / "model.nir", tmp_path / "a" / "activity.json", ["loihi", "spinnaker2"])
     for t in ("loihi", "spinnaker2"):
-        assert again.estimates[t].total_energy_j == pytest.approx(direct.estimates[t].total_energy_j, rel=1e-9)
+        assert again.estimates[t].total_energy_j == approx_si(direct.estimates[t].total_energy_j, rel=1e-9)
         assert again.estimates[t].mapping.cores_used == direct.estimates[t].mapping.cores_used
 
 
@@ -201,9 +202,9 @@ def test_cli_estimates_a_trained_checkpoint(tiny_checkpoint, tmp_path, capsys):
         assert main(["-q", "estimate", "--checkpoint", str(ckpt), "--target", "speck", "--samples", "8", *step,
                      "--out", str(tmp_path / name)]) == 0
     fast, slow = (json.loads((tmp_path / n / "estimate.json").read_text()) for n in ("fast", "slow"))
-    assert slow["activity"]["dt_s"] == pytest.approx(0.03) and fast["activity"]["dt_s"] == pytest.approx(1e-3)
+    assert slow["activity"]["dt_s"] == approx_si(0.03) and fast["activity"]["dt_s"] == approx_si(1e-3)
     assert (slow["targets"]["speck"]["latency_per_inference_s"] - fast["targets"]["speck"]["latency_per_inference_s"]
-            == pytest.approx(4 * (0.03 - 0.001)))  # T = 4 steps, 29 ms longer each
+            == approx_si(4 * (0.03 - 0.001)))  # T = 4 steps, 29 ms longer each
     assert main(["estimate", "--checkpoint", str(ckpt), "--step-ms", "0"]) == 2
     assert "step_ms must be a positive number" in capsys.readouterr().err
 
@@ -213,7 +214,7 @@ def test_cli_estimates_a_trained_checkpoint(tiny_checkpoint, tmp_path, capsys):
                  str(ckpt.parent / "estimate" / "activity.json"), "--target", "loihi",
                  "--out", str(out_dir)]) == 0
     again = json.loads((out_dir / "estimate.json").read_text())
-    assert again["targets"]["loihi"]["total_energy_j"] == pytest.approx(est["targets"]["loihi"]["total_energy_j"])
+    assert again["targets"]["loihi"]["total_energy_j"] == approx_si(est["targets"]["loihi"]["total_energy_j"])
 
     # --nonideal: test accuracy on Monte-Carlo RRAM chips next to the ideal accuracy
     capsys.readouterr()

@@ -16,6 +16,7 @@ from neurosim.hardware import (NonIdealConfig, accuracy, energy_groups, nonideal
 from neurosim.hardware.cli_support import add_nonideal_arguments, check_nonideal_args, run_nonideal_from_args
 from neurosim.viz import save_figure
 from rram_helpers import trained_mlp
+from si_approx import approx_si
 
 
 def test_config_from_spec_reads_quantisation_on_off_tiles_and_adc():
@@ -93,10 +94,10 @@ def test_energy_groups_cover_every_crossbar_component_and_the_figures_are_writte
     for name in ("rram_neurosim", "rram_lsm40nm"):
         g = energy_groups(ests[name])
         assert list(g) == ["cells", "ADC", "drivers", "periphery", "static"]
-        assert sum(g.values()) == pytest.approx(ests[name].total_energy_j, rel=1e-12)
+        assert sum(g.values()) == approx_si(ests[name].total_energy_j, rel=1e-12)
         e = ests[name].energy_j
-        assert g["periphery"] == pytest.approx(e["shift_add"] + e["accumulate"] + e["neuron_update"] + e["buffer"])
-    assert energy_groups(ests["loihi"]) == pytest.approx(dict(ests["loihi"].energy_j))
+        assert g["periphery"] == approx_si(e["shift_add"] + e["accumulate"] + e["neuron_update"] + e["buffer"])
+    assert energy_groups(ests["loihi"]) == approx_si(dict(ests["loihi"].energy_j))
     assert save_figure(plot_energy_breakdown(ests), tmp_path / "energy.png").stat().st_size > 1000
     assert save_figure(plot_tiles(ests.values()), tmp_path / "tiles.png").stat().st_size > 1000
     # tiles by hand on rram_neurosim: fc1 300 rows -> 3 row tiles; 8-bit weights on 1-bit cells, 14 columns per
