@@ -31,7 +31,7 @@ leaner). ``auto`` picks ``fused`` where it applies (immediate timing, one fixed 
 input; half floats take the reference, which keeps β unrounded where the fused scan would round it to the
 dtype); called with ``T = 1`` (one step at a time: online inference) it runs a single-step kernel without the
 scan loop. The fused backward through time cannot be differentiated again (``create_graph=True``: use
-``reference``).
+``reference``); with the temporal path cut (:func:`no_temporal_grad`) it can, as the reference.
 On CPU the fused scan and its backward run as numba kernels (:mod:`neurosim.functional._lif_kernels`) that give
 the torch ops' results bit for bit in one pass over memory; other devices, dtypes and the ``sigmoid``
 surrogate's backward use the torch ops.
@@ -417,6 +417,10 @@ class _SpatialLIF(torch.autograd.Function):
         kernels = _kernels.backward_ok(surrogate) and _kernels.kernels_ok(h_seq, grads=(grad_s, grad_h))
         if grad_s is not None and kernels:  # one pass (numba), the same values as the torch ops below
             dh = _kernels.spatial_backward(h_seq, grad_s, grad_h, v_th, surrogate)
+        elif grad_s is not None and torch.is_grad_enabled():  # create_graph: out of place, differentiable again
+            dh = surrogate.grad(h_seq - v_th) * grad_s
+            if grad_h is not None:
+                dh = dh + grad_h
         elif grad_s is not None:
             dh = surrogate.grad_(h_seq - v_th).mul_(grad_s)
             if grad_h is not None:
@@ -424,8 +428,8 @@ class _SpatialLIF(torch.autograd.Function):
         else:
             dh = grad_h.clone() if grad_h is not None else torch.zeros_like(h_seq)
         grad_beta = None
-        if ctx.needs_input_grad[2]:
-            grad_beta = _reduce_to((dh * _v_before(h_seq, v0, v_th, reset)).sum(0), beta.shape)
+        if ctx.needs_input_grad[2]:  # v_{t−1} enters as the constant sg(v_{t−1}): detached from h (create_graph)
+            grad_beta = _reduce_to((dh * _v_before(h_seq.detach(), v0, v_th, reset)).sum(0), beta.shape)
         return (dh if ctx.needs_input_grad[0] else None), None, grad_beta, None, None, None
 
 
@@ -442,7 +446,8 @@ class _FusedLIF(torch.autograd.Function):
     def forward(ctx, x_seq, v0, beta, v_th, reset, detach_reset, surrogate):
         ctx.set_materialize_grads(False)  # unused outputs get None, not full-size zero tensors
         s_seq, v, h_seq = _fused_forward(x_seq, v0, beta, v_th, reset)
-        ctx.save_for_backward(h_seq, v0, beta)
+        # v0 only for dL/dβ: a state from torch.inference_mode() cannot be saved, and needs not be otherwise
+        ctx.save_for_backward(h_seq, v0 if ctx.needs_input_grad[2] else None, beta)
         ctx.cfg = (v_th, reset, detach_reset, surrogate)
         return s_seq, v, h_seq
 
@@ -452,7 +457,7 @@ class _FusedLIF(torch.autograd.Function):
             raise RuntimeError(_NO_DOUBLE_BACKWARD)
         h_seq, v0, beta = ctx.saved_tensors
         v_th, reset, detach_reset, surrogate = ctx.cfg
-        gv = grad_v if grad_v is not None else torch.zeros_like(v0)
+        gv = grad_v if grad_v is not None else h_seq.new_zeros(h_seq.shape[1:])
         if _kernels.backward_ok(surrogate) and _kernels.scalar_ok(beta) and _kernels.kernels_ok(
                 h_seq, grads=(grad_s, grad_h, gv)):  # the loop below, per neuron in one pass (numba), same values
             dh, gv = _kernels.temporal_backward(h_seq, grad_s, grad_h, gv, beta, v_th, reset, detach_reset, surrogate)

@@ -200,3 +200,19 @@ def test_forward_without_graph_equals_the_autograd_scan(reset, T):
     assert torch.equal(s, s_ref) and torch.equal(st.v, st_ref.v) and s.sum() > 0
     torch.testing.assert_close(s, lif_scan(x.detach(), params, LIFState(v0), backend="reference")[0])
     assert torch.equal(v0, v0_before) and st.v.data_ptr() != v0.data_ptr(), "the caller's state is not modified"
+
+
+@pytest.mark.parametrize("T", [1, 5])
+@pytest.mark.parametrize("backend", ["auto", "reference"])
+def test_a_state_made_under_inference_mode_continues_into_a_graph(backend, T):
+    # the fused scan saved the initial state for backward always; an inference tensor cannot be saved
+    x = torch.rand(T, 3, 4, generator=torch.Generator().manual_seed(0)) * 1.5
+    with torch.inference_mode():
+        _, state = lif_scan(x, LIFParams(), backend=backend)
+    xx = x.clone().requires_grad_()
+    s, _ = lif_scan(xx, LIFParams(), state, backend=backend)
+    (g,) = torch.autograd.grad((s * torch.arange(s.numel()).view(s.shape)).sum(), xx)
+    xr = x.clone().requires_grad_()
+    sr, _ = lif_scan(xr, LIFParams(), LIFState(state.v.clone()), backend="reference")
+    (gr,) = torch.autograd.grad((sr * torch.arange(sr.numel()).view(sr.shape)).sum(), xr)
+    assert torch.equal(s, sr) and torch.allclose(g, gr)
