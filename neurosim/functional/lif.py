@@ -28,13 +28,19 @@ snnTorch models identically. The two timings give different membrane traces for 
 Two backends compute the same thing: ``reference`` (a plain autograd loop, the definition) and ``fused``
 (one autograd node for the whole sequence with a hand-derived backward that saves only ``h``; faster and
 leaner). ``auto`` picks ``fused`` where it applies (immediate timing, one fixed threshold, float32/float64
-input; half floats take the reference, which keeps β unrounded where the fused scan would round it to the
-dtype); called with ``T = 1`` (one step at a time: online inference) it runs a single-step kernel without the
+input; half floats take the reference, which keeps a β given as a Python number unrounded where the fused scan
+would round it to the dtype — a :class:`neurosim.nn.LIF` converted with ``.half()`` has rounded its β and
+threshold buffers already, as ``.half()`` rounds every buffer; one left in float32 keeps them exact on half
+input); called with ``T = 1`` (one step at a time: online inference) it runs a single-step kernel without the
 scan loop. The fused backward through time cannot be differentiated again (``create_graph=True``: use
 ``reference``); with the temporal path cut (:func:`no_temporal_grad`) it can, as the reference.
 On CPU the fused scan and its backward run as numba kernels (:mod:`neurosim.functional._lif_kernels`) that give
 the torch ops' results bit for bit in one pass over memory; other devices, dtypes and the ``sigmoid``
 surrogate's backward use the torch ops.
+
+Integer and bool ``x_seq`` (spike counts, binary spikes) is promoted to torch's default float dtype (float32)
+first, on every backend, as the reference's ``β·v + x`` promotes it (and as snnTorch's and SpikingJelly's
+neurons do): spikes and state are then float32, and a carried state must be too.
 
 Traced and transformed code runs the ``reference`` loop whatever the backend: under ``torch.compile`` and
 ``torch.export``, on meta and fake tensors (shape inference, ``FakeTensorMode``), and inside ``torch.func``
@@ -202,24 +208,61 @@ _NO_DOUBLE_BACKWARD = (
     "LIF(..., backend='reference'))")
 
 
-def _check_input(x_seq: torch.Tensor, state: LIFState | None) -> torch.Tensor:
+def _float_input(x_seq: torch.Tensor) -> torch.Tensor:
+    """``x_seq`` as floats: integer and bool tensors (spike counts, binary spikes) in torch's default float dtype,
+    as ``β·v + x`` promotes them; float tensors unchanged."""
+    if x_seq.is_floating_point():
+        return x_seq
+    if x_seq.is_complex():
+        raise TypeError(f"x_seq must be real, got {x_seq.dtype}")
+    return x_seq.to(torch.get_default_dtype())
+
+
+def _check_state(x_seq: torch.Tensor, v0, name: str, promoted_from: torch.dtype | None = None,
+                 move: str = "state.to(x_seq.device)") -> torch.Tensor:
+    """``v0`` if it can continue ``x_seq`` (one step's shape, ``x_seq``'s dtype and device), else a ValueError naming
+    ``name`` (``move``: how to move it to x_seq's device)."""
+    if not isinstance(v0, torch.Tensor) or v0.shape != x_seq.shape[1:]:
+        got = tuple(v0.shape) if isinstance(v0, torch.Tensor) else type(v0).__name__
+        raise ValueError(
+            f"{name} has shape {got} but x_seq steps have shape {tuple(x_seq.shape[1:])}; "
+            "pass state=None to start from rest (state is never re-zeroed silently)"
+        )
+    if v0.dtype != x_seq.dtype:
+        was = f" (promoted from {promoted_from})" if promoted_from is not None else ""
+        raise ValueError(f"{name} is {v0.dtype} but x_seq is {x_seq.dtype}{was}; cast one to the other (the membrane "
+                         "would otherwise be computed in one dtype or the other depending on the backend)")
+    if v0.device != x_seq.device:
+        raise ValueError(f"{name} is on {v0.device} but x_seq is on {x_seq.device}; move the state to x_seq's device "
+                         f"({move}), or pass state=None to start from rest")
+    return v0
+
+
+def _check_param_devices(x_seq: torch.Tensor, params: LIFParams) -> None:
+    """β and v_th tensors on x_seq's device, or 0-d CPU tensors (which torch takes as scalars on any device)."""
+    for name in ("beta", "v_th"):
+        p = getattr(params, name)
+        if (isinstance(p, torch.Tensor) and p.device != x_seq.device
+                and not (p.device.type == "cpu" and p.dim() == 0)):
+            raise ValueError(f"LIFParams.{name} is a tensor on {p.device} but x_seq is on {x_seq.device}; move it to "
+                             "x_seq's device (for a neurosim.nn.LIF: lif.to(x_seq.device))")
+
+
+def _check_input(x_seq: torch.Tensor, state: LIFState | None,
+                 params: LIFParams) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x_seq as floats, the initial membrane)``, or an error naming what does not fit."""
     if not isinstance(x_seq, torch.Tensor):
         raise TypeError(f"x_seq must be a torch.Tensor [T, B, ...], got {type(x_seq).__name__}")
     if x_seq.dim() < 2:
         raise ValueError(f"x_seq must be time-first [T, B, ...] with at least 2 dims, got shape {tuple(x_seq.shape)}")
+    given = x_seq.dtype
+    x_seq = _float_input(x_seq)
+    _check_param_devices(x_seq, params)
     if state is None:
-        return x_seq.new_zeros(x_seq.shape[1:])  # (T = 0 has no x_seq[0])
+        return x_seq, x_seq.new_zeros(x_seq.shape[1:])  # (T = 0 has no x_seq[0])
     v0 = state.v if isinstance(state, LIFState) else state
-    if not isinstance(v0, torch.Tensor) or v0.shape != x_seq.shape[1:]:
-        got = tuple(v0.shape) if isinstance(v0, torch.Tensor) else type(v0).__name__
-        raise ValueError(
-            f"state.v has shape {got} but x_seq steps have shape {tuple(x_seq.shape[1:])}; "
-            "pass state=None to start from rest (state is never re-zeroed silently)"
-        )
-    if v0.dtype != x_seq.dtype:
-        raise ValueError(f"state.v is {v0.dtype} but x_seq is {x_seq.dtype}; cast one to the other (the membrane "
-                         "would otherwise be computed in one dtype or the other depending on the backend)")
-    return v0
+    return x_seq, _check_state(x_seq, v0, "state.v", given if given != x_seq.dtype else None,
+                               "LIFState(state.v.to(x_seq.device))")
 
 
 def lif_scan(
@@ -233,7 +276,8 @@ def lif_scan(
     """Run LIF dynamics over ``T`` steps.
 
     Args:
-        x_seq: input current ``[T, B, ...]``.
+        x_seq: input current ``[T, B, ...]``; integer and bool input is promoted to float32 (torch's default
+            float dtype) first.
         params: :class:`LIFParams`.
         state: state from a previous call (continues the sequence) or None (start at rest, ``v = 0``).
         record_membrane: also return the pre-reset membrane of every step in ``state.v_seq``.
@@ -241,11 +285,16 @@ def lif_scan(
             module docstring).
 
     Returns:
-        ``(spikes_seq, final_state)``; ``spikes_seq`` has ``x_seq``'s shape and dtype.
+        ``(spikes_seq, final_state)``; ``spikes_seq`` has ``x_seq``'s shape and dtype (float32 for integer or bool
+        ``x_seq``).
+
+    Raises:
+        ValueError: ``x_seq`` of rank < 2; a state of another shape, dtype or device than one step of ``x_seq``;
+            β or v_th tensors on another device; a backend that does not exist or does not apply.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    v0 = _check_input(x_seq, state)
+    x_seq, v0 = _check_input(x_seq, state, params)
     v_th = params.v_th
     fused_ok = (params.reset_timing == "immediate"
                 and not (isinstance(v_th, torch.Tensor) and (v_th.requires_grad or v_th.numel() != 1))

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from neurosim.functional.lif import is_temporal_grad_enabled
+from neurosim.functional.lif import _check_state, _float_input, is_temporal_grad_enabled
 from neurosim.nn._pool import window_max_pool, window_max_pool_ok
 from neurosim.nn.lif import _format_scalar
 
@@ -230,6 +231,9 @@ class LI(nn.Module):
 
     Args:
         beta: decay per step in [0, 1] (0: the output is each step's input, a plain linear readout).
+
+    A carried state must have one step's shape, dtype and device (as :class:`neurosim.nn.LIF`'s); integer and bool
+    input is promoted to float32 first.
     """
 
     stateful = True
@@ -249,9 +253,17 @@ class LI(nn.Module):
 
     def forward(self, x_seq: torch.Tensor, state: torch.Tensor | None = None):
         _check_seq(x_seq, 2, "LI")
-        v = x_seq.new_zeros(x_seq.shape[1:]) if state is None else state
-        temporal = is_temporal_grad_enabled()
+        given = x_seq.dtype
+        x_seq = _float_input(x_seq)
         beta = self.beta_value
+        if beta.device != x_seq.device and not beta.device.type == "cpu":  # (a 0-d CPU tensor works on any device)
+            raise ValueError(f"LI's beta_value is on {beta.device} but x_seq is on {x_seq.device}; move the layer to "
+                             "x_seq's device (.to(x_seq.device))")
+        if state is None:
+            v = x_seq.new_zeros(x_seq.shape[1:])
+        else:  # not broadcast: a state of another shape or dtype is a state of another run
+            v = _check_state(x_seq, state, "LI's state", given if given != x_seq.dtype else None)
+        temporal = is_temporal_grad_enabled()
         out = []
         for x in x_seq:
             v = beta * (v if temporal else v.detach()) + x
@@ -279,7 +291,8 @@ def is_stateful(module: nn.Module) -> bool:
 class Sequential(nn.Sequential):
     """A chain of layers with explicit state: ``forward(x_seq, state=None) -> (out_seq, state)``.
 
-    ``state`` is a dict from child name to that child's state (only stateful children appear).
+    ``state`` is a dict from child name to that child's state (only stateful children appear): pass the dict a
+    previous call returned, or None to start from rest.
     """
 
     stateful = True
@@ -288,6 +301,9 @@ class Sequential(nn.Sequential):
     def forward(self, x_seq: torch.Tensor, state: dict[str, Any] | None = None):
         if not isinstance(x_seq, torch.Tensor):
             raise TypeError(f"x_seq must be a torch.Tensor [T, B, ...], got {type(x_seq).__name__}")
+        if state is not None and not isinstance(state, Mapping):
+            raise TypeError(f"state must be the dict this model returned (child name -> that child's state), or None "
+                            f"to start from rest; got {type(state).__name__}")
         _check_dtype(x_seq, self)
         state = {} if state is None else state
         new_state: dict[str, Any] = {}

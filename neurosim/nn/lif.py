@@ -20,6 +20,7 @@ from torch import nn
 
 from neurosim.functional import LIFParams, LIFState, Surrogate, beta_from_tau, lif_scan, tau_from_beta
 from neurosim.functional._lif_kernels import symbolic
+from neurosim.functional.lif import BACKENDS
 
 __all__ = ["LIF"]
 
@@ -49,9 +50,16 @@ class LIF(nn.Module):
         reset_timing: ``immediate`` (SLTT/SpikingJelly) or ``delayed`` (snnTorch ``Leaky``); see
             :mod:`neurosim.functional.lif`.
         record_membrane: return the pre-reset membrane of every step in ``final_state.v_seq`` (for plots).
-        backend: ``auto`` | ``reference`` | ``fused``. Under ``torch.compile`` and ``torch.export``, on meta and
-            fake tensors and inside ``torch.func`` transforms every backend runs ``reference`` (the torch ops those
-            tracers follow; see :mod:`neurosim.functional.lif`).
+        backend: ``auto`` | ``reference`` | ``fused`` (``fused`` needs ``reset_timing="immediate"`` and a fixed
+            threshold). Under ``torch.compile`` and ``torch.export``, on meta and fake tensors and inside
+            ``torch.func`` transforms every backend runs ``reference`` (the torch ops those tracers follow; see
+            :mod:`neurosim.functional.lif`).
+
+    β and the threshold are 0-d buffers (``beta_value``, ``v_th_value``) or, when learnt, parameters: ``.half()``
+    and ``.to(torch.bfloat16)`` round them to that dtype as they round every buffer (β = 0.9 runs as 0.8999). A LIF
+    left in float32 takes half input too and keeps them exact: convert the weighted layers only
+    (``.float()`` afterwards does not restore a rounded β). Integer and bool input is promoted to float32
+    (:func:`neurosim.functional.lif_scan`).
 
     Shapes:
         x_seq: ``[T, B, ...]`` → spikes ``[T, B, ...]``; state ``v``: ``[B, ...]``.
@@ -92,6 +100,13 @@ class LIF(nn.Module):
         # Validate the remaining options once, here, through the functional parameter object.
         LIFParams(beta=beta, v_th=v_th, reset=reset, detach_reset=detach_reset,
                   surrogate=self.surrogate, reset_timing=reset_timing)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if backend == "fused" and (reset_timing != "immediate" or learn_threshold):
+            raise ValueError(
+                "backend='fused' needs reset_timing='immediate' and a fixed threshold, got "
+                f"reset_timing={reset_timing!r}, learn_threshold={learn_threshold!r}; use backend='auto' (which takes "
+                "the reference loop there) or 'reference'")
         self.reset = reset
         self.detach_reset = detach_reset
         self.reset_timing = reset_timing

@@ -202,6 +202,38 @@ def test_forward_without_graph_equals_the_autograd_scan(reset, T):
     assert torch.equal(v0, v0_before) and st.v.data_ptr() != v0.data_ptr(), "the caller's state is not modified"
 
 
+@pytest.mark.parametrize("backend", ["auto", "fused", "reference"])
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+def test_integer_and_bool_input_is_promoted_to_float32_on_every_backend(reset, backend):
+    # x = 1 each step, β = 0.9, v_th = 2 (float maths; the fused path cast β to int64 (0) and gave no spikes):
+    #   h = 1, 1.9, 2.71 → spike; then subtract: v = 0.71, h = 1.639 | zero: v = 0, h = 1 | none: h = 3.439 → spike
+    spikes = {"subtract": [0, 0, 1, 0], "zero": [0, 0, 1, 0], "none": [0, 0, 1, 1]}[reset]
+    v_end = {"subtract": 1.639, "zero": 1.0, "none": 3.439}[reset]
+    params = LIFParams(beta=0.9, v_th=2.0, reset=reset)
+    for x in (torch.ones(4, 1, dtype=torch.int64), torch.ones(4, 1, dtype=torch.bool)):
+        s, state = lif_scan(x, params, backend=backend)
+        assert s.dtype == state.v.dtype == torch.float32
+        assert s.flatten().tolist() == spikes and state.v.item() == pytest.approx(v_end, abs=1e-6)
+        first, mid = lif_scan(x[:2], params, backend=backend)  # a float32 state continues integer input
+        assert torch.equal(torch.cat([first, lif_scan(x[2:], params, mid, backend=backend)[0]]), s)
+    with pytest.raises(ValueError, match=r"state.v is torch.float64 but x_seq is torch.float32 \(promoted from "
+                                         r"torch.int64\)"):
+        lif_scan(torch.ones(4, 1, dtype=torch.int64), params, LIFState(torch.zeros(1, dtype=torch.float64)))
+
+
+def test_a_state_or_parameter_on_another_device_is_named():
+    x = torch.rand(4, 2, 3)
+    with pytest.raises(ValueError, match=r"state.v is on meta but x_seq is on cpu; move the state"):
+        lif_scan(x, LIFParams(), LIFState(torch.zeros(2, 3, device="meta")))
+    with pytest.raises(ValueError, match=r"state.v is on cpu but x_seq is on meta"):
+        lif_scan(x.to("meta"), LIFParams(), LIFState(torch.zeros(2, 3)))
+    for name in ("beta", "v_th"):
+        with pytest.raises(ValueError, match=rf"LIFParams.{name} is a tensor on meta but x_seq is on cpu"):
+            lif_scan(x, LIFParams(**{name: torch.tensor(0.9, device="meta")}))
+    # a 0-d CPU tensor is a scalar to torch on any device, meta included
+    assert lif_scan(x.to("meta"), LIFParams(beta=torch.tensor(0.9)))[0].is_meta
+
+
 @pytest.mark.parametrize("T", [1, 5])
 @pytest.mark.parametrize("backend", ["auto", "reference"])
 def test_a_state_made_under_inference_mode_continues_into_a_graph(backend, T):

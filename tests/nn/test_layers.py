@@ -405,3 +405,48 @@ def test_a_state_dict_saved_before_li_beta_was_loads_keeping_the_built_beta(tmp_
     del new["4.beta_value"]  # a current state dict without it is still an error
     with pytest.raises(RuntimeError, match='Missing key.*"4.beta_value"'):
         model.load_state_dict(new)
+
+
+def test_li_refuses_a_state_of_another_shape_dtype_or_device():
+    # LI broadcast any state it was given: a [1, 5] state for a [4, 5] step gave a [4, 5] state back silently
+    li, x = LI(0.9), torch.ones(3, 4, 5)
+    for bad, what in ((torch.zeros(1, 5), r"has shape \(1, 5\) but x_seq steps have shape \(4, 5\)"),
+                      (torch.zeros(5), r"has shape \(5,\)"),
+                      (torch.zeros(4, 5, dtype=torch.float64), "is torch.float64 but x_seq is torch.float32"),
+                      (torch.zeros(4, 5, device="meta"), "is on meta but x_seq is on cpu")):
+        with pytest.raises(ValueError, match=f"LI's state {what}"):
+            li(x, bad)
+    out, state = li(x[:2])
+    assert torch.equal(torch.cat([out, li(x[2:], state)[0]]), li(x)[0])  # its own state still continues
+    assert li(torch.ones(3, 4, dtype=torch.int64))[0].dtype == torch.float32  # integer input: float32, as LIF
+    with pytest.raises(ValueError, match="LI's beta_value is on meta but x_seq is on cpu"):
+        LI(0.9).to("meta")(x)
+
+
+def test_sequential_state_must_be_the_dict_it_returned():
+    net = Sequential(Linear(3, 3), LIF())
+    with pytest.raises(TypeError, match="state must be the dict this model returned .* or None .*got Tensor"):
+        net(torch.rand(2, 2, 3), torch.zeros(2, 3))
+    _, state = net(torch.rand(2, 2, 3))
+    assert net(torch.rand(2, 2, 3), state)[1]["1"].v.shape == (2, 3)
+
+
+def test_lif_options_that_cannot_run_are_refused_when_built():
+    with pytest.raises(ValueError, match=r"backend must be one of \('auto', 'reference', 'fused'\), got 'numba'"):
+        LIF(backend="numba")
+    for kwargs in (dict(reset_timing="delayed"), dict(learn_threshold=True)):
+        with pytest.raises(ValueError, match="backend='fused' needs reset_timing='immediate' and a fixed threshold"):
+            LIF(backend="fused", **kwargs)
+
+
+def test_half_input_keeps_beta_exact_in_a_float32_lif_and_half_rounds_it():
+    # as documented (neurosim.nn.LIF): .half() rounds the β buffer like every buffer; a LIF left in float32 does not
+    from neurosim.functional import LIFParams, lif_scan
+
+    x = (torch.rand(50, 2, 16, generator=torch.Generator().manual_seed(0)) * 0.5).half()
+    exact = lif_scan(x, LIFParams(beta=0.9), backend="reference")[1].v
+    rounded = lif_scan(x, LIFParams(beta=float(torch.tensor(0.9).half())), backend="reference")[1].v
+    assert not torch.equal(exact, rounded)
+    assert torch.equal(LIF(beta=0.9)(x)[1].v, exact)
+    lif = LIF(beta=0.9).half()
+    assert lif.beta_value.dtype == torch.float16 and torch.equal(lif(x)[1].v, rounded)
