@@ -57,6 +57,10 @@ def _check_unit_range(x: torch.Tensor, what: str) -> None:
         raise ValueError(f"{what} needs intensities in [0, 1], got values in [{lo:g}, {hi:g}]{hint}")
 
 
+#: the largest whole number each output dtype holds together with every smaller one (a Poisson count per step)
+_MAX_EXACT_COUNT = {torch.float32: 2.0 ** 24, torch.float64: 2.0 ** 53}
+
+
 def _check_steps(num_steps) -> int:
     if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
         raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
@@ -102,8 +106,9 @@ def rate_encode(data, num_steps: int, *, gain: float = 1.0, offset: float = 0.0,
         Float tensor ``[T, *data.shape]``; mean over time ≈ ``gain·x + offset``.
 
     Raises:
-        ValueError: intensities outside ``[0, 1]`` or NaN; ``num_steps < 1``; unknown ``method``; negative
-            ``gain·x + offset`` for ``poisson``.
+        ValueError: intensities outside ``[0, 1]`` or NaN; ``num_steps < 1``; unknown ``method``; for ``poisson``,
+            ``gain·x + offset`` negative or above 2**24 (float32 output; 2**53 for float64), the largest count the
+            output holds exactly.
     """
     if method not in ("bernoulli", "poisson"):
         raise ValueError(f"method must be 'bernoulli' or 'poisson', got {method!r}")
@@ -119,6 +124,11 @@ def rate_encode(data, num_steps: int, *, gain: float = 1.0, offset: float = 0.0,
         return _draw(torch.bernoulli, rate.clamp(0.0, 1.0), g)
     if rate.numel() and float(rate.min()) < 0:
         raise ValueError(f"poisson rate_encode needs gain·x + offset >= 0, got {float(rate.min()):g}")
+    limit = _MAX_EXACT_COUNT[rate.dtype]
+    if rate.numel() and not float(rate.max()) <= limit:
+        raise ValueError(f"poisson rate_encode needs gain·x + offset <= {limit:.0f} (2**{int(math.log2(limit))}, the "
+                         f"largest count per step {rate.dtype} holds exactly; torch.poisson's counts overflow to "
+                         f"negative numbers above ~9.2e18), got {float(rate.max()):g}: lower gain or offset")
     return _draw(torch.poisson, rate, g)
 
 
@@ -147,20 +157,26 @@ def latency_encode(data, num_steps: int, *, tau: float = 1.0, threshold: float =
         linear: linear instead of logarithmic code.
         normalize: stretch the code so the latest spike lands on step ``T − 1``.
         clip: drop spikes of elements below ``threshold``.
-        first_spike_time: earliest spike step.
-        epsilon: keeps the log code finite at ``x = threshold``.
+        first_spike_time: earliest spike step (a whole number).
+        epsilon: keeps the log code finite at ``x = threshold`` (> 0).
 
     Raises:
-        ValueError: intensities outside ``[0, 1]`` or NaN; bad ``threshold``, ``tau``, ``num_steps`` or
-            ``first_spike_time``.
+        ValueError: intensities outside ``[0, 1]`` or NaN; bad ``threshold``, ``tau``, ``num_steps``,
+            ``first_spike_time`` (not a whole number in ``[0, T − 1]``) or ``epsilon`` (not a positive finite
+            number).
     """
     steps = _check_steps(num_steps)
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must be in (0, 1), got {threshold!r}")
     if not (tau > 0 and math.isfinite(tau)):
         raise ValueError(f"tau must be a positive finite number of steps, got {tau!r}")
-    if not 0 <= first_spike_time <= steps - 1:
-        raise ValueError(f"first_spike_time must be in [0, num_steps - 1 = {steps - 1}], got {first_spike_time!r}")
+    if (isinstance(first_spike_time, bool) or not isinstance(first_spike_time, (int, np.integer))
+            or not 0 <= first_spike_time <= steps - 1):
+        raise ValueError(f"first_spike_time must be a whole number of steps in [0, num_steps - 1 = {steps - 1}], "
+                         f"got {first_spike_time!r}")
+    if not (epsilon > 0 and math.isfinite(epsilon)):
+        raise ValueError(f"epsilon must be a small positive finite number (it keeps the log code finite at "
+                         f"x = threshold; default 1e-7), got {epsilon!r}")
     x = _as_tensor(data)
     _check_unit_range(x, "latency_encode")
     below = x < threshold
@@ -176,7 +192,7 @@ def latency_encode(data, num_steps: int, *, tau: float = 1.0, threshold: float =
         if normalize and x.numel():
             span = torch.max(t - first_spike_time)
             t = (t - first_spike_time) * (steps - first_spike_time - 1) / span + first_spike_time
-    idx = torch.round(t).long()
+    idx = torch.round(t).clamp_max(steps).long()  # (clamped first: a huge tau's time does not fit int64)
     keep = idx <= steps - 1
     if clip:
         keep = keep & ~below

@@ -133,9 +133,20 @@ def test_latency_equals_snntorch(linear, normalize, clip, first_spike_time):
 def test_latency_bad_arguments():
     x = torch.rand(3)
     for kw, msg in [({"threshold": 0.0}, "threshold"), ({"threshold": 1.0}, "threshold"), ({"tau": 0}, "tau"),
-                    ({"first_spike_time": 5}, "first_spike_time")]:
+                    ({"first_spike_time": 5}, "first_spike_time"),
+                    # accepted before: spikes at round(t + 1.5), and a NaN or negative epsilon ignored or NaN times
+                    ({"first_spike_time": 1.5}, "first_spike_time must be a whole number of steps .*got 1.5"),
+                    ({"first_spike_time": True}, "first_spike_time must be a whole number"),
+                    ({"epsilon": float("nan")}, "epsilon must be a small positive finite number.*got nan"),
+                    ({"epsilon": -1.0}, "epsilon must be"), ({"epsilon": 0.0}, "epsilon must be")]:
         with pytest.raises(ValueError, match=msg):
             latency_encode(x, 5, **kw)
+    assert latency_encode(x, 5, first_spike_time=np.int64(2)).sum() == 3  # numpy integers are whole numbers
+
+
+def test_latency_with_a_huge_tau_drops_late_spikes_instead_of_wrapping_their_step():
+    out = latency_encode(torch.tensor([0.0, 0.5, 1.0]), 5, linear=True, tau=1e30)  # t beyond int64 for x < 1
+    assert out.sum(0).tolist() == [0.0, 0.0, 1.0] and out[0, 2] == 1
 
 
 # ------------------------------------------------------------------------------------------------------ delta
@@ -183,3 +194,15 @@ def test_big_endian_arrays_and_bad_gains():
     assert torch.equal(rate_encode(x, 3, seed=0), rate_encode(x.astype("<f4"), 3, seed=0))
     with pytest.raises(ValueError, match="gain must be a finite number, got inf"):
         rate_encode(x, 3, gain=float("inf"), method="poisson")
+
+
+def test_poisson_rates_beyond_the_exact_counts_of_the_output_dtype_are_refused():
+    # torch.poisson's int64 counts overflowed: gain=1e30 returned counts of -9.2e18
+    x = torch.tensor([0.5, 1.0])
+    with pytest.raises(ValueError, match=r"needs gain·x \+ offset <= 16777216 \(2\*\*24, .*torch.float32.*got 1e\+30"):
+        rate_encode(x, 3, method="poisson", gain=1e30)
+    with pytest.raises(ValueError, match=r"<= 9007199254740992 \(2\*\*53"):
+        rate_encode(x.double(), 3, method="poisson", gain=1e17)
+    counts = rate_encode(x, 3, method="poisson", gain=2.0 ** 24, seed=0)  # the limit itself is drawn
+    assert counts.min() > 0 and counts.max() < 2 ** 25
+    assert rate_encode(x, 3, gain=1e30, seed=0).max() == 1  # bernoulli clips the probability, as snnTorch
