@@ -26,7 +26,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from neurosim.config import ConfigError
 from neurosim.continual.config import ContinualConfig, subspace_sizes
@@ -38,6 +37,7 @@ from neurosim.data.loaders import FrameLoader
 from neurosim.nn import build_model
 from neurosim.training.losses import Loss, get_loss, predict
 from neurosim.training.methods import get_method
+from neurosim.training.progress import loader_bar
 
 __all__ = ["EWC", "MethodResult", "TaskLoss", "build_continual_model", "evaluate_task", "run_method", "summarize"]
 
@@ -247,17 +247,20 @@ def _train(model, task: Task, cfg: ContinualConfig, loss: Loss, seed: int, froze
     for epoch in range(tc.epochs):
         loader.set_epoch(epoch)
         _train_mode(model, frozen)
-        for x_seq, y in tqdm(loader, desc=f"{desc} epoch {epoch + 1}/{tc.epochs}", leave=False,
-                             disable=None if progress else True):
-            optimizer.zero_grad(set_to_none=True)
-            method.forward_backward(model, x_seq, y, loss)
-            if after_backward is not None:
-                after_backward()
-            if tc.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            optimizer.step()
-            if after_step is not None:
-                after_step()
+        # a bar that only counts, not tqdm(loader), which calls iter(loader) twice (neurosim.training.progress)
+        with loader_bar(loader, f"{desc} epoch {epoch + 1}/{tc.epochs}", leave=False,
+                        disable=None if progress else True) as bar:
+            for x_seq, y in loader:
+                optimizer.zero_grad(set_to_none=True)
+                method.forward_backward(model, x_seq, y, loss)
+                if after_backward is not None:
+                    after_backward()
+                if tc.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                optimizer.step()
+                if after_step is not None:
+                    after_step()
+                bar.update()
 
 
 @torch.no_grad()

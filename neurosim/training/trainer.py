@@ -39,6 +39,7 @@ from neurosim.training.checkpoint import (
 from neurosim.training.losses import Loss, get_loss, predict
 from neurosim.training.memory import SavedTensorMeter, tune_cpu_allocator
 from neurosim.training.methods import TrainingMethod, get_method, model_output
+from neurosim.training.progress import loader_bar
 
 __all__ = ["Trainer", "resolve_device", "seed_everything"]
 
@@ -298,38 +299,42 @@ class Trainer:
     def train_epoch(self, loader: Iterable) -> dict[str, float]:
         """One pass over ``loader``: mean loss and accuracy, backward passes, and ``saved_mb``, the peak MiB the
         method kept for backward in the epoch's first batch (:class:`~neurosim.training.SavedTensorMeter`: the
-        memory SLTT keeps independent of ``T``, measured the same on every device)."""
+        memory SLTT keeps independent of ``T``, measured the same on every device).
+
+        ``loader`` is iterated once (``iter(loader)`` is called once: a torch DataLoader starts its workers once)."""
         self.model.train()
         loader = self._shard(loader, even=True)
         _set_epoch(loader, self.epoch)
         total, correct, loss_sum, passes, batches = 0, 0, 0.0, 0, 0
         saved_mb = None
         clip = self.config.train.grad_clip
-        bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{self.config.train.epochs}", leave=False,
-                   disable=None if self.progress and self.world.is_main else True, dynamic_ncols=True)
-        for x_seq, y in bar:
-            x_seq, y = x_seq.to(self.device), y.to(self.device)
-            self.optimizer.zero_grad(set_to_none=True)
-            if saved_mb is None:  # the first batch, metered (its hooks cost one Python call per saved tensor)
-                with SavedTensorMeter() as meter:
+        # a bar that only counts, not tqdm(loader), which calls iter(loader) twice (neurosim.training.progress)
+        with loader_bar(loader, f"epoch {self.epoch + 1}/{self.config.train.epochs}", leave=False,
+                        disable=None if self.progress and self.world.is_main else True, dynamic_ncols=True) as bar:
+            for x_seq, y in loader:
+                x_seq, y = x_seq.to(self.device), y.to(self.device)
+                self.optimizer.zero_grad(set_to_none=True)
+                if saved_mb is None:  # the first batch, metered (its hooks cost one Python call per saved tensor)
+                    with SavedTensorMeter() as meter:
+                        out = self.method.forward_backward(self._net, x_seq, y, self.loss)
+                    saved_mb = meter.peak_bytes / 2**20
+                else:
                     out = self.method.forward_backward(self._net, x_seq, y, self.loss)
-                saved_mb = meter.peak_bytes / 2**20
-            else:
-                out = self.method.forward_backward(self._net, x_seq, y, self.loss)
-            if not math.isfinite(out.loss):
-                self._diverged(f"the loss of batch {batches + 1} is {out.loss}")
-            if clip:
-                norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip))
-                if not math.isfinite(norm):
-                    self._diverged(f"the gradient of batch {batches + 1} has norm {norm}")
-            self.optimizer.step()
-            batches += 1
-            n = y.shape[0]
-            total += n
-            correct += int((predict(out.out_seq) == y).sum())
-            loss_sum += out.loss * n
-            passes += out.backward_passes
-            bar.set_postfix(loss=f"{loss_sum / total:.3f}", acc=f"{correct / total:.3f}")
+                if not math.isfinite(out.loss):
+                    self._diverged(f"the loss of batch {batches + 1} is {out.loss}")
+                if clip:
+                    norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip))
+                    if not math.isfinite(norm):
+                        self._diverged(f"the gradient of batch {batches + 1} has norm {norm}")
+                self.optimizer.step()
+                batches += 1
+                n = y.shape[0]
+                total += n
+                correct += int((predict(out.out_seq) == y).sum())
+                loss_sum += out.loss * n
+                passes += out.backward_passes
+                bar.set_postfix(loss=f"{loss_sum / total:.3f}", acc=f"{correct / total:.3f}", refresh=False)
+                bar.update()
         if total == 0:
             raise ValueError("the training loader yielded no batches")
         bad = [name for name, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())]

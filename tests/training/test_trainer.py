@@ -238,3 +238,79 @@ def test_resuming_with_another_config_or_fewer_epochs_is_refused_before_anything
     # starting afresh: resume=False in this folder, or another run_dir
     assert [m["epoch"] for m in trainer(lr=0.5).fit(batches, resume=False)] == [1, 2]
     assert "lr = 0.5" in (tmp_path / "config.toml").read_text()
+
+
+# ---------------------------------------------------------------- a user's own torch DataLoader
+
+class _Samples(torch.utils.data.Dataset):
+    """48 samples [T = 4, 12], label i % 3; counts the samples loaded (across worker processes)."""
+
+    def __init__(self, loaded=None):
+        self.loaded = loaded
+
+    def __len__(self):
+        return 48
+
+    def __getitem__(self, i):
+        if self.loaded is not None:
+            with self.loaded.get_lock():
+                self.loaded.value += 1
+        g = torch.Generator().manual_seed(i)
+        return (torch.rand(4, 12, generator=g) < 0.3).float(), i % 3
+
+
+def _time_first(batch):
+    return torch.stack([x for x, _ in batch], 1), torch.tensor([y for _, y in batch])  # [T, B, 12], [B]
+
+
+def _own_model_trainer(run_dir=None, epochs=2, progress=False):
+    from neurosim.config import RunConfig, TrainConfig
+    from neurosim.nn import LI, LIF, Linear, Sequential
+
+    torch.manual_seed(0)
+    model = Sequential(Linear(12, 16), LIF(beta=0.9), Linear(16, 3), LI(0.9))
+    cfg = RunConfig(seed=3, train=TrainConfig(epochs=epochs, lr=0.01, device="cpu", threads=2))
+    return Trainer(model, cfg, run_dir, progress=progress)
+
+
+@pytest.mark.parametrize("progress", [False, True])
+def test_an_epoch_iterates_its_loader_once_bar_or_not(progress):
+    # tqdm.auto.tqdm(loader) called iter(loader) in its __init__ and again when iterated (tqdm issues #1598, #1467)
+    iterated = []
+
+    class Batches(list):
+        def __iter__(self):
+            iterated.append(1)
+            return super().__iter__()
+
+    loader = Batches(_time_first([_Samples()[i] for i in range(k, k + 8)]) for k in (0, 8))
+    history = _own_model_trainer(epochs=3, progress=progress).fit(loader, resume=False)
+    assert len(history) == 3 and len(iterated) == 3
+
+
+def test_a_dataloader_with_workers_starts_them_once_per_epoch_and_trains_as_one_without():
+    # wrapped in tqdm, each epoch forked 2 × num_workers processes that prefetched batches thrown away, and the
+    # extra iter() drew a worker seed from torch's stream, so num_workers = 0 and 2 shuffled differently
+    import multiprocessing
+
+    started, loaded = multiprocessing.Value("i", 0), multiprocessing.Value("i", 0)
+
+    def count_start(_worker_id):
+        with started.get_lock():
+            started.value += 1
+
+    weights = {}
+    for workers in (0, 2):
+        loader = torch.utils.data.DataLoader(
+            _Samples(loaded), batch_size=8, shuffle=True, num_workers=workers, collate_fn=_time_first,
+            worker_init_fn=count_start if workers else None)
+        trainer = _own_model_trainer(epochs=2)
+        trainer.fit(loader, resume=False)
+        weights[workers] = trainer.model.state_dict()
+        if workers:
+            assert started.value == 2 * 2  # 2 epochs × 2 workers
+        assert loaded.value == 2 * 48  # 2 epochs × 48 samples, none prefetched and thrown away
+        loaded.value = 0
+    for k in weights[0]:
+        assert torch.equal(weights[0][k], weights[2][k]), k
+
