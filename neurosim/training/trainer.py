@@ -4,10 +4,12 @@ A run folder ``runs/NAME/`` holds ``config.toml`` (the config used), ``metrics.j
 epoch), ``checkpoint.pt`` (latest; model, optimizer, scheduler, RNG states, history) and whatever the caller
 adds (figures, ``report.md``). ``fit(..., resume=True)`` continues from ``checkpoint.pt`` and, on CPU with the
 same seed, gives exactly the results of an uninterrupted run: batch order depends only on ``(seed, epoch)``
-and the RNG states are restored. It continues only the run the config describes: a checkpoint written with
-other settings (``train.lr``, the model, …; only :data:`~neurosim.training.checkpoint.RESUME_MAY_CHANGE` may
-differ), or with more epochs done than asked, is a :class:`~neurosim.config.ConfigError` before anything is
-written; ``resume=False`` or another ``run_dir`` starts afresh.
+and the RNG states are restored, the global ones and the loaders' own (a torch DataLoader's ``generator=``, its
+sampler's); a loader whose randomness cannot be restored (persistent workers) warns when resumed. It continues
+only the run the config describes: a checkpoint written with other settings (``train.lr``, the model, …; only
+:data:`~neurosim.training.checkpoint.RESUME_MAY_CHANGE` may differ), or with more epochs done than asked, is a
+:class:`~neurosim.config.ConfigError` before anything is written; ``resume=False`` or another ``run_dir`` starts
+afresh.
 
 Launched by ``torchrun`` (a process group exists), the Trainer trains data-parallel with PyTorch's
 DistributedDataParallel (:mod:`neurosim.training.distributed`): each process trains on its shard of every
@@ -89,6 +91,96 @@ def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
         cuda = cuda[index] if index < len(cuda) else None
     if cuda is not None:
         torch.cuda.set_rng_state(cuda, device)
+
+
+#: the random generators a loader may hold of its own (a torch DataLoader's ``generator=``, a sampler's)
+_GENERATOR_TYPES = (torch.Generator, np.random.Generator, np.random.RandomState, random.Random)
+
+
+def _loader_generators(loader: Iterable | None) -> dict[str, Any]:
+    """The random generators of its own that ``loader`` shuffles with (and seeds DataLoader workers from), by where
+    they are: the loader's attributes (a torch DataLoader's ``generator``), its ``sampler``'s and its
+    ``batch_sampler``'s (and that one's ``sampler``): e.g. ``{"generator": g}`` for ``DataLoader(...,
+    generator=g)``, ``{"sampler.generator": g}`` for ``DataLoader(ds, sampler=RandomSampler(ds, generator=g))``.
+    Each generator once, under the first name found; a loader that draws from the global streams has none."""
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    owners = (("", loader), ("sampler.", getattr(loader, "sampler", None)), ("batch_sampler.", batch_sampler),
+              ("batch_sampler.sampler.", getattr(batch_sampler, "sampler", None)))
+    found: dict[str, Any] = {}
+    seen: set[int] = set()
+    for prefix, owner in owners:
+        for name, value in getattr(owner, "__dict__", {}).items():
+            if isinstance(value, _GENERATOR_TYPES) and id(value) not in seen:
+                seen.add(id(value))
+                found[prefix + name] = value
+    return found
+
+
+def _generator_state(gen: Any) -> tuple[str, Any]:
+    if isinstance(gen, torch.Generator):
+        return "torch.Generator", gen.get_state()
+    if isinstance(gen, np.random.Generator):
+        return "numpy.random.Generator", gen.bit_generator.state
+    if isinstance(gen, np.random.RandomState):
+        return "numpy.random.RandomState", gen.get_state()
+    return "random.Random", gen.getstate()
+
+
+def _set_generator_state(gen: Any, saved: tuple[str, Any]) -> bool:
+    """Restore ``gen`` from :func:`_generator_state`'s ``saved``; False (``gen`` unchanged) where it is another kind."""
+    kind, state = saved
+    if kind != _generator_state(gen)[0]:
+        return False
+    if isinstance(gen, torch.Generator):
+        gen.set_state(state)
+    elif isinstance(gen, np.random.Generator):
+        gen.bit_generator.state = state
+    elif isinstance(gen, np.random.RandomState):
+        gen.set_state(state)
+    else:
+        gen.setstate(state)
+    return True
+
+
+def _loader_rng_state(loaders: dict[str, Iterable | None]) -> dict[str, dict[str, tuple[str, Any]]]:
+    """``{"train": {"generator": (kind, state)}, ...}``: the state of every loader's own generators."""
+    return {role: {name: _generator_state(gen) for name, gen in _loader_generators(loader).items()}
+            for role, loader in loaders.items() if loader is not None}
+
+
+def _restore_loader_rngs(saved: dict[str, dict[str, tuple[str, Any]]] | None, loaders: dict[str, Iterable | None],
+                         path: Path, warn: bool) -> None:
+    """Put each loader's own generators back where the checkpoint ``path`` has them (``saved``, None in checkpoints
+    of neurosim before it kept them); with ``warn``, say which loader's randomness could not be restored, so that
+    the resumed run will not match an uninterrupted one."""
+    for role, loader in loaders.items():
+        if loader is None:
+            continue
+        kept = (saved or {}).get(role, {})
+        now = _loader_generators(loader)
+        missing = [name for name, gen in now.items() if name not in kept or not _set_generator_state(gen, kept[name])]
+        gone = [name for name in kept if name not in now]
+        if not warn:
+            continue
+        if missing or gone:
+            if missing and saved is None:
+                what = (f"no state of the {role} loader's own {', '.join(missing)}: it was written by an older "
+                        "neurosim, which did not keep them")
+            elif missing:
+                what = (f"no state of the {role} loader's own {', '.join(missing)} (it was saved without this "
+                        "loader, or the loader that wrote it had no such generator)")
+            else:
+                what = f"the state of a {', '.join(gone)} that the {role} loader given now lacks"
+            warnings.warn(f"{path} holds {what}, so the loader's shuffle order and worker seeds continue from "
+                          "another random state than the run's, which will not match one that was never "
+                          "interrupted; resume with a loader built as the one that wrote the checkpoint, or pass "
+                          "fit(resume=False) to start over", RuntimeWarning, stacklevel=4)
+        if getattr(loader, "persistent_workers", False) and getattr(loader, "num_workers", 0) > 0:
+            warnings.warn(f"the {role} loader keeps persistent workers: their random streams live in the worker "
+                          "processes and cannot be checkpointed, and a new loader draws a worker seed that the "
+                          "uninterrupted run's later epochs did not, so the resumed run shuffles (and augments) "
+                          "unlike one that was never interrupted; build it with persistent_workers=False for an "
+                          "exact resume", RuntimeWarning, stacklevel=4)
 
 
 def _json_safe(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -195,8 +287,14 @@ class Trainer:
         atomic_write_text(self.run_dir / "metrics.jsonl",
                           "".join(json.dumps(_json_safe(m), allow_nan=False) + "\n" for m in self.history))
 
-    def save(self, path: Path | None = None) -> Path:
+    def save(self, path: Path | None = None, loaders: dict[str, Iterable | None] | None = None) -> Path:
         """Write a checkpoint (atomic) with everything needed to resume.
+
+        Args:
+            path: where; None means ``run_dir/checkpoint.pt``.
+            loaders: the loaders by role (:meth:`fit` passes ``{"train": ..., "test": ...}``) whose own random
+                generators the checkpoint keeps too: a torch DataLoader's ``generator=`` and its sampler's own
+                (:meth:`load` with the same roles restores them).
 
         In a process group every process must call it (it gathers each process's RNG state, ``rng_ranks``);
         process 0 writes the file and the others wait until it is there.
@@ -210,7 +308,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-            "rng": _rng_state(self.device),
+            "rng": {**_rng_state(self.device), "loaders": _loader_rng_state(loaders or {})},
             "history": self.history,
             "config": config_to_dict(self.config),
             "world_size": self.world.size,
@@ -224,8 +322,13 @@ class Trainer:
         distributed.barrier()
         return path
 
-    def load(self, path: Path) -> None:
+    def load(self, path: Path, loaders: dict[str, Iterable | None] | None = None) -> None:
         """Restore model, optimizer, scheduler, RNG states and history from a checkpoint.
+
+        ``loaders`` (by role, as given to :meth:`save`) get their own random generators back: a DataLoader built
+        with ``generator=`` then shuffles as it would have in the uninterrupted run. A loader whose generator the
+        checkpoint lacks (written by an older neurosim, or by another loader), or that keeps persistent workers
+        (whose random streams live in the workers), warns that the run will not match an uninterrupted one.
 
         Resumed with as many processes as wrote it, every process continues its own random streams, so the run
         is exact. With another number of processes it warns (the batch per optimizer step changes with the number
@@ -240,9 +343,9 @@ class Trainer:
             CheckpointError: the file is unreadable, or its weights do not fit ``self.model``.
         """
         # on the CPU first: RNG states must be CPU tensors; the model and optimizer copy to their device
-        self._restore(load_checkpoint(path, map_location="cpu"), path)
+        self._restore(load_checkpoint(path, map_location="cpu"), path, loaders)
 
-    def _restore(self, ckpt: dict[str, Any], path: Path) -> None:
+    def _restore(self, ckpt: dict[str, Any], path: Path, loaders: dict[str, Iterable | None] | None = None) -> None:
         """:meth:`load` of the checkpoint ``ckpt`` read from ``path``."""
         load_weights(self.model, ckpt["model"], path, model_is="the model given to the Trainer",
                      advice="resume it with the model it was trained with, give another run_dir to start afresh "
@@ -278,6 +381,8 @@ class Trainer:
                           f"(set train.threads = {saved_threads} for that)", RuntimeWarning, stacklevel=2)
         if self.world.rank < len(streams):
             _set_rng_state(streams[self.world.rank], self.device)
+            _restore_loader_rngs(streams[self.world.rank].get("loaders"), loaders or {}, path,
+                                 warn=self.world.is_main)
         else:  # a process the checkpoint has no stream for: one of its own, unlike every other process's
             seq = np.random.SeedSequence([self.config.seed, self.world.rank, self.epoch, saved_world])
             seed_everything(int(seq.generate_state(1, np.uint64)[0]) >> 1)  # int: numpy 1 refuses uint64 >> 1
@@ -400,7 +505,10 @@ class Trainer:
             resume: continue from ``run_dir/checkpoint.pt`` when there is one. It must have been written with this
                 Trainer's config (only :data:`~neurosim.training.checkpoint.RESUME_MAY_CHANGE` may differ, e.g.
                 ``train.epochs``) and have no more than ``epochs`` epochs done. False starts over: the earlier
-                run's files stay until this run has trained an epoch.
+                run's files stay until this run has trained an epoch. The loaders' own random generators (a torch
+                DataLoader's ``generator=``, its sampler's) are checkpointed and restored with the global ones, so
+                the resumed epochs shuffle as in an uninterrupted run; where a loader's cannot be (a checkpoint
+                without them, persistent workers) a RuntimeWarning says so.
             epochs: the epoch to train up to; None means ``config.train.epochs``.
 
         Returns:
@@ -414,13 +522,14 @@ class Trainer:
         """
         epochs_name = "train.epochs" if epochs is None else "epochs"  # what the caller set, for the messages
         epochs = self.config.train.epochs if epochs is None else epochs
+        loaders = {"train": train_loader, "test": test_loader}  # their own generators are checkpointed too
         if resume and self._checkpoint_found():
             ckpt = load_checkpoint(self.checkpoint_path, map_location="cpu")
             check_resumable(ckpt, self.config, epochs, self.run_dir,
                             epochs_name=epochs_name,
                             elsewhere="give another run_dir to start afresh there",
                             start_over="pass fit(resume=False) to start over in this one")
-            self._restore(ckpt, self.checkpoint_path)
+            self._restore(ckpt, self.checkpoint_path, loaders)
         else:
             seed_everything(self.config.seed + self.world.rank)
         earlier = not resume and self.checkpoint_path is not None and self.checkpoint_path.is_file()
@@ -441,7 +550,7 @@ class Trainer:
             self._write_run_files()
             if self.run_dir is not None and (self.epoch % self.config.train.checkpoint_every == 0
                                              or self.epoch == epochs):
-                self.save()
+                self.save(loaders=loaders)
             if self.progress and self.world.is_main:
                 shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
                 tqdm.write(" ".join(f"{k}={v}" for k, v in shown.items()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 import torch
@@ -100,7 +101,7 @@ def test_a_run_resumed_with_more_epochs_anneals_over_the_new_number(tmp_path):
     planned = lrs(tmp_path / "four", 4)  # cosine over 4 epochs
     lrs(tmp_path / "two", 2)
     resumed = lrs(tmp_path / "two", 4)  # the same run, extended to 4 epochs
-    assert resumed[2:] == pytest.approx(planned[2:], rel=1e-12)  # not the old schedule's 0 and back up
+    assert resumed[2:] == pytest.approx(planned[2:], rel=1e-12, abs=0)  # not the old schedule's 0 and back up
     assert resumed[:2] != pytest.approx(planned[:2])  # what was done under the 2-epoch schedule stays in the history
 
 
@@ -314,3 +315,60 @@ def test_a_dataloader_with_workers_starts_them_once_per_epoch_and_trains_as_one_
     for k in weights[0]:
         assert torch.equal(weights[0][k], weights[2][k]), k
 
+
+def _shuffling_loader(own):
+    data = _Samples()
+    if own == "loader generator":  # tutorial 03's pattern
+        return torch.utils.data.DataLoader(data, batch_size=8, shuffle=True, collate_fn=_time_first,
+                                           generator=torch.Generator().manual_seed(0))
+    sampler = torch.utils.data.RandomSampler(data, generator=torch.Generator().manual_seed(0))
+    return torch.utils.data.DataLoader(data, batch_size=8, sampler=sampler, collate_fn=_time_first)
+
+
+@pytest.mark.parametrize("own", ["loader generator", "sampler generator"])
+def test_a_run_resumed_with_a_dataloaders_own_generator_equals_an_uninterrupted_one(tmp_path, own):
+    # the generator's state was not checkpointed: the resumed process replayed epoch 1's shuffle order
+    full = _own_model_trainer(tmp_path / "a", epochs=3)
+    full_history = full.fit(_shuffling_loader(own), _shuffling_loader(own))
+    _own_model_trainer(tmp_path / "b", epochs=3).fit(_shuffling_loader(own), _shuffling_loader(own), epochs=1)
+    torch.manual_seed(123)  # a new process: other global random state, fresh loaders
+    resumed = _own_model_trainer(tmp_path / "b", epochs=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # everything was restored: nothing to warn about
+        resumed_history = resumed.fit(_shuffling_loader(own), _shuffling_loader(own))
+    assert _strip(resumed_history) == _strip(full_history)
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+
+
+def test_resuming_where_a_loaders_randomness_cannot_be_restored_warns(tmp_path):
+    own = "loader generator"
+    _own_model_trainer(tmp_path, epochs=1).fit(_shuffling_loader(own))
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert set(ckpt["rng"]["loaders"]["train"]) == {"generator"}  # the sampler shares the loader's generator
+
+    def warned(loaders):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _own_model_trainer(epochs=2).load(tmp_path / "checkpoint.pt", loaders=loaders)
+        return [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+
+    assert warned({"train": _shuffling_loader(own)}) == []
+    assert warned({"train": [(torch.zeros(4, 8, 12), torch.zeros(8, dtype=torch.long))]}) == [
+        f"{tmp_path / 'checkpoint.pt'} holds the state of a generator that the train loader given now lacks, so the "
+        "loader's shuffle order and worker seeds continue from another random state than the run's, which will not "
+        "match one that was never interrupted; resume with a loader built as the one that wrote the checkpoint, or "
+        "pass fit(resume=False) to start over"]
+    (message,) = warned({"train": _shuffling_loader("sampler generator")})
+    assert "no state of the train loader's own sampler.generator (it was saved without this loader" in message
+    # a checkpoint of a neurosim that kept no loader generators still loads, and says what it lacks
+    del ckpt["rng"]["loaders"]
+    torch.save(ckpt, tmp_path / "checkpoint.pt")
+    (message,) = warned({"train": _shuffling_loader(own)})
+    assert "no state of the train loader's own generator: it was written by an older neurosim" in message
+    assert warned({"train": torch.utils.data.DataLoader(_Samples(), batch_size=8, shuffle=True)}) == []  # global RNG
+    # persistent workers keep their random streams (and skip the worker seed of later epochs): not restorable
+    persistent = torch.utils.data.DataLoader(_Samples(), batch_size=8, shuffle=True, num_workers=1,
+                                             persistent_workers=True)
+    (message,) = warned({"train": persistent})
+    assert "the train loader keeps persistent workers" in message and "persistent_workers=False" in message
