@@ -231,7 +231,11 @@ def write_report(result: RunResult, extra_sections: list[str] | None = None) -> 
 
 def load_run(path: str | Path, progress: bool = True, device: str | torch.device | None = None
              ) -> tuple[torch.nn.Module, RunConfig, DataBundle]:
-    """The trained model (eval mode), config and data loaders of a neurosim checkpoint."""
+    """The trained model (eval mode), config and data loaders of a neurosim checkpoint.
+
+    It leaves torch's random stream as it was (the model's random initialisation, which the checkpoint's weights
+    replace, draws from a forked one): ``torch.manual_seed(0)`` and then ``load_run(...)`` draw as after the seed alone.
+    """
     ckpt = load_checkpoint(path)
     cfg = config_from_checkpoint(ckpt["config"])
     if device is None:
@@ -241,7 +245,8 @@ def load_run(path: str | Path, progress: bool = True, device: str | torch.device
             warnings.warn(f"{path} was trained with train.device = {cfg.train.device!r}, which this machine lacks; "
                           "loading it on the CPU", RuntimeWarning, stacklevel=2)
             device = torch.device("cpu")
-    model = build_model(cfg.model, cfg.neuron)
+    with torch.random.fork_rng(devices=[]):  # its random init is overwritten: the caller's draws stay as they were
+        model = build_model(cfg.model, cfg.neuron)
     load_weights(model, ckpt["model"], path)
     model.to(device).eval()
     data = make_loaders(cfg.data, seed=cfg.seed, device=device, progress=progress)
