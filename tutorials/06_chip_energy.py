@@ -80,7 +80,7 @@ for name, e in report.estimates.items():
 # hundreds of targets, and each synaptic event reads its weight from core memory; SpiNNaker's ARM cores spend
 # nanojoules per event where Loihi's dedicated logic spends tens of picojoules. Speck publishes no per-event
 # energy, so its figure is only resting power × run time (a lower bound, said in its notes). RRAM crossbars
-# compute a whole column in one analog read, so their cost is mostly the digital periphery (buffers, ~48 %), then
+# compute a whole column in one analog read, so their cost is mostly the digital periphery (buffers, ~43 %), then
 # the analog cell reads (`rram_neurosim`) or the ADCs (`rram_lsm40nm`), rather than weight fetches. TrueNorth's
 # 256-input cores cannot hold a neuron with 400 or 800 inputs: the estimate is marked as not fitting
 # ("no (∞ chips)") and the mapper says which layer is over the limit and by how much; its energy figure assumes a
