@@ -410,8 +410,12 @@ class HLOP:
                 raise ValueError(f"{where}: num_frozen must be an integer in [0, {weight.shape[0]}] (the rows "
                                  f"saved), got {num_frozen!r}")
             like = {"device": sub.weight.device, "dtype": sub.weight.dtype}
-            loaded[name] = {"weight": weight.detach().to(**like), "velocity": velocity.detach().to(**like),
-                            "num_frozen": num_frozen}
+            weight, velocity = weight.detach().to(**like), velocity.detach().to(**like)
+            # HebbianSubspace.load_state_dict refuses these too, but only once earlier layers are loaded
+            if not (torch.isfinite(weight).all() and torch.isfinite(velocity).all()):
+                raise ValueError(f"{where}: subspace weight or velocity holds NaN or inf (in this HLOP's "
+                                 f"{sub.weight.dtype})")
+            loaded[name] = {"weight": weight, "velocity": velocity, "num_frozen": num_frozen}
         # all checked: now change the state
         for name, entry in loaded.items():
             self.subspaces[name].load_state_dict(entry)

@@ -350,6 +350,11 @@ def test_load_state_dict_refuses_a_state_of_another_layout_and_changes_nothing()
     refused(too_many, match=r"layer '5': num_frozen must be an integer in \[0, 6\]")
     refused({**state, "generator": torch.zeros(3)}, match="'generator' is not a torch.Generator state")
     refused({**state, "tasks_done": -1}, match="tasks_done must be an integer >= 0")
+    # the last layer's NaN (HebbianSubspace refuses it too, but only after the earlier layers were loaded)
+    nan = state["subspaces"]["5"]["weight"].clone()
+    nan[0, 0] = float("nan")
+    refused({**state, "subspaces": {**state["subspaces"], "5": {**state["subspaces"]["5"], "weight": nan}}},
+            match=r"layer '5': subspace weight or velocity holds NaN or inf")
 
 
 def test_state_dict_warns_about_activity_not_yet_stepped():
