@@ -346,7 +346,8 @@ class Trainer:
         self._restore(load_checkpoint(path, map_location="cpu"), path, loaders)
 
     def _restore(self, ckpt: dict[str, Any], path: Path, loaders: dict[str, Iterable | None] | None = None) -> None:
-        """:meth:`load` of the checkpoint ``ckpt`` read from ``path``."""
+        """:meth:`load` of the checkpoint ``ckpt`` read from ``path``. Called by :meth:`load` or :meth:`fit` only: its
+        warnings point at their caller (stacklevel 3; the loaders' at 4, from one call deeper)."""
         load_weights(self.model, ckpt["model"], path, model_is="the model given to the Trainer",
                      advice="resume it with the model it was trained with, give another run_dir to start afresh "
                             "there, or pass fit(resume=False) to start over in this one")
@@ -365,20 +366,20 @@ class Trainer:
                           f"{self.config.data.batch_size}"
                           + (f", and processes {saved_world}+ draw new random streams" if self.world.size > saved_world
                              else "") + ", so the run will not match one that was never interrupted",
-                          RuntimeWarning, stacklevel=2)
+                          RuntimeWarning, stacklevel=3)
         saved_data = ckpt.get("data_fingerprint")
         if saved_data is not None and self.data_fingerprint is not None and saved_data != self.data_fingerprint \
                 and self.world.is_main:
             warnings.warn(f"{path} was trained on other data files than the dataset on disk now (regenerated, "
                           "re-downloaded, changed or copied since): the resumed epochs train on the new files",
-                          RuntimeWarning, stacklevel=2)
+                          RuntimeWarning, stacklevel=3)
         saved_threads = ckpt.get("cpu_threads")
         if saved_threads and self.device.type == "cpu" and saved_threads != torch.get_num_threads() \
                 and self.world.is_main:
             warnings.warn(f"{path} was written with {saved_threads} CPU thread(s) per process and is resumed with "
                           f"{torch.get_num_threads()}: torch's CPU convolutions sum in another order with another "
                           "thread count, so the run will not match one that was never interrupted bit for bit "
-                          f"(set train.threads = {saved_threads} for that)", RuntimeWarning, stacklevel=2)
+                          f"(set train.threads = {saved_threads} for that)", RuntimeWarning, stacklevel=3)
         if self.world.rank < len(streams):
             _set_rng_state(streams[self.world.rank], self.device)
             _restore_loader_rngs(streams[self.world.rank].get("loaders"), loaders or {}, path,

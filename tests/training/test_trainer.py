@@ -132,6 +132,28 @@ def test_resuming_with_another_cpu_thread_count_warns_that_it_rounds_differently
         torch.set_num_threads(before)
 
 
+
+def test_resume_warnings_point_at_the_code_that_called_load_or_fit(tmp_path):
+    # load() became load() -> _restore(): its warnings pointed at trainer.py's load instead of the caller's line
+    from neurosim.config import RunConfig, TrainConfig
+    from neurosim.nn import LI, Flatten, Linear, Sequential
+
+    batches = [(torch.rand(4, 10, 20), torch.randint(0, 3, (10,)))]
+
+    def trainer():
+        return Trainer(Sequential(Flatten(), Linear(20, 3), LI(0.9)),
+                       RunConfig(train=TrainConfig(epochs=2, device="cpu")), tmp_path, progress=False)
+
+    trainer().fit(batches, epochs=1)
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    ckpt["cpu_threads"] = torch.get_num_threads() + 1  # as if written with another thread count
+    torch.save(ckpt, tmp_path / "checkpoint.pt")
+    for resume in (lambda t: t.load(tmp_path / "checkpoint.pt"), lambda t: t.fit(batches)):
+        t = trainer()
+        with pytest.warns(RuntimeWarning, match="CPU thread") as caught:
+            resume(t)
+        assert [w.filename for w in caught if "CPU thread" in str(w.message)] == [__file__]
+
 def test_resuming_on_other_data_files_warns(tmp_path):
     import warnings
 
