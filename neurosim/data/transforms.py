@@ -47,7 +47,9 @@ except where tonic is wrong. The differences, all deliberate:
   ``np.random.default_rng([seed, worker_seed])``, made at the worker's first call. Every worker thus draws its
   own augmentations, workers started anew each epoch (``persistent_workers=False``) draw new ones each epoch, and
   ``torch.manual_seed`` before the loop repeats them all; in the main process (``num_workers=0``) the stream is
-  ``default_rng(seed)`` as before. A ``np.random.Generator`` or ``np.random.RandomState`` is used as given
+  ``default_rng(seed)`` as before — held by the transform, so a checkpointed training run resumed in a new process
+  restarts it (``seed=None`` or ``num_workers > 0`` resume exactly: the Trainer restores numpy's global stream and
+  the loader's worker seeds). A ``np.random.Generator`` or ``np.random.RandomState`` is used as given
   (``RandomState(s)`` reproduces tonic after ``np.random.seed(s)``; every worker gets a copy of it, in the state
   it had when the workers started).
 * **Parameters** are checked when the transform is built (``ValueError`` / ``TypeError`` with the reason), not

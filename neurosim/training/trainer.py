@@ -509,7 +509,10 @@ class Trainer:
                 run's files stay until this run has trained an epoch. The loaders' own random generators (a torch
                 DataLoader's ``generator=``, its sampler's) are checkpointed and restored with the global ones, so
                 the resumed epochs shuffle as in an uninterrupted run; where a loader's cannot be (a checkpoint
-                without them, persistent workers) a RuntimeWarning says so.
+                without them, persistent workers) a RuntimeWarning says so. Generators inside the dataset are not
+                seen: an augmentation with its own integer ``seed=`` run in the main process (``num_workers=0``)
+                restarts its stream on resume, silently (with ``num_workers > 0`` its stream derives from the worker
+                seed, which is restored; with ``seed=None`` it draws from numpy's global stream, also restored).
             epochs: the epoch to train up to; None means ``config.train.epochs``.
 
         Returns:
