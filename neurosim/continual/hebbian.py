@@ -33,6 +33,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 
 __all__ = ["HebbianSubspace", "orthonormality_error", "project_out", "subspace_error"]
@@ -194,28 +196,47 @@ class HebbianSubspace:
     def state_dict(self) -> dict:
         return {"weight": self.weight.clone(), "velocity": self.velocity.clone(), "num_frozen": self.num_frozen}
 
-    def load_state_dict(self, state: dict) -> None:
-        """Restore :meth:`state_dict`'s rows, velocity and frozen count (copies, on this subspace's device and
-        dtype). Everything is checked before anything changes: a state of another layout is a ValueError naming
-        what differs, and leaves this subspace as it was."""
-        if not isinstance(state, dict) or set(state) != {"weight", "velocity", "num_frozen"}:
-            got = sorted(state) if isinstance(state, dict) else type(state).__name__
-            raise ValueError(f"a HebbianSubspace state dict has the keys ['num_frozen', 'velocity', 'weight'], "
-                             f"got {got}")
-        w, v, frozen = state["weight"], state["velocity"], state["num_frozen"]
-        if not isinstance(w, torch.Tensor) or w.dim() != 2 or w.shape[1] != self.in_features:
-            raise ValueError(f"subspace weight must be a [k, {self.in_features}] tensor, got "
-                             f"{tuple(w.shape) if isinstance(w, torch.Tensor) else type(w).__name__}")
-        if not isinstance(v, torch.Tensor) or v.shape != w.shape:
-            raise ValueError(f"subspace velocity must have the weight's shape {tuple(w.shape)}, got "
-                             f"{tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__}")
-        if isinstance(frozen, bool) or not isinstance(frozen, int) or not 0 <= frozen <= w.shape[0]:
-            raise ValueError(f"num_frozen must be an int in [0, {w.shape[0]}] (the rows), got {frozen!r}")
-        if not (torch.isfinite(w).all() and torch.isfinite(v).all()):
-            raise ValueError("subspace weight or velocity holds NaN or inf")
+    _STATE_KEYS = ("weight", "velocity", "num_frozen")
+
+    def checked_state(self, state: Mapping, where: str = "HebbianSubspace state dict") -> dict:
+        """:meth:`state_dict`'s ``state`` checked against this subspace, its tensors on this subspace's device and
+        dtype (what :meth:`load_state_dict` then sets; :class:`~neurosim.continual.HLOP` checks every layer's first).
+
+        Raises:
+            ValueError: ``state`` has other keys, a weight of other presynaptic size, a velocity of another shape,
+                a ``num_frozen`` outside the rows, or NaN/inf; the message starts with ``where``.
+        """
+        if not isinstance(state, Mapping):
+            raise ValueError(f"{where}: expected a HebbianSubspace state dict, got {type(state).__name__}")
+        if sorted(state) != sorted(self._STATE_KEYS):
+            raise ValueError(f"{where} has keys {list(state)}, expected {list(self._STATE_KEYS)}: load a dict that "
+                             "HebbianSubspace.state_dict() made")
+        weight, velocity, num_frozen = state["weight"], state["velocity"], state["num_frozen"]
+        if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or weight.shape[1] != self.in_features:
+            shape = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
+            raise ValueError(f"{where}: subspace weight is {shape}, but this layer's presynaptic vectors have "
+                             f"{self.in_features} entries (expected [rows, {self.in_features}]): the state dict "
+                             "comes from a model of another layout")
+        if not isinstance(velocity, torch.Tensor) or velocity.shape != weight.shape:
+            shape = tuple(velocity.shape) if isinstance(velocity, torch.Tensor) else type(velocity).__name__
+            raise ValueError(f"{where}: velocity is {shape}, expected the weight's {tuple(weight.shape)}")
+        if isinstance(num_frozen, bool) or not isinstance(num_frozen, int) or not 0 <= num_frozen <= weight.shape[0]:
+            raise ValueError(f"{where}: num_frozen must be an integer in [0, {weight.shape[0]}] (the rows saved), "
+                             f"got {num_frozen!r}")
         like = {"device": self.weight.device, "dtype": self.weight.dtype}
-        self.weight, self.velocity = w.to(**like).clone(), v.to(**like).clone()
-        self.num_frozen = frozen
+        weight, velocity = weight.detach().to(**like), velocity.detach().to(**like)
+        if not (torch.isfinite(weight).all() and torch.isfinite(velocity).all()):
+            raise ValueError(f"{where}: subspace weight or velocity holds NaN or inf (in this subspace's "
+                             f"{self.weight.dtype})")
+        return {"weight": weight, "velocity": velocity, "num_frozen": num_frozen}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        """Restore :meth:`state_dict`'s rows, velocity and frozen count (copies, on this subspace's device and
+        dtype). Everything is checked first (:meth:`checked_state`): a state of another layout is a ValueError
+        naming what differs, and leaves this subspace as it was."""
+        checked = self.checked_state(state)
+        self.weight, self.velocity = checked["weight"].clone(), checked["velocity"].clone()
+        self.num_frozen = checked["num_frozen"]
 
     def __repr__(self) -> str:
         return (f"HebbianSubspace(n={self.in_features}, rows={self.num_rows}, frozen={self.num_frozen}, "

@@ -347,7 +347,6 @@ class HLOP:
         self.projecting = self.hebbian = False
 
     _STATE_KEYS = ("tasks_done", "projecting", "hebbian", "generator", "subspaces")
-    _SUBSPACE_KEYS = ("weight", "velocity", "num_frozen")
 
     def state_dict(self) -> dict:
         """HLOP's state: ``{"tasks_done", "projecting", "hebbian", "generator": the generator's state,
@@ -389,33 +388,9 @@ class HLOP:
             torch.Generator().set_state(torch.as_tensor(state["generator"]).cpu())
         except (RuntimeError, TypeError, ValueError) as e:
             raise ValueError(f"HLOP state dict: 'generator' is not a torch.Generator state ({e})") from None
-        loaded = {}
-        for name in mine:
-            sub, entry = self.subspaces[name], state["subspaces"][name]
-            where = f"HLOP state dict, layer {name!r}"
-            if not isinstance(entry, Mapping):
-                raise ValueError(f"{where}: expected a HebbianSubspace state dict, got {type(entry).__name__}")
-            _check_keys(entry, self._SUBSPACE_KEYS, where)
-            weight, velocity, num_frozen = entry["weight"], entry["velocity"], entry["num_frozen"]
-            if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or weight.shape[1] != sub.in_features:
-                shape = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
-                raise ValueError(f"{where}: subspace weight is {shape}, but this layer's presynaptic vectors have "
-                                 f"{sub.in_features} entries (expected [rows, {sub.in_features}]): the state dict "
-                                 "comes from a model of another layout")
-            if not isinstance(velocity, torch.Tensor) or velocity.shape != weight.shape:
-                shape = tuple(velocity.shape) if isinstance(velocity, torch.Tensor) else type(velocity).__name__
-                raise ValueError(f"{where}: velocity is {shape}, expected the weight's {tuple(weight.shape)}")
-            if isinstance(num_frozen, bool) or not isinstance(num_frozen, int) \
-                    or not 0 <= num_frozen <= weight.shape[0]:
-                raise ValueError(f"{where}: num_frozen must be an integer in [0, {weight.shape[0]}] (the rows "
-                                 f"saved), got {num_frozen!r}")
-            like = {"device": sub.weight.device, "dtype": sub.weight.dtype}
-            weight, velocity = weight.detach().to(**like), velocity.detach().to(**like)
-            # HebbianSubspace.load_state_dict refuses these too, but only once earlier layers are loaded
-            if not (torch.isfinite(weight).all() and torch.isfinite(velocity).all()):
-                raise ValueError(f"{where}: subspace weight or velocity holds NaN or inf (in this HLOP's "
-                                 f"{sub.weight.dtype})")
-            loaded[name] = {"weight": weight, "velocity": velocity, "num_frozen": num_frozen}
+        # every layer checked (HebbianSubspace.checked_state) before any changes
+        loaded = {name: self.subspaces[name].checked_state(state["subspaces"][name], f"HLOP state dict, layer {name!r}")
+                  for name in mine}
         # all checked: now change the state
         for name, entry in loaded.items():
             self.subspaces[name].load_state_dict(entry)

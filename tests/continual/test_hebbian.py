@@ -137,13 +137,13 @@ def test_load_state_dict_round_trips_and_refuses_another_layout_changing_nothing
 
     target = HebbianSubspace(6, lr=0.1)
     cases = [
-        ({"weight": h.weight}, r"keys \['num_frozen', 'velocity', 'weight'\], got \['weight'\]"),
-        (bad(weight=torch.zeros(4, 5)), r"\[k, 6\] tensor, got \(4, 5\)"),
-        (bad(velocity=torch.zeros(3, 6)), r"velocity must have the weight's shape \(4, 6\), got \(3, 6\)"),
-        (bad(num_frozen=5), r"num_frozen must be an int in \[0, 4\].*got 5"),
-        (bad(num_frozen=True), r"num_frozen must be an int.*got True"),
+        ({"weight": h.weight}, r"has keys \['weight'\], expected \['weight', 'velocity', 'num_frozen'\]"),
+        (bad(weight=torch.zeros(4, 5)), r"subspace weight is \(4, 5\).* have 6 entries"),
+        (bad(velocity=torch.zeros(3, 6)), r"velocity is \(3, 6\), expected the weight's \(4, 6\)"),
+        (bad(num_frozen=5), r"num_frozen must be an integer in \[0, 4\].*got 5"),
+        (bad(num_frozen=True), r"num_frozen must be an integer.*got True"),
         (bad(weight=torch.full((4, 6), float("nan"))), "NaN or inf"),
-        ([1, 2], "got list"),
+        ([1, 2], "expected a HebbianSubspace state dict, got list"),
     ]
     for state_, message in cases:
         with pytest.raises(ValueError, match=message):
