@@ -23,6 +23,7 @@ raises ``ValueError`` saying what was found.
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 import torch
@@ -170,10 +171,11 @@ def latency_encode(data, num_steps: int, *, tau: float = 1.0, threshold: float =
         raise ValueError(f"threshold must be in (0, 1), got {threshold!r}")
     if not (tau > 0 and math.isfinite(tau)):
         raise ValueError(f"tau must be a positive finite number of steps, got {tau!r}")
-    if (isinstance(first_spike_time, bool) or not isinstance(first_spike_time, (int, np.integer))
-            or not 0 <= first_spike_time <= steps - 1):
+    if (isinstance(first_spike_time, bool) or not isinstance(first_spike_time, numbers.Real)
+            or not float(first_spike_time).is_integer() or not 0 <= first_spike_time <= steps - 1):
         raise ValueError(f"first_spike_time must be a whole number of steps in [0, num_steps - 1 = {steps - 1}], "
                          f"got {first_spike_time!r}")
+    first_spike_time = int(first_spike_time)  # (2.0 is a whole number too, as snnTorch's latency takes it)
     if not (epsilon > 0 and math.isfinite(epsilon)):
         raise ValueError(f"epsilon must be a small positive finite number (it keeps the log code finite at "
                          f"x = threshold; default 1e-7), got {epsilon!r}")

@@ -142,6 +142,12 @@ def test_latency_bad_arguments():
         with pytest.raises(ValueError, match=msg):
             latency_encode(x, 5, **kw)
     assert latency_encode(x, 5, first_spike_time=np.int64(2)).sum() == 3  # numpy integers are whole numbers
+    # whole numbers given as floats (snnTorch's latency takes them) encode as the int
+    want = latency_encode(x, 5, first_spike_time=2)
+    for whole in (2.0, np.float64(2.0)):
+        assert torch.equal(latency_encode(x, 5, first_spike_time=whole), want)
+    with pytest.raises(ValueError, match="first_spike_time must be a whole number"):
+        latency_encode(x, 5, first_spike_time=float("nan"))
 
 
 def test_latency_with_a_huge_tau_drops_late_spikes_instead_of_wrapping_their_step():
