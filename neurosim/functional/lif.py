@@ -219,9 +219,11 @@ def _float_input(x_seq: torch.Tensor) -> torch.Tensor:
 
 
 def _check_state(x_seq: torch.Tensor, v0, name: str, promoted_from: torch.dtype | None = None,
-                 move: str = "state.to(x_seq.device)") -> torch.Tensor:
+                 move: str = "state.to(x_seq.device)",
+                 why: str = "the membrane would otherwise be computed in one dtype or the other depending on the "
+                            "backend") -> torch.Tensor:
     """``v0`` if it can continue ``x_seq`` (one step's shape, ``x_seq``'s dtype and device), else a ValueError naming
-    ``name`` (``move``: how to move it to x_seq's device)."""
+    ``name`` (``move``: how to move it to x_seq's device; ``why``: why the dtypes must agree)."""
     if not isinstance(v0, torch.Tensor) or v0.shape != x_seq.shape[1:]:
         got = tuple(v0.shape) if isinstance(v0, torch.Tensor) else type(v0).__name__
         raise ValueError(
@@ -229,9 +231,11 @@ def _check_state(x_seq: torch.Tensor, v0, name: str, promoted_from: torch.dtype 
             "pass state=None to start from rest (state is never re-zeroed silently)"
         )
     if v0.dtype != x_seq.dtype:
-        was = f" (promoted from {promoted_from})" if promoted_from is not None else ""
-        raise ValueError(f"{name} is {v0.dtype} but x_seq is {x_seq.dtype}{was}; cast one to the other (the membrane "
-                         "would otherwise be computed in one dtype or the other depending on the backend)")
+        if promoted_from is not None:  # the state must be the float dtype x_seq was promoted to
+            raise ValueError(f"{name} is {v0.dtype} but x_seq is {x_seq.dtype} (promoted from {promoted_from}: "
+                             f"integer and bool input runs in {x_seq.dtype}); pass a {x_seq.dtype} state, e.g. the "
+                             "one the previous call returned")
+        raise ValueError(f"{name} is {v0.dtype} but x_seq is {x_seq.dtype}; cast one to the other ({why})")
     if v0.device != x_seq.device:
         raise ValueError(f"{name} is on {v0.device} but x_seq is on {x_seq.device}; move the state to x_seq's device "
                          f"({move}), or pass state=None to start from rest")

@@ -262,7 +262,8 @@ class LI(nn.Module):
         if state is None:
             v = x_seq.new_zeros(x_seq.shape[1:])
         else:  # not broadcast: a state of another shape or dtype is a state of another run
-            v = _check_state(x_seq, state, "LI's state", given if given != x_seq.dtype else None)
+            v = _check_state(x_seq, state, "LI's state", given if given != x_seq.dtype else None,
+                             why="β·v + x would otherwise run silently in the wider of the two dtypes")
         temporal = is_temporal_grad_enabled()
         out = []
         for x in x_seq:

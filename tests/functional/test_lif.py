@@ -216,9 +216,12 @@ def test_integer_and_bool_input_is_promoted_to_float32_on_every_backend(reset, b
         assert s.flatten().tolist() == spikes and state.v.item() == pytest.approx(v_end, abs=1e-6)
         first, mid = lif_scan(x[:2], params, backend=backend)  # a float32 state continues integer input
         assert torch.equal(torch.cat([first, lif_scan(x[2:], params, mid, backend=backend)[0]]), s)
-    with pytest.raises(ValueError, match=r"state.v is torch.float64 but x_seq is torch.float32 \(promoted from "
-                                         r"torch.int64\)"):
-        lif_scan(torch.ones(4, 1, dtype=torch.int64), params, LIFState(torch.zeros(1, dtype=torch.float64)))
+    # a state of the input's own integer dtype is told the dtype to pass, not to "cast one to the other"
+    for bad in (torch.float64, torch.int64):
+        with pytest.raises(ValueError, match=rf"state.v is {bad} but x_seq is torch.float32 \(promoted from "
+                                             r"torch.int64: .*\); pass a torch.float32 state") as info:
+            lif_scan(torch.ones(4, 1, dtype=torch.int64), params, LIFState(torch.zeros(1, dtype=bad)))
+        assert "cast one to the other" not in str(info.value)
 
 
 def test_a_state_or_parameter_on_another_device_is_named():

@@ -419,6 +419,9 @@ def test_li_refuses_a_state_of_another_shape_dtype_or_device():
     out, state = li(x[:2])
     assert torch.equal(torch.cat([out, li(x[2:], state)[0]]), li(x)[0])  # its own state still continues
     assert li(torch.ones(3, 4, dtype=torch.int64))[0].dtype == torch.float32  # integer input: float32, as LIF
+    with pytest.raises(ValueError) as info:  # LI has one implementation: no "backend" in its reason
+        li(x, torch.zeros(4, 5, dtype=torch.float64))
+    assert "backend" not in str(info.value) and "wider of the two dtypes" in str(info.value)
     with pytest.raises(ValueError, match="LI's beta_value is on meta but x_seq is on cpu"):
         LI(0.9).to("meta")(x)
 
