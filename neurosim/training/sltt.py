@@ -152,7 +152,7 @@ GPU_FORWARD_SAMPLES = 1024
 
 def _auto_forward_chunk(model: torch.nn.Module, x_seq: torch.Tensor, drawn: bool) -> int:
     """SLTT-K's ``time_chunk = "auto"``: steps per forward-only call (see :class:`SLTTK`)."""
-    if not drawn or _one_step_only(model):
+    if not drawn or _chunks_change_values(unwrap(model)):
         return 1
     if x_seq.device.type != "cpu":  # a GPU: few large calls, the memory of a call still bounded independent of T
         return max(1, min(x_seq.shape[0], -(-GPU_FORWARD_SAMPLES // max(1, x_seq.shape[1]))))
@@ -173,12 +173,21 @@ def _one_step_only(model: torch.nn.Module) -> str | None:
         return (f"the model ({type(model).__name__}) has its own forward and does not declare "
                 "cuts_temporal_grad = True for it (neurosim's Sequential does), so state that forward carries "
                 "between steps (e.g. spikes fed back) is cut only by detaching it between calls")
+    if why := _chunks_change_values(model):
+        return why
     for name, m in model.named_modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training:
-            return f"BatchNorm {name!r} in training mode normalises each step by its own statistics"
         if is_stateful(m) and not getattr(m, "cuts_temporal_grad", False):
             return (f"stateful layer {name!r} ({type(m).__name__}) does not declare that it honours "
                     "no_temporal_grad (cuts_temporal_grad), so its state is detached between steps")
+    return None
+
+
+def _chunks_change_values(model: torch.nn.Module) -> str | None:
+    """Why several steps per call would compute other values than one step per call (None: the same values).
+    This alone decides for forward-only steps (SLTT-K's): without a graph, what cuts gradients does not matter."""
+    for name, m in model.named_modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training:
+            return f"BatchNorm {name!r} in training mode normalises each step by its own statistics"
     return None
 
 
@@ -235,9 +244,13 @@ def run_online(model: torch.nn.Module, x_seq: torch.Tensor, y: torch.Tensor, los
     T = x_seq.shape[0]  # time steps
     method = "SLTT" if backward_steps is None else "SLTT-K"  # for the errors
     chunk = sltt_chunk(model, x_seq) if time_chunk is None else check_steps(time_chunk)
-    if chunk > 1 and (why := _one_step_only(model)):
+    # SLTT-K's steps with a backward run one per call anyway: its chunks hold forward-only steps, whose values
+    # are all that chunks could change
+    why = _one_step_only(model) if backward_steps is None else _chunks_change_values(unwrap(model))
+    if chunk > 1 and why:
+        changed = "the gradients" if backward_steps is None else "the forward-only steps' values"
         warnings.warn(f"time_chunk = {chunk} runs one step per call instead: {why}, and several steps per call "
-                      "would change the gradients", RuntimeWarning, stacklevel=3)
+                      f"would change {changed}", RuntimeWarning, stacklevel=3)
         chunk = 1
     state = None
     # Outputs and loss go into buffers made once: no small allocation outlives a step, so the heap the steps'

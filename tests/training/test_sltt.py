@@ -4,6 +4,7 @@ memory that does not grow with T, the K-step variant, presets, and a short train
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 
 import pytest
@@ -666,6 +667,31 @@ def test_a_model_whose_own_forward_carries_state_runs_sltt_one_step_per_call():
 
     assert sltt_chunk(Own(*_conv_model()), x_conv) == 1
     assert sltt_chunk(type("Plain", (Sequential,), {})(*_conv_model()), x_conv) == 4
+
+
+def test_sltt_k_chunks_its_forward_only_steps_for_any_model_unless_that_changes_their_values():
+    """SLTT-K's chunks hold only forward-only steps (its backward steps run one per call), so a hand-written model
+    keeps them (no graph: nothing to cut); BatchNorm in training mode does not (per-step statistics)."""
+    torch.manual_seed(0)
+    base = _Recurrent().double()
+    x, y = _data(T=8, scale=2.0)
+
+    def run(model, chunk):
+        method = SLTTK(k=2, generator=torch.Generator().manual_seed(3), time_chunk=chunk)
+        out = method.forward_backward(model, x, y, TET())
+        return out, _grads(model)
+
+    exact_out, exact = run(copy.deepcopy(base), 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "runs one step per call" warning
+        chunked_out, chunked = run(copy.deepcopy(base), 4)
+    _assert_grads_close(chunked, exact)
+    assert torch.allclose(chunked_out.out_seq, exact_out.out_seq, rtol=0, atol=1e-12)
+    bn = Sequential(Flatten(), Linear(6, 12, bias=False), BatchNorm1d(12), LIF(**paper_lif_kwargs()),
+                    Linear(12, 4), LI(0.0)).double()
+    with pytest.warns(RuntimeWarning, match=r"time_chunk = 4 runs one step per call instead: BatchNorm '2' .* "
+                                            r"would change the forward-only steps' values"):
+        run(bn, 4)
 
 
 class _SpikesOnly(torch.nn.Module):
