@@ -264,6 +264,9 @@ def _settings(spec: Spec, weight_bits, cell_bits, tile_size, columns_per_adc, sh
         s["columns_per_adc"] = _positive_int("columns_per_adc", columns_per_adc)
     if not 2 <= s["weight_bits"] <= 16:
         raise ValueError(f"weight_bits must be 2..16 (a sign and 1..15 magnitude bits), got {s['weight_bits']}")
+    if s["columns_per_adc"] > s["columns"]:
+        raise ValueError(f"columns_per_adc is {s['columns_per_adc']} but a tile has {s['columns']} columns: an ADC "
+                         "cannot take turns among more columns than the tile has")
     s["slices"] = math.ceil((s["weight_bits"] - 1) / s["cell_bits"])
     if 2 * s["slices"] > s["columns"]:
         raise ValueError(f"one weight needs {2 * s['slices']} columns ({s['weight_bits']}-bit weights, "

@@ -112,6 +112,8 @@ def test_mapping_errors_name_the_problem():
         map_crossbar(facts, spec, tile_size=0)
     with pytest.raises(ValueError, match="not a crossbar target"):
         map_crossbar(facts, load_spec("loihi"))
+    with pytest.raises(ValueError, match="columns_per_adc is 64 but a tile has 32 columns"):
+        map_crossbar(facts, spec, tile_size=32, columns_per_adc=64)
 
 
 def test_cell_conductances_slice_the_magnitude_and_pair_the_sign():
