@@ -9,25 +9,62 @@ compile any cached function: ``RuntimeError: cannot cache function ... no locato
 :func:`use_writable_numba_cache` runs when ``neurosim`` is imported: in that case only, and unless the user chose
 a folder (``NUMBA_CACHE_DIR``), it points numba at ``<temp dir>/neurosim-numba-<uid>``, so kernels compile (and
 are cached there for the next run).
+
+It also makes a cache that cannot be written *after* compiling cost the cache, not the run
+(:func:`warn_on_failed_cache_saves`): numba tests a cache folder by creating an empty file, which works on a full
+disk, and then fails to save the compiled kernel with a bare ``OSError: No space left on device`` that stops the
+run at its first kernel, though the kernel is compiled. A failed save is a ``RuntimeWarning`` naming the cache
+folder instead, and the kernel runs uncached.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import warnings
 from pathlib import Path
 
-__all__ = ["use_writable_numba_cache"]
+__all__ = ["use_writable_numba_cache", "warn_on_failed_cache_saves"]
 
 
 def _writable(folder: Path) -> bool:
-    """Whether numba could cache in ``folder`` (its own test: create the folder, then a file in it)."""
+    """Whether numba could cache in ``folder``: create the folder, then a file in it with data (numba's own test
+    writes an empty file, which a full disk allows)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=folder).close()
+        with tempfile.TemporaryFile(dir=folder) as f:
+            f.write(b"\0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
     except OSError:
         return False
     return True
+
+
+def warn_on_failed_cache_saves() -> None:
+    """Make numba's save of a compiled kernel to its cache warn instead of raise when the cache cannot be written
+    (a full disk, a quota): a ``RuntimeWarning`` naming the kernel, the cache folder and the cause, and the kernel,
+    compiled already, runs uncached. Wraps ``numba.core.caching.Cache.save_overload`` (numba >= 0.58) once."""
+    from numba.core import caching
+
+    save = caching.Cache.save_overload
+    if getattr(save, "_neurosim_warns", False):
+        return
+
+    def save_overload(self, sig, data):
+        try:
+            save(self, sig, data)
+        except OSError as e:
+            where = e.filename or getattr(self, "_cache_path", None) or "numba's cache folder"
+            name = re.sub(r"^<function (\S+) at .*>$", r"\1", str(getattr(self, "_name", "kernel")))
+            warnings.warn(f"numba could not cache the compiled kernel {name} in {where} "
+                          f"({e.strerror or e}): it runs uncached, and is compiled again in the next run. Free "
+                          "space there, or set NUMBA_CACHE_DIR to a writable folder with space",
+                          RuntimeWarning, stacklevel=2)
+
+    save_overload._neurosim_warns = True
+    caching.Cache.save_overload = save_overload
 
 
 def use_writable_numba_cache(package_dir: Path = Path(__file__).parent, environ=os.environ,
@@ -42,7 +79,16 @@ def use_writable_numba_cache(package_dir: Path = Path(__file__).parent, environ=
 
     Returns:
         The folder set, or None when numba's own choice works or the user set ``NUMBA_CACHE_DIR``.
+
+    Also calls :func:`warn_on_failed_cache_saves` (neurosim's import runs this function before any kernel compiles).
     """
+    try:
+        return _choose_cache_dir(package_dir, environ, writable)
+    finally:
+        warn_on_failed_cache_saves()
+
+
+def _choose_cache_dir(package_dir: Path, environ, writable) -> str | None:
     if environ.get("NUMBA_CACHE_DIR"):
         return None
     user_cache = Path(environ.get("XDG_CACHE_HOME") or Path(environ.get("HOME") or "~").expanduser() / ".cache")

@@ -66,3 +66,53 @@ def test_an_install_where_numba_can_cache_nowhere_still_runs_its_kernels(tmp_pat
                        timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.split()[0] == str(tmp_path / "tmp" / f"neurosim-numba-{os.getuid()}")
+
+
+def test_the_folder_test_writes_data_not_only_an_empty_file(tmp_path, monkeypatch):
+    # a full disk lets numba's own test (an empty file) pass; the save after compiling then fails
+    import tempfile
+
+    real = tempfile.TemporaryFile
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def close(self):
+            self.f.close()
+
+        def write(self, data):
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", lambda **kw: Full(real(**kw)))
+    assert not _writable(tmp_path / "full")
+
+
+def test_a_failed_cache_save_warns_with_the_folder_and_the_kernel_runs(tmp_path, monkeypatch):
+    # What a full disk under NUMBA_CACHE_DIR does: the save of the compiled kernel raises a pathless OSError,
+    # which stopped the run at its first kernel. Now a RuntimeWarning names the cache folder; the result is there.
+    import importlib.util
+
+    import numba  # noqa: F401  (neurosim's import wrapped the save)
+    from numba.core import caching
+
+    def full(self, sig, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(caching.Cache, "_save_overload", full)
+    (tmp_path / "kern_full_disk.py").write_text("import numba\n\n@numba.njit(cache=True)\ndef twice(x):\n"
+                                                "    return 2 * x\n")
+    spec = importlib.util.spec_from_file_location("kern_full_disk", tmp_path / "kern_full_disk.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    import pytest
+
+    with pytest.warns(RuntimeWarning, match=r"could not cache the compiled kernel twice in /\S+ \(No "
+                                            r"space left.*NUMBA_CACHE_DIR"):
+        assert module.twice(21) == 42
