@@ -164,11 +164,16 @@ def hold_run_folder(run_dir: str | Path, command: str, elsewhere: str = "choose 
         f.close()
     _HELD.add(key)
     try:
-        f.seek(0)
-        f.truncate()
-        f.write(f"neurosim {command} (process {os.getpid()} on {socket.gethostname()}, since "
-                f"{time.strftime('%Y-%m-%d %H:%M:%S')})\n")
-        f.flush()
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(f"neurosim {command} (process {os.getpid()} on {socket.gethostname()}, since "
+                    f"{time.strftime('%Y-%m-%d %H:%M:%S')})\n")
+            f.flush()
+        except OSError as e:  # a full disk raises from write() without a path: name the lock file
+            if e.filename is not None:
+                raise
+            raise OSError(e.errno, e.strerror, str(lock)) from e
         yield run_dir
     finally:
         _HELD.discard(key)
@@ -177,7 +182,10 @@ def hold_run_folder(run_dir: str | Path, command: str, elsewhere: str = "choose 
         except OSError:
             pass
         _remove_empty(made)  # a run that failed before any output leaves no folder behind
-        f.close()  # releases the lock
+        try:
+            f.close()  # releases the lock
+        except OSError:  # the holder line still buffered (a full disk): the file is gone, and an error of the
+            pass  # run (or of the line's write, above) is what to report, not this one
 
 
 _HELD: set[str] = set()  # run folders this process holds (hold_run_folder)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -206,3 +207,61 @@ def test_a_second_demo_is_told_to_use_another_out_folder(tmp_path):
         r = subprocess.run([sys.executable, "-m", "neurosim", "-q", "demo", "--out", str(tmp_path)],
                            capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "give demo another --out folder" in r.stderr and "--set" not in r.stderr
+
+
+class _FullDiskFile:
+    """A text file on a full disk: writes are buffered, and flushing them (flush() or close()) raises a pathless
+    ENOSPC, as a full file system does."""
+
+    def __init__(self, f):
+        self.f, self.pending = f, False
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+    def write(self, text):
+        self.pending = True
+        return len(text)
+
+    def flush(self):
+        if self.pending:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def close(self):
+        self.f.close()
+        self.flush()
+
+
+def test_a_full_disk_at_the_run_folders_lock_names_the_lock_file(tmp_path, monkeypatch):
+    # the holder line's write failed without a path, and close() in the cleanup raised a second pathless error
+    # that replaced the first: the user saw only "No space left on device"
+    import builtins
+
+    import neurosim._io as io_module
+
+    monkeypatch.setattr(io_module, "open", lambda *a, **kw: _FullDiskFile(builtins.open(*a, **kw)), raising=False)
+    with pytest.raises(OSError) as info:
+        with io_module.hold_run_folder(tmp_path / "runs" / "x", "train"):
+            pass
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "runs" / "x" / ".lock")
+    assert not (tmp_path / "runs").exists()  # nothing left behind
+
+
+def test_a_failing_close_of_the_lock_does_not_hide_the_runs_own_error(tmp_path, monkeypatch):
+    import builtins
+
+    import neurosim._io as io_module
+
+    class LateFull(_FullDiskFile):
+        def write(self, text):  # the holder line lands; the close fails
+            self.pending = False
+            return len(text)
+
+        def close(self):
+            self.f.close()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(io_module, "open", lambda *a, **kw: LateFull(builtins.open(*a, **kw)), raising=False)
+    with pytest.raises(ValueError, match="bad labels"):
+        with io_module.hold_run_folder(tmp_path / "run", "train"):
+            raise ValueError("bad labels")
