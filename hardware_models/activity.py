@@ -283,7 +283,9 @@ class ActivityProfile:
         )
 
     def to_json(self, path: str | os.PathLike) -> Path:
-        """Write the profile to ``path`` atomically (temp file in the same folder, then ``os.replace``)."""
+        """Write the profile to ``path`` atomically (temp file in the same folder, then ``os.replace``). An
+        ``OSError`` names ``path`` where the system gave none (a full disk fails in write() or flush() without one),
+        as ``neurosim._io.atomic_write_bytes`` does."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -294,11 +296,13 @@ class ActivityProfile:
                 os.fsync(fh.fileno())
             os.chmod(tmp, _new_file_mode(path))  # as open(path, "w") would, not mkstemp's private 0600
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as exc:
             try:
                 os.unlink(tmp)
             except FileNotFoundError:
                 pass
+            if isinstance(exc, OSError) and exc.filename is None:
+                raise OSError(exc.errno, exc.strerror, str(path)) from exc
             raise
         return path
 

@@ -84,6 +84,19 @@ def test_a_full_disk_during_a_write_names_the_file_and_leaves_no_temporary(tmp_p
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_full_disk_while_writing_an_activity_profile_names_the_file(tmp_path, monkeypatch):
+    # hardware_models keeps its own atomic write (it imports no neurosim): it gives the same error as atomic_write_bytes
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    profile = ActivityProfile(time_steps=2, dt_s=1e-3, samples=1, spikes_per_step={"lif": np.array([1.0, 0.0])})
+    with pytest.raises(OSError, match="No space left on device") as info:
+        profile.to_json(tmp_path / "activity.json")
+    assert info.value.filename == str(tmp_path / "activity.json") and info.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_live_writers_temporary_file_is_kept_whatever_its_process_number_says(tmp_path):
     # Containers sharing a host name number their processes apart: a live writer's pid may look dead here.
     import fcntl
