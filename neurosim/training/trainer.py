@@ -551,10 +551,10 @@ class Trainer:
                 metrics.update(test_loss=ev["loss"], test_acc=ev["acc"])
             self.epoch += 1
             self.history.append(metrics)
-            self._write_run_files()
             if self.run_dir is not None and (self.epoch % self.config.train.checkpoint_every == 0
                                              or self.epoch == epochs):
-                self.save(loaders=loaders)
+                self.save(loaders=loaders)  # first: a failed save (a full disk) leaves metrics.jsonl at the
+            self._write_run_files()  # checkpoint's epoch, not one ahead of it
             if self.progress and self.world.is_main:
                 shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
                 tqdm.write(" ".join(f"{k}={v}" for k, v in shown.items()))

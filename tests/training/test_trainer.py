@@ -394,3 +394,26 @@ def test_resuming_where_a_loaders_randomness_cannot_be_restored_warns(tmp_path):
                                              persistent_workers=True)
     (message,) = warned({"train": persistent})
     assert "the train loader keeps persistent workers" in message and "persistent_workers=False" in message
+
+
+def test_a_failed_checkpoint_leaves_the_metrics_at_the_checkpoints_epoch(tmp_path, monkeypatch):
+    # metrics.jsonl was written before the checkpoint: after a full disk at epoch 2's checkpoint it listed epoch 2
+    # while checkpoint.pt held epoch 1, and a resumed run would train epoch 2 again
+    import errno
+
+    import neurosim.training.trainer as trainer_module
+
+    loader = [_time_first([_Samples()[i] for i in range(k, k + 8)]) for k in (0, 8)]
+    real = trainer_module.save_checkpoint
+
+    def full_at_epoch_2(path, ckpt):
+        if ckpt["epoch"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, ckpt)
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", full_at_epoch_2)
+    run = tmp_path / "run"
+    with pytest.raises(OSError, match="No space left"):
+        _own_model_trainer(run, epochs=3).fit(loader, resume=False)
+    assert load_checkpoint(run / "checkpoint.pt")["epoch"] == 1
+    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1]
