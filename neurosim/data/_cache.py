@@ -6,8 +6,11 @@ folder). Nothing here downloads anything.
 
 from __future__ import annotations
 
+import errno
 import os
 import warnings
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from neurosim._io import atomic_write_bytes
@@ -28,13 +31,63 @@ def default_cache_dir() -> Path:
     return base / "neurosim"
 
 
-def store(path: Path, data: bytes, what: str, advice: str = "") -> bool:
+class CacheWriteError(OSError):
+    """A cache entry that had to be written (inside :func:`writes_required`, e.g. ``neurosim datasets prepare``)
+    could not be: the message names the file, the cause and what to do; ``errno`` and ``filename`` are the
+    system's."""
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+_REQUIRED: ContextVar[bool] = ContextVar("neurosim_cache_writes_required", default=False)
+
+
+@contextmanager
+def writes_required():
+    """Inside this block :func:`store` raises :class:`CacheWriteError` instead of warning: for a caller whose only
+    job is to fill the cache (``DatasetInfo.prepare``)."""
+    token = _REQUIRED.set(True)
+    try:
+        yield
+    finally:
+        _REQUIRED.reset(token)
+
+
+_FAILED: set[Path] = set()  # entries whose store warned in this process
+
+
+def store_failed(path: Path) -> bool:
+    """Whether :func:`store` could not write ``path`` in this process (and warned why)."""
+    return Path(path) in _FAILED
+
+
+def _advice(e: OSError) -> str:
+    """What makes the cache writable again, for the cause of ``e``."""
+    env = os.environ.get(ENV_VAR)
+    now = f" (it is {env} now)" if env else ""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"free space on that disk, or set {ENV_VAR} to a folder on a disk with space{now}"
+    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"set {ENV_VAR} to a folder you can write{now}"
+    return f"check that folder, or set {ENV_VAR} to another one{now}"
+
+
+def store(path: Path, data: bytes, what: str) -> bool:
     """Write cache entry ``path`` atomically; a cache folder that cannot be written (read-only, full) costs the
-    cache, not the run: a warning naming ``what`` (and ``advice``), and False."""
+    cache, not the run: a warning naming ``what``, the file, the cause and what to do, and False. Inside
+    :func:`writes_required` it raises :class:`CacheWriteError` instead."""
     try:
         atomic_write_bytes(path, data)
     except OSError as e:
-        warnings.warn(f"could not store {what} in the cache folder {path.parent} ({e.strerror or e}{advice}): they "
-                      "are used from memory this time and made again next time", RuntimeWarning, stacklevel=3)
+        cause = e.strerror or str(e)
+        if _REQUIRED.get():
+            raise CacheWriteError(e.errno, f"could not store {what} in {path} ({cause}): {_advice(e)}, then run "
+                                  "this again", str(path)) from e
+        _FAILED.add(Path(path))
+        # the file's name in the text: each split's frames warn (a warning's text is shown once per line)
+        warnings.warn(f"could not store {what} in the cache folder {path.parent} ({path.name}: {cause}): this "
+                      f"run uses them from memory, and the next run makes them again unless you {_advice(e)}",
+                      RuntimeWarning, stacklevel=3)
         return False
     return True

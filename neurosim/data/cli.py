@@ -7,7 +7,8 @@
 ``--root`` is the folder that holds tonic's ``<ClassName>/`` dataset folders (default: ``<neurosim cache>/datasets``;
 a root tonic already downloaded into works as is). ``prepare`` downloads only what is not on disk (tonic's own
 download code and progress bar), then converts both splits to the frame cache with a progress bar; with the files
-already there it needs no network. ``check`` reads every data file and lists all the bad ones; it exits with 1
+already there it needs no network. ``prepare`` exits with 1 when the cache folder cannot take the data or the
+frames (full, read-only): the error names the file, the cause and what to do. ``check`` reads every data file and lists all the bad ones; it exits with 1
 when any file is bad.
 """
 
@@ -50,14 +51,23 @@ def cmd_prepare(args) -> int:
     where = info.location(root)
     print(f"{info.name}: {info.description}")
     print(f"location: {where}" + ("" if info.on_disk(root) else f" (not on disk yet: {info.size_note})"))
+    from neurosim.data._cache import CacheWriteError
+
     try:
         result = info.prepare(root, progress=not args.quiet, frames=not args.no_frames, time_steps=args.time_steps)
     except MissingReaderError as e:
         return _error(args, str(e))
+    except CacheWriteError as e:  # preparing is caching: a cache that cannot be written is a failure
+        print(f"neurosim datasets prepare: error: {e}", file=sys.stderr)
+        return 1
     samples = ", ".join(f"{n} {split}" for split, n in result["samples"].items())
     print(f"ready: {samples} samples in {result['location']}")
     for split, shape in result["frames"].items():
         print(f"frames cached ({split}): {list(shape)} [N, T, P, H, W]")
+    if result.get("uncached"):
+        print(f"neurosim datasets prepare: error: the {' and '.join(result['uncached'])} frames were converted but "
+              f"not cached: {where} does not exist or holds no files (see the warning above)", file=sys.stderr)
+        return 1
     hint = info.extra.get("config_hint")
     # the overrides that make training find this root and reuse the frames just cached
     sets = ([f"data.root={root}"] if args.root else []) + \

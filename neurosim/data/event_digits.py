@@ -148,7 +148,7 @@ def load_event_digits(cache_dir: str | Path | None = None, progress: bool = True
         data = build_event_digits(progress=progress)
         buf = io.BytesIO()
         np.savez_compressed(buf, meta=np.array(_meta()), **data)
-        store(path, buf.getvalue(), "the event digits", "; set NEUROSIM_CACHE_DIR to a writable folder to keep them")
+        store(path, buf.getvalue(), "the event digits")
     _MEMORY[path] = data
     return data
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from neurosim.config import DataConfig
+from neurosim.data._cache import store_failed
 from neurosim.data.frames import cached_frames, events_to_frames, frame_cache_path
 from neurosim.data.loaders import FrameLoader
 from neurosim.data.registry import DatasetInfo, get_dataset
@@ -123,6 +124,12 @@ def load_frames(cfg: DataConfig, split: str, progress: bool = True) -> tuple[np.
 
 
 def _warn_uncached(info: DatasetInfo, location: Path) -> None:
+    if store_failed(location):  # a generated dataset whose file the cache folder could not take (store said why)
+        warnings.warn(
+            f"dataset {info.name!r}: its generated file {location} could not be stored (see the warning before), so "
+            "its frames cannot be cached either: both are made again on every run until the cache folder can be "
+            "written", RuntimeWarning, stacklevel=4)
+        return
     warnings.warn(
         f"dataset {info.name!r}: its location {location} does not exist or holds no files, so the frame cache "
         "cannot tell when its recordings change; its frames are converted on every run instead of cached. To cache "

@@ -122,21 +122,35 @@ class DatasetInfo:
         """Make the dataset ready to train on: download and extract it if needed (tonic's progress bar), then
         convert both splits to cached frames of the default transform (or ``time_steps`` frames).
 
-        Returns ``{"location": Path, "samples": {split: n}, "frames": {split: shape}}``; ``frames=False`` skips the
-        conversion (``"frames"`` is then empty).
+        Returns ``{"location": Path, "samples": {split: n}, "frames": {split: shape}, "uncached": [split, ...]}``:
+        ``"frames"`` the splits whose frames are in the cache, ``"uncached"`` those converted but not cached because
+        the location cannot be fingerprinted (a warning says why); ``frames=False`` skips the conversion (both are
+        then empty).
+
+        Raises:
+            neurosim.data._cache.CacheWriteError: (an OSError) the cache folder cannot take the generated data or
+                the frames (full, read-only): caching is the point of preparing, so this is an error, not the
+                warning a training run gets; it names the file, the cause and what to do.
         """
         from neurosim.config import DataConfig
-        from neurosim.data.pipeline import load_frames
+        from neurosim.data._cache import writes_required
+        from neurosim.data.pipeline import _load_frames
 
         r = self.root(root)
-        samples, shapes = {}, {}
-        for split in ("train", "test"):
-            samples[split] = len(self.load(split, r, download=True, progress=progress))
-        if frames:
-            cfg = DataConfig(dataset=self.name, time_steps=int(time_steps or self.default_time_steps), root=str(r))
+        samples, shapes, uncached = {}, {}, []
+        with writes_required():
             for split in ("train", "test"):
-                shapes[split] = tuple(load_frames(cfg, split, progress=progress)[0].shape)
-        return {"location": self.location(r), "samples": samples, "frames": shapes}
+                samples[split] = len(self.load(split, r, download=True, progress=progress))
+            if frames:
+                cfg = DataConfig(dataset=self.name, time_steps=int(time_steps or self.default_time_steps),
+                                 root=str(r))
+                for split in ("train", "test"):
+                    got, _, fingerprint = _load_frames(cfg, split, progress)
+                    if fingerprint is None:
+                        uncached.append(split)
+                    else:
+                        shapes[split] = tuple(got.shape)
+        return {"location": self.location(r), "samples": samples, "frames": shapes, "uncached": uncached}
 
 
 DATASETS: dict[str, DatasetInfo] = {}

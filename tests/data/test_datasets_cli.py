@@ -191,3 +191,41 @@ def test_check_without_data_or_reader_is_a_one_line_error(offline, capsys):
         assert "pip install aedat" in capsys.readouterr().err
     assert main(["-q", "datasets", "check", "event_digits"]) == 0
     assert "nothing to check" in capsys.readouterr().out
+
+
+def _full_cache(monkeypatch):
+    """The cache's one writer, on a full disk: a pathless ENOSPC, as write() gives (atomic_write_bytes adds the path)."""
+    import errno
+
+    import neurosim.data._cache as cache
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(cache, "atomic_write_bytes", full)
+
+
+def test_prepare_on_a_full_cache_disk_fails_naming_the_file_the_cause_and_what_to_do(offline, capsys, monkeypatch):
+    # it printed "ready: ... in <cache>/event_digits_v3.npz" and "frames cached" and exited 0, with nothing written
+    import neurosim.data.event_digits as ed
+
+    monkeypatch.setattr(ed, "_MEMORY", {})
+    monkeypatch.setattr(ed, "build_event_digits", lambda progress=True: {"x": np.arange(3)})  # (fails before use)
+    _full_cache(monkeypatch)
+    assert main(["-q", "datasets", "prepare", "event_digits"]) == 1
+    out, err = capsys.readouterr()
+    assert "ready" not in out and "frames cached" not in out
+    cache = offline.parent / "cache"
+    assert err == (f"neurosim datasets prepare: error: could not store the event digits in {cache / 'event_digits_v3.npz'}"
+                   " (No space left on device): free space on that disk, or set NEUROSIM_CACHE_DIR to a folder on a "
+                   f"disk with space (it is {cache} now), then run this again\n")
+
+
+def test_prepare_fails_when_the_frames_cannot_be_cached(offline, capsys, monkeypatch):
+    fw.write_dataset("dvsgesture", offline, n_users=10, events_per_file=16)
+    _full_cache(monkeypatch)
+    assert main(["-q", "datasets", "prepare", "dvsgesture", "--root", str(offline), "--time-steps", "3"]) == 1
+    out, err = capsys.readouterr()
+    assert "frames cached" not in out
+    assert err.startswith(f"neurosim datasets prepare: error: could not store the frames in {offline.parent / 'cache'}"
+                          "/frames/dvsgesture_train_") and "(No space left on device): free space" in err

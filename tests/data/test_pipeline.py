@@ -125,3 +125,56 @@ def test_an_empty_dataset_folder_is_still_the_not_on_disk_error_without_a_cache_
         warnings.simplefilter("error")
         with pytest.raises(DatasetNotFoundError, match="not on disk"):
             make_loaders(cfg, progress=False)
+
+
+def _full_disk(monkeypatch):
+    import errno
+
+    import neurosim.data._cache as cache
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(cache, "atomic_write_bytes", full)  # the cache's one writer
+
+
+def test_a_full_cache_disk_warns_for_each_split_with_advice_for_a_full_disk(cache_dir, tmp_path, monkeypatch):
+    # both splits' warnings had the same text (the folder, not the file), so Python showed only the first; and the
+    # advice was for a read-only folder
+    source = tmp_path / "mine.npy"
+    recordings = {"now": _recordings(3)}
+    np.save(source, np.concatenate([ev for ev, _ in recordings["now"]]))
+    _register(monkeypatch, recordings, lambda root: source)
+    _full_disk(monkeypatch)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("default")  # Python's own: a text is shown once per line
+        make_loaders(DataConfig(dataset="mine", time_steps=3, batch_size=4), progress=False)
+    said = [str(w.message) for w in record if "could not store" in str(w.message)]
+    assert len(said) == 2 and "mine_train_" in said[0] and "mine_test_" in said[1]
+    assert all("No space left on device" in s and "free space on that disk, or set NEUROSIM_CACHE_DIR to a folder on "
+               f"a disk with space (it is {cache_dir} now)" in s for s in said), said
+
+
+def test_a_generated_dataset_that_could_not_be_stored_is_not_blamed_on_its_registration(cache_dir, tmp_path,
+                                                                                         monkeypatch):
+    # the bundled event digits on a full disk: their file was not written, so the frames could not be keyed, and
+    # the warning told the user to "register the dataset with a location(root)"
+    from neurosim.data._cache import store
+
+    generated = cache_dir / "mine_v1.npz"
+
+    def generate(split, root, download, progress):
+        if not generated.exists():
+            store(generated, b"data", "the generated recordings")
+        return _recordings(4)
+
+    info = DatasetInfo(name="mine", sensor_size=SENSOR, num_classes=2, description="generated", loader=generate,
+                       on_disk=lambda root: True, location=lambda root: generated, bundled=True)
+    monkeypatch.setitem(DATASETS, info.name, info)
+    _full_disk(monkeypatch)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        make_loaders(DataConfig(dataset="mine", time_steps=3, batch_size=4), progress=False)
+    said = [str(w.message) for w in record]
+    assert not any("location(root)" in s for s in said), said
+    assert any(f"its generated file {generated} could not be stored" in s for s in said), said
