@@ -12,6 +12,13 @@
 
 Errors in user input (configs, paths, names) print one clear line and exit with status 2.
 
+For scripts and batch schedulers: standard output is line-buffered, so a log file (a slurm ``.out``, ``nohup``,
+``> log 2>&1``) shows each result line when it is printed, in order with the errors. SIGTERM, which schedulers send
+before they kill a job, stops ``train``, ``continual``, ``lsm``, ``demo`` and ``estimate`` as Ctrl-C does (the last
+checkpoint is kept, the run folder's lock released; rerunning resumes) and exits with status 143 (Ctrl-C: 130). When
+the reader of standard output goes away (``neurosim train ... | head -1``) the command stops quietly with status 141,
+as Unix tools do on SIGPIPE, its last checkpoint kept.
+
 ``train`` also runs data-parallel under torchrun, e.g. ``torchrun --standalone --nproc-per-node 2 -m neurosim
 train --config quickstart`` (see :mod:`neurosim.training.distributed`); the other commands run in one process.
 """
@@ -19,10 +26,14 @@ train --config quickstart`` (see :mod:`neurosim.training.distributed`); the othe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib
+import io
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -42,6 +53,11 @@ PLUGINS = (
 
 class UserError(Exception):
     """An error caused by the user's input: printed without a traceback."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command was, like Ctrl-C's KeyboardInterrupt, so that the same cleanup runs (a
+    half-written checkpoint removed, the run folder's lock released, the last checkpoint kept)."""
 
 
 def _configs_dir() -> Path:
@@ -150,7 +166,7 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neurosim", description=__doc__.split("\n\n")[0])
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("-q", "--quiet", action="store_true", help=_QUIET_HELP)
     parser.add_argument("--version", action="version", version=f"neurosim {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -177,11 +193,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_QUIET_HELP = ("no progress bars, and none of the lines printed while it runs: train's and demo's per-epoch metrics "
+               "(still in the run folder's metrics.jsonl), continual's per-(method, seed) results; the final "
+               "results are still printed")
+
+
 def _add_quiet(subparsers) -> None:
     for command in subparsers.choices.values():
         if not any("-q" in a.option_strings for a in command._actions):
             command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
-                                 help="no progress bars")
+                                 help=_QUIET_HELP)
         for nested in (a for a in command._actions if isinstance(a, argparse._SubParsersAction)):
             _add_quiet(nested)  # e.g. `neurosim datasets prepare NAME -q`
 
@@ -199,7 +220,54 @@ def _check_launch(command: str) -> None:
                         f"`neurosim {command}` as one process (without torchrun)")
 
 
+#: the commands that may run for long: SIGTERM stops them as Ctrl-C does (the others keep its default action)
+_LONG_COMMANDS = ("train", "continual", "lsm", "demo", "estimate")
+
+
+def _line_buffered(stream) -> None:
+    """Flush ``stream`` at every newline: to a file or pipe Python writes standard output in 8 KiB blocks, so a job's
+    log would show no epoch line until the job ends, lose them to a SIGKILL, and put an error (stderr is
+    line-buffered) before the lines printed earlier."""
+    try:
+        if not stream.line_buffering:
+            stream.reconfigure(line_buffering=True)
+    except (AttributeError, ValueError, io.UnsupportedOperation):  # not a TextIOWrapper (e.g. a notebook's)
+        pass
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt(enabled: bool):
+    """While the block runs, SIGTERM raises :class:`Terminated` (once; further SIGTERMs are ignored, so that they do
+    not cut the cleanup short); the earlier handler comes back after. Signal handlers live in the main thread only."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigterm(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _stdout_gone() -> int:
+    """Standard output's reader went away (``| head``): stop quietly, with SIGPIPE's status (128 + 13), as Unix tools
+    do. Standard output now writes to the null device, so that Python's final flush raises nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):  # no file descriptor (in-process use)
+        pass
+    return 141
+
+
 def main(argv: list[str] | None = None) -> int:
+    _line_buffered(sys.stdout)
     parser = build_parser()
     args = parser.parse_args(argv)
     from neurosim._io import OutputPathError
@@ -208,8 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     from neurosim.training.checkpoint import CheckpointError
 
     try:
-        _check_launch(args.command)
-        return args.func(args)
+        with _sigterm_as_interrupt(args.command in _LONG_COMMANDS):
+            _check_launch(args.command)
+            return args.func(args)
+    except BrokenPipeError:
+        return _stdout_gone()
     except (UserError, ConfigError, CheckpointError, DatasetNotFoundError, MissingReaderError, OutputPathError) as e:
         print(f"neurosim {args.command}: error: {e}", file=sys.stderr)
         return 2
@@ -221,9 +292,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"neurosim {args.command}: error: {_storage_error(e)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"\n{_interrupted(args)}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        terminated = isinstance(e, Terminated)
+        print(f"\n{_interrupted(args, 'terminated (SIGTERM)' if terminated else 'interrupted')}", file=sys.stderr)
+        return 143 if terminated else 130  # 128 + the signal's number, as the shell reports a process it killed
 
 
 #: errors of the storage, not of neurosim: one line, with the path where there is one
@@ -241,28 +313,28 @@ def _storage_error(e: OSError) -> str:
     return f"{what}: {path}"
 
 
-def _interrupted(args) -> str:
-    """What an interrupted command kept, and how to go on."""
+def _interrupted(args, how: str = "interrupted") -> str:
+    """What an interrupted command kept, and how to go on; ``how`` says what stopped it (the message's first words)."""
     run_dir = getattr(args, "run_dir", None)
     if args.command == "train" and run_dir is not None:
         ckpt = run_dir / "checkpoint.pt"
         if not ckpt.is_file():
-            return "interrupted before the first checkpoint: no checkpoint was saved, a rerun starts from the beginning"
+            return f"{how} before the first checkpoint: no checkpoint was saved, a rerun starts from the beginning"
         if getattr(args, "no_resume", False) and ckpt.stat().st_mtime < getattr(args, "started", 0):
-            return (f"interrupted before this run's first checkpoint: {ckpt} is still the earlier run's (rerun with "
+            return (f"{how} before this run's first checkpoint: {ckpt} is still the earlier run's (rerun with "
                     "--no-resume to start over again, or without it to continue the earlier run)")
-        how = "rerun without --no-resume" if getattr(args, "no_resume", False) else "rerun the same command"
-        return f"interrupted; {ckpt} holds this run's last checkpoint: {how} to resume"
+        rerun = "rerun without --no-resume" if getattr(args, "no_resume", False) else "rerun the same command"
+        return f"{how}; {ckpt} holds this run's last checkpoint: {rerun} to resume"
     if args.command == "demo" and run_dir is not None:
         ckpt = run_dir / "checkpoint.pt"
         kept = (f"; {ckpt} is still the earlier demo's until the new one's first checkpoint"
                 if ckpt.is_file() and ckpt.stat().st_mtime < getattr(args, "started", 0) else "")
-        return f"interrupted{kept}; `neurosim demo` trains from the start when run again"
+        return f"{how}{kept}; `neurosim demo` trains from the start when run again"
     if args.command == "continual" and run_dir is not None:
-        how = "rerun without --no-resume" if getattr(args, "no_resume", False) else "rerun the same command"
-        return (f"interrupted; the finished (method, seed) results are kept in {run_dir / 'finished'}: {how} to "
+        rerun = "rerun without --no-resume" if getattr(args, "no_resume", False) else "rerun the same command"
+        return (f"{how}; the finished (method, seed) results are kept in {run_dir / 'finished'}: {rerun} to "
                 "continue")
-    return "interrupted"
+    return how
 
 
 if __name__ == "__main__":  # pragma: no cover

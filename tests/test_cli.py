@@ -126,6 +126,82 @@ def test_an_interrupted_run_says_what_it_kept(tmp_path, capsys, monkeypatch):
         capsys.readouterr().err
 
 
+def test_sigterm_stops_a_command_as_ctrl_c_does_with_status_143(tmp_path, capsys, monkeypatch):
+    import signal
+
+    import neurosim.runs
+    from neurosim.cli import Terminated
+
+    def terminated(*args, **kwargs):
+        assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN, None)  # handled meanwhile
+        raise Terminated
+
+    handler = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(neurosim.runs, "train_run", terminated)
+    (tmp_path / "quickstart").mkdir()
+    (tmp_path / "quickstart" / "checkpoint.pt").write_bytes(b"")
+    assert main(["train", "--config", "quickstart", "--set", f"out_dir={tmp_path}"]) == 143
+    assert "terminated (SIGTERM); " in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) == handler  # main() puts the caller's handler back
+
+
+def _cli(tmp_path, *settings: str) -> tuple[list[str], dict[str, str]]:
+    """``python -m neurosim train`` of a small quickstart run in ``tmp_path/job``, with the environment of a batch job
+    (no PYTHONUNBUFFERED: standard output to a file is then block-buffered unless neurosim says otherwise)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    argv = [sys.executable, "-m", "neurosim", "train", "--config", "quickstart", "--set", "name=job",
+            f"out_dir={tmp_path}", "data.train_subset=64", "data.test_subset=32", "data.time_steps=4", *settings]
+    return argv, env
+
+
+def test_a_batch_jobs_log_shows_each_epoch_as_it_ends_and_sigterm_keeps_the_checkpoint(tmp_path, event_digits_cache):
+    import signal
+    import time
+
+    argv, env = _cli(tmp_path, "train.epochs=1000")
+    log, err = tmp_path / "job.out", tmp_path / "job.err"
+    with open(log, "w") as out, open(err, "w") as errors:
+        job = subprocess.Popen(argv, stdout=out, stderr=errors, env=env)
+        try:  # two epochs done (the second's metrics are written after the first's line is printed) …
+            metrics, deadline = tmp_path / "job" / "metrics.jsonl", time.monotonic() + 120
+            while job.poll() is None and time.monotonic() < deadline and not (
+                    metrics.is_file() and metrics.read_text().count("\n") >= 2):
+                time.sleep(0.1)
+            # … and the first epoch's line is in the log, not in an 8 KiB buffer written when the job ends
+            assert "epoch=1 " in log.read_text(), f"no epoch line in the log while the job ran: {err.read_text()}"
+            job.send_signal(signal.SIGTERM)  # what slurm sends before it kills the job
+            assert job.wait(timeout=60) == 143
+        finally:
+            job.kill()
+            job.wait()
+    message = err.read_text()
+    assert "terminated (SIGTERM); " in message and "holds this run's last checkpoint: rerun the same command to " \
+        "resume" in message and "Traceback" not in message, message
+    run = tmp_path / "job"
+    assert (run / "checkpoint.pt").is_file()
+    assert not any(p.name == ".lock" or p.name.endswith(".tmp") for p in run.iterdir()), list(run.iterdir())
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["epoch"] >= 1
+
+
+def test_a_reader_that_goes_away_stops_training_quietly(tmp_path, event_digits_cache):
+    argv, env = _cli(tmp_path, "train.epochs=40")  # `neurosim train ... | head -1`
+    err = tmp_path / "job.err"
+    with open(err, "w") as errors:
+        job = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, env=env, text=True)
+        try:
+            assert job.stdout.readline().startswith("epoch=1 ")
+            job.stdout.close()
+            assert job.wait(timeout=120) == 141  # 128 + SIGPIPE, as the shell reports a writer SIGPIPE stopped
+        finally:
+            job.kill()
+            job.wait()
+    assert "Traceback" not in err.read_text() and "BrokenPipe" not in err.read_text(), err.read_text()
+    run = tmp_path / "job"
+    assert (run / "checkpoint.pt").is_file() and not (run / ".lock").exists()
+
+
 @pytest.mark.parametrize("argv, words", [
     (["train", "--config", "continual_pmnist_digits"], "is a config for `neurosim continual`: run `neurosim continual"),
     (["train", "--config", "lsm_event_digits"], "is a config for `neurosim lsm`"),
