@@ -229,24 +229,48 @@ def estimate_files(nir_path: str | Path, activity_path: str | Path, targets: Seq
 
 
 # ---------------------------------------------------------------------------------------------- outputs
+#: what :func:`write_outputs` writes, in that order: ``estimate.json`` last, so that it is there only beside a
+#: complete set
+OUTPUT_FILES = ("activity.json", "model.nir", "energy.png", "layers.png", "cores.png", "estimate.txt",
+                "estimate.json")
+
+
 def write_outputs(report: EstimateReport, out_dir: str | Path) -> dict:
-    """Write ``estimate.json``, ``activity.json``, ``model.nir``, ``estimate.txt`` and the PNG figures."""
+    """Write ``activity.json``, ``model.nir``, the PNG figures, ``estimate.txt`` and ``estimate.json`` (last).
+
+    An earlier estimate's files in ``out_dir`` are removed first, so a write that fails (a full disk) leaves no mix
+    of two estimates: only this one's files written so far, without ``estimate.json``; the ``OSError`` then says so.
+    """
     from neurosim.export import write_nir
     from neurosim.viz import save_figure
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    earlier = [name for name in OUTPUT_FILES if (out / name).exists()]
+    writers = {
+        "activity.json": lambda path: report.activity.to_json(path),
+        "model.nir": lambda path: write_nir(report.graph, path),
+        "energy.png": lambda path: save_figure(plot_energy(report.estimates.values()), path),
+        "layers.png": lambda path: save_figure(plot_layers(report), path),
+        "cores.png": lambda path: save_figure(plot_cores(report.estimates.values()), path),
+        "estimate.txt": lambda path: atomic_write_text(path, report.table() + "\n"),
+        "estimate.json": lambda path: atomic_write_text(path, json.dumps(report.to_dict(), indent=1)),
+    }
     files = {}
-    files["estimate.json"] = atomic_write_text(out / "estimate.json", json.dumps(report.to_dict(), indent=1))
-    files["estimate.txt"] = atomic_write_text(out / "estimate.txt", report.table() + "\n")
-    report.activity.to_json(out / "activity.json")
-    files["activity.json"] = out / "activity.json"
-    files["model.nir"] = write_nir(report.graph, out / "model.nir")
-    files["energy.png"] = save_figure(plot_energy(report.estimates.values()), out / "energy.png")
-    files["layers.png"] = save_figure(plot_layers(report), out / "layers.png")
-    files["cores.png"] = save_figure(plot_cores(report.estimates.values()), out / "cores.png")
-    report.files = files
-    return files
+    try:
+        for name in earlier:
+            (out / name).unlink()
+        for name in OUTPUT_FILES:
+            writers[name](out / name)
+            files[name] = out / name
+    except OSError as e:
+        kept = f"; it holds only {', '.join(files)} of this one" if files else ""
+        gone = "the earlier estimate there was removed first" if earlier else "nothing else is there"
+        raise OSError(e.errno, f"{e.strerror or e} (writing the estimate in {out}: {gone}{kept}, without "
+                      "estimate.json; run the estimate again once it can be written)", e.filename) from e
+    report.files = {name: files[name] for name in ("estimate.json", "estimate.txt", "activity.json", "model.nir",
+                                                  "energy.png", "layers.png", "cores.png")}
+    return report.files
 
 
 def plot_energy(estimates: Iterable):

@@ -84,6 +84,31 @@ def test_off_events_count_as_events_and_float64_models_are_profiled():
 # ---------------------------------------------------------------------------------- estimate_model
 
 
+def test_a_failed_re_estimate_leaves_no_mix_of_two_estimates(tmp_path, monkeypatch):
+    # a full disk at the figures of a second estimate in the same folder left the new estimate.json, estimate.txt
+    # and activity.json beside the first estimate's model.nir and figures, with nothing to tell them apart
+    import errno
+
+    import neurosim.viz as viz
+
+    model, x = _conv_model(), _spikes((5, 4, 2, 12, 12), p=0.2)
+    estimate_model(model, (2, 12, 12), x, targets=["loihi"], dt_s=1e-3, out_dir=tmp_path)
+    real = viz.save_figure
+
+    def full_at_layers(fig, path, *a, **kw):
+        if path.name == "layers.png":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(fig, path, *a, **kw)
+
+    monkeypatch.setattr(viz, "save_figure", full_at_layers)
+    with pytest.raises(OSError, match=r"No space left on device \(writing the estimate in .*: the earlier estimate "
+                                      r"there was removed first; it holds only activity.json, model.nir, energy.png "
+                                      r"of this one, without estimate.json; run the estimate again") as info:
+        estimate_model(model, (2, 12, 12), x, targets=["loihi"], dt_s=1e-3, out_dir=tmp_path)
+    assert info.value.filename == str(tmp_path / "layers.png") and info.value.errno == errno.ENOSPC
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["activity.json", "energy.png", "model.nir"]
+
+
 def test_estimate_model_on_a_conv_net_with_maxpool_writes_every_output(tmp_path):
     model = _conv_model()
     x = _spikes((5, 4, 2, 12, 12), p=0.2)
