@@ -192,9 +192,21 @@ def _processes(size: int, batch_size: int) -> str:
 
 
 def write_report(result: RunResult, extra_sections: list[str] | None = None) -> Path:
-    """Write ``report.md`` (and figures) for a finished run; returns its path."""
+    """Write ``report.md`` (and figures) for a finished run; returns its path.
+
+    The folder's earlier ``report.md`` is removed before the figures are written, so a write that fails (a full
+    disk) leaves no report describing figures of two runs; the ``OSError`` then says what is there."""
     cfg = result.trainer.config
-    figs = _figures(result)
+    report = result.run_dir / "report.md"
+    earlier = report.is_file()
+    try:
+        report.unlink(missing_ok=True)
+        figs = _figures(result)
+    except OSError as e:
+        raise OSError(e.errno, f"{e.strerror or e} (writing the report of {result.run_dir}: "
+                      + ("its earlier report.md was removed first, and " if earlier else "")
+                      + "no report.md was written; the figures there may be partly this run's, partly an earlier "
+                      "run's; checkpoint.pt and metrics.jsonl are this run's)", e.filename) from e
     last = result.history[-1]
     lines = [
         f"# neurosim run `{cfg.name}`",
@@ -226,7 +238,7 @@ def write_report(result: RunResult, extra_sections: list[str] | None = None) -> 
     lines += ["## Files", "", "- `config.toml` — the exact config used (`neurosim train --config` reruns it)",
               "- `metrics.jsonl` — one JSON object per epoch", "- `checkpoint.pt` — resumable checkpoint "
               "(`neurosim evaluate --checkpoint` evaluates it)", ""]
-    return atomic_write_text(result.run_dir / "report.md", "\n".join(lines))
+    return atomic_write_text(report, "\n".join(lines))
 
 
 def load_run(path: str | Path, progress: bool = True, device: str | torch.device | None = None
