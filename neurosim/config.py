@@ -275,13 +275,18 @@ def _type_name(tp) -> str:
 
 
 def _coerce(value: Any, tp, path: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; convert lists to tuples and ints to floats."""
+    """Check ``value`` against the annotation ``tp``; convert lists to tuples and ints to floats.
+
+    TOML has no null: for a key that may be None, the string ``"none"`` (any case) stands for it, in a file as in
+    ``--set`` (a folder named none is ``./none``); :func:`config_to_dict` writes None so where it is not the default.
+    """
+    if isinstance(value, _SetValue):
+        value = value.read_as(tp)
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
-        if type(None) in args and (value is None or (str not in args and isinstance(value, str)
-                                                     and value.lower() == "none")):
-            return None  # TOML has no null: "none" stands for it (written so where None is not the default)
+        if type(None) in args and (value is None or (isinstance(value, str) and value.lower() == "none")):
+            return None
         errors = []
         for arg in args:
             if arg is type(None):
@@ -380,8 +385,42 @@ def _parse_value(text: str) -> Any:
         return text  # a bare word: treat as a string (`--set train.method=sltt`)
 
 
+#: decimal numbers that Python reads but TOML does not: ``.001``, ``1.``, ``-.5e3``
+_BARE_DECIMAL = re.compile(r"[+-]?(\d+\.\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+class _SetValue:
+    """A ``--set`` value as typed and as TOML reads it; the key's annotation decides which one counts
+    (:meth:`read_as`), so that ``--set name=2024`` names a run "2024" rather than failing as an integer."""
+
+    __slots__ = ("text", "value")
+
+    def __init__(self, text: str) -> None:
+        self.text, self.value = text, _parse_value(text)
+
+    def __repr__(self) -> str:  # error messages show what TOML made of it
+        return repr(self.value)
+
+    def read_as(self, tp) -> Any:
+        """The value for a key annotated ``tp``: a key that takes a string takes the text as typed where TOML read
+        a number, a bool or a date (``2024``, ``true``, ``1e3``); one that takes a float reads ``.001`` and ``1.``."""
+        args = typing.get_args(tp) if typing.get_origin(tp) in (Union, types.UnionType) else (tp,)
+        if isinstance(self.value, str):
+            return float(self.text) if float in args and _BARE_DECIMAL.fullmatch(self.text) else self.value
+        if str in args and not isinstance(self.value, (list, dict)):
+            return self.text
+        return self.value
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``key.path=value`` overrides (values in TOML syntax; bare words are strings) to nested dicts."""
+    """Apply ``key.path=value`` overrides (values in TOML syntax; bare words are strings) to nested dicts.
+
+    A whole table (``train={epochs=1}``) is refused: it would replace every key of that section.
+    """
+    return _apply_overrides(data, overrides, _parse_value)
+
+
+def _apply_overrides(data: dict[str, Any], overrides: list[str], parse) -> dict[str, Any]:
     import copy
 
     data = copy.deepcopy(data)
@@ -398,7 +437,13 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {p} is not a table")
-        node[parts[-1]] = _parse_value(text.strip())
+        table = _parse_value(text.strip())
+        if isinstance(table, dict):
+            name = ".".join(p.strip() for p in parts)
+            example = " ".join(f"{name}.{k}={_toml_value(v)}" for k, v in table.items() if not isinstance(v, dict))
+            raise ConfigError(f"override {item!r}: sets the whole table {name}, which would put its other keys back "
+                              f"to their defaults; set the keys one by one: --set {example or name + '.KEY=VALUE'}")
+        node[parts[-1]] = parse(text.strip())
     return data
 
 
@@ -421,7 +466,7 @@ def load_toml_config(path: str | Path | None, overrides: list[str] | None, from_
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"{path}: not valid TOML: {e}") from None
     overrides = list(overrides or [])
-    data = apply_overrides(data, overrides)  # a malformed override names itself
+    data = _apply_overrides(data, overrides, _SetValue)  # a malformed override names itself
     try:
         return from_dict(data)
     except ConfigError as e:

@@ -61,8 +61,8 @@ def test_an_error_is_blamed_on_the_override_that_caused_it_not_on_the_file(tmp_p
     path.write_text('[train]\nepochs = 1\n')
     with pytest.raises(ConfigError, match=r"^--set train.epochz=3: train.epochz: unknown key"):
         load_config(path, ["train.lr=0.1", "train.epochz=3"])
-    with pytest.raises(ConfigError, match=r"^--set model={hidden=\['a'\]}: model.hidden\[0\]: expected an integer"):
-        load_config(path, ["model={hidden=['a']}"])
+    with pytest.raises(ConfigError, match=r"^--set model.hidden=\['a'\]: model.hidden\[0\]: expected an integer"):
+        load_config(path, ["model.hidden=['a']"])
     path.write_text('[train]\nepochs = 0\n')  # the file itself is wrong
     with pytest.raises(ConfigError, match=r"shipped.toml: train.epochs: must be positive"):
         load_config(path, ["train.lr=0.1"])
@@ -75,6 +75,51 @@ def test_overrides_parse_toml_values_and_bare_words(tmp_path):
     assert (cfg.train.epochs, cfg.train.method, cfg.model.channels, cfg.train.lr) == (4, "sltt", (8, 8), 0.01)
     with pytest.raises(ConfigError, match="expected key.path=value"):
         apply_overrides({}, ["train.epochs"])
+
+
+def test_a_key_that_takes_a_string_takes_the_set_text_as_typed():
+    # TOML reads these as a number, a bool or a float; a run name or folder is the text ("expected a string, got 2024")
+    for text in ("2024", "true", "1e3", "nan", "007", "2024-01-01"):
+        cfg = load_config(None, [f"name={text}", f"out_dir={text}"])
+        assert (cfg.name, cfg.out_dir) == (text, text)
+    assert load_config(None, ['name="quoted"']).name == "quoted"  # a TOML string is still read as TOML
+    assert load_config(None, ["model.hidden=[8, 16]", "seed=2024"]).model.hidden == (8, 16)  # other keys: TOML
+    from neurosim.continual.config import load_continual_config
+    from neurosim.lsm.config import load_lsm_config
+
+    assert load_continual_config(None, ["name=2024"]).name == load_lsm_config(None, ["name=2024"]).name == "2024"
+
+
+def test_none_means_none_for_every_key_that_may_be_none(tmp_path):
+    cfg = load_config(None, ["data.root=none", "train.grad_clip=None"])  # data.root made a folder named "none"
+    assert cfg.data.root is None and cfg.train.grad_clip is None
+    path = tmp_path / "c.toml"
+    path.write_text('[data]\nroot = "none"\n')
+    assert load_config(path).data.root is None
+    assert load_config(None, ["data.root=./none"]).data.root == "./none"  # a folder of that name
+    assert load_config(None, ["name=none"]).name == "none"  # a key that cannot be None keeps the word
+
+
+def test_a_float_key_reads_the_decimals_that_toml_lacks():
+    assert load_config(None, ["train.lr=.001"]).train.lr == 0.001  # was "expected a number, got '.001'"
+    cfg = load_config(None, ["train.lr=2.", "neuron.beta=+.5e-1"])
+    assert (cfg.train.lr, cfg.neuron.beta) == (2.0, 0.05)
+    with pytest.raises(ConfigError, match="neuron.beta: must be in .*got -0.05"):
+        load_config(None, ["neuron.beta=-.5e-1"])
+    with pytest.raises(ConfigError, match="expected an integer, got '.5'"):
+        load_config(None, ["train.epochs=.5"])
+    assert load_config(None, ["name=.001"]).name == ".001"
+
+
+def test_setting_a_whole_table_is_refused_with_the_keys_to_set_instead(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[train]\nepochs = 9\nlr = 0.1\n')
+    with pytest.raises(ConfigError, match=r"'train={epochs=1}': sets the whole table train, which would put its "
+                                          r"other keys back to their defaults; set the keys one by one: "
+                                          r"--set train.epochs=1$"):
+        load_config(path, ["train={epochs=1}"])  # silently dropped train.lr = 0.1
+    with pytest.raises(ConfigError, match="sets the whole table"):
+        apply_overrides({}, ["model={hidden=[8]}"])
 
 
 def test_file_errors_name_the_file(tmp_path):
