@@ -24,7 +24,7 @@ from neurosim.data.frames import cached_frames, events_to_frames, frame_cache_pa
 from neurosim.data.loaders import FrameLoader
 from neurosim.data.registry import DatasetInfo, get_dataset
 
-__all__ = ["DataBundle", "frame_cache_key", "load_frames", "make_loaders", "source_fingerprint"]
+__all__ = ["DataBundle", "eval_loader", "frame_cache_key", "load_frames", "make_loaders", "source_fingerprint"]
 
 
 @dataclass
@@ -170,9 +170,10 @@ def _load_frames(cfg: DataConfig, split: str, progress: bool, fingerprint: list 
 
 def make_loaders(cfg: DataConfig, seed: int = 0, device: str | torch.device = "cpu",
                  progress: bool = True) -> DataBundle:
-    """Loaders for a config's dataset: shuffled (seeded per epoch) training batches and ordered test batches (a
-    final training batch of a single sample is dropped). Frames come from the frame cache, except for a dataset
-    whose location cannot be fingerprinted: that is converted anew, with one warning naming it."""
+    """Loaders for a config's dataset: shuffled (seeded per epoch) training batches and ordered test batches, both of
+    ``cfg.batch_size`` samples (:func:`eval_loader`; a final training batch of a single sample is dropped). Frames
+    come from the frame cache, except for a dataset whose location cannot be fingerprinted: that is converted anew,
+    with one warning naming it."""
     info = get_dataset(cfg.dataset)
     train_frames, train_labels, fingerprint = _load_frames(cfg, "train", progress)
     test_frames, test_labels, _ = _load_frames(cfg, "test", progress, fingerprint,  # the same source files
@@ -182,5 +183,13 @@ def make_loaders(cfg: DataConfig, seed: int = 0, device: str | torch.device = "c
     single_left = len(train_labels) % cfg.batch_size == 1 and len(train_labels) > 1
     train = FrameLoader(train_frames, train_labels, cfg.batch_size, shuffle=True, seed=seed, drop_last=single_left,
                         device=device)
-    test = FrameLoader(test_frames, test_labels, max(cfg.batch_size, 128), shuffle=False, device=device)
+    test = eval_loader(cfg, test_frames, test_labels, device)
     return DataBundle(info, train, test, train_frames, test_frames, fingerprint)
+
+
+def eval_loader(cfg: DataConfig, frames, labels, device: str | torch.device = "cpu") -> FrameLoader:
+    """The ordered evaluation loader over ``frames``/``labels``, in batches of ``cfg.batch_size``: a batch that fits
+    training fits evaluation, which keeps no graph (a fixed larger batch ran out of memory at the first evaluation
+    after ``data.batch_size`` was lowered to fit). Accuracy does not depend on it: each sample is evaluated on its
+    own (the mean loss only to float rounding, summed per batch)."""
+    return FrameLoader(frames, labels, cfg.batch_size, shuffle=False, device=device)

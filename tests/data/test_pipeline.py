@@ -178,3 +178,14 @@ def test_a_generated_dataset_that_could_not_be_stored_is_not_blamed_on_its_regis
     said = [str(w.message) for w in record]
     assert not any("location(root)" in s for s in said), said
     assert any(f"its generated file {generated} could not be stored" in s for s in said), said
+
+
+def test_the_test_loader_batches_data_batch_size_samples_like_training(cache_dir, tmp_path, monkeypatch):
+    # it took max(batch_size, 128): a user who lowered data.batch_size to fit GPU memory ran out at the first
+    # evaluation, whose batch did not follow
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "rec.bin").write_bytes(b"1")  # a location with a file: cached, no warning
+    _register(monkeypatch, {"now": _recordings(1)}, lambda root: tmp_path / "mine")
+    bundle = make_loaders(DataConfig(dataset="mine", time_steps=3, batch_size=4), progress=False)
+    assert bundle.test.batch_size == bundle.train.batch_size == 4
+    assert [x.shape[1] for x, _ in bundle.test] == [4, 2]  # 6 samples, in order
