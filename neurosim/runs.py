@@ -18,7 +18,8 @@ import torch
 
 from neurosim._io import atomic_write_text, check_output_folder, hold_run_folder
 from neurosim.config import ConfigError, RunConfig, config_from_checkpoint, config_to_dict, load_config
-from neurosim.data.pipeline import DataBundle, make_loaders
+from neurosim.data.pipeline import DataBundle, _load_frames, eval_loader, make_loaders
+from neurosim.data.registry import get_dataset
 from neurosim.nn import build_model
 from neurosim.training import Trainer, load_checkpoint, resolve_device, seed_everything
 from neurosim.training.checkpoint import check_resumable, config_differences, load_weights
@@ -241,9 +242,13 @@ def write_report(result: RunResult, extra_sections: list[str] | None = None) -> 
     return atomic_write_text(report, "\n".join(lines))
 
 
-def load_run(path: str | Path, progress: bool = True, device: str | torch.device | None = None
-             ) -> tuple[torch.nn.Module, RunConfig, DataBundle]:
+def load_run(path: str | Path, progress: bool = True, device: str | torch.device | None = None,
+             test_only: bool = False) -> tuple[torch.nn.Module, RunConfig, DataBundle]:
     """The trained model (eval mode), config and data loaders of a neurosim checkpoint.
+
+    ``test_only=True`` loads only the test split (what evaluating and estimating use): the bundle's ``train`` and
+    ``train_frames`` are None then, and the training frames (~2 GB for DVS Gesture at T = 60) are not read. The
+    data-fingerprint check is the same either way (both splits share the source files).
 
     It leaves torch's random stream as it was (the model's random initialisation, which the checkpoint's weights
     replace, draws from a forked one): ``torch.manual_seed(0)`` and then ``load_run(...)`` draw as after the seed alone.
@@ -261,7 +266,12 @@ def load_run(path: str | Path, progress: bool = True, device: str | torch.device
         model = build_model(cfg.model, cfg.neuron)
     load_weights(model, ckpt["model"], path)
     model.to(device).eval()
-    data = make_loaders(cfg.data, seed=cfg.seed, device=device, progress=progress)
+    if test_only:
+        test_frames, test_labels, fingerprint = _load_frames(cfg.data, "test", progress)
+        data = DataBundle(get_dataset(cfg.data.dataset), None, eval_loader(cfg.data, test_frames, test_labels, device),
+                          None, test_frames, fingerprint)
+    else:
+        data = make_loaders(cfg.data, seed=cfg.seed, device=device, progress=progress)
     saved = ckpt.get("data_fingerprint")
     if saved is not None and data.fingerprint is not None and saved != data.fingerprint:
         warnings.warn(f"{path} was trained on other data files than the dataset on disk now (regenerated, "
@@ -282,7 +292,7 @@ def load_or_train(checkpoint: str | Path | None, cfg: RunConfig, progress: bool 
 
 def evaluate_checkpoint(path: str | Path, split: str = "test", progress: bool = True) -> dict[str, float]:
     """Rebuild the model a checkpoint was trained with and evaluate it on its dataset's ``split``."""
-    model, cfg, data = load_run(path, progress=progress)
+    model, cfg, data = load_run(path, progress=progress, test_only=split == "test")
     device = next(iter(model.parameters()), torch.empty(0)).device  # where load_run put it (maybe not cfg's)
     trainer = Trainer(model, replace(cfg, train=replace(cfg.train, device=str(device))), run_dir=None, progress=False)
     loader = data.test if split == "test" else data.train

@@ -21,3 +21,39 @@ def test_loading_a_run_does_not_advance_torchs_random_stream(tiny_checkpoint, lo
     torch.manual_seed(0)
     load(tiny_checkpoint)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_load_run_test_only_reads_no_training_frames_and_still_checks_the_data(tiny_checkpoint, monkeypatch):
+    # estimate and evaluate use the test split only, but load_run loaded both (~2 GB of training frames for DVS
+    # Gesture at T = 60)
+    import neurosim.data.pipeline as pipeline
+    import neurosim.runs as runs
+
+    splits = []
+
+    def spy(real):
+        def load(cfg, split, *args, **kwargs):
+            splits.append(split)
+            return real(cfg, split, *args, **kwargs)
+        return load
+
+    monkeypatch.setattr(pipeline, "_load_frames", spy(pipeline._load_frames))
+    monkeypatch.setattr(runs, "_load_frames", spy(runs._load_frames))
+    _, _, full = load_run(tiny_checkpoint, progress=False)
+    assert splits == ["train", "test"]
+    splits.clear()
+    _, _, only = load_run(tiny_checkpoint, progress=False, test_only=True)
+    assert splits == ["test"] and only.train is None and only.train_frames is None
+    assert (only.test_frames == full.test_frames).all() and only.fingerprint == full.fingerprint
+    assert only.test.batch_size == full.test.batch_size
+    splits.clear()
+    assert evaluate_checkpoint(tiny_checkpoint, progress=False)["samples"] == len(full.test.labels)
+    assert splits == ["test"]
+
+    # the data-fingerprint check still runs on the test split alone
+    ckpt = torch.load(tiny_checkpoint, weights_only=False)
+    ckpt["data_fingerprint"] = [1, 1, "other files"]
+    other = tiny_checkpoint.parent / "other.pt"
+    torch.save(ckpt, other)
+    with pytest.warns(RuntimeWarning, match="other data files"):
+        load_run(other, progress=False, test_only=True)
