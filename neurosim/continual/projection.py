@@ -18,10 +18,12 @@ accumulated.
 The Hebbian rows learn from the same presynaptic activity: a forward pre-hook on each protected layer collects its
 input while HLOP's Hebbian learning is on and the model is in training mode (every time step of every sample, as
 in the HLOP code for BPTT), and :meth:`HLOP.step` — called once per batch, like ``optimizer.step()`` — runs the
-Oja iterations on everything collected since the last step. A batch is one Hebbian update however the training
-method splits it into forward calls (BPTT and SLTT on CPU run long sequences in chunks of ~128 samples, SLTT with
-``time_chunk=1`` one step per call, SLTT-K its drawn steps and forward-only stretches apart; a GPU runs all ``T``
-steps at once), so ``time_chunk``, the device and the method's call pattern do not change what HLOP learns.
+Oja iterations on everything collected since the last step (or on a uniform random sample of at most
+``max_samples`` vectors per layer, kept as the calls arrive, so that memory does not grow with ``T``). A batch is
+one Hebbian update however the training method splits it into forward calls (BPTT and SLTT on CPU run long
+sequences in chunks of ~128 samples, SLTT with ``time_chunk=1`` one step per call, SLTT-K its drawn steps and
+forward-only stretches apart; a GPU runs all ``T`` steps at once), so ``time_chunk``, the device and the method's
+call pattern do not change what HLOP learns (nor, in distribution, which vectors a sample holds).
 Inside :meth:`HLOP.hebbian_only` eval-mode passes teach the rows too (extra passes after a task, on the activity
 the task is evaluated with).
 
@@ -58,6 +60,7 @@ Example:
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Iterator, Mapping, Sequence
 
 import warnings
@@ -68,8 +71,8 @@ from torch import nn
 
 from neurosim.continual.hebbian import HebbianSubspace, _orthonormal_rows, project_out
 
-__all__ = ["HLOP", "freeze_non_weights", "presynaptic_size", "presynaptic_vectors", "protectable_layers",
-           "protected_layers"]
+__all__ = ["HLOP", "freeze_non_weights", "presynaptic_count", "presynaptic_size", "presynaptic_vectors",
+           "protectable_layers", "protected_layers"]
 
 
 def protectable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -104,26 +107,80 @@ def presynaptic_size(module: nn.Module) -> int:
     return module.in_channels * kh * kw
 
 
-def presynaptic_vectors(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _check_conv(module: nn.Conv2d) -> None:
+    if module.groups != 1:
+        raise ValueError(f"HLOP supports Conv2d with groups = 1 only, got groups = {module.groups}")
+    if module.padding_mode != "zeros":
+        raise ValueError(f"HLOP supports zero padding only, got padding_mode = {module.padding_mode!r}")
+    if isinstance(module.padding, str):
+        raise ValueError(f"HLOP needs numeric Conv2d padding, got {module.padding!r}")
+
+
+def _conv_positions(module: nn.Conv2d, height: int, width: int) -> tuple[int, int]:
+    """Output rows and columns of a Conv2d on a ``height × width`` input (the ``L = rows·cols`` positions)."""
+    out = []
+    for size, k, s, p, d in zip((height, width), module.kernel_size, module.stride, module.padding, module.dilation):
+        out.append((size + 2 * p - d * (k - 1) - 1) // s + 1)
+    return out[0], out[1]
+
+
+def presynaptic_count(module: nn.Module, x: torch.Tensor) -> int:
+    """How many rows :func:`presynaptic_vectors` gives for input ``x``, without making them (``T·B·L`` for a
+    Conv2d with ``L`` output positions, ``T·B`` for a Linear on ``[T, B, n]``)."""
+    if isinstance(module, nn.Linear):
+        return x.numel() // module.in_features
+    if isinstance(module, nn.Conv2d):
+        _check_conv(module)
+        rows, cols = _conv_positions(module, x.shape[-2], x.shape[-1])
+        return (x.numel() // (x.shape[-3] * x.shape[-2] * x.shape[-1])) * max(rows, 0) * max(cols, 0)
+    raise TypeError(f"HLOP protects Linear and Conv2d layers, got {type(module).__name__}")
+
+
+def presynaptic_vectors(module: nn.Module, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
     """The presynaptic vectors a layer's weight multiplies, one row per sample, time step (and position).
 
     Linear: ``[..., n] → [M, n]``. Conv2d on ``[T, B, C, H, W]`` (or ``[B, C, H, W]``): the unfolded patches,
     ``[T·B·L, C·kh·kw]`` with ``L`` output positions, ordered like ``weight.reshape(out, -1)``.
+
+    Args:
+        module: the Linear or Conv2d layer.
+        x: its input.
+        index: only these rows (int64 positions in ``[0, presynaptic_count(module, x))``), equal to
+            ``presynaptic_vectors(module, x)[index]`` but gathered straight from ``x``: a conv layer's full patch
+            matrix is ``kh·kw`` times the size of its input and is never made. None: all rows.
     """
     if isinstance(module, nn.Linear):
-        return x.reshape(-1, module.in_features)
+        vecs = x.reshape(-1, module.in_features)
+        return vecs if index is None else vecs[index.to(vecs.device)]
     if isinstance(module, nn.Conv2d):
-        if module.groups != 1:
-            raise ValueError(f"HLOP supports Conv2d with groups = 1 only, got groups = {module.groups}")
-        if module.padding_mode != "zeros":
-            raise ValueError(f"HLOP supports zero padding only, got padding_mode = {module.padding_mode!r}")
-        if isinstance(module.padding, str):
-            raise ValueError(f"HLOP needs numeric Conv2d padding, got {module.padding!r}")
+        _check_conv(module)
         img = x.reshape(-1, *x.shape[-3:])  # fold time (and batch) — [T·B, C, H, W]
+        if index is not None:
+            return _conv_patches(module, img, index.to(img.device))
         patches = F.unfold(img, module.kernel_size, dilation=module.dilation, padding=module.padding,
                            stride=module.stride)  # [T·B, C·kh·kw, L]
         return patches.transpose(1, 2).reshape(-1, patches.shape[1])
     raise TypeError(f"HLOP protects Linear and Conv2d layers, got {type(module).__name__}")
+
+
+def _conv_patches(module: nn.Conv2d, img: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Rows ``index`` of the unfolded patch matrix of ``img`` (``[N, C, H, W]``), gathered without unfolding:
+    row ``j`` is image ``j // L``'s patch at output position ``j % L``; entries in the zero padding are 0."""
+    _, C, H, W = img.shape
+    kh, kw = module.kernel_size
+    (sh, sw), (ph, pw), (dh, dw) = module.stride, module.padding, module.dilation
+    rows_out, cols_out = _conv_positions(module, H, W)
+    positions = rows_out * cols_out
+    n, pos = index // positions, index % positions  # image (t·b) and output position of every row, [M]
+    rows = (pos // cols_out * sh - ph)[:, None] + torch.arange(kh, device=img.device) * dh  # [M, kh]
+    cols = (pos % cols_out * sw - pw)[:, None] + torch.arange(kw, device=img.device) * dw  # [M, kw]
+    channels = torch.arange(C, device=img.device)
+    patches = img[n[:, None, None, None], channels[None, :, None, None], rows.clamp(0, H - 1)[:, None, :, None],
+                  cols.clamp(0, W - 1)[:, None, None, :]]  # [M, C, kh, kw]
+    if ph or pw:  # the zero padding: positions outside the image read a clamped pixel, now set to 0
+        inside = ((rows >= 0) & (rows < H))[:, :, None] & ((cols >= 0) & (cols < W))[:, None, :]  # [M, kh, kw]
+        patches.masked_fill_(~inside[:, None], 0)
+    return patches.reshape(index.shape[0], C * kh * kw)
 
 
 def freeze_non_weights(model: nn.Module) -> list[str]:
@@ -154,6 +211,25 @@ def _check_keys(state: Mapping, expected: Sequence[str], what: str, hint: str = 
                          f"HLOP.state_dict() made{hint}")
 
 
+def _smallest_uniform_keys(n: int, m: int, generator: torch.Generator) -> torch.Tensor:
+    """The ``m`` smallest of ``n`` independent uniform(0, 1) numbers, ascending (float64), drawn without making the
+    ``n``: ``1 − U₍ⱼ₎ = ∏ᵢ₌₁ʲ Vᵢ^{1/(n−i+1)}`` with ``Vᵢ`` uniform (the minimum of ``n`` uniforms is
+    ``1 − V^{1/n}``; the others are uniform above it)."""
+    v = torch.rand(m, generator=generator, dtype=torch.float64)
+    return -torch.expm1(torch.cumsum(torch.log(v) / (n - torch.arange(m, dtype=torch.float64)), 0))
+
+
+@dataclass
+class _Drawn:
+    """A layer's presynaptic vectors from the forward calls since the last step: all of them, or (once they
+    outnumber ``max_samples``) a uniform random sample of ``max_samples`` of them (:meth:`HLOP._merge`)."""
+
+    seen: int = 0  # vectors the calls produced
+    calls: int = 0  # forward calls collected
+    parts: list[torch.Tensor] = field(default_factory=list)  # the kept vectors, [m, n] per part (one, once merged)
+    keys: torch.Tensor | None = None  # the kept vectors' sampling keys, once a merge needed them (float64, CPU)
+
+
 class HLOP:
     """Hebbian-learning-based orthogonal projection on a model's Linear/Conv2d layers.
 
@@ -165,9 +241,11 @@ class HLOP:
         iterations: Oja iterations per Hebbian update, i.e. per :meth:`step` (5 in the HLOP code).
         momentum: momentum of the Hebbian update (0.9).
         clamp: clip of each ``ΔH`` entry (10).
-        max_samples: at most this many presynaptic vectors (drawn at random, in proportion to each forward
-            call's share of the batch) per Hebbian update; conv layers produce ``T·B·positions`` patches per
-            batch. None uses all.
+        max_samples: at most this many presynaptic vectors per Hebbian update: a uniform random sample of the
+            batch's vectors (conv layers produce ``T·B·positions`` patches per batch), drawn as they arrive, so
+            that a batch split into many forward calls (SLTT's one step per call) never holds more than this
+            many per layer, whatever ``T``; only the drawn patches are gathered from a conv layer's input. None
+            uses all (memory then grows with ``T·B``).
         orthonormalize: project with an orthonormal basis of ``span(H_old)`` (QR) instead of ``H_oldᵀH_old``
             itself. The paper uses ``H_old`` directly, which is a projector only as far as Oja has converged.
         seed: seed of the generator used for new rows and sample subsets.
@@ -185,7 +263,8 @@ class HLOP:
     same layout, and restore the model's and the optimizer's own state dicts alongside.
     """
 
-    #: forward calls collected without a :meth:`step` after which HLOP warns and updates anyway (bounded memory)
+    #: forward calls collected without a :meth:`step` after which HLOP warns and updates anyway (a user who forgot
+    #: step() would otherwise never see the rows learn; with max_samples = None memory would also keep growing)
     MAX_PENDING_CALLS = 1024
 
     def __init__(self, model: nn.Module, layers: Sequence[str] | None = None, lr: float | Sequence[float] = 0.01,
@@ -213,7 +292,7 @@ class HLOP:
         self.hebbian = False
         self._hebbian_in_eval = False  # inside hebbian_only(): learn from eval-mode passes too
         self.tasks_done = 0
-        self._pending: dict[str, list[tuple[int, torch.Tensor]]] = {}  # per layer: (vectors seen, kept) per call
+        self._pending: dict[str, _Drawn] = {}  # per layer: what the forward calls since the last step() gave
         self._warned_no_step = False
         self._handles = []
         for name, m in self.layers:
@@ -243,21 +322,66 @@ class HLOP:
         sub = self.subspaces[name]
         if sub.num_rows == sub.num_frozen:
             return
-        vecs = presynaptic_vectors(module, x.detach())
-        seen = vecs.shape[0]
-        if self.max_samples is not None and seen > self.max_samples:
-            vecs = vecs[torch.randperm(seen, generator=self.generator)[: self.max_samples].to(vecs.device)]
+        x = x.detach()
+        seen = presynaptic_count(module, x)
+        limit = self.max_samples
+        index = None
+        if limit is not None and seen > limit:  # only the rows drawn are made (a conv's patches are many)
+            index = torch.randperm(seen, generator=self.generator)[:limit]
+        drawn = self._pending.setdefault(name, _Drawn())
+        if drawn.calls == 0 or limit is None or drawn.seen + seen <= limit:
+            # the batch's first call (one call per batch: exactly as drawn here), or everything so far is kept
+            vecs = presynaptic_vectors(module, x, index)
+            drawn.parts.append(vecs.clone() if index is None else vecs)  # (the input may be a buffer reused)
         else:
-            vecs = vecs.clone()  # the layer's input may be a buffer the model reuses before the step
-        calls = self._pending.setdefault(name, [])
-        calls.append((seen, vecs))
-        if len(calls) >= self.MAX_PENDING_CALLS:
+            self._merge(drawn, module, x, seen, index)
+        drawn.seen += seen
+        drawn.calls += 1
+        if drawn.calls >= self.MAX_PENDING_CALLS:
             if not self._warned_no_step:
                 self._warned_no_step = True
-                warnings.warn(f"HLOP collected {len(calls)} forward calls of layer {name!r} without a step(); call "
-                              "hlop.step() once per batch (updating now, so that memory stays bounded)",
+                warnings.warn(f"HLOP collected {drawn.calls} forward calls of layer {name!r} without a step(); call "
+                              "hlop.step() once per batch (updating now: without a step the rows never learn)",
                               RuntimeWarning, stacklevel=2)
             self._update(name)
+
+    def _merge(self, drawn: "_Drawn", module: nn.Module, x: torch.Tensor, seen: int,
+               index: torch.Tensor | None) -> None:
+        """Fold a later forward call's ``seen`` vectors (``index``: the rows its own draw picked; None: all) into
+        the batch's sample of ``max_samples`` (a reservoir): afterwards the sample is a uniform random subset of all
+        ``drawn.seen + seen`` vectors of the batch's calls so far, every vector kept with the same chance
+        ``max_samples / total``.
+
+        Every vector of the batch has an independent uniform key and the sample holds the ``max_samples`` with the
+        smallest keys. A draw (``randperm``) already holds its call's smallest-key vectors, so only the keys of
+        drawn vectors are made: the ``m`` smallest of ``n`` uniforms (:func:`_smallest_uniform_keys`) in the
+        draw's random order, or ``n`` plain uniforms where all ``n`` are kept in order. The call's winners
+        overwrite the losers in place, and only they are gathered from ``x``.
+        """
+        g, limit = self.generator, self.max_samples
+        if drawn.keys is None:  # the first time the batch's vectors outnumber max_samples: a buffer of limit rows
+            base = drawn.parts[0] if len(drawn.parts) == 1 else torch.cat(drawn.parts)
+            kept = base.shape[0]
+            keys = (_smallest_uniform_keys(drawn.seen, kept, g) if kept < drawn.seen
+                    else torch.rand(kept, generator=g, dtype=torch.float64))
+            if kept < limit:  # free slots: key +inf, the first to go
+                base = torch.cat([base, base.new_zeros(limit - kept, base.shape[1])])
+                keys = torch.cat([keys, torch.full((limit - kept,), float("inf"), dtype=torch.float64)])
+            drawn.parts, drawn.keys = [base], keys
+        if index is None:
+            index = torch.arange(seen)
+            new_keys = torch.rand(seen, generator=g, dtype=torch.float64)
+        else:
+            new_keys = _smallest_uniform_keys(seen, index.shape[0], g)
+        keep = torch.topk(torch.cat([drawn.keys, new_keys]), limit, largest=False, sorted=False).indices
+        winners = keep[keep >= limit] - limit
+        if winners.numel():
+            losers = torch.ones(limit, dtype=torch.bool)
+            losers[keep[keep < limit]] = False
+            slots = losers.nonzero().squeeze(1)
+            buffer = drawn.parts[0]
+            buffer[slots.to(buffer.device)] = presynaptic_vectors(module, x, index[winners]).to(buffer.dtype)
+            drawn.keys[slots] = new_keys[winners]
 
     @torch.no_grad()
     def step(self) -> None:
@@ -267,21 +391,10 @@ class HLOP:
             self._update(name)
 
     def _update(self, name: str) -> None:
-        calls = self._pending.pop(name, [])
-        if not calls:
+        drawn = self._pending.pop(name, None)
+        if drawn is None:
             return
-        total = sum(seen for seen, _ in calls)
-        if len(calls) > 1 and self.max_samples is not None and total > self.max_samples:
-            # each call gives its share of max_samples: a uniform draw over the batch's vectors, chunked or not
-            shares = [self.max_samples * seen / total for seen, _ in calls]
-            counts = [int(share) for share in shares]  # rounded down, then the largest remainders get the rest
-            for i in sorted(range(len(calls)), key=lambda i: counts[i] - shares[i])[: self.max_samples - sum(counts)]:
-                counts[i] += 1
-            parts = [vecs[torch.randperm(vecs.shape[0], generator=self.generator)[:k].to(vecs.device)]
-                     for (_, vecs), k in zip(calls, counts)]
-        else:
-            parts = [vecs for _, vecs in calls]
-        vecs = torch.cat(parts)
+        vecs = drawn.parts[0] if len(drawn.parts) == 1 else torch.cat(drawn.parts)
         sub = self.subspaces[name]
         if sub.weight.device != vecs.device:
             sub.to(vecs.device)
@@ -352,7 +465,7 @@ class HLOP:
         """HLOP's state: ``{"tasks_done", "projecting", "hebbian", "generator": the generator's state,
         "subspaces": {layer name: HebbianSubspace.state_dict()}}`` (copies). Activity collected since the last
         :meth:`step` is not part of it: save after the step (a warning says when some is left)."""
-        if any(self._pending.values()):
+        if self._pending:
             warnings.warn("HLOP.state_dict(): the presynaptic activity collected since the last step() is not saved; "
                           "call hlop.step() before saving (as after every batch)", RuntimeWarning, stacklevel=2)
         return {"tasks_done": self.tasks_done, "projecting": self.projecting, "hebbian": self.hebbian,

@@ -210,6 +210,123 @@ def test_forgetting_to_step_warns_and_keeps_memory_bounded(monkeypatch):
     assert not hlop._pending and not torch.equal(hlop.subspaces["0"].weight, before)
 
 
+def _held_rows(value) -> int:
+    """Rows of the presynaptic vectors an HLOP holds between steps (whatever structure holds them)."""
+    if isinstance(value, torch.Tensor):
+        return value.shape[0] if value.dim() == 2 else 0  # (1-d tensors: sampling keys, not vectors)
+    if isinstance(value, (list, tuple)):
+        return sum(_held_rows(v) for v in value)
+    if isinstance(value, dict):
+        return sum(_held_rows(v) for v in value.values())
+    return _held_rows(vars(value)) if hasattr(value, "__dict__") else 0
+
+
+def test_sltt_step_by_step_holds_at_most_max_samples_per_layer_whatever_t():
+    """SLTT runs one step per forward call: the calls' vectors are sampled as they arrive, not kept per call until
+    the step (which held T·max_samples per conv layer: memory growing with T, which SLTT exists to avoid)."""
+    net = conv_net()
+    hlop = HLOP(net, lr=0.05, max_samples=50, seed=3)
+    used = []
+    update = hlop.subspaces["0"].update
+    hlop.subspaces["0"].update = lambda x: (used.append(x.shape[0]), update(x))[1]
+    hlop.begin_task([3, 4, 2])
+    net.train()
+    held = []
+    net[0].register_forward_hook(lambda *_: held.append(_held_rows(hlop._pending["0"])))
+    x_seq = (torch.rand(12, B, 2, 8, 8, generator=torch.Generator().manual_seed(0)) < 0.4).float()
+    get_method("sltt", time_chunk=1).forward_backward(net, x_seq, torch.zeros(B, dtype=torch.long), get_loss("tet"))
+    assert len(held) == 12 and max(held) == 50  # B·36 = 288 patches per call, 50 kept
+    hlop.step()
+    assert used == [50]
+
+
+def test_sampled_vectors_are_a_uniform_draw_from_the_whole_batch_however_it_is_split():
+    """Every vector of a batch is in the sample with chance max_samples / total, and every pair with the chance
+    of a uniform draw without replacement, M(M−1)/(N(N−1)), whether the pair came in one forward call or two —
+    for calls of unequal size (3, 15, 6 and 12 vectors here: a draw of 7 from 36)."""
+    net = Sequential(Linear(2, 1, bias=False))
+    hlop = HLOP(net, lr=0.05, max_samples=7, seed=0)
+    hlop.begin_task([1])
+    samples = []
+    hlop.subspaces["0"].update = lambda x: samples.append(x[:, 0].long())
+    reps, start = 1500, 0
+    for _ in range(reps):
+        start = 0
+        for steps in (1, 5, 2, 4):  # B = 3: vector i has x[0] = i
+            ids = torch.arange(start, start + 3 * steps, dtype=torch.float32).reshape(steps, 3)
+            net(torch.stack([ids, torch.ones_like(ids)], -1))
+            start += 3 * steps
+        hlop.step()
+    N, M = start, 7
+    inside = torch.zeros(reps, N)
+    for r, ids in enumerate(samples):
+        assert len(set(ids.tolist())) == M  # no vector twice
+        inside[r, ids] = 1
+    assert (inside.mean(0) - M / N).abs().max() < 0.045  # each ≈ 0.194 (± 0.010 sd)
+    pairs = inside.T @ inside / reps  # [N, N]: how often i and j were both drawn
+    call = torch.repeat_interleave(torch.arange(4), torch.tensor([3, 15, 6, 12]))
+    same = call[:, None] == call[None, :]
+    off = ~torch.eye(N, dtype=torch.bool)
+    for which in (same & off, ~same):
+        assert abs(float(pairs[which].mean()) - M * (M - 1) / (N * (N - 1))) < 0.003  # 0.0333
+
+
+def test_one_call_per_batch_draws_exactly_as_before():
+    """BPTT in one call: the sample is presynaptic_vectors(x)[randperm(seen)[:max_samples]] from HLOP's generator,
+    the draw HLOP has always made (results of earlier runs are reproduced bit for bit)."""
+    net = conv_net()
+    hlop = HLOP(net, layers=["0"], lr=0.05, max_samples=100, seed=3)
+    hlop.begin_task([3])
+    got = []
+    hlop.subspaces["0"].update = lambda x: got.append(x.clone())
+    twin = torch.Generator()
+    twin.set_state(hlop.generator.get_state())
+    net.train()
+    x_seq = batch(0)[0]
+    net(x_seq)
+    hlop.step()
+    full = presynaptic_vectors(net[0], x_seq)
+    assert torch.equal(got[0], full[torch.randperm(full.shape[0], generator=twin)[:100]])
+
+
+@pytest.mark.parametrize("conv", [dict(kernel_size=3), dict(kernel_size=3, padding=1),
+                                  dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 2), dilation=(2, 1)),
+                                  dict(kernel_size=1), dict(kernel_size=5, stride=3, padding=2)],
+                         ids=["k3", "k3-pad1", "rect-stride-pad-dilation", "k1", "k5-stride3-pad2"])
+@pytest.mark.parametrize("shape", [(3, 2, 4, 9, 11), (5, 4, 7, 6)], ids=["TBCHW", "BCHW"])
+def test_presynaptic_vectors_of_some_rows_equal_those_rows_of_the_full_matrix(conv, shape):
+    from neurosim.continual.projection import presynaptic_count
+
+    g = torch.Generator().manual_seed(0)
+    layer = Conv2d(4, 3, **conv)
+    x = torch.randn(*shape, generator=g)
+    full = presynaptic_vectors(layer, x)
+    assert presynaptic_count(layer, x) == full.shape[0]
+    index = torch.randperm(full.shape[0], generator=g)[:50]
+    assert torch.equal(presynaptic_vectors(layer, x, index), full[index])
+    lin = Linear(shape[-1], 2)
+    rows = torch.randperm(x.numel() // shape[-1], generator=g)[:20]
+    assert torch.equal(presynaptic_vectors(lin, x, rows), x.reshape(-1, shape[-1])[rows])
+
+
+def test_sampled_conv_patches_are_gathered_without_unfolding_the_input(monkeypatch):
+    """A conv layer's full patch matrix is kh·kw times its input (620 MB for one DVS-gesture batch): only the
+    drawn patches are made."""
+    net = conv_net()
+    hlop = HLOP(net, lr=0.05, max_samples=100, seed=3)
+    hlop.begin_task([3, 4, 2])
+    net.train()
+
+    def no_unfold(*args, **kwargs):
+        raise AssertionError("the full patch matrix was made")
+
+    monkeypatch.setattr(F, "unfold", no_unfold)
+    for method in ("bptt", "sltt"):
+        get_method(method, time_chunk=1 if method == "sltt" else None).forward_backward(
+            net, batch(0)[0], batch(0)[1], get_loss("tet"))
+        hlop.step()
+
+
 def test_forward_pass_is_unchanged_and_remove_restores_plain_gradients():
     net = conv_net()
     x_seq, y = batch(0)
