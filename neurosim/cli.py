@@ -86,8 +86,9 @@ def resolve_config(path: str, prefix: str = "", what: str = "config") -> Path:
 _OTHER_COMMANDS = ("continual_", "lsm_")
 
 
-def _other_command(path: Path) -> str | None:
-    """``continual`` or ``lsm`` when the TOML file at ``path`` is written for that command, not for ``train``."""
+def _other_command(path: Path, command: str) -> str | None:
+    """The command the TOML file at ``path`` is written for (``train``, ``continual`` or ``lsm``) when that is not
+    ``command``; None when it is, or when the file does not tell."""
     from neurosim.config import tomllib  # the standard library's, or the tomli backport on Python 3.10
 
     try:
@@ -95,10 +96,23 @@ def _other_command(path: Path) -> str | None:
     except (OSError, ValueError):
         return None
     if keys & {"tasks", "seeds", "methods", "hlop", "ewc"}:
-        return "continual"
-    if keys & {"reservoir", "readout", "energy"}:
-        return "lsm"
-    return None
+        other = "continual"
+    elif keys & {"reservoir", "readout", "energy"}:
+        other = "lsm"
+    elif keys & {"model", "neuron", "train"} and keys & {"data", "seed"}:  # continual has no data/seed, lsm no model
+        other = "train"
+    else:
+        return None
+    return other if other != command else None
+
+
+def check_config_command(path: Path, command: str, given: str) -> None:
+    """Called when ``neurosim COMMAND`` could not load the config at ``path`` (``given`` as typed): raise a
+    :class:`UserError` that names the command the file is for, if it is another's (else return)."""
+    other = _other_command(path, command)
+    if other:
+        raise UserError(f"{path} is a config for `neurosim {other}`, not `neurosim {command}`: run `neurosim {other} "
+                        f"--config {given}`")
 
 
 def _note_moved_run(config_path: Path, run_dir: Path) -> None:
@@ -121,10 +135,7 @@ def cmd_train(args) -> int:
     try:
         cfg = load_config(path, args.set)
     except ConfigError:
-        other = _other_command(path)
-        if other:
-            raise UserError(f"{path} is a config for `neurosim {other}`: run `neurosim {other} --config "
-                            f"{args.config}`") from None
+        check_config_command(path, "train", args.config)
         raise
     args.run_dir, args.started = Path(cfg.out_dir) / cfg.name, time.time()  # for the message if it is interrupted
     _note_moved_run(path, args.run_dir)

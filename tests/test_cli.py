@@ -203,8 +203,17 @@ def test_a_reader_that_goes_away_stops_training_quietly(tmp_path, event_digits_c
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["train", "--config", "continual_pmnist_digits"], "is a config for `neurosim continual`: run `neurosim continual"),
+    (["train", "--config", "continual_pmnist_digits"],
+     "is a config for `neurosim continual`, not `neurosim train`: run `neurosim continual --config "
+     "continual_pmnist_digits`"),
     (["train", "--config", "lsm_event_digits"], "is a config for `neurosim lsm`"),
+    # was "seed: unknown key" / "data.batch_size: unknown key"
+    (["continual", "--config", "quickstart"], "quickstart.toml is a config for `neurosim train`, not `neurosim "
+                                              "continual`: run `neurosim train --config quickstart`"),
+    (["lsm", "--config", "nmnist"],
+     "is a config for `neurosim train`, not `neurosim lsm`: run `neurosim train --config nmnist`"),
+    (["lsm", "--config", "continual_pmnist_digits"], "is a config for `neurosim continual`, not `neurosim lsm`"),
+    (["continual", "--config", "lsm_event_digits"], "is a config for `neurosim lsm`, not `neurosim continual`"),
     (["train", "--config", "."], "is a folder; give a .toml file"),
     (["train", "--config", "quickstart", "--set", "=3"], "override '=3': the key path '' has an empty part"),
     (["demo", "--epochs", "0"], "--epochs must be at least 1, got 0"),

@@ -11,14 +11,20 @@ __all__ = ["register"]
 
 
 def cmd_continual(args) -> int:
-    from neurosim.cli import resolve_config
+    from neurosim.cli import check_config_command, resolve_config
+    from neurosim.config import ConfigError
     from neurosim.continual.config import load_continual_config
     from neurosim.continual.runner import run_continual
 
     overrides = list(args.set)
     if args.methods:
         overrides.append("methods=[" + ", ".join(f'"{m}"' for m in args.methods) + "]")
-    cfg = load_continual_config(resolve_config(args.config, "continual_", "continual config"), overrides)
+    path = resolve_config(args.config, "continual_", "continual config")
+    try:
+        cfg = load_continual_config(path, overrides)
+    except ConfigError:
+        check_config_command(path, "continual", args.config)  # e.g. --config quickstart: say it is train's
+        raise
     quiet = getattr(args, "quiet", False)
     args.run_dir = Path(cfg.out_dir) / cfg.name  # for the message if the run is interrupted
     run = run_continual(cfg, progress=not quiet, log=None if quiet else print, resume=not args.no_resume)

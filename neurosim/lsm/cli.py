@@ -6,11 +6,17 @@ __all__ = ["register"]
 
 
 def cmd_lsm(args) -> int:
-    from neurosim.cli import resolve_config
+    from neurosim.cli import check_config_command, resolve_config
+    from neurosim.config import ConfigError
     from neurosim.lsm.config import load_lsm_config
     from neurosim.lsm.run import run_lsm
 
-    cfg = load_lsm_config(resolve_config(args.config, "lsm_", "LSM config"), args.set)
+    path = resolve_config(args.config, "lsm_", "LSM config")
+    try:
+        cfg = load_lsm_config(path, args.set)
+    except ConfigError:
+        check_config_command(path, "lsm", args.config)  # e.g. --config quickstart: say it is train's
+        raise
     result = run_lsm(cfg, progress=not args.quiet, overwrite=args.overwrite)
     m = result.metrics
     print(f"run folder: {result.run_dir}")
