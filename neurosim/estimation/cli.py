@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 __all__ = ["register"]
@@ -33,6 +34,8 @@ def cmd_estimate(args) -> int:
     try:
         if args.samples < 1:
             raise UserError(f"--samples must be at least 1, got {args.samples}")
+        if args.step_ms is not None and not (math.isfinite(args.step_ms) and args.step_ms > 0):
+            raise UserError(f"--step-ms must be a positive number of milliseconds, got {args.step_ms:g}")
         check_nonideal_args(args, args.checkpoint)  # before the estimate: a bad flag costs nothing
         if args.checkpoint:
             report = estimate_checkpoint(args.checkpoint, args.target, samples=args.samples, out_dir=args.out,

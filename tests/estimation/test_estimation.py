@@ -231,7 +231,7 @@ def test_cli_estimates_a_trained_checkpoint(tiny_checkpoint, tmp_path, capsys):
     assert (slow["targets"]["speck"]["latency_per_inference_s"] - fast["targets"]["speck"]["latency_per_inference_s"]
             == approx_si(4 * (0.03 - 0.001)))  # T = 4 steps, 29 ms longer each
     assert main(["estimate", "--checkpoint", str(ckpt), "--step-ms", "0"]) == 2
-    assert "step_ms must be a positive number" in capsys.readouterr().err
+    assert "--step-ms must be a positive number of milliseconds, got 0" in capsys.readouterr().err  # not step_ms
 
     # the exported files work for --nir/--activity (how models from other libraries come in)
     out_dir = tmp_path / "again"
