@@ -81,7 +81,7 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from neurosim.data.registry import MissingReaderError, get_dataset
+    from neurosim.data.registry import DatasetNotFoundError, MissingReaderError, get_dataset
 
     info = get_dataset(args.name)
     spec = info.extra.get("spec")
@@ -93,7 +93,7 @@ def cmd_check(args) -> int:
 
     try:
         report = check_dataset(spec, info.root(args.root), progress=not args.quiet and sys.stderr.isatty())
-    except MissingReaderError as e:
+    except (DatasetNotFoundError, MissingReaderError) as e:  # with the prefix of the command's other errors
         return _error(args, str(e))
     except ImportError as e:  # the checking readers live in neurosim.data.readers
         return _error(args, f"the file readers are not available ({e})")

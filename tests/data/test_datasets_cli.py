@@ -184,7 +184,9 @@ def test_check_shd_and_clean_datasets(offline, capsys):
 
 def test_check_without_data_or_reader_is_a_one_line_error(offline, capsys):
     assert main(["-q", "datasets", "check", "nmnist", "--root", str(offline)]) == 2
-    assert f"{offline / 'NMNIST'} does not exist" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{offline / 'NMNIST'} does not exist" in err
+    assert err.startswith("neurosim datasets check: error: "), err  # as its other errors (was `neurosim datasets:`)
     fw.write_cifar10dvs(offline, n_files=3)
     if importlib.util.find_spec("aedat") is None:
         assert main(["-q", "datasets", "check", "cifar10dvs", "--root", str(offline)]) == 2
