@@ -34,12 +34,29 @@ def _to_frame(sensor_size: Sequence[int], time_steps: int):
     return ToFrame(sensor_size=tuple(sensor_size), n_time_bins=time_steps)
 
 
+_FRAME_DTYPES = (np.uint8, np.uint16, np.int32)  # the smallest that holds the largest count is used
+
+
 def events_to_frames(dataset, sensor_size: Sequence[int], time_steps: int, progress: bool = True,
                      desc: str = "frames") -> tuple[np.ndarray, np.ndarray]:
-    """Convert every ``(events, label)`` of ``dataset`` to frames ``[N, T, P, H, W]`` (smallest integer dtype)."""
+    """Convert every ``(events, label)`` of ``dataset`` to frames ``[N, T, P, H, W]`` (smallest integer dtype).
+
+    The frames are written sample by sample into one array allocated up front in the final dtype: memory is the
+    split's frames once (uint8 for counts up to 255; a sample with a larger count widens the array to uint16, or
+    int32 past 65,535, once), not a list of per-sample frames, a stacked copy and a cast copy.
+
+    Raises:
+        ValueError: a sample ToFrame refuses, one with another number of time bins than ``time_steps``, one of
+            another shape than the first sample's (the message names the sample), or an empty dataset.
+    """
     to_frame = _to_frame(sensor_size, time_steps)
-    frames, labels = [], []
-    for i in tqdm(range(len(dataset)), desc=desc, disable=None if progress else True, leave=False):
+    n = len(dataset)
+    if n == 0:
+        raise ValueError("the dataset is empty: no frames to build")
+    frames = None
+    labels = np.empty(n, dtype=np.int64)
+    top = 0  # the largest count so far: frames.dtype is the smallest of _FRAME_DTYPES that holds it
+    for i in tqdm(range(n), desc=desc, disable=None if progress else True, leave=False):
         events, label = dataset[i]
         try:
             f = np.asarray(to_frame(events))
@@ -47,14 +64,24 @@ def events_to_frames(dataset, sensor_size: Sequence[int], time_steps: int, progr
             raise ValueError(f"sample {i}: {exc}") from exc
         if f.shape[0] != time_steps:
             raise ValueError(f"sample {i}: ToFrame gave {f.shape[0]} time bins, expected {time_steps}")
-        frames.append(f)
-        labels.append(int(label))
-    if not frames:
-        raise ValueError("the dataset is empty: no frames to build")
-    stacked = np.stack(frames)
-    top = int(stacked.max(initial=0))
-    dtype = np.uint8 if top <= np.iinfo(np.uint8).max else np.uint16 if top <= np.iinfo(np.uint16).max else np.int32
-    return stacked.astype(dtype), np.asarray(labels, dtype=np.int64)
+        if frames is None:
+            frames = np.empty((n, *f.shape), dtype=_FRAME_DTYPES[0])
+        elif f.shape != frames.shape[1:]:
+            raise ValueError(f"sample {i}: ToFrame gave frames of shape {f.shape}, sample 0 {frames.shape[1:]}: "
+                             "every sample of a split needs the same sensor_size")
+        top = max(top, int(f.max(initial=0)))
+        dtype = _smallest_dtype(top)
+        if dtype != frames.dtype:  # a larger count than the dtype so far holds: widen what is filled, once per dtype
+            wider = np.empty(frames.shape, dtype=dtype)
+            wider[:i] = frames[:i]
+            frames = wider
+        frames[i] = f  # (a C cast, as astype: counts are whole numbers that fit)
+        labels[i] = int(label)
+    return frames, labels
+
+
+def _smallest_dtype(top: int) -> type:
+    return next((d for d in _FRAME_DTYPES[:-1] if top <= np.iinfo(d).max), _FRAME_DTYPES[-1])
 
 
 def frame_cache_path(key: dict, cache_dir: Path | None = None) -> Path:
@@ -97,5 +124,5 @@ def cached_frames(key: dict, build: Callable[[], tuple[np.ndarray, np.ndarray]],
     buf = io.BytesIO()
     np.savez(buf, frames=frames, labels=labels,
              key=np.array(json.dumps({"format": FRAMES_FORMAT, **key}, sort_keys=True)))
-    store(path, buf.getvalue(), "the frames")
+    store(path, buf.getvalue(), "the frames")  # (getvalue shares the buffer's bytes: no copy)
     return frames, labels
