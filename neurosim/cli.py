@@ -293,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return _stdout_gone()
     except (UserError, ConfigError, CheckpointError, DatasetNotFoundError, MissingReaderError, OutputPathError) as e:
+        if isinstance(e, CheckpointError) and args.command == "train" and "could not be read" in str(e):
+            e = f"{e}; rerun with --no-resume to start the run over in that folder"  # a truncated checkpoint
         print(f"neurosim {args.command}: error: {e}", file=sys.stderr)
         return 2
     except FloatingPointError as e:  # training (or Hebbian learning) diverged: say so in one line
@@ -301,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         if e.filename is None and e.errno not in _STORAGE_ERRORS:  # a real failure, not the disk's: keep the traceback
             raise
-        print(f"neurosim {args.command}: error: {_storage_error(e)}", file=sys.stderr)
+        print(f"neurosim {args.command}: error: {_storage_error(e)}{_storage_kept(args)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:
         terminated = isinstance(e, Terminated)
@@ -322,6 +324,37 @@ def _storage_error(e: OSError) -> str:
     if path.name.startswith(".") and path.name.endswith(".tmp"):
         return f"{what} while writing in {path.parent}"
     return f"{what}: {path}"
+
+
+def _checkpoint_epoch(ckpt: Path) -> int | None:
+    from neurosim.training.checkpoint import load_checkpoint
+
+    try:
+        return int(load_checkpoint(ckpt)["epoch"])
+    except Exception:  # unreadable: say nothing about its epoch
+        return None
+
+
+def _storage_kept(args) -> str:
+    """After a storage error (a full disk): what a run command kept, and how to go on (as :func:`_interrupted`)."""
+    run_dir = getattr(args, "run_dir", None)
+    if run_dir is None or args.command not in ("train", "demo", "continual"):
+        return ""
+    ckpt = run_dir / "checkpoint.pt"
+    ours = ckpt.is_file() and ckpt.stat().st_mtime >= getattr(args, "started", 0)
+    if args.command == "train" and ours:
+        rerun = "rerun without --no-resume" if getattr(args, "no_resume", False) else "rerun the same command"
+        epoch = _checkpoint_epoch(ckpt)
+        return (f". The last checkpoint{f' (epoch {epoch})' if epoch is not None else ''} in {ckpt} is intact: "
+                f"{rerun} to resume once there is space")
+    if args.command == "demo" and ours:
+        from neurosim.runs import demo_config
+
+        epoch = _checkpoint_epoch(ckpt)
+        if epoch is not None and epoch >= demo_config(args.out, args.epochs).train.epochs:
+            return (f". Training finished ({ckpt}, epoch {epoch}); once there is space, `neurosim estimate "
+                    f"--checkpoint {ckpt}` writes the estimate (`neurosim demo` would train again)")
+    return ". " + _interrupted(args, "Stopped")
 
 
 def _interrupted(args, how: str = "interrupted") -> str:

@@ -274,7 +274,8 @@ def test_a_full_disk_is_one_line_and_a_read_only_frame_cache_costs_only_the_cach
     monkeypatch.setattr(neurosim.runs, "train_run", full)
     assert main(["train", "--config", "quickstart", "--set", f"out_dir={tmp_path}"]) == 1
     err = capsys.readouterr().err
-    assert err == "neurosim train: error: No space left on device\n"
+    assert err == ("neurosim train: error: No space left on device. Stopped before the first checkpoint: no "
+                   "checkpoint was saved, a rerun starts from the beginning\n")
     from neurosim.cli import _storage_error
 
     tmp = PermissionError(errno.EACCES, "Permission denied", "/data/cache/frames/.x.npz.host.12.ab3.tmp")
@@ -341,3 +342,60 @@ def test_a_checkpoint_trained_on_other_data_files_says_so_when_evaluated(tiny_ch
     torch.save(ckpt, tmp_path / "old.pt")
     with pytest.warns(RuntimeWarning, match="trained on other data files than the dataset on disk now"):
         evaluate_checkpoint(tmp_path / "old.pt", progress=False)
+
+
+
+def _tiny_train(tmp_path, epochs=2):
+    return ["-q", "train", "--config", "quickstart", "--set", "name=full", f"out_dir={tmp_path}",
+            "data.train_subset=64", "data.test_subset=32", "data.time_steps=4", f"train.epochs={epochs}"]
+
+
+def test_a_full_disk_at_a_checkpoint_says_the_last_one_is_intact_and_how_to_resume(tmp_path, event_digits_cache,
+                                                                                 capsys, monkeypatch):
+    # the error said what failed but not what was kept or what to do (the Ctrl-C path did)
+    import errno
+
+    import neurosim.training.trainer as trainer_module
+
+    real = trainer_module.save_checkpoint
+
+    def full_at_epoch_2(path, ckpt):
+        if ckpt["epoch"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path.parent / ".checkpoint.pt.h.1.x.tmp"))
+        real(path, ckpt)
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", full_at_epoch_2)
+    assert main(_tiny_train(tmp_path)) == 1
+    run = tmp_path / "full"
+    assert capsys.readouterr().err == (f"neurosim train: error: No space left on device while writing in {run}. The "
+                                       f"last checkpoint (epoch 1) in {run / 'checkpoint.pt'} is intact: rerun the "
+                                       "same command to resume once there is space\n")
+
+
+def test_a_truncated_checkpoint_points_at_no_resume(tmp_path, event_digits_cache, capsys):
+    run = tmp_path / "full"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(b"PK\x03\x04 truncated")
+    assert main(_tiny_train(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "could not be read" in err and err.endswith("rerun with --no-resume to start the run over in that folder\n")
+
+
+def test_a_demo_that_fails_in_its_estimate_says_how_to_finish(tmp_path, event_digits_cache, capsys, monkeypatch):
+    import errno
+
+    import neurosim.runs as runs
+
+    def full(result, *a, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device", str(result.run_dir / "estimate" / "model.nir"))
+
+    monkeypatch.setattr(runs, "estimate_run", full)
+    monkeypatch.setattr(runs, "demo_config", lambda out_dir="runs", epochs=None: runs.replace(
+        runs.load_config(runs.CONFIGS / "quickstart.toml", ["name=demo", "train.epochs=1", "data.train_subset=64",
+                                                           "data.test_subset=32", "data.time_steps=4"]),
+        out_dir=str(out_dir)))
+    assert main(["-q", "demo", "--out", str(tmp_path)]) == 1
+    ckpt = tmp_path / "demo" / "checkpoint.pt"
+    assert capsys.readouterr().err.endswith(f"Training finished ({ckpt}, epoch 1); once there is space, `neurosim "
+                                            f"estimate --checkpoint {ckpt}` writes the estimate (`neurosim demo` "
+                                            "would train again)\n")
