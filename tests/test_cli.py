@@ -344,7 +344,6 @@ def test_a_checkpoint_trained_on_other_data_files_says_so_when_evaluated(tiny_ch
         evaluate_checkpoint(tmp_path / "old.pt", progress=False)
 
 
-
 def _tiny_train(tmp_path, epochs=2):
     return ["-q", "train", "--config", "quickstart", "--set", "name=full", f"out_dir={tmp_path}",
             "data.train_subset=64", "data.test_subset=32", "data.time_steps=4", f"train.epochs={epochs}"]
