@@ -197,6 +197,8 @@ def estimate_checkpoint(path: str | Path, targets: Sequence[str] | None = None, 
                         **options) -> EstimateReport:
     """Estimate the model of a neurosim checkpoint, with activity measured on its dataset's test split.
 
+    Only the test split is loaded, and only its first ``samples`` are converted to float, 16 at a time.
+
     ``step_ms`` is the time one step takes on a chip that runs in real time (``timing = "realtime"``, e.g. Speck:
     its latency and static energy scale with it; fixed-tick chips keep their tick); None takes the model's
     ``neuron.dt_ms``. For event frames made by binning a recording, the recording's duration / T is the
@@ -204,13 +206,26 @@ def estimate_checkpoint(path: str | Path, targets: Sequence[str] | None = None, 
     from neurosim.runs import load_run
     from neurosim.training.checkpoint import checkpoint_file
 
-    model, cfg, data = load_run(path, progress=progress)
-    out_dir = checkpoint_file(path).parent / "estimate" if out_dir is None else out_dir
     if step_ms is not None and not (math.isfinite(step_ms) and step_ms > 0):
         raise ValueError(f"step_ms must be a positive number of milliseconds, got {step_ms!r}")
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples must be a whole number >= 1 (test samples the activity is measured on), "
+                         f"got {samples!r}")
+    model, cfg, data = load_run(path, progress=progress, test_only=True)  # the training frames go unused
+    out_dir = checkpoint_file(path).parent / "estimate" if out_dir is None else out_dir
     dt_ms = cfg.neuron.dt_ms if step_ms is None else step_ms
-    return estimate_model(model, cfg.model.input_shape, data.test, targets, dt_s=dt_ms * 1e-3,
-                          samples=samples, out_dir=out_dir, **options)
+    return estimate_model(model, cfg.model.input_shape, _first_samples(data.test, samples), targets,
+                          dt_s=dt_ms * 1e-3, samples=samples, out_dir=out_dir, **options)
+
+
+def _first_samples(loader, samples: int, batch_size: int = 16):
+    """The first ``samples`` of a test :class:`~neurosim.data.FrameLoader` as ``(x_seq [T, b, ...], y)`` batches of
+    ``batch_size`` (the activity's batch) in the frames' own dtype: the profile converts each to the model's dtype,
+    so only those samples, a few at a time, are ever float (the loader's batches are whole float32 test batches)."""
+    n = min(int(samples), len(loader.labels))
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        yield loader.frames[start:stop].transpose(0, 1), loader.labels[start:stop]
 
 
 def estimate_files(nir_path: str | Path, activity_path: str | Path, targets: Sequence[str] | None = None, *,

@@ -81,6 +81,100 @@ def test_off_events_count_as_events_and_float64_models_are_profiled():
     np.testing.assert_allclose(wide.spikes_per_step["2"], prof.spikes_per_step["2"])
 
 
+def test_activity_profile_runs_a_few_samples_at_a_time_and_reduces_in_the_hooks():
+    # it ran every sample at once and kept each layer's whole [T, B, ...] output until the forward ended (1.9 GB
+    # for the DVS Gesture model at T = 20 on 64 samples); the totals must not depend on how the run is split
+    model = _conv_model()
+    x = _spikes((7, 10, 2, 12, 12), p=0.3) * torch.randint(1, 4, (7, 10, 2, 12, 12))  # event counts, not 0/1
+    seen = []
+    model[0].register_forward_pre_hook(lambda mod, args: seen.append(tuple(args[0].shape[:2])))
+    small = activity_profile(model, x, dt_s=1e-3, batch_size=3)
+    assert max(b for _, b in seen) == 3 and sum(b for t, b in seen if t == seen[0][0]) >= 3
+    whole = activity_profile(model, x, dt_s=1e-3, batch_size=10)
+    assert small.samples == whole.samples == 10 and list(small.spikes_per_step) == list(whole.spikes_per_step)
+    for k in whole.spikes_per_step:  # whole numbers: float64 adds them exactly in any order
+        np.testing.assert_array_equal(small.spikes_per_step[k], whole.spikes_per_step[k])
+        np.testing.assert_array_equal(small.spike_counts[k], whole.spike_counts[k])
+    np.testing.assert_array_equal(small.input_events_per_step, x.sum(dim=(1, 2, 3, 4)).double().numpy() / 10)
+    with torch.no_grad():  # the first LIF's spikes, by hand
+        hidden, _ = model[1](model[0](x))
+    np.testing.assert_array_equal(small.spikes_per_step["1"], hidden.double().sum(dim=(1, 2, 3, 4)).numpy() / 10)
+    np.testing.assert_array_equal(small.spike_counts["1"], hidden.double().sum(dim=(0, 1)).numpy() / 10)
+    with pytest.raises(ValueError, match="batch_size must be a whole number"):
+        activity_profile(model, x, dt_s=1e-3, batch_size=0)
+
+
+def test_activity_profile_adds_up_a_layer_called_a_chunk_of_steps_at_a_time():
+    """A model that runs its LIF one step per call (the hooks see [1, B, ...] T times) is profiled like one that
+    runs all steps at once; a layer that emits other than T steps in all is named."""
+    from torch import nn
+
+    from neurosim.nn import LIF
+
+    class StepByStep(nn.Module):
+        def __init__(self, per_step: int):
+            super().__init__()
+            self.fc, self.lif, self.per_step = nn.Linear(20, 8), LIF(v_th=0.3), per_step
+
+        def forward(self, x_seq, state=None):
+            outs = []
+            for t in range(0, x_seq.shape[0], self.per_step):
+                s, state = self.lif(self.fc(x_seq[t:t + self.per_step]), state)
+                outs.append(s)
+            return torch.cat(outs), state
+
+    torch.manual_seed(0)
+    x = _spikes((6, 5, 20), p=0.5)
+    stepped, whole = StepByStep(1), StepByStep(6)
+    whole.load_state_dict(stepped.state_dict())
+    a = activity_profile(stepped, x, dt_s=1e-3)
+    b = activity_profile(whole, x, dt_s=1e-3)
+    assert a.spikes_per_step["lif"].sum() > 0
+    np.testing.assert_array_equal(a.spikes_per_step["lif"], b.spikes_per_step["lif"])
+    np.testing.assert_array_equal(a.spike_counts["lif"], b.spike_counts["lif"])
+
+    class Twice(StepByStep):
+        def forward(self, x_seq, state=None):
+            self.lif(self.fc(x_seq))
+            return super().forward(x_seq, state)
+
+    with pytest.raises(ValueError, match="module 'lif' emitted 12 time steps in all for an input of T = 6"):
+        activity_profile(Twice(6), x, dt_s=1e-3)
+
+
+def test_estimate_checkpoint_measures_the_first_samples_a_few_at_a_time_without_the_training_split(
+        tiny_checkpoint, monkeypatch):
+    # it loaded both splits and passed whole test batches of 128 to the profile, which sliced them to `samples` only
+    # after the loader had converted all of them to float
+    import neurosim.activity as activity
+    import neurosim.runs as runs
+    from neurosim.estimation import estimate_checkpoint
+
+    asked, batches = [], []
+    real_load, real_profile = runs.load_run, activity.activity_profile
+
+    def load_run(*args, **kwargs):
+        asked.append(kwargs.get("test_only", False))
+        return real_load(*args, **kwargs)
+
+    def profile(model, data, **kwargs):
+        data = list(data)
+        batches.extend(x.shape[1] for x, _ in data)
+        assert all(x.dtype == torch.uint8 for x, _ in data)  # the cached frames, converted by the profile
+        return real_profile(model, data, **kwargs)
+
+    monkeypatch.setattr(runs, "load_run", load_run)
+    monkeypatch.setattr(activity, "activity_profile", profile)
+    report = estimate_checkpoint(tiny_checkpoint, ["loihi"], samples=12)
+    assert asked == [True] and report.activity.samples == 12
+    assert batches == [12]  # only the first 12 of the 16 test samples are converted
+    batches.clear()
+    assert estimate_checkpoint(tiny_checkpoint, ["loihi"], samples=64).activity.samples == 16  # all there are
+    assert batches == [16]  # (batches of at most 16 samples, the profile's batch)
+    with pytest.raises(ValueError, match="samples must be a whole number >= 1"):
+        estimate_checkpoint(tiny_checkpoint, ["loihi"], samples=0)
+
+
 # ---------------------------------------------------------------------------------- estimate_model
 
 
