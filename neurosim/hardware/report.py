@@ -216,7 +216,7 @@ def load_checkpoint_model(checkpoint: str | Path, progress: bool = False):
     """``(model, test loader, run config)`` of a neurosim checkpoint (model in eval mode, on the CPU)."""
     from neurosim.runs import load_run
 
-    model, cfg, data = load_run(checkpoint, progress=progress, device="cpu")
+    model, cfg, data = load_run(checkpoint, progress=progress, device="cpu", test_only=True)  # no training frames
     return model, data.test, cfg
 
 
