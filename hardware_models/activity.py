@@ -301,7 +301,7 @@ class ActivityProfile:
                 os.unlink(tmp)
             except FileNotFoundError:
                 pass
-            if isinstance(exc, OSError) and exc.filename is None:
+            if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:  # (errno-less: as is)
                 raise OSError(exc.errno, exc.strerror, str(path)) from exc
             raise
         return path

@@ -99,8 +99,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         os.replace(tmp, path)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
-        if e.filename is None:  # a full disk raises from write() without a path: name what was being written
-            raise OSError(e.errno, e.strerror, str(path)) from e
+        if e.filename is None and e.errno is not None:  # a full disk raises from write() without a path: name it
+            raise OSError(e.errno, e.strerror, str(path)) from e  # (an errno-less OSError keeps its own message)
         raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -171,7 +171,7 @@ def hold_run_folder(run_dir: str | Path, command: str, elsewhere: str = "choose 
                     f"{time.strftime('%Y-%m-%d %H:%M:%S')})\n")
             f.flush()
         except OSError as e:  # a full disk raises from write() without a path: name the lock file
-            if e.filename is not None:
+            if e.filename is not None or e.errno is None:
                 raise
             raise OSError(e.errno, e.strerror, str(lock)) from e
         yield run_dir

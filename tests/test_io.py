@@ -84,6 +84,20 @@ def test_a_full_disk_during_a_write_names_the_file_and_leaves_no_temporary(tmp_p
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_oserror_without_errno_keeps_its_message(tmp_path, monkeypatch):
+    """Naming the file rebuilds the error from its errno; one without (a library's OSError("...")) is left as it
+    was, not turned into '[Errno None] None: <path>'."""
+    from neurosim._io import atomic_write_bytes
+
+    def broken(fd):
+        raise OSError("the device went away")
+
+    monkeypatch.setattr(os, "fsync", broken)
+    with pytest.raises(OSError, match="^the device went away$"):
+        atomic_write_bytes(tmp_path / "ck.pt", b"data")
+    assert list(tmp_path.iterdir()) == []  # (ActivityProfile.to_json: test_activity's test_failed_write_...)
+
+
 def test_a_full_disk_while_writing_an_activity_profile_names_the_file(tmp_path, monkeypatch):
     # hardware_models keeps its own atomic write (it imports no neurosim): it gives the same error as atomic_write_bytes
     def full(fd):
