@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -192,12 +193,13 @@ def _topological(graph) -> list[str]:
     return order + [k for k in graph.nodes if k not in order]
 
 
-def estimate_checkpoint(path: str | Path, targets: Sequence[str] | None = None, *, samples: int = 64,
+def estimate_checkpoint(path: str | Path, targets: Sequence[str] | None = None, *, samples: int | None = 64,
                         out_dir: str | Path | None = None, progress: bool = False, step_ms: float | None = None,
                         **options) -> EstimateReport:
     """Estimate the model of a neurosim checkpoint, with activity measured on its dataset's test split.
 
-    Only the test split is loaded, and only its first ``samples`` are converted to float, 16 at a time.
+    Only the test split is loaded, and only its first ``samples`` (None: all of them) are converted to float, 16 at
+    a time.
 
     ``step_ms`` is the time one step takes on a chip that runs in real time (``timing = "realtime"``, e.g. Speck:
     its latency and static energy scale with it; fixed-tick chips keep their tick); None takes the model's
@@ -208,9 +210,11 @@ def estimate_checkpoint(path: str | Path, targets: Sequence[str] | None = None, 
 
     if step_ms is not None and not (math.isfinite(step_ms) and step_ms > 0):
         raise ValueError(f"step_ms must be a positive number of milliseconds, got {step_ms!r}")
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"samples must be a whole number >= 1 (test samples the activity is measured on), "
-                         f"got {samples!r}")
+    if samples is not None:  # None: every test sample (as estimate_model's None)
+        if isinstance(samples, bool) or not isinstance(samples, numbers.Integral) or samples < 1:
+            raise ValueError(f"samples must be a whole number >= 1 (test samples the activity is measured on) or "
+                             f"None (all), got {samples!r}")
+        samples = int(samples)
     model, cfg, data = load_run(path, progress=progress, test_only=True)  # the training frames go unused
     out_dir = checkpoint_file(path).parent / "estimate" if out_dir is None else out_dir
     dt_ms = cfg.neuron.dt_ms if step_ms is None else step_ms
@@ -218,11 +222,11 @@ def estimate_checkpoint(path: str | Path, targets: Sequence[str] | None = None, 
                           dt_s=dt_ms * 1e-3, samples=samples, out_dir=out_dir, **options)
 
 
-def _first_samples(loader, samples: int, batch_size: int = 16):
+def _first_samples(loader, samples: int | None, batch_size: int = 16):
     """The first ``samples`` of a test :class:`~neurosim.data.FrameLoader` as ``(x_seq [T, b, ...], y)`` batches of
     ``batch_size`` (the activity's batch) in the frames' own dtype: the profile converts each to the model's dtype,
     so only those samples, a few at a time, are ever float (the loader's batches are whole float32 test batches)."""
-    n = min(int(samples), len(loader.labels))
+    n = len(loader.labels) if samples is None else min(int(samples), len(loader.labels))
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         yield loader.frames[start:stop].transpose(0, 1), loader.labels[start:stop]

@@ -175,6 +175,19 @@ def test_estimate_checkpoint_measures_the_first_samples_a_few_at_a_time_without_
         estimate_checkpoint(tiny_checkpoint, ["loihi"], samples=0)
 
 
+def test_estimate_checkpoint_takes_samples_none_as_every_test_sample(tiny_checkpoint):
+    # samples=None (estimate_model's and activity_profile's "all of data") measured the whole test split until the
+    # check of samples added with the first-samples feed refused it; a numpy integer (e.g. from a sweep) too
+    import numpy as np
+
+    from neurosim.estimation import estimate_checkpoint
+
+    assert estimate_checkpoint(tiny_checkpoint, ["loihi"], samples=None).activity.samples == 16
+    assert estimate_checkpoint(tiny_checkpoint, ["loihi"], samples=np.int64(5)).activity.samples == 5
+    with pytest.raises(ValueError, match="samples must be a whole number >= 1"):
+        estimate_checkpoint(tiny_checkpoint, ["loihi"], samples=2.5)
+
+
 # ---------------------------------------------------------------------------------- estimate_model
 
 
