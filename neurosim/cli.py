@@ -249,7 +249,11 @@ def _line_buffered(stream) -> None:
 @contextlib.contextmanager
 def _sigterm_as_interrupt(enabled: bool):
     """While the block runs, SIGTERM raises :class:`Terminated` (once; further SIGTERMs are ignored, so that they do
-    not cut the cleanup short); the earlier handler comes back after. Signal handlers live in the main thread only."""
+    not cut the cleanup short); the earlier handler comes back after. Signal handlers live in the main thread only.
+
+    A :class:`Terminated` raised where Python ignores exceptions (a ``__del__``, e.g. training.memory's ``_Held``
+    freed during backward; a weakref callback) reaches ``sys.unraisablehook`` instead: the signal is then sent again
+    from a timer thread, so that it lands outside (a SIGTERM handled there would be ignored as well)."""
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -258,10 +262,20 @@ def _sigterm_as_interrupt(enabled: bool):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise Terminated
 
+    def unraisable(info) -> None:
+        if not isinstance(info.exc_value, Terminated):
+            return previous_hook(info)
+        signal.signal(signal.SIGTERM, on_sigterm)  # (unraisable Terminated: raised in the main thread, as is this)
+        again = threading.Timer(0.01, os.kill, (os.getpid(), signal.SIGTERM))
+        again.daemon = True
+        again.start()
+
     previous = signal.signal(signal.SIGTERM, on_sigterm)
+    previous_hook, sys.unraisablehook = sys.unraisablehook, unraisable
     try:
         yield
     finally:
+        sys.unraisablehook = previous_hook
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 

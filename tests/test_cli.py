@@ -145,6 +145,37 @@ def test_sigterm_stops_a_command_as_ctrl_c_does_with_status_143(tmp_path, capsys
     assert signal.getsignal(signal.SIGTERM) == handler  # main() puts the caller's handler back
 
 
+def test_a_sigterm_handled_inside_a_del_still_stops_the_command(tmp_path, capsys, monkeypatch):
+    # Python ignores an exception raised in __del__ ("Exception ignored in ..."): a SIGTERM whose handler ran there
+    # (training.memory's _Held.__del__ runs all through a backward pass) was lost, and as the handler had set SIGTERM
+    # to be ignored, no later SIGTERM stopped the command either (a torchrun worker went on to a collective the other
+    # worker had left and failed there with a traceback)
+    import os
+    import signal
+    import time
+
+    import neurosim.runs
+
+    class Dying:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            len("")  # a call: the pending handler runs here, inside __del__
+
+    def train(*args, **kwargs):
+        Dying()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+        raise AssertionError("still running 5 s after SIGTERM")
+
+    hook, handler = sys.unraisablehook, signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(neurosim.runs, "train_run", train)
+    assert main(["train", "--config", "quickstart", "--set", f"out_dir={tmp_path}"]) == 143
+    err = capsys.readouterr().err
+    assert "terminated (SIGTERM)" in err and "Exception ignored" not in err, err
+    assert sys.unraisablehook is hook and signal.getsignal(signal.SIGTERM) == handler
+
+
 def _cli(tmp_path, *settings: str) -> tuple[list[str], dict[str, str]]:
     """``python -m neurosim train`` of a small quickstart run in ``tmp_path/job``, with the environment of a batch job
     (no PYTHONUNBUFFERED: standard output to a file is then block-buffered unless neurosim says otherwise)."""
