@@ -424,10 +424,37 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
     return chip
 
 
+#: samples per forward call in :func:`accuracy`: read noise is drawn per call in the call's shape, so evaluating in
+#: blocks of a fixed size keeps a chip's accuracy independent of the loader's batch size
+EVAL_BLOCK = 128
+
+
+def _blocks(loader, size: int, max_samples: int | None):
+    """``(x_seq, y)`` of ``size`` samples each (the last may be smaller), re-cut from ``loader``'s batches, the first
+    ``max_samples`` samples only."""
+    xs, ys, held, taken = [], [], 0, 0
+    for x_seq, y in loader:
+        if max_samples is not None:
+            if taken >= max_samples:
+                break
+            x_seq, y = x_seq[:, : max_samples - taken], y[: max_samples - taken]
+        taken += int(y.shape[0])
+        xs.append(x_seq)
+        ys.append(y)
+        held += int(y.shape[0])
+        while held >= size:
+            x_all, y_all = (xs[0], ys[0]) if len(xs) == 1 else (torch.cat(xs, 1), torch.cat(ys))
+            yield x_all[:, :size], y_all[:size]
+            xs, ys, held = [x_all[:, size:]], [y_all[size:]], held - size
+    if held:
+        yield (xs[0], ys[0]) if len(xs) == 1 else (torch.cat(xs, 1), torch.cat(ys))
+
+
 @torch.no_grad()
 def accuracy(model: nn.Module, loader, *, device: str | torch.device | None = None,
              max_samples: int | None = None) -> float:
-    """Test accuracy in percent (0–100): prediction ``argmax Σ_t out_t`` over ``(x_seq, y)`` batches."""
+    """Test accuracy in percent (0–100): prediction ``argmax Σ_t out_t`` over ``(x_seq, y)`` batches, run in blocks
+    of :data:`EVAL_BLOCK` samples whatever the loader's batch size (a chip's read noise is drawn per call)."""
     from neurosim.training.losses import predict
 
     if device is None:
@@ -439,11 +466,7 @@ def accuracy(model: nn.Module, loader, *, device: str | torch.device | None = No
     model.eval()
     correct = total = 0
     try:
-        for x_seq, y in loader:
-            if max_samples is not None and total >= max_samples:
-                break
-            if max_samples is not None:
-                x_seq, y = x_seq[:, : max_samples - total], y[: max_samples - total]
+        for x_seq, y in _blocks(loader, EVAL_BLOCK, max_samples):
             out_seq, _ = model(x_seq.to(device).float())
             correct += int((predict(out_seq).cpu() == y.cpu()).sum())
             total += int(y.shape[0])

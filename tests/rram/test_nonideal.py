@@ -202,6 +202,20 @@ def test_no_variation_no_faults_reproduce_ideal_accuracy_and_large_variation_low
         evaluate_nonideal(model, test, NonIdealConfig(), chips=0)
 
 
+def test_a_chips_accuracy_does_not_depend_on_the_loaders_batch_size():
+    """Read noise is drawn per forward call in the call's shape: accuracy() evaluates in blocks of EVAL_BLOCK
+    samples whatever the loader's batches, so the same chip gives the same figure from any batch size."""
+    model, _ = trained_mlp(steps=20)
+    x, y = spike_patterns(300, seed=7)
+    cfg = NonIdealConfig(sigma_rel=0.05, read_noise_rel=0.2)
+    figures = {b: evaluate_nonideal(model, Batches(x, y, b), cfg, chips=2, seed=3)["per_chip"] for b in (32, 100, 300)}
+    assert figures[32] == figures[100] == figures[300], figures
+    capped = {b: evaluate_nonideal(model, Batches(x, y, b), cfg, chips=2, seed=3, max_samples=150)["per_chip"]
+              for b in (32, 300)}
+    assert capped[32] == capped[300], capped
+    assert accuracy(model, Batches(x, y, 7), max_samples=10) == accuracy(model, Batches(x[:10], y[:10], 64))
+
+
 @pytest.mark.slow
 def test_noise_aware_finetuning_recovers_accuracy_under_faults():
     model, test = trained_mlp(steps=40)
