@@ -12,7 +12,7 @@ are removed afterwards, even on error.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -24,13 +24,15 @@ __all__ = ["activity_profile", "record_outputs"]
 
 
 @contextmanager
-def _hooks(model: nn.Module, kinds: tuple[type, ...], store: dict[str, torch.Tensor]) -> Iterator[None]:
+def _hooks(model: nn.Module, kinds: tuple[type, ...], on_output: Callable[[str, torch.Tensor], None]
+           ) -> Iterator[None]:
+    """While the block runs, every submodule of ``kinds`` hands each call's (detached) output to
+    ``on_output(name, output)``."""
     handles = []
     for name, module in model.named_modules():
         if name and isinstance(module, kinds):
             def hook(mod, args, output, name=name):
-                out = output[0] if isinstance(output, tuple) else output
-                store[name] = out.detach()
+                on_output(name, (output[0] if isinstance(output, tuple) else output).detach())
             handles.append(module.register_forward_hook(hook))
     try:
         yield
@@ -53,7 +55,7 @@ def record_outputs(model: nn.Module, x_seq: torch.Tensor, kinds: tuple[type, ...
     was_training = model.training
     model.eval()
     try:
-        with _hooks(model, kinds, store):
+        with _hooks(model, kinds, store.__setitem__):
             out_seq, _ = model(x_seq)
     finally:
         model.train(was_training)
@@ -79,25 +81,16 @@ def _sums(out: torch.Tensor, absolute: bool = False) -> tuple[torch.Tensor, torc
     return torch.cat(steps), count
 
 
-@contextmanager
-def _reducing_hooks(model: nn.Module, kinds: tuple[type, ...], steps: dict[str, list[torch.Tensor]],
-                    counts: dict[str, torch.Tensor]) -> Iterator[None]:
-    """Hooks that add each call's output to ``steps[name]`` (per-step totals, one entry per call: a model run a
-    chunk of steps at a time calls a layer once per chunk) and ``counts[name]`` (per-neuron totals)."""
-    handles = []
-    for name, module in model.named_modules():
-        if name and isinstance(module, kinds):
-            def hook(mod, args, output, name=name):
-                out = output[0] if isinstance(output, tuple) else output
-                step, count = _sums(out.detach())
-                steps.setdefault(name, []).append(step)
-                counts[name] = count if name not in counts else counts[name] + count
-            handles.append(module.register_forward_hook(hook))
-    try:
-        yield
-    finally:
-        for h in handles:
-            h.remove()
+def _reducer(steps: dict[str, list[torch.Tensor]], counts: dict[str, torch.Tensor]
+             ) -> Callable[[str, torch.Tensor], None]:
+    """An ``on_output`` for :func:`_hooks` that adds each call's output to ``steps[name]`` (per-step totals, one entry
+    per call: a model run a chunk of steps at a time calls a layer once per chunk) and ``counts[name]`` (per-neuron
+    totals)."""
+    def add(name: str, out: torch.Tensor) -> None:
+        step, count = _sums(out)
+        steps.setdefault(name, []).append(step)
+        counts[name] = count if name not in counts else counts[name] + count
+    return add
 
 
 @torch.no_grad()
@@ -167,7 +160,7 @@ def activity_profile(model: nn.Module, data, *, dt_s: float, samples: int | None
                 found = {inp_key: _sums(x, absolute=True)}
                 steps: dict[str, list[torch.Tensor]] = {}
                 counts: dict[str, torch.Tensor] = {}
-                with _reducing_hooks(model, kinds, steps, counts):
+                with _hooks(model, kinds, _reducer(steps, counts)):
                     run_chunked(model, x) if getattr(model, "stateful", False) else model(x)
                 for name, parts in steps.items():
                     step = torch.cat(parts)
