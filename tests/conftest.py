@@ -52,6 +52,26 @@ def real_file():
     return real_fixture
 
 
+@pytest.fixture
+def disk_full_at(monkeypatch):
+    """``disk_full_at("frames.png")``: from then on, saving a figure of that name fails as a full disk does."""
+    import errno
+
+    import neurosim.viz as viz
+
+    real = viz.save_figure
+
+    def make_full(name: str) -> None:
+        def save(fig, path, *a, **kw):
+            if path.name == name:
+                raise OSError(errno.ENOSPC, "No space left on device", str(path))
+            return real(fig, path, *a, **kw)
+
+        monkeypatch.setattr(viz, "save_figure", save)
+
+    return make_full
+
+
 @pytest.fixture(scope="session")
 def _event_digits_dir(tmp_path_factory):
     from neurosim.data.event_digits import load_event_digits

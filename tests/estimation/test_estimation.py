@@ -191,23 +191,14 @@ def test_estimate_checkpoint_takes_samples_none_as_every_test_sample(tiny_checkp
 # ---------------------------------------------------------------------------------- estimate_model
 
 
-def test_a_failed_re_estimate_leaves_no_mix_of_two_estimates(tmp_path, monkeypatch):
+def test_a_failed_re_estimate_leaves_no_mix_of_two_estimates(tmp_path, disk_full_at):
     # a full disk at the figures of a second estimate in the same folder left the new estimate.json, estimate.txt
     # and activity.json beside the first estimate's model.nir and figures, with nothing to tell them apart
     import errno
 
-    import neurosim.viz as viz
-
     model, x = _conv_model(), _spikes((5, 4, 2, 12, 12), p=0.2)
     estimate_model(model, (2, 12, 12), x, targets=["loihi"], dt_s=1e-3, out_dir=tmp_path)
-    real = viz.save_figure
-
-    def full_at_layers(fig, path, *a, **kw):
-        if path.name == "layers.png":
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        return real(fig, path, *a, **kw)
-
-    monkeypatch.setattr(viz, "save_figure", full_at_layers)
+    disk_full_at("layers.png")
     with pytest.raises(OSError, match=r"No space left on device \(writing the estimate in .*: the earlier estimate "
                                       r"there was removed first; it holds only activity.json, model.nir, energy.png "
                                       r"of this one, without estimate.json; run the estimate again") as info:

@@ -420,25 +420,15 @@ def test_a_failed_checkpoint_leaves_the_metrics_at_the_checkpoints_epoch(tmp_pat
 
 
 def test_a_report_that_cannot_be_written_leaves_no_report_beside_a_mix_of_figures(tmp_path, event_digits_cache,
-                                                                                 monkeypatch):
+                                                                                 disk_full_at):
     # write_report wrote the new curves.png, then failed (a full disk) at frames.png: the earlier run's report.md
     # stayed, describing a new curves.png beside the earlier frames.png and raster.png
-    import errno
-
-    import neurosim.viz as viz
     from neurosim.runs import write_report
 
     result = train_run(_cfg(tmp_path, epochs=1), progress=False)
     run = tmp_path / "t"
     assert (run / "report.md").is_file() and (run / "frames.png").is_file()
-    real = viz.save_figure
-
-    def full_at_frames(fig, path, *a, **kw):
-        if path.name == "frames.png":
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        return real(fig, path, *a, **kw)
-
-    monkeypatch.setattr(viz, "save_figure", full_at_frames)
+    disk_full_at("frames.png")
     with pytest.raises(OSError, match=r"No space left on device \(writing the report of .*: its earlier report.md was "
                                       r"removed first, and no report.md was written") as info:
         write_report(result)
