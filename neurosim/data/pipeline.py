@@ -29,12 +29,13 @@ __all__ = ["DataBundle", "eval_loader", "frame_cache_key", "load_frames", "make_
 
 @dataclass
 class DataBundle:
-    """Train and test loaders plus what they were made from."""
+    """Train and test loaders plus what they were made from (``train`` and ``train_frames`` are None where only the
+    test split was loaded: ``runs.load_run(test_only=True)``)."""
 
     info: DatasetInfo
-    train: FrameLoader
+    train: FrameLoader | None
     test: FrameLoader
-    train_frames: np.ndarray
+    train_frames: np.ndarray | None
     test_frames: np.ndarray
     fingerprint: list | None = None  # the source files' (source_fingerprint), None where there are none to
     # read (then the frames were not cached): checkpoints record it
