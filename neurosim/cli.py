@@ -31,6 +31,7 @@ import errno
 import importlib
 import io
 import os
+import select
 import signal
 import sys
 import threading
@@ -279,6 +280,18 @@ def _sigterm_as_interrupt(enabled: bool):
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
+def _stdout_closed() -> bool:
+    """Whether standard output's reader went away (the pipe's reading end is closed: ``poll`` reports an error on
+    the writing end), rather than another pipe or socket the command wrote to. Where that cannot be told (no file
+    descriptor, no ``poll``), it assumes standard output."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
+        return True
+
+
 def _stdout_gone() -> int:
     """Standard output's reader went away (``| head``): stop quietly, with SIGPIPE's status (128 + 13), as Unix tools
     do. Standard output now writes to the null device, so that Python's final flush raises nothing."""
@@ -305,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
             _check_launch(args.command)
             return args.func(args)
     except BrokenPipeError:
+        if not _stdout_closed():
+            raise  # another pipe or socket broke: a real failure, with its traceback
         return _stdout_gone()
     except (UserError, ConfigError, CheckpointError, DatasetNotFoundError, MissingReaderError, OutputPathError) as e:
         if isinstance(e, CheckpointError) and args.command == "train" and "could not be read" in str(e):

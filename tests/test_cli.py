@@ -233,6 +233,18 @@ def test_a_reader_that_goes_away_stops_training_quietly(tmp_path, event_digits_c
     assert (run / "checkpoint.pt").is_file() and not (run / ".lock").exists()
 
 
+def test_a_broken_pipe_that_is_not_stdout_is_a_failure_with_its_traceback(tmp_path):
+    # only standard output's reader going away is a quiet stop (141); another pipe or socket breaking is an error
+    script = ("import sys, neurosim.cli as cli\n"
+              "def broken(command): raise BrokenPipeError(32, 'Broken pipe')\n"
+              "cli._check_launch = broken\n"
+              "sys.exit(cli.main(['datasets', 'list']))\n")
+    with open(tmp_path / "out.txt", "w") as out:
+        done = subprocess.run([sys.executable, "-c", script], stdout=out, stderr=subprocess.PIPE, text=True,
+                              timeout=120)
+    assert done.returncode == 1 and "BrokenPipeError" in done.stderr, (done.returncode, done.stderr)
+
+
 @pytest.mark.parametrize("argv, words", [
     (["train", "--config", "continual_pmnist_digits"],
      "is a config for `neurosim continual`, not `neurosim train`: run `neurosim continual --config "
