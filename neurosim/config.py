@@ -437,13 +437,14 @@ def _apply_overrides(data: dict[str, Any], overrides: list[str], parse) -> dict[
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {p} is not a table")
-        table = _parse_value(text.strip())
+        value = parse(text.strip())
+        table = value.value if isinstance(value, _SetValue) else value  # (a _SetValue has parsed it already)
         if isinstance(table, dict):
             name = ".".join(p.strip() for p in parts)
             example = " ".join(f"{name}.{k}={_toml_value(v)}" for k, v in table.items() if not isinstance(v, dict))
             raise ConfigError(f"override {item!r}: sets the whole table {name}, which would put its other keys back "
                               f"to their defaults; set the keys one by one: --set {example or name + '.KEY=VALUE'}")
-        node[parts[-1]] = parse(text.strip())
+        node[parts[-1]] = value
     return data
 
 
