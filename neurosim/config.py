@@ -87,6 +87,28 @@ def _check_device(obj) -> None:
         raise _Invalid("device", f"must be auto, cpu, cuda or cuda:N, got {obj.device!r}")
 
 
+def _expand_home(obj, *names: str) -> None:
+    """Expand a leading ``~`` (``~/runs``, ``~user/data``) in the path-valued fields ``names`` as a shell would
+    (pathlib's ``expanduser``): no TOML reader does, and ``out_dir = "~/runs"`` made a folder named ``~`` in the
+    working directory. A field may hold one path (None is left alone) or a tuple of names and paths."""
+    for n in names:
+        v = getattr(obj, n)
+        if isinstance(v, tuple):
+            object.__setattr__(obj, n, tuple(_expanded(x, f"{n}[{i}]") for i, x in enumerate(v)))
+        elif v is not None:
+            object.__setattr__(obj, n, _expanded(v, n))
+
+
+def _expanded(path: str, key: str) -> str:
+    if not path.startswith("~"):
+        return path
+    try:
+        return str(Path(path).expanduser())
+    except RuntimeError:  # no HOME and no password entry, or ~user names no user
+        raise _Invalid(key, f"{path!r} starts with ~, but that home folder cannot be found (HOME is not set, or no "
+                            "such user); give the full path") from None
+
+
 def _choice(obj, name: str, choices) -> None:
     v = getattr(obj, name)
     if v not in choices:
@@ -190,6 +212,7 @@ class DataConfig:
     num_workers: int = 0
 
     def __post_init__(self) -> None:
+        _expand_home(self, "root")
         _positive(self, "time_steps", "batch_size", "train_subset", "test_subset")
         if self.num_workers < 0:
             raise _Invalid("num_workers", f"must be >= 0, got {self.num_workers!r}")
@@ -255,7 +278,7 @@ class RunConfig:
 
     name: str = "run"  # run folder name under out_dir
     seed: int = 0  # seeds torch, numpy and python's random; in [-2**63, 2**64 - 1], the seeds torch takes
-    out_dir: str = "runs"  # parent folder of run folders
+    out_dir: str = "runs"  # parent folder of run folders (a leading ~ is the home folder)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     neuron: NeuronConfig = field(default_factory=NeuronConfig)
@@ -264,6 +287,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name in (".", ".."):
             raise _Invalid("name", f"must be a plain folder name, got {self.name!r}")
+        _expand_home(self, "out_dir")
         _check_seed(self.seed, "seed", *TORCH_SEED_RANGE, "-2**63 to 2**64 - 1: the seeds torch.manual_seed takes")
 
 
@@ -274,51 +298,126 @@ def _type_name(tp) -> str:
     return getattr(tp, "__name__", str(tp)).replace("NoneType", "None")
 
 
+#: what a key of each type expects, as error messages say it
+_EXPECTED = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+_EXPECTED_ITEMS = {int: "integers", float: "numbers", bool: "true or false values", str: "strings"}
+#: whole numbers up to this size are exact as floats (2**53): ``3.0`` and ``1e3`` are read as the integers 3 and 1000
+_EXACT_FLOAT_INT = 2**53
+
+
+def _shown(value: Any) -> str:
+    """``value`` as a config file spells it (TOML: ``true``, ``{a = 1}``; strings quoted), and what it is."""
+    if value is None:
+        return "None"
+    kinds = ((bool, "a boolean"), (int, "an integer"), (float, "a float"), (str, "a string"), (dict, "a table"),
+             ((list, tuple), "a list"))
+    kind = next((k for t, k in kinds if isinstance(value, t)), type(value).__name__)
+    return f"{_spelled(value)} ({kind})"
+
+
+def _spelled(value: Any) -> str:
+    if isinstance(value, _SetValue):
+        value = value.value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_spelled(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_spelled(v) for v in value) + "]"
+    return repr(value)
+
+
+def _wrong_type(path: str, expected: str, value: Any, hint: str = "") -> ConfigError:
+    """The error for a value of the wrong type: what the key expects, what it got, and a hint on what to write; it
+    keeps ``(path, expected, hint)`` so that a union (``int | None``) can join its members' expectations."""
+    error = ConfigError(f"{path}: expected {expected}, got {_shown(value)}{hint}")
+    error.wrong_type = (path, expected, hint)
+    return error
+
+
+def _int_hint(value: Any) -> str:
+    """What to write instead of ``value`` for an integer key."""
+    if isinstance(value, float) and math.isfinite(value):
+        if value.is_integer():  # beyond 2**53 a float is not exact: 12345678901234567890.0 is ...67168
+            return "; a float this large is not exact: write the integer's digits, without a decimal point or exponent"
+        return f"; write a whole number: {math.floor(value)} or {math.ceil(value)}"
+    if isinstance(value, float):
+        return "; write a whole number"
+    return ""
+
+
+def _unquoted_hint(value: Any, tp) -> str:
+    """A quoted value the key would take unquoted (``epochs = "3"`` in a file): say to drop the quotes."""
+    if not isinstance(value, str) or tp is str or "\n" in value:
+        return ""
+    try:
+        bare = tomllib.loads(f"v = {value.strip()}")["v"]
+        _coerce(bare, tp, "")
+    except (tomllib.TOMLDecodeError, ConfigError):
+        return ""
+    return f"; write it without quotes: {value.strip()}"
+
+
 def _coerce(value: Any, tp, path: str) -> Any:
     """Check ``value`` against the annotation ``tp``; convert lists to tuples and ints to floats.
 
     TOML has no null: for a key that may be None, the string ``"none"`` (any case) stands for it, in a file as in
     ``--set`` (a folder named none is ``./none``); :func:`config_to_dict` writes None so where it is not the default.
+    An integer key takes a float that is a whole number (``epochs = 3.0``, ``batch_size = 1e3``; up to 2**53, where
+    floats are exact), as pydantic does and as configs written by sweep tools need; ``3.5`` is refused.
     """
     if isinstance(value, _SetValue):
+        if isinstance(value.value, dict) and dataclasses.is_dataclass(tp):
+            raise ConfigError(f"{path}: is a table; setting it whole would put its other keys back to their "
+                              f"defaults; set the keys one by one: --set {_keys_one_by_one(path, value.value)}")
         value = value.read_as(tp)
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
         if type(None) in args and (value is None or (isinstance(value, str) and value.lower() == "none")):
             return None
+        members = [a for a in args if a is not type(None)]
         errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
+        for arg in members:
             try:
                 return _coerce(value, arg, path)
             except ConfigError as e:
                 errors.append(e)
-        expected = " or ".join(_type_name(a) for a in args)
-        raise ConfigError(f"{path}: expected {expected}, got {value!r} ({type(value).__name__})")
+        # (path, expected, hint) of each member that refused the value's type (None: it failed deeper, or otherwise)
+        wrong = [w if (w := getattr(e, "wrong_type", None)) and w[0] == path else None for e in errors]
+        if len(errors) == 1 and not wrong[0]:
+            raise errors[0]  # not the type of this key's value: e.g. a wrong item of a list, named by its index
+        expected = " or ".join(w[1] if w else _type_name(a) for w, a in zip(wrong, members))
+        if type(None) in args:
+            expected += ' or "none"'
+        raise _wrong_type(path, expected, value, next((w[2] for w in wrong if w and w[2]), ""))
     if origin is tuple:
         (item_tp, *_rest) = typing.get_args(tp)
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{path}: expected a list of {_type_name(item_tp)}, got {value!r} ({type(value).__name__})")
+            items = "lists" if typing.get_origin(item_tp) is tuple else _EXPECTED_ITEMS[item_tp]
+            one_item = isinstance(value, (int, float)) and not isinstance(value, bool) and items != "lists"
+            raise _wrong_type(path, f"a list of {items}", value,
+                             f"; write it in brackets: [{value!r}]" if one_item else "")
         return tuple(_coerce(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value))
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, path)
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}: expected a number, got {value!r} ({type(value).__name__})")
+            raise _wrong_type(path, _EXPECTED[float], value, _unquoted_hint(value, tp))
         return float(value)
     if tp is int:
+        if isinstance(value, float) and value.is_integer() and abs(value) <= _EXACT_FLOAT_INT:
+            return int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path}: expected an integer, got {value!r} ({type(value).__name__})")
+            raise _wrong_type(path, _EXPECTED[int], value, _int_hint(value) or _unquoted_hint(value, tp))
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true or false, got {value!r} ({type(value).__name__})")
+            raise _wrong_type(path, _EXPECTED[bool], value, _unquoted_hint(value, tp))
         return value
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{path}: expected a string, got {value!r} ({type(value).__name__})")
+            raise _wrong_type(path, _EXPECTED[str], value)
         return value
     raise ConfigError(f"{path}: unsupported annotation {tp!r}")  # a programming error in this module
 
@@ -327,7 +426,7 @@ def _build(cls, data: Any, path: str):
     if isinstance(data, cls):
         return data
     if not isinstance(data, dict):
-        raise ConfigError(f"{path or '<root>'}: expected a table of keys, got {data!r}")
+        raise ConfigError(f"{path or '<root>'}: expected a table of keys, got {_shown(data)}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
@@ -403,10 +502,11 @@ class _SetValue:
 
     def read_as(self, tp) -> Any:
         """The value for a key annotated ``tp``: a key that takes a string takes the text as typed where TOML read
-        a number, a bool or a date (``2024``, ``true``, ``1e3``); one that takes a float reads ``.001`` and ``1.``."""
+        a number, a bool or a date (``2024``, ``true``, ``1e3``); one that takes a number reads ``.001`` and ``1.``."""
         args = typing.get_args(tp) if typing.get_origin(tp) in (Union, types.UnionType) else (tp,)
         if isinstance(self.value, str):
-            return float(self.text) if float in args and _BARE_DECIMAL.fullmatch(self.text) else self.value
+            number = (float in args or int in args) and _BARE_DECIMAL.fullmatch(self.text)
+            return float(self.text) if number else self.value  # (an int key takes 1. and refuses .5 as a float)
         if str in args and not isinstance(self.value, (list, dict)):
             return self.text
         return self.value
@@ -415,7 +515,9 @@ class _SetValue:
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``key.path=value`` overrides (values in TOML syntax; bare words are strings) to nested dicts.
 
-    A whole table (``train={epochs=1}``) is refused: it would replace every key of that section.
+    A whole table (``train={epochs=1}``) is refused: it would replace every key of that section. (Without the
+    config's types this refuses any table value; :func:`load_config` tells a section from a key that takes one value
+    and says what that key expects.)
     """
     return _apply_overrides(data, overrides, _parse_value)
 
@@ -438,14 +540,18 @@ def _apply_overrides(data: dict[str, Any], overrides: list[str], parse) -> dict[
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {p} is not a table")
         value = parse(text.strip())
-        table = value.value if isinstance(value, _SetValue) else value  # (a _SetValue has parsed it already)
-        if isinstance(table, dict):
+        if isinstance(value, dict):  # (a _SetValue's table is checked against the key's type when the config is built)
             name = ".".join(p.strip() for p in parts)
-            example = " ".join(f"{name}.{k}={_toml_value(v)}" for k, v in table.items() if not isinstance(v, dict))
             raise ConfigError(f"override {item!r}: sets the whole table {name}, which would put its other keys back "
-                              f"to their defaults; set the keys one by one: --set {example or name + '.KEY=VALUE'}")
+                              f"to their defaults; set the keys one by one: --set {_keys_one_by_one(name, value)}")
         node[parts[-1]] = value
     return data
+
+
+def _keys_one_by_one(name: str, table: dict[str, Any]) -> str:
+    """The ``--set`` arguments that set ``table``'s keys in the table ``name`` one by one."""
+    example = " ".join(f"{name}.{k}={_toml_value(v)}" for k, v in table.items() if not isinstance(v, dict))
+    return example or f"{name}.KEY=VALUE"
 
 
 def load_toml_config(path: str | Path | None, overrides: list[str] | None, from_dict):

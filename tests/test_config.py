@@ -1,5 +1,7 @@
 """Config loading: defaults, TOML round trip, overrides, and errors that name the key."""
 
+import re
+
 import pytest
 
 from neurosim.config import (ConfigError, RunConfig, apply_overrides, config_from_dict, config_to_dict, dumps_toml,
@@ -20,7 +22,8 @@ from neurosim.config import (ConfigError, RunConfig, apply_overrides, config_fro
         ({"neuron": {"surrogate": "relu"}}, "neuron.surrogate", "must be one of"),
         ({"train": {"method": "rtrl"}}, "train.method", "must be one of"),
         ({"train": {"time_chunk": 0}}, "train.time_chunk", "must be positive, got 0"),
-        ({"train": {"time_chunk": 2.5}}, "train.time_chunk", "expected int or None, got 2.5"),
+        ({"train": {"time_chunk": 2.5}}, "train.time_chunk",
+         'expected an integer or "none", got 2.5 (a float); write a whole number: 2 or 3'),
         ({"neuron": {"learn_beta": "yes"}}, "neuron.learn_beta", "expected true or false"),
         ({"train": {"weight_decay": float("nan")}}, "train.weight_decay", "must be a finite number >= 0, got nan"),
         ({"train": {"momentum": float("inf")}}, "train.momentum", "must be a finite number >= 0, got inf"),
@@ -106,20 +109,94 @@ def test_a_float_key_reads_the_decimals_that_toml_lacks():
     assert (cfg.train.lr, cfg.neuron.beta) == (2.0, 0.05)
     with pytest.raises(ConfigError, match="neuron.beta: must be in .*got -0.05"):
         load_config(None, ["neuron.beta=-.5e-1"])
-    with pytest.raises(ConfigError, match="expected an integer, got '.5'"):
-        load_config(None, ["train.epochs=.5"])
+    with pytest.raises(ConfigError, match=r"expected an integer, got 0.5 \(a float\); write a whole number: 0 or 1"):
+        load_config(None, ["train.epochs=.5"])  # was "got '.5'": read as a string
     assert load_config(None, ["name=.001"]).name == ".001"
 
 
 def test_setting_a_whole_table_is_refused_with_the_keys_to_set_instead(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('[train]\nepochs = 9\nlr = 0.1\n')
-    with pytest.raises(ConfigError, match=r"'train={epochs=1}': sets the whole table train, which would put its "
-                                          r"other keys back to their defaults; set the keys one by one: "
+    with pytest.raises(ConfigError, match=r"^--set train={epochs=1}: train: is a table; setting it whole would put "
+                                          r"its other keys back to their defaults; set the keys one by one: "
                                           r"--set train.epochs=1$"):
         load_config(path, ["train={epochs=1}"])  # silently dropped train.lr = 0.1
     with pytest.raises(ConfigError, match="sets the whole table"):
         apply_overrides({}, ["model={hidden=[8]}"])
+
+
+@pytest.mark.parametrize("item, message", [
+    # a key that takes one value, given a table: it said "sets the whole table name" (name is no table)
+    ("name={a=1}", r"name: expected a string, got {a = 1} \(a table\)$"),
+    ("train.epochs={a=1}", r"train.epochs: expected an integer, got {a = 1} \(a table\)$"),
+    ("data.root={a=1}", r'data.root: expected a string or "none", got {a = 1} \(a table\)$'),
+    ("train.epochs.x=1", r"train.epochs: expected an integer, got {x = 1} \(a table\)$"),
+    # other wrong types: the value as TOML spells it (true, not Python's True), what it is, and what to write
+    ("train.epochs=true", r"train.epochs: expected an integer, got true \(a boolean\)$"),
+    ("neuron.learn_beta=1", r"neuron.learn_beta: expected true or false, got 1 \(an integer\)$"),
+    ("train.lr=[1]", r"train.lr: expected a number, got \[1\] \(a list\)$"),
+    ("model.hidden=5", r"model.hidden: expected a list of integers, got 5 \(an integer\); write it in brackets: "
+                       r"\[5\]$"),
+    ("train=1", r"train: expected a table of keys, got 1 \(an integer\)$"),
+])
+def test_a_set_value_of_the_wrong_type_says_what_the_key_expects_and_what_it_got(item, message):
+    with pytest.raises(ConfigError, match=f"^--set {re.escape(item)}: {message}"):
+        load_config(None, [item])
+
+
+def test_a_quoted_value_in_a_file_says_to_drop_the_quotes(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[train]\nepochs = "3"\n')
+    with pytest.raises(ConfigError, match=r"c.toml: train.epochs: expected an integer, got '3' \(a string\); write "
+                                          r"it without quotes: 3$"):
+        load_config(path)
+
+
+def test_an_integer_key_takes_a_float_that_is_a_whole_number(tmp_path):
+    # 3.0 and 1e3 are TOML floats (configs written by sweep tools, `--set data.batch_size=1e3`): they were refused as
+    # "expected an integer, got 3.0 (float)"; a float with a fraction is still refused, saying what to write
+    path = tmp_path / "c.toml"
+    path.write_text("seed = -2.0\n[train]\nepochs = 3.0\n[model]\nchannels = [8.0, 16]\n")
+    cfg = load_config(path, ["data.batch_size=1e3", "train.time_chunk=4.0"])
+    assert (cfg.seed, cfg.train.epochs, cfg.model.channels, cfg.data.batch_size, cfg.train.time_chunk) == \
+        (-2, 3, (8, 16), 1000, 4)
+    assert all(type(v) is int for v in (cfg.seed, cfg.train.epochs, *cfg.model.channels, cfg.data.batch_size))
+    assert load_config(path) == load_config(None, ["seed=-2", "train.epochs=3", "model.channels=[8, 16]"])
+    with pytest.raises(ConfigError, match=r"^--set train.epochs=3.5: train.epochs: expected an integer, got 3.5 "
+                                          r"\(a float\); write a whole number: 3 or 4$"):
+        load_config(path, ["train.epochs=3.5"])
+    with pytest.raises(ConfigError, match=r"seed: expected an integer, got 1e\+20 \(a float\); a float this large is "
+                                          r"not exact: write the integer's digits"):
+        load_config(None, ["seed=1e20"])  # beyond 2**53 the float may not be the integer written
+    with pytest.raises(ConfigError, match=r"train.epochs: expected an integer, got inf \(a float\); write a whole"):
+        load_config(None, ["train.epochs=inf"])
+
+
+def test_a_leading_tilde_in_a_path_is_the_home_folder(tmp_path, monkeypatch):
+    # out_dir = "~/runs" made a folder named "~" in the working directory: no TOML reader expands it
+    from neurosim.continual.config import load_continual_config
+    from neurosim.lsm.config import load_lsm_config
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path = tmp_path / "c.toml"
+    path.write_text('out_dir = "~/runs"\n[data]\nroot = "~/data"\n')
+    cfg = load_config(path)
+    assert (cfg.out_dir, cfg.data.root) == (str(tmp_path / "runs"), str(tmp_path / "data"))
+    assert load_config(path) == load_config(None, ["out_dir=~/runs", "data.root=~/data"])  # --set as the file
+    assert load_config(None, ["out_dir=~"]).out_dir == str(tmp_path)
+    assert load_config(None, ["out_dir=a/~/b", "data.root=none"]).out_dir == "a/~/b"  # only a leading ~
+    assert RunConfig(out_dir="~/r").out_dir == str(tmp_path / "r")  # the Python API as well
+    cont = load_continual_config(None, ["out_dir=~/runs", "tasks.root=~/data"])
+    assert (cont.out_dir, cont.tasks.root) == (str(tmp_path / "runs"), str(tmp_path / "data"))
+    lsm = load_lsm_config(None, ["out_dir=~/runs", "data.root=~/data", "energy.targets=['loihi', '~/mine.toml']"])
+    assert (lsm.out_dir, lsm.data.root, lsm.energy.targets) == (
+        str(tmp_path / "runs"), str(tmp_path / "data"), ("loihi", str(tmp_path / "mine.toml")))
+    dumped = tmp_path / "dumped.toml"
+    dumped.write_text(dumps_toml(cfg))  # a run folder's config.toml names the folder itself
+    assert load_config(dumped) == cfg and "~" not in dumped.read_text()
+    with pytest.raises(ConfigError, match=r"^--set out_dir=~nosuchuser_x9/r: out_dir: '~nosuchuser_x9/r' starts "
+                                          r"with ~, but that home folder cannot be found .*give the full path$"):
+        load_config(None, ["out_dir=~nosuchuser_x9/r"])
 
 
 def test_file_errors_name_the_file(tmp_path):

@@ -24,7 +24,7 @@ from typing import Any
 
 from neurosim.config import (
     LOSSES, TORCH_SEED_RANGE, ConfigError, ModelConfig, NeuronConfig, _build, _check_device, _check_seed, _choice,
-    _Invalid, _non_negative, _positive, load_toml_config,
+    _expand_home, _Invalid, _non_negative, _positive, load_toml_config,
 )
 
 __all__ = [
@@ -59,6 +59,7 @@ class TasksConfig:
     root: str | None = None  # registry sources: where tonic datasets live (None: the neurosim cache)
 
     def __post_init__(self) -> None:
+        _expand_home(self, "root")
         _choice(self, "protocol", PROTOCOLS)
         _positive(self, "num_tasks", "classes_per_task", "time_steps", "downsample", "train_subset", "test_subset")
         if not self.source:
@@ -175,7 +176,7 @@ class ContinualConfig:
 
     name: str = "continual"  # run folder name under out_dir
     seeds: tuple[int, ...] = (0,)  # each method runs once per seed (permutations, init and batch order); in SEED_RANGE
-    out_dir: str = "runs"  # parent folder of run folders
+    out_dir: str = "runs"  # parent folder of run folders (a leading ~ is the home folder)
     methods: tuple[str, ...] = CONTINUAL_METHODS  # baseline (fine-tuning) | ewc | hlop | multitask (joint upper bound)
     tasks: TasksConfig = field(default_factory=TasksConfig)
     model: ContinualModelConfig = field(default_factory=ContinualModelConfig)
@@ -187,6 +188,7 @@ class ContinualConfig:
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name in (".", ".."):
             raise _Invalid("name", f"must be a plain folder name, got {self.name!r}")
+        _expand_home(self, "out_dir")
         if not self.seeds:
             raise _Invalid("seeds", "needs at least one seed")
         for i, seed in enumerate(self.seeds):

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from neurosim.config import TORCH_SEED_RANGE, _build, _check_seed, _Invalid, _non_negative, _positive, load_toml_config
+from neurosim.config import (
+    TORCH_SEED_RANGE, _build, _check_seed, _expand_home, _Invalid, _non_negative, _positive, load_toml_config,
+)
 
 __all__ = ["EnergyConfig", "LSMConfig", "LSMDataConfig", "ReadoutConfig", "ReservoirConfig", "load_lsm_config",
            "lsm_config_from_dict", "READOUTS"]
@@ -40,6 +42,7 @@ class LSMDataConfig:
     test_subset: int | None = None  # only the first N test samples
 
     def __post_init__(self) -> None:
+        _expand_home(self, "root")
         _positive(self, "time_steps", "input_size", "train_subset", "test_subset")
 
 
@@ -96,11 +99,12 @@ class ReadoutConfig:
 class EnergyConfig:
     """Energy of the reservoir per inference, measured on test samples."""
 
-    targets: tuple[str, ...] = ("rram_lsm40nm", "rram_neurosim", "loihi")  # hardware_models targets
+    targets: tuple[str, ...] = ("rram_lsm40nm", "rram_neurosim", "loihi")  # hardware_models target names or spec files
     samples: int = 100  # test samples the activity profile is averaged over
     dt_ms: float = 6.3  # simulated time per step: 315 ms of saccades / 50 steps
 
     def __post_init__(self) -> None:
+        _expand_home(self, "targets")  # a spec file may be ~/specs/mine.toml
         _positive(self, "samples", "dt_ms")
         if not self.targets:
             raise _Invalid("targets", "must name at least one target")
@@ -112,7 +116,7 @@ class LSMConfig:
 
     name: str = "lsm"  # run folder name under out_dir
     seed: int = 0  # seeds the reservoir draws, the readout and the read noise; in [0, 2**64 - 1]
-    out_dir: str = "runs"  # parent folder of run folders
+    out_dir: str = "runs"  # parent folder of run folders (a leading ~ is the home folder)
     data: LSMDataConfig = field(default_factory=LSMDataConfig)
     reservoir: ReservoirConfig = field(default_factory=ReservoirConfig)
     readout: ReadoutConfig = field(default_factory=ReadoutConfig)
@@ -121,6 +125,7 @@ class LSMConfig:
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name in (".", ".."):
             raise _Invalid("name", f"must be a plain folder name, got {self.name!r}")
+        _expand_home(self, "out_dir")
         # the chip's read-noise stream is seeded through numpy's SeedSequence, which takes no negative seed
         _check_seed(self.seed, "seed", 0, TORCH_SEED_RANGE[1],
                     "0 to 2**64 - 1: torch.manual_seed takes no larger seed and the chip's read-noise stream "
