@@ -16,11 +16,12 @@ is flattened; ``nn.Identity`` is dropped):
 snnTorch / torch layer      neurosim layer
 ==========================  ================================================================================
 ``snntorch.Leaky``          ``LIF(reset_timing="delayed")``: scalar ``beta`` and ``threshold`` (fixed or
-                            learnable), ``reset_mechanism`` subtract | zero | none, ``init_hidden`` either
-                            way, ``output=True`` on the last layer only (the converted net returns the
-                            spikes; the membrane is in the final state with ``record_membrane``, before the
-                            reset with ``reset_delay=False``: see below), surrogates
-                            ``atan(alpha)`` (the default), ``fast_sigmoid(slope)``, ``sigmoid(slope)``
+                            learnable; a fixed per-neuron tensor whose values are all equal, as snnTorch's
+                            NIR export needs, converts as that value), ``reset_mechanism`` subtract | zero |
+                            none, ``init_hidden`` either way, ``output=True`` on the last layer only (the
+                            converted net returns the spikes; the membrane is in the final state with
+                            ``record_membrane``, before the reset with ``reset_delay=False``: see below),
+                            surrogates ``atan(alpha)`` (the default), ``fast_sigmoid(slope)``, ``sigmoid(slope)``
 ``nn.Conv2d``, ``nn.Linear``  ``Conv2d``, ``Linear`` (weights copied)
 ``nn.MaxPool2d``,           ``MaxPool2d``, ``AvgPool2d``
 ``nn.AvgPool2d``
@@ -31,11 +32,11 @@ snnTorch / torch layer      neurosim layer
 
 Not supported, with a :class:`UnsupportedSnnTorchError` that lists every offending layer and option at once:
 ``Synaptic``, ``Alpha``, ``Lapicque``, ``RLeaky``, ``RSynaptic``, ``SLSTM``/``SConv2dLSTM`` and every other
-neuron class; per-neuron (tensor) ``beta`` or ``threshold``; ``state_quant``; graded spikes
-(``graded_spikes_factor != 1`` or learnable); ``inhibition``; ``reset_delay=False`` with the ``subtract`` reset
-(with ``zero`` or ``none`` it converts to the ``immediate`` timing); ``output=True`` before the
-last layer; ``surrogate_disable`` and other surrogates (``triangular``, ``spike_rate_escape``, ``SSO``, custom);
-``MaxPool2d(return_indices=True)``; other ``Flatten`` dims; any other module.
+neuron class; per-neuron ``beta`` or ``threshold`` with different values, or learnable per-neuron ones;
+``state_quant``; graded spikes (``graded_spikes_factor != 1`` or learnable); ``inhibition``; ``reset_delay=False``
+with the ``subtract`` reset (with ``zero`` or ``none`` it converts to the ``immediate`` timing); ``output=True``
+before the last layer; ``surrogate_disable`` and other surrogates (``triangular``, ``spike_rate_escape``, ``SSO``,
+custom); ``MaxPool2d(return_indices=True)``; other ``Flatten`` dims; any other module.
 
 Differences to know about (forward results are identical in eval mode and without these layers):
 
@@ -95,7 +96,7 @@ class UnsupportedSnnTorchError(ValueError):
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(
             f"cannot convert this snnTorch model ({len(problems)} problem{'s' if len(problems) > 1 else ''}):\n"
-            f"{lines}\nSupported: snntorch.Leaky (scalar beta/threshold, subtract|zero|none reset, atan|"
+            f"{lines}\nSupported: snntorch.Leaky (one beta/threshold per layer, subtract|zero|none reset, atan|"
             "fast_sigmoid|sigmoid surrogate), nn.Conv2d, nn.Linear, nn.MaxPool2d, nn.AvgPool2d, nn.Flatten(), "
             "nn.BatchNorm1d/2d, nn.Dropout, nn.Identity (see neurosim.interop.snntorch)"
         )
@@ -121,11 +122,24 @@ def _flatten_layers(model) -> list[nn.Module]:
 
 
 def _scalar(value, what: str, problems: list[str], where: str) -> float | None:
+    """The one value of a scalar, or of a fixed per-neuron tensor whose values are all equal (snnTorch's NIR export
+    needs β and the threshold as such tensors of the layer's shape)."""
     t = torch.as_tensor(value).detach()
-    if t.numel() != 1:
-        problems.append(f"{where}: per-neuron {what} of shape {tuple(t.shape)} (only a scalar {what} is supported)")
+    if t.numel() == 1:
+        return float(t)
+    if t.numel() == 0:
+        problems.append(f"{where}: empty {what} of shape {tuple(t.shape)}")
         return None
-    return float(t)
+    if isinstance(value, nn.Parameter):
+        problems.append(f"{where}: learnable per-neuron {what} of shape {tuple(t.shape)} (neurosim learns one {what} "
+                        f"per layer; make it a scalar)")
+        return None
+    lo, hi = float(t.min()), float(t.max())
+    if lo != hi:
+        problems.append(f"{where}: per-neuron {what} of shape {tuple(t.shape)} with different values (from {lo:g} to "
+                        f"{hi:g}; only one {what} per layer is supported)")
+        return None
+    return lo
 
 
 def _surrogate(leaky, where: str, problems: list[str]) -> tuple[str, float] | None:
@@ -310,7 +324,7 @@ def copy_to_snntorch(neurosim_model: nsn.Sequential, snntorch_model) -> None:
             if isinstance(b, snntorch.SpikingNeuron):
                 if not isinstance(a, nsn.LIF):
                     raise ValueError(f"layer {i}: {type(b).__name__} in snnTorch but {type(a).__name__} in neurosim")
-                b.beta.copy_(a.beta.detach().reshape(b.beta.shape))
-                b.threshold.copy_(a.v_th.detach().reshape(b.threshold.shape))
+                b.beta.copy_(a.beta.detach().reshape(()).expand(b.beta.shape))  # one value, or every neuron's
+                b.threshold.copy_(a.v_th.detach().reshape(()).expand(b.threshold.shape))
             elif list(b.state_dict()):
                 b.load_state_dict(a.state_dict())

@@ -127,7 +127,7 @@ def test_reset_delay_false_converts_to_the_immediate_timing_with_a_strict_thresh
 
 def test_every_unsupported_option_is_listed_at_once():
     model = nn.Sequential(
-        nn.Linear(4, 4), snn.Leaky(beta=torch.full((4,), 0.9), init_hidden=True),          # per-neuron beta
+        nn.Linear(4, 4), snn.Leaky(beta=torch.tensor([.8, .9, .9, .9]), init_hidden=True),  # per-neuron beta
         snn.Leaky(beta=0.9, init_hidden=True, output=True),                                # output mid-network
         snn.Leaky(beta=0.9, init_hidden=True, state_quant=lambda m: m),                    # state_quant
         snn.Leaky(beta=0.9, init_hidden=True, graded_spikes_factor=2.0),                   # graded spikes
@@ -145,6 +145,31 @@ def test_every_unsupported_option_is_listed_at_once():
                    "layer 8 (ReLU): unsupported layer", "layer 9 (Flatten)", "Supported: snntorch.Leaky"):
         assert needle in msg, needle
     assert len(info.value.problems) == 9
+
+
+def test_per_neuron_beta_and_threshold_of_one_value_convert_as_that_value():
+    """snnTorch's NIR export needs β and the threshold as tensors of the layer's shape; all-equal ones convert."""
+    torch.manual_seed(3)
+    ref = nn.Sequential(nn.Linear(6, 4), snn.Leaky(beta=torch.full((4,), 0.8), threshold=torch.full((4,), 0.4),
+                                                   init_hidden=True))
+    with torch.no_grad():
+        ref[0].weight.mul_(3)
+    net = from_snntorch(ref)
+    assert float(net[1].beta) == pytest.approx(0.8) and float(net[1].v_th) == pytest.approx(0.4)
+    x = torch.randint(0, 2, (20, 3, 6)).float()
+    s_ref = _run_snntorch(ref, x)
+    assert 0 < s_ref.mean() < 1 and torch.equal(net(x)[0], s_ref)
+    with torch.no_grad():  # the trained values go back into every neuron
+        net[1].beta_value.fill_(0.5)
+        net[1].v_th_value.fill_(0.25)
+    copy_to_snntorch(net, ref)
+    assert torch.equal(ref[1].beta, torch.full((4,), 0.5)) and torch.equal(ref[1].threshold, torch.full((4,), 0.25))
+
+
+def test_learnable_per_neuron_beta_is_refused():
+    model = nn.Sequential(nn.Linear(4, 4), snn.Leaky(beta=torch.full((4,), 0.9), learn_beta=True, init_hidden=True))
+    with pytest.raises(UnsupportedSnnTorchError, match=r"learnable per-neuron beta of shape \(4,\)"):
+        from_snntorch(model)
 
 
 def test_not_a_sequence_is_a_clear_error():
