@@ -21,11 +21,53 @@ the only code that converts between them. Note that this NIR ``τ`` is *not* neu
 ``β = 1`` (no leak) become ``IF`` (spiking) or ``I`` (readout) nodes with ``R = 1/dt`` (``v += dt·R·I``).
 
 So a graph's ``τ`` means a decay only together with the ``dt`` it was made for: export with the ``dt_s`` the
-reading tool will use, and import with the one the graph was written with. snnTorch's NIR export and import
-(``snntorch.export_to_nir`` / ``import_from_nir``) assume ``dt = 1e-4`` s: pass ``dt_s=1e-4`` to :func:`to_nir`
-for graphs snnTorch will read, and to :func:`from_nir` for graphs snnTorch wrote (neurosim's own graphs carry
-their ``dt`` and ignore ``dt_s``). With another ``dt_s`` the import is refused when ``τ < dt``, and otherwise
-gives other decays without a word (β = 0.9 at 1e-4 s is 0.99 at 1e-5 s).
+reading tool will use, and import with the one the graph was written with (neurosim's own graphs carry their
+``dt`` and ignore ``dt_s``). With another ``dt_s`` the import is refused when ``τ < dt``, and otherwise gives
+other decays without a word (β = 0.9 at 1e-4 s is 0.99 at 1e-5 s).
+
+**Interchange with snnTorch** (``snntorch.export_to_nir`` / ``snntorch.import_from_nir``, which need ``nirtorch``;
+checked with snnTorch 1.0, nirtorch 2.6 and nir 1.0.8 by ``tests/export/test_nir_snntorch.py``). snnTorch assumes
+``dt = 1e-4`` s: pass ``dt_s=1e-4`` to :func:`to_nir` for graphs snnTorch will read (β = 0.9 exported at 1e-3 s
+runs there as 0.99) and to :func:`from_nir` for graphs snnTorch wrote. snnTorch imports every ``LIF`` node as
+``Leaky(reset_mechanism="zero", reset_delay=False)`` and exports every ``Leaky`` as such a node, whatever its
+reset: that neuron is neurosim's ``LIF(reset="zero")`` (immediate timing) with a strict threshold.
+
+=====================================  ==================================================================
+neurosim → NIR → snnTorch              what ``import_from_nir`` runs
+=====================================  ==================================================================
+``Linear``, ``Conv2d``, ``AvgPool2d``  the same torch layers: exact
+``Flatten``                            ``nn.Flatten(0, -1)``: the imported ``torch.fx`` module takes one
+                                       sample per call, ``out, state = module(x_seq[t, b], state)``
+                                       (a batch is flattened too), its membranes held in the ``Leaky``
+                                       modules (zero their ``mem`` before a new sample)
+``SumPool2d`` (no padding)             ``nn.LPPool2d(1)``: the same sums on spikes; its padding is dropped
+``LIF(reset="zero")``                  the same spikes, except where ``v == v_th`` exactly: neurosim spikes
+                                       (``v ≥ v_th``), snnTorch does not (``v > v_th``)
+``LIF``, other reset or timing         a zero-reset ``Leaky``: other spikes (the reset is in neurosim's
+                                       metadata only, see Reset below)
+``LIF`` with β = 1 (``IF``)            refused by snnTorch: ``AssertionError: r != 1 not supported``
+``LI`` readout (``LI``/``I``)          refused by snnTorch: ``ValueError: Unknown node type``
+``MaxPool2d`` (``maxpool="sumpool"``)  a sum pool (see MaxPool2d below)
+=====================================  ==================================================================
+
+=====================================  ==================================================================
+snnTorch → NIR → neurosim              what :func:`from_nir` (``dt_s=1e-4``) builds
+=====================================  ==================================================================
+``nn.Linear``, ``nn.Conv2d``           the same layers: exact
+``nn.AvgPool2d``, ``nn.Flatten()``     the same layers: exact
+zero-reset ``Leaky``                   ``LIF(reset="zero")`` with a strict threshold: the same spikes
+                                       (``reset_mechanism="zero", reset_delay=False``)
+other ``Leaky`` resets                 the same zero-reset ``LIF`` (snnTorch writes no reset): the spikes
+                                       of that neuron, not of the original
+scalar ``beta`` or ``threshold``       ``export_to_nir`` fails (nir's type inference: ``type mismatch``):
+                                       give ``torch.full(shape, value)`` tensors of the layer's shape
+``nn.MaxPool2d``                       ``export_to_nir`` fails (``AttributeError``): no NIR node
+=====================================  ==================================================================
+
+Call ``export_to_nir(model, sample[1, ...], ignore_dims=[0])`` so that the graph's shapes have no batch dim.
+:func:`to_nir` also reads snnTorch models itself (through :func:`neurosim.interop.from_snntorch`: one β and
+threshold per layer, its resets and timings, ``MaxPool2d`` with ``maxpool="sumpool"``) and :func:`from_nir`
+restores their exact dynamics from its metadata; snnTorch's importer still sees zero-reset neurons.
 
 Exported node types (node names are the module names of ``model.named_modules()``, so activity recorded per
 module maps onto the graph by name; the graph's entry and exit are ``input`` and ``output``):
