@@ -26,7 +26,8 @@ reading tool will use, and import with the one the graph was written with (neuro
 other decays without a word (β = 0.9 at 1e-4 s is 0.99 at 1e-5 s).
 
 **Interchange with snnTorch** (``snntorch.export_to_nir`` / ``snntorch.import_from_nir``, which need ``nirtorch``;
-checked with snnTorch 1.0, nirtorch 2.6 and nir 1.0.8 by ``tests/export/test_nir_snntorch.py``). snnTorch assumes
+checked with snnTorch 1.0, nirtorch 2.6 and nir 1.0.8 by ``tests/export/test_nir_snntorch.py``; snnTorch 0.9's
+importer flattens differently and fails on these graphs, so those tests skip before snnTorch 1.0). snnTorch assumes
 ``dt = 1e-4`` s: pass ``dt_s=1e-4`` to :func:`to_nir` for graphs snnTorch will read (β = 0.9 exported at 1e-3 s
 runs there as 0.99) and to :func:`from_nir` for graphs snnTorch wrote. snnTorch imports every ``LIF`` node as
 ``Leaky(reset_mechanism="zero", reset_delay=False)`` and exports every ``Leaky`` as such a node, whatever its
