@@ -7,7 +7,12 @@ and averaging over the samples. For every NIR node name it holds
   mean over samples;
 * ``spike_counts[name]``, the node's output shape and layout (e.g. channels first; or flat in that order):
   spikes per neuron over the whole run, mean over samples (optional per node; without it the models assume
-  spikes spread evenly over the node's neurons).
+  spikes spread evenly over the node's neurons);
+* ``updates_per_step[name]``, shape ``(T,)`` (optional per node): neurons of the node whose state changes at each
+  step, summed over its neurons, mean over samples: those with a nonzero input or a nonzero membrane potential
+  entering the step, the neurons SANA-FE charges a soma update (a neuron at rest with no input is skipped). A
+  neuron that fires is updated, so the series is at least ``spikes_per_step[name]`` at every step. Without it a
+  model that charges updates by this condition counts every neuron as updated in every step (an upper bound).
 
 and ``input_events_per_step``, shape ``(T,)``: events entering the graph per step (mean over samples; with
 several Input nodes, all of them together). A node inside a nested subgraph is named ``subgraph.node``
@@ -84,6 +89,8 @@ class ActivityProfile:
         spikes_per_step: node name -> ``(T,)`` mean spikes per step, summed over the node's neurons.
         spike_counts: node name -> node-output-shaped mean spikes per neuron over the run.
         input_events_per_step: ``(T,)`` mean input events per step.
+        updates_per_step: node name -> ``(T,)`` mean neurons updated per step (nonzero input or potential),
+            summed over the node's neurons; optional per node.
     """
 
     time_steps: int
@@ -92,6 +99,7 @@ class ActivityProfile:
     spikes_per_step: Mapping[str, np.ndarray]
     spike_counts: Mapping[str, np.ndarray] = field(default_factory=dict)
     input_events_per_step: np.ndarray | None = None
+    updates_per_step: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         T = self.time_steps
@@ -154,6 +162,33 @@ class ActivityProfile:
         inp.setflags(write=False)
         object.__setattr__(self, "input_events_per_step", inp)
 
+        if self.updates_per_step is None:
+            object.__setattr__(self, "updates_per_step", {})
+        if not isinstance(self.updates_per_step, Mapping):
+            raise ActivityError(f"updates_per_step must be a dict node name -> (T,) array, got "
+                                f"{type(self.updates_per_step).__name__}")
+        updates: dict[str, np.ndarray] = {}
+        for name, series in self.updates_per_step.items():
+            if name not in per_step:
+                raise ActivityError(
+                    f"updates_per_step[{name!r}] has no matching spikes_per_step entry; every node in "
+                    f"updates_per_step must also be in spikes_per_step (nodes there: {sorted(per_step)})"
+                )
+            arr = _as_float_array(series, f"updates_per_step[{name!r}]")
+            if arr.shape != (T,):
+                raise ActivityError(f"updates_per_step[{name!r}]: expected shape ({T},) (time_steps), got {arr.shape}")
+            fired = per_step[name]
+            short = np.flatnonzero(arr < fired * (1 - 1e-9) - 1e-9)
+            if short.size:
+                t = int(short[0])
+                raise ActivityError(
+                    f"node {name!r}: updates_per_step is {arr[t]:g} at step {t} but spikes_per_step is {fired[t]:g}; "
+                    "a neuron that fires is updated in that step, so updates must be at least the spikes"
+                )
+            arr.setflags(write=False)
+            updates[name] = arr
+        object.__setattr__(self, "updates_per_step", updates)
+
     # ------------------------------------------------------------------ derived views
     @property
     def nodes(self) -> list[str]:
@@ -170,7 +205,7 @@ class ActivityProfile:
         return float(self.spikes_per_step[name].sum())
 
     def scaled(self, factor: float) -> "ActivityProfile":
-        """The same profile with every count (spikes and input events) multiplied by ``factor`` >= 0."""
+        """The same profile with every count (spikes, updates and input events) multiplied by ``factor`` >= 0."""
         if not (math.isfinite(factor) and factor >= 0):
             raise ActivityError(f"scale factor must be a finite number >= 0, got {factor!r}")
         return ActivityProfile(
@@ -180,6 +215,7 @@ class ActivityProfile:
             spikes_per_step={k: v * factor for k, v in self.spikes_per_step.items()},
             spike_counts={k: v * factor for k, v in self.spike_counts.items()},
             input_events_per_step=self.input_events_per_step * factor,
+            updates_per_step={k: v * factor for k, v in self.updates_per_step.items()},
         )
 
     # ------------------------------------------------------------------ construction from raw spikes
@@ -242,8 +278,9 @@ class ActivityProfile:
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict:
-        """A JSON-ready dict (arrays as nested lists), tagged with the format name and version."""
-        return {
+        """A JSON-ready dict (arrays as nested lists), tagged with the format name and version; ``updates_per_step``
+        only where the profile has updates (files without it read as before)."""
+        data = {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,
             "time_steps": self.time_steps,
@@ -253,6 +290,9 @@ class ActivityProfile:
             "spikes_per_step": {k: v.tolist() for k, v in self.spikes_per_step.items()},
             "spike_counts": {k: v.tolist() for k, v in self.spike_counts.items()},
         }
+        if self.updates_per_step:
+            data["updates_per_step"] = {k: v.tolist() for k, v in self.updates_per_step.items()}
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "ActivityProfile":
@@ -269,7 +309,7 @@ class ActivityProfile:
         missing = [k for k in required if k not in data]
         if missing:
             raise ActivityError(f"activity data is missing {missing}; required keys: {list(required)}")
-        known = set(required) | {"format", "version", "spike_counts", "input_events_per_step"}
+        known = set(required) | {"format", "version", "spike_counts", "input_events_per_step", "updates_per_step"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ActivityError(f"activity data has unknown keys {unknown}; known keys: {sorted(known)}")
@@ -280,6 +320,7 @@ class ActivityProfile:
             spikes_per_step=dict(data["spikes_per_step"]),
             spike_counts=dict(data.get("spike_counts") or {}),
             input_events_per_step=data.get("input_events_per_step"),
+            updates_per_step=dict(data.get("updates_per_step") or {}),
         )
 
     def to_json(self, path: str | os.PathLike) -> Path:

@@ -130,3 +130,29 @@ def test_from_json_missing_or_invalid_file(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ActivityError, match="not valid JSON"):
         ActivityProfile.from_json(bad)
+
+
+# ------------------------------------------------------------------ neuron updates (optional per node)
+def test_updates_per_step_round_trip_and_an_old_file_without_them(tmp_path):
+    p = profile(updates_per_step={"lif": np.array([3.0, 0.5, 2.0])})
+    assert p.updates_per_step["lif"].tolist() == [3.0, 0.5, 2.0]
+    with pytest.raises(ValueError):
+        p.updates_per_step["lif"][0] = 5.0  # frozen like the other series
+    back = ActivityProfile.from_json(p.to_json(tmp_path / "activity.json"))
+    assert back.updates_per_step["lif"].tolist() == [3.0, 0.5, 2.0]
+    assert p.scaled(2.0).updates_per_step["lif"].tolist() == [6.0, 1.0, 4.0]
+    old = profile().to_dict()  # a file written before updates were recorded: no key, read as none
+    assert "updates_per_step" not in old
+    assert ActivityProfile.from_dict(old).updates_per_step == {}
+
+
+@pytest.mark.parametrize("updates, match", [
+    ({"lif9": np.ones(3)}, r"updates_per_step\['lif9'\] has no matching spikes_per_step entry"),
+    ({"lif": np.ones(4)}, r"updates_per_step\['lif'\]: expected shape \(3,\)"),
+    ({"lif": np.array([1.0, -1.0, 2.0])}, "must be >= 0"),
+    ({"lif": np.array([1.0, 0.5, 1.5])}, "updates_per_step is 1.5 at step 2 but spikes_per_step is 2; a neuron that "
+                                         "fires is updated"),
+])
+def test_updates_per_step_is_validated(updates, match):
+    with pytest.raises(ActivityError, match=match):
+        profile(updates_per_step=updates)
