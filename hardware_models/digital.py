@@ -26,7 +26,16 @@ layers are noted, since sinabs maps only acyclic networks by itself.
 
 ``E_active``/``E_idle`` are ``energy.neuron_update_active``/``_idle``, or both ``energy.neuron_update``;
 ``E_access`` (``energy.neuron_access``) and ``E_spike_out`` (``energy.spike_out``) are 0 unless the spec gives
-them — SANA-FE's split of a soma step into an access of every neuron, an update and a spike out.
+them — SANA-FE's split of a soma step into an access of every neuron, an update and a spike out. With that split
+(``neuron_access`` and one ``neuron_update``: ``loihi_sanafe``) the update is charged, as SANA-FE charges it, only
+in the steps where a neuron has input or a nonzero potential (``src/models.cpp`` lines 520–525 at commit
+8951ab0), counted by the activity's ``updates_per_step``::
+
+    neuron_idle   = E_access · (compartments · T − spikes) + E_update · (updates · k − spikes)
+
+(``k`` partial-sum compartments per neuron of a split layer, each counted as updated with its neuron). A layer
+without ``updates_per_step`` (an ``activity.json`` from before they were recorded) is counted as updated in every
+step, the upper bound above; the notes say so and by how much at most.
 
 A message is one spike sent to one destination core; hops are mean Manhattan distances between the
 source and destination cores, cores placed row-major on a √(cores per chip)-wide mesh (an assumption,
@@ -49,7 +58,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .activity import ActivityProfile
-from .graph import GraphFacts, Projection
+from .graph import GraphError, GraphFacts, Projection
 from .results import Estimate, LayerMapping, MappingResult, Violation
 from .specs import Spec
 
@@ -707,10 +716,9 @@ def estimate_digital(facts: GraphFacts, activity: ActivityProfile, spec: Spec, *
         e_idle = e_access + _pick(spec, "energy.neuron_update_idle", "energy.neuron_update")
         e["neuron_active"], e["neuron_idle"] = active * e_act, idle * e_idle
         if spec.has("energy.neuron_access") and not spec.has("energy.neuron_update_idle"):
-            over = idle * spec.si("energy.neuron_update")
-            notes.append(f"neuron updates: every compartment is counted as updated in every step (access + update); "
-                         f"the activity has no membrane potentials to tell a neuron at rest from one integrating, so "
-                         f"this is an upper bound: at most {over:.3g} J less if only the neurons that fire were updated")
+            at_rest, note = _sanafe_rest(facts, activity, on_chip, slices, spikes, spec)
+            e["neuron_idle"] -= at_rest * spec.si("energy.neuron_update")  # those pay the access alone
+            notes.append(note)
     if spec.term("routing") == "modelled":
         e["routing"] = routing_j
     for term, label in (("synaptic", "synaptic events"), ("neuron_update", "neuron updates"),
@@ -767,6 +775,45 @@ def estimate_digital(facts: GraphFacts, activity: ActivityProfile, spec: Spec, *
         latency_per_inference_s=run_time + pipeline, synops=synops.total, time_steps=T, mapping=mapping,
         per_layer=per_layer, notes=tuple(dict.fromkeys(notes)), sources=spec.citations(),
     )
+
+
+def _sanafe_rest(facts: GraphFacts, activity: ActivityProfile, on_chip: list[str], slices: dict[str, int],
+                 spikes: dict[str, float], spec: Spec) -> tuple[float, str]:
+    """Compartment-steps at rest (no input, zero potential: no update charged, SANA-FE's condition) and a note that
+    says how updates were counted; on-chip populations without ``updates_per_step`` count as updated in every step."""
+    T = activity.time_steps
+    given = activity.updates_per_step
+    stray = [n for n in given if n not in on_chip]
+    if stray:
+        raise GraphError(f"activity gives updates_per_step for {stray}, which are not neuron populations on the chip; "
+                         f"those are {on_chip}. Record updates for neuron layers only")
+    at_rest = updated = 0.0
+    for n in on_chip:
+        if n not in given:
+            continue
+        neurons = facts.populations[n].neurons
+        series = given[n]
+        if series.size and series.max() > neurons * (1 + 1e-9):
+            t = int(series.argmax())
+            raise GraphError(f"activity for {n!r} has {series[t]:g} neuron updates at step {t} but the node has only "
+                             f"{neurons} neurons (a neuron is updated at most once per step)")
+        at_rest += (neurons * T - float(series.sum())) * slices[n]
+        updated += float(series.sum()) * slices[n]
+    unmeasured = [n for n in on_chip if n not in given]
+    e_upd = spec.si("energy.neuron_update")
+    if not unmeasured:
+        total = sum(facts.populations[n].neurons * slices[n] for n in on_chip) * T
+        return at_rest, (
+            f"neuron updates: every compartment pays the access in every step; the update ({e_upd * 1e12:.3g} pJ) "
+            f"only in the {updated:.6g} of {total:.6g} compartment-steps where its neuron had input or a nonzero "
+            "membrane potential (the activity's updates_per_step; SANA-FE's condition)")
+    over = sum(facts.populations[n].neurons * slices[n] * T - spikes[n] for n in unmeasured) * e_upd
+    which = "the activity" if len(unmeasured) == len(on_chip) else f"layers {', '.join(map(repr, unmeasured))}"
+    return at_rest, (
+        f"neuron updates: {which} without updates_per_step (an activity.json from before neurosim recorded them, or a "
+        "layer it does not record): every compartment there is counted as updated in every step (access + update), "
+        f"an upper bound: at most {over:.3g} J less if only the neurons that fire were updated; measure the activity "
+        "again for SANA-FE's count (input or a nonzero potential)")
 
 
 def _sync_time(spec: Spec, mapping: MappingResult) -> tuple[float, str | None]:

@@ -7,6 +7,14 @@ every recorded ``[T, B, ...]`` output until the run ends). :func:`activity_profi
 per time step and per neuron, and it runs the model on a few samples at a time (``batch_size``) and, on CPU, a few
 steps at a time (:func:`neurosim.nn.run_chunked`), so its memory does not grow with ``T`` or ``samples``. The hooks
 are removed afterwards, even on error.
+
+For every recorded :class:`~neurosim.nn.LIF` layer the profile also counts, per step, the neurons that must be
+updated (``updates_per_step``): those with a nonzero input current ``x[t]`` or a nonzero membrane ``v[t−1]``
+entering the step (or that fire). A neuron at rest with no input is left alone by event-driven chips; SANA-FE
+charges its soma update energy only to the others (``src/models.cpp`` lines 520–525, ``LoihiLifModel::update``,
+commit 8951ab0). The hook recomputes the layer's membrane from the call's input and starting state with the
+reference scan (:func:`neurosim.functional.lif_scan`, agreeing with the other backends to rounding) and sums the
+count at once.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ from typing import Callable, Iterator, Mapping
 import torch
 from torch import nn
 
+from neurosim.functional import LIFState, lif_scan
+from neurosim.functional.lif import _v_before
 from neurosim.nn import LIF
 from neurosim.nn.layers import run_chunked
 
@@ -24,16 +34,23 @@ __all__ = ["activity_profile", "record_outputs"]
 
 
 @contextmanager
-def _hooks(model: nn.Module, kinds: tuple[type, ...], on_output: Callable[[str, torch.Tensor], None]
+def _hooks(model: nn.Module, kinds: tuple[type, ...], on_output: Callable[[str, torch.Tensor], None],
+           on_lif: Callable[[str, LIF, torch.Tensor, LIFState | None, torch.Tensor], None] | None = None
            ) -> Iterator[None]:
     """While the block runs, every submodule of ``kinds`` hands each call's (detached) output to
-    ``on_output(name, output)``."""
+    ``on_output(name, output)``; with ``on_lif``, a LIF among them also hands it its input and starting state:
+    ``on_lif(name, module, x_seq, state, spikes)``."""
     handles = []
     for name, module in model.named_modules():
         if name and isinstance(module, kinds):
-            def hook(mod, args, output, name=name):
-                on_output(name, (output[0] if isinstance(output, tuple) else output).detach())
-            handles.append(module.register_forward_hook(hook))
+            def hook(mod, args, kwargs, output, name=name):
+                out = (output[0] if isinstance(output, tuple) else output).detach()
+                on_output(name, out)
+                if on_lif is not None and isinstance(mod, LIF):
+                    x_seq = args[0] if args else kwargs["x_seq"]
+                    state = args[1] if len(args) > 1 else kwargs.get("state")
+                    on_lif(name, mod, x_seq.detach(), state, out)
+            handles.append(module.register_forward_hook(hook, with_kwargs=True))
     try:
         yield
     finally:
@@ -93,6 +110,33 @@ def _reducer(steps: dict[str, list[torch.Tensor]], counts: dict[str, torch.Tenso
     return add
 
 
+def _updates(lif: LIF, x_seq: torch.Tensor, state: LIFState | None, spikes: torch.Tensor) -> torch.Tensor:
+    """Float64 ``[t]``: per step of one LIF call, the neurons (over batch and neurons) whose state changes: a
+    nonzero input ``x[t]``, a nonzero membrane entering the step (``v[t−1]``, the call's starting state at its first
+    step) or a spike. The membrane is recomputed from ``x_seq`` and ``state`` by the reference scan, one call's
+    ``[t, B, ...]`` at a time (a chunked run calls the layer once per chunk)."""
+    if x_seq.shape[0] == 0:
+        return torch.zeros(0, dtype=torch.float64, device=x_seq.device)
+    params = lif.params()
+    _, rec = lif_scan(x_seq, params, state, record_membrane=True, backend="reference")
+    v_seq = rec.v_seq  # immediate timing: pre-reset h[t]; delayed: the raw membrane v[t], reset applied next step
+    v0 = state.v if state is not None else torch.zeros_like(v_seq[0])
+    if params.reset_timing == "immediate":
+        v_in = _v_before(v_seq, v0, params.v_th, params.reset)
+    else:
+        v_in = torch.cat([v0.unsqueeze(0), v_seq[:-1]])
+    moved = (x_seq != 0) | (v_in != 0) | (spikes != 0)
+    return moved.reshape(moved.shape[0], -1).sum(dim=1).double()
+
+
+def _lif_reducer(updates: dict[str, list[torch.Tensor]]
+                 ) -> Callable[[str, LIF, torch.Tensor, LIFState | None, torch.Tensor], None]:
+    """An ``on_lif`` for :func:`_hooks` that adds each LIF call's per-step update counts to ``updates[name]``."""
+    def add(name: str, lif: LIF, x_seq: torch.Tensor, state: LIFState | None, spikes: torch.Tensor) -> None:
+        updates.setdefault(name, []).append(_updates(lif, x_seq, state, spikes))
+    return add
+
+
 @torch.no_grad()
 def activity_profile(model: nn.Module, data, *, dt_s: float, samples: int | None = None,
                      kinds: tuple[type, ...] = (LIF,), names: Mapping[str, str] | None = None,
@@ -101,8 +145,9 @@ def activity_profile(model: nn.Module, data, *, dt_s: float, samples: int | None
     """Measure a model's spiking activity as a :class:`hardware_models.ActivityProfile`.
 
     Runs ``model`` (eval mode, no gradients, outputs unchanged) on ``samples`` inputs and averages, per recorded
-    layer, the spikes per time step and the spikes per neuron over the run. The input frames count as the input
-    events (an event-count frame contributes its counts).
+    layer, the spikes per time step and the spikes per neuron over the run, and per recorded LIF layer the neurons
+    updated per time step (nonzero input or membrane entering the step: see the module docstring). The input frames
+    count as the input events (an event-count frame contributes its counts).
 
     Memory: each recorded output is reduced, as the layer emits it, to float64 totals per step and per neuron; the
     model runs ``batch_size`` samples at a time (and on CPU a chunk of steps at a time, as evaluation does), and
@@ -138,6 +183,7 @@ def activity_profile(model: nn.Module, data, *, dt_s: float, samples: int | None
     inp_key = input_name or "__input__"
     sums_step: dict[str, torch.Tensor] = {}
     sums_count: dict[str, torch.Tensor] = {}
+    sums_update: dict[str, torch.Tensor] = {}
     seen, T = 0, None
     was_training = model.training
     model.eval()
@@ -160,7 +206,8 @@ def activity_profile(model: nn.Module, data, *, dt_s: float, samples: int | None
                 found = {inp_key: _sums(x, absolute=True)}
                 steps: dict[str, list[torch.Tensor]] = {}
                 counts: dict[str, torch.Tensor] = {}
-                with _hooks(model, kinds, _reducer(steps, counts)):
+                updates: dict[str, list[torch.Tensor]] = {}
+                with _hooks(model, kinds, _reducer(steps, counts), _lif_reducer(updates)):
                     run_chunked(model, x) if getattr(model, "stateful", False) else model(x)
                 for name, parts in steps.items():
                     step = torch.cat(parts)
@@ -172,6 +219,9 @@ def activity_profile(model: nn.Module, data, *, dt_s: float, samples: int | None
                 for name, (step, count) in found.items():
                     sums_step[name] = sums_step[name] + step if name in sums_step else step
                     sums_count[name] = sums_count[name] + count if name in sums_count else count
+                for name, parts in updates.items():  # (as many steps as its spikes: checked above)
+                    update = torch.cat(parts)
+                    sums_update[name] = sums_update[name] + update if name in sums_update else update
                 seen += x.shape[1]
                 del x
             del x_seq  # before the next batch is made: one batch in memory at a time
@@ -184,12 +234,15 @@ def activity_profile(model: nn.Module, data, *, dt_s: float, samples: int | None
     if missing:
         raise ValueError(f"activity_profile: no node name given for recorded module(s) {missing}; "
                          f"names has {sorted(mapping)}")
-    per_step, counts = {}, {}
+    per_step, counts, updated = {}, {}, {}
     for name in sums_step:
         if name == inp_key and input_name is None:
             continue
         node = name if name == inp_key else mapping.get(name, name)
         per_step[node] = (sums_step[name] / seen).cpu().numpy()
         counts[node] = (sums_count[name] / seen).cpu().numpy()
+        if name in sums_update:
+            updated[node] = (sums_update[name] / seen).cpu().numpy()
     return ActivityProfile(time_steps=int(T), dt_s=float(dt_s), samples=int(seen), spikes_per_step=per_step,
-                           spike_counts=counts, input_events_per_step=(sums_step[inp_key] / seen).cpu().numpy())
+                           spike_counts=counts, input_events_per_step=(sums_step[inp_key] / seen).cpu().numpy(),
+                           updates_per_step=updated)
