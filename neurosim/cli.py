@@ -13,7 +13,8 @@
 Errors in user input (configs, paths, names) print one clear line and exit with status 2.
 
 For scripts and batch schedulers: standard output is line-buffered, so a log file (a slurm ``.out``, ``nohup``,
-``> log 2>&1``) shows each result line when it is printed, in order with the errors. SIGTERM, which schedulers send
+``> log 2>&1``) shows each result line when it is printed, in order with the errors (:func:`main` called from Python
+puts its buffering back, with the other process-wide settings it changed). SIGTERM, which schedulers send
 before they kill a job, stops ``train``, ``continual``, ``lsm``, ``demo`` and ``estimate`` as Ctrl-C does (the last
 checkpoint is kept, the run folder's lock released; rerunning resumes) and exits with status 143 (Ctrl-C: 130). When
 the reader of standard output goes away (``neurosim train ... | head -1``) the command stops quietly with status 141,
@@ -236,15 +237,37 @@ def _check_launch(command: str) -> None:
 _LONG_COMMANDS = ("train", "continual", "lsm", "demo", "estimate")
 
 
-def _line_buffered(stream) -> None:
-    """Flush ``stream`` at every newline: to a file or pipe Python writes standard output in 8 KiB blocks, so a job's
-    log would show no epoch line until the job ends, lose them to a SIGKILL, and put an error (stderr is
-    line-buffered) before the lines printed earlier."""
+@contextlib.contextmanager
+def _line_buffered(stream):
+    """While the block runs, flush ``stream`` at every newline: to a file or pipe Python writes standard output in
+    8 KiB blocks, so a job's log would show no epoch line until the job ends, lose them to a SIGKILL, and put an error
+    (stderr is line-buffered) before the lines printed earlier. Its buffering comes back after, so that ``main()``
+    called from Python (a notebook, a test) leaves the stream as it found it."""
     try:
-        if not stream.line_buffering:
+        changed = not stream.line_buffering
+        if changed:
             stream.reconfigure(line_buffering=True)
     except (AttributeError, ValueError, io.UnsupportedOperation):  # not a TextIOWrapper (e.g. a notebook's)
-        pass
+        changed = False
+    try:
+        yield
+    finally:
+        if changed:
+            # (reconfigure flushes first: the stream may be closed by now, or its reader gone)
+            with contextlib.suppress(ValueError, OSError):
+                stream.reconfigure(line_buffering=False)
+
+
+@contextlib.contextmanager
+def _torch_threads_kept():
+    """torch's CPU thread count comes back after the block (``train.threads`` sets it for the run)."""
+    torch = sys.modules.get("torch")  # (imported by the subcommands' modules, before this runs)
+    threads = torch.get_num_threads() if torch is not None else None
+    try:
+        yield
+    finally:
+        if threads is not None and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 @contextlib.contextmanager
@@ -305,9 +328,23 @@ def _stdout_gone() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _line_buffered(sys.stdout)
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run the ``neurosim`` command line ``argv`` (default: ``sys.argv[1:]``); returns the exit status.
+
+    Called from Python (a notebook, a test), it leaves what it changed for the command as it found it, when it returns
+    or raises (``SystemExit`` for ``--help`` or a usage error included): standard output's line buffering, the
+    SIGTERM handler, ``sys.unraisablehook`` and torch's CPU thread count (``train.threads``). What a run does on
+    purpose stays, as with :func:`neurosim.runs.train_run`: python's, numpy's and torch's random generators are seeded
+    with the run's seed, and CPU training tunes glibc's malloc for the process
+    (:func:`neurosim.training.tune_cpu_allocator`).
+    """
+    with _line_buffered(sys.stdout):
+        args = build_parser().parse_args(argv)
+        with _torch_threads_kept():
+            return _run(args)
+
+
+def _run(args) -> int:
+    """The command ``args`` names, with its errors turned into one line and an exit status."""
     from neurosim._io import OutputPathError
     from neurosim.config import ConfigError
     from neurosim.data.registry import DatasetNotFoundError, MissingReaderError

@@ -176,6 +176,43 @@ def test_a_sigterm_handled_inside_a_del_still_stops_the_command(tmp_path, capsys
     assert sys.unraisablehook is hook and signal.getsignal(signal.SIGTERM) == handler
 
 
+def test_main_called_from_python_puts_back_the_process_settings_it_changed(tmp_path, monkeypatch):
+    # a notebook's or a test's sys.stdout stayed line-buffered after main(), and train.threads set torch's thread
+    # count for the rest of the process; the SIGTERM handler and sys.unraisablehook came back already
+    import io
+    import signal
+    import types
+
+    import neurosim.runs
+
+    threads = torch.get_num_threads()
+    run_threads = 1 if threads != 1 else 2
+    seen = []
+
+    def train(cfg, **kwargs):
+        torch.set_num_threads(cfg.train.threads)  # what the Trainer does with train.threads
+        seen.append((sys.stdout.line_buffering, torch.get_num_threads()))
+        if kwargs.get("resume"):
+            raise KeyboardInterrupt
+        return types.SimpleNamespace(run_dir=tmp_path / "quickstart", history=[{"test_acc": 0.5}])
+
+    monkeypatch.setattr(neurosim.runs, "train_run", train)
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    monkeypatch.setattr(sys, "stdout", stdout)
+    hook, handler = sys.unraisablehook, signal.getsignal(signal.SIGTERM)
+    argv = ["train", "--config", "quickstart", "--set", f"out_dir={tmp_path}", f"train.threads={run_threads}"]
+    try:
+        assert main([*argv, "--no-resume"]) == 0  # returns
+        assert main(argv) == 130  # interrupted
+        with pytest.raises(SystemExit):
+            main(["--version"])  # argparse exits
+        assert seen == [(True, run_threads)] * 2  # line-buffered while it ran
+        assert not stdout.line_buffering and torch.get_num_threads() == threads
+        assert sys.unraisablehook is hook and signal.getsignal(signal.SIGTERM) == handler
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _cli(tmp_path, *settings: str) -> tuple[list[str], dict[str, str]]:
     """``python -m neurosim train`` of a small quickstart run in ``tmp_path/job``, with the environment of a batch job
     (no PYTHONUNBUFFERED: standard output to a file is then block-buffered unless neurosim says otherwise)."""
