@@ -10,6 +10,14 @@ compile any cached function: ``RuntimeError: cannot cache function ... no locato
 a folder (``NUMBA_CACHE_DIR``), it points numba at ``<temp dir>/neurosim-numba-<uid>``, so kernels compile (and
 are cached there for the next run).
 
+Where the install's ``__pycache__`` is on a full disk (or over a quota), numba still picks it: its test of a folder
+creates an empty file, which a full disk allows. Each run then compiled every kernel again and warned that it could
+not cache them. There, and unless the user chose a folder, :func:`use_writable_numba_cache` points numba at the user's
+cache folder (``<user cache>/numba``, where numba's own fallback caches, in the same layout), or the temporary folder
+when that cannot be written either. ``NUMBA_CACHE_DIR`` then applies to the whole process and the processes it starts:
+other packages' cached numba functions go there too, as they would with the variable exported. An install whose
+``__pycache__`` is writable, or read-only (numba falls back by itself), is left to numba's choice.
+
 It also makes a cache that cannot be written *after* compiling cost the cache, not the run
 (:func:`warn_on_failed_cache_saves`): numba tests a cache folder by creating an empty file, which works on a full
 disk, and then fails to save the compiled kernel with a bare ``OSError: No space left on device`` that stops the
@@ -67,15 +75,28 @@ def warn_on_failed_cache_saves() -> None:
     caching.Cache.save_overload = save_overload
 
 
+def _numba_would_use(folder: Path) -> bool:
+    """Whether numba would pick ``folder`` for its cache: its own test, create the folder and an empty file in it
+    (``numba.core.caching._CacheLocator.ensure_cache_path``), which a full disk passes."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError:
+        return False
+    return True
+
+
 def use_writable_numba_cache(package_dir: Path = Path(__file__).parent, environ=os.environ,
-                             writable=_writable) -> str | None:
-    """Set ``NUMBA_CACHE_DIR`` to a temporary folder when numba could write neither beside neurosim's sources nor
-    in the user's cache folder.
+                             writable=_writable, numba_would_use=_numba_would_use) -> str | None:
+    """Set ``NUMBA_CACHE_DIR`` where numba would otherwise cache nowhere, or somewhere its saves fail: when it could
+    write neither beside neurosim's sources nor in the user's cache folder (a temporary folder then), and when the
+    sources' ``__pycache__`` passes numba's own test but takes no data (a full disk: the user's cache folder then).
 
     Args:
         package_dir: neurosim's installed folder (numba caches in its ``__pycache__`` when it can).
         environ: the environment to read and set.
-        writable: the folder test (numba's own: create the folder and a file in it).
+        writable: the folder test that a kernel can be saved there (create the folder and write data in it).
+        numba_would_use: numba's own folder test (create the folder and an empty file in it).
 
     Returns:
         The folder set, or None when numba's own choice works or the user set ``NUMBA_CACHE_DIR``.
@@ -83,21 +104,32 @@ def use_writable_numba_cache(package_dir: Path = Path(__file__).parent, environ=
     Also calls :func:`warn_on_failed_cache_saves` (neurosim's import runs this function before any kernel compiles).
     """
     try:
-        return _choose_cache_dir(package_dir, environ, writable)
+        return _choose_cache_dir(package_dir, environ, writable, numba_would_use)
     finally:
         warn_on_failed_cache_saves()
 
 
-def _choose_cache_dir(package_dir: Path, environ, writable) -> str | None:
+def _choose_cache_dir(package_dir: Path, environ, writable, numba_would_use) -> str | None:
     if environ.get("NUMBA_CACHE_DIR"):
         return None
     user_cache = Path(environ.get("XDG_CACHE_HOME") or Path(environ.get("HOME") or "~").expanduser() / ".cache")
-    if writable(package_dir / "__pycache__") or writable(user_cache / "numba"):
+    in_tree = package_dir / "__pycache__"
+    if writable(in_tree):
         return None
+    if writable(user_cache / "numba"):
+        if not numba_would_use(in_tree):
+            return None  # read-only: numba falls back to the user's cache folder by itself
+        # a full disk: numba would pick __pycache__ and fail to save every kernel, in every run. Its own fallback's
+        # folder, where NUMBA_CACHE_DIR gives each source folder the subfolder that fallback gives it
+        return _point_numba_at(user_cache / "numba", environ)
     uid = os.getuid() if hasattr(os, "getuid") else "user"
     folder = Path(tempfile.gettempdir()) / f"neurosim-numba-{uid}"
     if not writable(folder):
         return None  # nothing writable at all: numba's own error names the function
+    return _point_numba_at(folder, environ)
+
+
+def _point_numba_at(folder: Path, environ) -> str:
     environ["NUMBA_CACHE_DIR"] = str(folder)
     import sys
 
