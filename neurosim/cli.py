@@ -338,9 +338,26 @@ def main(argv: list[str] | None = None) -> int:
     (:func:`neurosim.training.tune_cpu_allocator`).
     """
     with _line_buffered(sys.stdout):
-        args = build_parser().parse_args(argv)
+        args = _expand_home(build_parser().parse_args(argv))
         with _torch_threads_kept():
             return _run(args)
+
+
+#: options that take a path (``--target`` takes a target's name or a spec file's path)
+_PATH_OPTIONS = ("config", "checkpoint", "out", "nir", "activity", "root", "target")
+
+
+def _expand_home(args):
+    """A leading ``~`` in a path option is the home folder, as in a config's paths: the shell expands it after a
+    space (``--out ~/x``) but not after ``=`` (``--out=~/x``), which made a folder named ``~``."""
+    for name in _PATH_OPTIONS:
+        value = getattr(args, name, None)
+        if isinstance(value, str) and value.startswith("~"):
+            setattr(args, name, os.path.expanduser(value))
+        elif isinstance(value, list):
+            setattr(args, name, [os.path.expanduser(v) if isinstance(v, str) and v.startswith("~") else v
+                                 for v in value])
+    return args
 
 
 def _run(args) -> int:

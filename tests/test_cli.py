@@ -478,3 +478,21 @@ def test_a_demo_that_fails_in_its_estimate_says_how_to_finish(tmp_path, event_di
     assert capsys.readouterr().err.endswith(f"Training finished ({ckpt}, epoch 1); once there is space, `neurosim "
                                             f"estimate --checkpoint {ckpt}` writes the estimate (`neurosim demo` "
                                             "would train again)\n")
+
+
+def test_a_path_option_written_with_equals_expands_a_leading_tilde(tiny_checkpoint, tmp_path, monkeypatch):
+    """The shell leaves ``~`` alone after ``=`` (``--out=~/m.nir``): neurosim expands it, as in a config's paths,
+    instead of making a folder named ``~``."""
+    import shutil
+
+    from neurosim.cli import main
+
+    home = tmp_path / "home"
+    (home / "runs").mkdir(parents=True)
+    shutil.copy(tiny_checkpoint, home / "runs" / "checkpoint.pt")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    assert main(["-q", "export", "--checkpoint=~/runs/checkpoint.pt", "--out=~/model.nir",
+                 "--maxpool", "sumpool"]) == 0
+    assert (home / "model.nir").is_file()
+    assert not (tmp_path / "~").exists()
