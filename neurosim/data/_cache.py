@@ -73,8 +73,9 @@ def _advice(e: OSError) -> str:
     return f"check that folder, or set {ENV_VAR} to another one{now}"
 
 
-def store(path: Path, data: bytes, what: str) -> bool:
-    """Write cache entry ``path`` atomically; a cache folder that cannot be written (read-only, full) costs the
+def store(path: Path, data: bytes | memoryview, what: str) -> bool:
+    """Write cache entry ``path`` atomically (``data`` any bytes-like object: a memoryview of an array is written
+    without a copy); a cache folder that cannot be written (read-only, full) costs the
     cache, not the run: a warning naming ``what``, the file, the cause and what to do, and False. Inside
     :func:`writes_required` it raises :class:`CacheWriteError` instead."""
     try:

@@ -117,6 +117,10 @@ def frame_cache_key(cfg: DataConfig, split: str, fingerprint: list | None = None
 def load_frames(cfg: DataConfig, split: str, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Frames ``[N, T, P, H, W]`` and labels of one split, from the frame cache (built on first use).
 
+    From the cache they are memory-mapped (:class:`~neurosim.data.frames.MappedArray`: shared with the other
+    processes that read the split, pages read as used, writable but private to this process); a subset or uncached
+    frames are arrays in memory.
+
     With ``train_subset``/``test_subset`` only the first N samples are converted, unless the whole split is
     already cached (then it is sliced). A dataset whose location cannot be fingerprinted is converted every time,
     with a warning (see the module docstring).
@@ -164,8 +168,8 @@ def _load_frames(cfg: DataConfig, split: str, progress: bool, fingerprint: list 
         frames, labels = build()  # (first: a dataset that is not there at all raises its own clear error)
         if warn:
             _warn_uncached(info, location)
-    if subset is not None and subset < len(frames):  # copies: a view would keep the whole cached split in memory
-        frames, labels = frames[:subset].copy(), labels[:subset].copy()
+    if subset is not None and subset < len(frames):  # plain copies in memory: the subset's pages of the mapped
+        frames, labels = np.array(frames[:subset]), np.array(labels[:subset])  # split, no mapping of its file kept
     return frames, labels, key["fingerprint"]
 
 

@@ -71,8 +71,10 @@ def test_prepare_downloads_through_tonic_only_what_is_missing(offline, monkeypat
     assert "ready: 20 train, 20 test samples" in out
     assert "frames cached (train): [20, 100, 1, 1, 700]" in out
     assert f"neurosim train --config shd --set data.root={offline}" in out
-    frames = list((offline.parent / "cache" / "frames").glob("shd_*.npz"))
-    assert len(frames) == 2
+    entries = sorted(p.name.split("_", 2)[1] + p.name[p.name.index("."):]
+                     for p in (offline.parent / "cache" / "frames").glob("shd_*"))
+    assert entries == ["test.frames.bin", "test.json", "test.labels.bin", "train.frames.bin", "train.json",
+                       "train.labels.bin"]  # each split's arrays and the key file written after them
     # again: everything is there, tonic is not asked to download
     assert main(["-q", "datasets", "prepare", "shd", "--root", str(offline)]) == 0
     assert len(calls) == 2

@@ -1,14 +1,21 @@
 """Events → frames and the frame cache (neurosim.data.frames): the same frames as stacking every sample's ToFrame
-output and casting to the smallest dtype, built with the split's frames in memory once."""
+output and casting to the smallest dtype, built with the split's frames in memory once; cached as arrays mapped from
+their files (shared between processes, never written through, pickled as a reference), a damaged or half-written
+entry never served."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import pickle
 import tracemalloc
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from neurosim.data.frames import events_to_frames
+from neurosim.data.frames import cached_frames, events_to_frames, frame_array_path, frame_cache_path
 from neurosim.data.transforms import ToFrame
 
 SENSOR = (34, 34, 2)  # W, H, P: N-MNIST's sensor
@@ -81,3 +88,185 @@ def test_a_sample_of_another_shape_is_an_error_naming_it(monkeypatch):
         events_to_frames([(0, 0), (1, 1)], SENSOR, 3, progress=False)
     with pytest.raises(ValueError, match="the dataset is empty"):
         events_to_frames([], SENSOR, 3, progress=False)
+
+
+def _build(n: int = 6, hot: int | None = None, calls: list | None = None):
+    """A ``build`` for cached_frames: the frames of ``n`` recordings (counting its calls in ``calls``)."""
+    def build():
+        if calls is not None:
+            calls.append(1)
+        return events_to_frames(Recordings(n, events=300, hot=hot), SENSOR, 3, progress=False)
+    return build
+
+
+def _entry_files(cache: Path) -> list[str]:
+    return sorted(p.name for p in (cache / "frames").glob("*"))
+
+
+@pytest.mark.parametrize("hot", [None, 2], ids=["uint8", "uint16"])
+def test_a_cached_split_is_mapped_from_its_file_byte_for_byte(tmp_path, hot):
+    """(It was one .npz read whole into every process's memory: 2 GB per torchrun rank for DVS Gesture.)"""
+    expected, labels = _build(hot=hot)()
+    calls = []
+    built = cached_frames({"dataset": "d", "split": "train"}, _build(hot=hot, calls=calls), cache_dir=tmp_path)
+    again = cached_frames({"dataset": "d", "split": "train"}, _build(hot=hot, calls=calls), cache_dir=tmp_path)
+    assert len(calls) == 1
+    key = frame_cache_path({"dataset": "d", "split": "train"}, tmp_path)
+    for frames, got_labels in (built, again):  # the frames just built are served mapped too (and freed)
+        assert isinstance(frames, np.memmap) and isinstance(got_labels, np.memmap)
+        assert Path(frames.filename) == frame_array_path(key, "frames")
+        assert frames.dtype == expected.dtype and frames.shape == expected.shape
+        assert frames.tobytes() == expected.tobytes() and got_labels.tolist() == labels.tolist()
+    assert _entry_files(tmp_path) == [f"{key.stem}.frames.bin", key.name, f"{key.stem}.labels.bin"]
+
+
+def test_cached_frames_are_writable_but_writing_never_reaches_the_cache(tmp_path):
+    import torch
+
+    from neurosim.data.loaders import FrameLoader
+
+    key = {"dataset": "d", "split": "train"}
+    frames, labels = cached_frames(key, _build(), cache_dir=tmp_path)
+    expected = np.array(frames)
+    on_disk = frame_array_path(frame_cache_path(key, tmp_path), "frames").read_bytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns about a tensor over read-only memory
+        batch = next(iter(FrameLoader(frames, labels, batch_size=6)))[0]
+        tensor = torch.from_numpy(frames)
+    tensor += 1  # a caller that normalises in place changes its own copy-on-write pages only
+    frames[0] = 0
+    assert frame_array_path(frame_cache_path(key, tmp_path), "frames").read_bytes() == on_disk
+    assert torch.equal(batch, torch.as_tensor(expected).float().transpose(0, 1))
+    again, _ = cached_frames(key, lambda: pytest.fail("rebuilt"), cache_dir=tmp_path)
+    assert again.tobytes() == expected.tobytes()
+
+
+def test_pickled_cached_frames_travel_as_their_file_not_their_bytes(tmp_path):
+    """(np.memmap pickles its bytes: a DataLoader worker started with spawn got a copy of the whole split.)"""
+    frames, labels = cached_frames({"dataset": "d"}, _build(40), cache_dir=tmp_path)
+    data = pickle.dumps((frames, labels))
+    assert frames.nbytes == 40 * 3 * 2 * 34 * 34 and len(data) < 1000
+    got_frames, got_labels = pickle.loads(data)
+    assert isinstance(got_frames, np.memmap) and got_frames.filename == frames.filename
+    assert got_frames.tobytes() == frames.tobytes() and got_labels.tolist() == labels.tolist()
+    part = pickle.loads(pickle.dumps(frames[:2]))  # a view (and so a subset) travels by value, as a plain array
+    assert type(part) is np.ndarray and part.tobytes() == frames[:2].tobytes()
+
+
+def _mapped_from(frames) -> tuple:
+    """What a spawned process received: the file its frames are mapped from (None: a copy), and their sum."""
+    return getattr(frames, "filename", None), int(np.asarray(frames, dtype=np.int64).sum())
+
+
+@pytest.mark.slow  # a spawned interpreter imports numpy and neurosim: 2-6 s on two shared cores
+def test_a_spawned_process_maps_the_cached_frames_itself(tmp_path):
+    import multiprocessing
+
+    frames, _ = cached_frames({"dataset": "d"}, _build(), cache_dir=tmp_path)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        assert pool.apply(_mapped_from, (frames,)) == _mapped_from(frames) == (frames.filename, frames.sum())
+
+
+@pytest.mark.parametrize("damage", ["truncated frames", "missing labels", "labels of another length",
+                                    "truncated key"])
+def test_a_damaged_entry_is_never_served_and_is_rebuilt(tmp_path, damage):
+    key = {"dataset": "d", "split": "train"}
+    expected, _ = cached_frames(key, _build(), cache_dir=tmp_path)
+    expected = np.array(expected)
+    path = frame_cache_path(key, tmp_path)
+    frames_file, labels_file = frame_array_path(path, "frames"), frame_array_path(path, "labels")
+    if damage == "truncated frames":  # a full disk mid-write (a file that the rename got anyway)
+        frames_file.write_bytes(frames_file.read_bytes()[:-1])
+    elif damage == "missing labels":
+        labels_file.unlink()
+    elif damage == "labels of another length":
+        labels_file.write_bytes(labels_file.read_bytes()[:8])
+        text = path.read_text().replace('"shape": [6]', '"shape": [1]')
+        path.write_text(text)
+    else:
+        path.write_text(path.read_text()[:20])
+    calls = []
+    with pytest.warns(UserWarning, match=f"frame cache {path} is corrupt or stale; rebuilding it"):
+        frames, labels = cached_frames(key, _build(calls=calls), cache_dir=tmp_path)
+    assert calls == [1] and frames.tobytes() == expected.tobytes() and len(labels) == 6
+    assert cached_frames(key, lambda: pytest.fail("rebuilt twice"), cache_dir=tmp_path)[0].shape == expected.shape
+
+
+def _disk_full_at(monkeypatch, suffix: str) -> list[str]:
+    """The cache's one writer on a disk that fills up at the file ending in ``suffix``; returns the files written."""
+    import errno
+
+    import neurosim.data._cache as cache
+
+    written, real = [], cache.atomic_write_bytes
+
+    def write(path, data):
+        if path.name.endswith(suffix):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        written.append(path.name)
+        return real(path, data)
+
+    monkeypatch.setattr(cache, "atomic_write_bytes", write)
+    return written
+
+
+@pytest.mark.parametrize("suffix", [".frames.bin", ".labels.bin", ".json"])
+def test_a_disk_full_mid_entry_leaves_neither_an_entry_nor_its_arrays(tmp_path, monkeypatch, suffix):
+    key = {"dataset": "d", "split": "train"}
+    written = _disk_full_at(monkeypatch, suffix)
+    with pytest.warns(RuntimeWarning, match=rf"could not store the frames .*{suffix}: No space left on device"):
+        frames, labels = cached_frames(key, _build(), cache_dir=tmp_path)
+    assert frames.shape == (6, 3, 2, 34, 34) and not isinstance(frames, np.memmap)  # from memory: the run goes on
+    order = [".frames.bin", ".labels.bin", ".json"]  # the key file last
+    assert written == [frame_cache_path(key, tmp_path).stem + s for s in order[:order.index(suffix)]]
+    assert _entry_files(tmp_path) == []  # no key file, and no arrays filling the disk without one
+
+
+def test_a_cache_that_must_be_written_raises_and_leaves_no_arrays(tmp_path, monkeypatch):
+    from neurosim.data._cache import CacheWriteError, writes_required
+
+    _disk_full_at(monkeypatch, ".json")
+    with writes_required(), pytest.raises(CacheWriteError, match=r"could not store the frames in .*\.json "
+                                                                 r"\(No space left on device\): free space"):
+        cached_frames({"dataset": "d"}, _build(), cache_dir=tmp_path)
+    assert _entry_files(tmp_path) == []
+
+
+def _write_format1(path: Path, key: dict, frames, labels) -> None:
+    """An entry as neurosim with FRAMES_FORMAT 1 wrote it: one .npz holding the frames, labels and key."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, frames=frames, labels=labels, key=np.array(json.dumps({"format": 1, **key}, sort_keys=True)))
+
+
+def test_an_old_npz_entry_is_rebuilt_in_the_new_format_and_removed(tmp_path):
+    def format1_path(key):
+        digest = hashlib.sha256(json.dumps({"format": 1, **key}, sort_keys=True).encode()).hexdigest()[:16]
+        return tmp_path / "frames" / f"{key['dataset']}_{key['split']}_{digest}.npz"
+
+    mine, other = {"dataset": "d", "split": "train"}, {"dataset": "d", "split": "test"}
+    expected, labels = _build()()
+    _write_format1(format1_path(mine), mine, expected, labels)
+    _write_format1(format1_path(other), other, expected, labels)
+    calls = []
+    frames, _ = cached_frames(mine, _build(calls=calls), cache_dir=tmp_path)
+    assert calls == [1] and frames.tobytes() == expected.tobytes()
+    assert not format1_path(mine).exists()  # its space back once the new entry is complete
+    assert format1_path(other).exists()  # another key's: rebuilt (and removed) when that split is next read
+
+
+def test_storing_the_frames_holds_no_second_copy_of_them():
+    """(np.savez into a buffer held a second copy of the split while it was written: 2x the frames at the peak.)"""
+    import tempfile
+
+    data = Recordings(400)
+    frames, labels = events_to_frames(data, SENSOR, 10, progress=False)
+    with tempfile.TemporaryDirectory() as folder:
+        tracemalloc.start()
+        try:
+            got, _ = cached_frames({"dataset": "d"}, lambda: (frames, labels), cache_dir=Path(folder))
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert got.tobytes() == frames.tobytes()
+        del got
+    assert peak < 0.1 * frames.nbytes, f"peak {peak / 1e6:.1f} MB beyond {frames.nbytes / 1e6:.1f} MB of frames"

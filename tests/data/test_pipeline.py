@@ -99,7 +99,7 @@ def test_a_location_with_the_files_is_cached_and_rebuilt_when_they_change(cache_
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         first = make_loaders(cfg, progress=False)
-        assert first.fingerprint is not None and len(list(cache_dir.glob("frames/mine_*"))) == 2
+        assert first.fingerprint is not None and len(list(cache_dir.glob("frames/mine_*.json"))) == 2
         write(7)
         second = make_loaders(cfg, progress=False)
     np.testing.assert_array_equal(first.train_frames, events_to_frames(_recordings(3), SENSOR, 3, False)[0])

@@ -385,6 +385,7 @@ def test_a_subset_converts_only_its_samples_and_changed_files_rebuild_the_frames
     sliced = make_loaders(small, progress=False)
     assert reads[0] == 52  # the whole split is cached now: the subset is sliced from it
     assert sliced.train_frames.base is None or sliced.train_frames.base.shape[0] == 8  # a copy: the split is freed
+    assert type(sliced.train_frames) is np.ndarray  # in memory, not an unmapped memmap of the whole split's file
     # new files in the dataset folder (e.g. a re-download) change the key: frames are rebuilt, not served stale
     fw.write_pokerdvs(offline, "train", per_class=6)
     make_loaders(whole, progress=False)
