@@ -37,12 +37,20 @@ class FrameLoader:
         even: with ``num_replicas > 1``, give every shard the same number of samples (and so of batches): the
             last few samples of the epoch's order are repeated to fill the shards up, or dropped with
             ``drop_last``. False keeps every sample exactly once and lets shards differ by one (evaluation).
+
+    Frames from the frame cache (:func:`~neurosim.data.load_frames`) stay mapped from their file: a batch reads only
+    its samples, and a pickled loader (e.g. sent to a spawned process) carries a reference to the file, not the
+    frames.
     """
 
     def __init__(self, frames, labels, batch_size: int = 32, shuffle: bool = False, seed: int = 0,
                  drop_last: bool = False, device: str | torch.device = "cpu", rank: int = 0,
                  num_replicas: int = 1, even: bool = True) -> None:
         self.frames = torch.as_tensor(_native(frames)) if not isinstance(frames, torch.Tensor) else frames
+        # the array the frames tensor shares memory with: pickled in its place (a cached split's MappedArray
+        # travels as a reference to its file, not as its bytes)
+        self._array = frames if isinstance(frames, np.ndarray) and frames.size and \
+            self.frames.data_ptr() == frames.ctypes.data else None
         self.labels = torch.as_tensor(_native(labels), dtype=torch.long)
         if self.frames.dim() < 3:
             raise ValueError(f"frames must be [N, T, ...], got shape {tuple(self.frames.shape)}")
@@ -72,8 +80,20 @@ class FrameLoader:
         Batch ``i`` of all shards together holds the samples of a ``batch_size × num_replicas`` batch ``i`` of
         the unsharded order.
         """
-        return FrameLoader(self.frames, self.labels, self.batch_size, self.shuffle, self.seed, self.drop_last,
-                           self.device, rank=rank, num_replicas=num_replicas, even=even)
+        return FrameLoader(self.frames if self._array is None else self._array, self.labels, self.batch_size,
+                           self.shuffle, self.seed, self.drop_last, self.device, rank=rank, num_replicas=num_replicas,
+                           even=even)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        if state["_array"] is not None:  # the array, not the tensor: torch pickles a tensor's bytes
+            state["frames"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self.frames is None:
+            self.frames = torch.as_tensor(_native(self._array))
 
     def _shard_size(self) -> int:
         n, r = len(self.labels), self.num_replicas

@@ -79,3 +79,27 @@ def test_tensor_samples_keep_their_values():
     a, b = torch.arange(6.0).reshape(2, 3), torch.arange(3.0).reshape(1, 3).double()
     x_seq, _ = time_first_collate([(a, 0), (b, 1)], pad=True)
     assert torch.equal(x_seq[:, 0], a) and torch.equal(x_seq[:1, 1], b.float()) and not x_seq[1:, 1].any()
+
+
+def test_a_pickled_loader_of_cached_frames_carries_their_file_not_their_bytes(tmp_path):
+    """(torch pickles a tensor's bytes: a loader sent to a spawned process carried the whole split.)"""
+    import pickle
+
+    from neurosim.data.frames import cached_frames
+    from neurosim.data.loaders import FrameLoader
+
+    rng = np.random.default_rng(0)
+    frames, labels = cached_frames({"dataset": "d"}, lambda: (rng.integers(0, 9, (50, 3, 2, 34, 34), dtype=np.uint8),
+                                                              np.arange(50) % 10), cache_dir=tmp_path)
+    loader = FrameLoader(frames, labels, batch_size=16, shuffle=True, seed=3)
+    for sent in (loader, loader.shard(1, 2)):
+        sent.set_epoch(2)
+        data = pickle.dumps(sent)
+        assert len(data) < 3000 < frames.nbytes // 100
+        got = pickle.loads(data)
+        assert got.frames.data_ptr() != sent.frames.data_ptr()  # its own mapping of the file
+        for (x, y), (x0, y0) in zip(got, sent, strict=True):
+            assert torch.equal(x, x0) and torch.equal(y, y0)
+    in_memory = FrameLoader(np.array(frames), labels, batch_size=16)  # frames of no file: their bytes, as before
+    assert len(pickle.dumps(in_memory)) > frames.nbytes
+    assert torch.equal(pickle.loads(pickle.dumps(in_memory)).frames, in_memory.frames)
