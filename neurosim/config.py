@@ -207,8 +207,8 @@ class DataConfig:
     root: str | None = None  # where tonic datasets live; None: the neurosim cache directory
     train_subset: int | None = None  # use only the first N training samples (quick runs, tests)
     test_subset: int | None = None  # use only the first N test samples
-    # unused: every sample becomes frames once, kept in memory and batched in this process (no DataLoader
-    # workers to start); a value > 0 warns. Kept so that configs and checkpoints which set it still load.
+    # unused: every sample becomes frames once, cached on disk, mapped into memory and batched in this process
+    # (no DataLoader workers to start); a value > 0 warns. Kept so that configs and checkpoints which set it still load.
     num_workers: int = 0
 
     def __post_init__(self) -> None:
@@ -218,7 +218,7 @@ class DataConfig:
             raise _Invalid("num_workers", f"must be >= 0, got {self.num_workers!r}")
         if self.num_workers > 0:
             warnings.warn(f"data.num_workers = {self.num_workers} has no effect: neurosim train, evaluate and demo "
-                          "(make_loaders) convert every sample to frames once, keep them in memory and batch them in "
+                          "(make_loaders) convert every sample to frames once, map the cached frames into memory and batch them in "
                           "this process, so they start no DataLoader workers; remove the setting (or set it to 0). "
                           "For worker processes, give the dataset to your own torch DataLoader(num_workers=...)",
                           UserWarning, stacklevel=3)  # 3: the caller of DataConfig(...)

@@ -255,7 +255,7 @@ def test_num_workers_above_0_warns_that_it_has_no_effect():
 
     from neurosim.config import DataConfig
 
-    with pytest.warns(UserWarning, match=r"data.num_workers = 2 has no effect: .*frames once, keep them in memory"
+    with pytest.warns(UserWarning, match=r"data.num_workers = 2 has no effect: .*frames once, map the cached frames into memory"
                                          r".*remove the setting"):
         cfg = config_from_dict({"data": {"num_workers": 2}})
     assert cfg.data.num_workers == 2  # configs and checkpoints that set it still load
