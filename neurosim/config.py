@@ -301,7 +301,7 @@ def _type_name(tp) -> str:
 #: what a key of each type expects, as error messages say it
 _EXPECTED = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 _EXPECTED_ITEMS = {int: "integers", float: "numbers", bool: "true or false values", str: "strings"}
-#: whole numbers up to this size are exact as floats (2**53): ``3.0`` and ``1e3`` are read as the integers 3 and 1000
+#: whole numbers below this size are exact as floats (2**53 + 1 reads as 2**53): ``3.0`` and ``1e3`` are read as 3 and 1000
 _EXACT_FLOAT_INT = 2**53
 
 
@@ -363,7 +363,7 @@ def _coerce(value: Any, tp, path: str) -> Any:
 
     TOML has no null: for a key that may be None, the string ``"none"`` (any case) stands for it, in a file as in
     ``--set`` (a folder named none is ``./none``); :func:`config_to_dict` writes None so where it is not the default.
-    An integer key takes a float that is a whole number (``epochs = 3.0``, ``batch_size = 1e3``; up to 2**53, where
+    An integer key takes a float that is a whole number (``epochs = 3.0``, ``batch_size = 1e3``; below 2**53, where
     floats are exact), as pydantic does and as configs written by sweep tools need; ``3.5`` is refused.
     """
     if isinstance(value, _SetValue):
@@ -406,7 +406,7 @@ def _coerce(value: Any, tp, path: str) -> Any:
             raise _wrong_type(path, _EXPECTED[float], value, _unquoted_hint(value, tp))
         return float(value)
     if tp is int:
-        if isinstance(value, float) and value.is_integer() and abs(value) <= _EXACT_FLOAT_INT:
+        if isinstance(value, float) and value.is_integer() and abs(value) < _EXACT_FLOAT_INT:
             return int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise _wrong_type(path, _EXPECTED[int], value, _int_hint(value) or _unquoted_hint(value, tp))

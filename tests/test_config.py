@@ -168,6 +168,9 @@ def test_an_integer_key_takes_a_float_that_is_a_whole_number(tmp_path):
     with pytest.raises(ConfigError, match=r"seed: expected an integer, got 1e\+20 \(a float\); a float this large is "
                                           r"not exact: write the integer's digits"):
         load_config(None, ["seed=1e20"])  # beyond 2**53 the float may not be the integer written
+    with pytest.raises(ConfigError, match=r"a float this large is not exact"):
+        load_config(None, ["seed=9007199254740993.0"])  # 2**53 + 1 reads as the float 2**53
+    assert load_config(None, ["seed=9007199254740991.0"]).seed == 2**53 - 1
     with pytest.raises(ConfigError, match=r"train.epochs: expected an integer, got inf \(a float\); write a whole"):
         load_config(None, ["train.epochs=inf"])
 
