@@ -90,7 +90,7 @@ class ActivityProfile:
         spike_counts: node name -> node-output-shaped mean spikes per neuron over the run.
         input_events_per_step: ``(T,)`` mean input events per step.
         updates_per_step: node name -> ``(T,)`` mean neurons updated per step (nonzero input or potential),
-            summed over the node's neurons; optional per node.
+            summed over the node's neurons; optional per node, also for nodes that do not spike (an LI readout).
     """
 
     time_steps: int
@@ -169,14 +169,13 @@ class ActivityProfile:
                                 f"{type(self.updates_per_step).__name__}")
         updates: dict[str, np.ndarray] = {}
         for name, series in self.updates_per_step.items():
-            if name not in per_step:
-                raise ActivityError(
-                    f"updates_per_step[{name!r}] has no matching spikes_per_step entry; every node in "
-                    f"updates_per_step must also be in spikes_per_step (nodes there: {sorted(per_step)})"
-                )
             arr = _as_float_array(series, f"updates_per_step[{name!r}]")
             if arr.shape != (T,):
                 raise ActivityError(f"updates_per_step[{name!r}]: expected shape ({T},) (time_steps), got {arr.shape}")
+            if name not in per_step:  # a population that does not spike (an LI readout): no spikes to compare
+                arr.setflags(write=False)
+                updates[name] = arr
+                continue
             fired = per_step[name]
             short = np.flatnonzero(arr < fired * (1 - 1e-9) - 1e-9)
             if short.size:

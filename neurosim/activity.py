@@ -8,13 +8,13 @@ per time step and per neuron, and it runs the model on a few samples at a time (
 steps at a time (:func:`neurosim.nn.run_chunked`), so its memory does not grow with ``T`` or ``samples``. The hooks
 are removed afterwards, even on error.
 
-For every recorded :class:`~neurosim.nn.LIF` layer the profile also counts, per step, the neurons that must be
-updated (``updates_per_step``): those with a nonzero input current ``x[t]`` or a nonzero membrane ``v[t−1]``
-entering the step (or that fire). A neuron at rest with no input is left alone by event-driven chips; SANA-FE
-charges its soma update energy only to the others (``src/models.cpp`` lines 520–525, ``LoihiLifModel::update``,
-commit 8951ab0). The hook recomputes the layer's membrane from the call's input and starting state with the
-reference scan (:func:`neurosim.functional.lif_scan`, agreeing with the other backends to rounding) and sums the
-count at once.
+For every recorded :class:`~neurosim.nn.LIF` layer, and every :class:`~neurosim.nn.LI` readout, the profile also
+counts, per step, the neurons that must be updated (``updates_per_step``): those with a nonzero input current
+``x[t]`` or a nonzero membrane ``v[t−1]`` entering the step (or that fire). A neuron at rest with no input is left
+alone by event-driven chips; SANA-FE charges its soma update energy only to the others (``src/models.cpp`` lines
+520–525, ``LoihiLifModel::update``, commit 8951ab0). The hook recomputes a LIF layer's membrane from the call's
+input and starting state with the layer's own backend (:func:`neurosim.functional.lif_scan`: the membrane the layer
+computed, bit for bit) and sums the count at once; an LI layer's output is its membrane.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from torch import nn
 
 from neurosim.functional import LIFState, lif_scan
 from neurosim.functional.lif import _v_before
-from neurosim.nn import LIF
+from neurosim.nn import LI, LIF
 from neurosim.nn.layers import run_chunked
 
 __all__ = ["activity_profile", "record_outputs"]
@@ -35,21 +35,24 @@ __all__ = ["activity_profile", "record_outputs"]
 
 @contextmanager
 def _hooks(model: nn.Module, kinds: tuple[type, ...], on_output: Callable[[str, torch.Tensor], None],
-           on_lif: Callable[[str, LIF, torch.Tensor, LIFState | None, torch.Tensor], None] | None = None
+           on_neuron: Callable[[str, nn.Module, torch.Tensor, object, torch.Tensor], None] | None = None
            ) -> Iterator[None]:
     """While the block runs, every submodule of ``kinds`` hands each call's (detached) output to
-    ``on_output(name, output)``; with ``on_lif``, a LIF among them also hands it its input and starting state:
-    ``on_lif(name, module, x_seq, state, spikes)``."""
+    ``on_output(name, output)``; with ``on_neuron``, every LIF among them and every LI layer (recorded or not) also
+    hands it its input and starting state: ``on_neuron(name, module, x_seq, state, output)``."""
     handles = []
     for name, module in model.named_modules():
-        if name and isinstance(module, kinds):
-            def hook(mod, args, kwargs, output, name=name):
+        recorded = isinstance(module, kinds)
+        neuron = on_neuron is not None and (isinstance(module, LI) or (recorded and isinstance(module, LIF)))
+        if name and (recorded or neuron):
+            def hook(mod, args, kwargs, output, name=name, recorded=recorded, neuron=neuron):
                 out = (output[0] if isinstance(output, tuple) else output).detach()
-                on_output(name, out)
-                if on_lif is not None and isinstance(mod, LIF):
+                if recorded:
+                    on_output(name, out)
+                if neuron:
                     x_seq = args[0] if args else kwargs["x_seq"]
                     state = args[1] if len(args) > 1 else kwargs.get("state")
-                    on_lif(name, mod, x_seq.detach(), state, out)
+                    on_neuron(name, mod, x_seq.detach(), state, out)
             handles.append(module.register_forward_hook(hook, with_kwargs=True))
     try:
         yield
@@ -110,30 +113,38 @@ def _reducer(steps: dict[str, list[torch.Tensor]], counts: dict[str, torch.Tenso
     return add
 
 
-def _updates(lif: LIF, x_seq: torch.Tensor, state: LIFState | None, spikes: torch.Tensor) -> torch.Tensor:
-    """Float64 ``[t]``: per step of one LIF call, the neurons (over batch and neurons) whose state changes: a
+def _updates(layer: nn.Module, x_seq: torch.Tensor, state, out: torch.Tensor) -> torch.Tensor:
+    """Float64 ``[t]``: per step of one LIF or LI call, the neurons (over batch and neurons) whose state changes: a
     nonzero input ``x[t]``, a nonzero membrane entering the step (``v[t−1]``, the call's starting state at its first
-    step) or a spike. The membrane is recomputed from ``x_seq`` and ``state`` by the reference scan, one call's
-    ``[t, B, ...]`` at a time (a chunked run calls the layer once per chunk)."""
+    step) or a spike. A LIF's membrane is recomputed from ``x_seq`` and ``state`` with the layer's own backend (the
+    values it computed), one call's ``[t, B, ...]`` at a time (a chunked run calls the layer once per chunk); an LI's
+    output is its membrane."""
     if x_seq.shape[0] == 0:
         return torch.zeros(0, dtype=torch.float64, device=x_seq.device)
-    params = lif.params()
-    _, rec = lif_scan(x_seq, params, state, record_membrane=True, backend="reference")
-    v_seq = rec.v_seq  # immediate timing: pre-reset h[t]; delayed: the raw membrane v[t], reset applied next step
-    v0 = state.v if state is not None else torch.zeros_like(v_seq[0])
-    if params.reset_timing == "immediate":
-        v_in = _v_before(v_seq, v0, params.v_th, params.reset)
+    v0 = state.v if isinstance(state, LIFState) else state  # (a LIF takes a bare tensor as its state too)
+    if isinstance(layer, LI):
+        v_in = torch.cat([torch.zeros_like(out[:1]) if v0 is None else v0.unsqueeze(0).to(out.dtype), out[:-1]])
+        moved = (x_seq != 0) | (v_in != 0)
     else:
-        v_in = torch.cat([v0.unsqueeze(0), v_seq[:-1]])
-    moved = (x_seq != 0) | (v_in != 0) | (spikes != 0)
+        params = layer.params()
+        _, rec = lif_scan(x_seq, params, state, record_membrane=True, backend=layer.backend)
+        v_seq = rec.v_seq  # immediate timing: pre-reset h[t]; delayed: the raw membrane v[t], reset applied next step
+        if v0 is None:
+            v0 = torch.zeros_like(v_seq[0])
+        if params.reset_timing == "immediate":
+            v_in = _v_before(v_seq, v0, params.v_th, params.reset)
+        else:
+            v_in = torch.cat([v0.unsqueeze(0), v_seq[:-1]])
+        moved = (x_seq != 0) | (v_in != 0) | (out != 0)
     return moved.reshape(moved.shape[0], -1).sum(dim=1).double()
 
 
-def _lif_reducer(updates: dict[str, list[torch.Tensor]]
-                 ) -> Callable[[str, LIF, torch.Tensor, LIFState | None, torch.Tensor], None]:
-    """An ``on_lif`` for :func:`_hooks` that adds each LIF call's per-step update counts to ``updates[name]``."""
-    def add(name: str, lif: LIF, x_seq: torch.Tensor, state: LIFState | None, spikes: torch.Tensor) -> None:
-        updates.setdefault(name, []).append(_updates(lif, x_seq, state, spikes))
+def _update_reducer(updates: dict[str, list[torch.Tensor]]
+                    ) -> Callable[[str, nn.Module, torch.Tensor, object, torch.Tensor], None]:
+    """An ``on_neuron`` for :func:`_hooks` that adds each LIF or LI call's per-step update counts to
+    ``updates[name]``."""
+    def add(name: str, layer: nn.Module, x_seq: torch.Tensor, state, out: torch.Tensor) -> None:
+        updates.setdefault(name, []).append(_updates(layer, x_seq, state, out))
     return add
 
 
@@ -207,7 +218,7 @@ def activity_profile(model: nn.Module, data, *, dt_s: float, samples: int | None
                 steps: dict[str, list[torch.Tensor]] = {}
                 counts: dict[str, torch.Tensor] = {}
                 updates: dict[str, list[torch.Tensor]] = {}
-                with _hooks(model, kinds, _reducer(steps, counts), _lif_reducer(updates)):
+                with _hooks(model, kinds, _reducer(steps, counts), _update_reducer(updates)):
                     run_chunked(model, x) if getattr(model, "stateful", False) else model(x)
                 for name, parts in steps.items():
                     step = torch.cat(parts)
@@ -219,8 +230,12 @@ def activity_profile(model: nn.Module, data, *, dt_s: float, samples: int | None
                 for name, (step, count) in found.items():
                     sums_step[name] = sums_step[name] + step if name in sums_step else step
                     sums_count[name] = sums_count[name] + count if name in sums_count else count
-                for name, parts in updates.items():  # (as many steps as its spikes: checked above)
+                for name, parts in updates.items():
                     update = torch.cat(parts)
+                    if update.shape[0] != T:  # (a recorded LIF: checked above with its spikes; an LI readout here)
+                        raise ValueError(f"activity_profile: module {name!r} ran {update.shape[0]} time steps in all "
+                                         f"for an input of T = {T} (it runs more than once per step, or its input "
+                                         "is not time-first [T, B, ...])")
                     sums_update[name] = sums_update[name] + update if name in sums_update else update
                 seen += x.shape[1]
                 del x
@@ -243,6 +258,10 @@ def activity_profile(model: nn.Module, data, *, dt_s: float, samples: int | None
         counts[node] = (sums_count[name] / seen).cpu().numpy()
         if name in sums_update:
             updated[node] = (sums_update[name] / seen).cpu().numpy()
+    for name in [n for n in sums_update if n not in sums_step]:  # LI layers (not recorded: they do not spike)
+        if mapping and name not in mapping:
+            continue  # names given without this layer: the caller's profile has no node for it
+        updated[mapping.get(name, name)] = (sums_update[name] / seen).cpu().numpy()
     return ActivityProfile(time_steps=int(T), dt_s=float(dt_s), samples=int(seen), spikes_per_step=per_step,
                            spike_counts=counts, input_events_per_step=(sums_step[inp_key] / seen).cpu().numpy(),
                            updates_per_step=updated)

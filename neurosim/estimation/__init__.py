@@ -149,12 +149,12 @@ def _input_node(graph) -> str:
 
 
 def _module_node_names(model, graph) -> dict[str, str]:
-    """Map the model's spiking and max-pooling module names to their NIR nodes (max pools: the ``SumPool2d``
-    nodes tagged ``MaxPool2d``), in order."""
+    """Map the model's spiking, LI readout and max-pooling module names to their NIR nodes (max pools: the
+    ``SumPool2d`` nodes tagged ``MaxPool2d``), in order."""
     import nir
 
     from neurosim.export.nir import META_KEY
-    from neurosim.nn import LIF, MaxPool2d
+    from neurosim.nn import LI, LIF, MaxPool2d
 
     def is_maxpool(node) -> bool:
         return isinstance(node, nir.SumPool2d) and (getattr(node, "metadata", None) or {}).get(
@@ -163,6 +163,7 @@ def _module_node_names(model, graph) -> dict[str, str]:
     out: dict[str, str] = {}
     order = _topological(graph)
     for kind, what, is_node in ((LIF, "spiking", lambda n: isinstance(n, (nir.LIF, nir.IF, nir.CubaLIF))),
+                                (LI, "LI readout", lambda n: isinstance(n, (nir.LI, nir.I))),
                                 (MaxPool2d, "max-pooling", is_maxpool)):
         modules = [name for name, m in model.named_modules() if name and isinstance(m, kind)]
         if all(m in graph.nodes and is_node(graph.nodes[m]) for m in modules):

@@ -142,3 +142,49 @@ def test_loihi_sanafe_names_the_layers_without_updates_and_rejects_impossible_co
         estimate(report.graph, with_updates({"1": np.array([0, 4.0, 1, 2])}), "loihi_sanafe")
     with pytest.raises(ValueError, match=r"updates_per_step for \['input'\], which are not neuron populations"):
         estimate(report.graph, with_updates({"input": np.array([0, 2.0, 0, 2])}), "loihi_sanafe")
+
+
+def test_an_li_readout_is_counted_and_charged_by_the_same_condition():
+    """An LI readout never fires but SANA-FE updates it whenever it has input or a nonzero potential: behind layer 1
+    (W1 above), readout r0 gets n0's spikes at t1 and t3 and keeps a leaking potential at t2; r1 listens to n2, which
+    never fires (W = [[1, 0, 0], [0, 0, 1]])."""
+    from neurosim.nn import LI
+
+    net = Sequential(Linear(2, 3, bias=False), LIF(beta=0.5, v_th=1.0, reset="zero"), Linear(3, 2, bias=False),
+                     LI(0.9))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor(W1))
+        net[2].weight.copy_(torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]))
+    result = estimate_model(net, (2,), X, ["loihi_sanafe"], dt_s=1e-3)
+    assert result.activity.updates_per_step["1"].tolist() == UPDATES_1
+    assert result.activity.updates_per_step["3"].tolist() == [0, 1, 1, 1]
+    assert "3" not in result.activity.spikes_per_step  # counted, not recorded as spikes
+    note = next(n for n in result.estimates["loihi_sanafe"].notes if n.startswith("neuron updates"))
+    assert "only in the 8 of 20 compartment-steps" in note  # 5 of layer 1's 12, 3 of the readout's 8
+
+
+def test_the_count_follows_the_membrane_the_layer_computed_on_its_backend():
+    """Membranes aimed at the threshold: the fused CPU scan rounds β·v + x once, torch's ops twice, so they disagree
+    on which neurons fire (and so whose potential a zero reset leaves at 0); the count must follow the layer's own
+    membrane. The layer is called with a bare tensor as its starting state, which LIF takes too."""
+    from neurosim.functional import LIFState
+
+    torch.manual_seed(1)
+    n = 20000
+    lif = LIF(beta=0.9, v_th=1.0, reset="zero")  # backend auto: the fused scan on CPU
+    v0 = torch.rand(1, n) * 1.1
+    x = torch.cat([1.0 - torch.tensor(0.9) * v0, torch.zeros(1, n)]).reshape(2, 1, n)  # h = 1 at t0, up to rounding
+
+    class StartsCharged(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lif = lif
+
+        def forward(self, x_seq):
+            return self.lif(x_seq, v0)
+
+    prof = activity_profile(StartsCharged(), x, dt_s=1e-3)
+    _, after_t0 = lif(x[:1], LIFState(v0))
+    still_charged = (after_t0.v != 0).sum().item()  # no input at t1: updated = a nonzero potential entering it
+    assert 0 < still_charged < n  # (the rounding splits them: else this checks nothing)
+    assert prof.updates_per_step["lif"].tolist() == [n, still_charged]
