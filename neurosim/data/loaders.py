@@ -47,8 +47,8 @@ class FrameLoader:
                  drop_last: bool = False, device: str | torch.device = "cpu", rank: int = 0,
                  num_replicas: int = 1, even: bool = True) -> None:
         self.frames = torch.as_tensor(_native(frames)) if not isinstance(frames, torch.Tensor) else frames
-        # the array the frames tensor shares memory with: pickled in its place (a cached split's MappedArray
-        # travels as a reference to its file, not as its bytes)
+        # the array the frames tensor shares memory with: pickled in its place while the tensor is still all of it
+        # (a cached split's MappedArray travels as a reference to its file, not as its bytes)
         self._array = frames if isinstance(frames, np.ndarray) and frames.size and \
             self.frames.data_ptr() == frames.ctypes.data else None
         self.labels = torch.as_tensor(_native(labels), dtype=torch.long)
@@ -80,12 +80,24 @@ class FrameLoader:
         Batch ``i`` of all shards together holds the samples of a ``batch_size × num_replicas`` batch ``i`` of
         the unsharded order.
         """
-        return FrameLoader(self.frames if self._array is None else self._array, self.labels, self.batch_size,
-                           self.shuffle, self.seed, self.drop_last, self.device, rank=rank, num_replicas=num_replicas,
-                           even=even)
+        array = self._whole_array()
+        return FrameLoader(self.frames if array is None else array, self.labels, self.batch_size, self.shuffle,
+                           self.seed, self.drop_last, self.device, rank=rank, num_replicas=num_replicas, even=even)
+
+    def _whole_array(self) -> np.ndarray | None:
+        """The array the frames were given as, while ``self.frames`` is still a view of all of it (same memory,
+        shape, dtype and strides); None once frames were replaced (``loader.frames = ...``) or never were one."""
+        a, f = self._array, self.frames
+        if a is None or not isinstance(f, torch.Tensor) or f.device.type != "cpu":
+            return None
+        same = (f.data_ptr() == a.ctypes.data and tuple(f.shape) == a.shape and f.element_size() == a.itemsize
+                and tuple(s * f.element_size() for s in f.stride()) == a.strides
+                and f.dtype == torch.from_numpy(np.empty(0, a.dtype.newbyteorder("="))).dtype)
+        return a if same else None
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
+        state["_array"] = self._whole_array()
         if state["_array"] is not None:  # the array, not the tensor: torch pickles a tensor's bytes
             state["frames"] = None
         return state

@@ -103,3 +103,27 @@ def test_a_pickled_loader_of_cached_frames_carries_their_file_not_their_bytes(tm
     in_memory = FrameLoader(np.array(frames), labels, batch_size=16)  # frames of no file: their bytes, as before
     assert len(pickle.dumps(in_memory)) > frames.nbytes
     assert torch.equal(pickle.loads(pickle.dumps(in_memory)).frames, in_memory.frames)
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["cached", "in-memory"])
+def test_a_loader_whose_frames_were_changed_shards_and_pickles_the_changed_frames(tmp_path, cached):
+    """(shard() and pickling used the array the loader was made with: after loader.frames = ..., shards and
+    pickled copies silently got the original frames.)"""
+    import pickle
+
+    from neurosim.data.frames import cached_frames
+    from neurosim.data.loaders import FrameLoader
+
+    rng = np.random.default_rng(0)
+    frames, labels = cached_frames({"dataset": "d"}, lambda: (rng.integers(0, 9, (50, 3, 2, 34, 34), dtype=np.uint8),
+                                                              np.arange(50) % 10), cache_dir=tmp_path)
+    frames = frames if cached else np.array(frames)
+    loader = FrameLoader(frames, labels, batch_size=16)
+    loader.frames = loader.frames[:, :1].contiguous()  # e.g. the first time step only
+    first = loader.frames.clone()
+    for sent in (loader.shard(0, 2), pickle.loads(pickle.dumps(loader))):
+        assert torch.equal(sent.frames, first)
+    for change in (lambda f: f[:, :1], lambda f: f.view(torch.int8), lambda f: f.transpose(3, 4)):
+        loader.frames = change(torch.as_tensor(frames))  # views of the same memory, but not the same frames
+        assert torch.equal(pickle.loads(pickle.dumps(loader)).frames, loader.frames)
+        assert torch.equal(loader.shard(1, 2).frames, loader.frames)
