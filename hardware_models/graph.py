@@ -332,11 +332,14 @@ class SynopCount:
 class GraphFacts:
     """Result of :func:`analyze`: node facts, populations, projections and fan-in/fan-out arrays.
 
-    Fan-out arrays count nonzero-weight connections; arrays are computed once and cached.
+    Fan-out arrays count nonzero-weight connections; arrays are computed once and cached. ``notes`` holds what
+    the analysis assumed about the graph (e.g. an implicit Input node in front of a graph that has none).
     """
 
     def __init__(self, graph: nir.NIRGraph, nodes: dict[str, NodeFacts], populations: dict[str, Population],
-                 projections: list[Projection], geoms: dict[str, ConvGeometry], masks: dict[str, np.ndarray]):
+                 projections: list[Projection], geoms: dict[str, ConvGeometry], masks: dict[str, np.ndarray],
+                 notes: tuple[str, ...] = ()):
+        self.notes = tuple(notes)
         self.graph = graph
         self.nodes = nodes
         self.populations = populations
@@ -886,6 +889,50 @@ def flatten_graph(graph: nir.NIRGraph, sep: str = ".") -> nir.NIRGraph:
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=dict(graph.metadata or {}), type_check=False)
 
 
+def _implicit_input(graph: nir.NIRGraph) -> tuple[nir.NIRGraph, tuple[str, ...]]:
+    """``graph`` with an ``Input`` node in front of its one root synapse, pooling or Flatten node, and a note.
+
+    A node that nothing feeds (no edge into it) and that is not a population starts no projection: the layer it
+    begins would silently drop out of the counts. ``nir.read(..., type_check=False)`` of a graph saved without an
+    Input node gives such a graph; nir's own type inference (``NIRGraph.infer_types``) puts an ``Input`` named
+    ``input_<node>`` in front of every root node, and so does this, for the one such root, when the graph has no
+    Input node: the activity's ``input_events_per_step`` are then that node's events, as they would be behind
+    an explicit Input. With an Input node already there, or several such roots, which events enter where is not
+    known, and a GraphError asks for Input nodes instead. The graph is not modified: a new one shares its nodes.
+    """
+    if any(n not in graph.nodes for edge in graph.edges for n in edge):
+        return graph, ()  # _infer names the unknown node, a likelier cause of a node that nothing feeds
+    fed = {b for _, b in graph.edges}
+    roots = [n for n, v in graph.nodes.items()
+             if n not in fed and type(v).__name__ in SYNAPSE_TYPES + POOL_TYPES + RESHAPE_TYPES]
+    if not roots:
+        return graph, ()
+    named = [f"{r!r} ({type(graph.nodes[r]).__name__})" for r in roots]
+    inputs = [n for n, v in graph.nodes.items() if isinstance(v, nir.Input)]
+    if inputs or len(roots) > 1:
+        why = (f"the graph's Input node(s) {inputs} do not reach them" if inputs else
+               "with several such nodes and no Input node, the input events cannot be assigned to them")
+        raise GraphError(
+            f"node(s) {', '.join(named)} have no edge into them: no population feeds them, so the layers they "
+            f"start would count no operations ({why}). Add an Input node (nir.Input(input_type=...)) in front of "
+            "each with an edge to it, and give each Input's events under its name in the activity's spikes_per_step"
+        )
+    root = roots[0]
+    shape, _ = _intrinsic_shapes(root, graph.nodes[root])
+    if shape is None:
+        raise GraphError(f"node {named[0]} has no edge into it and no declared input shape; add an Input node with "
+                         "the graph's input shape (nir.Input(input_type=...)) and an edge from it to the node")
+    name, i = f"input_{root}", 0
+    while name in graph.nodes:  # nir's naming: input_<node>, then input_<node>_0, _1, ...
+        name, i = f"input_{root}_{i}", i + 1
+    nodes = {name: nir.Input(input_type=np.array(shape)), **graph.nodes}
+    note = (f"the graph has no Input node: node {named[0]} has no edge into it, so an implicit Input node {name!r} "
+            f"of shape {shape} feeds it (as nir's type inference adds one); the activity's input_events_per_step "
+            "are its events")
+    return nir.NIRGraph(nodes=nodes, edges=[(name, root), *graph.edges], metadata=dict(graph.metadata or {}),
+                        type_check=False), (note,)
+
+
 def analyze(graph: nir.NIRGraph) -> GraphFacts:
     """Read a NIR graph into :class:`GraphFacts`. The graph is not modified.
 
@@ -893,14 +940,20 @@ def analyze(graph: nir.NIRGraph) -> GraphFacts:
     (e.g. ``rleaky.lif`` for snnTorch's ``RLeaky`` export), in the facts and in the activity alike, and
     ``GraphFacts.graph`` is the flattened graph.
 
+    A graph with no Input node that starts at a synapse, pooling or Flatten node (e.g. read with
+    ``nir.read(..., type_check=False)``) is fed there by an implicit Input node ``input_<node>``, as nir's type
+    inference adds one: ``GraphFacts.graph`` then has it, and ``GraphFacts.notes`` says so.
+
     Raises:
         GraphError: unsupported node types, unknown endpoints or duplicate edges, shapes that cannot be inferred or
-            do not match, weights that are NaN or infinite, or a path the models cannot interpret (e.g. a synapse
-            node feeding another synapse node).
+            do not match, weights that are NaN or infinite, a path the models cannot interpret (e.g. a synapse
+            node feeding another synapse node), or synapse, pooling or Flatten nodes that nothing feeds when no
+            single implicit Input node can (an Input node elsewhere in the graph, or several such nodes).
     """
     if not isinstance(graph, nir.NIRGraph):
         raise GraphError(f"expected a nir.NIRGraph, got {type(graph).__name__}")
     graph = flatten_graph(graph)
+    graph, notes = _implicit_input(graph)
     ins, outs, geoms = _infer(graph)
     nodes = graph.nodes
     succ: dict[str, list[str]] = {n: [] for n in nodes}
@@ -973,7 +1026,7 @@ def analyze(graph: nir.NIRGraph) -> GraphFacts:
                 continue
             elif f.role == "input":
                 raise GraphError(f"edge into Input node {cur!r} from {src!r}; Input nodes take no edges")
-    return GraphFacts(graph, facts, populations, projections, geoms, masks)
+    return GraphFacts(graph, facts, populations, projections, geoms, masks, notes)
 
 
 def _after_synapse(src, syn, pre, succ, facts, populations) -> list[Projection]:

@@ -212,3 +212,59 @@ def test_input_events_are_checked_against_the_sum_over_several_inputs():
     assert f.synops(act(2, {"lif": [1, 1], "a": [2, 1], "b": [1, 0]}, inp=[3, 1])).total == (3 + 1) * 3
     with pytest.raises(GraphError, match=r"Input nodes \['a', 'b'\] sum to 4 events but input_events_per_step to 200"):
         f.synops(act(2, {"lif": [1, 1], "a": [2, 1], "b": [1, 0]}, inp=[100, 100]))
+
+
+# ------------------------------------------------------------------ graphs without an Input node
+def no_input(first=None, extra=None) -> nir.NIRGraph:
+    """fc (Linear 3 x 4, or ``first`` -> fc) -> lif(3) -> output, with no Input node (as nir.read(type_check=False)
+    gives a graph saved without one)."""
+    nodes = {"fc": nir.Linear(weight=np.ones((3, 4))), "lif": lif(3), "output": nir.Output(output_type=np.array([3]))}
+    edges = [("fc", "lif"), ("lif", "output")]
+    if first is not None:
+        nodes, edges = {"first": first, **nodes}, [("first", "fc"), *edges]
+    nodes.update(extra or {})
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+
+
+@pytest.mark.parametrize("first", [None, nir.Flatten(input_type={"input": np.array([2, 2])}, start_dim=0)],
+                         ids=["linear", "flatten"])
+def test_a_graph_without_an_input_node_is_fed_at_its_root_by_an_implicit_input(first):
+    g = no_input(first)
+    root = "fc" if first is None else "first"
+    f = analyze(g)
+    assert list(g.nodes) == [n for n in ([] if first is None else ["first"]) + ["fc", "lif", "output"]]  # unchanged
+    assert f.input_names == [f"input_{root}"] and f.populations[f"input_{root}"].shape == ((4,) if first is None
+                                                                                           else (2, 2))
+    assert f.notes and f"implicit Input node 'input_{root}'" in f.notes[0] and f"node '{root}'" in f.notes[0]
+    # 8 input events x fan-out 3 (it was 0: the layer had no source population)
+    a = act(2, {"lif": [1, 1]}, inp=[4, 4])
+    assert f.synops(a).total == 24.0
+    assert estimate(g, a, "loihi").synops == 24.0
+
+
+def test_the_implicit_input_takes_nirs_name_and_a_free_one_and_reads_back_from_a_file(tmp_path):
+    g = no_input(extra={"input_fc": lif(3)})  # a neuron node that happens to hold nir's name
+    g.edges.append(("lif", "input_fc"))
+    f = analyze(g)
+    assert f.input_names == ["input_fc_0"] and f.populations["input_fc"].node_type == "LIF"
+    nir.write(str(tmp_path / "noinput.nir"), no_input())
+    f = analyze(nir.read(str(tmp_path / "noinput.nir"), type_check=False))  # the README's way to read a file
+    assert f.input_names == ["input_fc"] and f.synops(act(2, {"lif": [1, 1]}, inp=[4, 4])).total == 24.0
+
+
+def test_a_node_nothing_feeds_is_named_where_no_single_implicit_input_can_feed_it():
+    several = no_input(extra={"fc2": nir.Linear(weight=np.ones((3, 2)))})
+    several.edges.append(("fc2", "lif"))
+    with pytest.raises(GraphError, match=r"node\(s\) 'fc' \(Linear\), 'fc2' \(Linear\) have no edge into them.*"
+                                         r"several such nodes and no Input node.*Add an Input node"):
+        analyze(several)
+    beside = mlp(4, 3)  # input -> linear -> lif ...
+    beside.nodes["fc2"] = nir.Linear(weight=np.ones((3, 2)))
+    beside.edges.append(("fc2", "lif"))
+    with pytest.raises(GraphError, match=r"node\(s\) 'fc2' \(Linear\) have no edge into them.*Input node\(s\) "
+                                         r"\['input'\] do not reach them"):
+        analyze(beside)
+    unshaped = no_input(nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([1, 1]), padding=np.array([0, 0])))
+    with pytest.raises(GraphError, match=r"node 'first' \(SumPool2d\) has no edge into it and no declared input "
+                                         "shape; add an Input node"):
+        analyze(unshaped)
