@@ -6,23 +6,28 @@ and every transform parameter: the frames and the labels as two raw arrays (``<e
 ``<entry>.labels.bin``) beside a small JSON key file (``<entry>.json``: the key, and each array's dtype and shape),
 written last, so that it exists only beside a complete entry. The next epoch — and the next run — maps the arrays
 into memory instead of processing events: the processes of one machine (e.g. the ranks of a ``torchrun``) share one
-copy of the frames in the system's page cache, and a process reads from disk only the samples it uses. A corrupt,
-truncated or mismatched entry is detected and rebuilt.
+copy of the frames in the system's page cache, and a process reads from disk only the samples it uses. A missing,
+truncated or mismatched file (by size, dtype and shape against the key: there is no checksum) is detected and
+rebuilt; a file that cannot be mapped is read into memory instead.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
+import os
 import warnings
+from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from neurosim.data._cache import default_cache_dir, store
+from neurosim._io import _remove_stale_temps
+from neurosim.data._cache import ENV_VAR, default_cache_dir, store
 
 __all__ = ["FRAMES_FORMAT", "MappedArray", "cached_frames", "events_to_frames", "frame_array_path", "frame_cache_path"]
 
@@ -106,10 +111,41 @@ def frame_array_path(path: Path, name: str) -> Path:
     return path.with_name(f"{path.name[:-len('.json')]}.{name}.bin")
 
 
-def _format1_path(key: dict, cache_dir: Path | None) -> Path:
-    """Where neurosim with FRAMES_FORMAT 1 kept the same key's frames: one .npz, removed once the entry is rewritten."""
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    return root / "frames" / f"{_entry_name(key, 1)}.npz"
+def _format1_files(folder: Path) -> list[Path]:
+    """The entries neurosim with FRAMES_FORMAT 1 left in ``folder`` (``<cache>/frames/``): every ``*.npz`` there,
+    since neurosim writes no other .npz under it."""
+    try:
+        return sorted(folder.glob("*.npz"))
+    except OSError:
+        return []
+
+
+_SWEPT: set[Path] = set()  # frame folders whose format-1 entries this process has removed
+
+
+def _remove_format1(folder: Path) -> None:
+    """Remove the old-format (FRAMES_FORMAT 1) entries of ``folder``, once per process and folder: called after a
+    format-2 entry was stored there, so a run that keys other splits (a subset) frees them too. Their ``.tmp``
+    files are left to :func:`~neurosim._io._remove_stale_temps`: those of a finished or killed write go, a live
+    write's (an older neurosim using the same cache right now) is kept — it would fail without it."""
+    if folder in _SWEPT:
+        return
+    _SWEPT.add(folder)
+    _remove(*_format1_files(folder))
+    try:
+        temps = list(folder.glob(".*.npz.*.tmp"))
+    except OSError:
+        return
+    for target in {t.name[1:t.name.index(".npz.") + len(".npz")] for t in temps}:
+        try:
+            _remove_stale_temps(folder / target)
+        except OSError:
+            pass
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int, int, int]:
+    """What tells a file from its replacement (a rebuilt or removed and recreated entry)."""
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 class MappedArray(np.memmap):
@@ -117,48 +153,215 @@ class MappedArray(np.memmap):
 
     Pages are read from the file as they are used and shared with every other process that maps it. The array is
     writable (``torch.from_numpy`` takes it as it is), but what a process writes stays in its own memory: the file
-    never changes. Pickled (e.g. to ``DataLoader`` workers started with ``spawn``), the whole array travels as a
-    reference to its file, which the receiving process maps again, instead of as its bytes; so changes made in
-    place do not travel: send a copy (``np.array(frames)``) of changed frames. A slice, a copy or a result of
-    arithmetic pickles by value, as any array does.
+    never changes. Copy-on-write has a price where the system does not overcommit memory
+    (``vm.overcommit_memory=2``): each mapping counts the whole file against the commit limit, although none of it
+    is used until written. Where that limit, or another (open files), refuses the mapping, :func:`cached_frames`
+    reads the entry into memory instead, with a warning. (``MAP_NORESERVE`` would not help: Linux ignores it under
+    strict overcommit.)
+
+    Results are plain arrays, as ``np.memmap``'s are: arithmetic, ``astype(...) / 2``, fancy indexing and
+    reductions give ``np.ndarray`` or scalars (``frames.max()`` is a number), not arrays of no file.
+
+    Pickled, it is an array like any other: ``pickle``, ``torch.save`` or joblib store its numbers, which stay
+    valid when the cache is cleaned. Sent to another process by :mod:`multiprocessing` (the arguments of a
+    ``spawn`` process, ``DataLoader`` workers, ``Pool`` tasks: what ``multiprocessing.reduction.ForkingPickler``
+    pickles), a whole array travels instead as a reference to its file (absolute path), which the receiving
+    process maps again: its bytes are not copied, and changes made in place do not travel — send a copy
+    (``np.array(frames)``) of changed frames. A slice or a copy travels by value.
     """
 
-    _file: tuple | None = None  # (path, dtype, shape) of the array _map returned; views and copies have None
+    _file: tuple | None = None  # (absolute path, dtype, shape, file identity) of the array _map returned; else None
+
+    def __array_wrap__(self, arr, context=None, return_scalar=False):
+        arr = super().__array_wrap__(arr, context)  # (np.memmap's leaves a subclass's result as it is)
+        if arr is self:  # an ufunc that wrote into this array (out=, +=)
+            return arr
+        arr = arr.view(np.ndarray)
+        return arr[()] if return_scalar or arr.shape == () else arr
+
+    def __getitem__(self, index):
+        got = super().__getitem__(index)  # a view of the mapping stays mapped; a copy (fancy index) is a plain array
+        return got.view(np.ndarray) if isinstance(got, MappedArray) and got._mmap is None else got
 
     def __reduce__(self):
-        if self._file is not None and self.shape == self._file[2]:
-            return _map, self._file
         return np.asarray(self).__reduce__()  # a plain array, by value
 
 
-def _map(path: str, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
-    """Array ``path`` of an entry as a :class:`MappedArray`, after checking that the file holds exactly its bytes."""
-    dtype, shape = np.dtype(dtype), tuple(int(n) for n in shape)
-    if dtype.hasobject or any(n < 0 for n in shape):
-        raise ValueError(f"{path}: not an array of numbers ({dtype}, {shape})")
-    size = Path(path).stat().st_size
-    if size != dtype.itemsize * math.prod(shape):  # truncated (a full disk), or another entry's
-        raise ValueError(f"{path}: {size} bytes, expected {dtype.itemsize * math.prod(shape)} for {dtype}{shape}")
-    if size == 0:  # (an empty file cannot be mapped)
-        return np.empty(shape, dtype)
-    array = MappedArray(path, dtype=dtype, mode="c", shape=shape)
-    array._file = (str(path), dtype.str, shape)
+def _reduce_for_a_process(array: MappedArray):
+    """How :mod:`multiprocessing` sends a :class:`MappedArray`: a whole array as a reference to its file while the
+    file is still the one mapped, anything else by value."""
+    if array._file is not None and array.shape == array._file[2]:
+        try:
+            same = _identity(os.stat(array._file[0])) == array._file[3]
+        except OSError:
+            same = False
+        if same:
+            return _remap, array._file
+    return array.__reduce__()
+
+
+ForkingPickler.register(MappedArray, _reduce_for_a_process)
+
+
+def _remap(path: str, dtype: str, shape: tuple[int, ...], identity: tuple) -> np.ndarray:
+    """A :class:`MappedArray` sent by :mod:`multiprocessing`, mapped again in the receiving process."""
+    try:
+        return _map(path, dtype, shape, identity)
+    except (_Stale, _Unreadable) as e:
+        raise ValueError(f"{e}: frames sent to this process as a reference to that frame-cache file could not be "
+                         "mapped again; keep the frame cache in place while the processes it is sent to start, or "
+                         "send them a copy (np.array(frames))") from None
+
+
+class _Stale(Exception):
+    """Not a complete, valid entry of its key (a missing or wrong-size file, a key file that does not match): it
+    is rebuilt."""
+
+
+class _Unreadable(Exception):
+    """An entry that this process cannot read now (no permission, too many open files…): it is left as it is."""
+
+    def __init__(self, path: str, error: OSError) -> None:
+        super().__init__(f"{path}: {error.strerror or error}")
+        self.path, self.error = path, error
+
+
+def _advice(e: OSError) -> str:
+    """What lets this process map or read the cache again, for the cause ``e``."""
+    if e.errno == errno.ENOMEM:
+        return ("under strict overcommit (vm.overcommit_memory=2) a copy-on-write mapping counts the whole file "
+                "against the commit limit: free memory, raise vm.overcommit_ratio, or run fewer processes at once")
+    if e.errno in (errno.EMFILE, errno.ENFILE):
+        return "raise the limit on open files (ulimit -n), or open fewer files at once"
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return f"make the file readable, or set {ENV_VAR} to a cache folder of your own"
+    return "check the file and the file system it is on (some cannot map files)"
+
+
+_UNMAPPED: set[str] = set()  # entries (key files) and files this process could not map, and warned about
+
+
+def _warn_unmapped(path: str, e: OSError, entry: str | None = None) -> None:
+    """Say once per entry (or file) and process that ``path`` could not be mapped, why, and what to do."""
+    if (entry or path) in _UNMAPPED:
+        return
+    _UNMAPPED.add(entry or path)
+    warnings.warn(f"could not map the frame cache file {path} ({e.strerror or e}): this process reads "
+                  f"{'the entry' if entry else 'it'} into memory instead (the entry is fine and is kept); "
+                  f"{_advice(e)}", RuntimeWarning, stacklevel=5)
+
+
+def _map(path: str, dtype: np.dtype, shape: tuple[int, ...], identity: tuple | None = None,
+         entry: str | None = None) -> np.ndarray:
+    """Array ``path`` of an entry as a :class:`MappedArray`, after checking that the file holds exactly its bytes
+    (and, with ``identity``, that it is still that file). A file that cannot be mapped is read into memory
+    instead (a warning, once per ``entry`` — its key file — or file, and process).
+
+    Raises:
+        _Stale: a missing file or one of another size (or identity).
+        _Unreadable: a file that cannot be opened or read (the entry is not to blame).
+    """
+    path, dtype, shape = os.path.abspath(path), np.dtype(dtype), tuple(shape)
+    nbytes = dtype.itemsize * math.prod(shape)
+    try:
+        f = open(path, "rb")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as e:
+        raise _Stale(f"{path}: {e.strerror}") from None
+    except OSError as e:
+        raise _Unreadable(path, e) from None
+    with f:
+        try:
+            stat = os.fstat(f.fileno())
+        except OSError as e:
+            raise _Unreadable(path, e) from None
+        if stat.st_size != nbytes:  # truncated (a full disk), or another entry's
+            raise _Stale(f"{path}: {stat.st_size} bytes, expected {nbytes} for {dtype}{shape}")
+        if identity is not None and _identity(stat) != tuple(identity):
+            raise _Stale(f"{path}: replaced since it was mapped")
+        if nbytes == 0:  # (an empty file cannot be mapped)
+            return np.empty(shape, dtype)
+        try:
+            array = MappedArray(f, dtype=dtype, mode="c", shape=shape)
+        except OSError as e:  # the system refused the mapping: ENOMEM (the commit limit), ENFILE/EMFILE, ENODEV
+            _warn_unmapped(path, e, entry)
+            return _read_whole(f, path, dtype, shape)
+    array._file = (path, dtype.str, shape, _identity(stat))
     return array
 
 
-def _read(path: Path, key: dict) -> tuple[np.ndarray, np.ndarray] | None:
-    """The entry's ``(frames, labels)``, mapped; None where it is not a complete entry of ``key``."""
+def _read_whole(f, path: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """The array of open file ``f`` read into memory (the fallback of :func:`_map`)."""
     try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
+        array = np.empty(shape, dtype)
+    except MemoryError:
+        raise MemoryError(f"{path}: {dtype.itemsize * math.prod(shape)} bytes of frames could neither be mapped nor "
+                          "read into memory; free memory, or use a subset (data.train_subset)") from None
+    try:
+        f.seek(0)
+        got = f.readinto(memoryview(array.reshape(-1).view(np.uint8)))
+    except OSError as e:
+        raise _Unreadable(path, e) from None
+    if got != array.nbytes:
+        raise _Stale(f"{path}: {got} bytes read, expected {array.nbytes}")
+    return array
+
+
+_FRAME_DTYPE_NAMES = ", ".join(np.dtype(d).name for d in _FRAME_DTYPES)
+
+
+def _layout(arrays: dict, key: dict) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+    """Each array's ``(dtype, shape)`` from an entry's key file, checked against what frames of ``key`` are:
+    frames ``[N, T, P, H, W]`` (``[N, T, P, W]`` for sensors without y, e.g. audio) of one of the frame dtypes,
+    ``T`` and the sensor those of the key where it has them, and ``N`` int64 labels. Raises :class:`_Stale`."""
+    got = {}
+    for name in _ARRAYS:
+        dtype, shape = arrays[name]["dtype"], arrays[name]["shape"]
+        if not isinstance(dtype, str) or not isinstance(shape, list) or \
+                not all(type(n) is int and n >= 0 for n in shape):
+            raise _Stale(f"{name}: dtype {dtype!r}, shape {shape!r} describe no array")
+        got[name] = (np.dtype(dtype), tuple(shape))
+    (frames_dtype, frames), (labels_dtype, labels) = got["frames"], got["labels"]
+    if frames_dtype not in [np.dtype(d) for d in _FRAME_DTYPES]:
+        raise _Stale(f"frames of dtype {frames_dtype}, expected one of {_FRAME_DTYPE_NAMES}")
+    if labels_dtype != np.dtype(np.int64):
+        raise _Stale(f"labels of dtype {labels_dtype}, expected int64")
+    if len(frames) not in (4, 5) or labels != frames[:1]:
+        raise _Stale(f"frames of shape {frames} and labels of shape {labels}, expected [N, T, P, H, W] (or "
+                     "[N, T, P, W]) and [N]")
+    if "n_time_bins" in key and frames[1] != key["n_time_bins"]:
+        raise _Stale(f"frames of {frames[1]} time bins, the key says {key['n_time_bins']}")
+    if "sensor_size" in key:
+        w, h, p = key["sensor_size"]
+        if frames[2:] != ((p, h, w) if len(frames) == 5 else (p, w)):
+            raise _Stale(f"frames of shape {frames}, the key's sensor_size is {key['sensor_size']} (W, H, P)")
+    return got
+
+
+def _read(path: Path, key: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The entry's ``(frames, labels)``, mapped (or read, where they cannot be mapped).
+
+    Raises:
+        _Stale: not a complete, valid entry of ``key``.
+        _Unreadable: an entry this process cannot read now.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError) as e:
+        raise _Stale(f"{path}: {e.strerror}") from None
+    except OSError as e:
+        raise _Unreadable(str(path), e) from None
+    except UnicodeDecodeError:
+        raise _Stale("the key file is not text") from None
+    try:
+        stored = json.loads(text)
         arrays = stored.pop("arrays")
         if json.dumps(stored, sort_keys=True) != json.dumps({"format": FRAMES_FORMAT, **key}, sort_keys=True):
-            return None
-        frames, labels = (_map(str(frame_array_path(path, name)), arrays[name]["dtype"], arrays[name]["shape"])
-                          for name in _ARRAYS)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
-        return None  # (json's errors are ValueErrors)
-    if frames.ndim == 0 or labels.ndim == 0 or len(frames) != len(labels):
-        return None
+            raise _Stale("the key file holds another key")
+        layout = _layout(arrays, key)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # (json's errors are ValueErrors)
+        raise _Stale(f"the key file is malformed ({type(e).__name__}: {e})") from None
+    frames = _map(str(frame_array_path(path, "frames")), *layout["frames"], entry=str(path))
+    labels = _map(str(frame_array_path(path, "labels")), *layout["labels"], entry=str(path))
     return frames, labels
 
 
@@ -170,26 +373,53 @@ def _remove(*paths: Path) -> None:
             pass
 
 
+def _stored(frames: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """``build()``'s arrays as an entry stores them: contiguous, integer labels as int64."""
+    arrays = {"frames": np.ascontiguousarray(frames), "labels": np.ascontiguousarray(labels)}
+    if arrays["labels"].dtype.kind in "iu":
+        arrays["labels"] = arrays["labels"].astype(np.int64, copy=False)
+    return arrays
+
+
 def cached_frames(key: dict, build: Callable[[], tuple[np.ndarray, np.ndarray]],
                   cache_dir: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Return ``build()``'s ``(frames, labels)``, from the cache when a valid entry for ``key`` exists.
 
     Both are :class:`MappedArray` arrays (see there: shared between processes, writable but private to this one,
-    pickled as a reference to the file) when they come from the cache, or were just stored there. A missing entry
-    is built and written: each array to its own file, atomically and without a copy in memory, then the key file;
-    an unreadable, truncated or mismatched one is rebuilt (with a warning). A cache that cannot be written
-    (read-only, full) costs the cache, not the run: a warning, and the frames built are returned from memory (inside
-    :func:`~neurosim.data._cache.writes_required` it is a :class:`~neurosim.data._cache.CacheWriteError`). An entry
-    of the old format (one ``.npz``, FRAMES_FORMAT 1) of the same key is removed once the new one is complete.
+    sent to other processes of :mod:`multiprocessing` as a reference to the file) when they come from the cache,
+    or were just stored there. A missing entry is built and written: each array to its own file, atomically and
+    without a copy in memory, then the key file.
+
+    An entry is checked before it is served: its key file must hold ``key``, frames of a frame dtype (uint8, uint16,
+    int32) and shape ``[N, T, P, H, W]`` (``[N, T, P, W]`` without y) whose ``T`` and sensor are the key's
+    ``n_time_bins`` and ``sensor_size`` where it has them, int64 labels ``[N]``, and each file exactly the bytes
+    they take. One that fails (a missing or truncated file, another key's) is rebuilt, with a warning saying why.
+    There is no checksum: a byte changed inside a ``.bin`` file (a disk error) is served as it is (the ``.npz`` of
+    FRAMES_FORMAT 1 had a CRC that detected it, at the price of reading the whole split). An entry that cannot be
+    mapped (ENOMEM under strict overcommit, too many open files) is read into memory instead, and one that cannot
+    be read at all (no permission) is built in memory for this run; both are left as they are, with a warning.
+
+    A cache that cannot be written (read-only, full) costs the cache, not the run: a warning, and the frames built
+    are returned from memory (inside :func:`~neurosim.data._cache.writes_required` it is a
+    :class:`~neurosim.data._cache.CacheWriteError`). Once an entry is stored, the entries of the old format (one
+    ``.npz`` per entry, FRAMES_FORMAT 1) in the same folder are removed, whatever their key.
+
+    Raises:
+        ValueError: ``build()`` gave arrays that are not frames and labels of ``key`` (as :func:`events_to_frames`
+            gives them): found when the entry just stored is read back (and removed).
     """
     path = frame_cache_path(key, cache_dir)
     if path.is_file():
-        hit = _read(path, key)
-        if hit is not None:
-            return hit
-        warnings.warn(f"frame cache {path} is corrupt or stale; rebuilding it", stacklevel=2)
+        try:
+            return _read(path, key)
+        except _Stale as e:
+            warnings.warn(f"frame cache {path} is corrupt or stale; rebuilding it ({e})", stacklevel=2)
+        except _Unreadable as e:
+            warnings.warn(f"could not read the frame cache {e} (the entry is left as it is): its frames are built "
+                          f"in memory for this run; {_advice(e.error)}", RuntimeWarning, stacklevel=2)
+            return build()
     frames, labels = build()
-    arrays = {"frames": np.ascontiguousarray(frames), "labels": np.ascontiguousarray(labels)}
+    arrays = _stored(frames, labels)
     parts = [frame_array_path(path, name) for name in _ARRAYS]
     text = json.dumps({"format": FRAMES_FORMAT, **key, "arrays": {
         name: {"dtype": a.dtype.str, "shape": list(a.shape)} for name, a in arrays.items()}}, sort_keys=True)
@@ -205,6 +435,16 @@ def cached_frames(key: dict, build: Callable[[], tuple[np.ndarray, np.ndarray]],
     if not stored:
         _remove(*parts)  # arrays without a key file are never read: do not leave them filling the disk
         return frames, labels
-    _remove(_format1_path(key, cache_dir))
-    hit = _read(path, key)  # mapped, as every later read gets them: the array built here can be freed
-    return hit if hit is not None else (frames, labels)
+    _remove_format1(path.parent)
+    try:
+        return _read(path, key)  # mapped, as every later read gets them: the array built here can be freed
+    except _Stale as e:
+        try:  # arrays that no read would ever serve: build() is wrong, not the cache
+            _layout({name: {"dtype": a.dtype.str, "shape": list(a.shape)} for name, a in arrays.items()}, key)
+        except _Stale:
+            _remove(path, *parts)
+            raise ValueError(f"cached_frames: build() for {path.name} gave {e.args[0]}; it must return frames and "
+                             "labels as events_to_frames does") from None
+        return frames, labels  # (replaced or removed meanwhile by another process)
+    except _Unreadable:
+        return frames, labels

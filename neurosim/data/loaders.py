@@ -39,8 +39,10 @@ class FrameLoader:
             ``drop_last``. False keeps every sample exactly once and lets shards differ by one (evaluation).
 
     Frames from the frame cache (:func:`~neurosim.data.load_frames`) stay mapped from their file: a batch reads only
-    its samples, and a pickled loader (e.g. sent to a spawned process) carries a reference to the file, not the
-    frames.
+    its samples, and a loader sent to another process by :mod:`multiprocessing` (a ``spawn`` process's arguments)
+    carries a reference to the file, not the frames (see :class:`~neurosim.data.frames.MappedArray`: changes made
+    to ``loader.frames`` in place do not travel that way; frames replaced with ``loader.frames = ...`` do). Pickled
+    otherwise (``pickle``, ``torch.save``), a loader holds its frames' values.
     """
 
     def __init__(self, frames, labels, batch_size: int = 32, shuffle: bool = False, seed: int = 0,
@@ -48,7 +50,7 @@ class FrameLoader:
                  num_replicas: int = 1, even: bool = True) -> None:
         self.frames = torch.as_tensor(_native(frames)) if not isinstance(frames, torch.Tensor) else frames
         # the array the frames tensor shares memory with: pickled in its place while the tensor is still all of it
-        # (a cached split's MappedArray travels as a reference to its file, not as its bytes)
+        # (a cached split's MappedArray travels to a spawned process as a reference to its file, not as its bytes)
         self._array = frames if isinstance(frames, np.ndarray) and frames.size and \
             self.frames.data_ptr() == frames.ctypes.data else None
         self.labels = torch.as_tensor(_native(labels), dtype=torch.long)

@@ -118,8 +118,8 @@ def load_frames(cfg: DataConfig, split: str, progress: bool = True) -> tuple[np.
     """Frames ``[N, T, P, H, W]`` and labels of one split, from the frame cache (built on first use).
 
     From the cache they are memory-mapped (:class:`~neurosim.data.frames.MappedArray`: shared with the other
-    processes that read the split, pages read as used, writable but private to this process); a subset or uncached
-    frames are arrays in memory.
+    processes that read the split, pages read as used, writable but private to this process; read into memory
+    where the system refuses the mapping); a subset or uncached frames are arrays in memory.
 
     With ``train_subset``/``test_subset`` only the first N samples are converted, unless the whole split is
     already cached (then it is sliced). A dataset whose location cannot be fingerprinted is converted every time,

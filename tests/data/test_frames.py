@@ -1,12 +1,13 @@
 """Events → frames and the frame cache (neurosim.data.frames): the same frames as stacking every sample's ToFrame
 output and casting to the smallest dtype, built with the split's frames in memory once; cached as arrays mapped from
-their files (shared between processes, never written through, pickled as a reference), a damaged or half-written
-entry never served."""
+their files (shared between processes, never written through, sent to other processes as a reference, pickled by
+value), a damaged, half-written or mismatched entry never served, one the system will not map read instead."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 import tracemalloc
 import warnings
@@ -141,16 +142,66 @@ def test_cached_frames_are_writable_but_writing_never_reaches_the_cache(tmp_path
     assert again.tobytes() == expected.tobytes()
 
 
-def test_pickled_cached_frames_travel_as_their_file_not_their_bytes(tmp_path):
-    """(np.memmap pickles its bytes: a DataLoader worker started with spawn got a copy of the whole split.)"""
-    frames, labels = cached_frames({"dataset": "d"}, _build(40), cache_dir=tmp_path)
-    data = pickle.dumps((frames, labels))
-    assert frames.nbytes == 40 * 3 * 2 * 34 * 34 and len(data) < 1000
+def test_pickled_cached_frames_hold_their_values_and_outlive_the_cache(tmp_path, monkeypatch):
+    """(They pickled as a reference to a path, relative where the cache folder was: pickle.dump, torch.save or joblib
+    stored a reference that broke after a chdir or once the cache was cleaned.)"""
+    import io
+    import shutil
+
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    frames, labels = cached_frames({"dataset": "d"}, _build(40), cache_dir=Path("cache"))  # a relative cache folder
+    expected = np.array(frames)
+    data, saved = pickle.dumps((frames, labels)), io.BytesIO()
+    torch.save({"frames": frames}, saved)
+    assert len(data) > frames.nbytes == 40 * 3 * 2 * 34 * 34  # the values
+    shutil.rmtree("cache")
+    monkeypatch.chdir("/")
+    got_frames, got_labels = pickle.loads(data)
+    assert type(got_frames) is np.ndarray and got_frames.tobytes() == expected.tobytes()
+    assert got_labels.tolist() == [i % 10 for i in range(40)]
+    saved.seek(0)
+    assert torch.load(saved, weights_only=False)["frames"].tobytes() == expected.tobytes()
+
+
+def test_cached_frames_sent_to_another_process_travel_as_their_absolute_file_not_their_bytes(tmp_path, monkeypatch):
+    """(np.memmap pickles its bytes: a DataLoader worker started with spawn got a copy of the whole split.) What
+    multiprocessing sends (ForkingPickler: spawn arguments, DataLoader workers, Pool tasks) is a reference to the
+    file, by absolute path; a slice, or frames whose file was replaced since, by value."""
+    from multiprocessing.reduction import ForkingPickler
+
+    monkeypatch.chdir(tmp_path)
+    key = {"dataset": "d"}
+    frames, labels = cached_frames(key, _build(40), cache_dir=Path("cache"))
+    data = bytes(ForkingPickler.dumps((frames, labels)))
+    assert len(data) < 1000
+    monkeypatch.chdir("/")  # a process started elsewhere
     got_frames, got_labels = pickle.loads(data)
     assert isinstance(got_frames, np.memmap) and got_frames.filename == frames.filename
+    assert Path(got_frames.filename).is_absolute()
     assert got_frames.tobytes() == frames.tobytes() and got_labels.tolist() == labels.tolist()
-    part = pickle.loads(pickle.dumps(frames[:2]))  # a view (and so a subset) travels by value, as a plain array
+    part = pickle.loads(ForkingPickler.dumps(frames[:2]))  # a view (and so a subset) travels by value
     assert type(part) is np.ndarray and part.tobytes() == frames[:2].tobytes()
+    file = Path(frames.filename)
+    file.with_name("new").write_bytes(bytes(file.stat().st_size))
+    os.replace(file.with_name("new"), file)  # the entry rebuilt since (as the cache writes: a new file renamed over)
+    again = pickle.loads(ForkingPickler.dumps(frames))
+    assert type(again) is np.ndarray and again.tobytes() == frames.tobytes() and again.any()
+
+
+def test_results_computed_from_cached_frames_are_plain_arrays_and_numbers(tmp_path):
+    """(They stayed MappedArray: frames.max() was an unhashable 0-d array, astype(...) / 2 an array of no file.)"""
+    frames, labels = cached_frames({"dataset": "d"}, _build(), cache_dir=tmp_path)
+    top = frames.max()
+    assert type(top) is np.uint8 and {top: 1}[int(frames.max())] == 1
+    assert type(labels.sum()) is np.int64 and type(frames.mean()) is np.float64
+    for result in (frames.astype("f4") / 2, frames + 1, frames.sum(axis=0), frames[[0, 2]], np.sqrt(frames)):
+        assert type(result) is np.ndarray
+    view = frames[1:]  # a view still reads the file's pages
+    assert isinstance(view, np.memmap) and view.filename == frames.filename
+    frames += 1  # in place (copy-on-write): still the mapped array
+    assert isinstance(frames, np.memmap) and frames.filename == view.filename
 
 
 def _mapped_from(frames) -> tuple:
@@ -158,19 +209,58 @@ def _mapped_from(frames) -> tuple:
     return getattr(frames, "filename", None), int(np.asarray(frames, dtype=np.int64).sum())
 
 
-@pytest.mark.slow  # a spawned interpreter imports numpy and neurosim: 2-6 s on two shared cores
-def test_a_spawned_process_maps_the_cached_frames_itself(tmp_path):
+class _Whole:
+    """A one-item dataset whose item is what the worker holds: its frames' file and their sum."""
+
+    def __init__(self, frames) -> None:
+        self.frames = frames
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, i: int) -> tuple:
+        return _mapped_from(self.frames)
+
+
+@pytest.mark.slow  # spawned interpreters import numpy, torch and neurosim: 5-10 s on two shared cores
+def test_a_spawned_process_and_a_spawned_dataloader_worker_map_the_cached_frames_themselves(tmp_path):
     import multiprocessing
+
+    import torch
 
     frames, _ = cached_frames({"dataset": "d"}, _build(), cache_dir=tmp_path)
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         assert pool.apply(_mapped_from, (frames,)) == _mapped_from(frames) == (frames.filename, frames.sum())
+    loader = torch.utils.data.DataLoader(_Whole(frames), batch_size=None, num_workers=1,
+                                         multiprocessing_context="spawn")
+    assert tuple(next(iter(loader))) == (frames.filename, frames.sum())
 
 
-@pytest.mark.parametrize("damage", ["truncated frames", "missing labels", "labels of another length",
-                                    "truncated key"])
+def _edit_key(path: Path, name: str, **spec) -> None:
+    """Change what an entry's key file says about array ``name`` (``dtype``, ``shape``)."""
+    stored = json.loads(path.read_text())
+    stored["arrays"][name].update(spec)
+    path.write_text(json.dumps(stored, sort_keys=True))
+
+
+DAMAGE = {  # what is damaged, and the reason the warning gives
+    "truncated frames": "bytes, expected",
+    "missing labels": "No such file",
+    "labels of another length": r"expected \[N, T, P, H, W\]",
+    "truncated key": "malformed",
+    # the same number of bytes, read as other numbers (they were served: integrity was by size only)
+    "labels of another dtype": "labels of dtype float64, expected int64",
+    "frames of another dtype": "frames of dtype int8, expected one of uint8, uint16, int32",
+    "frames of another sensor": r"the key's sensor_size is \[34, 34, 2\]",
+    "frames of other time bins": "frames of 6 time bins, the key says 3",
+    "frames as one row per sample": r"expected \[N, T, P, H, W\]",
+    "a shape of floats": "describe no array",
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
 def test_a_damaged_entry_is_never_served_and_is_rebuilt(tmp_path, damage):
-    key = {"dataset": "d", "split": "train"}
+    key = {"dataset": "d", "split": "train", "sensor_size": list(SENSOR), "n_time_bins": 3}
     expected, _ = cached_frames(key, _build(), cache_dir=tmp_path)
     expected = np.array(expected)
     path = frame_cache_path(key, tmp_path)
@@ -181,15 +271,101 @@ def test_a_damaged_entry_is_never_served_and_is_rebuilt(tmp_path, damage):
         labels_file.unlink()
     elif damage == "labels of another length":
         labels_file.write_bytes(labels_file.read_bytes()[:8])
-        text = path.read_text().replace('"shape": [6]', '"shape": [1]')
-        path.write_text(text)
-    else:
+        _edit_key(path, "labels", shape=[1])
+    elif damage == "truncated key":
         path.write_text(path.read_text()[:20])
+    elif damage == "labels of another dtype":
+        _edit_key(path, "labels", dtype="<f8")
+    elif damage == "frames of another dtype":
+        _edit_key(path, "frames", dtype="|i1")
+    elif damage == "frames of another sensor":
+        _edit_key(path, "frames", shape=[6, 3, 2, 17, 68])
+    elif damage == "frames of other time bins":
+        _edit_key(path, "frames", shape=[6, 6, 1, 34, 34])
+    elif damage == "frames as one row per sample":
+        _edit_key(path, "frames", shape=[6, 3 * 2 * 34 * 34])
+    else:
+        _edit_key(path, "frames", shape=[6.0, 3, 2, 34, 34])
     calls = []
-    with pytest.warns(UserWarning, match=f"frame cache {path} is corrupt or stale; rebuilding it"):
+    with pytest.warns(UserWarning, match=f"frame cache {path} is corrupt or stale; rebuilding it .*{DAMAGE[damage]}"):
         frames, labels = cached_frames(key, _build(calls=calls), cache_dir=tmp_path)
     assert calls == [1] and frames.tobytes() == expected.tobytes() and len(labels) == 6
+    assert labels.dtype == np.int64 and frames.dtype == expected.dtype and frames.shape == expected.shape
     assert cached_frames(key, lambda: pytest.fail("rebuilt twice"), cache_dir=tmp_path)[0].shape == expected.shape
+
+
+def test_frames_without_a_y_axis_are_served_and_frames_of_no_key_are_an_error(tmp_path):
+    """Audio (SHD: sensor (700, 1, 1)) gives frames [N, T, P, W]; a build() that gives what no read would serve is
+    an error when the entry is stored, not an entry rebuilt on every run."""
+    key = {"dataset": "a", "sensor_size": [8, 1, 1], "n_time_bins": 3}
+    audio = np.arange(4 * 3 * 1 * 8, dtype=np.uint8).reshape(4, 3, 1, 8), np.arange(4)
+    cached_frames(key, lambda: audio, cache_dir=tmp_path)
+    frames, labels = cached_frames(key, lambda: pytest.fail("rebuilt"), cache_dir=tmp_path)
+    assert isinstance(frames, np.memmap) and frames.tobytes() == audio[0].tobytes() and labels.tolist() == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match=r"build\(\) for d_all_\w+\.json gave frames of dtype float64, expected "
+                                         r"one of uint8, uint16, int32; it must return frames and labels as "
+                                         r"events_to_frames"):
+        cached_frames({"dataset": "d"}, lambda: (np.zeros((2, 3, 1, 4, 4)), np.zeros(2, np.int64)), cache_dir=tmp_path)
+    assert not list((tmp_path / "frames").glob("d_all_*"))
+
+
+def _entry(cache: Path) -> dict:
+    """Every file of the cache's frame folder: its bytes and when it was written."""
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in (cache / "frames").iterdir()}
+
+
+@pytest.mark.parametrize("error, advice", [("ENOMEM", "vm.overcommit_memory=2"), ("EMFILE", "ulimit -n")])
+def test_an_entry_the_system_will_not_map_is_read_into_memory_and_kept(tmp_path, monkeypatch, error, advice):
+    """(A refused mapping — the commit limit under strict overcommit, too many open files — was reported as a
+    corrupt entry, and the whole split rebuilt on every run.)"""
+    import errno
+    import mmap
+
+    key = {"dataset": "d", "split": "train"}
+    expected, labels = cached_frames(key, _build(), cache_dir=tmp_path)
+    expected, labels = np.array(expected), np.array(labels)
+    path, entry, code = frame_cache_path(key, tmp_path), _entry(tmp_path), getattr(errno, error)
+
+    def refused(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(mmap, "mmap", refused)  # (what np.memmap calls)
+    with pytest.warns(RuntimeWarning) as warned:
+        for _ in range(2):  # one warning per entry (not per file) and process
+            frames, got_labels = cached_frames(key, lambda: pytest.fail("rebuilt"), cache_dir=tmp_path)
+            assert type(frames) is np.ndarray and frames.tobytes() == expected.tobytes()
+            assert got_labels.tolist() == labels.tolist()
+    assert len(warned) == 1
+    message = str(warned[0].message)
+    assert message.startswith(f"could not map the frame cache file {frame_array_path(path, 'frames')} "
+                              f"({os.strerror(code)}): this process reads the entry into memory instead")
+    assert advice in message and "the entry is fine and is kept" in message
+    assert _entry(tmp_path) == entry
+    monkeypatch.undo()
+    assert isinstance(cached_frames(key, lambda: pytest.fail("rebuilt"), cache_dir=tmp_path)[0], np.memmap)
+
+
+def test_an_entry_that_cannot_be_read_is_built_in_memory_and_left_as_it_is(tmp_path, monkeypatch):
+    import errno
+
+    import neurosim.data.frames as frames_module
+
+    key = {"dataset": "d", "split": "train"}
+    expected, _ = cached_frames(key, _build(), cache_dir=tmp_path)
+    expected, entry = np.array(expected), _entry(tmp_path)
+    frames_file = frame_array_path(frame_cache_path(key, tmp_path), "frames")
+
+    def denied(file, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", file)
+
+    monkeypatch.setattr(frames_module, "open", denied, raising=False)  # (the arrays' files are opened there)
+    calls = []
+    with pytest.warns(RuntimeWarning, match=rf"could not read the frame cache {frames_file}: Permission denied \(the "
+                                            r"entry is left as it is\): its frames are built in memory for this run; "
+                                            r"make the file readable"):
+        frames, _ = cached_frames(key, _build(calls=calls), cache_dir=tmp_path)
+    assert calls == [1] and frames.tobytes() == expected.tobytes()
+    assert _entry(tmp_path) == entry
 
 
 def _disk_full_at(monkeypatch, suffix: str) -> list[str]:
@@ -238,7 +414,12 @@ def _write_format1(path: Path, key: dict, frames, labels) -> None:
     np.savez(path, frames=frames, labels=labels, key=np.array(json.dumps({"format": 1, **key}, sort_keys=True)))
 
 
-def test_an_old_npz_entry_is_rebuilt_in_the_new_format_and_removed(tmp_path):
+def test_old_npz_entries_are_removed_once_a_new_entry_is_stored_whatever_their_key(tmp_path):
+    """(Only the .npz of the very key rebuilt was removed: a run of other keys — a subset — left gigabytes of old
+    entries forever.) Temporary files of old writes go once their writer is gone; a live one's stays."""
+    import socket
+    import time
+
     def format1_path(key):
         digest = hashlib.sha256(json.dumps({"format": 1, **key}, sort_keys=True).encode()).hexdigest()[:16]
         return tmp_path / "frames" / f"{key['dataset']}_{key['split']}_{digest}.npz"
@@ -247,11 +428,17 @@ def test_an_old_npz_entry_is_rebuilt_in_the_new_format_and_removed(tmp_path):
     expected, labels = _build()()
     _write_format1(format1_path(mine), mine, expected, labels)
     _write_format1(format1_path(other), other, expected, labels)
+    killed = tmp_path / "frames" / f".{format1_path(other).name}.{socket.gethostname()}.1.ab3.tmp"
+    live = tmp_path / "frames" / f".{format1_path(other).name}.another-host.12.cd4.tmp"
+    for tmp in (killed, live):
+        tmp.write_bytes(b"part of an old write")
+    day_ago = time.time() - 2 * 86400
+    os.utime(killed, (day_ago, day_ago))
     calls = []
-    frames, _ = cached_frames(mine, _build(calls=calls), cache_dir=tmp_path)
-    assert calls == [1] and frames.tobytes() == expected.tobytes()
-    assert not format1_path(mine).exists()  # its space back once the new entry is complete
-    assert format1_path(other).exists()  # another key's: rebuilt (and removed) when that split is next read
+    frames, _ = cached_frames({**mine, "first": 3}, _build(3, calls=calls), cache_dir=tmp_path)  # a subset's key
+    assert calls == [1] and frames.tobytes() == expected[:3].tobytes()
+    assert not format1_path(mine).exists() and not format1_path(other).exists() and not killed.exists()
+    assert live.exists()
 
 
 def test_storing_the_frames_holds_no_second_copy_of_them():

@@ -81,49 +81,60 @@ def test_tensor_samples_keep_their_values():
     assert torch.equal(x_seq[:, 0], a) and torch.equal(x_seq[:1, 1], b.float()) and not x_seq[1:, 1].any()
 
 
-def test_a_pickled_loader_of_cached_frames_carries_their_file_not_their_bytes(tmp_path):
-    """(torch pickles a tensor's bytes: a loader sent to a spawned process carried the whole split.)"""
-    import pickle
-
+def _cached(tmp_path):
     from neurosim.data.frames import cached_frames
-    from neurosim.data.loaders import FrameLoader
 
     rng = np.random.default_rng(0)
-    frames, labels = cached_frames({"dataset": "d"}, lambda: (rng.integers(0, 9, (50, 3, 2, 34, 34), dtype=np.uint8),
-                                                              np.arange(50) % 10), cache_dir=tmp_path)
+    return cached_frames({"dataset": "d"}, lambda: (rng.integers(0, 9, (50, 3, 2, 34, 34), dtype=np.uint8),
+                                                    np.arange(50) % 10), cache_dir=tmp_path)
+
+
+def test_a_loader_of_cached_frames_sent_to_another_process_carries_their_file_not_their_bytes(tmp_path):
+    """(torch pickles a tensor's bytes: a loader sent to a spawned process carried the whole split.) What
+    multiprocessing sends (ForkingPickler) carries the file; pickle and torch.save keep the values, as for any
+    frames."""
+    import pickle
+    from multiprocessing.reduction import ForkingPickler
+
+    from neurosim.data.loaders import FrameLoader
+
+    frames, labels = _cached(tmp_path)
     loader = FrameLoader(frames, labels, batch_size=16, shuffle=True, seed=3)
     for sent in (loader, loader.shard(1, 2)):
         sent.set_epoch(2)
-        data = pickle.dumps(sent)
+        data = bytes(ForkingPickler.dumps(sent))
         assert len(data) < 3000 < frames.nbytes // 100
-        got = pickle.loads(data)
-        assert got.frames.data_ptr() != sent.frames.data_ptr()  # its own mapping of the file
-        for (x, y), (x0, y0) in zip(got, sent, strict=True):
-            assert torch.equal(x, x0) and torch.equal(y, y0)
+        by_value = pickle.dumps(sent)
+        assert len(by_value) > frames.nbytes
+        for got in (pickle.loads(data), pickle.loads(by_value)):
+            assert got.frames.data_ptr() != sent.frames.data_ptr()  # its own mapping of the file, or copy
+            for (x, y), (x0, y0) in zip(got, sent, strict=True):
+                assert torch.equal(x, x0) and torch.equal(y, y0)
     in_memory = FrameLoader(np.array(frames), labels, batch_size=16)  # frames of no file: their bytes, as before
-    assert len(pickle.dumps(in_memory)) > frames.nbytes
-    assert torch.equal(pickle.loads(pickle.dumps(in_memory)).frames, in_memory.frames)
+    assert len(ForkingPickler.dumps(in_memory)) > frames.nbytes
+    assert torch.equal(pickle.loads(ForkingPickler.dumps(in_memory)).frames, in_memory.frames)
 
 
 @pytest.mark.parametrize("cached", [True, False], ids=["cached", "in-memory"])
 def test_a_loader_whose_frames_were_changed_shards_and_pickles_the_changed_frames(tmp_path, cached):
     """(shard() and pickling used the array the loader was made with: after loader.frames = ..., shards and
-    pickled copies silently got the original frames.)"""
+    pickled copies silently got the original frames; a change made in place was dropped by a pickled loader.)"""
     import pickle
+    from multiprocessing.reduction import ForkingPickler
 
-    from neurosim.data.frames import cached_frames
     from neurosim.data.loaders import FrameLoader
 
-    rng = np.random.default_rng(0)
-    frames, labels = cached_frames({"dataset": "d"}, lambda: (rng.integers(0, 9, (50, 3, 2, 34, 34), dtype=np.uint8),
-                                                              np.arange(50) % 10), cache_dir=tmp_path)
+    frames, labels = _cached(tmp_path)
     frames = frames if cached else np.array(frames)
     loader = FrameLoader(frames, labels, batch_size=16)
     loader.frames = loader.frames[:, :1].contiguous()  # e.g. the first time step only
     first = loader.frames.clone()
-    for sent in (loader.shard(0, 2), pickle.loads(pickle.dumps(loader))):
+    for sent in (loader.shard(0, 2), pickle.loads(pickle.dumps(loader)), pickle.loads(ForkingPickler.dumps(loader))):
         assert torch.equal(sent.frames, first)
     for change in (lambda f: f[:, :1], lambda f: f.view(torch.int8), lambda f: f.transpose(3, 4)):
         loader.frames = change(torch.as_tensor(frames))  # views of the same memory, but not the same frames
         assert torch.equal(pickle.loads(pickle.dumps(loader)).frames, loader.frames)
         assert torch.equal(loader.shard(1, 2).frames, loader.frames)
+    binarised = FrameLoader(frames, labels, batch_size=16)
+    binarised.frames.clamp_(max=1)  # in place: the loader's own copy-on-write pages
+    assert pickle.loads(pickle.dumps(binarised)).frames.max() == 1
