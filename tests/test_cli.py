@@ -368,8 +368,9 @@ def test_a_full_disk_is_one_line_and_a_read_only_frame_cache_costs_only_the_cach
 
     monkeypatch.setattr(cache, "atomic_write_bytes", read_only)  # the cache's one writer
     with pytest.warns(RuntimeWarning, match="could not store the frames in the cache folder .*Permission denied"):
-        got = frames.cached_frames({"k": "new"}, lambda: (np.zeros((2, 1)), np.zeros(2)), cache_dir=tmp_path)
-    assert got[0].shape == (2, 1)
+        got = frames.cached_frames({"k": "new"}, lambda: (np.zeros((2, 3, 2, 4, 4), np.uint8), np.zeros(2, np.int64)),
+                                   cache_dir=tmp_path)
+    assert got[0].shape == (2, 3, 2, 4, 4)
 
 
 def test_console_script_entry_point_runs():

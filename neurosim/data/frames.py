@@ -406,7 +406,7 @@ def cached_frames(key: dict, build: Callable[[], tuple[np.ndarray, np.ndarray]],
 
     Raises:
         ValueError: ``build()`` gave arrays that are not frames and labels of ``key`` (as :func:`events_to_frames`
-            gives them): found when the entry just stored is read back (and removed).
+            gives them); nothing is written then.
     """
     path = frame_cache_path(key, cache_dir)
     if path.is_file():
@@ -420,9 +420,14 @@ def cached_frames(key: dict, build: Callable[[], tuple[np.ndarray, np.ndarray]],
             return build()
     frames, labels = build()
     arrays = _stored(frames, labels)
+    layout = {name: {"dtype": a.dtype.str, "shape": list(a.shape)} for name, a in arrays.items()}
+    try:  # arrays that no read would ever serve: build() is wrong, not the cache; nothing is written
+        _layout(layout, key)
+    except _Stale as e:
+        raise ValueError(f"cached_frames: build() for {path.name} gave {e.args[0]}; it must return frames and "
+                         "labels as events_to_frames does") from None
     parts = [frame_array_path(path, name) for name in _ARRAYS]
-    text = json.dumps({"format": FRAMES_FORMAT, **key, "arrays": {
-        name: {"dtype": a.dtype.str, "shape": list(a.shape)} for name, a in arrays.items()}}, sort_keys=True)
+    text = json.dumps({"format": FRAMES_FORMAT, **key, "arrays": layout}, sort_keys=True)
     _remove(path)  # an entry being rewritten has no key file until its arrays are complete
     try:
         stored = True
@@ -438,13 +443,5 @@ def cached_frames(key: dict, build: Callable[[], tuple[np.ndarray, np.ndarray]],
     _remove_format1(path.parent)
     try:
         return _read(path, key)  # mapped, as every later read gets them: the array built here can be freed
-    except _Stale as e:
-        try:  # arrays that no read would ever serve: build() is wrong, not the cache
-            _layout({name: {"dtype": a.dtype.str, "shape": list(a.shape)} for name, a in arrays.items()}, key)
-        except _Stale:
-            _remove(path, *parts)
-            raise ValueError(f"cached_frames: build() for {path.name} gave {e.args[0]}; it must return frames and "
-                             "labels as events_to_frames does") from None
-        return frames, labels  # (replaced or removed meanwhile by another process)
-    except _Unreadable:
+    except (_Stale, _Unreadable):  # replaced or removed meanwhile by another process, or not mappable here
         return frames, labels
