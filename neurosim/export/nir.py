@@ -110,7 +110,8 @@ What NIR cannot say, and how it is kept:
   (:func:`neurosim.estimation.estimate_model`) record the events each max pool passes on and give them to the
   hardware models with the graph, so they count max pooling's operations. Over non-binary inputs (e.g. event
   counts) the two differ more.
-* Per-neuron ``τ``/``R``/threshold, ``v_leak ≠ 0`` without a synapse before the neuron, ``v_reset ≠ 0``,
+* Per-neuron ``τ``/``R``/threshold (one value for all neurons is fine, stored as a single number or once per
+  neuron in any shape, e.g. flat ``(32,)`` for a conv's ``(2, 4, 4)`` neurons), ``v_leak ≠ 0`` without a synapse before the neuron, ``v_reset ≠ 0``,
   branching or recurrent graphs, and other node types (``CubaLIF``, ``Scale``, ``Threshold``, ``Delay``,
   ``Conv1d``, nested graphs) are not importable: :class:`NIRImportError` names the node.
 
@@ -631,9 +632,12 @@ def _meta(node) -> dict[str, Any]:
 
 
 def _uniform(value, shape: tuple[int, ...], what: str, where: str) -> float:
+    """The one value of a per-neuron parameter: of the neurons' shape, or of any shape with as many elements
+    (e.g. ``(32,)`` for neurons ``(2, 4, 4)`` after a conv: a uniform value has no layout to get wrong), or 1."""
     a = np.asarray(value, dtype=np.float64)
-    if a.size != 1 and tuple(a.shape) != tuple(shape):
-        raise NIRImportError(f"{where}: {what} has shape {a.shape} but the neurons have shape {shape}")
+    if a.size != 1 and a.size != math.prod(shape):
+        raise NIRImportError(f"{where}: {what} has shape {a.shape} ({a.size} values) but the neurons have shape "
+                             f"{shape} ({math.prod(shape)} neurons); give one value per neuron, or a single value")
     if a.size == 0:
         raise NIRImportError(f"{where}: {what} is empty")
     lo, hi = float(a.min()), float(a.max())
@@ -644,11 +648,20 @@ def _uniform(value, shape: tuple[int, ...], what: str, where: str) -> float:
 
 
 def _ints(v, n: int, what: str, where: str) -> tuple[int, ...]:
-    a = np.atleast_1d(np.asarray(v)).astype(np.int64).ravel()
+    """``v`` (one whole number, or ``n``) as ``n`` ints; NIRImportError naming the node otherwise."""
+    shown = v.tolist() if isinstance(v, np.ndarray) else v
+    if v is None:
+        raise NIRImportError(f"{where}: {what} is None; give a whole number or {n} of them")
+    try:
+        a = np.atleast_1d(np.asarray(v, dtype=np.float64)).ravel()
+    except (TypeError, ValueError):
+        raise NIRImportError(f"{where}: {what} {shown!r} is not numeric; give a whole number or {n} of them") from None
     if a.size == 1:
         a = np.repeat(a, n)
     if a.size != n:
-        raise NIRImportError(f"{where}: {what} {v!r} should have {n} values")
+        raise NIRImportError(f"{where}: {what} {shown!r} should have {n} values")
+    if not (np.all(np.isfinite(a)) and np.all(a == np.round(a))):
+        raise NIRImportError(f"{where}: {what} {shown!r} must be whole numbers")
     return tuple(int(x) for x in a)
 
 
@@ -697,7 +710,7 @@ def _import_neuron(node, shape: tuple[int, ...], dt_s: float, prev: nn.Module | 
                 f"node.metadata[{META_KEY!r}] to import it from its NIR parameters"
             )
         if not spiking:
-            return nsn.LI(beta)
+            return _in_dtype(nsn.LI(beta), dtype, beta)
         v_th = _uniform(node.v_threshold, shape, "v_threshold", where)
         lif = nsn.LIF(
             None, float(meta["dt_ms"]), beta=beta, v_th=v_th, reset=_str(meta["reset"]),
@@ -706,17 +719,14 @@ def _import_neuron(node, shape: tuple[int, ...], dt_s: float, prev: nn.Module | 
             learn_beta=bool(meta["learn_beta"]), learn_threshold=bool(meta["learn_threshold"]),
             backend=_str(meta["backend"]),
         )
-        if lif.learn_beta:
-            with torch.no_grad():
-                lif.beta_logit.fill_(float(meta["beta_logit"]))
-        return lif
+        return _in_dtype(lif, dtype, beta, v_th, float(meta["beta_logit"]) if lif.learn_beta else None)
     try:
         beta, gain = beta_gain_from_tau_r(tau, r, dt_s)
     except ValueError as e:
         raise NIRImportError(f"{where}: {e}") from None
     _input_transform(prev, gain, 0.0 if tau == math.inf else v_leak * dt_s / tau, where)
     if not spiking:
-        return nsn.LI(beta)
+        return _in_dtype(nsn.LI(beta), dtype, beta)
     v_th = _uniform(node.v_threshold, shape, "v_threshold", where)
     v_reset = _uniform(node.v_reset, shape, "v_reset", where)
     if v_reset != 0.0:
@@ -728,10 +738,29 @@ def _import_neuron(node, shape: tuple[int, ...], dt_s: float, prev: nn.Module | 
     # the model runs in makes them agree at v == v_th too, which integer weights and thresholds (hardware graphs)
     # hit all the time (the next float32 is no use to a float64 model: 1 + 2^-30 would not spike)
     above = strict_threshold(v_th, dtype)
-    lif = nsn.LIF(None, dt_s * 1e3, beta=beta, v_th=above, reset="zero", reset_timing="immediate").to(dtype)
+    lif = nsn.LIF(None, dt_s * 1e3, beta=beta, v_th=above, reset="zero", reset_timing="immediate")
+    return _in_dtype(lif, dtype, beta, above)
+
+
+def _in_dtype(layer: nn.Module, dtype: torch.dtype, beta: float, v_th: float | None = None,
+              beta_logit: float | None = None) -> nn.Module:
+    """``layer`` (an ``LI`` or ``LIF``) in ``dtype``, with β (or, learnt, its logit) and the threshold set in it.
+
+    The layers make their β and threshold tensors in float32: converted with ``.to(float64)`` they would keep
+    float32's precision (β = 0.9 as 0.8999999761581421), so they are filled again after the conversion.
+    """
+    layer = layer.to(dtype)
     with torch.no_grad():
-        lif.v_th_value.fill_(above)  # the buffer was made in float32 before .to(dtype)
-    return lif
+        if getattr(layer, "learn_beta", False):
+            if beta_logit is None:  # β = sigmoid(logit), as LIF makes it
+                b = min(max(beta, 1e-6), 1 - 1e-6)
+                beta_logit = math.log(b / (1 - b))
+            layer.beta_logit.fill_(beta_logit)
+        else:
+            layer.beta_value.fill_(beta)
+        if v_th is not None:
+            (layer.v_th_param if layer.learn_threshold else layer.v_th_value).fill_(v_th)
+    return layer
 
 
 def _module_name(node_name: str, taken: set[str]) -> str:
@@ -818,8 +847,10 @@ def from_nir(graph: nir.NIRGraph, dt_s: float = 1e-3, *, dtype: torch.dtype = to
         elif isinstance(node, (nir.SumPool2d, nir.AvgPool2d)):
             if len(shape) != 3:
                 raise NIRImportError(f"{where}: pooling needs input (C, H, W), got {shape}")
-            k, s, p = (_ints(node.kernel_size, 2, "kernel_size", where), _ints(node.stride, 2, "stride", where),
-                       _ints(node.padding, 2, "padding", where))
+            k = _ints(node.kernel_size, 2, "kernel_size", where)
+            # stride None: the kernel size, as PyTorch's pooling layers (and older sinabs exports) mean it
+            s = k if node.stride is None else _ints(node.stride, 2, "stride", where)
+            p = _ints(node.padding, 2, "padding", where)
             if isinstance(node, nir.AvgPool2d):
                 m = nsn.AvgPool2d(k, s, p)
             elif _str(_meta(node).get("layer", "")) == "MaxPool2d":

@@ -488,3 +488,86 @@ def test_a_grouped_conv1d_file_is_read_with_its_whole_kernel_in_subgraphs_too(tm
         back = read_nir(tmp_path / f"{name}.nir")
         assert list(conv(back).input_type["input"]) == [2, 10]
         assert list(conv(back).output_type["output"]) == [4, 10]
+
+
+# ------------------------------------------------------------------------------------------- foreign parameters
+def _pool_graph(pool) -> nir.NIRGraph:
+    """Input (1, 4, 4) -> pool -> Flatten -> Linear (2 x 4) -> LIF(2)."""
+    return nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([1, 4, 4])), "pool": pool,
+                               "flat": nir.Flatten(input_type={"input": np.array([1, 2, 2])}, start_dim=0),
+                               "fc": nir.Linear(weight=np.ones((2, 4))), "lif": _lif(2),
+                               "output": nir.Output(output_type=np.array([2]))},
+                        edges=[("input", "pool"), ("pool", "flat"), ("flat", "fc"), ("fc", "lif"),
+                               ("lif", "output")], type_check=False)
+
+
+@pytest.mark.parametrize("kind", [nir.SumPool2d, nir.AvgPool2d])
+def test_a_foreign_pool_with_stride_none_strides_by_its_kernel(kind):
+    # PyTorch's (and older sinabs') meaning of stride None, as hardware_models.analyze reads it: it was a TypeError
+    net = from_nir(_pool_graph(kind(kernel_size=np.array([2, 2]), stride=None, padding=np.array([0, 0]))))
+    assert net.pool.stride == (2, 2) and net.pool.kernel_size == (2, 2)
+    y = net.pool(torch.ones(1, 1, 1, 4, 4))
+    assert tuple(y.shape) == (1, 1, 1, 2, 2) and y.flatten().tolist() == [4.0 if kind is nir.SumPool2d else 1.0] * 4
+
+
+def test_pool_and_conv_parameters_of_none_or_not_whole_numbers_are_named():
+    pool = nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=None)
+    with pytest.raises(NIRImportError, match=r"node 'pool' \(SumPool2d\): padding is None; give a whole number"):
+        from_nir(_pool_graph(pool))
+    pool = nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array(["a", "b"]))
+    with pytest.raises(NIRImportError, match=r"node 'pool' \(SumPool2d\): padding \['a', 'b'\] is not numeric"):
+        from_nir(_pool_graph(pool))
+    pool = nir.SumPool2d(kernel_size=np.array([2.5, 2]), stride=np.array([2, 2]), padding=np.array([0, 0]))
+    with pytest.raises(NIRImportError, match=r"kernel_size \[2.5, 2.0\] must be whole numbers"):
+        from_nir(_pool_graph(pool))  # it was truncated to 2 without a word
+    conv = nir.Conv2d(input_shape=(4, 4), weight=np.ones((2, 1, 3, 3)), stride=1, padding=1, dilation=1, groups=1,
+                      bias=np.zeros(2))
+    conv.stride = None  # as a file read without nir's checks can hold it (nir's constructor needs a stride)
+    graph = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([1, 4, 4])), "conv": conv,
+                                "lif": _lif((2, 4, 4)), "output": nir.Output(output_type=np.array([2, 4, 4]))},
+                         edges=[("input", "conv"), ("conv", "lif"), ("lif", "output")], type_check=False)
+    with pytest.raises(NIRImportError, match=r"node 'conv' \(Conv2d\): stride is None"):
+        from_nir(graph)
+
+
+def test_a_float64_import_keeps_beta_and_threshold_in_float64():
+    # built in float32 and converted, β = 0.9 was 0.8999999761581421
+    o = np.ones(2)
+    graph = nir.NIRGraph.from_list(nir.Input(input_type=np.array([2])), nir.Linear(weight=np.eye(2)),
+                                   nir.LIF(tau=o * 0.01, r=o * 10, v_leak=0 * o, v_threshold=o * 0.7),
+                                   nir.Linear(weight=np.eye(2)), nir.LI(tau=o * 0.02, r=o * 20, v_leak=0 * o))
+    net = from_nir(graph, dt_s=1e-3, dtype=torch.float64)
+    lif, li = [m for m in net.modules() if isinstance(m, LIF)][0], [m for m in net.modules() if isinstance(m, LI)][0]
+    assert lif.beta_value.dtype == torch.float64 and lif.beta_value.item() == 1 - 1e-3 / 0.01
+    assert li.beta_value.item() == 1 - 1e-3 / 0.02
+    assert lif.v_th_value.item() == math.nextafter(0.7, math.inf)  # strict in float64, not float32's next number
+    # neurosim's own float64 model: β, the learnt β's logit and the learnt threshold as exported
+    model = Sequential(Linear(2, 2), LIF(beta=0.9, v_th=0.7), Linear(2, 2), LIF(beta=0.3, learn_beta=True,
+                                                                             learn_threshold=True, v_th=0.6),
+                       Linear(2, 2), LI(beta=0.8)).double()
+    with torch.no_grad():  # the layers made them in float32: in float64 now
+        model[1].beta_value.fill_(0.9), model[1].v_th_value.fill_(0.7), model[5].beta_value.fill_(0.8)
+        model[3].beta_logit.fill_(math.log(0.3 / 0.7)), model[3].v_th_param.fill_(0.6)
+    graph = to_nir(model, input_shape=(2,), dt_s=1e-3)
+    back = from_nir(graph, dtype=torch.float64)
+    assert back[1].beta_value.item() == 0.9 and back[1].v_th_value.item() == 0.7
+    assert back[3].beta_logit.item() == model[3].beta_logit.item() and back[3].v_th_param.item() == 0.6
+    assert back[5].beta_value.item() == 0.8
+
+
+def test_uniform_neuron_parameters_stored_flat_after_a_conv_are_taken():
+    # (32,) values for (2, 4, 4) neurons: one value has no layout to get wrong; a count that differs is still named
+    def graph(n):
+        return nir.NIRGraph(nodes={
+            "input": nir.Input(input_type=np.array([1, 4, 4])),
+            "conv": nir.Conv2d(input_shape=(4, 4), weight=np.ones((2, 1, 3, 3)), stride=1, padding=1, dilation=1,
+                               groups=1, bias=np.zeros(2)),
+            "lif": nir.LIF(tau=np.full(n, 0.01), r=np.full(n, 10.0), v_leak=np.zeros(n), v_threshold=np.ones(n)),
+            "output": nir.Output(output_type=np.array([n]))},
+            edges=[("input", "conv"), ("conv", "lif"), ("lif", "output")], type_check=False)
+
+    lif = from_nir(graph(32), dt_s=1e-3).lif
+    assert math.isclose(float(lif.beta), 0.9, rel_tol=1e-6)
+    with pytest.raises(NIRImportError, match=r"node 'lif' \(LIF\): tau has shape \(31,\) \(31 values\) but the "
+                                             r"neurons have shape \(2, 4, 4\) \(32 neurons\)"):
+        from_nir(graph(31))
