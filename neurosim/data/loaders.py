@@ -3,9 +3,11 @@
 Frames are converted from events once (and cached, see :mod:`neurosim.data.frames`), so an epoch does no
 event processing. :class:`FrameLoader` shuffles with a generator seeded by ``(seed, epoch)``: the order of an
 epoch does not depend on what ran before it, which is what makes resumed training identical to an
-uninterrupted run. :meth:`FrameLoader.shard` splits each epoch between the processes of a data-parallel run,
-as torch's ``DistributedSampler`` does. :func:`time_first_collate` batches samples framed on the fly (augmented
-every epoch) for a ``torch.utils.data.DataLoader``, zero-padding samples of different lengths on request.
+uninterrupted run; :meth:`FrameLoader.iter_from` starts an epoch at a given batch without reading the ones
+before it (an epoch resumed where it was interrupted). :meth:`FrameLoader.shard` splits each epoch between the
+processes of a data-parallel run, as torch's ``DistributedSampler`` does. :func:`time_first_collate` batches
+samples framed on the fly (augmented every epoch) for a ``torch.utils.data.DataLoader``, zero-padding samples of
+different lengths on request.
 """
 
 from __future__ import annotations
@@ -126,6 +128,21 @@ class FrameLoader:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self):
+        return self.iter_from(0)
+
+    def iter_from(self, batch: int):
+        """The epoch's batches from batch ``batch`` (0-based) on: the same order as ``iter(loader)``, the batches
+        before it skipped without being read (a resumed epoch continues where it was interrupted at no cost).
+
+        Raises:
+            ValueError: ``batch`` is not a whole number in ``[0, len(loader)]``.
+        """
+        if isinstance(batch, bool) or not isinstance(batch, int) or not 0 <= batch <= len(self):
+            raise ValueError(f"iter_from: batch must be a whole number in [0, {len(self)}] (this epoch has "
+                             f"{len(self)} batches), got {batch!r}")
+        return self._batches(batch)
+
+    def _batches(self, start: int):
         n = len(self.labels)
         if self.shuffle:
             g = torch.Generator().manual_seed((self.seed * 100_003 + self.epoch) % 2**64)  # any int seed
@@ -138,7 +155,7 @@ class FrameLoader:
                 total = size * self.num_replicas
                 order = order[:total] if total <= n else torch.cat([order, order[:total - n]])
             order = order[self.rank::self.num_replicas][:size]
-        for i in range(len(self)):
+        for i in range(start, len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             x = self.frames[idx].to(self.device, torch.float32, non_blocking=True)
             yield x.transpose(0, 1).contiguous(), self.labels[idx].to(self.device)

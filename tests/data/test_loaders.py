@@ -138,3 +138,38 @@ def test_a_loader_whose_frames_were_changed_shards_and_pickles_the_changed_frame
     binarised = FrameLoader(frames, labels, batch_size=16)
     binarised.frames.clamp_(max=1)  # in place: the loader's own copy-on-write pages
     assert pickle.loads(pickle.dumps(binarised)).frames.max() == 1
+
+
+# ---------------------------------------------------------------- FrameLoader.iter_from: a resumed epoch
+
+class _Reading:
+    """Frames that note the size of every batch read from them."""
+
+    def __init__(self, frames):
+        self.frames, self.read = frames, []
+
+    def __getitem__(self, idx):
+        self.read.append(len(idx))
+        return self.frames[idx]
+
+
+@pytest.mark.parametrize("shard", [None, (1, 2)])
+def test_iter_from_continues_the_epochs_order_without_reading_the_batches_before(shard):
+    from neurosim.data import FrameLoader
+
+    frames = torch.arange(23 * 2 * 3, dtype=torch.float32).reshape(23, 2, 3)  # [N, T, F]
+    loader = FrameLoader(frames, torch.arange(23) % 4, batch_size=4, shuffle=True, seed=7)
+    if shard:
+        loader = loader.shard(*shard)
+    loader.set_epoch(3)
+    whole = list(loader)
+    loader.frames = _Reading(loader.frames)
+    tail = list(loader.iter_from(2))
+    assert loader.frames.read == [len(y) for _, y in whole[2:]]  # the two batches before were never read
+    assert len(tail) == len(whole) - 2
+    for (xa, ya), (xb, yb) in zip(whole[2:], tail):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert list(loader.iter_from(len(loader))) == []
+    for bad in (-1, len(loader) + 1, 1.0, True):
+        with pytest.raises(ValueError, match=rf"iter_from: batch must be a whole number in \[0, {len(loader)}\]"):
+            loader.iter_from(bad)
