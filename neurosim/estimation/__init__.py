@@ -80,13 +80,19 @@ def _targets(targets: Sequence[str] | None) -> list[str]:
     return list(targets)
 
 
-def _run(graph, activity, targets, out_dir, options) -> EstimateReport:
+def _run(graph, activity, targets, out_dir, options, facts=None, notes: tuple[str, ...] = ()) -> EstimateReport:
+    """Estimate ``graph`` on every target; ``facts`` (its analysis) when already made, and ``notes`` to add to every
+    estimate's, after what the analysis assumed about the graph (``GraphFacts.notes``)."""
+    from dataclasses import replace
+
     from hardware_models import analyze, estimate
 
-    facts = analyze(graph)
+    facts = analyze(graph) if facts is None else facts
+    notes = tuple(facts.notes) + tuple(notes)
     report = EstimateReport(graph, activity)
     for t in _targets(targets):
-        report.estimates[Path(t).stem if Path(t).is_file() else t] = estimate(facts, activity, t, **options)
+        est = estimate(facts, activity, t, **options)
+        report.estimates[Path(t).stem if Path(t).is_file() else t] = replace(est, notes=notes + est.notes)
     if out_dir is not None:
         write_outputs(report, out_dir)
     return report
@@ -235,17 +241,45 @@ def _first_samples(loader, samples: int | None, batch_size: int = 16):
 
 def estimate_files(nir_path: str | Path, activity_path: str | Path, targets: Sequence[str] | None = None, *,
                    out_dir: str | Path | None = None, **options) -> EstimateReport:
-    """Estimate a NIR graph written by any library, with an ``activity.json`` measured by that library."""
-    from hardware_models import ActivityProfile
+    """Estimate a NIR graph written by any library, with an ``activity.json`` measured by that library.
+
+    A graph that nir's own type check refuses is read without it (:func:`neurosim.export.read_nir` with
+    ``type_check=False``), and :func:`hardware_models.analyze`'s checks decide: it reads, e.g., the NIR paper's
+    Rockpool file, whose Output is typed ``[1, 1, 1]`` behind a 1-neuron LIF. The estimates' notes then say so.
+
+    Raises:
+        FileNotFoundError: a file is missing.
+        ValueError: naming the file, when it is not a NIR graph or the hardware models cannot read it (a
+            :class:`hardware_models.GraphError`, with nir's complaint too when its type check refused the graph).
+    """
+    from hardware_models import ActivityProfile, GraphError, analyze
 
     from neurosim.export import read_nir
 
     for p in (nir_path, activity_path):
         if not Path(p).is_file():
             raise FileNotFoundError(f"{p}: no such file")
-    graph = read_nir(nir_path)  # names the file when it is not a readable NIR graph
+    refused = None
+    try:
+        graph = read_nir(nir_path)  # names the file when it is not a readable NIR graph
+    except ValueError as e:
+        refused = e
+        try:
+            graph = read_nir(nir_path, type_check=False)
+        except ValueError:
+            raise refused from None  # not a NIR graph at all: nir's reason
     activity = ActivityProfile.from_json(activity_path)
-    return _run(graph, activity, targets, out_dir, options)
+    try:
+        facts = analyze(graph)
+    except GraphError as e:
+        also = f" (and {refused})" if refused is not None else ""
+        raise GraphError(f"{nir_path}: {e}{also}") from None
+    if refused is not None:  # nir's complaint, less read_nir's advice, which was just taken
+        why = str(refused).removesuffix("; read_nir(path, type_check=False) reads it as stored")
+        notes = (f"{why}: read without it, the hardware models' own shape checks accept the graph",)
+    else:
+        notes = ()
+    return _run(graph, activity, targets, out_dir, options, facts, notes)
 
 
 # ---------------------------------------------------------------------------------------------- outputs

@@ -63,7 +63,8 @@ def register(sub) -> None:
 
     p = sub.add_parser("estimate", help="estimate energy, latency and mapping on neuromorphic/RRAM targets")
     p.add_argument("--checkpoint", help="a neurosim checkpoint (activity measured on its test split)")
-    p.add_argument("--nir", help="a NIR graph from any library (with --activity)")
+    p.add_argument("--nir", help="a NIR graph from any library (with --activity); one that nir's type check refuses "
+                                 "is read without it when the hardware models' own checks accept it (noted)")
     p.add_argument("--activity", help="activity.json for --nir (hardware_models.ActivityProfile)")
     p.add_argument("--target", action="append", default=None,
                    help="target spec name or file (repeatable; default: every shipped target)")

@@ -503,7 +503,7 @@ def write_nir(graph: nir.NIRGraph, path: str | Path) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def read_nir(path: str | Path) -> nir.NIRGraph:
+def read_nir(path: str | Path, *, type_check: bool = True) -> nir.NIRGraph:
     """Read a ``.nir`` file with type checking, with an error that names the file.
 
     nir (1.0) rebuilds a conv's types from its weight as if the conv were ungrouped (and, for ``Conv2d``, square):
@@ -512,6 +512,13 @@ def read_nir(path: str | Path) -> nir.NIRGraph:
     rejects grouped ``Conv1d``/``Conv2d`` layers and non-square kernels. Their types are computed again from the
     whole kernel before the types are checked, in nested subgraphs too (which ``nir.read(type_check=False)``
     type-checks all the same, so the file is read without checking any).
+
+    Args:
+        path: the ``.nir`` file.
+        type_check: False reads the graph as stored (the convs' types repaired, nothing inferred or checked), for
+            a reader with checks of its own: the NIR paper's Rockpool file types a 1-neuron LIF's Output
+            ``[1, 1, 1]``, which nir's check refuses and :func:`hardware_models.analyze` reads (the same number of
+            elements). nir's inference would also add an ``Input`` node in front of a root node; this does not.
     """
     path = Path(path)
     if not path.is_file():
@@ -519,11 +526,16 @@ def read_nir(path: str | Path) -> nir.NIRGraph:
     try:
         graph = _read_unchecked(path)
         _repair_conv_types(graph)
-        graph.infer_types()  # what nir.read's type check does
-        graph.check_types()
-        return graph
     except Exception as e:  # noqa: BLE001 - h5py and nir raise many kinds; report the file
         raise ValueError(f"{path}: not a readable NIR graph ({type(e).__name__}: {e})") from None
+    if type_check:
+        try:
+            graph.infer_types()  # what nir.read's type check does
+            graph.check_types()
+        except Exception as e:  # noqa: BLE001 - nir raises several kinds
+            raise ValueError(f"{path}: nir's type check refuses the graph ({type(e).__name__}: {e}); "
+                             "read_nir(path, type_check=False) reads it as stored") from None
+    return graph
 
 
 def _read_unchecked(path: Path) -> nir.NIRGraph:

@@ -430,6 +430,60 @@ def test_cli_estimates_foreign_nir_files_with_a_grouped_conv1d_or_a_nested_recur
     assert est["activity"]["spikes_per_inference"] == {"rleaky.lif": 3.0}  # a neuron, under its flattened name
 
 
+def _one_neuron_file(path, output_shape, with_input=True):
+    """Input(1) -> Linear(1 x 1) -> LIF(1) -> Output typed ``output_shape`` (the NIR paper's Rockpool file
+    types its Output [1, 1, 1] behind a 1-neuron LIF, which nir's type check refuses), written to ``path``."""
+    import nir
+
+    o = np.ones(1)
+    nodes = {"input": nir.Input(input_type=np.array([1])), "fc": nir.Linear(weight=np.full((1, 1), 0.5)),
+             "lif": nir.LIF(tau=o * 0.01, r=o * 10, v_leak=0 * o, v_threshold=o),
+             "output": nir.Output(output_type=np.array(output_shape))}
+    edges = [("input", "fc"), ("fc", "lif"), ("lif", "output")]
+    if not with_input:
+        nodes.pop("input"), edges.pop(0)
+    nir.write(str(path), nir.NIRGraph(nodes=nodes, edges=edges, type_check=False))
+    return path
+
+
+def test_cli_estimates_a_nir_file_that_nirs_type_check_refuses_and_says_so(tmp_path, capsys):
+    from hardware_models import ActivityProfile
+
+    from neurosim.export import read_nir
+
+    f = _one_neuron_file(tmp_path / "rock.nir", [1, 1, 1])
+    with pytest.raises(ValueError, match=r"rock.nir: nir's type check refuses the graph .*type_check=False"):
+        read_nir(f)
+    ActivityProfile(time_steps=2, dt_s=1e-3, samples=1, spikes_per_step={"lif": [0.0, 1.0]},
+                    input_events_per_step=[3.0, 1.0]).to_json(tmp_path / "a.json")
+    assert main(["-q", "estimate", "--nir", str(f), "--activity", str(tmp_path / "a.json"), "--target", "loihi",
+                 "--out", str(tmp_path / "out")]) == 0  # it was refused: status 2
+    est = json.loads((tmp_path / "out" / "estimate.json").read_text())["targets"]["loihi"]
+    assert est["synops"] == 4.0  # 4 input events x fan-out 1
+    assert "rock.nir: nir's type check refuses the graph" in est["notes"][0]
+    assert est["notes"][0].endswith("read without it, the hardware models' own shape checks accept the graph")
+    # no Input node either: analyze's implicit Input, noted too
+    report = estimate_files(_one_neuron_file(tmp_path / "bare.nir", [1, 1, 1], with_input=False), tmp_path / "a.json",
+                            ["loihi"])
+    assert report.estimates["loihi"].synops == 4.0
+    assert "implicit Input node 'input_fc'" in report.estimates["loihi"].notes[0]
+    assert "bare.nir: nir's type check refuses" in report.estimates["loihi"].notes[1]
+
+
+def test_a_nir_file_neither_nir_nor_the_hardware_models_can_read_names_the_file_and_both_reasons(tmp_path, capsys):
+    from hardware_models import ActivityProfile
+
+    f = _one_neuron_file(tmp_path / "bad.nir", [2])  # 2 outputs behind 1 neuron
+    ActivityProfile(time_steps=1, dt_s=1e-3, samples=1, spikes_per_step={"lif": [0.0]},
+                    input_events_per_step=[1.0]).to_json(tmp_path / "a.json")
+    with pytest.raises(ValueError, match=r"bad.nir: shape mismatch on edge 'lif' -> 'output'.*\(and .*bad.nir: nir's "
+                                         r"type check refuses the graph"):
+        estimate_files(f, tmp_path / "a.json", ["loihi"])
+    assert main(["-q", "estimate", "--nir", str(f), "--activity", str(tmp_path / "a.json"), "--target", "loihi",
+                 "--out", str(tmp_path / "out")]) == 2
+    assert "bad.nir: shape mismatch" in capsys.readouterr().err
+
+
 def test_a_model_taking_flattened_frames_is_estimated_on_its_frames():
     # an mlp whose input_shape is the flattened frame (model.input_shape = [2 * 6 * 6]) runs on [T, B, 2, 6, 6]
     # frames: their counts are the Input node's (72,) events, not a (2, 6, 6) shape it does not have

@@ -571,3 +571,17 @@ def test_uniform_neuron_parameters_stored_flat_after_a_conv_are_taken():
     with pytest.raises(NIRImportError, match=r"node 'lif' \(LIF\): tau has shape \(31,\) \(31 values\) but the "
                                              r"neurons have shape \(2, 4, 4\) \(32 neurons\)"):
         from_nir(graph(31))
+
+
+def test_read_nir_without_the_type_check_reads_the_graph_as_stored(tmp_path):
+    # the NIR paper's Rockpool file types its Output [1, 1, 1] behind a 1-neuron LIF: nir's check refuses it
+    graph = nir.NIRGraph(nodes={"fc": nir.Linear(weight=np.ones((1, 1))), "lif": _lif(1),
+                                "output": nir.Output(output_type=np.array([1, 1, 1]))},
+                         edges=[("fc", "lif"), ("lif", "output")], type_check=False)
+    nir.write(str(tmp_path / "rock.nir"), graph)
+    with pytest.raises(ValueError, match=r"rock.nir: nir's type check refuses the graph \(ValueError: .*type mismatch"
+                                         r".*\); read_nir\(path, type_check=False\) reads it as stored"):
+        read_nir(tmp_path / "rock.nir")
+    back = read_nir(tmp_path / "rock.nir", type_check=False)
+    assert list(back.nodes) == ["fc", "lif", "output"]  # nothing inferred: no Input node added in front of 'fc'
+    assert back.nodes["output"].output_type["output"].tolist() == [1, 1, 1]
