@@ -103,6 +103,10 @@ def estimate(graph: nir.NIRGraph | GraphFacts, activity: ActivityProfile, target
                         f"{ {k: sorted(v) for k, v in _OPTIONS.items()} }")
     mine = {k: v for k, v in options.items() if k in _OPTIONS.get(spec.kind, ())}
     est = _ESTIMATORS[spec.kind](facts, activity, spec, **mine)
+    if facts.notes:  # what the analysis assumed about the graph (an implicit Input node), first
+        from dataclasses import replace
+
+        est = replace(est, notes=tuple(facts.notes) + est.notes)
     skipped = sorted(set(options) - set(mine))
     if skipped:  # e.g. weight_bits in a loop over digital and conventional targets
         from dataclasses import replace

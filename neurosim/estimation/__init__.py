@@ -81,14 +81,14 @@ def _targets(targets: Sequence[str] | None) -> list[str]:
 
 
 def _run(graph, activity, targets, out_dir, options, facts=None, notes: tuple[str, ...] = ()) -> EstimateReport:
-    """Estimate ``graph`` on every target; ``facts`` (its analysis) when already made, and ``notes`` to add to every
-    estimate's, after what the analysis assumed about the graph (``GraphFacts.notes``)."""
+    """Estimate ``graph`` on every target; ``facts`` (its analysis) when already made, and ``notes`` to put first in
+    every estimate's (each estimate starts with what the analysis assumed about the graph, ``GraphFacts.notes``)."""
     from dataclasses import replace
 
     from hardware_models import analyze, estimate
 
     facts = analyze(graph) if facts is None else facts
-    notes = tuple(facts.notes) + tuple(notes)
+    notes = tuple(notes)
     report = EstimateReport(graph, activity)
     for t in _targets(targets):
         est = estimate(facts, activity, t, **options)

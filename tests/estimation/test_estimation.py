@@ -466,8 +466,8 @@ def test_cli_estimates_a_nir_file_that_nirs_type_check_refuses_and_says_so(tmp_p
     report = estimate_files(_one_neuron_file(tmp_path / "bare.nir", [1, 1, 1], with_input=False), tmp_path / "a.json",
                             ["loihi"])
     assert report.estimates["loihi"].synops == 4.0
-    assert "implicit Input node 'input_fc'" in report.estimates["loihi"].notes[0]
-    assert "bare.nir: nir's type check refuses" in report.estimates["loihi"].notes[1]
+    assert "implicit Input node 'input_fc'" in report.estimates["loihi"].notes[1]
+    assert "bare.nir: nir's type check refuses" in report.estimates["loihi"].notes[0]
 
 
 def test_a_nir_file_neither_nir_nor_the_hardware_models_can_read_names_the_file_and_both_reasons(tmp_path, capsys):

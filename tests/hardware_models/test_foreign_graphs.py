@@ -239,7 +239,8 @@ def test_a_graph_without_an_input_node_is_fed_at_its_root_by_an_implicit_input(f
     # 8 input events x fan-out 3 (it was 0: the layer had no source population)
     a = act(2, {"lif": [1, 1]}, inp=[4, 4])
     assert f.synops(a).total == 24.0
-    assert estimate(g, a, "loihi").synops == 24.0
+    est = estimate(g, a, "loihi")
+    assert est.synops == 24.0 and est.notes[0] == f.notes[0]  # the estimate says what the analysis assumed
 
 
 def test_the_implicit_input_takes_nirs_name_and_a_free_one_and_reads_back_from_a_file(tmp_path):
