@@ -22,7 +22,7 @@ from neurosim.data.pipeline import DataBundle, _load_frames, eval_loader, make_l
 from neurosim.data.registry import get_dataset
 from neurosim.nn import build_model
 from neurosim.training import Trainer, load_checkpoint, resolve_device, seed_everything
-from neurosim.training.checkpoint import check_resumable, config_differences, load_weights
+from neurosim.training.checkpoint import check_resumable, config_differences, load_weights, trained_so_far
 from neurosim.training.distributed import World, barrier, process_group_from_env
 
 __all__ = ["RunResult", "demo", "estimate_run", "evaluate_checkpoint", "load_or_train", "load_run", "train_run",
@@ -252,9 +252,18 @@ def load_run(path: str | Path, progress: bool = True, device: str | torch.device
 
     It leaves torch's random stream as it was (the model's random initialisation, which the checkpoint's weights
     replace, draws from a forked one): ``torch.manual_seed(0)`` and then ``load_run(...)`` draw as after the seed alone.
+
+    A checkpoint of a run interrupted part-way through an epoch holds the weights of that moment: they load, with a
+    RuntimeWarning saying how far the epoch had got (``neurosim train`` with the run's config finishes it).
     """
     ckpt = load_checkpoint(path)
     cfg = config_from_checkpoint(ckpt["config"])
+    partial = ckpt.get("partial_epoch")
+    if partial and not partial.get("evaluating"):
+        epoch = int(ckpt["epoch"]) + 1
+        warnings.warn(f"{path} was written part-way through epoch {epoch}: it has trained {trained_so_far(ckpt)}, "
+                      f"and its weights are those of that moment; resume the run (neurosim train with its config) "
+                      f"to finish epoch {epoch}", RuntimeWarning, stacklevel=2)
     if device is None:
         try:
             device = resolve_device(cfg.train.device)

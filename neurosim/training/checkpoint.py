@@ -7,6 +7,12 @@ leaves a half-written checkpoint or metrics file behind.
 :func:`check_resumable` decides whether a checkpoint may continue under a given config; the Trainer
 (``fit(resume=True)``) and ``neurosim train`` both ask it, so a run is never continued under settings it was not
 trained with.
+
+A checkpoint written when a run was interrupted part-way through an epoch (see
+:meth:`neurosim.training.Trainer.fit`) holds a ``partial_epoch`` beside the usual keys and is written as format
+:data:`MID_EPOCH_FORMAT` (2), which neurosim before it does not read: it refuses the file ("not a neurosim
+checkpoint (format 1)") instead of training the epoch again from its first batch with weights already part-way
+through it. The next checkpoint at an epoch's end is format 1 again.
 """
 
 from __future__ import annotations
@@ -21,9 +27,12 @@ from neurosim._io import atomic_write_bytes, atomic_write_text
 from neurosim.config import ConfigError, RunConfig, config_from_checkpoint, config_to_dict
 
 __all__ = ["RESUME_MAY_CHANGE", "CheckpointError", "atomic_write_bytes", "atomic_write_text", "check_resumable",
-           "checkpoint_file", "config_differences", "load_checkpoint", "load_weights", "save_checkpoint"]
+           "checkpoint_file", "config_differences", "load_checkpoint", "load_weights", "save_checkpoint",
+           "trained_so_far"]
 
 CHECKPOINT_FORMAT = 1
+#: the format of a checkpoint written part-way through an epoch (one with a ``partial_epoch``)
+MID_EPOCH_FORMAT = 2
 
 
 class CheckpointError(ValueError):
@@ -31,9 +40,10 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Save a checkpoint dict atomically; adds the format version."""
+    """Save a checkpoint dict atomically; adds the format version (:data:`MID_EPOCH_FORMAT` when it holds a
+    ``partial_epoch``)."""
     buf = io.BytesIO()
-    torch.save({"format": CHECKPOINT_FORMAT, **payload}, buf)
+    torch.save({"format": MID_EPOCH_FORMAT if payload.get("partial_epoch") else CHECKPOINT_FORMAT, **payload}, buf)
     return atomic_write_bytes(path, buf.getvalue())
 
 
@@ -64,9 +74,26 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         payload = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as e:  # torch raises several types for corrupt files
         raise CheckpointError(f"checkpoint {str(path)!r} could not be read ({type(e).__name__}: {e})") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{str(path)!r} is not a neurosim checkpoint (format {CHECKPOINT_FORMAT})")
+    if not isinstance(payload, dict) or payload.get("format") not in (CHECKPOINT_FORMAT, MID_EPOCH_FORMAT):
+        raise CheckpointError(f"{str(path)!r} is not a neurosim checkpoint (format {CHECKPOINT_FORMAT} or "
+                              f"{MID_EPOCH_FORMAT})")
     return payload
+
+
+def trained_so_far(payload: dict[str, Any]) -> str:
+    """What the checkpoint ``payload`` has trained, in words: ``"epoch 3"`` (epochs 1 to 3 done), or for one
+    written part-way through an epoch ``"epoch 2 and the first 5 of epoch 3's 10 batches"``, or ``"epoch 3's
+    batches, not yet evaluated"`` (interrupted while it evaluated epoch 3)."""
+    done = int(payload.get("epoch", 0))
+    partial = payload.get("partial_epoch")
+    if not partial:
+        return f"epoch {done}"
+    if partial.get("evaluating"):
+        return f"epoch {done + 1}'s batches, not yet evaluated"
+    of = f" of epoch {done + 1}'s {partial['epoch_batches']}" if partial.get("epoch_batches") else \
+        f" of epoch {done + 1}"
+    first = f"the first {partial['batches']}{of} batches"
+    return f"epoch {done} and {first}" if done else first
 
 
 def load_weights(model: torch.nn.Module, state: dict[str, Any], path: str | Path, *,
@@ -111,7 +138,8 @@ def check_resumable(payload: dict[str, Any], config: RunConfig, epochs: int, whe
                     epochs_name: str = "train.epochs", elsewhere: str = "choose another name (--set name=...)",
                     start_over: str = "pass --no-resume to start over") -> None:
     """Whether the checkpoint ``payload`` (of the run in ``where``) may continue as ``config`` for ``epochs`` epochs:
-    the same config but for :data:`RESUME_MAY_CHANGE`, and no more epochs done than asked.
+    the same config but for :data:`RESUME_MAY_CHANGE`, and no more epochs done than asked (one interrupted part-way
+    through epoch ``e`` needs ``epochs >= e``).
 
     ``neurosim train`` and :meth:`neurosim.training.Trainer.fit` both ask it; the keyword arguments word the ways
     out for each (the defaults are the command line's).
@@ -121,6 +149,10 @@ def check_resumable(payload: dict[str, Any], config: RunConfig, epochs: int, whe
             the config, run elsewhere (``elsewhere``), or start over (``start_over``).
     """
     done = int(payload.get("epoch", 0))
+    if payload.get("partial_epoch") and done + 1 > epochs:  # part-way through epoch done + 1
+        raise ConfigError(f"{epochs_name}: {where} has trained {trained_so_far(payload)}, more than the {epochs} "
+                          f"epoch(s) asked; rerun with {epochs_name} >= {done + 1} to continue it, {elsewhere}, or "
+                          f"{start_over}")
     if done > epochs:
         raise ConfigError(f"{epochs_name}: {where} has already trained {done} epochs, more than the {epochs} asked; "
                           f"rerun with {epochs_name} >= {done} to continue it, {elsewhere}, or {start_over}")

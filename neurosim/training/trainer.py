@@ -21,11 +21,13 @@ from __future__ import annotations
 import json
 import math
 import random
+import signal
+import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -36,14 +38,14 @@ from neurosim.data.loaders import FrameLoader
 from neurosim.nn.layers import run_chunked
 from neurosim.training import distributed
 from neurosim.training.checkpoint import (
-    atomic_write_text, check_resumable, load_checkpoint, load_weights, save_checkpoint,
+    atomic_write_text, check_resumable, load_checkpoint, load_weights, save_checkpoint, trained_so_far,
 )
 from neurosim.training.losses import Loss, get_loss, predict
 from neurosim.training.memory import SavedTensorMeter, tune_cpu_allocator
 from neurosim.training.methods import TrainingMethod, get_method, model_output
 from neurosim.training.progress import loader_bar
 
-__all__ = ["Trainer", "resolve_device", "seed_everything"]
+__all__ = ["INTERRUPT_HANDLER_MARK", "Trainer", "resolve_device", "seed_everything"]
 
 
 def seed_everything(seed: int) -> None:
@@ -198,6 +200,125 @@ def _set_epoch(loader: Iterable, epoch: int) -> None:
             return
 
 
+def _length(loader: Iterable) -> int | None:
+    """``len(loader)``, or None for an iterable without a length."""
+    try:
+        return len(loader)  # type: ignore[arg-type]
+    except (TypeError, AttributeError, NotImplementedError):
+        return None
+
+
+def _rng_snapshot(device: torch.device, loaders: dict[str, Iterable | None]) -> dict[str, Any]:
+    """The random states a checkpoint keeps: the global streams (:func:`_rng_state`) and the loaders' own."""
+    return {**_rng_state(device), "loaders": _loader_rng_state(loaders)}
+
+
+def _set_rng_snapshot(snapshot: dict[str, Any], device: torch.device, loaders: dict[str, Iterable | None]) -> None:
+    _set_rng_state(snapshot, device)
+    _restore_loader_rngs(snapshot.get("loaders"), loaders, Path(), warn=False)
+
+
+#: set (True) on a signal handler that raises a KeyboardInterrupt (sub)class as Ctrl-C does, as ``neurosim.cli``'s
+#: SIGTERM handler (raising ``Terminated``): :meth:`Trainer.fit` may then hold that signal back to a batch's end
+INTERRUPT_HANDLER_MARK = "neurosim_interrupt"
+
+
+def _deferrable(handler: Any) -> bool:
+    """Whether :meth:`Trainer.fit` may hold a signal with this handler back: Python's Ctrl-C handler, the default
+    action (the process ends; it then ends at the batch's end, its checkpoint written), or a marked handler."""
+    return handler is signal.default_int_handler or handler == signal.SIG_DFL or \
+        getattr(handler, INTERRUPT_HANDLER_MARK, False) is True
+
+
+class _DeferredInterrupts:
+    """While a :meth:`Trainer.fit` epoch runs: the first SIGINT or SIGTERM is noted instead of raised, and the
+    training loop stops at the end of the batch under way (:meth:`stop`), after writing a checkpoint; a second
+    one stops at once, as without it.
+
+    Only in the main thread (where Python runs signal handlers), and only for a signal whose handler
+    :func:`_deferrable` accepts: another handler (a user's own) keeps today's behaviour. The handlers found are
+    put back when the block ends, or before a noted signal is delivered to them.
+
+    In a process group every process must ask :meth:`pending` at the same points: it is a collective (one
+    all-reduce of two numbers per call, ~0.1 ms on CPU gloo), so that all stop after the same batch, the one a
+    process that got the signal stops after (SIGTERM wins over SIGINT when processes got different ones).
+    """
+
+    def __init__(self, world: distributed.World, device: torch.device) -> None:
+        self.world, self.device = world, device
+        self.previous: dict[int, Any] = {}
+        self.signum: int | None = None
+
+    def __enter__(self) -> "_DeferredInterrupts":
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                handler = signal.getsignal(signum)
+                if _deferrable(handler):
+                    self.previous[signum] = handler
+                    signal.signal(signum, self._note)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._put_back()
+
+    def _put_back(self) -> dict[int, Any]:
+        previous, self.previous = self.previous, {}
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        return previous
+
+    def _note(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            self.signum = signum
+            return
+        # a second signal: stop at once (the last checkpoint written is kept), through the handler it would have met
+        self.deliver(signum, None)
+
+    def pending(self) -> int | None:
+        """The signal to stop for (the same in every process), or None to go on."""
+        if not self.world.distributed:
+            return self.signum
+        term, inter = distributed.all_reduce_sums([float(self.signum == signal.SIGTERM),
+                                                   float(self.signum == signal.SIGINT)], self.device)
+        return signal.SIGTERM if term else signal.SIGINT if inter else None
+
+    def deliver(self, signum: int, message: str | None) -> None:
+        """Raise what the signal ``signum`` raises without the Trainer (the handlers put back first), with
+        ``message``: a KeyboardInterrupt for Ctrl-C, ``neurosim.cli.Terminated`` for SIGTERM under the command
+        line; where its action is the default one, the process ends by the signal, as it would have."""
+        handler = self._put_back().get(signum)
+        if handler == signal.SIG_DFL:
+            signal.raise_signal(signum)  # ends the process
+        try:
+            if callable(handler):
+                handler(signum, None)
+        except KeyboardInterrupt as e:
+            if message is None:
+                raise
+            raise type(e)(message) from None
+        raise KeyboardInterrupt(*([message] if message else []))  # a process that did not get it, or a handler
+        # that returned: stop all the same
+
+
+@dataclass
+class _EpochProgress:
+    """How far this process has got in the epoch under way: what a checkpoint written part-way through it keeps
+    (``partial_epoch``), and what a resumed epoch continues from."""
+
+    batches: int = 0
+    total: int = 0
+    correct: int = 0
+    loss_sum: float = 0.0
+    backward_passes: int = 0
+    saved_mb: float | None = None
+    train_time_s: float = 0.0
+    #: this process's random states (global and the loaders' own) at the epoch's start, before ``iter(loader)``:
+    #: a resumed epoch replays its batch order from them
+    start_rng: dict[str, Any] | None = None
+    #: the epoch's training metrics once all its batches have run (interrupted while it evaluated)
+    trained: dict[str, Any] | None = None
+
+
 @dataclass
 class Trainer:
     """Train a spiking model with a pluggable method (BPTT, SLTT, …).
@@ -271,6 +392,9 @@ class Trainer:
         self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=tc.epochs)
                           if tc.scheduler == "cosine" else None)
         self.epoch = 0
+        #: set by a resumed checkpoint of an interrupted epoch: (this process's progress, the random states then)
+        self._resume: tuple[_EpochProgress, dict[str, Any]] | None = None
+        self._epoch_started = time.perf_counter()  # (fit sets it as each epoch starts: its train_time_s)
         if self.run_dir is not None:
             self.run_dir = Path(self.run_dir)
 
@@ -299,6 +423,13 @@ class Trainer:
         In a process group every process must call it (it gathers each process's RNG state, ``rng_ranks``);
         process 0 writes the file and the others wait until it is there.
         """
+        return self._save(path, loaders)
+
+    def _save(self, path: Path | None = None, loaders: dict[str, Iterable | None] | None = None,
+              partial: dict[str, Any] | None = None, progress: _EpochProgress | None = None) -> Path:
+        """:meth:`save`; with ``partial`` (``batches``, ``epoch_batches``, ``evaluating``) and this process's
+        ``progress``, a checkpoint of the epoch under way, part-way through (``partial_epoch``, with every
+        process's progress under ``ranks``)."""
         path = Path(path) if path is not None else self.checkpoint_path
         if path is None:
             raise ValueError("no run_dir and no path given: nowhere to save the checkpoint")
@@ -317,6 +448,8 @@ class Trainer:
         }
         if self.world.distributed:
             ckpt["rng_ranks"] = distributed.all_gather(ckpt["rng"])
+        if partial is not None:
+            ckpt["partial_epoch"] = {**partial, "ranks": distributed.all_gather(asdict(progress))}
         if self.world.is_main:
             save_checkpoint(path, ckpt)
         distributed.barrier()
@@ -337,10 +470,13 @@ class Trainer:
         draws). With another number of CPU threads it warns too: the sums round differently.
 
         It restores whatever the checkpoint holds; :meth:`fit` first checks that the checkpoint's config is this
-        Trainer's (:func:`~neurosim.training.checkpoint.check_resumable`).
+        Trainer's (:func:`~neurosim.training.checkpoint.check_resumable`). A checkpoint written when :meth:`fit`
+        was interrupted part-way through an epoch holds weights part-way through it (``self.epoch`` counts the
+        epochs finished); :meth:`fit` continues that epoch at its next batch.
 
         Raises:
             CheckpointError: the file is unreadable, or its weights do not fit ``self.model``.
+            ConfigError: it was written part-way through an epoch by another number of processes.
         """
         # on the CPU first: RNG states must be CPU tensors; the model and optimizer copy to their device
         self._restore(load_checkpoint(path, map_location="cpu"), path, loaders)
@@ -348,6 +484,14 @@ class Trainer:
     def _restore(self, ckpt: dict[str, Any], path: Path, loaders: dict[str, Iterable | None] | None = None) -> None:
         """:meth:`load` of the checkpoint ``ckpt`` read from ``path``. Called by :meth:`load` or :meth:`fit` only: its
         warnings point at their caller (stacklevel 3; the loaders' at 4, from one call deeper)."""
+        partial = ckpt.get("partial_epoch")
+        saved_world = int(ckpt.get("world_size", 1))
+        if partial and saved_world != self.world.size:
+            raise ConfigError(
+                f"{path} was written by {saved_world} training process(es) part-way through epoch "
+                f"{int(ckpt['epoch']) + 1} ({trained_so_far(ckpt)}), and each process's share of that epoch depends "
+                f"on their number: resume it with {saved_world} process(es) (torchrun --nproc-per-node "
+                f"{saved_world}, or without torchrun for 1), or start over")
         load_weights(self.model, ckpt["model"], path, model_is="the model given to the Trainer",
                      advice="resume it with the model it was trained with, give another run_dir to start afresh "
                             "there, or pass fit(resume=False) to start over in this one")
@@ -380,6 +524,8 @@ class Trainer:
                           f"{torch.get_num_threads()}: torch's CPU convolutions sum in another order with another "
                           "thread count, so the run will not match one that was never interrupted bit for bit "
                           f"(set train.threads = {saved_threads} for that)", RuntimeWarning, stacklevel=3)
+        self._resume = None if not partial else (_EpochProgress(**partial["ranks"][self.world.rank]),
+                                                 streams[self.world.rank])
         if self.world.rank < len(streams):
             _set_rng_state(streams[self.world.rank], self.device)
             _restore_loader_rngs(streams[self.world.rank].get("loaders"), loaders or {}, path,
@@ -407,58 +553,124 @@ class Trainer:
         method kept for backward in the epoch's first batch (:class:`~neurosim.training.SavedTensorMeter`: the
         memory SLTT keeps independent of ``T``, measured the same on every device).
 
-        ``loader`` is iterated once (``iter(loader)`` is called once: a torch DataLoader starts its workers once)."""
+        ``loader`` is iterated once (``iter(loader)`` is called once: a torch DataLoader starts its workers once).
+        Called on its own it is interrupted as any Python code is; :meth:`fit` holds Ctrl-C and SIGTERM back to
+        the end of the batch under way and checkpoints the epoch part-way through."""
+        return self._train_epoch(loader, _EpochProgress())
+
+    def _train_epoch(self, loader: Iterable, progress: _EpochProgress, resumed_rng: dict[str, Any] | None = None,
+                     interrupts: _DeferredInterrupts | None = None,
+                     loaders: dict[str, Iterable | None] | None = None) -> dict[str, float]:
+        """:meth:`train_epoch` from ``progress`` on: a new epoch's (nothing done) or a resumed one's, whose random
+        states at the save point are ``resumed_rng``. With ``interrupts``, a signal noted there stops it at the
+        end of the batch under way, after a checkpoint of the epoch so far (:meth:`_stop_part_way`)."""
         self.model.train()
-        loader = self._shard(loader, even=True)
-        _set_epoch(loader, self.epoch)
-        total, correct, loss_sum, passes, batches = 0, 0, 0.0, 0, 0
-        saved_mb = None
+        loaders = loaders or {}
+        shard = self._shard(loader, even=True)
+        _set_epoch(shard, self.epoch)
+        stream = self._resumed_batches(shard, progress, resumed_rng, loaders) if resumed_rng is not None \
+            else iter(shard)
         clip = self.config.train.grad_clip
         # a bar that only counts, not tqdm(loader), which calls iter(loader) twice (neurosim.training.progress)
-        with loader_bar(loader, f"epoch {self.epoch + 1}/{self.config.train.epochs}", leave=False,
+        with loader_bar(shard, f"epoch {self.epoch + 1}/{self.config.train.epochs}", leave=False,
                         disable=None if self.progress and self.world.is_main else True, dynamic_ncols=True) as bar:
-            for x_seq, y in loader:
+            bar.update(progress.batches)
+            for x_seq, y in stream:
                 x_seq, y = x_seq.to(self.device), y.to(self.device)
                 self.optimizer.zero_grad(set_to_none=True)
-                if saved_mb is None:  # the first batch, metered (its hooks cost one Python call per saved tensor)
+                if progress.saved_mb is None:  # the first batch, metered (its hooks cost one Python call per saved tensor)
                     with SavedTensorMeter() as meter:
                         out = self.method.forward_backward(self._net, x_seq, y, self.loss)
-                    saved_mb = meter.peak_bytes / 2**20
+                    progress.saved_mb = meter.peak_bytes / 2**20
                 else:
                     out = self.method.forward_backward(self._net, x_seq, y, self.loss)
                 if not math.isfinite(out.loss):
-                    self._diverged(f"the loss of batch {batches + 1} is {out.loss}")
+                    self._diverged(f"the loss of batch {progress.batches + 1} is {out.loss}")
                 if clip:
                     norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip))
                     if not math.isfinite(norm):
-                        self._diverged(f"the gradient of batch {batches + 1} has norm {norm}")
+                        self._diverged(f"the gradient of batch {progress.batches + 1} has norm {norm}")
                 self.optimizer.step()
-                batches += 1
+                progress.batches += 1
                 n = y.shape[0]
-                total += n
-                correct += int((predict(out.out_seq) == y).sum())
-                loss_sum += out.loss * n
-                passes += out.backward_passes
-                bar.set_postfix(loss=f"{loss_sum / total:.3f}", acc=f"{correct / total:.3f}", refresh=False)
+                progress.total += n
+                progress.correct += int((predict(out.out_seq) == y).sum())
+                progress.loss_sum += out.loss * n
+                progress.backward_passes += out.backward_passes
+                bar.set_postfix(loss=f"{progress.loss_sum / progress.total:.3f}",
+                                acc=f"{progress.correct / progress.total:.3f}", refresh=False)
                 bar.update()
-        if total == 0:
+                signum = interrupts.pending() if interrupts is not None else None
+                if signum is not None:
+                    self._stop_part_way(interrupts, signum, progress, loaders, _length(shard))
+        if progress.total == 0:
             raise ValueError("the training loader yielded no batches")
         bad = [name for name, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())]
         if bad:  # a finite loss does not prove finite weights: a spiking readout of NaN weights is silent, loss ln C
             self._diverged(f"parameter(s) {', '.join(bad[:5])}{' …' if len(bad) > 5 else ''} are not finite")
         # over all processes (samples a padded shard repeats count twice); passes and saved_mb are per process
-        loss_sum, correct, total = distributed.all_reduce_sums([loss_sum, correct, total], self._reduce_device)
-        return {"train_loss": loss_sum / total, "train_acc": correct / total, "backward_passes": passes,
-                "saved_mb": saved_mb}
+        loss_sum, correct, total = distributed.all_reduce_sums([progress.loss_sum, progress.correct, progress.total],
+                                                               self._reduce_device)
+        return {"train_loss": loss_sum / total, "train_acc": correct / total,
+                "backward_passes": progress.backward_passes, "saved_mb": progress.saved_mb}
+
+    def _resumed_batches(self, loader: Iterable, progress: _EpochProgress, resumed_rng: dict[str, Any],
+                         loaders: dict[str, Iterable | None]) -> Iterable:
+        """The batches of an interrupted epoch after the ``progress.batches`` it had trained, in the order they
+        had then: ``iter(loader)`` from the random states the epoch started with, its first batches skipped (a
+        FrameLoader's unread, :meth:`~neurosim.data.FrameLoader.iter_from`; any other loader's loaded and thrown
+        away, as long as loading them takes), then the random states of the moment it was interrupted."""
+        done = progress.batches
+        _set_rng_snapshot(progress.start_rng, self.device, loaders)
+        if isinstance(loader, FrameLoader):
+            if done > len(loader):
+                raise ValueError(self._fewer_batches(len(loader), done))
+            stream = loader.iter_from(done)
+        else:
+            stream = iter(loader)
+            for seen in range(done):
+                if next(stream, None) is None:
+                    raise ValueError(self._fewer_batches(seen, done))
+        _set_rng_snapshot(resumed_rng, self.device, loaders)
+        return stream
+
+    def _fewer_batches(self, has: int, done: int) -> str:
+        return (f"the training loader yields {has} batch(es) in epoch {self.epoch + 1}, but {self.checkpoint_path} "
+                f"was interrupted after batch {done} of it: it is not the loader the run was trained with (other "
+                "data, batch size or sampler); resume with that loader, or pass fit(resume=False) to start over")
+
+    def _stop_part_way(self, interrupts: _DeferredInterrupts, signum: int, progress: _EpochProgress,
+                       loaders: dict[str, Iterable | None], epoch_batches: int | None) -> None:
+        """Stop the epoch under way for the signal ``signum``: write a checkpoint of it so far (with a run_dir),
+        then raise what the signal raises, saying where a resumed run continues."""
+        epoch, done = self.epoch + 1, progress.batches
+        evaluating = progress.trained is not None
+        if evaluating:
+            where = f"while evaluating epoch {epoch}"
+            resumes = "fit() resumes with its evaluation"
+        else:
+            where = f"after batch {done}{f' of {epoch_batches}' if epoch_batches else ''} of epoch {epoch}"
+            resumes = f"fit() resumes at batch {done + 1} of epoch {epoch}"
+        if self.run_dir is None:
+            interrupts.deliver(signum, f"interrupted {where}; the Trainer has no run_dir, so nothing was saved")
+        if not evaluating:
+            progress.train_time_s = time.perf_counter() - self._epoch_started
+        partial = {"batches": done, "epoch_batches": epoch_batches, "evaluating": evaluating}
+        path = self._save(loaders=loaders, partial=partial, progress=progress)
+        interrupts.deliver(signum, f"interrupted {where}: {path} holds the epoch so far; {resumes}")
 
     def _diverged(self, what: str) -> None:
         raise FloatingPointError(
             f"training diverged in epoch {self.epoch + 1}: {what}; the last checkpoint (if any) is kept. Lower "
             "train.lr, set train.grad_clip, or check the data and train.weight_decay/momentum")
 
-    @torch.no_grad()
     def evaluate(self, loader: Iterable) -> dict[str, float]:
         """Loss and accuracy on ``loader`` (no gradients, eval mode)."""
+        return self._evaluate(loader)
+
+    @torch.no_grad()
+    def _evaluate(self, loader: Iterable, stop: Callable[[], bool] | None = None) -> dict[str, float] | None:
+        """:meth:`evaluate`; None as soon as ``stop()`` says so after a batch (a signal noted while it ran)."""
         self.model.eval()
         distributed.sync_buffers(self.model)  # every process evaluates the model process 0 would save
         loader = self._shard(loader, even=False)
@@ -471,6 +683,8 @@ class Trainer:
             total += n
             correct += int((predict(out_seq) == y).sum())
             loss_sum += float(self.loss(out_seq, y)) * n
+            if stop is not None and stop():
+                return None
         loss_sum, correct, total = distributed.all_reduce_sums([loss_sum, correct, total], self._reduce_device)
         if total == 0:
             raise ValueError("the evaluation loader yielded no batches")
@@ -536,26 +750,56 @@ class Trainer:
             self._restore(ckpt, self.checkpoint_path, loaders)
         else:
             seed_everything(self.config.seed + self.world.rank)
+            self._resume = None
         earlier = not resume and self.checkpoint_path is not None and self.checkpoint_path.is_file()
         if not earlier:  # starting over: the earlier run's files stay until this run has an epoch to write
             self._write_run_files()
         while self.epoch < epochs:
-            t0 = time.perf_counter()
-            metrics = {"epoch": self.epoch + 1, **self.train_epoch(train_loader)}
+            resumed, self._resume = self._resume, None
+            with _DeferredInterrupts(self.world, self._reduce_device) as interrupts:
+                self._fit_epoch(train_loader, test_loader, loaders, epochs, interrupts, resumed)
+        return self.history
+
+    def _fit_epoch(self, train_loader: Iterable, test_loader: Iterable | None, loaders: dict[str, Iterable | None],
+                   epochs: int, interrupts: _DeferredInterrupts,
+                   resumed: tuple[_EpochProgress, dict[str, Any]] | None) -> None:
+        """One epoch of :meth:`fit`, a new one or the interrupted one ``resumed`` continues: train, step the
+        schedule, evaluate, checkpoint. A signal noted in ``interrupts`` stops it after the batch under way (of
+        training or, in one process, of evaluation), or after the epoch's checkpoint when it came later."""
+        progress, resumed_rng = resumed if resumed is not None else (_EpochProgress(), None)
+        self._epoch_started = time.perf_counter() - progress.train_time_s  # (the time before the interrupt counts)
+        if progress.trained is None:  # (else interrupted while evaluating: its training is done)
+            if resumed_rng is None:
+                progress.start_rng = _rng_snapshot(self.device, loaders)  # before iter(loader): to replay its order
+            metrics = {"epoch": self.epoch + 1,
+                       **self._train_epoch(train_loader, progress, resumed_rng, interrupts, loaders)}
             metrics["lr"] = self.optimizer.param_groups[0]["lr"]
             if self.scheduler:
                 self.scheduler.step()
-            metrics["train_time_s"] = time.perf_counter() - t0
-            if test_loader is not None:
-                ev = self.evaluate(test_loader)
-                metrics.update(test_loss=ev["loss"], test_acc=ev["acc"])
-            self.epoch += 1
-            self.history.append(metrics)
-            if self.run_dir is not None and (self.epoch % self.config.train.checkpoint_every == 0
-                                             or self.epoch == epochs):
-                self.save(loaders=loaders)  # first: a failed save (a full disk) leaves metrics.jsonl at the
-            self._write_run_files()  # checkpoint's epoch, not one ahead of it
-            if self.progress and self.world.is_main:
-                shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
-                tqdm.write(" ".join(f"{k}={v}" for k, v in shown.items()))
-        return self.history
+            metrics["train_time_s"] = time.perf_counter() - self._epoch_started
+        else:
+            metrics = dict(progress.trained)
+        if test_loader is not None:
+            before = _rng_snapshot(self.device, loaders)  # (a DataLoader's iter() draws a seed)
+            # one process stops part-way through evaluating; processes of a group may have different numbers of
+            # evaluation batches, so they stop when all have evaluated
+            ev = self._evaluate(test_loader, None if self.world.distributed else lambda: interrupts.signum is not None)
+            if ev is None:  # a checkpoint of the trained epoch, as it was before evaluating: resumed, it evaluates
+                _set_rng_snapshot(before, self.device, loaders)
+                progress.trained = metrics
+                self._stop_part_way(interrupts, interrupts.signum, progress, loaders, progress.batches)
+            metrics.update(test_loss=ev["loss"], test_acc=ev["acc"])
+        self.epoch += 1
+        self.history.append(metrics)
+        signum = interrupts.pending()  # noted after the epoch's last batches: it ends, checkpointed, and stops
+        if self.run_dir is not None and (self.epoch % self.config.train.checkpoint_every == 0
+                                         or self.epoch == epochs or signum is not None):
+            self.save(loaders=loaders)  # first: a failed save (a full disk) leaves metrics.jsonl at the
+        self._write_run_files()  # checkpoint's epoch, not one ahead of it
+        if self.progress and self.world.is_main:
+            shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
+            tqdm.write(" ".join(f"{k}={v}" for k, v in shown.items()))
+        if signum is not None:
+            kept = (f"{self.checkpoint_path} holds it; fit() resumes with epoch {self.epoch + 1}"
+                    if self.run_dir is not None else "the Trainer has no run_dir, so nothing was saved")
+            interrupts.deliver(signum, f"interrupted at the end of epoch {self.epoch}: {kept}")

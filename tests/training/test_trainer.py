@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import replace
 
 import pytest
 import torch
@@ -286,13 +287,13 @@ def _time_first(batch):
     return torch.stack([x for x, _ in batch], 1), torch.tensor([y for _, y in batch])  # [T, B, 12], [B]
 
 
-def _own_model_trainer(run_dir=None, epochs=2, progress=False):
+def _own_model_trainer(run_dir=None, epochs=2, progress=False, **train):
     from neurosim.config import RunConfig, TrainConfig
     from neurosim.nn import LI, LIF, Linear, Sequential
 
     torch.manual_seed(0)
     model = Sequential(Linear(12, 16), LIF(beta=0.9), Linear(16, 3), LI(0.9))
-    cfg = RunConfig(seed=3, train=TrainConfig(epochs=epochs, lr=0.01, device="cpu", threads=2))
+    cfg = RunConfig(seed=3, train=TrainConfig(epochs=epochs, lr=0.01, device="cpu", threads=2, **train))
     return Trainer(model, cfg, run_dir, progress=progress)
 
 
@@ -434,3 +435,167 @@ def test_a_report_that_cannot_be_written_leaves_no_report_beside_a_mix_of_figure
         write_report(result)
     assert info.value.filename == str(run / "frames.png")
     assert not (run / "report.md").exists()
+
+
+# ---------------------------------------------------------------- an interrupted epoch is not lost
+
+class _Interrupting:
+    """The trainer's method, with a signal sent to this process as batch ``at`` (counted over the whole run, from 1)
+    starts: it lands in the middle of that batch (``times`` signals in a row: the later ones while it waits)."""
+
+    def __init__(self, method, at, signum=None, times=1):
+        import signal
+
+        self.method, self.at, self.times = method, at, times
+        self.signum = signal.SIGINT if signum is None else signum
+        self.calls = 0
+
+    def forward_backward(self, *args, **kwargs):
+        import os
+
+        self.calls += 1
+        if self.calls == self.at:
+            for _ in range(self.times):
+                os.kill(os.getpid(), self.signum)
+        return self.method.forward_backward(*args, **kwargs)
+
+
+def _interrupted_fit(trainer, at, *loaders, **kwargs):
+    """``trainer.fit(*loaders)`` interrupted by Ctrl-C as batch ``at`` runs: the KeyboardInterrupt's message."""
+    trainer.method = _Interrupting(trainer.method, at, **kwargs)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        trainer.fit(*loaders)
+    return str(stopped.value)
+
+
+def _same_weights(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.parametrize("method", [{"method": "bptt"}, {"method": "sltt", "loss": "tet"},
+                                    {"method": "sltt_k", "k": 2, "loss": "tet"}], ids=["bptt", "sltt", "sltt_k"])
+def test_an_epoch_interrupted_part_way_resumes_at_its_next_batch_as_if_never_interrupted(tmp_path, event_digits_cache,
+                                                                                         method):
+    cfg = _cfg(tmp_path, epochs=2, **method)
+    cfg = replace(cfg, data=replace(cfg.data, train_subset=160, test_subset=64))  # 5 batches of 32 per epoch
+    full = _fit(cfg, tmp_path / "a")
+    seed_everything(cfg.seed)
+    data = make_loaders(cfg.data, seed=cfg.seed, progress=False)
+    trainer = Trainer(build_model(cfg.model, cfg.neuron), cfg, tmp_path / "b", progress=False)
+    message = _interrupted_fit(trainer, 5 + 3, data.train, data.test)  # epoch 2's third batch (5 per epoch)
+    assert message == (f"interrupted after batch 3 of 5 of epoch 2: {tmp_path / 'b' / 'checkpoint.pt'} holds the "
+                       "epoch so far; fit() resumes at batch 4 of epoch 2")
+    ckpt = load_checkpoint(tmp_path / "b")
+    assert ckpt["format"] == 2 and ckpt["epoch"] == 1 and len(ckpt["history"]) == 1  # (neurosim < it: refused)
+    assert {k: v for k, v in ckpt["partial_epoch"].items() if k != "ranks"} == {
+        "batches": 3, "epoch_batches": 5, "evaluating": False}
+    (progress,) = ckpt["partial_epoch"]["ranks"]
+    assert progress["total"] == 3 * 32 and progress["saved_mb"] > 0 and progress["start_rng"] is not None
+    # a weight-only evaluation of it says that it is part-way through an epoch
+    with pytest.warns(RuntimeWarning, match="part-way through epoch 2: it has trained epoch 1 and the first 3 of "
+                                            "epoch 2's 5 batches"):
+        evaluate_checkpoint(tmp_path / "b", progress=False)
+    torch.manual_seed(123)  # a new process: other global random state
+    resumed = _fit(cfg, tmp_path / "b")
+    assert _strip(resumed) == _strip(full)
+    _same_weights(load_checkpoint(tmp_path / "a")["model"], load_checkpoint(tmp_path / "b")["model"])
+    assert load_checkpoint(tmp_path / "b")["format"] == 1  # the epoch's end: readable by any neurosim again
+
+
+@pytest.mark.parametrize("own", ["loader generator", "global stream"])
+def test_a_dataloaders_interrupted_epoch_replays_its_order_and_resumes_exactly(tmp_path, own):
+    # a loader other than a FrameLoader: its first batches are loaded again and thrown away; checkpoints only every
+    # 5 epochs, so the interrupted epoch 2 has no epoch checkpoint before it: the one written on interrupt is all
+    def loader():
+        if own == "global stream":
+            return torch.utils.data.DataLoader(_Samples(), batch_size=8, shuffle=True, collate_fn=_time_first)
+        return _shuffling_loader(own)
+
+    full = _own_model_trainer(tmp_path / "a", epochs=3, checkpoint_every=5)
+    full_history = full.fit(loader(), loader())
+    message = _interrupted_fit(_own_model_trainer(tmp_path / "b", epochs=3, checkpoint_every=5), 6 + 4, loader(),
+                               loader())
+    assert "after batch 4 of 6 of epoch 2:" in message
+    ckpt = load_checkpoint(tmp_path / "b")
+    assert ckpt["epoch"] == 1 and ckpt["partial_epoch"]["batches"] == 4
+    assert [m["epoch"] for m in map(json.loads, (tmp_path / "b" / "metrics.jsonl").read_text().splitlines())] == [1]
+    torch.manual_seed(123)
+    resumed = _own_model_trainer(tmp_path / "b", epochs=3, checkpoint_every=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        resumed_history = resumed.fit(loader(), loader())
+    assert _strip(resumed_history) == _strip(full_history)
+    _same_weights(full.model.state_dict(), resumed.model.state_dict())
+
+
+def test_a_second_signal_stops_at_once_and_keeps_the_last_finished_checkpoint(tmp_path):
+    import signal
+
+    trainer = _own_model_trainer(tmp_path, epochs=3)
+    message = _interrupted_fit(trainer, 6 + 2, _shuffling_loader("loader generator"), times=2)
+    assert message == ""  # raised where the second signal landed, not at the batch's end
+    ckpt = load_checkpoint(tmp_path)
+    assert ckpt["format"] == 1 and ckpt["epoch"] == 1 and "partial_epoch" not in ckpt
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are back
+
+
+def test_without_a_run_dir_the_interrupt_stops_the_batches_end_and_saves_nothing(tmp_path):
+    trainer = _own_model_trainer(None, epochs=2)
+    message = _interrupted_fit(trainer, 3, _shuffling_loader("loader generator"))
+    assert message == "interrupted after batch 3 of 6 of epoch 1; the Trainer has no run_dir, so nothing was saved"
+    assert trainer.method.calls == 3
+    state = next(iter(trainer.optimizer.state_dict()["state"].values()))
+    assert int(state["step"]) == 3  # the third batch's optimizer step ran whole
+
+
+class _StopWhileEvaluating:
+    """A test loader (a list of batches) that sends Ctrl-C as it yields its second batch, the first time only."""
+
+    def __init__(self, batches):
+        self.batches, self.sent = batches, False
+
+    def __iter__(self):
+        import os
+        import signal
+
+        for i, batch in enumerate(self.batches):
+            if i == 1 and not self.sent:
+                self.sent = True
+                os.kill(os.getpid(), signal.SIGINT)
+            yield batch
+
+
+def test_an_interrupt_while_evaluating_keeps_the_trained_epoch_and_resuming_only_evaluates_it(tmp_path):
+    test = [_time_first([_Samples()[i] for i in range(k, k + 8)]) for k in (0, 8, 16)]
+    full = _own_model_trainer(tmp_path / "a", epochs=2)
+    full_history = full.fit(_shuffling_loader("loader generator"), test)
+    stopped = _own_model_trainer(tmp_path / "b", epochs=2)
+    with pytest.raises(KeyboardInterrupt, match=r"interrupted while evaluating epoch 1: .* fit\(\) resumes with its "
+                                                r"evaluation"):
+        stopped.fit(_shuffling_loader("loader generator"), _StopWhileEvaluating(test))
+    ckpt = load_checkpoint(tmp_path / "b")
+    assert ckpt["epoch"] == 0 and ckpt["partial_epoch"]["evaluating"] and ckpt["partial_epoch"]["batches"] == 6
+    resumed = _own_model_trainer(tmp_path / "b", epochs=2)
+    resumed.method = _Interrupting(resumed.method, at=None)  # counts the batches it trains
+    assert _strip(resumed.fit(_shuffling_loader("loader generator"), test)) == _strip(full_history)
+    assert resumed.method.calls == 6  # epoch 2's only: epoch 1 was trained, it was evaluated again
+    _same_weights(full.model.state_dict(), resumed.model.state_dict())
+
+
+def test_an_interrupted_epoch_resumes_only_under_its_config_and_with_its_epoch_asked_for(tmp_path):
+    from neurosim.config import ConfigError
+
+    _interrupted_fit(_own_model_trainer(tmp_path, epochs=3), 6 + 2, _shuffling_loader("loader generator"))
+    with pytest.raises(ConfigError, match="train.epochs: .* has trained epoch 1 and the first 2 of epoch 2's 6 "
+                                          r"batches, more than the 1 epoch\(s\) asked; rerun with train.epochs >= 2"):
+        _own_model_trainer(tmp_path, epochs=1).fit(_shuffling_loader("loader generator"))
+    changed = _own_model_trainer(tmp_path, epochs=3)
+    changed.config = replace(changed.config, train=replace(changed.config.train, lr=0.5))
+    with pytest.raises(ConfigError, match=r"different config \(train.lr differ\)"):
+        changed.fit(_shuffling_loader("loader generator"))
+    # a loader with fewer batches than the epoch had done is not the run's
+    with pytest.raises(ValueError, match="the training loader yields 1 batch"), \
+            pytest.warns(RuntimeWarning, match="holds the state of a generator that the train loader given now lacks"):
+        _own_model_trainer(tmp_path, epochs=3).fit([_time_first([_Samples()[i] for i in range(8)])])
