@@ -16,7 +16,9 @@ For scripts and batch schedulers: standard output is line-buffered, so a log fil
 ``> log 2>&1``) shows each result line when it is printed, in order with the errors (:func:`main` called from Python
 puts its buffering back, with the other process-wide settings it changed). SIGTERM, which schedulers send
 before they kill a job, stops ``train``, ``continual``, ``lsm``, ``demo`` and ``estimate`` as Ctrl-C does (the last
-checkpoint is kept, the run folder's lock released; rerunning resumes) and exits with status 143 (Ctrl-C: 130). When
+checkpoint is kept, the run folder's lock released; rerunning resumes) and exits with status 143 (Ctrl-C: 130).
+``train`` stops at the end of the batch under way and checkpoints the epoch so far: rerunning resumes at the next
+batch, as if it had never stopped (a second signal stops it at once, its last checkpoint kept). When
 the reader of standard output goes away (``neurosim train ... | head -1``) the command stops quietly with status 141,
 as Unix tools do on SIGPIPE, its last checkpoint kept.
 
@@ -286,6 +288,10 @@ def _sigterm_as_interrupt(enabled: bool):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise Terminated
 
+    # it raises as Ctrl-C does: the Trainer may hold it back to the end of a batch (training.trainer's
+    # INTERRUPT_HANDLER_MARK; not imported here, which would import torch before the command needs it)
+    on_sigterm.neurosim_interrupt = True
+
     def unraisable(info) -> None:
         if not isinstance(info.exc_value, Terminated):
             return previous_hook(info)
@@ -409,13 +415,36 @@ def _storage_error(e: OSError) -> str:
     return f"{what}: {path}"
 
 
-def _checkpoint_epoch(ckpt: Path) -> int | None:
+def _read_checkpoint(ckpt: Path) -> dict | None:
     from neurosim.training.checkpoint import load_checkpoint
 
     try:
-        return int(load_checkpoint(ckpt)["epoch"])
+        payload = load_checkpoint(ckpt)
+        int(payload["epoch"])
+        return payload
     except Exception:  # unreadable: say nothing about its epoch
         return None
+
+
+def _checkpoint_epoch(ckpt: Path) -> int | None:
+    payload = _read_checkpoint(ckpt)
+    return None if payload is None else int(payload["epoch"])
+
+
+def _checkpoint_holds(ckpt: Path) -> tuple[str, str]:
+    """What the checkpoint ``ckpt`` has trained, as `` (epoch 2 and the first 3 of epoch 3's 10 batches)``, and
+    where a resumed run continues, as `` at batch 4 of epoch 3``; empty where it cannot be read."""
+    from neurosim.training.checkpoint import trained_so_far
+
+    payload = _read_checkpoint(ckpt)
+    if payload is None:
+        return "", ""
+    partial, epoch = payload.get("partial_epoch"), int(payload["epoch"]) + 1
+    if not partial:
+        return f" ({trained_so_far(payload)})", ""
+    there = f" with epoch {epoch}'s evaluation" if partial.get("evaluating") else \
+        f" at batch {int(partial['batches']) + 1} of epoch {epoch}"
+    return f" ({trained_so_far(payload)})", there
 
 
 def _storage_kept(args) -> str:
@@ -427,9 +456,8 @@ def _storage_kept(args) -> str:
     ours = ckpt.is_file() and ckpt.stat().st_mtime >= getattr(args, "started", 0)
     if args.command == "train" and ours:
         rerun = "rerun without --no-resume" if getattr(args, "no_resume", False) else "rerun the same command"
-        epoch = _checkpoint_epoch(ckpt)
-        return (f". The last checkpoint{f' (epoch {epoch})' if epoch is not None else ''} in {ckpt} is intact: "
-                f"{rerun} to resume once there is space")
+        holds, there = _checkpoint_holds(ckpt)
+        return f". The last checkpoint{holds} in {ckpt} is intact: {rerun} to resume{there} once there is space"
     if args.command == "demo" and ours:
         from neurosim.runs import demo_config
 
@@ -451,7 +479,8 @@ def _interrupted(args, how: str = "interrupted") -> str:
             return (f"{how} before this run's first checkpoint: {ckpt} is still the earlier run's (rerun with "
                     "--no-resume to start over again, or without it to continue the earlier run)")
         rerun = "rerun without --no-resume" if getattr(args, "no_resume", False) else "rerun the same command"
-        return f"{how}; {ckpt} holds this run's last checkpoint: {rerun} to resume"
+        holds, there = _checkpoint_holds(ckpt)  # (part-way through an epoch: it resumes at the next batch)
+        return f"{how}; {ckpt} holds this run's last checkpoint{holds}: {rerun} to resume{there}"
     if args.command == "demo" and run_dir is not None:
         ckpt = run_dir / "checkpoint.pt"
         kept = (f"; {ckpt} is still the earlier demo's until the new one's first checkpoint"

@@ -244,13 +244,53 @@ def test_a_batch_jobs_log_shows_each_epoch_as_it_ends_and_sigterm_keeps_the_chec
         finally:
             job.kill()
             job.wait()
-    message = err.read_text()
-    assert "terminated (SIGTERM); " in message and "holds this run's last checkpoint: rerun the same command to " \
-        "resume" in message and "Traceback" not in message, message
+    message = err.read_text()  # (the epoch under way stops at its batch's end, checkpointed part-way through)
+    assert "terminated (SIGTERM); " in message and "holds this run's last checkpoint (epoch " in message and \
+        "): rerun the same command to resume" in message and "Traceback" not in message, message
     run = tmp_path / "job"
     assert (run / "checkpoint.pt").is_file()
     assert not any(p.name == ".lock" or p.name.endswith(".tmp") for p in run.iterdir()), list(run.iterdir())
     assert torch.load(run / "checkpoint.pt", weights_only=False)["epoch"] >= 1
+
+
+#: ``python -c`` this, then ``neurosim train`` arguments: SIGTERM reaches the process inside its third optimizer step
+_TERMINATED_IN_STEP_3 = """
+import os, signal, sys, torch
+from neurosim.cli import main
+real, calls = torch.optim.Adam.step, []
+def step(self, *args, **kwargs):
+    calls.append(1)
+    if len(calls) == 3:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return real(self, *args, **kwargs)
+torch.optim.Adam.step = step
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_part_way_through_an_epoch_keeps_its_batches_and_a_rerun_continues_there(tmp_path,
+                                                                                         event_digits_cache, capsys):
+    import json
+
+    argv, env = _cli(tmp_path, "train.epochs=2", "train.threads=2", "-q")  # 2 batches of 32 per epoch
+    job = subprocess.run([sys.executable, "-c", _TERMINATED_IN_STEP_3, *argv[3:]], env=env, capture_output=True,
+                         text=True, timeout=300)
+    ckpt = tmp_path / "job" / "checkpoint.pt"
+    assert job.returncode == 143, job.stderr
+    assert job.stderr.strip().splitlines()[-1] == (
+        f"terminated (SIGTERM); {ckpt} holds this run's last checkpoint (epoch 1 and the first 1 of epoch 2's 2 "
+        "batches): rerun the same command to resume at batch 2 of epoch 2")
+    assert main(argv[3:]) == 0  # the same command, rerun
+    assert main(["name=whole" if a == "name=job" else a for a in argv[3:]]) == 0  # never interrupted
+
+    def metrics(name):
+        lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(line).items() if not k.endswith("time_s")} for line in lines]
+
+    assert metrics("job") == metrics("whole") and len(metrics("job")) == 2
+    job_weights = torch.load(ckpt, weights_only=False)["model"]
+    for k, v in torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)["model"].items():
+        assert torch.equal(v, job_weights[k]), k
 
 
 def test_a_reader_that_goes_away_stops_training_quietly(tmp_path, event_digits_cache):
