@@ -599,3 +599,29 @@ def test_an_interrupted_epoch_resumes_only_under_its_config_and_with_its_epoch_a
     with pytest.raises(ValueError, match="the training loader yields 1 batch"), \
             pytest.warns(RuntimeWarning, match="holds the state of a generator that the train loader given now lacks"):
         _own_model_trainer(tmp_path, epochs=3).fit([_time_first([_Samples()[i] for i in range(8)])])
+
+
+_SIGTERM_IN_A_SCRIPT = """
+import os, signal, sys, torch
+sys.path.insert(0, {tests!r})
+from test_trainer import _Interrupting, _own_model_trainer, _shuffling_loader
+trainer = _own_model_trainer({run!r}, epochs=2)
+trainer.method = _Interrupting(trainer.method, 3, signal.SIGTERM)
+trainer.fit(_shuffling_loader("loader generator"))
+print("not stopped")
+"""
+
+
+def test_sigterm_with_its_default_action_ends_a_script_at_the_batchs_end_checkpointed(tmp_path):
+    # a script of one's own (no neurosim command line): SIGTERM ends the process as before, by the signal, but
+    # after the batch under way and its checkpoint
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = _SIGTERM_IN_A_SCRIPT.format(tests=str(Path(__file__).parent), run=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGTERM and "not stopped" not in done.stdout, done.stderr
+    ckpt = load_checkpoint(tmp_path)
+    assert ckpt["epoch"] == 0 and ckpt["partial_epoch"]["batches"] == 3
