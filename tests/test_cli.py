@@ -364,18 +364,18 @@ def test_starting_over_keeps_the_earlier_run_until_the_new_one_has_an_epoch(tmp_
     before = {n: (run / n).read_bytes() for n in ("checkpoint.pt", "metrics.jsonl", "config.toml")}
     report = (run / "report.md").read_text()
 
-    def stop(self, loader):
+    def stop(self, loader, *args, **kwargs):
         raise KeyboardInterrupt
 
-    train_epoch = Trainer.train_epoch
-    monkeypatch.setattr(Trainer, "train_epoch", stop)
+    train_epoch = Trainer._train_epoch
+    monkeypatch.setattr(Trainer, "_train_epoch", stop)
     assert main([*args, "seed=5", "--no-resume"]) == 130  # stopped before its first epoch ended
     assert "checkpoint.pt is still the earlier run's (rerun with --no-resume to start over again" in \
         capsys.readouterr().err
     assert {n: (run / n).read_bytes() for n in before} == before  # nothing of the earlier run is gone
     marked = (run / "report.md").read_text()
     assert marked.startswith(STALE_MARK) and marked.endswith(report)
-    monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
+    monkeypatch.setattr(Trainer, "_train_epoch", train_epoch)
     assert main([*args, "seed=5", "--no-resume"]) == 0
     assert (run / "checkpoint.pt").read_bytes() != before["checkpoint.pt"]
     assert not (run / "report.md").read_text().startswith(STALE_MARK)

@@ -15,6 +15,10 @@ that uses the Trainer directly trains inside :func:`process_group_from_env`, or 
 gloo processes may abort with SIGABRT as they exit, after the training finished). Every process must then make
 the Trainer's collective calls (building it, ``fit``, ``evaluate``, ``save``) in the same order, and the run
 folder must be on a filesystem all processes share.
+
+Ctrl-C or SIGTERM part-way through an epoch (one process's or all) stops every process after the same batch: after
+each batch ``fit`` all-reduces whether a process got one (0.2–0.3 ms over gloo on CPU), then all write the epoch's
+checkpoint together and raise. Such a checkpoint resumes with as many processes as wrote it.
 """
 
 from __future__ import annotations

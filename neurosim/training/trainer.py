@@ -11,6 +11,13 @@ only the run the config describes: a checkpoint written with other settings (``t
 :class:`~neurosim.config.ConfigError` before anything is written; ``resume=False`` or another ``run_dir`` starts
 afresh.
 
+An interrupted epoch is not lost: Ctrl-C or SIGTERM while ``fit`` trains stops it at the end of the batch under way
+(never inside ``optimizer.step()``), writes a checkpoint of the epoch so far (``partial_epoch``: the batches done,
+the partial sums, the random states at the epoch's start and at that moment) and raises what the signal raises
+there (KeyboardInterrupt; ``neurosim.cli.Terminated`` under the command line). ``fit`` then replays the epoch's
+batch order from its start states, skips the batches done and continues from the save point: the result is
+bit-identical to an uninterrupted run.
+
 Launched by ``torchrun`` (a process group exists), the Trainer trains data-parallel with PyTorch's
 DistributedDataParallel (:mod:`neurosim.training.distributed`): each process trains on its shard of every
 epoch, metrics are taken over all processes' samples, and process 0 alone writes files and shows progress.
@@ -232,16 +239,17 @@ def _deferrable(handler: Any) -> bool:
 
 class _DeferredInterrupts:
     """While a :meth:`Trainer.fit` epoch runs: the first SIGINT or SIGTERM is noted instead of raised, and the
-    training loop stops at the end of the batch under way (:meth:`stop`), after writing a checkpoint; a second
-    one stops at once, as without it.
+    training loop, which asks :meth:`pending` after each batch, stops after the batch under way and a checkpoint;
+    a second signal stops it at once, as without it.
 
     Only in the main thread (where Python runs signal handlers), and only for a signal whose handler
-    :func:`_deferrable` accepts: another handler (a user's own) keeps today's behaviour. The handlers found are
+    :func:`_deferrable` accepts: another handler (a user's own) keeps its behaviour. The handlers found are
     put back when the block ends, or before a noted signal is delivered to them.
 
     In a process group every process must ask :meth:`pending` at the same points: it is a collective (one
-    all-reduce of two numbers per call, ~0.1 ms on CPU gloo), so that all stop after the same batch, the one a
-    process that got the signal stops after (SIGTERM wins over SIGINT when processes got different ones).
+    all-reduce of two numbers per batch: 0.2–0.3 ms over gloo between two CPU processes), so that all stop after
+    the same batch, the one a process that got the signal stops after (SIGTERM wins over SIGINT when processes got
+    different ones).
     """
 
     def __init__(self, world: distributed.World, device: torch.device) -> None:
@@ -395,6 +403,7 @@ class Trainer:
         #: set by a resumed checkpoint of an interrupted epoch: (this process's progress, the random states then)
         self._resume: tuple[_EpochProgress, dict[str, Any]] | None = None
         self._epoch_started = time.perf_counter()  # (fit sets it as each epoch starts: its train_time_s)
+        self._earlier_kept = False  # fit(resume=False) over an earlier run's checkpoint, before its first epoch ends
         if self.run_dir is not None:
             self.run_dir = Path(self.run_dir)
 
@@ -578,7 +587,7 @@ class Trainer:
             for x_seq, y in stream:
                 x_seq, y = x_seq.to(self.device), y.to(self.device)
                 self.optimizer.zero_grad(set_to_none=True)
-                if progress.saved_mb is None:  # the first batch, metered (its hooks cost one Python call per saved tensor)
+                if progress.saved_mb is None:  # the first batch, metered (hooks: a Python call per saved tensor)
                     with SavedTensorMeter() as meter:
                         out = self.method.forward_backward(self._net, x_seq, y, self.loss)
                     progress.saved_mb = meter.peak_bytes / 2**20
@@ -653,6 +662,9 @@ class Trainer:
             resumes = f"fit() resumes at batch {done + 1} of epoch {epoch}"
         if self.run_dir is None:
             interrupts.deliver(signum, f"interrupted {where}; the Trainer has no run_dir, so nothing was saved")
+        if self._earlier_kept:  # started over (resume=False) where a run was: its checkpoint stays until an epoch ends
+            interrupts.deliver(signum, f"interrupted {where} of a run started over with resume=False: nothing was "
+                                       f"saved, and {self.checkpoint_path} is still the earlier run's")
         if not evaluating:
             progress.train_time_s = time.perf_counter() - self._epoch_started
         partial = {"batches": done, "epoch_batches": epoch_batches, "evaluating": evaluating}
@@ -729,14 +741,33 @@ class Trainer:
                 seed, which is restored; with ``seed=None`` it draws from numpy's global stream, also restored).
             epochs: the epoch to train up to; None means ``config.train.epochs``.
 
+        Interrupts: the first SIGINT (Ctrl-C) or SIGTERM during an epoch is held back to the end of the batch under
+        way; then a checkpoint of the epoch so far is written (with a ``run_dir``; whatever ``checkpoint_every``)
+        and the signal's exception is raised, saying at which batch a rerun resumes (a signal during evaluation
+        stops it, and the checkpoint keeps the trained epoch: resumed, it evaluates; one after the epoch's
+        evaluation stops after its checkpoint). ``fit`` resumes such a checkpoint at its next batch, exactly: a
+        FrameLoader starts there unread (:meth:`~neurosim.data.FrameLoader.iter_from`), any other loader is
+        iterated from the epoch's start and its first batches are loaded and dropped (as long as loading them
+        takes). A second signal raises at once, keeping the last checkpoint written. Signals are held back only in
+        the main thread, and only where their handler is Python's Ctrl-C one, the default action (the process then
+        ends by the signal after the checkpoint, as it would have) or ``neurosim.cli``'s (marked with
+        :data:`INTERRUPT_HANDLER_MARK`); a handler of one's own keeps its behaviour. Under torchrun every process
+        asks the others after each batch whether one got a signal (an all-reduce of two numbers, 0.2–0.3 ms over
+        gloo on CPU), so that all stop after the same batch; evaluation there is not cut short (processes may have
+        different numbers of evaluation batches): the epoch ends, is checkpointed, and all stop. A checkpoint
+        written part-way through an epoch resumes only with as many processes as wrote it.
+
         Returns:
             The per-epoch metrics history (also in ``run_dir/metrics.jsonl``).
 
         Raises:
             ConfigError: (a ValueError) the checkpoint was written with another config, naming the settings that
-                differ, or has more epochs done than asked; nothing is written then. ``resume=False`` or another
-                ``run_dir`` starts afresh.
+                differ, or has more epochs done than asked (one part-way through epoch ``e`` needs ``epochs >= e``),
+                or part-way through an epoch by another number of processes; nothing is written then.
+                ``resume=False`` or another ``run_dir`` starts afresh.
             CheckpointError: the checkpoint's weights do not fit ``self.model``.
+            ValueError: resuming part-way through an epoch, the training loader yields fewer batches than were done.
+            KeyboardInterrupt: (or ``neurosim.cli.Terminated``) a signal stopped it, as described above.
         """
         epochs_name = "train.epochs" if epochs is None else "epochs"  # what the caller set, for the messages
         epochs = self.config.train.epochs if epochs is None else epochs
@@ -752,6 +783,7 @@ class Trainer:
             seed_everything(self.config.seed + self.world.rank)
             self._resume = None
         earlier = not resume and self.checkpoint_path is not None and self.checkpoint_path.is_file()
+        self._earlier_kept = earlier  # an interrupt in this run's first epoch then leaves the earlier checkpoint
         if not earlier:  # starting over: the earlier run's files stay until this run has an epoch to write
             self._write_run_files()
         while self.epoch < epochs:
@@ -796,6 +828,7 @@ class Trainer:
                                          or self.epoch == epochs or signum is not None):
             self.save(loaders=loaders)  # first: a failed save (a full disk) leaves metrics.jsonl at the
         self._write_run_files()  # checkpoint's epoch, not one ahead of it
+        self._earlier_kept = False  # (the folder's metrics and config are this run's now)
         if self.progress and self.world.is_main:
             shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
             tqdm.write(" ".join(f"{k}={v}" for k, v in shown.items()))

@@ -2,7 +2,8 @@
 the single-process reference).
 
 It trains a small MLP SNN on made-up spike frames with BPTT, SLTT (one step at a time, and in chunks) and SLTT-K,
-counting the gradient exchanges DDP makes, then trains a run that dies after one epoch and is resumed. Every
+counting the gradient exchanges DDP makes, then trains a run that dies after one epoch and is resumed, and one
+that the last process alone is sent Ctrl-C in, part-way through epoch 2, and is resumed. Every
 process writes what it ended with to ``OUT_DIR/rank{R}.pt``; tests/training/test_distributed.py compares them.
 """
 
@@ -57,9 +58,27 @@ def counted_allreduce(count: ExchangeCount, bucket):
     return allreduce_hook(None, bucket)
 
 
-def train(cfg, batch: int, run_dir=None, epochs=None):
+class Interrupting:
+    """A training method that sends this process SIGINT as its batch ``at`` (counted over the run, from 1) starts."""
+
+    def __init__(self, method, at: int):
+        self.method, self.at, self.calls = method, at, 0
+
+    def forward_backward(self, *args, **kwargs):
+        import os
+        import signal
+
+        self.calls += 1
+        if self.calls == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+        return self.method.forward_backward(*args, **kwargs)
+
+
+def train(cfg, batch: int, run_dir=None, epochs=None, interrupt_at=None):
     seed_everything(cfg.seed)
     trainer = Trainer(build_model(cfg.model, cfg.neuron), cfg, run_dir, progress=False)
+    if interrupt_at:
+        trainer.method = Interrupting(trainer.method, interrupt_at)
     count = ExchangeCount()
     if trainer.world.distributed:
         trainer._net.register_comm_hook(count, counted_allreduce)
@@ -81,6 +100,16 @@ def main(out: Path, batch: int) -> None:
         resumed, _, _ = train(cfg, batch, out / "resumed")  # … and all processes pick up from its checkpoint
         results["resume"] = {"full": full.model.state_dict(), "resumed": resumed.model.state_dict(),
                              "history": (full.history, resumed.history)}
+        # only the last process is sent Ctrl-C, in epoch 2's second batch (4 batches per epoch): all stop after it
+        try:
+            train(cfg, batch, out / "part", interrupt_at=4 + 2 if world.rank == world.size - 1 else None)
+            stopped = None
+        except KeyboardInterrupt as e:
+            stopped = str(e)
+        partial = torch.load(out / "part" / "checkpoint.pt", weights_only=False)["partial_epoch"]
+        resumed, _, _ = train(cfg, batch, out / "part")
+        results["part"] = {"stopped": stopped, "batches": partial["batches"], "ranks": len(partial["ranks"]),
+                           "resumed": resumed.model.state_dict(), "history": resumed.history}
         torch.save({"world": world.size, **results}, out / f"rank{world.rank}.pt")
 
 

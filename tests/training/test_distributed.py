@@ -83,6 +83,17 @@ def test_a_resumed_data_parallel_run_equals_an_uninterrupted_one(runs):
         assert _strip(rank["resume"]["history"][0]) == _strip(rank["resume"]["history"][1])
 
 
+@pytest.mark.slow  # two processes (the runs fixture starts them once, ~15 s)
+def test_an_interrupt_one_process_gets_stops_all_after_the_same_batch_and_resumes_exactly(runs):
+    one, *ranks = runs
+    for result in (one, *ranks):
+        assert result["part"]["stopped"].startswith("interrupted after batch 2 of 4 of epoch 2: ")
+        assert result["part"]["batches"] == 2 and result["part"]["ranks"] == result["world"]
+        assert _strip(result["part"]["history"]) == _strip(result["resume"]["history"][0])
+        for k, v in result["resume"]["full"].items():
+            assert torch.equal(result["part"]["resumed"][k], v), k
+
+
 @pytest.mark.slow  # a real torchrun, ~15 s
 def test_neurosim_train_under_torchrun_writes_one_run_folder(tmp_path, event_digits_cache):
     run = _torchrun("-m", "neurosim", "-q", "train", "--config", "quickstart", "--set", "name=ddp",

@@ -595,6 +595,13 @@ def test_an_interrupted_epoch_resumes_only_under_its_config_and_with_its_epoch_a
     changed.config = replace(changed.config, train=replace(changed.config.train, lr=0.5))
     with pytest.raises(ConfigError, match=r"different config \(train.lr differ\)"):
         changed.fit(_shuffling_loader("loader generator"))
+    # each process's share of the epoch depends on their number: another number cannot continue it
+    ckpt = load_checkpoint(tmp_path)
+    torch.save({**ckpt, "world_size": 2, "rng_ranks": [ckpt["rng"]] * 2}, tmp_path / "checkpoint.pt")
+    with pytest.raises(ConfigError, match=r"written by 2 training process\(es\) part-way through epoch 2 .* resume it "
+                                          r"with 2 process\(es\) \(torchrun --nproc-per-node 2"):
+        _own_model_trainer(tmp_path, epochs=3).fit(_shuffling_loader("loader generator"))
+    torch.save(ckpt, tmp_path / "checkpoint.pt")
     # a loader with fewer batches than the epoch had done is not the run's
     with pytest.raises(ValueError, match="the training loader yields 1 batch"), \
             pytest.warns(RuntimeWarning, match="holds the state of a generator that the train loader given now lacks"):
@@ -625,3 +632,20 @@ def test_sigterm_with_its_default_action_ends_a_script_at_the_batchs_end_checkpo
     assert done.returncode == -signal.SIGTERM and "not stopped" not in done.stdout, done.stderr
     ckpt = load_checkpoint(tmp_path)
     assert ckpt["epoch"] == 0 and ckpt["partial_epoch"]["batches"] == 3
+
+
+def test_an_interrupt_in_the_first_epoch_of_a_run_started_over_keeps_the_earlier_runs_checkpoint(tmp_path):
+    # fit(resume=False) keeps the earlier run's files until it has an epoch to write: a part-way checkpoint of its
+    # first epoch would replace a finished run's with a few batches of a new one
+    _own_model_trainer(tmp_path, epochs=1).fit(_shuffling_loader("loader generator"))
+    earlier = (tmp_path / "checkpoint.pt").read_bytes()
+    trainer = _own_model_trainer(tmp_path, epochs=2)
+    trainer.method = _Interrupting(trainer.method, 2)
+    with pytest.raises(KeyboardInterrupt, match="interrupted after batch 2 of 6 of epoch 1 of a run started over with "
+                                                "resume=False: nothing was saved, and .* is still the earlier run's"):
+        trainer.fit(_shuffling_loader("loader generator"), resume=False)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == earlier
+    trainer.method = _Interrupting(trainer.method.method, 6 + 2)  # its second epoch: saved part-way
+    with pytest.raises(KeyboardInterrupt, match="fit\\(\\) resumes at batch 3 of epoch 2"):
+        trainer.fit(_shuffling_loader("loader generator"), resume=False)
+    assert load_checkpoint(tmp_path)["partial_epoch"]["batches"] == 2
