@@ -22,7 +22,7 @@ from neurosim.data.pipeline import DataBundle, _load_frames, eval_loader, make_l
 from neurosim.data.registry import get_dataset
 from neurosim.nn import build_model
 from neurosim.training import Trainer, load_checkpoint, resolve_device, seed_everything
-from neurosim.training.checkpoint import check_resumable, config_differences, load_weights, trained_so_far
+from neurosim.training.checkpoint import check_resumable, config_differences, load_weights, warn_if_part_way
 from neurosim.training.distributed import World, barrier, process_group_from_env
 
 __all__ = ["RunResult", "demo", "estimate_run", "evaluate_checkpoint", "load_or_train", "load_run", "train_run",
@@ -258,12 +258,7 @@ def load_run(path: str | Path, progress: bool = True, device: str | torch.device
     """
     ckpt = load_checkpoint(path)
     cfg = config_from_checkpoint(ckpt["config"])
-    partial = ckpt.get("partial_epoch")
-    if partial and not partial.get("evaluating"):
-        epoch = int(ckpt["epoch"]) + 1
-        warnings.warn(f"{path} was written part-way through epoch {epoch}: it has trained {trained_so_far(ckpt)}, "
-                      f"and its weights are those of that moment; resume the run (neurosim train with its config) "
-                      f"to finish epoch {epoch}", RuntimeWarning, stacklevel=2)
+    warn_if_part_way(ckpt, path)  # (pointing at the caller outside neurosim, e.g. of evaluate_checkpoint)
     if device is None:
         try:
             device = resolve_device(cfg.train.device)

@@ -57,3 +57,27 @@ def test_load_run_test_only_reads_no_training_frames_and_still_checks_the_data(t
     torch.save(ckpt, other)
     with pytest.warns(RuntimeWarning, match="other data files"):
         load_run(other, progress=False, test_only=True)
+
+
+def _part_way(ckpt_path):
+    """``ckpt_path`` rewritten as if its run had been interrupted after batch 1 of 2 of the epoch after its own."""
+    from neurosim.training.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(ckpt_path)
+    ckpt["epoch"] -= 1
+    save_checkpoint(ckpt_path, {**ckpt, "partial_epoch": {"batches": 1, "epoch_batches": 2, "evaluating": False,
+                                                          "ranks": []}})
+    return ckpt["epoch"] + 1
+
+
+@pytest.mark.parametrize("load", [
+    lambda ckpt: load_run(ckpt, progress=False),
+    lambda ckpt: evaluate_checkpoint(ckpt, progress=False),
+], ids=["load_run", "evaluate_checkpoint"])
+def test_a_part_way_checkpoints_warning_points_at_the_callers_line(tiny_checkpoint, load):
+    # evaluate_checkpoint's warning pointed inside runs.py, where it calls load_run
+    epoch = _part_way(tiny_checkpoint)
+    with pytest.warns(RuntimeWarning, match=f"part-way through epoch {epoch}: it has trained .*the first 1 of epoch "
+                                            f"{epoch}'s 2 batches") as caught:
+        load(tiny_checkpoint)
+    assert [w.filename for w in caught if "part-way" in str(w.message)] == [__file__]

@@ -26,7 +26,7 @@ def cmd_export(args) -> int:
     from neurosim.export import NIRExportError, to_nir, write_nir
     from neurosim.nn import build_model
     from neurosim.training import load_checkpoint
-    from neurosim.training.checkpoint import checkpoint_file, load_weights
+    from neurosim.training.checkpoint import checkpoint_file, load_weights, warn_if_part_way
 
     out = Path(args.out) if args.out else checkpoint_file(args.checkpoint).with_name("model.nir")
     if out.is_dir():  # a folder: the file goes in it
@@ -35,6 +35,7 @@ def cmd_export(args) -> int:
     if out.is_file() and _head(out) != _HDF5_SIGNATURE:  # an earlier export is replaced, nothing else
         raise UserError(f"--out: {out} exists and is not a NIR file; choose another path, or delete it first")
     ckpt = load_checkpoint(args.checkpoint)  # a missing/corrupt file is a CheckpointError (one line)
+    warn_if_part_way(ckpt, checkpoint_file(args.checkpoint))  # weights part-way through an epoch: exported, said
     cfg = config_from_checkpoint(ckpt["config"])
     model = build_model(cfg.model, cfg.neuron)
     load_weights(model, ckpt["model"], args.checkpoint)

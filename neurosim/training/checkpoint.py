@@ -18,6 +18,8 @@ through it. The next checkpoint at an epoch's end is format 1 again.
 from __future__ import annotations
 
 import io
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from neurosim.config import ConfigError, RunConfig, config_from_checkpoint, conf
 
 __all__ = ["RESUME_MAY_CHANGE", "CheckpointError", "atomic_write_bytes", "atomic_write_text", "check_resumable",
            "checkpoint_file", "config_differences", "load_checkpoint", "load_weights", "save_checkpoint",
-           "trained_so_far"]
+           "trained_so_far", "warn_if_part_way"]
 
 CHECKPOINT_FORMAT = 1
 #: the format of a checkpoint written part-way through an epoch (one with a ``partial_epoch``)
@@ -94,6 +96,38 @@ def trained_so_far(payload: dict[str, Any]) -> str:
         f" of epoch {done + 1}"
     first = f"the first {partial['batches']}{of} batches"
     return f"epoch {done} and {first}" if done else first
+
+
+_PACKAGE = Path(__file__).resolve().parents[1]  # the neurosim package folder
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` for a ``warnings.warn`` made in the function that calls this one that points at the first
+    caller outside neurosim (a user's ``evaluate_checkpoint(...)`` line, not where neurosim calls ``load_run``);
+    under the command line, where every caller is neurosim's, the outermost of them."""
+    frame, level, outermost = sys._getframe(2), 2, 2  # (the warning function's caller: stacklevel 2)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith("<"):  # (not python -m's runpy, <frozen runpy>)
+            if not Path(filename).resolve().is_relative_to(_PACKAGE):
+                return level
+            outermost = level
+        frame, level = frame.f_back, level + 1
+    return outermost
+
+
+def warn_if_part_way(payload: dict[str, Any], path: str | Path) -> None:
+    """A RuntimeWarning when the checkpoint ``payload`` (read from ``path``) was written part-way through an epoch:
+    its weights are those of that moment, not of an epoch's end. What reads a checkpoint's weights alone
+    (:func:`neurosim.runs.load_run`, ``neurosim export``) calls it; the warning points at the first caller outside
+    neurosim. Nothing for one interrupted while evaluating (its epoch's training is whole)."""
+    partial = payload.get("partial_epoch")
+    if not partial or partial.get("evaluating"):
+        return
+    epoch = int(payload["epoch"]) + 1
+    warnings.warn(f"{path} was written part-way through epoch {epoch}: it has trained {trained_so_far(payload)}, "
+                  f"and its weights are those of that moment; resume the run (neurosim train with its config) to "
+                  f"finish epoch {epoch}", RuntimeWarning, stacklevel=_caller_stacklevel())
 
 
 def load_weights(model: torch.nn.Module, state: dict[str, Any], path: str | Path, *,

@@ -91,3 +91,21 @@ def test_export_writes_tau_for_the_time_step_asked(tiny_checkpoint, tmp_path, ca
     assert main(["export", "--checkpoint", str(tiny_checkpoint), "--maxpool", "sumpool", "--dt-s", "-1",
                  "--out", str(tmp_path / "bad.nir")]) == 2
     assert "--dt-s: dt_s must be a positive finite number" in capsys.readouterr().err
+
+
+def test_exporting_a_checkpoint_written_part_way_through_an_epoch_warns(tiny_checkpoint, capsys):
+    # neurosim evaluate and estimate warned (load_run); export read the weights of that moment without a word
+    import pytest
+
+    from neurosim.training.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(tiny_checkpoint)
+    ckpt["epoch"] -= 1
+    save_checkpoint(tiny_checkpoint, {**ckpt, "partial_epoch": {"batches": 1, "epoch_batches": 2,
+                                                                "evaluating": False, "ranks": []}})
+    epoch = ckpt["epoch"] + 1
+    with pytest.warns(RuntimeWarning, match=f"{tiny_checkpoint} was written part-way through epoch {epoch}: it has "
+                                            f"trained .*the first 1 of epoch {epoch}'s 2 batches") as caught:
+        assert main(["export", "--checkpoint", str(tiny_checkpoint), "--maxpool", "sumpool"]) == 0
+    assert [w.filename for w in caught if "part-way" in str(w.message)] == [__file__]  # the caller of main()
+    assert "wrote " in capsys.readouterr().out
