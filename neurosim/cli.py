@@ -433,7 +433,8 @@ def _checkpoint_epoch(ckpt: Path) -> int | None:
 
 def _checkpoint_holds(ckpt: Path) -> tuple[str, str]:
     """What the checkpoint ``ckpt`` has trained, as `` (epoch 2 and the first 3 of epoch 3's 10 batches)``, and
-    where a resumed run continues, as `` at batch 4 of epoch 3``; empty where it cannot be read."""
+    where a resumed run continues, as `` at batch 4 of epoch 3`` (`` with the end of epoch 3 ...`` after its last
+    batch); empty where it cannot be read."""
     from neurosim.training.checkpoint import trained_so_far
 
     payload = _read_checkpoint(ckpt)
@@ -442,8 +443,10 @@ def _checkpoint_holds(ckpt: Path) -> tuple[str, str]:
     partial, epoch = payload.get("partial_epoch"), int(payload["epoch"]) + 1
     if not partial:
         return f" ({trained_so_far(payload)})", ""
+    done, of = int(partial["batches"]), partial.get("epoch_batches")
     there = f" with epoch {epoch}'s evaluation" if partial.get("evaluating") else \
-        f" at batch {int(partial['batches']) + 1} of epoch {epoch}"
+        f" with the end of epoch {epoch} (its scheduler step and evaluation)" if of and done >= int(of) else \
+        f" at batch {done + 1} of epoch {epoch}"
     return f" ({trained_so_far(payload)})", there
 
 

@@ -492,6 +492,20 @@ def test_a_full_disk_at_a_checkpoint_says_the_last_one_is_intact_and_how_to_resu
                                        "same command to resume once there is space\n")
 
 
+def test_a_checkpoint_interrupted_after_its_epochs_last_batch_resumes_with_the_epochs_end(tmp_path):
+    # it said "resume at batch 7 of epoch 1" of an epoch of 6 (under torchrun "batch 4" of 3 per process)
+    from neurosim.cli import _checkpoint_holds
+    from neurosim.training.checkpoint import save_checkpoint
+
+    ckpt = tmp_path / "checkpoint.pt"
+    for done, holds, there in [(6, " (all 6 of epoch 1's batches)", " with the end of epoch 1 (its scheduler step "
+                                                                    "and evaluation)"),
+                               (5, " (the first 5 of epoch 1's 6 batches)", " at batch 6 of epoch 1")]:
+        save_checkpoint(ckpt, {"epoch": 0, "partial_epoch": {"batches": done, "epoch_batches": 6,
+                                                             "evaluating": False, "ranks": []}})
+        assert _checkpoint_holds(ckpt) == (holds, there)
+
+
 def test_a_truncated_checkpoint_points_at_no_resume(tmp_path, event_digits_cache, capsys):
     run = tmp_path / "full"
     run.mkdir()

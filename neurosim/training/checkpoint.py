@@ -84,17 +84,19 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 def trained_so_far(payload: dict[str, Any]) -> str:
     """What the checkpoint ``payload`` has trained, in words: ``"epoch 3"`` (epochs 1 to 3 done), or for one
-    written part-way through an epoch ``"epoch 2 and the first 5 of epoch 3's 10 batches"``, or ``"epoch 3's
-    batches, not yet evaluated"`` (interrupted while it evaluated epoch 3)."""
+    written part-way through an epoch ``"epoch 2 and the first 5 of epoch 3's 10 batches"`` (``"epoch 2 and all 10
+    of epoch 3's batches"`` after its last one), or ``"epoch 3's batches, not yet evaluated"`` (interrupted while it
+    evaluated epoch 3)."""
     done = int(payload.get("epoch", 0))
     partial = payload.get("partial_epoch")
     if not partial:
         return f"epoch {done}"
     if partial.get("evaluating"):
         return f"epoch {done + 1}'s batches, not yet evaluated"
-    of = f" of epoch {done + 1}'s {partial['epoch_batches']}" if partial.get("epoch_batches") else \
-        f" of epoch {done + 1}"
-    first = f"the first {partial['batches']}{of} batches"
+    batches, of = int(partial["batches"]), partial.get("epoch_batches")
+    first = f"all {batches} of epoch {done + 1}'s batches" if of and batches >= int(of) else \
+        f"the first {batches} of epoch {done + 1}'s {of} batches" if of else \
+        f"the first {batches} of epoch {done + 1} batches"
     return f"epoch {done} and {first}" if done else first
 
 

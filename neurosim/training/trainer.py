@@ -16,7 +16,8 @@ An interrupted epoch is not lost: Ctrl-C or SIGTERM while ``fit`` trains stops i
 the partial sums, the random states at the epoch's start and at that moment) and raises what the signal raises
 there (KeyboardInterrupt; ``neurosim.cli.Terminated`` under the command line). ``fit`` then replays the epoch's
 batch order from its start states, skips the batches done and continues from the save point: the result is
-bit-identical to an uninterrupted run.
+bit-identical to an uninterrupted run. A signal held is never dropped: one during the epoch's checkpoint stops the
+run after it, and one followed by a failing loader (its workers got it too) stops it between batches, checkpointed.
 
 Launched by ``torchrun`` (a process group exists), the Trainer trains data-parallel with PyTorch's
 DistributedDataParallel (:mod:`neurosim.training.distributed`): each process trains on its shard of every
@@ -25,16 +26,18 @@ epoch, metrics are taken over all processes' samples, and process 0 alone writes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
 import signal
 import threading
 import time
+import traceback
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -239,8 +242,14 @@ def _deferrable(handler: Any) -> bool:
 
 class _DeferredInterrupts:
     """While a :meth:`Trainer.fit` epoch runs: the first SIGINT or SIGTERM is noted instead of raised, and the
-    training loop, which asks :meth:`pending` after each batch, stops after the batch under way and a checkpoint;
-    a second signal stops it at once, as without it.
+    training loop, which asks :meth:`pending` after each batch and after the epoch's files are written, stops after
+    the batch under way (or the epoch's end) and a checkpoint; a second signal stops it at once, as without it.
+
+    A noted signal is never dropped: one still noted as the block ends (it came after the last :meth:`pending`) is
+    delivered then; if an exception is on its way out of the block, the signal's exception is raised with it as the
+    cause (where the signal's action is the default one, the exception is printed and the process ends by the
+    signal), except for a storage error while the run's files were written (:meth:`writing`), which stops the run
+    as itself.
 
     Only in the main thread (where Python runs signal handlers), and only for a signal whose handler
     :func:`_deferrable` accepts: another handler (a user's own) keeps its behaviour. The handlers found are
@@ -252,10 +261,13 @@ class _DeferredInterrupts:
     different ones).
     """
 
-    def __init__(self, world: distributed.World, device: torch.device) -> None:
-        self.world, self.device = world, device
+    def __init__(self, world: distributed.World, device: torch.device, during: str = "fit") -> None:
+        self.world, self.device, self.during = world, device, during
         self.previous: dict[int, Any] = {}
         self.signum: int | None = None
+        self.delivered = False  # the noted signal has been raised (or stopped the run as a storage error)
+        #: what a signal noted after the last :meth:`pending` says as it is delivered at the block's end
+        self.late_message = f"interrupted during {during}; the last checkpoint written is kept"
 
     def __enter__(self) -> "_DeferredInterrupts":
         if threading.current_thread() is threading.main_thread():
@@ -266,8 +278,14 @@ class _DeferredInterrupts:
                     signal.signal(signum, self._note)
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self._put_back()
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if self.signum is None or self.delivered or isinstance(exc, KeyboardInterrupt):
+            self._put_back()  # (a KeyboardInterrupt on its way out already stops as the signal would)
+            return
+        if exc is None:  # noted after fit last asked: deliver it now rather than train on
+            self.deliver(self.signum, self.late_message)
+        self.deliver(self.signum, f"interrupted during {self.during}, which then failed ({type(exc).__name__}: "
+                                  f"{exc}); the last checkpoint written is kept", cause=exc, show_cause=True)
 
     def _put_back(self) -> dict[int, Any]:
         previous, self.previous = self.previous, {}
@@ -290,22 +308,49 @@ class _DeferredInterrupts:
                                                    float(self.signum == signal.SIGINT)], self.device)
         return signal.SIGTERM if term else signal.SIGINT if inter else None
 
-    def deliver(self, signum: int, message: str | None) -> None:
+    def deliver(self, signum: int, message: str | None, cause: BaseException | None = None,
+                show_cause: bool = False) -> None:
         """Raise what the signal ``signum`` raises without the Trainer (the handlers put back first), with
-        ``message``: a KeyboardInterrupt for Ctrl-C, ``neurosim.cli.Terminated`` for SIGTERM under the command
-        line; where its action is the default one, the process ends by the signal, as it would have."""
+        ``message`` (and ``cause`` as its ``__cause__``): a KeyboardInterrupt for Ctrl-C, ``neurosim.cli.Terminated``
+        for SIGTERM under the command line; where its action is the default one, the process ends by the signal, as
+        it would have (with ``show_cause``, ``cause`` is printed first: an error of its own, not one the signal
+        brought about, as a DataLoader's workers killed by it)."""
+        self.delivered = True
         handler = self._put_back().get(signum)
         if handler == signal.SIG_DFL:
+            if cause is not None and show_cause:
+                traceback.print_exception(cause)
             signal.raise_signal(signum)  # ends the process
         try:
             if callable(handler):
                 handler(signum, None)
         except KeyboardInterrupt as e:
-            if message is None:
+            if message is None and cause is None:
                 raise
-            raise type(e)(message) from None
-        raise KeyboardInterrupt(*([message] if message else []))  # a process that did not get it, or a handler
-        # that returned: stop all the same
+            raise type(e)(*([message] if message else [])) from cause
+        raise KeyboardInterrupt(*([message] if message else [])) from cause  # a process that did not get it, or a
+        # handler that returned: stop all the same
+
+    @contextlib.contextmanager
+    def writing(self, what: str) -> Iterator[None]:
+        """A block that writes ``what`` (the run's checkpoint or files). An OSError raised in it (a full disk) while
+        a signal is noted stops the run as itself, the error to act on: it propagates with a note naming the signal,
+        which counts as delivered (the handlers are put back). Where the signal's action is the default one, the
+        error is printed and the process ends by the signal, as it would have."""
+        try:
+            yield
+        except OSError as e:
+            if self.signum is None or self.delivered:
+                raise
+            self.delivered = True
+            handler = self._put_back().get(self.signum)
+            if hasattr(e, "add_note"):  # Python 3.11+
+                e.add_note(f"{signal.Signals(self.signum).name} came as {what} was being written: the run stops "
+                           "without it, the last checkpoint written is kept")
+            if handler == signal.SIG_DFL:
+                traceback.print_exception(e)
+                signal.raise_signal(self.signum)  # ends the process
+            raise
 
 
 @dataclass
@@ -325,6 +370,8 @@ class _EpochProgress:
     start_rng: dict[str, Any] | None = None
     #: the epoch's training metrics once all its batches have run (interrupted while it evaluated)
     trained: dict[str, Any] | None = None
+    #: the number of batches the training loader had in this epoch (None: no length), when it was interrupted
+    epoch_batches: int | None = None
 
 
 @dataclass
@@ -404,6 +451,8 @@ class Trainer:
         self._resume: tuple[_EpochProgress, dict[str, Any]] | None = None
         self._epoch_started = time.perf_counter()  # (fit sets it as each epoch starts: its train_time_s)
         self._earlier_kept = False  # fit(resume=False) over an earlier run's checkpoint, before its first epoch ends
+        self._resumed_from: Path | None = None  # the checkpoint last restored (load() or fit()), for the messages
+        self._loaded = False  # load() restored a checkpoint that fit() has not yet continued from
         if self.run_dir is not None:
             self.run_dir = Path(self.run_dir)
 
@@ -481,7 +530,9 @@ class Trainer:
         It restores whatever the checkpoint holds; :meth:`fit` first checks that the checkpoint's config is this
         Trainer's (:func:`~neurosim.training.checkpoint.check_resumable`). A checkpoint written when :meth:`fit`
         was interrupted part-way through an epoch holds weights part-way through it (``self.epoch`` counts the
-        epochs finished); :meth:`fit` continues that epoch at its next batch.
+        epochs finished); :meth:`fit` (``resume=True``, with no checkpoint in ``run_dir`` of its own, which it
+        would resume instead) continues that epoch at its next batch, exactly, with the random states restored
+        here, not seeded afresh.
 
         Raises:
             CheckpointError: the file is unreadable, or its weights do not fit ``self.model``.
@@ -533,8 +584,12 @@ class Trainer:
                           f"{torch.get_num_threads()}: torch's CPU convolutions sum in another order with another "
                           "thread count, so the run will not match one that was never interrupted bit for bit "
                           f"(set train.threads = {saved_threads} for that)", RuntimeWarning, stacklevel=3)
-        self._resume = None if not partial else (_EpochProgress(**partial["ranks"][self.world.rank]),
-                                                 streams[self.world.rank])
+        # (checkpoints of the first format 2 kept the batch count under partial_epoch only)
+        self._resume = None if not partial else (
+            _EpochProgress(**{"epoch_batches": partial.get("epoch_batches"), **partial["ranks"][self.world.rank]}),
+            streams[self.world.rank])
+        self._resumed_from = Path(path)
+        self._loaded = True  # (fit keeps what was restored here when it finds no checkpoint of its own)
         if self.world.rank < len(streams):
             _set_rng_state(streams[self.world.rank], self.device)
             _restore_loader_rngs(streams[self.world.rank].get("loaders"), loaders or {}, path,
@@ -577,14 +632,21 @@ class Trainer:
         loaders = loaders or {}
         shard = self._shard(loader, even=True)
         _set_epoch(shard, self.epoch)
-        stream = self._resumed_batches(shard, progress, resumed_rng, loaders) if resumed_rng is not None \
-            else iter(shard)
+        stream = iter(self._resumed_batches(shard, progress, resumed_rng, loaders) if resumed_rng is not None
+                      else shard)
         clip = self.config.train.grad_clip
         # a bar that only counts, not tqdm(loader), which calls iter(loader) twice (neurosim.training.progress)
         with loader_bar(shard, f"epoch {self.epoch + 1}/{self.config.train.epochs}", leave=False,
                         disable=None if self.progress and self.world.is_main else True, dynamic_ncols=True) as bar:
             bar.update(progress.batches)
-            for x_seq, y in stream:
+            while True:
+                try:
+                    x_seq, y = next(stream)
+                except StopIteration:
+                    break
+                except Exception as e:  # noqa: BLE001 - re-raised
+                    self._loader_failed(e, interrupts, progress, loaders, _length(shard))
+                    raise
                 x_seq, y = x_seq.to(self.device), y.to(self.device)
                 self.optimizer.zero_grad(set_to_none=True)
                 if progress.saved_mb is None:  # the first batch, metered (hooks: a Python call per saved tensor)
@@ -623,6 +685,17 @@ class Trainer:
         return {"train_loss": loss_sum / total, "train_acc": correct / total,
                 "backward_passes": progress.backward_passes, "saved_mb": progress.saved_mb}
 
+    def _loader_failed(self, error: Exception, interrupts: _DeferredInterrupts | None, progress: _EpochProgress,
+                       loaders: dict[str, Iterable | None], epoch_batches: int | None) -> None:
+        """The training loader raised ``error`` for the next batch. With a signal noted, that is most likely the
+        signal's doing (SIGTERM to the whole process group, as coreutils' ``timeout`` and Slurm send it, ends a
+        DataLoader's workers at once): the epoch is between batches, so it stops as it would have after the batch,
+        checkpointed, the loader's error the signal exception's cause. Not in a process group, where the other
+        processes are training their next batch; without a signal, the error is the caller's to raise."""
+        if interrupts is None or interrupts.signum is None or interrupts.delivered or self.world.distributed:
+            return
+        self._stop_part_way(interrupts, interrupts.signum, progress, loaders, epoch_batches, loader_failed=error)
+
     def _resumed_batches(self, loader: Iterable, progress: _EpochProgress, resumed_rng: dict[str, Any],
                          loaders: dict[str, Iterable | None]) -> Iterable:
         """The batches of an interrupted epoch after the ``progress.batches`` it had trained, in the order they
@@ -630,6 +703,9 @@ class Trainer:
         FrameLoader's unread, :meth:`~neurosim.data.FrameLoader.iter_from`; any other loader's loaded and thrown
         away, as long as loading them takes), then the random states of the moment it was interrupted."""
         done = progress.batches
+        has, had = _length(loader), progress.epoch_batches
+        if has is not None and had is not None and has != had:
+            raise ValueError(self._fewer_batches(has, done, had))
         _set_rng_snapshot(progress.start_rng, self.device, loaders)
         if isinstance(loader, FrameLoader):
             if done > len(loader):
@@ -643,15 +719,19 @@ class Trainer:
         _set_rng_snapshot(resumed_rng, self.device, loaders)
         return stream
 
-    def _fewer_batches(self, has: int, done: int) -> str:
-        return (f"the training loader yields {has} batch(es) in epoch {self.epoch + 1}, but {self.checkpoint_path} "
-                f"was interrupted after batch {done} of it: it is not the loader the run was trained with (other "
+    def _fewer_batches(self, has: int, done: int, had: int | None = None) -> str:
+        of = f" of its {had}" if had is not None else " of it"
+        return (f"the training loader yields {has} batch(es) in epoch {self.epoch + 1}, but {self._resumed_from} "
+                f"was interrupted after batch {done}{of}: it is not the loader the run was trained with (other "
                 "data, batch size or sampler); resume with that loader, or pass fit(resume=False) to start over")
 
     def _stop_part_way(self, interrupts: _DeferredInterrupts, signum: int, progress: _EpochProgress,
-                       loaders: dict[str, Iterable | None], epoch_batches: int | None) -> None:
+                       loaders: dict[str, Iterable | None], epoch_batches: int | None,
+                       loader_failed: BaseException | None = None) -> None:
         """Stop the epoch under way for the signal ``signum``: write a checkpoint of it so far (with a run_dir),
-        then raise what the signal raises, saying where a resumed run continues."""
+        then raise what the signal raises, saying where a resumed run continues. ``loader_failed``: the error the
+        training loader raised for the next batch after the signal came (its workers got it too), the signal's
+        exception's cause."""
         epoch, done = self.epoch + 1, progress.batches
         evaluating = progress.trained is not None
         if evaluating:
@@ -659,17 +739,26 @@ class Trainer:
             resumes = "fit() resumes with its evaluation"
         else:
             where = f"after batch {done}{f' of {epoch_batches}' if epoch_batches else ''} of epoch {epoch}"
-            resumes = f"fit() resumes at batch {done + 1} of epoch {epoch}"
+            resumes = (f"fit() resumes with the end of epoch {epoch} (its scheduler step and evaluation)"
+                       if epoch_batches and done >= epoch_batches else f"fit() resumes at batch {done + 1} of epoch "
+                                                                       f"{epoch}")
+        if loader_failed is not None:
+            where += f" (the training loader then failed: {type(loader_failed).__name__}: {loader_failed})"
         if self.run_dir is None:
-            interrupts.deliver(signum, f"interrupted {where}; the Trainer has no run_dir, so nothing was saved")
+            interrupts.deliver(signum, f"interrupted {where}; the Trainer has no run_dir, so nothing was saved",
+                               cause=loader_failed)
         if self._earlier_kept:  # started over (resume=False) where a run was: its checkpoint stays until an epoch ends
             interrupts.deliver(signum, f"interrupted {where} of a run started over with resume=False: nothing was "
-                                       f"saved, and {self.checkpoint_path} is still the earlier run's")
+                                       f"saved, and {self.checkpoint_path} is still the earlier run's",
+                               cause=loader_failed)
         if not evaluating:
             progress.train_time_s = time.perf_counter() - self._epoch_started
+        progress.epoch_batches = epoch_batches
         partial = {"batches": done, "epoch_batches": epoch_batches, "evaluating": evaluating}
-        path = self._save(loaders=loaders, partial=partial, progress=progress)
-        interrupts.deliver(signum, f"interrupted {where}: {path} holds the epoch so far; {resumes}")
+        with interrupts.writing(f"the checkpoint of epoch {epoch} so far"):
+            path = self._save(loaders=loaders, partial=partial, progress=progress)
+        interrupts.deliver(signum, f"interrupted {where}: {path} holds the epoch so far; {resumes}",
+                           cause=loader_failed)
 
     def _diverged(self, what: str) -> None:
         raise FloatingPointError(
@@ -729,9 +818,11 @@ class Trainer:
         """Train until ``epochs`` (default ``config.train.epochs``) are done, resuming from the run's checkpoint.
 
         Args:
-            resume: continue from ``run_dir/checkpoint.pt`` when there is one. It must have been written with this
-                Trainer's config (only :data:`~neurosim.training.checkpoint.RESUME_MAY_CHANGE` may differ, e.g.
-                ``train.epochs``) and have no more than ``epochs`` epochs done. False starts over: the earlier
+            resume: continue from ``run_dir/checkpoint.pt`` when there is one, else from what :meth:`load` restored
+                (its epoch, the batch an interrupted epoch resumes at, the random states; not checked against the
+                config). ``run_dir``'s checkpoint must have been written with this Trainer's config (only
+                :data:`~neurosim.training.checkpoint.RESUME_MAY_CHANGE` may differ, e.g. ``train.epochs``) and have
+                no more than ``epochs`` epochs done. False starts over (without what :meth:`load` restored): the earlier
                 run's files stay until this run has trained an epoch. The loaders' own random generators (a torch
                 DataLoader's ``generator=``, its sampler's) are checkpointed and restored with the global ones, so
                 the resumed epochs shuffle as in an uninterrupted run; where a loader's cannot be (a checkpoint
@@ -748,7 +839,16 @@ class Trainer:
         evaluation stops after its checkpoint). ``fit`` resumes such a checkpoint at its next batch, exactly: a
         FrameLoader starts there unread (:meth:`~neurosim.data.FrameLoader.iter_from`), any other loader is
         iterated from the epoch's start and its first batches are loaded and dropped (as long as loading them
-        takes). A second signal raises at once, keeping the last checkpoint written. Signals are held back only in
+        takes). A signal while the epoch's checkpoint and metrics are written stops after them (the checkpoint
+        written, whatever ``checkpoint_every``). If the training loader raises while a signal is held (SIGTERM to the
+        whole process group, as coreutils' ``timeout`` and Slurm send it, ends a DataLoader's workers at once), the
+        epoch is between batches: it is checkpointed as above and the signal's exception raised, the loader's error
+        its cause (not under torchrun, where the other processes train on: there, and for any other error while a
+        signal is held, the signal's exception is raised with the error as its cause, the last checkpoint kept). A
+        storage error (a full disk) while a checkpoint is written with a signal held is raised itself, the one to
+        act on, and the last checkpoint is kept; where the signal's action is the default one, the process prints it
+        and ends by the signal. A second signal raises at once, keeping the last checkpoint written. Signals are
+        held back only in
         the main thread, and only where their handler is Python's Ctrl-C one, the default action (the process then
         ends by the signal after the checkpoint, as it would have) or ``neurosim.cli``'s (marked with
         :data:`INTERRUPT_HANDLER_MARK`); a handler of one's own keeps its behaviour. Under torchrun every process
@@ -766,7 +866,8 @@ class Trainer:
                 or part-way through an epoch by another number of processes; nothing is written then.
                 ``resume=False`` or another ``run_dir`` starts afresh.
             CheckpointError: the checkpoint's weights do not fit ``self.model``.
-            ValueError: resuming part-way through an epoch, the training loader yields fewer batches than were done.
+            ValueError: resuming part-way through an epoch, the training loader yields another number of batches
+                than the interrupted epoch had (or fewer than were done, where either has no length).
             KeyboardInterrupt: (or ``neurosim.cli.Terminated``) a signal stopped it, as described above.
         """
         epochs_name = "train.epochs" if epochs is None else "epochs"  # what the caller set, for the messages
@@ -779,16 +880,17 @@ class Trainer:
                             elsewhere="give another run_dir to start afresh there",
                             start_over="pass fit(resume=False) to start over in this one")
             self._restore(ckpt, self.checkpoint_path, loaders)
-        else:
+        elif not (resume and self._loaded):  # (else continue what load() restored: its epoch, batch and RNG states)
             seed_everything(self.config.seed + self.world.rank)
             self._resume = None
+        self._loaded = False
         earlier = not resume and self.checkpoint_path is not None and self.checkpoint_path.is_file()
         self._earlier_kept = earlier  # an interrupt in this run's first epoch then leaves the earlier checkpoint
         if not earlier:  # starting over: the earlier run's files stay until this run has an epoch to write
             self._write_run_files()
         while self.epoch < epochs:
             resumed, self._resume = self._resume, None
-            with _DeferredInterrupts(self.world, self._reduce_device) as interrupts:
+            with _DeferredInterrupts(self.world, self._reduce_device, f"epoch {self.epoch + 1}") as interrupts:
                 self._fit_epoch(train_loader, test_loader, loaders, epochs, interrupts, resumed)
         return self.history
 
@@ -803,11 +905,17 @@ class Trainer:
         if progress.trained is None:  # (else interrupted while evaluating: its training is done)
             if resumed_rng is None:
                 progress.start_rng = _rng_snapshot(self.device, loaders)  # before iter(loader): to replay its order
+            done_before = progress.batches
             metrics = {"epoch": self.epoch + 1,
                        **self._train_epoch(train_loader, progress, resumed_rng, interrupts, loaders)}
             metrics["lr"] = self.optimizer.param_groups[0]["lr"]
             if self.scheduler:
-                self.scheduler.step()
+                with warnings.catch_warnings():
+                    if progress.batches == done_before:  # resumed after the epoch's last batch: the optimizer
+                        # stepped before the interrupt, not in this process, which torch cannot tell
+                        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` "
+                                                                  r"before `optimizer\.step\(\)`")
+                    self.scheduler.step()
             metrics["train_time_s"] = time.perf_counter() - self._epoch_started
         else:
             metrics = dict(progress.trained)
@@ -824,15 +932,26 @@ class Trainer:
         self.epoch += 1
         self.history.append(metrics)
         signum = interrupts.pending()  # noted after the epoch's last batches: it ends, checkpointed, and stops
-        if self.run_dir is not None and (self.epoch % self.config.train.checkpoint_every == 0
-                                         or self.epoch == epochs or signum is not None):
-            self.save(loaders=loaders)  # first: a failed save (a full disk) leaves metrics.jsonl at the
-        self._write_run_files()  # checkpoint's epoch, not one ahead of it
+        saved = self.run_dir is not None and (self.epoch % self.config.train.checkpoint_every == 0
+                                              or self.epoch == epochs or signum is not None)
+        with interrupts.writing(f"epoch {self.epoch}'s checkpoint and metrics"):
+            if saved:
+                self.save(loaders=loaders)  # first: a failed save (a full disk) leaves metrics.jsonl at the
+            self._write_run_files()  # checkpoint's epoch, not one ahead of it
         self._earlier_kept = False  # (the folder's metrics and config are this run's now)
         if self.progress and self.world.is_main:
             shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
             tqdm.write(" ".join(f"{k}={v}" for k, v in shown.items()))
+        if signum is None:  # one noted while those were written: asked again (at the same point in every process)
+            signum = interrupts.pending()
+            if signum is not None and self.run_dir is not None and not saved:
+                with interrupts.writing(f"epoch {self.epoch}'s checkpoint"):
+                    self.save(loaders=loaders)
+                saved = True
+        kept = (f"{self.checkpoint_path} holds it; fit() resumes with epoch {self.epoch + 1}" if saved else
+                f"{self.checkpoint_path} holds the last checkpoint written (train.checkpoint_every = "
+                f"{self.config.train.checkpoint_every})" if self.run_dir is not None else
+                "the Trainer has no run_dir, so nothing was saved")
+        interrupts.late_message = f"interrupted at the end of epoch {self.epoch}: {kept}"  # (one noted from now on)
         if signum is not None:
-            kept = (f"{self.checkpoint_path} holds it; fit() resumes with epoch {self.epoch + 1}"
-                    if self.run_dir is not None else "the Trainer has no run_dir, so nothing was saved")
-            interrupts.deliver(signum, f"interrupted at the end of epoch {self.epoch}: {kept}")
+            interrupts.deliver(signum, interrupts.late_message)

@@ -649,3 +649,276 @@ def test_an_interrupt_in_the_first_epoch_of_a_run_started_over_keeps_the_earlier
     with pytest.raises(KeyboardInterrupt, match="fit\\(\\) resumes at batch 3 of epoch 2"):
         trainer.fit(_shuffling_loader("loader generator"), resume=False)
     assert load_checkpoint(tmp_path)["partial_epoch"]["batches"] == 2
+
+
+# ---------------------------------------------------------------- a noted signal is never dropped
+
+def test_a_signal_while_the_epochs_files_are_written_stops_after_them(tmp_path, monkeypatch):
+    # fit asked for a signal only before the epoch's checkpoint: one that came while it was written was noted, then
+    # dropped as the epoch's block ended, and training went on (a scheduler's SIGTERM trained on until SIGKILL)
+    import os
+    import signal
+
+    real_save = Trainer.save
+
+    def save(self, *args, **kwargs):  # Ctrl-C lands while epoch 1's checkpoint is written
+        if self.epoch == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "save", save)
+    trainer = _own_model_trainer(tmp_path / "a", epochs=3)
+    with pytest.raises(KeyboardInterrupt, match=r"^interrupted at the end of epoch 1: .*checkpoint.pt holds it; "
+                                                r"fit\(\) resumes with epoch 2$"):
+        trainer.fit(_shuffling_loader("loader generator"))
+    assert load_checkpoint(tmp_path / "a")["epoch"] == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # no checkpoint due at that epoch's end (checkpoint_every): the signal during metrics.jsonl's write makes one
+    monkeypatch.setattr(Trainer, "save", real_save)
+    trainer = _own_model_trainer(tmp_path / "b", epochs=3, checkpoint_every=5)
+    real_write = trainer._write_run_files
+
+    def write():
+        if trainer.epoch == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        real_write()
+
+    trainer._write_run_files = write
+    with pytest.raises(KeyboardInterrupt, match="interrupted at the end of epoch 1: .* holds it"):
+        trainer.fit(_shuffling_loader("loader generator"))
+    assert load_checkpoint(tmp_path / "b")["epoch"] == 1
+
+
+def test_a_signal_still_noted_as_an_epoch_block_ends_is_delivered_with_any_error_as_its_cause():
+    import os
+    import signal
+
+    from neurosim.training import distributed
+    from neurosim.training.trainer import _DeferredInterrupts
+
+    def block():
+        return _DeferredInterrupts(distributed.current_world(), torch.device("cpu"), "epoch 3")
+
+    with pytest.raises(KeyboardInterrupt, match="^interrupted during epoch 3; the last checkpoint written is kept$"):
+        with block():
+            os.kill(os.getpid(), signal.SIGINT)  # noted after the last question: nothing asks for it again
+    with pytest.raises(KeyboardInterrupt, match=r"interrupted during epoch 3, which then failed \(ValueError: "
+                                                r"boom\)") as stopped:
+        with block():
+            os.kill(os.getpid(), signal.SIGINT)
+            raise ValueError("boom")
+    assert isinstance(stopped.value.__cause__, ValueError)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with pytest.raises(ValueError, match="no signal"):  # without a signal, an error is only itself
+        with block():
+            raise ValueError("no signal")
+
+
+class _FailingAfterSignal:
+    """A loader of 6 batches of 8 whose iterator, asked for batch ``at`` (from 1), sends Ctrl-C and raises, as a
+    DataLoader does whose workers the signal ended (SIGTERM to the process group); ``at=None``: never."""
+
+    def __init__(self, at):
+        self.at, self.batches = at, [_time_first([_Samples()[i] for i in range(k, k + 8)]) for k in range(0, 48, 8)]
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __iter__(self):
+        import os
+        import signal
+
+        for i, batch in enumerate(self.batches, 1):
+            if i == self.at:
+                os.kill(os.getpid(), signal.SIGINT)
+                raise RuntimeError("DataLoader worker (pid(s) 1234) exited unexpectedly")
+            yield batch
+
+
+def test_a_loader_that_fails_after_a_signal_stops_between_batches_checkpointed(tmp_path):
+    # SIGTERM to the whole process group ends a DataLoader's workers at once: the main process, waiting for the next
+    # batch, raised "worker exited unexpectedly" (exit status 1, no checkpoint of the epoch so far)
+    full = _own_model_trainer(tmp_path / "a", epochs=2)
+    full_history = full.fit(_FailingAfterSignal(None))
+    stopped = _own_model_trainer(tmp_path / "b", epochs=2)
+    with pytest.raises(KeyboardInterrupt, match=r"^interrupted after batch 3 of 6 of epoch 2 \(the training loader "
+                                                r"then failed: RuntimeError: DataLoader worker .*exited unexpectedly\)"
+                                                r": .* holds the epoch so far; fit\(\) resumes at batch 4 of epoch 2$"
+                       ) as info:
+        _fit_failing_in_epoch_2(stopped)
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert load_checkpoint(tmp_path / "b")["partial_epoch"]["batches"] == 3
+    resumed = _own_model_trainer(tmp_path / "b", epochs=2)
+    assert _strip(resumed.fit(_FailingAfterSignal(None))) == _strip(full_history)
+    _same_weights(full.model.state_dict(), resumed.model.state_dict())
+
+
+def _fit_failing_in_epoch_2(trainer):
+    """``trainer.fit`` on a loader that fails after a signal as it is asked for epoch 2's fourth batch."""
+    class Loader(_FailingAfterSignal):
+        def __iter__(self):
+            self.at = 4 if trainer.epoch == 1 else None
+            return super().__iter__()
+
+    return trainer.fit(Loader(None))
+
+
+_LOADER_KILLED_WITH_ITS_GROUP = """
+import os, signal, sys, time, torch
+sys.path.insert(0, {tests!r})
+from test_trainer import _Samples, _own_model_trainer, _time_first
+class Slow(_Samples):
+    def __getitem__(self, i):
+        if i == 34:  # a worker, part-way through epoch 1's fifth batch (the main process has trained the four
+            # before it and waits for it): SIGTERM to the whole process group, as timeout and Slurm send it
+            os.killpg(os.getpgid(0), signal.SIGTERM)
+        time.sleep(0.1)
+        return super().__getitem__(i)
+trainer = _own_model_trainer({run!r}, epochs=2)
+trainer.fit(torch.utils.data.DataLoader(Slow(), batch_size=8, collate_fn=_time_first, num_workers=2))
+print("not stopped")
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_process_group_with_loader_workers_ends_the_run_by_it_checkpointed(tmp_path):
+    # the workers died at once and the main process, waiting for a batch, raised RuntimeError: status 1, no
+    # checkpoint of the epoch so far (it stops so whether the signal lands in a batch or in the wait for one)
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = _LOADER_KILLED_WITH_ITS_GROUP.format(tests=str(Path(__file__).parent), run=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          start_new_session=True)
+    assert done.returncode == -signal.SIGTERM and "not stopped" not in done.stdout, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    ckpt = load_checkpoint(tmp_path)
+    assert ckpt["epoch"] == 0 and 1 <= ckpt["partial_epoch"]["batches"] <= 4
+
+
+def test_a_full_disk_as_the_epoch_so_far_is_saved_is_the_error_raised_and_keeps_the_last_checkpoint(
+        tmp_path, monkeypatch):
+    # fit raised a bare OSError and dropped the signal: a SIGTERM whose action is the default one no longer ended
+    # the process. Now the storage error, what to act on, stops the run as itself (the signal counts as delivered)
+    import errno
+    import signal
+
+    import neurosim.training.trainer as trainer_module
+
+    real = trainer_module.save_checkpoint
+
+    def full(path, ckpt):
+        if ckpt.get("partial_epoch"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, ckpt)
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", full)
+    trainer = _own_model_trainer(tmp_path, epochs=3)
+    trainer.method = _Interrupting(trainer.method, 6 + 3)
+    with pytest.raises(OSError, match="No space left") as info:
+        trainer.fit(_shuffling_loader("loader generator"))
+    if hasattr(info.value, "add_note"):
+        assert info.value.__notes__ == ["SIGINT came as the checkpoint of epoch 2 so far was being written: the run "
+                                        "stops without it, the last checkpoint written is kept"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert load_checkpoint(tmp_path)["epoch"] == 1 and "partial_epoch" not in load_checkpoint(tmp_path)
+
+
+_FULL_DISK_ON_SIGTERM = """
+import errno, signal, sys
+sys.path.insert(0, {tests!r})
+import neurosim.training.trainer as trainer_module
+from test_trainer import _Interrupting, _own_model_trainer, _shuffling_loader
+def full(path, ckpt):
+    raise OSError(errno.ENOSPC, "No space left on device", str(path))
+trainer_module.save_checkpoint = full
+trainer = _own_model_trainer({run!r}, epochs=2)
+trainer.method = _Interrupting(trainer.method, 3, signal.SIGTERM)
+try:
+    trainer.fit(_shuffling_loader("loader generator"))
+except OSError:
+    pass  # a script that goes on after a failed save
+print("not stopped")
+"""
+
+
+def test_a_full_disk_as_sigterm_is_handled_by_default_prints_the_error_and_ends_by_the_signal(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = _FULL_DISK_ON_SIGTERM.format(tests=str(Path(__file__).parent), run=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGTERM and "not stopped" not in done.stdout, done.stderr
+    assert "OSError: [Errno 28] No space left on device" in done.stderr
+
+
+# ---------------------------------------------------------------- resuming: the loader and load()
+
+def test_resuming_an_interrupted_epoch_with_another_number_of_batches_is_refused(tmp_path):
+    # batch_size 8 → 4: 12 batches; it resumed at batch 3 of 12, samples other than those not yet trained
+    _interrupted_fit(_own_model_trainer(tmp_path, epochs=2), 6 + 2, _shuffling_loader("loader generator"))
+    smaller = torch.utils.data.DataLoader(_Samples(), batch_size=4, shuffle=True, collate_fn=_time_first,
+                                          generator=torch.Generator().manual_seed(0))
+    trainer = _own_model_trainer(tmp_path, epochs=2)
+    trainer.method = _Interrupting(trainer.method, at=None)
+    with pytest.raises(ValueError, match=r"the training loader yields 12 batch\(es\) in epoch 2, but .*checkpoint.pt "
+                                         r"was interrupted after batch 2 of its 6: it is not the loader the run was "
+                                         r"trained with .* pass fit\(resume=False\) to start over"):
+        trainer.fit(smaller)
+    assert trainer.method.calls == 0
+
+
+def test_fit_after_load_of_an_interrupted_epochs_checkpoint_continues_it_exactly(tmp_path):
+    # fit found no checkpoint in its own run_dir (none here), seeded afresh and dropped what load() restored: the
+    # epoch was trained again from its first batch
+    _interrupted_fit(_own_model_trainer(tmp_path / "a", epochs=2), 6 + 2, _shuffling_loader("loader generator"))
+    full = _own_model_trainer(None, epochs=2)
+    full_history = full.fit(_shuffling_loader("loader generator"))
+    torch.manual_seed(123)
+    loaded = _own_model_trainer(None, epochs=2)
+    loaded.load(tmp_path / "a" / "checkpoint.pt")
+    loaded.method = _Interrupting(loaded.method, at=None)
+    assert _strip(loaded.fit(_shuffling_loader("loader generator"))) == _strip(full_history)
+    assert loaded.method.calls == 4  # epoch 2's batches 3 to 6
+    _same_weights(full.model.state_dict(), loaded.model.state_dict())
+    # into a run folder of its own, and for a checkpoint at an epoch's end too
+    loaded = _own_model_trainer(tmp_path / "c", epochs=2)
+    loaded.load(tmp_path / "a" / "checkpoint.pt")
+    loaded.fit(_shuffling_loader("loader generator"))
+    _same_weights(full.model.state_dict(), loaded.model.state_dict())
+    loaded = _own_model_trainer(None, epochs=3)
+    train = _shuffling_loader("loader generator")
+    loaded.load(tmp_path / "c" / "checkpoint.pt", loaders={"train": train})
+    loaded.method = _Interrupting(loaded.method, at=None)
+    loaded.fit(train, epochs=3)
+    assert loaded.method.calls == 6 and [m["epoch"] for m in loaded.history] == [1, 2, 3]
+    # resume=False does not continue the epoch load() restored (it seeds afresh and trains the epoch whole)
+    again = _own_model_trainer(None, epochs=2)
+    again.load(tmp_path / "a" / "checkpoint.pt")
+    again.method = _Interrupting(again.method, at=None)
+    again.fit(_shuffling_loader("loader generator"), resume=False)
+    assert again.method.calls == 6
+
+
+def test_interrupted_after_the_last_batch_it_resumes_with_the_epochs_end_without_a_scheduler_warning(tmp_path):
+    # the messages said "resumes at batch 7 of epoch 1" of 6, and the resumed cosine schedule's step before any
+    # optimizer step in the new process made PyTorch warn of a wrong call order
+    full = _own_model_trainer(tmp_path / "a", epochs=2, scheduler="cosine")
+    full_history = full.fit(_shuffling_loader("loader generator"))
+    message = _interrupted_fit(_own_model_trainer(tmp_path / "b", epochs=2, scheduler="cosine"), 6,
+                               _shuffling_loader("loader generator"))
+    assert message.endswith("interrupted after batch 6 of 6 of epoch 1: "
+                            f"{tmp_path / 'b' / 'checkpoint.pt'} holds the epoch so far; fit() resumes with the end of "
+                            "epoch 1 (its scheduler step and evaluation)")
+    from neurosim.training.checkpoint import trained_so_far
+
+    assert trained_so_far(load_checkpoint(tmp_path / "b")) == "all 6 of epoch 1's batches"
+    resumed = _own_model_trainer(tmp_path / "b", epochs=2, scheduler="cosine")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _strip(resumed.fit(_shuffling_loader("loader generator"))) == _strip(full_history)
+    _same_weights(full.model.state_dict(), resumed.model.state_dict())
