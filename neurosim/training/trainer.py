@@ -31,6 +31,7 @@ import json
 import math
 import random
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -243,7 +244,8 @@ def _deferrable(handler: Any) -> bool:
 class _DeferredInterrupts:
     """While a :meth:`Trainer.fit` epoch runs: the first SIGINT or SIGTERM is noted instead of raised, and the
     training loop, which asks :meth:`pending` after each batch and after the epoch's files are written, stops after
-    the batch under way (or the epoch's end) and a checkpoint; a second signal stops it at once, as without it.
+    the batch under way (or the epoch's end) and a checkpoint; a second signal stops it at once, as without it
+    (SIGTERM, if either of the two is: one noted is not dropped for a Ctrl-C after it).
 
     A noted signal is never dropped: one still noted as the block ends (it came after the last :meth:`pending`) is
     delivered then; if an exception is on its way out of the block, the signal's exception is raised with it as the
@@ -279,6 +281,10 @@ class _DeferredInterrupts:
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if isinstance(exc, KeyboardInterrupt) and self.signum == signal.SIGTERM and not self.delivered \
+                and self.previous.get(signal.SIGTERM) == signal.SIG_DFL:
+            self.deliver(signal.SIGTERM, self.late_message)  # the process ends by it, not by an exception that
+            # the caller may catch and go on (a Ctrl-C met by a handler of one's own after the SIGTERM was held)
         if self.signum is None or self.delivered or isinstance(exc, KeyboardInterrupt):
             self._put_back()  # (a KeyboardInterrupt on its way out already stops as the signal would)
             return
@@ -297,8 +303,9 @@ class _DeferredInterrupts:
         if self.signum is None:
             self.signum = signum
             return
-        # a second signal: stop at once (the last checkpoint written is kept), through the handler it would have met
-        self.deliver(signum, None)
+        # a second signal: stop at once (the last checkpoint written is kept), through the handler it would have met;
+        # SIGTERM wins, as in pending(): a scheduler's SIGTERM held, then a Ctrl-C, ends the process as SIGTERM does
+        self.deliver(signal.SIGTERM if self.signum == signal.SIGTERM else signum, None)
 
     def pending(self) -> int | None:
         """The signal to stop for (the same in every process), or None to go on."""
@@ -313,13 +320,15 @@ class _DeferredInterrupts:
         """Raise what the signal ``signum`` raises without the Trainer (the handlers put back first), with
         ``message`` (and ``cause`` as its ``__cause__``): a KeyboardInterrupt for Ctrl-C, ``neurosim.cli.Terminated``
         for SIGTERM under the command line; where its action is the default one, the process ends by the signal, as
-        it would have (with ``show_cause``, ``cause`` is printed first: an error of its own, not one the signal
-        brought about, as a DataLoader's workers killed by it)."""
+        it would have, after printing ``message`` (or, for a second signal, :attr:`late_message`) to stderr: what the
+        checkpoint holds and where a rerun resumes (with ``show_cause``, ``cause`` is printed first: an error of its
+        own, not one the signal brought about, as a DataLoader's workers killed by it)."""
         self.delivered = True
         handler = self._put_back().get(signum)
         if handler == signal.SIG_DFL:
             if cause is not None and show_cause:
                 traceback.print_exception(cause)
+            print(f"{signal.Signals(signum).name}: {message or self.late_message}", file=sys.stderr, flush=True)
             signal.raise_signal(signum)  # ends the process
         try:
             if callable(handler):
@@ -847,10 +856,11 @@ class Trainer:
         signal is held, the signal's exception is raised with the error as its cause, the last checkpoint kept). A
         storage error (a full disk) while a checkpoint is written with a signal held is raised itself, the one to
         act on, and the last checkpoint is kept; where the signal's action is the default one, the process prints it
-        and ends by the signal. A second signal raises at once, keeping the last checkpoint written. Signals are
-        held back only in
-        the main thread, and only where their handler is Python's Ctrl-C one, the default action (the process then
-        ends by the signal after the checkpoint, as it would have) or ``neurosim.cli``'s (marked with
+        and ends by the signal. A second signal raises at once, keeping the last checkpoint written (SIGTERM's
+        exception or action if either signal was SIGTERM: a Ctrl-C after it does not drop it). Signals are held back
+        only in the main thread, and only where their handler is Python's Ctrl-C one, the default action (the process
+        then ends by the signal after the checkpoint, as it would have, with the exception's message on stderr: what
+        the checkpoint holds, where a rerun resumes) or ``neurosim.cli``'s (marked with
         :data:`INTERRUPT_HANDLER_MARK`); a handler of one's own keeps its behaviour. Under torchrun every process
         asks the others after each batch whether one got a signal (an all-reduce of two numbers, 0.2–0.3 ms over
         gloo on CPU), so that all stop after the same batch; evaluation there is not cut short (processes may have

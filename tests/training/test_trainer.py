@@ -632,6 +632,9 @@ def test_sigterm_with_its_default_action_ends_a_script_at_the_batchs_end_checkpo
     assert done.returncode == -signal.SIGTERM and "not stopped" not in done.stdout, done.stderr
     ckpt = load_checkpoint(tmp_path)
     assert ckpt["epoch"] == 0 and ckpt["partial_epoch"]["batches"] == 3
+    # the script's log says what the checkpoint holds and where a rerun resumes (it said nothing)
+    assert done.stderr.endswith(f"SIGTERM: interrupted after batch 3 of 6 of epoch 1: {tmp_path / 'checkpoint.pt'} "
+                                "holds the epoch so far; fit() resumes at batch 4 of epoch 1\n"), done.stderr
 
 
 def test_an_interrupt_in_the_first_epoch_of_a_run_started_over_keeps_the_earlier_runs_checkpoint(tmp_path):
@@ -687,6 +690,78 @@ def test_a_signal_while_the_epochs_files_are_written_stops_after_them(tmp_path, 
     with pytest.raises(KeyboardInterrupt, match="interrupted at the end of epoch 1: .* holds it"):
         trainer.fit(_shuffling_loader("loader generator"))
     assert load_checkpoint(tmp_path / "b")["epoch"] == 1
+
+
+class _Signals:
+    """The trainer's method, sending this process the signals ``signums`` in a row as batch ``at`` starts; ``raise_``:
+    then a KeyboardInterrupt raised there (as by a Ctrl-C handler of one's own)."""
+
+    def __init__(self, method, at, signums, raise_=False):
+        self.method, self.at, self.signums, self.raise_, self.calls = method, at, signums, raise_, 0
+
+    def forward_backward(self, *args, **kwargs):
+        import os
+
+        self.calls += 1
+        if self.calls == self.at:
+            for signum in self.signums:
+                os.kill(os.getpid(), signum)
+            if self.raise_:
+                raise KeyboardInterrupt
+        return self.method.forward_backward(*args, **kwargs)
+
+
+def test_a_ctrl_c_after_a_held_sigterm_stops_as_sigterm_does(tmp_path):
+    # the second signal was delivered as itself: the held SIGTERM was dropped for the Ctrl-C's KeyboardInterrupt
+    # (under neurosim train: status 130 instead of 143)
+    import signal
+
+    class Terminated(KeyboardInterrupt):  # as neurosim.cli's SIGTERM handler raises
+        pass
+
+    def on_sigterm(signum, frame):
+        raise Terminated
+
+    on_sigterm.neurosim_interrupt = True
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        trainer = _own_model_trainer(tmp_path, epochs=2)
+        trainer.method = _Signals(trainer.method, 6 + 2, [signal.SIGTERM, signal.SIGINT])
+        with pytest.raises(KeyboardInterrupt) as stopped:
+            trainer.fit(_shuffling_loader("loader generator"))
+        assert type(stopped.value) is Terminated
+        assert signal.getsignal(signal.SIGTERM) is on_sigterm  # the handlers are back
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert trainer.method.calls == 6 + 2 and load_checkpoint(tmp_path)["epoch"] == 1  # stopped at once
+
+
+_SIGTERM_THEN_AN_INTERRUPT = """
+import signal, sys
+sys.path.insert(0, {tests!r})
+from test_trainer import _Signals, _own_model_trainer, _shuffling_loader
+trainer = _own_model_trainer(None, epochs=2)
+trainer.method = _Signals(trainer.method, 2, [signal.SIGTERM] + ([] if {raise_} else [signal.SIGINT]), {raise_})
+try:
+    trainer.fit(_shuffling_loader("loader generator"))
+except KeyboardInterrupt:
+    print("caught, went on")
+"""
+
+
+@pytest.mark.parametrize("raise_", [False, True], ids=["ctrl-c", "raised"])
+def test_a_held_sigterm_with_its_default_action_ends_the_script_whatever_interrupt_follows(tmp_path, raise_):
+    # the KeyboardInterrupt (of a Ctrl-C, or raised by code of one's own) was caught by the script, which lived on:
+    # the SIGTERM fit held was never acted on
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = _SIGTERM_THEN_AN_INTERRUPT.format(tests=str(Path(__file__).parent), raise_=raise_)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGTERM and "went on" not in done.stdout, (done.stdout, done.stderr)
+    assert "SIGTERM: interrupted during epoch 1; the last checkpoint written is kept" in done.stderr
 
 
 def test_a_signal_still_noted_as_an_epoch_block_ends_is_delivered_with_any_error_as_its_cause():
