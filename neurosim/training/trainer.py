@@ -461,7 +461,8 @@ class Trainer:
         self._epoch_started = time.perf_counter()  # (fit sets it as each epoch starts: its train_time_s)
         self._earlier_kept = False  # fit(resume=False) over an earlier run's checkpoint, before its first epoch ends
         self._resumed_from: Path | None = None  # the checkpoint last restored (load() or fit()), for the messages
-        self._loaded = False  # load() restored a checkpoint that fit() has not yet continued from
+        #: what load() restored (the checkpoint's epoch, config and partial_epoch) that fit() has not yet continued
+        self._loaded: dict[str, Any] | None = None
         if self.run_dir is not None:
             self.run_dir = Path(self.run_dir)
 
@@ -541,7 +542,9 @@ class Trainer:
         was interrupted part-way through an epoch holds weights part-way through it (``self.epoch`` counts the
         epochs finished); :meth:`fit` (``resume=True``, with no checkpoint in ``run_dir`` of its own, which it
         would resume instead) continues that epoch at its next batch, exactly, with the random states restored
-        here, not seeded afresh.
+        here, not seeded afresh; of one at an epoch's end it keeps them when the checkpoint's config is this
+        Trainer's (as for a resume; its seed too), and seeds with ``config.seed`` otherwise (another run's
+        checkpoint, a pretrained model to fine-tune).
 
         Raises:
             CheckpointError: the file is unreadable, or its weights do not fit ``self.model``.
@@ -598,7 +601,8 @@ class Trainer:
             _EpochProgress(**{"epoch_batches": partial.get("epoch_batches"), **partial["ranks"][self.world.rank]}),
             streams[self.world.rank])
         self._resumed_from = Path(path)
-        self._loaded = True  # (fit keeps what was restored here when it finds no checkpoint of its own)
+        # (fit continues what was restored here when it finds no checkpoint of its own: _continues_loaded)
+        self._loaded = {key: ckpt.get(key) for key in ("epoch", "config", "partial_epoch")}
         if self.world.rank < len(streams):
             _set_rng_state(streams[self.world.rank], self.device)
             _restore_loader_rngs(streams[self.world.rank].get("loaders"), loaders or {}, path,
@@ -828,8 +832,11 @@ class Trainer:
 
         Args:
             resume: continue from ``run_dir/checkpoint.pt`` when there is one, else from what :meth:`load` restored
-                (its epoch, the batch an interrupted epoch resumes at, the random states; not checked against the
-                config). ``run_dir``'s checkpoint must have been written with this Trainer's config (only
+                (its epoch, the batch an interrupted epoch resumes at; its random states where it is part-way through
+                an epoch or was written with this Trainer's config, which then continues exactly, else ``config.seed``
+                seeds them: another run's checkpoint, fine-tuned, draws as this config says). If the first epoch
+                fails before it trains (a loader that is not the run's), a retry continues the same. ``run_dir``'s
+                checkpoint must have been written with this Trainer's config (only
                 :data:`~neurosim.training.checkpoint.RESUME_MAY_CHANGE` may differ, e.g. ``train.epochs``) and have
                 no more than ``epochs`` epochs done. False starts over (without what :meth:`load` restored): the earlier
                 run's files stay until this run has trained an epoch. The loaders' own random generators (a torch
@@ -873,7 +880,8 @@ class Trainer:
         Raises:
             ConfigError: (a ValueError) the checkpoint was written with another config, naming the settings that
                 differ, or has more epochs done than asked (one part-way through epoch ``e`` needs ``epochs >= e``),
-                or part-way through an epoch by another number of processes; nothing is written then.
+                or part-way through an epoch by another number of processes; nothing is written then. The same
+                for a checkpoint :meth:`load` restored part-way through epoch ``e`` and ``epochs < e``.
                 ``resume=False`` or another ``run_dir`` starts afresh.
             CheckpointError: the checkpoint's weights do not fit ``self.model``.
             ValueError: resuming part-way through an epoch, the training loader yields another number of batches
@@ -883,6 +891,7 @@ class Trainer:
         epochs_name = "train.epochs" if epochs is None else "epochs"  # what the caller set, for the messages
         epochs = self.config.train.epochs if epochs is None else epochs
         loaders = {"train": train_loader, "test": test_loader}  # their own generators are checkpointed too
+        retry = None  # what load() restored, put back if the first epoch fails before it trains (another loader)
         if resume and self._checkpoint_found():
             ckpt = load_checkpoint(self.checkpoint_path, map_location="cpu")
             check_resumable(ckpt, self.config, epochs, self.run_dir,
@@ -890,27 +899,61 @@ class Trainer:
                             elsewhere="give another run_dir to start afresh there",
                             start_over="pass fit(resume=False) to start over in this one")
             self._restore(ckpt, self.checkpoint_path, loaders)
-        elif not (resume and self._loaded):  # (else continue what load() restored: its epoch, batch and RNG states)
+        elif resume and self._loaded is not None and self._continues_loaded(epochs, epochs_name):
+            retry = self._loaded, self._resume, _rng_snapshot(self.device, loaders)
+        else:
             seed_everything(self.config.seed + self.world.rank)
             self._resume = None
-        self._loaded = False
+        self._loaded = None
         earlier = not resume and self.checkpoint_path is not None and self.checkpoint_path.is_file()
         self._earlier_kept = earlier  # an interrupt in this run's first epoch then leaves the earlier checkpoint
         if not earlier:  # starting over: the earlier run's files stay until this run has an epoch to write
             self._write_run_files()
         while self.epoch < epochs:
             resumed, self._resume = self._resume, None
-            with _DeferredInterrupts(self.world, self._reduce_device, f"epoch {self.epoch + 1}") as interrupts:
-                self._fit_epoch(train_loader, test_loader, loaders, epochs, interrupts, resumed)
+            progress, resumed_rng = resumed if resumed is not None else (_EpochProgress(), None)
+            mark = self._trained_mark(progress)
+            try:
+                with _DeferredInterrupts(self.world, self._reduce_device, f"epoch {self.epoch + 1}") as interrupts:
+                    self._fit_epoch(train_loader, test_loader, loaders, epochs, interrupts, progress, resumed_rng)
+            except BaseException:
+                if retry is not None and self._trained_mark(progress) == mark:  # nothing trained, nothing stepped
+                    self._loaded, self._resume = retry[0], retry[1]
+                    _set_rng_snapshot(retry[2], self.device, loaders)
+                raise
+            retry = None
         return self.history
 
+    def _trained_mark(self, progress: _EpochProgress) -> tuple[int, int, int | None]:
+        """What changes once an epoch has trained (``progress`` its progress): the epochs done, its batches, and the
+        schedule's steps (an epoch resumed after its last batch steps it without training one)."""
+        return self.epoch, progress.batches, getattr(self.scheduler, "last_epoch", None)
+
+    def _continues_loaded(self, epochs: int, epochs_name: str) -> bool:
+        """Whether :meth:`fit` continues the random states :meth:`load` restored (``self._loaded``) rather than seed
+        with ``config.seed``: for a checkpoint part-way through an epoch, whose remaining batches were drawn from
+        them (then ``epochs`` must reach that epoch: else a ConfigError, as for ``run_dir``'s checkpoint), and for
+        one written at an epoch's end with this Trainer's config (its seed; :func:`check_resumable`), which then
+        continues as if never stopped. Another run's (a pretrained model to fine-tune) gets ``config.seed``."""
+        loaded, where = self._loaded, self._resumed_from
+        ways_out = dict(epochs_name=epochs_name, elsewhere="load() another checkpoint",
+                        start_over="pass fit(resume=False) to start over")
+        if self._resume is not None:  # (its config is not checked: it is what load() was asked for)
+            check_resumable({**loaded, "config": None}, self.config, epochs, where, **ways_out)
+            return True
+        try:
+            check_resumable(loaded, self.config, epochs, where, **ways_out)
+        except ConfigError:
+            return False
+        return True
+
     def _fit_epoch(self, train_loader: Iterable, test_loader: Iterable | None, loaders: dict[str, Iterable | None],
-                   epochs: int, interrupts: _DeferredInterrupts,
-                   resumed: tuple[_EpochProgress, dict[str, Any]] | None) -> None:
-        """One epoch of :meth:`fit`, a new one or the interrupted one ``resumed`` continues: train, step the
-        schedule, evaluate, checkpoint. A signal noted in ``interrupts`` stops it after the batch under way (of
-        training or, in one process, of evaluation), or after the epoch's checkpoint when it came later."""
-        progress, resumed_rng = resumed if resumed is not None else (_EpochProgress(), None)
+                   epochs: int, interrupts: _DeferredInterrupts, progress: _EpochProgress,
+                   resumed_rng: dict[str, Any] | None) -> None:
+        """One epoch of :meth:`fit` from ``progress``, a new one's (nothing done) or an interrupted one's, whose
+        random states at the save point are ``resumed_rng``: train, step the schedule, evaluate, checkpoint. A signal
+        noted in ``interrupts`` stops it after the batch under way (of training or, in one process, of evaluation), or
+        after the epoch's checkpoint when it came later."""
         self._epoch_started = time.perf_counter() - progress.train_time_s  # (the time before the interrupt counts)
         if progress.trained is None:  # (else interrupted while evaluating: its training is done)
             if resumed_rng is None:

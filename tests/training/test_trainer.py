@@ -287,13 +287,13 @@ def _time_first(batch):
     return torch.stack([x for x, _ in batch], 1), torch.tensor([y for _, y in batch])  # [T, B, 12], [B]
 
 
-def _own_model_trainer(run_dir=None, epochs=2, progress=False, **train):
+def _own_model_trainer(run_dir=None, epochs=2, progress=False, seed=3, **train):
     from neurosim.config import RunConfig, TrainConfig
     from neurosim.nn import LI, LIF, Linear, Sequential
 
     torch.manual_seed(0)
     model = Sequential(Linear(12, 16), LIF(beta=0.9), Linear(16, 3), LI(0.9))
-    cfg = RunConfig(seed=3, train=TrainConfig(epochs=epochs, lr=0.01, device="cpu", threads=2, **train))
+    cfg = RunConfig(seed=seed, train=TrainConfig(epochs=epochs, lr=0.01, device="cpu", threads=2, **train))
     return Trainer(model, cfg, run_dir, progress=progress)
 
 
@@ -997,3 +997,72 @@ def test_interrupted_after_the_last_batch_it_resumes_with_the_epochs_end_without
         warnings.simplefilter("error")
         assert _strip(resumed.fit(_shuffling_loader("loader generator"))) == _strip(full_history)
     _same_weights(full.model.state_dict(), resumed.model.state_dict())
+
+
+def _global_stream_loader(dataset=None):
+    """A DataLoader that shuffles from torch's global stream (no generator of its own): it follows the seed."""
+    return torch.utils.data.DataLoader(dataset or _Samples(), batch_size=8, shuffle=True, collate_fn=_time_first)
+
+
+def test_fit_after_load_of_another_runs_checkpoint_seeds_with_its_own_seed_and_of_its_own_continues_it(tmp_path):
+    # fit kept the random states load() restored for any checkpoint: fine-tuned from another run's, seeds 1 and 2
+    # gave one and the same run
+    _own_model_trainer(tmp_path / "pretrained", epochs=1).fit(_global_stream_loader())
+
+    def finetune(seed):
+        trainer = _own_model_trainer(None, epochs=3, seed=seed)
+        trainer.load(tmp_path / "pretrained" / "checkpoint.pt")
+        return _strip(trainer.fit(_global_stream_loader())[1:])
+
+    assert finetune(1) != finetune(2)
+    assert finetune(1) == finetune(1)
+    # the run's own checkpoint (the same config: its seed) continues as if never stopped
+    full = _own_model_trainer(None, epochs=3)
+    full_history = full.fit(_global_stream_loader())
+    _own_model_trainer(tmp_path / "a", epochs=3).fit(_global_stream_loader(), epochs=1)
+    torch.manual_seed(123)
+    loaded = _own_model_trainer(None, epochs=3)
+    loaded.load(tmp_path / "a" / "checkpoint.pt")
+    assert _strip(loaded.fit(_global_stream_loader())) == _strip(full_history)
+    _same_weights(full.model.state_dict(), loaded.model.state_dict())
+
+
+class _Unreadable(_Samples):
+    def __getitem__(self, i):
+        raise OSError(f"sample {i}: no such file")
+
+
+def test_a_fit_after_load_that_fails_before_training_leaves_a_retry_to_continue_the_checkpoint(tmp_path):
+    # the failed fit had dropped what load() restored: the retry with the run's loader seeded afresh and trained the
+    # interrupted epoch again from its first batch
+    from neurosim.config import ConfigError
+
+    _interrupted_fit(_own_model_trainer(tmp_path / "a", epochs=2), 6 + 2, _shuffling_loader("loader generator"))
+    full = _own_model_trainer(None, epochs=2)
+    full_history = full.fit(_shuffling_loader("loader generator"))
+    loaded = _own_model_trainer(None, epochs=2)
+    loaded.load(tmp_path / "a" / "checkpoint.pt")
+    loaded.method = _Interrupting(loaded.method, at=None)
+    # part-way through epoch 2: fit(epochs=1) returned, trained nothing, and dropped it
+    with pytest.raises(ConfigError, match=r"epochs: .*checkpoint.pt has trained epoch 1 and the first 2 of epoch 2's "
+                                          r"6 batches, more than the 1 epoch\(s\) asked; rerun with epochs >= 2"):
+        loaded.fit(_shuffling_loader("loader generator"), epochs=1)
+    smaller = torch.utils.data.DataLoader(_Samples(), batch_size=4, shuffle=True, collate_fn=_time_first)
+    with pytest.raises(ValueError, match=r"yields 12 batch\(es\) in epoch 2"):
+        loaded.fit(smaller)
+    with pytest.raises(OSError, match="no such file"):
+        loaded.fit(_global_stream_loader(_Unreadable()))
+    assert loaded.method.calls == 0
+    assert _strip(loaded.fit(_shuffling_loader("loader generator"))) == _strip(full_history)
+    assert loaded.method.calls == 4  # epoch 2's batches 3 to 6
+    _same_weights(full.model.state_dict(), loaded.model.state_dict())
+    # at an epoch's end: the failed first batch drew from the random states (iter(DataLoader) draws a seed)
+    full = _own_model_trainer(None, epochs=2)
+    full_history = full.fit(_global_stream_loader())
+    _own_model_trainer(tmp_path / "b", epochs=2).fit(_global_stream_loader(), epochs=1)
+    loaded = _own_model_trainer(None, epochs=2)
+    loaded.load(tmp_path / "b" / "checkpoint.pt")
+    with pytest.raises(OSError, match="no such file"):
+        loaded.fit(_global_stream_loader(_Unreadable()))
+    assert _strip(loaded.fit(_global_stream_loader())) == _strip(full_history)
+    _same_weights(full.model.state_dict(), loaded.model.state_dict())
