@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import replace as _replace
 from typing import Callable
 
 import nir
@@ -104,33 +105,25 @@ def estimate(graph: nir.NIRGraph | GraphFacts, activity: ActivityProfile, target
     mine = {k: v for k, v in options.items() if k in _OPTIONS.get(spec.kind, ())}
     est = _ESTIMATORS[spec.kind](facts, activity, spec, **mine)
     if facts.notes:  # what the analysis assumed about the graph (an implicit Input node), first
-        from dataclasses import replace
-
-        est = replace(est, notes=tuple(facts.notes) + est.notes)
+        est = _replace(est, notes=tuple(facts.notes) + est.notes)
     skipped = sorted(set(options) - set(mine))
     if skipped:  # e.g. weight_bits in a loop over digital and conventional targets
-        from dataclasses import replace
-
-        est = replace(est, notes=est.notes + (f"option(s) {skipped} do not apply to {spec.kind} targets; ignored",))
+        est = _replace(est, notes=est.notes + (f"option(s) {skipped} do not apply to {spec.kind} targets; ignored",))
     silent = [n for n in facts.input_names if n not in activity.spikes_per_step and facts.projections_from(n)]
     if silent and len(facts.input_names) == 1 and not activity.input_events_per_step.any():
-        from dataclasses import replace
-
         # an activity file without input events is more often an omission than a silent sensor: say so
-        est = replace(est, notes=est.notes + (
+        est = _replace(est, notes=est.notes + (
             f"the activity has no input events for Input node {silent[0]!r} (no spikes_per_step entry, "
             "input_events_per_step all zero): the synapses it feeds count no operations",))
     if spec.kind != "conventional" and not est.baselines_j:
-        from dataclasses import replace
-
         from .conventional import baselines
 
         try:
             base = baselines(facts, activity, load_spec(BASELINE_SPEC))
         except SpecError as exc:  # a broken or removed baseline spec must not block the chip estimate
-            est = replace(est, notes=est.notes + (f"no conventional baseline: {exc}",))
+            est = _replace(est, notes=est.notes + (f"no conventional baseline: {exc}",))
         else:
-            est = replace(est, baselines_j=base)
+            est = _replace(est, baselines_j=base)
     return est
 
 from . import crossbar as _crossbar  # noqa: E402,F401  (registers the "crossbar" spec kind and its estimator)

@@ -172,13 +172,9 @@ class ActivityProfile:
             arr = _as_float_array(series, f"updates_per_step[{name!r}]")
             if arr.shape != (T,):
                 raise ActivityError(f"updates_per_step[{name!r}]: expected shape ({T},) (time_steps), got {arr.shape}")
-            if name not in per_step:  # a population that does not spike (an LI readout): no spikes to compare
-                arr.setflags(write=False)
-                updates[name] = arr
-                continue
-            fired = per_step[name]
-            short = np.flatnonzero(arr < fired * (1 - 1e-9) - 1e-9)
-            if short.size:
+            fired = per_step.get(name)  # (None: a population that does not spike, an LI readout: nothing to compare)
+            short = np.flatnonzero(arr < fired * (1 - 1e-9) - 1e-9) if fired is not None else ()
+            if len(short):
                 t = int(short[0])
                 raise ActivityError(
                     f"node {name!r}: updates_per_step is {arr[t]:g} at step {t} but spikes_per_step is {fired[t]:g}; "

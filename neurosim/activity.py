@@ -156,9 +156,9 @@ def activity_profile(model: nn.Module, data, *, dt_s: float, samples: int | None
     """Measure a model's spiking activity as a :class:`hardware_models.ActivityProfile`.
 
     Runs ``model`` (eval mode, no gradients, outputs unchanged) on ``samples`` inputs and averages, per recorded
-    layer, the spikes per time step and the spikes per neuron over the run, and per recorded LIF layer the neurons
-    updated per time step (nonzero input or membrane entering the step: see the module docstring). The input frames
-    count as the input events (an event-count frame contributes its counts).
+    layer, the spikes per time step and the spikes per neuron over the run, and per recorded LIF layer (and every LI
+    readout) the neurons updated per time step (nonzero input or membrane entering the step: see the module
+    docstring). The input frames count as the input events (an event-count frame contributes its counts).
 
     Memory: each recorded output is reduced, as the layer emits it, to float64 totals per step and per neuron; the
     model runs ``batch_size`` samples at a time (and on CPU a chunk of steps at a time, as evaluation does), and

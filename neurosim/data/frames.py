@@ -93,8 +93,8 @@ def _smallest_dtype(top: int) -> type:
     return next((d for d in _FRAME_DTYPES[:-1] if top <= np.iinfo(d).max), _FRAME_DTYPES[-1])
 
 
-def _entry_name(key: dict, frames_format: int) -> str:
-    text = json.dumps({"format": frames_format, **key}, sort_keys=True)
+def _entry_name(key: dict) -> str:
+    text = json.dumps({"format": FRAMES_FORMAT, **key}, sort_keys=True)
     return f"{key.get('dataset', 'data')}_{key.get('split', 'all')}_{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
@@ -103,7 +103,7 @@ def frame_cache_path(key: dict, cache_dir: Path | None = None) -> Path:
     <split>_<digest>.json``, the arrays beside it (:func:`frame_array_path`). It is written last: it exists only
     beside a complete entry."""
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    return root / "frames" / f"{_entry_name(key, FRAMES_FORMAT)}.json"
+    return root / "frames" / f"{_entry_name(key)}.json"
 
 
 def frame_array_path(path: Path, name: str) -> Path:

@@ -80,19 +80,15 @@ def _targets(targets: Sequence[str] | None) -> list[str]:
     return list(targets)
 
 
-def _run(graph, activity, targets, out_dir, options, facts=None, notes: tuple[str, ...] = ()) -> EstimateReport:
-    """Estimate ``graph`` on every target; ``facts`` (its analysis) when already made, and ``notes`` to put first in
-    every estimate's (each estimate starts with what the analysis assumed about the graph, ``GraphFacts.notes``)."""
-    from dataclasses import replace
-
+def _run(graph, activity, targets, out_dir, options, facts=None) -> EstimateReport:
+    """Estimate ``graph`` on every target; ``facts`` (its analysis) when already made (each estimate starts with
+    its notes, ``GraphFacts.notes``: what the analysis or the reading assumed about the graph)."""
     from hardware_models import analyze, estimate
 
     facts = analyze(graph) if facts is None else facts
-    notes = tuple(notes)
     report = EstimateReport(graph, activity)
     for t in _targets(targets):
-        est = estimate(facts, activity, t, **options)
-        report.estimates[Path(t).stem if Path(t).is_file() else t] = replace(est, notes=notes + est.notes)
+        report.estimates[Path(t).stem if Path(t).is_file() else t] = estimate(facts, activity, t, **options)
     if out_dir is not None:
         write_outputs(report, out_dir)
     return report
@@ -274,12 +270,11 @@ def estimate_files(nir_path: str | Path, activity_path: str | Path, targets: Seq
     except GraphError as e:
         also = f" (and {refused})" if refused is not None else ""
         raise GraphError(f"{nir_path}: {e}{also}") from None
-    if refused is not None:  # nir's complaint, less read_nir's advice, which was just taken
+    if refused is not None:  # nir's complaint, less read_nir's advice, which was just taken; first in every estimate
         why = str(refused).removesuffix("; read_nir(path, type_check=False) reads it as stored")
-        notes = (f"{why}: read without it, the hardware models' own shape checks accept the graph",)
-    else:
-        notes = ()
-    return _run(graph, activity, targets, out_dir, options, facts, notes)
+        facts.notes = (f"{why}: read without it, the hardware models' own shape checks accept the graph",
+                       *facts.notes)
+    return _run(graph, activity, targets, out_dir, options, facts)
 
 
 # ---------------------------------------------------------------------------------------------- outputs

@@ -763,10 +763,7 @@ def _in_dtype(layer: nn.Module, dtype: torch.dtype, beta: float, v_th: float | N
     """
     layer = layer.to(dtype)
     with torch.no_grad():
-        if getattr(layer, "learn_beta", False):
-            if beta_logit is None:  # β = sigmoid(logit), as LIF makes it
-                b = min(max(beta, 1e-6), 1 - 1e-6)
-                beta_logit = math.log(b / (1 - b))
+        if getattr(layer, "learn_beta", False):  # (a learnt β comes with its logit, from neurosim's metadata)
             layer.beta_logit.fill_(beta_logit)
         else:
             layer.beta_value.fill_(beta)
