@@ -435,18 +435,13 @@ def _checkpoint_holds(ckpt: Path) -> tuple[str, str]:
     """What the checkpoint ``ckpt`` has trained, as `` (epoch 2 and the first 3 of epoch 3's 10 batches)``, and
     where a resumed run continues, as `` at batch 4 of epoch 3`` (`` with the end of epoch 3 ...`` after its last
     batch); empty where it cannot be read."""
-    from neurosim.training.checkpoint import trained_so_far
+    from neurosim.training.checkpoint import resumes_at, trained_so_far
 
     payload = _read_checkpoint(ckpt)
     if payload is None:
         return "", ""
-    partial, epoch = payload.get("partial_epoch"), int(payload["epoch"]) + 1
-    if not partial:
-        return f" ({trained_so_far(payload)})", ""
-    done, of = int(partial["batches"]), partial.get("epoch_batches")
-    there = f" with epoch {epoch}'s evaluation" if partial.get("evaluating") else \
-        f" with the end of epoch {epoch} (its scheduler step and evaluation)" if of and done >= int(of) else \
-        f" at batch {done + 1} of epoch {epoch}"
+    partial = payload.get("partial_epoch")
+    there = f" {resumes_at(partial, int(payload['epoch']) + 1)}" if partial else ""
     return f" ({trained_so_far(payload)})", there
 
 

@@ -29,7 +29,7 @@ from neurosim._io import atomic_write_bytes, atomic_write_text
 from neurosim.config import ConfigError, RunConfig, config_from_checkpoint, config_to_dict
 
 __all__ = ["RESUME_MAY_CHANGE", "CheckpointError", "atomic_write_bytes", "atomic_write_text", "check_resumable",
-           "checkpoint_file", "config_differences", "load_checkpoint", "load_weights", "save_checkpoint",
+           "checkpoint_file", "config_differences", "load_checkpoint", "load_weights", "resumes_at", "save_checkpoint",
            "trained_so_far", "warn_if_part_way"]
 
 CHECKPOINT_FORMAT = 1
@@ -94,10 +94,27 @@ def trained_so_far(payload: dict[str, Any]) -> str:
     if partial.get("evaluating"):
         return f"epoch {done + 1}'s batches, not yet evaluated"
     batches, of = int(partial["batches"]), partial.get("epoch_batches")
-    first = f"all {batches} of epoch {done + 1}'s batches" if of and batches >= int(of) else \
+    first = f"all {batches} of epoch {done + 1}'s batches" if _all_batches_done(partial) else \
         f"the first {batches} of epoch {done + 1}'s {of} batches" if of else \
         f"the first {batches} of epoch {done + 1} batches"
     return f"epoch {done} and {first}" if done else first
+
+
+def _all_batches_done(partial: dict[str, Any]) -> bool:
+    """Whether the ``partial_epoch`` of a checkpoint was written after its epoch's last batch (its length known)."""
+    of = partial.get("epoch_batches")
+    return bool(of) and int(partial["batches"]) >= int(of)
+
+
+def resumes_at(partial: dict[str, Any], epoch: int) -> str:
+    """Where a run resumed from a checkpoint written part-way through epoch ``epoch`` (its ``partial_epoch``,
+    ``partial``) continues, in words: ``"at batch 4 of epoch 3"``, ``"with the end of epoch 3 (its scheduler step and
+    evaluation)"`` after its last batch, or ``"with epoch 3's evaluation"`` when it was interrupted while evaluating."""
+    if partial.get("evaluating"):
+        return f"with epoch {epoch}'s evaluation"
+    if _all_batches_done(partial):
+        return f"with the end of epoch {epoch} (its scheduler step and evaluation)"
+    return f"at batch {int(partial['batches']) + 1} of epoch {epoch}"
 
 
 _PACKAGE = Path(__file__).resolve().parents[1]  # the neurosim package folder

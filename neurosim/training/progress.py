@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 from tqdm.auto import tqdm
 
-__all__ = ["loader_bar"]
+__all__ = ["loader_bar", "loader_length"]
 
 
 def loader_bar(loader: Iterable, desc: str, disable: bool | None, **kwargs: Any) -> tqdm:
@@ -37,8 +37,12 @@ def loader_bar(loader: Iterable, desc: str, disable: bool | None, **kwargs: Any)
         >>> bar.n, bar.total
         (3, 3)
     """
+    return tqdm(total=loader_length(loader), desc=desc, disable=disable, **kwargs)
+
+
+def loader_length(loader: Iterable) -> int | None:
+    """``len(loader)``, or None for an iterable without a length (e.g. a DataLoader of an IterableDataset)."""
     try:
-        total = len(loader)  # type: ignore[arg-type]
-    except (TypeError, AttributeError, NotImplementedError):  # an iterable without a length (e.g. IterableDataset's)
-        total = None
-    return tqdm(total=total, desc=desc, disable=disable, **kwargs)
+        return len(loader)  # type: ignore[arg-type]
+    except (TypeError, AttributeError, NotImplementedError):
+        return None

@@ -49,12 +49,12 @@ from neurosim.data.loaders import FrameLoader
 from neurosim.nn.layers import run_chunked
 from neurosim.training import distributed
 from neurosim.training.checkpoint import (
-    atomic_write_text, check_resumable, load_checkpoint, load_weights, save_checkpoint, trained_so_far,
+    atomic_write_text, check_resumable, load_checkpoint, load_weights, resumes_at, save_checkpoint, trained_so_far,
 )
 from neurosim.training.losses import Loss, get_loss, predict
 from neurosim.training.memory import SavedTensorMeter, tune_cpu_allocator
 from neurosim.training.methods import TrainingMethod, get_method, model_output
-from neurosim.training.progress import loader_bar
+from neurosim.training.progress import loader_bar, loader_length
 
 __all__ = ["INTERRUPT_HANDLER_MARK", "Trainer", "resolve_device", "seed_everything"]
 
@@ -209,14 +209,6 @@ def _set_epoch(loader: Iterable, epoch: int) -> None:
         if callable(getattr(obj, "set_epoch", None)):
             obj.set_epoch(epoch)
             return
-
-
-def _length(loader: Iterable) -> int | None:
-    """``len(loader)``, or None for an iterable without a length."""
-    try:
-        return len(loader)  # type: ignore[arg-type]
-    except (TypeError, AttributeError, NotImplementedError):
-        return None
 
 
 def _rng_snapshot(device: torch.device, loaders: dict[str, Iterable | None]) -> dict[str, Any]:
@@ -382,6 +374,11 @@ class _EpochProgress:
     #: the number of batches the training loader had in this epoch (None: no length), when it was interrupted
     epoch_batches: int | None = None
 
+    def summary(self) -> dict[str, Any]:
+        """What a checkpoint's ``partial_epoch`` says of the epoch beside every process's progress (``ranks``): the
+        batches done, of how many, and whether it was interrupted while evaluating."""
+        return {"batches": self.batches, "epoch_batches": self.epoch_batches, "evaluating": self.trained is not None}
+
 
 @dataclass
 class Trainer:
@@ -494,10 +491,9 @@ class Trainer:
         return self._save(path, loaders)
 
     def _save(self, path: Path | None = None, loaders: dict[str, Iterable | None] | None = None,
-              partial: dict[str, Any] | None = None, progress: _EpochProgress | None = None) -> Path:
-        """:meth:`save`; with ``partial`` (``batches``, ``epoch_batches``, ``evaluating``) and this process's
-        ``progress``, a checkpoint of the epoch under way, part-way through (``partial_epoch``, with every
-        process's progress under ``ranks``)."""
+              progress: _EpochProgress | None = None) -> Path:
+        """:meth:`save`; with this process's ``progress``, a checkpoint of the epoch under way, part-way through
+        (``partial_epoch``: :meth:`_EpochProgress.summary`, with every process's progress under ``ranks``)."""
         path = Path(path) if path is not None else self.checkpoint_path
         if path is None:
             raise ValueError("no run_dir and no path given: nowhere to save the checkpoint")
@@ -507,7 +503,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
-            "rng": {**_rng_state(self.device), "loaders": _loader_rng_state(loaders or {})},
+            "rng": _rng_snapshot(self.device, loaders or {}),
             "history": self.history,
             "config": config_to_dict(self.config),
             "world_size": self.world.size,
@@ -516,8 +512,8 @@ class Trainer:
         }
         if self.world.distributed:
             ckpt["rng_ranks"] = distributed.all_gather(ckpt["rng"])
-        if partial is not None:
-            ckpt["partial_epoch"] = {**partial, "ranks": distributed.all_gather(asdict(progress))}
+        if progress is not None:
+            ckpt["partial_epoch"] = {**progress.summary(), "ranks": distributed.all_gather(asdict(progress))}
         if self.world.is_main:
             save_checkpoint(path, ckpt)
         distributed.barrier()
@@ -557,7 +553,8 @@ class Trainer:
         """:meth:`load` of the checkpoint ``ckpt`` read from ``path``. Called by :meth:`load` or :meth:`fit` only: its
         warnings point at their caller (stacklevel 3; the loaders' at 4, from one call deeper)."""
         partial = ckpt.get("partial_epoch")
-        saved_world = int(ckpt.get("world_size", 1))
+        streams = ckpt.get("rng_ranks") or [ckpt["rng"]]  # one per process that wrote it
+        saved_world = int(ckpt.get("world_size", len(streams)))
         if partial and saved_world != self.world.size:
             raise ConfigError(
                 f"{path} was written by {saved_world} training process(es) part-way through epoch "
@@ -573,8 +570,6 @@ class Trainer:
             self._stretch_schedule(self.config.train.epochs)
         self.history = list(ckpt["history"])
         self.epoch = int(ckpt["epoch"])
-        streams = ckpt.get("rng_ranks") or [ckpt["rng"]]  # one per process that wrote it
-        saved_world = int(ckpt.get("world_size", len(streams)))
         if saved_world != self.world.size and self.world.is_main:
             warnings.warn(f"{path} was written by {saved_world} training process(es) and is resumed by "
                           f"{self.world.size}: each optimizer step now averages {self.world.size} × "
@@ -596,10 +591,8 @@ class Trainer:
                           f"{torch.get_num_threads()}: torch's CPU convolutions sum in another order with another "
                           "thread count, so the run will not match one that was never interrupted bit for bit "
                           f"(set train.threads = {saved_threads} for that)", RuntimeWarning, stacklevel=3)
-        # (checkpoints of the first format 2 kept the batch count under partial_epoch only)
-        self._resume = None if not partial else (
-            _EpochProgress(**{"epoch_batches": partial.get("epoch_batches"), **partial["ranks"][self.world.rank]}),
-            streams[self.world.rank])
+        self._resume = None if not partial else (_EpochProgress(**partial["ranks"][self.world.rank]),
+                                                 streams[self.world.rank])
         self._resumed_from = Path(path)
         # (fit continues what was restored here when it finds no checkpoint of its own: _continues_loaded)
         self._loaded = {key: ckpt.get(key) for key in ("epoch", "config", "partial_epoch")}
@@ -658,7 +651,7 @@ class Trainer:
                 except StopIteration:
                     break
                 except Exception as e:  # noqa: BLE001 - re-raised
-                    self._loader_failed(e, interrupts, progress, loaders, _length(shard))
+                    self._loader_failed(e, interrupts, progress, loaders, loader_length(shard))
                     raise
                 x_seq, y = x_seq.to(self.device), y.to(self.device)
                 self.optimizer.zero_grad(set_to_none=True)
@@ -686,7 +679,7 @@ class Trainer:
                 bar.update()
                 signum = interrupts.pending() if interrupts is not None else None
                 if signum is not None:
-                    self._stop_part_way(interrupts, signum, progress, loaders, _length(shard))
+                    self._stop_part_way(interrupts, signum, progress, loaders, loader_length(shard))
         if progress.total == 0:
             raise ValueError("the training loader yielded no batches")
         bad = [name for name, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())]
@@ -716,7 +709,7 @@ class Trainer:
         FrameLoader's unread, :meth:`~neurosim.data.FrameLoader.iter_from`; any other loader's loaded and thrown
         away, as long as loading them takes), then the random states of the moment it was interrupted."""
         done = progress.batches
-        has, had = _length(loader), progress.epoch_batches
+        has, had = loader_length(loader), progress.epoch_batches
         if has is not None and had is not None and has != had:
             raise ValueError(self._fewer_batches(has, done, had))
         _set_rng_snapshot(progress.start_rng, self.device, loaders)
@@ -745,16 +738,14 @@ class Trainer:
         then raise what the signal raises, saying where a resumed run continues. ``loader_failed``: the error the
         training loader raised for the next batch after the signal came (its workers got it too), the signal's
         exception's cause."""
-        epoch, done = self.epoch + 1, progress.batches
-        evaluating = progress.trained is not None
+        epoch, evaluating = self.epoch + 1, progress.trained is not None
+        progress.epoch_batches = epoch_batches
         if evaluating:
-            where = f"while evaluating epoch {epoch}"
-            resumes = "fit() resumes with its evaluation"
+            where, resumes = f"while evaluating epoch {epoch}", "fit() resumes with its evaluation"
         else:
-            where = f"after batch {done}{f' of {epoch_batches}' if epoch_batches else ''} of epoch {epoch}"
-            resumes = (f"fit() resumes with the end of epoch {epoch} (its scheduler step and evaluation)"
-                       if epoch_batches and done >= epoch_batches else f"fit() resumes at batch {done + 1} of epoch "
-                                                                       f"{epoch}")
+            where = (f"after batch {progress.batches}{f' of {epoch_batches}' if epoch_batches else ''} of epoch "
+                     f"{epoch}")
+            resumes = f"fit() resumes {resumes_at(progress.summary(), epoch)}"
         if loader_failed is not None:
             where += f" (the training loader then failed: {type(loader_failed).__name__}: {loader_failed})"
         if self.run_dir is None:
@@ -766,10 +757,8 @@ class Trainer:
                                cause=loader_failed)
         if not evaluating:
             progress.train_time_s = time.perf_counter() - self._epoch_started
-        progress.epoch_batches = epoch_batches
-        partial = {"batches": done, "epoch_batches": epoch_batches, "evaluating": evaluating}
         with interrupts.writing(f"the checkpoint of epoch {epoch} so far"):
-            path = self._save(loaders=loaders, partial=partial, progress=progress)
+            path = self._save(loaders=loaders, progress=progress)
         interrupts.deliver(signum, f"interrupted {where}: {path} holds the epoch so far; {resumes}",
                            cause=loader_failed)
 
