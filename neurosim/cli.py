@@ -263,12 +263,13 @@ def _line_buffered(stream):
 @contextlib.contextmanager
 def _torch_threads_kept():
     """torch's CPU thread count comes back after the block (``train.threads`` sets it for the run)."""
-    torch = sys.modules.get("torch")  # (imported by the subcommands' modules, before this runs)
-    threads = torch.get_num_threads() if torch is not None else None
+    import torch  # (imported already by the subcommands' modules, which build_parser() imports)
+
+    threads = torch.get_num_threads()
     try:
         yield
     finally:
-        if threads is not None and torch.get_num_threads() != threads:
+        if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
 
 
@@ -284,13 +285,14 @@ def _sigterm_as_interrupt(enabled: bool):
         yield
         return
 
+    from neurosim.training.trainer import INTERRUPT_HANDLER_MARK  # (imported already by build_parser())
+
     def on_sigterm(signum, frame):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise Terminated
 
-    # it raises as Ctrl-C does: the Trainer may hold it back to the end of a batch (training.trainer's
-    # INTERRUPT_HANDLER_MARK; not imported here, which would import torch before the command needs it)
-    on_sigterm.neurosim_interrupt = True
+    # it raises as Ctrl-C does: the Trainer may hold it back to the end of a batch
+    setattr(on_sigterm, INTERRUPT_HANDLER_MARK, True)
 
     def unraisable(info) -> None:
         if not isinstance(info.exc_value, Terminated):
@@ -358,11 +360,10 @@ def _expand_home(args):
     space (``--out ~/x``) but not after ``=`` (``--out=~/x``), which made a folder named ``~``."""
     for name in _PATH_OPTIONS:
         value = getattr(args, name, None)
-        if isinstance(value, str) and value.startswith("~"):
+        if isinstance(value, str):
             setattr(args, name, os.path.expanduser(value))
         elif isinstance(value, list):
-            setattr(args, name, [os.path.expanduser(v) if isinstance(v, str) and v.startswith("~") else v
-                                 for v in value])
+            setattr(args, name, [os.path.expanduser(v) if isinstance(v, str) else v for v in value])
     return args
 
 
