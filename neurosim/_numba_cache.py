@@ -36,15 +36,16 @@ from pathlib import Path
 __all__ = ["use_writable_numba_cache", "warn_on_failed_cache_saves"]
 
 
-def _writable(folder: Path) -> bool:
+def _writable(folder: Path, data: bool = True) -> bool:
     """Whether numba could cache in ``folder``: create the folder, then a file in it with data (numba's own test
-    writes an empty file, which a full disk allows)."""
+    writes an empty file, which a full disk allows: ``data=False``, :func:`_numba_would_use`)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder) as f:
-            f.write(b"\0" * 4096)
-            f.flush()
-            os.fsync(f.fileno())
+            if data:
+                f.write(b"\0" * 4096)
+                f.flush()
+                os.fsync(f.fileno())
     except OSError:
         return False
     return True
@@ -78,12 +79,7 @@ def warn_on_failed_cache_saves() -> None:
 def _numba_would_use(folder: Path) -> bool:
     """Whether numba would pick ``folder`` for its cache: its own test, create the folder and an empty file in it
     (``numba.core.caching._CacheLocator.ensure_cache_path``), which a full disk passes."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=folder).close()
-    except OSError:
-        return False
-    return True
+    return _writable(folder, data=False)
 
 
 def use_writable_numba_cache(package_dir: Path = Path(__file__).parent, environ=os.environ,
