@@ -439,30 +439,33 @@ def test_a_report_that_cannot_be_written_leaves_no_report_beside_a_mix_of_figure
 
 # ---------------------------------------------------------------- an interrupted epoch is not lost
 
-class _Interrupting:
-    """The trainer's method, with a signal sent to this process as batch ``at`` (counted over the whole run, from 1)
-    starts: it lands in the middle of that batch (``times`` signals in a row: the later ones while it waits)."""
+class _Signals:
+    """The trainer's method, sending this process the signals ``signums`` (None: one SIGINT) in a row as batch ``at``
+    (counted over the whole run, from 1) starts: the first lands in the middle of that batch, the later ones while it
+    waits; ``raise_``: then a KeyboardInterrupt raised there (as by a Ctrl-C handler of one's own). ``calls`` counts
+    the batches it has trained (``at=None``: it only counts)."""
 
-    def __init__(self, method, at, signum=None, times=1):
+    def __init__(self, method, at, signums=None, raise_=False):
         import signal
 
-        self.method, self.at, self.times = method, at, times
-        self.signum = signal.SIGINT if signum is None else signum
-        self.calls = 0
+        self.method, self.at, self.raise_, self.calls = method, at, raise_, 0
+        self.signums = [signal.SIGINT] if signums is None else signums
 
     def forward_backward(self, *args, **kwargs):
         import os
 
         self.calls += 1
         if self.calls == self.at:
-            for _ in range(self.times):
-                os.kill(os.getpid(), self.signum)
+            for signum in self.signums:
+                os.kill(os.getpid(), signum)
+            if self.raise_:
+                raise KeyboardInterrupt
         return self.method.forward_backward(*args, **kwargs)
 
 
 def _interrupted_fit(trainer, at, *loaders, **kwargs):
     """``trainer.fit(*loaders)`` interrupted by Ctrl-C as batch ``at`` runs: the KeyboardInterrupt's message."""
-    trainer.method = _Interrupting(trainer.method, at, **kwargs)
+    trainer.method = _Signals(trainer.method, at, **kwargs)
     with pytest.raises(KeyboardInterrupt) as stopped:
         trainer.fit(*loaders)
     return str(stopped.value)
@@ -534,7 +537,8 @@ def test_a_second_signal_stops_at_once_and_keeps_the_last_finished_checkpoint(tm
     import signal
 
     trainer = _own_model_trainer(tmp_path, epochs=3)
-    message = _interrupted_fit(trainer, 6 + 2, _shuffling_loader("loader generator"), times=2)
+    message = _interrupted_fit(trainer, 6 + 2, _shuffling_loader("loader generator"),
+                              signums=[signal.SIGINT] * 2)
     assert message == ""  # raised where the second signal landed, not at the batch's end
     ckpt = load_checkpoint(tmp_path)
     assert ckpt["format"] == 1 and ckpt["epoch"] == 1 and "partial_epoch" not in ckpt
@@ -578,7 +582,7 @@ def test_an_interrupt_while_evaluating_keeps_the_trained_epoch_and_resuming_only
     ckpt = load_checkpoint(tmp_path / "b")
     assert ckpt["epoch"] == 0 and ckpt["partial_epoch"]["evaluating"] and ckpt["partial_epoch"]["batches"] == 6
     resumed = _own_model_trainer(tmp_path / "b", epochs=2)
-    resumed.method = _Interrupting(resumed.method, at=None)  # counts the batches it trains
+    resumed.method = _Signals(resumed.method, at=None)  # counts the batches it trains
     assert _strip(resumed.fit(_shuffling_loader("loader generator"), test)) == _strip(full_history)
     assert resumed.method.calls == 6  # epoch 2's only: epoch 1 was trained, it was evaluated again
     _same_weights(full.model.state_dict(), resumed.model.state_dict())
@@ -611,9 +615,9 @@ def test_an_interrupted_epoch_resumes_only_under_its_config_and_with_its_epoch_a
 _SIGTERM_IN_A_SCRIPT = """
 import os, signal, sys, torch
 sys.path.insert(0, {tests!r})
-from test_trainer import _Interrupting, _own_model_trainer, _shuffling_loader
+from test_trainer import _Signals, _own_model_trainer, _shuffling_loader
 trainer = _own_model_trainer({run!r}, epochs=2)
-trainer.method = _Interrupting(trainer.method, 3, signal.SIGTERM)
+trainer.method = _Signals(trainer.method, 3, [signal.SIGTERM])
 trainer.fit(_shuffling_loader("loader generator"))
 print("not stopped")
 """
@@ -643,12 +647,12 @@ def test_an_interrupt_in_the_first_epoch_of_a_run_started_over_keeps_the_earlier
     _own_model_trainer(tmp_path, epochs=1).fit(_shuffling_loader("loader generator"))
     earlier = (tmp_path / "checkpoint.pt").read_bytes()
     trainer = _own_model_trainer(tmp_path, epochs=2)
-    trainer.method = _Interrupting(trainer.method, 2)
+    trainer.method = _Signals(trainer.method, 2)
     with pytest.raises(KeyboardInterrupt, match="interrupted after batch 2 of 6 of epoch 1 of a run started over with "
                                                 "resume=False: nothing was saved, and .* is still the earlier run's"):
         trainer.fit(_shuffling_loader("loader generator"), resume=False)
     assert (tmp_path / "checkpoint.pt").read_bytes() == earlier
-    trainer.method = _Interrupting(trainer.method.method, 6 + 2)  # its second epoch: saved part-way
+    trainer.method = _Signals(trainer.method.method, 6 + 2)  # its second epoch: saved part-way
     with pytest.raises(KeyboardInterrupt, match="fit\\(\\) resumes at batch 3 of epoch 2"):
         trainer.fit(_shuffling_loader("loader generator"), resume=False)
     assert load_checkpoint(tmp_path)["partial_epoch"]["batches"] == 2
@@ -690,25 +694,6 @@ def test_a_signal_while_the_epochs_files_are_written_stops_after_them(tmp_path, 
     with pytest.raises(KeyboardInterrupt, match="interrupted at the end of epoch 1: .* holds it"):
         trainer.fit(_shuffling_loader("loader generator"))
     assert load_checkpoint(tmp_path / "b")["epoch"] == 1
-
-
-class _Signals:
-    """The trainer's method, sending this process the signals ``signums`` in a row as batch ``at`` starts; ``raise_``:
-    then a KeyboardInterrupt raised there (as by a Ctrl-C handler of one's own)."""
-
-    def __init__(self, method, at, signums, raise_=False):
-        self.method, self.at, self.signums, self.raise_, self.calls = method, at, signums, raise_, 0
-
-    def forward_backward(self, *args, **kwargs):
-        import os
-
-        self.calls += 1
-        if self.calls == self.at:
-            for signum in self.signums:
-                os.kill(os.getpid(), signum)
-            if self.raise_:
-                raise KeyboardInterrupt
-        return self.method.forward_backward(*args, **kwargs)
 
 
 def test_a_ctrl_c_after_a_held_sigterm_stops_as_sigterm_does(tmp_path):
@@ -891,7 +876,7 @@ def test_a_full_disk_as_the_epoch_so_far_is_saved_is_the_error_raised_and_keeps_
 
     monkeypatch.setattr(trainer_module, "save_checkpoint", full)
     trainer = _own_model_trainer(tmp_path, epochs=3)
-    trainer.method = _Interrupting(trainer.method, 6 + 3)
+    trainer.method = _Signals(trainer.method, 6 + 3)
     with pytest.raises(OSError, match="No space left") as info:
         trainer.fit(_shuffling_loader("loader generator"))
     if hasattr(info.value, "add_note"):
@@ -905,12 +890,12 @@ _FULL_DISK_ON_SIGTERM = """
 import errno, signal, sys
 sys.path.insert(0, {tests!r})
 import neurosim.training.trainer as trainer_module
-from test_trainer import _Interrupting, _own_model_trainer, _shuffling_loader
+from test_trainer import _Signals, _own_model_trainer, _shuffling_loader
 def full(path, ckpt):
     raise OSError(errno.ENOSPC, "No space left on device", str(path))
 trainer_module.save_checkpoint = full
 trainer = _own_model_trainer({run!r}, epochs=2)
-trainer.method = _Interrupting(trainer.method, 3, signal.SIGTERM)
+trainer.method = _Signals(trainer.method, 3, [signal.SIGTERM])
 try:
     trainer.fit(_shuffling_loader("loader generator"))
 except OSError:
@@ -939,7 +924,7 @@ def test_resuming_an_interrupted_epoch_with_another_number_of_batches_is_refused
     smaller = torch.utils.data.DataLoader(_Samples(), batch_size=4, shuffle=True, collate_fn=_time_first,
                                           generator=torch.Generator().manual_seed(0))
     trainer = _own_model_trainer(tmp_path, epochs=2)
-    trainer.method = _Interrupting(trainer.method, at=None)
+    trainer.method = _Signals(trainer.method, at=None)
     with pytest.raises(ValueError, match=r"the training loader yields 12 batch\(es\) in epoch 2, but .*checkpoint.pt "
                                          r"was interrupted after batch 2 of its 6: it is not the loader the run was "
                                          r"trained with .* pass fit\(resume=False\) to start over"):
@@ -956,7 +941,7 @@ def test_fit_after_load_of_an_interrupted_epochs_checkpoint_continues_it_exactly
     torch.manual_seed(123)
     loaded = _own_model_trainer(None, epochs=2)
     loaded.load(tmp_path / "a" / "checkpoint.pt")
-    loaded.method = _Interrupting(loaded.method, at=None)
+    loaded.method = _Signals(loaded.method, at=None)
     assert _strip(loaded.fit(_shuffling_loader("loader generator"))) == _strip(full_history)
     assert loaded.method.calls == 4  # epoch 2's batches 3 to 6
     _same_weights(full.model.state_dict(), loaded.model.state_dict())
@@ -968,13 +953,13 @@ def test_fit_after_load_of_an_interrupted_epochs_checkpoint_continues_it_exactly
     loaded = _own_model_trainer(None, epochs=3)
     train = _shuffling_loader("loader generator")
     loaded.load(tmp_path / "c" / "checkpoint.pt", loaders={"train": train})
-    loaded.method = _Interrupting(loaded.method, at=None)
+    loaded.method = _Signals(loaded.method, at=None)
     loaded.fit(train, epochs=3)
     assert loaded.method.calls == 6 and [m["epoch"] for m in loaded.history] == [1, 2, 3]
     # resume=False does not continue the epoch load() restored (it seeds afresh and trains the epoch whole)
     again = _own_model_trainer(None, epochs=2)
     again.load(tmp_path / "a" / "checkpoint.pt")
-    again.method = _Interrupting(again.method, at=None)
+    again.method = _Signals(again.method, at=None)
     again.fit(_shuffling_loader("loader generator"), resume=False)
     assert again.method.calls == 6
 
@@ -1042,7 +1027,7 @@ def test_a_fit_after_load_that_fails_before_training_leaves_a_retry_to_continue_
     full_history = full.fit(_shuffling_loader("loader generator"))
     loaded = _own_model_trainer(None, epochs=2)
     loaded.load(tmp_path / "a" / "checkpoint.pt")
-    loaded.method = _Interrupting(loaded.method, at=None)
+    loaded.method = _Signals(loaded.method, at=None)
     # part-way through epoch 2: fit(epochs=1) returned, trained nothing, and dropped it
     with pytest.raises(ConfigError, match=r"epochs: .*checkpoint.pt has trained epoch 1 and the first 2 of epoch 2's "
                                           r"6 batches, more than the 1 epoch\(s\) asked; rerun with epochs >= 2"):
