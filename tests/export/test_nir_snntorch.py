@@ -6,7 +6,6 @@ exporter failures) happens as written."""
 from __future__ import annotations
 
 import nir
-import numpy as np
 import pytest
 import torch
 from torch import nn
