@@ -60,10 +60,11 @@ __all__ = ["INTERRUPT_HANDLER_MARK", "Trainer", "resolve_device", "seed_everythi
 
 
 def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (CPU and CUDA)."""
+    """Seed python, numpy and torch (CPU and CUDA). Any integer: torch takes it modulo 2**64 (as it reads a
+    negative seed), so ``seed + rank`` under torchrun stays a seed for a config seed near 2**64 − 1."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+    torch.manual_seed(seed % 2**64)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -601,7 +602,7 @@ class Trainer:
             _restore_loader_rngs(streams[self.world.rank].get("loaders"), loaders or {}, path,
                                  warn=self.world.is_main)
         else:  # a process the checkpoint has no stream for: one of its own, unlike every other process's
-            seq = np.random.SeedSequence([self.config.seed, self.world.rank, self.epoch, saved_world])
+            seq = np.random.SeedSequence([self.config.seed % 2**64, self.world.rank, self.epoch, saved_world])
             seed_everything(int(seq.generate_state(1, np.uint64)[0]) >> 1)  # int: numpy 1 refuses uint64 >> 1
 
     def _stretch_schedule(self, epochs: int) -> None:

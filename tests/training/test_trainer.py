@@ -1051,3 +1051,16 @@ def test_a_fit_after_load_that_fails_before_training_leaves_a_retry_to_continue_
         loaded.fit(_global_stream_loader(_Unreadable()))
     assert _strip(loaded.fit(_global_stream_loader())) == _strip(full_history)
     _same_weights(full.model.state_dict(), loaded.model.state_dict())
+
+
+def test_seed_everything_takes_a_seed_and_rank_past_torchs_range_as_torch_reads_a_negative_one():
+    """Config seeds go up to 2**64 - 1; torchrun adds the rank (and numpy's SeedSequence refuses negative ones): torch
+    takes seeds modulo 2**64, as it reads -1 as 2**64 - 1, so every process still gets a seed."""
+    from neurosim.training.trainer import seed_everything
+
+    def draws(seed):
+        seed_everything(seed)
+        return torch.rand(3).tolist()
+
+    assert draws(2**64 - 1) == draws(-1)
+    assert draws(2**64 + 1) == draws(1)  # seed 2**64 - 1 on rank 2 (torch raised an overflow)
