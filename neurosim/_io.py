@@ -78,6 +78,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _raise_naming(e: OSError, path: str | Path):
+    """Raise ``e`` (being handled), naming ``path`` where it names no file: a full disk raises from ``write()``
+    without a path. An errno-less OSError keeps its own message."""
+    if e.filename is None and e.errno is not None:
+        raise OSError(e.errno, e.strerror, str(path)) from e
+    raise e
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (temp file in the same folder + ``os.replace``); temporary files that
     earlier, interrupted writes of ``path`` left behind are removed first."""
@@ -99,9 +107,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         os.replace(tmp, path)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
-        if e.filename is None and e.errno is not None:  # a full disk raises from write() without a path: name it
-            raise OSError(e.errno, e.strerror, str(path)) from e  # (an errno-less OSError keeps its own message)
-        raise
+        _raise_naming(e, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -170,10 +176,8 @@ def hold_run_folder(run_dir: str | Path, command: str, elsewhere: str = "choose 
             f.write(f"neurosim {command} (process {os.getpid()} on {socket.gethostname()}, since "
                     f"{time.strftime('%Y-%m-%d %H:%M:%S')})\n")
             f.flush()
-        except OSError as e:  # a full disk raises from write() without a path: name the lock file
-            if e.filename is not None or e.errno is None:
-                raise
-            raise OSError(e.errno, e.strerror, str(lock)) from e
+        except OSError as e:
+            _raise_naming(e, lock)
         yield run_dir
     finally:
         _HELD.discard(key)
