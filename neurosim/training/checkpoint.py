@@ -201,14 +201,7 @@ def check_resumable(payload: dict[str, Any], config: RunConfig, epochs: int, whe
         ConfigError: naming the settings that differ (or the epochs done and asked) and what to do instead: keep
             the config, run elsewhere (``elsewhere``), or start over (``start_over``).
     """
-    done = int(payload.get("epoch", 0))
-    if payload.get("partial_epoch") and done + 1 > epochs:  # part-way through epoch done + 1
-        raise ConfigError(f"{epochs_name}: {where} has trained {trained_so_far(payload)}, more than the {epochs} "
-                          f"epoch(s) asked; rerun with {epochs_name} >= {done + 1} to continue it, {elsewhere}, or "
-                          f"{start_over}")
-    if done > epochs:
-        raise ConfigError(f"{epochs_name}: {where} has already trained {done} epochs, more than the {epochs} asked; "
-                          f"rerun with {epochs_name} >= {done} to continue it, {elsewhere}, or {start_over}")
+    check_epochs_done(payload, epochs, where, epochs_name=epochs_name, elsewhere=elsewhere, start_over=start_over)
     if payload.get("config") is None:  # nothing to compare with
         return
     try:
@@ -227,3 +220,18 @@ def check_resumable(payload: dict[str, Any], config: RunConfig, epochs: int, whe
             f"{where} holds a checkpoint of a different config ({', '.join(changed)} differ); resume it with the "
             f"same config (only {', '.join(RESUME_MAY_CHANGE)} may change), {elsewhere}, or {start_over}"
         )
+
+
+def check_epochs_done(payload: dict[str, Any], epochs: int, where: str | Path, *, epochs_name: str = "train.epochs",
+                      elsewhere: str = "choose another name (--set name=...)",
+                      start_over: str = "pass --no-resume to start over") -> None:
+    """The epochs half of :func:`check_resumable`: no more epochs done in ``payload`` than ``epochs`` (one
+    interrupted part-way through epoch ``e`` needs ``epochs >= e``); a ConfigError worded as there."""
+    done = int(payload.get("epoch", 0))
+    if payload.get("partial_epoch") and done + 1 > epochs:  # part-way through epoch done + 1
+        raise ConfigError(f"{epochs_name}: {where} has trained {trained_so_far(payload)}, more than the {epochs} "
+                          f"epoch(s) asked; rerun with {epochs_name} >= {done + 1} to continue it, {elsewhere}, or "
+                          f"{start_over}")
+    if done > epochs:
+        raise ConfigError(f"{epochs_name}: {where} has already trained {done} epochs, more than the {epochs} asked; "
+                          f"rerun with {epochs_name} >= {done} to continue it, {elsewhere}, or {start_over}")

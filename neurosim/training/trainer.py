@@ -49,7 +49,8 @@ from neurosim.data.loaders import FrameLoader
 from neurosim.nn.layers import run_chunked
 from neurosim.training import distributed
 from neurosim.training.checkpoint import (
-    atomic_write_text, check_resumable, load_checkpoint, load_weights, resumes_at, save_checkpoint, trained_so_far,
+    atomic_write_text, check_epochs_done, check_resumable, load_checkpoint, load_weights, resumes_at, save_checkpoint,
+    trained_so_far,
 )
 from neurosim.training.losses import Loss, get_loss, predict
 from neurosim.training.memory import SavedTensorMeter, tune_cpu_allocator
@@ -929,7 +930,7 @@ class Trainer:
         ways_out = dict(epochs_name=epochs_name, elsewhere="load() another checkpoint",
                         start_over="pass fit(resume=False) to start over")
         if self._resume is not None:  # (its config is not checked: it is what load() was asked for)
-            check_resumable({**loaded, "config": None}, self.config, epochs, where, **ways_out)
+            check_epochs_done(loaded, epochs, where, **ways_out)
             return True
         try:
             check_resumable(loaded, self.config, epochs, where, **ways_out)
