@@ -454,7 +454,7 @@ def _storage_kept(args) -> str:
     ckpt = run_dir / "checkpoint.pt"
     ours = ckpt.is_file() and ckpt.stat().st_mtime >= getattr(args, "started", 0)
     if args.command == "train" and ours:
-        rerun = "rerun without --no-resume" if getattr(args, "no_resume", False) else "rerun the same command"
+        rerun = _rerun(args)
         holds, there = _checkpoint_holds(ckpt)
         return f". The last checkpoint{holds} in {ckpt} is intact: {rerun} to resume{there} once there is space"
     if args.command == "demo" and ours:
@@ -467,6 +467,11 @@ def _storage_kept(args) -> str:
     return ". " + _interrupted(args, "Stopped")
 
 
+def _rerun(args) -> str:
+    """How to go on with a run command that stopped: the same command, less ``--no-resume``."""
+    return "rerun without --no-resume" if getattr(args, "no_resume", False) else "rerun the same command"
+
+
 def _interrupted(args, how: str = "interrupted") -> str:
     """What an interrupted command kept, and how to go on; ``how`` says what stopped it (the message's first words)."""
     run_dir = getattr(args, "run_dir", None)
@@ -477,7 +482,7 @@ def _interrupted(args, how: str = "interrupted") -> str:
         if getattr(args, "no_resume", False) and ckpt.stat().st_mtime < getattr(args, "started", 0):
             return (f"{how} before this run's first checkpoint: {ckpt} is still the earlier run's (rerun with "
                     "--no-resume to start over again, or without it to continue the earlier run)")
-        rerun = "rerun without --no-resume" if getattr(args, "no_resume", False) else "rerun the same command"
+        rerun = _rerun(args)
         holds, there = _checkpoint_holds(ckpt)  # (part-way through an epoch: it resumes at the next batch)
         return f"{how}; {ckpt} holds this run's last checkpoint{holds}: {rerun} to resume{there}"
     if args.command == "demo" and run_dir is not None:
@@ -486,7 +491,7 @@ def _interrupted(args, how: str = "interrupted") -> str:
                 if ckpt.is_file() and ckpt.stat().st_mtime < getattr(args, "started", 0) else "")
         return f"{how}{kept}; `neurosim demo` trains from the start when run again"
     if args.command == "continual" and run_dir is not None:
-        rerun = "rerun without --no-resume" if getattr(args, "no_resume", False) else "rerun the same command"
+        rerun = _rerun(args)
         return (f"{how}; the finished (method, seed) results are kept in {run_dir / 'finished'}: {rerun} to "
                 "continue")
     return how
