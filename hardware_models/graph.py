@@ -557,7 +557,8 @@ class GraphFacts:
     def check_activity(self, activity) -> None:
         """Raise :class:`GraphError` when the activity names unknown nodes, misses a spiking node, claims more
         spikes than a node can emit (a neuron at most once per step, a max pool at most one event per window and
-        step), gives spike counts in another layout than the node's, or disagrees with itself about the input
+        step) or more neuron updates than neurons (``updates_per_step``, or updates of a node that is not an on-chip
+        population), gives spike counts in another layout than the node's, or disagrees with itself about the input
         events; also when a non-spiking population feeds a weight or pooling layer (see
         :meth:`check_spike_driven`)."""
         self.check_spike_driven()
@@ -595,6 +596,17 @@ class GraphFacts:
             counts, measured = self.source_counts(activity, name)  # shape check
             if measured and pop.on_chip and pop.spiking:
                 _check_per_unit(counts, T, name, f"{pop.node_type} node", "neuron spikes")
+        on_chip = [n for n, p in self.populations.items() if p.on_chip]
+        stray = [n for n in activity.updates_per_step if n not in on_chip]
+        if stray:
+            raise GraphError(f"activity gives updates_per_step for {stray}, which are not neuron populations on the "
+                             f"chip; those are {on_chip}. Record updates for neuron layers only")
+        for name, series in activity.updates_per_step.items():
+            neurons = self.populations[name].neurons
+            if series.size and series.max() > neurons * (1 + 1e-9):
+                t = int(series.argmax())
+                raise GraphError(f"activity for {name!r} has {series[t]:g} neuron updates at step {t} but the node has "
+                                 f"only {neurons} neurons (a neuron is updated at most once per step)")
         inputs = self.input_names
         if all(n in activity.spikes_per_step for n in inputs) and inputs and activity.input_events_per_step.any():
             a = sum(float(activity.spikes_per_step[n].sum()) for n in inputs)

@@ -142,6 +142,8 @@ def test_loihi_sanafe_names_the_layers_without_updates_and_rejects_impossible_co
         estimate(report.graph, with_updates({"1": np.array([0, 4.0, 1, 2])}), "loihi_sanafe")
     with pytest.raises(ValueError, match=r"updates_per_step for \['input'\], which are not neuron populations"):
         estimate(report.graph, with_updates({"input": np.array([0, 2.0, 0, 2])}), "loihi_sanafe")
+    with pytest.raises(ValueError, match=r"'1' has 4 neuron updates at step 1"):  # every target checks the activity
+        estimate(report.graph, with_updates({"1": np.array([0, 4.0, 1, 2])}), "rram_neurosim")
 
 
 def test_an_li_readout_is_counted_and_charged_by_the_same_condition():
