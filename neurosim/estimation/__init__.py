@@ -225,14 +225,12 @@ def estimate_checkpoint(path: str | Path, targets: Sequence[str] | None = None, 
                           dt_s=dt_ms * 1e-3, samples=samples, out_dir=out_dir, **options)
 
 
-def _first_samples(loader, samples: int | None, batch_size: int = 16):
-    """The first ``samples`` of a test :class:`~neurosim.data.FrameLoader` as ``(x_seq [T, b, ...], y)`` batches of
-    ``batch_size`` (the activity's batch) in the frames' own dtype: the profile converts each to the model's dtype,
-    so only those samples, a few at a time, are ever float (the loader's batches are whole float32 test batches)."""
-    n = len(loader.labels) if samples is None else min(int(samples), len(loader.labels))
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        yield loader.frames[start:stop].transpose(0, 1), loader.labels[start:stop]
+def _first_samples(loader, samples: int | None) -> list:
+    """The first ``samples`` of a test :class:`~neurosim.data.FrameLoader` as one ``(x_seq [T, n, ...], y)`` batch,
+    a view in the frames' own dtype: the profile converts a few samples at a time (its ``batch_size``) to the model's
+    dtype, so only those are ever float (the loader's batches are whole float32 test batches)."""
+    n = None if samples is None else int(samples)
+    return [(loader.frames[:n].transpose(0, 1), loader.labels[:n])]
 
 
 def estimate_files(nir_path: str | Path, activity_path: str | Path, targets: Sequence[str] | None = None, *,
