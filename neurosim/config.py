@@ -35,7 +35,7 @@ else:  # pragma: no cover
 from neurosim.functional import RESET_TIMINGS, RESETS, SURROGATES
 
 __all__ = [
-    "ConfigError", "DataConfig", "ModelConfig", "NeuronConfig", "RunConfig", "TrainConfig",
+    "AugmentConfig", "ConfigError", "DataConfig", "ModelConfig", "NeuronConfig", "RunConfig", "TrainConfig",
     "apply_overrides", "config_from_dict", "config_to_dict", "dumps_toml", "load_config",
 ]
 
@@ -50,6 +50,9 @@ class _Invalid(ValueError):
     def __init__(self, key: str, message: str) -> None:
         super().__init__(key, message)
         self.key, self.message = key, message
+
+    def __str__(self) -> str:  # a config dataclass built from Python: "shift: must be ...", not a tuple's repr
+        return f"{self.key}: {self.message}"
 
 
 def _as_tuple(v):
@@ -198,6 +201,28 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    """Augmentation of the training frames, drawn anew for every sample and epoch (:mod:`neurosim.data.augment`);
+    all off by default. The test split is never augmented."""
+
+    shift: int = 0  # translate each sample by up to this many pixels in x and in y (events off the sensor are lost)
+    flip: bool = False  # mirror left-right with probability 1/2 (not for classes that depend on the side: gestures)
+    drop: float = 0.0  # remove each event with this probability (EventDrop; exact on frames of counts)
+    cutout: int = 0  # zero a square of this side at a random centre, at every time step
+
+    def __post_init__(self) -> None:
+        for name in ("shift", "cutout"):
+            if getattr(self, name) < 0:
+                raise _Invalid(name, f"must be >= 0 pixels (0: off), got {getattr(self, name)!r}")
+        if not 0 <= self.drop < 1:
+            raise _Invalid("drop", f"must be a probability in [0, 1) (0: off), got {self.drop!r}")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.shift or self.flip or self.drop or self.cutout)
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """Which data, and how events become frames."""
 
@@ -210,6 +235,9 @@ class DataConfig:
     # unused: every sample becomes frames once, cached on disk, mapped into memory and batched in this process
     # (no DataLoader workers to start); a value > 0 warns. Kept so that configs and checkpoints which set it still load.
     num_workers: int = 0
+    # [data.augment]: training frames only. Written to configs and checkpoints only when on, so that a run without it
+    # stays readable by neurosim versions before it (they refuse a key they do not know)
+    augment: AugmentConfig = field(default_factory=AugmentConfig, metadata={"written_when_set": True})
 
     def __post_init__(self) -> None:
         _expand_home(self, "root")
@@ -463,11 +491,14 @@ def config_to_dict(cfg) -> dict[str, Any]:
     """A plain nested dict (tuples as lists) that :func:`config_from_dict` reads back.
 
     TOML has no null: a None is left out where it is the default, and written as ``"none"`` where it is not (e.g.
-    ``train.grad_clip = "none"``: no clipping), which the loaders read back as None.
+    ``train.grad_clip = "none"``: no clipping), which the loaders read back as None. A table added in a later
+    version (``data.augment``) is left out while all its keys are at their defaults (older versions refuse it).
     """
     out = {}
     for f in dataclasses.fields(cfg):
         v = getattr(cfg, f.name)
+        if f.metadata.get("written_when_set") and v == f.default_factory():
+            continue
         if dataclasses.is_dataclass(v):
             out[f.name] = config_to_dict(v)
         elif v is not None:
@@ -606,10 +637,15 @@ def _toml_value(v: Any) -> str:
 
 def dumps_toml(cfg: RunConfig) -> str:
     """Serialise a config to TOML text that :func:`load_config` reads back to an equal config."""
-    d = config_to_dict(cfg)
-    lines = [f"{k} = {_toml_value(v)}" for k, v in d.items() if not isinstance(v, dict)]
-    for k, v in d.items():
-        if isinstance(v, dict):
-            lines.append(f"\n[{k}]")
-            lines += [f"{kk} = {_toml_value(vv)}" for kk, vv in v.items()]
+    lines: list[str] = []
+
+    def table(d: dict, path: str) -> None:
+        if path:
+            lines.append(f"\n[{path}]")
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in d.items() if not isinstance(v, dict))
+        for k, v in d.items():
+            if isinstance(v, dict):  # after the plain keys: in TOML a key under a table header belongs to it
+                table(v, f"{path}.{k}" if path else k)
+
+    table(config_to_dict(cfg), "")
     return "\n".join(lines) + "\n"

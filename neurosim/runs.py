@@ -299,7 +299,8 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", progress: bool = 
     model, cfg, data = load_run(path, progress=progress, test_only=split == "test")
     device = next(iter(model.parameters()), torch.empty(0)).device  # where load_run put it (maybe not cfg's)
     trainer = Trainer(model, replace(cfg, train=replace(cfg.train, device=str(device))), run_dir=None, progress=False)
-    loader = data.test if split == "test" else data.train
+    # the training split as recorded, in order: not the training loader, which augments (data.augment)
+    loader = data.test if split == "test" else eval_loader(cfg.data, data.train_frames, data.train.labels, device)
     metrics = trainer.evaluate(loader)
     metrics["samples"] = len(loader.labels)
     return metrics

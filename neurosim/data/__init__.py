@@ -2,12 +2,13 @@
 
 The dataset registry (:func:`get_dataset`) is the entry point: ``get_dataset("event_digits").load("train")`` gives a
 tonic-style dataset of ``(events, label)``; :func:`make_loaders` turns a :class:`neurosim.config.DataConfig` into
-cached-frame batch loaders for the Trainer. The transforms (:class:`ToFrame`, :class:`Denoise`, …) are numba
-versions of tonic's with the same call style and output; :mod:`neurosim.data.readers` reads event files with clear
-errors; :mod:`neurosim.data.encoders` turns images into spikes and :mod:`neurosim.data.audio` waveforms into
-SHD-format spikes.
+cached-frame batch loaders for the Trainer (augmented per batch on request: :mod:`neurosim.data.augment`). The
+transforms (:class:`ToFrame`, :class:`Denoise`, …) are numba versions of tonic's with the same call style and output;
+:mod:`neurosim.data.readers` reads event files with clear errors; :mod:`neurosim.data.encoders` turns images into
+spikes and :mod:`neurosim.data.audio` waveforms into SHD-format spikes.
 """
 
+from neurosim.config import AugmentConfig
 from neurosim.data.audio import AudioToSpikes, load_audio, write_shd_h5
 from neurosim.data.dvs import EVENT_DTYPE, DVSParams, emulate, saccade_offsets
 from neurosim.data.encoders import delta_encode, latency_encode, rate_encode
@@ -28,7 +29,7 @@ from neurosim.data.transforms import (
 )
 
 __all__ = [
-    "DATASETS", "DVSParams", "DataBundle", "DatasetInfo", "DatasetNotFoundError", "EVENT_DTYPE", "EventDigits",
+    "AugmentConfig", "DATASETS", "DVSParams", "DataBundle", "DatasetInfo", "DatasetNotFoundError", "EVENT_DTYPE", "EventDigits",
     "FrameLoader", "MissingReaderError", "cached_frames", "emulate", "event_digits_cache_path", "events_to_frames",
     "get_dataset", "load_frames", "make_loaders", "register_dataset", "saccade_offsets",
     # readers

@@ -15,6 +15,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from neurosim.config import AugmentConfig
+from neurosim.data import augment as _augment
+
 __all__ = ["FrameLoader", "time_first_collate"]
 
 
@@ -39,6 +42,10 @@ class FrameLoader:
         even: with ``num_replicas > 1``, give every shard the same number of samples (and so of batches): the
             last few samples of the epoch's order are repeated to fill the shards up, or dropped with
             ``drop_last``. False keeps every sample exactly once and lets shards differ by one (evaluation).
+        augment: an :class:`~neurosim.config.AugmentConfig` (random shift, flip, event drop, cutout of each sample;
+            :mod:`neurosim.data.augment`), drawn per sample from ``(seed, epoch, its position in the epoch's
+            order)``: :meth:`iter_from` and :meth:`shard` augment every sample as one uninterrupted process would.
+            None or all off: batches are the frames as they are.
 
     Frames from the frame cache (:func:`~neurosim.data.load_frames`) stay mapped from their file: a batch reads only
     its samples, and a loader sent to another process by :mod:`multiprocessing` (a ``spawn`` process's arguments)
@@ -49,7 +56,7 @@ class FrameLoader:
 
     def __init__(self, frames, labels, batch_size: int = 32, shuffle: bool = False, seed: int = 0,
                  drop_last: bool = False, device: str | torch.device = "cpu", rank: int = 0,
-                 num_replicas: int = 1, even: bool = True) -> None:
+                 num_replicas: int = 1, even: bool = True, augment: AugmentConfig | None = None) -> None:
         self.frames = torch.as_tensor(_native(frames)) if not isinstance(frames, torch.Tensor) else frames
         # the array the frames tensor shares memory with: pickled in its place while the tensor is still all of it
         # (a cached split's MappedArray travels to a spawned process as a reference to its file, not as its bytes)
@@ -73,6 +80,11 @@ class FrameLoader:
             raise ValueError(f"{len(self.labels)} samples cannot be split evenly over {num_replicas} processes")
         self.device = torch.device(device)
         self.rank, self.num_replicas, self.even = rank, num_replicas, even
+        if augment is not None and not isinstance(augment, AugmentConfig):
+            raise TypeError(f"augment must be an AugmentConfig (neurosim.config) or None, got {type(augment).__name__}")
+        self.augment = augment if augment is not None and augment.active else None
+        if self.augment is not None:
+            _augment.check_frames(self.augment, tuple(self.frames.shape), self.frames.dtype)
         self.epoch = 0
 
     def shard(self, rank: int, num_replicas: int, even: bool = True) -> "FrameLoader":
@@ -86,7 +98,8 @@ class FrameLoader:
         """
         array = self._whole_array()
         return FrameLoader(self.frames if array is None else array, self.labels, self.batch_size, self.shuffle,
-                           self.seed, self.drop_last, self.device, rank=rank, num_replicas=num_replicas, even=even)
+                           self.seed, self.drop_last, self.device, rank=rank, num_replicas=num_replicas, even=even,
+                           augment=self.augment)
 
     def _whole_array(self) -> np.ndarray | None:
         """The array the frames were given as, while ``self.frames`` is still a view of all of it (same memory,
@@ -154,10 +167,18 @@ class FrameLoader:
             if self.even:
                 total = size * self.num_replicas
                 order = order[:total] if total <= n else torch.cat([order, order[:total - n]])
+            positions = np.arange(len(order))[self.rank::self.num_replicas][:size]  # in the whole epoch's order
             order = order[self.rank::self.num_replicas][:size]
+        else:
+            positions = np.arange(len(order))
         for i in range(start, len(self)):
-            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
-            x = self.frames[idx].to(self.device, torch.float32, non_blocking=True)
+            batch = slice(i * self.batch_size, (i + 1) * self.batch_size)
+            idx = order[batch]
+            x = self.frames[idx]
+            if self.augment is not None:  # each sample's draws: (seed, epoch, its position in the epoch's order) alone
+                draws = _augment.draw(self.augment, positions[batch], self.seed, self.epoch, *self.frames.shape[-2:])
+                x = _augment.apply(self.augment, x.cpu(), draws)  # the gathered copy, in the frames' dtype
+            x = x.to(self.device, torch.float32, non_blocking=True)
             yield x.transpose(0, 1).contiguous(), self.labels[idx].to(self.device)
 
 

@@ -20,6 +20,7 @@ import torch
 
 from neurosim.config import DataConfig
 from neurosim.data._cache import store_failed
+from neurosim.data.augment import AugmentError
 from neurosim.data.frames import cached_frames, events_to_frames, frame_cache_path
 from neurosim.data.loaders import FrameLoader
 from neurosim.data.registry import DatasetInfo, get_dataset
@@ -186,8 +187,11 @@ def make_loaders(cfg: DataConfig, seed: int = 0, device: str | torch.device = "c
     # a last training batch of one sample is dropped: BatchNorm cannot normalise one value per channel (SLTT's
     # per-step statistics, or T = 1), and one sample's gradient step is mostly noise
     single_left = len(train_labels) % cfg.batch_size == 1 and len(train_labels) > 1
-    train = FrameLoader(train_frames, train_labels, cfg.batch_size, shuffle=True, seed=seed, drop_last=single_left,
-                        device=device)
+    try:
+        train = FrameLoader(train_frames, train_labels, cfg.batch_size, shuffle=True, seed=seed,
+                            drop_last=single_left, device=device, augment=cfg.augment)
+    except AugmentError as exc:  # an augmentation these frames cannot take: name the dataset and the config key
+        raise ValueError(f"data.{exc} (dataset {info.name!r})") from None
     test = eval_loader(cfg, test_frames, test_labels, device)
     return DataBundle(info, train, test, train_frames, test_frames, fingerprint)
 
