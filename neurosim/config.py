@@ -210,11 +210,14 @@ class AugmentConfig:
     drop: float = 0.0  # remove each event with this probability (EventDrop; exact on frames of counts)
     cutout: int = 0  # zero a square of this side at a random centre, at every time step
 
-    def __post_init__(self) -> None:
+    def __post_init__(self) -> None:  # (a config file's values are type-checked before; these come from Python)
         for name in ("shift", "cutout"):
-            if getattr(self, name) < 0:
-                raise _Invalid(name, f"must be >= 0 pixels (0: off), got {getattr(self, name)!r}")
-        if not 0 <= self.drop < 1:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise _Invalid(name, f"must be a whole number of pixels >= 0 (0: off), got {v!r}")
+        if not isinstance(self.flip, bool):
+            raise _Invalid("flip", f"must be true or false, got {self.flip!r}")
+        if isinstance(self.drop, bool) or not isinstance(self.drop, (int, float)) or not 0 <= self.drop < 1:
             raise _Invalid("drop", f"must be a probability in [0, 1) (0: off), got {self.drop!r}")
 
     @property
@@ -235,6 +238,10 @@ class DataConfig:
     # unused: every sample becomes frames once, cached on disk, mapped into memory and batched in this process
     # (no DataLoader workers to start); a value > 0 warns. Kept so that configs and checkpoints which set it still load.
     num_workers: int = 0
+    # a fraction of the training split held out for validation (stratified, the same samples for every seed): each
+    # epoch reports val_loss/val_acc and the run keeps the best epoch's weights in best.pt; 0: none, and the
+    # training split is all trained on. Written to configs and checkpoints only when set (as augment, below)
+    val_split: float = field(default=0.0, metadata={"written_when_set": True})
     # [data.augment]: training frames only. Written to configs and checkpoints only when on, so that a run without it
     # stays readable by neurosim versions before it (they refuse a key they do not know)
     augment: AugmentConfig = field(default_factory=AugmentConfig, metadata={"written_when_set": True})
@@ -242,6 +249,9 @@ class DataConfig:
     def __post_init__(self) -> None:
         _expand_home(self, "root")
         _positive(self, "time_steps", "batch_size", "train_subset", "test_subset")
+        if not 0 <= self.val_split < 1:
+            raise _Invalid("val_split", f"must be a fraction in [0, 1) of the training split (0: no validation), got "
+                                        f"{self.val_split!r}")
         if self.num_workers < 0:
             raise _Invalid("num_workers", f"must be >= 0, got {self.num_workers!r}")
         if self.num_workers > 0:
@@ -491,13 +501,15 @@ def config_to_dict(cfg) -> dict[str, Any]:
     """A plain nested dict (tuples as lists) that :func:`config_from_dict` reads back.
 
     TOML has no null: a None is left out where it is the default, and written as ``"none"`` where it is not (e.g.
-    ``train.grad_clip = "none"``: no clipping), which the loaders read back as None. A table added in a later
-    version (``data.augment``) is left out while all its keys are at their defaults (older versions refuse it).
+    ``train.grad_clip = "none"``: no clipping), which the loaders read back as None. Keys added in a later version
+    (``data.val_split``, the ``data.augment`` table) are left out while at their defaults (older versions refuse
+    them).
     """
     out = {}
     for f in dataclasses.fields(cfg):
         v = getattr(cfg, f.name)
-        if f.metadata.get("written_when_set") and v == f.default_factory():
+        if f.metadata.get("written_when_set") and v == (f.default_factory() if f.default is dataclasses.MISSING
+                                                         else f.default):
             continue
         if dataclasses.is_dataclass(v):
             out[f.name] = config_to_dict(v)

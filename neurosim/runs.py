@@ -57,12 +57,19 @@ def _check_input_shape(cfg: RunConfig, data: DataBundle) -> None:
 def _check_before_loading(cfg: RunConfig) -> None:
     """What the config alone decides, checked before any data is loaded or folder written: the dataset exists,
     the device is there, and the model can be built on the configured input shape."""
+    from neurosim.data.augment import AugmentError, check_frames
     from neurosim.data.registry import get_dataset
 
     try:
-        get_dataset(cfg.data.dataset)
+        info = get_dataset(cfg.data.dataset)
     except ValueError as e:
         raise ConfigError(f"data.dataset: {e}") from None
+    width, height, polarities = info.sensor_size  # frames [N, T, P, H, W]; [N, T, P, W] from a one-row sensor (audio)
+    try:  # (before the frames are built: the first conversion of a large dataset takes long)
+        check_frames(cfg.data.augment, (1, cfg.data.time_steps, polarities) + ((height, width) if height > 1 else
+                                                                               (width,)), torch.uint8)
+    except AugmentError as e:
+        raise ConfigError(f"data.{e} (dataset {info.name!r})") from None
     resolve_device(cfg.train.device)  # a ConfigError naming train.device
     check_output_folder(Path(cfg.out_dir) / cfg.name, "out_dir")
     try:

@@ -2,7 +2,10 @@
 
 ``neurosim train`` converts events to frames once and caches them (:mod:`neurosim.data.frames`), so the event
 transforms of :mod:`neurosim.data.transforms` cannot run per epoch there. The usual augmentations of event-camera
-training are also exact on frames of event counts, per sample and the same at every time step:
+training can be done on frames of event counts instead, per sample and the same at every time step, and give the
+frames of the events so transformed, framed in the sample's own time bins (``ToFrame(n_time_bins=T)`` sets the bins
+from the first and last event; where a transform removes one of those, framing the transformed events would move
+every bin edge a little, which the frames keep as they were):
 
 - ``shift``: translate by whole pixels, up to ``shift`` in x and in y, events moved off the sensor lost — the frames
   of the events moved before framing (torchvision's ``RandomCrop(size, padding=shift)`` on frames; NDA's "rolling",
@@ -59,13 +62,14 @@ def _mix(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
-def draw(spec: AugmentConfig, positions, seed: int, epoch: int, height: int = 1, width: int = 1) -> Draws:
-    """The draws of the samples at ``positions`` of epoch ``epoch``'s order: each a fixed function of ``(seed, epoch,
-    position)`` (counter-based, SplitMix64), so a sample's augmentation does not depend on which other positions are
-    drawn, in what batches, by which process, or on what ran before (any int seed, as the shuffle)."""
+def draw(spec: AugmentConfig, positions, seed: int, epoch: int, height: int, width: int) -> Draws:
+    """The draws of the samples at ``positions`` of epoch ``epoch``'s order, for frames of ``height × width`` pixels
+    (where cutouts are centred): each a fixed function of ``(seed, epoch, position)`` (counter-based, SplitMix64), so
+    a sample's augmentation does not depend on which other positions are drawn, in what batches, by which process,
+    or on what ran before (any int seed, as the shuffle)."""
     positions = np.asarray(positions, dtype=np.uint64).reshape(-1)
     with np.errstate(over="ignore"):
-        key = _mix(np.array([seed % 2**64], np.uint64) ^ np.uint64(_SALT))
+        key = _mix(np.array([int(seed) % 2**64], np.uint64) ^ np.uint64(_SALT))
         key = _mix(key + np.uint64(int(epoch) % 2**64) * _GOLDEN)
         counters = positions[:, None] * np.uint64(_STREAMS) + np.arange(1, _STREAMS + 1, dtype=np.uint64)
         bits = _mix(key + counters * _GOLDEN)  # [n, streams]
@@ -84,53 +88,61 @@ def check_frames(spec: AugmentConfig, shape: tuple[int, ...], dtype: torch.dtype
     """Refuse frames ``[N, T, ...]`` that ``spec`` cannot augment, naming the setting.
 
     Raises:
-        AugmentError: a spatial setting (shift, flip, cutout) on frames without height and width (``[N, T, P, H, W]``:
-            e.g. audio's ``[N, T, channels]``), a shift or cutout as large as the sensor, or ``drop`` on frames
-            that are not event counts (a float dtype).
+        AugmentError: a spatial setting (shift, flip, cutout) on frames that are not ``[N, T, P, H, W]`` (e.g.
+            audio's ``[N, T, 1, channels]``), a shift that moves every event off the sensor in some draws (not
+            smaller than its height or width), a cutout that covers the whole sensor (as large as both), or ``drop``
+            on frames that are not event counts (a float dtype).
     """
     spatial = [name for name, on in (("shift", spec.shift), ("flip", spec.flip), ("cutout", spec.cutout)) if on]
     if spatial and len(shape) != 5:
-        raise AugmentError(f"augment.{spatial[0]} moves pixels of frames [N, T, P, H, W]; these frames are "
-                         f"{list(shape)} (no height and width: e.g. audio channels); turn it off for this dataset")
+        raise AugmentError(f"augment.{spatial[0]} moves the pixels of frames [N, T, P, H, W] (polarity, height, "
+                           f"width); these frames are {list(shape)}; turn it off for this dataset")
     if spatial:
         height, width = shape[-2:]
-        for name in ("shift", "cutout"):
-            value = getattr(spec, name)
-            if value >= min(height, width):
-                raise AugmentError(f"augment.{name} = {value} is not smaller than the {height}×{width} sensor: "
-                                 f"{'every event would leave it' if name == 'shift' else 'it would hide the sample'}")
+        if spec.shift >= min(height, width):
+            raise AugmentError(f"augment.shift = {spec.shift} moves every event off the {height}×{width} sensor in "
+                               f"some draws; it must be below {min(height, width)}")
+        if spec.cutout >= max(height, width):
+            raise AugmentError(f"augment.cutout = {spec.cutout} covers the whole {height}×{width} sensor in some "
+                               f"draws; it must be below {max(height, width)}")
     if spec.drop and dtype.is_floating_point:
         raise AugmentError(f"augment.drop removes events from frames of event counts; these frames are {dtype} "
-                         "(not counts, e.g. encoded images); turn it off for them")
+                           "(not counts, e.g. encoded images); turn it off for them")
+
+
+_SIGNED = {torch.uint16: torch.int16, torch.uint32: torch.int32, torch.uint64: torch.int64}
 
 
 def apply(spec: AugmentConfig, x: torch.Tensor, draws: Draws) -> torch.Tensor:
-    """Augment a batch ``x [B, T, ...]`` (a CPU tensor, any dtype: the loader augments the frames it gathered, before
-    they go to the device, so a run augments alike on every device) with ``draws`` of its ``B`` samples. ``x`` is
-    changed in place and returned."""
+    """Augment a batch ``x [B, T, ...]`` (a CPU tensor of counts, any dtype: the loader augments the frames it
+    gathered, before they go to the device, so a run augments alike on every device) with ``draws`` of its ``B``
+    samples. Returns ``x`` changed in place (a contiguous copy of it where it is not contiguous)."""
     if not spec.active:
         return x
     if x.device.type != "cpu":
         raise ValueError(f"augment: frames must be on the CPU, got a tensor on {x.device}")
+    if len(draws.flip) != len(x):
+        raise ValueError(f"augment: {len(draws.flip)} draws for a batch of {len(x)} samples")
+    x = x.contiguous()  # (the drop kernel writes through a flat view)
     if spec.drop:
-        flat = x.reshape(len(x), -1)  # a view: x is the loader's own gathered copy
-        _drop_events(flat.numpy(), 1.0 - spec.drop, draws.drop_seed)
+        _drop_events(x.view(len(x), -1).numpy(), 1.0 - spec.drop, draws.drop_seed)
+    moved = x.view(_SIGNED[x.dtype]) if x.dtype in _SIGNED else x  # the same bits: torch flips no uint16
     if spec.flip:
         rows = torch.as_tensor(np.flatnonzero(draws.flip))
-        x[rows] = x[rows].flip(-1)
+        moved[rows] = moved[rows].flip(-1)
     if spec.shift:
         height, width = x.shape[-2:]
         for b, (dy, dx) in enumerate(draws.shift.tolist()):
             if dy or dx:
-                moved = torch.zeros_like(x[b])
-                moved[..., max(dy, 0):height + min(dy, 0), max(dx, 0):width + min(dx, 0)] = \
-                    x[b, ..., max(-dy, 0):height - max(dy, 0), max(-dx, 0):width - max(dx, 0)]
-                x[b] = moved
+                shifted = torch.zeros_like(moved[b])
+                shifted[..., max(dy, 0):height + min(dy, 0), max(dx, 0):width + min(dx, 0)] = \
+                    moved[b, ..., max(-dy, 0):height - max(dy, 0), max(-dx, 0):width - max(dx, 0)]
+                moved[b] = shifted
     if spec.cutout:
         half = spec.cutout // 2
         for b, (cy, cx) in enumerate(draws.cutout.tolist()):  # rows cy - half … cy - half + cutout - 1, clipped
-            x[b, ..., max(cy - half, 0):max(cy - half + spec.cutout, 0),
-              max(cx - half, 0):max(cx - half + spec.cutout, 0)] = 0
+            moved[b, ..., max(cy - half, 0):max(cy - half + spec.cutout, 0),
+                  max(cx - half, 0):max(cx - half + spec.cutout, 0)] = 0
     return x
 
 

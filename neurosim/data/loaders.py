@@ -46,6 +46,9 @@ class FrameLoader:
             :mod:`neurosim.data.augment`), drawn per sample from ``(seed, epoch, its position in the epoch's
             order)``: :meth:`iter_from` and :meth:`shard` augment every sample as one uninterrupted process would.
             None or all off: batches are the frames as they are.
+        indices: the rows of ``frames``/``labels`` this loader serves, in this order (before shuffling): a part of
+            one array, e.g. a validation split held out of a cached training split, without copying its frames.
+            ``labels`` is then the served rows' labels. None: every row.
 
     Frames from the frame cache (:func:`~neurosim.data.load_frames`) stay mapped from their file: a batch reads only
     its samples, and a loader sent to another process by :mod:`multiprocessing` (a ``spawn`` process's arguments)
@@ -56,7 +59,8 @@ class FrameLoader:
 
     def __init__(self, frames, labels, batch_size: int = 32, shuffle: bool = False, seed: int = 0,
                  drop_last: bool = False, device: str | torch.device = "cpu", rank: int = 0,
-                 num_replicas: int = 1, even: bool = True, augment: AugmentConfig | None = None) -> None:
+                 num_replicas: int = 1, even: bool = True, augment: AugmentConfig | None = None,
+                 indices=None) -> None:
         self.frames = torch.as_tensor(_native(frames)) if not isinstance(frames, torch.Tensor) else frames
         # the array the frames tensor shares memory with: pickled in its place while the tensor is still all of it
         # (a cached split's MappedArray travels to a spawned process as a reference to its file, not as its bytes)
@@ -67,9 +71,14 @@ class FrameLoader:
             raise ValueError(f"frames must be [N, T, ...], got shape {tuple(self.frames.shape)}")
         if len(self.frames) != len(self.labels):
             raise ValueError(f"{len(self.frames)} frame samples but {len(self.labels)} labels")
+        self.indices = None if indices is None else _rows(indices, len(self.frames))
+        if self.indices is not None:
+            self._all_labels, self.labels = self.labels, self.labels[self.indices]
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, seed, drop_last
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"seed must be an integer, got {seed!r}")
+        self.batch_size, self.shuffle, self.seed, self.drop_last = batch_size, shuffle, int(seed), drop_last
         if isinstance(num_replicas, bool) or not isinstance(num_replicas, int) or num_replicas < 1:
             raise ValueError(f"num_replicas must be a whole number >= 1, got {num_replicas!r}")
         if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < num_replicas:
@@ -97,9 +106,10 @@ class FrameLoader:
         the unsharded order.
         """
         array = self._whole_array()
-        return FrameLoader(self.frames if array is None else array, self.labels, self.batch_size, self.shuffle,
+        labels = self.labels if self.indices is None else self._all_labels
+        return FrameLoader(self.frames if array is None else array, labels, self.batch_size, self.shuffle,
                            self.seed, self.drop_last, self.device, rank=rank, num_replicas=num_replicas, even=even,
-                           augment=self.augment)
+                           augment=self.augment, indices=self.indices)
 
     def _whole_array(self) -> np.ndarray | None:
         """The array the frames were given as, while ``self.frames`` is still a view of all of it (same memory,
@@ -174,12 +184,27 @@ class FrameLoader:
         for i in range(start, len(self)):
             batch = slice(i * self.batch_size, (i + 1) * self.batch_size)
             idx = order[batch]
-            x = self.frames[idx]
+            x = self.frames[idx if self.indices is None else self.indices[idx]]
             if self.augment is not None:  # each sample's draws: (seed, epoch, its position in the epoch's order) alone
                 draws = _augment.draw(self.augment, positions[batch], self.seed, self.epoch, *self.frames.shape[-2:])
                 x = _augment.apply(self.augment, x.cpu(), draws)  # the gathered copy, in the frames' dtype
             x = x.to(self.device, torch.float32, non_blocking=True)
             yield x.transpose(0, 1).contiguous(), self.labels[idx].to(self.device)
+
+
+def _rows(indices, n: int) -> torch.Tensor:
+    """``indices`` as an int64 tensor of distinct rows in ``[0, n)``, or a ValueError saying what is wrong."""
+    rows = torch.as_tensor(_native(indices) if not isinstance(indices, torch.Tensor) else indices)
+    if rows.dim() != 1 or rows.dtype.is_floating_point or rows.dtype == torch.bool or rows.is_complex():
+        raise ValueError(f"indices must be a 1-D array of integer row numbers, got {rows.dtype} of shape "
+                         f"{tuple(rows.shape)}")
+    rows = rows.long().cpu()
+    if len(rows) and (int(rows.min()) < 0 or int(rows.max()) >= n):
+        raise ValueError(f"indices must be rows in [0, {n}) (the frames' samples), got {int(rows.min())} to "
+                         f"{int(rows.max())}")
+    if len(torch.unique(rows)) != len(rows):
+        raise ValueError("indices repeat a row: each sample may be served once per epoch")
+    return rows
 
 
 def _count_list(counts: list[int], most: int = 16) -> str:

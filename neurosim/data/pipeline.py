@@ -18,20 +18,27 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neurosim.config import DataConfig
+from neurosim.config import ConfigError, DataConfig
 from neurosim.data._cache import store_failed
 from neurosim.data.augment import AugmentError
 from neurosim.data.frames import cached_frames, events_to_frames, frame_cache_path
 from neurosim.data.loaders import FrameLoader
 from neurosim.data.registry import DatasetInfo, get_dataset
 
-__all__ = ["DataBundle", "eval_loader", "frame_cache_key", "load_frames", "make_loaders", "source_fingerprint"]
+__all__ = ["DataBundle", "eval_loader", "frame_cache_key", "load_frames", "make_loaders", "source_fingerprint",
+           "split_validation"]
+
+#: seeds the choice of validation samples: the same held-out samples for every run seed, so that runs that differ
+#: in their seed are selected and compared on one validation set
+VAL_SPLIT_SEED = 0x76616C
 
 
 @dataclass
 class DataBundle:
-    """Train and test loaders plus what they were made from (``train`` and ``train_frames`` are None where only the
-    test split was loaded: ``runs.load_run(test_only=True)``)."""
+    """Train, validation and test loaders plus what they were made from (``train`` and ``train_frames`` are None
+    where only the test split was loaded: ``runs.load_run(test_only=True)``). With ``data.val_split``, ``val`` serves
+    the samples held out of ``train_frames`` and ``train`` the others (:func:`split_validation`); else ``val`` is
+    None and ``train`` serves all of them."""
 
     info: DatasetInfo
     train: FrameLoader | None
@@ -40,6 +47,7 @@ class DataBundle:
     test_frames: np.ndarray
     fingerprint: list | None = None  # the source files' (source_fingerprint), None where there are none to
     # read (then the frames were not cached): checkpoints record it
+    val: FrameLoader | None = None
 
 
 class _First:
@@ -186,19 +194,51 @@ def make_loaders(cfg: DataConfig, seed: int = 0, device: str | torch.device = "c
                                                warn=fingerprint is not None)  # (said once, by the train split)
     # a last training batch of one sample is dropped: BatchNorm cannot normalise one value per channel (SLTT's
     # per-step statistics, or T = 1), and one sample's gradient step is mostly noise
-    single_left = len(train_labels) % cfg.batch_size == 1 and len(train_labels) > 1
+    train_rows, val = None, None
+    if cfg.val_split:
+        train_rows, val_rows = split_validation(train_labels, cfg.val_split, f"dataset {info.name!r}")
+        val = eval_loader(cfg, train_frames, train_labels, device, rows=val_rows)
+    n_train = len(train_labels) if train_rows is None else len(train_rows)
+    single_left = n_train % cfg.batch_size == 1 and n_train > 1
     try:
         train = FrameLoader(train_frames, train_labels, cfg.batch_size, shuffle=True, seed=seed,
-                            drop_last=single_left, device=device, augment=cfg.augment)
+                            drop_last=single_left, device=device, augment=cfg.augment, indices=train_rows)
     except AugmentError as exc:  # an augmentation these frames cannot take: name the dataset and the config key
-        raise ValueError(f"data.{exc} (dataset {info.name!r})") from None
+        raise ConfigError(f"data.{exc} (dataset {info.name!r})") from None
     test = eval_loader(cfg, test_frames, test_labels, device)
-    return DataBundle(info, train, test, train_frames, test_frames, fingerprint)
+    return DataBundle(info, train, test, train_frames, test_frames, fingerprint, val)
 
 
-def eval_loader(cfg: DataConfig, frames, labels, device: str | torch.device = "cpu") -> FrameLoader:
-    """The ordered evaluation loader over ``frames``/``labels``, in batches of ``cfg.batch_size``: a batch that fits
-    training fits evaluation, which keeps no graph (a fixed larger batch ran out of memory at the first evaluation
-    after ``data.batch_size`` was lowered to fit). Accuracy does not depend on it: each sample is evaluated on its
-    own (the mean loss only to float rounding, summed per batch)."""
-    return FrameLoader(frames, labels, cfg.batch_size, shuffle=False, device=device)
+def split_validation(labels, fraction: float, what: str = "the training split") -> tuple[np.ndarray, np.ndarray]:
+    """``(train_rows, val_rows)``: a stratified hold-out of ``fraction`` of ``labels``' samples, sorted row numbers.
+
+    Each class gives ``round(fraction × its count)`` samples (at least one where that rounds to zero, so every class
+    is validated), chosen at random with :data:`VAL_SPLIT_SEED` (the same for every run seed) and keeping at least one
+    sample of each class for training.
+
+    Raises:
+        ValueError: ``fraction`` is not in (0, 1), or a class has a single sample (it cannot be both trained on and
+            validated), naming ``what`` and the class.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"data.val_split must be in (0, 1), got {fraction!r}")
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(VAL_SPLIT_SEED)
+    held = []
+    for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)
+        if len(rows) < 2:
+            raise ValueError(f"data.val_split: class {c} of {what} has {len(rows)} sample, which cannot be both "
+                             "trained on and validated; use more training samples (data.train_subset) or no val_split")
+        k = min(max(1, round(fraction * len(rows))), len(rows) - 1)
+        held.append(rng.choice(rows, size=k, replace=False))
+    val = np.sort(np.concatenate(held))
+    return np.setdiff1d(np.arange(len(labels)), val), val
+
+
+def eval_loader(cfg: DataConfig, frames, labels, device: str | torch.device = "cpu", rows=None) -> FrameLoader:
+    """The ordered evaluation loader over ``frames``/``labels`` (their ``rows`` only, where given), in batches of
+    ``cfg.batch_size``: a batch that fits training fits evaluation, which keeps no graph (a fixed larger batch ran out
+    of memory at the first evaluation after ``data.batch_size`` was lowered to fit). Accuracy does not depend on it:
+    each sample is evaluated on its own (the mean loss only to float rounding, summed per batch)."""
+    return FrameLoader(frames, labels, cfg.batch_size, shuffle=False, device=device, indices=rows)

@@ -109,8 +109,9 @@ def test_draws_cover_the_range_and_depend_on_seed_and_epoch_only():
     alone = A.draw(spec, some, seed=3, epoch=1, height=H, width=W)
     assert all(np.array_equal(getattr(alone, f), getattr(d, f)[some]) for f in ("shift", "flip", "cutout", "drop_seed"))
     assert len(set(d.drop_seed.tolist())) == 5000
-    assert not A.draw(AugmentConfig(shift=1), np.arange(100), 0, 0).flip.any()
-    assert A.draw(spec, [0], seed=-1, epoch=0).shift.shape == (1, 2)  # any int seed, as the shuffle takes
+    assert not A.draw(AugmentConfig(shift=1), np.arange(100), 0, 0, H, W).flip.any()
+    for seed in (-1, 2**200, np.int64(3)):  # any int seed, as the shuffle takes
+        assert A.draw(spec, [0], seed=seed, epoch=2**40, height=H, width=W).shift.shape == (1, 2)
 
 
 # ----------------------------------------------------------------------------------------------------- the loader
@@ -168,8 +169,11 @@ def test_frames_an_augmentation_cannot_take_are_refused_naming_the_setting():
         FrameLoader(audio, np.zeros(4), 2, augment=AugmentConfig(shift=1))
     assert FrameLoader(audio, np.zeros(4), 2, augment=AugmentConfig(drop=0.1)).augment.drop == 0.1
     frames, labels = _data(4)
-    with pytest.raises(A.AugmentError, match=r"augment\.cutout = 10 is not smaller than the 10×12 sensor"):
-        FrameLoader(frames, labels, 2, augment=AugmentConfig(cutout=10))
+    with pytest.raises(A.AugmentError, match=r"augment\.cutout = 12 covers the whole 10×12 sensor"):
+        FrameLoader(frames, labels, 2, augment=AugmentConfig(cutout=12))
+    with pytest.raises(A.AugmentError, match=r"augment\.shift = 10 moves every event off the 10×12 sensor"):
+        FrameLoader(frames, labels, 2, augment=AugmentConfig(shift=10))
+    assert FrameLoader(frames, labels, 2, augment=AugmentConfig(shift=9, cutout=11)).augment.cutout == 11
     with pytest.raises(A.AugmentError, match=r"augment\.drop .* torch\.float32"):
         FrameLoader(frames.astype(np.float32), labels, 2, augment=AugmentConfig(drop=0.1))
     with pytest.raises(TypeError, match="AugmentConfig"):
@@ -189,7 +193,7 @@ def test_the_config_takes_data_augment_from_files_and_set_and_checks_it(tmp_path
     assert cfg.data.augment == AugmentConfig(shift=2, flip=True, drop=0.1, cutout=4)
     assert load_config(str(_written(tmp_path, cfg))) == cfg
     for setting, message in (("data.augment.drop=1", r"data\.augment\.drop: must be a probability in \[0, 1\)"),
-                             ("data.augment.shift=-1", r"data\.augment\.shift: must be >= 0"),
+                             ("data.augment.shift=-1", r"data\.augment\.shift: must be a whole number of pixels >= 0"),
                              ("data.augment.spin=1", r"data\.augment\.spin: unknown key")):
         with pytest.raises(ConfigError, match=message):
             load_config(str(path), [setting])
@@ -227,8 +231,8 @@ def test_make_loaders_augments_the_training_split_only(event_digits_cache):
 def test_make_loaders_names_the_dataset_whose_frames_an_augmentation_cannot_take(event_digits_cache):
     from neurosim.data import make_loaders
     cfg = DataConfig(time_steps=4, batch_size=16, train_subset=32, test_subset=16, augment=AugmentConfig(shift=34))
-    with pytest.raises(ValueError, match=r"^data\.augment\.shift = 34 is not smaller than the 34×34 sensor.*"
-                                         r"\(dataset 'event_digits'\)"):
+    with pytest.raises(ConfigError, match=r"^data\.augment\.shift = 34 moves every event off the 34×34 sensor.*"
+                                          r"\(dataset 'event_digits'\)"):
         make_loaders(cfg, seed=0, progress=False)
 
 
@@ -250,3 +254,46 @@ def test_train_with_augmentation_records_it_and_evaluating_the_training_split_do
                         evaluate(self, loader, *a, **k))
     metrics = evaluate_checkpoint(run / "checkpoint.pt", split="train", progress=False)
     assert metrics["samples"] == 32 and seen[0].augment is None and not seen[0].shuffle
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.int32])
+def test_every_count_dtype_of_the_frame_cache_is_augmented_alike(dtype):
+    """The cache stores a split as uint16 once a count passes 255 (torch flips no uint16)."""
+    counts = np.random.default_rng(2).integers(0, 4, size=(3, T, 2, H, W))
+    spec = AugmentConfig(shift=2, flip=True, drop=0.4, cutout=3)
+    draws = _draws(3, shift=[[1, -2], [0, 0], [-1, 1]], flip=[True, False, True], cutout=[[2, 3], [9, 11], [0, 5]])
+    want = A.apply(spec, torch.tensor(counts.astype(np.uint8)), draws).numpy()
+    got = A.apply(spec, torch.tensor(counts.astype(dtype)), draws)
+    assert got.dtype == torch.from_numpy(np.zeros(0, dtype)).dtype
+    np.testing.assert_array_equal(got.numpy().astype(np.int64), want.astype(np.int64))
+
+
+def test_frames_with_permuted_strides_are_dropped_from_too():
+    frames, labels = _data(8)
+    loader = FrameLoader(frames, labels, 8, augment=AugmentConfig(drop=0.9))
+    loader.frames = loader.frames.transpose(3, 4)  # replaced by a view: what a batch gathers is not contiguous
+    x, _ = next(iter(loader))
+    assert x.sum() < 0.2 * loader.frames.float().sum()
+    with pytest.raises(ValueError, match="2 draws for a batch of 3 samples"):
+        A.apply(AugmentConfig(drop=0.5), torch.zeros(3, T, 2, H, W, dtype=torch.uint8), _draws(2))
+
+
+def test_augment_settings_of_the_wrong_type_from_python_are_refused():
+    for kwargs, message in (({"shift": 2.5}, "shift: must be a whole number"), ({"flip": "no"}, "flip: must be true"),
+                            ({"drop": True}, "drop: must be a probability"), ({"cutout": -1}, "cutout: must be")):
+        with pytest.raises(ValueError, match=message):
+            AugmentConfig(**kwargs)
+    with pytest.raises(TypeError, match="seed must be an integer"):
+        FrameLoader(*_data(4), 2, seed=1.5)
+    assert FrameLoader(*_data(4), 2, shuffle=True, seed=np.int64(3), augment=AugmentConfig(shift=1)).seed == 3
+
+
+def test_train_refuses_a_shift_as_large_as_the_sensor_before_converting_anything(tmp_path, monkeypatch, capsys):
+    from neurosim.cli import main
+    import neurosim.data.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "_load_frames", lambda *a, **k: pytest.fail("frames were loaded"))
+    args = ["-q", "train", "--config", "quickstart", "--set", f"out_dir={tmp_path}", "data.augment.shift=34"]
+    assert main(args) == 2
+    assert "data.augment.shift = 34 moves every event off the 34×34 sensor" in capsys.readouterr().err
+    assert not (tmp_path / "quickstart").exists()

@@ -1,0 +1,75 @@
+"""Validation held out of the training split: split_validation, FrameLoader(indices=...), make_loaders' val."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from neurosim.config import ConfigError, DataConfig, RunConfig, config_to_dict, load_config
+from neurosim.data import FrameLoader
+from neurosim.data.pipeline import split_validation
+
+
+def test_the_split_is_stratified_seed_independent_and_keeps_every_class_on_both_sides():
+    labels = np.repeat(np.arange(5), [40, 20, 10, 3, 2])
+    train, val = split_validation(labels, 0.1)
+    assert np.array_equal(np.sort(np.concatenate([train, val])), np.arange(len(labels)))
+    assert not set(train) & set(val)
+    counts = np.bincount(labels[val], minlength=5)
+    assert counts.tolist() == [4, 2, 1, 1, 1]  # round(0.1 × n), at least one
+    assert set(labels[train]) == set(range(5))
+    again = split_validation(labels, 0.1)
+    assert all(np.array_equal(a, b) for a, b in zip((train, val), again))
+    assert np.bincount(labels[split_validation(labels, 0.9)[0]], minlength=5).min() >= 1  # one left to train on
+
+
+def test_a_class_of_one_sample_or_a_fraction_out_of_range_is_refused():
+    with pytest.raises(ValueError, match=r"class 7 of dataset 'x' has 1 sample"):
+        split_validation(np.array([0, 0, 7]), 0.5, "dataset 'x'")
+    for bad in (0.0, 1.0, -0.1):
+        with pytest.raises(ValueError, match="val_split must be in"):
+            split_validation(np.array([0, 0, 1, 1]), bad)
+    for bad in ("data.val_split=1", "data.val_split=-0.5"):
+        with pytest.raises(ConfigError, match=r"data\.val_split: must be a fraction in \[0, 1\)"):
+            load_config(None, [bad])
+
+
+def test_a_loader_of_some_rows_serves_just_them_without_copying_the_frames():
+    frames = np.arange(10 * 2 * 3).reshape(10, 2, 3).astype(np.uint8)
+    labels = np.arange(10) % 3
+    rows = np.array([7, 1, 4])
+    loader = FrameLoader(frames, labels, batch_size=2, indices=rows)
+    assert loader.frames.data_ptr() == frames.ctypes.data  # the whole array, shared
+    assert loader.labels.tolist() == labels[rows].tolist() and len(loader) == 2
+    xs, ys = zip(*loader)
+    assert torch.cat(ys).tolist() == labels[rows].tolist()
+    assert torch.equal(torch.cat(xs, dim=1).transpose(0, 1), torch.as_tensor(frames[rows]).float())
+    shuffled = FrameLoader(frames, labels, batch_size=2, shuffle=True, indices=rows)
+    seen = [x[:, i] for x, _ in shuffled for i in range(x.shape[1])]
+    assert sorted(int(x[0, 0]) for x in seen) == sorted(int(frames[r, 0, 0]) for r in rows)
+    shards = [shuffled.shard(r, 2, even=False) for r in range(2)]
+    assert sorted(int(x[0, i, 0]) for s in shards for x, _ in s for i in range(x.shape[1])) == \
+        sorted(int(frames[r, 0, 0]) for r in rows)
+    for bad, message in (([0, 10], r"rows in \[0, 10\)"), ([1, 1], "repeat a row"), ([0.5], "integer row numbers"),
+                         ([[1]], "1-D")):
+        with pytest.raises(ValueError, match=message):
+            FrameLoader(frames, labels, 2, indices=np.array(bad))
+
+
+def test_make_loaders_holds_out_validation_samples_from_training(event_digits_cache):
+    from neurosim.data import make_loaders
+
+    cfg = DataConfig(time_steps=4, batch_size=16, train_subset=200, test_subset=16, val_split=0.2)
+    bundle = make_loaders(cfg, seed=0, progress=False)
+    assert len(bundle.val.labels) == 40 and len(bundle.train.labels) == 160
+    assert not bundle.val.shuffle and bundle.val.augment is None
+    train_rows, val_rows = set(bundle.train.indices.tolist()), set(bundle.val.indices.tolist())
+    assert not train_rows & val_rows and len(train_rows | val_rows) == 200
+    assert make_loaders(DataConfig(time_steps=4, train_subset=200, test_subset=16), progress=False).val is None
+
+
+def test_a_config_without_validation_is_written_as_before_it_existed():
+    assert "val_split" not in config_to_dict(RunConfig())["data"]
+    cfg = load_config(None, ["data.val_split=0.1"])
+    assert config_to_dict(cfg)["data"]["val_split"] == 0.1
