@@ -134,6 +134,7 @@ def _note_moved_run(config_path: Path, run_dir: Path) -> None:
 def cmd_train(args) -> int:
     from neurosim.config import ConfigError, load_config
     from neurosim.runs import train_run
+    from neurosim.training import best_epoch
 
     path = resolve_config(args.config)
     try:
@@ -148,6 +149,10 @@ def cmd_train(args) -> int:
         return 0
     print(f"run folder: {result.run_dir}")
     print(f"test accuracy: {100 * result.history[-1].get('test_acc', float('nan')):.2f} %")
+    best = best_epoch(result.history)
+    if best is not None:
+        print(f"best validation epoch {best['epoch']}: validation accuracy {100 * best['val_acc']:.2f} %, test "
+              f"accuracy {100 * best.get('test_acc', float('nan')):.2f} % (its weights: {result.run_dir / 'best.pt'})")
     return 0
 
 

@@ -21,7 +21,7 @@ from neurosim.config import ConfigError, RunConfig, config_from_checkpoint, conf
 from neurosim.data.pipeline import DataBundle, _load_frames, eval_loader, make_loaders
 from neurosim.data.registry import get_dataset
 from neurosim.nn import build_model
-from neurosim.training import Trainer, load_checkpoint, resolve_device, seed_everything
+from neurosim.training import Trainer, best_epoch, load_checkpoint, resolve_device, seed_everything
 from neurosim.training.checkpoint import check_resumable, config_differences, load_weights, warn_if_part_way
 from neurosim.training.distributed import World, barrier, process_group_from_env
 
@@ -163,7 +163,7 @@ def _train_in_folder(cfg: RunConfig, run_dir: Path, resume: bool, progress: bool
     _check_labels(cfg, data)
     model = build_model(cfg.model, cfg.neuron)
     trainer = Trainer(model, cfg, run_dir, progress=progress, data_fingerprint=data.fingerprint)
-    history = trainer.fit(data.train, data.test, resume=resume)
+    history = trainer.fit(data.train, data.test, val_loader=data.val, resume=resume)
     result = RunResult(run_dir, history, model, trainer, data, time.perf_counter() - t0)
     if figures:
         write_report(result)
@@ -230,14 +230,27 @@ def write_report(result: RunResult, extra_sections: list[str] | None = None) -> 
         f"- **final test accuracy: {100 * last.get('test_acc', float('nan')):.2f} %** "
         f"(train {100 * last['train_acc']:.2f} %), training time {sum(m['train_time_s'] for m in result.history):.1f} s "
         f"over {len(result.history)} epochs (this session's wall time {result.seconds:.1f} s)",
+    ]
+    best = best_epoch(result.history)
+    if best is not None:
+        lines.append(
+            f"- **best validation epoch: {best['epoch']}**, validation accuracy {100 * best['val_acc']:.2f} % "
+            + (f"({len(result.data.val.labels)} samples held out of training, " if result.data.val is not None else "(")
+            + f"`data.val_split` = {cfg.data.val_split}); "
+            f"its test accuracy {100 * best.get('test_acc', float('nan')):.2f} % — the model to report, kept in "
+            "`best.pt`")
+    val = best is not None
+    lines += [
         "",
-        "| epoch | train loss | train acc (%) | test loss | test acc (%) | epoch time (s) | saved for backward (MiB) |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| epoch | train loss | train acc (%) | " + ("val loss | val acc (%) | " if val else "")
+        + "test loss | test acc (%) | epoch time (s) | saved for backward (MiB) |",
+        "|---:|---:|---:|" + ("---:|---:|" if val else "") + "---:|---:|---:|---:|",
     ]
     for m in result.history:
         saved = f"{m['saved_mb']:.1f}" if m.get("saved_mb") is not None else "–"  # older runs did not record it
         lines.append(f"| {m['epoch']} | {m['train_loss']:.4f} | {100 * m['train_acc']:.2f} | "
-                     f"{m.get('test_loss', float('nan')):.4f} | {100 * m.get('test_acc', float('nan')):.2f} | "
+                     + (f"{m['val_loss']:.4f} | {100 * m['val_acc']:.2f} | " if val else "")
+                     + f"{m.get('test_loss', float('nan')):.4f} | {100 * m.get('test_acc', float('nan')):.2f} | "
                      f"{m['train_time_s']:.1f} | {saved} |")
     lines.append("")
     for title, name in figs.items():
@@ -245,7 +258,11 @@ def write_report(result: RunResult, extra_sections: list[str] | None = None) -> 
     lines += extra_sections or []
     lines += ["## Files", "", "- `config.toml` — the exact config used (`neurosim train --config` reruns it)",
               "- `metrics.jsonl` — one JSON object per epoch", "- `checkpoint.pt` — resumable checkpoint "
-              "(`neurosim evaluate --checkpoint` evaluates it)", ""]
+              "(`neurosim evaluate --checkpoint` evaluates it)"]
+    if best is not None:
+        lines.append(f"- `best.pt` — the checkpoint of epoch {best['epoch']}, the best on validation (`neurosim "
+                     "evaluate --checkpoint`, `estimate` and `export` take it too)")
+    lines.append("")
     return atomic_write_text(report, "\n".join(lines))
 
 

@@ -57,7 +57,7 @@ from neurosim.training.memory import SavedTensorMeter, tune_cpu_allocator
 from neurosim.training.methods import TrainingMethod, get_method, model_output
 from neurosim.training.progress import loader_bar, loader_length
 
-__all__ = ["INTERRUPT_HANDLER_MARK", "Trainer", "resolve_device", "seed_everything"]
+__all__ = ["INTERRUPT_HANDLER_MARK", "Trainer", "best_epoch", "resolve_device", "seed_everything"]
 
 
 def seed_everything(seed: int) -> None:
@@ -196,6 +196,13 @@ def _restore_loader_rngs(saved: dict[str, dict[str, tuple[str, Any]]] | None, lo
                           "uninterrupted run's later epochs did not, so the resumed run shuffles (and augments) "
                           "unlike one that was never interrupted; build it with persistent_workers=False for an "
                           "exact resume", RuntimeWarning, stacklevel=4)
+
+
+def best_epoch(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The metrics of the epoch that :meth:`Trainer.fit` keeps in ``best.pt``: the highest ``val_acc`` (ties: the
+    lower ``val_loss``, then the earlier epoch); None for a run without validation."""
+    validated = [m for m in history if "val_acc" in m]
+    return max(validated, key=lambda m: (m["val_acc"], -m["val_loss"]), default=None)
 
 
 def _json_safe(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -469,6 +476,11 @@ class Trainer:
     @property
     def checkpoint_path(self) -> Path | None:
         return None if self.run_dir is None else self.run_dir / "checkpoint.pt"
+
+    @property
+    def best_path(self) -> Path | None:
+        """Where :meth:`fit` with a validation loader keeps the best validation epoch's checkpoint."""
+        return None if self.run_dir is None else self.run_dir / "best.pt"
 
     def _write_run_files(self) -> None:
         if self.run_dir is None or not self.world.is_main:
@@ -817,9 +829,15 @@ class Trainer:
             return loader.shard(self.world.rank, self.world.size, even=even)
         return loader
 
-    def fit(self, train_loader: Iterable, test_loader: Iterable | None = None, *, resume: bool = True,
-            epochs: int | None = None) -> list[dict[str, Any]]:
+    def fit(self, train_loader: Iterable, test_loader: Iterable | None = None, *, val_loader: Iterable | None = None,
+            resume: bool = True, epochs: int | None = None) -> list[dict[str, Any]]:
         """Train until ``epochs`` (default ``config.train.epochs``) are done, resuming from the run's checkpoint.
+
+        Each epoch is evaluated on ``val_loader`` (``val_loss``, ``val_acc``) and ``test_loader`` (``test_loss``,
+        ``test_acc``) where given. With a ``val_loader`` and a ``run_dir``, the epoch of the best validation accuracy
+        so far (ties: the lower validation loss; then the earlier epoch) is also written to ``run_dir/best.pt``, a
+        checkpoint like ``checkpoint.pt`` (before it, so that a rerun after a crash between the two writes it again):
+        select the model on the validation samples, and report the test accuracy of that one.
 
         Args:
             resume: continue from ``run_dir/checkpoint.pt`` when there is one, else from what :meth:`load` restored
@@ -882,6 +900,8 @@ class Trainer:
         epochs_name = "train.epochs" if epochs is None else "epochs"  # what the caller set, for the messages
         epochs = self.config.train.epochs if epochs is None else epochs
         loaders = {"train": train_loader, "test": test_loader}  # their own generators are checkpointed too
+        if val_loader is not None:  # (a key only when given: checkpoints without validation stay as they were)
+            loaders["val"] = val_loader
         retry = None  # what load() restored, put back if the first epoch fails before it trains (another loader)
         if resume and self._checkpoint_found():
             ckpt = load_checkpoint(self.checkpoint_path, map_location="cpu")
@@ -963,22 +983,28 @@ class Trainer:
             metrics["train_time_s"] = time.perf_counter() - self._epoch_started
         else:
             metrics = dict(progress.trained)
-        if test_loader is not None:
-            before = _rng_snapshot(self.device, loaders)  # (a DataLoader's iter() draws a seed)
+        evaluated = [(role, loaders[role]) for role in ("val", "test") if loaders.get(role) is not None]
+        before = _rng_snapshot(self.device, loaders) if evaluated else None  # (a DataLoader's iter() draws a seed)
+        for role, loader in evaluated:
             # one process stops part-way through evaluating; processes of a group may have different numbers of
             # evaluation batches, so they stop when all have evaluated
-            ev = self._evaluate(test_loader, None if self.world.distributed else lambda: interrupts.signum is not None)
+            ev = self._evaluate(loader, None if self.world.distributed else lambda: interrupts.signum is not None)
             if ev is None:  # a checkpoint of the trained epoch, as it was before evaluating: resumed, it evaluates
                 _set_rng_snapshot(before, self.device, loaders)
-                progress.trained = metrics
+                progress.trained = {k: v for k, v in metrics.items() if not k.startswith(("val_", "test_"))}
                 self._stop_part_way(interrupts, interrupts.signum, progress, loaders, progress.batches)
-            metrics.update(test_loss=ev["loss"], test_acc=ev["acc"])
+            metrics.update({f"{role}_loss": ev["loss"], f"{role}_acc": ev["acc"]})
         self.epoch += 1
         self.history.append(metrics)
+        best = self.run_dir is not None and best_epoch(self.history) is metrics
         signum = interrupts.pending()  # noted after the epoch's last batches: it ends, checkpointed, and stops
         saved = self.run_dir is not None and (self.epoch % self.config.train.checkpoint_every == 0
                                               or self.epoch == epochs or signum is not None)
         with interrupts.writing(f"epoch {self.epoch}'s checkpoint and metrics"):
+            if best:  # before checkpoint.pt: a crash between the two retrains the epoch, which writes it again
+                self.save(self.best_path, loaders=loaders)
+            elif self.run_dir is not None and self.epoch == 1 and "val" not in loaders and self.world.is_main:
+                self.best_path.unlink(missing_ok=True)  # an earlier run's, started over in this folder without one
             if saved:
                 self.save(loaders=loaders)  # first: a failed save (a full disk) leaves metrics.jsonl at the
             self._write_run_files()  # checkpoint's epoch, not one ahead of it

@@ -138,7 +138,8 @@ def event_frames(frames, max_frames: int = 10, title: str | None = None, labels:
 
 
 def training_curves(history: Sequence[Mapping], title: str | None = None) -> Figure:
-    """Loss and accuracy per epoch from a Trainer history (``train_*`` and ``test_*`` keys)."""
+    """Loss and accuracy per epoch from a Trainer history (``train_*``, ``val_*`` and ``test_*`` keys; the best
+    validation epoch, whose weights ``best.pt`` keeps, is marked)."""
     if not history:
         raise ValueError("training_curves: the history is empty")
     ep = [h["epoch"] for h in history]
@@ -147,12 +148,18 @@ def training_curves(history: Sequence[Mapping], title: str | None = None) -> Fig
     def series(key, scale=1.0):  # an epoch without the key (or with null) is a gap, not an error
         return [scale * h[key] if h.get(key) is not None else np.nan for h in history]
 
-    for key, style in (("train_loss", "-o"), ("test_loss", "--s")):
+    for key, style in (("train_loss", "-o"), ("val_loss", ":^"), ("test_loss", "--s")):
         if any(key in h for h in history):
             ax_l.plot(ep, series(key), style, label=key.replace("_", " "), ms=4)
-    for key, style in (("train_acc", "-o"), ("test_acc", "--s")):
+    for key, style in (("train_acc", "-o"), ("val_acc", ":^"), ("test_acc", "--s")):
         if any(key in h for h in history):
             ax_a.plot(ep, series(key, 100), style, label=key.replace("_", " "), ms=4)
+    if any("val_acc" in h for h in history):
+        from neurosim.training.trainer import best_epoch  # (only here: viz needs no torch otherwise)
+
+        best = best_epoch(history)
+        for ax in (ax_l, ax_a):
+            ax.axvline(best["epoch"], color="0.5", lw=0.8, ls="-.", label=f"best val (epoch {best['epoch']})")
     ax_l.set_xlabel("epoch")
     ax_l.set_ylabel("loss")
     ax_a.set_xlabel("epoch")

@@ -73,3 +73,29 @@ def test_a_config_without_validation_is_written_as_before_it_existed():
     assert "val_split" not in config_to_dict(RunConfig())["data"]
     cfg = load_config(None, ["data.val_split=0.1"])
     assert config_to_dict(cfg)["data"]["val_split"] == 0.1
+
+
+def test_train_with_val_split_reports_the_best_validation_epoch_and_keeps_it_in_best_pt(event_digits_cache, tmp_path,
+                                                                                         capsys):
+    import json
+    import re
+
+    from neurosim.cli import main
+    from neurosim.training import best_epoch, load_checkpoint
+
+    args = ["train", "--config", "quickstart", "--set", "name=v", f"out_dir={tmp_path}", "data.train_subset=120",
+            "data.test_subset=32", "data.time_steps=4", "train.epochs=3", "data.val_split=0.25", "-q"]
+    assert main(args[-1:] + args[:-1]) == 0
+    run = tmp_path / "v"
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    best = best_epoch(history)
+    out = capsys.readouterr().out
+    assert f"best validation epoch {best['epoch']}: validation accuracy {100 * best['val_acc']:.2f} %" in out
+    assert load_checkpoint(run / "best.pt")["epoch"] == best["epoch"]
+    report = (run / "report.md").read_text()
+    assert f"**best validation epoch: {best['epoch']}**" in report
+    held, trained = re.search(r"\((\d+) samples held out", report), re.search(r"\((\d+) train / 32 test", report)
+    assert int(held[1]) + int(trained[1]) == 120 and 25 <= int(held[1]) <= 35  # a quarter, rounded per class
+    assert "| val loss | val acc (%) |" in report and "`best.pt`" in report
+    assert main(["-q", "evaluate", "--checkpoint", str(run / "best.pt")]) == 0
+    assert f"test accuracy: {100 * best['test_acc']:.2f} %" in capsys.readouterr().out

@@ -13,7 +13,7 @@ from neurosim.config import config_from_dict
 from neurosim.data import make_loaders
 from neurosim.nn import build_model
 from neurosim.runs import evaluate_checkpoint, train_run
-from neurosim.training import Trainer, load_checkpoint, seed_everything
+from neurosim.training import Trainer, best_epoch, load_checkpoint, seed_everything
 
 
 def _cfg(out_dir, name="t", epochs=2, **train):
@@ -1064,3 +1064,70 @@ def test_seed_everything_takes_a_seed_and_rank_past_torchs_range_as_torch_reads_
 
     assert draws(2**64 - 1) == draws(-1)
     assert draws(2**64 + 1) == draws(1)  # seed 2**64 - 1 on rank 2 (torch raised an overflow)
+
+
+# ----------------------------------------------------------------------------------------------- validation, best.pt
+
+def _batches(first, last):
+    return [_time_first([_Samples()[i] for i in range(k, k + 8)]) for k in range(first, last, 8)]
+
+
+def test_a_val_loader_is_evaluated_every_epoch_beside_the_test_loader(tmp_path):
+    val, test = _batches(0, 16), _batches(16, 40)
+    trainer = _own_model_trainer(tmp_path, epochs=2)
+    history = trainer.fit(_shuffling_loader("loader generator"), test, val_loader=val)
+    assert all({"val_loss", "val_acc", "test_loss", "test_acc"} <= m.keys() for m in history)
+    assert history[-1]["val_acc"] == trainer.evaluate(val)["acc"]
+    assert history[-1]["test_acc"] == trainer.evaluate(test)["acc"]
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["val_acc"] for line in lines] == [m["val_acc"] for m in history]
+
+
+def test_best_pt_keeps_the_best_validation_epoch_across_a_resume(tmp_path, monkeypatch):
+    import shutil
+
+    val = _batches(0, 16)
+    # (val accuracy, val loss) per epoch: epoch 4 ties epoch 2's accuracy with a higher loss, so epoch 2 stays best
+    scores = {1: (0.5, 1.0), 2: (0.7, 0.9), 3: (0.6, 0.8), 4: (0.7, 0.95)}
+    evaluate = Trainer._evaluate
+
+    def scripted(self, loader, stop=None):
+        if loader is val:
+            acc, loss = scores[self.epoch + 1]
+            return {"acc": acc, "loss": loss}
+        return evaluate(self, loader, stop)
+
+    monkeypatch.setattr(Trainer, "_evaluate", scripted)
+    _own_model_trainer(tmp_path, epochs=2).fit(_shuffling_loader("loader generator"), val_loader=val)
+    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == 2
+    shutil.copy(tmp_path / "checkpoint.pt", tmp_path / "epoch2.pt")
+    resumed = _own_model_trainer(tmp_path, epochs=4)
+    history = resumed.fit(_shuffling_loader("loader generator"), val_loader=val)
+    assert [m["epoch"] for m in history] == [1, 2, 3, 4] and best_epoch(history)["epoch"] == 2
+    best, epoch2 = load_checkpoint(tmp_path / "best.pt"), load_checkpoint(tmp_path / "epoch2.pt")
+    assert best["epoch"] == 2 and load_checkpoint(tmp_path)["epoch"] == 4
+    _same_weights(best["model"], epoch2["model"])
+    assert best_epoch([{"epoch": 1, "val_acc": 0.5, "val_loss": 2.0}, {"epoch": 2, "val_acc": 0.5, "val_loss": 1.0},
+                       {"epoch": 3, "val_acc": 0.5, "val_loss": 1.0}])["epoch"] == 2
+    assert best_epoch([{"epoch": 1, "test_acc": 0.9}]) is None
+
+
+def test_an_interrupt_while_validating_resumes_with_the_evaluation(tmp_path):
+    val, test = _batches(0, 24), _batches(24, 40)
+    full = _own_model_trainer(tmp_path / "a", epochs=2)
+    full_history = full.fit(_shuffling_loader("loader generator"), test, val_loader=val)
+    stopped = _own_model_trainer(tmp_path / "b", epochs=2)
+    with pytest.raises(KeyboardInterrupt, match="interrupted while evaluating epoch 1"):
+        stopped.fit(_shuffling_loader("loader generator"), test, val_loader=_StopWhileEvaluating(val))
+    assert not (tmp_path / "b" / "best.pt").exists()
+    resumed = _own_model_trainer(tmp_path / "b", epochs=2)
+    assert _strip(resumed.fit(_shuffling_loader("loader generator"), test, val_loader=val)) == _strip(full_history)
+    _same_weights(load_checkpoint(tmp_path / "a" / "best.pt")["model"],
+                  load_checkpoint(tmp_path / "b" / "best.pt")["model"])
+
+
+def test_a_run_started_over_without_validation_removes_the_earlier_runs_best_pt(tmp_path):
+    _own_model_trainer(tmp_path, epochs=1).fit(_shuffling_loader("loader generator"), val_loader=_batches(0, 8))
+    assert (tmp_path / "best.pt").is_file()
+    _own_model_trainer(tmp_path, epochs=1).fit(_shuffling_loader("loader generator"), resume=False)
+    assert not (tmp_path / "best.pt").exists()
