@@ -153,6 +153,9 @@ def cmd_train(args) -> int:
     if best is not None:
         print(f"best validation epoch {best['epoch']}: validation accuracy {100 * best['val_acc']:.2f} %, test "
               f"accuracy {100 * best.get('test_acc', float('nan')):.2f} % (its weights: {result.run_dir / 'best.pt'})")
+    if result.trainer.stopped_early:
+        print(f"stopped early after epoch {result.trainer.epoch} of {cfg.train.epochs}: no better validation accuracy "
+              f"in the last {cfg.train.patience} epochs (train.patience)")
     return 0
 
 

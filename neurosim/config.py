@@ -291,13 +291,16 @@ class TrainConfig:
     device: str = "auto"  # auto (cuda if present) | cpu | cuda | cuda:N
     threads: int | None = None  # torch CPU threads; None leaves torch's choice
     checkpoint_every: int = 1  # epochs between checkpoints
+    # early stopping: end training once this many epochs in a row bring no better validation accuracy than the best
+    # (best.pt); needs a validation split (data.val_split, or fit(val_loader=...)). None: train all epochs
+    patience: int | None = None
 
     def __post_init__(self) -> None:
         _choice(self, "method", METHODS)
         _choice(self, "loss", LOSSES)
         _choice(self, "optimizer", OPTIMIZERS)
         _choice(self, "scheduler", SCHEDULERS)
-        _positive(self, "k", "time_chunk", "epochs", "lr", "grad_clip", "threads", "checkpoint_every")
+        _positive(self, "k", "time_chunk", "epochs", "lr", "grad_clip", "threads", "checkpoint_every", "patience")
         if not 0 <= self.loss_lambda <= 1:
             raise _Invalid("loss_lambda", f"must be in [0, 1], got {self.loss_lambda!r}")
         _choice(self, "loss_target", LOSS_TARGETS)
@@ -326,6 +329,7 @@ class RunConfig:
         if not self.name or "/" in self.name or self.name in (".", ".."):
             raise _Invalid("name", f"must be a plain folder name, got {self.name!r}")
         _expand_home(self, "out_dir")
+
         _check_seed(self.seed, "seed", *TORCH_SEED_RANGE, "-2**63 to 2**64 - 1: the seeds torch.manual_seed takes")
 
 

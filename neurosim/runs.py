@@ -70,6 +70,9 @@ def _check_before_loading(cfg: RunConfig) -> None:
                                                                                (width,)), torch.uint8)
     except AugmentError as e:
         raise ConfigError(f"data.{e} (dataset {info.name!r})") from None
+    if cfg.train.patience is not None and not cfg.data.val_split:
+        raise ConfigError(f"train.patience: is {cfg.train.patience}: it stops on validation accuracy, but there is no "
+                          "validation split; set data.val_split (e.g. 0.1) too, or train.patience = none")
     resolve_device(cfg.train.device)  # a ConfigError naming train.device
     check_output_folder(Path(cfg.out_dir) / cfg.name, "out_dir")
     try:
@@ -238,7 +241,9 @@ def write_report(result: RunResult, extra_sections: list[str] | None = None) -> 
             + (f"({len(result.data.val.labels)} samples held out of training, " if result.data.val is not None else "(")
             + f"`data.val_split` = {cfg.data.val_split}); "
             f"its test accuracy {100 * best.get('test_acc', float('nan')):.2f} % — the model to report, kept in "
-            "`best.pt`")
+            "`best.pt`" + (f"; training stopped early, after epoch {result.trainer.epoch} of {cfg.train.epochs} "
+                           f"(no better one in {cfg.train.patience} epochs: `train.patience`)"
+                           if result.trainer.stopped_early else ""))
     val = best is not None
     lines += [
         "",

@@ -170,8 +170,8 @@ def load_weights(model: torch.nn.Module, state: dict[str, Any], path: str | Path
 #: settings a resumed run may change: how long it runs, where and how the folder and data are named, not what it
 #: computes (another thread count only rounds differently: the Trainer warns that the run then no longer matches
 #: an uninterrupted one bit for bit)
-RESUME_MAY_CHANGE = ("train.epochs", "train.threads", "train.device", "train.checkpoint_every", "name", "out_dir",
-                     "data.root", "data.num_workers")
+RESUME_MAY_CHANGE = ("train.epochs", "train.threads", "train.device", "train.checkpoint_every", "train.patience",
+                     "name", "out_dir", "data.root", "data.num_workers")
 
 
 def config_differences(a: dict, b: dict, prefix: str = "") -> list[str]:

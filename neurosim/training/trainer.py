@@ -482,6 +482,13 @@ class Trainer:
         """Where :meth:`fit` with a validation loader keeps the best validation epoch's checkpoint."""
         return None if self.run_dir is None else self.run_dir / "best.pt"
 
+    @property
+    def stopped_early(self) -> bool:
+        """Whether ``train.patience`` epochs in a row since the best validation epoch (:func:`best_epoch` of
+        :attr:`history`) brought no better one, so that :meth:`fit` trains no further."""
+        patience, best = self.config.train.patience, best_epoch(self.history)
+        return patience is not None and best is not None and self.epoch - best["epoch"] >= patience
+
     def _write_run_files(self) -> None:
         if self.run_dir is None or not self.world.is_main:
             return
@@ -837,7 +844,9 @@ class Trainer:
         ``test_acc``) where given. With a ``val_loader`` and a ``run_dir``, the epoch of the best validation accuracy
         so far (ties: the lower validation loss; then the earlier epoch) is also written to ``run_dir/best.pt``, a
         checkpoint like ``checkpoint.pt`` (before it, so that a rerun after a crash between the two writes it again):
-        select the model on the validation samples, and report the test accuracy of that one.
+        select the model on the validation samples, and report the test accuracy of that one. With
+        ``train.patience = p``, training ends early once the last ``p`` epochs brought no better one
+        (:attr:`stopped_early`; read from the history, so a rerun of a run that stopped stops again).
 
         Args:
             resume: continue from ``run_dir/checkpoint.pt`` when there is one, else from what :meth:`load` restored
@@ -899,6 +908,10 @@ class Trainer:
         """
         epochs_name = "train.epochs" if epochs is None else "epochs"  # what the caller set, for the messages
         epochs = self.config.train.epochs if epochs is None else epochs
+        if self.config.train.patience is not None and val_loader is None:
+            raise ValueError(f"train.patience = {self.config.train.patience} stops on validation accuracy: pass "
+                             "fit(..., val_loader=...) (make_loaders gives one with data.val_split), or set "
+                             "train.patience = None")
         loaders = {"train": train_loader, "test": test_loader}  # their own generators are checkpointed too
         if val_loader is not None:  # (a key only when given: checkpoints without validation stay as they were)
             loaders["val"] = val_loader
@@ -920,7 +933,7 @@ class Trainer:
         self._earlier_kept = earlier  # an interrupt in this run's first epoch then leaves the earlier checkpoint
         if not earlier:  # starting over: the earlier run's files stay until this run has an epoch to write
             self._write_run_files()
-        while self.epoch < epochs:
+        while self.epoch < epochs and not self.stopped_early:
             resumed, self._resume = self._resume, None
             progress, resumed_rng = resumed if resumed is not None else (_EpochProgress(), None)
             mark = self._trained_mark(progress)

@@ -99,3 +99,24 @@ def test_train_with_val_split_reports_the_best_validation_epoch_and_keeps_it_in_
     assert "| val loss | val acc (%) |" in report and "`best.pt`" in report
     assert main(["-q", "evaluate", "--checkpoint", str(run / "best.pt")]) == 0
     assert f"test accuracy: {100 * best['test_acc']:.2f} %" in capsys.readouterr().out
+
+
+def test_train_with_patience_says_it_stopped_early(event_digits_cache, tmp_path, capsys, monkeypatch):
+    from neurosim.cli import main
+    from neurosim.training import Trainer
+
+    evaluate = Trainer._evaluate
+
+    def worse_after_epoch_1(self, loader, stop=None):  # the validation loader: the rows held out
+        if getattr(loader, "indices", None) is not None and not loader.shuffle:
+            return {"acc": 0.5 if self.epoch == 0 else 0.4, "loss": 1.0}
+        return evaluate(self, loader, stop)
+
+    monkeypatch.setattr(Trainer, "_evaluate", worse_after_epoch_1)
+    args = ["-q", "train", "--config", "quickstart", "--set", "name=p", f"out_dir={tmp_path}", "data.train_subset=64",
+            "data.test_subset=16", "data.time_steps=4", "train.epochs=5", "data.val_split=0.25", "train.patience=2"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "stopped early after epoch 3 of 5: no better validation accuracy in the last 2 epochs" in out
+    assert "best validation epoch 1:" in out
+    assert "training stopped early, after epoch 3 of 5" in (tmp_path / "p" / "report.md").read_text()

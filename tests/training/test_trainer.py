@@ -1131,3 +1131,31 @@ def test_a_run_started_over_without_validation_removes_the_earlier_runs_best_pt(
     assert (tmp_path / "best.pt").is_file()
     _own_model_trainer(tmp_path, epochs=1).fit(_shuffling_loader("loader generator"), resume=False)
     assert not (tmp_path / "best.pt").exists()
+
+
+def test_patience_ends_training_once_that_many_epochs_bring_no_better_validation_and_a_rerun_stays_stopped(
+        tmp_path, monkeypatch):
+    from neurosim.config import ConfigError, load_config
+
+    val = _batches(0, 16)
+    scores = {1: 0.5, 2: 0.7, 3: 0.6, 4: 0.7, 5: 0.9, 6: 0.95}  # epoch 4 ties 2 (same loss): no better
+    evaluate = Trainer._evaluate
+    monkeypatch.setattr(Trainer, "_evaluate", lambda self, loader, stop=None: {"acc": scores[self.epoch + 1],
+                                                                               "loss": 1.0} if loader is val
+                        else evaluate(self, loader, stop))
+    trainer = _own_model_trainer(tmp_path, epochs=6, patience=2)
+    history = trainer.fit(_shuffling_loader("loader generator"), val_loader=val)
+    assert [m["epoch"] for m in history] == [1, 2, 3, 4] and trainer.stopped_early
+    again = _own_model_trainer(tmp_path, epochs=6, patience=2)
+    again.method = _Signals(again.method, at=None)
+    assert len(again.fit(_shuffling_loader("loader generator"), val_loader=val)) == 4 and again.method.calls == 0
+    more = _own_model_trainer(tmp_path, epochs=6, patience=3)  # patience may change on resume: it trains on
+    assert [m["epoch"] for m in more.fit(_shuffling_loader("loader generator"), val_loader=val)] == [1, 2, 3, 4, 5, 6]
+    assert not more.stopped_early and load_checkpoint(tmp_path / "best.pt")["epoch"] == 6
+    with pytest.raises(ValueError, match=r"train.patience = 2 stops on validation accuracy: pass fit\(\.\.\., "
+                                         r"val_loader=\.\.\.\)"):
+        _own_model_trainer(tmp_path / "other", patience=2).fit(_shuffling_loader("loader generator"))
+    with pytest.raises(ConfigError, match=r"train.patience: is 3: it stops on validation accuracy, but there is no "
+                                          r"validation split; set data.val_split"):
+        train_run(load_config(None, ["train.patience=3", f"out_dir={tmp_path}"]))
+    assert not (tmp_path / "run").exists()
