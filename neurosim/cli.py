@@ -134,7 +134,7 @@ def _note_moved_run(config_path: Path, run_dir: Path) -> None:
 def cmd_train(args) -> int:
     from neurosim.config import ConfigError, load_config
     from neurosim.runs import train_run
-    from neurosim.training import best_epoch
+    from neurosim.training.trainer import best_epoch, patience_spent
 
     path = resolve_config(args.config)
     try:
@@ -153,8 +153,8 @@ def cmd_train(args) -> int:
     if best is not None:
         print(f"best validation epoch {best['epoch']}: validation accuracy {100 * best['val_acc']:.2f} %, test "
               f"accuracy {100 * best.get('test_acc', float('nan')):.2f} % (its weights: {result.run_dir / 'best.pt'})")
-    if result.trainer.stopped_early:
-        print(f"stopped early after epoch {result.trainer.epoch} of {cfg.train.epochs}: no better validation accuracy "
+    if patience_spent(result.history, cfg.train.patience):
+        print(f"stopped early after epoch {len(result.history)} of {cfg.train.epochs}: no better validation accuracy "
               f"in the last {cfg.train.patience} epochs (train.patience)")
     return 0
 
@@ -202,7 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on its dataset's test split")
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--split", choices=("train", "test"), default="test")
+    p.add_argument("--split", choices=("train", "val", "test"), default="test",
+                   help="test (default), train (the samples trained on) or val (those data.val_split held out)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("demo", help="train the conv SNN on the bundled event digits and write a report")

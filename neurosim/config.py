@@ -238,7 +238,7 @@ class DataConfig:
     # unused: every sample becomes frames once, cached on disk, mapped into memory and batched in this process
     # (no DataLoader workers to start); a value > 0 warns. Kept so that configs and checkpoints which set it still load.
     num_workers: int = 0
-    # a fraction of the training split held out for validation (stratified, the same samples for every seed): each
+    # a fraction of the training split held out for validation (stratified; the same samples for every seed): each
     # epoch reports val_loss/val_acc and the run keeps the best epoch's weights in best.pt; 0: none, and the
     # training split is all trained on. Written to configs and checkpoints only when set (as augment, below)
     val_split: float = field(default=0.0, metadata={"written_when_set": True})

@@ -222,8 +222,9 @@ def write_report(result: RunResult, extra_sections: list[str] | None = None) -> 
     lines = [
         f"# neurosim run `{cfg.name}`",
         "",
-        f"- dataset: `{cfg.data.dataset}` ({len(result.data.train.labels)} train / {len(result.data.test.labels)} "
-        f"test samples, T = {cfg.data.time_steps} frames)",
+        f"- dataset: `{cfg.data.dataset}` ({len(result.data.train.labels)} train / "
+        + (f"{len(result.data.val.labels)} validation / " if result.data.val is not None else "")
+        + f"{len(result.data.test.labels)} test samples, T = {cfg.data.time_steps} frames)",
         f"- model: `{cfg.model.kind}` SNN, {sum(p.numel() for p in result.model.parameters()):,} parameters; "
         f"LIF τ = {cfg.neuron.tau_mem_ms} ms, dt = {cfg.neuron.dt_ms} ms, reset {cfg.neuron.reset}, "
         f"surrogate {cfg.neuron.surrogate}",
@@ -238,8 +239,7 @@ def write_report(result: RunResult, extra_sections: list[str] | None = None) -> 
     if best is not None:
         lines.append(
             f"- **best validation epoch: {best['epoch']}**, validation accuracy {100 * best['val_acc']:.2f} % "
-            + (f"({len(result.data.val.labels)} samples held out of training, " if result.data.val is not None else "(")
-            + f"`data.val_split` = {cfg.data.val_split}); "
+            + f"(`data.val_split` = {cfg.data.val_split} of the training split, held out); "
             f"its test accuracy {100 * best.get('test_acc', float('nan')):.2f} % — the model to report, kept in "
             "`best.pt`" + (f"; training stopped early, after epoch {result.trainer.epoch} of {cfg.train.epochs} "
                            f"(no better one in {cfg.train.patience} epochs: `train.patience`)"
@@ -324,12 +324,22 @@ def load_or_train(checkpoint: str | Path | None, cfg: RunConfig, progress: bool 
 
 
 def evaluate_checkpoint(path: str | Path, split: str = "test", progress: bool = True) -> dict[str, float]:
-    """Rebuild the model a checkpoint was trained with and evaluate it on its dataset's ``split``."""
+    """Rebuild the model a checkpoint was trained with and evaluate it on its dataset's ``split``: ``"test"``,
+    ``"train"`` (the samples it trained on: without those ``data.val_split`` held out) or ``"val"`` (those).
+
+    Raises:
+        ValueError: an unknown split, or ``"val"`` for a run without ``data.val_split``.
+    """
+    if split not in ("test", "train", "val"):
+        raise ValueError(f"split must be 'test', 'train' or 'val', got {split!r}")
     model, cfg, data = load_run(path, progress=progress, test_only=split == "test")
+    if split == "val" and data.val is None:
+        raise ConfigError(f"data.val_split: {path} was trained without a validation split; evaluate the 'train' or "
+                          "'test' split")
     device = next(iter(model.parameters()), torch.empty(0)).device  # where load_run put it (maybe not cfg's)
     trainer = Trainer(model, replace(cfg, train=replace(cfg.train, device=str(device))), run_dir=None, progress=False)
-    # the training split as recorded, in order: not the training loader, which augments (data.augment)
-    loader = data.test if split == "test" else eval_loader(cfg.data, data.train_frames, data.train.labels, device)
+    # the training samples as recorded, in order: not the training loader, which augments (data.augment)
+    loader = {"test": data.test, "val": data.val}.get(split) or data.train.in_order()
     metrics = trainer.evaluate(loader)
     metrics["samples"] = len(loader.labels)
     return metrics

@@ -48,7 +48,8 @@ class FrameLoader:
             None or all off: batches are the frames as they are.
         indices: the rows of ``frames``/``labels`` this loader serves, in this order (before shuffling): a part of
             one array, e.g. a validation split held out of a cached training split, without copying its frames.
-            ``labels`` is then the served rows' labels. None: every row.
+            ``loader.labels`` is then the served rows' labels. None: every row. (With ``indices``, make a new loader
+            rather than replace ``loader.frames`` or ``loader.labels``: the rows index the whole array.)
 
     Frames from the frame cache (:func:`~neurosim.data.load_frames`) stay mapped from their file: a batch reads only
     its samples, and a loader sent to another process by :mod:`multiprocessing` (a ``spawn`` process's arguments)
@@ -105,11 +106,20 @@ class FrameLoader:
         Batch ``i`` of all shards together holds the samples of a ``batch_size × num_replicas`` batch ``i`` of
         the unsharded order.
         """
+        return self._like(rank=rank, num_replicas=num_replicas, even=even)
+
+    def in_order(self) -> "FrameLoader":
+        """A loader over the same samples (of every shard), in their order, not shuffled, augmented or dropped: to
+        evaluate them (e.g. the training samples of a run with ``data.augment``)."""
+        return self._like(shuffle=False, drop_last=False, augment=None)
+
+    def _like(self, **changes) -> "FrameLoader":
+        """A loader over this one's frames and rows with the settings ``changes`` (FrameLoader's arguments) changed."""
         array = self._whole_array()
-        labels = self.labels if self.indices is None else self._all_labels
-        return FrameLoader(self.frames if array is None else array, labels, self.batch_size, self.shuffle,
-                           self.seed, self.drop_last, self.device, rank=rank, num_replicas=num_replicas, even=even,
-                           augment=self.augment, indices=self.indices)
+        settings = dict(batch_size=self.batch_size, shuffle=self.shuffle, seed=self.seed, drop_last=self.drop_last,
+                        device=self.device, augment=self.augment, indices=self.indices)
+        return FrameLoader(self.frames if array is None else array,
+                           self.labels if self.indices is None else self._all_labels, **{**settings, **changes})
 
     def _whole_array(self) -> np.ndarray | None:
         """The array the frames were given as, while ``self.frames`` is still a view of all of it (same memory,

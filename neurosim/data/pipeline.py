@@ -196,7 +196,10 @@ def make_loaders(cfg: DataConfig, seed: int = 0, device: str | torch.device = "c
     # per-step statistics, or T = 1), and one sample's gradient step is mostly noise
     train_rows, val = None, None
     if cfg.val_split:
-        train_rows, val_rows = split_validation(train_labels, cfg.val_split, f"dataset {info.name!r}")
+        try:
+            train_rows, val_rows = split_validation(train_labels, cfg.val_split, f"dataset {info.name!r}'s training split")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         val = eval_loader(cfg, train_frames, train_labels, device, rows=val_rows)
     n_train = len(train_labels) if train_rows is None else len(train_rows)
     single_left = n_train % cfg.batch_size == 1 and n_train > 1
@@ -212,27 +215,35 @@ def make_loaders(cfg: DataConfig, seed: int = 0, device: str | torch.device = "c
 def split_validation(labels, fraction: float, what: str = "the training split") -> tuple[np.ndarray, np.ndarray]:
     """``(train_rows, val_rows)``: a stratified hold-out of ``fraction`` of ``labels``' samples, sorted row numbers.
 
-    Each class gives ``round(fraction × its count)`` samples (at least one where that rounds to zero, so every class
-    is validated), chosen at random with :data:`VAL_SPLIT_SEED` (the same for every run seed) and keeping at least one
-    sample of each class for training.
+    ``round(fraction × N)`` samples (at least one) are held out, shared among the classes in proportion to their
+    counts (largest remainders; as scikit-learn's stratified split), each class keeping one sample or more for
+    training. Which samples: a fixed hash of the row number (SplitMix64 with :data:`VAL_SPLIT_SEED`), so the split
+    is the same for every run seed and every numpy version (a resumed run validates on the same samples).
 
     Raises:
-        ValueError: ``fraction`` is not in (0, 1), or a class has a single sample (it cannot be both trained on and
-            validated), naming ``what`` and the class.
+        ValueError: ``fraction`` is not in (0, 1), or no sample can be held out (``what`` names the split).
     """
+    from neurosim.data.augment import _mix
+
     if not 0 < fraction < 1:
         raise ValueError(f"data.val_split must be in (0, 1), got {fraction!r}")
     labels = np.asarray(labels)
-    rng = np.random.default_rng(VAL_SPLIT_SEED)
-    held = []
-    for c in np.unique(labels):
-        rows = np.flatnonzero(labels == c)
-        if len(rows) < 2:
-            raise ValueError(f"data.val_split: class {c} of {what} has {len(rows)} sample, which cannot be both "
-                             "trained on and validated; use more training samples (data.train_subset) or no val_split")
-        k = min(max(1, round(fraction * len(rows))), len(rows) - 1)
-        held.append(rng.choice(rows, size=k, replace=False))
-    val = np.sort(np.concatenate(held))
+    classes, counts = np.unique(labels, return_counts=True)
+    share = fraction * counts
+    held = np.minimum(np.floor(share).astype(np.int64), counts - 1)
+    total = min(max(1, int(np.floor(fraction * len(labels) + 0.5))), int((counts - 1).sum()))
+    if total < 1:
+        raise ValueError(f"data.val_split: {what} has {len(labels)} sample(s), one per class at most, all needed "
+                         "for training; none can be held out for validation")
+    for c in np.argsort(-(share - np.floor(share)), kind="stable"):  # the largest remainders get one more
+        if held.sum() >= total:
+            break
+        if held[c] < counts[c] - 1:
+            held[c] += 1
+    with np.errstate(over="ignore"):
+        rank = _mix(np.arange(len(labels), dtype=np.uint64) ^ np.uint64(VAL_SPLIT_SEED))
+    val = np.sort(np.concatenate([rows[np.argsort(rank[rows], kind="stable")[:k]]
+                                  for rows, k in ((np.flatnonzero(labels == c), k) for c, k in zip(classes, held))]))
     return np.setdiff1d(np.arange(len(labels)), val), val
 
 

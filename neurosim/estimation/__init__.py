@@ -209,7 +209,7 @@ def estimate_checkpoint(path: str | Path, targets: Sequence[str] | None = None, 
     ``neuron.dt_ms``. For event frames made by binning a recording, the recording's duration / T is the
     real-time figure (e.g. ~31.5 ms for event digits at T = 10)."""
     from neurosim.runs import load_run
-    from neurosim.training.checkpoint import checkpoint_file
+    from neurosim.training.checkpoint import beside_checkpoint
 
     if step_ms is not None and not (math.isfinite(step_ms) and step_ms > 0):
         raise ValueError(f"step_ms must be a positive number of milliseconds, got {step_ms!r}")
@@ -219,7 +219,7 @@ def estimate_checkpoint(path: str | Path, targets: Sequence[str] | None = None, 
                              f"None (all), got {samples!r}")
         samples = int(samples)
     model, cfg, data = load_run(path, progress=progress, test_only=True)  # the training frames go unused
-    out_dir = checkpoint_file(path).parent / "estimate" if out_dir is None else out_dir
+    out_dir = beside_checkpoint(path, "estimate") if out_dir is None else out_dir
     dt_ms = cfg.neuron.dt_ms if step_ms is None else step_ms
     return estimate_model(model, cfg.model.input_shape, _first_samples(data.test, samples), targets,
                           dt_s=dt_ms * 1e-3, samples=samples, out_dir=out_dir, **options)

@@ -23,14 +23,15 @@ def cmd_estimate(args) -> int:
     if args.out:
         check_output_folder(args.out, "--out")
     elif args.checkpoint or args.nir:  # the default, beside the checkpoint or the NIR file: checked as early
-        from neurosim.training.checkpoint import CheckpointError, checkpoint_file
+        from neurosim.training.checkpoint import CheckpointError, beside_checkpoint
 
         try:
-            beside = checkpoint_file(args.checkpoint).parent if args.checkpoint else Path(args.nir).resolve().parent
+            out = beside_checkpoint(args.checkpoint, "estimate") if args.checkpoint else \
+                Path(args.nir).resolve().parent / "estimate"
         except CheckpointError:
-            beside = None  # reported with the checkpoint itself
-        if beside is not None and beside.is_dir():
-            check_output_folder(beside / "estimate", "--out (default: beside the model)")
+            out = None  # reported with the checkpoint itself
+        if out is not None and out.parent.is_dir():
+            check_output_folder(out, "--out (default: beside the model)")
     try:
         if args.samples < 1:
             raise UserError(f"--samples must be at least 1, got {args.samples}")
@@ -69,7 +70,8 @@ def register(sub) -> None:
     p.add_argument("--target", action="append", default=None,
                    help="target spec name or file (repeatable; default: every shipped target)")
     p.add_argument("--samples", type=int, default=64, help="evaluation samples for the activity (default 64)")
-    p.add_argument("--out", default=None, help="output folder (default: <checkpoint dir>/estimate)")
+    p.add_argument("--out", default=None, help="output folder (default: <checkpoint dir>/estimate; estimate-best for a "
+                   "run's best.pt)")
     p.add_argument("--step-ms", type=float, default=None,
                    help="time per step on chips that run in real time (e.g. Speck; fixed-tick chips keep their "
                         "tick), in ms (default: the model's neuron.dt_ms; for binned event recordings, the "

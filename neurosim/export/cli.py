@@ -26,11 +26,11 @@ def cmd_export(args) -> int:
     from neurosim.export import NIRExportError, to_nir, write_nir
     from neurosim.nn import build_model
     from neurosim.training import load_checkpoint
-    from neurosim.training.checkpoint import checkpoint_file, load_weights, warn_if_part_way
+    from neurosim.training.checkpoint import beside_checkpoint, checkpoint_file, load_weights, warn_if_part_way
 
-    out = Path(args.out) if args.out else checkpoint_file(args.checkpoint).with_name("model.nir")
+    out = Path(args.out) if args.out else beside_checkpoint(args.checkpoint, "model", ".nir")
     if out.is_dir():  # a folder: the file goes in it
-        out = out / "model.nir"
+        out = out / beside_checkpoint(args.checkpoint, "model", ".nir").name
     check_output_file(out, "--out")
     if out.is_file() and _head(out) != _HDF5_SIGNATURE:  # an earlier export is replaced, nothing else
         raise UserError(f"--out: {out} exists and is not a NIR file; choose another path, or delete it first")
@@ -74,7 +74,8 @@ def export_notes(graph) -> list[str]:
 def register(sub) -> None:
     p = sub.add_parser("export", help="write a checkpoint's model as a NIR graph (for other libraries and chips)")
     p.add_argument("--checkpoint", required=True, help="a neurosim checkpoint")
-    p.add_argument("--out", default=None, help="output .nir file (default: model.nir beside the checkpoint)")
+    p.add_argument("--out", default=None, help="output .nir file (default: model.nir beside the checkpoint; "
+                   "model-best.nir for a run's best.pt)")
     p.add_argument("--maxpool", choices=("error", "sumpool"), default="error",
                    help="MaxPool2d has no NIR node: refuse (default) or write it as SumPool2d (exact connectivity, "
                         "approximate dynamics; see neurosim.export)")

@@ -159,10 +159,10 @@ def run_nonideal_from_args(args: argparse.Namespace, checkpoint_path, out_dir) -
     from neurosim.cli import UserError
     from neurosim.hardware.report import (FAULT_RATES, SIGMAS, format_nonideal, load_checkpoint_model,
                                           nonideal_report_model)
-    from neurosim.training.checkpoint import checkpoint_file
+    from neurosim.training.checkpoint import beside_checkpoint
 
     crossbars = check_nonideal_args(args, checkpoint_path)
-    out = Path(out_dir) if out_dir else checkpoint_file(checkpoint_path).parent / "estimate"
+    out = Path(out_dir) if out_dir else beside_checkpoint(checkpoint_path, "estimate")
     progress = not getattr(args, "quiet", False)
     model, test, _ = load_checkpoint_model(checkpoint_path, progress=progress)
     opts = dict(chips=args.mc_chips, sigma_rel=args.sigma, fault_rate=args.fault_rate,

@@ -28,7 +28,8 @@ import torch
 from neurosim._io import atomic_write_bytes, atomic_write_text
 from neurosim.config import ConfigError, RunConfig, config_from_checkpoint, config_to_dict
 
-__all__ = ["RESUME_MAY_CHANGE", "CheckpointError", "atomic_write_bytes", "atomic_write_text", "check_resumable",
+__all__ = ["RESUME_MAY_CHANGE", "CheckpointError", "atomic_write_bytes", "atomic_write_text", "beside_checkpoint",
+           "check_resumable",
            "checkpoint_file", "config_differences", "load_checkpoint", "load_weights", "resumes_at", "save_checkpoint",
            "trained_so_far", "warn_if_part_way"]
 
@@ -61,6 +62,15 @@ def checkpoint_file(path: str | Path) -> Path:
             raise CheckpointError(f"{str(path)!r} is a folder without a checkpoint.pt; give the checkpoint file")
         return path / "checkpoint.pt"
     return path
+
+
+def beside_checkpoint(path: str | Path, name: str, suffix: str = "") -> Path:
+    """The default output ``name`` beside checkpoint ``path`` (a file or run folder): ``<run>/estimate`` for a
+    run's ``checkpoint.pt``, ``<run>/estimate-best`` for its ``best.pt`` (any other file: its name after the dash), so
+    that outputs of the two checkpoints of one run do not overwrite each other. ``suffix`` ends the name
+    (``".nir"``)."""
+    file = checkpoint_file(path)
+    return file.parent / (f"{name}{suffix}" if file.name == "checkpoint.pt" else f"{name}-{file.stem}{suffix}")
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

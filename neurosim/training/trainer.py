@@ -49,7 +49,7 @@ from neurosim.data.loaders import FrameLoader
 from neurosim.nn.layers import run_chunked
 from neurosim.training import distributed
 from neurosim.training.checkpoint import (
-    atomic_write_text, check_epochs_done, check_resumable, load_checkpoint, load_weights, resumes_at, save_checkpoint,
+    CheckpointError, atomic_write_text, check_epochs_done, check_resumable, load_checkpoint, load_weights, resumes_at, save_checkpoint,
     trained_so_far,
 )
 from neurosim.training.losses import Loss, get_loss, predict
@@ -57,7 +57,7 @@ from neurosim.training.memory import SavedTensorMeter, tune_cpu_allocator
 from neurosim.training.methods import TrainingMethod, get_method, model_output
 from neurosim.training.progress import loader_bar, loader_length
 
-__all__ = ["INTERRUPT_HANDLER_MARK", "Trainer", "best_epoch", "resolve_device", "seed_everything"]
+__all__ = ["INTERRUPT_HANDLER_MARK", "Trainer", "best_epoch", "patience_spent", "resolve_device", "seed_everything"]
 
 
 def seed_everything(seed: int) -> None:
@@ -200,9 +200,20 @@ def _restore_loader_rngs(saved: dict[str, dict[str, tuple[str, Any]]] | None, lo
 
 def best_epoch(history: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The metrics of the epoch that :meth:`Trainer.fit` keeps in ``best.pt``: the highest ``val_acc`` (ties: the
-    lower ``val_loss``, then the earlier epoch); None for a run without validation."""
-    validated = [m for m in history if "val_acc" in m]
-    return max(validated, key=lambda m: (m["val_acc"], -m["val_loss"]), default=None)
+    lower ``val_loss``, a missing or non-finite one last, then the earlier epoch); None for a run without validation.
+    ``history`` may be :attr:`Trainer.history` or ``metrics.jsonl`` read back (where a non-finite loss is null)."""
+    def key(m: dict[str, Any]) -> tuple[float, float]:
+        loss = m.get("val_loss")
+        return m["val_acc"], -loss if isinstance(loss, (int, float)) and math.isfinite(loss) else -math.inf
+
+    return max((m for m in history if m.get("val_acc") is not None), key=key, default=None)
+
+
+def patience_spent(history: list[dict[str, Any]], patience: int | None) -> bool:
+    """Whether the last ``patience`` epochs of ``history`` brought no better validation epoch than
+    :func:`best_epoch` (False for ``patience`` None or a history without validation)."""
+    best = best_epoch(history)
+    return patience is not None and best is not None and history[-1]["epoch"] - best["epoch"] >= patience
 
 
 def _json_safe(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -486,8 +497,38 @@ class Trainer:
     def stopped_early(self) -> bool:
         """Whether ``train.patience`` epochs in a row since the best validation epoch (:func:`best_epoch` of
         :attr:`history`) brought no better one, so that :meth:`fit` trains no further."""
-        patience, best = self.config.train.patience, best_epoch(self.history)
-        return patience is not None and best is not None and self.epoch - best["epoch"] >= patience
+        return patience_spent(self.history, self.config.train.patience)
+
+    def _drop_stale_best(self, ckpt: dict[str, Any]) -> None:
+        """Mend ``best.pt`` where it is not the best validation epoch of the history just resumed from ``ckpt``: one
+        written by an attempt this checkpoint does not continue (an epoch after the last checkpoint, which the rerun
+        trains again; or a run started over in the folder and stopped before its first checkpoint). Where the best
+        epoch is the checkpoint's own (written at its end), best.pt becomes a copy of it; else it is removed, and
+        written again when an epoch beats that one. Either way with a warning."""
+        path = self.best_path
+        if path is None or not self.world.is_main or not path.is_file():
+            return
+        expected = best_epoch(self.history)
+        try:
+            kept = load_checkpoint(path, map_location="cpu")
+            held = f"epoch {kept.get('epoch')}"
+            if expected is not None and kept.get("epoch") == expected["epoch"] and \
+                    kept.get("history") == self.history[:expected["epoch"]]:
+                return
+        except (CheckpointError, OSError) as e:
+            held = f"nothing readable ({e})"
+        about = (f"{path} held {held} of a run that {self.checkpoint_path} does not continue (written after it, by "
+                 "an attempt stopped before its next checkpoint, or by another run in this folder)")
+        if expected is not None and expected["epoch"] == self.epoch and "partial_epoch" not in ckpt:
+            save_checkpoint(path, ckpt)  # the checkpoint is the best epoch itself
+            warnings.warn(f"{about}; replaced it with {self.checkpoint_path}, epoch {self.epoch}, this run's best "
+                          "validation epoch", RuntimeWarning, stacklevel=3)
+            return
+        path.unlink()
+        warnings.warn(f"{about}; removed it. " + (
+            f"This run's best validation epoch so far, {expected['epoch']}, cannot be rebuilt (no checkpoint holds "
+            "its weights); best.pt is written again when an epoch beats it" if expected is not None else
+            "best.pt is written again by the epochs to come"), RuntimeWarning, stacklevel=3)
 
     def _write_run_files(self) -> None:
         if self.run_dir is None or not self.world.is_main:
@@ -923,6 +964,7 @@ class Trainer:
                             elsewhere="give another run_dir to start afresh there",
                             start_over="pass fit(resume=False) to start over in this one")
             self._restore(ckpt, self.checkpoint_path, loaders)
+            self._drop_stale_best(ckpt)
         elif resume and self._loaded is not None and self._continues_loaded(epochs, epochs_name):
             retry = self._loaded, self._resume, _rng_snapshot(self.device, loaders)
         else:
@@ -1016,11 +1058,11 @@ class Trainer:
         with interrupts.writing(f"epoch {self.epoch}'s checkpoint and metrics"):
             if best:  # before checkpoint.pt: a crash between the two retrains the epoch, which writes it again
                 self.save(self.best_path, loaders=loaders)
-            elif self.run_dir is not None and self.epoch == 1 and "val" not in loaders and self.world.is_main:
-                self.best_path.unlink(missing_ok=True)  # an earlier run's, started over in this folder without one
             if saved:
                 self.save(loaders=loaders)  # first: a failed save (a full disk) leaves metrics.jsonl at the
-            self._write_run_files()  # checkpoint's epoch, not one ahead of it
+                if "val" not in loaders and self.world.is_main:  # checkpoint's epoch, not one ahead of it
+                    self.best_path.unlink(missing_ok=True)  # an earlier run's, whose checkpoint this one replaced
+            self._write_run_files()
         self._earlier_kept = False  # (the folder's metrics and config are this run's now)
         if self.progress and self.world.is_main:
             shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}

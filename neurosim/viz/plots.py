@@ -154,7 +154,7 @@ def training_curves(history: Sequence[Mapping], title: str | None = None) -> Fig
     for key, style in (("train_acc", "-o"), ("val_acc", ":^"), ("test_acc", "--s")):
         if any(key in h for h in history):
             ax_a.plot(ep, series(key, 100), style, label=key.replace("_", " "), ms=4)
-    if any("val_acc" in h for h in history):
+    if any(h.get("val_acc") is not None for h in history):
         from neurosim.training.trainer import best_epoch  # (only here: viz needs no torch otherwise)
 
         best = best_epoch(history)

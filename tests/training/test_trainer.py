@@ -1126,13 +1126,6 @@ def test_an_interrupt_while_validating_resumes_with_the_evaluation(tmp_path):
                   load_checkpoint(tmp_path / "b" / "best.pt")["model"])
 
 
-def test_a_run_started_over_without_validation_removes_the_earlier_runs_best_pt(tmp_path):
-    _own_model_trainer(tmp_path, epochs=1).fit(_shuffling_loader("loader generator"), val_loader=_batches(0, 8))
-    assert (tmp_path / "best.pt").is_file()
-    _own_model_trainer(tmp_path, epochs=1).fit(_shuffling_loader("loader generator"), resume=False)
-    assert not (tmp_path / "best.pt").exists()
-
-
 def test_patience_ends_training_once_that_many_epochs_bring_no_better_validation_and_a_rerun_stays_stopped(
         tmp_path, monkeypatch):
     from neurosim.config import ConfigError, load_config
@@ -1159,3 +1152,71 @@ def test_patience_ends_training_once_that_many_epochs_bring_no_better_validation
                                           r"validation split; set data.val_split"):
         train_run(load_config(None, ["train.patience=3", f"out_dir={tmp_path}"]))
     assert not (tmp_path / "run").exists()
+
+
+def test_a_best_pt_that_the_resumed_checkpoint_does_not_continue_is_mended_or_removed(tmp_path, monkeypatch):
+    import shutil
+
+    val = _batches(0, 16)
+    scores = {1: 0.5, 2: 0.7, 3: 0.8}
+    evaluate = Trainer._evaluate
+    monkeypatch.setattr(Trainer, "_evaluate", lambda self, loader, stop=None: {"acc": scores[self.epoch + 1],
+                                                                               "loss": 1.0} if loader is val
+                        else evaluate(self, loader, stop))
+    a = tmp_path / "a"
+    _own_model_trainer(a, epochs=3).fit(_shuffling_loader("loader generator"), val_loader=val, epochs=2)
+    shutil.copy(a / "checkpoint.pt", tmp_path / "epoch2.pt")
+    _own_model_trainer(a, epochs=3).fit(_shuffling_loader("loader generator"), val_loader=val)
+    assert load_checkpoint(a / "best.pt")["epoch"] == 3
+    # as with train.checkpoint_every = 2 and a crash in epoch 4: best.pt holds epoch 3, the checkpoint epoch 2
+    shutil.copy(tmp_path / "epoch2.pt", a / "checkpoint.pt")
+    with pytest.warns(RuntimeWarning, match=r"best.pt held epoch 3 of a run that .*checkpoint.pt does not continue.*"
+                                            r"replaced it with .*checkpoint.pt, epoch 2, this run's best"):
+        _own_model_trainer(a, epochs=3).fit(_shuffling_loader("loader generator"), val_loader=val, epochs=2)
+    assert load_checkpoint(a / "best.pt")["epoch"] == 2
+    _same_weights(load_checkpoint(a / "best.pt")["model"], load_checkpoint(tmp_path / "epoch2.pt")["model"])
+    # a best epoch that no checkpoint holds (epoch 1, the checkpoint is epoch 2's) cannot be rebuilt: removed
+    b = tmp_path / "b"
+    scores.update({1: 0.9})
+    _own_model_trainer(b, epochs=2).fit(_shuffling_loader("loader generator"), val_loader=val)
+    torch.save({**load_checkpoint(b / "best.pt"), "epoch": 7}, b / "best.pt")
+    with pytest.warns(RuntimeWarning, match=r"held epoch 7 .* removed it\. This run's best validation epoch so far, "
+                                            r"1, cannot be rebuilt"):
+        _own_model_trainer(b, epochs=2).fit(_shuffling_loader("loader generator"), val_loader=val)
+    assert not (b / "best.pt").exists()
+    # a consistent best.pt is left alone
+    _own_model_trainer(b, epochs=3).fit(_shuffling_loader("loader generator"), val_loader=val, epochs=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _own_model_trainer(a, epochs=3).fit(_shuffling_loader("loader generator"), val_loader=val, epochs=2)
+
+
+def test_a_run_without_validation_removes_an_earlier_best_pt_once_it_replaced_the_checkpoint(tmp_path):
+    _own_model_trainer(tmp_path, epochs=1).fit(_shuffling_loader("loader generator"), val_loader=_batches(0, 8))
+    assert (tmp_path / "best.pt").is_file()
+    trainer = _own_model_trainer(tmp_path, epochs=3, checkpoint_every=2)
+    batches = _batches(0, 16)
+
+    class FailsInEpoch2(list):
+        def __iter__(self):
+            if trainer.epoch == 1:
+                raise OSError("the disk went away")
+            return super().__iter__()
+
+    with pytest.raises(OSError, match="went away"):
+        trainer.fit(FailsInEpoch2(batches), resume=False)  # epoch 1 written, not checkpointed (every 2)
+    assert (tmp_path / "best.pt").is_file() and load_checkpoint(tmp_path)["config"]["train"]["checkpoint_every"] == 1
+    _own_model_trainer(tmp_path, epochs=2, checkpoint_every=2).fit(batches, resume=False)
+    assert not (tmp_path / "best.pt").exists() and load_checkpoint(tmp_path)["epoch"] == 2
+
+
+def test_best_epoch_reads_a_history_from_metrics_jsonl_where_a_non_finite_loss_is_null():
+    from neurosim.viz import training_curves
+
+    history = [{"epoch": 1, "train_loss": 1.0, "train_acc": 0.5, "val_acc": 0.6, "val_loss": None},
+               {"epoch": 2, "train_loss": 0.9, "train_acc": 0.6, "val_acc": 0.6, "val_loss": 0.8},
+               {"epoch": 3, "train_loss": 0.8, "train_acc": 0.7, "val_acc": None, "val_loss": None}]
+    assert best_epoch(history)["epoch"] == 2  # the tie goes to the finite loss
+    assert best_epoch(history[2:]) is None
+    training_curves(history)
+    training_curves(history[2:])
