@@ -65,7 +65,9 @@ class Terminated(KeyboardInterrupt):
 
 
 def _configs_dir() -> Path:
-    return Path(__file__).resolve().parent / "configs"
+    from neurosim.config import SHIPPED_CONFIGS
+
+    return SHIPPED_CONFIGS
 
 
 def resolve_config(path: str, prefix: str = "", what: str = "config") -> Path:
@@ -151,11 +153,14 @@ def cmd_train(args) -> int:
     print(f"test accuracy: {100 * result.history[-1].get('test_acc', float('nan')):.2f} %")
     best = best_epoch(result.history)
     if best is not None:
+        kept = result.run_dir / "best.pt"
         print(f"best validation epoch {best['epoch']}: validation accuracy {100 * best['val_acc']:.2f} %, test "
-              f"accuracy {100 * best.get('test_acc', float('nan')):.2f} % (its weights: {result.run_dir / 'best.pt'})")
+              f"accuracy {100 * best.get('test_acc', float('nan')):.2f} % ("
+              + (f"its weights: {kept})" if kept.is_file() else f"its weights are no longer kept: {kept} is missing)"))
     if patience_spent(result.history, cfg.train.patience):
-        print(f"stopped early after epoch {len(result.history)} of {cfg.train.epochs}: no better validation accuracy "
-              f"in the last {cfg.train.patience} epochs (train.patience)")
+        last = "epoch" if cfg.train.patience == 1 else f"{cfg.train.patience} epochs"
+        print(f"stopped early after epoch {len(result.history)} of {cfg.train.epochs}: no better validation epoch "
+              f"in the last {last} (train.patience)")
     return 0
 
 
@@ -355,9 +360,21 @@ def main(argv: list[str] | None = None) -> int:
     (:func:`neurosim.training.tune_cpu_allocator`).
     """
     with _line_buffered(sys.stdout):
-        args = _expand_home(build_parser().parse_args(argv))
+        args = _expand_home(_parse(build_parser(), argv))
         with _torch_threads_kept():
             return _run(args)
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``parser.parse_args(argv)``, with a clearer error for ``KEY=VALUE`` items that an option cut off from their
+    ``--set`` (``--set a=1 -q b=2``: argparse only says "unrecognized arguments: b=2")."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        stray = all("=" in item and not item.startswith("-") for item in extra)
+        parser.error(f"unrecognized arguments: {' '.join(extra)}" + (
+            "; --set takes the KEY=VALUE items right after it, up to the next option: put options such as -q or "
+            "--no-resume before --set, or write --set again before these" if stray and hasattr(args, "set") else ""))
+    return args
 
 
 #: options that take a path (``--target`` takes a target's name or a spec file's path)

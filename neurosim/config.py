@@ -35,8 +35,8 @@ else:  # pragma: no cover
 from neurosim.functional import RESET_TIMINGS, RESETS, SURROGATES
 
 __all__ = [
-    "AugmentConfig", "ConfigError", "DataConfig", "ModelConfig", "NeuronConfig", "RunConfig", "TrainConfig",
-    "apply_overrides", "config_from_dict", "config_to_dict", "dumps_toml", "load_config",
+    "AugmentConfig", "ConfigError", "DataConfig", "InvalidValue", "ModelConfig", "NeuronConfig", "RunConfig",
+    "TrainConfig", "apply_overrides", "config_from_dict", "config_to_dict", "dumps_toml", "load_config",
 ]
 
 
@@ -44,8 +44,9 @@ class ConfigError(ValueError):
     """A configuration value is unknown, of the wrong type, or impossible. The message names the key path."""
 
 
-class _Invalid(ValueError):
-    """Raised inside ``__post_init__``: (field name, message); the loader adds the section path."""
+class InvalidValue(ConfigError):
+    """An impossible value, raised where a config dataclass is built (``AugmentConfig(drop=2.0)``): ``key`` names
+    the field, ``message`` says why; the loaders add the section path (``data.augment.drop: ...``)."""
 
     def __init__(self, key: str, message: str) -> None:
         super().__init__(key, message)
@@ -63,14 +64,14 @@ def _non_negative(obj, *names: str) -> None:
     for n in names:
         v = getattr(obj, n)
         if v is not None and not (math.isfinite(v) and v >= 0):
-            raise _Invalid(n, f"must be a finite number >= 0, got {v!r}")
+            raise InvalidValue(n, f"must be a finite number >= 0, got {v!r}")
 
 
 def _positive(obj, *names: str) -> None:
     for n in names:
         v = getattr(obj, n)
         if v is not None and not (v > 0 and math.isfinite(v)):
-            raise _Invalid(n, f"must be {'positive' if math.isfinite(v) else 'a positive finite number'}, got {v!r}")
+            raise InvalidValue(n, f"must be {'positive' if math.isfinite(v) else 'a positive finite number'}, got {v!r}")
 
 
 #: the seeds ``torch.manual_seed`` takes: its generators hold 64 bits (a negative seed is read modulo 2**64)
@@ -81,13 +82,13 @@ def _check_seed(value: int, key: str, low: int, high: int, why: str) -> None:
     """``value`` must lie in ``[low, high]``, the seeds the run can use (``why`` says which call limits them): one
     outside got as far as that call and failed there (``torch.manual_seed``: "Overflow when unpacking long long")."""
     if not low <= value <= high:
-        raise _Invalid(key, f"must be an integer in [{low}, {high}] ({why}), got {value!r}; pick a seed in range")
+        raise InvalidValue(key, f"must be an integer in [{low}, {high}] ({why}), got {value!r}; pick a seed in range")
 
 
 def _check_device(obj) -> None:
     """``obj.device`` must name a device: auto, cpu, cuda or cuda:N (whether it exists is checked at run time)."""
     if not (obj.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", obj.device)):
-        raise _Invalid("device", f"must be auto, cpu, cuda or cuda:N, got {obj.device!r}")
+        raise InvalidValue("device", f"must be auto, cpu, cuda or cuda:N, got {obj.device!r}")
 
 
 def _expand_home(obj, *names: str) -> None:
@@ -108,14 +109,14 @@ def _expanded(path: str, key: str) -> str:
     try:
         return str(Path(path).expanduser())
     except RuntimeError:  # no HOME and no password entry, or ~user names no user
-        raise _Invalid(key, f"{path!r} starts with ~, but that home folder cannot be found (HOME is not set, or no "
+        raise InvalidValue(key, f"{path!r} starts with ~, but that home folder cannot be found (HOME is not set, or no "
                             "such user); give the full path") from None
 
 
 def _choice(obj, name: str, choices) -> None:
     v = getattr(obj, name)
     if v not in choices:
-        raise _Invalid(name, f"must be one of {list(choices)}, got {v!r}")
+        raise InvalidValue(name, f"must be one of {list(choices)}, got {v!r}")
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ class NeuronConfig:
     def __post_init__(self) -> None:
         _positive(self, "tau_mem_ms", "dt_ms", "v_th", "surrogate_alpha")
         if self.beta is not None and not 0 <= self.beta <= 1:
-            raise _Invalid("beta", f"must be in [0, 1], got {self.beta!r}")
+            raise InvalidValue("beta", f"must be in [0, 1], got {self.beta!r}")
         _choice(self, "reset", RESETS)
         _choice(self, "reset_timing", RESET_TIMINGS)
         _choice(self, "surrogate", SURROGATES)
@@ -177,27 +178,27 @@ class ModelConfig:
         _choice(self, "kind", MODEL_KINDS)
         _choice(self, "readout", READOUTS)
         if not self.input_shape or any(int(d) <= 0 for d in self.input_shape):
-            raise _Invalid("input_shape", f"must be a non-empty list of positive sizes, got {self.input_shape!r}")
+            raise InvalidValue("input_shape", f"must be a non-empty list of positive sizes, got {self.input_shape!r}")
         if self.kind == "conv" and len(self.input_shape) != 3:
-            raise _Invalid("input_shape", f"conv models need (C, H, W), got {self.input_shape!r}")
+            raise InvalidValue("input_shape", f"conv models need (C, H, W), got {self.input_shape!r}")
         if self.kind == "mlp":
             # An mlp flattens its input: conv settings would be silently ignored (input_pool = 4 would not pool).
             ignored = [f.name for f in dataclasses.fields(self)
                        if f.name in _CONV_ONLY and _as_tuple(getattr(self, f.name)) != f.default]
             if ignored:
                 also = f" (as do {', '.join('model.' + n for n in ignored[1:])})" if len(ignored) > 1 else ""
-                raise _Invalid(ignored[0], f"only applies to kind = \"conv\"{also}; an mlp flattens its input: "
+                raise InvalidValue(ignored[0], f"only applies to kind = \"conv\"{also}; an mlp flattens its input: "
                                            "remove it or use kind = \"conv\"")
         for name in ("channels", "hidden"):
             if any(int(c) <= 0 for c in getattr(self, name)):
-                raise _Invalid(name, f"sizes must be positive, got {getattr(self, name)!r}")
+                raise InvalidValue(name, f"sizes must be positive, got {getattr(self, name)!r}")
         _positive(self, "num_classes", "kernel_size", "pool", "input_pool")
         if self.padding < 0:
-            raise _Invalid("padding", f"must be >= 0, got {self.padding!r}")
+            raise InvalidValue("padding", f"must be >= 0, got {self.padding!r}")
         if not 0 <= self.dropout < 1:
-            raise _Invalid("dropout", f"must be in [0, 1), got {self.dropout!r}")
+            raise InvalidValue("dropout", f"must be in [0, 1), got {self.dropout!r}")
         if not 0 <= self.readout_beta <= 1:
-            raise _Invalid("readout_beta", f"must be in [0, 1], got {self.readout_beta!r}")
+            raise InvalidValue("readout_beta", f"must be in [0, 1], got {self.readout_beta!r}")
 
 
 @dataclass(frozen=True)
@@ -214,11 +215,11 @@ class AugmentConfig:
         for name in ("shift", "cutout"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise _Invalid(name, f"must be a whole number of pixels >= 0 (0: off), got {v!r}")
+                raise InvalidValue(name, f"must be a whole number of pixels >= 0 (0: off), got {v!r}")
         if not isinstance(self.flip, bool):
-            raise _Invalid("flip", f"must be true or false, got {self.flip!r}")
+            raise InvalidValue("flip", f"must be true or false, got {self.flip!r}")
         if isinstance(self.drop, bool) or not isinstance(self.drop, (int, float)) or not 0 <= self.drop < 1:
-            raise _Invalid("drop", f"must be a probability in [0, 1) (0: off), got {self.drop!r}")
+            raise InvalidValue("drop", f"must be a probability in [0, 1) (0: off), got {self.drop!r}")
 
     @property
     def active(self) -> bool:
@@ -250,10 +251,10 @@ class DataConfig:
         _expand_home(self, "root")
         _positive(self, "time_steps", "batch_size", "train_subset", "test_subset")
         if not 0 <= self.val_split < 1:
-            raise _Invalid("val_split", f"must be a fraction in [0, 1) of the training split (0: no validation), got "
+            raise InvalidValue("val_split", f"must be a fraction in [0, 1) of the training split (0: no validation), got "
                                         f"{self.val_split!r}")
         if self.num_workers < 0:
-            raise _Invalid("num_workers", f"must be >= 0, got {self.num_workers!r}")
+            raise InvalidValue("num_workers", f"must be >= 0, got {self.num_workers!r}")
         if self.num_workers > 0:
             warnings.warn(f"data.num_workers = {self.num_workers} has no effect: neurosim train, evaluate and demo "
                           "(make_loaders) convert every sample to frames once, map the cached frames into memory and batch them in "
@@ -302,13 +303,13 @@ class TrainConfig:
         _choice(self, "scheduler", SCHEDULERS)
         _positive(self, "k", "time_chunk", "epochs", "lr", "grad_clip", "threads", "checkpoint_every", "patience")
         if not 0 <= self.loss_lambda <= 1:
-            raise _Invalid("loss_lambda", f"must be in [0, 1], got {self.loss_lambda!r}")
+            raise InvalidValue("loss_lambda", f"must be in [0, 1], got {self.loss_lambda!r}")
         _choice(self, "loss_target", LOSS_TARGETS)
         if self.weight_decay is None:  # AdamW without decay would be Adam: take torch's default as PyTorch users expect
             object.__setattr__(self, "weight_decay", 0.01 if self.optimizer == "adamw" else 0.0)
         _non_negative(self, "weight_decay", "momentum")
         if self.method in ("sltt", "sltt_k") and self.loss == "rate_ce":
-            raise _Invalid("loss", f"method {self.method!r} computes the loss one step at a time and needs a per-step "
+            raise InvalidValue("loss", f"method {self.method!r} computes the loss one step at a time and needs a per-step "
                                    "loss; set train.loss = 'tet' or 'sltt_mix' (the paper's), not 'rate_ce'")
         _check_device(self)
 
@@ -327,7 +328,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name in (".", ".."):
-            raise _Invalid("name", f"must be a plain folder name, got {self.name!r}")
+            raise InvalidValue("name", f"must be a plain folder name, got {self.name!r}")
         _expand_home(self, "out_dir")
 
         _check_seed(self.seed, "seed", *TORCH_SEED_RANGE, "-2**63 to 2**64 - 1: the seeds torch.manual_seed takes")
@@ -479,7 +480,7 @@ def _build(cls, data: Any, path: str):
         kwargs[key] = _coerce(value, hints[key], key_path)
     try:
         return cls(**kwargs)
-    except _Invalid as e:
+    except InvalidValue as e:
         key_path = f"{path}.{e.key}" if path else e.key
         raise ConfigError(f"{key_path}: {e.message}") from None
 
@@ -601,6 +602,10 @@ def _keys_one_by_one(name: str, table: dict[str, Any]) -> str:
     return example or f"{name}.KEY=VALUE"
 
 
+#: the configs that come with neurosim (``neurosim/configs/*.toml``), which the loaders also take by name
+SHIPPED_CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
 def load_toml_config(path: str | Path | None, overrides: list[str] | None, from_dict):
     """``from_dict`` of the TOML file at ``path`` (nothing: the defaults) with ``key.path=value`` overrides applied.
 
@@ -613,8 +618,12 @@ def load_toml_config(path: str | Path | None, overrides: list[str] | None, from_
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
+        shipped = SHIPPED_CONFIGS / f"{path.name}.toml"
+        if not path.is_file() and path.parent == Path(".") and not path.suffix and shipped.is_file():
+            path = shipped  # a shipped config's name, as the command line takes it ("quickstart")
         if not path.is_file():
-            raise ConfigError(f"config file {str(path)!r} does not exist")
+            raise ConfigError(f"config file {str(path)!r} does not exist (nor is it the name of a shipped config: "
+                              f"{', '.join(sorted(f.stem for f in SHIPPED_CONFIGS.glob('*.toml')))})")
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
@@ -633,7 +642,8 @@ def load_toml_config(path: str | Path | None, overrides: list[str] | None, from_
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Load a TOML run config (or the defaults when ``path`` is None) and apply overrides.
+    """Load a TOML run config (or the defaults when ``path`` is None) and apply overrides. ``path`` may also be a
+    shipped config's name (``load_config("quickstart")``, as ``neurosim train --config quickstart``).
 
     Raises:
         ConfigError: unreadable TOML, unknown key, wrong type or impossible value (message names the key path).

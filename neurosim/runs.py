@@ -17,7 +17,9 @@ from typing import Any
 import torch
 
 from neurosim._io import atomic_write_text, check_output_folder, hold_run_folder
-from neurosim.config import ConfigError, RunConfig, config_from_checkpoint, config_to_dict, load_config
+from neurosim.config import (
+    SHIPPED_CONFIGS, ConfigError, RunConfig, config_from_checkpoint, config_to_dict, load_config,
+)
 from neurosim.data.pipeline import DataBundle, _load_frames, eval_loader, make_loaders
 from neurosim.data.registry import get_dataset
 from neurosim.nn import build_model
@@ -28,7 +30,7 @@ from neurosim.training.distributed import World, barrier, process_group_from_env
 __all__ = ["RunResult", "demo", "estimate_run", "evaluate_checkpoint", "load_or_train", "load_run", "train_run",
            "write_report"]
 
-CONFIGS = Path(__file__).resolve().parent / "configs"
+CONFIGS = SHIPPED_CONFIGS
 
 
 @dataclass
@@ -202,6 +204,11 @@ def _processes(size: int, batch_size: int) -> str:
             "table's memory kept for backward is one process's)")
 
 
+def _number(value, scale: float = 1.0, digits: int = 4) -> str:
+    """A metric for a report table: ``–`` where an epoch lacks it (None, or not recorded)."""
+    return "–" if value is None else f"{scale * value:.{digits}f}"
+
+
 def write_report(result: RunResult, extra_sections: list[str] | None = None) -> Path:
     """Write ``report.md`` (and figures) for a finished run; returns its path.
 
@@ -240,9 +247,10 @@ def write_report(result: RunResult, extra_sections: list[str] | None = None) -> 
         lines.append(
             f"- **best validation epoch: {best['epoch']}**, validation accuracy {100 * best['val_acc']:.2f} % "
             + f"(`data.val_split` = {cfg.data.val_split} of the training split, held out); "
-            f"its test accuracy {100 * best.get('test_acc', float('nan')):.2f} % — the model to report, kept in "
-            "`best.pt`" + (f"; training stopped early, after epoch {result.trainer.epoch} of {cfg.train.epochs} "
-                           f"(no better one in {cfg.train.patience} epochs: `train.patience`)"
+            f"its test accuracy {100 * best.get('test_acc', float('nan')):.2f} % — the model to report, "
+            + ("kept in `best.pt`" if (result.run_dir / "best.pt").is_file() else
+               "**whose weights are no longer kept: `best.pt` is missing**") + (f"; training stopped early, after epoch {result.trainer.epoch} of {cfg.train.epochs} "
+                           f"(no better one in {cfg.train.patience} epoch{'s' * (cfg.train.patience > 1)}: `train.patience`)"
                            if result.trainer.stopped_early else ""))
     val = best is not None
     lines += [
@@ -254,7 +262,7 @@ def write_report(result: RunResult, extra_sections: list[str] | None = None) -> 
     for m in result.history:
         saved = f"{m['saved_mb']:.1f}" if m.get("saved_mb") is not None else "–"  # older runs did not record it
         lines.append(f"| {m['epoch']} | {m['train_loss']:.4f} | {100 * m['train_acc']:.2f} | "
-                     + (f"{m['val_loss']:.4f} | {100 * m['val_acc']:.2f} | " if val else "")
+                     + (f"{_number(m.get('val_loss'))} | {_number(m.get('val_acc'), 100, 2)} | " if val else "")
                      + f"{m.get('test_loss', float('nan')):.4f} | {100 * m.get('test_acc', float('nan')):.2f} | "
                      f"{m['train_time_s']:.1f} | {saved} |")
     lines.append("")
@@ -264,7 +272,7 @@ def write_report(result: RunResult, extra_sections: list[str] | None = None) -> 
     lines += ["## Files", "", "- `config.toml` — the exact config used (`neurosim train --config` reruns it)",
               "- `metrics.jsonl` — one JSON object per epoch", "- `checkpoint.pt` — resumable checkpoint "
               "(`neurosim evaluate --checkpoint` evaluates it)"]
-    if best is not None:
+    if best is not None and (result.run_dir / "best.pt").is_file():
         lines.append(f"- `best.pt` — the checkpoint of epoch {best['epoch']}, the best on validation (`neurosim "
                      "evaluate --checkpoint`, `estimate` and `export` take it too)")
     lines.append("")

@@ -551,3 +551,14 @@ def test_a_path_option_written_with_equals_expands_a_leading_tilde(tiny_checkpoi
                  "--maxpool", "sumpool"]) == 0
     assert (home / "model.nir").is_file()
     assert not (tmp_path / "~").exists()
+
+
+def test_set_values_cut_off_by_another_option_get_an_error_that_says_so(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", "--config", "quickstart", "--set", "train.epochs=1", "--no-resume", "data.time_steps=4"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: data.time_steps=4; --set takes the KEY=VALUE items right after it" in err
+    with pytest.raises(SystemExit):
+        main(["train", "--config", "quickstart", "--bogus"])
+    assert "unrecognized arguments: --bogus\n" in capsys.readouterr().err

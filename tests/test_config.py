@@ -272,3 +272,16 @@ def test_num_workers_above_0_warns_that_it_has_no_effect():
         from neurosim.config import config_from_checkpoint
 
         assert config_from_checkpoint({"data": {"num_workers": 2, "batch_size": 8}}).data.batch_size == 8
+
+
+def test_load_config_takes_a_shipped_configs_name_as_the_command_line_does(tmp_path, monkeypatch):
+    from neurosim.config import SHIPPED_CONFIGS
+
+    assert load_config("sltt_paper") == load_config(SHIPPED_CONFIGS / "sltt_paper.toml")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "quickstart").mkdir()  # a folder of that name here: still the shipped config (a file would win)
+    assert load_config("quickstart").name == "quickstart"
+    (tmp_path / "mine.toml").write_text('name = "mine"\n')
+    assert load_config("mine.toml").name == "mine"
+    with pytest.raises(ConfigError, match=r"'nope' does not exist \(nor is it the name of a shipped config: .*quickstart"):
+        load_config("nope")

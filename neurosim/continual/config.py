@@ -24,7 +24,7 @@ from typing import Any
 
 from neurosim.config import (
     LOSSES, TORCH_SEED_RANGE, ConfigError, ModelConfig, NeuronConfig, _build, _check_device, _check_seed, _choice,
-    _expand_home, _Invalid, _non_negative, _positive, load_toml_config,
+    _expand_home, InvalidValue, _non_negative, _positive, load_toml_config,
 )
 
 __all__ = [
@@ -63,7 +63,7 @@ class TasksConfig:
         _choice(self, "protocol", PROTOCOLS)
         _positive(self, "num_tasks", "classes_per_task", "time_steps", "downsample", "train_subset", "test_subset")
         if not self.source:
-            raise _Invalid("source", "must name sklearn_digits or a registry dataset, got an empty string")
+            raise InvalidValue("source", "must name sklearn_digits or a registry dataset, got an empty string")
 
 
 @dataclass(frozen=True)
@@ -114,9 +114,9 @@ class ContinualTrainConfig:
         _positive(self, "k", "time_chunk", "epochs", "batch_size", "lr", "grad_clip", "threads")
         _non_negative(self, "momentum")
         if not 0 <= self.loss_lambda <= 1:
-            raise _Invalid("loss_lambda", f"must be in [0, 1], got {self.loss_lambda!r}")
+            raise InvalidValue("loss_lambda", f"must be in [0, 1], got {self.loss_lambda!r}")
         if self.method in ("sltt", "sltt_k") and self.loss == "rate_ce":
-            raise _Invalid("loss", f"method {self.method!r} needs a per-step loss (tet or sltt_mix), got 'rate_ce'")
+            raise InvalidValue("loss", f"method {self.method!r} needs a per-step loss (tet or sltt_mix), got 'rate_ce'")
         _check_device(self)
 
 
@@ -141,22 +141,22 @@ class HLOPConfig:
             object.__setattr__(self, "max_samples", 0)
         _positive(self, "iterations", "clamp")
         if self.max_samples < 0:
-            raise _Invalid("max_samples", f"must be >= 0 (0 uses all), got {self.max_samples!r}")
+            raise InvalidValue("max_samples", f"must be >= 0 (0 uses all), got {self.max_samples!r}")
         if len(set(self.layers)) != len(self.layers):
-            raise _Invalid("layers", f"names a layer twice: {list(self.layers)}")
+            raise InvalidValue("layers", f"names a layer twice: {list(self.layers)}")
         if not self.lr or any(not (v > 0 and math.isfinite(v)) for v in self.lr):
-            raise _Invalid("lr", f"must be a non-empty list of positive rates, got {list(self.lr)!r}")
+            raise InvalidValue("lr", f"must be a non-empty list of positive rates, got {list(self.lr)!r}")
         if not 0 <= self.momentum < 1:
-            raise _Invalid("momentum", f"must be in [0, 1), got {self.momentum!r}")
+            raise InvalidValue("momentum", f"must be in [0, 1), got {self.momentum!r}")
         if self.hebbian_epochs < 0:
-            raise _Invalid("hebbian_epochs", f"must be >= 0, got {self.hebbian_epochs!r}")
+            raise InvalidValue("hebbian_epochs", f"must be >= 0, got {self.hebbian_epochs!r}")
         if self.preset == "none":
             if not self.sizes or any(not row for row in self.sizes):
-                raise _Invalid("sizes", f"needs at least one non-empty list of rows per layer, got {self.sizes!r}")
+                raise InvalidValue("sizes", f"needs at least one non-empty list of rows per layer, got {self.sizes!r}")
             if any(k < 0 for row in self.sizes for k in row):
-                raise _Invalid("sizes", f"rows must be >= 0, got {self.sizes!r}")
+                raise InvalidValue("sizes", f"rows must be >= 0, got {self.sizes!r}")
             if len({len(row) for row in self.sizes}) != 1:
-                raise _Invalid("sizes", f"every task's list needs one entry per protected layer, got {self.sizes!r}")
+                raise InvalidValue("sizes", f"every task's list needs one entry per protected layer, got {self.sizes!r}")
 
 
 @dataclass(frozen=True)
@@ -187,20 +187,20 @@ class ContinualConfig:
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name in (".", ".."):
-            raise _Invalid("name", f"must be a plain folder name, got {self.name!r}")
+            raise InvalidValue("name", f"must be a plain folder name, got {self.name!r}")
         _expand_home(self, "out_dir")
         if not self.seeds:
-            raise _Invalid("seeds", "needs at least one seed")
+            raise InvalidValue("seeds", "needs at least one seed")
         for i, seed in enumerate(self.seeds):
             _check_seed(seed, f"seeds[{i}]", *SEED_RANGE,
                         "task i of a seed seeds generators with seed * 1000 + i, which torch.manual_seed must take")
         if not self.methods:
-            raise _Invalid("methods", f"needs at least one of {list(CONTINUAL_METHODS)}")
+            raise InvalidValue("methods", f"needs at least one of {list(CONTINUAL_METHODS)}")
         for m in self.methods:
             if m not in CONTINUAL_METHODS:
-                raise _Invalid("methods", f"unknown method {m!r}; choose from {list(CONTINUAL_METHODS)}")
+                raise InvalidValue("methods", f"unknown method {m!r}; choose from {list(CONTINUAL_METHODS)}")
         if len(set(self.methods)) != len(self.methods):
-            raise _Invalid("methods", f"lists a method twice: {list(self.methods)}")
+            raise InvalidValue("methods", f"lists a method twice: {list(self.methods)}")
 
 
 def _paper_schedule(task: int) -> tuple[int, ...]:

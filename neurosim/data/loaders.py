@@ -205,8 +205,11 @@ class FrameLoader:
 def _rows(indices, n: int) -> torch.Tensor:
     """``indices`` as an int64 tensor of distinct rows in ``[0, n)``, or a ValueError saying what is wrong."""
     rows = torch.as_tensor(_native(indices) if not isinstance(indices, torch.Tensor) else indices)
+    if rows.numel() == 0 and rows.dim() == 1:
+        return rows.long().cpu()  # (no rows: refused as "no samples" by the loader)
     if rows.dim() != 1 or rows.dtype.is_floating_point or rows.dtype == torch.bool or rows.is_complex():
-        raise ValueError(f"indices must be a 1-D array of integer row numbers, got {rows.dtype} of shape "
+        raise ValueError(f"indices must be a 1-D array of integer row numbers (for a boolean mask m: "
+                         f"numpy.flatnonzero(m)), got {str(rows.dtype).replace('torch.', '')} values of shape "
                          f"{tuple(rows.shape)}")
     rows = rows.long().cpu()
     if len(rows) and (int(rows.min()) < 0 or int(rows.max()) >= n):

@@ -197,10 +197,16 @@ def make_loaders(cfg: DataConfig, seed: int = 0, device: str | torch.device = "c
     train_rows, val = None, None
     if cfg.val_split:
         try:
-            train_rows, val_rows = split_validation(train_labels, cfg.val_split, f"dataset {info.name!r}'s training split")
+            train_rows, val_rows = split_validation(train_labels, cfg.val_split,
+                                                    f"the training split of dataset {info.name!r}")
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         val = eval_loader(cfg, train_frames, train_labels, device, rows=val_rows)
+        classes = len(np.unique(train_labels))
+        if len(val_rows) < classes:
+            warnings.warn(f"data.val_split = {cfg.val_split} holds out {len(val_rows)} of {len(train_labels)} training "
+                          f"samples, fewer than its {classes} classes: validation accuracy (best.pt, train.patience) "
+                          "says little on so few; raise data.val_split (or data.train_subset)", UserWarning, stacklevel=2)
     n_train = len(train_labels) if train_rows is None else len(train_rows)
     single_left = n_train % cfg.batch_size == 1 and n_train > 1
     try:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from neurosim.config import (
-    TORCH_SEED_RANGE, _build, _check_seed, _expand_home, _Invalid, _non_negative, _positive, load_toml_config,
+    TORCH_SEED_RANGE, _build, _check_seed, _expand_home, InvalidValue, _non_negative, _positive, load_toml_config,
 )
 
 __all__ = ["EnergyConfig", "LSMConfig", "LSMDataConfig", "ReadoutConfig", "ReservoirConfig", "load_lsm_config",
@@ -66,14 +66,14 @@ class ReservoirConfig:
     def __post_init__(self) -> None:
         _positive(self, "neurons", "v_th", "input_scale", "on_off_ratio", "feature_bins")
         if not 0 < self.beta <= 1:
-            raise _Invalid("beta", f"must be in (0, 1], got {self.beta!r}")
+            raise InvalidValue("beta", f"must be in (0, 1], got {self.beta!r}")
         if not 0 < self.p_switch < 1:
-            raise _Invalid("p_switch", f"must be in (0, 1), got {self.p_switch!r}")
+            raise InvalidValue("p_switch", f"must be in (0, 1), got {self.p_switch!r}")
         _non_negative(self, "recurrent_scale", "sigma_log", "read_noise_rel")
         if self.on_off_ratio <= 1:
-            raise _Invalid("on_off_ratio", f"must be > 1, got {self.on_off_ratio!r}")
+            raise InvalidValue("on_off_ratio", f"must be > 1, got {self.on_off_ratio!r}")
         if self.adc_bits is not None and self.adc_bits < 1:
-            raise _Invalid("adc_bits", f"must be >= 1 or absent, got {self.adc_bits!r}")
+            raise InvalidValue("adc_bits", f"must be >= 1 or absent, got {self.adc_bits!r}")
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class ReadoutConfig:
 
     def __post_init__(self) -> None:
         if self.kind not in READOUTS:
-            raise _Invalid("kind", f"must be one of {list(READOUTS)}, got {self.kind!r}")
+            raise InvalidValue("kind", f"must be one of {list(READOUTS)}, got {self.kind!r}")
         _positive(self, "hidden", "embedding", "epochs", "lr", "temperature")
         _non_negative(self, "weight_decay")
 
@@ -107,7 +107,7 @@ class EnergyConfig:
         _expand_home(self, "targets")  # a spec file may be ~/specs/mine.toml
         _positive(self, "samples", "dt_ms")
         if not self.targets:
-            raise _Invalid("targets", "must name at least one target")
+            raise InvalidValue("targets", "must name at least one target")
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ class LSMConfig:
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name in (".", ".."):
-            raise _Invalid("name", f"must be a plain folder name, got {self.name!r}")
+            raise InvalidValue("name", f"must be a plain folder name, got {self.name!r}")
         _expand_home(self, "out_dir")
         # the chip's read-noise stream is seeded through numpy's SeedSequence, which takes no negative seed
         _check_seed(self.seed, "seed", 0, TORCH_SEED_RANGE[1],

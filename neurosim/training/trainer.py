@@ -964,6 +964,10 @@ class Trainer:
                             elsewhere="give another run_dir to start afresh there",
                             start_over="pass fit(resume=False) to start over in this one")
             self._restore(ckpt, self.checkpoint_path, loaders)
+            if val_loader is None and best_epoch(self.history) is not None:
+                raise ValueError(f"{self.checkpoint_path} holds a run validated every epoch (val_acc in its history, "
+                                 "best.pt beside it); pass fit(..., val_loader=...) to continue it, or fit(resume="
+                                 "False) or another run_dir to start a run without validation")
             self._drop_stale_best(ckpt)
         elif resume and self._loaded is not None and self._continues_loaded(epochs, epochs_name):
             retry = self._loaded, self._resume, _rng_snapshot(self.device, loaders)

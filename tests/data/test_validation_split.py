@@ -133,7 +133,7 @@ def test_train_with_patience_says_it_stopped_early(event_digits_cache, tmp_path,
             "data.test_subset=16", "data.time_steps=4", "train.epochs=5", "data.val_split=0.25", "train.patience=2"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "stopped early after epoch 3 of 5: no better validation accuracy in the last 2 epochs" in out
+    assert "stopped early after epoch 3 of 5: no better validation epoch in the last 2 epochs" in out
     assert "best validation epoch 1:" in out
     assert "training stopped early, after epoch 3 of 5" in (tmp_path / "p" / "report.md").read_text()
 
@@ -143,3 +143,19 @@ def test_evaluating_the_val_split_of_a_run_without_one_is_a_one_line_error(tiny_
 
     assert main(["-q", "evaluate", "--checkpoint", str(tiny_checkpoint), "--split", "val"]) == 2
     assert "data.val_split: " in capsys.readouterr().err
+
+
+def test_a_validation_split_smaller_than_the_classes_warns(event_digits_cache):
+    from neurosim.data import make_loaders
+
+    with pytest.warns(UserWarning, match=r"data.val_split = 0.02 holds out 2 of 100 training samples, fewer than its "
+                                         r"10 classes"):
+        make_loaders(DataConfig(time_steps=4, train_subset=100, test_subset=16, val_split=0.02), progress=False)
+
+
+def test_loader_rows_that_are_empty_or_a_mask_say_so():
+    frames, labels = np.zeros((4, 2, 3), np.uint8), np.arange(4)
+    with pytest.raises(ValueError, match="no samples"):
+        FrameLoader(frames, labels, 2, indices=[])
+    with pytest.raises(ValueError, match=r"for a boolean mask m: numpy.flatnonzero\(m\)\), got bool values"):
+        FrameLoader(frames, labels, 2, indices=np.array([True, False, True, False]))

@@ -1220,3 +1220,10 @@ def test_best_epoch_reads_a_history_from_metrics_jsonl_where_a_non_finite_loss_i
     assert best_epoch(history[2:]) is None
     training_curves(history)
     training_curves(history[2:])
+
+
+def test_a_validated_run_resumed_without_its_val_loader_is_refused_and_keeps_best_pt(tmp_path):
+    _own_model_trainer(tmp_path, epochs=1).fit(_shuffling_loader("loader generator"), val_loader=_batches(0, 8))
+    with pytest.raises(ValueError, match=r"holds a run validated every epoch .* pass fit\(\.\.\., val_loader=\.\.\.\)"):
+        _own_model_trainer(tmp_path, epochs=2).fit(_shuffling_loader("loader generator"))
+    assert (tmp_path / "best.pt").is_file() and load_checkpoint(tmp_path)["epoch"] == 1
