@@ -146,6 +146,8 @@ def cmd_train(args) -> int:
         raise
     args.run_dir, args.started = Path(cfg.out_dir) / cfg.name, time.time()  # for the message if it is interrupted
     _note_moved_run(path, args.run_dir)
+    if args.seeds is not None:
+        return _train_seeds(args, cfg)
     result = train_run(cfg, resume=not args.no_resume, progress=not args.quiet)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, process 0 reports for all
         return 0
@@ -161,6 +163,40 @@ def cmd_train(args) -> int:
         last = "epoch" if cfg.train.patience == 1 else f"{cfg.train.patience} epochs"
         print(f"stopped early after epoch {len(result.history)} of {cfg.train.epochs}: no better validation epoch "
               f"in the last {last} (train.patience)")
+    return 0
+
+
+def _train_seeds(args, cfg) -> int:
+    """``neurosim train --seeds S1 S2 ...``: one run per seed, then their mean and spread."""
+    from neurosim.runs import train_seeds
+    from neurosim.training.distributed import launched_world_size
+
+    if launched_world_size() > 1:
+        raise UserError("--seeds trains one run after another in one process; under torchrun train one seed per "
+                        "launch (--set seed=N name=NAME-seedN)")
+    if any(item.split("=", 1)[0].strip() == "seed" for item in args.set):
+        raise UserError("--seeds sets each run's seed: drop seed=... from --set")
+
+    def starting(one) -> None:
+        args.run_dir = Path(one.out_dir) / one.name
+        if not args.quiet:
+            print(f"== seed {one.seed}: {args.run_dir}", flush=True)
+
+    summary, path = train_seeds(cfg, args.seeds, resume=not args.no_resume, progress=not args.quiet,
+                                starting=starting)
+    validated = "best_test_acc" in summary
+    print(f"{'seed':>6} {'epochs':>6} {'test acc':>9}" + (f" {'best val epoch':>14} {'its test acc':>12}"
+                                                          if validated else ""))
+    for r in summary["runs"]:
+        print(f"{r['seed']:>6} {r['epochs']:>6} {100 * r['test_acc']:>8.2f}%"
+              + (f" {r['best_epoch']:>14} {100 * r['best_test_acc']:>11.2f}%" if validated else ""))
+    for key, what in (("test_acc", "final test accuracy"), ("best_test_acc", "best validation epoch's test accuracy")):
+        if key in summary:
+            spread = summary[key]["std"]
+            print(f"{what}: {100 * summary[key]['mean']:.2f} %"
+                  + (f" ± {100 * spread:.2f} (sample std over {len(summary['runs'])} seeds)" if spread is not None
+                     else " (one seed)"))
+    print(f"summary: {path}")
     return 0
 
 
@@ -203,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.epochs=3 data.batch_size=64")
     p.add_argument("--no-resume", action="store_true", help="start over even if the run folder has a checkpoint")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+                   help="train one run per seed (NAME-seedS folders) and print their mean ± std; a rerun resumes the "
+                        "unfinished ones")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on its dataset's test split")

@@ -7,13 +7,15 @@ layer).
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from neurosim._io import atomic_write_text, check_output_folder, hold_run_folder
@@ -28,7 +30,7 @@ from neurosim.training.checkpoint import check_resumable, config_differences, lo
 from neurosim.training.distributed import World, barrier, process_group_from_env
 
 __all__ = ["RunResult", "demo", "estimate_run", "evaluate_checkpoint", "load_or_train", "load_run", "train_run",
-           "write_report"]
+           "train_seeds", "write_report"]
 
 CONFIGS = SHIPPED_CONFIGS
 
@@ -135,6 +137,49 @@ def train_run(cfg: RunConfig, resume: bool = True, progress: bool = True, figure
     """
     with process_group_from_env(cfg.train.device) as world:
         return _train_run(cfg, resume, progress and world.is_main, figures and world.is_main, world)
+
+
+def train_seeds(cfg: RunConfig, seeds: list[int], resume: bool = True, progress: bool = True,
+                starting: Callable[[RunConfig], None] | None = None) -> tuple[dict, Path]:
+    """Train ``cfg`` once per seed, into ``<out_dir>/<name>-seed<s>/`` (each an ordinary run: rerunning resumes it,
+    a finished one is not trained again), and summarise them in ``<out_dir>/<name>-seeds.json``: each seed's final
+    test accuracy and, with ``data.val_split``, its best validation epoch's test accuracy (the one to report), with
+    their mean and sample standard deviation. Returns the summary and its path. ``starting(cfg)`` is called as
+    each seed's run starts (the command line names the run an interrupt stops).
+
+    Raises:
+        ConfigError: no seeds, a seed twice, or one outside the seeds torch takes.
+    """
+    if not seeds:
+        raise ConfigError("--seeds: give at least one seed")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds: {seeds} repeats a seed (each seed trains one run)")
+    runs = []
+    for seed in seeds:
+        try:
+            one = replace(cfg, seed=seed, name=f"{cfg.name}-seed{seed}")
+        except ConfigError as e:
+            raise ConfigError(f"--seeds: {e}") from None
+        runs.append(one)
+    results = []
+    for one in runs:
+        if starting is not None:
+            starting(one)
+        history = train_run(one, resume=resume, progress=progress).history
+        best = best_epoch(history)
+        results.append({"seed": one.seed, "run_dir": str(Path(one.out_dir) / one.name), "epochs": len(history),
+                        "test_acc": history[-1].get("test_acc")}
+                       | ({"best_epoch": best["epoch"], "best_val_acc": best["val_acc"],
+                           "best_test_acc": best.get("test_acc")} if best is not None else {}))
+    summary = {"name": cfg.name, "seeds": list(seeds), "runs": results}
+    for key in ("test_acc", "best_test_acc"):
+        values = [r[key] for r in results if r.get(key) is not None]
+        if len(values) == len(results):
+            summary[key] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1
+                            else None}
+    path = Path(cfg.out_dir) / f"{cfg.name}-seeds.json"
+    atomic_write_text(path, json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    return summary, path
 
 
 def _train_run(cfg: RunConfig, resume: bool, progress: bool, figures: bool, world: World) -> RunResult:

@@ -171,9 +171,10 @@ history_cached = Trainer(model, cfg, run_dir=OUT / cfg.name).fit(data.train, dat
 
 # %% [markdown]
 # ## Augmenting the cached frames
-# Some augmentations are exact on frames of event counts, so the cached frames can take them batch by batch at
+# Some augmentations can be done on frames of event counts, so the cached frames can take them batch by batch at
 # almost no cost: a shift by whole pixels, a left-right flip, dropping each event with probability `p` (a pixel's
-# count `c` becomes Binomial(c, 1 − p)) and a cutout square give the frames of the events so transformed.
+# count `c` becomes Binomial(c, 1 − p)) and a cutout square give the frames of the events so transformed (binned
+# in the sample's own time bins).
 # `data.augment` turns them on for the training split (`neurosim train --set data.augment.shift=2`; the test split is
 # never augmented), drawn anew every epoch from the seed, the epoch and the sample's position in it — so an
 # interrupted run resumes, and a torchrun run shards, with the very same augmentations.
