@@ -46,7 +46,10 @@ def cmd_list(args) -> int:
 def cmd_prepare(args) -> int:
     from neurosim.data.registry import MissingReaderError, get_dataset
 
-    info = get_dataset(args.name)
+    try:
+        info = get_dataset(args.name)
+    except ValueError as e:  # a folder dataset that is not one
+        return _error(args, str(e))
     root = info.root(args.root)
     where = info.location(root)
     print(f"{info.name}: {info.description}")
@@ -83,7 +86,17 @@ def cmd_prepare(args) -> int:
 def cmd_check(args) -> int:
     from neurosim.data.registry import DatasetNotFoundError, MissingReaderError, get_dataset
 
-    info = get_dataset(args.name)
+    try:
+        info = get_dataset(args.name)
+    except ValueError as e:  # a folder dataset that is not one
+        return _error(args, str(e))
+    if "folder" in info.extra:
+        from neurosim.data.readers import check_files
+
+        report = check_files(info.extra["folder"], info.extra["reader"], suffixes=(".npy", ".bin"),
+                             progress=not args.quiet and sys.stderr.isatty())
+        print(report.format(max_bad=args.max_bad))
+        return 0 if report.all_ok and report.n_checked else 1
     spec = info.extra.get("spec")
     if spec is None:
         print(f"{info.name}: nothing to check — it is generated locally, and a corrupt cache file "
@@ -131,15 +144,24 @@ def register(sub) -> None:
     root_arg(q)
     q.set_defaults(func=cmd_list)
 
+    def dataset_name(text: str) -> str:
+        import argparse
+
+        if text in names or text.startswith("folder:"):
+            return text
+        raise argparse.ArgumentTypeError(f"unknown dataset {text!r} (choose from {', '.join(names)}, or "
+                                         "folder:PATH for recordings of your own)")
+
+    one_of = f"one of: {', '.join(names)}; or folder:PATH, a folder of your own recordings"
     q = actions.add_parser("prepare", help="download (if not on disk) and convert a dataset to cached frames")
-    q.add_argument("name", choices=names, metavar="NAME", help=f"one of: {', '.join(names)}")
+    q.add_argument("name", type=dataset_name, metavar="NAME", help=one_of)
     root_arg(q)
     q.add_argument("--time-steps", type=_positive_int, default=None, help="frames per sample (default: the dataset's)")
     q.add_argument("--no-frames", action="store_true", help="only download and extract, do not convert to frames")
     q.set_defaults(func=cmd_prepare)
 
     q = actions.add_parser("check", help="read every file of a dataset and report all bad ones")
-    q.add_argument("name", choices=names, metavar="NAME", help=f"one of: {', '.join(names)}")
+    q.add_argument("name", type=dataset_name, metavar="NAME", help=one_of)
     root_arg(q)
     q.add_argument("--max-bad", type=_positive_int, default=50, help="list at most this many bad files (default 50)")
     q.set_defaults(func=cmd_check)

@@ -163,9 +163,15 @@ def register_dataset(info: DatasetInfo) -> DatasetInfo:
 
 
 def get_dataset(name: str) -> DatasetInfo:
-    """A registered dataset by name (clear error listing the known names)."""
+    """A registered dataset by name, or ``"folder:PATH"``, a folder of one's own recordings
+    (:mod:`neurosim.data.folder`). A clear error lists the known names, or says what the folder lacks."""
+    if name.startswith("folder:"):
+        from neurosim.data.folder import folder_dataset
+
+        return folder_dataset(name)
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}")
+        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}, or folder:PATH "
+                         "for recordings of your own (train/<class>/ and test/<class>/ files and a dataset.toml)")
     return DATASETS[name]
 
 

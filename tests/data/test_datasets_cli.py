@@ -118,7 +118,7 @@ def test_prepare_refuses_cleanly(offline, capsys, monkeypatch):
     assert "github.com/neuromorphs/tonic" in err and str(offline / "POKERDVS") in err
     with pytest.raises(SystemExit) as e:
         main(["datasets", "prepare", "mnist"])
-    assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
+    assert e.value.code == 2 and "unknown dataset" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["datasets", "prepare", "shd", "--time-steps", "0"])
 

@@ -1,0 +1,156 @@
+"""Recordings of one's own as a dataset: ``data.dataset = "folder:PATH"`` (``neurosim train``, ``datasets check``).
+
+A folder laid out as torchvision's ``ImageFolder``, one file per recording::
+
+    PATH/dataset.toml             sensor_size = [W, H, P]   (required)
+                                  columns = ["t", "x", "y", "p"]   (only for plain (N, 4) .npy arrays: their order)
+    PATH/train/<class>/<file>     .npy (tonic's structured events, or plain with ``columns``) or .bin (N-MNIST format)
+    PATH/test/<class>/<file>
+
+The classes are the ``train`` split's sub-folders in sorted order (label = index); every ``test`` class must be one
+of them. Hidden files (``.DS_Store``) are skipped; any other file that is not ``.npy`` or ``.bin`` is an error
+naming it. Each recording is read with :mod:`neurosim.data.readers`' checks (truncation, garbage, events outside
+``sensor_size``), the first bad one an :class:`~neurosim.data.readers.EventFileError` naming the file; ``neurosim
+datasets check folder:PATH`` lists every bad one. Frames are cached as for any dataset, keyed by the folder's files
+(sizes and times), so recordings added or changed are converted again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from neurosim.data.registry import DatasetInfo
+
+__all__ = ["PREFIX", "FolderEvents", "folder_dataset"]
+
+PREFIX = "folder:"
+SUFFIXES = (".npy", ".bin")
+_EVENT_FIELDS = ("x", "y", "p", "t")
+
+
+@dataclass(frozen=True)
+class _Spec:
+    sensor_size: tuple[int, int, int]
+    columns: tuple[str, ...] | None
+
+
+def _read_spec(path: Path) -> _Spec:
+    from neurosim.config import tomllib
+
+    file = path / "dataset.toml"
+    example = 'sensor_size = [W, H, P]  (e.g. [128, 128, 2] for a DVS128: width, height, polarities)'
+    if not file.is_file():
+        raise ValueError(f"{file} is missing: a folder dataset needs it to say its sensor, e.g. {example}")
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{file}: not valid TOML: {e}") from None
+    unknown = sorted(set(data) - {"sensor_size", "columns"})
+    if unknown:
+        raise ValueError(f"{file}: unknown key(s) {', '.join(unknown)}; it takes sensor_size and columns")
+    size = data.get("sensor_size")
+    if not (isinstance(size, list) and len(size) == 3 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                              and v >= 1 for v in size)):
+        raise ValueError(f"{file}: sensor_size must be three whole numbers >= 1, {example}; got {size!r}")
+    columns = data.get("columns")
+    if columns is not None and (not isinstance(columns, list) or sorted(columns) != sorted(_EVENT_FIELDS)):
+        raise ValueError(f"{file}: columns must name x, y, p and t once each, in the order a plain .npy array stores "
+                         f"them (e.g. [\"t\", \"x\", \"y\", \"p\"]); got {columns!r}")
+    return _Spec(tuple(size), None if columns is None else tuple(columns))
+
+
+def _files(folder: Path) -> list[Path]:
+    """The recordings in one class folder, sorted; an unknown file type is an error naming it."""
+    files = []
+    for f in sorted(folder.iterdir()):
+        if f.name.startswith("."):
+            continue
+        if f.is_dir() or f.suffix.lower() not in SUFFIXES:
+            raise ValueError(f"{f}: not a recording neurosim reads in a folder dataset (one .npy or .bin file per "
+                             "recording, directly in its class folder)")
+        files.append(f)
+    return files
+
+
+def _samples(path: Path, split: str, classes: tuple[str, ...]) -> list[tuple[Path, int]]:
+    split_dir = path / split
+    samples = []
+    for label, name in enumerate(classes):
+        if (split_dir / name).is_dir():
+            samples += [(f, label) for f in _files(split_dir / name)]
+    return samples
+
+
+class FolderEvents:
+    """One split of a folder dataset: ``(events, label)`` samples in tonic's structured event format."""
+
+    def __init__(self, path: Path, split: str, spec: _Spec, classes: tuple[str, ...]) -> None:
+        self.path, self.split, self.spec, self.classes = path, split, spec, classes
+        self.samples = _samples(path, split, classes)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        file, label = self.samples[i]
+        return read_recording(file, self.spec), label
+
+
+def read_recording(file: Path, spec: _Spec) -> np.ndarray:
+    """One recording of a folder dataset, checked against its sensor (an EventFileError naming the file)."""
+    from neurosim.data.readers import EventFileError, read_nmnist_bin, read_npy_events
+
+    if file.suffix.lower() == ".bin":
+        return read_nmnist_bin(file, sensor_size=spec.sensor_size[:2])
+    try:  # (only its header is read: a plain array needs the columns' order)
+        stored = np.load(file, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        stored = None  # read_npy_events says what is wrong with it
+    if stored is not None and stored.dtype.names is None and spec.columns is None:
+        raise EventFileError(file, f"a plain {stored.shape} array: say the order of its columns in "
+                                   f"{file.parents[2] / 'dataset.toml'} (columns = [\"t\", \"x\", \"y\", \"p\"], say)")
+    return read_npy_events(file, columns=spec.columns or _EVENT_FIELDS, sensor_size=spec.sensor_size)
+
+
+def folder_dataset(name: str) -> DatasetInfo:
+    """The :class:`DatasetInfo` of ``"folder:PATH"`` (a relative PATH is taken from the working directory).
+
+    Raises:
+        ValueError: no such folder, no ``dataset.toml`` or a wrong one, no ``train``/``test`` split, no class, a
+            test class the training split lacks, a file of another type — each naming what to fix.
+    """
+    path = Path(name[len(PREFIX):]).expanduser().resolve()
+    if not path.is_dir():
+        raise ValueError(f"dataset {name!r}: {path} is not a folder (a folder dataset is a folder with "
+                         "dataset.toml and train/<class>/, test/<class>/ recordings)")
+    spec = _read_spec(path)
+    for split in ("train", "test"):
+        if not (path / split).is_dir():
+            raise ValueError(f"dataset {name!r}: {path / split} is missing; put each recording in "
+                             f"{split}/<class name>/")
+    classes = tuple(sorted(d.name for d in (path / "train").iterdir() if d.is_dir() and not d.name.startswith(".")))
+    if not classes:
+        raise ValueError(f"dataset {name!r}: {path / 'train'} has no class folders; put each recording in "
+                         "train/<class name>/")
+    extra = sorted(d.name for d in (path / "test").iterdir() if d.is_dir() and not d.name.startswith(".")
+                   and d.name not in classes)
+    if extra:
+        raise ValueError(f"dataset {name!r}: test class(es) {', '.join(extra)} have no folder in train/ (the "
+                         f"classes are train/'s: {', '.join(classes)})")
+    return DatasetInfo(
+        name=f"{PREFIX}{path}",
+        sensor_size=spec.sensor_size,
+        num_classes=len(classes),
+        description=f"recordings in {path} ({len(classes)} classes)",
+        loader=lambda split, root, download, progress: FolderEvents(path, split, spec, classes),
+        on_disk=lambda root: True,
+        location=lambda root: path,
+        classes=classes,
+        extra={"folder": path, "reader": lambda file: read_recording(Path(file), spec),
+               "config_hint": f"--config quickstart --set data.dataset={PREFIX}{path} model.input_shape="
+                              f"[{spec.sensor_size[2]}, {spec.sensor_size[1]}, {spec.sensor_size[0]}] "
+                              f"model.num_classes={len(classes)}"},
+    )

@@ -1,0 +1,123 @@
+"""Recordings of one's own: data.dataset = "folder:PATH" (neurosim.data.folder)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import fixture_writers as fw
+from neurosim.config import DataConfig
+from neurosim.data import get_dataset, make_loaders
+from neurosim.data.dvs import EVENT_DTYPE
+from neurosim.data.readers import EventFileError
+from neurosim.data.transforms import ToFrame
+
+W, H, P = 16, 12, 2
+
+
+def _events(seed: int, label: int, n: int = 300) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    ev = np.zeros(n, EVENT_DTYPE)
+    ev["t"] = np.sort(rng.integers(0, 50_000, n))
+    ev["x"] = np.clip(rng.normal(3 + 4 * label, 1.5, n), 0, W - 1).astype(int)  # each class in its own columns
+    ev["y"], ev["p"] = rng.integers(0, H, n), rng.integers(0, P, n)
+    return ev
+
+
+def _folder(tmp_path, per_class=(6, 3), classes=("left", "middle", "right")):
+    root = tmp_path / "rec"
+    for split, n in zip(("train", "test"), per_class):
+        for label, name in enumerate(classes):
+            (root / split / name).mkdir(parents=True)
+            for i in range(n):
+                np.save(root / split / name / f"{i}.npy", _events(100 * label + i + (0 if split == "train" else 50),
+                                                                  label))
+    (root / "dataset.toml").write_text(f"sensor_size = [{W}, {H}, {P}]\n")
+    return root
+
+
+def test_a_folder_is_a_dataset_whose_classes_are_its_sub_folders(tmp_path):
+    root = _folder(tmp_path)
+    (root / "train" / "left" / ".DS_Store").write_text("")  # hidden files are skipped
+    info = get_dataset(f"folder:{root}")
+    assert info.classes == ("left", "middle", "right") and info.num_classes == 3 and info.sensor_size == (W, H, P)
+    train = info.load("train")
+    assert len(train) == 18 and len(info.load("test")) == 9
+    events, label = train[7]  # sorted: left 0-5, middle 6-11
+    stored = np.load(root / "train" / "middle" / "1.npy")
+    assert label == 1 and all(np.array_equal(events[f], stored[f]) for f in ("x", "y", "p", "t"))
+
+
+def test_make_loaders_frames_a_folder_dataset_like_any_other(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    root = _folder(tmp_path)
+    monkeypatch.chdir(tmp_path)  # a relative folder is taken from the working directory
+    bundle = make_loaders(DataConfig(dataset="folder:rec", time_steps=4, batch_size=4), progress=False)
+    assert tuple(bundle.train_frames.shape) == (18, 4, P, H, W)
+    want = ToFrame(sensor_size=(W, H, P), n_time_bins=4)(np.load(root / "test" / "right" / "2.npy"))
+    np.testing.assert_array_equal(bundle.test_frames[8], want)
+    assert sorted(torch.cat([y for _, y in bundle.train]).tolist()) == [0] * 6 + [1] * 6 + [2] * 6
+    assert list((tmp_path / "cache").rglob("*.frames.bin"))  # cached, keyed by the folder's files
+
+
+def test_plain_arrays_need_their_column_order_and_bin_files_are_read_as_n_mnist(tmp_path):
+    root = _folder(tmp_path, per_class=(1, 1), classes=("a", "b"))
+    ev = _events(9, 0)
+    plain = np.stack([ev["t"], ev["x"], ev["y"], ev["p"]], axis=1)
+    np.save(root / "train" / "a" / "plain.npy", plain)
+    (root / "train" / "b" / "rec.bin").write_bytes(fw.encode_nmnist_bin(ev["x"], ev["y"], ev["t"], ev["p"]))
+    info = get_dataset(f"folder:{root}")
+    with pytest.raises(EventFileError, match=r"plain.npy: a plain \(300, 4\) array: say the order of its columns in"):
+        info.load("train")[1]
+    (root / "dataset.toml").write_text(f'sensor_size = [{W}, {H}, {P}]\ncolumns = ["t", "x", "y", "p"]\n')
+    train = get_dataset(f"folder:{root}").load("train")
+    for i in (1, 3):  # the plain array and the .bin file (a/plain.npy, b/rec.bin) hold the structured one's events
+        events, _ = train[i]
+        assert all(np.array_equal(events[f], ev[f]) for f in ("x", "y", "p", "t")), i
+
+
+def test_an_event_outside_the_sensor_names_the_file(tmp_path):
+    root = _folder(tmp_path, per_class=(1, 1), classes=("a",))
+    ev = _events(1, 0)
+    ev["x"][5] = W
+    np.save(root / "train" / "a" / "0.npy", ev)
+    with pytest.raises(EventFileError, match=r"train/a/0.npy"):
+        get_dataset(f"folder:{root}").load("train")[0]
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda r: (r / "dataset.toml").unlink(), r"dataset.toml is missing: .* sensor_size = \[W, H, P\]"),
+    (lambda r: (r / "dataset.toml").write_text("sensor_size = [16, 12]\n"), "sensor_size must be three whole"),
+    (lambda r: (r / "dataset.toml").write_text("sensor = [16, 12, 2]\n"), r"unknown key\(s\) sensor"),
+    (lambda r: (r / "dataset.toml").write_text('sensor_size = [16, 12, 2]\ncolumns = ["x", "y"]\n'),
+     "columns must name x, y, p and t once each"),
+    (lambda r: __import__("shutil").rmtree(r / "test"), r"rec/test is missing"),
+    (lambda r: (r / "test" / "up").mkdir(), r"test class\(es\) up have no folder in train/"),
+    (lambda r: (r / "train" / "a" / "notes.txt").write_text("x"), r"notes.txt: not a recording"),
+])
+def test_a_folder_that_is_not_a_dataset_says_what_to_fix(tmp_path, breakage, message):
+    root = _folder(tmp_path, per_class=(1, 1), classes=("a",))
+    breakage(root)
+    with pytest.raises(ValueError, match=message):
+        get_dataset(f"folder:{root}").load("train")
+
+
+def test_train_and_check_take_a_folder_dataset(tmp_path, monkeypatch, capsys):
+    from neurosim.cli import main
+
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    root = _folder(tmp_path)
+    args = ["-q", "train", "--config", "quickstart", "--set", f"data.dataset=folder:{root}", f"out_dir={tmp_path}",
+            f"model.input_shape=[{P}, {H}, {W}]", "model.num_classes=3", "model.channels=[4]", "model.kernel_size=3",
+            "data.time_steps=4", "data.batch_size=6", "train.epochs=1"]
+    assert main(args) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    assert main(["datasets", "check", f"folder:{root}"]) == 0
+    (root / "test" / "left" / "9.npy").write_bytes(b"garbage")
+    assert main(["datasets", "check", f"folder:{root}"]) == 1
+    assert "test/left/9.npy: not a .npy file" in capsys.readouterr().out
+    assert main(["datasets", "check", f"folder:{tmp_path / 'nothing'}"]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    assert main(["-q", "train", "--config", "quickstart", "--set", "data.dataset=folder:nowhere"]) == 2
+    assert "data.dataset: dataset 'folder:nowhere'" in capsys.readouterr().err
