@@ -1,6 +1,6 @@
 """The ``neurosim`` command.
 
-    neurosim train --config FILE.toml [--set key.path=value ...] [--no-resume]
+    neurosim train --config FILE.toml [--set key.path=value ...] [--no-resume] [--seeds S1 S2 ...]
     neurosim evaluate --checkpoint runs/NAME/checkpoint.pt
     neurosim demo [--out runs] [--epochs N]
     neurosim datasets list | prepare NAME | check NAME
@@ -184,12 +184,17 @@ def _train_seeds(args, cfg) -> int:
 
     summary, path = train_seeds(cfg, args.seeds, resume=not args.no_resume, progress=not args.quiet,
                                 starting=starting)
+    if summary["name"] != cfg.name:
+        print(f"note: the runs are named {summary['name']}-seedS (the config's name {cfg.name} ends in a seed)")
     validated = "best_test_acc" in summary
-    print(f"{'seed':>6} {'epochs':>6} {'test acc':>9}" + (f" {'best val epoch':>14} {'its test acc':>12}"
-                                                          if validated else ""))
+    rows = [["seed", "epochs", "test acc"] + (["best val epoch", "its test acc"] if validated else [])]
     for r in summary["runs"]:
-        print(f"{r['seed']:>6} {r['epochs']:>6} {100 * r['test_acc']:>8.2f}%"
-              + (f" {r['best_epoch']:>14} {100 * r['best_test_acc']:>11.2f}%" if validated else ""))
+        epochs = f"{r['epochs']}" + (f" of {r['planned_epochs']} (stopped early)" if r.get("stopped_early") else "")
+        rows.append([str(r["seed"]), epochs, f"{100 * r['test_acc']:.2f} %"]
+                    + ([str(r["best_epoch"]), f"{100 * r['best_test_acc']:.2f} %"] if validated else []))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
     for key, what in (("test_acc", "final test accuracy"), ("best_test_acc", "best validation epoch's test accuracy")):
         if key in summary:
             spread = summary[key]["std"]
@@ -436,6 +441,8 @@ def _run(args) -> int:
     """The command ``args`` names, with its errors turned into one line and an exit status."""
     from neurosim._io import OutputPathError
     from neurosim.config import ConfigError
+    from neurosim.data.folder import FolderDatasetError
+    from neurosim.data.readers import EventFileError
     from neurosim.data.registry import DatasetNotFoundError, MissingReaderError
     from neurosim.training.checkpoint import CheckpointError
 
@@ -447,9 +454,12 @@ def _run(args) -> int:
         if not _stdout_closed():
             raise  # another pipe or socket broke: a real failure, with its traceback
         return _stdout_gone()
-    except (UserError, ConfigError, CheckpointError, DatasetNotFoundError, MissingReaderError, OutputPathError) as e:
+    except (UserError, ConfigError, CheckpointError, DatasetNotFoundError, MissingReaderError, OutputPathError,
+            FolderDatasetError, EventFileError) as e:
         if isinstance(e, CheckpointError) and args.command == "train" and "could not be read" in str(e):
             e = f"{e}; rerun with --no-resume to start the run over in that folder"  # a truncated checkpoint
+        if isinstance(e, EventFileError):  # a bad recording met while building frames
+            e = f"{e} (`neurosim datasets check NAME` lists every bad file of a dataset)"
         print(f"neurosim {args.command}: error: {e}", file=sys.stderr)
         return 2
     except FloatingPointError as e:  # training (or Hebbian learning) diverged: say so in one line
@@ -540,6 +550,13 @@ def _rerun(args) -> str:
 def _interrupted(args, how: str = "interrupted") -> str:
     """What an interrupted command kept, and how to go on; ``how`` says what stopped it (the message's first words)."""
     run_dir = getattr(args, "run_dir", None)
+    if args.command == "train" and run_dir is not None and getattr(args, "seeds", None):
+        ckpt = run_dir / "checkpoint.pt"
+        holds = _checkpoint_holds(ckpt)[0] if ckpt.is_file() else ""
+        return (f"{how} during {run_dir.name} (its checkpoint{holds or ': none yet'}); {_rerun(args)} to go on with "
+                "the seeds: finished runs are not trained again, the others resume" + (
+                    " (or start over, those this --no-resume sweep had not started over yet)"
+                    if args.no_resume else ""))
     if args.command == "train" and run_dir is not None:
         ckpt = run_dir / "checkpoint.pt"
         if not ckpt.is_file():

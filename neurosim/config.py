@@ -230,7 +230,9 @@ class AugmentConfig:
 class DataConfig:
     """Which data, and how events become frames."""
 
-    dataset: str = "event_digits"  # name in the dataset registry (`neurosim datasets list`)
+    # name in the dataset registry (`neurosim datasets list`), or folder:PATH, recordings of one's own (neurosim.data.folder;
+    # a relative PATH is taken from the working directory and stored absolute)
+    dataset: str = "event_digits"
     time_steps: int = 10  # frames per sample (ToFrame n_time_bins); T of the network
     batch_size: int = 32  # samples per optimizer step and process (under torchrun a step averages batch_size × processes)
     root: str | None = None  # where tonic datasets live; None: the neurosim cache directory
@@ -249,6 +251,9 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _expand_home(self, "root")
+        if self.dataset.startswith("folder:"):  # recordings of one's own: kept absolute, so that the run's config and
+            folder = _expanded(self.dataset[len("folder:"):], "dataset")  # checkpoint find them from anywhere
+            object.__setattr__(self, "dataset", f"folder:{Path(folder).resolve()}")
         _positive(self, "time_steps", "batch_size", "train_subset", "test_subset")
         if not 0 <= self.val_split < 1:
             raise InvalidValue("val_split", f"must be a fraction in [0, 1) of the training split (0: no validation), got "

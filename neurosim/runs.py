@@ -8,6 +8,7 @@ layer).
 from __future__ import annotations
 
 import json
+import re
 import time
 import warnings
 from contextlib import nullcontext
@@ -144,42 +145,75 @@ def train_seeds(cfg: RunConfig, seeds: list[int], resume: bool = True, progress:
     """Train ``cfg`` once per seed, into ``<out_dir>/<name>-seed<s>/`` (each an ordinary run: rerunning resumes it,
     a finished one is not trained again), and summarise them in ``<out_dir>/<name>-seeds.json``: each seed's final
     test accuracy and, with ``data.val_split``, its best validation epoch's test accuracy (the one to report), with
-    their mean and sample standard deviation. Returns the summary and its path. ``starting(cfg)`` is called as
-    each seed's run starts (the command line names the run an interrupt stops).
+    their mean and sample standard deviation, and whether it stopped early (``train.patience``). A name that ends in
+    ``-seed<N>`` (a seed run's own config) loses that ending first. Returns the summary and its path.
+    ``starting(cfg)`` is called as each seed's run starts (the command line names the run an interrupt stops).
+
+    ``resume=False`` starts every seed's run over. It leaves ``<name>-seeds.pending.json`` until the sweep is done,
+    so that a sweep stopped part-way and run again with ``resume=True`` goes on as the first one would have: the
+    runs it had started over resume, those it had not reached start over (not resume their earlier run).
 
     Raises:
-        ConfigError: no seeds, a seed twice, or one outside the seeds torch takes.
+        ConfigError: no seeds, a seed twice (as torch reads seeds: modulo 2**64), or one outside the seeds torch
+            takes.
     """
     if not seeds:
         raise ConfigError("--seeds: give at least one seed")
-    if len(set(seeds)) != len(seeds):
-        raise ConfigError(f"--seeds: {seeds} repeats a seed (each seed trains one run)")
+    if len({s % 2**64 for s in seeds}) != len(seeds):
+        raise ConfigError(f"--seeds: {seeds} repeats a seed (each seed trains one run; torch reads a seed modulo "
+                          "2**64, so -1 and 2**64 - 1 are one seed)")
+    base = re.sub(r"-seed-?\d+$", "", cfg.name) or cfg.name
     runs = []
     for seed in seeds:
         try:
-            one = replace(cfg, seed=seed, name=f"{cfg.name}-seed{seed}")
+            runs.append(replace(cfg, seed=seed, name=f"{base}-seed{seed}"))
         except ConfigError as e:
             raise ConfigError(f"--seeds: {e}") from None
-        runs.append(one)
+    out = Path(cfg.out_dir)
+    path, pending = out / f"{base}-seeds.json", out / f"{base}-seeds.pending.json"
+    if not resume:  # every run starts over, and a rerun after an interrupt must know which had
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(pending, json.dumps({"seeds": list(seeds), "since": time.time()}) + "\n")
+        path.unlink(missing_ok=True)  # (its runs are being trained again)
+    started_over = _pending_sweep(pending) if resume else None
     results = []
     for one in runs:
         if starting is not None:
             starting(one)
-        history = train_run(one, resume=resume, progress=progress).history
-        best = best_epoch(history)
-        results.append({"seed": one.seed, "run_dir": str(Path(one.out_dir) / one.name), "epochs": len(history),
-                        "test_acc": history[-1].get("test_acc")}
+        run_dir = Path(one.out_dir) / one.name
+        again = resume
+        if started_over is not None and one.seed in started_over["seeds"]:  # a --no-resume sweep's: resume only
+            ckpt = run_dir / "checkpoint.pt"  # what it had started over
+            again = ckpt.is_file() and ckpt.stat().st_mtime >= started_over["since"]
+        result = train_run(one, resume=again, progress=progress)
+        history, best = result.history, best_epoch(result.history)
+        results.append({"seed": one.seed, "run_dir": str(run_dir), "epochs": len(history),
+                        "planned_epochs": one.train.epochs, "test_acc": history[-1].get("test_acc")}
                        | ({"best_epoch": best["epoch"], "best_val_acc": best["val_acc"],
-                           "best_test_acc": best.get("test_acc")} if best is not None else {}))
-    summary = {"name": cfg.name, "seeds": list(seeds), "runs": results}
+                           "best_test_acc": best.get("test_acc"),
+                           "stopped_early": result.trainer.stopped_early} if best is not None else {}))
+    summary = {"name": base, "seeds": list(seeds), "runs": results}
     for key in ("test_acc", "best_test_acc"):
         values = [r[key] for r in results if r.get(key) is not None]
         if len(values) == len(results):
             summary[key] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1
                             else None}
-    path = Path(cfg.out_dir) / f"{cfg.name}-seeds.json"
     atomic_write_text(path, json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    pending.unlink(missing_ok=True)
     return summary, path
+
+
+def _pending_sweep(pending: Path) -> dict | None:
+    """The unfinished ``resume=False`` sweep recorded in ``pending`` (seeds, start time), or None."""
+    try:
+        record = json.loads(pending.read_text())
+        return {"seeds": {int(s) for s in record["seeds"]}, "since": float(record["since"])}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        warnings.warn(f"{pending} cannot be read ({e}): every seed's run resumes its checkpoint", RuntimeWarning,
+                      stacklevel=3)
+        return None
 
 
 def _train_run(cfg: RunConfig, resume: bool, progress: bool, figures: bool, world: World) -> RunResult:

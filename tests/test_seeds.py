@@ -61,3 +61,73 @@ def test_bad_seeds_are_refused_before_anything_is_trained(tmp_path, capsys, args
     assert main(["train", "--config", "quickstart", *args, "--set", f"out_dir={tmp_path}"]) == 2
     assert re.search(message, capsys.readouterr().err)
     assert not any(tmp_path.iterdir())
+
+
+def test_an_interrupted_no_resume_sweep_goes_on_as_it_began(tmp_path, monkeypatch):
+    """Rerun without --no-resume: the runs it had started over resume, those it had not reached start over."""
+    import os
+    import time
+    import types
+
+    import neurosim.runs as runs
+    from neurosim.config import load_config
+
+    cfg = load_config("quickstart", ["name=s", f"out_dir={tmp_path}", *TINY])
+    calls, stop_at = [], {"seed": None}
+
+    def spy(one, resume=True, progress=True):
+        calls.append((one.seed, resume))
+        if one.seed == stop_at["seed"]:
+            stop_at["seed"] = None
+            raise KeyboardInterrupt
+        return types.SimpleNamespace(history=[{"epoch": 1, "test_acc": 0.5}],
+                                     trainer=types.SimpleNamespace(stopped_early=False))
+
+    monkeypatch.setattr(runs, "train_run", spy)
+    for seed in (3, 5):  # an earlier sweep's runs, finished
+        (tmp_path / f"s-seed{seed}").mkdir()
+        (tmp_path / f"s-seed{seed}" / "checkpoint.pt").write_text("old")
+        os.utime(tmp_path / f"s-seed{seed}" / "checkpoint.pt", (time.time() - 100, time.time() - 100))
+    stop_at["seed"] = 5
+    with pytest.raises(KeyboardInterrupt):
+        runs.train_seeds(cfg, [3, 5], resume=False)
+    assert calls == [(3, False), (5, False)] and (tmp_path / "s-seeds.pending.json").is_file()
+    (tmp_path / "s-seed3" / "checkpoint.pt").write_text("new")  # seed 3 was started over (and finished)
+    calls.clear()
+    summary, path = runs.train_seeds(cfg, [3, 5], resume=True)
+    assert calls == [(3, True), (5, False)]  # 3 resumes its new run; 5, never started over, starts over
+    assert not (tmp_path / "s-seeds.pending.json").exists() and path == tmp_path / "s-seeds.json"
+
+
+def test_a_seed_runs_own_config_names_the_sweep_without_its_seed_and_the_summary_says_who_stopped_early(
+        event_digits_cache, tmp_path, capsys):
+    args = ["-q", "train", "--config", "quickstart", "--seeds", "1", "--set", "name=base-seed7", f"out_dir={tmp_path}",
+            *TINY, "train.epochs=6", "data.val_split=0.25", "train.patience=1"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "the runs are named base-seedS" in out and (tmp_path / "base-seed1").is_dir()
+    run = json.loads((tmp_path / "base-seeds.json").read_text())["runs"][0]
+    history = _metrics(tmp_path / "base-seed1")
+    assert run["planned_epochs"] == 6 and run["epochs"] == len(history)
+    assert run["stopped_early"] == (len(history) < 6)
+    if run["stopped_early"]:
+        assert f"{len(history)} of 6 (stopped early)" in out
+
+
+def test_seeds_equal_modulo_2_64_are_one_seed(tmp_path, capsys):
+    assert main(["train", "--config", "quickstart", "--seeds", "-1", str(2**64 - 1), "--set", f"out_dir={tmp_path}"]) == 2
+    assert "-1 and 2**64 - 1 are one seed" in capsys.readouterr().err
+
+
+def test_ctrl_c_in_a_sweep_names_the_run_and_how_to_go_on(tmp_path, monkeypatch, capsys):
+    import neurosim.runs as runs
+
+    def stopped(one, resume=True, progress=True):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "train_run", stopped)
+    assert main(["-q", "train", "--config", "quickstart", "--seeds", "4", "--no-resume", "--set", "name=s",
+                 f"out_dir={tmp_path}"]) == 130
+    err = capsys.readouterr().err
+    assert "during s-seed4 (its checkpoint: none yet); rerun without --no-resume to go on with the seeds" in err
+    assert "those this --no-resume sweep had not started over yet" in err

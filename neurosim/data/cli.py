@@ -40,6 +40,8 @@ def cmd_list(args) -> int:
     print("  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip())
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    print("and folder:PATH: recordings of your own, in PATH/train/<class>/ and PATH/test/<class>/ with a "
+          "PATH/dataset.toml (neurosim.data.folder)", file=sys.stderr)  # (the table alone on stdout, for scripts)
     return 0
 
 
@@ -73,7 +75,7 @@ def cmd_prepare(args) -> int:
         return 1
     hint = info.extra.get("config_hint")
     # the overrides that make training find this root and reuse the frames just cached
-    sets = ([f"data.root={root}"] if args.root else []) + \
+    sets = ([f"data.root={root}"] if args.root and "folder" not in info.extra else []) + \
         ([f"data.time_steps={args.time_steps}"] if args.time_steps is not None and not args.no_frames else [])
     if info.default_config:
         print(f"train it: neurosim train --config {info.default_config}" + "".join(
@@ -90,11 +92,16 @@ def cmd_check(args) -> int:
         info = get_dataset(args.name)
     except ValueError as e:  # a folder dataset that is not one
         return _error(args, str(e))
-    if "folder" in info.extra:
+    if "folder" in info.extra:  # training's rules: what it would read, and nothing else in the class folders
+        from neurosim.data.folder import FolderDatasetError, recordings
         from neurosim.data.readers import check_files
 
-        report = check_files(info.extra["folder"], info.extra["reader"], suffixes=(".npy", ".bin"),
-                             progress=not args.quiet and sys.stderr.isatty())
+        try:
+            files = [f for split in ("train", "test")
+                     for f, _ in recordings(info.extra["folder"], split, info.classes)]
+        except FolderDatasetError as e:
+            return _error(args, str(e))
+        report = check_files(files, info.extra["reader"], progress=not args.quiet and sys.stderr.isatty())
         print(report.format(max_bad=args.max_bad))
         return 0 if report.all_ok and report.n_checked else 1
     spec = info.extra.get("spec")

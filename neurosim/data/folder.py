@@ -7,9 +7,10 @@ A folder laid out as torchvision's ``ImageFolder``, one file per recording::
     PATH/train/<class>/<file>     .npy (tonic's structured events, or plain with ``columns``) or .bin (N-MNIST format)
     PATH/test/<class>/<file>
 
-The classes are the ``train`` split's sub-folders in sorted order (label = index); every ``test`` class must be one
-of them. Hidden files (``.DS_Store``) are skipped; any other file that is not ``.npy`` or ``.bin`` is an error
-naming it. Each recording is read with :mod:`neurosim.data.readers`' checks (truncation, garbage, events outside
+Events as tonic's: ``x``, ``y`` pixels, ``p`` polarity below ``P``, ``t`` in whole microseconds. The classes are the
+``train`` split's sub-folders sorted by name as text (label = index: ``10`` sorts before ``2``, so pad numbers,
+``02``); every ``test`` class must be one of them. Hidden files (``.DS_Store``) are skipped; any other file that is
+not ``.npy`` or ``.bin``, or a folder inside a class folder, is a :class:`FolderDatasetError` naming it. Each recording is read with :mod:`neurosim.data.readers`' checks (truncation, garbage, events outside
 ``sensor_size``), the first bad one an :class:`~neurosim.data.readers.EventFileError` naming the file; ``neurosim
 datasets check folder:PATH`` lists every bad one. Frames are cached as for any dataset, keyed by the folder's files
 (sizes and times), so recordings added or changed are converted again.
@@ -17,6 +18,8 @@ datasets check folder:PATH`` lists every bad one. Frames are cached as for any d
 
 from __future__ import annotations
 
+import shlex
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,11 +27,16 @@ import numpy as np
 
 from neurosim.data.registry import DatasetInfo
 
-__all__ = ["PREFIX", "FolderEvents", "folder_dataset"]
+__all__ = ["PREFIX", "FolderDatasetError", "FolderEvents", "folder_dataset", "recordings"]
 
 PREFIX = "folder:"
 SUFFIXES = (".npy", ".bin")
 _EVENT_FIELDS = ("x", "y", "p", "t")
+
+
+class FolderDatasetError(ValueError):
+    """A ``folder:PATH`` dataset that is not one (no such folder, no ``dataset.toml``, a stray file, ...): the
+    message says what to fix."""
 
 
 @dataclass(frozen=True)
@@ -43,21 +51,21 @@ def _read_spec(path: Path) -> _Spec:
     file = path / "dataset.toml"
     example = 'sensor_size = [W, H, P]  (e.g. [128, 128, 2] for a DVS128: width, height, polarities)'
     if not file.is_file():
-        raise ValueError(f"{file} is missing: a folder dataset needs it to say its sensor, e.g. {example}")
+        raise FolderDatasetError(f"{file} is missing: a folder dataset needs it to say its sensor, e.g. {example}")
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{file}: not valid TOML: {e}") from None
+        raise FolderDatasetError(f"{file}: not valid TOML: {e}") from None
     unknown = sorted(set(data) - {"sensor_size", "columns"})
     if unknown:
-        raise ValueError(f"{file}: unknown key(s) {', '.join(unknown)}; it takes sensor_size and columns")
+        raise FolderDatasetError(f"{file}: unknown key(s) {', '.join(unknown)}; it takes sensor_size and columns")
     size = data.get("sensor_size")
     if not (isinstance(size, list) and len(size) == 3 and all(isinstance(v, int) and not isinstance(v, bool)
                                                               and v >= 1 for v in size)):
-        raise ValueError(f"{file}: sensor_size must be three whole numbers >= 1, {example}; got {size!r}")
+        raise FolderDatasetError(f"{file}: sensor_size must be three whole numbers >= 1, {example}; got {size!r}")
     columns = data.get("columns")
     if columns is not None and (not isinstance(columns, list) or sorted(columns) != sorted(_EVENT_FIELDS)):
-        raise ValueError(f"{file}: columns must name x, y, p and t once each, in the order a plain .npy array stores "
+        raise FolderDatasetError(f"{file}: columns must name x, y, p and t once each, in the order a plain .npy array stores "
                          f"them (e.g. [\"t\", \"x\", \"y\", \"p\"]); got {columns!r}")
     return _Spec(tuple(size), None if columns is None else tuple(columns))
 
@@ -69,18 +77,32 @@ def _files(folder: Path) -> list[Path]:
         if f.name.startswith("."):
             continue
         if f.is_dir() or f.suffix.lower() not in SUFFIXES:
-            raise ValueError(f"{f}: not a recording neurosim reads in a folder dataset (one .npy or .bin file per "
+            raise FolderDatasetError(f"{f}: not a recording neurosim reads in a folder dataset (one .npy or .bin file per "
                              "recording, directly in its class folder)")
         files.append(f)
     return files
 
 
-def _samples(path: Path, split: str, classes: tuple[str, ...]) -> list[tuple[Path, int]]:
+def recordings(path: Path, split: str, classes: tuple[str, ...]) -> list[tuple[Path, int]]:
+    """``(file, label)`` of every recording of ``split``, in class then file-name order.
+
+    Raises:
+        FolderDatasetError: the split holds no recording, or a class folder holds a file of another type or a
+            folder.
+    """
     split_dir = path / split
     samples = []
     for label, name in enumerate(classes):
         if (split_dir / name).is_dir():
             samples += [(f, label) for f in _files(split_dir / name)]
+    if not samples:
+        raise FolderDatasetError(f"{split_dir} holds no recordings; put each in {split}/<class name>/ (classes: "
+                                 f"{', '.join(classes)})")
+    if split == "train":
+        empty = sorted(set(classes) - {classes[label] for _, label in samples})
+        if empty:
+            warnings.warn(f"{split_dir}: class folder(s) {', '.join(empty)} hold no recordings: the model never "
+                          "trains on them", UserWarning, stacklevel=3)
     return samples
 
 
@@ -89,7 +111,7 @@ class FolderEvents:
 
     def __init__(self, path: Path, split: str, spec: _Spec, classes: tuple[str, ...]) -> None:
         self.path, self.split, self.spec, self.classes = path, split, spec, classes
-        self.samples = _samples(path, split, classes)
+        self.samples = recordings(path, split, classes)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -104,15 +126,24 @@ def read_recording(file: Path, spec: _Spec) -> np.ndarray:
     from neurosim.data.readers import EventFileError, read_nmnist_bin, read_npy_events
 
     if file.suffix.lower() == ".bin":
-        return read_nmnist_bin(file, sensor_size=spec.sensor_size[:2])
+        events = read_nmnist_bin(file, sensor_size=spec.sensor_size[:2])
+        if len(events) and int(events["p"].max()) >= spec.sensor_size[2]:
+            raise EventFileError(file, f"an event of polarity {int(events['p'].max())}, outside the sensor's "
+                                       f"{spec.sensor_size[2]} polarity(ies) (dataset.toml's sensor_size)")
+        return events
     try:  # (only its header is read: a plain array needs the columns' order)
         stored = np.load(file, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError):
         stored = None  # read_npy_events says what is wrong with it
     if stored is not None and stored.dtype.names is None and spec.columns is None:
-        raise EventFileError(file, f"a plain {stored.shape} array: say the order of its columns in "
-                                   f"{file.parents[2] / 'dataset.toml'} (columns = [\"t\", \"x\", \"y\", \"p\"], say)")
-    return read_npy_events(file, columns=spec.columns or _EVENT_FIELDS, sensor_size=spec.sensor_size)
+        raise EventFileError(file, f"a plain {stored.shape} array: say the order of its columns in the dataset's "
+                                   "dataset.toml (columns = [\"t\", \"x\", \"y\", \"p\"], say)")
+    events = read_npy_events(file, columns=spec.columns or _EVENT_FIELDS, sensor_size=spec.sensor_size)
+    t = events["t"]
+    if np.issubdtype(t.dtype, np.floating) and len(t) and np.any(t != np.floor(t)):
+        raise EventFileError(file, "timestamps with fractions: t must be whole microseconds, as tonic's (seconds "
+                                   "would frame every recording into one time bin)")
+    return events
 
 
 def folder_dataset(name: str) -> DatasetInfo:
@@ -124,21 +155,21 @@ def folder_dataset(name: str) -> DatasetInfo:
     """
     path = Path(name[len(PREFIX):]).expanduser().resolve()
     if not path.is_dir():
-        raise ValueError(f"dataset {name!r}: {path} is not a folder (a folder dataset is a folder with "
+        raise FolderDatasetError(f"dataset {name!r}: {path} is not a folder (a folder dataset is a folder with "
                          "dataset.toml and train/<class>/, test/<class>/ recordings)")
     spec = _read_spec(path)
     for split in ("train", "test"):
         if not (path / split).is_dir():
-            raise ValueError(f"dataset {name!r}: {path / split} is missing; put each recording in "
+            raise FolderDatasetError(f"dataset {name!r}: {path / split} is missing; put each recording in "
                              f"{split}/<class name>/")
     classes = tuple(sorted(d.name for d in (path / "train").iterdir() if d.is_dir() and not d.name.startswith(".")))
     if not classes:
-        raise ValueError(f"dataset {name!r}: {path / 'train'} has no class folders; put each recording in "
+        raise FolderDatasetError(f"dataset {name!r}: {path / 'train'} has no class folders; put each recording in "
                          "train/<class name>/")
     extra = sorted(d.name for d in (path / "test").iterdir() if d.is_dir() and not d.name.startswith(".")
                    and d.name not in classes)
     if extra:
-        raise ValueError(f"dataset {name!r}: test class(es) {', '.join(extra)} have no folder in train/ (the "
+        raise FolderDatasetError(f"dataset {name!r}: test class(es) {', '.join(extra)} have no folder in train/ (the "
                          f"classes are train/'s: {', '.join(classes)})")
     return DatasetInfo(
         name=f"{PREFIX}{path}",
@@ -150,7 +181,8 @@ def folder_dataset(name: str) -> DatasetInfo:
         location=lambda root: path,
         classes=classes,
         extra={"folder": path, "reader": lambda file: read_recording(Path(file), spec),
-               "config_hint": f"--config quickstart --set data.dataset={PREFIX}{path} model.input_shape="
-                              f"[{spec.sensor_size[2]}, {spec.sensor_size[1]}, {spec.sensor_size[0]}] "
-                              f"model.num_classes={len(classes)}"},
+               "config_hint": "--config quickstart --set " + " ".join(shlex.quote(item) for item in (
+                   f"data.dataset={PREFIX}{path}",
+                   f"model.input_shape=[{spec.sensor_size[2]},{spec.sensor_size[1]},{spec.sensor_size[0]}]",
+                   f"model.num_classes={len(classes)}"))},
     )

@@ -95,8 +95,13 @@ def source_fingerprint(path: Path) -> list | None:
         return [1, st.st_size, st.st_mtime_ns]
     if not path.is_dir():
         return None
-    entries = []
-    for root, dirs, files in os.walk(path):
+    entries, seen = [], set()
+    for root, dirs, files in os.walk(path, followlinks=True):  # a linked folder's files are the data too
+        real = os.path.realpath(root)
+        if real in seen:  # (a link back up the tree: walked once)
+            dirs[:] = []
+            continue
+        seen.add(real)
         dirs.sort()
         for name in sorted(files):
             full = os.path.join(root, name)

@@ -120,4 +120,67 @@ def test_train_and_check_take_a_folder_dataset(tmp_path, monkeypatch, capsys):
     assert main(["datasets", "check", f"folder:{tmp_path / 'nothing'}"]) == 2
     assert "is not a folder" in capsys.readouterr().err
     assert main(["-q", "train", "--config", "quickstart", "--set", "data.dataset=folder:nowhere"]) == 2
-    assert "data.dataset: dataset 'folder:nowhere'" in capsys.readouterr().err
+    assert "data.dataset: dataset 'folder:/" in capsys.readouterr().err  # (stored absolute)
+
+
+def test_a_folder_runs_config_names_it_absolutely_and_bad_contents_are_one_line_errors(tmp_path, monkeypatch,
+                                                                                           capsys):
+    from neurosim.cli import main
+    from neurosim.config import load_config
+
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    root = _folder(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert load_config(None, ["data.dataset=folder:rec"]).data.dataset == f"folder:{root}"
+    assert load_config(None, ["data.dataset=folder:~/x"]).data.dataset.startswith("folder:/")
+    (root / "train" / "left" / "notes.txt").write_text("x")
+    base = ["-q", "train", "--config", "quickstart", "--set", "data.dataset=folder:rec", f"out_dir={tmp_path}",
+            f"model.input_shape=[{P},{H},{W}]", "model.num_classes=3", "model.channels=[4]", "model.kernel_size=3",
+            "data.time_steps=4", "train.epochs=1"]
+    assert main(base) == 2
+    assert "notes.txt: not a recording" in capsys.readouterr().err
+    assert main(["datasets", "check", "folder:rec"]) == 2  # check applies training's rules
+    (root / "train" / "left" / "notes.txt").unlink()
+    (root / "test" / "left" / "1.npy").write_bytes(b"\x93NUMPY garbage")
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert "test/left/1.npy" in err and "datasets check NAME" in err and "Traceback" not in err
+
+
+def test_bin_polarities_and_fractional_timestamps_are_checked_against_the_sensor(tmp_path):
+    root = _folder(tmp_path, per_class=(1, 1), classes=("a",))
+    (root / "dataset.toml").write_text(f"sensor_size = [{W}, {H}, 1]\n")
+    ev = _events(3, 0)
+    (root / "train" / "a" / "1.bin").write_bytes(fw.encode_nmnist_bin(ev["x"], ev["y"], ev["t"], ev["p"]))
+    train = get_dataset(f"folder:{root}").load("train")
+    with pytest.raises(EventFileError, match=r"1.bin: an event of polarity 1, outside the sensor's 1"):
+        train[1]
+    seconds = np.zeros(3, [("x", "<i8"), ("y", "<i8"), ("p", "<i8"), ("t", "<f8")])
+    seconds["t"] = [0.0, 0.5, 1.25]
+    np.save(root / "train" / "a" / "0.npy", seconds)
+    with pytest.raises(EventFileError, match="t must be whole microseconds"):
+        train[0]
+
+
+def test_an_empty_split_or_training_class_says_so(tmp_path):
+    root = _folder(tmp_path, per_class=(2, 1), classes=("a", "b"))
+    for f in (root / "train" / "b").iterdir():
+        f.unlink()
+    with pytest.warns(UserWarning, match=r"class folder\(s\) b hold no recordings: the model never trains on them"):
+        get_dataset(f"folder:{root}").load("train")
+    for f in (root / "test").rglob("*.npy"):
+        f.unlink()
+    with pytest.raises(ValueError, match=r"rec/test holds no recordings"):
+        get_dataset(f"folder:{root}").load("test")
+
+
+def test_frames_of_a_linked_class_folder_are_rebuilt_when_it_changes(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    root = _folder(tmp_path, per_class=(2, 1), classes=("a", "b"))
+    elsewhere = tmp_path / "elsewhere"
+    (root / "train" / "b").rename(elsewhere)
+    (root / "train" / "b").symlink_to(elsewhere)
+    cfg = DataConfig(dataset=f"folder:{root}", time_steps=4, batch_size=2)
+    assert len(make_loaders(cfg, progress=False).train_frames) == 4
+    np.save(elsewhere / "9.npy", _events(77, 1))
+    assert len(make_loaders(cfg, progress=False).train_frames) == 5
