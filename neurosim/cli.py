@@ -64,26 +64,22 @@ class Terminated(KeyboardInterrupt):
     half-written checkpoint removed, the run folder's lock released, the last checkpoint kept)."""
 
 
-def _configs_dir() -> Path:
-    from neurosim.config import SHIPPED_CONFIGS
-
-    return SHIPPED_CONFIGS
-
-
 def resolve_config(path: str, prefix: str = "", what: str = "config") -> Path:
     """A config file path, or the shipped config of that name (``quickstart`` → ``neurosim/configs/quickstart.toml``).
 
     ``prefix`` narrows the names listed in the error (``"continual_"`` lists only continual configs).
     """
+    from neurosim.config import SHIPPED_CONFIGS, shipped_config
+
     p = Path(path)
     if p.is_file():
         return p
-    shipped = _configs_dir() / (path if path.endswith(".toml") else f"{path}.toml")
-    if shipped.is_file():
+    shipped = shipped_config(path)
+    if shipped is not None:
         return shipped
     if p.is_dir():
         raise UserError(f"{what} {path!r} is a folder; give a .toml file or the name of a shipped {what}")
-    names = sorted(f.stem for f in _configs_dir().glob(f"{prefix}*.toml")
+    names = sorted(f.stem for f in SHIPPED_CONFIGS.glob(f"{prefix}*.toml")
                    if prefix or not f.stem.startswith(_OTHER_COMMANDS))
     raise UserError(f"{what} {path!r} not found (neither a file nor a shipped {what}: {', '.join(names)})")
 
@@ -135,8 +131,7 @@ def _note_moved_run(config_path: Path, run_dir: Path) -> None:
 
 def cmd_train(args) -> int:
     from neurosim.config import ConfigError, load_config
-    from neurosim.runs import train_run
-    from neurosim.training.trainer import best_epoch, patience_spent
+    from neurosim.runs import selection_summary, train_run
 
     path = resolve_config(args.config)
     try:
@@ -153,16 +148,9 @@ def cmd_train(args) -> int:
         return 0
     print(f"run folder: {result.run_dir}")
     print(f"test accuracy: {100 * result.history[-1].get('test_acc', float('nan')):.2f} %")
-    best = best_epoch(result.history)
-    if best is not None:
-        kept = result.run_dir / "best.pt"
-        print(f"best validation epoch {best['epoch']}: validation accuracy {100 * best['val_acc']:.2f} %, test "
-              f"accuracy {100 * best.get('test_acc', float('nan')):.2f} % ("
-              + (f"its weights: {kept})" if kept.is_file() else f"its weights are no longer kept: {kept} is missing)"))
-    if patience_spent(result.history, cfg.train.patience):
-        last = "epoch" if cfg.train.patience == 1 else f"{cfg.train.patience} epochs"
-        print(f"stopped early after epoch {len(result.history)} of {cfg.train.epochs}: no better validation epoch "
-              f"in the last {last} (train.patience)")
+    for text in selection_summary(result.history, cfg, result.run_dir):
+        if text is not None:
+            print(text)
     return 0
 
 

@@ -71,7 +71,8 @@ def _positive(obj, *names: str) -> None:
     for n in names:
         v = getattr(obj, n)
         if v is not None and not (v > 0 and math.isfinite(v)):
-            raise InvalidValue(n, f"must be {'positive' if math.isfinite(v) else 'a positive finite number'}, got {v!r}")
+            raise InvalidValue(n, f"must be {'positive' if math.isfinite(v) else 'a positive finite number'}, "
+                                  f"got {v!r}")
 
 
 #: the seeds ``torch.manual_seed`` takes: its generators hold 64 bits (a negative seed is read modulo 2**64)
@@ -208,7 +209,7 @@ class AugmentConfig:
 
     shift: int = 0  # translate each sample by up to this many pixels in x and in y (events off the sensor are lost)
     flip: bool = False  # mirror left-right with probability 1/2 (not for classes that depend on the side: gestures)
-    drop: float = 0.0  # remove each event with this probability (EventDrop; exact on frames of counts)
+    drop: float = 0.0  # remove each event with this probability (EventDrop; Binomial thinning of the frames' counts)
     cutout: int = 0  # zero a square of this side at a random centre, at every time step
 
     def __post_init__(self) -> None:  # (a config file's values are type-checked before; these come from Python)
@@ -230,8 +231,8 @@ class AugmentConfig:
 class DataConfig:
     """Which data, and how events become frames."""
 
-    # name in the dataset registry (`neurosim datasets list`), or folder:PATH, recordings of one's own (neurosim.data.folder;
-    # a relative PATH is taken from the working directory and stored absolute)
+    # name in the dataset registry (`neurosim datasets list`), or folder:PATH, recordings of one's own
+    # (neurosim.data.folder; a relative PATH is taken from the working directory and stored absolute)
     dataset: str = "event_digits"
     time_steps: int = 10  # frames per sample (ToFrame n_time_bins); T of the network
     batch_size: int = 32  # samples per optimizer step and process (under torchrun a step averages batch_size × processes)
@@ -256,8 +257,8 @@ class DataConfig:
             object.__setattr__(self, "dataset", f"folder:{Path(folder).resolve()}")
         _positive(self, "time_steps", "batch_size", "train_subset", "test_subset")
         if not 0 <= self.val_split < 1:
-            raise InvalidValue("val_split", f"must be a fraction in [0, 1) of the training split (0: no validation), got "
-                                        f"{self.val_split!r}")
+            raise InvalidValue("val_split", f"must be a fraction in [0, 1) of the training split (0: no validation), "
+                                            f"got {self.val_split!r}")
         if self.num_workers < 0:
             raise InvalidValue("num_workers", f"must be >= 0, got {self.num_workers!r}")
         if self.num_workers > 0:
@@ -314,8 +315,9 @@ class TrainConfig:
             object.__setattr__(self, "weight_decay", 0.01 if self.optimizer == "adamw" else 0.0)
         _non_negative(self, "weight_decay", "momentum")
         if self.method in ("sltt", "sltt_k") and self.loss == "rate_ce":
-            raise InvalidValue("loss", f"method {self.method!r} computes the loss one step at a time and needs a per-step "
-                                   "loss; set train.loss = 'tet' or 'sltt_mix' (the paper's), not 'rate_ce'")
+            raise InvalidValue("loss", f"method {self.method!r} computes the loss one step at a time and needs a "
+                                       "per-step loss; set train.loss = 'tet' or 'sltt_mix' (the paper's), not "
+                                       "'rate_ce'")
         _check_device(self)
 
 
@@ -611,6 +613,12 @@ def _keys_one_by_one(name: str, table: dict[str, Any]) -> str:
 SHIPPED_CONFIGS = Path(__file__).resolve().parent / "configs"
 
 
+def shipped_config(name: str) -> Path | None:
+    """The config that comes with neurosim under ``name`` (``quickstart`` or ``quickstart.toml``), or None."""
+    file = SHIPPED_CONFIGS / (name if name.endswith(".toml") else f"{name}.toml")
+    return file if "/" not in name and file.is_file() else None
+
+
 def load_toml_config(path: str | Path | None, overrides: list[str] | None, from_dict):
     """``from_dict`` of the TOML file at ``path`` (nothing: the defaults) with ``key.path=value`` overrides applied.
 
@@ -623,9 +631,8 @@ def load_toml_config(path: str | Path | None, overrides: list[str] | None, from_
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        shipped = SHIPPED_CONFIGS / f"{path.name}.toml"
-        if not path.is_file() and path.parent == Path(".") and not path.suffix and shipped.is_file():
-            path = shipped  # a shipped config's name, as the command line takes it ("quickstart")
+        if not path.is_file() and path.parent == Path(".") and shipped_config(path.name):
+            path = shipped_config(path.name)  # a shipped config's name, as the command line takes it ("quickstart")
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} does not exist (nor is it the name of a shipped config: "
                               f"{', '.join(sorted(f.stem for f in SHIPPED_CONFIGS.glob('*.toml')))})")

@@ -26,14 +26,14 @@ from neurosim.config import (
 from neurosim.data.pipeline import DataBundle, _load_frames, eval_loader, make_loaders
 from neurosim.data.registry import get_dataset
 from neurosim.nn import build_model
-from neurosim.training import Trainer, best_epoch, load_checkpoint, resolve_device, seed_everything
+from neurosim.training import Trainer, best_epoch, load_checkpoint, resolve_device, seed_everything, stopped_early
 from neurosim.training.checkpoint import check_resumable, config_differences, load_weights, warn_if_part_way
 from neurosim.training.distributed import World, barrier, process_group_from_env
 
 __all__ = ["RunResult", "demo", "estimate_run", "evaluate_checkpoint", "load_or_train", "load_run", "train_run",
            "train_seeds", "write_report"]
 
-CONFIGS = SHIPPED_CONFIGS
+CONFIGS = SHIPPED_CONFIGS  # (the name tests and older scripts use)
 
 
 @dataclass
@@ -76,8 +76,8 @@ def _check_before_loading(cfg: RunConfig) -> None:
     except AugmentError as e:
         raise ConfigError(f"data.{e} (dataset {info.name!r})") from None
     if cfg.train.patience is not None and not cfg.data.val_split:
-        raise ConfigError(f"train.patience: is {cfg.train.patience}: it stops on validation accuracy, but there is no "
-                          "validation split; set data.val_split (e.g. 0.1) too, or train.patience = none")
+        raise ConfigError(f"train.patience: = {cfg.train.patience} stops training on validation accuracy, but there is "
+                          "no validation split; set data.val_split (e.g. 0.1) too, or train.patience = none")
     resolve_device(cfg.train.device)  # a ConfigError naming train.device
     check_output_folder(Path(cfg.out_dir) / cfg.name, "out_dir")
     try:
@@ -191,7 +191,7 @@ def train_seeds(cfg: RunConfig, seeds: list[int], resume: bool = True, progress:
                         "planned_epochs": one.train.epochs, "test_acc": history[-1].get("test_acc")}
                        | ({"best_epoch": best["epoch"], "best_val_acc": best["val_acc"],
                            "best_test_acc": best.get("test_acc"),
-                           "stopped_early": result.trainer.stopped_early} if best is not None else {}))
+                           "stopped_early": stopped_early(history, one.train.patience)} if best is not None else {}))
     summary = {"name": base, "seeds": list(seeds), "runs": results}
     for key in ("test_acc", "best_test_acc"):
         values = [r[key] for r in results if r.get(key) is not None]
@@ -283,6 +283,24 @@ def _processes(size: int, batch_size: int) -> str:
             "table's memory kept for backward is one process's)")
 
 
+def selection_summary(history: list[dict], cfg: RunConfig, run_dir: Path) -> tuple[str | None, str | None]:
+    """Two sentences on a run's ``history`` beyond its final accuracy, or None each: its best validation epoch (with
+    that epoch's test accuracy, and whether ``best.pt`` holds it) and an early stop (``train.patience``). ``neurosim
+    train`` prints them, report.md quotes them."""
+    best, best_text, stop_text = best_epoch(history), None, None
+    if best is not None:
+        kept = run_dir / "best.pt"
+        best_text = (f"best validation epoch {best['epoch']}: validation accuracy {100 * best['val_acc']:.2f} %, "
+                     f"test accuracy {100 * best.get('test_acc', float('nan')):.2f} % ("
+                     + (f"its weights: {kept})" if kept.is_file() else f"its weights are no longer kept: {kept} is "
+                                                                       "missing)"))
+    if stopped_early(history, cfg.train.patience):
+        last = "epoch" if cfg.train.patience == 1 else f"{cfg.train.patience} epochs"
+        stop_text = (f"stopped early after epoch {len(history)} of {cfg.train.epochs}: no better validation epoch in "
+                     f"the last {last} (train.patience)")
+    return best_text, stop_text
+
+
 def _number(value, scale: float = 1.0, digits: int = 4) -> str:
     """A metric for a report table: ``–`` where an epoch lacks it (None, or not recorded)."""
     return "–" if value is None else f"{scale * value:.{digits}f}"
@@ -322,15 +340,8 @@ def write_report(result: RunResult, extra_sections: list[str] | None = None) -> 
         f"over {len(result.history)} epochs (this session's wall time {result.seconds:.1f} s)",
     ]
     best = best_epoch(result.history)
-    if best is not None:
-        lines.append(
-            f"- **best validation epoch: {best['epoch']}**, validation accuracy {100 * best['val_acc']:.2f} % "
-            + f"(`data.val_split` = {cfg.data.val_split} of the training split, held out); "
-            f"its test accuracy {100 * best.get('test_acc', float('nan')):.2f} % — the model to report, "
-            + ("kept in `best.pt`" if (result.run_dir / "best.pt").is_file() else
-               "**whose weights are no longer kept: `best.pt` is missing**") + (f"; training stopped early, after epoch {result.trainer.epoch} of {cfg.train.epochs} "
-                           f"(no better one in {cfg.train.patience} epoch{'s' * (cfg.train.patience > 1)}: `train.patience`)"
-                           if result.trainer.stopped_early else ""))
+    lines += [f"- **{text}**" + ("; the model to report" if text.startswith("best") else "")
+              for text in selection_summary(result.history, cfg, result.run_dir) if text is not None]
     val = best is not None
     lines += [
         "",
@@ -426,7 +437,7 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", progress: bool = 
     device = next(iter(model.parameters()), torch.empty(0)).device  # where load_run put it (maybe not cfg's)
     trainer = Trainer(model, replace(cfg, train=replace(cfg.train, device=str(device))), run_dir=None, progress=False)
     # the training samples as recorded, in order: not the training loader, which augments (data.augment)
-    loader = {"test": data.test, "val": data.val}.get(split) or data.train.in_order()
+    loader = data.test if split == "test" else data.val if split == "val" else data.train.in_order()
     metrics = trainer.evaluate(loader)
     metrics["samples"] = len(loader.labels)
     return metrics

@@ -283,5 +283,6 @@ def test_load_config_takes_a_shipped_configs_name_as_the_command_line_does(tmp_p
     assert load_config("quickstart").name == "quickstart"
     (tmp_path / "mine.toml").write_text('name = "mine"\n')
     assert load_config("mine.toml").name == "mine"
-    with pytest.raises(ConfigError, match=r"'nope' does not exist \(nor is it the name of a shipped config: .*quickstart"):
+    with pytest.raises(ConfigError, match=r"'nope' does not exist \(nor is it the name of a shipped config: "
+                                          r".*quickstart"):
         load_config("nope")

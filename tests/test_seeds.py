@@ -100,22 +100,31 @@ def test_an_interrupted_no_resume_sweep_goes_on_as_it_began(tmp_path, monkeypatc
 
 
 def test_a_seed_runs_own_config_names_the_sweep_without_its_seed_and_the_summary_says_who_stopped_early(
-        event_digits_cache, tmp_path, capsys):
-    args = ["-q", "train", "--config", "quickstart", "--seeds", "1", "--set", "name=base-seed7", f"out_dir={tmp_path}",
-            *TINY, "train.epochs=6", "data.val_split=0.25", "train.patience=1"]
+        event_digits_cache, tmp_path, capsys, monkeypatch):
+    from neurosim.training import Trainer
+
+    evaluate = Trainer._evaluate
+
+    def val_worse_after_epoch_1_for_seed_1(self, loader, stop=None):  # the validation loader: the rows held out
+        if getattr(loader, "indices", None) is not None and not loader.shuffle:
+            return {"acc": 0.5 if self.epoch == 0 or self.config.seed == 2 else 0.4, "loss": 1.0 - 0.01 * self.epoch}
+        return evaluate(self, loader, stop)
+
+    monkeypatch.setattr(Trainer, "_evaluate", val_worse_after_epoch_1_for_seed_1)
+    args = ["-q", "train", "--config", "quickstart", "--seeds", "1", "2", "--set", "name=base-seed7",
+            f"out_dir={tmp_path}", *TINY, "train.epochs=4", "data.val_split=0.25", "train.patience=2"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "the runs are named base-seedS" in out and (tmp_path / "base-seed1").is_dir()
-    run = json.loads((tmp_path / "base-seeds.json").read_text())["runs"][0]
-    history = _metrics(tmp_path / "base-seed1")
-    assert run["planned_epochs"] == 6 and run["epochs"] == len(history)
-    assert run["stopped_early"] == (len(history) < 6)
-    if run["stopped_early"]:
-        assert f"{len(history)} of 6 (stopped early)" in out
+    one, two = json.loads((tmp_path / "base-seeds.json").read_text())["runs"]
+    assert (one["epochs"], one["planned_epochs"], one["stopped_early"]) == (3, 4, True)
+    assert (two["epochs"], two["stopped_early"]) == (4, False)  # (its val loss falls: each epoch is a better one)
+    assert "3 of 4 (stopped early)" in out and len(_metrics(tmp_path / "base-seed1")) == 3
 
 
 def test_seeds_equal_modulo_2_64_are_one_seed(tmp_path, capsys):
-    assert main(["train", "--config", "quickstart", "--seeds", "-1", str(2**64 - 1), "--set", f"out_dir={tmp_path}"]) == 2
+    args = ["train", "--config", "quickstart", "--seeds", "-1", str(2**64 - 1), "--set", f"out_dir={tmp_path}"]
+    assert main(args) == 2
     assert "-1 and 2**64 - 1 are one seed" in capsys.readouterr().err
 
 

@@ -156,7 +156,8 @@ class HLOPConfig:
             if any(k < 0 for row in self.sizes for k in row):
                 raise InvalidValue("sizes", f"rows must be >= 0, got {self.sizes!r}")
             if len({len(row) for row in self.sizes}) != 1:
-                raise InvalidValue("sizes", f"every task's list needs one entry per protected layer, got {self.sizes!r}")
+                raise InvalidValue("sizes", f"every task's list needs one entry per protected layer, "
+                                            f"got {self.sizes!r}")
 
 
 @dataclass(frozen=True)

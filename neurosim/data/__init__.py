@@ -30,7 +30,8 @@ from neurosim.data.transforms import (
 
 __all__ = [
     "AugmentConfig", "DATASETS", "DVSParams", "DataBundle", "DatasetInfo", "DatasetNotFoundError", "EVENT_DTYPE",
-    "EventDigits", "FrameLoader", "MissingReaderError", "cached_frames", "emulate", "event_digits_cache_path", "events_to_frames",
+    "EventDigits", "FrameLoader", "MissingReaderError", "cached_frames", "emulate", "event_digits_cache_path",
+    "events_to_frames",
     "get_dataset", "load_frames", "make_loaders", "register_dataset", "saccade_offsets",
     # readers
     "BadFile", "CheckReport", "EventFileError", "ShdFile", "check_files", "read_events", "read_nmnist_bin",

@@ -32,12 +32,12 @@ import numba
 import numpy as np
 import torch
 
+from neurosim._splitmix import GOLDEN, mix, mix_one
 from neurosim.config import AugmentConfig
 
 __all__ = ["AugmentConfig", "AugmentError", "Draws", "apply", "check_frames", "draw"]
 
 _SALT = 0x6175676D656E74  # "augment": the draws' stream is not the shuffle's, which (seed, epoch) seeds too
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _STREAMS = 6  # per position: dy, dx, flip, cutout y, cutout x, drop seed
 
 
@@ -55,13 +55,6 @@ class Draws:
     drop_seed: np.ndarray  # [n] uint64: seeds each sample's event drop
 
 
-def _mix(z: np.ndarray) -> np.ndarray:
-    """SplitMix64's output function (Steele, Lea & Flood, OOPSLA 2014) on uint64 arrays (wrapping arithmetic)."""
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
 def draw(spec: AugmentConfig, positions, seed: int, epoch: int, height: int, width: int) -> Draws:
     """The draws of the samples at ``positions`` of epoch ``epoch``'s order, for frames of ``height × width`` pixels
     (where cutouts are centred): each a fixed function of ``(seed, epoch, position)`` (counter-based, SplitMix64), so
@@ -69,10 +62,10 @@ def draw(spec: AugmentConfig, positions, seed: int, epoch: int, height: int, wid
     or on what ran before (any int seed, as the shuffle)."""
     positions = np.asarray(positions, dtype=np.uint64).reshape(-1)
     with np.errstate(over="ignore"):
-        key = _mix(np.array([int(seed) % 2**64], np.uint64) ^ np.uint64(_SALT))
-        key = _mix(key + np.uint64(int(epoch) % 2**64) * _GOLDEN)
+        key = mix(np.array([int(seed) % 2**64], np.uint64) ^ np.uint64(_SALT))
+        key = mix(key + np.uint64(int(epoch) % 2**64) * GOLDEN)
         counters = positions[:, None] * np.uint64(_STREAMS) + np.arange(1, _STREAMS + 1, dtype=np.uint64)
-        bits = _mix(key + counters * _GOLDEN)  # [n, streams]
+        bits = mix(key + counters * GOLDEN)  # [n, streams]
     unit = (bits >> np.uint64(11)).astype(np.float64) * 2.0**-53  # uniform in [0, 1)
 
     def below(column: int, m: int) -> np.ndarray:  # uniform integers in [0, m)
@@ -149,7 +142,7 @@ def apply(spec: AugmentConfig, x: torch.Tensor, draws: Draws) -> torch.Tensor:
 @numba.njit(cache=True, nogil=True)
 def _drop_events(counts, keep, seeds):  # pragma: no cover - compiled
     """Each of a pixel's ``c`` events kept with probability ``keep``: ``counts[b, i]`` becomes Binomial(c, keep),
-    sample ``b``'s draws from ``seeds[b]`` alone (SplitMix64, Steele et al. 2014: one multiply-xorshift per event)."""
+    sample ``b``'s draws from ``seeds[b]`` alone (the SplitMix64 sequence: one hash per event)."""
     threshold = np.uint64(keep * 2.0**64) if keep < 1.0 else np.uint64(2**64 - 1)
     for b in range(counts.shape[0]):
         state = np.uint64(seeds[b])
@@ -159,11 +152,7 @@ def _drop_events(counts, keep, seeds):  # pragma: no cover - compiled
             if c > 0:
                 k = 0
                 for _ in range(int(c)):
-                    state += np.uint64(0x9E3779B97F4A7C15)
-                    z = state
-                    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-                    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-                    z ^= z >> np.uint64(31)
-                    if z < threshold:
+                    state += np.uint64(0x9E3779B97F4A7C15)  # (GOLDEN: numba takes the literal)
+                    if mix_one(state) < threshold:
                         k += 1
                 row[i] = k

@@ -10,9 +10,10 @@ A folder laid out as torchvision's ``ImageFolder``, one file per recording::
 Events as tonic's: ``x``, ``y`` pixels, ``p`` polarity below ``P``, ``t`` in whole microseconds. The classes are the
 ``train`` split's sub-folders sorted by name as text (label = index: ``10`` sorts before ``2``, so pad numbers,
 ``02``); every ``test`` class must be one of them. Hidden files (``.DS_Store``) are skipped; any other file that is
-not ``.npy`` or ``.bin``, or a folder inside a class folder, is a :class:`FolderDatasetError` naming it. Each recording is read with :mod:`neurosim.data.readers`' checks (truncation, garbage, events outside
-``sensor_size``), the first bad one an :class:`~neurosim.data.readers.EventFileError` naming the file; ``neurosim
-datasets check folder:PATH`` lists every bad one. Frames are cached as for any dataset, keyed by the folder's files
+not ``.npy`` or ``.bin``, or a folder inside a class folder, is a :class:`FolderDatasetError` naming it. Each
+recording is read with :mod:`neurosim.data.readers`' checks (truncation, garbage, events outside ``sensor_size``),
+the first bad one an :class:`~neurosim.data.readers.EventFileError` naming the file; ``neurosim datasets check
+folder:PATH`` lists every bad one. Frames are cached as for any dataset, keyed by the folder's files
 (sizes and times), so recordings added or changed are converted again.
 """
 
@@ -65,8 +66,8 @@ def _read_spec(path: Path) -> _Spec:
         raise FolderDatasetError(f"{file}: sensor_size must be three whole numbers >= 1, {example}; got {size!r}")
     columns = data.get("columns")
     if columns is not None and (not isinstance(columns, list) or sorted(columns) != sorted(_EVENT_FIELDS)):
-        raise FolderDatasetError(f"{file}: columns must name x, y, p and t once each, in the order a plain .npy array stores "
-                         f"them (e.g. [\"t\", \"x\", \"y\", \"p\"]); got {columns!r}")
+        raise FolderDatasetError(f"{file}: columns must name x, y, p and t once each, in the order a plain .npy array "
+                                 f"stores them (e.g. [\"t\", \"x\", \"y\", \"p\"]); got {columns!r}")
     return _Spec(tuple(size), None if columns is None else tuple(columns))
 
 
@@ -77,8 +78,8 @@ def _files(folder: Path) -> list[Path]:
         if f.name.startswith("."):
             continue
         if f.is_dir() or f.suffix.lower() not in SUFFIXES:
-            raise FolderDatasetError(f"{f}: not a recording neurosim reads in a folder dataset (one .npy or .bin file per "
-                             "recording, directly in its class folder)")
+            raise FolderDatasetError(f"{f}: not a recording neurosim reads in a folder dataset (one .npy or .bin file "
+                                     "per recording, directly in its class folder)")
         files.append(f)
     return files
 

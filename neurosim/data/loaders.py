@@ -188,7 +188,7 @@ class FrameLoader:
                 total = size * self.num_replicas
                 order = order[:total] if total <= n else torch.cat([order, order[:total - n]])
             positions = np.arange(len(order))[self.rank::self.num_replicas][:size]  # in the whole epoch's order
-            order = order[self.rank::self.num_replicas][:size]
+            order = order[positions]
         else:
             positions = np.arange(len(order))
         for i in range(start, len(self)):

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from neurosim._splitmix import mix
 from neurosim.config import ConfigError, DataConfig
 from neurosim.data._cache import store_failed
 from neurosim.data.augment import AugmentError
@@ -211,7 +212,8 @@ def make_loaders(cfg: DataConfig, seed: int = 0, device: str | torch.device = "c
         if len(val_rows) < classes:
             warnings.warn(f"data.val_split = {cfg.val_split} holds out {len(val_rows)} of {len(train_labels)} training "
                           f"samples, fewer than its {classes} classes: validation accuracy (best.pt, train.patience) "
-                          "says little on so few; raise data.val_split (or data.train_subset)", UserWarning, stacklevel=2)
+                          "says little on so few; raise data.val_split (or data.train_subset)", UserWarning,
+                          stacklevel=2)
     n_train = len(train_labels) if train_rows is None else len(train_rows)
     single_left = n_train % cfg.batch_size == 1 and n_train > 1
     try:
@@ -228,20 +230,19 @@ def split_validation(labels, fraction: float, what: str = "the training split") 
 
     ``round(fraction × N)`` samples (at least one) are held out, shared among the classes in proportion to their
     counts (largest remainders; as scikit-learn's stratified split), each class keeping one sample or more for
-    training. Which samples: a fixed hash of the row number (SplitMix64 with :data:`VAL_SPLIT_SEED`), so the split
-    is the same for every run seed and every numpy version (a resumed run validates on the same samples).
+    training (fewer are held out where that leaves too few). Which samples: a fixed hash of the row number
+    (SplitMix64 with :data:`VAL_SPLIT_SEED`), so the split is the same for every run seed and every numpy version (a
+    resumed run validates on the same samples).
 
     Raises:
         ValueError: ``fraction`` is not in (0, 1), or no sample can be held out (``what`` names the split).
     """
-    from neurosim.data.augment import _mix
-
     if not 0 < fraction < 1:
         raise ValueError(f"data.val_split must be in (0, 1), got {fraction!r}")
     labels = np.asarray(labels)
     classes, counts = np.unique(labels, return_counts=True)
     share = fraction * counts
-    held = np.minimum(np.floor(share).astype(np.int64), counts - 1)
+    held = np.floor(share).astype(np.int64)  # (fraction < 1: at most counts - 1)
     total = min(max(1, int(np.floor(fraction * len(labels) + 0.5))), int((counts - 1).sum()))
     if total < 1:
         raise ValueError(f"data.val_split: {what} has {len(labels)} sample(s), one per class at most, all needed "
@@ -251,8 +252,7 @@ def split_validation(labels, fraction: float, what: str = "the training split") 
             break
         if held[c] < counts[c] - 1:
             held[c] += 1
-    with np.errstate(over="ignore"):
-        rank = _mix(np.arange(len(labels), dtype=np.uint64) ^ np.uint64(VAL_SPLIT_SEED))
+    rank = mix(np.arange(len(labels), dtype=np.uint64) ^ np.uint64(VAL_SPLIT_SEED))
     val = np.sort(np.concatenate([rows[np.argsort(rank[rows], kind="stable")[:k]]
                                   for rows, k in ((np.flatnonzero(labels == c), k) for c, k in zip(classes, held))]))
     return np.setdiff1d(np.arange(len(labels)), val), val

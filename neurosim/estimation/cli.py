@@ -70,8 +70,8 @@ def register(sub) -> None:
     p.add_argument("--target", action="append", default=None,
                    help="target spec name or file (repeatable; default: every shipped target)")
     p.add_argument("--samples", type=int, default=64, help="evaluation samples for the activity (default 64)")
-    p.add_argument("--out", default=None, help="output folder (default: <checkpoint dir>/estimate; estimate-best for a "
-                   "run's best.pt)")
+    p.add_argument("--out", default=None, help="output folder (default: <checkpoint dir>/estimate for a run's "
+                   "checkpoint.pt; estimate-best for its best.pt, estimate-NAME for another NAME.pt)")
     p.add_argument("--step-ms", type=float, default=None,
                    help="time per step on chips that run in real time (e.g. Speck; fixed-tick chips keep their "
                         "tick), in ms (default: the model's neuron.dt_ms; for binned event recordings, the "

@@ -74,8 +74,8 @@ def export_notes(graph) -> list[str]:
 def register(sub) -> None:
     p = sub.add_parser("export", help="write a checkpoint's model as a NIR graph (for other libraries and chips)")
     p.add_argument("--checkpoint", required=True, help="a neurosim checkpoint")
-    p.add_argument("--out", default=None, help="output .nir file (default: model.nir beside the checkpoint; "
-                   "model-best.nir for a run's best.pt)")
+    p.add_argument("--out", default=None, help="output .nir file (default: model.nir beside a run's checkpoint.pt; "
+                   "model-best.nir for its best.pt, model-NAME.nir for another NAME.pt)")
     p.add_argument("--maxpool", choices=("error", "sumpool"), default="error",
                    help="MaxPool2d has no NIR node: refuse (default) or write it as SumPool2d (exact connectivity, "
                         "approximate dynamics; see neurosim.export)")

@@ -10,10 +10,12 @@ from neurosim.training.checkpoint import (
 from neurosim.training.losses import TET, Loss, RateCE, SLTTMix, get_loss, predict
 from neurosim.training.memory import SavedTensorMeter, tune_cpu_allocator
 from neurosim.training.methods import BPTT, METHODS, StepOutput, get_method, register_method
-from neurosim.training.trainer import Trainer, best_epoch, resolve_device, seed_everything
+from neurosim.training.history import best_epoch, patience_spent, stopped_early
+from neurosim.training.trainer import Trainer, resolve_device, seed_everything
 
 __all__ = [
     "BPTT", "METHODS", "TET", "CheckpointError", "Loss", "RateCE", "SLTTMix", "SavedTensorMeter", "StepOutput", "Trainer",
     "atomic_write_bytes", "atomic_write_text", "best_epoch", "get_loss", "get_method", "load_checkpoint", "predict",
-    "register_method", "resolve_device", "save_checkpoint", "seed_everything", "tune_cpu_allocator",
+    "patience_spent", "register_method", "resolve_device", "save_checkpoint", "seed_everything", "stopped_early",
+    "tune_cpu_allocator",
 ]

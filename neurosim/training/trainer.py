@@ -49,15 +49,16 @@ from neurosim.data.loaders import FrameLoader
 from neurosim.nn.layers import run_chunked
 from neurosim.training import distributed
 from neurosim.training.checkpoint import (
-    CheckpointError, atomic_write_text, check_epochs_done, check_resumable, load_checkpoint, load_weights, resumes_at, save_checkpoint,
-    trained_so_far,
+    CheckpointError, atomic_write_text, check_epochs_done, check_resumable, load_checkpoint, load_weights, resumes_at,
+    save_checkpoint, trained_so_far,
 )
+from neurosim.training.history import best_epoch, patience_spent, stopped_early
 from neurosim.training.losses import Loss, get_loss, predict
 from neurosim.training.memory import SavedTensorMeter, tune_cpu_allocator
 from neurosim.training.methods import TrainingMethod, get_method, model_output
 from neurosim.training.progress import loader_bar, loader_length
 
-__all__ = ["INTERRUPT_HANDLER_MARK", "Trainer", "best_epoch", "patience_spent", "resolve_device", "seed_everything"]
+__all__ = ["INTERRUPT_HANDLER_MARK", "Trainer", "resolve_device", "seed_everything"]
 
 
 def seed_everything(seed: int) -> None:
@@ -196,24 +197,6 @@ def _restore_loader_rngs(saved: dict[str, dict[str, tuple[str, Any]]] | None, lo
                           "uninterrupted run's later epochs did not, so the resumed run shuffles (and augments) "
                           "unlike one that was never interrupted; build it with persistent_workers=False for an "
                           "exact resume", RuntimeWarning, stacklevel=4)
-
-
-def best_epoch(history: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The metrics of the epoch that :meth:`Trainer.fit` keeps in ``best.pt``: the highest ``val_acc`` (ties: the
-    lower ``val_loss``, a missing or non-finite one last, then the earlier epoch); None for a run without validation.
-    ``history`` may be :attr:`Trainer.history` or ``metrics.jsonl`` read back (where a non-finite loss is null)."""
-    def key(m: dict[str, Any]) -> tuple[float, float]:
-        loss = m.get("val_loss")
-        return m["val_acc"], -loss if isinstance(loss, (int, float)) and math.isfinite(loss) else -math.inf
-
-    return max((m for m in history if m.get("val_acc") is not None), key=key, default=None)
-
-
-def patience_spent(history: list[dict[str, Any]], patience: int | None) -> bool:
-    """Whether the last ``patience`` epochs of ``history`` brought no better validation epoch than
-    :func:`best_epoch` (False for ``patience`` None or a history without validation)."""
-    best = best_epoch(history)
-    return patience is not None and best is not None and history[-1]["epoch"] - best["epoch"] >= patience
 
 
 def _json_safe(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -495,9 +478,10 @@ class Trainer:
 
     @property
     def stopped_early(self) -> bool:
-        """Whether ``train.patience`` epochs in a row since the best validation epoch (:func:`best_epoch` of
-        :attr:`history`) brought no better one, so that :meth:`fit` trains no further."""
-        return patience_spent(self.history, self.config.train.patience)
+        """Whether :meth:`fit` ended before its planned epochs because ``train.patience`` epochs in a row brought no
+        better validation epoch (:func:`~neurosim.training.history.stopped_early` of :attr:`history`): a rerun
+        trains no further, unless asked for a larger patience, or none."""
+        return stopped_early(self.history, self.config.train.patience)
 
     def _drop_stale_best(self, ckpt: dict[str, Any]) -> None:
         """Mend ``best.pt`` where it is not the best validation epoch of the history just resumed from ``ckpt``: one
@@ -543,8 +527,8 @@ class Trainer:
 
         Args:
             path: where; None means ``run_dir/checkpoint.pt``.
-            loaders: the loaders by role (:meth:`fit` passes ``{"train": ..., "test": ...}``) whose own random
-                generators the checkpoint keeps too: a torch DataLoader's ``generator=`` and its sampler's own
+            loaders: the loaders by role (:meth:`fit` passes ``{"train": ..., "test": ..., "val": ...}``) whose own
+                random generators the checkpoint keeps too: a torch DataLoader's ``generator=`` and its sampler's own
                 (:meth:`load` with the same roles restores them).
 
         In a process group every process must call it (it gathers each process's RNG state, ``rng_ranks``);
@@ -1055,10 +1039,13 @@ class Trainer:
             metrics.update({f"{role}_loss": ev["loss"], f"{role}_acc": ev["acc"]})
         self.epoch += 1
         self.history.append(metrics)
+        if self.epoch < epochs and patience_spent(self.history, self.config.train.patience):
+            metrics["stopped_early"] = True  # the last epoch fit() trains: checkpointed whatever checkpoint_every
         best = self.run_dir is not None and best_epoch(self.history) is metrics
         signum = interrupts.pending()  # noted after the epoch's last batches: it ends, checkpointed, and stops
         saved = self.run_dir is not None and (self.epoch % self.config.train.checkpoint_every == 0
-                                              or self.epoch == epochs or signum is not None)
+                                              or self.epoch == epochs or signum is not None
+                                              or "stopped_early" in metrics)
         with interrupts.writing(f"epoch {self.epoch}'s checkpoint and metrics"):
             if best:  # before checkpoint.pt: a crash between the two retrains the epoch, which writes it again
                 self.save(self.best_path, loaders=loaders)

@@ -155,7 +155,7 @@ def training_curves(history: Sequence[Mapping], title: str | None = None) -> Fig
         if any(key in h for h in history):
             ax_a.plot(ep, series(key, 100), style, label=key.replace("_", " "), ms=4)
     if any(h.get("val_acc") is not None for h in history):
-        from neurosim.training.trainer import best_epoch  # (only here: viz needs no torch otherwise)
+        from neurosim.training.history import best_epoch
 
         best = best_epoch(history)
         for ax in (ax_l, ax_a):

@@ -100,7 +100,7 @@ def test_train_with_val_split_reports_the_best_validation_epoch_and_keeps_it_in_
     assert f"best validation epoch {best['epoch']}: validation accuracy {100 * best['val_acc']:.2f} %" in out
     assert load_checkpoint(run / "best.pt")["epoch"] == best["epoch"]
     report = (run / "report.md").read_text()
-    assert f"**best validation epoch: {best['epoch']}**" in report
+    assert f"**best validation epoch {best['epoch']}: validation accuracy {100 * best['val_acc']:.2f} %" in report
     counts = re.search(r"\((\d+) train / (\d+) validation / 32 test samples", report)
     assert (int(counts[1]), int(counts[2])) == (90, 30)  # a quarter of 120 held out
     assert "| val loss | val acc (%) |" in report and "`best.pt`" in report
@@ -135,7 +135,8 @@ def test_train_with_patience_says_it_stopped_early(event_digits_cache, tmp_path,
     out = capsys.readouterr().out
     assert "stopped early after epoch 3 of 5: no better validation epoch in the last 2 epochs" in out
     assert "best validation epoch 1:" in out
-    assert "training stopped early, after epoch 3 of 5" in (tmp_path / "p" / "report.md").read_text()
+    assert "**stopped early after epoch 3 of 5: no better validation epoch in the last 2 epochs" in \
+        (tmp_path / "p" / "report.md").read_text()
 
 
 def test_evaluating_the_val_split_of_a_run_without_one_is_a_one_line_error(tiny_checkpoint, capsys):

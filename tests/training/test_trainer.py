@@ -1148,8 +1148,8 @@ def test_patience_ends_training_once_that_many_epochs_bring_no_better_validation
     with pytest.raises(ValueError, match=r"train.patience = 2 stops on validation accuracy: pass fit\(\.\.\., "
                                          r"val_loader=\.\.\.\)"):
         _own_model_trainer(tmp_path / "other", patience=2).fit(_shuffling_loader("loader generator"))
-    with pytest.raises(ConfigError, match=r"train.patience: is 3: it stops on validation accuracy, but there is no "
-                                          r"validation split; set data.val_split"):
+    with pytest.raises(ConfigError, match=r"train.patience: = 3 stops training on validation accuracy, but there is "
+                                          r"no validation split; set data.val_split"):
         train_run(load_config(None, ["train.patience=3", f"out_dir={tmp_path}"]))
     assert not (tmp_path / "run").exists()
 
@@ -1185,7 +1185,6 @@ def test_a_best_pt_that_the_resumed_checkpoint_does_not_continue_is_mended_or_re
         _own_model_trainer(b, epochs=2).fit(_shuffling_loader("loader generator"), val_loader=val)
     assert not (b / "best.pt").exists()
     # a consistent best.pt is left alone
-    _own_model_trainer(b, epochs=3).fit(_shuffling_loader("loader generator"), val_loader=val, epochs=2)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _own_model_trainer(a, epochs=3).fit(_shuffling_loader("loader generator"), val_loader=val, epochs=2)
@@ -1227,3 +1226,27 @@ def test_a_validated_run_resumed_without_its_val_loader_is_refused_and_keeps_bes
     with pytest.raises(ValueError, match=r"holds a run validated every epoch .* pass fit\(\.\.\., val_loader=\.\.\.\)"):
         _own_model_trainer(tmp_path, epochs=2).fit(_shuffling_loader("loader generator"))
     assert (tmp_path / "best.pt").is_file() and load_checkpoint(tmp_path)["epoch"] == 1
+
+
+def test_an_early_stop_is_checkpointed_whatever_checkpoint_every_and_only_counts_with_epochs_left(tmp_path,
+                                                                                                  monkeypatch):
+    val = _batches(0, 16)
+    scores = {1: 0.5, 2: 0.7, 3: 0.6, 4: 0.6, 5: 0.6, 6: 0.9}
+    evaluate = Trainer._evaluate
+    monkeypatch.setattr(Trainer, "_evaluate", lambda self, loader, stop=None: {"acc": scores[self.epoch + 1],
+                                                                               "loss": 1.0} if loader is val
+                        else evaluate(self, loader, stop))
+    # patience spent after epoch 3, an odd one, with checkpoints every 2 epochs: checkpointed at 3 all the same
+    a = _own_model_trainer(tmp_path / "a", epochs=6, patience=1, checkpoint_every=2)
+    assert len(a.fit(_shuffling_loader("loader generator"), val_loader=val)) == 3 and a.stopped_early
+    assert load_checkpoint(tmp_path / "a")["epoch"] == 3
+    again = _own_model_trainer(tmp_path / "a", epochs=6, patience=1, checkpoint_every=2)
+    again.method = _Signals(again.method, at=None)
+    again.fit(_shuffling_loader("loader generator"), val_loader=val)
+    assert again.method.calls == 0  # stopped: nothing trained again
+    # patience spent at the last planned epoch: the run ended as planned, not early; more epochs train on
+    b = _own_model_trainer(tmp_path / "b", epochs=4, patience=2)
+    assert len(b.fit(_shuffling_loader("loader generator"), val_loader=val)) == 4 and not b.stopped_early
+    more = _own_model_trainer(tmp_path / "b", epochs=8, patience=2)
+    history = more.fit(_shuffling_loader("loader generator"), val_loader=val)
+    assert len(history) == 5 and more.stopped_early  # epoch 5 trained, then no better in 2: stopped with 3 left
