@@ -174,6 +174,9 @@ class ModelConfig:
     dropout: float = 0.0  # dropout before each hidden/output linear layer (one mask for all steps)
     readout: str = "spikes"  # spikes: output LIF layer | membrane: non-spiking leaky integrator
     readout_beta: float = 0.9  # decay of the membrane readout; 0: o_t = W·s_t, a plain linear classifier per step
+    # recurrent hidden layers: each hidden layer's spikes feed back to it at the next step through a dense N × N
+    # matrix (neurosim.nn.RLIF; snnTorch's RLeaky). Needs hidden layers. Written to configs only when set
+    recurrent: bool = field(default=False, metadata={"written_when_set": True})
 
     def __post_init__(self) -> None:
         _choice(self, "kind", MODEL_KINDS)
@@ -200,6 +203,9 @@ class ModelConfig:
             raise InvalidValue("dropout", f"must be in [0, 1), got {self.dropout!r}")
         if not 0 <= self.readout_beta <= 1:
             raise InvalidValue("readout_beta", f"must be in [0, 1], got {self.readout_beta!r}")
+        if self.recurrent and not self.hidden:
+            raise InvalidValue("recurrent", "makes the hidden layers recurrent, and there are none: give model.hidden "
+                                            "(e.g. [256]) or leave recurrent off")
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,10 @@ from neurosim.nn.layers import (
 )
 from neurosim.nn.lif import LIF
 from neurosim.nn.models import build_model, conv_snn, mlp_snn
+from neurosim.nn.recurrent import RLIF, DiagonalRecurrent, RLIFState
 
 __all__ = [
-    "LI", "LIF", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Flatten", "Linear",
-    "MaxPool2d", "Sequential", "SumPool2d", "TimeDistributed", "build_model", "conv_snn", "detach_state",
+    "LI", "LIF", "RLIF", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "DiagonalRecurrent", "Dropout", "Flatten", "Linear",
+    "MaxPool2d", "RLIFState", "Sequential", "SumPool2d", "TimeDistributed", "build_model", "conv_snn", "detach_state",
     "is_stateful", "mlp_snn", "run_chunked", "time_chunk",
 ]

@@ -7,6 +7,8 @@
   DVS-Gesture.
 * ``mlp``: ``Flatten → ([Dropout] → Linear → [BN] → LIF)×len(hidden) → [Dropout] → Linear → LIF | LI``,
   e.g. 700 → 256 → 256 → 20 for SHD audio spikes.
+* ``recurrent = true`` makes every hidden layer's LIF an :class:`neurosim.nn.RLIF` (its spikes fed back through a
+  dense matrix), in both kinds.
 
 Example:
     >>> import torch
@@ -26,6 +28,7 @@ from neurosim.nn.layers import (
     LI, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Sequential, SumPool2d,
 )
 from neurosim.nn.lif import LIF
+from neurosim.nn.recurrent import RLIF
 
 __all__ = ["build_model", "conv_snn", "mlp_snn"]
 
@@ -37,7 +40,7 @@ def _head(layers: list, in_features: int, model: ModelConfig, neuron: NeuronConf
         layers.append(Linear(in_features, width, bias=not model.batch_norm))
         if model.batch_norm:
             layers.append(BatchNorm1d(width))
-        layers.append(LIF(**neuron.lif_kwargs()))
+        layers.append(RLIF(width, **neuron.lif_kwargs()) if model.recurrent else LIF(**neuron.lif_kwargs()))
         in_features = width
     if model.dropout:
         layers.append(Dropout(model.dropout))
