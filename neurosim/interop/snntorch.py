@@ -78,6 +78,7 @@ from collections.abc import Iterable
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from neurosim import nn as nsn
 from neurosim.functional.lif import strict_threshold
@@ -97,7 +98,8 @@ class UnsupportedSnnTorchError(ValueError):
         super().__init__(
             f"cannot convert this snnTorch model ({len(problems)} problem{'s' if len(problems) > 1 else ''}):\n"
             f"{lines}\nSupported: snntorch.Leaky (one beta/threshold per layer, subtract|zero|none reset, atan|"
-            "fast_sigmoid|sigmoid surrogate), nn.Conv2d, nn.Linear, nn.MaxPool2d, nn.AvgPool2d, nn.Flatten(), "
+            "fast_sigmoid|sigmoid surrogate), snntorch.RLeaky (the same options; linear_features or all_to_all=False; "
+            "not the zero reset with reset_delay=True), nn.Conv2d, nn.Linear, nn.MaxPool2d, nn.AvgPool2d, nn.Flatten(), "
             "nn.BatchNorm1d/2d, nn.Dropout, nn.Identity (see neurosim.interop.snntorch)"
         )
 
@@ -162,68 +164,171 @@ def _surrogate(leaky, where: str, problems: list[str]) -> tuple[str, float] | No
     return None
 
 
-#: snnTorch's Leaky state functions (chosen in ``__init__`` from ``reset_mechanism``) and the reset each runs
+#: snnTorch's Leaky/RLeaky state functions (chosen in ``__init__`` from ``reset_mechanism``) and the reset each runs
 _STATE_FUNCTIONS = {"_base_sub": "subtract", "_base_zero": "zero", "_base_int": "none"}
 
 
-def _convert_leaky(leaky, where: str, is_last: bool, backend: str, problems: list[str]) -> nsn.LIF | None:
-    import snntorch
-
-    if type(leaky) is not snntorch.Leaky:
-        problems.append(f"{where}: neuron {type(leaky).__name__} (only snntorch.Leaky is supported)")
-        return None
+def _lif_options(neuron, where: str, is_last: bool, problems: list[str]) -> dict | None:
+    """The :class:`neurosim.nn.LIF` options that reproduce a ``Leaky`` or ``RLeaky`` (the two share these), or None
+    after appending every problem found."""
     n_before = len(problems)
-    beta = _scalar(leaky.beta, "beta", problems, where)
-    thr = _scalar(leaky.threshold, "threshold", problems, where)
+    beta = _scalar(neuron.beta, "beta", problems, where)
+    thr = _scalar(neuron.threshold, "threshold", problems, where)
     if beta is not None:
         beta = min(max(beta, 0.0), 1.0)  # snnTorch clamps β to [0, 1] every step
     if thr is not None and not thr > 0:
         problems.append(f"{where}: threshold {thr} (must be positive)")
-    surrogate = _surrogate(leaky, where, problems)
-    reset = leaky.reset_mechanism
+    surrogate = _surrogate(neuron, where, problems)
+    reset = neuron.reset_mechanism
     if reset not in ("subtract", "zero", "none"):
         problems.append(f"{where}: reset_mechanism {reset!r} (supported: subtract, zero, none)")
-    runs = _STATE_FUNCTIONS.get(getattr(getattr(leaky, "state_function", None), "__name__", None))
+    runs = _STATE_FUNCTIONS.get(getattr(getattr(neuron, "state_function", None), "__name__", None))
     if runs is not None and runs != reset:  # snnTorch picks the reset at construction; setting it later does nothing
-        problems.append(f"{where}: reset_mechanism says {reset!r} but this Leaky runs the {runs!r} reset (snnTorch "
-                        "chooses it when the layer is built; pass reset_mechanism to snntorch.Leaky(...) instead "
-                        "of setting it afterwards)")
-    if leaky.state_quant:
+        problems.append(f"{where}: reset_mechanism says {reset!r} but this {type(neuron).__name__} runs the {runs!r} "
+                        f"reset (snnTorch chooses it when the layer is built; pass reset_mechanism to "
+                        f"snntorch.{type(neuron).__name__}(...) instead of setting it afterwards)")
+    if neuron.state_quant:
         problems.append(f"{where}: state_quant (quantised membrane state)")
-    if leaky.inhibition:
+    if neuron.inhibition:
         problems.append(f"{where}: inhibition=True")
-    gsf = leaky.graded_spikes_factor
+    gsf = neuron.graded_spikes_factor
     if isinstance(gsf, nn.Parameter) or torch.as_tensor(gsf).numel() != 1 or float(torch.as_tensor(gsf)) != 1.0:
         problems.append(f"{where}: graded spikes (graded_spikes_factor must be 1 and fixed)")
-    immediate = not getattr(leaky, "reset_delay", True)
+    immediate = not getattr(neuron, "reset_delay", True)
     if immediate and reset == "subtract":
         problems.append(f"{where}: reset_delay=False with reset_mechanism='subtract' (snnTorch then undoes its own "
                         "delayed subtraction whenever the membrane was above twice the threshold; reset_delay=False "
                         "converts with the 'zero' or 'none' reset)")
-    if leaky.output and not is_last:
+    if neuron.output and not is_last:
         problems.append(f"{where}: output=True before the last layer (the next layer would get a (spk, mem) tuple)")
     if len(problems) > n_before:
         return None
     if immediate:  # reset in the step that spiked, as neurosim's immediate timing; snnTorch spikes at v > v_th strictly
-        thr = strict_threshold(thr, torch.float64 if torch.as_tensor(leaky.threshold).dtype == torch.float64
+        thr = strict_threshold(thr, torch.float64 if torch.as_tensor(neuron.threshold).dtype == torch.float64
                                else torch.float32)
-    lif = nsn.LIF(
-        beta=beta, v_th=thr, reset=reset, surrogate=surrogate[0], surrogate_alpha=surrogate[1],
-        learn_beta=isinstance(leaky.beta, nn.Parameter), learn_threshold=isinstance(leaky.threshold, nn.Parameter),
-        reset_timing="immediate" if immediate else "delayed", backend=backend,
-    )
-    if torch.float64 in (torch.as_tensor(leaky.beta).dtype, torch.as_tensor(leaky.threshold).dtype):
-        # a float64 Leaky: β and the threshold in float64 as given (LIF builds them in float32, and the strict
-        # threshold rounded to float32 could fall back onto the threshold itself)
-        lif.double()
-        with torch.no_grad():
-            if lif.learn_beta:
-                b = min(max(beta, 1e-6), 1 - 1e-6)  # as LIF clamps it: sigmoid reaches neither 0 nor 1
-                lif.beta_logit.fill_(math.log(b / (1 - b)))
-            else:
-                lif.beta_value.fill_(beta)
-            (lif.v_th_param if lif.learn_threshold else lif.v_th_value).fill_(thr)
+    return dict(beta=beta, v_th=thr, reset=reset, surrogate=surrogate[0], surrogate_alpha=surrogate[1],
+                learn_beta=isinstance(neuron.beta, nn.Parameter),
+                learn_threshold=isinstance(neuron.threshold, nn.Parameter),
+                reset_timing="immediate" if immediate else "delayed")
+
+
+def _keep_float64(lif: nsn.LIF, neuron, options: dict) -> None:
+    """A float64 neuron: β and the threshold in float64 as given (LIF builds them in float32, and the strict
+    threshold rounded to float32 could fall back onto the threshold itself)."""
+    if torch.float64 not in (torch.as_tensor(neuron.beta).dtype, torch.as_tensor(neuron.threshold).dtype):
+        return
+    lif.double()
+    with torch.no_grad():
+        if lif.learn_beta:
+            b = min(max(options["beta"], 1e-6), 1 - 1e-6)  # as LIF clamps it: sigmoid reaches neither 0 nor 1
+            lif.beta_logit.fill_(math.log(b / (1 - b)))
+        else:
+            lif.beta_value.fill_(options["beta"])
+        (lif.v_th_param if lif.learn_threshold else lif.v_th_value).fill_(options["v_th"])
+
+
+def _convert_leaky(leaky, where: str, is_last: bool, backend: str, problems: list[str]) -> nsn.LIF | None:
+    options = _lif_options(leaky, where, is_last, problems)
+    if options is None:
+        return None
+    lif = nsn.LIF(**options, backend=backend)
+    _keep_float64(lif, leaky, options)
     return lif
+
+
+class _SharedValue(nn.Module):
+    """Parametrization of a one-to-one recurrent weight ``[N]`` by one value shared by every neuron, as snnTorch's
+    ``RLeaky(all_to_all=False, V=v)`` with a single ``V`` learns it: the gradient reaching that value is the sum over
+    the neurons, and training keeps the neurons equal (so the value can go back into snnTorch's single ``V``)."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.features = features
+
+    def forward(self, value: torch.Tensor) -> torch.Tensor:
+        return value.expand(self.features)
+
+    def right_inverse(self, weight: torch.Tensor) -> torch.Tensor:
+        if weight.shape != (self.features,) or bool((weight != weight[0]).any()):
+            raise ValueError(f"this recurrent weight is one value shared by all {self.features} neurons (snnTorch's "
+                             f"single V); assign a tensor of shape ({self.features},) whose values are all equal")
+        return weight[:1].clone()
+
+
+def _features_before(layers: list[nn.Module], index: int) -> int | None:
+    """The feature count reaching ``layers[index]``: the ``out_features`` of the nearest ``nn.Linear`` before it,
+    through layers that keep the shape (BatchNorm1d, Dropout, other neurons); None when another layer comes first."""
+    import snntorch
+
+    for m in reversed(layers[:index]):
+        if type(m) is nn.Linear:
+            return m.out_features
+        if not (isinstance(m, (snntorch.SpikingNeuron, nn.Dropout)) or type(m) is nn.BatchNorm1d):
+            return None
+    return None
+
+
+def _convert_rleaky(rleaky, where: str, is_last: bool, backend: str, problems: list[str],
+                    layers: list[nn.Module], index: int) -> nsn.RLIF | None:
+    n_before = len(problems)
+    options = _lif_options(rleaky, where, is_last, problems)
+    if rleaky.reset_mechanism == "zero" and getattr(rleaky, "reset_delay", True):
+        problems.append(f"{where}: reset_mechanism='zero' with reset_delay=True (RLeaky zeroes the whole next step, "
+                        "its input and feedback too: mem[t] = (1 - spk[t-1])·(β·mem[t-1] + x[t] + V·spk[t-1]), where "
+                        "Leaky and neurosim's delayed zero reset keep the input; use reset_delay=False, 'subtract' "
+                        "or 'none')")
+    rec = rleaky.recurrent  # decide by what forward() calls, not by all_to_all (which could be changed afterwards)
+    features = shared = None
+    if type(rec) is nn.Conv2d:
+        problems.append(f"{where}: convolutional recurrence (conv2d_channels={rleaky.conv2d_channels}, kernel_size="
+                        f"{rleaky.kernel_size}; RLIF feeds back over [T, B, N] features, densely or one-to-one: use "
+                        "linear_features or all_to_all=False after a Flatten)")
+    elif type(rec) is nn.Linear:
+        if rec.in_features != rec.out_features:
+            problems.append(f"{where}: recurrent Linear({rec.in_features}, {rec.out_features}) is not square")
+        features = rec.out_features
+    elif type(rec).__name__ == "RecurrentOneToOne":
+        v = torch.as_tensor(rec.V)
+        if v.numel() == 1:
+            shared = True
+            features = _features_before(layers, index)
+            if features is None:
+                problems.append(f"{where}: all_to_all=False with one V for every neuron, and no nn.Linear before it "
+                                "to tell how many neurons there are (give V one value per neuron, "
+                                "V=torch.full((N,), v), or put the layer after an nn.Linear)")
+        elif v.dim() == 1 or (v.dim() == 2 and v.shape[0] == 1):
+            shared, features = False, v.shape[-1]
+        else:
+            problems.append(f"{where}: V of shape {tuple(v.shape)} (one value, or one per neuron of shape (N,))")
+    else:
+        problems.append(f"{where}: recurrent connection {type(rec).__name__} (supported: the nn.Linear of "
+                        "linear_features, or all_to_all=False's one-to-one V)")
+    if len(problems) > n_before:
+        return None
+    dense = type(rec) is nn.Linear
+    rlif = nsn.RLIF(features, connectivity="dense" if dense else "diagonal", bias=dense and rec.bias is not None,
+                    **options, backend=backend)
+    _keep_float64(rlif.lif, rleaky, options)
+    target = rlif.recurrent
+    with torch.no_grad():
+        if dense:
+            target.to(rec.weight.dtype)
+            target.weight.copy_(rec.weight)
+            target.weight.requires_grad_(rec.weight.requires_grad)  # learn_recurrent=False: fixed, as in snnTorch
+            if rec.bias is not None:
+                target.bias.copy_(rec.bias)
+                target.bias.requires_grad_(rec.bias.requires_grad)
+        else:
+            v = torch.as_tensor(rec.V).detach()
+            v = v.to(v.dtype if v.is_floating_point() else torch.get_default_dtype())
+            target.to(v.dtype)
+            target.weight.copy_(v.reshape(-1).expand(features))
+            if shared:  # one learnable value, as snnTorch's: the parameter is recurrent.parametrizations.weight.original
+                parametrize.register_parametrization(target, "weight", _SharedValue(features))
+            learn = isinstance(rec.V, nn.Parameter) and rec.V.requires_grad
+            for p in target.parameters():
+                p.requires_grad_(learn)
+    return rlif
 
 
 def _copy_state(src: nn.Module, dst: nn.Module) -> nn.Module:
@@ -288,7 +393,15 @@ def from_snntorch(model, *, backend: str = "auto") -> nsn.Sequential:
     for i, m in enumerate(layers):
         where = f"layer {i} ({type(m).__name__})"
         if isinstance(m, snntorch.SpikingNeuron):
-            new = _convert_leaky(m, where, i == len(layers) - 1, backend, problems)
+            is_last = i == len(layers) - 1
+            if type(m) is snntorch.Leaky:
+                new = _convert_leaky(m, where, is_last, backend, problems)
+            elif type(m) is snntorch.RLeaky:
+                new = _convert_rleaky(m, where, is_last, backend, problems, layers, i)
+            else:
+                new = None
+                problems.append(f"{where}: neuron {type(m).__name__} (only snntorch.Leaky and snntorch.RLeaky are "
+                                "supported)")
             if new is not None:
                 new.to(m.threshold.device)
         else:
@@ -322,9 +435,36 @@ def copy_to_snntorch(neurosim_model: nsn.Sequential, snntorch_model) -> None:
     with torch.no_grad():
         for i, (a, b) in enumerate(zip(src, dst)):
             if isinstance(b, snntorch.SpikingNeuron):
-                if not isinstance(a, nsn.LIF):
+                expected = nsn.RLIF if isinstance(b, snntorch.RLeaky) else nsn.LIF
+                if not isinstance(a, expected):
                     raise ValueError(f"layer {i}: {type(b).__name__} in snnTorch but {type(a).__name__} in neurosim")
-                b.beta.copy_(a.beta.detach().reshape(()).expand(b.beta.shape))  # one value, or every neuron's
-                b.threshold.copy_(a.v_th.detach().reshape(()).expand(b.threshold.shape))
+                lif = a.lif if expected is nsn.RLIF else a
+                b.beta.copy_(lif.beta.detach().reshape(()).expand(b.beta.shape))  # one value, or every neuron's
+                b.threshold.copy_(lif.v_th.detach().reshape(()).expand(b.threshold.shape))
+                if expected is nsn.RLIF:
+                    _copy_recurrent(a.recurrent, b.recurrent, f"layer {i}")
             elif list(b.state_dict()):
                 b.load_state_dict(a.state_dict())
+
+
+def _copy_recurrent(a: nn.Module, b: nn.Module, where: str) -> None:
+    """An RLIF's recurrent weights into its RLeaky's: the Linear's weight and bias, or the one-to-one ``V`` (in place:
+    the RLeaky and its ``recurrent`` module hold the same ``V`` tensor)."""
+    if type(b) is nn.Linear:
+        if not isinstance(a, nn.Linear) or a.weight.shape != b.weight.shape:
+            raise ValueError(f"{where}: the RLeaky's recurrent Linear{tuple(b.weight.shape)} has no match in neurosim's "
+                             f"{type(a).__name__}; pass the model that from_snntorch converted")
+        b.weight.copy_(a.weight)
+        if b.bias is not None:
+            b.bias.copy_(a.bias)
+        return
+    weight = a.weight.detach()
+    v = b.V
+    if v.numel() == 1:
+        if bool((weight != weight[0]).any()):
+            raise ValueError(f"{where}: the RLeaky has one V for every neuron but neurosim's one-to-one weights differ "
+                             f"(from {float(weight.min()):g} to {float(weight.max()):g}); give the snnTorch layer one V "
+                             "per neuron (V=torch.full((N,), v)) to take them")
+        v.copy_(weight[0].reshape(v.shape))
+    else:
+        v.copy_(weight.reshape(v.shape))
