@@ -1,7 +1,7 @@
 """Interoperability with other SNN libraries: convert their models so neurosim can train them.
 
-* :mod:`neurosim.interop.snntorch` — ``snntorch.Leaky`` + ``torch.nn`` models → neurosim ``Sequential``
-  (identical spikes; trainable with BPTT, SLTT, SLTT-K) and back.
+* :mod:`neurosim.interop.snntorch` — ``snntorch.Leaky``/``RLeaky`` + ``torch.nn`` models → neurosim
+  ``Sequential`` of ``LIF``/``RLIF`` (identical spikes; trainable with BPTT, SLTT, SLTT-K) and back.
 """
 
 from neurosim.interop.snntorch import UnsupportedSnnTorchError, copy_to_snntorch, from_snntorch

@@ -1,5 +1,5 @@
-r"""snnTorch → neurosim: convert a model built from ``snntorch.Leaky`` and ``torch.nn`` layers so that neurosim's
-methods (BPTT, SLTT, SLTT-K) can train it, and copy the trained values back.
+r"""snnTorch → neurosim: convert a model built from ``snntorch.Leaky``, ``snntorch.RLeaky`` and ``torch.nn`` layers
+so that neurosim's methods (BPTT, SLTT, SLTT-K) can train it, and copy the trained values back.
 
 snnTorch models step one time step per call and keep the membrane in the neurons; neurosim models take the
 whole sequence ``[T, B, ...]`` and return an explicit state. The converted network computes exactly what the
@@ -7,7 +7,8 @@ snnTorch one does: every ``Leaky`` becomes :class:`neurosim.nn.LIF` with ``reset
 snnTorch's discretisation (reset from the previous membrane, detached, subtracted undecayed; spike when
 ``v > v_th`` strictly; β clamped to [0, 1]) — see :mod:`neurosim.functional.lif`. Spikes and membrane traces
 are identical, and so are BPTT gradients (``reset_delay=False`` differs in the recorded membrane and rounding:
-see below).
+see below). Every ``RLeaky`` becomes :class:`neurosim.nn.RLIF` on the same LIF, its spikes fed back through the
+same weights: ``mem[t] = β·mem[t−1] + x[t] + V(spk[t−1]) − reset``, with ``spk[0] = 0`` as snnTorch starts.
 
 Supported (``model`` is an ``nn.Sequential`` or a list of layers in execution order; nested ``nn.Sequential``
 is flattened; ``nn.Identity`` is dropped):
@@ -22,6 +23,15 @@ snnTorch / torch layer      neurosim layer
                             converted net returns the spikes; the membrane is in the final state with
                             ``record_membrane``, before the reset with ``reset_delay=False``: see below),
                             surrogates ``atan(alpha)`` (the default), ``fast_sigmoid(slope)``, ``sigmoid(slope)``
+``snntorch.RLeaky``         ``RLIF`` on the same ``LIF`` (every ``Leaky`` option above, and ``reset_delay=False``
+                            as for ``Leaky``) with the recurrence copied: ``linear_features=N`` (``all_to_all``,
+                            ``recurrent`` an ``nn.Linear(N, N)``) → ``connectivity="dense"``, weight and bias;
+                            ``all_to_all=False`` with ``V`` one value per neuron ``(N,)`` → ``"diagonal"``, its
+                            weight ``V``; with one ``V`` for all neurons → ``"diagonal"`` whose ``[N]`` weight is
+                            one shared learnable value (a ``torch.nn.utils.parametrize`` parametrization:
+                            the parameter is ``recurrent.parametrizations.weight.original``, as snnTorch learns
+                            one ``V``; ``N`` is read from the ``nn.Linear`` before it). ``learn_recurrent=False``:
+                            the recurrent parameters do not require grad, as in snnTorch
 ``nn.Conv2d``, ``nn.Linear``  ``Conv2d``, ``Linear`` (weights copied)
 ``nn.MaxPool2d``,           ``MaxPool2d``, ``AvgPool2d``
 ``nn.AvgPool2d``
@@ -31,12 +41,17 @@ snnTorch / torch layer      neurosim layer
 ==========================  ================================================================================
 
 Not supported, with a :class:`UnsupportedSnnTorchError` that lists every offending layer and option at once:
-``Synaptic``, ``Alpha``, ``Lapicque``, ``RLeaky``, ``RSynaptic``, ``SLSTM``/``SConv2dLSTM`` and every other
+``Synaptic``, ``Alpha``, ``Lapicque``, ``RSynaptic``, ``SLSTM``/``SConv2dLSTM`` and every other
 neuron class; per-neuron ``beta`` or ``threshold`` with different values, or learnable per-neuron ones;
 ``state_quant``; graded spikes (``graded_spikes_factor != 1`` or learnable); ``inhibition``; ``reset_delay=False``
 with the ``subtract`` reset (with ``zero`` or ``none`` it converts to the ``immediate`` timing); ``output=True``
 before the last layer; ``surrogate_disable`` and other surrogates (``triangular``, ``spike_rate_escape``, ``SSO``,
-custom); ``MaxPool2d(return_indices=True)``; other ``Flatten`` dims; any other module.
+custom); ``MaxPool2d(return_indices=True)``; other ``Flatten`` dims; any other module. For ``RLeaky`` also: the
+convolutional recurrence (``conv2d_channels``, ``kernel_size``: RLIF feeds back over ``[T, B, N]`` features);
+``reset_mechanism="zero"`` with ``reset_delay=True`` (RLeaky's zero reset discards the whole step after a
+spike, input and feedback too, ``mem[t] = (1 − spk[t−1])·(β·mem[t−1] + x[t] + V·spk[t−1])``, where ``Leaky``
+and neurosim's delayed zero reset keep ``x[t]``); one ``V`` for all neurons with no ``nn.Linear`` before it
+(through BatchNorm1d, Dropout and neurons) to give ``N``; ``V`` of another shape than one value or ``(N,)``.
 
 Differences to know about (forward results are identical in eval mode and without these layers):
 
@@ -55,10 +70,18 @@ Differences to know about (forward results are identical in eval mode and withou
   fused scan computes ``β·v + x`` with one rounding where snnTorch rounds twice, so there membranes agree to
   rounding (a spike can differ only where the membrane lies within a rounding of the threshold). Gradients agree
   to rounding with either backend (the surrogate is taken at the strict threshold, one float above snnTorch's).
-* The converted model keeps the snnTorch model's dtype (e.g. float64).
+* The converted model keeps the snnTorch model's dtype (e.g. float64). (snnTorch 1.0's ``RLeaky`` itself fails
+  in float64: its float32 spikes meet the float64 recurrent ``Linear``.)
+* ``RLeaky`` membranes agree to float rounding, not bit for bit, with either backend: snnTorch sums
+  ``(β·mem + x) + V(spk)``, RLIF ``β·v + (x + V(spk))``. Spikes equal snnTorch's except where a membrane lies
+  within a rounding of the threshold; BPTT gradients (recurrent weights included) agree to rounding. The
+  recorded membrane follows the ``Leaky`` rules above (with ``reset_delay=False``, before the reset).
+* Under SLTT the fed-back spikes are constants, as the membrane is (:mod:`neurosim.nn.recurrent`): the
+  recurrent weights are trained through each step's own use of ``spk[t−1]``, not back through time.
 
 The converted model owns copies of every value: train it, then :func:`copy_to_snntorch` writes the trained
-weights, β and thresholds back into the snnTorch model.
+weights, β and thresholds back into the snnTorch model, and each ``RLeaky``'s recurrent ``Linear`` or ``V`` (in
+place, so the RLeaky and its ``recurrent`` module keep sharing one ``V``).
 
 Example:
     >>> import torch, snntorch as snn
@@ -68,6 +91,13 @@ Example:
     >>> spikes, state = ns(torch.rand(5, 3, 2, 4))       # [T, B, ...] in, [T, B, 4] out
     >>> spikes.shape
     torch.Size([5, 3, 4])
+    >>> rec = nn.Sequential(nn.Linear(8, 4), snn.RLeaky(beta=0.9, linear_features=4, init_hidden=True))
+    >>> from_snntorch(rec)[1]                            # the recurrent Linear's weight and bias copied
+    RLIF(
+      features=4, connectivity='dense'
+      (lif): LIF(...)
+      (recurrent): Linear(in_features=4, out_features=4, bias=True)
+    )
 """
 
 from __future__ import annotations
@@ -98,8 +128,9 @@ class UnsupportedSnnTorchError(ValueError):
         super().__init__(
             f"cannot convert this snnTorch model ({len(problems)} problem{'s' if len(problems) > 1 else ''}):\n"
             f"{lines}\nSupported: snntorch.Leaky (one beta/threshold per layer, subtract|zero|none reset, atan|"
-            "fast_sigmoid|sigmoid surrogate), snntorch.RLeaky (the same options; linear_features or all_to_all=False; "
-            "not the zero reset with reset_delay=True), nn.Conv2d, nn.Linear, nn.MaxPool2d, nn.AvgPool2d, nn.Flatten(), "
+            "fast_sigmoid|sigmoid surrogate), snntorch.RLeaky (the same options; linear_features or "
+            "all_to_all=False; not the zero reset with reset_delay=True), nn.Conv2d, nn.Linear, nn.MaxPool2d, "
+            "nn.AvgPool2d, nn.Flatten(), "
             "nn.BatchNorm1d/2d, nn.Dropout, nn.Identity (see neurosim.interop.snntorch)"
         )
 
@@ -274,9 +305,9 @@ def _convert_rleaky(rleaky, where: str, is_last: bool, backend: str, problems: l
     options = _lif_options(rleaky, where, is_last, problems)
     if rleaky.reset_mechanism == "zero" and getattr(rleaky, "reset_delay", True):
         problems.append(f"{where}: reset_mechanism='zero' with reset_delay=True (RLeaky zeroes the whole next step, "
-                        "its input and feedback too: mem[t] = (1 - spk[t-1])·(β·mem[t-1] + x[t] + V·spk[t-1]), where "
-                        "Leaky and neurosim's delayed zero reset keep the input; use reset_delay=False, 'subtract' "
-                        "or 'none')")
+                        "its input and feedback too: mem[t] = (1 - spk[t-1])·(β·mem[t-1] + x[t] + V·spk[t-1]), "
+                        "where Leaky and neurosim's delayed zero reset keep the input; use reset_delay=False, "
+                        "'subtract' or 'none')")
     rec = rleaky.recurrent  # decide by what forward() calls, not by all_to_all (which could be changed afterwards)
     features = shared = None
     if type(rec) is nn.Conv2d:
@@ -323,7 +354,7 @@ def _convert_rleaky(rleaky, where: str, is_last: bool, backend: str, problems: l
             v = v.to(v.dtype if v.is_floating_point() else torch.get_default_dtype())
             target.to(v.dtype)
             target.weight.copy_(v.reshape(-1).expand(features))
-            if shared:  # one learnable value, as snnTorch's: the parameter is recurrent.parametrizations.weight.original
+            if shared:  # one value, as snnTorch's: the parameter is recurrent.parametrizations.weight.original
                 parametrize.register_parametrization(target, "weight", _SharedValue(features))
             learn = isinstance(rec.V, nn.Parameter) and rec.V.requires_grad
             for p in target.parameters():
@@ -371,7 +402,7 @@ def from_snntorch(model, *, backend: str = "auto") -> nsn.Sequential:
 
     Args:
         model: an ``nn.Sequential`` (or a list of layers in execution order) of ``torch.nn`` layers and
-            ``snntorch.Leaky`` neurons; ``init_hidden=True`` or not.
+            ``snntorch.Leaky``/``snntorch.RLeaky`` neurons; ``init_hidden=True`` or not.
         backend: LIF backend for the converted neurons (``auto`` | ``reference``).
 
     Returns:
@@ -421,9 +452,9 @@ def from_snntorch(model, *, backend: str = "auto") -> nsn.Sequential:
 def copy_to_snntorch(neurosim_model: nsn.Sequential, snntorch_model) -> None:
     """Write a converted model's (trained) values back into the snnTorch model it came from.
 
-    Copies weights, biases, BatchNorm parameters and statistics, and every ``Leaky``'s β and threshold
-    (into its buffer, or its parameter when learnable). ``snntorch_model`` must have the structure that
-    :func:`from_snntorch` converted.
+    Copies weights, biases, BatchNorm parameters and statistics, every ``Leaky``'s and ``RLeaky``'s β and
+    threshold (into its buffer, or its parameter when learnable), and every ``RLeaky``'s recurrent weights.
+    ``snntorch_model`` must have the structure that :func:`from_snntorch` converted.
     """
     import snntorch
 
@@ -452,8 +483,8 @@ def _copy_recurrent(a: nn.Module, b: nn.Module, where: str) -> None:
     the RLeaky and its ``recurrent`` module hold the same ``V`` tensor)."""
     if type(b) is nn.Linear:
         if not isinstance(a, nn.Linear) or a.weight.shape != b.weight.shape:
-            raise ValueError(f"{where}: the RLeaky's recurrent Linear{tuple(b.weight.shape)} has no match in neurosim's "
-                             f"{type(a).__name__}; pass the model that from_snntorch converted")
+            raise ValueError(f"{where}: the RLeaky's recurrent Linear{tuple(b.weight.shape)} has no match in "
+                             f"neurosim's {type(a).__name__}; pass the model that from_snntorch converted")
         b.weight.copy_(a.weight)
         if b.bias is not None:
             b.bias.copy_(a.bias)
@@ -463,8 +494,8 @@ def _copy_recurrent(a: nn.Module, b: nn.Module, where: str) -> None:
     if v.numel() == 1:
         if bool((weight != weight[0]).any()):
             raise ValueError(f"{where}: the RLeaky has one V for every neuron but neurosim's one-to-one weights differ "
-                             f"(from {float(weight.min()):g} to {float(weight.max()):g}); give the snnTorch layer one V "
-                             "per neuron (V=torch.full((N,), v)) to take them")
+                             f"(from {float(weight.min()):g} to {float(weight.max()):g}); give the snnTorch layer one "
+                             "V per neuron (V=torch.full((N,), v)) to take them")
         v.copy_(weight[0].reshape(v.shape))
     else:
         v.copy_(weight.reshape(v.shape))
