@@ -76,6 +76,11 @@ Differences to know about (forward results are identical in eval mode and withou
   ``(β·mem + x) + V(spk)``, RLIF ``β·v + (x + V(spk))``. Spikes equal snnTorch's except where a membrane lies
   within a rounding of the threshold; BPTT gradients (recurrent weights included) agree to rounding. The
   recorded membrane follows the ``Leaky`` rules above (with ``reset_delay=False``, before the reset).
+* ``RLeaky`` with one ``V`` for all neurons: the converted weight stays one value through training, so writing
+  per-neuron values into it (``recurrent.weight.copy_``, ``functional_call`` with a ``[N]`` weight, as RRAM
+  mapping does with one cell pair per neuron) raises an error. To give every neuron its own weight, run
+  ``torch.nn.utils.parametrize.remove_parametrizations(net[i].recurrent, "weight")`` (same spikes); then only an
+  snnTorch model with a per-neuron ``V`` can take the trained values back.
 * Under SLTT the fed-back spikes are constants, as the membrane is (:mod:`neurosim.nn.recurrent`): the
   recurrent weights are trained through each step's own use of ``spk[t−1]``, not back through time.
 

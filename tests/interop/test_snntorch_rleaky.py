@@ -130,15 +130,15 @@ def test_bptt_gradients_of_every_weight_equal_snntorchs(kind, reset):
                                rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["dense", "shared_v"])
-def test_sltt_trains_a_converted_rleaky_and_copy_to_snntorch_gives_the_same_model(kind):
+@pytest.mark.parametrize("kind, method", [("dense", "sltt"), ("shared_v", "sltt_k")])
+def test_sltt_trains_a_converted_rleaky_and_copy_to_snntorch_gives_the_same_model(kind, method):
     layers = _model(kind, learn_beta=True, learn_threshold=True)
     net = from_snntorch(layers)
     x = _input(T=10, B=24, seed=2)
     y = torch.arange(24) % 3
     before = {n: p.detach().clone() for n, p in net.named_parameters()}
     opt = torch.optim.Adam(net.parameters(), lr=0.03)
-    method = get_method("sltt")
+    method = get_method(method, k=3) if method == "sltt_k" else get_method(method)
     losses = []
     for _ in range(12):
         opt.zero_grad()
@@ -173,7 +173,7 @@ def test_per_neuron_v_goes_back_into_the_rleaky():
 
 def test_fixed_recurrent_weights_stay_fixed():
     """learn_recurrent=False: snnTorch's recurrent weights take no gradient, so neither do neurosim's."""
-    for kind in ("dense", "shared_v"):
+    for kind in KINDS:
         net = from_snntorch(_model(kind, learn_recurrent=False))
         assert all(not p.requires_grad for p in net[1].recurrent.parameters())
         net(_input())[0].sum().backward()
@@ -187,6 +187,12 @@ def test_a_shared_v_stays_one_value():
     assert torch.equal(net[1].recurrent.weight, torch.full((8,), 0.6))
     with pytest.raises(ValueError, match=r"one value shared by all 8 neurons.*shape \(8,\) whose values are all equal"):
         net[1].recurrent.weight = torch.linspace(0, 1, 8)
+    # as the module docstring says: removing the parametrization gives every neuron its own weight, same spikes
+    x = _input(seed=3) * 2
+    s, _ = net(x)
+    torch.nn.utils.parametrize.remove_parametrizations(net[1].recurrent, "weight")
+    assert [p.shape for p in net[1].recurrent.parameters()] == [torch.Size([8])]
+    assert 0 < s.mean() < 1 and torch.equal(net(x)[0], s)
 
 
 def test_copy_to_snntorch_refuses_per_neuron_values_for_a_single_v():
