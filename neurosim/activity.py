@@ -66,19 +66,34 @@ def record_outputs(model: nn.Module, x_seq: torch.Tensor, kinds: tuple[type, ...
                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Run ``model(x_seq)`` and return ``(out_seq, {layer name: output sequence [T, B, ...]})``.
 
+    A module called several times in the run has its outputs joined along time, in the order of the calls: the LIF
+    inside an :class:`~neurosim.nn.RLIF` (``layer.lif``), called once per step, gives all ``T`` steps, not the last.
+
     Args:
         model: a neurosim model (``forward(x_seq, state=None) -> (out_seq, state)``).
         x_seq: input ``[T, B, ...]``.
         kinds: module types whose outputs are recorded (default: LIF layers).
+
+    Raises:
+        ValueError: a recorded module's calls give outputs that cannot be joined along time (other batch or
+            neuron shapes: it is not called once per step, or not time-first), naming the module.
     """
-    store: dict[str, torch.Tensor] = {}
+    parts: dict[str, list[torch.Tensor]] = {}
     was_training = model.training
     model.eval()
     try:
-        with _hooks(model, kinds, store.__setitem__):
+        with _hooks(model, kinds, lambda name, out: parts.setdefault(name, []).append(out)):
             out_seq, _ = model(x_seq)
     finally:
         model.train(was_training)
+    store: dict[str, torch.Tensor] = {}
+    for name, outs in parts.items():
+        shapes = {tuple(o.shape[1:]) for o in outs}
+        if len(shapes) > 1:
+            raise ValueError(f"record_outputs: module {name!r} was called {len(outs)} times with outputs of "
+                             f"different shapes after the time dim {sorted(shapes)}; they cannot be joined along "
+                             "time — record other modules (kinds=...)")
+        store[name] = outs[0] if len(outs) == 1 else torch.cat(outs)
     return out_seq, store
 
 
