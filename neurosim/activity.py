@@ -15,6 +15,10 @@ alone by event-driven chips; SANA-FE charges its soma update energy only to the 
 520–525, ``LoihiLifModel::update``, commit 8951ab0). The hook recomputes a LIF layer's membrane from the call's
 input and starting state with the layer's own backend (:func:`neurosim.functional.lif_scan`: the membrane the layer
 computed, bit for bit) and sums the count at once; an LI layer's output is its membrane.
+
+A recurrent layer (:class:`~neurosim.nn.RLIF`) is recorded through its LIF, module ``layer.lif``, which it calls once
+per step with the step's whole current ``x[t] + W_rec·s[t−1]``: its spikes and updates are joined along time (the
+feedback current counts as input), under the name its neuron has in the exported NIR graph once inlined.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 r"""neurosim models ⇄ NIR graphs (Neuromorphic Intermediate Representation, ``nir`` 1.0).
 
 :func:`to_nir` describes a neurosim model (or an snnTorch model neurosim accepts) as a ``nir.NIRGraph`` that
-hardware tools and other SNN libraries read; :func:`from_nir` turns a linear-chain NIR graph back into a
-runnable neurosim :class:`~neurosim.nn.Sequential`; :func:`write_nir` / :func:`read_nir` store graphs in NIR's
-HDF5 file format (the write is atomic).
+hardware tools and other SNN libraries read; :func:`from_nir` turns a linear-chain NIR graph (recurrent layers
+included) back into a runnable neurosim :class:`~neurosim.nn.Sequential`; :func:`write_nir` / :func:`read_nir`
+store graphs in NIR's HDF5 file format (the write is atomic).
 
 **Time constants — the one place where ``dt`` and ``τ`` meet.** neurosim's neurons are discrete,
 ``v[t] = β·v[t−1] + x[t]``. NIR's are continuous, ``τ·dv/dt = (v_leak − v) + R·I``, which a simulator
@@ -49,6 +49,10 @@ neurosim → NIR → snnTorch              what ``import_from_nir`` runs
 ``LIF`` with β = 1 (``IF``)            refused by snnTorch: ``AssertionError: r != 1 not supported``
 ``LI`` readout (``LI``/``I``)          refused by snnTorch: ``ValueError: Unknown node type``
 ``MaxPool2d`` (``maxpool="sumpool"``)  a sum pool (see MaxPool2d below)
+``RLIF`` (zero reset, no bias)         a ``Leaky`` and a ``Linear`` in a loop that nirtorch runs (not an
+                                       ``RLeaky`` module): the same spikes, dense or diagonal
+``RLIF`` with a recurrent bias         the bias enters from the second step on: nirtorch starts the loop's
+                                       feedback at 0, where an RLIF (and ``RLeaky``) adds ``W·0 + b``
 =====================================  ==================================================================
 
 =====================================  ==================================================================
@@ -63,6 +67,8 @@ other ``Leaky`` resets                 the same zero-reset ``LIF`` (snnTorch wri
 scalar ``beta`` or ``threshold``       ``export_to_nir`` fails (nir's type inference: ``type mismatch``):
                                        give ``torch.full(shape, value)`` tensors of the layer's shape
 ``nn.MaxPool2d``                       ``export_to_nir`` fails (``AttributeError``): no NIR node
+zero-reset ``RLeaky`` (written flat:   ``RLIF`` named ``1`` (dense; diagonal for ``all_to_all=False``):
+``1.lif`` ⇄ ``1.w_rec``)               the same spikes
 =====================================  ==================================================================
 
 Call ``export_to_nir(model, sample[1, ...], ignore_dims=[0])`` so that the graph's shapes have no batch dim.
@@ -84,6 +90,7 @@ neurosim layer                 NIR node
 ``Flatten``                    ``Flatten(start_dim=0, end_dim=-1)`` (NIR shapes have no time/batch dims)
 ``Dropout``, ``nn.Identity``   nothing (identity at inference)
 ``LIF``                        ``LIF`` (``IF`` when β = 1)
+``RLIF``                       a subgraph ``input → lif ⇄ recurrent, lif → output`` (see Recurrence below)
 ``LI`` readout                 ``LI`` (``I`` when β = 1)
 =============================  =======================================================================
 
@@ -110,10 +117,23 @@ What NIR cannot say, and how it is kept:
   (:func:`neurosim.estimation.estimate_model`) record the events each max pool passes on and give them to the
   hardware models with the graph, so they count max pooling's operations. Over non-binary inputs (e.g. event
   counts) the two differ more.
+* **Recurrence.** An ``RLIF`` layer named ``k`` is the nested graph ``k`` with nodes ``lif`` (its ``.lif``,
+  written as a LIF layer is: β/τ, threshold, reset kind and timing) and ``recurrent`` (an ``N × N``
+  ``Linear``, or ``Affine`` with the recurrent bias), edges ``input → lif → recurrent → lif → output``: the
+  layout snnTorch's ``RLeaky`` export has, and the one nirtorch runs (the feedback of step ``t − 1`` enters step
+  ``t``). Diagonal connectivity is that matrix with the weights on its diagonal (a ``Scale`` node says the same,
+  but snnTorch's importer and :mod:`hardware_models` read only Linear/Affine feedback; the matrix has exactly one
+  nonzero synapse per neuron, which the estimates count); the subgraph's metadata names the connectivity.
+  Inlined (:func:`hardware_models.graph.flatten_graph`), the neuron is node ``k.lif``, the name of the RLIF's LIF
+  module, so activity recorded per module maps onto it. :func:`from_nir` reads this subgraph, or the same loop
+  written flat (``LIF/IF → Linear/Affine → that LIF/IF``, the Linear feeding and fed by the neuron alone:
+  snnTorch's files), as an RLIF; without neurosim metadata a diagonal matrix gives diagonal connectivity and the
+  neuron's input gain ``dt·R/τ`` is folded into the feedback weights too.
 * Per-neuron ``τ``/``R``/threshold (one value for all neurons is fine, stored as a single number or once per
   neuron in any shape, e.g. flat ``(32,)`` for a conv's ``(2, 4, 4)`` neurons), ``v_leak ≠ 0`` without a synapse before the neuron, ``v_reset ≠ 0``,
-  branching or recurrent graphs, and other node types (``CubaLIF``, ``Scale``, ``Threshold``, ``Delay``,
-  ``Conv1d``, nested graphs) are not importable: :class:`NIRImportError` names the node.
+  branching graphs, cycles other than a recurrent layer's, nested graphs other than a recurrent layer, and other
+  node types (``CubaLIF``, ``Scale``, ``Threshold``, ``Delay``, ``Conv1d``) are not importable:
+  :class:`NIRImportError` names the node.
 
 Example:
     >>> import torch
@@ -158,7 +178,8 @@ FORMAT_VERSION = 1  # of the neurosim metadata written into graphs
 
 _EXPORTABLE = ("Linear, Conv2d, BatchNorm1d/2d (folded into the preceding Linear/Conv2d), SumPool2d, AvgPool2d, "
                "MaxPool2d (with maxpool='sumpool'), Flatten, Dropout, LIF, RLIF, LI, nn.Identity")
-_IMPORTABLE = "Input, Output, Affine, Linear, Conv2d, SumPool2d, AvgPool2d, Flatten, LIF, IF, LI, I"
+_IMPORTABLE = ("Input, Output, Affine, Linear, Conv2d, SumPool2d, AvgPool2d, Flatten, LIF, IF, LI, I, and recurrent "
+               "layers (a subgraph or loop LIF/IF ⇄ Linear/Affine)")
 
 
 class NIRExportError(ValueError):
@@ -925,7 +946,8 @@ def from_nir(graph: nir.NIRGraph, dt_s: float = 1e-3, *, dtype: torch.dtype = to
     ``dt_s`` turning their time constants into per-step decays.
 
     Args:
-        graph: a ``nir.NIRGraph`` that is one chain ``Input → … → Output``.
+        graph: a ``nir.NIRGraph`` that is one chain ``Input → … → Output``; a recurrent layer in it (a subgraph
+            or a flat loop ``LIF/IF ⇄ Linear/Affine``, see the module docstring) becomes an ``RLIF``.
         dt_s: seconds per time step for nodes without neurosim metadata (the dt the graph was made for).
         dtype: floating dtype of the model's parameters.
 

@@ -15,7 +15,7 @@ from hardware_models import analyze
 from neurosim.activity import record_outputs
 from neurosim.export import NIRExportError, NIRImportError, from_nir, read_nir, to_nir, write_nir
 from neurosim.export.cli import export_notes
-from neurosim.nn import LI, LIF, RLIF, Conv2d, Flatten, Linear, Sequential
+from neurosim.nn import LI, RLIF, Conv2d, Flatten, Linear, Sequential
 
 
 def _binary(shape, p=0.4, seed=0):
@@ -128,7 +128,8 @@ def test_a_flat_lif_linear_loop_without_metadata_imports_as_nir_defines_it(r_is_
 
 def test_without_metadata_a_diagonal_feedback_matrix_reads_as_diagonal_connectivity():
     o = np.ones(3)
-    sub = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([3])), "output": nir.Output(output_type=np.array([3])),
+    sub = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([3])),
+                              "output": nir.Output(output_type=np.array([3])),
                               "lif": nir.LIF(tau=o * 1e-2, r=o * 10, v_leak=0 * o, v_threshold=o, v_reset=0 * o),
                               "w": nir.Linear(weight=np.diag([0.5, -1.0, 2.0]))},
                        edges=[("input", "lif"), ("lif", "w"), ("w", "lif"), ("lif", "output")], type_check=False)
