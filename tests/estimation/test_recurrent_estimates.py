@@ -13,7 +13,7 @@ import torch
 
 from neurosim.activity import activity_profile, record_outputs
 from neurosim.cli import main
-from neurosim.estimation import estimate_model
+from neurosim.estimation import estimate_files, estimate_model
 from neurosim.nn import LIF, RLIF, Linear, Sequential
 
 
@@ -117,6 +117,8 @@ def test_estimate_outputs_of_a_recurrent_model_name_its_neurons(tmp_path):
     assert sorted(est["activity"]["spikes_per_inference"]) == ["1.lif", "3"]
     assert isinstance(nir.read(str(tmp_path / "model.nir")).nodes["1"], nir.NIRGraph)
     assert "1.lif" in report.estimates["loihi"].per_layer
+    again = estimate_files(tmp_path / "model.nir", tmp_path / "activity.json", ["loihi"])  # the files alone
+    assert again.estimates["loihi"].synops == report.estimates["loihi"].synops > 0
 
 
 @pytest.fixture
