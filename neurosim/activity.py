@@ -15,6 +15,10 @@ alone by event-driven chips; SANA-FE charges its soma update energy only to the 
 520–525, ``LoihiLifModel::update``, commit 8951ab0). The hook recomputes a LIF layer's membrane from the call's
 input and starting state with the layer's own backend (:func:`neurosim.functional.lif_scan`: the membrane the layer
 computed, bit for bit) and sums the count at once; an LI layer's output is its membrane.
+
+A recurrent layer (:class:`~neurosim.nn.RLIF`) is recorded through its LIF, module ``layer.lif``, which it calls once
+per step with the step's whole current ``x[t] + W_rec·s[t−1]``: its spikes and updates are joined along time (the
+feedback current counts as input), under the name its neuron has in the exported NIR graph once inlined.
 """
 
 from __future__ import annotations
@@ -66,19 +70,34 @@ def record_outputs(model: nn.Module, x_seq: torch.Tensor, kinds: tuple[type, ...
                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Run ``model(x_seq)`` and return ``(out_seq, {layer name: output sequence [T, B, ...]})``.
 
+    A module called several times in the run has its outputs joined along time, in the order of the calls: the LIF
+    inside an :class:`~neurosim.nn.RLIF` (``layer.lif``), called once per step, gives all ``T`` steps, not the last.
+
     Args:
         model: a neurosim model (``forward(x_seq, state=None) -> (out_seq, state)``).
         x_seq: input ``[T, B, ...]``.
         kinds: module types whose outputs are recorded (default: LIF layers).
+
+    Raises:
+        ValueError: a recorded module's calls give outputs that cannot be joined along time (other batch or
+            neuron shapes: it is not called once per step, or not time-first), naming the module.
     """
-    store: dict[str, torch.Tensor] = {}
+    parts: dict[str, list[torch.Tensor]] = {}
     was_training = model.training
     model.eval()
     try:
-        with _hooks(model, kinds, store.__setitem__):
+        with _hooks(model, kinds, lambda name, out: parts.setdefault(name, []).append(out)):
             out_seq, _ = model(x_seq)
     finally:
         model.train(was_training)
+    store: dict[str, torch.Tensor] = {}
+    for name, outs in parts.items():
+        shapes = {tuple(o.shape[1:]) for o in outs}
+        if len(shapes) > 1:
+            raise ValueError(f"record_outputs: module {name!r} was called {len(outs)} times with outputs of "
+                             f"different shapes after the time dim {sorted(shapes)}; they cannot be joined along "
+                             "time — record other modules (kinds=...)")
+        store[name] = outs[0] if len(outs) == 1 else torch.cat(outs)
     return out_seq, store
 
 

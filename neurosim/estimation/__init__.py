@@ -154,6 +154,7 @@ def _module_node_names(model, graph) -> dict[str, str]:
     """Map the model's spiking, LI readout and max-pooling module names to their NIR nodes (max pools: the
     ``SumPool2d`` nodes tagged ``MaxPool2d``), in order."""
     import nir
+    from hardware_models.graph import flatten_graph
 
     from neurosim.export.nir import META_KEY
     from neurosim.nn import LI, LIF, MaxPool2d
@@ -162,6 +163,9 @@ def _module_node_names(model, graph) -> dict[str, str]:
         return isinstance(node, nir.SumPool2d) and (getattr(node, "metadata", None) or {}).get(
             META_KEY, {}).get("layer") == "MaxPool2d"
 
+    # a recurrent layer is a subgraph: its neuron is node 'layer.lif' once inlined, as the hardware models read it,
+    # and module 'layer.lif' in the model (the RLIF's LIF, which the profile records once per step)
+    graph = flatten_graph(graph)
     out: dict[str, str] = {}
     order = _topological(graph)
     for kind, what, is_node in ((LIF, "spiking", lambda n: isinstance(n, (nir.LIF, nir.IF, nir.CubaLIF))),
@@ -179,21 +183,30 @@ def _module_node_names(model, graph) -> dict[str, str]:
 
 
 def _topological(graph) -> list[str]:
+    """The nodes in the order signals reach them; on a cycle (a recurrent loop) the node it is entered at comes
+    first (the first waiting node that an ordered node feeds), then the rest of the loop."""
     succ: dict[str, list[str]] = {k: [] for k in graph.nodes}
     indeg = {k: 0 for k in graph.nodes}
     for a, b in graph.edges:
         succ[a].append(b)
         indeg[b] += 1
     ready = [k for k, d in indeg.items() if d == 0]
-    order = []
-    while ready:
+    order: list[str] = []
+    done: set[str] = set()
+    while len(order) < len(indeg):
+        if not ready:  # every waiting node is on a cycle: enter it where the ordered part feeds it
+            fed = [b for a in order for b in succ[a] if b not in done]
+            ready.append(fed[0] if fed else next(k for k in graph.nodes if k not in done))
         k = ready.pop(0)
+        if k in done:
+            continue
         order.append(k)
+        done.add(k)
         for b in succ[k]:
             indeg[b] -= 1
-            if indeg[b] == 0:
+            if indeg[b] == 0 and b not in done:
                 ready.append(b)
-    return order + [k for k in graph.nodes if k not in order]
+    return order
 
 
 def estimate_checkpoint(path: str | Path, targets: Sequence[str] | None = None, *, samples: int | None = 64,

@@ -47,19 +47,48 @@ def cmd_export(args) -> int:
     except ValueError as e:  # e.g. a dt_s that is no time step
         raise UserError(f"--dt-s: {e}" if args.dt_s is not None else str(e)) from None
     write_nir(graph, out)
-    kinds = [type(n).__name__ for n in graph.nodes.values() if not isinstance(n, (nir.Input, nir.Output))]
+    kinds = [_kind(n) for n in graph.nodes.values() if not isinstance(n, (nir.Input, nir.Output))]
     print(f"wrote {out}: {len(kinds)} nodes ({', '.join(kinds)}), dt = {dt_s * 1e3:g} ms")
     for note in export_notes(graph):
         print(f"  note: {note}")
     return 0
 
 
+def _kind(node) -> str:
+    """A node's type; a subgraph's with its inner nodes (an RLIF layer: ``NIRGraph(LIF ⇄ Linear)``)."""
+    import nir
+
+    if not isinstance(node, nir.NIRGraph):
+        return type(node).__name__
+    inner = [type(n).__name__ for n in node.nodes.values() if not isinstance(n, (nir.Input, nir.Output))]
+    return f"NIRGraph({' ⇄ '.join(inner)})"
+
+
+def _leaves(graph, prefix: str = ""):
+    """``(name, node)`` of every node, those of subgraphs as ``subgraph.node`` (as the hardware models name them)."""
+    import nir
+
+    for name, node in graph.nodes.items():
+        if isinstance(node, nir.NIRGraph):
+            yield from _leaves(node, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", node
+
+
 def export_notes(graph) -> list[str]:
     """What other tools will read differently from neurosim in ``graph`` (neurosim reads it back exactly)."""
+    import nir
+
     from neurosim.export.nir import META_KEY
 
     found: dict[str, list[str]] = {}
     for name, node in graph.nodes.items():
+        meta = (getattr(node, "metadata", None) or {}).get(META_KEY, {})
+        rec = isinstance(node, nir.NIRGraph) and meta.get("layer") == "RLIF"
+        if rec and any(isinstance(n, nir.Affine) for n in node.nodes.values()):
+            found.setdefault("recurrent bias: snnTorch's import (nirtorch) adds it from the second step on, "
+                             "neurosim and snnTorch's RLeaky from the first", []).append(name)
+    for name, node in _leaves(graph):
         meta = (getattr(node, "metadata", None) or {}).get(META_KEY, {})
         if meta.get("layer") == "LIF" and meta.get("reset") != "zero":
             found.setdefault(f"reset = {meta['reset']!r}: other tools read a reset to zero", []).append(name)

@@ -1,9 +1,9 @@
 r"""neurosim models ⇄ NIR graphs (Neuromorphic Intermediate Representation, ``nir`` 1.0).
 
 :func:`to_nir` describes a neurosim model (or an snnTorch model neurosim accepts) as a ``nir.NIRGraph`` that
-hardware tools and other SNN libraries read; :func:`from_nir` turns a linear-chain NIR graph back into a
-runnable neurosim :class:`~neurosim.nn.Sequential`; :func:`write_nir` / :func:`read_nir` store graphs in NIR's
-HDF5 file format (the write is atomic).
+hardware tools and other SNN libraries read; :func:`from_nir` turns a linear-chain NIR graph (recurrent layers
+included) back into a runnable neurosim :class:`~neurosim.nn.Sequential`; :func:`write_nir` / :func:`read_nir`
+store graphs in NIR's HDF5 file format (the write is atomic).
 
 **Time constants — the one place where ``dt`` and ``τ`` meet.** neurosim's neurons are discrete,
 ``v[t] = β·v[t−1] + x[t]``. NIR's are continuous, ``τ·dv/dt = (v_leak − v) + R·I``, which a simulator
@@ -49,6 +49,10 @@ neurosim → NIR → snnTorch              what ``import_from_nir`` runs
 ``LIF`` with β = 1 (``IF``)            refused by snnTorch: ``AssertionError: r != 1 not supported``
 ``LI`` readout (``LI``/``I``)          refused by snnTorch: ``ValueError: Unknown node type``
 ``MaxPool2d`` (``maxpool="sumpool"``)  a sum pool (see MaxPool2d below)
+``RLIF`` (zero reset, no bias)         a ``Leaky`` and a ``Linear`` in a loop that nirtorch runs (not an
+                                       ``RLeaky`` module): the same spikes, dense or diagonal
+``RLIF`` with a recurrent bias         the bias enters from the second step on: nirtorch starts the loop's
+                                       feedback at 0, where an RLIF (and ``RLeaky``) adds ``W·0 + b``
 =====================================  ==================================================================
 
 =====================================  ==================================================================
@@ -63,6 +67,8 @@ other ``Leaky`` resets                 the same zero-reset ``LIF`` (snnTorch wri
 scalar ``beta`` or ``threshold``       ``export_to_nir`` fails (nir's type inference: ``type mismatch``):
                                        give ``torch.full(shape, value)`` tensors of the layer's shape
 ``nn.MaxPool2d``                       ``export_to_nir`` fails (``AttributeError``): no NIR node
+zero-reset ``RLeaky`` (written flat:   ``RLIF`` named ``1`` (dense; diagonal for ``all_to_all=False``):
+``1.lif`` ⇄ ``1.w_rec``)               the same spikes
 =====================================  ==================================================================
 
 Call ``export_to_nir(model, sample[1, ...], ignore_dims=[0])`` so that the graph's shapes have no batch dim.
@@ -84,6 +90,7 @@ neurosim layer                 NIR node
 ``Flatten``                    ``Flatten(start_dim=0, end_dim=-1)`` (NIR shapes have no time/batch dims)
 ``Dropout``, ``nn.Identity``   nothing (identity at inference)
 ``LIF``                        ``LIF`` (``IF`` when β = 1)
+``RLIF``                       a subgraph ``input → lif ⇄ recurrent, lif → output`` (see Recurrence below)
 ``LI`` readout                 ``LI`` (``I`` when β = 1)
 =============================  =======================================================================
 
@@ -110,10 +117,23 @@ What NIR cannot say, and how it is kept:
   (:func:`neurosim.estimation.estimate_model`) record the events each max pool passes on and give them to the
   hardware models with the graph, so they count max pooling's operations. Over non-binary inputs (e.g. event
   counts) the two differ more.
+* **Recurrence.** An ``RLIF`` layer named ``k`` is the nested graph ``k`` with nodes ``lif`` (its ``.lif``,
+  written as a LIF layer is: β/τ, threshold, reset kind and timing) and ``recurrent`` (an ``N × N``
+  ``Linear``, or ``Affine`` with the recurrent bias), edges ``input → lif → recurrent → lif → output``: the
+  layout snnTorch's ``RLeaky`` export has, and the one nirtorch runs (the feedback of step ``t − 1`` enters step
+  ``t``). Diagonal connectivity is that matrix with the weights on its diagonal (a ``Scale`` node says the same,
+  but snnTorch's importer and :mod:`hardware_models` read only Linear/Affine feedback; the matrix has exactly one
+  nonzero synapse per neuron, which the estimates count); the subgraph's metadata names the connectivity.
+  Inlined (:func:`hardware_models.graph.flatten_graph`), the neuron is node ``k.lif``, the name of the RLIF's LIF
+  module, so activity recorded per module maps onto it. :func:`from_nir` reads this subgraph, or the same loop
+  written flat (``LIF/IF → Linear/Affine → that LIF/IF``, the Linear feeding and fed by the neuron alone:
+  snnTorch's files), as an RLIF; without neurosim metadata a diagonal matrix gives diagonal connectivity and the
+  neuron's input gain ``dt·R/τ`` is folded into the feedback weights too.
 * Per-neuron ``τ``/``R``/threshold (one value for all neurons is fine, stored as a single number or once per
   neuron in any shape, e.g. flat ``(32,)`` for a conv's ``(2, 4, 4)`` neurons), ``v_leak ≠ 0`` without a synapse before the neuron, ``v_reset ≠ 0``,
-  branching or recurrent graphs, and other node types (``CubaLIF``, ``Scale``, ``Threshold``, ``Delay``,
-  ``Conv1d``, nested graphs) are not importable: :class:`NIRImportError` names the node.
+  branching graphs, cycles other than a recurrent layer's, nested graphs other than a recurrent layer, and other
+  node types (``CubaLIF``, ``Scale``, ``Threshold``, ``Delay``, ``Conv1d``) are not importable:
+  :class:`NIRImportError` names the node.
 
 Example:
     >>> import torch
@@ -145,6 +165,7 @@ from torch import nn
 from neurosim import nn as nsn
 from neurosim._io import atomic_write_bytes
 from neurosim.functional.lif import strict_threshold
+from neurosim.nn.recurrent import CONNECTIVITIES
 
 __all__ = [
     "MAXPOOL_MODES", "NIRExportError", "NIRImportError", "beta_gain_from_tau_r", "from_nir", "read_nir",
@@ -156,8 +177,9 @@ META_KEY = "neurosim"  # node.metadata[META_KEY]: what NIR cannot express, for a
 FORMAT_VERSION = 1  # of the neurosim metadata written into graphs
 
 _EXPORTABLE = ("Linear, Conv2d, BatchNorm1d/2d (folded into the preceding Linear/Conv2d), SumPool2d, AvgPool2d, "
-               "MaxPool2d (with maxpool='sumpool'), Flatten, Dropout, LIF, LI, nn.Identity")
-_IMPORTABLE = "Input, Output, Affine, Linear, Conv2d, SumPool2d, AvgPool2d, Flatten, LIF, IF, LI, I"
+               "MaxPool2d (with maxpool='sumpool'), Flatten, Dropout, LIF, RLIF, LI, nn.Identity")
+_IMPORTABLE = ("Input, Output, Affine, Linear, Conv2d, SumPool2d, AvgPool2d, Flatten, LIF, IF, LI, I, and recurrent "
+               "layers (a subgraph or loop LIF/IF ⇄ Linear/Affine)")
 
 
 class NIRExportError(ValueError):
@@ -357,6 +379,38 @@ def _neuron_node(m: nn.Module, shape: tuple[int, ...], dt_s: float, where: str):
     return nir.LI(tau=full(tau_s), r=full(r), v_leak=full(0.0), metadata=meta)
 
 
+def _recurrent_node(m: nsn.RLIF, shape: tuple[int, ...], dt_s: float, where: str) -> nir.NIRGraph:
+    """An RLIF layer as the subgraph ``input → lif ⇄ recurrent, lif → output`` (snnTorch's ``RLeaky`` layout).
+
+    The neuron is :func:`_neuron_node` of the layer's ``.lif`` (β/τ, threshold, reset kind and timing in its
+    metadata, as for a LIF layer); ``recurrent`` is an ``N × N`` ``Linear`` (``Affine`` with the recurrent bias).
+    Diagonal connectivity is written as that matrix with the weights on its diagonal: NIR's ``Scale`` would say
+    the same, but snnTorch's importer and the hardware models read only Linear/Affine as the recurrent synapse,
+    and a diagonal matrix has exactly one nonzero synapse per neuron, which is what the estimates count. The
+    subgraph's metadata names the connectivity, so neurosim reads a diagonal layer back as one.
+    """
+    n = m.features
+    if shape != (n,):
+        raise NIRExportError(f"{where}: an RLIF({n}) layer takes a 1-d input of {n} features, but this layer gets "
+                             f"shape {shape}")
+    lif = _neuron_node(m.lif, shape, dt_s, where)
+    rec = m.recurrent
+    if m.connectivity == "dense":
+        w = _np(rec.weight)
+    else:
+        w = np.diag(_np(rec.weight))
+    bias = getattr(rec, "bias", None)
+    syn = nir.Linear(weight=w) if bias is None else nir.Affine(weight=w, bias=_np(bias))
+    _typed(syn, shape, shape)
+    meta = {META_KEY: {"layer": "RLIF", "connectivity": m.connectivity}}
+    return nir.NIRGraph(
+        nodes={"input": nir.Input(input_type=np.array(shape)), "lif": lif, "recurrent": syn,
+               "output": nir.Output(output_type=np.array(shape))},
+        edges=[("input", "lif"), ("lif", "recurrent"), ("recurrent", "lif"), ("lif", "output")],
+        metadata=meta, type_check=True,
+    )
+
+
 def _pool_node(m: nn.Module, shape: tuple[int, ...], out: tuple[int, ...], maxpool: str, where: str):
     if len(shape) != 3:
         raise NIRExportError(f"{where}: pooling needs per-sample input (C, H, W), got {shape}")
@@ -481,6 +535,9 @@ def to_nir(model, input_shape, dt_s: float = 1e-3, *, maxpool: str = "error") ->
         elif isinstance(m, (nsn.LIF, nsn.LI)):
             out = shape
             node = _neuron_node(m, shape, dt_s, where)
+        elif isinstance(m, nsn.RLIF):
+            out = shape
+            node = _recurrent_node(m, shape, dt_s, where)
         else:
             raise NIRExportError(f"{where} has no NIR equivalent; supported layers: {_EXPORTABLE}")
         nodes[name] = node
@@ -595,12 +652,68 @@ def _conv2d_types(node: nir.Conv2d) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ import
+_SPIKING = (nir.LIF, nir.IF)
+_LOOP = "Input → LIF/IF ⇄ Linear/Affine (N × N), LIF/IF → Output"
+
+
+def _recurrent_parts(sub: nir.NIRGraph, key: str) -> tuple[str, str]:
+    """``(neuron, synapse)`` node names of a subgraph that is one recurrent LIF layer (:data:`_LOOP`: what
+    :func:`to_nir` writes for an RLIF and snnTorch for an ``RLeaky``); NIRImportError naming ``key`` otherwise."""
+    nodes = sub.nodes
+    kinds = {k: type(n).__name__ for k, n in nodes.items()}
+    ins = [k for k, n in nodes.items() if isinstance(n, nir.Input)]
+    outs = [k for k, n in nodes.items() if isinstance(n, nir.Output)]
+    lifs = [k for k, n in nodes.items() if isinstance(n, _SPIKING)]
+    syns = [k for k, n in nodes.items() if isinstance(n, (nir.Linear, nir.Affine))]
+    edges = {(str(a), str(b)) for a, b in sub.edges}
+    if len(nodes) == 4 and len(ins) == len(outs) == len(lifs) == len(syns) == 1:
+        i, o, lif, syn = ins[0], outs[0], lifs[0], syns[0]
+        if edges == {(i, lif), (lif, syn), (syn, lif), (lif, o)} and len(sub.edges) == 4:
+            return lif, syn
+    raise NIRImportError(
+        f"node {key!r} is a nested NIR graph (nodes {kinds}, edges {sorted(edges)}) but not a recurrent LIF layer; "
+        f"neurosim imports a subgraph only as an RLIF: {_LOOP}"
+    )
+
+
+def _collapse_loops(graph: nir.NIRGraph) -> nir.NIRGraph:
+    """``graph`` with every flat recurrent loop ``LIF → W → LIF`` (``W`` a Linear/Affine whose only input and only
+    output is that neuron: snnTorch's flat ``RLeaky`` export) put into a subgraph of the :data:`_LOOP` form, named
+    after the neuron's prefix (``1`` for ``1.lif`` and ``1.w_rec``) or the neuron. Other cycles are left alone
+    (:func:`_chain` refuses them)."""
+    nodes = dict(graph.nodes)
+    edges = [(str(a), str(b)) for a, b in graph.edges]
+    found = []
+    for syn, node in nodes.items():
+        if not isinstance(node, (nir.Linear, nir.Affine)):
+            continue
+        pre = [a for a, b in edges if b == syn]
+        post = [b for a, b in edges if a == syn]
+        if len(pre) == len(post) == 1 and pre == post and isinstance(nodes.get(pre[0]), _SPIKING):
+            found.append((pre[0], syn))
+    if not found:
+        return graph
+    for lif, syn in found:
+        head = lif.rpartition(".")[0]
+        key = head if head and head == syn.rpartition(".")[0] and head not in nodes else lif
+        inner_in, inner_out = "input", "output"
+        shape = np.asarray(np.asarray(nodes[syn].weight).shape[:1])
+        sub = nir.NIRGraph(
+            nodes={inner_in: nir.Input(input_type=shape), "lif": nodes[lif], "recurrent": nodes[syn],
+                   inner_out: nir.Output(output_type=shape)},
+            edges=[(inner_in, "lif"), ("lif", "recurrent"), ("recurrent", "lif"), ("lif", inner_out)],
+            type_check=False)
+        edges = [e for e in edges if e not in ((lif, syn), (syn, lif))]
+        edges = [(key if a == lif else a, key if b == lif else b) for a, b in edges]
+        nodes = {(key if k == lif else k): (sub if k == lif else n) for k, n in nodes.items() if k != syn}
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=dict(graph.metadata or {}), type_check=False)
+
+
 def _chain(graph: nir.NIRGraph) -> list[str]:
     nodes = graph.nodes
-    nested = [k for k, n in nodes.items() if isinstance(n, nir.NIRGraph)]
-    if nested:
-        raise NIRImportError(f"node(s) {nested} are nested NIR graphs (subgraphs, e.g. recurrent layers); "
-                             "neurosim imports flat linear chains only")
+    for k, n in nodes.items():
+        if isinstance(n, nir.NIRGraph):
+            _recurrent_parts(n, k)  # a recurrent layer, or an error naming the subgraph
     succ: dict[str, list[str]] = {k: [] for k in nodes}
     pred: dict[str, list[str]] = {k: [] for k in nodes}
     for a, b in graph.edges:
@@ -625,7 +738,8 @@ def _chain(graph: nir.NIRGraph) -> list[str]:
     while succ[k]:
         k = succ[k][0]
         if k in order:
-            raise NIRImportError(f"node {k!r} is on a cycle; neurosim imports feed-forward chains only")
+            raise NIRImportError(f"node {k!r} is on a cycle; neurosim imports feed-forward chains, and recurrent "
+                                 f"layers in the form {_LOOP}")
         order.append(k)
     stray = [n for n in nodes if n not in order]
     if stray:
@@ -681,8 +795,10 @@ def _str(v) -> str:
     return v.decode("utf8") if isinstance(v, bytes) else str(v)
 
 
-def _input_transform(prev: nn.Module | None, gain: float, offset: float, where: str) -> None:
-    """Fold a neuron's input gain and constant input (``v_leak·dt/τ``) into the synapse right before it."""
+def _input_transform(prev: nn.Module | None, gain: float, offset: float, where: str,
+                     recurrent: nn.Module | None = None) -> None:
+    """Fold a neuron's input gain and constant input (``v_leak·dt/τ``) into the synapse right before it (and the
+    gain into a recurrent layer's feedback weights, the neuron's other input)."""
     if math.isclose(gain, 1.0, rel_tol=1e-9, abs_tol=0.0) and offset == 0.0:
         return
     if not isinstance(prev, (nn.Linear, nn.Conv2d)):
@@ -692,9 +808,10 @@ def _input_transform(prev: nn.Module | None, gain: float, offset: float, where: 
             "potential); check dt_s (it must be the dt the graph was made for)"
         )
     with torch.no_grad():
-        prev.weight.mul_(gain)
-        if prev.bias is not None:
-            prev.bias.mul_(gain)
+        for syn in (prev, recurrent) if recurrent is not None else (prev,):
+            syn.weight.mul_(gain)
+            if syn.bias is not None:
+                syn.bias.mul_(gain)
         if offset != 0.0:
             if prev.bias is None:
                 prev.bias = nn.Parameter(torch.zeros(prev.weight.shape[0], dtype=prev.weight.dtype))
@@ -702,7 +819,7 @@ def _input_transform(prev: nn.Module | None, gain: float, offset: float, where: 
 
 
 def _import_neuron(node, shape: tuple[int, ...], dt_s: float, prev: nn.Module | None, where: str,
-                   dtype: torch.dtype = torch.float32) -> nn.Module:
+                   dtype: torch.dtype = torch.float32, recurrent: nn.Module | None = None) -> nn.Module:
     meta = _meta(node)
     spiking = isinstance(node, (nir.LIF, nir.IF))
     tau = math.inf if isinstance(node, (nir.IF, nir.I)) else _uniform(node.tau, shape, "tau", where)
@@ -736,7 +853,7 @@ def _import_neuron(node, shape: tuple[int, ...], dt_s: float, prev: nn.Module | 
         beta, gain = beta_gain_from_tau_r(tau, r, dt_s)
     except ValueError as e:
         raise NIRImportError(f"{where}: {e}") from None
-    _input_transform(prev, gain, 0.0 if tau == math.inf else v_leak * dt_s / tau, where)
+    _input_transform(prev, gain, 0.0 if tau == math.inf else v_leak * dt_s / tau, where, recurrent)
     if not spiking:
         return _in_dtype(nsn.LI(beta), dtype, beta)
     v_th = _uniform(node.v_threshold, shape, "v_threshold", where)
@@ -752,6 +869,44 @@ def _import_neuron(node, shape: tuple[int, ...], dt_s: float, prev: nn.Module | 
     above = strict_threshold(v_th, dtype)
     lif = nsn.LIF(None, dt_s * 1e3, beta=beta, v_th=above, reset="zero", reset_timing="immediate")
     return _in_dtype(lif, dtype, beta, above)
+
+
+def _import_recurrent(sub: nir.NIRGraph, key: str, shape: tuple[int, ...], dt_s: float, prev: nn.Module | None,
+                      dtype: torch.dtype) -> nsn.RLIF:
+    """An RLIF from a recurrent subgraph (:data:`_LOOP`): its neuron as :func:`_import_neuron` reads a LIF node
+    (exactly from neurosim's metadata; else as NIR defines it, the input gain folded into the feed-forward synapse
+    before the subgraph and into the feedback weights), its feedback weights and bias as they are. The subgraph's
+    neurosim metadata names the connectivity; without it (snnTorch's ``RLeaky``), a diagonal matrix is read as
+    ``diagonal`` (snnTorch's ``all_to_all=False``) and any other as ``dense``."""
+    lif_key, syn_key = _recurrent_parts(sub, key)
+    where = f"recurrent layer {key!r} (nested graph: {lif_key!r} ⇄ {syn_key!r})"
+    node, syn = sub.nodes[lif_key], sub.nodes[syn_key]
+    w = np.asarray(syn.weight, dtype=np.float64)
+    n = w.shape[0] if w.ndim == 2 else -1
+    if w.ndim != 2 or w.shape != (n, n):
+        raise NIRImportError(f"{where}: the feedback weight must be a square N × N matrix, got shape {w.shape}")
+    if shape != (n,):
+        raise NIRImportError(f"{where}: {n} recurrent neurons receive input of shape {shape}; an RLIF takes a 1-d "
+                             f"input of {n} features (a Linear/Affine or Flatten before it)")
+    bias = np.asarray(syn.bias, dtype=np.float64) if isinstance(syn, nir.Affine) else None
+    if bias is not None and bias.shape != (n,):
+        raise NIRImportError(f"{where}: feedback bias has shape {bias.shape}, expected ({n},)")
+    connectivity = _str(_meta(sub).get("connectivity", ""))
+    if connectivity not in CONNECTIVITIES:
+        connectivity = "diagonal" if n > 1 and np.array_equal(w, np.diag(np.diag(w))) else "dense"
+    elif connectivity == "diagonal" and not np.array_equal(w, np.diag(np.diag(w))):
+        raise NIRImportError(f"{where}: its neurosim metadata says diagonal connectivity but the feedback matrix has "
+                             "weights off its diagonal; the node was edited after export")
+    layer = nsn.RLIF(n, None, 1.0, connectivity=connectivity, bias=bias is not None, beta=0.5).to(dtype)
+    with torch.no_grad():
+        layer.recurrent.weight.copy_(torch.tensor(w if connectivity == "dense" else np.diag(w).copy()))
+        if bias is not None:
+            layer.recurrent.bias.copy_(torch.tensor(bias))
+    if not isinstance(node, _SPIKING):
+        raise NIRImportError(f"{where}: node {lif_key!r} must be LIF or IF")
+    layer.lif = _import_neuron(node, shape, dt_s, prev, f"node {key}.{lif_key} ({type(node).__name__})", dtype,
+                               recurrent=layer.recurrent)
+    return layer
 
 
 def _in_dtype(layer: nn.Module, dtype: torch.dtype, beta: float, v_th: float | None = None,
@@ -791,7 +946,8 @@ def from_nir(graph: nir.NIRGraph, dt_s: float = 1e-3, *, dtype: torch.dtype = to
     ``dt_s`` turning their time constants into per-step decays.
 
     Args:
-        graph: a ``nir.NIRGraph`` that is one chain ``Input → … → Output``.
+        graph: a ``nir.NIRGraph`` that is one chain ``Input → … → Output``; a recurrent layer in it (a subgraph
+            or a flat loop ``LIF/IF ⇄ Linear/Affine``, see the module docstring) becomes an ``RLIF``.
         dt_s: seconds per time step for nodes without neurosim metadata (the dt the graph was made for).
         dtype: floating dtype of the model's parameters.
 
@@ -805,6 +961,7 @@ def from_nir(graph: nir.NIRGraph, dt_s: float = 1e-3, *, dtype: torch.dtype = to
     if not isinstance(graph, nir.NIRGraph):
         raise TypeError(f"from_nir needs a nir.NIRGraph (e.g. from read_nir), got {type(graph).__name__}")
     dt_s = _check_dt(dt_s)
+    graph = _collapse_loops(graph)
     order = _chain(graph)
     first = graph.nodes[order[0]]
     in_t = first.input_type.get("input") if isinstance(first.input_type, dict) else None
@@ -876,10 +1033,12 @@ def from_nir(graph: nir.NIRGraph, dt_s: float = 1e-3, *, dtype: torch.dtype = to
             m = nsn.Flatten()
         elif isinstance(node, (nir.LIF, nir.IF, nir.LI, nir.I)):
             m = _import_neuron(node, shape, dt_s, prev, where, dtype)
+        elif isinstance(node, nir.NIRGraph):
+            m = _import_recurrent(node, key, shape, dt_s, prev, dtype)
         else:
             raise NIRImportError(f"{where}: node type {kind} is not supported; neurosim imports {_IMPORTABLE}")
         m = m.to(dtype)
-        if not isinstance(m, (nsn.LIF, nsn.LI)):
+        if not isinstance(m, (nsn.LIF, nsn.LI, nsn.RLIF)):  # (neurons keep the shape)
             try:
                 with torch.no_grad():
                     y = m(torch.zeros(1, 1, *shape, dtype=dtype))

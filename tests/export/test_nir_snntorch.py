@@ -16,6 +16,7 @@ snn = pytest.importorskip("snntorch", minversion="1.0",
 from snntorch.export_nir import export_to_nir  # noqa: E402 - both need nirtorch
 from snntorch.import_nir import import_from_nir  # noqa: E402
 
+from neurosim.activity import record_outputs as record  # noqa: E402
 from neurosim.export import from_nir, read_nir, to_nir, write_nir  # noqa: E402
 from neurosim.nn import LI, LIF, AvgPool2d, Conv2d, Flatten, Linear, Sequential, SumPool2d  # noqa: E402
 
@@ -222,3 +223,79 @@ def test_snntorch_export_fails_on_max_pool():
     with pytest.raises(AttributeError):  # its module map returns None for MaxPool2d; nirtorch then fails on it
         _export(net)
     assert isinstance(to_nir(net, (2, 6, 6), dt_s=DT_S, maxpool="sumpool").nodes["2"], nir.SumPool2d)
+
+
+# ------------------------------------------------------------------------------ recurrent layers (RLIF ⇄ RLeaky)
+def _zero_rleaky_state(net):
+    for m in net.modules():
+        if isinstance(m, snn.RLeaky):
+            m.mem, m.spk = torch.zeros(0), torch.zeros(0)  # re-made at the input's shape on the next call
+
+
+def _rleaky_net(all_to_all: bool, n=5):
+    """Linear(4 → n) → RLeaky(n), zero reset in the step that spikes (what NIR's LIF means), per-neuron β and
+    threshold (the exporter needs them); dense feedback has snnTorch's default bias, diagonal feedback ``V``."""
+    torch.manual_seed(3)
+    kw = dict(linear_features=n) if all_to_all else dict(V=torch.linspace(-1.0, 1.0, n))
+    rleaky = snn.RLeaky(beta=torch.full((n,), 0.9), threshold=torch.full((n,), 0.5), all_to_all=all_to_all,
+                        init_hidden=True, reset_mechanism="zero", reset_delay=False, **kw)
+    return _scaled(nn.Sequential(nn.Linear(4, n), rleaky), 2.0)
+
+
+@pytest.mark.parametrize("all_to_all", [True, False])
+def test_snntorch_rleaky_file_runs_in_neurosim_as_an_rlif_with_the_same_spikes(all_to_all, tmp_path):
+    """snnTorch writes an RLeaky flat (``1.lif`` ⇄ ``1.w_rec``); from_nir reads the loop as one RLIF named ``1``."""
+    from neurosim.nn import RLIF
+
+    net = _rleaky_net(all_to_all)
+    x = _binary((30, 3, 4), p=0.5, seed=7)
+    _zero_rleaky_state(net)
+    with torch.no_grad():
+        ref = torch.stack([net(xt) for xt in x])
+    _assert_spiking(ref)
+    graph = export_to_nir(net, torch.zeros(1, 4), ignore_dims=[0])
+    assert {"1.lif", "1.w_rec"} <= set(graph.nodes)
+    model = from_nir(read_nir(write_nir(graph, tmp_path / "rleaky.nir")), dt_s=DT_S)
+    assert isinstance(model[1], RLIF) and model[1].connectivity == ("dense" if all_to_all else "diagonal")
+    assert torch.equal(model(x)[0], ref)
+
+
+def _neurosim_recurrent(connectivity, bias):
+    from neurosim.nn import RLIF
+
+    torch.manual_seed(4)
+    net = _scaled(Sequential(Linear(4, 5), RLIF(5, beta=0.9, v_th=0.5, reset="zero", connectivity=connectivity,
+                                                bias=bias), Linear(5, 3), LIF(beta=0.8, v_th=0.4, reset="zero")), 2.0)
+    if connectivity == "diagonal":
+        with torch.no_grad():
+            net[1].recurrent.weight.copy_(torch.linspace(-1.0, 1.0, 5))
+    return net.eval()
+
+
+@pytest.mark.parametrize("connectivity", ["dense", "diagonal"])
+def test_neurosim_rlif_runs_in_snntorch_with_the_same_spikes(connectivity, tmp_path):
+    """snnTorch 1.0 reads the subgraph through nirtorch as a Leaky and a Linear in a loop (not an RLeaky module):
+    the feedback of step t − 1 enters step t, as in an RLIF."""
+    net = _neurosim_recurrent(connectivity, bias=False)
+    x = _binary((30, 3, 4), p=0.5, seed=8)
+    ref, _ = net(x)
+    _, rec = record(net, x)
+    assert 0 < rec["1.lif"].mean() < 1
+    imported = import_from_nir(read_nir(write_nir(to_nir(net, (4,), dt_s=DT_S), tmp_path / "rlif.nir")))
+    assert not any(isinstance(m, snn.RLeaky) for m in imported.modules())
+    assert torch.equal(_run_imported(imported, x), ref)
+
+
+def test_snntorch_adds_the_recurrent_bias_only_from_the_second_step():
+    """nirtorch starts a loop's feedback at zero, not at ``W·0 + b``: the imported network runs as the RLIF whose
+    first step lacks the bias (export_notes says so)."""
+    net = _neurosim_recurrent("dense", bias=True)[:2]  # Linear → RLIF: the output is the recurrent layer's spikes
+    x = _binary((30, 3, 4), p=0.5, seed=9)
+    out = _run_imported(import_from_nir(to_nir(net, (4,), dt_s=DT_S)), x)
+    with torch.no_grad():
+        current = net[0](x)
+        current[0] -= net[1].recurrent.bias  # the bias missing at step 0
+        expected, _ = net[1](current)
+    _assert_spiking(expected)
+    assert torch.equal(out, expected)
+    assert not torch.equal(out, net(x)[0])
