@@ -276,7 +276,15 @@ class DataConfig:
 
 
 METHODS = ("bptt", "sltt", "sltt_k")
-LOSSES = ("rate_ce", "tet", "sltt_mix")
+LOSSES = ("rate_ce", "tet", "sltt_mix", "max_ce", "last_ce")  # neurosim.training.losses.LOSS_NAMES
+PER_STEP_LOSSES = ("tet", "sltt_mix")  # those SLTT and SLTT-K can take one step at a time
+# why each other loss cannot be taken one step at a time (the error train.method = 'sltt' | 'sltt_k' gives)
+_NOT_PER_STEP = {
+    "rate_ce": "the cross-entropy of the time-averaged output is not a sum of per-step terms",
+    "max_ce": "the maximum over time is known only after the last step, and SLTT backpropagates each step as it runs",
+    "last_ce": "with the temporal gradient cut, the last step's loss trains the weights on the last step's input "
+               "only, so nothing the network should have held from earlier steps is learned",
+}
 LOSS_TARGETS = ("ones", "onehot")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("cosine", "none")
@@ -290,7 +298,9 @@ class TrainConfig:
     k: int = 2  # sltt_k: time steps per batch that get a backward pass
     time_chunk: int | None = None  # steps per call; None: the method's (bptt ~128 samples on CPU, sltt 1, sltt_k auto)
     epochs: int = 5  # passes over the training split
-    loss: str = "rate_ce"  # rate_ce: CE on time-averaged output | tet: mean per-step CE | sltt_mix
+    # rate_ce: CE on time-averaged output | tet: mean per-step CE | sltt_mix | max_ce: CE on the maximum over time
+    # (SHD's membrane read-out) | last_ce: CE on the last step (read at the end); each predicts by what it trains
+    loss: str = "rate_ce"
     loss_lambda: float = 0.05  # sltt_mix: weight of the MSE term, (1−λ)·CE + λ·MSE (SLTT paper: 0.05)
     loss_target: str = "ones"  # sltt_mix: MSE towards ones (the official code's φ = 1) | onehot (its -mse_n_reg)
     optimizer: str = "adam"  # adam | adamw | sgd
@@ -320,10 +330,11 @@ class TrainConfig:
         if self.weight_decay is None:  # AdamW without decay would be Adam: take torch's default as PyTorch users expect
             object.__setattr__(self, "weight_decay", 0.01 if self.optimizer == "adamw" else 0.0)
         _non_negative(self, "weight_decay", "momentum")
-        if self.method in ("sltt", "sltt_k") and self.loss == "rate_ce":
+        if self.method in ("sltt", "sltt_k") and self.loss not in PER_STEP_LOSSES:
             raise InvalidValue("loss", f"method {self.method!r} computes the loss one step at a time and needs a "
-                                       "per-step loss; set train.loss = 'tet' or 'sltt_mix' (the paper's), not "
-                                       "'rate_ce'")
+                                       f"per-step loss, which {self.loss!r} is not ({_NOT_PER_STEP[self.loss]}); "
+                                       "set train.loss = 'tet' or 'sltt_mix' (the paper's), or keep "
+                                       f"train.loss = {self.loss!r} with train.method = 'bptt'")
         _check_device(self)
 
 
