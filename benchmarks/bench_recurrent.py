@@ -5,8 +5,9 @@ Spiking Heidelberg Digits' sizes (700 input channels, 20 classes; Cramer et al.,
 the last Linear's output at every step, and the loss is the same per-step cross-entropy for everyone
 (neurosim's ``TET``: mean over steps of CE(o_t, y)), which both libraries compute identically and SLTT needs.
 T = 100, batch 32, input Bernoulli(0.02) spikes, β = exp(−1/2) ≈ 0.61, threshold 1, subtract reset, atan
-surrogate, a recurrent bias (snnTorch's recurrent Linear has one), Adam; the first Linear's weights are scaled ×8 (after ``torch.manual_seed(0)``) so that the hidden
-layer spikes (~10 % of neurons per step) instead of staying silent at torch's default initialisation.
+surrogate, a recurrent bias (snnTorch's recurrent Linear has one), Adam. The first Linear's weights are scaled ×8
+(after ``torch.manual_seed(0)``) so that the hidden layer spikes (~8 % of neurons per step) instead of staying
+silent at torch's default initialisation.
 
 Peers:
 

@@ -27,8 +27,9 @@ learnable decay or threshold, membrane recording) are LIF's. While a hook watche
 ``.lif``, or any global module hook: the activity profiler, raster plots), ``.lif`` is called as a module once per
 step, so the hook sees every step's total current ``x[t] + W_rec·s[t−1]`` and the :class:`LIFState`.
 
-**The fused scan.** Unwatched, with the fused LIF's options (``immediate`` reset timing, a fixed β and threshold,
-float32/float64, backend not ``reference``) and the stock ``.recurrent`` modules, the whole sequence is one
+**The fused scan.** Unwatched, with a fixed β and threshold, float32/float64 input, a backend other than
+``reference`` and the stock ``.recurrent`` modules (every reset; the ``delayed`` timing without a graph or with
+the temporal path cut, where its per-step loop's backward is not differentiable twice), the whole sequence is one
 autograd node (:class:`_RLIFScan`) with the same spikes, bit for bit (the same torch ops in the same order), and
 the gradients of the per-step graph (tested to 1e-12 in float64; the sums run in another order). Why: the
 per-step graph of ``T`` steps holds ~6·T autograd nodes and calls LIF's checks and dispatch ``T`` times; on the
@@ -162,11 +163,13 @@ class RLIF(nn.Module):
                 return True
         return any(getattr(_module, f"_global{name}", True) for name in _HOOKS)
 
-    def _fusable(self, x_seq: torch.Tensor, v: torch.Tensor, s: torch.Tensor) -> bool:
+    def _fusable(self, x_seq: torch.Tensor, v: torch.Tensor, s: torch.Tensor, temporal: bool) -> bool:
         """Whether :class:`_RLIFScan` computes what the per-step loop would (see the module docstring)."""
         lif = self.lif
+        if lif.reset_timing == "delayed" and temporal and _needs_graph(x_seq, v, s, self.recurrent):
+            return False  # the loop's backward through time can be differentiated again there: keep it
         return (type(lif) is LIF and type(self.recurrent) in (nn.Linear, DiagonalRecurrent)
-                and lif.reset_timing == "immediate" and not lif.learn_beta and not lif.learn_threshold
+                and not lif.learn_beta and not lif.learn_threshold
                 and lif.backend != "reference" and type(x_seq) is torch.Tensor
                 and x_seq.dtype in (torch.float32, torch.float64)
                 and not self._watched() and not torch.is_autocast_enabled(x_seq.device.type)
@@ -176,13 +179,13 @@ class RLIF(nn.Module):
     def _forward_fused(self, x_seq: torch.Tensor, v: torch.Tensor, s: torch.Tensor, at_rest: bool,
                        temporal: bool) -> tuple[torch.Tensor, RLIFState]:
         lif = self.lif
-        v_th = lif.params().v_th  # a Python number, read without a device wait on GPUs after the first time
-        beta = lif.beta_value.to(x_seq.dtype)  # = torch.as_tensor(float(β), dtype), as lif_scan makes it, on device
+        params = lif.params()  # β and θ as Python numbers, read without a device wait on GPUs after the first time
+        # immediate timing: β as lif_scan hands it to addcmul (torch.as_tensor(float(β), dtype)), made on the device
+        beta = lif.beta_value.to(x_seq.dtype) if lif.reset_timing == "immediate" else params.beta
         weight, bias = self.recurrent.weight, self.recurrent.bias
-        diagonal = self.connectivity == "diagonal"
-        cfg = (v_th, lif.reset, lif.detach_reset, lif.surrogate, diagonal, at_rest)
-        if not torch.is_grad_enabled() or not any(t.requires_grad for t in (x_seq, v, s, weight, bias)
-                                                  if t is not None):
+        cfg = _Config(params.v_th, lif.reset, lif.detach_reset, lif.surrogate, lif.reset_timing == "delayed",
+                      self.connectivity == "diagonal", at_rest)
+        if not _needs_graph(x_seq, v, s, self.recurrent):
             s_seq, v_last, h_seq = _scan(x_seq, v, s, weight, bias, beta, cfg, keep_h=lif.record_membrane)
             return s_seq, RLIFState(v_last, s_seq[-1].clone(), h_seq)
         if not temporal:
@@ -200,7 +203,7 @@ class RLIF(nn.Module):
         x_seq = _float_input(x_seq)
         v, s = self._start(x_seq, state, given)
         temporal = is_temporal_grad_enabled()
-        if x_seq.shape[0] and self._fusable(x_seq, v, s):
+        if x_seq.shape[0] and self._fusable(x_seq, v, s, temporal):
             return self._forward_fused(x_seq, v, s, state is None, temporal)
         # the per-step loop: .lif called as a module at every step (hooks, other LIF options, traced code)
         lif_state = LIFState(v)
@@ -224,6 +227,23 @@ class RLIF(nn.Module):
         return f"features={self.features}, connectivity={self.connectivity!r}"
 
 
+def _needs_graph(x_seq, v, s, recurrent: nn.Module) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (
+        x_seq, v, s, recurrent.weight, recurrent.bias))
+
+
+class _Config(NamedTuple):
+    """What :class:`_RLIFScan` needs besides tensors."""
+
+    v_th: float
+    reset: str
+    detach_reset: bool
+    surrogate: object  # neurosim.functional.Surrogate
+    delayed: bool  # snnTorch's reset timing (LIF's reset_timing="delayed")
+    diagonal: bool  # one recurrent weight per neuron
+    at_rest: bool  # the run starts from rest: s0 is zeros
+
+
 def _recurrent_current(x: torch.Tensor, s: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                        diagonal: bool) -> torch.Tensor:
     """``x + W·s (+ b)``, rounded as ``x + RLIF.recurrent(s)`` is (``nn.Linear``: ``F.linear``;
@@ -237,25 +257,40 @@ def _recurrent_current(x: torch.Tensor, s: torch.Tensor, weight: torch.Tensor, b
     return torch.add(x, rec, out=rec)  # addition commutes bit for bit
 
 
-def _scan(x_seq, v0, s0, weight, bias, beta, cfg, keep_h: bool):
-    """The RLIF forward without autograd: ``(spikes, final v, pre-reset membranes h or None)``, new tensors.
+def _scan(x_seq, v0, s0, weight, bias, beta, cfg: _Config, keep_h: bool):
+    """The RLIF forward without autograd: ``(spikes, final v, membranes or None)``, new tensors. The membranes are
+    the pre-reset ``h`` (immediate timing) or ``v`` (delayed), as LIF records them.
 
-    Per step the ops of the per-step loop — the recurrent current as :func:`_recurrent_current`, then the LIF step
-    as :class:`neurosim.functional.lif._LIFStep` (``h = addcmul(x, β, v)``, ``s = h ≥ θ``, the reset) — so the
-    spikes are the loop's bit for bit. A run from rest (``at_rest``) skips step 0's product with the zero spikes:
-    ``x + (0·W + b)`` is ``x + b``."""
-    v_th, reset, _, _, diagonal, at_rest = cfg
-    T = x_seq.shape[0]  # time steps
+    Per step the ops of the per-step loop, in its order — the recurrent current as :func:`_recurrent_current`,
+    then the LIF step as :class:`neurosim.functional.lif._LIFStep` (immediate: ``h = addcmul(x, β, v)``,
+    ``s = h ≥ θ``, the reset) or ``_scan_delayed`` (``v = β·v + x − θ·r`` with ``r = s`` of the step before,
+    ``s = v > θ``) — so the spikes are the loop's bit for bit. A run from rest (``at_rest``) skips step 0's product
+    with the zero spikes: ``x + (0·W + b)`` is ``x + b``."""
+    v_th, reset, diagonal = cfg.v_th, cfg.reset, cfg.diagonal
     s_seq = torch.empty(x_seq.shape, dtype=x_seq.dtype, device=x_seq.device)
     h_seq = torch.empty_like(s_seq) if keep_h else None
-    scratch = None if keep_h else torch.empty_like(v0)
-    buf = torch.empty_like(v0) if reset != "none" else None  # the state, rewritten each step
+    if cfg.delayed:
+        r = torch.gt(v0, v_th).to(v0.dtype)  # the reset of step 0: heaviside(v0 − θ, strict); then s[t−1]
+    else:
+        scratch = None if keep_h else torch.empty_like(v0)
+        buf = torch.empty_like(v0) if reset != "none" else None  # the state, rewritten each step
     v, s = v0, s0
-    for t in range(T):
-        if t == 0 and at_rest:
+    for t in range(x_seq.shape[0]):
+        if t == 0 and cfg.at_rest:
             current = x_seq[0] if bias is None else x_seq[0] + bias
         else:
             current = _recurrent_current(x_seq[t], s, weight, bias, diagonal)
+        if cfg.delayed:  # snnTorch's Leaky/RLeaky: the reset from the previous membrane, subtracted undecayed
+            if reset == "zero":
+                v = torch.mul(torch.rsub(r, 1).mul_(beta), v).add_(current)  # β·(1 − r)·v + x
+            else:
+                v = torch.mul(v, beta).add_(current)  # β·v + x
+                if reset == "subtract":
+                    v.sub_(r, alpha=v_th)  # − θ·r: exact product, one rounding as the loop's
+            if keep_h:
+                h_seq[t] = v
+            s = r = torch.gt(v, v_th, out=s_seq[t])  # v − θ > 0 ⟺ v > θ (IEEE)
+            continue
         h = torch.addcmul(current, beta, v, out=h_seq[t] if keep_h else scratch)
         s = torch.ge(h, v_th, out=s_seq[t])  # 0./1. in h's dtype
         if reset == "subtract":
@@ -264,66 +299,72 @@ def _scan(x_seq, v0, s0, weight, bias, beta, cfg, keep_h: bool):
             v = torch.addcmul(h, h, s, value=-1.0, out=buf)
         else:
             v = h
-    if reset == "none":
+    if not cfg.delayed and reset == "none":
         v = v.clone()  # not a view of h_seq or the scratch buffer
     return s_seq, v, h_seq
 
 
-def _spikes_before(h_seq: torch.Tensor, s0: torch.Tensor | None, v_th: float) -> torch.Tensor:
-    """The spikes fed back into each step, ``[s0, s_0, …, s_{T−2}]``, recomputed from ``h`` (``s = h ≥ θ``);
-    ``s0`` None: zeros (a run from rest). Detached: constants in the weight's gradient."""
+def _fired(h_seq: torch.Tensor, cfg: _Config) -> torch.Tensor:
+    """The spikes, recomputed from the recorded membranes (``h ≥ θ``; delayed timing ``v > θ``)."""
+    return (torch.gt if cfg.delayed else torch.ge)(h_seq, cfg.v_th).to(h_seq.dtype)
+
+
+def _spikes_before(h_seq: torch.Tensor, s0: torch.Tensor | None, cfg: _Config) -> torch.Tensor:
+    """The spikes fed back into each step, ``[s0, s_0, …, s_{T−2}]``, recomputed from the membranes; ``s0`` None:
+    zeros (a run from rest). Detached: constants in the weight's gradient."""
     s_prev = torch.empty_like(h_seq)
     if s0 is None:
         s_prev[0].zero_()
     else:
         s_prev[0] = s0.detach()
-    torch.ge(h_seq[:-1], v_th, out=s_prev[1:])
+    s_prev[1:] = _fired(h_seq[:-1], cfg)
     return s_prev
 
 
 class _RLIFScan(torch.autograd.Function):
-    """A whole RLIF sequence as one autograd node (see the module docstring); saves ``h`` only (and ``W_rec``).
+    """A whole RLIF sequence as one autograd node (see the module docstring); saves the membranes ``h`` (and
+    ``W_rec`` once, for the path back through time; ``s0`` when it is not zero).
 
     Backward (``g_t = σ'(h_t − θ)``; ``gs``: dL/ds_t from the output and from step ``t+1``'s recurrent input;
-    ``gv``: dL/dv_t from step ``t+1``): ``dL/dh_t = (gs + gv·∂v/∂s)·g_t + gv·∂v/∂h|_s (+ dL/dh_t recorded)``,
-    as :class:`neurosim.functional.lif._FusedLIF`; then ``dL/ds_{t−1} = dL/dh_t·W`` (dense) or ``dL/dh_t·w``
+    ``gv``: dL/dv_t from step ``t+1``): ``dL/dh_t = (gs + gv·∂v/∂s)·g_t + gv·∂v/∂h|_s (+ dL/dh_t recorded)``, as
+    :class:`neurosim.functional.lif._FusedLIF`; then ``dL/ds_{t−1} = dL/dh_t·W`` (dense) or ``dL/dh_t·w``
     (diagonal), ``dL/dv_{t−1} = β·dL/dh_t``, ``dL/dx_t = dL/dh_t``, ``dL/dW = Σ_t dL/dh_tᵀ·s_{t−1}`` and
     ``dL/db = Σ_t dL/dh_t``. With the temporal path cut (``cut``: SLTT) ``gs`` and ``gv`` carry nothing back in
-    time, ``dL/dh_t = g_t·dL/ds_t (+ dL/dh_t)``, and the fed-back spikes enter ``dL/dW`` as constants.
+    time, ``dL/dh_t = σ'(h_t − θ)·dL/ds_t (+ dL/dh_t)``, and the fed-back spikes enter ``dL/dW`` as constants;
+    this is the only backward of the delayed timing (``h`` is then its membrane ``v``, and ``s = v > θ``).
     """
 
     @staticmethod
-    def forward(ctx, x_seq, v0, s0, weight, bias, beta, cfg, cut):
+    def forward(ctx, x_seq, v0, s0, weight, bias, beta, cfg: _Config, cut: bool):
         ctx.set_materialize_grads(False)  # unused outputs get None, not full-size zero tensors
         s_seq, v, h_seq = _scan(x_seq, v0, s0, weight, bias, beta, cfg, keep_h=True)
         s_last = s_seq[-1].clone()  # the state's own tensor: in-place changes to the output leave it alone
         if cut:
             ctx.mark_non_differentiable(v, s_last)
         need = ctx.needs_input_grad
-        # W carries gradients back in time (not under the cut); s0 enters dL/dW only
+        # W carries gradients back in time (not under the cut); s0 enters dL/dW only, and is zeros from rest
         through_time = not cut and (x_seq.shape[0] > 1 or need[2])
-        at_rest = cfg[-1]  # s0 is zeros then
-        ctx.save_for_backward(h_seq, s0 if need[3] and not at_rest else None, weight if through_time else None, beta)
-        ctx.cfg, ctx.cut = cfg, cut
+        ctx.save_for_backward(h_seq, s0 if need[3] and not cfg.at_rest else None, weight if through_time else None)
+        ctx.beta, ctx.cfg, ctx.cut = beta, cfg, cut
         return s_seq, v, s_last, h_seq
 
     @staticmethod
     def backward(ctx, grad_s, grad_v, grad_s_last, grad_h):
-        h_seq, s0, weight, beta = ctx.saved_tensors
-        v_th, reset, detach_reset, surrogate, diagonal, _ = ctx.cfg
+        h_seq, s0, weight = ctx.saved_tensors
+        cfg = ctx.cfg
         if ctx.cut:
-            dh = _spatial_dh(h_seq, grad_s, grad_h, v_th, surrogate)
+            dh = _spatial_dh(h_seq, grad_s, grad_h, cfg)
             gv = gs = None
         else:
             if torch.is_grad_enabled():
                 raise RuntimeError(_NO_DOUBLE_BACKWARD)
-            dh, gv, gs = _temporal_dh(h_seq, grad_s, grad_v, grad_s_last, grad_h, weight, beta, ctx.cfg,
+            dh, gv, gs = _temporal_dh(h_seq, grad_s, grad_v, grad_s_last, grad_h, weight, ctx.beta, cfg,
                                       ctx.needs_input_grad[2])
         need = ctx.needs_input_grad
         grad_w = grad_b = None
         if need[3]:
-            s_prev = _spikes_before(h_seq.detach(), s0, v_th)  # constants (sg) under the cut too
-            if diagonal:
+            s_prev = _spikes_before(h_seq.detach(), s0, cfg)  # constants (sg) under the cut too
+            if cfg.diagonal:
                 grad_w = (dh * s_prev).sum((0, 1))
             else:
                 n = dh.shape[-1]
@@ -334,23 +375,24 @@ class _RLIFScan(torch.autograd.Function):
                 None, None, None)
 
 
-def _spatial_dh(h_seq, grad_s, grad_h, v_th: float, surrogate) -> torch.Tensor:
+def _spatial_dh(h_seq, grad_s, grad_h, cfg: _Config) -> torch.Tensor:
     """``dL/dh = σ'(h − θ)·dL/ds (+ dL/dh)`` for all steps at once (the temporal path cut). Under
     ``create_graph=True`` out of place, so that it is differentiated again through the saved ``h`` (an output)."""
     if grad_s is None:
         return grad_h if grad_h is not None else torch.zeros_like(h_seq)
     if torch.is_grad_enabled():
-        dh = surrogate.grad(h_seq - v_th) * grad_s
+        dh = cfg.surrogate.grad(h_seq - cfg.v_th) * grad_s
         return dh if grad_h is None else dh + grad_h
-    dh = surrogate.grad_(h_seq - v_th).mul_(grad_s)
+    dh = cfg.surrogate.grad_(h_seq - cfg.v_th).mul_(grad_s)
     return dh if grad_h is None else dh.add_(grad_h)
 
 
-def _temporal_dh(h_seq, grad_s, grad_v, grad_s_last, grad_h, weight, beta, cfg, need_s0: bool):
-    """The loop back through time: ``(dL/dh for all steps, dL/dv0, dL/ds0 or None unless need_s0)``."""
-    v_th, reset, detach_reset, surrogate, diagonal, _ = cfg
+def _temporal_dh(h_seq, grad_s, grad_v, grad_s_last, grad_h, weight, beta, cfg: _Config, need_s0: bool):
+    """The loop back through time, immediate timing: ``(dL/dh for all steps, dL/dv0, dL/ds0 or None unless
+    need_s0)``."""
+    v_th, reset, detach_reset = cfg.v_th, cfg.reset, cfg.detach_reset
     T = h_seq.shape[0]  # time steps
-    dh = surrogate.grad_(h_seq - v_th)  # g_t for all steps; overwritten step by step with dL/dh_t
+    dh = cfg.surrogate.grad_(h_seq - v_th)  # g_t for all steps; overwritten step by step with dL/dh_t
     gv = grad_v if grad_v is not None else torch.zeros_like(h_seq[0])
     gs = grad_s_last  # dL/ds_{T−1} beyond the spike output: from the returned state
     if grad_s is not None:
@@ -361,12 +403,12 @@ def _temporal_dh(h_seq, grad_s, grad_v, grad_s_last, grad_h, weight, beta, cfg, 
             coef = torch.add(gs, gv, alpha=-v_th) if gs is not None else gv * -v_th
             torch.addcmul(gv, g, coef, out=g)
         elif reset == "zero":
-            keep = gv * (h < v_th)
+            kept = gv * (h < v_th)
             coef = gs if detach_reset else (gs - gv * h if gs is not None else -gv * h)
             if coef is None:
-                g.copy_(keep)
+                g.copy_(kept)
             else:
-                torch.addcmul(keep, g, coef, out=g)
+                torch.addcmul(kept, g, coef, out=g)
         elif gs is None:  # none, or subtract with a detached reset: ∂v/∂s = 0, ∂v/∂h = 1
             g.copy_(gv)
         else:
@@ -377,7 +419,7 @@ def _temporal_dh(h_seq, grad_s, grad_v, grad_s_last, grad_h, weight, beta, cfg, 
         # dL/ds_{t−1}: the recurrent input of step t, plus the output's gradient at t−1
         if t == 0 and not need_s0:
             gs = None
-        elif diagonal:
+        elif cfg.diagonal:
             gs = g * weight if grad_s is None or t == 0 else torch.addcmul(grad_s[t - 1], g, weight)
         elif grad_s is None or t == 0:
             gs = torch.mm(g, weight)

@@ -200,11 +200,12 @@ def _run(layer, x, state, cut, loss_w):
 @pytest.mark.parametrize("reset,detach_reset", [("subtract", False), ("subtract", True), ("zero", False),
                                                 ("zero", True), ("none", False)])
 @pytest.mark.parametrize("cut", [False, True])
-def test_fused_scan_equals_the_per_step_loop(connectivity, reset, detach_reset, cut):
+@pytest.mark.parametrize("timing", ["immediate", "delayed"])
+def test_fused_scan_equals_the_per_step_loop(connectivity, reset, detach_reset, cut, timing):
     for dtype, carried, record in ((torch.float64, False, True), (torch.float64, True, False),
                                    (torch.float32, True, True)):
         layer = _layer(connectivity=connectivity, bias=True, reset=reset, detach_reset=detach_reset,
-                       record_membrane=record).to(dtype)
+                       reset_timing=timing, record_membrane=record).to(dtype)
         with torch.no_grad():
             layer.recurrent.bias.uniform_(-0.3, 0.3)
         g = torch.Generator().manual_seed(3)
@@ -217,7 +218,8 @@ def test_fused_scan_equals_the_per_step_loop(connectivity, reset, detach_reset, 
             state = RLIFState(v0, s0)
         inputs = [x, layer.recurrent.weight, layer.recurrent.bias] + ([v0, s0] if carried and not cut else [])
         s, st, loss = _run(layer, x, state, cut, loss_w)
-        assert type(s.grad_fn).__name__ == "_RLIFScanBackward"  # the fused path ran
+        # the fused path ran; delayed timing through time keeps the loop (differentiable twice, as before)
+        assert (type(s.grad_fn).__name__ == "_RLIFScanBackward") == (timing == "immediate" or cut)
         got = torch.autograd.grad(loss, inputs)
         handle = _looping(layer)
         s_ref, st_ref, loss_ref = _run(layer, x, state, cut, loss_w)
@@ -296,6 +298,9 @@ def test_fused_scan_double_backward_raises_through_time_and_works_with_the_cut()
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     assert got[0].abs().sum() > 0
+    delayed = _layer(reset_timing="delayed")  # the loop's backward, as LIF's delayed timing: differentiable twice
+    (gx,) = torch.autograd.grad(delayed(x)[0].sum(), x, create_graph=True)
+    assert gx.requires_grad
 
 
 def test_fused_scan_saves_less_for_backward():
@@ -311,6 +316,6 @@ def test_fused_scan_saves_less_for_backward():
         sizes.append(meter.peak_bytes)
         if handle:
             handle.remove()
-    h_seq, weight, beta = 20 * 4 * 16 * 8, 16 * 16 * 8, 8  # the membranes, W_rec once, β (from rest: no s0)
-    assert sizes[0] == h_seq + weight + beta
+    h_seq, weight = 20 * 4 * 16 * 8, 16 * 16 * 8  # the membranes and W_rec once (from rest: no s0)
+    assert sizes[0] == h_seq + weight
     assert sizes[1] > 2 * sizes[0]  # the loop: W_rec's reference, the spikes and the membrane at every step
