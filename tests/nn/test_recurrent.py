@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from neurosim.config import ConfigError, ModelConfig, NeuronConfig, config_to_dict
-from neurosim.functional import no_temporal_grad
+from neurosim.functional import LIFState, no_temporal_grad
 from neurosim.functional.surrogate import Surrogate, spike
 from neurosim.nn import LI, LIF, RLIF, Linear, RLIFState, Sequential, build_model, run_chunked
 
@@ -173,3 +173,149 @@ def test_recurrence_holds_a_cue_that_membranes_forget(seed):
     when written); the same network without feedback is at chance."""
     assert _train_on_memory_task(recurrent=True, seed=seed) >= 0.95
     assert _train_on_memory_task(recurrent=False, seed=seed) <= 0.6
+
+
+# --- the fused scan (one autograd node for the sequence) against the per-step loop -------------------------------
+# A forward hook on .lif makes the layer call .lif once per step (its contract with the activity profiler), so a
+# hooked twin runs the per-step loop on the same weights: spikes must be bit-identical and gradients equal.
+
+
+def _looping(layer):
+    """``layer`` with a no-op forward hook on ``.lif``: the per-step loop; returns the hook's handle."""
+    return layer.lif.register_forward_hook(lambda *_: None)
+
+
+def _run(layer, x, state, cut, loss_w):
+    with no_temporal_grad() if cut else torch.enable_grad():
+        s, st = layer(x, state)
+    loss = (s * loss_w).sum()
+    if not cut:
+        loss = loss + (st.v ** 2).sum() + 0.5 * st.s.sum()  # gradients through the returned state as well
+    if st.v_seq is not None:
+        loss = loss + (st.v_seq.tanh() * loss_w).sum()
+    return s, st, loss
+
+
+@pytest.mark.parametrize("connectivity", ["dense", "diagonal"])
+@pytest.mark.parametrize("reset,detach_reset", [("subtract", False), ("subtract", True), ("zero", False),
+                                                ("zero", True), ("none", False)])
+@pytest.mark.parametrize("cut", [False, True])
+@pytest.mark.parametrize("timing", ["immediate", "delayed"])
+def test_fused_scan_equals_the_per_step_loop(connectivity, reset, detach_reset, cut, timing):
+    for dtype, carried, record in ((torch.float64, False, True), (torch.float64, True, False),
+                                   (torch.float32, True, True)):
+        layer = _layer(connectivity=connectivity, bias=True, reset=reset, detach_reset=detach_reset,
+                       reset_timing=timing, record_membrane=record).to(dtype)
+        with torch.no_grad():
+            layer.recurrent.bias.uniform_(-0.3, 0.3)
+        g = torch.Generator().manual_seed(3)
+        x = torch.randn(7, 3, 5, generator=g, dtype=dtype).requires_grad_()
+        loss_w = torch.rand(7, 3, 5, generator=g, dtype=dtype)
+        state = None
+        if carried:  # a state that carries gradient (BPTT across chunks), with spikes in it
+            v0 = torch.randn(3, 5, generator=g, dtype=dtype).requires_grad_()
+            s0 = (torch.rand(3, 5, generator=g) < 0.5).to(dtype).requires_grad_()
+            state = RLIFState(v0, s0)
+        inputs = [x, layer.recurrent.weight, layer.recurrent.bias] + ([v0, s0] if carried and not cut else [])
+        s, st, loss = _run(layer, x, state, cut, loss_w)
+        # the fused path ran; delayed timing through time keeps the loop (differentiable twice, as before)
+        assert (type(s.grad_fn).__name__ == "_RLIFScanBackward") == (timing == "immediate" or cut)
+        got = torch.autograd.grad(loss, inputs)
+        handle = _looping(layer)
+        s_ref, st_ref, loss_ref = _run(layer, x, state, cut, loss_w)
+        handle.remove()
+        assert type(s_ref.grad_fn).__name__ != "_RLIFScanBackward"
+        want = torch.autograd.grad(loss_ref, inputs)
+        assert torch.equal(s, s_ref) and torch.equal(st.s, st_ref.s) and torch.equal(st.v, st_ref.v)
+        assert 0 < s.mean() < 1
+        if record:
+            assert torch.equal(st.v_seq, st_ref.v_seq)
+        assert st.v.requires_grad == st_ref.v.requires_grad and st.s.requires_grad == st_ref.s.requires_grad
+        tol = 1e-12 if dtype == torch.float64 else 1e-5
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+        assert got[1].abs().sum() > 0
+        with torch.no_grad():  # inference: no graph, the same values
+            s_ng, st_ng = layer(x, state)
+        assert torch.equal(s_ng, s) and torch.equal(st_ng.v, st.v) and torch.equal(st_ng.s, st.s)
+
+
+def test_hooks_see_every_step_and_global_hooks_keep_the_loop():
+    layer = _layer()
+    x = torch.randn(6, 2, 5, dtype=torch.float64)
+    seen = []
+    handle = layer.lif.register_forward_hook(lambda m, args, out: seen.append((args[0], args[1], out[0])))
+    s, _ = layer(x)
+    handle.remove()
+    assert len(seen) == 6  # once per step, with that step's total current and the LIFState
+    for t, (current, lif_state, out) in enumerate(seen):
+        prev = s[t - 1] if t else torch.zeros_like(s[0])
+        torch.testing.assert_close(current[0], x[t] + prev @ layer.recurrent.weight.T, rtol=0, atol=1e-12)
+        assert isinstance(lif_state, LIFState) and torch.equal(out[0], s[t])
+    calls = []
+    handle = torch.nn.modules.module.register_module_forward_hook(lambda m, *_: calls.append(m))
+    try:
+        layer(x)
+    finally:
+        handle.remove()
+    assert sum(m is layer.lif for m in calls) == 6
+    assert type(layer(x.requires_grad_())[0].grad_fn).__name__ == "_RLIFScanBackward"  # unhooked again: fused
+
+
+def test_a_replaced_recurrent_module_or_neuron_is_called():
+    layer = _layer()
+    x = torch.randn(6, 2, 5, dtype=torch.float64)
+
+    class Doubled(torch.nn.Linear):  # e.g. a noisy or quantised stand-in for the recurrent weights
+        def forward(self, s):
+            return 2 * super().forward(s)
+
+    twin = _layer()
+    with torch.no_grad():
+        twin.recurrent.weight.mul_(2)
+    doubled = Doubled(5, 5, bias=False).double()
+    doubled.load_state_dict(layer.recurrent.state_dict())
+    layer.recurrent = doubled
+    assert torch.equal(layer(x)[0], twin(x)[0])
+    assert not torch.equal(layer(x)[0], _layer()(x)[0])
+
+
+def test_fused_scan_double_backward_raises_through_time_and_works_with_the_cut():
+    layer = _layer()
+    x = torch.randn(5, 2, 5, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(RuntimeError, match="backend='reference'"):  # as the fused LIF's, and the loop's before
+        torch.autograd.grad(layer(x)[0].sum(), x, create_graph=True)
+    reference = _layer(backend="reference")  # the per-step graph: differentiable twice
+    (gx,) = torch.autograd.grad(reference(x)[0].sum(), x, create_graph=True)
+    assert gx.requires_grad
+    w = torch.linspace(0.5, 1.5, 5, dtype=torch.float64)
+    got, want = [], []
+    for lay, out in ((layer, got), (reference, want)):
+        with no_temporal_grad():
+            s, _ = lay(x)
+        (gx,) = torch.autograd.grad((s * w).sum(), x, create_graph=True)
+        out.extend(torch.autograd.grad((gx ** 2).sum(), [x, lay.recurrent.weight]))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert got[0].abs().sum() > 0
+    delayed = _layer(reset_timing="delayed")  # the loop's backward, as LIF's delayed timing: differentiable twice
+    (gx,) = torch.autograd.grad(delayed(x)[0].sum(), x, create_graph=True)
+    assert gx.requires_grad
+
+
+def test_fused_scan_saves_less_for_backward():
+    from neurosim.training import SavedTensorMeter
+
+    layer = _layer(n=16)
+    x = torch.randn(20, 4, 16, dtype=torch.float64, requires_grad=True)
+    sizes = []
+    for hooked in (False, True):
+        handle = _looping(layer) if hooked else None
+        with SavedTensorMeter() as meter:
+            layer(x)[0].sum().backward()
+        sizes.append(meter.peak_bytes)
+        if handle:
+            handle.remove()
+    h_seq, weight = 20 * 4 * 16 * 8, 16 * 16 * 8  # the membranes and W_rec once (from rest: no s0)
+    assert sizes[0] == h_seq + weight
+    assert sizes[1] > 2 * sizes[0]  # the loop: W_rec's reference, the spikes and the membrane at every step
