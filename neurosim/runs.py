@@ -30,8 +30,8 @@ from neurosim.training import Trainer, best_epoch, load_checkpoint, resolve_devi
 from neurosim.training.checkpoint import check_resumable, config_differences, load_weights, warn_if_part_way
 from neurosim.training.distributed import World, barrier, process_group_from_env
 
-__all__ = ["RunResult", "demo", "estimate_run", "evaluate_checkpoint", "load_or_train", "load_run", "train_run",
-           "train_seeds", "write_report"]
+__all__ = ["RunResult", "demo", "estimate_run", "evaluate_checkpoint", "layer_spikes", "load_or_train", "load_run",
+           "train_run", "train_seeds", "write_report"]
 
 CONFIGS = SHIPPED_CONFIGS  # (the name tests and older scripts use)
 
@@ -255,7 +255,6 @@ def _train_in_folder(cfg: RunConfig, run_dir: Path, resume: bool, progress: bool
 
 
 def _figures(result: RunResult) -> dict[str, str]:
-    from neurosim.activity import record_outputs
     from neurosim.viz import event_frames, raster, save_figure, training_curves
 
     run_dir, made = result.run_dir, {}
@@ -267,13 +266,26 @@ def _figures(result: RunResult) -> dict[str, str]:
                 run_dir / "frames.png")
     made["Input event frames"] = "frames.png"
     x_seq = x0.transpose(0, 1).to(result.trainer.device)
-    out_seq, layers = record_outputs(result.model, x_seq)
+    out_seq, layers = layer_spikes(result.model, x_seq)
     panels = {"input": (x_seq[:, 0] > 0).float()}
     panels.update({f"layer {name}": s[:, 0] for name, s in layers.items()})
     save_figure(raster(panels, title=f"spikes of test sample 0 through every layer (label {label}, "
                                      f"predicted {int(out_seq.sum(0).argmax(-1)[0])})"), run_dir / "raster.png")
     made["Spike raster through every layer"] = "raster.png"
     return made
+
+
+def layer_spikes(model: torch.nn.Module, x_seq: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``(out_seq, {layer name: spikes [T, B, ...]})`` of every spiking layer of ``model`` on ``x_seq`` (the run's
+    raster figure), a recurrent layer (:class:`neurosim.nn.RLIF`) as one layer: its LIF child runs once per step,
+    so what :func:`neurosim.activity.record_outputs` keeps under the child's name is the last step alone."""
+    from neurosim.activity import record_outputs
+    from neurosim.nn import LIF, RLIF
+
+    out_seq, layers = record_outputs(model, x_seq, kinds=(LIF, RLIF))
+    recurrent = [name for name, m in model.named_modules() if isinstance(m, RLIF)]
+    return out_seq, {name: s for name, s in layers.items()
+                     if not any(name.startswith(r + ".") for r in recurrent)}
 
 
 def _processes(size: int, batch_size: int) -> str:
@@ -329,7 +341,8 @@ def write_report(result: RunResult, extra_sections: list[str] | None = None) -> 
         f"- dataset: `{cfg.data.dataset}` ({len(result.data.train.labels)} train / "
         + (f"{len(result.data.val.labels)} validation / " if result.data.val is not None else "")
         + f"{len(result.data.test.labels)} test samples, T = {cfg.data.time_steps} frames)",
-        f"- model: `{cfg.model.kind}` SNN, {sum(p.numel() for p in result.model.parameters()):,} parameters; "
+        f"- model: `{cfg.model.kind}` SNN" + (", recurrent hidden layers (RLIF)" if cfg.model.recurrent else "")
+        + f", {sum(p.numel() for p in result.model.parameters()):,} parameters; "
         f"LIF τ = {cfg.neuron.tau_mem_ms} ms, dt = {cfg.neuron.dt_ms} ms, reset {cfg.neuron.reset}, "
         f"surrogate {cfg.neuron.surrogate}",
         f"- training: {cfg.train.method.upper()}, loss `{cfg.train.loss}`, {cfg.train.optimizer} lr {cfg.train.lr}, "

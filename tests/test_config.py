@@ -286,3 +286,21 @@ def test_load_config_takes_a_shipped_configs_name_as_the_command_line_does(tmp_p
     with pytest.raises(ConfigError, match=r"'nope' does not exist \(nor is it the name of a shipped config: "
                                           r".*quickstart"):
         load_config("nope")
+
+
+def test_model_recurrent_from_set_its_type_and_the_round_trip(tmp_path):
+    base = ["model.kind=mlp", "model.hidden=[16, 8]"]
+    cfg = load_config(None, [*base, "model.recurrent=true"])
+    assert cfg.model.recurrent is True
+    path = tmp_path / "c.toml"
+    path.write_text(dumps_toml(cfg))
+    assert "recurrent = true" in path.read_text() and load_config(path) == cfg
+    assert "recurrent" not in dumps_toml(load_config(None, base))  # written only when set
+    for bad, got in (("1", "1 (an integer)"), ("yes", "'yes' (a string)")):
+        with pytest.raises(ConfigError, match=re.escape(f"--set model.recurrent={bad}: model.recurrent: expected "
+                                                        f"true or false, got {got}")):
+            load_config(None, [*base, f"model.recurrent={bad}"])
+    with pytest.raises(ConfigError, match="model.recurrent: makes the hidden layers recurrent, and there are none"):
+        load_config(None, ["model.recurrent=true"])
+    conv = load_config("quickstart", ["model.hidden=[32]", "model.recurrent=true"])  # conv → flatten → RLIF 32
+    assert conv.model.kind == "conv" and conv.model.recurrent

@@ -81,3 +81,39 @@ def test_a_part_way_checkpoints_warning_points_at_the_callers_line(tiny_checkpoi
                                             f"{epoch}'s 2 batches") as caught:
         load(tiny_checkpoint)
     assert [w.filename for w in caught if "part-way" in str(w.message)] == [__file__]
+
+
+def _recurrent_config(out_dir, method="bptt", **train):
+    from neurosim.config import config_from_dict
+
+    return config_from_dict({
+        "name": f"rec-{method}", "out_dir": str(out_dir), "seed": 1,
+        "data": {"dataset": "event_digits", "time_steps": 5, "batch_size": 32, "train_subset": 64, "test_subset": 32},
+        "model": {"kind": "mlp", "input_shape": [2, 34, 34], "hidden": [24], "recurrent": True, "readout": "membrane"},
+        "neuron": {"tau_mem_ms": 2.0},
+        "train": {"epochs": 1, "lr": 0.003, "threads": 1, "method": method,
+                  **({} if method == "bptt" else {"loss": "tet"}), **train},
+    })
+
+
+def test_a_recurrent_runs_raster_shows_its_recurrent_layer_at_every_step(tmp_path, event_digits_cache, monkeypatch):
+    # the raster recorded the RLIF's LIF child, which runs once per step: the panel "layer 2.lif" held one step
+    import neurosim.viz
+    from neurosim.nn import RLIF
+    from neurosim.runs import layer_spikes, train_run
+
+    drawn = {}
+    real = neurosim.viz.raster
+    monkeypatch.setattr(neurosim.viz, "raster", lambda panels, **kw: drawn.update(panels) or real(panels, **kw))
+    result = train_run(_recurrent_config(tmp_path), progress=False, figures=True)
+    assert isinstance(result.model[2], RLIF)
+    assert list(drawn) == ["input", "layer 2"] and tuple(drawn["layer 2"].shape) == (5, 24)
+    x_seq = torch.as_tensor(result.data.test_frames[:1]).float().transpose(0, 1)
+    with torch.no_grad():
+        hidden, _ = result.model[2](result.model[1](result.model[0](x_seq)))
+    torch.testing.assert_close(drawn["layer 2"], hidden[:, 0], rtol=0, atol=0)
+    assert hidden.sum() > 0  # the layer fires: the panel is not empty by construction
+    report = (result.run_dir / "report.md").read_text()
+    assert "`mlp` SNN, recurrent hidden layers (RLIF)" in report and (result.run_dir / "raster.png").is_file()
+    out_seq, layers = layer_spikes(result.model, x_seq)
+    assert list(layers) == ["2"] and out_seq.shape == (5, 1, 10)

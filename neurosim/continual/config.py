@@ -68,7 +68,9 @@ class TasksConfig:
 
 @dataclass(frozen=True)
 class ContinualModelConfig(ModelConfig):
-    """The network (:class:`neurosim.config.ModelConfig`), with defaults for 8×8 digits: a 64-512-512-10 LIF MLP."""
+    """The network (:class:`neurosim.config.ModelConfig`), with defaults for 8×8 digits: a 64-512-512-10 LIF MLP.
+    ``recurrent = true`` works here too: HLOP then protects each hidden layer's feedback weights as well, so
+    ``hlop.sizes`` needs a size for them (the error lists the protected layers in order)."""
 
     kind: str = "mlp"  # fully connected: permutations destroy the spatial structure convolutions rely on
     input_shape: tuple[int, ...] = (64,)  # 8×8 digits, flattened
@@ -213,8 +215,13 @@ def _paper_schedule(task: int) -> tuple[int, ...]:
     return (max(inc, 0),) * 3
 
 
-def subspace_sizes(hlop: HLOPConfig, task: int, num_layers: int) -> tuple[int, ...]:
+def subspace_sizes(hlop: HLOPConfig, task: int, num_layers: int, names: tuple[str, ...] | None = None
+                   ) -> tuple[int, ...]:
     """New Hebbian rows per protected layer at task ``task`` (0-based).
+
+    Args:
+        names: the protected layers' names, for the error (a recurrent hidden layer adds its feedback weights,
+            ``<layer>.recurrent``, to them).
 
     Raises:
         ConfigError: the schedule has a different number of layers than the model's protected layers.
@@ -222,8 +229,12 @@ def subspace_sizes(hlop: HLOPConfig, task: int, num_layers: int) -> tuple[int, .
     sizes = _paper_schedule(task) if hlop.preset == "pmnist_paper" else hlop.sizes[min(task, len(hlop.sizes) - 1)]
     if len(sizes) != num_layers:
         key = "hlop.preset" if hlop.preset != "none" else "hlop.sizes"
+        which = f" {list(names)}" if names else ""
+        fed_back = [n for n in names or () if n.endswith(".recurrent")]
+        why = (f", the feedback weights of the recurrent hidden layers (model.recurrent) among them: "
+               f"{', '.join(fed_back)}" if fed_back else "")
         raise ConfigError(f"{key}: gives {len(sizes)} subspace sizes per task but HLOP protects {num_layers} "
-                          f"layers; list one size per protected layer (or set hlop.layers)")
+                          f"layers{which}{why}; list one size per protected layer (or set hlop.layers)")
     return tuple(int(s) for s in sizes)
 
 

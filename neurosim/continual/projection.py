@@ -27,6 +27,18 @@ call pattern do not change what HLOP learns (nor, in distribution, which vectors
 Inside :meth:`HLOP.hebbian_only` eval-mode passes teach the rows too (extra passes after a task, on the activity
 the task is evaluated with).
 
+**Recurrent layers** (:class:`neurosim.nn.RLIF`, ``model.recurrent``). A dense recurrence's feedback weights are a
+``Linear`` (``<layer>.recurrent``) and are protected like every other: their presynaptic vector at step ``t`` is the
+layer's own spikes ``s[t−1]`` (zeros at the first step), which the pre-hook sees because the layer calls its
+``.recurrent`` once per step. Projecting both ``W_in`` and ``W_rec`` keeps an old task's input current
+``W_in·x[t] + W_rec·s[t−1]`` at every step unchanged, so by induction over the steps its membranes and spikes are
+unchanged too (tested with exact subspaces). The HLOP paper only trains feed-forward networks; the same projection
+of recurrent weights onto the complement of the old hidden activity is the one of Duncker et al. (NeurIPS 2020,
+"Organizing recurrent network dynamics by task-computation to enable continual learning") for rate RNNs. A
+one-to-one recurrence (``connectivity="diagonal"``) has one weight per neuron, ``[N]``: there is no subspace to
+project on (each neuron's input is one number), so it is not protected; :func:`freeze_non_weights` freezes it with
+the other per-neuron parameters after the first task, which is what keeps it from forgetting.
+
 Typical use (what :func:`neurosim.continual.run_method` does, plus a checkpoint after every task)::
 
     hlop = HLOP(model, lr=0.01)
@@ -76,7 +88,8 @@ __all__ = ["HLOP", "freeze_non_weights", "presynaptic_count", "presynaptic_size"
 
 
 def protectable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Every ``Linear`` and ``Conv2d`` (torch's or neurosim's time-distributed ones) of ``model``, in order."""
+    """Every ``Linear`` and ``Conv2d`` (torch's or neurosim's time-distributed ones) of ``model``, in order; a dense
+    recurrent layer's feedback weights (``<layer>.recurrent``) among them."""
     return [(name, m) for name, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
 
 
@@ -185,7 +198,8 @@ def _conv_patches(module: nn.Conv2d, img: torch.Tensor, index: torch.Tensor) -> 
 
 def freeze_non_weights(model: nn.Module) -> list[str]:
     """Freeze what HLOP's paper freezes after the first task: every parameter with fewer than 2 dims (biases,
-    BatchNorm affine, learnable thresholds and decays) gets ``requires_grad = False``, and BatchNorm layers are put
+    BatchNorm affine, learnable thresholds and decays, one-to-one recurrent weights) gets ``requires_grad = False``,
+    and BatchNorm layers are put
     in eval mode (running statistics fixed). Call again after ``model.train()`` (which re-enables BN updates).
 
     Returns:

@@ -78,6 +78,8 @@ def _setting(cfg: ContinualConfig, tasks: Sequence[Task]) -> str:
     else:
         net = (f"LIF conv net on {list(tasks[0].input_shape)}, channels {list(m.channels)}, "
                f"hidden {list(m.hidden)}, {m.num_classes} outputs")
+    if m.recurrent:
+        net += " with recurrent hidden layers (dense feedback, protected by HLOP too)"
     head = "shared head" if tasks[0].classes is None else "one head per task"
     sizes = "pmnist_paper preset" if cfg.hlop.preset == "pmnist_paper" else [list(s) for s in cfg.hlop.sizes]
     return (f"- tasks: {len(tasks)} × `{cfg.tasks.protocol}` from `{cfg.tasks.source}` ({head}; "

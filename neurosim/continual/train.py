@@ -10,6 +10,8 @@ SLTT-K, whichever ``train.method`` names):
 * ``hlop`` — :class:`neurosim.continual.HLOP`: Hebbian subspaces learn each task's presynaptic activity (during its
   training, then in ``hlop.hebbian_epochs`` Hebbian-only passes in eval mode); later tasks' weight gradients are
   projected onto the orthogonal complement of the old subspaces. The last task learns no subspace (nothing follows).
+  With ``model.recurrent`` the hidden layers' feedback weights are protected too (one more subspace size per hidden
+  layer in ``hlop.sizes``, see :mod:`neurosim.continual.projection`).
 * ``multitask`` — the joint upper bound: one model trained on the union of every task's training data, for the
   same number of epochs (each epoch sees every task's data once). Only its final accuracies exist (one row).
 
@@ -315,7 +317,7 @@ def hlop_plan(cfg: ContinualConfig, model: torch.nn.Module, num_tasks: int
     rows = dict.fromkeys(names, 0)
     schedule = []
     for task in range(num_tasks):
-        sizes = subspace_sizes(cfg.hlop, task, len(names))
+        sizes = subspace_sizes(cfg.hlop, task, len(names), tuple(names))
         if task == num_tasks - 1:
             sizes = (0,) * len(names)
         for name, k in zip(names, sizes):

@@ -1,8 +1,8 @@
 """neurosim.hardware: what a trained model does on real devices (torch side of the hardware models).
 
-:mod:`neurosim.hardware.nonideal` maps Linear/Conv2d weights onto RRAM crossbar conductances and applies the
-device non-idealities (quantisation to conductance levels, programming variation, stuck-at faults, drift, read
-noise, ADC quantisation) as seeded Monte-Carlo chips; :func:`evaluate_nonideal` gives the accuracy over chips and
+:mod:`neurosim.hardware.nonideal` maps Linear/Conv2d weights (and recurrent layers' feedback weights) onto RRAM
+crossbar conductances and applies the device non-idealities (quantisation to conductance levels, programming
+variation, stuck-at faults, drift, read noise, ADC quantisation) as seeded Monte-Carlo chips; :func:`evaluate_nonideal` gives the accuracy over chips and
 :func:`noise_aware_finetune` trains with the same noise. :mod:`neurosim.hardware.report` takes the non-idealities
 from a crossbar target's spec and reports accuracy over chips with σ / fault-rate sweeps (``neurosim estimate
 --nonideal``, flags in :mod:`neurosim.hardware.cli_support`); :mod:`neurosim.hardware.plots` draws accuracy vs σ and
@@ -11,10 +11,12 @@ fault rate, energy breakdowns and tiles used. Energy and latency live in :mod:`h
 
 from neurosim.hardware.nonideal import (
     CrossbarConv2d,
+    CrossbarDiagonal,
     CrossbarLinear,
     NonIdealConfig,
     accuracy,
     apply_nonidealities,
+    crossbar_layers,
     effective_weight,
     evaluate_nonideal,
     noise_aware_finetune,
@@ -39,7 +41,8 @@ from neurosim.hardware.report import (
 )
 
 __all__ = [
-    "CrossbarConv2d", "CrossbarLinear", "NonIdealConfig", "accuracy", "apply_nonidealities", "effective_weight",
+    "CrossbarConv2d", "CrossbarDiagonal", "CrossbarLinear", "NonIdealConfig", "accuracy", "apply_nonidealities",
+    "crossbar_layers", "effective_weight",
     "evaluate_nonideal", "noise_aware_finetune", "perturb_weight", "program_conductances",
     "chip_accuracies", "format_nonideal", "nonideal_config_from_spec", "nonideal_report", "nonideal_report_model",
     "sweep_nonideal", "energy_groups", "plot_accuracy_sweep", "plot_accuracy_vs_fault_rate", "plot_accuracy_vs_sigma",

@@ -23,7 +23,18 @@ and at inference time, per read (every step and sample):
 
 The bias stays digital and exact. With every effect off the model is returned unchanged (a copy), so ideal
 outputs are reproduced exactly; with only per-chip effects the programmed weights are written into a copy of
-each layer; read noise or an ADC replace the layer by :class:`CrossbarLinear` / :class:`CrossbarConv2d`.
+each layer; read noise or an ADC replace the layer by :class:`CrossbarLinear` / :class:`CrossbarConv2d` /
+:class:`CrossbarDiagonal`.
+
+**Recurrent layers** (:class:`neurosim.nn.RLIF`): the feedback weights sit on the chip like the feed-forward ones.
+A dense recurrence's ``.recurrent`` is a ``Linear`` ``N × N`` array whose rows are driven by the layer's own spikes
+of the step before, so it is found and treated as every Linear (on an RRAM chip recurrence is a crossbar whose
+outputs are wired back to its inputs, as in the RRAM liquid state machine, :mod:`neurosim.lsm`). A one-to-one
+recurrence (``connectivity="diagonal"``, :class:`neurosim.nn.DiagonalRecurrent`) is mapped as one differential pair
+of cells per neuron, read by that neuron's own spike (:class:`CrossbarDiagonal`): the same quantisation, variation,
+faults, drift, read noise and ADC, with ``w_max`` the largest of the ``N`` weights. It is not mapped as the
+diagonal of an ``N × N`` array: the ``N² − N`` unused cells there would sit at G_off in both columns of their pairs,
+and their variation and stuck-ON faults would add feedback between neurons that the model does not have.
 
 Example:
     >>> import torch
@@ -49,7 +60,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["NonIdealConfig", "CrossbarLinear", "CrossbarConv2d", "apply_nonidealities", "program_conductances",
+from neurosim.nn.recurrent import DiagonalRecurrent
+
+__all__ = ["NonIdealConfig", "CrossbarLinear", "CrossbarConv2d", "CrossbarDiagonal", "apply_nonidealities",
+           "crossbar_layers", "program_conductances",
            "effective_weight", "perturb_weight", "accuracy", "evaluate_nonideal", "noise_aware_finetune"]
 
 
@@ -240,7 +254,7 @@ class _CrossbarBase(nn.Module):
         the ADC's full scale (every row driven once) clips no count."""
         if self.cfg.adc_bits is None or not x.numel():
             return [x]
-        peak = float(x.max())
+        peak = float(x.detach().max())  # (spikes of layers left trainable carry a graph)
         if peak <= 1:
             return [x]
         if not torch.equal(x, torch.round(x)):
@@ -364,15 +378,57 @@ class CrossbarConv2d(_CrossbarBase):
         return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
 
 
+class CrossbarDiagonal(_CrossbarBase):
+    """A one-to-one recurrence (:class:`neurosim.nn.DiagonalRecurrent`) on one programmed chip: neuron ``i``'s
+    feedback weight is one differential pair of cells whose single row is driven by the neuron's own spike, with read
+    noise and an ADC whose full scale is that pair's cell (one row on).
+
+    Shapes:
+        s: ``[..., N]`` → ``[..., N]``.
+    """
+
+    @staticmethod
+    def _slice_input(x, sl):
+        return x
+
+    @staticmethod
+    def _slice_weight(g, sl):
+        return g
+
+    @staticmethod
+    def _mvm(x, g):
+        return x * g
+
+    @staticmethod
+    def _full_scale(g, y):
+        return g  # one row per column
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        y = self._compute(s)
+        return y if self.bias is None else y + self.bias
+
+
+#: the modules whose weights a chip holds in its cells
+CROSSBAR_KINDS = (nn.Linear, nn.Conv2d, DiagonalRecurrent)
+
+
 # ---------------------------------------------------------------------------------------------- whole models
+def crossbar_layers(model: nn.Module) -> list[str]:
+    """Names of the modules of ``model`` whose weights :func:`apply_nonidealities` maps onto cells, in order:
+    every ``Linear`` and ``Conv2d`` (a dense recurrent layer's ``.recurrent`` included) and every one-to-one
+    recurrence (:class:`neurosim.nn.DiagonalRecurrent`)."""
+    return [n for n, m in model.named_modules() if isinstance(m, CROSSBAR_KINDS)]
+
+
 def _targets(model: nn.Module, layers: Iterable[str] | None) -> list[str]:
-    names = [n for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    names = crossbar_layers(model)
     if layers is None:
         return names
     layers = list(layers)
     unknown = [n for n in layers if n not in names]
     if unknown:
-        raise ValueError(f"layers {unknown} are not Linear/Conv2d modules of the model; those are {names}")
+        raise ValueError(f"layers {unknown} are not Linear/Conv2d modules or recurrences of the model; those are "
+                         f"{names}")
     return layers
 
 
@@ -389,13 +445,15 @@ def _stream_seed(seed: int, role: str, index: int = 0) -> int:
 
 def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
                         layers: Iterable[str] | None = None) -> nn.Module:
-    """One Monte-Carlo chip: a copy of ``model`` whose Linear/Conv2d weights went through ``cfg`` (model unchanged).
+    """One Monte-Carlo chip: a copy of ``model`` whose Linear/Conv2d weights (and recurrent weights) went through
+    ``cfg`` (model unchanged).
 
     Args:
         model: a trained model (e.g. a neurosim ``Sequential``).
         cfg: the non-idealities.
         seed: the chip: the same seed gives the same programming draws and the same read-noise sequence.
-        layers: module names to map onto crossbars (default: every Linear and Conv2d).
+        layers: module names to map onto crossbars (default: :func:`crossbar_layers`, every Linear and Conv2d and
+            the recurrent weights of every :class:`neurosim.nn.RLIF`).
     """
     if not isinstance(cfg, NonIdealConfig):
         raise TypeError(f"cfg must be a NonIdealConfig, got {type(cfg).__name__}")
@@ -418,6 +476,8 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
         if isinstance(m, nn.Conv2d):
             new = CrossbarConv2d(g_pos, g_neg, scale, bias, cfg, read_gen, stride=m.stride, padding=m.padding,
                                  dilation=m.dilation, groups=m.groups, padding_mode=m.padding_mode)
+        elif isinstance(m, DiagonalRecurrent):
+            new = CrossbarDiagonal(g_pos, g_neg, scale, bias, cfg, read_gen)
         else:
             new = CrossbarLinear(g_pos, g_neg, scale, bias, cfg, read_gen)
         _set_module(chip, name, new.train(m.training))
@@ -505,7 +565,8 @@ def noise_aware_finetune(model: nn.Module, loader, cfg: NonIdealConfig, *, epoch
 
     Each batch draws new quantisation/variation/fault/drift perturbations of the current weights and trains through
     them with a straight-through gradient (:func:`perturb_weight`), so the weights move to where a chip's
-    deviations hurt less. Read noise and the ADC are not injected. Adam, ``loss`` from
+    deviations hurt less; ``layers`` (default :func:`crossbar_layers`, recurrent weights included) are the
+    perturbed ones. Read noise and the ADC are not injected. Adam, ``loss`` from
     :func:`neurosim.training.get_loss`.
 
     Returns:

@@ -31,7 +31,9 @@ chunk, still independent of ``T``. ``time_chunk=None`` picks :func:`sltt_chunk` 
 step on GPU, with BatchNorm in training mode, and for stateful layers that do not declare
 ``cuts_temporal_grad``, the model itself included: a hand-written model whose own ``forward(x_seq, state)`` feeds
 spikes back runs one step per call unless it declares ``cuts_temporal_grad = True``; neurosim's ``Sequential``,
-which every built model is, does).
+which every built model is, does, and so does the recurrent :class:`neurosim.nn.RLIF`, which detaches its fed-back
+spikes inside a call under ``no_temporal_grad``: chunks of a recurrent model keep the gradients of one step per
+call, tested).
 
 Measured on the 2-core benchmark machine (``benchmarks/bench_sltt.py``, T = 50, batch 32): one step at a time,
 SLTT holds ~0.1× BPTT's memory but takes ~1.2× BPTT's time, not the paper's 0.7× (its Table 1, on GPU). The

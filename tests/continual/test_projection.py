@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from neurosim.continual import HLOP, HebbianSubspace, freeze_non_weights, presynaptic_vectors
 from neurosim.continual.hebbian import _orthonormal_rows
-from neurosim.nn import LI, LIF, BatchNorm1d, Conv2d, Flatten, Linear, Sequential
+from neurosim.nn import LI, LIF, RLIF, BatchNorm1d, Conv2d, Flatten, Linear, Sequential
 from neurosim.training import get_loss, get_method
 
 T, B = 3, 8  # time steps, batch
@@ -486,3 +486,89 @@ def test_state_dict_warns_about_activity_not_yet_stepped():
     restored = HLOP(Sequential(Linear(6, 4, bias=False), LIF(beta=0.8)), lr=0.05)
     restored.load_state_dict(hlop.state_dict())
     assert torch.equal(restored.subspaces["0"].weight, hlop.subspaces["0"].weight)
+
+
+# ---------------------------------------------------------------------------------------------- recurrent layers
+def recurrent_net() -> Sequential:
+    """Linear 8→16 → RLIF(16), its feedback strong enough to matter → Linear 16→3 → LI (float64: exact checks)."""
+    torch.manual_seed(0)
+    net = Sequential(Linear(8, 16, bias=False), RLIF(16, beta=0.6, v_th=0.5, record_membrane=True),
+                     Linear(16, 3, bias=False), LI(0.5)).double()
+    with torch.no_grad():
+        net[1].recurrent.weight.mul_(3)
+    return net
+
+
+def presynaptic_activity(net, x_seq) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The RLIF's membranes on ``x_seq`` and every Linear's input vectors (the recurrent one: its previous spikes)."""
+    store: dict[str, list] = {}
+    hooks = [m.register_forward_pre_hook(lambda m, a, n=n: store.setdefault(n, []).append(a[0].reshape(-1, m.in_features)))
+             for n, m in net.named_modules() if isinstance(m, torch.nn.Linear)]
+    try:
+        with torch.no_grad():
+            _, state = net(x_seq)
+    finally:
+        for h in hooks:
+            h.remove()
+    return state["1"].v_seq, {n: torch.cat(v) for n, v in store.items()}
+
+
+@pytest.mark.parametrize("method", ["bptt", "sltt"])
+def test_projecting_the_recurrent_weights_keeps_an_old_tasks_activity_exactly(method):
+    """With each protected layer's old subspace spanning its old presynaptic activity exactly, a new task's training
+    leaves the old task's membranes untouched only if the feedback weights are protected too: their input is the
+    layer's own spikes of the step before, and ``ΔW_rec·s_old = 0`` keeps every step's current, hence (by
+    induction over steps) every spike."""
+    g = torch.Generator().manual_seed(0)
+    x_old = (torch.rand(4, 3, 2, generator=g, dtype=torch.float64) * 2) @ torch.randn(2, 8, generator=g,
+                                                                                      dtype=torch.float64)
+    changes = {}
+    for protected in (None, ["0", "2"]):  # every Linear (the feedback's included), or the feed-forward ones only
+        net = recurrent_net()
+        v_old, acts = presynaptic_activity(net, x_old)
+        hlop = HLOP(net, layers=protected, orthonormalize=True)
+        assert [n for n, _ in hlop.layers] == (protected or ["0", "1.recurrent", "2"])
+        subspaces = {}
+        for name, _ in hlop.layers:  # an exact basis of the old activity, in place of converged Hebbian rows
+            _, sv, vh = torch.linalg.svd(acts[name], full_matrices=False)
+            rows = vh[: int((sv > 1e-9 * sv[0]).sum())]
+            assert rows.shape[0] < rows.shape[1]  # room left to learn
+            subspaces[name] = {"weight": rows, "velocity": torch.zeros_like(rows), "num_frozen": rows.shape[0]}
+        hlop.load_state_dict({"tasks_done": 1, "projecting": True, "hebbian": False,
+                              "generator": hlop.generator.get_state(), "subspaces": subspaces})
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.5)
+        for _ in range(20):
+            x_new = torch.rand(4, 8, 8, generator=g, dtype=torch.float64) * 2
+            optimizer.zero_grad()
+            get_method(method).forward_backward(net, x_new, torch.randint(0, 3, (8,), generator=g),
+                                                get_loss("rate_ce" if method == "bptt" else "tet"))
+            optimizer.step()
+        assert not torch.allclose(net[1].recurrent.weight, recurrent_net()[1].recurrent.weight)  # it learnt
+        changes[protected is None] = float((presynaptic_activity(net, x_old)[0] - v_old).abs().max())
+    assert changes[True] < 1e-12  # every weight projected: the old task's membranes as they were
+    assert changes[False] > 0.01  # the feedback left free: they moved
+
+
+def test_hebbian_rows_of_a_recurrent_layer_learn_its_previous_spikes():
+    net = recurrent_net()
+    x_seq = torch.rand(5, 32, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    _, acts = presynaptic_activity(net, x_seq)
+    prev, spikes = acts["1.recurrent"], acts["2"]
+    assert not prev[:32].any() and torch.equal(prev[32:], spikes[:-32])  # [0, s[0], …, s[T−2]]: what W_rec multiplies
+    hlop = HLOP(net, layers=["1.recurrent"], lr=0.05, orthonormalize=True)
+    hlop.begin_task([3])
+
+    def left(rows):  # the part of the fed-back spikes outside the rows' span
+        basis = _orthonormal_rows(rows)
+        return float((prev - prev @ basis.T @ basis).norm() / prev.norm())
+
+    before = left(hlop.subspaces["1.recurrent"].learning)
+    net.train()
+    with torch.no_grad():
+        for _ in range(150):
+            net(x_seq)
+            hlop.step()
+    hlop.end_task()
+    best = float(torch.linalg.svdvals(prev)[3:].norm() / prev.norm())  # the principal 3-d subspace's
+    learnt = left(hlop.subspaces["1.recurrent"].frozen)
+    assert learnt < 1.15 * best and learnt < 0.8 * before, (learnt, best, before)

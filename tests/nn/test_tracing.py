@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.func import functional_call, grad, vmap
 
-from neurosim.nn import LI, LIF, Conv2d, Flatten, Linear, MaxPool2d, Sequential
+from neurosim.nn import LI, LIF, RLIF, Conv2d, Flatten, Linear, MaxPool2d, Sequential
 
 # torch's own tracers call its deprecated torch.jit scripting internally (nothing of neurosim's)
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script:DeprecationWarning")
@@ -143,3 +143,49 @@ def test_repr_shows_every_option_set_away_from_its_default():
                     backend="reference"))
     assert text.endswith("surrogate=atan(alpha=2), detach_reset=True, learn_beta=True, learn_threshold=True, "
                          "record_membrane=True, backend='reference')")
+
+
+# ---------------------------------------------------------------------------------------------- recurrent layers
+def _recurrent(connectivity):
+    torch.manual_seed(0)
+    net = Sequential(Linear(20, 8), RLIF(8, beta=0.9, v_th=0.3, connectivity=connectivity), Linear(8, 4), LI(0.5))
+    with torch.no_grad():  # excitatory input that would make every neuron fire at every step, inhibitory feedback
+        net[0].weight.abs_().mul_(0.1)
+        net[1].recurrent.weight.copy_(-torch.rand_like(net[1].recurrent.weight))
+    return net
+
+
+@pytest.mark.parametrize("connectivity", ["dense", "diagonal"])
+def test_a_recurrent_layer_compiles_exports_runs_on_meta_and_under_torch_func(connectivity):
+    """RLIF's step loop (T calls of its LIF child) traces like any Python loop: torch.compile unrolls it, the
+    export holds T copies of the step, torch.func transforms it; every result equals eager mode's."""
+    net, x = _recurrent(connectivity), _input(6, 3, 20)
+    eager = _run(net, x)
+    with torch.no_grad():
+        no_feedback = _recurrent(connectivity)
+        no_feedback[1].recurrent.weight.zero_()
+        assert not torch.equal(no_feedback(x)[0], eager[0])  # the feedback is in play
+    compiled = torch.compile(net, backend="eager")
+    _assert_same(_run(compiled, x), eager)
+    torch.testing.assert_close(compiled(x)[1]["1"].s, eager[1]["1"].s)
+
+    exported = torch.export.export(net, (x.detach(),))
+    torch.testing.assert_close(exported.module()(x.detach())[0], eager[0].detach())
+
+    meta = _recurrent(connectivity).to("meta")
+    out, state = meta(torch.empty(6, 3, 20, device="meta"))
+    assert out.is_meta and out.shape == (6, 3, 4) and state["1"].s.shape == state["1"].v.shape == (3, 8)
+
+    params, buffers = dict(net.named_parameters()), dict(net.named_buffers())
+
+    def loss(p, x_seq):
+        out, _ = functional_call(net, {**p, **buffers}, (x_seq,))
+        return (out * torch.linspace(0.5, 1.5, out.shape[0]).view(-1, 1, 1)).sum()
+
+    x = x.detach()
+    reference = torch.autograd.grad(loss(params, x), list(params.values()))
+    per_sample = vmap(grad(loss), in_dims=(None, 1))(params, x.unsqueeze(2))  # [T, 1, ...] per sample
+    for name, ge in zip(params, reference, strict=True):
+        torch.testing.assert_close(grad(loss)(params, x)[name], ge, msg=name)
+        torch.testing.assert_close(per_sample[name].sum(0), ge, msg=name)
+    assert reference[list(params).index("1.recurrent.weight")].abs().sum() > 0

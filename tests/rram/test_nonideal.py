@@ -9,9 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from neurosim.hardware import (CrossbarConv2d, CrossbarLinear, NonIdealConfig, accuracy, apply_nonidealities,
-                               effective_weight, evaluate_nonideal, noise_aware_finetune, program_conductances)
-from neurosim.nn import LIF, Conv2d, Flatten, Linear, Sequential
+from neurosim.hardware import (CrossbarConv2d, CrossbarDiagonal, CrossbarLinear, NonIdealConfig, accuracy,
+                               apply_nonidealities, crossbar_layers, effective_weight, evaluate_nonideal,
+                               noise_aware_finetune, program_conductances)
+from neurosim.nn import LIF, RLIF, Conv2d, Flatten, Linear, Sequential
 from rram_helpers import Batches, spike_patterns, trained_mlp
 
 
@@ -230,3 +231,81 @@ def test_noise_aware_finetuning_recovers_accuracy_under_faults():
     # control for chip seeds 100, 200, 300 (paired t 2.0–3.7); 8 chips left the gain within the chips' spread
     assert after["mean"] > before["mean"] + 1 and after["mean"] > ctrl["mean"] + 1, (before, after, ctrl)
     assert math.isfinite(after["ideal"])
+
+
+# ---------------------------------------------------------------------------------------------- recurrent layers
+def recurrent_net(connectivity: str) -> Sequential:
+    """40 → RLIF(12) → 5: its feedback weights strong enough to change what the layer fires."""
+    torch.manual_seed(0)
+    net = Sequential(Linear(40, 12), RLIF(12, beta=0.8, v_th=0.5, connectivity=connectivity), Linear(12, 5),
+                     LIF(beta=0.8, v_th=0.5))
+    with torch.no_grad():
+        net[1].recurrent.weight.copy_(torch.randn_like(net[1].recurrent.weight))
+    return net
+
+
+@pytest.mark.parametrize("connectivity", ["dense", "diagonal"])
+def test_recurrent_weights_are_programmed_onto_cells_like_the_feed_forward_ones(connectivity):
+    # a diagonal recurrence (DiagonalRecurrent, one weight per neuron) was skipped: its weights stayed exact
+    net = recurrent_net(connectivity)
+    assert crossbar_layers(net) == ["0", "1.recurrent", "2"]
+    cfg = NonIdealConfig(levels=3)  # quantisation only: deterministic, three levels per cell of a pair
+    chip = apply_nonidealities(net, cfg, seed=0)
+    w = net[1].recurrent.weight.detach()
+    torch.testing.assert_close(chip[1].recurrent.weight, effective_weight(w, cfg), rtol=1e-6, atol=0)
+    assert not torch.equal(chip[1].recurrent.weight, w)
+    halves = chip[1].recurrent.weight / float(w.abs().max()) * 2  # each weight is 0, ±w_max/2 or ±w_max
+    torch.testing.assert_close(halves, halves.round(), rtol=0, atol=1e-5)
+    varied = apply_nonidealities(net, NonIdealConfig(levels=3, sigma_rel=0.1), seed=0)
+    assert not torch.equal(varied[1].recurrent.weight, chip[1].recurrent.weight)  # variation reaches them too
+    x = spike_patterns(16, seed=2)[0].transpose(0, 1)
+    assert not torch.equal(chip(x)[0], apply_nonidealities(net, cfg, layers=["0", "2"])(x)[0])
+    with pytest.raises(ValueError, match=r"not Linear/Conv2d modules or recurrences.*'1.recurrent'"):
+        apply_nonidealities(net, cfg, layers=["1"])
+
+
+def test_a_diagonal_recurrence_reads_each_neurons_own_pair_of_cells_with_read_noise_and_adc():
+    sigma = 0.2
+    w = torch.tensor([0.5, -1.0, 0.25, 0.0], dtype=torch.float64)
+    noisy = NonIdealConfig(read_noise_rel=sigma)
+    gp, gn, scale = program_conductances(w, noisy)
+    diag = CrossbarDiagonal(gp, gn, scale, None, noisy, torch.Generator().manual_seed(0))
+    s = torch.tensor([1.0, 1.0, 0.0, 1.0], dtype=torch.float64)
+    ys = diag(s.expand(20000, 4))
+    torch.testing.assert_close(ys.mean(0), s * w, rtol=0, atol=0.01)
+    expected = sigma * scale * torch.sqrt(s * (gp**2 + gn**2))  # one row per column: that cell's noise alone
+    torch.testing.assert_close(ys.std(0), expected, rtol=0.03, atol=1e-12)
+    assert float(ys[:, 2].abs().max()) == 0  # a neuron that did not fire reads nothing
+    # a 2-bit ADC over half the column's range: a firing neuron's current (the whole range) clips at half of it
+    clipped = NonIdealConfig(adc_bits=2, adc_range_frac=0.5)
+    diag = CrossbarDiagonal(gp, gn, scale, None, clipped, None)
+    torch.testing.assert_close(diag(s), s * (gp - gn) / 2 * scale)
+
+
+def test_a_chip_with_adc_runs_a_recurrent_layer_with_its_graph_without_warnings():
+    # the ADC read the fed-back spikes' peak with float(), which warns for a tensor that requires grad: here the
+    # spikes of a layer whose input weights stayed exact (and trainable)
+    import warnings
+
+    net = recurrent_net("dense")
+    chip = apply_nonidealities(net, NonIdealConfig(adc_bits=5), seed=0, layers=["1.recurrent"])
+    assert isinstance(chip[1].recurrent, CrossbarLinear) and chip[0].weight.requires_grad
+    x = spike_patterns(8, seed=2)[0].transpose(0, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out, _ = chip(x)
+    out.sum().backward()
+    assert net[0].weight.grad is None and chip[0].weight.grad is not None
+
+
+@pytest.mark.parametrize("connectivity", ["dense", "diagonal"])
+def test_noise_aware_finetuning_perturbs_the_recurrent_weights_too(connectivity):
+    net = recurrent_net(connectivity)
+    train = Batches(*spike_patterns(64, seed=1), 32)
+    cfg = NonIdealConfig(levels=3)  # deterministic: the runs differ only in which weights are quantised
+    tuned = noise_aware_finetune(net, train, cfg, epochs=1, lr=0.01)
+    skipped = noise_aware_finetune(net, train, cfg, epochs=1, lr=0.01, layers=["0", "2"])
+    named = noise_aware_finetune(net, train, cfg, epochs=1, lr=0.01, layers=["0", "1.recurrent", "2"])
+    assert not torch.equal(tuned[0].weight, skipped[0].weight)  # training saw the quantised feedback
+    for a, b in zip(tuned.parameters(), named.parameters(), strict=True):
+        assert torch.equal(a, b)

@@ -5,6 +5,7 @@ It trains a small MLP SNN on made-up spike frames with BPTT, SLTT (one step at a
 counting the gradient exchanges DDP makes, then trains a run that dies after one epoch and is resumed, and one
 that the last process alone is sent Ctrl-C in, part-way through epoch 2, and is resumed. Every
 process writes what it ended with to ``OUT_DIR/rank{R}.pt``; tests/training/test_distributed.py compares them.
+``ddp_worker.py OUT_DIR BATCH recurrent`` trains the methods only, with recurrent hidden layers (``model.recurrent``).
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ T, N, FEATURES = 6, 64, (2, 4, 4)
 METHODS = {"bptt": {}, "sltt": {"time_chunk": 1}, "sltt_chunks": {"time_chunk": 3}, "sltt_k": {"k": 2}}
 
 
-def config(method: str, batch: int, epochs: int = 2, dropout: float = 0.0, **train):
+def config(method: str, batch: int, epochs: int = 2, dropout: float = 0.0, recurrent: bool = False, **train):
     return config_from_dict({
         "seed": 3,
         "data": {"dataset": "event_digits", "time_steps": T, "batch_size": batch},
         "model": {"kind": "mlp", "input_shape": list(FEATURES), "hidden": [24], "num_classes": 4,
-                  "dropout": dropout, "readout": "membrane"},
+                  "dropout": dropout, "readout": "membrane", **({"recurrent": True} if recurrent else {})},
         "neuron": {"beta": 0.8},
         "train": {"method": method.replace("_chunks", ""), "loss": "tet", "optimizer": "sgd", "lr": 0.5,
                   "momentum": 0.0, "scheduler": "none", "grad_clip": None, "epochs": epochs, "threads": 1,
@@ -87,13 +88,16 @@ def train(cfg, batch: int, run_dir=None, epochs=None, interrupt_at=None):
     return trainer, history, count.calls
 
 
-def main(out: Path, batch: int) -> None:
+def main(out: Path, batch: int, recurrent: bool = False) -> None:
     with process_group_from_env("cpu") as world:
         results = {}
         for name, options in METHODS.items():
-            trainer, history, exchanges = train(config(name, batch, **options), batch)
+            trainer, history, exchanges = train(config(name, batch, recurrent=recurrent, **options), batch)
             results[name] = {"state": trainer.model.state_dict(), "history": history, "exchanges": exchanges,
                              "batches": len(trainer._shard(data(batch)[0], even=True))}
+        if recurrent:  # the methods are what recurrence could change; resuming is the same code as without it
+            torch.save({"world": world.size, **results}, out / f"rank{world.rank}.pt")
+            return
         cfg = config("sltt_k", batch, epochs=3, dropout=0.3, k=3)  # dropout: each process's RNG matters
         full, _, _ = train(cfg, batch, out / "full")
         train(cfg, batch, out / "resumed", epochs=1)  # dies after epoch 1 …
@@ -114,4 +118,4 @@ def main(out: Path, batch: int) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), int(sys.argv[2]))
+    main(Path(sys.argv[1]), int(sys.argv[2]), recurrent=sys.argv[3:] == ["recurrent"])

@@ -74,6 +74,34 @@ def test_processes_exchange_gradients_once_per_batch_and_stay_identical(runs, me
     assert _strip(rank0[method]["history"]) == _strip(rank1[method]["history"])  # metrics are reduced over both processes
 
 
+@pytest.fixture(scope="module")
+def recurrent_runs(tmp_path_factory):
+    """ddp_worker.py's methods with recurrent hidden layers: one process (whole batches), and process 0 of two."""
+    one, two = tmp_path_factory.mktemp("one_rec"), tmp_path_factory.mktemp("two_rec")
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    subprocess.run([sys.executable, str(WORKER), str(one), str(BATCH), "recurrent"], check=True, timeout=300, env=env)
+    _torchrun(str(WORKER), str(two), str(BATCH // 2), "recurrent", env=env)
+    load = lambda p: torch.load(p, weights_only=False)  # noqa: E731
+    return load(one / "rank0.pt"), load(two / "rank0.pt"), load(two / "rank1.pt")
+
+
+@pytest.mark.slow  # two processes (~15 s)
+def test_recurrent_layers_train_data_parallel_as_in_one_process(recurrent_runs):
+    """Every parameter of an RLIF is used at every step, so DDP needs no find_unused_parameters; the feedback
+    weights' gradients are averaged with the others, once per batch whatever the method."""
+    one, rank0, rank1 = recurrent_runs
+    for method in ("bptt", "sltt", "sltt_chunks", "sltt_k"):
+        assert "2.recurrent.weight" in rank0[method]["state"]
+        assert rank0[method]["exchanges"] == rank1[method]["exchanges"] == 2 * rank0[method]["batches"] == 8
+        for k, v in rank0[method]["state"].items():
+            assert torch.equal(v, rank1[method]["state"][k]), (method, k)
+        if method != "sltt_k":  # (SLTT-K's processes draw their own steps: another run than one process's)
+            for k, v in one[method]["state"].items():
+                torch.testing.assert_close(rank0[method]["state"][k], v, rtol=0, atol=1e-6, msg=(method, k))
+    # BPTT and SLTT trained the feedback differently: the weights moved, the comparison is not of untrained models
+    assert not torch.equal(one["bptt"]["state"]["2.recurrent.weight"], one["sltt"]["state"]["2.recurrent.weight"])
+
+
 @pytest.mark.slow  # two processes (the runs fixture starts them once, ~15 s)
 def test_a_resumed_data_parallel_run_equals_an_uninterrupted_one(runs):
     for rank in runs:  # dropout + SLTT-K: each process's random stream is restored, not process 0's

@@ -730,3 +730,53 @@ def test_a_model_that_does_not_return_out_seq_and_state_is_told_what_to_return(m
     trainer = Trainer(_SpikesOnly(), RunConfig(train=TrainConfig(loss="tet", device="cpu")), progress=False)
     with pytest.raises(TypeError, match=r"evaluate: the model must return \(out_seq \[T, B, C\], state\)"):
         trainer.evaluate([(x, y)])
+
+
+# ------------------------------------------------------------------------------------------- recurrent layers
+def _recurrent_mlp(beta=0.5, feedback=True):
+    from neurosim.nn import RLIF
+
+    torch.manual_seed(0)
+    net = Sequential(Flatten(), Linear(6, 12), RLIF(12, beta=beta, surrogate="triangle"), Linear(12, 4),
+                     LI(0.7 if beta else 0.0)).double()
+    with torch.no_grad():
+        net[1].weight.mul_(4.0)
+        net[2].recurrent.weight.mul_(3.0 if feedback else 0.0)
+    return net
+
+
+@pytest.mark.parametrize("chunk", [4, None], ids=["chunk4", "auto_chunk"])
+def test_a_recurrent_model_runs_sltt_in_chunks_with_the_gradients_of_one_step_per_call(chunk):
+    """RLIF declares cuts_temporal_grad (it detaches its fed-back spikes under no_temporal_grad), so SLTT may run it
+    several steps per call: no warning, and the gradients of the paper's loop (the detached model, step by step)."""
+    model = _recurrent_mlp()
+    x, y = _data(T=9, B=6)
+    assert sltt_chunk(model, x) > 1
+    reference = _detached_model_grads(model, x, y, TET())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out_c, g_c = _run(SLTT(chunk), model, x, y, TET())
+    out_s, g_s = _run(SLTT(1), model, x, y, TET())
+    assert out_c.backward_passes < out_s.backward_passes == 9
+    assert torch.equal(out_c.out_seq, out_s.out_seq)
+    assert g_c["2.recurrent.weight"].abs().sum() > 0
+    _assert_grads_close(g_c, reference)
+    _assert_grads_close(g_s, reference)
+    gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731 — SLTT-K: the same drawn steps for both
+    _, g_k1 = _run(SLTTK(3, gen(), time_chunk=1), model, x, y, TET())
+    _, g_kc = _run(SLTTK(3, gen(), time_chunk=chunk), model, x, y, TET())
+    _assert_grads_close(g_kc, g_k1)
+
+
+def test_sltt_cuts_the_fed_back_spikes_as_bptt_does_not():
+    """With β = 0 (the readout's too) no membrane carries anything across steps: without feedback SLTT's gradient
+    is BPTT's, with
+    feedback BPTT also differentiates through the spikes fed back, which SLTT cuts."""
+    x, y = _data(T=7, B=6)
+    for feedback in (False, True):
+        model = _recurrent_mlp(beta=0.0, feedback=feedback)
+        out_b, g_b = _run(BPTT(), model, x, y, TET())
+        out_s, g_s = _run(SLTT(None), model, x, y, TET())
+        assert torch.equal(out_b.out_seq, out_s.out_seq) and out_b.out_seq.abs().sum() > 0
+        same = all(torch.allclose(g_b[k], g_s[k], rtol=1e-10, atol=1e-12) for k in g_b)
+        assert same is not feedback, f"feedback={feedback}"

@@ -1250,3 +1250,25 @@ def test_an_early_stop_is_checkpointed_whatever_checkpoint_every_and_only_counts
     more = _own_model_trainer(tmp_path / "b", epochs=8, patience=2)
     history = more.fit(_shuffling_loader("loader generator"), val_loader=val)
     assert len(history) == 5 and more.stopped_early  # epoch 5 trained, then no better in 2: stopped with 3 left
+
+
+RECURRENT_MLP = {"kind": "mlp", "input_shape": [2, 34, 34], "hidden": [64], "recurrent": True, "readout": "membrane"}
+
+
+@pytest.mark.parametrize("method", ["bptt", "sltt_k"])
+def test_a_recurrent_model_learns_resumes_exactly_and_evaluates_as_trained(tmp_path, event_digits_cache, method):
+    from neurosim.nn import RLIF
+
+    train = {"method": method} if method == "bptt" else {"method": "sltt_k", "k": 2, "loss": "tet"}
+    cfg = replace(_cfg(tmp_path, epochs=3, **train), model=config_from_dict({"model": RECURRENT_MLP}).model)
+    full = _fit(cfg, tmp_path / "a")
+    _fit(cfg, tmp_path / "b", stop_after=1)
+    resumed = _fit(cfg, tmp_path / "b")
+    assert _strip(resumed) == _strip(full)
+    a = load_checkpoint(tmp_path / "a" / "checkpoint.pt")["model"]
+    b = load_checkpoint(tmp_path / "b" / "checkpoint.pt")["model"]
+    assert "2.recurrent.weight" in a and all(torch.equal(a[k], b[k]) for k in a)
+    assert full[-1]["test_acc"] > 0.3 and full[-1]["saved_mb"] > 0  # chance is 0.10
+    ev = evaluate_checkpoint(tmp_path / "a" / "checkpoint.pt", progress=False)
+    assert ev["acc"] == pytest.approx(full[-1]["test_acc"], abs=1e-9)
+    assert isinstance(build_model(cfg.model, cfg.neuron)[2], RLIF)

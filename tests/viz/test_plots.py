@@ -111,3 +111,25 @@ def test_metrics_files_are_strict_json(tmp_path):
     line = (tmp_path / "metrics.jsonl").read_text()
     assert json.loads(line, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}")) == {
         "epoch": 1, "test_loss": None, "saved_mb": None}
+
+
+def test_a_recurrent_layers_membrane_trace_and_raster_show_every_step():
+    from neurosim.nn import RLIF, Linear, Sequential
+    from neurosim.runs import layer_spikes
+
+    torch.manual_seed(0)
+    net = Sequential(Linear(6, 4), RLIF(4, beta=0.8, v_th=1.0, record_membrane=True), Linear(4, 2), LIF(beta=0.8))
+    x = torch.rand(12, 3, 6) * 2
+    with torch.no_grad():
+        _, state = net(x)
+        spikes = net[1](net[0](x))[0]
+    v_seq = state["1"].v_seq  # the membrane before reset at every step
+    assert v_seq.shape == (12, 3, 4) and 0 < spikes.mean() < 1
+    assert torch.equal(spikes, (v_seq >= 1.0).float())  # a spike wherever the membrane reached the threshold
+    fig = membrane_trace(v_seq[:, 0, :2], spikes=spikes[:, 0, :2], v_th=1.0)
+    for k in range(2):
+        np.testing.assert_allclose(fig.axes[0].lines[k].get_ydata(), v_seq[:, 0, k].numpy())
+        assert len(fig.axes[0].collections[k].get_segments()) == int(spikes[:, 0, k].sum())
+    _, layers = layer_spikes(net, x)
+    fig = raster({name: s[:, 0] for name, s in layers.items()})
+    assert list(layers) == ["1", "3"] and len(fig.axes[0].collections[0].get_offsets()) == int(spikes[:, 0].sum())
