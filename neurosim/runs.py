@@ -26,7 +26,8 @@ from neurosim.config import (
 from neurosim.data.pipeline import DataBundle, _load_frames, eval_loader, make_loaders
 from neurosim.data.registry import get_dataset
 from neurosim.nn import build_model
-from neurosim.training import Trainer, best_epoch, load_checkpoint, resolve_device, seed_everything, stopped_early
+from neurosim.training import (Trainer, best_epoch, load_checkpoint, predict, resolve_device, seed_everything,
+                               stopped_early)
 from neurosim.training.checkpoint import check_resumable, config_differences, load_weights, warn_if_part_way
 from neurosim.training.distributed import World, barrier, process_group_from_env
 
@@ -270,15 +271,16 @@ def _figures(result: RunResult) -> dict[str, str]:
     panels = {"input": (x_seq[:, 0] > 0).float()}
     panels.update({f"layer {name}": s[:, 0] for name, s in layers.items()})
     save_figure(raster(panels, title=f"spikes of test sample 0 through every layer (label {label}, "
-                                     f"predicted {int(out_seq.sum(0).argmax(-1)[0])})"), run_dir / "raster.png")
+                                     f"predicted {int(predict(out_seq, result.trainer.loss)[0])})"),
+              run_dir / "raster.png")
     made["Spike raster through every layer"] = "raster.png"
     return made
 
 
 def layer_spikes(model: torch.nn.Module, x_seq: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """``(out_seq, {layer name: spikes [T, B, ...]})`` of every spiking layer of ``model`` on ``x_seq`` (the run's
-    raster figure), a recurrent layer (:class:`neurosim.nn.RLIF`) as one layer: its LIF child runs once per step,
-    so what :func:`neurosim.activity.record_outputs` keeps under the child's name is the last step alone."""
+    raster figure), a recurrent layer (:class:`neurosim.nn.RLIF`) as one layer under its own name (its LIF child,
+    called once per step, would show the same spikes a second time)."""
     from neurosim.activity import record_outputs
     from neurosim.nn import LIF, RLIF
 

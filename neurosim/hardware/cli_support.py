@@ -164,13 +164,14 @@ def run_nonideal_from_args(args: argparse.Namespace, checkpoint_path, out_dir) -
     crossbars = check_nonideal_args(args, checkpoint_path)
     out = Path(out_dir) if out_dir else beside_checkpoint(checkpoint_path, "estimate")
     progress = not getattr(args, "quiet", False)
-    model, test, _ = load_checkpoint_model(checkpoint_path, progress=progress)
+    model, test, cfg = load_checkpoint_model(checkpoint_path, progress=progress)
     opts = dict(chips=args.mc_chips, sigma_rel=args.sigma, fault_rate=args.fault_rate,
                 stuck_on_fraction=args.stuck_on_fraction, read_noise_rel=args.read_noise, adc=not args.no_adc,
                 drift_nu=args.drift_nu, drift_t_s=args.drift_time_s,
                 sigmas=() if args.no_sweep else (args.sigmas or SIGMAS),
                 fault_rates=() if args.no_sweep else (args.fault_rates or FAULT_RATES),
-                seed=args.mc_seed, max_samples=args.nonideal_samples, progress=progress)
+                seed=args.mc_seed, max_samples=args.nonideal_samples, progress=progress,
+                readout=cfg.train.loss)  # classify as the run's loss reads its outputs
     reports, ideal = {}, None
     for spec in crossbars:
         try:

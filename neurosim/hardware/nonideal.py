@@ -512,9 +512,11 @@ def _blocks(loader, size: int, max_samples: int | None):
 
 @torch.no_grad()
 def accuracy(model: nn.Module, loader, *, device: str | torch.device | None = None,
-             max_samples: int | None = None) -> float:
-    """Test accuracy in percent (0–100): prediction ``argmax Σ_t out_t`` over ``(x_seq, y)`` batches, run in blocks
-    of :data:`EVAL_BLOCK` samples whatever the loader's batch size (a chip's read noise is drawn per call)."""
+             max_samples: int | None = None, readout: str | None = None) -> float:
+    """Test accuracy in percent (0–100) over ``(x_seq, y)`` batches, run in blocks of :data:`EVAL_BLOCK` samples
+    whatever the loader's batch size (a chip's read noise is drawn per call). The prediction is the read-out of the
+    loss named ``readout`` (the run's ``train.loss``: :func:`neurosim.training.predict`); None: ``argmax Σ_t
+    out_t``."""
     from neurosim.training.losses import predict
 
     if device is None:
@@ -528,7 +530,7 @@ def accuracy(model: nn.Module, loader, *, device: str | torch.device | None = No
     try:
         for x_seq, y in _blocks(loader, EVAL_BLOCK, max_samples):
             out_seq, _ = model(x_seq.to(device).float())
-            correct += int((predict(out_seq).cpu() == y.cpu()).sum())
+            correct += int((predict(out_seq, readout).cpu() == y.cpu()).sum())
             total += int(y.shape[0])
     finally:
         model.train(was)
@@ -539,8 +541,9 @@ def accuracy(model: nn.Module, loader, *, device: str | torch.device | None = No
 
 def evaluate_nonideal(model: nn.Module, loader, cfg: NonIdealConfig, *, chips: int = 5, seed: int = 0,
                       layers: Iterable[str] | None = None, device: str | torch.device | None = None,
-                      max_samples: int | None = None) -> dict:
-    """Accuracy of ``model`` on ``chips`` Monte-Carlo chips of ``cfg``, next to the ideal accuracy.
+                      max_samples: int | None = None, readout: str | None = None) -> dict:
+    """Accuracy of ``model`` on ``chips`` Monte-Carlo chips of ``cfg``, next to the ideal accuracy (``readout``: as
+    for :func:`accuracy`).
 
     Chip ``i`` uses seed ``seed + i`` (see :func:`apply_nonidealities`), so results are reproducible.
 
@@ -550,9 +553,9 @@ def evaluate_nonideal(model: nn.Module, loader, cfg: NonIdealConfig, *, chips: i
     """
     if isinstance(chips, bool) or not isinstance(chips, int) or chips < 1:
         raise ValueError(f"chips must be a positive integer, got {chips!r}")
-    ideal = accuracy(model, loader, device=device, max_samples=max_samples)
+    ideal = accuracy(model, loader, device=device, max_samples=max_samples, readout=readout)
     per_chip = [accuracy(apply_nonidealities(model, cfg, seed + i, layers=layers), loader, device=device,
-                         max_samples=max_samples) for i in range(chips)]
+                         max_samples=max_samples, readout=readout) for i in range(chips)]
     mean = sum(per_chip) / chips
     std = math.sqrt(sum((a - mean) ** 2 for a in per_chip) / (chips - 1)) if chips > 1 else 0.0
     return {"ideal": ideal, "mean": mean, "std": std, "per_chip": per_chip, "chips": chips, "config": cfg.to_dict()}

@@ -175,9 +175,10 @@ class RLIF(nn.Module):
                 and not lif.learn_beta and not lif.learn_threshold
                 and lif.backend != "reference" and type(x_seq) is torch.Tensor
                 and x_seq.dtype in (torch.float32, torch.float64)
-                and not self._watched() and not torch.is_autocast_enabled(x_seq.device.type)
-                and not torch.jit.is_tracing()
-                and not symbolic(x_seq, v, s, self.recurrent.weight, *lif._buffers.values()))
+                and not self._watched() and not torch.jit.is_tracing()
+                # traced code first: an exported graph's tensors may be on a device autocast does not know
+                and not symbolic(x_seq, v, s, self.recurrent.weight, *lif._buffers.values())
+                and not torch.is_autocast_enabled(x_seq.device.type))
 
     def _forward_fused(self, x_seq: torch.Tensor, v: torch.Tensor, s: torch.Tensor, at_rest: bool,
                        temporal: bool) -> tuple[torch.Tensor, RLIFState]:

@@ -717,7 +717,7 @@ class Trainer:
                 progress.batches += 1
                 n = y.shape[0]
                 progress.total += n
-                progress.correct += int((predict(out.out_seq) == y).sum())
+                progress.correct += int((predict(out.out_seq, self.loss) == y).sum())
                 progress.loss_sum += out.loss * n
                 progress.backward_passes += out.backward_passes
                 bar.set_postfix(loss=f"{progress.loss_sum / progress.total:.3f}",
@@ -830,7 +830,7 @@ class Trainer:
             out_seq, _ = model_output(result, self.model, x_seq, "evaluate")
             n = y.shape[0]
             total += n
-            correct += int((predict(out_seq) == y).sum())
+            correct += int((predict(out_seq, self.loss) == y).sum())
             loss_sum += float(self.loss(out_seq, y)) * n
             if stop is not None and stop():
                 return None

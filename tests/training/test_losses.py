@@ -185,3 +185,55 @@ def test_last_ce_learns_from_early_steps_only_through_the_temporal_path():
         with torch.no_grad():
             assert step.loss == pytest.approx(float(loss(net(x)[0], y)), rel=1e-12)
         assert net[1].recurrent.weight.grad.abs().sum() > 0
+
+
+class _Replay(torch.nn.Module):
+    """A 'model' whose outputs are its inputs: ``[T, B, C]`` in, the same out (one unused parameter to optimise)."""
+
+    stateful = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x_seq, state=None):
+        return x_seq + 0 * self.w, state
+
+
+def _early_and_late(n=8):
+    """Outputs whose time sum favours class 0 (4 against 3 and 2), their maximum over time class 1 (3 at step 1) and
+    the last step class 2; labels 2."""
+    x = torch.zeros(5, n, 3)
+    x[:4, :, 0] = 1.0
+    x[1, :, 1] = 3.0
+    x[4, :, 2] = 2.0
+    return x, torch.full((n,), 2)
+
+
+@pytest.mark.parametrize("loss, acc", [("rate_ce", 0.0), ("max_ce", 0.0), ("last_ce", 1.0)])
+def test_trainer_scores_with_the_read_out_its_loss_trains(tmp_path, loss, acc):
+    from neurosim.training import Trainer
+
+    x, y = _early_and_late()
+    trainer = Trainer(_Replay(), RunConfig(train=TrainConfig(loss=loss, epochs=1)), tmp_path, progress=False)
+    assert trainer.evaluate([(x, y)])["acc"] == acc
+    history = trainer.fit([(x, y)], [(x, y)])
+    assert history[-1]["train_acc"] == acc and history[-1]["test_acc"] == acc
+
+
+def test_rram_chip_accuracy_takes_the_run_loss_read_out():
+    from neurosim.hardware.nonideal import accuracy
+
+    x, y = _early_and_late()
+    assert accuracy(_Replay(), [(x, y)]) == 0.0
+    assert accuracy(_Replay(), [(x, y)], readout="last_ce") == 100.0
+
+
+def test_continual_training_offers_only_the_time_summed_read_outs():
+    from neurosim.continual.config import ContinualTrainConfig
+
+    for loss in ("max_ce", "last_ce"):
+        with pytest.raises(ConfigError, match="loss"):
+            ContinualTrainConfig(loss=loss)
+    with pytest.raises(ConfigError, match="needs a per-step loss .* got 'rate_ce'"):
+        ContinualTrainConfig(method="sltt", loss="rate_ce")
