@@ -162,3 +162,32 @@ def test_hlop_attached_on_cpu_projects_the_gradients_of_a_model_moved_to_gpu():
     assert w.grad.device.type == "cuda"
     basis = hlop.subspaces["1"].frozen.to(CUDA, w.grad.dtype)
     assert float((w.grad @ basis.T).norm()) < 1e-3 * float(w.grad.norm()) + 1e-6
+
+
+@pytest.mark.parametrize("connectivity", ["dense", "diagonal"])
+@pytest.mark.parametrize("temporal", [True, False], ids=["bptt", "no_temporal_grad"])
+def test_recurrent_layer_on_gpu_equals_cpu(connectivity, temporal):
+    """RLIF's fused scan (and its backward through time and the recurrent weights) on the GPU, float64."""
+    from neurosim.nn import RLIF
+
+    torch.manual_seed(0)
+    layer = RLIF(6, beta=0.5, surrogate="triangle", connectivity=connectivity, bias=True).double()
+    with torch.no_grad():
+        layer.recurrent.weight.mul_(3)
+    x = torch.randn(9, 4, 6, dtype=torch.float64)
+    results = []
+    for device in ("cpu", CUDA):
+        layer.to(device)
+        xd = x.to(device).requires_grad_()
+        if temporal:
+            s, state = layer(xd)
+        else:
+            with no_temporal_grad():
+                s, state = layer(xd)
+        params = [xd, layer.recurrent.weight, layer.recurrent.bias]
+        grads = torch.autograd.grad((s * torch.arange(9, device=device)[:, None, None]).sum(), params)
+        results.append([s.detach().cpu(), state.v.detach().cpu(), *(g.cpu() for g in grads)])
+    assert results[0][0].sum() > 0
+    assert torch.equal(results[0][0], results[1][0])
+    for a, b in zip(results[0][1:], results[1][1:]):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

@@ -347,8 +347,9 @@ def _convert_rleaky(rleaky, where: str, is_last: bool, backend: str, problems: l
     _keep_float64(rlif.lif, rleaky, options)
     target = rlif.recurrent
     with torch.no_grad():
+        # copied in the layer's dtype: the whole net takes the snnTorch model's dtype at the end where every
+        # tensor of it has one (a float64 model), else float32 (a float64 V in a float32 model included)
         if dense:
-            target.to(rec.weight.dtype)
             target.weight.copy_(rec.weight)
             target.weight.requires_grad_(rec.weight.requires_grad)  # learn_recurrent=False: fixed, as in snnTorch
             if rec.bias is not None:
@@ -356,8 +357,6 @@ def _convert_rleaky(rleaky, where: str, is_last: bool, backend: str, problems: l
                 target.bias.requires_grad_(rec.bias.requires_grad)
         else:
             v = torch.as_tensor(rec.V).detach()
-            v = v.to(v.dtype if v.is_floating_point() else torch.get_default_dtype())
-            target.to(v.dtype)
             target.weight.copy_(v.reshape(-1).expand(features))
             if shared:  # one value, as snnTorch's: the parameter is recurrent.parametrizations.weight.original
                 parametrize.register_parametrization(target, "weight", _SharedValue(features))

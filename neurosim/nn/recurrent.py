@@ -27,19 +27,18 @@ learnable decay or threshold, membrane recording) are LIF's. While a hook watche
 ``.lif``, or any global module hook: the activity profiler, raster plots), ``.lif`` is called as a module once per
 step, so the hook sees every step's total current ``x[t] + W_rec·s[t−1]`` and the :class:`LIFState`.
 
-**The fused scan.** Unwatched, with a fixed β and threshold, float32/float64 input, a backend other than
-``reference`` and the stock ``.recurrent`` modules (every reset; the ``delayed`` timing without a graph or with
-the temporal path cut, where its per-step loop's backward is not differentiable twice), the whole sequence is one
-autograd node (:class:`_RLIFScan`) with the same spikes, bit for bit (the same torch ops in the same order), and
-the gradients of the per-step graph (tested to 1e-12 in float64; the sums run in another order). Why: the
-per-step graph of ``T`` steps holds ~6·T autograd nodes and calls LIF's checks and dispatch ``T`` times. On the
-2-core benchmark machine (``benchmarks/bench_recurrent.py``: 700→256 recurrent→20, T = 100, batch 32, medians of
-7 interleaved rounds) a BPTT iteration of the whole network took 38.6 instead of 51.6 ms (snnTorch's RLeaky
-loop: 66.1), inference 8.2 instead of 16.2 ms (27.7), and autograd held 22.8 instead of 43.7 MB; what remains is
-mostly the matrix products, the first layer's over a 98 % zero input included. The node keeps only the pre-reset
-membranes ``h`` (the spikes are
-recomputed from them: ``s = h ≥ θ``) and ``W_rec`` once, where the per-step graph kept ``W_rec``'s reference and the
-spikes at every step. Backward runs the step loop of :class:`neurosim.functional.lif._FusedLIF` with the recurrent
+**The fused scan.** Unwatched, with a fixed β and threshold, float32/float64 input, no autocast, a backend other
+than ``reference`` and the stock ``.recurrent`` modules (``nn.Linear`` or :class:`DiagonalRecurrent`, also with a
+``torch.nn.utils.parametrize`` weight such as a converted snnTorch layer's shared ``V``), the whole sequence is one
+autograd node (:class:`_RLIFScan`) — for every reset with the ``immediate`` timing, and for the ``delayed`` timing
+without a graph or with the temporal path cut (under BPTT the delayed timing keeps the per-step graph, whose
+backward through time can be differentiated again) — with the same spikes, bit for bit (the same torch ops in the
+same order), and the gradients of the per-step graph (tested to 1e-12 in float64; the sums run in another order).
+Why: the per-step graph of ``T`` steps holds ~6·T autograd nodes and calls LIF's checks and dispatch ``T`` times;
+fused, a BPTT iteration of an SHD-sized network takes about 0.75× the time, inference half, and autograd holds half
+the bytes (``benchmarks/bench_recurrent.py``, figures in the README). The node keeps only the pre-reset
+membranes ``h`` (the spikes are recomputed from them: ``s = h ≥ θ``) and ``W_rec`` once, where the per-step graph
+kept ``W_rec``'s reference and the spikes at every step. Backward runs the step loop of :class:`neurosim.functional.lif._FusedLIF` with the recurrent
 term: ``dL/ds[t−1] += dL/dh[t]·W_rec``, then ``dL/dW_rec = Σ_t dL/dh[t]ᵀ·s[t−1]`` as one matrix product over all
 steps. Its backward through time cannot be differentiated again (``create_graph=True``, as the fused LIF's):
 ``backend="reference"`` runs the per-step graph. With the temporal path cut (SLTT) it can.
@@ -54,12 +53,14 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules import module as _module
+from torch.nn.utils import parametrize
 
 from neurosim.functional._lif_kernels import symbolic
 from neurosim.functional.lif import LIFState, _check_state, _float_input, is_temporal_grad_enabled
@@ -95,7 +96,9 @@ class DiagonalRecurrent(nn.Module):
 
     Args:
         features: number of neurons.
-        weight: initial weight of every neuron's feedback (snnTorch's ``V``, default 1).
+        weight: initial weight of every neuron's feedback (snnTorch's ``V``, default 1). With the default threshold
+            of 1 and the ``subtract`` reset, a feedback of 1 keeps a neuron firing at every step after its first
+            spike: the weight learns from there, or start it lower.
         bias: add a learnable bias (zero at first).
     """
 
@@ -135,8 +138,9 @@ class RLIF(nn.Module):
     def __init__(self, features: int, tau_mem_ms: float | None = 2.0, dt_ms: float = 1.0, *,
                  connectivity: str = "dense", bias: bool = False, **lif_options) -> None:
         super().__init__()
-        if isinstance(features, bool) or not isinstance(features, int) or features < 1:
+        if isinstance(features, bool) or not isinstance(features, numbers.Integral) or features < 1:
             raise ValueError(f"features must be a whole number of neurons >= 1, got {features!r}")
+        features = int(features)
         if connectivity not in CONNECTIVITIES:
             raise ValueError(f"connectivity must be one of {CONNECTIVITIES}, got {connectivity!r}")
         self.features = features
@@ -148,14 +152,16 @@ class RLIF(nn.Module):
     def _start(self, x_seq: torch.Tensor, state, given: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """``(v, s)`` to start from: zeros, or the carried state checked against one step of ``x_seq``."""
         if state is None:
-            zeros = x_seq.new_zeros(x_seq.shape[1:])
-            return zeros, zeros
+            return x_seq.new_zeros(x_seq.shape[1:]), x_seq.new_zeros(x_seq.shape[1:])
         if not isinstance(state, RLIFState):
             raise TypeError(f"an RLIF layer's state must be the RLIFState it returned (membrane and last spikes), or "
                             f"None to start from rest; got {type(state).__name__}")
         promoted = given if given != x_seq.dtype else None
         v = _check_state(x_seq, state.v, "state.v", promoted, "state._replace(v=state.v.to(x_seq.device))")
-        s = _check_state(x_seq, state.s, "state.s", promoted, "state._replace(s=state.s.to(x_seq.device))")
+        s = _check_state(x_seq, state.s, "state.s", promoted, "state._replace(s=state.s.to(x_seq.device))",
+                         why="the fed-back current would otherwise be computed in one dtype or the other")
+        if not torch.is_inference_mode_enabled():  # a state made under inference_mode continues into a graph
+            v, s = (t.clone() if t.is_inference() else t for t in (v, s))
         return v, s
 
     def _watched(self) -> bool:
@@ -171,7 +177,7 @@ class RLIF(nn.Module):
         lif = self.lif
         if lif.reset_timing == "delayed" and temporal and _needs_graph(x_seq, v, s, self.recurrent):
             return False  # the loop's backward through time can be differentiated again there: keep it
-        return (type(lif) is LIF and type(self.recurrent) in (nn.Linear, DiagonalRecurrent)
+        return (type(lif) is LIF and _stock_class(self.recurrent) in (nn.Linear, DiagonalRecurrent)
                 and not lif.learn_beta and not lif.learn_threshold
                 and lif.backend != "reference" and type(x_seq) is torch.Tensor
                 and x_seq.dtype in (torch.float32, torch.float64)
@@ -205,6 +211,10 @@ class RLIF(nn.Module):
                              f"{tuple(x_seq.shape)}" + ("; put a Flatten() before it" if x_seq.dim() > 3 else ""))
         given = x_seq.dtype
         x_seq = _float_input(x_seq)
+        w = self.recurrent.weight
+        if w.dtype != x_seq.dtype and not torch.is_autocast_enabled(x_seq.device.type):
+            raise ValueError(f"RLIF's recurrent weights (.recurrent.weight) are {w.dtype} but x_seq is {x_seq.dtype}: "
+                             f"convert the layer (layer.to({x_seq.dtype})) or the input (x_seq.to({w.dtype}))")
         v, s = self._start(x_seq, state, given)
         temporal = is_temporal_grad_enabled()
         if x_seq.shape[0] and self._fusable(x_seq, v, s, temporal):
@@ -229,6 +239,12 @@ class RLIF(nn.Module):
 
     def extra_repr(self) -> str:
         return f"features={self.features}, connectivity={self.connectivity!r}"
+
+
+def _stock_class(module: nn.Module) -> type:
+    """``module``'s class, or for a module with a ``torch.nn.utils.parametrize`` parametrization (whose class is a
+    generated subclass that computes ``.weight`` on access and changes nothing else) the class it was made from."""
+    return type(module).__bases__[0] if parametrize.is_parametrized(module) else type(module)
 
 
 def _needs_graph(x_seq, v, s, recurrent: nn.Module) -> bool:

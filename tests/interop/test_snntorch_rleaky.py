@@ -245,3 +245,12 @@ def test_a_shared_v_finds_its_neuron_count_through_batchnorm_and_dropout():
     expected = torch.stack([ref(xt) for xt in x])
     assert 0 < expected.mean() < 1 and torch.equal(net(x)[0], expected)
 
+
+
+def test_a_float64_v_in_a_float32_model_converts_to_float32():
+    torch.manual_seed(0)
+    v = torch.linspace(-1, 1, 4, dtype=torch.float64)
+    net = from_snntorch(nn.Sequential(nn.Linear(5, 4), snn.RLeaky(beta=0.8, all_to_all=False, V=v, init_hidden=True)))
+    s, _ = net(torch.rand(6, 2, 5))
+    assert s.dtype == torch.float32
+    assert torch.equal(net[1].recurrent.weight, v.float())

@@ -319,3 +319,60 @@ def test_fused_scan_saves_less_for_backward():
     h_seq, weight = 20 * 4 * 16 * 8, 16 * 16 * 8  # the membranes and W_rec once (from rest: no s0)
     assert sizes[0] == h_seq + weight
     assert sizes[1] > 2 * sizes[0]  # the loop: W_rec's reference, the spikes and the membrane at every step
+
+
+def test_recurrent_weights_of_another_dtype_are_named_on_both_paths():
+    layer = RLIF(4, connectivity="diagonal").double()
+    x = torch.rand(3, 2, 4)
+    with pytest.raises(ValueError, match=r"recurrent weights \(.recurrent.weight\) are torch.float64 but x_seq is "
+                                         r"torch.float32: convert the layer"):
+        layer(x)
+    layer.lif.register_forward_hook(lambda *a: None)  # the per-step loop
+    with pytest.raises(ValueError, match="recurrent weights"):
+        layer(x)
+
+
+def test_a_state_made_under_inference_mode_continues_into_a_graph():
+    layer = _layer()
+    x = torch.randn(5, 2, 5, dtype=torch.float64)
+    with torch.inference_mode():
+        _, state = layer(x)
+    for hooked in (False, True):
+        if hooked:
+            layer.lif.register_forward_hook(lambda *a: None)
+        layer.zero_grad()
+        s, _ = layer(x, state)
+        s.sum().backward()
+        assert layer.recurrent.weight.grad.abs().sum() > 0
+
+
+def test_a_parametrized_recurrent_weight_runs_fused_with_the_loop_s_results():
+    """snnTorch's one shared V converts to a parametrized DiagonalRecurrent weight: still the fused scan."""
+    from torch.nn.utils import parametrize
+
+    class Shared(torch.nn.Module):
+        def forward(self, w):
+            return w[:1].expand_as(w)
+
+    layer = _layer(connectivity="diagonal")
+    with torch.no_grad():
+        layer.recurrent.weight.fill_(0.4)  # (3: neurons fire at every step after their first, beyond the surrogate)
+    parametrize.register_parametrization(layer.recurrent, "weight", Shared())
+    x = torch.randn(6, 2, 5, dtype=torch.float64, requires_grad=True)
+    s, _ = layer(x)
+    assert type(s.grad_fn).__name__ == "_RLIFScanBackward"
+    (g,) = torch.autograd.grad(s.sum(), [layer.recurrent.parametrizations.weight.original])
+    layer.lif.register_forward_hook(lambda *a: None)
+    s_loop, _ = layer(x)
+    (g_loop,) = torch.autograd.grad(s_loop.sum(), [layer.recurrent.parametrizations.weight.original])
+    assert torch.equal(s, s_loop)
+    torch.testing.assert_close(g, g_loop, rtol=1e-12, atol=1e-12)
+    assert g[0] != 0 and not g[1:].any()  # the shared value alone learns
+
+
+def test_a_run_of_no_steps_returns_a_state_of_separate_tensors_and_numpy_sizes_work():
+    import numpy as np
+
+    _, state = RLIF(3)(torch.rand(0, 2, 3))
+    assert state.v is not state.s
+    assert RLIF(np.int64(4)).features == 4 and type(RLIF(np.int64(4)).features) is int
