@@ -358,6 +358,11 @@ class RunConfig:
         _check_seed(self.seed, "seed", *TORCH_SEED_RANGE, "-2**63 to 2**64 - 1: the seeds torch.manual_seed takes")
 
 
+def settings_differ(keys: list[str]) -> str:
+    """``"train.lr differs"`` or ``"train.lr, train.epochs differ"``: the settings named in an error."""
+    return f"{', '.join(keys)} {'differs' if len(keys) == 1 else 'differ'}"
+
+
 # --------------------------------------------------------------------------------------- loading
 
 

@@ -36,7 +36,7 @@ def test_train_then_evaluate_a_tiny_run(tmp_path, event_digits_cache, capsys):
     assert "(32 samples)" in capsys.readouterr().out
     # resuming with a different config is refused instead of silently mixing runs, naming what differs …
     assert main(args[:-1] + ["train.lr=0.5"]) == 2
-    assert "different config (train.lr differ)" in capsys.readouterr().err
+    assert "different config (train.lr differs)" in capsys.readouterr().err
     # … but where and how long it runs may change, and how its folder is spelled (another thread count warns that
     # the sums round differently)
     written_with = torch.load(run / "checkpoint.pt", weights_only=False)["cpu_threads"]

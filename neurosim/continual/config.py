@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from neurosim.config import (
-    PER_STEP_LOSSES, TORCH_SEED_RANGE, ConfigError, ModelConfig, NeuronConfig, _build, _check_device, _check_seed,
+    LOSSES, PER_STEP_LOSSES, TORCH_SEED_RANGE, ConfigError, ModelConfig, NeuronConfig, _build, _check_device, _check_seed,
     _choice, _expand_home, InvalidValue, _non_negative, _positive, load_toml_config,
 )
 
@@ -116,6 +116,10 @@ class ContinualTrainConfig:
 
     def __post_init__(self) -> None:
         _choice(self, "method", TRAIN_METHODS)
+        if self.loss in LOSSES and self.loss not in CONTINUAL_LOSSES:
+            raise InvalidValue("loss", f"{self.loss!r} is for neurosim train: continual tasks are scored by the "
+                                       f"time-summed output, the read-out {', '.join(CONTINUAL_LOSSES)} train; use "
+                                       "one of those")
         _choice(self, "loss", CONTINUAL_LOSSES)
         _choice(self, "optimizer", ("sgd", "adam"))
         _positive(self, "k", "time_chunk", "epochs", "batch_size", "lr", "grad_clip", "threads")

@@ -278,7 +278,9 @@ class HLOP:
     """
 
     #: forward calls collected without a :meth:`step` after which HLOP warns and updates anyway (a user who forgot
-    #: step() would otherwise never see the rows learn; with max_samples = None memory would also keep growing)
+    #: step() would otherwise never see the rows learn; with max_samples = None memory would also keep growing).
+    #: A layer run one time step per call (SLTT; an RLIF's feedback ``.recurrent``) is called T times per batch:
+    #: set it above T on the instance for T >= 1024
     MAX_PENDING_CALLS = 1024
 
     def __init__(self, model: nn.Module, layers: Sequence[str] | None = None, lr: float | Sequence[float] = 0.01,
@@ -355,7 +357,9 @@ class HLOP:
             if not self._warned_no_step:
                 self._warned_no_step = True
                 warnings.warn(f"HLOP collected {drawn.calls} forward calls of layer {name!r} without a step(); call "
-                              "hlop.step() once per batch (updating now: without a step the rows never learn)",
+                              "hlop.step() once per batch (updating now: without a step the rows never learn). A "
+                              "layer called once per time step (under SLTT, or a recurrent layer's feedback) is "
+                              "called T times per batch: with T >= 1024 steps raise hlop.MAX_PENDING_CALLS above T",
                               RuntimeWarning, stacklevel=2)
             self._update(name)
 

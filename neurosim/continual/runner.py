@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Sequence
 
 from neurosim._io import atomic_write_text, check_output_folder, hold_run_folder
-from neurosim.config import ConfigError, config_to_dict, dumps_toml
+from neurosim.config import ConfigError, config_to_dict, dumps_toml, settings_differ
 from neurosim.continual.config import ContinualConfig
 from neurosim.continual.report import accuracy_heatmap, accuracy_heatmaps, report_markdown
 from neurosim.continual.tasks import Task, class_split_tasks, load_source, permuted_tasks
@@ -151,7 +151,7 @@ def _keep_other_settings(cfg: ContinualConfig, run_dir: Path, fingerprints: tupl
             path.unlink(missing_ok=True)
         return
     changed = other_settings(run_dir, config_to_dict(cfg), load_continual_config, _NOT_IN_RESULTS)
-    why = f"{', '.join(changed)} differ" if changed else "a fingerprint of other settings"
+    why = settings_differ(changed) if changed else "a fingerprint of other settings"
     raise ConfigError(
         f"{run_dir} holds results of other settings ({', '.join(p.stem for p in other)}: {why}); rerun with those "
         "settings to continue it, choose another name (--set name=...), or pass --no-resume to replace them")

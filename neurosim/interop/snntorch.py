@@ -149,7 +149,8 @@ def _flatten_layers(model) -> list[nn.Module]:
         raise TypeError(
             f"from_snntorch needs an nn.Sequential or a list of layers in execution order, got "
             f"{type(model).__name__}; a model with a hand-written forward() cannot be read reliably — rebuild it "
-            "as nn.Sequential(..., snn.Leaky(beta, init_hidden=True), ...)"
+            "as nn.Sequential(..., snn.Leaky(beta, init_hidden=True), ...) (recurrent layers: "
+            "snn.RLeaky(beta, linear_features=N, init_hidden=True))"
         )
     layers = []
     for m in items:

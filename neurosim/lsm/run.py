@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from neurosim._io import atomic_write_text, check_output_folder, hold_run_folder
-from neurosim.config import ConfigError, config_to_dict
+from neurosim.config import ConfigError, config_to_dict, settings_differ
 from neurosim.lsm.config import LSMConfig, LSMDataConfig, load_lsm_config
 from neurosim.lsm.readout import train_readout
 from neurosim.lsm.reservoir import Reservoir, rate_features, reservoir_graph
@@ -176,7 +176,7 @@ def _check_before_loading(cfg: LSMConfig, write: bool = True, overwrite: bool = 
     changed = None if overwrite else other_settings(run_dir, config_to_dict(cfg), load_lsm_config,
                                                     ("name", "out_dir", "data.root"))
     if changed:
-        raise ConfigError(f"{run_dir} holds an LSM run of other settings ({', '.join(changed)} differ); choose "
+        raise ConfigError(f"{run_dir} holds an LSM run of other settings ({settings_differ(changed)}); choose "
                           "another name (--set name=...), or pass --overwrite to replace it")
 
 

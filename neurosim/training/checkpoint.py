@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from neurosim._io import atomic_write_bytes, atomic_write_text
-from neurosim.config import ConfigError, RunConfig, config_from_checkpoint, config_to_dict
+from neurosim.config import ConfigError, RunConfig, config_from_checkpoint, config_to_dict, settings_differ
 
 __all__ = ["RESUME_MAY_CHANGE", "CheckpointError", "atomic_write_bytes", "atomic_write_text", "beside_checkpoint",
            "check_resumable",
@@ -227,7 +227,7 @@ def check_resumable(payload: dict[str, Any], config: RunConfig, epochs: int, whe
     if saved != now:
         changed = sorted(config_differences(saved, now))
         raise ConfigError(
-            f"{where} holds a checkpoint of a different config ({', '.join(changed)} differ); resume it with the "
+            f"{where} holds a checkpoint of a different config ({settings_differ(changed)}); resume it with the "
             f"same config (only {', '.join(RESUME_MAY_CHANGE)} may change), {elsewhere}, or {start_over}"
         )
 

@@ -98,7 +98,7 @@ def test_a_stopped_run_keeps_what_it_finished_and_a_rerun_reuses_it(tmp_path, mo
     # other settings would overwrite the folder's results: refused before anything trains, naming what differs
     lines[:] = []  # print is captured into lines (above), errors too
     assert main([*args, "train.lr=0.05"]) == 2 and trained == []
-    assert "holds results of other settings (baseline_seed0, hlop_seed0: train.lr differ)" in "".join(lines)
+    assert "holds results of other settings (baseline_seed0, hlop_seed0: train.lr differs)" in "".join(lines)
     assert json.loads((run / "results.json").read_text())["runs"] == first
     assert main([*args, "train.lr=0.05", "--no-resume"]) == 0 and trained == ["baseline", "hlop"]  # start over
     trained[:] = []

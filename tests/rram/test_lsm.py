@@ -193,7 +193,7 @@ def test_cli_writes_its_run_folder(tmp_path, event_digits_cache, capsys):
     before = (run / "metrics.json").read_bytes()
     assert main([*args, "data.train_subset=200"]) == 2
     err = capsys.readouterr().err
-    assert "holds an LSM run of other settings (data.train_subset differ)" in err and "--overwrite" in err
+    assert "holds an LSM run of other settings (data.train_subset differs)" in err and "--overwrite" in err
     assert (run / "metrics.json").read_bytes() == before
     assert main([*args[:1], "lsm", "--overwrite", *args[2:], "data.train_subset=200", "readout.epochs=5"]) == 0
     assert json.loads((run / "metrics.json").read_text())["train_samples"] == 200

@@ -4,6 +4,7 @@ trains for, and the refusal of whole-sequence losses under SLTT / SLTT-K."""
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import pytest
@@ -237,3 +238,23 @@ def test_continual_training_offers_only_the_time_summed_read_outs():
             ContinualTrainConfig(loss=loss)
     with pytest.raises(ConfigError, match="needs a per-step loss .* got 'rate_ce'"):
         ContinualTrainConfig(method="sltt", loss="rate_ce")
+
+
+def test_continual_refuses_the_sequence_read_outs_saying_why():
+    from neurosim.continual.config import ContinualTrainConfig
+
+    with pytest.raises(ConfigError, match="'last_ce' is for neurosim train: continual tasks are scored by the "
+                                          "time-summed output"):
+        ContinualTrainConfig(loss="last_ce")
+
+
+def test_max_ce_on_spiking_outputs_warns_before_training(tmp_path):
+    from neurosim.runs import _check_before_loading
+
+    cfg = config_from_dict({"out_dir": str(tmp_path), "train": {"loss": "max_ce"}})
+    with pytest.warns(UserWarning, match="max_ce on spiking outputs.*model.readout=membrane"):
+        _check_before_loading(cfg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _check_before_loading(config_from_dict({"out_dir": str(tmp_path), "train": {"loss": "max_ce"},
+                                                "model": {"readout": "membrane"}}))
