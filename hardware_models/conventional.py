@@ -5,7 +5,10 @@ usual back-of-envelope SNN figures, so the architecture-aware chip estimates can
 
       E = MACs · E_MAC + pool adds · E_ADD + SRAM reads/writes + DRAM weight streaming
 
-  MACs are every unrolled connection (zeros included: a dense engine does not skip them). Every MAC reads
+  MACs are every unrolled connection (zeros included: a dense engine does not skip them); a one-to-one
+  recurrence (:mod:`hardware_models.graph`) is ``N`` multiplies, an element-wise product. A recurrent
+  projection is counted once like every other (one pass, no time steps), so for a recurrent network, whose
+  feedback only exists across steps, this figure is a lower bound; the notes say so and give its MACs. Every MAC reads
   its weight and its input activation from SRAM (no register reuse — an upper bound) and every output is
   written once; a 64-bit access carries 64/bits values. The SRAM energy per access is the Horowitz tier
   (8 KB, 32 KB, 1 MB) that fits the layer's weights (resp. activations); weights larger than the biggest
@@ -135,6 +138,22 @@ def baselines(facts: GraphFacts, activity: ActivityProfile, spec: Spec, precisio
     }
 
 
+def _on_loop(facts: GraphFacts, proj, looped: list[str]) -> bool:
+    """True when ``proj`` closes a cycle: its target reaches its source through on-chip projections (or they are
+    one population)."""
+    if proj.source == proj.target:
+        return True
+    stack, seen = [proj.target], set()
+    while stack:
+        n = stack.pop()
+        if n == proj.source:
+            return True
+        if n not in seen:
+            seen.add(n)
+            stack.extend(q.target for q in facts.projections_from(n) if q.target in looped)
+    return False
+
+
 def estimate_conventional(facts: GraphFacts, activity: ActivityProfile, spec: Spec, *, precision: str = "fp32") -> Estimate:
     """The dense-ANN energy of the network as the estimate, with the SNN formulas alongside."""
     e = dense_ann_energy(facts, spec, precision)
@@ -154,6 +173,16 @@ def estimate_conventional(facts: GraphFacts, activity: ActivityProfile, spec: Sp
         "the ANN makes one pass per inference; the SNN formulas in baselines_j cover all T steps",
         "latency is not modelled for the conventional baseline",
     ]
+    looped = facts.recurrent_populations()
+    if looped:
+        rec = [q for q in facts.projections if q.synapse and q.source in looped and q.target in looped
+               and _on_loop(facts, q, looped)]
+        macs = sum(facts.nodes[q.synapse].synapses_dense for q in rec)
+        notes.append(
+            f"recurrent layer(s) {', '.join(map(repr, looped))}: the dense ANN's single pass counts their "
+            f"feedback ({macs:,} MACs) once, though a recurrent network needs it at every one of its {T} steps "
+            f"({macs * T:,} MACs); the dense-ANN figure is a lower bound here, the SNN formulas in baselines_j "
+            "count every step")
     return Estimate(
         target=spec.name, kind=spec.kind, energy_j=e, total_energy_j=float(sum(e.values())),
         latency_per_step_s=None, latency_per_step_max_s=None, latency_per_inference_s=None,

@@ -5,6 +5,14 @@
 * ``Linear``/``Affine``: one logical row per input, one logical column per output. All Linear projections into
   the same population are stacked on the rows of one matrix (e.g. a recurrent layer's input and recurrent
   weights share its columns, as in the RRAM liquid state machine).
+* A **one-to-one recurrence** (a self-loop whose ``N × N`` matrix is zero off its diagonal,
+  :mod:`hardware_models.graph`) is ``N`` single weights, not a matrix: neuron ``i``'s weight is one differential
+  pair on a row of its own, driven by its own spike, and columns of its own, converted on their own (as
+  :class:`neurosim.hardware.nonideal.CrossbarDiagonal` programs it). The pairs sit on disjoint rows and columns,
+  ``b = min(rows, ⌊columns / (2 · slices)⌋)`` to a tile (the tile's diagonal), so ``⌈N / b⌉`` tiles and
+  ``N · 2 · slices`` cells; stacked on the input weights' rows it would take ``N`` rows of every column tile of
+  the layer, ``N²`` weights of which ``N − 1`` in each row are zeros. Its tiles are read like a linear layer's row
+  blocks of ``b`` rows, each read converting and accumulating only the ``b`` weights of its block.
 * ``Conv1d``/``Conv2d`` (im2col): ``C_in/groups · kh · kw`` logical rows, ``C_out/groups`` logical columns, one
   matrix per group; the matrix is read once per output position (``OH · OW`` reads per step).
 * A signed weight is a **differential pair** of cells (``G⁺ − G⁻``); its magnitude is quantised to
@@ -113,7 +121,9 @@ class CrossbarLayer:
 
     Attributes:
         target: the population its columns feed; ``synapses``: the synapse node(s) stacked on its rows.
-        kind: ``linear`` (stacked Linear/Affine) or ``conv`` (im2col).
+        kind: ``linear`` (stacked Linear/Affine), ``conv`` (im2col) or ``diagonal`` (a one-to-one recurrence:
+            ``rows = columns = N`` single weights, ``b = min(tile rows, weights_per_tile)`` of them to a tile, so
+            ``row_tiles`` blocks of ``b`` rows, one tile each, and ``col_tiles = 1``).
         rows / columns: logical matrix size per group (inputs, outputs).
         groups: separate matrices (conv groups).
         positions: reads per time step (conv output positions; 1 for linear).
@@ -124,6 +134,7 @@ class CrossbarLayer:
         used_cells: programmed cells (``groups · rows · columns · 2 · slices``).
         adcs: ADCs over all tiles (``tiles · ⌈tile columns / columns_per_adc⌉``).
         utilisation: used cells / (tiles · tile rows · tile columns).
+        block_rows: logical rows of one row block: the tile's rows, or for a diagonal layer ``b``.
     """
 
     target: str
@@ -141,6 +152,7 @@ class CrossbarLayer:
     used_cells: int
     adcs: int
     utilisation: float
+    block_rows: int = 0
 
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -208,7 +220,8 @@ class CrossbarMapping:
             layers[name] = LayerMapping(
                 name=name, neurons=pop.neurons, cores=tiles, neurons_per_core=min((l.weights_per_tile for l in ls),
                                                                                   default=pop.neurons),
-                first_core=start, slots=pop.neurons, input_slices=max((l.row_tiles for l in ls), default=1),
+                first_core=start, slots=pop.neurons,
+                input_slices=max((l.row_tiles for l in ls if l.kind != "diagonal"), default=1),
                 limited_by="tile_columns",
                 max_synapses_per_core=float(self.tile_rows * min((l.weights_per_tile for l in ls), default=0)),
                 max_axons_in_per_core=float(min(self.tile_rows, max((l.rows for l in ls), default=0))))
@@ -276,32 +289,40 @@ def _settings(spec: Spec, weight_bits, cell_bits, tile_size, columns_per_adc, sh
 
 def _group_projections(facts: GraphFacts):
     """(linear groups {target: {synapse: [projections]}}, conv groups {(synapse, target): [projections]},
-    weightless projections). A synapse node fed by several sources (a skip connection) is one group: its weights
-    are placed once and its input events are those of all its sources."""
+    weightless projections, one-to-one recurrences [projections]). A synapse node fed by several sources (a skip
+    connection) is one group: its weights are placed once and its input events are those of all its sources."""
     linear: dict[str, dict[str, list[Projection]]] = {}
     conv: dict[tuple[str, str], list[Projection]] = {}
-    digital = []
+    digital, diagonal = [], []
     for p in facts.projections:
         if p.synapse is None or facts.nodes[p.synapse].role != "synapse":
             digital.append(p)
+        elif facts.nodes[p.synapse].one_to_one:
+            diagonal.append(p)
         elif facts.linear_mask(p.synapse) is not None:
             linear.setdefault(p.target, {}).setdefault(p.synapse, []).append(p)
         else:
             conv.setdefault((p.synapse, p.target), []).append(p)
-    return linear, conv, digital
+    return linear, conv, digital, diagonal
 
 
 def _layer(target, synapses, kind, rows, columns, groups, positions, s) -> CrossbarLayer:
     per_tile = s["columns"] // (2 * s["slices"])
-    row_tiles = math.ceil(rows / s["rows"])
-    col_tiles = math.ceil(columns / per_tile)
+    if kind == "diagonal":  # rows = columns = N single weights, b to a tile on its diagonal
+        block = min(s["rows"], per_tile)
+        row_tiles, col_tiles = math.ceil(rows / block), 1
+        used = rows * 2 * s["slices"]
+    else:
+        block = s["rows"]
+        row_tiles = math.ceil(rows / s["rows"])
+        col_tiles = math.ceil(columns / per_tile)
+        used = groups * rows * columns * 2 * s["slices"]
     tiles = groups * row_tiles * col_tiles
-    used = groups * rows * columns * 2 * s["slices"]
     adcs = tiles * math.ceil(s["columns"] / s["columns_per_adc"])
     return CrossbarLayer(target=target, synapses=tuple(synapses), kind=kind, rows=rows, columns=columns, groups=groups,
                          positions=positions, slices=s["slices"], weights_per_tile=per_tile, row_tiles=row_tiles,
                          col_tiles=col_tiles, tiles=tiles, used_cells=used, adcs=adcs,
-                         utilisation=used / (tiles * s["rows"] * s["columns"]))
+                         utilisation=used / (tiles * s["rows"] * s["columns"]), block_rows=block)
 
 
 def map_crossbar(facts: GraphFacts, spec: Spec, *, weight_bits: int | None = None, cell_bits: int | None = None,
@@ -323,7 +344,7 @@ def map_crossbar(facts: GraphFacts, spec: Spec, *, weight_bits: int | None = Non
 
 
 def _map(facts: GraphFacts, spec: Spec, s: dict) -> CrossbarMapping:
-    linear, conv, digital = _group_projections(facts)
+    linear, conv, digital, diagonal = _group_projections(facts)
     layers = []
     for target, by_syn in linear.items():
         rows = sum(facts.nodes[syn].input_shape[0] for syn in by_syn)
@@ -334,6 +355,9 @@ def _map(facts: GraphFacts, spec: Spec, s: dict) -> CrossbarMapping:
         rows = g.c_in_per_group * g.kernel[0] * g.kernel[1]
         layers.append(_layer(target, [syn], "conv", rows, g.c_out_per_group, g.groups,
                              g.out_shape[1] * g.out_shape[2], s))
+    for p in diagonal:
+        n = facts.nodes[p.synapse].output_shape[0]
+        layers.append(_layer(p.target, [p.synapse], "diagonal", n, n, 1, 1, s))
     tpc = int(spec.si("array.tiles_per_chip")) if spec.has("array.tiles_per_chip") else None
     share = s["share_tiles"]
     if share == "auto":  # only where the chip's tiles would not hold the network otherwise
@@ -352,8 +376,11 @@ def _pack(layers: list[CrossbarLayer], s: dict) -> tuple[tuple[tuple[int, int], 
     R = s["rows"]
     items = []
     for i, l in enumerate(layers):
-        r = l.rows - (l.row_tiles - 1) * R
-        c = l.columns - (l.col_tiles - 1) * l.weights_per_tile
+        if l.kind == "diagonal":  # the last block: its weights on as many rows and columns
+            r = c = l.rows - (l.row_tiles - 1) * l.block_rows
+        else:
+            r = l.rows - (l.row_tiles - 1) * R
+            c = l.columns - (l.col_tiles - 1) * l.weights_per_tile
         if r < R and c < l.weights_per_tile:
             items += [(max(r / R, c / l.weights_per_tile), i, g, r, c) for g in range(l.groups)]
     items.sort(key=lambda it: -it[0])  # stable: equal sizes stay in layer and group order
@@ -420,10 +447,13 @@ def _pair_conductance(w: np.ndarray, weight_bits: int, cell_bits: int, g_on: flo
 
 
 def _row_conductance(facts: GraphFacts, layer: CrossbarLayer, s: dict, g_on: float, g_off: float) -> np.ndarray:
-    """Σ over a row's used cells of G, per logical row: ``(rows,)`` for linear, ``(groups, rows)`` for conv."""
+    """Σ over a row's used cells of G, per logical row: ``(rows,)`` for linear and diagonal, ``(groups, rows)`` for
+    conv."""
     out = []
     for syn in layer.synapses:
         w = np.asarray(facts.graph.nodes[syn].weight, dtype=np.float64)
+        if layer.kind == "diagonal":  # one pair per row: the neuron's own weight
+            return _pair_conductance(np.diag(w), s["weight_bits"], s["cell_bits"], g_on, g_off)
         tot = _pair_conductance(w, s["weight_bits"], s["cell_bits"], g_on, g_off)  # per weight
         if layer.kind == "linear":
             out.append(tot.sum(axis=0))  # over outputs -> (N_in,)
@@ -479,7 +509,7 @@ def _block_rows(rows: int, R: int, nb: int) -> np.ndarray:
 
 def _linear_counts(facts, activity, layer, g_row, s, blind) -> _LayerCounts:
     T = activity.time_steps
-    R = s["rows"]
+    R = layer.block_rows
     c = _LayerCounts()
     counts, fracs = [], []
     for syn in layer.synapses:
@@ -632,12 +662,12 @@ def estimate_crossbar(facts: GraphFacts, activity: ActivityProfile, spec: Spec, 
                                       "synops_in": synops.per_target.get(n, 0.0)}
                                   for n, p in facts.populations.items()}
     step_time: dict[str, np.ndarray] = {}
-    _, conv, digital = _group_projections(facts)
+    _, conv, digital, _ = _group_projections(facts)
     result = mapping.to_mapping_result(facts)
     counts = []
     for layer in mapping.layers:
         g_row = _row_conductance(facts, layer, s, g_on, g_off)
-        if layer.kind == "linear":
+        if layer.kind in ("linear", "diagonal"):
             counts.append(_linear_counts(facts, activity, layer, g_row, s, activity_blind))
         else:
             counts.append(_conv_counts(facts, activity, layer, conv[(layer.synapses[0], layer.target)], g_row, s,
@@ -650,13 +680,17 @@ def estimate_crossbar(facts: GraphFacts, activity: ActivityProfile, spec: Spec, 
             shared_wait[i] = np.maximum(shared_wait[i], busy)
     for li, (layer, cnt) in enumerate(zip(mapping.layers, counts)):
         reads = float(cnt.reads.sum())  # row-block reads; each reads all col_tiles tiles of the block
-        used_cols = layer.columns * 2 * layer.slices  # physical columns of one group, over all its column tiles
-        conversions = reads * used_cols
+        if layer.kind == "diagonal":  # a block's read converts the weights of its block alone
+            columns_read = float(cnt.block_reads[0].sum(axis=1) @ _block_rows(layer.rows, layer.block_rows,
+                                                                              layer.row_tiles))
+        else:
+            columns_read = reads * layer.columns  # logical columns of one group, over all its column tiles
+        conversions = columns_read * 2 * layer.slices
         e["cell_read"] += v * v * t_read * cnt.cell_conductance_drive
         e["wordline_driver"] += cnt.driven_rows * layer.col_tiles * e_wl
         e["adc"] += conversions * e_adc
         e["shift_add"] += conversions * e_sa
-        e["accumulate"] += reads * layer.columns * e_acc
+        e["accumulate"] += columns_read * e_acc
         e["buffer"] += cnt.row_bits * e_bit  # a block's input bits, read once per block read and broadcast
         t = np.maximum(cnt.busiest, shared_wait[li]) * t_cycle
         step_time[layer.target] = step_time.get(layer.target, np.zeros(T)) + t
@@ -711,6 +745,11 @@ def estimate_crossbar(facts: GraphFacts, activity: ActivityProfile, spec: Spec, 
                      f"block-diagonally, on disjoint rows and columns ({names}{more}); each is read on its own, one "
                      "after the other, so its energy is as on a tile of its own; a shared tile counts in each of "
                      "its layers' tiles")
+    diagonal = [l for l in mapping.layers if l.kind == "diagonal"]
+    if diagonal:
+        notes.append(f"one-to-one recurrence(s) ({', '.join(repr(l.synapses[0]) for l in diagonal)}): N single "
+                     "weights, each a differential pair on a row and columns of its own (driven by its neuron's own "
+                     f"spike), {diagonal[0].block_rows} to a tile on disjoint rows and columns; not an N x N matrix")
     if mapping.digital_projections:
         notes.append(f"{len(mapping.digital_projections)} projection(s) without weights (one-to-one or pooling only) "
                      "are additions in the digital periphery, not crossbar reads")

@@ -16,6 +16,12 @@ neurons and copies fill ⌈slots / neurons_per_core⌉ cores (fewer where synapt
 and whose spikes reach at most ``destinations_per_core`` layers (a recurrent loop counts as one); recurrent
 layers are noted, since sinabs maps only acyclic networks by itself.
 
+A one-to-one recurrence (:mod:`hardware_models.graph`: ``N`` feedback weights, one per neuron) costs what its
+``N`` nonzero synapses cost on ``core_partition`` targets, whose synaptic memory and input axons count nonzero
+connections. On ``layer_per_core`` targets it takes the kernel memory of an ``N × N`` layer: a DYNAP-CNN core
+stores its kernel densely, zeros included (sinabs' memory formula in :func:`_kernel_entries`), and ``N`` neurons
+laid out as channels with a weight each are a 1×1 convolution from ``N`` channels to ``N`` features; a note says so.
+
 **Energy per inference** (each term only where the spec says it is ``modelled``)::
 
     synaptic      = E_syn · synops
@@ -460,24 +466,6 @@ def _match(needs: list[tuple[int, int]], kmem, nmem, avail: list[int]) -> dict[i
     return {i: c for c, i in owner.items()}
 
 
-def _layers_in_cycles(facts: GraphFacts, pops: list[str]) -> list[str]:
-    """On-chip populations that reach themselves through on-chip projections (self-loops included)."""
-    edges = {p: {q.target for q in facts.projections_from(p) if q.target in pops} for p in pops}
-
-    def reaches(start: str, goal: str) -> bool:
-        stack, seen = list(edges[start]), set()
-        while stack:
-            n = stack.pop()
-            if n == goal:
-                return True
-            if n not in seen:
-                seen.add(n)
-                stack.extend(edges[n])
-        return False
-
-    return [p for p in pops if reaches(p, p)]
-
-
 def _map_layer_per_core(facts: GraphFacts, spec: Spec, weight_bits: int, chips: int):
     kmem = [int(x) for x in spec.si("capacity.kernel_memory_per_core")]
     nmem = [int(x) for x in spec.si("capacity.neuron_memory_per_core")]
@@ -501,10 +489,16 @@ def _map_layer_per_core(facts: GraphFacts, spec: Spec, weight_bits: int, chips: 
             violations.append(Violation("destinations_per_core", pop, len(dests), max_dest,
                                         f"layer {pop!r} sends its spikes to {len(dests)} layers ({', '.join(dests)}); "
                                         f"a {spec.name} core has {int(max_dest)} destinations"))
-    looped = _layers_in_cycles(facts, pops)
+    looped = facts.recurrent_populations()
     if looped:
         notes.append(f"recurrent connections ({', '.join(looped)}): {spec.name} cores can be wired in a loop by "
                      "hand, but sinabs converts only networks without cycles automatically")
+    diagonal = [p.synapse for p in facts.projections if p.synapse and facts.nodes[p.synapse].one_to_one]
+    if diagonal:
+        notes.append(f"one-to-one recurrence(s) ({', '.join(map(repr, diagonal))}) take the full kernel memory of "
+                     f"an N x N weight layer: a {spec.name} core stores its kernel densely (c · 2^(⌈log2 kx·ky⌉ + "
+                     "⌈log2 f⌉) entries, zeros included), so N neurons with a weight each are a 1x1 convolution from "
+                     "N channels to N features")
     feasible = True
     for pop, (kn, nn) in zip(pops, needs):
         fits_k = [c for c in cores if kmem[c] >= kn]

@@ -9,6 +9,14 @@ The graph is read as *populations* joined by *projections*:
   ``source → (Flatten | SumPool2d | AvgPool2d)* → synapse → Flatten* → target``, where the synapse node is
   ``Linear``, ``Affine``, ``Conv1d`` or ``Conv2d``. A pool with no weighted node after it acts as the synapse
   itself (all weights 1); a path with neither is a one-to-one connection.
+* a *one-to-one recurrence* is a ``Linear``/``Affine`` node on a self-loop (``neuron → W → the same neuron``,
+  nothing else feeding or fed by ``W``) whose ``N × N`` weight has no nonzero entry off its diagonal: each neuron
+  feeds back onto itself alone (neurosim's ``RLIF(connectivity="diagonal")``, snnTorch's ``RLeaky(all_to_all=
+  False)``; NIR has no one-to-one weight node that either tool writes, so both write the diagonal matrix). It is
+  recognised from the weights, not from metadata, so graphs from any tool are read alike; a feed-forward diagonal
+  matrix stays a matrix, as the graph says. Its node's ``one_to_one`` is True and its ``weight_params`` and
+  ``synapses_dense`` count the ``N`` weights a chip stores and a dense engine multiplies (an element-wise
+  product, as the frameworks compute it), not ``N²``; the hardware models place it as ``N`` single weights.
 
 Pooling before a synapse node is an event operation: a spike at position p is forwarded once to every
 pooling window that contains p (address mapping, as on DYNAP-CNN/Speck), so it adds no synaptic operations
@@ -38,7 +46,7 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping
 
 import nir
@@ -260,7 +268,8 @@ def _pool_geometry(name: str, node, in_shape: tuple[int, ...]) -> ConvGeometry:
 class NodeFacts:
     """What one NIR node contributes. Synapse counts are *unrolled connections* (a conv kernel weight
     counts once per output position it is applied at, borders excluded); ``weight_params`` is the stored
-    weight tensor's size."""
+    weight tensor's size. A one-to-one recurrence (``one_to_one``, see the module docstring) has ``N`` of both,
+    its diagonal, though its NIR node holds an ``N × N`` matrix."""
 
     name: str
     node_type: str
@@ -275,6 +284,7 @@ class NodeFacts:
     synapses_nonzero: int = 0
     fan_in_max: int = 0
     fan_out_max: int = 0
+    one_to_one: bool = False
 
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -375,6 +385,25 @@ class GraphFacts:
 
     def projections_to(self, target: str) -> list[Projection]:
         return [p for p in self.projections if p.target == target]
+
+    def recurrent_populations(self) -> list[str]:
+        """On-chip populations that reach themselves through on-chip projections (self-loops included)."""
+        pops = [n for n, p in self.populations.items() if p.on_chip]
+        on_chip = set(pops)
+        edges = {p: {q.target for q in self.projections_from(p) if q.target in on_chip} for p in pops}
+
+        def reaches(start: str, goal: str) -> bool:
+            stack, seen = list(edges[start]), set()
+            while stack:
+                n = stack.pop()
+                if n == goal:
+                    return True
+                if n not in seen:
+                    seen.add(n)
+                    stack.extend(edges[n])
+            return False
+
+        return [p for p in pops if reaches(p, p)]
 
     def geometry(self, name: str) -> ConvGeometry | None:
         """Convolution/pool geometry of a node, or None (Linear, Affine, others)."""
@@ -1038,7 +1067,31 @@ def analyze(graph: nir.NIRGraph) -> GraphFacts:
                 continue
             elif f.role == "input":
                 raise GraphError(f"edge into Input node {cur!r} from {src!r}; Input nodes take no edges")
+    for syn in _one_to_one(projections, facts, masks):
+        n = masks[syn].shape[0]
+        facts[syn] = replace(facts[syn], one_to_one=True, weight_params=n, synapses_dense=n)
     return GraphFacts(graph, facts, populations, projections, geoms, masks, notes)
+
+
+def _one_to_one(projections: list[Projection], facts: dict[str, NodeFacts], masks: dict[str, np.ndarray]) -> list[str]:
+    """Linear/Affine nodes that are one-to-one recurrences (module docstring): the one projection through the node
+    is a self-loop of a population of ``N`` neurons, with no pool on its path, and the node's ``N × N`` weight is
+    zero off its diagonal. ``N = 1`` is left alone (one weight either way)."""
+    through: dict[str, list[Projection]] = {}
+    for p in projections:
+        if p.synapse is not None and p.synapse in masks:
+            through.setdefault(p.synapse, []).append(p)
+    out = []
+    for syn, projs in through.items():
+        m = masks[syn]
+        if len(projs) != 1 or m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] < 2:
+            continue
+        p = projs[0]
+        if p.source != p.target or any(facts[q].role != "reshape" for q in p.pre_path + p.post_path):
+            continue
+        if not m[~np.eye(m.shape[0], dtype=bool)].any():
+            out.append(syn)
+    return out
 
 
 def _after_synapse(src, syn, pre, succ, facts, populations) -> list[Projection]:

@@ -128,7 +128,11 @@ What NIR cannot say, and how it is kept:
   module, so activity recorded per module maps onto it. :func:`from_nir` reads this subgraph, or the same loop
   written flat (``LIF/IF → Linear/Affine → that LIF/IF``, the Linear feeding and fed by the neuron alone:
   snnTorch's files), as an RLIF; without neurosim metadata a diagonal matrix gives diagonal connectivity and the
-  neuron's input gain ``dt·R/τ`` is folded into the feedback weights too.
+  neuron's input gain ``dt·R/τ`` is folded into the feedback weights too. Errors about a flat loop name the file's
+  nodes; a neuron with several feedback synapses, or two nodes feeding each other in another form (a ``CubaLIF``,
+  a ``Scale``), is refused saying what the loop must be. An RLIF whose ``.recurrent`` a chip's non-idealities
+  replaced (:func:`neurosim.hardware.nonideal.apply_nonidealities`) is refused on export, as a feed-forward
+  ``CrossbarLinear`` is: its read noise and ADC have no NIR equivalent.
 * Per-neuron ``τ``/``R``/threshold (one value for all neurons is fine, stored as a single number or once per
   neuron in any shape, e.g. flat ``(32,)`` for a conv's ``(2, 4, 4)`` neurons), ``v_leak ≠ 0`` without a synapse before the neuron, ``v_reset ≠ 0``,
   branching graphs, cycles other than a recurrent layer's, nested graphs other than a recurrent layer, and other
@@ -165,7 +169,7 @@ from torch import nn
 from neurosim import nn as nsn
 from neurosim._io import atomic_write_bytes
 from neurosim.functional.lif import strict_threshold
-from neurosim.nn.recurrent import CONNECTIVITIES
+from neurosim.nn.recurrent import CONNECTIVITIES, DiagonalRecurrent
 
 __all__ = [
     "MAXPOOL_MODES", "NIRExportError", "NIRImportError", "beta_gain_from_tau_r", "from_nir", "read_nir",
@@ -393,8 +397,13 @@ def _recurrent_node(m: nsn.RLIF, shape: tuple[int, ...], dt_s: float, where: str
     if shape != (n,):
         raise NIRExportError(f"{where}: an RLIF({n}) layer takes a 1-d input of {n} features, but this layer gets "
                              f"shape {shape}")
-    lif = _neuron_node(m.lif, shape, dt_s, where)
     rec = m.recurrent
+    if not isinstance(rec, (nn.Linear, DiagonalRecurrent)):  # (a parametrized one, e.g. a shared V, is a subclass)
+        raise NIRExportError(
+            f"{where}: its feedback weights (.recurrent) are a {type(rec).__name__}, which has no NIR equivalent "
+            "(a chip's read noise, ADC and other non-idealities are not NIR parameters; exporting its .weight "
+            "would drop them); export the model before apply_nonidealities, as for a feed-forward layer")
+    lif = _neuron_node(m.lif, shape, dt_s, where)
     if m.connectivity == "dense":
         w = _np(rec.weight)
     else:
@@ -654,6 +663,10 @@ def _conv2d_types(node: nir.Conv2d) -> None:
 # ------------------------------------------------------------------------------------------------ import
 _SPIKING = (nir.LIF, nir.IF)
 _LOOP = "Input → LIF/IF ⇄ Linear/Affine (N × N), LIF/IF → Output"
+_FLAT_LOOP = "LIF/IF ⇄ Linear/Affine (N × N), the Linear/Affine fed by and feeding that neuron alone"
+# a flat loop put into a subgraph by _collapse_loops keeps the user's node names here, for the error messages
+_FLAT_KEY = "neurosim_flat_loop"
+_NEURONS = tuple(getattr(nir, k) for k in ("LIF", "IF", "CubaLIF", "LI", "I", "CubaLI") if hasattr(nir, k))
 
 
 def _recurrent_parts(sub: nir.NIRGraph, key: str) -> tuple[str, str]:
@@ -679,30 +692,61 @@ def _recurrent_parts(sub: nir.NIRGraph, key: str) -> tuple[str, str]:
 def _collapse_loops(graph: nir.NIRGraph) -> nir.NIRGraph:
     """``graph`` with every flat recurrent loop ``LIF → W → LIF`` (``W`` a Linear/Affine whose only input and only
     output is that neuron: snnTorch's flat ``RLeaky`` export) put into a subgraph of the :data:`_LOOP` form, named
-    after the neuron's prefix (``1`` for ``1.lif`` and ``1.w_rec``) or the neuron. Other cycles are left alone
-    (:func:`_chain` refuses them)."""
+    after the neuron's prefix (``1`` for ``1.lif`` and ``1.w_rec``) or the neuron. The subgraph's inner nodes keep
+    the file's names where they can (``metadata[_FLAT_KEY]`` holds them), so errors name the nodes the file has.
+
+    Raises:
+        NIRImportError: a neuron with several feedback synapses (an RLIF has one), or two nodes that feed each other
+            in another form (a CubaLIF, a Scale, a synapse with other inputs or outputs); the message names the
+            nodes and says which loop is supported. Longer cycles are left to :func:`_chain`.
+    """
     nodes = dict(graph.nodes)
     edges = [(str(a), str(b)) for a, b in graph.edges]
-    found = []
+    edge_set = set(edges)
+    found: dict[str, list[str]] = {}  # neuron -> its feedback synapses
     for syn, node in nodes.items():
         if not isinstance(node, (nir.Linear, nir.Affine)):
             continue
         pre = [a for a, b in edges if b == syn]
         post = [b for a, b in edges if a == syn]
         if len(pre) == len(post) == 1 and pre == post and isinstance(nodes.get(pre[0]), _SPIKING):
-            found.append((pre[0], syn))
+            found.setdefault(pre[0], []).append(syn)
+    for lif, syns in found.items():
+        if len(syns) > 1:
+            raise NIRImportError(
+                f"node {lif!r} ({type(nodes[lif]).__name__}) has {len(syns)} feedback synapses {syns}, each fed by it "
+                f"and feeding it back; neurosim imports a recurrent layer with one ({_FLAT_LOOP}): add their weight "
+                "matrices into one Linear/Affine")
+    looped = {(lif, syns[0]) for lif, syns in found.items()} | {(syns[0], lif) for lif, syns in found.items()}
+    for a, b in edges:  # any other pair of nodes that feed each other: say what a recurrent loop must be
+        if (b, a) in edge_set and (a, b) not in looped and a != b:
+            if isinstance(nodes.get(b), _NEURONS) and not isinstance(nodes.get(a), _NEURONS):
+                a, b = b, a  # the neuron first
+            ka, kb = type(nodes.get(a)).__name__, type(nodes.get(b)).__name__
+            neuron_ok = isinstance(nodes.get(a), _SPIKING)
+            syn_ok = isinstance(nodes.get(b), (nir.Linear, nir.Affine))
+            why = (f"{a!r} is a {ka}, not a LIF/IF" if not neuron_ok else
+                   f"{b!r} is a {kb}, not a Linear/Affine" if not syn_ok else
+                   f"{b!r} also has other inputs or outputs "
+                   f"({sorted(({x for x, y in edges if y == b} | {y for x, y in edges if x == b}) - {a})})")
+            raise NIRImportError(
+                f"nodes {a!r} ({ka}) and {b!r} ({kb}) feed each other, but {why}; neurosim imports a recurrent loop "
+                f"only as {_FLAT_LOOP} (or the nested graph {_LOOP})")
     if not found:
         return graph
-    for lif, syn in found:
+    for lif, (syn,) in found.items():
         head = lif.rpartition(".")[0]
         key = head if head and head == syn.rpartition(".")[0] and head not in nodes else lif
         inner_in, inner_out = "input", "output"
+        lif_in, syn_in = lif, syn  # the file's names inside the subgraph, unless they clash with its ports
+        if {lif_in, syn_in} & {inner_in, inner_out} or lif_in == syn_in:
+            lif_in, syn_in = "lif", "recurrent"
         shape = np.asarray(np.asarray(nodes[syn].weight).shape[:1])
         sub = nir.NIRGraph(
-            nodes={inner_in: nir.Input(input_type=shape), "lif": nodes[lif], "recurrent": nodes[syn],
+            nodes={inner_in: nir.Input(input_type=shape), lif_in: nodes[lif], syn_in: nodes[syn],
                    inner_out: nir.Output(output_type=shape)},
-            edges=[(inner_in, "lif"), ("lif", "recurrent"), ("recurrent", "lif"), ("lif", inner_out)],
-            type_check=False)
+            edges=[(inner_in, lif_in), (lif_in, syn_in), (syn_in, lif_in), (lif_in, inner_out)],
+            metadata={_FLAT_KEY: (lif, syn)}, type_check=False)
         edges = [e for e in edges if e not in ((lif, syn), (syn, lif))]
         edges = [(key if a == lif else a, key if b == lif else b) for a, b in edges]
         nodes = {(key if k == lif else k): (sub if k == lif else n) for k, n in nodes.items() if k != syn}
@@ -879,7 +923,13 @@ def _import_recurrent(sub: nir.NIRGraph, key: str, shape: tuple[int, ...], dt_s:
     neurosim metadata names the connectivity; without it (snnTorch's ``RLeaky``), a diagonal matrix is read as
     ``diagonal`` (snnTorch's ``all_to_all=False``) and any other as ``dense``."""
     lif_key, syn_key = _recurrent_parts(sub, key)
-    where = f"recurrent layer {key!r} (nested graph: {lif_key!r} ⇄ {syn_key!r})"
+    flat = (sub.metadata or {}).get(_FLAT_KEY)
+    if flat:  # a loop of the file's flat graph: name its nodes as the file does
+        where = f"recurrent loop {flat[0]!r} ⇄ {flat[1]!r}"
+        neuron_name = flat[0]
+    else:
+        where = f"recurrent layer {key!r} (nested graph: {lif_key!r} ⇄ {syn_key!r})"
+        neuron_name = f"{key}.{lif_key}"
     node, syn = sub.nodes[lif_key], sub.nodes[syn_key]
     w = np.asarray(syn.weight, dtype=np.float64)
     n = w.shape[0] if w.ndim == 2 else -1
@@ -904,7 +954,7 @@ def _import_recurrent(sub: nir.NIRGraph, key: str, shape: tuple[int, ...], dt_s:
             layer.recurrent.bias.copy_(torch.tensor(bias))
     if not isinstance(node, _SPIKING):
         raise NIRImportError(f"{where}: node {lif_key!r} must be LIF or IF")
-    layer.lif = _import_neuron(node, shape, dt_s, prev, f"node {key}.{lif_key} ({type(node).__name__})", dtype,
+    layer.lif = _import_neuron(node, shape, dt_s, prev, f"node {neuron_name} ({type(node).__name__})", dtype,
                                recurrent=layer.recurrent)
     return layer
 

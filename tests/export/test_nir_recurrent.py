@@ -221,3 +221,79 @@ def test_record_outputs_of_an_rlif_hold_every_step():
     out, rec = record_outputs(net, x)
     assert rec["1.lif"].shape == (12, 2, 4)
     assert torch.equal(rec["1.lif"], out)
+
+
+# ------------------------------------------------------------------------------ refusals naming the file's nodes
+def _flat(feedback, neuron=None, prefix="1."):
+    """Input(2) → fc → <prefix>lif, with each ``(name, node)`` of ``feedback`` fed by the neuron and feeding it."""
+    o = np.ones(3)
+    nodes = {"input": nir.Input(input_type=np.array([2])), "fc": nir.Linear(weight=np.ones((3, 2))),
+             f"{prefix}lif": neuron or nir.LIF(tau=o * 1e-2, r=o * 10, v_leak=0 * o, v_threshold=o, v_reset=0 * o),
+             "output": nir.Output(output_type=np.array([3]))}
+    edges = [("input", "fc"), ("fc", f"{prefix}lif"), (f"{prefix}lif", "output")]
+    for name, node in feedback:
+        nodes[prefix + name] = node
+        edges += [(f"{prefix}lif", prefix + name), (prefix + name, f"{prefix}lif")]
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+
+
+@pytest.mark.parametrize("prefix", ["1.", ""])
+def test_a_neuron_with_two_feedback_synapses_is_refused_naming_them(prefix):
+    g = _flat([("w1", nir.Linear(weight=np.eye(3))), ("w2", nir.Linear(weight=np.eye(3)))], prefix=prefix)
+    with pytest.raises(NIRImportError, match=rf"node '{prefix}lif' \(LIF\) has 2 feedback synapses "
+                                             rf"\['{prefix}w1', '{prefix}w2'\].*a recurrent layer with one"):
+        from_nir(g)
+
+
+def test_flat_loop_errors_name_the_files_nodes():
+    o = np.ones(3)
+    gain_half = nir.LIF(tau=o * 1e-2, r=o * 5, v_leak=0 * o, v_threshold=o, v_reset=0 * o)  # dt·R/τ = 0.5
+    g = _flat([("w", nir.Linear(weight=np.eye(3)))], neuron=gain_half, prefix="")
+    del g.nodes["fc"]
+    g.edges[:] = [("input", "lif")] + [e for e in g.edges if "fc" not in e]
+    g.nodes["input"] = nir.Input(input_type=np.array([3]))
+    with pytest.raises(NIRImportError, match=r"^node lif \(LIF\): input gain dt·R/τ = 0.5") as e:
+        from_nir(g)
+    assert "lif.lif" not in str(e.value)
+    g = _flat([("w", nir.Linear(weight=np.ones((4, 3))))], prefix="")
+    with pytest.raises(NIRImportError, match=r"^recurrent loop 'lif' ⇄ 'w': the feedback weight must be a square"):
+        from_nir(g)
+
+
+def test_loops_of_other_forms_say_what_a_recurrent_loop_must_be():
+    o = np.ones(3)
+    cuba = nir.CubaLIF(tau_syn=o * 1e-2, tau_mem=o * 1e-2, r=o, v_leak=0 * o, v_threshold=o)
+    with pytest.raises(NIRImportError, match=r"nodes 'lif' \(CubaLIF\) and 'w' \(Linear\) feed each other, but 'lif' "
+                                             r"is a CubaLIF, not a LIF/IF; neurosim imports a recurrent loop only as "
+                                             r"LIF/IF ⇄ Linear/Affine"):
+        from_nir(_flat([("w", nir.Linear(weight=np.eye(3)))], neuron=cuba, prefix=""))
+    with pytest.raises(NIRImportError, match=r"nodes '1.lif' \(LIF\) and '1.v' \(Scale\) feed each other, but '1.v' "
+                                             r"is a Scale, not a Linear/Affine"):
+        from_nir(_flat([("v", nir.Scale(scale=o))]))
+    g = _flat([("w", nir.Linear(weight=np.eye(3)))], prefix="")  # the feedback synapse also feeds the output
+    g.edges.append(("w", "output"))
+    with pytest.raises(NIRImportError, match=r"'w' also has other inputs or outputs \(\['output'\]\)"):
+        from_nir(g)
+
+
+@pytest.mark.parametrize("connectivity", ["dense", "diagonal"])
+def test_a_chips_noisy_recurrence_is_refused_not_exported_as_its_ideal_weights(connectivity):
+    from neurosim.hardware.nonideal import NonIdealConfig, apply_nonidealities
+
+    net = Sequential(Linear(3, 4), RLIF(4, connectivity=connectivity))
+    chip = apply_nonidealities(net, NonIdealConfig(read_noise_rel=0.3, adc_bits=3), layers=["1.recurrent"])
+    kind = "CrossbarLinear" if connectivity == "dense" else "CrossbarDiagonal"
+    with pytest.raises(NIRExportError, match=rf"layer '1' \(RLIF\): its feedback weights \(.recurrent\) are a {kind}, "
+                                             "which has no NIR equivalent"):
+        to_nir(chip, (3,))
+    to_nir(net, (3,))  # the ideal model exports
+    # a parametrized feedback weight (snnTorch's shared V) is still the module it was: it exports its value
+    torch.nn.utils.parametrize.register_parametrization(net[1].recurrent, "weight", _Mean())
+    w = to_nir(net, (3,)).nodes["1"].nodes["recurrent"].weight
+    expected = net[1].recurrent.weight.detach().numpy()
+    np.testing.assert_allclose(w if connectivity == "dense" else np.diag(w), expected)
+
+
+class _Mean(torch.nn.Module):
+    def forward(self, w):
+        return w.mean().expand_as(w)

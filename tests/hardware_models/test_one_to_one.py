@@ -1,0 +1,125 @@
+"""One-to-one recurrences (a self-loop whose N × N matrix is zero off its diagonal): recognised from the weights in
+graphs of any tool, and costed as N weights — crossbar cells, tiles and ADC conversions, dense-ANN MACs — by hand
+against the dense recurrence of the same layer; Speck's dense kernel memory is kept and said why."""
+
+from __future__ import annotations
+
+import nir
+import numpy as np
+import pytest
+
+from hardware_models import ActivityProfile, analyze, estimate
+from hw_helpers import lif
+
+
+def rnn(connectivity: str, n_in: int = 64, n: int = 256, n_out: int = 10, seed: int = 0) -> nir.NIRGraph:
+    """Input(n_in) → w_in → lif ⇄ w_rec, lif → w_out → out → Output: the flat loop of snnTorch's RLeaky export."""
+    rng = np.random.default_rng(seed)
+    w_rec = rng.normal(size=(n, n))
+    if connectivity == "diagonal":
+        w_rec = np.diag(rng.normal(size=n))
+    nodes = {
+        "input": nir.Input(input_type=np.array([n_in])),
+        "w_in": nir.Linear(weight=rng.normal(size=(n, n_in))),
+        "lif": lif(n),
+        "w_rec": nir.Linear(weight=w_rec),
+        "w_out": nir.Linear(weight=rng.normal(size=(n_out, n))),
+        "out": lif(n_out),
+        "output": nir.Output(output_type=np.array([n_out])),
+    }
+    edges = [("input", "w_in"), ("w_in", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "w_out"),
+             ("w_out", "out"), ("out", "output")]
+    return nir.NIRGraph(nodes=nodes, edges=edges)
+
+
+def activity(T: int = 10) -> ActivityProfile:
+    return ActivityProfile(time_steps=T, dt_s=1e-3, samples=1,
+                           spikes_per_step={"lif": np.full(T, 20.0), "out": np.full(T, 2.0)},
+                           input_events_per_step=np.full(T, 10.0))
+
+
+def test_a_diagonal_self_loop_is_one_to_one_and_counts_n_weights():
+    dense, diag = analyze(rnn("dense")).nodes["w_rec"], analyze(rnn("diagonal")).nodes["w_rec"]
+    assert not dense.one_to_one and (dense.weight_params, dense.synapses_dense) == (65536, 65536)
+    assert diag.one_to_one and (diag.weight_params, diag.synapses_dense, diag.synapses_nonzero) == (256, 256, 256)
+    # a feed-forward diagonal matrix stays the matrix the graph says: a dense engine multiplies all of it
+    ff = nir.NIRGraph.from_list(nir.Linear(weight=np.ones((3, 4))), lif(3), nir.Linear(weight=np.diag([1.0, 2, 3])),
+                                lif(3))
+    f = analyze(ff)
+    assert [n.weight_params for n in f.nodes.values() if n.role == "synapse"] == [12, 9]
+    assert not any(n.one_to_one for n in f.nodes.values())
+
+
+def test_rram_places_a_diagonal_recurrence_as_n_single_weights():
+    act = activity()
+    dense = estimate(rnn("dense"), act, "rram_neurosim")
+    diag = estimate(rnn("diagonal"), act, "rram_neurosim")
+    # 8-bit weights on 1-bit cells: 7 slices, a pair of them = 14 columns per weight, 9 weights per 128-column tile.
+    # dense: w_in and w_rec stacked, 64 + 256 = 320 rows (3 row tiles) x 256 columns (29 column tiles)
+    assert dense.per_layer["lif"]["tiles"] == 3 * 29 == 87
+    assert dense.per_layer["lif"]["used_cells"] == 320 * 256 * 14 == 1_146_880
+    # diagonal: w_in alone is 64 rows (1 row tile) x 29 column tiles; the 256 feedback weights sit 9 to a tile on
+    # its diagonal (own row, own columns): 29 tiles of 9, 9, ..., 4 weights, 256 pairs of 7-cell sides
+    assert diag.per_layer["lif"]["tiles"] == 29 + 29 == 58
+    assert diag.per_layer["lif"]["used_cells"] == 64 * 256 * 14 + 256 * 14 == 232_960
+    assert dense.mapping.cores_used - diag.mapping.cores_used == 87 - 58
+    assert any("one-to-one recurrence(s) ('w_rec')" in n and "9 to a tile" in n for n in diag.notes)
+    # every crossbar cycle, every row driven (activity-blind): dense reads 3 row blocks of all 256 x 14 columns per
+    # step, diagonal 1 block of w_in plus each of the 256 feedback weights once (14 columns each)
+    T = act.time_steps
+    blind_dense = estimate(rnn("dense"), act, "rram_neurosim", activity_blind=True).per_layer["lif"]
+    blind_diag = estimate(rnn("diagonal"), act, "rram_neurosim", activity_blind=True).per_layer["lif"]
+    assert blind_dense["adc_conversions"] == T * 3 * 256 * 14
+    assert blind_diag["adc_conversions"] == T * 256 * 14 + T * 256 * 14
+    assert blind_diag["tile_reads"] == T * 29 + T * 29  # w_in's 29 tiles and the 29 diagonal tiles, once a step
+    assert diag.total_energy_j < dense.total_energy_j
+
+
+def test_a_diagonal_block_shares_a_tile_with_another_small_piece():
+    rng = np.random.default_rng(1)
+    nodes = {"input": nir.Input(input_type=np.array([4])), "w_in": nir.Linear(weight=rng.normal(size=(10, 4))),
+             "lif": lif(10), "w_rec": nir.Linear(weight=np.diag(rng.normal(size=10))),
+             "output": nir.Output(output_type=np.array([10]))}
+    g = nir.NIRGraph(nodes=nodes, edges=[("input", "w_in"), ("w_in", "lif"), ("lif", "w_rec"), ("w_rec", "lif"),
+                                         ("lif", "output")])
+    act = ActivityProfile(time_steps=2, dt_s=1e-3, samples=1, spikes_per_step={"lif": np.array([2.0, 1.0])},
+                          input_events_per_step=np.array([2.0, 2.0]))
+    own = estimate(g, act, "rram_neurosim", share_tiles=False)
+    shared = estimate(g, act, "rram_neurosim", share_tiles=True)
+    # w_in: 4 rows x 10 columns = 2 column tiles (9 + 1 weights); w_rec: 2 diagonal tiles (9 + 1 weights). The two
+    # last pieces (4 rows x 1 weight, 1 row x 1 weight) fit one tile on disjoint rows and columns
+    assert own.mapping.cores_used == 4 and shared.mapping.cores_used == 3
+    assert shared.energy_j["adc"] == pytest.approx(own.energy_j["adc"])
+
+
+def test_the_dense_ann_multiplies_a_diagonal_recurrence_element_wise_and_notes_the_single_pass():
+    act = activity()
+    dense = estimate(rnn("dense"), act, "conventional_45nm")
+    diag = estimate(rnn("diagonal"), act, "conventional_45nm")
+    assert dense.per_layer["lif"]["macs_in"] == 64 * 256 + 256 * 256
+    assert diag.per_layer["lif"]["macs_in"] == 64 * 256 + 256
+    e_mac = 4.6e-12  # Horowitz's fp32 MAC
+    macs = 64 * 256 + 256 + 256 * 10
+    assert diag.energy_j["mac"] == pytest.approx(macs * e_mac)
+    assert dense.energy_j["mac"] - diag.energy_j["mac"] == pytest.approx((65536 - 256) * e_mac)
+    note = [n for n in diag.notes if n.startswith("recurrent layer(s) 'lif'")]
+    assert note and "(256 MACs) once" in note[0] and "10 steps (2,560 MACs)" in note[0]
+    assert any("(65,536 MACs) once" in n for n in dense.notes)
+    feed_forward = nir.NIRGraph.from_list(nir.Linear(weight=np.ones((3, 4))), lif(3))
+    ff_act = ActivityProfile(time_steps=2, dt_s=1e-3, samples=1, spikes_per_step={"lif": np.ones(2)},
+                             input_events_per_step=np.ones(2))
+    assert not any("recurrent" in n for n in estimate(feed_forward, ff_act, "conventional_45nm").notes)
+
+
+def test_digital_targets_count_the_diagonal_synapses_and_speck_keeps_its_dense_kernel():
+    act = activity()
+    for target in ("loihi", "truenorth", "spinnaker"):
+        dense = estimate(rnn("dense"), act, target).mapping.layers["lif"]
+        diag = estimate(rnn("diagonal"), act, target).mapping.layers["lif"]
+        assert diag.max_synapses_per_core <= 64 * 256 + 256 < dense.max_synapses_per_core, target
+    # DYNAP-CNN stores a 1x1 kernel from 256 channels to 256 features densely: 64·256 + 256·256 entries either way
+    dense, diag = estimate(rnn("dense"), act, "speck"), estimate(rnn("diagonal"), act, "speck")
+    assert dense.mapping.layers["lif"].max_synapses_per_core == diag.mapping.layers["lif"].max_synapses_per_core \
+        == 64 * 256 + 256 * 256
+    assert any("one-to-one recurrence(s) ('w_rec') take the full kernel memory" in n for n in diag.notes)
+    assert not any("one-to-one" in n for n in dense.notes)
