@@ -242,7 +242,7 @@ def test_resuming_with_another_config_or_fewer_epochs_is_refused_before_anything
     trainer().fit(batches)
     files = {name: (tmp_path / name).read_bytes() for name in ("config.toml", "metrics.jsonl", "checkpoint.pt")}
     # another learning rate: the checkpoint's optimizer would silently keep the old one
-    with pytest.raises(ConfigError, match=r"holds a checkpoint of a different config \(train.lr differ\).*"
+    with pytest.raises(ConfigError, match=r"holds a checkpoint of a different config \(train.lr differs\).*"
                                           r"another run_dir.*resume=False"):
         trainer(lr=0.5).fit(batches)
     # fewer epochs than done, from the config or from fit's argument
@@ -597,7 +597,7 @@ def test_an_interrupted_epoch_resumes_only_under_its_config_and_with_its_epoch_a
         _own_model_trainer(tmp_path, epochs=1).fit(_shuffling_loader("loader generator"))
     changed = _own_model_trainer(tmp_path, epochs=3)
     changed.config = replace(changed.config, train=replace(changed.config.train, lr=0.5))
-    with pytest.raises(ConfigError, match=r"different config \(train.lr differ\)"):
+    with pytest.raises(ConfigError, match=r"different config \(train.lr differs\)"):
         changed.fit(_shuffling_loader("loader generator"))
     # each process's share of the epoch depends on their number: another number cannot continue it
     ckpt = load_checkpoint(tmp_path)
