@@ -79,9 +79,10 @@ def _check_before_loading(cfg: RunConfig) -> None:
     if cfg.train.patience is not None and not cfg.data.val_split:
         raise ConfigError(f"train.patience: = {cfg.train.patience} stops training on validation accuracy, but there is "
                           "no validation split; set data.val_split (e.g. 0.1) too, or train.patience = none")
-    if cfg.train.loss == "max_ce" and cfg.model.readout == "spikes":
-        warnings.warn("train.loss = max_ce on spiking outputs: each output's maximum over time is 0 or 1, so most "
-                      "samples tie and the loss barely moves; max_ce is the read-out of a membrane "
+    if cfg.train.loss in ("max_ce", "last_ce") and cfg.model.readout == "spikes":
+        what = "maximum over time" if cfg.train.loss == "max_ce" else "last step"
+        warnings.warn(f"train.loss = {cfg.train.loss} on spiking outputs: each output's {what} is 0 or 1, so most "
+                      "samples tie and the loss barely moves; it is the read-out of a membrane "
                       "(--set model.readout=membrane), as in Cramer et al.'s SHD baselines", UserWarning, stacklevel=2)
     resolve_device(cfg.train.device)  # a ConfigError naming train.device
     check_output_folder(Path(cfg.out_dir) / cfg.name, "out_dir")

@@ -20,7 +20,6 @@
 # `recurrent = true`, and the read-out one line of `[train]`, `loss = "last_ce"` (or `"max_ce"`, the SHD one).
 
 # %%
-import math
 import os
 from pathlib import Path
 

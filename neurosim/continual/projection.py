@@ -29,8 +29,9 @@ the task is evaluated with).
 
 **Recurrent layers** (:class:`neurosim.nn.RLIF`, ``model.recurrent``). A dense recurrence's feedback weights are a
 ``Linear`` (``<layer>.recurrent``) and are protected like every other: their presynaptic vector at step ``t`` is the
-layer's own spikes ``s[t−1]`` (zeros at the first step), which the pre-hook sees because the layer calls its
-``.recurrent`` once per step. Projecting both ``W_in`` and ``W_rec`` keeps an old task's input current
+layer's own spikes ``s[t−1]`` (zeros at the first step), which the pre-hook sees because a hooked ``.recurrent``
+makes the layer run its per-step loop and call it once per step (not its fused scan, which is as fast but calls
+no module). Projecting both ``W_in`` and ``W_rec`` keeps an old task's input current
 ``W_in·x[t] + W_rec·s[t−1]`` at every step unchanged, so by induction over the steps its membranes and spikes are
 unchanged too (tested with exact subspaces). The HLOP paper only trains feed-forward networks; the same projection
 of recurrent weights onto the complement of the old hidden activity is the one of Duncker et al. (NeurIPS 2020,

@@ -171,7 +171,7 @@ def run_nonideal_from_args(args: argparse.Namespace, checkpoint_path, out_dir) -
                 sigmas=() if args.no_sweep else (args.sigmas or SIGMAS),
                 fault_rates=() if args.no_sweep else (args.fault_rates or FAULT_RATES),
                 seed=args.mc_seed, max_samples=args.nonideal_samples, progress=progress,
-                readout=cfg.train.loss)  # classify as the run's loss reads its outputs
+                loss=cfg.train.loss)  # classify as the run's loss reads its outputs
     reports, ideal = {}, None
     for spec in crossbars:
         try:

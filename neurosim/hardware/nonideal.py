@@ -59,6 +59,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 
 from neurosim.nn.recurrent import DiagonalRecurrent
 
@@ -443,6 +444,20 @@ def _stream_seed(seed: int, role: str, index: int = 0) -> int:
     return int(np.random.SeedSequence([int(seed), ("program", "read").index(role), index]).generate_state(1)[0])
 
 
+def _plain_copy(m: nn.Module) -> nn.Module:
+    """A Linear or DiagonalRecurrent without parametrizations, holding ``m``'s current weight and bias values.
+    (``parametrize.remove_parametrizations`` on a deep copy would edit the class the original shares with it.)"""
+    w = m.weight.detach()
+    plain = (DiagonalRecurrent(w.shape[0], bias=m.bias is not None) if isinstance(m, DiagonalRecurrent)
+             else nn.Linear(w.shape[1], w.shape[0], bias=m.bias is not None))
+    plain = plain.to(device=w.device, dtype=w.dtype).train(m.training)
+    with torch.no_grad():
+        plain.weight.copy_(w)
+        if m.bias is not None:
+            plain.bias.copy_(m.bias)
+    return plain
+
+
 def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
                         layers: Iterable[str] | None = None) -> nn.Module:
     """One Monte-Carlo chip: a copy of ``model`` whose Linear/Conv2d weights (and recurrent weights) went through
@@ -464,6 +479,11 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
     gen = torch.Generator().manual_seed(_stream_seed(seed, "program"))
     for i, name in enumerate(names):
         m = chip.get_submodule(name)
+        if parametrize.is_parametrized(m, "weight"):
+            # a computed weight (a converted snnTorch layer's one shared V): on the chip each cell is programmed, and
+            # drawn, on its own, so the copy gets a plain module holding the weight's current values
+            m = _plain_copy(m)
+            _set_module(chip, name, m)
         g_pos, g_neg, scale = program_conductances(m.weight.detach().cpu(), cfg, gen)
         dev = m.weight.device
         g_pos, g_neg = g_pos.to(dev), g_neg.to(dev)
@@ -512,10 +532,10 @@ def _blocks(loader, size: int, max_samples: int | None):
 
 @torch.no_grad()
 def accuracy(model: nn.Module, loader, *, device: str | torch.device | None = None,
-             max_samples: int | None = None, readout: str | None = None) -> float:
+             max_samples: int | None = None, loss: str | None = None) -> float:
     """Test accuracy in percent (0–100) over ``(x_seq, y)`` batches, run in blocks of :data:`EVAL_BLOCK` samples
     whatever the loader's batch size (a chip's read noise is drawn per call). The prediction is the read-out of the
-    loss named ``readout`` (the run's ``train.loss``: :func:`neurosim.training.predict`); None: ``argmax Σ_t
+    loss named ``loss`` (the run's ``train.loss``: :func:`neurosim.training.predict`); None: ``argmax Σ_t
     out_t``."""
     from neurosim.training.losses import predict
 
@@ -530,7 +550,7 @@ def accuracy(model: nn.Module, loader, *, device: str | torch.device | None = No
     try:
         for x_seq, y in _blocks(loader, EVAL_BLOCK, max_samples):
             out_seq, _ = model(x_seq.to(device).float())
-            correct += int((predict(out_seq, readout).cpu() == y.cpu()).sum())
+            correct += int((predict(out_seq, loss).cpu() == y.cpu()).sum())
             total += int(y.shape[0])
     finally:
         model.train(was)
@@ -541,8 +561,8 @@ def accuracy(model: nn.Module, loader, *, device: str | torch.device | None = No
 
 def evaluate_nonideal(model: nn.Module, loader, cfg: NonIdealConfig, *, chips: int = 5, seed: int = 0,
                       layers: Iterable[str] | None = None, device: str | torch.device | None = None,
-                      max_samples: int | None = None, readout: str | None = None) -> dict:
-    """Accuracy of ``model`` on ``chips`` Monte-Carlo chips of ``cfg``, next to the ideal accuracy (``readout``: as
+                      max_samples: int | None = None, loss: str | None = None) -> dict:
+    """Accuracy of ``model`` on ``chips`` Monte-Carlo chips of ``cfg``, next to the ideal accuracy (``loss``: as
     for :func:`accuracy`).
 
     Chip ``i`` uses seed ``seed + i`` (see :func:`apply_nonidealities`), so results are reproducible.
@@ -553,9 +573,9 @@ def evaluate_nonideal(model: nn.Module, loader, cfg: NonIdealConfig, *, chips: i
     """
     if isinstance(chips, bool) or not isinstance(chips, int) or chips < 1:
         raise ValueError(f"chips must be a positive integer, got {chips!r}")
-    ideal = accuracy(model, loader, device=device, max_samples=max_samples, readout=readout)
+    ideal = accuracy(model, loader, device=device, max_samples=max_samples, loss=loss)
     per_chip = [accuracy(apply_nonidealities(model, cfg, seed + i, layers=layers), loader, device=device,
-                         max_samples=max_samples, readout=readout) for i in range(chips)]
+                         max_samples=max_samples, loss=loss) for i in range(chips)]
     mean = sum(per_chip) / chips
     std = math.sqrt(sum((a - mean) ** 2 for a in per_chip) / (chips - 1)) if chips > 1 else 0.0
     return {"ideal": ideal, "mean": mean, "std": std, "per_chip": per_chip, "chips": chips, "config": cfg.to_dict()}

@@ -98,15 +98,15 @@ def nonideal_config_from_spec(target, *, sigma_rel: float = 0.0, fault_rate: flo
 
 def chip_accuracies(model: nn.Module, loader, cfg: NonIdealConfig, *, chips: int = 5, seed: int = 0,
                     max_samples: int | None = None, device=None, layers: Iterable[str] | None = None,
-                    bar=None, readout: str | None = None) -> list[float]:
+                    bar=None, loss: str | None = None) -> list[float]:
     """Test accuracy (percent) of ``chips`` Monte-Carlo chips of ``cfg``; chip ``i`` is seeded ``seed + i``
-    (``readout``: the loss whose read-out classifies, as for :func:`neurosim.hardware.nonideal.accuracy`)."""
+    (``loss``: the loss whose read-out classifies, as for :func:`neurosim.hardware.nonideal.accuracy`)."""
     if isinstance(chips, bool) or not isinstance(chips, int) or chips < 1:
         raise ValueError(f"chips must be a positive integer, got {chips!r}")
     out = []
     for i in range(chips):
         out.append(accuracy(apply_nonidealities(model, cfg, seed + i, layers=layers), loader, device=device,
-                            max_samples=max_samples, readout=readout))
+                            max_samples=max_samples, loss=loss))
         if bar is not None:
             bar.update(1)
     return out
@@ -130,7 +130,7 @@ def _with(base: NonIdealConfig, param: str, value, stuck_on_fraction: float) -> 
 
 def sweep_nonideal(model: nn.Module, loader, base: NonIdealConfig, param: str, values: Sequence, *, chips: int = 5,
                    seed: int = 0, stuck_on_fraction: float = 0.5, max_samples: int | None = None, device=None,
-                   layers: Iterable[str] | None = None, bar=None, readout: str | None = None) -> list[dict]:
+                   layers: Iterable[str] | None = None, bar=None, loss: str | None = None) -> list[dict]:
     """Accuracy over chips as one non-ideality varies: ``[{"value", "mean", "std", "per_chip"}, ...]``.
 
     Args:
@@ -148,7 +148,7 @@ def sweep_nonideal(model: nn.Module, loader, base: NonIdealConfig, param: str, v
     for v in values:
         cfg = _with(base, param, v, stuck_on_fraction)
         accs = chip_accuracies(model, loader, cfg, chips=chips, seed=seed, max_samples=max_samples, device=device,
-                               layers=layers, bar=bar, readout=readout)
+                               layers=layers, bar=bar, loss=loss)
         points.append({"value": v, **_stats(accs)})
     return points
 
@@ -160,7 +160,7 @@ def nonideal_report_model(model: nn.Module, loader, target, *, chips: int = 5, s
                           seed: int = 0, max_samples: int | None = None, device=None,
                           layers: Iterable[str] | None = None, ideal: float | None = None,
                           out_dir: str | Path | None = None, checkpoint: str | None = None,
-                          progress: bool = False, readout: str | None = None) -> dict:
+                          progress: bool = False, loss: str | None = None) -> dict:
     """Ideal accuracy, accuracy over ``chips`` chips at the operating point, and the σ / fault-rate sweeps.
 
     Args:
@@ -172,7 +172,7 @@ def nonideal_report_model(model: nn.Module, loader, target, *, chips: int = 5, s
         ideal: the ideal accuracy when already known (skips one evaluation).
         out_dir: when given, writes ``nonideal_<target>.json`` and the sweep figures there.
         checkpoint: recorded in the report (where the model came from).
-        readout: the loss whose read-out turns outputs into classes (the run's ``train.loss``; ``max_ce`` and
+        loss: the loss whose read-out turns outputs into classes (the run's ``train.loss``; ``max_ce`` and
             ``last_ce`` read the maximum over time and the last step); None: the time-summed output.
 
     Returns:
@@ -190,11 +190,11 @@ def nonideal_report_model(model: nn.Module, loader, target, *, chips: int = 5, s
     base = nonideal_config_from_spec(spec, adc=False)
     sweeps = {k: list(v) for k, v in (("sigma_rel", sigmas), ("fault_rate", fault_rates)) if v}
     total = chips * (1 + sum(len(v) for v in sweeps.values())) + (ideal is None)
-    common = dict(chips=chips, seed=seed, max_samples=max_samples, device=device, layers=layers, readout=readout)
+    common = dict(chips=chips, seed=seed, max_samples=max_samples, device=device, layers=layers, loss=loss)
     with tqdm(total=total, desc=f"non-ideal chips on {spec.name}", disable=None if progress else True,
               leave=False, dynamic_ncols=True) as bar:
         if ideal is None:
-            ideal = accuracy(model, loader, device=device, max_samples=max_samples, readout=readout)
+            ideal = accuracy(model, loader, device=device, max_samples=max_samples, loss=loss)
             bar.update(1)
         point = _stats(chip_accuracies(model, loader, op, bar=bar, **common))
         results = {p: sweep_nonideal(model, loader, base, p, v, stuck_on_fraction=stuck_on_fraction, bar=bar,
@@ -231,7 +231,7 @@ def nonideal_report(checkpoint: str | Path, target, *, chips: int = 5, seed: int
     """
     _spec(target)  # a wrong target fails before the data is loaded
     model, test, cfg = load_checkpoint_model(checkpoint, progress=progress)
-    options.setdefault("readout", cfg.train.loss)
+    options.setdefault("loss", cfg.train.loss)
     return nonideal_report_model(model, test, target, chips=chips, seed=seed, progress=progress, out_dir=out_dir,
                                  checkpoint=str(checkpoint), **options)
 

@@ -24,8 +24,8 @@ through time. Under BPTT the gradient flows through both the membrane and the re
 
 The neuron is a :class:`neurosim.nn.LIF` child (``.lif``), so its options (β or τ, threshold, reset, surrogate,
 learnable decay or threshold, membrane recording) are LIF's. While a hook watches it (a forward or backward hook on
-``.lif``, or any global module hook: the activity profiler, raster plots), ``.lif`` is called as a module once per
-step, so the hook sees every step's total current ``x[t] + W_rec·s[t−1]`` and the :class:`LIFState`.
+``.lif`` or ``.recurrent``, or any global module hook: the activity profiler, raster plots, HLOP's projection), or
+either has a ``forward`` replaced on the instance, ``.lif`` is called as a module once per step, so the hook sees every step's total current ``x[t] + W_rec·s[t−1]`` and the :class:`LIFState`.
 
 **The fused scan.** Unwatched, with a fixed β and threshold, float32/float64 input, no autocast, a backend other
 than ``reference`` and the stock ``.recurrent`` modules (``nn.Linear`` or :class:`DiagonalRecurrent`, also with a
@@ -35,7 +35,7 @@ without a graph or with the temporal path cut (under BPTT the delayed timing kee
 backward through time can be differentiated again) — with the same spikes, bit for bit (the same torch ops in the
 same order), and the gradients of the per-step graph (tested to 1e-12 in float64; the sums run in another order).
 Why: the per-step graph of ``T`` steps holds ~6·T autograd nodes and calls LIF's checks and dispatch ``T`` times;
-fused, a BPTT iteration of an SHD-sized network takes about 0.75× the time, inference half, and autograd holds half
+fused, a BPTT iteration of an SHD-sized network takes about 0.8× the time, inference half, and autograd holds half
 the bytes (``benchmarks/bench_recurrent.py``, figures in the README). The node keeps only the pre-reset
 membranes ``h`` (the spikes are recomputed from them: ``s = h ≥ θ``) and ``W_rec`` once, where the per-step graph
 kept ``W_rec``'s reference and the spikes at every step. Backward runs the step loop of :class:`neurosim.functional.lif._FusedLIF` with the recurrent

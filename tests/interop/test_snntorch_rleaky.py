@@ -254,3 +254,20 @@ def test_a_float64_v_in_a_float32_model_converts_to_float32():
     s, _ = net(torch.rand(6, 2, 5))
     assert s.dtype == torch.float32
     assert torch.equal(net[1].recurrent.weight, v.float())
+
+
+@pytest.mark.parametrize("per_read", [False, True], ids=["programming", "read_noise"])
+def test_a_shared_v_goes_onto_rram_chips_one_cell_pair_per_neuron(per_read):
+    from neurosim.hardware.nonideal import NonIdealConfig, apply_nonidealities
+
+    torch.manual_seed(0)
+    net = from_snntorch(nn.Sequential(nn.Linear(5, 4), snn.RLeaky(beta=0.9, all_to_all=False, V=0.5,
+                                                                   init_hidden=True)))
+    cfg = NonIdealConfig(sigma_rel=0.2, read_noise_rel=0.1 if per_read else 0.0)
+    chip = apply_nonidealities(net, cfg, seed=3)
+    s, _ = chip(torch.rand(6, 2, 5))
+    assert s.shape == (6, 2, 4)
+    if not per_read:  # each neuron's feedback weight drawn on its own: no longer one shared value
+        w = chip[1].recurrent.weight
+        assert w.shape == (4,) and len(set(w.tolist())) == 4
+    assert torch.equal(net[1].recurrent.weight, torch.full((4,), 0.5))  # the model itself unchanged

@@ -227,7 +227,7 @@ def test_rram_chip_accuracy_takes_the_run_loss_read_out():
 
     x, y = _early_and_late()
     assert accuracy(_Replay(), [(x, y)]) == 0.0
-    assert accuracy(_Replay(), [(x, y)], readout="last_ce") == 100.0
+    assert accuracy(_Replay(), [(x, y)], loss="last_ce") == 100.0
 
 
 def test_continual_training_offers_only_the_time_summed_read_outs():
@@ -251,9 +251,10 @@ def test_continual_refuses_the_sequence_read_outs_saying_why():
 def test_max_ce_on_spiking_outputs_warns_before_training(tmp_path):
     from neurosim.runs import _check_before_loading
 
-    cfg = config_from_dict({"out_dir": str(tmp_path), "train": {"loss": "max_ce"}})
-    with pytest.warns(UserWarning, match="max_ce on spiking outputs.*model.readout=membrane"):
-        _check_before_loading(cfg)
+    for loss in ("max_ce", "last_ce"):
+        cfg = config_from_dict({"out_dir": str(tmp_path), "train": {"loss": loss}})
+        with pytest.warns(UserWarning, match=f"{loss} on spiking outputs.*model.readout=membrane"):
+            _check_before_loading(cfg)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _check_before_loading(config_from_dict({"out_dir": str(tmp_path), "train": {"loss": "max_ce"},
