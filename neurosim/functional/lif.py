@@ -519,28 +519,27 @@ class _FusedLIF(torch.autograd.Function):
         dh = surrogate.grad_(h_seq - v_th)
         for t in range(h_seq.shape[0] - 1, -1, -1):
             g = dh[t]
-            gs = grad_s[t] if grad_s is not None else None
-            # dL/dh_t = (dL/ds_t + gv·∂v/∂s)·g_t + gv·∂v/∂h|_s (+ grad of the recorded membrane)
-            if reset == "subtract" and not detach_reset:
-                coef = torch.add(gs, gv, alpha=-v_th) if gs is not None else gv * -v_th
-                torch.addcmul(gv, g, coef, out=g)
-            elif reset == "zero":
-                h = h_seq[t]
-                keep = gv * (h < v_th)
-                coef = gs if detach_reset else (gs - gv * h if gs is not None else -gv * h)
-                if coef is None:
-                    g.copy_(keep)
-                else:
-                    torch.addcmul(keep, g, coef, out=g)
-            else:  # none, or subtract with a detached reset: ∂v/∂s = 0, ∂v/∂h = 1
-                if gs is None:
-                    g.copy_(gv)
-                else:
-                    torch.addcmul(gv, g, gs, out=g)
+            _step_dh(g, h_seq[t], grad_s[t] if grad_s is not None else None, gv, v_th, reset, detach_reset)
             if grad_h is not None:
-                g.add_(grad_h[t])
+                g.add_(grad_h[t])  # (+ grad of the recorded membrane)
             gv = beta * g
         return _fused_grads(ctx, dh, gv, h_seq, v0, beta, v_th, reset)
+
+
+def _step_dh(g: torch.Tensor, h: torch.Tensor, gs: torch.Tensor | None, gv: torch.Tensor, v_th: float, reset: str,
+             detach_reset: bool) -> torch.Tensor:
+    """One step back through time, in place: ``g`` (``σ'(h_t − θ)``) becomes ``dL/dh_t = (dL/ds_t + gv·∂v/∂s)·g_t +
+    gv·∂v/∂h|_s`` (``gs`` = dL/ds_t or None, ``gv`` = dL/dv_t from later steps; see :class:`_FusedLIF`). Shared by
+    the fused LIF's and the recurrent LIF's (:mod:`neurosim.nn.recurrent`) backward loops."""
+    if reset == "subtract" and not detach_reset:
+        coef = torch.add(gs, gv, alpha=-v_th) if gs is not None else gv * -v_th
+        return torch.addcmul(gv, g, coef, out=g)
+    if reset == "zero":
+        keep = gv * (h < v_th)
+        coef = gs if detach_reset else (gs - gv * h if gs is not None else -gv * h)
+        return g.copy_(keep) if coef is None else torch.addcmul(keep, g, coef, out=g)
+    # none, or subtract with a detached reset: ∂v/∂s = 0, ∂v/∂h = 1
+    return g.copy_(gv) if gs is None else torch.addcmul(gv, g, gs, out=g)
 
 
 def _fused_grads(ctx, dh, gv, h_seq, v0, beta, v_th: float, reset: str):

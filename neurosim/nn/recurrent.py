@@ -63,7 +63,7 @@ from torch.nn.modules import module as _module
 from torch.nn.utils import parametrize
 
 from neurosim.functional._lif_kernels import symbolic
-from neurosim.functional.lif import LIFState, _check_state, _float_input, is_temporal_grad_enabled
+from neurosim.functional.lif import LIFState, _check_state, _float_input, is_temporal_grad_enabled, _step_dh
 from neurosim.nn.lif import LIF
 
 __all__ = ["CONNECTIVITIES", "DiagonalRecurrent", "RLIF", "RLIFState"]
@@ -418,21 +418,8 @@ def _temporal_dh(h_seq, grad_s, grad_v, grad_s_last, grad_h, weight, beta, cfg: 
     if grad_s is not None:
         gs = grad_s[T - 1] if gs is None else grad_s[T - 1] + gs
     for t in range(T - 1, -1, -1):
-        g, h = dh[t], h_seq[t]
-        if reset == "subtract" and not detach_reset:
-            coef = torch.add(gs, gv, alpha=-v_th) if gs is not None else gv * -v_th
-            torch.addcmul(gv, g, coef, out=g)
-        elif reset == "zero":
-            kept = gv * (h < v_th)
-            coef = gs if detach_reset else (gs - gv * h if gs is not None else -gv * h)
-            if coef is None:
-                g.copy_(kept)
-            else:
-                torch.addcmul(kept, g, coef, out=g)
-        elif gs is None:  # none, or subtract with a detached reset: ∂v/∂s = 0, ∂v/∂h = 1
-            g.copy_(gv)
-        else:
-            torch.addcmul(gv, g, gs, out=g)
+        g = dh[t]
+        _step_dh(g, h_seq[t], gs, gv, v_th, reset, detach_reset)
         if grad_h is not None:
             g.add_(grad_h[t])
         gv = g * beta
