@@ -44,8 +44,9 @@ def _step_snntorch(layers, x_seq):
     if rlif.init_hidden:
         utils.reset(nn.Sequential(*layers))
     else:
-        spk1, mem1 = rlif.reset_mem()
-        mem2 = lif.reset_mem()
+        rlif.reset_mem()  # (returns the state from snnTorch 1.0 on, None before: read the attributes)
+        lif.reset_mem()
+        spk1, mem1, mem2 = rlif.spk, rlif.mem, lif.mem
     hidden, membranes, out = [], [], []
     for x in x_seq:
         if rlif.init_hidden:
