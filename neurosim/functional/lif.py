@@ -422,17 +422,23 @@ def _fused_forward(x_seq, v0, beta, v_th: float, reset: str):
     v = v0
     buf = torch.empty_like(v0) if reset != "none" and x_seq.shape[0] else None  # the state, rewritten each step
     for t in range(x_seq.shape[0]):
-        h = torch.addcmul(x_seq[t], beta, v, out=h_seq[t])
-        s = torch.ge(h, v_th, out=s_seq[t])  # writes 0./1. in h's dtype
-        if reset == "subtract":
-            v = torch.sub(h, s, alpha=v_th, out=buf)
-        elif reset == "zero":
-            v = torch.addcmul(h, h, s, value=-1.0, out=buf)
-        else:
-            v = h
+        v = _step_forward(x_seq[t], v, beta, v_th, reset, h_seq[t], s_seq[t], buf)
     if reset == "none" or v is v0:
         v = v.clone()  # not a view of h_seq, and not the input tensor (T = 0)
     return s_seq, v, h_seq
+
+
+def _step_forward(x, v, beta, v_th: float, reset: str, h_out, s_out, buf):
+    """One step of the scan into given buffers: ``h = β·v + x`` (one rounding) into ``h_out``, ``s = h ≥ θ`` (0./1. in
+    h's dtype) into ``s_out``; returns the reset state, in ``buf`` (``h_out`` itself for ``none``). Shared by the fused
+    LIF's and the recurrent LIF's (:mod:`neurosim.nn.recurrent`) forward loops."""
+    h = torch.addcmul(x, beta, v, out=h_out)
+    s = torch.ge(h, v_th, out=s_out)
+    if reset == "subtract":
+        return torch.sub(h, s, alpha=v_th, out=buf)
+    if reset == "zero":
+        return torch.addcmul(h, h, s, value=-1.0, out=buf)
+    return h
 
 
 def _v_before(h_seq, v0, v_th: float, reset: str):

@@ -63,7 +63,9 @@ from torch.nn.modules import module as _module
 from torch.nn.utils import parametrize
 
 from neurosim.functional._lif_kernels import symbolic
-from neurosim.functional.lif import LIFState, _check_state, _float_input, is_temporal_grad_enabled, _step_dh
+from neurosim.functional.lif import (
+    LIFState, _check_state, _float_input, _step_dh, _step_forward, is_temporal_grad_enabled,
+)
 from neurosim.nn.lif import LIF
 
 __all__ = ["CONNECTIVITIES", "DiagonalRecurrent", "RLIF", "RLIFState"]
@@ -311,14 +313,8 @@ def _scan(x_seq, v0, s0, weight, bias, beta, cfg: _Config, keep_h: bool):
                 h_seq[t] = v
             s = r = torch.gt(v, v_th, out=s_seq[t])  # v − θ > 0 ⟺ v > θ (IEEE)
             continue
-        h = torch.addcmul(current, beta, v, out=h_seq[t] if keep_h else scratch)
-        s = torch.ge(h, v_th, out=s_seq[t])  # 0./1. in h's dtype
-        if reset == "subtract":
-            v = torch.sub(h, s, alpha=v_th, out=buf)
-        elif reset == "zero":
-            v = torch.addcmul(h, h, s, value=-1.0, out=buf)
-        else:
-            v = h
+        v = _step_forward(current, v, beta, v_th, reset, h_seq[t] if keep_h else scratch, s_seq[t], buf)
+        s = s_seq[t]
     if not cfg.delayed and reset == "none":
         v = v.clone()  # not a view of h_seq or the scratch buffer
     return s_seq, v, h_seq
