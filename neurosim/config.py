@@ -135,9 +135,13 @@ class NeuronConfig:
     surrogate_alpha: float | None = None  # None: the surrogate's usual sharpness (atan: 2)
     learn_beta: bool = False  # PLIF-style learnable decay
     learn_threshold: bool = False  # learnable threshold
+    # current-based neurons (CUBA: snnTorch's Synaptic, NIR's CubaLIF, Loihi's): a synaptic current decaying with
+    # this time constant drives the membrane (neurosim.nn.CubaLIF); None: the input drives the membrane directly.
+    # Written to configs only when set
+    tau_syn_ms: float | None = field(default=None, metadata={"written_when_set": True})
 
     def __post_init__(self) -> None:
-        _positive(self, "tau_mem_ms", "dt_ms", "v_th", "surrogate_alpha")
+        _positive(self, "tau_mem_ms", "dt_ms", "v_th", "surrogate_alpha", "tau_syn_ms")
         if self.beta is not None and not 0 <= self.beta <= 1:
             raise InvalidValue("beta", f"must be in [0, 1], got {self.beta!r}")
         _choice(self, "reset", RESETS)

@@ -18,12 +18,13 @@ from neurosim.nn.layers import (
     run_chunked,
     time_chunk,
 )
+from neurosim.nn.cuba import CubaLIF, CubaLIFState
 from neurosim.nn.lif import LIF
 from neurosim.nn.models import build_model, conv_snn, mlp_snn
 from neurosim.nn.recurrent import RLIF, DiagonalRecurrent, RLIFState
 
 __all__ = [
-    "LI", "LIF", "RLIF", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "DiagonalRecurrent", "Dropout", "Flatten", "Linear",
+    "LI", "LIF", "RLIF", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "CubaLIF", "CubaLIFState", "DiagonalRecurrent", "Dropout", "Flatten", "Linear",
     "MaxPool2d", "RLIFState", "Sequential", "SumPool2d", "TimeDistributed", "build_model", "conv_snn", "detach_state",
     "is_stateful", "mlp_snn", "run_chunked", "time_chunk",
 ]

@@ -9,6 +9,7 @@
   e.g. 700 → 256 → 256 → 20 for SHD audio spikes.
 * ``recurrent = true`` makes every hidden layer's LIF an :class:`neurosim.nn.RLIF` (its spikes fed back through a
   dense matrix), in both kinds.
+* ``neuron.tau_syn_ms`` makes every LIF layer a current-based :class:`neurosim.nn.CubaLIF`.
 
 Example:
     >>> import torch
@@ -27,10 +28,18 @@ from neurosim.config import ModelConfig, NeuronConfig
 from neurosim.nn.layers import (
     LI, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Sequential, SumPool2d,
 )
+from neurosim.nn.cuba import CubaLIF
 from neurosim.nn.lif import LIF
 from neurosim.nn.recurrent import RLIF
 
 __all__ = ["build_model", "conv_snn", "mlp_snn"]
+
+
+def _neuron(neuron: NeuronConfig) -> LIF | CubaLIF:
+    """A spiking layer's neurons: LIF, or current-based (:class:`CubaLIF`) where ``neuron.tau_syn_ms`` is set."""
+    if neuron.tau_syn_ms is None:
+        return LIF(**neuron.lif_kwargs())
+    return CubaLIF(neuron.tau_syn_ms, **neuron.lif_kwargs())
 
 
 def _head(layers: list, in_features: int, model: ModelConfig, neuron: NeuronConfig) -> None:
@@ -40,12 +49,12 @@ def _head(layers: list, in_features: int, model: ModelConfig, neuron: NeuronConf
         layers.append(Linear(in_features, width, bias=not model.batch_norm))
         if model.batch_norm:
             layers.append(BatchNorm1d(width))
-        layers.append(RLIF(width, **neuron.lif_kwargs()) if model.recurrent else LIF(**neuron.lif_kwargs()))
+        layers.append(RLIF(width, **neuron.lif_kwargs()) if model.recurrent else _neuron(neuron))
         in_features = width
     if model.dropout:
         layers.append(Dropout(model.dropout))
     layers.append(Linear(in_features, model.num_classes))
-    layers.append(LIF(**neuron.lif_kwargs()) if model.readout == "spikes" else LI(model.readout_beta))
+    layers.append(_neuron(neuron) if model.readout == "spikes" else LI(model.readout_beta))
 
 
 def conv_snn(model: ModelConfig, neuron: NeuronConfig) -> Sequential:
@@ -62,7 +71,7 @@ def conv_snn(model: ModelConfig, neuron: NeuronConfig) -> Sequential:
         layers.append(Conv2d(c, out_c, model.kernel_size, padding=model.padding, bias=not model.batch_norm))
         if model.batch_norm:
             layers.append(BatchNorm2d(out_c))
-        layers.append(LIF(**neuron.lif_kwargs()))
+        layers.append(_neuron(neuron))
         h = h + 2 * model.padding - model.kernel_size + 1
         w = w + 2 * model.padding - model.kernel_size + 1
         if model.pool > 1:
@@ -91,6 +100,9 @@ def mlp_snn(model: ModelConfig, neuron: NeuronConfig) -> Sequential:
 
 def build_model(model: ModelConfig, neuron: NeuronConfig) -> Sequential:
     """Build the network a config describes."""
+    if model.recurrent and neuron.tau_syn_ms is not None:
+        raise ValueError("model.recurrent with neuron.tau_syn_ms: recurrent layers are LIF neurons (RLIF); "
+                         "current-based recurrent layers (snnTorch's RSynaptic) are not available: unset one of them")
     if model.kind == "conv":
         return conv_snn(model, neuron)
     return mlp_snn(model, neuron)
