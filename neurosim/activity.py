@@ -25,6 +25,10 @@ layer's own name ``k`` (its NIR ``CubaLIF`` node's): that LIF's input is the syn
 whose current is nonzero (still decaying from earlier input, or fed this step) counts as updated, as a CUBA
 compartment is on Loihi (Davies et al. 2018: its current ``u`` and voltage ``v`` are updated in the same
 compartment step). The current's LI child (``k.syn``) is part of that neuron, not a population of its own.
+SANA-FE's Loihi model charges an update for a message arriving, a nonzero potential or bias, not for a decaying
+``input_current`` alone (``src/models.cpp``, ``LoihiLifModel::update``): after a reset to 0 with no new input, a CUBA
+neuron whose current still decays counts here and not there. (On the quickstart conv net with ``neuron.tau_syn_ms=5``
+the two counts are equal: its biases give every neuron input in every step.)
 """
 
 from __future__ import annotations
