@@ -19,6 +19,16 @@ computed, bit for bit) and sums the count at once; an LI layer's output is its m
 A recurrent layer (:class:`~neurosim.nn.RLIF`) is recorded through its LIF, module ``layer.lif``, which it calls once
 per step with the step's whole current ``x[t] + W_rec·s[t−1]``: its spikes and updates are joined along time (the
 feedback current counts as input), under the name its neuron has in the exported NIR graph once inlined.
+
+A current-based layer (:class:`~neurosim.nn.CubaLIF`) ``k`` is recorded through its LIF, module ``k.lif``, under the
+layer's own name ``k`` (its NIR ``CubaLIF`` node's): that LIF's input is the synaptic current ``i[t]``, so a neuron
+whose current is nonzero (still decaying from earlier input, or fed this step) counts as updated, as a CUBA
+compartment is on Loihi (Davies et al. 2018: its current ``u`` and voltage ``v`` are updated in the same
+compartment step). The current's LI child (``k.syn``) is part of that neuron, not a population of its own.
+SANA-FE's Loihi model charges an update for a message arriving, a nonzero potential or bias, not for a decaying
+``input_current`` alone (``src/models.cpp``, ``LoihiLifModel::update``): after a reset to 0 with no new input, a CUBA
+neuron whose current still decays counts here and not there. (On the quickstart conv net with ``neuron.tau_syn_ms=5``
+the two counts are equal: its biases give every neuron input in every step.)
 """
 
 from __future__ import annotations
@@ -31,10 +41,21 @@ from torch import nn
 
 from neurosim.functional import LIFState, lif_scan
 from neurosim.functional.lif import _v_before
-from neurosim.nn import LI, LIF
+from neurosim.nn import LI, LIF, CubaLIF
 from neurosim.nn.layers import run_chunked
 
 __all__ = ["activity_profile", "record_outputs"]
+
+
+def _cuba_parts(model: nn.Module) -> tuple[dict[str, str], set[str]]:
+    """``({'k.lif': 'k'}, {'k.syn'})`` for every :class:`~neurosim.nn.CubaLIF` ``k`` of ``model``: its LIF child is
+    recorded under the layer's name (its NIR node's), and its current (an LI child) is no population of its own."""
+    lifs, syns = {}, set()
+    for name, module in model.named_modules():
+        if name and isinstance(module, CubaLIF):
+            lifs[f"{name}.lif"] = name
+            syns.add(f"{name}.syn")
+    return lifs, syns
 
 
 @contextmanager
@@ -43,13 +64,21 @@ def _hooks(model: nn.Module, kinds: tuple[type, ...], on_output: Callable[[str, 
            ) -> Iterator[None]:
     """While the block runs, every submodule of ``kinds`` hands each call's (detached) output to
     ``on_output(name, output)``; with ``on_neuron``, every LIF among them and every LI layer (recorded or not) also
-    hands it its input and starting state: ``on_neuron(name, module, x_seq, state, output)``."""
+    hands it its input and starting state: ``on_neuron(name, module, x_seq, state, output)``.
+
+    A :class:`~neurosim.nn.CubaLIF` ``k`` is one layer named ``k``: its LIF child (recorded when ``kinds`` has LIF or
+    CubaLIF) reports under ``k``, with the synaptic current ``i[t]`` as its input, and its LI child ``k.syn`` is
+    neither a neuron nor, unless ``kinds`` has LI, recorded."""
+    cuba_lifs, cuba_syns = _cuba_parts(model)
     handles = []
     for name, module in model.named_modules():
-        recorded = isinstance(module, kinds)
-        neuron = on_neuron is not None and (isinstance(module, LI) or (recorded and isinstance(module, LIF)))
+        if isinstance(module, CubaLIF):
+            continue  # (recorded through its LIF child)
+        recorded = isinstance(module, kinds) or (name in cuba_lifs and CubaLIF in kinds)
+        neuron = on_neuron is not None and name not in cuba_syns and (
+            isinstance(module, LI) or (recorded and isinstance(module, LIF)))
         if name and (recorded or neuron):
-            def hook(mod, args, kwargs, output, name=name, recorded=recorded, neuron=neuron):
+            def hook(mod, args, kwargs, output, name=cuba_lifs.get(name, name), recorded=recorded, neuron=neuron):
                 out = (output[0] if isinstance(output, tuple) else output).detach()
                 if recorded:
                     on_output(name, out)

@@ -285,7 +285,9 @@ def _figures(result: RunResult) -> dict[str, str]:
 def layer_spikes(model: torch.nn.Module, x_seq: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """``(out_seq, {layer name: spikes [T, B, ...]})`` of every spiking layer of ``model`` on ``x_seq`` (the run's
     raster figure), a recurrent layer (:class:`neurosim.nn.RLIF`) as one layer under its own name (its LIF child,
-    called once per step, would show the same spikes a second time)."""
+    called once per step, would show the same spikes a second time), and a current-based one
+    (:class:`neurosim.nn.CubaLIF`) too: :func:`neurosim.activity.record_outputs` reports its LIF child under the
+    layer's name, and its synaptic current (an LI child) emits no spikes."""
     from neurosim.activity import record_outputs
     from neurosim.nn import LIF, RLIF
 

@@ -117,3 +117,23 @@ def test_a_recurrent_runs_raster_shows_its_recurrent_layer_at_every_step(tmp_pat
     assert "`mlp` SNN, recurrent hidden layers (RLIF)" in report and (result.run_dir / "raster.png").is_file()
     out_seq, layers = layer_spikes(result.model, x_seq)
     assert list(layers) == ["2"] and out_seq.shape == (5, 1, 10)
+
+
+def test_the_raster_shows_a_cuba_layer_once_under_its_own_name():
+    # a CubaLIF records through its LIF child ('1.lif'), whose input is the synaptic current; its LI child ('1.syn')
+    # emits that current, not spikes: neither may show as a layer of its own
+    from neurosim.config import ModelConfig, NeuronConfig
+    from neurosim.nn import CubaLIF, build_model
+    from neurosim.runs import layer_spikes
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind="mlp", input_shape=(12,), hidden=(8,), num_classes=3),
+                        NeuronConfig(tau_syn_ms=5.0, beta=0.8, v_th=0.3)).eval()
+    cubas = [name for name, m in model.named_modules() if isinstance(m, CubaLIF)]
+    x_seq = (torch.rand(6, 2, 12) < 0.5).float() * 2
+    out_seq, layers = layer_spikes(model, x_seq)
+    assert list(layers) == cubas and len(cubas) == 2
+    with torch.no_grad():
+        hidden, _ = model[2](model[1](model[0](x_seq)))
+    assert torch.equal(layers[cubas[0]], hidden) and hidden.sum() > 0
+    assert torch.equal(out_seq, model(x_seq)[0])

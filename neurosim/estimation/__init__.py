@@ -156,6 +156,7 @@ def _module_node_names(model, graph) -> dict[str, str]:
     import nir
     from hardware_models.graph import flatten_graph
 
+    from neurosim.activity import _cuba_parts
     from neurosim.export.nir import META_KEY
     from neurosim.nn import LI, LIF, MaxPool2d
 
@@ -166,12 +167,15 @@ def _module_node_names(model, graph) -> dict[str, str]:
     # a recurrent layer is a subgraph: its neuron is node 'layer.lif' once inlined, as the hardware models read it,
     # and module 'layer.lif' in the model (the RLIF's LIF, which the profile records once per step)
     graph = flatten_graph(graph)
+    # a CubaLIF 'k' is node 'k', recorded under that name through its LIF 'k.lif'; its current 'k.syn' is no LI layer
+    cuba_lifs, cuba_syns = _cuba_parts(model)
     out: dict[str, str] = {}
     order = _topological(graph)
     for kind, what, is_node in ((LIF, "spiking", lambda n: isinstance(n, (nir.LIF, nir.IF, nir.CubaLIF))),
                                 (LI, "LI readout", lambda n: isinstance(n, (nir.LI, nir.I))),
                                 (MaxPool2d, "max-pooling", is_maxpool)):
-        modules = [name for name, m in model.named_modules() if name and isinstance(m, kind)]
+        modules = [cuba_lifs.get(name, name) for name, m in model.named_modules()
+                   if name and isinstance(m, kind) and name not in cuba_syns]
         if all(m in graph.nodes and is_node(graph.nodes[m]) for m in modules):
             out.update({m: m for m in modules})
             continue

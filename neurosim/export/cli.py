@@ -90,9 +90,9 @@ def export_notes(graph) -> list[str]:
                              "neurosim and snnTorch's RLeaky from the first", []).append(name)
     for name, node in _leaves(graph):
         meta = (getattr(node, "metadata", None) or {}).get(META_KEY, {})
-        if meta.get("layer") == "LIF" and meta.get("reset") != "zero":
+        if meta.get("layer") in ("LIF", "CubaLIF") and meta.get("reset") != "zero":
             found.setdefault(f"reset = {meta['reset']!r}: other tools read a reset to zero", []).append(name)
-        if meta.get("layer") == "LIF" and meta.get("reset_timing") == "delayed":
+        if meta.get("layer") in ("LIF", "CubaLIF") and meta.get("reset_timing") == "delayed":
             found.setdefault("snnTorch's delayed reset: other tools reset in the step that spiked", []).append(name)
         if meta.get("layer") == "MaxPool2d":
             found.setdefault("MaxPool2d written as SumPool2d: other tools read a sum pool", []).append(name)

@@ -53,6 +53,9 @@ neurosim → NIR → snnTorch              what ``import_from_nir`` runs
                                        ``RLeaky`` module): the same spikes, dense or diagonal
 ``RLIF`` with a recurrent bias         the bias enters from the second step on: nirtorch starts the loop's
                                        feedback at 0, where an RLIF (and ``RLeaky``) adds ``W·0 + b``
+``CubaLIF(reset="zero")``              ``Synaptic(reset_mechanism="zero", reset_delay=False)``: the same
+                                       spikes (tie at ``v == v_th`` as for ``LIF``); other resets and timings
+                                       run as that zero reset, as for ``LIF``
 =====================================  ==================================================================
 
 =====================================  ==================================================================
@@ -69,6 +72,12 @@ scalar ``beta`` or ``threshold``       ``export_to_nir`` fails (nir's type infer
 ``nn.MaxPool2d``                       ``export_to_nir`` fails (``AttributeError``): no NIR node
 zero-reset ``RLeaky`` (written flat:   ``RLIF`` named ``1`` (dense; diagonal for ``all_to_all=False``):
 ``1.lif`` ⇄ ``1.w_rec``)               the same spikes
+zero-reset ``Synaptic``                ``CubaLIF`` with the same α and β, zero reset (``reset_delay=False``):
+(``CubaLIF`` node)                     the same spikes; per-neuron ``alpha``/``beta``/``threshold`` tensors,
+                                       as for ``Leaky``
+``RSynaptic``                          ``export_to_nir`` fails (nirtorch: ``Cannot find the input of an
+                                       empty graph``); a ``CubaLIF`` ⇄ ``Linear`` loop is refused by
+                                       :func:`from_nir` (neurosim has no recurrent CUBA layer)
 =====================================  ==================================================================
 
 Call ``export_to_nir(model, sample[1, ...], ignore_dims=[0])`` so that the graph's shapes have no batch dim.
@@ -91,6 +100,7 @@ neurosim layer                 NIR node
 ``Dropout``, ``nn.Identity``   nothing (identity at inference)
 ``LIF``                        ``LIF`` (``IF`` when β = 1)
 ``RLIF``                       a subgraph ``input → lif ⇄ recurrent, lif → output`` (see Recurrence below)
+``CubaLIF``                    ``CubaLIF`` (see Current-based neurons below)
 ``LI`` readout                 ``LI`` (``I`` when β = 1)
 =============================  =======================================================================
 
@@ -133,10 +143,19 @@ What NIR cannot say, and how it is kept:
   a ``Scale``), is refused saying what the loop must be. An RLIF whose ``.recurrent`` a chip's non-idealities
   replaced (:func:`neurosim.hardware.nonideal.apply_nonidealities`) is refused on export, as a feed-forward
   ``CrossbarLinear`` is: its read noise and ADC have no NIR equivalent.
+* **Current-based neurons.** A :class:`~neurosim.nn.CubaLIF` (``i[t] = α·i[t−1] + x[t]``, ``v[t] = β·v[t−1] +
+  i[t]``) is NIR's ``CubaLIF`` (``τ_syn·dI/dt = −I + w_in·x``, ``τ_mem·dv/dt = (v_leak − v) + R·I``). Forward Euler
+  (the membrane taking the step's new current, as snnTorch's ``Synaptic`` and importer do) gives ``α = 1 − dt/τ_syn``
+  with input gain ``dt·w_in/τ_syn``, and ``β``, gain ``dt·R/τ_mem`` as for ``LIF``: export writes ``τ_syn = dt/(1 − α)``,
+  ``w_in = τ_syn/dt`` (both gains 1; what snnTorch writes for a ``Synaptic`` and requires on import) and the
+  ``.lif``'s metadata with α; import folds the product of the two gains into the synapse before the neuron. α = 1 or
+  β = 1 is refused on export (``τ = ∞`` would need an infinite ``w_in`` or ``R``; NIR has no CUBA ``IF``), and
+  ``v_leak ≠ 0`` on import (a constant membrane input, which a bias before the neuron cannot give: it reaches the
+  membrane through the decaying current). The non-spiking ``CubaLI`` is not importable.
 * Per-neuron ``τ``/``R``/threshold (one value for all neurons is fine, stored as a single number or once per
   neuron in any shape, e.g. flat ``(32,)`` for a conv's ``(2, 4, 4)`` neurons), ``v_leak ≠ 0`` without a synapse before the neuron, ``v_reset ≠ 0``,
   branching graphs, cycles other than a recurrent layer's, nested graphs other than a recurrent layer, and other
-  node types (``CubaLIF``, ``Scale``, ``Threshold``, ``Delay``, ``Conv1d``) are not importable:
+  node types (``CubaLI``, ``Scale``, ``Threshold``, ``Delay``, ``Conv1d``) are not importable:
   :class:`NIRImportError` names the node.
 
 Example:
@@ -181,9 +200,9 @@ META_KEY = "neurosim"  # node.metadata[META_KEY]: what NIR cannot express, for a
 FORMAT_VERSION = 1  # of the neurosim metadata written into graphs
 
 _EXPORTABLE = ("Linear, Conv2d, BatchNorm1d/2d (folded into the preceding Linear/Conv2d), SumPool2d, AvgPool2d, "
-               "MaxPool2d (with maxpool='sumpool'), Flatten, Dropout, LIF, RLIF, LI, nn.Identity")
-_IMPORTABLE = ("Input, Output, Affine, Linear, Conv2d, SumPool2d, AvgPool2d, Flatten, LIF, IF, LI, I, and recurrent "
-               "layers (a subgraph or loop LIF/IF ⇄ Linear/Affine)")
+               "MaxPool2d (with maxpool='sumpool'), Flatten, Dropout, LIF, RLIF, CubaLIF, LI, nn.Identity")
+_IMPORTABLE = ("Input, Output, Affine, Linear, Conv2d, SumPool2d, AvgPool2d, Flatten, LIF, IF, CubaLIF, LI, I, and "
+               "recurrent layers (a subgraph or loop LIF/IF ⇄ Linear/Affine)")
 
 
 class NIRExportError(ValueError):
@@ -383,6 +402,34 @@ def _neuron_node(m: nn.Module, shape: tuple[int, ...], dt_s: float, where: str):
     return nir.LI(tau=full(tau_s), r=full(r), v_leak=full(0.0), metadata=meta)
 
 
+def _cuba_node(m: nsn.CubaLIF, shape: tuple[int, ...], dt_s: float, where: str) -> nir.CubaLIF:
+    """A CubaLIF layer as NIR's ``CubaLIF`` node, whose forward-Euler step is exactly neurosim's.
+
+    NIR's ``τ_syn·dI/dt = −I + w_in·x`` steps by Euler to ``I[t] = (1 − dt/τ_syn)·I[t−1] + (dt·w_in/τ_syn)·x[t]``:
+    ``τ_syn = dt/(1 − α)`` and ``w_in = τ_syn/dt`` make it ``α·I + x``, the conversion a LIF's ``τ``/``R`` get
+    (:func:`tau_r_from_beta`, with ``w_in`` in ``R``'s place); the membrane's ``τ_mem``/``R`` are the ``.lif``
+    child's, as for a LIF layer. snnTorch's ``export_to_nir`` writes its ``Synaptic`` so, and its importer
+    requires exactly these (``r = τ_mem/dt``, ``w_in·dt/τ_syn = 1``). The metadata is the LIF's (reset kind and
+    timing, learnable flags) with ``layer = "CubaLIF"`` and α as stored.
+
+    α = 1 or β = 1 (a current or membrane that never decays) would need an infinite ``w_in`` or ``R`` (NIR has an
+    ``IF`` node for a LIF without leak, but no CUBA one): refused, naming the layer.
+    """
+    alpha, beta, v_th = float(m.alpha.detach()), float(m.lif.beta.detach()), float(m.lif.v_th.detach())
+    for what, value, tau in (("alpha (the synaptic current's decay)", alpha, "tau_syn"),
+                             ("beta (the membrane's decay)", beta, "tau_mem")):
+        if value == 1:
+            raise NIRExportError(
+                f"{where}: {what} is 1 (no decay); NIR's CubaLIF node always decays ({tau}·dI/dt = −I + ...), and "
+                f"{tau} = ∞ would need an infinite input weight to keep its unit gain; use a value below 1")
+    full = lambda v: np.full(shape, v, dtype=np.float64)  # noqa: E731 - NIR wants one value per neuron
+    tau_syn, w_in = tau_r_from_beta(alpha, dt_s)
+    tau_mem, r = tau_r_from_beta(beta, dt_s)
+    meta = {**_lif_meta(m.lif, beta, dt_s), "layer": "CubaLIF", "alpha": alpha}
+    return nir.CubaLIF(tau_syn=full(tau_syn), tau_mem=full(tau_mem), r=full(r), v_leak=full(0.0),
+                       v_threshold=full(v_th), v_reset=full(0.0), w_in=full(w_in), metadata={META_KEY: meta})
+
+
 def _recurrent_node(m: nsn.RLIF, shape: tuple[int, ...], dt_s: float, where: str) -> nir.NIRGraph:
     """An RLIF layer as the subgraph ``input → lif ⇄ recurrent, lif → output`` (snnTorch's ``RLeaky`` layout).
 
@@ -547,6 +594,9 @@ def to_nir(model, input_shape, dt_s: float = 1e-3, *, maxpool: str = "error") ->
         elif isinstance(m, nsn.RLIF):
             out = shape
             node = _recurrent_node(m, shape, dt_s, where)
+        elif isinstance(m, nsn.CubaLIF):
+            out = shape
+            node = _cuba_node(m, shape, dt_s, where)
         else:
             raise NIRExportError(f"{where} has no NIR equivalent; supported layers: {_EXPORTABLE}")
         nodes[name] = node
@@ -862,44 +912,34 @@ def _input_transform(prev: nn.Module | None, gain: float, offset: float, where: 
             prev.bias.add_(offset)
 
 
-def _import_neuron(node, shape: tuple[int, ...], dt_s: float, prev: nn.Module | None, where: str,
-                   dtype: torch.dtype = torch.float32, recurrent: nn.Module | None = None) -> nn.Module:
-    meta = _meta(node)
-    spiking = isinstance(node, (nir.LIF, nir.IF))
-    tau = math.inf if isinstance(node, (nir.IF, nir.I)) else _uniform(node.tau, shape, "tau", where)
-    r = _uniform(node.r, shape, "r", where)
-    v_leak = 0.0 if isinstance(node, (nir.IF, nir.I)) else _uniform(node.v_leak, shape, "v_leak", where)
-    layer = _str(meta.get("layer", ""))
-    if meta and layer == ("LIF" if spiking else "LI"):
-        # Exported by neurosim: the stored β is exact; check the node was not edited since.
-        beta = float(meta["beta"])
-        b_node, g_node = beta_gain_from_tau_r(tau, r, float(meta["export_dt_s"]))
-        if not (math.isclose(b_node, beta, rel_tol=1e-6) and math.isclose(g_node, 1.0, rel_tol=1e-6)
-                and v_leak == 0.0):
-            raise NIRImportError(
-                f"{where}: its neurosim metadata (β = {beta:.6g}) disagrees with its parameters (τ = {tau:.6g} s, "
-                f"R = {r:.6g}, v_leak = {v_leak:g} give β = {b_node:.6g}, gain {g_node:.6g} at dt = "
-                f"{float(meta['export_dt_s']):g} s); the node was edited after export — remove "
-                f"node.metadata[{META_KEY!r}] to import it from its NIR parameters"
-            )
-        if not spiking:
-            return _in_dtype(nsn.LI(beta), dtype, beta)
-        v_th = _uniform(node.v_threshold, shape, "v_threshold", where)
-        lif = nsn.LIF(
-            None, float(meta["dt_ms"]), beta=beta, v_th=v_th, reset=_str(meta["reset"]),
-            reset_timing=_str(meta["reset_timing"]), detach_reset=bool(meta["detach_reset"]),
-            surrogate=_str(meta["surrogate"]), surrogate_alpha=float(meta["surrogate_alpha"]),
-            learn_beta=bool(meta["learn_beta"]), learn_threshold=bool(meta["learn_threshold"]),
-            backend=_str(meta["backend"]),
+def _lif_from_meta(meta: dict[str, Any], beta: float, v_th: float) -> nsn.LIF:
+    """The LIF a neurosim node's metadata describes (β and threshold as given; set again in the model's dtype)."""
+    return nsn.LIF(
+        None, float(meta["dt_ms"]), beta=beta, v_th=v_th, reset=_str(meta["reset"]),
+        reset_timing=_str(meta["reset_timing"]), detach_reset=bool(meta["detach_reset"]),
+        surrogate=_str(meta["surrogate"]), surrogate_alpha=float(meta["surrogate_alpha"]),
+        learn_beta=bool(meta["learn_beta"]), learn_threshold=bool(meta["learn_threshold"]),
+        backend=_str(meta["backend"]),
+    )
+
+
+def _check_meta_decay(meta: dict[str, Any], what: str, decay: float, tau: float, r: float, v_leak: float,
+                      where: str) -> None:
+    """NIRImportError unless ``tau`` and ``r`` (a membrane's ``τ``/``R``, or a current's ``τ_syn``/``w_in``) give the
+    ``decay`` and unit gain that neurosim's metadata says at its export dt: the node was edited after export."""
+    b_node, g_node = beta_gain_from_tau_r(tau, r, float(meta["export_dt_s"]))
+    if not (math.isclose(b_node, decay, rel_tol=1e-6) and math.isclose(g_node, 1.0, rel_tol=1e-6) and v_leak == 0.0):
+        raise NIRImportError(
+            f"{where}: its neurosim metadata ({what} = {decay:.6g}) disagrees with its parameters (τ = {tau:.6g} s, "
+            f"gain parameter {r:.6g}, v_leak = {v_leak:g} give {what} = {b_node:.6g}, gain {g_node:.6g} at dt = "
+            f"{float(meta['export_dt_s']):g} s); the node was edited after export — remove "
+            f"node.metadata[{META_KEY!r}] to import it from its NIR parameters"
         )
-        return _in_dtype(lif, dtype, beta, v_th, float(meta["beta_logit"]) if lif.learn_beta else None)
-    try:
-        beta, gain = beta_gain_from_tau_r(tau, r, dt_s)
-    except ValueError as e:
-        raise NIRImportError(f"{where}: {e}") from None
-    _input_transform(prev, gain, 0.0 if tau == math.inf else v_leak * dt_s / tau, where, recurrent)
-    if not spiking:
-        return _in_dtype(nsn.LI(beta), dtype, beta)
+
+
+def _nir_lif(node, shape: tuple[int, ...], beta: float, dt_s: float, where: str, dtype: torch.dtype) -> nsn.LIF:
+    """The LIF that NIR's definition of a spiking ``node`` without neurosim metadata means: reset to
+    ``v_reset`` (which must be 0) in the step that spikes, a spike when ``v > v_th``."""
     v_th = _uniform(node.v_threshold, shape, "v_threshold", where)
     v_reset = _uniform(node.v_reset, shape, "v_reset", where)
     if v_reset != 0.0:
@@ -913,6 +953,76 @@ def _import_neuron(node, shape: tuple[int, ...], dt_s: float, prev: nn.Module | 
     above = strict_threshold(v_th, dtype)
     lif = nsn.LIF(None, dt_s * 1e3, beta=beta, v_th=above, reset="zero", reset_timing="immediate")
     return _in_dtype(lif, dtype, beta, above)
+
+
+def _import_neuron(node, shape: tuple[int, ...], dt_s: float, prev: nn.Module | None, where: str,
+                   dtype: torch.dtype = torch.float32, recurrent: nn.Module | None = None) -> nn.Module:
+    meta = _meta(node)
+    spiking = isinstance(node, (nir.LIF, nir.IF))
+    tau = math.inf if isinstance(node, (nir.IF, nir.I)) else _uniform(node.tau, shape, "tau", where)
+    r = _uniform(node.r, shape, "r", where)
+    v_leak = 0.0 if isinstance(node, (nir.IF, nir.I)) else _uniform(node.v_leak, shape, "v_leak", where)
+    layer = _str(meta.get("layer", ""))
+    if meta and layer == ("LIF" if spiking else "LI"):
+        # Exported by neurosim: the stored β is exact; check the node was not edited since.
+        beta = float(meta["beta"])
+        _check_meta_decay(meta, "β", beta, tau, r, v_leak, where)
+        if not spiking:
+            return _in_dtype(nsn.LI(beta), dtype, beta)
+        v_th = _uniform(node.v_threshold, shape, "v_threshold", where)
+        lif = _lif_from_meta(meta, beta, v_th)
+        return _in_dtype(lif, dtype, beta, v_th, float(meta["beta_logit"]) if lif.learn_beta else None)
+    try:
+        beta, gain = beta_gain_from_tau_r(tau, r, dt_s)
+    except ValueError as e:
+        raise NIRImportError(f"{where}: {e}") from None
+    _input_transform(prev, gain, 0.0 if tau == math.inf else v_leak * dt_s / tau, where, recurrent)
+    if not spiking:
+        return _in_dtype(nsn.LI(beta), dtype, beta)
+    return _nir_lif(node, shape, beta, dt_s, where, dtype)
+
+
+def _import_cuba(node: nir.CubaLIF, shape: tuple[int, ...], dt_s: float, prev: nn.Module | None, where: str,
+                 dtype: torch.dtype) -> nsn.CubaLIF:
+    """A CubaLIF from NIR's ``CubaLIF`` node: exactly from neurosim's metadata (α, and the ``.lif`` as a LIF node's
+    metadata gives it); else as NIR defines it, by forward Euler at ``dt_s`` (:func:`beta_gain_from_tau_r` for the
+    current, ``τ_syn``/``w_in``, and for the membrane, ``τ_mem``/``R``), the two input gains folded into the synapse
+    before it (the current and the membrane are linear in the input, so their product is the neuron's input gain).
+
+    ``v_leak ≠ 0`` is refused: it is a constant input to the membrane, and neurosim's only constant input, a bias
+    before the neuron, reaches the membrane through the decaying current (as ``b/(1 − α)`` in the long run, not at
+    once), so it cannot be folded exactly."""
+    meta = _meta(node)
+    tau_syn = _uniform(node.tau_syn, shape, "tau_syn", where)
+    w_in = _uniform(node.w_in, shape, "w_in", where)
+    tau_mem = _uniform(node.tau_mem, shape, "tau_mem", where)
+    r = _uniform(node.r, shape, "r", where)
+    v_leak = _uniform(node.v_leak, shape, "v_leak", where)
+    if meta and _str(meta.get("layer", "")) == "CubaLIF":
+        alpha, beta = float(meta["alpha"]), float(meta["beta"])
+        _check_meta_decay(meta, "α", alpha, tau_syn, w_in, v_leak, where)
+        _check_meta_decay(meta, "β", beta, tau_mem, r, v_leak, where)
+        v_th = _uniform(node.v_threshold, shape, "v_threshold", where)
+        lif = _lif_from_meta(meta, beta, v_th)
+        lif = _in_dtype(lif, dtype, beta, v_th, float(meta["beta_logit"]) if lif.learn_beta else None)
+    else:
+        if v_leak != 0.0:
+            raise NIRImportError(
+                f"{where}: v_leak = {v_leak:g}; a CubaLIF's leak potential is a constant input to its membrane, which "
+                "neurosim cannot fold into the synapse before it (a bias there reaches the membrane through the "
+                "decaying synaptic current); only v_leak = 0 can be imported")
+        try:
+            alpha, gain_syn = beta_gain_from_tau_r(tau_syn, w_in, dt_s)
+            beta, gain_mem = beta_gain_from_tau_r(tau_mem, r, dt_s)
+        except ValueError as e:
+            raise NIRImportError(f"{where}: {e}") from None
+        _input_transform(prev, gain_syn * gain_mem, 0.0, where)
+        lif = _nir_lif(node, shape, beta, dt_s, where, dtype)
+    layer = nsn.CubaLIF(alpha=alpha, tau_mem_ms=None, dt_ms=lif.dt_ms, beta=0.5).to(dtype)
+    layer.lif = lif
+    with torch.no_grad():
+        layer.syn.beta_value.fill_(alpha)  # (in the model's dtype: α = 0.9 in float64 is not float32's 0.9)
+    return layer
 
 
 def _import_recurrent(sub: nir.NIRGraph, key: str, shape: tuple[int, ...], dt_s: float, prev: nn.Module | None,
@@ -1085,10 +1195,12 @@ def from_nir(graph: nir.NIRGraph, dt_s: float = 1e-3, *, dtype: torch.dtype = to
             m = _import_neuron(node, shape, dt_s, prev, where, dtype)
         elif isinstance(node, nir.NIRGraph):
             m = _import_recurrent(node, key, shape, dt_s, prev, dtype)
+        elif isinstance(node, nir.CubaLIF):
+            m = _import_cuba(node, shape, dt_s, prev, where, dtype)
         else:
             raise NIRImportError(f"{where}: node type {kind} is not supported; neurosim imports {_IMPORTABLE}")
         m = m.to(dtype)
-        if not isinstance(m, (nsn.LIF, nsn.LI, nsn.RLIF)):  # (neurons keep the shape)
+        if not isinstance(m, (nsn.LIF, nsn.LI, nsn.RLIF, nsn.CubaLIF)):  # (neurons keep the shape)
             try:
                 with torch.no_grad():
                     y = m(torch.zeros(1, 1, *shape, dtype=dtype))

@@ -299,3 +299,88 @@ def test_snntorch_adds_the_recurrent_bias_only_from_the_second_step():
     _assert_spiking(expected)
     assert torch.equal(out, expected)
     assert not torch.equal(out, net(x)[0])
+
+
+# ------------------------------------------------------------------------------ current-based layers (CubaLIF ⇄ Synaptic)
+def _zero_synaptic_state(net):
+    for m in net.modules():
+        if isinstance(m, snn.Synaptic):
+            m.syn, m.mem = torch.zeros(0), torch.zeros(0)  # re-made at the input's shape on the next call
+
+
+def _run_imported_synaptic(module, x_seq):
+    """As :func:`_run_imported`, the ``Synaptic`` modules' current and membrane zeroed before each sample."""
+    T, B = x_seq.shape[:2]
+    out = []
+    with torch.no_grad():
+        for b in range(B):
+            _zero_synaptic_state(module)
+            state, ys = None, []
+            for t in range(T):
+                y, state = module(x_seq[t, b], state)
+                ys.append(y)
+            out.append(torch.stack(ys))
+    return torch.stack(out, 1)
+
+
+def _synaptic(n, alpha, beta, threshold, **kw):
+    """snnTorch's exporter needs per-neuron alpha, beta and threshold (scalars fail nir's type inference)."""
+    kw = {"reset_mechanism": "zero", "reset_delay": False, **kw}
+    return snn.Synaptic(alpha=torch.full((n,), alpha), beta=torch.full((n,), beta), threshold=torch.full((n,), threshold),
+                        init_hidden=True, **kw)
+
+
+def _synaptic_net(**kw):
+    torch.manual_seed(5)
+    return _scaled(nn.Sequential(nn.Linear(4, 5), _synaptic(5, 0.8, 0.9, 0.5, **kw), nn.Linear(5, 3),
+                                 _synaptic(3, 0.6, 0.7, 0.4, **kw)), 2.0)
+
+
+def test_snntorch_synaptic_file_runs_in_neurosim_as_cubalif_with_the_same_spikes(tmp_path):
+    """snnTorch writes a Synaptic as CubaLIF with τ_syn = dt/(1 − α), w_in = τ_syn/dt (the convention neurosim uses):
+    at dt_s = 1e-4 it comes back as a CubaLIF with the same α and β and, for the zero reset in the step that spikes
+    (what NIR's CubaLIF means), the same spikes."""
+    from neurosim.nn import CubaLIF
+
+    net = _synaptic_net()
+    x = _binary((30, 3, 4), p=0.5, seed=10)
+    _zero_synaptic_state(net)
+    with torch.no_grad():
+        ref = torch.stack([net(xt) for xt in x])
+    _assert_spiking(ref)
+    graph = export_to_nir(net, torch.zeros(1, 4), ignore_dims=[0])
+    assert isinstance(graph.nodes["1"], nir.CubaLIF)
+    model = from_nir(read_nir(write_nir(graph, tmp_path / "synaptic.nir")), dt_s=DT_S)
+    assert [(round(float(m.alpha), 6), round(float(m.lif.beta), 6), m.lif.reset, m.lif.reset_timing)
+            for m in model.modules() if isinstance(m, CubaLIF)] == [(0.8, 0.9, "zero", "immediate"),
+                                                                    (0.6, 0.7, "zero", "immediate")]
+    assert torch.equal(model(x)[0], ref)
+
+
+def _neurosim_cuba(reset="zero"):
+    from neurosim.nn import CubaLIF
+
+    torch.manual_seed(6)
+    return _scaled(Sequential(Linear(4, 5), CubaLIF(alpha=0.8, beta=0.9, v_th=0.5, reset=reset), Linear(5, 3),
+                              CubaLIF(alpha=0.6, beta=0.7, v_th=0.4, reset=reset)), 2.0).eval()
+
+
+def test_neurosim_cubalif_runs_in_snntorch_as_synaptic_with_the_same_spikes(tmp_path):
+    net = _neurosim_cuba()
+    x = _binary((30, 3, 4), p=0.5, seed=11)
+    ref, _ = net(x)
+    _, rec = record(net, x)
+    assert 0 < rec["1"].mean() < 1
+    _assert_spiking(ref)
+    imported = import_from_nir(read_nir(write_nir(to_nir(net, (4,), dt_s=DT_S), tmp_path / "cuba.nir")))
+    synaptic = [m for m in imported.modules() if isinstance(m, snn.Synaptic)]
+    assert [(m.reset_mechanism, m.reset_delay) for m in synaptic] == [("zero", False)] * 2
+    assert torch.allclose(synaptic[0].alpha, torch.tensor(0.8), rtol=0, atol=1e-6)
+    assert torch.equal(_run_imported_synaptic(imported, x), ref)
+
+
+def test_snntorch_runs_a_subtract_reset_cubalif_as_reset_to_zero():
+    x = _binary((30, 3, 4), p=0.5, seed=12)
+    out = _run_imported_synaptic(import_from_nir(to_nir(_neurosim_cuba("subtract"), (4,), dt_s=DT_S)), x)
+    assert torch.equal(out, _neurosim_cuba("zero")(x)[0])
+    assert not torch.equal(out, _neurosim_cuba("subtract")(x)[0])

@@ -294,3 +294,31 @@ def test_conv_chunk_connectivity_equals_brute_force(stride, pad, dil, groups, n)
     chunks = [set().union(*reads[a : a + n]) for a in range(0, N, n)]
     np.testing.assert_array_equal(axons, [len(c) for c in chunks])
     np.testing.assert_array_equal(dest, [sum(i in c for c in chunks) for i in range(inputs)])
+
+
+def _cuba(graph: nir.NIRGraph) -> nir.NIRGraph:
+    """``graph`` with every LIF node replaced by a CubaLIF node of the same shape (α = 0.5, β = 0.9 at 1 ms)."""
+    def cuba(node):
+        shape = np.shape(node.v_threshold)
+        return nir.CubaLIF(tau_syn=np.full(shape, 2e-3), tau_mem=np.full(shape, 1e-2), r=np.full(shape, 10.0),
+                           v_leak=np.zeros(shape), v_threshold=np.ones(shape), w_in=np.full(shape, 2.0))
+
+    nodes = {k: cuba(n) if isinstance(n, nir.LIF) else n for k, n in graph.nodes.items()}
+    return nir.NIRGraph(nodes=nodes, edges=list(graph.edges))
+
+
+@pytest.mark.parametrize("target", DIGITAL)
+def test_a_cuba_neuron_is_one_compartment_costed_as_a_lif(target):
+    # Loihi's compartment is current-based (Davies et al. 2018: a current u and a voltage v, each with its own decay);
+    # a LIF is that compartment with the current cleared every step. So a CubaLIF layer maps and costs as the LIF layer
+    # of the same size with the same activity (spikes and updates): no second compartment for its current, no
+    # synaptic event for it (the current is the neuron's state, not a synapse)
+    graph = mlp(4, 3, 2)
+    cuba = _cuba(graph)
+    assert sum(isinstance(n, nir.CubaLIF) for n in cuba.nodes.values()) == 2
+    act, _ = random_activity(analyze(graph), T=5, rate=0.3)
+    lif_est, cuba_est = estimate(graph, act, target), estimate(cuba, act, target)
+    assert cuba_est.synops == lif_est.synops > 0
+    assert cuba_est.mapping.cores_used == lif_est.mapping.cores_used
+    assert cuba_est.energy_j == lif_est.energy_j and cuba_est.latency_per_inference_s == lif_est.latency_per_inference_s
+    assert analyze(cuba).populations[[k for k, n in cuba.nodes.items() if isinstance(n, nir.CubaLIF)][0]].spiking
