@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from neurosim.config import config_from_dict
+from neurosim.config import ConfigError, config_from_dict
 from neurosim.data import make_loaders
 from neurosim.nn import build_model
 from neurosim.runs import evaluate_checkpoint, train_run
@@ -1296,3 +1296,6 @@ def test_a_cuba_model_learns_resumes_exactly_and_evaluates_as_trained(tmp_path, 
     ev = evaluate_checkpoint(tmp_path / "a" / "checkpoint.pt", progress=False)
     assert ev["acc"] == pytest.approx(full[-1]["test_acc"], abs=1e-9)
     assert any(isinstance(m, CubaLIF) for m in build_model(cfg.model, cfg.neuron))
+    for tau_syn_ms in (5.0, None):  # another synaptic time constant, or LIF neurons: not this run's checkpoint
+        with pytest.raises(ConfigError, match=r"neuron.tau_syn_ms differs"):
+            _fit(replace(cfg, neuron=replace(cfg.neuron, tau_syn_ms=tau_syn_ms)), tmp_path / "a")
