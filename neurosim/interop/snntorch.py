@@ -1,5 +1,5 @@
-r"""snnTorch → neurosim: convert a model built from ``snntorch.Leaky``, ``snntorch.RLeaky`` and ``torch.nn`` layers
-so that neurosim's methods (BPTT, SLTT, SLTT-K) can train it, and copy the trained values back.
+r"""snnTorch → neurosim: convert a model built from ``snntorch.Leaky``, ``snntorch.RLeaky``, ``snntorch.Synaptic``
+and ``torch.nn`` layers so that neurosim's methods (BPTT, SLTT, SLTT-K) can train it, and copy the trained values back.
 
 snnTorch models step one time step per call and keep the membrane in the neurons; neurosim models take the
 whole sequence ``[T, B, ...]`` and return an explicit state. The converted network computes exactly what the
@@ -9,6 +9,8 @@ snnTorch's discretisation (reset from the previous membrane, detached, subtracte
 are identical, and so are BPTT gradients (``reset_delay=False`` differs in the recorded membrane and rounding:
 see below). Every ``RLeaky`` becomes :class:`neurosim.nn.RLIF` on the same LIF, its spikes fed back through the
 same weights: ``mem[t] = β·mem[t−1] + x[t] + V(spk[t−1]) − reset``, with ``spk[0] = 0`` as snnTorch starts.
+Every ``Synaptic`` becomes :class:`neurosim.nn.CubaLIF` on the same LIF: ``syn[t] = α·syn[t−1] + x[t]``,
+``mem[t] = β·mem[t−1] + syn[t] − reset`` (α clamped to [0, 1] as snnTorch clamps it every step).
 
 Supported (``model`` is an ``nn.Sequential`` or a list of layers in execution order; nested ``nn.Sequential``
 is flattened; ``nn.Identity`` is dropped):
@@ -32,6 +34,11 @@ snnTorch / torch layer      neurosim layer
                             the parameter is ``recurrent.parametrizations.weight.original``, as snnTorch learns
                             one ``V``; ``N`` is read from the ``nn.Linear`` before it). ``learn_recurrent=False``:
                             the recurrent parameters do not require grad, as in snnTorch
+``snntorch.Synaptic``       ``CubaLIF(alpha, reset_timing="delayed")``: every ``Leaky`` option above (learnable
+                            β and threshold too), ``reset_delay=False`` with ``zero`` or ``none`` (snnTorch 1.0
+                            on), and a fixed scalar ``alpha`` (or per-neuron, all equal) as the current's decay
+                            (the buffer ``syn.beta_value``), ``output=True`` on the last layer (the final state
+                            holds ``syn`` as ``i`` and ``mem`` as ``lif.v``)
 ``nn.Conv2d``, ``nn.Linear``  ``Conv2d``, ``Linear`` (weights copied)
 ``nn.MaxPool2d``,           ``MaxPool2d``, ``AvgPool2d``
 ``nn.AvgPool2d``
@@ -41,8 +48,8 @@ snnTorch / torch layer      neurosim layer
 ==========================  ================================================================================
 
 Not supported, with a :class:`UnsupportedSnnTorchError` that lists every offending layer and option at once:
-``Synaptic``, ``Alpha``, ``Lapicque``, ``RSynaptic``, ``SLSTM``/``SConv2dLSTM`` and every other
-neuron class; per-neuron ``beta`` or ``threshold`` with different values, or learnable per-neuron ones;
+``Alpha``, ``Lapicque``, ``RSynaptic``, ``SLSTM``/``SConv2dLSTM`` and every other neuron class; per-neuron
+``beta`` or ``threshold`` with different values, or learnable per-neuron ones;
 ``state_quant``; graded spikes (``graded_spikes_factor != 1`` or learnable); ``inhibition``; ``reset_delay=False``
 with the ``subtract`` reset (with ``zero`` or ``none`` it converts to the ``immediate`` timing); ``output=True``
 before the last layer; ``surrogate_disable`` and other surrogates (``triangular``, ``spike_rate_escape``, ``SSO``,
@@ -52,6 +59,13 @@ convolutional recurrence (``conv2d_channels``, ``kernel_size``: RLIF feeds back 
 spike, input and feedback too, ``mem[t] = (1 − spk[t−1])·(β·mem[t−1] + x[t] + V·spk[t−1])``, where ``Leaky``
 and neurosim's delayed zero reset keep ``x[t]``); one ``V`` for all neurons with no ``nn.Linear`` before it
 (through BatchNorm1d, Dropout and neurons) to give ``N``; ``V`` of another shape than one value or ``(N,)``.
+For ``Synaptic`` also: ``learn_alpha=True`` (CubaLIF's α is a fixed buffer: neurosim does not learn the current's
+decay, and learning it as snnTorch does — α itself, clamped — would give the gradient in α another meaning than
+the one ``learn_beta``'s sigmoid gives β; the rest of the layer converts once ``learn_alpha=False``); per-neuron
+``alpha`` with different values; ``reset_mechanism="zero"`` with ``reset_delay=True`` (Synaptic's zero reset
+discards the membrane's whole next step, current included, ``mem[t] = (1 − spk[t−1])·(β·mem[t−1] + syn[t])``,
+as RLeaky's does); ``reset_delay=False`` with the ``zero`` reset under snnTorch before 1.0, whose ``Synaptic``
+does not apply it.
 
 Differences to know about (forward results are identical in eval mode and without these layers):
 
@@ -83,10 +97,17 @@ Differences to know about (forward results are identical in eval mode and withou
   snnTorch model with a per-neuron ``V`` can take the trained values back.
 * Under SLTT the fed-back spikes are constants, as the membrane is (:mod:`neurosim.nn.recurrent`): the
   recurrent weights are trained through each step's own use of ``spk[t−1]``, not back through time.
+* ``Synaptic``: spikes equal snnTorch's; currents and membranes are bit for bit snnTorch's given the same input
+  tensors (membranes to rounding with ``reset_delay=False`` on the default backend, as for ``Leaky``), and to
+  rounding through a ``Linear`` (over ``[T·B, ...]`` at once, snnTorch's over ``[B, ...]`` per step). BPTT
+  gradients agree to rounding. Under SLTT both the current and the membrane enter each step as constants.
+  snnTorch before 1.0 called with explicit states (``spk, syn, mem = lif(x, syn, mem)``) takes ``mem`` as its
+  current (``self.syn = mem``, fixed in 1.0): the converted model computes the equations above, as snnTorch 0.9
+  does with ``init_hidden=True``.
 
 The converted model owns copies of every value: train it, then :func:`copy_to_snntorch` writes the trained
-weights, β and thresholds back into the snnTorch model, and each ``RLeaky``'s recurrent ``Linear`` or ``V`` (in
-place, so the RLeaky and its ``recurrent`` module keep sharing one ``V``).
+weights, β and thresholds back into the snnTorch model, each ``Synaptic``'s α, and each ``RLeaky``'s recurrent
+``Linear`` or ``V`` (in place, so the RLeaky and its ``recurrent`` module keep sharing one ``V``).
 
 Example:
     >>> import torch, snntorch as snn
@@ -102,6 +123,13 @@ Example:
       features=4, connectivity='dense'
       (lif): LIF(...)
       (recurrent): Linear(in_features=4, out_features=4, bias=True)
+    )
+    >>> cuba = nn.Sequential(nn.Linear(8, 4), snn.Synaptic(alpha=0.8, beta=0.9, init_hidden=True))
+    >>> from_snntorch(cuba)[1]                           # the current's decay α, then the same LIF
+    CubaLIF(
+      alpha=0.8
+      (syn): LI(beta=0.8)
+      (lif): LIF(beta=0.9, v_th=1, reset='subtract', timing='delayed', surrogate=atan(alpha=2))
     )
 """
 
@@ -134,7 +162,8 @@ class UnsupportedSnnTorchError(ValueError):
             f"cannot convert this snnTorch model ({len(problems)} problem{'s' if len(problems) > 1 else ''}):\n"
             f"{lines}\nSupported: snntorch.Leaky (one beta/threshold per layer, subtract|zero|none reset, atan|"
             "fast_sigmoid|sigmoid surrogate), snntorch.RLeaky (the same options; linear_features or "
-            "all_to_all=False; not the zero reset with reset_delay=True), nn.Conv2d, nn.Linear, nn.MaxPool2d, "
+            "all_to_all=False; not the zero reset with reset_delay=True), snntorch.Synaptic (the same options, "
+            "one fixed alpha; not the zero reset with reset_delay=True), nn.Conv2d, nn.Linear, nn.MaxPool2d, "
             "nn.AvgPool2d, nn.Flatten(), "
             "nn.BatchNorm1d/2d, nn.Dropout, nn.Identity (see neurosim.interop.snntorch)"
         )
@@ -273,6 +302,50 @@ def _convert_leaky(leaky, where: str, is_last: bool, backend: str, problems: lis
     return lif
 
 
+def _snntorch_before_1() -> bool:
+    import snntorch
+
+    return int(str(snntorch.__version__).split(".")[0]) < 1
+
+
+def _convert_synaptic(synaptic, where: str, is_last: bool, backend: str,
+                      problems: list[str]) -> nsn.CubaLIF | None:
+    """A ``Synaptic`` as :class:`neurosim.nn.CubaLIF` on the delayed timing: ``syn[t] = α·syn[t−1] + x[t]`` is the
+    ``.syn`` child's leaky integration, ``mem[t] = β·mem[t−1] + syn[t] − reset`` the ``.lif`` child's (snnTorch
+    clamps α and β to [0, 1] every step; the converted values are clamped once)."""
+    n_before = len(problems)
+    options = _lif_options(synaptic, where, is_last, problems)
+    alpha = None
+    if isinstance(synaptic.alpha, nn.Parameter):
+        problems.append(f"{where}: learn_alpha=True (CubaLIF keeps the current's decay α fixed, a buffer; build the "
+                        "Synaptic with learn_alpha=False to convert it with its α, learned β and threshold allowed)")
+    else:
+        alpha = _scalar(synaptic.alpha, "alpha", problems, where)
+    reset = synaptic.reset_mechanism
+    delayed = getattr(synaptic, "reset_delay", True)
+    if reset == "zero" and delayed:
+        problems.append(f"{where}: reset_mechanism='zero' with reset_delay=True (Synaptic's zero reset discards the "
+                        "whole next step of the membrane, its current too: mem[t] = (1 - spk[t-1])·(β·mem[t-1] + "
+                        "syn[t]), where Leaky and neurosim's delayed zero reset keep the input; use reset_delay=False, "
+                        "'subtract' or 'none')")
+    elif reset == "zero" and _snntorch_before_1():
+        import snntorch
+
+        problems.append(f"{where}: reset_delay=False with reset_mechanism='zero' in snnTorch "
+                        f"{snntorch.__version__}, whose Synaptic does not apply that reset (it resets a local "
+                        "variable it then drops, so it runs the delayed zero reset above, or fails with "
+                        "init_hidden=True; fixed in snnTorch 1.0): upgrade snnTorch, or use 'subtract' or 'none'")
+    if len(problems) > n_before:
+        return None
+    cuba = nsn.CubaLIF(alpha=min(max(alpha, 0.0), 1.0), **options, backend=backend)
+    _keep_float64(cuba.lif, synaptic, options)
+    if torch.as_tensor(synaptic.alpha).dtype == torch.float64:  # α as given, not through float32
+        cuba.syn.double()
+        with torch.no_grad():
+            cuba.syn.beta_value.fill_(min(max(alpha, 0.0), 1.0))
+    return cuba
+
+
 class _SharedValue(nn.Module):
     """Parametrization of a one-to-one recurrent weight ``[N]`` by one value shared by every neuron, as snnTorch's
     ``RLeaky(all_to_all=False, V=v)`` with a single ``V`` learns it: the gradient reaching that value is the sum over
@@ -407,7 +480,7 @@ def from_snntorch(model, *, backend: str = "auto") -> nsn.Sequential:
 
     Args:
         model: an ``nn.Sequential`` (or a list of layers in execution order) of ``torch.nn`` layers and
-            ``snntorch.Leaky``/``snntorch.RLeaky`` neurons; ``init_hidden=True`` or not.
+            ``snntorch.Leaky``/``snntorch.RLeaky``/``snntorch.Synaptic`` neurons; ``init_hidden=True`` or not.
         backend: LIF backend for the converted neurons (``auto`` | ``reference``).
 
     Returns:
@@ -434,10 +507,12 @@ def from_snntorch(model, *, backend: str = "auto") -> nsn.Sequential:
                 new = _convert_leaky(m, where, is_last, backend, problems)
             elif type(m) is snntorch.RLeaky:
                 new = _convert_rleaky(m, where, is_last, backend, problems, layers, i)
+            elif type(m) is snntorch.Synaptic:
+                new = _convert_synaptic(m, where, is_last, backend, problems)
             else:
                 new = None
-                problems.append(f"{where}: neuron {type(m).__name__} (only snntorch.Leaky and snntorch.RLeaky are "
-                                "supported)")
+                problems.append(f"{where}: neuron {type(m).__name__} (only snntorch.Leaky, snntorch.RLeaky and "
+                                "snntorch.Synaptic are supported)")
             if new is not None:
                 new.to(m.threshold.device)
         else:
@@ -457,8 +532,9 @@ def from_snntorch(model, *, backend: str = "auto") -> nsn.Sequential:
 def copy_to_snntorch(neurosim_model: nsn.Sequential, snntorch_model) -> None:
     """Write a converted model's (trained) values back into the snnTorch model it came from.
 
-    Copies weights, biases, BatchNorm parameters and statistics, every ``Leaky``'s and ``RLeaky``'s β and
-    threshold (into its buffer, or its parameter when learnable), and every ``RLeaky``'s recurrent weights.
+    Copies weights, biases, BatchNorm parameters and statistics, every ``Leaky``'s, ``RLeaky``'s and
+    ``Synaptic``'s β and threshold (into its buffer, or its parameter when learnable), every ``Synaptic``'s α, and
+    every ``RLeaky``'s recurrent weights.
     ``snntorch_model`` must have the structure that :func:`from_snntorch` converted.
     """
     import snntorch
@@ -471,10 +547,13 @@ def copy_to_snntorch(neurosim_model: nsn.Sequential, snntorch_model) -> None:
     with torch.no_grad():
         for i, (a, b) in enumerate(zip(src, dst)):
             if isinstance(b, snntorch.SpikingNeuron):
-                expected = nsn.RLIF if isinstance(b, snntorch.RLeaky) else nsn.LIF
+                expected = (nsn.RLIF if isinstance(b, snntorch.RLeaky) else
+                            nsn.CubaLIF if isinstance(b, snntorch.Synaptic) else nsn.LIF)
                 if not isinstance(a, expected):
                     raise ValueError(f"layer {i}: {type(b).__name__} in snnTorch but {type(a).__name__} in neurosim")
-                lif = a.lif if expected is nsn.RLIF else a
+                lif = a if expected is nsn.LIF else a.lif
+                if expected is nsn.CubaLIF:
+                    b.alpha.copy_(a.alpha.detach().reshape(()).expand(b.alpha.shape))
                 b.beta.copy_(lif.beta.detach().reshape(()).expand(b.beta.shape))  # one value, or every neuron's
                 b.threshold.copy_(lif.v_th.detach().reshape(()).expand(b.threshold.shape))
                 if expected is nsn.RLIF:

@@ -217,3 +217,23 @@ def test_hlop_with_recurrent_hidden_layers_forgets_clearly_less_than_fine_tuning
     assert min(base.matrix[i][i] for i in range(3)) > 60 and min(hlop.matrix[i][i] for i in range(3)) > 60
     # measured (seed 0, BPTT): baseline BWT −23.3, HLOP −1.8 (SLTT: −15.0 and −1.5)
     assert base.bwt < -12 and hlop.bwt > -6 and hlop.acc > base.acc
+
+
+def test_hlop_with_cuba_neurons_forgets_clearly_less_than_fine_tuning():
+    """neuron.tau_syn_ms builds CubaLIF layers; HLOP protects their Linear weights as it does a LIF model's (α, a
+    buffer, is no weight and stays as built)."""
+    from neurosim.config import dumps_toml
+    from neurosim.continual import train
+    from neurosim.nn import CubaLIF
+
+    cfg = continual_config_from_dict({**FAST, "neuron": {"tau_syn_ms": 2.0}})
+    assert "tau_syn_ms = 2.0" in dumps_toml(cfg)
+    tasks = build_tasks(cfg, seed=0)
+    model = train.build_continual_model(cfg, tasks)
+    assert sum(isinstance(m, CubaLIF) for m in model) == 2
+    assert train.hlop_plan(cfg, model, 3)[0] == ["1", "3", "5"]
+    base = run_method(cfg, "baseline", tasks, seed=0)
+    hlop = run_method(cfg, "hlop", tasks, seed=0)
+    assert min(base.matrix[i][i] for i in range(3)) > 60 and min(hlop.matrix[i][i] for i in range(3)) > 60
+    # measured (seed 0, BPTT): baseline BWT −22.0, HLOP +1.2 (SLTT with the tet loss: −20.0 and −1.0)
+    assert base.bwt < -12 and hlop.bwt > -6 and hlop.acc > base.acc

@@ -572,3 +572,60 @@ def test_hebbian_rows_of_a_recurrent_layer_learn_its_previous_spikes():
     best = float(torch.linalg.svdvals(prev)[3:].norm() / prev.norm())  # the principal 3-d subspace's
     learnt = left(hlop.subspaces["1.recurrent"].frozen)
     assert learnt < 1.15 * best and learnt < 0.8 * before, (learnt, best, before)
+
+
+# ------------------------------------------------------------------------------------------ current-based layers
+def cuba_net() -> Sequential:
+    """Linear 8→16 → CubaLIF(16) → Linear 16→3 → CubaLIF(3) (float64: exact checks); α, a buffer, is no weight."""
+    from neurosim.nn import CubaLIF
+
+    torch.manual_seed(0)
+    net = Sequential(Linear(8, 16, bias=False), CubaLIF(alpha=0.7, beta=0.6, v_th=0.5, record_membrane=True),
+                     Linear(16, 3, bias=False), CubaLIF(alpha=0.5, beta=0.8, v_th=0.3)).double()
+    with torch.no_grad():
+        net[2].weight.mul_(10)  # so that the output layer fires
+    return net
+
+
+@pytest.mark.parametrize("method", ["bptt", "sltt"])
+def test_projecting_a_cuba_models_weights_keeps_an_old_tasks_currents_and_membranes_exactly(method):
+    """HLOP protects a CubaLIF model's Linear weights (α and β are not weights): with the old subspaces spanning the
+    old presynaptic activity, ``ΔW·x_old = 0`` keeps every step's input to the current, hence the current
+    ``i[t] = α·i[t−1] + W·x[t]``, the membrane and every spike of the old task."""
+    g = torch.Generator().manual_seed(0)
+    x_old = (torch.rand(4, 3, 2, generator=g, dtype=torch.float64) * 2) @ torch.randn(2, 8, generator=g,
+                                                                                      dtype=torch.float64)
+    net = cuba_net()
+    store: dict[str, list] = {}
+    hooks = [m.register_forward_pre_hook(lambda m, a, n=n: store.setdefault(n, []).append(a[0].reshape(-1, m.in_features)))
+             for n, m in net.named_modules() if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        out_old, state_old = net(x_old)
+    for h in hooks:
+        h.remove()
+    assert 0 < float(out_old.mean()) < 1 and 0 < float(store["2"][0].mean()) < 1  # output and hidden spikes
+    hlop = HLOP(net, orthonormalize=True)
+    assert [n for n, _ in hlop.layers] == ["0", "2"]
+    subspaces = {}
+    for name, _ in hlop.layers:  # an exact basis of the old activity, in place of converged Hebbian rows
+        acts = torch.cat(store[name])
+        _, sv, vh = torch.linalg.svd(acts, full_matrices=False)
+        rows = vh[: int((sv > 1e-9 * sv[0]).sum())]
+        assert rows.shape[0] < rows.shape[1]  # room left to learn
+        subspaces[name] = {"weight": rows, "velocity": torch.zeros_like(rows), "num_frozen": rows.shape[0]}
+    hlop.load_state_dict({"tasks_done": 1, "projecting": True, "hebbian": False,
+                          "generator": hlop.generator.get_state(), "subspaces": subspaces})
+    before = net[0].weight.detach().clone()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.5)
+    for _ in range(20):
+        x_new = torch.rand(4, 8, 8, generator=g, dtype=torch.float64) * 2
+        optimizer.zero_grad()
+        get_method(method).forward_backward(net, x_new, torch.randint(0, 3, (8,), generator=g),
+                                            get_loss("rate_ce" if method == "bptt" else "tet"))
+        optimizer.step()
+    assert not torch.allclose(net[0].weight, before)  # it learnt
+    with torch.no_grad():
+        out, state = net(x_old)
+    assert torch.equal(out, out_old)
+    torch.testing.assert_close(state["1"].i, state_old["1"].i, rtol=0, atol=1e-12)
+    torch.testing.assert_close(state["1"].lif.v_seq, state_old["1"].lif.v_seq, rtol=0, atol=1e-12)

@@ -133,7 +133,7 @@ def test_every_unsupported_option_is_listed_at_once():
         snn.Leaky(beta=0.9, init_hidden=True, graded_spikes_factor=2.0),                   # graded spikes
         snn.Leaky(beta=0.9, init_hidden=True, spike_grad=surrogate.triangular()),          # surrogate
         snn.Leaky(beta=0.9, init_hidden=True, reset_delay=False),                          # reset timing
-        snn.Synaptic(alpha=0.8, beta=0.9, init_hidden=True),                               # other neuron
+        snn.Lapicque(beta=0.9, init_hidden=True),                                          # other neuron
         nn.ReLU(), nn.Flatten(start_dim=0),
     )
     with pytest.raises(UnsupportedSnnTorchError) as info:
@@ -141,7 +141,7 @@ def test_every_unsupported_option_is_listed_at_once():
     msg = str(info.value)
     for needle in ("layer 1 (Leaky): per-neuron beta", "layer 2 (Leaky): output=True before the last layer",
                    "layer 3 (Leaky): state_quant", "layer 4 (Leaky): graded spikes", "layer 5 (Leaky): surrogate",
-                   "layer 6 (Leaky): reset_delay=False", "layer 7 (Synaptic): neuron Synaptic",
+                   "layer 6 (Leaky): reset_delay=False", "layer 7 (Lapicque): neuron Lapicque",
                    "layer 8 (ReLU): unsupported layer", "layer 9 (Flatten)", "Supported: snntorch.Leaky"):
         assert needle in msg, needle
     assert len(info.value.problems) == 9

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.func import functional_call, grad, vmap
 
-from neurosim.nn import LI, LIF, RLIF, Conv2d, Flatten, Linear, MaxPool2d, Sequential
+from neurosim.nn import LI, LIF, RLIF, Conv2d, CubaLIF, Flatten, Linear, MaxPool2d, Sequential
 
 # torch's own tracers call its deprecated torch.jit scripting internally (nothing of neurosim's)
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script:DeprecationWarning")
@@ -189,3 +189,63 @@ def test_a_recurrent_layer_compiles_exports_runs_on_meta_and_under_torch_func(co
         torch.testing.assert_close(grad(loss)(params, x)[name], ge, msg=name)
         torch.testing.assert_close(per_sample[name].sum(0), ge, msg=name)
     assert reference[list(params).index("1.recurrent.weight")].abs().sum() > 0
+
+
+# ------------------------------------------------------------------------------------------ current-based layers
+def _cuba(timing):
+    torch.manual_seed(0)
+    return Sequential(Conv2d(1, 3, 3, padding=1), CubaLIF(alpha=0.6, beta=0.9, reset_timing=timing), MaxPool2d(2),
+                      Flatten(), Linear(3 * 4 * 4, 5),
+                      CubaLIF(alpha=0.5, beta=0.7, learn_beta=True, learn_threshold=True, reset_timing=timing),
+                      Linear(5, 3), LI(0.5))
+
+
+def _cuba_run(net, x):
+    """Outputs, final states and the gradients of a loss on the outputs and on both states of the first layer."""
+    out, state = net(x)
+    loss = (out * torch.linspace(0.5, 1.5, out.shape[0]).view(-1, 1, 1)).sum() + state["1"].i.sum()
+    loss = loss + state["1"].lif.v.sum()
+    return out, state, torch.autograd.grad(loss, [x, *net.parameters()])
+
+
+@pytest.mark.parametrize("timing", ["immediate", "delayed"])
+def test_a_cuba_layer_compiles_exports_runs_on_meta_and_under_torch_func(timing):
+    """CubaLIF is an LI then a LIF, each over the whole sequence: torch.compile, torch.export, meta tensors and
+    torch.func (grad, per-sample vmap, and a gradient in α, a buffer, through functional_call) give eager mode's
+    results."""
+    net, x = _cuba(timing), _input(5, 2, 1, 8, 8)
+    out, state, grads = _cuba_run(net, x)
+    with torch.no_grad():
+        assert 0 < float(net[1](net[0](x))[0].mean()) < 1 and out.abs().sum() > 0
+    c_out, c_state, c_grads = _cuba_run(torch.compile(net, backend="eager"), x)
+    torch.testing.assert_close(c_out, out)
+    torch.testing.assert_close(c_state["1"].i, state["1"].i)
+    torch.testing.assert_close(c_state["1"].lif.v, state["1"].lif.v)
+    for a, b in zip(c_grads, grads, strict=True):
+        torch.testing.assert_close(a, b)
+
+    exported = torch.export.export(_cuba(timing).eval(), (x.detach(),))
+    torch.testing.assert_close(exported.module()(x.detach())[0], out.detach())
+
+    meta_out, meta_state = _cuba(timing).to("meta")(torch.empty(5, 2, 1, 8, 8, device="meta"))
+    assert meta_out.is_meta and meta_out.shape == (5, 2, 3)
+    assert meta_state["1"].i.shape == meta_state["1"].lif.v.shape == (2, 3, 8, 8)
+
+    params, buffers = dict(net.named_parameters()), dict(net.named_buffers())
+    assert "1.syn.beta_value" in buffers  # α: fixed in training, but a buffer functional_call can take
+
+    def loss(p, x_seq, b=buffers):
+        out, _ = functional_call(net, {**p, **b}, (x_seq,))
+        return (out * torch.linspace(0.5, 1.5, out.shape[0]).view(-1, 1, 1)).sum()
+
+    x = x.detach()
+    reference = torch.autograd.grad(loss(params, x), list(params.values()))
+    per_sample = vmap(grad(loss), in_dims=(None, 1))(params, x.unsqueeze(2))  # [T, 1, ...] per sample
+    for name, ge in zip(params, reference, strict=True):
+        torch.testing.assert_close(grad(loss)(params, x)[name], ge, msg=name)
+        torch.testing.assert_close(per_sample[name].sum(0), ge, msg=name)
+    alpha = buffers["1.syn.beta_value"].clone().requires_grad_()
+    (eager_alpha,) = torch.autograd.grad(loss(params, x, {**buffers, "1.syn.beta_value": alpha}), alpha)
+    d_alpha = grad(lambda a: loss(params, x, {**buffers, "1.syn.beta_value": a}))(buffers["1.syn.beta_value"])
+    assert eager_alpha.abs() > 0
+    torch.testing.assert_close(d_alpha, eager_alpha)

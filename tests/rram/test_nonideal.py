@@ -309,3 +309,55 @@ def test_noise_aware_finetuning_perturbs_the_recurrent_weights_too(connectivity)
     assert not torch.equal(tuned[0].weight, skipped[0].weight)  # training saw the quantised feedback
     for a, b in zip(tuned.parameters(), named.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+# ------------------------------------------------------------------------------------------ current-based layers
+def cuba_net() -> Sequential:
+    """40 → CubaLIF(12) → 5 → CubaLIF(5), weights strong enough for both layers to fire."""
+    from neurosim.nn import CubaLIF
+
+    torch.manual_seed(0)
+    net = Sequential(Linear(40, 12), CubaLIF(alpha=0.6, beta=0.8, v_th=0.5), Linear(12, 5),
+                     CubaLIF(alpha=0.5, beta=0.8, v_th=0.3))
+    with torch.no_grad():
+        net[0].weight.mul_(3)
+        net[2].weight.mul_(3)
+    return net
+
+
+def test_a_cuba_chip_programs_the_weights_and_runs_the_same_neurons():
+    """A CubaLIF layer holds no weight (α and β are per-layer buffers): only the Linear layers go onto crossbars,
+    and the chip is the model with the programmed weights, its currents and membranes computed as the model's."""
+    import warnings
+
+    from torch.func import functional_call
+
+    net = cuba_net()
+    assert crossbar_layers(net) == ["0", "2"]
+    x = spike_patterns(16, seed=2)[0].transpose(0, 1)
+    with torch.no_grad():
+        s, state = net(x)
+        ideal_out, ideal_state = apply_nonidealities(net, NonIdealConfig(), seed=3)(x)
+    assert 0 < float(s.mean()) < 1
+    assert torch.equal(ideal_out, s) and torch.equal(ideal_state["1"].i, state["1"].i)
+
+    cfg = NonIdealConfig(levels=3)  # deterministic: each weight 0 or ±w_max/2 or ±w_max of its layer
+    chip = apply_nonidealities(net, cfg, seed=0)
+    programmed = {f"{n}.weight": effective_weight(net.get_submodule(n).weight.detach(), cfg) for n in ("0", "2")}
+    for name, w in programmed.items():
+        torch.testing.assert_close(chip.get_submodule(name[:-7]).weight, w, rtol=1e-6, atol=0)
+        assert not torch.equal(w, net.get_submodule(name[:-7]).weight)
+    assert all(torch.equal(a, b) for a, b in zip(chip.buffers(), net.buffers(), strict=True))  # α, β, thresholds
+    with torch.no_grad():
+        expected, expected_state = functional_call(net, programmed, (x,))
+        got, got_state = chip(x)
+    assert not torch.equal(expected, s)
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(got_state["1"].i, expected_state["1"].i)
+    with warnings.catch_warnings():  # read noise and an ADC on the spikes a CubaLIF sends on, in a graph
+        warnings.simplefilter("error")
+        noisy = apply_nonidealities(net, NonIdealConfig(adc_bits=5, read_noise_rel=0.1), seed=1, layers=["2"])
+        out, _ = noisy(x)
+    assert isinstance(noisy[2], CrossbarLinear) and out.shape == s.shape
+    out.sum().backward()
+    assert noisy[0].weight.grad is not None and net[0].weight.grad is None

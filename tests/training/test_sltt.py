@@ -780,3 +780,57 @@ def test_sltt_cuts_the_fed_back_spikes_as_bptt_does_not():
         assert torch.equal(out_b.out_seq, out_s.out_seq) and out_b.out_seq.abs().sum() > 0
         same = all(torch.allclose(g_b[k], g_s[k], rtol=1e-10, atol=1e-12) for k in g_b)
         assert same is not feedback, f"feedback={feedback}"
+
+
+# ------------------------------------------------------------------------------------ current-based (CUBA) layers
+def _cuba_mlp(alpha=0.6, beta=0.5, timing="immediate", learn=True):
+    from neurosim.nn import CubaLIF
+
+    torch.manual_seed(0)
+    net = Sequential(Flatten(), Linear(6, 12),
+                     CubaLIF(alpha=alpha, beta=beta, surrogate="triangle", reset_timing=timing, learn_beta=learn,
+                             learn_threshold=learn),
+                     Linear(12, 4), LI(0.7 if alpha or beta else 0.0)).double()
+    with torch.no_grad():
+        net[1].weight.mul_(4.0)
+    return net
+
+
+@pytest.mark.parametrize("timing", ["immediate", "delayed"])
+@pytest.mark.parametrize("chunk", [4, None], ids=["chunk4", "auto_chunk"])
+def test_a_cuba_model_runs_sltt_in_chunks_with_the_gradients_of_one_step_per_call(chunk, timing):
+    """CubaLIF declares cuts_temporal_grad (its current and membrane both enter each step as constants under
+    no_temporal_grad), so SLTT runs it several steps per call without a warning, with the gradients of the paper's
+    loop (the detached model, step by step); SLTT-K's forward-only chunks leave its gradients as they are."""
+    model = _cuba_mlp(timing=timing)
+    x, y = _data(T=9, B=6)
+    assert sltt_chunk(model, x) > 1
+    reference = _detached_model_grads(model, x, y, TET())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out_c, g_c = _run(SLTT(chunk), model, x, y, TET())
+        out_s, g_s = _run(SLTT(1), model, x, y, TET())
+        gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731 — SLTT-K: the same drawn steps for both
+        _, g_k1 = _run(SLTTK(3, gen(), time_chunk=1), model, x, y, TET())
+        _, g_kc = _run(SLTTK(3, gen(), time_chunk=chunk), model, x, y, TET())
+    assert out_c.backward_passes < out_s.backward_passes == 9
+    assert torch.equal(out_c.out_seq, out_s.out_seq)
+    assert g_c.keys() == {"1.weight", "1.bias", "2.lif.beta_logit", "2.lif.v_th_param", "3.weight", "3.bias"}
+    assert all(g.abs().sum() > 0 for g in g_c.values())
+    _assert_grads_close(g_c, reference)
+    _assert_grads_close(g_s, reference)
+    _assert_grads_close(g_kc, g_k1)
+
+
+def test_sltt_cuts_the_synaptic_current_as_bptt_does_not():
+    """With β = 0 and α = 0 nothing carries across steps and SLTT's gradient is BPTT's; with α > 0 (β still 0) the
+    current carries the input to later steps, which BPTT differentiates through and SLTT cuts. (β fixed: a
+    learnable β is a sigmoid, 1e-6 at least.)"""
+    x, y = _data(T=7, B=6)
+    for alpha in (0.0, 0.8):
+        model = _cuba_mlp(alpha=alpha, beta=0.0, learn=False)
+        out_b, g_b = _run(BPTT(), model, x, y, TET())
+        out_s, g_s = _run(SLTT(None), model, x, y, TET())
+        assert torch.equal(out_b.out_seq, out_s.out_seq) and out_b.out_seq.abs().sum() > 0
+        same = all(torch.allclose(g_b[k], g_s[k], rtol=1e-10, atol=1e-12) for k in g_b)
+        assert same is (alpha == 0.0), f"alpha={alpha}"

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from neurosim.config import config_from_dict
+from neurosim.config import ConfigError, config_from_dict
 from neurosim.data import make_loaders
 from neurosim.nn import build_model
 from neurosim.runs import evaluate_checkpoint, train_run
@@ -1272,3 +1272,30 @@ def test_a_recurrent_model_learns_resumes_exactly_and_evaluates_as_trained(tmp_p
     ev = evaluate_checkpoint(tmp_path / "a" / "checkpoint.pt", progress=False)
     assert ev["acc"] == pytest.approx(full[-1]["test_acc"], abs=1e-9)
     assert isinstance(build_model(cfg.model, cfg.neuron)[2], RLIF)
+
+
+@pytest.mark.parametrize("method", ["bptt", "sltt"])
+def test_a_cuba_model_learns_resumes_exactly_and_evaluates_as_trained(tmp_path, event_digits_cache, method):
+    """neuron.tau_syn_ms makes the hidden and output layers CubaLIF: the synaptic current's decay α is saved with the
+    weights (syn.beta_value), a resumed run equals the uninterrupted one, and the checkpoint evaluates as trained."""
+    from neurosim.nn import CubaLIF
+
+    train = {"method": method} if method == "bptt" else {"method": "sltt", "loss": "tet"}
+    cfg = _cfg(tmp_path, epochs=3, **train)
+    cfg = replace(cfg, neuron=replace(cfg.neuron, tau_syn_ms=3.0))
+    full = _fit(cfg, tmp_path / "a")
+    _fit(cfg, tmp_path / "b", stop_after=1)
+    resumed = _fit(cfg, tmp_path / "b")
+    assert _strip(resumed) == _strip(full)
+    a = load_checkpoint(tmp_path / "a" / "checkpoint.pt")["model"]
+    b = load_checkpoint(tmp_path / "b" / "checkpoint.pt")["model"]
+    alphas = [k for k in a if k.endswith("syn.beta_value")]
+    assert alphas and all(torch.equal(a[k], b[k]) for k in a)
+    assert all(float(a[k]) == pytest.approx(torch.exp(torch.tensor(-1 / 3.0)).item()) for k in alphas)
+    assert full[-1]["test_acc"] > 0.3 and full[-1]["train_loss"] < full[0]["train_loss"]  # chance is 0.10
+    ev = evaluate_checkpoint(tmp_path / "a" / "checkpoint.pt", progress=False)
+    assert ev["acc"] == pytest.approx(full[-1]["test_acc"], abs=1e-9)
+    assert any(isinstance(m, CubaLIF) for m in build_model(cfg.model, cfg.neuron))
+    for tau_syn_ms in (5.0, None):  # another synaptic time constant, or LIF neurons: not this run's checkpoint
+        with pytest.raises(ConfigError, match=r"neuron.tau_syn_ms differs"):
+            _fit(replace(cfg, neuron=replace(cfg.neuron, tau_syn_ms=tau_syn_ms)), tmp_path / "a")
