@@ -32,7 +32,8 @@ step on GPU, with BatchNorm in training mode, and for stateful layers that do no
 ``cuts_temporal_grad``, the model itself included: a hand-written model whose own ``forward(x_seq, state)`` feeds
 spikes back runs one step per call unless it declares ``cuts_temporal_grad = True``; neurosim's ``Sequential``,
 which every built model is, does, and so does the recurrent :class:`neurosim.nn.RLIF`, which detaches its fed-back
-spikes inside a call under ``no_temporal_grad``: chunks of a recurrent model keep the gradients of one step per
+spikes inside a call under ``no_temporal_grad``, and the current-based :class:`neurosim.nn.CubaLIF`, which cuts its
+current as it cuts the membrane: chunks of recurrent and current-based models keep the gradients of one step per
 call, tested).
 
 Measured on the 2-core benchmark machine (``benchmarks/bench_sltt.py``, T = 50, batch 32): one step at a time,
