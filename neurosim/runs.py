@@ -352,7 +352,9 @@ def write_report(result: RunResult, extra_sections: list[str] | None = None) -> 
         + f"{len(result.data.test.labels)} test samples, T = {cfg.data.time_steps} frames)",
         f"- model: `{cfg.model.kind}` SNN" + (", recurrent hidden layers (RLIF)" if cfg.model.recurrent else "")
         + f", {sum(p.numel() for p in result.model.parameters()):,} parameters; "
-        f"LIF τ = {cfg.neuron.tau_mem_ms} ms, dt = {cfg.neuron.dt_ms} ms, reset {cfg.neuron.reset}, "
+        + (f"current-based LIF (CubaLIF) τ_syn = {cfg.neuron.tau_syn_ms} ms, " if cfg.neuron.tau_syn_ms is not None
+           else "LIF ")
+        + f"τ = {cfg.neuron.tau_mem_ms} ms, dt = {cfg.neuron.dt_ms} ms, reset {cfg.neuron.reset}, "
         f"surrogate {cfg.neuron.surrogate}",
         f"- training: {cfg.train.method.upper()}, loss `{cfg.train.loss}`, {cfg.train.optimizer} lr {cfg.train.lr}, "
         f"{len(result.history)} epochs, device `{result.trainer.device}`" + _processes(result.trainer.world.size,

@@ -1012,10 +1012,12 @@ def _import_cuba(node: nir.CubaLIF, shape: tuple[int, ...], dt_s: float, prev: n
                 "neurosim cannot fold into the synapse before it (a bias there reaches the membrane through the "
                 "decaying synaptic current); only v_leak = 0 can be imported")
         try:
+            part = "the synaptic current (tau_syn, w_in; neurosim's alpha)"
             alpha, gain_syn = beta_gain_from_tau_r(tau_syn, w_in, dt_s)
+            part = "the membrane (tau_mem, r; neurosim's beta)"
             beta, gain_mem = beta_gain_from_tau_r(tau_mem, r, dt_s)
         except ValueError as e:
-            raise NIRImportError(f"{where}: {e}") from None
+            raise NIRImportError(f"{where}: {part}: {e}") from None
         _input_transform(prev, gain_syn * gain_mem, 0.0, where)
         lif = _nir_lif(node, shape, beta, dt_s, where, dtype)
     layer = nsn.CubaLIF(alpha=alpha, tau_mem_ms=None, dt_ms=lif.dt_ms, beta=0.5).to(dtype)

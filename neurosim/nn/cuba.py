@@ -9,8 +9,9 @@ Per step ``t`` (``x[t]`` the weighted input, ``i`` the synaptic current, ``v`` t
 then spike and reset as :class:`neurosim.nn.LIF` does, with either reset timing, ``α = exp(−dt/τ_syn)`` and
 ``β = exp(−dt/τ_mem)``. An input spike thus reaches the membrane spread over several steps (a current that
 rises at once and decays with ``τ_syn``) instead of as one jump, which gives a neuron two time scales. This is
-snnTorch's ``Synaptic`` (with ``reset_timing="delayed"``, its discretisation), NIR's ``CubaLIF`` node, Norse's
-``LIFCell`` and the neuron model of Intel's Loihi (Davies et al., IEEE Micro 2018: a current ``u`` decaying with
+snnTorch's ``Synaptic`` (with ``reset_timing="delayed"``, its discretisation), NIR's ``CubaLIF`` node (by forward
+Euler, as snnTorch reads it; Norse discretises the same model otherwise, the current reaching the membrane a step
+later) and the neuron model of Intel's Loihi (Davies et al., IEEE Micro 2018: a current ``u`` decaying with
 ``1/τ_u`` and a voltage ``v`` with ``1/τ_v``; REFERENCES.md, Loihi).
 
 The current does not depend on the spikes, so the layer runs a leaky integrator over the sequence
@@ -35,7 +36,8 @@ import torch
 from torch import nn
 
 from neurosim.functional import LIFState, beta_from_tau, tau_from_beta
-from neurosim.nn.layers import LI
+from neurosim.functional.lif import _check_state, _float_input
+from neurosim.nn.layers import LI, _check_seq
 from neurosim.nn.lif import LIF
 
 __all__ = ["CubaLIF", "CubaLIFState"]
@@ -101,6 +103,15 @@ class CubaLIF(nn.Module):
         if state is not None and not isinstance(state, CubaLIFState):
             raise TypeError(f"a CubaLIF layer's state must be the CubaLIFState it returned (current and membrane), "
                             f"or None to start from rest; got {type(state).__name__}")
+        # checked here, so that the errors name this layer and not its LI child
+        if not isinstance(x_seq, torch.Tensor):
+            raise TypeError(f"x_seq must be a torch.Tensor [T, B, ...], got {type(x_seq).__name__}")
+        _check_seq(x_seq, 2, "CubaLIF")
+        if state is not None:
+            given, x = x_seq.dtype, _float_input(x_seq)
+            _check_state(x, state.i, "CubaLIF's state.i (the synaptic current)",
+                         given if given != x.dtype else None, "state._replace(i=state.i.to(x_seq.device))",
+                         why="the current would otherwise be computed in one dtype or the other")
         i_seq, i = self.syn(x_seq, None if state is None else state.i)
         s_seq, lif_state = self.lif(i_seq, None if state is None else state.lif)
         return s_seq, CubaLIFState(i, lif_state)

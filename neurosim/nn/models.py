@@ -43,6 +43,9 @@ def _neuron(neuron: NeuronConfig) -> LIF | CubaLIF:
 
 
 def _head(layers: list, in_features: int, model: ModelConfig, neuron: NeuronConfig) -> None:
+    if model.recurrent and neuron.tau_syn_ms is not None:  # (every builder comes here)
+        raise ValueError("model.recurrent with neuron.tau_syn_ms: recurrent layers are LIF neurons (RLIF); "
+                         "current-based recurrent layers (snnTorch's RSynaptic) are not available: unset one of them")
     for width in model.hidden:
         if model.dropout:
             layers.append(Dropout(model.dropout))
@@ -100,9 +103,6 @@ def mlp_snn(model: ModelConfig, neuron: NeuronConfig) -> Sequential:
 
 def build_model(model: ModelConfig, neuron: NeuronConfig) -> Sequential:
     """Build the network a config describes."""
-    if model.recurrent and neuron.tau_syn_ms is not None:
-        raise ValueError("model.recurrent with neuron.tau_syn_ms: recurrent layers are LIF neurons (RLIF); "
-                         "current-based recurrent layers (snnTorch's RSynaptic) are not available: unset one of them")
     if model.kind == "conv":
         return conv_snn(model, neuron)
     return mlp_snn(model, neuron)

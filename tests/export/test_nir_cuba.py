@@ -128,7 +128,8 @@ def test_refusals_name_the_layer_or_node():
         from_nir(graph_with(tau_syn=np.array([2e-3, 3e-3])))
     with pytest.raises(NIRImportError, match=r"CubaLIF\): v_reset = 0.5"):
         from_nir(graph_with(v_reset=np.full(2, 0.5)))
-    with pytest.raises(NIRImportError, match=r"CubaLIF\): tau_s = 0.0005 s is shorter than dt_s"):
+    with pytest.raises(NIRImportError, match=r"CubaLIF\): the synaptic current \(tau_syn, w_in; neurosim's alpha\): "
+                                             r"tau_s = 0.0005 s is shorter than dt_s"):
         from_nir(graph_with(tau_syn=np.full(2, 5e-4)))
     graph = to_nir(_cuba_net("immediate"), (6,))
     graph.nodes["1"].tau_syn = graph.nodes["1"].tau_syn * 2  # edited after export: the metadata no longer holds

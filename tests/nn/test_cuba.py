@@ -92,3 +92,26 @@ def test_neuron_tau_syn_ms_builds_cuba_layers_and_is_written_only_when_set():
         NeuronConfig(tau_syn_ms=0.0)
     with pytest.raises(ValueError, match="model.recurrent with neuron.tau_syn_ms"):
         build_model(ModelConfig(kind="mlp", input_shape=(4,), hidden=(3,), recurrent=True), NeuronConfig(tau_syn_ms=5))
+
+
+def test_errors_about_input_and_state_name_the_cuba_layer_not_its_child():
+    layer = CubaLIF()
+    with pytest.raises(ValueError, match="CubaLIF expects a time-first tensor"):
+        layer(torch.rand(5))
+    _, state = layer(torch.rand(3, 2, 4))
+    with pytest.raises(ValueError, match=r"CubaLIF's state.i \(the synaptic current\) has shape \(2, 4\)"):
+        layer(torch.rand(3, 3, 4), state)
+    with pytest.raises(ValueError, match=r"CubaLIF's state.i \(the synaptic current\) is torch.float32"):
+        layer.double()(torch.rand(3, 2, 4, dtype=torch.float64), state)
+
+
+def test_every_builder_refuses_recurrent_current_based_layers():
+    from neurosim.nn import conv_snn, mlp_snn
+
+    model = ModelConfig(kind="mlp", input_shape=(4,), hidden=(3,), recurrent=True)
+    for build in (mlp_snn, build_model):
+        with pytest.raises(ValueError, match="model.recurrent with neuron.tau_syn_ms"):
+            build(model, NeuronConfig(tau_syn_ms=5.0))
+    with pytest.raises(ValueError, match="model.recurrent with neuron.tau_syn_ms"):
+        conv_snn(ModelConfig(input_shape=(1, 8, 8), channels=(2,), kernel_size=3, hidden=(3,), recurrent=True),
+                 NeuronConfig(tau_syn_ms=5.0))
