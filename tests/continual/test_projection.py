@@ -536,13 +536,7 @@ def test_projecting_the_recurrent_weights_keeps_an_old_tasks_activity_exactly(me
             subspaces[name] = {"weight": rows, "velocity": torch.zeros_like(rows), "num_frozen": rows.shape[0]}
         hlop.load_state_dict({"tasks_done": 1, "projecting": True, "hebbian": False,
                               "generator": hlop.generator.get_state(), "subspaces": subspaces})
-        optimizer = torch.optim.SGD(net.parameters(), lr=0.5)
-        for _ in range(20):
-            x_new = torch.rand(4, 8, 8, generator=g, dtype=torch.float64) * 2
-            optimizer.zero_grad()
-            get_method(method).forward_backward(net, x_new, torch.randint(0, 3, (8,), generator=g),
-                                                get_loss("rate_ce" if method == "bptt" else "tet"))
-            optimizer.step()
+        _train_on_new_task(net, method, g)
         assert not torch.allclose(net[1].recurrent.weight, recurrent_net()[1].recurrent.weight)  # it learnt
         changes[protected is None] = float((presynaptic_activity(net, x_old)[0] - v_old).abs().max())
     assert changes[True] < 1e-12  # every weight projected: the old task's membranes as they were
@@ -616,6 +610,17 @@ def test_projecting_a_cuba_models_weights_keeps_an_old_tasks_currents_and_membra
     hlop.load_state_dict({"tasks_done": 1, "projecting": True, "hebbian": False,
                           "generator": hlop.generator.get_state(), "subspaces": subspaces})
     before = net[0].weight.detach().clone()
+    _train_on_new_task(net, method, g)
+    assert not torch.allclose(net[0].weight, before)  # it learnt
+    with torch.no_grad():
+        out, state = net(x_old)
+    assert torch.equal(out, out_old)
+    torch.testing.assert_close(state["1"].i, state_old["1"].i, rtol=0, atol=1e-12)
+    torch.testing.assert_close(state["1"].lif.v_seq, state_old["1"].lif.v_seq, rtol=0, atol=1e-12)
+
+
+def _train_on_new_task(net, method: str, g: torch.Generator) -> None:
+    """20 SGD steps of ``method`` on random inputs ``[4, 8, 8]`` and labels of 3 classes drawn from ``g``."""
     optimizer = torch.optim.SGD(net.parameters(), lr=0.5)
     for _ in range(20):
         x_new = torch.rand(4, 8, 8, generator=g, dtype=torch.float64) * 2
@@ -623,9 +628,3 @@ def test_projecting_a_cuba_models_weights_keeps_an_old_tasks_currents_and_membra
         get_method(method).forward_backward(net, x_new, torch.randint(0, 3, (8,), generator=g),
                                             get_loss("rate_ce" if method == "bptt" else "tet"))
         optimizer.step()
-    assert not torch.allclose(net[0].weight, before)  # it learnt
-    with torch.no_grad():
-        out, state = net(x_old)
-    assert torch.equal(out, out_old)
-    torch.testing.assert_close(state["1"].i, state_old["1"].i, rtol=0, atol=1e-12)
-    torch.testing.assert_close(state["1"].lif.v_seq, state_old["1"].lif.v_seq, rtol=0, atol=1e-12)

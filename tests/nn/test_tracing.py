@@ -176,19 +176,25 @@ def test_a_recurrent_layer_compiles_exports_runs_on_meta_and_under_torch_func(co
     out, state = meta(torch.empty(6, 3, 20, device="meta"))
     assert out.is_meta and out.shape == (6, 3, 4) and state["1"].s.shape == state["1"].v.shape == (3, 8)
 
+    params, _, reference = _torch_func_grads(net, x.detach())
+    assert reference[list(params).index("1.recurrent.weight")].abs().sum() > 0
+
+
+def _torch_func_grads(net, x):
+    """Check torch.func's ``grad`` and per-sample ``vmap(grad)`` of a loss on ``net``'s outputs against eager autograd,
+    for every parameter; returns ``(params, loss(params, x, buffers=…), eager gradients)``."""
     params, buffers = dict(net.named_parameters()), dict(net.named_buffers())
 
-    def loss(p, x_seq):
-        out, _ = functional_call(net, {**p, **buffers}, (x_seq,))
+    def loss(p, x_seq, b=buffers):
+        out, _ = functional_call(net, {**p, **b}, (x_seq,))
         return (out * torch.linspace(0.5, 1.5, out.shape[0]).view(-1, 1, 1)).sum()
 
-    x = x.detach()
     reference = torch.autograd.grad(loss(params, x), list(params.values()))
     per_sample = vmap(grad(loss), in_dims=(None, 1))(params, x.unsqueeze(2))  # [T, 1, ...] per sample
     for name, ge in zip(params, reference, strict=True):
         torch.testing.assert_close(grad(loss)(params, x)[name], ge, msg=name)
         torch.testing.assert_close(per_sample[name].sum(0), ge, msg=name)
-    assert reference[list(params).index("1.recurrent.weight")].abs().sum() > 0
+    return params, loss, reference
 
 
 # ------------------------------------------------------------------------------------------ current-based layers
@@ -231,19 +237,10 @@ def test_a_cuba_layer_compiles_exports_runs_on_meta_and_under_torch_func(timing)
     assert meta_out.is_meta and meta_out.shape == (5, 2, 3)
     assert meta_state["1"].i.shape == meta_state["1"].lif.v.shape == (2, 3, 8, 8)
 
-    params, buffers = dict(net.named_parameters()), dict(net.named_buffers())
+    buffers = dict(net.named_buffers())
     assert "1.syn.beta_value" in buffers  # α: fixed in training, but a buffer functional_call can take
-
-    def loss(p, x_seq, b=buffers):
-        out, _ = functional_call(net, {**p, **b}, (x_seq,))
-        return (out * torch.linspace(0.5, 1.5, out.shape[0]).view(-1, 1, 1)).sum()
-
     x = x.detach()
-    reference = torch.autograd.grad(loss(params, x), list(params.values()))
-    per_sample = vmap(grad(loss), in_dims=(None, 1))(params, x.unsqueeze(2))  # [T, 1, ...] per sample
-    for name, ge in zip(params, reference, strict=True):
-        torch.testing.assert_close(grad(loss)(params, x)[name], ge, msg=name)
-        torch.testing.assert_close(per_sample[name].sum(0), ge, msg=name)
+    params, loss, _ = _torch_func_grads(net, x)
     alpha = buffers["1.syn.beta_value"].clone().requires_grad_()
     (eager_alpha,) = torch.autograd.grad(loss(params, x, {**buffers, "1.syn.beta_value": alpha}), alpha)
     d_alpha = grad(lambda a: loss(params, x, {**buffers, "1.syn.beta_value": a}))(buffers["1.syn.beta_value"])

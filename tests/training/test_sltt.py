@@ -749,23 +749,29 @@ def _recurrent_mlp(beta=0.5, feedback=True):
 def test_a_recurrent_model_runs_sltt_in_chunks_with_the_gradients_of_one_step_per_call(chunk):
     """RLIF declares cuts_temporal_grad (it detaches its fed-back spikes under no_temporal_grad), so SLTT may run it
     several steps per call: no warning, and the gradients of the paper's loop (the detached model, step by step)."""
-    model = _recurrent_mlp()
+    g_c = _assert_chunks_equal_one_step_per_call(_recurrent_mlp(), chunk)
+    assert g_c["2.recurrent.weight"].abs().sum() > 0
+
+
+def _assert_chunks_equal_one_step_per_call(model, chunk):
+    """SLTT with ``chunk`` steps per call (no warning) against one step per call and the paper's loop (the detached
+    model, step by step), and SLTT-K with and without chunks; returns the chunked run's gradients."""
     x, y = _data(T=9, B=6)
     assert sltt_chunk(model, x) > 1
     reference = _detached_model_grads(model, x, y, TET())
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         out_c, g_c = _run(SLTT(chunk), model, x, y, TET())
-    out_s, g_s = _run(SLTT(1), model, x, y, TET())
+        out_s, g_s = _run(SLTT(1), model, x, y, TET())
+        gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731 — SLTT-K: the same drawn steps for both
+        _, g_k1 = _run(SLTTK(3, gen(), time_chunk=1), model, x, y, TET())
+        _, g_kc = _run(SLTTK(3, gen(), time_chunk=chunk), model, x, y, TET())
     assert out_c.backward_passes < out_s.backward_passes == 9
     assert torch.equal(out_c.out_seq, out_s.out_seq)
-    assert g_c["2.recurrent.weight"].abs().sum() > 0
     _assert_grads_close(g_c, reference)
     _assert_grads_close(g_s, reference)
-    gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731 — SLTT-K: the same drawn steps for both
-    _, g_k1 = _run(SLTTK(3, gen(), time_chunk=1), model, x, y, TET())
-    _, g_kc = _run(SLTTK(3, gen(), time_chunk=chunk), model, x, y, TET())
     _assert_grads_close(g_kc, g_k1)
+    return g_c
 
 
 def test_sltt_cuts_the_fed_back_spikes_as_bptt_does_not():
@@ -802,24 +808,9 @@ def test_a_cuba_model_runs_sltt_in_chunks_with_the_gradients_of_one_step_per_cal
     """CubaLIF declares cuts_temporal_grad (its current and membrane both enter each step as constants under
     no_temporal_grad), so SLTT runs it several steps per call without a warning, with the gradients of the paper's
     loop (the detached model, step by step); SLTT-K's forward-only chunks leave its gradients as they are."""
-    model = _cuba_mlp(timing=timing)
-    x, y = _data(T=9, B=6)
-    assert sltt_chunk(model, x) > 1
-    reference = _detached_model_grads(model, x, y, TET())
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        out_c, g_c = _run(SLTT(chunk), model, x, y, TET())
-        out_s, g_s = _run(SLTT(1), model, x, y, TET())
-        gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731 — SLTT-K: the same drawn steps for both
-        _, g_k1 = _run(SLTTK(3, gen(), time_chunk=1), model, x, y, TET())
-        _, g_kc = _run(SLTTK(3, gen(), time_chunk=chunk), model, x, y, TET())
-    assert out_c.backward_passes < out_s.backward_passes == 9
-    assert torch.equal(out_c.out_seq, out_s.out_seq)
+    g_c = _assert_chunks_equal_one_step_per_call(_cuba_mlp(timing=timing), chunk)
     assert g_c.keys() == {"1.weight", "1.bias", "2.lif.beta_logit", "2.lif.v_th_param", "3.weight", "3.bias"}
     assert all(g.abs().sum() > 0 for g in g_c.values())
-    _assert_grads_close(g_c, reference)
-    _assert_grads_close(g_s, reference)
-    _assert_grads_close(g_kc, g_k1)
 
 
 def test_sltt_cuts_the_synaptic_current_as_bptt_does_not():

@@ -1261,12 +1261,7 @@ def test_a_recurrent_model_learns_resumes_exactly_and_evaluates_as_trained(tmp_p
 
     train = {"method": method} if method == "bptt" else {"method": "sltt_k", "k": 2, "loss": "tet"}
     cfg = replace(_cfg(tmp_path, epochs=3, **train), model=config_from_dict({"model": RECURRENT_MLP}).model)
-    full = _fit(cfg, tmp_path / "a")
-    _fit(cfg, tmp_path / "b", stop_after=1)
-    resumed = _fit(cfg, tmp_path / "b")
-    assert _strip(resumed) == _strip(full)
-    a = load_checkpoint(tmp_path / "a" / "checkpoint.pt")["model"]
-    b = load_checkpoint(tmp_path / "b" / "checkpoint.pt")["model"]
+    full, a, b = _full_and_resumed(cfg, tmp_path)
     assert "2.recurrent.weight" in a and all(torch.equal(a[k], b[k]) for k in a)
     assert full[-1]["test_acc"] > 0.3 and full[-1]["saved_mb"] > 0  # chance is 0.10
     ev = evaluate_checkpoint(tmp_path / "a" / "checkpoint.pt", progress=False)
@@ -1283,12 +1278,7 @@ def test_a_cuba_model_learns_resumes_exactly_and_evaluates_as_trained(tmp_path, 
     train = {"method": method} if method == "bptt" else {"method": "sltt", "loss": "tet"}
     cfg = _cfg(tmp_path, epochs=3, **train)
     cfg = replace(cfg, neuron=replace(cfg.neuron, tau_syn_ms=3.0))
-    full = _fit(cfg, tmp_path / "a")
-    _fit(cfg, tmp_path / "b", stop_after=1)
-    resumed = _fit(cfg, tmp_path / "b")
-    assert _strip(resumed) == _strip(full)
-    a = load_checkpoint(tmp_path / "a" / "checkpoint.pt")["model"]
-    b = load_checkpoint(tmp_path / "b" / "checkpoint.pt")["model"]
+    full, a, b = _full_and_resumed(cfg, tmp_path)
     alphas = [k for k in a if k.endswith("syn.beta_value")]
     assert alphas and all(torch.equal(a[k], b[k]) for k in a)
     assert all(float(a[k]) == pytest.approx(torch.exp(torch.tensor(-1 / 3.0)).item()) for k in alphas)
@@ -1299,3 +1289,14 @@ def test_a_cuba_model_learns_resumes_exactly_and_evaluates_as_trained(tmp_path, 
     for tau_syn_ms in (5.0, None):  # another synaptic time constant, or LIF neurons: not this run's checkpoint
         with pytest.raises(ConfigError, match=r"neuron.tau_syn_ms differs"):
             _fit(replace(cfg, neuron=replace(cfg.neuron, tau_syn_ms=tau_syn_ms)), tmp_path / "a")
+
+
+def _full_and_resumed(cfg, tmp_path):
+    """An uninterrupted run (``a``) and one stopped after epoch 1 and resumed (``b``), whose histories must agree;
+    returns the first's history and both final checkpoints' weights."""
+    full = _fit(cfg, tmp_path / "a")
+    _fit(cfg, tmp_path / "b", stop_after=1)
+    resumed = _fit(cfg, tmp_path / "b")
+    assert _strip(resumed) == _strip(full)
+    return (full, load_checkpoint(tmp_path / "a" / "checkpoint.pt")["model"],
+            load_checkpoint(tmp_path / "b" / "checkpoint.pt")["model"])
