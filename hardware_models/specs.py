@@ -54,6 +54,15 @@ UNITS: dict[str, dict[str, float]] = {
 }
 SI_NAMES = {"energy": "J", "time": "s", "power": "W", "memory": "bits", "bits": "bits", "count": "count"}
 
+# How a digital chip computes (optional: without it the chip's arithmetic is not simulated), and the [precision]
+# constants each arithmetic needs
+ARITHMETICS = ("loihi", "dynapcnn")
+ARITHMETIC_NEEDS = {
+    "loihi": ("weight_bits", "weight_exp_bits", "state_bits", "threshold_bits", "bias_bits", "bias_exp_bits",
+              "decay_bits", "input_shift"),
+    "dynapcnn": ("weight_bits", "state_bits", "threshold_bits", "bias_bits"),
+}
+
 # Energy terms of the digital model, and the statuses a spec may give them.
 TERMS = ("synaptic", "neuron_update", "routing", "static")
 STATUSES = ("modelled", "not_published")
@@ -73,6 +82,11 @@ _DIGITAL = {
         "kernel_memory_per_core": "count", "neuron_memory_per_core": "count", "pipeline_layers": "count",
         "destinations_per_core": "count", "cores_per_tile": "count", "sync_table_tiles": "count",
     },
+    # number formats of the chip's arithmetic (with the top-level option ``arithmetic``), which
+    # neurosim.hardware.fixed_point simulates
+    "precision": {k: "bits" for k in (
+        "weight_bits", "weight_exp_bits", "bias_bits", "bias_exp_bits", "state_bits", "threshold_bits",
+        "decay_bits", "input_shift")},
 }
 _CONVENTIONAL = {
     "energy": {k: "energy" for k in (
@@ -86,6 +100,7 @@ OPTIONS = {
         "timing": ("step_driven", "fixed_tick", "realtime"),
         "mapping": ("core_partition", "layer_per_core"),
         "fan_in_over_limit": ("split", "report"),
+        "arithmetic": ARITHMETICS,
     },
     "conventional": {},
 }
@@ -263,6 +278,8 @@ def spec_from_dict(data: Mapping[str, Any], origin: str = "<spec>", expected_nam
     for opt, choices in OPTIONS[kind].items():
         if opt == "fan_in_over_limit" and opt not in data and data.get("mapping") != "core_partition":
             continue  # only the core partition mapper splits layers
+        if opt == "arithmetic" and opt not in data:
+            continue  # optional: a chip whose number formats are not published is not simulated
         if opt not in data:
             raise fail(opt, f"missing required field; expected one of {list(choices)}")
         if data[opt] not in choices:
@@ -349,6 +366,15 @@ def _check_digital(data, constants, options, fail) -> dict[str, str]:
             cores = constants["capacity.cores_per_chip"].value
             if n != cores:
                 raise fail(k, f"lists {n} cores but capacity.cores_per_chip is {cores}")
+    arithmetic = options.get("arithmetic")
+    if arithmetic is not None:
+        for k in ARITHMETIC_NEEDS[arithmetic]:
+            need(f"precision.{k}", f"arithmetic is {arithmetic!r}")
+            if constants[f"precision.{k}"].value < 1 and k not in ("input_shift",):
+                raise fail(f"precision.{k}", "must be at least 1 bit")
+    elif any(k.startswith("precision.") for k in constants):
+        raise fail("arithmetic", "missing: [precision] constants are read by the arithmetic that names how the chip "
+                   f"computes; expected one of {list(ARITHMETICS)}")
     lo, hi = constants.get("capacity.weight_bits_min"), constants.get("capacity.weight_bits_max")
     if lo and hi and lo.si > hi.si:
         raise fail("capacity.weight_bits_min", f"{lo.value} is above capacity.weight_bits_max {hi.value}")

@@ -1,0 +1,607 @@
+r"""A trained model run in a digital chip's number formats: integer weights, thresholds, decays and membranes,
+simulated step by step as the chip computes them, and the test accuracy that results.
+
+The energy estimates (:mod:`hardware_models`) assume the chip computes what the float model does. It does not:
+weights are a few bits, decays 12-bit fractions, membranes saturate, and some neurons cannot leak or reset the
+way the model does. :func:`to_chip` builds the integer model of one digital target and :func:`evaluate_fixed_point`
+compares its test accuracy with the float model's (``neurosim estimate --fixed-point``).
+
+The arithmetic follows the target spec's ``arithmetic`` option, with the spec's ``[precision]`` constants:
+
+``loihi`` — Intel Loihi's compartments and dense synapses, as Lava's bit-accurate process models compute them
+(lava-nc/lava, ``src/lava/proc/lif/models.py`` ``PyLifModelBitAcc``, ``src/lava/proc/dense/models.py``
+``PyDenseModelBitAcc``, ``src/lava/utils/weightutils.py``; Davies et al. 2018):
+
+* a weight is a 9-bit word whose lowest bit a mixed-sign matrix drops (even values in [−256, 254]: 8 significant
+  bits); each matrix's summed input is shifted by its own exponent in [−8, 7] (a right shift rounds down), then
+  by 6 bits into the 24-bit current ``u``;
+* ``u ← trunc(u·(4096 − d_u)/4096) + input``, wrapping at ±2^23; ``v ← trunc(v·(4096 − d_v)/4096) + u + bias``,
+  saturating at ±(2^23 − 1) (``trunc`` rounds toward zero, as the hardware's sign-magnitude shift does; the
+  current's decay is ``d_u + 1``: ``d_u = 4095`` clears it every step, a plain LIF);
+* a neuron spikes when ``v`` exceeds its threshold (a 17-bit mantissa shifted by 6) and resets to zero; the bias
+  is a 13-bit mantissa times 2^0…2^7, added to ``v`` every step.
+
+``dynapcnn`` — SynSense Speck / DYNAP-CNN cores, as sinabs maps a network onto them
+(synsense/sinabs, ``sinabs/backend/dynapcnn/discretize.py``, ``chips/dynapcnn.py``, ``docs/speck/dangers.md``):
+
+* one scale per layer brings its weights and biases to 8-bit integers and its threshold to the 16-bit state
+  (sinabs' ``determine_discretization_scale``: the largest scale at which all three fit);
+* integrate-and-fire neurons: no leak (a model's β < 1 is dropped, and the report says so), the bias added every
+  step (the chip adds it per leak-clock tick: one tick per time step is assumed), the state kept in
+  [−2^15, 2^15 − 1]; per step a neuron emits ``⌊v/θ⌋`` spikes and subtracts as many thresholds, or resets to
+  zero (sinabs' ``MultiSpike``, which its documentation recommends for matching the asynchronous chip);
+* pooling sums (sinabs' ``SumPool2d``): a max pool passes every spike of its window on.
+
+What is chosen here, not by the chip: the scale of each layer. Loihi: the threshold is ``THRESHOLD_UNITS`` = 2^14
+voltage units (a 256 mantissa: headroom of 512 thresholds before saturation, decay rounding 1/16384 of a
+threshold per step), each weight matrix takes the smallest exponent at which its largest weight fits (the most
+significant bits), each bias the smallest exponent that fits. A non-spiking read-out takes the scale at which one
+step of every input at once (Σ |w|) is 2^14. Speck: sinabs' rule above.
+
+Not simulated: Loihi's one-step delay per synapse layer (a network of ``L`` layers answers ``L`` steps late on the
+chip; the time-summed read-out here sees every step), the asynchronous order of Speck's events within a time step,
+input spikes above one per axon and step (counts enter as graded inputs), and where a layer does not fit a core
+(the estimate's mapping reports that).
+
+Example:
+    >>> import torch
+    >>> from neurosim import nn as nsn
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> model = nsn.Sequential(nsn.Linear(4, 3), nsn.LIF(beta=0.5))
+    >>> chip = to_chip(model, "loihi")
+    >>> spikes, _ = chip(torch.ones(5, 2, 4))
+    >>> spikes.shape, chip.layers[0]["threshold_int"]
+    (torch.Size([5, 2, 3]), 16384)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["THRESHOLD_UNITS", "ChipFormat", "ChipModel", "ChipNeuron", "ChipSynapse",
+           "chip_format", "evaluate_fixed_point", "fixed_point_targets", "format_fixed_point", "to_chip"]
+
+#: Loihi: the threshold in voltage units (see the module docstring)
+THRESHOLD_UNITS = 2 ** 14
+
+
+@dataclass(frozen=True)
+class ChipFormat:
+    """The number formats of one digital target (its spec's ``[precision]`` constants)."""
+
+    target: str
+    arithmetic: str  # "loihi" | "dynapcnn"
+    weight_bits: int  # significant bits of a signed weight (two's complement range of the mantissa)
+    state_bits: int  # membrane (and Loihi's current) register width
+    threshold_bits: int
+    bias_bits: int
+    weight_exp_bits: int = 0  # signed exponent of a weight matrix (Loihi: 4 → [−8, 7]); 0: one common scale
+    bias_exp_bits: int = 0  # unsigned exponent of a bias (Loihi: 3 → 0..7)
+    decay_bits: int = 0  # 0: no leak (integrate-and-fire)
+    input_shift: int = 0  # Loihi: 6 bits of MSB alignment of the synaptic input and the threshold
+
+    @property
+    def state_max(self) -> int:
+        return 2 ** (self.state_bits - 1) - 1
+
+    @property
+    def weight_range(self) -> tuple[int, int]:
+        return -(2 ** (self.weight_bits - 1)), 2 ** (self.weight_bits - 1) - 1
+
+    @property
+    def weight_exps(self) -> range:
+        if not self.weight_exp_bits:
+            return range(0, 1)
+        half = 2 ** (self.weight_exp_bits - 1)
+        return range(-half, half)
+
+
+def chip_format(target) -> ChipFormat:
+    """The :class:`ChipFormat` of a digital ``target`` (name, spec path or ``hardware_models.Spec``).
+
+    Raises:
+        ValueError: the target is not digital, or its spec gives no ``arithmetic`` (no published number formats
+            to simulate), naming the target.
+    """
+    from hardware_models import Spec, load_spec
+
+    spec = target if isinstance(target, Spec) else load_spec(target)
+    if spec.kind != "digital":
+        raise ValueError(f"target {spec.name!r} is a {spec.kind} target; fixed-point simulation is for digital "
+                         "neuromorphic chips (for RRAM crossbars use --nonideal)")
+    arithmetic = spec.options.get("arithmetic")
+    if arithmetic is None:
+        raise ValueError(f"target {spec.name!r}: its spec gives no arithmetic (no published number formats of its "
+                         f"neurons and synapses to simulate); targets that do: {fixed_point_targets()}")
+    from hardware_models.specs import ARITHMETIC_NEEDS
+
+    values = {k: int(spec.constants[f"precision.{k}"].value) for k in ARITHMETIC_NEEDS[arithmetic]}
+    return ChipFormat(target=spec.name, arithmetic=arithmetic, **values)
+
+
+def fixed_point_targets() -> list[str]:
+    """The shipped targets whose spec gives an ``arithmetic`` (those :func:`to_chip` can simulate)."""
+    from hardware_models import list_targets, load_spec
+
+    return [t for t in list_targets() if "arithmetic" in load_spec(t).options]
+
+
+# ------------------------------------------------------------------------------------------------ the chip parts
+def _integral(x: torch.Tensor) -> bool:
+    return bool(torch.equal(x, torch.round(x)))
+
+
+class ChipSynapse(nn.Module):
+    """A Linear or Conv2d with integer weights, its summed input shifted as the chip does.
+
+    Output in the next neuron's voltage units: Loihi ``floor(Σ w·s · 2^exp) · 2^input_shift`` (``w`` the 9-bit
+    word), Speck ``Σ w·s``. Inputs must be whole numbers (spikes or event counts)."""
+
+    def __init__(self, name: str, op: str, weight_int: torch.Tensor, exp: int, post_shift: int,
+                 conv: dict | None = None, first: bool = False) -> None:
+        super().__init__()
+        self.name, self.op, self.exp, self.post_shift, self.conv, self.first = name, op, exp, post_shift, conv, first
+        self.register_buffer("weight_int", weight_int.to(torch.float64))
+
+    def step_sum(self, x: torch.Tensor) -> torch.Tensor:
+        """Shifted input sum of ``x`` ``[N, ...]`` (one step or a folded sequence)."""
+        if self.op == "linear":
+            acc = F.linear(x, self.weight_int)
+        elif self.op == "diagonal":
+            acc = x * self.weight_int
+        else:
+            acc = F.conv2d(x, self.weight_int, None, **self.conv)
+        if self.exp >= 0:
+            acc = acc * 2.0 ** self.exp
+        else:
+            acc = torch.floor(acc * 2.0 ** self.exp)  # an arithmetic right shift rounds down
+        return acc * 2.0 ** self.post_shift
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        x_seq = x_seq.to(torch.float64)
+        if self.first and not _integral(x_seq):
+            bad = x_seq[x_seq != torch.round(x_seq)].flatten()[0].item()
+            raise ValueError(f"{self.name}: a chip takes spikes or event counts, but the model's input has "
+                             f"non-integer values (e.g. {bad:g}); use event data or a spike encoder "
+                             "(neurosim.data.encoders) in front of the chip")
+        t, b = x_seq.shape[:2]
+        return self.step_sum(x_seq.reshape(t * b, *x_seq.shape[2:])).reshape(t, b, *self._out(x_seq))
+
+    def _out(self, x_seq: torch.Tensor) -> tuple[int, ...]:
+        if self.op == "linear":
+            return (self.weight_int.shape[0],)
+        if self.op == "diagonal":
+            return tuple(x_seq.shape[2:])
+        probe = F.conv2d(x_seq[0, :1], self.weight_int, None, **self.conv)
+        return tuple(probe.shape[1:])
+
+    def extra_repr(self) -> str:
+        return f"{self.op}, {tuple(self.weight_int.shape)}, exp={self.exp}"
+
+
+class ChipNeuron(nn.Module):
+    """A layer of chip neurons in integer arithmetic (see the module docstring): ``(x_seq, state) -> (out, state)``.
+
+    ``x_seq`` is the synapse's output in voltage units. Spiking layers return spikes (Speck: spike counts);
+    a read-out (``spiking=False``) returns its membrane divided by ``scale`` (the model's units again)."""
+
+    stateful = True
+
+    def __init__(self, name: str, fmt: ChipFormat, *, scale: float, threshold: int, reset: str, spiking: bool,
+                 decay_v: int | None, decay_u: int | None, bias: torch.Tensor | None,
+                 recurrent: ChipSynapse | None = None) -> None:
+        super().__init__()
+        self.name, self.fmt, self.scale, self.threshold, self.reset = name, fmt, scale, threshold, reset
+        self.spiking, self.decay_v, self.decay_u, self.recurrent = spiking, decay_v, decay_u, recurrent
+        self.register_buffer("bias_int", None if bias is None else bias.to(torch.float64))
+        self.counts = {"steps": 0, "neuron_steps": 0, "spikes": 0, "saturated": 0, "wrapped": 0}
+
+    def _decay(self, x: torch.Tensor, d: int) -> torch.Tensor:
+        unity = 2 ** self.fmt.decay_bits
+        return torch.trunc(x * (unity - d) / unity)  # exact: |x·(4096 − d)| < 2^36
+
+    def forward(self, x_seq: torch.Tensor, state=None):
+        x_seq = x_seq.to(torch.float64)
+        shape = x_seq.shape[1:]
+        if state is None:
+            zeros = x_seq.new_zeros(shape)
+            u, v, s = zeros, zeros.clone(), zeros.clone()
+        else:
+            u, v, s = state
+        bias = 0.0 if self.bias_int is None else self.bias_int.reshape(-1, *([1] * (len(shape) - 2)))
+        top = self.fmt.state_max
+        loihi = self.fmt.arithmetic == "loihi"
+        out = []
+        c = self.counts
+        for x in x_seq:
+            if self.recurrent is not None:
+                x = x + self.recurrent.step_sum(s)
+            if loihi:
+                u = x if self.decay_u == 2 ** self.fmt.decay_bits else self._decay(u, self.decay_u) + x
+                over = (u > top + 1) | (u <= -(top + 1))  # Lava wraps a current beyond ±2^23
+                if bool(over.any()):
+                    c["wrapped"] += int(over.sum())
+                    u = torch.where(u > top + 1, u - 2 * (top + 1), u)
+                    u = torch.where(u <= -(top + 1), u + 2 * (top + 1), u)
+                v = self._decay(v, self.decay_v) + u + bias
+                low = -top
+            else:
+                v = v + x + bias
+                low = -(top + 1)  # sinabs' low threshold: the bottom of the 16-bit state
+            clipped = (v > top) | (v < low)
+            if bool(clipped.any()):
+                c["saturated"] += int(clipped.sum())
+                v = v.clamp(low, top)
+            if not self.spiking:
+                out.append(v / self.scale)
+            elif loihi:
+                s = (v > self.threshold).to(v.dtype)
+                v = torch.where(s > 0, torch.zeros_like(v), v)
+                out.append(s)
+            else:
+                s = torch.where(v >= self.threshold, torch.floor(v / self.threshold), torch.zeros_like(v))
+                v = torch.where(s > 0, torch.zeros_like(v), v) if self.reset == "zero" else v - s * self.threshold
+                out.append(s)
+            c["neuron_steps"] += v.numel()
+            if self.spiking:
+                c["spikes"] += int(s.sum())
+        c["steps"] += x_seq.shape[0]
+        return torch.stack(out), (u, v, s)
+
+    def extra_repr(self) -> str:
+        return f"{self.name}, threshold={self.threshold}, decay_v={self.decay_v}, decay_u={self.decay_u}"
+
+
+class ChipModel(nn.Module):
+    """The integer model :func:`to_chip` builds: ``(x_seq, state=None) -> (out_seq, state)`` like a neurosim
+    Sequential. ``layers`` lists each synapse–neuron pair's formats, ``notes`` what the chip does differently from
+    the float model, ``counts()`` the spikes and saturations of the runs so far."""
+
+    def __init__(self, fmt: ChipFormat, parts: list[nn.Module], layers: list[dict], notes: list[str]) -> None:
+        super().__init__()
+        from neurosim import nn as nsn
+
+        self.fmt, self.layers, self.notes = fmt, layers, notes
+        self.net = nsn.Sequential(*parts)
+
+    def forward(self, x_seq: torch.Tensor, state=None):
+        with torch.no_grad():
+            return self.net(x_seq, state)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return {m.name: dict(m.counts) for m in self.net if isinstance(m, ChipNeuron)}
+
+    def reset_counts(self) -> None:
+        for m in self.net:
+            if isinstance(m, ChipNeuron):
+                m.counts = {k: 0 for k in m.counts}
+
+
+# ------------------------------------------------------------------------------------------------ quantisation
+def _fit_loihi_matrix(w_v: torch.Tensor, fmt: ChipFormat) -> tuple[torch.Tensor, int, int]:
+    """Loihi weight words ``2m`` (``m`` in the 8-bit range) and exponent ``e`` with ``2m·2^e·2^6 ≈ w_v``: the
+    smallest ``e`` at which the largest weight fits. Returns ``(words, e, clipped)``."""
+    lo, hi = fmt.weight_range
+    step = 2 * 2 ** fmt.input_shift  # the dropped LSB, then the 6-bit alignment
+    exps = fmt.weight_exps
+    for e in exps:
+        m = torch.round(w_v / (step * 2.0 ** e))
+        if bool((m >= lo).all() and (m <= hi).all()):
+            return 2 * m, e, 0
+    e = exps[-1]
+    m = torch.round(w_v / (step * 2.0 ** e))
+    clipped = int(((m < lo) | (m > hi)).sum())
+    return 2 * m.clamp(lo, hi), e, clipped
+
+
+def _fit_loihi_bias(b_v: torch.Tensor, fmt: ChipFormat) -> tuple[torch.Tensor, int, int]:
+    """Loihi bias ``mant·2^exp`` (13-bit mantissa, exponent 0..7) nearest to ``b_v``; returns (bias, exp, clipped)."""
+    lo, hi = -(2 ** (fmt.bias_bits - 1)), 2 ** (fmt.bias_bits - 1) - 1
+    for e in range(2 ** fmt.bias_exp_bits):
+        mant = torch.round(b_v / 2.0 ** e)
+        if bool((mant >= lo).all() and (mant <= hi).all()):
+            return mant * 2.0 ** e, e, 0
+    mant = torch.round(b_v / 2.0 ** e)
+    return mant.clamp(lo, hi) * 2.0 ** e, e, int(((mant < lo) | (mant > hi)).sum())
+
+
+def _sinabs_scale(t: torch.Tensor, bits: int) -> float:
+    """sinabs' ``determine_discretization_scale``: the largest scale that fits ``t`` into ``bits`` signed bits
+    (the negative side one step wider). Zero tensors impose no limit."""
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    t_min, t_max = float(t.min()), float(t.max())
+    if t_min == t_max == 0:
+        return math.inf
+    if abs(t_min) <= abs(t_max) * abs(lo / hi):
+        return abs(hi / t_max)
+    return abs(lo / t_min)
+
+
+def _module_params(m: nn.Module) -> tuple[str, torch.Tensor, torch.Tensor | None, dict | None]:
+    w = m.weight.detach().to(torch.float64)
+    b = None if m.bias is None else m.bias.detach().to(torch.float64)
+    if isinstance(m, nn.Conv2d):
+        if m.padding_mode != "zeros":
+            raise ValueError(f"a Conv2d with padding_mode={m.padding_mode!r} has no chip equivalent")
+        return "conv", w, b, dict(stride=m.stride, padding=m.padding, dilation=m.dilation, groups=m.groups)
+    return "linear", w, b, None
+
+
+def _neuron_facts(m: nn.Module) -> dict[str, Any]:
+    """What a chip needs of a neurosim neuron layer: kind, β, α, threshold, reset, recurrent weights."""
+    from neurosim import nn as nsn
+
+    if isinstance(m, nsn.LI):
+        return {"kind": "LI", "beta": float(m.beta), "alpha": 0.0, "v_th": None, "reset": None, "timing": None,
+                "recurrent": None}
+    lif, alpha, rec = m, 0.0, None
+    if isinstance(m, nsn.CubaLIF):
+        lif, alpha = m.lif, float(m.alpha)
+    elif isinstance(m, nsn.RLIF):
+        lif, rec = m.lif, m.recurrent
+    return {"kind": type(m).__name__, "beta": float(lif.beta), "alpha": alpha, "v_th": float(lif.v_th),
+            "reset": lif.reset, "timing": lif.reset_timing, "recurrent": rec}
+
+
+def _pool_size(m: nn.Module) -> int:
+    k = m.kernel_size if isinstance(m.kernel_size, tuple) else (m.kernel_size, m.kernel_size)
+    return int(k[0] * k[1])
+
+
+def to_chip(model, target, *, maxpool: str | None = None) -> ChipModel:
+    """The integer model of ``model`` on the digital ``target`` (see the module docstring).
+
+    Args:
+        model: a neurosim Sequential (BatchNorm is folded into the weight layer before it, dropout dropped) or an
+            snnTorch ``nn.Sequential`` (converted first).
+        target: a digital target with an ``arithmetic`` (``loihi``, ``loihi_sanafe``, ``speck``), a spec path or a
+            ``hardware_models.Spec``.
+        maxpool: Loihi keeps a max pool of spikes (one OR neuron per window does it exactly); Speck has only sum
+            pooling, so its max pools become sum pools (the default there; ``"error"`` refuses instead).
+
+    Raises:
+        ValueError: a layer the chip cannot run (named), a target without an arithmetic.
+    """
+    from neurosim import nn as nsn
+    from neurosim.export.nir import _as_layers, _fold_bn, _to_neurosim
+
+    fmt = chip_format(target)
+    speck = fmt.arithmetic == "dynapcnn"
+    if maxpool not in (None, "error", "sumpool"):
+        raise ValueError(f"maxpool must be 'error' or 'sumpool', got {maxpool!r}")
+    model = _to_neurosim(model)
+    layers = _as_layers(model)
+    parts: list[nn.Module] = []
+    info: list[dict] = []
+    notes: list[str] = []
+    pending: dict | None = None  # the weight layer waiting for its neuron
+    gain = 1.0  # an average pool's 1/k², folded into the next weight layer
+    first = True
+    leaky: list[str] = []
+
+    def need_neuron(where: str) -> None:
+        if pending is not None:
+            raise ValueError(f"{where}: comes between the weight layer {pending['name']!r} and its neurons; a chip "
+                             "needs a neuron layer right after each Linear/Conv2d (BatchNorm and Dropout aside)")
+
+    for name, m in layers:
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            need_neuron(name)
+            op, w, b, conv = _module_params(m)
+            pending = {"name": name, "op": op, "w": w * gain, "b": b, "conv": conv, "first": first}
+            gain, first = 1.0, False
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+            if pending is None:
+                raise ValueError(f"{name}: a BatchNorm not right after a Linear/Conv2d cannot be folded into weights")
+            w, b = _fold_bn(pending["w"], pending["b"], m, name)
+            pending["w"], pending["b"] = w.to(torch.float64), b.to(torch.float64)
+        elif isinstance(m, (nn.Dropout, nsn.Dropout)):
+            continue
+        elif isinstance(m, (nsn.LIF, nsn.CubaLIF, nsn.RLIF, nsn.LI)):
+            if pending is None:
+                raise ValueError(f"{name}: a neuron layer without a Linear/Conv2d before it; a chip's neurons are fed "
+                                 "through synapses")
+            part_s, part_n, row = _quantise_pair(pending, name, m, fmt, notes, leaky)
+            parts += [part_s, part_n]
+            info.append(row)
+            pending = None
+        elif isinstance(m, nn.MaxPool2d):
+            need_neuron(name)
+            if speck:
+                if maxpool == "error":
+                    raise ValueError(f"{name}: Speck pools by summing (sinabs SumPool2d); use maxpool='sumpool' to "
+                                     "run it as a sum pool, or train with sum pooling")
+                parts.append(nsn.SumPool2d(m.kernel_size, m.stride, m.padding))
+                notes.append(f"{name}: Speck has no max pooling; run as a sum pool (every spike in a window passes)")
+            else:
+                parts.append(nsn.MaxPool2d(m.kernel_size, m.stride, m.padding))
+        elif isinstance(m, nn.AvgPool2d):  # (SumPool2d too: it is an AvgPool2d times the window)
+            need_neuron(name)
+            parts.append(nsn.SumPool2d(m.kernel_size, m.stride, m.padding))
+            if not isinstance(m, nsn.SumPool2d):
+                gain /= _pool_size(m)
+        elif isinstance(m, (nn.Flatten, nsn.Flatten)):
+            need_neuron(name)
+            parts.append(nsn.Flatten())
+        else:
+            raise ValueError(f"{name}: {type(m).__name__} has no chip equivalent here (chips run Linear/Conv2d, "
+                             "LIF/CubaLIF/RLIF/LI, pooling and Flatten)")
+    if pending is not None:  # a model ending in a weight layer: its sums are read out (an LI with β = 0)
+        part_s, part_n, row = _quantise_pair(pending, pending["name"], nsn.LI(0.0), fmt, notes, leaky)
+        parts += [part_s, part_n]
+        info.append(row)
+    if not info:
+        raise ValueError("the model has no weight layer to put on a chip")
+    if leaky:
+        notes.append(f"{', '.join(leaky)}: Speck's neurons integrate and fire without leak; the model's decay "
+                     "(β < 1) is dropped on the chip")
+    return ChipModel(fmt, parts, info, notes)
+
+
+def _quantise_pair(syn: dict, name: str, m: nn.Module, fmt: ChipFormat, notes: list[str], leaky: list[str]):
+    facts = _neuron_facts(m)
+    kind, beta, alpha, v_th = facts["kind"], facts["beta"], facts["alpha"], facts["v_th"]
+    spiking = kind != "LI"
+    loihi = fmt.arithmetic == "loihi"
+    w, b = syn["w"], syn["b"]
+    rec = facts["recurrent"]
+    rec_w = rec_b = None
+    if rec is not None:
+        rec_w = rec.weight.detach().to(torch.float64)
+        rec_b = None if rec.bias is None else rec.bias.detach().to(torch.float64)
+        b = rec_b if b is None else (b if rec_b is None else b + rec_b)
+    if not loihi:
+        if kind in ("CubaLIF", "RLIF"):
+            raise ValueError(f"{name}: Speck runs integrate-and-fire neurons fed forward; a {kind} layer (a synaptic "
+                             "current or recurrent connections) has no DYNAP-CNN equivalent")
+        if spiking and facts["reset"] == "none":
+            raise ValueError(f"{name}: Speck resets a neuron that fires (by subtracting the threshold or to zero); "
+                             "reset='none' has no equivalent")
+        if beta != 1.0:
+            leaky.append(name)
+    row: dict[str, Any] = {"layer": name, "synapse": syn["name"], "neuron": kind}
+
+    if loihi:
+        if spiking:
+            scale = THRESHOLD_UNITS / v_th
+        else:
+            w_abs = w.abs().reshape(w.shape[0], -1).sum(1) + (0 if b is None else b.abs())
+            top = float(w_abs.max())
+            scale = THRESHOLD_UNITS / top if top > 0 else 1.0
+        words, exp, clipped = _fit_loihi_matrix(w * scale, fmt)
+        post = fmt.input_shift
+        threshold = int(round(v_th * scale / 2 ** fmt.input_shift)) << fmt.input_shift if spiking else 0
+        if kind == "CubaLIF" and b is not None and bool((b != 0).any()) and alpha < 1:
+            b = b / (1 - alpha)
+            notes.append(f"{name}: the model's bias enters the synaptic current; Loihi adds a bias to the voltage, "
+                         "so it is given there as b/(1 − α) (the same steady state, not the same first steps)")
+        bias_v, bias_exp, bias_clipped = (None, None, 0) if b is None else _fit_loihi_bias(b * scale, fmt)
+        unity = 2 ** fmt.decay_bits
+        decay_v = min(max(round(unity * (1 - beta)), 0), unity - 1)
+        if round(unity * (1 - beta)) > unity - 1:
+            notes.append(f"{name}: β = {beta:g} needs a voltage decay of {unity}/{unity}; Loihi's largest is "
+                         f"{unity - 1}/{unity} (β = 1/{unity})")
+        decay_u = min(max(round(unity * (1 - alpha)), 1), unity)  # the chip adds 1 (Lava's ds_offset)
+        if kind == "CubaLIF" and round(unity * (1 - alpha)) < 1:
+            notes.append(f"{name}: α = {alpha:g} needs a current that never decays; Loihi's slowest decay is "
+                         f"1/{unity} per step")
+        if spiking and facts["reset"] != "zero":
+            notes.append(f"{name}: the model resets by {facts['reset']!r}; Loihi resets a neuron that fires to zero")
+        if spiking and facts["timing"] == "delayed":
+            notes.append(f"{name}: the model resets a step late (snnTorch's timing); Loihi resets in the step it fires")
+        synapse = ChipSynapse(syn["name"], syn["op"], words, exp, post, syn["conv"], syn["first"])
+        recurrent = None
+        if rec_w is not None:
+            r_words, r_exp, r_clipped = _fit_loihi_matrix(rec_w * scale, fmt)
+            op = "diagonal" if rec_w.dim() == 1 else "linear"
+            recurrent = ChipSynapse(f"{name}.recurrent", op, r_words, r_exp, post)
+            row.update(recurrent_exp=r_exp, recurrent_weights_clipped=r_clipped,
+                       recurrent_weights_zero=_zero_fraction(r_words, rec_w))
+        neuron = ChipNeuron(name, fmt, scale=scale, threshold=threshold, reset="zero", spiking=spiking,
+                            decay_v=decay_v, decay_u=decay_u, bias=bias_v, recurrent=recurrent)
+        row.update(scale=scale, weight_exp=exp, weight_lsb=step_value(exp, fmt) / scale,
+                   weights_clipped=clipped, weights_zero=_zero_fraction(words, w), threshold_int=threshold,
+                   decay_v=decay_v, decay_u=decay_u - 1, bias_exp=bias_exp, biases_clipped=bias_clipped,
+                   beta_chip=1 - decay_v / unity)
+        return synapse, neuron, row
+
+    # DYNAP-CNN (sinabs): one scale for weights, biases and the threshold
+    scale = _sinabs_scale(w, fmt.weight_bits)
+    if b is not None:
+        scale = min(scale, _sinabs_scale(b, fmt.bias_bits))
+    if spiking:
+        scale = min(scale, (2 ** (fmt.threshold_bits - 1) - 1) / v_th)
+    if not math.isfinite(scale):
+        scale = 1.0
+    words = torch.round(w * scale)
+    threshold = int(round(v_th * scale)) if spiking else 0
+    if spiking and threshold < 1:
+        threshold = 1
+    bias_int = None if b is None else torch.round(b * scale)
+    synapse = ChipSynapse(syn["name"], syn["op"], words, 0, 0, syn["conv"], syn["first"])
+    neuron = ChipNeuron(name, fmt, scale=scale, threshold=threshold, reset=facts["reset"] or "subtract",
+                        spiking=spiking, decay_v=None, decay_u=None, bias=bias_int)
+    row.update(scale=scale, weight_exp=0, weight_lsb=1 / scale, weights_clipped=0,
+               weights_zero=_zero_fraction(words, w), threshold_int=threshold, beta_chip=1.0)
+    return synapse, neuron, row
+
+
+def step_value(exp: int, fmt: ChipFormat) -> float:
+    """Voltage units one Loihi mantissa step is worth at exponent ``exp`` (the word's dropped LSB included)."""
+    return 2.0 * 2.0 ** exp * 2 ** fmt.input_shift
+
+
+def _zero_fraction(words: torch.Tensor, w: torch.Tensor) -> float:
+    """Share of the model's nonzero weights that the chip's words round to zero."""
+    nonzero = w != 0
+    n = int(nonzero.sum())
+    return 0.0 if n == 0 else int(((words == 0) & nonzero).sum()) / n
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+@torch.no_grad()
+def evaluate_fixed_point(model, loader, target, *, loss: str | None = None, max_samples: int | None = None,
+                         maxpool: str | None = None) -> dict:
+    """Test accuracy of ``model`` in float and on ``target``'s integer arithmetic, over the same samples.
+
+    Returns a JSON-ready dict: ``target``, ``arithmetic``, ``float_acc`` and ``chip_acc`` (percent),
+    ``agreement`` (percent of samples both classify alike), ``samples``, ``layers`` (each layer's scale, weight
+    exponent and resolution, weights rounded to zero or clipped, integer threshold, decays, and on the test data
+    spikes per neuron and step and the saturated or wrapped register updates), and ``notes``.
+    """
+    from neurosim.hardware.nonideal import EVAL_BLOCK, _blocks
+    from neurosim.training.losses import predict
+
+    chip = to_chip(model, target, maxpool=maxpool)
+    float_model = model
+    was = float_model.training
+    float_model.eval()
+    p = next(iter(float_model.parameters()), None)
+    device = p.device if p is not None else torch.device("cpu")
+    right_f = right_c = agree = total = 0
+    try:
+        for x_seq, y in _blocks(loader, EVAL_BLOCK, max_samples):
+            out_f, _ = float_model(x_seq.to(device).float())
+            out_c, _ = chip(x_seq.cpu())
+            pf, pc = predict(out_f, loss).cpu(), predict(out_c, loss).cpu()
+            y = y.cpu()
+            right_f += int((pf == y).sum())
+            right_c += int((pc == y).sum())
+            agree += int((pf == pc).sum())
+            total += int(y.shape[0])
+    finally:
+        float_model.train(was)
+    if total == 0:
+        raise ValueError("evaluate_fixed_point: the loader yielded no samples")
+    counts = chip.counts()
+    layers = []
+    for row in chip.layers:
+        c = counts[row["layer"]]
+        per = max(c["neuron_steps"], 1)
+        layers.append({**row, "spikes_per_neuron_step": c["spikes"] / per,
+                       "saturated_updates": c["saturated"], "wrapped_updates": c["wrapped"]})
+    return {"target": chip.fmt.target, "arithmetic": chip.fmt.arithmetic, "samples": total,
+            "float_acc": 100.0 * right_f / total, "chip_acc": 100.0 * right_c / total,
+            "agreement": 100.0 * agree / total, "layers": layers, "notes": list(chip.notes)}
+
+
+def format_fixed_point(report: dict) -> str:
+    """A printable summary of :func:`evaluate_fixed_point`'s report."""
+    lines = [f"{report['target']} ({report['arithmetic']} arithmetic), {report['samples']} test samples: "
+             f"float {report['float_acc']:.2f} %, chip {report['chip_acc']:.2f} % "
+             f"({report['chip_acc'] - report['float_acc']:+.2f}), same class for {report['agreement']:.1f} %"]
+    lines.append(f"  {'layer':<14}{'exp':>5}{'weight step':>13}{'to zero':>9}{'clipped':>9}{'threshold':>11}"
+                 f"{'spikes/n/step':>15}{'saturated':>11}")
+    for r in report["layers"]:
+        lines.append(f"  {r['layer']:<14}{r['weight_exp']:>5}{r['weight_lsb']:>13.3g}{100 * r['weights_zero']:>8.1f}%"
+                     f"{r['weights_clipped']:>9}{r['threshold_int']:>11}{r['spikes_per_neuron_step']:>15.4f}"
+                     f"{r['saturated_updates'] + r['wrapped_updates']:>11}")
+    lines += [f"  note: {n}" for n in report["notes"]]
+    return "\n".join(lines)
