@@ -157,8 +157,9 @@ class NeuronConfig:
 
 
 MODEL_KINDS = ("conv", "mlp")
-_CONV_ONLY = ("channels", "kernel_size", "padding", "pool", "input_pool")
+_CONV_ONLY = ("channels", "kernel_size", "padding", "pool", "input_pool", "pool_type")
 READOUTS = ("spikes", "membrane")
+POOL_TYPES = ("max", "sum", "avg")
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,9 @@ class ModelConfig:
     padding: int = 0  # conv: zero padding per side (0 matches the classic N-MNIST conv SNN)
     pool: int = 2  # conv: max-pool size after each conv block (1 = none)
     input_pool: int = 1  # conv: sum-pool the input by this factor first (e.g. 4 for 128×128 DVS-Gesture)
+    # conv: the pooling after each conv block: max | sum (Speck/DYNAP-CNN pools only by summing; NIR's SumPool2d)
+    # | avg. Written to configs only when set
+    pool_type: str = field(default="max", metadata={"written_when_set": True})
     hidden: tuple[int, ...] = ()  # fully connected hidden layer sizes before the output layer
     batch_norm: bool = False  # BatchNorm after each conv / hidden linear layer
     dropout: float = 0.0  # dropout before each hidden/output linear layer (one mask for all steps)
@@ -185,6 +189,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _choice(self, "kind", MODEL_KINDS)
         _choice(self, "readout", READOUTS)
+        _choice(self, "pool_type", POOL_TYPES)
         if not self.input_shape or any(int(d) <= 0 for d in self.input_shape):
             raise InvalidValue("input_shape", f"must be a non-empty list of positive sizes, got {self.input_shape!r}")
         if self.kind == "conv" and len(self.input_shape) != 3:

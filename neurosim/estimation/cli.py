@@ -12,7 +12,8 @@ def cmd_estimate(args) -> int:
     from neurosim._io import check_output_folder
     from neurosim.cli import UserError
     from neurosim.estimation import estimate_checkpoint, estimate_files
-    from neurosim.hardware.cli_support import check_nonideal_args, run_nonideal_from_args
+    from neurosim.hardware.cli_support import (check_fixed_point_args, check_nonideal_args, run_fixed_point_from_args,
+                                               run_nonideal_from_args)
 
     if bool(args.checkpoint) == bool(args.nir):
         raise UserError("give either --checkpoint PATH, or --nir MODEL.nir with --activity ACTIVITY.json")
@@ -38,6 +39,7 @@ def cmd_estimate(args) -> int:
         if args.step_ms is not None and not (math.isfinite(args.step_ms) and args.step_ms > 0):
             raise UserError(f"--step-ms must be a positive number of milliseconds, got {args.step_ms:g}")
         check_nonideal_args(args, args.checkpoint)  # before the estimate: a bad flag costs nothing
+        check_fixed_point_args(args, args.checkpoint)
         if args.checkpoint:
             report = estimate_checkpoint(args.checkpoint, args.target, samples=args.samples, out_dir=args.out,
                                          progress=not args.quiet, step_ms=args.step_ms)
@@ -56,11 +58,12 @@ def cmd_estimate(args) -> int:
     if report.files:
         print(f"estimate: {report.files['estimate.json']}")
     run_nonideal_from_args(args, args.checkpoint, args.out)
+    run_fixed_point_from_args(args, args.checkpoint, args.out)
     return 0
 
 
 def register(sub) -> None:
-    from neurosim.hardware.cli_support import add_nonideal_arguments
+    from neurosim.hardware.cli_support import add_fixed_point_arguments, add_nonideal_arguments
 
     p = sub.add_parser("estimate", help="estimate energy, latency and mapping on neuromorphic/RRAM targets")
     p.add_argument("--checkpoint", help="a neurosim checkpoint (activity measured on its test split)")
@@ -77,4 +80,5 @@ def register(sub) -> None:
                         "tick), in ms (default: the model's neuron.dt_ms; for binned event recordings, the "
                         "recording's duration / T)")
     add_nonideal_arguments(p)
+    add_fixed_point_arguments(p)
     p.set_defaults(func=cmd_estimate)

@@ -24,7 +24,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-__all__ = ["add_nonideal_arguments", "check_nonideal_args", "run_nonideal_from_args"]
+__all__ = ["add_fixed_point_arguments", "add_nonideal_arguments", "check_fixed_point_args", "check_nonideal_args",
+           "run_fixed_point_from_args", "run_nonideal_from_args"]
 
 
 def _fractions(text: str) -> list[float]:
@@ -183,4 +184,88 @@ def run_nonideal_from_args(args: argparse.Namespace, checkpoint_path, out_dir) -
         reports[spec.name] = r
         print(format_nonideal(r))
         print(f"non-ideal: {r['files']['json']}")
+    return reports
+
+
+# ------------------------------------------------------------------------------------------------ --fixed-point
+def add_fixed_point_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--fixed-point`` and ``--fixed-point-samples`` to ``parser``."""
+    g = parser.add_argument_group("digital chips' number formats (targets whose spec gives an arithmetic, with "
+                                  "--checkpoint)")
+    g.add_argument("--fixed-point", action="store_true",
+                   help="also evaluate test accuracy in each digital target's integer arithmetic (weights, "
+                        "thresholds, decays and membranes as the chip holds them: Loihi as Lava's bit-accurate "
+                        "models, Speck as sinabs discretises it), next to the float accuracy and the float model "
+                        "with the chip's weights")
+    g.add_argument("--fixed-point-samples", type=int, default=None, metavar="N",
+                   help="test samples for --fixed-point (default: the whole test split)")
+
+
+def check_fixed_point_args(args: argparse.Namespace, checkpoint_path) -> list:
+    """The digital specs ``--fixed-point`` will simulate (``[]`` without it), after checking its flags.
+
+    Raises:
+        neurosim.cli.UserError: one line naming the flag or the targets.
+    """
+    from neurosim.cli import UserError
+
+    samples = getattr(args, "fixed_point_samples", None)
+    if not getattr(args, "fixed_point", False):
+        if samples is not None:
+            raise UserError("--fixed-point-samples applies only with --fixed-point: add --fixed-point, or leave it out")
+        return []
+    if not checkpoint_path:
+        raise UserError("--fixed-point needs --checkpoint: the accuracy is measured on the checkpoint's test data")
+    if samples is not None and samples < 1:
+        raise UserError(f"--fixed-point-samples must be at least 1, got {samples}")
+    from hardware_models import SpecError, list_targets, load_spec
+
+    from neurosim.hardware.fixed_point import fixed_point_targets
+
+    try:
+        specs = [load_spec(t) for t in (getattr(args, "target", None) or list_targets())]
+    except SpecError as e:
+        raise UserError(str(e)) from None
+    chosen = [s for s in specs if s.kind == "digital" and "arithmetic" in s.options]
+    if not chosen:
+        raise UserError(f"--fixed-point needs a digital target whose spec gives its arithmetic ({fixed_point_targets()}); "
+                        f"got {[s.name for s in specs]}")
+    return chosen
+
+
+def run_fixed_point_from_args(args: argparse.Namespace, checkpoint_path, out_dir) -> dict:
+    """Run ``--fixed-point``: prints a summary per target, writes ``fixed_point_<target>.json`` (atomically) in
+    ``out_dir`` (default ``<checkpoint dir>/estimate``) and returns ``{target: report}``."""
+    if not getattr(args, "fixed_point", False):
+        return {}
+    import json
+
+    from neurosim._io import atomic_write_text
+    from neurosim.cli import UserError
+    from neurosim.hardware.fixed_point import evaluate_fixed_point, format_fixed_point
+    from neurosim.hardware.report import load_checkpoint_model
+    from neurosim.training.checkpoint import beside_checkpoint
+
+    specs = check_fixed_point_args(args, checkpoint_path)
+    asked = getattr(args, "target", None)
+    if asked:
+        skipped = [t for t in asked if t not in {s.name for s in specs} and Path(t).stem not in {s.name for s in specs}]
+        for t in skipped:
+            print(f"fixed point: {t} not simulated (its spec gives no arithmetic: the number formats of its neurons "
+                  "and synapses are not published there)")
+    out = Path(out_dir) if out_dir else beside_checkpoint(checkpoint_path, "estimate")
+    model, test, cfg = load_checkpoint_model(checkpoint_path, progress=not getattr(args, "quiet", False))
+    reports = {}
+    for spec in specs:
+        try:
+            r = evaluate_fixed_point(model, test, spec, loss=cfg.train.loss, max_samples=args.fixed_point_samples)
+        except ValueError as e:
+            raise UserError(f"--fixed-point on {spec.name}: {e}") from None
+        r["checkpoint"] = str(checkpoint_path)
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"fixed_point_{spec.name}.json"
+        atomic_write_text(path, json.dumps(r, indent=1) + "\n")
+        reports[spec.name] = r
+        print(format_fixed_point(r))
+        print(f"fixed point: {path}")
     return reports

@@ -57,6 +57,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -66,7 +67,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["THRESHOLD_UNITS", "ChipFormat", "ChipModel", "ChipNeuron", "ChipSynapse",
-           "chip_format", "evaluate_fixed_point", "fixed_point_targets", "format_fixed_point", "to_chip"]
+           "chip_format", "chip_weights_model", "evaluate_fixed_point", "fixed_point_targets", "format_fixed_point", "to_chip"]
 
 #: Loihi: the threshold in voltage units (see the module docstring)
 THRESHOLD_UNITS = 2 ** 14
@@ -268,6 +269,7 @@ class ChipModel(nn.Module):
         super().__init__()
         from neurosim import nn as nsn
 
+        self._back = [row.pop("_back") for row in layers]  # the chip's weights in the model's units
         self.fmt, self.layers, self.notes = fmt, layers, notes
         self.net = nsn.Sequential(*parts)
 
@@ -395,13 +397,15 @@ def to_chip(model, target, *, maxpool: str | None = None) -> ChipModel:
         if isinstance(m, (nn.Linear, nn.Conv2d)):
             need_neuron(name)
             op, w, b, conv = _module_params(m)
-            pending = {"name": name, "op": op, "w": w * gain, "b": b, "conv": conv, "first": first}
+            pending = {"name": name, "op": op, "w": w * gain, "b": b, "conv": conv, "first": first, "gain": gain,
+                       "bn": None}
             gain, first = 1.0, False
         elif isinstance(m, nn.modules.batchnorm._BatchNorm):
             if pending is None:
                 raise ValueError(f"{name}: a BatchNorm not right after a Linear/Conv2d cannot be folded into weights")
             w, b = _fold_bn(pending["w"], pending["b"], m, name)
             pending["w"], pending["b"] = w.to(torch.float64), b.to(torch.float64)
+            pending["bn"] = name
         elif isinstance(m, (nn.Dropout, nsn.Dropout)):
             continue
         elif isinstance(m, (nsn.LIF, nsn.CubaLIF, nsn.RLIF, nsn.LI)):
@@ -497,19 +501,24 @@ def _quantise_pair(syn: dict, name: str, m: nn.Module, fmt: ChipFormat, notes: l
         if spiking and facts["timing"] == "delayed":
             notes.append(f"{name}: the model resets a step late (snnTorch's timing); Loihi resets in the step it fires")
         synapse = ChipSynapse(syn["name"], syn["op"], words, exp, post, syn["conv"], syn["first"])
+        unit = 2 ** post  # voltage units of one word unit at exponent 0
+        back = {"w": words * 2.0 ** exp * unit / scale,
+                "b": None if bias_v is None else bias_v / scale * ((1 - alpha) if kind == "CubaLIF" else 1.0)}
         recurrent = None
         if rec_w is not None:
             r_words, r_exp, r_clipped = _fit_loihi_matrix(rec_w * scale, fmt)
             op = "diagonal" if rec_w.dim() == 1 else "linear"
             recurrent = ChipSynapse(f"{name}.recurrent", op, r_words, r_exp, post)
+            back["w_rec"] = r_words * 2.0 ** r_exp * unit / scale
             row.update(recurrent_exp=r_exp, recurrent_weights_clipped=r_clipped,
                        recurrent_weights_zero=_zero_fraction(r_words, rec_w))
         neuron = ChipNeuron(name, fmt, scale=scale, threshold=threshold, reset="zero", spiking=spiking,
                             decay_v=decay_v, decay_u=decay_u, bias=bias_v, recurrent=recurrent)
-        row.update(scale=scale, weight_exp=exp, weight_lsb=step_value(exp, fmt) / scale,
+        row.update(scale=scale, weight_exp=exp, weight_lsb=step_value(exp, fmt) / scale / syn["gain"],
                    weights_clipped=clipped, weights_zero=_zero_fraction(words, w), threshold_int=threshold,
                    decay_v=decay_v, decay_u=decay_u - 1, bias_exp=bias_exp, biases_clipped=bias_clipped,
                    beta_chip=1 - decay_v / unity)
+        row["_back"] = {**back, "neuron": name, "synapse": syn["name"], "bn": syn["bn"], "gain": syn["gain"]}
         return synapse, neuron, row
 
     # DYNAP-CNN (sinabs): one scale for weights, biases and the threshold
@@ -528,8 +537,10 @@ def _quantise_pair(syn: dict, name: str, m: nn.Module, fmt: ChipFormat, notes: l
     synapse = ChipSynapse(syn["name"], syn["op"], words, 0, 0, syn["conv"], syn["first"])
     neuron = ChipNeuron(name, fmt, scale=scale, threshold=threshold, reset=facts["reset"] or "subtract",
                         spiking=spiking, decay_v=None, decay_u=None, bias=bias_int)
-    row.update(scale=scale, weight_exp=0, weight_lsb=1 / scale, weights_clipped=0,
+    row.update(scale=scale, weight_exp=0, weight_lsb=1 / scale / syn["gain"], weights_clipped=0,
                weights_zero=_zero_fraction(words, w), threshold_int=threshold, beta_chip=1.0)
+    row["_back"] = {"w": words / scale, "b": None if bias_int is None else bias_int / scale, "neuron": name,
+                    "synapse": syn["name"], "bn": syn["bn"], "gain": syn["gain"]}
     return synapse, neuron, row
 
 
@@ -545,6 +556,44 @@ def _zero_fraction(words: torch.Tensor, w: torch.Tensor) -> float:
     return 0.0 if n == 0 else int(((words == 0) & nonzero).sum()) / n
 
 
+def chip_weights_model(model, chip: ChipModel) -> nn.Module:
+    """A copy of ``model`` (float dynamics) with the chip's weights and biases, converted back to the model's units:
+    what the weights alone cost. BatchNorm is folded into the weights before it (replaced by an identity), a
+    recurrent bias moved into the synapse before it. Layers the chip could not keep (a model ending in a weight
+    layer gets an LI on the chip) keep the float model's structure."""
+    from torch.nn.utils import parametrize
+
+    from neurosim.export.nir import _to_neurosim
+    from neurosim.hardware.nonideal import _set_module
+
+    copy_ = copy.deepcopy(_to_neurosim(model))
+    modules = dict(copy_.named_modules())
+    with torch.no_grad():
+        for back in chip._back:
+            syn = modules[back["synapse"]]
+            w = (back["w"] / back["gain"]).to(syn.weight.dtype)
+            syn.weight.copy_(w.reshape(syn.weight.shape))
+            if back["b"] is not None:
+                b = back["b"].to(syn.weight.dtype)
+                if syn.bias is None:
+                    syn.bias = nn.Parameter(b.clone())
+                else:
+                    syn.bias.copy_(b)
+            elif syn.bias is not None:
+                syn.bias.zero_()
+            if back["bn"] is not None:
+                _set_module(copy_, back["bn"], nn.Identity())
+            neuron = modules.get(back["neuron"])
+            if "w_rec" in back and neuron is not None:
+                rec = neuron.recurrent
+                if parametrize.is_parametrized(rec, "weight"):
+                    parametrize.remove_parametrizations(rec, "weight", leave_parametrized=True)
+                rec.weight.copy_(back["w_rec"].to(rec.weight.dtype).reshape(rec.weight.shape))
+                if rec.bias is not None:
+                    rec.bias.zero_()  # (moved into the synapse's bias above)
+    return copy_
+
+
 # ------------------------------------------------------------------------------------------------ evaluation
 @torch.no_grad()
 def evaluate_fixed_point(model, loader, target, *, loss: str | None = None, max_samples: int | None = None,
@@ -552,6 +601,8 @@ def evaluate_fixed_point(model, loader, target, *, loss: str | None = None, max_
     """Test accuracy of ``model`` in float and on ``target``'s integer arithmetic, over the same samples.
 
     Returns a JSON-ready dict: ``target``, ``arithmetic``, ``float_acc`` and ``chip_acc`` (percent),
+    ``chip_weights_acc`` (the float model with the chip's weights and biases only, :func:`chip_weights_model`: the
+    difference to ``chip_acc`` is what the chip's neurons cost — reset, leak, rounding, saturation),
     ``agreement`` (percent of samples both classify alike), ``samples``, ``layers`` (each layer's scale, weight
     exponent and resolution, weights rounded to zero or clipped, integer threshold, decays, and on the test data
     spikes per neuron and step and the saturated or wrapped register updates), and ``notes``.
@@ -565,14 +616,17 @@ def evaluate_fixed_point(model, loader, target, *, loss: str | None = None, max_
     float_model.eval()
     p = next(iter(float_model.parameters()), None)
     device = p.device if p is not None else torch.device("cpu")
-    right_f = right_c = agree = total = 0
+    weights_only = chip_weights_model(model, chip).to(device).eval()
+    right_f = right_c = right_w = agree = total = 0
     try:
         for x_seq, y in _blocks(loader, EVAL_BLOCK, max_samples):
             out_f, _ = float_model(x_seq.to(device).float())
+            out_w, _ = weights_only(x_seq.to(device).float())
             out_c, _ = chip(x_seq.cpu())
-            pf, pc = predict(out_f, loss).cpu(), predict(out_c, loss).cpu()
+            pf, pw, pc = predict(out_f, loss).cpu(), predict(out_w, loss).cpu(), predict(out_c, loss).cpu()
             y = y.cpu()
             right_f += int((pf == y).sum())
+            right_w += int((pw == y).sum())
             right_c += int((pc == y).sum())
             agree += int((pf == pc).sum())
             total += int(y.shape[0])
@@ -589,6 +643,7 @@ def evaluate_fixed_point(model, loader, target, *, loss: str | None = None, max_
                        "saturated_updates": c["saturated"], "wrapped_updates": c["wrapped"]})
     return {"target": chip.fmt.target, "arithmetic": chip.fmt.arithmetic, "samples": total,
             "float_acc": 100.0 * right_f / total, "chip_acc": 100.0 * right_c / total,
+            "chip_weights_acc": 100.0 * right_w / total,
             "agreement": 100.0 * agree / total, "layers": layers, "notes": list(chip.notes)}
 
 
@@ -596,7 +651,8 @@ def format_fixed_point(report: dict) -> str:
     """A printable summary of :func:`evaluate_fixed_point`'s report."""
     lines = [f"{report['target']} ({report['arithmetic']} arithmetic), {report['samples']} test samples: "
              f"float {report['float_acc']:.2f} %, chip {report['chip_acc']:.2f} % "
-             f"({report['chip_acc'] - report['float_acc']:+.2f}), same class for {report['agreement']:.1f} %"]
+             f"({report['chip_acc'] - report['float_acc']:+.2f}), same class for {report['agreement']:.1f} %; "
+             f"float with the chip's weights {report['chip_weights_acc']:.2f} %"]
     lines.append(f"  {'layer':<14}{'exp':>5}{'weight step':>13}{'to zero':>9}{'clipped':>9}{'threshold':>11}"
                  f"{'spikes/n/step':>15}{'saturated':>11}")
     for r in report["layers"]:

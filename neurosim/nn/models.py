@@ -1,7 +1,8 @@
 """Model builders from :class:`neurosim.config.ModelConfig` and :class:`neurosim.config.NeuronConfig`.
 
-* ``conv``: ``[SumPool(input_pool)] → (Conv → [BN] → LIF → [MaxPool])×len(channels) → Flatten →
-  ([Dropout] → Linear → [BN] → LIF)×len(hidden) → [Dropout] → Linear → LIF | LI``.
+* ``conv``: ``[SumPool(input_pool)] → (Conv → [BN] → LIF → [Pool])×len(channels) → Flatten →
+  ([Dropout] → Linear → [BN] → LIF)×len(hidden) → [Dropout] → Linear → LIF | LI``, the pool a max pool unless
+  ``pool_type`` says ``sum`` (as Speck pools) or ``avg``.
   The defaults (Conv 2→16 k5, LIF, MaxPool 2, Conv 16→32 k5, LIF, MaxPool 2, Linear 800→10, LIF) are the
   classic N-MNIST conv SNN on 2×34×34 input; ``input_pool = 4`` with ``input_shape = (2, 128, 128)`` suits
   DVS-Gesture.
@@ -26,7 +27,7 @@ import torch
 
 from neurosim.config import ModelConfig, NeuronConfig
 from neurosim.nn.layers import (
-    LI, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Sequential, SumPool2d,
+    LI, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Sequential, SumPool2d,
 )
 from neurosim.nn.cuba import CubaLIF
 from neurosim.nn.lif import LIF
@@ -78,7 +79,7 @@ def conv_snn(model: ModelConfig, neuron: NeuronConfig) -> Sequential:
         h = h + 2 * model.padding - model.kernel_size + 1
         w = w + 2 * model.padding - model.kernel_size + 1
         if model.pool > 1:
-            layers.append(MaxPool2d(model.pool))
+            layers.append({"max": MaxPool2d, "sum": SumPool2d, "avg": AvgPool2d}[model.pool_type](model.pool))
             h, w = h // model.pool, w // model.pool
         if h <= 0 or w <= 0:
             raise ValueError(

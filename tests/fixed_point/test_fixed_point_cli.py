@@ -1,0 +1,167 @@
+"""``neurosim estimate --fixed-point``, the float model with the chip's weights, and ``model.pool_type`` (the sum
+pooling Speck needs)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from neurosim import nn as nsn
+from neurosim.cli import UserError
+from neurosim.hardware.fixed_point import chip_weights_model, evaluate_fixed_point, to_chip
+
+
+def _parser():
+    import argparse
+
+    from neurosim.hardware.cli_support import add_fixed_point_arguments
+
+    p = argparse.ArgumentParser()
+    p.add_argument("-q", dest="quiet", action="store_true")
+    p.add_argument("--target", action="append")
+    add_fixed_point_arguments(p)
+    return p
+
+
+def test_fixed_point_flags_are_checked_with_one_line_errors(tmp_path):
+    from neurosim.hardware.cli_support import check_fixed_point_args, run_fixed_point_from_args
+
+    p = _parser()
+    assert check_fixed_point_args(p.parse_args([]), "x.pt") == []
+    assert run_fixed_point_from_args(p.parse_args([]), "x.pt", tmp_path) == {}
+    for flags, ckpt, message in (
+            (["--fixed-point-samples", "3"], "x.pt", "--fixed-point-samples applies only with --fixed-point"),
+            (["--fixed-point"], None, "--fixed-point needs --checkpoint"),
+            (["--fixed-point", "--fixed-point-samples", "0"], "x.pt", "--fixed-point-samples must be at least 1"),
+            (["--fixed-point", "--target", "rram_neurosim", "--target", "truenorth"], "x.pt",
+             r"needs a digital target whose spec gives its arithmetic \(\['loihi', 'loihi_sanafe', 'speck'\]\); "
+             r"got \['rram_neurosim', 'truenorth'\]"),
+            (["--fixed-point", "--target", "nochip"], "x.pt", "unknown target 'nochip'")):
+        with pytest.raises(UserError, match=message):
+            check_fixed_point_args(p.parse_args(flags), ckpt)
+    chosen = check_fixed_point_args(p.parse_args(["--fixed-point"]), "x.pt")  # every target: those with one
+    assert [s.name for s in chosen] == ["loihi", "loihi_sanafe", "speck"]
+
+
+def test_estimate_refuses_a_bad_fixed_point_flag_before_estimating(tmp_path, capsys, monkeypatch):
+    import neurosim.estimation as estimation
+    from neurosim.cli import main
+
+    monkeypatch.setattr(estimation, "estimate_checkpoint", lambda *a, **kw: pytest.fail("estimated first"))
+    assert main(["estimate", "--checkpoint", str(tmp_path / "c.pt"), "--fixed-point", "--target", "spinnaker"]) == 2
+    assert "--fixed-point needs a digital target" in capsys.readouterr().err
+    assert main(["estimate", "--nir", str(tmp_path / "m.nir"), "--activity", "a.json", "--fixed-point"]) == 2
+    assert "--fixed-point needs --checkpoint" in capsys.readouterr().err
+
+
+def test_fixed_point_on_a_checkpoint_writes_a_report_per_target(tiny_checkpoint, capsys):
+    from neurosim.hardware.cli_support import run_fixed_point_from_args
+
+    args = _parser().parse_args(["-q", "--fixed-point", "--target", "loihi", "--target", "truenorth",
+                                 "--target", "speck", "--fixed-point-samples", "12"])
+    reports = run_fixed_point_from_args(args, tiny_checkpoint, None)
+    assert list(reports) == ["loihi", "speck"]
+    out = capsys.readouterr().out
+    assert "truenorth not simulated" in out and "float with the chip's weights" in out
+    folder = tiny_checkpoint.parent / "estimate"  # the estimate command's default folder
+    for target in ("loihi", "speck"):
+        saved = json.loads((folder / f"fixed_point_{target}.json").read_text())
+        assert saved == json.loads(json.dumps(reports[target]))
+        assert saved["samples"] == 12 and saved["checkpoint"] == str(tiny_checkpoint)
+        assert [r["layer"] for r in saved["layers"]] == ["1", "4", "8"]  # the quickstart model's three LIF layers
+        for key in ("float_acc", "chip_acc", "chip_weights_acc", "agreement"):
+            assert 0 <= saved[key] <= 100
+    speck_notes = " ".join(reports["speck"]["notes"])
+    assert "no max pooling" in speck_notes and "without leak" in speck_notes
+    assert "resets a neuron that fires to zero" in " ".join(reports["loihi"]["notes"])
+
+
+def test_the_estimate_command_runs_fixed_point_after_the_estimate(tiny_checkpoint, tmp_path, capsys):
+    from neurosim.cli import main
+
+    out = tmp_path / "est"
+    assert main(["-q", "estimate", "--checkpoint", str(tiny_checkpoint), "--target", "loihi", "--samples", "4",
+                 "--fixed-point", "--fixed-point-samples", "8", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text.index("estimate:") < text.index("loihi (loihi arithmetic), 8 test samples")
+    assert json.loads((out / "fixed_point_loihi.json").read_text())["target"] == "loihi"
+
+
+def _bn_model():
+    torch.manual_seed(1)
+    model = nsn.Sequential(nsn.Conv2d(2, 4, 3), nsn.BatchNorm2d(4), nsn.LIF(beta=0.8, reset="zero"),
+                           nsn.AvgPool2d(2), nsn.Flatten(), nsn.Linear(4 * 3 * 3, 5), nsn.LI(0.9))
+    bn = model[1]
+    bn.running_mean.uniform_(-0.2, 0.2)
+    bn.running_var.uniform_(0.5, 2.0)
+    bn.weight.data.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def test_the_float_model_with_the_chip_weights_holds_them_within_half_a_step():
+    from neurosim.export.nir import _fold_bn
+
+    model = _bn_model()
+    for target in ("loihi", "speck"):
+        chip = to_chip(model, target)
+        copy = chip_weights_model(model, chip)
+        assert isinstance(copy[1], torch.nn.Identity)  # the BatchNorm folded into the conv's weights
+        assert isinstance(model[1], nsn.BatchNorm2d)  # ... of the copy only
+        w, b = _fold_bn(model[0].weight, model[0].bias, model[1], "1")
+        rows = chip.layers
+        assert torch.all((copy[0].weight - w).abs() <= rows[0]["weight_lsb"] / 2 + 1e-7)
+        # the average pool's 1/4 stays in the float model's pool: the Linear's own weights come back, and the
+        # report gives their step in the Linear's own units
+        assert torch.all((copy[5].weight - model[5].weight).abs() <= rows[1]["weight_lsb"] / 2 + 1e-7)
+        assert not torch.equal(copy[0].weight, w)  # (they are rounded)
+        x = torch.randint(0, 3, (6, 4, 2, 8, 8)).float()
+        out, _ = copy(x)
+        assert out.shape == (6, 4, 5)
+
+
+def test_fixed_point_report_rows_count_what_the_chip_did():
+    model = _bn_model()
+    torch.manual_seed(2)
+    data = [(torch.randint(0, 3, (6, 8, 2, 8, 8)).float(), torch.randint(0, 5, (8,))) for _ in range(3)]
+    r = evaluate_fixed_point(model, data, "loihi", max_samples=20)
+    assert r["samples"] == 20
+    assert [row["neuron"] for row in r["layers"]] == ["LIF", "LI"]
+    lif = r["layers"][0]
+    assert lif["threshold_int"] == 2 ** 14 and lif["decay_v"] == round(4096 * 0.2)
+    assert 0 < lif["spikes_per_neuron_step"] < 1
+    assert r["layers"][1]["threshold_int"] == 0  # a read-out does not fire
+    assert "_back" not in lif
+    json.dumps(r)  # JSON-ready
+
+
+# ------------------------------------------------------------------------------------------------ model.pool_type
+def test_pool_type_builds_the_pool_and_is_written_only_when_set(tmp_path):
+    from neurosim.config import ConfigError, dumps_toml, load_config
+    from neurosim.nn import build_model
+
+    kinds = {}
+    for kind, cls in (("max", nsn.MaxPool2d), ("sum", nsn.SumPool2d), ("avg", nsn.AvgPool2d)):
+        cfg = load_config("quickstart", [f"model.pool_type={kind}"])
+        model = build_model(cfg.model, cfg.neuron)
+        kinds[kind] = [type(m) for m in model if isinstance(m, torch.nn.AvgPool2d | torch.nn.MaxPool2d)]
+        assert kinds[kind] == [cls, cls]
+    assert "pool_type" not in dumps_toml(load_config("quickstart"))
+    cfg = load_config("quickstart", ["model.pool_type=sum"])
+    path = tmp_path / "c.toml"
+    path.write_text(dumps_toml(cfg))
+    assert 'pool_type = "sum"' in path.read_text() and load_config(path) == cfg
+    with pytest.raises(ConfigError, match="model.pool_type"):
+        load_config("quickstart", ["model.pool_type=min"])
+    with pytest.raises(ConfigError, match='model.pool_type: only applies to kind = "conv"'):
+        load_config(None, ["model.kind=mlp", "model.pool_type=sum"])
+
+
+def test_a_sum_pooled_model_runs_on_speck_without_a_pooling_note():
+    from neurosim.config import load_config
+    from neurosim.nn import build_model
+
+    cfg = load_config("quickstart", ["model.pool_type=sum", "neuron.beta=1.0"])
+    chip = to_chip(build_model(cfg.model, cfg.neuron), "speck")
+    assert chip.notes == []  # integrate-and-fire with sum pools is what DYNAP-CNN runs
