@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hardware_models.specs import SPEC_DIR, TERMS, SpecError, list_targets, load_spec
+from hardware_models.specs import SPEC_DIR, TERMS, SpecError, list_targets, load_spec, spec_from_dict
 from si_approx import approx_si
 
 SHIPPED = ["conventional_45nm", "loihi", "loihi_sanafe", "rram_lsm40nm", "rram_neurosim", "speck", "spinnaker", "spinnaker2", "truenorth"]
@@ -159,3 +159,94 @@ def test_a_new_kind_can_be_registered(monkeypatch, tmp_path):
     path.write_text(path.read_text().replace("adc = ", "cell_read = "))
     with pytest.raises(SpecError, match=r"xbar.toml: energy.adc: missing required constant"):
         load_spec(path)
+
+
+# ------------------------------------------------------------------ arithmetic and [precision]
+def spec_data(base: str) -> dict:
+    """A shipped spec's parsed TOML, a deep copy to break."""
+    import copy
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    with open(SPEC_DIR / f"{base}.toml", "rb") as fh:
+        return copy.deepcopy(tomllib.load(fh))
+
+
+@pytest.mark.parametrize("base, arithmetic", [("loihi", "loihi"), ("loihi_sanafe", "loihi"), ("speck", "dynapcnn")])
+def test_arithmetic_targets_declare_it_and_cite_every_precision_constant(base, arithmetic):
+    from hardware_models.specs import ARITHMETIC_NEEDS, ARITHMETICS
+
+    spec = load_spec(base)
+    assert spec.options["arithmetic"] == arithmetic and arithmetic in ARITHMETICS
+    precision = {k.split(".", 1)[1]: c for k, c in spec.constants.items() if k.startswith("precision.")}
+    assert set(ARITHMETIC_NEEDS[arithmetic]) <= set(precision)
+    for key, c in precision.items():
+        assert c.unit == "bits" and c.value == int(c.value), key
+        assert c.source in spec.sources and c.citation == spec.sources[c.source] and len(c.citation) > 20, key
+    if base == "speck":  # sinabs' DYNAPCNN_WEIGHT_PRECISION_BITS and DYNAPCNN_STATE_PRECISION_BITS
+        assert {k: c.value for k, c in precision.items()} == \
+            {"weight_bits": 8, "bias_bits": 8, "state_bits": 16, "threshold_bits": 16}
+        assert all("discretize.py" in c.citation for c in precision.values())
+    else:
+        assert all("lava" in c.citation.lower() for c in precision.values())
+
+
+def test_a_spec_without_arithmetic_still_loads():
+    tn = load_spec("truenorth")
+    assert "arithmetic" not in tn.options
+    assert not [k for k in tn.constants if k.startswith("precision.")]
+    data = spec_data("speck")
+    del data["arithmetic"], data["precision"]
+    spec = spec_from_dict(data, origin="speck.toml")
+    assert "arithmetic" not in spec.options and spec.si("power.static") == approx_si(0.42e-3)
+
+
+@pytest.mark.parametrize("base", ["loihi", "speck"])
+def test_a_missing_precision_constant_is_named(base):
+    from hardware_models.specs import ARITHMETIC_NEEDS
+
+    arithmetic = load_spec(base).options["arithmetic"]
+    for key in ARITHMETIC_NEEDS[arithmetic]:
+        data = spec_data(base)
+        del data["precision"][key]
+        with pytest.raises(SpecError, match=f"arithmetic is '{arithmetic}'") as info:
+            spec_from_dict(data, origin="broken.toml")
+        assert str(info.value).startswith(f"broken.toml: precision.{key}: missing required constant"), str(info.value)
+
+
+def test_precision_constants_without_arithmetic_are_rejected():
+    data = spec_data("loihi")
+    del data["arithmetic"]
+    with pytest.raises(SpecError, match=r"^broken.toml: arithmetic: missing.*\['loihi', 'dynapcnn'\]"):
+        spec_from_dict(data, origin="broken.toml")
+
+
+def test_an_unknown_arithmetic_lists_the_known_ones():
+    data = spec_data("speck")
+    data["arithmetic"] = "truenorth"
+    with pytest.raises(SpecError, match=r"^broken.toml: arithmetic: 'truenorth' is not one of \['loihi', 'dynapcnn'\]"):
+        spec_from_dict(data, origin="broken.toml")
+
+
+@pytest.mark.parametrize("edit, key, match", [
+    (lambda d: d["precision"]["weight_bits"].update(value=0), "precision.weight_bits", "must be at least 1 bit"),
+    (lambda d: d["precision"]["weight_bits"].update(unit="count"), "precision.weight_bits", "unit 'count' is wrong"),
+    (lambda d: d["precision"]["state_bits"].update(source="nobody"), "precision.state_bits", "source 'nobody'"),
+    (lambda d: d["precision"].update(mantissa_bits={"value": 3, "unit": "bits", "source": "sinabs"}),
+     "precision.mantissa_bits", "unknown constant"),
+])
+def test_broken_precision_constants_are_named(edit, key, match):
+    data = spec_data("speck")
+    edit(data)
+    with pytest.raises(SpecError, match=match) as info:
+        spec_from_dict(data, origin="broken.toml")
+    assert str(info.value).startswith(f"broken.toml: {key}:"), str(info.value)
+
+
+def test_input_shift_may_be_zero():
+    data = spec_data("loihi")
+    data["precision"]["input_shift"]["value"] = 0
+    assert spec_from_dict(data, origin="loihi.toml").constants["precision.input_shift"].value == 0

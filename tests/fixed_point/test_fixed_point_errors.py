@@ -1,0 +1,253 @@
+"""neurosim.hardware.fixed_point: errors name what was wrong (the target, the layer, the input), BatchNorm folds and
+Dropout drops as documented, snnTorch models convert, and evaluate_fixed_point reports accuracies over the samples
+it was given."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from neurosim import nn as nsn
+from neurosim.hardware.fixed_point import chip_format, evaluate_fixed_point, fixed_point_targets, to_chip
+
+F64 = torch.float64
+CHIPS = ["speck", "loihi"]
+
+
+def small(seed: int = 0, n_in: int = 6) -> nsn.Sequential:
+    torch.manual_seed(seed)
+    model = nsn.Sequential(nsn.Linear(n_in, 8), nsn.LIF(beta=1.0, v_th=0.5), nsn.Linear(8, 3), nsn.LI(1.0))
+    with torch.no_grad():
+        model[0].weight.mul_(2.0)
+    return model
+
+
+def counts(shape, seed: int = 1, high: int = 3) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, high, shape, generator=g).float()
+
+
+# ------------------------------------------------------------------------------------------ targets
+def test_fixed_point_targets_are_the_specs_with_an_arithmetic():
+    assert fixed_point_targets() == ["loihi", "loihi_sanafe", "speck"]
+    fmt = chip_format("speck")
+    assert (fmt.arithmetic, fmt.weight_bits, fmt.bias_bits, fmt.state_bits, fmt.threshold_bits) == \
+        ("dynapcnn", 8, 8, 16, 16)
+    assert chip_format("loihi").arithmetic == "loihi"
+
+
+@pytest.mark.parametrize("target, why", [
+    ("truenorth", "gives no arithmetic"),
+    ("spinnaker", "gives no arithmetic"),
+    ("rram_neurosim", "is a crossbar target"),
+    ("conventional_45nm", "is a conventional target"),
+])
+def test_targets_without_integer_arithmetic_are_named(target, why):
+    with pytest.raises(ValueError, match=f"^target '{target}'") as info:
+        chip_format(target)
+    assert why in str(info.value)
+    with pytest.raises(ValueError, match=f"^target '{target}'.*{why}"):
+        to_chip(small(), target)
+    if "arithmetic" in why:  # and it says which targets can be simulated
+        assert "['loihi', 'loihi_sanafe', 'speck']" in str(info.value)
+
+
+# ------------------------------------------------------------------------------------------ input and layers
+@pytest.mark.parametrize("target", CHIPS)
+def test_non_integer_input_names_the_first_layer(target):
+    chip = to_chip(small(), target)  # building is fine; running on a fraction is not
+    x = counts((4, 2, 6))
+    x[2, 1, 3] = 0.5
+    with pytest.raises(ValueError, match=r"^0: a chip takes spikes or event counts.*non-integer values \(e.g. 0.5\)"):
+        chip(x)
+    assert chip(counts((4, 2, 6)))[0].shape == (4, 2, 3)  # whole numbers run
+
+
+def test_non_integer_input_names_a_nested_first_layer():
+    torch.manual_seed(0)
+    model = nsn.Sequential()
+    model.add_module("encoder", nsn.Sequential(nsn.Conv2d(1, 2, 3), nsn.LIF(beta=1.0)))
+    model.add_module("flat", nsn.Flatten())
+    model.add_module("head", nsn.Linear(8, 2))
+    chip = to_chip(model, "speck")
+    with pytest.raises(ValueError, match=r"^encoder\.0: a chip takes spikes"):
+        chip(torch.full((2, 1, 1, 4, 4), 0.25))
+
+
+@pytest.mark.parametrize("target", CHIPS)
+@pytest.mark.parametrize("layers, match", [
+    (lambda: [nsn.LIF(beta=1.0), nsn.Linear(3, 2), nsn.LIF(beta=1.0)],
+     r"^0: a neuron layer without a Linear/Conv2d before it"),
+    (lambda: [nsn.Linear(3, 4), nsn.LIF(beta=1.0), nsn.LIF(beta=1.0)],
+     r"^2: a neuron layer without a Linear/Conv2d before it"),
+    (lambda: [nsn.Linear(3, 4), nsn.Linear(4, 2), nsn.LIF(beta=1.0)],
+     r"^1: comes between the weight layer '0' and its neurons"),
+    (lambda: [nsn.Linear(3, 4), nsn.LIF(beta=1.0), nsn.BatchNorm1d(4), nsn.Linear(4, 2), nsn.LIF(beta=1.0)],
+     r"^2: a BatchNorm not right after a Linear/Conv2d cannot be folded"),
+    (lambda: [nsn.Linear(3, 4), nsn.Flatten(), nsn.LIF(beta=1.0)],
+     r"^1: comes between the weight layer '0' and its neurons"),
+    (lambda: [nsn.Linear(3, 4), nsn.LIF(beta=1.0), torch.nn.ReLU()],
+     r"^2: ReLU has no chip equivalent"),
+    (lambda: [nsn.Flatten()], "no weight layer"),
+])
+def test_layer_order_a_chip_cannot_run_is_named(target, layers, match):
+    with pytest.raises(ValueError, match=match):
+        to_chip(nsn.Sequential(*layers()), target)
+
+
+def _bn_model(conv: bool) -> nsn.Sequential:
+    torch.manual_seed(5)
+    if conv:
+        layers = [nsn.Conv2d(2, 4, 3), nsn.BatchNorm2d(4), nsn.LIF(beta=1.0, v_th=0.6), nsn.Flatten(),
+                  nsn.Linear(64, 3), nsn.LIF(beta=1.0, v_th=0.6)]
+    else:
+        layers = [nsn.Linear(6, 5), nsn.BatchNorm1d(5), nsn.LIF(beta=1.0, v_th=0.6), nsn.Linear(5, 3),
+                  nsn.LIF(beta=1.0, v_th=0.6)]
+    model = nsn.Sequential(*layers)
+    bn = model[1]
+    with torch.no_grad():
+        bn.running_mean.copy_(torch.randn(bn.num_features) * 0.2)
+        bn.running_var.copy_(torch.rand(bn.num_features) + 0.5)
+        bn.weight.copy_(torch.rand(bn.num_features) + 0.5)
+        bn.bias.copy_(torch.randn(bn.num_features) * 0.3)
+    return model.eval()
+
+
+def _folded_by_hand(model: nsn.Sequential) -> nsn.Sequential:
+    """``W' = W·γ/√(σ² + ε)``, ``b' = (b − μ)·γ/√(σ² + ε) + β`` (float64), and the BatchNorm removed."""
+    lin, bn = model[0], model[1]
+    k = bn.weight.detach().to(F64) / torch.sqrt(bn.running_var.to(F64) + bn.eps)
+    shape = (-1,) + (1,) * (lin.weight.dim() - 1)
+    first = (nsn.Conv2d(lin.in_channels, lin.out_channels, lin.kernel_size, dtype=F64)
+             if isinstance(lin, torch.nn.Conv2d) else nsn.Linear(lin.in_features, lin.out_features, dtype=F64))
+    with torch.no_grad():
+        first.weight.copy_(lin.weight.to(F64) * k.reshape(shape))
+        first.bias.copy_((lin.bias.to(F64) - bn.running_mean.to(F64)) * k + bn.bias.to(F64))
+    return nsn.Sequential(first, *list(model)[2:])
+
+
+@pytest.mark.parametrize("target", CHIPS)
+@pytest.mark.parametrize("conv", [False, True], ids=["linear", "conv"])
+def test_batchnorm_after_a_weight_layer_is_folded(target, conv):
+    model = _bn_model(conv)
+    x = counts((10, 3, 2, 6, 6) if conv else (10, 3, 6))
+    chip, hand = to_chip(model, target), to_chip(_folded_by_hand(model), target)
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in chip.modules())
+    assert torch.equal(chip.net[0].weight_int, hand.net[0].weight_int)
+    assert torch.equal(chip.net[1].bias_int, hand.net[1].bias_int)
+    assert chip.net[1].bias_int.abs().sum() > 0  # the BatchNorm's shift became a bias
+    out, _ = chip(x)
+    assert torch.equal(out, hand(x)[0])
+    first = chip.layers[0]["layer"]
+    assert chip.counts()[first]["spikes"] > 0 and list(chip.counts().values()) == list(hand.counts().values())
+
+
+@pytest.mark.parametrize("target", CHIPS)
+def test_dropout_is_dropped(target):
+    torch.manual_seed(0)
+    plain = small()
+    layers = list(plain)
+    dropped = nsn.Sequential(layers[0], nsn.Dropout(0.5), layers[1], torch.nn.Dropout(0.3), layers[2], layers[3])
+    dropped.train()  # even in training mode: the chip has no dropout
+    chip = to_chip(dropped, target)
+    assert not any(isinstance(m, (nsn.Dropout, torch.nn.Dropout)) for m in chip.modules())
+    x = counts((8, 4, 6))
+    assert torch.equal(chip(x)[0], to_chip(plain, target)(x)[0])
+
+
+# ------------------------------------------------------------------------------------------ snnTorch
+def _snntorch_pair():
+    snn = pytest.importorskip("snntorch")
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(6, 8), snn.Leaky(beta=0.9, threshold=0.5, init_hidden=True),
+        torch.nn.Linear(8, 3), snn.Leaky(beta=0.8, threshold=0.5, init_hidden=True, output=True),
+    )
+    with torch.no_grad():
+        net[0].weight.mul_(2.0)
+        net[2].weight.mul_(3.0)
+    hand = nsn.Sequential(nsn.Linear(6, 8), nsn.LIF(beta=0.9, v_th=0.5, reset_timing="delayed"),
+                          nsn.Linear(8, 3), nsn.LIF(beta=0.8, v_th=0.5, reset_timing="delayed"))
+    hand.load_state_dict({k: v for k, v in net.state_dict().items() if k.split(".")[0] in ("0", "2")}, strict=False)
+    return net, hand
+
+
+@pytest.mark.parametrize("target", CHIPS)
+def test_snntorch_sequential_converts(target):
+    net, hand = _snntorch_pair()
+    chip, want = to_chip(net, target), to_chip(hand, target)
+    assert [r["neuron"] for r in chip.layers] == ["LIF", "LIF"]
+    assert [r["layer"] for r in chip.layers] == ["1", "3"]
+    x = counts((12, 4, 6))
+    out, _ = chip(x)
+    assert out.sum() > 0 and torch.equal(out, want(x)[0])
+    assert chip.notes == want.notes
+    if target == "speck":
+        assert any(n.startswith("1, 3:") and "β < 1" in n for n in chip.notes)
+
+
+@pytest.mark.xfail(strict=True, reason="on Speck, to_chip says nothing about snnTorch's delayed reset (the chip resets "
+                   "in the step it fires); on Loihi it adds a note")
+def test_speck_notes_the_delayed_reset_as_loihi_does():
+    _, hand = _snntorch_pair()
+    for target in CHIPS:
+        notes = to_chip(hand, target).notes
+        assert any("resets a step late" in n for n in notes), (target, notes)
+
+
+# ------------------------------------------------------------------------------------------ evaluate_fixed_point
+def _loader(batches: int = 3, batch: int = 4, seed: int = 7):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randint(0, 3, (10, batch, 6), generator=g).float(), torch.randint(0, 3, (batch,), generator=g))
+            for _ in range(batches)]
+
+
+@pytest.mark.parametrize("target", CHIPS)
+def test_evaluate_fixed_point_reports_accuracies_over_the_samples(target):
+    model = small(2)
+    loader = _loader()
+    model.train()
+    report = evaluate_fixed_point(model, loader, target)
+    assert model.training  # its mode is restored
+    assert report["target"] == target and report["samples"] == 12
+    for key in ("float_acc", "chip_acc", "agreement"):
+        assert 0.0 <= report[key] <= 100.0
+    x = torch.cat([b[0] for b in loader], 1)
+    y = torch.cat([b[1] for b in loader])
+    with torch.no_grad():
+        pf = model.eval()(x)[0].sum(0).argmax(-1)
+    pc = to_chip(model, target)(x)[0].sum(0).argmax(-1)
+    assert report["float_acc"] == pytest.approx(100.0 * float((pf == y).float().mean()))
+    assert report["chip_acc"] == pytest.approx(100.0 * float((pc == y).float().mean()))
+    assert report["agreement"] == pytest.approx(100.0 * float((pf == pc).float().mean()))
+    assert [r["layer"] for r in report["layers"]] == ["1", "3"]
+    for row in report["layers"]:
+        assert {"scale", "threshold_int", "weights_zero", "spikes_per_neuron_step", "saturated_updates"} <= set(row)
+    assert report["layers"][0]["spikes_per_neuron_step"] > 0
+
+
+def test_evaluate_fixed_point_max_samples_and_empty_loader():
+    model = small(2)
+    assert evaluate_fixed_point(model, _loader(), "speck", max_samples=5)["samples"] == 5
+    assert evaluate_fixed_point(model, _loader(), "speck", max_samples=100)["samples"] == 12
+    with pytest.raises(ValueError, match="no samples"):
+        evaluate_fixed_point(model, [], "speck")
+    with pytest.raises(ValueError, match="^0: a chip takes spikes"):
+        evaluate_fixed_point(model, [(torch.full((3, 2, 6), 0.5), torch.zeros(2, dtype=torch.long))], "speck")
+
+
+@pytest.mark.parametrize("target", CHIPS)
+def test_batchnorm_without_running_statistics_is_named(target):
+    model = nsn.Sequential(nsn.Linear(3, 2), nsn.BatchNorm1d(2, track_running_stats=False), nsn.LIF(beta=1.0))
+    with pytest.raises(ValueError, match=r"^1: BatchNorm without running statistics"):
+        to_chip(model, target)
+
+
+@pytest.mark.xfail(strict=True, reason="_module_params raises \"a Conv2d with padding_mode='reflect' has no chip "
+                   "equivalent\" without the layer's name (every other layer error starts with it)")
+def test_conv_padding_mode_error_names_the_layer():
+    torch.manual_seed(0)
+    model = nsn.Sequential(nsn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"), nsn.LIF(beta=1.0))
+    with pytest.raises(ValueError, match="padding_mode='reflect'") as info:
+        to_chip(model, "speck")
+    assert str(info.value).startswith("0: "), str(info.value)
