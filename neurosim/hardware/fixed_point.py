@@ -25,7 +25,10 @@ The arithmetic follows the target spec's ``arithmetic`` option, with the spec's 
 (synsense/sinabs, ``sinabs/backend/dynapcnn/discretize.py``, ``chips/dynapcnn.py``, ``docs/speck/dangers.md``):
 
 * one scale per layer brings its weights and biases to 8-bit integers and its threshold to the 16-bit state
-  (sinabs' ``determine_discretization_scale``: the largest scale at which all three fit);
+  (sinabs' ``determine_discretization_scale``: the largest scale at which all three fit); the state's floor is the
+  bottom of the 16-bit register, −2^15 (sinabs does so where a layer's ``min_v_mem`` is −2^15/scale; left at None,
+  sinabs scales −2^15 as if it were in the model's units, which caps the scale at 1 and rounds most trained weights
+  to zero);
 * integrate-and-fire neurons: no leak (a model's β < 1 is dropped, and the report says so), the bias added every
   step (the chip adds it per leak-clock tick: one tick per time step is assumed), the state kept in
   [−2^15, 2^15 − 1]; per step a neuron emits ``⌊v/θ⌋`` spikes and subtracts as many thresholds, or resets to
@@ -143,12 +146,12 @@ class ChipSynapse(nn.Module):
     """A Linear or Conv2d with integer weights, its summed input shifted as the chip does.
 
     Output in the next neuron's voltage units: Loihi ``floor(Σ w·s · 2^exp) · 2^input_shift`` (``w`` the 9-bit
-    word), Speck ``Σ w·s``. Inputs must be whole numbers (spikes or event counts)."""
+    word), Speck ``Σ w·s``. Inputs are whole numbers (spikes or event counts: :class:`ChipModel` checks)."""
 
     def __init__(self, name: str, op: str, weight_int: torch.Tensor, exp: int, post_shift: int,
-                 conv: dict | None = None, first: bool = False) -> None:
+                 conv: dict | None = None) -> None:
         super().__init__()
-        self.name, self.op, self.exp, self.post_shift, self.conv, self.first = name, op, exp, post_shift, conv, first
+        self.name, self.op, self.exp, self.post_shift, self.conv = name, op, exp, post_shift, conv
         self.register_buffer("weight_int", weight_int.to(torch.float64))
 
     def step_sum(self, x: torch.Tensor) -> torch.Tensor:
@@ -167,11 +170,6 @@ class ChipSynapse(nn.Module):
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         x_seq = x_seq.to(torch.float64)
-        if self.first and not _integral(x_seq):
-            bad = x_seq[x_seq != torch.round(x_seq)].flatten()[0].item()
-            raise ValueError(f"{self.name}: a chip takes spikes or event counts, but the model's input has "
-                             f"non-integer values (e.g. {bad:g}); use event data or a spike encoder "
-                             "(neurosim.data.encoders) in front of the chip")
         t, b = x_seq.shape[:2]
         return self.step_sum(x_seq.reshape(t * b, *x_seq.shape[2:])).reshape(t, b, *self._out(x_seq))
 
@@ -235,7 +233,7 @@ class ChipNeuron(nn.Module):
                 low = -top
             else:
                 v = v + x + bias
-                low = -(top + 1)  # sinabs' low threshold: the bottom of the 16-bit state
+                low = -(top + 1)  # the floor: the bottom of the 16-bit state (see the module docstring)
             clipped = (v > top) | (v < low)
             if bool(clipped.any()):
                 c["saturated"] += int(clipped.sum())
@@ -274,8 +272,14 @@ class ChipModel(nn.Module):
         self.net = nsn.Sequential(*parts)
 
     def forward(self, x_seq: torch.Tensor, state=None):
+        if not _integral(x_seq):
+            bad = x_seq[x_seq != torch.round(x_seq)].flatten()[0].item()
+            first = next(m.name for m in self.net if isinstance(m, ChipSynapse))
+            raise ValueError(f"{first}: a chip takes spikes or event counts, but the model's input has non-integer "
+                             f"values (e.g. {bad:g}); use event data or a spike encoder (neurosim.data.encoders) in "
+                             "front of the chip")
         with torch.no_grad():
-            return self.net(x_seq, state)
+            return self.net(x_seq.to(torch.float64), state)
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {m.name: dict(m.counts) for m in self.net if isinstance(m, ChipNeuron)}
@@ -326,12 +330,13 @@ def _sinabs_scale(t: torch.Tensor, bits: int) -> float:
     return abs(lo / t_min)
 
 
-def _module_params(m: nn.Module) -> tuple[str, torch.Tensor, torch.Tensor | None, dict | None]:
+def _module_params(m: nn.Module, name: str) -> tuple[str, torch.Tensor, torch.Tensor | None, dict | None]:
     w = m.weight.detach().to(torch.float64)
     b = None if m.bias is None else m.bias.detach().to(torch.float64)
     if isinstance(m, nn.Conv2d):
         if m.padding_mode != "zeros":
-            raise ValueError(f"a Conv2d with padding_mode={m.padding_mode!r} has no chip equivalent")
+            raise ValueError(f"{name}: a Conv2d with padding_mode={m.padding_mode!r} has no chip equivalent (chips pad "
+                             "with zeros)")
         return "conv", w, b, dict(stride=m.stride, padding=m.padding, dilation=m.dilation, groups=m.groups)
     return "linear", w, b, None
 
@@ -385,7 +390,6 @@ def to_chip(model, target, *, maxpool: str | None = None) -> ChipModel:
     notes: list[str] = []
     pending: dict | None = None  # the weight layer waiting for its neuron
     gain = 1.0  # an average pool's 1/k², folded into the next weight layer
-    first = True
     leaky: list[str] = []
 
     def need_neuron(where: str) -> None:
@@ -396,10 +400,10 @@ def to_chip(model, target, *, maxpool: str | None = None) -> ChipModel:
     for name, m in layers:
         if isinstance(m, (nn.Linear, nn.Conv2d)):
             need_neuron(name)
-            op, w, b, conv = _module_params(m)
-            pending = {"name": name, "op": op, "w": w * gain, "b": b, "conv": conv, "first": first, "gain": gain,
+            op, w, b, conv = _module_params(m, name)
+            pending = {"name": name, "op": op, "w": w * gain, "b": b, "conv": conv, "gain": gain,
                        "bn": None}
-            gain, first = 1.0, False
+            gain = 1.0
         elif isinstance(m, nn.modules.batchnorm._BatchNorm):
             if pending is None:
                 raise ValueError(f"{name}: a BatchNorm not right after a Linear/Conv2d cannot be folded into weights")
@@ -438,6 +442,9 @@ def to_chip(model, target, *, maxpool: str | None = None) -> ChipModel:
             raise ValueError(f"{name}: {type(m).__name__} has no chip equivalent here (chips run Linear/Conv2d, "
                              "LIF/CubaLIF/RLIF/LI, pooling and Flatten)")
     if pending is not None:  # a model ending in a weight layer: its sums are read out (an LI with β = 0)
+        if speck:
+            raise ValueError(f"{pending['name']}: the model ends in a weight layer; Speck's cores output the events "
+                             "(or states) of neurons, not synaptic sums: end the model with a LIF or LI read-out")
         part_s, part_n, row = _quantise_pair(pending, pending["name"], nsn.LI(0.0), fmt, notes, leaky)
         parts += [part_s, part_n]
         info.append(row)
@@ -470,6 +477,8 @@ def _quantise_pair(syn: dict, name: str, m: nn.Module, fmt: ChipFormat, notes: l
                              "reset='none' has no equivalent")
         if beta != 1.0:
             leaky.append(name)
+        if spiking and facts["timing"] == "delayed":
+            notes.append(f"{name}: the model resets a step late (snnTorch's timing); Speck resets in the step it fires")
     row: dict[str, Any] = {"layer": name, "synapse": syn["name"], "neuron": kind}
 
     if loihi:
@@ -500,7 +509,7 @@ def _quantise_pair(syn: dict, name: str, m: nn.Module, fmt: ChipFormat, notes: l
             notes.append(f"{name}: the model resets by {facts['reset']!r}; Loihi resets a neuron that fires to zero")
         if spiking and facts["timing"] == "delayed":
             notes.append(f"{name}: the model resets a step late (snnTorch's timing); Loihi resets in the step it fires")
-        synapse = ChipSynapse(syn["name"], syn["op"], words, exp, post, syn["conv"], syn["first"])
+        synapse = ChipSynapse(syn["name"], syn["op"], words, exp, post, syn["conv"])
         unit = 2 ** post  # voltage units of one word unit at exponent 0
         back = {"w": words * 2.0 ** exp * unit / scale,
                 "b": None if bias_v is None else bias_v / scale * ((1 - alpha) if kind == "CubaLIF" else 1.0)}
@@ -534,7 +543,7 @@ def _quantise_pair(syn: dict, name: str, m: nn.Module, fmt: ChipFormat, notes: l
     if spiking and threshold < 1:
         threshold = 1
     bias_int = None if b is None else torch.round(b * scale)
-    synapse = ChipSynapse(syn["name"], syn["op"], words, 0, 0, syn["conv"], syn["first"])
+    synapse = ChipSynapse(syn["name"], syn["op"], words, 0, 0, syn["conv"])
     neuron = ChipNeuron(name, fmt, scale=scale, threshold=threshold, reset=facts["reset"] or "subtract",
                         spiking=spiking, decay_v=None, decay_u=None, bias=bias_int)
     row.update(scale=scale, weight_exp=0, weight_lsb=1 / scale / syn["gain"], weights_clipped=0,

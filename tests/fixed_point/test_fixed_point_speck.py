@@ -216,8 +216,8 @@ def test_chip_spikes_equal_the_sinabs_reference(make, shape):
     tensor ``(−2^15, θ)`` as if −2^15 were in model units, so for any θ < 32767 that scale is 2^15/2^15 = 1 and the
     layer's common scale is ``min(s_w, s_b, 1)``; the floor it writes to the chip is ``round(−2^15·scale)``.
     fixed_point takes ``min(s_w, s_b, 32767/θ)`` (the threshold alone, which equals sinabs for any
-    ``|min_v_mem| ≤ θ·32768/32767``) and floors the state at −2^15. See
-    :func:`test_min_v_mem_none_scale_as_sinabs` (strict xfail)."""
+    ``|min_v_mem| ≤ θ·32768/32767``) and floors the state at −2^15, as its module docstring says. See
+    :func:`test_min_v_mem_none_is_not_what_fixed_point_simulates`."""
     model = make()
     x = counts(shape)
     ref, layers = reference_run(model, x)
@@ -280,14 +280,13 @@ def test_sinabs_min_v_mem_none_caps_the_scale_at_one():
     assert discretize_conv_spk(w, None, 1.0, chip_floor_min_v_mem(w, None, 1.0))["scale"] == pytest.approx(254.0)
 
 
-@pytest.mark.xfail(strict=True, reason="fixed_point scales the threshold alone (32767/θ) and floors the state at "
-                   "−2^15; sinabs with min_v_mem=None (a neurosim LIF has no floor) scales the tensor (−2^15, θ), "
-                   "which caps the layer's scale at 1 for θ < 32767")
-def test_min_v_mem_none_scale_as_sinabs():
+def test_min_v_mem_none_is_not_what_fixed_point_simulates():
+    """The documented difference: sinabs' default floor (None) caps the scale at 1, fixed_point does not."""
     model = mlp(0)
     chip = to_chip(model, "speck")
     _, layers = reference_run(model, counts((2, 1, 12)), min_v_mem=None)
-    assert [r["scale"] for r in chip.layers[:2]] == pytest.approx([d["scale"] for d in layers[:2]])
+    assert [d["scale"] for d in layers[:2]] == [1.0, 1.0]
+    assert all(r["scale"] > 100 for r in chip.layers[:2])
 
 
 # ------------------------------------------------------------------------------------------ hand-computed cases
@@ -395,14 +394,14 @@ def test_li_read_out_without_leak_equals_the_reference_running_sum():
     assert not chip.notes and chip.layers[0]["threshold_int"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="a model ending in a Linear is read out 'as an LI with β = 0' (each step's sum, "
-                   "what the float model outputs), but on Speck the β = 0 is dropped like a neuron's leak: the chip "
-                   "outputs the running sum Σ_{u≤t}, and the note calls the Linear layer leaky neurons")
-def test_speck_read_out_of_a_trailing_linear_is_per_step():
+def test_a_model_ending_in_a_weight_layer_is_refused_on_speck():
+    """Speck's cores output neurons' events or states, not synaptic sums (Loihi reads them as an LI with β ≈ 0)."""
     torch.manual_seed(1)
     model = nsn.Sequential(nsn.Linear(4, 3))
+    with pytest.raises(ValueError, match="^0: the model ends in a weight layer; Speck"):
+        to_chip(model, "speck")
     x = counts((6, 2, 4))
-    chip = to_chip(model, "speck")
-    syn, neuron = chip.net[0], chip.net[1]
-    per_step = (F.linear(x.to(F64), syn.weight_int) + neuron.bias_int) / neuron.scale
-    torch.testing.assert_close(chip(x)[0], per_step, rtol=0, atol=0)
+    chip = to_chip(model, "loihi")
+    assert chip.net[1].decay_v == 4095  # the fastest decay Loihi has; a note says β = 0 is out of reach
+    assert any("β = 0 needs a voltage decay of 4096/4096" in n for n in chip.notes)
+    assert chip(x)[0].shape == (6, 2, 3)
