@@ -6,9 +6,20 @@ variation, stuck-at faults, drift, read noise, ADC quantisation) as seeded Monte
 :func:`noise_aware_finetune` trains with the same noise. :mod:`neurosim.hardware.report` takes the non-idealities
 from a crossbar target's spec and reports accuracy over chips with σ / fault-rate sweeps (``neurosim estimate
 --nonideal``, flags in :mod:`neurosim.hardware.cli_support`); :mod:`neurosim.hardware.plots` draws accuracy vs σ and
-fault rate, energy breakdowns and tiles used. Energy and latency live in :mod:`hardware_models`.
+fault rate, energy breakdowns and tiles used. :mod:`neurosim.hardware.fixed_point` runs a trained model in a digital
+chip's integer arithmetic (Loihi as Lava's bit-accurate models, Speck as sinabs discretises it) and compares its
+accuracy with the float model's (``neurosim estimate --fixed-point``). Energy and latency live in
+:mod:`hardware_models`.
 """
 
+from neurosim.hardware.fixed_point import (
+    ChipModel,
+    chip_weights_model,
+    evaluate_fixed_point,
+    fixed_point_targets,
+    format_fixed_point,
+    to_chip,
+)
 from neurosim.hardware.nonideal import (
     CrossbarConv2d,
     CrossbarDiagonal,
@@ -41,6 +52,7 @@ from neurosim.hardware.report import (
 )
 
 __all__ = [
+    "ChipModel", "chip_weights_model", "evaluate_fixed_point", "fixed_point_targets", "format_fixed_point", "to_chip",
     "CrossbarConv2d", "CrossbarDiagonal", "CrossbarLinear", "NonIdealConfig", "accuracy", "apply_nonidealities",
     "crossbar_layers", "effective_weight",
     "evaluate_nonideal", "noise_aware_finetune", "perturb_weight", "program_conductances",

@@ -12,9 +12,10 @@ The arithmetic follows the target spec's ``arithmetic`` option, with the spec's 
 (lava-nc/lava, ``src/lava/proc/lif/models.py`` ``PyLifModelBitAcc``, ``src/lava/proc/dense/models.py``
 ``PyDenseModelBitAcc``, ``src/lava/utils/weightutils.py``; Davies et al. 2018):
 
-* a weight is a 9-bit word whose lowest bit a mixed-sign matrix drops (even values in [−256, 254]: 8 significant
-  bits); each matrix's summed input is shifted by its own exponent in [−8, 7] (a right shift rounds down), then
-  by 6 bits into the 24-bit current ``u``;
+* a weight is a 9-bit word: even values in [−256, 254] in a mixed-sign matrix (its lowest bit dropped: 8
+  significant bits), [0, 255] or [−255, 0] in a matrix of one sign (Lava's default sign mode); each matrix's summed
+  input is shifted by its own exponent in [−8, 7] (a right shift rounds down), then by 6 bits into the 24-bit
+  current ``u``; convolutions follow the same rules (Lava's own fixed-point Conv model is not bit-accurate);
 * ``u ← trunc(u·(4096 − d_u)/4096) + input``, wrapping at ±2^23; ``v ← trunc(v·(4096 − d_v)/4096) + u + bias``,
   saturating at ±(2^23 − 1) (``trunc`` rounds toward zero, as the hardware's sign-magnitude shift does; the
   current's decay is ``d_u + 1``: ``d_u = 4095`` clears it every step, a plain LIF);
@@ -39,7 +40,8 @@ What is chosen here, not by the chip: the scale of each layer. Loihi: the thresh
 voltage units (a 256 mantissa: headroom of 512 thresholds before saturation, decay rounding 1/16384 of a
 threshold per step), each weight matrix takes the smallest exponent at which its largest weight fits (the most
 significant bits), each bias the smallest exponent that fits. A non-spiking read-out takes the scale at which one
-step of every input at once (Σ |w|) is 2^14. Speck: sinabs' rule above.
+step of every input at once (Σ |w|) is 2^14, and is a compartment with the largest threshold (Lava's LIF always
+fires: within 64 units of saturation it resets). Speck: sinabs' rule above.
 
 Not simulated: Loihi's one-step delay per synapse layer (a network of ``L`` layers answers ``L`` steps late on the
 chip; the time-summed read-out here sees every step), the asynchronous order of Speck's events within a time step,
@@ -94,10 +96,6 @@ class ChipFormat:
     @property
     def state_max(self) -> int:
         return 2 ** (self.state_bits - 1) - 1
-
-    @property
-    def weight_range(self) -> tuple[int, int]:
-        return -(2 ** (self.weight_bits - 1)), 2 ** (self.weight_bits - 1) - 1
 
     @property
     def weight_exps(self) -> range:
@@ -239,6 +237,8 @@ class ChipNeuron(nn.Module):
                 c["saturated"] += int(clipped.sum())
                 v = v.clamp(low, top)
             if not self.spiking:
+                if loihi:  # a compartment with the largest threshold: it resets above it (within 64 of saturating)
+                    v = torch.where(v > self.threshold, torch.zeros_like(v), v)
                 out.append(v / self.scale)
             elif loihi:
                 s = (v > self.threshold).to(v.dtype)
@@ -291,20 +291,27 @@ class ChipModel(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------ quantisation
-def _fit_loihi_matrix(w_v: torch.Tensor, fmt: ChipFormat) -> tuple[torch.Tensor, int, int]:
-    """Loihi weight words ``2m`` (``m`` in the 8-bit range) and exponent ``e`` with ``2m·2^e·2^6 ≈ w_v``: the
-    smallest ``e`` at which the largest weight fits. Returns ``(words, e, clipped)``."""
-    lo, hi = fmt.weight_range
-    step = 2 * 2 ** fmt.input_shift  # the dropped LSB, then the 6-bit alignment
+def _fit_loihi_matrix(w_v: torch.Tensor, fmt: ChipFormat) -> tuple[torch.Tensor, int, int, int]:
+    """Loihi weight words and exponent ``e`` with ``word·2^e·2^6 ≈ w_v``: the smallest ``e`` at which the largest
+    weight fits. The words follow Lava's default sign mode (``determine_sign_mode``, then ``clip_weights`` and
+    ``truncate_weights``): a mixed-sign matrix's are even values in [−256, 254] (its lowest bit dropped), an
+    excitatory (all ≥ 0) one's [0, 255], an inhibitory (all ≤ 0) one's [−255, 0]. Returns
+    ``(words, e, clipped, lsb)``, ``lsb`` the step between words (2 or 1)."""
+    full = 2 ** fmt.weight_bits
+    if bool((w_v >= 0).all()):
+        lo, hi, lsb = 0, full - 1, 1
+    elif bool((w_v <= 0).all()):
+        lo, hi, lsb = -(full - 1), 0, 1
+    else:
+        lo, hi, lsb = -full, full - 2, 2
+    unit = 2 ** fmt.input_shift
     exps = fmt.weight_exps
     for e in exps:
-        m = torch.round(w_v / (step * 2.0 ** e))
-        if bool((m >= lo).all() and (m <= hi).all()):
-            return 2 * m, e, 0
-    e = exps[-1]
-    m = torch.round(w_v / (step * 2.0 ** e))
-    clipped = int(((m < lo) | (m > hi)).sum())
-    return 2 * m.clamp(lo, hi), e, clipped
+        words = torch.round(w_v / (lsb * unit * 2.0 ** e)) * lsb
+        if bool((words >= lo).all() and (words <= hi).all()):
+            return words, e, 0, lsb
+    words = torch.round(w_v / (lsb * unit * 2.0 ** e)) * lsb
+    return words.clamp(lo, hi), e, int(((words < lo) | (words > hi)).sum()), lsb
 
 
 def _fit_loihi_bias(b_v: torch.Tensor, fmt: ChipFormat) -> tuple[torch.Tensor, int, int]:
@@ -488,9 +495,11 @@ def _quantise_pair(syn: dict, name: str, m: nn.Module, fmt: ChipFormat, notes: l
             w_abs = w.abs().reshape(w.shape[0], -1).sum(1) + (0 if b is None else b.abs())
             top = float(w_abs.max())
             scale = THRESHOLD_UNITS / top if top > 0 else 1.0
-        words, exp, clipped = _fit_loihi_matrix(w * scale, fmt)
+        words, exp, clipped, lsb = _fit_loihi_matrix(w * scale, fmt)
         post = fmt.input_shift
-        threshold = int(round(v_th * scale / 2 ** fmt.input_shift)) << fmt.input_shift if spiking else 0
+        # a read-out is a compartment with the largest threshold (Lava's LIF always fires above its threshold)
+        vth = round(v_th * scale / 2 ** fmt.input_shift) if spiking else 2 ** fmt.threshold_bits - 1
+        threshold = int(vth) << fmt.input_shift
         if kind == "CubaLIF" and b is not None and bool((b != 0).any()) and alpha < 1:
             b = b / (1 - alpha)
             notes.append(f"{name}: the model's bias enters the synaptic current; Loihi adds a bias to the voltage, "
@@ -515,7 +524,7 @@ def _quantise_pair(syn: dict, name: str, m: nn.Module, fmt: ChipFormat, notes: l
                 "b": None if bias_v is None else bias_v / scale * ((1 - alpha) if kind == "CubaLIF" else 1.0)}
         recurrent = None
         if rec_w is not None:
-            r_words, r_exp, r_clipped = _fit_loihi_matrix(rec_w * scale, fmt)
+            r_words, r_exp, r_clipped, _ = _fit_loihi_matrix(rec_w * scale, fmt)
             op = "diagonal" if rec_w.dim() == 1 else "linear"
             recurrent = ChipSynapse(f"{name}.recurrent", op, r_words, r_exp, post)
             back["w_rec"] = r_words * 2.0 ** r_exp * unit / scale
@@ -523,7 +532,7 @@ def _quantise_pair(syn: dict, name: str, m: nn.Module, fmt: ChipFormat, notes: l
                        recurrent_weights_zero=_zero_fraction(r_words, rec_w))
         neuron = ChipNeuron(name, fmt, scale=scale, threshold=threshold, reset="zero", spiking=spiking,
                             decay_v=decay_v, decay_u=decay_u, bias=bias_v, recurrent=recurrent)
-        row.update(scale=scale, weight_exp=exp, weight_lsb=step_value(exp, fmt) / scale / syn["gain"],
+        row.update(scale=scale, weight_exp=exp, weight_lsb=lsb * 2.0 ** exp * 2 ** post / scale / syn["gain"],
                    weights_clipped=clipped, weights_zero=_zero_fraction(words, w), threshold_int=threshold,
                    decay_v=decay_v, decay_u=decay_u - 1, bias_exp=bias_exp, biases_clipped=bias_clipped,
                    beta_chip=1 - decay_v / unity)
@@ -551,11 +560,6 @@ def _quantise_pair(syn: dict, name: str, m: nn.Module, fmt: ChipFormat, notes: l
     row["_back"] = {"w": words / scale, "b": None if bias_int is None else bias_int / scale, "neuron": name,
                     "synapse": syn["name"], "bn": syn["bn"], "gain": syn["gain"]}
     return synapse, neuron, row
-
-
-def step_value(exp: int, fmt: ChipFormat) -> float:
-    """Voltage units one Loihi mantissa step is worth at exponent ``exp`` (the word's dropped LSB included)."""
-    return 2.0 * 2.0 ** exp * 2 ** fmt.input_shift
 
 
 def _zero_fraction(words: torch.Tensor, w: torch.Tensor) -> float:

@@ -131,7 +131,7 @@ def test_fixed_point_report_rows_count_what_the_chip_did():
     lif = r["layers"][0]
     assert lif["threshold_int"] == 2 ** 14 and lif["decay_v"] == round(4096 * 0.2)
     assert 0 < lif["spikes_per_neuron_step"] < 1
-    assert r["layers"][1]["threshold_int"] == 0  # a read-out does not fire
+    assert r["layers"][1]["threshold_int"] == (2 ** 17 - 1) << 6  # a read-out: the largest threshold
     assert "_back" not in lif
     json.dumps(r)  # JSON-ready
 
