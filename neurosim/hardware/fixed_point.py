@@ -33,7 +33,9 @@ The arithmetic follows the target spec's ``arithmetic`` option, with the spec's 
 * integrate-and-fire neurons: no leak (a model's β < 1 is dropped, and the report says so), the bias added every
   step (the chip adds it per leak-clock tick: one tick per time step is assumed), the state kept in
   [−2^15, 2^15 − 1]; per step a neuron emits ``⌊v/θ⌋`` spikes and subtracts as many thresholds, or resets to
-  zero (sinabs' ``MultiSpike``, which its documentation recommends for matching the asynchronous chip);
+  zero (sinabs' ``MultiSpike``, which its documentation recommends for matching the asynchronous chip), but at most
+  one spike per input event that reached it in the step (the chip checks its threshold once per event: sinabs'
+  ``docs/speck/faqs/tips_for_training.md``, "Weight Clipping During Training");
 * pooling sums (sinabs' ``SumPool2d``): a max pool passes every spike of its window on.
 
 What is chosen here, not by the chip: the scale of each layer. Loihi: the threshold is ``THRESHOLD_UNITS`` = 2^14
@@ -152,14 +154,21 @@ class ChipSynapse(nn.Module):
         self.name, self.op, self.exp, self.post_shift, self.conv = name, op, exp, post_shift, conv
         self.register_buffer("weight_int", weight_int.to(torch.float64))
 
+    #: Speck: also count the input events reaching each neuron (``events``, ``[T, B, ...]``, set by each call), as
+    #: a neuron there fires at most once per input event
+    count_events = False
+    events: torch.Tensor | None = None
+
+    def _apply(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if self.op == "linear":
+            return F.linear(x, w)
+        if self.op == "diagonal":
+            return x * w
+        return F.conv2d(x, w, None, **self.conv)
+
     def step_sum(self, x: torch.Tensor) -> torch.Tensor:
         """Shifted input sum of ``x`` ``[N, ...]`` (one step or a folded sequence)."""
-        if self.op == "linear":
-            acc = F.linear(x, self.weight_int)
-        elif self.op == "diagonal":
-            acc = x * self.weight_int
-        else:
-            acc = F.conv2d(x, self.weight_int, None, **self.conv)
+        acc = self._apply(x, self.weight_int)
         if self.exp >= 0:
             acc = acc * 2.0 ** self.exp
         else:
@@ -169,7 +178,10 @@ class ChipSynapse(nn.Module):
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         x_seq = x_seq.to(torch.float64)
         t, b = x_seq.shape[:2]
-        return self.step_sum(x_seq.reshape(t * b, *x_seq.shape[2:])).reshape(t, b, *self._out(x_seq))
+        flat = x_seq.reshape(t * b, *x_seq.shape[2:])
+        if self.count_events:  # the events that reach each neuron: the spikes through its nonzero weights
+            self.events = self._apply(flat, (self.weight_int != 0).to(flat.dtype)).reshape(t, b, *self._out(x_seq))
+        return self.step_sum(flat).reshape(t, b, *self._out(x_seq))
 
     def _out(self, x_seq: torch.Tensor) -> tuple[int, ...]:
         if self.op == "linear":
@@ -198,6 +210,7 @@ class ChipNeuron(nn.Module):
         self.name, self.fmt, self.scale, self.threshold, self.reset = name, fmt, scale, threshold, reset
         self.spiking, self.decay_v, self.decay_u, self.recurrent = spiking, decay_v, decay_u, recurrent
         self.register_buffer("bias_int", None if bias is None else bias.to(torch.float64))
+        self._events_of: list[ChipSynapse] = []  # Speck: the synapse whose input events cap the spikes (not a child)
         self.counts = {"steps": 0, "neuron_steps": 0, "spikes": 0, "saturated": 0, "wrapped": 0}
 
     def _decay(self, x: torch.Tensor, d: int) -> torch.Tensor:
@@ -217,7 +230,10 @@ class ChipNeuron(nn.Module):
         loihi = self.fmt.arithmetic == "loihi"
         out = []
         c = self.counts
-        for x in x_seq:
+        events = self._events_of[0].events if self._events_of else None
+        if events is not None and events.shape != x_seq.shape:
+            events = None
+        for t, x in enumerate(x_seq):
             if self.recurrent is not None:
                 x = x + self.recurrent.step_sum(s)
             if loihi:
@@ -244,8 +260,10 @@ class ChipNeuron(nn.Module):
                 s = (v > self.threshold).to(v.dtype)
                 v = torch.where(s > 0, torch.zeros_like(v), v)
                 out.append(s)
-            else:
+            else:  # as many thresholds as v holds, at most one per input event this step
                 s = torch.where(v >= self.threshold, torch.floor(v / self.threshold), torch.zeros_like(v))
+                if events is not None:
+                    s = torch.minimum(s, events[t])
                 v = torch.where(s > 0, torch.zeros_like(v), v) if self.reset == "zero" else v - s * self.threshold
                 out.append(s)
             c["neuron_steps"] += v.numel()
@@ -555,6 +573,8 @@ def _quantise_pair(syn: dict, name: str, m: nn.Module, fmt: ChipFormat, notes: l
     synapse = ChipSynapse(syn["name"], syn["op"], words, 0, 0, syn["conv"])
     neuron = ChipNeuron(name, fmt, scale=scale, threshold=threshold, reset=facts["reset"] or "subtract",
                         spiking=spiking, decay_v=None, decay_u=None, bias=bias_int)
+    synapse.count_events = True
+    neuron._events_of.append(synapse)
     row.update(scale=scale, weight_exp=0, weight_lsb=1 / scale / syn["gain"], weights_clipped=0,
                weights_zero=_zero_fraction(words, w), threshold_int=threshold, beta_chip=1.0)
     row["_back"] = {"w": words / scale, "b": None if bias_int is None else bias_int / scale, "neuron": name,
@@ -618,14 +638,30 @@ def evaluate_fixed_point(model, loader, target, *, loss: str | None = None, max_
     difference to ``chip_acc`` is what the chip's neurons cost — reset, leak, rounding, saturation),
     ``agreement`` (percent of samples both classify alike), ``samples``, ``layers`` (each layer's scale, weight
     exponent and resolution, weights rounded to zero or clipped, integer threshold, decays, and on the test data
-    spikes per neuron and step and the saturated or wrapped register updates), and ``notes``.
+    spikes per neuron and step on the chip and in the float model (whose activity the energy estimates use), and
+    the saturated or wrapped register updates), and ``notes``.
     """
     from neurosim.hardware.nonideal import EVAL_BLOCK, _blocks
     from neurosim.training.losses import predict
 
+    from neurosim.export.nir import _to_neurosim
+
     chip = to_chip(model, target, maxpool=maxpool)
-    float_model = model
+    float_model = _to_neurosim(model)  # (an snnTorch model runs as its neurosim equivalent: the same spikes)
     was = float_model.training
+    float_spikes: dict[str, list[float]] = {}
+    modules = dict(float_model.named_modules())
+
+    def counter(name):
+        def hook(_module, _inputs, output):
+            s_seq = output[0] if isinstance(output, tuple) else output
+            got = float_spikes.setdefault(name, [0.0, 0])
+            got[0] += float(s_seq.detach().sum())
+            got[1] += s_seq.numel()
+        return hook
+
+    handles = [modules[r["layer"]].register_forward_hook(counter(r["layer"])) for r in chip.layers
+               if r["neuron"] != "LI" and r["layer"] in modules]
     float_model.eval()
     p = next(iter(float_model.parameters()), None)
     device = p.device if p is not None else torch.device("cpu")
@@ -645,6 +681,8 @@ def evaluate_fixed_point(model, loader, target, *, loss: str | None = None, max_
             total += int(y.shape[0])
     finally:
         float_model.train(was)
+        for h in handles:
+            h.remove()
     if total == 0:
         raise ValueError("evaluate_fixed_point: the loader yielded no samples")
     counts = chip.counts()
@@ -652,12 +690,21 @@ def evaluate_fixed_point(model, loader, target, *, loss: str | None = None, max_
     for row in chip.layers:
         c = counts[row["layer"]]
         per = max(c["neuron_steps"], 1)
+        f = float_spikes.get(row["layer"])
         layers.append({**row, "spikes_per_neuron_step": c["spikes"] / per,
+                       "float_spikes_per_neuron_step": None if f is None else f[0] / max(f[1], 1),
                        "saturated_updates": c["saturated"], "wrapped_updates": c["wrapped"]})
     return {"target": chip.fmt.target, "arithmetic": chip.fmt.arithmetic, "samples": total,
             "float_acc": 100.0 * right_f / total, "chip_acc": 100.0 * right_c / total,
             "chip_weights_acc": 100.0 * right_w / total,
             "agreement": 100.0 * agree / total, "layers": layers, "notes": list(chip.notes)}
+
+
+def _rates(row: dict) -> str:
+    if row["neuron"] == "LI":
+        return "read-out"
+    f = row.get("float_spikes_per_neuron_step")
+    return f"{row['spikes_per_neuron_step']:.4f}" + ("" if f is None else f" ({f:.4f})")
 
 
 def format_fixed_point(report: dict) -> str:
@@ -667,10 +714,10 @@ def format_fixed_point(report: dict) -> str:
              f"({report['chip_acc'] - report['float_acc']:+.2f}), same class for {report['agreement']:.1f} %; "
              f"float with the chip's weights {report['chip_weights_acc']:.2f} %"]
     lines.append(f"  {'layer':<14}{'exp':>5}{'weight step':>13}{'to zero':>9}{'clipped':>9}{'threshold':>11}"
-                 f"{'spikes/n/step':>15}{'saturated':>11}")
+                 f"{'spikes/neuron/step chip (float)':>33}{'saturated':>11}")
     for r in report["layers"]:
         lines.append(f"  {r['layer']:<14}{r['weight_exp']:>5}{r['weight_lsb']:>13.3g}{100 * r['weights_zero']:>8.1f}%"
-                     f"{r['weights_clipped']:>9}{r['threshold_int']:>11}{r['spikes_per_neuron_step']:>15.4f}"
+                     f"{r['weights_clipped']:>9}{r['threshold_int']:>11}{_rates(r):>33}"
                      f"{r['saturated_updates'] + r['wrapped_updates']:>11}")
     lines += [f"  note: {n}" for n in report["notes"]]
     return "\n".join(lines)

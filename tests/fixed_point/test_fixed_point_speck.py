@@ -74,19 +74,24 @@ def chip_floor_min_v_mem(w: torch.Tensor, b: torch.Tensor | None, threshold: flo
     return STATE_LOW / s
 
 
-def iaf_multispike(current: torch.Tensor, bias: torch.Tensor, threshold: float, low: float, reset: str):
+def iaf_multispike(current: torch.Tensor, bias: torch.Tensor, threshold: float, low: float, reset: str,
+                   events: torch.Tensor | None = None):
     """sinabs ``IAF`` (``MultiSpike``, ``MembraneSubtract``/``MembraneReset``) on integer ``current`` ``[T, B, C, ...]``
     (``W·s`` per step, the bias added every step). Returns ``(spikes, v)``.
 
     Beyond sinabs: the state is held at the chip's 16-bit top, 2^15 − 1, before the spikes are drawn (sinabs'
-    simulation does not bound ``v_mem`` from above; the tests that compare with sinabs proper stay below it)."""
+    simulation does not bound ``v_mem`` from above; the tests that compare with sinabs proper stay below it), and
+    with ``events`` (input events reaching each neuron per step) a neuron fires at most once per event, as the chip
+    checks its threshold once per event (sinabs' tips_for_training.md, "Weight Clipping During Training")."""
     bias = bias.reshape(-1, *([1] * (current.dim() - 3)))
     v = torch.zeros_like(current[0])
     out = []
-    for x in current:
+    for t, x in enumerate(current):
         v = v + x + bias
         v = torch.clamp(v, max=STATE_TOP)
         spikes = (v > 0) * torch.div(v, threshold, rounding_mode="trunc")
+        if events is not None:
+            spikes = torch.minimum(spikes, events[t])
         if reset == "subtract":
             v = v - spikes * threshold
         else:
@@ -134,7 +139,8 @@ def reference_run(model: nsn.Sequential, x_seq: torch.Tensor, min_v_mem="chip") 
             th = float(m.v_th)
             floor = chip_floor_min_v_mem(w, b, th) if min_v_mem == "chip" else min_v_mem
             d = discretize_conv_spk(w, b, th, floor)
-            x, v = iaf_multispike(_weighted(x, conv, d["w"]), d["b"], d["threshold"], d["low"], m.reset)
+            events = _weighted(x, conv, (d["w"] != 0).to(F64))
+            x, v = iaf_multispike(_weighted(x, conv, d["w"]), d["b"], d["threshold"], d["low"], m.reset, events)
             outputs.append(x)
             layers.append(d)
         elif isinstance(m, nsn.LI):
@@ -405,3 +411,20 @@ def test_a_model_ending_in_a_weight_layer_is_refused_on_speck():
     assert chip.net[1].decay_v == 4095  # the fastest decay Loihi has; a note says β = 0 is out of reach
     assert any("β = 0 needs a voltage decay of 4096/4096" in n for n in chip.notes)
     assert chip(x)[0].shape == (6, 2, 3)
+
+
+def test_a_neuron_fires_at_most_once_per_input_event():
+    """One event through a weight of 3θ (word 127, threshold 42): sinabs' MultiSpike would emit 3 spikes in the
+    step; the chip checks its threshold once per event, so 1 spike and 85 kept (subtract); with no event the next
+    step nothing fires although v > θ; two events then fire twice. A negative event counts as an event too."""
+    model = nsn.Sequential(nsn.Linear(2, 1, bias=False), nsn.LIF(beta=1.0, v_th=1.0, reset="subtract"))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[3.0, -0.1]]))
+    chip = to_chip(model, "speck")
+    assert chip.layers[0]["threshold_int"] == 42 and chip.net[0].weight_int.flatten().tolist() == [127.0, -4.0]
+    x = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 2.0], [1.0, 1.0]]).reshape(4, 1, 2)
+    out, state = chip(x)
+    # v: 127 → 1 spike, 85 | no event: 85, 0 spikes | 2 events: 85 − 8 = 77 → 1 spike (⌊77/42⌋ = 1), 35
+    # | 2 events: 35 + 127 − 4 = 158 → ⌊158/42⌋ = 3, capped at 2: 74
+    assert out.flatten().tolist() == [1.0, 0.0, 1.0, 2.0]
+    assert state["1"][1].item() == 74.0
