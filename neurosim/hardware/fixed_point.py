@@ -160,11 +160,23 @@ class ChipSynapse(nn.Module):
     events: torch.Tensor | None = None
 
     def _apply(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """``w`` applied to ``x`` exactly: in float32 (about twice as fast) when no sum can reach 2^24, the largest
+        integer float32 holds exactly with every integer below it, else in float64."""
+        bound = float(self._abs_rows(w)) * float(x.abs().max()) if x.numel() else 0.0
+        if bound < 2 ** 24:
+            x, w = x.to(torch.float32), w.to(torch.float32)
         if self.op == "linear":
-            return F.linear(x, w)
-        if self.op == "diagonal":
-            return x * w
-        return F.conv2d(x, w, None, **self.conv)
+            y = F.linear(x, w)
+        elif self.op == "diagonal":
+            y = x * w
+        else:
+            y = F.conv2d(x, w, None, **self.conv)
+        return y.to(torch.float64)
+
+    @staticmethod
+    def _abs_rows(w: torch.Tensor) -> torch.Tensor:
+        """The largest Σ|w| over one output's inputs (a bound on any partial sum, per unit of input)."""
+        return w.abs().reshape(w.shape[0], -1).sum(1).max() if w.dim() > 1 else w.abs().max()
 
     def step_sum(self, x: torch.Tensor) -> torch.Tensor:
         """Shifted input sum of ``x`` ``[N, ...]`` (one step or a folded sequence)."""

@@ -165,3 +165,17 @@ def test_a_sum_pooled_model_runs_on_speck_without_a_pooling_note():
     cfg = load_config("quickstart", ["model.pool_type=sum", "neuron.beta=1.0"])
     chip = to_chip(build_model(cfg.model, cfg.neuron), "speck")
     assert chip.notes == []  # integrate-and-fire with sum pools is what DYNAP-CNN runs
+
+
+def test_synapse_sums_stay_exact_past_float32_integers():
+    """A sum that could pass 2^24 is computed in float64 (float32 would round it); a small one in float32, the same."""
+    from neurosim.hardware.fixed_point import ChipSynapse
+
+    words = torch.tensor([[255.0, -253.0, 7.0]], dtype=torch.float64)
+    syn = ChipSynapse("0", "linear", words, exp=0, post_shift=0)
+    x = torch.tensor([[[2.0 ** 20 + 1, 3.0, 2.0 ** 19 + 5]]], dtype=torch.float64)  # [T=1, B=1, 3]
+    exact = int(255 * (2 ** 20 + 1) - 253 * 3 + 7 * (2 ** 19 + 5))
+    assert exact > 2 ** 24 and float(torch.tensor(exact, dtype=torch.float32)) != exact  # float32 cannot hold it
+    assert int(syn(x).item()) == exact
+    small = torch.tensor([[[5.0, 3.0, 1.0]]], dtype=torch.float64)
+    assert int(syn(small).item()) == 255 * 5 - 253 * 3 + 7
