@@ -35,7 +35,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def _sinabs():
     try:
-        import sinabs  # noqa: F401
         import sinabs.layers as sl
         from sinabs.activation import MembraneSubtract, MultiSpike
     except ImportError as e:

@@ -235,10 +235,15 @@ def check_fixed_point_args(args: argparse.Namespace, checkpoint_path) -> list:
 
 def run_fixed_point_from_args(args: argparse.Namespace, checkpoint_path, out_dir) -> dict:
     """Run ``--fixed-point``: prints a summary per target, writes ``fixed_point_<target>.json`` (atomically) in
-    ``out_dir`` (default ``<checkpoint dir>/estimate``) and returns ``{target: report}``."""
+    ``out_dir`` (default ``<checkpoint dir>/estimate``) and returns ``{target: report}``. A target that cannot run
+    the model (Speck and a recurrent layer) is skipped with a line saying why; none at all is an error. A target
+    with the same arithmetic and number formats as one already run (``loihi_sanafe`` after ``loihi``) takes its
+    result (``same_as``)."""
     if not getattr(args, "fixed_point", False):
         return {}
     import json
+
+    from hardware_models import load_spec
 
     from neurosim._io import atomic_write_text
     from neurosim.cli import UserError
@@ -247,25 +252,42 @@ def run_fixed_point_from_args(args: argparse.Namespace, checkpoint_path, out_dir
     from neurosim.training.checkpoint import beside_checkpoint
 
     specs = check_fixed_point_args(args, checkpoint_path)
-    asked = getattr(args, "target", None)
-    if asked:
-        skipped = [t for t in asked if t not in {s.name for s in specs} and Path(t).stem not in {s.name for s in specs}]
-        for t in skipped:
-            print(f"fixed point: {t} not simulated (its spec gives no arithmetic: the number formats of its neurons "
-                  "and synapses are not published there)")
+    chosen = {s.name for s in specs}
+    for t in getattr(args, "target", None) or []:
+        if t in chosen or Path(t).stem in chosen:
+            continue
+        spec = load_spec(t)
+        why = ("its spec gives no arithmetic: the number formats of its neurons and synapses are not published "
+               "there" if spec.kind == "digital" else
+               f"a {spec.kind} target, not a digital chip" + (": see --nonideal" if spec.kind == "crossbar" else ""))
+        print(f"fixed point: {spec.name} not simulated ({why})")
     out = Path(out_dir) if out_dir else beside_checkpoint(checkpoint_path, "estimate")
     model, test, cfg = load_checkpoint_model(checkpoint_path, progress=not getattr(args, "quiet", False))
-    reports = {}
+    reports, refused, done = {}, {}, {}
     for spec in specs:
+        same = (spec.options["arithmetic"], {k: c.value for k, c in spec.constants.items() if k.startswith("precision.")})
+        twin = next((name for name, key in done.items() if key == same), None)
         try:
-            r = evaluate_fixed_point(model, test, spec, loss=cfg.train.loss, max_samples=args.fixed_point_samples)
+            if twin is not None:  # another target with the same arithmetic and formats: the same chip model
+                r = {**reports[twin], "target": spec.name, "same_as": twin}
+            else:
+                r = evaluate_fixed_point(model, test, spec, loss=cfg.train.loss, max_samples=args.fixed_point_samples)
         except ValueError as e:
-            raise UserError(f"--fixed-point on {spec.name}: {e}") from None
+            refused[spec.name] = str(e)
+            print(f"fixed point: {spec.name} not simulated: {e}")
+            continue
+        done[spec.name] = same
         r["checkpoint"] = str(checkpoint_path)
         out.mkdir(parents=True, exist_ok=True)
         path = out / f"fixed_point_{spec.name}.json"
         atomic_write_text(path, json.dumps(r, indent=1) + "\n")
         reports[spec.name] = r
-        print(format_fixed_point(r))
+        if twin is not None:
+            print(f"{spec.name}: the same arithmetic and number formats as {twin}, the same result")
+        else:
+            print(format_fixed_point(r))
         print(f"fixed point: {path}")
+    if not reports:
+        raise UserError("--fixed-point: no target could run the model: "
+                        + "; ".join(f"{t}: {why}" for t, why in refused.items()))
     return reports

@@ -181,11 +181,10 @@ class ChipSynapse(nn.Module):
     def step_sum(self, x: torch.Tensor) -> torch.Tensor:
         """Shifted input sum of ``x`` ``[N, ...]`` (one step or a folded sequence)."""
         acc = self._apply(x, self.weight_int)
-        if self.exp >= 0:
-            acc = acc * 2.0 ** self.exp
-        else:
+        if self.exp < 0:
             acc = torch.floor(acc * 2.0 ** self.exp)  # an arithmetic right shift rounds down
-        return acc * 2.0 ** self.post_shift
+        shift = self.post_shift + max(self.exp, 0)
+        return acc * 2.0 ** shift if shift else acc
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         x_seq = x_seq.to(torch.float64)
@@ -223,7 +222,8 @@ class ChipNeuron(nn.Module):
         self.spiking, self.decay_v, self.decay_u, self.recurrent = spiking, decay_v, decay_u, recurrent
         self.register_buffer("bias_int", None if bias is None else bias.to(torch.float64))
         self._events_of: list[ChipSynapse] = []  # Speck: the synapse whose input events cap the spikes (not a child)
-        self.counts = {"steps": 0, "neuron_steps": 0, "spikes": 0, "saturated": 0, "wrapped": 0}
+        self.counts = {"steps": 0, "neuron_steps": 0, "spikes": 0, "saturated": 0, "at_top": 0, "at_floor": 0,
+                       "wrapped": 0}
 
     def _decay(self, x: torch.Tensor, d: int) -> torch.Tensor:
         unity = 2 ** self.fmt.decay_bits
@@ -236,13 +236,21 @@ class ChipNeuron(nn.Module):
             zeros = x_seq.new_zeros(shape)
             u, v, s = zeros, zeros.clone(), zeros.clone()
         else:
+            if not (isinstance(state, tuple) and len(state) == 3):
+                raise TypeError(f"{self.name}: a chip layer's state is the (u, v, s) it returned, or None")
             u, v, s = state
+            if tuple(v.shape) != tuple(shape):
+                raise ValueError(f"{self.name}: the carried state holds {tuple(v.shape)} neurons but this input's step "
+                                 f"is {tuple(shape)} (another batch size?); continue a run with its own state")
+        if x_seq.shape[0] == 0:
+            return x_seq.new_zeros(x_seq.shape), (u, v, s)
         bias = 0.0 if self.bias_int is None else self.bias_int.reshape(-1, *([1] * (len(shape) - 2)))
         top = self.fmt.state_max
         loihi = self.fmt.arithmetic == "loihi"
         out = []
-        c = self.counts
-        events = self._events_of[0].events if self._events_of else None
+        zero = x_seq.new_zeros(())
+        n_spikes, n_top, n_floor, n_wrapped = zero, zero.clone(), zero.clone(), zero.clone()  # (summed on the device:
+        events = self._events_of[0].events if self._events_of else None                    # one read at the end)
         if events is not None and events.shape != x_seq.shape:
             events = None
         for t, x in enumerate(x_seq):
@@ -250,20 +258,17 @@ class ChipNeuron(nn.Module):
                 x = x + self.recurrent.step_sum(s)
             if loihi:
                 u = x if self.decay_u == 2 ** self.fmt.decay_bits else self._decay(u, self.decay_u) + x
-                over = (u > top + 1) | (u <= -(top + 1))  # Lava wraps a current beyond ±2^23
-                if bool(over.any()):
-                    c["wrapped"] += int(over.sum())
-                    u = torch.where(u > top + 1, u - 2 * (top + 1), u)
-                    u = torch.where(u <= -(top + 1), u + 2 * (top + 1), u)
+                above, below = u > top + 1, u <= -(top + 1)  # Lava wraps a current beyond ±2^23
+                n_wrapped = n_wrapped + above.sum() + below.sum()
+                u = torch.where(above, u - 2 * (top + 1), torch.where(below, u + 2 * (top + 1), u))
                 v = self._decay(v, self.decay_v) + u + bias
                 low = -top
             else:
                 v = v + x + bias
                 low = -(top + 1)  # the floor: the bottom of the 16-bit state (see the module docstring)
-            clipped = (v > top) | (v < low)
-            if bool(clipped.any()):
-                c["saturated"] += int(clipped.sum())
-                v = v.clamp(low, top)
+            n_top = n_top + (v > top).sum()
+            n_floor = n_floor + (v < low).sum()
+            v = v.clamp(low, top)
             if not self.spiking:
                 if loihi:  # a compartment with the largest threshold: it resets above it (within 64 of saturating)
                     v = torch.where(v > self.threshold, torch.zeros_like(v), v)
@@ -278,10 +283,17 @@ class ChipNeuron(nn.Module):
                     s = torch.minimum(s, events[t])
                 v = torch.where(s > 0, torch.zeros_like(v), v) if self.reset == "zero" else v - s * self.threshold
                 out.append(s)
-            c["neuron_steps"] += v.numel()
             if self.spiking:
-                c["spikes"] += int(s.sum())
+                n_spikes = n_spikes + s.sum()
+        c = self.counts
+        top_, floor_ = int(n_top), int(n_floor)
         c["steps"] += x_seq.shape[0]
+        c["neuron_steps"] += x_seq[0].numel() * x_seq.shape[0]
+        c["spikes"] += int(n_spikes)
+        c["at_top"] += top_
+        c["at_floor"] += floor_
+        c["saturated"] += top_ + floor_
+        c["wrapped"] += int(n_wrapped)
         return torch.stack(out), (u, v, s)
 
     def extra_repr(self) -> str:
@@ -302,6 +314,7 @@ class ChipModel(nn.Module):
         self.net = nsn.Sequential(*parts)
 
     def forward(self, x_seq: torch.Tensor, state=None):
+        x_seq = x_seq.to(torch.float64)  # (bool and integer input too)
         if not _integral(x_seq):
             bad = x_seq[x_seq != torch.round(x_seq)].flatten()[0].item()
             first = next(m.name for m in self.net if isinstance(m, ChipSynapse))
@@ -309,7 +322,7 @@ class ChipModel(nn.Module):
                              f"values (e.g. {bad:g}); use event data or a spike encoder (neurosim.data.encoders) in "
                              "front of the chip")
         with torch.no_grad():
-            return self.net(x_seq.to(torch.float64), state)
+            return self.net(x_seq.cpu(), state)
 
     def counts(self) -> dict[str, dict[str, int]]:
         return {m.name: dict(m.counts) for m in self.net if isinstance(m, ChipNeuron)}
@@ -368,8 +381,8 @@ def _sinabs_scale(t: torch.Tensor, bits: int) -> float:
 
 
 def _module_params(m: nn.Module, name: str) -> tuple[str, torch.Tensor, torch.Tensor | None, dict | None]:
-    w = m.weight.detach().to(torch.float64)
-    b = None if m.bias is None else m.bias.detach().to(torch.float64)
+    w = m.weight.detach().to("cpu", torch.float64)  # the chip model runs on the CPU, whatever the model's device
+    b = None if m.bias is None else m.bias.detach().to("cpu", torch.float64)
     if isinstance(m, nn.Conv2d):
         if m.padding_mode != "zeros":
             raise ValueError(f"{name}: a Conv2d with padding_mode={m.padding_mode!r} has no chip equivalent (chips pad "
@@ -392,6 +405,23 @@ def _neuron_facts(m: nn.Module) -> dict[str, Any]:
         lif, rec = m.lif, m.recurrent
     return {"kind": type(m).__name__, "beta": float(lif.beta), "alpha": alpha, "v_th": float(lif.v_th),
             "reset": lif.reset, "timing": lif.reset_timing, "recurrent": rec}
+
+
+def _check_pool(m: nn.Module, name: str) -> None:
+    """Refuse the pooling options a chip's sum or max pool does not have, naming them."""
+    odd = []
+    if getattr(m, "ceil_mode", False):
+        odd.append("ceil_mode=True")
+    if getattr(m, "divisor_override", None) is not None:
+        odd.append(f"divisor_override={m.divisor_override}")
+    pad = m.padding if isinstance(m.padding, tuple) else (m.padding, m.padding)
+    if isinstance(m, nn.AvgPool2d) and not m.count_include_pad and any(pad):
+        odd.append("count_include_pad=False with padding")
+    if getattr(m, "dilation", 1) not in (1, (1, 1)):
+        odd.append(f"dilation={m.dilation}")
+    if odd:
+        raise ValueError(f"{name}: {type(m).__name__} with {', '.join(odd)} has no chip equivalent (chips pool "
+                         "fixed windows, floor-sized)")
 
 
 def _pool_size(m: nn.Module) -> int:
@@ -420,7 +450,11 @@ def to_chip(model, target, *, maxpool: str | None = None) -> ChipModel:
     speck = fmt.arithmetic == "dynapcnn"
     if maxpool not in (None, "error", "sumpool"):
         raise ValueError(f"maxpool must be 'error' or 'sumpool', got {maxpool!r}")
-    model = _to_neurosim(model)
+    try:
+        model = _to_neurosim(model)
+    except TypeError:
+        raise TypeError(f"to_chip needs a neurosim Sequential (e.g. from neurosim.nn.build_model or from_nir) or an "
+                        f"snnTorch nn.Sequential, got {type(model).__name__}") from None
     layers = _as_layers(model)
     parts: list[nn.Module] = []
     info: list[dict] = []
@@ -429,7 +463,12 @@ def to_chip(model, target, *, maxpool: str | None = None) -> ChipModel:
     gain = 1.0  # an average pool's 1/k², folded into the next weight layer
     leaky: list[str] = []
 
+    readout: str | None = None  # an LI seen: nothing may follow it but the end
+
     def need_neuron(where: str) -> None:
+        if readout is not None:
+            raise ValueError(f"{readout}: a non-spiking LI layer feeds the layers after it ({where}); on a chip a "
+                             "layer passes spikes on, so an LI can only be the last (read-out) layer")
         if pending is not None:
             raise ValueError(f"{where}: comes between the weight layer {pending['name']!r} and its neurons; a chip "
                              "needs a neuron layer right after each Linear/Conv2d (BatchNorm and Dropout aside)")
@@ -445,7 +484,7 @@ def to_chip(model, target, *, maxpool: str | None = None) -> ChipModel:
             if pending is None:
                 raise ValueError(f"{name}: a BatchNorm not right after a Linear/Conv2d cannot be folded into weights")
             w, b = _fold_bn(pending["w"], pending["b"], m, name)
-            pending["w"], pending["b"] = w.to(torch.float64), b.to(torch.float64)
+            pending["w"], pending["b"] = w.to("cpu", torch.float64), b.to("cpu", torch.float64)
             pending["bn"] = name
         elif isinstance(m, (nn.Dropout, nsn.Dropout)):
             continue
@@ -453,12 +492,18 @@ def to_chip(model, target, *, maxpool: str | None = None) -> ChipModel:
             if pending is None:
                 raise ValueError(f"{name}: a neuron layer without a Linear/Conv2d before it; a chip's neurons are fed "
                                  "through synapses")
+            if readout is not None:
+                raise ValueError(f"{readout}: a non-spiking LI layer feeds the layers after it; on a chip a layer "
+                                 "passes spikes on, so an LI can only be the last (read-out) layer")
             part_s, part_n, row = _quantise_pair(pending, name, m, fmt, notes, leaky)
             parts += [part_s, part_n]
             info.append(row)
             pending = None
+            if isinstance(m, nsn.LI):
+                readout = name
         elif isinstance(m, nn.MaxPool2d):
             need_neuron(name)
+            _check_pool(m, name)
             if speck:
                 if maxpool == "error":
                     raise ValueError(f"{name}: Speck pools by summing (sinabs SumPool2d); use maxpool='sumpool' to "
@@ -469,6 +514,7 @@ def to_chip(model, target, *, maxpool: str | None = None) -> ChipModel:
                 parts.append(nsn.MaxPool2d(m.kernel_size, m.stride, m.padding))
         elif isinstance(m, nn.AvgPool2d):  # (SumPool2d too: it is an AvgPool2d times the window)
             need_neuron(name)
+            _check_pool(m, name)
             parts.append(nsn.SumPool2d(m.kernel_size, m.stride, m.padding))
             if not isinstance(m, nsn.SumPool2d):
                 gain /= _pool_size(m)
@@ -482,7 +528,8 @@ def to_chip(model, target, *, maxpool: str | None = None) -> ChipModel:
         if speck:
             raise ValueError(f"{pending['name']}: the model ends in a weight layer; Speck's cores output the events "
                              "(or states) of neurons, not synaptic sums: end the model with a LIF or LI read-out")
-        part_s, part_n, row = _quantise_pair(pending, pending["name"], nsn.LI(0.0), fmt, notes, leaky)
+        part_s, part_n, row = _quantise_pair(pending, pending["name"], nsn.LI(0.0), fmt, notes, leaky,
+                                             trailing=True)
         parts += [part_s, part_n]
         info.append(row)
     if not info:
@@ -490,10 +537,16 @@ def to_chip(model, target, *, maxpool: str | None = None) -> ChipModel:
     if leaky:
         notes.append(f"{', '.join(leaky)}: Speck's neurons integrate and fire without leak; the model's decay "
                      "(β < 1) is dropped on the chip")
+    spiking = [r["layer"] for r in info if r["neuron"] != "LI"]
+    if speck and spiking:
+        notes.append(f"{', '.join(spiking)}: per step a Speck neuron fires once per threshold its membrane holds, at "
+                     "most once per input event reaching it (the float model fires at most once); a bias alone "
+                     "never makes it fire")
     return ChipModel(fmt, parts, info, notes)
 
 
-def _quantise_pair(syn: dict, name: str, m: nn.Module, fmt: ChipFormat, notes: list[str], leaky: list[str]):
+def _quantise_pair(syn: dict, name: str, m: nn.Module, fmt: ChipFormat, notes: list[str], leaky: list[str],
+                   trailing: bool = False):
     facts = _neuron_facts(m)
     kind, beta, alpha, v_th = facts["kind"], facts["beta"], facts["alpha"], facts["v_th"]
     spiking = kind != "LI"
@@ -502,8 +555,8 @@ def _quantise_pair(syn: dict, name: str, m: nn.Module, fmt: ChipFormat, notes: l
     rec = facts["recurrent"]
     rec_w = rec_b = None
     if rec is not None:
-        rec_w = rec.weight.detach().to(torch.float64)
-        rec_b = None if rec.bias is None else rec.bias.detach().to(torch.float64)
+        rec_w = rec.weight.detach().to("cpu", torch.float64)
+        rec_b = None if rec.bias is None else rec.bias.detach().to("cpu", torch.float64)
         b = rec_b if b is None else (b if rec_b is None else b + rec_b)
     if not loihi:
         if kind in ("CubaLIF", "RLIF"):
@@ -537,7 +590,10 @@ def _quantise_pair(syn: dict, name: str, m: nn.Module, fmt: ChipFormat, notes: l
         bias_v, bias_exp, bias_clipped = (None, None, 0) if b is None else _fit_loihi_bias(b * scale, fmt)
         unity = 2 ** fmt.decay_bits
         decay_v = min(max(round(unity * (1 - beta)), 0), unity - 1)
-        if round(unity * (1 - beta)) > unity - 1:
+        if trailing:
+            notes.append(f"{name}: the model ends in a weight layer; its sums are read from a compartment with "
+                         f"Loihi's fastest decay ({unity - 1}/{unity} per step)")
+        elif round(unity * (1 - beta)) > unity - 1:
             notes.append(f"{name}: β = {beta:g} needs a voltage decay of {unity}/{unity}; Loihi's largest is "
                          f"{unity - 1}/{unity} (β = 1/{unity})")
         decay_u = min(max(round(unity * (1 - alpha)), 1), unity)  # the chip adds 1 (Lava's ds_offset)
@@ -551,7 +607,7 @@ def _quantise_pair(syn: dict, name: str, m: nn.Module, fmt: ChipFormat, notes: l
         synapse = ChipSynapse(syn["name"], syn["op"], words, exp, post, syn["conv"])
         unit = 2 ** post  # voltage units of one word unit at exponent 0
         back = {"w": words * 2.0 ** exp * unit / scale,
-                "b": None if bias_v is None else bias_v / scale * ((1 - alpha) if kind == "CubaLIF" else 1.0)}
+                "b": None if bias_v is None else bias_v / scale * ((1 - alpha) if kind == "CubaLIF" and alpha < 1 else 1.0)}
         recurrent = None
         if rec_w is not None:
             r_words, r_exp, r_clipped, _ = _fit_loihi_matrix(rec_w * scale, fmt)
@@ -653,13 +709,16 @@ def evaluate_fixed_point(model, loader, target, *, loss: str | None = None, max_
     spikes per neuron and step on the chip and in the float model (whose activity the energy estimates use), and
     the saturated or wrapped register updates), and ``notes``.
     """
+    from neurosim.export.nir import _to_neurosim
     from neurosim.hardware.nonideal import EVAL_BLOCK, _blocks
     from neurosim.training.losses import predict
 
-    from neurosim.export.nir import _to_neurosim
-
     chip = to_chip(model, target, maxpool=maxpool)
     float_model = _to_neurosim(model)  # (an snnTorch model runs as its neurosim equivalent: the same spikes)
+    p = next(iter(float_model.parameters()), None)
+    device = p.device if p is not None else torch.device("cpu")
+    dtype = p.dtype if p is not None and p.dtype.is_floating_point else torch.float32
+    weights_only = chip_weights_model(model, chip).to(device).eval()  # (copied before the counting hooks go on)
     was = float_model.training
     float_spikes: dict[str, list[float]] = {}
     modules = dict(float_model.named_modules())
@@ -675,14 +734,11 @@ def evaluate_fixed_point(model, loader, target, *, loss: str | None = None, max_
     handles = [modules[r["layer"]].register_forward_hook(counter(r["layer"])) for r in chip.layers
                if r["neuron"] != "LI" and r["layer"] in modules]
     float_model.eval()
-    p = next(iter(float_model.parameters()), None)
-    device = p.device if p is not None else torch.device("cpu")
-    weights_only = chip_weights_model(model, chip).to(device).eval()
     right_f = right_c = right_w = agree = total = 0
     try:
         for x_seq, y in _blocks(loader, EVAL_BLOCK, max_samples):
-            out_f, _ = float_model(x_seq.to(device).float())
-            out_w, _ = weights_only(x_seq.to(device).float())
+            out_f, _ = float_model(x_seq.to(device, dtype))
+            out_w, _ = weights_only(x_seq.to(device, dtype))
             out_c, _ = chip(x_seq.cpu())
             pf, pw, pc = predict(out_f, loss).cpu(), predict(out_w, loss).cpu(), predict(out_c, loss).cpu()
             y = y.cpu()
@@ -705,11 +761,21 @@ def evaluate_fixed_point(model, loader, target, *, loss: str | None = None, max_
         f = float_spikes.get(row["layer"])
         layers.append({**row, "spikes_per_neuron_step": c["spikes"] / per,
                        "float_spikes_per_neuron_step": None if f is None else f[0] / max(f[1], 1),
-                       "saturated_updates": c["saturated"], "wrapped_updates": c["wrapped"]})
+                       "saturated_updates": c["saturated"], "saturated_at_top": c["at_top"],
+                       "saturated_at_floor": c["at_floor"], "wrapped_updates": c["wrapped"]})
+    notes = list(chip.notes)
+    if any(r["float_spikes_per_neuron_step"] is not None for r in layers):
+        notes.append("the energy estimates price the float model's activity: where the chip's spikes per neuron and "
+                     "step differ from the float model's (the table), its energy differs in proportion")
     return {"target": chip.fmt.target, "arithmetic": chip.fmt.arithmetic, "samples": total,
             "float_acc": 100.0 * right_f / total, "chip_acc": 100.0 * right_c / total,
             "chip_weights_acc": 100.0 * right_w / total,
-            "agreement": 100.0 * agree / total, "layers": layers, "notes": list(chip.notes)}
+            "agreement": 100.0 * agree / total, "layers": layers, "notes": notes}
+
+
+def _held(row: dict) -> str:
+    wrapped = f", {row['wrapped_updates']} wrapped" if row["wrapped_updates"] else ""
+    return f"{row['saturated_at_top']}/{row['saturated_at_floor']}{wrapped}"
 
 
 def _rates(row: dict) -> str:
@@ -726,10 +792,10 @@ def format_fixed_point(report: dict) -> str:
              f"({report['chip_acc'] - report['float_acc']:+.2f}), same class for {report['agreement']:.1f} %; "
              f"float with the chip's weights {report['chip_weights_acc']:.2f} %"]
     lines.append(f"  {'layer':<14}{'exp':>5}{'weight step':>13}{'to zero':>9}{'clipped':>9}{'threshold':>11}"
-                 f"{'spikes/neuron/step chip (float)':>33}{'saturated':>11}")
+                 f"{'spikes/neuron/step chip (float)':>33}{'held at top/floor':>19}")
     for r in report["layers"]:
         lines.append(f"  {r['layer']:<14}{r['weight_exp']:>5}{r['weight_lsb']:>13.3g}{100 * r['weights_zero']:>8.1f}%"
                      f"{r['weights_clipped']:>9}{r['threshold_int']:>11}{_rates(r):>33}"
-                     f"{r['saturated_updates'] + r['wrapped_updates']:>11}")
+                     f"{_held(r):>19}")
     lines += [f"  note: {n}" for n in report["notes"]]
     return "\n".join(lines)

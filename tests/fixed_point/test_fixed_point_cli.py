@@ -164,7 +164,8 @@ def test_a_sum_pooled_model_runs_on_speck_without_a_pooling_note():
 
     cfg = load_config("quickstart", ["model.pool_type=sum", "neuron.beta=1.0"])
     chip = to_chip(build_model(cfg.model, cfg.neuron), "speck")
-    assert chip.notes == []  # integrate-and-fire with sum pools is what DYNAP-CNN runs
+    # integrate-and-fire with sum pools is what DYNAP-CNN runs: only its spike rule is noted
+    assert len(chip.notes) == 1 and chip.notes[0].startswith("1, 4, 8: per step a Speck neuron fires once per")
 
 
 def test_synapse_sums_stay_exact_past_float32_integers():
@@ -179,3 +180,33 @@ def test_synapse_sums_stay_exact_past_float32_integers():
     assert int(syn(x).item()) == exact
     small = torch.tensor([[[5.0, 3.0, 1.0]]], dtype=torch.float64)
     assert int(syn(small).item()) == 255 * 5 - 253 * 3 + 7
+
+
+def test_a_target_that_cannot_run_the_model_is_skipped_with_its_reason(tmp_path, event_digits_cache, capsys):
+    """A recurrent model: Speck refuses it and is skipped with a line; loihi_sanafe shares loihi's arithmetic and
+    formats, so it takes loihi's result; a crossbar target is named as not a digital chip. Speck alone: an error."""
+    from neurosim.config import config_from_dict, config_to_dict
+    from neurosim.hardware.cli_support import run_fixed_point_from_args
+    from neurosim.nn import build_model
+    from neurosim.training import save_checkpoint
+
+    cfg = config_from_dict({"data": {"dataset": "event_digits", "time_steps": 4, "test_subset": 16},
+                            "model": {"kind": "mlp", "input_shape": [2, 34, 34], "hidden": [16], "recurrent": True}})
+    torch.manual_seed(0)
+    model = build_model(cfg.model, cfg.neuron)
+    ckpt = save_checkpoint(tmp_path / "run" / "checkpoint.pt", {"model": model.state_dict(),
+                                                                "config": config_to_dict(cfg)})
+    args = _parser().parse_args(["-q", "--fixed-point", "--target", "loihi", "--target", "speck", "--target",
+                                 "loihi_sanafe", "--target", "rram_neurosim"])
+    reports = run_fixed_point_from_args(args, ckpt, None)
+    out = capsys.readouterr().out
+    assert list(reports) == ["loihi", "loihi_sanafe"]
+    assert "fixed point: rram_neurosim not simulated (a crossbar target, not a digital chip: see --nonideal)" in out
+    assert "fixed point: speck not simulated: 2: Speck runs integrate-and-fire neurons fed forward" in out
+    assert "loihi_sanafe: the same arithmetic and number formats as loihi, the same result" in out
+    assert reports["loihi_sanafe"]["same_as"] == "loihi" and reports["loihi_sanafe"]["target"] == "loihi_sanafe"
+    assert reports["loihi_sanafe"]["chip_acc"] == reports["loihi"]["chip_acc"]
+    assert (tmp_path / "run" / "estimate" / "fixed_point_loihi_sanafe.json").is_file()
+    assert not (tmp_path / "run" / "estimate" / "fixed_point_speck.json").exists()
+    with pytest.raises(UserError, match="--fixed-point: no target could run the model: speck: 2: Speck runs"):
+        run_fixed_point_from_args(_parser().parse_args(["-q", "--fixed-point", "--target", "speck"]), ckpt, None)

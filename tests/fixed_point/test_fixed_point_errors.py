@@ -4,11 +4,14 @@ it was given."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
 from neurosim import nn as nsn
-from neurosim.hardware.fixed_point import chip_format, evaluate_fixed_point, fixed_point_targets, to_chip
+from neurosim.hardware.fixed_point import (chip_format, evaluate_fixed_point, fixed_point_targets, format_fixed_point,
+                                          to_chip)
 
 F64 = torch.float64
 CHIPS = ["speck", "loihi"]
@@ -247,3 +250,103 @@ def test_conv_padding_mode_error_names_the_layer():
     with pytest.raises(ValueError, match="padding_mode='reflect'") as info:
         to_chip(model, "speck")
     assert str(info.value).startswith("0: "), str(info.value)
+
+
+# ------------------------------------------------------------------------------------------ from the second read
+def test_the_float_spike_rate_is_the_float_models_own():
+    """The report's float rate counts the float model's spikes only (not those of the weights-only copy too)."""
+    model = small(2)
+    loader = _loader()
+    rates = {}
+
+    def hook(name):
+        def count(_m, _i, out):
+            rates.setdefault(name, []).append(out[0])
+        return count
+
+    model.eval()
+    handles = [model[1].register_forward_hook(hook("1"))]
+    with torch.no_grad():
+        for x, _ in loader:
+            model(x)
+    for h in handles:
+        h.remove()
+    report = evaluate_fixed_point(model, loader, "loihi")
+    row = report["layers"][0]
+    s = torch.cat(rates["1"], 1)
+    assert 0 < float(s.mean()) < 1
+    assert row["float_spikes_per_neuron_step"] == pytest.approx(float(s.double().sum()) / s.numel(), rel=1e-12)
+    assert report["layers"][1]["float_spikes_per_neuron_step"] is None  # (the LI read-out does not spike)
+    assert not model[1]._forward_hooks  # the report's hooks are gone
+
+
+@pytest.mark.parametrize("target", CHIPS)
+def test_an_li_layer_can_only_be_the_read_out(target):
+    mid = nsn.Sequential(nsn.Linear(4, 3), nsn.LI(0.9), nsn.Linear(3, 2), nsn.LIF(beta=1.0))
+    with pytest.raises(ValueError, match=r"^1: a non-spiking LI layer feeds the layers after it"):
+        to_chip(mid, target)
+    pooled = nsn.Sequential(nsn.Conv2d(1, 2, 3), nsn.LI(1.0), nsn.SumPool2d(2))
+    with pytest.raises(ValueError, match=r"^1: a non-spiking LI layer feeds the layers after it \(2\)"):
+        to_chip(pooled, target)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_models_in_other_float_dtypes_are_evaluated_in_their_dtype(dtype):
+    model = small(2).to(dtype)
+    report = evaluate_fixed_point(model, _loader(), "loihi")
+    assert report["samples"] == 12 and 0 <= report["float_acc"] <= 100
+
+
+def test_saturation_is_counted_at_the_top_and_at_the_floor():
+    """Negative weights drive a leak-free Speck membrane down to its −2^15 floor; nothing reaches the top."""
+    model = nsn.Sequential(nsn.Linear(2, 1, bias=False), nsn.LIF(beta=1.0, v_th=1.0))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[-1.0, 0.01]]))
+    chip = to_chip(model, "speck")
+    chip(torch.tensor([[300.0, 0.0]]).repeat(5, 1).reshape(5, 1, 2))
+    c = chip.counts()["1"]
+    assert c["at_floor"] > 0 and c["at_top"] == 0 and c["saturated"] == c["at_floor"]
+    report = evaluate_fixed_point(model, [(torch.tensor([[300.0, 0.0]]).repeat(5, 1).reshape(5, 1, 2),
+                                           torch.zeros(1, dtype=torch.long))], "speck")
+    row = report["layers"][0]
+    assert row["saturated_at_floor"] == row["saturated_updates"] > 0 and row["saturated_at_top"] == 0
+    assert "held at top/floor" in format_fixed_point(report)
+
+
+def test_a_cuba_bias_with_alpha_one_survives_in_the_weights_only_model():
+    from neurosim.hardware.fixed_point import chip_weights_model
+
+    model = nsn.Sequential(nsn.Linear(3, 2), nsn.CubaLIF(alpha=1.0, beta=0.9))
+    with torch.no_grad():
+        model[0].bias.fill_(0.01)
+    chip = to_chip(model, "loihi")
+    copy = chip_weights_model(model, chip)
+    assert torch.allclose(copy[0].bias, model[0].bias, atol=chip.layers[0]["weight_lsb"])
+    assert bool((copy[0].bias != 0).all())
+
+
+@pytest.mark.parametrize("pool, words", [
+    (lambda: nsn.AvgPool2d(2, divisor_override=1), "divisor_override=1"),
+    (lambda: nsn.MaxPool2d(2, ceil_mode=True), "ceil_mode=True"),
+    (lambda: torch.nn.AvgPool2d(2, padding=1, count_include_pad=False), "count_include_pad=False with padding"),
+])
+def test_pooling_options_a_chip_lacks_are_refused_by_name(pool, words):
+    model = nsn.Sequential(nsn.Conv2d(1, 2, 3), nsn.LIF(beta=1.0), pool(), nsn.Flatten(), nsn.Linear(8, 2),
+                           nsn.LIF(beta=1.0))
+    with pytest.raises(ValueError, match=rf"^2: \w+ with {re.escape(words)} has no chip equivalent"):
+        to_chip(model, "loihi")
+
+
+def test_bool_input_empty_sequences_and_a_state_of_another_batch():
+    model = small(2)
+    chip = to_chip(model, "loihi")
+    x = torch.randint(0, 2, (4, 3, 6)).bool()
+    out, state = chip(x)
+    assert torch.equal(out, chip(x.double())[0])
+    empty, _ = chip(torch.zeros(0, 3, 6))
+    assert empty.shape == (0, 3, 3)
+    with pytest.raises(ValueError, match=r"^1: the carried state holds \(3, 8\) neurons but this input's step is "
+                                         r"\(1, 8\)"):
+        chip(x[:, :1].double(), state)
+    with pytest.raises(TypeError, match="to_chip needs a neurosim Sequential .* got Linear"):
+        to_chip(torch.nn.Linear(2, 2), "loihi")
