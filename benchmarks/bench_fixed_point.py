@@ -12,7 +12,7 @@ Linear is run as the Conv2d over its whole input that Speck makes of it.
 
 sinabs needs SynSense's ``samna`` driver, which only its chip backend imports: install sinabs without it
 (``pip install --no-deps sinabs pbr``); the script loads ``discretize.py`` by path. Without sinabs it says so and
-exits with status 2 (nothing to compare against).
+exits with status 0 having compared nothing (``make bench`` goes on to the next benchmark).
 
 Usage: ``python benchmarks/bench_fixed_point.py [--batch 32] [--steps 10] [--rounds 5]``;
 results in ``benchmarks/results/fixed_point.json``.
@@ -132,8 +132,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     parts, why = _sinabs()
     if parts is None:
-        print(f"sinabs is not importable ({why}); install it without samna: pip install --no-deps sinabs pbr")
-        return 2
+        print(f"skipped: sinabs is not importable ({why}); install it without samna (pip install --no-deps sinabs "
+              "pbr) to compare against it")
+        return 0
     torch.set_num_threads(2)
     model, cfg = _model()
     chip = to_chip(model, "speck")
