@@ -247,7 +247,7 @@ def run_fixed_point_from_args(args: argparse.Namespace, checkpoint_path, out_dir
 
     from neurosim._io import atomic_write_text
     from neurosim.cli import UserError
-    from neurosim.hardware.fixed_point import evaluate_fixed_point, format_fixed_point
+    from neurosim.hardware.fixed_point import evaluate_fixed_point, format_fixed_point, formats_key
     from neurosim.hardware.report import load_checkpoint_model
     from neurosim.training.checkpoint import beside_checkpoint
 
@@ -265,7 +265,7 @@ def run_fixed_point_from_args(args: argparse.Namespace, checkpoint_path, out_dir
     model, test, cfg = load_checkpoint_model(checkpoint_path, progress=not getattr(args, "quiet", False))
     reports, refused, done = {}, {}, {}
     for spec in specs:
-        same = (spec.options["arithmetic"], {k: c.value for k, c in spec.constants.items() if k.startswith("precision.")})
+        same = formats_key(spec)
         twin = next((name for name, key in done.items() if key == same), None)
         try:
             if twin is not None:  # another target with the same arithmetic and formats: the same chip model

@@ -74,8 +74,12 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["THRESHOLD_UNITS", "ChipFormat", "ChipModel", "ChipNeuron", "ChipSynapse",
-           "chip_format", "chip_weights_model", "evaluate_fixed_point", "fixed_point_targets", "format_fixed_point", "to_chip"]
+           "chip_format", "chip_weights_model", "evaluate_fixed_point", "fixed_point_targets", "format_fixed_point",
+           "formats_key", "to_chip"]
 
+#: the report's note on the energy estimates, which price the float model's spikes
+ENERGY_NOTE = ("the energy estimates price the float model's activity: where the chip's spikes per neuron and step "
+               "differ from the float model's (the table), its energy differs in proportion")
 #: Loihi: the threshold in voltage units (see the module docstring)
 THRESHOLD_UNITS = 2 ** 14
 
@@ -135,6 +139,13 @@ def fixed_point_targets() -> list[str]:
     from hardware_models import list_targets, load_spec
 
     return [t for t in list_targets() if "arithmetic" in load_spec(t).options]
+
+
+def formats_key(spec) -> tuple:
+    """What a target's integer model depends on (its arithmetic and ``[precision]`` constants): two targets with
+    the same key (``loihi`` and ``loihi_sanafe``, one chip with two energy calibrations) give the same result."""
+    return (spec.options.get("arithmetic"),
+            tuple(sorted((k, c.value) for k, c in spec.constants.items() if k.startswith("precision."))))
 
 
 # ------------------------------------------------------------------------------------------------ the chip parts
@@ -542,7 +553,16 @@ def to_chip(model, target, *, maxpool: str | None = None) -> ChipModel:
         notes.append(f"{', '.join(spiking)}: per step a Speck neuron fires once per threshold its membrane holds, at "
                      "most once per input event reaching it (the float model fires at most once); a bias alone "
                      "never makes it fire")
-    return ChipModel(fmt, parts, info, notes)
+    return ChipModel(fmt, parts, info, _grouped(notes))
+
+
+def _grouped(notes: list[str]) -> list[str]:
+    """``"1: m"``, ``"4: m"`` → ``"1, 4: m"``, in first-seen order."""
+    order: dict[str, list[str]] = {}
+    for n in notes:
+        where, _, message = n.partition(": ")
+        order.setdefault(message, []).append(where)
+    return [f"{', '.join(dict.fromkeys(wheres))}: {message}" for message, wheres in order.items()]
 
 
 def _quantise_pair(syn: dict, name: str, m: nn.Module, fmt: ChipFormat, notes: list[str], leaky: list[str],
@@ -765,8 +785,7 @@ def evaluate_fixed_point(model, loader, target, *, loss: str | None = None, max_
                        "saturated_at_floor": c["at_floor"], "wrapped_updates": c["wrapped"]})
     notes = list(chip.notes)
     if any(r["float_spikes_per_neuron_step"] is not None for r in layers):
-        notes.append("the energy estimates price the float model's activity: where the chip's spikes per neuron and "
-                     "step differ from the float model's (the table), its energy differs in proportion")
+        notes.append(ENERGY_NOTE)
     return {"target": chip.fmt.target, "arithmetic": chip.fmt.arithmetic, "samples": total,
             "float_acc": 100.0 * right_f / total, "chip_acc": 100.0 * right_c / total,
             "chip_weights_acc": 100.0 * right_w / total,

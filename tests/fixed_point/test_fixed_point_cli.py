@@ -210,3 +210,27 @@ def test_a_target_that_cannot_run_the_model_is_skipped_with_its_reason(tmp_path,
     assert not (tmp_path / "run" / "estimate" / "fixed_point_speck.json").exists()
     with pytest.raises(UserError, match="--fixed-point: no target could run the model: speck: 2: Speck runs"):
         run_fixed_point_from_args(_parser().parse_args(["-q", "--fixed-point", "--target", "speck"]), ckpt, None)
+
+
+def test_the_run_report_has_a_section_on_the_chips_integers(tiny_checkpoint):
+    """The demo's report.md: a row per distinct chip arithmetic (loihi_sanafe shares loihi's), notes grouped by
+    message, the energy note once, and fixed_point_<target>.json beside the estimate."""
+    from types import SimpleNamespace
+
+    from neurosim.runs import _fixed_point_section, load_run
+
+    model, cfg, data = load_run(tiny_checkpoint, progress=False, device="cpu", test_only=True)
+    run_dir = tiny_checkpoint.parent
+    result = SimpleNamespace(model=model, data=data, run_dir=run_dir, trainer=SimpleNamespace(config=cfg))
+    text = "\n".join(_fixed_point_section(result))
+    assert text.startswith("## Accuracy in the chips' integer arithmetic")
+    assert f"The test split ({len(data.test.labels)} samples)" in text
+    assert "| loihi_sanafe | the same integers as loihi |" in text
+    assert "- loihi: 1, 4, 8: the model resets by 'subtract'; Loihi resets a neuron that fires to zero" in text
+    assert text.count("energy estimates price the float model's activity") == 1
+    for target in ("loihi", "speck"):
+        row = next(line for line in text.splitlines() if line.startswith(f"| {target} | "))
+        saved = json.loads((run_dir / "estimate" / f"fixed_point_{target}.json").read_text())
+        assert f"{saved['chip_acc']:.2f} %" in row and f"{saved['float_acc']:.2f} %" in row
+    assert not (run_dir / "estimate" / "fixed_point_loihi_sanafe.json").exists()
+    assert _fixed_point_section(result, targets=["truenorth"]) == []  # no target with an arithmetic asked
