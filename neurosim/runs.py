@@ -495,11 +495,11 @@ def estimate_run(result: RunResult, targets=None, samples: int = 64) -> tuple[ob
             section.append(f"- {e.target}: {note.message}")
     section += ["", "![energy per inference](estimate/energy.png)", "", "![per-layer activity](estimate/layers.png)",
                 "", "![cores used](estimate/cores.png)", ""]
-    section += _fixed_point_section(result, targets)
+    section += _fixed_point_section(result, targets, samples)
     return report, section
 
 
-def _fixed_point_section(result: RunResult, targets=None) -> list[str]:
+def _fixed_point_section(result: RunResult, targets=None, samples: int = 64) -> list[str]:
     """report.md's "accuracy in the chips' integers" section: each digital target with an arithmetic (one per
     distinct arithmetic and formats) on the whole test split; ``fixed_point_<target>.json`` beside the estimate."""
     import json
@@ -507,6 +507,7 @@ def _fixed_point_section(result: RunResult, targets=None) -> list[str]:
     from hardware_models import load_spec
 
     from neurosim._io import atomic_write_text
+    from neurosim.estimation import chip_energy
     from neurosim.hardware.fixed_point import ENERGY_NOTE, evaluate_fixed_point, fixed_point_targets, formats_key
 
     cfg = result.trainer.config
@@ -516,17 +517,22 @@ def _fixed_point_section(result: RunResult, targets=None) -> list[str]:
         spec = load_spec(name)
         key = formats_key(spec)
         if key in seen:
-            rows.append(f"| {name} | the same integers as {seen[key]} | | | |")
+            rows.append(f"| {name} | the same integers as {seen[key]} | | | | |")
             continue
         seen[key] = name
         try:
             r = evaluate_fixed_point(result.model, result.data.test, spec, loss=cfg.train.loss)
         except ValueError as e:
-            rows.append(f"| {name} | not simulated: {e} | | | |")
+            rows.append(f"| {name} | not simulated: {e} | | | | |")
             continue
+        r["energy"] = chip_energy(result.model, cfg.model.input_shape, result.data.test, spec, samples=samples,
+                                  dt_s=cfg.neuron.dt_ms * 1e-3)
         atomic_write_text(result.run_dir / "estimate" / f"fixed_point_{name}.json", json.dumps(r, indent=1) + "\n")
+        e = r["energy"]
+        energy = ("no energy per event published" if "note" in e else
+                  f"{e['chip_activity']['energy_j'] * 1e6:.3g} / {e['float_activity']['energy_j'] * 1e6:.3g} µJ")
         rows.append(f"| {name} | {r['float_acc']:.2f} % | {r['chip_acc']:.2f} % | {r['chip_weights_acc']:.2f} % | "
-                    f"{r['agreement']:.1f} % |")
+                    f"{r['agreement']:.1f} % | {energy} |")
         notes += [f"- {name}: {n}" for n in r["notes"] if n != ENERGY_NOTE]
     if not rows:
         return []
@@ -534,10 +540,11 @@ def _fixed_point_section(result: RunResult, targets=None) -> list[str]:
             f"The test split ({len(result.data.test.labels)} samples) through each digital chip's integer model "
             "(`estimate/fixed_point_<target>.json`; `neurosim estimate --checkpoint checkpoint.pt --fixed-point`): "
             "weights, thresholds, decays and membranes as the chip holds them. \"Chip's weights\" is the float model "
-            "with the chip's weights only; the rest of the difference is what the chip's neurons do differently.",
-            "", "| target | float | chip | chip's weights | same class |", "|---|---|---|---|---|", *rows, "",
-            *notes, *([f"- {ENERGY_NOTE[0].upper()}{ENERGY_NOTE[1:]} (spikes per layer, chip and float: the JSON files)."]
-                      if notes or seen else []), ""]
+            "with the chip's weights only; the rest of the difference is what the chip's neurons do differently. "
+            f"The energy per inference is priced at the chip's own spikes and at the float model's ({samples} "
+            "samples), as in the estimate above.",
+            "", "| target | float | chip | chip's weights | same class | energy, chip / float spikes |",
+            "|---|---|---|---|---|---|", *rows, "", *notes, ""]
 
 
 def demo_config(out_dir: str | Path = "runs", epochs: int | None = None) -> RunConfig:

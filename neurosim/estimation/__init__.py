@@ -31,7 +31,7 @@ import numpy as np
 
 from neurosim._io import atomic_write_text
 
-__all__ = ["EstimateReport", "estimate_checkpoint", "estimate_files", "estimate_model", "plot_energy",
+__all__ = ["chip_energy", "format_chip_energy", "EstimateReport", "estimate_checkpoint", "estimate_files", "estimate_model", "plot_energy",
            "plot_layers", "plot_cores"]
 
 
@@ -128,6 +128,71 @@ def estimate_model(model, input_shape: Sequence[int], data, targets: Sequence[st
                                 kinds=(LIF, MaxPool2d))
     _counts_in_input_shape(activity, graph, inp)
     return _run(graph, activity, targets, out_dir, options)
+
+
+def chip_energy(model, input_shape: Sequence[int], data, target, *, dt_s: float = 1e-3, samples: int | None = 64,
+                maxpool: str = "sumpool") -> dict:
+    """Energy and latency per inference on a digital ``target`` twice, on the same samples: at the float model's
+    activity (what :func:`estimate_model` prices) and at the activity of the model's integer version on that chip
+    (:mod:`neurosim.hardware.fixed_point`: its spikes, which a reset to zero, a dropped leak or several spikes per
+    step change).
+
+    Returns ``{"target", "samples", "float_activity", "chip_activity", "energy_ratio_chip_float"}``, each activity
+    ``{"energy_j", "latency_s", "synops"}`` per inference.
+
+    Raises:
+        ValueError: the target has no arithmetic, or the chip cannot run the model (named).
+    """
+    from hardware_models import Spec, analyze, estimate, load_spec
+
+    from neurosim.activity import activity_profile
+    from neurosim.export import to_nir
+    from neurosim.export.nir import _to_neurosim
+    from neurosim.hardware.fixed_point import chip_activity, to_chip
+    from neurosim.nn import LIF, MaxPool2d
+
+    spec = target if isinstance(target, Spec) else load_spec(target)
+    model = _to_neurosim(model)
+    chip = to_chip(model, spec)
+    blind = spec.kind == "digital" and not any(spec.term(t) == "modelled" for t in ("synaptic", "neuron_update",
+                                                                                    "routing"))
+    graph = to_nir(model, tuple(input_shape), dt_s=dt_s, maxpool=maxpool)
+    names = _module_node_names(model, graph)
+    inp = _input_node(graph)
+    float_act = activity_profile(model, data, dt_s=dt_s, samples=samples, names=names, input_name=inp,
+                                 kinds=(LIF, MaxPool2d))
+    node_of = {}
+    for part in chip.net:
+        key = getattr(part, "record_as", None)
+        if key is not None:
+            node = names.get(key, names.get(f"{key}.lif"))
+            if node is None:
+                raise ValueError(f"{key}: no node of the model's NIR graph records this layer's activity")
+            node_of[key] = node
+    # a chip whose published figures do not depend on activity (Speck: resting power only) costs the same either way
+    chip_act = float_act if blind else chip_activity(chip, data, node_of, dt_s=dt_s, samples=samples, input_name=inp)
+    facts = analyze(graph)
+    out = {"target": spec.name, "samples": int(chip_act.samples)}
+    if blind:
+        out["note"] = (f"{spec.name} publishes no energy per event: its estimate does not depend on the activity, "
+                       "so the chip's own spikes do not change it")
+    for key, act in (("float_activity", float_act), ("chip_activity", chip_act)):
+        _counts_in_input_shape(act, graph, inp)
+        e = estimate(facts, act, spec)
+        out[key] = {"energy_j": e.total_energy_j, "latency_s": e.latency_per_inference_s, "synops": e.synops}
+    f = out["float_activity"]["energy_j"]
+    out["energy_ratio_chip_float"] = out["chip_activity"]["energy_j"] / f if f else None
+    return out
+
+
+def format_chip_energy(r: dict) -> str:
+    """One line of :func:`chip_energy`'s result."""
+    f, c = r["float_activity"], r["chip_activity"]
+    if "note" in r:
+        return f"  energy per inference {f['energy_j'] * 1e6:.3g} µJ: {r['note']}"
+    return (f"  energy per inference at the chip's own spikes {c['energy_j'] * 1e6:.3g} µJ, at the float model's "
+            f"{f['energy_j'] * 1e6:.3g} µJ ({r['energy_ratio_chip_float']:.2f}x; {r['samples']} samples); synaptic "
+            f"operations {c['synops']:.3g} against {f['synops']:.3g}")
 
 
 def _counts_in_input_shape(activity, graph, inp: str | None) -> None:

@@ -247,6 +247,7 @@ def run_fixed_point_from_args(args: argparse.Namespace, checkpoint_path, out_dir
 
     from neurosim._io import atomic_write_text
     from neurosim.cli import UserError
+    from neurosim.estimation import chip_energy, format_chip_energy
     from neurosim.hardware.fixed_point import evaluate_fixed_point, format_fixed_point, formats_key
     from neurosim.hardware.report import load_checkpoint_model
     from neurosim.training.checkpoint import beside_checkpoint
@@ -269,9 +270,12 @@ def run_fixed_point_from_args(args: argparse.Namespace, checkpoint_path, out_dir
         twin = next((name for name, key in done.items() if key == same), None)
         try:
             if twin is not None:  # another target with the same arithmetic and formats: the same chip model
-                r = {**reports[twin], "target": spec.name, "same_as": twin}
+                r = {**reports[twin], "target": spec.name, "same_as": twin}  # (its energy: below, its own chip)
             else:
                 r = evaluate_fixed_point(model, test, spec, loss=cfg.train.loss, max_samples=args.fixed_point_samples)
+                step_ms = getattr(args, "step_ms", None)
+                r["energy"] = chip_energy(model, cfg.model.input_shape, test, spec, samples=getattr(args, "samples", 64),
+                                          dt_s=(cfg.neuron.dt_ms if step_ms is None else step_ms) * 1e-3)
         except ValueError as e:
             refused[spec.name] = str(e)
             print(f"fixed point: {spec.name} not simulated: {e}")
@@ -283,9 +287,13 @@ def run_fixed_point_from_args(args: argparse.Namespace, checkpoint_path, out_dir
         atomic_write_text(path, json.dumps(r, indent=1) + "\n")
         reports[spec.name] = r
         if twin is not None:
-            print(f"{spec.name}: the same arithmetic and number formats as {twin}, the same result")
+            print(f"{spec.name}: the same arithmetic and number formats as {twin}, the same accuracy")
+            r["energy"] = chip_energy(model, cfg.model.input_shape, test, spec, samples=getattr(args, "samples", 64),
+                                      dt_s=(cfg.neuron.dt_ms if getattr(args, "step_ms", None) is None
+                                            else args.step_ms) * 1e-3)
         else:
             print(format_fixed_point(r))
+        print(format_chip_energy(r["energy"]))
         print(f"fixed point: {path}")
     if not reports:
         raise UserError("--fixed-point: no target could run the model: "

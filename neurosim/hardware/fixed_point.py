@@ -74,12 +74,13 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["THRESHOLD_UNITS", "ChipFormat", "ChipModel", "ChipNeuron", "ChipSynapse",
-           "chip_format", "chip_weights_model", "evaluate_fixed_point", "fixed_point_targets", "format_fixed_point",
+           "chip_activity", "chip_format", "chip_weights_model", "evaluate_fixed_point", "fixed_point_targets", "format_fixed_point",
            "formats_key", "to_chip"]
 
 #: the report's note on the energy estimates, which price the float model's spikes
-ENERGY_NOTE = ("the energy estimates price the float model's activity: where the chip's spikes per neuron and step "
-               "differ from the float model's (the table), its energy differs in proportion")
+ENERGY_NOTE = ("the energy estimates price the float model's activity; the chip's own spikes (spikes per neuron and "
+               "step in the table) are priced by neurosim.estimation.chip_energy (neurosim estimate --fixed-point "
+               "prints both)")
 #: Loihi: the threshold in voltage units (see the module docstring)
 THRESHOLD_UNITS = 2 ** 14
 
@@ -233,6 +234,8 @@ class ChipNeuron(nn.Module):
         self.spiking, self.decay_v, self.decay_u, self.recurrent = spiking, decay_v, decay_u, recurrent
         self.register_buffer("bias_int", None if bias is None else bias.to(torch.float64))
         self._events_of: list[ChipSynapse] = []  # Speck: the synapse whose input events cap the spikes (not a child)
+        self.record_updates = False  # chip_activity: count the neurons updated per step (nonzero input or membrane)
+        self.updates: list[torch.Tensor] = []
         self.counts = {"steps": 0, "neuron_steps": 0, "spikes": 0, "saturated": 0, "at_top": 0, "at_floor": 0,
                        "wrapped": 0}
 
@@ -264,9 +267,12 @@ class ChipNeuron(nn.Module):
         events = self._events_of[0].events if self._events_of else None                    # one read at the end)
         if events is not None and events.shape != x_seq.shape:
             events = None
+        step_updates = []
         for t, x in enumerate(x_seq):
             if self.recurrent is not None:
                 x = x + self.recurrent.step_sum(s)
+            if self.record_updates:  # as neurosim.activity counts them on the float model
+                step_updates.append((((x + bias) != 0) | (v != 0)).sum())
             if loihi:
                 u = x if self.decay_u == 2 ** self.fmt.decay_bits else self._decay(u, self.decay_u) + x
                 above, below = u > top + 1, u <= -(top + 1)  # Lava wraps a current beyond ±2^23
@@ -296,6 +302,8 @@ class ChipNeuron(nn.Module):
                 out.append(s)
             if self.spiking:
                 n_spikes = n_spikes + s.sum()
+        if self.record_updates:
+            self.updates.append(torch.stack(step_updates))
         c = self.counts
         top_, floor_ = int(n_top), int(n_floor)
         c["steps"] += x_seq.shape[0]
@@ -324,14 +332,19 @@ class ChipModel(nn.Module):
         self.fmt, self.layers, self.notes = fmt, layers, notes
         self.net = nsn.Sequential(*parts)
 
-    def forward(self, x_seq: torch.Tensor, state=None):
-        x_seq = x_seq.to(torch.float64)  # (bool and integer input too)
+    def check_input(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """``x_seq`` as float64 (bool and integer input too), or ValueError where it is not whole numbers."""
+        x_seq = x_seq.to(torch.float64)
         if not _integral(x_seq):
             bad = x_seq[x_seq != torch.round(x_seq)].flatten()[0].item()
             first = next(m.name for m in self.net if isinstance(m, ChipSynapse))
             raise ValueError(f"{first}: a chip takes spikes or event counts, but the model's input has non-integer "
                              f"values (e.g. {bad:g}); use event data or a spike encoder (neurosim.data.encoders) in "
                              "front of the chip")
+        return x_seq
+
+    def forward(self, x_seq: torch.Tensor, state=None):
+        x_seq = self.check_input(x_seq)
         with torch.no_grad():
             return self.net(x_seq.cpu(), state)
 
@@ -416,6 +429,14 @@ def _neuron_facts(m: nn.Module) -> dict[str, Any]:
         lif, rec = m.lif, m.recurrent
     return {"kind": type(m).__name__, "beta": float(lif.beta), "alpha": alpha, "v_th": float(lif.v_th),
             "reset": lif.reset, "timing": lif.reset_timing, "recurrent": rec}
+
+
+def _recorded(part: nn.Module, name: str) -> nn.Module:
+    """Mark a chip part whose output is the activity the energy models count (a spiking layer's spikes, the
+    events leaving a max pool), under the model's module name. (A sum pool passes every spike on: the energy
+    models count it from its input.)"""
+    part.record_as = name
+    return part
 
 
 def _check_pool(m: nn.Module, name: str) -> None:
@@ -507,7 +528,7 @@ def to_chip(model, target, *, maxpool: str | None = None) -> ChipModel:
                 raise ValueError(f"{readout}: a non-spiking LI layer feeds the layers after it; on a chip a layer "
                                  "passes spikes on, so an LI can only be the last (read-out) layer")
             part_s, part_n, row = _quantise_pair(pending, name, m, fmt, notes, leaky)
-            parts += [part_s, part_n]
+            parts += [part_s, _recorded(part_n, name) if part_n.spiking else part_n]
             info.append(row)
             pending = None
             if isinstance(m, nsn.LI):
@@ -519,10 +540,10 @@ def to_chip(model, target, *, maxpool: str | None = None) -> ChipModel:
                 if maxpool == "error":
                     raise ValueError(f"{name}: Speck pools by summing (sinabs SumPool2d); use maxpool='sumpool' to "
                                      "run it as a sum pool, or train with sum pooling")
-                parts.append(nsn.SumPool2d(m.kernel_size, m.stride, m.padding))
+                parts.append(nsn.SumPool2d(m.kernel_size, m.stride, m.padding))  # (counted from its input)
                 notes.append(f"{name}: Speck has no max pooling; run as a sum pool (every spike in a window passes)")
             else:
-                parts.append(nsn.MaxPool2d(m.kernel_size, m.stride, m.padding))
+                parts.append(_recorded(nsn.MaxPool2d(m.kernel_size, m.stride, m.padding), name))
         elif isinstance(m, nn.AvgPool2d):  # (SumPool2d too: it is an AvgPool2d times the window)
             need_neuron(name)
             _check_pool(m, name)
@@ -713,6 +734,56 @@ def chip_weights_model(model, chip: ChipModel) -> nn.Module:
                 if rec.bias is not None:
                     rec.bias.zero_()  # (moved into the synapse's bias above)
     return copy_
+
+
+@torch.no_grad()
+def chip_activity(chip: ChipModel, data, node_names: dict[str, str], *, dt_s: float, samples: int | None = 64,
+                  input_name: str | None = "input"):
+    """The chip's own activity as a :class:`hardware_models.ActivityProfile`: each spiking layer's spikes (Speck:
+    spike counts), its neurons updated per step (a nonzero input, bias included, or a nonzero membrane entering
+    the step, as :func:`neurosim.activity.activity_profile` counts them) and the events leaving each max pool,
+    recorded under ``node_names[model module name]`` (the NIR graph's node names); the input frames as the input
+    events.
+
+    ``samples``: the first this many samples of ``data`` (``(x_seq, y)`` batches or one ``[T, B, ...]`` input)."""
+    import numpy as np
+    from hardware_models import ActivityProfile
+
+    from neurosim.hardware.nonideal import EVAL_BLOCK, _blocks
+
+    import dataclasses
+
+    batches = [(data, None)] if isinstance(data, torch.Tensor) else data
+    trains: dict[str, list] = {}
+    inputs = []
+    # neurons updated per step: where a neuron fires at most once per step (Speck's fire several times: the energy
+    # models' check that a neuron that fires was updated counts spikes, and Speck publishes no update energy)
+    neurons = {m.name: m for m in chip.net if isinstance(m, ChipNeuron) and getattr(m, "record_as", None) in node_names
+               and chip.fmt.arithmetic == "loihi"}
+    for m in neurons.values():
+        m.record_updates, m.updates = True, []
+    for x_seq, _ in _blocks(batches, EVAL_BLOCK, samples):
+        x = chip.check_input(x_seq.cpu())
+        inputs.append(x.abs().numpy())  # (an OFF event, −1, is an event too)
+        for part in chip.net:
+            x = part(x)[0] if _stateful(part) else part(x)
+            key = getattr(part, "record_as", None)
+            if key is not None and key in node_names:
+                trains.setdefault(node_names[key], []).append(x.numpy())
+    for m in neurons.values():
+        m.record_updates = False
+    if not inputs:
+        raise ValueError("chip_activity: no samples (empty data)")
+    spikes = {node: np.concatenate(parts, axis=1) for node, parts in trains.items()}
+    events = np.concatenate(inputs, axis=1)
+    profile = ActivityProfile.from_spike_trains(spikes, dt_s, input_events=events, input_name=input_name)
+    n = events.shape[1]
+    updates = {node_names[name]: (torch.stack(m.updates).sum(0) / n).numpy() for name, m in neurons.items()}
+    return dataclasses.replace(profile, updates_per_step=updates)
+
+
+def _stateful(part: nn.Module) -> bool:
+    return bool(getattr(part, "stateful", False))
 
 
 # ------------------------------------------------------------------------------------------------ evaluation

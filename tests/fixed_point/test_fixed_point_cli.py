@@ -65,6 +65,8 @@ def test_fixed_point_on_a_checkpoint_writes_a_report_per_target(tiny_checkpoint,
     assert list(reports) == ["loihi", "speck"]
     out = capsys.readouterr().out
     assert "truenorth not simulated" in out and "float with the chip's weights" in out
+    assert "energy per inference at the chip's own spikes" in out  # loihi
+    assert "speck publishes no energy per event" in out
     folder = tiny_checkpoint.parent / "estimate"  # the estimate command's default folder
     for target in ("loihi", "speck"):
         saved = json.loads((folder / f"fixed_point_{target}.json").read_text())
@@ -203,7 +205,7 @@ def test_a_target_that_cannot_run_the_model_is_skipped_with_its_reason(tmp_path,
     assert list(reports) == ["loihi", "loihi_sanafe"]
     assert "fixed point: rram_neurosim not simulated (a crossbar target, not a digital chip: see --nonideal)" in out
     assert "fixed point: speck not simulated: 2: Speck runs integrate-and-fire neurons fed forward" in out
-    assert "loihi_sanafe: the same arithmetic and number formats as loihi, the same result" in out
+    assert "loihi_sanafe: the same arithmetic and number formats as loihi, the same accuracy" in out
     assert reports["loihi_sanafe"]["same_as"] == "loihi" and reports["loihi_sanafe"]["target"] == "loihi_sanafe"
     assert reports["loihi_sanafe"]["chip_acc"] == reports["loihi"]["chip_acc"]
     assert (tmp_path / "run" / "estimate" / "fixed_point_loihi_sanafe.json").is_file()
@@ -227,10 +229,69 @@ def test_the_run_report_has_a_section_on_the_chips_integers(tiny_checkpoint):
     assert f"The test split ({len(data.test.labels)} samples)" in text
     assert "| loihi_sanafe | the same integers as loihi |" in text
     assert "- loihi: 1, 4, 8: the model resets by 'subtract'; Loihi resets a neuron that fires to zero" in text
-    assert text.count("energy estimates price the float model's activity") == 1
+    assert "energy estimates price the float model's activity" not in text  # (the energy column says it)
     for target in ("loihi", "speck"):
         row = next(line for line in text.splitlines() if line.startswith(f"| {target} | "))
         saved = json.loads((run_dir / "estimate" / f"fixed_point_{target}.json").read_text())
         assert f"{saved['chip_acc']:.2f} %" in row and f"{saved['float_acc']:.2f} %" in row
+        e = saved["energy"]
+        assert e["samples"] == min(64, len(data.test.labels))
+        if target == "loihi":
+            assert row.endswith(f"| {e['chip_activity']['energy_j'] * 1e6:.3g} / "
+                                f"{e['float_activity']['energy_j'] * 1e6:.3g} µJ |")
+        else:
+            assert row.endswith("| no energy per event published |") and "note" in e
     assert not (run_dir / "estimate" / "fixed_point_loihi_sanafe.json").exists()
     assert _fixed_point_section(result, targets=["truenorth"]) == []  # no target with an arithmetic asked
+
+
+# ------------------------------------------------------------------------------------------------ chip_energy
+def _energy_model():
+    torch.manual_seed(3)
+    model = nsn.Sequential(nsn.Conv2d(2, 4, 3), nsn.LIF(beta=0.8), nsn.MaxPool2d(2), nsn.Flatten(),
+                           nsn.Linear(4 * 3 * 3, 5), nsn.LIF(beta=0.8))
+    with torch.no_grad():
+        model[0].weight.mul_(3.0)
+    g = torch.Generator().manual_seed(4)
+    data = [(torch.randint(0, 3, (6, 8, 2, 8, 8), generator=g).float(), torch.zeros(8, dtype=torch.long))
+            for _ in range(2)]
+    return model.eval(), data
+
+
+def test_chip_activity_counts_the_chips_own_spikes():
+    from neurosim.hardware.fixed_point import chip_activity
+
+    model, data = _energy_model()
+    chip = to_chip(model, "loihi")
+    nodes = {"1": "n1", "2": "pool", "5": "n5"}
+    act = chip_activity(chip, data, nodes, dt_s=1e-3, samples=12)
+    assert act.samples == 12
+    x = torch.cat([b[0] for b in data], 1)[:, :12]
+    chip.reset_counts()
+    spikes = {}
+    h = x.double()
+    for part in chip.net:
+        h = part(h)[0] if getattr(part, "stateful", False) else part(h)
+        if getattr(part, "record_as", None):
+            spikes[part.record_as] = h
+    for key, node in nodes.items():
+        assert act.spikes_per_step[node] == pytest.approx((spikes[key].sum(dim=tuple(range(1, spikes[key].dim())))
+                                                           / 12).numpy())
+    assert spikes["1"].sum() > 0 and spikes["5"].sum() > 0
+    assert set(act.updates_per_step) == {"n1", "n5"}
+    assert float(act.input_events_per_step.sum()) == pytest.approx(float(x.sum()) / 12)
+
+
+def test_chip_energy_prices_the_chips_spikes_and_the_floats_on_the_same_samples():
+    from neurosim.estimation import chip_energy, estimate_model
+
+    model, data = _energy_model()
+    r = chip_energy(model, (2, 8, 8), data, "loihi", samples=12)
+    assert r["samples"] == 12
+    float_report = estimate_model(model, (2, 8, 8), data, ["loihi"], samples=12)
+    assert r["float_activity"]["energy_j"] == pytest.approx(float_report.estimates["loihi"].total_energy_j)
+    # the chip's spikes differ (reset to zero, integer weights): so do the synaptic operations and the energy
+    assert r["chip_activity"]["synops"] != r["float_activity"]["synops"]
+    assert r["energy_ratio_chip_float"] == pytest.approx(r["chip_activity"]["energy_j"] / r["float_activity"]["energy_j"])
+    blind = chip_energy(model, (2, 8, 8), data, "speck", samples=12)
+    assert blind["energy_ratio_chip_float"] == 1.0 and "publishes no energy per event" in blind["note"]
