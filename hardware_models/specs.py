@@ -56,11 +56,12 @@ SI_NAMES = {"energy": "J", "time": "s", "power": "W", "memory": "bits", "bits": 
 
 # How a digital chip computes (optional: without it the chip's arithmetic is not simulated), and the [precision]
 # constants each arithmetic needs
-ARITHMETICS = ("loihi", "dynapcnn")
+ARITHMETICS = ("loihi", "dynapcnn", "spinnaker")
 ARITHMETIC_NEEDS = {
     "loihi": ("weight_bits", "weight_exp_bits", "state_bits", "threshold_bits", "bias_bits", "bias_exp_bits",
               "decay_bits", "input_shift"),
     "dynapcnn": ("weight_bits", "state_bits", "threshold_bits", "bias_bits"),
+    "spinnaker": ("weight_bits", "state_bits", "fraction_bits", "threshold_bits", "bias_bits", "decay_bits"),
 }
 
 # Energy terms of the digital model, and the statuses a spec may give them.
@@ -86,7 +87,7 @@ _DIGITAL = {
     # neurosim.hardware.fixed_point simulates
     "precision": {k: "bits" for k in (
         "weight_bits", "weight_exp_bits", "bias_bits", "bias_exp_bits", "state_bits", "threshold_bits",
-        "decay_bits", "input_shift")},
+        "decay_bits", "input_shift", "fraction_bits")},
 }
 _CONVENTIONAL = {
     "energy": {k: "energy" for k in (

@@ -142,5 +142,6 @@ for target, extra in ready.items():
 
 # %% [markdown]
 # Trained for the chip, the float and chip accuracies agree within about 1–2 points (full mode: Loihi 96.4 % on the
-# chip against 95.5 % in float; Speck 95.0 % against 96.7 %). TrueNorth and SpiNNaker publish no number formats in
-# their cited sources, so they are not simulated.
+# chip against 95.5 % in float; Speck 95.0 % against 96.7 %). SpiNNaker runs as sPyNNaker computes its LIF in
+# s16.15 fixed point (target `spinnaker`); TrueNorth and SpiNNaker 2 publish no number formats in their cited
+# sources, so they are not simulated.

@@ -7,7 +7,8 @@ variation, stuck-at faults, drift, read noise, ADC quantisation) as seeded Monte
 from a crossbar target's spec and reports accuracy over chips with σ / fault-rate sweeps (``neurosim estimate
 --nonideal``, flags in :mod:`neurosim.hardware.cli_support`); :mod:`neurosim.hardware.plots` draws accuracy vs σ and
 fault rate, energy breakdowns and tiles used. :mod:`neurosim.hardware.fixed_point` runs a trained model in a digital
-chip's integer arithmetic (Loihi as Lava's bit-accurate models, Speck as sinabs discretises it) and compares its
+chip's integer arithmetic (Loihi as Lava's bit-accurate models, Speck as sinabs discretises it, SpiNNaker as
+sPyNNaker's fixed-point LIF computes it) and compares its
 accuracy with the float model's (``neurosim estimate --fixed-point``). Energy and latency live in
 :mod:`hardware_models`.
 """

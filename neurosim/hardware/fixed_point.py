@@ -38,17 +38,48 @@ The arithmetic follows the target spec's ``arithmetic`` option, with the spec's 
   ``docs/speck/faqs/tips_for_training.md``, "Weight Clipping During Training");
 * pooling sums (sinabs' ``SumPool2d``): a max pool passes every spike of its window on.
 
+``spinnaker`` — SpiNNaker 1 as sPyNNaker runs ``IF_curr_delta`` (LIF, RLIF, a read-out LI) and ``IF_curr_exp``
+(CubaLIF with α > 0) on its ARM cores (SpiNNakerManchester/sPyNNaker master at 891cfb3: ``neural_modelling/src/neuron/
+models/neuron_model_lif_impl.h``, ``synapse_types/synapse_types_delta_impl.h``, ``exp_synapse_utils.h``,
+``neuron/decay.h``, ``synapse_row.h``, ``synapses.c``, ``neuron.c``, ``implementations/neuron_impl_standard.h``,
+``common/maths-util.h``; ``spynnaker/pyNN/models/neuron/abstract_population_vertex.py``; spinn_common at 1e3a090:
+``src/stdfix-exp.c``, ``include/utils.h``; GCC's ``gcc/config/arm/arm-fixed.md``):
+
+* every value is an ``accum`` (s16.15, 32 bits) but the synaptic decays (u0.32); GCC multiplies accums without
+  rounding (the product rounded down) and adds them as plain 32-bit integers: nothing saturates, everything wraps;
+* a weight is a 16-bit magnitude, its sign the synapse type: a layer becomes an excitatory and an inhibitory
+  projection; a step's spikes add their weights into a 16-bit ring buffer per neuron and type, which saturates at
+  0xFFFF, and enters as ``sum << shift``; the shift per type is sPyNNaker's own: the smallest power of two above the
+  worst sum Σ n·w_max (the most synapses into one neuron, times a sum pool's window, times the largest weight, in
+  nA), so the weights keep 15 bits of that bound;
+* the core computes ``R = tau_m / cm``, ``exp_TC = expk(−dt/tau_m)`` and the exponential synapse's ``decay =
+  expulr(−dt/tau_syn)`` and input scale ``init = (tau_syn/dt)·(1.0ulr − decay)`` itself, with spinn_common's
+  table-based exponential (reproduced here bit for bit); per step: synaptic input ``+= sum << shift`` (exp:
+  ``+= ((sum << shift) · init) >> 32``), ``I = exc − inh + i_offset``, ``A = I·R``, ``V ← A − exp_TC·(A − V)``, a
+  spike where ``V ≥ v_thresh``, ``V ← v_reset = 0``, then the synaptic input decays (delta: to 0; exp:
+  ``(x · decay) >> 32``); ``tau_refrac = 0``. The counts: ``at_top``, the ring-buffer entries held at 0xFFFF in a
+  step; ``wrapped``, the accum results that wrapped.
+
 What is chosen here, not by the chip: the scale of each layer. Loihi: the threshold is ``THRESHOLD_UNITS`` = 2^14
 voltage units (a 256 mantissa: headroom of 512 thresholds before saturation, decay rounding 1/16384 of a
 threshold per step), each weight matrix takes the smallest exponent at which its largest weight fits (the most
 significant bits), each bias the smallest exponent that fits. A non-spiking read-out takes the scale at which one
 step of every input at once (Σ |w|) is 2^14, and is a compartment with the largest threshold (Lava's LIF always
-fires: within 64 units of saturation it resets). Speck: sinabs' rule above.
+fires: within 64 units of saturation it resets). Speck: sinabs' rule above. SpiNNaker: the PyNN parameters, as
+s16.15 words (so that sPyNNaker's rounding to them is exact): ``tau_m`` (and ``tau_syn``) whose decay, as the core
+computes it, is nearest the model's β (α) — β = 1 and α = 1 are out of reach (``exp_TC = 1`` would ignore the
+input, ``expulr(0)`` is 0), the slowest decays are used and noted —, ``cm = tau_m`` (``R`` = 1 MΩ exactly), and the
+scale (mV per unit of the model) at which the worst step's ``A = I·R`` (every input at once, Σ |w| + |b|, over
+``1 − exp_TC``, and ``1 − α`` for a current) and the threshold are at most 2^14 mV, so that ``A − V`` never wraps
+with one spike per input and step; the weights in nA follow (``(1 − exp_TC)·init`` per unit of the model's input),
+the bias is ``i_offset`` (over ``1 − α`` for a CubaLIF, whose bias the model feeds through the current), a read-out
+is a LIF whose threshold is the largest accum.
 
-Not simulated: Loihi's one-step delay per synapse layer (a network of ``L`` layers answers ``L`` steps late on the
-chip; the time-summed read-out here sees every step), the asynchronous order of Speck's events within a time step,
-input spikes above one per axon and step (counts enter as graded inputs), and where a layer does not fit a core
-(the estimate's mapping reports that).
+Not simulated: Loihi's and SpiNNaker's one-step delay per synapse layer (a network of ``L`` layers answers ``L``
+steps late on the chip; the time-summed read-out here sees every step; a recurrent connection's delay is simulated),
+the asynchronous order of Speck's events within a time step, input spikes above one per axon and step (counts enter
+as graded inputs; on SpiNNaker as that many spikes), sPyNNaker's local-only convolutions (a convolution runs as its
+connection list), and where a layer does not fit a core (the estimate's mapping reports that).
 
 Example:
     >>> import torch
@@ -90,7 +121,7 @@ class ChipFormat:
     """The number formats of one digital target (its spec's ``[precision]`` constants)."""
 
     target: str
-    arithmetic: str  # "loihi" | "dynapcnn"
+    arithmetic: str  # "loihi" | "dynapcnn" | "spinnaker"
     weight_bits: int  # significant bits of a signed weight (two's complement range of the mantissa)
     state_bits: int  # membrane (and Loihi's current) register width
     threshold_bits: int
@@ -99,6 +130,7 @@ class ChipFormat:
     bias_exp_bits: int = 0  # unsigned exponent of a bias (Loihi: 3 → 0..7)
     decay_bits: int = 0  # 0: no leak (integrate-and-fire)
     input_shift: int = 0  # Loihi: 6 bits of MSB alignment of the synaptic input and the threshold
+    fraction_bits: int = 0  # SpiNNaker: fractional bits of the s16.15 accum (membrane, currents, threshold)
 
     @property
     def state_max(self) -> int:
@@ -149,6 +181,86 @@ def formats_key(spec) -> tuple:
             tuple(sorted((k, c.value) for k, c in spec.constants.items() if k.startswith("precision."))))
 
 
+# ------------------------------------------------------------------------------------------------ SpiNNaker's core
+# sPyNNaker computes its decays on the ARM core from the s16.15 parameters it is given (neuron_model_lif_impl.h:
+# exp_TC = expk(-kdivk(dt, tau_m)); exp_synapse_utils.h: decay = expulr(-kdivk(dt, tau_syn))), with spinn_common's
+# table-based exponential (src/stdfix-exp.c). These functions compute the same integers: every argument and result
+# is the int32 bit pattern of the fixed-point value (s16.15 for accums, u0.32 for unsigned long fracts).
+_M32 = 2 ** 32 - 1
+
+
+def _exp_tables() -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """stdfix-exp.c's ``__exp_hi[i] = round(e^(i − 13) · 2^32)`` (i = 0..25) and ``__expm1_mid[j] =
+    round((1 − e^(−j/16)) · 2^32)`` (j = 0..15), the nearest integers, computed to 50 digits."""
+    import decimal
+
+    ctx = decimal.Context(prec=50)
+    two32 = decimal.Decimal(2 ** 32)
+
+    def nearest(x):
+        return int(ctx.multiply(x, two32).to_integral_value(decimal.ROUND_HALF_EVEN))
+
+    hi = tuple(nearest(ctx.exp(decimal.Decimal(i - 13))) for i in range(26))
+    mid = tuple(nearest(ctx.subtract(1, ctx.exp(ctx.divide(-j, 16)))) for j in range(16))
+    return hi, mid
+
+
+_EXP_HI, _EXPM1_MID = _exp_tables()
+_EXP_SERIES = (5294, 4293434720, 2081624032)  # stdfix-exp.c __exp_series: c0 + x·(c1 − c2·x), x in [0, 1/16)
+
+
+def _scale64(x: int, y: int) -> int:
+    """utils.h ``scale64``: ``x · y / 2^32`` for a 64-bit ``x`` and a u0.32 ``y``; the low word's product is
+    rounded up where its fraction is at least 0x7FFFFFFF (``round64``)."""
+    low = (x & _M32) * y
+    return (low >> 32) + ((low & _M32) >= 0x7FFFFFFF) + (x >> 32) * y
+
+
+def _exp_series(y: int) -> int:
+    """``1 − e^(−y/2^32)`` in u0.32 by stdfix-exp.c's quadratic, in 32-bit unsigned arithmetic."""
+    c0, c1, c2 = _EXP_SERIES
+    t = (c1 - ((c2 * y) >> 32)) & _M32
+    return (((t * y) >> 32) + c0) & _M32
+
+
+def _expi64(n: int) -> int:
+    """``e^(n/2^15) · 2^32`` as stdfix-exp.c's ``__expi64``: the integer part from ``__exp_hi``, the fraction in
+    steps of 1/16 (``__expm1_mid``) and the rest by the series."""
+    z, f = n >> 15, n & 0x7FFF
+    if f == 0:
+        return _EXP_HI[13 + z]
+    z, f = z + 1, 32768 - f
+    t = _EXP_HI[13 + z]
+    t -= _scale64(t, _EXPM1_MID[f >> 11])
+    return t - _scale64(t, _exp_series((f & 0x7FF) << 17))
+
+
+def _spinn_expk(n: int) -> int:
+    """spinn_common ``expk``: ``e^x`` in s16.15 (``x = n/2^15``), rounded down; 0 below −10.4, 2^31 − 1 above 11.1."""
+    if n > 363408:
+        return 2 ** 31 - 1
+    return 0 if n < -340695 else _expi64(n) >> 17
+
+
+def _spinn_expulr(n: int) -> int:
+    """spinn_common ``expulr``: ``e^x`` in u0.32, the low 32 bits of ``__expi64`` (so ``e^0`` gives 0)."""
+    if n > 363408:
+        return 2 ** 31 - 1
+    return 0 if n < -340695 else _expi64(n) & _M32
+
+
+def _spinn_kdivk(a: int, b: int) -> int:
+    """maths-util.h ``kdivk``: ``a/b`` for s16.15 bit patterns, an unsigned 64-bit division rounding down, the
+    quotient's low 32 bits read as an s16.15."""
+    q = (((a & _M32) << 15) // (b & _M32)) & _M32
+    return q - 2 ** 32 if q >= 2 ** 31 else q
+
+
+def _wrap32(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (int64) modulo 2^32 as a signed 32-bit value: what the ARM's 32-bit adds and products leave."""
+    return ((x + 2 ** 31) & _M32) - 2 ** 31
+
+
 # ------------------------------------------------------------------------------------------------ the chip parts
 def _integral(x: torch.Tensor) -> bool:
     return bool(torch.equal(x, torch.round(x)))
@@ -158,13 +270,17 @@ class ChipSynapse(nn.Module):
     """A Linear or Conv2d with integer weights, its summed input shifted as the chip does.
 
     Output in the next neuron's voltage units: Loihi ``floor(Σ w·s · 2^exp) · 2^input_shift`` (``w`` the 9-bit
-    word), Speck ``Σ w·s``. Inputs are whole numbers (spikes or event counts: :class:`ChipModel` checks)."""
+    word), Speck ``Σ w·s``. SpiNNaker (``weight_neg`` given): the two ring-buffer sums of a step, ``Σ w⁺·s`` of
+    the excitatory synapses and ``Σ w⁻·s`` of the inhibitory ones (16-bit magnitudes), side by side on the channel
+    axis (``[N, 2·out, ...]``), before the ring buffer's saturation, which the neuron applies. Inputs are whole
+    numbers (spikes or event counts: :class:`ChipModel` checks)."""
 
     def __init__(self, name: str, op: str, weight_int: torch.Tensor, exp: int, post_shift: int,
-                 conv: dict | None = None) -> None:
+                 conv: dict | None = None, weight_neg: torch.Tensor | None = None) -> None:
         super().__init__()
         self.name, self.op, self.exp, self.post_shift, self.conv = name, op, exp, post_shift, conv
         self.register_buffer("weight_int", weight_int.to(torch.float64))
+        self.register_buffer("weight_neg", None if weight_neg is None else weight_neg.to(torch.float64))
 
     #: Speck: also count the input events reaching each neuron (``events``, ``[T, B, ...]``, set by each call), as
     #: a neuron there fires at most once per input event
@@ -192,6 +308,8 @@ class ChipSynapse(nn.Module):
 
     def step_sum(self, x: torch.Tensor) -> torch.Tensor:
         """Shifted input sum of ``x`` ``[N, ...]`` (one step or a folded sequence)."""
+        if self.weight_neg is not None:  # SpiNNaker: the excitatory and the inhibitory ring buffer
+            return torch.cat([self._apply(x, self.weight_int), self._apply(x, self.weight_neg)], dim=1)
         acc = self._apply(x, self.weight_int)
         if self.exp < 0:
             acc = torch.floor(acc * 2.0 ** self.exp)  # an arithmetic right shift rounds down
@@ -207,12 +325,13 @@ class ChipSynapse(nn.Module):
         return self.step_sum(flat).reshape(t, b, *self._out(x_seq))
 
     def _out(self, x_seq: torch.Tensor) -> tuple[int, ...]:
+        pair = 1 if self.weight_neg is None else 2
         if self.op == "linear":
-            return (self.weight_int.shape[0],)
+            return (pair * self.weight_int.shape[0],)
         if self.op == "diagonal":
             return tuple(x_seq.shape[2:])
         probe = F.conv2d(x_seq[0, :1], self.weight_int, None, **self.conv)
-        return tuple(probe.shape[1:])
+        return (pair * probe.shape[1], *probe.shape[2:])
 
     def extra_repr(self) -> str:
         return f"{self.op}, {tuple(self.weight_int.shape)}, exp={self.exp}"
@@ -228,10 +347,14 @@ class ChipNeuron(nn.Module):
 
     def __init__(self, name: str, fmt: ChipFormat, *, scale: float, threshold: int, reset: str, spiking: bool,
                  decay_v: int | None, decay_u: int | None, bias: torch.Tensor | None,
-                 recurrent: ChipSynapse | None = None) -> None:
+                 recurrent: ChipSynapse | None = None, spinnaker: dict | None = None) -> None:
         super().__init__()
         self.name, self.fmt, self.scale, self.threshold, self.reset = name, fmt, scale, threshold, reset
         self.spiking, self.decay_v, self.decay_u, self.recurrent = spiking, decay_v, decay_u, recurrent
+        #: SpiNNaker: the PyNN parameters handed to sPyNNaker as s16.15 words (``pynn``: tau_m, cm, tau_syn,
+        #: v_thresh, time_step ...), the ring-buffer shifts per synapse type (``shifts``), the synapse
+        #: (``"delta"`` or ``"exp"``) and what the core computes from them (``R``, ``exp_TC``, ``decay``, ``init``)
+        self.spinnaker = spinnaker
         self.register_buffer("bias_int", None if bias is None else bias.to(torch.float64))
         self._events_of: list[ChipSynapse] = []  # Speck: the synapse whose input events cap the spikes (not a child)
         self.record_updates = False  # chip_activity: count the neurons updated per step (nonzero input or membrane)
@@ -245,6 +368,8 @@ class ChipNeuron(nn.Module):
 
     def forward(self, x_seq: torch.Tensor, state=None):
         x_seq = x_seq.to(torch.float64)
+        if self.spinnaker is not None:
+            return self._forward_spinnaker(x_seq, state)
         shape = x_seq.shape[1:]
         if state is None:
             zeros = x_seq.new_zeros(shape)
@@ -315,6 +440,76 @@ class ChipNeuron(nn.Module):
         c["wrapped"] += int(n_wrapped)
         return torch.stack(out), (u, v, s)
 
+    def _forward_spinnaker(self, x_seq: torch.Tensor, state=None):
+        """sPyNNaker's step (neuron.c ``neuron_transfer``, then ``neuron_impl_standard.h``), every value an int32
+        bit pattern held in int64: the ring buffers (``x``: excitatory and inhibitory sums side by side) saturate at
+        0xFFFF and enter as ``sum << shift``; the synaptic input takes them (delta: as they are; exponential: times
+        ``init``, u0.32); ``I = exc − inh + i_offset``; ``A = I·R`` (an accum product: rounded down, wrapping);
+        ``V ← A − exp_TC·(A − V)``; a spike where ``V ≥ v_thresh``, which resets ``V`` to 0; then the synaptic input
+        decays (delta: to 0; exponential: ``(x · decay) >> 32``)."""
+        sp, frac = self.spinnaker, self.fmt.fraction_bits
+        t_steps, b, c2 = x_seq.shape[:3]
+        c = c2 // 2
+        shape = (b, c, *x_seq.shape[3:])
+        i64 = torch.int64
+        if state is None:
+            syn = torch.zeros((b, c2, *x_seq.shape[3:]), dtype=i64)
+            v = torch.zeros(shape, dtype=i64)
+            s = torch.zeros(shape, dtype=torch.float64)
+        else:
+            if not (isinstance(state, tuple) and len(state) == 3):
+                raise TypeError(f"{self.name}: a chip layer's state is the (u, v, s) it returned, or None")
+            syn, v, s = state
+            if tuple(v.shape) != tuple(shape):
+                raise ValueError(f"{self.name}: the carried state holds {tuple(v.shape)} neurons but this input's step "
+                                 f"is {tuple(shape)} (another batch size?); continue a run with its own state")
+        if t_steps == 0:
+            return x_seq.new_zeros((0, *shape)), (syn, v, s)
+        top = 2 ** self.fmt.weight_bits - 1
+        bias = (torch.zeros((), dtype=i64) if self.bias_int is None
+                else self.bias_int.to(i64).reshape(-1, *([1] * (len(shape) - 2))))
+        shifts = torch.tensor(sp["shifts"], dtype=i64).repeat_interleave(c).reshape(-1, *([1] * (len(shape) - 2)))
+        r_m, e_tc, thr = sp["R"], sp["exp_TC"], self.threshold
+        exp_syn = sp["synapse"] == "exp"
+        n_top, n_wrapped, n_spikes = 0, 0, 0
+        out = []
+
+        def wrap(z):
+            nonlocal n_wrapped
+            w = _wrap32(z)
+            n_wrapped += int((w != z).sum())
+            return w
+
+        for x in x_seq:
+            if self.recurrent is not None:  # the layer's own spikes of the step before: into the same ring buffers
+                x = x + self.recurrent.step_sum(s)
+            n_top += int((x > top).sum())
+            ring = x.clamp(max=top).to(i64)
+            add = wrap(ring << shifts)  # synapse_row_convert_weight_to_input
+            if exp_syn:  # add_input_exp: decay_s1615(input, init)
+                add = (add * sp["init"]) >> 32
+            syn = wrap(syn + add)
+            current = wrap(wrap(syn[:, :c] - syn[:, c:]) + bias)
+            a = wrap((current * r_m) >> frac)  # + V_rest (0)
+            v = wrap(a - wrap((e_tc * wrap(a - v)) >> frac))
+            fired = v >= thr
+            v = torch.where(fired, torch.zeros_like(v), v)  # V_reset = 0
+            syn = (syn * sp["decay"]) >> 32 if exp_syn else torch.zeros_like(syn)  # synapse_types_shape_input
+            if self.spiking:
+                s = fired.to(torch.float64)
+                n_spikes += int(fired.sum())
+                out.append(s)
+            else:
+                out.append(v.to(torch.float64) / 2.0 ** frac / self.scale)
+        cnt = self.counts
+        cnt["steps"] += t_steps
+        cnt["neuron_steps"] += t_steps * math.prod(shape)
+        cnt["spikes"] += n_spikes
+        cnt["at_top"] += n_top
+        cnt["saturated"] += n_top
+        cnt["wrapped"] += n_wrapped
+        return torch.stack(out), (syn, v, s)
+
     def extra_repr(self) -> str:
         return f"{self.name}, threshold={self.threshold}, decay_v={self.decay_v}, decay_u={self.decay_u}"
 
@@ -341,6 +536,10 @@ class ChipModel(nn.Module):
             raise ValueError(f"{first}: a chip takes spikes or event counts, but the model's input has non-integer "
                              f"values (e.g. {bad:g}); use event data or a spike encoder (neurosim.data.encoders) in "
                              "front of the chip")
+        if self.fmt.arithmetic == "spinnaker" and bool((x_seq < 0).any()):
+            first = next(m.name for m in self.net if isinstance(m, ChipSynapse))
+            raise ValueError(f"{first}: SpiNNaker's inputs are spikes (a count of 0 or more per input and step), but "
+                             f"the model's input has negative values (e.g. {x_seq.min().item():g})")
         return x_seq
 
     def forward(self, x_seq: torch.Tensor, state=None):
@@ -467,10 +666,10 @@ def to_chip(model, target, *, maxpool: str | None = None) -> ChipModel:
     Args:
         model: a neurosim Sequential (BatchNorm is folded into the weight layer before it, dropout dropped) or an
             snnTorch ``nn.Sequential`` (converted first).
-        target: a digital target with an ``arithmetic`` (``loihi``, ``loihi_sanafe``, ``speck``), a spec path or a
-            ``hardware_models.Spec``.
-        maxpool: Loihi keeps a max pool of spikes (one OR neuron per window does it exactly); Speck has only sum
-            pooling, so its max pools become sum pools (the default there; ``"error"`` refuses instead).
+        target: a digital target with an ``arithmetic`` (``loihi``, ``loihi_sanafe``, ``speck``, ``spinnaker``), a
+            spec path or a ``hardware_models.Spec``.
+        maxpool: Loihi and SpiNNaker keep a max pool of spikes (one OR neuron per window does it exactly); Speck has
+            only sum pooling, so its max pools become sum pools (the default there; ``"error"`` refuses instead).
 
     Raises:
         ValueError: a layer the chip cannot run (named), a target without an arithmetic.
@@ -480,6 +679,11 @@ def to_chip(model, target, *, maxpool: str | None = None) -> ChipModel:
 
     fmt = chip_format(target)
     speck = fmt.arithmetic == "dynapcnn"
+    spinn = fmt.arithmetic == "spinnaker"
+    if spinn and (fmt.fraction_bits, fmt.state_bits, fmt.decay_bits) != (15, 32, 32):
+        raise ValueError(f"target {fmt.target!r}: sPyNNaker's arithmetic is s16.15 accums and u0.32 decays "
+                         f"(spinn_common's expk and expulr are written for them); its spec gives "
+                         f"fraction_bits={fmt.fraction_bits}, state_bits={fmt.state_bits}, decay_bits={fmt.decay_bits}")
     if maxpool not in (None, "error", "sumpool"):
         raise ValueError(f"maxpool must be 'error' or 'sumpool', got {maxpool!r}")
     try:
@@ -493,6 +697,9 @@ def to_chip(model, target, *, maxpool: str | None = None) -> ChipModel:
     notes: list[str] = []
     pending: dict | None = None  # the weight layer waiting for its neuron
     gain = 1.0  # an average pool's 1/k², folded into the next weight layer
+    per_input = 1  # SpiNNaker: spikes one input of the next weight layer can carry per step (a sum pool's window)
+    convs: list[str] = []
+    maxpools: list[str] = []
     leaky: list[str] = []
 
     readout: str | None = None  # an LI seen: nothing may follow it but the end
@@ -510,8 +717,10 @@ def to_chip(model, target, *, maxpool: str | None = None) -> ChipModel:
             need_neuron(name)
             op, w, b, conv = _module_params(m, name)
             pending = {"name": name, "op": op, "w": w * gain, "b": b, "conv": conv, "gain": gain,
-                       "bn": None}
-            gain = 1.0
+                       "bn": None, "per_input": per_input}
+            gain, per_input = 1.0, 1
+            if op == "conv":
+                convs.append(name)
         elif isinstance(m, nn.modules.batchnorm._BatchNorm):
             if pending is None:
                 raise ValueError(f"{name}: a BatchNorm not right after a Linear/Conv2d cannot be folded into weights")
@@ -544,10 +753,12 @@ def to_chip(model, target, *, maxpool: str | None = None) -> ChipModel:
                 notes.append(f"{name}: Speck has no max pooling; run as a sum pool (every spike in a window passes)")
             else:
                 parts.append(_recorded(nsn.MaxPool2d(m.kernel_size, m.stride, m.padding), name))
+                maxpools.append(name)
         elif isinstance(m, nn.AvgPool2d):  # (SumPool2d too: it is an AvgPool2d times the window)
             need_neuron(name)
             _check_pool(m, name)
             parts.append(nsn.SumPool2d(m.kernel_size, m.stride, m.padding))
+            per_input *= _pool_size(m)
             if not isinstance(m, nsn.SumPool2d):
                 gain /= _pool_size(m)
         elif isinstance(m, (nn.Flatten, nsn.Flatten)):
@@ -574,16 +785,34 @@ def to_chip(model, target, *, maxpool: str | None = None) -> ChipModel:
         notes.append(f"{', '.join(spiking)}: per step a Speck neuron fires once per threshold its membrane holds, at "
                      "most once per input event reaching it (the float model fires at most once); a bias alone "
                      "never makes it fire")
+    if spinn:
+        if convs:
+            notes.append(f"{', '.join(convs)}: a convolution runs as the synapses it amounts to (a connection list in "
+                         "sPyNNaker's synaptic matrix, the ring-buffer shift counting the whole kernel); sPyNNaker's "
+                         "local-only ConvolutionConnector, whose arithmetic differs, is not modelled")
+        if maxpools:
+            notes.append(f"{', '.join(maxpools)}: a max pool of spikes runs as one neuron per window that fires when "
+                         "any input of its window does (a population of its own on SpiNNaker, not a built-in)")
+        notes.append("sPyNNaker delivers a spike one time step later at the earliest (a projection's delay is at "
+                     "least one step): a network of L layers answers L steps late on the chip; not simulated here, "
+                     "each layer's input is applied in the step it is sent")
+        notes.append("tau_refrac = 0: no refractory steps (the model has none); v_rest = v_reset = 0, i_offset "
+                     "carries the bias; each weight layer is split into an excitatory and an inhibitory projection")
+        notes.append("the input's event counts enter as that many spikes in a step; the first layer's ring-buffer "
+                     "shift assumes at most one spike per input and step, as sPyNNaker does for a source without a "
+                     "declared rate")
     return ChipModel(fmt, parts, info, _grouped(notes))
 
 
 def _grouped(notes: list[str]) -> list[str]:
-    """``"1: m"``, ``"4: m"`` → ``"1, 4: m"``, in first-seen order."""
+    """``"1: m"``, ``"4: m"`` → ``"1, 4: m"`` (notes whose message after the first ``": "`` repeats), in
+    first-seen order; every other note as it is."""
     order: dict[str, list[str]] = {}
     for n in notes:
-        where, _, message = n.partition(": ")
-        order.setdefault(message, []).append(where)
-    return [f"{', '.join(dict.fromkeys(wheres))}: {message}" for message, wheres in order.items()]
+        where, sep, message = n.partition(": ")
+        order.setdefault(message if sep else n, []).append(where if sep else "")
+    return [f"{', '.join(dict.fromkeys(wheres))}: {message}" if len(wheres) > 1 else
+            (f"{wheres[0]}: {message}" if wheres[0] else message) for message, wheres in order.items()]
 
 
 def _quantise_pair(syn: dict, name: str, m: nn.Module, fmt: ChipFormat, notes: list[str], leaky: list[str],
@@ -599,6 +828,8 @@ def _quantise_pair(syn: dict, name: str, m: nn.Module, fmt: ChipFormat, notes: l
         rec_w = rec.weight.detach().to("cpu", torch.float64)
         rec_b = None if rec.bias is None else rec.bias.detach().to("cpu", torch.float64)
         b = rec_b if b is None else (b if rec_b is None else b + rec_b)
+    if fmt.arithmetic == "spinnaker":
+        return _quantise_spinnaker(syn, name, facts, fmt, w, b, rec_w, notes, trailing)
     if not loihi:
         if kind in ("CubaLIF", "RLIF"):
             raise ValueError(f"{name}: Speck runs integrate-and-fire neurons fed forward; a {kind} layer (a synaptic "
@@ -688,6 +919,153 @@ def _quantise_pair(syn: dict, name: str, m: nn.Module, fmt: ChipFormat, notes: l
                weights_zero=_zero_fraction(words, w), threshold_int=threshold, beta_chip=1.0)
     row["_back"] = {"w": words / scale, "b": None if bias_int is None else bias_int / scale, "neuron": name,
                     "synapse": syn["name"], "bn": syn["bn"], "gain": syn["gain"]}
+    return synapse, neuron, row
+
+
+def _spinn_tau(target: float, decay_of, unity: int) -> tuple[int, int]:
+    """The s16.15 time constant τ (ms, the step being 1 ms) whose decay per step as the core computes it,
+    ``decay_of(τ)`` (in units of ``1/unity``), is nearest ``target``; returns ``(τ, decay)``. ``target = 0``: a τ
+    of 1/16 ms, whose decay ``e^(−16)`` spinn_common rounds to 0; 1 (no decay) is out of reach: ``τ = ∞`` cannot be
+    written, and ``dt/τ = 0`` gives ``expk`` 1 (the LIF's input then has no effect) and ``expulr`` 0 (its low 32 bits),
+    so the search starts at ``dt/τ = 2^−15``."""
+    if target <= 0:
+        tau = 2 ** 11
+        return tau, decay_of(tau)
+    m = max(1, round(-math.log(target) * 2 ** 15)) if target < 1 else 1
+    taus = {t for k in range(max(1, m - 2), m + 3) for t in (2 ** 30 // k, -(-2 ** 30 // k)) if 1 <= t < 2 ** 31}
+    tau = min(taus, key=lambda t: (abs(decay_of(t) / unity - target), t))
+    return tau, decay_of(tau)
+
+
+def _spinn_shift(projections: list[tuple[torch.Tensor, int]]) -> int:
+    """sPyNNaker's ring-buffer shift of one synapse type (``AbstractPopulationVertex.get_ring_buffer_shifts``, all
+    delays equal so the bound is ``_Stats.total_weights``): over the projections, Σ n·w_max (the most synapses of the
+    type into one neuron, times the inputs' spikes per step, times the largest weight, in nA), and the smallest power
+    of two above it (``2^shift > Σ``, ``shift ≥ 0``)."""
+    total = 0.0
+    for mat, per_input in projections:
+        nonzero = mat != 0
+        if bool(nonzero.any()):
+            total += int(nonzero.reshape(mat.shape[0], -1).sum(1).max()) * per_input * float(mat.max())
+    if total <= 0:
+        return 0
+    power = int(math.ceil(max(0.0, math.log2(total))))
+    return power + 1 if 2 ** power <= total else power
+
+
+#: SpiNNaker: the largest input current ``I·R`` (mV), and threshold, that a layer's worst step may ask of the s16.15
+#: accum: 2^14, so that ``A − V``, which can span twice that, stays inside the accum's ±2^16 (it wraps beyond)
+SPINNAKER_RANGE = 2 ** 14
+
+
+def _quantise_spinnaker(syn: dict, name: str, facts: dict, fmt: ChipFormat, w: torch.Tensor, b, rec_w, notes: list[str],
+                        trailing: bool):
+    """A synapse–neuron pair as an sPyNNaker population (see the module docstring): IF_curr_delta (LIF, RLIF, a read-out
+    LI) or IF_curr_exp (CubaLIF with α > 0), its PyNN parameters chosen as s16.15 words, its weights split into an
+    excitatory and an inhibitory projection as sPyNNaker scales them."""
+    kind, beta, alpha, v_th = facts["kind"], facts["beta"], facts["alpha"], facts["v_th"]
+    spiking = kind != "LI"
+    one = 2 ** fmt.fraction_bits  # 1.0 in s16.15; also the time step, 1 ms
+    tau_m, e_tc = _spinn_tau(beta, lambda t: _spinn_expk(-_spinn_kdivk(one, t)), one)
+    r_m = _spinn_kdivk(tau_m, tau_m)  # cm = tau_m: R = tau_m / cm = 1 MΩ
+    exp_syn = kind == "CubaLIF" and alpha > 0
+    tau_s = decay = init = None
+    if exp_syn:  # exp_synapse_utils.h decay_and_init
+        tau_s, decay = _spinn_tau(alpha, lambda t: _spinn_expulr(-_spinn_kdivk(one, t)), 2 ** 32)
+        # (tau/dt)·(1.0ulr − decay), GCC's 1.0ulr being the largest u0.32, 2^32 − 1
+        init = ((_spinn_kdivk(tau_s, one) * (_M32 - decay)) >> 15) & _M32
+    leak = 1 - e_tc / one
+    alpha_chip = 0.0 if decay is None else decay / 2 ** 32
+    per_input = syn.get("per_input", 1)
+    rows = w.abs().reshape(w.shape[0], -1).sum(1) * per_input
+    if rec_w is not None:
+        rows = rows + (rec_w.abs() if rec_w.dim() == 1 else rec_w.abs().sum(1))
+    if b is not None:
+        rows = rows + b.abs()
+    worst = float(rows.max()) / ((1 - alpha_chip) if exp_syn else 1.0)  # the largest current a step can hold
+    scale = SPINNAKER_RANGE * leak / worst if worst > 0 else math.inf  # mV of membrane per unit of the model's
+    if spiking:
+        scale = min(scale, SPINNAKER_RANGE / v_th)
+    if not math.isfinite(scale) or scale <= 0:
+        scale = 1.0
+    to_na = scale / leak / ((init / 2 ** 32) if exp_syn else 1.0)  # nA of ring-buffer input per unit of weight
+
+    def signed(mat):
+        return (mat * to_na).clamp(min=0), (-mat * to_na).clamp(min=0)
+
+    w_pos, w_neg = signed(w)
+    rec_dense = None if rec_w is None else (torch.diag(rec_w) if rec_w.dim() == 1 else rec_w)
+    r_pos, r_neg = signed(rec_dense) if rec_dense is not None else (None, None)
+    shifts = []
+    for ff, rr in ((w_pos, r_pos), (w_neg, r_neg)):
+        shifts.append(_spinn_shift([(ff, per_input)] + ([] if rr is None else [(rr, 1)])))
+    top = 2 ** fmt.weight_bits - 1
+    clipped = 0
+
+    def words(mat, shift):  # synapse_io: weight · 2^(16 − (shift + 1)); synapse_dynamics_static: rint(|w|) & 0xFFFF
+        nonlocal clipped
+        q = torch.round(mat * 2.0 ** (fmt.weight_bits - 1 - shift))
+        clipped += int((q > top).sum())
+        return torch.remainder(q, top + 1)
+
+    ints = [words(w_pos, shifts[0]), words(w_neg, shifts[1])]
+    units = [2.0 ** (s - (fmt.weight_bits - 1)) / to_na for s in shifts]  # one word, back in the model's units
+    synapse = ChipSynapse(syn["name"], syn["op"], ints[0], 0, 0, syn["conv"], weight_neg=ints[1])
+    back_w = ints[0] * units[0] - ints[1] * units[1]
+    row: dict[str, Any] = {"layer": name, "synapse": syn["name"], "neuron": kind}
+    back: dict[str, Any] = {"w": back_w}
+    recurrent = None
+    if rec_dense is not None:
+        r_ints = [words(r_pos, shifts[0]), words(r_neg, shifts[1])]
+        recurrent = ChipSynapse(f"{name}.recurrent", "linear", r_ints[0], 0, 0, weight_neg=r_ints[1])
+        back_r = r_ints[0] * units[0] - r_ints[1] * units[1]
+        back["w_rec"] = torch.diagonal(back_r) if rec_w.dim() == 1 else back_r
+        row.update(recurrent_weights_zero=_zero_fraction(back["w_rec"], rec_w))
+    bias_words = None
+    if b is not None:
+        b_eff = b / (1 - alpha_chip) if exp_syn else b
+        bias_words = torch.round(b_eff * scale / leak * one)
+        back["b"] = bias_words / one * leak / scale * ((1 - alpha_chip) if exp_syn else 1.0)
+        if exp_syn and bool((b != 0).any()):
+            notes.append(f"{name}: the model's bias enters the synaptic current; sPyNNaker adds i_offset to the "
+                         "input after the synapses, so it is given there as b/(1 − α), with the chip's α (the same "
+                         "steady state, not the same first steps)")
+    else:
+        back["b"] = None
+    threshold = max(1, round(v_th * scale * one)) if spiking else 2 ** (fmt.threshold_bits - 1) - 1
+    pynn = {"time_step": one, "tau_m": tau_m, "cm": tau_m, "v_rest": 0, "v_reset": 0, "v": 0, "tau_refrac": 0,
+            "v_thresh": threshold}
+    if exp_syn:
+        pynn.update(tau_syn_E=tau_s, tau_syn_I=tau_s, isyn_exc=0, isyn_inh=0)
+    spinnaker = {"synapse": "exp" if exp_syn else "delta", "shifts": tuple(shifts), "R": r_m, "exp_TC": e_tc,
+                 "decay": decay, "init": init, "pynn": pynn, "weight_nA": to_na}
+    neuron = ChipNeuron(name, fmt, scale=scale, threshold=threshold, reset="zero", spiking=spiking, decay_v=e_tc,
+                        decay_u=decay, bias=bias_words, recurrent=recurrent, spinnaker=spinnaker)
+    if beta >= 1:
+        notes.append(f"{name}: β = 1 needs τ_m = ∞, which sPyNNaker's closed form cannot take (exp_TC = 1 ignores "
+                     f"the input); the slowest leak its expk gives is used, β = {e_tc / one:.6g}")
+    if exp_syn and alpha >= 1:
+        notes.append(f"{name}: α = 1 needs τ_syn = ∞, which sPyNNaker cannot take (expulr(0) is 0); the slowest "
+                     f"synaptic decay it gives is used, α = {alpha_chip:.6g}")
+    if trailing:
+        notes.append(f"{name}: the model ends in a weight layer; its sums are read from the membrane of neurons that "
+                     "forget every step (τ_m = dt/16: exp_TC = 0) and never reach their threshold")
+    if not spiking:
+        notes.append(f"{name}: the read-out is the membrane after each step; sPyNNaker records v at the start of a "
+                     "step, so it records these values one step later")
+    if spiking and facts["reset"] != "zero":
+        notes.append(f"{name}: the model resets by {facts['reset']!r}; sPyNNaker's LIF sets a neuron that fires to "
+                     "v_reset (0 here)")
+    if spiking and facts["timing"] == "delayed":
+        notes.append(f"{name}: the model resets a step late and fires above its threshold (snnTorch's timing); "
+                     "sPyNNaker fires where v ≥ v_thresh and resets in the step it fires")
+    lsb = max((u for u, x in zip(units, ints) if bool((x != 0).any())), default=units[0])
+    row.update(scale=scale, weight_exp=shifts[0], ring_buffer_shifts=list(shifts), weight_lsb=lsb / syn["gain"],
+               weights_clipped=clipped, weights_zero=_zero_fraction(back_w, w), threshold_int=threshold,
+               decay_v=e_tc, decay_u=decay, init=init, beta_chip=e_tc / one, alpha_chip=alpha_chip if exp_syn else None,
+               tau_m_ms=tau_m / one, cm_nF=tau_m / one, tau_syn_ms=None if tau_s is None else tau_s / one,
+               v_thresh_mV=threshold / one if spiking else None)
+    row["_back"] = {**back, "neuron": name, "synapse": syn["name"], "bn": syn["bn"], "gain": syn["gain"]}
     return synapse, neuron, row
 
 

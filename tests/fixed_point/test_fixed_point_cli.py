@@ -36,13 +36,13 @@ def test_fixed_point_flags_are_checked_with_one_line_errors(tmp_path):
             (["--fixed-point"], None, "--fixed-point needs --checkpoint"),
             (["--fixed-point", "--fixed-point-samples", "0"], "x.pt", "--fixed-point-samples must be at least 1"),
             (["--fixed-point", "--target", "rram_neurosim", "--target", "truenorth"], "x.pt",
-             r"needs a digital target whose spec gives its arithmetic \(\['loihi', 'loihi_sanafe', 'speck'\]\); "
+             r"needs a digital target whose spec gives its arithmetic \(\['loihi', 'loihi_sanafe', 'speck', 'spinnaker'\]\); "
              r"got \['rram_neurosim', 'truenorth'\]"),
             (["--fixed-point", "--target", "nochip"], "x.pt", "unknown target 'nochip'")):
         with pytest.raises(UserError, match=message):
             check_fixed_point_args(p.parse_args(flags), ckpt)
     chosen = check_fixed_point_args(p.parse_args(["--fixed-point"]), "x.pt")  # every target: those with one
-    assert [s.name for s in chosen] == ["loihi", "loihi_sanafe", "speck"]
+    assert [s.name for s in chosen] == ["loihi", "loihi_sanafe", "speck", "spinnaker"]
 
 
 def test_estimate_refuses_a_bad_fixed_point_flag_before_estimating(tmp_path, capsys, monkeypatch):
@@ -50,7 +50,7 @@ def test_estimate_refuses_a_bad_fixed_point_flag_before_estimating(tmp_path, cap
     from neurosim.cli import main
 
     monkeypatch.setattr(estimation, "estimate_checkpoint", lambda *a, **kw: pytest.fail("estimated first"))
-    assert main(["estimate", "--checkpoint", str(tmp_path / "c.pt"), "--fixed-point", "--target", "spinnaker"]) == 2
+    assert main(["estimate", "--checkpoint", str(tmp_path / "c.pt"), "--fixed-point", "--target", "spinnaker2"]) == 2
     assert "--fixed-point needs a digital target" in capsys.readouterr().err
     assert main(["estimate", "--nir", str(tmp_path / "m.nir"), "--activity", "a.json", "--fixed-point"]) == 2
     assert "--fixed-point needs --checkpoint" in capsys.readouterr().err

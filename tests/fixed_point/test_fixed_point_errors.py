@@ -14,7 +14,7 @@ from neurosim.hardware.fixed_point import (chip_format, evaluate_fixed_point, fi
                                           to_chip)
 
 F64 = torch.float64
-CHIPS = ["speck", "loihi"]
+CHIPS = ["speck", "loihi", "spinnaker"]
 
 
 def small(seed: int = 0, n_in: int = 6) -> nsn.Sequential:
@@ -32,16 +32,19 @@ def counts(shape, seed: int = 1, high: int = 3) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------------ targets
 def test_fixed_point_targets_are_the_specs_with_an_arithmetic():
-    assert fixed_point_targets() == ["loihi", "loihi_sanafe", "speck"]
+    assert fixed_point_targets() == ["loihi", "loihi_sanafe", "speck", "spinnaker"]
     fmt = chip_format("speck")
     assert (fmt.arithmetic, fmt.weight_bits, fmt.bias_bits, fmt.state_bits, fmt.threshold_bits) == \
         ("dynapcnn", 8, 8, 16, 16)
     assert chip_format("loihi").arithmetic == "loihi"
+    fmt = chip_format("spinnaker")
+    assert (fmt.arithmetic, fmt.weight_bits, fmt.state_bits, fmt.fraction_bits, fmt.decay_bits) == \
+        ("spinnaker", 16, 32, 15, 32)
 
 
 @pytest.mark.parametrize("target, why", [
     ("truenorth", "gives no arithmetic"),
-    ("spinnaker", "gives no arithmetic"),
+    ("spinnaker2", "gives no arithmetic"),
     ("rram_neurosim", "is a crossbar target"),
     ("conventional_45nm", "is a conventional target"),
 ])
@@ -52,7 +55,7 @@ def test_targets_without_integer_arithmetic_are_named(target, why):
     with pytest.raises(ValueError, match=f"^target '{target}'.*{why}"):
         to_chip(small(), target)
     if "arithmetic" in why:  # and it says which targets can be simulated
-        assert "['loihi', 'loihi_sanafe', 'speck']" in str(info.value)
+        assert "['loihi', 'loihi_sanafe', 'speck', 'spinnaker']" in str(info.value)
 
 
 # ------------------------------------------------------------------------------------------ input and layers

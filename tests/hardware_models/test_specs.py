@@ -175,7 +175,8 @@ def spec_data(base: str) -> dict:
         return copy.deepcopy(tomllib.load(fh))
 
 
-@pytest.mark.parametrize("base, arithmetic", [("loihi", "loihi"), ("loihi_sanafe", "loihi"), ("speck", "dynapcnn")])
+@pytest.mark.parametrize("base, arithmetic", [("loihi", "loihi"), ("loihi_sanafe", "loihi"), ("speck", "dynapcnn"),
+                                               ("spinnaker", "spinnaker")])
 def test_arithmetic_targets_declare_it_and_cite_every_precision_constant(base, arithmetic):
     from hardware_models.specs import ARITHMETIC_NEEDS, ARITHMETICS
 
@@ -190,6 +191,12 @@ def test_arithmetic_targets_declare_it_and_cite_every_precision_constant(base, a
         assert {k: c.value for k, c in precision.items()} == \
             {"weight_bits": 8, "bias_bits": 8, "state_bits": 16, "threshold_bits": 16}
         assert all("discretize.py" in c.citation for c in precision.values())
+    elif base == "spinnaker":  # sPyNNaker's s16.15 accum, 16-bit weights, u0.32 decays
+        assert {k: c.value for k, c in precision.items()} == \
+            {"weight_bits": 16, "state_bits": 32, "fraction_bits": 15, "threshold_bits": 32, "bias_bits": 32,
+             "decay_bits": 32}
+        assert all("sPyNNaker" in c.citation and "891cfb3" in c.citation for c in precision.values())
+        assert {"spinn_common", "gcc"} <= set(spec.sources)
     else:
         assert all("lava" in c.citation.lower() for c in precision.values())
 
@@ -204,7 +211,7 @@ def test_a_spec_without_arithmetic_still_loads():
     assert "arithmetic" not in spec.options and spec.si("power.static") == approx_si(0.42e-3)
 
 
-@pytest.mark.parametrize("base", ["loihi", "speck"])
+@pytest.mark.parametrize("base", ["loihi", "speck", "spinnaker"])
 def test_a_missing_precision_constant_is_named(base):
     from hardware_models.specs import ARITHMETIC_NEEDS
 
@@ -220,14 +227,14 @@ def test_a_missing_precision_constant_is_named(base):
 def test_precision_constants_without_arithmetic_are_rejected():
     data = spec_data("loihi")
     del data["arithmetic"]
-    with pytest.raises(SpecError, match=r"^broken.toml: arithmetic: missing.*\['loihi', 'dynapcnn'\]"):
+    with pytest.raises(SpecError, match=r"^broken.toml: arithmetic: missing.*\['loihi', 'dynapcnn', 'spinnaker'\]"):
         spec_from_dict(data, origin="broken.toml")
 
 
 def test_an_unknown_arithmetic_lists_the_known_ones():
     data = spec_data("speck")
     data["arithmetic"] = "truenorth"
-    with pytest.raises(SpecError, match=r"^broken.toml: arithmetic: 'truenorth' is not one of \['loihi', 'dynapcnn'\]"):
+    with pytest.raises(SpecError, match=r"^broken.toml: arithmetic: 'truenorth' is not one of \['loihi', 'dynapcnn', 'spinnaker'\]"):
         spec_from_dict(data, origin="broken.toml")
 
 
