@@ -172,7 +172,7 @@ class ModelConfig:
     channels: tuple[int, ...] = (16, 32)  # conv: output channels per conv block
     kernel_size: int = 5  # conv: square kernel size
     padding: int = 0  # conv: zero padding per side (0 matches the classic N-MNIST conv SNN)
-    pool: int = 2  # conv: max-pool size after each conv block (1 = none)
+    pool: int = 2  # conv: pool size after each conv block (1 = none); its kind: pool_type
     input_pool: int = 1  # conv: sum-pool the input by this factor first (e.g. 4 for 128×128 DVS-Gesture)
     # conv: the pooling after each conv block: max | sum (Speck/DYNAP-CNN pools only by summing; NIR's SumPool2d)
     # | avg. Written to configs only when set

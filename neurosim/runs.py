@@ -495,47 +495,40 @@ def estimate_run(result: RunResult, targets=None, samples: int = 64) -> tuple[ob
             section.append(f"- {e.target}: {note.message}")
     section += ["", "![energy per inference](estimate/energy.png)", "", "![per-layer activity](estimate/layers.png)",
                 "", "![cores used](estimate/cores.png)", ""]
-    section += _fixed_point_section(result, targets, samples)
+    section += _fixed_point_section(result, targets, samples, float_activity=report.activity)
     return report, section
 
 
-def _fixed_point_section(result: RunResult, targets=None, samples: int = 64) -> list[str]:
-    """report.md's "accuracy in the chips' integers" section: each digital target with an arithmetic (one per
-    distinct arithmetic and formats) on the whole test split; ``fixed_point_<target>.json`` beside the estimate."""
-    import json
-
+def _fixed_point_section(result: RunResult, targets=None, samples: int = 64, float_activity=None) -> list[str]:
+    """report.md's "accuracy in the chips' integers" section: each digital target with an arithmetic on the whole
+    test split (:func:`neurosim.hardware.fixed_point.fixed_point_reports`), ``fixed_point_<target>.json`` beside the
+    estimate. ``float_activity``: the estimate's (the same samples), reused for the energy at the float spikes."""
     from hardware_models import load_spec
 
-    from neurosim._io import atomic_write_text
-    from neurosim.estimation import chip_energy
-    from neurosim.hardware.fixed_point import ENERGY_NOTE, evaluate_fixed_point, fixed_point_targets, formats_key
+    from neurosim.hardware.fixed_point import ENERGY_NOTE, fixed_point_reports, fixed_point_targets
 
     cfg = result.trainer.config
-    names = [t for t in fixed_point_targets() if targets is None or t in targets]
-    rows, notes, seen = [], [], {}
-    for name in names:
-        spec = load_spec(name)
-        key = formats_key(spec)
-        if key in seen:
-            rows.append(f"| {name} | the same integers as {seen[key]} | | | | |")
+    specs = [load_spec(t) for t in fixed_point_targets() if targets is None or t in targets]
+    if not specs:
+        return []
+    reports, refused = fixed_point_reports(
+        result.model, result.data.test, specs, loss=cfg.train.loss, input_shape=cfg.model.input_shape,
+        dt_s=cfg.neuron.dt_ms * 1e-3, samples=samples, out_dir=result.run_dir / "estimate",
+        float_activity=float_activity)
+    rows, notes = [], []
+    for spec in specs:
+        if spec.name in refused:
+            rows.append(f"| {spec.name} | not simulated: {refused[spec.name]} | | | | |")
             continue
-        seen[key] = name
-        try:
-            r = evaluate_fixed_point(result.model, result.data.test, spec, loss=cfg.train.loss)
-        except ValueError as e:
-            rows.append(f"| {name} | not simulated: {e} | | | | |")
-            continue
-        r["energy"] = chip_energy(result.model, cfg.model.input_shape, result.data.test, spec, samples=samples,
-                                  dt_s=cfg.neuron.dt_ms * 1e-3)
-        atomic_write_text(result.run_dir / "estimate" / f"fixed_point_{name}.json", json.dumps(r, indent=1) + "\n")
-        e = r["energy"]
+        r, e = reports[spec.name], reports[spec.name]["energy"]
         energy = ("no energy per event published" if "note" in e else
                   f"{e['chip_activity']['energy_j'] * 1e6:.3g} / {e['float_activity']['energy_j'] * 1e6:.3g} µJ")
-        rows.append(f"| {name} | {r['float_acc']:.2f} % | {r['chip_acc']:.2f} % | {r['chip_weights_acc']:.2f} % | "
-                    f"{r['agreement']:.1f} % | {energy} |")
-        notes += [f"- {name}: {n}" for n in r["notes"] if n != ENERGY_NOTE]
-    if not rows:
-        return []
+        accuracy = (f"the same integers as {r['same_as']} | | |" if "same_as" in r else
+                    f"{r['float_acc']:.2f} % | {r['chip_acc']:.2f} % | {r['chip_weights_acc']:.2f} %")
+        agreement = "" if "same_as" in r else f"{r['agreement']:.1f} %"
+        rows.append(f"| {spec.name} | {accuracy} | {agreement} | {energy} |")
+        if "same_as" not in r:
+            notes += [f"- {spec.name}: {n}" for n in r["notes"] if n != ENERGY_NOTE]
     return ["## Accuracy in the chips' integer arithmetic", "",
             f"The test split ({len(result.data.test.labels)} samples) through each digital chip's integer model "
             "(`estimate/fixed_point_<target>.json`; `neurosim estimate --checkpoint checkpoint.pt --fixed-point`): "

@@ -115,52 +115,62 @@ def estimate_model(model, input_shape: Sequence[int], data, targets: Sequence[st
             more after the demo model's pools).
         **options: passed to :func:`hardware_models.estimate` (e.g. ``weight_bits``).
     """
-    from neurosim.activity import activity_profile
-    from neurosim.export import to_nir
     from neurosim.export.nir import _to_neurosim
-    from neurosim.nn import LIF, MaxPool2d
 
     model = _to_neurosim(model)  # an snnTorch model runs as its neurosim equivalent (identical spikes)
-    graph = to_nir(model, tuple(input_shape), dt_s=dt_s, maxpool=maxpool)
-    names = _module_node_names(model, graph)
-    inp = _input_node(graph)
-    activity = activity_profile(model, data, dt_s=dt_s, samples=samples, names=names, input_name=inp,
-                                kinds=(LIF, MaxPool2d))
-    _counts_in_input_shape(activity, graph, inp)
+    graph, _, _, activity = _graph_and_activity(model, input_shape, data, dt_s=dt_s, samples=samples, maxpool=maxpool)
     return _run(graph, activity, targets, out_dir, options)
 
 
+def _graph_and_activity(model, input_shape: Sequence[int], data, *, dt_s: float, samples: int | None,
+                        maxpool: str = "sumpool", measure: bool = True):
+    """A neurosim model's NIR graph, its module → node names, its Input node and (``measure``) its activity on
+    ``data`` in the graph's terms (None without ``measure``)."""
+    from neurosim.activity import activity_profile
+    from neurosim.export import to_nir
+    from neurosim.nn import LIF, MaxPool2d
+
+    graph = to_nir(model, tuple(input_shape), dt_s=dt_s, maxpool=maxpool)
+    names = _module_node_names(model, graph)
+    inp = _input_node(graph)
+    activity = None
+    if measure:
+        activity = activity_profile(model, data, dt_s=dt_s, samples=samples, names=names, input_name=inp,
+                                    kinds=(LIF, MaxPool2d))
+        _counts_in_input_shape(activity, graph, inp)
+    return graph, names, inp, activity
+
+
 def chip_energy(model, input_shape: Sequence[int], data, target, *, dt_s: float = 1e-3, samples: int | None = 64,
-                maxpool: str = "sumpool") -> dict:
+                float_activity=None) -> dict:
     """Energy and latency per inference on a digital ``target`` twice, on the same samples: at the float model's
     activity (what :func:`estimate_model` prices) and at the activity of the model's integer version on that chip
     (:mod:`neurosim.hardware.fixed_point`: its spikes, which a reset to zero, a dropped leak or several spikes per
     step change).
 
+    ``float_activity``: the float model's activity when already measured on the same samples (an
+    :func:`estimate_model` report's ``activity``); measured here otherwise.
+
     Returns ``{"target", "samples", "float_activity", "chip_activity", "energy_ratio_chip_float"}``, each activity
-    ``{"energy_j", "latency_s", "synops"}`` per inference.
+    ``{"energy_j", "latency_s", "synops"}`` per inference (and ``"note"`` where the target's figures do not depend
+    on activity).
 
     Raises:
         ValueError: the target has no arithmetic, or the chip cannot run the model (named).
     """
     from hardware_models import Spec, analyze, estimate, load_spec
 
-    from neurosim.activity import activity_profile
-    from neurosim.export import to_nir
     from neurosim.export.nir import _to_neurosim
     from neurosim.hardware.fixed_point import chip_activity, to_chip
-    from neurosim.nn import LIF, MaxPool2d
 
     spec = target if isinstance(target, Spec) else load_spec(target)
     model = _to_neurosim(model)
     chip = to_chip(model, spec)
     blind = spec.kind == "digital" and not any(spec.term(t) == "modelled" for t in ("synaptic", "neuron_update",
                                                                                     "routing"))
-    graph = to_nir(model, tuple(input_shape), dt_s=dt_s, maxpool=maxpool)
-    names = _module_node_names(model, graph)
-    inp = _input_node(graph)
-    float_act = activity_profile(model, data, dt_s=dt_s, samples=samples, names=names, input_name=inp,
-                                 kinds=(LIF, MaxPool2d))
+    graph, names, inp, float_act = _graph_and_activity(model, input_shape, data, dt_s=dt_s, samples=samples,
+                                                       measure=float_activity is None)
+    float_act = float_activity if float_activity is not None else float_act
     node_of = {}
     for part in chip.net:
         key = getattr(part, "record_as", None)
@@ -176,8 +186,8 @@ def chip_energy(model, input_shape: Sequence[int], data, target, *, dt_s: float 
     if blind:
         out["note"] = (f"{spec.name} publishes no energy per event: its estimate does not depend on the activity, "
                        "so the chip's own spikes do not change it")
+    _counts_in_input_shape(chip_act, graph, inp)
     for key, act in (("float_activity", float_act), ("chip_activity", chip_act)):
-        _counts_in_input_shape(act, graph, inp)
         e = estimate(facts, act, spec)
         out[key] = {"energy_j": e.total_energy_j, "latency_s": e.latency_per_inference_s, "synops": e.synops}
     f = out["float_activity"]["energy_j"]

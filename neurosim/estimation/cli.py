@@ -58,7 +58,8 @@ def cmd_estimate(args) -> int:
     if report.files:
         print(f"estimate: {report.files['estimate.json']}")
     run_nonideal_from_args(args, args.checkpoint, args.out)
-    run_fixed_point_from_args(args, args.checkpoint, args.out)
+    run_fixed_point_from_args(args, args.checkpoint, args.out,
+                              float_activity=report.activity if args.checkpoint else None)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""``neurosim estimate ... --nonideal``: the flags and the run, kept here so the estimate command wires them in two lines.
+"""``neurosim estimate ... --nonideal`` (RRAM chips) and ``--fixed-point`` (digital chips' integers): the flags and the
+runs, kept here so the estimate command wires each in two lines.
 
 In ``neurosim/estimation/cli.py``::
 
@@ -195,10 +196,12 @@ def add_fixed_point_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--fixed-point", action="store_true",
                    help="also evaluate test accuracy in each digital target's integer arithmetic (weights, "
                         "thresholds, decays and membranes as the chip holds them: Loihi as Lava's bit-accurate "
-                        "models, Speck as sinabs discretises it), next to the float accuracy and the float model "
-                        "with the chip's weights")
+                        "models, Speck as sinabs discretises it, SpiNNaker as sPyNNaker computes it), next to the "
+                        "float accuracy and the float model with the chip's weights, and price the energy per "
+                        "inference at the chip's own spikes next to the float model's (on --samples samples)")
     g.add_argument("--fixed-point-samples", type=int, default=None, metavar="N",
-                   help="test samples for --fixed-point (default: the whole test split)")
+                   help="test samples for --fixed-point's accuracies (default: the whole test split; the energy "
+                        "uses --samples)")
 
 
 def check_fixed_point_args(args: argparse.Namespace, checkpoint_path) -> list:
@@ -223,38 +226,35 @@ def check_fixed_point_args(args: argparse.Namespace, checkpoint_path) -> list:
     from neurosim.hardware.fixed_point import fixed_point_targets
 
     try:
-        specs = [load_spec(t) for t in (getattr(args, "target", None) or list_targets())]
+        specs = [load_spec(t) for t in dict.fromkeys(getattr(args, "target", None) or list_targets())]
     except SpecError as e:
         raise UserError(str(e)) from None
-    chosen = [s for s in specs if s.kind == "digital" and "arithmetic" in s.options]
+    chosen = list({s.name: s for s in specs if s.kind == "digital" and "arithmetic" in s.options}.values())
     if not chosen:
         raise UserError(f"--fixed-point needs a digital target whose spec gives its arithmetic ({fixed_point_targets()}); "
                         f"got {[s.name for s in specs]}")
     return chosen
 
 
-def run_fixed_point_from_args(args: argparse.Namespace, checkpoint_path, out_dir) -> dict:
-    """Run ``--fixed-point``: prints a summary per target, writes ``fixed_point_<target>.json`` (atomically) in
-    ``out_dir`` (default ``<checkpoint dir>/estimate``) and returns ``{target: report}``. A target that cannot run
-    the model (Speck and a recurrent layer) is skipped with a line saying why; none at all is an error. A target
-    with the same arithmetic and number formats as one already run (``loihi_sanafe`` after ``loihi``) takes its
-    result (``same_as``)."""
+def run_fixed_point_from_args(args: argparse.Namespace, checkpoint_path, out_dir, float_activity=None) -> dict:
+    """Run ``--fixed-point`` (:func:`neurosim.hardware.fixed_point.fixed_point_reports`): prints a summary per
+    target, writes ``fixed_point_<target>.json`` (atomically) in ``out_dir`` (default ``<checkpoint dir>/estimate``)
+    and returns ``{target: report}``. A target that cannot run the model (Speck and a recurrent layer) is skipped
+    with a line saying why; none at all is an error. ``float_activity``: the estimate's measured activity (the same
+    samples and graph), which the energy at the float model's spikes reuses."""
     if not getattr(args, "fixed_point", False):
         return {}
-    import json
-
     from hardware_models import load_spec
 
-    from neurosim._io import atomic_write_text
     from neurosim.cli import UserError
-    from neurosim.estimation import chip_energy, format_chip_energy
-    from neurosim.hardware.fixed_point import evaluate_fixed_point, format_fixed_point, formats_key
+    from neurosim.estimation import format_chip_energy
+    from neurosim.hardware.fixed_point import fixed_point_reports, format_fixed_point
     from neurosim.hardware.report import load_checkpoint_model
     from neurosim.training.checkpoint import beside_checkpoint
 
     specs = check_fixed_point_args(args, checkpoint_path)
     chosen = {s.name for s in specs}
-    for t in getattr(args, "target", None) or []:
+    for t in dict.fromkeys(getattr(args, "target", None) or []):
         if t in chosen or Path(t).stem in chosen:
             continue
         spec = load_spec(t)
@@ -264,37 +264,23 @@ def run_fixed_point_from_args(args: argparse.Namespace, checkpoint_path, out_dir
         print(f"fixed point: {spec.name} not simulated ({why})")
     out = Path(out_dir) if out_dir else beside_checkpoint(checkpoint_path, "estimate")
     model, test, cfg = load_checkpoint_model(checkpoint_path, progress=not getattr(args, "quiet", False))
-    reports, refused, done = {}, {}, {}
-    for spec in specs:
-        same = formats_key(spec)
-        twin = next((name for name, key in done.items() if key == same), None)
-        try:
-            if twin is not None:  # another target with the same arithmetic and formats: the same chip model
-                r = {**reports[twin], "target": spec.name, "same_as": twin}  # (its energy: below, its own chip)
-            else:
-                r = evaluate_fixed_point(model, test, spec, loss=cfg.train.loss, max_samples=args.fixed_point_samples)
-                step_ms = getattr(args, "step_ms", None)
-                r["energy"] = chip_energy(model, cfg.model.input_shape, test, spec, samples=getattr(args, "samples", 64),
-                                          dt_s=(cfg.neuron.dt_ms if step_ms is None else step_ms) * 1e-3)
-        except ValueError as e:
-            refused[spec.name] = str(e)
-            print(f"fixed point: {spec.name} not simulated: {e}")
-            continue
-        done[spec.name] = same
-        r["checkpoint"] = str(checkpoint_path)
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / f"fixed_point_{spec.name}.json"
-        atomic_write_text(path, json.dumps(r, indent=1) + "\n")
-        reports[spec.name] = r
-        if twin is not None:
-            print(f"{spec.name}: the same arithmetic and number formats as {twin}, the same accuracy")
-            r["energy"] = chip_energy(model, cfg.model.input_shape, test, spec, samples=getattr(args, "samples", 64),
-                                      dt_s=(cfg.neuron.dt_ms if getattr(args, "step_ms", None) is None
-                                            else args.step_ms) * 1e-3)
+
+    def show(name: str, r: dict) -> None:
+        if "same_as" in r:
+            print(f"{name}: the same arithmetic and number formats as {r['same_as']}, the same accuracy")
         else:
             print(format_fixed_point(r))
         print(format_chip_energy(r["energy"]))
-        print(f"fixed point: {path}")
+        print(f"fixed point: {out / f'fixed_point_{name}.json'}")
+
+    step_ms = getattr(args, "step_ms", None)
+    reports, refused = fixed_point_reports(
+        model, test, specs, loss=cfg.train.loss, input_shape=cfg.model.input_shape,
+        dt_s=(cfg.neuron.dt_ms if step_ms is None else step_ms) * 1e-3, samples=getattr(args, "samples", 64),
+        max_samples=args.fixed_point_samples, out_dir=out, float_activity=float_activity,
+        extra={"checkpoint": str(checkpoint_path)}, on_report=show)
+    for name, why in refused.items():
+        print(f"fixed point: {name} not simulated: {why}")
     if not reports:
         raise UserError("--fixed-point: no target could run the model: "
                         + "; ".join(f"{t}: {why}" for t, why in refused.items()))

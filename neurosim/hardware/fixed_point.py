@@ -3,8 +3,15 @@ simulated step by step as the chip computes them, and the test accuracy that res
 
 The energy estimates (:mod:`hardware_models`) assume the chip computes what the float model does. It does not:
 weights are a few bits, decays 12-bit fractions, membranes saturate, and some neurons cannot leak or reset the
-way the model does. :func:`to_chip` builds the integer model of one digital target and :func:`evaluate_fixed_point`
-compares its test accuracy with the float model's (``neurosim estimate --fixed-point``).
+way the model does. :func:`to_chip` builds the integer model of one digital target; :func:`evaluate_fixed_point`
+compares its test accuracy with the float model's and with the float model holding the chip's weights
+(:func:`chip_weights_model`); :func:`chip_activity` records the chip's own spikes, which
+:func:`neurosim.estimation.chip_energy` prices next to the float model's; :func:`fixed_point_reports` runs both for
+several targets (``neurosim estimate --fixed-point``, the demo's report).
+
+Every chip takes the model as it would be exported: BatchNorm folded into the weights before it, dropout dropped,
+an average pool run as a sum pool with its 1/k² folded into the next layer's weights, an LI layer only as the
+read-out. Inputs must be whole numbers (spikes or event counts; Speck and SpiNNaker: not negative).
 
 The arithmetic follows the target spec's ``arithmetic`` option, with the spec's ``[precision]`` constants:
 
@@ -64,18 +71,21 @@ What is chosen here, not by the chip: the scale of each layer. Loihi: the thresh
 voltage units (a 256 mantissa: headroom of 512 thresholds before saturation, decay rounding 1/16384 of a
 threshold per step), each weight matrix takes the smallest exponent at which its largest weight fits (the most
 significant bits), each bias the smallest exponent that fits. A non-spiking read-out takes the scale at which one
-step of every input at once (Σ |w|) is 2^14, and is a compartment with the largest threshold (Lava's LIF always
+step of every input at once with its bias (Σ |w| + |b|) is 2^14, and is a compartment with the largest threshold (Lava's LIF always
 fires: within 64 units of saturation it resets). Speck: sinabs' rule above. SpiNNaker: the PyNN parameters, as
 s16.15 words (so that sPyNNaker's rounding to them is exact): ``tau_m`` (and ``tau_syn``) whose decay, as the core
 computes it, is nearest the model's β (α) — β = 1 and α = 1 are out of reach (``exp_TC = 1`` would ignore the
 input, ``expulr(0)`` is 0), the slowest decays are used and noted —, ``cm = tau_m`` (``R`` = 1 MΩ exactly), and the
 scale (mV per unit of the model) at which the worst step's ``A = I·R`` (every input at once, Σ |w| + |b|, over
 ``1 − exp_TC``, and ``1 − α`` for a current) and the threshold are at most 2^14 mV, so that ``A − V`` never wraps
-with one spike per input and step; the weights in nA follow (``(1 − exp_TC)·init`` per unit of the model's input),
+with one spike per input and step; the weights in nA follow (``scale / ((1 − exp_TC)·init)`` nA per unit of the
+model's weight, ``init`` = 1 for a delta synapse),
 the bias is ``i_offset`` (over ``1 − α`` for a CubaLIF, whose bias the model feeds through the current), a read-out
 is a LIF whose threshold is the largest accum.
 
-Not simulated: Loihi's and SpiNNaker's one-step delay per synapse layer (a network of ``L`` layers answers ``L``
+Not simulated: Lava's int32 overflow of a huge summed input (``a_in << 6`` past 2^31, which the hardware's
+narrower input would not reach either: here it is computed exactly), Loihi's and SpiNNaker's one-step delay per
+synapse layer (a network of ``L`` layers answers ``L``
 steps late on the chip; the time-summed read-out here sees every step; a recurrent connection's delay is simulated),
 the asynchronous order of Speck's events within a time step, input spikes above one per axon and step (counts enter
 as graded inputs; on SpiNNaker as that many spikes), sPyNNaker's local-only convolutions (a convolution runs as its
@@ -105,8 +115,8 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["THRESHOLD_UNITS", "ChipFormat", "ChipModel", "ChipNeuron", "ChipSynapse",
-           "chip_activity", "chip_format", "chip_weights_model", "evaluate_fixed_point", "fixed_point_targets", "format_fixed_point",
-           "formats_key", "to_chip"]
+           "chip_activity", "chip_format", "chip_weights_model", "evaluate_fixed_point", "fixed_point_reports", "fixed_point_targets",
+           "format_fixed_point", "formats_key", "to_chip"]
 
 #: the report's note on the energy estimates, which price the float model's spikes
 ENERGY_NOTE = ("the energy estimates price the float model's activity; the chip's own spikes (spikes per neuron and "
@@ -122,7 +132,9 @@ class ChipFormat:
 
     target: str
     arithmetic: str  # "loihi" | "dynapcnn" | "spinnaker"
-    weight_bits: int  # significant bits of a signed weight (two's complement range of the mantissa)
+    # weight bits: Loihi 8 (the magnitude bits of a 9-bit word), Speck 8 (a signed byte), SpiNNaker 16 (an unsigned
+    # magnitude, the sign given by the synapse type)
+    weight_bits: int
     state_bits: int  # membrane (and Loihi's current) register width
     threshold_bits: int
     bias_bits: int
@@ -340,8 +352,11 @@ class ChipSynapse(nn.Module):
 class ChipNeuron(nn.Module):
     """A layer of chip neurons in integer arithmetic (see the module docstring): ``(x_seq, state) -> (out, state)``.
 
-    ``x_seq`` is the synapse's output in voltage units. Spiking layers return spikes (Speck: spike counts);
-    a read-out (``spiking=False``) returns its membrane divided by ``scale`` (the model's units again)."""
+    ``x_seq`` is the synapse's output: in voltage units on Loihi and Speck; on SpiNNaker the excitatory and the
+    inhibitory ring-buffer sums side by side along the channels. Spiking layers return spikes (Speck: spike
+    counts); a read-out (``spiking=False``) returns its membrane divided by ``scale`` (the model's units again).
+    ``decay_v``/``decay_u``: Loihi's ``d_v`` and effective ``d_u + 1`` (amounts taken off per 4096); SpiNNaker's
+    ``exp_TC`` and synaptic ``decay`` (the fractions kept, s16.15 and u0.32)."""
 
     stateful = True
 
@@ -362,6 +377,15 @@ class ChipNeuron(nn.Module):
         self.counts = {"steps": 0, "neuron_steps": 0, "spikes": 0, "saturated": 0, "at_top": 0, "at_floor": 0,
                        "wrapped": 0}
 
+    def _carried(self, state, shape, parts: str) -> tuple:
+        """A carried state, checked: the three tensors this layer returned, for neurons of one step's ``shape``."""
+        if not (isinstance(state, tuple) and len(state) == 3):
+            raise TypeError(f"{self.name}: a chip layer's state is the {parts} it returned, or None")
+        if tuple(state[1].shape) != tuple(shape):
+            raise ValueError(f"{self.name}: the carried state holds {tuple(state[1].shape)} neurons but this input's "
+                             f"step is {tuple(shape)} (another batch size?); continue a run with its own state")
+        return state
+
     def _decay(self, x: torch.Tensor, d: int) -> torch.Tensor:
         unity = 2 ** self.fmt.decay_bits
         return torch.trunc(x * (unity - d) / unity)  # exact: |x·(4096 − d)| < 2^36
@@ -375,12 +399,7 @@ class ChipNeuron(nn.Module):
             zeros = x_seq.new_zeros(shape)
             u, v, s = zeros, zeros.clone(), zeros.clone()
         else:
-            if not (isinstance(state, tuple) and len(state) == 3):
-                raise TypeError(f"{self.name}: a chip layer's state is the (u, v, s) it returned, or None")
-            u, v, s = state
-            if tuple(v.shape) != tuple(shape):
-                raise ValueError(f"{self.name}: the carried state holds {tuple(v.shape)} neurons but this input's step "
-                                 f"is {tuple(shape)} (another batch size?); continue a run with its own state")
+            u, v, s = self._carried(state, shape, "(u, v, s)")
         if x_seq.shape[0] == 0:
             return x_seq.new_zeros(x_seq.shape), (u, v, s)
         bias = 0.0 if self.bias_int is None else self.bias_int.reshape(-1, *([1] * (len(shape) - 2)))
@@ -388,10 +407,13 @@ class ChipNeuron(nn.Module):
         loihi = self.fmt.arithmetic == "loihi"
         out = []
         zero = x_seq.new_zeros(())
-        n_spikes, n_top, n_floor, n_wrapped = zero, zero.clone(), zero.clone(), zero.clone()  # (summed on the device:
-        events = self._events_of[0].events if self._events_of else None                    # one read at the end)
-        if events is not None and events.shape != x_seq.shape:
-            events = None
+        # (summed on the device: read once, at the end)
+        n_spikes, n_top, n_floor, n_wrapped = zero, zero.clone(), zero.clone(), zero.clone()
+        events = None
+        if self._events_of:  # this call's input events, taken (not left on the synapse for a later call)
+            events, self._events_of[0].events = self._events_of[0].events, None
+            if events is not None and events.shape != x_seq.shape:
+                events = None
         step_updates = []
         for t, x in enumerate(x_seq):
             if self.recurrent is not None:
@@ -457,12 +479,7 @@ class ChipNeuron(nn.Module):
             v = torch.zeros(shape, dtype=i64)
             s = torch.zeros(shape, dtype=torch.float64)
         else:
-            if not (isinstance(state, tuple) and len(state) == 3):
-                raise TypeError(f"{self.name}: a chip layer's state is the (u, v, s) it returned, or None")
-            syn, v, s = state
-            if tuple(v.shape) != tuple(shape):
-                raise ValueError(f"{self.name}: the carried state holds {tuple(v.shape)} neurons but this input's step "
-                                 f"is {tuple(shape)} (another batch size?); continue a run with its own state")
+            syn, v, s = self._carried(state, shape, "(syn, v, s)")
         if t_steps == 0:
             return x_seq.new_zeros((0, *shape)), (syn, v, s)
         top = 2 ** self.fmt.weight_bits - 1
@@ -536,10 +553,12 @@ class ChipModel(nn.Module):
             raise ValueError(f"{first}: a chip takes spikes or event counts, but the model's input has non-integer "
                              f"values (e.g. {bad:g}); use event data or a spike encoder (neurosim.data.encoders) in "
                              "front of the chip")
-        if self.fmt.arithmetic == "spinnaker" and bool((x_seq < 0).any()):
+        if self.fmt.arithmetic in ("spinnaker", "dynapcnn") and bool((x_seq < 0).any()):
             first = next(m.name for m in self.net if isinstance(m, ChipSynapse))
-            raise ValueError(f"{first}: SpiNNaker's inputs are spikes (a count of 0 or more per input and step), but "
-                             f"the model's input has negative values (e.g. {x_seq.min().item():g})")
+            chip = "SpiNNaker" if self.fmt.arithmetic == "spinnaker" else "Speck"
+            raise ValueError(f"{first}: {chip}'s inputs are spikes (a count of 0 or more per input and step), but "
+                             f"the model's input has negative values (e.g. {x_seq.min().item():g}: OFF events of a "
+                             "delta encoding?); give each polarity its own input channel")
         return x_seq
 
     def forward(self, x_seq: torch.Tensor, state=None):
@@ -1062,7 +1081,7 @@ def _quantise_spinnaker(syn: dict, name: str, facts: dict, fmt: ChipFormat, w: t
     lsb = max((u for u, x in zip(units, ints) if bool((x != 0).any())), default=units[0])
     row.update(scale=scale, weight_exp=shifts[0], ring_buffer_shifts=list(shifts), weight_lsb=lsb / syn["gain"],
                weights_clipped=clipped, weights_zero=_zero_fraction(back_w, w), threshold_int=threshold,
-               decay_v=e_tc, decay_u=decay, init=init, beta_chip=e_tc / one, alpha_chip=alpha_chip if exp_syn else None,
+               exp_TC=e_tc, synaptic_decay=decay, init=init, beta_chip=e_tc / one, alpha_chip=alpha_chip if exp_syn else None,
                tau_m_ms=tau_m / one, cm_nF=tau_m / one, tau_syn_ms=None if tau_s is None else tau_s / one,
                v_thresh_mV=threshold / one if spiking else None)
     row["_back"] = {**back, "neuron": name, "synapse": syn["name"], "bn": syn["bn"], "gain": syn["gain"]}
@@ -1127,11 +1146,11 @@ def chip_activity(chip: ChipModel, data, node_names: dict[str, str], *, dt_s: fl
     import numpy as np
     from hardware_models import ActivityProfile
 
-    from neurosim.hardware.nonideal import EVAL_BLOCK, _blocks
-
     import dataclasses
 
-    batches = [(data, None)] if isinstance(data, torch.Tensor) else data
+    from neurosim.hardware.nonideal import EVAL_BLOCK, _blocks
+
+    batches = [(data, torch.zeros(data.shape[1]))] if isinstance(data, torch.Tensor) else data
     trains: dict[str, list] = {}
     inputs = []
     # neurons updated per step: where a neuron fires at most once per step (Speck's fire several times: the energy
@@ -1140,16 +1159,18 @@ def chip_activity(chip: ChipModel, data, node_names: dict[str, str], *, dt_s: fl
                and chip.fmt.arithmetic == "loihi"}
     for m in neurons.values():
         m.record_updates, m.updates = True, []
-    for x_seq, _ in _blocks(batches, EVAL_BLOCK, samples):
-        x = chip.check_input(x_seq.cpu())
-        inputs.append(x.abs().numpy())  # (an OFF event, −1, is an event too)
-        for part in chip.net:
-            x = part(x)[0] if _stateful(part) else part(x)
-            key = getattr(part, "record_as", None)
-            if key is not None and key in node_names:
-                trains.setdefault(node_names[key], []).append(x.numpy())
-    for m in neurons.values():
-        m.record_updates = False
+    try:
+        for x_seq, _ in _blocks(batches, EVAL_BLOCK, samples):
+            x = chip.check_input(x_seq.cpu())
+            inputs.append(x.abs().numpy())  # (an OFF event, −1, is an event too)
+            for part in chip.net:
+                x = part(x)[0] if _stateful(part) else part(x)
+                key = getattr(part, "record_as", None)
+                if key is not None and key in node_names:
+                    trains.setdefault(node_names[key], []).append(x.numpy())
+    finally:
+        for m in neurons.values():
+            m.record_updates = False
     if not inputs:
         raise ValueError("chip_activity: no samples (empty data)")
     spikes = {node: np.concatenate(parts, axis=1) for node, parts in trains.items()}
@@ -1157,6 +1178,8 @@ def chip_activity(chip: ChipModel, data, node_names: dict[str, str], *, dt_s: fl
     profile = ActivityProfile.from_spike_trains(spikes, dt_s, input_events=events, input_name=input_name)
     n = events.shape[1]
     updates = {node_names[name]: (torch.stack(m.updates).sum(0) / n).numpy() for name, m in neurons.items()}
+    for m in neurons.values():
+        m.updates = []
     return dataclasses.replace(profile, updates_per_step=updates)
 
 
@@ -1244,6 +1267,56 @@ def evaluate_fixed_point(model, loader, target, *, loss: str | None = None, max_
 def _held(row: dict) -> str:
     wrapped = f", {row['wrapped_updates']} wrapped" if row["wrapped_updates"] else ""
     return f"{row['saturated_at_top']}/{row['saturated_at_floor']}{wrapped}"
+
+
+def fixed_point_reports(model, test, specs, *, loss: str | None, input_shape, dt_s: float, samples: int | None = 64,
+                        max_samples: int | None = None, out_dir=None, float_activity=None, extra: dict | None = None,
+                        on_report=None) -> tuple[dict, dict]:
+    """:func:`evaluate_fixed_point` and the energy at the chip's own spikes
+    (:func:`neurosim.estimation.chip_energy`, on ``samples`` samples) for each of ``specs``; what ``neurosim
+    estimate --fixed-point`` and the demo's report run.
+
+    A target with the same arithmetic and number formats as one run before (:func:`formats_key`: ``loihi_sanafe``
+    after ``loihi``) takes its accuracy (``same_as``) and gets its own energy. A target that cannot run the model
+    (a ``ValueError``: Speck and a recurrent layer) is left out, its reason kept. With ``out_dir`` each report is
+    written to ``fixed_point_<target>.json`` there (atomically), with ``extra``'s keys added (e.g. the checkpoint).
+    ``on_report(name, report)`` is called as each is done; ``float_activity``: the float model's activity
+    measured on the same samples and graph (an estimate's), not measured again.
+
+    Returns:
+        ``({target: report}, {target: why it could not run})``.
+    """
+    import json
+    from pathlib import Path
+
+    from neurosim._io import atomic_write_text
+    from neurosim.estimation import chip_energy
+
+    reports, refused, keys = {}, {}, {}
+    for spec in specs:
+        key = formats_key(spec)
+        twin = next((name for name, k in keys.items() if k == key), None)
+        try:
+            if twin is not None:  # the same integer model: the same accuracy
+                r = {k: v for k, v in reports[twin].items() if k != "energy"}
+                r.update(target=spec.name, same_as=twin)
+            else:
+                r = evaluate_fixed_point(model, test, spec, loss=loss, max_samples=max_samples)
+            r["energy"] = chip_energy(model, input_shape, test, spec, dt_s=dt_s, samples=samples,
+                                      float_activity=float_activity)
+        except ValueError as e:
+            refused[spec.name] = str(e)
+            continue
+        keys[spec.name] = key
+        r.update(extra or {})
+        if out_dir is not None:
+            out = Path(out_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(out / f"fixed_point_{spec.name}.json", json.dumps(r, indent=1) + "\n")
+        reports[spec.name] = r
+        if on_report is not None:
+            on_report(spec.name, r)
+    return reports, refused
 
 
 def _rates(row: dict) -> str:

@@ -208,15 +208,17 @@ def test_a_target_that_cannot_run_the_model_is_skipped_with_its_reason(tmp_path,
     assert "loihi_sanafe: the same arithmetic and number formats as loihi, the same accuracy" in out
     assert reports["loihi_sanafe"]["same_as"] == "loihi" and reports["loihi_sanafe"]["target"] == "loihi_sanafe"
     assert reports["loihi_sanafe"]["chip_acc"] == reports["loihi"]["chip_acc"]
-    assert (tmp_path / "run" / "estimate" / "fixed_point_loihi_sanafe.json").is_file()
+    saved = json.loads((tmp_path / "run" / "estimate" / "fixed_point_loihi_sanafe.json").read_text())
+    assert saved["energy"]["target"] == "loihi_sanafe" and saved["same_as"] == "loihi"  # its own energy
+    assert saved["energy"] == json.loads(json.dumps(reports["loihi_sanafe"]["energy"]))
     assert not (tmp_path / "run" / "estimate" / "fixed_point_speck.json").exists()
     with pytest.raises(UserError, match="--fixed-point: no target could run the model: speck: 2: Speck runs"):
         run_fixed_point_from_args(_parser().parse_args(["-q", "--fixed-point", "--target", "speck"]), ckpt, None)
 
 
 def test_the_run_report_has_a_section_on_the_chips_integers(tiny_checkpoint):
-    """The demo's report.md: a row per distinct chip arithmetic (loihi_sanafe shares loihi's), notes grouped by
-    message, the energy note once, and fixed_point_<target>.json beside the estimate."""
+    """The demo's report.md: a row per target (loihi_sanafe shares loihi's integers, not its energy), notes grouped
+    by message, and fixed_point_<target>.json beside the estimate."""
     from types import SimpleNamespace
 
     from neurosim.runs import _fixed_point_section, load_run
@@ -241,7 +243,11 @@ def test_the_run_report_has_a_section_on_the_chips_integers(tiny_checkpoint):
                                 f"{e['float_activity']['energy_j'] * 1e6:.3g} µJ |")
         else:
             assert row.endswith("| no energy per event published |") and "note" in e
-    assert not (run_dir / "estimate" / "fixed_point_loihi_sanafe.json").exists()
+    twin = json.loads((run_dir / "estimate" / "fixed_point_loihi_sanafe.json").read_text())
+    loihi = json.loads((run_dir / "estimate" / "fixed_point_loihi.json").read_text())
+    assert twin["same_as"] == "loihi" and twin["chip_acc"] == loihi["chip_acc"]
+    assert twin["energy"]["target"] == "loihi_sanafe"  # its own chip's energy, not loihi's
+    assert twin["energy"]["chip_activity"]["energy_j"] != loihi["energy"]["chip_activity"]["energy_j"]
     assert _fixed_point_section(result, targets=["truenorth"]) == []  # no target with an arithmetic asked
 
 
@@ -295,3 +301,23 @@ def test_chip_energy_prices_the_chips_spikes_and_the_floats_on_the_same_samples(
     assert r["energy_ratio_chip_float"] == pytest.approx(r["chip_activity"]["energy_j"] / r["float_activity"]["energy_j"])
     blind = chip_energy(model, (2, 8, 8), data, "speck", samples=12)
     assert blind["energy_ratio_chip_float"] == 1.0 and "publishes no energy per event" in blind["note"]
+
+
+def test_a_target_given_twice_runs_once(tmp_path):
+    from neurosim.hardware.cli_support import check_fixed_point_args
+
+    chosen = check_fixed_point_args(_parser().parse_args(["--fixed-point", "--target", "loihi", "--target", "loihi"]),
+                                    "x.pt")
+    assert [s.name for s in chosen] == ["loihi"]
+
+
+def test_chip_energy_takes_one_input_tensor_and_a_measured_float_activity():
+    from neurosim.estimation import chip_energy, estimate_model
+
+    model, data = _energy_model()
+    x = torch.cat([b[0] for b in data], 1)  # one [T, B, ...] input, as estimate_model takes
+    r = chip_energy(model, (2, 8, 8), x, "loihi", samples=10)
+    assert r["samples"] == 10
+    measured = estimate_model(model, (2, 8, 8), x, ["loihi"], samples=10).activity
+    again = chip_energy(model, (2, 8, 8), x, "loihi", samples=10, float_activity=measured)
+    assert again == r

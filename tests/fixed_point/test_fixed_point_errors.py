@@ -295,9 +295,15 @@ def test_an_li_layer_can_only_be_the_read_out(target):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
 def test_models_in_other_float_dtypes_are_evaluated_in_their_dtype(dtype):
-    model = small(2).to(dtype)
-    report = evaluate_fixed_point(model, _loader(), "loihi")
-    assert report["samples"] == 12 and 0 <= report["float_acc"] <= 100
+    model = small(2).to(dtype).eval()
+    loader = _loader()
+    report = evaluate_fixed_point(model, loader, "loihi")
+    assert report["samples"] == 12
+    x = torch.cat([b[0] for b in loader], 1)
+    y = torch.cat([b[1] for b in loader])
+    with torch.no_grad():
+        pf = model(x.to(dtype))[0].sum(0).argmax(-1)  # the model in its own dtype
+    assert report["float_acc"] == pytest.approx(100.0 * float((pf == y).double().mean()))
 
 
 def test_saturation_is_counted_at_the_top_and_at_the_floor():

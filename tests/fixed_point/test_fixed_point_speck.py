@@ -429,3 +429,18 @@ def test_a_neuron_fires_at_most_once_per_input_event():
     # | 2 events: 35 + 127 − 4 = 158 → ⌊158/42⌋ = 3, capped at 2: 74
     assert out.flatten().tolist() == [1.0, 0.0, 1.0, 2.0]
     assert state["1"][1].item() == 74.0
+
+
+def test_negative_input_is_refused_on_speck():
+    """A −1 (an OFF event of a delta encoding) is no event count: it would cancel events and give negative spikes."""
+    model = nsn.Sequential(nsn.Linear(2, 1, bias=False), nsn.LIF(beta=1.0, v_th=1.0))
+    chip = to_chip(model, "speck")
+    with pytest.raises(ValueError, match=r"^0: Speck's inputs are spikes .*negative values \(e\.g\. -1: OFF events"):
+        chip(torch.tensor([[1.0, -1.0]]).reshape(1, 1, 2))
+
+
+def test_a_calls_input_events_are_not_left_for_the_next_call():
+    model = nsn.Sequential(nsn.Linear(2, 1, bias=False), nsn.LIF(beta=1.0, v_th=1.0))
+    chip = to_chip(model, "speck")
+    chip(torch.ones(3, 2, 2))
+    assert chip.net[0].events is None  # taken by the neuron (not kept alive, nor read by a later call)

@@ -658,7 +658,7 @@ def test_negative_input_is_refused_naming_the_first_layer():
     chip = to_chip(model, "spinnaker")
     x = torch.zeros(2, 1, 3)
     x[1, 0, 2] = -1
-    with pytest.raises(ValueError, match=r"^0: SpiNNaker's inputs are spikes.*negative values \(e.g. -1\)"):
+    with pytest.raises(ValueError, match=r"^0: SpiNNaker.s inputs are spikes.*negative values \(e.g. -1: OFF events"):
         chip(x)
 
 
