@@ -505,6 +505,7 @@ def _fixed_point_section(result: RunResult, targets=None, samples: int = 64, flo
     estimate. ``float_activity``: the estimate's (the same samples), reused for the energy at the float spikes."""
     from hardware_models import load_spec
 
+    from neurosim.estimation import joules
     from neurosim.hardware.fixed_point import ENERGY_NOTE, fixed_point_reports, fixed_point_targets
 
     cfg = result.trainer.config
@@ -522,8 +523,8 @@ def _fixed_point_section(result: RunResult, targets=None, samples: int = 64, flo
             continue
         r, e = reports[spec.name], reports[spec.name]["energy"]
         energy = ("no energy per event published" if "note" in e else
-                  f"{e['chip_activity']['energy_j'] * 1e6:.3g} / {e['float_activity']['energy_j'] * 1e6:.3g} µJ")
-        accuracy = (f"the same integers as {r['same_as']} | | |" if "same_as" in r else
+                  f"{joules(e['chip_activity']['energy_j'])} / {joules(e['float_activity']['energy_j'])}")
+        accuracy = (f"the same integers as {r['same_as']} | |" if "same_as" in r else
                     f"{r['float_acc']:.2f} % | {r['chip_acc']:.2f} % | {r['chip_weights_acc']:.2f} %")
         agreement = "" if "same_as" in r else f"{r['agreement']:.1f} %"
         rows.append(f"| {spec.name} | {accuracy} | {agreement} | {energy} |")

@@ -31,7 +31,7 @@ import numpy as np
 
 from neurosim._io import atomic_write_text
 
-__all__ = ["chip_energy", "format_chip_energy", "EstimateReport", "estimate_checkpoint", "estimate_files", "estimate_model", "plot_energy",
+__all__ = ["chip_energy", "format_chip_energy", "joules", "EstimateReport", "estimate_checkpoint", "estimate_files", "estimate_model", "plot_energy",
            "plot_layers", "plot_cores"]
 
 
@@ -195,13 +195,21 @@ def chip_energy(model, input_shape: Sequence[int], data, target, *, dt_s: float 
     return out
 
 
+def joules(j: float) -> str:
+    """An energy with a readable unit: ``joules(1.46e-4)`` → ``'146 µJ'``, ``joules(0.13)`` → ``'130 mJ'``."""
+    for unit, scale in (("J", 1.0), ("mJ", 1e-3), ("µJ", 1e-6), ("nJ", 1e-9)):
+        if abs(j) >= scale:
+            return f"{j / scale:.3g} {unit}"
+    return f"{j / 1e-12:.3g} pJ"
+
+
 def format_chip_energy(r: dict) -> str:
     """One line of :func:`chip_energy`'s result."""
     f, c = r["float_activity"], r["chip_activity"]
     if "note" in r:
-        return f"  energy per inference {f['energy_j'] * 1e6:.3g} µJ: {r['note']}"
-    return (f"  energy per inference at the chip's own spikes {c['energy_j'] * 1e6:.3g} µJ, at the float model's "
-            f"{f['energy_j'] * 1e6:.3g} µJ ({r['energy_ratio_chip_float']:.2f}x; {r['samples']} samples); synaptic "
+        return f"  energy per inference {joules(f['energy_j'])}: {r['note']}"
+    return (f"  energy per inference at the chip's own spikes {joules(c['energy_j'])}, at the float model's "
+            f"{joules(f['energy_j'])} ({r['energy_ratio_chip_float']:.2f}x; {r['samples']} samples); synaptic "
             f"operations {c['synops']:.3g} against {f['synops']:.3g}")
 
 

@@ -221,6 +221,7 @@ def test_the_run_report_has_a_section_on_the_chips_integers(tiny_checkpoint):
     by message, and fixed_point_<target>.json beside the estimate."""
     from types import SimpleNamespace
 
+    from neurosim.estimation import joules
     from neurosim.runs import _fixed_point_section, load_run
 
     model, cfg, data = load_run(tiny_checkpoint, progress=False, device="cpu", test_only=True)
@@ -239,10 +240,12 @@ def test_the_run_report_has_a_section_on_the_chips_integers(tiny_checkpoint):
         e = saved["energy"]
         assert e["samples"] == min(64, len(data.test.labels))
         if target == "loihi":
-            assert row.endswith(f"| {e['chip_activity']['energy_j'] * 1e6:.3g} / "
-                                f"{e['float_activity']['energy_j'] * 1e6:.3g} µJ |")
+            assert row.endswith(f"| {joules(e['chip_activity']['energy_j'])} / {joules(e['float_activity']['energy_j'])} |")
+            assert row.count("|") == 7  # as many cells as the header
         else:
             assert row.endswith("| no energy per event published |") and "note" in e
+    twin_row = next(line for line in text.splitlines() if line.startswith("| loihi_sanafe | "))
+    assert twin_row.count("|") == 7, twin_row  # as many cells as the header
     twin = json.loads((run_dir / "estimate" / "fixed_point_loihi_sanafe.json").read_text())
     loihi = json.loads((run_dir / "estimate" / "fixed_point_loihi.json").read_text())
     assert twin["same_as"] == "loihi" and twin["chip_acc"] == loihi["chip_acc"]
