@@ -57,6 +57,7 @@ import torch
 
 from neurosim import nn as nsn
 from neurosim.hardware.fixed_point import ChipNeuron, ChipSynapse, to_chip
+from fp_helpers import event_counts, random_bias, seeded
 
 # ------------------------------------------------------------------ Lava's constants (AbstractPyLifModelFixed)
 DS_OFFSET = 1  # added to du: the current's effective decay constant
@@ -352,20 +353,6 @@ def no_int32_overflow(layers) -> None:
     assert all(L.stats["int32_overflow"] == 0 for L in layers), [L.stats for L in layers]
 
 
-def _seed(n: int) -> np.random.Generator:
-    torch.manual_seed(n)
-    return np.random.default_rng(n)
-
-
-def _counts(rng, t, b, *shape, high=3) -> np.ndarray:
-    return rng.integers(0, high, size=(t, b, *shape))
-
-
-def _bias(layer, rng, scale: float) -> None:
-    with torch.no_grad():
-        layer.bias.copy_(torch.from_numpy(rng.normal(0, scale, layer.bias.shape)))
-
-
 # ------------------------------------------------------------------ the reference itself, checked by hand
 def test_reference_matches_hand_computed_lava_steps():
     """The reference's wrap, saturation, decay and shift edges, against values worked out by hand from Lava's
@@ -395,12 +382,12 @@ def test_reference_matches_hand_computed_lava_steps():
 # ------------------------------------------------------------------ chip == Lava
 @pytest.mark.parametrize("beta", [1.0, 0.9, 0.5])
 def test_lif_mlp_with_biases(beta):
-    rng = _seed(1)
+    rng = seeded(1)
     model = nsn.Sequential(nsn.Linear(12, 16), nsn.LIF(beta=beta, v_th=1.0, reset="zero"),
                            nsn.Linear(16, 6), nsn.LIF(beta=beta, v_th=0.7, reset="zero"))
-    _bias(model[0], rng, 0.15)
-    _bias(model[2], rng, 0.1)
-    x = _counts(rng, 40, 8, 12)
+    random_bias(model[0], rng, 0.15)
+    random_bias(model[2], rng, 0.1)
+    x = event_counts(rng, 40, 8, 12)
     chip, layers, _ = check_exact(model, x)
     no_int32_overflow(layers)
     assert all(L.lif.effective_bias.any() for L in layers)
@@ -409,11 +396,11 @@ def test_lif_mlp_with_biases(beta):
 
 
 def test_lif_mlp_with_li_readout():
-    rng = _seed(2)
+    rng = seeded(2)
     model = nsn.Sequential(nsn.Linear(10, 14), nsn.LIF(beta=0.8, v_th=1.0, reset="zero"),
                            nsn.Linear(14, 5), nsn.LI(0.9))
-    _bias(model[2], rng, 0.3)
-    chip, layers, ref = check_exact(model, _counts(rng, 30, 6, 10))
+    random_bias(model[2], rng, 0.3)
+    chip, layers, ref = check_exact(model, event_counts(rng, 30, 6, 10))
     no_int32_overflow(layers)
     assert np.abs(ref[-1]).max() > 1000  # the read-out's membrane moves
     assert np.abs(ref[-1]).max() <= VTH_MAX << VTH_SHIFT  # (where a Lava read-out with the largest vth is silent)
@@ -421,25 +408,25 @@ def test_lif_mlp_with_li_readout():
 
 @pytest.mark.parametrize("alpha", [0.5, 0.8])
 def test_cuba_lif(alpha):
-    rng = _seed(3)
+    rng = seeded(3)
     model = nsn.Sequential(nsn.Linear(10, 12), nsn.CubaLIF(alpha=alpha, beta=0.9, v_th=1.0, reset="zero"),
                            nsn.Linear(12, 5), nsn.CubaLIF(alpha=alpha, beta=0.7, v_th=0.5, reset="zero"))
-    _bias(model[0], rng, 0.05)
-    chip, layers, _ = check_exact(model, _counts(rng, 40, 6, 10))
+    random_bias(model[0], rng, 0.05)
+    chip, layers, _ = check_exact(model, event_counts(rng, 40, 6, 10))
     no_int32_overflow(layers)
     assert [L.lif.du for L in layers] == [round(4096 * (1 - alpha)) - 1] * 2
 
 
 @pytest.mark.parametrize("connectivity", ["dense", "diagonal"])
 def test_rlif(connectivity):
-    rng = _seed(4)
+    rng = seeded(4)
     model = nsn.Sequential(nsn.Linear(8, 10),
                            nsn.RLIF(10, beta=0.9, v_th=1.0, reset="zero", connectivity=connectivity),
                            nsn.Linear(10, 4), nsn.LIF(beta=0.9, v_th=1.0, reset="zero"))
     with torch.no_grad():
         rec = model[1].recurrent
         rec.weight.copy_(torch.from_numpy(rng.normal(0, 0.6, rec.weight.shape)))
-    x = _counts(rng, 40, 6, 8)
+    x = event_counts(rng, 40, 6, 8)
     chip, layers, ref = check_exact(model, x)
     no_int32_overflow(layers)
     rec = layers[0].recurrent
@@ -453,40 +440,40 @@ def test_rlif(connectivity):
 
 
 def test_conv_flatten_readout():
-    rng = _seed(5)
+    rng = seeded(5)
     model = nsn.Sequential(nsn.Conv2d(2, 3, 3, stride=2, padding=1), nsn.LIF(beta=0.9, v_th=1.0, reset="zero"),
                            nsn.Conv2d(3, 4, 3, padding=1), nsn.CubaLIF(alpha=0.5, beta=0.8, v_th=0.5, reset="zero"),
                            nsn.Flatten(), nsn.Linear(4 * 4 * 4, 5), nsn.LI(0.8))
     with torch.no_grad():
         model[0].weight.mul_(2.0)
         model[2].weight.mul_(2.0)
-    chip, layers, _ = check_exact(model, _counts(rng, 25, 4, 2, 8, 8))
+    chip, layers, _ = check_exact(model, event_counts(rng, 25, 4, 2, 8, 8))
     no_int32_overflow(layers)
     assert layers[0].dense.w.shape == (3 * 4 * 4, 2 * 8 * 8)
     assert layers[1].lif.effective_bias.shape == (4 * 4 * 4,)
 
 
 def test_negative_weight_exponent_rounds_down():
-    rng = _seed(6)
+    rng = seeded(6)
     model = nsn.Sequential(nsn.Linear(16, 32), nsn.LIF(beta=0.95, v_th=1.0, reset="zero"),
                            nsn.Linear(32, 4), nsn.LIF(beta=0.95, v_th=1.0, reset="zero"))
     with torch.no_grad():  # weights of a few hundredths of the threshold
         model[0].weight.copy_(torch.from_numpy(rng.normal(0.01, 0.02, (32, 16))))
         model[2].weight.copy_(torch.from_numpy(rng.normal(0.05, 0.07, (4, 32))))
-    _bias(model[0], rng, 0.002)
-    chip, layers, _ = check_exact(model, _counts(rng, 50, 8, 16, high=4))
+    random_bias(model[0], rng, 0.002)
+    chip, layers, _ = check_exact(model, event_counts(rng, 50, 8, 16, high=4))
     no_int32_overflow(layers)
     assert [L.dense.weight_exp for L in layers] == [-3, -2]
     assert all(L.stats["floor_not_trunc"] > 0 for L in layers)  # the right shift's rounding down was exercised
 
 
 def test_saturated_membrane():
-    rng = _seed(7)
+    rng = seeded(7)
     model = nsn.Sequential(nsn.Linear(8, 6), nsn.LIF(beta=0.9, v_th=1.0, reset="zero"),
                            nsn.Linear(6, 4), nsn.LI(1.0))
     with torch.no_grad():
         model[0].weight.copy_(torch.from_numpy(rng.normal(0, 1.0, (6, 8))))
-    x = _counts(rng, 30, 4, 8, high=60)
+    x = event_counts(rng, 30, 4, 8, high=60)
     chip, layers, _ = check_exact(model, x, active=False)
     no_int32_overflow(layers)
     sat = chip.counts()[layers[0].name]["saturated"]
@@ -495,11 +482,11 @@ def test_saturated_membrane():
 
 
 def test_wrapped_current():
-    rng = _seed(8)
+    rng = seeded(8)
     model = nsn.Sequential(nsn.Linear(8, 6), nsn.CubaLIF(alpha=0.995, beta=0.9, v_th=1.0, reset="zero"))
     with torch.no_grad():
         model[0].weight.copy_(torch.from_numpy(np.abs(rng.normal(0, 1.0, (6, 8))) * rng.choice([-1, 1], (6, 1))))
-    x = _counts(rng, 40, 4, 8, high=20)
+    x = event_counts(rng, 40, 4, 8, high=20)
     chip, layers, _ = check_exact(model, x, active=False)
     no_int32_overflow(layers)
     assert layers[0].lif.du < 40
@@ -529,7 +516,7 @@ def test_representable_float_model_spikes_exactly():
     """β = 1, zero reset, weights and biases on the chip's grid (k/128 at weight exponent 0, biases k/1024), a
     threshold a hair above 1 (so that the float model's ``h >= v_th`` is the chip's ``v > 16384``): the chip
     computes the float64 model's spikes exactly."""
-    rng = _seed(9)
+    rng = seeded(9)
     v_th = math.nextafter(1.0, 2.0)
     model = nsn.Sequential(nsn.Linear(12, 10), nsn.LIF(beta=1.0, v_th=v_th, reset="zero"),
                            nsn.Linear(10, 6), nsn.LIF(beta=1.0, v_th=v_th, reset="zero")).double()
@@ -591,7 +578,7 @@ def test_one_signed_matrices_take_lavas_default_sign_modes():
         chip = to_chip(model, "loihi")
         words = _int_array(chip.net[0].weight_int)
         assert (words * sign >= 0).all() and np.abs(words).max() <= 255 and (words % 2 != 0).any(), words
-        check_exact(model, _counts(np.random.default_rng(10), 10, 2, 3), active=False)
+        check_exact(model, event_counts(np.random.default_rng(10), 10, 2, 3), active=False)
 
 
 def test_saturated_readout_vs_largest_lava_threshold():

@@ -55,6 +55,7 @@ import torch
 
 from neurosim import nn as nsn
 from neurosim.hardware.fixed_point import ChipNeuron, ChipSynapse, to_chip
+from fp_helpers import event_counts, random_bias, seeded
 
 U32, U64, INT32_MAX = 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF, 2 ** 31 - 1
 
@@ -469,20 +470,6 @@ def check_exact(model, x: np.ndarray, *, active: bool = True) -> tuple:
     return chip, pops, ref
 
 
-def _seed(n: int) -> np.random.Generator:
-    torch.manual_seed(n)
-    return np.random.default_rng(n)
-
-
-def _counts(rng, t, b, *shape, high=3) -> np.ndarray:
-    return rng.integers(0, high, size=(t, b, *shape))
-
-
-def _bias(layer, rng, scale: float) -> None:
-    with torch.no_grad():
-        layer.bias.copy_(torch.from_numpy(rng.normal(0, scale, layer.bias.shape)))
-
-
 # ------------------------------------------------------------------ the reference itself, checked by hand
 def test_reference_matches_hand_computed_values():
     st = {"wrapped": 0}
@@ -532,15 +519,15 @@ def test_the_implementations_exp_tables_and_functions_equal_spinn_commons():
 # ------------------------------------------------------------------ chip == sPyNNaker
 @pytest.mark.parametrize("beta", [0.0, 0.5, 0.9, 0.99, 1.0])
 def test_lif_mlp_with_biases(beta):
-    rng = _seed(1)
+    rng = seeded(1)
     model = nsn.Sequential(nsn.Linear(12, 16), nsn.LIF(beta=beta, v_th=1.0, reset="zero"),
                            nsn.Linear(16, 6), nsn.LIF(beta=beta, v_th=0.7, reset="zero"))
     with torch.no_grad():
         model[0].weight.mul_(2.0)
         model[2].weight.mul_(2.0)
-    _bias(model[0], rng, 0.15)
-    _bias(model[2], rng, 0.1)
-    chip, pops, _ = check_exact(model, _counts(rng, 30, 4, 12))
+    random_bias(model[0], rng, 0.15)
+    random_bias(model[2], rng, 0.1)
+    chip, pops, _ = check_exact(model, event_counts(rng, 30, 4, 12))
     assert all(p.stats["wrapped"] == 0 for p in pops)
     assert all(p.synapse == "delta" and p.T_refract == 0 and p.R == 32768 for p in pops)
     assert all(p.i_offset.any() for p in pops)
@@ -549,39 +536,39 @@ def test_lif_mlp_with_biases(beta):
 
 
 def test_lif_with_li_readout_and_a_trailing_weight_layer():
-    rng = _seed(2)
+    rng = seeded(2)
     model = nsn.Sequential(nsn.Linear(10, 14), nsn.LIF(beta=0.8, v_th=1.0, reset="zero"),
                            nsn.Linear(14, 5), nsn.LI(0.9))
-    _bias(model[2], rng, 0.3)
-    chip, pops, ref = check_exact(model, _counts(rng, 25, 4, 10))
+    random_bias(model[2], rng, 0.3)
+    chip, pops, ref = check_exact(model, event_counts(rng, 25, 4, 10))
     assert np.abs(ref[-1]).max() > 2 ** 15  # the read-out's membrane moves by more than 1 mV
     assert chip.layers[-1]["threshold_int"] == INT32_MAX
     trailing = nsn.Sequential(nsn.Linear(10, 14), nsn.LIF(beta=0.8, v_th=1.0, reset="zero"), nsn.Linear(14, 5))
-    chip, pops, ref = check_exact(trailing, _counts(rng, 20, 3, 10))
+    chip, pops, ref = check_exact(trailing, event_counts(rng, 20, 3, 10))
     assert pops[-1].exp_TC == 0 and pops[-1].name == "2"
 
 
 @pytest.mark.parametrize("alpha", [0.3, 0.8, 1.0])
 def test_cuba_lif_runs_as_if_curr_exp(alpha):
-    rng = _seed(3)
+    rng = seeded(3)
     model = nsn.Sequential(nsn.Linear(10, 12), nsn.CubaLIF(alpha=alpha, beta=0.9, v_th=1.0, reset="zero"),
                            nsn.Linear(12, 5), nsn.CubaLIF(alpha=alpha, beta=0.7, v_th=0.5, reset="zero"))
-    _bias(model[0], rng, 0.05)
-    chip, pops, _ = check_exact(model, _counts(rng, 30, 4, 10))
+    random_bias(model[0], rng, 0.05)
+    chip, pops, _ = check_exact(model, event_counts(rng, 30, 4, 10))
     assert all(p.synapse == "exp" and 0 < p.init < 2 ** 32 for p in pops) and pops[0].i_offset.any()
     assert all(abs(p.decay / 2 ** 32 - min(alpha, 0.9999)) < 1e-4 for p in pops)
 
 
 @pytest.mark.parametrize("connectivity", ["dense", "diagonal"])
 def test_rlif_recurrent_spikes_arrive_a_step_later_in_the_same_ring_buffers(connectivity):
-    rng = _seed(4)
+    rng = seeded(4)
     model = nsn.Sequential(nsn.Linear(8, 10),
                            nsn.RLIF(10, beta=0.9, v_th=1.0, reset="zero", connectivity=connectivity),
                            nsn.Linear(10, 4), nsn.LIF(beta=0.9, v_th=1.0, reset="zero"))
     with torch.no_grad():
         rec = model[1].recurrent
         rec.weight.copy_(torch.from_numpy(rng.normal(0, 0.6, rec.weight.shape)))
-    x = _counts(rng, 30, 4, 8)
+    x = event_counts(rng, 30, 4, 8)
     chip, pops, ref = check_exact(model, x)
     assert len(pops[0].projections) == 2 and pops[0].projections[1].recurrent
     alone = spinn_network(model, chip, (8,))  # without the feedback the layer spikes otherwise
@@ -591,26 +578,26 @@ def test_rlif_recurrent_spikes_arrive_a_step_later_in_the_same_ring_buffers(conn
 
 
 def test_conv_avgpool_flatten_readout():
-    rng = _seed(5)
+    rng = seeded(5)
     model = nsn.Sequential(nsn.Conv2d(2, 3, 3, stride=2, padding=1), nsn.LIF(beta=0.9, v_th=1.0, reset="zero"),
                            nsn.Conv2d(3, 4, 3, padding=1), nsn.CubaLIF(alpha=0.5, beta=0.8, v_th=0.5, reset="zero"),
                            nsn.AvgPool2d(2), nsn.Flatten(), nsn.Linear(4 * 2 * 2, 5), nsn.LI(0.8))
     with torch.no_grad():
         model[0].weight.mul_(2.0)
         model[2].weight.mul_(3.0)
-    chip, pops, _ = check_exact(model, _counts(rng, 15, 3, 2, 8, 8))
+    chip, pops, _ = check_exact(model, event_counts(rng, 15, 3, 2, 8, 8))
     assert pops[0].words[0][0].shape == (2 * 8 * 8, 3 * 4 * 4) and pops[1].i_offset.shape == (4 * 4 * 4,)
     assert any("ConvolutionConnector" in n for n in chip.notes)
 
 
 def test_ring_buffer_saturation_and_accum_wraps_as_the_core_has_them():
     """Input counts far above one spike per step: the ring buffers saturate at 0xFFFF and the membrane wraps."""
-    rng = _seed(6)
+    rng = seeded(6)
     model = nsn.Sequential(nsn.Linear(6, 5), nsn.LIF(beta=0.9, v_th=1.0, reset="zero"),
                            nsn.Linear(5, 3), nsn.LI(0.9))
     with torch.no_grad():
         model[0].weight.abs_()
-    x = _counts(rng, 12, 3, 6, high=3)
+    x = event_counts(rng, 12, 3, 6, high=3)
     x[4:8] *= 40
     chip, pops, _ = check_exact(model, x, active=False)
     assert pops[0].stats["ring_saturated"] > 0 and pops[0].stats["wrapped"] > 0
@@ -621,10 +608,10 @@ def test_ring_buffer_saturation_and_accum_wraps_as_the_core_has_them():
 def test_representable_model_matches_the_float_model_closely():
     """Weights, biases and threshold comfortably above the words' steps: chip spikes equal float spikes nearly
     everywhere (the rest is rounding of the decay and the weights)."""
-    rng = _seed(7)
+    rng = seeded(7)
     model = nsn.Sequential(nsn.Linear(20, 30), nsn.LIF(beta=0.9, v_th=0.5, reset="zero"))
-    _bias(model[0], rng, 0.05)
-    x = _counts(rng, 30, 8, 20, high=2)
+    random_bias(model[0], rng, 0.05)
+    x = event_counts(rng, 30, 8, 20, high=2)
     chip = to_chip(model, "spinnaker")
     got, _ = chip(torch.from_numpy(x).double())
     with torch.no_grad():
@@ -683,15 +670,15 @@ def test_a_spec_with_other_formats_is_refused_naming_the_target(tmp_path):
 def test_report_and_weights_model_on_spinnaker():
     from neurosim.hardware.fixed_point import chip_weights_model, evaluate_fixed_point, format_fixed_point
 
-    rng = _seed(8)
+    rng = seeded(8)
     model = nsn.Sequential(nsn.Linear(6, 8), nsn.LIF(beta=0.9, v_th=0.5, reset="zero"), nsn.Linear(8, 3), nsn.LI(0.9))
-    _bias(model[0], rng, 0.1)
+    random_bias(model[0], rng, 0.1)
     chip = to_chip(model, "spinnaker")
     back = chip_weights_model(model, chip)
     for i in (0, 2):  # the chip's weights, back in the model's units: within half a word's step
         step = max(chip.layers[i // 2]["weight_lsb"], 1e-12)
         assert float((back[i].weight - model[i].weight).detach().abs().max()) <= step / 2 + 1e-12
-    x = torch.from_numpy(_counts(rng, 10, 12, 6, high=2)).float()
+    x = torch.from_numpy(event_counts(rng, 10, 12, 6, high=2)).float()
     y = torch.from_numpy(rng.integers(0, 3, 12))
     report = evaluate_fixed_point(model, [(x, y)], "spinnaker")
     assert report["arithmetic"] == "spinnaker" and report["samples"] == 12
