@@ -606,3 +606,25 @@ def test_int32_overflow_of_the_input():
     run_reference(layers, x)
     _require(layers[0].stats["int32_overflow"] > 0, "Lava's int32 arithmetic overflows")
     check_exact(model, x, active=False)
+
+
+def test_the_chosen_integers_worked_out_by_hand():
+    """The quantisation itself (the tests above check the dynamics on the integers to_chip chose): one LIF layer,
+    θ = 0.5, β = 0.75, weights [[0.3, −0.05], [0.2, 0.1]], bias [0.01, −0.02].
+
+    Scale: the threshold is 2^14 voltage units, so 32768 units per unit of the model. The matrix has both signs:
+    words are even, in [−256, 254], worth 2^e · 2^6 units each. At e = 0 the 0.3 weight needs 0.3 · 32768 / 64 =
+    153.6 → 154 (even) ≤ 254: it fits, and e = −1 would need 307.2: it does not. Words: 0.3 → 154, −0.05 → −25.6 →
+    −26, 0.2 → 102.4 → 102, 0.1 → 51.2 → 52 (even: round(x / 2) · 2). Threshold mantissa 2^14 / 64 = 256. dv =
+    round(4096 · 0.25) = 1024; du = 4095 (no current). Bias: 0.01 · 32768 = 327.68 → 328 at exponent 0 (13-bit
+    mantissa), −0.02 → −655.36 → −655."""
+    model = nsn.Sequential(nsn.Linear(2, 2), nsn.LIF(beta=0.75, v_th=0.5))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[0.3, -0.05], [0.2, 0.1]]))
+        model[0].bias.copy_(torch.tensor([0.01, -0.02]))
+    chip = to_chip(model, "loihi")
+    syn, neuron, row = chip.net[0], chip.net[1], chip.layers[0]
+    assert syn.exp == 0 and syn.weight_int.tolist() == [[154.0, -26.0], [102.0, 52.0]]
+    assert neuron.threshold == 256 << 6 and neuron.decay_v == 1024 and row["decay_u"] == 4095
+    assert neuron.bias_int.tolist() == [328.0, -655.0] and row["bias_exp"] == 0
+    assert row["scale"] == 32768.0 and row["weight_lsb"] == pytest.approx(2 * 64 / 32768)
