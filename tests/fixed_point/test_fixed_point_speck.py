@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from neurosim import nn as nsn
-from neurosim.hardware.fixed_point import ChipNeuron, _sinabs_scale, to_chip
+from neurosim.hardware.fixed_point import ChipNeuron, to_chip
+from neurosim.hardware.fixed_point.dynapcnn import _sinabs_scale
 
 WEIGHT_PRECISION_BITS = 8  # sinabs DYNAPCNN_WEIGHT_PRECISION_BITS (weights and biases)
 STATE_PRECISION_BITS = 16  # sinabs DYNAPCNN_STATE_PRECISION_BITS (thresholds, state)

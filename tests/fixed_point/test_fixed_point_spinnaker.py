@@ -505,7 +505,7 @@ def test_reference_matches_hand_computed_values():
 
 
 def test_the_implementations_exp_tables_and_functions_equal_spinn_commons():
-    from neurosim.hardware import fixed_point as fp
+    from neurosim.hardware.fixed_point import spinnaker as fp
 
     assert list(fp._EXP_HI) == EXP_HI and list(fp._EXPM1_MID) == EXPM1_MID and list(fp._EXP_SERIES) == EXP_SERIES
     rng = np.random.default_rng(0)
