@@ -359,3 +359,16 @@ def test_bool_input_empty_sequences_and_a_state_of_another_batch():
         chip(x[:, :1].double(), state)
     with pytest.raises(TypeError, match="to_chip needs a neurosim Sequential .* got Linear"):
         to_chip(torch.nn.Linear(2, 2), "loihi")
+
+
+@pytest.mark.parametrize("target", CHIPS)
+def test_an_empty_sequence_through_a_convolution(target):
+    torch.manual_seed(0)
+    model = nsn.Sequential(nsn.Conv2d(1, 2, 3), nsn.LIF(beta=1.0), nsn.Flatten(), nsn.Linear(2 * 4 * 4, 3),
+                           nsn.LIF(beta=1.0))
+    chip = to_chip(model, target)
+    x = torch.randint(0, 3, (4, 2, 1, 6, 6)).float()
+    _, state = chip(x)
+    empty, kept = chip(x[:0], state)
+    assert empty.shape == (0, 2, 3)
+    assert all(torch.equal(a, b) for a, b in zip(kept["1"], state["1"]))  # the state passes through unchanged

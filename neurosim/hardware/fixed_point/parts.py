@@ -152,7 +152,7 @@ class ChipSynapse(nn.Module):
             return (pair * self.weight_int.shape[0],)
         if self.op == "diagonal":
             return tuple(x_seq.shape[2:])
-        probe = F.conv2d(x_seq[0, :1], self.weight_int, None, **self.conv)
+        probe = F.conv2d(x_seq.new_zeros((1, *x_seq.shape[2:])), self.weight_int, None, **self.conv)  # (T or B 0 too)
         return (pair * probe.shape[1], *probe.shape[2:])
 
     def extra_repr(self) -> str:
@@ -245,15 +245,15 @@ class ChipNeuron(nn.Module):
         for t, x in enumerate(x_seq):
             if self.recurrent is not None:  # the layer's own spikes of the step before
                 x = x + self.recurrent.step_sum(state[2])
-            if self.record_updates:  # as neurosim.activity counts them on the float model
-                step_updates.append((((x + p.bias) != 0) | (state[1] != 0)).sum())
+            if self.record_updates and x.shape == state[1].shape:  # as neurosim.activity counts them (SpiNNaker's
+                step_updates.append((((x + p.bias) != 0) | (state[1] != 0)).sum())  # ring-buffer pairs: not)
             events_t = None if events is None else events[t]
             y, state, (at_top, at_floor, wrapped) = self.dynamics.step(x, state, p, events_t)
             n_top, n_floor, n_wrapped = n_top + at_top, n_floor + at_floor, n_wrapped + wrapped
             out.append(y)
             if self.spiking:
                 n_spikes = n_spikes + y.sum()
-        if self.record_updates:
+        if self.record_updates and step_updates:
             self.updates.append(torch.stack(step_updates))
         c = self.counts
         top_, floor_ = int(n_top), int(n_floor)
