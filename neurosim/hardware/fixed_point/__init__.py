@@ -39,11 +39,11 @@ What is chosen here, not by the chip: the scale of each layer (each chip's file 
 
 Not simulated: Lava's int32 overflow of a huge summed input (``a_in << 6`` past 2^31, which the hardware's
 narrower input would not reach either: here it is computed exactly), Loihi's and SpiNNaker's one-step delay per
-synapse layer (a network of ``L`` layers answers ``L``
-steps late on the chip; the time-summed read-out here sees every step; a recurrent connection's delay is simulated),
-the asynchronous order of Speck's events within a time step, input spikes above one per axon and step (counts enter
-as graded inputs; on SpiNNaker as that many spikes), sPyNNaker's local-only convolutions (a convolution runs as its
-connection list), and where a layer does not fit a core (the estimate's mapping reports that).
+synapse layer (a network of ``L`` layers answers ``L`` steps late on the chip; the time-summed read-out here sees
+every step; a recurrent connection's delay is simulated), the asynchronous order of Speck's events within a time
+step, input spikes above one per axon and step (counts enter as graded inputs; on SpiNNaker as that many spikes),
+sPyNNaker's local-only convolutions (a convolution runs as its connection list), and where a layer does not fit a
+core (the estimate's mapping reports that).
 
 Example:
     >>> import torch
@@ -81,6 +81,6 @@ from neurosim.hardware.fixed_point.parts import (
 ENERGY_NOTE = evaluation.ENERGY_NOTE
 SPINNAKER_RANGE = spinnaker.SPINNAKER_RANGE
 
-__all__ = ["THRESHOLD_UNITS", "ChipFormat", "ChipModel", "ChipNeuron", "ChipSynapse",
-           "chip_activity", "chip_format", "chip_weights_model", "evaluate_fixed_point", "fixed_point_reports", "fixed_point_targets",
+__all__ = ["THRESHOLD_UNITS", "ChipFormat", "ChipModel", "ChipNeuron", "ChipSynapse", "chip_activity", "chip_format",
+           "chip_weights_model", "evaluate_fixed_point", "fixed_point_reports", "fixed_point_targets",
            "format_fixed_point", "formats_key", "to_chip"]
