@@ -530,6 +530,10 @@ def _fixed_point_section(result: RunResult, targets=None, samples: int = 64, flo
         rows.append(f"| {spec.name} | {accuracy} | {agreement} | {energy} |")
         if "same_as" not in r:
             notes += [f"- {spec.name}: {n}" for n in r["notes"] if n != ENERGY_NOTE]
+            if r["advice"]:
+                notes.append(f"- {spec.name}: to train a model with its neurons, `neurosim train --config "
+                             f"{result.run_dir / 'config.toml'} --set name={cfg.name}-{spec.name} "
+                             f"{' '.join(r['advice'])}`")
     return ["## Accuracy in the chips' integer arithmetic", "",
             f"The test split ({len(result.data.test.labels)} samples) through each digital chip's integer model "
             "(`estimate/fixed_point_<target>.json`; `neurosim estimate --checkpoint checkpoint.pt --fixed-point`): "

@@ -10,7 +10,7 @@ import torch
 
 from neurosim import nn as nsn
 from neurosim.cli import UserError
-from neurosim.hardware.fixed_point import chip_weights_model, evaluate_fixed_point, to_chip
+from neurosim.hardware.fixed_point import chip_weights_model, evaluate_fixed_point, format_fixed_point, to_chip
 
 
 def _parser():
@@ -232,6 +232,8 @@ def test_the_run_report_has_a_section_on_the_chips_integers(tiny_checkpoint):
     assert f"The test split ({len(data.test.labels)} samples)" in text
     assert "| loihi_sanafe | the same integers as loihi |" in text
     assert "- loihi: 1, 4, 8: the model resets by 'subtract'; Loihi resets a neuron that fires to zero" in text
+    assert (f"- loihi: to train a model with its neurons, `neurosim train --config {run_dir / 'config.toml'} "
+            "--set name=tiny-loihi --set neuron.reset=zero`") in text
     assert "energy estimates price the float model's activity" not in text  # (the energy column says it)
     for target in ("loihi", "speck"):
         row = next(line for line in text.splitlines() if line.startswith(f"| {target} | "))
@@ -324,3 +326,25 @@ def test_chip_energy_takes_one_input_tensor_and_a_measured_float_activity():
     measured = estimate_model(model, (2, 8, 8), x, ["loihi"], samples=10).activity
     again = chip_energy(model, (2, 8, 8), x, "loihi", samples=10, float_activity=measured)
     assert again == r
+
+
+def test_the_report_says_how_to_train_for_the_chip():
+    """The settings that give a model the chip's neurons: what closed the demo's gaps (README figures)."""
+    from neurosim.config import load_config
+    from neurosim.nn import build_model
+
+    def advice(overrides, target):
+        cfg = load_config("quickstart", overrides)
+        return to_chip(build_model(cfg.model, cfg.neuron), target).advice
+
+    assert advice([], "loihi") == ["--set neuron.reset=zero"]
+    assert advice([], "spinnaker") == ["--set neuron.reset=zero"]
+    assert advice([], "speck") == ["--set neuron.beta=1", "--set model.pool_type=sum"]
+    assert advice(["neuron.reset=zero"], "loihi") == []
+    assert advice(["neuron.beta=1.0", "model.pool_type=sum"], "speck") == []
+    assert advice(["neuron.reset=zero", "neuron.reset_timing=delayed"], "loihi") == [
+        "--set neuron.reset_timing=immediate"]
+    model, data = _energy_model()
+    r = evaluate_fixed_point(model, data, "loihi")
+    assert r["advice"] == ["--set neuron.reset=zero"]
+    assert format_fixed_point(r).endswith("neurosim train ... --set neuron.reset=zero")

@@ -115,6 +115,7 @@ def to_chip(model, target, *, maxpool: str | None = None) -> ChipModel:
     convs: list[str] = []
     maxpools: list[str] = []
     leaky: list[str] = []
+    advice: dict[str, str] = {}  # setting -> why: how to train a model that runs on this chip as in float
 
     readout: str | None = None  # an LI seen: nothing may follow it but the end
 
@@ -152,6 +153,7 @@ def to_chip(model, target, *, maxpool: str | None = None) -> ChipModel:
                                  "passes spikes on, so an LI can only be the last (read-out) layer")
             part_s, part_n, row = _quantise_pair(pending, name, m, fmt, notes, leaky)
             parts += [part_s, _recorded(part_n, name) if part_n.spiking else part_n]
+            _advise(advice, _neuron_facts(m), fmt)
             info.append(row)
             pending = None
             if isinstance(m, nsn.LI):
@@ -165,6 +167,7 @@ def to_chip(model, target, *, maxpool: str | None = None) -> ChipModel:
                                      "run it as a sum pool, or train with sum pooling")
                 parts.append(nsn.SumPool2d(m.kernel_size, m.stride, m.padding))  # (counted from its input)
                 notes.append(f"{name}: Speck has no max pooling; run as a sum pool (every spike in a window passes)")
+                advice["model.pool_type=sum"] = "Speck pools by summing"
             else:
                 parts.append(_recorded(nsn.MaxPool2d(m.kernel_size, m.stride, m.padding), name))
                 maxpools.append(name)
@@ -215,7 +218,23 @@ def to_chip(model, target, *, maxpool: str | None = None) -> ChipModel:
         notes.append("the input's event counts enter as that many spikes in a step; the first layer's ring-buffer "
                      "shift assumes at most one spike per input and step, as sPyNNaker does for a source without a "
                      "declared rate")
-    return ChipModel(fmt, parts, info, _grouped(notes))
+    chip = ChipModel(fmt, parts, info, _grouped(notes))
+    chip.advice = [f"--set {k}" for k in advice]
+    return chip
+
+
+def _advise(advice: dict[str, str], facts: dict, fmt) -> None:
+    """The training settings that give a model this chip's neuron (the notes' reset, timing and leak differences)."""
+    if facts["kind"] == "LI":
+        return
+    if fmt.arithmetic in ("loihi", "spinnaker") and facts["reset"] != "zero":
+        advice["neuron.reset=zero"] = "the chip resets a neuron that fires to zero"
+    if facts["timing"] == "delayed":
+        advice["neuron.reset_timing=immediate"] = "the chip resets in the step a neuron fires"
+    if fmt.arithmetic == "dynapcnn" and facts["beta"] != 1.0:
+        advice["neuron.beta=1"] = "Speck's neurons do not leak"
+    if fmt.arithmetic == "dynapcnn" and facts["reset"] == "none":
+        advice["neuron.reset=subtract"] = "Speck resets a neuron that fires"
 
 
 def _grouped(notes: list[str]) -> list[str]:

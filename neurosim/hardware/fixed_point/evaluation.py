@@ -186,7 +186,7 @@ def evaluate_fixed_point(model, loader, target, *, loss: str | None = None, max_
     return {"target": chip.fmt.target, "arithmetic": chip.fmt.arithmetic, "samples": total,
             "float_acc": 100.0 * right_f / total, "chip_acc": 100.0 * right_c / total,
             "chip_weights_acc": 100.0 * right_w / total,
-            "agreement": 100.0 * agree / total, "layers": layers, "notes": notes}
+            "agreement": 100.0 * agree / total, "layers": layers, "notes": notes, "advice": list(chip.advice)}
 
 
 def _held(row: dict) -> str:
@@ -264,4 +264,6 @@ def format_fixed_point(report: dict) -> str:
                      f"{r['weights_clipped']:>9}{r['threshold_int']:>11}{_rates(r):>33}"
                      f"{_held(r):>19}")
     lines += [f"  note: {n}" for n in report["notes"]]
+    if report.get("advice"):
+        lines.append(f"  to train a model with this chip's neurons: neurosim train ... {' '.join(report['advice'])}")
     return "\n".join(lines)

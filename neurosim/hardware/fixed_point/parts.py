@@ -271,9 +271,10 @@ class ChipNeuron(nn.Module):
 
 
 class ChipModel(nn.Module):
-    """The integer model :func:`~neurosim.hardware.fixed_point.to_chip` builds: ``(x_seq, state=None) -> (out_seq, state)`` like a neurosim
-    Sequential. ``layers`` lists each synapse–neuron pair's formats, ``notes`` what the chip does differently from
-    the float model, ``counts()`` the spikes and saturations of the runs so far."""
+    """The integer model :func:`~neurosim.hardware.fixed_point.to_chip` builds: ``(x_seq, state=None) ->
+    (out_seq, state)`` like a neurosim Sequential. ``layers`` lists each synapse–neuron pair's formats, ``notes`` what
+    the chip does differently from the float model, ``advice`` the ``neurosim train --set`` options that give a
+    model this chip's neurons, ``counts()`` the spikes and saturations of the runs so far."""
 
     def __init__(self, fmt: ChipFormat, parts: list[nn.Module], layers: list[dict], notes: list[str]) -> None:
         super().__init__()
@@ -281,6 +282,7 @@ class ChipModel(nn.Module):
 
         self._back = [row.pop("_back") for row in layers]  # the chip's weights in the model's units
         self.fmt, self.layers, self.notes = fmt, layers, notes
+        self.advice: list[str] = []  # ``--set`` options that train a model with this chip's neurons (to_chip's)
         self.net = nsn.Sequential(*parts)
 
     def check_input(self, x_seq: torch.Tensor) -> torch.Tensor:
