@@ -142,12 +142,13 @@ def _graph_and_activity(model, input_shape: Sequence[int], data, *, dt_s: float,
 
 
 def chip_energy(model, input_shape: Sequence[int], data, target, *, dt_s: float = 1e-3, samples: int | None = 64,
-                float_activity=None) -> dict:
+                float_activity=None, delays: bool = False) -> dict:
     """Energy and latency per inference on a digital ``target`` twice, on the same samples: at the float model's
     activity (what :func:`estimate_model` prices) and at the activity of the model's integer version on that chip
     (:mod:`neurosim.hardware.fixed_point`: its spikes, which a reset to zero, a dropped leak or several spikes per
     step change).
 
+    ``delays``: the chip with its one-step delay per layer (:func:`neurosim.hardware.fixed_point.to_chip`).
     ``float_activity``: the float model's activity when already measured on the same samples (an
     :func:`estimate_model` report's ``activity``); measured here otherwise.
 
@@ -165,7 +166,7 @@ def chip_energy(model, input_shape: Sequence[int], data, target, *, dt_s: float 
 
     spec = target if isinstance(target, Spec) else load_spec(target)
     model = _to_neurosim(model)
-    chip = to_chip(model, spec)
+    chip = to_chip(model, spec, delays=delays)
     blind = spec.kind == "digital" and not any(spec.term(t) == "modelled" for t in ("synaptic", "neuron_update",
                                                                                     "routing"))
     graph, names, inp, float_act = _graph_and_activity(model, input_shape, data, dt_s=dt_s, samples=samples,

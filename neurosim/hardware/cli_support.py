@@ -199,6 +199,10 @@ def add_fixed_point_arguments(parser: argparse.ArgumentParser) -> None:
                         "models, Speck as sinabs discretises it, SpiNNaker as sPyNNaker computes it), next to the "
                         "float accuracy and the float model with the chip's weights, and price the energy per "
                         "inference at the chip's own spikes next to the float model's (on --samples samples)")
+    g.add_argument("--fixed-point-delays", action="store_true",
+                   help="simulate the one-step delay of each synapse layer on Loihi and SpiNNaker (a network of L "
+                        "layers answers L steps late within the same T steps); by default each layer answers in the "
+                        "step its input arrives, as the float model and a chip run L steps longer do")
     g.add_argument("--fixed-point-samples", type=int, default=None, metavar="N",
                    help="test samples for --fixed-point's accuracies (default: the whole test split; the energy "
                         "uses --samples)")
@@ -214,8 +218,10 @@ def check_fixed_point_args(args: argparse.Namespace, checkpoint_path) -> list:
 
     samples = getattr(args, "fixed_point_samples", None)
     if not getattr(args, "fixed_point", False):
-        if samples is not None:
-            raise UserError("--fixed-point-samples applies only with --fixed-point: add --fixed-point, or leave it out")
+        for flag, given in (("--fixed-point-samples", samples is not None),
+                            ("--fixed-point-delays", getattr(args, "fixed_point_delays", False))):
+            if given:
+                raise UserError(f"{flag} applies only with --fixed-point: add --fixed-point, or leave it out")
         return []
     if not checkpoint_path:
         raise UserError("--fixed-point needs --checkpoint: the accuracy is measured on the checkpoint's test data")
@@ -274,11 +280,12 @@ def run_fixed_point_from_args(args: argparse.Namespace, checkpoint_path, out_dir
         print(f"fixed point: {out / f'fixed_point_{name}.json'}")
 
     step_ms = getattr(args, "step_ms", None)
+    delays = bool(getattr(args, "fixed_point_delays", False))
     reports, refused = fixed_point_reports(
         model, test, specs, loss=cfg.train.loss, input_shape=cfg.model.input_shape,
         dt_s=(cfg.neuron.dt_ms if step_ms is None else step_ms) * 1e-3, samples=getattr(args, "samples", 64),
         max_samples=args.fixed_point_samples, out_dir=out, float_activity=float_activity,
-        extra={"checkpoint": str(checkpoint_path)}, on_report=show)
+        extra={"checkpoint": str(checkpoint_path), "delays": delays}, on_report=show, delays=delays)
     for name, why in refused.items():
         print(f"fixed point: {name} not simulated: {why}")
     if not reports:

@@ -348,3 +348,16 @@ def test_the_report_says_how_to_train_for_the_chip():
     r = evaluate_fixed_point(model, data, "loihi")
     assert r["advice"] == ["--set neuron.reset=zero"]
     assert format_fixed_point(r).endswith("neurosim train ... --set neuron.reset=zero")
+
+
+def test_fixed_point_delays_flag(tiny_checkpoint, capsys):
+    from neurosim.hardware.cli_support import check_fixed_point_args, run_fixed_point_from_args
+
+    with pytest.raises(UserError, match="--fixed-point-delays applies only with --fixed-point"):
+        check_fixed_point_args(_parser().parse_args(["--fixed-point-delays"]), "x.pt")
+    args = _parser().parse_args(["-q", "--fixed-point", "--fixed-point-delays", "--target", "loihi",
+                                 "--fixed-point-samples", "8"])
+    r = run_fixed_point_from_args(args, tiny_checkpoint, None)["loihi"]
+    assert r["delays"] is True and any("answer 3 steps late" in n for n in r["notes"])
+    saved = json.loads((tiny_checkpoint.parent / "estimate" / "fixed_point_loihi.json").read_text())
+    assert saved["delays"] is True

@@ -372,3 +372,46 @@ def test_an_empty_sequence_through_a_convolution(target):
     empty, kept = chip(x[:0], state)
     assert empty.shape == (0, 2, 3)
     assert all(torch.equal(a, b) for a, b in zip(kept["1"], state["1"]))  # the state passes through unchanged
+
+
+# ------------------------------------------------------------------------------------------ per-layer delays
+def _two_layers(seed: int = 3) -> nsn.Sequential:
+    torch.manual_seed(seed)
+    model = nsn.Sequential(nsn.Linear(6, 8, bias=False), nsn.LIF(beta=0.9, v_th=0.5, reset="zero"),
+                           nsn.Linear(8, 3, bias=False), nsn.LIF(beta=0.9, v_th=0.3, reset="zero"))
+    with torch.no_grad():
+        model[0].weight.mul_(2.0)
+    return model
+
+
+@pytest.mark.parametrize("target", ["loihi", "spinnaker"])
+def test_delays_shift_a_bias_free_network_by_its_layer_count(target):
+    """Without biases a network at rest stays at rest until its input arrives: with one step per weight layer, two
+    layers answer exactly two steps late (the same spikes, shifted), and a run in chunks equals one run."""
+    model = _two_layers()
+    x = counts((12, 4, 6), seed=5)
+    plain, _ = to_chip(model, target)(x)
+    chip = to_chip(model, target, delays=True)
+    late, _ = chip(x)
+    assert plain.sum() > 0 and torch.equal(late[:2], torch.zeros_like(late[:2]))
+    assert torch.equal(late[2:], plain[:-2])
+    first, state = chip(x[:5])
+    rest, _ = chip(x[5:], state)
+    assert torch.equal(torch.cat([first, rest]), late)
+    assert any("answer 2 steps late" in n for n in chip.notes)
+
+
+def test_speck_has_no_step_delay():
+    model = _two_layers()
+    x = counts((8, 2, 6), seed=5)
+    chip = to_chip(model, "speck", delays=True)
+    assert torch.equal(chip(x)[0], to_chip(model, "speck")(x)[0])
+    assert any("Speck processes each event as it arrives" in n for n in chip.notes)
+
+
+def test_delays_in_the_report():
+    model = _two_layers()
+    loader = [(counts((10, 4, 6), seed=s), torch.zeros(4, dtype=torch.long)) for s in (1, 2)]
+    plain = evaluate_fixed_point(model, loader, "loihi")
+    late = evaluate_fixed_point(model, loader, "loihi", delays=True)
+    assert late["layers"][1]["spikes_per_neuron_step"] < plain["layers"][1]["spikes_per_neuron_step"]

@@ -39,8 +39,9 @@ What is chosen here, not by the chip: the scale of each layer (each chip's file 
 
 Not simulated: Lava's int32 overflow of a huge summed input (``a_in << 6`` past 2^31, which the hardware's
 narrower input would not reach either: here it is computed exactly), Loihi's and SpiNNaker's one-step delay per
-synapse layer (a network of ``L`` layers answers ``L`` steps late on the chip; the time-summed read-out here sees
-every step; a recurrent connection's delay is simulated), the asynchronous order of Speck's events within a time
+synapse layer unless asked for (``to_chip(..., delays=True)``, ``--fixed-point-delays``: a network of ``L`` layers
+then answers ``L`` steps late within the ``T`` steps; by default every layer answers in the step its input arrives,
+as a chip run ``L`` steps longer does; a recurrent connection's delay is always simulated), the asynchronous order of Speck's events within a time
 step, input spikes above one per axon and step (counts enter as graded inputs; on SpiNNaker as that many spikes),
 sPyNNaker's local-only convolutions (a convolution runs as its connection list), and where a layer does not fit a
 core (the estimate's mapping reports that).

@@ -13,7 +13,7 @@ from torch import nn
 
 from neurosim.hardware.fixed_point.dynapcnn import _quantise_dynapcnn
 from neurosim.hardware.fixed_point.loihi import _quantise_loihi
-from neurosim.hardware.fixed_point.parts import ChipFormat, ChipModel, chip_format
+from neurosim.hardware.fixed_point.parts import ChipFormat, ChipModel, ChipNeuron, chip_format
 from neurosim.hardware.fixed_point.spinnaker import _quantise_spinnaker
 
 
@@ -74,7 +74,7 @@ def _pool_size(m: nn.Module) -> int:
     return int(k[0] * k[1])
 
 
-def to_chip(model, target, *, maxpool: str | None = None) -> ChipModel:
+def to_chip(model, target, *, maxpool: str | None = None, delays: bool = False) -> ChipModel:
     """The integer model of ``model`` on the digital ``target`` (see :mod:`neurosim.hardware.fixed_point`).
 
     Args:
@@ -84,6 +84,11 @@ def to_chip(model, target, *, maxpool: str | None = None) -> ChipModel:
             spec path or a ``hardware_models.Spec``.
         maxpool: Loihi and SpiNNaker keep a max pool of spikes (one OR neuron per window does it exactly); Speck has
             only sum pooling, so its max pools become sum pools (the default there; ``"error"`` refuses instead).
+        delays: simulate the one-step delay of each synapse layer on Loihi (Lava's Dense sends the sum of the step
+            before) and SpiNNaker (a projection's delay is at least one step): a network of ``L`` weight layers then
+            answers ``L`` steps late, as the chip run for the same ``T`` steps does. Off (the default), every layer
+            answers in the step its input arrives, as the float model and a chip run ``L`` steps longer do (up to
+            what the biases and leaks do in those steps). Speck processes events as they arrive: no delay.
 
     Raises:
         ValueError: a layer the chip cannot run (named), a target without an arithmetic.
@@ -210,14 +215,25 @@ def to_chip(model, target, *, maxpool: str | None = None) -> ChipModel:
         if maxpools:
             notes.append(f"{', '.join(maxpools)}: a max pool of spikes runs as one neuron per window that fires when "
                          "any input of its window does (a population of its own on SpiNNaker, not a built-in)")
-        notes.append("sPyNNaker delivers a spike one time step later at the earliest (a projection's delay is at "
-                     "least one step): a network of L layers answers L steps late on the chip; not simulated here, "
-                     "each layer's input is applied in the step it is sent")
+        if not delays:
+            notes.append("sPyNNaker delivers a spike one time step later at the earliest (a projection's delay is at "
+                         "least one step): a network of L layers answers L steps late on the chip; not simulated "
+                         "here (delays=True, --fixed-point-delays), each layer's input is applied in the step it is "
+                         "sent")
         notes.append("tau_refrac = 0: no refractory steps (the model has none); v_rest = v_reset = 0, i_offset "
                      "carries the bias; each weight layer is split into an excitatory and an inhibitory projection")
         notes.append("the input's event counts enter as that many spikes in a step; the first layer's ring-buffer "
                      "shift assumes at most one spike per input and step, as sPyNNaker does for a source without a "
                      "declared rate")
+    if delays and not speck:
+        for part in parts:
+            if isinstance(part, ChipNeuron):
+                part.delay = True
+        notes.append(f"each weight layer's input reaches its neurons one step later (simulated): the {len(info)} "
+                     f"layers answer {len(info)} steps late, and the read-out sees the {len(info)} last steps' "
+                     "inputs no more")
+    elif delays:
+        notes.append("Speck processes each event as it arrives: no delay per layer to simulate")
     chip = ChipModel(fmt, parts, info, _grouped(notes))
     chip.advice = [f"--set {k}" for k in advice]
     return chip

@@ -115,7 +115,7 @@ def _stateful(part: nn.Module) -> bool:
 # ------------------------------------------------------------------------------------------------ evaluation
 @torch.no_grad()
 def evaluate_fixed_point(model, loader, target, *, loss: str | None = None, max_samples: int | None = None,
-                         maxpool: str | None = None) -> dict:
+                         maxpool: str | None = None, delays: bool = False) -> dict:
     """Test accuracy of ``model`` in float and on ``target``'s integer arithmetic, over the same samples.
 
     Returns a JSON-ready dict: ``target``, ``arithmetic``, ``float_acc`` and ``chip_acc`` (percent),
@@ -130,7 +130,7 @@ def evaluate_fixed_point(model, loader, target, *, loss: str | None = None, max_
     from neurosim.hardware.nonideal import EVAL_BLOCK, _blocks
     from neurosim.training.losses import predict
 
-    chip = to_chip(model, target, maxpool=maxpool)
+    chip = to_chip(model, target, maxpool=maxpool, delays=delays)
     float_model = _to_neurosim(model)  # (an snnTorch model runs as its neurosim equivalent: the same spikes)
     p = next(iter(float_model.parameters()), None)
     device = p.device if p is not None else torch.device("cpu")
@@ -196,7 +196,7 @@ def _held(row: dict) -> str:
 
 def fixed_point_reports(model, test, specs, *, loss: str | None, input_shape, dt_s: float, samples: int | None = 64,
                         max_samples: int | None = None, out_dir=None, float_activity=None, extra: dict | None = None,
-                        on_report=None) -> tuple[dict, dict]:
+                        on_report=None, delays: bool = False) -> tuple[dict, dict]:
     """:func:`evaluate_fixed_point` and the energy at the chip's own spikes
     (:func:`neurosim.estimation.chip_energy`, on ``samples`` samples) for each of ``specs``; what ``neurosim
     estimate --fixed-point`` and the demo's report run.
@@ -226,9 +226,9 @@ def fixed_point_reports(model, test, specs, *, loss: str | None, input_shape, dt
                 r = {k: v for k, v in reports[twin].items() if k != "energy"}
                 r.update(target=spec.name, same_as=twin)
             else:
-                r = evaluate_fixed_point(model, test, spec, loss=loss, max_samples=max_samples)
+                r = evaluate_fixed_point(model, test, spec, loss=loss, max_samples=max_samples, delays=delays)
             r["energy"] = chip_energy(model, input_shape, test, spec, dt_s=dt_s, samples=samples,
-                                      float_activity=float_activity)
+                                      float_activity=float_activity, delays=delays)
         except ValueError as e:
             refused[spec.name] = str(e)
             continue

@@ -213,10 +213,16 @@ class ChipNeuron(nn.Module):
         self.updates: list[torch.Tensor] = []
         self.counts = {"steps": 0, "neuron_steps": 0, "spikes": 0, "saturated": 0, "at_top": 0, "at_floor": 0,
                        "wrapped": 0}
+        #: the synapse layer's one-step delay (Lava's Dense, sPyNNaker's minimum delay): the input of step t
+        #: reaches the neurons at t + 1 (to_chip's ``delays``); the state then carries the step in transit too
+        self.delay = False
 
     def _carried(self, state, shape, parts: str) -> tuple:
-        """A carried state, checked: the three tensors this layer returned, for neurons of one step's ``shape``."""
-        if not (isinstance(state, tuple) and len(state) == 3):
+        """A carried state, checked: the tensors this layer returned, for neurons of one step's ``shape``."""
+        n = 3 + self.delay
+        if self.delay:
+            parts = parts[:-1] + ", input in transit)"
+        if not (isinstance(state, tuple) and len(state) == n):
             raise TypeError(f"{self.name}: a chip layer's state is the {parts} it returned, or None")
         if tuple(state[1].shape) != tuple(shape):
             raise ValueError(f"{self.name}: the carried state holds {tuple(state[1].shape)} neurons but this input's "
@@ -231,7 +237,12 @@ class ChipNeuron(nn.Module):
         zero_state, p = self.dynamics.start(self, x_seq)
         state = zero_state if state is None else tuple(self._carried(state, zero_state[1].shape, self.dynamics.state))
         if x_seq.shape[0] == 0:
+            if self.delay and len(state) == 3:
+                state = (*state, x_seq.new_zeros(x_seq.shape[1:]))
             return x_seq.new_zeros((0, *state[1].shape)), state
+        if self.delay:  # each step's input arrives a step later: the one in transit first, the last one kept
+            in_transit = state[3] if len(state) == 4 else x_seq.new_zeros(x_seq.shape[1:])
+            x_seq, state, arriving_last = torch.cat([in_transit[None], x_seq[:-1]]), state[:3], x_seq[-1]
         out = []
         zero = x_seq.new_zeros(())
         # (summed on the device: read once, at the end)
@@ -264,7 +275,7 @@ class ChipNeuron(nn.Module):
         c["at_floor"] += floor_
         c["saturated"] += top_ + floor_
         c["wrapped"] += int(n_wrapped)
-        return torch.stack(out), state
+        return torch.stack(out), ((*state, arriving_last) if self.delay else state)
 
     def extra_repr(self) -> str:
         return f"{self.name}, threshold={self.threshold}, decay_v={self.decay_v}, decay_u={self.decay_u}"
