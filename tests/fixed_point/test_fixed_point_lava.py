@@ -57,7 +57,7 @@ import torch
 
 from neurosim import nn as nsn
 from neurosim.hardware.fixed_point import ChipNeuron, ChipSynapse, to_chip
-from fp_helpers import event_counts, random_bias, seeded
+from fp_helpers import cuba_mlp, event_counts, li_readout_mlp, random_bias, rlif_mlp, seeded
 
 # ------------------------------------------------------------------ Lava's constants (AbstractPyLifModelFixed)
 DS_OFFSET = 1  # added to du: the current's effective decay constant
@@ -397,9 +397,7 @@ def test_lif_mlp_with_biases(beta):
 
 def test_lif_mlp_with_li_readout():
     rng = seeded(2)
-    model = nsn.Sequential(nsn.Linear(10, 14), nsn.LIF(beta=0.8, v_th=1.0, reset="zero"),
-                           nsn.Linear(14, 5), nsn.LI(0.9))
-    random_bias(model[2], rng, 0.3)
+    model = li_readout_mlp(rng)
     chip, layers, ref = check_exact(model, event_counts(rng, 30, 6, 10))
     no_int32_overflow(layers)
     assert np.abs(ref[-1]).max() > 1000  # the read-out's membrane moves
@@ -409,9 +407,7 @@ def test_lif_mlp_with_li_readout():
 @pytest.mark.parametrize("alpha", [0.5, 0.8])
 def test_cuba_lif(alpha):
     rng = seeded(3)
-    model = nsn.Sequential(nsn.Linear(10, 12), nsn.CubaLIF(alpha=alpha, beta=0.9, v_th=1.0, reset="zero"),
-                           nsn.Linear(12, 5), nsn.CubaLIF(alpha=alpha, beta=0.7, v_th=0.5, reset="zero"))
-    random_bias(model[0], rng, 0.05)
+    model = cuba_mlp(alpha, rng)
     chip, layers, _ = check_exact(model, event_counts(rng, 40, 6, 10))
     no_int32_overflow(layers)
     assert [L.lif.du for L in layers] == [round(4096 * (1 - alpha)) - 1] * 2
@@ -420,12 +416,7 @@ def test_cuba_lif(alpha):
 @pytest.mark.parametrize("connectivity", ["dense", "diagonal"])
 def test_rlif(connectivity):
     rng = seeded(4)
-    model = nsn.Sequential(nsn.Linear(8, 10),
-                           nsn.RLIF(10, beta=0.9, v_th=1.0, reset="zero", connectivity=connectivity),
-                           nsn.Linear(10, 4), nsn.LIF(beta=0.9, v_th=1.0, reset="zero"))
-    with torch.no_grad():
-        rec = model[1].recurrent
-        rec.weight.copy_(torch.from_numpy(rng.normal(0, 0.6, rec.weight.shape)))
+    model = rlif_mlp(connectivity, rng)
     x = event_counts(rng, 40, 6, 8)
     chip, layers, ref = check_exact(model, x)
     no_int32_overflow(layers)

@@ -55,7 +55,7 @@ import torch
 
 from neurosim import nn as nsn
 from neurosim.hardware.fixed_point import ChipNeuron, ChipSynapse, to_chip
-from fp_helpers import event_counts, random_bias, seeded
+from fp_helpers import cuba_mlp, event_counts, li_readout_mlp, random_bias, rlif_mlp, seeded
 
 U32, U64, INT32_MAX = 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF, 2 ** 31 - 1
 
@@ -537,9 +537,7 @@ def test_lif_mlp_with_biases(beta):
 
 def test_lif_with_li_readout_and_a_trailing_weight_layer():
     rng = seeded(2)
-    model = nsn.Sequential(nsn.Linear(10, 14), nsn.LIF(beta=0.8, v_th=1.0, reset="zero"),
-                           nsn.Linear(14, 5), nsn.LI(0.9))
-    random_bias(model[2], rng, 0.3)
+    model = li_readout_mlp(rng)
     chip, pops, ref = check_exact(model, event_counts(rng, 25, 4, 10))
     assert np.abs(ref[-1]).max() > 2 ** 15  # the read-out's membrane moves by more than 1 mV
     assert chip.layers[-1]["threshold_int"] == INT32_MAX
@@ -551,9 +549,7 @@ def test_lif_with_li_readout_and_a_trailing_weight_layer():
 @pytest.mark.parametrize("alpha", [0.3, 0.8, 1.0])
 def test_cuba_lif_runs_as_if_curr_exp(alpha):
     rng = seeded(3)
-    model = nsn.Sequential(nsn.Linear(10, 12), nsn.CubaLIF(alpha=alpha, beta=0.9, v_th=1.0, reset="zero"),
-                           nsn.Linear(12, 5), nsn.CubaLIF(alpha=alpha, beta=0.7, v_th=0.5, reset="zero"))
-    random_bias(model[0], rng, 0.05)
+    model = cuba_mlp(alpha, rng)
     chip, pops, _ = check_exact(model, event_counts(rng, 30, 4, 10))
     assert all(p.synapse == "exp" and 0 < p.init < 2 ** 32 for p in pops) and pops[0].i_offset.any()
     assert all(abs(p.decay / 2 ** 32 - min(alpha, 0.9999)) < 1e-4 for p in pops)
@@ -562,12 +558,7 @@ def test_cuba_lif_runs_as_if_curr_exp(alpha):
 @pytest.mark.parametrize("connectivity", ["dense", "diagonal"])
 def test_rlif_recurrent_spikes_arrive_a_step_later_in_the_same_ring_buffers(connectivity):
     rng = seeded(4)
-    model = nsn.Sequential(nsn.Linear(8, 10),
-                           nsn.RLIF(10, beta=0.9, v_th=1.0, reset="zero", connectivity=connectivity),
-                           nsn.Linear(10, 4), nsn.LIF(beta=0.9, v_th=1.0, reset="zero"))
-    with torch.no_grad():
-        rec = model[1].recurrent
-        rec.weight.copy_(torch.from_numpy(rng.normal(0, 0.6, rec.weight.shape)))
+    model = rlif_mlp(connectivity, rng)
     x = event_counts(rng, 30, 4, 8)
     chip, pops, ref = check_exact(model, x)
     assert len(pops[0].projections) == 2 and pops[0].projections[1].recurrent
