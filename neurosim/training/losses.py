@@ -20,6 +20,9 @@ it), which defeats the last-step read-out; SLTT and SLTT-K refuse them (so does 
 Each loss predicts with the read-out it trains (:meth:`Loss.predict`): ``argmax_c Σ_t o_t[c]`` for the
 time-summed losses (``rate_ce``, ``tet``, ``sltt_mix``), ``argmax_c max_t o_t[c]`` for ``max_ce`` (as SpyTorch
 classifies), ``argmax_c o_T[c]`` for ``last_ce``. :func:`predict` with no loss is the time-summed one.
+:meth:`Loss.running_scores` gives the class scores that read-out holds after each step (``Σ_{τ≤t} o_τ``,
+``max_{τ≤t} o_τ`` or ``o_t``), what a run stopped after step ``t`` would predict from (early exit:
+:mod:`neurosim.estimation.early_exit`); its last step predicts as :meth:`Loss.predict`.
 
 Example:
     >>> import torch
@@ -42,7 +45,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["LOSS_NAMES", "LastCE", "Loss", "MaxCE", "RateCE", "SLTTMix", "TET", "get_loss", "predict"]
+__all__ = ["LOSS_NAMES", "LastCE", "Loss", "MaxCE", "RateCE", "SLTTMix", "TET", "get_loss", "predict",
+           "running_scores"]
 
 #: the names :func:`get_loss` knows (``train.loss`` in a config)
 LOSS_NAMES = ("rate_ce", "tet", "sltt_mix", "max_ce", "last_ce")
@@ -75,6 +79,18 @@ def predict(out_seq: torch.Tensor, loss: Loss | str | None = None) -> torch.Tens
     return out_seq.sum(0).argmax(-1)
 
 
+def running_scores(out_seq: torch.Tensor, loss: Loss | str | None = None) -> torch.Tensor:
+    """Class scores ``[T, B, C]`` of the read-out ``loss`` trains after each step (:meth:`Loss.running_scores`; a
+    loss object or its name; None: the time-summed read-out, ``Σ_{τ≤t} o_τ``)."""
+    if isinstance(loss, str):
+        loss = get_loss(loss)
+    reader = getattr(loss, "running_scores", None)
+    if reader is not None:
+        return reader(out_seq)
+    _check_outputs(out_seq)
+    return out_seq.cumsum(0)
+
+
 class Loss:
     """Base class: ``loss(out_seq, y) -> scalar``; per-step losses also offer ``step(o_t, y)``.
 
@@ -95,6 +111,12 @@ class Loss:
         """Class prediction ``argmax_c Σ_t o_t[c]``; shape ``[B]``."""
         _check_outputs(out_seq)
         return out_seq.sum(0).argmax(-1)
+
+    def running_scores(self, out_seq: torch.Tensor) -> torch.Tensor:
+        """``[T, B, C]``: the scores :meth:`predict` would take the argmax of had the run stopped after each step,
+        here the running sum ``Σ_{τ≤t} o_τ``."""
+        _check_outputs(out_seq)
+        return out_seq.cumsum(0)
 
 
 @dataclass(frozen=True)
@@ -164,6 +186,11 @@ class MaxCE(Loss):
         _check_outputs(out_seq)
         return out_seq.max(0).values.argmax(-1)
 
+    def running_scores(self, out_seq):
+        """The running maximum ``max_{τ≤t} o_τ``."""
+        _check_outputs(out_seq)
+        return out_seq.cummax(0).values
+
 
 @dataclass(frozen=True)
 class LastCE(Loss):
@@ -185,6 +212,11 @@ class LastCE(Loss):
     def predict(self, out_seq):
         _check_outputs(out_seq)
         return out_seq[-1].argmax(-1)
+
+    def running_scores(self, out_seq):
+        """Each step's own output ``o_t`` (a run stopped after step ``t`` reads its last step, ``t``)."""
+        _check_outputs(out_seq)
+        return out_seq
 
 
 def get_loss(name: str, lam: float = 0.05, target: str = "ones") -> Loss:
