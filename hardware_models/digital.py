@@ -570,8 +570,19 @@ def _map(facts, spec, weight_bits, chips):
         raise ValueError(f"chips must be a positive integer, got {chips!r}")
     if not isinstance(weight_bits, int) or weight_bits < 1:
         raise ValueError(f"weight_bits must be a positive integer, got {weight_bits!r}")
-    if spec.options["mapping"] == "layer_per_core":
-        return _map_layer_per_core(facts, spec, weight_bits, chips)
+    # the placement depends on the graph and the spec, not on the activity: kept on the facts for the same spec
+    # object (an early-exit study estimates one network at many activities)
+    key = ("digital placement", id(spec), weight_bits, chips)
+    kept = facts._cache.get(key)
+    if kept is not None and kept[0] is spec:
+        return kept[1]
+    placed = _map_layer_per_core(facts, spec, weight_bits, chips) if spec.options["mapping"] == "layer_per_core" \
+        else _place(facts, spec, weight_bits, chips)
+    facts._cache[key] = (spec, placed)
+    return placed
+
+
+def _place(facts, spec, weight_bits, chips):
     cache: dict = {}
 
     def partition(orders: dict[str, str]) -> tuple[MappingResult, _CorePartition]:
