@@ -33,6 +33,7 @@ the two counts are equal: its biases give every neuron input in every step.)
 
 from __future__ import annotations
 
+import operator
 from contextlib import contextmanager
 from typing import Callable, Iterator, Mapping
 
@@ -44,7 +45,7 @@ from neurosim.functional.lif import _v_before
 from neurosim.nn import LI, LIF, CubaLIF
 from neurosim.nn.layers import run_chunked
 
-__all__ = ["activity_profile", "record_outputs"]
+__all__ = ["activity_profile", "cohort_profiles", "record_outputs"]
 
 
 def _cuba_parts(model: nn.Module) -> tuple[dict[str, str], set[str]]:
@@ -133,9 +134,13 @@ def record_outputs(model: nn.Module, x_seq: torch.Tensor, kinds: tuple[type, ...
 _BLOCK = 1 << 22  # elements of an output converted to float64 at a time (32 MiB), however large the output
 
 
-def _sums(out: torch.Tensor, absolute: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def _sums(out: torch.Tensor, absolute: bool = False, weights: torch.Tensor | None = None
+          ) -> tuple[torch.Tensor, torch.Tensor]:
     """Float64 totals of ``out [t, B, ...]``: per step ``[t]`` (over batch and neurons) and per neuron ``[...]``
-    (over steps and batch); ``absolute`` sums ``|out|``. Converted a block of steps at a time."""
+    (over steps and batch); ``absolute`` sums ``|out|``. Converted a block of steps at a time.
+
+    ``weights [K, t, B]`` (float64): the totals of K cohorts instead, ``[K, t]`` and ``[K, ...]``, each sample and
+    step weighted by its cohort's weight (0 or 1: whole numbers stay exact)."""
     t = out.shape[0]
     per = max(1, _BLOCK // max(1, out[0].numel()))
     steps, count = [], None
@@ -143,32 +148,56 @@ def _sums(out: torch.Tensor, absolute: bool = False) -> tuple[torch.Tensor, torc
         s = out[i:i + per].double()  # (the output itself where it is float64 already: not changed in place)
         if absolute:
             s = s.abs()
-        steps.append(s.reshape(s.shape[0], -1).sum(dim=1))
-        c = s.sum(dim=(0, 1))
+        if weights is None:
+            steps.append(s.reshape(s.shape[0], -1).sum(dim=1))
+            c = s.sum(dim=(0, 1))
+        else:
+            w = weights[:, i:i + per]
+            steps.append(torch.einsum("ktb,tb->kt", w, s.reshape(s.shape[0], s.shape[1], -1).sum(-1)))
+            c = (w.reshape(w.shape[0], -1) @ s.reshape(s.shape[0] * s.shape[1], -1)).reshape(w.shape[0], *s.shape[2:])
         count = c if count is None else count + c
-    return torch.cat(steps), count
+    return torch.cat(steps, dim=-1), count
 
 
-def _reducer(steps: dict[str, list[torch.Tensor]], counts: dict[str, torch.Tensor]
+class _Cohorts:
+    """The cohorts' weights ``[K, T, B]`` for the batch under way; each recorded module's calls take the next steps of
+    them (a chunked run calls a layer once per chunk, an RLIF's LIF once per step)."""
+
+    def __init__(self, weights: torch.Tensor) -> None:
+        self.weights, self.at = weights, {}
+
+    def take(self, key: tuple[str, str], t: int) -> torch.Tensor:
+        i = self.at.get(key, 0)
+        T = self.weights.shape[1]
+        if i + t > T:
+            raise ValueError(f"activity_profile: module {key[1]!r} emitted more than T = {T} time steps for an input "
+                             "of T steps (it runs more than once per step, or its output is not time-first "
+                             "[T, B, ...]); record other modules (kinds=...)")
+        self.at[key] = i + t
+        return self.weights[:, i:i + t]
+
+
+def _reducer(steps: dict[str, list[torch.Tensor]], counts: dict[str, torch.Tensor], cohorts: _Cohorts | None = None
              ) -> Callable[[str, torch.Tensor], None]:
     """An ``on_output`` for :func:`_hooks` that adds each call's output to ``steps[name]`` (per-step totals, one entry
     per call: a model run a chunk of steps at a time calls a layer once per chunk) and ``counts[name]`` (per-neuron
-    totals)."""
+    totals); per cohort with ``cohorts``."""
     def add(name: str, out: torch.Tensor) -> None:
-        step, count = _sums(out)
+        w = None if cohorts is None else cohorts.take(("out", name), out.shape[0])
+        step, count = _sums(out, weights=w)
         steps.setdefault(name, []).append(step)
         counts[name] = count if name not in counts else counts[name] + count
     return add
 
 
 def _updates(layer: nn.Module, x_seq: torch.Tensor, state, out: torch.Tensor) -> torch.Tensor:
-    """Float64 ``[t]``: per step of one LIF or LI call, the neurons (over batch and neurons) whose state changes: a
+    """Float64 ``[t, B]``: per step and sample of one LIF or LI call, the neurons whose state changes: a
     nonzero input ``x[t]``, a nonzero membrane entering the step (``v[t−1]``, the call's starting state at its first
     step) or a spike. A LIF's membrane is recomputed from ``x_seq`` and ``state`` with the layer's own backend (the
     values it computed), one call's ``[t, B, ...]`` at a time (a chunked run calls the layer once per chunk); an LI's
     output is its membrane."""
     if x_seq.shape[0] == 0:
-        return torch.zeros(0, dtype=torch.float64, device=x_seq.device)
+        return torch.zeros(0, x_seq.shape[1], dtype=torch.float64, device=x_seq.device)
     v0 = state.v if isinstance(state, LIFState) else state  # (a LIF takes a bare tensor as its state too)
     if isinstance(layer, LI):
         v_in = torch.cat([torch.zeros_like(out[:1]) if v0 is None else v0.unsqueeze(0).to(out.dtype), out[:-1]])
@@ -184,15 +213,20 @@ def _updates(layer: nn.Module, x_seq: torch.Tensor, state, out: torch.Tensor) ->
         else:
             v_in = torch.cat([v0.unsqueeze(0), v_seq[:-1]])
         moved = (x_seq != 0) | (v_in != 0) | (out != 0)
-    return moved.reshape(moved.shape[0], -1).sum(dim=1).double()
+    return moved.reshape(moved.shape[0], moved.shape[1], -1).sum(dim=2).double()
 
 
-def _update_reducer(updates: dict[str, list[torch.Tensor]]
+def _update_reducer(updates: dict[str, list[torch.Tensor]], cohorts: _Cohorts | None = None
                     ) -> Callable[[str, nn.Module, torch.Tensor, object, torch.Tensor], None]:
     """An ``on_neuron`` for :func:`_hooks` that adds each LIF or LI call's per-step update counts to
-    ``updates[name]``."""
+    ``updates[name]`` (``[t]``; per cohort ``[K, t]`` with ``cohorts``)."""
     def add(name: str, layer: nn.Module, x_seq: torch.Tensor, state, out: torch.Tensor) -> None:
-        updates.setdefault(name, []).append(_updates(layer, x_seq, state, out))
+        moved = _updates(layer, x_seq, state, out)
+        if cohorts is None:
+            updates.setdefault(name, []).append(moved.sum(dim=1))
+        else:
+            w = cohorts.take(("update", name), moved.shape[0])
+            updates.setdefault(name, []).append(torch.einsum("ktb,tb->kt", w, moved))
     return add
 
 
@@ -230,6 +264,63 @@ def activity_profile(model: nn.Module, data, *, dt_s: float, samples: int | None
     Returns:
         The profile; its node names are ``names[module]`` for every recorded module.
     """
+    return _measure(model, data, dt_s=dt_s, samples=samples, kinds=kinds, names=names, input_name=input_name,
+                    device=device, batch_size=batch_size)
+
+
+@torch.no_grad()
+def cohort_profiles(model: nn.Module, data, cohorts, *, dt_s: float, kinds: tuple[type, ...] = (LIF,),
+                    names: Mapping[str, str] | None = None, input_name: str | None = "input",
+                    device: str | torch.device | None = None, batch_size: int = 16) -> list:
+    """The activity of several cohorts of the samples, each run for its own number of steps, in one pass.
+
+    ``cohorts`` is a sequence of ``(steps, members)``: a cohort's profile is what :func:`activity_profile` measures
+    on its ``members`` (indices into the samples ``data`` yields, in order, or a boolean mask over them) run for the
+    first ``steps`` steps only: ``time_steps = steps`` and the means over its members. A network is causal (its step
+    ``t`` does not depend on later input), so the first ``steps`` steps of the whole run are that shorter run: what a
+    chip that stops after ``steps`` steps (early exit: :mod:`neurosim.estimation.early_exit`) computes. A cohort
+    without members gives None. The profiles equal :func:`activity_profile`'s on each cohort's samples and steps
+    (the whole numbers exactly); the model runs once, whatever the number of cohorts.
+
+    Args are those of :func:`activity_profile`; ``data`` is read once, in order, and must hold every sample a
+    cohort names.
+    """
+    rows = []
+    for k, item in enumerate(cohorts):
+        try:
+            steps, members = item
+        except (TypeError, ValueError):
+            raise ValueError(f"cohort_profiles: cohort {k} must be a pair (steps, members), got {item!r}") from None
+        try:
+            whole = None if isinstance(steps, bool) else operator.index(steps)
+        except TypeError:
+            whole = None
+        if whole is None or whole < 1:
+            raise ValueError(f"cohort_profiles: cohort {k}: steps must be a whole number >= 1, got {steps!r}")
+        m = torch.as_tensor(members)
+        if m.numel() == 0:
+            m = m.long()  # (an empty list reads as float)
+        if m.dtype == torch.bool:
+            if m.ndim != 1:
+                raise ValueError(f"cohort_profiles: cohort {k}: a mask of members must be 1-D, got shape "
+                                 f"{tuple(m.shape)}")
+            m = m.nonzero().flatten()
+        elif m.is_floating_point() or m.is_complex() or m.ndim > 1:
+            raise ValueError(f"cohort_profiles: cohort {k}: members must be sample indices or a boolean mask, got "
+                             f"a {m.dtype} tensor of shape {tuple(m.shape)}")
+        m = m.flatten().long()
+        if m.numel() and int(m.min()) < 0:
+            raise ValueError(f"cohort_profiles: cohort {k}: sample index {int(m.min())} is negative")
+        rows.append((whole, m))
+    if not rows:
+        raise ValueError("cohort_profiles: no cohorts")
+    return _measure(model, data, dt_s=dt_s, samples=None, kinds=kinds, names=names, input_name=input_name,
+                    device=device, batch_size=batch_size, cohorts=rows)
+
+
+def _measure(model: nn.Module, data, *, dt_s: float, samples: int | None, kinds: tuple[type, ...],
+             names: Mapping[str, str] | None, input_name: str | None, device, batch_size: int, cohorts=None):
+    """:func:`activity_profile`'s profile; with ``cohorts`` (``[(steps, member indices)]``), one per cohort."""
     from hardware_models import ActivityProfile
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -240,6 +331,13 @@ def activity_profile(model: nn.Module, data, *, dt_s: float, samples: int | None
         device = p.device if p is not None else torch.device("cpu")
     batches = [(data, None)] if isinstance(data, torch.Tensor) else data
     inp_key = input_name or "__input__"
+    member = None
+    if cohorts is not None:  # [K, samples named] membership; the samples past the last one named weigh nothing
+        known = 1 + max((int(m.max()) for _, m in cohorts if m.numel()), default=-1)
+        member = torch.zeros(len(cohorts), known, dtype=torch.float64)
+        for k, (_, m) in enumerate(cohorts):
+            member[k, m] = 1.0
+        cohort_steps = torch.tensor([e for e, _ in cohorts])
     sums_step: dict[str, torch.Tensor] = {}
     sums_count: dict[str, torch.Tensor] = {}
     sums_update: dict[str, torch.Tensor] = {}
@@ -257,21 +355,34 @@ def activity_profile(model: nn.Module, data, *, dt_s: float, samples: int | None
                 x_seq = x_seq[:, : samples - seen]  # before any conversion: only the samples used are copied
             if T is None:
                 T = x_seq.shape[0]
+                if member is not None and int(cohort_steps.max()) > T:
+                    k = int(cohort_steps.argmax())
+                    raise ValueError(f"cohort_profiles: cohort {k} runs {int(cohort_steps[k])} steps but the inputs "
+                                     f"have T = {T}")
             elif x_seq.shape[0] != T:
                 raise ValueError(f"activity_profile: batches have different time steps ({x_seq.shape[0]} vs {T})")
             for start in range(0, x_seq.shape[1], batch_size):
                 x = x_seq[:, start:start + batch_size].contiguous().to(device, dtype)  # (copied in its own dtype)
+                B = x.shape[1]
+                w = None
+                if member is not None:
+                    rows = member[:, seen:seen + B]
+                    if rows.shape[1] < B:  # samples no cohort names
+                        rows = torch.cat([rows, rows.new_zeros(rows.shape[0], B - rows.shape[1])], dim=1)
+                    before = (torch.arange(T)[None, :] < cohort_steps[:, None]).double()  # [K, T]
+                    w = (before[:, :, None] * rows[:, None, :]).to(device)  # [K, T, B]
+                cohort = None if w is None else _Cohorts(w)
                 # an OFF event (−1, e.g. delta encoding with off_spike=True) is an event as much as an ON event (+1)
-                found = {inp_key: _sums(x, absolute=True)}
+                found = {inp_key: _sums(x, absolute=True, weights=w)}
                 steps: dict[str, list[torch.Tensor]] = {}
                 counts: dict[str, torch.Tensor] = {}
                 updates: dict[str, list[torch.Tensor]] = {}
-                with _hooks(model, kinds, _reducer(steps, counts), _update_reducer(updates)):
+                with _hooks(model, kinds, _reducer(steps, counts, cohort), _update_reducer(updates, cohort)):
                     run_chunked(model, x) if getattr(model, "stateful", False) else model(x)
                 for name, parts in steps.items():
-                    step = torch.cat(parts)
-                    if step.shape[0] != T:
-                        raise ValueError(f"activity_profile: module {name!r} emitted {step.shape[0]} time steps in "
+                    step = torch.cat(parts, dim=-1)
+                    if step.shape[-1] != T:
+                        raise ValueError(f"activity_profile: module {name!r} emitted {step.shape[-1]} time steps in "
                                          f"all for an input of T = {T} (it runs more than once per step, or its "
                                          "output is not time-first [T, B, ...]); record other modules (kinds=...)")
                     found[name] = (step, counts[name])
@@ -279,37 +390,43 @@ def activity_profile(model: nn.Module, data, *, dt_s: float, samples: int | None
                     sums_step[name] = sums_step[name] + step if name in sums_step else step
                     sums_count[name] = sums_count[name] + count if name in sums_count else count
                 for name, parts in updates.items():
-                    update = torch.cat(parts)
-                    if update.shape[0] != T:  # (a recorded LIF: checked above with its spikes; an LI readout here)
-                        raise ValueError(f"activity_profile: module {name!r} ran {update.shape[0]} time steps in all "
-                                         f"for an input of T = {T} (it runs more than once per step, or its input "
-                                         "is not time-first [T, B, ...])")
+                    update = torch.cat(parts, dim=-1)
+                    if update.shape[-1] != T:  # (a recorded LIF: checked above with its spikes; an LI readout here)
+                        raise ValueError(f"activity_profile: module {name!r} ran {update.shape[-1]} time steps in "
+                                         f"all for an input of T = {T} (it runs more than once per step, or its "
+                                         "input is not time-first [T, B, ...])")
                     sums_update[name] = sums_update[name] + update if name in sums_update else update
-                seen += x.shape[1]
+                seen += B
                 del x
             del x_seq  # before the next batch is made: one batch in memory at a time
     finally:
         model.train(was_training)
     if not seen:
         raise ValueError("activity_profile: no samples (empty data)")
+    if member is not None and member.shape[1] > seen:
+        raise ValueError(f"cohort_profiles: a cohort names sample {member.shape[1] - 1} but the data holds {seen} "
+                         "samples")
     mapping = dict(names or {})
     missing = [m for m in sums_step if m != inp_key and mapping and m not in mapping]
     if missing:
         raise ValueError(f"activity_profile: no node name given for recorded module(s) {missing}; "
                          f"names has {sorted(mapping)}")
-    per_step, counts, updated = {}, {}, {}
-    for name in sums_step:
-        if name == inp_key and input_name is None:
-            continue
-        node = name if name == inp_key else mapping.get(name, name)
-        per_step[node] = (sums_step[name] / seen).cpu().numpy()
-        counts[node] = (sums_count[name] / seen).cpu().numpy()
-        if name in sums_update:
-            updated[node] = (sums_update[name] / seen).cpu().numpy()
-    for name in [n for n in sums_update if n not in sums_step]:  # LI layers (not recorded: they do not spike)
-        if mapping and name not in mapping:
-            continue  # names given without this layer: the caller's profile has no node for it
-        updated[mapping.get(name, name)] = (sums_update[name] / seen).cpu().numpy()
-    return ActivityProfile(time_steps=int(T), dt_s=float(dt_s), samples=int(seen), spikes_per_step=per_step,
-                           spike_counts=counts, input_events_per_step=(sums_step[inp_key] / seen).cpu().numpy(),
-                           updates_per_step=updated)
+    nodes = {name: name if name == inp_key else mapping.get(name, name) for name in sums_step
+             if not (name == inp_key and input_name is None)}
+    li = [n for n in sums_update if n not in sums_step and (not mapping or n in mapping)]  # LI readouts (no spikes;
+    # left out where names are given without them: the caller's profile has no node for them)
+
+    def profile(pick, steps: int, n: int):
+        cut = lambda t: (pick(t)[..., :steps] / n).cpu().numpy()  # noqa: E731
+        return ActivityProfile(
+            time_steps=int(steps), dt_s=float(dt_s), samples=int(n),
+            spikes_per_step={node: cut(sums_step[name]) for name, node in nodes.items()},
+            spike_counts={node: (pick(sums_count[name]) / n).cpu().numpy() for name, node in nodes.items()},
+            input_events_per_step=cut(sums_step[inp_key]),
+            updates_per_step={mapping.get(name, name): cut(sums_update[name])
+                              for name in [n_ for n_ in sums_update if n_ in sums_step] + li})
+
+    if member is None:
+        return profile(lambda t: t, T, seen)
+    return [profile(lambda t, k=k: t[k], e, int(m.numel())) if m.numel() else None
+            for k, (e, m) in enumerate(cohorts)]
