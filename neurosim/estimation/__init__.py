@@ -383,11 +383,20 @@ OUTPUT_FILES = ("activity.json", "model.nir", "energy.png", "layers.png", "cores
                 "estimate.json")
 
 
+#: what ``estimate --nonideal``, ``--fixed-point`` and ``--early-exit`` write beside an estimate (glob patterns)
+EXTRA_OUTPUTS = ("nonideal_*.json", "accuracy_vs_*.png", "fixed_point_*.json", "early_exit.json", "early_exit.txt",
+                 "early_exit.png")
+
+
 def write_outputs(report: EstimateReport, out_dir: str | Path) -> dict:
     """Write ``activity.json``, ``model.nir``, the PNG figures, ``estimate.txt`` and ``estimate.json`` (last).
 
     An earlier estimate's files in ``out_dir`` are removed first, so a write that fails (a full disk) leaves no mix
     of two estimates: only this one's files written so far, without ``estimate.json``; the ``OSError`` then says so.
+    So are, beside an earlier ``estimate.json``, the files its ``--nonideal``, ``--fixed-point`` and ``--early-exit``
+    wrote (:data:`EXTRA_OUTPUTS`): they
+    described that estimate's model, which may since have trained on; the run that asks for them again writes them
+    anew after this.
     """
     from neurosim.export import write_nir
     from neurosim.viz import save_figure
@@ -395,6 +404,8 @@ def write_outputs(report: EstimateReport, out_dir: str | Path) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     earlier = [name for name in OUTPUT_FILES if (out / name).exists()]
+    if "estimate.json" in earlier:  # (only beside an estimate: a folder of the user's own keeps its files)
+        earlier += sorted({p.name for pattern in EXTRA_OUTPUTS for p in out.glob(pattern) if p.is_file()})
     writers = {
         "activity.json": lambda path: report.activity.to_json(path),
         "model.nir": lambda path: write_nir(report.graph, path),

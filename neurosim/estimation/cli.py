@@ -40,6 +40,7 @@ def cmd_estimate(args) -> int:
             raise UserError(f"--step-ms must be a positive number of milliseconds, got {args.step_ms:g}")
         check_nonideal_args(args, args.checkpoint)  # before the estimate: a bad flag costs nothing
         check_fixed_point_args(args, args.checkpoint)
+        _check_early_exit_args(args)
         if args.checkpoint:
             report = estimate_checkpoint(args.checkpoint, args.target, samples=args.samples, out_dir=args.out,
                                          progress=not args.quiet, step_ms=args.step_ms)
@@ -60,11 +61,44 @@ def cmd_estimate(args) -> int:
     run_nonideal_from_args(args, args.checkpoint, args.out)
     run_fixed_point_from_args(args, args.checkpoint, args.out,
                               float_activity=report.activity if args.checkpoint else None)
+    if args.early_exit:
+        from neurosim.estimation.early_exit import DEFAULT_THRESHOLDS, early_exit_checkpoint
+
+        try:
+            ee = early_exit_checkpoint(args.checkpoint, args.target, samples=args.early_exit_samples,
+                                       out_dir=args.out, progress=not args.quiet, step_ms=args.step_ms,
+                                       thresholds=args.exit_thresholds or DEFAULT_THRESHOLDS,
+                                       metric=args.exit_metric or "confidence")
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        print(ee.table())
+        print(f"early exit: {ee.files['early_exit.json']}")
     return 0
 
 
+def _check_early_exit_args(args) -> None:
+    """``--early-exit``'s options only with it, and with ``--checkpoint``; thresholds in [0, 1]."""
+    from neurosim.cli import UserError
+
+    if not args.early_exit:
+        for flag, given in (("--exit-thresholds", args.exit_thresholds is not None),
+                            ("--exit-metric", args.exit_metric is not None),
+                            ("--early-exit-samples", args.early_exit_samples is not None)):
+            if given:
+                raise UserError(f"{flag} applies only with --early-exit: add --early-exit, or leave it out")
+        return
+    if not args.checkpoint:
+        raise UserError("--early-exit needs --checkpoint: accuracy and activity are measured on its test data")
+    if args.early_exit_samples is not None and args.early_exit_samples < 1:
+        raise UserError(f"--early-exit-samples must be at least 1, got {args.early_exit_samples}")
+    bad = [c for c in args.exit_thresholds or () if not 0 <= c <= 1]
+    if bad:
+        raise UserError(f"--exit-thresholds must lie in [0, 1] (a probability, or one minus a normalised entropy), "
+                        f"got {', '.join(f'{c:g}' for c in bad)}")
+
+
 def register(sub) -> None:
-    from neurosim.hardware.cli_support import add_fixed_point_arguments, add_nonideal_arguments
+    from neurosim.hardware.cli_support import _fractions, add_fixed_point_arguments, add_nonideal_arguments
 
     p = sub.add_parser("estimate", help="estimate energy, latency and mapping on neuromorphic/RRAM targets")
     p.add_argument("--checkpoint", help="a neurosim checkpoint (activity measured on its test split)")
@@ -82,4 +116,16 @@ def register(sub) -> None:
                         "recording's duration / T)")
     add_nonideal_arguments(p)
     add_fixed_point_arguments(p)
+    g = p.add_argument_group("early exit (with --checkpoint)")
+    g.add_argument("--early-exit", action="store_true",
+                   help="also measure accuracy, energy and latency per inference on each target when the chip stops "
+                        "after 1..T steps, and when each sample stops once its read-out is confident (SEENN-I); "
+                        "writes early_exit.json/.txt/.png")
+    g.add_argument("--exit-thresholds", type=_fractions, default=None, metavar="C,C,...",
+                   help="confidence thresholds in [0, 1] (default 0.5,0.7,0.8,0.9,0.95,0.99)")
+    g.add_argument("--exit-metric", choices=("confidence", "entropy"), default=None,
+                   help="largest softmax probability of the running read-out (default), or 1 - its normalised "
+                        "entropy")
+    g.add_argument("--early-exit-samples", type=int, default=None, metavar="N",
+                   help="test samples for --early-exit (default: the whole test split)")
     p.set_defaults(func=cmd_estimate)

@@ -1,0 +1,231 @@
+"""Early exit: running read-outs, cohort activity (one pass) against truncated runs, and the policies' accuracy and
+costs against runs of the model on each cohort's samples and steps alone."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from neurosim.activity import activity_profile, cohort_profiles
+from neurosim.cli import main
+from neurosim.estimation import estimate_model, write_outputs
+from neurosim.estimation.early_exit import early_exit, exit_confidence
+from neurosim.nn import LI, LIF, CubaLIF, Conv2d, Flatten, Linear, MaxPool2d, RLIF, Sequential
+from neurosim.training.losses import LOSS_NAMES, predict, running_scores
+
+T, B = 6, 9
+
+
+def _conv_net():
+    torch.manual_seed(3)
+    net = Sequential(Conv2d(2, 4, 3), LIF(beta=0.8, v_th=0.5), MaxPool2d(2), Flatten(), Linear(4 * 3 * 3, 5),
+                     LIF(beta=0.9, v_th=0.5))
+    x = (torch.rand(T, B, 2, 8, 8) > 0.6).float()
+    return net, x, (2, 8, 8)
+
+
+def _recurrent_net():
+    torch.manual_seed(4)
+    net = Sequential(Linear(12, 10), RLIF(10, beta=0.9, v_th=0.5), Linear(10, 8), CubaLIF(tau_syn_ms=3.0, v_th=0.4),
+                     Linear(8, 3), LI(beta=0.9))
+    x = (torch.rand(T, B, 12) > 0.5).float()
+    return net, x, (12,)
+
+
+def _same(a, b):
+    assert a.time_steps == b.time_steps and a.samples == b.samples
+    np.testing.assert_array_equal(a.input_events_per_step, b.input_events_per_step)
+    for field in ("spikes_per_step", "spike_counts", "updates_per_step"):
+        da, db = getattr(a, field), getattr(b, field)
+        assert set(da) == set(db), field
+        for k in da:
+            np.testing.assert_array_equal(da[k], db[k], err_msg=f"{field}[{k}]")
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_each_read_out_after_the_last_step_predicts_as_the_loss(name):
+    torch.manual_seed(0)
+    out = (torch.rand(5, 7, 4) > 0.5).float()
+    scores = running_scores(out, name)
+    assert scores.shape == out.shape
+    assert torch.equal(scores[-1].argmax(-1), predict(out, name))
+    for t in range(1, 6):  # a run stopped after t steps reads as the loss reads its first t steps
+        assert torch.equal(scores[t - 1].argmax(-1), predict(out[:t], name))
+
+
+@pytest.mark.parametrize("build", [_conv_net, _recurrent_net])
+def test_cohort_profiles_equal_the_profiles_of_each_cohorts_samples_run_for_its_steps(build):
+    net, x, _ = build()
+    kinds = (LIF, MaxPool2d)
+    cohorts = [(T, torch.arange(B)), (2, [0, 3, 4]), (5, torch.tensor([True, False] * 4 + [True])), (1, [8]),
+               (3, [])]
+    got = cohort_profiles(net, [(x[:, :4], None), (x[:, 4:], None)], cohorts, dt_s=1e-3, kinds=kinds, batch_size=3)
+    assert got[-1] is None  # no members
+    for (steps, members), prof in zip(cohorts[:-1], got[:-1]):
+        idx = torch.as_tensor(members)
+        idx = idx.nonzero().flatten() if idx.dtype == torch.bool else idx
+        _same(prof, activity_profile(net, x[:steps, idx], dt_s=1e-3, kinds=kinds))
+
+
+@pytest.mark.parametrize("cohort, words", [
+    ((0, [1]), "steps must be a whole number >= 1"),
+    ((True, [1]), "steps must be a whole number >= 1"),
+    ((T + 1, [1]), f"inputs have T = {T}"),
+    ((2, [B]), f"names sample {B} but the data holds {B}"),
+    ((2, [-1]), "negative"),
+    ((2, torch.tensor([0.5])), "sample indices or a boolean mask"),
+    ((2,), "a pair (steps, members)"),
+])
+def test_cohort_profiles_refuse_bad_cohorts_by_name(cohort, words):
+    net, x, _ = _conv_net()
+    with pytest.raises(ValueError, match=None) as err:
+        cohort_profiles(net, x, [cohort], dt_s=1e-3)
+    assert words in str(err.value)
+
+
+def _manual_exits(net, x, y, c, metric):
+    """SEENN-I's loop, sample by sample: run t steps, exit once sure > c (or at T); the model's own prediction."""
+    steps, hits = [], []
+    for b in range(x.shape[1]):
+        for t in range(1, T + 1):
+            out, _ = net(x[:t, b:b + 1])
+            summed = out.sum(0)
+            p = torch.softmax(summed.double(), -1)
+            sure = p.max() if metric == "confidence" else 1 + (p * p.log()).nan_to_num().sum() / math.log(p.numel())
+            if sure > c or t == T:
+                steps.append(t)
+                hits.append(int(predict(out).item() == y[b]))
+                break
+    return steps, hits
+
+
+@pytest.mark.parametrize("metric", ["confidence", "entropy"])
+def test_early_exit_policies_match_runs_stopped_by_hand_and_their_estimates(metric):
+    net, x, shape = _conv_net()
+    y = torch.arange(B) % 5
+    data = [(x[:, :5], y[:5]), (x[:, 5:], y[5:])]
+    targets = ["loihi", "truenorth", "rram_neurosim"]
+    rep = early_exit(net, shape, data, targets, thresholds=[0.3, 0.6], metric=metric)
+    by = {p.name: p for p in rep.policies}
+    net.eval()
+    for t in range(1, T + 1):  # fixed steps: the model run for t steps, and the estimate of that run
+        p = by[f"{t} steps" + (" (all)" if t == T else "")]
+        out, _ = net(x[:t])
+        assert p.accuracy == pytest.approx(100.0 * float((predict(out) == y).double().mean()))
+        assert p.mean_steps == t and p.exits[t - 1] == B
+        e = estimate_model(net, shape, x[:t], targets)
+        for name in targets:
+            assert p.energy_j[name] == pytest.approx(e.estimates[name].total_energy_j, rel=1e-12)
+            assert p.latency_s[name] == pytest.approx(e.estimates[name].latency_per_inference_s, rel=1e-12)
+    for c in (0.3, 0.6):
+        p = by[f"{metric} > {c:g}"]
+        steps, hits = _manual_exits(net, x, y, c, metric)
+        assert p.mean_steps == pytest.approx(np.mean(steps))
+        assert p.accuracy == pytest.approx(100.0 * np.mean(hits))
+        assert p.exits == np.bincount(np.array(steps) - 1, minlength=T).tolist()
+        for name in targets:  # the mean over samples of each sample's own stopped run
+            per = []
+            for e_steps in sorted(set(steps)):
+                who = [b for b, s in enumerate(steps) if s == e_steps]
+                est = estimate_model(net, shape, x[:e_steps, who], [name]).estimates[name]
+                per += [(len(who), est.total_energy_j, est.latency_per_inference_s)]
+            assert p.energy_j[name] == pytest.approx(sum(n * j for n, j, _ in per) / B, rel=1e-12)
+            assert p.latency_s[name] == pytest.approx(sum(n * s for n, _, s in per) / B, rel=1e-12)
+            assert p.latency_max_s[name] == pytest.approx(max(s for _, _, s in per), rel=1e-12)
+
+
+def test_thresholds_zero_and_one_are_the_first_and_the_last_step():
+    net, x, shape = _conv_net()
+    y = torch.zeros(B, dtype=torch.long)
+    rep = early_exit(net, shape, [(x, y)], ["loihi"], thresholds=[0, 1])
+    by = {p.name: p for p in rep.policies}
+    for c, fixed in (("0", "1 steps"), ("1", f"{T} steps (all)")):
+        p, q = by[f"confidence > {c}"], by[fixed]
+        assert (p.accuracy, p.mean_steps, p.exits) == (q.accuracy, q.mean_steps, q.exits)
+        assert p.energy_j["loihi"] == pytest.approx(q.energy_j["loihi"], rel=1e-12)
+    assert rep.full is by[f"{T} steps (all)"]
+
+
+def test_exit_confidence_is_a_probability_and_entropy_is_one_minus_its_normalised_value():
+    scores = torch.tensor([[[0.0, 0.0, 0.0], [10.0, 0.0, 0.0]]])
+    conf = exit_confidence(scores, "confidence")
+    ent = exit_confidence(scores, "entropy")
+    assert conf[0, 0] == pytest.approx(1 / 3) and ent[0, 0] == pytest.approx(0.0, abs=1e-12)
+    assert conf[0, 1] > 0.99 and 0.99 < ent[0, 1] <= 1
+    with pytest.raises(ValueError, match="exit metric must be one of confidence, entropy"):
+        exit_confidence(scores, "margin")
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"thresholds": [1.5]}, "thresholds must be numbers in [0, 1]"),
+    ({"thresholds": 0.9}, "thresholds must be a list"),
+    ({"metric": "margin"}, "exit metric must be one of"),
+    ({"samples": 0}, "samples must be a whole number >= 1"),
+])
+def test_early_exit_refuses_bad_options_by_name(kwargs, words):
+    net, x, shape = _conv_net()
+    with pytest.raises(ValueError) as err:
+        early_exit(net, shape, [(x, torch.zeros(B, dtype=torch.long))], ["loihi"], **kwargs)
+    assert words in str(err.value)
+
+
+def test_early_exit_refuses_a_shuffling_loader_and_unlabelled_data():
+    net, x, shape = _conv_net()
+    ds = torch.utils.data.TensorDataset(x.transpose(0, 1), torch.zeros(B, dtype=torch.long))
+    with pytest.raises(ValueError, match="same samples in the same order"):
+        early_exit(net, shape, torch.utils.data.DataLoader(ds, batch_size=4, shuffle=True), ["loihi"])
+    with pytest.raises(ValueError, match="needs labelled data"):
+        early_exit(net, shape, [(x, None)], ["loihi"])
+
+
+def test_early_exit_on_the_first_samples_reads_no_further():
+    net, x, shape = _conv_net()
+    y = torch.arange(B) % 5
+    a = early_exit(net, shape, [(x, y)], ["loihi"], samples=4)
+    b = early_exit(net, shape, [(x[:, :4], y[:4])], ["loihi"])
+    assert a.samples == 4 and a.to_dict() == b.to_dict()
+
+
+def test_cli_early_exit_writes_its_files_and_a_new_estimate_removes_them(tiny_checkpoint, capsys):
+    assert main(["-q", "estimate", "--checkpoint", str(tiny_checkpoint), "--target", "loihi", "--samples", "8",
+                 "--early-exit", "--exit-thresholds", "0.6,0.9", "--exit-metric", "entropy",
+                 "--early-exit-samples", "12"]) == 0
+    out = capsys.readouterr().out
+    assert "early exit: 12 samples" in out and "entropy > 0.9" in out
+    folder = tiny_checkpoint.parent / "estimate"
+    data = json.loads((folder / "early_exit.json").read_text())
+    assert data["samples"] == 12 and data["metric"] == "entropy" and data["targets"] == ["loihi"]
+    assert [p["name"] for p in data["policies"]][-2:] == ["entropy > 0.6", "entropy > 0.9"]
+    assert all(sum(p["exits_per_step"]) == 12 for p in data["policies"])
+    assert (folder / "early_exit.png").stat().st_size > 0
+    # an estimate without --early-exit in the same folder: the earlier run's early-exit files go with its estimate
+    assert main(["-q", "estimate", "--checkpoint", str(tiny_checkpoint), "--target", "loihi", "--samples", "8"]) == 0
+    assert not any(folder.glob("early_exit*")) and (folder / "estimate.json").is_file()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--exit-metric", "entropy"], "--exit-metric applies only with --early-exit"),
+    (["--early-exit", "--exit-thresholds", "0.5,1.5"], "--exit-thresholds must lie in [0, 1]"),
+    (["--early-exit", "--early-exit-samples", "0"], "--early-exit-samples must be at least 1"),
+])
+def test_cli_early_exit_options_are_checked_before_any_work(argv, words, capsys):
+    assert main(["estimate", "--checkpoint", "c.pt", *argv]) == 2
+    assert words in capsys.readouterr().err
+
+
+def test_cli_early_exit_needs_a_checkpoint(capsys):
+    assert main(["estimate", "--nir", "x.nir", "--activity", "a.json", "--early-exit"]) == 2
+    assert "--early-exit needs --checkpoint" in capsys.readouterr().err
+
+
+def test_a_folder_without_an_estimate_keeps_files_named_like_extra_outputs(tmp_path):
+    net, x, shape = _conv_net()
+    report = estimate_model(net, shape, x, ["loihi"])
+    mine = tmp_path / "nonideal_mine.json"
+    mine.write_text("{}")
+    write_outputs(report, tmp_path)
+    assert mine.read_text() == "{}"  # no estimate.json was there: not an earlier estimate's file
+    write_outputs(report, tmp_path)
+    assert not mine.exists()  # beside an earlier estimate.json: its --nonideal output, removed with it
