@@ -199,6 +199,25 @@ class LIFParams:
             raise ValueError(f"beta must be in [0, 1], got {self.beta!r}")
         if not isinstance(self.v_th, torch.Tensor) and not float(self.v_th) > 0:
             raise ValueError(f"v_th must be positive, got {self.v_th!r}")
+        # a tensor is checked too where its values can be read without a device sync (CPU, not traced)
+        _check_tensor(self.beta, "beta", "in [0, 1]", lambda t: (t >= 0) & (t <= 1))
+        _check_tensor(self.v_th, "v_th", "positive", lambda t: t > 0)
+
+
+def _check_tensor(value, name: str, rule: str, ok) -> None:
+    """ValueError when a CPU tensor ``value`` holds a value outside ``ok`` (NaN included); a GPU tensor is not read
+    (a device sync per LIF call), nor one a tracer stands in for."""
+    if not isinstance(value, torch.Tensor) or value.device.type != "cpu" or _kernels.symbolic(value):
+        return
+    t = value.detach()
+    if t.numel() == 1:
+        v = float(t)
+        if not ok(v):
+            raise ValueError(f"{name} must be {rule}, got a tensor holding {v!r}")
+    elif t.numel() and not bool(ok(t).all()):
+        bad = t[~ok(t)]
+        raise ValueError(f"{name} must be {rule} everywhere, got a tensor with {bad.numel()} value(s) outside it "
+                         f"(e.g. {float(bad.flatten()[0])!r})")
 
 
 _HALF = (torch.float16, torch.bfloat16)

@@ -62,6 +62,9 @@ class Surrogate:
     alpha: float | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str):
+            raise TypeError(f"a surrogate's name must be a string such as 'triangle', got {type(self.name).__name__} "
+                            f"{self.name!r}")
         if self.name not in SURROGATES:
             raise ValueError(
                 f"unknown surrogate {self.name!r}; expected one of {sorted(SURROGATES)}"

@@ -43,7 +43,8 @@ class LIF(nn.Module):
         v_th: firing threshold.
         reset: ``subtract`` | ``zero`` | ``none``.
         detach_reset: no gradient through the reset.
-        surrogate: surrogate name (``atan``, ``sigmoid``, ``fast_sigmoid``, ``triangle``, ``rectangle``).
+        surrogate: surrogate name (``atan``, ``sigmoid``, ``fast_sigmoid``, ``triangle``, ``rectangle``) or a
+            :class:`~neurosim.functional.Surrogate` (with its own alpha).
         surrogate_alpha: surrogate sharpness; None takes the surrogate's default.
         learn_beta: learn the decay (PLIF, Fang et al. ICCV 2021), parametrised as ``β = sigmoid(w)``.
         learn_threshold: learn the threshold (kept positive through a softplus-free clamp at 1e-3).
@@ -77,7 +78,7 @@ class LIF(nn.Module):
         v_th: float = 1.0,
         reset: str = "subtract",
         detach_reset: bool = False,
-        surrogate: str = "atan",
+        surrogate: str | Surrogate = "atan",
         surrogate_alpha: float | None = None,
         learn_beta: bool = False,
         learn_threshold: bool = False,
@@ -96,7 +97,13 @@ class LIF(nn.Module):
         if not v_th > 0:
             raise ValueError(f"v_th must be positive, got {v_th!r}")
         self.dt_ms = float(dt_ms)
-        self.surrogate = Surrogate(surrogate, surrogate_alpha)
+        if isinstance(surrogate, Surrogate):  # (as LIFParams takes it)
+            if surrogate_alpha is not None and float(surrogate_alpha) != surrogate.alpha:
+                raise ValueError(f"surrogate {surrogate} already has its alpha; give surrogate_alpha={surrogate_alpha!r} "
+                                 "with a surrogate name instead, or leave it out")
+            self.surrogate = surrogate
+        else:
+            self.surrogate = Surrogate(surrogate, surrogate_alpha)
         # Validate the remaining options once, here, through the functional parameter object.
         LIFParams(beta=beta, v_th=v_th, reset=reset, detach_reset=detach_reset,
                   surrogate=self.surrogate, reset_timing=reset_timing)

@@ -251,3 +251,18 @@ def test_a_state_made_under_inference_mode_continues_into_a_graph(backend, T):
     sr, _ = lif_scan(xr, LIFParams(), LIFState(state.v.clone()), backend="reference")
     (gr,) = torch.autograd.grad((sr * torch.arange(sr.numel()).view(sr.shape)).sum(), xr)
     assert torch.equal(s, sr) and torch.allclose(g, gr)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"beta": torch.tensor(1.5)}, "beta must be in [0, 1], got a tensor holding 1.5"),
+    ({"beta": torch.tensor(float("nan"))}, "beta must be in [0, 1]"),
+    ({"beta": torch.tensor([0.5, 2.0, -1.0])}, "2 value(s) outside it"),
+    ({"v_th": torch.tensor(-1.0)}, "v_th must be positive"),
+    ({"v_th": torch.tensor([1.0, 0.0])}, "v_th must be positive everywhere"),
+])
+def test_lif_params_check_the_values_of_cpu_tensors_as_of_numbers(kwargs, words):
+    # a tensor beta > 1 once passed unchecked, and the two reset timings then disagreed (one clamps it)
+    with pytest.raises(ValueError) as err:
+        LIFParams(**kwargs)
+    assert words in str(err.value)
+    LIFParams(beta=torch.tensor([0.0, 0.5, 1.0]), v_th=torch.tensor([0.1, 2.0]))  # in range: accepted

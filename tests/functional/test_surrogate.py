@@ -61,3 +61,14 @@ def test_bad_surrogate_is_named():
         Surrogate("relu")
     with pytest.raises(ValueError, match="alpha must be a positive"):
         Surrogate("atan", -1.0)
+
+
+def test_a_surrogate_object_is_taken_by_the_neuron_modules_and_a_non_name_is_a_type_error():
+    from neurosim.nn import LIF, RLIF
+
+    s = Surrogate("triangle", 1.0)
+    assert LIF(surrogate=s).surrogate == s and RLIF(3, surrogate=s).lif.surrogate == s
+    with pytest.raises(ValueError, match="already has its alpha"):
+        LIF(surrogate=s, surrogate_alpha=2.0)
+    with pytest.raises(TypeError, match="must be a string such as 'triangle', got Surrogate"):
+        Surrogate(s)
