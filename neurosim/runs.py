@@ -496,7 +496,31 @@ def estimate_run(result: RunResult, targets=None, samples: int = 64) -> tuple[ob
     section += ["", "![energy per inference](estimate/energy.png)", "", "![per-layer activity](estimate/layers.png)",
                 "", "![cores used](estimate/cores.png)", ""]
     section += _fixed_point_section(result, targets, samples, float_activity=report.activity)
+    section += _early_exit_section(result, targets)
     return report, section
+
+
+#: the targets report.md's early-exit section shows (a digital chip, a fixed-tick one and an RRAM crossbar)
+EARLY_EXIT_TARGETS = ("loihi", "truenorth", "rram_neurosim")
+
+
+def _early_exit_section(result: RunResult, targets=None) -> list[str]:
+    """report.md's "stopping early" section: :func:`neurosim.estimation.early_exit.early_exit` on the whole test split
+    for :data:`EARLY_EXIT_TARGETS` (those of ``targets``), ``early_exit.json`` beside the estimate."""
+    from neurosim.estimation.early_exit import early_exit
+
+    cfg = result.trainer.config
+    chosen = [t for t in EARLY_EXIT_TARGETS if targets is None or t in targets]
+    if not chosen:
+        return []
+    ee = early_exit(result.model, cfg.model.input_shape, result.data.test, chosen, loss=result.trainer.loss,
+                    dt_s=cfg.neuron.dt_ms * 1e-3, out_dir=result.run_dir / "estimate")
+    return ["## Stopping early", "",
+            f"Accuracy, mean steps and energy per inference when the chip stops after each number of steps, and when "
+            "each sample stops once the softmax of its running read-out is confident (SEENN-I), on the test split "
+            f"({ee.samples} samples): each cohort of samples measured over its own steps and estimated as such a run "
+            "(`estimate/early_exit.json`; `neurosim estimate --checkpoint checkpoint.pt --early-exit` for every "
+            "target).", "", "```", ee.table(), "```", "", "![early exit](estimate/early_exit.png)", ""]
 
 
 def _fixed_point_section(result: RunResult, targets=None, samples: int = 64, float_activity=None) -> list[str]:

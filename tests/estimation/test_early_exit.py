@@ -245,3 +245,24 @@ def test_early_exit_refuses_data_whose_second_pass_brings_other_samples():
 
     with pytest.raises(ValueError, match="second pass brought other samples"):
         early_exit(net, shape, Reshuffled(), ["loihi"])
+
+
+def test_the_run_report_has_a_section_on_stopping_early(tiny_checkpoint):
+    from types import SimpleNamespace
+
+    from neurosim.estimation.early_exit import early_exit_checkpoint
+    from neurosim.runs import _early_exit_section, load_run
+    from neurosim.training.losses import get_loss
+
+    model, cfg, data = load_run(tiny_checkpoint, progress=False, device="cpu", test_only=True)
+    run_dir = tiny_checkpoint.parent
+    result = SimpleNamespace(model=model, data=data, run_dir=run_dir,
+                             trainer=SimpleNamespace(config=cfg, loss=get_loss(cfg.train.loss)))
+    text = "\n".join(_early_exit_section(result))
+    assert text.startswith("## Stopping early") and "![early exit](estimate/early_exit.png)" in text
+    saved = json.loads((run_dir / "estimate" / "early_exit.json").read_text())
+    assert saved["targets"] == ["loihi", "truenorth", "rram_neurosim"] and saved["samples"] == len(data.test.labels)
+    # the same figures as the command's, which reads the checkpoint and its test split itself
+    again = early_exit_checkpoint(tiny_checkpoint, ["loihi", "truenorth", "rram_neurosim"], out_dir=run_dir / "again")
+    assert again.table() in text
+    assert _early_exit_section(result, targets=["speck"]) == []  # none of its targets asked for
