@@ -189,6 +189,9 @@ def _train_seeds(args, cfg) -> int:
             print(f"{what}: {100 * summary[key]['mean']:.2f} %"
                   + (f" ± {100 * spread:.2f} (sample std over {len(summary['runs'])} seeds)" if spread is not None
                      else " (one seed)"))
+    for r in summary.get("other_runs", ()):
+        print(f"not in the mean: seed {r['seed']} ({r['run_dir']}), trained with other settings: "
+              f"{', '.join(r['differs'])}")
     print(f"summary: {path}")
     return 0
 

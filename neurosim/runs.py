@@ -155,6 +155,10 @@ def train_seeds(cfg: RunConfig, seeds: list[int], resume: bool = True, progress:
     ``-seed<N>`` (a seed run's own config) loses that ending first. Returns the summary and its path.
     ``starting(cfg)`` is called as each seed's run starts (the command line names the run an interrupt stops).
 
+    A sweep of other seeds under the same name adds them to the summary: the earlier sweeps' runs stay in it, in the
+    mean where they were trained with the same settings, and listed apart (``other_runs``, with the settings that
+    differ) where not.
+
     ``resume=False`` starts every seed's run over. It leaves ``<name>-seeds.pending.json`` until the sweep is done,
     so that a sweep stopped part-way and run again with ``resume=True`` goes on as the first one would have: the
     runs it had started over resume, those it had not reached start over (not resume their earlier run).
@@ -177,20 +181,23 @@ def train_seeds(cfg: RunConfig, seeds: list[int], resume: bool = True, progress:
             raise ConfigError(f"--seeds: {e}") from None
     out = Path(cfg.out_dir)
     path, pending = out / f"{base}-seeds.json", out / f"{base}-seeds.pending.json"
+    started_over = _pending_sweep(pending)  # seed -> when an unfinished --no-resume sweep started it over
+    mine = {s % 2**64 for s in seeds}
     if not resume:  # every run starts over, and a rerun after an interrupt must know which had
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(pending, json.dumps({"seeds": list(seeds), "since": time.time()}) + "\n")
-        path.unlink(missing_ok=True)  # (its runs are being trained again)
-    started_over = _pending_sweep(pending) if resume else None
+        started_over = {s: t for s, t in (started_over or {}).items() if s % 2**64 not in mine}
+        started_over.update(dict.fromkeys(seeds, time.time()))
+        _write_pending(pending, started_over)
+        _summarise(path, base, [], drop=mine)  # (its runs are being trained again: their entries go, others stay)
     results = []
     for one in runs:
         if starting is not None:
             starting(one)
         run_dir = Path(one.out_dir) / one.name
         again = resume
-        if started_over is not None and one.seed in started_over["seeds"]:  # a --no-resume sweep's: resume only
-            ckpt = run_dir / "checkpoint.pt"  # what it had started over
-            again = ckpt.is_file() and ckpt.stat().st_mtime >= started_over["since"]
+        if resume and started_over and one.seed in started_over:  # a --no-resume sweep's: resume only what it
+            ckpt = run_dir / "checkpoint.pt"  # had started over
+            again = ckpt.is_file() and ckpt.stat().st_mtime >= started_over[one.seed]
         result = train_run(one, resume=again, progress=progress)
         history, best = result.history, best_epoch(result.history)
         results.append({"seed": one.seed, "run_dir": str(run_dir), "epochs": len(history),
@@ -198,25 +205,71 @@ def train_seeds(cfg: RunConfig, seeds: list[int], resume: bool = True, progress:
                        | ({"best_epoch": best["epoch"], "best_val_acc": best["val_acc"],
                            "best_test_acc": best.get("test_acc"),
                            "stopped_early": stopped_early(history, one.train.patience)} if best is not None else {}))
-    summary = {"name": base, "seeds": list(seeds), "runs": results}
-    for key in ("test_acc", "best_test_acc"):
-        values = [r[key] for r in results if r.get(key) is not None]
-        if len(values) == len(results):
-            summary[key] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1
-                            else None}
-    atomic_write_text(path, json.dumps(summary, indent=2, allow_nan=False) + "\n")
-    pending.unlink(missing_ok=True)
+    summary = _summarise(path, base, results, drop=mine, like=cfg)
+    if started_over:  # this sweep's seeds are done; an earlier --no-resume sweep's others are still to go on
+        _write_pending(pending, {s: t for s, t in started_over.items() if s % 2**64 not in mine})
     return summary, path
 
 
+def _summarise(path: Path, base: str, results: list[dict], drop: set, like: RunConfig | None = None) -> dict:
+    """Write ``<base>-seeds.json``: ``results`` and the earlier summary's runs of other seeds (``drop``: the seeds whose
+    earlier entries go), with the mean and sample standard deviation over those trained with the same settings.
+
+    An earlier seed's run whose ``config.toml`` differs from ``like`` (with that seed) in more than its name is listed
+    under ``other_runs`` with the settings that differ, outside the mean; ``like=None`` keeps every earlier run."""
+    earlier, others = [], []
+    try:
+        old = json.loads(path.read_text())
+        old_runs = [r for r in old.get("runs", []) + old.get("other_runs", []) if int(r["seed"]) % 2**64 not in drop]
+    except FileNotFoundError:
+        old_runs = []
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        warnings.warn(f"{path} cannot be read ({e}): the summary lists this sweep's seeds only", RuntimeWarning,
+                      stacklevel=3)
+        old_runs = []
+    for r in old_runs:
+        r = {k: v for k, v in r.items() if k != "differs"}
+        differs = [] if like is None else other_settings(
+            Path(r.get("run_dir", "")), config_to_dict(replace(like, seed=int(r["seed"]))), load_config,
+            ignore=("name", "out_dir"))
+        if differs is None:  # the run's folder is gone or unreadable: kept as the summary had it
+            differs = []
+        (others if differs else earlier).append(r | ({"differs": differs} if differs else {}))
+    runs = results + earlier
+    summary = {"name": base, "seeds": [r["seed"] for r in runs], "runs": runs}
+    for key in ("test_acc", "best_test_acc"):
+        values = [r[key] for r in runs if r.get(key) is not None]
+        if values and len(values) == len(runs):
+            summary[key] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1
+                            else None}
+    if others:
+        summary["other_runs"] = others
+    if runs or others:
+        atomic_write_text(path, json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    else:
+        path.unlink(missing_ok=True)
+    return summary
+
+
+def _write_pending(pending: Path, started_over: dict) -> None:
+    """Record (or, when empty, remove) the seeds a ``resume=False`` sweep has started over and since when."""
+    if started_over:
+        atomic_write_text(pending, json.dumps({"since_by_seed": {str(s): t for s, t in started_over.items()}}) + "\n")
+    else:
+        pending.unlink(missing_ok=True)
+
+
 def _pending_sweep(pending: Path) -> dict | None:
-    """The unfinished ``resume=False`` sweep recorded in ``pending`` (seeds, start time), or None."""
+    """The seeds an unfinished ``resume=False`` sweep recorded in ``pending`` started over, each with its start time
+    (``{seed: since}``), or None."""
     try:
         record = json.loads(pending.read_text())
-        return {"seeds": {int(s) for s in record["seeds"]}, "since": float(record["since"])}
+        if "since_by_seed" in record:
+            return {int(s): float(t) for s, t in record["since_by_seed"].items()}
+        return dict.fromkeys((int(s) for s in record["seeds"]), float(record["since"]))  # (the earlier format)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         warnings.warn(f"{pending} cannot be read ({e}): every seed's run resumes its checkpoint", RuntimeWarning,
                       stacklevel=3)
         return None

@@ -140,3 +140,56 @@ def test_ctrl_c_in_a_sweep_names_the_run_and_how_to_go_on(tmp_path, monkeypatch,
     err = capsys.readouterr().err
     assert "during s-seed4 (its checkpoint: none yet); rerun without --no-resume to go on with the seeds" in err
     assert "those this --no-resume sweep had not started over yet" in err
+
+
+def test_a_second_sweep_under_the_same_name_adds_its_seeds_and_keeps_an_earlier_no_resume_sweeps_record(
+        tmp_path, monkeypatch, capsys):
+    """Sweeps of seeds 0, 1 then 2 (same settings) and 3 (other epochs): the summary holds all, the mean only the
+    same settings; a --no-resume sweep's pending seeds survive another sweep of other seeds."""
+    import types
+
+    import neurosim.runs as runs
+    from neurosim.config import dumps_toml, load_config
+
+    accs = {0: 0.5, 1: 0.7, 2: 0.9, 3: 0.1}
+    calls = []
+
+    def fake(one, resume=True, progress=True):
+        calls.append((one.seed, resume))
+        run_dir = tmp_path / one.name
+        run_dir.mkdir(exist_ok=True)
+        (run_dir / "config.toml").write_text(dumps_toml(one))
+        return types.SimpleNamespace(history=[{"epoch": 1, "test_acc": accs[one.seed]}])
+
+    monkeypatch.setattr(runs, "train_run", fake)
+    cfg = load_config("quickstart", ["name=s", f"out_dir={tmp_path}", *TINY])
+    runs.train_seeds(cfg, [0, 1])
+    summary, path = runs.train_seeds(cfg, [2])
+    assert [r["seed"] for r in summary["runs"]] == [2, 0, 1] and summary["seeds"] == [2, 0, 1]
+    assert summary["test_acc"]["mean"] == pytest.approx(0.7) and json.loads(path.read_text()) == summary
+    other = load_config("quickstart", ["name=s", f"out_dir={tmp_path}", *TINY, "train.epochs=3"])
+    summary, _ = runs.train_seeds(other, [3])  # other settings: the earlier runs are listed apart now
+    assert [r["seed"] for r in summary["runs"]] == [3] and summary["test_acc"]["mean"] == pytest.approx(0.1)
+    assert sorted(r["seed"] for r in summary["other_runs"]) == [0, 1, 2]
+    assert all(r["differs"] == ["train.epochs"] for r in summary["other_runs"])
+    summary, _ = runs.train_seeds(cfg, [0])  # the first settings again: seed 3 apart, 1 and 2 back in the mean
+    assert sorted(r["seed"] for r in summary["runs"]) == [0, 1, 2]
+    assert [r["seed"] for r in summary["other_runs"]] == [3]
+
+    def stop_at_5(one, resume=True, progress=True):
+        calls.append((one.seed, resume))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "train_run", stop_at_5)
+    with pytest.raises(KeyboardInterrupt):
+        runs.train_seeds(cfg, [5, 6], resume=False)  # stopped before either run was started over
+    monkeypatch.setattr(runs, "train_run", fake)
+    accs.update({5: 0.3, 6: 0.3, 7: 0.3})
+    calls.clear()
+    runs.train_seeds(cfg, [7])  # another sweep: it must not forget that 5 and 6 are to start over
+    runs.train_seeds(cfg, [5, 6])
+    assert calls == [(7, True), (5, False), (6, False)]
+    assert not (tmp_path / "s-seeds.pending.json").exists()
+    assert main(["-q", "train", "--config", "quickstart", "--seeds", "1", "--set", "name=s", f"out_dir={tmp_path}",
+                 *TINY]) == 0
+    assert "not in the mean: seed 3" in capsys.readouterr().out
