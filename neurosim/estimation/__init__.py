@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -31,8 +31,8 @@ import numpy as np
 
 from neurosim._io import atomic_write_text
 
-__all__ = ["chip_energy", "format_chip_energy", "joules", "EstimateReport", "estimate_checkpoint", "estimate_files", "estimate_model", "plot_energy",
-           "plot_layers", "plot_cores"]
+__all__ = ["chip_energy", "format_chip_energy", "joules", "EstimateReport", "estimate_checkpoint", "estimate_files",
+           "estimate_model", "plot_energy", "plot_layers", "plot_cores", "target_keys"]
 
 
 @dataclass
@@ -80,6 +80,30 @@ def _targets(targets: Sequence[str] | None) -> list[str]:
     return list(targets)
 
 
+def target_keys(targets: Sequence[str] | None) -> dict[str, str]:
+    """``{key: target}`` for the targets asked (default: every shipped one): a spec file's key is its name, the file's
+    stem. The same target twice counts once.
+
+    Raises:
+        ValueError: two different targets share a key (a modified copy of ``loihi.toml`` beside the shipped
+            ``loihi``: the rows and files of one would replace the other's).
+    """
+    from hardware_models.specs import SPEC_DIR
+
+    def where(t: str) -> Path:  # a shipped name is its file in the specs folder
+        return Path(t).resolve() if Path(t).suffix == ".toml" or "/" in t else (SPEC_DIR / f"{t}.toml").resolve()
+
+    keys: dict[str, str] = {}
+    for t in dict.fromkeys(targets or ()):
+        key = where(t).stem
+        if key in keys and where(keys[key]) != where(t):
+            raise ValueError(f"targets {keys[key]!r} and {t!r} are both named {key!r} (a spec's name is its file's "
+                             "name): their rows and files would replace each other; copy one to a file of another "
+                             "name (and set its name to match) to compare them")
+        keys.setdefault(key, t)
+    return keys
+
+
 def _run(graph, activity, targets, out_dir, options, facts=None) -> EstimateReport:
     """Estimate ``graph`` on every target; ``facts`` (its analysis) when already made (each estimate starts with
     its notes, ``GraphFacts.notes``: what the analysis or the reading assumed about the graph)."""
@@ -87,8 +111,8 @@ def _run(graph, activity, targets, out_dir, options, facts=None) -> EstimateRepo
 
     facts = analyze(graph) if facts is None else facts
     report = EstimateReport(graph, activity)
-    for t in _targets(targets):
-        report.estimates[Path(t).stem if Path(t).is_file() else t] = estimate(facts, activity, t, **options)
+    for key, t in target_keys(_targets(targets)).items():
+        report.estimates[key] = estimate(facts, activity, t, **options)
     if out_dir is not None:
         write_outputs(report, out_dir)
     return report
@@ -335,8 +359,11 @@ def _first_samples(loader, samples: int | None) -> list:
 
 
 def estimate_files(nir_path: str | Path, activity_path: str | Path, targets: Sequence[str] | None = None, *,
-                   out_dir: str | Path | None = None, **options) -> EstimateReport:
+                   out_dir: str | Path | None = None, step_ms: float | None = None, **options) -> EstimateReport:
     """Estimate a NIR graph written by any library, with an ``activity.json`` measured by that library.
+
+    ``step_ms`` replaces the activity's ``dt_s`` (the time per step on chips that run in real time; see
+    :func:`estimate_checkpoint`); None keeps it.
 
     A graph that nir's own type check refuses is read without it (:func:`neurosim.export.read_nir` with
     ``type_check=False``), and :func:`hardware_models.analyze`'s checks decide: it reads, e.g., the NIR paper's
@@ -364,6 +391,10 @@ def estimate_files(nir_path: str | Path, activity_path: str | Path, targets: Seq
         except ValueError:
             raise refused from None  # not a NIR graph at all: nir's reason
     activity = ActivityProfile.from_json(activity_path)
+    if step_ms is not None:
+        if not (math.isfinite(step_ms) and step_ms > 0):
+            raise ValueError(f"step_ms must be a positive number of milliseconds, got {step_ms!r}")
+        activity = replace(activity, dt_s=step_ms * 1e-3)
     try:
         facts = analyze(graph)
     except GraphError as e:

@@ -11,7 +11,7 @@ __all__ = ["register"]
 def cmd_estimate(args) -> int:
     from neurosim._io import check_output_folder
     from neurosim.cli import UserError
-    from neurosim.estimation import estimate_checkpoint, estimate_files
+    from neurosim.estimation import estimate_checkpoint, estimate_files, target_keys
     from neurosim.hardware.cli_support import (check_fixed_point_args, check_nonideal_args, run_fixed_point_from_args,
                                                run_nonideal_from_args)
 
@@ -21,35 +21,42 @@ def cmd_estimate(args) -> int:
         raise UserError("--nonideal needs --checkpoint: the accuracy is measured on the checkpoint's test data")
     if args.activity and not args.nir:
         raise UserError("--activity goes with --nir; with --checkpoint the activity is measured on its test data")
+    if args.samples is not None and not args.checkpoint:
+        raise UserError("--samples goes with --checkpoint (the test samples its activity is measured on); with --nir "
+                        "the activity file gives the activity")
+    try:
+        target_keys(args.target)  # two spec files of one name would share a row and a file
+    except ValueError as e:
+        raise UserError(str(e)) from None
     if args.out:
         check_output_folder(args.out, "--out")
     elif args.checkpoint or args.nir:  # the default, beside the checkpoint or the NIR file: checked as early
         from neurosim.training.checkpoint import CheckpointError, beside_checkpoint
 
         try:
-            out = beside_checkpoint(args.checkpoint, "estimate") if args.checkpoint else \
-                Path(args.nir).resolve().parent / "estimate"
+            out = beside_checkpoint(args.checkpoint, "estimate") if args.checkpoint else _beside_nir(args.nir)
         except CheckpointError:
             out = None  # reported with the checkpoint itself
         if out is not None and out.parent.is_dir():
             check_output_folder(out, "--out (default: beside the model)")
     try:
-        if args.samples < 1:
-            raise UserError(f"--samples must be at least 1, got {args.samples}")
+        samples = 64 if args.samples is None else args.samples
+        if samples < 1:
+            raise UserError(f"--samples must be at least 1, got {samples}")
         if args.step_ms is not None and not (math.isfinite(args.step_ms) and args.step_ms > 0):
             raise UserError(f"--step-ms must be a positive number of milliseconds, got {args.step_ms:g}")
         check_nonideal_args(args, args.checkpoint)  # before the estimate: a bad flag costs nothing
         check_fixed_point_args(args, args.checkpoint)
         _check_early_exit_args(args)
         if args.checkpoint:
-            report = estimate_checkpoint(args.checkpoint, args.target, samples=args.samples, out_dir=args.out,
+            report = estimate_checkpoint(args.checkpoint, args.target, samples=samples, out_dir=args.out,
                                          progress=not args.quiet, step_ms=args.step_ms)
         else:
             if not args.activity:
                 raise UserError("--nir needs --activity ACTIVITY.json (spikes per node and step, see "
                                 "hardware_models.ActivityProfile)")
-            out = args.out or str(Path(args.nir).resolve().parent / "estimate")
-            report = estimate_files(args.nir, args.activity, args.target, out_dir=out)
+            out = args.out or str(_beside_nir(args.nir))
+            report = estimate_files(args.nir, args.activity, args.target, out_dir=out, step_ms=args.step_ms)
     except (ValueError, FileNotFoundError) as e:
         raise UserError(str(e)) from None
     print(report.table())
@@ -74,6 +81,13 @@ def cmd_estimate(args) -> int:
         print(ee.table())
         print(f"early exit: {ee.files['early_exit.json']}")
     return 0
+
+
+def _beside_nir(nir_path) -> Path:
+    """The default output folder of ``--nir``: ``<stem>-estimate`` beside the file (not a run's own ``estimate``,
+    which ``neurosim export``'s ``model.nir`` sits beside, and not one shared by two NIR files of one folder)."""
+    path = Path(nir_path).resolve()
+    return path.parent / f"{path.stem}-estimate"
 
 
 def _check_early_exit_args(args) -> None:
@@ -107,13 +121,15 @@ def register(sub) -> None:
     p.add_argument("--activity", help="activity.json for --nir (hardware_models.ActivityProfile)")
     p.add_argument("--target", action="append", default=None,
                    help="target spec name or file (repeatable; default: every shipped target)")
-    p.add_argument("--samples", type=int, default=64, help="evaluation samples for the activity (default 64)")
+    p.add_argument("--samples", type=int, default=None,
+                   help="test samples the activity is measured on, with --checkpoint (default 64)")
     p.add_argument("--out", default=None, help="output folder (default: <checkpoint dir>/estimate for a run's "
-                   "checkpoint.pt; estimate-best for its best.pt, estimate-NAME for another NAME.pt)")
+                   "checkpoint.pt; estimate-best for its best.pt, estimate-NAME for another NAME.pt; for --nir "
+                   "MODEL.nir, MODEL-estimate beside it)")
     p.add_argument("--step-ms", type=float, default=None,
                    help="time per step on chips that run in real time (e.g. Speck; fixed-tick chips keep their "
-                        "tick), in ms (default: the model's neuron.dt_ms; for binned event recordings, the "
-                        "recording's duration / T)")
+                        "tick), in ms (default: the model's neuron.dt_ms, or with --nir the activity's dt_s; for "
+                        "binned event recordings, the recording's duration / T)")
     add_nonideal_arguments(p)
     add_fixed_point_arguments(p)
     g = p.add_argument_group("early exit (with --checkpoint)")

@@ -243,7 +243,7 @@ def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] |
     from hardware_models import analyze, estimate, load_spec
 
     from neurosim.activity import cohort_profiles
-    from neurosim.estimation import _counts_in_input_shape, _graph_and_activity, _targets
+    from neurosim.estimation import _counts_in_input_shape, _graph_and_activity, _targets, target_keys
     from neurosim.export.nir import _to_neurosim
     from neurosim.nn import LIF, MaxPool2d
     from neurosim.training.losses import get_loss, predict, running_scores
@@ -254,7 +254,7 @@ def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] |
     if samples is not None and (isinstance(samples, bool) or not isinstance(samples, numbers.Integral) or samples < 1):
         raise ValueError(f"samples must be a whole number >= 1 or None (all), got {samples!r}")
     loss = get_loss(loss) if isinstance(loss, str) else loss
-    targets = _targets(targets)
+    keys = target_keys(_targets(targets))
     _check_order(data)
     model = _to_neurosim(model)
     graph, names, inp, _ = _graph_and_activity(model, input_shape, data, dt_s=dt_s, samples=samples, maxpool=maxpool,
@@ -297,23 +297,22 @@ def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] |
     feed = _in_order(data if samples is None else _head(data, samples), y)
     profiles = cohort_profiles(model, feed, cohorts, dt_s=dt_s, names=names, input_name=inp, kinds=(LIF, MaxPool2d))
     facts = analyze(graph)
-    specs = {t: load_spec(t) for t in targets}  # loaded once: the placement on each is kept across the cohorts
+    specs = {k: load_spec(t) for k, t in keys.items()}  # loaded once: each one's placement is kept across cohorts
     costs = []  # per cohort: target -> Estimate
     for act in profiles:
         _counts_in_input_shape(act, graph, inp)
-        costs.append({t: estimate(facts, act, specs[t], **options) for t in targets})
-    names_ = [Path(t).stem if Path(t).is_file() else t for t in targets]
+        costs.append({k: estimate(facts, act, specs[k], **options) for k in keys})
     for p in policies:
-        for t, shown in zip(targets, names_):
-            p.energy_j[shown] = sum(n * costs[k][t].total_energy_j for k, n in p.cohorts) / S
+        for t in keys:
+            p.energy_j[t] = sum(n * costs[k][t].total_energy_j for k, n in p.cohorts) / S
             lat = [(n, costs[k][t].latency_per_inference_s) for k, n in p.cohorts]
             known = all(v is not None for _, v in lat)  # (a target without a latency model: None)
-            p.latency_s[shown] = sum(n * v for n, v in lat) / S if known else None
-            p.latency_max_s[shown] = max(v for _, v in lat) if known else None
+            p.latency_s[t] = sum(n * v for n, v in lat) / S if known else None
+            p.latency_max_s[t] = max(v for _, v in lat) if known else None
     readout = type(loss).__name__ if loss is not None else "summed outputs"
     readout = {"RateCE": "summed outputs", "TET": "summed outputs", "SLTTMix": "summed outputs",
                "MaxCE": "maximum over steps", "LastCE": "last step"}.get(readout, readout)
-    report = EarlyExitReport(T, S, readout, metric, names_, policies, notes=[ASSUMPTION])
+    report = EarlyExitReport(T, S, readout, metric, list(keys), policies, notes=[ASSUMPTION])
     if out_dir is not None:
         report.write(out_dir)
     return report

@@ -118,6 +118,11 @@ def check_nonideal_args(args: argparse.Namespace, checkpoint_path) -> list:
         raise UserError(f"--mc-chips must be at least 1, got {args.mc_chips}")
     if args.nonideal_samples is not None and args.nonideal_samples < 1:
         raise UserError(f"--nonideal-samples must be at least 1, got {args.nonideal_samples}")
+    if args.no_sweep:
+        swept = [flag for flag, v in (("--sigmas", args.sigmas), ("--fault-rates", args.fault_rates)) if v is not None]
+        if swept:
+            raise UserError(f"{' and '.join(swept)} set{'s' if len(swept) == 1 else ''} the sweeps, which --no-sweep "
+                            "turns off: leave one out")
     at_least_zero = {"--sigma": [args.sigma], "--read-noise": [args.read_noise], "--drift-nu": [args.drift_nu],
                      "--sigmas": args.sigmas or []}
     fractions = {"--fault-rate": [args.fault_rate], "--stuck-on-fraction": [args.stuck_on_fraction],

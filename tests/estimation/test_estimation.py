@@ -358,6 +358,11 @@ def test_cli_estimates_a_trained_checkpoint(tiny_checkpoint, tmp_path, capsys):
     (["estimate", "--checkpoint", "c.pt", "--mc-seed", "0", "--sigma=0.05"],  # the defaults' values, still named
      "--mc-seed, --sigma apply only with --nonideal"),
     (["estimate", "--checkpoint", "c.pt", "--out", "afile"], "--out: afile is a file, not a folder"),
+    (["estimate", "--nir", "x.nir", "--activity", "a.json", "--samples", "8"], "--samples goes with --checkpoint"),
+    (["estimate", "--checkpoint", "c.pt", "--target", "loihi", "--target", "specs2/loihi.toml"],
+     "targets 'loihi' and 'specs2/loihi.toml' are both named 'loihi'"),
+    (["estimate", "--checkpoint", "c.pt", "--nonideal", "--no-sweep", "--sigmas", "0,0.1"],
+     "--sigmas sets the sweeps, which --no-sweep turns off"),
 ])
 def test_cli_bad_input_is_one_line_with_status_2(argv, words, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -495,3 +500,26 @@ def test_a_model_taking_flattened_frames_is_estimated_on_its_frames():
     report = estimate_model(model, (72,), x, targets=["loihi"])
     assert report.activity.spike_counts["input"].shape == (72,)
     assert report.estimates["loihi"].synops == pytest.approx(float(x.sum()) / 3 * 5)  # events x fan-out 5
+
+
+def test_the_same_spec_named_twice_is_one_target_and_a_nir_file_estimates_beside_itself(tmp_path, capsys):
+    """--target loihi and the shipped file's path are one target; a NIR file's default output is MODEL-estimate beside
+    it (two NIR files of one folder, or a run's exported model.nir, no longer share one estimate folder); --step-ms
+    sets the activity's step."""
+    from hardware_models import ActivityProfile
+    from hardware_models.specs import SPEC_DIR
+
+    from neurosim.estimation import target_keys
+
+    assert target_keys(["loihi", str(SPEC_DIR / "loihi.toml"), "loihi"]) == {"loihi": "loihi"}
+    ActivityProfile(time_steps=2, dt_s=1e-3, samples=1, spikes_per_step={"lif": [0.0, 1.0]},
+                    input_events_per_step=[3.0, 1.0]).to_json(tmp_path / "a.json")
+    for name in ("one", "two"):
+        f = _one_neuron_file(tmp_path / f"{name}.nir", [1])
+        assert main(["-q", "estimate", "--nir", str(f), "--activity", str(tmp_path / "a.json"), "--target",
+                     "speck"] + (["--step-ms", "5"] if name == "two" else [])) == 0
+    one, two = (json.loads((tmp_path / f"{n}-estimate" / "estimate.json").read_text()) for n in ("one", "two"))
+    assert one["activity"]["dt_s"] == 1e-3 and two["activity"]["dt_s"] == approx_si(5e-3)
+    assert (two["targets"]["speck"]["latency_per_inference_s"] - one["targets"]["speck"]["latency_per_inference_s"]
+            == approx_si(2 * (5e-3 - 1e-3)))  # Speck runs in real time: 2 steps, 4 ms longer each
+    assert not (tmp_path / "estimate").exists()
