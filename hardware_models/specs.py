@@ -64,6 +64,10 @@ ARITHMETIC_NEEDS = {
     "spinnaker": ("weight_bits", "state_bits", "fraction_bits", "threshold_bits", "bias_bits", "decay_bits"),
 }
 
+# "bits" constants that may be 0 (every other one is a width, and 0 bits holds nothing; the models divide by them).
+# [precision] constants are checked against the arithmetic that reads them (_check_digital).
+ZERO_BITS_ALLOWED = {"capacity.synapse_overhead_bits"}  # a synapse may store nothing beside its weight
+
 # Energy terms of the digital model, and the statuses a spec may give them.
 TERMS = ("synaptic", "neuron_update", "routing", "static")
 STATUSES = ("modelled", "not_published")
@@ -215,6 +219,8 @@ def _constant(where: str, key: str, entry: Any, dimension: str, sources: Mapping
             raise fail(f"value {v:g} must be a whole number of {dimension}")
         if dimension in ("count", "memory") and v == 0:  # cores, neurons, rows, memory: nothing fits in zero
             raise fail(f"value 0 is not a usable {dimension}; it must be > 0")
+        if dimension == "bits" and v == 0 and key not in ZERO_BITS_ALLOWED and not key.startswith("precision."):
+            raise fail("value 0 is not a usable width; a width in bits must be >= 1")
     units = UNITS[dimension]
     if unit not in units:
         raise fail(f"unit {unit!r} is wrong here: this constant is {_ARTICLE.get(dimension, 'a')} {dimension}; expected one of {list(units)}")
@@ -379,6 +385,14 @@ def _check_digital(data, constants, options, fail) -> dict[str, str]:
     lo, hi = constants.get("capacity.weight_bits_min"), constants.get("capacity.weight_bits_max")
     if lo and hi and lo.si > hi.si:
         raise fail("capacity.weight_bits_min", f"{lo.value} is above capacity.weight_bits_max {hi.value}")
+    mem = constants.get("capacity.synaptic_memory_per_core")
+    if mem:  # the smallest synapse: a weight of at least 1 bit (or the chip's minimum) and its overhead
+        overhead = constants.get("capacity.synapse_overhead_bits")
+        smallest = max(1.0, lo.si if lo else 1.0) + (overhead.si if overhead else 0.0)
+        if mem.si < smallest:
+            raise fail("capacity.synaptic_memory_per_core",
+                       f"{mem.value:g} {mem.unit} cannot hold one synapse: the smallest takes {smallest:g} bits "
+                       "(capacity.weight_bits_min, at least 1, plus capacity.synapse_overhead_bits)")
     return dict(terms)
 
 

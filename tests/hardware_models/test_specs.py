@@ -96,6 +96,50 @@ def test_broken_spec_is_rejected_naming_file_and_key(tmp_path, edit, key, match)
     assert str(info.value).startswith(f"broken.toml: {key}:"), str(info.value)
 
 
+@pytest.mark.parametrize("edit, key, match", [
+    # widths the models divide by: 0 bits was accepted and crashed the estimate with ZeroDivisionError
+    (lambda t: t.replace("weight_bits_min = { value = 1,", "weight_bits_min = { value = 0,")
+     .replace("weight_bits_max = { value = 9,", "weight_bits_max = { value = 0,"),
+     "capacity.weight_bits_min", "value 0 is not a usable width; a width in bits must be >= 1"),
+    (lambda t: t.replace("weight_bits_max = { value = 9,", "weight_bits_max = { value = 0,"),
+     "capacity.weight_bits_max", "value 0 is not a usable width"),
+    # a core that cannot hold the smallest synapse (weights of at least 8 bits, 4 bits of memory)
+    (lambda t: t.replace("weight_bits_min = { value = 1,", "weight_bits_min = { value = 8,")
+     .replace('synaptic_memory_per_core = { value = 128, unit = "KiB"', 'synaptic_memory_per_core = { value = 4, unit = "bits"'),
+     "capacity.synaptic_memory_per_core", r"4 bits cannot hold one synapse: the smallest takes 8 bits"),
+])
+def test_unusable_widths_and_memories_are_rejected(tmp_path, edit, key, match):
+    path = write_variant(tmp_path, "loihi", edit)
+    with pytest.raises(SpecError, match=match) as info:
+        load_spec(path)
+    assert str(info.value).startswith(f"broken.toml: {key}:"), str(info.value)
+
+
+def test_a_synapse_overhead_of_zero_bits_is_allowed():
+    data = spec_data("loihi")
+    data["capacity"]["synapse_overhead_bits"] = {"value": 0, "unit": "bits", "source": "davies2018"}
+    assert spec_from_dict(data, origin="loihi.toml").si("capacity.synapse_overhead_bits") == 0
+
+
+@pytest.mark.parametrize("base, edit, key, match", [
+    ("rram_neurosim", lambda t: t.replace("cell_bits = { value = 1,", "cell_bits = { value = 0,"), "array.cell_bits",
+     "value 0 is not a usable width"),
+    ("rram_neurosim", lambda t: t.replace("adc_bits = { value = 5,", "adc_bits = { value = 0,"), "array.adc_bits",
+     "value 0 is not a usable width"),
+    ("rram_lsm40nm", lambda t: t.replace("weight_bits = { value = 5,", "weight_bits = { value = 0,"),
+     "array.weight_bits", "value 0 is not a usable width"),
+    ("rram_neurosim", lambda t: t.replace("psum_bits = { value = 16,", "psum_bits = { value = 0,"), "array.psum_bits",
+     "value 0 is not a usable width"),
+])
+def test_broken_crossbar_spec_is_rejected_naming_the_key(tmp_path, base, edit, key, match):
+    text = (SPEC_DIR / f"{base}.toml").read_text()
+    assert edit(text) != text  # the edit applies to the shipped file
+    path = write_variant(tmp_path, base, edit)
+    with pytest.raises(SpecError, match=match) as info:
+        load_spec(path)
+    assert str(info.value).startswith(f"broken.toml: {key}:"), str(info.value)
+
+
 def test_missing_energy_term_is_rejected(tmp_path):
     path = write_variant(tmp_path, "truenorth", lambda t: t.replace('routing = "included:synaptic"\n', ""))
     with pytest.raises(SpecError, match=r"^broken.toml: energy_terms.routing: missing"):
