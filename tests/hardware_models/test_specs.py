@@ -130,6 +130,13 @@ def test_a_synapse_overhead_of_zero_bits_is_allowed():
      "array.weight_bits", "value 0 is not a usable width"),
     ("rram_neurosim", lambda t: t.replace("psum_bits = { value = 16,", "psum_bits = { value = 0,"), "array.psum_bits",
      "value 0 is not a usable width"),
+    # the on state must conduct more than the off state (was priced silently; only --nonideal refused it)
+    ("rram_neurosim", lambda t: t.replace('r_on = { value = 100, unit = "kohm"', 'r_on = { value = 100, unit = "Mohm"'),
+     "device.r_on", r"100 Mohm must be below device.r_off \(1.7 Mohm\).*on/off ratio r_off / r_on > 1"),
+    ("rram_neurosim", lambda t: t.replace('r_on = { value = 100, unit = "kohm"', 'r_on = { value = 1.7, unit = "Mohm"'),
+     "device.r_on", "must be below device.r_off"),
+    ("rram_neurosim", lambda t: t.replace('r_on = { value = 100, unit = "kohm"', 'r_on = { value = 0, unit = "kohm"'),
+     "device.r_on", "must be > 0"),
 ])
 def test_broken_crossbar_spec_is_rejected_naming_the_key(tmp_path, base, edit, key, match):
     text = (SPEC_DIR / f"{base}.toml").read_text()
@@ -191,16 +198,23 @@ def test_a_new_kind_can_be_registered(monkeypatch, tmp_path):
     monkeypatch.setattr(specs, "SCHEMAS", dict(specs.SCHEMAS))
     monkeypatch.setattr(specs, "OPTIONS", dict(specs.OPTIONS))
     monkeypatch.setattr(specs, "REQUIRED", dict(specs.REQUIRED))
+    monkeypatch.setattr(specs, "CHECKS", dict(specs.CHECKS))
+
+    def check(constants, fail):  # what only the constants together show
+        if "energy.cell_read" in constants and constants["energy.cell_read"].si > constants["energy.adc"].si:
+            raise fail("energy.cell_read", "is above energy.adc")
+
     specs.register_spec_kind("crossbar", {"energy": {"adc": "energy", "cell_read": "energy"}},
-                             options={"cell": ("rram",)}, required=["energy.adc"])
+                             options={"cell": ("rram",)}, required=["energy.adc"], check=check)
     path = tmp_path / "xbar.toml"
-    path.write_text(
-        'schema_version = 1\nname = "xbar"\nkind = "crossbar"\ntitle = "test"\ncell = "rram"\n'
-        '[sources]\nspikesim = "Moitra et al. 2022, SpikeSim"\n'
-        '[energy]\nadc = { value = 2.03, unit = "pJ", source = "spikesim" }\n'
-    )
+    head = ('schema_version = 1\nname = "xbar"\nkind = "crossbar"\ntitle = "test"\ncell = "rram"\n'
+            '[sources]\nspikesim = "Moitra et al. 2022, SpikeSim"\n[energy]\n')
+    path.write_text(head + 'adc = { value = 2.03, unit = "pJ", source = "spikesim" }\n')
     assert load_spec(path).si("energy.adc") == approx_si(2.03e-12)
-    path.write_text(path.read_text().replace("adc = ", "cell_read = "))
+    path.write_text(path.read_text() + 'cell_read = { value = 3, unit = "pJ", source = "spikesim" }\n')
+    with pytest.raises(SpecError, match=r"^xbar.toml: energy.cell_read: is above energy.adc"):
+        load_spec(path)
+    path.write_text(head + 'cell_read = { value = 2.03, unit = "pJ", source = "spikesim" }\n')
     with pytest.raises(SpecError, match=r"xbar.toml: energy.adc: missing required constant"):
         load_spec(path)
 
@@ -295,6 +309,45 @@ def test_broken_precision_constants_are_named(edit, key, match):
     with pytest.raises(SpecError, match=match) as info:
         spec_from_dict(data, origin="broken.toml")
     assert str(info.value).startswith(f"broken.toml: {key}:"), str(info.value)
+
+
+@pytest.mark.parametrize("base, key, value, match", [
+    # 64 bits was accepted and crashed --fixed-point with OverflowError (2^64 past torch's int64)
+    ("loihi", "state_bits", 64, "64 bits is too wide: at most 53, as the integer models hold values in float64, "
+                                "whose integers are exact only up to 2\\^53"),
+    ("loihi", "threshold_bits", 54, "54 bits is too wide: at most 53"),
+    ("speck", "state_bits", 65, "too wide: at most 53"),
+    ("spinnaker", "weight_bits", 64, "too wide: at most 53"),
+    ("loihi", "weight_exp_bits", 12, "12 bits is too wide: at most 11, as the scales 2\\^exponent must be float64"),
+    ("loihi", "bias_exp_bits", 11, "11 bits is too wide: at most 10"),
+])
+def test_precision_widths_past_what_the_integer_models_hold_are_rejected(base, key, value, match):
+    data = spec_data(base)
+    data["precision"][key]["value"] = value
+    with pytest.raises(SpecError, match=match) as info:
+        spec_from_dict(data, origin="broken.toml")
+    assert str(info.value).startswith(f"broken.toml: precision.{key}:"), str(info.value)
+
+
+def test_loihi_state_and_decay_together_must_stay_exact_in_float64():
+    # Loihi's decay trunc(v·(2^12 − d)/2^12) multiplies a (state_bits − 1)-bit state by a 12-bit factor:
+    # 42 − 1 + 12 = 53 bits is exact in float64, 43 − 1 + 12 = 54 is not
+    data = spec_data("loihi")
+    data["precision"]["state_bits"]["value"] = 42
+    spec_from_dict(data, origin="loihi.toml")
+    data["precision"]["state_bits"]["value"] = 43
+    with pytest.raises(SpecError, match=r"^broken.toml: precision.state_bits: 43 bits with precision.decay_bits 12: "
+                       r"Loihi's decay multiplies a state by up to 2\^decay_bits, a product of 54 bits; "
+                       r"state_bits - 1 \+ decay_bits must be at most 53"):
+        spec_from_dict(data, origin="broken.toml")
+
+
+@pytest.mark.parametrize("base, key, value", [("loihi", "state_bits", 40), ("speck", "state_bits", 53),
+                                              ("loihi", "weight_exp_bits", 11), ("loihi", "bias_exp_bits", 10)])
+def test_precision_widths_up_to_the_limit_load(base, key, value):
+    data = spec_data(base)
+    data["precision"][key]["value"] = value
+    assert spec_from_dict(data, origin=f"{base}.toml").constants[f"precision.{key}"].value == value
 
 
 def test_input_shift_may_be_zero():
