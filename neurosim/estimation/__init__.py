@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -82,6 +83,11 @@ def _targets(targets: Sequence[str] | None) -> list[str]:
     if not targets:
         return known
     bad = [t for t in targets if t not in known and not Path(t).is_file()]
+    # read as a path, as hardware_models.load_spec reads it: a name ending in .toml or with a folder in it
+    missing = [t for t in bad if str(t).endswith(".toml") or "/" in str(t) or os.sep in str(t)]
+    if missing:
+        raise ValueError(f"spec file(s) {missing} not found (a target ending in .toml or containing a slash is the "
+                         f"path of a spec file); known targets: {', '.join(known)}")
     if bad:
         raise ValueError(f"unknown target(s) {bad}; known targets: {', '.join(known)}")
     return list(targets)

@@ -288,6 +288,15 @@ def test_unknown_target_is_named():
         estimate_model(_mlp_model(), (20,), _spikes((4, 2, 20)), targets=["nochip"])
 
 
+@pytest.mark.parametrize("target", ["nope.toml", "specs/loihi"])
+def test_a_target_that_is_a_path_to_no_file_says_the_spec_file_is_missing(target, tmp_path, monkeypatch):
+    # it said "unknown target(s) ['nope.toml']", as if a shipped name had been misspelt
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=rf"^spec file\(s\) \['{target}'\] not found \(a target ending in .toml or "
+                                         r"containing a slash is the path of a spec file\); known targets: "):
+        estimate_model(_mlp_model(), (20,), _spikes((4, 2, 20)), targets=["loihi", target])
+
+
 def test_nir_plus_activity_files_give_the_same_estimate_as_the_model(tmp_path):
     model = _conv_model()
     x = _spikes((5, 4, 2, 12, 12), p=0.2)
