@@ -125,7 +125,7 @@ def test_from_json_rejects_bad_files_naming_the_path(tmp_path, edit, match):
 
 @pytest.mark.parametrize("edit, match", [
     # a list or a string where an object node name -> series is expected (was a TypeError/ValueError from dict())
-    (lambda d: d.update(spike_counts=[1, 2]), r"spike_counts must be a JSON object node name -> .*, got a list \[1, 2\]"),
+    (lambda d: d.update(spike_counts=[1, 2]), r"spike_counts must be a JSON object node name -> .*, got a list \[1, 2"),
     (lambda d: d.update(updates_per_step=[1, 2]), r"updates_per_step must be a JSON object .*, got a list"),
     (lambda d: d.update(spikes_per_step="abc"), r'spikes_per_step must be a JSON object .*, got a string "abc"'),
     (lambda d: d.update(spikes_per_step=None), "spikes_per_step must be a JSON object .*, got null"),

@@ -105,7 +105,8 @@ def test_broken_spec_is_rejected_naming_file_and_key(tmp_path, edit, key, match)
      "capacity.weight_bits_max", "value 0 is not a usable width"),
     # a core that cannot hold the smallest synapse (weights of at least 8 bits, 4 bits of memory)
     (lambda t: t.replace("weight_bits_min = { value = 1,", "weight_bits_min = { value = 8,")
-     .replace('synaptic_memory_per_core = { value = 128, unit = "KiB"', 'synaptic_memory_per_core = { value = 4, unit = "bits"'),
+     .replace('synaptic_memory_per_core = { value = 128, unit = "KiB"',
+              'synaptic_memory_per_core = { value = 4, unit = "bits"'),
      "capacity.synaptic_memory_per_core", r"4 bits cannot hold one synapse: the smallest takes 8 bits"),
 ])
 def test_unusable_widths_and_memories_are_rejected(tmp_path, edit, key, match):
