@@ -53,16 +53,47 @@ class ActivityError(ValueError):
     """An activity profile is malformed (wrong shape, negative or non-finite counts, inconsistent views)."""
 
 
+def _contains_none(x) -> bool:
+    """Whether a (nested) list holds ``None`` — JSON's ``null``, which numpy turns into NaN."""
+    if x is None:
+        return True
+    return isinstance(x, (list, tuple)) and any(_contains_none(v) for v in x)
+
+
 def _as_float_array(x, what: str) -> np.ndarray:
+    if x is None:
+        raise ActivityError(f"{what}: is null; expected an array of numbers")
     try:
         arr = np.array(x, dtype=np.float64)  # a private copy: the profile freezes it
     except (TypeError, ValueError) as exc:
         raise ActivityError(f"{what}: expected an array of numbers, got {type(x).__name__} ({exc})") from None
     if not np.all(np.isfinite(arr)):
+        if _contains_none(x):
+            raise ActivityError(f"{what}: contains null, which is not a number; expected numbers only")
         raise ActivityError(f"{what}: contains NaN or infinite values")
     if arr.size and arr.min() < 0:
         raise ActivityError(f"{what}: spike counts must be >= 0, found {arr.min():g}")
     return arr
+
+
+def _json_type(x) -> str:
+    """The JSON name of a parsed value's type, for messages about activity.json."""
+    if x is None:
+        return "null"
+    if isinstance(x, bool):
+        return "a boolean"
+    if isinstance(x, (int, float)):
+        return "a number"
+    if isinstance(x, str):
+        return "a string"
+    if isinstance(x, (list, tuple)):
+        return "a list"
+    return type(x).__name__
+
+
+def _short(x, limit: int = 40) -> str:
+    text = json.dumps(x) if isinstance(x, (list, tuple, str, int, float, bool)) or x is None else repr(x)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _same_total(a: float, b: float) -> bool:
@@ -291,7 +322,8 @@ class ActivityProfile:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "ActivityProfile":
-        """Inverse of :meth:`to_dict`; rejects other formats, newer versions and missing keys."""
+        """Inverse of :meth:`to_dict`; rejects other formats, newer versions, missing keys and a per-node field that
+        is not a JSON object (``null`` for the optional ``spike_counts`` and ``updates_per_step`` reads as absent)."""
         if not isinstance(data, Mapping):
             raise ActivityError(f"activity data must be a JSON object, got {type(data).__name__}")
         fmt = data.get("format")
@@ -308,14 +340,24 @@ class ActivityProfile:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ActivityError(f"activity data has unknown keys {unknown}; known keys: {sorted(known)}")
+        mappings = {}
+        for key, values in (("spikes_per_step", "a (T,) list"), ("spike_counts", "a list of the node's output shape"),
+                            ("updates_per_step", "a (T,) list")):
+            value = data.get(key)
+            if value is None and key != "spikes_per_step":
+                value = {}  # optional: null reads as absent
+            if not isinstance(value, Mapping):
+                raise ActivityError(f"{key} must be a JSON object node name -> {values}, got "
+                                    f"{_json_type(value)} {_short(value)}")
+            mappings[key] = dict(value)
         return cls(
             time_steps=data["time_steps"],
             dt_s=data["dt_s"],
             samples=data["samples"],
-            spikes_per_step=dict(data["spikes_per_step"]),
-            spike_counts=dict(data.get("spike_counts") or {}),
+            spikes_per_step=mappings["spikes_per_step"],
+            spike_counts=mappings["spike_counts"],
             input_events_per_step=data.get("input_events_per_step"),
-            updates_per_step=dict(data.get("updates_per_step") or {}),
+            updates_per_step=mappings["updates_per_step"],
         )
 
     def to_json(self, path: str | os.PathLike) -> Path:
@@ -344,15 +386,21 @@ class ActivityProfile:
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> "ActivityProfile":
-        """Read a profile written by :meth:`to_json` (or by any tool following the same format)."""
+        """Read a profile written by :meth:`to_json` (or by any tool following the same format); a missing,
+        unreadable, non-UTF-8 or malformed file is an :class:`ActivityError` naming ``path``."""
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ActivityError(f"activity file {path} does not exist") from None
+        except UnicodeDecodeError as exc:
+            raise ActivityError(f"activity file {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+                                f"position {exc.start}); expected an activity.json") from None
+        except OSError as exc:
+            raise ActivityError(f"activity file {path} cannot be read: {exc.strerror or exc}") from None
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except ValueError as exc:  # JSONDecodeError, or a number too long to convert
             raise ActivityError(f"{path}: not valid JSON ({exc})") from None
         try:
             return cls.from_dict(data)

@@ -107,9 +107,23 @@ CROSSBAR_SECTIONS = {
 _OPTIONAL = {"array.tiles_per_chip"}
 OPTIONS = ("activity_blind", "weight_bits", "cell_bits", "tile_size", "columns_per_adc", "share_tiles")
 
+
+def _check_spec(constants, fail) -> None:
+    """What the loader checks of a crossbar spec beyond each constant (widths >= 1 bit it checks itself): a cell's
+    on resistance must be above zero and below its off resistance (``G_on > G_off``: the model's conductances,
+    and the on/off ratio ``--nonideal`` programs)."""
+    r_on, r_off = constants["device.r_on"], constants["device.r_off"]
+    if r_on.si <= 0:
+        raise fail("device.r_on", f"value {r_on.value:g} {r_on.unit} must be > 0 (conductance 1/r_on)")
+    if r_on.si >= r_off.si:
+        raise fail("device.r_on", f"{r_on.value:g} {r_on.unit} must be below device.r_off ({r_off.value:g} "
+                   f"{r_off.unit}): a cell's on state conducts more than its off state (on/off ratio r_off / r_on > 1)")
+
+
 _specs.register_spec_kind(
     "crossbar", CROSSBAR_SECTIONS,
-    required=[f"{s}.{k}" for s, keys in CROSSBAR_SECTIONS.items() for k in keys if f"{s}.{k}" not in _OPTIONAL])
+    required=[f"{s}.{k}" for s, keys in CROSSBAR_SECTIONS.items() for k in keys if f"{s}.{k}" not in _OPTIONAL],
+    check=_check_spec)
 
 _INTERP_POINTS = 24  # steps with more distinct rates than this interpolate log P(no row driven) over the rate
 

@@ -275,6 +275,12 @@ class _CorePartition:
         if not self.facts.projections_to(pop):
             p.n, p.k = min(self.npc, p.neurons), 1
             return
+        if self.syn_cap < 1:  # (the spec loader refuses a memory below the smallest synapse; a wider weight can be)
+            mem = self.spec.constants["capacity.synaptic_memory_per_core"]
+            raise ValueError(
+                f"{self.spec.name}: a core's synaptic memory (capacity.synaptic_memory_per_core = {mem.value:g} "
+                f"{mem.unit}) cannot hold one {self.bits_per_synapse:g}-bit synapse, so layer {pop!r} cannot be "
+                "mapped; estimate with fewer weight_bits, or use a spec with more synaptic memory per core")
         syn1 = float(self._fan_in_flat[pop].max())
         ax1 = float(self.single_neuron_axons(pop).max())
         k = max(1, math.ceil(syn1 / self.syn_cap) if math.isfinite(self.syn_cap) else 1,

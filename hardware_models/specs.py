@@ -64,6 +64,17 @@ ARITHMETIC_NEEDS = {
     "spinnaker": ("weight_bits", "state_bits", "fraction_bits", "threshold_bits", "bias_bits", "decay_bits"),
 }
 
+# The widest [precision] constants the integer models (neurosim.hardware.fixed_point) can run: Loihi's and Speck's
+# registers are float64 tensors, which hold every integer exactly only up to 2^53 (SpiNNaker's are int64 holding
+# int32 bit patterns); an exponent width e gives scales 2^(±2^(e-1)), which must be float64 numbers (2^±1023).
+PRECISION_MAX_BITS = 53
+PRECISION_MAX_EXP_BITS = {"weight_exp_bits": 11, "bias_exp_bits": 10}  # signed: [-1024, 1023]; unsigned: [0, 1023]
+PRECISION_WHY = "the integer models hold values in float64, whose integers are exact only up to 2^53"
+
+# "bits" constants that may be 0 (every other one is a width, and 0 bits holds nothing; the models divide by them).
+# [precision] constants are checked against the arithmetic that reads them (_check_digital).
+ZERO_BITS_ALLOWED = {"capacity.synapse_overhead_bits"}  # a synapse may store nothing beside its weight
+
 # Energy terms of the digital model, and the statuses a spec may give them.
 TERMS = ("synaptic", "neuron_update", "routing", "static")
 STATUSES = ("modelled", "not_published")
@@ -106,6 +117,7 @@ OPTIONS = {
     "conventional": {},
 }
 REQUIRED: dict[str, list[str]] = {}  # kind -> required "section.key" (default: every key of its schema)
+CHECKS: dict[str, Any] = {}  # kind -> check(constants, fail) of what no single constant shows (registered kinds)
 LIST_VALUED = {"capacity.kernel_memory_per_core", "capacity.neuron_memory_per_core", "time.sync_table",
                "capacity.sync_table_tiles"}
 _ARTICLE = {"energy": "an", "memory": "a", "time": "a", "power": "a", "bits": "a", "count": "a"}
@@ -215,6 +227,8 @@ def _constant(where: str, key: str, entry: Any, dimension: str, sources: Mapping
             raise fail(f"value {v:g} must be a whole number of {dimension}")
         if dimension in ("count", "memory") and v == 0:  # cores, neurons, rows, memory: nothing fits in zero
             raise fail(f"value 0 is not a usable {dimension}; it must be > 0")
+        if dimension == "bits" and v == 0 and key not in ZERO_BITS_ALLOWED and not key.startswith("precision."):
+            raise fail("value 0 is not a usable width; a width in bits must be >= 1")
     units = UNITS[dimension]
     if unit not in units:
         raise fail(f"unit {unit!r} is wrong here: this constant is {_ARTICLE.get(dimension, 'a')} {dimension}; expected one of {list(units)}")
@@ -247,7 +261,7 @@ def spec_from_dict(data: Mapping[str, Any], origin: str = "<spec>", expected_nam
         if not isinstance(v, str) or not v:
             raise fail(key, f"must be a non-empty string, got {v!r}")
     if expected_name is not None and name != expected_name:
-        raise fail("name", f"is {name!r} but the file is named {expected_name!r}.toml; they must agree")
+        raise fail("name", f"is {name!r} but the file is named {expected_name + '.toml'!r}; they must agree")
     if kind not in SCHEMAS:
         raise fail("kind", f"{kind!r} is not a known kind; expected one of {list(SCHEMAS)}")
     schema = SCHEMAS[kind]
@@ -301,6 +315,8 @@ def spec_from_dict(data: Mapping[str, Any], origin: str = "<spec>", expected_nam
         missing = [k for k in need if k not in constants]
         if missing:
             raise fail(missing[0], f"missing required constant (a {kind} spec needs {need})")
+        if kind in CHECKS:
+            CHECKS[kind](constants, fail)
     return Spec(name=name, kind=kind, title=title, constants=constants, sources=dict(sources), options=options,
                 energy_terms=terms, notes=tuple(notes))
 
@@ -373,23 +389,56 @@ def _check_digital(data, constants, options, fail) -> dict[str, str]:
             need(f"precision.{k}", f"arithmetic is {arithmetic!r}")
             if constants[f"precision.{k}"].value < 1 and k not in ("input_shift",):
                 raise fail(f"precision.{k}", "must be at least 1 bit")
+        _check_precision(constants, arithmetic, fail)
     elif any(k.startswith("precision.") for k in constants):
         raise fail("arithmetic", "missing: [precision] constants are read by the arithmetic that names how the chip "
                    f"computes; expected one of {list(ARITHMETICS)}")
     lo, hi = constants.get("capacity.weight_bits_min"), constants.get("capacity.weight_bits_max")
     if lo and hi and lo.si > hi.si:
         raise fail("capacity.weight_bits_min", f"{lo.value} is above capacity.weight_bits_max {hi.value}")
+    mem = constants.get("capacity.synaptic_memory_per_core")
+    if mem:  # the smallest synapse: a weight of at least 1 bit (or the chip's minimum) and its overhead
+        overhead = constants.get("capacity.synapse_overhead_bits")
+        smallest = max(1.0, lo.si if lo else 1.0) + (overhead.si if overhead else 0.0)
+        if mem.si < smallest:
+            raise fail("capacity.synaptic_memory_per_core",
+                       f"{mem.value:g} {mem.unit} cannot hold one synapse: the smallest takes {smallest:g} bits "
+                       "(capacity.weight_bits_min, at least 1, plus capacity.synapse_overhead_bits)")
     return dict(terms)
 
 
+def _check_precision(constants, arithmetic: str, fail) -> None:
+    """[precision] widths the integer models can compute with (see ``PRECISION_MAX_BITS``)."""
+    for full, c in constants.items():
+        if not full.startswith("precision."):
+            continue
+        k = full.split(".", 1)[1]
+        if k in PRECISION_MAX_EXP_BITS:
+            top = PRECISION_MAX_EXP_BITS[k]
+            if c.value > top:
+                raise fail(full, f"{c.value:g} bits is too wide: at most {top}, as the scales 2^exponent must be "
+                           "float64 numbers (exponents within ±1023)")
+        elif c.value > PRECISION_MAX_BITS:
+            raise fail(full, f"{c.value:g} bits is too wide: at most {PRECISION_MAX_BITS}, as {PRECISION_WHY}")
+    if arithmetic == "loihi":  # u, v <- trunc(x·(2^decay_bits - d) / 2^decay_bits): a state times a decay factor
+        state, decay = constants["precision.state_bits"].value, constants["precision.decay_bits"].value
+        if state - 1 + decay > PRECISION_MAX_BITS:
+            raise fail("precision.state_bits", f"{state:g} bits with precision.decay_bits {decay:g}: Loihi's decay "
+                       f"multiplies a state by up to 2^decay_bits, a product of {state - 1 + decay:g} bits; "
+                       f"state_bits - 1 + decay_bits must be at most {PRECISION_MAX_BITS}, as {PRECISION_WHY}")
+
+
 def register_spec_kind(kind: str, sections: Mapping[str, Mapping[str, str]], options: Mapping[str, tuple] | None = None,
-                       required: list[str] | None = None) -> None:
+                       required: list[str] | None = None, check=None) -> None:
     """Teach the loader a new spec kind (e.g. ``crossbar``) without editing this module.
 
     Args:
         sections: section -> {constant name -> dimension}; dimensions are the keys of ``UNITS``.
         options: top-level string options -> allowed values (each is then required).
         required: "section.key" constants that must be present (default: all of them).
+        check: ``check(constants, fail)``, run once every constant is valid on its own, for what only their
+            combination shows (e.g. ``device.r_on`` below ``device.r_off``); ``fail(key, message)`` returns the
+            :class:`SpecError` to raise, naming the file and the key.
     """
     for section, keys in sections.items():
         for key, dim in keys.items():
@@ -399,6 +448,9 @@ def register_spec_kind(kind: str, sections: Mapping[str, Mapping[str, str]], opt
     OPTIONS[kind] = dict(options or {})
     if required is not None:
         REQUIRED[kind] = list(required)
+    CHECKS.pop(kind, None)
+    if check is not None:
+        CHECKS[kind] = check
 
 
 # ---------------------------------------------------------------------------------------------- loading

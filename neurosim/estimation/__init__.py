@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -43,6 +44,7 @@ class EstimateReport:
     activity: object  # hardware_models.ActivityProfile
     estimates: dict = field(default_factory=dict)  # target -> hardware_models.Estimate
     files: dict = field(default_factory=dict)  # what was written: name -> path
+    facts: object = field(default=None, repr=False)  # hardware_models.GraphFacts of graph (None: to_dict makes it)
 
     def table(self) -> str:
         from hardware_models import format_estimates
@@ -50,7 +52,11 @@ class EstimateReport:
         return format_estimates(list(self.estimates.values()))
 
     def to_dict(self) -> dict:
+        """A JSON-ready summary: the activity (its ``input_events_per_inference`` are the events the estimates
+        count entering the graph: each Input node's ``spikes_per_step`` entry, or for a graph's only Input node
+        without one, ``input_events_per_step``) and each target's estimate."""
         import nir
+        from hardware_models import analyze
         from hardware_models.graph import flatten_graph
 
         a = self.activity
@@ -58,9 +64,11 @@ class EstimateReport:
         per_node = {k: float(v.sum()) for k, v in a.spikes_per_step.items()}
         nodes = flatten_graph(self.graph).nodes  # a subgraph's neurons are named 'subgraph.node' in the activity
         is_neuron = {k: isinstance(nodes.get(k), neurons) for k in per_node}
+        facts = analyze(self.graph) if self.facts is None else self.facts
+        input_events = float(sum(facts.source_series(a, n).sum() for n in facts.input_names))
         return {
             "activity": {"time_steps": a.time_steps, "dt_s": a.dt_s, "samples": a.samples,
-                         "input_events_per_inference": float(a.input_events_per_step.sum()),
+                         "input_events_per_inference": input_events,
                          "spikes_per_inference": {k: v for k, v in per_node.items() if is_neuron[k]},
                          # what other nodes pass on (the Input node, max pools exported as sum pools)
                          "events_per_inference": {k: v for k, v in per_node.items() if not is_neuron[k]}},
@@ -75,6 +83,11 @@ def _targets(targets: Sequence[str] | None) -> list[str]:
     if not targets:
         return known
     bad = [t for t in targets if t not in known and not Path(t).is_file()]
+    # read as a path, as hardware_models.load_spec reads it: a name ending in .toml or with a folder in it
+    missing = [t for t in bad if str(t).endswith(".toml") or "/" in str(t) or os.sep in str(t)]
+    if missing:
+        raise ValueError(f"spec file(s) {missing} not found (a target ending in .toml or containing a slash is the "
+                         f"path of a spec file); known targets: {', '.join(known)}")
     if bad:
         raise ValueError(f"unknown target(s) {bad}; known targets: {', '.join(known)}")
     return list(targets)
@@ -110,7 +123,7 @@ def _run(graph, activity, targets, out_dir, options, facts=None) -> EstimateRepo
     from hardware_models import analyze, estimate
 
     facts = analyze(graph) if facts is None else facts
-    report = EstimateReport(graph, activity)
+    report = EstimateReport(graph, activity, facts=facts)
     for key, t in target_keys(_targets(targets)).items():
         report.estimates[key] = estimate(facts, activity, t, **options)
     if out_dir is not None:

@@ -257,13 +257,20 @@ def write_nonideal_report(report: dict, out_dir: str | Path) -> dict:
 
 
 def format_nonideal(report: dict) -> str:
-    """A short text table of one report (operating point and sweeps)."""
+    """A short text table of one report (operating point and sweeps): mean ± sample std over the chips, the mean
+    alone for one chip (whose spread is not measured)."""
     op = report["operating_point"]
     c = op["config"]
+    chips = report["chips"]
+
+    def acc(p: dict, width: int = 0, sep: str = " ± ") -> str:
+        return f"{p['mean']:{width}.2f}" + (f"{sep}{p['std']:.2f}" if chips > 1 else "")
+
     lines = [
-        f"non-idealities on {report['target']} ({report['chips']} chips, {report['samples']} test samples):",
+        f"non-idealities on {report['target']} ({chips} chip{'s' * (chips != 1)}, {report['samples']} test samples"
+        + ("; one chip measures no spread" if chips == 1 else "") + "):",
         f"  ideal (float weights)        {report['ideal_acc']:6.2f} %",
-        f"  operating point              {op['mean']:6.2f} ± {op['std']:.2f} %   "
+        f"  operating point              {acc(op, 6)} %   "
         f"[{c['levels'] or 'analog'} levels, σ {100 * c['sigma_rel']:g} %, stuck-at "
         f"{100 * (c['stuck_on_rate'] + c['stuck_off_rate']):g} %, read noise {100 * c['read_noise_rel']:g} %, ADC "
         f"{c['adc_bits'] or 'exact'}{' bits' if c['adc_bits'] else ''}"
@@ -271,7 +278,7 @@ def format_nonideal(report: dict) -> str:
     ]
     names = {"sigma_rel": "variation σ", "fault_rate": "stuck-at rate"}
     for param, points in report["sweeps"].items():
-        cells = ", ".join(f"{100 * p['value']:g} %: {p['mean']:.2f}±{p['std']:.2f}" for p in points)
+        cells = ", ".join(f"{100 * p['value']:g} %: {acc(p, sep='±')}" for p in points)
         lines.append(f"  {names.get(param, param):<28} {cells}")
     return "\n".join(lines)
 

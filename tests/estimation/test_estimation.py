@@ -288,6 +288,15 @@ def test_unknown_target_is_named():
         estimate_model(_mlp_model(), (20,), _spikes((4, 2, 20)), targets=["nochip"])
 
 
+@pytest.mark.parametrize("target", ["nope.toml", "specs/loihi"])
+def test_a_target_that_is_a_path_to_no_file_says_the_spec_file_is_missing(target, tmp_path, monkeypatch):
+    # it said "unknown target(s) ['nope.toml']", as if a shipped name had been misspelt
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=rf"^spec file\(s\) \['{target}'\] not found \(a target ending in .toml or "
+                                         r"containing a slash is the path of a spec file\); known targets: "):
+        estimate_model(_mlp_model(), (20,), _spikes((4, 2, 20)), targets=["loihi", target])
+
+
 def test_nir_plus_activity_files_give_the_same_estimate_as_the_model(tmp_path):
     model = _conv_model()
     x = _spikes((5, 4, 2, 12, 12), p=0.2)
@@ -296,6 +305,29 @@ def test_nir_plus_activity_files_give_the_same_estimate_as_the_model(tmp_path):
     for t in ("loihi", "spinnaker2"):
         assert again.estimates[t].total_energy_j == approx_si(direct.estimates[t].total_energy_j, rel=1e-9)
         assert again.estimates[t].mapping.cores_used == direct.estimates[t].mapping.cores_used
+
+
+def test_estimate_json_reports_the_input_events_the_estimate_counted(tmp_path):
+    # a hand-written activity may give the input only as spikes_per_step["input"] (no input_events_per_step): the
+    # estimate counts those 6 events; estimate.json reported 0 (the sum of the absent input_events_per_step)
+    import nir
+
+    from hardware_models import ActivityProfile
+
+    graph = nir.NIRGraph.from_list(nir.Linear(weight=np.ones((3, 4))),
+                                   nir.LIF(tau=np.ones(3), r=np.ones(3), v_leak=np.zeros(3), v_threshold=np.ones(3)))
+    nir.write(str(tmp_path / "m.nir"), graph)
+    spikes = {"input": [4.0, 2.0], "lif": [1.0, 2.0]}
+    ActivityProfile(time_steps=2, dt_s=1e-3, samples=1, spikes_per_step=spikes).to_json(tmp_path / "a.json")
+    report = estimate_files(tmp_path / "m.nir", tmp_path / "a.json", ["loihi"], out_dir=tmp_path / "out")
+    assert report.estimates["loihi"].synops == 6 * 3  # 6 input events x fan-out 3
+    activity = json.loads((tmp_path / "out" / "estimate.json").read_text())["activity"]
+    assert activity["input_events_per_inference"] == 6.0 and activity["events_per_inference"] == {"input": 6.0}
+    # the usual form, input_events_per_step without a per-node entry, reads as before
+    ActivityProfile(time_steps=2, dt_s=1e-3, samples=1, spikes_per_step={"lif": [1.0, 2.0]},
+                    input_events_per_step=[3.0, 2.0]).to_json(tmp_path / "b.json")
+    report = estimate_files(tmp_path / "m.nir", tmp_path / "b.json", ["loihi"])
+    assert report.to_dict()["activity"]["input_events_per_inference"] == 5.0
 
 
 def test_estimate_files_names_a_missing_or_broken_file(tmp_path):

@@ -123,6 +123,46 @@ def test_from_json_rejects_bad_files_naming_the_path(tmp_path, edit, match):
     assert str(path) in str(info.value)
 
 
+@pytest.mark.parametrize("edit, match", [
+    # a list or a string where an object node name -> series is expected (was a TypeError/ValueError from dict())
+    (lambda d: d.update(spike_counts=[1, 2]), r"spike_counts must be a JSON object node name -> .*, got a list \[1, 2"),
+    (lambda d: d.update(updates_per_step=[1, 2]), r"updates_per_step must be a JSON object .*, got a list"),
+    (lambda d: d.update(spikes_per_step="abc"), r'spikes_per_step must be a JSON object .*, got a string "abc"'),
+    (lambda d: d.update(spikes_per_step=None), "spikes_per_step must be a JSON object .*, got null"),
+    # null is not a number (numpy would read it as NaN)
+    (lambda d: d["spikes_per_step"].update(lif=None), r"spikes_per_step\['lif'\]: is null; expected an array"),
+    (lambda d: d["spikes_per_step"].update(lif=[1.0, None, 2.0]), r"spikes_per_step\['lif'\]: contains null, which is "
+                                                                  "not a number"),
+    (lambda d: d["spike_counts"].update(lif=[[1.0, None], [2.0, 0.0]]), r"spike_counts\['lif'\]: contains null"),
+])
+def test_from_json_names_the_key_of_a_malformed_field(tmp_path, edit, match):
+    data = profile().to_dict()
+    edit(data)
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ActivityError, match=match) as info:
+        ActivityProfile.from_json(path)
+    assert str(path) in str(info.value)
+
+
+def test_optional_mappings_given_as_null_read_as_absent():
+    data = profile(spike_counts={}).to_dict()
+    data.update(spike_counts=None, updates_per_step=None)
+    p = ActivityProfile.from_dict(data)
+    assert p.spike_counts == {} and p.updates_per_step == {}
+
+
+def test_from_json_binary_file_or_folder_names_the_path(tmp_path):
+    binary = tmp_path / "model.nir"  # an HDF5 file passed as the activity
+    binary.write_bytes(b"\x89HDF\r\n\x1a\n\x00\x00")
+    with pytest.raises(ActivityError, match="is not UTF-8 text") as info:
+        ActivityProfile.from_json(binary)
+    assert str(binary) in str(info.value)
+    with pytest.raises(ActivityError, match="cannot be read") as info:
+        ActivityProfile.from_json(tmp_path)
+    assert str(tmp_path) in str(info.value)
+
+
 def test_from_json_missing_or_invalid_file(tmp_path):
     with pytest.raises(ActivityError, match="does not exist"):
         ActivityProfile.from_json(tmp_path / "nope.json")

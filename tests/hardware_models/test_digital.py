@@ -63,6 +63,21 @@ def test_loihi_synaptic_memory_limited():
     assert cores(mapping(mlp(1000, 1000), "loihi", weight_bits=4)) == {"lif": 4}
 
 
+def test_a_core_that_cannot_hold_one_synapse_is_an_error_naming_the_memory(tmp_path):
+    # 4 bits of synaptic memory per core hold four 1-bit weights, but not one 8-bit synapse (was ZeroDivisionError)
+    from hardware_models.specs import SPEC_DIR
+
+    text = (SPEC_DIR / "loihi.toml").read_text().replace('name = "loihi"', 'name = "tiny"')
+    path = tmp_path / "tiny.toml"
+    path.write_text(text.replace('synaptic_memory_per_core = { value = 128, unit = "KiB"',
+                                 'synaptic_memory_per_core = { value = 4, unit = "bits"'))
+    spec = load_spec(path)
+    assert map_network(analyze(mlp(4, 2)), spec, weight_bits=1).layers["lif"].neurons_per_core == 1
+    with pytest.raises(ValueError, match=r"^tiny: a core's synaptic memory \(capacity.synaptic_memory_per_core = 4 "
+                                         r"bits\) cannot hold one 8-bit synapse, so layer 'lif' cannot be mapped"):
+        map_network(analyze(mlp(4, 2)), spec, weight_bits=8)
+
+
 def test_loihi_fan_in_over_limit_is_split():
     # 5000 inputs > 4096 axons per core: split in 2 input slices of 2500 axons, 10 neurons each -> 2 cores
     m = mapping(mlp(5000, 10), "loihi")

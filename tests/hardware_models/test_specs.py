@@ -96,6 +96,58 @@ def test_broken_spec_is_rejected_naming_file_and_key(tmp_path, edit, key, match)
     assert str(info.value).startswith(f"broken.toml: {key}:"), str(info.value)
 
 
+@pytest.mark.parametrize("edit, key, match", [
+    # widths the models divide by: 0 bits was accepted and crashed the estimate with ZeroDivisionError
+    (lambda t: t.replace("weight_bits_min = { value = 1,", "weight_bits_min = { value = 0,")
+     .replace("weight_bits_max = { value = 9,", "weight_bits_max = { value = 0,"),
+     "capacity.weight_bits_min", "value 0 is not a usable width; a width in bits must be >= 1"),
+    (lambda t: t.replace("weight_bits_max = { value = 9,", "weight_bits_max = { value = 0,"),
+     "capacity.weight_bits_max", "value 0 is not a usable width"),
+    # a core that cannot hold the smallest synapse (weights of at least 8 bits, 4 bits of memory)
+    (lambda t: t.replace("weight_bits_min = { value = 1,", "weight_bits_min = { value = 8,")
+     .replace('synaptic_memory_per_core = { value = 128, unit = "KiB"',
+              'synaptic_memory_per_core = { value = 4, unit = "bits"'),
+     "capacity.synaptic_memory_per_core", r"4 bits cannot hold one synapse: the smallest takes 8 bits"),
+])
+def test_unusable_widths_and_memories_are_rejected(tmp_path, edit, key, match):
+    path = write_variant(tmp_path, "loihi", edit)
+    with pytest.raises(SpecError, match=match) as info:
+        load_spec(path)
+    assert str(info.value).startswith(f"broken.toml: {key}:"), str(info.value)
+
+
+def test_a_synapse_overhead_of_zero_bits_is_allowed():
+    data = spec_data("loihi")
+    data["capacity"]["synapse_overhead_bits"] = {"value": 0, "unit": "bits", "source": "davies2018"}
+    assert spec_from_dict(data, origin="loihi.toml").si("capacity.synapse_overhead_bits") == 0
+
+
+@pytest.mark.parametrize("base, edit, key, match", [
+    ("rram_neurosim", lambda t: t.replace("cell_bits = { value = 1,", "cell_bits = { value = 0,"), "array.cell_bits",
+     "value 0 is not a usable width"),
+    ("rram_neurosim", lambda t: t.replace("adc_bits = { value = 5,", "adc_bits = { value = 0,"), "array.adc_bits",
+     "value 0 is not a usable width"),
+    ("rram_lsm40nm", lambda t: t.replace("weight_bits = { value = 5,", "weight_bits = { value = 0,"),
+     "array.weight_bits", "value 0 is not a usable width"),
+    ("rram_neurosim", lambda t: t.replace("psum_bits = { value = 16,", "psum_bits = { value = 0,"), "array.psum_bits",
+     "value 0 is not a usable width"),
+    # the on state must conduct more than the off state (was priced silently; only --nonideal refused it)
+    ("rram_neurosim", lambda t: t.replace('r_on = { value = 100, unit = "kohm"', 'r_on = { value = 100, unit = "Mohm"'),
+     "device.r_on", r"100 Mohm must be below device.r_off \(1.7 Mohm\).*on/off ratio r_off / r_on > 1"),
+    ("rram_neurosim", lambda t: t.replace('r_on = { value = 100, unit = "kohm"', 'r_on = { value = 1.7, unit = "Mohm"'),
+     "device.r_on", "must be below device.r_off"),
+    ("rram_neurosim", lambda t: t.replace('r_on = { value = 100, unit = "kohm"', 'r_on = { value = 0, unit = "kohm"'),
+     "device.r_on", "must be > 0"),
+])
+def test_broken_crossbar_spec_is_rejected_naming_the_key(tmp_path, base, edit, key, match):
+    text = (SPEC_DIR / f"{base}.toml").read_text()
+    assert edit(text) != text  # the edit applies to the shipped file
+    path = write_variant(tmp_path, base, edit)
+    with pytest.raises(SpecError, match=match) as info:
+        load_spec(path)
+    assert str(info.value).startswith(f"broken.toml: {key}:"), str(info.value)
+
+
 def test_missing_energy_term_is_rejected(tmp_path):
     path = write_variant(tmp_path, "truenorth", lambda t: t.replace('routing = "included:synaptic"\n', ""))
     with pytest.raises(SpecError, match=r"^broken.toml: energy_terms.routing: missing"):
@@ -128,7 +180,7 @@ def test_sync_table_must_pair_up_with_increasing_tile_counts(tmp_path, edit, key
 def test_name_must_match_file_and_unknown_target(tmp_path):
     path = tmp_path / "other.toml"
     path.write_text((SPEC_DIR / "loihi.toml").read_text())
-    with pytest.raises(SpecError, match="other.toml: name: is 'loihi' but the file is named 'other'.toml"):
+    with pytest.raises(SpecError, match="other.toml: name: is 'loihi' but the file is named 'other.toml'; they must"):
         load_spec(path)
     with pytest.raises(SpecError, match="unknown target 'loihi3'; shipped targets"):
         load_spec("loihi3")
@@ -147,16 +199,23 @@ def test_a_new_kind_can_be_registered(monkeypatch, tmp_path):
     monkeypatch.setattr(specs, "SCHEMAS", dict(specs.SCHEMAS))
     monkeypatch.setattr(specs, "OPTIONS", dict(specs.OPTIONS))
     monkeypatch.setattr(specs, "REQUIRED", dict(specs.REQUIRED))
+    monkeypatch.setattr(specs, "CHECKS", dict(specs.CHECKS))
+
+    def check(constants, fail):  # what only the constants together show
+        if "energy.cell_read" in constants and constants["energy.cell_read"].si > constants["energy.adc"].si:
+            raise fail("energy.cell_read", "is above energy.adc")
+
     specs.register_spec_kind("crossbar", {"energy": {"adc": "energy", "cell_read": "energy"}},
-                             options={"cell": ("rram",)}, required=["energy.adc"])
+                             options={"cell": ("rram",)}, required=["energy.adc"], check=check)
     path = tmp_path / "xbar.toml"
-    path.write_text(
-        'schema_version = 1\nname = "xbar"\nkind = "crossbar"\ntitle = "test"\ncell = "rram"\n'
-        '[sources]\nspikesim = "Moitra et al. 2022, SpikeSim"\n'
-        '[energy]\nadc = { value = 2.03, unit = "pJ", source = "spikesim" }\n'
-    )
+    head = ('schema_version = 1\nname = "xbar"\nkind = "crossbar"\ntitle = "test"\ncell = "rram"\n'
+            '[sources]\nspikesim = "Moitra et al. 2022, SpikeSim"\n[energy]\n')
+    path.write_text(head + 'adc = { value = 2.03, unit = "pJ", source = "spikesim" }\n')
     assert load_spec(path).si("energy.adc") == approx_si(2.03e-12)
-    path.write_text(path.read_text().replace("adc = ", "cell_read = "))
+    path.write_text(path.read_text() + 'cell_read = { value = 3, unit = "pJ", source = "spikesim" }\n')
+    with pytest.raises(SpecError, match=r"^xbar.toml: energy.cell_read: is above energy.adc"):
+        load_spec(path)
+    path.write_text(head + 'cell_read = { value = 2.03, unit = "pJ", source = "spikesim" }\n')
     with pytest.raises(SpecError, match=r"xbar.toml: energy.adc: missing required constant"):
         load_spec(path)
 
@@ -251,6 +310,45 @@ def test_broken_precision_constants_are_named(edit, key, match):
     with pytest.raises(SpecError, match=match) as info:
         spec_from_dict(data, origin="broken.toml")
     assert str(info.value).startswith(f"broken.toml: {key}:"), str(info.value)
+
+
+@pytest.mark.parametrize("base, key, value, match", [
+    # 64 bits was accepted and crashed --fixed-point with OverflowError (2^64 past torch's int64)
+    ("loihi", "state_bits", 64, "64 bits is too wide: at most 53, as the integer models hold values in float64, "
+                                "whose integers are exact only up to 2\\^53"),
+    ("loihi", "threshold_bits", 54, "54 bits is too wide: at most 53"),
+    ("speck", "state_bits", 65, "too wide: at most 53"),
+    ("spinnaker", "weight_bits", 64, "too wide: at most 53"),
+    ("loihi", "weight_exp_bits", 12, "12 bits is too wide: at most 11, as the scales 2\\^exponent must be float64"),
+    ("loihi", "bias_exp_bits", 11, "11 bits is too wide: at most 10"),
+])
+def test_precision_widths_past_what_the_integer_models_hold_are_rejected(base, key, value, match):
+    data = spec_data(base)
+    data["precision"][key]["value"] = value
+    with pytest.raises(SpecError, match=match) as info:
+        spec_from_dict(data, origin="broken.toml")
+    assert str(info.value).startswith(f"broken.toml: precision.{key}:"), str(info.value)
+
+
+def test_loihi_state_and_decay_together_must_stay_exact_in_float64():
+    # Loihi's decay trunc(v·(2^12 − d)/2^12) multiplies a (state_bits − 1)-bit state by a 12-bit factor:
+    # 42 − 1 + 12 = 53 bits is exact in float64, 43 − 1 + 12 = 54 is not
+    data = spec_data("loihi")
+    data["precision"]["state_bits"]["value"] = 42
+    spec_from_dict(data, origin="loihi.toml")
+    data["precision"]["state_bits"]["value"] = 43
+    with pytest.raises(SpecError, match=r"^broken.toml: precision.state_bits: 43 bits with precision.decay_bits 12: "
+                       r"Loihi's decay multiplies a state by up to 2\^decay_bits, a product of 54 bits; "
+                       r"state_bits - 1 \+ decay_bits must be at most 53"):
+        spec_from_dict(data, origin="broken.toml")
+
+
+@pytest.mark.parametrize("base, key, value", [("loihi", "state_bits", 40), ("speck", "state_bits", 53),
+                                              ("loihi", "weight_exp_bits", 11), ("loihi", "bias_exp_bits", 10)])
+def test_precision_widths_up_to_the_limit_load(base, key, value):
+    data = spec_data(base)
+    data["precision"][key]["value"] = value
+    assert spec_from_dict(data, origin=f"{base}.toml").constants[f"precision.{key}"].value == value
 
 
 def test_input_shift_may_be_zero():

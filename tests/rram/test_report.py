@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from neurosim.hardware import (NonIdealConfig, accuracy, energy_groups, nonideal_config_from_spec,
+from neurosim.hardware import (NonIdealConfig, accuracy, energy_groups, format_nonideal, nonideal_config_from_spec,
                                nonideal_report_model, plot_accuracy_vs_fault_rate, plot_accuracy_vs_sigma,
                                plot_energy_breakdown, plot_tiles, sweep_nonideal)
 from neurosim.hardware.cli_support import add_nonideal_arguments, check_nonideal_args, run_nonideal_from_args
@@ -67,6 +67,29 @@ def test_report_is_seeded_json_ready_and_writes_its_files(tmp_path):
     both = {"a": r1, "b": {**r2, "target": "other"}}
     for fig, name in ((plot_accuracy_vs_sigma(both), "s.png"), (plot_accuracy_vs_fault_rate(r1), "f.png")):
         assert save_figure(fig, tmp_path / name).stat().st_size > 1000
+
+
+def _report(per_chip: list[float], sweep: list[list[float]]) -> dict:
+    """A report as nonideal_report_model returns it, with the given accuracies per chip (no model evaluated)."""
+    def point(accs):  # mean and sample std over the chips (0 for one chip, as the report gives it)
+        mean = sum(accs) / len(accs)
+        return {"mean": mean, "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0, "per_chip": accs}
+
+    return {"target": "rram_neurosim", "chips": len(per_chip), "samples": 100, "ideal_acc": 90.0,
+            "operating_point": {"config": NonIdealConfig(sigma_rel=0.05).to_dict(), **point(per_chip)},
+            "sweeps": {"sigma_rel": [{"value": v, **point(accs)} for v, accs in zip((0.0, 0.1), sweep)]}}
+
+
+def test_the_text_table_shows_a_spread_only_over_several_chips():
+    text = format_nonideal(_report([84.0, 86.0], [[90.0, 90.0], [80.0, 82.0]]))
+    assert "(2 chips, 100 test samples):" in text
+    assert "operating point               85.00 ± 1.41 %" in text  # sample std of 84, 86: √2
+    assert "0 %: 90.00±0.00, 10 %: 81.00±1.41" in text
+    # one chip measures no spread: it read "85.00 ± 0.00 %"
+    text = format_nonideal(_report([85.0], [[90.0], [81.0]]))
+    assert "(1 chip, 100 test samples; one chip measures no spread):" in text
+    assert "operating point               85.00 %   [" in text and "±" not in text
+    assert "0 %: 90.00, 10 %: 81.00" in text
 
 
 def _estimates():
