@@ -125,7 +125,7 @@ assert sure.mean_steps <= ee.time_steps
 # %% [markdown]
 # On the demo model (full mode) the confident exit at 0.9 keeps the full accuracy (96.4 %) in 5.7 steps on average,
 # for 0.56× the energy on Loihi; a fixed 5 steps costs 1.7 points. Easy digits stop after 2–3 steps, ambiguous ones
-# run on — the worst-case latency stays that of all steps.
+# run on — those that stop last still take about as long as all steps.
 
 # %% [markdown]
 # ## Does the model still work in the chip's integers?

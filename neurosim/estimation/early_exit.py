@@ -17,8 +17,10 @@ Costs are not scaled down by the steps saved: the samples that stop after ``t`` 
 steps (:func:`neurosim.activity.cohort_profiles`: each cohort's spikes, updates and input events over its own
 steps; a network is causal, so these are the spikes a chip stopped there would have made) and each such cohort is
 estimated on each target as a run of ``t`` steps (:func:`hardware_models.estimate`: static power and fixed ticks
-for ``t`` steps too). A policy's energy and latency per inference are the means over its samples; its worst latency
-is that of its slowest cohort. Assumed, and not costed: the host reads the outputs after every step and stops the
+for ``t`` steps too). A policy's energy and latency per inference are the means over its samples; it also gives the
+latency of its slowest cohort (the mean over the samples that stop last: on a fixed-tick chip every one of them
+takes that long; on an event-driven chip, whose step time follows the activity, single samples may take longer).
+Assumed, and not costed: the host reads the outputs after every step and stops the
 chip at once (the read and the decision are free, and stopping takes no time).
 
 Example:
@@ -78,7 +80,7 @@ class ExitPolicy:
     """One way of stopping: a fixed number of steps, or a confidence threshold.
 
     ``exits[t]`` samples stopped after ``t + 1`` steps; ``energy_j`` and ``latency_s`` are means per inference per
-    target, ``latency_max_s`` the slowest stopped run's latency."""
+    target, ``latency_max_s`` the latency of the slowest cohort (the mean over the samples that stop last)."""
 
     name: str
     kind: str  # "steps" | "threshold"
@@ -95,7 +97,7 @@ class ExitPolicy:
         return {"name": self.name, "kind": self.kind, "value": self.value, "accuracy": self.accuracy,
                 "mean_steps": self.mean_steps, "exits_per_step": list(self.exits),
                 "energy_j_per_inference": dict(self.energy_j), "latency_s_per_inference": dict(self.latency_s),
-                "latency_s_worst": dict(self.latency_max_s)}
+                "latency_s_slowest_cohort": dict(self.latency_max_s)}
 
 
 @dataclass
@@ -133,7 +135,7 @@ class EarlyExitReport:
                 cell = f"{joules(e)} ({e / f:.2f}x)" if f else joules(e)
                 row += f"  {cell:>{cells[t]}}"
             lines.append(row)
-        lines.append("latency per inference, mean (worst):")
+        lines.append("latency per inference, mean (of the samples that stop last):")
         for t in [t for t in self.targets if full.latency_s[t] is not None]:
             parts = [f"{p.name}: {p.latency_s[t] * 1e3:.3g} ms" + (
                 f" ({p.latency_max_s[t] * 1e3:.3g})" if p.kind == "threshold" else "")
