@@ -123,6 +123,45 @@ def test_train_and_check_take_a_folder_dataset(tmp_path, monkeypatch, capsys):
     assert "data.dataset: dataset 'folder:/" in capsys.readouterr().err  # (stored absolute)
 
 
+def test_resuming_an_epoch_interrupted_before_the_dataset_grew_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    # the trainer's ValueError (a traceback, exit status 1) advised fit(resume=False), the Python API's way out
+    import os
+    import signal
+
+    from neurosim.cli import main
+
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    root = _folder(tmp_path)  # 18 training recordings: 5 batches of 4
+    args = ["-q", "train", "--config", "quickstart", "--set", f"data.dataset=folder:{root}", f"out_dir={tmp_path}",
+            f"model.input_shape=[{P}, {H}, {W}]", "model.num_classes=3", "model.channels=[4]", "model.kernel_size=3",
+            "data.time_steps=4", "data.batch_size=4", "train.epochs=1", "name=grow"]
+    real, steps = torch.optim.Adam.step, []
+
+    def ctrl_c_in_step_2(self, *a, **kw):
+        steps.append(1)
+        if len(steps) == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # held back to the batch's end: a checkpoint of 2 batches of 5
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", ctrl_c_in_step_2)
+    assert main(args) == 130
+    monkeypatch.setattr(torch.optim.Adam, "step", real)
+    capsys.readouterr()
+    for i in (6, 7, 8, 9):  # 22 recordings: 6 batches
+        np.save(root / "train" / "left" / f"{i}.npy", _events(1000 + i, 0))
+    ckpt = tmp_path / "grow" / "checkpoint.pt"
+    with pytest.warns(RuntimeWarning, match="other data files"):
+        assert main(args) == 2
+    assert capsys.readouterr().err == (
+        f"neurosim train: error: {ckpt} stopped part-way through epoch 1 (after batch 2 of its 5), but the training "
+        f"split of dataset 'folder:{root}' now gives 6 batch(es) per epoch: the data changed since, so that epoch "
+        "cannot be finished; restore the data it was trained on to resume, choose another name (--set name=...), or "
+        "pass --no-resume to start over\n")
+    for i in (6, 7, 8, 9):  # the data it was trained on: it resumes
+        (root / "train" / "left" / f"{i}.npy").unlink()
+    assert main(args) == 0
+
+
 def test_a_folder_runs_config_names_it_absolutely_and_bad_contents_are_one_line_errors(tmp_path, monkeypatch,
                                                                                            capsys):
     from neurosim.cli import main
