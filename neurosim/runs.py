@@ -71,10 +71,16 @@ def _check_before_loading(cfg: RunConfig) -> None:
         info = get_dataset(cfg.data.dataset)
     except ValueError as e:
         raise ConfigError(f"data.dataset: {e}") from None
-    width, height, polarities = info.sensor_size  # frames [N, T, P, H, W]; [N, T, P, W] from a one-row sensor (audio)
-    try:  # (before the frames are built: the first conversion of a large dataset takes long)
-        check_frames(cfg.data.augment, (1, cfg.data.time_steps, polarities) + ((height, width) if height > 1 else
-                                                                               (width,)), torch.uint8)
+    # (before the frames are built: the first conversion of a large dataset takes long) every registered dataset's
+    # and folder's events have a y, so its frames are [N, T, P, H, W], a one-row sensor's too (H = 1)
+    width, height, polarities = info.sensor_size
+    spatial = [name for name in ("shift", "flip", "cutout") if getattr(cfg.data.augment, name)]
+    if info.audio and spatial:
+        raise ConfigError(f"data.augment.{spatial[0]} moves pixels, but dataset {info.name!r} is audio: its frames "
+                          f"[N, T, {polarities}, {height}, {width}] hold {width} channels of a cochlea model in one "
+                          "row, not an image; turn it off for this dataset")
+    try:
+        check_frames(cfg.data.augment, (1, cfg.data.time_steps, polarities, height, width), torch.uint8)
     except AugmentError as e:
         raise ConfigError(f"data.{e} (dataset {info.name!r})") from None
     if cfg.train.patience is not None and not cfg.data.val_split:

@@ -162,6 +162,31 @@ def test_resuming_an_epoch_interrupted_before_the_dataset_grew_is_a_one_line_err
     assert main(args) == 0
 
 
+def test_a_one_row_folder_dataset_takes_the_augmentations_its_frames_take(tmp_path, monkeypatch, capsys):
+    # a folder's frames are [N, T, P, H, W] whatever its height (make_loaders flips them), but train's check before
+    # loading took a sensor one row high for audio frames [N, T, P, W] and refused flip and cutout
+    from neurosim.cli import main
+
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "row"
+    for split, n in (("train", 4), ("test", 2)):
+        for label in range(2):
+            (root / split / str(label)).mkdir(parents=True)
+            for i in range(n):
+                ev = _events(10 * label + i + 5 * (split == "test"), label)
+                ev["y"], ev["p"] = 0, 0
+                np.save(root / split / str(label) / f"{i}.npy", ev)
+    (root / "dataset.toml").write_text(f"sensor_size = [{W}, 1, 1]\n")
+    base = ["-q", "train", "--config", "shd", "--set", f"data.dataset=folder:{root}", f"out_dir={tmp_path}",
+            f"model.input_shape=[{W}]", "model.num_classes=2", "model.hidden=[8]", "data.time_steps=4",
+            "data.batch_size=4", "train.epochs=1"]
+    for setting in ("flip=true", "cutout=3"):
+        assert main([*base, f"data.augment.{setting}", f"name={setting[:4]}"]) == 0, capsys.readouterr().err
+    assert main([*base, "data.augment.shift=1", "name=shift"]) == 2
+    assert capsys.readouterr().err.startswith(f"neurosim train: error: data.augment.shift = 1 moves every event off "
+                                              f"the 1×{W} sensor in some draws")
+
+
 def test_a_folder_runs_config_names_it_absolutely_and_bad_contents_are_one_line_errors(tmp_path, monkeypatch,
                                                                                            capsys):
     from neurosim.cli import main
