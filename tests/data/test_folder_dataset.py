@@ -248,3 +248,43 @@ def test_frames_of_a_linked_class_folder_are_rebuilt_when_it_changes(tmp_path, m
     assert len(make_loaders(cfg, progress=False).train_frames) == 4
     np.save(elsewhere / "9.npy", _events(77, 1))
     assert len(make_loaders(cfg, progress=False).train_frames) == 5
+
+
+def _sensor_folder(root, sensor_size, classes=2, per_class=(4, 2)):
+    """A folder dataset of ``sensor_size`` (W, H, P) whose recordings cover the sensor at random."""
+    w, h, p = sensor_size
+    rng = np.random.default_rng(0)
+    for split, n in zip(("train", "test"), per_class):
+        for label in range(classes):
+            (root / split / str(label)).mkdir(parents=True)
+            for i in range(n):
+                ev = np.zeros(200, EVENT_DTYPE)
+                ev["t"] = np.sort(rng.integers(0, 50_000, 200))
+                ev["x"], ev["y"], ev["p"] = rng.integers(0, w, 200), rng.integers(0, h, 200), rng.integers(0, p, 200)
+                np.save(root / split / str(label) / f"{i}.npy", ev)
+    (root / "dataset.toml").write_text(f"sensor_size = [{w}, {h}, {p}]\n")
+    return root
+
+
+@pytest.mark.parametrize("sensor_size, model", [
+    ((34, 34, 2), ["'model.input_shape=[2,34,34]'"]),  # quickstart's model as it is
+    ((16, 12, 2), ["'model.input_shape=[2,12,16]'", "'model.channels=[16]'"]),  # one conv block fits, not two
+    ((20, 1, 1), ["model.kind=mlp", "'model.input_shape=[20]'", "'model.hidden=[128]'"]),  # one row: no conv block
+    ((4, 4, 2), ["model.kind=mlp", "'model.input_shape=[32]'", "'model.hidden=[128]'"]),
+], ids=["34x34", "16x12", "one-row", "4x4"])
+def test_prepare_prints_a_training_command_that_builds_its_model(tmp_path, monkeypatch, capsys, sensor_size, model):
+    # it always printed quickstart's two conv blocks, which a 16×12 or one-row sensor cannot hold ("model.input_shape
+    # (2, 12, 16) is too small for 2 conv blocks")
+    import shlex
+
+    from neurosim.cli import main
+
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    root = _sensor_folder(tmp_path / "rec", sensor_size)
+    assert main(["-q", "datasets", "prepare", f"folder:{root}"]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line == (f"train it: neurosim train --config quickstart --set data.dataset=folder:{root} {' '.join(model)} "
+                    "model.num_classes=2")
+    args = shlex.split(line.removeprefix("train it: neurosim "))
+    assert main(["-q", *args, f"out_dir={tmp_path}", "train.epochs=1", "data.batch_size=4"]) == 0, \
+        capsys.readouterr().err
