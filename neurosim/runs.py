@@ -28,7 +28,8 @@ from neurosim.data.registry import get_dataset
 from neurosim.nn import build_model
 from neurosim.training import (Trainer, best_epoch, load_checkpoint, predict, resolve_device, seed_everything,
                                stopped_early)
-from neurosim.training.checkpoint import check_resumable, config_differences, load_weights, warn_if_part_way
+from neurosim.training.checkpoint import (ResumedEpochError, check_resumable, config_differences, load_weights,
+                                         warn_if_part_way)
 from neurosim.training.distributed import World, barrier, process_group_from_env
 
 __all__ = ["RunResult", "demo", "estimate_run", "evaluate_checkpoint", "layer_spikes", "load_or_train", "load_run",
@@ -70,10 +71,16 @@ def _check_before_loading(cfg: RunConfig) -> None:
         info = get_dataset(cfg.data.dataset)
     except ValueError as e:
         raise ConfigError(f"data.dataset: {e}") from None
-    width, height, polarities = info.sensor_size  # frames [N, T, P, H, W]; [N, T, P, W] from a one-row sensor (audio)
-    try:  # (before the frames are built: the first conversion of a large dataset takes long)
-        check_frames(cfg.data.augment, (1, cfg.data.time_steps, polarities) + ((height, width) if height > 1 else
-                                                                               (width,)), torch.uint8)
+    # (before the frames are built: the first conversion of a large dataset takes long) every registered dataset's
+    # and folder's events have a y, so its frames are [N, T, P, H, W], a one-row sensor's too (H = 1)
+    width, height, polarities = info.sensor_size
+    spatial = [name for name in ("shift", "flip", "cutout") if getattr(cfg.data.augment, name)]
+    if info.audio and spatial:
+        raise ConfigError(f"data.augment.{spatial[0]} moves pixels, but dataset {info.name!r} is audio: its frames "
+                          f"[N, T, {polarities}, {height}, {width}] hold {width} channels of a cochlea model in one "
+                          "row, not an image; turn it off for this dataset")
+    try:
+        check_frames(cfg.data.augment, (1, cfg.data.time_steps, polarities, height, width), torch.uint8)
     except AugmentError as e:
         raise ConfigError(f"data.{e} (dataset {info.name!r})") from None
     if cfg.train.patience is not None and not cfg.data.val_split:
@@ -123,6 +130,18 @@ def _check_resumable(cfg: RunConfig, run_dir: Path) -> None:
     ckpt = run_dir / "checkpoint.pt"
     if ckpt.is_file():
         check_resumable(load_checkpoint(ckpt), cfg, cfg.train.epochs, run_dir)
+
+
+def _resumed_on_other_data(e: ResumedEpochError, cfg: RunConfig) -> ResumedEpochError:
+    """``e`` worded for a run whose checkpoint, written part-way through an epoch, meets another number of training
+    batches with the same config: the dataset on disk has changed since. The ways out are the command line's, as
+    :func:`_check_resumable`'s."""
+    of = f" of its {e.had}" if e.had is not None else ""
+    return ResumedEpochError(
+        f"{e.path} stopped part-way through epoch {e.epoch} (after batch {e.done}{of}), but the training split of "
+        f"dataset {cfg.data.dataset!r} now gives {e.has} batch(es) per epoch: the data changed since, so that epoch "
+        "cannot be finished; restore the data it was trained on to resume, choose another name (--set name=...), or "
+        "pass --no-resume to start over", path=e.path, epoch=e.epoch, done=e.done, had=e.had, has=e.has)
 
 
 def other_settings(run_dir: Path, now: dict, load, ignore: tuple[str, ...] = ("name", "out_dir")) -> list[str] | None:
@@ -306,7 +325,10 @@ def _train_in_folder(cfg: RunConfig, run_dir: Path, resume: bool, progress: bool
     _check_labels(cfg, data)
     model = build_model(cfg.model, cfg.neuron)
     trainer = Trainer(model, cfg, run_dir, progress=progress, data_fingerprint=data.fingerprint)
-    history = trainer.fit(data.train, data.test, val_loader=data.val, resume=resume)
+    try:
+        history = trainer.fit(data.train, data.test, val_loader=data.val, resume=resume)
+    except ResumedEpochError as e:  # the config is the checkpoint's (_check_resumable): its data changed
+        raise _resumed_on_other_data(e, cfg) from None
     result = RunResult(run_dir, history, model, trainer, data, time.perf_counter() - t0)
     if figures:
         write_report(result)

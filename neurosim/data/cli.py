@@ -73,7 +73,7 @@ def cmd_prepare(args) -> int:
         print(f"neurosim datasets prepare: error: the {' and '.join(result['uncached'])} frames were converted but "
               f"not cached: {where} does not exist or holds no files (see the warning above)", file=sys.stderr)
         return 1
-    hint = info.extra.get("config_hint")
+    hint = _folder_config_hint(info) if "folder" in info.extra else info.extra.get("config_hint")
     # the overrides that make training find this root and reuse the frames just cached
     sets = ([f"data.root={root}"] if args.root and "folder" not in info.extra else []) + \
         ([f"data.time_steps={args.time_steps}"] if args.time_steps is not None and not args.no_frames else [])
@@ -83,6 +83,41 @@ def cmd_prepare(args) -> int:
     elif hint:
         print(f"train it: neurosim train {hint}" + "".join(f" {s}" for s in sets))
     return 0
+
+
+def _folder_config_hint(info) -> str:
+    """The ``--config quickstart --set ...`` arguments that train a model on the folder dataset ``info``, each
+    candidate built as ``neurosim train`` builds it and the first that builds taken: quickstart's two conv blocks on
+    its frames ``[P, H, W]``; its first block alone (``model.channels=[16]``) where two leave no pixels (a small
+    sensor); an MLP on the flattened frames (``model.kind=mlp``, one hidden layer) where no conv block fits (a sensor
+    one row high, audio-like, or a tiny one)."""
+    import shlex
+
+    import torch
+
+    from neurosim.config import SHIPPED_CONFIGS, load_config
+    from neurosim.nn import build_model
+
+    w, h, p = info.sensor_size
+    base = SHIPPED_CONFIGS / "quickstart.toml"
+    first = load_config(base).model.channels[:1]
+    head = [f"data.dataset={info.name}"]
+    classes = [f"model.num_classes={info.num_classes}"]
+    frames = f"model.input_shape=[{p},{h},{w}]"
+    candidates = [
+        head + [frames] + classes,
+        head + [frames, f"model.channels=[{','.join(map(str, first))}]"] + classes,
+        head + ["model.kind=mlp", f"model.input_shape=[{p * h * w}]", "model.hidden=[128]"] + classes,
+    ]
+    for overrides in candidates:
+        try:
+            cfg = load_config(base, overrides)
+            with torch.random.fork_rng(devices=[]):  # (a trial build: no draw of the caller's is taken)
+                build_model(cfg.model, cfg.neuron)
+        except ValueError:
+            continue
+        break
+    return "--config quickstart --set " + " ".join(shlex.quote(item) for item in overrides)
 
 
 def cmd_check(args) -> int:

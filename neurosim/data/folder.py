@@ -19,7 +19,6 @@ folder:PATH`` lists every bad one. Frames are cached as for any dataset, keyed b
 
 from __future__ import annotations
 
-import shlex
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,9 +180,5 @@ def folder_dataset(name: str) -> DatasetInfo:
         on_disk=lambda root: True,
         location=lambda root: path,
         classes=classes,
-        extra={"folder": path, "reader": lambda file: read_recording(Path(file), spec),
-               "config_hint": "--config quickstart --set " + " ".join(shlex.quote(item) for item in (
-                   f"data.dataset={PREFIX}{path}",
-                   f"model.input_shape=[{spec.sensor_size[2]},{spec.sensor_size[1]},{spec.sensor_size[0]}]",
-                   f"model.num_classes={len(classes)}"))},
+        extra={"folder": path, "reader": lambda file: read_recording(Path(file), spec)},
     )

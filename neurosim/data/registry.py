@@ -66,6 +66,9 @@ class DatasetInfo:
         classes: class names (index = label) where fixed; empty when they come from the files.
         missing: ``missing(root) -> list[str]``: what keeps the dataset from being on disk (for messages).
         extra: anything dataset-specific (tonic class, config hint, optional packages).
+        audio: its ``x`` are the channels of a cochlea model in one row (SHD, SSC), not pixels: its frames are
+            ``[T, 1, 1, channels]`` like a camera's, but ``neurosim train`` refuses the augmentations that move
+            pixels (``data.augment.shift``, ``flip``, ``cutout``) for it.
     """
 
     name: str
@@ -82,6 +85,7 @@ class DatasetInfo:
     classes: tuple[str, ...] = ()
     missing: Callable[[Path], list[str]] | None = None
     extra: dict = field(default_factory=dict)
+    audio: bool = False
 
     def root(self, root: str | Path | None = None) -> Path:
         """The dataset root, absolute: ``root`` if given, else ``<neurosim cache>/datasets``. (Absolute, so the

@@ -520,5 +520,6 @@ def dataset_infos() -> list[DatasetInfo]:
             missing=partial(layout_problems, spec),
             extra={"tonic_class": spec.tonic_class, "spec": spec, "config_hint": spec.config_hint,
                    "requires": [m for m, _ in spec.requires]},
+            audio=spec.event_fn is _audio_events,
         ))
     return infos

@@ -28,7 +28,7 @@ import torch
 from neurosim._io import atomic_write_bytes, atomic_write_text
 from neurosim.config import ConfigError, RunConfig, config_from_checkpoint, config_to_dict, settings_differ
 
-__all__ = ["RESUME_MAY_CHANGE", "CheckpointError", "atomic_write_bytes", "atomic_write_text", "beside_checkpoint",
+__all__ = ["RESUME_MAY_CHANGE", "CheckpointError", "ResumedEpochError", "atomic_write_bytes", "atomic_write_text", "beside_checkpoint",
            "check_resumable",
            "checkpoint_file", "config_differences", "load_checkpoint", "load_weights", "resumes_at", "save_checkpoint",
            "trained_so_far", "warn_if_part_way"]
@@ -39,7 +39,28 @@ MID_EPOCH_FORMAT = 2
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file is missing, unreadable, or not a neurosim checkpoint."""
+    """A checkpoint file is missing, unreadable, or not a neurosim checkpoint, or cannot continue with what it is
+    given (weights that do not fit the model; :class:`ResumedEpochError`)."""
+
+
+class ResumedEpochError(CheckpointError):
+    """A checkpoint written part-way through an epoch cannot continue that epoch with the training loader given: the
+    loader yields another number of batches than the interrupted epoch had (other data, batch size or sampler), or
+    fewer than it had trained. The message is :meth:`~neurosim.training.Trainer.fit`'s (``fit(resume=False)``); the
+    attributes let a caller word its own (``neurosim train`` says ``--no-resume``).
+
+    Attributes:
+        path: the checkpoint.
+        epoch: the interrupted epoch (counted from 1).
+        done: the batches of it the checkpoint has trained.
+        had: the batches that epoch had (None where the loader had no length).
+        has: the batches the loader given yields (or, without a length, the fewer than ``done`` it yielded).
+    """
+
+    def __init__(self, message: str, *, path: str | Path | None, epoch: int, done: int, had: int | None,
+                 has: int) -> None:
+        super().__init__(message)
+        self.path, self.epoch, self.done, self.had, self.has = path, epoch, done, had, has
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:

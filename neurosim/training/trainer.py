@@ -49,8 +49,8 @@ from neurosim.data.loaders import FrameLoader
 from neurosim.nn.layers import run_chunked
 from neurosim.training import distributed
 from neurosim.training.checkpoint import (
-    CheckpointError, atomic_write_text, check_epochs_done, check_resumable, load_checkpoint, load_weights, resumes_at,
-    save_checkpoint, trained_so_far,
+    CheckpointError, ResumedEpochError, atomic_write_text, check_epochs_done, check_resumable, load_checkpoint,
+    load_weights, resumes_at, save_checkpoint, trained_so_far,
 )
 from neurosim.training.history import best_epoch, patience_spent, stopped_early
 from neurosim.training.losses import Loss, get_loss, predict
@@ -757,25 +757,27 @@ class Trainer:
         done = progress.batches
         has, had = loader_length(loader), progress.epoch_batches
         if has is not None and had is not None and has != had:
-            raise ValueError(self._fewer_batches(has, done, had))
+            raise self._fewer_batches(has, done, had)
         _set_rng_snapshot(progress.start_rng, self.device, loaders)
         if isinstance(loader, FrameLoader):
             if done > len(loader):
-                raise ValueError(self._fewer_batches(len(loader), done))
+                raise self._fewer_batches(len(loader), done)
             stream = loader.iter_from(done)
         else:
             stream = iter(loader)
             for seen in range(done):
                 if next(stream, None) is None:
-                    raise ValueError(self._fewer_batches(seen, done))
+                    raise self._fewer_batches(seen, done)
         _set_rng_snapshot(resumed_rng, self.device, loaders)
         return stream
 
-    def _fewer_batches(self, has: int, done: int, had: int | None = None) -> str:
+    def _fewer_batches(self, has: int, done: int, had: int | None = None) -> ResumedEpochError:
         of = f" of its {had}" if had is not None else " of it"
-        return (f"the training loader yields {has} batch(es) in epoch {self.epoch + 1}, but {self._resumed_from} "
-                f"was interrupted after batch {done}{of}: it is not the loader the run was trained with (other "
-                "data, batch size or sampler); resume with that loader, or pass fit(resume=False) to start over")
+        return ResumedEpochError(
+            f"the training loader yields {has} batch(es) in epoch {self.epoch + 1}, but {self._resumed_from} was "
+            f"interrupted after batch {done}{of}: it is not the loader the run was trained with (other data, batch "
+            "size or sampler); resume with that loader, or pass fit(resume=False) to start over",
+            path=self._resumed_from, epoch=self.epoch + 1, done=done, had=had, has=has)
 
     def _stop_part_way(self, interrupts: _DeferredInterrupts, signum: int, progress: _EpochProgress,
                        loaders: dict[str, Iterable | None], epoch_batches: int | None,
@@ -927,8 +929,9 @@ class Trainer:
                 for a checkpoint :meth:`load` restored part-way through epoch ``e`` and ``epochs < e``.
                 ``resume=False`` or another ``run_dir`` starts afresh.
             CheckpointError: the checkpoint's weights do not fit ``self.model``.
-            ValueError: resuming part-way through an epoch, the training loader yields another number of batches
-                than the interrupted epoch had (or fewer than were done, where either has no length).
+            ResumedEpochError: (a CheckpointError) resuming part-way through an epoch, the training loader yields
+                another number of batches than the interrupted epoch had (or fewer than were done, where either has
+                no length).
             KeyboardInterrupt: (or ``neurosim.cli.Terminated``) a signal stopped it, as described above.
         """
         epochs_name = "train.epochs" if epochs is None else "epochs"  # what the caller set, for the messages

@@ -297,3 +297,23 @@ def test_train_refuses_a_shift_as_large_as_the_sensor_before_converting_anything
     assert main(args) == 2
     assert "data.augment.shift = 34 moves every event off the 34×34 sensor" in capsys.readouterr().err
     assert not (tmp_path / "quickstart").exists()
+
+
+@pytest.mark.parametrize("dataset", ["shd", "ssc"])
+@pytest.mark.parametrize("setting", ["shift=1", "flip=true", "cutout=3"])
+def test_train_refuses_moving_the_channels_of_an_audio_dataset_before_converting_anything(tmp_path, monkeypatch,
+                                                                                         capsys, dataset, setting):
+    # its frames are [N, T, 1, 1, 700] like a camera's (make_loaders would flip them): the refusal names them as
+    # they are (it said "these frames are [1, T, 1, 700]")
+    from neurosim.cli import main
+    import neurosim.data.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "_load_frames", lambda *a, **k: pytest.fail("frames were loaded"))
+    args = ["-q", "train", "--config", "shd", "--set", f"out_dir={tmp_path}", f"data.dataset={dataset}",
+            "model.num_classes=35", f"data.augment.{setting}"]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        f"neurosim train: error: data.augment.{setting.split('=')[0]} moves pixels, but dataset {dataset!r} is audio: "
+        "its frames [N, T, 1, 1, 700] hold 700 channels of a cochlea model in one row, not an image; turn it off for "
+        "this dataset\n")
+    assert not list(tmp_path.iterdir())

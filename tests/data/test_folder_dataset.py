@@ -123,6 +123,70 @@ def test_train_and_check_take_a_folder_dataset(tmp_path, monkeypatch, capsys):
     assert "data.dataset: dataset 'folder:/" in capsys.readouterr().err  # (stored absolute)
 
 
+def test_resuming_an_epoch_interrupted_before_the_dataset_grew_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    # the trainer's ValueError (a traceback, exit status 1) advised fit(resume=False), the Python API's way out
+    import os
+    import signal
+
+    from neurosim.cli import main
+
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    root = _folder(tmp_path)  # 18 training recordings: 5 batches of 4
+    args = ["-q", "train", "--config", "quickstart", "--set", f"data.dataset=folder:{root}", f"out_dir={tmp_path}",
+            f"model.input_shape=[{P}, {H}, {W}]", "model.num_classes=3", "model.channels=[4]", "model.kernel_size=3",
+            "data.time_steps=4", "data.batch_size=4", "train.epochs=1", "name=grow"]
+    real, steps = torch.optim.Adam.step, []
+
+    def ctrl_c_in_step_2(self, *a, **kw):
+        steps.append(1)
+        if len(steps) == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # held back to the batch's end: a checkpoint of 2 batches of 5
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", ctrl_c_in_step_2)
+    assert main(args) == 130
+    monkeypatch.setattr(torch.optim.Adam, "step", real)
+    capsys.readouterr()
+    for i in (6, 7, 8, 9):  # 22 recordings: 6 batches
+        np.save(root / "train" / "left" / f"{i}.npy", _events(1000 + i, 0))
+    ckpt = tmp_path / "grow" / "checkpoint.pt"
+    with pytest.warns(RuntimeWarning, match="other data files"):
+        assert main(args) == 2
+    assert capsys.readouterr().err == (
+        f"neurosim train: error: {ckpt} stopped part-way through epoch 1 (after batch 2 of its 5), but the training "
+        f"split of dataset 'folder:{root}' now gives 6 batch(es) per epoch: the data changed since, so that epoch "
+        "cannot be finished; restore the data it was trained on to resume, choose another name (--set name=...), or "
+        "pass --no-resume to start over\n")
+    for i in (6, 7, 8, 9):  # the data it was trained on: it resumes
+        (root / "train" / "left" / f"{i}.npy").unlink()
+    assert main(args) == 0
+
+
+def test_a_one_row_folder_dataset_takes_the_augmentations_its_frames_take(tmp_path, monkeypatch, capsys):
+    # a folder's frames are [N, T, P, H, W] whatever its height (make_loaders flips them), but train's check before
+    # loading took a sensor one row high for audio frames [N, T, P, W] and refused flip and cutout
+    from neurosim.cli import main
+
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "row"
+    for split, n in (("train", 4), ("test", 2)):
+        for label in range(2):
+            (root / split / str(label)).mkdir(parents=True)
+            for i in range(n):
+                ev = _events(10 * label + i + 5 * (split == "test"), label)
+                ev["y"], ev["p"] = 0, 0
+                np.save(root / split / str(label) / f"{i}.npy", ev)
+    (root / "dataset.toml").write_text(f"sensor_size = [{W}, 1, 1]\n")
+    base = ["-q", "train", "--config", "shd", "--set", f"data.dataset=folder:{root}", f"out_dir={tmp_path}",
+            f"model.input_shape=[{W}]", "model.num_classes=2", "model.hidden=[8]", "data.time_steps=4",
+            "data.batch_size=4", "train.epochs=1"]
+    for setting in ("flip=true", "cutout=3"):
+        assert main([*base, f"data.augment.{setting}", f"name={setting[:4]}"]) == 0, capsys.readouterr().err
+    assert main([*base, "data.augment.shift=1", "name=shift"]) == 2
+    assert capsys.readouterr().err.startswith(f"neurosim train: error: data.augment.shift = 1 moves every event off "
+                                              f"the 1×{W} sensor in some draws")
+
+
 def test_a_folder_runs_config_names_it_absolutely_and_bad_contents_are_one_line_errors(tmp_path, monkeypatch,
                                                                                            capsys):
     from neurosim.cli import main
@@ -184,3 +248,43 @@ def test_frames_of_a_linked_class_folder_are_rebuilt_when_it_changes(tmp_path, m
     assert len(make_loaders(cfg, progress=False).train_frames) == 4
     np.save(elsewhere / "9.npy", _events(77, 1))
     assert len(make_loaders(cfg, progress=False).train_frames) == 5
+
+
+def _sensor_folder(root, sensor_size, classes=2, per_class=(4, 2)):
+    """A folder dataset of ``sensor_size`` (W, H, P) whose recordings cover the sensor at random."""
+    w, h, p = sensor_size
+    rng = np.random.default_rng(0)
+    for split, n in zip(("train", "test"), per_class):
+        for label in range(classes):
+            (root / split / str(label)).mkdir(parents=True)
+            for i in range(n):
+                ev = np.zeros(200, EVENT_DTYPE)
+                ev["t"] = np.sort(rng.integers(0, 50_000, 200))
+                ev["x"], ev["y"], ev["p"] = rng.integers(0, w, 200), rng.integers(0, h, 200), rng.integers(0, p, 200)
+                np.save(root / split / str(label) / f"{i}.npy", ev)
+    (root / "dataset.toml").write_text(f"sensor_size = [{w}, {h}, {p}]\n")
+    return root
+
+
+@pytest.mark.parametrize("sensor_size, model", [
+    ((34, 34, 2), ["'model.input_shape=[2,34,34]'"]),  # quickstart's model as it is
+    ((16, 12, 2), ["'model.input_shape=[2,12,16]'", "'model.channels=[16]'"]),  # one conv block fits, not two
+    ((20, 1, 1), ["model.kind=mlp", "'model.input_shape=[20]'", "'model.hidden=[128]'"]),  # one row: no conv block
+    ((4, 4, 2), ["model.kind=mlp", "'model.input_shape=[32]'", "'model.hidden=[128]'"]),
+], ids=["34x34", "16x12", "one-row", "4x4"])
+def test_prepare_prints_a_training_command_that_builds_its_model(tmp_path, monkeypatch, capsys, sensor_size, model):
+    # it always printed quickstart's two conv blocks, which a 16×12 or one-row sensor cannot hold ("model.input_shape
+    # (2, 12, 16) is too small for 2 conv blocks")
+    import shlex
+
+    from neurosim.cli import main
+
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    root = _sensor_folder(tmp_path / "rec", sensor_size)
+    assert main(["-q", "datasets", "prepare", f"folder:{root}"]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line == (f"train it: neurosim train --config quickstart --set data.dataset=folder:{root} {' '.join(model)} "
+                    "model.num_classes=2")
+    args = shlex.split(line.removeprefix("train it: neurosim "))
+    assert main(["-q", *args, f"out_dir={tmp_path}", "train.epochs=1", "data.batch_size=4"]) == 0, \
+        capsys.readouterr().err
