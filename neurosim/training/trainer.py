@@ -628,7 +628,9 @@ class Trainer:
         if saved_data is not None and self.data_fingerprint is not None and saved_data != self.data_fingerprint \
                 and self.world.is_main:
             warnings.warn(f"{path} was trained on other data files than the dataset on disk now (regenerated, "
-                          "re-downloaded, changed or copied since): the resumed epochs train on the new files",
+                          "re-downloaded, changed or copied since): the resumed epochs train on the new files"
+                          + (" (the epoch it stopped in resumes only if it still has as many batches)" if partial
+                             else ""),
                           RuntimeWarning, stacklevel=3)
         saved_threads = ckpt.get("cpu_threads")
         if saved_threads and self.device.type == "cpu" and saved_threads != torch.get_num_threads() \
