@@ -287,6 +287,7 @@ class DataConfig:
 METHODS = ("bptt", "sltt", "sltt_k")
 LOSSES = ("rate_ce", "tet", "sltt_mix", "max_ce", "last_ce")  # neurosim.training.losses.LOSS_NAMES
 PER_STEP_LOSSES = ("tet", "sltt_mix")  # those SLTT and SLTT-K can take one step at a time
+PENALTY_ON = ("synops", "spikes")  # neurosim.training.regularize.PENALTY_KINDS
 # why each other loss cannot be taken one step at a time (the error train.method = 'sltt' | 'sltt_k' gives)
 _NOT_PER_STEP = {
     "rate_ce": "the cross-entropy of the time-averaged output is not a sum of per-step terms",
@@ -326,9 +327,16 @@ class TrainConfig:
     # early stopping: end training once this many epochs in a row bring no better validation accuracy than the best
     # (best.pt); needs a validation split (data.val_split, or fit(val_loader=...)). None: train all epochs
     patience: int | None = None
+    # λ of an activity penalty added to the loss (neurosim.training.regularize): the synaptic operations the spikes
+    # cause (activity_penalty_on = "synops", energy on event-driven chips) or the firing rate ("spikes"), per step
+    # and sample as a fraction of the most possible. 0: none
+    activity_penalty: float = field(default=0.0, metadata={"written_when_set": True})
+    activity_penalty_on: str = field(default="synops", metadata={"written_when_set": True})
 
     def __post_init__(self) -> None:
         _choice(self, "method", METHODS)
+        _choice(self, "activity_penalty_on", PENALTY_ON)
+        _non_negative(self, "activity_penalty")
         _choice(self, "loss", LOSSES)
         _choice(self, "optimizer", OPTIMIZERS)
         _choice(self, "scheduler", SCHEDULERS)

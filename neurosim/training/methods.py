@@ -22,6 +22,7 @@ import torch
 from neurosim.nn.layers import run_chunked
 from neurosim.training.distributed import unwrap
 from neurosim.training.losses import Loss
+from neurosim.training.regularize import pending_penalty
 
 __all__ = ["BPTT", "StepOutput", "TrainingMethod", "call_model", "get_method", "model_output", "register_method",
            "METHODS"]
@@ -149,7 +150,7 @@ class BPTT:
         result = run_chunked(model, x_seq, steps=self.time_chunk) if _is_sequential(model) else model(x_seq)
         out_seq, _ = model_output(result, model, x_seq, "BPTT")
         value = loss(out_seq, y)
-        value.backward()
+        (value + pending_penalty(x_seq.shape[0])).backward()  # (an activity penalty, where the Trainer has one)
         return StepOutput(float(value.detach()), out_seq.detach())
 
 

@@ -83,6 +83,7 @@ from neurosim.nn.layers import time_chunk as _chunk_of_samples
 from neurosim.training.distributed import no_sync, unwrap
 from neurosim.training.losses import Loss
 from neurosim.training.memory import cpu_allocator_tuned
+from neurosim.training.regularize import pending_penalty
 from neurosim.training.methods import StepOutput, call_model, check_batch, register_method
 
 __all__ = [
@@ -275,8 +276,10 @@ def run_online(model: torch.nn.Module, x_seq: torch.Tensor, y: torch.Tensor, los
                     value = value + loss.step(o_t, y)
                 value = value / T
             if with_grad and value.requires_grad:
-                value.backward()
+                (value + pending_penalty(T)).backward()  # (an activity penalty on this call's spikes, if any)
                 passes += 1
+            else:
+                pending_penalty(T)  # (nothing recorded without a graph; emptied all the same)
         if out_seq is None:
             out_seq = out.new_empty((T, *out.shape[1:]))
             total = torch.zeros((), dtype=value.dtype, device=value.device)

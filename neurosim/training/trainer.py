@@ -54,6 +54,7 @@ from neurosim.training.checkpoint import (
 )
 from neurosim.training.history import best_epoch, patience_spent, stopped_early
 from neurosim.training.losses import Loss, get_loss, predict
+from neurosim.training.regularize import ActivityPenalty
 from neurosim.training.memory import SavedTensorMeter, tune_cpu_allocator
 from neurosim.training.methods import TrainingMethod, get_method, model_output
 from neurosim.training.progress import loader_bar, loader_length
@@ -368,6 +369,11 @@ class _EpochProgress:
     loss_sum: float = 0.0
     backward_passes: int = 0
     saved_mb: float | None = None
+    #: the activity penalty's activity summed over the epoch's batches, and the batches (train.activity_penalty)
+    activity_sum: float = 0.0
+    activity_batches: int = 0
+    #: whether the model's outputs were nonzero in any batch of the epoch (a spiking read-out that never fires)
+    outputs_moved: bool = False
     train_time_s: float = 0.0
     #: this process's random states (global and the loaders' own) at the epoch's start, before ``iter(loader)``:
     #: a resumed epoch replays its batch order from them
@@ -446,6 +452,9 @@ class Trainer:
             self.method = get_method(tc.method, k=tc.k, time_chunk=tc.time_chunk)
         if self.loss is None:
             self.loss = get_loss(tc.loss, tc.loss_lambda, tc.loss_target)
+        #: the activity penalty added to the loss (train.activity_penalty > 0), or None
+        self.penalty = ActivityPenalty(self.model, tc.activity_penalty, tc.activity_penalty_on,
+                                       self.config.model.input_shape) if tc.activity_penalty > 0 else None
         params = [p for p in self.model.parameters() if p.requires_grad]
         if tc.optimizer == "sgd":
             self.optimizer = torch.optim.SGD(params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
@@ -703,12 +712,18 @@ class Trainer:
                     raise
                 x_seq, y = x_seq.to(self.device), y.to(self.device)
                 self.optimizer.zero_grad(set_to_none=True)
-                if progress.saved_mb is None:  # the first batch, metered (hooks: a Python call per saved tensor)
-                    with SavedTensorMeter() as meter:
+                with self.penalty.active() if self.penalty is not None else contextlib.nullcontext():
+                    if progress.saved_mb is None:  # the first batch, metered (hooks: a Python call per saved tensor)
+                        with SavedTensorMeter() as meter:
+                            out = self.method.forward_backward(self._net, x_seq, y, self.loss)
+                        progress.saved_mb = meter.peak_bytes / 2**20
+                    else:
                         out = self.method.forward_backward(self._net, x_seq, y, self.loss)
-                    progress.saved_mb = meter.peak_bytes / 2**20
-                else:
-                    out = self.method.forward_backward(self._net, x_seq, y, self.loss)
+                if not progress.outputs_moved:
+                    progress.outputs_moved = bool(out.out_seq.any())
+                if self.penalty is not None and (activity := self.penalty.pop_activity()) is not None:
+                    progress.activity_sum += activity
+                    progress.activity_batches += 1
                 if not math.isfinite(out.loss):
                     self._diverged(f"the loss of batch {progress.batches + 1} is {out.loss}")
                 if clip:
@@ -736,8 +751,21 @@ class Trainer:
         # over all processes (samples a padded shard repeats count twice); passes and saved_mb are per process
         loss_sum, correct, total = distributed.all_reduce_sums([progress.loss_sum, progress.correct, progress.total],
                                                                self._reduce_device)
-        return {"train_loss": loss_sum / total, "train_acc": correct / total,
-                "backward_passes": progress.backward_passes, "saved_mb": progress.saved_mb}
+        row = {"train_loss": loss_sum / total, "train_acc": correct / total,
+               "backward_passes": progress.backward_passes, "saved_mb": progress.saved_mb}
+        if self.penalty is not None:  # (this process's batches, as saved_mb)
+            key = "train_synops_fraction" if self.penalty.on == "synops" else "train_firing_rate"
+            row[key] = progress.activity_sum / progress.activity_batches if progress.activity_batches else None
+        if not progress.outputs_moved and self.world.is_main:
+            # a silent read-out has no gradient to learn from: the loss stays ln C and every prediction one class
+            why = (f"train.activity_penalty = {self.penalty.weight:g} may be silencing the network; if later epochs "
+                   "stay silent, train again with a smaller one (0.01-0.03 kept the demo model's accuracy)"
+                   if self.penalty is not None else
+                   "if later epochs stay silent, lower neuron.v_th, raise the input or the learning rate, or read "
+                   "out the membrane (model.readout = 'membrane')")
+            warnings.warn(f"the model's outputs were all zero in every batch of epoch {self.epoch + 1}, so its "
+                          f"read-out learnt little from them: {why}", RuntimeWarning, stacklevel=3)
+        return row
 
     def _loader_failed(self, error: Exception, interrupts: _DeferredInterrupts | None, progress: _EpochProgress,
                        loaders: dict[str, Iterable | None], epoch_batches: int | None) -> None:
