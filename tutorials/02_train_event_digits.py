@@ -28,7 +28,7 @@ OUT = Path(os.environ.get("NEUROSIM_TUTORIAL_OUT", "runs/tutorials/02"))
 
 # %% [markdown]
 # ## The events
-# The first call generates the dataset (about 10 s, once) and caches it under `~/.cache/neurosim` (set
+# The first call generates the dataset (10–20 s, once) and caches it under `~/.cache/neurosim` (set
 # `NEUROSIM_CACHE_DIR` to move it). Samples are `(events, label)` like any tonic dataset.
 
 # %%

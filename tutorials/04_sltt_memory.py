@@ -107,8 +107,8 @@ save_figure(fig, OUT / "memory_vs_T.png")
 # BPTT's memory grows in proportion to `T`; SLTT's and SLTT-K's stay at one step's worth. SLTT can also forward
 # and backward several steps per call with the same gradients — the temporal path is cut inside the chunk too —
 # (`SLTT(time_chunk=None)`: about 128 samples per call on CPU, 8 steps of this batch of 16; config
-# `train.time_chunk = 8`): its memory then stops growing at one chunk's worth, and on CPU it runs ~18 % faster
-# (bench_sltt, T = 50, batch 32).
+# `train.time_chunk = 8`): its memory then stops growing at one chunk's worth, and on CPU it runs faster (4-step
+# chunks in bench_sltt, T = 50, batch 32: 26 % less time than one step per call, 0.89× BPTT's).
 # What it costs: SLTT ignores the temporal gradient, which the paper finds costs little accuracy (within a point
 # or two here), and SLTT-K also skips most steps' backward passes, so it is faster. `benchmarks/bench_sltt.py`
 # measures process memory and time per iteration for the same comparison, with snnTorch's BPTT alongside.

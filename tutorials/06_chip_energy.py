@@ -84,7 +84,8 @@ for name, e in report.estimates.items():
 # the analog cell reads (`rram_neurosim`) or the ADCs (`rram_lsm40nm`), rather than weight fetches. TrueNorth's
 # 256-input cores cannot hold a neuron with 400 or 800 inputs: the estimate is marked as not fitting
 # ("no (∞ chips)") and the mapper says which layer is over the limit and by how much; its energy figure assumes a
-# chip the model does not run on.
+# chip the model does not run on. SpiNNaker (about 255 neurons per core, 18 cores per chip) and `rram_lsm40nm` (one
+# 256 Kb macro's tiles) fit the model only on several chips: "no" with the number of chips it would take.
 #
 # ## Sparser activity, less energy
 # Event-driven chips pay per spike. Halving all activity shows which targets profit: the dynamic terms scale,
@@ -126,8 +127,9 @@ assert sure.mean_steps <= ee.time_steps
 
 # %% [markdown]
 # On the demo model (full mode) the confident exit at 0.9 keeps the full accuracy (96.4 %) in 5.7 steps on average,
-# for 0.56× the energy on Loihi; a fixed 5 steps costs 1.7 points. Easy digits stop after 2–3 steps, ambiguous ones
-# run on — those that stop last still take about as long as all steps.
+# for 0.56× the energy on Loihi; a fixed 5 steps costs 1.7 points. The read-out sums output spikes, so a class needs a
+# lead of 5 spikes before the softmax passes 0.9 (e⁵/(e⁵ + 9) ≈ 0.94): no digit stops before step 5, 72 % stop there,
+# and the ambiguous ones run on — those that stop last still take about as long as all steps.
 
 # %% [markdown]
 # ## Does the model still work in the chip's integers?
@@ -167,7 +169,8 @@ for target, extra in ready.items():
     assert 0 <= r["chip_acc"] <= 100
 
 # %% [markdown]
-# Trained for the chip, the float and chip accuracies agree within about 1–2 points (full mode: Loihi 96.4 % on the
-# chip against 95.5 % in float; Speck 95.0 % against 96.7 %). SpiNNaker runs as sPyNNaker computes its LIF in
+# Trained for the chip, the float and chip accuracies agree within about 1–2 points (full mode, with 1–2 CPU threads,
+# which move these retrained models by up to ~2 points: Loihi 94.7–96.4 % on the chip against 94.4–95.5 % in float;
+# Speck 95.0 % against 96.7–96.9 %). SpiNNaker runs as sPyNNaker computes its LIF in
 # s16.15 fixed point (target `spinnaker`); TrueNorth and SpiNNaker 2 publish no number formats in their cited
 # sources, so they are not simulated.

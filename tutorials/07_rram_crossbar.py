@@ -16,7 +16,8 @@
 #
 # Run: `python tutorials/07_rram_crossbar.py` (figures in `runs/tutorials/07/`). It uses the demo model
 # (`runs/demo/checkpoint.pt` from `make demo`) when it exists and otherwise trains the same network;
-# `NEUROSIM_FAST=1` trains briefly on a subset and evaluates fewer chips and samples (what the tests run).
+# `NEUROSIM_FAST=1` trains briefly on a subset and evaluates fewer chips and samples (what the tests run). The full
+# run takes about 10 minutes on one CPU thread, most of it the Monte-Carlo sweeps (5 chips at every σ and fault rate).
 
 # %%
 import os

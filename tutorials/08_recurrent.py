@@ -170,7 +170,7 @@ for ax, task in zip(axes, ("plain", "delayed")):
     ax.grid(alpha=0.3)
 axes[0].set_ylabel("test accuracy (%)")
 axes[0].legend(fontsize=8, loc="lower right")
-axes[1].legend(fontsize=8, loc="upper left")
+axes[1].legend(fontsize=8, loc="center right")  # (upper left hid the grey curve the text points to)
 fig.suptitle("event digits, class read at the last step (last_ce)")
 fig.subplots_adjust(top=0.82)
 save_figure(fig, OUT / "accuracy.png")

@@ -480,14 +480,18 @@ def plot_energy(estimates: Iterable):
     """Stacked bars: energy per inference of every target, split into its components (log-scale axis)."""
     from neurosim.viz.plots import _figure
 
+    from matplotlib import colormaps
+
     ests = list(estimates)
     parts = sorted({k for e in ests for k in e.energy_j})
     fig = _figure(max(6.0, 1.1 * len(ests) + 3), 4.2)
     ax = fig.subplots()
     bottom = np.zeros(len(ests))
+    # one colour per component (matplotlib's 10-colour cycle gave two components of one chip the same colour)
+    colours = colormaps["tab10" if len(parts) <= 10 else "tab20"]
     for i, part in enumerate(parts):
         vals = np.array([e.energy_j.get(part, 0.0) * 1e6 for e in ests])
-        ax.bar(range(len(ests)), vals, bottom=bottom, label=part, color=f"C{i % 10}")
+        ax.bar(range(len(ests)), vals, bottom=bottom, label=part, color=colours(i % colours.N))
         bottom += vals
     for j, e in enumerate(ests):
         ax.text(j, bottom[j], f"{e.total_energy_j * 1e6:.3g}", ha="center", va="bottom", fontsize=7)
