@@ -577,15 +577,14 @@ def _map(facts, spec, weight_bits, chips):
     if not isinstance(weight_bits, int) or weight_bits < 1:
         raise ValueError(f"weight_bits must be a positive integer, got {weight_bits!r}")
     # the placement depends on the graph and the spec, not on the activity: kept on the facts for the same spec
-    # object (an early-exit study estimates one network at many activities)
-    key = ("digital placement", id(spec), weight_bits, chips)
-    kept = facts._cache.get(key)
-    if kept is not None and kept[0] is spec:
-        return kept[1]
-    placed = _map_layer_per_core(facts, spec, weight_bits, chips) if spec.options["mapping"] == "layer_per_core" \
-        else _place(facts, spec, weight_bits, chips)
-    facts._cache[key] = (spec, placed)
-    return placed
+    # contents (an early-exit study estimates one network at many activities); keyed by what the spec holds now, so
+    # a spec changed in place is placed anew, and the same spec loaded again finds its placement
+    key = ("digital placement", spec.name, tuple(sorted(spec.options.items())),
+           tuple(sorted((k, c.si) for k, c in spec.constants.items())), weight_bits, chips)
+    if key not in facts._cache:
+        facts._cache[key] = _map_layer_per_core(facts, spec, weight_bits, chips) \
+            if spec.options["mapping"] == "layer_per_core" else _place(facts, spec, weight_bits, chips)
+    return facts._cache[key]
 
 
 def _place(facts, spec, weight_bits, chips):

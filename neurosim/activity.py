@@ -336,7 +336,7 @@ def _measure(model: nn.Module, data, *, dt_s: float, samples: int | None, kinds:
         known = 1 + max((int(m.max()) for _, m in cohorts if m.numel()), default=-1)
         member = torch.zeros(len(cohorts), known, dtype=torch.float64)
         for k, (_, m) in enumerate(cohorts):
-            member[k, m] = 1.0
+            member[k].index_add_(0, m, torch.ones(m.numel(), dtype=torch.float64))  # (a sample named twice: twice)
         cohort_steps = torch.tensor([e for e, _ in cohorts])
     sums_step: dict[str, torch.Tensor] = {}
     sums_count: dict[str, torch.Tensor] = {}

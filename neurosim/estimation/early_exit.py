@@ -310,7 +310,8 @@ def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] |
             lat = [(n, costs[k][t].latency_per_inference_s) for k, n in p.cohorts]
             known = all(v is not None for _, v in lat)  # (a target without a latency model: None)
             p.latency_s[t] = sum(n * v for n, v in lat) / S if known else None
-            p.latency_max_s[t] = max(v for _, v in lat) if known else None
+            last = max(p.cohorts, key=lambda kn: cohorts[kn[0]][0])[0]  # the cohort that runs the most steps
+            p.latency_max_s[t] = costs[last][t].latency_per_inference_s
     readout = type(loss).__name__ if loss is not None else "summed outputs"
     readout = {"RateCE": "summed outputs", "TET": "summed outputs", "SLTTMix": "summed outputs",
                "MaxCE": "maximum over steps", "LastCE": "last step"}.get(readout, readout)

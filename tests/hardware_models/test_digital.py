@@ -337,3 +337,31 @@ def test_a_cuba_neuron_is_one_compartment_costed_as_a_lif(target):
     assert cuba_est.mapping.cores_used == lif_est.mapping.cores_used
     assert cuba_est.energy_j == lif_est.energy_j and cuba_est.latency_per_inference_s == lif_est.latency_per_inference_s
     assert analyze(cuba).populations[[k for k, n in cuba.nodes.items() if isinstance(n, nir.CubaLIF)][0]].spiking
+
+
+def test_the_placement_kept_for_a_spec_follows_its_contents():
+    """The placement is kept per spec contents: the same spec loaded again reuses it, one changed in place (its
+    constants are a plain dict) is placed anew."""
+    import dataclasses
+
+    import nir
+
+    from hardware_models import ActivityProfile, analyze, estimate, load_spec
+
+    w = np.ones((300, 40))
+    graph = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([40])), "fc": nir.Linear(weight=w),
+                                "lif": nir.LIF(tau=np.full(300, 0.01), r=np.ones(300), v_leak=np.zeros(300),
+                                               v_threshold=np.ones(300)),
+                                "output": nir.Output(output_type=np.array([300]))},
+                         edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")])
+    facts = analyze(graph)
+    act = ActivityProfile(time_steps=2, dt_s=1e-3, samples=1, spikes_per_step={"lif": [3.0, 1.0]},
+                          input_events_per_step=[5.0, 2.0])
+    spec = load_spec("loihi")
+    before = estimate(facts, act, spec).mapping.cores_used
+    assert estimate(facts, act, "loihi").mapping.cores_used == before
+    assert sum(k[0] == "digital placement" for k in facts._cache if isinstance(k, tuple)) == 1  # one entry
+    c = spec.constants["capacity.neurons_per_core"]
+    spec.constants["capacity.neurons_per_core"] = dataclasses.replace(c, value=50, si=50.0)
+    assert estimate(facts, act, spec).mapping.cores_used == estimate(analyze(graph), act, spec).mapping.cores_used
+    assert estimate(facts, act, spec).mapping.cores_used > before
