@@ -70,25 +70,24 @@ def predict(out_seq: torch.Tensor, loss: Loss | str | None = None) -> torch.Tens
 
     None (or a loss without its own ``predict``): ``argmax_c Σ_t o_t[c]``, the time-summed read-out.
     """
-    if isinstance(loss, str):
-        loss = get_loss(loss)
-    reader = getattr(loss, "predict", None)
-    if reader is not None:
-        return reader(out_seq)
-    _check_outputs(out_seq)
-    return out_seq.sum(0).argmax(-1)
+    return _read_out(out_seq, loss, "predict", lambda o: o.sum(0).argmax(-1))
 
 
 def running_scores(out_seq: torch.Tensor, loss: Loss | str | None = None) -> torch.Tensor:
     """Class scores ``[T, B, C]`` of the read-out ``loss`` trains after each step (:meth:`Loss.running_scores`; a
     loss object or its name; None: the time-summed read-out, ``Σ_{τ≤t} o_τ``)."""
+    return _read_out(out_seq, loss, "running_scores", lambda o: o.cumsum(0))
+
+
+def _read_out(out_seq: torch.Tensor, loss, method: str, time_summed):
+    """``loss.<method>(out_seq)`` (``loss`` an object or its name), or ``time_summed(out_seq)`` for a loss without it."""
     if isinstance(loss, str):
         loss = get_loss(loss)
-    reader = getattr(loss, "running_scores", None)
+    reader = getattr(loss, method, None)
     if reader is not None:
         return reader(out_seq)
     _check_outputs(out_seq)
-    return out_seq.cumsum(0)
+    return time_summed(out_seq)
 
 
 class Loss:

@@ -112,18 +112,6 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
     (lambda d: d.update(version=99), "version 99 is not supported"),
     (lambda d: d.pop("time_steps"), "missing"),
     (lambda d: d.update(extra=1), "unknown keys"),
-])
-def test_from_json_rejects_bad_files_naming_the_path(tmp_path, edit, match):
-    data = profile().to_dict()
-    edit(data)
-    path = tmp_path / "a.json"
-    path.write_text(json.dumps(data))
-    with pytest.raises(ActivityError, match=match) as info:
-        ActivityProfile.from_json(path)
-    assert str(path) in str(info.value)
-
-
-@pytest.mark.parametrize("edit, match", [
     # a list or a string where an object node name -> series is expected (was a TypeError/ValueError from dict())
     (lambda d: d.update(spike_counts=[1, 2]), r"spike_counts must be a JSON object node name -> .*, got a list \[1, 2"),
     (lambda d: d.update(updates_per_step=[1, 2]), r"updates_per_step must be a JSON object .*, got a list"),
@@ -135,7 +123,7 @@ def test_from_json_rejects_bad_files_naming_the_path(tmp_path, edit, match):
                                                                   "not a number"),
     (lambda d: d["spike_counts"].update(lif=[[1.0, None], [2.0, 0.0]]), r"spike_counts\['lif'\]: contains null"),
 ])
-def test_from_json_names_the_key_of_a_malformed_field(tmp_path, edit, match):
+def test_from_json_rejects_bad_files_naming_the_path(tmp_path, edit, match):
     data = profile().to_dict()
     edit(data)
     path = tmp_path / "a.json"
