@@ -332,11 +332,14 @@ class TrainConfig:
     # and sample as a fraction of the most possible. 0: none
     activity_penalty: float = field(default=0.0, metadata={"written_when_set": True})
     activity_penalty_on: str = field(default="synops", metadata={"written_when_set": True})
+    # epochs over which the penalty rises linearly from 0 (epoch 1 trains without it), so that the read-out learns
+    # to fire before activity is pushed down; 0: the whole penalty from the start
+    activity_penalty_warmup: int = field(default=0, metadata={"written_when_set": True})
 
     def __post_init__(self) -> None:
         _choice(self, "method", METHODS)
         _choice(self, "activity_penalty_on", PENALTY_ON)
-        _non_negative(self, "activity_penalty")
+        _non_negative(self, "activity_penalty", "activity_penalty_warmup")
         _choice(self, "loss", LOSSES)
         _choice(self, "optimizer", OPTIMIZERS)
         _choice(self, "scheduler", SCHEDULERS)

@@ -90,6 +90,8 @@ class ActivityPenalty:
             raise ValueError("ActivityPenalty needs the model's per-sample input_shape (to count each neuron's "
                              "synapses)")
         self.weight, self.on = float(weight), on
+        #: the share of ``weight`` applied now (a warm-up sets it below 1)
+        self.scale = 1.0
         self.model = model
         self._weights = _fan_outs(model, tuple(input_shape), on)  # module name -> per-neuron weight (numpy)
         self.total = float(sum(w.sum() for w in self._weights.values()))
@@ -144,7 +146,7 @@ class ActivityPenalty:
         if raw is None:
             return 0.0
         self.recorded += float(raw.detach())
-        return raw * (self.weight / time_steps)
+        return raw * (self.weight * self.scale / time_steps)
 
     def pop_activity(self) -> float | None:
         """The mean activity taken since the last call, per step and sample: the synaptic operations as a fraction of

@@ -698,6 +698,7 @@ class Trainer:
         stream = iter(self._resumed_batches(shard, progress, resumed_rng, loaders) if resumed_rng is not None
                       else shard)
         clip = self.config.train.grad_clip
+        tc_warmup = self.config.train.activity_penalty_warmup
         # a bar that only counts, not tqdm(loader), which calls iter(loader) twice (neurosim.training.progress)
         with loader_bar(shard, f"epoch {self.epoch + 1}/{self.config.train.epochs}", leave=False,
                         disable=None if self.progress and self.world.is_main else True, dynamic_ncols=True) as bar:
@@ -712,6 +713,8 @@ class Trainer:
                     raise
                 x_seq, y = x_seq.to(self.device), y.to(self.device)
                 self.optimizer.zero_grad(set_to_none=True)
+                if self.penalty is not None and tc_warmup:  # epoch e (from 0) takes e / warmup of the penalty
+                    self.penalty.scale = min(1.0, self.epoch / tc_warmup)
                 with self.penalty.active() if self.penalty is not None else contextlib.nullcontext():
                     if progress.saved_mb is None:  # the first batch, metered (hooks: a Python call per saved tensor)
                         with SavedTensorMeter() as meter:

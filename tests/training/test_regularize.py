@@ -194,3 +194,35 @@ def test_a_penalty_that_silences_the_network_is_warned_about(event_digits_cache,
                      "train.activity_penalty=1000", "train.activity_penalty_on=spikes"]) == 0
     rows = [json.loads(line) for line in (tmp_path / "dead" / "metrics.jsonl").read_text().splitlines()]
     assert 0 <= rows[-1]["train_firing_rate"] < rows[0]["train_firing_rate"]
+
+
+def test_a_warm_up_trains_the_first_epoch_without_the_penalty_and_raises_it_after(event_digits_cache, tmp_path):
+    """train.activity_penalty_warmup = 2: epoch 1 trains exactly as without a penalty (even a huge one), epoch 2
+    with half of it."""
+    from neurosim.training import Trainer
+
+    rows = {}
+    for name, extra in (("plain", []), ("warm", ["train.activity_penalty=1000", "train.activity_penalty_warmup=2"])):
+        assert main(["-q", "train", "--config", "quickstart", "--set", f"name={name}", f"out_dir={tmp_path}",
+                     "data.train_subset=128", "data.test_subset=32", "data.time_steps=4", "train.epochs=1",
+                     *extra]) == 0
+        rows[name] = json.loads((tmp_path / name / "metrics.jsonl").read_text().splitlines()[0])
+    for key in ("train_loss", "train_acc", "test_loss", "test_acc"):
+        assert rows["warm"][key] == rows["plain"][key]
+    scales = []
+    real = Trainer._train_epoch
+
+    def spy(self, *args, **kwargs):
+        out = real(self, *args, **kwargs)
+        scales.append(self.penalty.scale)
+        return out
+
+    import unittest.mock as mock
+
+    with mock.patch.object(Trainer, "_train_epoch", spy):
+        assert main(["-q", "train", "--config", "quickstart", "--set", "name=ramp", f"out_dir={tmp_path}",
+                     "data.train_subset=64", "data.test_subset=32", "data.time_steps=4", "train.epochs=4",
+                     "train.activity_penalty=0.01", "train.activity_penalty_warmup=2"]) == 0
+    assert scales == [0.0, 0.5, 1.0, 1.0]
+    with pytest.raises(ConfigError, match="activity_penalty_warmup"):
+        load_config("quickstart", ["train.activity_penalty_warmup=-1"])
