@@ -1,4 +1,4 @@
-"""Seeded models and inputs shared by the chip reference tests (Lava, sPyNNaker)."""
+"""Seeded models and inputs shared by the chip tests (the Lava and sPyNNaker references, Speck, errors)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,26 @@ def seeded(n: int) -> np.random.Generator:
 def event_counts(rng, t, b, *shape, high=3) -> np.ndarray:
     """Integer event counts ``[T, B, *shape]`` in ``[0, high)``."""
     return rng.integers(0, high, size=(t, b, *shape))
+
+
+def counts(shape, seed: int = 1, high: int = 3) -> torch.Tensor:
+    """Seeded integer event counts of ``shape`` in ``[0, high)``, as a float tensor."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, high, shape, generator=g).float()
+
+
+def run_recorded(chip, x: np.ndarray, record) -> None:
+    """Run ``chip`` on ``x`` (as float64) with ``record(module, output)`` hooked on each of its neuron layers; the
+    hooks are removed afterwards, even on error."""
+    from neurosim.hardware.fixed_point import ChipNeuron
+
+    handles = [m.register_forward_hook(lambda mod, _inp, out: record(mod, out)) for m in chip.net
+               if isinstance(m, ChipNeuron)]
+    try:
+        chip(torch.from_numpy(x).double())
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def random_bias(layer, rng, scale: float) -> None:

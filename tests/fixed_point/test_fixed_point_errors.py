@@ -12,6 +12,7 @@ import torch
 from neurosim import nn as nsn
 from neurosim.hardware.fixed_point import (chip_format, evaluate_fixed_point, fixed_point_targets, format_fixed_point,
                                           to_chip)
+from fp_helpers import counts
 
 F64 = torch.float64
 CHIPS = ["speck", "loihi", "spinnaker"]
@@ -23,11 +24,6 @@ def small(seed: int = 0, n_in: int = 6) -> nsn.Sequential:
     with torch.no_grad():
         model[0].weight.mul_(2.0)
     return model
-
-
-def counts(shape, seed: int = 1, high: int = 3) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, high, shape, generator=g).float()
 
 
 # ------------------------------------------------------------------------------------------ targets

@@ -57,7 +57,7 @@ import torch
 
 from neurosim import nn as nsn
 from neurosim.hardware.fixed_point import ChipNeuron, ChipSynapse, to_chip
-from fp_helpers import cuba_mlp, event_counts, li_readout_mlp, random_bias, rlif_mlp, seeded
+from fp_helpers import cuba_mlp, event_counts, li_readout_mlp, random_bias, rlif_mlp, run_recorded, seeded
 
 # ------------------------------------------------------------------ Lava's constants (AbstractPyLifModelFixed)
 DS_OFFSET = 1  # added to du: the current's effective decay constant
@@ -309,7 +309,7 @@ def run_chip(chip, x: np.ndarray) -> tuple[list[np.ndarray], list[tuple]]:
     final ``(u, v)``."""
     got, finals = [], []
 
-    def hook(mod, _inp, out):
+    def hook(mod, out):
         o = out[0].detach().double()
         if not mod.spiking:
             o = o * mod.scale
@@ -318,12 +318,7 @@ def run_chip(chip, x: np.ndarray) -> tuple[list[np.ndarray], list[tuple]]:
         got.append(o.reshape(o.shape[0], o.shape[1], -1).numpy().astype(np.int64))
         finals.append(tuple(_int_array(t.reshape(t.shape[0], -1)) for t in out[1][:2]))
 
-    handles = [m.register_forward_hook(hook) for m in chip.net if isinstance(m, ChipNeuron)]
-    try:
-        chip(torch.from_numpy(x).double())
-    finally:
-        for h in handles:
-            h.remove()
+    run_recorded(chip, x, hook)
     return got, finals
 
 

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from neurosim import nn as nsn
 from neurosim.hardware.fixed_point import ChipNeuron, to_chip
 from neurosim.hardware.fixed_point.dynapcnn import _sinabs_scale
+from fp_helpers import counts as shared_counts
 
 WEIGHT_PRECISION_BITS = 8  # sinabs DYNAPCNN_WEIGHT_PRECISION_BITS (weights and biases)
 STATE_PRECISION_BITS = 16  # sinabs DYNAPCNN_STATE_PRECISION_BITS (thresholds, state)
@@ -209,8 +210,8 @@ def conv_net(seed: int = 0) -> nsn.Sequential:
 
 
 def counts(shape, seed: int = 1, high: int = 4) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, high, shape, generator=g).float()
+    """The shared seeded counts, up to 3 events per pixel and step here."""
+    return shared_counts(shape, seed, high)
 
 
 # ------------------------------------------------------------------------------------------ chip == sinabs

@@ -55,7 +55,7 @@ import torch
 
 from neurosim import nn as nsn
 from neurosim.hardware.fixed_point import ChipNeuron, ChipSynapse, to_chip
-from fp_helpers import cuba_mlp, event_counts, li_readout_mlp, random_bias, rlif_mlp, seeded
+from fp_helpers import cuba_mlp, event_counts, li_readout_mlp, random_bias, rlif_mlp, run_recorded, seeded
 
 U32, U64, INT32_MAX = 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF, 2 ** 31 - 1
 
@@ -428,7 +428,7 @@ def run_chip(chip, x: np.ndarray) -> tuple[list[np.ndarray], list[tuple]]:
     final state ``(exc, inh, v)`` as words."""
     got, finals = [], []
 
-    def hook(mod, _inp, out):
+    def hook(mod, out):
         o = out[0].detach().double()
         if not mod.spiking:
             o = o * mod.scale * 2 ** 15
@@ -440,12 +440,7 @@ def run_chip(chip, x: np.ndarray) -> tuple[list[np.ndarray], list[tuple]]:
         finals.append((syn[:, :c].reshape(syn.shape[0], -1).numpy(), syn[:, c:].reshape(syn.shape[0], -1).numpy(),
                        v.reshape(v.shape[0], -1).numpy()))
 
-    handles = [m.register_forward_hook(hook) for m in chip.net if isinstance(m, ChipNeuron)]
-    try:
-        chip(torch.from_numpy(x).double())
-    finally:
-        for h in handles:
-            h.remove()
+    run_recorded(chip, x, hook)
     return got, finals
 
 
