@@ -427,9 +427,10 @@ OUTPUT_FILES = ("activity.json", "model.nir", "energy.png", "layers.png", "cores
                 "estimate.json")
 
 
-#: what ``estimate --nonideal``, ``--fixed-point`` and ``--early-exit`` write beside an estimate (glob patterns)
+#: what ``estimate --nonideal``, ``--fixed-point``, ``--early-exit`` and ``--per-sample`` write beside an estimate
+#: (glob patterns)
 EXTRA_OUTPUTS = ("nonideal_*.json", "accuracy_vs_*.png", "fixed_point_*.json", "early_exit.json", "early_exit.txt",
-                 "early_exit.png")
+                 "early_exit.png", "per_sample.json", "per_sample.txt", "per_sample.png")
 
 
 def write_outputs(report: EstimateReport, out_dir: str | Path) -> dict:
