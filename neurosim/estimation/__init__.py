@@ -336,7 +336,7 @@ def _topological(graph) -> list[str]:
 
 def estimate_checkpoint(path: str | Path, targets: Sequence[str] | None = None, *, samples: int | None = 64,
                         out_dir: str | Path | None = None, progress: bool = False, step_ms: float | None = None,
-                        **options) -> EstimateReport:
+                        loaded=None, **options) -> EstimateReport:
     """Estimate the model of a neurosim checkpoint, with activity measured on its dataset's test split.
 
     Only the test split is loaded, and only its first ``samples`` (None: all of them) are converted to float, 16 at
@@ -345,7 +345,11 @@ def estimate_checkpoint(path: str | Path, targets: Sequence[str] | None = None, 
     ``step_ms`` is the time one step takes on a chip that runs in real time (``timing = "realtime"``, e.g. Speck:
     its latency and static energy scale with it; fixed-tick chips keep their tick); None takes the model's
     ``neuron.dt_ms``. For event frames made by binning a recording, the recording's duration / T is the
-    real-time figure (e.g. ~31.5 ms for event digits at T = 10)."""
+    real-time figure (e.g. ~31.5 ms for event digits at T = 10).
+
+    ``loaded`` is what :func:`neurosim.runs.load_run` ``(path, test_only=True)`` returned, when the checkpoint has
+    been read already: ``neurosim estimate`` reads it once for the estimate and its ``--nonideal``, ``--fixed-point``
+    and ``--early-exit``. None reads it here."""
     from neurosim.runs import load_run
     from neurosim.training.checkpoint import beside_checkpoint
 
@@ -356,7 +360,9 @@ def estimate_checkpoint(path: str | Path, targets: Sequence[str] | None = None, 
             raise ValueError(f"samples must be a whole number >= 1 (test samples the activity is measured on) or "
                              f"None (all), got {samples!r}")
         samples = int(samples)
-    model, cfg, data = load_run(path, progress=progress, test_only=True)  # the training frames go unused
+    if loaded is None:
+        loaded = load_run(path, progress=progress, test_only=True)  # the training frames go unused
+    model, cfg, data = loaded
     out_dir = beside_checkpoint(path, "estimate") if out_dir is None else out_dir
     dt_ms = cfg.neuron.dt_ms if step_ms is None else step_ms
     return estimate_model(model, cfg.model.input_shape, _first_samples(data.test, samples), targets,

@@ -379,6 +379,45 @@ def test_cli_estimates_a_trained_checkpoint(tiny_checkpoint, tmp_path, capsys):
     assert 0 <= nonideal["ideal_acc"] <= 100 and "ideal" in capsys.readouterr().out.lower()
 
 
+def _outputs_of(folder) -> dict:
+    """The JSON files an estimate wrote in ``folder``, less the paths of the files written (one per folder) and the
+    seconds the non-ideal chips took."""
+    def strip(d):
+        return {k: strip(v) for k, v in d.items() if k not in ("files", "seconds")} if isinstance(d, dict) else d
+
+    return {p.name: strip(json.loads(p.read_text())) for p in sorted(folder.glob("*.json"))}
+
+
+def test_estimate_with_every_option_reads_the_checkpoint_once_and_writes_what_each_option_alone_writes(
+        tiny_checkpoint, monkeypatch):
+    # with --nonideal, --fixed-point and --early-exit the estimate, each option and the early exit read the
+    # checkpoint, rebuilt the model and loaded the test frames again: four times
+    import neurosim.runs as runs
+
+    reads, loads = [], []
+    real_read, real_load = runs.load_checkpoint, runs.load_run
+    monkeypatch.setattr(runs, "load_checkpoint", lambda *a, **k: reads.append(a) or real_read(*a, **k))
+    monkeypatch.setattr(runs, "load_run", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    base = ["-q", "estimate", "--checkpoint", str(tiny_checkpoint), "--samples", "6", "--target", "loihi",
+            "--target", "rram_neurosim"]
+    options = {"nonideal": ["--nonideal", "--no-sweep", "--mc-chips", "1", "--nonideal-samples", "6"],
+               "fixed_point": ["--fixed-point", "--fixed-point-samples", "6"],
+               "early_exit": ["--early-exit", "--early-exit-samples", "6", "--exit-thresholds", "0.8"]}
+    every = tiny_checkpoint.parent / "every"
+    assert main([*base, *(f for flags in options.values() for f in flags), "--out", str(every)]) == 0
+    assert len(reads) == 1 and len(loads) == 1
+    together = _outputs_of(every)
+    assert {"estimate.json", "nonideal_rram_neurosim.json", "fixed_point_loihi.json", "early_exit.json"} <= \
+        set(together)
+
+    alone = {}
+    for name, flags in options.items():  # each option on its own (its own read of the checkpoint): the same files
+        assert main([*base, *flags, "--out", str(tiny_checkpoint.parent / name)]) == 0
+        alone.update(_outputs_of(tiny_checkpoint.parent / name))
+    assert len(reads) == 4
+    assert alone == together
+
+
 @pytest.mark.parametrize("argv, words", [
     (["estimate"], "either --checkpoint"),
     (["estimate", "--nir", "x.nir"], "--activity"),
