@@ -340,6 +340,53 @@ def test_estimate_files_names_a_missing_or_broken_file(tmp_path):
         estimate_files(bad, tmp_path / "activity.json")
 
 
+def _bars(ax) -> list[list[tuple[float, float]]]:
+    """Per stacked component (in drawing order), each target's segment as ``(bottom, height)``."""
+    return [[(p.get_y(), p.get_height()) for p in bars.patches] for bars in ax.containers]
+
+
+def test_the_energy_figure_stacks_shares_on_a_linear_axis_when_targets_differ_by_orders_of_magnitude():
+    # the stacked bars were drawn on a log axis: a segment's drawn height then says nothing of its share
+    from types import SimpleNamespace
+
+    from neurosim.estimation import plot_energy
+
+    parts = {"a": {"synaptic": 3e-6, "static": 1e-6}, "b": {"synaptic": 1e-3, "static": 4e-3, "routing": 5e-3},
+             "c": {"static": 2e-9}}
+    ests = [SimpleNamespace(target=t, energy_j=e, total_energy_j=sum(e.values())) for t, e in parts.items()]
+    ax = plot_energy(ests).axes[0]
+    assert ax.get_yscale() == "linear" and "share" in ax.get_ylabel()
+    bars, names = _bars(ax), sorted({k for e in parts.values() for k in e})  # components in sorted order
+    for j, (t, e) in enumerate(parts.items()):
+        total, below = sum(e.values()), 0.0
+        for i, name in enumerate(names):
+            bottom, height = bars[i][j]
+            assert bottom == pytest.approx(below) and height == pytest.approx(100 * e.get(name, 0.0) / total)
+            below += height
+        assert below == pytest.approx(100)  # every bar is its target's whole energy
+    # a: synaptic 75 %, static 25 % by hand; the totals written above the bars
+    assert [h for _, h in (bars[names.index("synaptic")][0], bars[names.index("static")][0])] == \
+        [pytest.approx(75), pytest.approx(25)]
+    assert [t.get_text() for t in ax.texts] == ["4 µJ", "10 mJ", "2 nJ"]
+
+
+def test_the_energy_figure_draws_energies_on_a_linear_axis_when_the_targets_are_alike():
+    from types import SimpleNamespace
+
+    from neurosim.estimation import LINEAR_SPAN, plot_energy
+
+    parts = {"a": {"synaptic": 3e-6, "static": 1e-6}, "b": {"synaptic": 2e-6, "static": 8e-6}, "zero": {"static": 0.0}}
+    ests = [SimpleNamespace(target=t, energy_j=e, total_energy_j=sum(e.values())) for t, e in parts.items()]
+    assert 10e-6 <= LINEAR_SPAN * 4e-6  # within the span (the zero total aside)
+    ax = plot_energy(ests).axes[0]
+    assert ax.get_yscale() == "linear" and ax.get_ylabel() == "energy per inference (µJ)"
+    static, synaptic = _bars(ax)
+    assert [h for _, h in synaptic] == pytest.approx([3, 2, 0]) and [b for b, _ in synaptic] == pytest.approx([1, 8, 0])
+    assert [h for _, h in static] == pytest.approx([1, 8, 0]) and [b for b, _ in static] == [0, 0, 0]
+    assert [t.get_text() for t in ax.texts] == ["4 µJ", "10 µJ", "0 J"]
+    assert ax.get_ylim()[1] > 10  # the tallest bar and its label fit
+
+
 # -------------------------------------------------------------------------------------------- the CLI
 
 
