@@ -65,6 +65,7 @@ def _check_before_loading(cfg: RunConfig) -> None:
     """What the config alone decides, checked before any data is loaded or folder written: the dataset exists,
     the device is there, and the model can be built on the configured input shape."""
     from neurosim.data.augment import AugmentError, check_frames
+    from neurosim.data.pipeline import check_augment
     from neurosim.data.registry import get_dataset
 
     try:
@@ -74,11 +75,7 @@ def _check_before_loading(cfg: RunConfig) -> None:
     # (before the frames are built: the first conversion of a large dataset takes long) every registered dataset's
     # and folder's events have a y, so its frames are [N, T, P, H, W], a one-row sensor's too (H = 1)
     width, height, polarities = info.sensor_size
-    spatial = [name for name in ("shift", "flip", "cutout") if getattr(cfg.data.augment, name)]
-    if info.audio and spatial:
-        raise ConfigError(f"data.augment.{spatial[0]} moves pixels, but dataset {info.name!r} is audio: its frames "
-                          f"[N, T, {polarities}, {height}, {width}] hold {width} channels of a cochlea model in one "
-                          "row, not an image; turn it off for this dataset")
+    check_augment(cfg.data, info)  # as make_loaders does, before it loads anything
     try:
         check_frames(cfg.data.augment, (1, cfg.data.time_steps, polarities, height, width), torch.uint8)
     except AugmentError as e:
