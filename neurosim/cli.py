@@ -202,7 +202,18 @@ def cmd_evaluate(args) -> int:
     metrics = evaluate_checkpoint(args.checkpoint, split=args.split, progress=not args.quiet)
     print(f"{args.split} accuracy: {100 * metrics['acc']:.2f} %  loss: {metrics['loss']:.4f}  "
           f"({metrics['samples']} samples)")
+    print("\n".join(_per_class_lines(metrics)))
     return 0
+
+
+def _per_class_lines(metrics: dict) -> list[str]:
+    """The accuracy of each class that has samples in :func:`neurosim.runs.evaluate_checkpoint`'s ``metrics``, one
+    line each, named as the checkpoint names its classes (``class 3`` where it has no names)."""
+    names = metrics.get("class_names") or []
+    rows = [(names[i] if i < len(names) else f"class {i}", n, c)
+            for i, (n, c) in enumerate(zip(metrics["class_samples"], metrics["class_correct"])) if n]
+    width = max((len(name) for name, _, _ in rows), default=0)
+    return ["per class:"] + [f"  {name:<{width}}  {100 * c / n:6.2f} %  ({n} samples)" for name, n, c in rows]
 
 
 def cmd_demo(args) -> int:

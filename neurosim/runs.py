@@ -28,8 +28,8 @@ from neurosim.data.registry import get_dataset
 from neurosim.nn import build_model
 from neurosim.training import (Trainer, best_epoch, load_checkpoint, predict, resolve_device, seed_everything,
                                stopped_early)
-from neurosim.training.checkpoint import (ResumedEpochError, check_resumable, config_differences, load_weights,
-                                         warn_if_part_way)
+from neurosim.training.checkpoint import (ResumedEpochError, _caller_stacklevel, check_resumable,
+                                         checkpoint_class_names, config_differences, load_weights, warn_if_part_way)
 from neurosim.training.distributed import World, barrier, process_group_from_env
 
 __all__ = ["RunResult", "demo", "estimate_run", "evaluate_checkpoint", "layer_spikes", "load_or_train", "load_run",
@@ -65,6 +65,7 @@ def _check_before_loading(cfg: RunConfig) -> None:
     """What the config alone decides, checked before any data is loaded or folder written: the dataset exists,
     the device is there, and the model can be built on the configured input shape."""
     from neurosim.data.augment import AugmentError, check_frames
+    from neurosim.data.pipeline import check_augment
     from neurosim.data.registry import get_dataset
 
     try:
@@ -74,11 +75,7 @@ def _check_before_loading(cfg: RunConfig) -> None:
     # (before the frames are built: the first conversion of a large dataset takes long) every registered dataset's
     # and folder's events have a y, so its frames are [N, T, P, H, W], a one-row sensor's too (H = 1)
     width, height, polarities = info.sensor_size
-    spatial = [name for name in ("shift", "flip", "cutout") if getattr(cfg.data.augment, name)]
-    if info.audio and spatial:
-        raise ConfigError(f"data.augment.{spatial[0]} moves pixels, but dataset {info.name!r} is audio: its frames "
-                          f"[N, T, {polarities}, {height}, {width}] hold {width} channels of a cochlea model in one "
-                          "row, not an image; turn it off for this dataset")
+    check_augment(cfg.data, info)  # as make_loaders does, before it loads anything
     try:
         check_frames(cfg.data.augment, (1, cfg.data.time_steps, polarities, height, width), torch.uint8)
     except AugmentError as e:
@@ -324,7 +321,8 @@ def _train_in_folder(cfg: RunConfig, run_dir: Path, resume: bool, progress: bool
     _check_input_shape(cfg, data)
     _check_labels(cfg, data)
     model = build_model(cfg.model, cfg.neuron)
-    trainer = Trainer(model, cfg, run_dir, progress=progress, data_fingerprint=data.fingerprint)
+    trainer = Trainer(model, cfg, run_dir, progress=progress, data_fingerprint=data.fingerprint,
+                      class_names=tuple(data.info.classes) or None)  # saved in its checkpoints
     try:
         history = trainer.fit(data.train, data.test, val_loader=data.val, resume=resume)
     except ResumedEpochError as e:  # the config is the checkpoint's (_check_resumable): its data changed
@@ -480,9 +478,20 @@ def load_run(path: str | Path, progress: bool = True, device: str | torch.device
     replace, draws from a forked one): ``torch.manual_seed(0)`` and then ``load_run(...)`` draw as after the seed alone.
 
     A checkpoint of a run interrupted part-way through an epoch holds the weights of that moment: they load, with a
-    RuntimeWarning saying how far the epoch had got (``neurosim train`` with the run's config finishes it).
+    RuntimeWarning saying how far the epoch had got (``neurosim train`` with the run's config finishes it). One whose
+    dataset's classes have other names now than those it saved (a folder dataset's class folders renamed or added
+    since) loads with a RuntimeWarning naming both.
     """
+    model, cfg, data, _ = _load_run(path, progress, device, test_only)
+    return model, cfg, data
+
+
+def _load_run(path: str | Path, progress: bool, device: str | torch.device | None, test_only: bool
+              ) -> tuple[torch.nn.Module, RunConfig, DataBundle, tuple[str, ...] | None]:
+    """:func:`load_run`, and the class names the checkpoint saved (None where it has none: see
+    :func:`~neurosim.training.checkpoint.checkpoint_class_names`)."""
     ckpt = load_checkpoint(path)
+    names = checkpoint_class_names(ckpt, path)
     cfg = config_from_checkpoint(ckpt["config"])
     warn_if_part_way(ckpt, path)  # (pointing at the caller outside neurosim, e.g. of evaluate_checkpoint)
     if device is None:
@@ -490,7 +499,7 @@ def load_run(path: str | Path, progress: bool = True, device: str | torch.device
             device = resolve_device(cfg.train.device)
         except ConfigError:  # trained on a GPU this machine lacks: evaluating needs none
             warnings.warn(f"{path} was trained with train.device = {cfg.train.device!r}, which this machine lacks; "
-                          "loading it on the CPU", RuntimeWarning, stacklevel=2)
+                          "loading it on the CPU", RuntimeWarning, stacklevel=_caller_stacklevel())
             device = torch.device("cpu")
     with torch.random.fork_rng(devices=[]):  # its random init is overwritten: the caller's draws stay as they were
         model = build_model(cfg.model, cfg.neuron)
@@ -506,8 +515,14 @@ def load_run(path: str | Path, progress: bool = True, device: str | torch.device
     if saved is not None and data.fingerprint is not None and saved != data.fingerprint:
         warnings.warn(f"{path} was trained on other data files than the dataset on disk now (regenerated, "
                       "re-downloaded, changed or copied since): it is evaluated on the files there now",
-                      RuntimeWarning, stacklevel=2)
-    return model, cfg, data
+                      RuntimeWarning, stacklevel=_caller_stacklevel())
+    now = tuple(data.info.classes)
+    if names is not None and now and now != names:
+        warnings.warn(f"{path} was trained on the classes {', '.join(names)} (labels 0 to {len(names) - 1}), but "
+                      f"dataset {data.info.name!r} now has {', '.join(now)}: its labels are numbered by the classes "
+                      "there now, which the model's outputs do not follow", RuntimeWarning,
+                      stacklevel=_caller_stacklevel())
+    return model, cfg, data, names
 
 
 def load_or_train(checkpoint: str | Path | None, cfg: RunConfig, progress: bool = True
@@ -520,16 +535,20 @@ def load_or_train(checkpoint: str | Path | None, cfg: RunConfig, progress: bool 
     return result.model.eval(), cfg, result.data
 
 
-def evaluate_checkpoint(path: str | Path, split: str = "test", progress: bool = True) -> dict[str, float]:
+def evaluate_checkpoint(path: str | Path, split: str = "test", progress: bool = True) -> dict[str, Any]:
     """Rebuild the model a checkpoint was trained with and evaluate it on its dataset's ``split``: ``"test"``,
     ``"train"`` (the samples it trained on: without those ``data.val_split`` held out) or ``"val"`` (those).
+
+    Returns :meth:`Trainer.evaluate`'s metrics (loss, accuracy, and per label its samples and those classified
+    right), ``samples``, and ``class_names``: the classes' names, index = label, as the checkpoint saved them
+    (older checkpoints: the dataset's own, where it has them), or None for a dataset without names.
 
     Raises:
         ValueError: an unknown split, or ``"val"`` for a run without ``data.val_split``.
     """
     if split not in ("test", "train", "val"):
         raise ValueError(f"split must be 'test', 'train' or 'val', got {split!r}")
-    model, cfg, data = load_run(path, progress=progress, test_only=split == "test")
+    model, cfg, data, names = _load_run(path, progress, None, test_only=split == "test")
     if split == "val" and data.val is None:
         raise ConfigError(f"data.val_split: {path} was trained without a validation split; evaluate the 'train' or "
                           "'test' split")
@@ -539,6 +558,8 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", progress: bool = 
     loader = data.test if split == "test" else data.val if split == "val" else data.train.in_order()
     metrics = trainer.evaluate(loader)
     metrics["samples"] = len(loader.labels)
+    names = names if names is not None else tuple(data.info.classes) or None
+    metrics["class_names"] = list(names) if names is not None else None
     return metrics
 
 

@@ -32,6 +32,10 @@ def test_train_then_evaluate_a_tiny_run(tmp_path, event_digits_cache, capsys):
     assert main(["-q", "evaluate", "--checkpoint", str(run / "checkpoint.pt")]) == 0
     out = capsys.readouterr().out
     assert "test accuracy:" in out and "(32 samples)" in out
+    per_class = [line.split() for line in out.splitlines()[2:]]  # event digits have no names: the labels' numbers
+    assert out.splitlines()[1] == "per class:" and [row[:2] for row in per_class] == [["class", f"{i}"] for i in
+                                                                                        range(len(per_class))]
+    assert sum(int(row[-2].lstrip("(")) for row in per_class) == 32
     assert main(["evaluate", "--checkpoint", str(run), "-q"]) == 0  # the run folder will do; -q after the command
     assert "(32 samples)" in capsys.readouterr().out
     # resuming with a different config is refused instead of silently mixing runs, naming what differs …

@@ -26,8 +26,8 @@ from neurosim.data.frames import cached_frames, events_to_frames, frame_cache_pa
 from neurosim.data.loaders import FrameLoader
 from neurosim.data.registry import DatasetInfo, get_dataset
 
-__all__ = ["DataBundle", "eval_loader", "frame_cache_key", "load_frames", "make_loaders", "source_fingerprint",
-           "split_validation"]
+__all__ = ["DataBundle", "check_augment", "eval_loader", "frame_cache_key", "load_frames", "make_loaders",
+           "source_fingerprint", "split_validation"]
 
 #: seeds the choice of validation samples: the same held-out samples for every run seed, so that runs that differ
 #: in their seed are selected and compared on one validation set
@@ -188,13 +188,38 @@ def _load_frames(cfg: DataConfig, split: str, progress: bool, fingerprint: list 
     return frames, labels, key["fingerprint"]
 
 
+def check_augment(cfg: DataConfig, info: DatasetInfo | None = None) -> None:
+    """Refuse an augmentation that makes no sense for the dataset's data, whatever shape its frames have: one that
+    moves pixels (``shift``, ``flip``, ``cutout``) on an audio dataset (``DatasetInfo.audio``: SHD, SSC), whose
+    frames ``[N, T, 1, 1, channels]`` hold the channels of a cochlea model in one row, not an image.
+    :func:`make_loaders` and ``neurosim train`` (before anything is loaded) both ask it. ``info``: the dataset's,
+    when already looked up.
+
+    Raises:
+        ConfigError: naming the setting and the dataset.
+    """
+    info = get_dataset(cfg.dataset) if info is None else info
+    spatial = [name for name in ("shift", "flip", "cutout") if getattr(cfg.augment, name)]
+    if info.audio and spatial:
+        width, height, polarities = info.sensor_size
+        raise ConfigError(f"data.augment.{spatial[0]} moves pixels, but dataset {info.name!r} is audio: its frames "
+                          f"[N, T, {polarities}, {height}, {width}] hold {width} channels of a cochlea model in one "
+                          "row, not an image; turn it off for this dataset")
+
+
 def make_loaders(cfg: DataConfig, seed: int = 0, device: str | torch.device = "cpu",
                  progress: bool = True) -> DataBundle:
     """Loaders for a config's dataset: shuffled (seeded per epoch) training batches and ordered test batches, both of
     ``cfg.batch_size`` samples (:func:`eval_loader`; a final training batch of a single sample is dropped). Frames
     come from the frame cache, except for a dataset whose location cannot be fingerprinted: that is converted anew,
-    with one warning naming it."""
+    with one warning naming it.
+
+    Raises:
+        ConfigError: ``cfg.augment`` asks for what the dataset's data cannot take (:func:`check_augment`, before any
+            frame is loaded, and what its frames cannot: a shift off the sensor, say), naming the setting.
+    """
     info = get_dataset(cfg.dataset)
+    check_augment(cfg, info)
     train_frames, train_labels, fingerprint = _load_frames(cfg, "train", progress)
     test_frames, test_labels, _ = _load_frames(cfg, "test", progress, fingerprint,  # the same source files
                                                warn=fingerprint is not None)  # (said once, by the train split)

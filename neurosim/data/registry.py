@@ -67,8 +67,9 @@ class DatasetInfo:
         missing: ``missing(root) -> list[str]``: what keeps the dataset from being on disk (for messages).
         extra: anything dataset-specific (tonic class, config hint, optional packages).
         audio: its ``x`` are the channels of a cochlea model in one row (SHD, SSC), not pixels: its frames are
-            ``[T, 1, 1, channels]`` like a camera's, but ``neurosim train`` refuses the augmentations that move
-            pixels (``data.augment.shift``, ``flip``, ``cutout``) for it.
+            ``[T, 1, 1, channels]`` like a camera's, but :func:`~neurosim.data.make_loaders` (and so ``neurosim
+            train``) refuses the augmentations that move pixels (``data.augment.shift``, ``flip``, ``cutout``) for it
+            (:func:`neurosim.data.pipeline.check_augment`).
     """
 
     name: str

@@ -336,7 +336,7 @@ def _topological(graph) -> list[str]:
 
 def estimate_checkpoint(path: str | Path, targets: Sequence[str] | None = None, *, samples: int | None = 64,
                         out_dir: str | Path | None = None, progress: bool = False, step_ms: float | None = None,
-                        **options) -> EstimateReport:
+                        loaded=None, **options) -> EstimateReport:
     """Estimate the model of a neurosim checkpoint, with activity measured on its dataset's test split.
 
     Only the test split is loaded, and only its first ``samples`` (None: all of them) are converted to float, 16 at
@@ -345,7 +345,11 @@ def estimate_checkpoint(path: str | Path, targets: Sequence[str] | None = None, 
     ``step_ms`` is the time one step takes on a chip that runs in real time (``timing = "realtime"``, e.g. Speck:
     its latency and static energy scale with it; fixed-tick chips keep their tick); None takes the model's
     ``neuron.dt_ms``. For event frames made by binning a recording, the recording's duration / T is the
-    real-time figure (e.g. ~31.5 ms for event digits at T = 10)."""
+    real-time figure (e.g. ~31.5 ms for event digits at T = 10).
+
+    ``loaded`` is what :func:`neurosim.runs.load_run` ``(path, test_only=True)`` returned, when the checkpoint has
+    been read already: ``neurosim estimate`` reads it once for the estimate and its ``--nonideal``, ``--fixed-point``
+    and ``--early-exit``. None reads it here."""
     from neurosim.runs import load_run
     from neurosim.training.checkpoint import beside_checkpoint
 
@@ -356,7 +360,9 @@ def estimate_checkpoint(path: str | Path, targets: Sequence[str] | None = None, 
             raise ValueError(f"samples must be a whole number >= 1 (test samples the activity is measured on) or "
                              f"None (all), got {samples!r}")
         samples = int(samples)
-    model, cfg, data = load_run(path, progress=progress, test_only=True)  # the training frames go unused
+    if loaded is None:
+        loaded = load_run(path, progress=progress, test_only=True)  # the training frames go unused
+    model, cfg, data = loaded
     out_dir = beside_checkpoint(path, "estimate") if out_dir is None else out_dir
     dt_ms = cfg.neuron.dt_ms if step_ms is None else step_ms
     return estimate_model(model, cfg.model.input_shape, _first_samples(data.test, samples), targets,
@@ -477,31 +483,53 @@ def write_outputs(report: EstimateReport, out_dir: str | Path) -> dict:
     return report.files
 
 
+#: :func:`plot_energy` draws energies on a linear axis while the largest total is at most this many times the
+#: smallest (the smallest bar then still a tenth of the axis), and each target's shares of its own total beyond
+LINEAR_SPAN = 10.0
+
+
 def plot_energy(estimates: Iterable):
-    """Stacked bars: energy per inference of every target, split into its components (log-scale axis)."""
+    """Stacked bars: energy per inference of every target, split into its components, on a linear axis (each
+    segment as tall as its part of the bar; on a log axis the upper segments of a stack are drawn far shorter than
+    they are). While the totals lie within a factor :data:`LINEAR_SPAN` of each other the bars are the energies
+    (in J with the prefix of the largest); else each bar is its target's components as shares of its own total
+    (100 % stacked), which keeps targets that differ by orders of magnitude readable. Either way each bar has its
+    total energy written above it."""
+    from hardware_models.results import _eng  # the one energy formatter (format_estimates uses it too)
+
     from neurosim.viz.plots import _figure
 
     from matplotlib import colormaps
 
     ests = list(estimates)
     parts = sorted({k for e in ests for k in e.energy_j})
-    fig = _figure(max(6.0, 1.1 * len(ests) + 3), 4.2)
+    totals = np.array([float(e.total_energy_j) for e in ests])
+    positive = totals[totals > 0]
+    shares = bool(len(positive)) and positive.max() > LINEAR_SPAN * positive.min()
+    if shares:
+        scale = np.where(totals > 0, totals, 1.0) / 100  # each bar in % of its own total
+        ylabel = "share of the target's energy per inference (%)"
+    else:
+        top = float(positive.max()) if len(positive) else 1.0
+        scale, prefix = next(((s, p) for s, p in ((1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"), (1e-12, "p"))
+                              if top >= s), (1e-15, "f"))
+        ylabel = f"energy per inference ({prefix}J)"
+    fig = _figure(max(6.0, 1.1 * len(ests) + 4), 4.2)
     ax = fig.subplots()
     bottom = np.zeros(len(ests))
     # one colour per component (matplotlib's 10-colour cycle gave two components of one chip the same colour)
     colours = colormaps["tab10" if len(parts) <= 10 else "tab20"]
     for i, part in enumerate(parts):
-        vals = np.array([e.energy_j.get(part, 0.0) * 1e6 for e in ests])
+        vals = np.array([e.energy_j.get(part, 0.0) for e in ests]) / scale
         ax.bar(range(len(ests)), vals, bottom=bottom, label=part, color=colours(i % colours.N))
         bottom += vals
     for j, e in enumerate(ests):
-        ax.text(j, bottom[j], f"{e.total_energy_j * 1e6:.3g}", ha="center", va="bottom", fontsize=7)
+        ax.text(j, bottom[j], _eng(e.total_energy_j, "J"), ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(ests)), [e.target for e in ests], rotation=30, ha="right")
-    ax.set_ylabel("energy per inference (µJ)")
-    if len(bottom) and bottom.max() > 0 and bottom[bottom > 0].min() < bottom.max() / 100:
-        ax.set_yscale("log")
-    ax.legend(fontsize=7, ncol=2)
-    ax.set_title("energy per inference by component")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 112 if shares else max(float(bottom.max(initial=0.0)), 1e-30) * 1.12)  # room for the totals
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title("energy per inference by component" + (" (labels: total energy)" if shares else ""))
     return fig
 
 

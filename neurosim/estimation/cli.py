@@ -49,9 +49,14 @@ def cmd_estimate(args) -> int:
         check_fixed_point_args(args, args.checkpoint)
         _check_early_exit_args(args)
         if args.checkpoint:
+            from neurosim.runs import load_run
+
+            # read once: the estimate, --nonideal, --fixed-point and --early-exit all use its model and test split
+            loaded = load_run(args.checkpoint, progress=not args.quiet, test_only=True)
             report = estimate_checkpoint(args.checkpoint, args.target, samples=samples, out_dir=args.out,
-                                         progress=not args.quiet, step_ms=args.step_ms)
+                                         progress=not args.quiet, step_ms=args.step_ms, loaded=loaded)
         else:
+            loaded = None
             if not args.activity:
                 raise UserError("--nir needs --activity ACTIVITY.json (spikes per node and step, see "
                                 "hardware_models.ActivityProfile)")
@@ -65,9 +70,9 @@ def cmd_estimate(args) -> int:
             print(f"  {e.target}: {v.message}")
     if report.files:
         print(f"estimate: {report.files['estimate.json']}")
-    run_nonideal_from_args(args, args.checkpoint, args.out)
+    run_nonideal_from_args(args, args.checkpoint, args.out, loaded=loaded)
     run_fixed_point_from_args(args, args.checkpoint, args.out,
-                              float_activity=report.activity if args.checkpoint else None)
+                              float_activity=report.activity if args.checkpoint else None, loaded=loaded)
     if args.early_exit:
         from neurosim.estimation.early_exit import DEFAULT_THRESHOLDS, early_exit_checkpoint
 
@@ -75,7 +80,7 @@ def cmd_estimate(args) -> int:
             ee = early_exit_checkpoint(args.checkpoint, args.target, samples=args.early_exit_samples,
                                        out_dir=args.out, progress=not args.quiet, step_ms=args.step_ms,
                                        thresholds=args.exit_thresholds or DEFAULT_THRESHOLDS,
-                                       metric=args.exit_metric or "confidence")
+                                       metric=args.exit_metric or "confidence", loaded=loaded)
         except ValueError as e:
             raise UserError(str(e)) from None
         print(ee.table())

@@ -352,9 +352,10 @@ def _head(data, samples: int) -> list:
 
 def early_exit_checkpoint(path: str | Path, targets: Sequence[str] | None = None, *, samples: int | None = None,
                           out_dir: str | Path | None = None, progress: bool = False, step_ms: float | None = None,
-                          **kwargs) -> EarlyExitReport:
+                          loaded=None, **kwargs) -> EarlyExitReport:
     """:func:`early_exit` on a neurosim checkpoint's test split (the first ``samples``; None: all), with the read-out
-    of the loss it was trained with; ``out_dir`` defaults to the checkpoint's estimate folder and ``step_ms`` is
+    of the loss it was trained with; ``out_dir`` defaults to the checkpoint's estimate folder, and ``step_ms`` and
+    ``loaded`` (the checkpoint as already read, or None to read it here) are
     :func:`neurosim.estimation.estimate_checkpoint`'s."""
     from neurosim.estimation import _first_samples
     from neurosim.runs import load_run
@@ -363,7 +364,9 @@ def early_exit_checkpoint(path: str | Path, targets: Sequence[str] | None = None
 
     if step_ms is not None and not (math.isfinite(step_ms) and step_ms > 0):
         raise ValueError(f"step_ms must be a positive number of milliseconds, got {step_ms!r}")
-    model, cfg, data = load_run(path, progress=progress, test_only=True)
+    if loaded is None:
+        loaded = load_run(path, progress=progress, test_only=True)
+    model, cfg, data = loaded
     out_dir = beside_checkpoint(path, "estimate") if out_dir is None else out_dir
     dt_ms = cfg.neuron.dt_ms if step_ms is None else step_ms
     loss = get_loss(cfg.train.loss, cfg.train.loss_lambda, cfg.train.loss_target)

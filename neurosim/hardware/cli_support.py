@@ -149,7 +149,7 @@ def check_nonideal_args(args: argparse.Namespace, checkpoint_path) -> list:
     return crossbars
 
 
-def run_nonideal_from_args(args: argparse.Namespace, checkpoint_path, out_dir) -> dict:
+def run_nonideal_from_args(args: argparse.Namespace, checkpoint_path, out_dir, loaded=None) -> dict:
     """Run what :func:`add_nonideal_arguments` asked for; prints a table per target and returns ``{target: report}``.
 
     Args:
@@ -157,6 +157,8 @@ def run_nonideal_from_args(args: argparse.Namespace, checkpoint_path, out_dir) -
             shipped crossbar target).
         checkpoint_path: the checkpoint being estimated (None: ``--nonideal`` is an error, it needs test data).
         out_dir: where ``nonideal_<target>.json`` and the sweep figures go (None: ``<checkpoint dir>/estimate``).
+        loaded: :func:`neurosim.runs.load_run`'s ``(model, config, data)`` of ``checkpoint_path`` (``test_only``)
+            when already read (see :func:`neurosim.hardware.report.load_checkpoint_model`); None reads it.
 
     Raises:
         neurosim.cli.UserError: bad values, no checkpoint, or no crossbar target (one line for the CLI).
@@ -171,7 +173,7 @@ def run_nonideal_from_args(args: argparse.Namespace, checkpoint_path, out_dir) -
     crossbars = check_nonideal_args(args, checkpoint_path)
     out = Path(out_dir) if out_dir else beside_checkpoint(checkpoint_path, "estimate")
     progress = not getattr(args, "quiet", False)
-    model, test, cfg = load_checkpoint_model(checkpoint_path, progress=progress)
+    model, test, cfg = load_checkpoint_model(checkpoint_path, progress=progress, loaded=loaded)
     opts = dict(chips=args.mc_chips, sigma_rel=args.sigma, fault_rate=args.fault_rate,
                 stuck_on_fraction=args.stuck_on_fraction, read_noise_rel=args.read_noise, adc=not args.no_adc,
                 drift_nu=args.drift_nu, drift_t_s=args.drift_time_s,
@@ -247,12 +249,14 @@ def check_fixed_point_args(args: argparse.Namespace, checkpoint_path) -> list:
     return chosen
 
 
-def run_fixed_point_from_args(args: argparse.Namespace, checkpoint_path, out_dir, float_activity=None) -> dict:
+def run_fixed_point_from_args(args: argparse.Namespace, checkpoint_path, out_dir, float_activity=None,
+                              loaded=None) -> dict:
     """Run ``--fixed-point`` (:func:`neurosim.hardware.fixed_point.fixed_point_reports`): prints a summary per
     target, writes ``fixed_point_<target>.json`` (atomically) in ``out_dir`` (default ``<checkpoint dir>/estimate``)
     and returns ``{target: report}``. A target that cannot run the model (Speck and a recurrent layer) is skipped
     with a line saying why; none at all is an error. ``float_activity``: the estimate's measured activity (the same
-    samples and graph), which the energy at the float model's spikes reuses."""
+    samples and graph), which the energy at the float model's spikes reuses. ``loaded``: as
+    :func:`run_nonideal_from_args`'s."""
     if not getattr(args, "fixed_point", False):
         return {}
     from hardware_models import load_spec
@@ -274,7 +278,8 @@ def run_fixed_point_from_args(args: argparse.Namespace, checkpoint_path, out_dir
                f"a {spec.kind} target, not a digital chip" + (": see --nonideal" if spec.kind == "crossbar" else ""))
         print(f"fixed point: {spec.name} not simulated ({why})")
     out = Path(out_dir) if out_dir else beside_checkpoint(checkpoint_path, "estimate")
-    model, test, cfg = load_checkpoint_model(checkpoint_path, progress=not getattr(args, "quiet", False))
+    model, test, cfg = load_checkpoint_model(checkpoint_path, progress=not getattr(args, "quiet", False),
+                                             loaded=loaded)
 
     def show(name: str, r: dict) -> None:
         if "same_as" in r:

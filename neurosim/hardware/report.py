@@ -215,12 +215,31 @@ def _count(loader, max_samples: int | None) -> int:
     return n if max_samples is None else min(n, max_samples)
 
 
-def load_checkpoint_model(checkpoint: str | Path, progress: bool = False):
-    """``(model, test loader, run config)`` of a neurosim checkpoint (model in eval mode, on the CPU)."""
+def load_checkpoint_model(checkpoint: str | Path, progress: bool = False, loaded=None):
+    """``(model, test loader, run config)`` of a neurosim checkpoint (model in eval mode, on the CPU).
+
+    ``loaded``: what :func:`neurosim.runs.load_run` ``(checkpoint, test_only=True)`` returned, when the caller has
+    read the checkpoint already (``neurosim estimate`` reads it once for the estimate and each of its options): the
+    file is not read again. Its model and test split are used as they are where they are on the CPU; a model on a
+    GPU is copied to the CPU (the caller's stays there), and its test frames served by a loader onto the CPU.
+    """
+    import copy
+    from itertools import chain
+
     from neurosim.runs import load_run
 
-    model, cfg, data = load_run(checkpoint, progress=progress, device="cpu", test_only=True)  # no training frames
-    return model, data.test, cfg
+    if loaded is None:
+        model, cfg, data = load_run(checkpoint, progress=progress, device="cpu", test_only=True)  # no training frames
+        return model, data.test, cfg
+    model, cfg, data = loaded
+    if any(t.device.type != "cpu" for t in chain(model.parameters(), model.buffers())):
+        model = copy.deepcopy(model).cpu()
+    test = data.test
+    if test.device.type != "cpu":
+        from neurosim.data.pipeline import eval_loader
+
+        test = eval_loader(cfg.data, data.test_frames, test.labels, "cpu")
+    return model, test, cfg
 
 
 def nonideal_report(checkpoint: str | Path, target, *, chips: int = 5, seed: int = 0, out_dir: str | Path | None = None,

@@ -30,8 +30,8 @@ from neurosim.config import ConfigError, RunConfig, config_from_checkpoint, conf
 
 __all__ = ["RESUME_MAY_CHANGE", "CheckpointError", "ResumedEpochError", "atomic_write_bytes", "atomic_write_text", "beside_checkpoint",
            "check_resumable",
-           "checkpoint_file", "config_differences", "load_checkpoint", "load_weights", "resumes_at", "save_checkpoint",
-           "trained_so_far", "warn_if_part_way"]
+           "checkpoint_class_names", "checkpoint_file", "config_differences", "load_checkpoint", "load_weights",
+           "resumes_at", "save_checkpoint", "trained_so_far", "warn_if_part_way"]
 
 CHECKPOINT_FORMAT = 1
 #: the format of a checkpoint written part-way through an epoch (one with a ``partial_epoch``)
@@ -111,6 +111,23 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{str(path)!r} is not a neurosim checkpoint (format {CHECKPOINT_FORMAT} or "
                               f"{MID_EPOCH_FORMAT})")
     return payload
+
+
+def checkpoint_class_names(payload: dict[str, Any], path: str | Path) -> tuple[str, ...] | None:
+    """The class names (index = label) of the dataset the checkpoint ``payload`` (read from ``path``) trained on, as
+    the Trainer saved them (``class_names``): None for a dataset without names (the bundled event digits) and for
+    a checkpoint written before neurosim kept them.
+
+    Raises:
+        CheckpointError: ``class_names`` is there but not a list of strings.
+    """
+    names = payload.get("class_names")
+    if names is None:
+        return None
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise CheckpointError(f"checkpoint {str(path)!r}: its class_names must be a list of strings (the dataset's "
+                              f"classes, index = label), got {names!r}")
+    return tuple(names)
 
 
 def trained_so_far(payload: dict[str, Any]) -> str:

@@ -38,7 +38,7 @@ import traceback
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -426,6 +426,9 @@ class Trainer:
     #: what identifies the training data (neurosim.runs sets the dataset files' fingerprint): saved in the
     #: checkpoint, and a resume on other data warns
     data_fingerprint: Any = None
+    #: the dataset's class names, index = label, where it has them (neurosim.runs sets the dataset's): saved in the
+    #: checkpoint (``class_names``), so that evaluating it later names the classes
+    class_names: Sequence[str] | None = None
 
     def __post_init__(self) -> None:
         tc = self.config.train
@@ -564,6 +567,7 @@ class Trainer:
             "world_size": self.world.size,
             "cpu_threads": torch.get_num_threads() if self.device.type == "cpu" else None,
             "data_fingerprint": self.data_fingerprint,
+            "class_names": [str(c) for c in self.class_names] if self.class_names else None,
         }
         if self.world.distributed:
             ckpt["rng_ranks"] = distributed.all_gather(ckpt["rng"])
@@ -848,31 +852,43 @@ class Trainer:
             f"training diverged in epoch {self.epoch + 1}: {what}; the last checkpoint (if any) is kept. Lower "
             "train.lr, set train.grad_clip, or check the data and train.weight_decay/momentum")
 
-    def evaluate(self, loader: Iterable) -> dict[str, float]:
-        """Loss and accuracy on ``loader`` (no gradients, eval mode)."""
+    def evaluate(self, loader: Iterable) -> dict[str, Any]:
+        """Loss and accuracy on ``loader`` (no gradients, eval mode), and per label ``i`` below
+        ``model.num_classes`` its samples, ``class_samples[i]``, and those classified right, ``class_correct[i]``."""
         return self._evaluate(loader)
 
     @torch.no_grad()
-    def _evaluate(self, loader: Iterable, stop: Callable[[], bool] | None = None) -> dict[str, float] | None:
+    def _evaluate(self, loader: Iterable, stop: Callable[[], bool] | None = None) -> dict[str, Any] | None:
         """:meth:`evaluate`; None as soon as ``stop()`` says so after a batch (a signal noted while it ran)."""
         self.model.eval()
         distributed.sync_buffers(self.model)  # every process evaluates the model process 0 would save
         loader = self._shard(loader, even=False)
         total, correct, loss_sum = 0, 0, 0.0
+        classes = self.config.model.num_classes
+        samples_of, correct_of = torch.zeros(classes, dtype=torch.long), torch.zeros(classes, dtype=torch.long)
         for x_seq, y in loader:
             x_seq, y = x_seq.to(self.device), y.to(self.device)
             result = run_chunked(self.model, x_seq) if getattr(self.model, "stateful", False) else self.model(x_seq)
             out_seq, _ = model_output(result, self.model, x_seq, "evaluate")
             n = y.shape[0]
             total += n
-            correct += int((predict(out_seq, self.loss) == y).sum())
+            hit = predict(out_seq, self.loss) == y
+            correct += int(hit.sum())
             loss_sum += float(self.loss(out_seq, y)) * n
+            labels, hit = y.reshape(-1).long().cpu(), hit.reshape(-1).cpu()
+            known = (labels >= 0) & (labels < classes)  # (a label beyond the model's outputs has no class to count)
+            samples_of += torch.bincount(labels[known], minlength=classes)
+            correct_of += torch.bincount(labels[known & hit], minlength=classes)
             if stop is not None and stop():
                 return None
-        loss_sum, correct, total = distributed.all_reduce_sums([loss_sum, correct, total], self._reduce_device)
+        sums = distributed.all_reduce_sums([loss_sum, correct, total, *samples_of.tolist(), *correct_of.tolist()],
+                                           self._reduce_device)
+        loss_sum, correct, total = sums[:3]
         if total == 0:
             raise ValueError("the evaluation loader yielded no batches")
-        return {"loss": loss_sum / total, "acc": correct / total}
+        return {"loss": loss_sum / total, "acc": correct / total,
+                "class_samples": [int(v) for v in sums[3:3 + classes]],
+                "class_correct": [int(v) for v in sums[3 + classes:]]}
 
     def _checkpoint_found(self) -> bool:
         """Whether the run has a checkpoint to resume from, the same answer in every process (else an error)."""

@@ -299,6 +299,11 @@ def test_train_refuses_a_shift_as_large_as_the_sensor_before_converting_anything
     assert not (tmp_path / "quickstart").exists()
 
 
+def _audio_refusal(setting: str, dataset: str) -> str:
+    return (f"data.augment.{setting} moves pixels, but dataset {dataset!r} is audio: its frames [N, T, 1, 1, 700] "
+            "hold 700 channels of a cochlea model in one row, not an image; turn it off for this dataset")
+
+
 @pytest.mark.parametrize("dataset", ["shd", "ssc"])
 @pytest.mark.parametrize("setting", ["shift=1", "flip=true", "cutout=3"])
 def test_train_refuses_moving_the_channels_of_an_audio_dataset_before_converting_anything(tmp_path, monkeypatch,
@@ -312,8 +317,21 @@ def test_train_refuses_moving_the_channels_of_an_audio_dataset_before_converting
     args = ["-q", "train", "--config", "shd", "--set", f"out_dir={tmp_path}", f"data.dataset={dataset}",
             "model.num_classes=35", f"data.augment.{setting}"]
     assert main(args) == 2
-    assert capsys.readouterr().err == (
-        f"neurosim train: error: data.augment.{setting.split('=')[0]} moves pixels, but dataset {dataset!r} is audio: "
-        "its frames [N, T, 1, 1, 700] hold 700 channels of a cochlea model in one row, not an image; turn it off for "
-        "this dataset\n")
+    assert capsys.readouterr().err == f"neurosim train: error: {_audio_refusal(setting.split('=')[0], dataset)}\n"
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("dataset", ["shd", "ssc"])
+@pytest.mark.parametrize("setting", [{"shift": 1}, {"flip": True}, {"cutout": 3}])
+def test_make_loaders_refuses_moving_the_channels_of_an_audio_dataset_as_train_does(monkeypatch, dataset, setting):
+    # the command line refused these, while make_loaders from Python flipped or cut out a cochlea's channels
+    from neurosim.data import make_loaders
+    import neurosim.data.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "_load_frames", lambda *a, **k: pytest.fail("frames were loaded"))
+    cfg = DataConfig(dataset=dataset, augment=AugmentConfig(**setting))
+    with pytest.raises(ConfigError) as refused:
+        make_loaders(cfg, progress=False)
+    assert str(refused.value) == _audio_refusal(next(iter(setting)), dataset)  # the command line's words
+    pipeline.check_augment(DataConfig(dataset=dataset, augment=AugmentConfig(drop=0.1)))  # drop is no move: taken
+    pipeline.check_augment(DataConfig(dataset="nmnist", augment=AugmentConfig(**setting)))  # pixels: taken

@@ -123,6 +123,61 @@ def test_train_and_check_take_a_folder_dataset(tmp_path, monkeypatch, capsys):
     assert "data.dataset: dataset 'folder:/" in capsys.readouterr().err  # (stored absolute)
 
 
+def _per_class(out: str) -> list[tuple[str, float, int]]:
+    """``neurosim evaluate``'s per-class lines: (name, accuracy %, samples)."""
+    import re
+
+    return [(name, float(acc), int(n)) for name, acc, n in
+            re.findall(r"^  (.+?) +([\d.]+) %  \((\d+) samples\)$", out, re.MULTILINE)]
+
+
+def test_a_folder_runs_checkpoint_keeps_its_class_names_and_evaluate_names_the_classes(tmp_path, monkeypatch, capsys):
+    # the checkpoint kept no class names: evaluating a folder run could say only its overall accuracy
+    import re
+
+    from neurosim.cli import main
+    from neurosim.runs import evaluate_checkpoint
+    from neurosim.training import load_checkpoint
+    from neurosim.training.checkpoint import save_checkpoint
+
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    root = _folder(tmp_path, per_class=(6, 2), classes=("left", "middle", "right"))
+    np.save(root / "test" / "middle" / "2.npy", _events(999, 1))  # 2, 3 and 2 test recordings
+    args = ["-q", "train", "--config", "quickstart", "--set", f"data.dataset=folder:{root}", f"out_dir={tmp_path}",
+            f"model.input_shape=[{P}, {H}, {W}]", "model.num_classes=3", "model.channels=[4]", "model.kernel_size=3",
+            "data.time_steps=4", "data.batch_size=6", "train.epochs=1", "name=named"]
+    assert main(args) == 0
+    ckpt = tmp_path / "named" / "checkpoint.pt"
+    assert load_checkpoint(ckpt)["class_names"] == ["left", "middle", "right"]
+    capsys.readouterr()
+    assert main(["-q", "evaluate", "--checkpoint", str(ckpt)]) == 0
+    out = capsys.readouterr().out
+    rows = _per_class(out)
+    assert [(name, n) for name, _, n in rows] == [("left", 2), ("middle", 3), ("right", 2)]
+    overall = float(re.search(r"test accuracy: ([\d.]+) %", out).group(1))
+    assert sum(acc * n for _, acc, n in rows) / 7 == pytest.approx(overall, abs=0.01)  # the classes make up the whole
+
+    # the names are the checkpoint's: a class folder renamed since is said, and the model's classes still shown
+    for split in ("train", "test"):
+        (root / split / "right").rename(root / split / "rechts")
+    with pytest.warns(RuntimeWarning) as caught:  # (and that the files are others: moved)
+        metrics = evaluate_checkpoint(ckpt, progress=False)
+    assert [w for w in caught if re.search(r"trained on the classes left, middle, right \(labels 0 to 2\), but "
+                                           r"dataset 'folder:.*' now has left, middle, rechts", str(w.message))]
+    assert metrics["class_names"] == ["left", "middle", "right"] and metrics["class_samples"] == [2, 3, 2]
+
+    # a checkpoint from before the names were kept loads, and names the classes as the dataset does now
+    old = load_checkpoint(ckpt)
+    del old["class_names"]
+    save_checkpoint(ckpt, old)
+    with pytest.warns(RuntimeWarning, match="other data files"):  # (renamed)
+        assert main(["-q", "evaluate", "--checkpoint", str(ckpt)]) == 0
+    assert [name for name, _, _ in _per_class(capsys.readouterr().out)] == ["left", "middle", "rechts"]
+    save_checkpoint(ckpt, {**old, "class_names": "left"})
+    assert main(["-q", "evaluate", "--checkpoint", str(ckpt)]) == 2
+    assert "its class_names must be a list of strings" in capsys.readouterr().err
+
+
 def test_resuming_an_epoch_interrupted_before_the_dataset_grew_is_a_one_line_error(tmp_path, monkeypatch, capsys):
     # the trainer's ValueError (a traceback, exit status 1) advised fit(resume=False), the Python API's way out
     import os

@@ -340,6 +340,53 @@ def test_estimate_files_names_a_missing_or_broken_file(tmp_path):
         estimate_files(bad, tmp_path / "activity.json")
 
 
+def _bars(ax) -> list[list[tuple[float, float]]]:
+    """Per stacked component (in drawing order), each target's segment as ``(bottom, height)``."""
+    return [[(p.get_y(), p.get_height()) for p in bars.patches] for bars in ax.containers]
+
+
+def test_the_energy_figure_stacks_shares_on_a_linear_axis_when_targets_differ_by_orders_of_magnitude():
+    # the stacked bars were drawn on a log axis: a segment's drawn height then says nothing of its share
+    from types import SimpleNamespace
+
+    from neurosim.estimation import plot_energy
+
+    parts = {"a": {"synaptic": 3e-6, "static": 1e-6}, "b": {"synaptic": 1e-3, "static": 4e-3, "routing": 5e-3},
+             "c": {"static": 2e-9}}
+    ests = [SimpleNamespace(target=t, energy_j=e, total_energy_j=sum(e.values())) for t, e in parts.items()]
+    ax = plot_energy(ests).axes[0]
+    assert ax.get_yscale() == "linear" and "share" in ax.get_ylabel()
+    bars, names = _bars(ax), sorted({k for e in parts.values() for k in e})  # components in sorted order
+    for j, (t, e) in enumerate(parts.items()):
+        total, below = sum(e.values()), 0.0
+        for i, name in enumerate(names):
+            bottom, height = bars[i][j]
+            assert bottom == pytest.approx(below) and height == pytest.approx(100 * e.get(name, 0.0) / total)
+            below += height
+        assert below == pytest.approx(100)  # every bar is its target's whole energy
+    # a: synaptic 75 %, static 25 % by hand; the totals written above the bars
+    assert [h for _, h in (bars[names.index("synaptic")][0], bars[names.index("static")][0])] == \
+        [pytest.approx(75), pytest.approx(25)]
+    assert [t.get_text() for t in ax.texts] == ["4 µJ", "10 mJ", "2 nJ"]
+
+
+def test_the_energy_figure_draws_energies_on_a_linear_axis_when_the_targets_are_alike():
+    from types import SimpleNamespace
+
+    from neurosim.estimation import LINEAR_SPAN, plot_energy
+
+    parts = {"a": {"synaptic": 3e-6, "static": 1e-6}, "b": {"synaptic": 2e-6, "static": 8e-6}, "zero": {"static": 0.0}}
+    ests = [SimpleNamespace(target=t, energy_j=e, total_energy_j=sum(e.values())) for t, e in parts.items()]
+    assert 10e-6 <= LINEAR_SPAN * 4e-6  # within the span (the zero total aside)
+    ax = plot_energy(ests).axes[0]
+    assert ax.get_yscale() == "linear" and ax.get_ylabel() == "energy per inference (µJ)"
+    static, synaptic = _bars(ax)
+    assert [h for _, h in synaptic] == pytest.approx([3, 2, 0]) and [b for b, _ in synaptic] == pytest.approx([1, 8, 0])
+    assert [h for _, h in static] == pytest.approx([1, 8, 0]) and [b for b, _ in static] == [0, 0, 0]
+    assert [t.get_text() for t in ax.texts] == ["4 µJ", "10 µJ", "0 J"]
+    assert ax.get_ylim()[1] > 10  # the tallest bar and its label fit
+
+
 # -------------------------------------------------------------------------------------------- the CLI
 
 
@@ -377,6 +424,45 @@ def test_cli_estimates_a_trained_checkpoint(tiny_checkpoint, tmp_path, capsys):
                  "--no-sweep", "--mc-chips", "2", "--nonideal-samples", "8"]) == 0
     nonideal = json.loads((ckpt.parent / "estimate" / "nonideal_rram_neurosim.json").read_text())
     assert 0 <= nonideal["ideal_acc"] <= 100 and "ideal" in capsys.readouterr().out.lower()
+
+
+def _outputs_of(folder) -> dict:
+    """The JSON files an estimate wrote in ``folder``, less the paths of the files written (one per folder) and the
+    seconds the non-ideal chips took."""
+    def strip(d):
+        return {k: strip(v) for k, v in d.items() if k not in ("files", "seconds")} if isinstance(d, dict) else d
+
+    return {p.name: strip(json.loads(p.read_text())) for p in sorted(folder.glob("*.json"))}
+
+
+def test_estimate_with_every_option_reads_the_checkpoint_once_and_writes_what_each_option_alone_writes(
+        tiny_checkpoint, monkeypatch):
+    # with --nonideal, --fixed-point and --early-exit the estimate, each option and the early exit read the
+    # checkpoint, rebuilt the model and loaded the test frames again: four times
+    import neurosim.runs as runs
+
+    reads, loads = [], []
+    real_read, real_load = runs.load_checkpoint, runs.load_run
+    monkeypatch.setattr(runs, "load_checkpoint", lambda *a, **k: reads.append(a) or real_read(*a, **k))
+    monkeypatch.setattr(runs, "load_run", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    base = ["-q", "estimate", "--checkpoint", str(tiny_checkpoint), "--samples", "6", "--target", "loihi",
+            "--target", "rram_neurosim"]
+    options = {"nonideal": ["--nonideal", "--no-sweep", "--mc-chips", "1", "--nonideal-samples", "6"],
+               "fixed_point": ["--fixed-point", "--fixed-point-samples", "6"],
+               "early_exit": ["--early-exit", "--early-exit-samples", "6", "--exit-thresholds", "0.8"]}
+    every = tiny_checkpoint.parent / "every"
+    assert main([*base, *(f for flags in options.values() for f in flags), "--out", str(every)]) == 0
+    assert len(reads) == 1 and len(loads) == 1
+    together = _outputs_of(every)
+    assert {"estimate.json", "nonideal_rram_neurosim.json", "fixed_point_loihi.json", "early_exit.json"} <= \
+        set(together)
+
+    alone = {}
+    for name, flags in options.items():  # each option on its own (its own read of the checkpoint): the same files
+        assert main([*base, *flags, "--out", str(tiny_checkpoint.parent / name)]) == 0
+        alone.update(_outputs_of(tiny_checkpoint.parent / name))
+    assert len(reads) == 4
+    assert alone == together
 
 
 @pytest.mark.parametrize("argv, words", [
