@@ -48,6 +48,9 @@ def cmd_estimate(args) -> int:
         check_nonideal_args(args, args.checkpoint)  # before the estimate: a bad flag costs nothing
         check_fixed_point_args(args, args.checkpoint)
         _check_early_exit_args(args)
+        if args.per_sample and not args.checkpoint:
+            raise UserError("--per-sample needs --checkpoint: each test sample's activity is measured on the model "
+                            "(an activity file holds only their mean)")
         if args.checkpoint:
             from neurosim.runs import load_run
 
@@ -85,6 +88,16 @@ def cmd_estimate(args) -> int:
             raise UserError(str(e)) from None
         print(ee.table())
         print(f"early exit: {ee.files['early_exit.json']}")
+    if args.per_sample:
+        from neurosim.estimation.per_sample import per_sample_checkpoint
+
+        try:
+            ps = per_sample_checkpoint(args.checkpoint, args.target, samples=samples, out_dir=args.out,
+                                       progress=not args.quiet, step_ms=args.step_ms, loaded=loaded)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        print(ps.table())
+        print(f"per sample: {ps.files['per_sample.json']}")
     return 0
 
 
@@ -149,4 +162,10 @@ def register(sub) -> None:
                         "entropy")
     g.add_argument("--early-exit-samples", type=int, default=None, metavar="N",
                    help="test samples for --early-exit (default: the whole test split)")
+    g = p.add_argument_group("per-sample cost (with --checkpoint)")
+    g.add_argument("--per-sample", action="store_true",
+                   help="also estimate each of the --samples test samples on its own: the mean, median, 90th and "
+                        "99th percentile and maximum of the energy and latency per inference beside the estimate of "
+                        "their mean activity (a busiest-core chip's latency is a maximum: the mean activity "
+                        "understates it), and the slowest samples; writes per_sample.json/.txt/.png")
     p.set_defaults(func=cmd_estimate)

@@ -243,10 +243,10 @@ def per_sample(model, input_shape: Sequence[int], data, targets: Sequence[str] |
 
 def per_sample_checkpoint(path: str | Path, targets: Sequence[str] | None = None, *, samples: int | None = 64,
                           out_dir: str | Path | None = None, progress: bool = False, step_ms: float | None = None,
-                          **kwargs) -> PerSampleReport:
+                          loaded=None, **kwargs) -> PerSampleReport:
     """:func:`per_sample` on a neurosim checkpoint's test split (its first ``samples``; None: all); ``out_dir``
-    defaults to the checkpoint's estimate folder and ``step_ms`` is
-    :func:`neurosim.estimation.estimate_checkpoint`'s."""
+    defaults to the checkpoint's estimate folder, and ``step_ms`` and ``loaded`` (the checkpoint as already read, or
+    None to read it here) are :func:`neurosim.estimation.estimate_checkpoint`'s."""
     import math
 
     from neurosim.estimation import _first_samples
@@ -255,7 +255,9 @@ def per_sample_checkpoint(path: str | Path, targets: Sequence[str] | None = None
 
     if step_ms is not None and not (math.isfinite(step_ms) and step_ms > 0):
         raise ValueError(f"step_ms must be a positive number of milliseconds, got {step_ms!r}")
-    model, cfg, data = load_run(path, progress=progress, test_only=True)
+    if loaded is None:
+        loaded = load_run(path, progress=progress, test_only=True)
+    model, cfg, data = loaded
     out_dir = beside_checkpoint(path, "estimate") if out_dir is None else out_dir
     dt_ms = cfg.neuron.dt_ms if step_ms is None else step_ms
     return per_sample(model, cfg.model.input_shape, _first_samples(data.test, samples), targets, dt_s=dt_ms * 1e-3,

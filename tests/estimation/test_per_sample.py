@@ -101,3 +101,29 @@ def test_empty_data_is_refused():
     net, _, shape = _conv_net()
     with pytest.raises(ValueError, match="no samples"):
         per_sample(net, shape, [], ["loihi"])
+
+
+def test_cli_per_sample_writes_its_files_and_matches_the_estimate(tiny_checkpoint, capsys):
+    from neurosim.cli import main
+
+    assert main(["-q", "estimate", "--checkpoint", str(tiny_checkpoint), "--target", "loihi", "--samples", "6",
+                 "--per-sample"]) == 0
+    out = capsys.readouterr().out
+    assert "per-sample cost: 6 samples" in out and "slowest samples on loihi" in out
+    folder = tiny_checkpoint.parent / "estimate"
+    data = json.loads((folder / "per_sample.json").read_text())
+    estimate = json.loads((folder / "estimate.json").read_text())
+    assert data["samples"] == 6 and len(data["per_sample"]["loihi"]["latency_s"]) == 6 and len(data["labels"]) == 6
+    ours = data["summary"]["loihi"]["latency_of_mean_activity_s"]  # the same samples' mean: the estimate's figure
+    theirs = estimate["targets"]["loihi"]["latency_per_inference_s"]
+    assert ours == pytest.approx(theirs, rel=1e-9)
+    # an estimate without --per-sample in the same folder: the earlier run's files go with its estimate
+    assert main(["-q", "estimate", "--checkpoint", str(tiny_checkpoint), "--target", "loihi", "--samples", "6"]) == 0
+    assert not any(folder.glob("per_sample*"))
+
+
+def test_cli_per_sample_needs_a_checkpoint(capsys):
+    from neurosim.cli import main
+
+    assert main(["estimate", "--nir", "x.nir", "--activity", "a.json", "--per-sample"]) == 2
+    assert "--per-sample needs --checkpoint" in capsys.readouterr().err
