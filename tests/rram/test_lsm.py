@@ -253,3 +253,29 @@ def test_events_are_downsampled_to_input_spikes_by_hand_and_in_chunks():
     assert downsample_events(frames, 2, merge_polarity=False)[0, 0].tolist() == [0] * 4 + [0, 1, 0, 0]
     for chunk in (1, 2, 5):
         assert torch.equal(downsample_events(frames, 2, chunk=chunk), x)
+
+
+@pytest.mark.parametrize("command, files", [
+    ("train", {"config.toml": "name = \"r\"\nseed = 0\n[data]\ntime_steps = 4\n[model]\nkind = \"mlp\"\n",
+               "checkpoint.pt": "weights", "report.md": "# the training run's report"}),
+    ("train", {"metrics.jsonl": "{}\n", "report.md": "# a run stopped before it wrote config.toml"}),
+    ("continual", {"config.toml": "name = \"c\"\ntasks = 5\n", "finished/ewc-seed0.json": "{}",
+                   "report.md": "# the continual run's report"}),
+])
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_cli_refuses_a_run_folder_of_another_command_even_with_overwrite(tmp_path, event_digits_cache, capsys,
+                                                                         command, files, overwrite):
+    """`--set name=` of a train or continual run: lsm wrote its config.toml, report.md and raster.png over that
+    run's (the training run's report lost, its checkpoint left beside an LSM config), exit 0."""
+    run = tmp_path / "r"
+    for name, text in files.items():
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_text(text)
+    args = ["-q", "lsm", *(["--overwrite"] if overwrite else []), "--set", f'out_dir="{tmp_path}"', "name=r",
+            "data.train_subset=40", "data.test_subset=20", "data.time_steps=10", "reservoir.neurons=16",
+            "readout.epochs=5", "energy.samples=5", 'energy.targets=["loihi"]']
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"holds a `neurosim {command}` run" in err and "--set name=" in err, err
+    assert sorted(p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()) == sorted(files)
+    assert all((run / name).read_text() == text for name, text in files.items())
