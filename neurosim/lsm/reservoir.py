@@ -155,7 +155,10 @@ def rate_features(spikes_seq: torch.Tensor, bins: int) -> torch.Tensor:
 
 
 def reservoir_graph(reservoir: Reservoir, dt_s: float):
-    """The reservoir as a NIR graph: ``input → w_in → lif ⟲ w_rec``, ``lif → output`` (for hardware estimates)."""
+    """The reservoir as a NIR graph: ``input → w_in → lif ⟲ w_rec``, ``lif → output`` (for hardware estimates).
+
+    With ``recurrent_scale = 0`` the recurrent rows are read at 0 V, so the reservoir has no feedback and the graph
+    no ``w_rec`` (an all-zero loop would be costed as stored weights that are read)."""
     import nir
 
     n, k = reservoir.neurons, reservoir.inputs
@@ -166,8 +169,10 @@ def reservoir_graph(reservoir: Reservoir, dt_s: float):
         "w_in": nir.Linear(weight=reservoir.w_in.double().numpy()),
         "lif": nir.LIF(tau=np.full(n, tau), r=np.ones(n), v_leak=np.zeros(n),
                        v_threshold=np.full(n, reservoir.cfg.v_th)),
-        "w_rec": nir.Linear(weight=reservoir.w_rec.double().numpy()),
         "output": nir.Output(output_type=np.array([n])),
     }
-    edges = [("input", "w_in"), ("w_in", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")]
+    edges = [("input", "w_in"), ("w_in", "lif"), ("lif", "output")]
+    if reservoir.cfg.recurrent_scale > 0:
+        nodes["w_rec"] = nir.Linear(weight=reservoir.w_rec.double().numpy())
+        edges += [("lif", "w_rec"), ("w_rec", "lif")]
     return nir.NIRGraph(nodes=nodes, edges=edges)

@@ -113,10 +113,12 @@ def reservoir_energy(res: Reservoir, x_seq: torch.Tensor, spikes_seq: torch.Tens
     return out
 
 
-def _driven_rows(x_seq: torch.Tensor, spikes_seq: torch.Tensor) -> torch.Tensor:
-    """Drives per stacked row and inference: input spikes, and the reservoir's spikes of the step before."""
+def _driven_rows(res: Reservoir, x_seq: torch.Tensor, spikes_seq: torch.Tensor) -> torch.Tensor:
+    """Drives per stacked row and inference: input spikes, and the reservoir's spikes of the step before (none
+    where a row is read at 0 V: the recurrent rows at ``recurrent_scale = 0``)."""
     prev = torch.cat([torch.zeros_like(spikes_seq[:1]), spikes_seq[:-1]])
-    return torch.cat([x_seq, prev], dim=2).double().sum((0, 1)) / x_seq.shape[1]
+    drives = torch.cat([x_seq, prev], dim=2).double().sum((0, 1)) / x_seq.shape[1]
+    return drives * (res.row_amplitude > 0)
 
 
 def measured_cell_read_j(res: Reservoir, x_seq: torch.Tensor, spikes_seq: torch.Tensor, target) -> float:
@@ -124,7 +126,7 @@ def measured_cell_read_j(res: Reservoir, x_seq: torch.Tensor, spikes_seq: torch.
 
     ``E = Σ_rows drives_row · V_read² · t_read · G_on · Σ_columns (g⁺ + g⁻)`` with the cells of
     :meth:`Reservoir.rram` (relative to G_on) and every driven row read at the full ``V_read`` (an upper bound when
-    recurrent rows are read at a lower amplitude). :func:`hardware_models.estimate` instead rebuilds conductances
+    recurrent rows are read at a lower amplitude; at ``recurrent_scale = 0`` they are not driven). :func:`hardware_models.estimate` instead rebuilds conductances
     from the quantised weight magnitudes (the other cell of a pair at G_off); a stochastically switched pair has
     both cells ON in ``p_switch²`` of the cases, so its real read current is larger. Only meaningful where a weight
     is one cell per side (``weight_bits − 1 ≤ cell_bits``, e.g. ``rram_lsm40nm``).
@@ -141,7 +143,7 @@ def measured_cell_read_j(res: Reservoir, x_seq: torch.Tensor, spikes_seq: torch.
         raise ValueError(f"target {spec.name!r} is {spec.kind}, not a crossbar")
     g_on, v, t = 1.0 / spec.si("device.r_on"), spec.si("device.v_read"), spec.si("device.t_read")
     row_g = (res.g_pos + res.g_neg).double().sum(0)  # per stacked row, relative to G_on
-    return float(v * v * t * g_on * (_driven_rows(x_seq, spikes_seq) * row_g).sum())
+    return float(v * v * t * g_on * (_driven_rows(res, x_seq, spikes_seq) * row_g).sum())
 
 
 def _one_cell_per_side(target) -> bool:

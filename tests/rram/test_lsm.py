@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from neurosim.cli import main
-from neurosim.lsm import (Reservoir, ReservoirConfig, rate_features, rram_cells, train_readout)
+from neurosim.lsm import (Reservoir, ReservoirConfig, rate_features, reservoir_graph, rram_cells, train_readout)
 from neurosim.lsm.config import ReadoutConfig, lsm_config_from_dict
 from neurosim.lsm.run import measured_cell_read_j
 from rram_helpers import spike_patterns
@@ -112,6 +112,30 @@ def test_measured_cell_read_energy_by_hand():
         measured_cell_read_j(res, x, s, "loihi")
     with pytest.raises(ValueError, match="RRAM reservoir"):
         measured_cell_read_j(Reservoir.software(3, cfg), x, s, spec)
+
+
+def test_a_reservoir_without_feedback_is_costed_without_its_recurrent_rows():
+    """recurrent_scale = 0 reads the recurrent rows at 0 V: no feedback. The graph kept an all-zero w_rec loop,
+    which the hardware models read as a one-to-one recurrence (zero off its diagonal), so the reservoir without
+    feedback cost more than with it (rram_lsm40nm: twice the ADC energy, four times the static)."""
+    from neurosim.lsm.run import reservoir_energy
+
+    x, _ = spike_patterns(30, inputs=40, T=10, seed=0)
+    x_seq = x.transpose(0, 1)
+    fed, free = (Reservoir.rram(40, ReservoirConfig(neurons=32, recurrent_scale=r), seed=0) for r in (4.0, 0.0))
+    spikes, _ = free(x_seq)
+    assert 0 < spikes.mean() < 1
+    graph = reservoir_graph(free, 1e-3)
+    assert "w_rec" not in graph.nodes and ("lif", "output") in graph.edges
+    assert "w_rec" in reservoir_graph(fed, 1e-3).nodes
+    # the same spikes through both: the one whose recurrent rows are read costs more, on every target
+    e_fed, e_free = (reservoir_energy(r, x_seq, spikes, ["rram_lsm40nm", "loihi"], 1e-3) for r in (fed, free))
+    for t in ("rram_lsm40nm", "rram_lsm40nm_blind", "loihi"):
+        assert e_free[t].total_energy_j < e_fed[t].total_energy_j, t
+    # the measured-conductance cell reads drive only the input rows
+    only_inputs = measured_cell_read_j(free, x_seq, torch.zeros_like(spikes), "rram_lsm40nm")
+    assert measured_cell_read_j(free, x_seq, spikes, "rram_lsm40nm") == only_inputs
+    assert measured_cell_read_j(fed, x_seq, spikes, "rram_lsm40nm") > only_inputs
 
 
 def test_lsm_config_rejects_bad_values_naming_the_key():
