@@ -39,6 +39,7 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 import torch
@@ -57,6 +58,16 @@ def rram_cells(shape, cfg: ReservoirConfig, generator: torch.Generator) -> torch
     base = torch.where(switched, torch.tensor(1.0), torch.tensor(1.0 / cfg.on_off_ratio))
     spread = torch.exp(cfg.sigma_log * torch.randn(shape, generator=generator) - cfg.sigma_log**2 / 2)
     return base * spread
+
+
+def _draws(inputs: int, seed: int) -> tuple[int, torch.Generator]:
+    """``(inputs, generator)``: the number of input rows and the generator of chip ``seed``, both checked first."""
+    if isinstance(inputs, bool) or not isinstance(inputs, numbers.Integral) or inputs < 1:
+        raise ValueError(f"inputs must be a whole number of input rows >= 1, got {inputs!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be an integer in [0, 2**64 - 1] (torch's generator and the chip's read-noise "
+                         f"stream take no other), got {seed!r}")
+    return int(inputs), torch.Generator().manual_seed(int(seed))
 
 
 class Reservoir(nn.Module):
@@ -99,7 +110,7 @@ class Reservoir(nn.Module):
             seed: the chip: the same seed gives the same cells and the same read-noise sequence.
             exact: read the same cells exactly (no read noise, no ADC): the ``rram_ideal`` reservoir.
         """
-        gen = torch.Generator().manual_seed(int(seed))
+        inputs, gen = _draws(inputs, seed)
         shape = (cfg.neurons, inputs + cfg.neurons)
         g_pos, g_neg = rram_cells(shape, cfg, gen), rram_cells(shape, cfg, gen)
         chip = NonIdealConfig(on_off_ratio=cfg.on_off_ratio, read_noise_rel=0.0 if exact else cfg.read_noise_rel,
@@ -112,7 +123,7 @@ class Reservoir(nn.Module):
     @classmethod
     def software(cls, inputs: int, cfg: ReservoirConfig, seed: int = 0) -> "Reservoir":
         """The software reservoir: Gaussian weights with the standard deviation of the RRAM weights."""
-        gen = torch.Generator().manual_seed(int(seed))
+        inputs, gen = _draws(inputs, seed)
         shape = (cfg.neurons, inputs + cfg.neurons)
         ref = rram_cells(shape, cfg, gen) - rram_cells(shape, cfg, gen)
         w = torch.randn(shape, generator=gen) * ref.std()
@@ -132,6 +143,7 @@ class Reservoir(nn.Module):
         if x_seq.dim() != 3 or x_seq.shape[2] != self.inputs:
             raise ValueError(f"reservoir input must be [T, B, {self.inputs}], got shape {tuple(x_seq.shape)}")
         T, B, _ = x_seq.shape  # time, batch, inputs
+        x_seq = x_seq.to(self.w.dtype)  # spikes of any dtype (bool, int, float64) drive the rows alike
         lif_state, s = (None, x_seq.new_zeros(B, self.neurons)) if state is None else state
         out = []
         with torch.no_grad():
@@ -146,7 +158,11 @@ class Reservoir(nn.Module):
 
 def rate_features(spikes_seq: torch.Tensor, bins: int) -> torch.Tensor:
     """Spike rate of every neuron in ``bins`` equal time windows: ``[T, B, N] → [B, bins · N]`` (window-major)."""
-    T, B, N = spikes_seq.shape
+    if spikes_seq.dim() != 3:
+        raise ValueError(f"spikes_seq must be [T, B, neurons], got shape {tuple(spikes_seq.shape)}")
+    if isinstance(bins, bool) or not isinstance(bins, numbers.Integral) or bins < 1:
+        raise ValueError(f"bins must be a whole number of time windows >= 1, got {bins!r}")
+    T, B, N = spikes_seq.shape  # time, batch, neurons
     edges = np.linspace(0, T, bins + 1).round().astype(int)
     if np.any(np.diff(edges) == 0):
         raise ValueError(f"feature_bins = {bins} is more than the {T} time steps")
@@ -161,6 +177,8 @@ def reservoir_graph(reservoir: Reservoir, dt_s: float):
     no ``w_rec`` (an all-zero loop would be costed as stored weights that are read)."""
     import nir
 
+    if not (isinstance(dt_s, (int, float)) and math.isfinite(dt_s) and dt_s > 0):
+        raise ValueError(f"dt_s must be a positive finite number of seconds per time step, got {dt_s!r}")
     n, k = reservoir.neurons, reservoir.inputs
     beta = reservoir.cfg.beta
     tau = dt_s / -math.log(beta) if beta < 1 else 1e9 * dt_s  # v[t] = β v[t−1] + I: β = exp(−dt/τ)

@@ -213,6 +213,9 @@ def run_lsm(cfg: LSMConfig, progress: bool = True, figures: bool = True, write: 
     A run folder that holds an LSM run of other settings is refused (before any work) unless ``overwrite``; one
     that holds a ``neurosim train`` or ``continual`` run is refused always.
     """
+    if not isinstance(cfg, LSMConfig):
+        raise TypeError(f"run_lsm needs an LSMConfig (load_lsm_config(path) or lsm_config_from_dict(dict)), got "
+                        f"{type(cfg).__name__}")
     t0 = time.perf_counter()
     run_dir = check_output_folder(Path(cfg.out_dir) / cfg.name, "out_dir") if write else None
     # the folder is held for the whole run (a second run in it is refused), then checked for other settings

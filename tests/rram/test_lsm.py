@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -303,3 +304,31 @@ def test_cli_refuses_a_run_folder_of_another_command_even_with_overwrite(tmp_pat
     assert f"holds a `neurosim {command}` run" in err and "--set name=" in err, err
     assert sorted(p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()) == sorted(files)
     assert all((run / name).read_text() == text for name, text in files.items())
+
+
+def test_python_api_names_a_wrong_argument():
+    """Wrong arguments to the public LSM functions failed deep inside torch or numpy (``expected m1 and m2 to have
+    the same dtype``, ``not enough values to unpack``, ``Target 10 is out of bounds``, ``expected non-negative
+    integer``) or not at all (a graph with τ = 0 for dt_s = 0)."""
+    from neurosim.lsm import LSMConfig, reservoir_energy, run_lsm
+
+    cfg = ReservoirConfig(neurons=8, v_th=2.0)
+    res = Reservoir.rram(6, cfg, seed=0, exact=True)
+    x = (torch.rand(5, 2, 6, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    assert torch.equal(res(x.double())[0], res(x)[0])  # float64 spikes are spikes: read as the weights' dtype
+    for bad, words in [(lambda: rate_features(torch.zeros(5, 8), 2), "[T, B, neurons]"),
+                       (lambda: rate_features(torch.zeros(5, 2, 8), 0), "bins"),
+                       (lambda: Reservoir.rram(-1, cfg), "inputs"),
+                       (lambda: Reservoir.software(0, cfg), "inputs"),
+                       (lambda: Reservoir.rram(6, cfg, seed=-1), "seed"),
+                       (lambda: reservoir_graph(res, 0.0), "dt_s"),
+                       (lambda: reservoir_energy(res, x, res(x)[0], ["loihi"], -1e-3), "dt_s"),
+                       (lambda: train_readout(torch.zeros(4, 3), torch.tensor([0, 1, 2, 3]), ReadoutConfig(epochs=1),
+                                              num_classes=3), "num_classes"),
+                       (lambda: train_readout(torch.zeros(4, 3), torch.tensor([0.0, 1.0, 0.0, 1.0]),
+                                              ReadoutConfig(epochs=1), num_classes=2), "integer")]:
+        with pytest.raises(ValueError, match=re.escape(words)):
+            bad()
+    with pytest.raises(TypeError, match="LSMConfig"):
+        run_lsm({"reservoir": {"neurons": 8}})
+    assert isinstance(LSMConfig(), LSMConfig)
