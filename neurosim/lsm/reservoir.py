@@ -49,7 +49,7 @@ from neurosim.hardware.nonideal import CrossbarLinear, NonIdealConfig, _stream_s
 from neurosim.lsm.config import ReservoirConfig
 from neurosim.nn import LIF
 
-__all__ = ["Reservoir", "rram_cells", "rate_features", "reservoir_graph"]
+__all__ = ["Reservoir", "adc_amplitude_problem", "rram_cells", "rate_features", "reservoir_graph"]
 
 
 def rram_cells(shape, cfg: ReservoirConfig, generator: torch.Generator) -> torch.Tensor:
@@ -58,6 +58,26 @@ def rram_cells(shape, cfg: ReservoirConfig, generator: torch.Generator) -> torch
     base = torch.where(switched, torch.tensor(1.0), torch.tensor(1.0 / cfg.on_off_ratio))
     spread = torch.exp(cfg.sigma_log * torch.randn(shape, generator=generator) - cfg.sigma_log**2 / 2)
     return base * spread
+
+
+def adc_amplitude_problem(cfg: ReservoirConfig) -> tuple[str, str] | None:
+    """``(key, why)`` where the chip's rows would be read above the full read voltage, which the column ADC's model
+    (:class:`neurosim.hardware.CrossbarLinear`: spikes at amplitude ≤ 1, or whole event counts) cannot take:
+    ``input_scale > 1``, or ``recurrent_scale / sqrt(neurons) > 1``; None where it can, or without an ADC."""
+    if cfg.adc_bits is None:
+        return None
+    if cfg.input_scale > 1:
+        return "input_scale", (f"input rows are read at input_scale times the full read voltage, at most 1 with the "
+                               f"{cfg.adc_bits}-bit ADC, got {cfg.input_scale!r}; lower it, or set "
+                               "reservoir.adc_bits = none (exact reads)")
+    amp = cfg.recurrent_scale / math.sqrt(cfg.neurons)
+    if amp > 1:
+        return "recurrent_scale", (
+            f"recurrent rows are read at recurrent_scale / sqrt(neurons) = {cfg.recurrent_scale:g} / "
+            f"sqrt({cfg.neurons}) = {amp:.3g} times the full read voltage, at most 1 with the {cfg.adc_bits}-bit ADC; "
+            f"with {cfg.neurons} neurons set recurrent_scale at most {math.sqrt(cfg.neurons):.3g}, more neurons, or "
+            "reservoir.adc_bits = none (exact reads)")
+    return None
 
 
 def _draws(inputs: int, seed: int) -> tuple[int, torch.Generator]:
@@ -109,8 +129,15 @@ class Reservoir(nn.Module):
         Args:
             seed: the chip: the same seed gives the same cells and the same read-noise sequence.
             exact: read the same cells exactly (no read noise, no ADC): the ``rram_ideal`` reservoir.
+
+        Raises:
+            ValueError: with the ADC on (not ``exact``), rows read above the full read voltage
+                (:func:`adc_amplitude_problem`).
         """
         inputs, gen = _draws(inputs, seed)
+        problem = None if exact else adc_amplitude_problem(cfg)
+        if problem:
+            raise ValueError(f"{problem[0]}: {problem[1]}")
         shape = (cfg.neurons, inputs + cfg.neurons)
         g_pos, g_neg = rram_cells(shape, cfg, gen), rram_cells(shape, cfg, gen)
         chip = NonIdealConfig(on_off_ratio=cfg.on_off_ratio, read_noise_rel=0.0 if exact else cfg.read_noise_rel,

@@ -25,7 +25,7 @@ from neurosim._io import atomic_write_text, check_output_folder, hold_run_folder
 from neurosim.config import ConfigError, config_to_dict, settings_differ
 from neurosim.lsm.config import LSMConfig, LSMDataConfig, load_lsm_config
 from neurosim.lsm.readout import train_readout
-from neurosim.lsm.reservoir import Reservoir, rate_features, reservoir_graph
+from neurosim.lsm.reservoir import Reservoir, adc_amplitude_problem, rate_features, reservoir_graph
 
 __all__ = ["LSMResult", "downsample_events", "load_lsm_data", "measured_cell_read_j", "run_lsm", "reservoir_energy"]
 
@@ -94,22 +94,24 @@ def _run_reservoir(res: Reservoir, x: torch.Tensor, batch: int = 256) -> torch.T
 
 
 def reservoir_energy(res: Reservoir, x_seq: torch.Tensor, spikes_seq: torch.Tensor, targets, dt_s: float) -> dict:
-    """Estimates of the reservoir per inference on ``targets`` (plus ``<crossbar>_blind``), from its measured spikes.
+    """Estimates of the reservoir per inference on ``targets`` (plus ``<crossbar>_blind``), from its measured spikes,
+    keyed by each target's name (a spec file's is its name, as :func:`neurosim.estimation.target_keys` gives it).
 
     Args:
         x_seq / spikes_seq: input spikes ``[T, B, inputs]`` and reservoir spikes ``[T, B, neurons]``.
     """
     from hardware_models import ActivityProfile, analyze, estimate, load_spec
+    from neurosim.estimation import target_keys
 
     graph = reservoir_graph(res, dt_s)
     act = ActivityProfile.from_spike_trains({"lif": spikes_seq.numpy()}, dt_s=dt_s, input_events=x_seq.numpy(),
                                             input_name="input")
     facts = analyze(graph)
     out = {}
-    for t in targets:
-        out[t] = estimate(facts, act, t)
+    for key, t in target_keys(targets).items():
+        out[key] = estimate(facts, act, t)
         if load_spec(t).kind == "crossbar":
-            out[f"{t}_blind"] = estimate(facts, act, t, activity_blind=True)
+            out[f"{key}_blind"] = estimate(facts, act, t, activity_blind=True)
     return out
 
 
@@ -178,6 +180,7 @@ def _check_before_loading(cfg: LSMConfig, write: bool = True, overwrite: bool = 
     run folder that holds a run of other settings (kept unless ``overwrite``)."""
     from hardware_models.specs import SpecError, load_spec
     from neurosim.data.registry import get_dataset
+    from neurosim.estimation import target_keys
     from neurosim.runs import other_settings
 
     try:
@@ -189,6 +192,13 @@ def _check_before_loading(cfg: LSMConfig, write: bool = True, overwrite: bool = 
             load_spec(target)
         except SpecError as e:
             raise ConfigError(f"energy.targets: {e}") from None
+    try:
+        target_keys(cfg.energy.targets)  # two targets of one name (a copy of a shipped spec) would share their rows
+    except ValueError as e:
+        raise ConfigError(f"energy.targets: {e}") from None
+    problem = adc_amplitude_problem(cfg.reservoir)
+    if problem:
+        raise ConfigError(f"reservoir.{problem[0]}: {problem[1]}")
     if cfg.reservoir.feature_bins > cfg.data.time_steps:
         raise ConfigError(f"reservoir.feature_bins: {cfg.reservoir.feature_bins} time windows cannot be cut from "
                           f"data.time_steps = {cfg.data.time_steps} steps; use at most {cfg.data.time_steps}")
@@ -225,6 +235,7 @@ def run_lsm(cfg: LSMConfig, progress: bool = True, figures: bool = True, write: 
 
 
 def _run(cfg: LSMConfig, write: bool, progress: bool, figures: bool, t0: float) -> LSMResult:
+    from neurosim.estimation import target_keys
     from neurosim.training import seed_everything
 
     seed_everything(cfg.seed)
@@ -253,11 +264,11 @@ def _run(cfg: LSMConfig, write: bool, progress: bool, figures: bool, t0: float) 
     for t, e in est.items():
         metrics[f"energy_j_{t}"] = e.total_energy_j
         metrics[f"latency_s_{t}"] = e.latency_per_inference_s
-    for t in cfg.energy.targets:
+    for key, t in target_keys(cfg.energy.targets).items():
         if _one_cell_per_side(t):  # the spec stores these random weights as-is: cost the real conductances too
             measured = measured_cell_read_j(res["rram"], x_seq, s_seq, t)
-            metrics[f"cell_read_j_measured_g_{t}"] = measured
-            metrics[f"energy_j_{t}_measured_g"] = est[t].total_energy_j - est[t].energy_j["cell_read"] + measured
+            metrics[f"cell_read_j_measured_g_{key}"] = measured
+            metrics[f"energy_j_{key}_measured_g"] = est[key].total_energy_j - est[key].energy_j["cell_read"] + measured
     metrics["seconds"] = time.perf_counter() - t0
     result = LSMResult(None, metrics, est, res, readouts)
     if write:
@@ -355,7 +366,7 @@ def _write(cfg: LSMConfig, result: LSMResult, spikes: torch.Tensor, x_te: torch.
     lines += ["", "`*_blind`: every crossbar row read every step (SpikeSim-style accounting). Energies are model "
               "estimates from hardware_models specs (see their sources), not measurements. All targets are costed on "
               "the same measured spikes of the `rram` reservoir; the digital readout is not included anywhere.", ""]
-    for t in cfg.energy.targets:
+    for t in result.estimates:
         if f"energy_j_{t}_measured_g" in m:
             lines += [f"On `{t}` the weights are stored as-is (one cell per side). Costing the cell reads with the "
                       f"reservoir's own conductances (both cells of a pair may be ON) instead of conductances rebuilt "

@@ -96,7 +96,7 @@ def test_readout_trains_clearly_above_chance_in_a_fast_setting(kind):
 def test_measured_cell_read_energy_by_hand():
     from hardware_models import load_spec
 
-    cfg = ReservoirConfig(neurons=2)
+    cfg = ReservoirConfig(neurons=2, adc_bits=None)  # (with the ADC, 2 neurons' recurrent rows read at 4/√2 > 1)
     res = Reservoir.rram(3, cfg, seed=0)
     with torch.no_grad():
         res.g_pos.copy_(torch.tensor([[1.0, 0.0, 0.5, 0.0, 1.0], [0.0, 1.0, 0.0, 0.0, 0.0]]))
@@ -239,6 +239,28 @@ def test_cli_writes_its_run_folder(tmp_path, event_digits_cache, capsys):
     assert main([*args, "data.train_subset=200", "readout.epochs=5"]) == 0 and (run / "config.toml").is_file()
 
 
+@pytest.mark.parametrize("override, kwargs, words", [
+    ("reservoir.neurons=8", dict(neurons=8),
+     ["reservoir.recurrent_scale", "4 / sqrt(8) = 1.41", "at most 2.83", "adc_bits"]),
+    ("reservoir.input_scale=2", dict(input_scale=2.0), ["reservoir.input_scale", "got 2.0", "adc_bits"]),
+])
+def test_row_amplitudes_the_adc_model_cannot_read_are_named_before_any_work(tmp_path, event_digits_cache, capsys,
+                                                                           override, kwargs, words):
+    """Rows read above the full read voltage: the chip's ADC model refused them with a traceback, after the software
+    and exact reservoirs had run (``--set reservoir.neurons=8``: recurrent rows at 4/√8 = 1.41)."""
+    assert main(["-q", "lsm", "--set", f'out_dir="{tmp_path}"', "data.train_subset=20", "data.test_subset=10",
+                 override]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and all(w in err for w in words), err
+    assert not any(tmp_path.iterdir())
+    with pytest.raises(ValueError, match=re.escape(words[0].split(".")[1])):
+        Reservoir.rram(6, ReservoirConfig(**kwargs))
+    # exact reads, or no ADC, take any amplitude
+    x = (torch.rand(5, 2, 6, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    for res in (Reservoir.rram(6, ReservoirConfig(**kwargs), exact=True),
+                Reservoir.rram(6, ReservoirConfig(**kwargs, adc_bits=None))):
+        assert res(x)[0].shape == (5, 2, res.neurons)
+
 @pytest.mark.parametrize("override, words", [
     ('energy.targets=["loihi2"]', ["energy.targets", "unknown target 'loihi2'"]),
     ("data.dataset=mnist", ["data.dataset", "unknown dataset 'mnist'"]),
@@ -332,3 +354,28 @@ def test_python_api_names_a_wrong_argument():
     with pytest.raises(TypeError, match="LSMConfig"):
         run_lsm({"reservoir": {"neurons": 8}})
     assert isinstance(LSMConfig(), LSMConfig)
+
+
+def test_a_spec_file_target_is_keyed_by_its_name_and_a_name_clash_is_refused(tmp_path, capsys):
+    """energy.targets = ["/path/myspec.toml"] gave metrics keys and report rows named by the whole path
+    (``energy_j_/path/myspec.toml_blind``); `neurosim estimate` keys a spec file by its name, and refuses two
+    targets of one name, which the LSM run took both of, the second one's figures replacing the first's."""
+    from hardware_models.specs import SPEC_DIR
+    from neurosim.lsm.run import reservoir_energy
+
+    text = (SPEC_DIR / "rram_lsm40nm.toml").read_text()
+    assert 'name = "rram_lsm40nm"' in text
+    mine = tmp_path / "myspec.toml"
+    mine.write_text(text.replace('name = "rram_lsm40nm"', 'name = "myspec"'))
+    res = Reservoir.rram(6, ReservoirConfig(neurons=16, v_th=2.0), seed=0)
+    x = (torch.rand(5, 2, 6, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    est = reservoir_energy(res, x, res(x)[0], [str(mine), "loihi"], 1e-3)
+    assert sorted(est) == ["loihi", "myspec", "myspec_blind"]
+    clash = tmp_path / "other" / "loihi.toml"
+    clash.parent.mkdir()
+    clash.write_text((SPEC_DIR / "loihi.toml").read_text())
+    assert main(["-q", "lsm", "--set", f'out_dir="{tmp_path}"', "name=clash",
+                 f'energy.targets=["loihi", "{clash}"]']) == 2
+    err = capsys.readouterr().err
+    assert "energy.targets:" in err and "both named 'loihi'" in err, err
+    assert not (tmp_path / "clash").exists()
