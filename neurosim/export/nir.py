@@ -614,6 +614,8 @@ def write_nir(graph: nir.NIRGraph, path: str | Path) -> Path:
     same folder is moved over ``path``, so an interrupted write never leaves a half-written file."""
     if not isinstance(graph, nir.NIRGraph):
         raise TypeError(f"write_nir needs a nir.NIRGraph (see to_nir), got {type(graph).__name__}")
+    if Path(path).is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give the .nir file's name (e.g. {Path(path) / 'model.nir'})")
     buf = io.BytesIO()
     nir.write(buf, graph)
     return atomic_write_bytes(path, buf.getvalue())
@@ -1122,6 +1124,8 @@ def from_nir(graph: nir.NIRGraph, dt_s: float = 1e-3, *, dtype: torch.dtype = to
     """
     if not isinstance(graph, nir.NIRGraph):
         raise TypeError(f"from_nir needs a nir.NIRGraph (e.g. from read_nir), got {type(graph).__name__}")
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating torch.dtype (torch.float32, torch.float64), got {dtype!r}")
     dt_s = _check_dt(dt_s)
     graph = _collapse_loops(graph)
     order = _chain(graph)

@@ -38,5 +38,6 @@ def register(sub) -> None:
     p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set readout.kind=mlp data.train_subset=200")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace the run folder even if it holds a run of other settings")
+                   help="replace the run folder even if it holds an LSM run of other settings (a train or "
+                        "continual run there is always refused)")
     p.set_defaults(func=cmd_lsm)

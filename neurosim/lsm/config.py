@@ -53,8 +53,9 @@ class ReservoirConfig:
     neurons: int = 256  # reservoir size (the paper: 256)
     beta: float = 0.9  # membrane decay per step (the paper: 0.9)
     v_th: float = 5.0  # firing threshold in units of one ON-cell weight (the paper: 5)
-    input_scale: float = 1.0  # read amplitude of input rows (multiplies the input weights)
-    recurrent_scale: float = 4.0  # recurrent rows read at recurrent_scale / sqrt(neurons): fading memory, not chaos
+    input_scale: float = 1.0  # read amplitude of input rows (multiplies the input weights); at most 1 with the ADC
+    recurrent_scale: float = 4.0  # recurrent rows read at recurrent_scale / sqrt(neurons): fading memory, not chaos;
+    # that amplitude is at most 1 with the ADC (full read voltage): recurrent_scale <= sqrt(neurons)
     p_switch: float = 0.5  # probability that a SET pulse switches a cell (stochastic switching)
     sigma_log: float = 0.3  # log-normal spread of a cell's conductance after the pulse
     on_off_ratio: float = 17.0  # G_on / G_off (NeuroSim V1.4: 1.7 MΩ / 100 kΩ)

@@ -79,6 +79,11 @@ def train_readout(features: torch.Tensor, labels: torch.Tensor, cfg: ReadoutConf
     if features.dim() != 2 or len(features) != len(labels):
         raise ValueError(f"features must be [N, F] with one label each, got {tuple(features.shape)} and "
                          f"{tuple(labels.shape)} labels")
+    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+        raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < num_classes:
+        raise ValueError(f"labels must lie in [0, num_classes) = [0, {num_classes}), got {int(labels.min())} to "
+                         f"{int(labels.max())}")
     x = features.float()
     mean, std = x.mean(0), x.std(0)
     std = torch.where(std > 0, std, torch.ones_like(std))  # a feature constant in training: centred, not blown up

@@ -39,6 +39,7 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 import torch
@@ -48,7 +49,7 @@ from neurosim.hardware.nonideal import CrossbarLinear, NonIdealConfig, _stream_s
 from neurosim.lsm.config import ReservoirConfig
 from neurosim.nn import LIF
 
-__all__ = ["Reservoir", "rram_cells", "rate_features", "reservoir_graph"]
+__all__ = ["Reservoir", "adc_amplitude_problem", "rram_cells", "rate_features", "reservoir_graph"]
 
 
 def rram_cells(shape, cfg: ReservoirConfig, generator: torch.Generator) -> torch.Tensor:
@@ -57,6 +58,36 @@ def rram_cells(shape, cfg: ReservoirConfig, generator: torch.Generator) -> torch
     base = torch.where(switched, torch.tensor(1.0), torch.tensor(1.0 / cfg.on_off_ratio))
     spread = torch.exp(cfg.sigma_log * torch.randn(shape, generator=generator) - cfg.sigma_log**2 / 2)
     return base * spread
+
+
+def adc_amplitude_problem(cfg: ReservoirConfig) -> tuple[str, str] | None:
+    """``(key, why)`` where the chip's rows would be read above the full read voltage, which the column ADC's model
+    (:class:`neurosim.hardware.CrossbarLinear`: spikes at amplitude ≤ 1, or whole event counts) cannot take:
+    ``input_scale > 1``, or ``recurrent_scale / sqrt(neurons) > 1``; None where it can, or without an ADC."""
+    if cfg.adc_bits is None:
+        return None
+    if cfg.input_scale > 1:
+        return "input_scale", (f"input rows are read at input_scale times the full read voltage, at most 1 with the "
+                               f"{cfg.adc_bits}-bit ADC, got {cfg.input_scale!r}; lower it, or set "
+                               "reservoir.adc_bits = none (exact reads)")
+    amp = cfg.recurrent_scale / math.sqrt(cfg.neurons)
+    if amp > 1:
+        return "recurrent_scale", (
+            f"recurrent rows are read at recurrent_scale / sqrt(neurons) = {cfg.recurrent_scale:g} / "
+            f"sqrt({cfg.neurons}) = {amp:.3g} times the full read voltage, at most 1 with the {cfg.adc_bits}-bit ADC; "
+            f"with {cfg.neurons} neurons set recurrent_scale at most {math.sqrt(cfg.neurons):.3g}, more neurons, or "
+            "reservoir.adc_bits = none (exact reads)")
+    return None
+
+
+def _draws(inputs: int, seed: int) -> tuple[int, torch.Generator]:
+    """``(inputs, generator)``: the number of input rows and the generator of chip ``seed``, both checked first."""
+    if isinstance(inputs, bool) or not isinstance(inputs, numbers.Integral) or inputs < 1:
+        raise ValueError(f"inputs must be a whole number of input rows >= 1, got {inputs!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be an integer in [0, 2**64 - 1] (torch's generator and the chip's read-noise "
+                         f"stream take no other), got {seed!r}")
+    return int(inputs), torch.Generator().manual_seed(int(seed))
 
 
 class Reservoir(nn.Module):
@@ -98,8 +129,15 @@ class Reservoir(nn.Module):
         Args:
             seed: the chip: the same seed gives the same cells and the same read-noise sequence.
             exact: read the same cells exactly (no read noise, no ADC): the ``rram_ideal`` reservoir.
+
+        Raises:
+            ValueError: with the ADC on (not ``exact``), rows read above the full read voltage
+                (:func:`adc_amplitude_problem`).
         """
-        gen = torch.Generator().manual_seed(int(seed))
+        inputs, gen = _draws(inputs, seed)
+        problem = None if exact else adc_amplitude_problem(cfg)
+        if problem:
+            raise ValueError(f"{problem[0]}: {problem[1]}")
         shape = (cfg.neurons, inputs + cfg.neurons)
         g_pos, g_neg = rram_cells(shape, cfg, gen), rram_cells(shape, cfg, gen)
         chip = NonIdealConfig(on_off_ratio=cfg.on_off_ratio, read_noise_rel=0.0 if exact else cfg.read_noise_rel,
@@ -112,7 +150,7 @@ class Reservoir(nn.Module):
     @classmethod
     def software(cls, inputs: int, cfg: ReservoirConfig, seed: int = 0) -> "Reservoir":
         """The software reservoir: Gaussian weights with the standard deviation of the RRAM weights."""
-        gen = torch.Generator().manual_seed(int(seed))
+        inputs, gen = _draws(inputs, seed)
         shape = (cfg.neurons, inputs + cfg.neurons)
         ref = rram_cells(shape, cfg, gen) - rram_cells(shape, cfg, gen)
         w = torch.randn(shape, generator=gen) * ref.std()
@@ -132,6 +170,7 @@ class Reservoir(nn.Module):
         if x_seq.dim() != 3 or x_seq.shape[2] != self.inputs:
             raise ValueError(f"reservoir input must be [T, B, {self.inputs}], got shape {tuple(x_seq.shape)}")
         T, B, _ = x_seq.shape  # time, batch, inputs
+        x_seq = x_seq.to(self.w.dtype)  # spikes of any dtype (bool, int, float64) drive the rows alike
         lif_state, s = (None, x_seq.new_zeros(B, self.neurons)) if state is None else state
         out = []
         with torch.no_grad():
@@ -146,7 +185,11 @@ class Reservoir(nn.Module):
 
 def rate_features(spikes_seq: torch.Tensor, bins: int) -> torch.Tensor:
     """Spike rate of every neuron in ``bins`` equal time windows: ``[T, B, N] → [B, bins · N]`` (window-major)."""
-    T, B, N = spikes_seq.shape
+    if spikes_seq.dim() != 3:
+        raise ValueError(f"spikes_seq must be [T, B, neurons], got shape {tuple(spikes_seq.shape)}")
+    if isinstance(bins, bool) or not isinstance(bins, numbers.Integral) or bins < 1:
+        raise ValueError(f"bins must be a whole number of time windows >= 1, got {bins!r}")
+    T, B, N = spikes_seq.shape  # time, batch, neurons
     edges = np.linspace(0, T, bins + 1).round().astype(int)
     if np.any(np.diff(edges) == 0):
         raise ValueError(f"feature_bins = {bins} is more than the {T} time steps")
@@ -155,9 +198,14 @@ def rate_features(spikes_seq: torch.Tensor, bins: int) -> torch.Tensor:
 
 
 def reservoir_graph(reservoir: Reservoir, dt_s: float):
-    """The reservoir as a NIR graph: ``input → w_in → lif ⟲ w_rec``, ``lif → output`` (for hardware estimates)."""
+    """The reservoir as a NIR graph: ``input → w_in → lif ⟲ w_rec``, ``lif → output`` (for hardware estimates).
+
+    With ``recurrent_scale = 0`` the recurrent rows are read at 0 V, so the reservoir has no feedback and the graph
+    no ``w_rec`` (an all-zero loop would be costed as stored weights that are read)."""
     import nir
 
+    if not (isinstance(dt_s, (int, float)) and math.isfinite(dt_s) and dt_s > 0):
+        raise ValueError(f"dt_s must be a positive finite number of seconds per time step, got {dt_s!r}")
     n, k = reservoir.neurons, reservoir.inputs
     beta = reservoir.cfg.beta
     tau = dt_s / -math.log(beta) if beta < 1 else 1e9 * dt_s  # v[t] = β v[t−1] + I: β = exp(−dt/τ)
@@ -166,8 +214,10 @@ def reservoir_graph(reservoir: Reservoir, dt_s: float):
         "w_in": nir.Linear(weight=reservoir.w_in.double().numpy()),
         "lif": nir.LIF(tau=np.full(n, tau), r=np.ones(n), v_leak=np.zeros(n),
                        v_threshold=np.full(n, reservoir.cfg.v_th)),
-        "w_rec": nir.Linear(weight=reservoir.w_rec.double().numpy()),
         "output": nir.Output(output_type=np.array([n])),
     }
-    edges = [("input", "w_in"), ("w_in", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")]
+    edges = [("input", "w_in"), ("w_in", "lif"), ("lif", "output")]
+    if reservoir.cfg.recurrent_scale > 0:
+        nodes["w_rec"] = nir.Linear(weight=reservoir.w_rec.double().numpy())
+        edges += [("lif", "w_rec"), ("w_rec", "lif")]
     return nir.NIRGraph(nodes=nodes, edges=edges)

@@ -25,7 +25,7 @@ from neurosim._io import atomic_write_text, check_output_folder, hold_run_folder
 from neurosim.config import ConfigError, config_to_dict, settings_differ
 from neurosim.lsm.config import LSMConfig, LSMDataConfig, load_lsm_config
 from neurosim.lsm.readout import train_readout
-from neurosim.lsm.reservoir import Reservoir, rate_features, reservoir_graph
+from neurosim.lsm.reservoir import Reservoir, adc_amplitude_problem, rate_features, reservoir_graph
 
 __all__ = ["LSMResult", "downsample_events", "load_lsm_data", "measured_cell_read_j", "run_lsm", "reservoir_energy"]
 
@@ -94,29 +94,33 @@ def _run_reservoir(res: Reservoir, x: torch.Tensor, batch: int = 256) -> torch.T
 
 
 def reservoir_energy(res: Reservoir, x_seq: torch.Tensor, spikes_seq: torch.Tensor, targets, dt_s: float) -> dict:
-    """Estimates of the reservoir per inference on ``targets`` (plus ``<crossbar>_blind``), from its measured spikes.
+    """Estimates of the reservoir per inference on ``targets`` (plus ``<crossbar>_blind``), from its measured spikes,
+    keyed by each target's name (a spec file's is its name, as :func:`neurosim.estimation.target_keys` gives it).
 
     Args:
         x_seq / spikes_seq: input spikes ``[T, B, inputs]`` and reservoir spikes ``[T, B, neurons]``.
     """
     from hardware_models import ActivityProfile, analyze, estimate, load_spec
+    from neurosim.estimation import target_keys
 
     graph = reservoir_graph(res, dt_s)
     act = ActivityProfile.from_spike_trains({"lif": spikes_seq.numpy()}, dt_s=dt_s, input_events=x_seq.numpy(),
                                             input_name="input")
     facts = analyze(graph)
     out = {}
-    for t in targets:
-        out[t] = estimate(facts, act, t)
+    for key, t in target_keys(targets).items():
+        out[key] = estimate(facts, act, t)
         if load_spec(t).kind == "crossbar":
-            out[f"{t}_blind"] = estimate(facts, act, t, activity_blind=True)
+            out[f"{key}_blind"] = estimate(facts, act, t, activity_blind=True)
     return out
 
 
-def _driven_rows(x_seq: torch.Tensor, spikes_seq: torch.Tensor) -> torch.Tensor:
-    """Drives per stacked row and inference: input spikes, and the reservoir's spikes of the step before."""
+def _driven_rows(res: Reservoir, x_seq: torch.Tensor, spikes_seq: torch.Tensor) -> torch.Tensor:
+    """Drives per stacked row and inference: input spikes, and the reservoir's spikes of the step before (none
+    where a row is read at 0 V: the recurrent rows at ``recurrent_scale = 0``)."""
     prev = torch.cat([torch.zeros_like(spikes_seq[:1]), spikes_seq[:-1]])
-    return torch.cat([x_seq, prev], dim=2).double().sum((0, 1)) / x_seq.shape[1]
+    drives = torch.cat([x_seq, prev], dim=2).double().sum((0, 1)) / x_seq.shape[1]
+    return drives * (res.row_amplitude > 0)
 
 
 def measured_cell_read_j(res: Reservoir, x_seq: torch.Tensor, spikes_seq: torch.Tensor, target) -> float:
@@ -124,7 +128,7 @@ def measured_cell_read_j(res: Reservoir, x_seq: torch.Tensor, spikes_seq: torch.
 
     ``E = Σ_rows drives_row · V_read² · t_read · G_on · Σ_columns (g⁺ + g⁻)`` with the cells of
     :meth:`Reservoir.rram` (relative to G_on) and every driven row read at the full ``V_read`` (an upper bound when
-    recurrent rows are read at a lower amplitude). :func:`hardware_models.estimate` instead rebuilds conductances
+    recurrent rows are read at a lower amplitude; at ``recurrent_scale = 0`` they are not driven). :func:`hardware_models.estimate` instead rebuilds conductances
     from the quantised weight magnitudes (the other cell of a pair at G_off); a stochastically switched pair has
     both cells ON in ``p_switch²`` of the cases, so its real read current is larger. Only meaningful where a weight
     is one cell per side (``weight_bits − 1 ≤ cell_bits``, e.g. ``rram_lsm40nm``).
@@ -141,7 +145,7 @@ def measured_cell_read_j(res: Reservoir, x_seq: torch.Tensor, spikes_seq: torch.
         raise ValueError(f"target {spec.name!r} is {spec.kind}, not a crossbar")
     g_on, v, t = 1.0 / spec.si("device.r_on"), spec.si("device.v_read"), spec.si("device.t_read")
     row_g = (res.g_pos + res.g_neg).double().sum(0)  # per stacked row, relative to G_on
-    return float(v * v * t * g_on * (_driven_rows(x_seq, spikes_seq) * row_g).sum())
+    return float(v * v * t * g_on * (_driven_rows(res, x_seq, spikes_seq) * row_g).sum())
 
 
 def _one_cell_per_side(target) -> bool:
@@ -151,11 +155,32 @@ def _one_cell_per_side(target) -> bool:
     return spec.kind == "crossbar" and spec.si("array.weight_bits") - 1 <= spec.si("array.cell_bits")
 
 
+def _other_commands_run(run_dir: Path) -> str | None:
+    """``"train"`` or ``"continual"`` where ``run_dir`` holds a run of that command (its files, or a config.toml
+    with its sections), which an LSM run would partly write over (config.toml, report.md, raster.png); else None."""
+    from neurosim.config import tomllib
+
+    if any((run_dir / f).exists() for f in ("checkpoint.pt", "best.pt", "metrics.jsonl")):
+        return "train"
+    if (run_dir / "finished").is_dir() or (run_dir / "results.json").exists():
+        return "continual"
+    try:
+        keys = set(tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8")))
+    except (OSError, ValueError):  # none, or not TOML: nothing says whose it is
+        return None
+    if keys & {"tasks", "seeds", "methods", "hlop", "ewc"}:
+        return "continual"
+    if keys & {"model", "neuron", "train"}:  # sections an LSM config has not
+        return "train"
+    return None
+
+
 def _check_before_loading(cfg: LSMConfig, write: bool = True, overwrite: bool = False) -> None:
     """Config values that would otherwise fail only after the reservoirs and readouts have run, and (``write``) a
     run folder that holds a run of other settings (kept unless ``overwrite``)."""
     from hardware_models.specs import SpecError, load_spec
     from neurosim.data.registry import get_dataset
+    from neurosim.estimation import target_keys
     from neurosim.runs import other_settings
 
     try:
@@ -167,12 +192,23 @@ def _check_before_loading(cfg: LSMConfig, write: bool = True, overwrite: bool = 
             load_spec(target)
         except SpecError as e:
             raise ConfigError(f"energy.targets: {e}") from None
+    try:
+        target_keys(cfg.energy.targets)  # two targets of one name (a copy of a shipped spec) would share their rows
+    except ValueError as e:
+        raise ConfigError(f"energy.targets: {e}") from None
+    problem = adc_amplitude_problem(cfg.reservoir)
+    if problem:
+        raise ConfigError(f"reservoir.{problem[0]}: {problem[1]}")
     if cfg.reservoir.feature_bins > cfg.data.time_steps:
         raise ConfigError(f"reservoir.feature_bins: {cfg.reservoir.feature_bins} time windows cannot be cut from "
                           f"data.time_steps = {cfg.data.time_steps} steps; use at most {cfg.data.time_steps}")
     if not write:
         return
     run_dir = check_output_folder(Path(cfg.out_dir) / cfg.name, "out_dir")
+    other = _other_commands_run(run_dir)
+    if other:  # even with overwrite: that replaces an LSM run, and would leave the other run's files half replaced
+        raise ConfigError(f"{run_dir} holds a `neurosim {other}` run, whose config.toml and report.md an LSM run would "
+                          "write over; choose another name (--set name=...) or out_dir")
     changed = None if overwrite else other_settings(run_dir, config_to_dict(cfg), load_lsm_config,
                                                     ("name", "out_dir", "data.root"))
     if changed:
@@ -184,8 +220,12 @@ def run_lsm(cfg: LSMConfig, progress: bool = True, figures: bool = True, write: 
             overwrite: bool = False) -> LSMResult:
     """Run the whole LSM experiment of ``cfg`` (module docstring); ``write=False`` keeps everything in memory.
 
-    A run folder that holds a run of other settings is refused (before any work) unless ``overwrite``.
+    A run folder that holds an LSM run of other settings is refused (before any work) unless ``overwrite``; one
+    that holds a ``neurosim train`` or ``continual`` run is refused always.
     """
+    if not isinstance(cfg, LSMConfig):
+        raise TypeError(f"run_lsm needs an LSMConfig (load_lsm_config(path) or lsm_config_from_dict(dict)), got "
+                        f"{type(cfg).__name__}")
     t0 = time.perf_counter()
     run_dir = check_output_folder(Path(cfg.out_dir) / cfg.name, "out_dir") if write else None
     # the folder is held for the whole run (a second run in it is refused), then checked for other settings
@@ -195,6 +235,7 @@ def run_lsm(cfg: LSMConfig, progress: bool = True, figures: bool = True, write: 
 
 
 def _run(cfg: LSMConfig, write: bool, progress: bool, figures: bool, t0: float) -> LSMResult:
+    from neurosim.estimation import target_keys
     from neurosim.training import seed_everything
 
     seed_everything(cfg.seed)
@@ -223,11 +264,11 @@ def _run(cfg: LSMConfig, write: bool, progress: bool, figures: bool, t0: float) 
     for t, e in est.items():
         metrics[f"energy_j_{t}"] = e.total_energy_j
         metrics[f"latency_s_{t}"] = e.latency_per_inference_s
-    for t in cfg.energy.targets:
+    for key, t in target_keys(cfg.energy.targets).items():
         if _one_cell_per_side(t):  # the spec stores these random weights as-is: cost the real conductances too
             measured = measured_cell_read_j(res["rram"], x_seq, s_seq, t)
-            metrics[f"cell_read_j_measured_g_{t}"] = measured
-            metrics[f"energy_j_{t}_measured_g"] = est[t].total_energy_j - est[t].energy_j["cell_read"] + measured
+            metrics[f"cell_read_j_measured_g_{key}"] = measured
+            metrics[f"energy_j_{key}_measured_g"] = est[key].total_energy_j - est[key].energy_j["cell_read"] + measured
     metrics["seconds"] = time.perf_counter() - t0
     result = LSMResult(None, metrics, est, res, readouts)
     if write:
@@ -325,7 +366,7 @@ def _write(cfg: LSMConfig, result: LSMResult, spikes: torch.Tensor, x_te: torch.
     lines += ["", "`*_blind`: every crossbar row read every step (SpikeSim-style accounting). Energies are model "
               "estimates from hardware_models specs (see their sources), not measurements. All targets are costed on "
               "the same measured spikes of the `rram` reservoir; the digital readout is not included anywhere.", ""]
-    for t in cfg.energy.targets:
+    for t in result.estimates:
         if f"energy_j_{t}_measured_g" in m:
             lines += [f"On `{t}` the weights are stored as-is (one cell per side). Costing the cell reads with the "
                       f"reservoir's own conductances (both cells of a pair may be ON) instead of conductances rebuilt "

@@ -4,6 +4,7 @@ BatchNorm folding, MaxPool handling, clear errors for what NIR or neurosim canno
 from __future__ import annotations
 
 import math
+import re
 
 import nir
 import numpy as np
@@ -392,6 +393,19 @@ def test_write_is_atomic_and_replaces(tmp_path, monkeypatch):
         write_nir(g1, path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.nir"]  # no temporary file left behind
+
+
+def test_write_to_a_folder_and_import_as_a_non_float_dtype_are_named(tmp_path):
+    """write_nir into a folder raised "Is a directory: '<tmp>/.x.vm.123.tmp' -> '<folder>'" (the temporary file's
+    name first); from_nir(dtype=torch.int32) failed in nn.Module.to, dtype="float64" as an 'Invalid device string'."""
+    graph = to_nir(Sequential(Linear(3, 2), LIF(beta=0.5)), (3,))
+    with pytest.raises(IsADirectoryError, match=f"{re.escape(str(tmp_path))} is a folder; give the .nir file's name"):
+        write_nir(graph, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    for dtype in (torch.int32, "float64", None):
+        with pytest.raises(TypeError, match=r"dtype must be a floating torch\.dtype"):
+            from_nir(graph, dtype=dtype)
+    assert from_nir(graph, dtype=torch.float64)[0].weight.dtype == torch.float64
 
 
 def test_read_errors_name_the_file(tmp_path):

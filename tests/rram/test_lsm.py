@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 import torch
 
 from neurosim.cli import main
-from neurosim.lsm import (Reservoir, ReservoirConfig, rate_features, rram_cells, train_readout)
+from neurosim.lsm import (Reservoir, ReservoirConfig, rate_features, reservoir_graph, rram_cells, train_readout)
 from neurosim.lsm.config import ReadoutConfig, lsm_config_from_dict
 from neurosim.lsm.run import measured_cell_read_j
 from rram_helpers import spike_patterns
@@ -95,7 +96,7 @@ def test_readout_trains_clearly_above_chance_in_a_fast_setting(kind):
 def test_measured_cell_read_energy_by_hand():
     from hardware_models import load_spec
 
-    cfg = ReservoirConfig(neurons=2)
+    cfg = ReservoirConfig(neurons=2, adc_bits=None)  # (with the ADC, 2 neurons' recurrent rows read at 4/√2 > 1)
     res = Reservoir.rram(3, cfg, seed=0)
     with torch.no_grad():
         res.g_pos.copy_(torch.tensor([[1.0, 0.0, 0.5, 0.0, 1.0], [0.0, 1.0, 0.0, 0.0, 0.0]]))
@@ -112,6 +113,30 @@ def test_measured_cell_read_energy_by_hand():
         measured_cell_read_j(res, x, s, "loihi")
     with pytest.raises(ValueError, match="RRAM reservoir"):
         measured_cell_read_j(Reservoir.software(3, cfg), x, s, spec)
+
+
+def test_a_reservoir_without_feedback_is_costed_without_its_recurrent_rows():
+    """recurrent_scale = 0 reads the recurrent rows at 0 V: no feedback. The graph kept an all-zero w_rec loop,
+    which the hardware models read as a one-to-one recurrence (zero off its diagonal), so the reservoir without
+    feedback cost more than with it (rram_lsm40nm: twice the ADC energy, four times the static)."""
+    from neurosim.lsm.run import reservoir_energy
+
+    x, _ = spike_patterns(30, inputs=40, T=10, seed=0)
+    x_seq = x.transpose(0, 1)
+    fed, free = (Reservoir.rram(40, ReservoirConfig(neurons=32, recurrent_scale=r), seed=0) for r in (4.0, 0.0))
+    spikes, _ = free(x_seq)
+    assert 0 < spikes.mean() < 1
+    graph = reservoir_graph(free, 1e-3)
+    assert "w_rec" not in graph.nodes and ("lif", "output") in graph.edges
+    assert "w_rec" in reservoir_graph(fed, 1e-3).nodes
+    # the same spikes through both: the one whose recurrent rows are read costs more, on every target
+    e_fed, e_free = (reservoir_energy(r, x_seq, spikes, ["rram_lsm40nm", "loihi"], 1e-3) for r in (fed, free))
+    for t in ("rram_lsm40nm", "rram_lsm40nm_blind", "loihi"):
+        assert e_free[t].total_energy_j < e_fed[t].total_energy_j, t
+    # the measured-conductance cell reads drive only the input rows
+    only_inputs = measured_cell_read_j(free, x_seq, torch.zeros_like(spikes), "rram_lsm40nm")
+    assert measured_cell_read_j(free, x_seq, spikes, "rram_lsm40nm") == only_inputs
+    assert measured_cell_read_j(fed, x_seq, spikes, "rram_lsm40nm") > only_inputs
 
 
 def test_lsm_config_rejects_bad_values_naming_the_key():
@@ -214,6 +239,28 @@ def test_cli_writes_its_run_folder(tmp_path, event_digits_cache, capsys):
     assert main([*args, "data.train_subset=200", "readout.epochs=5"]) == 0 and (run / "config.toml").is_file()
 
 
+@pytest.mark.parametrize("override, kwargs, words", [
+    ("reservoir.neurons=8", dict(neurons=8),
+     ["reservoir.recurrent_scale", "4 / sqrt(8) = 1.41", "at most 2.83", "adc_bits"]),
+    ("reservoir.input_scale=2", dict(input_scale=2.0), ["reservoir.input_scale", "got 2.0", "adc_bits"]),
+])
+def test_row_amplitudes_the_adc_model_cannot_read_are_named_before_any_work(tmp_path, event_digits_cache, capsys,
+                                                                           override, kwargs, words):
+    """Rows read above the full read voltage: the chip's ADC model refused them with a traceback, after the software
+    and exact reservoirs had run (``--set reservoir.neurons=8``: recurrent rows at 4/√8 = 1.41)."""
+    assert main(["-q", "lsm", "--set", f'out_dir="{tmp_path}"', "data.train_subset=20", "data.test_subset=10",
+                 override]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and all(w in err for w in words), err
+    assert not any(tmp_path.iterdir())
+    with pytest.raises(ValueError, match=re.escape(words[0].split(".")[1])):
+        Reservoir.rram(6, ReservoirConfig(**kwargs))
+    # exact reads, or no ADC, take any amplitude
+    x = (torch.rand(5, 2, 6, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    for res in (Reservoir.rram(6, ReservoirConfig(**kwargs), exact=True),
+                Reservoir.rram(6, ReservoirConfig(**kwargs, adc_bits=None))):
+        assert res(x)[0].shape == (5, 2, res.neurons)
+
 @pytest.mark.parametrize("override, words", [
     ('energy.targets=["loihi2"]', ["energy.targets", "unknown target 'loihi2'"]),
     ("data.dataset=mnist", ["data.dataset", "unknown dataset 'mnist'"]),
@@ -253,3 +300,82 @@ def test_events_are_downsampled_to_input_spikes_by_hand_and_in_chunks():
     assert downsample_events(frames, 2, merge_polarity=False)[0, 0].tolist() == [0] * 4 + [0, 1, 0, 0]
     for chunk in (1, 2, 5):
         assert torch.equal(downsample_events(frames, 2, chunk=chunk), x)
+
+
+@pytest.mark.parametrize("command, files", [
+    ("train", {"config.toml": "name = \"r\"\nseed = 0\n[data]\ntime_steps = 4\n[model]\nkind = \"mlp\"\n",
+               "checkpoint.pt": "weights", "report.md": "# the training run's report"}),
+    ("train", {"metrics.jsonl": "{}\n", "report.md": "# a run stopped before it wrote config.toml"}),
+    ("continual", {"config.toml": "name = \"c\"\ntasks = 5\n", "finished/ewc-seed0.json": "{}",
+                   "report.md": "# the continual run's report"}),
+])
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_cli_refuses_a_run_folder_of_another_command_even_with_overwrite(tmp_path, event_digits_cache, capsys,
+                                                                         command, files, overwrite):
+    """`--set name=` of a train or continual run: lsm wrote its config.toml, report.md and raster.png over that
+    run's (the training run's report lost, its checkpoint left beside an LSM config), exit 0."""
+    run = tmp_path / "r"
+    for name, text in files.items():
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_text(text)
+    args = ["-q", "lsm", *(["--overwrite"] if overwrite else []), "--set", f'out_dir="{tmp_path}"', "name=r",
+            "data.train_subset=40", "data.test_subset=20", "data.time_steps=10", "reservoir.neurons=16",
+            "readout.epochs=5", "energy.samples=5", 'energy.targets=["loihi"]']
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"holds a `neurosim {command}` run" in err and "--set name=" in err, err
+    assert sorted(p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()) == sorted(files)
+    assert all((run / name).read_text() == text for name, text in files.items())
+
+
+def test_python_api_names_a_wrong_argument():
+    """Wrong arguments to the public LSM functions failed deep inside torch or numpy (``expected m1 and m2 to have
+    the same dtype``, ``not enough values to unpack``, ``Target 10 is out of bounds``, ``expected non-negative
+    integer``) or not at all (a graph with τ = 0 for dt_s = 0)."""
+    from neurosim.lsm import LSMConfig, reservoir_energy, run_lsm
+
+    cfg = ReservoirConfig(neurons=8, v_th=2.0)
+    res = Reservoir.rram(6, cfg, seed=0, exact=True)
+    x = (torch.rand(5, 2, 6, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    assert torch.equal(res(x.double())[0], res(x)[0])  # float64 spikes are spikes: read as the weights' dtype
+    for bad, words in [(lambda: rate_features(torch.zeros(5, 8), 2), "[T, B, neurons]"),
+                       (lambda: rate_features(torch.zeros(5, 2, 8), 0), "bins"),
+                       (lambda: Reservoir.rram(-1, cfg), "inputs"),
+                       (lambda: Reservoir.software(0, cfg), "inputs"),
+                       (lambda: Reservoir.rram(6, cfg, seed=-1), "seed"),
+                       (lambda: reservoir_graph(res, 0.0), "dt_s"),
+                       (lambda: reservoir_energy(res, x, res(x)[0], ["loihi"], -1e-3), "dt_s"),
+                       (lambda: train_readout(torch.zeros(4, 3), torch.tensor([0, 1, 2, 3]), ReadoutConfig(epochs=1),
+                                              num_classes=3), "num_classes"),
+                       (lambda: train_readout(torch.zeros(4, 3), torch.tensor([0.0, 1.0, 0.0, 1.0]),
+                                              ReadoutConfig(epochs=1), num_classes=2), "integer")]:
+        with pytest.raises(ValueError, match=re.escape(words)):
+            bad()
+    with pytest.raises(TypeError, match="LSMConfig"):
+        run_lsm({"reservoir": {"neurons": 8}})
+    assert isinstance(LSMConfig(), LSMConfig)
+
+
+def test_a_spec_file_target_is_keyed_by_its_name_and_a_name_clash_is_refused(tmp_path, capsys):
+    """energy.targets = ["/path/myspec.toml"] gave metrics keys and report rows named by the whole path
+    (``energy_j_/path/myspec.toml_blind``); `neurosim estimate` keys a spec file by its name, and refuses two
+    targets of one name, which the LSM run took both of, the second one's figures replacing the first's."""
+    from hardware_models.specs import SPEC_DIR
+    from neurosim.lsm.run import reservoir_energy
+
+    text = (SPEC_DIR / "rram_lsm40nm.toml").read_text()
+    assert 'name = "rram_lsm40nm"' in text
+    mine = tmp_path / "myspec.toml"
+    mine.write_text(text.replace('name = "rram_lsm40nm"', 'name = "myspec"'))
+    res = Reservoir.rram(6, ReservoirConfig(neurons=16, v_th=2.0), seed=0)
+    x = (torch.rand(5, 2, 6, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    est = reservoir_energy(res, x, res(x)[0], [str(mine), "loihi"], 1e-3)
+    assert sorted(est) == ["loihi", "myspec", "myspec_blind"]
+    clash = tmp_path / "other" / "loihi.toml"
+    clash.parent.mkdir()
+    clash.write_text((SPEC_DIR / "loihi.toml").read_text())
+    assert main(["-q", "lsm", "--set", f'out_dir="{tmp_path}"', "name=clash",
+                 f'energy.targets=["loihi", "{clash}"]']) == 2
+    err = capsys.readouterr().err
+    assert "energy.targets:" in err and "both named 'loihi'" in err, err
+    assert not (tmp_path / "clash").exists()
