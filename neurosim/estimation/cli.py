@@ -83,7 +83,8 @@ def cmd_estimate(args) -> int:
             ee = early_exit_checkpoint(args.checkpoint, args.target, samples=args.early_exit_samples,
                                        out_dir=args.out, progress=not args.quiet, step_ms=args.step_ms,
                                        thresholds=args.exit_thresholds or DEFAULT_THRESHOLDS,
-                                       metric=args.exit_metric or "confidence", loaded=loaded)
+                                       metric=args.exit_metric or "confidence", loaded=loaded,
+                                       per_sample=args.per_sample)
         except ValueError as e:
             raise UserError(str(e)) from None
         print(ee.table())
@@ -167,5 +168,6 @@ def register(sub) -> None:
                    help="also estimate each of the --samples test samples on its own: the mean, median, 90th and "
                         "99th percentile and maximum of the energy and latency per inference beside the estimate of "
                         "their mean activity (a busiest-core chip's latency is a maximum: the mean activity "
-                        "understates it), and the slowest samples; writes per_sample.json/.txt/.png")
+                        "understates it), and the slowest samples; writes per_sample.json/.txt/.png. With --early-exit, each "
+                        "sample's latency over the steps it runs too (mean, p99, max per threshold)")
     p.set_defaults(func=cmd_estimate)

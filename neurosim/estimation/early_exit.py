@@ -20,6 +20,8 @@ estimated on each target as a run of ``t`` steps (:func:`hardware_models.estimat
 for ``t`` steps too). A policy's energy and latency per inference are the means over its samples; it also gives the
 latency of its slowest cohort (the mean over the samples that stop last: on a fixed-tick chip every one of them
 takes that long; on an event-driven chip, whose step time follows the activity, single samples may take longer).
+With ``per_sample=True`` every sample is also estimated alone over the steps it runs (under the run of all steps
+and each threshold): the mean, 99th percentile and maximum of those latencies are the tail a real-time budget needs.
 Assumed, and not costed: the host reads the outputs after every step and stops the
 chip at once (the read and the decision are free, and stopping takes no time).
 
@@ -91,13 +93,15 @@ class ExitPolicy:
     energy_j: dict = field(default_factory=dict)
     latency_s: dict = field(default_factory=dict)
     latency_max_s: dict = field(default_factory=dict)
+    latency_tail_s: dict = field(default_factory=dict)  # target -> {mean, p99, max} over samples estimated alone
     cohorts: list = field(default_factory=list)  # (index into the report's cohorts, samples) pairs
 
     def to_dict(self) -> dict:
         return {"name": self.name, "kind": self.kind, "value": self.value, "accuracy": self.accuracy,
                 "mean_steps": self.mean_steps, "exits_per_step": list(self.exits),
                 "energy_j_per_inference": dict(self.energy_j), "latency_s_per_inference": dict(self.latency_s),
-                "latency_s_slowest_cohort": dict(self.latency_max_s)}
+                "latency_s_slowest_cohort": dict(self.latency_max_s),
+                **({"latency_s_per_sample": dict(self.latency_tail_s)} if self.latency_tail_s else {})}
 
 
 @dataclass
@@ -141,6 +145,13 @@ class EarlyExitReport:
                 f" ({p.latency_max_s[t] * 1e3:.3g})" if p.kind == "threshold" else "")
                 for p in self.policies if p.kind == "threshold" or p.value == self.time_steps]
             lines.append(f"  {t}: " + "; ".join(parts))
+        tails = [p for p in self.policies if p.latency_tail_s]
+        if tails:
+            lines.append("latency per inference, each sample estimated alone: mean / p99 / max:")
+            for t in [t for t in self.targets if t in tails[0].latency_tail_s]:
+                parts = [f"{p.name}: " + " / ".join(f"{p.latency_tail_s[t][q] * 1e3:.3g}" for q in ("mean", "p99",
+                         "max")) + " ms" for p in tails if t in p.latency_tail_s]
+                lines.append(f"  {t}: " + "; ".join(parts))
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -226,7 +237,7 @@ def _outputs(model, data, samples: int | None):
 def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] | None = None, *, loss=None,
                thresholds: Sequence[float] = DEFAULT_THRESHOLDS, metric: str = "confidence", dt_s: float = 1e-3,
                samples: int | None = None, maxpool: str = "sumpool", out_dir: str | Path | None = None,
-               **options) -> EarlyExitReport:
+               per_sample: bool = False, **options) -> EarlyExitReport:
     """Accuracy, energy and latency of ``model`` stopped after each fixed number of steps and at each confidence
     threshold (see the module docstring), on every one of ``targets`` (default: every shipped target).
 
@@ -240,6 +251,10 @@ def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] |
         dt_s, maxpool, **options: as :func:`neurosim.estimation.estimate_model`.
         samples: use the first ``samples`` (default: all).
         out_dir: when given, writes ``early_exit.json``, ``early_exit.txt`` and ``early_exit.png`` there.
+        per_sample: also estimate each sample on its own over the steps it runs, under the run of all steps and
+            each threshold (:mod:`neurosim.estimation.per_sample`): the mean, 99th percentile and maximum of the
+            samples' latencies (``ExitPolicy.latency_tail_s``), where the slowest cohort's figure is its mean
+            activity's. One more pass over the data, and an estimate per sample and exit step.
     """
     import torch
     from hardware_models import analyze, estimate, load_spec
@@ -280,7 +295,7 @@ def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] |
         return index[key]
 
     everyone = torch.arange(S)
-    policies = []
+    policies, firsts = [], {}
     for t in range(1, T + 1):
         exits = [0] * T
         exits[t - 1] = S
@@ -290,6 +305,7 @@ def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] |
     for c in levels:
         over = sure > c
         first = torch.where(over.any(0), over.double().argmax(0), torch.full((S,), T - 1))  # exit step - 1
+        firsts[c] = first
         hits = correct[first, everyone]
         exits = torch.bincount(first, minlength=T).tolist()
         parts = [(cohort(t + 1, (first == t).nonzero().flatten()), n) for t, n in enumerate(exits) if n]
@@ -312,6 +328,9 @@ def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] |
             p.latency_s[t] = sum(n * v for n, v in lat) / S if known else None
             last = max(p.cohorts, key=lambda kn: cohorts[kn[0]][0])[0]  # the cohort that runs the most steps
             p.latency_max_s[t] = costs[last][t].latency_per_inference_s
+    if per_sample:
+        _latency_tails(policies, firsts, model, data if samples is None else _head(data, samples), y, T, graph,
+                       names, inp, dt_s, facts, specs, options)
     readout = type(loss).__name__ if loss is not None else "summed outputs"
     readout = {"RateCE": "summed outputs", "TET": "summed outputs", "SLTTMix": "summed outputs",
                "MaxCE": "maximum over steps", "LastCE": "last step"}.get(readout, readout)
@@ -319,6 +338,32 @@ def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] |
     if out_dir is not None:
         report.write(out_dir)
     return report
+
+
+def _latency_tails(policies, firsts, model, data, labels, T, graph, names, inp, dt_s, facts, specs, options) -> None:
+    """Each sample estimated alone over the steps it runs under the run of all ``T`` steps and each threshold
+    (``firsts[c]``: its exit step − 1): every such policy's ``latency_tail_s``."""
+    import numpy as np
+    from hardware_models import estimate
+
+    from neurosim.estimation.per_sample import sample_profiles
+
+    found, _ = sample_profiles(model, _in_order(data, labels), lambda i, _T: [T] + [int(f[i]) + 1 for f in
+                               firsts.values()], graph=graph, names=names, input_name=inp, dt_s=dt_s)
+    lat = {pair: {k: estimate(facts, act, spec, **options).latency_per_inference_s for k, spec in specs.items()}
+           for pair, act in found.items()}
+    S = len(labels)
+    for p in policies:
+        if p.kind == "steps" and p.value != T:
+            continue
+        steps = [T] * S if p.kind == "steps" else [int(v) + 1 for v in firsts[p.value]]
+        for k in specs:
+            v = [lat[(i, t)][k] for i, t in enumerate(steps)]
+            if any(x is None for x in v):
+                continue
+            v = np.asarray(v, dtype=np.float64)
+            p.latency_tail_s[k] = {"mean": float(v.mean()), "p99": float(np.percentile(v, 99)),
+                                   "max": float(v.max())}
 
 
 def _in_order(data, labels):

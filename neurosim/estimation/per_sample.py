@@ -37,7 +37,8 @@ import numpy as np
 
 from neurosim._io import atomic_write_text
 
-__all__ = ["PERCENTILES", "PerSampleReport", "SampleCosts", "per_sample", "per_sample_checkpoint", "plot_per_sample"]
+__all__ = ["PERCENTILES", "PerSampleReport", "SampleCosts", "per_sample", "per_sample_checkpoint", "plot_per_sample",
+           "sample_profiles"]
 
 #: the percentiles every summary gives (with the mean and the maximum)
 PERCENTILES = (50, 90, 99)
@@ -157,6 +158,37 @@ def _batches(data, samples: int | None, chunk: int):
             return
 
 
+def sample_profiles(model, data, steps_for, *, graph, names, input_name, dt_s: float, samples: int | None = None,
+                    chunk: int = 16):
+    """``({(i, steps): profile}, labels or None)``: the activity of each sample ``i`` of ``data`` (in order; its first
+    ``samples``) run alone for each number of steps in ``steps_for(i, T)`` (:func:`neurosim.activity.cohort_profiles`
+    with one cohort per pair, ``chunk`` samples measured together), in the terms of ``graph`` (its module → node
+    ``names`` and Input node ``input_name``); the labels as a numpy array when every batch has them."""
+    import torch
+
+    from neurosim.activity import cohort_profiles
+    from neurosim.estimation import _counts_in_input_shape
+    from neurosim.nn import LIF, MaxPool2d
+
+    found, labels, unlabelled, seen = {}, [], False, 0
+    for x, y in _batches(data, samples, chunk):
+        b, T = x.shape[1], x.shape[0]
+        if b == 0:
+            continue
+        pairs = [(seen + j, int(t)) for j in range(b) for t in dict.fromkeys(steps_for(seen + j, T))]
+        got = cohort_profiles(model, [(x, None)], [(t, [i - seen]) for i, t in pairs], dt_s=dt_s, names=names,
+                              input_name=input_name, kinds=(LIF, MaxPool2d))
+        for pair, act in zip(pairs, got):
+            _counts_in_input_shape(act, graph, input_name)
+            found[pair] = act
+        if y is None:
+            unlabelled = True
+        else:
+            labels.append(y.cpu())
+        seen += b
+    return found, None if unlabelled or not labels else torch.cat(labels).numpy()
+
+
 def _mean_profile(profiles: list):
     """The mean of one-sample profiles: what :func:`~neurosim.activity.activity_profile` measures on all of them."""
     from hardware_models import ActivityProfile
@@ -189,13 +221,10 @@ def per_sample(model, input_shape: Sequence[int], data, targets: Sequence[str] |
         dt_s, maxpool, out_dir, **options: as :func:`neurosim.estimation.estimate_model` (``out_dir``: writes
             ``per_sample.json``, ``per_sample.txt`` and ``per_sample.png`` there).
     """
-    import torch
     from hardware_models import analyze, estimate, load_spec
 
-    from neurosim.activity import cohort_profiles
-    from neurosim.estimation import _counts_in_input_shape, _graph_and_activity, _targets, target_keys
+    from neurosim.estimation import _graph_and_activity, _targets, target_keys
     from neurosim.export.nir import _to_neurosim
-    from neurosim.nn import LIF, MaxPool2d
 
     for name, v, low in (("samples", samples, 1), ("chunk", chunk, 1)):
         if v is None and name == "samples":
@@ -207,21 +236,11 @@ def per_sample(model, input_shape: Sequence[int], data, targets: Sequence[str] |
     model = _to_neurosim(model)
     graph, names, inp, _ = _graph_and_activity(model, input_shape, data, dt_s=dt_s, samples=samples, maxpool=maxpool,
                                                measure=False)
-    profiles, labels, unlabelled = [], [], False
-    for x, y in _batches(data, samples, int(chunk)):
-        b = x.shape[1]
-        if b == 0:
-            continue
-        profiles += cohort_profiles(model, [(x, None)], [(x.shape[0], [j]) for j in range(b)], dt_s=dt_s,
-                                    names=names, input_name=inp, kinds=(LIF, MaxPool2d))
-        if y is None:
-            unlabelled = True
-        else:
-            labels.append(y.cpu())
-    if not profiles:
+    found, labels = sample_profiles(model, data, lambda i, T: [T], graph=graph, names=names, input_name=inp,
+                                    dt_s=dt_s, samples=samples, chunk=int(chunk))
+    if not found:
         raise ValueError("per_sample: no samples (empty data)")
-    for act in profiles:
-        _counts_in_input_shape(act, graph, inp)
+    profiles = list(found.values())  # (in sample order)
     mean = _mean_profile(profiles)
     facts = analyze(graph)
     costs = {}
@@ -234,8 +253,7 @@ def per_sample(model, input_shape: Sequence[int], data, targets: Sequence[str] |
             key, np.array([e.total_energy_j for e in ests]),
             None if any(v is None for v in lat) else np.array(lat, dtype=np.float64),
             at_mean.total_energy_j, at_mean.latency_per_inference_s)
-    report = PerSampleReport(mean.time_steps, len(profiles), float(dt_s),
-                             None if unlabelled or not labels else torch.cat(labels).numpy(), costs)
+    report = PerSampleReport(mean.time_steps, len(profiles), float(dt_s), labels, costs)
     if out_dir is not None:
         report.write(out_dir)
     return report

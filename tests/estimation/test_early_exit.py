@@ -136,6 +136,31 @@ def test_early_exit_policies_match_runs_stopped_by_hand_and_their_estimates(metr
             assert p.latency_max_s[name] == pytest.approx(per[-1][2], rel=1e-12)  # those that stop last
 
 
+def test_per_sample_latency_tails_are_each_samples_own_stopped_run_estimated_alone():
+    net, x, shape = _conv_net()
+    y = torch.arange(B) % 5
+    data = [(x[:, :5], y[:5]), (x[:, 5:], y[5:])]
+    targets = ["loihi", "rram_neurosim"]
+    rep = early_exit(net, shape, data, targets, thresholds=[0.3, 0.6], per_sample=True, samples=8)
+    plain = early_exit(net, shape, data, targets, thresholds=[0.3, 0.6], samples=8)
+    for p, q in zip(rep.policies, plain.policies):  # the other figures do not change
+        assert (p.accuracy, p.exits, p.energy_j, p.latency_s) == (q.accuracy, q.exits, q.energy_j, q.latency_s)
+    by = {p.name: p for p in rep.policies}
+    assert not by["2 steps"].latency_tail_s  # fixed steps short of T: not estimated per sample
+    for name, steps in [(f"{T} steps (all)", [T] * 8), *[(f"confidence > {c:g}", _manual_exits(net, x, y, c,
+                                                          "confidence")[0][:8]) for c in (0.3, 0.6)]]:
+        p = by[name]
+        for target in targets:
+            alone = np.array([estimate_model(net, shape, x[:s, [i]], [target]).estimates[target]
+                              .latency_per_inference_s for i, s in enumerate(steps)])
+            tail = p.latency_tail_s[target]
+            assert tail["mean"] == pytest.approx(alone.mean(), rel=1e-9)
+            assert tail["max"] == pytest.approx(alone.max(), rel=1e-9)
+            assert tail["p99"] == pytest.approx(np.percentile(alone, 99), rel=1e-9)
+    assert "each sample estimated alone" in rep.table()
+    assert "latency_s_per_sample" in rep.to_dict()["policies"][-1]
+
+
 def test_thresholds_zero_and_one_are_the_first_and_the_last_step():
     net, x, shape = _conv_net()
     y = torch.zeros(B, dtype=torch.long)

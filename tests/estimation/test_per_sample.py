@@ -122,6 +122,17 @@ def test_cli_per_sample_writes_its_files_and_matches_the_estimate(tiny_checkpoin
     assert not any(folder.glob("per_sample*"))
 
 
+def test_cli_per_sample_with_early_exit_gives_each_policys_tail(tiny_checkpoint, capsys):
+    from neurosim.cli import main
+
+    assert main(["-q", "estimate", "--checkpoint", str(tiny_checkpoint), "--target", "loihi", "--samples", "4",
+                 "--per-sample", "--early-exit", "--early-exit-samples", "5", "--exit-thresholds", "0.5"]) == 0
+    assert "each sample estimated alone" in capsys.readouterr().out
+    data = json.loads((tiny_checkpoint.parent / "estimate" / "early_exit.json").read_text())
+    tails = {p["name"]: p.get("latency_s_per_sample") for p in data["policies"]}
+    assert set(tails["confidence > 0.5"]["loihi"]) == {"mean", "p99", "max"} and tails["1 steps"] is None
+
+
 def test_cli_per_sample_needs_a_checkpoint(capsys):
     from neurosim.cli import main
 
