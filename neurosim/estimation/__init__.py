@@ -49,7 +49,12 @@ class EstimateReport:
     def table(self) -> str:
         from hardware_models import format_estimates
 
-        return format_estimates(list(self.estimates.values()))
+        text = format_estimates(list(self.estimates.values()))
+        n = getattr(self.activity, "samples", 1)
+        if n > 1:
+            text += (f"\n(figures for the mean activity of {n} samples: the energy is their mean; latency is not "
+                     "linear in activity, so single samples differ: estimate --per-sample gives their spread)")
+        return text
 
     def to_dict(self) -> dict:
         """A JSON-ready summary: the activity (its ``input_events_per_inference`` are the events the estimates
