@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from neurosim.config import (
-    LOSSES, PER_STEP_LOSSES, TORCH_SEED_RANGE, ConfigError, ModelConfig, NeuronConfig, _build, _check_device, _check_seed,
-    _choice, _expand_home, InvalidValue, _non_negative, _positive, load_toml_config,
+    LOSSES, PENALTY_ON, PER_STEP_LOSSES, TORCH_SEED_RANGE, ConfigError, ModelConfig, NeuronConfig, _build,
+    _check_device, _check_seed, _choice, _expand_home, InvalidValue, _non_negative, _positive, load_toml_config,
 )
 
 #: the losses continual training takes: those scored, as its tasks are, by the time-summed output
@@ -113,9 +113,17 @@ class ContinualTrainConfig:
     freeze_after_first: bool = True  # after task 0: biases, BatchNorm, thresholds frozen (the paper's code, all methods)
     device: str = "cpu"  # cpu | cuda | cuda:N | auto
     threads: int | None = None  # torch CPU threads; None leaves torch's choice
+    # λ of the activity penalty added to every task's loss, as in neurosim train (neurosim.training.regularize): the
+    # synaptic operations the hidden layers' spikes cause ("synops", energy on event-driven chips) or their firing
+    # rate ("spikes"), per step and sample as a fraction of the most possible. Its gradient is projected by HLOP and
+    # its share is not in EWC's Fisher. 0: none (written to config.toml only when set, so results stay reusable)
+    activity_penalty: float = field(default=0.0, metadata={"written_when_set": True})
+    activity_penalty_on: str = field(default="synops", metadata={"written_when_set": True})
 
     def __post_init__(self) -> None:
         _choice(self, "method", TRAIN_METHODS)
+        _choice(self, "activity_penalty_on", PENALTY_ON)
+        _non_negative(self, "activity_penalty")
         if self.loss in LOSSES and self.loss not in CONTINUAL_LOSSES:
             raise InvalidValue("loss", f"{self.loss!r} is for neurosim train: continual tasks are scored by the "
                                        f"time-summed output, the read-out {', '.join(CONTINUAL_LOSSES)} train; use "
@@ -250,6 +258,11 @@ def subspace_sizes(hlop: HLOPConfig, task: int, num_layers: int, names: tuple[st
 
 def continual_config_from_dict(data: dict[str, Any]) -> ContinualConfig:
     """Build and validate a :class:`ContinualConfig` from nested dicts (e.g. parsed TOML)."""
+    train = data.get("train") if isinstance(data, dict) else None
+    if isinstance(train, dict) and "activity_penalty_warmup" in train:  # neurosim train's key, not silently dropped
+        raise ConfigError("train.activity_penalty_warmup: not taken by neurosim continual, whose penalty applies "
+                          "from each task's first batch; leave the key out (or lower train.activity_penalty if the "
+                          "network falls silent on task 0)")
     return _build(ContinualConfig, data, "")
 
 
