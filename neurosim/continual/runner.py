@@ -43,11 +43,7 @@ def build_tasks(cfg: ContinualConfig, seed: int, source_data: tuple | None = Non
     """
     tc = cfg.tasks
     if source_data is None:
-        try:
-            source_data = load_source(tc.source, tc.time_steps, tc.downsample, tc.train_subset, tc.test_subset,
-                                      tc.root, progress)
-        except ValueError as e:
-            raise _source_error(e) from None
+        source_data = _load_source(cfg, progress)
     if tc.protocol == "permuted":
         return permuted_tasks(*source_data, num_tasks=tc.num_tasks, seed=seed, permute_first=tc.permute_first)
     try:
@@ -57,8 +53,23 @@ def build_tasks(cfg: ContinualConfig, seed: int, source_data: tuple | None = Non
                           "that every task's classes appear in both splits") from None
 
 
-def _source_error(e: Exception) -> ConfigError:
-    return ConfigError(f"tasks.source: {str(e).replace('data.root', 'tasks.root')}")
+def _load_source(cfg: ContinualConfig, progress: bool) -> tuple:
+    """:func:`load_source` of the config's ``[tasks]``, its errors naming the continual keys (``tasks.root``, not
+    ``neurosim train``'s ``data.root``)."""
+    from neurosim.data.registry import DatasetNotFoundError
+
+    tc = cfg.tasks
+    try:
+        return load_source(tc.source, tc.time_steps, tc.downsample, tc.train_subset, tc.test_subset, tc.root,
+                           progress)
+    except DatasetNotFoundError as e:  # not on disk: where it was looked for, and how to get it
+        raise DatasetNotFoundError(_continual_keys(str(e))) from None
+    except ValueError as e:
+        raise ConfigError(f"tasks.source: {_continual_keys(str(e))}") from None
+
+
+def _continual_keys(message: str) -> str:
+    return message.replace("data.root", "tasks.root")
 
 
 @dataclass
@@ -181,12 +192,7 @@ def run_continual(cfg: ContinualConfig, progress: bool = True, log=print, resume
 
 def _run_in_folder(cfg: ContinualConfig, run_dir: Path, progress: bool, log, resume: bool, t0: float
                    ) -> ContinualRun:
-    tc = cfg.tasks
-    try:
-        source = load_source(tc.source, tc.time_steps, tc.downsample, tc.train_subset, tc.test_subset, tc.root,
-                             progress)
-    except ValueError as e:
-        raise _source_error(e) from None
+    source = _load_source(cfg, progress)
     first_tasks = build_tasks(cfg, cfg.seeds[0], source)
     _check_before_training(cfg, first_tasks)
     finished_dir = run_dir / "finished"

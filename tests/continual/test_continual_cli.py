@@ -121,3 +121,12 @@ def test_results_finished_by_an_earlier_version_are_still_recognised(tmp_path):
     assert _load_finished(path, (new, legacy)).acc == 82.5
     path.write_text(json.dumps({"fingerprint": "0" * 16, "result": result}))
     assert _load_finished(path, (new, legacy)) is None
+
+
+def test_a_dataset_not_on_disk_is_reported_with_the_continual_key(tmp_path, capsys):
+    # the registry's message said "set data.root", neurosim train's key, which a continual config refuses
+    assert main(["continual", "--config", "continual_pmnist_digits", "--set", *SMALL, "tasks.source=nmnist",
+                 f'tasks.root="{tmp_path}"', f'out_dir="{tmp_path}"']) == 2
+    err = capsys.readouterr().err
+    assert f"dataset 'nmnist' is not on disk at {tmp_path}" in err and "set tasks.root to the folder" in err
+    assert "data.root" not in err
