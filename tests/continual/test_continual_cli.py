@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from neurosim.cli import main
 from neurosim.continual import load_continual_config
@@ -130,3 +131,20 @@ def test_a_dataset_not_on_disk_is_reported_with_the_continual_key(tmp_path, caps
     err = capsys.readouterr().err
     assert f"dataset 'nmnist' is not on disk at {tmp_path}" in err and "set tasks.root to the folder" in err
     assert "data.root" not in err
+
+
+def test_a_run_stopped_before_anything_finished_does_not_claim_to_keep_results(tmp_path, monkeypatch, capsys):
+    from neurosim.continual import runner
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C during the first (method, seed)
+
+    monkeypatch.setattr(runner, "run_method", stopped)
+    args = ["continual", "--config", "continual_pmnist_digits", "--set", *SMALL, f'out_dir="{tmp_path}"']
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert "interrupted before any (method, seed) had finished: nothing was kept" in err and "kept in" not in err
+    if Path("/proc/self").is_dir():  # Linux: a folder nobody, root included, can make there (a storage error)
+        assert main([*args, 'out_dir="/proc/neurosim-no-such-folder"']) == 1
+        err = capsys.readouterr().err
+        assert "before any (method, seed) had finished" in err and "kept in" not in err
