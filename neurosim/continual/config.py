@@ -41,6 +41,8 @@ CONTINUAL_METHODS = ("baseline", "ewc", "hlop", "multitask")
 PROTOCOLS = ("permuted", "class_split")
 TRAIN_METHODS = ("bptt", "sltt", "sltt_k")
 PRESETS = ("none", "pmnist_paper")
+#: the most tasks a sequence may have: task i of seed s seeds generators with s * MAX_TASKS + i
+MAX_TASKS = 1000
 #: the seeds a run can take: task i of seed s seeds generators with s * 1000 + i (i < 1000), which must stay in
 #: torch.manual_seed's range
 SEED_RANGE = (-(-TORCH_SEED_RANGE[0] // 1000), (TORCH_SEED_RANGE[1] - 999) // 1000)
@@ -52,7 +54,7 @@ class TasksConfig:
 
     source: str = "sklearn_digits"  # sklearn_digits (8×8, offline, constant input current) | a registry dataset
     protocol: str = "permuted"  # permuted: pixel permutations, shared head | class_split: class groups, multi-head
-    num_tasks: int = 5  # permuted: number of permutations (class_split: all groups, this is ignored)
+    num_tasks: int = 5  # permuted: number of permutations, at most 1000 (class_split: all groups, this is ignored)
     classes_per_task: int = 2  # class_split: classes per task (10 digits → 5 tasks of 2)
     permute_first: bool = False  # permuted: False keeps task 0 unpermuted (easier to look at); the PMNIST code permutes all
     time_steps: int = 4  # T: steps per sample (static digits: the same input current every step)
@@ -65,6 +67,10 @@ class TasksConfig:
         _expand_home(self, "root")
         _choice(self, "protocol", PROTOCOLS)
         _positive(self, "num_tasks", "classes_per_task", "time_steps", "downsample", "train_subset", "test_subset")
+        if self.num_tasks > MAX_TASKS:
+            raise InvalidValue("num_tasks", f"must be at most {MAX_TASKS} (task i of seed s seeds generators with "
+                                            f"s * {MAX_TASKS} + i, the next seed's from i = {MAX_TASKS} on), got "
+                                            f"{self.num_tasks}")
         if not self.source:
             raise InvalidValue("source", "must name sklearn_digits or a registry dataset, got an empty string")
 
