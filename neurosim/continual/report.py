@@ -51,7 +51,8 @@ def _draw(ax, matrix: np.ndarray, title: str, n_tasks: int, ylabel: bool = True)
     ax.set_xlabel("evaluated on task j")
     ax.set_yticks(range(n_tasks))
     if final_only:
-        ax.set_yticklabels([""] * (n_tasks - 1) + ["final"])
+        # upright, "final" was wider than the task numbers and ran into the panel on its left
+        ax.set_yticklabels([""] * (n_tasks - 1) + ["final"], rotation=90, va="center")
     if ylabel:
         ax.set_ylabel("final (joint training)" if final_only else "after training task i")
     ax.set_title(title, fontsize=9)
