@@ -221,6 +221,9 @@ class ContinualConfig:
         for i, seed in enumerate(self.seeds):
             _check_seed(seed, f"seeds[{i}]", *SEED_RANGE,
                         "task i of a seed seeds generators with seed * 1000 + i, which torch.manual_seed must take")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise InvalidValue("seeds", f"repeats a seed: {list(self.seeds)} (each seed is one run of every method; "
+                                        "a repeat would count the same run twice in the mean and std)")
         if not self.methods:
             raise InvalidValue("methods", f"needs at least one of {list(CONTINUAL_METHODS)}")
         for m in self.methods:

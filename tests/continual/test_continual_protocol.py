@@ -134,6 +134,12 @@ def test_more_tasks_than_the_seeding_allows_is_an_error_naming_the_key():
     assert load_continual_config(None, ["tasks.num_tasks=1000"]).tasks.num_tasks == 1000
 
 
+def test_a_seed_listed_twice_is_refused():
+    # seeds = [0, 0] ran seed 0 once, reused it, and reported "8.00 ± 0.00 over 2 seeds": a spread never measured
+    with pytest.raises(ConfigError, match=r"^--set seeds=\[0, 1, 0\]: seeds: repeats a seed: \[0, 1, 0\]"):
+        load_continual_config(None, ["seeds=[0, 1, 0]"])
+
+
 def test_the_seeds_at_the_ends_of_the_range_run_every_method():
     from neurosim.continual.config import SEED_RANGE
 
