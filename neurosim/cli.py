@@ -575,9 +575,11 @@ def _interrupted(args, how: str = "interrupted") -> str:
                 if ckpt.is_file() and ckpt.stat().st_mtime < getattr(args, "started", 0) else "")
         return f"{how}{kept}; `neurosim demo` trains from the start when run again"
     if args.command == "continual" and run_dir is not None:
+        finished = run_dir / "finished"
+        if not any(finished.glob("*.json")) if finished.is_dir() else True:
+            return f"{how} before any (method, seed) had finished: nothing was kept, a rerun starts from the beginning"
         rerun = _rerun(args)
-        return (f"{how}; the finished (method, seed) results are kept in {run_dir / 'finished'}: {rerun} to "
-                "continue")
+        return f"{how}; the finished (method, seed) results are kept in {finished}: {rerun} to continue"
     return how
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from neurosim.config import (
-    LOSSES, PER_STEP_LOSSES, TORCH_SEED_RANGE, ConfigError, ModelConfig, NeuronConfig, _build, _check_device, _check_seed,
-    _choice, _expand_home, InvalidValue, _non_negative, _positive, load_toml_config,
+    LOSSES, PENALTY_ON, PER_STEP_LOSSES, TORCH_SEED_RANGE, ConfigError, ModelConfig, NeuronConfig, _build,
+    _check_device, _check_seed, _choice, _expand_home, InvalidValue, _non_negative, _positive, load_toml_config,
 )
 
 #: the losses continual training takes: those scored, as its tasks are, by the time-summed output
@@ -41,6 +41,8 @@ CONTINUAL_METHODS = ("baseline", "ewc", "hlop", "multitask")
 PROTOCOLS = ("permuted", "class_split")
 TRAIN_METHODS = ("bptt", "sltt", "sltt_k")
 PRESETS = ("none", "pmnist_paper")
+#: the most tasks a sequence may have: task i of seed s seeds generators with s * MAX_TASKS + i
+MAX_TASKS = 1000
 #: the seeds a run can take: task i of seed s seeds generators with s * 1000 + i (i < 1000), which must stay in
 #: torch.manual_seed's range
 SEED_RANGE = (-(-TORCH_SEED_RANGE[0] // 1000), (TORCH_SEED_RANGE[1] - 999) // 1000)
@@ -52,7 +54,7 @@ class TasksConfig:
 
     source: str = "sklearn_digits"  # sklearn_digits (8×8, offline, constant input current) | a registry dataset
     protocol: str = "permuted"  # permuted: pixel permutations, shared head | class_split: class groups, multi-head
-    num_tasks: int = 5  # permuted: number of permutations (class_split: all groups, this is ignored)
+    num_tasks: int = 5  # permuted: number of permutations, at most 1000 (class_split: all groups, this is ignored)
     classes_per_task: int = 2  # class_split: classes per task (10 digits → 5 tasks of 2)
     permute_first: bool = False  # permuted: False keeps task 0 unpermuted (easier to look at); the PMNIST code permutes all
     time_steps: int = 4  # T: steps per sample (static digits: the same input current every step)
@@ -65,6 +67,10 @@ class TasksConfig:
         _expand_home(self, "root")
         _choice(self, "protocol", PROTOCOLS)
         _positive(self, "num_tasks", "classes_per_task", "time_steps", "downsample", "train_subset", "test_subset")
+        if self.num_tasks > MAX_TASKS:
+            raise InvalidValue("num_tasks", f"must be at most {MAX_TASKS} (task i of seed s seeds generators with "
+                                            f"s * {MAX_TASKS} + i, the next seed's from i = {MAX_TASKS} on), got "
+                                            f"{self.num_tasks}")
         if not self.source:
             raise InvalidValue("source", "must name sklearn_digits or a registry dataset, got an empty string")
 
@@ -113,9 +119,17 @@ class ContinualTrainConfig:
     freeze_after_first: bool = True  # after task 0: biases, BatchNorm, thresholds frozen (the paper's code, all methods)
     device: str = "cpu"  # cpu | cuda | cuda:N | auto
     threads: int | None = None  # torch CPU threads; None leaves torch's choice
+    # λ of the activity penalty added to every task's loss, as in neurosim train (neurosim.training.regularize): the
+    # synaptic operations the hidden layers' spikes cause ("synops", energy on event-driven chips) or their firing
+    # rate ("spikes"), per step and sample as a fraction of the most possible. Its gradient is projected by HLOP and
+    # its share is not in EWC's Fisher. 0: none (written to config.toml only when set, so results stay reusable)
+    activity_penalty: float = field(default=0.0, metadata={"written_when_set": True})
+    activity_penalty_on: str = field(default="synops", metadata={"written_when_set": True})
 
     def __post_init__(self) -> None:
         _choice(self, "method", TRAIN_METHODS)
+        _choice(self, "activity_penalty_on", PENALTY_ON)
+        _non_negative(self, "activity_penalty")
         if self.loss in LOSSES and self.loss not in CONTINUAL_LOSSES:
             raise InvalidValue("loss", f"{self.loss!r} is for neurosim train: continual tasks are scored by the "
                                        f"time-summed output, the read-out {', '.join(CONTINUAL_LOSSES)} train; use "
@@ -207,6 +221,9 @@ class ContinualConfig:
         for i, seed in enumerate(self.seeds):
             _check_seed(seed, f"seeds[{i}]", *SEED_RANGE,
                         "task i of a seed seeds generators with seed * 1000 + i, which torch.manual_seed must take")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise InvalidValue("seeds", f"repeats a seed: {list(self.seeds)} (each seed is one run of every method; "
+                                        "a repeat would count the same run twice in the mean and std)")
         if not self.methods:
             raise InvalidValue("methods", f"needs at least one of {list(CONTINUAL_METHODS)}")
         for m in self.methods:
@@ -250,6 +267,11 @@ def subspace_sizes(hlop: HLOPConfig, task: int, num_layers: int, names: tuple[st
 
 def continual_config_from_dict(data: dict[str, Any]) -> ContinualConfig:
     """Build and validate a :class:`ContinualConfig` from nested dicts (e.g. parsed TOML)."""
+    train = data.get("train") if isinstance(data, dict) else None
+    if isinstance(train, dict) and "activity_penalty_warmup" in train:  # neurosim train's key, not silently dropped
+        raise ConfigError("train.activity_penalty_warmup: not taken by neurosim continual, whose penalty applies "
+                          "from each task's first batch; leave the key out (or lower train.activity_penalty if the "
+                          "network falls silent on task 0)")
     return _build(ContinualConfig, data, "")
 
 

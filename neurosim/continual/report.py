@@ -51,7 +51,8 @@ def _draw(ax, matrix: np.ndarray, title: str, n_tasks: int, ylabel: bool = True)
     ax.set_xlabel("evaluated on task j")
     ax.set_yticks(range(n_tasks))
     if final_only:
-        ax.set_yticklabels([""] * (n_tasks - 1) + ["final"])
+        # upright, "final" was wider than the task numbers and ran into the panel on its left
+        ax.set_yticklabels([""] * (n_tasks - 1) + ["final"], rotation=90, va="center")
     if ylabel:
         ax.set_ylabel("final (joint training)" if final_only else "after training task i")
     ax.set_title(title, fontsize=9)
@@ -93,24 +94,33 @@ def accuracy_heatmaps(matrices: Mapping[str, Sequence[Sequence[float]]], title: 
     return fig
 
 
-def _pm(mean, std) -> str:
+def _pm(mean, std, digits: int = 2) -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "—"
-    return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
+    return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def report_markdown(name: str, summary: Mapping[str, Mapping], setting: str, figures: Sequence[str],
                     seeds: Sequence[int], notes: Sequence[str] = ()) -> str:
-    """The run's ``report.md``: ACC/BWT per method (mean ± std over seeds), wall time, the paper's numbers."""
+    """The run's ``report.md``: ACC/BWT per method (mean ± std over seeds), wall time, the paper's numbers; with
+    the activity penalty (``activity_mean`` in a summary) also the training activity it counted."""
+    activity = ("", "")
+    if any("activity_mean" in s for s in summary.values()):
+        activity = (" training activity |", "---:|")
     lines = [f"# neurosim continual run `{name}`", "", setting, "",
              (f"Mean ± sample std (ddof = 1) over {len(seeds)} seeds {list(seeds)}." if len(seeds) > 1 else
               f"One seed {list(seeds)}: no spread measured.") + " ACC = mean final accuracy over all tasks; "
-             "BWT = mean over earlier tasks of (final accuracy − accuracy right after learning it); points.", "",
-             "| method | ACC (%) | BWT (points) | wall time (s) | CPU time (s) |", "|---|---:|---:|---:|---:|"]
+             "BWT = mean over earlier tasks of (final accuracy − accuracy right after learning it); points."
+             + (" Training activity = what the activity penalty counts (synaptic operations as a fraction of the "
+                "most possible, or the firing rate), per step and sample, over each task's training batches, "
+                "averaged over tasks." if activity[0] else ""), "",
+             f"| method | ACC (%) | BWT (points) |{activity[0]} wall time (s) | CPU time (s) |",
+             f"|---|---:|---:|{activity[1]}---:|---:|"]
     for method, s in summary.items():
         cpu = f"{s['cpu_seconds_mean']:.1f}" if "cpu_seconds_mean" in s else "—"
+        act = f" {_pm(s.get('activity_mean'), s.get('activity_std'), 4)} |" if activity[0] else ""
         lines.append(f"| {METHOD_LABELS.get(method, method)} | {_pm(s['acc_mean'], s['acc_std'])} | "
-                     f"{_pm(s.get('bwt_mean'), s.get('bwt_std'))} | {s['seconds_mean']:.1f} | {cpu} |")
+                     f"{_pm(s.get('bwt_mean'), s.get('bwt_std'))} |{act} {s['seconds_mean']:.1f} | {cpu} |")
     if "hlop" in summary and "baseline" in summary:
         key = "cpu_seconds_mean" if "cpu_seconds_mean" in summary["baseline"] else "seconds_mean"
         if summary["baseline"][key] > 0:

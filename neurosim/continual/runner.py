@@ -27,7 +27,9 @@ from neurosim.config import ConfigError, config_to_dict, dumps_toml, settings_di
 from neurosim.continual.config import ContinualConfig
 from neurosim.continual.report import accuracy_heatmap, accuracy_heatmaps, report_markdown
 from neurosim.continual.tasks import Task, class_split_tasks, load_source, permuted_tasks
-from neurosim.continual.train import MethodResult, build_continual_model, hlop_plan, run_method, summarize
+from neurosim.continual.train import (
+    MethodResult, activity_penalty, build_continual_model, hlop_plan, run_method, summarize,
+)
 
 __all__ = ["ContinualRun", "build_tasks", "run_continual"]
 
@@ -41,11 +43,7 @@ def build_tasks(cfg: ContinualConfig, seed: int, source_data: tuple | None = Non
     """
     tc = cfg.tasks
     if source_data is None:
-        try:
-            source_data = load_source(tc.source, tc.time_steps, tc.downsample, tc.train_subset, tc.test_subset,
-                                      tc.root, progress)
-        except ValueError as e:
-            raise _source_error(e) from None
+        source_data = _load_source(cfg, progress)
     if tc.protocol == "permuted":
         return permuted_tasks(*source_data, num_tasks=tc.num_tasks, seed=seed, permute_first=tc.permute_first)
     try:
@@ -55,8 +53,23 @@ def build_tasks(cfg: ContinualConfig, seed: int, source_data: tuple | None = Non
                           "that every task's classes appear in both splits") from None
 
 
-def _source_error(e: Exception) -> ConfigError:
-    return ConfigError(f"tasks.source: {str(e).replace('data.root', 'tasks.root')}")
+def _load_source(cfg: ContinualConfig, progress: bool) -> tuple:
+    """:func:`load_source` of the config's ``[tasks]``, its errors naming the continual keys (``tasks.root``, not
+    ``neurosim train``'s ``data.root``)."""
+    from neurosim.data.registry import DatasetNotFoundError
+
+    tc = cfg.tasks
+    try:
+        return load_source(tc.source, tc.time_steps, tc.downsample, tc.train_subset, tc.test_subset, tc.root,
+                           progress)
+    except DatasetNotFoundError as e:  # not on disk: where it was looked for, and how to get it
+        raise DatasetNotFoundError(_continual_keys(str(e))) from None
+    except ValueError as e:
+        raise ConfigError(f"tasks.source: {_continual_keys(str(e))}") from None
+
+
+def _continual_keys(message: str) -> str:
+    return message.replace("data.root", "tasks.root")
 
 
 @dataclass
@@ -82,12 +95,16 @@ def _setting(cfg: ContinualConfig, tasks: Sequence[Task]) -> str:
         net += " with recurrent hidden layers (dense feedback, protected by HLOP too)"
     head = "shared head" if tasks[0].classes is None else "one head per task"
     sizes = "pmnist_paper preset" if cfg.hlop.preset == "pmnist_paper" else [list(s) for s in cfg.hlop.sizes]
+    penalty = (f"- activity penalty (every method): λ = {t.activity_penalty:g} on the hidden layers' "
+               f"{'synaptic operations' if t.activity_penalty_on == 'synops' else 'firing rate'}\n"
+               if t.activity_penalty > 0 else "")
     return (f"- tasks: {len(tasks)} × `{cfg.tasks.protocol}` from `{cfg.tasks.source}` ({head}; "
             f"{len(tasks[0].y_train)} train / {len(tasks[0].y_test)} test samples per task, T = {tasks[0].time_steps})\n"
             f"- model: {net}, readout `{m.readout}`; LIF τ = {cfg.neuron.tau_mem_ms} ms, v_th = {cfg.neuron.v_th}\n"
             f"- training (every method): {t.method.upper()}, loss `{t.loss}`, {t.optimizer} lr {t.lr}, "
             f"{t.epochs} epoch(s) per task, batch {t.batch_size}, biases/BN/thresholds frozen after task 0: "
             f"{t.freeze_after_first}\n"
+            f"{penalty}"
             f"- HLOP: Hebbian lr {list(cfg.hlop.lr)}, {cfg.hlop.iterations} Oja iterations per pass, new subspace rows "
             f"per layer and task {sizes}, {cfg.hlop.hebbian_epochs} extra Hebbian epoch(s); EWC λ = {cfg.ewc.lam:g}")
 
@@ -115,8 +132,10 @@ def _check_before_training(cfg: ContinualConfig, tasks: Sequence[Task]) -> None:
     from neurosim.training.trainer import resolve_device
 
     resolve_device(cfg.train.device)  # a ConfigError naming train.device
+    model = build_continual_model(cfg, tasks)
+    activity_penalty(cfg, model)  # a ConfigError naming train.activity_penalty (a model it cannot count)
     if "hlop" in cfg.methods:
-        hlop_plan(cfg, build_continual_model(cfg, tasks), len(tasks))
+        hlop_plan(cfg, model, len(tasks))
 
 
 def _load_finished(path: Path, fingerprints: tuple[str, ...]) -> MethodResult | None:
@@ -126,7 +145,8 @@ def _load_finished(path: Path, fingerprints: tuple[str, ...]) -> MethodResult | 
             return None
         r = saved["result"]
         return MethodResult(r["method"], int(r["seed"]), r["matrix"], float(r["seconds"]),
-                            float("nan") if r.get("cpu_seconds") is None else float(r["cpu_seconds"]))
+                            float("nan") if r.get("cpu_seconds") is None else float(r["cpu_seconds"]),
+                            r.get("activity"))
     except (OSError, ValueError, KeyError, TypeError):  # unreadable or from another version: train it again
         return None
 
@@ -172,12 +192,7 @@ def run_continual(cfg: ContinualConfig, progress: bool = True, log=print, resume
 
 def _run_in_folder(cfg: ContinualConfig, run_dir: Path, progress: bool, log, resume: bool, t0: float
                    ) -> ContinualRun:
-    tc = cfg.tasks
-    try:
-        source = load_source(tc.source, tc.time_steps, tc.downsample, tc.train_subset, tc.test_subset, tc.root,
-                             progress)
-    except ValueError as e:
-        raise _source_error(e) from None
+    source = _load_source(cfg, progress)
     first_tasks = build_tasks(cfg, cfg.seeds[0], source)
     _check_before_training(cfg, first_tasks)
     finished_dir = run_dir / "finished"

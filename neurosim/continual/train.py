@@ -16,12 +16,16 @@ SLTT-K, whichever ``train.method`` names):
   same number of epochs (each epoch sees every task's data once). Only its final accuracies exist (one row).
 
 After task ``i`` every task ``j`` is evaluated on its test split: ``A[i, j]`` in points (0–100).
+With ``train.activity_penalty = λ > 0`` every method adds :mod:`neurosim.training.regularize`'s activity penalty to
+its training loss, as ``neurosim train`` does (HLOP projects its gradient like the task loss's; EWC's Fisher is of
+the task loss alone), and each task's mean training activity is recorded (:attr:`MethodResult.activity`).
 With ``train.freeze_after_first`` (the paper's code, for every method) parameters with fewer than two dims — biases,
 BatchNorm affine and statistics, learnable thresholds — are frozen once task 0 is learnt.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -40,8 +44,10 @@ from neurosim.nn import build_model
 from neurosim.training.losses import Loss, get_loss, predict
 from neurosim.training.methods import get_method
 from neurosim.training.progress import loader_bar
+from neurosim.training.regularize import ActivityPenalty
 
-__all__ = ["EWC", "MethodResult", "TaskLoss", "build_continual_model", "evaluate_task", "run_method", "summarize"]
+__all__ = ["EWC", "MethodResult", "TaskLoss", "activity_penalty", "build_continual_model", "evaluate_task",
+           "run_method", "summarize"]
 
 
 class TaskLoss(Loss):
@@ -135,7 +141,10 @@ class MethodResult:
     """One method's run: ``matrix[i][j]`` = accuracy (points) on task j after task i; multitask has one row.
 
     ``seconds`` is the wall time of the whole run (training and every evaluation); ``cpu_seconds`` the CPU time the
-    process used meanwhile, which other processes on a shared machine disturb much less.
+    process used meanwhile, which other processes on a shared machine disturb much less. ``activity`` (with
+    ``train.activity_penalty``, else None): per task trained (multitask: one), the mean over its training batches
+    of what the penalty counts, per step and sample — the synaptic operations as a fraction of the most possible
+    (``synops``) or the firing rate (``spikes``).
     """
 
     method: str
@@ -143,6 +152,7 @@ class MethodResult:
     matrix: list[list[float]]
     seconds: float
     cpu_seconds: float = float("nan")
+    activity: list[float | None] | None = None
 
     @property
     def acc(self) -> float:
@@ -155,9 +165,12 @@ class MethodResult:
         return bwt_of(self.matrix)
 
     def as_dict(self) -> dict:
-        return {"method": self.method, "seed": self.seed, "matrix": self.matrix, "acc": self.acc,
-                "bwt": None if np.isnan(self.bwt) else self.bwt, "seconds": self.seconds,
-                "cpu_seconds": self.cpu_seconds}
+        out = {"method": self.method, "seed": self.seed, "matrix": self.matrix, "acc": self.acc,
+               "bwt": None if np.isnan(self.bwt) else self.bwt, "seconds": self.seconds,
+               "cpu_seconds": self.cpu_seconds}
+        if self.activity is not None:
+            out["activity"] = self.activity
+        return out
 
 
 class EWC:
@@ -241,8 +254,11 @@ def _train_mode(model: torch.nn.Module, frozen: bool) -> None:
 
 def _train(model, task: Task, cfg: ContinualConfig, loss: Loss, seed: int, frozen: bool, device,
            after_backward: Callable[[], None] | None = None, after_step: Callable[[], None] | None = None,
-           desc: str = "", progress: bool = False) -> None:
+           desc: str = "", progress: bool = False, penalty: ActivityPenalty | None = None) -> float | None:
+    """Train ``task`` for ``train.epochs`` epochs; with ``penalty``, add it to the loss and return the mean activity
+    it counted per batch (None without)."""
     tc = cfg.train
+    activity, batches = 0.0, 0
     method = get_method(tc.method, k=tc.k, time_chunk=tc.time_chunk)
     optimizer = _optimizer(model, cfg)
     loader = FrameLoader(task.x_train, task.y_train, tc.batch_size, shuffle=True, seed=seed, device=device)
@@ -254,7 +270,10 @@ def _train(model, task: Task, cfg: ContinualConfig, loss: Loss, seed: int, froze
                         disable=None if progress else True) as bar:
             for x_seq, y in loader:
                 optimizer.zero_grad(set_to_none=True)
-                method.forward_backward(model, x_seq, y, loss)
+                with penalty.active() if penalty is not None else contextlib.nullcontext():
+                    method.forward_backward(model, x_seq, y, loss)
+                if penalty is not None and (a := penalty.pop_activity()) is not None:
+                    activity, batches = activity + a, batches + 1
                 if after_backward is not None:
                     after_backward()
                 if tc.grad_clip:
@@ -263,6 +282,7 @@ def _train(model, task: Task, cfg: ContinualConfig, loss: Loss, seed: int, froze
                 if after_step is not None:
                     after_step()
                 bar.update()
+    return activity / batches if batches else None
 
 
 @torch.no_grad()
@@ -282,16 +302,44 @@ def _hebbian_passes(model, task: Task, hlop: HLOP, cfg: ContinualConfig, epochs:
     _train_mode(model, frozen)
 
 
-def _import_optimizer_machinery() -> None:
-    # The first optimizer a process builds makes torch import torch._dynamo (seconds); done before the clock starts
-    # so that whichever method runs first is not charged for it in the wall times.
+def _warm_up(cfg: ContinualConfig, tasks: Sequence[Task], device: torch.device) -> None:
+    """What a process does slowly the first time, done before the clock starts so that whichever method runs first
+    is not charged for it in the wall and CPU times: the first optimizer makes torch import torch._dynamo (seconds),
+    the first pass compiles the numba LIF kernels (seconds, once per install; then loads them from numba's cache),
+    and the activity penalty's first count imports the NIR tools. A throwaway model on two samples, before the run
+    seeds its generators (so its results do not change)."""
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    model = build_continual_model(cfg, tasks).to(device)
+    penalty = activity_penalty(cfg, model)
+    tc = cfg.train
+    x_seq, y = tasks[0].x_train[:2].transpose(0, 1).to(device), tasks[0].y_train[:2].to(device)  # [T, 2, ...], [2]
+    with penalty.active() if penalty is not None else contextlib.nullcontext():
+        get_method(tc.method, k=tc.k, time_chunk=tc.time_chunk).forward_backward(
+            model, x_seq, y, get_loss(tc.loss, tc.loss_lambda))
+    model.eval()
+    with torch.no_grad():  # evaluation's pass
+        model(x_seq)
 
 
 def _resolve_device(name: str) -> torch.device:
     from neurosim.training.trainer import resolve_device
 
     return resolve_device(name)
+
+
+def activity_penalty(cfg: ContinualConfig, model: torch.nn.Module) -> ActivityPenalty | None:
+    """The activity penalty ``train.activity_penalty`` adds to ``model``'s training loss; None where it is 0.
+
+    Raises:
+        ConfigError: naming ``train.activity_penalty`` where the penalty cannot count the model's synapses.
+    """
+    tc = cfg.train
+    if tc.activity_penalty <= 0:
+        return None
+    try:
+        return ActivityPenalty(model, tc.activity_penalty, tc.activity_penalty_on, input_shape=cfg.model.input_shape)
+    except ValueError as e:
+        raise ConfigError(f"train.activity_penalty: {e}") from None
 
 
 def hlop_plan(cfg: ContinualConfig, model: torch.nn.Module, num_tasks: int
@@ -350,15 +398,16 @@ def run_method(cfg: ContinualConfig, method: str, tasks: Sequence[Task], seed: i
         raise ValueError(f"unknown continual method {method!r}; choose baseline, ewc, hlop or multitask")
     if not tasks:
         raise ValueError("run_method needs at least one task")
-    _import_optimizer_machinery()
-    t0, c0 = time.perf_counter(), time.process_time()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     device = _resolve_device(cfg.train.device)
     if device.type == "cpu":
         tune_cpu_allocator()
+    _warm_up(cfg, tasks, device)
+    t0, c0 = time.perf_counter(), time.process_time()
     seed_everything(seed)
     model = build_continual_model(cfg, tasks).to(device)
+    penalty = activity_penalty(cfg, model)
     base_loss = get_loss(cfg.train.loss, cfg.train.loss_lambda)
 
     def evaluate_all() -> list[float]:
@@ -366,9 +415,10 @@ def run_method(cfg: ContinualConfig, method: str, tasks: Sequence[Task], seed: i
 
     if method == "multitask":
         heads = None if tasks[0].classes is None else [t.classes for t in tasks]
-        _train(model, concat_tasks(list(tasks)), cfg, TaskLoss(base_loss, heads), seed, False, device,
-               desc="multitask", progress=progress)
-        return MethodResult(method, seed, [evaluate_all()], time.perf_counter() - t0, time.process_time() - c0)
+        a = _train(model, concat_tasks(list(tasks)), cfg, TaskLoss(base_loss, heads), seed, False, device,
+                   desc="multitask", progress=progress, penalty=penalty)
+        return MethodResult(method, seed, [evaluate_all()], time.perf_counter() - t0, time.process_time() - c0,
+                            None if penalty is None else [a])
 
     hlop = ewc = None
     if method == "hlop":
@@ -381,15 +431,18 @@ def run_method(cfg: ContinualConfig, method: str, tasks: Sequence[Task], seed: i
         ewc = EWC(model, cfg.ewc.lam, cfg.ewc.fisher_samples, max_stiffness=cap)
 
     matrix: list[list[float]] = []
+    activity: list[float | None] = []
     frozen = False
     for i, task in enumerate(tasks):
         loss = TaskLoss(base_loss, None if task.classes is None else [task.classes])
         if hlop is not None:
             hlop.begin_task(schedule[i])
-        _train(model, task, cfg, loss, seed * 1000 + i, frozen, device,
-               after_backward=ewc.add_penalty_grad if ewc is not None and i > 0 else None,
-               after_step=hlop.step if hlop is not None else None,
-               desc=f"{method} task {i}", progress=progress)
+        a = _train(model, task, cfg, loss, seed * 1000 + i, frozen, device,
+                   after_backward=ewc.add_penalty_grad if ewc is not None and i > 0 else None,
+                   after_step=hlop.step if hlop is not None else None,
+                   desc=f"{method} task {i}", progress=progress, penalty=penalty)
+        if penalty is not None:
+            activity.append(a)
         if hlop is not None:
             if cfg.hlop.hebbian_epochs and i < len(tasks) - 1:  # the last task learns no rows
                 _hebbian_passes(model, task, hlop, cfg, cfg.hlop.hebbian_epochs, seed * 1000 + i, frozen, device)
@@ -402,12 +455,13 @@ def run_method(cfg: ContinualConfig, method: str, tasks: Sequence[Task], seed: i
         matrix.append(evaluate_all())
     if hlop is not None:
         hlop.remove()
-    return MethodResult(method, seed, matrix, time.perf_counter() - t0, time.process_time() - c0)
+    return MethodResult(method, seed, matrix, time.perf_counter() - t0, time.process_time() - c0,
+                        None if penalty is None else activity)
 
 
 def summarize(results: Sequence[MethodResult]) -> dict[str, float | None]:
     """Mean and sample std (ddof = 1; None for one seed) over seeds of ACC and BWT (points), wall and CPU seconds,
-    for results of one method."""
+    and (with the activity penalty) the training activity averaged over tasks, for results of one method."""
     accs = np.array([r.acc for r in results])
     bwts = np.array([r.bwt for r in results])
     secs = np.array([r.seconds for r in results])
@@ -418,4 +472,8 @@ def summarize(results: Sequence[MethodResult]) -> dict[str, float | None]:
         out.update(cpu_seconds_mean=float(cpu.mean()), cpu_seconds_std=seed_std(cpu))
     if not np.isnan(bwts).any():
         out.update(bwt_mean=float(bwts.mean()), bwt_std=seed_std(bwts))
+    # with the activity penalty: the mean over tasks of each seed's training activity, over seeds
+    per_seed = [np.mean(r.activity) if r.activity and None not in r.activity else np.nan for r in results]
+    if results and np.isfinite(per_seed).all():
+        out.update(activity_mean=float(np.mean(per_seed)), activity_std=seed_std(per_seed))
     return out

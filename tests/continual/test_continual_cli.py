@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from neurosim.cli import main
 from neurosim.continual import load_continual_config
@@ -121,3 +122,29 @@ def test_results_finished_by_an_earlier_version_are_still_recognised(tmp_path):
     assert _load_finished(path, (new, legacy)).acc == 82.5
     path.write_text(json.dumps({"fingerprint": "0" * 16, "result": result}))
     assert _load_finished(path, (new, legacy)) is None
+
+
+def test_a_dataset_not_on_disk_is_reported_with_the_continual_key(tmp_path, capsys):
+    # the registry's message said "set data.root", neurosim train's key, which a continual config refuses
+    assert main(["continual", "--config", "continual_pmnist_digits", "--set", *SMALL, "tasks.source=nmnist",
+                 f'tasks.root="{tmp_path}"', f'out_dir="{tmp_path}"']) == 2
+    err = capsys.readouterr().err
+    assert f"dataset 'nmnist' is not on disk at {tmp_path}" in err and "set tasks.root to the folder" in err
+    assert "data.root" not in err
+
+
+def test_a_run_stopped_before_anything_finished_does_not_claim_to_keep_results(tmp_path, monkeypatch, capsys):
+    from neurosim.continual import runner
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C during the first (method, seed)
+
+    monkeypatch.setattr(runner, "run_method", stopped)
+    args = ["continual", "--config", "continual_pmnist_digits", "--set", *SMALL, f'out_dir="{tmp_path}"']
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert "interrupted before any (method, seed) had finished: nothing was kept" in err and "kept in" not in err
+    if Path("/proc/self").is_dir():  # Linux: a folder nobody, root included, can make there (a storage error)
+        assert main([*args, 'out_dir="/proc/neurosim-no-such-folder"']) == 1
+        err = capsys.readouterr().err
+        assert "before any (method, seed) had finished" in err and "kept in" not in err

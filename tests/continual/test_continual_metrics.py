@@ -59,3 +59,18 @@ def test_method_results_and_their_summary():
     assert one["acc_std"] is None and one["bwt_std"] is None
     table = report_markdown("r", {"hlop": one}, "setting", [], seeds=[0])
     assert "| 72.50 | -20.00 |" in table and "±" not in table.split("## For reference")[0]
+
+
+def test_the_multitask_panels_final_label_stays_clear_of_the_panel_on_its_left():
+    from neurosim.continual.report import accuracy_heatmaps
+
+    fig = accuracy_heatmaps({"baseline": [[90, 1, 2], [50, 90, 3], [40, 60, 90]],
+                             "hlop": [[90, 1, 2], [88, 90, 3], [87, 86, 90]], "multitask": [[95, 94, 93]]})
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    hlop, multitask = fig.axes[1], fig.axes[2]
+    assert multitask.get_title() == "multitask (joint upper bound)"
+    (final,) = [t for t in multitask.get_yticklabels() if t.get_text()]
+    assert final.get_text() == "final"
+    # upright, the label began 10 px inside the HLOP panel
+    assert final.get_window_extent(renderer).x0 > hlop.get_window_extent(renderer).x1

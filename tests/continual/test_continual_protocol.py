@@ -125,6 +125,21 @@ def test_a_seed_the_tasks_cannot_be_seeded_with_is_an_error_naming_it(seed):
         load_continual_config(None, [f"seeds=[0, {seed}]"])
 
 
+def test_more_tasks_than_the_seeding_allows_is_an_error_naming_the_key():
+    # task i of seed s seeds with s * 1000 + i: task 1000 of seed 0 took seed 1's task 0, and at the end of the seed
+    # range EWC's torch.manual_seed(s * 1000 + i) overflowed (from task 1616 on), after those tasks had trained
+    with pytest.raises(ConfigError, match=r"^--set tasks.num_tasks=1001: tasks.num_tasks: must be at most 1000 "
+                                          r"\(task i of seed s .*got 1001$"):
+        load_continual_config(None, ["tasks.num_tasks=1001"])
+    assert load_continual_config(None, ["tasks.num_tasks=1000"]).tasks.num_tasks == 1000
+
+
+def test_a_seed_listed_twice_is_refused():
+    # seeds = [0, 0] ran seed 0 once, reused it, and reported "8.00 ± 0.00 over 2 seeds": a spread never measured
+    with pytest.raises(ConfigError, match=r"^--set seeds=\[0, 1, 0\]: seeds: repeats a seed: \[0, 1, 0\]"):
+        load_continual_config(None, ["seeds=[0, 1, 0]"])
+
+
 def test_the_seeds_at_the_ends_of_the_range_run_every_method():
     from neurosim.continual.config import SEED_RANGE
 
