@@ -661,6 +661,19 @@ def shipped_config(name: str) -> Path | None:
     return file if "/" not in name and file.is_file() else None
 
 
+def config_command(keys) -> str | None:
+    """The command whose config has these top-level ``keys`` (of a TOML file): ``"continual"``, ``"lsm"`` or
+    ``"train"``; None when they do not tell (e.g. only ``name`` and ``out_dir``, which every config has)."""
+    keys = set(keys)
+    if keys & {"tasks", "seeds", "methods", "hlop", "ewc"}:
+        return "continual"
+    if keys & {"reservoir", "readout", "energy"}:
+        return "lsm"
+    if keys & {"model", "neuron", "train"} and keys & {"data", "seed"}:  # continual has no data/seed, lsm no model
+        return "train"
+    return None
+
+
 def load_toml_config(path: str | Path | None, overrides: list[str] | None, from_dict):
     """``from_dict`` of the TOML file at ``path`` (nothing: the defaults) with ``key.path=value`` overrides applied.
 
