@@ -69,8 +69,9 @@ def dense_ann_energy(facts: GraphFacts, spec: Spec, precision: str = "fp32") -> 
     per_word = 64 / bits
     e_mac, e_add = spec.si(f"energy.mac_{precision}"), spec.si(f"energy.add_{precision}")
     out = {"mac": 0.0, "pool_add": 0.0, "sram": 0.0, "dram": 0.0}
+    used = {p.synapse for p in facts.projections}  # (not an all-zero recurrence, which analyze leaves out)
     for name, f in facts.nodes.items():
-        if f.role == "synapse":
+        if f.role == "synapse" and name in used:
             macs = f.synapses_dense
             w_bits = f.weight_params * bits
             in_bits, out_bits = math.prod(f.input_shape) * bits, math.prod(f.output_shape) * bits

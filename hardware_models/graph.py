@@ -17,6 +17,10 @@ The graph is read as *populations* joined by *projections*:
   matrix stays a matrix, as the graph says. Its node's ``one_to_one`` is True and its ``weight_params`` and
   ``synapses_dense`` count the ``N`` weights a chip stores and a dense engine multiplies (an element-wise
   product, as the frameworks compute it), not ``N²``; the hardware models place it as ``N`` single weights.
+* a *silent recurrence* is a weight node on self-loops only whose weights are all zero (e.g. a reservoir without
+  feedback): it carries no synaptic events, so it is left out of the projections, its node counts no weights and
+  no synapses, and ``GraphFacts.notes`` says so. It costs what the graph without the loop costs, on every target
+  (it is not read as a one-to-one recurrence, though nothing lies off its diagonal).
 
 Pooling before a synapse node is an event operation: a spike at position p is forwarded once to every
 pooling window that contains p (address mapping, as on DYNAP-CNN/Speck), so it adds no synaptic operations
@@ -269,7 +273,7 @@ class NodeFacts:
     """What one NIR node contributes. Synapse counts are *unrolled connections* (a conv kernel weight
     counts once per output position it is applied at, borders excluded); ``weight_params`` is the stored
     weight tensor's size. A one-to-one recurrence (``one_to_one``, see the module docstring) has ``N`` of both,
-    its diagonal, though its NIR node holds an ``N × N`` matrix."""
+    its diagonal, though its NIR node holds an ``N × N`` matrix; a silent (all-zero) recurrence has none."""
 
     name: str
     node_type: str
@@ -983,7 +987,8 @@ def analyze(graph: nir.NIRGraph) -> GraphFacts:
 
     A graph with no Input node that starts at a synapse, pooling or Flatten node (e.g. read with
     ``nir.read(..., type_check=False)``) is fed there by an implicit Input node ``input_<node>``, as nir's type
-    inference adds one: ``GraphFacts.graph`` then has it, and ``GraphFacts.notes`` says so.
+    inference adds one: ``GraphFacts.graph`` then has it, and ``GraphFacts.notes`` says so. A weight node on
+    self-loops only whose weights are all zero is left out of the projections (module docstring), with a note too.
 
     Raises:
         GraphError: unsupported node types, unknown endpoints or duplicate edges, shapes that cannot be inferred or
@@ -1067,10 +1072,29 @@ def analyze(graph: nir.NIRGraph) -> GraphFacts:
                 continue
             elif f.role == "input":
                 raise GraphError(f"edge into Input node {cur!r} from {src!r}; Input nodes take no edges")
+    silent = _silent_loops(projections, facts)
+    if silent:  # no spike crosses them: no synapses, crossbar rows or core memory, on any target
+        projections = [p for p in projections if p.synapse not in silent]
+        for syn in silent:
+            facts[syn] = replace(facts[syn], weight_params=0, synapses_dense=0)  # (its nonzero counts are 0 already)
+        notes = (*notes, f"recurrent weight(s) {', '.join(map(repr, silent))} are all zero: no spike crosses them, so "
+                         "they are costed as no connection (no synapses, crossbar rows or core memory)")
     for syn in _one_to_one(projections, facts, masks):
         n = masks[syn].shape[0]
         facts[syn] = replace(facts[syn], one_to_one=True, weight_params=n, synapses_dense=n)
     return GraphFacts(graph, facts, populations, projections, geoms, masks, notes)
+
+
+def _silent_loops(projections: list[Projection], facts: dict[str, NodeFacts]) -> list[str]:
+    """Weight nodes (Linear, Affine, Conv) whose weights are all zero and whose every projection is a self-loop
+    (``neuron → W → the same neuron``): a recurrence that carries no synaptic events (module docstring). Read by
+    the weights alone, such an ``N × N`` matrix would pass for a one-to-one recurrence (nothing off its diagonal)."""
+    through: dict[str, list[Projection]] = {}
+    for p in projections:
+        if p.synapse is not None and facts[p.synapse].role == "synapse":
+            through.setdefault(p.synapse, []).append(p)
+    return [syn for syn, projs in through.items()
+            if facts[syn].weights_nonzero == 0 and all(p.source == p.target for p in projs)]
 
 
 def _one_to_one(projections: list[Projection], facts: dict[str, NodeFacts], masks: dict[str, np.ndarray]) -> list[str]:

@@ -91,19 +91,11 @@ _OTHER_COMMANDS = ("continual_", "lsm_")
 def _other_command(path: Path, command: str) -> str | None:
     """The command the TOML file at ``path`` is written for (``train``, ``continual`` or ``lsm``) when that is not
     ``command``; None when it is, or when the file does not tell."""
-    from neurosim.config import tomllib  # the standard library's, or the tomli backport on Python 3.10
+    from neurosim.config import config_command, tomllib  # tomllib: the standard library's, or the tomli backport
 
     try:
-        keys = set(tomllib.loads(path.read_text(encoding="utf-8")))
+        other = config_command(tomllib.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError):
-        return None
-    if keys & {"tasks", "seeds", "methods", "hlop", "ewc"}:
-        other = "continual"
-    elif keys & {"reservoir", "readout", "energy"}:
-        other = "lsm"
-    elif keys & {"model", "neuron", "train"} and keys & {"data", "seed"}:  # continual has no data/seed, lsm no model
-        other = "train"
-    else:
         return None
     return other if other != command else None
 

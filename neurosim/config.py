@@ -614,16 +614,35 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
     A whole table (``train={epochs=1}``) is refused: it would replace every key of that section. (Without the
     config's types this refuses any table value; :func:`load_config` tells a section from a key that takes one value
-    and says what that key expects.)
+    and says what that key expects.) ``overrides`` is a list of strings: a bare ``"key=value"`` string is a
+    TypeError.
     """
     return _apply_overrides(data, overrides, _parse_value)
+
+
+def _override_list(overrides: Any) -> list[str]:
+    """``overrides`` as a list, checked to be ``key=value`` strings in a list (or tuple, or other iterable): a bare
+    string would be read character by character ("override 'r'"), so it is refused, as is an item not a string."""
+    if isinstance(overrides, (str, bytes)):
+        raise TypeError(f"overrides must be a list of 'key=value' strings, got the {type(overrides).__name__} "
+                        f"{overrides!r}; write [{overrides!r}]")
+    try:
+        items = list(overrides)
+    except TypeError:
+        raise TypeError(f"overrides must be a list of 'key=value' strings, got {type(overrides).__name__} "
+                        f"{overrides!r}") from None
+    for item in items:
+        if not isinstance(item, str):
+            raise TypeError(f"overrides must be a list of 'key=value' strings, got the {type(item).__name__} "
+                            f"{item!r} among them")
+    return items
 
 
 def _apply_overrides(data: dict[str, Any], overrides: list[str], parse) -> dict[str, Any]:
     import copy
 
     data = copy.deepcopy(data)
-    for item in overrides:
+    for item in _override_list(overrides):
         if "=" not in item:
             raise ConfigError(f"override {item!r}: expected key.path=value, e.g. train.epochs=3")
         key, text = item.split("=", 1)
@@ -661,6 +680,19 @@ def shipped_config(name: str) -> Path | None:
     return file if "/" not in name and file.is_file() else None
 
 
+def config_command(keys) -> str | None:
+    """The command whose config has these top-level ``keys`` (of a TOML file): ``"continual"``, ``"lsm"`` or
+    ``"train"``; None when they do not tell (e.g. only ``name`` and ``out_dir``, which every config has)."""
+    keys = set(keys)
+    if keys & {"tasks", "seeds", "methods", "hlop", "ewc"}:
+        return "continual"
+    if keys & {"reservoir", "readout", "energy"}:
+        return "lsm"
+    if keys & {"model", "neuron", "train"} and keys & {"data", "seed"}:  # continual has no data/seed, lsm no model
+        return "train"
+    return None
+
+
 def load_toml_config(path: str | Path | None, overrides: list[str] | None, from_dict):
     """``from_dict`` of the TOML file at ``path`` (nothing: the defaults) with ``key.path=value`` overrides applied.
 
@@ -669,7 +701,9 @@ def load_toml_config(path: str | Path | None, overrides: list[str] | None, from_
 
     Raises:
         ConfigError: missing or unreadable file, unknown key, wrong type or impossible value (naming the key path).
+        TypeError: ``overrides`` is not a list of ``"key=value"`` strings (one such string alone, not in a list).
     """
+    overrides = _override_list(overrides if overrides is not None else [])  # before the file is read
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -682,7 +716,6 @@ def load_toml_config(path: str | Path | None, overrides: list[str] | None, from_
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    overrides = list(overrides or [])
     data = _apply_overrides(data, overrides, _SetValue)  # a malformed override names itself
     try:
         return from_dict(data)
@@ -701,6 +734,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
     Raises:
         ConfigError: unreadable TOML, unknown key, wrong type or impossible value (message names the key path).
+        TypeError: ``overrides`` is not a list of ``"key=value"`` strings (``["train.epochs=1"]``, not
+            ``"train.epochs=1"``).
     """
     return load_toml_config(path, overrides, config_from_dict)
 

@@ -151,8 +151,43 @@ def other_settings(run_dir: Path, now: dict, load, ignore: tuple[str, ...] = ("n
     return sorted(k for k in config_differences(saved, now) if k not in ignore and k.split(".")[0] not in ignore)
 
 
+#: files in a run folder that only that command's runs write
+_RUN_FILES = {"train": ("checkpoint.pt", "best.pt", "metrics.jsonl"), "continual": ("finished", "results.json"),
+              "lsm": ("metrics.json", "estimates.json")}
+
+
+def run_folder_command(run_dir: str | Path) -> str | None:
+    """The command whose run ``run_dir`` holds: ``"train"`` (``neurosim demo``'s too), ``"continual"`` or
+    ``"lsm"``, told by the files only that command writes, else by the sections of its ``config.toml``; None for a
+    folder that is missing, empty or does not tell."""
+    from neurosim.config import config_command, tomllib
+
+    run_dir = Path(run_dir)
+    for command, files in _RUN_FILES.items():
+        if any((run_dir / f).exists() for f in files):
+            return command
+    try:
+        return config_command(tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8")))
+    except (OSError, ValueError):  # none, or not TOML: nothing says whose it is
+        return None
+
+
+def refuse_other_commands_run(run_dir: str | Path, command: str,
+                              elsewhere: str = "choose another name (--set name=...) or out_dir") -> None:
+    """Before any work: raise a :class:`ConfigError` when ``run_dir`` holds a run of another command than
+    ``command`` (``train``, ``continual``, ``lsm``; ``demo`` trains a ``train`` run), whose ``config.toml``,
+    ``report.md`` and figures a run of ``command`` would write over. Neither ``--overwrite`` nor ``--no-resume``
+    replaces another command's run: they are for a run of the same command. ``elsewhere`` says where to go instead.
+    """
+    other = run_folder_command(run_dir)
+    if other is not None and other != ("train" if command == "demo" else command):
+        raise ConfigError(f"{run_dir} holds a `neurosim {other}` run, whose config.toml and report.md a `neurosim "
+                          f"{command}` run would write over; {elsewhere}")
+
+
 def train_run(cfg: RunConfig, resume: bool = True, progress: bool = True, figures: bool = True) -> RunResult:
-    """Train ``cfg`` into ``<out_dir>/<name>/``, resuming from its checkpoint when there is one.
+    """Train ``cfg`` into ``<out_dir>/<name>/``, resuming from its checkpoint when there is one. A folder that holds
+    a ``neurosim continual`` or ``lsm`` run is refused before any work, ``resume`` or not.
 
     Started by ``torchrun``, it trains data-parallel in the process group torchrun describes
     (:mod:`neurosim.training.distributed`); process 0 builds the data cache first and alone writes the run folder
@@ -195,6 +230,8 @@ def train_seeds(cfg: RunConfig, seeds: list[int], resume: bool = True, progress:
             runs.append(replace(cfg, seed=seed, name=f"{base}-seed{seed}"))
         except ConfigError as e:
             raise ConfigError(f"--seeds: {e}") from None
+    for one in runs:  # before any is trained (each run checks its own folder again as it starts)
+        refuse_other_commands_run(Path(one.out_dir) / one.name, "train")
     out = Path(cfg.out_dir)
     path, pending = out / f"{base}-seeds.json", out / f"{base}-seeds.pending.json"
     started_over = _pending_sweep(pending)  # seed -> when an unfinished --no-resume sweep started it over
@@ -303,6 +340,7 @@ def _train_run(cfg: RunConfig, resume: bool, progress: bool, figures: bool, worl
 
 def _train_in_folder(cfg: RunConfig, run_dir: Path, resume: bool, progress: bool, figures: bool, world: World,
                      t0: float) -> RunResult:
+    refuse_other_commands_run(run_dir, "train")  # (held: no other command's run can start in it meanwhile)
     if resume:
         _check_resumable(cfg, run_dir)
     elif world.is_main and (run_dir / "checkpoint.pt").is_file():
@@ -674,11 +712,13 @@ def demo_config(out_dir: str | Path = "runs", epochs: int | None = None) -> RunC
 def demo(out_dir: str | Path = "runs", epochs: int | None = None, progress: bool = True,
          estimate: bool = True) -> Path:
     """Train the quickstart conv SNN on the bundled event digits, estimate it on every chip target, and write
-    ``report.md``; returns its path."""
+    ``report.md``; returns its path. A ``demo`` folder that holds a ``neurosim continual`` or ``lsm`` run is
+    refused before any work."""
     cfg = demo_config(out_dir, epochs)
     run_dir = check_output_folder(Path(cfg.out_dir) / cfg.name, "out_dir")
     # held through training, estimate and report: a second demo there is refused
     with hold_run_folder(run_dir, "demo", "give demo another --out folder"):
+        refuse_other_commands_run(run_dir, "demo", "give demo another --out folder")
         result = train_run(cfg, resume=False, progress=progress, figures=False)
         extra = estimate_run(result)[1] if estimate else None
         return write_report(result, extra)

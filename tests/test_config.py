@@ -304,3 +304,30 @@ def test_model_recurrent_from_set_its_type_and_the_round_trip(tmp_path):
         load_config(None, ["model.recurrent=true"])
     conv = load_config("quickstart", ["model.hidden=[32]", "model.recurrent=true"])  # conv → flatten → RLIF 32
     assert conv.model.kind == "conv" and conv.model.recurrent
+
+
+def _loaders():
+    from neurosim.continual.config import load_continual_config
+    from neurosim.lsm.config import load_lsm_config
+    from neurosim.training.sltt import paper_config
+
+    return {"load_config": lambda o: load_config(None, o), "load_lsm_config": lambda o: load_lsm_config(None, o),
+            "load_continual_config": lambda o: load_continual_config(None, o),
+            "load_config(shipped file)": lambda o: load_config("quickstart", o), "sltt.paper_config": paper_config,
+            "apply_overrides": lambda o: apply_overrides({}, o)}
+
+
+@pytest.mark.parametrize("loader", list(_loaders()))
+def test_every_config_loader_takes_a_list_of_overrides_and_refuses_a_bare_string(loader):
+    # a bare string was read as one override per character: load_lsm_config(path, "a=b") failed with "override 'a'"
+    load = _loaders()[loader]
+    for overrides in ("name=r", "", b"name=r", ["name=r", 3], 5):
+        with pytest.raises(TypeError, match=r"^overrides must be a list of 'key=value' strings, got ") as e:
+            load(overrides)
+        if isinstance(overrides, str):
+            assert f"write [{overrides!r}]" in str(e.value)
+    for overrides in (["name=r"], ("name=r",)):  # a list, or any other iterable of strings
+        got = load(overrides)
+        assert (got["name"] if isinstance(got, dict) else got.name) == "r"
+    if loader != "apply_overrides":
+        assert load(None).name != "r" and load([]).name != "r"

@@ -137,3 +137,107 @@ def test_the_raster_shows_a_cuba_layer_once_under_its_own_name():
         hidden, _ = model[2](model[1](model[0](x_seq)))
     assert torch.equal(layers[cubas[0]], hidden) and hidden.sum() > 0
     assert torch.equal(out_seq, model(x_seq)[0])
+
+
+# ---------------------------------------------------------------------------------------------- other commands' runs
+def _run_folder_files(command: str, config_only: bool) -> dict[str, str]:
+    """A run folder of ``command`` as it writes one (its config as saved, the files only it writes, report.md and a
+    figure), or (``config_only``) its config.toml alone, as a run leaves it before its other files."""
+    from neurosim.config import dumps_toml, load_config
+    from neurosim.continual import load_continual_config
+    from neurosim.lsm.config import load_lsm_config
+
+    config = {"train": lambda: load_config("quickstart"), "continual": lambda: load_continual_config(),
+              "lsm": lambda: load_lsm_config()}[command]()
+    files = {"config.toml": dumps_toml(config)}
+    if not config_only:
+        files |= {"train": {"checkpoint.pt": "weights", "metrics.jsonl": "{}\n", "curves.png": "png"},
+                  "continual": {"finished/hlop_seed0.json": "{}", "results.json": "{}", "accuracy_hlop.png": "png"},
+                  "lsm": {"metrics.json": "{}", "estimates.json": "{}", "raster.png": "png"}}[command]
+        files["report.md"] = f"# the {command} run's report"
+    return files
+
+
+#: each command's line, into <out>/r (demo: <out>/demo), that --no-resume / --overwrite may follow
+_COMMANDS = {
+    "train": lambda out: ["train", "--config", "quickstart", "--set", f"out_dir={out}", "name=r",
+                          "data.train_subset=8", "data.test_subset=8", "train.epochs=1"],
+    "continual": lambda out: ["continual", "--config", "continual_pmnist_digits", "--set", f"out_dir={out}", "name=r",
+                              "seeds=[0]", "tasks.num_tasks=2", "tasks.train_subset=20", "tasks.test_subset=10"],
+    "demo": lambda out: ["demo", "--out", str(out), "--epochs", "1"],
+    "lsm": lambda out: ["lsm", "--set", f"out_dir={out}", "name=r", "data.train_subset=20", "data.test_subset=10"],
+}
+
+
+#: the option that starts a run of the same command over (demo has none)
+_START_OVER = {"train": "--no-resume", "continual": "--no-resume", "lsm": "--overwrite"}
+
+
+@pytest.mark.parametrize("config_only", [False, True], ids=["run", "config-only"])
+@pytest.mark.parametrize("command, other, flag", [
+    (c, o, flag) for c in _COMMANDS for o in ("train", "continual", "lsm") for flag in (False, True)
+    if o != {"demo": "train"}.get(c, c) and (c in _START_OVER or not flag)])
+def test_a_command_refuses_another_commands_run_folder_before_any_work(tmp_path, monkeypatch, capsys, command, other,
+                                                                        flag, config_only):
+    """`--set name=` of an LSM (or continual) run: `neurosim train` wrote its config.toml, report.md and figures over
+    that run's; each run command refuses another command's folder, --no-resume / --overwrite or not, and leaves it
+    as it was."""
+    import neurosim.continual.runner as continual_runner
+    import neurosim.lsm.run as lsm_run
+    import neurosim.runs as runs
+    from neurosim.cli import main
+
+    def no_work(*args, **kwargs):
+        raise RuntimeError("data loaded: the run started before refusing the folder")
+
+    for module, name in ((runs, "make_loaders"), (continual_runner, "load_source"), (lsm_run, "load_lsm_data")):
+        monkeypatch.setattr(module, name, no_work)
+    run = tmp_path / ("demo" if command == "demo" else "r")
+    files = _run_folder_files(other, config_only)
+    for name, text in files.items():
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_text(text)
+    line = _COMMANDS[command](tmp_path)
+    assert main(["-q", *line[:1], *([_START_OVER[command]] if flag else []), *line[1:]]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"neurosim {command}: error: {run} holds a `neurosim {other}` run") and "\n" not in err, err
+    assert (f"a `neurosim {command}` run would write over" in err
+            and ("--out" if command == "demo" else "--set name=") in err), err
+    assert sorted(p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()) == sorted(files)
+    assert all((run / name).read_text() == text for name, text in files.items())
+
+
+@pytest.mark.parametrize("command", ["train", "continual", "lsm"])
+def test_a_run_folder_is_told_by_its_files_or_its_config(tmp_path, command):
+    from neurosim.runs import refuse_other_commands_run, run_folder_command
+
+    assert run_folder_command(tmp_path / "none") is None and run_folder_command(tmp_path) is None
+    (tmp_path / "config.toml").write_text('name = "r"\nout_dir = "runs"\n')  # every config has these: no telling
+    assert run_folder_command(tmp_path) is None
+    for config_only in (True, False):
+        for name, text in _run_folder_files(command, config_only).items():
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name).write_text(text)
+        assert run_folder_command(tmp_path) == command
+        refuse_other_commands_run(tmp_path, command)  # its own command's run: left to that command's rules
+    if command == "train":
+        refuse_other_commands_run(tmp_path, "demo")  # demo trains a train run
+
+
+def test_a_seed_sweep_refuses_another_commands_folder_before_training_any_seed(tmp_path, monkeypatch, capsys):
+    import neurosim.runs as runs
+    from neurosim.cli import main
+
+    def no_work(*args, **kwargs):
+        raise RuntimeError("data loaded: a seed was trained before the sweep's folders were checked")
+
+    monkeypatch.setattr(runs, "make_loaders", no_work)
+    run = tmp_path / "r-seed1"
+    files = _run_folder_files("lsm", config_only=False)
+    run.mkdir()
+    for name, text in files.items():
+        (run / name).write_text(text)
+    assert main(["-q", "train", "--seeds", "0", "1", *_COMMANDS["train"](tmp_path)[1:]]) == 2
+    assert f"{run} holds a `neurosim lsm` run" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r-seed1"]  # seed 0's folder not started, no summary
+    assert all((run / name).read_text() == text for name, text in files.items())

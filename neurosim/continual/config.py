@@ -280,5 +280,6 @@ def load_continual_config(path: str | Path | None = None, overrides: list[str] |
 
     Raises:
         ConfigError: unreadable TOML, unknown key, wrong type or impossible value (the message names the key path).
+        TypeError: ``overrides`` is not a list of ``"key=value"`` strings (one such string alone, not in a list).
     """
     return load_toml_config(path, overrides, continual_config_from_dict)

@@ -180,13 +180,18 @@ def _keep_other_settings(cfg: ContinualConfig, run_dir: Path, fingerprints: tupl
 def run_continual(cfg: ContinualConfig, progress: bool = True, log=print, resume: bool = True) -> ContinualRun:
     """Run every method of ``cfg`` for every seed on the task sequence; write the run folder.
 
+    A run folder that holds a ``neurosim train`` or ``lsm`` run is refused before any work, ``resume`` or not.
+
     Args:
         log: called with one line per finished (method, seed); None is silent.
         resume: reuse the (method, seed) results a previous run of the same settings left in ``finished/``.
     """
+    from neurosim.runs import refuse_other_commands_run
+
     t0 = time.perf_counter()
     run_dir = check_output_folder(Path(cfg.out_dir) / cfg.name, "out_dir")
     with hold_run_folder(run_dir, "continual"):  # a second run in the same folder is refused
+        refuse_other_commands_run(run_dir, "continual")  # a train or lsm run there, --no-resume or not
         return _run_in_folder(cfg, run_dir, progress, log, resume, t0)
 
 

@@ -143,5 +143,6 @@ def load_lsm_config(path: str | Path | None = None, overrides: list[str] | None 
 
     Raises:
         ConfigError: unreadable TOML, unknown key, wrong type or impossible value (the message names the key).
+        TypeError: ``overrides`` is not a list of ``"key=value"`` strings (one such string alone, not in a list).
     """
     return load_toml_config(path, overrides, lsm_config_from_dict)

@@ -201,7 +201,7 @@ def reservoir_graph(reservoir: Reservoir, dt_s: float):
     """The reservoir as a NIR graph: ``input → w_in → lif ⟲ w_rec``, ``lif → output`` (for hardware estimates).
 
     With ``recurrent_scale = 0`` the recurrent rows are read at 0 V, so the reservoir has no feedback and the graph
-    no ``w_rec`` (an all-zero loop would be costed as stored weights that are read)."""
+    no ``w_rec`` (the hardware models would leave an all-zero loop out as well, with a note in every estimate)."""
     import nir
 
     if not (isinstance(dt_s, (int, float)) and math.isfinite(dt_s) and dt_s > 0):

@@ -155,33 +155,13 @@ def _one_cell_per_side(target) -> bool:
     return spec.kind == "crossbar" and spec.si("array.weight_bits") - 1 <= spec.si("array.cell_bits")
 
 
-def _other_commands_run(run_dir: Path) -> str | None:
-    """``"train"`` or ``"continual"`` where ``run_dir`` holds a run of that command (its files, or a config.toml
-    with its sections), which an LSM run would partly write over (config.toml, report.md, raster.png); else None."""
-    from neurosim.config import tomllib
-
-    if any((run_dir / f).exists() for f in ("checkpoint.pt", "best.pt", "metrics.jsonl")):
-        return "train"
-    if (run_dir / "finished").is_dir() or (run_dir / "results.json").exists():
-        return "continual"
-    try:
-        keys = set(tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8")))
-    except (OSError, ValueError):  # none, or not TOML: nothing says whose it is
-        return None
-    if keys & {"tasks", "seeds", "methods", "hlop", "ewc"}:
-        return "continual"
-    if keys & {"model", "neuron", "train"}:  # sections an LSM config has not
-        return "train"
-    return None
-
-
 def _check_before_loading(cfg: LSMConfig, write: bool = True, overwrite: bool = False) -> None:
     """Config values that would otherwise fail only after the reservoirs and readouts have run, and (``write``) a
     run folder that holds a run of other settings (kept unless ``overwrite``)."""
     from hardware_models.specs import SpecError, load_spec
     from neurosim.data.registry import get_dataset
     from neurosim.estimation import target_keys
-    from neurosim.runs import other_settings
+    from neurosim.runs import other_settings, refuse_other_commands_run
 
     try:
         get_dataset(cfg.data.dataset)
@@ -205,10 +185,8 @@ def _check_before_loading(cfg: LSMConfig, write: bool = True, overwrite: bool = 
     if not write:
         return
     run_dir = check_output_folder(Path(cfg.out_dir) / cfg.name, "out_dir")
-    other = _other_commands_run(run_dir)
-    if other:  # even with overwrite: that replaces an LSM run, and would leave the other run's files half replaced
-        raise ConfigError(f"{run_dir} holds a `neurosim {other}` run, whose config.toml and report.md an LSM run would "
-                          "write over; choose another name (--set name=...) or out_dir")
+    # even with overwrite: that replaces an LSM run, and would leave the other run's files half replaced
+    refuse_other_commands_run(run_dir, "lsm")
     changed = None if overwrite else other_settings(run_dir, config_to_dict(cfg), load_lsm_config,
                                                     ("name", "out_dir", "data.root"))
     if changed:

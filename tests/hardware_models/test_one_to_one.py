@@ -13,11 +13,14 @@ from hw_helpers import lif
 
 
 def rnn(connectivity: str, n_in: int = 64, n: int = 256, n_out: int = 10, seed: int = 0) -> nir.NIRGraph:
-    """Input(n_in) → w_in → lif ⇄ w_rec, lif → w_out → out → Output: the flat loop of snnTorch's RLeaky export."""
+    """Input(n_in) → w_in → lif ⇄ w_rec, lif → w_out → out → Output: the flat loop of snnTorch's RLeaky export.
+    ``connectivity``: dense | diagonal | zero (an all-zero w_rec) | none (no w_rec, no loop); the other weights are
+    the same draws in all four."""
     rng = np.random.default_rng(seed)
     w_rec = rng.normal(size=(n, n))
-    if connectivity == "diagonal":
-        w_rec = np.diag(rng.normal(size=n))
+    if connectivity != "dense":
+        diagonal = rng.normal(size=n)  # (drawn either way: w_out's draws are the same in every graph)
+        w_rec = np.diag(diagonal) if connectivity == "diagonal" else np.zeros((n, n))
     nodes = {
         "input": nir.Input(input_type=np.array([n_in])),
         "w_in": nir.Linear(weight=rng.normal(size=(n, n_in))),
@@ -29,6 +32,9 @@ def rnn(connectivity: str, n_in: int = 64, n: int = 256, n_out: int = 10, seed: 
     }
     edges = [("input", "w_in"), ("w_in", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "w_out"),
              ("w_out", "out"), ("out", "output")]
+    if connectivity == "none":
+        del nodes["w_rec"]
+        edges = [e for e in edges if "w_rec" not in e]
     return nir.NIRGraph(nodes=nodes, edges=edges)
 
 
@@ -123,3 +129,50 @@ def test_digital_targets_count_the_diagonal_synapses_and_speck_keeps_its_dense_k
         == 64 * 256 + 256 * 256
     assert any("one-to-one recurrence(s) ('w_rec') take the full kernel memory" in n for n in diag.notes)
     assert not any("one-to-one" in n for n in dense.notes)
+
+
+def _without(d: dict, note: str) -> dict:
+    return d | {"notes": [n for n in d["notes"] if note not in n]}
+
+
+@pytest.mark.parametrize("target", ["loihi", "truenorth", "spinnaker", "speck", "rram_neurosim", "rram_lsm40nm",
+                                    "conventional_45nm"])
+def test_an_all_zero_self_loop_costs_what_no_loop_costs_and_says_so(target):
+    # a reservoir without feedback exported its all-zero w_rec: nothing off its diagonal, so it was read as a
+    # one-to-one recurrence (rram_neurosim: 29 more tiles, the ADC reads of 256 feedback rows; Speck: a dense kernel
+    # memory; a digital core: 256 more synapses; the dense ANN: 256 MACs)
+    facts = analyze(rnn("zero"))
+    w_rec = facts.nodes["w_rec"]
+    assert not w_rec.one_to_one and (w_rec.weight_params, w_rec.synapses_dense, w_rec.synapses_nonzero) == (0, 0, 0)
+    assert [p.label for p in facts.projections] == [p.label for p in analyze(rnn("none")).projections]
+    assert facts.recurrent_populations() == [] and facts.synapses_dense == analyze(rnn("none")).synapses_dense
+    act = activity()
+    zero, none = estimate(rnn("zero"), act, target).to_dict(), estimate(rnn("none"), act, target).to_dict()
+    note = "recurrent weight(s) 'w_rec' are all zero: no spike crosses them"
+    assert any(note in n for n in zero["notes"]) and not any(note in n for n in none["notes"])
+    assert _without(zero, note) == none
+    if target in ("loihi", "rram_neurosim"):  # the activity-blind count reads every row placed
+        blind = [estimate(rnn(c), act, target, activity_blind=True).to_dict() for c in ("zero", "none")]
+        assert _without(blind[0], note) == blind[1]
+        # a genuine one-to-one loop still costs its 256 weights (numbers: the tests above)
+        diag = estimate(rnn("diagonal"), act, target)
+        assert analyze(rnn("diagonal")).nodes["w_rec"].one_to_one and not any(note in n for n in diag.notes)
+        assert diag.total_energy_j > none["total_energy_j"]
+        if target == "loihi":  # the 256 feedback weights, on the core that holds lif
+            assert diag.mapping.layers["lif"].max_synapses_per_core == (
+                none["mapping"]["layers"]["lif"]["max_synapses_per_core"] + 256)
+        else:  # its 29 diagonal tiles
+            assert diag.mapping.cores_used == none["mapping"]["cores_used"] + 29
+
+
+def test_an_all_zero_loop_of_one_neuron_and_a_zero_matrix_feeding_forward():
+    # one neuron's zero self-weight is silent too; an all-zero feed-forward matrix stays what the graph says
+    nodes = {"input": nir.Input(input_type=np.array([2])), "w_in": nir.Linear(weight=np.ones((1, 2))), "lif": lif(1),
+             "w_rec": nir.Linear(weight=np.zeros((1, 1))), "w_out": nir.Linear(weight=np.zeros((3, 1))),
+             "out": lif(3), "output": nir.Output(output_type=np.array([3]))}
+    g = nir.NIRGraph(nodes=nodes, edges=[("input", "w_in"), ("w_in", "lif"), ("lif", "w_rec"), ("w_rec", "lif"),
+                                         ("lif", "w_out"), ("w_out", "out"), ("out", "output")])
+    facts = analyze(g)
+    assert [p.label for p in facts.projections] == ["input->w_in->lif", "lif->w_out->out"]
+    assert facts.nodes["w_rec"].weight_params == 0 and facts.nodes["w_out"].weight_params == 3
+    assert any("'w_rec' are all zero" in n for n in facts.notes)
