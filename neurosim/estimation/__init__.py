@@ -355,23 +355,43 @@ def estimate_checkpoint(path: str | Path, targets: Sequence[str] | None = None, 
     ``loaded`` is what :func:`neurosim.runs.load_run` ``(path, test_only=True)`` returned, when the checkpoint has
     been read already: ``neurosim estimate`` reads it once for the estimate and its ``--nonideal``, ``--fixed-point``
     and ``--early-exit``. None reads it here."""
-    from neurosim.runs import load_run
-    from neurosim.training.checkpoint import beside_checkpoint
-
-    if step_ms is not None and not (math.isfinite(step_ms) and step_ms > 0):
-        raise ValueError(f"step_ms must be a positive number of milliseconds, got {step_ms!r}")
     if samples is not None:  # None: every test sample (as estimate_model's None)
         if isinstance(samples, bool) or not isinstance(samples, numbers.Integral) or samples < 1:
             raise ValueError(f"samples must be a whole number >= 1 (test samples the activity is measured on) or "
                              f"None (all), got {samples!r}")
         samples = int(samples)
+    model, cfg, data, out_dir, dt_s = _open_checkpoint(path, step_ms, loaded, progress, out_dir)
+    return estimate_model(model, cfg.model.input_shape, _first_samples(data.test, samples), targets,
+                          dt_s=dt_s, samples=samples, out_dir=out_dir, **options)
+
+
+def _open_checkpoint(path, step_ms: float | None, loaded, progress: bool, out_dir):
+    """``(model, cfg, data, out_dir, dt_s)`` of a checkpoint (``loaded``: as already read, or None to read its test
+    split here) for :func:`estimate_checkpoint` and the early-exit and per-sample studies: ``out_dir`` defaults to
+    the checkpoint's estimate folder, and a step lasts ``step_ms`` (None: the model's ``neuron.dt_ms``)."""
+    from neurosim.runs import load_run
+    from neurosim.training.checkpoint import beside_checkpoint
+
+    if step_ms is not None and not (math.isfinite(step_ms) and step_ms > 0):
+        raise ValueError(f"step_ms must be a positive number of milliseconds, got {step_ms!r}")
     if loaded is None:
         loaded = load_run(path, progress=progress, test_only=True)  # the training frames go unused
     model, cfg, data = loaded
     out_dir = beside_checkpoint(path, "estimate") if out_dir is None else out_dir
-    dt_ms = cfg.neuron.dt_ms if step_ms is None else step_ms
-    return estimate_model(model, cfg.model.input_shape, _first_samples(data.test, samples), targets,
-                          dt_s=dt_ms * 1e-3, samples=samples, out_dir=out_dir, **options)
+    return model, cfg, data, out_dir, (cfg.neuron.dt_ms if step_ms is None else step_ms) * 1e-3
+
+
+def _write_study(out_dir: str | Path, stem: str, text: str, figure, data: dict) -> dict:
+    """``STEM.txt``, ``STEM.png`` (``figure``) and ``STEM.json`` (last) in ``out_dir``, each written atomically: the
+    files of a study beside an estimate (early exit, per-sample cost); returns name -> path."""
+    from neurosim.viz import save_figure
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / f"{stem}.txt", text + "\n")
+    save_figure(figure, out / f"{stem}.png")
+    atomic_write_text(out / f"{stem}.json", json.dumps(data, indent=1))
+    return {f"{stem}.{ext}": out / f"{stem}.{ext}" for ext in ("json", "txt", "png")}
 
 
 def _first_samples(loader, samples: int | None) -> list:

@@ -39,14 +39,11 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
-
-from neurosim._io import atomic_write_text
 
 __all__ = ["EXIT_METRICS", "DEFAULT_THRESHOLDS", "EarlyExitReport", "ExitPolicy", "early_exit",
            "early_exit_checkpoint", "exit_confidence", "plot_early_exit"]
@@ -162,14 +159,9 @@ class EarlyExitReport:
 
     def write(self, out_dir: str | Path) -> dict:
         """``early_exit.json``, ``early_exit.txt`` and ``early_exit.png`` in ``out_dir`` (each written atomically)."""
-        from neurosim.viz import save_figure
+        from neurosim.estimation import _write_study
 
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "early_exit.txt", self.table() + "\n")
-        save_figure(plot_early_exit(self), out / "early_exit.png")
-        atomic_write_text(out / "early_exit.json", json.dumps(self.to_dict(), indent=1))
-        self.files = {name: out / name for name in ("early_exit.json", "early_exit.txt", "early_exit.png")}
+        self.files = _write_study(out_dir, "early_exit", self.table(), plot_early_exit(self), self.to_dict())
         return self.files
 
 
@@ -402,21 +394,13 @@ def early_exit_checkpoint(path: str | Path, targets: Sequence[str] | None = None
     of the loss it was trained with; ``out_dir`` defaults to the checkpoint's estimate folder, and ``step_ms`` and
     ``loaded`` (the checkpoint as already read, or None to read it here) are
     :func:`neurosim.estimation.estimate_checkpoint`'s."""
-    from neurosim.estimation import _first_samples
-    from neurosim.runs import load_run
-    from neurosim.training.checkpoint import beside_checkpoint
+    from neurosim.estimation import _first_samples, _open_checkpoint
     from neurosim.training.losses import get_loss
 
-    if step_ms is not None and not (math.isfinite(step_ms) and step_ms > 0):
-        raise ValueError(f"step_ms must be a positive number of milliseconds, got {step_ms!r}")
-    if loaded is None:
-        loaded = load_run(path, progress=progress, test_only=True)
-    model, cfg, data = loaded
-    out_dir = beside_checkpoint(path, "estimate") if out_dir is None else out_dir
-    dt_ms = cfg.neuron.dt_ms if step_ms is None else step_ms
+    model, cfg, data, out_dir, dt_s = _open_checkpoint(path, step_ms, loaded, progress, out_dir)
     loss = get_loss(cfg.train.loss, cfg.train.loss_lambda, cfg.train.loss_target)
     return early_exit(model, cfg.model.input_shape, _first_samples(data.test, samples), targets, loss=loss,
-                      dt_s=dt_ms * 1e-3, samples=samples, out_dir=out_dir, **kwargs)
+                      dt_s=dt_s, samples=samples, out_dir=out_dir, **kwargs)
 
 
 def plot_early_exit(report: EarlyExitReport):

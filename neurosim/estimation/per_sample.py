@@ -27,15 +27,12 @@ Example:
 
 from __future__ import annotations
 
-import json
 import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-
-from neurosim._io import atomic_write_text
 
 __all__ = ["PERCENTILES", "PerSampleReport", "SampleCosts", "per_sample", "per_sample_checkpoint", "plot_per_sample",
            "sample_profiles"]
@@ -128,14 +125,9 @@ class PerSampleReport:
 
     def write(self, out_dir: str | Path) -> dict:
         """``per_sample.json``, ``per_sample.txt`` and ``per_sample.png`` in ``out_dir`` (each written atomically)."""
-        from neurosim.viz import save_figure
+        from neurosim.estimation import _write_study
 
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "per_sample.txt", self.table() + "\n")
-        save_figure(plot_per_sample(self), out / "per_sample.png")
-        atomic_write_text(out / "per_sample.json", json.dumps(self.to_dict(), indent=1))
-        self.files = {name: out / name for name in ("per_sample.json", "per_sample.txt", "per_sample.png")}
+        self.files = _write_study(out_dir, "per_sample", self.table(), plot_per_sample(self), self.to_dict())
         return self.files
 
 
@@ -265,20 +257,10 @@ def per_sample_checkpoint(path: str | Path, targets: Sequence[str] | None = None
     """:func:`per_sample` on a neurosim checkpoint's test split (its first ``samples``; None: all); ``out_dir``
     defaults to the checkpoint's estimate folder, and ``step_ms`` and ``loaded`` (the checkpoint as already read, or
     None to read it here) are :func:`neurosim.estimation.estimate_checkpoint`'s."""
-    import math
+    from neurosim.estimation import _first_samples, _open_checkpoint
 
-    from neurosim.estimation import _first_samples
-    from neurosim.runs import load_run
-    from neurosim.training.checkpoint import beside_checkpoint
-
-    if step_ms is not None and not (math.isfinite(step_ms) and step_ms > 0):
-        raise ValueError(f"step_ms must be a positive number of milliseconds, got {step_ms!r}")
-    if loaded is None:
-        loaded = load_run(path, progress=progress, test_only=True)
-    model, cfg, data = loaded
-    out_dir = beside_checkpoint(path, "estimate") if out_dir is None else out_dir
-    dt_ms = cfg.neuron.dt_ms if step_ms is None else step_ms
-    return per_sample(model, cfg.model.input_shape, _first_samples(data.test, samples), targets, dt_s=dt_ms * 1e-3,
+    model, cfg, data, out_dir, dt_s = _open_checkpoint(path, step_ms, loaded, progress, out_dir)
+    return per_sample(model, cfg.model.input_shape, _first_samples(data.test, samples), targets, dt_s=dt_s,
                       samples=samples, out_dir=out_dir, **kwargs)
 
 

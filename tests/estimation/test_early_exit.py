@@ -7,31 +7,24 @@ import math
 import numpy as np
 import pytest
 import torch
+from small_nets import conv_net, recurrent_net
 
 from neurosim.activity import activity_profile, cohort_profiles
 from neurosim.cli import main
 from neurosim.estimation import estimate_model, write_outputs
 from neurosim.estimation.early_exit import early_exit, exit_confidence
-from neurosim.nn import LI, LIF, CubaLIF, Conv2d, Flatten, Linear, MaxPool2d, RLIF, Sequential
+from neurosim.nn import LIF, MaxPool2d
 from neurosim.training.losses import LOSS_NAMES, predict, running_scores
 
 T, B = 6, 9
 
 
 def _conv_net():
-    torch.manual_seed(3)
-    net = Sequential(Conv2d(2, 4, 3), LIF(beta=0.8, v_th=0.5), MaxPool2d(2), Flatten(), Linear(4 * 3 * 3, 5),
-                     LIF(beta=0.9, v_th=0.5))
-    x = (torch.rand(T, B, 2, 8, 8) > 0.6).float()
-    return net, x, (2, 8, 8)
+    return conv_net(T, B)
 
 
 def _recurrent_net():
-    torch.manual_seed(4)
-    net = Sequential(Linear(12, 10), RLIF(10, beta=0.9, v_th=0.5), Linear(10, 8), CubaLIF(tau_syn_ms=3.0, v_th=0.4),
-                     Linear(8, 3), LI(beta=0.9))
-    x = (torch.rand(T, B, 12) > 0.5).float()
-    return net, x, (12,)
+    return recurrent_net(T, B)
 
 
 def _same(a, b):
