@@ -11,12 +11,15 @@ __all__ = ["register"]
 
 
 def cmd_continual(args) -> int:
-    from neurosim.cli import check_config_command, resolve_config
+    from neurosim.cli import UserError, check_config_command, resolve_config
     from neurosim.config import ConfigError
     from neurosim.continual.config import load_continual_config
     from neurosim.continual.runner import run_continual
 
     overrides = list(args.set)
+    if args.methods and any(o.strip().startswith("methods") and o.partition("=")[0].strip() == "methods"
+                            for o in overrides):
+        raise UserError("--methods and --set methods=... both choose the methods to run; give one of them")
     if args.methods:
         overrides.append("methods=[" + ", ".join(f'"{m}"' for m in args.methods) + "]")
     path = resolve_config(args.config, "continual_", "continual config")

@@ -18,7 +18,7 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +54,8 @@ class TasksConfig:
 
     source: str = "sklearn_digits"  # sklearn_digits (8×8, offline, constant input current) | a registry dataset
     protocol: str = "permuted"  # permuted: pixel permutations, shared head | class_split: class groups, multi-head
-    num_tasks: int = 5  # permuted: number of permutations, at most 1000 (class_split: all groups, this is ignored)
-    classes_per_task: int = 2  # class_split: classes per task (10 digits → 5 tasks of 2)
+    num_tasks: int = 5  # permuted: number of permutations, at most 1000 (class_split: all groups; not to be set)
+    classes_per_task: int = 2  # class_split: classes per task (10 digits → 5 tasks of 2; permuted: not to be set)
     permute_first: bool = False  # permuted: False keeps task 0 unpermuted (easier to look at); the PMNIST code permutes all
     time_steps: int = 4  # T: steps per sample (static digits: the same input current every step)
     downsample: int = 1  # registry (event) sources: sum-pool H and W by this factor (event digits 34×34 → 17×17 with 2)
@@ -73,6 +73,16 @@ class TasksConfig:
                                             f"{self.num_tasks}")
         if not self.source:
             raise InvalidValue("source", "must name sklearn_digits or a registry dataset, got an empty string")
+        # a key the protocol ignores, set to something else than its default, is a setting the user expects to act
+        # (a saved config.toml writes every key at its default: it loads)
+        ignored = {"class_split": ("num_tasks", "the tasks are the class groups of classes_per_task classes each"),
+                   "permuted": ("classes_per_task", "every task has all the classes, permuted (num_tasks sets how "
+                                                    "many)")}
+        key, why = ignored[self.protocol]
+        default = next(f.default for f in fields(self) if f.name == key)
+        if getattr(self, key) != default:
+            raise InvalidValue(key, f"is not used by protocol {self.protocol!r} ({why}), got {getattr(self, key)!r}; "
+                                    f"leave it out, or set tasks.protocol to the protocol that uses it")
 
 
 @dataclass(frozen=True)

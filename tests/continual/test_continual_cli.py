@@ -148,3 +148,11 @@ def test_a_run_stopped_before_anything_finished_does_not_claim_to_keep_results(t
         assert main([*args, 'out_dir="/proc/neurosim-no-such-folder"']) == 1
         err = capsys.readouterr().err
         assert "before any (method, seed) had finished" in err and "kept in" not in err
+
+
+def test_methods_given_both_by_option_and_by_set_is_refused(tmp_path, capsys):
+    code = main(["-q", "continual", "--config", "continual_pmnist_digits", "--methods", "hlop",
+                 "--set", *SMALL, 'methods=["baseline"]', f'out_dir="{tmp_path}"'])
+    assert code == 2
+    assert "--methods and --set methods=... both choose the methods" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # refused before any work

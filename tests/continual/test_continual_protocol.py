@@ -252,3 +252,12 @@ def test_hlop_with_cuba_neurons_forgets_clearly_less_than_fine_tuning():
     assert min(base.matrix[i][i] for i in range(3)) > 60 and min(hlop.matrix[i][i] for i in range(3)) > 60
     # measured (seed 0, BPTT): baseline BWT −22.0, HLOP +1.2 (SLTT with the tet loss: −20.0 and −1.0)
     assert base.bwt < -12 and hlop.bwt > -6 and hlop.acc > base.acc
+
+
+@pytest.mark.parametrize("protocol, key, value", [("class_split", "num_tasks", 3), ("permuted", "classes_per_task", 5)])
+def test_a_key_the_protocol_does_not_use_is_refused_when_set(protocol, key, value):
+    with pytest.raises(ConfigError, match=rf"^tasks.{key}: is not used by protocol '{protocol}'.*got {value}"):
+        continual_config_from_dict({"tasks": {"protocol": protocol, key: value}})
+    # at its default (as a saved config.toml writes every key) it loads
+    cfg = continual_config_from_dict({"tasks": {"protocol": protocol, "num_tasks": 5, "classes_per_task": 2}})
+    assert cfg.tasks.protocol == protocol
