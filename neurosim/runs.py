@@ -519,6 +519,10 @@ def load_run(path: str | Path, progress: bool = True, device: str | torch.device
     RuntimeWarning saying how far the epoch had got (``neurosim train`` with the run's config finishes it). One whose
     dataset's classes have other names now than those it saved (a folder dataset's class folders renamed or added
     since) loads with a RuntimeWarning naming both.
+
+    A continual run's model (``models/<method>_seed<S>.pt``, :mod:`neurosim.continual.checkpoint`) loads too: its
+    config is the run config view of the continual one, and its data the test (and training) splits of every task
+    it learnt, taken in turn.
     """
     model, cfg, data, _ = _load_run(path, progress, device, test_only)
     return model, cfg, data
@@ -543,6 +547,10 @@ def _load_run(path: str | Path, progress: bool, device: str | torch.device | Non
         model = build_model(cfg.model, cfg.neuron)
     load_weights(model, ckpt["model"], path)
     model.to(device).eval()
+    if ckpt.get("kind") == "continual":  # a continual run's model: the test splits of every task it learnt
+        from neurosim.continual.checkpoint import continual_data
+
+        return model, cfg, continual_data(ckpt, path, device, progress, test_only), names
     if test_only:
         test_frames, test_labels, fingerprint = _load_frames(cfg.data, "test", progress)
         data = DataBundle(get_dataset(cfg.data.dataset), None, eval_loader(cfg.data, test_frames, test_labels, device),

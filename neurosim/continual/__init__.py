@@ -9,7 +9,9 @@ subspaces, ``ΔW = δ (x − H_oldᵀ H_old x)ᵀ`` (:mod:`.projection`) — wit
 * :func:`permuted_tasks`, :func:`class_split_tasks`, :func:`load_source` — task sequences (:mod:`.tasks`).
 * :func:`run_method` — train through the tasks with ``baseline`` | ``ewc`` | ``hlop`` | ``multitask``; accuracy matrix.
 * :func:`acc`, :func:`bwt` — metrics (:mod:`.metrics`).
-* :func:`run_continual`, :func:`load_continual_config` — the ``neurosim continual --config FILE.toml`` job.
+* :func:`run_continual`, :func:`load_continual_config` — the ``neurosim continual --config FILE.toml`` job; it keeps
+  each method's final model as a checkpoint that ``neurosim estimate`` / ``evaluate`` / ``export`` take
+  (:mod:`.checkpoint`).
 """
 
 from neurosim.continual.config import (

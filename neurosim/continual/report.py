@@ -101,9 +101,10 @@ def _pm(mean, std, digits: int = 2) -> str:
 
 
 def report_markdown(name: str, summary: Mapping[str, Mapping], setting: str, figures: Sequence[str],
-                    seeds: Sequence[int], notes: Sequence[str] = ()) -> str:
+                    seeds: Sequence[int], notes: Sequence[str] = (), models: Sequence[str] = ()) -> str:
     """The run's ``report.md``: ACC/BWT per method (mean ± std over seeds), wall time, the paper's numbers; with
-    the activity penalty (``activity_mean`` in a summary) also the training activity it counted."""
+    the activity penalty (``activity_mean`` in a summary) also the training activity it counted. ``models``: the
+    run folder's model files (``models/<method>_seed<S>.pt``), listed with the commands that take them."""
     activity = ("", "")
     if any("activity_mean" in s for s in summary.values()):
         activity = (" training activity |", "---:|")
@@ -142,5 +143,14 @@ def report_markdown(name: str, summary: Mapping[str, Mapping], setting: str, fig
         lines += [f"![{fig}]({fig})", ""]
     lines += ["## Files", "", "- `config.toml` — the config used (`neurosim continual --config` reruns it)",
               "- `results.json` — every accuracy matrix (per method and seed), ACC, BWT, wall times, summary",
-              "- `accuracy_matrices.png` — heatmaps of the first seed's matrices", ""]
+              "- `accuracy_matrices.png` — heatmaps of the first seed's matrices; `accuracy_<method>.png` — one "
+              "method's",
+              "- `finished/` — each (method, seed) as it finished, with a fingerprint of its settings (a rerun of "
+              "the same settings reuses them)"]
+    if models:
+        lines += [f"- `models/` — the model after the last task of each (method, seed): {', '.join(models)}. "
+                  "`neurosim estimate --checkpoint models/<file>` costs it on neuromorphic and RRAM targets (its "
+                  "activity measured on every task's test samples); `neurosim evaluate` and `neurosim export` take "
+                  "it too"]
+    lines.append("")
     return "\n".join(lines)

@@ -6,6 +6,9 @@ and subspace sizes for every task, the device), then writes ``<out_dir>/<name>/`
 * ``finished/<method>_seed<S>.json`` — each (method, seed) as soon as it is done, with a fingerprint of the
   settings it ran with: a run that is stopped or fails keeps what it finished, and running the same config again
   reuses those results instead of training them again (``resume=False``, or ``--no-resume``, trains all anew);
+* ``models/<method>_seed<S>.pt`` — the model after the last task of each (method, seed), written just before its
+  ``finished/`` file: a neurosim checkpoint that ``neurosim estimate``, ``evaluate`` and ``export`` take
+  (:mod:`neurosim.continual.checkpoint`);
 * ``config.toml`` — the config used;
 * ``results.json`` — per method: every seed's accuracy matrix, ACC, BWT and wall time, and the mean ± std summary;
 * ``accuracy_matrices.png`` (all methods, first seed) and ``accuracy_<method>.png`` — heatmaps;
@@ -24,6 +27,7 @@ from typing import Sequence
 
 from neurosim._io import atomic_write_text, check_output_folder, hold_run_folder
 from neurosim.config import ConfigError, config_to_dict, dumps_toml, settings_differ
+from neurosim.continual.checkpoint import model_path, save_continual_model
 from neurosim.continual.config import ContinualConfig
 from neurosim.continual.report import accuracy_heatmap, accuracy_heatmaps, report_markdown
 from neurosim.continual.tasks import Task, class_split_tasks, load_source, permuted_tasks
@@ -151,6 +155,19 @@ def _load_finished(path: Path, fingerprints: tuple[str, ...]) -> MethodResult | 
         return None
 
 
+def _has_model(run_dir: Path, method: str, seed: int, fingerprints: tuple[str, ...]) -> bool:
+    """Whether ``models/`` holds the model of ``(method, seed)`` trained with these settings."""
+    from neurosim.training.checkpoint import CheckpointError, load_checkpoint
+
+    path = model_path(run_dir, method, seed)
+    if not path.is_file():
+        return False
+    try:
+        return load_checkpoint(path).get("continual", {}).get("fingerprint") in fingerprints
+    except (CheckpointError, AttributeError):
+        return False
+
+
 def _keep_other_settings(cfg: ContinualConfig, run_dir: Path, fingerprints: tuple[str, ...], resume: bool) -> None:
     """Refuse (``resume``) to mix this run into a folder whose finished results come from other settings, which it
     would overwrite; without ``resume`` (``--no-resume``: start over) those results are removed."""
@@ -167,7 +184,8 @@ def _keep_other_settings(cfg: ContinualConfig, run_dir: Path, fingerprints: tupl
     if not other:
         return
     if not resume:  # starting over: the earlier settings' results and the summary made of them go
-        for path in [*other, run_dir / "results.json", run_dir / "report.md", *run_dir.glob("accuracy_*.png")]:
+        for path in [*other, run_dir / "results.json", run_dir / "report.md", *run_dir.glob("accuracy_*.png"),
+                     *(run_dir / "models" / f"{p.stem}.pt" for p in other)]:
             path.unlink(missing_ok=True)
         return
     changed = other_settings(run_dir, config_to_dict(cfg), load_continual_config, _NOT_IN_RESULTS)
@@ -215,12 +233,18 @@ def _run_in_folder(cfg: ContinualConfig, run_dir: Path, progress: bool, log, res
             reused = r is not None
             if r is None:
                 r = run_method(cfg, method, tasks, seed=seed, progress=progress)
+                # the model before the result that says it finished: a finished result has its model beside it
+                save_continual_model(model_path(run_dir, method, seed), r.state, cfg, method, seed,
+                                     [t.name for t in tasks], r.matrix, fingerprint)
                 atomic_write_text(path, json.dumps({"fingerprint": fingerprint, "result": r.as_dict()}))
             results[method].append(r)
             if log is not None:
                 bwt = "—" if r.bwt != r.bwt else f"{r.bwt:+.2f}"
                 log(f"{method:9s} seed {seed}: ACC {r.acc:6.2f} %  BWT {bwt}  ({r.seconds:.1f} s"
-                    + (", finished by an earlier run)" if reused else ")"))
+                    + (", finished by an earlier run" if reused else "")
+                    + ("" if _has_model(run_dir, method, seed, fingerprints) else
+                       "; its model was not kept: finished by a neurosim before models/ (--no-resume trains it "
+                       "again)") + ")")
     task_names = [t.name for t in first_tasks]
     summary = {m: summarize(rs) for m, rs in results.items()}
     matrices = {m: rs[0].matrix for m, rs in results.items()}
@@ -242,6 +266,8 @@ def _run_in_folder(cfg: ContinualConfig, run_dir: Path, progress: bool, log, res
     }
     atomic_write_text(run_dir / "config.toml", dumps_toml(cfg))  # with the results it describes
     atomic_write_text(run_dir / "results.json", json.dumps(payload, indent=1))
-    report = report_markdown(cfg.name, summary, _setting(cfg, first_tasks), fig_names, cfg.seeds)
+    models = [model_path(run_dir, m, r.seed).name for m, rs in results.items() for r in rs
+              if _has_model(run_dir, m, r.seed, fingerprints)]
+    report = report_markdown(cfg.name, summary, _setting(cfg, first_tasks), fig_names, cfg.seeds, models=models)
     atomic_write_text(run_dir / "report.md", report)
     return ContinualRun(run_dir, results, summary, task_names, time.perf_counter() - t0)

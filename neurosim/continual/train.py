@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -144,7 +144,9 @@ class MethodResult:
     process used meanwhile, which other processes on a shared machine disturb much less. ``activity`` (with
     ``train.activity_penalty``, else None): per task trained (multitask: one), the mean over its training batches
     of what the penalty counts, per step and sample — the synaptic operations as a fraction of the most possible
-    (``synops``) or the firing rate (``spikes``).
+    (``synops``) or the firing rate (``spikes``). ``state``: the model's weights after the last task (a CPU copy of its
+    state dict: what :func:`~neurosim.continual.run_continual` keeps in ``models/``), None for a result read back
+    from a file.
     """
 
     method: str
@@ -153,6 +155,7 @@ class MethodResult:
     seconds: float
     cpu_seconds: float = float("nan")
     activity: list[float | None] | None = None
+    state: dict | None = field(default=None, repr=False, compare=False)
 
     @property
     def acc(self) -> float:
@@ -418,7 +421,7 @@ def run_method(cfg: ContinualConfig, method: str, tasks: Sequence[Task], seed: i
         a = _train(model, concat_tasks(list(tasks)), cfg, TaskLoss(base_loss, heads), seed, False, device,
                    desc="multitask", progress=progress, penalty=penalty)
         return MethodResult(method, seed, [evaluate_all()], time.perf_counter() - t0, time.process_time() - c0,
-                            None if penalty is None else [a])
+                            None if penalty is None else [a], _cpu_state(model))
 
     hlop = ewc = None
     if method == "hlop":
@@ -456,7 +459,11 @@ def run_method(cfg: ContinualConfig, method: str, tasks: Sequence[Task], seed: i
     if hlop is not None:
         hlop.remove()
     return MethodResult(method, seed, matrix, time.perf_counter() - t0, time.process_time() - c0,
-                        None if penalty is None else activity)
+                        None if penalty is None else activity, _cpu_state(model))
+
+
+def _cpu_state(model: torch.nn.Module) -> dict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
 def summarize(results: Sequence[MethodResult]) -> dict[str, float | None]:

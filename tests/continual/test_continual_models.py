@@ -1,0 +1,142 @@
+"""A continual run keeps each (method, seed)'s final model in ``models/``: a neurosim checkpoint that ``neurosim
+estimate``, ``evaluate`` and ``export`` take, served the test splits of every task it learnt."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from neurosim.cli import main
+from neurosim.continual import build_tasks, evaluate_task, load_continual_config, run_continual
+from neurosim.continual.checkpoint import _interleaved, model_path, run_config_view
+from neurosim.runs import evaluate_checkpoint, load_run
+
+# The shipped config, shrunk to seconds: 3 permuted tasks of 120 samples, a 64-32-10 MLP, one epoch, one seed.
+SMALL = ["seeds=[0]", "tasks.num_tasks=3", "tasks.train_subset=120", "tasks.test_subset=40", "model.hidden=[32]",
+         "hlop.sizes=[[8, 8]]", "hlop.hebbian_epochs=1", "train.epochs=1", "ewc.fisher_samples=20"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("continual")
+    cfg = load_continual_config("continual_pmnist_digits", [*SMALL, f'out_dir="{out}"'])
+    return cfg, run_continual(cfg, progress=False, log=None)
+
+
+def test_every_method_keeps_the_model_whose_accuracies_its_matrix_records(run):
+    cfg, result = run
+    tasks = build_tasks(cfg, 0)
+    for method in cfg.methods:
+        path = model_path(result.run_dir, method, 0)
+        model, view, data = load_run(path, progress=False, test_only=True)
+        (r,) = result.results[method]
+        # each task through the loaded model: the run's last row, exactly
+        assert [evaluate_task(model, t) for t in tasks] == r.matrix[-1], method
+        # neurosim evaluate's accuracy over the interleaved test splits (equal per task) is the run's ACC
+        metrics = evaluate_checkpoint(path, progress=False)
+        assert metrics["samples"] == 3 * 40 and metrics["acc"] * 100 == pytest.approx(r.acc, abs=1e-9)
+        record = torch.load(path, weights_only=False)["continual"]
+        assert record["method"] == method and record["matrix"] == r.matrix and record["tasks"] == result.task_names
+    assert view == run_config_view(cfg, 0) and view.model.hidden == (32,) and view.data.time_steps == 4
+
+
+def test_the_test_split_takes_the_tasks_in_turn(run):
+    cfg, result = run
+    tasks = build_tasks(cfg, 0)
+    _, _, data = load_run(model_path(result.run_dir, "hlop", 0), progress=False, test_only=True)
+    frames, labels = data.test.frames, data.test.labels
+    for i in range(2):  # sample i of task 0, of task 1, of task 2, then sample i + 1 ...
+        for k, t in enumerate(tasks):
+            assert torch.equal(frames[3 * i + k], t.x_test[i]) and labels[3 * i + k] == t.y_test[i]
+    assert data.train is None and "3 permuted tasks" in data.info.description
+
+
+def test_interleaving_tasks_of_unequal_size():
+    parts = [torch.arange(3), torch.arange(10, 11), torch.arange(20, 22)]
+    assert torch.cat(parts)[_interleaved(parts)].tolist() == [0, 10, 20, 1, 21, 2]
+
+
+def test_estimate_export_and_evaluate_take_a_continual_model(run, tmp_path, capsys):
+    cfg, result = run
+    path = model_path(result.run_dir, "hlop", 0)
+    out = tmp_path / "est"
+    assert main(["-q", "estimate", "--checkpoint", str(path), "--target", "loihi", "--samples", "30",
+                 "--out", str(out)]) == 0
+    saved = json.loads((out / "estimate.json").read_text())
+    from neurosim.estimation import estimate_model
+
+    model, view, data = load_run(path, progress=False, test_only=True)
+    x = data.test.frames[:30].transpose(0, 1)
+    direct = estimate_model(model, view.model.input_shape, [(x, data.test.labels[:30])], ["loihi"], samples=30,
+                            dt_s=view.neuron.dt_ms * 1e-3)
+    assert saved["targets"]["loihi"]["total_energy_j"] == pytest.approx(direct.estimates["loihi"].total_energy_j,
+                                                                        rel=1e-12)
+    assert main(["-q", "export", "--checkpoint", str(path), "--out", str(tmp_path / "hlop.nir")]) == 0
+    from neurosim.export import read_nir
+
+    assert "LIF" in {type(n).__name__ for n in read_nir(tmp_path / "hlop.nir").nodes.values()}
+    assert main(["-q", "evaluate", "--checkpoint", str(path)]) == 0
+    assert f"test accuracy: {result.results['hlop'][0].acc:.2f} %" in capsys.readouterr().out
+
+
+def test_report_lists_the_models_and_a_rerun_keeps_them(run):
+    cfg, result = run
+    report = (result.run_dir / "report.md").read_text()
+    assert "`models/`" in report and "hlop_seed0.pt" in report and "neurosim estimate --checkpoint" in report
+    assert "`finished/`" in report and "`accuracy_<method>.png`" in report
+    before = {m: model_path(result.run_dir, m, 0).stat().st_mtime_ns for m in cfg.methods}
+    lines = []
+    run_continual(cfg, progress=False, log=lines.append)  # every result reused: nothing trained, models kept
+    assert all("finished by an earlier run)" in ln for ln in lines), lines
+    assert {m: model_path(result.run_dir, m, 0).stat().st_mtime_ns for m in cfg.methods} == before
+
+
+def test_a_result_finished_before_models_were_kept_says_so(tmp_path):
+    cfg = load_continual_config("continual_pmnist_digits", [*SMALL, 'methods=["baseline"]', f'out_dir="{tmp_path}"'])
+    first = run_continual(cfg, progress=False, log=None)
+    model_path(first.run_dir, "baseline", 0).unlink()  # as a run of an earlier neurosim left it
+    lines = []
+    run_continual(cfg, progress=False, log=lines.append)
+    assert "its model was not kept" in lines[0] and "--no-resume" in lines[0]
+    assert "`models/`" not in (first.run_dir / "report.md").read_text()
+
+
+def test_starting_over_with_other_settings_removes_their_models(tmp_path):
+    cfg = load_continual_config("continual_pmnist_digits", [*SMALL, 'methods=["baseline"]', f'out_dir="{tmp_path}"'])
+    first = run_continual(cfg, progress=False, log=None)
+    old = torch.load(model_path(first.run_dir, "baseline", 0), weights_only=False)["continual"]["fingerprint"]
+    other = load_continual_config("continual_pmnist_digits",
+                                  [*SMALL, 'methods=["hlop"]', "train.lr=0.05", f'out_dir="{tmp_path}"'])
+    run_continual(other, progress=False, log=None, resume=False)
+    assert not model_path(first.run_dir, "baseline", 0).exists()  # went with its finished/ result
+    new = torch.load(model_path(first.run_dir, "hlop", 0), weights_only=False)["continual"]["fingerprint"]
+    assert new != old
+
+
+def test_a_class_split_model_warns_that_its_accuracy_is_over_all_outputs(tmp_path):
+    cfg = load_continual_config("continual_pmnist_digits", [
+        "seeds=[0]", "tasks.protocol=\"class_split\"", "tasks.classes_per_task=5", "tasks.train_subset=100",
+        "tasks.test_subset=40", "model.hidden=[16]", 'methods=["baseline"]', "train.epochs=1",
+        f'out_dir="{tmp_path}"'])
+    result = run_continual(cfg, progress=False, log=None)
+    with pytest.warns(RuntimeWarning, match="class-incremental"):
+        _, _, data = load_run(model_path(result.run_dir, "baseline", 0), progress=False, test_only=True)
+    assert len(data.test.labels) == 40 and "2 class-split tasks" in data.info.description
+
+
+def test_a_continual_checkpoint_without_its_record_is_refused(run, tmp_path):
+    from neurosim.training.checkpoint import CheckpointError, save_checkpoint
+
+    cfg, result = run
+    payload = torch.load(model_path(result.run_dir, "hlop", 0), weights_only=False)
+    del payload["continual"], payload["format"]
+    save_checkpoint(tmp_path / "bad.pt", payload)
+    with pytest.raises(CheckpointError, match="continual model without a readable record"):
+        load_run(tmp_path / "bad.pt", progress=False, test_only=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a permuted run's model loads without a warning
+        load_run(Path(model_path(result.run_dir, "hlop", 0)), progress=False, test_only=True)
