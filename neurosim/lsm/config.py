@@ -100,7 +100,8 @@ class ReadoutConfig:
 class EnergyConfig:
     """Energy of the reservoir per inference, measured on test samples."""
 
-    targets: tuple[str, ...] = ("rram_lsm40nm", "rram_neurosim", "loihi")  # hardware_models target names or spec files
+    # hardware_models target names or spec files, each once
+    targets: tuple[str, ...] = ("rram_lsm40nm", "rram_neurosim", "loihi")
     samples: int = 100  # test samples the activity profile is averaged over
     dt_ms: float = 6.3  # simulated time per step: 315 ms of saccades / 50 steps
 
@@ -109,6 +110,10 @@ class EnergyConfig:
         _positive(self, "samples", "dt_ms")
         if not self.targets:
             raise InvalidValue("targets", "must name at least one target")
+        repeated = sorted({t for t in self.targets if self.targets.count(t) > 1})
+        if repeated:  # (it was costed once, with one row and one set of metrics: a typo went unseen)
+            raise InvalidValue("targets", f"lists {', '.join(map(repr, repeated))} more than once, in "
+                                          f"{list(self.targets)}; name each target once")
 
 
 @dataclass(frozen=True)

@@ -176,6 +176,13 @@ def _check_before_loading(cfg: LSMConfig, write: bool = True, overwrite: bool = 
         target_keys(cfg.energy.targets)  # two targets of one name (a copy of a shipped spec) would share their rows
     except ValueError as e:
         raise ConfigError(f"energy.targets: {e}") from None
+    spelled: dict[str, str] = {}  # one spec file named twice ("loihi" and its path): costed once, as one row
+    for target in cfg.energy.targets:
+        (key,) = target_keys([target])
+        if key in spelled:
+            raise ConfigError(f"energy.targets: {spelled[key]!r} and {target!r} are the same spec file ({key!r}) "
+                              "listed twice; name each target once")
+        spelled[key] = target
     problem = adc_amplitude_problem(cfg.reservoir)
     if problem:
         raise ConfigError(f"reservoir.{problem[0]}: {problem[1]}")

@@ -379,3 +379,29 @@ def test_a_spec_file_target_is_keyed_by_its_name_and_a_name_clash_is_refused(tmp
     err = capsys.readouterr().err
     assert "energy.targets:" in err and "both named 'loihi'" in err, err
     assert not (tmp_path / "clash").exists()
+
+
+def test_a_target_listed_twice_is_refused_naming_it(tmp_path, capsys):
+    """energy.targets = ["loihi", "loihi"] (or a config listing a target twice, or a shipped target beside its own
+    spec file's path) was costed once, one row and one set of metrics, without a word: a typo for another target
+    went unseen."""
+    from hardware_models.specs import SPEC_DIR
+    from neurosim.config import ConfigError
+    from neurosim.lsm.config import load_lsm_config
+
+    with pytest.raises(ConfigError, match=re.escape("energy.targets: lists 'loihi' more than once, in ['loihi', "
+                                                    "'rram_lsm40nm', 'loihi']; name each target once")):
+        lsm_config_from_dict({"energy": {"targets": ["loihi", "rram_lsm40nm", "loihi"]}})
+    config = tmp_path / "twice.toml"
+    config.write_text('[energy]\ntargets = ["rram_neurosim", "rram_neurosim"]\n')
+    with pytest.raises(ConfigError, match="energy.targets: lists 'rram_neurosim' more than once"):
+        load_lsm_config(config)
+    assert lsm_config_from_dict({"energy": {"targets": ["loihi", "rram_lsm40nm"]}}).energy.targets == (
+        "loihi", "rram_lsm40nm")
+    for targets, words in [('["loihi","loihi"]', ["energy.targets: lists 'loihi' more than once"]),
+                           (f'["loihi", "{SPEC_DIR / "loihi.toml"}"]',
+                            ["energy.targets: 'loihi' and", "are the same spec file ('loihi') listed twice"])]:
+        assert main(["-q", "lsm", "--set", f'out_dir="{tmp_path}"', "name=twice", f"energy.targets={targets}"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and all(w in err for w in words), err
+        assert not (tmp_path / "twice").exists()
