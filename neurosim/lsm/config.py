@@ -37,7 +37,7 @@ class LSMDataConfig:
     time_steps: int = 50  # T: frames per sample (the paper's T = 50)
     input_size: int = 16  # frames are centre-cropped to a multiple of this and sum-pooled to input_size²
     merge_polarity: bool = True  # ON + OFF into one channel: 16 x 16 = 256 inputs, as in the paper
-    root: str | None = None  # where tonic datasets live; None: the neurosim cache
+    root: str | None = None  # where datasets live (tonic's folders; event_digits' generated file); None: the cache
     train_subset: int | None = None  # only the first N training samples (quick runs, tests)
     test_subset: int | None = None  # only the first N test samples
 

@@ -405,3 +405,30 @@ def test_a_target_listed_twice_is_refused_naming_it(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and all(w in err for w in words), err
         assert not (tmp_path / "twice").exists()
+
+
+def test_data_root_is_where_the_lsm_reads_the_bundled_digits(event_digits_cache, tmp_path, monkeypatch):
+    """data.root was ignored for event_digits: the LSM read (or generated) the file in the neurosim cache whatever
+    the root. It is honoured as by `neurosim train` (one registry for both): here the file is under the root only,
+    the cache is empty, and nothing may be generated."""
+    import shutil
+
+    import neurosim.data.event_digits as ed
+    from neurosim.lsm.config import LSMDataConfig
+    from neurosim.lsm.run import load_lsm_data
+
+    name = ed.event_digits_cache_path().name
+    root = tmp_path / "data"
+    root.mkdir()
+    shutil.copy(event_digits_cache / name, root / name)
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "empty_cache"))
+    monkeypatch.setattr(ed, "_MEMORY", {})
+
+    def build(progress=True):
+        raise AssertionError("the event digits were generated instead of read from data.root")
+
+    monkeypatch.setattr(ed, "build_event_digits", build)
+    x_tr, y_tr, x_te, y_te = load_lsm_data(LSMDataConfig(root=str(root), time_steps=5, train_subset=12,
+                                                         test_subset=6), progress=False)
+    assert x_tr.shape == (12, 5, 256) and x_te.shape == (6, 5, 256) and len(y_tr) == 12 and len(y_te) == 6
+    assert not list((tmp_path / "empty_cache").glob("event_digits*"))
