@@ -210,6 +210,10 @@ def test_cli_writes_its_run_folder(tmp_path, event_digits_cache, capsys):
     assert m["train_samples"] == 300 and m["test_samples"] == 100 and m["time_steps"] == 20
     for kind in ("software", "rram_ideal", "rram"):
         assert m[f"acc_{kind}"] > 2 * m["chance_acc"]
+        # exact ratios of counts, not float32 means (which wrote e.g. 95.53999900817871)
+        for key, n in [(f"acc_{kind}", 100), (f"train_acc_{kind}", 300), (f"firing_rate_{kind}", 20 * 100 * 64)]:
+            scale = 100.0 if "acc" in key else 1.0
+            assert m[key] == scale * round(m[key] * n / scale) / n, (key, m[key])
     assert 0 < m["energy_j_rram_lsm40nm"] < m["energy_j_loihi"]
     assert m["energy_j_rram_lsm40nm_measured_g"] > m["energy_j_rram_lsm40nm"] - 1e-15
     assert main(["-q", "lsm", "--set", f'out_dir="{tmp_path}"', "reservoir.p_switch=2"]) == 2
@@ -432,3 +436,16 @@ def test_data_root_is_where_the_lsm_reads_the_bundled_digits(event_digits_cache,
                                                          test_subset=6), progress=False)
     assert x_tr.shape == (12, 5, 256) and x_te.shape == (6, 5, 256) and len(y_tr) == 12 and len(y_te) == 6
     assert not list((tmp_path / "empty_cache").glob("event_digits*"))
+
+
+def test_accuracy_is_the_exact_ratio_of_the_correct_count():
+    from neurosim.lsm.run import _accuracy_pct
+
+    labels = torch.arange(359) % 10
+    predicted = labels.clone()
+    predicted[:16] = (predicted[:16] + 1) % 10  # 343 of 359 right
+    assert _accuracy_pct(predicted, labels) == 100.0 * 343 / 359 == 95.54317548746518  # float32: 95.54317593574524
+    assert _accuracy_pct(labels, labels) == 100.0 and _accuracy_pct(predicted[:16], labels[:16]) == 0.0
+    for bad in [(predicted[:5], labels), (labels[:0], labels[:0])]:
+        with pytest.raises(ValueError, match="same, non-empty shape"):
+            _accuracy_pct(*bad)
