@@ -21,6 +21,10 @@ The graph is read as *populations* joined by *projections*:
   feedback): it carries no synaptic events, so it is left out of the projections, its node counts no weights and
   no synapses, and ``GraphFacts.notes`` says so. It costs what the graph without the loop costs, on every target
   (it is not read as a one-to-one recurrence, though nothing lies off its diagonal).
+* an all-zero weight node on any other projection (feed-forward, or a loop beside other paths) carries no signal
+  either, but stays what the graph says: it is mapped and costed as a chip would store it (leaving it out would
+  change which layers the graph joins), and ``GraphFacts.notes`` names it, since it is likely a mistake (a layer
+  pruned to nothing, an export that lost its weights).
 
 Pooling before a synapse node is an event operation: a spike at position p is forwarded once to every
 pooling window that contains p (address mapping, as on DYNAP-CNN/Speck), so it adds no synaptic operations
@@ -988,7 +992,8 @@ def analyze(graph: nir.NIRGraph) -> GraphFacts:
     A graph with no Input node that starts at a synapse, pooling or Flatten node (e.g. read with
     ``nir.read(..., type_check=False)``) is fed there by an implicit Input node ``input_<node>``, as nir's type
     inference adds one: ``GraphFacts.graph`` then has it, and ``GraphFacts.notes`` says so. A weight node on
-    self-loops only whose weights are all zero is left out of the projections (module docstring), with a note too.
+    self-loops only whose weights are all zero is left out of the projections (module docstring), with a note too;
+    any other all-zero weight node is costed as the graph says, and noted.
 
     Raises:
         GraphError: unsupported node types, unknown endpoints or duplicate edges, shapes that cannot be inferred or
@@ -1079,6 +1084,14 @@ def analyze(graph: nir.NIRGraph) -> GraphFacts:
             facts[syn] = replace(facts[syn], weight_params=0, synapses_dense=0)  # (its nonzero counts are 0 already)
         notes = (*notes, f"recurrent weight(s) {', '.join(map(repr, silent))} are all zero: no spike crosses them, so "
                          "they are costed as no connection (no synapses, crossbar rows or core memory)")
+    zero = list(dict.fromkeys(p.synapse for p in projections if p.synapse is not None
+                              and facts[p.synapse].role == "synapse" and facts[p.synapse].weights_nonzero == 0))
+    if zero:  # kept (dropping it would change which layers the graph joins), but said: it is likely a mistake
+        biased = [n for n in zero if np.any(np.asarray(getattr(nodes[n], "bias", 0.0)) != 0)]
+        notes = (*notes, f"weight node(s) {', '.join(map(repr, zero))}: all weights zero, so no spike crosses them "
+                         "and they carry no signal" + (f" (only the bias of {', '.join(map(repr, biased))} drives "
+                                                        "the next layer)" if biased else "")
+                 + "; still mapped and costed as the graph says, as a chip would store them")
     for syn in _one_to_one(projections, facts, masks):
         n = masks[syn].shape[0]
         facts[syn] = replace(facts[syn], one_to_one=True, weight_params=n, synapses_dense=n)

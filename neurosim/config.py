@@ -251,7 +251,7 @@ class DataConfig:
     dataset: str = "event_digits"
     time_steps: int = 10  # frames per sample (ToFrame n_time_bins); T of the network
     batch_size: int = 32  # samples per optimizer step and process (under torchrun a step averages batch_size × processes)
-    root: str | None = None  # where tonic datasets live; None: the neurosim cache directory
+    root: str | None = None  # where datasets live (tonic's folders; event_digits' generated file); None: the cache
     train_subset: int | None = None  # use only the first N training samples (quick runs, tests)
     test_subset: int | None = None  # use only the first N test samples
     # unused: every sample becomes frames once, cached on disk, mapped into memory and batched in this process

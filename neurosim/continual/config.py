@@ -61,7 +61,7 @@ class TasksConfig:
     downsample: int = 1  # registry (event) sources: sum-pool H and W by this factor (event digits 34×34 → 17×17 with 2)
     train_subset: int | None = None  # use only the first N training samples of the source (quick runs)
     test_subset: int | None = None  # use only the first N test samples of the source
-    root: str | None = None  # registry sources: where tonic datasets live (None: the neurosim cache)
+    root: str | None = None  # registry sources: where they live (event_digits' generated file too; None: the cache)
 
     def __post_init__(self) -> None:
         _expand_home(self, "root")

@@ -62,8 +62,12 @@ def store_failed(path: Path) -> bool:
     return Path(path) in _FAILED
 
 
-def _advice(e: OSError) -> str:
-    """What makes the cache writable again, for the cause of ``e``."""
+def _advice(e: OSError, setting: str | None = None) -> str:
+    """What makes the cache writable again, for the cause of ``e``; ``setting``: what chose a folder outside the
+    neurosim cache, named instead of the cache's environment variable."""
+    if setting is not None:
+        verb = "free space on that disk, or" if e.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        return f"{verb} set {setting} to a folder you can write, or leave it unset (the neurosim cache)".lstrip()
     env = os.environ.get(ENV_VAR)
     now = f" (it is {env} now)" if env else ""
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -73,22 +77,24 @@ def _advice(e: OSError) -> str:
     return f"check that folder, or set {ENV_VAR} to another one{now}"
 
 
-def store(path: Path, data: bytes | memoryview, what: str) -> bool:
+def store(path: Path, data: bytes | memoryview, what: str, setting: str | None = None) -> bool:
     """Write cache entry ``path`` atomically (``data`` any bytes-like object: a memoryview of an array is written
     without a copy); a cache folder that cannot be written (read-only, full) costs the
     cache, not the run: a warning naming ``what``, the file, the cause and what to do, and False. Inside
-    :func:`writes_required` it raises :class:`CacheWriteError` instead."""
+    :func:`writes_required` it raises :class:`CacheWriteError` instead. ``setting``: what chose the folder when it
+    is not the neurosim cache (e.g. ``data.root``), named in the advice instead of the cache's variable."""
     try:
         atomic_write_bytes(path, data)
     except OSError as e:
         cause = e.strerror or str(e)
         if _REQUIRED.get():
-            raise CacheWriteError(e.errno, f"could not store {what} in {path} ({cause}): {_advice(e)}, then run "
-                                  "this again", str(path)) from e
+            raise CacheWriteError(e.errno, f"could not store {what} in {path} ({cause}): {_advice(e, setting)}, "
+                                  "then run this again", str(path)) from e
         _FAILED.add(Path(path))
         # the file's name in the text: each split's frames warn (a warning's text is shown once per line)
-        warnings.warn(f"could not store {what} in the cache folder {path.parent} ({path.name}: {cause}): this "
-                      f"run uses them from memory, and the next run makes them again unless you {_advice(e)}",
+        folder = "the cache folder" if setting is None else "the folder"
+        warnings.warn(f"could not store {what} in {folder} {path.parent} ({path.name}: {cause}): this run uses "
+                      f"them from memory, and the next run makes them again unless you {_advice(e, setting)}",
                       RuntimeWarning, stacklevel=3)
         return False
     return True

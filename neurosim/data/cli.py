@@ -5,7 +5,8 @@
     neurosim datasets check NAME [--root DIR] [--max-bad N]
 
 ``--root`` is the folder that holds tonic's ``<ClassName>/`` dataset folders (default: ``<neurosim cache>/datasets``;
-a root tonic already downloaded into works as is). ``prepare`` downloads only what is not on disk (tonic's own
+a root tonic already downloaded into works as is) and the generated file of the bundled ``event_digits`` (by
+default in the neurosim cache itself). ``prepare`` downloads only what is not on disk (tonic's own
 download code and progress bar), then converts both splits to the frame cache with a progress bar; with the files
 already there it needs no network. ``prepare`` exits with 1 when the cache folder cannot take the data or the
 frames (full, read-only): the error names the file, the cause and what to do. ``check`` reads every data file and lists all the bad ones; it exits with 1

@@ -7,7 +7,8 @@ to 28×28 (MNIST's size), drawn dark on a bright background and watched by the e
 seed, so the dataset is bit-for-bit reproducible; the train/test split (80/20, stratified by class) is fixed.
 
 The whole set is generated once (a few seconds with numba) and cached as ``event_digits_v3.npz`` under
-:func:`neurosim.data._cache.default_cache_dir` (``NEUROSIM_CACHE_DIR`` overrides it). A corrupt cache file is
+:func:`neurosim.data._cache.default_cache_dir` (``NEUROSIM_CACHE_DIR`` overrides it), or under the dataset root
+when one is set (``data.root``, ``neurosim datasets prepare --root``). A corrupt cache file is
 detected and rebuilt. Samples are ``(events, label)`` with events in tonic's N-MNIST dtype, so any
 ``tonic.transforms`` transform works on them. See ``datasets/event_digits.md`` for the dataset card.
 """
@@ -148,7 +149,11 @@ def load_event_digits(cache_dir: str | Path | None = None, progress: bool = True
         data = build_event_digits(progress=progress)
         buf = io.BytesIO()
         np.savez_compressed(buf, meta=np.array(_meta()), **data)
-        store(path, buf.getvalue(), "the event digits")
+        # a folder other than the neurosim cache was chosen by data.root (registry) or cache_dir, not by the cache's
+        # variable: the advice names what chose it
+        other = path.parent.resolve() != default_cache_dir().resolve()
+        store(path, buf.getvalue(), "the event digits",
+              "data.root (datasets prepare: --root; EventDigits: cache_dir)" if other else None)
     _MEMORY[path] = data
     return data
 

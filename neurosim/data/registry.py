@@ -180,16 +180,24 @@ def get_dataset(name: str) -> DatasetInfo:
     return DATASETS[name]
 
 
+def _event_digits_folder(root: Path) -> Path | None:
+    """Where the generated event digits live for a dataset ``root``: the neurosim cache for the default root
+    (``<cache>/datasets``; None), where the file has always been, else ``root`` itself (``data.root``,
+    ``datasets prepare --root``), so that a root set for the data is where the bundled data is generated and read
+    too; it was ignored, the file going to the cache whatever the root."""
+    return None if Path(root).resolve() == (default_cache_dir() / "datasets").resolve() else Path(root)
+
+
 def _event_digits_loader(split, root, download, progress):
     from neurosim.data.event_digits import EventDigits
 
-    return EventDigits(split=split, progress=progress)
+    return EventDigits(split=split, cache_dir=_event_digits_folder(root), progress=progress)
 
 
 def _event_digits_path(root: Path) -> Path:
     from neurosim.data.event_digits import event_digits_cache_path
 
-    return event_digits_cache_path()
+    return event_digits_cache_path(_event_digits_folder(root))
 
 
 register_dataset(DatasetInfo(

@@ -37,7 +37,7 @@ class LSMDataConfig:
     time_steps: int = 50  # T: frames per sample (the paper's T = 50)
     input_size: int = 16  # frames are centre-cropped to a multiple of this and sum-pooled to input_size²
     merge_polarity: bool = True  # ON + OFF into one channel: 16 x 16 = 256 inputs, as in the paper
-    root: str | None = None  # where tonic datasets live; None: the neurosim cache
+    root: str | None = None  # where datasets live (tonic's folders; event_digits' generated file); None: the cache
     train_subset: int | None = None  # only the first N training samples (quick runs, tests)
     test_subset: int | None = None  # only the first N test samples
 
@@ -100,7 +100,8 @@ class ReadoutConfig:
 class EnergyConfig:
     """Energy of the reservoir per inference, measured on test samples."""
 
-    targets: tuple[str, ...] = ("rram_lsm40nm", "rram_neurosim", "loihi")  # hardware_models target names or spec files
+    # hardware_models target names or spec files, each once
+    targets: tuple[str, ...] = ("rram_lsm40nm", "rram_neurosim", "loihi")
     samples: int = 100  # test samples the activity profile is averaged over
     dt_ms: float = 6.3  # simulated time per step: 315 ms of saccades / 50 steps
 
@@ -109,6 +110,10 @@ class EnergyConfig:
         _positive(self, "samples", "dt_ms")
         if not self.targets:
             raise InvalidValue("targets", "must name at least one target")
+        repeated = sorted({t for t in self.targets if self.targets.count(t) > 1})
+        if repeated:  # (it was costed once, with one row and one set of metrics: a typo went unseen)
+            raise InvalidValue("targets", f"lists {', '.join(map(repr, repeated))} more than once, in "
+                                          f"{list(self.targets)}; name each target once")
 
 
 @dataclass(frozen=True)

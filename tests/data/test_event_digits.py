@@ -107,6 +107,45 @@ def test_a_cache_folder_that_cannot_be_written_costs_the_cache_not_the_run(tmp_p
     import neurosim.data._cache as cache
 
     monkeypatch.setattr(cache, "atomic_write_bytes", read_only)  # the cache's one writer
-    with pytest.warns(RuntimeWarning, match="could not store the event digits in .*Read-only file system.*"
-                                            "NEUROSIM_CACHE_DIR"):
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "ro"))
+    with pytest.warns(RuntimeWarning, match="could not store the event digits in the cache folder .*Read-only file "
+                                            "system.*NEUROSIM_CACHE_DIR"):
         assert ed.load_event_digits(tmp_path / "ro", progress=False) is tiny
+    # a folder the cache's variable did not choose (a data.root): setting the variable would not move it
+    with pytest.warns(RuntimeWarning, match=r"could not store the event digits in the folder .*Read-only file "
+                                            r"system.*set data.root \(datasets prepare: --root; EventDigits: "
+                                            r"cache_dir\) to a folder you can write, or leave it unset") as seen:
+        assert ed.load_event_digits(tmp_path / "shared", progress=False) is tiny
+    assert not any("NEUROSIM_CACHE_DIR" in str(w.message) for w in seen)
+
+
+def test_a_data_root_is_where_the_bundled_digits_are_generated_and_read(event_digits_cache, tmp_path, monkeypatch):
+    """data.root (neurosim train, lsm, continual's tasks.root, datasets prepare --root) was ignored for event_digits:
+    the file went to the neurosim cache whatever the root, and a root holding it was never read."""
+    from neurosim.config import DataConfig
+    from neurosim.data.pipeline import load_frames
+
+    info = get_dataset("event_digits")
+    name = ed.event_digits_cache_path().name
+    cached = event_digits_cache / name
+    # the default root (None, or <cache>/datasets spelled out) keeps the file where it has always been
+    assert info.location(info.root()) == info.location(info.root(event_digits_cache / "datasets")) == cached
+    full = ed.load_event_digits(event_digits_cache, progress=False)
+    made = []
+
+    def build(progress=True):
+        made.append(1)
+        return full
+
+    monkeypatch.setattr(ed, "build_event_digits", build)
+    monkeypatch.setattr(ed, "_MEMORY", {})
+    before = cached.stat().st_mtime_ns
+    root = tmp_path / "data"
+    assert info.location(info.root(root)) == root / name and not info.on_disk(info.root(root))
+    frames, labels = load_frames(DataConfig(root=str(root), time_steps=3, test_subset=5), "test", progress=False)
+    assert made == [1] and (root / name).is_file() and info.on_disk(info.root(root))  # generated under the root
+    assert frames.shape == (5, 3, 2, 34, 34) and cached.stat().st_mtime_ns == before
+    assert labels.tolist() == full["labels"][full["is_test"]][:5].tolist()
+    # a root that holds the file is read, not generated again
+    monkeypatch.setattr(ed, "_MEMORY", {})
+    assert len(info.load("test", root, progress=False)) == 359 and made == [1]

@@ -232,6 +232,30 @@ def test_estimate_model_on_a_conv_net_with_maxpool_writes_every_output(tmp_path)
     assert len(pools) == 3 and set(data["activity"]["events_per_inference"]) == set(pools)
 
 
+def test_a_model_layer_with_all_weights_zero_is_costed_and_named_in_every_estimate(tmp_path):
+    """A layer whose weights are all zero (pruned to nothing, never trained) reached the estimates through NIR
+    without a word: it is still costed as the graph says (a chip would store it), and now named in the notes."""
+    model = _mlp_model()
+    with torch.no_grad():
+        model[-2].weight.zero_()  # the readout's weights (Linear 16 -> 3 before its LIF)
+        if model[-2].bias is not None:
+            model[-2].bias.zero_()
+    x = _spikes((5, 4, 20), p=0.3)
+    targets = ["loihi", "rram_neurosim", "conventional_45nm"]
+    report = estimate_model(model, (20,), x, targets=targets, dt_s=1e-3, out_dir=tmp_path)
+    name = str(len(model) - 2)
+    note = f"weight node(s) {name!r}: all weights zero, so no spike crosses them and they carry no signal"
+    for t in targets:
+        assert any(note in n for n in report.estimates[t].notes), (t, report.estimates[t].notes)
+    written = json.loads((tmp_path / "estimate.json").read_text())["targets"]
+    assert all(any(note in n for n in written[t]["notes"]) for t in targets)
+    trained = estimate_model(_mlp_model(), (20,), x, targets=targets, dt_s=1e-3)
+    for t in targets:
+        assert not any("all weights zero" in n for n in trained.estimates[t].notes)
+        mapped = report.estimates[t].mapping
+        assert mapped is None or mapped.cores_used == trained.estimates[t].mapping.cores_used
+
+
 def test_synaptic_operations_after_a_max_pool_count_the_events_it_passes_on():
     """MaxPool2d is exported as SumPool2d; the events it passes on (at most one per window and step) are recorded,
     so the conv behind it counts those, not every spike of the window."""

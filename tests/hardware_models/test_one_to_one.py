@@ -176,3 +176,41 @@ def test_an_all_zero_loop_of_one_neuron_and_a_zero_matrix_feeding_forward():
     assert [p.label for p in facts.projections] == ["input->w_in->lif", "lif->w_out->out"]
     assert facts.nodes["w_rec"].weight_params == 0 and facts.nodes["w_out"].weight_params == 3
     assert any("'w_rec' are all zero" in n for n in facts.notes)
+
+
+def _zero_out(graph: nir.NIRGraph, name: str) -> nir.NIRGraph:
+    nodes = dict(graph.nodes)
+    nodes[name] = nir.Linear(weight=np.zeros_like(graph.nodes[name].weight))
+    return nir.NIRGraph(nodes=nodes, edges=list(graph.edges))
+
+
+@pytest.mark.parametrize("target", ["loihi", "truenorth", "spinnaker", "speck", "rram_neurosim", "rram_lsm40nm",
+                                    "conventional_45nm"])
+def test_an_all_zero_feed_forward_matrix_is_costed_as_the_graph_says_and_noted(target):
+    # an all-zero feed-forward matrix (a layer pruned to nothing, an export that lost its weights) was costed as the
+    # graph says without a word; it still is (a chip stores it; leaving it out would change which layers the graph
+    # joins), and every estimate's notes now name it
+    zero, kept = _zero_out(rnn("none"), "w_out"), rnn("none")
+    facts = analyze(zero)
+    note = "weight node(s) 'w_out': all weights zero, so no spike crosses them and they carry no signal"
+    assert [n for n in facts.notes if note in n] == [note + "; still mapped and costed as the graph says, as a chip "
+                                                            "would store them"]
+    assert [p.label for p in facts.projections] == [p.label for p in analyze(kept).projections]
+    assert facts.nodes["w_out"].weight_params == analyze(kept).nodes["w_out"].weight_params == 10 * 256
+    act = activity()
+    est, ref = estimate(zero, act, target), estimate(kept, act, target)
+    assert any(note in n for n in est.notes) and not any("all weights zero" in n for n in ref.notes)
+    assert est.mapping is None or est.mapping.cores_used == ref.mapping.cores_used  # still placed, as the graph says
+    # the silent loop keeps its own note only; a nonzero graph has neither
+    assert not any("all weights zero" in n for n in analyze(rnn("zero")).notes)
+
+
+def test_an_all_zero_affine_with_a_bias_is_named_with_its_bias():
+    g = nir.NIRGraph.from_list(nir.Linear(weight=np.ones((3, 4))), lif(3),
+                               nir.Affine(weight=np.zeros((2, 3)), bias=np.array([0.0, 0.5])), lif(2))
+    notes = [n for n in analyze(g).notes if "all weights zero" in n]
+    assert len(notes) == 1 and "(only the bias of 'affine' drives the next layer)" in notes[0], notes
+    g = nir.NIRGraph.from_list(nir.Linear(weight=np.ones((3, 4))), lif(3),
+                               nir.Affine(weight=np.zeros((2, 3)), bias=np.zeros(2)), lif(2))
+    notes = [n for n in analyze(g).notes if "all weights zero" in n]
+    assert len(notes) == 1 and "'affine'" in notes[0] and "bias" not in notes[0], notes

@@ -210,6 +210,10 @@ def test_cli_writes_its_run_folder(tmp_path, event_digits_cache, capsys):
     assert m["train_samples"] == 300 and m["test_samples"] == 100 and m["time_steps"] == 20
     for kind in ("software", "rram_ideal", "rram"):
         assert m[f"acc_{kind}"] > 2 * m["chance_acc"]
+        # exact ratios of counts, not float32 means (which wrote e.g. 95.53999900817871)
+        for key, n in [(f"acc_{kind}", 100), (f"train_acc_{kind}", 300), (f"firing_rate_{kind}", 20 * 100 * 64)]:
+            scale = 100.0 if "acc" in key else 1.0
+            assert m[key] == scale * round(m[key] * n / scale) / n, (key, m[key])
     assert 0 < m["energy_j_rram_lsm40nm"] < m["energy_j_loihi"]
     assert m["energy_j_rram_lsm40nm_measured_g"] > m["energy_j_rram_lsm40nm"] - 1e-15
     assert main(["-q", "lsm", "--set", f'out_dir="{tmp_path}"', "reservoir.p_switch=2"]) == 2
@@ -379,3 +383,69 @@ def test_a_spec_file_target_is_keyed_by_its_name_and_a_name_clash_is_refused(tmp
     err = capsys.readouterr().err
     assert "energy.targets:" in err and "both named 'loihi'" in err, err
     assert not (tmp_path / "clash").exists()
+
+
+def test_a_target_listed_twice_is_refused_naming_it(tmp_path, capsys):
+    """energy.targets = ["loihi", "loihi"] (or a config listing a target twice, or a shipped target beside its own
+    spec file's path) was costed once, one row and one set of metrics, without a word: a typo for another target
+    went unseen."""
+    from hardware_models.specs import SPEC_DIR
+    from neurosim.config import ConfigError
+    from neurosim.lsm.config import load_lsm_config
+
+    with pytest.raises(ConfigError, match=re.escape("energy.targets: lists 'loihi' more than once, in ['loihi', "
+                                                    "'rram_lsm40nm', 'loihi']; name each target once")):
+        lsm_config_from_dict({"energy": {"targets": ["loihi", "rram_lsm40nm", "loihi"]}})
+    config = tmp_path / "twice.toml"
+    config.write_text('[energy]\ntargets = ["rram_neurosim", "rram_neurosim"]\n')
+    with pytest.raises(ConfigError, match="energy.targets: lists 'rram_neurosim' more than once"):
+        load_lsm_config(config)
+    assert lsm_config_from_dict({"energy": {"targets": ["loihi", "rram_lsm40nm"]}}).energy.targets == (
+        "loihi", "rram_lsm40nm")
+    for targets, words in [('["loihi","loihi"]', ["energy.targets: lists 'loihi' more than once"]),
+                           (f'["loihi", "{SPEC_DIR / "loihi.toml"}"]',
+                            ["energy.targets: 'loihi' and", "are the same spec file ('loihi') listed twice"])]:
+        assert main(["-q", "lsm", "--set", f'out_dir="{tmp_path}"', "name=twice", f"energy.targets={targets}"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and all(w in err for w in words), err
+        assert not (tmp_path / "twice").exists()
+
+
+def test_data_root_is_where_the_lsm_reads_the_bundled_digits(event_digits_cache, tmp_path, monkeypatch):
+    """data.root was ignored for event_digits: the LSM read (or generated) the file in the neurosim cache whatever
+    the root. It is honoured as by `neurosim train` (one registry for both): here the file is under the root only,
+    the cache is empty, and nothing may be generated."""
+    import shutil
+
+    import neurosim.data.event_digits as ed
+    from neurosim.lsm.config import LSMDataConfig
+    from neurosim.lsm.run import load_lsm_data
+
+    name = ed.event_digits_cache_path().name
+    root = tmp_path / "data"
+    root.mkdir()
+    shutil.copy(event_digits_cache / name, root / name)
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "empty_cache"))
+    monkeypatch.setattr(ed, "_MEMORY", {})
+
+    def build(progress=True):
+        raise AssertionError("the event digits were generated instead of read from data.root")
+
+    monkeypatch.setattr(ed, "build_event_digits", build)
+    x_tr, y_tr, x_te, y_te = load_lsm_data(LSMDataConfig(root=str(root), time_steps=5, train_subset=12,
+                                                         test_subset=6), progress=False)
+    assert x_tr.shape == (12, 5, 256) and x_te.shape == (6, 5, 256) and len(y_tr) == 12 and len(y_te) == 6
+    assert not list((tmp_path / "empty_cache").glob("event_digits*"))
+
+
+def test_accuracy_is_the_exact_ratio_of_the_correct_count():
+    from neurosim.lsm.run import _accuracy_pct
+
+    labels = torch.arange(359) % 10
+    predicted = labels.clone()
+    predicted[:16] = (predicted[:16] + 1) % 10  # 343 of 359 right
+    assert _accuracy_pct(predicted, labels) == 100.0 * 343 / 359 == 95.54317548746518  # float32: 95.54317593574524
+    assert _accuracy_pct(labels, labels) == 100.0 and _accuracy_pct(predicted[:16], labels[:16]) == 0.0
+    for bad in [(predicted[:5], labels), (labels[:0], labels[:0])]:
+        with pytest.raises(ValueError, match="same, non-empty shape"):
+            _accuracy_pct(*bad)
