@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -361,3 +362,35 @@ def test_fixed_point_delays_flag(tiny_checkpoint, capsys):
     assert r["delays"] is True and any("answer 3 steps late" in n for n in r["notes"])
     saved = json.loads((tiny_checkpoint.parent / "estimate" / "fixed_point_loihi.json").read_text())
     assert saved["delays"] is True
+
+
+def test_the_energy_at_the_chip_spikes_is_measured_on_the_estimate_samples(monkeypatch, tmp_path):
+    """Without --samples the estimate measures its default 64 samples; the chip's own spikes must be measured on
+    those too, not on the whole test split (``args.samples`` is None then), or the chip/float ratio compares two
+    sample sets."""
+    import types
+
+    import neurosim.hardware.fixed_point as fixed_point
+    import neurosim.hardware.report as report
+    from hardware_models import ActivityProfile
+    from neurosim.cli import build_parser
+    from neurosim.hardware.cli_support import run_fixed_point_from_args
+
+    cfg = types.SimpleNamespace(train=types.SimpleNamespace(loss="rate_ce"),
+                                model=types.SimpleNamespace(input_shape=(2, 4, 4)), neuron=types.SimpleNamespace(dt_ms=1.0))
+    monkeypatch.setattr(report, "load_checkpoint_model", lambda *a, **kw: (None, None, cfg))
+    asked = []
+
+    def reports(model, test, specs, *, samples, **kw):
+        asked.append(samples)
+        return {}, {"loihi": "not run in this test"}
+
+    monkeypatch.setattr(fixed_point, "fixed_point_reports", reports)
+    measured = ActivityProfile(time_steps=2, dt_s=1e-3, samples=64, spikes_per_step={},
+                               input_events_per_step=np.zeros(2))
+    for flags, float_activity, expected in (([], measured, 64), ([], None, 64), (["--samples", "5"], None, 5)):
+        args = build_parser().parse_args(["estimate", "--checkpoint", "x.pt", "--target", "loihi", "--fixed-point",
+                                          *flags])
+        with pytest.raises(UserError, match="no target could run the model"):
+            run_fixed_point_from_args(args, "x.pt", tmp_path, float_activity=float_activity)
+        assert asked.pop() == expected
