@@ -138,6 +138,16 @@ def test_a_synapse_overhead_of_zero_bits_is_allowed():
      "device.r_on", "must be below device.r_off"),
     ("rram_neurosim", lambda t: t.replace('r_on = { value = 100, unit = "kohm"', 'r_on = { value = 0, unit = "kohm"'),
      "device.r_on", "must be > 0"),
+    # arrays the crossbar model refuses: they loaded, and the estimate then failed naming neither file nor key
+    ("rram_neurosim", lambda t: t.replace("weight_bits = { value = 8,", "weight_bits = { value = 1,"),
+     "array.weight_bits", r"1 bits: a signed weight needs 2..16"),
+    ("rram_neurosim", lambda t: t.replace("weight_bits = { value = 8,", "weight_bits = { value = 17,"),
+     "array.weight_bits", r"17 bits: a signed weight needs 2..16"),
+    ("rram_neurosim", lambda t: t.replace("columns_per_adc = { value = 8,", "columns_per_adc = { value = 200,"),
+     "array.columns_per_adc", r"200 is more than the tile's 128 columns \(array.columns\).*lower it or widen"),
+    # 8-bit weights on 1-bit cells: 7 cells per side, 14 columns per weight; 8 columns hold none
+    ("rram_neurosim", lambda t: t.replace("columns = { value = 128,", "columns = { value = 8,"),
+     "array.columns", r"8 columns cannot hold one weight: 8-bit weights on 1-bit cells take 7 cell\(s\) per side"),
 ])
 def test_broken_crossbar_spec_is_rejected_naming_the_key(tmp_path, base, edit, key, match):
     text = (SPEC_DIR / f"{base}.toml").read_text()
