@@ -396,6 +396,11 @@ def _check_digital(data, constants, options, fail) -> dict[str, str]:
     lo, hi = constants.get("capacity.weight_bits_min"), constants.get("capacity.weight_bits_max")
     if lo and hi and lo.si > hi.si:
         raise fail("capacity.weight_bits_min", f"{lo.value} is above capacity.weight_bits_max {hi.value}")
+    held = constants.get("precision.weight_bits")
+    if held and hi and held.si > hi.si:  # the mapping stores weights of at most hi bits; --fixed-point simulates held
+        raise fail("precision.weight_bits", f"{held.value} bits is more than the chip stores (capacity.weight_bits_max "
+                   f"= {hi.value}): the integer model would compute with finer weights than the estimate maps; lower "
+                   f"precision.weight_bits to at most {hi.value}, or raise capacity.weight_bits_max")
     mem = constants.get("capacity.synaptic_memory_per_core")
     if mem:  # the smallest synapse: a weight of at least 1 bit (or the chip's minimum) and its overhead
         overhead = constants.get("capacity.synapse_overhead_bits")

@@ -108,6 +108,11 @@ def test_broken_spec_is_rejected_naming_file_and_key(tmp_path, edit, key, match)
      .replace('synaptic_memory_per_core = { value = 128, unit = "KiB"',
               'synaptic_memory_per_core = { value = 4, unit = "bits"'),
      "capacity.synaptic_memory_per_core", r"4 bits cannot hold one synapse: the smallest takes 8 bits"),
+    # a chip storing 4-bit weights whose integer model computes with Loihi's 8 (loaded; --fixed-point then simulated
+    # finer weights than the estimate mapped)
+    (lambda t: t.replace("weight_bits_max = { value = 9,", "weight_bits_max = { value = 4,"),
+     "precision.weight_bits", r"8 bits is more than the chip stores \(capacity.weight_bits_max = 4\).*lower "
+     r"precision.weight_bits to at most 4, or raise capacity.weight_bits_max"),
 ])
 def test_unusable_widths_and_memories_are_rejected(tmp_path, edit, key, match):
     path = write_variant(tmp_path, "loihi", edit)
