@@ -261,7 +261,9 @@ def spec_from_dict(data: Mapping[str, Any], origin: str = "<spec>", expected_nam
         if not isinstance(v, str) or not v:
             raise fail(key, f"must be a non-empty string, got {v!r}")
     if expected_name is not None and name != expected_name:
-        raise fail("name", f"is {name!r} but the file is named {expected_name + '.toml'!r}; they must agree")
+        raise fail("name", f"is {name!r} but the file is named {expected_name + '.toml'!r}; they must agree (a "
+                   f"target is known by its name, in tables and output files): set name = \"{expected_name}\", or "
+                   f"rename the file to {name + '.toml'!r}")
     if kind not in SCHEMAS:
         raise fail("kind", f"{kind!r} is not a known kind; expected one of {list(SCHEMAS)}")
     schema = SCHEMAS[kind]

@@ -195,7 +195,8 @@ def test_sync_table_must_pair_up_with_increasing_tile_counts(tmp_path, edit, key
 def test_name_must_match_file_and_unknown_target(tmp_path):
     path = tmp_path / "other.toml"
     path.write_text((SPEC_DIR / "loihi.toml").read_text())
-    with pytest.raises(SpecError, match="other.toml: name: is 'loihi' but the file is named 'other.toml'; they must"):
+    with pytest.raises(SpecError, match="other.toml: name: is 'loihi' but the file is named 'other.toml'; they must "
+                                        r".*set name = \"other\", or rename the file to 'loihi.toml'"):
         load_spec(path)
     with pytest.raises(SpecError, match="unknown target 'loihi3'; shipped targets"):
         load_spec("loihi3")
