@@ -82,7 +82,17 @@ def write_variant(tmp_path: Path, base: str, edit) -> Path:
     (lambda t: t.replace("cores_per_chip = { value = 128", "cores_per_chip = { value = 0"),  # divided by, once
      "capacity.cores_per_chip", "value 0 is not a usable count; it must be > 0"),
     (lambda t: t.replace("[energy]\n", "[energy]\nsynaptic_opp = { value = 1, unit = \"pJ\", source = \"davies2018\" }\n"),
-     "energy.synaptic_opp", "unknown constant"),
+     "energy.synaptic_opp", "unknown constant: 'synaptic_opp' looks like a typo for 'synaptic_op'; a digital spec's"),
+    # typos name the likely intended key (a misspelt field was reported as the right one missing, alone)
+    (lambda t: t.replace("neurons_per_core = { value = 1024", "nuerons_per_core = { value = 1024"),
+     "capacity.nuerons_per_core", "'nuerons_per_core' looks like a typo for 'neurons_per_core'"),
+    (lambda t: t.replace("synaptic_op = { value = 23.6,", "synaptic_op = { vaule = 23.6,"), "energy.synaptic_op",
+     r"missing field\(s\) \['value'\] \(unknown field\(s\) \['vaule'\]: 'vaule' looks like a typo for 'value'\)"),
+    (lambda t: t.replace('source = "davies2018", note = "per synaptic operation"',
+                         'source = "davies2018", nte = "per synaptic operation"'), "energy.synaptic_op",
+     r"unknown field\(s\) \['nte'\]: 'nte' looks like a typo for 'note'; allowed"),
+    (lambda t: t.replace("[energy]\n", "[energie]\n"), "energie",
+     "unknown key for a digital spec: 'energie' looks like a typo for 'energy'"),
     (lambda t: t.replace('static = "not_published"', 'static = "included:static"'), "energy_terms.static",
      "must name another term"),
     (lambda t: t.replace('timing = "step_driven"', 'timing = "sometimes"'), "timing", "is not one of"),
