@@ -111,7 +111,21 @@ OPTIONS = ("activity_blind", "weight_bits", "cell_bits", "tile_size", "columns_p
 def _check_spec(constants, fail) -> None:
     """What the loader checks of a crossbar spec beyond each constant (widths >= 1 bit it checks itself): a cell's
     on resistance must be above zero and below its off resistance (``G_on > G_off``: the model's conductances,
-    and the on/off ratio ``--nonideal`` programs)."""
+    and the on/off ratio ``--nonideal`` programs); and the array the model refuses at estimate time (there naming
+    only the value, as an option may override it): weights of 2..16 bits, at most as many columns per ADC as a
+    tile has, and a tile wide enough for one weight's differential pair of slices."""
+    value = {k: int(constants[f"array.{k}"].value) for k in ("weight_bits", "cell_bits", "columns", "columns_per_adc")}
+    if not 2 <= value["weight_bits"] <= 16:
+        raise fail("array.weight_bits", f"{value['weight_bits']} bits: a signed weight needs 2..16 (a sign, carried by "
+                   "the differential pair, and 1..15 magnitude bits)")
+    if value["columns_per_adc"] > value["columns"]:
+        raise fail("array.columns_per_adc", f"{value['columns_per_adc']} is more than the tile's {value['columns']} "
+                   "columns (array.columns): an ADC takes turns among columns of one tile; lower it or widen the tile")
+    slices = math.ceil((value["weight_bits"] - 1) / value["cell_bits"])
+    if 2 * slices > value["columns"]:
+        raise fail("array.columns", f"{value['columns']} columns cannot hold one weight: {value['weight_bits']}-bit "
+                   f"weights on {value['cell_bits']}-bit cells take {slices} cell(s) per side of the differential "
+                   f"pair, {2 * slices} columns; widen the tile, or raise array.cell_bits or lower array.weight_bits")
     r_on, r_off = constants["device.r_on"], constants["device.r_off"]
     if r_on.si <= 0:
         raise fail("device.r_on", f"value {r_on.value:g} {r_on.unit} must be > 0 (conductance 1/r_on)")

@@ -299,7 +299,8 @@ class _CorePartition:
                 if policy == "split":
                     self.notes.append(msg + f"; split into {k} input slices of partial-sum compartments")
                 else:
-                    self.violations.append(Violation(limit, pop, value, allowed, msg + "; the layer must be restructured"))
+                    self.violations.append(Violation(limit, pop, value, allowed, msg + "; the layer must be restructured "
+                                                     f"(or the spec's capacity.{limit} raised)"))
         p.k = k
 
         def syn_ok(n: int) -> bool:  # cheap: no connectivity needed
@@ -389,7 +390,8 @@ class _CorePartition:
                 self.violations.append(Violation(
                     "fan_out_per_core", pop, v, self.fout_cap,
                     f"layer {pop!r}: one neuron reaches {v:g} destination cores, a {self.spec.name} core has "
-                    f"{self.fout_cap:g} output axons (over by {v - self.fout_cap:g}, {v / self.fout_cap:.2f}x)"))
+                    f"{self.fout_cap:g} output axons (capacity.fan_out_per_core; over by {v - self.fout_cap:g}, "
+                    f"{v / self.fout_cap:.2f}x)"))
             if math.isfinite(self.fout_neuron) and d.size:
                 copies = np.maximum(1, np.ceil(d / self.fout_neuron))
                 p.slots = int(copies.sum())
@@ -425,7 +427,8 @@ def _finish_mapping(spec: Spec, layers, cores_used, violations, notes, chips) ->
         violations.append(Violation(
             "cores_per_chip", None, cores_used, cpc * chips,
             f"the network needs {cores_used} cores, {chips} {spec.name} chip(s) have {cpc * chips} "
-            f"(over by {cores_used - cpc * chips}, {cores_used / (cpc * chips):.2f}x): {chips_needed} chips needed"))
+            f"(capacity.cores_per_chip = {cpc}; over by {cores_used - cpc * chips}, "
+            f"{cores_used / (cpc * chips):.2f}x): {chips_needed} chips needed"))
     if chips_needed is None:
         notes = list(notes) + ["a per-core limit is exceeded: no number of chips makes this network fit as it is"]
     return MappingResult(target=spec.name, cores_used=int(cores_used), cores_per_chip=cpc, chips_needed=chips_needed,
@@ -634,13 +637,17 @@ def _place(facts, spec, weight_bits, chips):
 
 # ---------------------------------------------------------------------------------------------- energy & latency
 def _mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean |i − j| over i ~ histogram a, j ~ histogram b."""
+    """Mean |i − j| over i ~ histogram a, j ~ histogram b.
+
+    In memory and time linear in the histograms' length (a mapping onto many small cores has as many mesh rows):
+    |i − j| counts the k with min(i, j) <= k < max(i, j), so the mean is Σ_k P(i <= k < j) + P(j <= k < i) =
+    Σ_k A(k)·(1 − B(k)) + B(k)·(1 − A(k)), with A, B the cumulative distributions."""
     if a.sum() == 0 or b.sum() == 0:
         return 0.0
-    idx = np.arange(max(len(a), len(b)))
-    a = np.pad(a, (0, len(idx) - len(a)))
-    b = np.pad(b, (0, len(idx) - len(b)))
-    return float(a @ np.abs(idx[:, None] - idx[None, :]) @ b / (a.sum() * b.sum()))
+    n = max(len(a), len(b))
+    A = np.cumsum(np.pad(np.asarray(a, dtype=np.float64), (0, n - len(a)))) / a.sum()
+    B = np.cumsum(np.pad(np.asarray(b, dtype=np.float64), (0, n - len(b)))) / b.sum()
+    return float(np.sum(A * (1 - B) + B * (1 - A)))
 
 
 def _mean_hops(src: range, dst: range, width: int) -> tuple[float, float]:

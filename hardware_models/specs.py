@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
 import sys
@@ -195,6 +196,15 @@ def _num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _did_you_mean(unknown, known) -> str:
+    """``": 'x' looks like a typo for 'y'"`` for the first unknown name close to a known one, else ``""``."""
+    for name in unknown:
+        close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
+        if close:
+            return f": {name!r} looks like a typo for {close[0]!r}"
+    return ""
+
+
 def _constant(where: str, key: str, entry: Any, dimension: str, sources: Mapping[str, str]) -> Constant:
     def fail(msg: str) -> SpecError:
         return SpecError(f"{where}: {key}: {msg}")
@@ -202,11 +212,13 @@ def _constant(where: str, key: str, entry: Any, dimension: str, sources: Mapping
     if not isinstance(entry, Mapping):
         raise fail(f'expected a table {{ value = ..., unit = "...", source = "..." }}, got {entry!r}')
     missing = [f for f in ("value", "unit", "source") if f not in entry]
-    if missing:
-        raise fail(f"missing field(s) {missing}; every constant needs value, unit and source")
     extra = sorted(set(entry) - {"value", "unit", "source", "note"})
+    if missing:
+        typo = f" (unknown field(s) {extra}{_did_you_mean(extra, missing)})" if extra else ""
+        raise fail(f"missing field(s) {missing}{typo}; every constant needs value, unit and source")
     if extra:
-        raise fail(f"unknown field(s) {extra}; allowed: value, unit, source, note")
+        raise fail(f"unknown field(s) {extra}{_did_you_mean(extra, ('value', 'unit', 'source', 'note'))}; allowed: "
+                   "value, unit, source, note")
     value, unit, source = entry["value"], entry["unit"], entry["source"]
     if key in LIST_VALUED:
         if not (isinstance(value, list) and value and all(_num(v) for v in value)):
@@ -261,7 +273,9 @@ def spec_from_dict(data: Mapping[str, Any], origin: str = "<spec>", expected_nam
         if not isinstance(v, str) or not v:
             raise fail(key, f"must be a non-empty string, got {v!r}")
     if expected_name is not None and name != expected_name:
-        raise fail("name", f"is {name!r} but the file is named {expected_name + '.toml'!r}; they must agree")
+        raise fail("name", f"is {name!r} but the file is named {expected_name + '.toml'!r}; they must agree (a "
+                   f"target is known by its name, in tables and output files): set name = \"{expected_name}\", or "
+                   f"rename the file to {name + '.toml'!r}")
     if kind not in SCHEMAS:
         raise fail("kind", f"{kind!r} is not a known kind; expected one of {list(SCHEMAS)}")
     schema = SCHEMAS[kind]
@@ -276,7 +290,8 @@ def spec_from_dict(data: Mapping[str, Any], origin: str = "<spec>", expected_nam
     allowed_top = TOP_LEVEL | set(schema) | set(OPTIONS[kind])
     unknown = sorted(set(data) - allowed_top)
     if unknown:
-        raise fail(unknown[0], f"unknown key for a {kind} spec; allowed: {sorted(allowed_top)}")
+        raise fail(unknown[0], f"unknown key for a {kind} spec{_did_you_mean(unknown[:1], allowed_top)}; allowed: "
+                   f"{sorted(allowed_top)}")
 
     constants: dict[str, Constant] = {}
     for section, keys in schema.items():
@@ -286,7 +301,8 @@ def spec_from_dict(data: Mapping[str, Any], origin: str = "<spec>", expected_nam
         for k, entry in table.items():
             full = f"{section}.{k}"
             if k not in keys:
-                raise fail(full, f"unknown constant; a {kind} spec's [{section}] takes {sorted(keys)}")
+                raise fail(full, f"unknown constant{_did_you_mean([k], keys)}; a {kind} spec's [{section}] takes "
+                           f"{sorted(keys)}")
             constants[full] = _constant(origin, full, entry, keys[k], sources)
 
     options: dict[str, str] = {}
@@ -396,6 +412,11 @@ def _check_digital(data, constants, options, fail) -> dict[str, str]:
     lo, hi = constants.get("capacity.weight_bits_min"), constants.get("capacity.weight_bits_max")
     if lo and hi and lo.si > hi.si:
         raise fail("capacity.weight_bits_min", f"{lo.value} is above capacity.weight_bits_max {hi.value}")
+    held = constants.get("precision.weight_bits")
+    if held and hi and held.si > hi.si:  # the mapping stores weights of at most hi bits; --fixed-point simulates held
+        raise fail("precision.weight_bits", f"{held.value} bits is more than the chip stores (capacity.weight_bits_max "
+                   f"= {hi.value}): the integer model would compute with finer weights than the estimate maps; lower "
+                   f"precision.weight_bits to at most {hi.value}, or raise capacity.weight_bits_max")
     mem = constants.get("capacity.synaptic_memory_per_core")
     if mem:  # the smallest synapse: a weight of at least 1 bit (or the chip's minimum) and its overhead
         overhead = constants.get("capacity.synapse_overhead_bits")

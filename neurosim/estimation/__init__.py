@@ -205,6 +205,7 @@ def chip_energy(model, input_shape: Sequence[int], data, target, *, dt_s: float 
 
     from neurosim.export.nir import _to_neurosim
     from neurosim.hardware.fixed_point import chip_activity, to_chip
+    from neurosim.hardware.fixed_point.parts import ChipNeuron
 
     spec = target if isinstance(target, Spec) else load_spec(target)
     model = _to_neurosim(model)
@@ -222,6 +223,8 @@ def chip_energy(model, input_shape: Sequence[int], data, target, *, dt_s: float 
             if node is None:
                 raise ValueError(f"{key}: no node of the model's NIR graph records this layer's activity")
             node_of[key] = node
+        elif isinstance(part, ChipNeuron) and not part.spiking and part.name in names:
+            node_of[part.name] = names[part.name]  # an LI read-out: its updated neurons (no spikes)
     # a chip whose published figures do not depend on activity (Speck: resting power only) costs the same either way
     chip_act = float_act if blind else chip_activity(chip, data, node_of, dt_s=dt_s, samples=samples, input_name=inp)
     facts = analyze(graph)

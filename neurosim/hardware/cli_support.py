@@ -255,7 +255,8 @@ def run_fixed_point_from_args(args: argparse.Namespace, checkpoint_path, out_dir
     target, writes ``fixed_point_<target>.json`` (atomically) in ``out_dir`` (default ``<checkpoint dir>/estimate``)
     and returns ``{target: report}``. A target that cannot run the model (Speck and a recurrent layer) is skipped
     with a line saying why; none at all is an error. ``float_activity``: the estimate's measured activity (the same
-    samples and graph), which the energy at the float model's spikes reuses. ``loaded``: as
+    samples and graph), which the energy at the float model's spikes reuses; the chip's spikes are measured on its
+    samples (without it, on ``args.samples``, default 64). ``loaded``: as
     :func:`run_nonideal_from_args`'s."""
     if not getattr(args, "fixed_point", False):
         return {}
@@ -291,9 +292,13 @@ def run_fixed_point_from_args(args: argparse.Namespace, checkpoint_path, out_dir
 
     step_ms = getattr(args, "step_ms", None)
     delays = bool(getattr(args, "fixed_point_delays", False))
+    # the energy at the chip's spikes on the samples of the float activity it is set beside: the estimate's (its
+    # --samples is None when not given, and the estimate then measured its default 64, not the whole test split)
+    samples = getattr(args, "samples", None)
+    samples = float_activity.samples if float_activity is not None else 64 if samples is None else samples
     reports, refused = fixed_point_reports(
         model, test, specs, loss=cfg.train.loss, input_shape=cfg.model.input_shape,
-        dt_s=(cfg.neuron.dt_ms if step_ms is None else step_ms) * 1e-3, samples=getattr(args, "samples", 64),
+        dt_s=(cfg.neuron.dt_ms if step_ms is None else step_ms) * 1e-3, samples=samples,
         max_samples=args.fixed_point_samples, out_dir=out, float_activity=float_activity,
         extra={"checkpoint": str(checkpoint_path), "delays": delays}, on_report=show, delays=delays)
     for name, why in refused.items():

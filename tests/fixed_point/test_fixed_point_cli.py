@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -361,3 +362,77 @@ def test_fixed_point_delays_flag(tiny_checkpoint, capsys):
     assert r["delays"] is True and any("answer 3 steps late" in n for n in r["notes"])
     saved = json.loads((tiny_checkpoint.parent / "estimate" / "fixed_point_loihi.json").read_text())
     assert saved["delays"] is True
+
+
+def test_the_energy_at_the_chip_spikes_is_measured_on_the_estimate_samples(monkeypatch, tmp_path):
+    """Without --samples the estimate measures its default 64 samples; the chip's own spikes must be measured on
+    those too, not on the whole test split (``args.samples`` is None then), or the chip/float ratio compares two
+    sample sets."""
+    import types
+
+    import neurosim.hardware.fixed_point as fixed_point
+    import neurosim.hardware.report as report
+    from hardware_models import ActivityProfile
+    from neurosim.cli import build_parser
+    from neurosim.hardware.cli_support import run_fixed_point_from_args
+
+    cfg = types.SimpleNamespace(train=types.SimpleNamespace(loss="rate_ce"),
+                                model=types.SimpleNamespace(input_shape=(2, 4, 4)), neuron=types.SimpleNamespace(dt_ms=1.0))
+    monkeypatch.setattr(report, "load_checkpoint_model", lambda *a, **kw: (None, None, cfg))
+    asked = []
+
+    def reports(model, test, specs, *, samples, **kw):
+        asked.append(samples)
+        return {}, {"loihi": "not run in this test"}
+
+    monkeypatch.setattr(fixed_point, "fixed_point_reports", reports)
+    measured = ActivityProfile(time_steps=2, dt_s=1e-3, samples=64, spikes_per_step={},
+                               input_events_per_step=np.zeros(2))
+    for flags, float_activity, expected in (([], measured, 64), ([], None, 64), (["--samples", "5"], None, 5)):
+        args = build_parser().parse_args(["estimate", "--checkpoint", "x.pt", "--target", "loihi", "--fixed-point",
+                                          *flags])
+        with pytest.raises(UserError, match="no target could run the model"):
+            run_fixed_point_from_args(args, "x.pt", tmp_path, float_activity=float_activity)
+        assert asked.pop() == expected
+
+
+def _readout_model():
+    """1 input -> LIF (weight 2, β 0, threshold 1: fires in every step its input is 1) -> 2 LI read-out neurons
+    (weights 1 and 0.5, no bias); sample b's input is 0 before step k_b = b + 1 and 1 from it on (T = 6)."""
+    model = nsn.Sequential(nsn.Linear(1, 1, bias=False), nsn.LIF(beta=0.0, reset="zero"),
+                           nsn.Linear(1, 2, bias=False), nsn.LI(0.9))
+    with torch.no_grad():
+        model[0].weight.fill_(2.0)
+        model[2].weight.copy_(torch.tensor([[1.0], [0.5]]))
+    T, ks = 6, (1, 2, 3)
+    x = torch.zeros(T, len(ks), 1)
+    for b, k in enumerate(ks):
+        x[k:, b] = 1.0
+    return model.eval(), x, ks
+
+
+def test_chip_activity_counts_the_li_readout_updates():
+    # finding: the chip's activity recorded no updates for an LI read-out, so loihi_sanafe charged its update
+    # (21.6 pJ) in every step, and said the activity was from before updates were recorded. By hand: a read-out
+    # neuron is updated in the steps where its input is nonzero or its membrane is (nonzero input from the LIF's
+    # spikes at t >= k_b on; zero input and membrane before): 2 neurons x (T - k_b) steps, per step
+    # 2 x #{b: k_b <= t} / 3 = [0, 2/3, 4/3, 2, 2, 2], 8 per sample (2 x (5 + 4 + 3) / 3)
+    from hardware_models import load_spec
+
+    from neurosim.estimation import chip_energy
+    from neurosim.hardware.fixed_point import chip_activity
+
+    model, x, ks = _readout_model()
+    chip = to_chip(model, "loihi")
+    act = chip_activity(chip, x, {"1": "lif", "3": "li"}, dt_s=1e-3, samples=3)
+    assert act.spikes_per_step["lif"] == pytest.approx([0, 1 / 3, 2 / 3, 1, 1, 1])  # the LIF fires from k_b on
+    assert "li" not in act.spikes_per_step  # (a read-out emits no spikes)
+    assert act.updates_per_step["li"] == pytest.approx([0, 2 / 3, 4 / 3, 2, 2, 2])
+    assert act.updates_per_step["lif"] == pytest.approx([0, 1 / 3, 2 / 3, 1, 1, 1])
+    # the float model and the chip spike alike here, so loihi_sanafe prices both activities alike: the access
+    # (51.2 pJ) of every compartment-step, the update (21.6 pJ) only of those counted above. Without the read-out's
+    # count the chip's figure was higher by its 2 x 6 - 8 = 4 neuron-steps at rest per sample x 21.6 pJ (3 % here)
+    r = chip_energy(model, (1,), x, "loihi_sanafe", samples=3)
+    chip_j, float_j = r["chip_activity"]["energy_j"], r["float_activity"]["energy_j"]
+    assert 4 * load_spec("loihi_sanafe").si("energy.neuron_update") > 0.01 * float_j
+    assert chip_j == pytest.approx(float_j, rel=1e-6, abs=0)  # (the counts are float32 means: 2/3 is not exact)

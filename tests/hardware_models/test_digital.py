@@ -10,6 +10,7 @@ import pytest
 
 from hardware_models import ActivityProfile, analyze, estimate, list_targets, load_spec
 from hardware_models.digital import map_network
+from hardware_models.specs import SPEC_DIR
 from hw_helpers import lif, mlp, random_activity, small_cnn
 from si_approx import approx_si
 
@@ -46,6 +47,7 @@ def test_truenorth_fan_in_over_256_is_reported():
     (v,) = m.violations
     assert (v.limit, v.layer, v.value, v.allowed, v.excess, v.ratio) == ("fan_in_per_core", "lif", 1024, 256, 768, 4.0)
     assert "1024 input axons" in v.message and "restructured" in v.message
+    assert v.message.endswith("(or the spec's capacity.fan_in_per_core raised)")  # the constant to change
 
 
 # ------------------------------------------------------------------ Loihi: 1024 neurons, 128 KiB, 4096 axons per core
@@ -99,7 +101,21 @@ def test_chips_needed_when_cores_run_out():
     assert m.cores_used == 129 and m.chips_needed == 2 and not m.fits
     (v,) = m.violations
     assert (v.limit, v.value, v.allowed) == ("cores_per_chip", 129, 128)
+    assert "(capacity.cores_per_chip = 128; over by 1" in v.message  # the spec constant that binds
     assert mapping(g, "loihi", chips=2).fits
+
+
+def test_fan_out_over_a_core_names_the_spec_constant(tmp_path):
+    # a chip of one's own with 4 neurons and 2 output axons per core: lif_1's 12 neurons take 3 cores, and every
+    # lif neuron (all-to-all weights) must reach all 3, more than its core's 2 output axons
+    text = (SPEC_DIR / "loihi.toml").read_text().replace('name = "loihi"', 'name = "small"')
+    text = text.replace("neurons_per_core = { value = 1024,", "neurons_per_core = { value = 4,")
+    text = text.replace("fan_out_per_core = { value = 4096,", "fan_out_per_core = { value = 2,")
+    (tmp_path / "small.toml").write_text(text)
+    m = map_network(analyze(mlp(4, 4, 12)), load_spec(tmp_path / "small.toml"))
+    (v,) = m.violations
+    assert (v.limit, v.layer, v.value, v.allowed) == ("fan_out_per_core", "lif", 3, 2)
+    assert "a small core has 2 output axons (capacity.fan_out_per_core; over by 1, 1.50x)" in v.message
 
 
 def test_conv_layers_map_within_axon_limits():

@@ -167,3 +167,32 @@ def test_speck_destination_violation_is_not_called_a_memory_problem():
     assert [v.limit for v in m.violations] == ["destinations_per_core"]
     (note,) = [n for n in m.notes if "no number of chips" in n]
     assert "memory" not in note and "more than the 2 layers a core can reach" in note
+
+
+# ------------------------------------------------------------------ finding: mean hops took memory quadratic in cores
+def test_mean_hops_are_brute_force_means_of_manhattan_distances():
+    # every (source core, destination core) pair of two row-major blocks on a width-w mesh, averaged by hand
+    for src, dst, width in ((range(0, 5), range(5, 12), 4), (range(3, 4), range(0, 30), 6), (range(0, 9), range(0, 9), 3),
+                            (range(10, 40), range(2, 3), 12)):
+        pairs = [(s, d) for s in src for d in dst]
+        dx = sum(abs(s % width - d % width) for s, d in pairs) / len(pairs)
+        dy = sum(abs(s // width - d // width) for s, d in pairs) / len(pairs)
+        assert _mean_hops(src, dst, width) == pytest.approx((dx, dy), rel=1e-12, abs=1e-12)
+
+
+def test_mean_hops_over_many_cores_need_little_memory():
+    # a spec with tiny cores maps a network onto millions of them (a mesh of as many rows): the mean hop distance
+    # between two layers' blocks must not build a (rows x rows) matrix (2,000 rows here: 32 MB; 35,000 rows of
+    # 8 cores for the demo on 4-bit cores: an out-of-memory error). Two blocks of 8,000 cores on a width-8 mesh:
+    # mean |dx| over two uniform columns 0..7 = (8² - 1) / (3·8) = 2.625 (Σ|i-j| over the 8x8 pairs = 168, /64);
+    # rows 0..999 against 1000..1999: mean dy = 1000
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        dx, dy = _mean_hops(range(0, 8000), range(8000, 16000), 8)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (dx, dy) == pytest.approx((168 / 64, 1000.0), rel=1e-12)
+    assert peak < 2_000_000  # bytes: histograms of 1,000-2,000 entries, not a 2,000 x 2,000 matrix

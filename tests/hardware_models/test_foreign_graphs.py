@@ -10,6 +10,7 @@ import pytest
 from hardware_models import ActivityProfile, GraphError, analyze, estimate
 from hardware_models.graph import flatten_graph
 from hw_helpers import conv, lif, mlp
+from si_approx import approx_si
 
 
 def act(T, spikes, inp=None, counts=None):
@@ -125,7 +126,14 @@ def test_a_non_spiking_population_feeding_a_weight_layer_is_refused():
 def test_a_non_spiking_readout_is_fine():
     g = nir.NIRGraph.from_list(nir.Linear(weight=np.ones((3, 4))), lif(3), nir.Linear(weight=np.ones((2, 3))),
                                nir.LI(tau=np.ones(2), r=np.ones(2), v_leak=np.zeros(2)))
-    assert estimate(g, act(1, {"lif": [2]}, inp=[1]), "loihi").synops == 1 * 3 + 2 * 2
+    est = estimate(g, act(1, {"lif": [2]}, inp=[1]), "loihi")
+    assert est.synops == 1 * 3 + 2 * 2
+    # its neurons are compartments updated in every step, as a chip's are: 3 LIF + 2 LI compartments x 1 step, 2 of
+    # them firing (81 pJ), the other 3 idle (52 pJ; an LI never fires, so its updates are idle ones)
+    assert est.energy_j["neuron_active"] == approx_si(2 * 81e-12)
+    assert est.energy_j["neuron_idle"] == approx_si(3 * 52e-12)
+    # on RRAM tiles, the digital periphery updates each of the 5 neurons once (8-bit MAC, 0.23 pJ)
+    assert estimate(g, act(1, {"lif": [2]}, inp=[1]), "rram_neurosim").energy_j["neuron_update"] == approx_si(5 * 0.23e-12)
 
 
 # ------------------------------------------------------------------ malformed parameters and edges

@@ -82,7 +82,17 @@ def write_variant(tmp_path: Path, base: str, edit) -> Path:
     (lambda t: t.replace("cores_per_chip = { value = 128", "cores_per_chip = { value = 0"),  # divided by, once
      "capacity.cores_per_chip", "value 0 is not a usable count; it must be > 0"),
     (lambda t: t.replace("[energy]\n", "[energy]\nsynaptic_opp = { value = 1, unit = \"pJ\", source = \"davies2018\" }\n"),
-     "energy.synaptic_opp", "unknown constant"),
+     "energy.synaptic_opp", "unknown constant: 'synaptic_opp' looks like a typo for 'synaptic_op'; a digital spec's"),
+    # typos name the likely intended key (a misspelt field was reported as the right one missing, alone)
+    (lambda t: t.replace("neurons_per_core = { value = 1024", "nuerons_per_core = { value = 1024"),
+     "capacity.nuerons_per_core", "'nuerons_per_core' looks like a typo for 'neurons_per_core'"),
+    (lambda t: t.replace("synaptic_op = { value = 23.6,", "synaptic_op = { vaule = 23.6,"), "energy.synaptic_op",
+     r"missing field\(s\) \['value'\] \(unknown field\(s\) \['vaule'\]: 'vaule' looks like a typo for 'value'\)"),
+    (lambda t: t.replace('source = "davies2018", note = "per synaptic operation"',
+                         'source = "davies2018", nte = "per synaptic operation"'), "energy.synaptic_op",
+     r"unknown field\(s\) \['nte'\]: 'nte' looks like a typo for 'note'; allowed"),
+    (lambda t: t.replace("[energy]\n", "[energie]\n"), "energie",
+     "unknown key for a digital spec: 'energie' looks like a typo for 'energy'"),
     (lambda t: t.replace('static = "not_published"', 'static = "included:static"'), "energy_terms.static",
      "must name another term"),
     (lambda t: t.replace('timing = "step_driven"', 'timing = "sometimes"'), "timing", "is not one of"),
@@ -108,6 +118,11 @@ def test_broken_spec_is_rejected_naming_file_and_key(tmp_path, edit, key, match)
      .replace('synaptic_memory_per_core = { value = 128, unit = "KiB"',
               'synaptic_memory_per_core = { value = 4, unit = "bits"'),
      "capacity.synaptic_memory_per_core", r"4 bits cannot hold one synapse: the smallest takes 8 bits"),
+    # a chip storing 4-bit weights whose integer model computes with Loihi's 8 (loaded; --fixed-point then simulated
+    # finer weights than the estimate mapped)
+    (lambda t: t.replace("weight_bits_max = { value = 9,", "weight_bits_max = { value = 4,"),
+     "precision.weight_bits", r"8 bits is more than the chip stores \(capacity.weight_bits_max = 4\).*lower "
+     r"precision.weight_bits to at most 4, or raise capacity.weight_bits_max"),
 ])
 def test_unusable_widths_and_memories_are_rejected(tmp_path, edit, key, match):
     path = write_variant(tmp_path, "loihi", edit)
@@ -138,6 +153,16 @@ def test_a_synapse_overhead_of_zero_bits_is_allowed():
      "device.r_on", "must be below device.r_off"),
     ("rram_neurosim", lambda t: t.replace('r_on = { value = 100, unit = "kohm"', 'r_on = { value = 0, unit = "kohm"'),
      "device.r_on", "must be > 0"),
+    # arrays the crossbar model refuses: they loaded, and the estimate then failed naming neither file nor key
+    ("rram_neurosim", lambda t: t.replace("weight_bits = { value = 8,", "weight_bits = { value = 1,"),
+     "array.weight_bits", r"1 bits: a signed weight needs 2..16"),
+    ("rram_neurosim", lambda t: t.replace("weight_bits = { value = 8,", "weight_bits = { value = 17,"),
+     "array.weight_bits", r"17 bits: a signed weight needs 2..16"),
+    ("rram_neurosim", lambda t: t.replace("columns_per_adc = { value = 8,", "columns_per_adc = { value = 200,"),
+     "array.columns_per_adc", r"200 is more than the tile's 128 columns \(array.columns\).*lower it or widen"),
+    # 8-bit weights on 1-bit cells: 7 cells per side, 14 columns per weight; 8 columns hold none
+    ("rram_neurosim", lambda t: t.replace("columns = { value = 128,", "columns = { value = 8,"),
+     "array.columns", r"8 columns cannot hold one weight: 8-bit weights on 1-bit cells take 7 cell\(s\) per side"),
 ])
 def test_broken_crossbar_spec_is_rejected_naming_the_key(tmp_path, base, edit, key, match):
     text = (SPEC_DIR / f"{base}.toml").read_text()
@@ -180,7 +205,8 @@ def test_sync_table_must_pair_up_with_increasing_tile_counts(tmp_path, edit, key
 def test_name_must_match_file_and_unknown_target(tmp_path):
     path = tmp_path / "other.toml"
     path.write_text((SPEC_DIR / "loihi.toml").read_text())
-    with pytest.raises(SpecError, match="other.toml: name: is 'loihi' but the file is named 'other.toml'; they must"):
+    with pytest.raises(SpecError, match="other.toml: name: is 'loihi' but the file is named 'other.toml'; they must "
+                                        r".*set name = \"other\", or rename the file to 'loihi.toml'"):
         load_spec(path)
     with pytest.raises(SpecError, match="unknown target 'loihi3'; shipped targets"):
         load_spec("loihi3")

@@ -65,7 +65,8 @@ def chip_activity(chip: ChipModel, data, node_names: dict[str, str], *, dt_s: fl
     spike counts), its neurons updated per step (a nonzero input, bias included, or a nonzero membrane entering
     the step, as :func:`neurosim.activity.activity_profile` counts them) and the events leaving each max pool,
     recorded under ``node_names[model module name]`` (the NIR graph's node names); the input frames as the input
-    events.
+    events. A non-spiking read-out (an LI layer) named in ``node_names`` has its updated neurons counted (its
+    compartments are updated on the chip too), and no spikes.
 
     ``samples``: the first this many samples of ``data`` (``(x_seq, y)`` batches or one ``[T, B, ...]`` input)."""
     import numpy as np
@@ -80,8 +81,8 @@ def chip_activity(chip: ChipModel, data, node_names: dict[str, str], *, dt_s: fl
     inputs = []
     # neurons updated per step: where a neuron fires at most once per step (Speck's fire several times: the energy
     # models' check that a neuron that fires was updated counts spikes, and Speck publishes no update energy)
-    neurons = {m.name: m for m in chip.net if isinstance(m, ChipNeuron) and getattr(m, "record_as", None) in node_names
-               and chip.fmt.arithmetic == "loihi"}
+    neurons = {m.name: m for m in chip.net if isinstance(m, ChipNeuron) and chip.fmt.arithmetic == "loihi"
+               and (getattr(m, "record_as", None) if m.spiking else m.name) in node_names}
     for m in neurons.values():
         m.record_updates, m.updates = True, []
     try:
