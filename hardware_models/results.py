@@ -179,7 +179,8 @@ def format_estimates(estimates: Sequence[Estimate]) -> str:
         top = max(e.energy_j.items(), key=lambda kv: kv[1], default=("-", 0.0))
         share = f"{top[0]} {100 * top[1] / e.total_energy_j:.0f}%" if e.total_energy_j > 0 else "-"
         cores = "-" if e.mapping is None else str(e.mapping.cores_used)
-        fits = "-" if e.mapping is None else ("yes" if e.fits else f"no ({e.mapping.chips_needed or '∞'} chips)")
+        fits = "-" if e.mapping is None else "yes" if e.fits else (
+            f"no ({e.mapping.chips_needed} chips)" if e.mapping.chips_needed else "no (a core limit)")  # none helps
         rows.append((e.target, _eng(e.total_energy_j, "J"), share, _eng(e.latency_per_inference_s, "s"), cores, fits))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]

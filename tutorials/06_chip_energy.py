@@ -83,7 +83,7 @@ for name, e in report.estimates.items():
 # compute a whole column in one analog read, so their cost is mostly the digital periphery (buffers, ~43 %), then
 # the analog cell reads (`rram_neurosim`) or the ADCs (`rram_lsm40nm`), rather than weight fetches. TrueNorth's
 # 256-input cores cannot hold a neuron with 400 or 800 inputs: the estimate is marked as not fitting
-# ("no (∞ chips)") and the mapper says which layer is over the limit and by how much; its energy figure assumes a
+# ("no (a core limit)": no number of chips helps) and the mapper says which layer is over the limit and by how much; its energy figure assumes a
 # chip the model does not run on. SpiNNaker (about 255 neurons per core, 18 cores per chip) and `rram_lsm40nm` (one
 # 256 Kb macro's tiles) fit the model only on several chips: "no" with the number of chips it would take.
 #

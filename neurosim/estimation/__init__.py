@@ -591,7 +591,8 @@ def plot_cores(estimates: Iterable):
     vals = [e.mapping.cores_used for e in ests]
     ax.bar(range(len(ests)), vals, color=["C2" if e.fits else "C3" for e in ests])
     for j, e in enumerate(ests):
-        label = "fits" if e.fits else f"no fit ({e.mapping.chips_needed or '∞'} chips)"
+        label = "fits" if e.fits else (f"no fit ({e.mapping.chips_needed} chips)" if e.mapping.chips_needed
+                                      else "no fit (a core limit)")
         ax.text(j, vals[j], label, ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(ests)), [e.target for e in ests], rotation=30, ha="right")
     ax.set_ylabel("cores used")

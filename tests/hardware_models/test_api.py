@@ -104,3 +104,13 @@ def test_options_of_other_target_kinds_are_ignored_with_a_note():
     assert est.energy_j["mac"] == approx_si(32 * 0.23e-12)
     four = estimate(facts, act, "loihi", weight_bits=4, precision="int8")
     assert any("['precision'] do not apply" in n for n in four.notes)
+
+
+def test_format_estimates_says_whether_more_chips_would_fit_the_model():
+    # 300 inputs per neuron: over a TrueNorth core's 256 axons, which no number of chips changes
+    wide = format_estimates([estimate(analyze(mlp(300, 4)), ActivityProfile(
+        time_steps=2, dt_s=1e-3, samples=1, spikes_per_step={"lif": [1.0, 1.0]}), "truenorth")])
+    assert wide.splitlines()[-1].endswith("no (a core limit)")
+    fits = format_estimates([estimate(analyze(mlp(8, 4)), ActivityProfile(
+        time_steps=2, dt_s=1e-3, samples=1, spikes_per_step={"lif": [1.0, 1.0]}), "truenorth")])
+    assert fits.splitlines()[-1].endswith("yes")
