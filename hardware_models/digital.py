@@ -721,6 +721,11 @@ def estimate_digital(facts: GraphFacts, activity: ActivityProfile, spec: Spec, *
         routing_j += msgs * (e_msg + dx * e_ew + dy * e_ns)
     if any(not facts.populations[p.source].on_chip for p in facts.projections) and spec.term("routing") == "modelled":
         notes.append("input events enter their destination cores at the per-message cost, without mesh hops")
+    if mapper is not None and spec.term("routing") == "modelled" and mapping.cores_used > mapping.cores_per_chip:
+        notes.append(f"routing over {math.ceil(mapping.cores_used / mapping.cores_per_chip)} chips: the cores past "
+                     f"the first chip continue its {width}-wide mesh row by row, and a hop between chips is priced as "
+                     "one on a chip; chip-to-chip links (slower and costlier per hop) are not modelled, so routing "
+                     "energy and hop delay are rough")
 
     # ---- energy
     e = {"synaptic": 0.0, "neuron_active": 0.0, "neuron_idle": 0.0, "routing": 0.0, "static": 0.0}

@@ -381,3 +381,19 @@ def test_the_placement_kept_for_a_spec_follows_its_contents():
     spec.constants["capacity.neurons_per_core"] = dataclasses.replace(c, value=50, si=50.0)
     assert estimate(facts, act, spec).mapping.cores_used == estimate(analyze(graph), act, spec).mapping.cores_used
     assert estimate(facts, act, spec).mapping.cores_used > before
+
+
+def test_routing_over_several_chips_is_said_to_be_rough(tmp_path):
+    # Loihi with 2 cores per chip and 8 neurons per core: a 8-16-16 MLP takes 4 cores, 2 chips
+    text = (SPEC_DIR / "loihi.toml").read_text().replace('name = "loihi"', 'name = "tiny_loihi"')
+    text = text.replace('cores_per_chip = { value = 128,', 'cores_per_chip = { value = 2,')
+    text = text.replace('neurons_per_core = { value = 1024,', 'neurons_per_core = { value = 8,')
+    (tmp_path / "tiny_loihi.toml").write_text(text)
+    facts = analyze(mlp(8, 16, 16))
+    act, _ = random_activity(facts, T=3)
+    two = estimate(facts, act, str(tmp_path / "tiny_loihi.toml"), chips=2)
+    assert two.mapping.cores_used == 4 and two.fits
+    assert any(n.startswith("routing over 2 chips: the cores past the first chip continue its 2-wide mesh")
+               for n in two.notes)
+    one = estimate(facts, act, "loihi")  # one chip: no such note
+    assert one.mapping.cores_used == 2 and not any(n.startswith("routing over") for n in one.notes)
