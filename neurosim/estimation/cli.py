@@ -43,6 +43,9 @@ def cmd_estimate(args) -> int:
         samples = 64 if args.samples is None else args.samples
         if samples < 1:
             raise UserError(f"--samples must be at least 1, got {samples}")
+        if args.chips is not None and args.chips < 1:
+            raise UserError(f"--chips must be at least 1, got {args.chips}")
+        options = {} if args.chips is None else {"chips": args.chips}
         if args.step_ms is not None and not (math.isfinite(args.step_ms) and args.step_ms > 0):
             raise UserError(f"--step-ms must be a positive number of milliseconds, got {args.step_ms:g}")
         check_nonideal_args(args, args.checkpoint)  # before the estimate: a bad flag costs nothing
@@ -57,14 +60,15 @@ def cmd_estimate(args) -> int:
             # read once: the estimate, --nonideal, --fixed-point and --early-exit all use its model and test split
             loaded = load_run(args.checkpoint, progress=not args.quiet, test_only=True)
             report = estimate_checkpoint(args.checkpoint, args.target, samples=samples, out_dir=args.out,
-                                         progress=not args.quiet, step_ms=args.step_ms, loaded=loaded)
+                                         progress=not args.quiet, step_ms=args.step_ms, loaded=loaded, **options)
         else:
             loaded = None
             if not args.activity:
                 raise UserError("--nir needs --activity ACTIVITY.json (spikes per node and step, see "
                                 "hardware_models.ActivityProfile)")
             out = args.out or str(_beside_nir(args.nir))
-            report = estimate_files(args.nir, args.activity, args.target, out_dir=out, step_ms=args.step_ms)
+            report = estimate_files(args.nir, args.activity, args.target, out_dir=out, step_ms=args.step_ms,
+                                    **options)
     except (ValueError, FileNotFoundError) as e:
         raise UserError(str(e)) from None
     print(report.table())
@@ -84,7 +88,7 @@ def cmd_estimate(args) -> int:
                                        out_dir=args.out, progress=not args.quiet, step_ms=args.step_ms,
                                        thresholds=args.exit_thresholds or DEFAULT_THRESHOLDS,
                                        metric=args.exit_metric or "confidence", loaded=loaded,
-                                       per_sample=args.per_sample)
+                                       per_sample=args.per_sample, **options)
         except ValueError as e:
             raise UserError(str(e)) from None
         print(ee.table())
@@ -94,7 +98,7 @@ def cmd_estimate(args) -> int:
 
         try:
             ps = per_sample_checkpoint(args.checkpoint, args.target, samples=samples, out_dir=args.out,
-                                       progress=not args.quiet, step_ms=args.step_ms, loaded=loaded)
+                                       progress=not args.quiet, step_ms=args.step_ms, loaded=loaded, **options)
         except ValueError as e:
             raise UserError(str(e)) from None
         print(ps.table())
@@ -145,6 +149,9 @@ def register(sub) -> None:
     p.add_argument("--out", default=None, help="output folder (default: <checkpoint dir>/estimate for a run's "
                    "checkpoint.pt; estimate-best for its best.pt, estimate-NAME for another NAME.pt; for --nir "
                    "MODEL.nir, MODEL-estimate beside it)")
+    p.add_argument("--chips", type=int, default=None, metavar="N",
+                   help="chips the digital targets may map the model onto (default 1: a model needing more is "
+                        "marked as not fitting, with the number it needs); crossbar targets ignore it, with a note")
     p.add_argument("--step-ms", type=float, default=None,
                    help="time per step on chips that run in real time (e.g. Speck; fixed-tick chips keep their "
                         "tick), in ms (default: the model's neuron.dt_ms, or with --nir the activity's dt_s; for "

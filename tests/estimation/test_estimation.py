@@ -503,6 +503,7 @@ def test_estimate_with_every_option_reads_the_checkpoint_once_and_writes_what_ea
     (["estimate", "--nir", "x.nir", "--activity", "a.json", "--samples", "8"], "--samples goes with --checkpoint"),
     (["estimate", "--checkpoint", "c.pt", "--target", "loihi", "--target", "specs2/loihi.toml"],
      "targets 'loihi' and 'specs2/loihi.toml' are both named 'loihi'"),
+    (["estimate", "--checkpoint", "c.pt", "--chips", "0"], "--chips must be at least 1, got 0"),
     (["estimate", "--checkpoint", "c.pt", "--nonideal", "--no-sweep", "--sigmas", "0,0.1"],
      "--sigmas sets the sweeps, which --no-sweep turns off"),
 ])
@@ -512,6 +513,25 @@ def test_cli_bad_input_is_one_line_with_status_2(argv, words, capsys, tmp_path, 
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
+
+
+def test_cli_chips_lets_a_model_map_onto_several_chips(tiny_checkpoint, tmp_path):
+    from hardware_models.specs import SPEC_DIR
+
+    spec = tmp_path / "one_core.toml"  # Loihi with one core per chip: the tiny model needs one chip per layer
+    spec.write_text((SPEC_DIR / "loihi.toml").read_text().replace('name = "loihi"', 'name = "one_core"')
+                    .replace("cores_per_chip = { value = 128,", "cores_per_chip = { value = 1,"))
+    runs = {}
+    for chips in (None, 64):
+        out = tmp_path / f"chips{chips}"
+        argv = ["-q", "estimate", "--checkpoint", str(tiny_checkpoint), "--target", str(spec), "--target",
+                "rram_neurosim", "--samples", "4", "--out", str(out)] + ([] if chips is None else ["--chips", "64"])
+        assert main(argv) == 0
+        runs[chips] = json.loads((out / "estimate.json").read_text())["targets"]
+    needed = runs[None]["one_core"]["mapping"]["chips_needed"]
+    assert needed > 1 and not runs[None]["one_core"]["fits"]
+    assert runs[64]["one_core"]["fits"] and runs[64]["one_core"]["mapping"]["chips_needed"] == needed
+    assert any("['chips'] do not apply to crossbar targets" in n for n in runs[64]["rram_neurosim"]["notes"])
 
 
 def test_the_default_output_folder_is_checked_before_estimating(tiny_checkpoint, capsys, monkeypatch):
