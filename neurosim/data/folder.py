@@ -9,11 +9,13 @@ A folder laid out as torchvision's ``ImageFolder``, one file per recording::
 
 Events as tonic's: ``x``, ``y`` pixels, ``p`` polarity below ``P``, ``t`` in whole microseconds. The classes are the
 ``train`` split's sub-folders sorted by name as text (label = index: ``10`` sorts before ``2``, so pad numbers,
-``02``); every ``test`` class must be one of them. Hidden files (``.DS_Store``) are skipped; any other file that is
-not ``.npy`` or ``.bin``, or a folder inside a class folder, is a :class:`FolderDatasetError` naming it. Each
-recording is read with :mod:`neurosim.data.readers`' checks (truncation, garbage, events outside ``sensor_size``),
-the first bad one an :class:`~neurosim.data.readers.EventFileError` naming the file; ``neurosim datasets check
-folder:PATH`` lists every bad one. Frames are cached as for any dataset, keyed by the folder's files
+``02``); every ``test`` class must be one of them, and a class without ``test`` recordings warns (the test
+accuracy leaves it out). Hidden files (``.DS_Store``) are skipped; any other file that is not ``.npy`` or ``.bin``, a
+folder inside a class folder, or a file in ``train/`` or ``test/`` itself (outside every class folder), is a
+:class:`FolderDatasetError` naming it. Each recording is read with :mod:`neurosim.data.readers`' checks
+(truncation, garbage, events outside ``sensor_size``), the first bad one an
+:class:`~neurosim.data.readers.EventFileError` naming the file; ``neurosim datasets check folder:PATH`` lists every
+bad one. Frames are cached as for any dataset, keyed by the folder's files
 (sizes and times), so recordings added or changed are converted again.
 """
 
@@ -98,11 +100,13 @@ def recordings(path: Path, split: str, classes: tuple[str, ...]) -> list[tuple[P
     if not samples:
         raise FolderDatasetError(f"{split_dir} holds no recordings; put each in {split}/<class name>/ (classes: "
                                  f"{', '.join(classes)})")
-    if split == "train":
-        empty = sorted(set(classes) - {classes[label] for _, label in samples})
-        if empty:
-            warnings.warn(f"{split_dir}: class folder(s) {', '.join(empty)} hold no recordings: the model never "
-                          "trains on them", UserWarning, stacklevel=3)
+    empty = sorted(set(classes) - {classes[label] for _, label in samples})
+    if empty and split == "train":
+        warnings.warn(f"{split_dir}: class folder(s) {', '.join(empty)} hold no recordings: the model never "
+                      "trains on them", UserWarning, stacklevel=3)
+    elif empty:
+        warnings.warn(f"{split_dir}: class(es) {', '.join(empty)} have no recordings: the test accuracy does not "
+                      f"measure them (put some in {split}/<class name>/)", UserWarning, stacklevel=3)
     return samples
 
 
@@ -151,7 +155,8 @@ def folder_dataset(name: str) -> DatasetInfo:
 
     Raises:
         ValueError: no such folder, no ``dataset.toml`` or a wrong one, no ``train``/``test`` split, no class, a
-            test class the training split lacks, a file of another type — each naming what to fix.
+            test class the training split lacks, a file of another type or outside every class folder — each
+            naming what to fix.
     """
     path = Path(name[len(PREFIX):]).expanduser().resolve()
     if not path.is_dir():
@@ -166,6 +171,11 @@ def folder_dataset(name: str) -> DatasetInfo:
     if not classes:
         raise FolderDatasetError(f"dataset {name!r}: {path / 'train'} has no class folders; put each recording in "
                          "train/<class name>/")
+    for split in ("train", "test"):
+        loose = sorted(f for f in (path / split).iterdir() if not f.is_dir() and not f.name.startswith("."))
+        if loose:
+            raise FolderDatasetError(f"{loose[0]}: a recording outside any class folder; move it into "
+                                     f"{split}/<class name>/ (classes: {', '.join(classes)})")
     extra = sorted(d.name for d in (path / "test").iterdir() if d.is_dir() and not d.name.startswith(".")
                    and d.name not in classes)
     if extra:

@@ -343,3 +343,32 @@ def test_prepare_prints_a_training_command_that_builds_its_model(tmp_path, monke
     args = shlex.split(line.removeprefix("train it: neurosim "))
     assert main(["-q", *args, f"out_dir={tmp_path}", "train.epochs=1", "data.batch_size=4"]) == 0, \
         capsys.readouterr().err
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_a_recording_left_in_a_split_folder_outside_any_class_is_an_error_naming_it(tmp_path, split):
+    # it was skipped in silence: a recording in train/ itself was never trained on (nor one in test/ tested)
+    root = _folder(tmp_path, per_class=(1, 1), classes=("a", "b"))
+    np.save(root / split / "loose.npy", _events(5, 0))
+    with pytest.raises(ValueError, match=rf"{split}/loose.npy: a recording outside any class folder; move it into "
+                                         rf"{split}/<class name>/ \(classes: a, b\)"):
+        get_dataset(f"folder:{root}")
+    (root / split / "loose.npy").unlink()
+    (root / split / ".DS_Store").write_text("")  # hidden files are still skipped
+    assert len(get_dataset(f"folder:{root}").load(split)) == 2
+
+
+@pytest.mark.parametrize("emptied", ["empty", "missing"])
+def test_a_class_with_no_test_recordings_warns_that_the_test_accuracy_leaves_it_out(tmp_path, emptied):
+    # it was silent: evaluate's accuracy and per-class table simply lacked the class
+    import shutil
+
+    root = _folder(tmp_path, per_class=(1, 1), classes=("a", "b"))
+    if emptied == "empty":
+        for f in (root / "test" / "b").iterdir():
+            f.unlink()
+    else:
+        shutil.rmtree(root / "test" / "b")
+    with pytest.warns(UserWarning, match=r"rec/test: class\(es\) b have no recordings: the test accuracy does not "
+                                         r"measure them"):
+        assert len(get_dataset(f"folder:{root}").load("test")) == 1
