@@ -79,8 +79,10 @@ def _files(folder: Path) -> list[Path]:
         if f.name.startswith("."):
             continue
         if f.is_dir() or f.suffix.lower() not in SUFFIXES:
+            convert = "" if f.is_dir() else ('; convert other formats to .npy, e.g. np.save("rec.npy", '
+                                             'tonic.io.read_aedat4("rec.aedat4"))')
             raise FolderDatasetError(f"{f}: not a recording neurosim reads in a folder dataset (one .npy or .bin file "
-                                     "per recording, directly in its class folder)")
+                                     f"per recording, directly in its class folder{convert})")
         files.append(f)
     return files
 

@@ -188,7 +188,8 @@ def read_npy_events(path: str | os.PathLike, *, columns: Sequence[str] | None = 
         path: the ``.npy`` file.
         columns: names of the columns of a plain 2-D array, in stored order (DVSGesture ``("x", "y", "p", "t")``,
             POKERDVS ``("t", "x", "y", "p")``); the file must then hold ``(N, len(columns))`` numbers (or a
-            structured array with those fields) and a structured array is returned. None: return the array as
+            structured array with those fields, by name or title: ``tonic.io.read_aedat4`` titles its field ``on``
+            ``p``) and a structured array is returned. None: return the array as
             stored (plain 2-D or structured 1-D).
         dtype: with ``columns``, the structured dtype to return (fields taken by name, e.g. tonic's
             ``DVSGesture.dtype``); default: fields named ``columns`` with the stored element type.
@@ -254,7 +255,7 @@ def read_npy_events(path: str | os.PathLike, *, columns: Sequence[str] | None = 
         if arr.ndim != 1:
             raise EventFileError(path, f"expected a 1-D structured event array, got shape {arr.shape}")
         if columns is not None:
-            missing = [c for c in columns if c not in arr.dtype.names]
+            missing = [c for c in columns if c not in arr.dtype.fields]  # (a field's title too: tonic's aedat4 "p")
             if missing:
                 raise EventFileError(path, f"structured array lacks fields {missing} (has {arr.dtype.names})")
         for name in arr.dtype.names:

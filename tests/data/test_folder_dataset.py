@@ -372,3 +372,42 @@ def test_a_class_with_no_test_recordings_warns_that_the_test_accuracy_leaves_it_
     with pytest.warns(UserWarning, match=r"rec/test: class\(es\) b have no recordings: the test accuracy does not "
                                          r"measure them"):
         assert len(get_dataset(f"folder:{root}").load("test")) == 1
+
+
+def test_tonic_events_whose_polarity_is_a_titled_field_are_read(tmp_path):
+    # tonic.io.read_aedat4 names the polarity field "on" with the title "p" (events["p"] works): saved with np.save,
+    # such a recording was refused, "structured array lacks fields ['p'] (has ('t', 'x', 'y', 'on'))"
+    root = _folder(tmp_path, per_class=(1, 1), classes=("a",))
+    ev = _events(4, 0)
+    aedat = np.zeros(len(ev), [("t", "<u8"), ("x", "<u2"), ("y", "<u2"), (("p", "on"), "?")])
+    for f in ("t", "x", "y", "p"):
+        aedat[f] = ev[f]
+    np.save(root / "train" / "a" / "0.npy", aedat)
+    events, _ = get_dataset(f"folder:{root}").load("train")[0]
+    assert all(np.array_equal(events[f], ev[f]) for f in ("x", "y", "p", "t"))
+    np.testing.assert_array_equal(ToFrame(sensor_size=(W, H, P), n_time_bins=4)(events),
+                                  ToFrame(sensor_size=(W, H, P), n_time_bins=4)(ev))
+
+
+def test_a_real_aedat4_recording_saved_as_tonic_reads_it_is_a_folder_datasets_recording(tmp_path, real_file):
+    pytest.importorskip("aedat", reason="tonic.io.read_aedat4 needs the 'aedat' package")
+    from tonic.io import read_aedat4
+
+    events = read_aedat4(str(real_file("sample.aedat4")))  # DVXplorer, 320×240, absolute µs timestamps (uint64)
+    root = tmp_path / "rec"
+    for split in ("train", "test"):
+        (root / split / "scene").mkdir(parents=True)
+        np.save(root / split / "scene" / "0.npy", events)
+    (root / "dataset.toml").write_text("sensor_size = [320, 240, 2]\n")
+    got, _ = get_dataset(f"folder:{root}").load("train")[0]
+    assert len(got) == 111_954 and all(np.array_equal(got[f], events[f]) for f in ("x", "y", "p", "t"))
+    frames = ToFrame(sensor_size=(320, 240, 2), n_time_bins=4)(got)
+    assert frames.shape == (4, 2, 240, 320) and frames.sum() > 0.99 * len(got)
+
+
+def test_a_recording_in_a_format_the_folder_does_not_read_says_how_to_convert_it(tmp_path):
+    root = _folder(tmp_path, per_class=(1, 1), classes=("a",))
+    (root / "train" / "a" / "rec.aedat4").write_bytes(b"#!AER-DAT4.0\r\n")
+    with pytest.raises(ValueError, match=r"rec.aedat4: not a recording .* convert other formats to .npy, e.g. "
+                                         r"np.save\(\"rec.npy\", tonic.io.read_aedat4\(\"rec.aedat4\"\)\)"):
+        get_dataset(f"folder:{root}").load("train")
