@@ -147,8 +147,9 @@ def read_recording(file: Path, spec: _Spec) -> np.ndarray:
     events = read_npy_events(file, columns=spec.columns or _EVENT_FIELDS, sensor_size=spec.sensor_size)
     t = events["t"]
     if np.issubdtype(t.dtype, np.floating) and len(t) and np.any(t != np.floor(t)):
-        raise EventFileError(file, "timestamps with fractions: t must be whole microseconds, as tonic's (seconds "
-                                   "would frame every recording into one time bin)")
+        raise EventFileError(file, "timestamps with fractions: t must be whole microseconds, as tonic's (in seconds "
+                                   "every time bin would be 0 units wide and the frames empty): store "
+                                   "np.round(t * 1e6) as integers")
     return events
 
 

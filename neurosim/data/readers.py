@@ -282,8 +282,13 @@ def read_npy_events(path: str | os.PathLike, *, columns: Sequence[str] | None = 
             bad = (col < 0) | (col >= size)
             if bad.any():
                 i = int(np.argmax(bad))
+                fix = ""
+                if name == "p" and col[i] < 0:
+                    fix = "; polarity is 0 (OFF) or 1 (ON), not -1/+1: store (p > 0)"
+                elif name != "p":
+                    fix = "; every event must lie on it: crop or downsample a larger sensor's recording"
                 raise EventFileError(path, f"event {i} has {name}={col[i]}, outside [0, {size}) of the "
-                                           f"{tuple(sensor_size)} sensor")
+                                           f"{tuple(sensor_size)} sensor{fix}")
     out = np.empty(len(arr), dtype=dtype)
     for name in dtype.names:
         out[name] = arr[:, list(columns).index(name)] if arr.dtype.names is None else arr[name]

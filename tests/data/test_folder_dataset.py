@@ -411,3 +411,34 @@ def test_a_recording_in_a_format_the_folder_does_not_read_says_how_to_convert_it
     with pytest.raises(ValueError, match=r"rec.aedat4: not a recording .* convert other formats to .npy, e.g. "
                                          r"np.save\(\"rec.npy\", tonic.io.read_aedat4\(\"rec.aedat4\"\)\)"):
         get_dataset(f"folder:{root}").load("train")
+
+
+def test_polarity_as_plus_minus_one_timestamps_in_seconds_and_another_sensors_events_say_what_to_do(tmp_path):
+    # each named the file and what was wrong but not what to do, and seconds were said to fall "into one time bin"
+    # where they give empty frames (every bin (t[-1] - t[0]) // T = 0 units wide)
+    root = _folder(tmp_path, per_class=(1, 1), classes=("a",))
+    file = root / "train" / "a" / "0.npy"
+    ev = _events(6, 0)
+    signed = np.zeros(len(ev), [("x", "<i8"), ("y", "<i8"), ("p", "<i8"), ("t", "<i8")])
+    for f in ("x", "y", "t"):
+        signed[f] = ev[f]
+    signed["p"] = 2 * ev["p"] - 1
+    np.save(file, signed)
+    train = get_dataset(f"folder:{root}").load("train")
+    with pytest.raises(EventFileError, match=r"0.npy: event \d+ has p=-1, outside \[0, 2\) .*; polarity is 0 \(OFF\) "
+                                             r"or 1 \(ON\), not -1/\+1: store \(p > 0\)"):
+        train[0]
+    seconds = np.zeros(len(ev), [("x", "<i8"), ("y", "<i8"), ("p", "<i8"), ("t", "<f8")])
+    for f in ("x", "y", "p"):
+        seconds[f] = ev[f]
+    seconds["t"] = ev["t"] / 1e6
+    np.save(file, seconds)
+    with pytest.raises(EventFileError, match=r"t must be whole microseconds, as tonic's \(in seconds every time bin "
+                                             r"would be 0 units wide and the frames empty\): store np.round\(t \* 1e6\)"):
+        train[0]
+    wide = ev.copy()
+    wide["x"][7] = 300
+    np.save(file, wide)
+    with pytest.raises(EventFileError, match=r"event 7 has x=300, outside \[0, 16\) of the \(16, 12, 2\) sensor; every "
+                                             r"event must lie on it: crop or downsample a larger sensor's recording"):
+        train[0]
