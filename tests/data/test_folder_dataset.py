@@ -442,3 +442,26 @@ def test_polarity_as_plus_minus_one_timestamps_in_seconds_and_another_sensors_ev
     with pytest.raises(EventFileError, match=r"event 7 has x=300, outside \[0, 16\) of the \(16, 12, 2\) sensor; every "
                                              r"event must lie on it: crop or downsample a larger sensor's recording"):
         train[0]
+
+
+@pytest.mark.parametrize("out_dir, name", [(".", "rec"), ("rec/train", "run"), ("rec/test/left", "run")],
+                         ids=["the-folder", "in-train", "in-a-class"])
+def test_a_run_folder_among_the_recordings_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys,
+                                                                                out_dir, name):
+    # out_dir = "." and name = the dataset's folder wrote checkpoint.pt, config.toml, report.md ... into it, over a
+    # report.md or config.toml of the user's own; in train/ or test/ the run became a class (or a stray file)
+    from neurosim.cli import main
+
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    root = _folder(tmp_path, per_class=(1, 1))
+    (root / "config.toml").write_text("my recording settings\n")
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    assert main(["-q", "train", "--config", "quickstart", "--set", "data.dataset=folder:rec", f"out_dir={out_dir}",
+                 f"name={name}", f"model.input_shape=[{P},{H},{W}]", "model.num_classes=3", "model.channels=[4]",
+                 "model.kernel_size=3", "data.time_steps=4", "train.epochs=1"]) == 2
+    err = capsys.readouterr().err
+    assert f"out_dir, name: the run folder {(tmp_path / out_dir / name).resolve()} is among the recordings of " \
+           f"data.dataset = folder:{root}" in err and "choose another out_dir or name" in err
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+    assert (root / "config.toml").read_text() == "my recording settings\n"
