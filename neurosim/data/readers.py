@@ -286,7 +286,8 @@ def read_npy_events(path: str | os.PathLike, *, columns: Sequence[str] | None = 
                 if name == "p" and col[i] < 0:
                     fix = "; polarity is 0 (OFF) or 1 (ON), not -1/+1: store (p > 0)"
                 elif name != "p":
-                    fix = "; every event must lie on it: crop or downsample a larger sensor's recording"
+                    fix = ("; every event must lie on it: crop or downsample a larger sensor's recording, or correct "
+                           "sensor_size (width, height, polarities, in that order)")
                 raise EventFileError(path, f"event {i} has {name}={col[i]}, outside [0, {size}) of the "
                                            f"{tuple(sensor_size)} sensor{fix}")
     out = np.empty(len(arr), dtype=dtype)

@@ -440,7 +440,8 @@ def test_polarity_as_plus_minus_one_timestamps_in_seconds_and_another_sensors_ev
     wide["x"][7] = 300
     np.save(file, wide)
     with pytest.raises(EventFileError, match=r"event 7 has x=300, outside \[0, 16\) of the \(16, 12, 2\) sensor; every "
-                                             r"event must lie on it: crop or downsample a larger sensor's recording"):
+                                             r"event must lie on it: crop or downsample a larger sensor's recording, "
+                                             r"or correct sensor_size \(width, height, polarities, in that order\)"):
         train[0]
 
 
