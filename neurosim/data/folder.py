@@ -13,9 +13,10 @@ Events as tonic's: ``x``, ``y`` pixels, ``p`` polarity below ``P``, ``t`` in who
 accuracy leaves it out). Hidden files (``.DS_Store``) are skipped; any other file that is not ``.npy`` or ``.bin``, a
 folder inside a class folder, or a file in ``train/`` or ``test/`` itself (outside every class folder), is a
 :class:`FolderDatasetError` naming it. Each recording is read with :mod:`neurosim.data.readers`' checks
-(truncation, garbage, events outside ``sensor_size``), the first bad one an
+(truncation, garbage, events outside ``sensor_size``) and whole-number x, y, p and t, the first bad one an
 :class:`~neurosim.data.readers.EventFileError` naming the file; ``neurosim datasets check folder:PATH`` lists every
-bad one. Frames are cached as for any dataset, keyed by the folder's files
+bad one. A recording the frames cannot hold (a hot pixel's count past int16 in one frame) is a
+:class:`~neurosim.data.frames.FramesError` naming the file. Frames are cached as for any dataset, keyed by the folder's files
 (sizes and times), so recordings added or changed are converted again.
 """
 
@@ -122,6 +123,10 @@ class FolderEvents:
     def __len__(self) -> int:
         return len(self.samples)
 
+    def source(self, i: int) -> Path:
+        """The file of sample ``i`` (what an error about the sample names)."""
+        return self.samples[i][0]
+
     def __getitem__(self, i: int):
         file, label = self.samples[i]
         return read_recording(file, self.spec), label
@@ -145,6 +150,12 @@ def read_recording(file: Path, spec: _Spec) -> np.ndarray:
         raise EventFileError(file, f"a plain {stored.shape} array: say the order of its columns in the dataset's "
                                    "dataset.toml (columns = [\"t\", \"x\", \"y\", \"p\"], say)")
     events = read_npy_events(file, columns=spec.columns or _EVENT_FIELDS, sensor_size=spec.sensor_size)
+    for name in ("x", "y", "p"):
+        col = events[name]
+        if np.issubdtype(col.dtype, np.floating) and len(col) and np.any(col != np.floor(col)):
+            i = int(np.argmax(col != np.floor(col)))
+            raise EventFileError(file, f"event {i} has {name}={col[i]}: x, y and p must be whole numbers (pixels, "
+                                       "polarity): round or cast them to integers first")
     t = events["t"]
     if np.issubdtype(t.dtype, np.floating) and len(t) and np.any(t != np.floor(t)):
         raise EventFileError(file, "timestamps with fractions: t must be whole microseconds, as tonic's (in seconds "

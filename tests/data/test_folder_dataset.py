@@ -466,3 +466,30 @@ def test_a_run_folder_among_the_recordings_is_refused_before_anything_is_written
            f"data.dataset = folder:{root}" in err and "choose another out_dir or name" in err
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
     assert (root / "config.toml").read_text() == "my recording settings\n"
+
+
+def test_fractional_pixels_are_a_bad_file_and_a_recording_frames_refuse_names_its_file(tmp_path, monkeypatch, capsys):
+    # a plain float array with x = 0.99 passed `datasets check` ("ok") and a pixel counted past int16 (a hot pixel) met
+    # while framing: both then stopped `prepare` and `train` with a traceback ending "sample 15: ToFrame: ...",
+    # naming no file
+    from neurosim.cli import main
+
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    root = _folder(tmp_path, per_class=(2, 1))
+    (root / "dataset.toml").write_text(f'sensor_size = [{W}, {H}, {P}]\ncolumns = ["t", "x", "y", "p"]\n')
+    ev = _events(8, 1)
+    plain = np.stack([ev["t"], ev["x"], ev["y"], ev["p"]], axis=1).astype(float)
+    plain[3, 1] = 2.5
+    np.save(root / "train" / "middle" / "1.npy", plain)
+    assert main(["datasets", "check", f"folder:{root}"]) == 1
+    assert "train/middle/1.npy: event 3 has x=2.5: x, y and p must be whole numbers" in capsys.readouterr().out
+    hot = np.zeros(40_000, EVENT_DTYPE)  # one pixel, 39,999 events in the first of 4 frames (the last in none)
+    hot["t"] = np.arange(40_000) // 1000
+    hot["t"][-1] = 1_000_000
+    np.save(root / "train" / "middle" / "1.npy", hot)
+    assert main(["datasets", "check", f"folder:{root}"]) == 0  # (a property of the frames, not of the file)
+    assert main(["-q", "datasets", "prepare", f"folder:{root}", "--time-steps", "4"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {root}/train/middle/1.npy: ToFrame: frame 0 counts 39999 events at pixel x=0, y=0" in err
+    assert "Traceback" not in err
+    assert "datasets check" not in err  # (which does not list it)
