@@ -16,8 +16,8 @@ folder inside a class folder, or a file in ``train/`` or ``test/`` itself (outsi
 (truncation, garbage, events outside ``sensor_size``) and whole-number x, y, p and t, the first bad one an
 :class:`~neurosim.data.readers.EventFileError` naming the file; ``neurosim datasets check folder:PATH`` lists every
 bad one. A recording the frames cannot hold (a hot pixel's count past int16 in one frame) is a
-:class:`~neurosim.data.frames.FramesError` naming the file. Frames are cached as for any dataset, keyed by the folder's files
-(sizes and times), so recordings added or changed are converted again.
+:class:`~neurosim.data.frames.FramesError` naming the file. Frames are cached as for any dataset, keyed by the
+folder's files (sizes and times), so recordings added or changed are converted again.
 """
 
 from __future__ import annotations

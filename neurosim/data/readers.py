@@ -188,9 +188,9 @@ def read_npy_events(path: str | os.PathLike, *, columns: Sequence[str] | None = 
         path: the ``.npy`` file.
         columns: names of the columns of a plain 2-D array, in stored order (DVSGesture ``("x", "y", "p", "t")``,
             POKERDVS ``("t", "x", "y", "p")``); the file must then hold ``(N, len(columns))`` numbers (or a
-            structured array with those fields, by name or title: ``tonic.io.read_aedat4`` titles its field ``on``
-            ``p``) and a structured array is returned. None: return the array as
-            stored (plain 2-D or structured 1-D).
+            structured array with those fields, by name or title: ``tonic.io.read_aedat4`` names its polarity
+            field ``on``, titled ``p``) and a structured array is returned. None: return the array as stored
+            (plain 2-D or structured 1-D).
         dtype: with ``columns``, the structured dtype to return (fields taken by name, e.g. tonic's
             ``DVSGesture.dtype``); default: fields named ``columns`` with the stored element type.
         allow_empty: accept an array with no events.

@@ -434,7 +434,8 @@ def test_polarity_as_plus_minus_one_timestamps_in_seconds_and_another_sensors_ev
     seconds["t"] = ev["t"] / 1e6
     np.save(file, seconds)
     with pytest.raises(EventFileError, match=r"t must be whole microseconds, as tonic's \(in seconds every time bin "
-                                             r"would be 0 units wide and the frames empty\): store np.round\(t \* 1e6\)"):
+                                             r"would be 0 units wide and the frames empty\): store "
+                                             r"np.round\(t \* 1e6\)"):
         train[0]
     wide = ev.copy()
     wide["x"][7] = 300
