@@ -436,6 +436,7 @@ def _run(args) -> int:
     from neurosim._io import OutputPathError
     from neurosim.config import ConfigError
     from neurosim.data.folder import FolderDatasetError
+    from neurosim.data.frames import FramesError
     from neurosim.data.readers import EventFileError
     from neurosim.data.registry import DatasetNotFoundError, MissingReaderError
     from neurosim.training.checkpoint import CheckpointError
@@ -452,7 +453,7 @@ def _run(args) -> int:
             FolderDatasetError, EventFileError) as e:
         if isinstance(e, CheckpointError) and args.command == "train" and "could not be read" in str(e):
             e = f"{e}; rerun with --no-resume to start the run over in that folder"  # a truncated checkpoint
-        if isinstance(e, EventFileError):  # a bad recording met while building frames
+        if isinstance(e, EventFileError) and not isinstance(e, FramesError):  # a bad recording met building frames
             e = f"{e} (`neurosim datasets check NAME` lists every bad file of a dataset)"
         print(f"neurosim {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -62,8 +62,9 @@ def _check_input_shape(cfg: RunConfig, data: DataBundle) -> None:
 
 
 def _check_before_loading(cfg: RunConfig) -> None:
-    """What the config alone decides, checked before any data is loaded or folder written: the dataset exists,
-    the device is there, and the model can be built on the configured input shape."""
+    """What the config alone decides, checked before any data is loaded or folder written: the dataset exists (and
+    the run folder is not among a folder dataset's recordings), the device is there, and the model can be built on
+    the configured input shape."""
     from neurosim.data.augment import AugmentError, check_frames
     from neurosim.data.pipeline import check_augment
     from neurosim.data.registry import get_dataset
@@ -72,6 +73,13 @@ def _check_before_loading(cfg: RunConfig) -> None:
         info = get_dataset(cfg.data.dataset)
     except ValueError as e:
         raise ConfigError(f"data.dataset: {e}") from None
+    folder = info.extra.get("folder")  # a folder dataset: the run must not write among its recordings
+    run_dir = (Path(cfg.out_dir) / cfg.name).resolve()
+    if folder is not None and (run_dir == folder or any(run_dir.is_relative_to(folder / split)
+                                                        for split in ("train", "test"))):
+        raise ConfigError(f"out_dir, name: the run folder {run_dir} is among the recordings of data.dataset = "
+                          f"{cfg.data.dataset} (its checkpoint, config.toml and report.md would go there); choose "
+                          "another out_dir or name")
     # (before the frames are built: the first conversion of a large dataset takes long) every registered dataset's
     # and folder's events have a y, so its frames are [N, T, P, H, W], a one-row sensor's too (H = 1)
     width, height, polarities = info.sensor_size

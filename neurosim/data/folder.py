@@ -9,12 +9,15 @@ A folder laid out as torchvision's ``ImageFolder``, one file per recording::
 
 Events as tonic's: ``x``, ``y`` pixels, ``p`` polarity below ``P``, ``t`` in whole microseconds. The classes are the
 ``train`` split's sub-folders sorted by name as text (label = index: ``10`` sorts before ``2``, so pad numbers,
-``02``); every ``test`` class must be one of them. Hidden files (``.DS_Store``) are skipped; any other file that is
-not ``.npy`` or ``.bin``, or a folder inside a class folder, is a :class:`FolderDatasetError` naming it. Each
-recording is read with :mod:`neurosim.data.readers`' checks (truncation, garbage, events outside ``sensor_size``),
-the first bad one an :class:`~neurosim.data.readers.EventFileError` naming the file; ``neurosim datasets check
-folder:PATH`` lists every bad one. Frames are cached as for any dataset, keyed by the folder's files
-(sizes and times), so recordings added or changed are converted again.
+``02``); every ``test`` class must be one of them, and a class without ``test`` recordings warns (the test
+accuracy leaves it out). Hidden files (``.DS_Store``) are skipped; any other file that is not ``.npy`` or ``.bin``, a
+folder inside a class folder, or a file in ``train/`` or ``test/`` itself (outside every class folder), is a
+:class:`FolderDatasetError` naming it. Each recording is read with :mod:`neurosim.data.readers`' checks
+(truncation, garbage, events outside ``sensor_size``) and whole-number x, y, p and t, the first bad one an
+:class:`~neurosim.data.readers.EventFileError` naming the file; ``neurosim datasets check folder:PATH`` lists every
+bad one. A recording the frames cannot hold (a hot pixel's count past int16 in one frame) is a
+:class:`~neurosim.data.frames.FramesError` naming the file. Frames are cached as for any dataset, keyed by the
+folder's files (sizes and times), so recordings added or changed are converted again.
 """
 
 from __future__ import annotations
@@ -77,8 +80,10 @@ def _files(folder: Path) -> list[Path]:
         if f.name.startswith("."):
             continue
         if f.is_dir() or f.suffix.lower() not in SUFFIXES:
+            convert = "" if f.is_dir() else ('; convert other formats to .npy, e.g. np.save("rec.npy", '
+                                             'tonic.io.read_aedat4("rec.aedat4"))')
             raise FolderDatasetError(f"{f}: not a recording neurosim reads in a folder dataset (one .npy or .bin file "
-                                     "per recording, directly in its class folder)")
+                                     f"per recording, directly in its class folder{convert})")
         files.append(f)
     return files
 
@@ -98,11 +103,13 @@ def recordings(path: Path, split: str, classes: tuple[str, ...]) -> list[tuple[P
     if not samples:
         raise FolderDatasetError(f"{split_dir} holds no recordings; put each in {split}/<class name>/ (classes: "
                                  f"{', '.join(classes)})")
-    if split == "train":
-        empty = sorted(set(classes) - {classes[label] for _, label in samples})
-        if empty:
-            warnings.warn(f"{split_dir}: class folder(s) {', '.join(empty)} hold no recordings: the model never "
-                          "trains on them", UserWarning, stacklevel=3)
+    empty = sorted(set(classes) - {classes[label] for _, label in samples})
+    if empty and split == "train":
+        warnings.warn(f"{split_dir}: class folder(s) {', '.join(empty)} hold no recordings: the model never "
+                      "trains on them", UserWarning, stacklevel=3)
+    elif empty:
+        warnings.warn(f"{split_dir}: class(es) {', '.join(empty)} have no recordings: the test accuracy does not "
+                      f"measure them (put some in {split}/<class name>/)", UserWarning, stacklevel=3)
     return samples
 
 
@@ -115,6 +122,10 @@ class FolderEvents:
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def source(self, i: int) -> Path:
+        """The file of sample ``i`` (what an error about the sample names)."""
+        return self.samples[i][0]
 
     def __getitem__(self, i: int):
         file, label = self.samples[i]
@@ -139,10 +150,17 @@ def read_recording(file: Path, spec: _Spec) -> np.ndarray:
         raise EventFileError(file, f"a plain {stored.shape} array: say the order of its columns in the dataset's "
                                    "dataset.toml (columns = [\"t\", \"x\", \"y\", \"p\"], say)")
     events = read_npy_events(file, columns=spec.columns or _EVENT_FIELDS, sensor_size=spec.sensor_size)
+    for name in ("x", "y", "p"):
+        col = events[name]
+        if np.issubdtype(col.dtype, np.floating) and len(col) and np.any(col != np.floor(col)):
+            i = int(np.argmax(col != np.floor(col)))
+            raise EventFileError(file, f"event {i} has {name}={col[i]}: x, y and p must be whole numbers (pixels, "
+                                       "polarity): round or cast them to integers first")
     t = events["t"]
     if np.issubdtype(t.dtype, np.floating) and len(t) and np.any(t != np.floor(t)):
-        raise EventFileError(file, "timestamps with fractions: t must be whole microseconds, as tonic's (seconds "
-                                   "would frame every recording into one time bin)")
+        raise EventFileError(file, "timestamps with fractions: t must be whole microseconds, as tonic's (in seconds "
+                                   "every time bin would be 0 units wide and the frames empty): store "
+                                   "np.round(t * 1e6) as integers")
     return events
 
 
@@ -151,7 +169,8 @@ def folder_dataset(name: str) -> DatasetInfo:
 
     Raises:
         ValueError: no such folder, no ``dataset.toml`` or a wrong one, no ``train``/``test`` split, no class, a
-            test class the training split lacks, a file of another type — each naming what to fix.
+            test class the training split lacks, a file of another type or outside every class folder — each
+            naming what to fix.
     """
     path = Path(name[len(PREFIX):]).expanduser().resolve()
     if not path.is_dir():
@@ -166,6 +185,11 @@ def folder_dataset(name: str) -> DatasetInfo:
     if not classes:
         raise FolderDatasetError(f"dataset {name!r}: {path / 'train'} has no class folders; put each recording in "
                          "train/<class name>/")
+    for split in ("train", "test"):
+        loose = sorted(f for f in (path / split).iterdir() if not f.is_dir() and not f.name.startswith("."))
+        if loose:
+            raise FolderDatasetError(f"{loose[0]}: a recording outside any class folder; move it into "
+                                     f"{split}/<class name>/ (classes: {', '.join(classes)})")
     extra = sorted(d.name for d in (path / "test").iterdir() if d.is_dir() and not d.name.startswith(".")
                    and d.name not in classes)
     if extra:

@@ -28,11 +28,18 @@ from tqdm.auto import tqdm
 
 from neurosim._io import _remove_stale_temps
 from neurosim.data._cache import ENV_VAR, default_cache_dir, store
+from neurosim.data.readers import EventFileError
 
-__all__ = ["FRAMES_FORMAT", "MappedArray", "cached_frames", "events_to_frames", "frame_array_path", "frame_cache_path"]
+__all__ = ["FRAMES_FORMAT", "FramesError", "MappedArray", "cached_frames", "events_to_frames", "frame_array_path",
+           "frame_cache_path"]
 
 FRAMES_FORMAT = 2  # 2: raw arrays mapped into memory beside a JSON key; 1: one .npz, read whole by every process
 _ARRAYS = ("frames", "labels")  # the arrays of an entry, each in <entry>.<name>.bin
+
+
+class FramesError(EventFileError):
+    """A recording whose events ToFrame refuses at the frame settings asked for (e.g. a hot pixel's count past int16
+    in one frame): the file reads well, so ``neurosim datasets check`` does not list it."""
 
 
 def _to_frame(sensor_size: Sequence[int], time_steps: int):
@@ -57,6 +64,8 @@ def events_to_frames(dataset, sensor_size: Sequence[int], time_steps: int, progr
     Raises:
         ValueError: a sample ToFrame refuses, one with another number of time bins than ``time_steps``, one of
             another shape than the first sample's (the message names the sample), or an empty dataset.
+        FramesError: a sample ToFrame refuses, of a dataset whose ``source(i)`` gives sample ``i``'s file (a
+            folder dataset's): the message names the file.
     """
     to_frame = _to_frame(sensor_size, time_steps)
     n = len(dataset)
@@ -70,6 +79,9 @@ def events_to_frames(dataset, sensor_size: Sequence[int], time_steps: int, progr
         try:
             f = np.asarray(to_frame(events))
         except ValueError as exc:  # (e.g. a count past ToFrame's int16 range: it names the frame and pixel)
+            source = getattr(dataset, "source", None)  # a dataset that knows its samples' files (a folder's) names it
+            if source is not None:
+                raise FramesError(source(i), str(exc)) from exc
             raise ValueError(f"sample {i}: {exc}") from exc
         if f.shape[0] != time_steps:
             raise ValueError(f"sample {i}: ToFrame gave {f.shape[0]} time bins, expected {time_steps}")

@@ -188,8 +188,9 @@ def read_npy_events(path: str | os.PathLike, *, columns: Sequence[str] | None = 
         path: the ``.npy`` file.
         columns: names of the columns of a plain 2-D array, in stored order (DVSGesture ``("x", "y", "p", "t")``,
             POKERDVS ``("t", "x", "y", "p")``); the file must then hold ``(N, len(columns))`` numbers (or a
-            structured array with those fields) and a structured array is returned. None: return the array as
-            stored (plain 2-D or structured 1-D).
+            structured array with those fields, by name or title: ``tonic.io.read_aedat4`` names its polarity
+            field ``on``, titled ``p``) and a structured array is returned. None: return the array as stored
+            (plain 2-D or structured 1-D).
         dtype: with ``columns``, the structured dtype to return (fields taken by name, e.g. tonic's
             ``DVSGesture.dtype``); default: fields named ``columns`` with the stored element type.
         allow_empty: accept an array with no events.
@@ -254,7 +255,7 @@ def read_npy_events(path: str | os.PathLike, *, columns: Sequence[str] | None = 
         if arr.ndim != 1:
             raise EventFileError(path, f"expected a 1-D structured event array, got shape {arr.shape}")
         if columns is not None:
-            missing = [c for c in columns if c not in arr.dtype.names]
+            missing = [c for c in columns if c not in arr.dtype.fields]  # (a field's title too: tonic's aedat4 "p")
             if missing:
                 raise EventFileError(path, f"structured array lacks fields {missing} (has {arr.dtype.names})")
         for name in arr.dtype.names:
@@ -281,8 +282,14 @@ def read_npy_events(path: str | os.PathLike, *, columns: Sequence[str] | None = 
             bad = (col < 0) | (col >= size)
             if bad.any():
                 i = int(np.argmax(bad))
+                fix = ""
+                if name == "p" and col[i] < 0:
+                    fix = "; polarity is 0 (OFF) or 1 (ON), not -1/+1: store (p > 0)"
+                elif name != "p":
+                    fix = ("; every event must lie on it: crop or downsample a larger sensor's recording, or correct "
+                           "sensor_size (width, height, polarities, in that order)")
                 raise EventFileError(path, f"event {i} has {name}={col[i]}, outside [0, {size}) of the "
-                                           f"{tuple(sensor_size)} sensor")
+                                           f"{tuple(sensor_size)} sensor{fix}")
     out = np.empty(len(arr), dtype=dtype)
     for name in dtype.names:
         out[name] = arr[:, list(columns).index(name)] if arr.dtype.names is None else arr[name]

@@ -343,3 +343,154 @@ def test_prepare_prints_a_training_command_that_builds_its_model(tmp_path, monke
     args = shlex.split(line.removeprefix("train it: neurosim "))
     assert main(["-q", *args, f"out_dir={tmp_path}", "train.epochs=1", "data.batch_size=4"]) == 0, \
         capsys.readouterr().err
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_a_recording_left_in_a_split_folder_outside_any_class_is_an_error_naming_it(tmp_path, split):
+    # it was skipped in silence: a recording in train/ itself was never trained on (nor one in test/ tested)
+    root = _folder(tmp_path, per_class=(1, 1), classes=("a", "b"))
+    np.save(root / split / "loose.npy", _events(5, 0))
+    with pytest.raises(ValueError, match=rf"{split}/loose.npy: a recording outside any class folder; move it into "
+                                         rf"{split}/<class name>/ \(classes: a, b\)"):
+        get_dataset(f"folder:{root}")
+    (root / split / "loose.npy").unlink()
+    (root / split / ".DS_Store").write_text("")  # hidden files are still skipped
+    assert len(get_dataset(f"folder:{root}").load(split)) == 2
+
+
+@pytest.mark.parametrize("emptied", ["empty", "missing"])
+def test_a_class_with_no_test_recordings_warns_that_the_test_accuracy_leaves_it_out(tmp_path, emptied):
+    # it was silent: evaluate's accuracy and per-class table simply lacked the class
+    import shutil
+
+    root = _folder(tmp_path, per_class=(1, 1), classes=("a", "b"))
+    if emptied == "empty":
+        for f in (root / "test" / "b").iterdir():
+            f.unlink()
+    else:
+        shutil.rmtree(root / "test" / "b")
+    with pytest.warns(UserWarning, match=r"rec/test: class\(es\) b have no recordings: the test accuracy does not "
+                                         r"measure them"):
+        assert len(get_dataset(f"folder:{root}").load("test")) == 1
+
+
+def test_tonic_events_whose_polarity_is_a_titled_field_are_read(tmp_path):
+    # tonic.io.read_aedat4 names the polarity field "on" with the title "p" (events["p"] works): saved with np.save,
+    # such a recording was refused, "structured array lacks fields ['p'] (has ('t', 'x', 'y', 'on'))"
+    root = _folder(tmp_path, per_class=(1, 1), classes=("a",))
+    ev = _events(4, 0)
+    aedat = np.zeros(len(ev), [("t", "<u8"), ("x", "<u2"), ("y", "<u2"), (("p", "on"), "?")])
+    for f in ("t", "x", "y", "p"):
+        aedat[f] = ev[f]
+    np.save(root / "train" / "a" / "0.npy", aedat)
+    events, _ = get_dataset(f"folder:{root}").load("train")[0]
+    assert all(np.array_equal(events[f], ev[f]) for f in ("x", "y", "p", "t"))
+    np.testing.assert_array_equal(ToFrame(sensor_size=(W, H, P), n_time_bins=4)(events),
+                                  ToFrame(sensor_size=(W, H, P), n_time_bins=4)(ev))
+
+
+def test_a_real_aedat4_recording_saved_as_tonic_reads_it_is_a_folder_datasets_recording(tmp_path, real_file):
+    pytest.importorskip("aedat", reason="tonic.io.read_aedat4 needs the 'aedat' package")
+    from tonic.io import read_aedat4
+
+    events = read_aedat4(str(real_file("sample.aedat4")))  # DVXplorer, 320×240, absolute µs timestamps (uint64)
+    root = tmp_path / "rec"
+    for split in ("train", "test"):
+        (root / split / "scene").mkdir(parents=True)
+        np.save(root / split / "scene" / "0.npy", events)
+    (root / "dataset.toml").write_text("sensor_size = [320, 240, 2]\n")
+    got, _ = get_dataset(f"folder:{root}").load("train")[0]
+    assert len(got) == 111_954 and all(np.array_equal(got[f], events[f]) for f in ("x", "y", "p", "t"))
+    frames = ToFrame(sensor_size=(320, 240, 2), n_time_bins=4)(got)
+    assert frames.shape == (4, 2, 240, 320) and frames.sum() > 0.99 * len(got)
+
+
+def test_a_recording_in_a_format_the_folder_does_not_read_says_how_to_convert_it(tmp_path):
+    root = _folder(tmp_path, per_class=(1, 1), classes=("a",))
+    (root / "train" / "a" / "rec.aedat4").write_bytes(b"#!AER-DAT4.0\r\n")
+    with pytest.raises(ValueError, match=r"rec.aedat4: not a recording .* convert other formats to .npy, e.g. "
+                                         r"np.save\(\"rec.npy\", tonic.io.read_aedat4\(\"rec.aedat4\"\)\)"):
+        get_dataset(f"folder:{root}").load("train")
+
+
+def test_polarity_as_plus_minus_one_timestamps_in_seconds_and_another_sensors_events_say_what_to_do(tmp_path):
+    # each named the file and what was wrong but not what to do, and seconds were said to fall "into one time bin"
+    # where they give empty frames (every bin (t[-1] - t[0]) // T = 0 units wide)
+    root = _folder(tmp_path, per_class=(1, 1), classes=("a",))
+    file = root / "train" / "a" / "0.npy"
+    ev = _events(6, 0)
+    signed = np.zeros(len(ev), [("x", "<i8"), ("y", "<i8"), ("p", "<i8"), ("t", "<i8")])
+    for f in ("x", "y", "t"):
+        signed[f] = ev[f]
+    signed["p"] = 2 * ev["p"] - 1
+    np.save(file, signed)
+    train = get_dataset(f"folder:{root}").load("train")
+    with pytest.raises(EventFileError, match=r"0.npy: event \d+ has p=-1, outside \[0, 2\) .*; polarity is 0 \(OFF\) "
+                                             r"or 1 \(ON\), not -1/\+1: store \(p > 0\)"):
+        train[0]
+    seconds = np.zeros(len(ev), [("x", "<i8"), ("y", "<i8"), ("p", "<i8"), ("t", "<f8")])
+    for f in ("x", "y", "p"):
+        seconds[f] = ev[f]
+    seconds["t"] = ev["t"] / 1e6
+    np.save(file, seconds)
+    with pytest.raises(EventFileError, match=r"t must be whole microseconds, as tonic's \(in seconds every time bin "
+                                             r"would be 0 units wide and the frames empty\): store "
+                                             r"np.round\(t \* 1e6\)"):
+        train[0]
+    wide = ev.copy()
+    wide["x"][7] = 300
+    np.save(file, wide)
+    with pytest.raises(EventFileError, match=r"event 7 has x=300, outside \[0, 16\) of the \(16, 12, 2\) sensor; every "
+                                             r"event must lie on it: crop or downsample a larger sensor's recording, "
+                                             r"or correct sensor_size \(width, height, polarities, in that order\)"):
+        train[0]
+
+
+@pytest.mark.parametrize("out_dir, name", [(".", "rec"), ("rec/train", "run"), ("rec/test/left", "run")],
+                         ids=["the-folder", "in-train", "in-a-class"])
+def test_a_run_folder_among_the_recordings_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys,
+                                                                                out_dir, name):
+    # out_dir = "." and name = the dataset's folder wrote checkpoint.pt, config.toml, report.md ... into it, over a
+    # report.md or config.toml of the user's own; in train/ or test/ the run became a class (or a stray file)
+    from neurosim.cli import main
+
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    root = _folder(tmp_path, per_class=(1, 1))
+    (root / "config.toml").write_text("my recording settings\n")
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    assert main(["-q", "train", "--config", "quickstart", "--set", "data.dataset=folder:rec", f"out_dir={out_dir}",
+                 f"name={name}", f"model.input_shape=[{P},{H},{W}]", "model.num_classes=3", "model.channels=[4]",
+                 "model.kernel_size=3", "data.time_steps=4", "train.epochs=1"]) == 2
+    err = capsys.readouterr().err
+    assert f"out_dir, name: the run folder {(tmp_path / out_dir / name).resolve()} is among the recordings of " \
+           f"data.dataset = folder:{root}" in err and "choose another out_dir or name" in err
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+    assert (root / "config.toml").read_text() == "my recording settings\n"
+
+
+def test_fractional_pixels_are_a_bad_file_and_a_recording_frames_refuse_names_its_file(tmp_path, monkeypatch, capsys):
+    # a plain float array with x = 0.99 passed `datasets check` ("ok") and a pixel counted past int16 (a hot pixel) met
+    # while framing: both then stopped `prepare` and `train` with a traceback ending "sample 15: ToFrame: ...",
+    # naming no file
+    from neurosim.cli import main
+
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    root = _folder(tmp_path, per_class=(2, 1))
+    (root / "dataset.toml").write_text(f'sensor_size = [{W}, {H}, {P}]\ncolumns = ["t", "x", "y", "p"]\n')
+    ev = _events(8, 1)
+    plain = np.stack([ev["t"], ev["x"], ev["y"], ev["p"]], axis=1).astype(float)
+    plain[3, 1] = 2.5
+    np.save(root / "train" / "middle" / "1.npy", plain)
+    assert main(["datasets", "check", f"folder:{root}"]) == 1
+    assert "train/middle/1.npy: event 3 has x=2.5: x, y and p must be whole numbers" in capsys.readouterr().out
+    hot = np.zeros(40_000, EVENT_DTYPE)  # one pixel, 39,999 events in the first of 4 frames (the last in none)
+    hot["t"] = np.arange(40_000) // 1000
+    hot["t"][-1] = 1_000_000
+    np.save(root / "train" / "middle" / "1.npy", hot)
+    assert main(["datasets", "check", f"folder:{root}"]) == 0  # (a property of the frames, not of the file)
+    assert main(["-q", "datasets", "prepare", f"folder:{root}", "--time-steps", "4"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {root}/train/middle/1.npy: ToFrame: frame 0 counts 39999 events at pixel x=0, y=0" in err
+    assert "Traceback" not in err
+    assert "datasets check" not in err  # (which does not list it)
