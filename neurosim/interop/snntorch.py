@@ -43,7 +43,8 @@ snnTorch / torch layer      neurosim layer
 ``nn.MaxPool2d``,           ``MaxPool2d``, ``AvgPool2d``
 ``nn.AvgPool2d``
 ``nn.Flatten()``            ``Flatten`` (``start_dim=1``, ``end_dim=-1`` only)
-``nn.BatchNorm1d/2d``       ``BatchNorm1d/2d`` (parameters and running statistics copied)
+``nn.BatchNorm1d/2d``       ``BatchNorm1d/2d`` (parameters and running statistics copied;
+                            ``track_running_stats=True``, the default, only)
 ``nn.Dropout``              ``Dropout``
 ==========================  ================================================================================
 
@@ -53,7 +54,9 @@ Not supported, with a :class:`UnsupportedSnnTorchError` that lists every offendi
 ``state_quant``; graded spikes (``graded_spikes_factor != 1`` or learnable); ``inhibition``; ``reset_delay=False``
 with the ``subtract`` reset (with ``zero`` or ``none`` it converts to the ``immediate`` timing); ``output=True``
 before the last layer; ``surrogate_disable`` and other surrogates (``triangular``, ``spike_rate_escape``, ``SSO``,
-custom); ``MaxPool2d(return_indices=True)``; other ``Flatten`` dims; any other module. For ``RLeaky`` also: the
+custom); ``MaxPool2d(return_indices=True)``; other ``Flatten`` dims; BatchNorm with
+``track_running_stats=False`` (it normalises each step by that step's batch even in eval mode; neurosim's
+normalises all steps together); any other module. For ``RLeaky`` also: the
 convolutional recurrence (``conv2d_channels``, ``kernel_size``: RLIF feeds back over ``[T, B, N]`` features);
 ``reset_mechanism="zero"`` with ``reset_delay=True`` (RLeaky's zero reset discards the whole step after a
 spike, input and feedback too, ``mem[t] = (1 − spk[t−1])·(β·mem[t−1] + x[t] + V·spk[t−1])``, where ``Leaky``
@@ -453,6 +456,12 @@ def _convert_layer(m: nn.Module, where: str, problems: list[str]) -> nn.Module |
     if type(m) is nn.Linear:
         return _copy_state(m, nsn.Linear(m.in_features, m.out_features, m.bias is not None))
     if type(m) in (nn.BatchNorm1d, nn.BatchNorm2d):
+        if not m.track_running_stats:
+            problems.append(f"{where}: track_running_stats=False (with no running statistics it normalises each step "
+                            "by that step's batch in eval mode too, where neurosim's time-distributed BatchNorm "
+                            "normalises all steps of the batch together: other outputs; build it with "
+                            "track_running_stats=True, the default, and train it so)")
+            return None
         cls = nsn.BatchNorm1d if type(m) is nn.BatchNorm1d else nsn.BatchNorm2d
         return _copy_state(m, cls(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats))
     if type(m) is nn.MaxPool2d:

@@ -261,3 +261,14 @@ def test_reset_delay_false_records_the_membrane_before_the_reset_as_documented(r
     assert spk.sum() > 5 and torch.equal(s, spk) and torch.equal(state["1"].v, mem[-1])
     assert torch.equal(v_seq * (1 - s) if reset == "zero" else v_seq, mem)
     assert (reset == "zero") == bool((v_seq != mem).any())  # the zero reset's v_seq is not snnTorch's mem
+
+
+@pytest.mark.parametrize("cls", [nn.BatchNorm2d, nn.BatchNorm1d])
+def test_batchnorm_without_running_statistics_is_refused(cls):
+    # without running statistics snnTorch's BatchNorm normalises every step by that step's batch, in eval mode too;
+    # the converted time-distributed BatchNorm normalised all steps together: other spikes in eval mode (silently)
+    before = [nn.Conv2d(2, 4, 3)] if cls is nn.BatchNorm2d else [nn.Flatten(), nn.Linear(2 * 12 * 12, 4)]
+    ref = nn.Sequential(*before, cls(4, track_running_stats=False), snn.Leaky(beta=0.8, init_hidden=True)).eval()
+    with pytest.raises(UnsupportedSnnTorchError, match=rf"layer {len(before)} \({cls.__name__}\): "
+                                                       r"track_running_stats=False .*track_running_stats=True"):
+        from_snntorch(ref)
