@@ -48,6 +48,9 @@ snnTorch / torch layer      neurosim layer
 ``nn.Dropout``              ``Dropout``
 ==========================  ================================================================================
 
+Frozen parameters (``requires_grad=False``, e.g. layers kept fixed while the last ones are fine-tuned) stay frozen:
+the converted copies do not require grad either, and a frozen learnable β, threshold or α converts as a fixed one.
+
 Not supported, with a :class:`UnsupportedSnnTorchError` that lists every offending layer and option at once:
 ``Alpha``, ``Lapicque``, ``RSynaptic``, ``SLSTM``/``SConv2dLSTM`` and every other neuron class; per-neuron
 ``beta`` or ``threshold`` with different values, or learnable per-neuron ones;
@@ -201,7 +204,7 @@ def _scalar(value, what: str, problems: list[str], where: str) -> float | None:
     if t.numel() == 0:
         problems.append(f"{where}: empty {what} of shape {tuple(t.shape)}")
         return None
-    if isinstance(value, nn.Parameter):
+    if _learnable(value):
         problems.append(f"{where}: learnable per-neuron {what} of shape {tuple(t.shape)} (neurosim learns one {what} "
                         f"per layer; make it a scalar)")
         return None
@@ -211,6 +214,12 @@ def _scalar(value, what: str, problems: list[str], where: str) -> float | None:
                         f"{hi:g}; only one {what} per layer is supported)")
         return None
     return lo
+
+
+def _learnable(value) -> bool:
+    """A parameter that training changes: ``learn_beta``/``learn_threshold``/``learn_alpha``'s ``nn.Parameter``,
+    unless frozen (``requires_grad=False``), in which case it converts as a fixed value."""
+    return isinstance(value, nn.Parameter) and value.requires_grad
 
 
 def _surrogate(leaky, where: str, problems: list[str]) -> tuple[str, float] | None:
@@ -261,7 +270,7 @@ def _lif_options(neuron, where: str, is_last: bool, problems: list[str]) -> dict
     if neuron.inhibition:
         problems.append(f"{where}: inhibition=True")
     gsf = neuron.graded_spikes_factor
-    if isinstance(gsf, nn.Parameter) or torch.as_tensor(gsf).numel() != 1 or float(torch.as_tensor(gsf)) != 1.0:
+    if _learnable(gsf) or torch.as_tensor(gsf).numel() != 1 or float(torch.as_tensor(gsf)) != 1.0:
         problems.append(f"{where}: graded spikes (graded_spikes_factor must be 1 and fixed)")
     immediate = not getattr(neuron, "reset_delay", True)
     if immediate and reset == "subtract":
@@ -276,8 +285,7 @@ def _lif_options(neuron, where: str, is_last: bool, problems: list[str]) -> dict
         thr = strict_threshold(thr, torch.float64 if torch.as_tensor(neuron.threshold).dtype == torch.float64
                                else torch.float32)
     return dict(beta=beta, v_th=thr, reset=reset, surrogate=surrogate[0], surrogate_alpha=surrogate[1],
-                learn_beta=isinstance(neuron.beta, nn.Parameter),
-                learn_threshold=isinstance(neuron.threshold, nn.Parameter),
+                learn_beta=_learnable(neuron.beta), learn_threshold=_learnable(neuron.threshold),
                 reset_timing="immediate" if immediate else "delayed")
 
 
@@ -319,7 +327,7 @@ def _convert_synaptic(synaptic, where: str, is_last: bool, backend: str,
     n_before = len(problems)
     options = _lif_options(synaptic, where, is_last, problems)
     alpha = None
-    if isinstance(synaptic.alpha, nn.Parameter):
+    if _learnable(synaptic.alpha):
         problems.append(f"{where}: learn_alpha=True (CubaLIF keeps the current's decay α fixed, a buffer; build the "
                         "Synaptic with learn_alpha=False to convert it with its α, learned β and threshold allowed)")
     else:
@@ -445,6 +453,9 @@ def _convert_rleaky(rleaky, where: str, is_last: bool, backend: str, problems: l
 
 def _copy_state(src: nn.Module, dst: nn.Module) -> nn.Module:
     dst.load_state_dict(src.state_dict())
+    frozen = {name for name, p in src.named_parameters() if not p.requires_grad}
+    for name, p in dst.named_parameters():  # a layer frozen in snnTorch stays frozen
+        p.requires_grad_(name not in frozen)
     return dst.to(next(iter(src.state_dict().values()), torch.empty(0)).device)
 
 

@@ -272,3 +272,28 @@ def test_batchnorm_without_running_statistics_is_refused(cls):
     with pytest.raises(UnsupportedSnnTorchError, match=rf"layer {len(before)} \({cls.__name__}\): "
                                                        r"track_running_stats=False .*track_running_stats=True"):
         from_snntorch(ref)
+
+
+def test_frozen_parameters_stay_frozen():
+    # a layer frozen in snnTorch (requires_grad=False, as when fine-tuning the last layers) became trainable again
+    torch.manual_seed(0)
+    ref = nn.Sequential(
+        nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), snn.Leaky(beta=0.8, learn_beta=True, learn_threshold=True,
+                                                         init_hidden=True),
+        nn.Flatten(), nn.Linear(4 * 10 * 10, 6),
+        snn.Synaptic(alpha=0.7, beta=0.9, learn_alpha=True, learn_beta=True, init_hidden=True),
+        nn.Linear(6, 3), snn.Leaky(beta=0.9, learn_beta=True, init_hidden=True),
+    )
+    for m in (ref[0], ref[1], ref[2], ref[5]):  # conv, BatchNorm, the first Leaky's β and threshold, Synaptic
+        m.requires_grad_(False)
+    net = from_snntorch(ref)
+    trainable = {n for n, p in net.named_parameters() if p.requires_grad}
+    assert trainable == {"4.weight", "4.bias", "6.weight", "6.bias", "7.beta_logit"}
+    assert float(net[2].beta) == pytest.approx(0.8) and float(net[5].alpha) == pytest.approx(0.7)
+    x = _input(T=6)
+    s_ns, _ = net(x)
+    s_ns.sum().backward()
+    assert all(p.grad is None for n, p in net.named_parameters() if n not in trainable)
+    assert torch.equal(s_ns, _run_snntorch(ref, x))
+    copy_to_snntorch(net, ref)  # the frozen values go back where they came from
+    assert torch.equal(s_ns, _run_snntorch(ref, x))
