@@ -52,12 +52,15 @@ Frozen parameters (``requires_grad=False``, e.g. layers kept fixed while the las
 the converted copies do not require grad either, and a frozen learnable β, threshold or α converts as a fixed one.
 
 Not supported, with a :class:`UnsupportedSnnTorchError` that lists every offending layer and option at once:
-``Alpha``, ``Lapicque``, ``RSynaptic``, ``SLSTM``/``SConv2dLSTM`` and every other neuron class; per-neuron
+``Alpha``, ``Lapicque``, ``RSynaptic``, ``SLSTM``/``SConv2dLSTM`` and every other neuron class (the error says
+what converts instead: for a ``Lapicque`` with the ``subtract`` or ``none`` reset, the ``Leaky`` β and the factor
+for the weights before it that give its spikes, ``mem = (1 − dt/(R·C))·mem + (dt/C)·x``); per-neuron
 ``beta`` or ``threshold`` with different values, or learnable per-neuron ones;
 ``state_quant``; graded spikes (``graded_spikes_factor != 1`` or learnable); ``inhibition``; ``reset_delay=False``
 with the ``subtract`` reset (with ``zero`` or ``none`` it converts to the ``immediate`` timing); ``output=True``
 before the last layer; ``surrogate_disable`` and other surrogates (``triangular``, ``spike_rate_escape``, ``SSO``,
-custom); ``MaxPool2d(return_indices=True)``; other ``Flatten`` dims; BatchNorm with
+custom: snnTorch's own spike as ``atan`` does, so setting the layer's ``spike_grad`` to a supported one before
+converting keeps its forward pass); ``MaxPool2d(return_indices=True)``; other ``Flatten`` dims; BatchNorm with
 ``track_running_stats=False`` (it normalises each step by that step's batch even in eval mode; neurosim's
 normalises all steps together); any other module. For ``RLeaky`` also: the
 convolutional recurrence (``conv2d_channels``, ``kernel_size``: RLIF feeds back over ``[T, B, N]`` features);
@@ -181,10 +184,14 @@ def _flatten_layers(model) -> list[nn.Module]:
     elif isinstance(model, Iterable) and not isinstance(model, nn.Module):
         items = list(model)
     else:
+        names = [n for n, _ in model.named_children()] if isinstance(model, nn.Module) else []
+        listed = (f"; if its forward() runs its layers one after another, pass them in that order, e.g. "
+                  f"from_snntorch([{', '.join(f'model.{n}' for n in names)}]) (in the order they were registered; "
+                  "copy_to_snntorch takes the same list)") if names else ""
         raise TypeError(
             f"from_snntorch needs an nn.Sequential or a list of layers in execution order, got "
-            f"{type(model).__name__}; a model with a hand-written forward() cannot be read reliably — rebuild it "
-            "as nn.Sequential(..., snn.Leaky(beta, init_hidden=True), ...) (recurrent layers: "
+            f"{type(model).__name__}; a model with a hand-written forward() cannot be read reliably{listed}; or "
+            "rebuild it as nn.Sequential(..., snn.Leaky(beta, init_hidden=True), ...) (recurrent layers: "
             "snn.RLeaky(beta, linear_features=N, init_hidden=True))"
         )
     layers = []
@@ -237,7 +244,9 @@ def _surrogate(leaky, where: str, problems: list[str]) -> tuple[str, float] | No
     shown = factory or getattr(fn, "__name__", type(fn).__name__)
     problems.append(
         f"{where}: surrogate {shown!r} (supported: snntorch.surrogate.atan(alpha), fast_sigmoid(slope), "
-        "sigmoid(slope))"
+        "sigmoid(slope); snnTorch's surrogates all spike at mem > threshold and differ in the gradient only, so "
+        "set layer.spike_grad = snntorch.surrogate.atan() (or another of these) before converting: the same "
+        "forward pass)"
     )
     return None
 
@@ -451,6 +460,36 @@ def _convert_rleaky(rleaky, where: str, is_last: bool, backend: str, problems: l
     return rlif
 
 
+def _other_neuron_hint(m: nn.Module) -> str:
+    """What to do with a neuron class that does not convert: the class that converts in its place, where one does."""
+    name = type(m).__name__
+    only = "only snntorch.Leaky, snntorch.RLeaky and snntorch.Synaptic convert"
+    if name == "Lapicque":
+        # mem[t] = (1 − dt/(R·C))·mem[t−1] + (dt/C)·x[t] − reset: a Leaky whose input is scaled by dt/C
+        if m.reset_mechanism == "zero":
+            return (f"{only}; Lapicque's zero reset discards the whole step after a spike, input included, which "
+                    "neither Leaky nor neurosim does: with 'subtract' or 'none' it would convert as a Leaky")
+        values = [torch.as_tensor(v).detach() for v in (m.time_step, m.R, m.C, m.threshold)]
+        if any(v.numel() != 1 for v in values):
+            return (f"{only}; Lapicque is mem = (1 - dt/(R·C))·mem + (dt/C)·x: with one R, C and threshold per "
+                    "layer that is an snn.Leaky(beta=1 - dt/(R·C)) on inputs scaled by dt/C")
+        dt, r, c, thr = (float(v) for v in values)
+        decay, gain = 1 - dt / (r * c), dt / c
+        if not 0 <= decay <= 1:
+            return f"{only}; its decay 1 - dt/(R·C) = {decay:.6g} is outside [0, 1], which a Leaky cannot have"
+        return (f"{only}; Lapicque is mem = (1 - dt/(R·C))·mem + (dt/C)·x, so replace it with "
+                f"snn.Leaky(beta={decay:.6g}, threshold={thr:.6g}, reset_mechanism='{m.reset_mechanism}', the same "
+                f"spike_grad) and multiply the weights and bias of the layer before it by dt/C = {gain:.6g}: the "
+                "same spikes")
+    if name == "Alpha":
+        return (f"{only}; neurosim has no alpha-shaped synaptic current (two exponentials): snn.Synaptic, one "
+                "decaying current, converts to CubaLIF; retrain with it")
+    if name == "RSynaptic":
+        return (f"{only}; neurosim has no recurrent current-based layer: use snn.RLeaky (recurrent) or "
+                "snn.Synaptic (current-based)")
+    return f"{only}; neurosim has no equivalent of {name}"
+
+
 def _copy_state(src: nn.Module, dst: nn.Module) -> nn.Module:
     dst.load_state_dict(src.state_dict())
     frozen = {name for name, p in src.named_parameters() if not p.requires_grad}
@@ -531,8 +570,7 @@ def from_snntorch(model, *, backend: str = "auto") -> nsn.Sequential:
                 new = _convert_synaptic(m, where, is_last, backend, problems)
             else:
                 new = None
-                problems.append(f"{where}: neuron {type(m).__name__} (only snntorch.Leaky, snntorch.RLeaky and "
-                                "snntorch.Synaptic are supported)")
+                problems.append(f"{where}: neuron {type(m).__name__} ({_other_neuron_hint(m)})")
             if new is not None:
                 new.to(m.threshold.device)
         else:

@@ -297,3 +297,68 @@ def test_frozen_parameters_stay_frozen():
     assert torch.equal(s_ns, _run_snntorch(ref, x))
     copy_to_snntorch(net, ref)  # the frozen values go back where they came from
     assert torch.equal(s_ns, _run_snntorch(ref, x))
+
+
+@pytest.mark.parametrize("reset", ["subtract", "none"])
+def test_lapicque_is_refused_with_the_leaky_that_replaces_it(reset):
+    # Lapicque: mem = (1 − dt/(R·C))·mem + (dt/C)·x, a Leaky on inputs scaled by dt/C; the error gives both numbers
+    torch.manual_seed(0)
+    ref = nn.Sequential(nn.Linear(10, 8), snn.Lapicque(R=5.0, C=2.0, threshold=0.5, reset_mechanism=reset,
+                                                       init_hidden=True))
+    with pytest.raises(UnsupportedSnnTorchError, match=r"layer 1 \(Lapicque\): neuron Lapicque") as info:
+        from_snntorch(ref)
+    msg = str(info.value)
+    assert f"snn.Leaky(beta={1 - 1 / (5 * 2):.6g}, threshold=0.5, reset_mechanism='{reset}'" in msg
+    assert f"by dt/C = {1 / 2:.6g}" in msg
+    # the recipe gives Lapicque's spikes
+    alt = nn.Sequential(nn.Linear(10, 8), snn.Leaky(beta=0.9, threshold=0.5, reset_mechanism=reset, init_hidden=True))
+    with torch.no_grad():
+        alt[0].weight.copy_(ref[0].weight * 0.5)
+        alt[0].bias.copy_(ref[0].bias * 0.5)
+    x = torch.rand(30, 4, 10) * 3
+    s_ref = _run_snntorch(ref, x)
+    assert 0 < s_ref.mean() < 1 and torch.equal(from_snntorch(alt)(x)[0], s_ref)
+
+
+def test_lapicques_zero_reset_and_alpha_say_what_converts_instead():
+    model = nn.Sequential(nn.Linear(4, 4), snn.Lapicque(beta=0.9, reset_mechanism="zero", init_hidden=True),
+                          snn.Alpha(alpha=0.9, beta=0.8, init_hidden=True),
+                          snn.RSynaptic(alpha=0.9, beta=0.8, linear_features=4, init_hidden=True))
+    with pytest.raises(UnsupportedSnnTorchError) as info:
+        from_snntorch(model)
+    lapicque, alpha, rsynaptic = info.value.problems
+    assert "zero reset" in lapicque and "'subtract' or 'none'" in lapicque
+    assert "layer 2 (Alpha)" in alpha and "snn.Synaptic" in alpha
+    assert "layer 3 (RSynaptic)" in rsynaptic and "snn.RLeaky" in rsynaptic and "snn.Synaptic" in rsynaptic
+
+
+def test_an_unsupported_surrogate_says_how_to_swap_it():
+    model = nn.Sequential(nn.Linear(4, 4), snn.Leaky(beta=0.9, spike_grad=surrogate.triangular(), init_hidden=True))
+    with pytest.raises(UnsupportedSnnTorchError, match=r"surrogate 'triangular' .*spike_grad = "
+                                                       r"snntorch\.surrogate\.atan\(\)"):
+        from_snntorch(model)
+
+
+def test_a_hand_written_model_names_its_layers_for_the_list_route():
+    class Net(nn.Module):  # snnTorch's tutorial style: a Python loop over time in forward()
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.lif1 = nn.Linear(6, 5), snn.Leaky(beta=0.9)
+            self.fc2, self.lif2 = nn.Linear(5, 3), snn.Leaky(beta=0.8)
+
+        def forward(self, x_seq):
+            mem1, mem2, out = self.lif1.reset_mem(), self.lif2.reset_mem(), []
+            for x in x_seq:
+                spk1, mem1 = self.lif1(self.fc1(x), mem1)
+                spk2, mem2 = self.lif2(self.fc2(spk1), mem2)
+                out.append(spk2)
+            return torch.stack(out)
+
+    torch.manual_seed(0)
+    net = Net()
+    with pytest.raises(TypeError, match=r"from_snntorch\(\[model\.fc1, model\.lif1, model\.fc2, model\.lif2\]\)"):
+        from_snntorch(net)
+    x = torch.rand(12, 3, 6) * 3
+    converted = from_snntorch([net.fc1, net.lif1, net.fc2, net.lif2])  # the route the error gives
+    expected = net(x)
+    assert 0 < expected.mean() < 1 and torch.equal(converted(x)[0], expected)
