@@ -591,8 +591,9 @@ def copy_to_snntorch(neurosim_model: nsn.Sequential, snntorch_model) -> None:
     """Write a converted model's (trained) values back into the snnTorch model it came from.
 
     Copies weights, biases, BatchNorm parameters and statistics, every ``Leaky``'s, ``RLeaky``'s and
-    ``Synaptic``'s β and threshold (into its buffer, or its parameter when learnable), every ``Synaptic``'s α, and
-    every ``RLeaky``'s recurrent weights.
+    ``Synaptic``'s β and threshold (into its buffer, or its parameter when learnable; a ``reset_delay=False`` layer,
+    converted with the next float above its threshold, gets the float below the converted one: its own threshold
+    back, and the same spikes), every ``Synaptic``'s α, and every ``RLeaky``'s recurrent weights.
     ``snntorch_model`` must have the structure that :func:`from_snntorch` converted.
     """
     import snntorch
@@ -613,7 +614,10 @@ def copy_to_snntorch(neurosim_model: nsn.Sequential, snntorch_model) -> None:
                 if expected is nsn.CubaLIF:
                     b.alpha.copy_(a.alpha.detach().reshape(()).expand(b.alpha.shape))
                 b.beta.copy_(lif.beta.detach().reshape(()).expand(b.beta.shape))  # one value, or every neuron's
-                b.threshold.copy_(lif.v_th.detach().reshape(()).expand(b.threshold.shape))
+                v_th = lif.v_th.detach().reshape(())
+                if lif.reset_timing == "immediate":  # from reset_delay=False: neurosim's v >= v_th is snnTorch's
+                    v_th = torch.nextafter(v_th, v_th.new_tensor(-math.inf))  # v > (the float below v_th)
+                b.threshold.copy_(v_th.expand(b.threshold.shape))
                 if expected is nsn.RLIF:
                     _copy_recurrent(a.recurrent, b.recurrent, f"layer {i}")
             elif list(b.state_dict()):

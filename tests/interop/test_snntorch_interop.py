@@ -362,3 +362,22 @@ def test_a_hand_written_model_names_its_layers_for_the_list_route():
     converted = from_snntorch([net.fc1, net.lif1, net.fc2, net.lif2])  # the route the error gives
     expected = net(x)
     assert 0 < expected.mean() < 1 and torch.equal(converted(x)[0], expected)
+
+
+@pytest.mark.parametrize("learn", [False, True])
+def test_copy_to_snntorch_gives_reset_delay_false_layers_their_own_threshold_back(learn):
+    # reset_delay=False converts with the next float above the threshold (neurosim's v >= v_th is snnTorch's v > v_th);
+    # copy_to_snntorch wrote that strict threshold back, so each round trip raised snnTorch's threshold by a float
+    kw = dict(threshold=1.0, reset_delay=False, learn_threshold=learn, init_hidden=True)
+    ref = nn.Sequential(nn.Linear(4, 4), snn.Leaky(beta=0.9, reset_mechanism="zero", **kw),
+                        nn.Linear(4, 4), snn.Synaptic(alpha=0.5, beta=0.9, reset_mechanism="none", **kw),
+                        nn.Linear(4, 4), snn.RLeaky(beta=0.9, linear_features=4, reset_mechanism="zero", **kw))
+    net = from_snntorch(ref)
+    assert float(net[1].v_th.detach()) > 1.0  # the strict threshold
+    copy_to_snntorch(net, ref)
+    assert [float(ref[i].threshold.detach()) for i in (1, 3, 5)] == [1.0, 1.0, 1.0]
+    with torch.no_grad():  # a trained threshold goes back as the one snnTorch spikes above where neurosim spikes
+        net[1].v_th_param.fill_(0.75) if learn else net[1].v_th_value.fill_(0.75)
+    copy_to_snntorch(net, ref)
+    below = float(torch.nextafter(torch.tensor(0.75), torch.tensor(0.0)))  # snnTorch's v > below is v >= 0.75
+    assert float(ref[1].threshold.detach()) == below
