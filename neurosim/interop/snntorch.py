@@ -275,9 +275,11 @@ def _lif_options(neuron, where: str, is_last: bool, problems: list[str]) -> dict
                         f"reset (snnTorch chooses it when the layer is built; pass reset_mechanism to "
                         f"snntorch.{type(neuron).__name__}(...) instead of setting it afterwards)")
     if neuron.state_quant:
-        problems.append(f"{where}: state_quant (quantised membrane state)")
+        problems.append(f"{where}: state_quant (a quantised membrane, which neurosim's float LIF does not model; "
+                        "build the layer with state_quant=False to convert it, its membrane unquantised)")
     if neuron.inhibition:
-        problems.append(f"{where}: inhibition=True")
+        problems.append(f"{where}: inhibition=True (only the neuron with the largest membrane may spike, which "
+                        "neurosim's LIF does not do; build the layer with inhibition=False to convert it)")
     gsf = neuron.graded_spikes_factor
     if _learnable(gsf) or torch.as_tensor(gsf).numel() != 1 or float(torch.as_tensor(gsf)) != 1.0:
         problems.append(f"{where}: graded spikes (graded_spikes_factor must be 1 and fixed)")

@@ -381,3 +381,14 @@ def test_copy_to_snntorch_gives_reset_delay_false_layers_their_own_threshold_bac
     copy_to_snntorch(net, ref)
     below = float(torch.nextafter(torch.tensor(0.75), torch.tensor(0.0)))  # snnTorch's v > below is v >= 0.75
     assert float(ref[1].threshold.detach()) == below
+
+
+@pytest.mark.filterwarnings("ignore:Inhibition is an unstable feature")
+def test_state_quant_and_inhibition_say_how_the_layer_converts():
+    model = nn.Sequential(nn.Linear(4, 4), snn.Leaky(beta=0.9, init_hidden=True, state_quant=lambda m: m),
+                          snn.Leaky(beta=0.9, init_hidden=True, inhibition=True))
+    with pytest.raises(UnsupportedSnnTorchError) as info:
+        from_snntorch(model)
+    quant, inhibition = info.value.problems
+    assert quant.startswith("layer 1 (Leaky): state_quant") and "state_quant=False" in quant
+    assert inhibition.startswith("layer 2 (Leaky): inhibition=True") and "inhibition=False" in inhibition
