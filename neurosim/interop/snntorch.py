@@ -13,7 +13,9 @@ Every ``Synaptic`` becomes :class:`neurosim.nn.CubaLIF` on the same LIF: ``syn[t
 ``mem[t] = β·mem[t−1] + syn[t] − reset`` (α clamped to [0, 1] as snnTorch clamps it every step).
 
 Supported (``model`` is an ``nn.Sequential`` or a list of layers in execution order; nested ``nn.Sequential``
-is flattened; ``nn.Identity`` is dropped):
+is flattened; ``nn.Identity`` is dropped; a module at several places, e.g. one ``nn.MaxPool2d(2)`` after each conv,
+converts at each place where it has no parameters and no state of its own, and is refused where it has: tied
+weights, one BatchNorm's running statistics, an ``init_hidden`` neuron's one membrane):
 
 ==========================  ================================================================================
 snnTorch / torch layer      neurosim layer
@@ -180,7 +182,7 @@ class UnsupportedSnnTorchError(ValueError):
 
 def _flatten_layers(model) -> list[nn.Module]:
     if isinstance(model, nn.Sequential):
-        items = list(model.children())
+        items = list(model)  # every place, a module used twice included (children() lists it once)
     elif isinstance(model, Iterable) and not isinstance(model, nn.Module):
         items = list(model)
     else:
@@ -462,6 +464,20 @@ def _convert_rleaky(rleaky, where: str, is_last: bool, backend: str, problems: l
     return rlif
 
 
+def _shared_problem(m: nn.Module) -> str | None:
+    """Why a module at two places of the model cannot convert as two copies, or None where it can (no parameters
+    and no state of its own: pooling, Flatten, Dropout, a fixed neuron whose states the caller passes)."""
+    import snntorch
+
+    if isinstance(m, snntorch.SpikingNeuron) and m.init_hidden:
+        return "an init_hidden neuron: snnTorch carries one membrane from one place to the other"
+    if any(True for _ in m.parameters()):
+        return "its parameters are shared, tied in training"
+    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+        return "one set of running statistics for both places"
+    return None
+
+
 def _other_neuron_hint(m: nn.Module) -> str:
     """What to do with a neuron class that does not convert: the class that converts in its place, where one does."""
     name = type(m).__name__
@@ -560,9 +576,16 @@ def from_snntorch(model, *, backend: str = "auto") -> nsn.Sequential:
         raise ValueError("from_snntorch: the model has no layers")
     problems: list[str] = []
     converted: list[nn.Module] = []
+    first_place: dict[int, int] = {}
     for i, m in enumerate(layers):
         where = f"layer {i} ({type(m).__name__})"
-        if isinstance(m, snntorch.SpikingNeuron):
+        j = first_place.setdefault(id(m), i)
+        shared = _shared_problem(m) if j != i else None
+        if shared is not None:
+            problems.append(f"{where}: the same module as layer {j} ({shared}, which the converted "
+                            "model, one copy per place, cannot keep; give each place its own module, "
+                            "copy.deepcopy(layer), to convert them apart)")
+        elif isinstance(m, snntorch.SpikingNeuron):
             is_last = i == len(layers) - 1
             if type(m) is snntorch.Leaky:
                 new = _convert_leaky(m, where, is_last, backend, problems)

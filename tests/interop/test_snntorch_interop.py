@@ -392,3 +392,40 @@ def test_state_quant_and_inhibition_say_how_the_layer_converts():
     quant, inhibition = info.value.problems
     assert quant.startswith("layer 1 (Leaky): state_quant") and "state_quant=False" in quant
     assert inhibition.startswith("layer 2 (Leaky): inhibition=True") and "inhibition=False" in inhibition
+
+
+def test_a_layer_used_twice_in_a_sequential_converts_at_both_places():
+    # nn.Sequential's children() lists a module once: the second MaxPool2d, Dropout and Leaky were dropped silently
+    torch.manual_seed(0)
+    pool, drop = nn.MaxPool2d(2), nn.Dropout(0.2)
+    lif = snn.Leaky(beta=0.8, threshold=0.5)  # init_hidden=False: parameters only, the states are the caller's
+    ref = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), pool, snn.Leaky(beta=0.8, init_hidden=True),
+                        nn.Conv2d(4, 4, 3, padding=1), pool, drop, nn.Flatten(), drop, nn.Linear(4 * 3 * 3, 5),
+                        snn.Leaky(beta=0.8, threshold=0.2, init_hidden=True))
+    net = from_snntorch(ref)
+    assert len(net) == 10 and isinstance(net[4], type(net[1])) and isinstance(net[7], type(net[5]))
+    x = _input(T=5)
+    expected = _run_snntorch(ref.eval(), x)
+    assert 0 < expected.mean() < 1 and torch.equal(from_snntorch(ref)(x)[0], expected)
+    fc1, fc2 = nn.Linear(6, 5), nn.Linear(5, 3)  # one Leaky for two layers, each with its own mem (tutorial style)
+    mem1, mem2, spikes = lif.reset_mem(), lif.reset_mem(), []
+    x = torch.rand(12, 3, 6) * 3
+    for xt in x:
+        spk1, mem1 = lif(fc1(xt), mem1)
+        spk2, mem2 = lif(fc2(spk1), mem2)
+        spikes.append(spk2)
+    spikes = torch.stack(spikes)
+    assert 0 < spikes.mean() < 1 and torch.equal(from_snntorch([fc1, lif, fc2, lif])(x)[0], spikes)
+
+
+def test_a_shared_layer_with_weights_or_a_shared_membrane_is_refused():
+    fc, lif, bn = nn.Linear(4, 4), snn.Leaky(beta=0.9, init_hidden=True), nn.BatchNorm1d(4)
+    learned = snn.Leaky(beta=0.9, learn_beta=True)
+    with pytest.raises(UnsupportedSnnTorchError) as info:
+        from_snntorch(nn.Sequential(fc, bn, lif, fc, bn, lif, learned, learned))
+    problems = info.value.problems
+    assert len(problems) == 4
+    assert problems[0].startswith("layer 3 (Linear): the same module as layer 0") and "deepcopy" in problems[0]
+    assert problems[1].startswith("layer 4 (BatchNorm1d): the same module as layer 1")
+    assert problems[2].startswith("layer 5 (Leaky): the same module as layer 2") and "membrane" in problems[2]
+    assert problems[3].startswith("layer 7 (Leaky): the same module as layer 6")
