@@ -220,7 +220,8 @@ def _scalar(value, what: str, problems: list[str], where: str) -> float | None:
     lo, hi = float(t.min()), float(t.max())
     if lo != hi:
         problems.append(f"{where}: per-neuron {what} of shape {tuple(t.shape)} with different values (from {lo:g} to "
-                        f"{hi:g}; only one {what} per layer is supported)")
+                        f"{hi:g}; neurosim has one {what} per layer: give the layer one, e.g. their mean "
+                        f"{float(t.double().mean()):.6g}, which changes its spikes, then fine-tune the converted model)")
         return None
     return lo
 

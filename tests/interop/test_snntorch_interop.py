@@ -429,3 +429,13 @@ def test_a_shared_layer_with_weights_or_a_shared_membrane_is_refused():
     assert problems[1].startswith("layer 4 (BatchNorm1d): the same module as layer 1")
     assert problems[2].startswith("layer 5 (Leaky): the same module as layer 2") and "membrane" in problems[2]
     assert problems[3].startswith("layer 7 (Leaky): the same module as layer 6")
+
+
+def test_per_neuron_values_that_differ_are_refused_with_what_to_do():
+    model = nn.Sequential(nn.Linear(4, 4), snn.Leaky(beta=torch.tensor([0.5, 0.6, 0.7, 0.8]),
+                                                     threshold=torch.tensor([1.0, 1.0, 2.0, 2.0]), init_hidden=True))
+    with pytest.raises(UnsupportedSnnTorchError) as info:
+        from_snntorch(model)
+    beta, threshold = info.value.problems
+    assert beta.startswith("layer 1 (Leaky): per-neuron beta of shape (4,)") and "their mean 0.65," in beta
+    assert threshold.startswith("layer 1 (Leaky): per-neuron threshold") and "their mean 1.5," in threshold
