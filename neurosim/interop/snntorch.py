@@ -221,7 +221,8 @@ def _scalar(value, what: str, problems: list[str], where: str) -> float | None:
     if lo != hi:
         problems.append(f"{where}: per-neuron {what} of shape {tuple(t.shape)} with different values (from {lo:g} to "
                         f"{hi:g}; neurosim has one {what} per layer: give the layer one, e.g. their mean "
-                        f"{float(t.double().mean()):.6g}, which changes its spikes, then fine-tune the converted model)")
+                        f"{float(t.double().mean()):.6g}, which changes its spikes, then fine-tune the converted "
+                        "model)")
         return None
     return lo
 
@@ -563,7 +564,7 @@ def from_snntorch(model, *, backend: str = "auto") -> nsn.Sequential:
 
     Returns:
         A neurosim ``Sequential``: ``net(x_seq [T, B, ...], state=None) -> (spikes [T, B, ...], state)``, in the
-        same train/eval mode as ``model``, with copies of its parameters and buffers.
+        same train/eval mode as ``model`` (and each layer in its layer's), with copies of its parameters and buffers.
 
     Raises:
         UnsupportedSnnTorchError: listing every unsupported layer or option (see the module docstring).
@@ -610,6 +611,8 @@ def from_snntorch(model, *, backend: str = "auto") -> nsn.Sequential:
     if len(dtypes) == 1 and dtypes != {torch.float32}:  # e.g. a float64 model: its copies keep that precision
         net.to(dtypes.pop())
     net.train(model.training if isinstance(model, nn.Module) else all(m.training for m in layers))
+    for src, new in zip(layers, converted):  # a layer held in eval mode (a frozen BatchNorm) stays so
+        new.train(src.training)
     return net
 
 

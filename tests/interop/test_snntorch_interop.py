@@ -439,3 +439,20 @@ def test_per_neuron_values_that_differ_are_refused_with_what_to_do():
     beta, threshold = info.value.problems
     assert beta.startswith("layer 1 (Leaky): per-neuron beta of shape (4,)") and "their mean 0.65," in beta
     assert threshold.startswith("layer 1 (Leaky): per-neuron threshold") and "their mean 1.5," in threshold
+
+
+def test_each_layer_keeps_its_own_train_or_eval_mode():
+    # fine-tuning with a BatchNorm held in eval mode inside a model in train mode: the converted BatchNorm was put in
+    # train mode with the rest (batch statistics, running statistics updated), silently
+    torch.manual_seed(0)
+    ref = nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), snn.Leaky(beta=0.8, init_hidden=True), nn.Flatten(),
+                        nn.Dropout(0.5), nn.Linear(4 * 10 * 10, 3), snn.Leaky(beta=0.8, init_hidden=True))
+    ref.train()
+    ref[1].eval()
+    ref[4].eval()
+    net = from_snntorch(ref)
+    assert net.training and net[5].training
+    assert not net[1].training and not net[4].training
+    x = _input(T=5)
+    assert torch.equal(net(x)[0], _run_snntorch(ref, x))  # eval BatchNorm and Dropout: the same spikes in train mode
+    assert torch.equal(net[1].running_mean, ref[1].running_mean)
