@@ -13,7 +13,9 @@ Every ``Synaptic`` becomes :class:`neurosim.nn.CubaLIF` on the same LIF: ``syn[t
 ``mem[t] = β·mem[t−1] + syn[t] − reset`` (α clamped to [0, 1] as snnTorch clamps it every step).
 
 Supported (``model`` is an ``nn.Sequential`` or a list of layers in execution order; nested ``nn.Sequential``
-is flattened; ``nn.Identity`` is dropped):
+is flattened; ``nn.Identity`` is dropped; a module at several places, e.g. one ``nn.MaxPool2d(2)`` after each conv,
+converts at each place where it has no parameters and no state of its own, and is refused where it has: tied
+weights, one BatchNorm's running statistics, an ``init_hidden`` neuron's one membrane):
 
 ==========================  ================================================================================
 snnTorch / torch layer      neurosim layer
@@ -43,17 +45,26 @@ snnTorch / torch layer      neurosim layer
 ``nn.MaxPool2d``,           ``MaxPool2d``, ``AvgPool2d``
 ``nn.AvgPool2d``
 ``nn.Flatten()``            ``Flatten`` (``start_dim=1``, ``end_dim=-1`` only)
-``nn.BatchNorm1d/2d``       ``BatchNorm1d/2d`` (parameters and running statistics copied)
+``nn.BatchNorm1d/2d``       ``BatchNorm1d/2d`` (parameters and running statistics copied;
+                            ``track_running_stats=True``, the default, only)
 ``nn.Dropout``              ``Dropout``
 ==========================  ================================================================================
 
+Frozen parameters (``requires_grad=False``, e.g. layers kept fixed while the last ones are fine-tuned) stay frozen:
+the converted copies do not require grad either, and a frozen learnable β, threshold or α converts as a fixed one.
+
 Not supported, with a :class:`UnsupportedSnnTorchError` that lists every offending layer and option at once:
-``Alpha``, ``Lapicque``, ``RSynaptic``, ``SLSTM``/``SConv2dLSTM`` and every other neuron class; per-neuron
+``Alpha``, ``Lapicque``, ``RSynaptic``, ``SLSTM``/``SConv2dLSTM`` and every other neuron class (the error says
+what converts instead: for a ``Lapicque`` with the ``subtract`` or ``none`` reset, the ``Leaky`` β and the factor
+for the weights before it that give its spikes, ``mem = (1 − dt/(R·C))·mem + (dt/C)·x``); per-neuron
 ``beta`` or ``threshold`` with different values, or learnable per-neuron ones;
 ``state_quant``; graded spikes (``graded_spikes_factor != 1`` or learnable); ``inhibition``; ``reset_delay=False``
 with the ``subtract`` reset (with ``zero`` or ``none`` it converts to the ``immediate`` timing); ``output=True``
 before the last layer; ``surrogate_disable`` and other surrogates (``triangular``, ``spike_rate_escape``, ``SSO``,
-custom); ``MaxPool2d(return_indices=True)``; other ``Flatten`` dims; any other module. For ``RLeaky`` also: the
+custom: snnTorch's own spike as ``atan`` does, so setting the layer's ``spike_grad`` to a supported one before
+converting keeps its forward pass); ``MaxPool2d(return_indices=True)``; other ``Flatten`` dims; BatchNorm with
+``track_running_stats=False`` (it normalises each step by that step's batch even in eval mode; neurosim's
+normalises all steps together); any other module. For ``RLeaky`` also: the
 convolutional recurrence (``conv2d_channels``, ``kernel_size``: RLIF feeds back over ``[T, B, N]`` features);
 ``reset_mechanism="zero"`` with ``reset_delay=True`` (RLeaky's zero reset discards the whole step after a
 spike, input and feedback too, ``mem[t] = (1 − spk[t−1])·(β·mem[t−1] + x[t] + V·spk[t−1])``, where ``Leaky``
@@ -171,14 +182,18 @@ class UnsupportedSnnTorchError(ValueError):
 
 def _flatten_layers(model) -> list[nn.Module]:
     if isinstance(model, nn.Sequential):
-        items = list(model.children())
+        items = list(model)  # every place, a module used twice included (children() lists it once)
     elif isinstance(model, Iterable) and not isinstance(model, nn.Module):
         items = list(model)
     else:
+        names = [n for n, _ in model.named_children()] if isinstance(model, nn.Module) else []
+        listed = (f"; if its forward() runs its layers one after another, pass them in that order, e.g. "
+                  f"from_snntorch([{', '.join(f'model.{n}' for n in names)}]) (in the order they were registered; "
+                  "copy_to_snntorch takes the same list)") if names else ""
         raise TypeError(
             f"from_snntorch needs an nn.Sequential or a list of layers in execution order, got "
-            f"{type(model).__name__}; a model with a hand-written forward() cannot be read reliably — rebuild it "
-            "as nn.Sequential(..., snn.Leaky(beta, init_hidden=True), ...) (recurrent layers: "
+            f"{type(model).__name__}; a model with a hand-written forward() cannot be read reliably{listed}; or "
+            "rebuild it as nn.Sequential(..., snn.Leaky(beta, init_hidden=True), ...) (recurrent layers: "
             "snn.RLeaky(beta, linear_features=N, init_hidden=True))"
         )
     layers = []
@@ -198,16 +213,24 @@ def _scalar(value, what: str, problems: list[str], where: str) -> float | None:
     if t.numel() == 0:
         problems.append(f"{where}: empty {what} of shape {tuple(t.shape)}")
         return None
-    if isinstance(value, nn.Parameter):
+    if _learnable(value):
         problems.append(f"{where}: learnable per-neuron {what} of shape {tuple(t.shape)} (neurosim learns one {what} "
                         f"per layer; make it a scalar)")
         return None
     lo, hi = float(t.min()), float(t.max())
     if lo != hi:
         problems.append(f"{where}: per-neuron {what} of shape {tuple(t.shape)} with different values (from {lo:g} to "
-                        f"{hi:g}; only one {what} per layer is supported)")
+                        f"{hi:g}; neurosim has one {what} per layer: give the layer one, e.g. their mean "
+                        f"{float(t.double().mean()):.6g}, which changes its spikes, then fine-tune the converted "
+                        "model)")
         return None
     return lo
+
+
+def _learnable(value) -> bool:
+    """A parameter that training changes: ``learn_beta``/``learn_threshold``/``learn_alpha``'s ``nn.Parameter``,
+    unless frozen (``requires_grad=False``), in which case it converts as a fixed value."""
+    return isinstance(value, nn.Parameter) and value.requires_grad
 
 
 def _surrogate(leaky, where: str, problems: list[str]) -> tuple[str, float] | None:
@@ -225,7 +248,9 @@ def _surrogate(leaky, where: str, problems: list[str]) -> tuple[str, float] | No
     shown = factory or getattr(fn, "__name__", type(fn).__name__)
     problems.append(
         f"{where}: surrogate {shown!r} (supported: snntorch.surrogate.atan(alpha), fast_sigmoid(slope), "
-        "sigmoid(slope))"
+        "sigmoid(slope); snnTorch's surrogates all spike at mem > threshold and differ in the gradient only, so "
+        "set layer.spike_grad = snntorch.surrogate.atan() (or another of these) before converting: the same "
+        "forward pass)"
     )
     return None
 
@@ -254,11 +279,13 @@ def _lif_options(neuron, where: str, is_last: bool, problems: list[str]) -> dict
                         f"reset (snnTorch chooses it when the layer is built; pass reset_mechanism to "
                         f"snntorch.{type(neuron).__name__}(...) instead of setting it afterwards)")
     if neuron.state_quant:
-        problems.append(f"{where}: state_quant (quantised membrane state)")
+        problems.append(f"{where}: state_quant (a quantised membrane, which neurosim's float LIF does not model; "
+                        "build the layer with state_quant=False to convert it, its membrane unquantised)")
     if neuron.inhibition:
-        problems.append(f"{where}: inhibition=True")
+        problems.append(f"{where}: inhibition=True (only the neuron with the largest membrane may spike, which "
+                        "neurosim's LIF does not do; build the layer with inhibition=False to convert it)")
     gsf = neuron.graded_spikes_factor
-    if isinstance(gsf, nn.Parameter) or torch.as_tensor(gsf).numel() != 1 or float(torch.as_tensor(gsf)) != 1.0:
+    if _learnable(gsf) or torch.as_tensor(gsf).numel() != 1 or float(torch.as_tensor(gsf)) != 1.0:
         problems.append(f"{where}: graded spikes (graded_spikes_factor must be 1 and fixed)")
     immediate = not getattr(neuron, "reset_delay", True)
     if immediate and reset == "subtract":
@@ -273,8 +300,7 @@ def _lif_options(neuron, where: str, is_last: bool, problems: list[str]) -> dict
         thr = strict_threshold(thr, torch.float64 if torch.as_tensor(neuron.threshold).dtype == torch.float64
                                else torch.float32)
     return dict(beta=beta, v_th=thr, reset=reset, surrogate=surrogate[0], surrogate_alpha=surrogate[1],
-                learn_beta=isinstance(neuron.beta, nn.Parameter),
-                learn_threshold=isinstance(neuron.threshold, nn.Parameter),
+                learn_beta=_learnable(neuron.beta), learn_threshold=_learnable(neuron.threshold),
                 reset_timing="immediate" if immediate else "delayed")
 
 
@@ -316,7 +342,7 @@ def _convert_synaptic(synaptic, where: str, is_last: bool, backend: str,
     n_before = len(problems)
     options = _lif_options(synaptic, where, is_last, problems)
     alpha = None
-    if isinstance(synaptic.alpha, nn.Parameter):
+    if _learnable(synaptic.alpha):
         problems.append(f"{where}: learn_alpha=True (CubaLIF keeps the current's decay α fixed, a buffer; build the "
                         "Synaptic with learn_alpha=False to convert it with its α, learned β and threshold allowed)")
     else:
@@ -440,8 +466,55 @@ def _convert_rleaky(rleaky, where: str, is_last: bool, backend: str, problems: l
     return rlif
 
 
+def _shared_problem(m: nn.Module) -> str | None:
+    """Why a module at two places of the model cannot convert as two copies, or None where it can (no parameters
+    and no state of its own: pooling, Flatten, Dropout, a fixed neuron whose states the caller passes)."""
+    import snntorch
+
+    if isinstance(m, snntorch.SpikingNeuron) and m.init_hidden:
+        return "an init_hidden neuron: snnTorch carries one membrane from one place to the other"
+    if any(True for _ in m.parameters()):
+        return "its parameters are shared, tied in training"
+    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+        return "one set of running statistics for both places"
+    return None
+
+
+def _other_neuron_hint(m: nn.Module) -> str:
+    """What to do with a neuron class that does not convert: the class that converts in its place, where one does."""
+    name = type(m).__name__
+    only = "only snntorch.Leaky, snntorch.RLeaky and snntorch.Synaptic convert"
+    if name == "Lapicque":
+        # mem[t] = (1 − dt/(R·C))·mem[t−1] + (dt/C)·x[t] − reset: a Leaky whose input is scaled by dt/C
+        if m.reset_mechanism == "zero":
+            return (f"{only}; Lapicque's zero reset discards the whole step after a spike, input included, which "
+                    "neither Leaky nor neurosim does: with 'subtract' or 'none' it would convert as a Leaky")
+        values = [torch.as_tensor(v).detach() for v in (m.time_step, m.R, m.C, m.threshold)]
+        if any(v.numel() != 1 for v in values):
+            return (f"{only}; Lapicque is mem = (1 - dt/(R·C))·mem + (dt/C)·x: with one R, C and threshold per "
+                    "layer that is an snn.Leaky(beta=1 - dt/(R·C)) on inputs scaled by dt/C")
+        dt, r, c, thr = (float(v) for v in values)
+        decay, gain = 1 - dt / (r * c), dt / c
+        if not 0 <= decay <= 1:
+            return f"{only}; its decay 1 - dt/(R·C) = {decay:.6g} is outside [0, 1], which a Leaky cannot have"
+        return (f"{only}; Lapicque is mem = (1 - dt/(R·C))·mem + (dt/C)·x, so replace it with "
+                f"snn.Leaky(beta={decay:.6g}, threshold={thr:.6g}, reset_mechanism='{m.reset_mechanism}', the same "
+                f"spike_grad) and multiply the weights and bias of the layer before it by dt/C = {gain:.6g}: the "
+                "same spikes")
+    if name == "Alpha":
+        return (f"{only}; neurosim has no alpha-shaped synaptic current (two exponentials): snn.Synaptic, one "
+                "decaying current, converts to CubaLIF; retrain with it")
+    if name == "RSynaptic":
+        return (f"{only}; neurosim has no recurrent current-based layer: use snn.RLeaky (recurrent) or "
+                "snn.Synaptic (current-based)")
+    return f"{only}; neurosim has no equivalent of {name}"
+
+
 def _copy_state(src: nn.Module, dst: nn.Module) -> nn.Module:
     dst.load_state_dict(src.state_dict())
+    frozen = {name for name, p in src.named_parameters() if not p.requires_grad}
+    for name, p in dst.named_parameters():  # a layer frozen in snnTorch stays frozen
+        p.requires_grad_(name not in frozen)
     return dst.to(next(iter(src.state_dict().values()), torch.empty(0)).device)
 
 
@@ -453,6 +526,12 @@ def _convert_layer(m: nn.Module, where: str, problems: list[str]) -> nn.Module |
     if type(m) is nn.Linear:
         return _copy_state(m, nsn.Linear(m.in_features, m.out_features, m.bias is not None))
     if type(m) in (nn.BatchNorm1d, nn.BatchNorm2d):
+        if not m.track_running_stats:
+            problems.append(f"{where}: track_running_stats=False (with no running statistics it normalises each step "
+                            "by that step's batch in eval mode too, where neurosim's time-distributed BatchNorm "
+                            "normalises all steps of the batch together: other outputs; build it with "
+                            "track_running_stats=True, the default, and train it so)")
+            return None
         cls = nsn.BatchNorm1d if type(m) is nn.BatchNorm1d else nsn.BatchNorm2d
         return _copy_state(m, cls(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats))
     if type(m) is nn.MaxPool2d:
@@ -485,7 +564,7 @@ def from_snntorch(model, *, backend: str = "auto") -> nsn.Sequential:
 
     Returns:
         A neurosim ``Sequential``: ``net(x_seq [T, B, ...], state=None) -> (spikes [T, B, ...], state)``, in the
-        same train/eval mode as ``model``, with copies of its parameters and buffers.
+        same train/eval mode as ``model`` (and each layer in its layer's), with copies of its parameters and buffers.
 
     Raises:
         UnsupportedSnnTorchError: listing every unsupported layer or option (see the module docstring).
@@ -499,9 +578,16 @@ def from_snntorch(model, *, backend: str = "auto") -> nsn.Sequential:
         raise ValueError("from_snntorch: the model has no layers")
     problems: list[str] = []
     converted: list[nn.Module] = []
+    first_place: dict[int, int] = {}
     for i, m in enumerate(layers):
         where = f"layer {i} ({type(m).__name__})"
-        if isinstance(m, snntorch.SpikingNeuron):
+        j = first_place.setdefault(id(m), i)
+        shared = _shared_problem(m) if j != i else None
+        if shared is not None:
+            problems.append(f"{where}: the same module as layer {j} ({shared}, which the converted "
+                            "model, one copy per place, cannot keep; give each place its own module, "
+                            "copy.deepcopy(layer), to convert them apart)")
+        elif isinstance(m, snntorch.SpikingNeuron):
             is_last = i == len(layers) - 1
             if type(m) is snntorch.Leaky:
                 new = _convert_leaky(m, where, is_last, backend, problems)
@@ -511,8 +597,7 @@ def from_snntorch(model, *, backend: str = "auto") -> nsn.Sequential:
                 new = _convert_synaptic(m, where, is_last, backend, problems)
             else:
                 new = None
-                problems.append(f"{where}: neuron {type(m).__name__} (only snntorch.Leaky, snntorch.RLeaky and "
-                                "snntorch.Synaptic are supported)")
+                problems.append(f"{where}: neuron {type(m).__name__} ({_other_neuron_hint(m)})")
             if new is not None:
                 new.to(m.threshold.device)
         else:
@@ -526,6 +611,8 @@ def from_snntorch(model, *, backend: str = "auto") -> nsn.Sequential:
     if len(dtypes) == 1 and dtypes != {torch.float32}:  # e.g. a float64 model: its copies keep that precision
         net.to(dtypes.pop())
     net.train(model.training if isinstance(model, nn.Module) else all(m.training for m in layers))
+    for src, new in zip(layers, converted):  # a layer held in eval mode (a frozen BatchNorm) stays so
+        new.train(src.training)
     return net
 
 
@@ -533,8 +620,9 @@ def copy_to_snntorch(neurosim_model: nsn.Sequential, snntorch_model) -> None:
     """Write a converted model's (trained) values back into the snnTorch model it came from.
 
     Copies weights, biases, BatchNorm parameters and statistics, every ``Leaky``'s, ``RLeaky``'s and
-    ``Synaptic``'s β and threshold (into its buffer, or its parameter when learnable), every ``Synaptic``'s α, and
-    every ``RLeaky``'s recurrent weights.
+    ``Synaptic``'s β and threshold (into its buffer, or its parameter when learnable; a ``reset_delay=False`` layer,
+    converted with the next float above its threshold, gets the float below the converted one: its own threshold
+    back, and the same spikes), every ``Synaptic``'s α, and every ``RLeaky``'s recurrent weights.
     ``snntorch_model`` must have the structure that :func:`from_snntorch` converted.
     """
     import snntorch
@@ -555,7 +643,10 @@ def copy_to_snntorch(neurosim_model: nsn.Sequential, snntorch_model) -> None:
                 if expected is nsn.CubaLIF:
                     b.alpha.copy_(a.alpha.detach().reshape(()).expand(b.alpha.shape))
                 b.beta.copy_(lif.beta.detach().reshape(()).expand(b.beta.shape))  # one value, or every neuron's
-                b.threshold.copy_(lif.v_th.detach().reshape(()).expand(b.threshold.shape))
+                v_th = lif.v_th.detach().reshape(())
+                if lif.reset_timing == "immediate":  # from reset_delay=False: neurosim's v >= v_th is snnTorch's
+                    v_th = torch.nextafter(v_th, v_th.new_tensor(-math.inf))  # v > (the float below v_th)
+                b.threshold.copy_(v_th.expand(b.threshold.shape))
                 if expected is nsn.RLIF:
                     _copy_recurrent(a.recurrent, b.recurrent, f"layer {i}")
             elif list(b.state_dict()):

@@ -261,3 +261,198 @@ def test_reset_delay_false_records_the_membrane_before_the_reset_as_documented(r
     assert spk.sum() > 5 and torch.equal(s, spk) and torch.equal(state["1"].v, mem[-1])
     assert torch.equal(v_seq * (1 - s) if reset == "zero" else v_seq, mem)
     assert (reset == "zero") == bool((v_seq != mem).any())  # the zero reset's v_seq is not snnTorch's mem
+
+
+@pytest.mark.parametrize("cls", [nn.BatchNorm2d, nn.BatchNorm1d])
+def test_batchnorm_without_running_statistics_is_refused(cls):
+    # without running statistics snnTorch's BatchNorm normalises every step by that step's batch, in eval mode too;
+    # the converted time-distributed BatchNorm normalised all steps together: other spikes in eval mode (silently)
+    before = [nn.Conv2d(2, 4, 3)] if cls is nn.BatchNorm2d else [nn.Flatten(), nn.Linear(2 * 12 * 12, 4)]
+    ref = nn.Sequential(*before, cls(4, track_running_stats=False), snn.Leaky(beta=0.8, init_hidden=True)).eval()
+    with pytest.raises(UnsupportedSnnTorchError, match=rf"layer {len(before)} \({cls.__name__}\): "
+                                                       r"track_running_stats=False .*track_running_stats=True"):
+        from_snntorch(ref)
+
+
+def test_frozen_parameters_stay_frozen():
+    # a layer frozen in snnTorch (requires_grad=False, as when fine-tuning the last layers) became trainable again
+    torch.manual_seed(0)
+    ref = nn.Sequential(
+        nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), snn.Leaky(beta=0.8, learn_beta=True, learn_threshold=True,
+                                                         init_hidden=True),
+        nn.Flatten(), nn.Linear(4 * 10 * 10, 6),
+        snn.Synaptic(alpha=0.7, beta=0.9, learn_alpha=True, learn_beta=True, init_hidden=True),
+        nn.Linear(6, 3), snn.Leaky(beta=0.9, learn_beta=True, init_hidden=True),
+    )
+    for m in (ref[0], ref[1], ref[2], ref[5]):  # conv, BatchNorm, the first Leaky's β and threshold, Synaptic
+        m.requires_grad_(False)
+    net = from_snntorch(ref)
+    trainable = {n for n, p in net.named_parameters() if p.requires_grad}
+    assert trainable == {"4.weight", "4.bias", "6.weight", "6.bias", "7.beta_logit"}
+    assert float(net[2].beta) == pytest.approx(0.8) and float(net[5].alpha) == pytest.approx(0.7)
+    x = _input(T=6)
+    s_ns, _ = net(x)
+    s_ns.sum().backward()
+    assert all(p.grad is None for n, p in net.named_parameters() if n not in trainable)
+    assert torch.equal(s_ns, _run_snntorch(ref, x))
+    copy_to_snntorch(net, ref)  # the frozen values go back where they came from
+    assert torch.equal(s_ns, _run_snntorch(ref, x))
+
+
+@pytest.mark.parametrize("reset", ["subtract", "none"])
+def test_lapicque_is_refused_with_the_leaky_that_replaces_it(reset):
+    # Lapicque: mem = (1 − dt/(R·C))·mem + (dt/C)·x, a Leaky on inputs scaled by dt/C; the error gives both numbers
+    torch.manual_seed(0)
+    ref = nn.Sequential(nn.Linear(10, 8), snn.Lapicque(R=5.0, C=2.0, threshold=0.5, reset_mechanism=reset,
+                                                       init_hidden=True))
+    with pytest.raises(UnsupportedSnnTorchError, match=r"layer 1 \(Lapicque\): neuron Lapicque") as info:
+        from_snntorch(ref)
+    msg = str(info.value)
+    assert f"snn.Leaky(beta={1 - 1 / (5 * 2):.6g}, threshold=0.5, reset_mechanism='{reset}'" in msg
+    assert f"by dt/C = {1 / 2:.6g}" in msg
+    # the recipe gives Lapicque's spikes
+    alt = nn.Sequential(nn.Linear(10, 8), snn.Leaky(beta=0.9, threshold=0.5, reset_mechanism=reset, init_hidden=True))
+    with torch.no_grad():
+        alt[0].weight.copy_(ref[0].weight * 0.5)
+        alt[0].bias.copy_(ref[0].bias * 0.5)
+    x = torch.rand(30, 4, 10) * 3
+    s_ref = _run_snntorch(ref, x)
+    assert 0 < s_ref.mean() < 1 and torch.equal(from_snntorch(alt)(x)[0], s_ref)
+
+
+def test_lapicques_zero_reset_and_alpha_say_what_converts_instead():
+    model = nn.Sequential(nn.Linear(4, 4), snn.Lapicque(beta=0.9, reset_mechanism="zero", init_hidden=True),
+                          snn.Alpha(alpha=0.9, beta=0.8, init_hidden=True),
+                          snn.RSynaptic(alpha=0.9, beta=0.8, linear_features=4, init_hidden=True))
+    with pytest.raises(UnsupportedSnnTorchError) as info:
+        from_snntorch(model)
+    lapicque, alpha, rsynaptic = info.value.problems
+    assert "zero reset" in lapicque and "'subtract' or 'none'" in lapicque
+    assert "layer 2 (Alpha)" in alpha and "snn.Synaptic" in alpha
+    assert "layer 3 (RSynaptic)" in rsynaptic and "snn.RLeaky" in rsynaptic and "snn.Synaptic" in rsynaptic
+
+
+def test_an_unsupported_surrogate_says_how_to_swap_it():
+    model = nn.Sequential(nn.Linear(4, 4), snn.Leaky(beta=0.9, spike_grad=surrogate.triangular(), init_hidden=True))
+    with pytest.raises(UnsupportedSnnTorchError, match=r"surrogate 'triangular' .*spike_grad = "
+                                                       r"snntorch\.surrogate\.atan\(\)"):
+        from_snntorch(model)
+
+
+def test_a_hand_written_model_names_its_layers_for_the_list_route():
+    class Net(nn.Module):  # snnTorch's tutorial style: a Python loop over time in forward()
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.lif1 = nn.Linear(6, 5), snn.Leaky(beta=0.9)
+            self.fc2, self.lif2 = nn.Linear(5, 3), snn.Leaky(beta=0.8)
+
+        def forward(self, x_seq):
+            mem1, mem2, out = self.lif1.reset_mem(), self.lif2.reset_mem(), []
+            for x in x_seq:
+                spk1, mem1 = self.lif1(self.fc1(x), mem1)
+                spk2, mem2 = self.lif2(self.fc2(spk1), mem2)
+                out.append(spk2)
+            return torch.stack(out)
+
+    torch.manual_seed(0)
+    net = Net()
+    with pytest.raises(TypeError, match=r"from_snntorch\(\[model\.fc1, model\.lif1, model\.fc2, model\.lif2\]\)"):
+        from_snntorch(net)
+    x = torch.rand(12, 3, 6) * 3
+    converted = from_snntorch([net.fc1, net.lif1, net.fc2, net.lif2])  # the route the error gives
+    expected = net(x)
+    assert 0 < expected.mean() < 1 and torch.equal(converted(x)[0], expected)
+
+
+@pytest.mark.parametrize("learn", [False, True])
+def test_copy_to_snntorch_gives_reset_delay_false_layers_their_own_threshold_back(learn):
+    # reset_delay=False converts with the next float above the threshold (neurosim's v >= v_th is snnTorch's v > v_th);
+    # copy_to_snntorch wrote that strict threshold back, so each round trip raised snnTorch's threshold by a float
+    kw = dict(threshold=1.0, reset_delay=False, learn_threshold=learn, init_hidden=True)
+    ref = nn.Sequential(nn.Linear(4, 4), snn.Leaky(beta=0.9, reset_mechanism="zero", **kw),
+                        nn.Linear(4, 4), snn.Synaptic(alpha=0.5, beta=0.9, reset_mechanism="none", **kw),
+                        nn.Linear(4, 4), snn.RLeaky(beta=0.9, linear_features=4, reset_mechanism="zero", **kw))
+    net = from_snntorch(ref)
+    assert float(net[1].v_th.detach()) > 1.0  # the strict threshold
+    copy_to_snntorch(net, ref)
+    assert [float(ref[i].threshold.detach()) for i in (1, 3, 5)] == [1.0, 1.0, 1.0]
+    with torch.no_grad():  # a trained threshold goes back as the one snnTorch spikes above where neurosim spikes
+        net[1].v_th_param.fill_(0.75) if learn else net[1].v_th_value.fill_(0.75)
+    copy_to_snntorch(net, ref)
+    below = float(torch.nextafter(torch.tensor(0.75), torch.tensor(0.0)))  # snnTorch's v > below is v >= 0.75
+    assert float(ref[1].threshold.detach()) == below
+
+
+@pytest.mark.filterwarnings("ignore:Inhibition is an unstable feature")
+def test_state_quant_and_inhibition_say_how_the_layer_converts():
+    model = nn.Sequential(nn.Linear(4, 4), snn.Leaky(beta=0.9, init_hidden=True, state_quant=lambda m: m),
+                          snn.Leaky(beta=0.9, init_hidden=True, inhibition=True))
+    with pytest.raises(UnsupportedSnnTorchError) as info:
+        from_snntorch(model)
+    quant, inhibition = info.value.problems
+    assert quant.startswith("layer 1 (Leaky): state_quant") and "state_quant=False" in quant
+    assert inhibition.startswith("layer 2 (Leaky): inhibition=True") and "inhibition=False" in inhibition
+
+
+def test_a_layer_used_twice_in_a_sequential_converts_at_both_places():
+    # nn.Sequential's children() lists a module once: the second MaxPool2d, Dropout and Leaky were dropped silently
+    torch.manual_seed(0)
+    pool, drop = nn.MaxPool2d(2), nn.Dropout(0.2)
+    lif = snn.Leaky(beta=0.8, threshold=0.5)  # init_hidden=False: parameters only, the states are the caller's
+    ref = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), pool, snn.Leaky(beta=0.8, init_hidden=True),
+                        nn.Conv2d(4, 4, 3, padding=1), pool, drop, nn.Flatten(), drop, nn.Linear(4 * 3 * 3, 5),
+                        snn.Leaky(beta=0.8, threshold=0.2, init_hidden=True))
+    net = from_snntorch(ref)
+    assert len(net) == 10 and isinstance(net[4], type(net[1])) and isinstance(net[7], type(net[5]))
+    x = _input(T=5)
+    expected = _run_snntorch(ref.eval(), x)
+    assert 0 < expected.mean() < 1 and torch.equal(from_snntorch(ref)(x)[0], expected)
+    fc1, fc2 = nn.Linear(6, 5), nn.Linear(5, 3)  # one Leaky for two layers, each with its own mem (tutorial style)
+    mem1, mem2, spikes = lif.reset_mem(), lif.reset_mem(), []
+    x = torch.rand(12, 3, 6) * 3
+    for xt in x:
+        spk1, mem1 = lif(fc1(xt), mem1)
+        spk2, mem2 = lif(fc2(spk1), mem2)
+        spikes.append(spk2)
+    spikes = torch.stack(spikes)
+    assert 0 < spikes.mean() < 1 and torch.equal(from_snntorch([fc1, lif, fc2, lif])(x)[0], spikes)
+
+
+def test_a_shared_layer_with_weights_or_a_shared_membrane_is_refused():
+    fc, lif, bn = nn.Linear(4, 4), snn.Leaky(beta=0.9, init_hidden=True), nn.BatchNorm1d(4)
+    learned = snn.Leaky(beta=0.9, learn_beta=True)
+    with pytest.raises(UnsupportedSnnTorchError) as info:
+        from_snntorch(nn.Sequential(fc, bn, lif, fc, bn, lif, learned, learned))
+    problems = info.value.problems
+    assert len(problems) == 4
+    assert problems[0].startswith("layer 3 (Linear): the same module as layer 0") and "deepcopy" in problems[0]
+    assert problems[1].startswith("layer 4 (BatchNorm1d): the same module as layer 1")
+    assert problems[2].startswith("layer 5 (Leaky): the same module as layer 2") and "membrane" in problems[2]
+    assert problems[3].startswith("layer 7 (Leaky): the same module as layer 6")
+
+
+def test_per_neuron_values_that_differ_are_refused_with_what_to_do():
+    model = nn.Sequential(nn.Linear(4, 4), snn.Leaky(beta=torch.tensor([0.5, 0.6, 0.7, 0.8]),
+                                                     threshold=torch.tensor([1.0, 1.0, 2.0, 2.0]), init_hidden=True))
+    with pytest.raises(UnsupportedSnnTorchError) as info:
+        from_snntorch(model)
+    beta, threshold = info.value.problems
+    assert beta.startswith("layer 1 (Leaky): per-neuron beta of shape (4,)") and "their mean 0.65," in beta
+    assert threshold.startswith("layer 1 (Leaky): per-neuron threshold") and "their mean 1.5," in threshold
+
+
+def test_each_layer_keeps_its_own_train_or_eval_mode():
+    # fine-tuning with a BatchNorm held in eval mode inside a model in train mode: the converted BatchNorm was put in
+    # train mode with the rest (batch statistics, running statistics updated), silently
+    torch.manual_seed(0)
+    ref = nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), snn.Leaky(beta=0.8, init_hidden=True), nn.Flatten(),
+                        nn.Dropout(0.5), nn.Linear(4 * 10 * 10, 3), snn.Leaky(beta=0.8, init_hidden=True))
+    ref.train()
+    ref[1].eval()
+    ref[4].eval()
+    net = from_snntorch(ref)
+    assert net.training and net[5].training
+    assert not net[1].training and not net[4].training
+    x = _input(T=5)
+    assert torch.equal(net(x)[0], _run_snntorch(ref, x))  # eval BatchNorm and Dropout: the same spikes in train mode
+    assert torch.equal(net[1].running_mean, ref[1].running_mean)
