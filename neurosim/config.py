@@ -378,6 +378,34 @@ class RunConfig:
         _check_seed(self.seed, "seed", *TORCH_SEED_RANGE, "-2**63 to 2**64 - 1: the seeds torch.manual_seed takes")
 
 
+def ineffective_settings(cfg: RunConfig) -> list[str]:
+    """The settings of ``cfg`` given a value other than their default that the rest of the config makes have no
+    effect (``train.k`` without ``train.method = 'sltt_k'`` …), each with why: ``neurosim train`` warns about them
+    (a config that sets them is kept loadable: a checkpoint's config may hold one after its method was changed).
+
+    Example:
+        >>> ineffective_settings(config_from_dict({"train": {"method": "sltt", "loss": "tet", "k": 4}}))
+        ["train.k = 4: only train.method = 'sltt_k' draws k steps per batch"]
+    """
+    t, m, n = cfg.train, cfg.model, cfg.neuron
+    default = {f.name: f.default for cls in (TrainConfig, ModelConfig, NeuronConfig) for f in dataclasses.fields(cls)}
+    checks = [
+        ("train.k", t.k, t.method != "sltt_k", "only train.method = 'sltt_k' draws k steps per batch"),
+        ("train.loss_lambda", t.loss_lambda, t.loss != "sltt_mix", "only train.loss = 'sltt_mix' has an MSE term"),
+        ("train.loss_target", t.loss_target, t.loss != "sltt_mix", "only train.loss = 'sltt_mix' has an MSE target"),
+        ("train.momentum", t.momentum, t.optimizer != "sgd", f"train.optimizer = {t.optimizer!r} takes no momentum"),
+        ("train.activity_penalty_on", t.activity_penalty_on, t.activity_penalty == 0,
+         "train.activity_penalty is 0 (no penalty)"),
+        ("train.activity_penalty_warmup", t.activity_penalty_warmup, t.activity_penalty == 0,
+         "train.activity_penalty is 0 (no penalty)"),
+        ("model.readout_beta", m.readout_beta, m.readout != "membrane",
+         "only model.readout = 'membrane' has a decaying read-out"),
+        ("neuron.tau_mem_ms", n.tau_mem_ms, n.beta is not None, "neuron.beta is set, and replaces it"),
+    ]
+    return [f"{key} = {_shown(value).split(' (')[0]}: {why}" for key, value, unused, why in checks
+            if unused and value != default[key.split(".")[1]]]
+
+
 def settings_differ(keys: list[str]) -> str:
     """``"train.lr differs"`` or ``"train.lr, train.epochs differ"``: the settings named in an error."""
     return f"{', '.join(keys)} {'differs' if len(keys) == 1 else 'differ'}"

@@ -21,7 +21,7 @@ import torch
 
 from neurosim._io import atomic_write_text, check_output_folder, hold_run_folder
 from neurosim.config import (
-    SHIPPED_CONFIGS, ConfigError, RunConfig, config_from_checkpoint, config_to_dict, load_config,
+    SHIPPED_CONFIGS, ConfigError, RunConfig, config_from_checkpoint, config_to_dict, ineffective_settings, load_config,
 )
 from neurosim.data.pipeline import DataBundle, _load_frames, eval_loader, make_loaders
 from neurosim.data.registry import get_dataset
@@ -96,6 +96,10 @@ def _check_before_loading(cfg: RunConfig) -> None:
         warnings.warn(f"train.loss = {cfg.train.loss} on spiking outputs: each output's {what} is 0 or 1, so most "
                       "samples tie and the loss barely moves; it is the read-out of a membrane "
                       "(--set model.readout=membrane), as in Cramer et al.'s SHD baselines", UserWarning, stacklevel=2)
+    unused = ineffective_settings(cfg)
+    if unused:
+        warnings.warn(f"setting{'s' * (len(unused) > 1)} with no effect in this config: {'; '.join(unused)}",
+                      UserWarning, stacklevel=2)
     resolve_device(cfg.train.device)  # a ConfigError naming train.device
     check_output_folder(Path(cfg.out_dir) / cfg.name, "out_dir")
     try:

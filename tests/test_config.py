@@ -331,3 +331,29 @@ def test_every_config_loader_takes_a_list_of_overrides_and_refuses_a_bare_string
         assert (got["name"] if isinstance(got, dict) else got.name) == "r"
     if loader != "apply_overrides":
         assert load(None).name != "r" and load([]).name != "r"
+
+
+def test_settings_the_rest_of_the_config_makes_ineffective_are_listed_with_why():
+    from neurosim.config import ineffective_settings
+
+    cfg = config_from_dict({"train": {"k": 4, "loss_lambda": 0.2, "optimizer": "adam", "momentum": 0.5,
+                                      "activity_penalty_warmup": 2},
+                            "model": {"readout_beta": 0.5}, "neuron": {"beta": 0.8, "tau_mem_ms": 4.0}})
+    found = ineffective_settings(cfg)
+    assert [f.split(" = ")[0] for f in found] == [
+        "train.k", "train.loss_lambda", "train.momentum", "train.activity_penalty_warmup", "model.readout_beta",
+        "neuron.tau_mem_ms"]
+    assert found[0] == "train.k = 4: only train.method = 'sltt_k' draws k steps per batch"
+    # where they act, or at their defaults, nothing is listed
+    assert ineffective_settings(config_from_dict({"train": {"method": "sltt_k", "k": 4, "loss": "sltt_mix",
+                                                            "loss_lambda": 0.2, "optimizer": "sgd",
+                                                            "momentum": 0.5}})) == []
+    assert ineffective_settings(config_from_dict({})) == []
+
+
+def test_neurosim_train_warns_of_ineffective_settings_before_loading_data(tmp_path):
+    from neurosim.runs import _check_before_loading
+
+    cfg = config_from_dict({"out_dir": str(tmp_path), "train": {"k": 4}})
+    with pytest.warns(UserWarning, match=r"^setting with no effect in this config: train.k = 4: only"):
+        _check_before_loading(cfg)
