@@ -130,14 +130,16 @@ def cmd_check(args) -> int:
         return _error(args, str(e))
     if "folder" in info.extra:  # training's rules: what it would read, and nothing else in the class folders
         from neurosim.data.folder import FolderDatasetError, recordings
-        from neurosim.data.readers import check_files
+        from neurosim.data.readers import BadFile, check_files
 
+        strays: list = []  # files of other types in the class folders: listed with the bad recordings
         try:
             files = [f for split in ("train", "test")
-                     for f, _ in recordings(info.extra["folder"], split, info.classes)]
+                     for f, _ in recordings(info.extra["folder"], split, info.classes, strays)]
         except FolderDatasetError as e:
             return _error(args, str(e))
         report = check_files(files, info.extra["reader"], progress=not args.quiet and sys.stderr.isatty())
+        report.bad[:0] = [BadFile(path, why) for path, why in strays]
         print(report.format(max_bad=args.max_bad))
         return 0 if report.all_ok and report.n_checked else 1
     spec = info.extra.get("spec")

@@ -73,8 +73,9 @@ def _read_spec(path: Path) -> _Spec:
     return _Spec(tuple(size), None if columns is None else tuple(columns))
 
 
-def _files(folder: Path) -> list[Path]:
-    """The recordings in one class folder, sorted; an unknown file type is an error naming it."""
+def _files(folder: Path, strays: list | None = None) -> list[Path]:
+    """The recordings in one class folder, sorted; an unknown file type is an error naming it (with ``strays``: it
+    is appended there as ``(path, reason)`` instead, and the search goes on)."""
     files = []
     for f in sorted(folder.iterdir()):
         if f.name.startswith("."):
@@ -82,24 +83,33 @@ def _files(folder: Path) -> list[Path]:
         if f.is_dir() or f.suffix.lower() not in SUFFIXES:
             convert = "" if f.is_dir() else ('; convert other formats to .npy, e.g. np.save("rec.npy", '
                                              'tonic.io.read_aedat4("rec.aedat4"))')
-            raise FolderDatasetError(f"{f}: not a recording neurosim reads in a folder dataset (one .npy or .bin file "
-                                     f"per recording, directly in its class folder{convert})")
+            why = (f"not a recording neurosim reads in a folder dataset (one .npy or .bin file per recording, "
+                   f"directly in its class folder{convert})")
+            if strays is None:
+                raise FolderDatasetError(f"{f}: {why}")
+            strays.append((f, why))
+            continue
         files.append(f)
     return files
 
 
-def recordings(path: Path, split: str, classes: tuple[str, ...]) -> list[tuple[Path, int]]:
+def recordings(path: Path, split: str, classes: tuple[str, ...], strays: list | None = None
+               ) -> list[tuple[Path, int]]:
     """``(file, label)`` of every recording of ``split``, in class then file-name order.
 
+    Args:
+        strays: a list to collect the class folders' files of another type, and folders, as ``(path, reason)``
+            (``neurosim datasets check`` lists them all with the unreadable recordings); None raises at the first.
+
     Raises:
-        FolderDatasetError: the split holds no recording, or a class folder holds a file of another type or a
-            folder.
+        FolderDatasetError: the split holds no recording, or (without ``strays``) a class folder holds a file of
+            another type or a folder.
     """
     split_dir = path / split
     samples = []
     for label, name in enumerate(classes):
         if (split_dir / name).is_dir():
-            samples += [(f, label) for f in _files(split_dir / name)]
+            samples += [(f, label) for f in _files(split_dir / name, strays)]
     if not samples:
         raise FolderDatasetError(f"{split_dir} holds no recordings; put each in {split}/<class name>/ (classes: "
                                  f"{', '.join(classes)})")

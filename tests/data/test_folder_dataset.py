@@ -258,7 +258,8 @@ def test_a_folder_runs_config_names_it_absolutely_and_bad_contents_are_one_line_
             "data.time_steps=4", "train.epochs=1"]
     assert main(base) == 2
     assert "notes.txt: not a recording" in capsys.readouterr().err
-    assert main(["datasets", "check", "folder:rec"]) == 2  # check applies training's rules
+    assert main(["datasets", "check", "folder:rec"]) == 1  # check applies training's rules, listing every file
+    assert "notes.txt: not a recording" in capsys.readouterr().out
     (root / "train" / "left" / "notes.txt").unlink()
     (root / "test" / "left" / "1.npy").write_bytes(b"\x93NUMPY garbage")
     assert main(base) == 2
@@ -494,3 +495,19 @@ def test_fractional_pixels_are_a_bad_file_and_a_recording_frames_refuse_names_it
     assert f"error: {root}/train/middle/1.npy: ToFrame: frame 0 counts 39999 events at pixel x=0, y=0" in err
     assert "Traceback" not in err
     assert "datasets check" not in err  # (which does not list it)
+
+
+def test_check_lists_files_of_other_types_with_the_bad_recordings_instead_of_stopping(tmp_path, capsys):
+    from neurosim.cli import main
+
+    root = _folder(tmp_path)
+    (root / "train" / "left" / "notes.txt").write_text("my notes")
+    (root / "test" / "middle" / "raw.aedat4").write_bytes(b"\0")
+    (root / "test" / "left" / "9.npy").write_bytes(b"garbage")
+    assert main(["datasets", "check", f"folder:{root}"]) == 1
+    out = capsys.readouterr().out
+    assert "3 bad" in out and "train/left/notes.txt: not a recording neurosim reads" in out
+    assert "test/middle/raw.aedat4: not a recording" in out and "tonic.io.read_aedat4" in out
+    assert "test/left/9.npy: not a .npy file" in out
+    with pytest.raises(ValueError, match="notes.txt: not a recording"):  # training still stops at the first
+        get_dataset(f"folder:{root}").load("train")
