@@ -185,7 +185,8 @@ def folder_dataset(name: str) -> DatasetInfo:
     path = Path(name[len(PREFIX):]).expanduser().resolve()
     if not path.is_dir():
         raise FolderDatasetError(f"dataset {name!r}: {path} is not a folder (a folder dataset is a folder with "
-                         "dataset.toml and train/<class>/, test/<class>/ recordings)")
+                                 "dataset.toml and train/<class>/, test/<class>/ recordings; a relative folder:PATH "
+                                 "is taken from the working directory the command runs in)")
     spec = _read_spec(path)
     for split in ("train", "test"):
         if not (path / split).is_dir():
