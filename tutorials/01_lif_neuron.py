@@ -83,4 +83,5 @@ torch.manual_seed(0)
 drive = (torch.rand(50) * 0.3).sort().values.view(1, 1, 50)  # [T=1, B=1, N], sorted: neuron 0 the weakest
 s, _ = LIF(tau_mem_ms=10.0)(drive.expand(T, 1, 50) + 0.05 * torch.randn(T, 1, 50))
 print(f"mean rate: {float(s.mean()):.3f} spikes per neuron and step")
-print("saved", save_figure(raster(s[:, 0], title="50 LIF neurons, weakest drive at the bottom", dt_ms=1.0), OUT / "raster.png"))
+fig = raster(s[:, 0], title="50 LIF neurons, weakest drive at the bottom", dt_ms=1.0)
+print("saved", save_figure(fig, OUT / "raster.png"))
