@@ -6,8 +6,9 @@
 # tonic's format. This tutorial looks at the events, turns them into frames, trains the classic N-MNIST conv SNN
 # with BPTT, and inspects what the trained network does.
 #
-# Run: `python tutorials/02_train_event_digits.py` (figures in `runs/tutorials/02/`). `NEUROSIM_FAST=1` trains on a
-# small subset for two epochs (what the tests run).
+# Run from the repository root with neurosim installed (`make install`):
+# `.venv/bin/python tutorials/02_train_event_digits.py` (figures in `runs/tutorials/02/`, or `NEUROSIM_TUTORIAL_OUT`).
+# `NEUROSIM_FAST=1` trains on a small subset for two epochs (what the tests run).
 
 # %%
 import os
@@ -42,7 +43,8 @@ print("fields", events.dtype.names, "| t spans", events["t"].min(), "…", event
 # ## Frames
 # The network sees `T` frames per sample: event counts per time bin, polarity and pixel (tonic's `ToFrame` with
 # `n_time_bins=T`). neurosim converts the whole split once and caches the frames, so later epochs and runs do no
-# event processing at all.
+# event processing at all. In the figure, `t=k` is the k-th time bin; ON events (brighter) are red, OFF events
+# (darker) blue: the digit's edges light up as the sensor sweeps across it.
 
 # %%
 cfg = config_from_dict({
@@ -61,8 +63,9 @@ save_figure(event_frames(x0, title=f"test sample 0 (label {int(data.test.labels[
 # ## The model and the training loop
 # Conv 2→16 k5 · LIF · MaxPool · Conv 16→32 k5 · LIF · MaxPool · Linear 800→10 · LIF, over `[T, B, C, H, W]`
 # tensors (time first). The `Trainer` runs BPTT with the rate-coded cross-entropy (`rate_ce`: cross-entropy of the
-# output's spike rates, its spikes averaged over time), writes metrics and an atomic checkpoint per epoch to the
-# run folder, and resumes from it if the run is interrupted. `data.val_split = 0.1` held a tenth of the training
+# output's spike rates, its spikes averaged over time) and writes metrics and an atomic checkpoint per epoch to the
+# run folder; `fit(..., resume=True)` would continue an interrupted run from that checkpoint (here every run of the
+# tutorial starts afresh). `data.val_split = 0.1` held a tenth of the training
 # samples out (`data.val`): each epoch is evaluated on them too, and `best.pt` keeps the epoch that did best there.
 # That is the model to report, with its test accuracy — picking the best epoch by test accuracy would overstate it.
 
@@ -80,9 +83,10 @@ save_figure(training_curves(history, title="event digits, BPTT"), OUT / "curves.
 
 # %% [markdown]
 # ## Inside the trained network
-# `record_outputs` hooks every LIF layer and returns its spikes for one input, without changing the model.
-# The raster shows the input events and each layer's spikes over the `T` steps; the output layer's spike counts
-# are the class scores.
+# `record_outputs` hooks every LIF layer and returns its spikes for one input, without changing the model; layers
+# are named by their index in the `Sequential` printed above (`1`, `4`, `8`: the three LIFs). The raster shows the
+# input events and each layer's spikes over the `T` steps (at most 400 neurons of a layer, evenly spaced); the
+# output layer's spike counts are the class scores.
 
 # %%
 model.eval()

@@ -7,10 +7,14 @@
 # the usual event augmentations, and trains a spiking network on it — on cached frames, on cached frames augmented
 # batch by batch, and with augmentations applied to the events on the fly.
 #
-# Run: `python tutorials/03_event_datasets.py` (figures in `runs/tutorials/03/`). It uses **N-MNIST**; if it is not
-# on disk yet, the run downloads it first (about 1 GB, into `~/.cache/neurosim/datasets/NMNIST`; the same as
-# `neurosim datasets prepare nmnist`). `NEUROSIM_FAST=1` (what the tests run) needs no network: it writes a small
-# **POKER-DVS** folder in tonic's exact on-disk format with the test suite's fixture writers and trains on that.
+# Run from the repository root with neurosim installed (`make install`):
+# `.venv/bin/python tutorials/03_event_datasets.py` (figures in `runs/tutorials/03/`, or `NEUROSIM_TUTORIAL_OUT`).
+# It uses **N-MNIST**; if it is not on disk yet, the run downloads it first (about 1 GB, into
+# `~/.cache/neurosim/datasets/NMNIST`; the same as `neurosim datasets prepare nmnist`). `NEUROSIM_FAST=1` (what the
+# tests run) needs no network: it writes a small **POKER-DVS** folder in tonic's exact on-disk format with the test
+# suite's fixture writers (`tests/data/fixture_writers.py`) and trains on that. Its events are synthetic — in each
+# class a blob crosses the sensor in a direction of its own — so the fast mode's figures show no card pips and its
+# near-perfect accuracy says only that the pipeline works.
 
 # %%
 import os
@@ -87,19 +91,22 @@ print(f"sample 0: {len(events)} events, label {label}, fields {events.dtype.name
 W, H, P = info.sensor_size
 fig, (ax_xy, ax_t) = plt.subplots(1, 2, figsize=(10, 4))
 on = events["p"] == 1
-ax_xy.scatter(events["x"][on], events["y"][on], s=3, c="tab:red", label="ON")
-ax_xy.scatter(events["x"][~on], events["y"][~on], s=3, c="tab:blue", label="OFF")
-ax_xy.set(xlim=(0, W), ylim=(H, 0), aspect="equal", title="where: every event of sample 0", xlabel="x", ylabel="y")
+ax_xy.scatter(events["x"][on], events["y"][on], s=3, c="tab:red", alpha=0.5, label="ON")  # translucent: a pixel
+ax_xy.scatter(events["x"][~on], events["y"][~on], s=3, c="tab:blue", alpha=0.5, label="OFF")  # with both is purple
+ax_xy.set(xlim=(0, W), ylim=(H, 0), aspect="equal", title="where: every event of sample 0", xlabel="x (pixel)",
+          ylabel="y (pixel)")
 ax_xy.legend(loc="upper right", fontsize=8)
 ax_t.scatter(events["t"] / 1000, events["x"], s=2, c=np.where(on, "tab:red", "tab:blue"))
-ax_t.set(title="when: x over time", xlabel="t (ms)", ylabel="x")
+ax_t.set(title="when: x over time", xlabel="t (ms)", ylabel="x (pixel)")
 fig.tight_layout()
 save_figure(fig, OUT / "events.png")
 
 # %% [markdown]
 # ## Frames
 # A network steps through time, so the event stream becomes `T` frames: event counts per time bin, polarity and
-# pixel, `[T, P, H, W]` (tonic's `ToFrame(sensor_size, n_time_bins=T)` — `info.frame_transform(T)`).
+# pixel, `[T, P, H, W]`. `info.frame_transform(T)` is neurosim's fast `ToFrame`, whose output is exactly that of
+# tonic's `ToFrame(sensor_size, n_time_bins=T)` — including tonic's bin edges, which leave the events of the last
+# few µs (at least those at the last timestamp) in no frame: hence one or a few events fewer counted than recorded.
 
 # %%
 TIME_STEPS = 10
@@ -145,7 +152,8 @@ save_figure(event_frames(np.stack(panels), title="one sample under each augmenta
 # %% [markdown]
 # ## Training on cached frames
 # `make_loaders` converts each split to frames once and caches them on disk (keyed by dataset, split, sensor and
-# `T`), so the second epoch — and the next run — does no event processing: compare the two load times below.
+# `T`, and the files' sizes and times), so the second epoch — and the next run — does no event processing: compare
+# the two load times below (the first converts unless an earlier run of the tutorial cached the same files' frames).
 
 # %%
 cfg = config_from_dict({

@@ -11,12 +11,15 @@
 #    `ΔW = δ (x − H_oldᵀ H_old x)ᵀ`, so `W x_old` — what the old tasks see — barely moves. The forward pass is
 #    unchanged; only the gradient is projected.
 #
-# This tutorial runs five **permuted-digit** tasks (scikit-learn's 8×8 digits; each task shuffles the 64 pixels
-# with its own fixed permutation; one shared 10-class head) on a LIF MLP, first with plain fine-tuning, then with
-# HLOP, and compares the accuracy matrices. Then it opens HLOP up and checks the projection by hand.
+# This tutorial runs five **permuted-digit** tasks (scikit-learn's 8×8 digits; task 0 shows them as they are, each
+# later task shuffles the 64 pixels with its own fixed permutation; one shared 10-class head) on a LIF MLP, first
+# with plain fine-tuning, then with HLOP, and compares the accuracy matrices. Then it opens HLOP up and checks the
+# projection by hand.
 #
-# Run: `python tutorials/05_continual_hlop.py` (about 15 s on 2 cores; figures in `runs/tutorials/05/`).
-# `NEUROSIM_FAST=1` uses fewer samples, narrower layers and two epochs (what the tests run). The same comparison
+# Run from the repository root with neurosim installed (`make install`):
+# `.venv/bin/python tutorials/05_continual_hlop.py` (about 15–20 s on one or two cores; figures in
+# `runs/tutorials/05/`, or `NEUROSIM_TUTORIAL_OUT`). `NEUROSIM_FAST=1` uses fewer samples, narrower layers and two
+# epochs (what the tests run); the numbers quoted below are the full mode's. The same comparison
 # with EWC and the multitask bound, over three seeds: `neurosim continual --config continual_pmnist_digits`.
 
 # %%
@@ -70,7 +73,8 @@ save_figure(fig, OUT / "tasks.png")
 # `run_method` trains a fresh network through the tasks and evaluates every task after each one:
 # `A[i, j]` = test accuracy on task `j` after training task `i`. Everything but the method is identical.
 # **ACC** is the mean of the last row; **BWT** (backward transfer) the mean of `A[last, j] − A[j, j]` over the
-# earlier tasks — how much was forgotten (negative) since each task was learnt.
+# earlier tasks — how much was forgotten (negative) since each task was learnt. Fine-tuning, which just trains on
+# each task in turn, is the method named `baseline`.
 
 # %%
 results = {}
@@ -84,8 +88,8 @@ save_figure(accuracy_heatmaps({m: r.matrix for m, r in results.items()},
 
 # %% [markdown]
 # Fine-tuning learns every task in its turn (the diagonal) and then loses the old ones (below the diagonal).
-# With HLOP the rows below the diagonal stay close to the diagonal: the old tasks keep their accuracy while new
-# tasks are still learnt.
+# With HLOP each column stays close to its diagonal entry below it: the old tasks keep their accuracy while new
+# tasks are still learnt. (Above the diagonal are tasks not trained yet: chance, about 10 %.)
 #
 # ## Inside HLOP
 # `HLOP(model)` attaches to any model: a forward pre-hook on each Linear/Conv2d layer collects its input for

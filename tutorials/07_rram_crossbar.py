@@ -14,10 +14,14 @@
 # 3. train the RRAM liquid state machine (Lin et al.): a fixed random reservoir whose weights are free from
 #    stochastic RRAM switching, plus a trained readout.
 #
-# Run: `python tutorials/07_rram_crossbar.py` (figures in `runs/tutorials/07/`). It uses the demo model
-# (`runs/demo/checkpoint.pt` from `make demo`) when it exists and otherwise trains the same network;
-# `NEUROSIM_FAST=1` trains briefly on a subset and evaluates fewer chips and samples (what the tests run). The full
-# run takes about 10 minutes on one CPU thread, most of it the Monte-Carlo sweeps (5 chips at every σ and fault rate).
+# Run from the repository root with neurosim installed (`make install`):
+# `.venv/bin/python tutorials/07_rram_crossbar.py` (figures in `runs/tutorials/07/`, or `NEUROSIM_TUTORIAL_OUT`). It
+# uses the demo model (`runs/demo/checkpoint.pt`, which `make demo` writes; the path is taken from the working
+# directory) when it exists and otherwise trains the same network first, for 4 epochs instead of the demo's 8 (a
+# rerun reuses it). `NEUROSIM_FAST=1` trains briefly on a subset and evaluates fewer chips and samples (what the
+# tests run); its model is far from trained, so its figures show the steps, not the results the text discusses.
+# The full run takes about 10 minutes on one CPU thread, most of it the Monte-Carlo sweeps (5 chips at every σ and
+# fault rate).
 
 # %%
 import os
@@ -98,7 +102,7 @@ print(f"{'target':<22}{'energy/inference':>18}{'latency':>12}  largest part")
 for name, e in ests.items():
     part, j = max(e.energy_j.items(), key=lambda kv: kv[1])
     lat = e.latency_per_inference_s
-    print(f"{name:<22}{e.total_energy_j * 1e9:>15.4g} nJ{'-' if lat is None else f'{lat * 1e6:9.3g} µs':>12}  "
+    print(f"{name:<22}{e.total_energy_j * 1e9:>15.4g} nJ{'-' if lat is None else f'{lat * 1e6:9.0f} µs':>12}  "
           f"{part} ({100 * j / e.total_energy_j:.0f} %)")
 for target in RRAM:
     ratio = ests[target].total_energy_j / ests[f"{target}_blind"].total_energy_j
@@ -130,11 +134,13 @@ print(f"conv1 on one chip: relative weight error {float((w_chip - w).norm() / w.
 # rate one at a time (the same chips at every value). `neurosim estimate --checkpoint … --nonideal` runs the same.
 
 # %%
-chips = 2 if FAST else 5
+chips, samples = (2, 48) if FAST else (5, None)
+# the chips are compared with the float model on the same test samples (fast mode: the first 48)
+ideal_here = ideal if samples is None else accuracy(model, data.test, max_samples=samples)
 nonideal = {}
 for target in RRAM:
     nonideal[target] = nonideal_report_model(
-        model, data.test, target, chips=chips, ideal=ideal, max_samples=48 if FAST else None,
+        model, data.test, target, chips=chips, ideal=ideal_here, max_samples=samples,
         sigmas=(0.0, 0.1, 0.5) if FAST else (0.0, 0.05, 0.1, 0.2, 0.5),
         fault_rates=(0.0, 0.05) if FAST else (0.0, 0.01, 0.02, 0.05, 0.1), out_dir=OUT / "nonideal")
     print(format_nonideal(nonideal[target]))

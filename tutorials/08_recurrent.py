@@ -3,10 +3,11 @@
 #
 # A LIF neuron forgets at the rate its membrane leaks: with τ = 2 ms at 1 ms steps each step keeps
 # β = e^(−1/2) ≈ 0.61 of the membrane, so ten steps later 0.61¹⁰ ≈ 0.7 % of it is left; a neuron whose membrane is
-# reset to zero when it spikes, and that receives no more input, never spikes again. A **recurrent** layer (`neurosim.nn.RLIF`) also feeds
-# its own spikes back, `h[t] = β·v[t−1] + W·x[t] + W_rec·s[t−1]`, so activity can outlast the input and carry
-# what it saw. Recurrent SNNs are what Cramer et al. (IEEE TNNLS 2020) found ahead of feed-forward ones on the
-# Spiking Heidelberg Digits, whose words unfold over a second.
+# reset to zero when it spikes, and that receives no more input, never spikes again. A **recurrent** layer
+# (`neurosim.nn.RLIF`) also feeds its own spikes back, `h[t] = β·v[t−1] + W·x[t] + W_rec·s[t−1]` (tutorial 01's LIF
+# plus the feedback), so activity can outlast the input and carry what it saw. Recurrent SNNs are what Cramer et al.
+# (IEEE TNNLS 2020) found ahead of feed-forward ones on the Spiking Heidelberg Digits, whose words unfold over a
+# second.
 #
 # The task here makes memory the whole question. Each bundled event digit is cut into 5 time bins of events,
 # followed by 10 **empty** bins, and the class is read at the **last** step only (`train.loss = "last_ce"`,
@@ -15,9 +16,11 @@
 # so at the last step the network can only answer from spikes its hidden layer still fires then. On the plain task
 # (the same 5 bins of events, no silence) both networks can answer.
 #
-# Run: `python tutorials/08_recurrent.py` (figures in `runs/tutorials/08/`). `NEUROSIM_FAST=1` trains on a
-# subset for fewer epochs (what the tests run). In a config file the recurrent variant is one line of `[model]`,
-# `recurrent = true`, and the read-out one line of `[train]`, `loss = "last_ce"` (or `"max_ce"`, the SHD one).
+# Run from the repository root with neurosim installed (`make install`): `.venv/bin/python tutorials/08_recurrent.py`
+# (figures in `runs/tutorials/08/`, or `NEUROSIM_TUTORIAL_OUT`). `NEUROSIM_FAST=1` trains on a subset for fewer
+# epochs (what the tests run; the table at the end gives both modes' results). In a config file the recurrent
+# variant is one line of `[model]`, `recurrent = true`, and the read-out one line of `[train]`, `loss = "last_ce"`
+# (or `"max_ce"`, the SHD one).
 
 # %%
 import os
@@ -169,10 +172,10 @@ for ax, task in zip(axes, ("plain", "delayed")):
         f" + {SILENT_BINS} empty" if task == "delayed" else ""))
     ax.grid(alpha=0.3)
 axes[0].set_ylabel("test accuracy (%)")
-axes[0].legend(fontsize=8, loc="lower right")
-axes[1].legend(fontsize=8, loc="center right")  # (upper left hid the grey curve the text points to)
+# one legend for both panels, below them: inside, the curves cross every corner of the delayed panel
+fig.legend(*axes[1].get_legend_handles_labels(), fontsize=8, ncol=4, loc="lower center")
 fig.suptitle("event digits, class read at the last step (last_ce)")
-fig.subplots_adjust(top=0.82)
+fig.subplots_adjust(top=0.82, bottom=0.27)
 save_figure(fig, OUT / "accuracy.png")
 
 # %% [markdown]

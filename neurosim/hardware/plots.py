@@ -146,6 +146,7 @@ def plot_energy_breakdown(estimates, title: str | None = None):
         estimates: ``{label: hardware_models.Estimate}`` or an iterable of estimates.
     """
     from hardware_models.results import _eng  # the one energy formatter (format_estimates uses it too)
+    from matplotlib import colormaps
 
     ests = _labelled(estimates)
     labels = list(ests)
@@ -170,9 +171,12 @@ def plot_energy_breakdown(estimates, title: str | None = None):
     ax_t.set_xlabel("energy per inference (nJ)")
     ax_t.set_title("total")
     left = np.zeros(len(labels))
+    # one colour per component: matplotlib's 10-colour cycle drew a crossbar's cells and 45 nm logic's SRAM, or its
+    # ADC and Loihi's synaptic events, in one colour (as neurosim.estimation.plot_energy does)
+    colours = colormaps["tab10" if len(names) <= 10 else "tab20"]
     for i, n in enumerate(names):
         share = np.array([groups[label].get(n, 0.0) for label in labels]) / np.where(totals > 0, totals, 1.0)
-        ax_f.barh(y, 100 * share, left=100 * left, color=f"C{i % 10}", label=n)
+        ax_f.barh(y, 100 * share, left=100 * left, color=colours(i % colours.N), label=n)
         left += share
     ax_f.set_yticks(y, [""] * len(labels))
     ax_f.invert_yaxis()
@@ -212,6 +216,7 @@ def plot_tiles(estimates, title: str | None = None):
             if t and u is not None:
                 ax.text(px, t, f"{100 * u:.0f}%", ha="center", va="bottom", fontsize=6)
     ax.set_xticks(x, layers, rotation=20, ha="right")
+    ax.set_xlabel("layer")
     ax.set_ylabel("tiles (labels: cell utilisation)")
     if top > 50:
         ax.set_yscale("log")

@@ -13,6 +13,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from neurosim._io import atomic_write_bytes
 
@@ -64,7 +65,11 @@ def raster(spikes, title: str | None = None, dt_ms: float | None = None, max_neu
         ax.scatter(t, n_idx, s=4, marker="|", color="black", linewidths=0.8)
         ax.set_ylim(-1, len(keep))
         rate = s.mean()  # events per neuron and step
-        ax.set_ylabel(f"{name}\n({s.shape[1]} n)" if name else "neuron", fontsize=8)
+        # subsampled, the y axis counts the neurons shown, not the layer's neuron indices: the label says so
+        n, shown = s.shape[1], len(keep)
+        count = f"{n} n" if shown == n else f"{shown} of {n} n"
+        ax.set_ylabel(f"{name}\n({count})" if name else "neuron" if shown == n else f"neuron ({count} shown)",
+                      fontsize=8)
         ax.text(1.0, 1.02, f"rate {rate:.3f}/step", transform=ax.transAxes, ha="right", fontsize=7)
     axes[-1].set_xlabel("time (ms)" if dt_ms else "time step")
     if title:
@@ -89,12 +94,13 @@ def membrane_trace(v_seq, spikes=None, v_th: float | None = None, title: str | N
         for k in range(s.shape[1]):
             ts = t[s[:, k] > 0]
             ax.vlines(ts, ymin=v.max() * 1.05 if v.size else 1, ymax=v.max() * 1.15 if v.size else 1.1,
-                      color=f"C{k}", lw=1.5)
+                      color=f"C{k}", lw=1.5, label="spikes" if s.shape[1] == 1 else None)
     if v_th is not None:
         ax.axhline(v_th, color="red", ls="--", lw=1, label="threshold")
     ax.set_xlabel("time (ms)" if dt_ms else "time step")
     ax.set_ylabel("membrane potential")
-    ax.legend(fontsize=7, loc="lower right")
+    # beside the axes: inside, a trace that fills its time axis (a neuron firing regularly) runs under any corner
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     if title:
         ax.set_title(title)
     return fig
@@ -134,6 +140,7 @@ def event_frames(frames, max_frames: int = 10, title: str | None = None, labels:
         ax.set_title(str(label), fontsize=8)
     if title:
         fig.suptitle(title)
+    fig.set_layout_engine("constrained")  # room for the title above frame labels of two lines or more
     return fig
 
 
@@ -165,6 +172,7 @@ def training_curves(history: Sequence[Mapping], title: str | None = None) -> Fig
     ax_a.set_xlabel("epoch")
     ax_a.set_ylabel("accuracy (%)")
     for ax in (ax_l, ax_a):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no tick at epoch 1.2
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     if title:

@@ -207,3 +207,24 @@ def test_nonideal_from_args_on_a_checkpoint_writes_reports(tmp_path, event_digit
     assert json.loads((out / "nonideal_rram_lsm40nm.json").read_text())["chips"] == 2
     assert (out / "accuracy_vs_sigma_rram_lsm40nm.png").is_file()
     assert "operating point" in capsys.readouterr().out
+
+
+def test_energy_breakdown_draws_every_component_in_its_own_colour():
+    from types import SimpleNamespace
+
+    from matplotlib.colors import to_rgba
+
+    # 12 components over two targets (tutorial 07's figure had 14): the 10-colour cycle gave the 1st and the 11th,
+    # e.g. a crossbar's cells and 45 nm logic's SRAM, one colour
+    parts = [f"part{i:02d}" for i in range(12)]
+    ests = {name: SimpleNamespace(target=name, kind="digital", energy_j={p: 1e-9 for p in own},
+                                  total_energy_j=1e-9 * len(own))
+            for name, own in (("a", parts[:6]), ("b", parts[6:]))}
+    handles, names = plot_energy_breakdown(ests).axes[1].get_legend_handles_labels()
+    assert names == parts
+    colours = {to_rgba(h.patches[0].get_facecolor()) for h in handles}
+    assert len(colours) == len(parts)
+
+
+def test_tiles_figure_names_its_x_axis():
+    assert plot_tiles(_estimates().values()).axes[0].get_xlabel() == "layer"

@@ -133,3 +133,51 @@ def test_a_recurrent_layers_membrane_trace_and_raster_show_every_step():
     _, layers = layer_spikes(net, x)
     fig = raster({name: s[:, 0] for name, s in layers.items()})
     assert list(layers) == ["1", "3"] and len(fig.axes[0].collections[0].get_offsets()) == int(spikes[:, 0].sum())
+
+
+def _display_extent(artist, fig):
+    fig.canvas.draw()
+    return artist.get_window_extent(fig.canvas.get_renderer())
+
+
+def test_membrane_trace_legend_hides_no_part_of_the_trace():
+    # tutorial 01's neuron: τ = 10 ms, input 0.15 per step, 60 steps: a sawtooth that fills the whole time axis, so
+    # the legend in any corner of the axes (it was in the lower right) covered part of it
+    lif = LIF(tau_mem_ms=10.0, record_membrane=True)
+    spikes, state = lif(torch.full((60, 1, 1), 0.15))
+    fig = membrane_trace(state.v_seq[:, 0, 0], spikes[:, 0, 0], v_th=1.0, dt_ms=1.0)
+    ax = fig.axes[0]
+    box = _display_extent(ax.get_legend(), fig)
+    line = ax.lines[0]
+    points = ax.transData.transform(np.column_stack([line.get_xdata(), line.get_ydata()]))
+    assert not box.count_contains(points)
+    assert not box.overlaps(ax.get_window_extent())  # nor the threshold line or the spike marks
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["membrane", "spikes", "threshold"]
+
+
+def test_raster_says_when_it_shows_a_subset_of_the_neurons():
+    # 1,000 neurons, 400 drawn: the y axis runs 0..400 over the ones shown, so the label must not read "1000 n" alone
+    s = torch.zeros(5, 1000)
+    fig = raster({"input": s, "small": torch.zeros(5, 30)})
+    assert [ax.get_ylabel() for ax in fig.axes] == ["input\n(400 of 1000 n)", "small\n(30 n)"]
+    assert raster(s, max_neurons=10).axes[0].get_ylabel() == "neuron (10 of 1000 n shown)"
+    assert raster(s[:, :10]).axes[0].get_ylabel() == "neuron"
+
+
+def test_event_frames_title_clears_labels_of_two_lines():
+    # tutorial 03's augmentation grid: labels "name\nN ev" over each panel ran into the figure's title
+    frames = np.zeros((6, 2, 35, 35))
+    fig = event_frames(frames, title="one sample under each augmentation (frames summed over time)",
+                       labels=[f"augmentation {i}\n{1000 + i} ev" for i in range(6)])
+    title = _display_extent(fig._suptitle, fig)
+    assert not any(title.overlaps(ax.title.get_window_extent(fig.canvas.get_renderer())) for ax in fig.axes)
+
+
+def test_training_curves_put_ticks_on_whole_epochs_only():
+    hist = [{"epoch": e, "train_loss": 1.0 / e, "train_acc": 0.3 * e} for e in (1, 2)]
+    fig = training_curves(hist)
+    fig.canvas.draw()
+    for ax in fig.axes:
+        lo, hi = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
