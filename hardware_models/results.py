@@ -146,6 +146,17 @@ class Estimate:
     def fits(self) -> bool | None:
         return None if self.mapping is None else self.mapping.fits
 
+    @property
+    def fit_text(self) -> str:
+        """Whether the network fits, in words: ``"yes"``, ``"no (3 chips)"`` (it would on that many),
+        ``"no (a core limit)"`` (a layer exceeds what one core takes: no number of chips helps), or ``"-"`` (no
+        mapping: the conventional baseline)."""
+        if self.mapping is None:
+            return "-"
+        if self.mapping.fits:
+            return "yes"
+        return f"no ({self.mapping.chips_needed} chips)" if self.mapping.chips_needed else "no (a core limit)"
+
     def to_dict(self) -> dict:
         """Plain JSON-ready dict (floats, lists, dicts; non-finite numbers become None)."""
         return _plain({
@@ -179,9 +190,8 @@ def format_estimates(estimates: Sequence[Estimate]) -> str:
         top = max(e.energy_j.items(), key=lambda kv: kv[1], default=("-", 0.0))
         share = f"{top[0]} {100 * top[1] / e.total_energy_j:.0f}%" if e.total_energy_j > 0 else "-"
         cores = "-" if e.mapping is None else str(e.mapping.cores_used)
-        fits = "-" if e.mapping is None else "yes" if e.fits else (
-            f"no ({e.mapping.chips_needed} chips)" if e.mapping.chips_needed else "no (a core limit)")  # none helps
-        rows.append((e.target, _eng(e.total_energy_j, "J"), share, _eng(e.latency_per_inference_s, "s"), cores, fits))
+        rows.append((e.target, _eng(e.total_energy_j, "J"), share, _eng(e.latency_per_inference_s, "s"), cores,
+                     e.fit_text))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -516,6 +516,13 @@ def write_outputs(report: EstimateReport, out_dir: str | Path) -> dict:
 LINEAR_SPAN = 10.0
 
 
+def _fit_label(e) -> str:
+    """A target's name, with ``(no fit: 3 chips)`` / ``(no fit: a core limit)`` beneath where the model does not fit
+    on it (figures of energy or latency)."""
+    fits = getattr(e, "fits", None)
+    return e.target if fits in (True, None) else f"{e.target}\n({e.fit_text.replace('no (', 'no fit: ')}"
+
+
 def plot_energy(estimates: Iterable):
     """Stacked bars: energy per inference of every target, split into its components, on a linear axis (each
     segment as tall as its part of the bar; on a log axis the upper segments of a stack are drawn far shorter than
@@ -553,7 +560,8 @@ def plot_energy(estimates: Iterable):
         bottom += vals
     for j, e in enumerate(ests):
         ax.text(j, bottom[j], _eng(e.total_energy_j, "J"), ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(range(len(ests)), [e.target for e in ests], rotation=30, ha="right")
+    # a target the model does not fit on says so under its name: its energy is that of a chip it does not run on
+    ax.set_xticks(range(len(ests)), [_fit_label(e) for e in ests], rotation=30, ha="right")
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 112 if shares else max(float(bottom.max(initial=0.0)), 1e-30) * 1.12)  # room for the totals
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -591,8 +599,7 @@ def plot_cores(estimates: Iterable):
     vals = [e.mapping.cores_used for e in ests]
     ax.bar(range(len(ests)), vals, color=["C2" if e.fits else "C3" for e in ests])
     for j, e in enumerate(ests):
-        label = "fits" if e.fits else (f"no fit ({e.mapping.chips_needed} chips)" if e.mapping.chips_needed
-                                      else "no fit (a core limit)")
+        label = "fits" if e.fits else e.fit_text.replace("no (", "no fit (")
         ax.text(j, vals[j], label, ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(ests)), [e.target for e in ests], rotation=30, ha="right")
     ax.set_ylabel("cores used")

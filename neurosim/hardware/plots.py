@@ -160,7 +160,9 @@ def plot_energy_breakdown(estimates, title: str | None = None):
     ax_t.barh(y, totals * 1e9, color="C7")
     for j, t in enumerate(totals):
         ax_t.text(t * 1e9, j, f" {_eng(t, 'J')}", va="center", fontsize=7)
-    ax_t.set_yticks(y, labels, fontsize=8)
+    # a target the model does not fit on says so beside its name: its energy is that of a chip it does not run on
+    ax_t.set_yticks(y, [label if getattr(ests[label], "fits", None) in (True, None) else
+                        f"{label} ({ests[label].fit_text.replace('no (', 'no fit: ')}" for label in labels], fontsize=8)
     ax_t.invert_yaxis()
     top = float(totals.max()) * 1e9
     if totals.min() > 0 and totals.max() > 20 * totals.min():

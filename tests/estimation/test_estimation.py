@@ -411,6 +411,22 @@ def test_the_energy_figure_draws_energies_on_a_linear_axis_when_the_targets_are_
     assert ax.get_ylim()[1] > 10  # the tallest bar and its label fit
 
 
+def test_the_energy_figures_say_under_a_targets_name_that_the_model_does_not_fit_on_it():
+    from types import SimpleNamespace
+
+    from neurosim.estimation import plot_energy
+    from neurosim.hardware.plots import plot_energy_breakdown
+
+    ests = [SimpleNamespace(target=t, energy_j={"synaptic": 1e-6}, total_energy_j=1e-6, kind="digital", fits=f,
+                            fit_text=text)
+            for t, f, text in (("a", True, "yes"), ("b", False, "no (3 chips)"), ("c", False, "no (a core limit)"),
+                               ("d", None, "-"))]
+    ticks = [t.get_text() for t in plot_energy(ests).axes[0].get_xticklabels()]
+    assert ticks == ["a", "b\n(no fit: 3 chips)", "c\n(no fit: a core limit)", "d"]
+    ticks = [t.get_text() for t in plot_energy_breakdown({e.target: e for e in ests}).axes[0].get_yticklabels()]
+    assert ticks == ["a", "b (no fit: 3 chips)", "c (no fit: a core limit)", "d"]
+
+
 # -------------------------------------------------------------------------------------------- the CLI
 
 
