@@ -228,7 +228,10 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="neurosim", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="neurosim", description="Spiking neural networks: train them on event data (BPTT, SLTT), keep them "
+        "learning without forgetting (HLOP), and estimate their energy and latency on neuromorphic chips and RRAM. "
+        "`neurosim demo` runs the whole path on bundled data; `neurosim COMMAND --help` says more.")
     parser.add_argument("-q", "--quiet", action="store_true", help=_QUIET_HELP)
     parser.add_argument("--version", action="version", version=f"neurosim {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -19,6 +19,7 @@ def test_cli_writes_the_run_folder_under_runs_in_the_working_directory(tmp_path,
     run = tmp_path / "runs" / "continual_pmnist_digits"
     printed = capsys.readouterr().out
     assert f"run folder: {run.relative_to(tmp_path)}" in printed and "hlop" in printed
+    assert f"models: {(run / 'models').relative_to(tmp_path)} (4; neurosim estimate --checkpoint" in printed
 
     results = json.loads((run / "results.json").read_text())
     assert results["tasks"] == ["permuted-0", "permuted-1"] and results["seeds"] == [0]
