@@ -44,6 +44,7 @@ import functools
 import io
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -271,8 +272,10 @@ class AudioToSpikes:
             v = getattr(self, name)
             if not (v > 0 and math.isfinite(v)):
                 raise ValueError(f"{name} must be a positive finite number, got {v!r}")
-        if self.noise_std < 0:
-            raise ValueError(f"noise_std must be >= 0, got {self.noise_std!r}")
+        if not (self.noise_std >= 0 and math.isfinite(self.noise_std)):  # NaN noise would silence every channel
+            raise ValueError(f"noise_std must be a finite number >= 0, got {self.noise_std!r}")
+        if not isinstance(self.normalize, (bool, np.bool_)):
+            raise TypeError(f"normalize must be True or False, got {self.normalize!r}")
 
     # derived quantities ---------------------------------------------------------------------------------------
 
@@ -307,8 +310,37 @@ class AudioToSpikes:
 
         A waveform that varies by less than ``1e-9`` of its offset (a constant, up to float rounding) becomes
         silence: normalising its rounding residue would make full-scale noise of it.
+
+        Raises:
+            ValueError: ``sample_rate`` is not a positive number, or the waveform is shorter than one LIF step
+                (:attr:`step_seconds`), too short to give a spike (often a waveform passed as channels × frames
+                with one frame, or a wrong sample rate).
+
+        Warns:
+            UserWarning: ``sample_rate / 2`` (the highest frequency the waveform holds) is below ``f_max``: the
+                channels centred above it get (almost) no input, so recordings at different rates converted with
+                one front end differ by their rate; convert them all with an ``f_max`` below the lowest rate's half.
         """
-        w = resample(_to_mono(waveform), sample_rate, self.sample_rate)
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float, np.integer, np.floating)) \
+                or not (math.isfinite(sample_rate) and sample_rate > 0):
+            raise ValueError(f"sample_rate must be the waveform's rate in Hz (a positive number), got {sample_rate!r}")
+        mono = _to_mono(waveform)
+        w = resample(mono, sample_rate, self.sample_rate)
+        if len(w) < self.hop:
+            n_in = len(mono)
+            raise ValueError(
+                f"the waveform is {n_in} sample(s) at {sample_rate:g} Hz ({n_in / sample_rate * 1e3:.3g} ms), shorter "
+                f"than one LIF step (dt_s = {self.step_seconds * 1e3:g} ms): it cannot give a spike. Check the "
+                "waveform's layout (frames, or frames × channels) and its sample rate, or leave the clip out")
+        nyquist = sample_rate / 2
+        if nyquist < self.fmax:
+            dead = int(np.sum(self.centers > nyquist))
+            warnings.warn(
+                f"a waveform at {sample_rate:g} Hz holds no frequency above {nyquist:g} Hz, but the filterbank reaches "
+                f"f_max = {self.fmax:g} Hz: its {dead} channel(s) centred above {nyquist:g} Hz (of {self.n_channels}) "
+                "get (almost) no input, and recordings at higher rates would differ from it by their rate alone. "
+                f"Convert every recording of a dataset with AudioToSpikes(f_max={0.45 * sample_rate:g}) (below the "
+                "lowest rate's half)", UserWarning, stacklevel=2)
         raw_peak = float(np.max(np.abs(w)))
         w = w - w.mean()  # no DC offset
         if float(np.max(np.abs(w))) <= 1e-9 * raw_peak:
@@ -362,6 +394,9 @@ class AudioToSpikes:
             waveform: samples ``[frames]`` or ``[frames, channels]`` / ``[channels, frames]`` (mixed to mono);
                 numpy array, list or tensor.
             sample_rate: its rate in Hz (resampled to ``self.sample_rate`` if different).
+
+        Silence gives no events; a waveform shorter than one LIF step is an error, and one whose rate is below
+        ``2·f_max`` a warning (see :meth:`preprocess`).
         """
         raster = self.spikes(waveform, sample_rate)
         k, ch = np.nonzero(raster)  # row-major: sorted by step, then channel
@@ -372,9 +407,12 @@ class AudioToSpikes:
         return events
 
     def from_file(self, path: str | os.PathLike) -> np.ndarray:
-        """Events of an audio file (read with ``soundfile``; see :func:`load_audio`)."""
+        """Events of an audio file (read with ``soundfile``; see :func:`load_audio`); an error names the file."""
         waveform, sr = load_audio(path)
-        return self(waveform, sr)
+        try:
+            return self(waveform, sr)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
 
 
 # --------------------------------------------------------------------------------------------------------------
