@@ -511,3 +511,35 @@ def test_check_lists_files_of_other_types_with_the_bad_recordings_instead_of_sto
     assert "test/left/9.npy: not a .npy file" in out
     with pytest.raises(ValueError, match="notes.txt: not a recording"):  # training still stops at the first
         get_dataset(f"folder:{root}").load("train")
+
+
+def test_audio_events_without_y_are_a_one_row_folders_recordings_and_silence_is_one(tmp_path, monkeypatch):
+    """AudioToSpikes gives tonic's audio dtype (t, x, p = 1) without y, which a folder refused ("lacks fields
+    ['y']"), and a silent clip, which gives no events, was "no events (the array is empty)"."""
+    from neurosim.data.audio import SHD_DTYPE
+    from neurosim.data.tonic_datasets import _audio_events
+
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "kws"
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 3), ("test", 2)):
+        for label in range(2):
+            (root / split / f"word{label}").mkdir(parents=True)
+            for i in range(n):
+                ev = np.zeros(0 if (label, i) == (0, 0) else 40, dtype=SHD_DTYPE)  # the first clip: silence
+                ev["t"] = np.sort(rng.integers(0, 300_000, len(ev)))
+                ev["x"], ev["p"] = rng.integers(8 * label, 8 * label + 8, len(ev)), 1
+                np.save(root / split / f"word{label}" / f"{i}.npy", ev)
+    (root / "dataset.toml").write_text("sensor_size = [16, 1, 1]\n")
+    train = get_dataset(f"folder:{root}").load("train")
+    events, label = train[4]
+    stored = np.load(root / "train" / "word1" / "1.npy")
+    assert label == 1 and events.dtype.names == ("x", "y", "p", "t")
+    np.testing.assert_array_equal(events, _audio_events(stored)[list(events.dtype.names)])  # as the registry's SHD
+    assert len(train[0][0]) == 0  # the silent clip
+    bundle = make_loaders(DataConfig(dataset=f"folder:{root}", time_steps=5, batch_size=2), progress=False)
+    assert tuple(bundle.train_frames.shape) == (6, 5, 1, 1, 16) and not bundle.train_frames[0].any()
+    np.testing.assert_array_equal(bundle.train_frames[4], ToFrame(sensor_size=(16, 1, 1), n_time_bins=5)(events))
+    (root / "dataset.toml").write_text("sensor_size = [16, 2, 1]\n")  # a camera's sensor: y is needed
+    with pytest.raises(EventFileError, match=r"lacks fields \['y'\]"):
+        get_dataset(f"folder:{root}").load("train")[1]
