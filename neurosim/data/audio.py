@@ -2,7 +2,8 @@
 
 The Spiking Heidelberg Digits (SHD) were made with a detailed inner-ear model (700 channels along the basilar
 membrane → hair cells → bushy cells). :class:`AudioToSpikes` is a cheap front end with the same output format,
-for turning your own recordings into SHD-style samples that ``tonic.datasets.SHD`` and neurosim's SHD pipeline read:
+for turning your own recordings into SHD-style samples that ``tonic.datasets.SHD`` and neurosim's SHD pipeline
+(:func:`write_shd_h5` says how) or a folder dataset (:mod:`neurosim.data.folder`) read:
 
 1. **Load / mix / resample.** A waveform (1-D, or 2-D with the shorter axis as channels, which are averaged) at
    any rate is resampled to ``sample_rate`` by band-limited FFT resampling (the spectrum is cut or zero-padded to
@@ -426,7 +427,16 @@ def write_shd_h5(path: str | os.PathLike, samples: Sequence[np.ndarray], labels:
     Layout (as the Heidelberg files): ``spikes/times`` (variable-length float64 arrays, seconds),
     ``spikes/units`` (variable-length uint16), ``labels`` (uint16), ``extra/keys`` (class names, bytes),
     ``extra/speaker`` (uint16). Times are stored as ``(t + 0.5 µs) / 1e6`` seconds so that readers which truncate
-    ``times·1e6`` to integer µs (tonic, :func:`neurosim.data.readers.read_shd_h5`) get ``t`` back exactly.
+    ``times·1e6`` to integer µs (tonic, :func:`neurosim.data.readers.read_shd_h5`) get ``t`` back exactly. The
+    published SHD/SSC files hold their times as float16 (steps of ~0.5 ms near 1 s; tonic issue #321), which
+    cannot keep µs: readers that convert the times to float64 before scaling them (tonic 1.7,
+    :func:`~neurosim.data.readers.read_shd_h5`) read both alike.
+
+    To train on such files with neurosim's ``shd`` dataset, write ``ROOT/SHD/shd_train.h5`` and ``shd_test.h5``
+    and put an empty ``shd_train.h5.zip`` / ``shd_test.h5.zip`` beside each (tonic only checks that its archive
+    exists), then ``neurosim train --config shd --set data.root=ROOT model.num_classes=N``. Its frames are 700
+    channels wide; for fewer channels, a folder dataset (``np.save`` each sample's events) is one row of
+    ``n_channels`` (:mod:`neurosim.data.folder`).
 
     Args:
         path: output ``.h5`` file (parent folders are created).
