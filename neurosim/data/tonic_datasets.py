@@ -230,8 +230,8 @@ def layout_problems(spec: TonicSpec, root: Path, splits: Sequence[str] = ("train
     for layout in dict.fromkeys(spec.splits[s] for s in splits):  # unique, in order
         archive = loc / layout.archive
         if not archive.is_file() and layout.data_file and (loc / layout.data_file).is_file():
-            problems.append(f"{archive} is missing (tonic wants the archive file next to {layout.data_file}, and only "
-                            f"checks that it exists: beside a {layout.data_file} of your own, such as "
+            problems.append(f"{archive} is missing (tonic wants the archive next to {layout.data_file} and only checks "
+                            f"that it exists: if {layout.data_file} is a file of your own, such as "
                             f"neurosim.data.audio.write_shd_h5 writes, create an empty one: touch {archive})")
         elif not archive.is_file():
             problems.append(f"{archive} is missing (tonic wants the archive file next to the extracted data)")

@@ -172,8 +172,11 @@ def test_on_disk_agrees_with_tonics_own_check(name, offline):
     # the archive placeholder gone: tonic would download again
     (loc / layout.archive).unlink()
     assert not _tonic_accepts(name, offline, "train")
-    assert layout_problems(spec, offline, ("train",)) == [
-        f"{loc / layout.archive} is missing (tonic wants the archive file next to the extracted data)"]
+    placeholder = (f"next to {layout.data_file} and only checks that it exists: if {layout.data_file} is a file of "
+                   f"your own, such as neurosim.data.audio.write_shd_h5 writes, create an empty one: touch "
+                   f"{loc / layout.archive})" if layout.data_file else "file next to the extracted data)")
+    assert layout_problems(spec, offline, ("train",)) == [f"{loc / layout.archive} is missing (tonic wants the archive "
+                                                          + placeholder]
     assert not get_dataset(name).on_disk(offline)
 
 
