@@ -450,12 +450,15 @@ def write_shd_h5(path: str | os.PathLike, samples: Sequence[np.ndarray], labels:
         The path written.
 
     Raises:
-        ValueError: mismatched lengths, missing fields, negative times/labels or channels outside [0, 700).
+        ValueError: mismatched lengths, labels or speakers that are not one integer in [0, 65535] per sample,
+            missing fields, fractional or negative times, or channels outside [0, 700).
     """
     import h5py
 
     path = Path(path)
     labels_arr = np.asarray(labels)
+    if labels_arr.ndim != 1:
+        raise ValueError(f"labels must be one integer per sample (1-D), got shape {labels_arr.shape}")
     if len(samples) != len(labels_arr):
         raise ValueError(f"{len(samples)} samples but {len(labels_arr)} labels")
     if labels_arr.size and (not np.issubdtype(labels_arr.dtype, np.integer) or labels_arr.min() < 0
@@ -480,10 +483,13 @@ def write_shd_h5(path: str | os.PathLike, samples: Sequence[np.ndarray], labels:
         times.append((t.astype(np.float64) + 0.5) / 1e6)
         units.append(x.astype(np.uint16))
     n_classes = int(labels_arr.max()) + 1 if labels_arr.size else 0
-    key_list = list(keys) if keys is not None else [f"class {i}" for i in range(n_classes)]
-    spk = np.zeros(len(samples), dtype=np.uint16) if speakers is None else np.asarray(speakers, dtype=np.uint16)
-    if len(spk) != len(samples):
-        raise ValueError(f"{len(samples)} samples but {len(spk)} speakers")
+    key_list = [str(k) for k in keys] if keys is not None else [f"class {i}" for i in range(n_classes)]
+    spk = np.zeros(len(samples), dtype=np.int64) if speakers is None else np.asarray(speakers)
+    if spk.ndim != 1 or len(spk) != len(samples):
+        raise ValueError(f"{len(samples)} samples but speakers of shape {spk.shape}: give one speaker id per sample")
+    if spk.size and (not np.issubdtype(spk.dtype, np.integer) or spk.min() < 0 or spk.max() > np.iinfo(np.uint16).max):
+        raise ValueError("speakers must be integers in [0, 65535] (SHD stores them as uint16)")
+    spk = spk.astype(np.uint16)
 
     buf = io.BytesIO()  # built in memory, then written atomically: an interrupted write leaves no broken file
     with h5py.File(buf, "w") as f:

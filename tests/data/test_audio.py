@@ -325,3 +325,19 @@ def test_call_arguments_and_settings_that_would_fail_silently_are_refused():
         AudioToSpikes(noise_std=float("nan"))  # used to be accepted: NaN currents never spike
     with pytest.raises(TypeError, match="normalize must be True or False, got 'no'"):
         AudioToSpikes(normalize="no")
+
+
+def test_shd_writer_refuses_labels_and_speakers_its_reader_would_not_take(tmp_path):
+    """2-D labels were written (read_shd_h5 then refused the file: "labels must be 1-D"), a speaker -1 was numpy's
+    OverflowError and a key that is not text an AttributeError."""
+    ev = np.zeros(2, dtype=SHD_DTYPE)
+    ev["t"], ev["x"], ev["p"] = [10, 20], [1, 2], 1
+    with pytest.raises(ValueError, match=r"labels must be one integer per sample \(1-D\), got shape \(1, 1\)"):
+        write_shd_h5(tmp_path / "a.h5", [ev], [[0]])
+    with pytest.raises(ValueError, match=r"speakers must be integers in \[0, 65535\]"):
+        write_shd_h5(tmp_path / "a.h5", [ev], [0], speakers=[-1])
+    with pytest.raises(ValueError, match="1 samples but speakers of shape \\(2,\\)"):
+        write_shd_h5(tmp_path / "a.h5", [ev], [0], speakers=[1, 2])
+    assert not (tmp_path / "a.h5").exists()
+    back = read_shd_h5(write_shd_h5(tmp_path / "a.h5", [ev, ev], [0, 1], keys=[0, "eins"], speakers=[3, 65535]))
+    assert back.keys == ["0", "eins"] and back.speakers.tolist() == [3, 65535] and back.labels.tolist() == [0, 1]
