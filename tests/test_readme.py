@@ -14,7 +14,8 @@ def test_readme_has_python_examples():
 
 
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
-def test_readme_python_example_runs(code):
+def test_readme_python_example_runs(code, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # an example that writes files (the audio folder dataset) writes them there
     namespace: dict = {}
     exec(compile(code, str(README), "exec"), namespace)  # noqa: S102 - our own documentation
     if "out" in namespace:  # the SLTT example: gradients reached the first layer

@@ -2,7 +2,8 @@
 
 The Spiking Heidelberg Digits (SHD) were made with a detailed inner-ear model (700 channels along the basilar
 membrane → hair cells → bushy cells). :class:`AudioToSpikes` is a cheap front end with the same output format,
-for turning your own recordings into SHD-style samples that ``tonic.datasets.SHD`` and neurosim's SHD pipeline read:
+for turning your own recordings into SHD-style samples that ``tonic.datasets.SHD`` and neurosim's SHD pipeline
+(:func:`write_shd_h5` says how) or a folder dataset (:mod:`neurosim.data.folder`) read:
 
 1. **Load / mix / resample.** A waveform (1-D, or 2-D with the shorter axis as channels, which are averaged) at
    any rate is resampled to ``sample_rate`` by band-limited FFT resampling (the spectrum is cut or zero-padded to
@@ -44,6 +45,7 @@ import functools
 import io
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -271,8 +273,10 @@ class AudioToSpikes:
             v = getattr(self, name)
             if not (v > 0 and math.isfinite(v)):
                 raise ValueError(f"{name} must be a positive finite number, got {v!r}")
-        if self.noise_std < 0:
-            raise ValueError(f"noise_std must be >= 0, got {self.noise_std!r}")
+        if not (self.noise_std >= 0 and math.isfinite(self.noise_std)):  # NaN noise would silence every channel
+            raise ValueError(f"noise_std must be a finite number >= 0, got {self.noise_std!r}")
+        if not isinstance(self.normalize, (bool, np.bool_)):
+            raise TypeError(f"normalize must be True or False, got {self.normalize!r}")
 
     # derived quantities ---------------------------------------------------------------------------------------
 
@@ -307,8 +311,37 @@ class AudioToSpikes:
 
         A waveform that varies by less than ``1e-9`` of its offset (a constant, up to float rounding) becomes
         silence: normalising its rounding residue would make full-scale noise of it.
+
+        Raises:
+            ValueError: ``sample_rate`` is not a positive number, or the waveform is shorter than one LIF step
+                (:attr:`step_seconds`), too short to give a spike (often a waveform passed as channels × frames
+                with one frame, or a wrong sample rate).
+
+        Warns:
+            UserWarning: ``sample_rate / 2`` (the highest frequency the waveform holds) is below ``f_max``: the
+                channels centred above it get (almost) no input, so recordings at different rates converted with
+                one front end differ by their rate; convert them all with an ``f_max`` below the lowest rate's half.
         """
-        w = resample(_to_mono(waveform), sample_rate, self.sample_rate)
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float, np.integer, np.floating)) \
+                or not (math.isfinite(sample_rate) and sample_rate > 0):
+            raise ValueError(f"sample_rate must be the waveform's rate in Hz (a positive number), got {sample_rate!r}")
+        mono = _to_mono(waveform)
+        w = resample(mono, sample_rate, self.sample_rate)
+        if len(w) < self.hop:
+            n_in = len(mono)
+            raise ValueError(
+                f"the waveform is {n_in} sample(s) at {sample_rate:g} Hz ({n_in / sample_rate * 1e3:.3g} ms), shorter "
+                f"than one LIF step (dt_s = {self.step_seconds * 1e3:g} ms): it cannot give a spike. Check the "
+                "waveform's layout (frames, or frames × channels) and its sample rate, or leave the clip out")
+        nyquist = sample_rate / 2
+        if nyquist < self.fmax:
+            dead = int(np.sum(self.centers > nyquist))
+            warnings.warn(
+                f"a waveform at {sample_rate:g} Hz holds no frequency above {nyquist:g} Hz, but the filterbank reaches "
+                f"f_max = {self.fmax:g} Hz: its {dead} channel(s) centred above {nyquist:g} Hz (of {self.n_channels}) "
+                "get (almost) no input, and recordings at higher rates would differ from it by their rate alone. "
+                f"Convert every recording of a dataset with AudioToSpikes(f_max={0.45 * sample_rate:g}) (below the "
+                "lowest rate's half)", UserWarning, stacklevel=2)
         raw_peak = float(np.max(np.abs(w)))
         w = w - w.mean()  # no DC offset
         if float(np.max(np.abs(w))) <= 1e-9 * raw_peak:
@@ -362,6 +395,9 @@ class AudioToSpikes:
             waveform: samples ``[frames]`` or ``[frames, channels]`` / ``[channels, frames]`` (mixed to mono);
                 numpy array, list or tensor.
             sample_rate: its rate in Hz (resampled to ``self.sample_rate`` if different).
+
+        Silence gives no events; a waveform shorter than one LIF step is an error, and one whose rate is below
+        ``2·f_max`` a warning (see :meth:`preprocess`).
         """
         raster = self.spikes(waveform, sample_rate)
         k, ch = np.nonzero(raster)  # row-major: sorted by step, then channel
@@ -372,9 +408,12 @@ class AudioToSpikes:
         return events
 
     def from_file(self, path: str | os.PathLike) -> np.ndarray:
-        """Events of an audio file (read with ``soundfile``; see :func:`load_audio`)."""
+        """Events of an audio file (read with ``soundfile``; see :func:`load_audio`); an error names the file."""
         waveform, sr = load_audio(path)
-        return self(waveform, sr)
+        try:
+            return self(waveform, sr)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -388,7 +427,16 @@ def write_shd_h5(path: str | os.PathLike, samples: Sequence[np.ndarray], labels:
     Layout (as the Heidelberg files): ``spikes/times`` (variable-length float64 arrays, seconds),
     ``spikes/units`` (variable-length uint16), ``labels`` (uint16), ``extra/keys`` (class names, bytes),
     ``extra/speaker`` (uint16). Times are stored as ``(t + 0.5 µs) / 1e6`` seconds so that readers which truncate
-    ``times·1e6`` to integer µs (tonic, :func:`neurosim.data.readers.read_shd_h5`) get ``t`` back exactly.
+    ``times·1e6`` to integer µs (tonic, :func:`neurosim.data.readers.read_shd_h5`) get ``t`` back exactly. The
+    published SHD/SSC files hold their times as float16 (steps of ~0.5 ms near 1 s; tonic issue #321), which
+    cannot keep µs: readers that convert the times to float64 before scaling them (tonic 1.7,
+    :func:`~neurosim.data.readers.read_shd_h5`) read both alike.
+
+    To train on such files with neurosim's ``shd`` dataset, write ``ROOT/SHD/shd_train.h5`` and ``shd_test.h5``
+    and put an empty ``shd_train.h5.zip`` / ``shd_test.h5.zip`` beside each (tonic only checks that its archive
+    exists), then ``neurosim train --config shd --set data.root=ROOT model.num_classes=N``. Its frames are 700
+    channels wide; for fewer channels, a folder dataset (``np.save`` each sample's events) is one row of
+    ``n_channels`` (:mod:`neurosim.data.folder`).
 
     Args:
         path: output ``.h5`` file (parent folders are created).
@@ -402,12 +450,15 @@ def write_shd_h5(path: str | os.PathLike, samples: Sequence[np.ndarray], labels:
         The path written.
 
     Raises:
-        ValueError: mismatched lengths, missing fields, negative times/labels or channels outside [0, 700).
+        ValueError: mismatched lengths, labels or speakers that are not one integer in [0, 65535] per sample,
+            missing fields, fractional or negative times, or channels outside [0, 700).
     """
     import h5py
 
     path = Path(path)
     labels_arr = np.asarray(labels)
+    if labels_arr.ndim != 1:
+        raise ValueError(f"labels must be one integer per sample (1-D), got shape {labels_arr.shape}")
     if len(samples) != len(labels_arr):
         raise ValueError(f"{len(samples)} samples but {len(labels_arr)} labels")
     if labels_arr.size and (not np.issubdtype(labels_arr.dtype, np.integer) or labels_arr.min() < 0
@@ -432,10 +483,13 @@ def write_shd_h5(path: str | os.PathLike, samples: Sequence[np.ndarray], labels:
         times.append((t.astype(np.float64) + 0.5) / 1e6)
         units.append(x.astype(np.uint16))
     n_classes = int(labels_arr.max()) + 1 if labels_arr.size else 0
-    key_list = list(keys) if keys is not None else [f"class {i}" for i in range(n_classes)]
-    spk = np.zeros(len(samples), dtype=np.uint16) if speakers is None else np.asarray(speakers, dtype=np.uint16)
-    if len(spk) != len(samples):
-        raise ValueError(f"{len(samples)} samples but {len(spk)} speakers")
+    key_list = [str(k) for k in keys] if keys is not None else [f"class {i}" for i in range(n_classes)]
+    spk = np.zeros(len(samples), dtype=np.int64) if speakers is None else np.asarray(speakers)
+    if spk.ndim != 1 or len(spk) != len(samples):
+        raise ValueError(f"{len(samples)} samples but speakers of shape {spk.shape}: give one speaker id per sample")
+    if spk.size and (not np.issubdtype(spk.dtype, np.integer) or spk.min() < 0 or spk.max() > np.iinfo(np.uint16).max):
+        raise ValueError("speakers must be integers in [0, 65535] (SHD stores them as uint16)")
+    spk = spk.astype(np.uint16)
 
     buf = io.BytesIO()  # built in memory, then written atomically: an interrupted write leaves no broken file
     with h5py.File(buf, "w") as f:

@@ -7,7 +7,10 @@ A folder laid out as torchvision's ``ImageFolder``, one file per recording::
     PATH/train/<class>/<file>     .npy (tonic's structured events, or plain with ``columns``) or .bin (N-MNIST format)
     PATH/test/<class>/<file>
 
-Events as tonic's: ``x``, ``y`` pixels, ``p`` polarity below ``P``, ``t`` in whole microseconds. The classes are the
+Events as tonic's: ``x``, ``y`` pixels, ``p`` polarity below ``P``, ``t`` in whole microseconds; on a sensor one row
+high (``[W, 1, P]``), tonic's audio events ``(t, x, p)`` without ``y`` too (SHD's dtype, as
+:class:`~neurosim.data.audio.AudioToSpikes` gives them: ``x`` the channel, ``y`` read as 0, and with ``P = 1`` their
+``p``, always 1, as 0), where a recording without events is a silent clip, not an error. The classes are the
 ``train`` split's sub-folders sorted by name as text (label = index: ``10`` sorts before ``2``, so pad numbers,
 ``02``); every ``test`` class must be one of them, and a class without ``test`` recordings warns (the test
 accuracy leaves it out). Hidden files (``.DS_Store``) are skipped; any other file that is not ``.npy`` or ``.bin``, a
@@ -159,6 +162,9 @@ def read_recording(file: Path, spec: _Spec) -> np.ndarray:
     if stored is not None and stored.dtype.names is None and spec.columns is None:
         raise EventFileError(file, f"a plain {stored.shape} array: say the order of its columns in the dataset's "
                                    "dataset.toml (columns = [\"t\", \"x\", \"y\", \"p\"], say)")
+    if stored is not None and stored.dtype.names is not None and "y" not in stored.dtype.names \
+            and {"t", "x", "p"} <= set(stored.dtype.names) and spec.sensor_size[1] == 1:
+        return _audio_recording(file, spec)
     events = read_npy_events(file, columns=spec.columns or _EVENT_FIELDS, sensor_size=spec.sensor_size)
     for name in ("x", "y", "p"):
         col = events[name]
@@ -171,6 +177,28 @@ def read_recording(file: Path, spec: _Spec) -> np.ndarray:
         raise EventFileError(file, "timestamps with fractions: t must be whole microseconds, as tonic's (in seconds "
                                    "every time bin would be 0 units wide and the frames empty): store "
                                    "np.round(t * 1e6) as integers")
+    return events
+
+
+def _audio_recording(file: Path, spec: _Spec) -> np.ndarray:
+    """tonic's audio events ``(t, x, p)`` (SHD's dtype, :class:`~neurosim.data.audio.AudioToSpikes`' output) on a
+    sensor one row high: ``y = 0``, and with one polarity ``p = 0`` (tonic's audio ``p`` is always 1), as the
+    registry's SHD; no events is a silent clip, not an error."""
+    from neurosim.data.readers import EventFileError, read_npy_events
+
+    width, _, polarities = spec.sensor_size
+    sensor = (width, 1, polarities if polarities > 1 else 2)  # p = 1 is read as 0 on a one-polarity sensor
+    stored = read_npy_events(file, columns=("t", "x", "p"), sensor_size=sensor, allow_empty=True)
+    for name in ("t", "x", "p"):
+        col = stored[name]
+        if np.issubdtype(col.dtype, np.floating) and len(col) and np.any(col != np.floor(col)):
+            i = int(np.argmax(col != np.floor(col)))
+            raise EventFileError(file, f"event {i} has {name}={col[i]}: t (whole microseconds), x (channel) and p "
+                                       "must be whole numbers: round or cast them to integers first")
+    events = np.zeros(len(stored), dtype=[(n, np.int64) for n in _EVENT_FIELDS])
+    events["x"], events["t"] = stored["x"], stored["t"]
+    if polarities > 1:
+        events["p"] = stored["p"]
     return events
 
 

@@ -247,7 +247,47 @@ def make_loaders(cfg: DataConfig, seed: int = 0, device: str | torch.device = "c
     except AugmentError as exc:  # an augmentation these frames cannot take: name the dataset and the config key
         raise ConfigError(f"data.{exc} (dataset {info.name!r})") from None
     test = eval_loader(cfg, test_frames, test_labels, device)
+    _warn_channels_one_split_lacks(info, train_frames, test_frames)
     return DataBundle(info, train, test, train_frames, test_frames, fingerprint, val)
+
+
+#: the share of one split's spikes on channels where the other split has none above which a dataset one row high
+#: warns: ~85 % where one split was made with 64 channels and the other with 700, a few % where both are alike
+CHANNEL_MISMATCH_SHARE = 0.2
+_CHANNEL_CHECK_SAMPLES = 256  # samples per split looked at, spread over it (the folders' splits are class-sorted)
+
+
+def _channel_counts(frames: np.ndarray) -> np.ndarray:
+    step = max(1, -(-len(frames) // _CHANNEL_CHECK_SAMPLES))
+    return np.asarray(frames[::step]).sum(axis=tuple(range(frames.ndim - 1)), dtype=np.int64)
+
+
+def _warn_channels_one_split_lacks(info: DatasetInfo, train_frames: np.ndarray, test_frames: np.ndarray) -> None:
+    """Warn where a dataset one row high (audio: SHD, SSC, a folder of AudioToSpikes' events) has more than
+    :data:`CHANNEL_MISMATCH_SHARE` of one split's spikes on channels where the other split has none: the SHD format
+    does not record its channels, and splits converted with different front ends (``n_channels``) trained and
+    tested silently, at chance."""
+    if info.sensor_size[1] != 1 or not len(train_frames) or not len(test_frames):
+        return
+    counts = {"training": _channel_counts(train_frames), "test": _channel_counts(test_frames)}
+    for split, other in (("test", "training"), ("training", "test")):
+        lone = (counts[other] == 0) & (counts[split] > 0)
+        total = int(counts[split].sum())
+        share = int(counts[split][lone].sum()) / total if total else 0.0
+        if share > CHANNEL_MISMATCH_SHARE:
+            used = {name: np.flatnonzero(c) for name, c in counts.items()}
+            effect = "never learns them" if split == "test" else "is never tested on them"
+            warnings.warn(
+                f"dataset {info.name!r}: {share:.0%} of the {split} split's spikes are on channels where the {other} "
+                f"split has none (channels with spikes: training {_span(used['training'])}, test "
+                f"{_span(used['test'])}, of {info.sensor_size[0]}), so the model {effect}. Were the splits converted "
+                "with different front ends (AudioToSpikes' n_channels, f_max)? Convert both with the same one",
+                UserWarning, stacklevel=3)
+            return
+
+
+def _span(channels: np.ndarray) -> str:
+    return f"{channels[0]}–{channels[-1]}" if len(channels) else "none"
 
 
 def split_validation(labels, fraction: float, what: str = "the training split") -> tuple[np.ndarray, np.ndarray]:

@@ -343,7 +343,8 @@ def _h5_names(f) -> list[str]:
     return names
 
 
-def read_shd_h5(path: str | os.PathLike, *, n_channels: int | None = 700, allow_empty_samples: bool = True) -> ShdFile:
+def read_shd_h5(path: str | os.PathLike, *, n_channels: int | None = 700, allow_empty_samples: bool = True,
+                require_extra: bool = False) -> ShdFile:
     """Read an SHD/SSC-format HDF5 file completely, checking its structure and every sample.
 
     The events of sample ``i`` are what ``tonic.datasets.SHD(...)[i][0]`` gives for the same file:
@@ -353,10 +354,13 @@ def read_shd_h5(path: str | os.PathLike, *, n_channels: int | None = 700, allow_
         path: the ``.h5`` file.
         n_channels: every unit must be below this (700 for SHD/SSC); None skips the check.
         allow_empty_samples: accept samples without spikes (real SHD has none, but they are well-formed).
+        require_extra: ``extra/keys`` and ``extra/speaker`` must be there too (tonic's ``SHD`` and ``SSC`` classes
+            read both; ``neurosim datasets check shd`` asks for them).
 
     Raises:
         EventFileError: missing, 0-byte, truncated (HDF5 end-of-file mismatch) or non-HDF5 file; missing
-            ``spikes/times``, ``spikes/units`` or ``labels``; different numbers of samples in them; a sample whose
+            ``spikes/times``, ``spikes/units`` or ``labels`` (with ``require_extra``, ``extra/keys`` or
+            ``extra/speaker``); different numbers of samples in them; a sample whose
             times and units differ in length; negative or non-finite times; units outside ``[0, n_channels)``;
             unreadable (corrupt) data.
     """
@@ -384,6 +388,9 @@ def read_shd_h5(path: str | os.PathLike, *, n_channels: int | None = 700, allow_
         d_times = _h5_dataset(f, path, "spikes/times")
         d_units = _h5_dataset(f, path, "spikes/units")
         d_labels = _h5_dataset(f, path, "labels")
+        if require_extra:
+            _h5_dataset(f, path, "extra/keys")
+            _h5_dataset(f, path, "extra/speaker")
         try:
             times = d_times[()]
             units = d_units[()]

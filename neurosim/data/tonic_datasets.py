@@ -150,7 +150,7 @@ SPECS: dict[str, TonicSpec] = {s.name: s for s in (
                     "700 channels (8,156 train / 2,264 test)",
         size_note="about 0.2 GB download, ~0.5 GB unpacked (.h5)",
         default_time_steps=100, default_config="shd",
-        check_suffixes=(".h5",), check_reader="read_shd_h5", check_reader_kwargs={"n_channels": 700},
+        check_suffixes=(".h5",), check_reader="read_shd_h5", check_reader_kwargs={"n_channels": 700, "require_extra": True},
         event_fn=_audio_events,
     ),
     TonicSpec(
@@ -163,7 +163,7 @@ SPECS: dict[str, TonicSpec] = {s.name: s for s in (
                     "(75,466 train / 20,382 test)",
         size_note="about 1.5 GB download, ~3 GB unpacked (.h5); frames at T = 100 take ~5 GB",
         default_time_steps=100,
-        check_suffixes=(".h5",), check_reader="read_shd_h5", check_reader_kwargs={"n_channels": 700},
+        check_suffixes=(".h5",), check_reader="read_shd_h5", check_reader_kwargs={"n_channels": 700, "require_extra": True},
         event_fn=_audio_events,
         config_hint="--config shd --set data.dataset=ssc model.num_classes=35",
     ),
@@ -229,7 +229,11 @@ def layout_problems(spec: TonicSpec, root: Path, splits: Sequence[str] = ("train
     problems: list[str] = []
     for layout in dict.fromkeys(spec.splits[s] for s in splits):  # unique, in order
         archive = loc / layout.archive
-        if not archive.is_file():
+        if not archive.is_file() and layout.data_file and (loc / layout.data_file).is_file():
+            problems.append(f"{archive} is missing (tonic wants the archive next to {layout.data_file} and only checks "
+                            f"that it exists: if {layout.data_file} is a file of your own, such as "
+                            f"neurosim.data.audio.write_shd_h5 writes, create an empty one: touch {archive})")
+        elif not archive.is_file():
             problems.append(f"{archive} is missing (tonic wants the archive file next to the extracted data)")
         if layout.data_file and not (loc / layout.data_file).is_file():
             problems.append(f"{loc / layout.data_file} is missing")
@@ -388,10 +392,34 @@ def load_split(spec: TonicSpec, split: str, root: Path, download: bool = False, 
             raise DatasetNotFoundError(get_dataset(spec.name).not_found_message(root))
     elif layout_problems(spec, root, (split,)):
         _fetch(spec, split, root)
+    if spec.tonic_class in ("SHD", "SSC"):
+        _check_hsd_datasets(location(spec, root) / spec.splits[split].data_file)
     ds = _tonic_dataset(spec, split, root)
     order, labels, classes = _order_and_labels(spec, ds)
     indices = order if spec.split_kwargs is not None else _split_unsplit(order, labels, split)
     return TonicSplit(spec, split, ds, indices, labels[indices], classes)
+
+
+HSD_DATASETS = ("spikes/times", "spikes/units", "labels", "extra/keys", "extra/speaker")
+"""What tonic's ``SHD`` and ``SSC`` read from a file: all five must be there (``extra/*`` in its constructor)."""
+
+
+def _check_hsd_datasets(path: Path) -> None:
+    """An :class:`~neurosim.data.readers.EventFileError` naming the file and what it lacks, where tonic would fail
+    with h5py's bare ``KeyError`` (its constructor reads ``extra/keys`` and ``extra/speaker``)."""
+    import h5py
+
+    from neurosim.data.readers import EventFileError
+
+    try:
+        with h5py.File(path, "r") as f:
+            missing = [name for name in HSD_DATASETS if not isinstance(f.get(name), h5py.Dataset)]
+    except OSError as exc:
+        raise EventFileError(path, f"cannot open as HDF5: {exc}") from exc
+    if missing:
+        raise EventFileError(path, f"not an SHD/SSC file tonic reads: no dataset {', '.join(missing)} (tonic's SHD and "
+                                   f"SSC read {', '.join(HSD_DATASETS)}); neurosim.data.audio.write_shd_h5 writes them "
+                                   "all")
 
 
 def _fetch(spec: TonicSpec, split: str, root: Path) -> None:
@@ -403,6 +431,13 @@ def _fetch(spec: TonicSpec, split: str, root: Path) -> None:
         return
     loc = location(spec, root)
     archive = loc / spec.splits[split].archive
+    data_file = loc / spec.splits[split].data_file if spec.splits[split].data_file else None
+    if data_file is not None and data_file.is_file() and not archive.is_file():
+        raise DatasetNotFoundError(  # tonic would download the archive and extract the published file over it
+            f"dataset {spec.name!r}: {data_file} is there without {archive.name}, so downloading would replace it with "
+            f"the published {spec.tonic_class} (tonic extracts the archive over it). For a file of your own, such as "
+            f"neurosim.data.audio.write_shd_h5 writes, create an empty {archive.name} beside it (touch {archive}) and "
+            f"run again; for a leftover of an interrupted download, delete {data_file} and run prepare again")
     if archive.is_file() and archive.stat().st_size > 0:  # downloaded before, extraction incomplete
         extract_archive(str(archive), str(loc))
     if layout_problems(spec, root, (split,)):

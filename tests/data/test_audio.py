@@ -273,3 +273,71 @@ def test_shd_writer_refuses_what_it_would_store_wrongly(tmp_path):
     with pytest.raises(ValueError, match="whole microseconds.*10.7"):
         write_shd_h5(tmp_path / "a.h5", [ev], [0])
     assert not (tmp_path / "a.h5").exists()
+
+
+# ------------------------------------------------------------------------------------------------ mistakes
+
+
+@pytest.mark.parametrize("n, sr", [(1, 16000), (7, 16000), (3, 8000), (22, 48000)])
+def test_a_clip_shorter_than_one_step_is_an_error_not_an_empty_sample(n, sr):
+    """dt_s = 0.5 ms: 8 samples at 16 kHz (22 at 48 kHz resample to 7). Such a clip used to give no events, silently
+    (indistinguishable from silence in a dataset)."""
+    a2s = AudioToSpikes(f_max=3000)
+    clip = np.sin(np.arange(n) + 1.0)
+    with pytest.raises(ValueError, match=rf"{n} sample\(s\) at {sr} Hz .*shorter than one LIF step \(dt_s = 0.5 ms\)"):
+        a2s(clip, sr)
+    assert a2s(np.tile(clip, 3 * 8 * 48000 // sr), sr).dtype == SHD_DTYPE  # a few steps long: converted
+
+
+def test_a_short_file_is_named(tmp_path):
+    soundfile = pytest.importorskip("soundfile")
+    path = tmp_path / "click.wav"
+    soundfile.write(path, np.array([0.5, -0.5, 0.25]), 16000)
+    with pytest.raises(ValueError, match=r"click\.wav: the waveform is 3 sample\(s\)"):
+        AudioToSpikes().from_file(path)
+
+
+def test_a_rate_below_twice_f_max_warns_of_the_channels_it_cannot_reach():
+    """An 8 kHz recording holds nothing above 4 kHz; the default front end's channels reach 7.2 kHz, so its top
+    120 channels stay (almost) silent, and in a dataset mixing rates the rate shows in the spikes."""
+    a2s = AudioToSpikes()
+    noise = np.random.default_rng(0).standard_normal(8000)
+    dead = int(np.sum(a2s.centers > 4000))
+    with pytest.warns(UserWarning, match=rf"8000 Hz holds no frequency above 4000 Hz.*f_max = 7200 Hz: its {dead} "
+                                         r"channel\(s\).*AudioToSpikes\(f_max=3600\)"):
+        ev = a2s(noise, 8000)
+    assert dead == 120 and np.isin(np.arange(700 - dead, 700), ev["x"]).mean() < 0.5  # most of them never fire
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        AudioToSpikes(f_max=3600)(noise, 8000)  # the advice given: no warning
+        a2s(np.random.default_rng(0).standard_normal(16000), 16000)
+        a2s(np.random.default_rng(0).standard_normal(48000), 48000)
+
+
+def test_call_arguments_and_settings_that_would_fail_silently_are_refused():
+    a2s = AudioToSpikes(n_channels=16)
+    for rate in (None, "16000", 0, -8000, float("nan"), True):
+        with pytest.raises(ValueError, match=rf"sample_rate must be the waveform's rate in Hz .*got {rate!r}"):
+            a2s(np.zeros(1000), rate)
+    with pytest.raises(ValueError, match="noise_std must be a finite number >= 0, got nan"):
+        AudioToSpikes(noise_std=float("nan"))  # used to be accepted: NaN currents never spike
+    with pytest.raises(TypeError, match="normalize must be True or False, got 'no'"):
+        AudioToSpikes(normalize="no")
+
+
+def test_shd_writer_refuses_labels_and_speakers_its_reader_would_not_take(tmp_path):
+    """2-D labels were written (read_shd_h5 then refused the file: "labels must be 1-D"), a speaker -1 was numpy's
+    OverflowError and a key that is not text an AttributeError."""
+    ev = np.zeros(2, dtype=SHD_DTYPE)
+    ev["t"], ev["x"], ev["p"] = [10, 20], [1, 2], 1
+    with pytest.raises(ValueError, match=r"labels must be one integer per sample \(1-D\), got shape \(1, 1\)"):
+        write_shd_h5(tmp_path / "a.h5", [ev], [[0]])
+    with pytest.raises(ValueError, match=r"speakers must be integers in \[0, 65535\]"):
+        write_shd_h5(tmp_path / "a.h5", [ev], [0], speakers=[-1])
+    with pytest.raises(ValueError, match="1 samples but speakers of shape \\(2,\\)"):
+        write_shd_h5(tmp_path / "a.h5", [ev], [0], speakers=[1, 2])
+    assert not (tmp_path / "a.h5").exists()
+    back = read_shd_h5(write_shd_h5(tmp_path / "a.h5", [ev, ev], [0, 1], keys=[0, "eins"], speakers=[3, 65535]))
+    assert back.keys == ["0", "eins"] and back.speakers.tolist() == [3, 65535] and back.labels.tolist() == [0, 1]

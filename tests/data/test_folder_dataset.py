@@ -511,3 +511,70 @@ def test_check_lists_files_of_other_types_with_the_bad_recordings_instead_of_sto
     assert "test/left/9.npy: not a .npy file" in out
     with pytest.raises(ValueError, match="notes.txt: not a recording"):  # training still stops at the first
         get_dataset(f"folder:{root}").load("train")
+
+
+def test_audio_events_without_y_are_a_one_row_folders_recordings_and_silence_is_one(tmp_path, monkeypatch):
+    """AudioToSpikes gives tonic's audio dtype (t, x, p = 1) without y, which a folder refused ("lacks fields
+    ['y']"), and a silent clip, which gives no events, was "no events (the array is empty)"."""
+    from neurosim.data.audio import SHD_DTYPE
+    from neurosim.data.tonic_datasets import _audio_events
+
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "kws"
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 3), ("test", 2)):
+        for label in range(2):
+            (root / split / f"word{label}").mkdir(parents=True)
+            for i in range(n):
+                ev = np.zeros(0 if (label, i) == (0, 0) else 40, dtype=SHD_DTYPE)  # the first clip: silence
+                ev["t"] = np.sort(rng.integers(0, 300_000, len(ev)))
+                ev["x"], ev["p"] = rng.integers(8 * label, 8 * label + 8, len(ev)), 1
+                np.save(root / split / f"word{label}" / f"{i}.npy", ev)
+    (root / "dataset.toml").write_text("sensor_size = [16, 1, 1]\n")
+    train = get_dataset(f"folder:{root}").load("train")
+    events, label = train[4]
+    stored = np.load(root / "train" / "word1" / "1.npy")
+    assert label == 1 and events.dtype.names == ("x", "y", "p", "t")
+    np.testing.assert_array_equal(events, _audio_events(stored)[list(events.dtype.names)])  # as the registry's SHD
+    assert len(train[0][0]) == 0  # the silent clip
+    bundle = make_loaders(DataConfig(dataset=f"folder:{root}", time_steps=5, batch_size=2), progress=False)
+    assert tuple(bundle.train_frames.shape) == (6, 5, 1, 1, 16) and not bundle.train_frames[0].any()
+    np.testing.assert_array_equal(bundle.train_frames[4], ToFrame(sensor_size=(16, 1, 1), n_time_bins=5)(events))
+    (root / "dataset.toml").write_text("sensor_size = [16, 2, 1]\n")  # a camera's sensor: y is needed
+    with pytest.raises(EventFileError, match=r"lacks fields \['y'\]"):
+        get_dataset(f"folder:{root}").load("train")[1]
+
+
+@pytest.mark.parametrize("train_channels, test_channels, warned", [
+    (4, 16, r"7\d% of the test split's spikes are on channels where the training split has none \(channels with "
+            r"spikes: training 0–3, test 0–15, of 16\), so the model never learns them"),
+    (16, 4, r"of the training split's spikes are on channels where the test split has none .*is never tested on them"),
+    (16, 16, None)])
+def test_splits_converted_with_different_channel_counts_warn(tmp_path, monkeypatch, train_channels, test_channels,
+                                                              warned):
+    """Training on spikes of a 4-channel front end and testing on a 16-channel one's (or the SHD format's 64 and
+    700) trained and tested at chance without a word: the format does not record its channels."""
+    import warnings
+
+    from neurosim.data.audio import SHD_DTYPE
+
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "kws"
+    rng = np.random.default_rng(1)
+    for split, channels in (("train", train_channels), ("test", test_channels)):
+        for label in range(2):
+            (root / split / f"word{label}").mkdir(parents=True)
+            for i in range(4):
+                ev = np.zeros(60, dtype=SHD_DTYPE)
+                ev["t"], ev["p"] = np.sort(rng.integers(0, 300_000, 60)), 1
+                ev["x"] = rng.integers(0, channels, 60)  # every word over all of the front end's channels
+                np.save(root / split / f"word{label}" / f"{i}.npy", ev)
+    (root / "dataset.toml").write_text("sensor_size = [16, 1, 1]\n")
+    config = DataConfig(dataset=f"folder:{root}", time_steps=4, batch_size=2)
+    if warned is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            make_loaders(config, progress=False)
+    else:
+        with pytest.warns(UserWarning, match=warned + r".*AudioToSpikes' n_channels"):
+            make_loaders(config, progress=False)

@@ -172,8 +172,11 @@ def test_on_disk_agrees_with_tonics_own_check(name, offline):
     # the archive placeholder gone: tonic would download again
     (loc / layout.archive).unlink()
     assert not _tonic_accepts(name, offline, "train")
-    assert layout_problems(spec, offline, ("train",)) == [
-        f"{loc / layout.archive} is missing (tonic wants the archive file next to the extracted data)"]
+    placeholder = (f"next to {layout.data_file} and only checks that it exists: if {layout.data_file} is a file of "
+                   f"your own, such as neurosim.data.audio.write_shd_h5 writes, create an empty one: touch "
+                   f"{loc / layout.archive})" if layout.data_file else "file next to the extracted data)")
+    assert layout_problems(spec, offline, ("train",)) == [f"{loc / layout.archive} is missing (tonic wants the archive "
+                                                          + placeholder]
     assert not get_dataset(name).on_disk(offline)
 
 
@@ -225,6 +228,61 @@ def test_audio_events_become_one_row_one_channel_frames(offline):
     assert frames.shape == (10, 1, 1, 700)
     assert frames.sum() == np.sum(events["t"] < events["t"].max())  # tonic's bins leave out the last timestamp
     assert ds.classes[:2] == ["class-0", "class-1"]  # from the file's extra/keys
+
+
+def test_shd_files_of_ones_own_without_the_archive_are_never_downloaded_over(offline, monkeypatch):
+    """write_shd_h5's own shd_train.h5, without tonic's shd_train.h5.zip: `prepare shd` used to download the published
+    SHD, whose archive tonic extracts over the user's file; now it refuses, and every message says to touch the zip."""
+    from neurosim.data import tonic_datasets as td
+    from neurosim.data.audio import write_shd_h5
+
+    ev = np.zeros(3, dtype=[("t", np.int64), ("x", np.int64), ("p", np.int64)])
+    ev["t"], ev["x"], ev["p"] = [0, 500, 1000], [3, 4, 5], 1
+    own = write_shd_h5(offline / "SHD" / "shd_train.h5", [ev, ev], [0, 1])
+    write_shd_h5(offline / "SHD" / "shd_test.h5", [ev], [1])
+    (offline / "SHD" / "shd_test.h5.zip").touch()
+    before = own.read_bytes()
+    zip_path = offline / "SHD" / "shd_train.h5.zip"
+    spec = SPECS["shd"]
+    assert any(f"create an empty one: touch {zip_path}" in p for p in layout_problems(spec, offline, ("train",)))
+    with pytest.raises(DatasetNotFoundError, match=r"shd_train.h5.zip is missing \(tonic wants .* touch "):
+        get_dataset("shd").load("train", offline)
+
+    def network(*args, **kwargs):
+        raise AssertionError("tonic was asked to download")
+
+    monkeypatch.setattr(td, "_tonic_dataset", network)
+    monkeypatch.delenv("NEUROSIM_OFFLINE")  # prepare's download path, as a user without the variable runs it
+    with pytest.raises(DatasetNotFoundError, match=r"shd_train.h5 is there without shd_train.h5.zip, so downloading "
+                                                    r"would replace it .*touch .*shd_train.h5.zip"):
+        td.load_split(spec, "train", offline, download=True)
+    assert own.read_bytes() == before and not zip_path.exists()
+    monkeypatch.undo()  # tonic's own class again (the download methods stay forbidden: see `offline`)
+    fw.forbid_downloads(monkeypatch)
+    zip_path.touch()  # what the messages say
+    events, label = get_dataset("shd").load("train", offline)[1]
+    assert label == 1 and events["x"].tolist() == [3, 4, 5] and events["t"].tolist() == [0, 500, 1000]
+
+
+@pytest.mark.parametrize("missing", ["extra/speaker", "extra/keys", "labels", "spikes/units"])
+def test_an_shd_file_missing_a_dataset_is_named_not_a_bare_key_error(offline, missing):
+    """tonic's SHD reads all five datasets (extra/* in its constructor) and failed with h5py's KeyError and a
+    traceback; `datasets check shd` passed a file without extra/keys or extra/speaker."""
+    import h5py
+
+    from neurosim.data.readers import EventFileError
+    from neurosim.data.tonic_datasets import check_dataset
+
+    fw.write_shd(offline, "train", n_samples=4)
+    fw.write_shd(offline, "test", n_samples=2)
+    path = offline / "SHD" / "shd_train.h5"
+    with h5py.File(path, "a") as f:
+        del f[missing]
+    with pytest.raises(EventFileError, match=rf"shd_train.h5: not an SHD/SSC file tonic reads: no dataset {missing} "
+                                             r"\(tonic's SHD and SSC read .*write_shd_h5 writes them all"):
+        get_dataset("shd").load("train", offline)
+    report = check_dataset(SPECS["shd"], offline)
+    assert [b.path.name for b in report.bad] == ["shd_train.h5"] and missing in report.bad[0].reason
 
 
 def test_unsplit_datasets_get_a_fixed_per_class_split(offline):
