@@ -91,7 +91,9 @@ def _folder_config_hint(info) -> str:
     candidate built as ``neurosim train`` builds it and the first that builds taken: quickstart's two conv blocks on
     its frames ``[P, H, W]``; its first block alone (``model.channels=[16]``) where two leave no pixels (a small
     sensor); an MLP on the flattened frames (``model.kind=mlp``, one hidden layer) where no conv block fits (a sensor
-    one row high, audio-like, or a tiny one)."""
+    one row high, or a tiny one). A sensor one row high and of one polarity is taken as audio (channels of a cochlea
+    model, as neurosim.data.audio writes them): the hint is the ``shd`` config's recurrent-free MLP over T = 100 steps
+    on its channels, which keeps memory over many steps where quickstart's T = 10 conv net would not."""
     import shlex
 
     import torch
@@ -100,6 +102,10 @@ def _folder_config_hint(info) -> str:
     from neurosim.nn import build_model
 
     w, h, p = info.sensor_size
+    if h == 1 and p == 1:  # audio-like: SHD's settings, on this folder's channels and classes
+        overrides = [f"data.dataset={info.name}", f"model.input_shape=[{w}]", f"model.num_classes={info.num_classes}"]
+        load_config(SHIPPED_CONFIGS / "shd.toml", overrides)  # (it builds: an MLP takes any width)
+        return "--config shd --set " + " ".join(shlex.quote(item) for item in overrides)
     base = SHIPPED_CONFIGS / "quickstart.toml"
     first = load_config(base).model.channels[:1]
     head = [f"data.dataset={info.name}"]

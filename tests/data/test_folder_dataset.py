@@ -322,13 +322,15 @@ def _sensor_folder(root, sensor_size, classes=2, per_class=(4, 2)):
     return root
 
 
-@pytest.mark.parametrize("sensor_size, model", [
-    ((34, 34, 2), ["'model.input_shape=[2,34,34]'"]),  # quickstart's model as it is
-    ((16, 12, 2), ["'model.input_shape=[2,12,16]'", "'model.channels=[16]'"]),  # one conv block fits, not two
-    ((20, 1, 1), ["model.kind=mlp", "'model.input_shape=[20]'", "'model.hidden=[128]'"]),  # one row: no conv block
-    ((4, 4, 2), ["model.kind=mlp", "'model.input_shape=[32]'", "'model.hidden=[128]'"]),
-], ids=["34x34", "16x12", "one-row", "4x4"])
-def test_prepare_prints_a_training_command_that_builds_its_model(tmp_path, monkeypatch, capsys, sensor_size, model):
+@pytest.mark.parametrize("sensor_size, config, model", [
+    ((34, 34, 2), "quickstart", ["'model.input_shape=[2,34,34]'"]),  # quickstart's model as it is
+    ((16, 12, 2), "quickstart", ["'model.input_shape=[2,12,16]'", "'model.channels=[16]'"]),  # one conv block fits
+    ((20, 1, 2), "quickstart", ["model.kind=mlp", "'model.input_shape=[40]'", "'model.hidden=[128]'"]),  # one row
+    ((4, 4, 2), "quickstart", ["model.kind=mlp", "'model.input_shape=[32]'", "'model.hidden=[128]'"]),
+    ((20, 1, 1), "shd", ["'model.input_shape=[20]'"]),  # audio channels: SHD's T = 100 MLP, not quickstart's T = 10
+], ids=["34x34", "16x12", "one-row", "4x4", "audio"])
+def test_prepare_prints_a_training_command_that_builds_its_model(tmp_path, monkeypatch, capsys, sensor_size, config,
+                                                                 model):
     # it always printed quickstart's two conv blocks, which a 16×12 or one-row sensor cannot hold ("model.input_shape
     # (2, 12, 16) is too small for 2 conv blocks")
     import shlex
@@ -339,7 +341,7 @@ def test_prepare_prints_a_training_command_that_builds_its_model(tmp_path, monke
     root = _sensor_folder(tmp_path / "rec", sensor_size)
     assert main(["-q", "datasets", "prepare", f"folder:{root}"]) == 0
     line = capsys.readouterr().out.splitlines()[-1]
-    assert line == (f"train it: neurosim train --config quickstart --set data.dataset=folder:{root} {' '.join(model)} "
+    assert line == (f"train it: neurosim train --config {config} --set data.dataset=folder:{root} {' '.join(model)} "
                     "model.num_classes=2")
     args = shlex.split(line.removeprefix("train it: neurosim "))
     assert main(["-q", *args, f"out_dir={tmp_path}", "train.epochs=1", "data.batch_size=4"]) == 0, \
