@@ -335,13 +335,15 @@ class AudioToSpikes:
                 "waveform's layout (frames, or frames × channels) and its sample rate, or leave the clip out")
         nyquist = sample_rate / 2
         if nyquist < self.fmax:
+            from neurosim.training.checkpoint import _caller_stacklevel
+
             dead = int(np.sum(self.centers > nyquist))
             warnings.warn(
                 f"a waveform at {sample_rate:g} Hz holds no frequency above {nyquist:g} Hz, but the filterbank reaches "
                 f"f_max = {self.fmax:g} Hz: its {dead} channel(s) centred above {nyquist:g} Hz (of {self.n_channels}) "
                 "get (almost) no input, and recordings at higher rates would differ from it by their rate alone. "
                 f"Convert every recording of a dataset with AudioToSpikes(f_max={0.45 * sample_rate:g}) (below the "
-                "lowest rate's half)", UserWarning, stacklevel=2)
+                "lowest rate's half)", UserWarning, stacklevel=_caller_stacklevel())  # (from_file's caller too)
         raw_peak = float(np.max(np.abs(w)))
         w = w - w.mean()  # no DC offset
         if float(np.max(np.abs(w))) <= 1e-9 * raw_peak:

@@ -304,8 +304,9 @@ def test_a_rate_below_twice_f_max_warns_of_the_channels_it_cannot_reach():
     noise = np.random.default_rng(0).standard_normal(8000)
     dead = int(np.sum(a2s.centers > 4000))
     with pytest.warns(UserWarning, match=rf"8000 Hz holds no frequency above 4000 Hz.*f_max = 7200 Hz: its {dead} "
-                                         r"channel\(s\).*AudioToSpikes\(f_max=3600\)"):
+                                         r"channel\(s\).*AudioToSpikes\(f_max=3600\)") as caught:
         ev = a2s(noise, 8000)
+    assert caught[0].filename == __file__  # it points at the caller's line, not inside neurosim
     assert dead == 120 and np.isin(np.arange(700 - dead, 700), ev["x"]).mean() < 0.5  # most of them never fire
     import warnings
 
