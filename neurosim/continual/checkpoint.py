@@ -11,6 +11,9 @@ ordinary neurosim checkpoint (:func:`neurosim.training.checkpoint.save_checkpoin
 * ``continual`` — what the view leaves out: the whole continual config, the method, the seed, the task names, the
   accuracy matrix of that (method, seed) and the fingerprint of the settings it ran with.
 
+A relative ``tasks.root`` is stored absolute (taken from the working directory of the run), so that the file loads
+from any folder.
+
 Loading one (:func:`neurosim.runs.load_run`, so every command that takes ``--checkpoint``) rebuilds that seed's task
 sequence from the continual config and serves the **test splits of all its tasks**, interleaved (task 0's first
 sample, task 1's first, …, then every task's second …): the model is to serve every task it learnt, and any first
@@ -84,6 +87,8 @@ def save_continual_model(path: str | Path, model: torch.nn.Module | dict, cfg: C
 
     state = model.state_dict() if isinstance(model, torch.nn.Module) else model
     state = {k: v.detach().cpu().clone() for k, v in state.items()}
+    if cfg.tasks.root is not None:  # absolute (as folder: datasets are): loading rebuilds the tasks from any folder
+        cfg = dataclasses.replace(cfg, tasks=dataclasses.replace(cfg.tasks, root=str(Path(cfg.tasks.root).resolve())))
     return save_checkpoint(path, {
         "kind": KIND, "model": state, "config": config_to_dict(run_config_view(cfg, seed)),
         "continual": {"config": config_to_dict(cfg), "method": method, "seed": int(seed),

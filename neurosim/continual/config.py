@@ -73,16 +73,23 @@ class TasksConfig:
                                             f"{self.num_tasks}")
         if not self.source:
             raise InvalidValue("source", "must name sklearn_digits or a registry dataset, got an empty string")
-        # a key the protocol ignores, set to something else than its default, is a setting the user expects to act
-        # (a saved config.toml writes every key at its default: it loads)
-        ignored = {"class_split": ("num_tasks", "the tasks are the class groups of classes_per_task classes each"),
-                   "permuted": ("classes_per_task", "every task has all the classes, permuted (num_tasks sets how "
-                                                    "many)")}
-        key, why = ignored[self.protocol]
-        default = next(f.default for f in fields(self) if f.name == key)
-        if getattr(self, key) != default:
-            raise InvalidValue(key, f"is not used by protocol {self.protocol!r} ({why}), got {getattr(self, key)!r}; "
-                                    f"leave it out, or set tasks.protocol to the protocol that uses it")
+        # a key the protocol or source ignores, set to something else than its default, is a setting the user
+        # expects to act (a saved config.toml writes every key at its default: it loads)
+        protocol, fix = f"protocol {self.protocol!r}", "set tasks.protocol to the protocol that uses it"
+        ignored = [
+            ("num_tasks", self.protocol == "class_split", protocol,
+             "the tasks are the class groups of classes_per_task classes each", fix),
+            ("classes_per_task", self.protocol == "permuted", protocol,
+             "every task has all the classes, permuted (num_tasks sets how many)", fix),
+            ("permute_first", self.protocol == "class_split", protocol, "its tasks permute nothing", fix),
+            ("downsample", self.source == "sklearn_digits", "source 'sklearn_digits'",
+             "its 8×8 digits are pixel currents, not event frames to pool", "set tasks.source to a registry dataset"),
+        ]
+        for key, unused, by, why, what in ignored:
+            default = next(f.default for f in fields(self) if f.name == key)
+            if unused and getattr(self, key) != default:
+                raise InvalidValue(key, f"is not used by {by} ({why}), got {getattr(self, key)!r}; leave it out, or "
+                                        f"{what}")
 
 
 @dataclass(frozen=True)

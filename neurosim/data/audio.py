@@ -445,7 +445,8 @@ def write_shd_h5(path: str | os.PathLike, samples: Sequence[np.ndarray], labels:
         samples: one event array per sample with fields ``t`` (µs, integer ≥ 0) and ``x`` (channel in [0, 700)),
             e.g. :class:`AudioToSpikes` output or tonic SHD samples.
         labels: integer label per sample (≥ 0).
-        keys: class names for ``extra/keys``; default ``"class 0" … "class max(labels)"``.
+        keys: class names for ``extra/keys`` (text, or bytes as an SHD file holds them); default ``"class 0" …
+            "class max(labels)"``.
         speakers: speaker id per sample for ``extra/speaker``; default all 0.
 
     Returns:
@@ -485,7 +486,9 @@ def write_shd_h5(path: str | os.PathLike, samples: Sequence[np.ndarray], labels:
         times.append((t.astype(np.float64) + 0.5) / 1e6)
         units.append(x.astype(np.uint16))
     n_classes = int(labels_arr.max()) + 1 if labels_arr.size else 0
-    key_list = [str(k) for k in keys] if keys is not None else [f"class {i}" for i in range(n_classes)]
+    # text; bytes (an SHD file's own extra/keys, as h5py reads them) decoded as read_shd_h5 decodes them
+    key_list = ([k.decode() if isinstance(k, bytes) else str(k) for k in keys] if keys is not None
+                else [f"class {i}" for i in range(n_classes)])
     spk = np.zeros(len(samples), dtype=np.int64) if speakers is None else np.asarray(speakers)
     if spk.ndim != 1 or len(spk) != len(samples):
         raise ValueError(f"{len(samples)} samples but speakers of shape {spk.shape}: give one speaker id per sample")

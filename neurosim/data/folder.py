@@ -103,16 +103,20 @@ def recordings(path: Path, split: str, classes: tuple[str, ...], strays: list | 
     Args:
         strays: a list to collect the class folders' files of another type, and folders, as ``(path, reason)``
             (``neurosim datasets check`` lists them all with the unreadable recordings); None raises at the first.
+            A split holding only such files then gives no recordings instead of an error: the caller lists them.
 
     Raises:
-        FolderDatasetError: the split holds no recording, or (without ``strays``) a class folder holds a file of
-            another type or a folder.
+        FolderDatasetError: the split holds no recording (nor, with ``strays``, a file of another type), or
+            (without ``strays``) a class folder holds a file of another type or a folder.
     """
     split_dir = path / split
     samples = []
+    before = None if strays is None else len(strays)
     for label, name in enumerate(classes):
         if (split_dir / name).is_dir():
             samples += [(f, label) for f in _files(split_dir / name, strays)]
+    if not samples and strays is not None and len(strays) > before:  # the caller lists them: what is wrong there
+        return samples
     if not samples:
         raise FolderDatasetError(f"{split_dir} holds no recordings; put each in {split}/<class name>/ (classes: "
                                  f"{', '.join(classes)})")

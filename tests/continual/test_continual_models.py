@@ -140,3 +140,26 @@ def test_a_continual_checkpoint_without_its_record_is_refused(run, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a permuted run's model loads without a warning
         load_run(Path(model_path(result.run_dir, "hlop", 0)), progress=False, test_only=True)
+
+
+def test_a_relative_tasks_root_is_kept_absolute_so_the_model_loads_from_any_folder(tmp_path, monkeypatch):
+    """tasks.root = "mydata" was stored as given: loaded from another working directory, a registry source was
+    looked for there (event_digits was generated anew into it, silently; a tonic dataset was 'not on disk, set
+    tasks.root', which estimate cannot set)."""
+    import neurosim.continual.runner as runner
+    from neurosim.continual.checkpoint import save_continual_model
+    from neurosim.nn import build_model
+
+    (tmp_path / "run").mkdir()
+    monkeypatch.chdir(tmp_path / "run")
+    cfg = load_continual_config("continual_pmnist_digits", [*SMALL, 'tasks.root="mydata"'])
+    path = save_continual_model(tmp_path / "m.pt", build_model(cfg.model, cfg.neuron), cfg, "baseline", 0,
+                                ["permuted-0"], [[10.0]], "f")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    roots = []
+    load_source = runner.load_source
+    monkeypatch.setattr(runner, "load_source", lambda *a: roots.append(a[5]) or load_source(*a))
+    _, view, _ = load_run(path, progress=False, test_only=True)
+    assert roots == [str(tmp_path / "run" / "mydata")] and view.data.root == roots[0]
+    assert cfg.tasks.root == "mydata"  # the run's own config is left as written

@@ -261,3 +261,19 @@ def test_a_key_the_protocol_does_not_use_is_refused_when_set(protocol, key, valu
     # at its default (as a saved config.toml writes every key) it loads
     cfg = continual_config_from_dict({"tasks": {"protocol": protocol, "num_tasks": 5, "classes_per_task": 2}})
     assert cfg.tasks.protocol == protocol
+
+
+@pytest.mark.parametrize("tasks, key, value, fix", [
+    ({"protocol": "class_split", "permute_first": True}, "permute_first", True, "set tasks.protocol"),
+    ({"downsample": 2}, "downsample", 2, "set tasks.source to a registry dataset"),
+])
+def test_other_keys_without_effect_are_refused_too(tasks, key, value, fix):
+    """permute_first under class_split (no permutations) and downsample on sklearn_digits (8×8 currents, not event
+    frames to pool) were ignored silently, as num_tasks and classes_per_task were."""
+    with pytest.raises(ConfigError, match=rf"^tasks.{key}: is not used by .*got {value}; leave it out, or {fix}"):
+        continual_config_from_dict({"tasks": tasks})
+    defaults = {"permute_first": False, "downsample": 1}
+    continual_config_from_dict({"tasks": {**tasks, key: defaults[key]}})  # at its default it loads
+    # where it acts it is taken
+    assert continual_config_from_dict({"tasks": {"source": "event_digits", "downsample": 2}}).tasks.downsample == 2
+    assert continual_config_from_dict({"tasks": {"permute_first": True}}).tasks.permute_first

@@ -342,3 +342,20 @@ def test_shd_writer_refuses_labels_and_speakers_its_reader_would_not_take(tmp_pa
     assert not (tmp_path / "a.h5").exists()
     back = read_shd_h5(write_shd_h5(tmp_path / "a.h5", [ev, ev], [0, 1], keys=[0, "eins"], speakers=[3, 65535]))
     assert back.keys == ["0", "eins"] and back.speakers.tolist() == [3, 65535] and back.labels.tolist() == [0, 1]
+
+
+def test_write_shd_h5_takes_class_names_as_an_shd_file_holds_them(tmp_path):
+    """extra/keys as h5py reads them from a published file are bytes: they were written as "b'zero'" (str of bytes)."""
+    import h5py
+
+    from neurosim.data.audio import write_shd_h5
+    from neurosim.data.readers import read_shd_h5
+
+    ev = np.zeros(2, dtype=[("t", "<i8"), ("x", "<i8"), ("p", "<i8")])
+    ev["t"], ev["p"] = [10, 20], 1
+    first = write_shd_h5(tmp_path / "a.h5", [ev, ev], [0, 1], keys=["zero", "eins"])
+    with h5py.File(first, "r") as f:
+        keys = f["extra/keys"][()]  # numpy bytes, as from the Heidelberg files
+    assert isinstance(keys[0], bytes)
+    back = read_shd_h5(write_shd_h5(tmp_path / "b.h5", [ev, ev], [0, 1], keys=keys))
+    assert back.keys == ["zero", "eins"]

@@ -580,3 +580,19 @@ def test_splits_converted_with_different_channel_counts_warn(tmp_path, monkeypat
     else:
         with pytest.warns(UserWarning, match=warned + r".*AudioToSpikes' n_channels"):
             make_loaders(config, progress=False)
+
+
+def test_check_lists_a_splits_files_of_other_types_when_it_holds_nothing_else(tmp_path, capsys):
+    """A test/ of AEDAT4 files only: check said 'holds no recordings; put each in test/<class name>/' (where they
+    are), not what training says of them (not a recording neurosim reads; convert them to .npy)."""
+    from neurosim.cli import main
+
+    root = _folder(tmp_path)
+    for f in sorted((root / "test").rglob("*.npy")):
+        f.rename(f.with_suffix(".aedat4"))
+    assert main(["datasets", "check", f"folder:{root}"]) == 1
+    out = capsys.readouterr().out
+    assert "9 bad" in out and "test/left/0.aedat4: not a recording neurosim reads" in out
+    assert "tonic.io.read_aedat4" in out
+    with pytest.raises(ValueError, match="0.aedat4: not a recording"):  # as training says
+        get_dataset(f"folder:{root}").load("test")
