@@ -133,8 +133,12 @@ def continual_data(payload: dict[str, Any], path: str | Path, device: str | torc
     except (TypeError, KeyError, ValueError) as e:
         raise CheckpointError(f"checkpoint {str(path)!r} is a continual model without a readable record of its run "
                               f"({type(e).__name__}: {e})") from None
-    tasks = build_tasks(cfg, seed, progress=progress)
     tc = cfg.tasks
+    # a permuted sequence's tasks are the permutations (seeded by the seed alone) of the source: with the test splits
+    # alone wanted, one training sample is read, not every task's permuted copy of the training split
+    built = (dataclasses.replace(cfg, tasks=dataclasses.replace(tc, train_subset=1))
+             if test_only and tc.protocol == "permuted" else cfg)
+    tasks = build_tasks(built, seed, progress=progress)
     if tc.protocol == "class_split":
         warnings.warn(f"{path}: the continual run scored each class-split task within its own head (task-"
                       f"incremental); evaluated here the model's read-out picks among all {cfg.model.num_classes} "
@@ -144,9 +148,13 @@ def continual_data(payload: dict[str, Any], path: str | Path, device: str | torc
 
     def loader(split: str, shuffle: bool) -> FrameLoader:
         xs = [getattr(t, f"x_{split}") for t in tasks]
-        rows = _interleaved(xs)
-        frames = torch.cat(xs)[rows]
-        labels = torch.cat([getattr(t, f"y_{split}") for t in tasks])[rows]
+        where = torch.argsort(_interleaved(xs))  # each concatenated row's place in the interleaved order
+        frames = torch.empty((sum(len(x) for x in xs), *xs[0].shape[1:]), dtype=xs[0].dtype)
+        start = 0
+        for x in xs:  # written in place: no concatenated copy beside the interleaved one
+            frames[where[start:start + len(x)]] = x
+            start += len(x)
+        labels = torch.cat([getattr(t, f"y_{split}") for t in tasks])[_interleaved(xs)]
         return FrameLoader(frames, labels, cfg.train.batch_size, shuffle=shuffle, seed=seed, device=device)
 
     test = loader("test", False)

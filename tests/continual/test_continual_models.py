@@ -163,3 +163,16 @@ def test_a_relative_tasks_root_is_kept_absolute_so_the_model_loads_from_any_fold
     _, view, _ = load_run(path, progress=False, test_only=True)
     assert roots == [str(tmp_path / "run" / "mydata")] and view.data.root == roots[0]
     assert cfg.tasks.root == "mydata"  # the run's own config is left as written
+
+
+def test_the_test_split_alone_reads_one_training_sample_of_a_permuted_source(run, monkeypatch):
+    import neurosim.continual.runner as runner
+
+    cfg, result = run
+    built = []
+    real = runner.build_tasks
+    monkeypatch.setattr(runner, "build_tasks", lambda c, *a, **k: built.append(c.tasks.train_subset) or real(c, *a, **k))
+    _, _, data = load_run(model_path(result.run_dir, "hlop", 0), progress=False, test_only=True)
+    assert built == [1] and len(data.test.labels) == 3 * 40  # the permuted training copies are not made
+    _, _, data = load_run(model_path(result.run_dir, "hlop", 0), progress=False, test_only=False)
+    assert built == [1, 120] and len(data.train.labels) == 3 * 120
