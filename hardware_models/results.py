@@ -148,13 +148,14 @@ class Estimate:
 
     @property
     def fit_text(self) -> str:
-        """Whether the network fits, in words: ``"yes"``, ``"no (3 chips)"`` (it would on that many),
-        ``"no (a core limit)"`` (a layer exceeds what one core takes: no number of chips helps), or ``"-"`` (no
-        mapping: the conventional baseline)."""
+        """Whether the network fits, in words: ``"yes"`` (on one chip), ``"yes (3 chips)"`` (on the several chips
+        allowed), ``"no (3 chips)"`` (it would on that many), ``"no (a core limit)"`` (a layer exceeds what one core
+        takes: no number of chips helps), or ``"-"`` (no mapping: the conventional baseline)."""
         if self.mapping is None:
             return "-"
         if self.mapping.fits:
-            return "yes"
+            n = self.mapping.chips_needed
+            return "yes" if not n or n <= 1 else f"yes ({n} chips)"
         return f"no ({self.mapping.chips_needed} chips)" if self.mapping.chips_needed else "no (a core limit)"
 
     def to_dict(self) -> dict:

@@ -547,6 +547,9 @@ def test_cli_chips_lets_a_model_map_onto_several_chips(tiny_checkpoint, tmp_path
     needed = runs[None]["one_core"]["mapping"]["chips_needed"]
     assert needed > 1 and not runs[None]["one_core"]["fits"]
     assert runs[64]["one_core"]["fits"] and runs[64]["one_core"]["mapping"]["chips_needed"] == needed
+    table = (tmp_path / "chips64" / "estimate.txt").read_text()
+    assert f"yes ({needed} chips)" in table
+    assert f"no ({needed} chips)" in (tmp_path / "chipsNone" / "estimate.txt").read_text()
     assert any("['chips'] do not apply to crossbar targets" in n for n in runs[64]["rram_neurosim"]["notes"])
 
 
