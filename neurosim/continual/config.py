@@ -58,7 +58,9 @@ class TasksConfig:
     classes_per_task: int = 2  # class_split: classes per task (10 digits → 5 tasks of 2; permuted: not to be set)
     permute_first: bool = False  # permuted: False keeps task 0 unpermuted (easier to look at); the PMNIST code permutes all
     time_steps: int = 4  # T: steps per sample (static digits: the same input current every step)
-    downsample: int = 1  # registry (event) sources: sum-pool H and W by this factor (event digits 34×34 → 17×17 with 2)
+    # registry (event) sources: sum-pool H and W by this factor (event digits 34×34 → 17×17 with 2); a source one row
+    # high (SHD's 700 channels) along its channels alone (700 → 350 with 2)
+    downsample: int = 1
     train_subset: int | None = None  # use only the first N training samples of the source (quick runs)
     test_subset: int | None = None  # use only the first N test samples of the source
     root: str | None = None  # registry sources: where they live (event_digits' generated file too; None: the cache)

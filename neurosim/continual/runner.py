@@ -68,6 +68,8 @@ def _load_source(cfg: ContinualConfig, progress: bool) -> tuple:
                            progress)
     except DatasetNotFoundError as e:  # not on disk: where it was looked for, and how to get it
         raise DatasetNotFoundError(_continual_keys(str(e))) from None
+    except ConfigError:  # names its own key (tasks.downsample)
+        raise
     except ValueError as e:
         raise ConfigError(f"tasks.source: {_continual_keys(str(e))}") from None
 

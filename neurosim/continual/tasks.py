@@ -172,8 +172,15 @@ def _registry(name: str, time_steps: int, downsample: int, train_subset, test_su
         frames, labels = load_frames(cfg, split, progress)  # [N, T, P, H, W]
         x = torch.from_numpy(np.asarray(frames)).float()
         if downsample > 1:
-            n, t = x.shape[:2]
-            pooled = torch.nn.functional.avg_pool2d(x.flatten(0, 1), downsample) * downsample ** 2  # sum-pool
+            n, t, _, h, w = x.shape
+            # sum-pool H and W (a source one row high, e.g. audio channels, along W alone); a remainder is dropped
+            kernel = (1 if h == 1 else downsample, downsample)
+            if kernel[0] > h or kernel[1] > w:
+                from neurosim.config import ConfigError
+
+                raise ConfigError(f"tasks.downsample: {downsample} is larger than {name!r}'s frames ({h} × {w}); use "
+                                  f"a factor of at most {w if h == 1 else min(h, w)}")
+            pooled = torch.nn.functional.avg_pool2d(x.flatten(0, 1), kernel) * (kernel[0] * kernel[1])
             x = pooled.reshape(n, t, *pooled.shape[1:])
         out += [x, torch.from_numpy(np.asarray(labels)).long()]
     return tuple(out)

@@ -277,3 +277,19 @@ def test_other_keys_without_effect_are_refused_too(tasks, key, value, fix):
     # where it acts it is taken
     assert continual_config_from_dict({"tasks": {"source": "event_digits", "downsample": 2}}).tasks.downsample == 2
     assert continual_config_from_dict({"tasks": {"permute_first": True}}).tasks.permute_first
+
+
+def test_downsample_pools_a_one_row_source_along_its_channels(monkeypatch):
+    # SHD-like frames [N, T, 1, 1, 700]: avg_pool2d over H = 1 failed inside torch ("Output size is too small")
+    import numpy as np
+
+    import neurosim.data.pipeline as pipeline
+    from neurosim.continual import tasks as tasks_module
+
+    frames = np.random.default_rng(0).integers(0, 3, (4, 2, 1, 1, 10)).astype(np.uint8)
+    monkeypatch.setattr(pipeline, "load_frames", lambda cfg, split, progress: (frames, np.arange(4) % 2))
+    x_tr, _, _, _ = tasks_module._registry("event_digits", 2, 2, None, None, None, False)
+    assert x_tr.shape == (4, 2, 1, 1, 5)  # channel pairs summed
+    assert torch.equal(x_tr, torch.from_numpy(frames).float().reshape(4, 2, 1, 1, 5, 2).sum(-1))
+    with pytest.raises(ConfigError, match=r"^tasks.downsample: 20 is larger than 'event_digits'.*at most 10"):
+        tasks_module._registry("event_digits", 2, 20, None, None, None, False)
