@@ -267,6 +267,8 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _expand_home(self, "root")
+        if self.root is not None:  # kept absolute, as a folder: dataset is: the run's checkpoint finds its data from
+            object.__setattr__(self, "root", str(Path(self.root).resolve()))  # any working directory
         if self.dataset.startswith("folder:"):  # recordings of one's own: kept absolute, so that the run's config and
             folder = _expanded(self.dataset[len("folder:"):], "dataset")  # checkpoint find them from anywhere
             object.__setattr__(self, "dataset", f"folder:{Path(folder).resolve()}")

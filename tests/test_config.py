@@ -1,6 +1,7 @@
 """Config loading: defaults, TOML round trip, overrides, and errors that name the key."""
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -99,7 +100,7 @@ def test_none_means_none_for_every_key_that_may_be_none(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('[data]\nroot = "none"\n')
     assert load_config(path).data.root is None
-    assert load_config(None, ["data.root=./none"]).data.root == "./none"  # a folder of that name
+    assert load_config(None, ["data.root=./none"]).data.root == str(Path.cwd() / "none")  # a folder of that name
     assert load_config(None, ["name=none"]).name == "none"  # a key that cannot be None keeps the word
 
 
@@ -357,3 +358,13 @@ def test_neurosim_train_warns_of_ineffective_settings_before_loading_data(tmp_pa
     cfg = config_from_dict({"out_dir": str(tmp_path), "train": {"k": 4}})
     with pytest.warns(UserWarning, match=r"^setting with no effect in this config: train.k = 4: only"):
         _check_before_loading(cfg)
+
+
+def test_a_relative_data_root_is_kept_absolute(tmp_path, monkeypatch):
+    # stored as given, a checkpoint trained with data.root = "data" looked for its data under whatever directory
+    # neurosim evaluate / estimate ran in (and they cannot set data.root)
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(None, ["data.root=data"])
+    assert cfg.data.root == str(tmp_path / "data")
+    monkeypatch.chdir("/")
+    assert config_from_dict(config_to_dict(cfg)).data.root == str(tmp_path / "data")  # as its checkpoint reads it
