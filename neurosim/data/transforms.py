@@ -25,7 +25,10 @@ except where tonic is wrong. The differences, all deliberate:
 * **Silent overflows.** A frame count past int16's 32,767 (a hot pixel in a long frame) wraps around in tonic; here
   ``ToFrame`` raises, naming the frame and pixel. Integer timestamps whose frame windows pass int64's range
   (``t`` near 2**63, or uint64 above it) give tonic wrapped or float-rounded windows and wrong or empty frames;
-  here ``ToFrame`` raises (subtract ``t[0]`` first). ``Downsample`` raises where a product does not fit its field
+  here ``ToFrame`` raises (subtract ``t[0]`` first). With unsigned timestamps (AEDAT4's uint64) and a ``time_window``
+  longer than the recording, numpy 2 wraps tonic's ``duration - time_window`` around (``uint - int`` stays unsigned):
+  it asks for ~1e13 frames and fails with ``MemoryError``; here ``ToFrame`` gives one frame, as for signed timestamps.
+  ``Downsample`` raises where a product does not fit its field
   (``uint8`` x times 2, ``int32`` t times 1000), as ``CenterCrop`` does for padding; tonic wraps around.
   ``ToFrame(n_time_bins=T)`` on events spanning fewer than ``T`` time units (all frames empty, kept from tonic)
   warns.
@@ -351,13 +354,18 @@ def _check_time_range(t: np.ndarray, start, end, last_end_offset) -> None:
     if t.dtype.kind not in "iu":
         return
     limit = np.iinfo(np.int64).max
-    first, last = (v.item() if isinstance(v, np.generic) else v for v in (start, end))
+    first, last = _scalar(start), _scalar(end)
     reach = max(last, first + last_end_offset, last - first)
     if reach > limit:
         raise ValueError(f"ToFrame: timestamps from {first} to {last} give frame windows that reach {reach}, past "
                          f"int64's range ({limit}), where numpy's window arithmetic wraps around or rounds to float64 "
                          "(tonic's too, silently: wrong or empty frames); subtract the first timestamp first "
                          "(t - t[0])")
+
+
+def _scalar(v):
+    """A numpy scalar as a Python number (exact arithmetic, no unsigned wrap-around); other values as given."""
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def _time_order(events: np.ndarray) -> np.ndarray:
@@ -497,7 +505,8 @@ class ToFrame:
     float64 ``[T, P, W, H]``; a binned event outside ``sensor_size`` raises ``ValueError`` naming its index in the
     caller's array; more than 32,767 events of one pixel in one frame raise ``ValueError`` (tonic's int16 counts
     wrap around); integer timestamps whose windows pass int64's range raise ``ValueError`` (tonic bins them
-    silently wrong: empty or wrapped frames); with ``n_time_bins``, events spanning fewer than ``T`` time units
+    silently wrong: empty or wrapped frames); unsigned timestamps spanning less than ``time_window`` give one frame
+    (under numpy 2 tonic's window count wraps around to ~1e13 frames: ``MemoryError``); with ``n_time_bins``, events spanning fewer than ``T`` time units
     give empty frames with a warning (tonic is silent); the input is never modified (tonic's writes ``p = 0`` into
     it when ``P == 1``).
     """
@@ -549,7 +558,10 @@ class ToFrame:
         tw, stride = self.time_window, self.time_window - self.overlap
         start = t[0] if self.start_time is None else self.start_time
         end = t[-1] if self.end_time is None else self.end_time
-        duration = end - start
+        if t.dtype.kind == "u":  # numpy 2 keeps ``uint - int`` unsigned: a span shorter than the window would wrap
+            duration = _scalar(end) - _scalar(start)  # around to ~2**64 (tonic asks for ~1e13 frames); Python ints
+        else:
+            duration = end - start
         if self.include_incomplete:
             n_slices = int(np.ceil((duration - tw) / stride) + 1)
         else:

@@ -277,6 +277,42 @@ def test_to_frame_refuses_timestamps_whose_windows_pass_int64():
                 tt.ToFrame(sensor_size=(4, 3, 2), time_window=1000)(epoch.copy()))
 
 
+@pytest.mark.parametrize("t_dtype", ["<u8", "<u4", "<u2"])
+def test_to_frame_time_window_longer_than_unsigned_recording_gives_one_frame(t_dtype):
+    """AEDAT4 timestamps are uint64: under numpy 2, tonic's ``duration - time_window`` wraps around when the recording
+    is shorter than the window (uint64 - int stays uint64), asking for ~1e13 frames (MemoryError); one frame, as for
+    signed timestamps."""
+    unsigned = np.dtype([("t", t_dtype), ("x", "<u2"), ("y", "<u2"), ("p", "?")])
+    signed = np.dtype([("t", "<i8"), ("x", "<u2"), ("y", "<u2"), ("p", "?")])
+    t = [1000, 1200, 1500, 1500, 3000]
+    events = make_events([0, 1, 2, 3, 1], [0, 2, 1, 1, 0], t, [0, 1, 1, 0, 1], unsigned)
+    as_signed = events.astype(signed)
+    for params in ({"time_window": 5000}, {"time_window": 2001, "include_incomplete": True},
+                   {"time_window": 3000, "overlap": 1000}, {"time_window": 500, "end_time": 900},
+                   {"time_window": 500, "start_time": 3500}, {"time_window": 700, "start_time": 500, "end_time": 1000}):
+        ours = nt.ToFrame(sensor_size=(4, 3, 2), **params)(events)
+        assert_same(ours, nt.ToFrame(sensor_size=(4, 3, 2), **params)(as_signed))
+        assert_same(ours, tt.ToFrame(sensor_size=(4, 3, 2), **params)(as_signed.copy()))
+    assert nt.ToFrame(sensor_size=(4, 3, 2), time_window=5000)(events).sum() == 5
+
+
+def test_to_frame_time_window_on_a_real_aedat4_recording_equals_tonic(real_file):
+    """A real DVXplorer recording (uint64 µs since the epoch, 0.59 s) in windows shorter and longer than it."""
+    tonic_io = pytest.importorskip("tonic.io")
+    pytest.importorskip("aedat", reason="reading AEDAT4 needs the aedat package")
+    events = tonic_io.read_aedat4(str(real_file("sample.aedat4")))
+    events.dtype.names = ("t", "x", "y", "p")  # tonic's CIFAR10DVS renames read_aedat4's polarity field 'on' so
+    span = int(events["t"][-1] - events["t"][0])
+    as_signed = events.astype([("t", "<i8"), ("x", "<u2"), ("y", "<u2"), ("p", "?")])
+    for window in (50_000, span, span + 1, 1_000_000):
+        for include_incomplete in (False, True):
+            params = {"time_window": window, "include_incomplete": include_incomplete}
+            ours = nt.ToFrame(sensor_size=(320, 240, 2), **params)(events)
+            assert_same(ours, tt.ToFrame(sensor_size=(320, 240, 2), **params)(as_signed.copy()))
+            if window > span:  # one window from the first event holds them all
+                assert ours.shape[0] == 1 and ours.sum() == len(events)
+
+
 def test_to_frame_warns_when_n_time_bins_exceeds_the_span():
     seconds = make_events([0, 1, 2, 3, 1], [0] * 5, [0.0, 0.1, 0.25, 0.5, 0.99], [0] * 5, DTYPES["float_t"])
     with pytest.warns(UserWarning, match=r"span 0.99 time units, less than n_time_bins = 10"):
