@@ -701,10 +701,12 @@ def _pixel_filter_inputs(events: np.ndarray, who: str):
     return events, _native(events["x"]), y, _native(events["t"]), width, height
 
 
-
-def _time_scalar(value, t: np.ndarray):
-    """``value`` in the arithmetic tonic's loop uses: the dtype of float timestamps, else as given."""
-    return t.dtype.type(value) if np.issubdtype(t.dtype, np.floating) else value
+def _operand(value, dtype: np.dtype):
+    """``value`` as numpy's ``field * value`` sees it, so a numba kernel computes in tonic's precision: for a float
+    field, a scalar of the product's dtype (a Python float is 'weak' and keeps a float32 field's product float32, a
+    numpy float64 makes it float64); for other fields ``value`` as given (numba multiplies them exactly in int64 or
+    float64)."""
+    return np.result_type(dtype, value).type(value) if dtype.kind == "f" else value
 
 
 @dataclass(frozen=True)
@@ -732,7 +734,7 @@ class Denoise:
         if len(events) == 0:
             return events.copy()
         events, x, y, t, width, height = _pixel_filter_inputs(events, "Denoise")
-        filter_time = _time_scalar(self.filter_time, t)
+        filter_time = _operand(self.filter_time, t.dtype)
         init = float(self.filter_time) if self.tonic_compatible else -np.inf
         keep = np.empty(len(events), np.bool_)
         _denoise_kernel(x, y, t, width, height, filter_time, init, keep)
@@ -798,11 +800,12 @@ class Downsample:
     """Multiply timestamps by ``time_factor`` and pixel coordinates by ``spatial_factor`` (tonic's ``Downsample``).
 
     ``spatial_factor`` is one number or ``(fx, fy)``; with ``sensor_size`` and ``target_size`` given instead, it is
-    ``target_size / sensor_size[:2]``. Products are cast back to each field's dtype (truncation towards zero for
-    integer fields, as numpy's assignment in tonic). A product that does not fit its field (``uint8`` x times 2,
-    ``int32`` t times 1000) raises ``ValueError`` (tonic wraps it around silently): cast the field to a wider type
-    first. No event is dropped; later transforms need the reduced sensor size. Events without ``y`` (audio) scale
-    ``x`` and ``t``.
+    ``target_size / sensor_size[:2]``. Products are computed in the precision numpy gives them in tonic (a float32
+    field times a Python float is a float32 product, times ``target_size / sensor_size`` a float64 one) and cast back
+    to each field's dtype (truncation towards zero for integer fields, as numpy's assignment in tonic). A product
+    that does not fit its field (``uint8`` x times 2, ``int32`` t times 1000) raises ``ValueError`` (tonic wraps it
+    around silently): cast the field to a wider type first. No event is dropped; later transforms need the reduced
+    sensor size. Events without ``y`` (audio) scale ``x`` and ``t``.
     """
 
     time_factor: float = 1
@@ -830,7 +833,7 @@ class Downsample:
     def _factors(self):
         if self.target_size is not None:
             f = np.asarray(self.target_size) / self.sensor_size[:-1]
-            return float(f[0]), float(f[1])
+            return f[0], f[1]  # numpy float64, as tonic's: it makes a float32 field's product float64
         if isinstance(self.spatial_factor, tuple):
             return self.spatial_factor
         return self.spatial_factor, self.spatial_factor
@@ -842,7 +845,8 @@ class Downsample:
             return out
         fx, fy = self._factors()
         has_y = "y" in out.dtype.names
-        ft = _time_scalar(self.time_factor, out["t"])
+        fx, ft = _operand(fx, out["x"].dtype), _operand(self.time_factor, out["t"].dtype)
+        fy = _operand(fy, out["y"].dtype) if has_y else fx
         scale_t = not (isinstance(self.time_factor, numbers.Integral) and self.time_factor == 1)
         for name, factor, what in (("x", fx, "spatial_factor"), ("y", fy, "spatial_factor"),
                                    ("t", ft, "time_factor")):

@@ -537,6 +537,22 @@ def test_downsample_refuses_products_its_fields_cannot_hold():
     assert_same(nt.Downsample(time_factor=1000)(ok), tt.Downsample(time_factor=1000)(ok.copy()))
 
 
+@pytest.mark.parametrize("field", ["<f4", "<f2", "<f8", ">f4", "<i2", "<u8"])
+def test_downsample_computes_in_the_precision_tonics_numpy_does(field):
+    """float32 x times 0.3 is a float32 product in numpy (a Python float is 'weak': 3 * float32(0.3) = 0.90000004),
+    target_size / sensor_size a float64 one (float16 x * 0.5 then rounds once, from float64)."""
+    rng = np.random.default_rng(5)
+    dtype = np.dtype([("x", field), ("y", field), ("t", field), ("p", "i1")])
+    events = make_events(rng.integers(0, 200, 300), rng.integers(0, 200, 300), np.sort(rng.integers(0, 2000, 300)),
+                         rng.integers(0, 2, 300), dtype)
+    cases = [{"spatial_factor": 0.3}, {"spatial_factor": (0.1, 0.7), "time_factor": 0.001},
+             {"time_factor": 1.3}, {"spatial_factor": 2, "time_factor": 3},
+             {"spatial_factor": np.float64(0.3), "time_factor": np.float32(0.7)},
+             {"sensor_size": (200, 200, 2), "target_size": (60, 33)}]
+    for params in cases:
+        assert_same(nt.Downsample(**params)(events), tt.Downsample(**params)(events))
+
+
 def test_center_crop_pads_unsigned_coordinates_and_names_a_field_too_narrow():
     events = make_events([0, 1, 2], [0, 2, 1], [0, 1, 2], [0, 1, 0], DTYPES["float_t"])  # uint16 x, y
     out = nt.CenterCrop(sensor_size=(4, 3, 2), size=(8, 6))(events)  # tonic: OverflowError on -= -2
