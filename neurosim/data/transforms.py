@@ -38,10 +38,14 @@ except where tonic is wrong. The differences, all deliberate:
   not fired yet has no effect (``Denoise`` drops an event whose neighbours never fired; ``RefractoryPeriod`` keeps
   the first event of every pixel). ``tonic_compatible=True`` restores tonic's behaviour exactly.
 * **ToVoxelGrid polarity.** tonic maps polarity 0 to -1 by ``p[p == 0] = -1``, which on a bool field writes
-  ``True`` — every event counts +1 — and on an unsigned field wraps to 255. Here polarity is ``+1`` where ``p > 0``
+  ``True`` — every event counts +1 — and on an unsigned field raises ``OverflowError`` (numpy 2; numpy 1 wraps it
+  to 255). Here polarity is ``+1`` where ``p > 0``
   and ``-1`` elsewhere, for every dtype. A recording whose timestamps are all equal (one event, say) makes tonic
   divide by zero; here all its events sit at the start of bin 0.
-* **TimeJitter(sort_timestamps=True)** sorts stably (tonic's quicksort may reorder events with equal timestamps).
+* **TimeJitter.** ``sort_timestamps=True`` sorts stably (tonic's quicksort may reorder events with equal
+  timestamps). On unsigned timestamps tonic's cast wraps a jittered time below zero around (to ~2**32 for uint32),
+  so its ``clip_negative`` never sees it and keeps the event at that huge time; here ``clip_negative=True`` drops
+  it and ``clip_negative=False`` raises ``ValueError``.
 * **Random transforms** take ``seed``: ``None`` draws from numpy's global RNG exactly as tonic does (same draws,
   so ``np.random.seed(s)`` reproduces tonic's output; torch's ``DataLoader`` reseeds it per worker); an ``int``
   gives the transform its own ``np.random.default_rng(seed)`` (reproducible sequence of calls). Inside a torch
@@ -1013,8 +1017,9 @@ class TimeJitter(_Seeded):
     Jittered times are cast back to the ``t`` dtype (truncation towards zero for integer timestamps, as tonic);
     ``clip_negative`` drops the events whose new time is negative; ``sort_timestamps`` sorts the result by time
     (stable, unlike tonic's quicksort, so equal timestamps keep their order). Draws ``len(events)`` normals from
-    ``seed`` (see the module docstring). With unsigned timestamps and ``clip_negative=False``, a negative result
-    raises ``ValueError`` instead of wrapping around.
+    ``seed`` (see the module docstring). With unsigned timestamps a negative result does not wrap around (tonic's
+    does, to ~2**32 for uint32, and keeps the event even with ``clip_negative``): ``clip_negative=True`` drops the
+    event, ``clip_negative=False`` raises ``ValueError``.
     """
 
     std: float

@@ -627,6 +627,20 @@ def test_time_jitter_equals_tonic_draw_for_draw(data, seed, std, clip):
     assert_same(ours_sorted, stable_sorted(theirs))
 
 
+def test_time_jitter_on_unsigned_timestamps_drops_or_refuses_what_tonic_wraps_around():
+    dtype = np.dtype([("x", "<u2"), ("y", "<u2"), ("t", "<u4"), ("p", "?")])
+    events = make_events([0, 1, 2, 3, 4, 5], [0] * 6, [10, 20, 30, 40, 50, 60], [0, 1] * 3, dtype)
+    np.random.seed(1)
+    theirs = tt.TimeJitter(std=100, clip_negative=True)(events)
+    np.random.seed(1)
+    ours = nt.TimeJitter(std=100, clip_negative=True)(events)
+    wrapped = theirs["t"] > 2**31  # tonic: jittered below 0, cast to uint32 around 2**32, kept despite clip_negative
+    assert wrapped.sum() == 4
+    assert_same(ours, theirs[~wrapped])
+    with pytest.raises(ValueError, match="jitter made unsigned timestamps negative; use clip_negative=True"):
+        nt.TimeJitter(std=100, clip_negative=False, seed=np.random.RandomState(1))(events)
+
+
 @SETTINGS
 @given(data=streams(), seed=st.integers(0, 2**16),
        p=st.one_of(st.sampled_from([0.0, 0.1, 0.5, 1.0]), st.just((0.1, 0.6))))
