@@ -307,7 +307,15 @@ def _check_events(events, need: Sequence[str], who: str) -> None:
                            else ""))
     missing = [f for f in need if f not in names]
     if missing:
-        raise ValueError(f"{who}: events lack field(s) {', '.join(map(repr, missing))} (fields: {', '.join(names)})")
+        titled = {f: next(n for n in names if events.dtype.fields[n][2:] == (f,)) for f in missing
+                  if f in events.dtype.fields}  # tonic.io.read_aedat4: polarity field 'on', titled 'p'
+        hint = ""
+        if titled:
+            renamed = tuple(next((t for t, n in titled.items() if n == name), name) for name in names)
+            hint = (f"; {', '.join(f'{t!r} is only the title of field {n!r}' for t, n in titled.items())} (as "
+                    f"tonic.io.read_aedat4 names it): rename the fields first, events.dtype.names = {renamed!r}")
+        raise ValueError(f"{who}: events lack field(s) {', '.join(map(repr, missing))} (fields: {', '.join(names)})"
+                         + hint)
 
 
 def _check_numbers(events: np.ndarray, who: str) -> None:

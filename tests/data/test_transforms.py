@@ -754,3 +754,10 @@ def test_bad_event_arrays_give_clear_errors():
         nt.Denoise(10)(np.zeros(3, np.dtype([("x", int), ("y", int)])))
     with pytest.raises(ValueError, match="lack field.*'y'"):
         nt.CenterCrop((3, 3, 2), 2)(np.zeros(3, AUDIO_DTYPE))
+    # tonic.io.read_aedat4's layout: the polarity field is named 'on' and titled 'p' (tonic's ToFrame: AssertionError)
+    aedat4 = np.zeros(3, np.dtype([("t", "<u8"), ("x", "<u2"), ("y", "<u2"), (("p", "on"), "?")]))
+    with pytest.raises(ValueError, match=r"lack field\(s\) 'p' \(fields: t, x, y, on\); 'p' is only the title of "
+                                         r"field 'on' .*events.dtype.names = \('t', 'x', 'y', 'p'\)"):
+        nt.ToFrame(sensor_size=(3, 3, 2), n_time_bins=2)(aedat4)
+    aedat4.dtype.names = ("t", "x", "y", "p")  # as the hint says (tonic's CIFAR10DVS does the same)
+    assert nt.ToFrame(sensor_size=(3, 3, 2), event_count=3)(aedat4).sum() == 3
