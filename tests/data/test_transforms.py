@@ -344,6 +344,31 @@ def test_to_frame_inside_tonic_compose_and_is_a_frozen_dataclass():
         t.n_time_bins = 3
 
 
+
+def test_a_tonic_dataset_takes_them_in_compose_through_dataloader_workers(tmp_path):
+    """The drop-in use: tonic's POKERDVS with ``transform=Compose([...])`` of ours, loaded by two worker processes
+    (the transforms travel there by pickle), gives tonic's frames. (Its files are in place: nothing downloads.)"""
+    import fixture_writers as fw
+    from torch.utils.data import DataLoader
+
+    fw.write_pokerdvs(tmp_path, "train")
+    size = tonic.datasets.POKERDVS.sensor_size
+
+    def dataset(m, **compat):
+        steps = [m.Denoise(filter_time=5000, **compat), m.RefractoryPeriod(delta=100, **compat),
+                 m.Downsample(spatial_factor=0.5), m.ToFrame(sensor_size=(18, 18, 2), n_time_bins=5)]
+        return tonic.datasets.POKERDVS(str(tmp_path), train=True, transform=tt.Compose(steps))
+
+    theirs = dataset(tt)
+    loaded = [(np.asarray(frames), int(label)) for frames, label in
+              DataLoader(dataset(nt, tonic_compatible=True), batch_size=None, num_workers=2)]
+    assert len(loaded) == len(theirs) == 20
+    for (frames, label), (expected, expected_label) in zip(loaded, theirs):
+        assert label == expected_label
+        assert_same(frames, expected)
+    assert sum(frames.sum() for frames, _ in loaded) > 0
+
+
 # ------------------------------------------------------------------------------------------------------- filters
 
 
