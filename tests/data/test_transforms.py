@@ -384,7 +384,7 @@ def test_a_tonic_dataset_takes_them_in_compose_through_dataloader_workers(tmp_pa
     from torch.utils.data import DataLoader
 
     fw.write_pokerdvs(tmp_path, "train")
-    size = tonic.datasets.POKERDVS.sensor_size
+    assert tonic.datasets.POKERDVS.sensor_size == (35, 35, 2)  # halved: x, y in [0, 17]
 
     def dataset(m, **compat):
         steps = [m.Denoise(filter_time=5000, **compat), m.RefractoryPeriod(delta=100, **compat),
