@@ -506,8 +506,9 @@ class ToFrame:
       gives all-zero frames. Use ``time_window`` with ``start_time``/``end_time`` to bin a fixed span exactly.
     * ``n_event_bins``: ``T`` frames of ``len(events) // T * (1 + overlap)`` events each.
 
-    ``overlap`` is in timestamp units (``time_window``), events (``event_count``) or a fraction of a bin in
-    ``[0, 1)`` (``n_time_bins``, ``n_event_bins``). ``sensor_size`` is ``(W, H, P)``; ``None`` infers it per
+    ``overlap`` is in timestamp units (``time_window``), events (``event_count``) — smaller than the window or
+    count; a negative one leaves a gap between frames, as in tonic's slicers — or a fraction of a bin in ``[0, 1)``
+    (``n_time_bins``, ``n_event_bins``). ``sensor_size`` is ``(W, H, P)``; ``None`` infers it per
     sample from the events (``max x + 1``, ``max y + 1``, number of distinct polarities) as tonic does. With
     ``P == 1`` all events must have the same polarity (as in tonic) and go to channel 0.
 
@@ -541,8 +542,8 @@ class ToFrame:
         if len(chosen) != 1:
             raise ValueError(f"{who}: set exactly one of time_window, event_count, n_time_bins, n_event_bins "
                              f"(got {', '.join(chosen) if chosen else 'none'})")
-        if not _is_number(self.overlap) or not math.isfinite(self.overlap) or self.overlap < 0:
-            raise ValueError(f"{who}: overlap must be a finite number >= 0, got {self.overlap!r}")
+        if not _is_number(self.overlap) or not math.isfinite(self.overlap):
+            raise ValueError(f"{who}: overlap must be a finite number, got {self.overlap!r}")
         if self.time_window is not None:
             _positive(self.time_window, "time_window", who)
             if self.overlap >= self.time_window:
@@ -556,7 +557,7 @@ class ToFrame:
         else:
             name = chosen[0]
             object.__setattr__(self, name, _positive_int(getattr(self, name), name, who))
-            if self.overlap >= 1:
+            if not 0 <= self.overlap < 1:
                 raise ValueError(f"{who}: with {name}, overlap is a fraction of a bin in [0, 1), got {self.overlap!r}")
         for name in ("start_time", "end_time"):
             v = getattr(self, name)

@@ -86,9 +86,9 @@ def frame_params():
         st.fixed_dictionaries({"n_time_bins": st.integers(1, 12), "overlap": overlap_frac}),
         st.fixed_dictionaries({"n_event_bins": st.integers(1, 12), "overlap": overlap_frac}),
         st.fixed_dictionaries({"time_window": st.sampled_from([1, 5, 1000, 50_000, 2.5]),
-                               "overlap": st.sampled_from([0, 0.5]),
+                               "overlap": st.sampled_from([0, 0.5, -3, -1000]),  # negative: gaps between frames
                                "include_incomplete": st.booleans()}),
-        st.fixed_dictionaries({"event_count": st.integers(1, 30), "overlap": st.sampled_from([0, 0]),
+        st.fixed_dictionaries({"event_count": st.integers(1, 30), "overlap": st.sampled_from([0, 0, -2, -2.5]),
                                "include_incomplete": st.booleans()}),
         st.fixed_dictionaries({"event_count": st.integers(5, 30), "overlap": st.integers(1, 4),
                                "include_incomplete": st.booleans()}),
@@ -160,12 +160,13 @@ def test_to_frame_equals_tonic_for_every_timestamp_type_and_fixed_spans(t_dtype)
         signed = events.astype([(f, "<i8" if f == "t" and t_dtype[1] == "u" else dtype[f]) for f in dtype.names])
         cases = [{"n_time_bins": int(rng.integers(1, 8)), "overlap": float(rng.choice([0, 0.25]))},
                  {"n_event_bins": int(rng.integers(1, 8)), "overlap": float(rng.choice([0, 0.5]))},
-                 {"event_count": int(rng.integers(2, 20)), "overlap": 1, "include_incomplete": bool(rng.random() < .5)}]
+                 {"event_count": int(rng.integers(2, 20)), "overlap": int(rng.choice([1, -3])),
+                  "include_incomplete": bool(rng.random() < 0.5)}]
         for window in (10, 25.5, 1000):
             for start, end in ((None, None), (t0 - 5, t0 + 57), (t0 + 30, None), (None, t0 + 20), (t0 + 9000, None)):
                 if t0 - 5 < 0 and start == t0 - 5 and t_dtype[1] == "u":
                     start = t0
-                cases.append({"time_window": window, "overlap": float(rng.choice([0, 5])), "start_time": start,
+                cases.append({"time_window": window, "overlap": float(rng.choice([0, 5, -7])), "start_time": start,
                               "end_time": end, "include_incomplete": bool(rng.random() < 0.5)})
         for params in cases:
             for size in ((width, height, n_pol), None):
@@ -776,6 +777,8 @@ def test_voxel_grid_edge_cases():
     (lambda: nt.ToFrame(sensor_size=(34, 34, 2), n_time_bins=0), ValueError, "n_time_bins must be a positive int"),
     (lambda: nt.ToFrame(sensor_size=(34, 34, 2), n_time_bins=2.5), ValueError, "positive integer"),
     (lambda: nt.ToFrame(sensor_size=(34, 34, 2), n_event_bins=4, overlap=1), ValueError, r"\[0, 1\)"),
+    (lambda: nt.ToFrame(sensor_size=(34, 34, 2), n_time_bins=4, overlap=-0.5), ValueError, r"\[0, 1\)"),
+    (lambda: nt.ToFrame(sensor_size=(34, 34, 2), time_window=10, overlap=float("nan")), ValueError, "finite number"),
     (lambda: nt.ToFrame(sensor_size=(34, 34, 2), time_window=-5), ValueError, "time_window must be"),
     (lambda: nt.ToFrame(sensor_size=(34, 34, 2), time_window=10, overlap=10), ValueError, "smaller than time_window"),
     (lambda: nt.ToFrame(sensor_size=(34, 34, 2), event_count=10, overlap=12), ValueError, "smaller than event_count"),
