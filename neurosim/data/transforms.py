@@ -421,7 +421,8 @@ def _sensor_size(value, who: str, optional: bool = False):
                          f"got {value!r}") from None
     if len(size) != 3 or any(v <= 0 for v in size):
         raise ValueError(f"{who}: sensor_size must be 3 positive integers (width, height, polarities), "
-                         f"got {value!r}")
+                         f"got {value!r}" + ("; None infers it from each sample's events (tonic also takes an "
+                                             "empty one so)" if optional and not size else ""))
     return size
 
 
@@ -828,6 +829,10 @@ class Downsample:
 
     def __post_init__(self):
         who = "Downsample"
+        if isinstance(self.time_factor, (tuple, list)):  # tonic passes it to time_skew_numpy, which draws from it
+            raise ValueError(f"{who}: time_factor must be a number, got {self.time_factor!r}; for a random factor "
+                             "per call (what tonic's Downsample does with a range, undocumented) put "
+                             "tonic.transforms.TimeSkew(coefficient=(low, high)) before it")
         _positive(self.time_factor, "time_factor", who)
         if isinstance(self.spatial_factor, (tuple, list)):
             if len(self.spatial_factor) != 2:

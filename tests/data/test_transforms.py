@@ -792,6 +792,8 @@ def test_voxel_grid_edge_cases():
     (lambda: nt.RefractoryPeriod(delta=1, seed="x"), TypeError, "seed must be"),
     (lambda: nt.Downsample(spatial_factor=0), ValueError, "spatial_factor"),
     (lambda: nt.Downsample(time_factor=-1), ValueError, "time_factor"),
+    (lambda: nt.Downsample(time_factor=(0.5, 2)), ValueError, r"random factor.*TimeSkew\(coefficient=\(low, high\)\)"),
+    (lambda: nt.ToFrame(sensor_size=(), n_time_bins=3), ValueError, r"got \(\); None infers it"),
     (lambda: nt.Downsample(target_size=(10, 10)), ValueError, "sensor_size is required"),
     (lambda: nt.CenterCrop(sensor_size=(34, 34, 2), size=(0, 3)), ValueError, "size must be"),
     (lambda: nt.RandomCrop(sensor_size=(34, 34, 2), target_size=(40, 10)), ValueError, "larger than the sensor"),
