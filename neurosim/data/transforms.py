@@ -28,10 +28,9 @@ except where tonic is wrong. The differences, all deliberate:
   here ``ToFrame`` raises (subtract ``t[0]`` first). With unsigned timestamps (AEDAT4's uint64) and a ``time_window``
   longer than the recording, numpy 2 wraps tonic's ``duration - time_window`` around (``uint - int`` stays unsigned):
   it asks for ~1e13 frames and fails with ``MemoryError``; here ``ToFrame`` gives one frame, as for signed timestamps.
-  ``Downsample`` raises where a product does not fit its field
-  (``uint8`` x times 2, ``int32`` t times 1000), as ``CenterCrop`` does for padding; tonic wraps around.
-  ``ToFrame(n_time_bins=T)`` on events spanning fewer than ``T`` time units (all frames empty, kept from tonic)
-  warns.
+  ``Downsample`` raises where a product does not fit its field (``uint8`` x times 2, ``int32`` t times 1000), as
+  ``CenterCrop`` does for padding; tonic wraps around. ``ToFrame(n_time_bins=T)`` on events spanning fewer than
+  ``T`` time units (all frames empty, kept from tonic) warns.
 * **Denoise / RefractoryPeriod start-up.** tonic initialises its per-pixel memories as if every pixel had fired at
   ``t = 0``: ``Denoise`` keeps every event with ``t < filter_time`` that has any in-range neighbour, even one that
   never fired, and ``RefractoryPeriod`` drops the first event of a pixel when its ``t <= 0``. Here a pixel that has
@@ -39,9 +38,9 @@ except where tonic is wrong. The differences, all deliberate:
   the first event of every pixel). ``tonic_compatible=True`` restores tonic's behaviour exactly.
 * **ToVoxelGrid polarity.** tonic maps polarity 0 to -1 by ``p[p == 0] = -1``, which on a bool field writes
   ``True`` — every event counts +1 — and on an unsigned field raises ``OverflowError`` (numpy 2; numpy 1 wraps it
-  to 255). Here polarity is ``+1`` where ``p > 0``
-  and ``-1`` elsewhere, for every dtype. A recording whose timestamps are all equal (one event, say) makes tonic
-  divide by zero; here all its events sit at the start of bin 0.
+  to 255). Here polarity is ``+1`` where ``p > 0`` and ``-1`` elsewhere, for every dtype. A recording whose
+  timestamps are all equal (one event, say) makes tonic divide by zero; here all its events sit at the start of
+  bin 0.
 * **TimeJitter.** ``sort_timestamps=True`` sorts stably (tonic's quicksort may reorder events with equal
   timestamps). On unsigned timestamps tonic's cast wraps a jittered time below zero around (to ~2**32 for uint32),
   so its ``clip_negative`` never sees it and keeps the event at that huge time; here ``clip_negative=True`` drops
