@@ -25,20 +25,26 @@ except where tonic is wrong. The differences, all deliberate:
 * **Silent overflows.** A frame count past int16's 32,767 (a hot pixel in a long frame) wraps around in tonic; here
   ``ToFrame`` raises, naming the frame and pixel. Integer timestamps whose frame windows pass int64's range
   (``t`` near 2**63, or uint64 above it) give tonic wrapped or float-rounded windows and wrong or empty frames;
-  here ``ToFrame`` raises (subtract ``t[0]`` first). ``Downsample`` raises where a product does not fit its field
-  (``uint8`` x times 2, ``int32`` t times 1000), as ``CenterCrop`` does for padding; tonic wraps around.
-  ``ToFrame(n_time_bins=T)`` on events spanning fewer than ``T`` time units (all frames empty, kept from tonic)
-  warns.
+  here ``ToFrame`` raises (subtract ``t[0]`` first). With unsigned timestamps (AEDAT4's uint64) and a ``time_window``
+  longer than the recording, numpy 2 wraps tonic's ``duration - time_window`` around (``uint - int`` stays unsigned):
+  it asks for ~1e13 frames and fails with ``MemoryError``; here ``ToFrame`` gives one frame, as for signed timestamps.
+  ``Downsample`` raises where a product does not fit its field (``uint8`` x times 2, ``int32`` t times 1000), as
+  ``CenterCrop`` does for padding; tonic wraps around. ``ToFrame(n_time_bins=T)`` on events spanning fewer than
+  ``T`` time units (all frames empty, kept from tonic) warns.
 * **Denoise / RefractoryPeriod start-up.** tonic initialises its per-pixel memories as if every pixel had fired at
   ``t = 0``: ``Denoise`` keeps every event with ``t < filter_time`` that has any in-range neighbour, even one that
   never fired, and ``RefractoryPeriod`` drops the first event of a pixel when its ``t <= 0``. Here a pixel that has
   not fired yet has no effect (``Denoise`` drops an event whose neighbours never fired; ``RefractoryPeriod`` keeps
   the first event of every pixel). ``tonic_compatible=True`` restores tonic's behaviour exactly.
 * **ToVoxelGrid polarity.** tonic maps polarity 0 to -1 by ``p[p == 0] = -1``, which on a bool field writes
-  ``True`` — every event counts +1 — and on an unsigned field wraps to 255. Here polarity is ``+1`` where ``p > 0``
-  and ``-1`` elsewhere, for every dtype. A recording whose timestamps are all equal (one event, say) makes tonic
-  divide by zero; here all its events sit at the start of bin 0.
-* **TimeJitter(sort_timestamps=True)** sorts stably (tonic's quicksort may reorder events with equal timestamps).
+  ``True`` — every event counts +1 — and on an unsigned field raises ``OverflowError`` (numpy 2; numpy 1 wraps it
+  to 255). Here polarity is ``+1`` where ``p > 0`` and ``-1`` elsewhere, for every dtype. A recording whose
+  timestamps are all equal (one event, say) makes tonic divide by zero; here all its events sit at the start of
+  bin 0.
+* **TimeJitter.** ``sort_timestamps=True`` sorts stably (tonic's quicksort may reorder events with equal
+  timestamps). On unsigned timestamps tonic's cast wraps a jittered time below zero around (to ~2**32 for uint32),
+  so its ``clip_negative`` never sees it and keeps the event at that huge time; here ``clip_negative=True`` drops
+  it and ``clip_negative=False`` raises ``ValueError``.
 * **Random transforms** take ``seed``: ``None`` draws from numpy's global RNG exactly as tonic does (same draws,
   so ``np.random.seed(s)`` reproduces tonic's output; torch's ``DataLoader`` reseeds it per worker); an ``int``
   gives the transform its own ``np.random.default_rng(seed)`` (reproducible sequence of calls). Inside a torch
@@ -300,7 +306,15 @@ def _check_events(events, need: Sequence[str], who: str) -> None:
                            else ""))
     missing = [f for f in need if f not in names]
     if missing:
-        raise ValueError(f"{who}: events lack field(s) {', '.join(map(repr, missing))} (fields: {', '.join(names)})")
+        titled = {f: next(n for n in names if events.dtype.fields[n][2:] == (f,)) for f in missing
+                  if f in events.dtype.fields}  # tonic.io.read_aedat4: polarity field 'on', titled 'p'
+        hint = ""
+        if titled:
+            renamed = tuple(next((t for t, n in titled.items() if n == name), name) for name in names)
+            hint = (f"; {', '.join(f'{t!r} is only the title of field {n!r}' for t, n in titled.items())} (as "
+                    f"tonic.io.read_aedat4 names it): rename the fields first, events.dtype.names = {renamed!r}")
+        raise ValueError(f"{who}: events lack field(s) {', '.join(map(repr, missing))} (fields: {', '.join(names)})"
+                         + hint)
 
 
 def _check_numbers(events: np.ndarray, who: str) -> None:
@@ -351,13 +365,18 @@ def _check_time_range(t: np.ndarray, start, end, last_end_offset) -> None:
     if t.dtype.kind not in "iu":
         return
     limit = np.iinfo(np.int64).max
-    first, last = (v.item() if isinstance(v, np.generic) else v for v in (start, end))
+    first, last = _scalar(start), _scalar(end)
     reach = max(last, first + last_end_offset, last - first)
     if reach > limit:
         raise ValueError(f"ToFrame: timestamps from {first} to {last} give frame windows that reach {reach}, past "
                          f"int64's range ({limit}), where numpy's window arithmetic wraps around or rounds to float64 "
                          "(tonic's too, silently: wrong or empty frames); subtract the first timestamp first "
                          "(t - t[0])")
+
+
+def _scalar(v):
+    """A numpy scalar as a Python number (exact arithmetic, no unsigned wrap-around); other values as given."""
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def _time_order(events: np.ndarray) -> np.ndarray:
@@ -401,7 +420,8 @@ def _sensor_size(value, who: str, optional: bool = False):
                          f"got {value!r}") from None
     if len(size) != 3 or any(v <= 0 for v in size):
         raise ValueError(f"{who}: sensor_size must be 3 positive integers (width, height, polarities), "
-                         f"got {value!r}")
+                         f"got {value!r}" + ("; None infers it from each sample's events (tonic also takes an "
+                                             "empty one so)" if optional and not size else ""))
     return size
 
 
@@ -486,8 +506,9 @@ class ToFrame:
       gives all-zero frames. Use ``time_window`` with ``start_time``/``end_time`` to bin a fixed span exactly.
     * ``n_event_bins``: ``T`` frames of ``len(events) // T * (1 + overlap)`` events each.
 
-    ``overlap`` is in timestamp units (``time_window``), events (``event_count``) or a fraction of a bin in
-    ``[0, 1)`` (``n_time_bins``, ``n_event_bins``). ``sensor_size`` is ``(W, H, P)``; ``None`` infers it per
+    ``overlap`` is in timestamp units (``time_window``), events (``event_count``) — smaller than the window or
+    count; a negative one leaves a gap between frames, as in tonic's slicers — or a fraction of a bin in ``[0, 1)``
+    (``n_time_bins``, ``n_event_bins``). ``sensor_size`` is ``(W, H, P)``; ``None`` infers it per
     sample from the events (``max x + 1``, ``max y + 1``, number of distinct polarities) as tonic does. With
     ``P == 1`` all events must have the same polarity (as in tonic) and go to channel 0.
 
@@ -497,7 +518,8 @@ class ToFrame:
     float64 ``[T, P, W, H]``; a binned event outside ``sensor_size`` raises ``ValueError`` naming its index in the
     caller's array; more than 32,767 events of one pixel in one frame raise ``ValueError`` (tonic's int16 counts
     wrap around); integer timestamps whose windows pass int64's range raise ``ValueError`` (tonic bins them
-    silently wrong: empty or wrapped frames); with ``n_time_bins``, events spanning fewer than ``T`` time units
+    silently wrong: empty or wrapped frames); unsigned timestamps spanning less than ``time_window`` give one frame
+    (under numpy 2 tonic's window count wraps around to ~1e13 frames: ``MemoryError``); with ``n_time_bins``, events spanning fewer than ``T`` time units
     give empty frames with a warning (tonic is silent); the input is never modified (tonic's writes ``p = 0`` into
     it when ``P == 1``).
     """
@@ -520,8 +542,8 @@ class ToFrame:
         if len(chosen) != 1:
             raise ValueError(f"{who}: set exactly one of time_window, event_count, n_time_bins, n_event_bins "
                              f"(got {', '.join(chosen) if chosen else 'none'})")
-        if not _is_number(self.overlap) or not math.isfinite(self.overlap) or self.overlap < 0:
-            raise ValueError(f"{who}: overlap must be a finite number >= 0, got {self.overlap!r}")
+        if not _is_number(self.overlap) or not math.isfinite(self.overlap):
+            raise ValueError(f"{who}: overlap must be a finite number, got {self.overlap!r}")
         if self.time_window is not None:
             _positive(self.time_window, "time_window", who)
             if self.overlap >= self.time_window:
@@ -535,7 +557,7 @@ class ToFrame:
         else:
             name = chosen[0]
             object.__setattr__(self, name, _positive_int(getattr(self, name), name, who))
-            if self.overlap >= 1:
+            if not 0 <= self.overlap < 1:
                 raise ValueError(f"{who}: with {name}, overlap is a fraction of a bin in [0, 1), got {self.overlap!r}")
         for name in ("start_time", "end_time"):
             v = getattr(self, name)
@@ -549,7 +571,10 @@ class ToFrame:
         tw, stride = self.time_window, self.time_window - self.overlap
         start = t[0] if self.start_time is None else self.start_time
         end = t[-1] if self.end_time is None else self.end_time
-        duration = end - start
+        if t.dtype.kind == "u":  # numpy 2 keeps ``uint - int`` unsigned: a span shorter than the window would wrap
+            duration = _scalar(end) - _scalar(start)  # around to ~2**64 (tonic asks for ~1e13 frames); Python ints
+        else:
+            duration = end - start
         if self.include_incomplete:
             n_slices = int(np.ceil((duration - tw) / stride) + 1)
         else:
@@ -689,10 +714,12 @@ def _pixel_filter_inputs(events: np.ndarray, who: str):
     return events, _native(events["x"]), y, _native(events["t"]), width, height
 
 
-
-def _time_scalar(value, t: np.ndarray):
-    """``value`` in the arithmetic tonic's loop uses: the dtype of float timestamps, else as given."""
-    return t.dtype.type(value) if np.issubdtype(t.dtype, np.floating) else value
+def _operand(value, dtype: np.dtype):
+    """``value`` as numpy's ``field * value`` sees it, so a numba kernel computes in tonic's precision: for a float
+    field, a scalar of the product's dtype (a Python float is 'weak' and keeps a float32 field's product float32, a
+    numpy float64 makes it float64); for other fields ``value`` as given (numba multiplies them exactly in int64 or
+    float64)."""
+    return np.result_type(dtype, value).type(value) if dtype.kind == "f" else value
 
 
 @dataclass(frozen=True)
@@ -720,7 +747,7 @@ class Denoise:
         if len(events) == 0:
             return events.copy()
         events, x, y, t, width, height = _pixel_filter_inputs(events, "Denoise")
-        filter_time = _time_scalar(self.filter_time, t)
+        filter_time = _operand(self.filter_time, t.dtype)
         init = float(self.filter_time) if self.tonic_compatible else -np.inf
         keep = np.empty(len(events), np.bool_)
         _denoise_kernel(x, y, t, width, height, filter_time, init, keep)
@@ -786,11 +813,12 @@ class Downsample:
     """Multiply timestamps by ``time_factor`` and pixel coordinates by ``spatial_factor`` (tonic's ``Downsample``).
 
     ``spatial_factor`` is one number or ``(fx, fy)``; with ``sensor_size`` and ``target_size`` given instead, it is
-    ``target_size / sensor_size[:2]``. Products are cast back to each field's dtype (truncation towards zero for
-    integer fields, as numpy's assignment in tonic). A product that does not fit its field (``uint8`` x times 2,
-    ``int32`` t times 1000) raises ``ValueError`` (tonic wraps it around silently): cast the field to a wider type
-    first. No event is dropped; later transforms need the reduced sensor size. Events without ``y`` (audio) scale
-    ``x`` and ``t``.
+    ``target_size / sensor_size[:2]``. Products are computed in the precision numpy gives them in tonic (a float32
+    field times a Python float is a float32 product, times ``target_size / sensor_size`` a float64 one) and cast back
+    to each field's dtype (truncation towards zero for integer fields, as numpy's assignment in tonic). A product
+    that does not fit its field (``uint8`` x times 2, ``int32`` t times 1000) raises ``ValueError`` (tonic wraps it
+    around silently): cast the field to a wider type first. No event is dropped; later transforms need the reduced
+    sensor size. Events without ``y`` (audio) scale ``x`` and ``t``.
     """
 
     time_factor: float = 1
@@ -800,6 +828,10 @@ class Downsample:
 
     def __post_init__(self):
         who = "Downsample"
+        if isinstance(self.time_factor, (tuple, list)):  # tonic passes it to time_skew_numpy, which draws from it
+            raise ValueError(f"{who}: time_factor must be a number, got {self.time_factor!r}; for a random factor "
+                             "per call (what tonic's Downsample does with a range, undocumented) put "
+                             "tonic.transforms.TimeSkew(coefficient=(low, high)) before it")
         _positive(self.time_factor, "time_factor", who)
         if isinstance(self.spatial_factor, (tuple, list)):
             if len(self.spatial_factor) != 2:
@@ -818,7 +850,7 @@ class Downsample:
     def _factors(self):
         if self.target_size is not None:
             f = np.asarray(self.target_size) / self.sensor_size[:-1]
-            return float(f[0]), float(f[1])
+            return f[0], f[1]  # numpy float64, as tonic's: it makes a float32 field's product float64
         if isinstance(self.spatial_factor, tuple):
             return self.spatial_factor
         return self.spatial_factor, self.spatial_factor
@@ -830,7 +862,8 @@ class Downsample:
             return out
         fx, fy = self._factors()
         has_y = "y" in out.dtype.names
-        ft = _time_scalar(self.time_factor, out["t"])
+        fx, ft = _operand(fx, out["x"].dtype), _operand(self.time_factor, out["t"].dtype)
+        fy = _operand(fy, out["y"].dtype) if has_y else fx
         scale_t = not (isinstance(self.time_factor, numbers.Integral) and self.time_factor == 1)
         for name, factor, what in (("x", fx, "spatial_factor"), ("y", fy, "spatial_factor"),
                                    ("t", ft, "time_factor")):
@@ -997,8 +1030,9 @@ class TimeJitter(_Seeded):
     Jittered times are cast back to the ``t`` dtype (truncation towards zero for integer timestamps, as tonic);
     ``clip_negative`` drops the events whose new time is negative; ``sort_timestamps`` sorts the result by time
     (stable, unlike tonic's quicksort, so equal timestamps keep their order). Draws ``len(events)`` normals from
-    ``seed`` (see the module docstring). With unsigned timestamps and ``clip_negative=False``, a negative result
-    raises ``ValueError`` instead of wrapping around.
+    ``seed`` (see the module docstring). With unsigned timestamps a negative result does not wrap around (tonic's
+    does, to ~2**32 for uint32, and keeps the event even with ``clip_negative``): ``clip_negative=True`` drops the
+    event, ``clip_negative=False`` raises ``ValueError``.
     """
 
     std: float

@@ -86,9 +86,9 @@ def frame_params():
         st.fixed_dictionaries({"n_time_bins": st.integers(1, 12), "overlap": overlap_frac}),
         st.fixed_dictionaries({"n_event_bins": st.integers(1, 12), "overlap": overlap_frac}),
         st.fixed_dictionaries({"time_window": st.sampled_from([1, 5, 1000, 50_000, 2.5]),
-                               "overlap": st.sampled_from([0, 0.5]),
+                               "overlap": st.sampled_from([0, 0.5, -3, -1000]),  # negative: gaps between frames
                                "include_incomplete": st.booleans()}),
-        st.fixed_dictionaries({"event_count": st.integers(1, 30), "overlap": st.sampled_from([0, 0]),
+        st.fixed_dictionaries({"event_count": st.integers(1, 30), "overlap": st.sampled_from([0, 0, -2, -2.5]),
                                "include_incomplete": st.booleans()}),
         st.fixed_dictionaries({"event_count": st.integers(5, 30), "overlap": st.integers(1, 4),
                                "include_incomplete": st.booleans()}),
@@ -139,6 +139,39 @@ def test_to_frame_sorts_unsorted_input(data, params):
     assume(few_windows(events, params))
     assert_same(nt.ToFrame(sensor_size=size, **params)(events),
                 tt.ToFrame(sensor_size=size, **params)(stable_sorted(events)))
+
+
+@SHORT_SPANS
+@pytest.mark.parametrize("t_dtype", ["<i8", "<i4", "<u8", "<u4", "<f8", "<f4"])
+def test_to_frame_equals_tonic_for_every_timestamp_type_and_fixed_spans(t_dtype):
+    """Seeded sweep the hypothesis tests above leave out: int32, unsigned and float32 timestamps (from 0, 7 or 2**40
+    where the type holds it), start_time / end_time before, inside and after the events, ties and bin edges. tonic
+    gets unsigned timestamps as int64 where its window count wraps around (the documented difference)."""
+    rng = np.random.default_rng(int.from_bytes(t_dtype.encode(), "little"))
+    big = np.dtype(t_dtype).itemsize == 8
+    for _ in range(15):
+        width, height, n_pol = int(rng.integers(1, 6)), int(rng.integers(1, 6)), int(rng.choice([1, 2]))
+        n = int(rng.choice([1, 2, rng.integers(3, 80)]))
+        t0 = int(rng.choice([0, 7, 2**40 if big else 1000]))
+        ticks = rng.integers(0, 6, n) * 10 if rng.random() < 0.3 else rng.integers(0, rng.choice([1, 60, 5000]), n)
+        dtype = np.dtype([("t", t_dtype), ("x", "<u2"), ("y", "<i2"), ("p", "?" if n_pol == 2 else "<i1")])
+        p = rng.integers(0, 2, n) if n_pol == 2 else np.full(n, rng.integers(0, 2))
+        events = make_events(rng.integers(0, width, n), rng.integers(0, height, n), t0 + np.sort(ticks), p, dtype)
+        signed = events.astype([(f, "<i8" if f == "t" and t_dtype[1] == "u" else dtype[f]) for f in dtype.names])
+        cases = [{"n_time_bins": int(rng.integers(1, 8)), "overlap": float(rng.choice([0, 0.25]))},
+                 {"n_event_bins": int(rng.integers(1, 8)), "overlap": float(rng.choice([0, 0.5]))},
+                 {"event_count": int(rng.integers(2, 20)), "overlap": int(rng.choice([1, -3])),
+                  "include_incomplete": bool(rng.random() < 0.5)}]
+        for window in (10, 25.5, 1000):
+            for start, end in ((None, None), (t0 - 5, t0 + 57), (t0 + 30, None), (None, t0 + 20), (t0 + 9000, None)):
+                if t0 - 5 < 0 and start == t0 - 5 and t_dtype[1] == "u":
+                    start = t0
+                cases.append({"time_window": window, "overlap": float(rng.choice([0, 5, -7])), "start_time": start,
+                              "end_time": end, "include_incomplete": bool(rng.random() < 0.5)})
+        for params in cases:
+            for size in ((width, height, n_pol), None):
+                ours = nt.ToFrame(sensor_size=size, **params)(events)
+                assert_same(ours, tt.ToFrame(sensor_size=size, **params)(signed.copy()))
 
 
 def test_to_frame_on_empty_input_has_the_non_empty_layout():
@@ -277,6 +310,42 @@ def test_to_frame_refuses_timestamps_whose_windows_pass_int64():
                 tt.ToFrame(sensor_size=(4, 3, 2), time_window=1000)(epoch.copy()))
 
 
+@pytest.mark.parametrize("t_dtype", ["<u8", "<u4", "<u2"])
+def test_to_frame_time_window_longer_than_unsigned_recording_gives_one_frame(t_dtype):
+    """AEDAT4 timestamps are uint64: under numpy 2, tonic's ``duration - time_window`` wraps around when the recording
+    is shorter than the window (uint64 - int stays uint64), asking for ~1e13 frames (MemoryError); one frame, as for
+    signed timestamps."""
+    unsigned = np.dtype([("t", t_dtype), ("x", "<u2"), ("y", "<u2"), ("p", "?")])
+    signed = np.dtype([("t", "<i8"), ("x", "<u2"), ("y", "<u2"), ("p", "?")])
+    t = [1000, 1200, 1500, 1500, 3000]
+    events = make_events([0, 1, 2, 3, 1], [0, 2, 1, 1, 0], t, [0, 1, 1, 0, 1], unsigned)
+    as_signed = events.astype(signed)
+    for params in ({"time_window": 5000}, {"time_window": 2001, "include_incomplete": True},
+                   {"time_window": 3000, "overlap": 1000}, {"time_window": 500, "end_time": 900},
+                   {"time_window": 500, "start_time": 3500}, {"time_window": 700, "start_time": 500, "end_time": 1000}):
+        ours = nt.ToFrame(sensor_size=(4, 3, 2), **params)(events)
+        assert_same(ours, nt.ToFrame(sensor_size=(4, 3, 2), **params)(as_signed))
+        assert_same(ours, tt.ToFrame(sensor_size=(4, 3, 2), **params)(as_signed.copy()))
+    assert nt.ToFrame(sensor_size=(4, 3, 2), time_window=5000)(events).sum() == 5
+
+
+def test_to_frame_time_window_on_a_real_aedat4_recording_equals_tonic(real_file):
+    """A real DVXplorer recording (uint64 µs since the epoch, 0.59 s) in windows shorter and longer than it."""
+    tonic_io = pytest.importorskip("tonic.io")
+    pytest.importorskip("aedat", reason="reading AEDAT4 needs the aedat package")
+    events = tonic_io.read_aedat4(str(real_file("sample.aedat4")))
+    events.dtype.names = ("t", "x", "y", "p")  # tonic's CIFAR10DVS renames read_aedat4's polarity field 'on' so
+    span = int(events["t"][-1] - events["t"][0])
+    as_signed = events.astype([("t", "<i8"), ("x", "<u2"), ("y", "<u2"), ("p", "?")])
+    for window in (50_000, span, span + 1, 1_000_000):
+        for include_incomplete in (False, True):
+            params = {"time_window": window, "include_incomplete": include_incomplete}
+            ours = nt.ToFrame(sensor_size=(320, 240, 2), **params)(events)
+            assert_same(ours, tt.ToFrame(sensor_size=(320, 240, 2), **params)(as_signed.copy()))
+            if window > span:  # one window from the first event holds them all
+                assert ours.shape[0] == 1 and ours.sum() == len(events)
+
+
 def test_to_frame_warns_when_n_time_bins_exceeds_the_span():
     seconds = make_events([0, 1, 2, 3, 1], [0] * 5, [0.0, 0.1, 0.25, 0.5, 0.99], [0] * 5, DTYPES["float_t"])
     with pytest.warns(UserWarning, match=r"span 0.99 time units, less than n_time_bins = 10"):
@@ -306,6 +375,31 @@ def test_to_frame_inside_tonic_compose_and_is_a_frozen_dataclass():
     assert t.sensor_size == (3, 3, 2) and hash(t) == hash(nt.ToFrame(sensor_size=(3, 3, 2), n_time_bins=2))
     with pytest.raises(AttributeError):
         t.n_time_bins = 3
+
+
+
+def test_a_tonic_dataset_takes_them_in_compose_through_dataloader_workers(tmp_path):
+    """The drop-in use: tonic's POKERDVS with ``transform=Compose([...])`` of ours, loaded by two worker processes
+    (the transforms travel there by pickle), gives tonic's frames. (Its files are in place: nothing downloads.)"""
+    import fixture_writers as fw
+    from torch.utils.data import DataLoader
+
+    fw.write_pokerdvs(tmp_path, "train")
+    assert tonic.datasets.POKERDVS.sensor_size == (35, 35, 2)  # halved: x, y in [0, 17]
+
+    def dataset(m, **compat):
+        steps = [m.Denoise(filter_time=5000, **compat), m.RefractoryPeriod(delta=100, **compat),
+                 m.Downsample(spatial_factor=0.5), m.ToFrame(sensor_size=(18, 18, 2), n_time_bins=5)]
+        return tonic.datasets.POKERDVS(str(tmp_path), train=True, transform=tt.Compose(steps))
+
+    theirs = dataset(tt)
+    loaded = [(np.asarray(frames), int(label)) for frames, label in
+              DataLoader(dataset(nt, tonic_compatible=True), batch_size=None, num_workers=2)]
+    assert len(loaded) == len(theirs) == 20
+    for (frames, label), (expected, expected_label) in zip(loaded, theirs):
+        assert label == expected_label
+        assert_same(frames, expected)
+    assert sum(frames.sum() for frames, _ in loaded) > 0
 
 
 # ------------------------------------------------------------------------------------------------------- filters
@@ -501,6 +595,22 @@ def test_downsample_refuses_products_its_fields_cannot_hold():
     assert_same(nt.Downsample(time_factor=1000)(ok), tt.Downsample(time_factor=1000)(ok.copy()))
 
 
+@pytest.mark.parametrize("field", ["<f4", "<f2", "<f8", ">f4", "<i2", "<u8"])
+def test_downsample_computes_in_the_precision_tonics_numpy_does(field):
+    """float32 x times 0.3 is a float32 product in numpy (a Python float is 'weak': 3 * float32(0.3) = 0.90000004),
+    target_size / sensor_size a float64 one (float16 x * 0.5 then rounds once, from float64)."""
+    rng = np.random.default_rng(5)
+    dtype = np.dtype([("x", field), ("y", field), ("t", field), ("p", "i1")])
+    events = make_events(rng.integers(0, 200, 300), rng.integers(0, 200, 300), np.sort(rng.integers(0, 2000, 300)),
+                         rng.integers(0, 2, 300), dtype)
+    cases = [{"spatial_factor": 0.3}, {"spatial_factor": (0.1, 0.7), "time_factor": 0.001},
+             {"time_factor": 1.3}, {"spatial_factor": 2, "time_factor": 3},
+             {"spatial_factor": np.float64(0.3), "time_factor": np.float32(0.7)},
+             {"sensor_size": (200, 200, 2), "target_size": (60, 33)}]
+    for params in cases:
+        assert_same(nt.Downsample(**params)(events), tt.Downsample(**params)(events))
+
+
 def test_center_crop_pads_unsigned_coordinates_and_names_a_field_too_narrow():
     events = make_events([0, 1, 2], [0, 2, 1], [0, 1, 2], [0, 1, 0], DTYPES["float_t"])  # uint16 x, y
     out = nt.CenterCrop(sensor_size=(4, 3, 2), size=(8, 6))(events)  # tonic: OverflowError on -= -2
@@ -573,6 +683,20 @@ def test_time_jitter_equals_tonic_draw_for_draw(data, seed, std, clip):
     ours_sorted = nt.TimeJitter(std=std, clip_negative=clip, sort_timestamps=True,
                                 seed=np.random.RandomState(seed))(events)
     assert_same(ours_sorted, stable_sorted(theirs))
+
+
+def test_time_jitter_on_unsigned_timestamps_drops_or_refuses_what_tonic_wraps_around():
+    dtype = np.dtype([("x", "<u2"), ("y", "<u2"), ("t", "<u4"), ("p", "?")])
+    events = make_events([0, 1, 2, 3, 4, 5], [0] * 6, [10, 20, 30, 40, 50, 60], [0, 1] * 3, dtype)
+    np.random.seed(1)
+    theirs = tt.TimeJitter(std=100, clip_negative=True)(events)
+    np.random.seed(1)
+    ours = nt.TimeJitter(std=100, clip_negative=True)(events)
+    wrapped = theirs["t"] > 2**31  # tonic: jittered below 0, cast to uint32 around 2**32, kept despite clip_negative
+    assert wrapped.sum() == 4
+    assert_same(ours, theirs[~wrapped])
+    with pytest.raises(ValueError, match="jitter made unsigned timestamps negative; use clip_negative=True"):
+        nt.TimeJitter(std=100, clip_negative=False, seed=np.random.RandomState(1))(events)
 
 
 @SETTINGS
@@ -653,6 +777,8 @@ def test_voxel_grid_edge_cases():
     (lambda: nt.ToFrame(sensor_size=(34, 34, 2), n_time_bins=0), ValueError, "n_time_bins must be a positive int"),
     (lambda: nt.ToFrame(sensor_size=(34, 34, 2), n_time_bins=2.5), ValueError, "positive integer"),
     (lambda: nt.ToFrame(sensor_size=(34, 34, 2), n_event_bins=4, overlap=1), ValueError, r"\[0, 1\)"),
+    (lambda: nt.ToFrame(sensor_size=(34, 34, 2), n_time_bins=4, overlap=-0.5), ValueError, r"\[0, 1\)"),
+    (lambda: nt.ToFrame(sensor_size=(34, 34, 2), time_window=10, overlap=float("nan")), ValueError, "finite number"),
     (lambda: nt.ToFrame(sensor_size=(34, 34, 2), time_window=-5), ValueError, "time_window must be"),
     (lambda: nt.ToFrame(sensor_size=(34, 34, 2), time_window=10, overlap=10), ValueError, "smaller than time_window"),
     (lambda: nt.ToFrame(sensor_size=(34, 34, 2), event_count=10, overlap=12), ValueError, "smaller than event_count"),
@@ -666,6 +792,8 @@ def test_voxel_grid_edge_cases():
     (lambda: nt.RefractoryPeriod(delta=1, seed="x"), TypeError, "seed must be"),
     (lambda: nt.Downsample(spatial_factor=0), ValueError, "spatial_factor"),
     (lambda: nt.Downsample(time_factor=-1), ValueError, "time_factor"),
+    (lambda: nt.Downsample(time_factor=(0.5, 2)), ValueError, r"random factor.*TimeSkew\(coefficient=\(low, high\)\)"),
+    (lambda: nt.ToFrame(sensor_size=(), n_time_bins=3), ValueError, r"got \(\); None infers it"),
     (lambda: nt.Downsample(target_size=(10, 10)), ValueError, "sensor_size is required"),
     (lambda: nt.CenterCrop(sensor_size=(34, 34, 2), size=(0, 3)), ValueError, "size must be"),
     (lambda: nt.RandomCrop(sensor_size=(34, 34, 2), target_size=(40, 10)), ValueError, "larger than the sensor"),
@@ -688,3 +816,10 @@ def test_bad_event_arrays_give_clear_errors():
         nt.Denoise(10)(np.zeros(3, np.dtype([("x", int), ("y", int)])))
     with pytest.raises(ValueError, match="lack field.*'y'"):
         nt.CenterCrop((3, 3, 2), 2)(np.zeros(3, AUDIO_DTYPE))
+    # tonic.io.read_aedat4's layout: the polarity field is named 'on' and titled 'p' (tonic's ToFrame: AssertionError)
+    aedat4 = np.zeros(3, np.dtype([("t", "<u8"), ("x", "<u2"), ("y", "<u2"), (("p", "on"), "?")]))
+    with pytest.raises(ValueError, match=r"lack field\(s\) 'p' \(fields: t, x, y, on\); 'p' is only the title of "
+                                         r"field 'on' .*events.dtype.names = \('t', 'x', 'y', 'p'\)"):
+        nt.ToFrame(sensor_size=(3, 3, 2), n_time_bins=2)(aedat4)
+    aedat4.dtype.names = ("t", "x", "y", "p")  # as the hint says (tonic's CIFAR10DVS does the same)
+    assert nt.ToFrame(sensor_size=(3, 3, 2), event_count=3)(aedat4).sum() == 3
