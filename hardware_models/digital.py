@@ -13,7 +13,9 @@ holding partial-sum compartments of the chunk) or *reported* as not fitting. A n
 cores than ``fan_out_per_neuron`` (TrueNorth: one) is copied; copies share its input axons, so a chunk's
 neurons and copies fill ⌈slots / neurons_per_core⌉ cores (fewer where synaptic memory binds).
 ``layer_per_core`` targets (Speck) put every layer on one core whose kernel and neuron memories must hold it
-and whose spikes reach at most ``destinations_per_core`` layers (a recurrent loop counts as one); recurrent
+(``c · 2^(⌈log2 kx·ky⌉ + ⌈log2 f⌉)`` kernel and ``f · 2^(⌈log2 fy⌉ + ⌈log2 fx⌉)`` neuron entries for ``c`` input
+channels, ``f`` features of ``fy × fx``: sinabs' ``DynapcnnLayer.memory_summary``, which its mapper checks) and
+whose spikes reach at most ``destinations_per_core`` layers (a recurrent loop counts as one); recurrent
 layers are noted, since sinabs maps only acyclic networks by itself.
 
 A one-to-one recurrence (:mod:`hardware_models.graph`: ``N`` feedback weights, one per neuron) costs what its
@@ -436,9 +438,13 @@ def _finish_mapping(spec: Spec, layers, cores_used, violations, notes, chips) ->
 
 
 # ---------------------------------------------------------------------------------------------- layer per core
+def _clog(x: int) -> int:
+    """⌈log2 x⌉ for a whole number x ≥ 1 (0 for 1), exactly."""
+    return (int(x) - 1).bit_length()
+
+
 def _kernel_entries(facts: GraphFacts, proj: Projection) -> int:
     """Kernel memory entries of one projection on a DYNAP-CNN core: c · 2^(⌈log2(kx·ky)⌉ + ⌈log2 f⌉)."""
-    clog = lambda x: math.ceil(math.log2(x)) if x > 1 else 0  # noqa: E731
     tgt = facts.populations[proj.target]
     if proj.synapse is None:
         c = f = tgt.shape[0]
@@ -453,7 +459,18 @@ def _kernel_entries(facts: GraphFacts, proj: Projection) -> int:
         flat = [p for p in proj.pre_path if facts.nodes[p].role == "reshape"]
         shape = facts.nodes[flat[0]].input_shape if flat else (n_in,)
         c, kk, f = shape[0], int(np.prod(shape[1:])), n_out
-    return int(c * 2 ** (clog(kk) + clog(f)))
+    return int(c * 2 ** (_clog(kk) + _clog(f)))
+
+
+def _neuron_entries(shape: tuple[int, ...]) -> int:
+    """Neuron memory entries of a layer on a DYNAP-CNN core: f · 2^(⌈log2 fy⌉ + ⌈log2 fx⌉) for ``f`` channels of
+    ``fy × fx`` (sinabs' ``DynapcnnLayer.memory_summary``, which its mapper checks: each side of the feature map is
+    addressed in whole bits); a flat layer of ``N`` neurons (a Linear's output, a 1×1 map) takes ``N``."""
+    return int(shape[0]) * 2 ** sum(_clog(n) for n in shape[1:])
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "x".join(str(int(n)) for n in shape)
 
 
 def _match(needs: list[tuple[int, int]], kmem, nmem, avail: list[int]) -> dict[int, int]:
@@ -489,7 +506,7 @@ def _map_layer_per_core(facts: GraphFacts, spec: Spec, weight_bits: int, chips: 
         projs = facts.projections_to(pop)
         if len(projs) > 1:
             notes.append(f"layer {pop!r} has {len(projs)} inputs; their kernel memories are added on one core")
-        needs.append((sum(_kernel_entries(facts, p) for p in projs), facts.populations[pop].neurons))
+        needs.append((sum(_kernel_entries(facts, p) for p in projs), _neuron_entries(facts.populations[pop].shape)))
     on_chip = set(pops)
     max_dest = spec.si("capacity.destinations_per_core", math.inf)
     for pop in pops:
@@ -517,9 +534,14 @@ def _map_layer_per_core(facts: GraphFacts, spec: Spec, weight_bits: int, chips: 
                                         f"layer {pop!r} needs {kn} kernel entries, the largest {spec.name} core has "
                                         f"{max(kmem)} (over by {kn - max(kmem)}, {kn / max(kmem):.2f}x)"))
         if not fits_n:
+            shape = facts.populations[pop].shape
+            rounded = "" if nn == facts.populations[pop].neurons else \
+                " (channels · 2^(⌈log2 height⌉ + ⌈log2 width⌉): each side rounded up to a power of 2)"
             violations.append(Violation("neuron_memory_per_core", pop, nn, max(nmem),
-                                        f"layer {pop!r} has {nn} neurons, the largest {spec.name} core holds "
-                                        f"{max(nmem)} (over by {nn - max(nmem)}, {nn / max(nmem):.2f}x)"))
+                                        f"layer {pop!r} ({_shape_text(shape)}) needs {nn} neuron entries{rounded}, "
+                                        f"the largest {spec.name} core holds {max(nmem)} (over by {nn - max(nmem)}, "
+                                        f"{nn / max(nmem):.2f}x): give it fewer channels or a smaller feature map "
+                                        "(a stride or a pool before it)"))
         if fits_k and fits_n and not (set(fits_k) & set(fits_n)):
             best = max(fits_k, key=lambda c: nmem[c])
             violations.append(Violation("neuron_memory_per_core", pop, nn, nmem[best],
@@ -539,14 +561,26 @@ def _map_layer_per_core(facts: GraphFacts, spec: Spec, weight_bits: int, chips: 
         chips_needed = max(chips_needed, 1)
     layers = {}
     for i, pop in enumerate(pops):
-        layers[pop] = LayerMapping(name=pop, neurons=needs[i][1], cores=1, neurons_per_core=needs[i][1],
+        n = facts.populations[pop].neurons
+        layers[pop] = LayerMapping(name=pop, neurons=n, cores=1, neurons_per_core=n,
                                    first_core=assign.get(i, -1), slots=needs[i][1], limited_by="layer_per_core",
                                    max_synapses_per_core=needs[i][0])
     if feasible and len(assign) < len(pops) and chips_needed > chips:
+        why = ""
+        if chips == 1 and len(pops) <= len(cores):  # enough cores, too few of the kinds some layers need
+            i = next(i for i in range(len(pops)) if i not in assign)
+            able = [c for c in cores if kmem[c] >= needs[i][0] and nmem[c] >= needs[i][1]]
+            held = {c: pops[j] for j, c in assign.items()}  # (every core it fits holds another layer)
+            why = (f" (one layer per core): layer {pops[i]!r} ({needs[i][0]} kernel entries, {needs[i][1]} neuron "
+                   f"entries) fits only cores {', '.join(map(str, able))}, which hold "
+                   f"{', '.join(repr(held[c]) for c in able)}")
         violations.append(Violation("cores_per_chip", None, len(pops), len(cores) * chips,
                                     f"{len(pops)} layers cannot all be placed on the {len(cores)} cores of "
-                                    f"{'one' if chips == 1 else chips} {spec.name} chip{'s' * (chips > 1)}: "
-                                    f"{chips_needed} chips needed"))
+                                    f"{'one' if chips == 1 else chips} {spec.name} chip{'s' * (chips > 1)}{why}: "
+                                    f"{chips_needed} chips needed; use fewer layers"
+                                    f"{', shrink a layer to fit another core' if why else ''}, or allow "
+                                    f"{chips_needed} chips (chips={chips_needed}, neurosim estimate --chips "
+                                    f"{chips_needed})"))
     cpc = len(cores)
     per_core = [v for v in violations if v.limit != "cores_per_chip"]
     fits = not violations and (chips_needed or 1) <= chips

@@ -64,7 +64,9 @@ class LayerMapping:
     """How one neuron population is placed.
 
     Attributes:
-        neurons: neurons of the population; ``slots``: neuron slots used (copies for fan-out included).
+        neurons: neurons of the population; ``slots``: neuron slots used (copies for fan-out included; on
+            ``layer_per_core`` targets the neuron memory entries, each side of the feature map rounded up to a
+            power of 2).
         cores: cores used; ``first_core``: index of its first core in placement order.
         neurons_per_core: neurons placed per core (the last core may hold fewer).
         input_slices: >1 when the fan-in was split into partial-sum compartments.
