@@ -16,7 +16,9 @@ neurons and copies fill ⌈slots / neurons_per_core⌉ cores (fewer where synapt
 (``c · 2^(⌈log2 kx·ky⌉ + ⌈log2 f⌉)`` kernel and ``f · 2^(⌈log2 fy⌉ + ⌈log2 fx⌉)`` neuron entries for ``c`` input
 channels, ``f`` features of ``fy × fx``: sinabs' ``DynapcnnLayer.memory_summary``, which its mapper checks) and
 whose spikes reach at most ``destinations_per_core`` layers (a recurrent loop counts as one); recurrent
-layers are noted, since sinabs maps only acyclic networks by itself.
+layers are noted, since sinabs maps only acyclic networks by itself. Where the spec gives them, a core's
+configuration limits are checked too (:func:`_layer_config_violations`: pool sizes, kernel size, stride, padding,
+features, output and input map sizes).
 
 A one-to-one recurrence (:mod:`hardware_models.graph`: ``N`` feedback weights, one per neuron) costs what its
 ``N`` nonzero synapses cost on ``core_partition`` targets, whose synaptic memory and input axons count nonzero
@@ -492,6 +494,102 @@ def _match(needs: list[tuple[int, int]], kmem, nmem, avail: list[int]) -> dict[i
     return {i: c for c, i in owner.items()}
 
 
+def _below(allowed, value: int) -> int:
+    """The largest of ``allowed`` at most ``value`` (the smallest if none is): what to change ``value`` to."""
+    return max((a for a in allowed if a <= value), default=min(allowed))
+
+
+def _layer_config_violations(facts: GraphFacts, spec: Spec, pops: list[str]) -> tuple[list[Violation], list[str]]:
+    """What a DYNAP-CNN core cannot be configured to do, for the limits ``spec`` gives (each optional): square sum
+    pools of ``pool_sizes`` with the stride equal to the window and no padding; kernels of at most
+    ``kernel_size_max`` per side (a Linear's is its whole input map), strides among ``stride_sizes``, padding up to
+    ``padding_max``; at most ``features_per_core`` features and ``output_size_max`` per side of a core's output map;
+    an input of at most ``input_size_max`` per side (a note where it has more channels than ``sensor_polarities``)."""
+    def get(key):
+        if not spec.has(f"capacity.{key}"):
+            return None
+        v = spec.si(f"capacity.{key}")
+        return [int(a) for a in v] if isinstance(v, tuple) else int(v)
+
+    out, notes, name = [], [], spec.name
+    pool_sizes, strides = get("pool_sizes"), get("stride_sizes")
+    k_max, pad_max, f_max = get("kernel_size_max"), get("padding_max"), get("features_per_core")
+    in_max, out_max, polarities = get("input_size_max"), get("output_size_max"), get("sensor_polarities")
+    if pool_sizes is not None:
+        sizes = pool_sizes
+        pooled: dict[str, list[str]] = {}  # pool node -> the layers whose events it pools
+        for p in facts.projections:
+            for n in (*p.pre_path, p.synapse):
+                if n is not None and facts.nodes[n].role == "pool" and p.source not in pooled.setdefault(n, []):
+                    pooled[n].append(p.source)
+        for node, sources in pooled.items():
+            g = facts.geometry(node)
+            (kh, kw), stride, pad = g.kernel, g.stride, max(g.pad_lo + g.pad_hi)
+            if kh == kw and kh in sizes and stride == g.kernel and pad == 0:
+                continue
+            if kh != kw or kh not in sizes:
+                value, allowed = max(kh, kw), _below(sizes, max(kh, kw))
+            else:  # the window is one a core takes; its stride or padding is not
+                value, allowed = (max(stride), kh) if stride != g.kernel else (pad, 0)
+            out.append(Violation(
+                "pool_sizes", sources[0], value, allowed,
+                f"pool {node!r} after layer{'s' * (len(sources) > 1)} {', '.join(map(repr, sources))}: window "
+                f"{kh}x{kw}, stride {stride[0]}x{stride[1]}{f', padding {pad}' if pad else ''}; a {name} core sums the "
+                f"events it sends over square windows of {', '.join(map(str, sizes))} with the stride equal to the "
+                f"window and no padding: use a pool of {_below(sizes, max(kh, kw))} (stride "
+                f"{_below(sizes, max(kh, kw))}), or a strided convolution"))
+    for pop in pops:
+        shape = facts.populations[pop].shape
+        if f_max is not None and shape[0] > f_max:
+            out.append(Violation("features_per_core", pop, shape[0], f_max,
+                                 f"layer {pop!r} has {shape[0]} {'channels' if len(shape) > 1 else 'neurons'}; a "
+                                 f"{name} core holds at most {f_max} features (its bias memory): give it fewer, or "
+                                 "split it over two cores that read the same input"))
+        if out_max is not None and len(shape) > 1 and max(shape[1:]) > out_max:
+            out.append(Violation("output_size_max", pop, max(shape[1:]), out_max,
+                                 f"layer {pop!r} has a {'x'.join(map(str, shape[1:]))} feature map; a {name} core's "
+                                 f"output is at most {out_max}x{out_max}: downsample before it (a stride "
+                                 "of 2 or 4 in its convolution, or a pool before it)"))
+        for p in facts.projections_to(pop):
+            g = facts.geometry(p.synapse) if p.synapse else None
+            if p.synapse is None or facts.nodes[p.synapse].role == "pool":
+                continue
+            if g is not None:
+                kernel, stride, pad = g.kernel, g.stride, max(g.pad_lo + g.pad_hi)
+            else:  # a Linear is a convolution over its whole input map, without stride or padding
+                flat = [q for q in p.pre_path if facts.nodes[q].role == "reshape"]
+                kernel = tuple(facts.nodes[flat[0]].input_shape[1:]) if flat else (1, 1)
+                stride, pad = (1, 1), 0
+            what = "Linear layer (a convolution over its whole input map)" if g is None else "convolution"
+            if k_max is not None and max(kernel) > k_max:
+                out.append(Violation("kernel_size_max", pop, max(kernel), k_max,
+                                     f"layer {pop!r}: its {what} {p.synapse!r} has a {'x'.join(map(str, kernel))} "
+                                     f"kernel; a {name} core's is at most {k_max}x{k_max}: " + (
+                                         f"use kernels of at most {k_max} (several layers of them for a wider view)"
+                                         if g is not None else "shrink the map it reads (a stride or pool before "
+                                         "it, or another convolution layer)")))
+            if strides is not None and any(s not in strides for s in stride):
+                out.append(Violation("stride_sizes", pop, max(stride), _below(strides, max(stride)),
+                                     f"layer {pop!r}: convolution {p.synapse!r} has stride {stride[0]}x{stride[1]}; "
+                                     f"a {name} core strides by {', '.join(map(str, strides))}: use one of those"))
+            if pad_max is not None and pad > pad_max:
+                out.append(Violation("padding_max", pop, pad, pad_max,
+                                     f"layer {pop!r}: convolution {p.synapse!r} pads by {pad}; a {name} core pads by "
+                                     f"at most {pad_max}: use a smaller padding (or kernel)"))
+    for inp in facts.input_names:
+        shape = facts.populations[inp].shape
+        if in_max is not None and len(shape) > 1 and max(shape[1:]) > in_max:
+            out.append(Violation("input_size_max", inp, max(shape[1:]), in_max,
+                                 f"input {inp!r} is {'x'.join(map(str, shape[1:]))}; a {name} core, and its DVS "
+                                 f"sensor, take at most {in_max}x{in_max}: downsample or crop the events to "
+                                 f"{in_max}x{in_max} before the chip (e.g. tonic's Downsample or CenterCrop)"))
+        if polarities is not None and len(shape) == 3 and shape[0] > polarities:
+            notes.append(f"input {inp!r} has {shape[0]} channels; {name}'s DVS sensor gives {polarities} "
+                         "polarities, so these events must come from outside it, sent to the first core directly "
+                         "(sinabs DynapcnnNetwork(dvs_input=False))")
+    return out, notes
+
+
 def _map_layer_per_core(facts: GraphFacts, spec: Spec, weight_bits: int, chips: int):
     kmem = [int(x) for x in spec.si("capacity.kernel_memory_per_core")]
     nmem = [int(x) for x in spec.si("capacity.neuron_memory_per_core")]
@@ -515,6 +613,9 @@ def _map_layer_per_core(facts: GraphFacts, spec: Spec, weight_bits: int, chips: 
             violations.append(Violation("destinations_per_core", pop, len(dests), max_dest,
                                         f"layer {pop!r} sends its spikes to {len(dests)} layers ({', '.join(dests)}); "
                                         f"a {spec.name} core has {int(max_dest)} destinations"))
+    config, config_notes = _layer_config_violations(facts, spec, pops)
+    violations += config
+    notes += config_notes
     looped = facts.recurrent_populations()
     if looped:
         notes.append(f"recurrent connections ({', '.join(looped)}): {spec.name} cores can be wired in a loop by "
@@ -532,7 +633,9 @@ def _map_layer_per_core(facts: GraphFacts, spec: Spec, weight_bits: int, chips: 
         if not fits_k:
             violations.append(Violation("kernel_memory_per_core", pop, kn, max(kmem),
                                         f"layer {pop!r} needs {kn} kernel entries, the largest {spec.name} core has "
-                                        f"{max(kmem)} (over by {kn - max(kmem)}, {kn / max(kmem):.2f}x)"))
+                                        f"{max(kmem)} (over by {kn - max(kmem)}, {kn / max(kmem):.2f}x): give it "
+                                        "fewer input channels or features, or a smaller kernel (a Linear layer's is "
+                                        "the whole map it reads: a stride or pool before it shrinks it)"))
         if not fits_n:
             shape = facts.populations[pop].shape
             rounded = "" if nn == facts.populations[pop].neurons else \
@@ -585,11 +688,14 @@ def _map_layer_per_core(facts: GraphFacts, spec: Spec, weight_bits: int, chips: 
     per_core = [v for v in violations if v.limit != "cores_per_chip"]
     fits = not violations and (chips_needed or 1) <= chips
     if per_core:
-        causes = []
-        if any(v.limit != "destinations_per_core" for v in per_core):
+        causes, memory = [], ("kernel_memory_per_core", "neuron_memory_per_core")
+        if any(v.limit in memory for v in per_core):
             causes.append("a layer exceeds every core's memory")
         if any(v.limit == "destinations_per_core" for v in per_core):
             causes.append(f"a layer sends its spikes to more than the {int(max_dest)} layers a core can reach")
+        other = sorted({v.limit for v in per_core if v.limit not in memory and v.limit != "destinations_per_core"})
+        if other:
+            causes.append(f"a layer is configured beyond what a core supports ({', '.join(other)})")
         notes.append(f"{' and '.join(causes)}: no number of chips makes this network fit as it is")
     return MappingResult(target=spec.name, cores_used=len(pops), cores_per_chip=cpc,
                          chips_needed=None if per_core else chips_needed, fits=fits, layers=layers,

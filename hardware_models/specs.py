@@ -94,6 +94,10 @@ _DIGITAL = {
         "weight_bits_min": "bits", "weight_bits_max": "bits", "synapse_overhead_bits": "bits",
         "kernel_memory_per_core": "count", "neuron_memory_per_core": "count", "pipeline_layers": "count",
         "destinations_per_core": "count", "cores_per_tile": "count", "sync_table_tiles": "count",
+        # layer_per_core (DYNAP-CNN) core configuration, each checked where given
+        "pool_sizes": "count", "stride_sizes": "count", "kernel_size_max": "count", "padding_max": "count",
+        "features_per_core": "count", "input_size_max": "count", "output_size_max": "count",
+        "sensor_polarities": "count",
     },
     # number formats of the chip's arithmetic (with the top-level option ``arithmetic``), which
     # neurosim.hardware.fixed_point simulates
@@ -120,7 +124,7 @@ OPTIONS = {
 REQUIRED: dict[str, list[str]] = {}  # kind -> required "section.key" (default: every key of its schema)
 CHECKS: dict[str, Any] = {}  # kind -> check(constants, fail) of what no single constant shows (registered kinds)
 LIST_VALUED = {"capacity.kernel_memory_per_core", "capacity.neuron_memory_per_core", "time.sync_table",
-               "capacity.sync_table_tiles"}
+               "capacity.sync_table_tiles", "capacity.pool_sizes", "capacity.stride_sizes"}
 _ARTICLE = {"energy": "an", "memory": "a", "time": "a", "power": "a", "bits": "a", "count": "a"}
 TOP_LEVEL = {"schema_version", "name", "kind", "title", "notes", "sources", "energy_terms"}
 

@@ -45,3 +45,107 @@ def test_a_layer_over_every_core_names_its_entries_and_what_to_change():
     assert (v.limit, v.layer, v.value, v.allowed) == ("neuron_memory_per_core", "lif", 262144, 65536)
     assert "64x64x64" in v.message and "fewer channels" in v.message and "stride" in v.message
     assert m.chips_needed is None
+
+
+# ------------------------------------------------------------------ a core's configuration (sinabs' documented limits)
+def pool(k, stride=None) -> nir.SumPool2d:
+    s = k if stride is None else stride
+    return nir.SumPool2d(kernel_size=np.array([k, k]), stride=np.array([s, s]), padding=np.array([0, 0]))
+
+
+def flatten(shape) -> nir.Flatten:
+    return nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1)
+
+
+def limits(m):
+    return [(v.limit, v.layer, v.value, v.allowed) for v in m.violations]
+
+
+def conv_pool_conv(k, stride=None):
+    """Input(2, 30, 30) -> conv 3x3 -> LIF(8, 28, 28) -> pool k (stride) -> conv 3x3 -> LIF."""
+    s = k if stride is None else stride
+    side = (28 - k) // s + 1 - 2
+    return chain([2, 30, 30], conv(8, 2, 3), lif((8, 28, 28)), pool(k, stride), conv(8, 8, 3), lif((8, side, side)))
+
+
+def test_pool_sizes_are_1_2_or_4_with_the_stride_of_the_window():
+    # sinabs docs: sum pooling 1x1, 2x2, 4x4; extract_pooling_from_module refuses a stride other than the window
+    assert mapping(conv_pool_conv(2)).fits and mapping(conv_pool_conv(4)).fits
+    m = mapping(conv_pool_conv(3))
+    assert limits(m) == [("pool_sizes", "lif", 3, 2)] and m.chips_needed is None
+    msg = m.violations[0].message
+    assert "pool 'sumpool2d' after layer 'lif': window 3x3" in msg and "use a pool of 2 (stride 2)" in msg
+    assert any("configured beyond what a core supports (pool_sizes)" in n for n in m.notes)
+    assert limits(mapping(conv_pool_conv(2, stride=1))) == [("pool_sizes", "lif", 1, 2)]  # an overlapping pool
+    # pooling the input events is the DVS layer's pooling, with the same sizes
+    assert limits(mapping(chain([2, 60, 60], pool(3), conv(4, 2, 3), lif((4, 18, 18))))) == [
+        ("pool_sizes", "input", 3, 2)]
+
+
+def test_a_feature_map_over_64x64_and_an_input_over_128x128_are_reported():
+    # sinabs docs: a core's output is at most 64x64, its input (and the DVS array) at most 128x128
+    assert mapping(chain([2, 128, 128], conv(4, 2, 2, stride=2), lif((4, 64, 64)))).fits
+    m = mapping(chain([2, 128, 128], conv(1, 2, 3, padding=1), lif((1, 128, 128))))  # 16,384 entries: memory fits
+    assert limits(m) == [("output_size_max", "lif", 128, 64)]
+    assert "128x128 feature map" in m.violations[0].message and "stride of 2 or 4" in m.violations[0].message
+    m = mapping(chain([2, 256, 256], conv(4, 2, 4, stride=4), lif((4, 64, 64))))
+    assert limits(m) == [("input_size_max", "input", 256, 128)]
+    assert "downsample or crop the events to 128x128" in m.violations[0].message
+    # the DVS layer pools what its 128x128 array sends: a 256x256 input does not fit however it is pooled
+    assert limits(mapping(chain([2, 256, 256], pool(4), conv(4, 2, 1), lif((4, 64, 64))))) == [
+        ("input_size_max", "input", 256, 128)]
+
+
+def test_a_dense_layer_after_a_conv_names_its_kernel_size_and_kernel_memory():
+    # Linear after a 16x30x30 map: a 30x30 kernel (at most 16x16) and 16 · 2^(⌈log2 900⌉ + ⌈log2 10⌉) =
+    # 16 · 2^(10 + 4) = 262,144 kernel entries (the largest core: 65,536)
+    m = mapping(chain([2, 34, 34], conv(16, 2, 5), lif((16, 30, 30)), flatten([16, 30, 30]),
+                      nir.Linear(weight=np.ones((10, 16 * 900))), lif(10)))
+    assert limits(m) == [("kernel_size_max", "lif_1", 30, 16), ("kernel_memory_per_core", "lif_1", 262144, 65536)]
+    assert "Linear layer (a convolution over its whole input map) 'linear' has a 30x30 kernel" in m.violations[0].message
+    assert "fewer input channels or features" in m.violations[1].message
+    # after a pool of 4 (30 -> 7): a 7x7 kernel, 16 · 2^(6 + 4) = 16,384 entries: fits
+    assert mapping(chain([2, 34, 34], conv(16, 2, 5), lif((16, 30, 30)), pool(4), flatten([16, 7, 7]),
+                         nir.Linear(weight=np.ones((10, 16 * 49))), lif(10))).fits
+
+
+def test_kernel_stride_padding_and_channel_limits():
+    # sinabs docs and validate_memory_speck.py: kernel <= 16x16, stride 1, 2, 4 or 8, padding 0-7, <= 1024 features
+    assert limits(mapping(chain([2, 32, 32], conv(4, 2, 17), lif((4, 16, 16))))) == [("kernel_size_max", "lif", 17, 16)]
+    assert mapping(chain([2, 32, 32], conv(4, 2, 16), lif((4, 17, 17)))).fits
+    m = mapping(chain([2, 32, 32], conv(4, 2, 3, stride=3), lif((4, 10, 10))))
+    assert limits(m) == [("stride_sizes", "lif", 3, 2)] and "strides by 1, 2, 4, 8" in m.violations[0].message
+    assert mapping(chain([2, 32, 32], conv(4, 2, 3, stride=8), lif((4, 4, 4)))).fits
+    assert limits(mapping(chain([2, 16, 16], conv(4, 2, 17, padding=8), lif((4, 16, 16))))) == [
+        ("kernel_size_max", "lif", 17, 16), ("padding_max", "lif", 8, 7)]
+    m = mapping(nir.NIRGraph.from_list(nir.Linear(weight=np.ones((2000, 4))), lif(2000)))  # 4 · 2^11 entries fit
+    assert limits(m) == [("features_per_core", "lif", 2000, 1024)]
+
+
+def test_an_input_of_more_channels_than_polarities_is_noted_not_refused():
+    # the DVS sensor gives 2 polarities; other event sources may send more channels to the first core
+    m = mapping(chain([3, 32, 32], conv(4, 3, 3), lif((4, 30, 30))))
+    assert m.fits and any("input 'input' has 3 channels" in n and "dvs_input=False" in n for n in m.notes)
+    assert not any("polarities" in n for n in mapping(chain([2, 32, 32], conv(4, 2, 3), lif((4, 30, 30)))).notes)
+
+
+def test_a_layer_per_core_spec_without_the_configuration_limits_checks_only_memory():
+    from hardware_models.specs import spec_from_dict
+    from test_specs import spec_data
+
+    data = spec_data("speck")
+    for key in ("pool_sizes", "stride_sizes", "kernel_size_max", "padding_max", "features_per_core", "input_size_max",
+                "output_size_max", "sensor_polarities"):
+        del data["capacity"][key]
+    spec = spec_from_dict(data, origin="speck.toml")
+    g = chain([2, 256, 256], conv(4, 2, 3, stride=3), lif((4, 85, 85)), pool(3), conv(4, 4, 3), lif((4, 26, 26)))
+    assert map_network(analyze(g), spec).fits
+    assert {v.limit for v in mapping(g).violations} == {"input_size_max", "stride_sizes", "output_size_max",
+                                                          "pool_sizes"}
+
+
+def test_ten_layers_name_the_core_count_and_what_to_change():
+    m = mapping(nir.NIRGraph.from_list(*[n for _ in range(10) for n in (nir.Linear(weight=np.ones((8, 8))), lif(8))]))
+    (v,) = m.violations
+    assert (v.limit, v.value, v.allowed) == ("cores_per_chip", 10, 9)
+    assert "use fewer layers, or allow 2 chips (chips=2, neurosim estimate --chips 2)" in v.message
