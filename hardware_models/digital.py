@@ -23,8 +23,10 @@ features, output and input map sizes).
 A one-to-one recurrence (:mod:`hardware_models.graph`: ``N`` feedback weights, one per neuron) costs what its
 ``N`` nonzero synapses cost on ``core_partition`` targets, whose synaptic memory and input axons count nonzero
 connections. On ``layer_per_core`` targets it takes the kernel memory of an ``N × N`` layer: a DYNAP-CNN core
-stores its kernel densely, zeros included (sinabs' memory formula in :func:`_kernel_entries`), and ``N`` neurons
-laid out as channels with a weight each are a 1×1 convolution from ``N`` channels to ``N`` features; a note says so.
+stores its kernel densely, zeros included (sinabs' memory formula in :func:`_kernel_entries`), and a core has one
+kernel, so a layer's ``N`` spikes come back as ``N`` more input channels of it, at its kernel size (the same for a
+dense recurrence, and for any layer with several inputs: their channels together, at the largest kernel); a note
+says so.
 
 **Energy per inference** (each term only where the spec says it is ``modelled``)::
 
@@ -445,22 +447,31 @@ def _clog(x: int) -> int:
     return (int(x) - 1).bit_length()
 
 
-def _kernel_entries(facts: GraphFacts, proj: Projection) -> int:
-    """Kernel memory entries of one projection on a DYNAP-CNN core: c · 2^(⌈log2(kx·ky)⌉ + ⌈log2 f⌉)."""
+def _kernel_shape(facts: GraphFacts, proj: Projection) -> tuple[int, int, int]:
+    """``(c, kx·ky, f)`` of one projection as a DYNAP-CNN kernel: input channels, kernel positions, features (a
+    Linear layer is a convolution over its whole input map; a one-to-one path or a pool a 1×1 one)."""
     tgt = facts.populations[proj.target]
     if proj.synapse is None:
-        c = f = tgt.shape[0]
-        kk = 1
-    elif facts.geometry(proj.synapse) is not None:
-        g = facts.geometry(proj.synapse)
-        c, f, kk = g.in_shape[0], g.out_shape[0], g.kernel[0] * g.kernel[1]
-        if facts.nodes[proj.synapse].role == "pool":
-            kk = 1
-    else:
-        n_out, n_in = facts.linear_mask(proj.synapse).shape
-        flat = [p for p in proj.pre_path if facts.nodes[p].role == "reshape"]
-        shape = facts.nodes[flat[0]].input_shape if flat else (n_in,)
-        c, kk, f = shape[0], int(np.prod(shape[1:])), n_out
+        return tgt.shape[0], 1, tgt.shape[0]
+    g = facts.geometry(proj.synapse)
+    if g is not None:
+        kk = 1 if facts.nodes[proj.synapse].role == "pool" else g.kernel[0] * g.kernel[1]
+        return g.in_shape[0], kk, g.out_shape[0]
+    n_out, n_in = facts.linear_mask(proj.synapse).shape
+    flat = [p for p in proj.pre_path if facts.nodes[p].role == "reshape"]
+    shape = facts.nodes[flat[0]].input_shape if flat else (n_in,)
+    return shape[0], int(np.prod(shape[1:])), n_out
+
+
+def _kernel_entries(facts: GraphFacts, projs: list[Projection]) -> int:
+    """Kernel memory entries of a layer on a DYNAP-CNN core: ``c · 2^(⌈log2(kx·ky)⌉ + ⌈log2 f⌉)``. A core has one
+    kernel: the events of several inputs (a recurrent loop's own spikes too) reach it as channels shifted apart
+    (sinabs FAQ, a destination's ``feature_shift``), so ``c`` is their channels together and ``kx·ky`` the largest
+    kernel among them."""
+    shapes = [_kernel_shape(facts, p) for p in projs]
+    if not shapes:
+        return 0
+    c, kk, f = sum(s[0] for s in shapes), max(s[1] for s in shapes), max(s[2] for s in shapes)
     return int(c * 2 ** (_clog(kk) + _clog(f)))
 
 
@@ -603,8 +614,9 @@ def _map_layer_per_core(facts: GraphFacts, spec: Spec, weight_bits: int, chips: 
     for pop in pops:
         projs = facts.projections_to(pop)
         if len(projs) > 1:
-            notes.append(f"layer {pop!r} has {len(projs)} inputs; their kernel memories are added on one core")
-        needs.append((sum(_kernel_entries(facts, p) for p in projs), _neuron_entries(facts.populations[pop].shape)))
+            notes.append(f"layer {pop!r} has {len(projs)} inputs; on one core they share its kernel: their input "
+                         "channels together, at the largest of their kernel sizes")
+        needs.append((_kernel_entries(facts, projs), _neuron_entries(facts.populations[pop].shape)))
     on_chip = set(pops)
     max_dest = spec.si("capacity.destinations_per_core", math.inf)
     for pop in pops:
@@ -619,13 +631,14 @@ def _map_layer_per_core(facts: GraphFacts, spec: Spec, weight_bits: int, chips: 
     looped = facts.recurrent_populations()
     if looped:
         notes.append(f"recurrent connections ({', '.join(looped)}): {spec.name} cores can be wired in a loop by "
-                     "hand, but sinabs converts only networks without cycles automatically")
+                     "hand, but sinabs converts only networks without cycles automatically, and its documentation "
+                     "warns that a loop can deadlock the chip")
     diagonal = [p.synapse for p in facts.projections if p.synapse and facts.nodes[p.synapse].one_to_one]
     if diagonal:
         notes.append(f"one-to-one recurrence(s) ({', '.join(map(repr, diagonal))}) take the full kernel memory of "
                      f"an N x N weight layer: a {spec.name} core stores its kernel densely (c · 2^(⌈log2 kx·ky⌉ + "
-                     "⌈log2 f⌉) entries, zeros included), so N neurons with a weight each are a 1x1 convolution from "
-                     "N channels to N features")
+                     "⌈log2 f⌉) entries, zeros included), and a layer's N spikes come back to it as N more input "
+                     "channels of that kernel, at its kernel size")
     feasible = True
     for pop, (kn, nn) in zip(pops, needs):
         fits_k = [c for c in cores if kmem[c] >= kn]

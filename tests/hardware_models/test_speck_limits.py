@@ -102,7 +102,7 @@ def test_a_dense_layer_after_a_conv_names_its_kernel_size_and_kernel_memory():
     m = mapping(chain([2, 34, 34], conv(16, 2, 5), lif((16, 30, 30)), flatten([16, 30, 30]),
                       nir.Linear(weight=np.ones((10, 16 * 900))), lif(10)))
     assert limits(m) == [("kernel_size_max", "lif_1", 30, 16), ("kernel_memory_per_core", "lif_1", 262144, 65536)]
-    assert "Linear layer (a convolution over its whole input map) 'linear' has a 30x30 kernel" in m.violations[0].message
+    assert "(a convolution over its whole input map) 'linear' has a 30x30 kernel" in m.violations[0].message
     assert "fewer input channels or features" in m.violations[1].message
     # after a pool of 4 (30 -> 7): a 7x7 kernel, 16 · 2^(6 + 4) = 16,384 entries: fits
     assert mapping(chain([2, 34, 34], conv(16, 2, 5), lif((16, 30, 30)), pool(4), flatten([16, 7, 7]),
@@ -149,3 +149,33 @@ def test_ten_layers_name_the_core_count_and_what_to_change():
     (v,) = m.violations
     assert (v.limit, v.value, v.allowed) == ("cores_per_chip", 10, 9)
     assert "use fewer layers, or allow 2 chips (chips=2, neurosim estimate --chips 2)" in v.message
+
+
+# ------------------------------------------------------------------ one kernel per core: several inputs share it
+def test_a_recurrent_loop_adds_its_channels_to_the_cores_one_kernel():
+    # Input(4, 3, 3) -> flatten -> Linear(36 -> 16) -> lif(16) with a one-to-one loop: the core's kernel is 3x3 (the
+    # Linear reads the whole 3x3 map) and the loop's 16 spikes come back as 16 more input channels of it:
+    # (4 + 16) · 2^(⌈log2 9⌉ + ⌈log2 16⌉) = 20 · 2^8 = 5,120 entries (not 4 · 2^8 + 16 · 2^4 = 1,280)
+    nodes = {"input": nir.Input(input_type=np.array([4, 3, 3])), "flat": flatten([4, 3, 3]),
+             "w_in": nir.Linear(weight=np.ones((16, 36))), "lif": lif(16),
+             "w_rec": nir.Linear(weight=np.diag(np.arange(1.0, 17.0))),
+             "output": nir.Output(output_type=np.array([16]))}
+    edges = [("input", "flat"), ("flat", "w_in"), ("w_in", "lif"), ("lif", "w_rec"), ("w_rec", "lif"),
+             ("lif", "output")]
+    m = mapping(nir.NIRGraph(nodes=nodes, edges=edges))
+    assert m.layers["lif"].max_synapses_per_core == 5120
+    assert any("one-to-one recurrence(s) ('w_rec')" in n and "N more input channels" in n for n in m.notes)
+    assert any("can deadlock the chip" in n for n in m.notes)
+
+
+def test_two_inputs_share_one_kernel_at_the_larger_size():
+    # a (4ch, 3x3 conv) and b (8ch, 1x1 conv) both feed c (8 features): (4 + 8) · 2^(⌈log2 9⌉ + ⌈log2 8⌉) =
+    # 12 · 2^7 = 1,536 entries (not 4 · 2^7 + 8 · 2^3 = 576)
+    nodes = {"input": nir.Input(input_type=np.array([2, 10, 10])), "ca": conv(4, 2, 1), "a": lif((4, 10, 10)),
+             "cb": conv(8, 2, 1), "b": lif((8, 10, 10)), "ac": conv(8, 4, 3, padding=1), "bc": conv(8, 8, 1),
+             "c": lif((8, 10, 10))}
+    edges = [("input", "ca"), ("ca", "a"), ("input", "cb"), ("cb", "b"), ("a", "ac"), ("ac", "c"), ("b", "bc"),
+             ("bc", "c")]
+    m = mapping(nir.NIRGraph(nodes=nodes, edges=edges))
+    assert m.layers["c"].max_synapses_per_core == 1536 and m.fits
+    assert any("layer 'c' has 2 inputs; on one core they share its kernel" in n for n in m.notes)
