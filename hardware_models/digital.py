@@ -624,7 +624,8 @@ def _map_layer_per_core(facts: GraphFacts, spec: Spec, weight_bits: int, chips: 
         if len(dests) > max_dest:
             violations.append(Violation("destinations_per_core", pop, len(dests), max_dest,
                                         f"layer {pop!r} sends its spikes to {len(dests)} layers ({', '.join(dests)}); "
-                                        f"a {spec.name} core has {int(max_dest)} destinations"))
+                                        f"a {spec.name} core has {int(max_dest)} destinations: feed the others "
+                                        "from one of those layers, or merge branches"))
     config, config_notes = _layer_config_violations(facts, spec, pops)
     violations += config
     notes += config_notes

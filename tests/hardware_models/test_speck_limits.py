@@ -179,3 +179,15 @@ def test_two_inputs_share_one_kernel_at_the_larger_size():
     m = mapping(nir.NIRGraph(nodes=nodes, edges=edges))
     assert m.layers["c"].max_synapses_per_core == 1536 and m.fits
     assert any("layer 'c' has 2 inputs; on one core they share its kernel" in n for n in m.notes)
+
+
+def test_a_core_with_three_destinations_says_what_to_change():
+    # sinabs FAQ: a core has 2 destinations
+    nodes = {"input": nir.Input(input_type=np.array([6])), "w0": nir.Linear(weight=np.ones((8, 6))), "hub": lif(8)}
+    edges = [("input", "w0"), ("w0", "hub")]
+    for i in range(3):
+        nodes |= {f"w{i + 1}": nir.Linear(weight=np.ones((4, 8))), f"leaf{i}": lif(4)}
+        edges += [("hub", f"w{i + 1}"), (f"w{i + 1}", f"leaf{i}")]
+    (v,) = mapping(nir.NIRGraph(nodes=nodes, edges=edges)).violations
+    assert (v.limit, v.layer, v.value, v.allowed) == ("destinations_per_core", "hub", 3, 2)
+    assert "feed the others from one of those layers" in v.message
