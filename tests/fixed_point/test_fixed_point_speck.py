@@ -349,6 +349,20 @@ def test_leak_is_dropped_and_named():
     assert [n.split(":")[1][:44] for n in to_chip(iaf, "speck").notes] == [" per step a Speck neuron fires once per thre"]
 
 
+def test_a_steps_events_are_summed_before_the_threshold_and_the_report_says_the_order_is_not_kept():
+    # weights +1 and -1, threshold 1: both inputs spike in the same step. Summed, the membrane stays at 0 and the
+    # neuron is silent; the chip, taking the +1 event first, would fire and then fall to -1. Frames do not keep
+    # the events' order, so the simulation sums; the report must say so.
+    lin = nsn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1.0, -1.0]]))
+    chip = to_chip(nsn.Sequential(lin, nsn.LIF(beta=1.0, v_th=1.0)), "speck")
+    out = chip(torch.ones(1, 1, 2))[0]
+    assert out.sum().item() == 0
+    (note,) = [n for n in chip.notes if "Speck neuron fires" in n]
+    assert "one at a time in the order they arrive" in note and "summed before the threshold" in note
+
+
 @pytest.mark.parametrize("neuron, what", [
     (lambda: nsn.CubaLIF(alpha=0.5, beta=1.0), "CubaLIF"),
     (lambda: nsn.RLIF(4, beta=1.0), "RLIF"),

@@ -206,7 +206,10 @@ def to_chip(model, target, *, maxpool: str | None = None, delays: bool = False) 
     if speck and spiking:
         notes.append(f"{', '.join(spiking)}: per step a Speck neuron fires once per threshold its membrane holds, at "
                      "most once per input event reaching it (the float model fires at most once); a bias alone "
-                     "never makes it fire")
+                     "never makes it fire. The chip takes a step's events one at a time in the order they arrive, "
+                     "which binned frames do not keep: here they are summed before the threshold is checked, so where "
+                     "excitatory and inhibitory events meet in a step the chip may fire (or stop at the state's "
+                     "floor) where this simulation does not")
     if spinn:
         if convs:
             notes.append(f"{', '.join(convs)}: a convolution runs as the synapses it amounts to (a connection list in "
