@@ -527,7 +527,6 @@ def _layer_config_violations(facts: GraphFacts, spec: Spec, pops: list[str]) -> 
     k_max, pad_max, f_max = get("kernel_size_max"), get("padding_max"), get("features_per_core")
     in_max, out_max, polarities = get("input_size_max"), get("output_size_max"), get("sensor_polarities")
     if pool_sizes is not None:
-        sizes = pool_sizes
         pooled: dict[str, list[str]] = {}  # pool node -> the layers whose events it pools
         for p in facts.projections:
             for n in (*p.pre_path, p.synapse):
@@ -536,19 +535,19 @@ def _layer_config_violations(facts: GraphFacts, spec: Spec, pops: list[str]) -> 
         for node, sources in pooled.items():
             g = facts.geometry(node)
             (kh, kw), stride, pad = g.kernel, g.stride, max(g.pad_lo + g.pad_hi)
-            if kh == kw and kh in sizes and stride == g.kernel and pad == 0:
+            if kh == kw and kh in pool_sizes and stride == g.kernel and pad == 0:
                 continue
-            if kh != kw or kh not in sizes:
-                value, allowed = max(kh, kw), _below(sizes, max(kh, kw))
+            to = _below(pool_sizes, max(kh, kw))
+            if kh != kw or kh not in pool_sizes:
+                value, allowed = max(kh, kw), to
             else:  # the window is one a core takes; its stride or padding is not
                 value, allowed = (max(stride), kh) if stride != g.kernel else (pad, 0)
             out.append(Violation(
                 "pool_sizes", sources[0], value, allowed,
                 f"pool {node!r} after layer{'s' * (len(sources) > 1)} {', '.join(map(repr, sources))}: window "
                 f"{kh}x{kw}, stride {stride[0]}x{stride[1]}{f', padding {pad}' if pad else ''}; a {name} core sums the "
-                f"events it sends over square windows of {', '.join(map(str, sizes))} with the stride equal to the "
-                f"window and no padding: use a pool of {_below(sizes, max(kh, kw))} (stride "
-                f"{_below(sizes, max(kh, kw))}), or a strided convolution"))
+                f"events it sends over square windows of {', '.join(map(str, pool_sizes))} with the stride equal to "
+                f"the window and no padding: use a pool of {to} (stride {to}), or a strided convolution"))
     for pop in pops:
         shape = facts.populations[pop].shape
         if f_max is not None and shape[0] > f_max:
@@ -569,7 +568,7 @@ def _layer_config_violations(facts: GraphFacts, spec: Spec, pops: list[str]) -> 
                 kernel, stride, pad = g.kernel, g.stride, max(g.pad_lo + g.pad_hi)
             else:  # a Linear is a convolution over its whole input map, without stride or padding
                 flat = [q for q in p.pre_path if facts.nodes[q].role == "reshape"]
-                kernel = tuple(facts.nodes[flat[0]].input_shape[1:]) if flat else (1, 1)
+                kernel = (tuple(facts.nodes[flat[0]].input_shape[1:]) if flat else ()) or (1, 1)
                 stride, pad = (1, 1), 0
             what = "Linear layer (a convolution over its whole input map)" if g is None else "convolution"
             if k_max is not None and max(kernel) > k_max:

@@ -120,6 +120,8 @@ def test_kernel_stride_padding_and_channel_limits():
         ("kernel_size_max", "lif", 17, 16), ("padding_max", "lif", 8, 7)]
     m = mapping(nir.NIRGraph.from_list(nir.Linear(weight=np.ones((2000, 4))), lif(2000)))  # 4 · 2^11 entries fit
     assert limits(m) == [("features_per_core", "lif", 2000, 1024)]
+    # a Linear after flattening a flat input reads a 1x1 map (this raised ValueError from max() of no sides)
+    assert mapping(chain([6], flatten([6]), nir.Linear(weight=np.ones((4, 6))), lif(4))).fits
 
 
 def test_an_input_of_more_channels_than_polarities_is_noted_not_refused():
