@@ -68,6 +68,10 @@ __all__ = ["NonIdealConfig", "CrossbarLinear", "CrossbarConv2d", "CrossbarDiagon
            "effective_weight", "perturb_weight", "accuracy", "evaluate_nonideal", "noise_aware_finetune"]
 
 
+#: the widest ADC simulated: float32 holds integers exactly up to 2^24, so a finer conversion step is not resolved
+MAX_ADC_BITS = 24
+
+
 @dataclass(frozen=True)
 class NonIdealConfig:
     """Device non-idealities of one RRAM technology (all off by default: an ideal crossbar).
@@ -75,14 +79,15 @@ class NonIdealConfig:
     Args:
         levels: conductance levels per cell (``2**bits``); None keeps analog conductances.
         on_off_ratio: G_on / G_off (NeuroSim V1.4: 1.7 MΩ / 100 kΩ = 17).
-        sigma_rel: programming variation, σ relative to the programmed conductance (0.05 = 5 %).
+        sigma_rel: programming variation, σ relative to the programmed conductance (0.05 = 5 %; at most 1).
         stuck_on_rate / stuck_off_rate: fractions of cells stuck at G_on / G_off.
-        read_noise_rel: read-to-read noise, σ relative to the conductance, fresh at every read.
-        adc_bits: bits of the ADC converting each tile's column currents; None reads them exactly.
+        read_noise_rel: read-to-read noise, σ relative to the conductance, fresh at every read (at most 1).
+        adc_bits: bits of the ADC converting each tile's column currents (1 to 24); None reads them exactly.
         adc_range_frac: ADC full scale as a fraction of the column's largest current (all rows on).
         tile_rows: rows per tile: the partial sums the ADC sees (convolutions: whole input channels per tile).
         drift_nu / drift_nu_std: drift exponent ν and its device-to-device spread, G(t) = G₀·(t/t₀)^−ν.
-        drift_t_s / drift_t0_s: time since programming and the reference time, in seconds.
+        drift_t_s / drift_t0_s: time since programming and the reference time, in seconds (``drift_t_s >=
+            drift_t0_s``: the law holds from t0 on).
     """
 
     levels: int | None = None  # None: analog cells; 32 = 5-bit cells
@@ -112,6 +117,10 @@ class NonIdealConfig:
             v = getattr(self, key)
             if not (math.isfinite(v) and v >= 0):
                 raise bad(key, f"must be a number >= 0, got {v!r}")
+        for key in ("sigma_rel", "read_noise_rel"):  # σ relative to G: 5 (meant as 5 %) would be 500 % of G
+            v = getattr(self, key)
+            if v > 1:
+                raise bad(key, f"must be a fraction of G in [0, 1] (0.05 is 5 %), got {v!r}")
         for key in ("stuck_on_rate", "stuck_off_rate"):
             v = getattr(self, key)
             if not 0 <= v <= 1:
@@ -122,6 +131,10 @@ class NonIdealConfig:
         if self.adc_bits is not None and (isinstance(self.adc_bits, bool) or not isinstance(self.adc_bits, int)
                                           or self.adc_bits < 1):
             raise bad("adc_bits", f"must be an integer >= 1 (or None), got {self.adc_bits!r}")
+        if self.adc_bits is not None and self.adc_bits > MAX_ADC_BITS:
+            raise bad("adc_bits", f"at most {MAX_ADC_BITS} bits (float32 column currents resolve no finer steps, so a "
+                                  f"wider ADC would be simulated as an exact read), got {self.adc_bits!r}; "
+                                  "adc_bits=None reads the column currents exactly")
         if not (0 < self.adc_range_frac <= 1):
             raise bad("adc_range_frac", f"must be in (0, 1], got {self.adc_range_frac!r}")
         if isinstance(self.tile_rows, bool) or not isinstance(self.tile_rows, int) or self.tile_rows < 1:
@@ -130,6 +143,10 @@ class NonIdealConfig:
             v = getattr(self, key)
             if not (math.isfinite(v) and v > 0):
                 raise bad(key, f"must be a positive number of seconds, got {v!r}")
+        if self.drift_t_s < self.drift_t0_s:
+            raise bad("drift_t_s", f"{self.drift_t_s:g} s is before drift_t0_s = {self.drift_t0_s:g} s: G(t) = "
+                                   "G0·(t/t0)^−ν holds from t0, when G0 was read, on (earlier times would make every "
+                                   "cell grow); give a time >= drift_t0_s")
 
     @property
     def g_off(self) -> float:

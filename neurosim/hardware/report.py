@@ -38,7 +38,7 @@ from typing import Iterable, Sequence
 from torch import nn
 
 from neurosim._io import atomic_write_text
-from neurosim.hardware.nonideal import NonIdealConfig, accuracy, apply_nonidealities
+from neurosim.hardware.nonideal import MAX_ADC_BITS, NonIdealConfig, accuracy, apply_nonidealities
 
 __all__ = ["FAULT_RATES", "SIGMAS", "chip_accuracies", "format_nonideal", "load_checkpoint_model",
            "nonideal_config_from_spec", "nonideal_report", "nonideal_report_model", "sweep_nonideal",
@@ -86,6 +86,10 @@ def nonideal_config_from_spec(target, *, sigma_rel: float = 0.0, fault_rate: flo
     """
     spec = _spec(target)
     weight_bits = int(spec.si("array.weight_bits"))
+    if adc and spec.si("array.adc_bits") > MAX_ADC_BITS:
+        raise ValueError(f"target {spec.name!r}: array.adc_bits = {spec.si('array.adc_bits'):g}: the non-ideal model "
+                         f"simulates ADCs of at most {MAX_ADC_BITS} bits (float32 currents resolve no finer steps); "
+                         "lower it, or read the columns exactly (adc=False, --no-adc)")
     return NonIdealConfig(
         levels=2 ** (weight_bits - 1) if quantize else None,
         on_off_ratio=spec.si("device.r_off") / spec.si("device.r_on"),

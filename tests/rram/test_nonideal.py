@@ -183,6 +183,12 @@ def test_chips_are_seeded():
     ({"adc_bits": 0}, "adc_bits: must be an integer >= 1"),
     ({"adc_range_frac": 0.0}, r"adc_range_frac: must be in \(0, 1\]"),
     ({"drift_t_s": 0.0}, "drift_t_s: must be a positive number of seconds"),
+    # a σ typed in percent (5 for 5 %) ran as 500 % of G; a drift read before t0 made every cell grow; a 40-bit ADC
+    # ran as exact float32 reads while the report said "ADC 40 bits"
+    ({"sigma_rel": 5.0}, r"sigma_rel: must be a fraction of G in \[0, 1\] \(0.05 is 5 %\), got 5.0"),
+    ({"read_noise_rel": 2.0}, r"read_noise_rel: must be a fraction of G in \[0, 1\] \(0.05 is 5 %\), got 2.0"),
+    ({"drift_nu": 0.1, "drift_t_s": 0.5}, r"drift_t_s: 0.5 s is before drift_t0_s = 1 s: G\(t\) = G0·\(t/t0\)\^−ν"),
+    ({"adc_bits": 40}, r"adc_bits: at most 24 bits .*got 40; adc_bits=None reads the column currents exactly"),
 ])
 def test_config_errors_name_the_field(kwargs, match):
     with pytest.raises(ValueError, match=match):

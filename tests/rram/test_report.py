@@ -170,7 +170,13 @@ def test_nonideal_flags_without_flag_do_nothing_and_bad_requests_are_one_line_er
                            (["--read-noise", "-0.1"], "--read-noise must be a number >= 0"),
                            (["--fault-rate", "2"], r"--fault-rate must be a fraction in \[0, 1\], got 2.0"),
                            (["--fault-rates", "0,1.5"], "--fault-rates must be a fraction"),
-                           (["--drift-time-s", "0"], "--drift-time-s must be a positive number of seconds")):
+                           (["--drift-time-s", "0"], "--drift-time-s must be a positive number of seconds"),
+                           # σ typed in percent ran as 500 % of G; a drift read before t0 = 1 s made the cells grow
+                           (["--sigma", "5"], r"--sigma must be a fraction of G in \[0, 1\] \(0.05 is 5 %\), got 5.0"),
+                           (["--sigmas", "0,10"], r"--sigmas must be a fraction of G in \[0, 1\]"),
+                           (["--read-noise", "2"], r"--read-noise must be a fraction of G in \[0, 1\]"),
+                           (["--drift-nu", "0.05", "--drift-time-s", "0.5"],
+                            r"--drift-time-s must be at least 1 s \(t0, .*\), got 0.5")):
         with pytest.raises(UserError, match=message):
             check_nonideal_args(p.parse_args(["--nonideal", *flags]), "x.pt")
 
@@ -184,6 +190,28 @@ def test_estimate_checks_its_flags_before_estimating(tmp_path, capsys, monkeypat
                          (["--samples", "0"], "--samples must be at least 1, got 0")):
         assert main(["estimate", "--checkpoint", str(tmp_path / "c.pt"), *flags]) == 2
         assert words in capsys.readouterr().err
+
+
+def test_a_spec_whose_adc_the_model_cannot_simulate_is_refused_before_estimating(tmp_path, capsys, monkeypatch):
+    from pathlib import Path
+
+    import hardware_models
+    import neurosim.estimation as estimation
+    from neurosim.cli import main
+
+    shipped = Path(hardware_models.__file__).parent / "specs" / "rram_neurosim.toml"
+    text = shipped.read_text().replace('name = "rram_neurosim"', 'name = "adc40"')
+    spec = tmp_path / "adc40.toml"
+    spec.write_text(text.replace("adc_bits = { value = 5,", "adc_bits = { value = 40,"))
+    monkeypatch.setattr(estimation, "estimate_checkpoint", lambda *a, **kw: pytest.fail("estimated first"))
+    # it ran as exact float32 reads, reported as "ADC 40 bits"
+    assert main(["estimate", "--checkpoint", str(tmp_path / "c.pt"), "--target", str(spec), "--nonideal"]) == 2
+    err = capsys.readouterr().err
+    assert "target 'adc40': array.adc_bits = 40: the non-ideal model simulates ADCs of at most 24 bits" in err
+    assert "--no-adc" in err
+    with pytest.raises(ValueError, match="array.adc_bits = 40"):
+        nonideal_config_from_spec(str(spec))
+    assert nonideal_config_from_spec(str(spec), adc=False).adc_bits is None
 
 
 def test_nonideal_from_args_on_a_checkpoint_writes_reports(tmp_path, event_digits_cache, capsys):
