@@ -3,9 +3,10 @@ r"""Accuracy of a trained model on an RRAM crossbar target: Monte-Carlo chips at
 The device side comes from the target's spec (``hardware_models/specs/<target>.toml``,
 :func:`nonideal_config_from_spec`):
 
-* weights quantised to the spec's ``weight_bits``: ``2^(weight_bits − 1)`` conductance levels per side of the
-  differential pair (the magnitude codes the energy model programs; bit slicing itself is not simulated, so
-  variation acts on the whole weight's conductance rather than per slice);
+* weights quantised to the spec's ``weight_bits``: ``2^(weight_bits − 1)`` magnitude codes per side of the
+  differential pair, bit-sliced over cells of the spec's ``cell_bits`` as the energy model maps them
+  (``rram_neurosim``: 7 one-bit cells per side, each varying, failing and converted on its own; ``rram_lsm40nm``:
+  one 16-level cell per side);
 * ``G_on / G_off = r_off / r_on``; tiles of ``array.rows`` rows; the column ADC with ``array.adc_bits`` (``adc``).
 
 What the spec does not give is an argument: programming variation σ (relative to G), the stuck-at fault rate
@@ -22,8 +23,10 @@ Sources: DNN+NeuroSim V1.4 defaults (the specs); IBM aihwkit and CrossSim for th
 
 Example:
     >>> cfg = nonideal_config_from_spec("rram_neurosim", sigma_rel=0.05, fault_rate=0.02)
-    >>> cfg.levels, cfg.on_off_ratio, cfg.tile_rows, cfg.adc_bits, cfg.stuck_on_rate, cfg.stuck_off_rate
-    (128, 17.0, 128, 5, 0.01, 0.01)
+    >>> cfg.levels, cfg.cell_bits, cfg.slices, cfg.on_off_ratio, cfg.tile_rows, cfg.adc_bits
+    (128, 1, 7, 17.0, 128, 5)
+    >>> cfg.stuck_on_rate, cfg.stuck_off_rate
+    (0.01, 0.01)
 """
 
 from __future__ import annotations
@@ -78,7 +81,8 @@ def nonideal_config_from_spec(target, *, sigma_rel: float = 0.0, fault_rate: flo
         fault_rate: fraction of stuck cells; ``stuck_on_fraction`` of them at G_on, the rest at G_off.
         read_noise_rel: per-read conductance noise (relative).
         adc: convert tile columns with the spec's ``array.adc_bits`` (False: exact column currents).
-        quantize: quantise weights to the spec's ``weight_bits`` (False: analog cells).
+        quantize: quantise weights to the spec's ``weight_bits``, sliced over cells of its ``cell_bits`` (False:
+            one analog cell per side).
         drift_nu / drift_nu_std / drift_t_s / drift_t0_s: conductance drift ``G(t) = G0·(t/t0)^−ν``.
 
     Raises:
@@ -92,6 +96,7 @@ def nonideal_config_from_spec(target, *, sigma_rel: float = 0.0, fault_rate: flo
                          "lower it, or read the columns exactly (adc=False, --no-adc)")
     return NonIdealConfig(
         levels=2 ** (weight_bits - 1) if quantize else None,
+        cell_bits=int(spec.si("array.cell_bits")) if quantize else None,
         on_off_ratio=spec.si("device.r_off") / spec.si("device.r_on"),
         sigma_rel=sigma_rel, read_noise_rel=read_noise_rel,
         adc_bits=int(spec.si("array.adc_bits")) if adc else None,
@@ -279,6 +284,16 @@ def write_nonideal_report(report: dict, out_dir: str | Path) -> dict:
     return files
 
 
+def _cells(config: dict) -> str:
+    """How a report's config holds a weight's magnitude: ``128 levels on 7 1-bit cells per side``."""
+    if not config.get("levels"):
+        return "analog cells"
+    if not config.get("cell_bits"):
+        return f"{config['levels']} levels"
+    cfg = NonIdealConfig(levels=config["levels"], cell_bits=config["cell_bits"])
+    return (f"{cfg.levels} levels on {cfg.slices} {cfg.cell_bits}-bit cell{'s' * (cfg.slices != 1)} per side")
+
+
 def format_nonideal(report: dict) -> str:
     """A short text table of one report (operating point and sweeps): mean ± sample std over the chips, the mean
     alone for one chip (whose spread is not measured)."""
@@ -294,7 +309,7 @@ def format_nonideal(report: dict) -> str:
         + ("; one chip measures no spread" if chips == 1 else "") + "):",
         f"  ideal (float weights)        {report['ideal_acc']:6.2f} %",
         f"  operating point              {acc(op, 6)} %   "
-        f"[{c['levels'] or 'analog'} levels, σ {100 * c['sigma_rel']:g} %, stuck-at "
+        f"[{_cells(c)}, σ {100 * c['sigma_rel']:g} %, stuck-at "
         f"{100 * (c['stuck_on_rate'] + c['stuck_off_rate']):g} %, read noise {100 * c['read_noise_rel']:g} %, ADC "
         f"{c['adc_bits'] or 'exact'}{' bits' if c['adc_bits'] else ''}"
         + (f", drift ν {c['drift_nu']:g} at {c['drift_t_s']:g} s" if c["drift_nu"] else "") + "]",

@@ -23,9 +23,14 @@ def test_config_from_spec_reads_quantisation_on_off_tiles_and_adc():
     a = nonideal_config_from_spec("rram_neurosim")
     # 8-bit signed weights: 7 magnitude bits -> 128 levels; R_off / R_on = 1.7 MΩ / 100 kΩ; 128-row tiles; 5-bit ADC
     assert (a.levels, a.on_off_ratio, a.tile_rows, a.adc_bits) == (128, pytest.approx(17.0), 128, 5)
+    # bit-sliced as the energy model maps the spec: 7 magnitude bits on 1-bit cells, 7 cells per side (the chips
+    # held each side's 7 bits in one 128-level cell: a fault rate was per 2 cells of a weight, not per its 14)
+    assert (a.cell_bits, a.slices) == (1, 7)
+    c = nonideal_config_from_spec("rram_lsm40nm")  # 5-bit weights: 16 codes on one 4-bit cell per side
+    assert (c.levels, c.cell_bits, c.slices) == (16, 4, 1)
     b = nonideal_config_from_spec("rram_lsm40nm", adc=False, quantize=False, sigma_rel=0.1, fault_rate=0.04,
                                   stuck_on_fraction=0.25)
-    assert (b.levels, b.tile_rows, b.adc_bits, b.sigma_rel) == (None, 512, None, 0.1)
+    assert (b.levels, b.cell_bits, b.tile_rows, b.adc_bits, b.sigma_rel) == (None, None, 512, None, 0.1)
     assert (b.stuck_on_rate, b.stuck_off_rate) == (pytest.approx(0.01), pytest.approx(0.03))
     with pytest.raises(ValueError, match="'loihi' is a digital target"):
         nonideal_config_from_spec("loihi")
@@ -59,6 +64,8 @@ def test_report_is_seeded_json_ready_and_writes_its_files(tmp_path):
     op = r1["operating_point"]
     assert op["config"]["adc_bits"] == 5 and op["config"]["sigma_rel"] == 0.05 and len(op["per_chip"]) == 2
     assert r1["sweep_base"]["adc_bits"] is None and r1["sweep_base"]["levels"] == 128
+    assert r1["sweep_base"]["cell_bits"] == op["config"]["cell_bits"] == 1
+    assert "[128 levels on 7 1-bit cells per side, σ 5 %, stuck-at 1 %" in format_nonideal(r1)
     assert r1["samples"] == 400 and 0 <= op["mean"] <= 100
     saved = json.loads((tmp_path / "nonideal_rram_neurosim.json").read_text())
     assert saved["ideal_acc"] == r1["ideal_acc"] and saved["sweeps"]["fault_rate"] == r1["sweeps"]["fault_rate"]
