@@ -292,10 +292,14 @@ def perturb_weight(weight: torch.Tensor, cfg: NonIdealConfig, generator: torch.G
 
 
 # ---------------------------------------------------------------------------------------------- layers
-def _adc(y: torch.Tensor, full_scale: torch.Tensor, bits: int) -> torch.Tensor:
-    """Uniform ``bits``-bit conversion of non-negative column currents over ``[0, full_scale]`` (per column)."""
+def _adc(y: torch.Tensor, full_scale: torch.Tensor, bits: int, inplace: bool = False) -> torch.Tensor:
+    """Uniform ``bits``-bit conversion of non-negative column currents over ``[0, full_scale]`` (per column);
+    ``inplace``: into ``y`` itself (the same operations, the same values)."""
     fs = full_scale.clamp_min(1e-12)
     step = fs / (2**bits - 1)
+    if inplace:
+        y.clamp_min_(0).div_(step).round_().mul_(step)
+        return torch.minimum(y, fs, out=y)
     return torch.minimum(torch.round(y.clamp_min(0) / step) * step, fs)
 
 
@@ -363,10 +367,17 @@ class _CrossbarBase(nn.Module):
         """One read of the columns holding ``g`` with row inputs ``x`` (at most 1 where the ADC is on)."""
         y = self._mvm(x, g)
         cfg = self.cfg
+        # without a graph to keep, the output-sized steps run in place: the same values, without a fresh tensor per
+        # operation (a conv layer's reads, bit-sliced, are hundreds of MB per block of samples)
+        inplace = not y.requires_grad
         if cfg.read_noise_rel > 0:
-            y = y + cfg.read_noise_rel * torch.sqrt(self._mvm(x * x, g * g).clamp_min(0)) * self._noise(y)
+            spread = self._mvm(x * x, g * g)
+            if inplace:
+                y.add_(spread.clamp_min_(0).sqrt_().mul_(cfg.read_noise_rel).mul_(self._noise(y)))
+            else:
+                y = y + cfg.read_noise_rel * torch.sqrt(spread.clamp_min(0)) * self._noise(y)
         if cfg.adc_bits is not None:
-            y = _adc(y, cfg.adc_range_frac * self._full_scale(g, y), cfg.adc_bits)
+            y = _adc(y, cfg.adc_range_frac * self._full_scale(g, y), cfg.adc_bits, inplace=inplace)
         return y
 
     def _tiles(self) -> list[slice]:

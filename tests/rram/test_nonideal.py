@@ -478,3 +478,14 @@ def test_sliced_chips_run_every_layer_kind_and_finetune():
         NonIdealConfig(cell_bits=1)
     with pytest.raises(ValueError, match="cell_bits: must be an integer in 1..16"):
         NonIdealConfig(levels=8, cell_bits=0)
+
+
+def test_reads_without_a_graph_run_in_place_with_the_same_values():
+    # the reads of inputs that carry no graph run in place (faster); with a graph they may not: both give one value
+    net = small_conv_net()
+    cfg = NonIdealConfig(levels=16, cell_bits=2, sigma_rel=0.05, read_noise_rel=0.1, adc_bits=4)
+    x = (torch.rand(3, 2, 2, 6, 6, generator=torch.Generator().manual_seed(0)) < 0.4).float()  # spikes
+    plain = apply_nonidealities(net, cfg, seed=2)[0](x)
+    graph = apply_nonidealities(net, cfg, seed=2)[0](x.requires_grad_())
+    assert graph.requires_grad and not plain.requires_grad
+    assert torch.equal(plain, graph.detach())
