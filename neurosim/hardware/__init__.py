@@ -43,6 +43,7 @@ from neurosim.hardware.plots import (
     plot_accuracy_vs_sigma,
     plot_energy_breakdown,
     plot_tiles,
+    sweep_note,
 )
 from neurosim.hardware.report import (
     chip_accuracies,
@@ -60,5 +61,5 @@ __all__ = [
     "evaluate_nonideal", "noise_aware_finetune", "perturb_weight", "program_conductances",
     "chip_accuracies", "format_nonideal", "nonideal_config_from_spec", "nonideal_report", "nonideal_report_model",
     "sweep_nonideal", "energy_groups", "plot_accuracy_sweep", "plot_accuracy_vs_fault_rate", "plot_accuracy_vs_sigma",
-    "plot_energy_breakdown", "plot_tiles",
+    "plot_energy_breakdown", "plot_tiles", "sweep_note",
 ]

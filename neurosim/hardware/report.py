@@ -267,18 +267,17 @@ def nonideal_report(checkpoint: str | Path, target, *, chips: int = 5, seed: int
 def write_nonideal_report(report: dict, out_dir: str | Path) -> dict:
     """Write ``nonideal_<target>.json`` and ``accuracy_vs_sigma_<target>.png`` / ``accuracy_vs_fault_rate_<target>.png``
     (atomic writes); returns ``{kind: path}`` and records the paths in ``report["files"]``."""
-    from neurosim.hardware.plots import plot_accuracy_sweep
+    from neurosim.hardware.plots import plot_accuracy_vs_fault_rate, plot_accuracy_vs_sigma
     from neurosim.viz import save_figure
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t = report["target"]
     files = {"json": out / f"nonideal_{t}.json"}
-    for param, name in (("sigma_rel", "sigma"), ("fault_rate", "fault_rate")):
-        points = report["sweeps"].get(param)
-        if points:
-            fig = plot_accuracy_sweep({t: points}, param, ideal=report["ideal_acc"])
-            files[name] = save_figure(fig, out / f"accuracy_vs_{name}_{t}.png")
+    for param, name, plot in (("sigma_rel", "sigma", plot_accuracy_vs_sigma),
+                              ("fault_rate", "fault_rate", plot_accuracy_vs_fault_rate)):
+        if report["sweeps"].get(param):  # each figure notes its chips, samples and the effects held fixed
+            files[name] = save_figure(plot(report), out / f"accuracy_vs_{name}_{t}.png")
     report["files"] = {k: str(v) for k, v in files.items()}
     atomic_write_text(files["json"], json.dumps(report, indent=1) + "\n")
     return files
@@ -315,6 +314,9 @@ def format_nonideal(report: dict) -> str:
         + (f", drift ν {c['drift_nu']:g} at {c['drift_t_s']:g} s" if c["drift_nu"] else "") + "]",
     ]
     names = {"sigma_rel": "variation σ", "fault_rate": "stuck-at rate"}
+    base = report.get("sweep_base")
+    if report["sweeps"] and base is not None:  # the sweeps leave out the operating point's other effects: say so
+        lines.append(f"  sweeps, one effect at a time on {_cells(base)} alone (no ADC, read noise or drift):")
     for param, points in report["sweeps"].items():
         cells = ", ".join(f"{100 * p['value']:g} %: {acc(p, sep='±')}" for p in points)
         lines.append(f"  {names.get(param, param):<28} {cells}")

@@ -66,11 +66,22 @@ def test_report_is_seeded_json_ready_and_writes_its_files(tmp_path):
     assert r1["sweep_base"]["adc_bits"] is None and r1["sweep_base"]["levels"] == 128
     assert r1["sweep_base"]["cell_bits"] == op["config"]["cell_bits"] == 1
     assert "[128 levels on 7 1-bit cells per side, σ 5 %, stuck-at 1 %" in format_nonideal(r1)
+    assert "sweeps, one effect at a time on 128 levels on 7 1-bit cells per side alone (no ADC, read noise or " \
+           "drift):" in format_nonideal(r1)
     assert r1["samples"] == 400 and 0 <= op["mean"] <= 100
     saved = json.loads((tmp_path / "nonideal_rram_neurosim.json").read_text())
     assert saved["ideal_acc"] == r1["ideal_acc"] and saved["sweeps"]["fault_rate"] == r1["sweeps"]["fault_rate"]
     for name in ("accuracy_vs_sigma_rram_neurosim.png", "accuracy_vs_fault_rate_rram_neurosim.png"):
         assert (tmp_path / name).stat().st_size > 1000
+    # the figures say what was simulated: chips, seeds, samples, and every effect held fixed during the sweep (they
+    # said none of it: 2 chips and 5 looked alike, and the sweep's quantisation, no ADC, no read noise were unsaid)
+    texts = lambda fig: " ".join(t.get_text() for ax in fig.axes for t in ax.texts).replace("\u00a0", " ")  # noqa: E731
+    sig = texts(plot_accuracy_vs_sigma(r1))
+    for words in ("rram_neurosim: 2 chips (seeds 7–8) × 400 test samples", "128 levels on 7 1-bit cells per side",
+                  "on/off 17", "stuck-at 0 %", "ADC off (exact column reads)", "read noise 0 %", "no drift"):
+        assert words in sig.replace("\n", " "), (words, sig)
+    flt = texts(plot_accuracy_vs_fault_rate(r1)).replace("\n", " ")
+    assert "σ 0 %" in flt and "stuck cells 50 % at G_on" in flt and "stuck-at 0 %" not in flt
     both = {"a": r1, "b": {**r2, "target": "other"}}
     for fig, name in ((plot_accuracy_vs_sigma(both), "s.png"), (plot_accuracy_vs_fault_rate(r1), "f.png")):
         assert save_figure(fig, tmp_path / name).stat().st_size > 1000
