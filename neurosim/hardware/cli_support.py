@@ -184,6 +184,14 @@ def run_nonideal_from_args(args: argparse.Namespace, checkpoint_path, out_dir, l
     from neurosim.training.checkpoint import beside_checkpoint
 
     crossbars = check_nonideal_args(args, checkpoint_path)
+    from hardware_models import load_spec
+
+    chosen = {s.name for s in crossbars}
+    for t in dict.fromkeys(getattr(args, "target", None) or []):  # the targets asked for that get no chips: say so
+        spec = load_spec(t)
+        if spec.name not in chosen:
+            print(f"non-ideal: {spec.name} not simulated (a {spec.kind} target, not an RRAM crossbar"
+                  + ("; its integer arithmetic: --fixed-point" if "arithmetic" in spec.options else "") + ")")
     out = Path(out_dir) if out_dir else beside_checkpoint(checkpoint_path, "estimate")
     progress = not getattr(args, "quiet", False)
     model, test, cfg = load_checkpoint_model(checkpoint_path, progress=progress, loaded=loaded)

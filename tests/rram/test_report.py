@@ -252,7 +252,11 @@ def test_nonideal_from_args_on_a_checkpoint_writes_reports(tmp_path, event_digit
     out = tmp_path / "run" / "estimate"  # the estimate command's default folder
     assert json.loads((out / "nonideal_rram_lsm40nm.json").read_text())["chips"] == 2
     assert (out / "accuracy_vs_sigma_rram_lsm40nm.png").is_file()
-    assert "operating point" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "operating point" in out
+    # a target asked for that gets no chips is named (it was left out without a word)
+    assert "non-ideal: loihi not simulated (a digital target, not an RRAM crossbar; its integer arithmetic: " \
+           "--fixed-point)" in out
 
 
 def test_energy_breakdown_draws_every_component_in_its_own_colour():
