@@ -59,8 +59,8 @@ def add_nonideal_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("RRAM device non-idealities (crossbar targets, with --checkpoint)")
     g.add_argument("--nonideal", action="store_true",
                    help="also evaluate test accuracy on Monte-Carlo RRAM chips of each crossbar target (spec's weight "
-                        "quantisation, on/off ratio, tile rows and ADC, plus the effects below), next to the ideal "
-                        "accuracy, and sweep variation and fault rate")
+                        "quantisation, bit-sliced over its cells, on/off ratio, tile rows and ADC, plus the effects "
+                        "below, each cell on its own), next to the ideal accuracy, and sweep variation and fault rate")
     g.add_argument("--mc-chips", action=_Given, type=int, default=5,
                    help="Monte-Carlo chips per setting (default 5)")
     g.add_argument("--sigma", action=_Given, type=float, default=0.05,
