@@ -41,7 +41,7 @@ from typing import Iterable, Sequence
 from torch import nn
 
 from neurosim._io import atomic_write_text
-from neurosim.hardware.nonideal import MAX_ADC_BITS, NonIdealConfig, accuracy, apply_nonidealities
+from neurosim.hardware.nonideal import MAX_ADC_BITS, NonIdealConfig, _targets, accuracy, apply_nonidealities
 
 __all__ = ["FAULT_RATES", "SIGMAS", "chip_accuracies", "format_nonideal", "load_checkpoint_model",
            "nonideal_config_from_spec", "nonideal_report", "nonideal_report_model", "sweep_nonideal",
@@ -187,7 +187,8 @@ def nonideal_report_model(model: nn.Module, loader, target, *, chips: int = 5, s
     Returns:
         A JSON-ready dict: ``target``, ``ideal_acc``, ``operating_point`` ``{config, mean, std, per_chip}``,
         ``sweep_base`` (config), ``sweeps`` ``{"sigma_rel": [...], "fault_rate": [...]}``, ``chips``, ``seed``,
-        ``samples``, ``seconds`` (and ``files`` when written). Accuracies in percent (0–100).
+        ``samples``, ``layers`` (the modules put on cells), ``loss`` (the read-out), ``seconds`` (and ``files`` when
+        written). Accuracies in percent (0–100).
     """
     from tqdm.auto import tqdm
 
@@ -211,6 +212,7 @@ def nonideal_report_model(model: nn.Module, loader, target, *, chips: int = 5, s
     samples = _count(loader, max_samples)
     report = {"target": spec.name, "title": spec.title, "checkpoint": checkpoint, "ideal_acc": ideal, "chips": chips, "seed": seed,
               "samples": samples, "stuck_on_fraction": stuck_on_fraction,
+              "layers": _targets(model, layers), "loss": loss,  # the layers put on cells; the read-out that classified
               "operating_point": {"config": op.to_dict(), **point}, "sweep_base": base.to_dict(), "sweeps": results,
               "seconds": time.perf_counter() - t0}
     if out_dir is not None:

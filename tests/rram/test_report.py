@@ -69,6 +69,7 @@ def test_report_is_seeded_json_ready_and_writes_its_files(tmp_path):
     assert "sweeps, one effect at a time on 128 levels on 7 1-bit cells per side alone (no ADC, read noise or " \
            "drift):" in format_nonideal(r1)
     assert r1["samples"] == 400 and 0 <= op["mean"] <= 100
+    assert r1["layers"] == ["0", "2"] and r1["loss"] is None  # the two Linear layers; the time-summed read-out
     saved = json.loads((tmp_path / "nonideal_rram_neurosim.json").read_text())
     assert saved["ideal_acc"] == r1["ideal_acc"] and saved["sweeps"]["fault_rate"] == r1["sweeps"]["fault_rate"]
     for name in ("accuracy_vs_sigma_rram_neurosim.png", "accuracy_vs_fault_rate_rram_neurosim.png"):
