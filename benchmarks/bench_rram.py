@@ -7,9 +7,10 @@ Demo model: the quickstart conv SNN (Conv 2→16 k5 · LIF · MaxPool · Conv 16
 ``runs/bench_rram/demo`` (rerunning reuses its checkpoint). Accuracy is on the whole test split (359 samples).
 
 * ``acc_sigma_<p>`` / ``acc_stuck_<p>``: mean over ``CHIPS`` seeded chips (chip i: seed i, the same cells at every
-  value) of the rram_neurosim target — weights quantised to its 8-bit signed weights (128 levels per side), on/off
-  17 — with only programming variation σ = p % of G, or only p % stuck-at cells (half ON, half OFF) added (no ADC,
-  read noise or drift: one effect at a time); ``*_rram_lsm40nm``: the same on the 40 nm macro spec (16 levels).
+  value) of the rram_neurosim target — weights quantised to its 8-bit signed weights (128 magnitude codes per
+  side, bit-sliced over seven 1-bit cells), on/off 17 — with only programming variation σ = p % of G, or only p %
+  stuck-at cells (half ON, half OFF) added (no ADC, read noise or drift: one effect at a time); ``*_rram_lsm40nm``:
+  the same on the 40 nm macro spec (16 levels, one 4-bit cell per side).
 * ``acc_operating_point_<target>``: everything at once — σ 5 %, 1 % stuck cells, 2 % read noise, the spec's ADC.
 * noise-aware fine-tuning (2 epochs with fresh 5 %-stuck chips in every forward pass) vs the same fine-tuning
   without noise, both evaluated on chips never seen in training (seeds 1000+).
@@ -20,7 +21,8 @@ Demo model: the quickstart conv SNN (Conv 2→16 k5 · LIF · MaxPool · Conv 16
 
 Writes ``benchmarks/results/rram.json`` (flat JSON, accuracies in percent 0–100, energies in joules, latencies in
 seconds) and figures in ``runs/bench_rram/``. Run: ``OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_rram.py``
-(about 6 minutes on 2 CPU cores).
+(about 17 minutes on one CPU thread, 14 of them rram_neurosim's operating point, whose 1-bit cells are each read
+and converted on their own).
 """
 
 from __future__ import annotations

@@ -20,8 +20,9 @@
 # directory) when it exists and otherwise trains the same network first, for 4 epochs instead of the demo's 8 (a
 # rerun reuses it). `NEUROSIM_FAST=1` trains briefly on a subset and evaluates fewer chips and samples (what the
 # tests run); its model is far from trained, so its figures show the steps, not the results the text discusses.
-# The full run takes about 10 minutes on one CPU thread, most of it the Monte-Carlo sweeps (5 chips at every σ and
-# fault rate).
+# The full run takes about 20 minutes on one CPU thread, most of it rram_neurosim's operating point: 5 chips whose
+# 1-bit cells (14 per weight) are each read with noise and converted on their own (`benchmarks/bench_rram.py`, the
+# same work: 14 of its 17 minutes); the σ and fault-rate sweeps, without per-read effects, take a minute or two.
 
 # %%
 import os
@@ -117,21 +118,24 @@ save_figure(plot_tiles({t: ests[t] for t in RRAM}), OUT / "tiles.png")
 # from core SRAM (23.6 pJ each), and the conv layers give each input spike hundreds of targets.
 #
 # ## One chip, then many
-# Programming writes each weight as a differential pair `G⁺ − G⁻` between G_off and G_on. A chip deviates from
-# the float model by quantisation to the cell levels, programming variation, stuck cells and drift (fixed once
-# programmed), and by read noise and the ADC at every read. `apply_nonidealities` gives one seeded chip.
+# Programming writes each weight as a differential pair `G⁺ − G⁻` between G_off and G_on; on `rram_neurosim` each
+# side's 7 magnitude bits go to seven 1-bit cells (`cell_bits=1`, bit slicing), each read by its own column and
+# combined after the ADC. A chip deviates from the float model by quantisation to the cell levels, programming
+# variation, stuck cells and drift (fixed once programmed, cell by cell), and by read noise and the ADC at every
+# read. `apply_nonidealities` gives one seeded chip.
 
 # %%
-chip = apply_nonidealities(model, NonIdealConfig(levels=128, sigma_rel=0.1, stuck_on_rate=0.01, stuck_off_rate=0.01),
-                           seed=0)
+chip = apply_nonidealities(model, NonIdealConfig(levels=128, cell_bits=1, sigma_rel=0.1, stuck_on_rate=0.01,
+                                                 stuck_off_rate=0.01), seed=0)
 w, w_chip = model[0].weight.detach(), chip[0].weight.detach()
 print(f"conv1 on one chip: relative weight error {float((w_chip - w).norm() / w.norm()):.3f}; "
       f"accuracy {accuracy(chip, data.test):.2f} % (ideal {ideal:.2f} %)")
 
 # %% [markdown]
-# `nonideal_report_model` takes the spec's quantisation, on/off ratio, tile rows and ADC, evaluates `chips`
-# seeded chips at an operating point (σ 5 %, 1 % stuck cells, 2 % read noise, the ADC), and sweeps σ and the fault
-# rate one at a time (the same chips at every value). `neurosim estimate --checkpoint … --nonideal` runs the same.
+# `nonideal_report_model` takes the spec's quantisation and bit slicing, on/off ratio, tile rows and ADC, evaluates
+# `chips` seeded chips at an operating point (σ 5 %, 1 % stuck cells, 2 % read noise, the ADC), and sweeps σ and the
+# fault rate one at a time (the same chips at every value). `neurosim estimate --checkpoint … --nonideal` runs the
+# same.
 
 # %%
 chips, samples = (2, 48) if FAST else (5, None)
@@ -149,7 +153,10 @@ save_figure(plot_accuracy_vs_fault_rate(nonideal), OUT / "accuracy_vs_fault_rate
 
 # %% [markdown]
 # Spiking conv layers average many inputs per column, so independent per-cell variation mostly cancels: even
-# σ = 20 % costs little. Stuck cells are worse — a cell stuck at G_on turns a small weight into the largest one.
+# σ = 20 % costs little. Stuck cells are worse, most where one cell holds a weight's whole magnitude
+# (`rram_lsm40nm`): a cell stuck at G_on turns a small weight into the largest one. On `rram_neurosim`'s 1-bit
+# slices only a stuck most significant cell moves a weight that far (64 of its 127 codes); the other six move it by
+# 1 to 32 codes, so the same fraction of stuck cells costs less there.
 #
 # ## The RRAM liquid state machine
 # The reservoir is never trained, so it needs no precise weights at all: Lin et al. program a random matrix by

@@ -28,6 +28,7 @@ from neurosim.hardware.nonideal import (
     NonIdealConfig,
     accuracy,
     apply_nonidealities,
+    combine_slices,
     crossbar_layers,
     effective_weight,
     evaluate_nonideal,
@@ -42,6 +43,7 @@ from neurosim.hardware.plots import (
     plot_accuracy_vs_sigma,
     plot_energy_breakdown,
     plot_tiles,
+    sweep_note,
 )
 from neurosim.hardware.report import (
     chip_accuracies,
@@ -55,9 +57,9 @@ from neurosim.hardware.report import (
 __all__ = [
     "ChipModel", "chip_weights_model", "evaluate_fixed_point", "fixed_point_targets", "format_fixed_point", "to_chip",
     "CrossbarConv2d", "CrossbarDiagonal", "CrossbarLinear", "NonIdealConfig", "accuracy", "apply_nonidealities",
-    "crossbar_layers", "effective_weight",
+    "combine_slices", "crossbar_layers", "effective_weight",
     "evaluate_nonideal", "noise_aware_finetune", "perturb_weight", "program_conductances",
     "chip_accuracies", "format_nonideal", "nonideal_config_from_spec", "nonideal_report", "nonideal_report_model",
     "sweep_nonideal", "energy_groups", "plot_accuracy_sweep", "plot_accuracy_vs_fault_rate", "plot_accuracy_vs_sigma",
-    "plot_energy_breakdown", "plot_tiles",
+    "plot_energy_breakdown", "plot_tiles", "sweep_note",
 ]

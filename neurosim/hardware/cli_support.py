@@ -59,24 +59,25 @@ def add_nonideal_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("RRAM device non-idealities (crossbar targets, with --checkpoint)")
     g.add_argument("--nonideal", action="store_true",
                    help="also evaluate test accuracy on Monte-Carlo RRAM chips of each crossbar target (spec's weight "
-                        "quantisation, on/off ratio, tile rows and ADC, plus the effects below), next to the ideal "
-                        "accuracy, and sweep variation and fault rate")
+                        "quantisation, bit-sliced over its cells, on/off ratio, tile rows and ADC, plus the effects "
+                        "below, each cell on its own), next to the ideal accuracy, and sweep variation and fault rate")
     g.add_argument("--mc-chips", action=_Given, type=int, default=5,
                    help="Monte-Carlo chips per setting (default 5)")
     g.add_argument("--sigma", action=_Given, type=float, default=0.05,
-                   help="programming variation, σ relative to G, at the operating point (default 0.05)")
+                   help="programming variation, σ relative to G (a fraction: 0.05 is 5 %%), at the operating point "
+                        "(default 0.05)")
     g.add_argument("--fault-rate", action=_Given, type=float, default=0.01,
                    help="fraction of stuck-at cells at the operating point, half stuck ON, half OFF (default 0.01)")
     g.add_argument("--stuck-on-fraction", action=_Given, type=float, default=0.5,
                    help="share of the stuck cells stuck at G_on (default 0.5)")
     g.add_argument("--read-noise", action=_Given, type=float, default=0.02,
-                   help="per-read conductance noise, relative (default 0.02)")
+                   help="per-read conductance noise, σ relative to G (a fraction; default 0.02)")
     g.add_argument("--no-adc", action=_Given, flag_value=True, default=False,
                    help="read column currents exactly instead of the spec's ADC")
     g.add_argument("--drift-nu", action=_Given, type=float, default=0.0,
                    help="conductance drift exponent ν, G(t) = G0·(t/1 s)^-ν (default 0: no drift)")
     g.add_argument("--drift-time-s", action=_Given, type=float, default=86400.0,
-                   help="time since programming for the drift, seconds (default 86400: one day)")
+                   help="time since programming for the drift, seconds, at least t0 = 1 s (default 86400: one day)")
     g.add_argument("--sigmas", action=_Given, type=_fractions, default=None, metavar="S1,S2,...",
                    help="σ values of the variation sweep (default 0,0.05,0.1,0.2,0.5)")
     g.add_argument("--fault-rates", action=_Given, type=_fractions, default=None, metavar="F1,F2,...",
@@ -131,12 +132,17 @@ def check_nonideal_args(args: argparse.Namespace, checkpoint_path) -> list:
         for v in values:
             if not (math.isfinite(v) and v >= 0):
                 raise UserError(f"{flag} must be a number >= 0, got {v}")
+            if flag != "--drift-nu" and v > 1:  # σ relative to G: 5, meant as 5 %, would be 500 % of G
+                raise UserError(f"{flag} must be a fraction of G in [0, 1] (0.05 is 5 %), got {v}")
     for flag, values in fractions.items():
         for v in values:
             if not 0 <= v <= 1:
                 raise UserError(f"{flag} must be a fraction in [0, 1], got {v}")
     if not (math.isfinite(args.drift_time_s) and args.drift_time_s > 0):
         raise UserError(f"--drift-time-s must be a positive number of seconds, got {args.drift_time_s}")
+    if args.drift_time_s < 1:
+        raise UserError(f"--drift-time-s must be at least 1 s (t0, when the programmed G0 is read: G(t) = "
+                        f"G0·(t/1 s)^-ν holds from there on), got {args.drift_time_s}")
     asked = getattr(args, "target", None) or list_targets()
     try:
         specs = [load_spec(t) for t in asked]
@@ -146,6 +152,13 @@ def check_nonideal_args(args: argparse.Namespace, checkpoint_path) -> list:
     if not crossbars:
         raise UserError(f"--nonideal needs a crossbar (RRAM) target, e.g. --target rram_neurosim; got "
                         f"{[s.name for s in specs]}")
+    from neurosim.hardware.report import nonideal_config_from_spec
+
+    for spec in crossbars:  # what the spec itself gives (its ADC) is checked before the estimate too
+        try:
+            nonideal_config_from_spec(spec, adc=not args.no_adc)
+        except ValueError as e:
+            raise UserError(f"--nonideal: {e}") from None
     return crossbars
 
 
@@ -171,6 +184,14 @@ def run_nonideal_from_args(args: argparse.Namespace, checkpoint_path, out_dir, l
     from neurosim.training.checkpoint import beside_checkpoint
 
     crossbars = check_nonideal_args(args, checkpoint_path)
+    from hardware_models import load_spec
+
+    chosen = {s.name for s in crossbars}
+    for t in dict.fromkeys(getattr(args, "target", None) or []):  # the targets asked for that get no chips: say so
+        spec = load_spec(t)
+        if spec.name not in chosen:
+            print(f"non-ideal: {spec.name} not simulated (a {spec.kind} target, not an RRAM crossbar"
+                  + ("; its integer arithmetic: --fixed-point" if "arithmetic" in spec.options else "") + ")")
     out = Path(out_dir) if out_dir else beside_checkpoint(checkpoint_path, "estimate")
     progress = not getattr(args, "quiet", False)
     model, test, cfg = load_checkpoint_model(checkpoint_path, progress=progress, loaded=loaded)

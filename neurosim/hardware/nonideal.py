@@ -8,7 +8,8 @@ Every ``Linear``/``Conv2d`` weight matrix is stored as differential pairs of cel
 
 and each chip (one seeded draw) applies, in this order:
 
-* **quantisation** of each cell to ``levels`` evenly spaced conductances between G_off and G_on;
+* **quantisation** of each cell to ``levels`` evenly spaced conductances between G_off and G_on (sliced: the
+  magnitude code to ``levels`` values, each cell to ``2^cell_bits``);
 * **programming variation**: ``g ← g·(1 + σ·ε)``, ε ~ N(0, 1) per cell, clipped at 0;
 * **stuck-at faults**: a fraction ``stuck_on_rate`` of cells sits at G_on, ``stuck_off_rate`` at G_off;
 * **drift**: ``g ← g·(t/t₀)^−ν``, ν per cell ~ N(``drift_nu``, ``drift_nu_std``) clipped at 0;
@@ -20,6 +21,20 @@ and at inference time, per read (every step and sample):
 * **ADC quantisation**: the rows are cut into tiles of ``tile_rows``; each tile's two columns of a pair are
   converted separately with ``adc_bits`` over ``[0, adc_range_frac · Σ_rows g]`` (the column's largest current for
   spike inputs), then subtracted and summed digitally.
+
+**Bit slicing** (``cell_bits``, NeuroSim's ``cellBit``): with ``levels`` set, each side's magnitude code
+``m = round(|w|/w_max · (levels − 1))`` (``B = ⌈log2 levels⌉`` bits: 7 for 128 levels) is split into
+``S = ⌈B / cell_bits⌉`` digits ``d_k`` of ``cell_bits`` bits, least significant first, each on a cell of its own
+(``2·S`` cells per weight, as :mod:`hardware_models.crossbar` maps and costs them)::
+
+    g_k = G_off + (1 − G_off) · d_k / (2^cell_bits − 1)          (the other side's cells at G_off)
+    w_eff = Σ_k 2^(cell_bits·k) · (g⁺_k − g⁻_k) · w_max (2^cell_bits − 1) / ((levels − 1)(1 − G_off))
+
+Every cell then deviates on its own (variation, faults, drift, read noise) and every cell column is converted on its
+own by the ADC, the slices being combined digitally after it: a stuck cell of slice ``k`` moves its weight by at
+most ``(2^cell_bits − 1)·2^(cell_bits·k)`` codes, not by the whole range as a stuck cell holding the whole magnitude
+does.
+``cell_bits = None`` keeps one cell per side for the whole magnitude.
 
 The bias stays digital and exact. With every effect off the model is returned unchanged (a copy), so ideal
 outputs are reproduced exactly; with only per-chip effects the programmed weights are written into a copy of
@@ -64,8 +79,12 @@ from torch.nn.utils import parametrize
 from neurosim.nn.recurrent import DiagonalRecurrent
 
 __all__ = ["NonIdealConfig", "CrossbarLinear", "CrossbarConv2d", "CrossbarDiagonal", "apply_nonidealities",
-           "crossbar_layers", "program_conductances",
+           "combine_slices", "crossbar_layers", "program_conductances",
            "effective_weight", "perturb_weight", "accuracy", "evaluate_nonideal", "noise_aware_finetune"]
+
+
+#: the widest ADC simulated: float32 holds integers exactly up to 2^24, so a finer conversion step is not resolved
+MAX_ADC_BITS = 24
 
 
 @dataclass(frozen=True)
@@ -75,14 +94,17 @@ class NonIdealConfig:
     Args:
         levels: conductance levels per cell (``2**bits``); None keeps analog conductances.
         on_off_ratio: G_on / G_off (NeuroSim V1.4: 1.7 MΩ / 100 kΩ = 17).
-        sigma_rel: programming variation, σ relative to the programmed conductance (0.05 = 5 %).
+        sigma_rel: programming variation, σ relative to the programmed conductance (0.05 = 5 %; at most 1).
         stuck_on_rate / stuck_off_rate: fractions of cells stuck at G_on / G_off.
-        read_noise_rel: read-to-read noise, σ relative to the conductance, fresh at every read.
-        adc_bits: bits of the ADC converting each tile's column currents; None reads them exactly.
+        read_noise_rel: read-to-read noise, σ relative to the conductance, fresh at every read (at most 1).
+        adc_bits: bits of the ADC converting each tile's column currents (1 to 24); None reads them exactly.
         adc_range_frac: ADC full scale as a fraction of the column's largest current (all rows on).
         tile_rows: rows per tile: the partial sums the ADC sees (convolutions: whole input channels per tile).
         drift_nu / drift_nu_std: drift exponent ν and its device-to-device spread, G(t) = G₀·(t/t₀)^−ν.
-        drift_t_s / drift_t0_s: time since programming and the reference time, in seconds.
+        drift_t_s / drift_t0_s: time since programming and the reference time, in seconds (``drift_t_s >=
+            drift_t0_s``: the law holds from t0 on).
+        cell_bits: bits per cell when each side's magnitude code (``levels`` values) is sliced over several cells
+            (module docstring); None: one cell per side holds the whole magnitude. Needs ``levels``.
     """
 
     levels: int | None = None  # None: analog cells; 32 = 5-bit cells
@@ -98,6 +120,7 @@ class NonIdealConfig:
     drift_nu_std: float = 0.0  # spread of ν between cells
     drift_t_s: float = 1.0  # seconds since programming
     drift_t0_s: float = 1.0  # reference time of the programmed value
+    cell_bits: int | None = None  # None: one cell per side; 1: NeuroSim V1.4's 1-bit cells, 7 per side at 128 levels
 
     def __post_init__(self) -> None:
         def bad(key: str, msg: str):
@@ -112,6 +135,10 @@ class NonIdealConfig:
             v = getattr(self, key)
             if not (math.isfinite(v) and v >= 0):
                 raise bad(key, f"must be a number >= 0, got {v!r}")
+        for key in ("sigma_rel", "read_noise_rel"):  # σ relative to G: 5 (meant as 5 %) would be 500 % of G
+            v = getattr(self, key)
+            if v > 1:
+                raise bad(key, f"must be a fraction of G in [0, 1] (0.05 is 5 %), got {v!r}")
         for key in ("stuck_on_rate", "stuck_off_rate"):
             v = getattr(self, key)
             if not 0 <= v <= 1:
@@ -122,6 +149,10 @@ class NonIdealConfig:
         if self.adc_bits is not None and (isinstance(self.adc_bits, bool) or not isinstance(self.adc_bits, int)
                                           or self.adc_bits < 1):
             raise bad("adc_bits", f"must be an integer >= 1 (or None), got {self.adc_bits!r}")
+        if self.adc_bits is not None and self.adc_bits > MAX_ADC_BITS:
+            raise bad("adc_bits", f"at most {MAX_ADC_BITS} bits (float32 column currents resolve no finer steps, so a "
+                                  f"wider ADC would be simulated as an exact read), got {self.adc_bits!r}; "
+                                  "adc_bits=None reads the column currents exactly")
         if not (0 < self.adc_range_frac <= 1):
             raise bad("adc_range_frac", f"must be in (0, 1], got {self.adc_range_frac!r}")
         if isinstance(self.tile_rows, bool) or not isinstance(self.tile_rows, int) or self.tile_rows < 1:
@@ -130,11 +161,29 @@ class NonIdealConfig:
             v = getattr(self, key)
             if not (math.isfinite(v) and v > 0):
                 raise bad(key, f"must be a positive number of seconds, got {v!r}")
+        if self.cell_bits is not None:
+            if isinstance(self.cell_bits, bool) or not isinstance(self.cell_bits, int) or not 1 <= self.cell_bits <= 16:
+                raise bad("cell_bits", f"must be an integer in 1..16 (or None: one cell per side), got "
+                                       f"{self.cell_bits!r}")
+            if self.levels is None:
+                raise bad("cell_bits", f"{self.cell_bits} slices the quantised magnitude code over cells, but levels "
+                                       "is None (analog cells): set levels too, or cell_bits=None")
+        if self.drift_t_s < self.drift_t0_s:
+            raise bad("drift_t_s", f"{self.drift_t_s:g} s is before drift_t0_s = {self.drift_t0_s:g} s: G(t) = "
+                                   "G0·(t/t0)^−ν holds from t0, when G0 was read, on (earlier times would make every "
+                                   "cell grow); give a time >= drift_t0_s")
 
     @property
     def g_off(self) -> float:
         """G_off relative to G_on."""
         return 1.0 / self.on_off_ratio
+
+    @property
+    def slices(self) -> int | None:
+        """Cells per side of a weight's pair with bit slicing (``cell_bits``); None without it."""
+        if self.cell_bits is None:
+            return None
+        return max(1, -(-(self.levels - 1).bit_length() // self.cell_bits))
 
     @property
     def per_chip(self) -> bool:
@@ -170,9 +219,10 @@ def _rand(shape, generator: torch.Generator | None, like: torch.Tensor) -> torch
     return torch.rand(shape, generator=generator, device=dev, dtype=like.dtype).to(like.device)
 
 
-def _program_cell(g: torch.Tensor, cfg: NonIdealConfig, gen: torch.Generator | None) -> torch.Tensor:
+def _program_cell(g: torch.Tensor, cfg: NonIdealConfig, gen: torch.Generator | None,
+                  quantise: bool = True) -> torch.Tensor:
     g_off = cfg.g_off
-    if cfg.levels is not None:
+    if quantise and cfg.levels is not None:
         steps = cfg.levels - 1
         g = g_off + torch.round((g - g_off) / (1 - g_off) * steps) / steps * (1 - g_off)
     if cfg.sigma_rel > 0:
@@ -193,11 +243,24 @@ def program_conductances(weight: torch.Tensor, cfg: NonIdealConfig,
                          generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Program ``weight`` onto one chip: ``(g_pos, g_neg, scale)`` with ``w_eff = (g_pos − g_neg)·scale``.
 
-    Conductances are relative to G_on; ``scale = w_max / (1 − G_off)``. Draws come from ``generator``.
+    Conductances are relative to G_on; ``scale = w_max / (1 − G_off)``. Draws come from ``generator`` (all of
+    ``g_pos``'s cells, then ``g_neg``'s). With bit slicing (``cfg.cell_bits``) both have a leading slice dimension,
+    ``[slices, *weight.shape]`` (least significant first), ``scale = w_max·(2^cell_bits − 1) / ((levels − 1)(1 −
+    G_off))`` and ``w_eff = Σ_k 2^(cell_bits·k)·(g_pos[k] − g_neg[k])·scale`` (:func:`combine_slices`).
     """
     w = weight.detach()
     w_max = float(w.abs().max()) if w.numel() else 0.0
     g_off = cfg.g_off
+    if cfg.cell_bits is not None:
+        top = 2**cfg.cell_bits - 1
+        shifts = torch.tensor([cfg.cell_bits * k for k in range(cfg.slices)]).view(-1, *[1] * w.dim())
+        cells = []
+        for side in (w, -w):
+            code = (torch.round(side.clamp_min(0) / w_max * (cfg.levels - 1)) if w_max else torch.zeros_like(w))
+            digits = (code.to(torch.int64).unsqueeze(0) >> shifts) & top
+            g = g_off + (1 - g_off) * digits.to(w.dtype) / top
+            cells.append(_program_cell(g, cfg, generator, quantise=False) if w_max else g)
+        return cells[0], cells[1], w_max * top / ((cfg.levels - 1) * (1 - g_off))
     if w_max == 0:
         z = torch.full_like(w, g_off)
         return z, z.clone(), 0.0
@@ -206,10 +269,20 @@ def program_conductances(weight: torch.Tensor, cfg: NonIdealConfig,
     return _program_cell(g_pos, cfg, generator), _program_cell(g_neg, cfg, generator), w_max / (1 - g_off)
 
 
+def combine_slices(g_pos: torch.Tensor, g_neg: torch.Tensor, scale: float, cfg: NonIdealConfig) -> torch.Tensor:
+    """The weight that :func:`program_conductances`' cells hold: ``(g_pos − g_neg)·scale``, summed over the slices
+    with their place values ``2^(cell_bits·k)`` where ``cfg`` slices the weights."""
+    if cfg.cell_bits is None:
+        return (g_pos - g_neg) * scale
+    place = torch.tensor([2.0 ** (cfg.cell_bits * k) for k in range(g_pos.shape[0])], dtype=g_pos.dtype,
+                         device=g_pos.device).view(-1, *[1] * (g_pos.dim() - 1))
+    return ((g_pos - g_neg) * place).sum(0) * scale
+
+
 def effective_weight(weight: torch.Tensor, cfg: NonIdealConfig, generator: torch.Generator | None = None) -> torch.Tensor:
     """The weight one chip computes with (programming effects only; same shape as ``weight``)."""
     g_pos, g_neg, scale = program_conductances(weight, cfg, generator)
-    return (g_pos - g_neg) * scale
+    return combine_slices(g_pos, g_neg, scale, cfg)
 
 
 def perturb_weight(weight: torch.Tensor, cfg: NonIdealConfig, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -219,10 +292,14 @@ def perturb_weight(weight: torch.Tensor, cfg: NonIdealConfig, generator: torch.G
 
 
 # ---------------------------------------------------------------------------------------------- layers
-def _adc(y: torch.Tensor, full_scale: torch.Tensor, bits: int) -> torch.Tensor:
-    """Uniform ``bits``-bit conversion of non-negative column currents over ``[0, full_scale]`` (per column)."""
+def _adc(y: torch.Tensor, full_scale: torch.Tensor, bits: int, inplace: bool = False) -> torch.Tensor:
+    """Uniform ``bits``-bit conversion of non-negative column currents over ``[0, full_scale]`` (per column);
+    ``inplace``: into ``y`` itself (the same operations, the same values)."""
     fs = full_scale.clamp_min(1e-12)
     step = fs / (2**bits - 1)
+    if inplace:
+        y.clamp_min_(0).div_(step).round_().mul_(step)
+        return torch.minimum(y, fs, out=y)
     return torch.minimum(torch.round(y.clamp_min(0) / step) * step, fs)
 
 
@@ -240,7 +317,25 @@ class _CrossbarBase(nn.Module):
     @property
     def weight(self) -> torch.Tensor:
         """The programmed weight (what the chip computes without read noise and ADC)."""
-        return (self.g_pos - self.g_neg) * self.scale
+        return combine_slices(self.g_pos, self.g_neg, self.scale, self.cfg)
+
+    @property
+    def _w_shape(self) -> torch.Size:
+        """The weight's shape (the cells' without the slice dimension)."""
+        return self.g_pos.shape if self.cfg.cell_bits is None else self.g_pos.shape[1:]
+
+    #: the dimension of a read's output that holds the columns (Linear: the last; Conv2d: the channels)
+    _column_dim = -1
+
+    def _shift_add(self, y: torch.Tensor) -> torch.Tensor:
+        """Bit slicing: the slices' converted columns (slice-major along :attr:`_column_dim`, as the cells
+        ``g.flatten(0, 1)`` give them) weighted by their place values ``2^(cell_bits·k)`` and summed."""
+        slices = self.g_pos.shape[0]
+        d = self._column_dim % y.dim()
+        y = y.unflatten(d, (slices, y.shape[d] // slices))
+        place = torch.tensor([2.0 ** (self.cfg.cell_bits * k) for k in range(slices)], dtype=y.dtype,
+                             device=y.device).view(slices, *[1] * (y.dim() - d - 1))
+        return (y * place).sum(d)
 
     def _noise(self, like: torch.Tensor) -> torch.Tensor:
         gen = self.generator
@@ -272,10 +367,17 @@ class _CrossbarBase(nn.Module):
         """One read of the columns holding ``g`` with row inputs ``x`` (at most 1 where the ADC is on)."""
         y = self._mvm(x, g)
         cfg = self.cfg
+        # without a graph to keep, the output-sized steps run in place: the same values, without a fresh tensor per
+        # operation (a conv layer's reads, bit-sliced, are hundreds of MB per block of samples)
+        inplace = not y.requires_grad
         if cfg.read_noise_rel > 0:
-            y = y + cfg.read_noise_rel * torch.sqrt(self._mvm(x * x, g * g).clamp_min(0)) * self._noise(y)
+            spread = self._mvm(x * x, g * g)
+            if inplace:
+                y.add_(spread.clamp_min_(0).sqrt_().mul_(cfg.read_noise_rel).mul_(self._noise(y)))
+            else:
+                y = y + cfg.read_noise_rel * torch.sqrt(spread.clamp_min(0)) * self._noise(y)
         if cfg.adc_bits is not None:
-            y = _adc(y, cfg.adc_range_frac * self._full_scale(g, y), cfg.adc_bits)
+            y = _adc(y, cfg.adc_range_frac * self._full_scale(g, y), cfg.adc_bits, inplace=inplace)
         return y
 
     def _tiles(self) -> list[slice]:
@@ -283,12 +385,16 @@ class _CrossbarBase(nn.Module):
         return [slice(None)]
 
     def _compute(self, x: torch.Tensor) -> torch.Tensor:
+        sliced = self.cfg.cell_bits is not None
+        # bit slicing: every slice's cells are columns of their own (read, noised and converted as such, in one call)
+        g_pos, g_neg = (self.g_pos.flatten(0, 1), self.g_neg.flatten(0, 1)) if sliced else (self.g_pos, self.g_neg)
         out = 0
         for sl in self._tiles():
             xs = self._slice_input(x, sl)
-            gp, gn = self._slice_weight(self.g_pos, sl), self._slice_weight(self.g_neg, sl)
+            gp, gn = self._slice_weight(g_pos, sl), self._slice_weight(g_neg, sl)
             pulses = self._pulses(xs)  # decided once per tile, for both columns of each pair
-            out = out + (self._column(pulses, gp) - self._column(pulses, gn)) * self.scale
+            y = self._column(pulses, gp) - self._column(pulses, gn)
+            out = out + (self._shift_add(y) if sliced else y) * self.scale
         return out
 
 
@@ -300,7 +406,7 @@ class CrossbarLinear(_CrossbarBase):
     """
 
     def _tiles(self) -> list[slice]:
-        n = self.g_pos.shape[1]
+        n = self._w_shape[1]
         r = self.cfg.tile_rows
         return [slice(i, min(i + r, n)) for i in range(0, n, r)]
 
@@ -345,8 +451,10 @@ class CrossbarConv2d(_CrossbarBase):
             ph, pw = (padding, padding) if isinstance(padding, int) else padding
             self._pad_arg = (pw, pw, ph, ph)
 
+    _column_dim = 1
+
     def _tiles(self) -> list[slice]:
-        c_in, kh, kw = self.g_pos.shape[1:]
+        c_in, kh, kw = self._w_shape[1:]
         per = max(1, self.cfg.tile_rows // (kh * kw))
         return [slice(i, min(i + per, c_in)) for i in range(0, c_in, per)]
 
@@ -398,6 +506,8 @@ class CrossbarDiagonal(_CrossbarBase):
 
     @staticmethod
     def _mvm(x, g):
+        if g.shape[-1] != x.shape[-1]:  # bit slicing: the slices' cells side by side, each read by the same spike
+            x = x.repeat(*[1] * (x.dim() - 1), g.shape[-1] // x.shape[-1])
         return x * g
 
     @staticmethod
@@ -489,7 +599,7 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
         g_pos, g_neg = g_pos.to(dev), g_neg.to(dev)
         if not cfg.per_read:
             with torch.no_grad():
-                m.weight.copy_((g_pos - g_neg) * scale)
+                m.weight.copy_(combine_slices(g_pos, g_neg, scale, cfg))
             continue
         bias = m.bias if m.bias is not None else None
         read_gen = torch.Generator(device=dev).manual_seed(_stream_seed(seed, "read", i))

@@ -21,7 +21,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 __all__ = ["ENERGY_GROUPS", "energy_groups", "plot_accuracy_sweep", "plot_accuracy_vs_fault_rate",
-           "plot_accuracy_vs_sigma", "plot_energy_breakdown", "plot_tiles"]
+           "plot_accuracy_vs_sigma", "plot_energy_breakdown", "plot_tiles", "sweep_note"]
 
 ENERGY_GROUPS = {
     "cell_read": "cells",
@@ -80,7 +80,7 @@ def energy_groups(estimate) -> dict[str, float]:
 
 
 def plot_accuracy_sweep(curves: Mapping[str, Sequence[Mapping]], param: str, *, ideal: float | None = None,
-                        title: str | None = None):
+                        title: str | None = None, note: str | None = None):
     """Accuracy (mean ± std over chips, and every chip as a dot) against one non-ideality.
 
     Args:
@@ -88,6 +88,7 @@ def plot_accuracy_sweep(curves: Mapping[str, Sequence[Mapping]], param: str, *, 
             returns); one line per label.
         param: the swept parameter (``sigma_rel``, ``fault_rate``, …): sets the axis label and unit.
         ideal: the float model's accuracy, drawn as a dashed line.
+        note: what was simulated (chips, samples, the effects held fixed), written under the axes.
     """
     if not curves:
         raise ValueError("no curves to plot")
@@ -113,29 +114,67 @@ def plot_accuracy_sweep(curves: Mapping[str, Sequence[Mapping]], param: str, *, 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")
     ax.set_title(title or f"accuracy vs {xlabel.split(' (')[0]}")
+    if note:
+        import textwrap
+
+        # (a number and its unit stay on one line: a no-break space, which textwrap does not break at)
+        text = "\n".join(textwrap.fill(line.replace(" %", "\u00a0%"), 105) for line in note.splitlines())
+        ax.text(0.0, -0.16, text, transform=ax.transAxes, va="top", ha="left", fontsize=6.5, color="0.3")
     return fig
 
 
-def _curves(reports, param: str) -> tuple[dict, float | None]:
+def sweep_note(report: Mapping, param: str) -> str | None:
+    """What one report's ``param`` sweep simulated, in a line: chips and their seeds, test samples per chip, and every
+    effect held fixed while ``param`` varies (the sweep base); None for a report without them (older files)."""
+    from neurosim.hardware.report import _cells
+
+    base = report.get("sweep_base")
+    if base is None or "seed" not in report or "chips" not in report or "samples" not in report:
+        return None
+    chips, seed = report["chips"], report["seed"]
+    seeds = f"seed {seed}" if chips == 1 else f"seeds {seed}–{seed + chips - 1}"
+    held = [_cells(base), f"on/off {base['on_off_ratio']:g}"]
+    if param != "sigma_rel":
+        held.append(f"σ {100 * base['sigma_rel']:g} %")
+    if param == "fault_rate":
+        held.append(f"stuck cells {100 * report.get('stuck_on_fraction', 0.5):g} % at G_on, the rest at G_off")
+    else:
+        held.append(f"stuck-at {100 * (base['stuck_on_rate'] + base['stuck_off_rate']):g} %")
+    if param != "adc_bits":
+        held.append(f"ADC {base['adc_bits']} bits" if base["adc_bits"] else "ADC off (exact column reads)")
+    if param != "read_noise_rel":
+        held.append(f"read noise {100 * base['read_noise_rel']:g} %")
+    if param != "drift_t_s":
+        drifts = (base["drift_nu"] or base["drift_nu_std"]) and base["drift_t_s"] != base["drift_t0_s"]
+        held.append(f"drift ν {base['drift_nu']:g} at {base['drift_t_s']:g} s" if drifts else "no drift")
+    return (f"{report['target']}: {chips} chip{'s' * (chips != 1)} ({seeds}) × {report['samples']} test samples; "
+            "held fixed: " + ", ".join(held))
+
+
+def _curves(reports, param: str) -> tuple[dict, float | None, str | None]:
     if isinstance(reports, Mapping) and "sweeps" in reports:
         reports = [reports]
     reports = list(reports.values()) if isinstance(reports, Mapping) else list(reports)
-    curves = {r["target"]: r["sweeps"][param] for r in reports if r["sweeps"].get(param)}
+    swept = [r for r in reports if r["sweeps"].get(param)]
+    curves = {r["target"]: r["sweeps"][param] for r in swept}
     if not curves:
         raise ValueError(f"no report has a {param!r} sweep")
-    return curves, reports[0].get("ideal_acc")
+    notes = [sweep_note(r, param) for r in swept]
+    return curves, reports[0].get("ideal_acc"), "\n".join(n for n in notes if n) or None
 
 
 def plot_accuracy_vs_sigma(reports, title: str | None = None):
-    """Accuracy vs programming variation σ from one or more :func:`neurosim.hardware.nonideal_report` dicts."""
-    curves, ideal = _curves(reports, "sigma_rel")
-    return plot_accuracy_sweep(curves, "sigma_rel", ideal=ideal, title=title)
+    """Accuracy vs programming variation σ from one or more :func:`neurosim.hardware.nonideal_report` dicts, with
+    a note of what each simulated (:func:`sweep_note`)."""
+    curves, ideal, note = _curves(reports, "sigma_rel")
+    return plot_accuracy_sweep(curves, "sigma_rel", ideal=ideal, title=title, note=note)
 
 
 def plot_accuracy_vs_fault_rate(reports, title: str | None = None):
-    """Accuracy vs stuck-at fault rate from one or more :func:`neurosim.hardware.nonideal_report` dicts."""
-    curves, ideal = _curves(reports, "fault_rate")
-    return plot_accuracy_sweep(curves, "fault_rate", ideal=ideal, title=title)
+    """Accuracy vs stuck-at fault rate from one or more :func:`neurosim.hardware.nonideal_report` dicts, with a note
+    of what each simulated (:func:`sweep_note`)."""
+    curves, ideal, note = _curves(reports, "fault_rate")
+    return plot_accuracy_sweep(curves, "fault_rate", ideal=ideal, title=title, note=note)
 
 
 def plot_energy_breakdown(estimates, title: str | None = None):

@@ -3,9 +3,10 @@ r"""Accuracy of a trained model on an RRAM crossbar target: Monte-Carlo chips at
 The device side comes from the target's spec (``hardware_models/specs/<target>.toml``,
 :func:`nonideal_config_from_spec`):
 
-* weights quantised to the spec's ``weight_bits``: ``2^(weight_bits − 1)`` conductance levels per side of the
-  differential pair (the magnitude codes the energy model programs; bit slicing itself is not simulated, so
-  variation acts on the whole weight's conductance rather than per slice);
+* weights quantised to the spec's ``weight_bits``: ``2^(weight_bits − 1)`` magnitude codes per side of the
+  differential pair, bit-sliced over cells of the spec's ``cell_bits`` as the energy model maps them
+  (``rram_neurosim``: 7 one-bit cells per side, each varying, failing and converted on its own; ``rram_lsm40nm``:
+  one 16-level cell per side);
 * ``G_on / G_off = r_off / r_on``; tiles of ``array.rows`` rows; the column ADC with ``array.adc_bits`` (``adc``).
 
 What the spec does not give is an argument: programming variation σ (relative to G), the stuck-at fault rate
@@ -22,8 +23,10 @@ Sources: DNN+NeuroSim V1.4 defaults (the specs); IBM aihwkit and CrossSim for th
 
 Example:
     >>> cfg = nonideal_config_from_spec("rram_neurosim", sigma_rel=0.05, fault_rate=0.02)
-    >>> cfg.levels, cfg.on_off_ratio, cfg.tile_rows, cfg.adc_bits, cfg.stuck_on_rate, cfg.stuck_off_rate
-    (128, 17.0, 128, 5, 0.01, 0.01)
+    >>> cfg.levels, cfg.cell_bits, cfg.slices, cfg.on_off_ratio, cfg.tile_rows, cfg.adc_bits
+    (128, 1, 7, 17.0, 128, 5)
+    >>> cfg.stuck_on_rate, cfg.stuck_off_rate
+    (0.01, 0.01)
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from typing import Iterable, Sequence
 from torch import nn
 
 from neurosim._io import atomic_write_text
-from neurosim.hardware.nonideal import NonIdealConfig, accuracy, apply_nonidealities
+from neurosim.hardware.nonideal import MAX_ADC_BITS, NonIdealConfig, _targets, accuracy, apply_nonidealities
 
 __all__ = ["FAULT_RATES", "SIGMAS", "chip_accuracies", "format_nonideal", "load_checkpoint_model",
            "nonideal_config_from_spec", "nonideal_report", "nonideal_report_model", "sweep_nonideal",
@@ -78,7 +81,8 @@ def nonideal_config_from_spec(target, *, sigma_rel: float = 0.0, fault_rate: flo
         fault_rate: fraction of stuck cells; ``stuck_on_fraction`` of them at G_on, the rest at G_off.
         read_noise_rel: per-read conductance noise (relative).
         adc: convert tile columns with the spec's ``array.adc_bits`` (False: exact column currents).
-        quantize: quantise weights to the spec's ``weight_bits`` (False: analog cells).
+        quantize: quantise weights to the spec's ``weight_bits``, sliced over cells of its ``cell_bits`` (False:
+            one analog cell per side).
         drift_nu / drift_nu_std / drift_t_s / drift_t0_s: conductance drift ``G(t) = G0·(t/t0)^−ν``.
 
     Raises:
@@ -86,8 +90,13 @@ def nonideal_config_from_spec(target, *, sigma_rel: float = 0.0, fault_rate: flo
     """
     spec = _spec(target)
     weight_bits = int(spec.si("array.weight_bits"))
+    if adc and spec.si("array.adc_bits") > MAX_ADC_BITS:
+        raise ValueError(f"target {spec.name!r}: array.adc_bits = {spec.si('array.adc_bits'):g}: the non-ideal model "
+                         f"simulates ADCs of at most {MAX_ADC_BITS} bits (float32 currents resolve no finer steps); "
+                         "lower it, or read the columns exactly (adc=False, --no-adc)")
     return NonIdealConfig(
         levels=2 ** (weight_bits - 1) if quantize else None,
+        cell_bits=int(spec.si("array.cell_bits")) if quantize else None,
         on_off_ratio=spec.si("device.r_off") / spec.si("device.r_on"),
         sigma_rel=sigma_rel, read_noise_rel=read_noise_rel,
         adc_bits=int(spec.si("array.adc_bits")) if adc else None,
@@ -178,7 +187,8 @@ def nonideal_report_model(model: nn.Module, loader, target, *, chips: int = 5, s
     Returns:
         A JSON-ready dict: ``target``, ``ideal_acc``, ``operating_point`` ``{config, mean, std, per_chip}``,
         ``sweep_base`` (config), ``sweeps`` ``{"sigma_rel": [...], "fault_rate": [...]}``, ``chips``, ``seed``,
-        ``samples``, ``seconds`` (and ``files`` when written). Accuracies in percent (0–100).
+        ``samples``, ``layers`` (the modules put on cells), ``loss`` (the read-out), ``seconds`` (and ``files`` when
+        written). Accuracies in percent (0–100).
     """
     from tqdm.auto import tqdm
 
@@ -202,6 +212,7 @@ def nonideal_report_model(model: nn.Module, loader, target, *, chips: int = 5, s
     samples = _count(loader, max_samples)
     report = {"target": spec.name, "title": spec.title, "checkpoint": checkpoint, "ideal_acc": ideal, "chips": chips, "seed": seed,
               "samples": samples, "stuck_on_fraction": stuck_on_fraction,
+              "layers": _targets(model, layers), "loss": loss,  # the layers put on cells; the read-out that classified
               "operating_point": {"config": op.to_dict(), **point}, "sweep_base": base.to_dict(), "sweeps": results,
               "seconds": time.perf_counter() - t0}
     if out_dir is not None:
@@ -258,21 +269,30 @@ def nonideal_report(checkpoint: str | Path, target, *, chips: int = 5, seed: int
 def write_nonideal_report(report: dict, out_dir: str | Path) -> dict:
     """Write ``nonideal_<target>.json`` and ``accuracy_vs_sigma_<target>.png`` / ``accuracy_vs_fault_rate_<target>.png``
     (atomic writes); returns ``{kind: path}`` and records the paths in ``report["files"]``."""
-    from neurosim.hardware.plots import plot_accuracy_sweep
+    from neurosim.hardware.plots import plot_accuracy_vs_fault_rate, plot_accuracy_vs_sigma
     from neurosim.viz import save_figure
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t = report["target"]
     files = {"json": out / f"nonideal_{t}.json"}
-    for param, name in (("sigma_rel", "sigma"), ("fault_rate", "fault_rate")):
-        points = report["sweeps"].get(param)
-        if points:
-            fig = plot_accuracy_sweep({t: points}, param, ideal=report["ideal_acc"])
-            files[name] = save_figure(fig, out / f"accuracy_vs_{name}_{t}.png")
+    for param, name, plot in (("sigma_rel", "sigma", plot_accuracy_vs_sigma),
+                              ("fault_rate", "fault_rate", plot_accuracy_vs_fault_rate)):
+        if report["sweeps"].get(param):  # each figure notes its chips, samples and the effects held fixed
+            files[name] = save_figure(plot(report), out / f"accuracy_vs_{name}_{t}.png")
     report["files"] = {k: str(v) for k, v in files.items()}
     atomic_write_text(files["json"], json.dumps(report, indent=1) + "\n")
     return files
+
+
+def _cells(config: dict) -> str:
+    """How a report's config holds a weight's magnitude: ``128 levels on 7 1-bit cells per side``."""
+    if not config.get("levels"):
+        return "analog cells"
+    if not config.get("cell_bits"):
+        return f"{config['levels']} levels"
+    cfg = NonIdealConfig(levels=config["levels"], cell_bits=config["cell_bits"])
+    return (f"{cfg.levels} levels on {cfg.slices} {cfg.cell_bits}-bit cell{'s' * (cfg.slices != 1)} per side")
 
 
 def format_nonideal(report: dict) -> str:
@@ -290,12 +310,15 @@ def format_nonideal(report: dict) -> str:
         + ("; one chip measures no spread" if chips == 1 else "") + "):",
         f"  ideal (float weights)        {report['ideal_acc']:6.2f} %",
         f"  operating point              {acc(op, 6)} %   "
-        f"[{c['levels'] or 'analog'} levels, σ {100 * c['sigma_rel']:g} %, stuck-at "
+        f"[{_cells(c)}, σ {100 * c['sigma_rel']:g} %, stuck-at "
         f"{100 * (c['stuck_on_rate'] + c['stuck_off_rate']):g} %, read noise {100 * c['read_noise_rel']:g} %, ADC "
         f"{c['adc_bits'] or 'exact'}{' bits' if c['adc_bits'] else ''}"
         + (f", drift ν {c['drift_nu']:g} at {c['drift_t_s']:g} s" if c["drift_nu"] else "") + "]",
     ]
     names = {"sigma_rel": "variation σ", "fault_rate": "stuck-at rate"}
+    base = report.get("sweep_base")
+    if report["sweeps"] and base is not None:  # the sweeps leave out the operating point's other effects: say so
+        lines.append(f"  sweeps, one effect at a time on {_cells(base)} alone (no ADC, read noise or drift):")
     for param, points in report["sweeps"].items():
         cells = ", ".join(f"{100 * p['value']:g} %: {acc(p, sep='±')}" for p in points)
         lines.append(f"  {names.get(param, param):<28} {cells}")

@@ -75,6 +75,14 @@ class ReservoirConfig:
             raise InvalidValue("on_off_ratio", f"must be > 1, got {self.on_off_ratio!r}")
         if self.adc_bits is not None and self.adc_bits < 1:
             raise InvalidValue("adc_bits", f"must be >= 1 or absent, got {self.adc_bits!r}")
+        from neurosim.hardware.nonideal import MAX_ADC_BITS  # the chip's reads are NonIdealConfig's: its limits
+
+        if self.adc_bits is not None and self.adc_bits > MAX_ADC_BITS:
+            raise InvalidValue("adc_bits", f"at most {MAX_ADC_BITS} bits (float32 currents resolve no finer steps), "
+                                           f"got {self.adc_bits!r}; none reads the currents exactly")
+        if self.read_noise_rel > 1:
+            raise InvalidValue("read_noise_rel", f"must be a fraction of G in [0, 1] (0.05 is 5 %), got "
+                                                 f"{self.read_noise_rel!r}")
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,11 @@ def test_lsm_config_rejects_bad_values_naming_the_key():
         lsm_config_from_dict({"reservoir": {"beta": 1.5}})
     with pytest.raises(ConfigError, match="reservoir.adc_bits"):
         lsm_config_from_dict({"reservoir": {"adc_bits": 0}})
+    # read on the chip as NonIdealConfig reads them: a 40-bit ADC, or read noise typed in percent, is named here
+    with pytest.raises(ConfigError, match="reservoir.adc_bits: at most 24 bits"):
+        lsm_config_from_dict({"reservoir": {"adc_bits": 40}})
+    with pytest.raises(ConfigError, match=r"reservoir.read_noise_rel: must be a fraction of G in \[0, 1\]"):
+        lsm_config_from_dict({"reservoir": {"read_noise_rel": 2.0}})
     for key in ("sigma_log", "read_noise_rel"):  # NaN passed a "< 0" check and failed after all the training
         with pytest.raises(ConfigError, match=f"reservoir.{key}: must be a finite number >= 0, got nan"):
             lsm_config_from_dict({"reservoir": {key: float("nan")}})

@@ -183,6 +183,12 @@ def test_chips_are_seeded():
     ({"adc_bits": 0}, "adc_bits: must be an integer >= 1"),
     ({"adc_range_frac": 0.0}, r"adc_range_frac: must be in \(0, 1\]"),
     ({"drift_t_s": 0.0}, "drift_t_s: must be a positive number of seconds"),
+    # a σ typed in percent (5 for 5 %) ran as 500 % of G; a drift read before t0 made every cell grow; a 40-bit ADC
+    # ran as exact float32 reads while the report said "ADC 40 bits"
+    ({"sigma_rel": 5.0}, r"sigma_rel: must be a fraction of G in \[0, 1\] \(0.05 is 5 %\), got 5.0"),
+    ({"read_noise_rel": 2.0}, r"read_noise_rel: must be a fraction of G in \[0, 1\] \(0.05 is 5 %\), got 2.0"),
+    ({"drift_nu": 0.1, "drift_t_s": 0.5}, r"drift_t_s: 0.5 s is before drift_t0_s = 1 s: G\(t\) = G0·\(t/t0\)\^−ν"),
+    ({"adc_bits": 40}, r"adc_bits: at most 24 bits .*got 40; adc_bits=None reads the column currents exactly"),
 ])
 def test_config_errors_name_the_field(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -361,3 +367,125 @@ def test_a_cuba_chip_programs_the_weights_and_runs_the_same_neurons():
     assert isinstance(noisy[2], CrossbarLinear) and out.shape == s.shape
     out.sum().backward()
     assert noisy[0].weight.grad is not None and net[0].weight.grad is None
+
+
+# ------------------------------------------------------------------------------------------------ bit slicing
+def test_sliced_cells_by_hand_and_as_the_energy_model_maps_them():
+    import numpy as np
+
+    from hardware_models.crossbar import cell_conductances
+
+    # 4 magnitude codes (2 bits) on 1-bit cells, G_off = 1/2: 1.0 -> code 3 = digits (1, 1) on the + side; -1/3 ->
+    # code 1 = digits (1, 0) on the - side; cells at G_off + (1 - G_off)·digit; scale = w_max·1 / (3·(1 - G_off))
+    cfg = NonIdealConfig(on_off_ratio=2.0, levels=4, cell_bits=1)
+    assert cfg.slices == 2
+    w = torch.tensor([1.0, -1 / 3, 0.0], dtype=torch.float64)
+    gp, gn, scale = program_conductances(w, cfg)
+    torch.testing.assert_close(gp, torch.tensor([[1.0, 0.5, 0.5], [1.0, 0.5, 0.5]], dtype=torch.float64))
+    torch.testing.assert_close(gn, torch.tensor([[0.5, 1.0, 0.5], [0.5, 0.5, 0.5]], dtype=torch.float64))
+    assert scale == pytest.approx(2 / 3)
+    torch.testing.assert_close(effective_weight(w, cfg), w)  # Σ_k 2^k (g⁺_k − g⁻_k)·scale: (0.5 + 2·0.5)·2/3 = 1
+    # the same cells as hardware_models.crossbar programs them for the energy (8-bit weights, 1- and 2-bit cells)
+    wr = torch.randn(6, 9, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for cell_bits, slices in ((1, 7), (2, 4), (4, 2)):
+        c = NonIdealConfig(on_off_ratio=17.0, levels=128, cell_bits=cell_bits)
+        gp, gn, _ = program_conductances(wr, c)
+        hp, hn = cell_conductances(wr.numpy(), 8, cell_bits, g_on_s=1.0, g_off_s=1 / 17)
+        assert gp.shape == (slices, 6, 9)
+        np.testing.assert_allclose(gp.numpy(), np.moveaxis(hp, -1, 0), rtol=1e-12)
+        np.testing.assert_allclose(gn.numpy(), np.moveaxis(hn, -1, 0), rtol=1e-12)
+        # the sliced weight is the 128-level quantised weight, as one 128-level cell per side holds it
+        torch.testing.assert_close(effective_weight(wr, c), effective_weight(wr, NonIdealConfig(levels=128)))
+
+
+def test_each_sliced_cell_fails_and_varies_on_its_own():
+    w = torch.randn(300, 200, generator=torch.Generator().manual_seed(1))
+    cfg = NonIdealConfig(levels=128, cell_bits=1, stuck_on_rate=0.05)
+    gp, gn, scale = program_conductances(w, cfg, torch.Generator().manual_seed(0))
+    ideal_p, ideal_n, _ = program_conductances(w, NonIdealConfig(levels=128, cell_bits=1))
+    cells = torch.cat([gp.flatten(), gn.flatten()])
+    ideal = torch.cat([ideal_p.flatten(), ideal_n.flatten()])
+    assert cells.numel() == 14 * w.numel()  # 7 cells per side: 5 % of all of them stuck, not of 2 per weight
+    assert ((cells == 1.0) & (ideal != 1.0)).float().mean().item() == pytest.approx(0.05 * (ideal != 1.0).float()
+                                                                                      .mean().item(), abs=0.002)
+    # a stuck-ON cell of slice k moves its weight by 2^k codes (the cell was at G_off), never by the whole range
+    code = (effective_weight(w, cfg, torch.Generator().manual_seed(0)) - effective_weight(w, NonIdealConfig(
+        levels=128))) / (float(w.abs().max()) / 127)
+    one_fault = (gp != ideal_p).sum(0) + (gn != ideal_n).sum(0) == 1
+    moved = code[one_fault].abs().round()
+    torch.testing.assert_close(code[one_fault].abs(), moved, rtol=0, atol=1e-3)
+    assert set(moved.long().tolist()) <= {1, 2, 4, 8, 16, 32, 64}
+    # variation: every cell its own draw, relative to its own conductance
+    v = NonIdealConfig(levels=128, cell_bits=1, sigma_rel=0.1)
+    gp, _, _ = program_conductances(w, v, torch.Generator().manual_seed(2))
+    assert (gp / ideal_p - 1).std().item() == pytest.approx(0.1, rel=0.02)
+
+
+def test_one_cell_per_side_sliced_or_not_is_the_same_chip():
+    # rram_lsm40nm: 16 magnitude codes on one 4-bit cell per side: slicing changes nothing, draws included
+    net = small_conv_net()
+    for extra in ({"sigma_rel": 0.1, "stuck_on_rate": 0.02, "stuck_off_rate": 0.02}, {"read_noise_rel": 0.05,
+                                                                                       "adc_bits": 4}):
+        one = apply_nonidealities(net, NonIdealConfig(levels=16, **extra), seed=3)
+        sliced = apply_nonidealities(net, NonIdealConfig(levels=16, cell_bits=4, **extra), seed=3)
+        x = (torch.rand(4, 2, 2, 6, 6, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+        torch.testing.assert_close(sliced[0].weight, one[0].weight)
+        torch.testing.assert_close(sliced[0](x), one[0](x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_sliced_crossbar_converts_every_slice_column_on_its_own():
+    torch.manual_seed(4)
+    w = torch.randn(5, 20, dtype=torch.float64)
+    x = (torch.rand(30, 20) < 0.4).double()
+    exact = NonIdealConfig(levels=8, cell_bits=1, tile_rows=7)
+    gp, gn, scale = program_conductances(w, exact)
+    lin = CrossbarLinear(gp, gn, scale, None, exact, None)
+    assert gp.shape == (3, 5, 20) and len(lin._tiles()) == 3
+    torch.testing.assert_close(lin(x), x @ lin.weight.T, rtol=1e-12, atol=1e-12)
+    # by hand: per tile and slice, each column converted over [0, Σ_rows g] in 2^3 − 1 steps, shifted by 2^k
+    bits = 3
+    cfg = NonIdealConfig(levels=8, cell_bits=1, tile_rows=7, adc_bits=bits)
+    adc = CrossbarLinear(gp, gn, scale, None, cfg, None)
+    ref = 0
+    for sl in (slice(0, 7), slice(7, 14), slice(14, 20)):
+        for k in range(3):
+            for g, sign in ((gp[k][:, sl], 1), (gn[k][:, sl], -1)):
+                step = g.sum(1) / (2**bits - 1)
+                ref = ref + sign * 2**k * scale * torch.minimum(torch.round(x[:, sl] @ g.T / step) * step, g.sum(1))
+    torch.testing.assert_close(adc(x), ref, rtol=1e-12, atol=1e-12)
+    conv_w = torch.randn(3, 2, 3, 3, dtype=torch.float64)
+    gp, gn, scale = program_conductances(conv_w, cfg)
+    conv = CrossbarConv2d(gp, gn, scale, None, NonIdealConfig(levels=8, cell_bits=1, tile_rows=9), None,
+                          stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1)
+    xc = (torch.rand(2, 2, 5, 5) < 0.5).double()
+    assert len(conv._tiles()) == 2  # one input channel (9 rows) per tile, the slice dimension aside
+    torch.testing.assert_close(conv(xc), F.conv2d(xc, conv.weight, None, 1, 1), rtol=1e-12, atol=1e-12)
+
+
+def test_sliced_chips_run_every_layer_kind_and_finetune():
+    for connectivity in ("dense", "diagonal"):
+        torch.manual_seed(0)
+        net = Sequential(Linear(6, 5), RLIF(5, beta=0.8, connectivity=connectivity))
+        cfg = NonIdealConfig(levels=16, cell_bits=1, sigma_rel=0.05, read_noise_rel=0.02, adc_bits=5)
+        chip = apply_nonidealities(net, cfg, seed=1)
+        out, _ = chip((torch.rand(4, 3, 6) < 0.5).float())
+        assert out.shape == (4, 3, 5)
+    model, test = trained_mlp(steps=20)
+    tuned = noise_aware_finetune(model, test, NonIdealConfig(levels=16, cell_bits=2, stuck_on_rate=0.02), epochs=1)
+    assert tuned[0].weight.shape == model[0].weight.shape
+    with pytest.raises(ValueError, match="cell_bits: 1 slices the quantised magnitude code over cells, but levels is "
+                                         "None"):
+        NonIdealConfig(cell_bits=1)
+    with pytest.raises(ValueError, match="cell_bits: must be an integer in 1..16"):
+        NonIdealConfig(levels=8, cell_bits=0)
+
+
+def test_reads_without_a_graph_run_in_place_with_the_same_values():
+    # the reads of inputs that carry no graph run in place (faster); with a graph they may not: both give one value
+    net = small_conv_net()
+    cfg = NonIdealConfig(levels=16, cell_bits=2, sigma_rel=0.05, read_noise_rel=0.1, adc_bits=4)
+    x = (torch.rand(3, 2, 2, 6, 6, generator=torch.Generator().manual_seed(0)) < 0.4).float()  # spikes
+    plain = apply_nonidealities(net, cfg, seed=2)[0](x)
+    graph = apply_nonidealities(net, cfg, seed=2)[0](x.requires_grad_())
+    assert graph.requires_grad and not plain.requires_grad
+    assert torch.equal(plain, graph.detach())

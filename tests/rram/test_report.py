@@ -23,9 +23,14 @@ def test_config_from_spec_reads_quantisation_on_off_tiles_and_adc():
     a = nonideal_config_from_spec("rram_neurosim")
     # 8-bit signed weights: 7 magnitude bits -> 128 levels; R_off / R_on = 1.7 MΩ / 100 kΩ; 128-row tiles; 5-bit ADC
     assert (a.levels, a.on_off_ratio, a.tile_rows, a.adc_bits) == (128, pytest.approx(17.0), 128, 5)
+    # bit-sliced as the energy model maps the spec: 7 magnitude bits on 1-bit cells, 7 cells per side (the chips
+    # held each side's 7 bits in one 128-level cell: a fault rate was per 2 cells of a weight, not per its 14)
+    assert (a.cell_bits, a.slices) == (1, 7)
+    c = nonideal_config_from_spec("rram_lsm40nm")  # 5-bit weights: 16 codes on one 4-bit cell per side
+    assert (c.levels, c.cell_bits, c.slices) == (16, 4, 1)
     b = nonideal_config_from_spec("rram_lsm40nm", adc=False, quantize=False, sigma_rel=0.1, fault_rate=0.04,
                                   stuck_on_fraction=0.25)
-    assert (b.levels, b.tile_rows, b.adc_bits, b.sigma_rel) == (None, 512, None, 0.1)
+    assert (b.levels, b.cell_bits, b.tile_rows, b.adc_bits, b.sigma_rel) == (None, None, 512, None, 0.1)
     assert (b.stuck_on_rate, b.stuck_off_rate) == (pytest.approx(0.01), pytest.approx(0.03))
     with pytest.raises(ValueError, match="'loihi' is a digital target"):
         nonideal_config_from_spec("loihi")
@@ -59,11 +64,25 @@ def test_report_is_seeded_json_ready_and_writes_its_files(tmp_path):
     op = r1["operating_point"]
     assert op["config"]["adc_bits"] == 5 and op["config"]["sigma_rel"] == 0.05 and len(op["per_chip"]) == 2
     assert r1["sweep_base"]["adc_bits"] is None and r1["sweep_base"]["levels"] == 128
+    assert r1["sweep_base"]["cell_bits"] == op["config"]["cell_bits"] == 1
+    assert "[128 levels on 7 1-bit cells per side, σ 5 %, stuck-at 1 %" in format_nonideal(r1)
+    assert "sweeps, one effect at a time on 128 levels on 7 1-bit cells per side alone (no ADC, read noise or " \
+           "drift):" in format_nonideal(r1)
     assert r1["samples"] == 400 and 0 <= op["mean"] <= 100
+    assert r1["layers"] == ["0", "2"] and r1["loss"] is None  # the two Linear layers; the time-summed read-out
     saved = json.loads((tmp_path / "nonideal_rram_neurosim.json").read_text())
     assert saved["ideal_acc"] == r1["ideal_acc"] and saved["sweeps"]["fault_rate"] == r1["sweeps"]["fault_rate"]
     for name in ("accuracy_vs_sigma_rram_neurosim.png", "accuracy_vs_fault_rate_rram_neurosim.png"):
         assert (tmp_path / name).stat().st_size > 1000
+    # the figures say what was simulated: chips, seeds, samples, and every effect held fixed during the sweep (they
+    # said none of it: 2 chips and 5 looked alike, and the sweep's quantisation, no ADC, no read noise were unsaid)
+    texts = lambda fig: " ".join(t.get_text() for ax in fig.axes for t in ax.texts).replace("\u00a0", " ")  # noqa: E731
+    sig = texts(plot_accuracy_vs_sigma(r1))
+    for words in ("rram_neurosim: 2 chips (seeds 7–8) × 400 test samples", "128 levels on 7 1-bit cells per side",
+                  "on/off 17", "stuck-at 0 %", "ADC off (exact column reads)", "read noise 0 %", "no drift"):
+        assert words in sig.replace("\n", " "), (words, sig)
+    flt = texts(plot_accuracy_vs_fault_rate(r1)).replace("\n", " ")
+    assert "σ 0 %" in flt and "stuck cells 50 % at G_on" in flt and "stuck-at 0 %" not in flt
     both = {"a": r1, "b": {**r2, "target": "other"}}
     for fig, name in ((plot_accuracy_vs_sigma(both), "s.png"), (plot_accuracy_vs_fault_rate(r1), "f.png")):
         assert save_figure(fig, tmp_path / name).stat().st_size > 1000
@@ -170,7 +189,13 @@ def test_nonideal_flags_without_flag_do_nothing_and_bad_requests_are_one_line_er
                            (["--read-noise", "-0.1"], "--read-noise must be a number >= 0"),
                            (["--fault-rate", "2"], r"--fault-rate must be a fraction in \[0, 1\], got 2.0"),
                            (["--fault-rates", "0,1.5"], "--fault-rates must be a fraction"),
-                           (["--drift-time-s", "0"], "--drift-time-s must be a positive number of seconds")):
+                           (["--drift-time-s", "0"], "--drift-time-s must be a positive number of seconds"),
+                           # σ typed in percent ran as 500 % of G; a drift read before t0 = 1 s made the cells grow
+                           (["--sigma", "5"], r"--sigma must be a fraction of G in \[0, 1\] \(0.05 is 5 %\), got 5.0"),
+                           (["--sigmas", "0,10"], r"--sigmas must be a fraction of G in \[0, 1\]"),
+                           (["--read-noise", "2"], r"--read-noise must be a fraction of G in \[0, 1\]"),
+                           (["--drift-nu", "0.05", "--drift-time-s", "0.5"],
+                            r"--drift-time-s must be at least 1 s \(t0, .*\), got 0.5")):
         with pytest.raises(UserError, match=message):
             check_nonideal_args(p.parse_args(["--nonideal", *flags]), "x.pt")
 
@@ -184,6 +209,28 @@ def test_estimate_checks_its_flags_before_estimating(tmp_path, capsys, monkeypat
                          (["--samples", "0"], "--samples must be at least 1, got 0")):
         assert main(["estimate", "--checkpoint", str(tmp_path / "c.pt"), *flags]) == 2
         assert words in capsys.readouterr().err
+
+
+def test_a_spec_whose_adc_the_model_cannot_simulate_is_refused_before_estimating(tmp_path, capsys, monkeypatch):
+    from pathlib import Path
+
+    import hardware_models
+    import neurosim.estimation as estimation
+    from neurosim.cli import main
+
+    shipped = Path(hardware_models.__file__).parent / "specs" / "rram_neurosim.toml"
+    text = shipped.read_text().replace('name = "rram_neurosim"', 'name = "adc40"')
+    spec = tmp_path / "adc40.toml"
+    spec.write_text(text.replace("adc_bits = { value = 5,", "adc_bits = { value = 40,"))
+    monkeypatch.setattr(estimation, "estimate_checkpoint", lambda *a, **kw: pytest.fail("estimated first"))
+    # it ran as exact float32 reads, reported as "ADC 40 bits"
+    assert main(["estimate", "--checkpoint", str(tmp_path / "c.pt"), "--target", str(spec), "--nonideal"]) == 2
+    err = capsys.readouterr().err
+    assert "target 'adc40': array.adc_bits = 40: the non-ideal model simulates ADCs of at most 24 bits" in err
+    assert "--no-adc" in err
+    with pytest.raises(ValueError, match="array.adc_bits = 40"):
+        nonideal_config_from_spec(str(spec))
+    assert nonideal_config_from_spec(str(spec), adc=False).adc_bits is None
 
 
 def test_nonideal_from_args_on_a_checkpoint_writes_reports(tmp_path, event_digits_cache, capsys):
@@ -206,7 +253,11 @@ def test_nonideal_from_args_on_a_checkpoint_writes_reports(tmp_path, event_digit
     out = tmp_path / "run" / "estimate"  # the estimate command's default folder
     assert json.loads((out / "nonideal_rram_lsm40nm.json").read_text())["chips"] == 2
     assert (out / "accuracy_vs_sigma_rram_lsm40nm.png").is_file()
-    assert "operating point" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "operating point" in out
+    # a target asked for that gets no chips is named (it was left out without a word)
+    assert "non-ideal: loihi not simulated (a digital target, not an RRAM crossbar; its integer arithmetic: " \
+           "--fixed-point)" in out
 
 
 def test_energy_breakdown_draws_every_component_in_its_own_colour():
