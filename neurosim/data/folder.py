@@ -170,12 +170,8 @@ def read_recording(file: Path, spec: _Spec) -> np.ndarray:
             and {"t", "x", "p"} <= set(stored.dtype.names) and spec.sensor_size[1] == 1:
         return _audio_recording(file, spec)
     events = read_npy_events(file, columns=spec.columns or _EVENT_FIELDS, sensor_size=spec.sensor_size)
-    for name in ("x", "y", "p"):
-        col = events[name]
-        if np.issubdtype(col.dtype, np.floating) and len(col) and np.any(col != np.floor(col)):
-            i = int(np.argmax(col != np.floor(col)))
-            raise EventFileError(file, f"event {i} has {name}={col[i]}: x, y and p must be whole numbers (pixels, "
-                                       "polarity): round or cast them to integers first")
+    _whole_numbers(file, events, ("x", "y", "p"), "x, y and p must be whole numbers (pixels, polarity): round or "
+                                                  "cast them to integers first")
     t = events["t"]
     if np.issubdtype(t.dtype, np.floating) and len(t) and np.any(t != np.floor(t)):
         raise EventFileError(file, "timestamps with fractions: t must be whole microseconds, as tonic's (in seconds "
@@ -184,21 +180,29 @@ def read_recording(file: Path, spec: _Spec) -> np.ndarray:
     return events
 
 
+def _whole_numbers(file: Path, events: np.ndarray, names: tuple[str, ...], what: str) -> None:
+    """An :class:`~neurosim.data.readers.EventFileError` naming the first event whose ``names`` field has a fraction
+    (float columns), followed by ``what`` (which must be whole and how to make them so)."""
+    from neurosim.data.readers import EventFileError
+
+    for name in names:
+        col = events[name]
+        if np.issubdtype(col.dtype, np.floating) and len(col) and np.any(col != np.floor(col)):
+            i = int(np.argmax(col != np.floor(col)))
+            raise EventFileError(file, f"event {i} has {name}={col[i]}: {what}")
+
+
 def _audio_recording(file: Path, spec: _Spec) -> np.ndarray:
     """tonic's audio events ``(t, x, p)`` (SHD's dtype, :class:`~neurosim.data.audio.AudioToSpikes`' output) on a
     sensor one row high: ``y = 0``, and with one polarity ``p = 0`` (tonic's audio ``p`` is always 1), as the
     registry's SHD; no events is a silent clip, not an error."""
-    from neurosim.data.readers import EventFileError, read_npy_events
+    from neurosim.data.readers import read_npy_events
 
     width, _, polarities = spec.sensor_size
     sensor = (width, 1, polarities if polarities > 1 else 2)  # p = 1 is read as 0 on a one-polarity sensor
     stored = read_npy_events(file, columns=("t", "x", "p"), sensor_size=sensor, allow_empty=True)
-    for name in ("t", "x", "p"):
-        col = stored[name]
-        if np.issubdtype(col.dtype, np.floating) and len(col) and np.any(col != np.floor(col)):
-            i = int(np.argmax(col != np.floor(col)))
-            raise EventFileError(file, f"event {i} has {name}={col[i]}: t (whole microseconds), x (channel) and p "
-                                       "must be whole numbers: round or cast them to integers first")
+    _whole_numbers(file, stored, ("t", "x", "p"), "t (whole microseconds), x (channel) and p must be whole numbers: "
+                                                  "round or cast them to integers first")
     events = np.zeros(len(stored), dtype=[(n, np.int64) for n in _EVENT_FIELDS])
     events["x"], events["t"] = stored["x"], stored["t"]
     if polarities > 1:
