@@ -143,6 +143,9 @@ def check_nonideal_args(args: argparse.Namespace, checkpoint_path) -> list:
     if args.drift_time_s < 1:
         raise UserError(f"--drift-time-s must be at least 1 s (t0, when the programmed G0 is read: G(t) = "
                         f"G0·(t/1 s)^-ν holds from there on), got {args.drift_time_s}")
+    if "--drift-time-s" in (getattr(args, "_nonideal_given", None) or {}) and args.drift_nu == 0:
+        raise UserError("--drift-time-s has no effect without --drift-nu (ν = 0: no drift): add --drift-nu, e.g. "
+                        "0.05, or leave --drift-time-s out")
     asked = getattr(args, "target", None) or list_targets()
     try:
         specs = [load_spec(t) for t in asked]

@@ -520,6 +520,8 @@ def test_estimate_with_every_option_reads_the_checkpoint_once_and_writes_what_ea
     (["estimate", "--checkpoint", "c.pt", "--target", "loihi", "--target", "specs2/loihi.toml"],
      "targets 'loihi' and 'specs2/loihi.toml' are both named 'loihi'"),
     (["estimate", "--checkpoint", "c.pt", "--chips", "0"], "--chips must be at least 1, got 0"),
+    (["estimate", "--checkpoint", "c.pt", "--nonideal", "--drift-time-s", "100"],
+     "--drift-time-s has no effect without --drift-nu"),
     (["estimate", "--checkpoint", "c.pt", "--nonideal", "--no-sweep", "--sigmas", "0,0.1"],
      "--sigmas sets the sweeps, which --no-sweep turns off"),
 ])
