@@ -148,13 +148,14 @@ def continual_data(payload: dict[str, Any], path: str | Path, device: str | torc
 
     def loader(split: str, shuffle: bool) -> FrameLoader:
         xs = [getattr(t, f"x_{split}") for t in tasks]
-        where = torch.argsort(_interleaved(xs))  # each concatenated row's place in the interleaved order
+        rows = _interleaved(xs)
+        where = torch.argsort(rows)  # each concatenated row's place in the interleaved order
         frames = torch.empty((sum(len(x) for x in xs), *xs[0].shape[1:]), dtype=xs[0].dtype)
         start = 0
         for x in xs:  # written in place: no concatenated copy beside the interleaved one
             frames[where[start:start + len(x)]] = x
             start += len(x)
-        labels = torch.cat([getattr(t, f"y_{split}") for t in tasks])[_interleaved(xs)]
+        labels = torch.cat([getattr(t, f"y_{split}") for t in tasks])[rows]
         return FrameLoader(frames, labels, cfg.train.batch_size, shuffle=shuffle, seed=seed, device=device)
 
     test = loader("test", False)
