@@ -608,6 +608,9 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", progress: bool = 
         raise ValueError(f"split must be 'test', 'train' or 'val', got {split!r}")
     model, cfg, data, names = _load_run(path, progress, None, test_only=split == "test")
     if split == "val" and data.val is None:
+        if load_checkpoint(path).get("kind") == "continual":  # (read again on this error only)
+            raise ConfigError(f"{path} is a continual run's model, whose tasks have no validation split: evaluate "
+                              "the 'test' split (every task's, taken in turn) or the 'train' split")
         raise ConfigError(f"data.val_split: {path} was trained without a validation split; evaluate the 'train' or "
                           "'test' split")
     device = next(iter(model.parameters()), torch.empty(0)).device  # where load_run put it (maybe not cfg's)

@@ -81,6 +81,10 @@ def test_estimate_export_and_evaluate_take_a_continual_model(run, tmp_path, caps
     assert "LIF" in {type(n).__name__ for n in read_nir(tmp_path / "hlop.nir").nodes.values()}
     assert main(["-q", "evaluate", "--checkpoint", str(path)]) == 0
     assert f"test accuracy: {result.results['hlop'][0].acc:.2f} %" in capsys.readouterr().out
+    # its tasks have no validation split: the refusal names what the model is, not a key of neurosim train's config
+    assert main(["-q", "evaluate", "--checkpoint", str(path), "--split", "val"]) == 2
+    err = capsys.readouterr().err
+    assert "continual run's model" in err and "no validation split" in err and "data.val_split" not in err
 
 
 def test_report_lists_the_models_and_a_rerun_keeps_them(run):
