@@ -20,7 +20,9 @@ and at inference time, per read (every step and sample):
   output noise of standard deviation ``σ_r·sqrt(Σ_i x_i² g_i²)``;
 * **ADC quantisation**: the rows are cut into tiles of ``tile_rows``; each tile's two columns of a pair are
   converted separately with ``adc_bits`` over ``[0, adc_range_frac · Σ_rows g]`` (the column's largest current for
-  spike inputs), then subtracted and summed digitally.
+  spike inputs), then subtracted and summed digitally. A convolution's rows are those of its unrolled (im2col)
+  matrix, ``C_in·kh·kw`` of them in the order (channel, ky, kx), cut every ``tile_rows`` rows as
+  :mod:`hardware_models.crossbar` maps and costs them: a tile may hold part of a channel's kernel.
 
 **Bit slicing** (``cell_bits``, NeuroSim's ``cellBit``): with ``levels`` set, each side's magnitude code
 ``m = round(|w|/w_max · (levels − 1))`` (``B = ⌈log2 levels⌉`` bits: 7 for 128 levels) is split into
@@ -99,7 +101,8 @@ class NonIdealConfig:
         read_noise_rel: read-to-read noise, σ relative to the conductance, fresh at every read (at most 1).
         adc_bits: bits of the ADC converting each tile's column currents (1 to 24); None reads them exactly.
         adc_range_frac: ADC full scale as a fraction of the column's largest current (all rows on).
-        tile_rows: rows per tile: the partial sums the ADC sees (convolutions: whole input channels per tile).
+        tile_rows: rows per tile: the partial sums the ADC sees (convolutions: rows of the unrolled matrix, as the
+            energy model cuts them).
         drift_nu / drift_nu_std: drift exponent ν and its device-to-device spread, G(t) = G₀·(t/t₀)^−ν.
         drift_t_s / drift_t0_s: time since programming and the reference time, in seconds (``drift_t_s >=
             drift_t0_s``: the law holds from t0 on).
@@ -380,8 +383,9 @@ class _CrossbarBase(nn.Module):
             y = _adc(y, cfg.adc_range_frac * self._full_scale(g, y), cfg.adc_bits, inplace=inplace)
         return y
 
-    def _tiles(self) -> list[slice]:
-        """Slices of the input dimension, one per crossbar tile (defined by each layer kind)."""
+    def _tiles(self) -> list:
+        """One entry per crossbar tile, which the layer kind's ``_slice_input`` / ``_slice_weight`` read: the input
+        rows the tile holds."""
         return [slice(None)]
 
     def _compute(self, x: torch.Tensor) -> torch.Tensor:
@@ -389,9 +393,9 @@ class _CrossbarBase(nn.Module):
         # bit slicing: every slice's cells are columns of their own (read, noised and converted as such, in one call)
         g_pos, g_neg = (self.g_pos.flatten(0, 1), self.g_neg.flatten(0, 1)) if sliced else (self.g_pos, self.g_neg)
         out = 0
-        for sl in self._tiles():
-            xs = self._slice_input(x, sl)
-            gp, gn = self._slice_weight(g_pos, sl), self._slice_weight(g_neg, sl)
+        for tile in self._tiles():
+            xs = self._slice_input(x, tile)
+            gp, gn = self._slice_weight(g_pos, tile), self._slice_weight(g_neg, tile)
             pulses = self._pulses(xs)  # decided once per tile, for both columns of each pair
             y = self._column(pulses, gp) - self._column(pulses, gn)
             out = out + (self._shift_add(y) if sliced else y) * self.scale
@@ -432,8 +436,10 @@ class CrossbarLinear(_CrossbarBase):
 
 
 class CrossbarConv2d(_CrossbarBase):
-    """A Conv2d computed on one programmed chip: whole input channels per tile (``⌊tile_rows / (kh·kw)⌋``, at
-    least one), read noise and ADC per tile. Accepts ``[T, B, C, H, W]`` (time folded into the batch) or
+    """A Conv2d computed on one programmed chip, tile by tile, with read noise and ADC per tile. The tiles hold
+    ``tile_rows`` rows each of the unrolled matrix (``C_in·kh·kw`` rows in the order (channel, ky, kx), the last
+    tile the rest), as :mod:`hardware_models.crossbar` maps them: a tile may end inside a channel's kernel, whose
+    other rows are then on the next tile. Accepts ``[T, B, C, H, W]`` (time folded into the batch) or
     ``[B, C, H, W]``."""
 
     def __init__(self, g_pos, g_neg, scale, bias, cfg, generator, *, stride, padding, dilation, groups,
@@ -453,18 +459,31 @@ class CrossbarConv2d(_CrossbarBase):
 
     _column_dim = 1
 
-    def _tiles(self) -> list[slice]:
+    def _tiles(self) -> list[tuple[slice, torch.Tensor | None]]:
+        """Per tile ``(channels, mask)``: the input channels its rows belong to and, where it holds only part of
+        the first or last one's kernel, a ``[channels, kh, kw]`` mask of its rows (None: whole channels)."""
         c_in, kh, kw = self._w_shape[1:]
-        per = max(1, self.cfg.tile_rows // (kh * kw))
-        return [slice(i, min(i + per, c_in)) for i in range(0, c_in, per)]
+        k = kh * kw
+        rows, r = c_in * k, self.cfg.tile_rows
+        tiles = []
+        for r0 in range(0, rows, r):
+            r1 = min(r0 + r, rows)
+            c0, c1 = r0 // k, -(-r1 // k)
+            mask = None
+            if r0 != c0 * k or r1 != c1 * k:
+                row = torch.arange(c0 * k, c1 * k, device=self.g_pos.device).view(c1 - c0, kh, kw)
+                mask = (row >= r0) & (row < r1)
+            tiles.append((slice(c0, c1), mask))
+        return tiles
 
     @staticmethod
-    def _slice_input(x, sl):
-        return x[:, sl]
+    def _slice_input(x, tile):
+        return x[:, tile[0]]
 
     @staticmethod
-    def _slice_weight(g, sl):
-        return g[:, sl]
+    def _slice_weight(g, tile):
+        channels, mask = tile
+        return g[:, channels] if mask is None else g[:, channels] * mask.to(g.dtype)
 
     def _mvm(self, x, g):
         if self.padding_mode != "zeros":  # pad as the layer does, then convolve without padding

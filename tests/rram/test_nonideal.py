@@ -55,6 +55,69 @@ def test_tile_by_tile_crossbar_layers_equal_the_ideal_layers():
     torch.testing.assert_close(conv(xc), ref, rtol=1e-12, atol=1e-12)
 
 
+def _tile_rows(layer) -> list[list[int]]:
+    """The input rows each tile of a crossbar layer holds: a Linear's inputs; a conv's rows of the unrolled matrix,
+    ``channel·kh·kw + ky·kw + kx``."""
+    if isinstance(layer, CrossbarLinear):
+        return [list(range(layer._w_shape[1]))[sl] for sl in layer._tiles()]
+    c_in, kh, kw = layer._w_shape[1:]
+    every = torch.arange(c_in * kh * kw).view(c_in, kh, kw)
+    tiles = [t if isinstance(t, tuple) else (t, None) for t in layer._tiles()]  # (channels, mask of their rows)
+    return [(every[ch] if mask is None else every[ch][mask]).flatten().tolist() for ch, mask in tiles]
+
+
+@pytest.mark.parametrize("target", ["rram_neurosim", "rram_lsm40nm"])
+def test_tiles_hold_the_rows_the_energy_model_maps_to_them(target):
+    # a conv's tiles held whole input channels, ⌊128 / 25⌋ = 5 of a 5x5 kernel (125 rows), while the energy model
+    # cuts the unrolled matrix every 128 rows: other partial sums met the ADC than those costed (and, for 99
+    # channels of a 3x3 kernel, 8 tiles where it counts 7)
+    from hardware_models import analyze, load_spec
+    from hardware_models.crossbar import map_crossbar
+    from neurosim.export import to_nir
+    from neurosim.hardware import nonideal_config_from_spec
+
+    torch.manual_seed(0)
+    for c_in, k in ((24, 5), (99, 3)):
+        side = 8
+        out = side - k + 1
+        net = Sequential(Conv2d(c_in, 20, k), LIF(beta=0.8), Flatten(), Linear(20 * out * out, 10), LIF(beta=0.8))
+        mapping = map_crossbar(analyze(to_nir(net, (c_in, side, side))), load_spec(target))
+        chip = apply_nonidealities(net, nonideal_config_from_spec(target, read_noise_rel=0.01), seed=0)
+        for name, kind in (("0", "conv"), ("3", "linear")):
+            layer = next(l for l in mapping.layers if l.synapses == (name,))
+            assert layer.kind == kind
+            tiles = _tile_rows(chip.get_submodule(name))
+            assert len(tiles) == layer.row_tiles, (target, c_in, kind)
+            # the energy model's row block of each row: row // tile rows
+            assert tiles == [list(range(i, min(i + layer.block_rows, layer.rows)))
+                             for i in range(0, layer.rows, layer.block_rows)]
+
+
+def test_a_conv_tile_may_end_inside_a_channels_kernel():
+    torch.manual_seed(5)
+    w = torch.randn(4, 3, 3, 3, dtype=torch.float64)  # 27 rows; tiles of 7 rows: 7, 7, 7, 6
+    x = (torch.rand(2, 3, 6, 6) < 0.5).double()
+    exact = NonIdealConfig(tile_rows=7)
+    gp, gn, scale = program_conductances(w, exact)
+    conv = CrossbarConv2d(gp, gn, scale, None, exact, None, stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1)
+    assert [len(t) for t in _tile_rows(conv)] == [7, 7, 7, 6]
+    torch.testing.assert_close(conv(x), F.conv2d(x, w, None, 1, 1), rtol=1e-12, atol=1e-12)
+    # by hand, with a 3-bit ADC: each tile's columns converted over [0, Σ of the tile's cells] on the tile's rows
+    bits = 3
+    adc = CrossbarConv2d(gp, gn, scale, None, NonIdealConfig(tile_rows=7, adc_bits=bits), None, stride=(1, 1),
+                         padding=(1, 1), dilation=(1, 1), groups=1)
+    ref = 0
+    for rows in _tile_rows(conv):
+        keep = torch.zeros(27, dtype=torch.float64)
+        keep[rows] = 1
+        for g, sign in ((gp, 1), (gn, -1)):
+            gt = g * keep.view(1, 3, 3, 3)
+            full = gt.sum((1, 2, 3)).view(1, -1, 1, 1)
+            step = full / (2**bits - 1)
+            ref = ref + sign * scale * torch.minimum(torch.round(F.conv2d(x, gt, None, 1, 1) / step) * step, full)
+    torch.testing.assert_close(adc(x), ref, rtol=1e-12, atol=1e-12)
+
+
 def test_adc_error_stays_within_half_a_step_per_conversion():
     torch.manual_seed(2)
     bits, rows = 8, 16
