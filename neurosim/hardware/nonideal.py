@@ -12,7 +12,13 @@ and each chip (one seeded draw) applies, in this order:
   magnitude code to ``levels`` values, each cell to ``2^cell_bits``);
 * **programming variation**: ``g ← g·(1 + σ·ε)``, ε ~ N(0, 1) per cell, clipped at 0;
 * **stuck-at faults**: a fraction ``stuck_on_rate`` of cells sits at G_on, ``stuck_off_rate`` at G_off;
-* **drift**: ``g ← g·(t/t₀)^−ν``, ν per cell ~ N(``drift_nu``, ``drift_nu_std``) clipped at 0;
+* **drift**: ``g ← g·(t/t₀)^−ν``, ν per cell ~ N(``drift_nu``, ``drift_nu_std``) clipped at 0; every cell of a pair
+  decays, so one ν for all cells is a pure gain error, every weight times ``(t/t₀)^−ν``;
+* **global drift compensation** (``drift_compensation``; Joshi et al., Nat. Commun. 11, 2473, 2020): the periphery
+  reads each layer's array once at t₀ and again at t with every row driven, both columns of each pair on their own
+  and the slices weighted by their place values ``c_k = 2^(cell_bits·k)``, and scales the layer's outputs by the
+  ratio ``α = Σ c_k (g⁺ + g⁻)|t₀ / Σ c_k (g⁺ + g⁻)|t`` (the calibration reads are taken as exact). One ν for all
+  cells is undone exactly; with a spread of ν what is left is each cell's deviation from the layer's mean decay;
 
 and at inference time, per read (every step and sample):
 
@@ -106,6 +112,8 @@ class NonIdealConfig:
         drift_nu / drift_nu_std: drift exponent ν and its device-to-device spread, G(t) = G₀·(t/t₀)^−ν.
         drift_t_s / drift_t0_s: time since programming and the reference time, in seconds (``drift_t_s >=
             drift_t0_s``: the law holds from t0 on).
+        drift_compensation: scale each layer's outputs by its global drift compensation factor α (module
+            docstring); no effect without drift.
         cell_bits: bits per cell when each side's magnitude code (``levels`` values) is sliced over several cells
             (module docstring); None: one cell per side holds the whole magnitude. Needs ``levels``.
     """
@@ -123,6 +131,7 @@ class NonIdealConfig:
     drift_nu_std: float = 0.0  # spread of ν between cells
     drift_t_s: float = 1.0  # seconds since programming
     drift_t0_s: float = 1.0  # reference time of the programmed value
+    drift_compensation: bool = False  # False: the read-out keeps the gain it had at t0, as a chip without calibration
     cell_bits: int | None = None  # None: one cell per side; 1: NeuroSim V1.4's 1-bit cells, 7 per side at 128 levels
 
     def __post_init__(self) -> None:
@@ -171,6 +180,8 @@ class NonIdealConfig:
             if self.levels is None:
                 raise bad("cell_bits", f"{self.cell_bits} slices the quantised magnitude code over cells, but levels "
                                        "is None (analog cells): set levels too, or cell_bits=None")
+        if not isinstance(self.drift_compensation, bool):
+            raise bad("drift_compensation", f"must be True or False, got {self.drift_compensation!r}")
         if self.drift_t_s < self.drift_t0_s:
             raise bad("drift_t_s", f"{self.drift_t_s:g} s is before drift_t0_s = {self.drift_t0_s:g} s: G(t) = "
                                    "G0·(t/t0)^−ν holds from t0, when G0 was read, on (earlier times would make every "
@@ -223,7 +234,8 @@ def _rand(shape, generator: torch.Generator | None, like: torch.Tensor) -> torch
 
 
 def _program_cell(g: torch.Tensor, cfg: NonIdealConfig, gen: torch.Generator | None,
-                  quantise: bool = True) -> torch.Tensor:
+                  quantise: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """One side's cells ``(at t0, at t)``: programmed (quantisation, variation, faults), then drifted."""
     g_off = cfg.g_off
     if quantise and cfg.levels is not None:
         steps = cfg.levels - 1
@@ -235,11 +247,26 @@ def _program_cell(g: torch.Tensor, cfg: NonIdealConfig, gen: torch.Generator | N
         g = torch.where(u < cfg.stuck_on_rate, torch.ones_like(g), g)
         g = torch.where((u >= cfg.stuck_on_rate) & (u < cfg.stuck_on_rate + cfg.stuck_off_rate),
                         torch.full_like(g, g_off), g)
-    if cfg._drifts:
-        nu = cfg.drift_nu + cfg.drift_nu_std * _randn(g.shape, gen, g) if cfg.drift_nu_std > 0 else \
-            torch.full_like(g, cfg.drift_nu)
-        g = g * (cfg.drift_t_s / cfg.drift_t0_s) ** (-nu.clamp_min(0.0))
-    return g
+    if not cfg._drifts:
+        return g, g
+    nu = cfg.drift_nu + cfg.drift_nu_std * _randn(g.shape, gen, g) if cfg.drift_nu_std > 0 else \
+        torch.full_like(g, cfg.drift_nu)
+    return g, g * (cfg.drift_t_s / cfg.drift_t0_s) ** (-nu.clamp_min(0.0))
+
+
+def _drift_gain(at_t0: tuple[torch.Tensor, torch.Tensor], at_t: tuple[torch.Tensor, torch.Tensor],
+                cfg: NonIdealConfig) -> float:
+    """Global drift compensation's factor α of one layer: its cells' place-weighted sum ``Σ c_k (g⁺ + g⁻)`` at t0
+    over the same at t (module docstring)."""
+    def read(g_pos: torch.Tensor, g_neg: torch.Tensor) -> float:
+        both = (g_pos + g_neg).double()
+        if cfg.cell_bits is not None:  # slices first: weight each by its place value 2^(cell_bits·k)
+            both = both.flatten(1).sum(1) * torch.tensor([2.0 ** (cfg.cell_bits * k) for k in range(both.shape[0])],
+                                                         dtype=torch.float64, device=both.device)
+        return float(both.sum())
+
+    now = read(*at_t)
+    return read(*at_t0) / now if now > 0 else 1.0
 
 
 def program_conductances(weight: torch.Tensor, cfg: NonIdealConfig,
@@ -249,7 +276,8 @@ def program_conductances(weight: torch.Tensor, cfg: NonIdealConfig,
     Conductances are relative to G_on; ``scale = w_max / (1 − G_off)``. Draws come from ``generator`` (all of
     ``g_pos``'s cells, then ``g_neg``'s). With bit slicing (``cfg.cell_bits``) both have a leading slice dimension,
     ``[slices, *weight.shape]`` (least significant first), ``scale = w_max·(2^cell_bits − 1) / ((levels − 1)(1 −
-    G_off))`` and ``w_eff = Σ_k 2^(cell_bits·k)·(g_pos[k] − g_neg[k])·scale`` (:func:`combine_slices`).
+    G_off))`` and ``w_eff = Σ_k 2^(cell_bits·k)·(g_pos[k] − g_neg[k])·scale`` (:func:`combine_slices`). With
+    ``cfg.drift_compensation`` and drift, ``scale`` also holds the layer's compensation factor α.
     """
     w = weight.detach()
     w_max = float(w.abs().max()) if w.numel() else 0.0
@@ -257,19 +285,25 @@ def program_conductances(weight: torch.Tensor, cfg: NonIdealConfig,
     if cfg.cell_bits is not None:
         top = 2**cfg.cell_bits - 1
         shifts = torch.tensor([cfg.cell_bits * k for k in range(cfg.slices)]).view(-1, *[1] * w.dim())
-        cells = []
+        sides = []
         for side in (w, -w):
             code = (torch.round(side.clamp_min(0) / w_max * (cfg.levels - 1)) if w_max else torch.zeros_like(w))
             digits = (code.to(torch.int64).unsqueeze(0) >> shifts) & top
             g = g_off + (1 - g_off) * digits.to(w.dtype) / top
-            cells.append(_program_cell(g, cfg, generator, quantise=False) if w_max else g)
-        return cells[0], cells[1], w_max * top / ((cfg.levels - 1) * (1 - g_off))
-    if w_max == 0:
-        z = torch.full_like(w, g_off)
-        return z, z.clone(), 0.0
-    g_pos = g_off + (1 - g_off) * w.clamp_min(0) / w_max
-    g_neg = g_off + (1 - g_off) * (-w).clamp_min(0) / w_max
-    return _program_cell(g_pos, cfg, generator), _program_cell(g_neg, cfg, generator), w_max / (1 - g_off)
+            sides.append(_program_cell(g, cfg, generator, quantise=False) if w_max else (g, g))
+        scale = w_max * top / ((cfg.levels - 1) * (1 - g_off))
+    else:
+        if w_max == 0:
+            z = torch.full_like(w, g_off)
+            return z, z.clone(), 0.0
+        g_pos = g_off + (1 - g_off) * w.clamp_min(0) / w_max
+        g_neg = g_off + (1 - g_off) * (-w).clamp_min(0) / w_max
+        sides = [_program_cell(g_pos, cfg, generator), _program_cell(g_neg, cfg, generator)]
+        scale = w_max / (1 - g_off)
+    (pos_t0, pos), (neg_t0, neg) = sides
+    if cfg.drift_compensation and cfg._drifts and w_max:
+        scale *= _drift_gain((pos_t0, neg_t0), (pos, neg), cfg)
+    return pos, neg, scale
 
 
 def combine_slices(g_pos: torch.Tensor, g_neg: torch.Tensor, scale: float, cfg: NonIdealConfig) -> torch.Tensor:

@@ -196,6 +196,33 @@ def test_uniform_drift_scales_every_weight():
     assert NonIdealConfig(drift_nu=0.1, drift_t_s=5.0, drift_t0_s=5.0).ideal  # no time elapsed: no drift
 
 
+@pytest.mark.parametrize("cells", [{}, {"levels": 128, "cell_bits": 1}])
+def test_global_drift_compensation_undoes_a_uniform_drift_and_the_mean_of_a_spread(cells):
+    # one ν for every cell shrinks every weight by (t/t0)^-ν (a gain error, above): a layer's read-out gain α, measured
+    # at t0 and at t, undoes it exactly; with a spread of ν only the cells' deviations from the mean decay are left
+    w = torch.randn(200, 150, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    base = dict(sigma_rel=0.05, stuck_on_rate=0.01, **cells)
+    drift = dict(drift_nu=0.06, drift_t_s=1e5)
+    before = effective_weight(w, NonIdealConfig(**base), torch.Generator().manual_seed(1))
+    drifted = effective_weight(w, NonIdealConfig(**base, **drift), torch.Generator().manual_seed(1))
+    fixed = effective_weight(w, NonIdealConfig(**base, **drift, drift_compensation=True),
+                             torch.Generator().manual_seed(1))
+    torch.testing.assert_close(drifted, before * 1e5 ** -0.06)
+    torch.testing.assert_close(fixed, before, rtol=1e-9, atol=1e-12)
+
+    # with a spread (ν drawn per cell, after each side's other draws: so here on the quantised cells alone)
+    before = effective_weight(w, NonIdealConfig(**cells))
+    spread = dict(drift, drift_nu_std=0.01)
+    raw = effective_weight(w, NonIdealConfig(**cells, **spread), torch.Generator().manual_seed(1))
+    comp = effective_weight(w, NonIdealConfig(**cells, **spread, drift_compensation=True),
+                            torch.Generator().manual_seed(1))
+    gain = lambda v: float((v * before).sum() / (before * before).sum())  # noqa: E731 least-squares gain on before
+    assert gain(raw) == pytest.approx(1e5 ** -0.06, rel=0.1) and gain(comp) == pytest.approx(1.0, abs=0.03)
+    assert float((comp - before).norm()) < 0.5 * float((raw - before).norm())
+    with pytest.raises(ValueError, match="drift_compensation: must be True or False, got 1"):
+        NonIdealConfig(drift_compensation=1)
+
+
 def test_programming_variation_has_the_asked_spread():
     w = torch.rand(300, 300) + 0.5
     cfg = NonIdealConfig(sigma_rel=0.1)
