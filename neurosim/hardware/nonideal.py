@@ -6,11 +6,16 @@ Every ``Linear``/``Conv2d`` weight matrix is stored as differential pairs of cel
     g⁺ = G_off + (1 − G_off)·max(w, 0)/w_max,   g⁻ = G_off + (1 − G_off)·max(−w, 0)/w_max,
     w_eff = (g⁺ − g⁻) · w_max / (1 − G_off)                      (w_max = max |w| of the layer)
 
+(G is a cell's whole conductance, G_off included, not its part above G_off.) The read-out's scale is set by
+``w_max``, so whatever a chip's cells deviate by moves a weight by a fraction of ``w_max``; an all-zero matrix has
+``w_max = 0`` and computes 0, stuck cells or not: the limit of a layer whose largest weight goes to 0.
+
 and each chip (one seeded draw) applies, in this order:
 
 * **quantisation** of each cell to ``levels`` evenly spaced conductances between G_off and G_on (sliced: the
   magnitude code to ``levels`` values, each cell to ``2^cell_bits``);
-* **programming variation**: ``g ← g·(1 + σ·ε)``, ε ~ N(0, 1) per cell, clipped at 0;
+* **programming variation**: ``g ← g·(1 + σ·ε)``, ε ~ N(0, 1) per cell, clipped at 0 (no conductance is negative;
+  G_off is the off state's nominal value, and a cell programmed there lands above or below it);
 * **stuck-at faults**: a fraction ``stuck_on_rate`` of cells sits at G_on, ``stuck_off_rate`` at G_off;
 * **drift**: ``g ← g·(t/t₀)^−ν``, ν per cell ~ N(``drift_nu``, ``drift_nu_std``) clipped at 0; every cell of a pair
   decays, so one ν for all cells is a pure gain error, every weight times ``(t/t₀)^−ν``;

@@ -189,6 +189,32 @@ def test_stuck_at_faults_hit_the_asked_fraction_and_rails():
     assert at_off == pytest.approx(0.05 + (ideal == cfg.g_off).float().mean().item() * 0.92, abs=0.003)
 
 
+def test_a_stuck_cell_moves_a_weight_by_a_fraction_of_the_layers_largest_so_an_all_zero_matrix_stays_zero():
+    # the read-out scale is w_max / (1 − G_off): a cell stuck at G_on next to one at G_off reads as ±w_max. An all-zero
+    # matrix (w_max = 0) computes 0 whatever its cells hold, the limit of ever smaller matrices, not a missing fault
+    on = NonIdealConfig(stuck_on_rate=0.1)
+    for w_max in (1.0, 1e-3, 1e-6):
+        w = torch.zeros(40, 50, dtype=torch.float64)
+        w[0, 0] = w_max
+        moved = effective_weight(w, on, torch.Generator().manual_seed(0))
+        assert float(moved.abs().max()) == pytest.approx(w_max) and bool((moved != w).any())
+    zero = torch.zeros(40, 50)
+    assert torch.equal(effective_weight(zero, on, torch.Generator().manual_seed(0)), zero)
+    layer = torch.nn.Linear(50, 40)
+    with torch.no_grad():
+        layer.weight.zero_()
+    chip = apply_nonidealities(Sequential(layer), NonIdealConfig(stuck_on_rate=0.1, read_noise_rel=0.1, adc_bits=4))
+    torch.testing.assert_close(chip(torch.ones(3, 50))[0], layer.bias.detach().expand(3, 40))
+
+
+def test_variation_spreads_cells_at_g_off_both_ways():
+    # G is the whole conductance: a cell programmed to G_off varies about it, below as above (clipped at 0 only)
+    cfg = NonIdealConfig(sigma_rel=0.1)
+    gp, gn, _ = program_conductances(torch.ones(200, 300), cfg, torch.Generator().manual_seed(0))
+    assert (gn < cfg.g_off).float().mean().item() == pytest.approx(0.5, abs=0.01)
+    assert gn.mean().item() == pytest.approx(cfg.g_off, rel=0.002)
+
+
 def test_uniform_drift_scales_every_weight():
     w = torch.randn(30, 20)
     cfg = NonIdealConfig(drift_nu=0.1, drift_t_s=100.0, drift_t0_s=1.0)
