@@ -18,12 +18,16 @@ Example:
     >>> args = p.parse_args(["--nonideal", "--target", "rram_neurosim", "--sigma", "0.1"])
     >>> args.nonideal, args.mc_chips, args.sigma, args.fault_rate
     (True, 5, 0.1, 0.01)
+    >>> args.levels, args.adc_bits, args.drift_nu_std, args.drift_t0_s, args.drift_compensation  # the spec's, no drift
+    (None, None, 0.0, 1.0, False)
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from neurosim.hardware.nonideal import MAX_ADC_BITS
 
 __all__ = ["add_fixed_point_arguments", "add_nonideal_arguments", "check_fixed_point_args", "check_nonideal_args",
            "run_fixed_point_from_args", "run_nonideal_from_args"]
@@ -54,6 +58,10 @@ class _Given(argparse.Action):
         setattr(namespace, "_nonideal_given", given)
 
 
+#: the most magnitude levels --levels takes: 15 bits, as the energy model's widest (16-bit signed) weights
+MAX_LEVELS = 2**15
+
+
 def add_nonideal_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--nonideal`` and its options (chips, σ, fault rate, read noise, ADC, drift, sweeps) to ``parser``."""
     g = parser.add_argument_group("RRAM device non-idealities (crossbar targets, with --checkpoint)")
@@ -74,10 +82,31 @@ def add_nonideal_arguments(parser: argparse.ArgumentParser) -> None:
                    help="per-read conductance noise, σ relative to G (a fraction; default 0.02)")
     g.add_argument("--no-adc", action=_Given, flag_value=True, default=False,
                    help="read column currents exactly instead of the spec's ADC")
+    g.add_argument("--adc-bits", action=_Given, type=int, default=None, metavar="B",
+                   help=f"bits of the column ADC, 1 to {MAX_ADC_BITS} (default: the spec's array.adc_bits, 5 on "
+                        "rram_neurosim, 4 on rram_lsm40nm); the energy estimate keeps the spec's energy per conversion")
+    g.add_argument("--levels", action=_Given, type=int, default=None, metavar="N",
+                   help=f"weight quantisation: magnitude levels on each side of a weight's differential pair, 2 to "
+                        f"{MAX_LEVELS} (default: the spec's 2^(weight_bits-1)), bit-sliced over as many of the "
+                        "spec's cells as they need (rram_neurosim: 128 levels on seven 1-bit cells; rram_lsm40nm: 16 "
+                        "on one 4-bit cell); at the operating point and in the sweeps. The energy estimate keeps the "
+                        "spec's weight_bits")
+    g.add_argument("--no-quantize", action=_Given, flag_value=True, default=False,
+                   help="no weight quantisation: one analog cell per side of each pair, at the operating point and "
+                        "in the sweeps")
     g.add_argument("--drift-nu", action=_Given, type=float, default=0.0,
-                   help="conductance drift exponent ν, G(t) = G0·(t/1 s)^-ν (default 0: no drift)")
+                   help="conductance drift exponent ν, G(t) = G0·(t/t0)^-ν (default 0: no drift)")
+    g.add_argument("--drift-nu-std", action=_Given, type=float, default=0.0, metavar="S",
+                   help="device-to-device spread of ν: each cell's exponent is drawn from N(--drift-nu, S), clipped "
+                        "at 0 (default 0: one ν for every cell, which scales every weight alike)")
     g.add_argument("--drift-time-s", action=_Given, type=float, default=86400.0,
-                   help="time since programming for the drift, seconds, at least t0 = 1 s (default 86400: one day)")
+                   help="time since programming for the drift, seconds, at least t0 (default 86400: one day)")
+    g.add_argument("--drift-t0-s", action=_Given, type=float, default=1.0, metavar="T0",
+                   help="drift reference time t0, seconds: when the programmed G0 is read (default 1)")
+    g.add_argument("--drift-compensation", action=_Given, flag_value=True, default=False,
+                   help="global drift compensation: each layer's outputs are scaled by its array's summed read-out "
+                        "at t0 over the same at t (Joshi et al., Nat. Commun. 2020), which undoes the mean decay; a "
+                        "spread of ν stays")
     g.add_argument("--sigmas", action=_Given, type=_fractions, default=None, metavar="S1,S2,...",
                    help="σ values of the variation sweep (default 0,0.05,0.1,0.2,0.5)")
     g.add_argument("--fault-rates", action=_Given, type=_fractions, default=None, metavar="F1,F2,...",
@@ -124,28 +153,46 @@ def check_nonideal_args(args: argparse.Namespace, checkpoint_path) -> list:
         if swept:
             raise UserError(f"{' and '.join(swept)} set{'s' if len(swept) == 1 else ''} the sweeps, which --no-sweep "
                             "turns off: leave one out")
+    given = getattr(args, "_nonideal_given", None) or {}
+    if args.levels is not None:
+        if args.no_quantize:
+            raise UserError(f"--levels {args.levels} sets the quantisation that --no-quantize turns off: leave one out")
+        if not 2 <= args.levels <= MAX_LEVELS:
+            raise UserError(f"--levels must be 2 to {MAX_LEVELS} magnitude levels per side (at most 15 bits, as "
+                            f"16-bit signed weights), got {args.levels}")
+    if args.adc_bits is not None:
+        if args.no_adc:
+            raise UserError(f"--adc-bits {args.adc_bits} sets the ADC that --no-adc turns off: leave one out")
+        if not 1 <= args.adc_bits <= MAX_ADC_BITS:
+            raise UserError(f"--adc-bits must be 1 to {MAX_ADC_BITS} (float32 column currents resolve no finer steps; "
+                            f"--no-adc reads them exactly), got {args.adc_bits}")
     at_least_zero = {"--sigma": [args.sigma], "--read-noise": [args.read_noise], "--drift-nu": [args.drift_nu],
-                     "--sigmas": args.sigmas or []}
+                     "--drift-nu-std": [args.drift_nu_std], "--sigmas": args.sigmas or []}
     fractions = {"--fault-rate": [args.fault_rate], "--stuck-on-fraction": [args.stuck_on_fraction],
                  "--fault-rates": args.fault_rates or []}
     for flag, values in at_least_zero.items():
         for v in values:
             if not (math.isfinite(v) and v >= 0):
                 raise UserError(f"{flag} must be a number >= 0, got {v}")
-            if flag != "--drift-nu" and v > 1:  # σ relative to G: 5, meant as 5 %, would be 500 % of G
+            if flag not in ("--drift-nu", "--drift-nu-std") and v > 1:  # σ relative to G: 5 (5 %) is 500 % of G
                 raise UserError(f"{flag} must be a fraction of G in [0, 1] (0.05 is 5 %), got {v}")
     for flag, values in fractions.items():
         for v in values:
             if not 0 <= v <= 1:
                 raise UserError(f"{flag} must be a fraction in [0, 1], got {v}")
-    if not (math.isfinite(args.drift_time_s) and args.drift_time_s > 0):
-        raise UserError(f"--drift-time-s must be a positive number of seconds, got {args.drift_time_s}")
-    if args.drift_time_s < 1:
-        raise UserError(f"--drift-time-s must be at least 1 s (t0, when the programmed G0 is read: G(t) = "
-                        f"G0·(t/1 s)^-ν holds from there on), got {args.drift_time_s}")
-    if "--drift-time-s" in (getattr(args, "_nonideal_given", None) or {}) and args.drift_nu == 0:
-        raise UserError("--drift-time-s has no effect without --drift-nu (ν = 0: no drift): add --drift-nu, e.g. "
-                        "0.05, or leave --drift-time-s out")
+    for flag, v in (("--drift-time-s", args.drift_time_s), ("--drift-t0-s", args.drift_t0_s)):
+        if not (math.isfinite(v) and v > 0):
+            raise UserError(f"{flag} must be a positive number of seconds, got {v}")
+    idle = [f for f in ("--drift-time-s", "--drift-t0-s", "--drift-compensation") if f in given]
+    if idle and args.drift_nu == 0 and args.drift_nu_std == 0:
+        one = len(idle) == 1
+        raise UserError(f"{', '.join(idle)} ha{'s' if one else 've'} no effect without --drift-nu (ν = 0: no drift): "
+                        f"add --drift-nu, e.g. 0.05, or leave {idle[0] if one else 'them'} out")
+    t0 = args.drift_t0_s
+    if args.drift_time_s < t0:
+        named = ", --drift-t0-s" if "--drift-t0-s" in given else ""
+        raise UserError(f"--drift-time-s must be at least {t0:g} s (t0{named}, when the programmed G0 is read: G(t) = "
+                        f"G0·(t/{t0:g} s)^-ν holds from there on), got {args.drift_time_s}")
     asked = getattr(args, "target", None) or list_targets()
     try:
         specs = [load_spec(t) for t in asked]
@@ -159,7 +206,7 @@ def check_nonideal_args(args: argparse.Namespace, checkpoint_path) -> list:
 
     for spec in crossbars:  # what the spec itself gives (its ADC) is checked before the estimate too
         try:
-            nonideal_config_from_spec(spec, adc=not args.no_adc)
+            nonideal_config_from_spec(spec, adc=not args.no_adc, adc_bits=args.adc_bits)
         except ValueError as e:
             raise UserError(f"--nonideal: {e}") from None
     return crossbars
@@ -200,7 +247,9 @@ def run_nonideal_from_args(args: argparse.Namespace, checkpoint_path, out_dir, l
     model, test, cfg = load_checkpoint_model(checkpoint_path, progress=progress, loaded=loaded)
     opts = dict(chips=args.mc_chips, sigma_rel=args.sigma, fault_rate=args.fault_rate,
                 stuck_on_fraction=args.stuck_on_fraction, read_noise_rel=args.read_noise, adc=not args.no_adc,
-                drift_nu=args.drift_nu, drift_t_s=args.drift_time_s,
+                adc_bits=args.adc_bits, quantize=not args.no_quantize, levels=args.levels,
+                drift_nu=args.drift_nu, drift_nu_std=args.drift_nu_std, drift_t_s=args.drift_time_s,
+                drift_t0_s=args.drift_t0_s, drift_compensation=args.drift_compensation,
                 sigmas=() if args.no_sweep else (args.sigmas or SIGMAS),
                 fault_rates=() if args.no_sweep else (args.fault_rates or FAULT_RATES),
                 seed=args.mc_seed, max_samples=args.nonideal_samples, progress=progress,

@@ -6,13 +6,24 @@ Every ``Linear``/``Conv2d`` weight matrix is stored as differential pairs of cel
     g⁺ = G_off + (1 − G_off)·max(w, 0)/w_max,   g⁻ = G_off + (1 − G_off)·max(−w, 0)/w_max,
     w_eff = (g⁺ − g⁻) · w_max / (1 − G_off)                      (w_max = max |w| of the layer)
 
+(G is a cell's whole conductance, G_off included, not its part above G_off.) The read-out's scale is set by
+``w_max``, so whatever a chip's cells deviate by moves a weight by a fraction of ``w_max``; an all-zero matrix has
+``w_max = 0`` and computes 0, stuck cells or not: the limit of a layer whose largest weight goes to 0.
+
 and each chip (one seeded draw) applies, in this order:
 
 * **quantisation** of each cell to ``levels`` evenly spaced conductances between G_off and G_on (sliced: the
   magnitude code to ``levels`` values, each cell to ``2^cell_bits``);
-* **programming variation**: ``g ← g·(1 + σ·ε)``, ε ~ N(0, 1) per cell, clipped at 0;
+* **programming variation**: ``g ← g·(1 + σ·ε)``, ε ~ N(0, 1) per cell, clipped at 0 (no conductance is negative;
+  G_off is the off state's nominal value, and a cell programmed there lands above or below it);
 * **stuck-at faults**: a fraction ``stuck_on_rate`` of cells sits at G_on, ``stuck_off_rate`` at G_off;
-* **drift**: ``g ← g·(t/t₀)^−ν``, ν per cell ~ N(``drift_nu``, ``drift_nu_std``) clipped at 0;
+* **drift**: ``g ← g·(t/t₀)^−ν``, ν per cell ~ N(``drift_nu``, ``drift_nu_std``) clipped at 0; every cell of a pair
+  decays, so one ν for all cells is a pure gain error, every weight times ``(t/t₀)^−ν``;
+* **global drift compensation** (``drift_compensation``; Joshi et al., Nat. Commun. 11, 2473, 2020): the periphery
+  reads each layer's array once at t₀ and again at t with every row driven, both columns of each pair on their own
+  and the slices weighted by their place values ``c_k = 2^(cell_bits·k)``, and scales the layer's outputs by the
+  ratio ``α = Σ c_k (g⁺ + g⁻)|t₀ / Σ c_k (g⁺ + g⁻)|t`` (the calibration reads are taken as exact). One ν for all
+  cells is undone exactly; with a spread of ν what is left is each cell's deviation from the layer's mean decay;
 
 and at inference time, per read (every step and sample):
 
@@ -20,7 +31,9 @@ and at inference time, per read (every step and sample):
   output noise of standard deviation ``σ_r·sqrt(Σ_i x_i² g_i²)``;
 * **ADC quantisation**: the rows are cut into tiles of ``tile_rows``; each tile's two columns of a pair are
   converted separately with ``adc_bits`` over ``[0, adc_range_frac · Σ_rows g]`` (the column's largest current for
-  spike inputs), then subtracted and summed digitally.
+  spike inputs), then subtracted and summed digitally. A convolution's rows are those of its unrolled (im2col)
+  matrix, ``C_in·kh·kw`` of them in the order (channel, ky, kx), cut every ``tile_rows`` rows as
+  :mod:`hardware_models.crossbar` maps and costs them: a tile may hold part of a channel's kernel.
 
 **Bit slicing** (``cell_bits``, NeuroSim's ``cellBit``): with ``levels`` set, each side's magnitude code
 ``m = round(|w|/w_max · (levels − 1))`` (``B = ⌈log2 levels⌉`` bits: 7 for 128 levels) is split into
@@ -99,10 +112,13 @@ class NonIdealConfig:
         read_noise_rel: read-to-read noise, σ relative to the conductance, fresh at every read (at most 1).
         adc_bits: bits of the ADC converting each tile's column currents (1 to 24); None reads them exactly.
         adc_range_frac: ADC full scale as a fraction of the column's largest current (all rows on).
-        tile_rows: rows per tile: the partial sums the ADC sees (convolutions: whole input channels per tile).
+        tile_rows: rows per tile: the partial sums the ADC sees (convolutions: rows of the unrolled matrix, as the
+            energy model cuts them).
         drift_nu / drift_nu_std: drift exponent ν and its device-to-device spread, G(t) = G₀·(t/t₀)^−ν.
         drift_t_s / drift_t0_s: time since programming and the reference time, in seconds (``drift_t_s >=
             drift_t0_s``: the law holds from t0 on).
+        drift_compensation: scale each layer's outputs by its global drift compensation factor α (module
+            docstring); no effect without drift.
         cell_bits: bits per cell when each side's magnitude code (``levels`` values) is sliced over several cells
             (module docstring); None: one cell per side holds the whole magnitude. Needs ``levels``.
     """
@@ -120,6 +136,7 @@ class NonIdealConfig:
     drift_nu_std: float = 0.0  # spread of ν between cells
     drift_t_s: float = 1.0  # seconds since programming
     drift_t0_s: float = 1.0  # reference time of the programmed value
+    drift_compensation: bool = False  # False: the read-out keeps the gain it had at t0, as a chip without calibration
     cell_bits: int | None = None  # None: one cell per side; 1: NeuroSim V1.4's 1-bit cells, 7 per side at 128 levels
 
     def __post_init__(self) -> None:
@@ -168,6 +185,8 @@ class NonIdealConfig:
             if self.levels is None:
                 raise bad("cell_bits", f"{self.cell_bits} slices the quantised magnitude code over cells, but levels "
                                        "is None (analog cells): set levels too, or cell_bits=None")
+        if not isinstance(self.drift_compensation, bool):
+            raise bad("drift_compensation", f"must be True or False, got {self.drift_compensation!r}")
         if self.drift_t_s < self.drift_t0_s:
             raise bad("drift_t_s", f"{self.drift_t_s:g} s is before drift_t0_s = {self.drift_t0_s:g} s: G(t) = "
                                    "G0·(t/t0)^−ν holds from t0, when G0 was read, on (earlier times would make every "
@@ -220,7 +239,8 @@ def _rand(shape, generator: torch.Generator | None, like: torch.Tensor) -> torch
 
 
 def _program_cell(g: torch.Tensor, cfg: NonIdealConfig, gen: torch.Generator | None,
-                  quantise: bool = True) -> torch.Tensor:
+                  quantise: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """One side's cells ``(at t0, at t)``: programmed (quantisation, variation, faults), then drifted."""
     g_off = cfg.g_off
     if quantise and cfg.levels is not None:
         steps = cfg.levels - 1
@@ -232,11 +252,26 @@ def _program_cell(g: torch.Tensor, cfg: NonIdealConfig, gen: torch.Generator | N
         g = torch.where(u < cfg.stuck_on_rate, torch.ones_like(g), g)
         g = torch.where((u >= cfg.stuck_on_rate) & (u < cfg.stuck_on_rate + cfg.stuck_off_rate),
                         torch.full_like(g, g_off), g)
-    if cfg._drifts:
-        nu = cfg.drift_nu + cfg.drift_nu_std * _randn(g.shape, gen, g) if cfg.drift_nu_std > 0 else \
-            torch.full_like(g, cfg.drift_nu)
-        g = g * (cfg.drift_t_s / cfg.drift_t0_s) ** (-nu.clamp_min(0.0))
-    return g
+    if not cfg._drifts:
+        return g, g
+    nu = cfg.drift_nu + cfg.drift_nu_std * _randn(g.shape, gen, g) if cfg.drift_nu_std > 0 else \
+        torch.full_like(g, cfg.drift_nu)
+    return g, g * (cfg.drift_t_s / cfg.drift_t0_s) ** (-nu.clamp_min(0.0))
+
+
+def _drift_gain(at_t0: tuple[torch.Tensor, torch.Tensor], at_t: tuple[torch.Tensor, torch.Tensor],
+                cfg: NonIdealConfig) -> float:
+    """Global drift compensation's factor α of one layer: its cells' place-weighted sum ``Σ c_k (g⁺ + g⁻)`` at t0
+    over the same at t (module docstring)."""
+    def read(g_pos: torch.Tensor, g_neg: torch.Tensor) -> float:
+        both = (g_pos + g_neg).double()
+        if cfg.cell_bits is not None:  # slices first: weight each by its place value 2^(cell_bits·k)
+            both = both.flatten(1).sum(1) * torch.tensor([2.0 ** (cfg.cell_bits * k) for k in range(both.shape[0])],
+                                                         dtype=torch.float64, device=both.device)
+        return float(both.sum())
+
+    now = read(*at_t)
+    return read(*at_t0) / now if now > 0 else 1.0
 
 
 def program_conductances(weight: torch.Tensor, cfg: NonIdealConfig,
@@ -246,7 +281,8 @@ def program_conductances(weight: torch.Tensor, cfg: NonIdealConfig,
     Conductances are relative to G_on; ``scale = w_max / (1 − G_off)``. Draws come from ``generator`` (all of
     ``g_pos``'s cells, then ``g_neg``'s). With bit slicing (``cfg.cell_bits``) both have a leading slice dimension,
     ``[slices, *weight.shape]`` (least significant first), ``scale = w_max·(2^cell_bits − 1) / ((levels − 1)(1 −
-    G_off))`` and ``w_eff = Σ_k 2^(cell_bits·k)·(g_pos[k] − g_neg[k])·scale`` (:func:`combine_slices`).
+    G_off))`` and ``w_eff = Σ_k 2^(cell_bits·k)·(g_pos[k] − g_neg[k])·scale`` (:func:`combine_slices`). With
+    ``cfg.drift_compensation`` and drift, ``scale`` also holds the layer's compensation factor α.
     """
     w = weight.detach()
     w_max = float(w.abs().max()) if w.numel() else 0.0
@@ -254,19 +290,25 @@ def program_conductances(weight: torch.Tensor, cfg: NonIdealConfig,
     if cfg.cell_bits is not None:
         top = 2**cfg.cell_bits - 1
         shifts = torch.tensor([cfg.cell_bits * k for k in range(cfg.slices)]).view(-1, *[1] * w.dim())
-        cells = []
+        sides = []
         for side in (w, -w):
             code = (torch.round(side.clamp_min(0) / w_max * (cfg.levels - 1)) if w_max else torch.zeros_like(w))
             digits = (code.to(torch.int64).unsqueeze(0) >> shifts) & top
             g = g_off + (1 - g_off) * digits.to(w.dtype) / top
-            cells.append(_program_cell(g, cfg, generator, quantise=False) if w_max else g)
-        return cells[0], cells[1], w_max * top / ((cfg.levels - 1) * (1 - g_off))
-    if w_max == 0:
-        z = torch.full_like(w, g_off)
-        return z, z.clone(), 0.0
-    g_pos = g_off + (1 - g_off) * w.clamp_min(0) / w_max
-    g_neg = g_off + (1 - g_off) * (-w).clamp_min(0) / w_max
-    return _program_cell(g_pos, cfg, generator), _program_cell(g_neg, cfg, generator), w_max / (1 - g_off)
+            sides.append(_program_cell(g, cfg, generator, quantise=False) if w_max else (g, g))
+        scale = w_max * top / ((cfg.levels - 1) * (1 - g_off))
+    else:
+        if w_max == 0:
+            z = torch.full_like(w, g_off)
+            return z, z.clone(), 0.0
+        g_pos = g_off + (1 - g_off) * w.clamp_min(0) / w_max
+        g_neg = g_off + (1 - g_off) * (-w).clamp_min(0) / w_max
+        sides = [_program_cell(g_pos, cfg, generator), _program_cell(g_neg, cfg, generator)]
+        scale = w_max / (1 - g_off)
+    (pos_t0, pos), (neg_t0, neg) = sides
+    if cfg.drift_compensation and cfg._drifts and w_max:
+        scale *= _drift_gain((pos_t0, neg_t0), (pos, neg), cfg)
+    return pos, neg, scale
 
 
 def combine_slices(g_pos: torch.Tensor, g_neg: torch.Tensor, scale: float, cfg: NonIdealConfig) -> torch.Tensor:
@@ -380,8 +422,9 @@ class _CrossbarBase(nn.Module):
             y = _adc(y, cfg.adc_range_frac * self._full_scale(g, y), cfg.adc_bits, inplace=inplace)
         return y
 
-    def _tiles(self) -> list[slice]:
-        """Slices of the input dimension, one per crossbar tile (defined by each layer kind)."""
+    def _tiles(self) -> list:
+        """One entry per crossbar tile, which the layer kind's ``_slice_input`` / ``_slice_weight`` read: the input
+        rows the tile holds."""
         return [slice(None)]
 
     def _compute(self, x: torch.Tensor) -> torch.Tensor:
@@ -389,9 +432,9 @@ class _CrossbarBase(nn.Module):
         # bit slicing: every slice's cells are columns of their own (read, noised and converted as such, in one call)
         g_pos, g_neg = (self.g_pos.flatten(0, 1), self.g_neg.flatten(0, 1)) if sliced else (self.g_pos, self.g_neg)
         out = 0
-        for sl in self._tiles():
-            xs = self._slice_input(x, sl)
-            gp, gn = self._slice_weight(g_pos, sl), self._slice_weight(g_neg, sl)
+        for tile in self._tiles():
+            xs = self._slice_input(x, tile)
+            gp, gn = self._slice_weight(g_pos, tile), self._slice_weight(g_neg, tile)
             pulses = self._pulses(xs)  # decided once per tile, for both columns of each pair
             y = self._column(pulses, gp) - self._column(pulses, gn)
             out = out + (self._shift_add(y) if sliced else y) * self.scale
@@ -432,8 +475,10 @@ class CrossbarLinear(_CrossbarBase):
 
 
 class CrossbarConv2d(_CrossbarBase):
-    """A Conv2d computed on one programmed chip: whole input channels per tile (``⌊tile_rows / (kh·kw)⌋``, at
-    least one), read noise and ADC per tile. Accepts ``[T, B, C, H, W]`` (time folded into the batch) or
+    """A Conv2d computed on one programmed chip, tile by tile, with read noise and ADC per tile. The tiles hold
+    ``tile_rows`` rows each of the unrolled matrix (``C_in·kh·kw`` rows in the order (channel, ky, kx), the last
+    tile the rest), as :mod:`hardware_models.crossbar` maps them: a tile may end inside a channel's kernel, whose
+    other rows are then on the next tile. Accepts ``[T, B, C, H, W]`` (time folded into the batch) or
     ``[B, C, H, W]``."""
 
     def __init__(self, g_pos, g_neg, scale, bias, cfg, generator, *, stride, padding, dilation, groups,
@@ -453,18 +498,31 @@ class CrossbarConv2d(_CrossbarBase):
 
     _column_dim = 1
 
-    def _tiles(self) -> list[slice]:
+    def _tiles(self) -> list[tuple[slice, torch.Tensor | None]]:
+        """Per tile ``(channels, mask)``: the input channels its rows belong to and, where it holds only part of
+        the first or last one's kernel, a ``[channels, kh, kw]`` mask of its rows (None: whole channels)."""
         c_in, kh, kw = self._w_shape[1:]
-        per = max(1, self.cfg.tile_rows // (kh * kw))
-        return [slice(i, min(i + per, c_in)) for i in range(0, c_in, per)]
+        k = kh * kw
+        rows, r = c_in * k, self.cfg.tile_rows
+        tiles = []
+        for r0 in range(0, rows, r):
+            r1 = min(r0 + r, rows)
+            c0, c1 = r0 // k, -(-r1 // k)
+            mask = None
+            if r0 != c0 * k or r1 != c1 * k:
+                row = torch.arange(c0 * k, c1 * k, device=self.g_pos.device).view(c1 - c0, kh, kw)
+                mask = (row >= r0) & (row < r1)
+            tiles.append((slice(c0, c1), mask))
+        return tiles
 
     @staticmethod
-    def _slice_input(x, sl):
-        return x[:, sl]
+    def _slice_input(x, tile):
+        return x[:, tile[0]]
 
     @staticmethod
-    def _slice_weight(g, sl):
-        return g[:, sl]
+    def _slice_weight(g, tile):
+        channels, mask = tile
+        return g[:, channels] if mask is None else g[:, channels] * mask.to(g.dtype)
 
     def _mvm(self, x, g):
         if self.padding_mode != "zeros":  # pad as the layer does, then convolve without padding

@@ -9,11 +9,12 @@ The device side comes from the target's spec (``hardware_models/specs/<target>.t
   one 16-level cell per side);
 * ``G_on / G_off = r_off / r_on``; tiles of ``array.rows`` rows; the column ADC with ``array.adc_bits`` (``adc``).
 
+The quantisation (``levels``, or none: ``quantize=False``) and the ADC's bits (``adc_bits``) may replace the spec's.
 What the spec does not give is an argument: programming variation σ (relative to G), the stuck-at fault rate
-(split into stuck-ON and stuck-OFF by ``stuck_on_fraction``), read noise and drift — the effects of
-:mod:`neurosim.hardware.nonideal`. :func:`nonideal_report_model` evaluates ``chips`` seeded chips at one operating
-point (mean ± sample std over chips, next to the ideal float accuracy) and sweeps σ and the fault rate, one at a
-time, on top of the spec's quantisation only (no ADC, read noise or drift in the sweeps: they isolate one effect,
+(split into stuck-ON and stuck-OFF by ``stuck_on_fraction``), read noise and drift (with its spread, reference time
+and global compensation) — the effects of :mod:`neurosim.hardware.nonideal`. :func:`nonideal_report_model`
+evaluates ``chips`` seeded chips at one operating point (mean ± sample std over chips, next to the ideal float
+accuracy) and sweeps σ and the fault rate, one at a time, on top of the quantisation only (no ADC, read noise or drift in the sweeps: they isolate one effect,
 and per-read effects are simulated tile by tile, which is slower). Chip ``i`` uses seed ``seed + i`` at every
 sweep value (common random numbers: the same cells deviate, by σ times the same draw), so curves are smooth and
 reproducible.
@@ -72,8 +73,9 @@ def _fault_split(fault_rate: float, stuck_on_fraction: float) -> dict:
 
 def nonideal_config_from_spec(target, *, sigma_rel: float = 0.0, fault_rate: float = 0.0,
                               stuck_on_fraction: float = 0.5, read_noise_rel: float = 0.0, adc: bool = True,
-                              quantize: bool = True, drift_nu: float = 0.0, drift_nu_std: float = 0.0,
-                              drift_t_s: float = 1.0, drift_t0_s: float = 1.0) -> NonIdealConfig:
+                              adc_bits: int | None = None, quantize: bool = True, levels: int | None = None,
+                              drift_nu: float = 0.0, drift_nu_std: float = 0.0, drift_t_s: float = 1.0,
+                              drift_t0_s: float = 1.0, drift_compensation: bool = False) -> NonIdealConfig:
     """The :class:`NonIdealConfig` of a crossbar ``target`` (name, path or ``Spec``) plus the given effects.
 
     Args:
@@ -81,28 +83,36 @@ def nonideal_config_from_spec(target, *, sigma_rel: float = 0.0, fault_rate: flo
         fault_rate: fraction of stuck cells; ``stuck_on_fraction`` of them at G_on, the rest at G_off.
         read_noise_rel: per-read conductance noise (relative).
         adc: convert tile columns with the spec's ``array.adc_bits`` (False: exact column currents).
+        adc_bits: the ADC's bits instead of the spec's (needs ``adc``).
         quantize: quantise weights to the spec's ``weight_bits``, sliced over cells of its ``cell_bits`` (False:
             one analog cell per side).
-        drift_nu / drift_nu_std / drift_t_s / drift_t0_s: conductance drift ``G(t) = G0·(t/t0)^−ν``.
+        levels: magnitude levels per side instead of the spec's ``2^(weight_bits − 1)``, sliced over the spec's
+            cells (needs ``quantize``).
+        drift_nu / drift_nu_std / drift_t_s / drift_t0_s: conductance drift ``G(t) = G0·(t/t0)^−ν``;
+            ``drift_compensation``: global drift compensation of each layer's read-out.
 
     Raises:
         ValueError: not a crossbar target, or a value out of range (the message names it).
     """
     spec = _spec(target)
     weight_bits = int(spec.si("array.weight_bits"))
-    if adc and spec.si("array.adc_bits") > MAX_ADC_BITS:
+    if adc_bits is not None and not adc:
+        raise ValueError(f"adc_bits = {adc_bits} sets the ADC that adc=False turns off: give one of them")
+    if levels is not None and not quantize:
+        raise ValueError(f"levels = {levels} sets the quantisation that quantize=False turns off: give one of them")
+    if adc and adc_bits is None and spec.si("array.adc_bits") > MAX_ADC_BITS:
         raise ValueError(f"target {spec.name!r}: array.adc_bits = {spec.si('array.adc_bits'):g}: the non-ideal model "
                          f"simulates ADCs of at most {MAX_ADC_BITS} bits (float32 currents resolve no finer steps); "
                          "lower it, or read the columns exactly (adc=False, --no-adc)")
     return NonIdealConfig(
-        levels=2 ** (weight_bits - 1) if quantize else None,
+        levels=(2 ** (weight_bits - 1) if levels is None else levels) if quantize else None,
         cell_bits=int(spec.si("array.cell_bits")) if quantize else None,
         on_off_ratio=spec.si("device.r_off") / spec.si("device.r_on"),
         sigma_rel=sigma_rel, read_noise_rel=read_noise_rel,
-        adc_bits=int(spec.si("array.adc_bits")) if adc else None,
+        adc_bits=(int(spec.si("array.adc_bits")) if adc_bits is None else adc_bits) if adc else None,
         tile_rows=int(spec.si("array.rows")),
         drift_nu=drift_nu, drift_nu_std=drift_nu_std, drift_t_s=drift_t_s, drift_t0_s=drift_t0_s,
-        **_fault_split(fault_rate, stuck_on_fraction))
+        drift_compensation=drift_compensation, **_fault_split(fault_rate, stuck_on_fraction))
 
 
 def chip_accuracies(model: nn.Module, loader, cfg: NonIdealConfig, *, chips: int = 5, seed: int = 0,
@@ -164,7 +174,9 @@ def sweep_nonideal(model: nn.Module, loader, base: NonIdealConfig, param: str, v
 
 def nonideal_report_model(model: nn.Module, loader, target, *, chips: int = 5, sigma_rel: float = 0.05,
                           fault_rate: float = 0.01, stuck_on_fraction: float = 0.5, read_noise_rel: float = 0.02,
-                          adc: bool = True, drift_nu: float = 0.0, drift_t_s: float = 86400.0,
+                          adc: bool = True, adc_bits: int | None = None, quantize: bool = True,
+                          levels: int | None = None, drift_nu: float = 0.0, drift_nu_std: float = 0.0,
+                          drift_t_s: float = 86400.0, drift_t0_s: float = 1.0, drift_compensation: bool = False,
                           sigmas: Sequence[float] | None = SIGMAS, fault_rates: Sequence[float] | None = FAULT_RATES,
                           seed: int = 0, max_samples: int | None = None, device=None,
                           layers: Iterable[str] | None = None, ideal: float | None = None,
@@ -175,9 +187,12 @@ def nonideal_report_model(model: nn.Module, loader, target, *, chips: int = 5, s
     Args:
         model / loader: a trained model and its test batches ``(x_seq [T, B, ...], y)``.
         target: a crossbar spec (name, path or ``Spec``): quantisation, on/off ratio, tile rows, ADC bits.
-        sigma_rel, fault_rate, stuck_on_fraction, read_noise_rel, adc, drift_nu, drift_t_s: the operating point
-            (see :func:`nonideal_config_from_spec`; drift at ``drift_t_s`` (default one day) relative to t0 = 1 s).
-        sigmas / fault_rates: sweep values (None or empty: no sweep), on the spec's quantisation alone.
+        sigma_rel, fault_rate, stuck_on_fraction, read_noise_rel, adc, adc_bits, drift_nu, drift_nu_std, drift_t_s,
+            drift_t0_s, drift_compensation: the operating point (see :func:`nonideal_config_from_spec`; drift at
+            ``drift_t_s`` (default one day) relative to ``drift_t0_s`` (default 1 s)).
+        quantize / levels: the weights' quantisation, at the operating point and in the sweeps (default: the
+            spec's).
+        sigmas / fault_rates: sweep values (None or empty: no sweep), on the quantisation alone.
         ideal: the ideal accuracy when already known (skips one evaluation).
         out_dir: when given, writes ``nonideal_<target>.json`` and the sweep figures there.
         checkpoint: recorded in the report (where the model came from).
@@ -196,8 +211,10 @@ def nonideal_report_model(model: nn.Module, loader, target, *, chips: int = 5, s
     spec = _spec(target)
     op = nonideal_config_from_spec(spec, sigma_rel=sigma_rel, fault_rate=fault_rate,
                                    stuck_on_fraction=stuck_on_fraction, read_noise_rel=read_noise_rel, adc=adc,
-                                   drift_nu=drift_nu, drift_t_s=drift_t_s)
-    base = nonideal_config_from_spec(spec, adc=False)
+                                   adc_bits=adc_bits, quantize=quantize, levels=levels, drift_nu=drift_nu,
+                                   drift_nu_std=drift_nu_std, drift_t_s=drift_t_s, drift_t0_s=drift_t0_s,
+                                   drift_compensation=drift_compensation)
+    base = nonideal_config_from_spec(spec, adc=False, quantize=quantize, levels=levels)
     sweeps = {k: list(v) for k, v in (("sigma_rel", sigmas), ("fault_rate", fault_rates)) if v}
     total = chips * (1 + sum(len(v) for v in sweeps.values())) + (ideal is None)
     common = dict(chips=chips, seed=seed, max_samples=max_samples, device=device, layers=layers, loss=loss)
@@ -295,6 +312,18 @@ def _cells(config: dict) -> str:
     return (f"{cfg.levels} levels on {cfg.slices} {cfg.cell_bits}-bit cell{'s' * (cfg.slices != 1)} per side")
 
 
+def _drift(config: dict) -> str:
+    """A report config's drift, as the table shows it: ``, drift ν 0.05 ± 0.01 at 86400 s, compensated`` (the
+    reference time t0 where it is not 1 s); empty without drift."""
+    nu, spread = config["drift_nu"], config.get("drift_nu_std", 0.0)
+    if not (nu or spread):
+        return ""
+    t0 = config.get("drift_t0_s", 1.0)
+    return (f", drift ν {nu:g}" + (f" ± {spread:g}" if spread else "") + f" at {config['drift_t_s']:g} s"
+            + (f" from t0 = {t0:g} s" if t0 != 1.0 else "") + (", compensated" if config.get("drift_compensation")
+                                                               else ""))
+
+
 def format_nonideal(report: dict) -> str:
     """A short text table of one report (operating point and sweeps): mean ± sample std over the chips, the mean
     alone for one chip (whose spread is not measured)."""
@@ -312,8 +341,7 @@ def format_nonideal(report: dict) -> str:
         f"  operating point              {acc(op, 6)} %   "
         f"[{_cells(c)}, σ {100 * c['sigma_rel']:g} %, stuck-at "
         f"{100 * (c['stuck_on_rate'] + c['stuck_off_rate']):g} %, read noise {100 * c['read_noise_rel']:g} %, ADC "
-        f"{c['adc_bits'] or 'exact'}{' bits' if c['adc_bits'] else ''}"
-        + (f", drift ν {c['drift_nu']:g} at {c['drift_t_s']:g} s" if c["drift_nu"] else "") + "]",
+        f"{c['adc_bits'] or 'exact'}{' bits' if c['adc_bits'] else ''}{_drift(c)}]",
     ]
     names = {"sigma_rel": "variation σ", "fault_rate": "stuck-at rate"}
     base = report.get("sweep_base")

@@ -55,6 +55,69 @@ def test_tile_by_tile_crossbar_layers_equal_the_ideal_layers():
     torch.testing.assert_close(conv(xc), ref, rtol=1e-12, atol=1e-12)
 
 
+def _tile_rows(layer) -> list[list[int]]:
+    """The input rows each tile of a crossbar layer holds: a Linear's inputs; a conv's rows of the unrolled matrix,
+    ``channel·kh·kw + ky·kw + kx``."""
+    if isinstance(layer, CrossbarLinear):
+        return [list(range(layer._w_shape[1]))[sl] for sl in layer._tiles()]
+    c_in, kh, kw = layer._w_shape[1:]
+    every = torch.arange(c_in * kh * kw).view(c_in, kh, kw)
+    tiles = [t if isinstance(t, tuple) else (t, None) for t in layer._tiles()]  # (channels, mask of their rows)
+    return [(every[ch] if mask is None else every[ch][mask]).flatten().tolist() for ch, mask in tiles]
+
+
+@pytest.mark.parametrize("target", ["rram_neurosim", "rram_lsm40nm"])
+def test_tiles_hold_the_rows_the_energy_model_maps_to_them(target):
+    # a conv's tiles held whole input channels, ⌊128 / 25⌋ = 5 of a 5x5 kernel (125 rows), while the energy model
+    # cuts the unrolled matrix every 128 rows: other partial sums met the ADC than those costed (and, for 99
+    # channels of a 3x3 kernel, 8 tiles where it counts 7)
+    from hardware_models import analyze, load_spec
+    from hardware_models.crossbar import map_crossbar
+    from neurosim.export import to_nir
+    from neurosim.hardware import nonideal_config_from_spec
+
+    torch.manual_seed(0)
+    for c_in, k in ((24, 5), (99, 3)):
+        side = 8
+        out = side - k + 1
+        net = Sequential(Conv2d(c_in, 20, k), LIF(beta=0.8), Flatten(), Linear(20 * out * out, 10), LIF(beta=0.8))
+        mapping = map_crossbar(analyze(to_nir(net, (c_in, side, side))), load_spec(target))
+        chip = apply_nonidealities(net, nonideal_config_from_spec(target, read_noise_rel=0.01), seed=0)
+        for name, kind in (("0", "conv"), ("3", "linear")):
+            layer = next(l for l in mapping.layers if l.synapses == (name,))
+            assert layer.kind == kind
+            tiles = _tile_rows(chip.get_submodule(name))
+            assert len(tiles) == layer.row_tiles, (target, c_in, kind)
+            # the energy model's row block of each row: row // tile rows
+            assert tiles == [list(range(i, min(i + layer.block_rows, layer.rows)))
+                             for i in range(0, layer.rows, layer.block_rows)]
+
+
+def test_a_conv_tile_may_end_inside_a_channels_kernel():
+    torch.manual_seed(5)
+    w = torch.randn(4, 3, 3, 3, dtype=torch.float64)  # 27 rows; tiles of 7 rows: 7, 7, 7, 6
+    x = (torch.rand(2, 3, 6, 6) < 0.5).double()
+    exact = NonIdealConfig(tile_rows=7)
+    gp, gn, scale = program_conductances(w, exact)
+    conv = CrossbarConv2d(gp, gn, scale, None, exact, None, stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1)
+    assert [len(t) for t in _tile_rows(conv)] == [7, 7, 7, 6]
+    torch.testing.assert_close(conv(x), F.conv2d(x, w, None, 1, 1), rtol=1e-12, atol=1e-12)
+    # by hand, with a 3-bit ADC: each tile's columns converted over [0, Σ of the tile's cells] on the tile's rows
+    bits = 3
+    adc = CrossbarConv2d(gp, gn, scale, None, NonIdealConfig(tile_rows=7, adc_bits=bits), None, stride=(1, 1),
+                         padding=(1, 1), dilation=(1, 1), groups=1)
+    ref = 0
+    for rows in _tile_rows(conv):
+        keep = torch.zeros(27, dtype=torch.float64)
+        keep[rows] = 1
+        for g, sign in ((gp, 1), (gn, -1)):
+            gt = g * keep.view(1, 3, 3, 3)
+            full = gt.sum((1, 2, 3)).view(1, -1, 1, 1)
+            step = full / (2**bits - 1)
+            ref = ref + sign * scale * torch.minimum(torch.round(F.conv2d(x, gt, None, 1, 1) / step) * step, full)
+    torch.testing.assert_close(adc(x), ref, rtol=1e-12, atol=1e-12)
+
+
 def test_adc_error_stays_within_half_a_step_per_conversion():
     torch.manual_seed(2)
     bits, rows = 8, 16
@@ -126,11 +189,64 @@ def test_stuck_at_faults_hit_the_asked_fraction_and_rails():
     assert at_off == pytest.approx(0.05 + (ideal == cfg.g_off).float().mean().item() * 0.92, abs=0.003)
 
 
+def test_a_stuck_cell_moves_a_weight_by_a_fraction_of_the_layers_largest_so_an_all_zero_matrix_stays_zero():
+    # the read-out scale is w_max / (1 − G_off): a cell stuck at G_on next to one at G_off reads as ±w_max. An all-zero
+    # matrix (w_max = 0) computes 0 whatever its cells hold, the limit of ever smaller matrices, not a missing fault
+    on = NonIdealConfig(stuck_on_rate=0.1)
+    for w_max in (1.0, 1e-3, 1e-6):
+        w = torch.zeros(40, 50, dtype=torch.float64)
+        w[0, 0] = w_max
+        moved = effective_weight(w, on, torch.Generator().manual_seed(0))
+        assert float(moved.abs().max()) == pytest.approx(w_max) and bool((moved != w).any())
+    zero = torch.zeros(40, 50)
+    assert torch.equal(effective_weight(zero, on, torch.Generator().manual_seed(0)), zero)
+    layer = torch.nn.Linear(50, 40)
+    with torch.no_grad():
+        layer.weight.zero_()
+    chip = apply_nonidealities(Sequential(layer), NonIdealConfig(stuck_on_rate=0.1, read_noise_rel=0.1, adc_bits=4))
+    torch.testing.assert_close(chip(torch.ones(3, 50))[0], layer.bias.detach().expand(3, 40))
+
+
+def test_variation_spreads_cells_at_g_off_both_ways():
+    # G is the whole conductance: a cell programmed to G_off varies about it, below as above (clipped at 0 only)
+    cfg = NonIdealConfig(sigma_rel=0.1)
+    gp, gn, _ = program_conductances(torch.ones(200, 300), cfg, torch.Generator().manual_seed(0))
+    assert (gn < cfg.g_off).float().mean().item() == pytest.approx(0.5, abs=0.01)
+    assert gn.mean().item() == pytest.approx(cfg.g_off, rel=0.002)
+
+
 def test_uniform_drift_scales_every_weight():
     w = torch.randn(30, 20)
     cfg = NonIdealConfig(drift_nu=0.1, drift_t_s=100.0, drift_t0_s=1.0)
     torch.testing.assert_close(effective_weight(w, cfg), w * 100.0 ** -0.1, rtol=1e-5, atol=1e-6)
     assert NonIdealConfig(drift_nu=0.1, drift_t_s=5.0, drift_t0_s=5.0).ideal  # no time elapsed: no drift
+
+
+@pytest.mark.parametrize("cells", [{}, {"levels": 128, "cell_bits": 1}])
+def test_global_drift_compensation_undoes_a_uniform_drift_and_the_mean_of_a_spread(cells):
+    # one ν for every cell shrinks every weight by (t/t0)^-ν (a gain error, above): a layer's read-out gain α, measured
+    # at t0 and at t, undoes it exactly; with a spread of ν only the cells' deviations from the mean decay are left
+    w = torch.randn(200, 150, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    base = dict(sigma_rel=0.05, stuck_on_rate=0.01, **cells)
+    drift = dict(drift_nu=0.06, drift_t_s=1e5)
+    before = effective_weight(w, NonIdealConfig(**base), torch.Generator().manual_seed(1))
+    drifted = effective_weight(w, NonIdealConfig(**base, **drift), torch.Generator().manual_seed(1))
+    fixed = effective_weight(w, NonIdealConfig(**base, **drift, drift_compensation=True),
+                             torch.Generator().manual_seed(1))
+    torch.testing.assert_close(drifted, before * 1e5 ** -0.06)
+    torch.testing.assert_close(fixed, before, rtol=1e-9, atol=1e-12)
+
+    # with a spread (ν drawn per cell, after each side's other draws: so here on the quantised cells alone)
+    before = effective_weight(w, NonIdealConfig(**cells))
+    spread = dict(drift, drift_nu_std=0.01)
+    raw = effective_weight(w, NonIdealConfig(**cells, **spread), torch.Generator().manual_seed(1))
+    comp = effective_weight(w, NonIdealConfig(**cells, **spread, drift_compensation=True),
+                            torch.Generator().manual_seed(1))
+    gain = lambda v: float((v * before).sum() / (before * before).sum())  # noqa: E731 least-squares gain on before
+    assert gain(raw) == pytest.approx(1e5 ** -0.06, rel=0.1) and gain(comp) == pytest.approx(1.0, abs=0.03)
+    assert float((comp - before).norm()) < 0.5 * float((raw - before).norm())
+    with pytest.raises(ValueError, match="drift_compensation: must be True or False, got 1"):
+        NonIdealConfig(drift_compensation=1)
 
 
 def test_programming_variation_has_the_asked_spread():

@@ -109,6 +109,10 @@ def test_the_text_table_shows_a_spread_only_over_several_chips():
     assert "(1 chip, 100 test samples; one chip measures no spread):" in text
     assert "operating point               85.00 %   [" in text and "±" not in text
     assert "0 %: 90.00, 10 %: 81.00" in text
+    # drift as the table gave it before its spread, t0 and compensation could be set: unchanged where they are not
+    drifting = _report([85.0], [[90.0], [81.0]])
+    drifting["operating_point"]["config"] = NonIdealConfig(drift_nu=0.05, drift_t_s=86400.0).to_dict()
+    assert "ADC exact, drift ν 0.05 at 86400 s]" in format_nonideal(drifting)
 
 
 def _estimates():
@@ -200,6 +204,70 @@ def test_nonideal_flags_without_flag_do_nothing_and_bad_requests_are_one_line_er
             check_nonideal_args(p.parse_args(["--nonideal", *flags]), "x.pt")
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--levels", "1"], r"--levels must be 2 to 32768 magnitude levels per side \(at most 15 bits, .*\), got 1"),
+    (["--levels", "16", "--no-quantize"], "--levels 16 sets the quantisation that --no-quantize turns off"),
+    (["--adc-bits", "0"], r"--adc-bits must be 1 to 24 \(.*--no-adc reads them exactly\), got 0"),
+    (["--adc-bits", "25"], "--adc-bits must be 1 to 24"),
+    (["--adc-bits", "4", "--no-adc"], "--adc-bits 4 sets the ADC that --no-adc turns off"),
+    (["--drift-nu", "0.05", "--drift-nu-std", "-0.1"], "--drift-nu-std must be a number >= 0, got -0.1"),
+    (["--drift-nu", "0.05", "--drift-t0-s", "0"], "--drift-t0-s must be a positive number of seconds, got 0.0"),
+    (["--drift-nu", "0.05", "--drift-t0-s", "100", "--drift-time-s", "50"],
+     r"--drift-time-s must be at least 100 s \(t0, --drift-t0-s, .*\(t/100 s\)\^-ν .*\), got 50.0"),
+    (["--drift-nu", "0.05", "--drift-t0-s", "1e6"], r"--drift-time-s must be at least 1e\+06 s .*, got 86400.0"),
+    (["--drift-compensation"], r"--drift-compensation has no effect without --drift-nu \(ν = 0: no drift\): add "
+                               "--drift-nu, e.g. 0.05, or leave --drift-compensation out"),
+    (["--drift-t0-s", "10", "--drift-compensation"],
+     "--drift-t0-s, --drift-compensation have no effect without --drift-nu .* or leave them out"),
+])
+def test_the_quantisation_adc_and_drift_flags_are_checked_naming_the_flag(flags, message):
+    from neurosim.cli import UserError
+
+    p = _parser()
+    with pytest.raises(UserError, match=message):
+        check_nonideal_args(p.parse_args(["--nonideal", *flags]), "x.pt")
+    if "--no-adc" not in flags and "--no-quantize" not in flags:
+        with pytest.raises(UserError, match=f"{flags[0]}.* appl(y|ies) only with --nonideal"):
+            check_nonideal_args(p.parse_args(flags), "x.pt")
+
+
+def test_the_quantisation_adc_and_drift_flags_reach_the_chips_and_the_report(tmp_path, monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    import neurosim.hardware.report as report
+
+    model, test = trained_mlp(steps=20)
+    monkeypatch.setattr(report, "load_checkpoint_model", lambda *a, **k: (
+        model, test, SimpleNamespace(train=SimpleNamespace(loss=None))))
+    p = _parser()
+    common = ["-q", "--nonideal", "--target", "rram_neurosim", "--mc-chips", "1", "--nonideal-samples", "40",
+              "--sigmas", "0", "--fault-rates", "0"]
+    # the drift spread alone drifts (each cell's ν from N(0, 0.02) clipped at 0), so --drift-time-s applies
+    check_nonideal_args(p.parse_args(["--nonideal", "--drift-nu-std", "0.02", "--drift-time-s", "100"]), "x.pt")
+    flags = ["--levels", "16", "--adc-bits", "3", "--drift-nu", "0.05", "--drift-nu-std", "0.01",
+             "--drift-t0-s", "10", "--drift-time-s", "1000", "--drift-compensation"]
+    r = run_nonideal_from_args(p.parse_args([*common, *flags]), "x.pt", tmp_path)["rram_neurosim"]
+    c = r["operating_point"]["config"]
+    assert (c["levels"], c["cell_bits"], c["adc_bits"]) == (16, 1, 3)  # 16 levels sliced over 4 of the spec's cells
+    assert (c["drift_nu"], c["drift_nu_std"], c["drift_t0_s"], c["drift_t_s"], c["drift_compensation"]) == \
+        (0.05, 0.01, 10.0, 1000.0, True)
+    assert r["sweep_base"]["levels"] == 16 and r["sweep_base"]["adc_bits"] is None  # the sweeps' quantisation too
+    saved = json.loads((tmp_path / "nonideal_rram_neurosim.json").read_text())
+    assert saved["operating_point"]["config"] == c
+    out = capsys.readouterr().out
+    assert "[16 levels on 4 1-bit cells per side, σ 5 %" in out
+    assert "ADC 3 bits, drift ν 0.05 ± 0.01 at 1000 s from t0 = 10 s, compensated]" in out
+    # no quantisation: analog cells, one per side, at the operating point and in the sweeps
+    r = run_nonideal_from_args(p.parse_args([*common, "--no-quantize"]), "x.pt", tmp_path)["rram_neurosim"]
+    assert r["operating_point"]["config"]["levels"] is None and r["sweep_base"]["levels"] is None
+    assert r["operating_point"]["config"]["cell_bits"] is None and "[analog cells, σ 5 %" in capsys.readouterr().out
+    # without the new flags: the spec's quantisation and ADC, no drift, as before
+    r = run_nonideal_from_args(p.parse_args(common), "x.pt", tmp_path)["rram_neurosim"]
+    c = r["operating_point"]["config"]
+    assert (c["levels"], c["cell_bits"], c["adc_bits"], c["drift_nu"], c["drift_nu_std"], c["drift_t0_s"],
+            c["drift_compensation"]) == (128, 1, 5, 0.0, 0.0, 1.0, False)
+
+
 def test_estimate_checks_its_flags_before_estimating(tmp_path, capsys, monkeypatch):
     import neurosim.estimation as estimation
     from neurosim.cli import main
@@ -231,6 +299,9 @@ def test_a_spec_whose_adc_the_model_cannot_simulate_is_refused_before_estimating
     with pytest.raises(ValueError, match="array.adc_bits = 40"):
         nonideal_config_from_spec(str(spec))
     assert nonideal_config_from_spec(str(spec), adc=False).adc_bits is None
+    assert nonideal_config_from_spec(str(spec), adc_bits=8).adc_bits == 8  # an ADC of its own replaces the spec's
+    with pytest.raises(ValueError, match="adc_bits = 8 sets the ADC that adc=False turns off"):
+        nonideal_config_from_spec(str(spec), adc=False, adc_bits=8)
 
 
 def test_nonideal_from_args_on_a_checkpoint_writes_reports(tmp_path, event_digits_cache, capsys):
