@@ -629,7 +629,9 @@ class Trainer:
             self._stretch_schedule(self.config.train.epochs)
         self.history = list(ckpt["history"])
         self.epoch = int(ckpt["epoch"])
-        if saved_world != self.world.size and self.world.is_main:
+        # the warnings below are about the training still to come: none for a finished run (nothing is retrained)
+        trains_on = self.world.is_main and (bool(partial) or self.epoch < self.config.train.epochs)
+        if saved_world != self.world.size and trains_on:
             warnings.warn(f"{path} was written by {saved_world} training process(es) and is resumed by "
                           f"{self.world.size}: each optimizer step now averages {self.world.size} × "
                           f"{self.config.data.batch_size} samples instead of {saved_world} × "
@@ -639,15 +641,14 @@ class Trainer:
                           RuntimeWarning, stacklevel=3)
         saved_data = ckpt.get("data_fingerprint")
         if saved_data is not None and self.data_fingerprint is not None and saved_data != self.data_fingerprint \
-                and self.world.is_main:
+                and trains_on:
             warnings.warn(f"{path} was trained on other data files than the dataset on disk now (regenerated, "
                           "re-downloaded, changed or copied since): the resumed epochs train on the new files"
                           + (" (the epoch it stopped in resumes only if it still has as many batches)" if partial
                              else ""),
                           RuntimeWarning, stacklevel=3)
         saved_threads = ckpt.get("cpu_threads")
-        if saved_threads and self.device.type == "cpu" and saved_threads != torch.get_num_threads() \
-                and self.world.is_main:
+        if saved_threads and self.device.type == "cpu" and saved_threads != torch.get_num_threads() and trains_on:
             warnings.warn(f"{path} was written with {saved_threads} CPU thread(s) per process and is resumed with "
                           f"{torch.get_num_threads()}: torch's CPU convolutions sum in another order with another "
                           "thread count, so the run will not match one that was never interrupted bit for bit "

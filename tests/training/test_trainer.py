@@ -129,6 +129,7 @@ def test_resuming_with_another_cpu_thread_count_warns_that_it_rounds_differently
         warned = fit(3, threads=2)
         assert len(warned) == 1 and "written with 1 CPU thread(s) per process and is resumed with 2" in warned[0]
         assert "train.threads = 1" in warned[0]
+        assert fit(3, threads=1) == []  # a finished run trains nothing more: no warning about how it would round
     finally:
         torch.set_num_threads(before)
 
