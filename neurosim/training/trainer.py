@@ -289,6 +289,27 @@ class _DeferredInterrupts:
         self.deliver(self.signum, f"interrupted during {self.during}, which then failed ({type(exc).__name__}: "
                                   f"{exc}); the last checkpoint written is kept", cause=exc, show_cause=True)
 
+    def hold_worker_failures(self) -> None:
+        """Called once the epoch's loader iterator exists. PyTorch's SIGCHLD handler (set as a DataLoader starts its
+        workers) raises the moment a worker is killed, in whatever the main process is doing: with a signal noted
+        (SIGTERM to the whole process group kills the workers too) it would cut the batch under way short and lose
+        the epoch so far. While a signal is noted, dead workers are left to the loader, which raises when the next
+        batch is asked for (the epoch is between batches then: :meth:`Trainer._loader_failed`); the batch under way
+        ends and is checkpointed first. Without a noted signal the handler runs as PyTorch set it."""
+        if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGCHLD") \
+                or signal.SIGCHLD in self.previous:
+            return
+        handler = signal.getsignal(signal.SIGCHLD)
+        if not callable(handler):  # no DataLoader workers (or not a Python handler): nothing raises
+            return
+
+        def on_child(signum: int, frame: Any) -> None:
+            if self.signum is None or self.delivered:
+                handler(signum, frame)
+
+        self.previous[signal.SIGCHLD] = handler
+        signal.signal(signal.SIGCHLD, on_child)
+
     def _put_back(self) -> dict[int, Any]:
         previous, self.previous = self.previous, {}
         for signum, handler in previous.items():
@@ -702,6 +723,8 @@ class Trainer:
         _set_epoch(shard, self.epoch)
         stream = iter(self._resumed_batches(shard, progress, resumed_rng, loaders) if resumed_rng is not None
                       else shard)
+        if interrupts is not None:
+            interrupts.hold_worker_failures()  # a worker killed by the signal must not cut the batch under way short
         clip = self.config.train.grad_clip
         tc_warmup = self.config.train.activity_penalty_warmup
         # a bar that only counts, not tqdm(loader), which calls iter(loader) twice (neurosim.training.progress)

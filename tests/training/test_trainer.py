@@ -859,6 +859,51 @@ def test_sigterm_to_the_process_group_with_loader_workers_ends_the_run_by_it_che
     assert ckpt["epoch"] == 0 and 1 <= ckpt["partial_epoch"]["batches"] <= 4
 
 
+_LOADER_KILLED_MID_BATCH = """
+import os, signal, sys, time, torch
+sys.path.insert(0, {tests!r})
+from test_trainer import _Samples, _own_model_trainer, _time_first
+FLAG = {flag!r}
+class Waits(_Samples):
+    def __getitem__(self, i):
+        if i == 34:  # a worker loading the fifth batch: SIGTERM to the whole group once the third batch trains
+            while not os.path.exists(FLAG):
+                time.sleep(0.01)
+            os.killpg(os.getpgid(0), signal.SIGTERM)
+        return super().__getitem__(i)
+trainer = _own_model_trainer({run!r}, epochs=2)
+method_step, calls = trainer.method.forward_backward, []
+def slow_third_batch(*args):
+    calls.append(1)
+    if len(calls) == 3:  # the signal and the dead workers' SIGCHLD come while this batch trains
+        open(FLAG, "w").close()
+        time.sleep(1.5)
+    return method_step(*args)
+trainer.method.forward_backward = slow_third_batch
+trainer.fit(torch.utils.data.DataLoader(Waits(), batch_size=8, collate_fn=_time_first, num_workers=2))
+print("not stopped")
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_process_group_in_the_middle_of_a_batch_finishes_it_and_checkpoints(tmp_path):
+    # PyTorch's SIGCHLD handler raised "DataLoader worker is killed by signal" inside the batch under way (here
+    # in its forward): the process ended by the signal, but with that traceback and without the epoch so far
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = _LOADER_KILLED_MID_BATCH.format(tests=str(Path(__file__).parent), run=str(tmp_path / "run"),
+                                             flag=str(tmp_path / "third_batch"))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          start_new_session=True)
+    assert done.returncode == -signal.SIGTERM and "not stopped" not in done.stdout, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    ckpt = load_checkpoint(tmp_path / "run")
+    assert ckpt["epoch"] == 0 and ckpt["partial_epoch"]["batches"] == 3
+
+
 def test_a_full_disk_as_the_epoch_so_far_is_saved_is_the_error_raised_and_keeps_the_last_checkpoint(
         tmp_path, monkeypatch):
     # fit raised a bare OSError and dropped the signal: a SIGTERM whose action is the default one no longer ended
