@@ -372,7 +372,7 @@ def _train_in_folder(cfg: RunConfig, run_dir: Path, resume: bool, progress: bool
     _check_labels(cfg, data)
     model = build_model(cfg.model, cfg.neuron)
     trainer = Trainer(model, cfg, run_dir, progress=progress, data_fingerprint=data.fingerprint,
-                      class_names=tuple(data.info.classes) or None)  # saved in its checkpoints
+                      class_names=data.info.class_names(cfg.data.root) or None)  # saved in its checkpoints
     try:
         history = trainer.fit(data.train, data.test, val_loader=data.val, resume=resume)
     except ResumedEpochError as e:  # the config is the checkpoint's (_check_resumable): its data changed
@@ -574,7 +574,7 @@ def _load_run(path: str | Path, progress: bool, device: str | torch.device | Non
         warnings.warn(f"{path} was trained on other data files than the dataset on disk now (regenerated, "
                       "re-downloaded, changed or copied since): it is evaluated on the files there now",
                       RuntimeWarning, stacklevel=_caller_stacklevel())
-    now = tuple(data.info.classes)
+    now = data.info.class_names(cfg.data.root)
     if names is not None and now and now != names:
         warnings.warn(f"{path} was trained on the classes {', '.join(names)} (labels 0 to {len(names) - 1}), but "
                       f"dataset {data.info.name!r} now has {', '.join(now)}: its labels are numbered by the classes "
@@ -616,7 +616,7 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", progress: bool = 
     loader = data.test if split == "test" else data.val if split == "val" else data.train.in_order()
     metrics = trainer.evaluate(loader)
     metrics["samples"] = len(loader.labels)
-    names = names if names is not None else tuple(data.info.classes) or None
+    names = names if names is not None else data.info.class_names(cfg.data.root) or None
     metrics["class_names"] = list(names) if names is not None else None
     return metrics
 
