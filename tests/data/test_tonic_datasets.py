@@ -409,12 +409,14 @@ def test_shipped_shd_config_trains_end_to_end_and_later_epochs_read_no_events(of
                                              "train.epochs=2", f'out_dir="{tmp_path / "runs"}"', 'train.device="cpu"'])
     result = train_run(cfg, progress=False)
     assert len(result.history) == 2 and np.isfinite(result.history[-1]["train_loss"])
-    assert reads[0] == 80  # every sample read once, in epoch 1's conversion; epoch 2 used cached frames only
+    # every sample read once, in epoch 1's conversion, and 32 training recordings once more before training, to tell
+    # how long they last (runs.SPAN_SAMPLES: audio only); epoch 2 used cached frames only
+    assert reads[0] == 80 + 32
     assert (result.run_dir / "report.md").is_file() and (result.run_dir / "frames.png").is_file()
     assert result.data.train_frames.shape == (40, 8, 1, 1, 700)
     # a new run (or process) with the same data and transform: a cache hit, no event processing at all
     data = make_loaders(cfg.data, progress=False)
-    assert reads[0] == 80
+    assert reads[0] == 80 + 32
     np.testing.assert_array_equal(data.train_frames, result.data.train_frames)
 
 
