@@ -118,7 +118,7 @@ def _check_labels(cfg: RunConfig, data: DataBundle) -> None:
 
 #: a dataset one row high (audio) whose frames' steps last less than this share of neuron.dt_ms warns
 SHORT_STEP_SHARE = 0.25
-#: training recordings read at the start of a run to tell how long they last (frames do not say; a few ms of reading)
+#: training recordings read at the start of a run to tell how long they last (the cached frames do not say)
 SPAN_SAMPLES = 32
 
 
@@ -148,8 +148,8 @@ def _warn_short_steps(cfg: RunConfig, data: DataBundle) -> None:
         f"while neuron.dt_ms = {dt_ms:g} ms says a step lasts {dt_ms / step_ms:.0f}× longer. Training sees the same "
         "steps either way, but the time constants `neurosim export` writes and the latency and energy per inference "
         f"`neurosim estimate` reports take each step to last neuron.dt_ms: set neuron.dt_ms = {step_ms:.2g} (with "
-        "neuron.tau_mem_ms, and tau_syn_ms where set, scaled alike, which keeps β), or give `neurosim estimate --step-ms "
-        f"{step_ms:.2g}` and `neurosim export --dt-s {step_ms / 1e3:.2g}`", UserWarning,
+        "neuron.tau_mem_ms, and tau_syn_ms where set, scaled alike, which keeps β), or give `neurosim estimate "
+        f"--step-ms {step_ms:.2g}` and `neurosim export --dt-s {step_ms / 1e3:.2g}`", UserWarning,
         stacklevel=_caller_stacklevel())
 
 
