@@ -23,7 +23,7 @@ from neurosim._io import atomic_write_text, check_output_folder, hold_run_folder
 from neurosim.config import (
     SHIPPED_CONFIGS, ConfigError, RunConfig, config_from_checkpoint, config_to_dict, ineffective_settings, load_config,
 )
-from neurosim.data.pipeline import DataBundle, _load_frames, eval_loader, make_loaders
+from neurosim.data.pipeline import DataBundle, _load_frames, eval_loader, make_loaders, recording_spans_us
 from neurosim.data.registry import get_dataset
 from neurosim.nn import build_model
 from neurosim.training import (Trainer, best_epoch, load_checkpoint, predict, resolve_device, seed_everything,
@@ -114,6 +114,43 @@ def _check_labels(cfg: RunConfig, data: DataBundle) -> None:
     if top >= cfg.model.num_classes:
         raise ConfigError(f"model.num_classes: is {cfg.model.num_classes} but dataset {cfg.data.dataset!r} has labels "
                           f"up to {top}; set model.num_classes = {top + 1}")
+
+
+#: a dataset one row high (audio) whose frames' steps last less than this share of neuron.dt_ms warns
+SHORT_STEP_SHARE = 0.25
+#: training recordings read at the start of a run to tell how long they last (the cached frames do not say)
+SPAN_SAMPLES = 32
+
+
+def _warn_short_steps(cfg: RunConfig, data: DataBundle) -> None:
+    """Warn where an audio dataset's recordings (one row high: SHD, SSC, a folder of AudioToSpikes' events) are so
+    short that each of the ``data.time_steps`` frames ToFrame cuts them into lasts under :data:`SHORT_STEP_SHARE` of
+    ``neuron.dt_ms``. The frames always have ``T`` steps (a short clip is stretched, not cut to a few steps), so
+    training sees the same steps; but what a step is said to last, ``neuron.dt_ms``, is then far too long for the
+    time constants ``neurosim export`` writes and the latency and energy per inference ``neurosim estimate``
+    reports. Camera datasets are left alone: their configs take ``dt_ms`` as the neurons' step only."""
+    info = data.info
+    if info.sensor_size[1] != 1:
+        return
+    try:
+        spans_us = recording_spans_us(info, cfg.data.root, samples=SPAN_SAMPLES)
+    except (OSError, ValueError):  # unreadable now (the frames came from the cache): nothing to measure
+        return
+    if not len(spans_us):
+        return
+    clip_ms, dt_ms, steps = float(np.median(spans_us)) / 1e3, cfg.neuron.dt_ms, cfg.data.time_steps
+    step_ms = clip_ms / steps
+    if step_ms >= SHORT_STEP_SHARE * dt_ms:
+        return
+    warnings.warn(
+        f"dataset {info.name!r}: its recordings last about {clip_ms:.3g} ms (the median of {len(spans_us)} training "
+        f"recordings), and the frames stretch each over data.time_steps = {steps} steps of about {step_ms:.2g} ms, "
+        f"while neuron.dt_ms = {dt_ms:g} ms says a step lasts {dt_ms / step_ms:.0f}× longer. Training sees the same "
+        "steps either way, but the time constants `neurosim export` writes and the latency and energy per inference "
+        f"`neurosim estimate` reports take each step to last neuron.dt_ms: set neuron.dt_ms = {step_ms:.2g} (with "
+        "neuron.tau_mem_ms, and tau_syn_ms where set, scaled alike, which keeps β), or give `neurosim estimate "
+        f"--step-ms {step_ms:.2g}` and `neurosim export --dt-s {step_ms / 1e3:.2g}`", UserWarning,
+        stacklevel=_caller_stacklevel())
 
 
 STALE_MARK = "> **A new run started over in this folder**"
@@ -370,9 +407,11 @@ def _train_in_folder(cfg: RunConfig, run_dir: Path, resume: bool, progress: bool
         data = make_loaders(cfg.data, seed=cfg.seed, device=device, progress=False)
     _check_input_shape(cfg, data)
     _check_labels(cfg, data)
+    if world.is_main:
+        _warn_short_steps(cfg, data)
     model = build_model(cfg.model, cfg.neuron)
     trainer = Trainer(model, cfg, run_dir, progress=progress, data_fingerprint=data.fingerprint,
-                      class_names=tuple(data.info.classes) or None)  # saved in its checkpoints
+                      class_names=data.info.class_names(cfg.data.root) or None)  # saved in its checkpoints
     try:
         history = trainer.fit(data.train, data.test, val_loader=data.val, resume=resume)
     except ResumedEpochError as e:  # the config is the checkpoint's (_check_resumable): its data changed
@@ -574,7 +613,7 @@ def _load_run(path: str | Path, progress: bool, device: str | torch.device | Non
         warnings.warn(f"{path} was trained on other data files than the dataset on disk now (regenerated, "
                       "re-downloaded, changed or copied since): it is evaluated on the files there now",
                       RuntimeWarning, stacklevel=_caller_stacklevel())
-    now = tuple(data.info.classes)
+    now = data.info.class_names(cfg.data.root)
     if names is not None and now and now != names:
         warnings.warn(f"{path} was trained on the classes {', '.join(names)} (labels 0 to {len(names) - 1}), but "
                       f"dataset {data.info.name!r} now has {', '.join(now)}: its labels are numbered by the classes "
@@ -619,7 +658,7 @@ def evaluate_checkpoint(path: str | Path, split: str = "test", progress: bool = 
     loader = data.test if split == "test" else data.val if split == "val" else data.train.in_order()
     metrics = trainer.evaluate(loader)
     metrics["samples"] = len(loader.labels)
-    names = names if names is not None else tuple(data.info.classes) or None
+    names = names if names is not None else data.info.class_names(cfg.data.root) or None
     metrics["class_names"] = list(names) if names is not None else None
     return metrics
 

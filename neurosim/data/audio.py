@@ -428,10 +428,12 @@ def write_shd_h5(path: str | os.PathLike, samples: Sequence[np.ndarray], labels:
 
     Layout (as the Heidelberg files): ``spikes/times`` (variable-length float64 arrays, seconds),
     ``spikes/units`` (variable-length uint16), ``labels`` (uint16), ``extra/keys`` (class names, bytes),
-    ``extra/speaker`` (uint16). Times are stored as ``(t + 0.5 µs) / 1e6`` seconds so that readers which truncate
-    ``times·1e6`` to integer µs (tonic, :func:`neurosim.data.readers.read_shd_h5`) get ``t`` back exactly. The
-    published SHD/SSC files hold their times as float16 (steps of ~0.5 ms near 1 s; tonic issue #321), which
-    cannot keep µs: readers that convert the times to float64 before scaling them (tonic 1.7,
+    ``extra/speaker`` (uint16): what ``tonic.datasets.SHD``/``SSC`` read. Each sample's spikes are stored sorted by
+    time, as in the Heidelberg files (a stable sort: spikes at one time keep their order), so readers that bin
+    sorted events (tonic's ``ToFrame``) take them as given. Times are stored as ``(t + 0.5 µs) / 1e6`` seconds so
+    that readers which truncate ``times·1e6`` to integer µs (tonic, :func:`neurosim.data.readers.read_shd_h5`) get
+    ``t`` back exactly. The published SHD/SSC files hold their times as float16 (steps of ~0.5 ms near 1 s; tonic
+    issue #321), which cannot keep µs: readers that convert the times to float64 before scaling them (tonic 1.7,
     :func:`~neurosim.data.readers.read_shd_h5`) read both alike.
 
     To train on such files with neurosim's ``shd`` dataset, write ``ROOT/SHD/shd_train.h5`` and ``shd_test.h5``
@@ -443,7 +445,9 @@ def write_shd_h5(path: str | os.PathLike, samples: Sequence[np.ndarray], labels:
     Args:
         path: output ``.h5`` file (parent folders are created).
         samples: one event array per sample with fields ``t`` (µs, integer ≥ 0) and ``x`` (channel in [0, 700)),
-            e.g. :class:`AudioToSpikes` output or tonic SHD samples.
+            e.g. :class:`AudioToSpikes` output or tonic SHD samples, in any order. The format has no ``y`` and no
+            polarity (tonic reads ``p = 1``): a ``y`` field must be all 0 (one row of channels, as neurosim's
+            ``shd`` dataset gives its events); ``p`` is not stored.
         labels: integer label per sample (≥ 0).
         keys: class names for ``extra/keys`` (text, or bytes as an SHD file holds them); default ``"class 0" …
             "class max(labels)"``.
@@ -454,7 +458,8 @@ def write_shd_h5(path: str | os.PathLike, samples: Sequence[np.ndarray], labels:
 
     Raises:
         ValueError: mismatched lengths, labels or speakers that are not one integer in [0, 65535] per sample,
-            missing fields, fractional or negative times, or channels outside [0, 700).
+            missing fields, fractional or negative times, channels outside [0, 700), or a ``y`` other than 0
+            (which the file cannot hold).
     """
     import h5py
 
@@ -483,8 +488,14 @@ def write_shd_h5(path: str | os.PathLike, samples: Sequence[np.ndarray], labels:
             raise ValueError(f"sample {i}: negative time {t.min()} µs")
         if len(x) and (x.min() < 0 or x.max() >= SHD_MAX_CHANNELS):
             raise ValueError(f"sample {i}: channels must be in [0, {SHD_MAX_CHANNELS}), got [{x.min()}, {x.max()}]")
-        times.append((t.astype(np.float64) + 0.5) / 1e6)
-        units.append(x.astype(np.uint16))
+        if "y" in ev.dtype.names and np.any(ev["y"] != 0):
+            j = int(np.argmax(ev["y"] != 0))
+            raise ValueError(f"sample {i}: event {j} has y = {ev['y'][j]}, but the SHD format holds one row of "
+                             "channels (no y): it would be lost. Number the channels x in one row (e.g. x + y * "
+                             "width), or keep such events in a folder dataset (neurosim.data.folder)")
+        order = np.argsort(t, kind="stable")  # the Heidelberg files' order: by time, spikes at one time as given
+        times.append((t[order].astype(np.float64) + 0.5) / 1e6)
+        units.append(x[order].astype(np.uint16))
     n_classes = int(labels_arr.max()) + 1 if labels_arr.size else 0
     # text; bytes (an SHD file's own extra/keys, as h5py reads them) decoded as read_shd_h5 decodes them
     key_list = ([k.decode() if isinstance(k, bytes) else str(k) for k in keys] if keys is not None

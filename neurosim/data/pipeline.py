@@ -27,7 +27,7 @@ from neurosim.data.loaders import FrameLoader
 from neurosim.data.registry import DatasetInfo, get_dataset
 
 __all__ = ["DataBundle", "check_augment", "eval_loader", "frame_cache_key", "load_frames", "make_loaders",
-           "source_fingerprint", "split_validation"]
+           "recording_spans_us", "source_fingerprint", "split_validation"]
 
 #: seeds the choice of validation samples: the same held-out samples for every run seed, so that runs that differ
 #: in their seed are selected and compared on one validation set
@@ -288,6 +288,26 @@ def _warn_channels_one_split_lacks(info: DatasetInfo, train_frames: np.ndarray, 
 
 def _span(channels: np.ndarray) -> str:
     return f"{channels[0]}–{channels[-1]}" if len(channels) else "none"
+
+
+def recording_spans_us(info: DatasetInfo, root: str | Path | None = None, split: str = "train",
+                       samples: int = 64) -> np.ndarray:
+    """How long recordings of a split last: ``t[-1] - t[0]`` (µs, the span ``ToFrame(n_time_bins=T)`` cuts into
+    ``T`` steps) of up to ``samples`` of them, spread over the split (the folders' splits are class-sorted). A
+    recording of fewer than two events spans nothing and is left out. Reads those recordings only, not the frames.
+
+    Raises:
+        DatasetNotFoundError, EventFileError, ...: as :meth:`DatasetInfo.load` and its samples raise them.
+    """
+    dataset = info.load(split, root, progress=False)
+    n = len(dataset)
+    rows = np.unique(np.linspace(0, n - 1, min(n, samples)).round().astype(np.int64)) if n else []
+    spans = []
+    for i in rows:
+        t = np.asarray(dataset[int(i)][0]["t"])
+        if len(t) > 1:
+            spans.append(float(t.max()) - float(t.min()))
+    return np.asarray(spans, dtype=np.float64)
 
 
 def split_validation(labels, fraction: float, what: str = "the training split") -> tuple[np.ndarray, np.ndarray]:

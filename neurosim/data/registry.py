@@ -64,6 +64,9 @@ class DatasetInfo:
             leaves the frames uncached, converted on every run.
         bundled: generated locally, needs no network.
         classes: class names (index = label) where fixed; empty when they come from the files.
+        file_classes: ``file_classes(root) -> tuple[str, ...]``: the class names the files under ``root`` hold,
+            for a dataset whose names are not fixed (SHD's and SSC's ``extra/keys``, N-Caltech101's class folders);
+            empty where they hold none or cannot be read. :meth:`class_names` asks it.
         missing: ``missing(root) -> list[str]``: what keeps the dataset from being on disk (for messages).
         extra: anything dataset-specific (tonic class, config hint, optional packages).
         audio: its ``x`` are the channels of a cochlea model in one row (SHD, SSC), not pixels: its frames are
@@ -87,6 +90,14 @@ class DatasetInfo:
     missing: Callable[[Path], list[str]] | None = None
     extra: dict = field(default_factory=dict)
     audio: bool = False
+    file_classes: Callable[[Path], tuple[str, ...]] | None = None
+
+    def class_names(self, root: str | Path | None = None) -> tuple[str, ...]:
+        """The class names, index = label: :attr:`classes` where fixed, else those the files under ``root`` hold
+        (:attr:`file_classes`; ``root`` as for :meth:`load`); empty where neither gives any. Reads no events."""
+        if self.classes or self.file_classes is None:
+            return tuple(self.classes)
+        return tuple(self.file_classes(self.root(root)))
 
     def root(self, root: str | Path | None = None) -> Path:
         """The dataset root, absolute: ``root`` if given, else ``<neurosim cache>/datasets``. (Absolute, so the

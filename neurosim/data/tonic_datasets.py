@@ -40,8 +40,8 @@ import numpy as np
 
 from neurosim.data.registry import DatasetInfo, DatasetNotFoundError, MissingReaderError
 
-__all__ = ["SPECS", "SplitLayout", "TonicSpec", "TonicSplit", "check_dataset", "dataset_infos", "layout_problems",
-           "load_split", "location", "on_disk"]
+__all__ = ["SPECS", "SplitLayout", "TonicSpec", "TonicSplit", "check_dataset", "dataset_infos", "file_classes",
+           "layout_problems", "load_split", "location", "on_disk"]
 
 TEST_FRACTION_UNSPLIT = 0.1
 """Share of each class's (sorted) files used as the test split where tonic has no split."""
@@ -327,8 +327,7 @@ def _order_and_labels(spec: TonicSpec, ds) -> tuple[np.ndarray, np.ndarray, list
 
         with h5py.File(Path(ds.location_on_system) / ds.data_filename, "r") as f:
             labels = np.asarray(f["labels"][()], dtype=np.int64)
-            keys = [k.decode() if isinstance(k, bytes) else str(k) for k in f["extra/keys"][()]] \
-                if "extra/keys" in f else []
+            keys = _hsd_keys(f)
         return np.arange(n), labels, keys or list(spec.classes)
     targets = list(ds.targets)
     if spec.label_by_folder:
@@ -347,6 +346,34 @@ def _order_and_labels(spec: TonicSpec, ds) -> tuple[np.ndarray, np.ndarray, list
     else:  # arrays loaded in class-folder order (POKERDVS): class-major, files sorted within a class by tonic
         order = np.argsort(labels, kind="stable")
     return order, labels, classes
+
+
+def _hsd_keys(f) -> list[str]:
+    """The class names of an open SHD/SSC file (``extra/keys``, bytes in the Heidelberg files) as text."""
+    return [k.decode() if isinstance(k, bytes) else str(k) for k in f["extra/keys"][()]] if "extra/keys" in f else []
+
+
+def file_classes(spec: TonicSpec, root: Path) -> tuple[str, ...]:
+    """The class names the dataset's files under ``root`` hold, as :func:`load_split` numbers the labels, without
+    opening tonic's dataset: SHD's and SSC's ``extra/keys`` (of the training file; the test file's where that is
+    missing), N-Caltech101's class folders (those holding recordings, sorted). Empty for the others, and where the
+    files are not there or cannot be read."""
+    loc = location(spec, root)
+    if spec.tonic_class in ("SHD", "SSC"):
+        import h5py
+
+        for split in ("train", "test"):
+            try:
+                with h5py.File(loc / spec.splits[split].data_file, "r") as f:
+                    return tuple(_hsd_keys(f))
+            except (OSError, KeyError, ValueError, TypeError):  # missing or unreadable: the other split's file
+                continue
+        return ()
+    if spec.label_by_folder:  # as tonic's targets: the name of each folder with recordings in it
+        layout = spec.splits["train"]
+        return tuple(sorted({Path(folder).name for folder, _, files in os.walk(loc / layout.folder)
+                             if any(f.endswith(layout.suffix.lstrip(".")) for f in files)}))
+    return ()
 
 
 def _split_unsplit(order: np.ndarray, labels: np.ndarray, split: str) -> np.ndarray:
@@ -556,5 +583,6 @@ def dataset_infos() -> list[DatasetInfo]:
             extra={"tonic_class": spec.tonic_class, "spec": spec, "config_hint": spec.config_hint,
                    "requires": [m for m, _ in spec.requires]},
             audio=spec.event_fn is _audio_events,
+            file_classes=partial(file_classes, spec) if not spec.classes else None,
         ))
     return infos

@@ -204,9 +204,11 @@ def _scan(x, y, t):
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def _denoise_kernel(x, y, t, width, height, filter_time, init, keep):
+def _denoise_kernel(x, y, t, until, width, height, filter_time, init, keep):
     """tonic's Denoise loop: keep an event when a 4-neighbour's last ``t + filter_time`` exceeds its ``t``.
 
+    ``until`` holds each event's ``t + filter_time`` where numba cannot compute it in the timestamps' own precision
+    (float16: numpy rounds the sum to float16 in tonic), else it is empty and the sum is computed here.
     The memory has a border that never fires (-inf): tonic does not look past ``0`` and ``max + 1``; branch-free.
     """
     memory = np.full((width + 2, height + 2), -np.inf)
@@ -215,7 +217,7 @@ def _denoise_kernel(x, y, t, width, height, filter_time, init, keep):
         xx = np.int64(x[j]) + 1
         yy = np.int64(y[j]) + 1
         tj = t[j]
-        memory[xx, yy] = tj + filter_time
+        memory[xx, yy] = until[j] if until.shape[0] else tj + filter_time
         keep[j] = ((memory[xx - 1, yy] > tj) | (memory[xx + 1, yy] > tj)
                    | (memory[xx, yy - 1] > tj) | (memory[xx, yy + 1] > tj))
 
@@ -257,8 +259,10 @@ def _box_mask(x, y, x0, x1, y0, y1, keep):
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def _voxel_kernel(x, y, p, t, n_bins, width, height, grid):
+def _voxel_kernel(x, y, p, t, span, n_bins, width, height, grid):
     """tonic's voxel grid (bilinear in time over ``n_bins * (t - t0) / (tN - t0)``), polarity ``p > 0 ? 1 : -1``.
+
+    ``span`` is ``tN - t0`` as numpy computes it in the timestamps' own dtype (float16 rounds it, in tonic too).
 
     ``grid`` is flat, zeroed, float64. Adds all left weights first and then all right weights, in event order, as
     tonic's two ``np.add.at`` calls do, so the float sums are bit-identical. Returns ``_OK``, ``_UNSORTED`` or the
@@ -273,7 +277,6 @@ def _voxel_kernel(x, y, p, t, n_bins, width, height, grid):
         if j > 0 and t[j] < t[j - 1]:
             return _UNSORTED
     t0 = np.float64(t[0])
-    span = t[n - 1] - t[0]
     denom = np.float64(span)
     plane = width * height
     for side in range(2):
@@ -566,12 +569,13 @@ class ToFrame:
         if self.start_time is not None and self.end_time is not None and self.end_time < self.start_time:
             raise ValueError(f"{who}: end_time ({self.end_time}) is before start_time ({self.start_time})")
 
-    # ---- slicing, as tonic.slicers computes it
-    def _time_window_slices(self, t: np.ndarray):
+    # ---- slicing, as tonic.slicers computes it: window arithmetic on the timestamps as given (``stamps``: float16
+    # rounds there, as in tonic), the search on ``t``, the same values as numba reads them (float16 as float32)
+    def _time_window_slices(self, t: np.ndarray, stamps: np.ndarray):
         tw, stride = self.time_window, self.time_window - self.overlap
-        start = t[0] if self.start_time is None else self.start_time
-        end = t[-1] if self.end_time is None else self.end_time
-        if t.dtype.kind == "u":  # numpy 2 keeps ``uint - int`` unsigned: a span shorter than the window would wrap
+        start = stamps[0] if self.start_time is None else self.start_time
+        end = stamps[-1] if self.end_time is None else self.end_time
+        if stamps.dtype.kind == "u":  # numpy 2 keeps ``uint - int`` unsigned: a span shorter than the window would wrap
             duration = _scalar(end) - _scalar(start)  # around to ~2**64 (tonic asks for ~1e13 frames); Python ints
         else:
             duration = end - start
@@ -580,14 +584,14 @@ class ToFrame:
         else:
             n_slices = int(np.floor((duration - tw) / stride) + 1)
         n_slices = max(n_slices, 1)
-        _check_time_range(t, start, end, (n_slices - 1) * stride + tw)
+        _check_time_range(stamps, start, end, (n_slices - 1) * stride + tw)
         window_starts = np.arange(n_slices) * stride + start
         return _searchsorted_left(t, np.asarray(window_starts)), _searchsorted_left(t, np.asarray(window_starts + tw))
 
-    def _slices(self, t: np.ndarray):
+    def _slices(self, t: np.ndarray, stamps: np.ndarray):
         n = len(t)
         if self.time_window is not None:
-            return self._time_window_slices(t)
+            return self._time_window_slices(t, stamps)
         if self.event_count is not None:
             count = min(self.event_count, n)
             stride = self.event_count - self.overlap
@@ -598,10 +602,11 @@ class ToFrame:
             starts = (np.arange(n_slices) * stride).astype(np.int64)
             return np.minimum(starts, n), np.minimum(starts + count, n)
         if self.n_time_bins is not None:
-            _check_time_range(t, t[0], t[-1], t[-1].item() - t[0].item())
-            width = (t[-1] - t[0]) // self.n_time_bins * (1 + self.overlap)
+            first, last = stamps[0], stamps[-1]
+            _check_time_range(stamps, first, last, last.item() - first.item())
+            width = (last - first) // self.n_time_bins * (1 + self.overlap)
             stride = width * (1 - self.overlap)
-            window_starts = np.asarray(np.arange(self.n_time_bins) * stride + t[0])
+            window_starts = np.asarray(np.arange(self.n_time_bins) * stride + first)
             return _searchsorted_left(t, window_starts), _searchsorted_left(t, np.asarray(window_starts + width))
         count = int(n // self.n_event_bins * (1 + self.overlap))
         stride = int(count * (1 - self.overlap))
@@ -636,12 +641,13 @@ class ToFrame:
         order = None  # set once an unsorted input is sorted: order[i] is the caller's index of event i
         for attempt in range(2):
             n = len(events)
-            t = _native(events["t"])
+            stamps = events["t"]
+            t = _native(stamps)
             p = _native(events["p"])
             if n_pol == 1 and not np.all(p == p[0]):
                 raise ValueError("ToFrame: sensor_size has 1 polarity but the events have several; "
                                  "merge them first (e.g. tonic.transforms.MergePolarities)")
-            starts, ends = self._slices(t)
+            starts, ends = self._slices(t, stamps)
             frames = np.zeros((len(starts), n_pol, height, width), dtype=np.int16)
             if has_y and _numba_records(events):
                 code = _to_frame_records(events, starts, ends, frames, n_pol == 1)
@@ -650,8 +656,9 @@ class ToFrame:
                 pol = _zeros_like_field(n) if n_pol == 1 else p
                 code = _to_frame_kernel(_native(events["x"]), y, pol, t, starts, ends, frames)
             if code == _OK:
-                if self.n_time_bins is not None and (t[-1] - t[0]) // self.n_time_bins == 0:
-                    warnings.warn(f"ToFrame: the events span {t[-1] - t[0]} time units, less than n_time_bins = "
+                span = stamps[-1] - stamps[0]
+                if self.n_time_bins is not None and span // self.n_time_bins == 0:
+                    warnings.warn(f"ToFrame: the events span {span} time units, less than n_time_bins = "
                                   f"{self.n_time_bins}, so every bin is (t[-1] - t[0]) // n_time_bins = 0 units wide "
                                   "and the frames are empty (tonic's binning, kept); bin a fixed span with "
                                   "time_window, start_time and end_time instead", stacklevel=2)
@@ -748,9 +755,12 @@ class Denoise:
             return events.copy()
         events, x, y, t, width, height = _pixel_filter_inputs(events, "Denoise")
         filter_time = _operand(self.filter_time, t.dtype)
+        stamps = events["t"]
+        # float16 timestamps (read as float32 by the kernel): their sums with filter_time as numpy rounds them
+        until = (stamps + self.filter_time).astype(np.float64) if stamps.dtype == np.float16 else np.empty(0)
         init = float(self.filter_time) if self.tonic_compatible else -np.inf
         keep = np.empty(len(events), np.bool_)
-        _denoise_kernel(x, y, t, width, height, filter_time, init, keep)
+        _denoise_kernel(x, y, t, until, width, height, filter_time, init, keep)
         return np.compress(keep, events)
 
 
@@ -1140,8 +1150,10 @@ class ToVoxelGrid:
             grid = np.zeros(self.n_time_bins * height * width, np.float64)
             if len(events) == 0:
                 break
-            code = _voxel_kernel(*(_native(events[f]) for f in "xypt"), self.n_time_bins, width,
-                                 height, grid)
+            first, last = events["t"][0], events["t"][-1]
+            # tN - t0 as tonic computes it: in the field's dtype (float16 rounds), integers exactly (unsorted: unused)
+            span = np.float64(last - first if first.dtype.kind == "f" else _scalar(last) - _scalar(first))
+            code = _voxel_kernel(*(_native(events[f]) for f in "xypt"), span, self.n_time_bins, width, height, grid)
             if code == _OK:
                 break
             if code == _UNSORTED and attempt == 0:

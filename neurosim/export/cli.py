@@ -1,6 +1,10 @@
 """``neurosim export``: a trained checkpoint → a NIR file that other SNN libraries and hardware toolchains read.
 
-    neurosim export --checkpoint runs/demo/checkpoint.pt [--out model.nir] [--maxpool sumpool]
+    neurosim export --checkpoint runs/demo/checkpoint.pt [--out model.nir] [--maxpool sumpool] [--overwrite]
+
+An existing file at the output path is replaced only where ``neurosim export`` wrote it (a NIR file whose graph's
+metadata names neurosim's exporter); any other file there (a NIR file of another tool, notes of one's own) is kept
+and the command refused, unless ``--overwrite`` asks to replace it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,22 @@ _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # NIR files are HDF5
 def _head(path: Path) -> bytes:
     with open(path, "rb") as f:
         return f.read(len(_HDF5_SIGNATURE))
+
+
+def _exported_by_neurosim(path: Path) -> bool:
+    """Whether ``path`` is a NIR file that neurosim's exporter wrote: its graph's metadata names the exporter
+    (:func:`neurosim.export.to_nir` has written it since the first export)."""
+    if _head(path) != _HDF5_SIGNATURE:
+        return False
+    import h5py
+
+    from neurosim.export.nir import META_KEY
+
+    try:
+        with h5py.File(path, "r") as f:
+            return f"node/metadata/{META_KEY}/exporter" in f
+    except OSError:  # an HDF5 signature, but not a file h5py reads: not ours
+        return False
 
 
 def cmd_export(args) -> int:
@@ -32,8 +52,11 @@ def cmd_export(args) -> int:
     if out.is_dir():  # a folder: the file goes in it
         out = out / beside_checkpoint(args.checkpoint, "model", ".nir").name
     check_output_file(out, "--out")
-    if out.is_file() and _head(out) != _HDF5_SIGNATURE:  # an earlier export is replaced, nothing else
-        raise UserError(f"--out: {out} exists and is not a NIR file; choose another path, or delete it first")
+    if out.is_file() and not args.overwrite and not _exported_by_neurosim(out):  # an earlier export is replaced
+        what = ("is not a NIR file" if _head(out) != _HDF5_SIGNATURE
+                else "is a NIR (HDF5) file that neurosim export did not write (no neurosim metadata: another tool's, "
+                     "or one of your own)")
+        raise UserError(f"--out: {out} exists and {what}; choose another path, or pass --overwrite to replace it")
     ckpt = load_checkpoint(args.checkpoint)  # a missing/corrupt file is a CheckpointError (one line)
     warn_if_part_way(ckpt, checkpoint_file(args.checkpoint))  # weights part-way through an epoch: exported, said
     cfg = config_from_checkpoint(ckpt["config"])
@@ -108,6 +131,9 @@ def register(sub) -> None:
     p.add_argument("--maxpool", choices=("error", "sumpool"), default="error",
                    help="MaxPool2d has no NIR node: refuse (default) or write it as SumPool2d (exact connectivity, "
                         "approximate dynamics; see neurosim.export)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the --out file even if neurosim export did not write it (an earlier export is "
+                        "replaced without it)")
     p.add_argument("--dt-s", type=float, default=None, metavar="SECONDS",
                    help="the time step the graph's τ and R are written for (default: the model's neuron.dt_ms); "
                         "snnTorch's NIR import assumes 1e-4")

@@ -359,3 +359,28 @@ def test_write_shd_h5_takes_class_names_as_an_shd_file_holds_them(tmp_path):
     assert isinstance(keys[0], bytes)
     back = read_shd_h5(write_shd_h5(tmp_path / "b.h5", [ev, ev], [0, 1], keys=keys))
     assert back.keys == ["zero", "eins"]
+
+
+def test_shd_writer_sorts_each_sample_by_time_and_refuses_a_y_it_cannot_hold(tmp_path):
+    """The spikes were written in the order given (the Heidelberg files, and what tonic's ToFrame assumes, are sorted
+    by time) and a ``y`` field was dropped without a word, a nonzero one too."""
+    from tonic.datasets import SHD
+
+    # neurosim's own shd events (t, x, y = 0, p = 0), shuffled, with ties in time: the stable order is kept
+    ev = np.zeros(6, dtype=[("t", np.int64), ("x", np.int64), ("y", np.int64), ("p", np.int64)])
+    ev["t"], ev["x"] = [300, 100, 200, 100, 300, 0], [5, 1, 9, 2, 4, 7]
+    root = tmp_path / "data"
+    write_shd_h5(root / "SHD" / "shd_train.h5", [ev, ev[:0]], [1, 0], keys=["zero", "one"])
+    (root / "SHD" / "shd_train.h5.zip").write_bytes(b"")  # tonic only checks that the archive exists
+    got, label = SHD(str(root), train=True)[0]
+    assert label == 1 and got.dtype == SHD.dtype
+    assert got["t"].tolist() == [0, 100, 100, 200, 300, 300]
+    assert got["x"].tolist() == [7, 1, 2, 9, 5, 4]  # ties in their given order (1 before 2, 5 before 4)
+    assert got["p"].tolist() == [1] * 6
+    assert read_shd_h5(root / "SHD" / "shd_train.h5").events[0].tolist() == got.tolist()
+
+    two_rows = ev.copy()
+    two_rows["y"][3] = 1
+    with pytest.raises(ValueError, match=r"sample 1: event 3 has y = 1, but the SHD format holds one row"):
+        write_shd_h5(tmp_path / "b.h5", [ev, two_rows], [0, 1])
+    assert not (tmp_path / "b.h5").exists()

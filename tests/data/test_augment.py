@@ -291,6 +291,7 @@ def test_augment_settings_of_the_wrong_type_from_python_are_refused():
 def test_train_refuses_a_shift_as_large_as_the_sensor_before_converting_anything(tmp_path, monkeypatch, capsys):
     from neurosim.cli import main
     import neurosim.data.pipeline as pipeline
+    import neurosim.runs  # noqa: F401 - before the patch: first imported under it, runs kept the patch for good
 
     monkeypatch.setattr(pipeline, "_load_frames", lambda *a, **k: pytest.fail("frames were loaded"))
     args = ["-q", "train", "--config", "quickstart", "--set", f"out_dir={tmp_path}", "data.augment.shift=34"]
@@ -312,6 +313,7 @@ def test_train_refuses_moving_the_channels_of_an_audio_dataset_before_converting
     # they are (it said "these frames are [1, T, 1, 700]")
     from neurosim.cli import main
     import neurosim.data.pipeline as pipeline
+    import neurosim.runs  # noqa: F401 - before the patch: first imported under it, runs kept the patch for good
 
     monkeypatch.setattr(pipeline, "_load_frames", lambda *a, **k: pytest.fail("frames were loaded"))
     args = ["-q", "train", "--config", "shd", "--set", f"out_dir={tmp_path}", f"data.dataset={dataset}",

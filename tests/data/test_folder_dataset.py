@@ -596,3 +596,44 @@ def test_check_lists_a_splits_files_of_other_types_when_it_holds_nothing_else(tm
     assert "tonic.io.read_aedat4" in out
     with pytest.raises(ValueError, match="0.aedat4: not a recording"):  # as training says
         get_dataset(f"folder:{root}").load("test")
+
+
+@pytest.mark.parametrize("clip_ms, warned", [(20, True), (1000, False)])
+def test_audio_recordings_far_shorter_than_their_steps_warn_naming_the_step(tmp_path, monkeypatch, clip_ms, warned):
+    """shd.toml's 100 steps of neuron.dt_ms = 10 ms on 20 ms clips: ToFrame stretches each clip over the 100 steps
+    (0.2 ms each), and nothing said that the export's time constants and the estimate's latency then take a step to
+    last 50× longer than it does. SHD-length clips (1 s: 10 ms steps) say nothing."""
+    import re
+    import warnings
+
+    from neurosim.cli import main
+    from neurosim.data.audio import SHD_DTYPE
+
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "kws"
+    rng = np.random.default_rng(2)
+    for split in ("train", "test"):
+        for label in range(2):
+            (root / split / f"word{label}").mkdir(parents=True)
+            for i in range(3):
+                ev = np.zeros(40, dtype=SHD_DTYPE)  # AudioToSpikes' times: multiples of its 0.5 ms step
+                ev["t"] = np.sort(rng.integers(0, clip_ms * 2 + 1, 40)) * 500
+                ev["t"][[0, -1]] = 0, clip_ms * 1000  # each clip spans clip_ms
+                ev["x"], ev["p"] = rng.integers(0, 16, 40), 1
+                np.save(root / split / f"word{label}" / f"{i}.npy", ev)
+    (root / "dataset.toml").write_text("sensor_size = [16, 1, 1]\n")
+    args = ["-q", "train", "--config", "shd", "--set", f"data.dataset=folder:{root}", f"out_dir={tmp_path}",
+            "model.input_shape=[16]", "model.num_classes=2", "model.hidden=[8]", "data.batch_size=6",
+            "train.epochs=1"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(args) == 0
+    said = [str(w.message) for w in caught if "neuron.dt_ms" in str(w.message)]
+    if not warned:
+        assert not said
+        return
+    (message,) = said
+    assert re.search(r"its recordings last about 20 ms \(the median of 6 training recordings\), and the frames "
+                     r"stretch each over data.time_steps = 100 steps of about 0.2 ms, while neuron.dt_ms = 10 ms "
+                     r"says a step lasts 50× longer", message), message
+    assert "set neuron.dt_ms = 0.2" in message and "`neurosim estimate --step-ms 0.2`" in message

@@ -230,6 +230,48 @@ def test_audio_events_become_one_row_one_channel_frames(offline):
     assert ds.classes[:2] == ["class-0", "class-1"]  # from the file's extra/keys
 
 
+
+SHD_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+             "null", "eins", "zwei", "drei", "vier", "fuenf", "sechs", "sieben", "acht", "neun")
+
+
+def test_a_run_on_shd_files_names_their_classes_in_its_checkpoint_and_evaluate(offline, tmp_path, capsys):
+    """SHD's class names are in its files (extra/keys), not in the registry: the checkpoint kept none, so `neurosim
+    evaluate` said "class 11" where tonic's SHD says "eins". A dataset without names keeps its numbers (test_cli)."""
+    import re
+
+    from neurosim.cli import main
+    from neurosim.data.audio import write_shd_h5
+    from neurosim.training import load_checkpoint
+    from neurosim.training.checkpoint import save_checkpoint
+
+    rng = np.random.default_rng(0)
+
+    def samples(n):
+        out = []
+        for i in range(n):
+            ev = np.zeros(30, dtype=[("t", np.int64), ("x", np.int64), ("p", np.int64)])
+            ev["t"], ev["x"], ev["p"] = np.sort(rng.integers(0, 800_000, 30)), (i % 20) * 30 + np.arange(30), 1
+            out.append(ev)
+        return out
+
+    for split, n in (("train", 40), ("test", 20)):
+        write_shd_h5(offline / "SHD" / f"shd_{split}.h5", samples(n), [i % 20 for i in range(n)], keys=SHD_WORDS)
+        (offline / "SHD" / f"shd_{split}.h5.zip").touch()
+    assert get_dataset("shd").class_names(offline) == SHD_WORDS and get_dataset("shd").classes == ()
+    assert get_dataset("ssc").class_names(offline) == ()  # no files: no names (and no error)
+    assert main(["-q", "train", "--config", "shd", "--set", f"data.root={offline}", f"out_dir={tmp_path}",
+                 "name=words", "model.hidden=[8]", "data.time_steps=4", "data.batch_size=20", "train.epochs=1"]) == 0
+    ckpt = tmp_path / "words" / "checkpoint.pt"
+    assert load_checkpoint(ckpt)["class_names"] == list(SHD_WORDS)
+    capsys.readouterr()
+    old = load_checkpoint(ckpt)
+    for payload in (old, {k: v for k, v in old.items() if k != "class_names"}):  # saved, or (older) from the files
+        save_checkpoint(ckpt, payload)
+        assert main(["-q", "evaluate", "--checkpoint", str(ckpt)]) == 0
+        rows = re.findall(r"^  (.+?) +[\d.]+ %  \((\d+) samples\)$", capsys.readouterr().out, re.MULTILINE)
+        assert rows == [(word, "1") for word in SHD_WORDS]
+
 def test_shd_files_of_ones_own_without_the_archive_are_never_downloaded_over(offline, monkeypatch):
     """write_shd_h5's own shd_train.h5, without tonic's shd_train.h5.zip: `prepare shd` used to download the published
     SHD, whose archive tonic extracts over the user's file; now it refuses, and every message says to touch the zip."""
@@ -294,6 +336,7 @@ def test_unsplit_datasets_get_a_fixed_per_class_split(offline):
     counts_test = np.bincount(test.targets, minlength=7)
     np.testing.assert_allclose(counts_test / (counts_train + counts_test), 0.1, atol=0.001)
     assert train.classes == sorted(fw.NCALTECH101_CLASSES[:7])
+    assert info.class_names(offline) == tuple(train.classes)  # the class folders' names, without loading a split
     # labels follow the folder names, whatever order tonic listed the files in
     for ds in (train, test):
         for i in (0, len(ds) - 1):
@@ -366,12 +409,14 @@ def test_shipped_shd_config_trains_end_to_end_and_later_epochs_read_no_events(of
                                              "train.epochs=2", f'out_dir="{tmp_path / "runs"}"', 'train.device="cpu"'])
     result = train_run(cfg, progress=False)
     assert len(result.history) == 2 and np.isfinite(result.history[-1]["train_loss"])
-    assert reads[0] == 80  # every sample read once, in epoch 1's conversion; epoch 2 used cached frames only
+    # every sample read once, in epoch 1's conversion, and 32 training recordings once more before training, to tell
+    # how long they last (runs.SPAN_SAMPLES: audio only); epoch 2 used cached frames only
+    assert reads[0] == 80 + 32
     assert (result.run_dir / "report.md").is_file() and (result.run_dir / "frames.png").is_file()
     assert result.data.train_frames.shape == (40, 8, 1, 1, 700)
     # a new run (or process) with the same data and transform: a cache hit, no event processing at all
     data = make_loaders(cfg.data, progress=False)
-    assert reads[0] == 80
+    assert reads[0] == 80 + 32
     np.testing.assert_array_equal(data.train_frames, result.data.train_frames)
 
 

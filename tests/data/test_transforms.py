@@ -611,6 +611,28 @@ def test_downsample_computes_in_the_precision_tonics_numpy_does(field):
         assert_same(nt.Downsample(**params)(events), tt.Downsample(**params)(events))
 
 
+
+@SHORT_SPANS
+@pytest.mark.parametrize("ours, theirs", [
+    (nt.ToFrame((8, 8, 2), n_time_bins=7), tt.ToFrame((8, 8, 2), n_time_bins=7)),
+    (nt.ToFrame((8, 8, 2), n_time_bins=3, overlap=0.3), tt.ToFrame((8, 8, 2), n_time_bins=3, overlap=0.3)),
+    (nt.ToFrame((8, 8, 2), time_window=333.3, overlap=100.1, include_incomplete=True),
+     tt.ToFrame((8, 8, 2), time_window=333.3, overlap=100.1, include_incomplete=True)),
+    (nt.Denoise(filter_time=50.3, tonic_compatible=True), tt.Denoise(filter_time=50.3)),
+    (nt.ToVoxelGrid((8, 8, 2), n_time_bins=5), tt.ToVoxelGrid((8, 8, 2), n_time_bins=5)),
+], ids=["ToFrame-bins", "ToFrame-bins-overlap", "ToFrame-window", "Denoise", "ToVoxelGrid"])
+def test_float16_timestamps_are_computed_in_float16_as_in_tonic(ours, theirs):
+    """The kernels read float16 timestamps as float32 and computed a bin's width, a window count, ``t +
+    filter_time`` and the voxel grid's ``tN - t0`` in float32, where tonic's numpy rounds each to float16: other
+    frame edges, other kept events, other voxel weights (a tenth of streams or more differed)."""
+    rng = np.random.default_rng(16)
+    dtype = np.dtype([("x", "<i2"), ("y", "<i2"), ("t", "<f2"), ("p", "<i1")])
+    for _ in range(60):
+        n = int(rng.integers(2, 200))
+        t = np.sort(rng.uniform(0, rng.choice([2_000, 10_000, 60_000]), n).astype(np.float16))
+        events = make_events(rng.integers(0, 8, n), rng.integers(0, 8, n), t, rng.integers(0, 2, n), dtype)
+        assert_same(ours(events), theirs(events.copy()))
+
 def test_center_crop_pads_unsigned_coordinates_and_names_a_field_too_narrow():
     events = make_events([0, 1, 2], [0, 2, 1], [0, 1, 2], [0, 1, 0], DTYPES["float_t"])  # uint16 x, y
     out = nt.CenterCrop(sensor_size=(4, 3, 2), size=(8, 6))(events)  # tonic: OverflowError on -= -2

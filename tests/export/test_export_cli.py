@@ -61,6 +61,31 @@ def test_export_replaces_an_earlier_export_but_no_other_file(tiny_checkpoint, tm
     assert "is a file, not a folder" in capsys.readouterr().err
 
 
+
+def test_export_into_a_folder_keeps_another_tools_nir_file_unless_asked_to_overwrite(tiny_checkpoint, tmp_path,
+                                                                                      capsys):
+    """`--out DIR` wrote DIR/model.nir over any NIR (HDF5) file of that name: one exported by snnTorch or written
+    by hand was replaced without a word. Only a file neurosim export wrote is replaced; --overwrite replaces others."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    theirs = folder / "model.nir"
+    nir.write(str(theirs), nir.NIRGraph(
+        nodes={"input": nir.Input(np.array([3])), "fc": nir.Linear(weight=np.ones((2, 3))),
+               "output": nir.Output(np.array([2]))}, edges=[("input", "fc"), ("fc", "output")]))
+    before = theirs.read_bytes()
+    argv = ["-q", "export", "--checkpoint", str(tiny_checkpoint), "--maxpool", "sumpool", "--out", str(folder)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert (f"--out: {theirs} exists and is a NIR (HDF5) file that neurosim export did not write" in err
+            and "pass --overwrite to replace it" in err)
+    assert theirs.read_bytes() == before
+    assert main(argv + ["--overwrite"]) == 0  # asked for: replaced by the export
+    assert theirs.read_bytes() != before and "Conv2d" in {type(n).__name__ for n in read_nir(theirs).nodes.values()}
+    assert main(argv) == 0  # now an export of neurosim's: replaced again without asking
+    notes = tmp_path / "notes.nir"
+    notes.write_text("my notes")
+    assert main(argv[:-1] + [str(notes), "--overwrite"]) == 0 and read_nir(notes).nodes
+
 def test_a_checkpoint_whose_weights_do_not_fit_its_model_is_named(tiny_checkpoint, capsys):
     import torch
 
