@@ -539,7 +539,9 @@ def _layer_config_violations(facts: GraphFacts, spec: Spec, pops: list[str]) -> 
     pools of ``pool_sizes`` with the stride equal to the window and no padding; kernels of at most
     ``kernel_size_max`` per side (a Linear's is its whole input map), strides among ``stride_sizes``, padding up to
     ``padding_max``; at most ``features_per_core`` features and ``output_size_max`` per side of a core's output map;
-    an input of at most ``input_size_max`` per side (a note where it has more channels than ``sensor_polarities``)."""
+    an input of at most ``input_size_max`` per side. Where the spec describes a sensor (``sensor_polarities``), a note
+    says when the input is not a camera's 2-D event map (a vector, a 1-D signal or a single row, e.g. an audio model's
+    frequency channels) or has more channels than the sensor's polarities: those events come from outside the chip."""
     def get(key):
         if not spec.has(f"capacity.{key}"):
             return None
@@ -617,7 +619,16 @@ def _layer_config_violations(facts: GraphFacts, spec: Spec, pops: list[str]) -> 
                                  f"input {inp!r} is {'x'.join(map(str, shape[1:]))}; a {name} core, and its DVS "
                                  f"sensor, take at most {in_max}x{in_max}: downsample or crop the events to "
                                  f"{in_max}x{in_max} before the chip (e.g. tonic's Downsample or CenterCrop)"))
-        if polarities is not None and len(shape) == 3 and shape[0] > polarities:
+        if polarities is None:  # (a chip without a sensor: any event source is its own)
+            continue
+        if len(shape) != 3 or min(shape[1:]) == 1:  # a vector, a 1-D signal or a single row: not a camera's image
+            sensor = f"{polarities} polarities" + (f" of {in_max}x{in_max} pixels" if in_max is not None else "")
+            notes.append(f"input {inp!r} ({_shape_text(shape)}) is not a 2-D camera input: {name} is a camera chip "
+                         f"whose DVS sensor gives {sensor} (or a crop or pooling of them), so these events (an audio "
+                         "model's frequency channels, say) must come from outside it, sent to the first core "
+                         f"directly (sinabs DynapcnnNetwork(dvs_input=False)): {name} is priced here as an event "
+                         "processor fed from outside, its sensor unused")
+        elif shape[0] > polarities:
             notes.append(f"input {inp!r} has {shape[0]} channels; {name}'s DVS sensor gives {polarities} "
                          "polarities, so these events must come from outside it, sent to the first core directly "
                          "(sinabs DynapcnnNetwork(dvs_input=False))")
