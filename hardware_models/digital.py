@@ -82,7 +82,10 @@ neuron copies, so core counts of convolutions on small cores are upper bounds.
 
 **Latency per step** = busiest core (synops · t_syn + updates · t_update + messages · t_msg) + mean hop
 delay + barrier sync, at least the chip's tick (``fixed_tick``) or ``dt`` (``realtime``). The barrier is
-``time.sync``, or ``time.sync_table`` looked up by the tiles in use (see :func:`_sync_time`).
+``time.sync``, or ``time.sync_table`` looked up by the tiles in use (see :func:`_sync_time`). Where the chip cannot
+keep up with input arriving every ``dt`` (the activity's step), a note says so (:func:`_real_time_notes`): a
+step-driven step longer than ``dt``, a tick longer than ``dt``, and on a real-time chip without per-operation times
+(Speck), whose latency is ``T · dt`` whatever its load, the busiest layer's synaptic operations per second.
 """
 
 from __future__ import annotations
@@ -1021,6 +1024,7 @@ def estimate_digital(facts: GraphFacts, activity: ActivityProfile, spec: Spec, *
             notes.append(f"the busiest core needs up to {step_compute.max():.3g} s per step, more than the "
                          f"{floor:.3g} s {'tick' if timing == 'fixed_tick' else 'input step (dt)'}: it falls behind")
         step = np.maximum(step_compute, floor)
+    notes += _real_time_notes(facts, activity, spec, mapping, synops, step_compute)
     run_time = float(step.sum())
     pipeline = 0.0
     if spec.has("time.event_pipeline"):
@@ -1054,6 +1058,43 @@ def estimate_digital(facts: GraphFacts, activity: ActivityProfile, spec: Spec, *
         latency_per_inference_s=run_time + pipeline, synops=synops.total, time_steps=T, mapping=mapping,
         per_layer=per_layer, notes=tuple(dict.fromkeys(notes)), sources=spec.citations(),
     )
+
+
+def _real_time_notes(facts: GraphFacts, activity: ActivityProfile, spec: Spec, mapping: MappingResult,
+                     synops, step_compute: np.ndarray) -> list[str]:
+    """Whether the chip keeps up with input arriving every ``dt`` (the real time of the activity's steps), where the
+    latency model alone does not say so: a step-driven chip whose busiest core takes longer than ``dt``; a fixed-tick
+    chip whose tick is longer than ``dt``; a real-time chip without per-operation times, whose latency is ``T · dt``
+    whatever its load (its busiest layer's synaptic operations per second are given, to compare with what its cores
+    can process). Where the spec gives operation times, a fixed-tick or real-time step already lasts as long as the
+    busiest core needs (module docstring), with its own note."""
+    dt, timing, name = activity.dt_s, spec.options["timing"], spec.name
+    busiest = float(step_compute.max(initial=0.0))
+    if timing == "step_driven" and busiest > dt:
+        return [f"not real time at this step: {name} starts a step when the last is done, and its slowest step "
+                f"takes {busiest:.3g} s, more than the input's step (dt = {dt:.3g} s): input arriving every dt would "
+                f"queue up, coming up to {busiest / dt:.4g}x faster than the chip takes it (the latency is the "
+                "chip's compute time)"]
+    if timing == "fixed_tick" and spec.si("time.tick") > dt * (1 + 1e-9):
+        tick = spec.si("time.tick")
+        return [f"not real time at this step: {name} advances one step per {tick:.3g} s tick, longer than the "
+                f"input's step (dt = {dt:.3g} s): it runs {tick / dt:.4g}x slower than the input arrives"]
+    if timing != "realtime" or spec.has("time.synaptic_op"):
+        return []
+    per_step: dict[str, np.ndarray] = {}
+    for proj in facts.projections:
+        if proj.target in mapping.layers:
+            per_step[proj.target] = per_step.get(proj.target, 0.0) + synops.per_projection_step[proj.label]
+    load = {pop: float(np.max(s)) / max(1, mapping.layers[pop].cores) for pop, s in per_step.items()}
+    if not load or max(load.values()) <= 0:
+        return []
+    pop = max(load, key=load.get)
+    per_core = " per core (its events spread evenly over its cores)" if mapping.layers[pop].cores > 1 else ""
+    return [f"real time not checked: {name} publishes no time per synaptic operation, so the latency is T x dt "
+            f"(dt = {dt:.3g} s) whatever the load; at this step the busiest layer, {pop!r}, takes up to "
+            f"{load[pop]:.4g} synaptic operations in a step{per_core}, {load[pop] / dt:.3g} per second: where that "
+            "is more than its core can process, the chip falls behind (a shorter step asks more per second) and the "
+            "latency is longer"]
 
 
 def _sanafe_rest(facts: GraphFacts, activity: ActivityProfile, on_chip: list[str], slices: dict[str, int],
