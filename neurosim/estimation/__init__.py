@@ -184,7 +184,7 @@ def _graph_and_activity(model, input_shape: Sequence[int], data, *, dt_s: float,
 
 
 def chip_energy(model, input_shape: Sequence[int], data, target, *, dt_s: float = 1e-3, samples: int | None = 64,
-                float_activity=None, delays: bool = False) -> dict:
+                float_activity=None, delays: bool = False, **options) -> dict:
     """Energy and latency per inference on a digital ``target`` twice, on the same samples: at the float model's
     activity (what :func:`estimate_model` prices) and at the activity of the model's integer version on that chip
     (:mod:`neurosim.hardware.fixed_point`: its spikes, which a reset to zero, a dropped leak or several spikes per
@@ -192,7 +192,8 @@ def chip_energy(model, input_shape: Sequence[int], data, target, *, dt_s: float 
 
     ``delays``: the chip with its one-step delay per layer (:func:`neurosim.hardware.fixed_point.to_chip`).
     ``float_activity``: the float model's activity when already measured on the same samples (an
-    :func:`estimate_model` report's ``activity``); measured here otherwise.
+    :func:`estimate_model` report's ``activity``); measured here otherwise. ``**options``: passed to
+    :func:`hardware_models.estimate` as the estimate's (``chips``: the chips the model may take).
 
     Returns ``{"target", "samples", "fits", "float_activity", "chip_activity", "energy_ratio_chip_float"}``, each
     activity ``{"energy_j", "latency_s", "synops"}`` per inference (and ``"note"`` where the target's figures do not
@@ -237,7 +238,7 @@ def chip_energy(model, input_shape: Sequence[int], data, target, *, dt_s: float 
                        "so the chip's own spikes do not change it")
     _counts_in_input_shape(chip_act, graph, inp)
     for key, act in (("float_activity", float_act), ("chip_activity", chip_act)):
-        e = estimate(facts, act, spec)
+        e = estimate(facts, act, spec, **options)
         out[key] = {"energy_j": e.total_energy_j, "latency_s": e.latency_per_inference_s, "synops": e.synops}
         out.setdefault("fits", e.fit_text)  # (the float activity's: the table's; the mapping is the graph's)
     f = out["float_activity"]["energy_j"]

@@ -442,7 +442,8 @@ def test_a_model_that_does_not_fit_a_target_is_simulated_and_said_to_not_fit(tmp
     """10 -> 5000 -> 3 LIF: 5003 neurons take 20 + 1 SpiNNaker cores of 255, one chip has 18: "no (2 chips)", as the
     estimate table says it. The integer model runs all the same (the estimate prices the target all the same), and
     its report says so: in "fits", in a first note, in the printed header and in the energy line. A twin of the
-    same arithmetic and formats on a 64-core chip fits: it takes the accuracy, not the first one's fit."""
+    same arithmetic and formats on a 64-core chip fits: it takes the accuracy, not the first one's fit. Allowed 2
+    chips (the estimate's --chips), it fits on 2."""
     from dataclasses import replace
 
     from hardware_models import load_spec
@@ -471,3 +472,8 @@ def test_a_model_that_does_not_fit_a_target_is_simulated_and_said_to_not_fit(tmp
     assert twin["same_as"] == "spinnaker" and twin["fits"] == "yes"
     assert not any("does not fit" in n for n in twin["notes"])
     assert "does not fit" not in format_chip_energy(twin["energy"])
+    # with the chips the estimate was given (neurosim estimate --chips 2 --fixed-point), the fit of its table
+    again, _ = fixed_point_reports(model, data, [small], loss="rate_ce", input_shape=(10,), dt_s=1e-3, samples=4,
+                                   estimate_options={"chips": 2})
+    assert again["spinnaker"]["fits"] == "yes (2 chips)" and not any("does not fit" in n
+                                                                      for n in again["spinnaker"]["notes"])

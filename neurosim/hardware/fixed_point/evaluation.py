@@ -200,7 +200,8 @@ def _held(row: dict) -> str:
 
 def fixed_point_reports(model, test, specs, *, loss: str | None, input_shape, dt_s: float, samples: int | None = 64,
                         max_samples: int | None = None, out_dir=None, float_activity=None, extra: dict | None = None,
-                        on_report=None, delays: bool = False) -> tuple[dict, dict]:
+                        on_report=None, delays: bool = False, estimate_options: dict | None = None
+                        ) -> tuple[dict, dict]:
     """:func:`evaluate_fixed_point` and the energy at the chip's own spikes
     (:func:`neurosim.estimation.chip_energy`, on ``samples`` samples) for each of ``specs``; what ``neurosim
     estimate --fixed-point`` and the demo's report run.
@@ -213,7 +214,8 @@ def fixed_point_reports(model, test, specs, *, loss: str | None, input_shape, dt
     (a ``ValueError``: Speck and a recurrent layer) is left out, its reason kept. With ``out_dir`` each report is
     written to ``fixed_point_<target>.json`` there (atomically), with ``extra``'s keys added (e.g. the checkpoint).
     ``on_report(name, report)`` is called as each is done; ``float_activity``: the float model's activity
-    measured on the same samples and graph (an estimate's), not measured again.
+    measured on the same samples and graph (an estimate's), not measured again; ``estimate_options``: the estimate's
+    options (``{"chips": 8}``), so that energy and fit are those of its table.
 
     Returns:
         ``({target: report}, {target: why it could not run})``.
@@ -235,7 +237,7 @@ def fixed_point_reports(model, test, specs, *, loss: str | None, input_shape, dt
             else:
                 r = evaluate_fixed_point(model, test, spec, loss=loss, max_samples=max_samples, delays=delays)
             r["energy"] = chip_energy(model, input_shape, test, spec, dt_s=dt_s, samples=samples,
-                                      float_activity=float_activity, delays=delays)
+                                      float_activity=float_activity, delays=delays, **(estimate_options or {}))
         except ValueError as e:
             refused[spec.name] = str(e)
             continue
