@@ -32,8 +32,8 @@ import numpy as np
 
 from neurosim._io import atomic_write_text
 
-__all__ = ["chip_energy", "fits_not", "format_chip_energy", "joules", "EstimateReport", "estimate_checkpoint", "estimate_files",
-           "estimate_model", "plot_energy", "plot_layers", "plot_cores", "target_keys"]
+__all__ = ["chip_energy", "fits_not", "format_chip_energy", "joules", "EstimateReport", "estimate_checkpoint",
+           "estimate_files", "estimate_model", "plot_energy", "plot_layers", "plot_cores", "target_keys"]
 
 
 @dataclass
