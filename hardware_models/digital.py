@@ -28,6 +28,29 @@ kernel, so a layer's ``N`` spikes come back as ``N`` more input channels of it, 
 dense recurrence, and for any layer with several inputs: their channels together, at the largest kernel); a note
 says so.
 
+**Max pools.** A pooling node whose output events the activity measured is a max pool (exported as ``SumPool2d``,
+:mod:`hardware_models.graph`); one without is a sum or average pool. No target here has a max-pooling unit, and a
+max is not linear, so it cannot be folded into the next layer's weights as a sum or average pool is (those stay
+folded: the source's spikes are sent to the cores of every neuron their pooled position reaches). What the chip
+does with a max pool:
+
+* ``core_partition`` targets (Loihi, TrueNorth, SpiNNaker) map it **as neurons**: one per window and channel, each
+  firing in the steps where any input of its window spiked (weights 1, threshold 1, reset to zero: the max of
+  spikes, exactly). The pool's input spikes reach those neurons as synaptic events; its measured events travel on
+  to the next layer's cores and cause its synaptic events. So routing, synaptic events, neuron updates, cores and
+  latency all count the same pool: the spikes before it up to its neurons, its events after them. A pooling
+  neuron is updated in the steps it has input, which are the steps it fires (its ``updates_per_step``). This is
+  how neurosim's integer models run a max pool on Loihi and SpiNNaker (:mod:`neurosim.hardware.fixed_point`), and
+  how lava-dl maps pooling onto Loihi (``src/lava/lib/dl/slayer/block/cuba.py``: ``Pool`` is a pooling synapse
+  followed by neurons).
+* ``layer_per_core`` targets (Speck) cannot max-pool: a DYNAP-CNN core sum-pools the events it sends to its
+  destination (sinabs documentation, ``docs/speck/faqs/available_network_arch.md`` item 4, and
+  ``available_algorithmic_operation.md``: only ``SumPool2d``, and ``AvgPool2d`` converted to it). Every spike of a
+  window passes, so the pool is counted as the sum pool the chip runs (its measured events are set aside), and a
+  note says that the later layers' activity was measured with max pooling and would differ on the chip.
+
+:func:`map_network` maps a graph without activity, so it cannot tell a max pool: it maps every pool folded.
+
 **Energy per inference** (each term only where the spec says it is ``modelled``)::
 
     synaptic      = E_syn · synops
@@ -59,7 +82,10 @@ neuron copies, so core counts of convolutions on small cores are upper bounds.
 
 **Latency per step** = busiest core (synops · t_syn + updates · t_update + messages · t_msg) + mean hop
 delay + barrier sync, at least the chip's tick (``fixed_tick``) or ``dt`` (``realtime``). The barrier is
-``time.sync``, or ``time.sync_table`` looked up by the tiles in use (see :func:`_sync_time`).
+``time.sync``, or ``time.sync_table`` looked up by the tiles in use (see :func:`_sync_time`). Where the chip cannot
+keep up with input arriving every ``dt`` (the activity's step), a note says so (:func:`_real_time_notes`): a
+step-driven step longer than ``dt``, a tick longer than ``dt``, and on a real-time chip without per-operation times
+(Speck), whose latency is ``T · dt`` whatever its load, the busiest layer's synaptic operations per second.
 """
 
 from __future__ import annotations
@@ -67,10 +93,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+import nir
 import numpy as np
 
 from .activity import ActivityProfile
-from .graph import GraphFacts, Projection
+from .graph import GraphFacts, Projection, analyze
 from .results import Estimate, LayerMapping, MappingResult, Violation
 from .specs import Spec
 
@@ -515,7 +542,9 @@ def _layer_config_violations(facts: GraphFacts, spec: Spec, pops: list[str]) -> 
     pools of ``pool_sizes`` with the stride equal to the window and no padding; kernels of at most
     ``kernel_size_max`` per side (a Linear's is its whole input map), strides among ``stride_sizes``, padding up to
     ``padding_max``; at most ``features_per_core`` features and ``output_size_max`` per side of a core's output map;
-    an input of at most ``input_size_max`` per side (a note where it has more channels than ``sensor_polarities``)."""
+    an input of at most ``input_size_max`` per side. Where the spec describes a sensor (``sensor_polarities``), a note
+    says when the input is not a camera's 2-D event map (a vector, a 1-D signal or a single row, e.g. an audio model's
+    frequency channels) or has more channels than the sensor's polarities: those events come from outside the chip."""
     def get(key):
         if not spec.has(f"capacity.{key}"):
             return None
@@ -593,7 +622,16 @@ def _layer_config_violations(facts: GraphFacts, spec: Spec, pops: list[str]) -> 
                                  f"input {inp!r} is {'x'.join(map(str, shape[1:]))}; a {name} core, and its DVS "
                                  f"sensor, take at most {in_max}x{in_max}: downsample or crop the events to "
                                  f"{in_max}x{in_max} before the chip (e.g. tonic's Downsample or CenterCrop)"))
-        if polarities is not None and len(shape) == 3 and shape[0] > polarities:
+        if polarities is None:  # (a chip without a sensor: any event source is its own)
+            continue
+        if len(shape) != 3 or min(shape[1:]) == 1:  # a vector, a 1-D signal or a single row: not a camera's image
+            sensor = f"{polarities} polarities" + (f" of {in_max}x{in_max} pixels" if in_max is not None else "")
+            notes.append(f"input {inp!r} ({_shape_text(shape)}) is not a 2-D camera input: {name} is a camera chip "
+                         f"whose DVS sensor gives {sensor} (or a crop or pooling of them), so these events (an audio "
+                         "model's frequency channels, say) must come from outside it, sent to the first core "
+                         f"directly (sinabs DynapcnnNetwork(dvs_input=False)): {name} is priced here as an event "
+                         "processor fed from outside, its sensor unused")
+        elif shape[0] > polarities:
             notes.append(f"input {inp!r} has {shape[0]} channels; {name}'s DVS sensor gives {polarities} "
                          "polarities, so these events must come from outside it, sent to the first core directly "
                          "(sinabs DynapcnnNetwork(dvs_input=False))")
@@ -779,11 +817,11 @@ def _place(facts, spec, weight_bits, chips):
     pos = [q for q in spatial if best[1].place[q].order == "position"]
     chan = ", ".join(repr(q) for q in spatial if q not in pos)
     if pos:
-        note = (f"conv layers {', '.join(map(repr, pos))} placed position-major (a core holds every channel of "
+        note = (f"layers {', '.join(map(repr, pos))} placed position-major (a core holds every channel of "
                 f"consecutive positions){f', {chan} channel-major' if chan else ''}: {best[0].cores_used} cores, "
                 f"against {channel[0].cores_used} with every layer in flat channel-major order")
     else:
-        note = (f"conv layers {chan} placed in flat channel-major order: position-major order (every channel of "
+        note = (f"layers {chan} placed in flat channel-major order: position-major order (every channel of "
                 "consecutive positions on a core) needs as many cores or more")
     return replace(best[0], notes=(*best[0].notes, note)), best[1]
 
@@ -826,15 +864,84 @@ def _status_note(spec: Spec, term: str, label: str) -> str | None:
     return f"{label}: no published {spec.name} figure, left out (0 J)"
 
 
+# ---------------------------------------------------------------------------------------------- max pools
+def _max_pools(facts: GraphFacts, activity: ActivityProfile) -> list[str]:
+    """Pooling nodes whose output events ``activity`` measured: max pools (module docstring)."""
+    return [n for n in activity.spikes_per_step
+            if n not in facts.populations and n in facts.nodes and facts.nodes[n].role == "pool"]
+
+
+def _pooled_sum(facts: GraphFacts, activity: ActivityProfile, pool: str) -> float:
+    """Events leaving ``pool`` per inference when it sums: its inputs' spikes, each sent to every window it is in."""
+    total, seen = 0.0, set()
+    for proj in facts.projections:
+        path = (*proj.pre_path, proj.synapse)
+        if pool not in path or proj.source in seen:
+            continue
+        seen.add(proj.source)
+        counts, _ = facts.source_counts(activity, proj.source)
+        total += float(facts._path_forward(path[: path.index(pool) + 1], counts).sum())
+    return total
+
+
+def _max_pools_on(facts: GraphFacts, activity: ActivityProfile, spec: Spec
+                  ) -> tuple[GraphFacts, ActivityProfile, list[str]]:
+    """The graph and activity the chip runs, given its max pools (module docstring), and notes saying so.
+
+    ``core_partition``: each max pool becomes a population of pooling neurons named after the pool (an ``IF`` node of
+    the pool's output shape behind the pool's window, ``<pool>_window``), whose spikes are the pool's measured events
+    and whose updates are those spikes. ``layer_per_core``: the pools' measured events are set aside (sum pools)."""
+    pools = _max_pools(facts, activity)
+    if not pools:
+        return facts, activity, []
+    named = ", ".join(map(repr, pools))
+    if spec.options["mapping"] == "layer_per_core":
+        kept = {k: v for k, v in activity.spikes_per_step.items() if k not in pools}
+        counts = {k: v for k, v in activity.spike_counts.items() if k not in pools}
+        summed = replace(activity, spikes_per_step=kept, spike_counts=counts)
+        events = "; ".join(f"{p!r}: {_pooled_sum(facts, activity, p):.4g} events per inference instead of the max "
+                           f"pool's {float(activity.spikes_per_step[p].sum()):.4g}" for p in pools)
+        return facts, summed, [
+            f"max pool(s) {named}: {spec.name} has no max pooling (a core sum-pools the events it sends on; sinabs "
+            f"takes sum and average pools only), so every spike of a window passes and the pool is counted as the sum "
+            f"pool the chip runs ({events}). The later layers' spikes were measured with max pooling: on the chip, "
+            "summing, they would differ (neurosim estimate --fixed-point runs the chip's sum pools; train with "
+            "model.pool_type=sum for the chip)"]
+    key = ("max pools as neurons", tuple(sorted(pools)))
+    if key not in facts._cache:
+        g = facts.graph
+        nodes, window = dict(g.nodes), {}
+        for p in pools:
+            name, i = f"{p}_window", 0
+            while name in nodes:
+                name, i = f"{p}_window_{i}", i + 1
+            window[p] = name
+            shape = facts.nodes[p].output_shape
+            nodes[name] = g.nodes[p]  # the pool's window (weights 1) ...
+            nodes[p] = nir.IF(r=np.ones(shape), v_threshold=np.ones(shape))  # ... into one neuron per window
+        edges = [(a, window.get(b, b)) for a, b in g.edges] + [(window[p], p) for p in pools]
+        facts._cache[key] = analyze(nir.NIRGraph(nodes=nodes, edges=edges, metadata=dict(g.metadata or {}),
+                                                 type_check=False))
+    pooled = facts._cache[key]
+    updates = {**activity.updates_per_step, **{p: activity.spikes_per_step[p] for p in pools}}
+    neurons = sum(pooled.populations[p].neurons for p in pools)
+    return pooled, replace(activity, updates_per_step=updates), [
+        f"max pool(s) {named}: mapped as {neurons} pooling neurons, one per window and channel, each firing in the "
+        "steps where an input of its window spiked (the max of spikes; a max cannot be folded into the next layer's "
+        "weights as a sum pool can): the pooled spikes are routed to them as synaptic events, and only the pool's "
+        "measured events travel on to the next layer"]
+
+
 def estimate_digital(facts: GraphFacts, activity: ActivityProfile, spec: Spec, *,
                      weight_bits: int = DEFAULT_WEIGHT_BITS, chips: int = 1) -> Estimate:
     """Energy, latency and mapping of one inference on a digital neuromorphic target."""
     facts.check_activity(activity)
+    facts, activity, pool_notes = _max_pools_on(facts, activity, spec)  # what the chip runs for a max pool
     mapping, mapper = _map(facts, spec, weight_bits, chips)
     T = activity.time_steps
     synops = facts.synops(activity)
     on_chip = [n for n, p in facts.populations.items() if p.on_chip]
-    notes: list[str] = list(spec.notes) + list(mapping.notes)
+    notes: list[str] = list(spec.notes) + list(mapping.notes) + pool_notes
 
     # ---- counts
     spikes = {n: float(facts.source_series(activity, n).sum()) for n in facts.populations}
@@ -917,6 +1024,7 @@ def estimate_digital(facts: GraphFacts, activity: ActivityProfile, spec: Spec, *
             notes.append(f"the busiest core needs up to {step_compute.max():.3g} s per step, more than the "
                          f"{floor:.3g} s {'tick' if timing == 'fixed_tick' else 'input step (dt)'}: it falls behind")
         step = np.maximum(step_compute, floor)
+    notes += _real_time_notes(facts, activity, spec, mapping, synops, step_compute)
     run_time = float(step.sum())
     pipeline = 0.0
     if spec.has("time.event_pipeline"):
@@ -950,6 +1058,43 @@ def estimate_digital(facts: GraphFacts, activity: ActivityProfile, spec: Spec, *
         latency_per_inference_s=run_time + pipeline, synops=synops.total, time_steps=T, mapping=mapping,
         per_layer=per_layer, notes=tuple(dict.fromkeys(notes)), sources=spec.citations(),
     )
+
+
+def _real_time_notes(facts: GraphFacts, activity: ActivityProfile, spec: Spec, mapping: MappingResult,
+                     synops, step_compute: np.ndarray) -> list[str]:
+    """Whether the chip keeps up with input arriving every ``dt`` (the real time of the activity's steps), where the
+    latency model alone does not say so: a step-driven chip whose busiest core takes longer than ``dt``; a fixed-tick
+    chip whose tick is longer than ``dt``; a real-time chip without per-operation times, whose latency is ``T · dt``
+    whatever its load (its busiest layer's synaptic operations per second are given, to compare with what its cores
+    can process). Where the spec gives operation times, a fixed-tick or real-time step already lasts as long as the
+    busiest core needs (module docstring), with its own note."""
+    dt, timing, name = activity.dt_s, spec.options["timing"], spec.name
+    busiest = float(step_compute.max(initial=0.0))
+    if timing == "step_driven" and busiest > dt:
+        return [f"not real time at this step: {name} starts a step when the last is done, and its slowest step "
+                f"takes {busiest:.3g} s, more than the input's step (dt = {dt:.3g} s): input arriving every dt would "
+                f"queue up, coming up to {busiest / dt:.4g}x faster than the chip takes it (the latency is the "
+                "chip's compute time)"]
+    if timing == "fixed_tick" and spec.si("time.tick") > dt * (1 + 1e-9):
+        tick = spec.si("time.tick")
+        return [f"not real time at this step: {name} advances one step per {tick:.3g} s tick, longer than the "
+                f"input's step (dt = {dt:.3g} s): it runs {tick / dt:.4g}x slower than the input arrives"]
+    if timing != "realtime" or spec.has("time.synaptic_op"):
+        return []
+    per_step: dict[str, np.ndarray] = {}
+    for proj in facts.projections:
+        if proj.target in mapping.layers:
+            per_step[proj.target] = per_step.get(proj.target, 0.0) + synops.per_projection_step[proj.label]
+    load = {pop: float(np.max(s)) / max(1, mapping.layers[pop].cores) for pop, s in per_step.items()}
+    if not load or max(load.values()) <= 0:
+        return []
+    pop = max(load, key=load.get)
+    per_core = " per core (its events spread evenly over its cores)" if mapping.layers[pop].cores > 1 else ""
+    return [f"real time not checked: {name} publishes no time per synaptic operation, so the latency is T x dt "
+            f"(dt = {dt:.3g} s) whatever the load; at this step the busiest layer, {pop!r}, takes up to "
+            f"{load[pop]:.4g} synaptic operations in a step{per_core}, {load[pop] / dt:.3g} per second: where that "
+            "is more than its core can process, the chip falls behind (a shorter step asks more per second) and the "
+            "latency is longer"]
 
 
 def _sanafe_rest(facts: GraphFacts, activity: ActivityProfile, on_chip: list[str], slices: dict[str, int],

@@ -725,7 +725,7 @@ def _fixed_point_section(result: RunResult, targets=None, samples: int = 64, flo
     estimate. ``float_activity``: the estimate's (the same samples), reused for the energy at the float spikes."""
     from hardware_models import load_spec
 
-    from neurosim.estimation import joules
+    from neurosim.estimation import fits_not, joules
     from neurosim.hardware.fixed_point import ENERGY_NOTE, fixed_point_reports, fixed_point_targets
 
     cfg = result.trainer.config
@@ -744,6 +744,8 @@ def _fixed_point_section(result: RunResult, targets=None, samples: int = 64, flo
         r, e = reports[spec.name], reports[spec.name]["energy"]
         energy = ("no energy per event published" if "note" in e else
                   f"{joules(e['chip_activity']['energy_j'])} / {joules(e['float_activity']['energy_j'])}")
+        if fits_not(r):  # as the estimate table marks it
+            energy += f" (does not fit: {fits_not(r)})"
         accuracy = (f"the same integers as {r['same_as']} | |" if "same_as" in r else
                     f"{r['float_acc']:.2f} % | {r['chip_acc']:.2f} % | {r['chip_weights_acc']:.2f} %")
         agreement = "" if "same_as" in r else f"{r['agreement']:.1f} %"

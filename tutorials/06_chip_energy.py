@@ -156,7 +156,7 @@ assert lat.mean() >= ps.costs["loihi"].latency_of_mean_s * (1 - 1e-9)
 # %% [markdown]
 # On the demo model (full mode, 359 test samples) Loihi needs 1.59 ms for the mean activity, but the samples take
 # 1.73 ms on average (9 % more), 2.0 ms at the 99th percentile and 2.11 ms at most: a real-time budget should be set
-# from the tail. The energy's mean equals the mean activity's (167 µJ). On `rram_neurosim` the per-sample mean
+# from the tail. The energy's mean equals the mean activity's (169 µJ). On `rram_neurosim` the per-sample mean
 # latency is 2 % *below* the mean activity's: a row block is read once however many of its rows are driven, so its
 # reads grow less than in proportion to its rows' rates, and one sample's busy rows come together; averaging the
 # samples first spreads their events over more block reads than the samples make.

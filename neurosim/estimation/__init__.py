@@ -32,8 +32,8 @@ import numpy as np
 
 from neurosim._io import atomic_write_text
 
-__all__ = ["chip_energy", "format_chip_energy", "joules", "EstimateReport", "estimate_checkpoint", "estimate_files",
-           "estimate_model", "plot_energy", "plot_layers", "plot_cores", "target_keys"]
+__all__ = ["chip_energy", "fits_not", "format_chip_energy", "joules", "EstimateReport", "estimate_checkpoint",
+           "estimate_files", "estimate_model", "plot_energy", "plot_layers", "plot_cores", "target_keys"]
 
 
 @dataclass
@@ -184,7 +184,7 @@ def _graph_and_activity(model, input_shape: Sequence[int], data, *, dt_s: float,
 
 
 def chip_energy(model, input_shape: Sequence[int], data, target, *, dt_s: float = 1e-3, samples: int | None = 64,
-                float_activity=None, delays: bool = False) -> dict:
+                float_activity=None, delays: bool = False, **options) -> dict:
     """Energy and latency per inference on a digital ``target`` twice, on the same samples: at the float model's
     activity (what :func:`estimate_model` prices) and at the activity of the model's integer version on that chip
     (:mod:`neurosim.hardware.fixed_point`: its spikes, which a reset to zero, a dropped leak or several spikes per
@@ -192,11 +192,15 @@ def chip_energy(model, input_shape: Sequence[int], data, target, *, dt_s: float 
 
     ``delays``: the chip with its one-step delay per layer (:func:`neurosim.hardware.fixed_point.to_chip`).
     ``float_activity``: the float model's activity when already measured on the same samples (an
-    :func:`estimate_model` report's ``activity``); measured here otherwise.
+    :func:`estimate_model` report's ``activity``); measured here otherwise. ``**options``: passed to
+    :func:`hardware_models.estimate` as the estimate's (``chips``: the chips the model may take).
 
-    Returns ``{"target", "samples", "float_activity", "chip_activity", "energy_ratio_chip_float"}``, each activity
-    ``{"energy_j", "latency_s", "synops"}`` per inference (and ``"note"`` where the target's figures do not depend
-    on activity).
+    Returns ``{"target", "samples", "fits", "float_activity", "chip_activity", "energy_ratio_chip_float"}``, each
+    activity ``{"energy_j", "latency_s", "synops"}`` per inference (and ``"note"`` where the target's figures do not
+    depend on activity); ``"fits"`` is whether the model fits on the target as the estimate maps it, in the words of
+    its table (:attr:`hardware_models.Estimate.fit_text`: ``"yes"``, ``"no (3 chips)"``, ``"no (a core limit)"``):
+    the integer model runs either way, and the figures of a target it does not fit are those of a chip it does not
+    run on as mapped (as in the estimate table).
 
     Raises:
         ValueError: the target has no arithmetic, or the chip cannot run the model (named).
@@ -234,8 +238,9 @@ def chip_energy(model, input_shape: Sequence[int], data, target, *, dt_s: float 
                        "so the chip's own spikes do not change it")
     _counts_in_input_shape(chip_act, graph, inp)
     for key, act in (("float_activity", float_act), ("chip_activity", chip_act)):
-        e = estimate(facts, act, spec)
+        e = estimate(facts, act, spec, **options)
         out[key] = {"energy_j": e.total_energy_j, "latency_s": e.latency_per_inference_s, "synops": e.synops}
+        out.setdefault("fits", e.fit_text)  # (the float activity's: the table's; the mapping is the graph's)
     f = out["float_activity"]["energy_j"]
     out["energy_ratio_chip_float"] = out["chip_activity"]["energy_j"] / f if f else None
     return out
@@ -249,14 +254,24 @@ def joules(j: float) -> str:
     return f"{j / 1e-12:.3g} pJ"
 
 
+def fits_not(r: dict) -> str | None:
+    """``"no (3 chips)"`` where :func:`chip_energy`'s result (or a report holding ``"fits"``) says the model does not
+    fit on its target; None where it fits (or where that is not known)."""
+    fits = r.get("fits")
+    return fits if fits and fits.startswith("no") else None
+
+
 def format_chip_energy(r: dict) -> str:
-    """One line of :func:`chip_energy`'s result."""
+    """One line of :func:`chip_energy`'s result; where the model does not fit on the target, it says so."""
     f, c = r["float_activity"], r["chip_activity"]
+    no = fits_not(r)
+    unfit = (f"; the model does not fit on {r['target']} ({no}): the figures of a chip it does not run on as mapped"
+             if no else "")
     if "note" in r:
-        return f"  energy per inference {joules(f['energy_j'])}: {r['note']}"
+        return f"  energy per inference {joules(f['energy_j'])}: {r['note']}{unfit}"
     return (f"  energy per inference at the chip's own spikes {joules(c['energy_j'])}, at the float model's "
             f"{joules(f['energy_j'])} ({r['energy_ratio_chip_float']:.2f}x; {r['samples']} samples); synaptic "
-            f"operations {c['synops']:.3g} against {f['synops']:.3g}")
+            f"operations {c['synops']:.3g} against {f['synops']:.3g}{unfit}")
 
 
 def _counts_in_input_shape(activity, graph, inp: str | None) -> None:

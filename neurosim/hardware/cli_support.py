@@ -373,7 +373,9 @@ def run_fixed_point_from_args(args: argparse.Namespace, checkpoint_path, out_dir
         model, test, specs, loss=cfg.train.loss, input_shape=cfg.model.input_shape,
         dt_s=(cfg.neuron.dt_ms if step_ms is None else step_ms) * 1e-3, samples=samples,
         max_samples=args.fixed_point_samples, out_dir=out, float_activity=float_activity,
-        extra={"checkpoint": str(checkpoint_path), "delays": delays}, on_report=show, delays=delays)
+        extra={"checkpoint": str(checkpoint_path), "delays": delays}, on_report=show, delays=delays,
+        # the chips the estimate was given: the fit and energy of its table
+        estimate_options={} if getattr(args, "chips", None) is None else {"chips": args.chips})
     for name, why in refused.items():
         print(f"fixed point: {name} not simulated: {why}")
     if not reports:

@@ -436,3 +436,44 @@ def test_chip_activity_counts_the_li_readout_updates():
     chip_j, float_j = r["chip_activity"]["energy_j"], r["float_activity"]["energy_j"]
     assert 4 * load_spec("loihi_sanafe").si("energy.neuron_update") > 0.01 * float_j
     assert chip_j == pytest.approx(float_j, rel=1e-6, abs=0)  # (the counts are float32 means: 2/3 is not exact)
+
+
+def test_a_model_that_does_not_fit_a_target_is_simulated_and_said_to_not_fit(tmp_path):
+    """10 -> 5000 -> 3 LIF: 5003 neurons take 20 + 1 SpiNNaker cores of 255, one chip has 18: "no (2 chips)", as the
+    estimate table says it. The integer model runs all the same (the estimate prices the target all the same), and
+    its report says so: in "fits", in a first note, in the printed header and in the energy line. A twin of the
+    same arithmetic and formats on a 64-core chip fits: it takes the accuracy, not the first one's fit. Allowed 2
+    chips (the estimate's --chips), it fits on 2."""
+    from dataclasses import replace
+
+    from hardware_models import load_spec
+
+    from neurosim.estimation import format_chip_energy
+    from neurosim.hardware.fixed_point import fixed_point_reports
+
+    torch.manual_seed(5)
+    model = nsn.Sequential(nsn.Linear(10, 5000), nsn.LIF(beta=0.9, v_th=0.5, reset="zero"), nsn.Linear(5000, 3),
+                           nsn.LIF(beta=0.9, v_th=0.5, reset="zero"))
+    data = [((torch.rand(4, 4, 10) > 0.5).float(), torch.randint(0, 3, (4,)))]
+    small = load_spec("spinnaker")
+    cores = small.constants["capacity.cores_per_chip"]
+    big = replace(small, name="spinnaker_big",
+                  constants={**small.constants, "capacity.cores_per_chip": replace(cores, value=64, si=64.0)})
+    reports, refused = fixed_point_reports(model, data, [small, big], loss="rate_ce", input_shape=(10,), dt_s=1e-3,
+                                           samples=4, out_dir=tmp_path)
+    assert not refused
+    r, twin = reports["spinnaker"], reports["spinnaker_big"]
+    assert r["fits"] == r["energy"]["fits"] == "no (2 chips)"
+    assert r["notes"][0].startswith("the model does not fit on spinnaker as the estimate maps it (no (2 chips)")
+    assert format_fixed_point(r).startswith("spinnaker (spinnaker arithmetic, does not fit: no (2 chips)), 4 test")
+    assert format_chip_energy(r["energy"]).endswith("the model does not fit on spinnaker (no (2 chips)): the figures "
+                                                    "of a chip it does not run on as mapped")
+    assert json.loads((tmp_path / "fixed_point_spinnaker.json").read_text())["fits"] == "no (2 chips)"
+    assert twin["same_as"] == "spinnaker" and twin["fits"] == "yes"
+    assert not any("does not fit" in n for n in twin["notes"])
+    assert "does not fit" not in format_chip_energy(twin["energy"])
+    # with the chips the estimate was given (neurosim estimate --chips 2 --fixed-point), the fit of its table
+    again, _ = fixed_point_reports(model, data, [small], loss="rate_ce", input_shape=(10,), dt_s=1e-3, samples=4,
+                                   estimate_options={"chips": 2})
+    assert again["spinnaker"]["fits"] == "yes (2 chips)" and not any("does not fit" in n
+                                                                      for n in again["spinnaker"]["notes"])

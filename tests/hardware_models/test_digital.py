@@ -3,6 +3,7 @@ energy is affine in activity with only idle/static terms left at zero activity, 
 
 from __future__ import annotations
 
+from dataclasses import replace
 
 import nir
 import numpy as np
@@ -298,6 +299,42 @@ def test_speck_is_resting_power_over_real_time():
     assert est.total_energy_j == approx_si(0.42e-3 * 5 * 2e-3)
     assert est.latency_per_inference_s == approx_si(5 * 2e-3 + 3.36e-6 * 3 / 9)
     assert any("No public energy per synaptic operation" in n for n in est.notes)
+
+
+def real_time_notes(est):
+    return [n for n in est.notes if "real time" in n]
+
+
+def test_a_step_driven_chip_slower_than_the_input_step_says_it_is_not_real_time():
+    # Loihi's slowest step above: 6 x 3.5 + 8.4 + 2 x 5.3 + 465 = 505 ns. At 1 ms steps it keeps up; at 400 ns it
+    # cannot (505 / 400 = 1.2625, shown 1.263x), and the latency stays its compute time
+    slow = estimate(mlp(4, 3), replace(single_layer_activity(T=4), dt_s=4e-7), "loihi")
+    (note,) = real_time_notes(slow)
+    assert "not real time at this step" in note and "5.05e-07 s" in note and "1.263x faster" in note
+    fast = estimate(mlp(4, 3), single_layer_activity(T=4), "loihi")
+    assert not real_time_notes(fast) and slow.latency_per_inference_s == fast.latency_per_inference_s
+
+
+def test_a_tick_longer_than_the_input_step_is_not_real_time():
+    # TrueNorth keeps its 1 ms tick: at 0.1 ms steps it runs 10x slower than the input arrives
+    est = estimate(mlp(4, 3), replace(single_layer_activity(T=4), dt_s=1e-4), "truenorth")
+    (note,) = real_time_notes(est)
+    assert "one step per 0.001 s tick" in note and "10x slower" in note
+    assert est.latency_per_inference_s == approx_si(4e-3)
+    assert not real_time_notes(estimate(mlp(4, 3), single_layer_activity(T=4), "truenorth"))
+
+
+def test_speck_without_operation_times_gives_the_synaptic_rate_its_real_time_latency_assumes():
+    # Speck publishes no time per synaptic operation: its latency is T x dt + the pipeline whatever the load, so the
+    # note gives the busiest layer's load: 2 input events x fan-out 3 = 6 synaptic operations in step 0, 6 / dt per
+    # second (6e+06 at 1 µs steps, 6000 at 1 ms); a shorter step asks more per second of the same core
+    for dt, rate in ((1e-6, "6e+06"), (1e-3, "6e+03")):
+        est = estimate(mlp(4, 3), replace(single_layer_activity(T=4), dt_s=dt), "speck")
+        assert est.latency_per_inference_s == approx_si(4 * dt + 3.36e-6 / 9)
+        (note,) = real_time_notes(est)
+        assert "publishes no time per synaptic operation" in note
+        assert f"layer, 'lif', takes up to 6 synaptic operations in a step, {rate} per second" in note
+    assert any("SynOps/s" in n and "tips_for_training" in n for n in est.notes)  # the chip's limit, unpublished
 
 
 def test_estimate_reports_per_layer_facts_and_baselines():

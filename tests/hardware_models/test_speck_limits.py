@@ -131,6 +131,21 @@ def test_an_input_of_more_channels_than_polarities_is_noted_not_refused():
     assert not any("polarities" in n for n in mapping(chain([2, 32, 32], conv(4, 2, 3), lif((4, 30, 30)))).notes)
 
 
+def test_an_input_that_is_not_a_camera_image_is_noted_not_refused():
+    # Speck is a camera chip (a 128x128 DVS, 2 polarities): an audio model's input, 700 frequency channels as a
+    # vector (neurosim's shd config) or as one row, is priced as events sent in from outside, and the estimate says so
+    def camera_notes(m):
+        return [n for n in m.notes if "is not a 2-D camera input" in n]
+
+    audio = mapping(chain([700], nir.Linear(weight=np.ones((8, 700))), lif(8)))  # 700 · 2^3 kernel entries fit
+    (note,) = camera_notes(audio)
+    assert audio.fits and "input 'input' (700) is not a 2-D camera input" in note
+    assert "2 polarities of 128x128 pixels" in note and "dvs_input=False" in note
+    row = mapping(chain([1, 1, 700], flatten([1, 1, 700]), nir.Linear(weight=np.ones((8, 700))), lif(8)))
+    assert camera_notes(row) and ("input_size_max", "input", 700, 128) in limits(row)  # and wider than the sensor
+    assert not camera_notes(mapping(conv_pool_conv(2)))  # 2x30x30 events: a crop of the sensor's
+
+
 def test_a_layer_per_core_spec_without_the_configuration_limits_checks_only_memory():
     from hardware_models.specs import spec_from_dict
     from test_specs import spec_data

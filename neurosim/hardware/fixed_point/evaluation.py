@@ -14,6 +14,9 @@ from torch import nn
 from neurosim.hardware.fixed_point.convert import to_chip
 from neurosim.hardware.fixed_point.parts import ChipModel, ChipNeuron, formats_key
 
+#: how the note of a report whose model does not fit on its target starts (:func:`fixed_point_reports`)
+NO_FIT = "the model does not fit on"
+
 #: the report's note on the energy estimates, which price the float model's spikes
 ENERGY_NOTE = ("the energy estimates price the float model's activity; the chip's own spikes (spikes per neuron and "
                "step in the table) are priced by neurosim.estimation.chip_energy (neurosim estimate --fixed-point "
@@ -197,17 +200,22 @@ def _held(row: dict) -> str:
 
 def fixed_point_reports(model, test, specs, *, loss: str | None, input_shape, dt_s: float, samples: int | None = 64,
                         max_samples: int | None = None, out_dir=None, float_activity=None, extra: dict | None = None,
-                        on_report=None, delays: bool = False) -> tuple[dict, dict]:
+                        on_report=None, delays: bool = False, estimate_options: dict | None = None
+                        ) -> tuple[dict, dict]:
     """:func:`evaluate_fixed_point` and the energy at the chip's own spikes
     (:func:`neurosim.estimation.chip_energy`, on ``samples`` samples) for each of ``specs``; what ``neurosim
     estimate --fixed-point`` and the demo's report run.
 
     A target with the same arithmetic and number formats as one run before (:func:`formats_key`: ``loihi_sanafe``
-    after ``loihi``) takes its accuracy (``same_as``) and gets its own energy. A target that cannot run the model
+    after ``loihi``) takes its accuracy (``same_as``) and gets its own energy. Each report says whether the model
+    fits on its target as the estimate maps it (``fits``, the estimate table's words: ``"yes"``, ``"no (3 chips)"``,
+    ``"no (a core limit)"``); where it does not, it is simulated all the same, as the estimate prices it all the
+    same, and a first note says so (printed with the report). A target that cannot run the model
     (a ``ValueError``: Speck and a recurrent layer) is left out, its reason kept. With ``out_dir`` each report is
     written to ``fixed_point_<target>.json`` there (atomically), with ``extra``'s keys added (e.g. the checkpoint).
     ``on_report(name, report)`` is called as each is done; ``float_activity``: the float model's activity
-    measured on the same samples and graph (an estimate's), not measured again.
+    measured on the same samples and graph (an estimate's), not measured again; ``estimate_options``: the estimate's
+    options (``{"chips": 8}``), so that energy and fit are those of its table.
 
     Returns:
         ``({target: report}, {target: why it could not run})``.
@@ -223,16 +231,21 @@ def fixed_point_reports(model, test, specs, *, loss: str | None, input_shape, dt
         key = formats_key(spec)
         twin = next((name for name, k in keys.items() if k == key), None)
         try:
-            if twin is not None:  # the same integer model: the same accuracy
-                r = {k: v for k, v in reports[twin].items() if k != "energy"}
-                r.update(target=spec.name, same_as=twin)
+            if twin is not None:  # the same integer model: the same accuracy (its own fit, below)
+                r = {k: v for k, v in reports[twin].items() if k not in ("energy", "fits")}
+                r.update(target=spec.name, same_as=twin, notes=[n for n in r["notes"] if not n.startswith(NO_FIT)])
             else:
                 r = evaluate_fixed_point(model, test, spec, loss=loss, max_samples=max_samples, delays=delays)
             r["energy"] = chip_energy(model, input_shape, test, spec, dt_s=dt_s, samples=samples,
-                                      float_activity=float_activity, delays=delays)
+                                      float_activity=float_activity, delays=delays, **(estimate_options or {}))
         except ValueError as e:
             refused[spec.name] = str(e)
             continue
+        r["fits"] = r["energy"]["fits"]  # as the estimate table says it (Estimate.fit_text)
+        if r["fits"].startswith("no"):
+            r["notes"] = [f"{NO_FIT} {spec.name} as the estimate maps it ({r['fits']}; the estimate names what exceeds "
+                          "which limit): its integer arithmetic is simulated as if it ran there, and its energy is "
+                          "that of a chip it does not run on as mapped", *r["notes"]]
         keys[spec.name] = key
         r.update(extra or {})
         if out_dir is not None:
@@ -253,8 +266,13 @@ def _rates(row: dict) -> str:
 
 
 def format_fixed_point(report: dict) -> str:
-    """A printable summary of :func:`evaluate_fixed_point`'s report."""
-    lines = [f"{report['target']} ({report['arithmetic']} arithmetic), {report['samples']} test samples: "
+    """A printable summary of :func:`evaluate_fixed_point`'s report (its first line says where the model does not fit
+    on the target, for a report of :func:`fixed_point_reports`)."""
+    from neurosim.estimation import fits_not
+
+    no = fits_not(report)  # (a report of fixed_point_reports says whether the model fits on the target)
+    lines = [f"{report['target']} ({report['arithmetic']} arithmetic{', does not fit: ' + no if no else ''}), "
+             f"{report['samples']} test samples: "
              f"float {report['float_acc']:.2f} %, chip {report['chip_acc']:.2f} % "
              f"({report['chip_acc'] - report['float_acc']:+.2f}), same class for {report['agreement']:.1f} %; "
              f"float with the chip's weights {report['chip_weights_acc']:.2f} %"]
