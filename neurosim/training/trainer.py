@@ -744,6 +744,8 @@ class Trainer:
                 progress.correct += int((predict(out.out_seq, self.loss) == y).sum())
                 progress.loss_sum += out.loss * n
                 progress.backward_passes += out.backward_passes
+                # the batch goes before the next is made: one batch's frames (O(T)) in memory at a time, not two
+                del x_seq, y, out
                 bar.set_postfix(loss=f"{progress.loss_sum / progress.total:.3f}",
                                 acc=f"{progress.correct / progress.total:.3f}", refresh=False)
                 bar.update()
@@ -879,6 +881,7 @@ class Trainer:
             known = (labels >= 0) & (labels < classes)  # (a label beyond the model's outputs has no class to count)
             samples_of += torch.bincount(labels[known], minlength=classes)
             correct_of += torch.bincount(labels[known & hit], minlength=classes)
+            del x_seq, y, result, out_seq  # before the next batch is made (as in training)
             if stop is not None and stop():
                 return None
         sums = distributed.all_reduce_sums([loss_sum, correct, total, *samples_of.tolist(), *correct_of.tolist()],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+import weakref
 from dataclasses import replace
 
 import pytest
@@ -1300,3 +1301,31 @@ def _full_and_resumed(cfg, tmp_path):
     assert _strip(resumed) == _strip(full)
     return (full, load_checkpoint(tmp_path / "a" / "checkpoint.pt")["model"],
             load_checkpoint(tmp_path / "b" / "checkpoint.pt")["model"])
+
+
+class _WatchedBatches:
+    """Batches made on demand, each watched by a weak reference: ``alive[i]`` is how many earlier batches' inputs
+    were still held when batch ``i`` was asked for."""
+
+    def __init__(self, n: int):
+        self.n, self.refs, self.alive = n, [], []
+
+    def _make(self, i: int):
+        self.alive.append(sum(r() is not None for r in self.refs))
+        x_seq, y = _time_first([_Samples()[j] for j in range(8 * i, 8 * i + 8)])
+        self.refs.append(weakref.ref(x_seq))
+        return x_seq, y
+
+    def __iter__(self):
+        return (self._make(i) for i in range(self.n))  # (the generator itself keeps no batch)
+
+
+@pytest.mark.parametrize("method", ["bptt", "sltt"])
+def test_training_and_evaluating_hold_one_batch_at_a_time(method):
+    """A batch's frames are O(T): the Trainer lets a batch go before it asks for the next one, in training and in
+    evaluation, so a long-T run holds one batch's frames, not two (it kept the last batch's until the next was
+    made)."""
+    trainer = _own_model_trainer(method=method, loss="tet")
+    train, test = _WatchedBatches(3), _WatchedBatches(3)
+    trainer.fit(train, test, resume=False, epochs=1)
+    assert train.alive == [0, 0, 0] and test.alive == [0, 0, 0]
