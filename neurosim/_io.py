@@ -18,7 +18,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: no advisory locks; the checks below rely on them where they exist
     fcntl = None
 
-__all__ = ["OutputPathError", "RunFolderBusyError", "atomic_write_bytes", "atomic_write_text", "check_output_file",
+__all__ = ["AtomicFile", "OutputPathError", "RunFolderBusyError", "atomic_write_bytes", "atomic_write_text", "check_output_file",
            "check_output_folder", "hold_run_folder", "new_file_mode"]
 
 
@@ -86,32 +86,69 @@ def _raise_naming(e: OSError, path: str | Path):
     raise e
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder + ``os.replace``); temporary files that
-    earlier, interrupted writes of ``path`` left behind are removed first."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(path)
-    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=path.parent)
-    try:
+class AtomicFile:
+    """``path`` written piece by piece into a temporary file beside it, which :meth:`commit` moves over ``path``
+    (:func:`atomic_write_bytes` for data that is never whole in memory: a split's frames, one sample at a time).
+    The temporary file is locked while open, so that another writer's cleanup of stale temporaries leaves it alone;
+    those that earlier, interrupted writes of ``path`` left behind are removed first. :meth:`discard` removes it.
+
+    ``write`` and ``commit`` raise the ``OSError`` of a failed write naming ``path`` (a full disk raises without a
+    path), the temporary file removed.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temps(self.path)
+        fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(self.path), suffix=".tmp", dir=self.path.parent)
+        self.tmp = Path(tmp)
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)  # held until closed: another writer's cleanup leaves this file alone
             except OSError:  # a file system without locks (NFS without its lock daemon): write without
                 pass
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, new_file_mode(path))
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        _raise_naming(e, path)
+        self.file = os.fdopen(fd, "wb")
+
+    def write(self, data) -> None:
+        """Append ``data`` (any bytes-like object)."""
+        try:
+            self.file.write(data)
+        except OSError as e:
+            self.discard()
+            _raise_naming(e, self.path)
+
+    def commit(self) -> Path:
+        """Flush, sync and move the file over ``path``, with the permissions ``open(path, "w")`` would give it."""
+        try:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
+            os.chmod(self.tmp, new_file_mode(self.path))
+            os.replace(self.tmp, self.path)
+        except OSError as e:
+            self.discard()
+            _raise_naming(e, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        """Remove the temporary file (nothing is written to ``path``)."""
+        try:
+            self.file.close()
+        except OSError:  # (a full disk fails the close's flush too: the file goes all the same)
+            pass
+        self.tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder + ``os.replace``); temporary files that
+    earlier, interrupted writes of ``path`` left behind are removed first."""
+    f = AtomicFile(path)
+    try:
+        f.write(data)
+        return f.commit()
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        f.discard()
         raise
-    return path
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

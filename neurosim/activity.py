@@ -100,6 +100,10 @@ def record_outputs(model: nn.Module, x_seq: torch.Tensor, kinds: tuple[type, ...
                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Run ``model(x_seq)`` and return ``(out_seq, {layer name: output sequence [T, B, ...]})``.
 
+    A neurosim model (``stateful``, e.g. :class:`~neurosim.nn.Sequential`) runs a chunk of steps at a time with its
+    state carried (:func:`neurosim.nn.run_chunked`: the same outputs), so memory holds the recorded outputs and one
+    chunk's intermediate tensors, not every layer's whole sequence.
+
     A module called several times in the run has its outputs joined along time, in the order of the calls: the LIF
     inside an :class:`~neurosim.nn.RLIF` (``layer.lif``), called once per step, gives all ``T`` steps, not the last.
 
@@ -117,7 +121,10 @@ def record_outputs(model: nn.Module, x_seq: torch.Tensor, kinds: tuple[type, ...
     model.eval()
     try:
         with _hooks(model, kinds, lambda name, out: parts.setdefault(name, []).append(out)):
-            out_seq, _ = model(x_seq)
+            # a chunk of steps at a time, as evaluation runs it: only the recorded outputs grow with T, not every
+            # layer's intermediate [T, B, ...] tensors (the run's raster figure of one DVS Gesture sample at T = 200
+            # took 267 MB more than the training before it)
+            out_seq, _ = run_chunked(model, x_seq) if getattr(model, "stateful", False) else model(x_seq)
     finally:
         model.train(was_training)
     store: dict[str, torch.Tensor] = {}
@@ -177,16 +184,43 @@ class _Cohorts:
         return self.weights[:, i:i + t]
 
 
-def _reducer(steps: dict[str, list[torch.Tensor]], counts: dict[str, torch.Tensor], cohorts: _Cohorts | None = None
+class _PerStep:
+    """Per-step float64 totals of each module over one batch of ``T`` steps (``[T]``, or ``[K, T]`` per cohort), each
+    module's in one buffer made at its first call, which every later call (a chunked run calls a layer once per
+    chunk) writes its steps into: no small result outlives its chunk. Kept in a list per call until the batch ended,
+    they fragmented the heap the chunks' transient tensors come from, so peak memory grew with the number of chunks:
+    ``neurosim estimate`` took 496 MB at T = 50 and 858 MB at T = 400, 442 and 551 MB where glibc was kept from
+    growing its heap (quickstart net, 64 samples).
+
+    ``steps[name]`` counts the steps a module emitted, also past ``T`` (those are not stored): the caller checks
+    that every module emitted exactly ``T``."""
+
+    def __init__(self, T: int) -> None:
+        self.T, self.totals, self.steps = T, {}, {}
+
+    def add(self, name: str, step: torch.Tensor) -> None:
+        at, t = self.steps.get(name, 0), step.shape[-1]
+        self.steps[name] = at + t
+        if at + t > self.T:
+            return
+        if name not in self.totals:
+            self.totals[name] = step.new_zeros((*step.shape[:-1], self.T))
+        self.totals[name][..., at:at + t] = step
+
+
+def _reducer(steps: _PerStep, counts: dict[str, torch.Tensor], cohorts: _Cohorts | None = None
              ) -> Callable[[str, torch.Tensor], None]:
-    """An ``on_output`` for :func:`_hooks` that adds each call's output to ``steps[name]`` (per-step totals, one entry
-    per call: a model run a chunk of steps at a time calls a layer once per chunk) and ``counts[name]`` (per-neuron
-    totals); per cohort with ``cohorts``."""
+    """An ``on_output`` for :func:`_hooks` that adds each call's output to ``steps`` (per-step totals; a model run a
+    chunk of steps at a time calls a layer once per chunk) and ``counts[name]`` (per-neuron totals); per cohort with
+    ``cohorts``."""
     def add(name: str, out: torch.Tensor) -> None:
         w = None if cohorts is None else cohorts.take(("out", name), out.shape[0])
         step, count = _sums(out, weights=w)
-        steps.setdefault(name, []).append(step)
-        counts[name] = count if name not in counts else counts[name] + count
+        steps.add(name, step)
+        if name in counts:
+            counts[name] += count  # (in place: the totals keep one tensor per module)
+        else:
+            counts[name] = count
     return add
 
 
@@ -216,17 +250,17 @@ def _updates(layer: nn.Module, x_seq: torch.Tensor, state, out: torch.Tensor) ->
     return moved.reshape(moved.shape[0], moved.shape[1], -1).sum(dim=2).double()
 
 
-def _update_reducer(updates: dict[str, list[torch.Tensor]], cohorts: _Cohorts | None = None
+def _update_reducer(updates: _PerStep, cohorts: _Cohorts | None = None
                     ) -> Callable[[str, nn.Module, torch.Tensor, object, torch.Tensor], None]:
-    """An ``on_neuron`` for :func:`_hooks` that adds each LIF or LI call's per-step update counts to
-    ``updates[name]`` (``[t]``; per cohort ``[K, t]`` with ``cohorts``)."""
+    """An ``on_neuron`` for :func:`_hooks` that adds each LIF or LI call's per-step update counts to ``updates``
+    (``[t]``; per cohort ``[K, t]`` with ``cohorts``)."""
     def add(name: str, layer: nn.Module, x_seq: torch.Tensor, state, out: torch.Tensor) -> None:
         moved = _updates(layer, x_seq, state, out)
         if cohorts is None:
-            updates.setdefault(name, []).append(moved.sum(dim=1))
+            updates.add(name, moved.sum(dim=1))
         else:
             w = cohorts.take(("update", name), moved.shape[0])
-            updates.setdefault(name, []).append(torch.einsum("ktb,tb->kt", w, moved))
+            updates.add(name, torch.einsum("ktb,tb->kt", w, moved))
     return add
 
 
@@ -374,27 +408,24 @@ def _measure(model: nn.Module, data, *, dt_s: float, samples: int | None, kinds:
                 cohort = None if w is None else _Cohorts(w)
                 # an OFF event (−1, e.g. delta encoding with off_spike=True) is an event as much as an ON event (+1)
                 found = {inp_key: _sums(x, absolute=True, weights=w)}
-                steps: dict[str, list[torch.Tensor]] = {}
-                counts: dict[str, torch.Tensor] = {}
-                updates: dict[str, list[torch.Tensor]] = {}
+                steps, counts, updates = _PerStep(T), {}, _PerStep(T)
                 with _hooks(model, kinds, _reducer(steps, counts, cohort), _update_reducer(updates, cohort)):
                     run_chunked(model, x) if getattr(model, "stateful", False) else model(x)
-                for name, parts in steps.items():
-                    step = torch.cat(parts, dim=-1)
-                    if step.shape[-1] != T:
-                        raise ValueError(f"activity_profile: module {name!r} emitted {step.shape[-1]} time steps in "
+                for name, emitted in steps.steps.items():
+                    if emitted != T:
+                        raise ValueError(f"activity_profile: module {name!r} emitted {emitted} time steps in "
                                          f"all for an input of T = {T} (it runs more than once per step, or its "
                                          "output is not time-first [T, B, ...]); record other modules (kinds=...)")
-                    found[name] = (step, counts[name])
+                    found[name] = (steps.totals[name], counts[name])
                 for name, (step, count) in found.items():
                     sums_step[name] = sums_step[name] + step if name in sums_step else step
                     sums_count[name] = sums_count[name] + count if name in sums_count else count
-                for name, parts in updates.items():
-                    update = torch.cat(parts, dim=-1)
-                    if update.shape[-1] != T:  # (a recorded LIF: checked above with its spikes; an LI readout here)
-                        raise ValueError(f"activity_profile: module {name!r} ran {update.shape[-1]} time steps in "
+                for name, ran in updates.steps.items():
+                    if ran != T:  # (a recorded LIF: checked above with its spikes; an LI readout here)
+                        raise ValueError(f"activity_profile: module {name!r} ran {ran} time steps in "
                                          f"all for an input of T = {T} (it runs more than once per step, or its "
                                          "input is not time-first [T, B, ...])")
+                    update = updates.totals[name]
                     sums_update[name] = sums_update[name] + update if name in sums_update else update
                 seen += B
                 del x

@@ -443,6 +443,7 @@ def _run(args) -> int:
     from neurosim.data.readers import EventFileError
     from neurosim.data.registry import DatasetNotFoundError, MissingReaderError
     from neurosim.training.checkpoint import CheckpointError
+    from neurosim.training.memory import TrainingMemoryError
 
     try:
         with _sigterm_as_interrupt(args.command in _LONG_COMMANDS):
@@ -460,6 +461,9 @@ def _run(args) -> int:
             e = f"{e} (`neurosim datasets check NAME` lists every bad file of a dataset)"
         print(f"neurosim {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except TrainingMemoryError as e:  # what the batch held and what to change (BPTT: SLTT), in one line
+        print(f"neurosim {args.command}: error: {e}", file=sys.stderr)
+        return 1
     except FloatingPointError as e:  # training (or Hebbian learning) diverged: say so in one line
         print(f"neurosim {args.command}: error: {e}", file=sys.stderr)
         return 1

@@ -435,7 +435,7 @@ def _figures(result: RunResult) -> dict[str, str]:
     made["Input event frames"] = "frames.png"
     x_seq = x0.transpose(0, 1).to(result.trainer.device)
     out_seq, layers = layer_spikes(result.model, x_seq)
-    panels = {"input": (x_seq[:, 0] > 0).float()}
+    panels = {"input": x_seq[:, 0] > 0}
     panels.update({f"layer {name}": s[:, 0] for name, s in layers.items()})
     save_figure(raster(panels, title=f"spikes of test sample 0 through every layer (label {label}, "
                                      f"predicted {int(predict(out_seq, result.trainer.loss)[0])})"),

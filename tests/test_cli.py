@@ -385,6 +385,22 @@ def test_starting_over_keeps_the_earlier_run_until_the_new_one_has_an_epoch(tmp_
     assert not (run / "report.md").read_text().startswith(STALE_MARK)
 
 
+def test_training_out_of_memory_is_one_line_that_points_bptt_at_sltt(tmp_path, capsys, monkeypatch):
+    from neurosim.training.methods import BPTT
+
+    def fails(self, model, x_seq, y, loss):  # as torch's CPU allocator raises it under `ulimit -v`
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 7372800 bytes. Error "
+                           "code 12 (Cannot allocate memory)")
+
+    monkeypatch.setattr(BPTT, "forward_backward", fails)
+    assert main(["-q", "train", "--config", "quickstart", "--set", f"out_dir={tmp_path}", "name=r",
+                 "data.train_subset=32", "data.test_subset=16", "data.time_steps=4", "train.epochs=1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("neurosim train: error: training ran out of memory in batch 1 of epoch 1 (32 samples × T = "
+                          "4 steps, on cpu): BPTT keeps every one") and "train.method=sltt" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
 def test_a_full_disk_is_one_line_and_a_read_only_frame_cache_costs_only_the_cache(tmp_path, capsys, monkeypatch,
                                                                                  event_digits_cache):
     import errno

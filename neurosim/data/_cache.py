@@ -86,15 +86,24 @@ def store(path: Path, data: bytes | memoryview, what: str, setting: str | None =
     try:
         atomic_write_bytes(path, data)
     except OSError as e:
-        cause = e.strerror or str(e)
-        if _REQUIRED.get():
-            raise CacheWriteError(e.errno, f"could not store {what} in {path} ({cause}): {_advice(e, setting)}, "
-                                  "then run this again", str(path)) from e
-        _FAILED.add(Path(path))
-        # the file's name in the text: each split's frames warn (a warning's text is shown once per line)
-        folder = "the cache folder" if setting is None else "the folder"
-        warnings.warn(f"could not store {what} in {folder} {path.parent} ({path.name}: {cause}): this run uses "
-                      f"them from memory, and the next run makes them again unless you {_advice(e, setting)}",
-                      RuntimeWarning, stacklevel=3)
+        write_failed(path, e, what, setting, stacklevel=4)
         return False
     return True
+
+
+def write_failed(path: Path, e: OSError, what: str, setting: str | None = None, stacklevel: int = 3) -> None:
+    """What :func:`store` does when cache entry ``path`` could not be written (``e``), for a writer of its own (the
+    frames of a split, written as they are converted): a warning naming ``what``, the file, the cause and what to
+    do (``stacklevel`` as :func:`warnings.warn`'s, from this function), or inside :func:`writes_required` a
+    :class:`CacheWriteError`."""
+    path = Path(path)
+    cause = e.strerror or str(e)
+    if _REQUIRED.get():
+        raise CacheWriteError(e.errno, f"could not store {what} in {path} ({cause}): {_advice(e, setting)}, "
+                              "then run this again", str(path)) from e
+    _FAILED.add(path)
+    # the file's name in the text: each split's frames warn (a warning's text is shown once per line)
+    folder = "the cache folder" if setting is None else "the folder"
+    warnings.warn(f"could not store {what} in {folder} {path.parent} ({path.name}: {cause}): this run uses "
+                  f"them from memory, and the next run makes them again unless you {_advice(e, setting)}",
+                  RuntimeWarning, stacklevel=stacklevel)

@@ -8,7 +8,9 @@ written last, so that it exists only beside a complete entry. The next epoch —
 into memory instead of processing events: the processes of one machine (e.g. the ranks of a ``torchrun``) share one
 copy of the frames in the system's page cache, and a process reads from disk only the samples it uses. A missing,
 truncated or mismatched file (by size, dtype and shape against the key: there is no checksum) is detected and
-rebuilt; a file that cannot be mapped is read into memory instead.
+rebuilt; a file that cannot be mapped is read into memory instead. :func:`cached_event_frames` builds an entry from
+an event dataset writing each sample's frames to the file as it is converted, so that memory does not hold the
+split's frames, which grow with the number of time bins ``T``.
 """
 
 from __future__ import annotations
@@ -26,12 +28,12 @@ from typing import Callable, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from neurosim._io import _remove_stale_temps
-from neurosim.data._cache import ENV_VAR, default_cache_dir, store
+from neurosim._io import AtomicFile, _remove_stale_temps
+from neurosim.data._cache import ENV_VAR, default_cache_dir, store, write_failed
 from neurosim.data.readers import EventFileError
 
-__all__ = ["FRAMES_FORMAT", "FramesError", "MappedArray", "cached_frames", "events_to_frames", "frame_array_path",
-           "frame_cache_path"]
+__all__ = ["FRAMES_FORMAT", "FramesError", "MappedArray", "cached_event_frames", "cached_frames", "events_to_frames",
+           "frame_array_path", "frame_cache_path"]
 
 FRAMES_FORMAT = 2  # 2: raw arrays mapped into memory beside a JSON key; 1: one .npz, read whole by every process
 _ARRAYS = ("frames", "labels")  # the arrays of an entry, each in <entry>.<name>.bin
@@ -59,7 +61,8 @@ def events_to_frames(dataset, sensor_size: Sequence[int], time_steps: int, progr
 
     The frames are written sample by sample into one array allocated up front in the final dtype: memory is the
     split's frames once (uint8 for counts up to 255; a sample with a larger count widens the array to uint16, or
-    int32 past 65,535, once), not a list of per-sample frames, a stacked copy and a cast copy.
+    int32 past 65,535, once), not a list of per-sample frames, a stacked copy and a cast copy. (The frame cache does
+    not hold them in memory at all: :func:`cached_event_frames` writes each sample to its file.)
 
     Raises:
         ValueError: a sample ToFrame refuses, one with another number of time bins than ``time_steps``, one of
@@ -67,13 +70,31 @@ def events_to_frames(dataset, sensor_size: Sequence[int], time_steps: int, progr
         FramesError: a sample ToFrame refuses, of a dataset whose ``source(i)`` gives sample ``i``'s file (a
             folder dataset's): the message names the file.
     """
+    n = len(dataset)
+    frames = None
+    labels = np.empty(n, dtype=np.int64)
+    for i, f, label, top in _each_frame(dataset, sensor_size, time_steps, progress, desc):
+        if frames is None:
+            frames = np.empty((n, *f.shape), dtype=_FRAME_DTYPES[0])
+        dtype = _smallest_dtype(top)
+        if dtype != frames.dtype:  # a larger count than the dtype so far holds: widen what is filled, once per dtype
+            wider = np.empty(frames.shape, dtype=dtype)
+            wider[:i] = frames[:i]
+            frames = wider
+        frames[i] = f  # (a C cast, as astype: counts are whole numbers that fit)
+        labels[i] = label
+    return frames, labels
+
+
+def _each_frame(dataset, sensor_size: Sequence[int], time_steps: int, progress: bool, desc: str):
+    """``(i, frames [T, P, H, W] of sample i, its label, the largest count so far)`` for every sample of
+    ``dataset``, checked as :func:`events_to_frames` says."""
     to_frame = _to_frame(sensor_size, time_steps)
     n = len(dataset)
     if n == 0:
         raise ValueError("the dataset is empty: no frames to build")
-    frames = None
-    labels = np.empty(n, dtype=np.int64)
-    top = 0  # the largest count so far: frames.dtype is the smallest of _FRAME_DTYPES that holds it
+    shape = None
+    top = 0  # the largest count so far: the frames' dtype is the smallest of _FRAME_DTYPES that holds it
     for i in tqdm(range(n), desc=desc, disable=None if progress else True, leave=False):
         events, label = dataset[i]
         try:
@@ -85,20 +106,85 @@ def events_to_frames(dataset, sensor_size: Sequence[int], time_steps: int, progr
             raise ValueError(f"sample {i}: {exc}") from exc
         if f.shape[0] != time_steps:
             raise ValueError(f"sample {i}: ToFrame gave {f.shape[0]} time bins, expected {time_steps}")
-        if frames is None:
-            frames = np.empty((n, *f.shape), dtype=_FRAME_DTYPES[0])
-        elif f.shape != frames.shape[1:]:
-            raise ValueError(f"sample {i}: ToFrame gave frames of shape {f.shape}, sample 0 {frames.shape[1:]}: "
+        if shape is None:
+            shape = f.shape
+        elif f.shape != shape:
+            raise ValueError(f"sample {i}: ToFrame gave frames of shape {f.shape}, sample 0 {shape}: "
                              "every sample of a split needs the same sensor_size")
         top = max(top, int(f.max(initial=0)))
-        dtype = _smallest_dtype(top)
-        if dtype != frames.dtype:  # a larger count than the dtype so far holds: widen what is filled, once per dtype
-            wider = np.empty(frames.shape, dtype=dtype)
-            wider[:i] = frames[:i]
-            frames = wider
-        frames[i] = f  # (a C cast, as astype: counts are whole numbers that fit)
-        labels[i] = int(label)
-    return frames, labels
+        yield i, f, int(label), top
+
+
+class _WriteFailed(Exception):
+    """Writing a cache file failed (``error``), as opposed to reading the dataset."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _FramesFile:
+    """A split's frames ``[N, T, ...]`` written to the entry's frames file sample by sample (an
+    :class:`~neurosim._io.AtomicFile`), in the smallest of the frame dtypes that holds the largest count so far: a
+    larger count rewrites the samples written so far into a new file in the wider dtype, a block at a time (once per
+    dtype, as :func:`events_to_frames` widens its array). Writes that fail raise :class:`_WriteFailed`."""
+
+    _BLOCK_BYTES = 64 << 20  # read back per block when widening
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.out, self.dtype, self.shape, self.written = path, None, None, None, 0
+
+    def _open(self) -> AtomicFile:
+        try:
+            return AtomicFile(self.path)
+        except OSError as e:
+            raise _WriteFailed(e) from e
+
+    def put(self, f: np.ndarray, top: int) -> None:
+        dtype = np.dtype(_smallest_dtype(top))
+        if self.out is None:
+            self.out, self.dtype, self.shape = self._open(), dtype, f.shape
+        elif dtype != self.dtype:
+            self._widen(dtype)
+        self._write(self.out, np.ascontiguousarray(f, dtype=self.dtype))  # (a C cast: counts that fit)
+        self.written += 1
+
+    @staticmethod
+    def _write(out: AtomicFile, a: np.ndarray) -> None:
+        try:
+            out.write(memoryview(a.reshape(-1).view(np.uint8)))
+        except OSError as e:
+            raise _WriteFailed(e) from e
+
+    def _widen(self, dtype: np.dtype) -> None:
+        old, was = self.out, self.dtype
+        try:
+            old.file.flush()
+        except OSError as e:
+            raise _WriteFailed(e) from e
+        new = self._open()
+        try:
+            size = math.prod(self.shape)
+            per = max(1, self._BLOCK_BYTES // (size * dtype.itemsize))  # samples per block
+            for start in range(0, self.written, per):
+                n = min(per, self.written - start)
+                block = np.fromfile(old.tmp, dtype=was, count=n * size, offset=start * size * was.itemsize)
+                self._write(new, block.astype(dtype))
+        except BaseException:
+            new.discard()
+            raise
+        old.discard()
+        self.out, self.dtype = new, dtype
+
+    def commit(self) -> None:
+        try:
+            self.out.commit()
+        except OSError as e:
+            raise _WriteFailed(e) from e
+
+    def discard(self) -> None:
+        if self.out is not None:
+            self.out.discard()
 
 
 def _smallest_dtype(top: int) -> type:
@@ -260,7 +346,7 @@ def _warn_unmapped(path: str, e: OSError, entry: str | None = None) -> None:
     _UNMAPPED.add(entry or path)
     warnings.warn(f"could not map the frame cache file {path} ({e.strerror or e}): this process reads "
                   f"{'the entry' if entry else 'it'} into memory instead (the entry is fine and is kept); "
-                  f"{_advice(e)}", RuntimeWarning, stacklevel=5)
+                  f"{_advice(e)}", RuntimeWarning, stacklevel=6)  # (the caller of cached_frames)
 
 
 def _map(path: str, dtype: np.dtype, shape: tuple[int, ...], identity: tuple | None = None,
@@ -421,15 +507,9 @@ def cached_frames(key: dict, build: Callable[[], tuple[np.ndarray, np.ndarray]],
             gives them); nothing is written then.
     """
     path = frame_cache_path(key, cache_dir)
-    if path.is_file():
-        try:
-            return _read(path, key)
-        except _Stale as e:
-            warnings.warn(f"frame cache {path} is corrupt or stale; rebuilding it ({e})", stacklevel=2)
-        except _Unreadable as e:
-            warnings.warn(f"could not read the frame cache {e} (the entry is left as it is): its frames are built "
-                          f"in memory for this run; {_advice(e.error)}", RuntimeWarning, stacklevel=2)
-            return build()
+    served = _served(path, key, build)
+    if served is not None:
+        return served
     frames, labels = build()
     arrays = _stored(frames, labels)
     layout = {name: {"dtype": a.dtype.str, "shape": list(a.shape)} for name, a in arrays.items()}
@@ -439,21 +519,101 @@ def cached_frames(key: dict, build: Callable[[], tuple[np.ndarray, np.ndarray]],
         raise ValueError(f"cached_frames: build() for {path.name} gave {e.args[0]}; it must return frames and "
                          "labels as events_to_frames does") from None
     parts = [frame_array_path(path, name) for name in _ARRAYS]
-    text = json.dumps({"format": FRAMES_FORMAT, **key, "arrays": layout}, sort_keys=True)
     _remove(path)  # an entry being rewritten has no key file until its arrays are complete
     try:
         stored = True
         for part, a in zip(parts, arrays.values()):  # each array's own bytes, as a flat byte view: no copy (np.savez
             stored = stored and store(part, memoryview(a.reshape(-1).view(np.uint8)), "the frames")  # into a buffer
-        stored = stored and store(path, text.encode("utf-8"), "the frames")  # held a second one); the key file last
+        stored = stored and _store_key(path, key, layout)  # held a second one); the key file last
     except BaseException:  # (CacheWriteError inside writes_required, an interrupt)
         _remove(*parts)
         raise
     if not stored:
         _remove(*parts)  # arrays without a key file are never read: do not leave them filling the disk
         return frames, labels
+    return _stored_entry(path, key, lambda: (frames, labels))
+
+
+def cached_event_frames(key: dict, dataset: Callable[[], Sequence], sensor_size: Sequence[int], time_steps: int,
+                        progress: bool = True, desc: str = "frames", cache_dir: Path | None = None
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`cached_frames` of ``events_to_frames(dataset(), sensor_size, time_steps)``, written to the cache as the
+    samples are converted: building the entry holds one sample's frames in memory, not the split's (which
+    :func:`events_to_frames` returns whole: 14 GB for N-MNIST's 60,000 training samples at T = 100, ~1 GB for the
+    event digits at T = 300, and T times more with every step). ``dataset`` is called only when the entry must be
+    built. The entry, its checks and what is served are :func:`cached_frames`'; a cache that cannot be written
+    (read-only, full) costs the cache, not the run, as there: a warning, and the frames are converted again in
+    memory (a :class:`~neurosim.data._cache.CacheWriteError` inside
+    :func:`~neurosim.data._cache.writes_required`).
+
+    Raises:
+        ValueError, FramesError: as :func:`events_to_frames`; nothing is written then.
+    """
+    path = frame_cache_path(key, cache_dir)
+    served = _served(path, key, lambda: events_to_frames(dataset(), sensor_size, time_steps, progress, desc))
+    if served is not None:
+        return served
+    ds = dataset()
+    parts = [frame_array_path(path, name) for name in _ARRAYS]
+    _remove(path)  # an entry being rewritten has no key file until its arrays are complete
+    out, labels = _FramesFile(parts[0]), np.empty(len(ds), dtype=np.int64)
+    try:
+        for i, f, label, top in _each_frame(ds, sensor_size, time_steps, progress, desc):
+            out.put(f, top)
+            labels[i] = label
+        out.commit()
+    except _WriteFailed as e:
+        out.discard()
+        write_failed(parts[0], e.error, "the frames")
+        return events_to_frames(ds, sensor_size, time_steps, progress, desc)
+    except BaseException:  # the dataset's errors, an interrupt: no file left
+        out.discard()
+        raise
+    layout = {"frames": {"dtype": out.dtype.str, "shape": [len(ds), *out.shape]},
+              "labels": {"dtype": labels.dtype.str, "shape": [len(ds)]}}
+    stored = False
+    try:
+        try:  # frames that no read would ever serve (a key whose sensor they do not have): nothing is kept
+            _layout(layout, key)
+        except _Stale as e:
+            raise ValueError(f"cached_event_frames: the frames of {path.name} are {e.args[0]}") from None
+        stored = store(parts[1], memoryview(labels.view(np.uint8)), "the frames") and _store_key(path, key, layout)
+        if not stored:  # (warned) the frames are on disk without the rest of an entry: served mapped, then removed
+            return _map(str(parts[0]), out.dtype, (len(ds), *out.shape)), labels
+    finally:
+        if not stored:  # arrays without a key file are never read: do not leave them filling the disk
+            _remove(*parts)
+    return _stored_entry(path, key, lambda: events_to_frames(ds, sensor_size, time_steps, progress, desc))
+
+
+def _served(path: Path, key: dict, build: Callable[[], tuple[np.ndarray, np.ndarray]]):
+    """The entry of ``key`` at ``path``, mapped; None where there is none to serve (missing, or stale: a warning,
+    and the caller rebuilds it); ``build()`` where it cannot be read (a warning; the entry is left as it is)."""
+    if not path.is_file():
+        return None
+    try:
+        return _read(path, key)
+    except _Stale as e:
+        warnings.warn(f"frame cache {path} is corrupt or stale; rebuilding it ({e})", stacklevel=3)
+    except _Unreadable as e:
+        warnings.warn(f"could not read the frame cache {e} (the entry is left as it is): its frames are built "
+                      f"in memory for this run; {_advice(e.error)}", RuntimeWarning, stacklevel=3)
+        return build()
+    return None
+
+
+def _store_key(path: Path, key: dict, layout: dict) -> bool:
+    """Write the entry's key file (last: it exists only beside complete arrays); False where it could not be (warned)."""
+    text = json.dumps({"format": FRAMES_FORMAT, **key, "arrays": layout}, sort_keys=True)
+    return store(path, text.encode("utf-8"), "the frames")
+
+
+def _stored_entry(path: Path, key: dict, otherwise: Callable[[], tuple[np.ndarray, np.ndarray]]):
+    """The entry just stored at ``path``, mapped as every later read gets it (frames built in memory can be freed),
+    once the old-format entries beside it are removed; ``otherwise()`` where it cannot be read back (replaced or
+    removed meanwhile by another process, or not mappable here)."""
     _remove_format1(path.parent)
     try:
-        return _read(path, key)  # mapped, as every later read gets them: the array built here can be freed
-    except (_Stale, _Unreadable):  # replaced or removed meanwhile by another process, or not mappable here
-        return frames, labels
+        return _read(path, key)
+    except (_Stale, _Unreadable):
+        return otherwise()

@@ -22,7 +22,7 @@ from neurosim._splitmix import mix
 from neurosim.config import ConfigError, DataConfig
 from neurosim.data._cache import store_failed
 from neurosim.data.augment import AugmentError
-from neurosim.data.frames import cached_frames, events_to_frames, frame_cache_path
+from neurosim.data.frames import cached_event_frames, events_to_frames, frame_cache_path
 from neurosim.data.loaders import FrameLoader
 from neurosim.data.registry import DatasetInfo, get_dataset
 
@@ -171,16 +171,17 @@ def _load_frames(cfg: DataConfig, split: str, progress: bool, fingerprint: list 
     if subset is not None and not (cache and frame_cache_path(key).is_file()):
         key = {**key, "first": int(subset)}
 
-    def build():
+    def dataset():
         ds = loaded if loaded is not None else info.load(split, cfg.root, progress=progress)
         if "first" in key:  # a full-split key (even one whose file turned out unreadable) gets the whole split
             ds = _First(ds, subset)
-        return events_to_frames(ds, info.sensor_size, cfg.time_steps, progress, desc=f"{info.name} {split} frames")
+        return ds
 
-    if cache:
-        frames, labels = cached_frames(key, build)
-    else:
-        frames, labels = build()  # (first: a dataset that is not there at all raises its own clear error)
+    desc = f"{info.name} {split} frames"
+    if cache:  # written to the cache as they are converted: never the whole split in memory
+        frames, labels = cached_event_frames(key, dataset, info.sensor_size, cfg.time_steps, progress, desc)
+    else:  # (first: a dataset that is not there at all raises its own clear error)
+        frames, labels = events_to_frames(dataset(), info.sensor_size, cfg.time_steps, progress, desc)
         if warn:
             _warn_uncached(info, location)
     if subset is not None and subset < len(frames):  # plain copies in memory: the subset's pages of the mapped

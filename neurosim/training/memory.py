@@ -23,7 +23,7 @@ import sys
 
 import torch
 
-__all__ = ["SavedTensorMeter", "cpu_allocator_tuned", "tune_cpu_allocator"]
+__all__ = ["SavedTensorMeter", "TrainingMemoryError", "cpu_allocator_tuned", "is_out_of_memory", "tune_cpu_allocator"]
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers (malloc.h)
 _tuned: bool | None = None
@@ -123,3 +123,33 @@ class SavedTensorMeter:
     @property
     def peak_mb(self) -> float:
         return self.peak_bytes / 2**20
+
+
+class TrainingMemoryError(MemoryError):
+    """A training step ran out of memory; the message says which batch, what it held and what to change (for BPTT:
+    SLTT, whose memory does not grow with the number of time steps)."""
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is an allocation that failed: Python's ``MemoryError``, torch's ``OutOfMemoryError`` (CUDA)
+    or the ``RuntimeError`` torch's CPU allocator raises (``DefaultCPUAllocator: can't allocate memory``, where the
+    process has a memory limit: ``ulimit -v``, a container's)."""
+    kinds = tuple(k for k in (getattr(torch, "OutOfMemoryError", None), torch.cuda.OutOfMemoryError) if k is not None)
+    if isinstance(error, (MemoryError, *kinds)):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and ("DefaultCPUAllocator" in text or "out of memory" in text.lower())
+
+
+def memory_advice(method: str, time_steps: int, input_mb: float, time_chunk: int | None = None) -> str:
+    """What to change when a training step of ``method`` (``bptt``, ``sltt``, ``sltt_k``) ran out of memory on a
+    batch of ``time_steps`` steps whose input takes ``input_mb`` MiB (float32 frames, O(T) whatever the method)."""
+    if method == "bptt":
+        return (f"BPTT keeps every one of the T = {time_steps} steps for its backward pass, so its memory grows with T: "
+                "train with --set train.method=sltt train.loss=tet, which keeps one step's (or sltt_k with train.k, "
+                "faster; README, 'Long sequences: SLTT'), or lower data.batch_size or data.time_steps")
+    chunk = "" if not time_chunk or time_chunk == 1 else (f"lower train.time_chunk ({time_chunk} steps are kept per "
+                                                          "backward pass; 1 keeps one), or ")
+    return (f"{method.upper().replace('_', '-')} keeps one step's memory whatever T is, but the batch's input frames "
+            f"themselves take {input_mb:.0f} MiB (float32, O(T)) and one step's memory grows with the batch and the "
+            f"model: {chunk}lower data.batch_size, or data.time_steps")

@@ -55,7 +55,9 @@ from neurosim.training.checkpoint import (
 from neurosim.training.history import best_epoch, patience_spent, stopped_early
 from neurosim.training.losses import Loss, get_loss, predict
 from neurosim.training.regularize import ActivityPenalty
-from neurosim.training.memory import SavedTensorMeter, tune_cpu_allocator
+from neurosim.training.memory import (
+    SavedTensorMeter, TrainingMemoryError, is_out_of_memory, memory_advice, tune_cpu_allocator,
+)
 from neurosim.training.methods import TrainingMethod, get_method, model_output
 from neurosim.training.progress import loader_bar, loader_length
 
@@ -743,13 +745,19 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 if self.penalty is not None and tc_warmup:  # epoch e (from 0) takes e / warmup of the penalty
                     self.penalty.scale = min(1.0, self.epoch / tc_warmup)
-                with self.penalty.active() if self.penalty is not None else contextlib.nullcontext():
-                    if progress.saved_mb is None:  # the first batch, metered (hooks: a Python call per saved tensor)
-                        with SavedTensorMeter() as meter:
+                try:  # (an allocation that fails: TrainingMemoryError, saying what to change)
+                    with self.penalty.active() if self.penalty is not None else contextlib.nullcontext():
+                        # the first batch is metered (hooks: a Python call per saved tensor)
+                        if progress.saved_mb is None:
+                            with SavedTensorMeter() as meter:
+                                out = self.method.forward_backward(self._net, x_seq, y, self.loss)
+                            progress.saved_mb = meter.peak_bytes / 2**20
+                        else:
                             out = self.method.forward_backward(self._net, x_seq, y, self.loss)
-                        progress.saved_mb = meter.peak_bytes / 2**20
-                    else:
-                        out = self.method.forward_backward(self._net, x_seq, y, self.loss)
+                except Exception as e:  # noqa: BLE001 - re-raised
+                    if is_out_of_memory(e):
+                        raise self._out_of_memory(x_seq, progress.batches + 1) from e
+                    raise
                 if not progress.outputs_moved:
                     progress.outputs_moved = bool(out.out_seq.any())
                 if self.penalty is not None and (activity := self.penalty.pop_activity()) is not None:
@@ -768,6 +776,8 @@ class Trainer:
                 progress.correct += int((predict(out.out_seq, self.loss) == y).sum())
                 progress.loss_sum += out.loss * n
                 progress.backward_passes += out.backward_passes
+                # the batch goes before the next is made: one batch's frames (O(T)) in memory at a time, not two
+                del x_seq, y, out
                 bar.set_postfix(loss=f"{progress.loss_sum / progress.total:.3f}",
                                 acc=f"{progress.correct / progress.total:.3f}", refresh=False)
                 bar.update()
@@ -871,6 +881,16 @@ class Trainer:
         interrupts.deliver(signum, f"interrupted {where}: {path} holds the epoch so far; {resumes}",
                            cause=loader_failed)
 
+    def _out_of_memory(self, x_seq: torch.Tensor, batch: int) -> TrainingMemoryError:
+        """The error of batch ``batch`` (input ``x_seq``) running out of memory: what it held, and what to change."""
+        T, B = x_seq.shape[0], x_seq.shape[1]
+        method = getattr(self.method, "name", type(self.method).__name__)
+        advice = memory_advice(method, T, x_seq.numel() * x_seq.element_size() / 2**20,
+                               getattr(self.method, "time_chunk", None) if method == "sltt" else None)
+        return TrainingMemoryError(f"training ran out of memory in batch {batch} of epoch {self.epoch + 1} ({B} "
+                                   f"samples × T = {T} steps, on {self.device}): {advice}; the last checkpoint (if "
+                                   "any) is kept")
+
     def _diverged(self, what: str) -> None:
         raise FloatingPointError(
             f"training diverged in epoch {self.epoch + 1}: {what}; the last checkpoint (if any) is kept. Lower "
@@ -903,6 +923,7 @@ class Trainer:
             known = (labels >= 0) & (labels < classes)  # (a label beyond the model's outputs has no class to count)
             samples_of += torch.bincount(labels[known], minlength=classes)
             correct_of += torch.bincount(labels[known & hit], minlength=classes)
+            del x_seq, y, result, out_seq  # before the next batch is made (as in training)
             if stop is not None and stop():
                 return None
         sums = distributed.all_reduce_sums([loss_sum, correct, total, *samples_of.tolist(), *correct_of.tolist()],

@@ -457,3 +457,101 @@ def test_storing_the_frames_holds_no_second_copy_of_them():
         assert got.tobytes() == frames.tobytes()
         del got
     assert peak < 0.1 * frames.nbytes, f"peak {peak / 1e6:.1f} MB beyond {frames.nbytes / 1e6:.1f} MB of frames"
+
+
+@pytest.mark.parametrize("hot", [None, 0, 7], ids=["uint8", "uint16-from-the-first", "uint16-from-sample-7"])
+def test_an_event_split_is_cached_as_it_is_converted_never_whole_in_memory(tmp_path, hot):
+    """cached_event_frames writes each sample's frames to the entry's file as it converts them: the entry (and what
+    is served, mapped) is byte for byte cached_frames' of events_to_frames, in the smallest dtype (a larger count
+    rewrites the samples before it, wider), but memory holds one sample, not the split (14 GB for N-MNIST at
+    T = 100, T times more with every step)."""
+    from neurosim.data.frames import cached_event_frames
+
+    data = Recordings(400, hot=hot)
+    expected, labels = events_to_frames(data, SENSOR, 10, progress=False)
+    calls = []
+
+    def dataset():
+        calls.append(1)
+        return data
+
+    key = {"dataset": "d", "split": "train", "n_time_bins": 10, "sensor_size": list(SENSOR)}
+    tracemalloc.start()
+    try:
+        frames, got = cached_event_frames(key, dataset, SENSOR, 10, progress=False, cache_dir=tmp_path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.25 * expected.nbytes, f"peak {peak / 1e6:.1f} MB for {expected.nbytes / 1e6:.1f} MB of frames"
+    assert isinstance(frames, np.memmap) and frames.dtype == expected.dtype and frames.shape == expected.shape
+    assert frames.tobytes() == expected.tobytes() and got.tolist() == labels.tolist()
+    again, _ = cached_event_frames(key, dataset, SENSOR, 10, progress=False, cache_dir=tmp_path)
+    assert calls == [1] and again.tobytes() == expected.tobytes()
+    path = frame_cache_path(key, tmp_path)
+    assert _entry_files(tmp_path) == [f"{path.stem}.frames.bin", path.name, f"{path.stem}.labels.bin"]
+    other = tmp_path / "other"
+    cached_frames(key, lambda: (expected, labels), cache_dir=other)  # the same entry, byte for byte
+    for name in (path.name, f"{path.stem}.frames.bin", f"{path.stem}.labels.bin"):
+        assert (other / "frames" / name).read_bytes() == (tmp_path / "frames" / name).read_bytes()
+
+
+def _frames_file_full_after(monkeypatch, limit: int) -> None:
+    """The streamed frames file is on a disk that is full after ``limit`` bytes."""
+    import errno
+
+    import neurosim.data.frames as frames_module
+
+    class Full(frames_module.AtomicFile):
+        def write(self, data) -> None:
+            if self.file.tell() + memoryview(data).nbytes > limit:
+                try:
+                    raise OSError(errno.ENOSPC, "No space left on device")  # as write() raises it: no path
+                except OSError as e:
+                    self.discard()
+                    from neurosim._io import _raise_naming
+                    _raise_naming(e, self.path)
+            super().write(data)
+
+    monkeypatch.setattr(frames_module, "AtomicFile", Full)
+
+
+def test_a_disk_that_fills_while_an_event_split_is_cached_warns_and_serves_it_from_memory(tmp_path, monkeypatch):
+    from neurosim.data._cache import CacheWriteError, writes_required
+    from neurosim.data.frames import cached_event_frames
+
+    data = Recordings(6, events=300)
+    expected, labels = events_to_frames(data, SENSOR, 3, progress=False)
+    _frames_file_full_after(monkeypatch, 2 * expected[0].nbytes)
+    key = {"dataset": "d", "split": "train"}
+    with pytest.warns(RuntimeWarning, match=r"could not store the frames .*\.frames\.bin: No space left on device"):
+        frames, got = cached_event_frames(key, lambda: data, SENSOR, 3, progress=False, cache_dir=tmp_path)
+    assert not isinstance(frames, np.memmap) and frames.tobytes() == expected.tobytes()  # the run goes on
+    assert got.tolist() == labels.tolist() and _entry_files(tmp_path) == []  # and no part of an entry is left
+    with writes_required(), pytest.raises(CacheWriteError, match=r"could not store the frames in .*\.frames\.bin "
+                                                                 r"\(No space left on device\): free space"):
+        cached_event_frames(key, lambda: data, SENSOR, 3, progress=False, cache_dir=tmp_path)
+    assert _entry_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("suffix", [".labels.bin", ".json"])
+def test_an_event_split_whose_entry_cannot_be_completed_is_served_and_leaves_no_arrays(tmp_path, monkeypatch, suffix):
+    from neurosim.data.frames import cached_event_frames
+
+    data = Recordings(6, events=300)
+    expected, _ = events_to_frames(data, SENSOR, 3, progress=False)
+    _disk_full_at(monkeypatch, suffix)
+    with pytest.warns(RuntimeWarning, match=rf"could not store the frames .*{suffix}: No space left on device"):
+        frames, _ = cached_event_frames({"dataset": "d"}, lambda: data, SENSOR, 3, progress=False, cache_dir=tmp_path)
+    assert frames.tobytes() == expected.tobytes() and _entry_files(tmp_path) == []
+
+
+def test_an_event_split_that_fails_to_convert_leaves_nothing(tmp_path, monkeypatch):
+    import neurosim.data.frames as frames_module
+    from neurosim.data.frames import cached_event_frames
+
+    shapes = {0: (3, 2, 34, 34), 1: (3, 1, 34, 34)}
+    monkeypatch.setattr(frames_module, "_to_frame", lambda sensor_size, time_steps: lambda events: np.ones(
+        shapes[int(events)], np.int16))
+    with pytest.raises(ValueError, match=r"sample 1: ToFrame gave frames of shape \(3, 1, 34, 34\)"):
+        cached_event_frames({"dataset": "d"}, lambda: [(0, 0), (1, 1)], SENSOR, 3, progress=False, cache_dir=tmp_path)
+    assert not (tmp_path / "frames").exists() or list((tmp_path / "frames").iterdir()) == []

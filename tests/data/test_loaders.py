@@ -173,3 +173,58 @@ def test_iter_from_continues_the_epochs_order_without_reading_the_batches_before
     for bad in (-1, len(loader) + 1, 1.0, True):
         with pytest.raises(ValueError, match=rf"iter_from: batch must be a whole number in \[0, {len(loader)}\]"):
             loader.iter_from(bad)
+
+
+class _FloatBytes:
+    """Counts the bytes of the float32 tensors the torch ops run inside the block create: their outputs, except
+    those that are an input written in place (``copy_``)."""
+
+    def __init__(self) -> None:
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        counter = self
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                out = func(*args, **(kwargs or {}))
+                given = {a.untyped_storage().data_ptr() for a in [*args, *(kwargs or {}).values()]
+                         if isinstance(a, torch.Tensor)}
+                for t in out if isinstance(out, (tuple, list)) else (out,):
+                    if isinstance(t, torch.Tensor) and t.dtype == torch.float32 and \
+                            t.untyped_storage().data_ptr() not in given:
+                        counter.bytes += t.numel() * t.element_size()
+                return out
+
+        self.bytes, self._mode = 0, Mode()
+
+    def __enter__(self) -> "_FloatBytes":
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._mode.__exit__(*exc)
+
+
+def test_a_batch_of_compact_frames_is_made_float32_once_and_the_loader_keeps_no_copy_of_it():
+    """Long sequences: a batch's frames are O(T), so the loader makes one float32 copy (time-first) of the compact
+    cached counts, and keeps no reference to it while the caller trains on the batch. It made two (float, then a
+    transposed float copy) and held the first until the next batch."""
+    from neurosim.data import FrameLoader
+
+    frames = torch.randint(0, 3, (8, 50, 2, 6, 6), dtype=torch.uint8)  # [N, T, P, H, W] event counts
+    loader = FrameLoader(frames, torch.arange(8) % 2, batch_size=4, shuffle=True)
+    stream = iter(loader)
+    with _FloatBytes() as made:
+        x_seq, y = next(stream)
+    assert x_seq.shape == (50, 4, 2, 6, 6) and x_seq.dtype == torch.float32 and x_seq.is_contiguous()
+    assert torch.equal(x_seq, frames[_epoch_order(loader, 4)].transpose(0, 1).float())
+    assert made.bytes == x_seq.nbytes  # one float32 batch
+    del x_seq
+    held = sum(v.nbytes for v in stream.gi_frame.f_locals.values() if isinstance(v, torch.Tensor))
+    assert held < frames[0].nbytes  # the epoch's order, not a batch
+
+
+def _epoch_order(loader, n: int) -> torch.Tensor:
+    """The first ``n`` samples of ``loader``'s epoch order (its seeded shuffle)."""
+    g = torch.Generator().manual_seed((loader.seed * 100_003 + loader.epoch) % 2**64)
+    return torch.randperm(len(loader.labels), generator=g)[:n]

@@ -189,3 +189,28 @@ def test_the_test_loader_batches_data_batch_size_samples_like_training(cache_dir
     bundle = make_loaders(DataConfig(dataset="mine", time_steps=3, batch_size=4), progress=False)
     assert bundle.test.batch_size == bundle.train.batch_size == 4
     assert [x.shape[1] for x, _ in bundle.test] == [4, 2]  # 6 samples, in order
+
+
+def test_a_long_sequence_splits_frames_are_cached_without_holding_the_split_in_memory(cache_dir, tmp_path,
+                                                                                      monkeypatch):
+    """The frames of a split are O(T): building the frame cache wrote them to their file as they were converted,
+    never the whole split in memory (it built the split's array first: 14 GB for N-MNIST's training split at
+    T = 100, ~1 GB for the event digits at T = 300)."""
+    import tracemalloc
+
+    source = tmp_path / "mine.npy"
+    recordings = {"now": _recordings(3, n=200)}
+    np.save(source, np.concatenate([ev for ev, _ in recordings["now"]]))
+    _register(monkeypatch, recordings, lambda root: source)
+    cfg = DataConfig(dataset="mine", time_steps=2000, batch_size=4)
+    expected = _frames_now(recordings, 2000)  # (ToFrame's kernels compiled or loaded before memory is traced)
+    tracemalloc.start()
+    try:
+        frames, labels = load_frames(cfg, "train", progress=False)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert frames.shape == (200, 2000, 2, 4, 4) and isinstance(frames, np.memmap)  # served from its file
+    assert frames.tobytes() == expected.tobytes() and labels.tolist() == [0, 1] * 100
+    # (1 MB of it is the source file's fingerprint, read in 1 MiB blocks)
+    assert peak < 0.25 * frames.nbytes, f"peak {peak / 1e6:.2f} MB for {frames.nbytes / 1e6:.2f} MB of frames"

@@ -142,6 +142,69 @@ def test_activity_profile_adds_up_a_layer_called_a_chunk_of_steps_at_a_time():
         activity_profile(Twice(6), x, dt_s=1e-3)
 
 
+def test_record_outputs_runs_a_neurosim_model_a_chunk_of_steps_at_a_time_with_the_same_outputs():
+    """Long sequences: the run's raster figure records one sample's layers over all T steps; the model runs a chunk
+    of steps at a time as evaluation does, so only the recorded outputs are whole sequences, not every layer's
+    intermediate tensors (it ran all T at once: 267 MB for one DVS Gesture sample at T = 200)."""
+    from neurosim.activity import record_outputs
+    from neurosim.nn import time_chunk
+
+    model = _conv_model()
+    x = _spikes((300, 1, 2, 12, 12), p=0.3)  # [T, B, ...]: one sample of a long sequence
+    seen = []
+    model[0].register_forward_pre_hook(lambda mod, args: seen.append(args[0].shape[0]))
+    out, layers = record_outputs(model, x)
+    assert max(seen) == time_chunk(model, x) < 300 and sum(seen) == 300
+    with torch.no_grad():
+        whole, _ = model.eval()(x)  # (seen records this call too)
+    assert torch.equal(out, whole) and all(s.shape[0] == 300 for s in layers.values())
+    hidden, _ = model[1](model[0](x))
+    assert torch.equal(layers["1"], hidden)
+
+
+def test_activity_profile_keeps_no_tensor_per_chunk_of_steps():
+    """Long sequences: a model run a step (or chunk) at a time makes T calls per batch; the profile writes each
+    call's per-step totals into one buffer per layer and keeps nothing of the call itself. It kept two small tensors
+    per call and layer until the batch ended, which fragmented the heap: `neurosim estimate` peaked at 858 MB at
+    T = 400 against 496 MB at T = 50 (quickstart net, 64 samples). Counted here as the tensors alive at each call:
+    they grow with the calls only as much as the model's own outputs do."""
+    import gc
+
+    from torch import nn
+
+    from neurosim.nn import LIF
+
+    class StepByStep(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.lif = nn.Linear(20, 8), LIF(v_th=0.3)
+
+        def forward(self, x_seq, state=None):
+            outs = []
+            for t in range(x_seq.shape[0]):
+                s, state = self.lif(self.fc(x_seq[t:t + 1]), state)
+                outs.append(s)
+            return torch.cat(outs), state
+
+    def live_at_each_call(run) -> list[int]:
+        live = []
+        hook = model.lif.register_forward_pre_hook(
+            lambda mod, args: live.append(sum(isinstance(o, torch.Tensor) for o in gc.get_objects())))
+        try:
+            run()
+        finally:
+            hook.remove()
+        return live
+
+    torch.manual_seed(0)
+    model, x = StepByStep(), _spikes((16, 5, 20), p=0.5)
+    with torch.no_grad():
+        plain = live_at_each_call(lambda: model(x))
+    profiled = live_at_each_call(lambda: activity_profile(model, x, dt_s=1e-3))
+    assert len(plain) == len(profiled) == 16
+    assert profiled[-1] - profiled[1] == plain[-1] - plain[1]  # (the first call made the buffers)
+
+
 def test_estimate_checkpoint_measures_the_first_samples_a_few_at_a_time_without_the_training_split(
         tiny_checkpoint, monkeypatch):
     # it loaded both splits and passed whole test batches of 128 to the profile, which sliced them to `samples` only

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+import weakref
 from dataclasses import replace
 
 import pytest
@@ -1346,3 +1347,70 @@ def _full_and_resumed(cfg, tmp_path):
     assert _strip(resumed) == _strip(full)
     return (full, load_checkpoint(tmp_path / "a" / "checkpoint.pt")["model"],
             load_checkpoint(tmp_path / "b" / "checkpoint.pt")["model"])
+
+
+class _WatchedBatches:
+    """Batches made on demand, each watched by a weak reference: ``alive[i]`` is how many earlier batches' inputs
+    were still held when batch ``i`` was asked for."""
+
+    def __init__(self, n: int):
+        self.n, self.refs, self.alive = n, [], []
+
+    def _make(self, i: int):
+        self.alive.append(sum(r() is not None for r in self.refs))
+        x_seq, y = _time_first([_Samples()[j] for j in range(8 * i, 8 * i + 8)])
+        self.refs.append(weakref.ref(x_seq))
+        return x_seq, y
+
+    def __iter__(self):
+        return (self._make(i) for i in range(self.n))  # (the generator itself keeps no batch)
+
+
+@pytest.mark.parametrize("method", ["bptt", "sltt"])
+def test_training_and_evaluating_hold_one_batch_at_a_time(method):
+    """A batch's frames are O(T): the Trainer lets a batch go before it asks for the next one, in training and in
+    evaluation, so a long-T run holds one batch's frames, not two (it kept the last batch's until the next was
+    made)."""
+    trainer = _own_model_trainer(method=method, loss="tet")
+    train, test = _WatchedBatches(3), _WatchedBatches(3)
+    trainer.fit(train, test, resume=False, epochs=1)
+    assert train.alive == [0, 0, 0] and test.alive == [0, 0, 0]
+
+
+_CPU_OOM = ("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you tried to "
+            "allocate 7372800 bytes. Error code 12 (Cannot allocate memory)")  # torch 2.13 under `ulimit -v`
+
+
+@pytest.mark.parametrize("method, says", [
+    ("bptt", r"BPTT keeps every one of the T = 4 steps .* --set train.method=sltt train.loss=tet"),
+    ("sltt", r"SLTT keeps one step's memory whatever T is, but the batch's input frames themselves take 0 MiB .* "
+             r"lower data.batch_size"),
+])
+def test_a_batch_that_runs_out_of_memory_says_what_it_held_and_what_to_change(method, says, monkeypatch):
+    """An allocation that fails in a training step (torch's CPU allocator under a memory limit, CUDA's out of
+    memory) is a TrainingMemoryError naming the batch, its T and what to change: for BPTT, SLTT. It was torch's
+    RuntimeError and its traceback."""
+    from neurosim.training import TrainingMemoryError
+    from neurosim.training.methods import BPTT
+    from neurosim.training.sltt import SLTT
+
+    def fails(self, model, x_seq, y, loss):
+        raise RuntimeError(_CPU_OOM)
+
+    monkeypatch.setattr(BPTT if method == "bptt" else SLTT, "forward_backward", fails)
+    trainer = _own_model_trainer(method=method, loss="tet")
+    with pytest.raises(TrainingMemoryError, match=r"training ran out of memory in batch 1 of epoch 1 \(8 samples × "
+                                                  rf"T = 4 steps, on cpu\): {says}") as caught:
+        trainer.fit(_batches(0, 16), resume=False)
+    assert isinstance(caught.value, MemoryError) and str(caught.value.__cause__) == _CPU_OOM
+
+
+def test_an_error_that_is_not_out_of_memory_stays_itself(monkeypatch):
+    from neurosim.training.methods import BPTT
+
+    def fails(self, model, x_seq, y, loss):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (8x12 and 13x16)")
+
+    monkeypatch.setattr(BPTT, "forward_backward", fails)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        _own_model_trainer(loss="tet").fit(_batches(0, 16), resume=False)

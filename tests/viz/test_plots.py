@@ -181,3 +181,23 @@ def test_training_curves_put_ticks_on_whole_epochs_only():
         lo, hi = ax.get_xlim()
         ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
         assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_a_long_sequences_raster_holds_booleans_not_float_copies_of_the_layer():
+    """The run's raster shows every layer of one sample over all T steps: it marks events as booleans ([T, N] bytes),
+    where it made float64 copies (8x a float32 layer's bytes: 160 MB for a DVS Gesture sample's first layer at
+    T = 200); NaN is no event, any other nonzero is."""
+    import tracemalloc
+
+    g = torch.Generator().manual_seed(0)
+    layer = (torch.rand(1000, 8000, generator=g) < 0.01).float()  # [T, N] float32: 32 MB
+    layer[0, :3] = torch.tensor([float("nan"), -1.0, float("inf")])
+    tracemalloc.start()
+    try:
+        fig = raster({"layer": layer}, max_neurons=8000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < layer.numel() * layer.element_size(), f"peak {peak / 1e6:.0f} MB"
+    drawn = fig.axes[0].collections[0].get_offsets()
+    assert len(drawn) == int(layer.count_nonzero()) - 1  # every event, the NaN not one
