@@ -756,8 +756,13 @@ class Denoise:
         events, x, y, t, width, height = _pixel_filter_inputs(events, "Denoise")
         filter_time = _operand(self.filter_time, t.dtype)
         stamps = events["t"]
-        # float16 timestamps (read as float32 by the kernel): their sums with filter_time as numpy rounds them
-        until = (stamps + self.filter_time).astype(np.float64) if stamps.dtype == np.float16 else np.empty(0)
+        # float16 timestamps (read as float32 by the kernel): their sums with filter_time as tonic's numpy computes
+        # them, one event's scalar at a time: in float16 under numpy 2 (NEP 50), in float64 under numpy 1, where a
+        # scalar plus a Python float is a float64
+        until = np.empty(0)
+        if stamps.dtype == np.float16:
+            precision = (stamps.dtype.type(0) + self.filter_time).dtype
+            until = (stamps.astype(precision) + self.filter_time).astype(np.float64)
         init = float(self.filter_time) if self.tonic_compatible else -np.inf
         keep = np.empty(len(events), np.bool_)
         _denoise_kernel(x, y, t, until, width, height, filter_time, init, keep)

@@ -624,7 +624,8 @@ def test_downsample_computes_in_the_precision_tonics_numpy_does(field):
 def test_float16_timestamps_are_computed_in_float16_as_in_tonic(ours, theirs):
     """The kernels read float16 timestamps as float32 and computed a bin's width, a window count, ``t +
     filter_time`` and the voxel grid's ``tN - t0`` in float32, where tonic's numpy rounds each to float16: other
-    frame edges, other kept events, other voxel weights (a tenth of streams or more differed)."""
+    frame edges, other kept events, other voxel weights (a tenth of streams or more differed). (Under numpy 1
+    tonic's per-event ``t + filter_time`` is a float64: a scalar plus a Python float; neurosim follows either.)"""
     rng = np.random.default_rng(16)
     dtype = np.dtype([("x", "<i2"), ("y", "<i2"), ("t", "<f2"), ("p", "<i1")])
     for _ in range(60):
