@@ -18,8 +18,8 @@ try:
 except ImportError:  # pragma: no cover - Windows: no advisory locks; the checks below rely on them where they exist
     fcntl = None
 
-__all__ = ["AtomicFile", "OutputPathError", "RunFolderBusyError", "atomic_write_bytes", "atomic_write_text", "check_output_file",
-           "check_output_folder", "hold_run_folder", "new_file_mode"]
+__all__ = ["AtomicFile", "OutputPathError", "RunFolderBusyError", "atomic_write_bytes", "atomic_write_text",
+           "check_output_file", "check_output_folder", "hold_run_folder", "new_file_mode"]
 
 
 def new_file_mode(path: str | Path) -> int:
