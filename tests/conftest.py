@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_REAL = PROJECT_ROOT.parent / "shared" / "fixtures" / "real"
+
+
+def pytest_configure(config):
+    # A shell without job control starts a background job (`make test &`, nohup) with SIGINT ignored, and Python then
+    # installs no Ctrl-C handler, in this process or in the test scripts it starts: the Trainer rightly leaves such a
+    # signal alone, and every interrupt test failed. The suite runs with Ctrl-C's usual handler (children inherit it
+    # as the default action, and Python installs its own there).
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def real_fixture(name: str) -> Path:
