@@ -49,6 +49,13 @@ most ``(2^cell_bits − 1)·2^(cell_bits·k)`` codes, not by the whole range as 
 does.
 ``cell_bits = None`` keeps one cell per side for the whole magnitude.
 
+**Random streams.** A chip (one ``seed``) draws each effect from a stream of its own, seeded from the chip's seed
+and the effect's name (:func:`numpy.random.SeedSequence`): ``program`` (variation, then faults, cell by cell of
+each layer in order), ``drift`` (the spread of ν) and ``read`` (read noise, one stream per layer). Turning on a
+spread of ν, or read noise, leaves the other effects' draws of the chip as they were. Variation and faults share
+the ``program`` stream, in the order the results in the README and ``benchmarks/results`` were drawn in: a chip
+with variation has other stuck cells than the same seed without it.
+
 The bias stays digital and exact. With every effect off the model is returned unchanged (a copy), so ideal
 outputs are reproduced exactly; with only per-chip effects the programmed weights are written into a copy of
 each layer; read noise or an ADC replace the layer by :class:`CrossbarLinear` / :class:`CrossbarConv2d` /
@@ -239,8 +246,9 @@ def _rand(shape, generator: torch.Generator | None, like: torch.Tensor) -> torch
 
 
 def _program_cell(g: torch.Tensor, cfg: NonIdealConfig, gen: torch.Generator | None,
-                  quantise: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """One side's cells ``(at t0, at t)``: programmed (quantisation, variation, faults), then drifted."""
+                  quantise: bool = True, drift_gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One side's cells ``(at t0, at t)``: programmed (quantisation, variation, faults: draws from ``gen``), then
+    drifted (the exponents' spread from ``drift_gen``, or ``gen`` where it is None)."""
     g_off = cfg.g_off
     if quantise and cfg.levels is not None:
         steps = cfg.levels - 1
@@ -254,8 +262,8 @@ def _program_cell(g: torch.Tensor, cfg: NonIdealConfig, gen: torch.Generator | N
                         torch.full_like(g, g_off), g)
     if not cfg._drifts:
         return g, g
-    nu = cfg.drift_nu + cfg.drift_nu_std * _randn(g.shape, gen, g) if cfg.drift_nu_std > 0 else \
-        torch.full_like(g, cfg.drift_nu)
+    nu = cfg.drift_nu + cfg.drift_nu_std * _randn(g.shape, gen if drift_gen is None else drift_gen, g) \
+        if cfg.drift_nu_std > 0 else torch.full_like(g, cfg.drift_nu)
     return g, g * (cfg.drift_t_s / cfg.drift_t0_s) ** (-nu.clamp_min(0.0))
 
 
@@ -274,15 +282,17 @@ def _drift_gain(at_t0: tuple[torch.Tensor, torch.Tensor], at_t: tuple[torch.Tens
     return read(*at_t0) / now if now > 0 else 1.0
 
 
-def program_conductances(weight: torch.Tensor, cfg: NonIdealConfig,
-                         generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+def program_conductances(weight: torch.Tensor, cfg: NonIdealConfig, generator: torch.Generator | None = None, *,
+                         drift_generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Program ``weight`` onto one chip: ``(g_pos, g_neg, scale)`` with ``w_eff = (g_pos − g_neg)·scale``.
 
-    Conductances are relative to G_on; ``scale = w_max / (1 − G_off)``. Draws come from ``generator`` (all of
-    ``g_pos``'s cells, then ``g_neg``'s). With bit slicing (``cfg.cell_bits``) both have a leading slice dimension,
-    ``[slices, *weight.shape]`` (least significant first), ``scale = w_max·(2^cell_bits − 1) / ((levels − 1)(1 −
-    G_off))`` and ``w_eff = Σ_k 2^(cell_bits·k)·(g_pos[k] − g_neg[k])·scale`` (:func:`combine_slices`). With
-    ``cfg.drift_compensation`` and drift, ``scale`` also holds the layer's compensation factor α.
+    Conductances are relative to G_on; ``scale = w_max / (1 − G_off)``. Variation and faults draw from
+    ``generator`` (all of ``g_pos``'s cells, then ``g_neg``'s), the drift exponents' spread from
+    ``drift_generator`` (None: from ``generator`` too, after each side's other draws). With bit slicing
+    (``cfg.cell_bits``) both have a leading slice dimension, ``[slices, *weight.shape]`` (least significant first),
+    ``scale = w_max·(2^cell_bits − 1) / ((levels − 1)(1 − G_off))`` and ``w_eff = Σ_k 2^(cell_bits·k)·(g_pos[k] −
+    g_neg[k])·scale`` (:func:`combine_slices`). With ``cfg.drift_compensation`` and drift, ``scale`` also holds the
+    layer's compensation factor α.
     """
     w = weight.detach()
     w_max = float(w.abs().max()) if w.numel() else 0.0
@@ -295,7 +305,8 @@ def program_conductances(weight: torch.Tensor, cfg: NonIdealConfig,
             code = (torch.round(side.clamp_min(0) / w_max * (cfg.levels - 1)) if w_max else torch.zeros_like(w))
             digits = (code.to(torch.int64).unsqueeze(0) >> shifts) & top
             g = g_off + (1 - g_off) * digits.to(w.dtype) / top
-            sides.append(_program_cell(g, cfg, generator, quantise=False) if w_max else (g, g))
+            sides.append(_program_cell(g, cfg, generator, quantise=False, drift_gen=drift_generator) if w_max
+                         else (g, g))
         scale = w_max * top / ((cfg.levels - 1) * (1 - g_off))
     else:
         if w_max == 0:
@@ -303,7 +314,7 @@ def program_conductances(weight: torch.Tensor, cfg: NonIdealConfig,
             return z, z.clone(), 0.0
         g_pos = g_off + (1 - g_off) * w.clamp_min(0) / w_max
         g_neg = g_off + (1 - g_off) * (-w).clamp_min(0) / w_max
-        sides = [_program_cell(g_pos, cfg, generator), _program_cell(g_neg, cfg, generator)]
+        sides = [_program_cell(g, cfg, generator, drift_gen=drift_generator) for g in (g_pos, g_neg)]
         scale = w_max / (1 - g_off)
     (pos_t0, pos), (neg_t0, neg) = sides
     if cfg.drift_compensation and cfg._drifts and w_max:
@@ -606,10 +617,14 @@ def _set_module(root: nn.Module, name: str, new: nn.Module) -> None:
     setattr(root.get_submodule(parent) if parent else root, leaf, new)
 
 
+#: a chip's random streams (module docstring, *Random streams*), in the order their seeds were introduced
+_STREAMS = ("program", "read", "drift")
+
+
 def _stream_seed(seed: int, role: str, index: int = 0) -> int:
     """A seed for one random stream of chip ``seed``: distinct for every (chip, role, layer), so no chip's
     programming draws repeat another chip's read noise (``seed`` and ``seed·1_000_003 + i + 1`` did)."""
-    return int(np.random.SeedSequence([int(seed), ("program", "read").index(role), index]).generate_state(1)[0])
+    return int(np.random.SeedSequence([int(seed), _STREAMS.index(role), index]).generate_state(1)[0])
 
 
 def _plain_copy(m: nn.Module) -> nn.Module:
@@ -634,7 +649,8 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
     Args:
         model: a trained model (e.g. a neurosim ``Sequential``).
         cfg: the non-idealities.
-        seed: the chip: the same seed gives the same programming draws and the same read-noise sequence.
+        seed: the chip: the same seed gives the same programming draws and the same read-noise sequence, each
+            effect drawing from a stream of its own (module docstring, *Random streams*).
         layers: module names to map onto crossbars (default: :func:`crossbar_layers`, every Linear and Conv2d and
             the recurrent weights of every :class:`neurosim.nn.RLIF`).
     """
@@ -645,6 +661,7 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
     if cfg.ideal:
         return chip
     gen = torch.Generator().manual_seed(_stream_seed(seed, "program"))
+    drift_gen = torch.Generator().manual_seed(_stream_seed(seed, "drift"))
     for i, name in enumerate(names):
         m = chip.get_submodule(name)
         if parametrize.is_parametrized(m, "weight"):
@@ -652,7 +669,7 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
             # drawn, on its own, so the copy gets a plain module holding the weight's current values
             m = _plain_copy(m)
             _set_module(chip, name, m)
-        g_pos, g_neg, scale = program_conductances(m.weight.detach().cpu(), cfg, gen)
+        g_pos, g_neg, scale = program_conductances(m.weight.detach().cpu(), cfg, gen, drift_generator=drift_gen)
         dev = m.weight.device
         g_pos, g_neg = g_pos.to(dev), g_neg.to(dev)
         if not cfg.per_read:

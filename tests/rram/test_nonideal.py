@@ -291,6 +291,33 @@ def test_chips_are_seeded():
         apply_nonidealities(net, cfg, layers=["nope"])
 
 
+@pytest.mark.parametrize("cells", [{}, {"levels": 128, "cell_bits": 1}])
+def test_a_drift_spread_leaves_the_chips_other_draws_as_they_were(cells):
+    # the spread of ν was drawn from the programming stream, between each side's faults and the next side's
+    # variation: turning it on moved every later cell's variation and faults (and those of every later layer)
+    net = small_conv_net()
+    base = dict(sigma_rel=0.1, stuck_on_rate=0.02, stuck_off_rate=0.02, read_noise_rel=0.05, adc_bits=8, **cells)
+    x = (torch.rand(3, 2, 2, 6, 6, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+    plain = apply_nonidealities(net, NonIdealConfig(**base), seed=4)
+    # ν ~ N(0, 0.05) clipped at 0: every cell keeps its programmed G (ν ≤ 0) or decays (ν > 0), never grows
+    spread = apply_nonidealities(net, NonIdealConfig(**base, drift_nu_std=0.05, drift_t_s=100.0), seed=4)
+    for name in ("0", "3"):
+        a, b = plain.get_submodule(name), spread.get_submodule(name)
+        for ga, gb in ((a.g_pos, b.g_pos), (a.g_neg, b.g_neg)):
+            kept = gb == ga
+            assert bool((gb <= ga).all()) and 0.45 < kept.float().mean().item() < 0.55
+            implied = -torch.log(gb[~kept] / ga[~kept]) / math.log(100.0)  # each decayed cell's own ν
+            # a half-normal: E[ν | ν > 0] = s·sqrt(2/π), standard deviation s·sqrt(1 − 2/π); within 4 standard errors
+            se = 0.05 * math.sqrt(1 - 2 / math.pi) / math.sqrt(implied.numel())
+            assert abs(implied.mean().item() - 0.05 * math.sqrt(2 / math.pi)) < 4 * se
+    # the read noise of the same chip, drawn from a stream of its own, is the same sequence: on the same cells
+    # (those of `plain`, read through the drifted chip's layer) the outputs are bit for bit the same
+    layer = spread.get_submodule("0")
+    layer.g_pos.copy_(plain.get_submodule("0").g_pos)
+    layer.g_neg.copy_(plain.get_submodule("0").g_neg)
+    assert torch.equal(layer(x), plain.get_submodule("0")(x))
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"levels": 1}, "levels: must be an integer >= 2"),
     ({"sigma_rel": -0.1}, "sigma_rel: must be a number >= 0"),
