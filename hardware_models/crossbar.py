@@ -4,7 +4,8 @@
 
 * ``Linear``/``Affine``: one logical row per input, one logical column per output. All Linear projections into
   the same population are stacked on the rows of one matrix (e.g. a recurrent layer's input and recurrent
-  weights share its columns, as in the RRAM liquid state machine).
+  weights share its columns, as in the RRAM liquid state machine; :mod:`neurosim.hardware.nonideal` reads a dense
+  recurrent layer's chips so, tile by tile of the stack).
 * A **one-to-one recurrence** (a self-loop whose ``N × N`` matrix is zero off its diagonal,
   :mod:`hardware_models.graph`) is ``N`` single weights, not a matrix: neuron ``i``'s weight is one differential
   pair on a row of its own, driven by its own spike, and columns of its own, converted on their own (as

@@ -63,8 +63,20 @@ each layer; read noise or an ADC replace the layer by :class:`CrossbarLinear` / 
 
 **Recurrent layers** (:class:`neurosim.nn.RLIF`): the feedback weights sit on the chip like the feed-forward ones.
 A dense recurrence's ``.recurrent`` is a ``Linear`` ``N × N`` array whose rows are driven by the layer's own spikes
-of the step before, so it is found and treated as every Linear (on an RRAM chip recurrence is a crossbar whose
-outputs are wired back to its inputs, as in the RRAM liquid state machine, :mod:`neurosim.lsm`). A one-to-one
+of the step before, so it is found and programmed as every Linear (on an RRAM chip recurrence is a crossbar whose
+outputs are wired back to its inputs, as in the RRAM liquid state machine, :mod:`neurosim.lsm`). With the Linear
+that feeds the layer (in a ``Sequential``, past Dropout and Flatten) it is one matrix, as
+:mod:`hardware_models.crossbar` maps and costs them: ``[W_in | W_rec]``, the ``N_in`` input rows first, then the
+``N`` recurrent rows, on the same ``N`` columns, cut every ``tile_rows`` rows of the stack; a tile may hold the last
+input rows and the first recurrent rows, and its columns then add both before the ADC. Each matrix is programmed as
+on its own (its quantisation against its own ``w_max``, its own draws, its own drift compensation factor), and its
+rows are read at the amplitude ``scale / S`` (``S`` the larger of the two matrices' read-out scales ``scale``), so
+the columns' currents add ``W_in·x[t] + W_rec·s[t−1]`` in one read-out scale ``S``; the ADC's full scale is the
+column's largest current, ``Σ_rows a·g``. A BatchNorm1d between the Linear and the layer (at inference) is folded
+into the input weights, as the NIR export folds it for the energy model: the chip holds ``W·γ/σ``. The input side
+(:class:`CrossbarStackedInput`) reads the tiles of input rows alone at every step at once; the feedback
+(:class:`CrossbarStackedFeedback`, the layer's ``.recurrent``) reads the other tiles step by step with ``[x[t],
+s[t−1]]``. Without read noise and ADC the stacked matrices compute what they do apart. A one-to-one
 recurrence (``connectivity="diagonal"``, :class:`neurosim.nn.DiagonalRecurrent`) is mapped as one differential pair
 of cells per neuron, read by that neuron's own spike (:class:`CrossbarDiagonal`): the same quantisation, variation,
 faults, drift, read noise and ADC, with ``w_max`` the largest of the ``N`` weights. It is not mapped as the
@@ -96,7 +108,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from neurosim.nn.recurrent import DiagonalRecurrent
+from neurosim.nn.layers import Dropout, Flatten
+from neurosim.nn.recurrent import RLIF, DiagonalRecurrent
 
 __all__ = ["NonIdealConfig", "CrossbarLinear", "CrossbarConv2d", "CrossbarDiagonal", "apply_nonidealities",
            "combine_slices", "crossbar_layers", "program_conductances",
@@ -366,11 +379,16 @@ class _CrossbarBase(nn.Module):
         self.scale = float(scale)
         self.cfg = cfg
         self.generator = generator
+        self.register_buffer("row_amplitude", None)  # read amplitude per row (stacked matrices); None: all 1
+
+    def _driven(self, g: torch.Tensor) -> torch.Tensor:
+        """Cells ``g`` times their rows' read amplitudes: the currents per unit input (``g`` where all are 1)."""
+        return g if self.row_amplitude is None else g * self.row_amplitude
 
     @property
     def weight(self) -> torch.Tensor:
         """The programmed weight (what the chip computes without read noise and ADC)."""
-        return combine_slices(self.g_pos, self.g_neg, self.scale, self.cfg)
+        return combine_slices(self._driven(self.g_pos), self._driven(self.g_neg), self.scale, self.cfg)
 
     @property
     def _w_shape(self) -> torch.Size:
@@ -438,12 +456,14 @@ class _CrossbarBase(nn.Module):
         rows the tile holds."""
         return [slice(None)]
 
-    def _compute(self, x: torch.Tensor) -> torch.Tensor:
+    def _compute(self, x: torch.Tensor, tiles: list | None = None) -> torch.Tensor:
+        """The layer's output without its bias: the converted columns of ``tiles`` (default: every tile) summed."""
         sliced = self.cfg.cell_bits is not None
+        g_pos, g_neg = self._driven(self.g_pos), self._driven(self.g_neg)
         # bit slicing: every slice's cells are columns of their own (read, noised and converted as such, in one call)
-        g_pos, g_neg = (self.g_pos.flatten(0, 1), self.g_neg.flatten(0, 1)) if sliced else (self.g_pos, self.g_neg)
+        g_pos, g_neg = (g_pos.flatten(0, 1), g_neg.flatten(0, 1)) if sliced else (g_pos, g_neg)
         out = 0
-        for tile in self._tiles():
+        for tile in self._tiles() if tiles is None else tiles:
             xs = self._slice_input(x, tile)
             gp, gn = self._slice_weight(g_pos, tile), self._slice_weight(g_neg, tile)
             pulses = self._pulses(xs)  # decided once per tile, for both columns of each pair
@@ -455,9 +475,23 @@ class _CrossbarBase(nn.Module):
 class CrossbarLinear(_CrossbarBase):
     """A Linear layer computed on one programmed chip, tile by tile, with read noise and ADC (time-first or not).
 
+    ``row_amplitude`` (``[N_in]``, optional): the read amplitude of each row, relative to the full read voltage
+    (matrices stacked on one array's rows, each with its own scale: :func:`apply_nonidealities`); a row driven at
+    ``a`` adds ``a·x·g`` to its columns' currents, ``a·g`` to their full scale and read noise ``σ_r·a·x·g``.
+
     Shapes:
         x: ``[..., N_in]`` → ``[..., N_out]``.
     """
+
+    def __init__(self, g_pos: torch.Tensor, g_neg: torch.Tensor, scale: float, bias: torch.Tensor | None,
+                 cfg: NonIdealConfig, generator: torch.Generator | None, *,
+                 row_amplitude: torch.Tensor | None = None) -> None:
+        super().__init__(g_pos, g_neg, scale, bias, cfg, generator)
+        if row_amplitude is not None:
+            if tuple(row_amplitude.shape) != (self._w_shape[1],):
+                raise ValueError(f"row_amplitude must have one value per row, shape ({self._w_shape[1]},), got "
+                                 f"{tuple(row_amplitude.shape)}")
+            self.row_amplitude = row_amplitude.detach().to(device=g_pos.device, dtype=g_pos.dtype).clone()
 
     def _tiles(self) -> list[slice]:
         n = self._w_shape[1]
@@ -588,8 +622,94 @@ class CrossbarDiagonal(_CrossbarBase):
         return y if self.bias is None else y + self.bias
 
 
+class _StepRows:
+    """The input rows of one call of a stacked layer, handed from its input side to its feedback: set by
+    :class:`CrossbarStackedInput` for the call's steps, taken one step at a time by :class:`CrossbarStackedFeedback`
+    (and let go after the last)."""
+
+    __slots__ = ("x_seq", "step")
+
+    def __init__(self) -> None:
+        self.x_seq: torch.Tensor | None = None
+        self.step = 0
+
+
+class CrossbarStackedInput(nn.Module):
+    """The input side of a dense recurrent layer whose input and recurrent weights are one matrix on one chip
+    (``[W_in | W_rec]``, input rows first, as :mod:`hardware_models.crossbar` maps and costs it): the tiles that
+    hold only input rows, read at every step at once, plus the input weights' bias. It also hands each step's
+    input rows to the layer's :class:`CrossbarStackedFeedback`, which reads the tile shared by the last input rows
+    and the first recurrent rows with both, and the tiles after it with the fed-back spikes.
+
+    Shapes:
+        x_seq: ``[T, B, N_in]`` → ``[T, B, N]``.
+    """
+
+    def __init__(self, crossbar: CrossbarLinear, inputs: int, bias: torch.Tensor | None, rows: _StepRows) -> None:
+        super().__init__()
+        self.crossbar = crossbar
+        self.inputs = inputs
+        self.register_buffer("bias", None if bias is None else bias.detach().clone())
+        self._rows = rows
+        self._own_tiles = [t for t in crossbar._tiles() if t.stop <= inputs]
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The programmed input weights ``[N, N_in]``."""
+        return self.crossbar.weight[:, : self.inputs]
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        if x_seq.dim() != 3 or x_seq.shape[-1] != self.inputs:
+            raise ValueError(f"a stacked recurrent layer's input side expects [T, B, {self.inputs}], got shape "
+                             f"{tuple(x_seq.shape)}")
+        self._rows.x_seq, self._rows.step = x_seq, 0
+        n = self.crossbar._w_shape[0]
+        y = (self.crossbar._compute(x_seq, self._own_tiles) if self._own_tiles
+             else x_seq.new_zeros(*x_seq.shape[:-1], n))
+        return y if self.bias is None else y + self.bias
+
+
+class CrossbarStackedFeedback(nn.Module):
+    """The feedback side of a stacked dense recurrent layer (:class:`CrossbarStackedInput`): called by the
+    :class:`neurosim.nn.RLIF` as its ``.recurrent`` with the spikes ``s[t−1]``, it reads the tiles holding recurrent
+    rows with the rows ``[x[t], s[t−1]]``, plus the recurrent bias.
+
+    Shapes:
+        s: ``[B, N]`` → ``[B, N]``.
+    """
+
+    def __init__(self, crossbar: CrossbarLinear, inputs: int, bias: torch.Tensor | None, rows: _StepRows) -> None:
+        super().__init__()
+        self.crossbar = crossbar
+        self.inputs = inputs
+        self.register_buffer("bias", None if bias is None else bias.detach().clone())
+        self._rows = rows
+        self._own_tiles = [t for t in crossbar._tiles() if t.stop > inputs]
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The programmed recurrent weights ``[N, N]``."""
+        return self.crossbar.weight[:, self.inputs:]
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        rows = self._rows
+        if rows.x_seq is None:
+            raise RuntimeError("a stacked recurrent layer's feedback was read without its step's input rows: its "
+                               "input side (CrossbarStackedInput, the layer before the RLIF) runs first on the same "
+                               "steps, as the Sequential calls them")
+        x = rows.x_seq[rows.step]
+        rows.step += 1
+        if rows.step == rows.x_seq.shape[0]:
+            rows.x_seq = None  # the call's steps are read: let its input go
+        y = self.crossbar._compute(torch.cat([x.to(s.dtype), s], dim=-1), self._own_tiles)
+        return y if self.bias is None else y + self.bias
+
+
 #: the modules whose weights a chip holds in its cells
 CROSSBAR_KINDS = (nn.Linear, nn.Conv2d, DiagonalRecurrent)
+
+#: weightless modules that may sit between a dense recurrent layer and the Linear feeding it (at inference)
+_PASS_THROUGH = (Dropout, Flatten, nn.Dropout, nn.Identity)
 
 
 # ---------------------------------------------------------------------------------------------- whole models
@@ -641,10 +761,45 @@ def _plain_copy(m: nn.Module) -> nn.Module:
     return plain
 
 
+def _stacked(model: nn.Module, names: list[str]) -> dict[str, tuple[str, str | None]]:
+    """The dense recurrent layers whose input and recurrent weights share their columns on the chip: ``{input
+    Linear: (its RLIF's .recurrent, the BatchNorm1d between them or None)}`` for every :class:`neurosim.nn.RLIF`
+    (dense) of a ``Sequential`` whose ``.recurrent`` and the ``Linear`` before it (past Dropout, Flatten and one
+    BatchNorm1d with running statistics) are both in ``names`` (module docstring, *Recurrent layers*)."""
+    found = {}
+    for rec in names:
+        owner, _, leaf = rec.rpartition(".")
+        if leaf != "recurrent" or not owner:
+            continue
+        rlif = model.get_submodule(owner)
+        box_name, _, key = owner.rpartition(".")
+        box = model.get_submodule(box_name) if box_name else model
+        if not isinstance(rlif, RLIF) or rlif.connectivity != "dense" or not isinstance(box, nn.Sequential):
+            continue
+        children = list(box.named_children())
+        bn = None
+        for k, m in reversed(children[: [k for k, _ in children].index(key)]):
+            name = f"{box_name}.{k}" if box_name else k
+            if isinstance(m, _PASS_THROUGH):
+                continue
+            if isinstance(m, nn.BatchNorm1d) and bn is None and m.running_mean is not None:
+                bn = name
+                continue
+            if isinstance(m, nn.Linear) and name in names and m.out_features == rlif.features:
+                found[name] = (rec, bn)
+            break
+    return found
+
+
 def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
                         layers: Iterable[str] | None = None) -> nn.Module:
     """One Monte-Carlo chip: a copy of ``model`` whose Linear/Conv2d weights (and recurrent weights) went through
     ``cfg`` (model unchanged).
+
+    A dense :class:`neurosim.nn.RLIF` and the Linear feeding it, both mapped, are one matrix on the chip (module
+    docstring, *Recurrent layers*): with read noise or an ADC the Linear becomes a :class:`CrossbarStackedInput`
+    and the ``.recurrent`` a :class:`CrossbarStackedFeedback` of the same cells; a BatchNorm1d between them is folded
+    into the input weights (and becomes an ``nn.Identity``), as the NIR export folds it.
 
     Args:
         model: a trained model (e.g. a neurosim ``Sequential``).
@@ -660,8 +815,10 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
     names = _targets(chip, layers)
     if cfg.ideal:
         return chip
+    stacked = _stacked(chip, names)
     gen = torch.Generator().manual_seed(_stream_seed(seed, "program"))
     drift_gen = torch.Generator().manual_seed(_stream_seed(seed, "drift"))
+    programmed = {}
     for i, name in enumerate(names):
         m = chip.get_submodule(name)
         if parametrize.is_parametrized(m, "weight"):
@@ -669,24 +826,59 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
             # drawn, on its own, so the copy gets a plain module holding the weight's current values
             m = _plain_copy(m)
             _set_module(chip, name, m)
-        g_pos, g_neg, scale = program_conductances(m.weight.detach().cpu(), cfg, gen, drift_generator=drift_gen)
+        w, bias = m.weight.detach(), m.bias
+        bn = stacked.get(name, (None, None))[1]
+        if bn is not None:  # the chip holds the folded weights (the BatchNorm at inference), as the export gives them
+            from neurosim.export.nir import _fold_bn
+
+            w, bias = _fold_bn(w, bias, chip.get_submodule(bn), bn)
+            _set_module(chip, bn, nn.Identity())
+            if not cfg.per_read:  # the programmed weights go into a Linear of the folded layer's shape, with a bias
+                m = nn.Linear(w.shape[1], w.shape[0]).to(device=w.device, dtype=w.dtype).train(m.training)
+                _set_module(chip, name, m)
+        g_pos, g_neg, scale = program_conductances(w.cpu(), cfg, gen, drift_generator=drift_gen)
         dev = m.weight.device
         g_pos, g_neg = g_pos.to(dev), g_neg.to(dev)
         if not cfg.per_read:
+            # a stacked layer's two matrices compute exactly what they do apart (no read noise, no ADC)
             with torch.no_grad():
                 m.weight.copy_(combine_slices(g_pos, g_neg, scale, cfg))
+                if bn is not None:
+                    m.bias.copy_(bias)
             continue
-        bias = m.bias if m.bias is not None else None
         read_gen = torch.Generator(device=dev).manual_seed(_stream_seed(seed, "read", i))
+        programmed[name] = (g_pos, g_neg, scale, bias, read_gen, m.training)
         if isinstance(m, nn.Conv2d):
             new = CrossbarConv2d(g_pos, g_neg, scale, bias, cfg, read_gen, stride=m.stride, padding=m.padding,
                                  dilation=m.dilation, groups=m.groups, padding_mode=m.padding_mode)
         elif isinstance(m, DiagonalRecurrent):
             new = CrossbarDiagonal(g_pos, g_neg, scale, bias, cfg, read_gen)
+        elif name in stacked or any(rec == name for rec, _ in stacked.values()):
+            continue  # built below, once both its matrices are programmed
         else:
             new = CrossbarLinear(g_pos, g_neg, scale, bias, cfg, read_gen)
         _set_module(chip, name, new.train(m.training))
+    if cfg.per_read:
+        for name, (rec, _) in stacked.items():
+            _stack(chip, cfg, name, programmed[name], rec, programmed[rec])
     return chip
+
+
+def _stack(chip: nn.Module, cfg: NonIdealConfig, name: str, inp: tuple, rec_name: str, rec: tuple) -> None:
+    """Put a dense recurrent layer's programmed input (``name``) and recurrent (``rec_name``) matrices on one array:
+    ``[W_in | W_rec]`` on its rows, input rows first, each matrix's rows read at the amplitude ``scale / S`` of its
+    own read-out scale over the larger one ``S`` (so the columns' currents add the two matrices' products as their
+    weights do), converted tile by tile over the whole stack (module docstring, *Recurrent layers*)."""
+    (gp_in, gn_in, s_in, b_in, read_gen, training), (gp_rec, gn_rec, s_rec, b_rec, _, _) = inp, rec
+    top = max(s_in, s_rec)
+    inputs, n = gp_in.shape[-1], gp_rec.shape[-1]
+    amplitude = torch.cat([torch.full((inputs,), s_in / top if top else 1.0, dtype=torch.float64),
+                           torch.full((n,), s_rec / top if top else 1.0, dtype=torch.float64)])
+    xbar = CrossbarLinear(torch.cat([gp_in, gp_rec], dim=-1), torch.cat([gn_in, gn_rec], dim=-1), top, None, cfg,
+                          read_gen, row_amplitude=amplitude)
+    rows = _StepRows()
+    _set_module(chip, name, CrossbarStackedInput(xbar, inputs, b_in, rows).train(training))
+    _set_module(chip, rec_name, CrossbarStackedFeedback(xbar, inputs, b_rec, rows).train(rec[-1]))
 
 
 #: samples per forward call in :func:`accuracy`: read noise is drawn per call in the call's shape, so evaluating in

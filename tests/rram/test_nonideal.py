@@ -3,6 +3,7 @@ read-noise statistics, tile-wise ADC within its quantisation step, seeded chips,
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -12,7 +13,7 @@ import torch.nn.functional as F
 from neurosim.hardware import (CrossbarConv2d, CrossbarDiagonal, CrossbarLinear, NonIdealConfig, accuracy,
                                apply_nonidealities, crossbar_layers, effective_weight, evaluate_nonideal,
                                noise_aware_finetune, program_conductances)
-from neurosim.nn import LIF, RLIF, Conv2d, Flatten, Linear, Sequential
+from neurosim.nn import LIF, RLIF, BatchNorm1d, Conv2d, Dropout, Flatten, Linear, Sequential
 from rram_helpers import Batches, spike_patterns, trained_mlp
 
 
@@ -458,6 +459,130 @@ def test_noise_aware_finetuning_perturbs_the_recurrent_weights_too(connectivity)
     assert not torch.equal(tuned[0].weight, skipped[0].weight)  # training saw the quantised feedback
     for a, b in zip(tuned.parameters(), named.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def _stacked_net(n_in: int, n: int, *, batch_norm: bool = False, dtype=torch.float32) -> Sequential:
+    """n_in → [BatchNorm1d] → RLIF(n) (dense, with a recurrent bias) → 5, its feedback weights smaller than its input
+    weights (so each matrix's read-out scale is its own), the BatchNorm's statistics not the identity's."""
+    torch.manual_seed(3)
+    layers = [Flatten(), Dropout(0.2), Linear(n_in, n, bias=not batch_norm)]
+    if batch_norm:
+        layers.append(BatchNorm1d(n))
+    layers += [RLIF(n, beta=0.8, v_th=0.5, bias=True), Linear(n, 5), LIF(beta=0.8, v_th=0.5)]
+    net = Sequential(*layers).to(dtype).eval()
+    with torch.no_grad():
+        net[2].weight.mul_(4)
+        rlif = net[4 if batch_norm else 3]
+        rlif.recurrent.weight.copy_(0.3 * torch.randn_like(rlif.recurrent.weight))
+        if batch_norm:
+            net[3].running_mean.uniform_(-0.2, 0.2)
+            net[3].running_var.uniform_(0.5, 2.0)
+            net[3].weight.uniform_(0.5, 1.5)
+            net[3].bias.uniform_(-0.1, 0.1)
+    return net
+
+
+@pytest.mark.parametrize("target", ["rram_neurosim", "rram_lsm40nm"])
+def test_a_dense_recurrent_layer_is_tiled_as_the_energy_model_stacks_it(target):
+    # the energy model stacks a recurrent layer's input and recurrent matrices on the rows of one matrix (the
+    # columns are its neurons); the chips tiled them apart: for 100 inputs into 60 neurons on 128-row tiles, one
+    # tile of 100 input rows and one of 60 recurrent rows, where the energy model's two tiles hold rows 0-127 (the
+    # 100 inputs and the first 28 recurrent rows, converted together) and 128-159
+    from hardware_models import analyze, load_spec
+    from hardware_models.crossbar import map_crossbar
+    from neurosim.export import to_nir
+    from neurosim.hardware import nonideal_config_from_spec
+    from neurosim.hardware.nonideal import CrossbarStackedFeedback, CrossbarStackedInput
+
+    for n_in, n, batch_norm in ((100, 60, False), (40, 12, False), (700, 256, True), (256, 256, True)):
+        net = _stacked_net(n_in, n, batch_norm=batch_norm)
+        rlif = "4" if batch_norm else "3"
+        mapping = map_crossbar(analyze(to_nir(net, (n_in,))), load_spec(target))
+        layer = next(l for l in mapping.layers if l.target == f"{rlif}.lif")
+        assert layer.synapses == ("2", f"{rlif}.recurrent") and (layer.rows, layer.columns) == (n_in + n, n)
+        chip = apply_nonidealities(net, nonideal_config_from_spec(target, read_noise_rel=0.01), seed=0)
+        inp, feedback = chip[2], chip.get_submodule(f"{rlif}.recurrent")
+        assert isinstance(inp, CrossbarStackedInput) and isinstance(feedback, CrossbarStackedFeedback)
+        assert inp.crossbar is feedback.crossbar and tuple(inp.crossbar.weight.shape) == (layer.columns, layer.rows)
+        tiles = _tile_rows(inp.crossbar)
+        assert len(tiles) == layer.row_tiles, (target, n_in, n)
+        assert tiles == [list(range(i, min(i + layer.block_rows, layer.rows)))
+                         for i in range(0, layer.rows, layer.block_rows)]
+        # every tile is read by one side or the other: those of input rows alone at every step at once, the rest
+        # (the shared one included) step by step with the fed-back spikes
+        own = [[r for sl in side._own_tiles for r in range(sl.start, sl.stop)] for side in (inp, feedback)]
+        assert own[0] + own[1] == list(range(layer.rows)) and all(r < n_in for r in own[0])
+        if batch_norm:
+            assert isinstance(chip[3], torch.nn.Identity)  # folded into the input weights, as the export folds it
+        x = (torch.rand(3, 2, n_in) < 0.3).float()
+        assert chip(x)[0].shape == (3, 2, 5)
+
+
+def test_a_stacked_recurrent_layer_converts_its_shared_tile_with_both_kinds_of_rows_by_hand():
+    torch.manual_seed(7)
+    n_in, n, bits, rows = 10, 6, 3, 7  # 16 stacked rows: tiles 0-6 (inputs), 7-13 (3 inputs, 4 recurrent), 14-15
+    net = Sequential(Linear(n_in, n), RLIF(n, beta=0.8, v_th=0.5, bias=True)).double()
+    with torch.no_grad():
+        net[1].recurrent.weight.mul_(0.5)
+        net[1].recurrent.bias.fill_(0.1)
+    cfg = NonIdealConfig(levels=16, adc_bits=bits, tile_rows=rows)
+    chip = apply_nonidealities(net, cfg, seed=0)
+    w_in, w_rec = net[0].weight.detach(), net[1].recurrent.weight.detach()
+    # each matrix keeps its own quantisation against its own largest weight (as the energy model programs them)
+    torch.testing.assert_close(chip[0].weight, effective_weight(w_in, cfg), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(chip[1].recurrent.weight, effective_weight(w_rec, cfg), rtol=1e-12, atol=1e-12)
+    # by hand: the matrices' cells side by side on the rows, the recurrent rows read at the amplitude of their
+    # read-out scale over the input's (w_max_rec / w_max_in), every tile's columns converted over [0, Σ a·g]
+    (gp_in, gn_in, s_in), (gp_rec, gn_rec, s_rec) = (program_conductances(w, cfg) for w in (w_in, w_rec))
+    a = torch.cat([torch.ones(n_in, dtype=torch.float64), torch.full((n,), s_rec / s_in, dtype=torch.float64)])
+    gp, gn = torch.cat([gp_in, gp_rec], 1) * a, torch.cat([gn_in, gn_rec], 1) * a
+
+    def read(v, tiles):
+        out = 0
+        for sl in tiles:
+            for g, sign in ((gp[:, sl], 1), (gn[:, sl], -1)):
+                full = g.sum(1)
+                step = full / (2**bits - 1)
+                out = out + sign * s_in * torch.minimum(torch.round(v[..., sl] @ g.T / step) * step, full)
+        return out
+
+    x = (torch.rand(4, 3, n_in) < 0.5).double()
+    s = (torch.rand(3, n) < 0.5).double()
+    torch.testing.assert_close(chip[0](x), read(x, [slice(0, 7)]) + net[0].bias, rtol=1e-12, atol=1e-12)
+    for t in range(4):  # the feedback reads step t's inputs of the shared tile with the spikes it is given
+        expected = read(torch.cat([x[t], s], 1), [slice(7, 14), slice(14, 16)]) + 0.1
+        torch.testing.assert_close(chip[1].recurrent(s), expected, rtol=1e-12, atol=1e-12)
+    with pytest.raises(RuntimeError, match="feedback was read without its step's input rows: its input side"):
+        chip[1].recurrent(s)  # a fifth step of a four-step call
+    # the layer as a whole: its neurons fire as they do on those currents, step by step
+    spikes, _ = chip(x)
+    v, fed = torch.zeros(3, n, dtype=torch.float64), torch.zeros(3, n, dtype=torch.float64)
+    for t in range(4):
+        h = 0.8 * v + read(x[t], [slice(0, 7)]) + net[0].bias + read(torch.cat([x[t], fed], 1),
+                                                                    [slice(7, 14), slice(14, 16)]) + 0.1
+        fed = (h >= 0.5).double()
+        v = h - 0.5 * fed
+        torch.testing.assert_close(spikes[t], fed, rtol=0, atol=0)
+
+
+def test_a_stacked_recurrent_chip_with_an_exact_read_fires_as_the_model_and_folds_its_batch_norm():
+    net = _stacked_net(100, 60, batch_norm=True, dtype=torch.float64)
+    x = (torch.rand(12, 4, 100, generator=torch.Generator().manual_seed(1)) < 0.3).double()
+    ideal, _ = net(x)
+    fine = apply_nonidealities(net, NonIdealConfig(adc_bits=24), seed=0)  # read noise off, 24-bit ADC: exact
+    assert torch.equal(fine(x)[0], ideal)
+    # programming effects alone: the folded weights are quantised (the chip holds W·γ/σ, not W and a digital BN)
+    from neurosim.export.nir import _fold_bn
+
+    cfg = NonIdealConfig(levels=8)
+    chip = apply_nonidealities(net, cfg, seed=0)
+    folded, bias = _fold_bn(net[2].weight, None, net[3], "3")
+    assert isinstance(chip[3], torch.nn.Identity)
+    torch.testing.assert_close(chip[2].weight, effective_weight(folded, cfg), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(chip[2].bias, bias, rtol=0, atol=0)
+    with_adc = apply_nonidealities(net, dataclasses.replace(cfg, adc_bits=24), seed=0)
+    torch.testing.assert_close(with_adc[2].weight, chip[2].weight, rtol=1e-12, atol=1e-12)
+    assert torch.equal(with_adc(x)[0], chip(x)[0])
 
 
 # ------------------------------------------------------------------------------------------ current-based layers
