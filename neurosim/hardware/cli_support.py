@@ -20,6 +20,8 @@ Example:
     (True, 5, 0.1, 0.01)
     >>> args.levels, args.adc_bits, args.drift_nu_std, args.drift_t0_s, args.drift_compensation  # the spec's, no drift
     (None, None, 0.0, 1.0, False)
+    >>> args.adc_calibration  # the ADC's full scale follows the cells it reads
+    'read'
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from neurosim.hardware.nonideal import MAX_ADC_BITS
+from neurosim.hardware.nonideal import ADC_CALIBRATIONS, MAX_ADC_BITS
 
 __all__ = ["add_fixed_point_arguments", "add_nonideal_arguments", "check_fixed_point_args", "check_nonideal_args",
            "run_fixed_point_from_args", "run_nonideal_from_args"]
@@ -107,6 +109,11 @@ def add_nonideal_arguments(parser: argparse.ArgumentParser) -> None:
                    help="global drift compensation: each layer's outputs are scaled by its array's summed read-out "
                         "at t0 over the same at t (Joshi et al., Nat. Commun. 2020), which undoes the mean decay; a "
                         "spread of ν stays")
+    g.add_argument("--adc-calibration", action=_Given, choices=ADC_CALIBRATIONS, default="read",
+                   help="when the ADC's full scale is set, with drift: 'read' (default) from each column's cells as "
+                        "they are read, so it follows the drift and drift costs no ADC resolution (an ideal "
+                        "calibration); 'programmed' once from the cells as programmed (at t0), so drifted currents "
+                        "fill less of the range (--drift-compensation then restores their scale, not the codes)")
     g.add_argument("--sigmas", action=_Given, type=_fractions, default=None, metavar="S1,S2,...",
                    help="σ values of the variation sweep (default 0,0.05,0.1,0.2,0.5)")
     g.add_argument("--fault-rates", action=_Given, type=_fractions, default=None, metavar="F1,F2,...",
@@ -183,7 +190,10 @@ def check_nonideal_args(args: argparse.Namespace, checkpoint_path) -> list:
     for flag, v in (("--drift-time-s", args.drift_time_s), ("--drift-t0-s", args.drift_t0_s)):
         if not (math.isfinite(v) and v > 0):
             raise UserError(f"{flag} must be a positive number of seconds, got {v}")
-    idle = [f for f in ("--drift-time-s", "--drift-t0-s", "--drift-compensation") if f in given]
+    if "--adc-calibration" in given and args.no_adc:
+        raise UserError(f"--adc-calibration {args.adc_calibration} sets the ADC's full scale, which --no-adc turns "
+                        "off: leave one out")
+    idle = [f for f in ("--drift-time-s", "--drift-t0-s", "--drift-compensation", "--adc-calibration") if f in given]
     if idle and args.drift_nu == 0 and args.drift_nu_std == 0:
         one = len(idle) == 1
         raise UserError(f"{', '.join(idle)} ha{'s' if one else 've'} no effect without --drift-nu (ν = 0: no drift): "
@@ -250,6 +260,7 @@ def run_nonideal_from_args(args: argparse.Namespace, checkpoint_path, out_dir, l
                 adc_bits=args.adc_bits, quantize=not args.no_quantize, levels=args.levels,
                 drift_nu=args.drift_nu, drift_nu_std=args.drift_nu_std, drift_t_s=args.drift_time_s,
                 drift_t0_s=args.drift_t0_s, drift_compensation=args.drift_compensation,
+                adc_calibration=args.adc_calibration,
                 sigmas=() if args.no_sweep else (args.sigmas or SIGMAS),
                 fault_rates=() if args.no_sweep else (args.fault_rates or FAULT_RATES),
                 seed=args.mc_seed, max_samples=args.nonideal_samples, progress=progress,

@@ -31,7 +31,11 @@ and at inference time, per read (every step and sample):
   output noise of standard deviation ``σ_r·sqrt(Σ_i x_i² g_i²)``;
 * **ADC quantisation**: the rows are cut into tiles of ``tile_rows``; each tile's two columns of a pair are
   converted separately with ``adc_bits`` over ``[0, adc_range_frac · Σ_rows g]`` (the column's largest current for
-  spike inputs), then subtracted and summed digitally. A convolution's rows are those of its unrolled (im2col)
+  spike inputs), then subtracted and summed digitally. By default (``adc_calibration="read"``) ``g`` are the cells
+  as they are read, drifted: the full scale follows the drift, an ideal calibration that keeps every code in use.
+  With ``adc_calibration="programmed"`` it is set once from the cells as programmed (at t0): drifted currents then
+  fill less of the range (a uniform drift by ``(t/t0)^−ν`` takes that share of the codes), and global drift
+  compensation, a digital gain after the ADC, restores their scale but not the codes. A convolution's rows are those of its unrolled (im2col)
   matrix, ``C_in·kh·kw`` of them in the order (channel, ky, kx), cut every ``tile_rows`` rows as
   :mod:`hardware_models.crossbar` maps and costs them: a tile may hold part of a channel's kernel.
 
@@ -119,6 +123,9 @@ __all__ = ["NonIdealConfig", "CrossbarLinear", "CrossbarConv2d", "CrossbarDiagon
 #: the widest ADC simulated: float32 holds integers exactly up to 2^24, so a finer conversion step is not resolved
 MAX_ADC_BITS = 24
 
+#: when a column's ADC full scale is set (NonIdealConfig.adc_calibration): at every read, or once at programming
+ADC_CALIBRATIONS = ("read", "programmed")
+
 
 @dataclass(frozen=True)
 class NonIdealConfig:
@@ -141,6 +148,10 @@ class NonIdealConfig:
             docstring); no effect without drift.
         cell_bits: bits per cell when each side's magnitude code (``levels`` values) is sliced over several cells
             (module docstring); None: one cell per side holds the whole magnitude. Needs ``levels``.
+        adc_calibration: when each column's ADC full scale is set (module docstring): ``"read"`` (default) from
+            the cells as they are at the read, so drift costs no ADC resolution (an ideal calibration); or
+            ``"programmed"``, once, from the cells as programmed (at t0), so drifted currents use less of the
+            range. The same without drift.
     """
 
     levels: int | None = None  # None: analog cells; 32 = 5-bit cells
@@ -158,6 +169,7 @@ class NonIdealConfig:
     drift_t0_s: float = 1.0  # reference time of the programmed value
     drift_compensation: bool = False  # False: the read-out keeps the gain it had at t0, as a chip without calibration
     cell_bits: int | None = None  # None: one cell per side; 1: NeuroSim V1.4's 1-bit cells, 7 per side at 128 levels
+    adc_calibration: str = "read"  # "read": the full scale follows the cells' drift (ideal); "programmed": fixed at t0
 
     def __post_init__(self) -> None:
         def bad(key: str, msg: str):
@@ -205,6 +217,8 @@ class NonIdealConfig:
             if self.levels is None:
                 raise bad("cell_bits", f"{self.cell_bits} slices the quantised magnitude code over cells, but levels "
                                        "is None (analog cells): set levels too, or cell_bits=None")
+        if self.adc_calibration not in ADC_CALIBRATIONS:
+            raise bad("adc_calibration", f"must be one of {ADC_CALIBRATIONS}, got {self.adc_calibration!r}")
         if not isinstance(self.drift_compensation, bool):
             raise bad("drift_compensation", f"must be True or False, got {self.drift_compensation!r}")
         if self.drift_t_s < self.drift_t0_s:
@@ -307,9 +321,20 @@ def program_conductances(weight: torch.Tensor, cfg: NonIdealConfig, generator: t
     g_neg[k])·scale`` (:func:`combine_slices`). With ``cfg.drift_compensation`` and drift, ``scale`` also holds the
     layer's compensation factor α.
     """
+    return _program(weight, cfg, generator, drift_generator)[:3]
+
+
+def _program(weight: torch.Tensor, cfg: NonIdealConfig, generator: torch.Generator | None,
+             drift_generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, float, torch.Tensor,
+                                                                torch.Tensor]:
+    """:func:`program_conductances`' ``(g_pos, g_neg, scale)`` and the cells as programmed, before drift:
+    ``(…, g_pos at t0, g_neg at t0)`` (the same tensors where nothing drifts)."""
     w = weight.detach()
     w_max = float(w.abs().max()) if w.numel() else 0.0
     g_off = cfg.g_off
+    if w_max == 0 and cfg.cell_bits is None:
+        z = torch.full_like(w, g_off)
+        return z, z.clone(), 0.0, z, z
     if cfg.cell_bits is not None:
         top = 2**cfg.cell_bits - 1
         shifts = torch.tensor([cfg.cell_bits * k for k in range(cfg.slices)]).view(-1, *[1] * w.dim())
@@ -322,9 +347,6 @@ def program_conductances(weight: torch.Tensor, cfg: NonIdealConfig, generator: t
                          else (g, g))
         scale = w_max * top / ((cfg.levels - 1) * (1 - g_off))
     else:
-        if w_max == 0:
-            z = torch.full_like(w, g_off)
-            return z, z.clone(), 0.0
         g_pos = g_off + (1 - g_off) * w.clamp_min(0) / w_max
         g_neg = g_off + (1 - g_off) * (-w).clamp_min(0) / w_max
         sides = [_program_cell(g, cfg, generator, drift_gen=drift_generator) for g in (g_pos, g_neg)]
@@ -332,7 +354,7 @@ def program_conductances(weight: torch.Tensor, cfg: NonIdealConfig, generator: t
     (pos_t0, pos), (neg_t0, neg) = sides
     if cfg.drift_compensation and cfg._drifts and w_max:
         scale *= _drift_gain((pos_t0, neg_t0), (pos, neg), cfg)
-    return pos, neg, scale
+    return pos, neg, scale, pos_t0, neg_t0
 
 
 def combine_slices(g_pos: torch.Tensor, g_neg: torch.Tensor, scale: float, cfg: NonIdealConfig) -> torch.Tensor:
@@ -380,6 +402,19 @@ class _CrossbarBase(nn.Module):
         self.cfg = cfg
         self.generator = generator
         self.register_buffer("row_amplitude", None)  # read amplitude per row (stacked matrices); None: all 1
+        # the cells the ADC's full scale is set from when not those read (adc_calibration="programmed": at t0)
+        self.register_buffer("calibrated_pos", None)
+        self.register_buffer("calibrated_neg", None)
+
+    def calibrate(self, g_pos: torch.Tensor, g_neg: torch.Tensor) -> "_CrossbarBase":
+        """Set the ADC's full scale from the cells ``g_pos``/``g_neg`` (shaped as the layer's, e.g. as programmed,
+        before drift) instead of the cells read (``adc_calibration="programmed"``); returns the layer."""
+        if g_pos.shape != self.g_pos.shape or g_neg.shape != self.g_neg.shape:
+            raise ValueError(f"the calibration cells must have the layer's cells' shape {tuple(self.g_pos.shape)}, "
+                             f"got {tuple(g_pos.shape)} and {tuple(g_neg.shape)}")
+        self.calibrated_pos = g_pos.detach().to(self.g_pos).clone()
+        self.calibrated_neg = g_neg.detach().to(self.g_neg).clone()
+        return self
 
     def _driven(self, g: torch.Tensor) -> torch.Tensor:
         """Cells ``g`` times their rows' read amplitudes: the currents per unit input (``g`` where all are 1)."""
@@ -430,12 +465,14 @@ class _CrossbarBase(nn.Module):
                              "(adc_bits = None) for it, or scale its input to [0, 1]")
         return [(x >= k).to(x.dtype) for k in range(1, int(peak) + 1)]
 
-    def _column(self, pulses: list[torch.Tensor], g: torch.Tensor) -> torch.Tensor:
-        """Current of the columns holding ``g`` over a tile's reads, with read noise and ADC."""
-        return sum(self._read(x, g) for x in pulses)
+    def _column(self, pulses: list[torch.Tensor], g: torch.Tensor, g_scale: torch.Tensor) -> torch.Tensor:
+        """Current of the columns holding ``g`` over a tile's reads, with read noise and ADC (its full scale from
+        the cells ``g_scale``)."""
+        return sum(self._read(x, g, g_scale) for x in pulses)
 
-    def _read(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        """One read of the columns holding ``g`` with row inputs ``x`` (at most 1 where the ADC is on)."""
+    def _read(self, x: torch.Tensor, g: torch.Tensor, g_scale: torch.Tensor) -> torch.Tensor:
+        """One read of the columns holding ``g`` with row inputs ``x`` (at most 1 where the ADC is on); the ADC's full
+        scale is that of the cells ``g_scale`` (``g`` itself but with ``adc_calibration="programmed"``)."""
         y = self._mvm(x, g)
         cfg = self.cfg
         # without a graph to keep, the output-sized steps run in place: the same values, without a fresh tensor per
@@ -448,7 +485,7 @@ class _CrossbarBase(nn.Module):
             else:
                 y = y + cfg.read_noise_rel * torch.sqrt(spread.clamp_min(0)) * self._noise(y)
         if cfg.adc_bits is not None:
-            y = _adc(y, cfg.adc_range_frac * self._full_scale(g, y), cfg.adc_bits, inplace=inplace)
+            y = _adc(y, cfg.adc_range_frac * self._full_scale(g_scale, y), cfg.adc_bits, inplace=inplace)
         return y
 
     def _tiles(self) -> list:
@@ -459,15 +496,19 @@ class _CrossbarBase(nn.Module):
     def _compute(self, x: torch.Tensor, tiles: list | None = None) -> torch.Tensor:
         """The layer's output without its bias: the converted columns of ``tiles`` (default: every tile) summed."""
         sliced = self.cfg.cell_bits is not None
-        g_pos, g_neg = self._driven(self.g_pos), self._driven(self.g_neg)
+        cells = [self.g_pos, self.g_neg]
+        if self.calibrated_pos is not None:
+            cells += [self.calibrated_pos, self.calibrated_neg]
+        cells = [self._driven(g) for g in cells]
         # bit slicing: every slice's cells are columns of their own (read, noised and converted as such, in one call)
-        g_pos, g_neg = (g_pos.flatten(0, 1), g_neg.flatten(0, 1)) if sliced else (g_pos, g_neg)
+        cells = [g.flatten(0, 1) for g in cells] if sliced else cells
         out = 0
         for tile in self._tiles() if tiles is None else tiles:
             xs = self._slice_input(x, tile)
-            gp, gn = self._slice_weight(g_pos, tile), self._slice_weight(g_neg, tile)
+            gp, gn, *scaled = [self._slice_weight(g, tile) for g in cells]
+            fp, fn = scaled or (gp, gn)
             pulses = self._pulses(xs)  # decided once per tile, for both columns of each pair
-            y = self._column(pulses, gp) - self._column(pulses, gn)
+            y = self._column(pulses, gp, fp) - self._column(pulses, gn, fn)
             out = out + (self._shift_add(y) if sliced else y) * self.scale
         return out
 
@@ -818,6 +859,8 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
     stacked = _stacked(chip, names)
     gen = torch.Generator().manual_seed(_stream_seed(seed, "program"))
     drift_gen = torch.Generator().manual_seed(_stream_seed(seed, "drift"))
+    # the ADC's full scale from the cells as programmed (module docstring); the same as the cells read without drift
+    at_t0 = cfg.adc_calibration == "programmed" and cfg.adc_bits is not None and cfg._drifts
     programmed = {}
     for i, name in enumerate(names):
         m = chip.get_submodule(name)
@@ -836,9 +879,9 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
             if not cfg.per_read:  # the programmed weights go into a Linear of the folded layer's shape, with a bias
                 m = nn.Linear(w.shape[1], w.shape[0]).to(device=w.device, dtype=w.dtype).train(m.training)
                 _set_module(chip, name, m)
-        g_pos, g_neg, scale = program_conductances(w.cpu(), cfg, gen, drift_generator=drift_gen)
+        g_pos, g_neg, scale, *t0 = _program(w.cpu(), cfg, gen, drift_gen)
         dev = m.weight.device
-        g_pos, g_neg = g_pos.to(dev), g_neg.to(dev)
+        g_pos, g_neg, t0 = g_pos.to(dev), g_neg.to(dev), [g.to(dev) for g in t0]
         if not cfg.per_read:
             # a stacked layer's two matrices compute exactly what they do apart (no read noise, no ADC)
             with torch.no_grad():
@@ -847,7 +890,7 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
                     m.bias.copy_(bias)
             continue
         read_gen = torch.Generator(device=dev).manual_seed(_stream_seed(seed, "read", i))
-        programmed[name] = (g_pos, g_neg, scale, bias, read_gen, m.training)
+        programmed[name] = (g_pos, g_neg, scale, bias, read_gen, m.training, t0)
         if isinstance(m, nn.Conv2d):
             new = CrossbarConv2d(g_pos, g_neg, scale, bias, cfg, read_gen, stride=m.stride, padding=m.padding,
                                  dilation=m.dilation, groups=m.groups, padding_mode=m.padding_mode)
@@ -857,28 +900,33 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
             continue  # built below, once both its matrices are programmed
         else:
             new = CrossbarLinear(g_pos, g_neg, scale, bias, cfg, read_gen)
+        if at_t0:
+            new.calibrate(*t0)
         _set_module(chip, name, new.train(m.training))
     if cfg.per_read:
         for name, (rec, _) in stacked.items():
-            _stack(chip, cfg, name, programmed[name], rec, programmed[rec])
+            _stack(chip, cfg, name, programmed[name], rec, programmed[rec], at_t0)
     return chip
 
 
-def _stack(chip: nn.Module, cfg: NonIdealConfig, name: str, inp: tuple, rec_name: str, rec: tuple) -> None:
+def _stack(chip: nn.Module, cfg: NonIdealConfig, name: str, inp: tuple, rec_name: str, rec: tuple,
+           at_t0: bool) -> None:
     """Put a dense recurrent layer's programmed input (``name``) and recurrent (``rec_name``) matrices on one array:
     ``[W_in | W_rec]`` on its rows, input rows first, each matrix's rows read at the amplitude ``scale / S`` of its
     own read-out scale over the larger one ``S`` (so the columns' currents add the two matrices' products as their
     weights do), converted tile by tile over the whole stack (module docstring, *Recurrent layers*)."""
-    (gp_in, gn_in, s_in, b_in, read_gen, training), (gp_rec, gn_rec, s_rec, b_rec, _, _) = inp, rec
+    (gp_in, gn_in, s_in, b_in, read_gen, training, t0_in), (gp_rec, gn_rec, s_rec, b_rec, _, _, t0_rec) = inp, rec
     top = max(s_in, s_rec)
     inputs, n = gp_in.shape[-1], gp_rec.shape[-1]
     amplitude = torch.cat([torch.full((inputs,), s_in / top if top else 1.0, dtype=torch.float64),
                            torch.full((n,), s_rec / top if top else 1.0, dtype=torch.float64)])
     xbar = CrossbarLinear(torch.cat([gp_in, gp_rec], dim=-1), torch.cat([gn_in, gn_rec], dim=-1), top, None, cfg,
                           read_gen, row_amplitude=amplitude)
+    if at_t0:
+        xbar.calibrate(*(torch.cat([a, b], dim=-1) for a, b in zip(t0_in, t0_rec)))
     rows = _StepRows()
     _set_module(chip, name, CrossbarStackedInput(xbar, inputs, b_in, rows).train(training))
-    _set_module(chip, rec_name, CrossbarStackedFeedback(xbar, inputs, b_rec, rows).train(rec[-1]))
+    _set_module(chip, rec_name, CrossbarStackedFeedback(xbar, inputs, b_rec, rows).train(rec[5]))
 
 
 #: samples per forward call in :func:`accuracy`: read noise is drawn per call in the call's shape, so evaluating in

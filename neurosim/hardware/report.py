@@ -75,7 +75,8 @@ def nonideal_config_from_spec(target, *, sigma_rel: float = 0.0, fault_rate: flo
                               stuck_on_fraction: float = 0.5, read_noise_rel: float = 0.0, adc: bool = True,
                               adc_bits: int | None = None, quantize: bool = True, levels: int | None = None,
                               drift_nu: float = 0.0, drift_nu_std: float = 0.0, drift_t_s: float = 1.0,
-                              drift_t0_s: float = 1.0, drift_compensation: bool = False) -> NonIdealConfig:
+                              drift_t0_s: float = 1.0, drift_compensation: bool = False,
+                              adc_calibration: str = "read") -> NonIdealConfig:
     """The :class:`NonIdealConfig` of a crossbar ``target`` (name, path or ``Spec``) plus the given effects.
 
     Args:
@@ -90,6 +91,8 @@ def nonideal_config_from_spec(target, *, sigma_rel: float = 0.0, fault_rate: flo
             cells (needs ``quantize``).
         drift_nu / drift_nu_std / drift_t_s / drift_t0_s: conductance drift ``G(t) = G0·(t/t0)^−ν``;
             ``drift_compensation``: global drift compensation of each layer's read-out.
+        adc_calibration: when the ADC's full scale is set, ``"read"`` (from the cells as read: drift costs no
+            resolution) or ``"programmed"`` (from the cells as programmed); see :class:`NonIdealConfig`.
 
     Raises:
         ValueError: not a crossbar target, or a value out of range (the message names it).
@@ -112,7 +115,8 @@ def nonideal_config_from_spec(target, *, sigma_rel: float = 0.0, fault_rate: flo
         adc_bits=(int(spec.si("array.adc_bits")) if adc_bits is None else adc_bits) if adc else None,
         tile_rows=int(spec.si("array.rows")),
         drift_nu=drift_nu, drift_nu_std=drift_nu_std, drift_t_s=drift_t_s, drift_t0_s=drift_t0_s,
-        drift_compensation=drift_compensation, **_fault_split(fault_rate, stuck_on_fraction))
+        drift_compensation=drift_compensation, adc_calibration=adc_calibration,
+        **_fault_split(fault_rate, stuck_on_fraction))
 
 
 def chip_accuracies(model: nn.Module, loader, cfg: NonIdealConfig, *, chips: int = 5, seed: int = 0,
@@ -177,6 +181,7 @@ def nonideal_report_model(model: nn.Module, loader, target, *, chips: int = 5, s
                           adc: bool = True, adc_bits: int | None = None, quantize: bool = True,
                           levels: int | None = None, drift_nu: float = 0.0, drift_nu_std: float = 0.0,
                           drift_t_s: float = 86400.0, drift_t0_s: float = 1.0, drift_compensation: bool = False,
+                          adc_calibration: str = "read",
                           sigmas: Sequence[float] | None = SIGMAS, fault_rates: Sequence[float] | None = FAULT_RATES,
                           seed: int = 0, max_samples: int | None = None, device=None,
                           layers: Iterable[str] | None = None, ideal: float | None = None,
@@ -188,7 +193,7 @@ def nonideal_report_model(model: nn.Module, loader, target, *, chips: int = 5, s
         model / loader: a trained model and its test batches ``(x_seq [T, B, ...], y)``.
         target: a crossbar spec (name, path or ``Spec``): quantisation, on/off ratio, tile rows, ADC bits.
         sigma_rel, fault_rate, stuck_on_fraction, read_noise_rel, adc, adc_bits, drift_nu, drift_nu_std, drift_t_s,
-            drift_t0_s, drift_compensation: the operating point (see :func:`nonideal_config_from_spec`; drift at
+            drift_t0_s, drift_compensation, adc_calibration: the operating point (see :func:`nonideal_config_from_spec`; drift at
             ``drift_t_s`` (default one day) relative to ``drift_t0_s`` (default 1 s)).
         quantize / levels: the weights' quantisation, at the operating point and in the sweeps (default: the
             spec's).
@@ -213,7 +218,7 @@ def nonideal_report_model(model: nn.Module, loader, target, *, chips: int = 5, s
                                    stuck_on_fraction=stuck_on_fraction, read_noise_rel=read_noise_rel, adc=adc,
                                    adc_bits=adc_bits, quantize=quantize, levels=levels, drift_nu=drift_nu,
                                    drift_nu_std=drift_nu_std, drift_t_s=drift_t_s, drift_t0_s=drift_t0_s,
-                                   drift_compensation=drift_compensation)
+                                   drift_compensation=drift_compensation, adc_calibration=adc_calibration)
     base = nonideal_config_from_spec(spec, adc=False, quantize=quantize, levels=levels)
     sweeps = {k: list(v) for k, v in (("sigma_rel", sigmas), ("fault_rate", fault_rates)) if v}
     total = chips * (1 + sum(len(v) for v in sweeps.values())) + (ideal is None)
@@ -314,14 +319,17 @@ def _cells(config: dict) -> str:
 
 def _drift(config: dict) -> str:
     """A report config's drift, as the table shows it: ``, drift ν 0.05 ± 0.01 at 86400 s, compensated`` (the
-    reference time t0 where it is not 1 s); empty without drift."""
+    reference time t0 where it is not 1 s, the ADC's calibration where it is set when programmed); empty without
+    drift."""
     nu, spread = config["drift_nu"], config.get("drift_nu_std", 0.0)
     if not (nu or spread):
         return ""
     t0 = config.get("drift_t0_s", 1.0)
     return (f", drift ν {nu:g}" + (f" ± {spread:g}" if spread else "") + f" at {config['drift_t_s']:g} s"
             + (f" from t0 = {t0:g} s" if t0 != 1.0 else "") + (", compensated" if config.get("drift_compensation")
-                                                               else ""))
+                                                               else "")
+            + (", ADC full scale set when programmed" if config.get("adc_calibration") == "programmed"
+               and config.get("adc_bits") else ""))
 
 
 def format_nonideal(report: dict) -> str:

@@ -250,6 +250,48 @@ def test_global_drift_compensation_undoes_a_uniform_drift_and_the_mean_of_a_spre
         NonIdealConfig(drift_compensation=1)
 
 
+def test_an_adc_calibrated_when_programmed_loses_codes_to_drift_and_one_calibrated_at_the_read_does_not():
+    # the ADC's full scale followed each column's cells as read, drifted: drift cost no ADC resolution
+    torch.manual_seed(8)
+    net = Sequential(Linear(20, 6)).double()
+    x = (torch.rand(400, 20) < 0.5).double()
+    bits = 4
+    base = dict(levels=16, adc_bits=bits, tile_rows=8)
+    drift = dict(drift_nu=0.1, drift_t_s=100.0, drift_compensation=True)  # every cell × 100^−0.1 = 0.63
+    fresh = apply_nonidealities(net, NonIdealConfig(**base), seed=0)[0]  # at t0
+    follows = apply_nonidealities(net, NonIdealConfig(**base, **drift), seed=0)[0]
+    fixed = apply_nonidealities(net, NonIdealConfig(**base, **drift, adc_calibration="programmed"), seed=0)[0]
+
+    def by_hand(layer, full_pos, full_neg):
+        """The drifted currents of each 8-row tile converted over the full scale of the cells ``full_*``, then the
+        compensation's gain (in ``layer.scale``) and the bias."""
+        out = net[0].bias.detach()
+        for sl in (slice(0, 8), slice(8, 16), slice(16, 20)):
+            for g, g_full, sign in ((layer.g_pos, full_pos, 1), (layer.g_neg, full_neg, -1)):
+                full = g_full[:, sl].sum(1)
+                step = full / (2**bits - 1)
+                out = out + sign * layer.scale * torch.minimum(torch.round(x[:, sl] @ g[:, sl].T / step) * step, full)
+        return out
+
+    torch.testing.assert_close(follows(x), by_hand(follows, follows.g_pos, follows.g_neg), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fixed(x), by_hand(fixed, fresh.g_pos, fresh.g_neg), rtol=1e-12, atol=1e-12)
+    # the default converts as at t0 (the compensation undoes the gain); set at programming, 0.63 of the codes
+    exact = x @ fresh.weight.T + net[0].bias.detach()
+    error = {k: float((layer(x) - exact).pow(2).mean().sqrt()) for k, layer in
+             (("t0", fresh), ("read", follows), ("programmed", fixed))}
+    assert error["read"] == pytest.approx(error["t0"], rel=0.05) and error["programmed"] > 1.3 * error["t0"], error
+    # a recurrent layer's stacked matrices: the full scale from both matrices' cells as programmed
+    xbar = apply_nonidealities(_stacked_net(100, 60), NonIdealConfig(**base, **drift, adc_calibration="programmed"),
+                               seed=0)[3].recurrent.crossbar
+    torch.testing.assert_close(xbar.g_pos, xbar.calibrated_pos * 100.0 ** -0.1)
+    torch.testing.assert_close(xbar.g_neg, xbar.calibrated_neg * 100.0 ** -0.1)
+    # without drift (or without an ADC) the two calibrations are one
+    for kw in (base, dict(base, adc_bits=None, read_noise_rel=0.01)):
+        a = apply_nonidealities(net, NonIdealConfig(**kw), seed=0)[0]
+        b = apply_nonidealities(net, NonIdealConfig(**kw, adc_calibration="programmed"), seed=0)[0]
+        assert torch.equal(a(x), b(x))
+
+
 def test_programming_variation_has_the_asked_spread():
     w = torch.rand(300, 300) + 0.5
     cfg = NonIdealConfig(sigma_rel=0.1)
@@ -333,6 +375,7 @@ def test_a_drift_spread_leaves_the_chips_other_draws_as_they_were(cells):
     ({"read_noise_rel": 2.0}, r"read_noise_rel: must be a fraction of G in \[0, 1\] \(0.05 is 5 %\), got 2.0"),
     ({"drift_nu": 0.1, "drift_t_s": 0.5}, r"drift_t_s: 0.5 s is before drift_t0_s = 1 s: G\(t\) = G0·\(t/t0\)\^−ν"),
     ({"adc_bits": 40}, r"adc_bits: at most 24 bits .*got 40; adc_bits=None reads the column currents exactly"),
+    ({"adc_calibration": "t0"}, r"adc_calibration: must be one of \('read', 'programmed'\), got 't0'"),
 ])
 def test_config_errors_name_the_field(kwargs, match):
     with pytest.raises(ValueError, match=match):

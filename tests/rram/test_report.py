@@ -219,6 +219,9 @@ def test_nonideal_flags_without_flag_do_nothing_and_bad_requests_are_one_line_er
                                "--drift-nu, e.g. 0.05, or leave --drift-compensation out"),
     (["--drift-t0-s", "10", "--drift-compensation"],
      "--drift-t0-s, --drift-compensation have no effect without --drift-nu .* or leave them out"),
+    (["--adc-calibration", "programmed"], r"--adc-calibration has no effect without --drift-nu \(ν = 0: no drift\)"),
+    (["--drift-nu", "0.05", "--adc-calibration", "programmed", "--no-adc"],
+     "--adc-calibration programmed sets the ADC's full scale, which --no-adc turns off: leave one out"),
 ])
 def test_the_quantisation_adc_and_drift_flags_are_checked_naming_the_flag(flags, message):
     from neurosim.cli import UserError
@@ -257,6 +260,12 @@ def test_the_quantisation_adc_and_drift_flags_reach_the_chips_and_the_report(tmp
     out = capsys.readouterr().out
     assert "[16 levels on 4 1-bit cells per side, σ 5 %" in out
     assert "ADC 3 bits, drift ν 0.05 ± 0.01 at 1000 s from t0 = 10 s, compensated]" in out
+    assert c["adc_calibration"] == "read"  # the default: the full scale follows the drifted cells
+    # the ADC's full scale set when the chip was programmed: the drifted currents lose codes
+    r = run_nonideal_from_args(p.parse_args([*common, *flags, "--adc-calibration", "programmed"]), "x.pt",
+                               tmp_path)["rram_neurosim"]
+    assert r["operating_point"]["config"]["adc_calibration"] == "programmed"
+    assert "compensated, ADC full scale set when programmed]" in capsys.readouterr().out
     # no quantisation: analog cells, one per side, at the operating point and in the sweeps
     r = run_nonideal_from_args(p.parse_args([*common, "--no-quantize"]), "x.pt", tmp_path)["rram_neurosim"]
     assert r["operating_point"]["config"]["levels"] is None and r["sweep_base"]["levels"] is None
