@@ -28,7 +28,8 @@ def _native(values) -> np.ndarray:
 
 
 class FrameLoader:
-    """Iterate ``(x_seq [T, B, ...] float32, y [B] int64)`` batches over frames ``[N, T, ...]``.
+    """Iterate ``(x_seq [T, B, ...] float32, y [B] int64)`` batches over frames ``[N, T, ...]`` (with
+    ``iter_from(0, compact=True)``: event counts in their own dtype, converted where they are consumed).
 
     Args:
         frames: array or tensor ``[N, T, ...]`` (any numeric dtype; converted to float32 per batch).
@@ -163,9 +164,17 @@ class FrameLoader:
     def __iter__(self):
         return self.iter_from(0)
 
-    def iter_from(self, batch: int):
+    def iter_from(self, batch: int, compact: bool = False):
         """The epoch's batches from batch ``batch`` (0-based) on: the same order as ``iter(loader)``, the batches
         before it skipped without being read (a resumed epoch continues where it was interrupted at no cost).
+
+        ``compact=True`` yields integer and boolean frames (event counts: the frame cache's uint8 or int16) in their
+        own dtype instead of float32, for a consumer that converts them a step or a chunk of steps at a time as it
+        runs them (:func:`neurosim.nn.as_float`, as the training methods and :func:`neurosim.nn.run_chunked` do):
+        a uint8 batch takes a quarter of the float32 batch's memory (839 MB of float32 for DVS Gesture at T = 400,
+        batch 16), and SLTT then holds one step's float copy, not all ``T``. The values, order and augmentation
+        are the float batches' own; float frames come as float32 either way. The :class:`~neurosim.training.Trainer`
+        iterates FrameLoaders so.
 
         Raises:
             ValueError: ``batch`` is not a whole number in ``[0, len(loader)]``.
@@ -173,9 +182,11 @@ class FrameLoader:
         if isinstance(batch, bool) or not isinstance(batch, int) or not 0 <= batch <= len(self):
             raise ValueError(f"iter_from: batch must be a whole number in [0, {len(self)}] (this epoch has "
                              f"{len(self)} batches), got {batch!r}")
-        return self._batches(batch)
+        if not isinstance(compact, bool):
+            raise TypeError(f"iter_from: compact must be True or False, got {compact!r}")
+        return self._batches(batch, compact)
 
-    def _batches(self, start: int):
+    def _batches(self, start: int, compact: bool = False):
         n = len(self.labels)
         if self.shuffle:
             g = torch.Generator().manual_seed((self.seed * 100_003 + self.epoch) % 2**64)  # any int seed
@@ -194,10 +205,12 @@ class FrameLoader:
         for i in range(start, len(self)):
             batch = slice(i * self.batch_size, (i + 1) * self.batch_size)
             # (made by a function: this generator holds no reference to a batch while the caller trains on it)
-            yield self._batch(order[batch], positions[batch])
+            yield self._batch(order[batch], positions[batch], compact)
 
-    def _batch(self, idx: torch.Tensor, positions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(x_seq [T, B, ...] float32, y [B])`` of the samples ``idx`` (at ``positions`` in the epoch's order).
+    def _batch(self, idx: torch.Tensor, positions: np.ndarray,
+               compact: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x_seq [T, B, ...] float32, y [B])`` of the samples ``idx`` (at ``positions`` in the epoch's order);
+        ``compact``: integer and boolean frames in their own dtype (see :meth:`iter_from`).
 
         The samples are gathered and made time-first in the frames' own dtype (uint8 for cached event counts) and
         converted to float32 last, on the loader's device: one float32 copy of the batch is ever made, where
@@ -207,8 +220,11 @@ class FrameLoader:
             draws = _augment.draw(self.augment, positions, self.seed, self.epoch, *self.frames.shape[-2:])
             x = _augment.apply(self.augment, x.cpu(), draws)  # the gathered copy, in the frames' dtype
         x = x.transpose(0, 1).contiguous()  # T, B, ...: still compact
-        # moved in the frames' dtype (a GPU gets the compact bytes), converted there
-        return x.to(self.device, non_blocking=True).to(torch.float32), self.labels[idx].to(self.device)
+        # moved in the frames' dtype (a GPU gets the compact bytes), converted there (compact: by the consumer)
+        x = x.to(self.device, non_blocking=True)
+        if not (compact and not x.is_floating_point()):
+            x = x.to(torch.float32)
+        return x, self.labels[idx].to(self.device)
 
 
 def _rows(indices, n: int) -> torch.Tensor:

@@ -13,6 +13,7 @@ from neurosim.nn.layers import (
     Sequential,
     SumPool2d,
     TimeDistributed,
+    as_float,
     detach_state,
     is_stateful,
     run_chunked,
@@ -26,5 +27,5 @@ from neurosim.nn.recurrent import RLIF, DiagonalRecurrent, RLIFState
 __all__ = [
     "LI", "LIF", "RLIF", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "CubaLIF", "CubaLIFState", "DiagonalRecurrent", "Dropout", "Flatten", "Linear",
     "MaxPool2d", "RLIFState", "Sequential", "SumPool2d", "TimeDistributed", "build_model", "conv_snn", "detach_state",
-    "is_stateful", "mlp_snn", "run_chunked", "time_chunk",
+    "as_float", "is_stateful", "mlp_snn", "run_chunked", "time_chunk",
 ]

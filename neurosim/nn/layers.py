@@ -36,8 +36,8 @@ from neurosim.nn.lif import _format_scalar
 
 __all__ = [
     "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Flatten", "LI", "Linear",
-    "MaxPool2d", "Sequential", "SumPool2d", "TimeDistributed", "detach_state", "is_stateful", "run_chunked",
-    "time_chunk",
+    "MaxPool2d", "Sequential", "SumPool2d", "TimeDistributed", "as_float", "detach_state", "is_stateful",
+    "run_chunked", "time_chunk",
 ]
 
 
@@ -349,12 +349,33 @@ def check_steps(steps: Any, name: str = "time_chunk") -> int:
     return steps
 
 
+def as_float(x_seq: torch.Tensor) -> torch.Tensor:
+    """Integer and boolean frames (event counts of a compact batch, :meth:`neurosim.data.FrameLoader.iter_from`
+    with ``compact=True``) as float32, the values a FrameLoader's float batch holds; float tensors as they are.
+
+    Where a batch is consumed a step or a chunk of steps at a time (SLTT, :func:`run_chunked`), converting each
+    slice as it is run keeps one float32 copy of a slice instead of the whole ``[T, B, ...]`` batch in memory.
+
+    Example:
+        >>> import torch
+        >>> as_float(torch.tensor([[0, 3]], dtype=torch.uint8))
+        tensor([[0., 3.]])
+    """
+    if x_seq.is_floating_point():
+        return x_seq
+    if x_seq.is_complex():
+        raise TypeError(f"x_seq must be real frames, got {x_seq.dtype}")
+    return x_seq.to(torch.float32)
+
+
 def run_chunked(model: nn.Module, x_seq: torch.Tensor, state: Any = None, steps: int | None = None):
     """``model(x_seq, state)`` computed ``steps`` time steps at a time with the state carried between calls.
 
     The result (outputs, final state, gradients through the outputs) equals one call over all steps — the
     chunked-equals-full property of every stateful layer — but each layer works on a cache-sized slab instead of
-    ``[T·B, ...]`` at once. ``steps=None`` picks :func:`time_chunk`.
+    ``[T·B, ...]`` at once. ``steps=None`` picks :func:`time_chunk`. Integer or boolean ``x_seq`` (a compact batch
+    of event counts) is converted to float32 one chunk at a time (:func:`as_float`): only a chunk's float copy is
+    made, not the whole batch's.
     """
     T = x_seq.shape[0]
     steps = time_chunk(model, x_seq) if steps is None else check_steps(steps, "steps")
@@ -363,10 +384,10 @@ def run_chunked(model: nn.Module, x_seq: torch.Tensor, state: Any = None, steps:
                       "mode takes its statistics over all T·B samples of the call", RuntimeWarning, stacklevel=3)
         steps = T
     if steps >= T:
-        return model(x_seq, state)
+        return model(as_float(x_seq), state)
     outs = []
     for start in range(0, T, steps):
-        out, state = model(x_seq[start:start + steps], state)
+        out, state = model(as_float(x_seq[start:start + steps]), state)
         outs.append(out)
     return torch.cat(outs), state
 

@@ -141,9 +141,11 @@ def is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and ("DefaultCPUAllocator" in text or "out of memory" in text.lower())
 
 
-def memory_advice(method: str, time_steps: int, input_mb: float, time_chunk: int | None = None) -> str:
+def memory_advice(method: str, time_steps: int, input_mb: float, time_chunk: int | None = None,
+                  input_dtype: str = "float32") -> str:
     """What to change when a training step of ``method`` (``bptt``, ``sltt``, ``sltt_k``) ran out of memory on a
-    batch of ``time_steps`` steps whose input takes ``input_mb`` MiB (float32 frames, O(T) whatever the method)."""
+    batch of ``time_steps`` steps whose input takes ``input_mb`` MiB (frames of ``input_dtype``: float32, or a
+    compact batch's uint8 event counts; O(T) whatever the method)."""
     if method == "bptt":
         return (f"BPTT keeps every one of the T = {time_steps} steps for its backward pass, so its memory grows with T: "
                 "train with --set train.method=sltt train.loss=tet, which keeps one step's (or sltt_k with train.k, "
@@ -151,5 +153,5 @@ def memory_advice(method: str, time_steps: int, input_mb: float, time_chunk: int
     chunk = "" if not time_chunk or time_chunk == 1 else (f"lower train.time_chunk ({time_chunk} steps are kept per "
                                                           "backward pass; 1 keeps one), or ")
     return (f"{method.upper().replace('_', '-')} keeps one step's memory whatever T is, but the batch's input frames "
-            f"themselves take {input_mb:.0f} MiB (float32, O(T)) and one step's memory grows with the batch and the "
-            f"model: {chunk}lower data.batch_size, or data.time_steps")
+            f"themselves take {input_mb:.0f} MiB ({input_dtype}, O(T)) and one step's memory grows with the batch and "
+            f"the model: {chunk}lower data.batch_size, or data.time_steps")

@@ -3,7 +3,10 @@
 A method computes one batch's gradients: ``forward_backward(model, x_seq, y, loss) -> StepOutput``.
 It accumulates into ``.grad`` (the Trainer zeroes gradients, clips, and steps the optimizer). ``model`` may be
 wrapped in DistributedDataParallel (data-parallel runs): a method with several backward passes per batch runs all
-but the last under :func:`neurosim.training.distributed.no_sync`.
+but the last under :func:`neurosim.training.distributed.no_sync`. ``x_seq`` may be float frames or integer ones (a
+compact batch of event counts, as the Trainer takes a FrameLoader's batches), which a method converts to float32
+where it runs them (:func:`neurosim.nn.as_float`): SLTT and chunked BPTT a call's steps at a time, so that no
+float32 copy of all ``T`` steps is made where the model does not keep one for its backward pass.
 Register new methods with :func:`register_method`; SLTT and SLTT-K live in :mod:`neurosim.training.sltt`.
 
 Every method needs the same of a model: ``forward(x_seq [T, B, ...], state=None) -> (out_seq [T, B, C], state)``
@@ -19,7 +22,7 @@ from typing import Any, Callable, Protocol
 
 import torch
 
-from neurosim.nn.layers import run_chunked
+from neurosim.nn.layers import as_float, run_chunked
 from neurosim.training.distributed import unwrap
 from neurosim.training.losses import Loss
 from neurosim.training.regularize import pending_penalty
@@ -147,7 +150,9 @@ class BPTT:
 
     def forward_backward(self, model, x_seq, y, loss):
         check_batch(x_seq, y, "BPTT")
-        result = run_chunked(model, x_seq, steps=self.time_chunk) if _is_sequential(model) else model(x_seq)
+        # (integer frames, a compact batch, made float32 a chunk at a time by run_chunked, else all at once)
+        result = (run_chunked(model, x_seq, steps=self.time_chunk) if _is_sequential(model)
+                  else model(as_float(x_seq)))
         out_seq, _ = model_output(result, model, x_seq, "BPTT")
         value = loss(out_seq, y)
         (value + pending_penalty(x_seq.shape[0])).backward()  # (an activity penalty, where the Trainer has one)

@@ -78,7 +78,7 @@ import torch
 
 from neurosim.config import NeuronConfig, RunConfig, load_config
 from neurosim.functional import no_temporal_grad
-from neurosim.nn.layers import check_steps, detach_state, is_stateful
+from neurosim.nn.layers import as_float, check_steps, detach_state, is_stateful
 from neurosim.nn.layers import time_chunk as _chunk_of_samples
 from neurosim.training.distributed import no_sync, unwrap
 from neurosim.training.losses import Loss
@@ -233,7 +233,8 @@ def run_online(model: torch.nn.Module, x_seq: torch.Tensor, y: torch.Tensor, los
     Args:
         model: ``forward(x_seq, state=None) -> (out_seq, state)`` (e.g. :class:`neurosim.nn.Sequential`); a model
             that returns something else or takes no ``state`` is a TypeError saying so.
-        x_seq: input ``[T, B, ...]``.
+        x_seq: input ``[T, B, ...]``; integer or boolean frames (a compact batch of event counts) are converted to
+            float32 one call's steps at a time (:func:`neurosim.nn.as_float`).
         y: targets ``[B]``.
         loss: a per-step loss; step ``t`` contributes ``loss.step(o_t, y) / T``.
         backward_steps: steps that get a backward pass, one each; None means all (SLTT). The others run under
@@ -267,7 +268,8 @@ def run_online(model: torch.nn.Module, x_seq: torch.Tensor, y: torch.Tensor, los
         # data-parallel: gradients are averaged across processes once, by the batch's last backward pass
         with no_sync(model) if with_grad and i != last_backward else nullcontext():
             with torch.set_grad_enabled(with_grad and torch.is_grad_enabled()), no_temporal_grad():
-                out, state = call_model(model, x_seq[start:stop], state, method)
+                # (a compact batch's counts made float32 a chunk at a time: no float copy of all T steps)
+                out, state = call_model(model, as_float(x_seq[start:stop]), state, method)
                 # sg(·) between calls; detaching before backward also drops every reference the state holds
                 # into this chunk's graph, so nothing of it survives its backward.
                 state = detach_state(state)

@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 
 from neurosim.config import ConfigError, RunConfig, config_to_dict, dumps_toml
 from neurosim.data.loaders import FrameLoader
-from neurosim.nn.layers import run_chunked
+from neurosim.nn.layers import as_float, run_chunked
 from neurosim.training import distributed
 from neurosim.training.checkpoint import (
     CheckpointError, ResumedEpochError, atomic_write_text, check_epochs_done, check_resumable, load_checkpoint,
@@ -200,6 +200,14 @@ def _restore_loader_rngs(saved: dict[str, dict[str, tuple[str, Any]]] | None, lo
                           "uninterrupted run's later epochs did not, so the resumed run shuffles (and augments) "
                           "unlike one that was never interrupted; build it with persistent_workers=False for an "
                           "exact resume", RuntimeWarning, stacklevel=4)
+
+
+def _compact_batches(loader: Iterable) -> Iterable:
+    """A FrameLoader's batches in their frames' compact dtype (uint8 event counts,
+    :meth:`~neurosim.data.FrameLoader.iter_from`), which the training methods and :func:`~neurosim.nn.run_chunked`
+    convert to float32 a step or chunk at a time: no float32 copy of a whole long batch (O(T)) where SLTT and
+    evaluation run it in pieces; the same values as its float batches. Any other loader as it is."""
+    return loader.iter_from(0, compact=True) if isinstance(loader, FrameLoader) else loader
 
 
 def _json_safe(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -724,7 +732,7 @@ class Trainer:
         shard = self._shard(loader, even=True)
         _set_epoch(shard, self.epoch)
         stream = iter(self._resumed_batches(shard, progress, resumed_rng, loaders) if resumed_rng is not None
-                      else shard)
+                      else _compact_batches(shard))
         if interrupts is not None:
             interrupts.hold_worker_failures()  # a worker killed by the signal must not cut the batch under way short
         clip = self.config.train.grad_clip
@@ -833,7 +841,7 @@ class Trainer:
         if isinstance(loader, FrameLoader):
             if done > len(loader):
                 raise self._fewer_batches(len(loader), done)
-            stream = loader.iter_from(done)
+            stream = loader.iter_from(done, compact=True)
         else:
             stream = iter(loader)
             for seen in range(done):
@@ -886,7 +894,8 @@ class Trainer:
         T, B = x_seq.shape[0], x_seq.shape[1]
         method = getattr(self.method, "name", type(self.method).__name__)
         advice = memory_advice(method, T, x_seq.numel() * x_seq.element_size() / 2**20,
-                               getattr(self.method, "time_chunk", None) if method == "sltt" else None)
+                               getattr(self.method, "time_chunk", None) if method == "sltt" else None,
+                               str(x_seq.dtype).replace("torch.", ""))
         return TrainingMemoryError(f"training ran out of memory in batch {batch} of epoch {self.epoch + 1} ({B} "
                                    f"samples × T = {T} steps, on {self.device}): {advice}; the last checkpoint (if "
                                    "any) is kept")
@@ -910,9 +919,10 @@ class Trainer:
         total, correct, loss_sum = 0, 0, 0.0
         classes = self.config.model.num_classes
         samples_of, correct_of = torch.zeros(classes, dtype=torch.long), torch.zeros(classes, dtype=torch.long)
-        for x_seq, y in loader:
+        for x_seq, y in _compact_batches(loader):
             x_seq, y = x_seq.to(self.device), y.to(self.device)
-            result = run_chunked(self.model, x_seq) if getattr(self.model, "stateful", False) else self.model(x_seq)
+            result = (run_chunked(self.model, x_seq) if getattr(self.model, "stateful", False)
+                      else self.model(as_float(x_seq)))  # (run_chunked converts a compact batch chunk by chunk)
             out_seq, _ = model_output(result, self.model, x_seq, "evaluate")
             n = y.shape[0]
             total += n

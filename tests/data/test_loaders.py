@@ -228,3 +228,36 @@ def _epoch_order(loader, n: int) -> torch.Tensor:
     """The first ``n`` samples of ``loader``'s epoch order (its seeded shuffle)."""
     g = torch.Generator().manual_seed((loader.seed * 100_003 + loader.epoch) % 2**64)
     return torch.randperm(len(loader.labels), generator=g)[:n]
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_compact_batches_hold_the_float_batches_values_in_the_frames_own_dtype(augment):
+    """Long sequences: ``iter_from(..., compact=True)`` yields a cached split's uint8 counts as they are (a quarter of
+    the float32 batch's bytes), for a consumer that converts them a step or a chunk at a time; the same samples,
+    order and augmentation as the float32 batches, which plain iteration still gives."""
+    from neurosim.config import AugmentConfig
+    from neurosim.data import FrameLoader
+
+    frames = torch.randint(0, 4, (10, 7, 2, 6, 6), dtype=torch.uint8)  # [N, T, P, H, W] event counts
+    spec = AugmentConfig(shift=2, flip=True, drop=0.3) if augment else None
+    loader = FrameLoader(frames, torch.arange(10) % 3, batch_size=4, shuffle=True, seed=5, augment=spec)
+    loader.set_epoch(2)
+    floats = list(loader)
+    with _FloatBytes() as made:
+        compact = list(loader.iter_from(0, compact=True))
+    assert made.bytes == 0  # no float32 copy of any batch
+    assert [x.dtype for x, _ in floats] == [torch.float32] * 3 and [x.dtype for x, _ in compact] == [torch.uint8] * 3
+    for (xf, yf), (xc, yc) in zip(floats, compact):
+        assert xc.shape == xf.shape and torch.equal(xc.float(), xf) and torch.equal(yc, yf)
+    assert [x for x, _ in loader.iter_from(1, compact=True)][0].dtype == torch.uint8  # a resumed epoch too
+
+
+def test_compact_batches_of_float_frames_are_float32_and_compact_must_be_a_bool():
+    from neurosim.data import FrameLoader
+
+    frames = torch.rand(4, 3, 5, dtype=torch.float64)  # encoded images, not counts
+    loader = FrameLoader(frames, torch.arange(4), batch_size=2)
+    x_seq, _ = next(loader.iter_from(0, compact=True))
+    assert x_seq.dtype == torch.float32 and torch.equal(x_seq, frames[:2].transpose(0, 1).float())
+    with pytest.raises(TypeError, match="iter_from: compact must be True or False, got 'yes'"):
+        loader.iter_from(0, compact="yes")

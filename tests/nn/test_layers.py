@@ -153,6 +153,62 @@ def test_run_chunked_equals_one_call_outputs_state_and_gradients():
             torch.testing.assert_close(a, b)
 
 
+class _Conversions:
+    """The shapes of the integer → float tensors the torch ops inside the block make (an input's conversion)."""
+
+    def __init__(self) -> None:
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        shapes = self.shapes = []
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                out = func(*args, **(kwargs or {}))
+                if func is torch.ops.aten._to_copy.default and not args[0].is_floating_point() and \
+                        out.is_floating_point():
+                    shapes.append(tuple(out.shape))
+                return out
+
+        self._mode = Mode()
+
+    def __enter__(self) -> "_Conversions":
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._mode.__exit__(*exc)
+
+
+@pytest.mark.parametrize("steps", [7, 3])
+def test_run_chunked_converts_integer_frames_a_chunk_at_a_time_to_the_float_runs_values(steps):
+    """A compact batch (uint8 event counts, FrameLoader.iter_from(compact=True)) runs as its float32 copy does, but
+    only one chunk's float copy is made at a time, not the whole [T, B, ...] batch's; Sequential itself refused
+    it (and still does, called directly: its error says to pass x_seq.float())."""
+    from neurosim.nn import as_float, build_model, run_chunked
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(input_shape=(2, 10, 10), channels=(3,), kernel_size=3, hidden=(6,), num_classes=4)
+    model = build_model(cfg, NeuronConfig(beta=0.8, v_th=0.3))
+    counts = torch.randint(0, 3, (7, 3, 2, 10, 10), dtype=torch.uint8)
+    out_f, state_f = run_chunked(model, counts.float(), steps=steps)
+    out_f.pow(2).sum().backward()
+    grads_f = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    with _Conversions() as made:
+        out_c, state_c = run_chunked(model, counts, steps=steps)
+    assert made.shapes == [(min(steps, 7 - t), 3, 2, 10, 10) for t in range(0, 7, steps)]  # chunk by chunk
+    out_c.pow(2).sum().backward()
+    assert out_f.abs().sum() > 0 and torch.equal(out_c, out_f)
+    assert state_f and all(torch.equal(state_c[k].v, state_f[k].v) for k in state_f)
+    assert all(torch.equal(p.grad, g) for p, g in zip(model.parameters(), grads_f))
+    with pytest.raises(TypeError, match=r"x_seq is torch.uint8 .* pass x_seq.float\(\)"):
+        model(counts)
+    floats = torch.rand(2, 3)
+    assert as_float(floats) is floats and as_float(torch.ones(2, dtype=torch.bool)).dtype == torch.float32
+    with pytest.raises(TypeError, match="x_seq must be real frames, got torch.complex64"):
+        as_float(torch.ones(2, dtype=torch.complex64))
+
+
 def test_time_chunk_keeps_batchnorm_statistics_over_all_steps_and_bad_steps_are_refused():
     from neurosim.nn import BatchNorm1d, run_chunked, time_chunk
 

@@ -251,6 +251,52 @@ def test_chunked_sltt_holds_one_chunk_whatever_T():
     assert per_step < chunked[0][0] < bptt / 4
 
 
+def _input_conversions(method, model, x, y, loss):
+    """``method``'s output and gradients on ``x``, and the shapes of the integer → float copies made meanwhile."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    shapes = []
+
+    class Conversions(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if func is torch.ops.aten._to_copy.default and not args[0].is_floating_point() and \
+                    out.is_floating_point():
+                shapes.append(tuple(out.shape))
+            return out
+
+    torch.manual_seed(0)  # the same dropout mask (and SLTT-K's drawn steps) for either input
+    with Conversions():
+        out, grads = _run(method, model, x, y, loss)
+    return out, grads, shapes
+
+
+@pytest.mark.parametrize("make, steps", [
+    (lambda: SLTT(1), [1] * 12), (lambda: SLTT(None), [4] * 3), (lambda: SLTTK(2, time_chunk=4), None),
+    (lambda: BPTT(), [4] * 3),
+])
+def test_a_compact_batch_trains_as_its_float_copy_converted_a_call_at_a_time(make, steps):
+    """Long sequences: the Trainer hands the methods a FrameLoader's uint8 counts (a quarter of the float32 batch's
+    bytes); each method converts only the steps of one call to float32 (SLTT one step, chunks of 4 at batch 32 on
+    CPU; BPTT's chunks too), and loss, outputs and gradients are exactly the float32 batch's."""
+    cfg = ModelConfig(input_shape=(2, 8, 8), channels=(3,), kernel_size=3, hidden=(8,), dropout=0.2, num_classes=4,
+                      readout="membrane")
+    model = build_model(cfg, NeuronConfig(beta=0.6, v_th=0.3))
+    g = torch.Generator().manual_seed(3)
+    counts = torch.randint(0, 3, (12, 32, 2, 8, 8), generator=g, dtype=torch.uint8)
+    y = torch.arange(32) % 4
+    ref, ref_grads, none = _input_conversions(make(), model, counts.float(), y, TET())
+    out, grads, shapes = _input_conversions(make(), model, counts, y, TET())
+    assert none == [] and ref.out_seq.abs().sum() > 0
+    assert out.loss == ref.loss and torch.equal(out.out_seq, ref.out_seq) and out.backward_passes == ref.backward_passes
+    assert grads.keys() == ref_grads.keys() and all(torch.equal(grads[n], ref_grads[n]) for n in grads)
+    assert all(s[1:] == (32, 2, 8, 8) for s in shapes) and sum(s[0] for s in shapes) == 12  # every step once
+    if steps is not None:
+        assert [s[0] for s in shapes] == steps
+    else:  # SLTT-K: the drawn steps one at a time, the forward-only stretches between them in chunks of 4 at most
+        assert max(s[0] for s in shapes) <= 4 and len(shapes) > 3
+
+
 class _Unaware(torch.nn.Module):
     """A stateful layer that does not declare it honours no_temporal_grad."""
 

@@ -1414,3 +1414,57 @@ def test_an_error_that_is_not_out_of_memory_stays_itself(monkeypatch):
     monkeypatch.setattr(BPTT, "forward_backward", fails)
     with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
         _own_model_trainer(loss="tet").fit(_batches(0, 16), resume=False)
+
+
+# ----------------------------------------------------------------------------------------------- compact batches
+
+@pytest.mark.parametrize("method", ["bptt", "sltt", "sltt_k"])
+def test_a_frameloaders_counts_reach_the_method_compact_and_train_as_their_float32_batches(method, monkeypatch):
+    """Long sequences: the Trainer takes a FrameLoader's batches in the frames' own dtype (uint8 event counts: a
+    quarter of float32's bytes, O(T)), which the methods and run_chunked make float32 a call's steps at a time; the
+    run (weights, losses, accuracies, evaluation) is exactly that of the same loader's float32 batches, which the
+    loader still gives when iterated."""
+    from neurosim.data import FrameLoader
+    from neurosim.training.methods import BPTT
+    from neurosim.training.sltt import SLTT, SLTTK
+
+    g = torch.Generator().manual_seed(2)
+    counts = torch.randint(0, 4, (40, 6, 12), generator=g, dtype=torch.uint8)  # [N, T, features]
+    labels = torch.randint(0, 3, (40,), generator=g)
+    seen = []
+    cls = {"bptt": BPTT, "sltt": SLTT, "sltt_k": SLTTK}[method]
+    real = cls.forward_backward
+
+    def recording(self, model, x_seq, y, loss):
+        seen.append(x_seq.dtype)
+        return real(self, model, x_seq, y, loss)
+
+    monkeypatch.setattr(cls, "forward_backward", recording)
+    runs = []
+    for frames in (counts.float(), counts):  # float32 frames: the loader's float batches, as before
+        seen.clear()
+        trainer = _own_model_trainer(epochs=2, method=method, loss="tet")
+        train = FrameLoader(frames, labels, batch_size=8, shuffle=True, seed=4)
+        test = FrameLoader(frames[:16], labels[:16], batch_size=8)
+        history = trainer.fit(train, test, resume=False)
+        runs.append((_strip(history), trainer.model.state_dict(), trainer.evaluate(test), set(seen)))
+    (h_f, w_f, e_f, seen_f), (h_c, w_c, e_c, seen_c) = runs
+    assert seen_f == {torch.float32} and seen_c == {torch.uint8}
+    assert h_c == h_f and e_c == e_f and h_f[-1]["train_acc"] > 0
+    _same_weights(w_c, w_f)
+    assert next(iter(train))[0].dtype == torch.float32  # what user code iterating the loader gets
+
+
+def test_out_of_memory_on_a_compact_batch_names_the_frames_dtype(monkeypatch):
+    """The advice gives the bytes the batch's frames take as they are held: uint8 counts from a FrameLoader."""
+    from neurosim.data import FrameLoader
+    from neurosim.training import TrainingMemoryError
+    from neurosim.training.sltt import SLTT
+
+    def fails(self, model, x_seq, y, loss):
+        raise RuntimeError(_CPU_OOM)
+
+    monkeypatch.setattr(SLTT, "forward_backward", fails)
+    loader = FrameLoader(torch.ones(16, 4, 12, dtype=torch.uint8), torch.arange(16) % 3, batch_size=8)
+    with pytest.raises(TrainingMemoryError, match=r"input frames themselves take 0 MiB \(uint8, O\(T\)\)"):
+        _own_model_trainer(method="sltt", loss="tet").fit(loader, resume=False)
