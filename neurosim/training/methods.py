@@ -3,10 +3,12 @@
 A method computes one batch's gradients: ``forward_backward(model, x_seq, y, loss) -> StepOutput``.
 It accumulates into ``.grad`` (the Trainer zeroes gradients, clips, and steps the optimizer). ``model`` may be
 wrapped in DistributedDataParallel (data-parallel runs): a method with several backward passes per batch runs all
-but the last under :func:`neurosim.training.distributed.no_sync`. ``x_seq`` may be float frames or integer ones (a
-compact batch of event counts, as the Trainer takes a FrameLoader's batches), which a method converts to float32
-where it runs them (:func:`neurosim.nn.as_float`): SLTT and chunked BPTT a call's steps at a time, so that no
-float32 copy of all ``T`` steps is made where the model does not keep one for its backward pass.
+but the last under :func:`neurosim.training.distributed.no_sync`. A method whose class sets
+``takes_compact_input = True`` (BPTT, SLTT, SLTT-K) also takes integer frames (a FrameLoader's compact batch of
+event counts, which the Trainer then gives it) and converts them to float32 where it runs them
+(:func:`neurosim.nn.as_float`): SLTT and chunked BPTT a call's steps at a time, so that no float32 copy of all
+``T`` steps is made where the model does not keep one for its backward pass. Any other method, such as one of
+your own, gets float32 batches as before.
 Register new methods with :func:`register_method`; SLTT and SLTT-K live in :mod:`neurosim.training.sltt`.
 
 Every method needs the same of a model: ``forward(x_seq [T, B, ...], state=None) -> (out_seq [T, B, C], state)``
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, ClassVar, Protocol
 
 import torch
 
@@ -147,6 +149,7 @@ class BPTT:
 
     time_chunk: int | None = None
     name: str = "bptt"
+    takes_compact_input: ClassVar[bool] = True  # integer frames converted a chunk at a time (module docstring)
 
     def forward_backward(self, model, x_seq, y, loss):
         check_batch(x_seq, y, "BPTT")

@@ -72,7 +72,7 @@ import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -308,6 +308,7 @@ class SLTT:
 
     time_chunk: int | None = 1
     name: str = "sltt"
+    takes_compact_input: ClassVar[bool] = True  # integer frames converted per call (neurosim.training.methods)
 
     def forward_backward(self, model, x_seq, y, loss) -> StepOutput:
         _check(x_seq, y, loss, "SLTT")
@@ -340,6 +341,7 @@ class SLTTK:
     generator: torch.Generator | None = None
     time_chunk: int | str | None = "auto"
     name: str = "sltt_k"
+    takes_compact_input: ClassVar[bool] = True  # integer frames converted per call (neurosim.training.methods)
     last_steps: tuple[int, ...] = field(default=(), init=False)
 
     def __post_init__(self) -> None:

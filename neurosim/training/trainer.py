@@ -202,12 +202,13 @@ def _restore_loader_rngs(saved: dict[str, dict[str, tuple[str, Any]]] | None, lo
                           "exact resume", RuntimeWarning, stacklevel=4)
 
 
-def _compact_batches(loader: Iterable) -> Iterable:
+def _compact_batches(loader: Iterable, compact: bool = True) -> Iterable:
     """A FrameLoader's batches in their frames' compact dtype (uint8 event counts,
     :meth:`~neurosim.data.FrameLoader.iter_from`), which the training methods and :func:`~neurosim.nn.run_chunked`
     convert to float32 a step or chunk at a time: no float32 copy of a whole long batch (O(T)) where SLTT and
-    evaluation run it in pieces; the same values as its float batches. Any other loader as it is."""
-    return loader.iter_from(0, compact=True) if isinstance(loader, FrameLoader) else loader
+    evaluation run it in pieces; the same values as its float batches. Any other loader, or ``compact=False`` (a
+    training method that does not declare ``takes_compact_input``), as it is."""
+    return loader.iter_from(0, compact=True) if compact and isinstance(loader, FrameLoader) else loader
 
 
 def _json_safe(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -732,7 +733,7 @@ class Trainer:
         shard = self._shard(loader, even=True)
         _set_epoch(shard, self.epoch)
         stream = iter(self._resumed_batches(shard, progress, resumed_rng, loaders) if resumed_rng is not None
-                      else _compact_batches(shard))
+                      else _compact_batches(shard, self._compact_input))
         if interrupts is not None:
             interrupts.hold_worker_failures()  # a worker killed by the signal must not cut the batch under way short
         clip = self.config.train.grad_clip
@@ -841,7 +842,7 @@ class Trainer:
         if isinstance(loader, FrameLoader):
             if done > len(loader):
                 raise self._fewer_batches(len(loader), done)
-            stream = loader.iter_from(done, compact=True)
+            stream = loader.iter_from(done, compact=self._compact_input)
         else:
             stream = iter(loader)
             for seen in range(done):
@@ -960,6 +961,12 @@ class Trainer:
     @property
     def _reduce_device(self) -> torch.device:
         return self.device if self.device.type == "cuda" else torch.device("cpu")  # NCCL reduces on the GPU
+
+    @property
+    def _compact_input(self) -> bool:
+        """Whether the training method takes a FrameLoader's compact (integer) batches: BPTT, SLTT and SLTT-K do
+        (``takes_compact_input``); a method of one's own gets float32 batches, as it always did."""
+        return bool(getattr(self.method, "takes_compact_input", False))
 
     def _shard(self, loader: Iterable, even: bool) -> Iterable:
         """This process's shard of a FrameLoader not already sharded, in a process group; ``loader`` otherwise."""

@@ -1455,6 +1455,28 @@ def test_a_frameloaders_counts_reach_the_method_compact_and_train_as_their_float
     assert next(iter(train))[0].dtype == torch.float32  # what user code iterating the loader gets
 
 
+def test_a_training_method_of_ones_own_still_gets_float32_batches_from_a_frameloader_of_counts():
+    """Compact batches go only to methods that declare ``takes_compact_input`` (BPTT, SLTT, SLTT-K): a method a
+    user registered before compact batches existed must not start getting uint8 frames it cannot run."""
+    from neurosim.data import FrameLoader
+    from neurosim.training.methods import BPTT
+
+    seen = []
+
+    class Mine:  # the TrainingMethod protocol, nothing more
+        name = "mine"
+
+        def forward_backward(self, model, x_seq, y, loss):
+            seen.append(x_seq.dtype)
+            return BPTT().forward_backward(model, x_seq, y, loss)
+
+    counts = torch.randint(0, 4, (16, 6, 12), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    trainer = _own_model_trainer(epochs=1)
+    trainer.method = Mine()
+    trainer.fit(FrameLoader(counts, torch.arange(16) % 3, batch_size=8), resume=False)
+    assert seen == [torch.float32, torch.float32]
+
+
 def test_out_of_memory_on_a_compact_batch_names_the_frames_dtype(monkeypatch):
     """The advice gives the bytes the batch's frames take as they are held: uint8 counts from a FrameLoader."""
     from neurosim.data import FrameLoader
