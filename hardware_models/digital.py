@@ -56,7 +56,10 @@ does with a max pool:
   window passes, so the pool is counted as the sum pool the chip runs (its measured events are set aside), and a
   note says that the later layers' activity was measured with max pooling and would differ on the chip.
 
-:func:`map_network` maps a graph without activity, so it cannot tell a max pool: it maps every pool folded.
+:func:`map_network` without an activity cannot measure a pool: it takes as max pools those the graph marks
+(``MAX_POOL_TAG``: neurosim's export writes a ``MaxPool2d`` as a ``SumPool2d`` tagged in its metadata; no other tool
+writes a max pool to NIR), so a neurosim model's graph alone maps onto the cores its estimate costs. A tagged pool
+whose events an activity lacks is costed as a sum pool, with a note.
 
 **Energy per inference** (each term only where the spec says it is ``modelled``)::
 
@@ -111,6 +114,7 @@ from .specs import Spec
 __all__ = ["map_network", "estimate_digital", "DEFAULT_WEIGHT_BITS"]
 
 DEFAULT_WEIGHT_BITS = 8  # bits per stored weight unless the caller says otherwise; clipped to the chip's range
+MAX_POOL_TAG = ("neurosim", "layer", "MaxPool2d")  # node.metadata[a][b] == c: a max pool written as SumPool2d
 
 
 @dataclass
@@ -770,11 +774,18 @@ def map_network(facts: GraphFacts, spec: Spec, weight_bits: int = DEFAULT_WEIGHT
         activity: the activity an estimate would cost. With it, the mapping is exactly the estimate's
             (``estimate(facts, activity, spec, ...).mapping``): the pools with measured events are max pools, and a
             tie between placement orders goes to the shorter latency, then the lower energy, at this activity.
-            Without it, every pool is folded, and a tie keeps the first order tried.
+            Without it, the max pools are those the graph marks (neurosim's export tags each ``MaxPool2d`` it writes
+            as a ``SumPool2d``), and a tie keeps the first order tried: the same cores as the estimate, for an
+            activity that measures those pools' events.
     """
     if activity is not None:
         return estimate_digital(facts, activity, spec, weight_bits=weight_bits, chips=chips).mapping
-    return _placements(facts, spec, weight_bits, chips)[0][0]
+    pools = _tagged_max_pools(facts)
+    if not pools or spec.options["mapping"] == "layer_per_core":  # (a chip that sum-pools: a max pool stays folded)
+        return _placements(facts, spec, weight_bits, chips)[0][0]
+    pooled = _pooling_neurons(facts, pools)
+    mapping = _placements(pooled, spec, weight_bits, chips)[0][0]
+    return replace(mapping, notes=(*mapping.notes, _pooling_note(pooled, pools, "tagged MaxPool2d in the graph")))
 
 
 def _map(facts, spec, weight_bits, chips):
@@ -1006,6 +1017,22 @@ def _pooling_note(pooled: GraphFacts, pools: list[str], how: str) -> str:
             "layer")
 
 
+def _tagged_max_pools(facts: GraphFacts) -> list[str]:
+    """Pooling nodes the graph itself marks as max pools: neurosim's export writes a ``MaxPool2d`` as a ``SumPool2d``
+    whose metadata holds ``{"neurosim": {"layer": "MaxPool2d"}}`` (:mod:`neurosim.export.nir`, ``MAX_POOL_TAG`` here;
+    nir's files keep node metadata). Other tools write no max pool to NIR (it has no node for one)."""
+    out = []
+    for name, f in facts.nodes.items():
+        md = getattr(facts.graph.nodes.get(name), "metadata", None) if f.role == "pool" else None
+        tag = md.get(MAX_POOL_TAG[0]) if isinstance(md, dict) else None
+        layer = tag.get(MAX_POOL_TAG[1]) if isinstance(tag, dict) else None
+        if isinstance(layer, bytes):  # (a string as h5py may read it back)
+            layer = layer.decode(errors="replace")
+        if layer == MAX_POOL_TAG[2]:
+            out.append(name)
+    return out
+
+
 def estimate_digital(facts: GraphFacts, activity: ActivityProfile, spec: Spec, *,
                      weight_bits: int = DEFAULT_WEIGHT_BITS, chips: int = 1,
                      placed_for: ActivityProfile | None = None) -> Estimate:
@@ -1022,7 +1049,7 @@ def estimate_digital(facts: GraphFacts, activity: ActivityProfile, spec: Spec, *
             raise TypeError(f"placed_for must be a hardware_models.ActivityProfile (the activity the network is "
                             f"placed for) or None, got {type(placed_for).__name__}")
         facts.check_activity(placed_for)
-    notes: list[str] = []
+    notes = _untagged_pool_notes(facts, activity, spec)
     chip_facts, chip_activity, pool_notes = _max_pools_on(facts, activity, spec)  # what the chip runs for a max pool
     candidates = _placements(chip_facts, spec, weight_bits, chips)
     if len(candidates) == 1:
@@ -1100,6 +1127,18 @@ def _activity_digest(a: ActivityProfile) -> str:
         h.update(b"\1")
     h.update(np.ascontiguousarray(a.input_events_per_step, dtype=np.float64).tobytes())
     return h.hexdigest()
+
+
+def _untagged_pool_notes(facts: GraphFacts, activity: ActivityProfile, spec: Spec) -> list[str]:
+    """A note for each pool the graph marks as a max pool but whose events the activity lacks: costed as a sum pool,
+    while :func:`map_network` without an activity maps it as a max pool."""
+    missing = [p for p in _tagged_max_pools(facts) if p not in activity.spikes_per_step]
+    if not missing or spec.options["mapping"] == "layer_per_core":
+        return []
+    return [f"pool(s) {', '.join(map(repr, missing))} are max pools in the graph (tagged MaxPool2d), but the activity "
+            "has no events for them: costed as sum pools, folded into the next layer (more synaptic events, no "
+            "pooling neurons; map_network without an activity maps them as max pools); measure their events "
+            "(neurosim estimate records them) to cost them as max pools"]
 
 
 def _estimate_placed(facts: GraphFacts, activity: ActivityProfile, spec: Spec, mapping: MappingResult,
