@@ -57,7 +57,7 @@ def _conventional(facts, activity, spec, **options):
 
 _ESTIMATORS: dict[str, Callable[..., Estimate]] = {"digital": _digital, "conventional": _conventional}
 _OPTIONS: dict[str, frozenset[str]] = {
-    "digital": frozenset({"weight_bits", "chips"}),
+    "digital": frozenset({"weight_bits", "chips", "placed_for"}),
     "conventional": frozenset({"precision"}),
 }
 
@@ -79,7 +79,8 @@ def estimate(graph: nir.NIRGraph | GraphFacts, activity: ActivityProfile, target
             across targets).
         activity: measured spiking activity of the same graph (node names must match).
         target: a shipped spec name (see :func:`list_targets`), a path to a spec file, or a loaded ``Spec``.
-        **options: passed to the model: digital ``weight_bits`` (default 8) and ``chips`` (default 1);
+        **options: passed to the model: digital ``weight_bits`` (default 8), ``chips`` (default 1) and
+            ``placed_for`` (the activity a tie between placement orders is broken at; default ``activity``);
             conventional ``precision`` ("fp32" | "int8"); crossbar ``activity_blind``, ``weight_bits``,
             ``cell_bits``, ``tile_size``, ``columns_per_adc``, ``share_tiles`` (see
             :func:`hardware_models.crossbar.estimate_crossbar`). An option of another kind of target is ignored

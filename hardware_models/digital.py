@@ -7,7 +7,14 @@ axons (distinct presynaptic inputs, exact for convolutions including borders) an
 (destination cores of its neurons). A population of channels × positions that a convolution or pool feeds
 or reads may instead be cut *position-major* (every channel of consecutive positions on a core, so a core
 reads a narrow input window); the mapper tries channel-major for all, position-major for all, then flips
-each such population's order once, keeps the assignment with the fewest cores, and notes it. A neuron whose
+each such population's order once, keeps the assignment with the fewest cores, and notes it. **Placement ties**:
+where several of the orders tried need as many cores (the orders one flip away from a tied one are tried too, up to
+4 per such population), the estimate costs each and uses the one with the shortest
+latency per inference, then the least energy, then the first tried (a note lists them with their figures), at its
+activity or at ``placed_for``, the activity a study that estimates one placed network at many activities (each
+sample, each exit step) places it for; on a chip where the order changes neither (no time per operation, no routing
+cost: TrueNorth, SpiNNaker) the first tried is used. :func:`map_network` without an activity keeps the first tried;
+with one, it returns the estimate's placement. A neuron whose
 inputs alone exceed a core is either *split* (``fan_in_over_limit = "split"``: ``k`` input slices, each
 holding partial-sum compartments of the chunk) or *reported* as not fitting. A neuron that must reach more
 cores than ``fan_out_per_neuron`` (TrueNorth: one) is copied; copies share its input axons, so a chunk's
@@ -49,7 +56,10 @@ does with a max pool:
   window passes, so the pool is counted as the sum pool the chip runs (its measured events are set aside), and a
   note says that the later layers' activity was measured with max pooling and would differ on the chip.
 
-:func:`map_network` maps a graph without activity, so it cannot tell a max pool: it maps every pool folded.
+:func:`map_network` without an activity cannot measure a pool: it takes as max pools those the graph marks
+(``MAX_POOL_TAG``: neurosim's export writes a ``MaxPool2d`` as a ``SumPool2d`` tagged in its metadata; no other tool
+writes a max pool to NIR), so a neurosim model's graph alone maps onto the cores its estimate costs. A tagged pool
+whose events an activity lacks is costed as a sum pool, with a note.
 
 **Energy per inference** (each term only where the spec says it is ``modelled``)::
 
@@ -104,6 +114,7 @@ from .specs import Spec
 __all__ = ["map_network", "estimate_digital", "DEFAULT_WEIGHT_BITS"]
 
 DEFAULT_WEIGHT_BITS = 8  # bits per stored weight unless the caller says otherwise; clipped to the chip's range
+MAX_POOL_TAG = ("neurosim", "layer", "MaxPool2d")  # node.metadata[a][b] == c: a max pool written as SumPool2d
 
 
 @dataclass
@@ -753,35 +764,67 @@ def _map_layer_per_core(facts: GraphFacts, spec: Spec, weight_bits: int, chips: 
                          violations=tuple(violations), notes=tuple(notes)), None
 
 
-def map_network(facts: GraphFacts, spec: Spec, weight_bits: int = DEFAULT_WEIGHT_BITS, chips: int = 1) -> MappingResult:
+def map_network(facts: GraphFacts, spec: Spec, weight_bits: int = DEFAULT_WEIGHT_BITS, chips: int = 1, *,
+                activity: ActivityProfile | None = None) -> MappingResult:
     """Place the network of ``facts`` on ``spec``'s cores (see the module docstring).
 
     Args:
         weight_bits: bits per stored weight (clipped to the chip's range, with a note).
         chips: chips available; ``fits`` is False when more are needed.
+        activity: the activity an estimate would cost. With it, the mapping is exactly the estimate's
+            (``estimate(facts, activity, spec, ...).mapping``): the pools with measured events are max pools, and a
+            tie between placement orders goes to the shorter latency, then the lower energy, at this activity.
+            Without it, the max pools are those the graph marks (neurosim's export tags each ``MaxPool2d`` it writes
+            as a ``SumPool2d``), and a tie keeps the first order tried: the same cores as the estimate, for an
+            activity that measures those pools' events.
     """
-    return _map(facts, spec, weight_bits, chips)[0]
+    if activity is not None:
+        return estimate_digital(facts, activity, spec, weight_bits=weight_bits, chips=chips).mapping
+    pools = _tagged_max_pools(facts)
+    if not pools or spec.options["mapping"] == "layer_per_core":  # (a chip that sum-pools: a max pool stays folded)
+        return _placements(facts, spec, weight_bits, chips)[0][0]
+    pooled = _pooling_neurons(facts, pools)
+    mapping = _placements(pooled, spec, weight_bits, chips)[0][0]
+    return replace(mapping, notes=(*mapping.notes, _pooling_note(pooled, pools, "tagged MaxPool2d in the graph")))
 
 
 def _map(facts, spec, weight_bits, chips):
+    """The placement :func:`map_network` returns for ``facts`` as they are (no pools turned into neurons), with its
+    mapper (None for ``layer_per_core``)."""
+    return _placements(facts, spec, weight_bits, chips)[0]
+
+
+def _placements(facts, spec, weight_bits, chips) -> list[tuple[MappingResult, _CorePartition | None]]:
+    """Every placement of the fewest cores (a tie, for the estimate to break), the search's own pick first."""
     if spec.kind != "digital":
         raise ValueError(f"spec {spec.name!r} is {spec.kind}, not a digital neuromorphic target")
     if not isinstance(chips, int) or chips < 1:
         raise ValueError(f"chips must be a positive integer, got {chips!r}")
     if not isinstance(weight_bits, int) or weight_bits < 1:
         raise ValueError(f"weight_bits must be a positive integer, got {weight_bits!r}")
-    # the placement depends on the graph and the spec, not on the activity: kept on the facts for the same spec
-    # contents (an early-exit study estimates one network at many activities); keyed by what the spec holds now, so
-    # a spec changed in place is placed anew, and the same spec loaded again finds its placement
-    key = ("digital placement", spec.name, tuple(sorted(spec.options.items())),
-           tuple(sorted((k, c.si) for k, c in spec.constants.items())), weight_bits, chips)
+    # the candidate placements depend on the graph and the spec, not on the activity: kept on the facts for the same
+    # spec contents (an early-exit study estimates one network at many activities); keyed by what the spec holds now,
+    # so a spec changed in place is placed anew, and the same spec loaded again finds its placements
+    key = _placement_key(spec, weight_bits, chips)
     if key not in facts._cache:
-        facts._cache[key] = _map_layer_per_core(facts, spec, weight_bits, chips) \
+        facts._cache[key] = [_map_layer_per_core(facts, spec, weight_bits, chips)] \
             if spec.options["mapping"] == "layer_per_core" else _place(facts, spec, weight_bits, chips)
     return facts._cache[key]
 
 
-def _place(facts, spec, weight_bits, chips):
+def _placement_key(spec: Spec, weight_bits: int, chips: int) -> tuple:
+    return ("digital placement", spec.name, tuple(sorted(spec.options.items())),
+            tuple(sorted((k, c.si) for k, c in spec.constants.items())), weight_bits, chips)
+
+
+def _place(facts, spec, weight_bits, chips) -> list[tuple[MappingResult, _CorePartition]]:
+    """The placements of the fewest cores the order search finds (module docstring), in the order tried: the
+    search's own pick first (channel-major for all, position-major for all, then each layer flipped in turn; a later
+    order replaces the pick only with fewer cores), then every other order that needs as many cores, each with a
+    note naming its orders. Where the order can change the estimate beyond its cores (:func:`_order_matters`), the
+    orders one flip away from a tied one are tried too (up to 4 per spatial layer in all), so that a tie the sweep
+    passed by (a layer flipped before another's flip saved cores) is found. :func:`estimate_digital` breaks a tie by
+    latency, then energy."""
     cache: dict = {}
 
     def partition(orders: dict[str, str]) -> tuple[MappingResult, _CorePartition]:
@@ -799,10 +842,10 @@ def _place(facts, spec, weight_bits, chips):
     channel = best = partition({})
     spatial = channel[1].spatial
     if not spatial:
-        return best
+        return [best]
     # position-major for every spatial population, then one sweep flipping each one's order where it saves cores
     best_orders = dict.fromkeys(spatial, "channel")
-    tried = [best_orders]
+    tried, found = [best_orders], [channel]
     for pop in [None, *spatial] if len(spatial) > 1 else [None]:
         if pop is None:
             orders = dict.fromkeys(spatial, "position")
@@ -812,18 +855,50 @@ def _place(facts, spec, weight_bits, chips):
             continue
         tried.append(orders)
         r = partition(orders)
+        found.append(r)
         if cost(r) < cost(best):
             best, best_orders = r, orders
-    pos = [q for q in spatial if best[1].place[q].order == "position"]
+    if _order_matters(spec):  # the orders one flip away from a tied one, for the estimate to break ties among
+        budget = 4 * len(spatial)  # partitions at most (the sweep above took len(spatial) + 1)
+        frontier = [o for o, r in zip(tried, found) if cost(r) == cost(best)]
+        while frontier and budget:
+            base = frontier.pop(0)
+            for pop in spatial:
+                orders = {**base, pop: "channel" if base[pop] == "position" else "position"}
+                if orders in tried or not budget:
+                    continue
+                budget -= 1
+                tried.append(orders)
+                r = partition(orders)
+                found.append(r)
+                if cost(r) < cost(best):
+                    best, frontier = r, [orders]
+                elif cost(r) == cost(best):
+                    frontier.append(orders)
+    tied = [best] + [r for r in found if r is not best and cost(r) == cost(best)]
+    return [(replace(m, notes=(*m.notes, _order_note(m, mapper, spatial, channel[0].cores_used))), mapper)
+            for m, mapper in tied]
+
+
+def _order_text(mapper: _CorePartition, spatial: list[str]) -> str:
+    """Which layers a placement cuts position-major: ``"position-major 'l1', channel-major 'l2'"``."""
+    pos = [q for q in spatial if mapper.place[q].order == "position"]
+    chan = [q for q in spatial if q not in pos]
+    if not pos:
+        return "every layer channel-major"
+    return ", ".join(f"{what} {', '.join(map(repr, qs))}" for what, qs in (("position-major", pos),
+                                                                           ("channel-major", chan)) if qs)
+
+
+def _order_note(mapping: MappingResult, mapper: _CorePartition, spatial: list[str], channel_cores: int) -> str:
+    pos = [q for q in spatial if mapper.place[q].order == "position"]
     chan = ", ".join(repr(q) for q in spatial if q not in pos)
     if pos:
-        note = (f"layers {', '.join(map(repr, pos))} placed position-major (a core holds every channel of "
-                f"consecutive positions){f', {chan} channel-major' if chan else ''}: {best[0].cores_used} cores, "
-                f"against {channel[0].cores_used} with every layer in flat channel-major order")
-    else:
-        note = (f"layers {chan} placed in flat channel-major order: position-major order (every channel of "
-                "consecutive positions on a core) needs as many cores or more")
-    return replace(best[0], notes=(*best[0].notes, note)), best[1]
+        return (f"layers {', '.join(map(repr, pos))} placed position-major (a core holds every channel of "
+                f"consecutive positions){f', {chan} channel-major' if chan else ''}: {mapping.cores_used} cores, "
+                f"against {channel_cores} with every layer in flat channel-major order")
+    return (f"layers {chan} placed in flat channel-major order: position-major order (every channel of "
+            "consecutive positions on a core) needs as many cores or more")
 
 
 # ---------------------------------------------------------------------------------------------- energy & latency
@@ -907,6 +982,14 @@ def _max_pools_on(facts: GraphFacts, activity: ActivityProfile, spec: Spec
             f"pool the chip runs ({events}). The later layers' spikes were measured with max pooling: on the chip, "
             "summing, they would differ (neurosim estimate --fixed-point runs the chip's sum pools; train with "
             "model.pool_type=sum for the chip)"]
+    pooled = _pooling_neurons(facts, pools)
+    updates = {**activity.updates_per_step, **{p: activity.spikes_per_step[p] for p in pools}}
+    return pooled, replace(activity, updates_per_step=updates), [_pooling_note(pooled, pools, "")]
+
+
+def _pooling_neurons(facts: GraphFacts, pools: list[str]) -> GraphFacts:
+    """``facts`` with each of ``pools`` a population of pooling neurons named after the pool (an ``IF`` node of the
+    pool's output shape behind the pool's window, ``<pool>_window``); kept on ``facts`` for the same pools."""
     key = ("max pools as neurons", tuple(sorted(pools)))
     if key not in facts._cache:
         g = facts.graph
@@ -922,22 +1005,145 @@ def _max_pools_on(facts: GraphFacts, activity: ActivityProfile, spec: Spec
         edges = [(a, window.get(b, b)) for a, b in g.edges] + [(window[p], p) for p in pools]
         facts._cache[key] = analyze(nir.NIRGraph(nodes=nodes, edges=edges, metadata=dict(g.metadata or {}),
                                                  type_check=False))
-    pooled = facts._cache[key]
-    updates = {**activity.updates_per_step, **{p: activity.spikes_per_step[p] for p in pools}}
+    return facts._cache[key]
+
+
+def _pooling_note(pooled: GraphFacts, pools: list[str], how: str) -> str:
     neurons = sum(pooled.populations[p].neurons for p in pools)
-    return pooled, replace(activity, updates_per_step=updates), [
-        f"max pool(s) {named}: mapped as {neurons} pooling neurons, one per window and channel, each firing in the "
-        "steps where an input of its window spiked (the max of spikes; a max cannot be folded into the next layer's "
-        "weights as a sum pool can): the pooled spikes are routed to them as synaptic events, and only the pool's "
-        "measured events travel on to the next layer"]
+    return (f"max pool(s) {', '.join(map(repr, pools))}{f' ({how})' if how else ''}: mapped as {neurons} pooling "
+            "neurons, one per window and channel, each firing in the steps where an input of its window spiked (the "
+            "max of spikes; a max cannot be folded into the next layer's weights as a sum pool can): the pooled "
+            "spikes are routed to them as synaptic events, and only the pool's measured events travel on to the next "
+            "layer")
+
+
+def _tagged_max_pools(facts: GraphFacts) -> list[str]:
+    """Pooling nodes the graph itself marks as max pools: neurosim's export writes a ``MaxPool2d`` as a ``SumPool2d``
+    whose metadata holds ``{"neurosim": {"layer": "MaxPool2d"}}`` (:mod:`neurosim.export.nir`, ``MAX_POOL_TAG`` here;
+    nir's files keep node metadata). Other tools write no max pool to NIR (it has no node for one)."""
+    out = []
+    for name, f in facts.nodes.items():
+        md = getattr(facts.graph.nodes.get(name), "metadata", None) if f.role == "pool" else None
+        tag = md.get(MAX_POOL_TAG[0]) if isinstance(md, dict) else None
+        layer = tag.get(MAX_POOL_TAG[1]) if isinstance(tag, dict) else None
+        if isinstance(layer, bytes):  # (a string as h5py may read it back)
+            layer = layer.decode(errors="replace")
+        if layer == MAX_POOL_TAG[2]:
+            out.append(name)
+    return out
 
 
 def estimate_digital(facts: GraphFacts, activity: ActivityProfile, spec: Spec, *,
-                     weight_bits: int = DEFAULT_WEIGHT_BITS, chips: int = 1) -> Estimate:
-    """Energy, latency and mapping of one inference on a digital neuromorphic target."""
+                     weight_bits: int = DEFAULT_WEIGHT_BITS, chips: int = 1,
+                     placed_for: ActivityProfile | None = None) -> Estimate:
+    """Energy, latency and mapping of one inference on a digital neuromorphic target.
+
+    Where several placement orders need the fewest cores, the one with the shortest latency per inference, then the
+    least energy, then the first tried, is costed (module docstring, "Placement ties"), at ``activity``, or at
+    ``placed_for`` when given: a chip is placed once, so a study that estimates one network at many activities (each
+    sample, each exit step) passes the activity it places the network for, and every estimate keeps that placement.
+    """
     facts.check_activity(activity)
-    facts, activity, pool_notes = _max_pools_on(facts, activity, spec)  # what the chip runs for a max pool
-    mapping, mapper = _map(facts, spec, weight_bits, chips)
+    if placed_for is not None:
+        if not isinstance(placed_for, ActivityProfile):
+            raise TypeError(f"placed_for must be a hardware_models.ActivityProfile (the activity the network is "
+                            f"placed for) or None, got {type(placed_for).__name__}")
+        facts.check_activity(placed_for)
+    notes = _untagged_pool_notes(facts, activity, spec)
+    chip_facts, chip_activity, pool_notes = _max_pools_on(facts, activity, spec)  # what the chip runs for a max pool
+    candidates = _placements(chip_facts, spec, weight_bits, chips)
+    if len(candidates) == 1:
+        return _estimate_placed(chip_facts, chip_activity, spec, *candidates[0], notes + pool_notes)
+    if not _order_matters(spec):
+        est = _estimate_placed(chip_facts, chip_activity, spec, *candidates[0], notes + pool_notes)
+        return _with_tie_note(est, _tie_note(candidates, None, 0, ""))
+    if placed_for is None:
+        ests = [_estimate_placed(chip_facts, chip_activity, spec, m, mapper, notes + pool_notes)
+                for m, mapper in candidates]
+        best = _fastest(ests)
+        return _with_tie_note(ests[best], _tie_note(candidates, ests, best, "at this activity"))
+    ref_facts, ref_activity, _ = _max_pools_on(facts, placed_for, spec)
+    if ref_facts is not chip_facts:
+        raise ValueError(f"placed_for measures max pools {_max_pools(facts, placed_for)}, the activity "
+                         f"{_max_pools(facts, activity)}: the network they run differs on {spec.name} (a max pool "
+                         "becomes pooling neurons); give both the events of the same pools")
+    key = ("placement for", _placement_key(spec, weight_bits, chips), _activity_digest(placed_for))
+    if key not in chip_facts._cache:
+        ests = [_estimate_placed(ref_facts, ref_activity, spec, m, mapper, []) for m, mapper in candidates]
+        best = _fastest(ests)
+        chip_facts._cache[key] = best, _tie_note(candidates, ests, best, "at the activity it is placed for "
+                                                                        "(placed_for)")
+    best, note = chip_facts._cache[key]
+    return _with_tie_note(_estimate_placed(chip_facts, chip_activity, spec, *candidates[best], notes + pool_notes),
+                          note)
+
+
+def _fastest_key(e: Estimate) -> tuple[float, float]:
+    """Latency per inference, then energy, each to 12 significant digits (float noise between placements ties)."""
+    return float(f"{e.latency_per_inference_s or 0.0:.12g}"), float(f"{e.total_energy_j:.12g}")
+
+
+def _fastest(ests: list[Estimate]) -> int:
+    """Index of the shortest latency per inference, then the least energy, then the first."""
+    return min(range(len(ests)), key=lambda i: (*_fastest_key(ests[i]), i))
+
+
+def _order_matters(spec: Spec) -> bool:
+    """Whether the placement order can change an estimate on ``spec`` beyond its core count: through the busiest
+    core's time (per-operation times) or routing's hops and messages. Without either (TrueNorth's all-in energy,
+    SpiNNaker's), placements of as many cores cost the same."""
+    return spec.has("time.synaptic_op") or spec.term("routing") == "modelled"
+
+
+def _tie_note(candidates, ests: list[Estimate] | None, best: int, where: str) -> str:
+    spatial = list(candidates[0][1].spatial)
+    orders = [_order_text(mapper, spatial) for _, mapper in candidates]
+    head = f"placement tie: {len(candidates)} orders need the same {candidates[0][0].cores_used} cores"
+    if ests is None:
+        return (f"{head} ({'; '.join(orders)}); on {candidates[0][0].target} the order changes neither latency nor "
+                f"energy (no time per operation, no routing cost): the first tried is used ({orders[0]})")
+    if len({_fastest_key(e) for e in ests}) == 1:
+        return (f"{head} ({'; '.join(orders)}) and give the same latency and energy {where}: the first tried is used "
+                f"({orders[0]})")
+    rows = "; ".join(f"{o}: {e.latency_per_inference_s * 1e3:.4g} ms, {e.total_energy_j * 1e6:.4g} µJ"
+                     f"{' (used)' if i == best else ''}" for i, (o, e) in enumerate(zip(orders, ests)))
+    return f"{head} ({rows}): the shortest latency per inference {where}, then the least energy, is used"
+
+
+def _with_tie_note(est: Estimate, note: str) -> Estimate:
+    mapping = replace(est.mapping, notes=(*est.mapping.notes, note))
+    return replace(est, mapping=mapping, notes=tuple(dict.fromkeys((*est.notes, note))))
+
+
+def _activity_digest(a: ActivityProfile) -> str:
+    """A fingerprint of everything an estimate reads from ``a`` (to keep a placement chosen for it)."""
+    import hashlib
+
+    h = hashlib.sha256(repr((a.time_steps, float(a.dt_s), a.samples)).encode())
+    for table in (a.spikes_per_step, a.spike_counts, a.updates_per_step):
+        for name in sorted(table):
+            v = np.ascontiguousarray(table[name], dtype=np.float64)
+            h.update(name.encode() + repr(v.shape).encode() + v.tobytes())
+        h.update(b"\1")
+    h.update(np.ascontiguousarray(a.input_events_per_step, dtype=np.float64).tobytes())
+    return h.hexdigest()
+
+
+def _untagged_pool_notes(facts: GraphFacts, activity: ActivityProfile, spec: Spec) -> list[str]:
+    """A note for each pool the graph marks as a max pool but whose events the activity lacks: costed as a sum pool,
+    while :func:`map_network` without an activity maps it as a max pool."""
+    missing = [p for p in _tagged_max_pools(facts) if p not in activity.spikes_per_step]
+    if not missing or spec.options["mapping"] == "layer_per_core":
+        return []
+    return [f"pool(s) {', '.join(map(repr, missing))} are max pools in the graph (tagged MaxPool2d), but the activity "
+            "has no events for them: costed as sum pools, folded into the next layer (more synaptic events, no "
+            "pooling neurons; map_network without an activity maps them as max pools); measure their events "
+            "(neurosim estimate records them) to cost them as max pools"]
+
+
+def _estimate_placed(facts: GraphFacts, activity: ActivityProfile, spec: Spec, mapping: MappingResult,
+                     mapper: _CorePartition | None, pool_notes: list[str]) -> Estimate:
+    """The estimate on one placement (``facts`` and ``activity`` as the chip runs them: :func:`_max_pools_on`)."""
     T = activity.time_steps
     synops = facts.synops(activity)
     on_chip = [n for n, p in facts.populations.items() if p.on_chip]

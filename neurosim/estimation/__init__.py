@@ -238,12 +238,20 @@ def chip_energy(model, input_shape: Sequence[int], data, target, *, dt_s: float 
                        "so the chip's own spikes do not change it")
     _counts_in_input_shape(chip_act, graph, inp)
     for key, act in (("float_activity", float_act), ("chip_activity", chip_act)):
-        e = estimate(facts, act, spec, **options)
+        e = estimate(facts, act, spec, **placed_for(spec, float_act, options))  # one placement: the float model's
         out[key] = {"energy_j": e.total_energy_j, "latency_s": e.latency_per_inference_s, "synops": e.synops}
         out.setdefault("fits", e.fit_text)  # (the float activity's: the table's; the mapping is the graph's)
     f = out["float_activity"]["energy_j"]
     out["energy_ratio_chip_float"] = out["chip_activity"]["energy_j"] / f if f else None
     return out
+
+
+def placed_for(spec, activity, options: dict) -> dict:
+    """``options`` with ``placed_for=activity`` for a digital ``spec``: a study that estimates one network at many
+    activities (per sample, per exit step, the chip's own spikes) keeps the placement chosen for ``activity``, as a
+    chip placed once would (:func:`hardware_models.digital.estimate_digital`: a tie between placement orders goes to
+    the shorter latency at the activity it is placed for). Other kinds of target take no such option."""
+    return {**options, "placed_for": activity} if spec.kind == "digital" else options
 
 
 def joules(j: float) -> str:

@@ -252,7 +252,7 @@ def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] |
     from hardware_models import analyze, estimate, load_spec
 
     from neurosim.activity import cohort_profiles
-    from neurosim.estimation import _counts_in_input_shape, _graph_and_activity, _targets, target_keys
+    from neurosim.estimation import _counts_in_input_shape, _graph_and_activity, _targets, placed_for, target_keys
     from neurosim.export.nir import _to_neurosim
     from neurosim.nn import LIF, MaxPool2d
     from neurosim.training.losses import get_loss, predict, running_scores
@@ -307,11 +307,14 @@ def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] |
     feed = _in_order(data if samples is None else _head(data, samples), y)
     profiles = cohort_profiles(model, feed, cohorts, dt_s=dt_s, names=names, input_name=inp, kinds=(LIF, MaxPool2d))
     facts = analyze(graph)
-    specs = {k: load_spec(t) for k, t in keys.items()}  # loaded once: each one's placement is kept across cohorts
-    costs = []  # per cohort: target -> Estimate
+    specs = {k: load_spec(t) for k, t in keys.items()}
     for act in profiles:
         _counts_in_input_shape(act, graph, inp)
-        costs.append({k: estimate(facts, act, specs[k], **options) for k in keys})
+    full = profiles[cohort(T, everyone)]  # every sample over all T steps: the run the network is placed for
+    placed = {k: placed_for(spec, full, options) for k, spec in specs.items()}  # one placement for every cohort
+    costs = []  # per cohort: target -> Estimate
+    for act in profiles:
+        costs.append({k: estimate(facts, act, specs[k], **placed[k]) for k in keys})
     for p in policies:
         for t in keys:
             p.energy_j[t] = sum(n * costs[k][t].total_energy_j for k, n in p.cohorts) / S
@@ -322,7 +325,7 @@ def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] |
             p.latency_max_s[t] = costs[last][t].latency_per_inference_s
     if per_sample:
         _latency_tails(policies, firsts, model, data if samples is None else _head(data, samples), y, T, graph,
-                       names, inp, dt_s, facts, specs, options)
+                       names, inp, dt_s, facts, specs, placed)
     readout = type(loss).__name__ if loss is not None else "summed outputs"
     readout = {"RateCE": "summed outputs", "TET": "summed outputs", "SLTTMix": "summed outputs",
                "MaxCE": "maximum over steps", "LastCE": "last step"}.get(readout, readout)
@@ -334,7 +337,8 @@ def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] |
 
 def _latency_tails(policies, firsts, model, data, labels, T, graph, names, inp, dt_s, facts, specs, options) -> None:
     """Each sample estimated alone over the steps it runs under the run of all ``T`` steps and each threshold
-    (``firsts[c]``: its exit step − 1): every such policy's ``latency_tail_s``."""
+    (``firsts[c]``: its exit step − 1): every such policy's ``latency_tail_s`` (``options``: per target, the
+    estimate's, with the placement the cohorts keep)."""
     import numpy as np
     from hardware_models import estimate
 
@@ -342,7 +346,7 @@ def _latency_tails(policies, firsts, model, data, labels, T, graph, names, inp, 
 
     found, _ = sample_profiles(model, _in_order(data, labels), lambda i, _T: [T] + [int(f[i]) + 1 for f in
                                firsts.values()], graph=graph, names=names, input_name=inp, dt_s=dt_s)
-    lat = {pair: {k: estimate(facts, act, spec, **options).latency_per_inference_s for k, spec in specs.items()}
+    lat = {pair: {k: estimate(facts, act, spec, **options[k]).latency_per_inference_s for k, spec in specs.items()}
            for pair, act in found.items()}
     S = len(labels)
     for p in policies:

@@ -9,7 +9,8 @@ most the mean of the maxima), and a real-time application cares about the slow s
 
 Here every sample is measured on its own (:func:`neurosim.activity.cohort_profiles`, one cohort per sample: its
 spikes, updates and input events, exactly as :func:`neurosim.activity.activity_profile` would measure that sample
-alone) and estimated on every target (:func:`hardware_models.estimate`, the same model of the chip). The report
+alone) and estimated on every target (:func:`hardware_models.estimate`, the same model of the chip, placed once: where
+placement orders tie on cores, every sample keeps the placement chosen for the mean activity). The report
 gives, per target, the estimate of the mean activity beside the mean, median, 90th and 99th percentile and maximum
 over the samples, and the samples that take longest (their indices in the test data, to look at).
 
@@ -215,7 +216,7 @@ def per_sample(model, input_shape: Sequence[int], data, targets: Sequence[str] |
     """
     from hardware_models import analyze, estimate, load_spec
 
-    from neurosim.estimation import _graph_and_activity, _targets, target_keys
+    from neurosim.estimation import _graph_and_activity, _targets, placed_for, target_keys
     from neurosim.export.nir import _to_neurosim
 
     for name, v, low in (("samples", samples, 1), ("chunk", chunk, 1)):
@@ -237,9 +238,10 @@ def per_sample(model, input_shape: Sequence[int], data, targets: Sequence[str] |
     facts = analyze(graph)
     costs = {}
     for key, t in keys.items():
-        spec = load_spec(t)  # loaded once: its placement is kept across the samples
-        ests = [estimate(facts, act, spec, **options) for act in profiles]
-        at_mean = estimate(facts, mean, spec, **options)
+        spec = load_spec(t)
+        placed = placed_for(spec, mean, options)  # one placement for every sample: the mean activity's
+        ests = [estimate(facts, act, spec, **placed) for act in profiles]
+        at_mean = estimate(facts, mean, spec, **placed)
         lat = [e.latency_per_inference_s for e in ests]
         costs[key] = SampleCosts(
             key, np.array([e.total_energy_j for e in ests]),

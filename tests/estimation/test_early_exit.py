@@ -284,3 +284,27 @@ def test_the_run_report_has_a_section_on_stopping_early(tiny_checkpoint):
     again = early_exit_checkpoint(tiny_checkpoint, ["loihi", "truenorth", "rram_neurosim"], out_dir=run_dir / "again")
     assert again.table() in text
     assert _early_exit_section(result, targets=["speck"]) == []  # none of its targets asked for
+
+
+def test_every_cohort_is_costed_on_the_placement_of_the_full_run(monkeypatch):
+    # a chip is placed once: every cohort (each exit step's samples) and each sample's own stopped run are estimated
+    # with placed_for = every sample's run over all T steps (the activity a placement tie is broken at); other kinds
+    # of target take no such option
+    import hardware_models
+
+    calls = []
+    real = hardware_models.estimate
+
+    def recording(facts, activity, spec, **options):
+        calls.append((spec.name, activity, options.get("placed_for")))
+        return real(facts, activity, spec, **options)
+
+    monkeypatch.setattr(hardware_models, "estimate", recording)
+    net, x, shape = _conv_net()
+    y = torch.arange(B) % 5
+    early_exit(net, shape, [(x, y)], ["loihi", "rram_neurosim"], thresholds=[0.5], per_sample=True)
+    loihi = [c for c in calls if c[0] == "loihi"]
+    full = [a for _, a, _ in loihi if a.time_steps == T and a.samples == B]
+    assert len(full) == 1 and len(loihi) > B + T
+    assert all(placed is full[0] for _, _, placed in loihi)
+    assert all(placed is None for name, _, placed in calls if name == "rram_neurosim")

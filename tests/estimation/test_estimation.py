@@ -769,3 +769,22 @@ def test_the_same_spec_named_twice_is_one_target_and_a_nir_file_estimates_beside
     assert (two["targets"]["speck"]["latency_per_inference_s"] - one["targets"]["speck"]["latency_per_inference_s"]
             == approx_si(2 * (5e-3 - 1e-3)))  # Speck runs in real time: 2 steps, 4 ms longer each
     assert not (tmp_path / "estimate").exists()
+
+
+@pytest.mark.parametrize("target", ["loihi", "truenorth", "speck"])
+def test_the_exported_graph_alone_maps_as_the_estimate_does(target):
+    # neurosim's export tags each MaxPool2d it writes as SumPool2d; hardware_models reads that tag, so mapping the
+    # graph without an activity (hardware_models.digital.map_network) places what the estimate costs: the max pool's
+    # pooling neurons on the core chips, on the same cores
+    from hardware_models import analyze, load_spec
+    from hardware_models.digital import map_network
+    from small_nets import conv_net
+
+    from neurosim.export import to_nir
+
+    net, x, shape = conv_net(4, 3)
+    report = estimate_model(net, shape, x, [target])
+    alone = map_network(analyze(to_nir(net, shape, maxpool="sumpool")), load_spec(target))
+    costed = report.estimates[target].mapping
+    assert alone.cores_used == costed.cores_used and alone.layers == costed.layers
+    assert len(alone.layers) == (2 if target == "speck" else 3)  # two LIF layers, and the pool's neurons

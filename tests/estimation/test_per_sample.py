@@ -130,3 +130,26 @@ def test_cli_per_sample_needs_a_checkpoint(capsys):
 
     assert main(["estimate", "--nir", "x.nir", "--activity", "a.json", "--per-sample"]) == 2
     assert "--per-sample needs --checkpoint" in capsys.readouterr().err
+
+
+def test_every_sample_is_costed_on_the_placement_of_the_mean_activity(monkeypatch):
+    # a chip is placed once: where placement orders tie on cores, the estimate breaks the tie by latency at the
+    # activity given as placed_for; per_sample passes the mean activity for every sample of a digital target (and
+    # nothing to other kinds of target, which take no such option)
+    import hardware_models
+
+    calls = []
+    real = hardware_models.estimate
+
+    def recording(facts, activity, spec, **options):
+        calls.append((spec.name, activity, options.get("placed_for")))
+        return real(facts, activity, spec, **options)
+
+    monkeypatch.setattr(hardware_models, "estimate", recording)
+    net, x, shape = _conv_net()
+    per_sample(net, shape, x, ["loihi", "rram_neurosim"])
+    loihi = [c for c in calls if c[0] == "loihi"]
+    assert len(loihi) == B + 1
+    mean = loihi[-1][1]  # the last: the mean activity's own estimate
+    assert all(placed is mean for _, _, placed in loihi)
+    assert all(placed is None for name, _, placed in calls if name == "rram_neurosim")

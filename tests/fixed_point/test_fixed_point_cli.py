@@ -309,6 +309,26 @@ def test_chip_energy_prices_the_chips_spikes_and_the_floats_on_the_same_samples(
     assert blind["energy_ratio_chip_float"] == 1.0 and "publishes no energy per event" in blind["note"]
 
 
+def test_chip_energy_prices_both_activities_on_the_float_activitys_placement(monkeypatch):
+    # one chip, placed once: a placement tie is broken at the float model's activity (placed_for) for both figures
+    import hardware_models
+
+    from neurosim.estimation import chip_energy
+
+    calls = []
+    real = hardware_models.estimate
+
+    def recording(facts, activity, spec, **options):
+        calls.append((activity, options.get("placed_for")))
+        return real(facts, activity, spec, **options)
+
+    monkeypatch.setattr(hardware_models, "estimate", recording)
+    model, data = _energy_model()
+    chip_energy(model, (2, 8, 8), data, "loihi", samples=12)
+    (float_act, a), (chip_act, b) = calls
+    assert a is float_act and b is float_act and chip_act is not float_act
+
+
 def test_a_target_given_twice_runs_once(tmp_path):
     from neurosim.hardware.cli_support import check_fixed_point_args
 

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from hardware_models import ActivityProfile, analyze, estimate, load_spec
-from hardware_models.digital import _CorePartition, _map, _mean_hops, _position_major, map_network
+from hardware_models.specs import SPEC_DIR
+from hardware_models.digital import (_CorePartition, _estimate_placed, _map, _mean_hops, _placements, _position_major,
+                                     map_network)
 from hw_helpers import conv, conv_case, lif
 from si_approx import approx_si
 
@@ -196,3 +198,149 @@ def test_mean_hops_over_many_cores_need_little_memory():
         tracemalloc.stop()
     assert (dx, dy) == pytest.approx((168 / 64, 1000.0), rel=1e-12)
     assert peak < 2_000_000  # bytes: histograms of 1,000-2,000 entries, not a 2,000 x 2,000 matrix
+
+
+# ------------------------------------------------------------------ finding: placement ties kept the first order tried
+def one_channel_activity(channels: slice, positions: slice) -> ActivityProfile:
+    """One step of two_convs(groups=32): l1 fires at ``channels`` x ``positions`` (of the flat 4 x 64 map); the
+    input and l2 are silent (input events would load every l1 core alike, more so those without border neurons)."""
+    counts = {"input": np.zeros((2, 4, 64)), "l1": np.zeros((32, 256)), "l2": np.zeros((32, 4, 64))}
+    counts["l1"][channels, positions] = 1.0
+    counts["l1"] = counts["l1"].reshape(32, 4, 64)
+    return ActivityProfile(time_steps=1, dt_s=1e-3, samples=1,
+                           spikes_per_step={n: np.array([c.sum()]) for n, c in counts.items()}, spike_counts=counts)
+
+
+def test_a_placement_tie_goes_to_the_shorter_latency():
+    # two_convs(groups=32) on Loihi: every layer 1,024 neurons per core in either order, 8 + 8 = 16 cores, so the
+    # four orders tried (all channel-major, all position-major, each layer flipped) tie. l1 firing in channel 0 at
+    # all 256 positions: channel-major, a core of 1,024 = 4 channels x 256 positions holds all 256 active l1 neurons
+    # and (depthwise l2: channel 0 reads channel 0 only) all of l2's synaptic events; position-major, a core holds 32
+    # positions x 32 channels: 32 active neurons and an eighth of the events each. The first order tried
+    # (channel-major) is the slowest; the estimate now takes the fastest.
+    facts, spec = analyze(two_convs(groups=32)), load_spec("loihi")
+    act = one_channel_activity(slice(0, 1), slice(None))
+    candidates = _placements(facts, spec, 8, 1)
+    assert len(candidates) == 4 and {m.cores_used for m, _ in candidates} == {16}
+    assert [mapper.place["l1"].order for _, mapper in candidates][0] == "channel"
+    lat = [_estimate_placed(facts, act, spec, m, mapper, []).latency_per_inference_s for m, mapper in candidates]
+    est = estimate(facts, act, spec)
+    assert est.latency_per_inference_s == min(lat) < lat[0]
+    assert {n: est.mapping.layers[n].neurons_per_core for n in ("l1", "l2")} == {"l1": 1024, "l2": 1024}
+    (note,) = [n for n in est.notes if n.startswith("placement tie")]
+    assert "4 orders need the same 16 cores" in note and "position-major 'l1', 'l2'" in note
+    assert note.count("(used)") == 1 and "position-major 'l1', 'l2': " in note.split("(used)")[0].split("; ")[-1]
+    assert note in est.mapping.notes
+    # all channels at 8 positions: position-major puts them on one core, channel-major spreads them over 8
+    est = estimate(facts, one_channel_activity(slice(None), slice(100, 108)), spec)
+    (note,) = [n for n in est.notes if n.startswith("placement tie")]
+    assert note.split(" (used)")[0].split("(")[-1].startswith("every layer channel-major")
+
+
+def test_a_tie_of_equal_costs_keeps_the_first_order_and_says_so():
+    # no spikes at all after the input: every order costs the same (the input's events, spread over l1's cores
+    # alike); the first order tried is kept. SpiNNaker has no time per operation and no routing cost: its ties are
+    # not estimated twice
+    facts = analyze(two_convs(groups=32))
+    act = one_channel_activity(slice(0, 0), slice(0, 0))
+    est = estimate(facts, act, "loihi")
+    (note,) = [n for n in est.notes if n.startswith("placement tie")]
+    assert note.endswith("give the same latency and energy at this activity: the first tried is used (every layer "
+                         "channel-major)")
+    spin = estimate(facts, one_channel_activity(slice(0, 1), slice(None)), "spinnaker")
+    notes = [n for n in spin.notes if n.startswith("placement tie")]
+    assert all("changes neither latency nor energy" in n for n in notes)
+
+
+def test_placed_for_keeps_one_placement_across_activities():
+    # a study estimating one placed network at many activities (per sample, per exit step) passes the activity it
+    # places the network for: an activity that alone would choose channel-major keeps position-major
+    facts, spec = analyze(two_convs(groups=32)), load_spec("loihi")
+    deploy = one_channel_activity(slice(0, 1), slice(None))  # -> position-major
+    other = one_channel_activity(slice(None), slice(100, 108))  # -> channel-major on its own
+    alone, placed = estimate(facts, other, spec), estimate(facts, other, spec, placed_for=deploy)
+    own = estimate(facts, deploy, spec)
+    assert [placed.mapping.layers[n].first_core for n in ("l1", "l2")] == [0, 8]
+    assert any("at the activity it is placed for (placed_for)" in n for n in placed.notes)
+    tie = lambda e: next(n for n in e.notes if n.startswith("placement tie"))  # noqa: E731
+    assert tie(placed).split("(used)")[0].split("; ")[-1] == tie(own).split("(used)")[0].split("; ")[-1]
+    assert placed.latency_per_inference_s > alone.latency_per_inference_s
+    assert estimate(facts, deploy, spec, placed_for=deploy).latency_per_inference_s == own.latency_per_inference_s
+    with pytest.raises(TypeError, match="placed_for must be a hardware_models.ActivityProfile"):
+        estimate(facts, other, spec, placed_for={"l1": 1})
+
+
+def test_map_network_with_an_activity_is_the_estimates_mapping():
+    facts, spec = analyze(two_convs(groups=32)), load_spec("loihi")
+    act = one_channel_activity(slice(0, 1), slice(None))
+    assert map_network(facts, spec, activity=act) == estimate(facts, act, spec).mapping
+    assert map_network(facts, spec).cores_used == 16  # without: the same cores, the first order tried
+
+
+def test_a_tie_in_latency_goes_to_the_lower_energy(tmp_path):
+    # Loihi with a 1 s tick: every order's step lasts the tick, so the latencies tie and the energy decides (routing:
+    # hops between l1's and l2's cores differ by order). The estimate's energy is the least of the orders'.
+    text = (SPEC_DIR / "loihi.toml").read_text().replace('name = "loihi"', 'name = "slow"')
+    text = text.replace('timing = "step_driven"', 'timing = "fixed_tick"')
+    text = text.replace("[time]\n", '[time]\ntick = { value = 1, unit = "s", source = "davies2018" }\n')
+    (tmp_path / "slow.toml").write_text(text)
+    facts, spec = analyze(two_convs(groups=32)), load_spec(tmp_path / "slow.toml")
+    act = one_channel_activity(slice(0, 1), slice(None))
+    ests = [_estimate_placed(facts, act, spec, m, mapper, []) for m, mapper in _placements(facts, spec, 8, 1)]
+    assert len({e.latency_per_inference_s for e in ests}) == 1 and len({e.total_energy_j for e in ests}) > 1
+    est = estimate(facts, act, spec)
+    assert est.total_energy_j == min(e.total_energy_j for e in ests)
+    first_least = next(e for e in ests if e.total_energy_j == est.total_energy_j)  # equal energies: the first
+    assert est.mapping.layers == first_least.mapping.layers
+
+
+def demo_like() -> tuple[nir.NIRGraph, ActivityProfile]:
+    """The demo's network (2x34x34 -> conv5 16 -> max pool 2 -> conv5 32 -> max pool 2 -> 10) in one step of a
+    digit-like activity: input and l1 fire in the central half of their maps, the pools and l2 once each."""
+    pool = dict(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0]))
+    nodes = {"input": nir.Input(input_type=np.array([2, 34, 34])), "c1": conv(16, 2, 5), "l1": lif((16, 30, 30)),
+             "p1": nir.SumPool2d(**pool), "c2": conv(32, 16, 5), "l2": lif((32, 11, 11)), "p2": nir.SumPool2d(**pool),
+             "flat": nir.Flatten(input_type={"input": np.array([32, 5, 5])}, start_dim=0, end_dim=-1),
+             "fc": nir.Linear(weight=np.ones((10, 800))), "l3": lif(10)}
+    names = list(nodes)
+    counts = {"l3": np.ones(10)}
+    for n, (C, H, W) in (("input", (2, 34, 34)), ("l1", (16, 30, 30)), ("p1", (16, 15, 15)), ("l2", (32, 11, 11)),
+                         ("p2", (32, 5, 5))):
+        c = counts[n] = np.zeros((C, H, W))
+        if n in ("input", "l1"):
+            c[:, H // 4: 3 * H // 4, W // 4: 3 * W // 4] = 1.0
+        else:
+            c[0, H // 2, W // 2] = 1.0
+    act = ActivityProfile(time_steps=1, dt_s=1e-3, samples=1, spike_counts=counts,
+                          spikes_per_step={n: np.array([c.sum()]) for n, c in counts.items()})
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:]))), act
+
+
+def test_a_tie_the_order_sweep_passed_by_is_found():
+    # the demo's case: all position-major needs 34 cores; the sweep flips l1 to channel-major (34: no gain), then p1
+    # (33: kept), so channel-major l1 with channel-major p1 (33 cores, l1's central activity spread over all its
+    # cores, not the few holding the central rows) was never tried, and the estimate took 1.6x the latency. Every
+    # order of the four spatial layers, by brute force: the estimate is the fastest of those with the fewest cores.
+    from hardware_models.digital import _max_pools_on
+
+    g, act = demo_like()
+    facts, spec = analyze(g), load_spec("loihi")
+    chip, chip_act, _ = _max_pools_on(facts, act, spec)
+    spatial = _CorePartition(chip, spec, 8, 1).spatial
+    assert spatial == ["l1", "p1", "l2", "p2"]
+    every = []
+    for bits in range(16):
+        m = _CorePartition(chip, spec, 8, 1, {q: ("channel", "position")[bits >> i & 1] for i, q in enumerate(spatial)})
+        for pop in m.pops:
+            m.map_fan_in(pop)
+        while m.map_fan_out():
+            pass
+        r = m.finish()
+        every.append((r.cores_used, _estimate_placed(chip, chip_act, spec, r, m, []).latency_per_inference_s))
+    fewest = min(c for c, _ in every)
+    est = estimate(facts, act, spec)
+    assert est.mapping.cores_used == fewest == 33
+    assert est.latency_per_inference_s == min(s for c, s in every if c == fewest)
+    assert est.latency_per_inference_s < 0.7 * max(s for c, s in every if c == fewest)
+    assert est.mapping.layers["l1"].cores == 15 and "channel-major 'l1', 'p1'" in \
+        next(n for n in est.notes if n.startswith("placement tie")).split(" (used)")[0].split("; ")[-1]

@@ -10,7 +10,8 @@ import nir
 import numpy as np
 import pytest
 
-from hardware_models import ActivityProfile, analyze, estimate
+from hardware_models import ActivityProfile, analyze, estimate, load_spec
+from hardware_models.digital import map_network
 from hw_helpers import conv, lif
 
 LIF1 = np.array([[1, 1, 0, 1],
@@ -92,3 +93,38 @@ def test_speck_sums_a_max_pool_and_says_so():
     note = next(n for n in est.notes if n.startswith("max pool(s) 'pool'"))
     assert "speck has no max pooling" in note and "'pool': 6 events per inference instead of the max pool's 3" in note
     assert "model.pool_type=sum" in note
+
+
+# ------------------------------------------------------------------ map_network without an activity: tagged max pools
+def tagged_net() -> nir.NIRGraph:
+    """pooled_net with its pool tagged as neurosim's export tags a MaxPool2d written as SumPool2d."""
+    g = pooled_net()
+    g.nodes["pool"].metadata = {"neurosim": {"layer": "MaxPool2d"}}
+    return g
+
+
+@pytest.mark.parametrize("target", ["loihi", "truenorth", "spinnaker", "speck"])
+def test_map_network_without_activity_maps_a_tagged_max_pool_as_the_estimate_does(target):
+    # the graph alone says the pool is a max pool (neurosim's tag): the mapping without an activity has the pooling
+    # neurons (core chips) or the folded sum pool (Speck) the estimate costs, on the same cores; before, it folded
+    # every pool, one layer fewer than the estimate on the core chips
+    facts = analyze(tagged_net())
+    alone = map_network(facts, load_spec(target))
+    costed = estimate(facts, activity(max_pool=True), target).mapping
+    assert alone.cores_used == costed.cores_used and alone.layers == costed.layers
+    assert ("pool" in alone.layers) == (target != "speck")
+    if target != "speck":
+        assert any("max pool(s) 'pool' (tagged MaxPool2d in the graph): mapped as 4 pooling neurons" in n
+                   for n in alone.notes)
+    untagged = map_network(analyze(pooled_net()), load_spec(target))  # nothing says it is a max pool: folded
+    assert "pool" not in untagged.layers
+    assert map_network(facts, load_spec(target), activity=activity(max_pool=True)) == costed
+
+
+def test_a_tagged_max_pool_without_measured_events_is_costed_as_a_sum_pool_and_says_so():
+    est = estimate(analyze(tagged_net()), activity(max_pool=False), "loihi")
+    assert "pool" not in est.mapping.layers and est.per_layer["lif2"]["synops_in"] == 18
+    note = next(n for n in est.notes if n.startswith("pool(s) 'pool' are max pools in the graph"))
+    assert "costed as sum pools" in note and "map_network without an activity maps them as max pools" in note
+    assert not any("are max pools in the graph" in n for n in estimate(analyze(tagged_net()), activity(max_pool=True),
+                                                                       "loihi").notes)
