@@ -69,7 +69,7 @@ each layer; read noise or an ADC replace the layer by :class:`CrossbarLinear` / 
 A dense recurrence's ``.recurrent`` is a ``Linear`` ``N × N`` array whose rows are driven by the layer's own spikes
 of the step before, so it is found and programmed as every Linear (on an RRAM chip recurrence is a crossbar whose
 outputs are wired back to its inputs, as in the RRAM liquid state machine, :mod:`neurosim.lsm`). With the Linear
-that feeds the layer (in a ``Sequential``, past Dropout and Flatten) it is one matrix, as
+that feeds the layer (in a ``Sequential``, nested ones run in turn, past Dropout and Flatten) it is one matrix, as
 :mod:`hardware_models.crossbar` maps and costs them: ``[W_in | W_rec]``, the ``N_in`` input rows first, then the
 ``N`` recurrent rows, on the same ``N`` columns, cut every ``tile_rows`` rows of the stack; a tile may hold the last
 input rows and the first recurrent rows, and its columns then add both before the ADC. Each matrix is programmed as
@@ -802,25 +802,44 @@ def _plain_copy(m: nn.Module) -> nn.Module:
     return plain
 
 
+def _run_before(model: nn.Module, name: str) -> list[tuple[str, nn.Module]]:
+    """The modules that run before module ``name`` of ``model``, in the order they run: the leaves (modules that are
+    not Sequentials) before ``name`` in the outermost chain of Sequentials holding it (nested ones run in turn), as
+    the NIR export chains them; empty where ``name``'s parent is not a Sequential."""
+    parts = name.split(".")
+    top = None
+    for k in range(len(parts) - 1, -1, -1):  # up from the parent, while the containers are Sequentials
+        if not isinstance(model.get_submodule(".".join(parts[:k])), nn.Sequential):
+            break
+        top = k
+    if top is None:
+        return []
+
+    def leaves(box: nn.Module, prefix: str):
+        for k, m in box.named_children():
+            path = f"{prefix}.{k}" if prefix else k
+            yield from leaves(m, path) if isinstance(m, nn.Sequential) else [(path, m)]
+
+    chain = list(leaves(model.get_submodule(".".join(parts[:top])), ".".join(parts[:top])))
+    return chain[: [n for n, _ in chain].index(name)]
+
+
 def _stacked(model: nn.Module, names: list[str]) -> dict[str, tuple[str, str | None]]:
     """The dense recurrent layers whose input and recurrent weights share their columns on the chip: ``{input
     Linear: (its RLIF's .recurrent, the BatchNorm1d between them or None)}`` for every :class:`neurosim.nn.RLIF`
-    (dense) of a ``Sequential`` whose ``.recurrent`` and the ``Linear`` before it (past Dropout, Flatten and one
-    BatchNorm1d with running statistics) are both in ``names`` (module docstring, *Recurrent layers*)."""
+    (dense) in a ``Sequential`` (nested ones included: :func:`_run_before`) whose ``.recurrent`` and the ``Linear``
+    that runs before it (past Dropout, Flatten and one BatchNorm1d with running statistics) are both in ``names``
+    (module docstring, *Recurrent layers*)."""
     found = {}
     for rec in names:
         owner, _, leaf = rec.rpartition(".")
         if leaf != "recurrent" or not owner:
             continue
         rlif = model.get_submodule(owner)
-        box_name, _, key = owner.rpartition(".")
-        box = model.get_submodule(box_name) if box_name else model
-        if not isinstance(rlif, RLIF) or rlif.connectivity != "dense" or not isinstance(box, nn.Sequential):
+        if not isinstance(rlif, RLIF) or rlif.connectivity != "dense":
             continue
-        children = list(box.named_children())
         bn = None
-        for k, m in reversed(children[: [k for k, _ in children].index(key)]):
-            name = f"{box_name}.{k}" if box_name else k
+        for name, m in reversed(_run_before(model, owner)):
             if isinstance(m, _PASS_THROUGH):
                 continue
             if isinstance(m, nn.BatchNorm1d) and bn is None and m.running_mean is not None:

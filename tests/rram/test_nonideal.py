@@ -628,6 +628,41 @@ def test_a_stacked_recurrent_chip_with_an_exact_read_fires_as_the_model_and_fold
     assert torch.equal(with_adc(x)[0], chip(x)[0])
 
 
+@pytest.mark.parametrize("nesting", ["rlif", "linear", "both"])
+def test_a_recurrent_layer_in_nested_sequentials_is_stacked_as_the_energy_model_stacks_it(nesting):
+    # the export runs nested Sequentials in order, so the energy model stacks the Linear and the recurrent matrix
+    # whichever Sequential each sits in; the chips stacked them only as siblings of one Sequential, and tiled a
+    # Linear in the outer Sequential and an RLIF in an inner one apart (other tiles than those costed)
+    from hardware_models import analyze, load_spec
+    from hardware_models.crossbar import map_crossbar
+    from neurosim.export import to_nir
+    from neurosim.hardware import nonideal_config_from_spec
+    from neurosim.hardware.nonideal import CrossbarStackedFeedback, CrossbarStackedInput
+
+    flat = _stacked_net(100, 60)
+    front, rlif, back = list(flat[:3]), flat[3], list(flat[4:])
+    if nesting == "rlif":
+        net, rec = Sequential(*front, Sequential(rlif), *back), "3.0.recurrent"
+    elif nesting == "linear":
+        net, rec = Sequential(Sequential(*front), rlif, *back), "1.recurrent"
+    else:
+        net, rec = Sequential(Sequential(front[0], Sequential(*front[1:])), Sequential(rlif, *back)), "1.0.recurrent"
+    net.eval()
+    mapping = map_crossbar(analyze(to_nir(net, (100,))), load_spec("rram_neurosim"))
+    layer = next(l for l in mapping.layers if l.target == rec.replace("recurrent", "lif"))
+    assert len(layer.synapses) == 2 and (layer.rows, layer.columns) == (160, 60)  # the energy model: one matrix
+    cfg = nonideal_config_from_spec("rram_neurosim", read_noise_rel=0.01)
+    chip = apply_nonidealities(net, cfg, seed=0)
+    feedback = chip.get_submodule(rec)
+    assert isinstance(feedback, CrossbarStackedFeedback)
+    inp = chip.get_submodule(layer.synapses[0])
+    assert isinstance(inp, CrossbarStackedInput) and inp.crossbar is feedback.crossbar
+    assert len(_tile_rows(inp.crossbar)) == layer.row_tiles
+    # the same chip as the flat model's: the same cells, tiles and read noise, the same spikes
+    x = (torch.rand(6, 3, 100, generator=torch.Generator().manual_seed(2)) < 0.3).float()
+    assert torch.equal(chip(x)[0], apply_nonidealities(flat, cfg, seed=0)(x)[0])
+
+
 # ------------------------------------------------------------------------------------------ current-based layers
 def cuba_net() -> Sequential:
     """40 → CubaLIF(12) → 5 → CubaLIF(5), weights strong enough for both layers to fire."""
