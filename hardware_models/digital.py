@@ -813,8 +813,12 @@ def _placements(facts, spec, weight_bits, chips) -> list[tuple[MappingResult, _C
 
 
 def _placement_key(spec: Spec, weight_bits: int, chips: int) -> tuple:
+    """What a placement and its tie depend on: the spec's options, constants and energy terms (whether routing is
+    costed decides whether the order matters, :func:`_order_matters`, and a tie's energies), the weights' bits and
+    the chips."""
     return ("digital placement", spec.name, tuple(sorted(spec.options.items())),
-            tuple(sorted((k, c.si) for k, c in spec.constants.items())), weight_bits, chips)
+            tuple(sorted((k, c.si) for k, c in spec.constants.items())), tuple(sorted(spec.energy_terms.items())),
+            weight_bits, chips)
 
 
 def _place(facts, spec, weight_bits, chips) -> list[tuple[MappingResult, _CorePartition]]:

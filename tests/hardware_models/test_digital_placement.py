@@ -294,6 +294,28 @@ def test_a_tie_in_latency_goes_to_the_lower_energy(tmp_path):
     assert est.mapping.layers == first_least.mapping.layers
 
 
+
+def test_a_spec_with_other_energy_terms_breaks_its_ties_anew(tmp_path):
+    # the placements and the tie broken at placed_for are kept on the facts for the spec's contents; its energy terms
+    # were left out of the key, so the same spec without a routing cost (every order then costs the same) reused the
+    # decision, and the note, priced with routing
+    import dataclasses
+
+    text = (SPEC_DIR / "loihi.toml").read_text().replace('name = "loihi"', 'name = "slow"')
+    text = text.replace('timing = "step_driven"', 'timing = "fixed_tick"')
+    text = text.replace("[time]\n", '[time]\ntick = { value = 1, unit = "s", source = "davies2018" }\n')
+    (tmp_path / "slow.toml").write_text(text)
+    routed = load_spec(tmp_path / "slow.toml")
+    unrouted = dataclasses.replace(routed, energy_terms={**routed.energy_terms, "routing": "not_published"})
+    act = one_channel_activity(slice(0, 1), slice(None))
+    tie = lambda e: next(n for n in e.notes if n.startswith("placement tie"))  # noqa: E731
+    facts = analyze(two_convs(groups=32))
+    assert "(used)" in tie(estimate(facts, act, routed, placed_for=act))  # the orders' routing energies differ
+    after = estimate(facts, act, unrouted, placed_for=act)
+    alone = estimate(analyze(two_convs(groups=32)), act, unrouted, placed_for=act)
+    assert tie(after) == tie(alone) and "give the same latency and energy" in tie(alone)
+    assert after.mapping == alone.mapping and after.total_energy_j == alone.total_energy_j
+
 def demo_like() -> tuple[nir.NIRGraph, ActivityProfile]:
     """The demo's network (2x34x34 -> conv5 16 -> max pool 2 -> conv5 32 -> max pool 2 -> 10) in one step of a
     digit-like activity: input and l1 fire in the central half of their maps, the pools and l2 once each."""
