@@ -779,6 +779,9 @@ def map_network(facts: GraphFacts, spec: Spec, weight_bits: int = DEFAULT_WEIGHT
             activity that measures those pools' events.
     """
     if activity is not None:
+        if not isinstance(activity, ActivityProfile):
+            raise TypeError(f"map_network: activity must be a hardware_models.ActivityProfile (the activity an "
+                            f"estimate would cost) or None, got {type(activity).__name__}")
         return estimate_digital(facts, activity, spec, weight_bits=weight_bits, chips=chips).mapping
     pools = _tagged_max_pools(facts)
     if not pools or spec.options["mapping"] == "layer_per_core":  # (a chip that sum-pools: a max pool stays folded)

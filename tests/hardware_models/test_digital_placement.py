@@ -277,6 +277,14 @@ def test_map_network_with_an_activity_is_the_estimates_mapping():
     assert map_network(facts, spec).cores_used == 16  # without: the same cores, the first order tried
 
 
+@pytest.mark.parametrize("bad", [{"l1": np.ones(1)}, "activity.json"])
+def test_map_network_names_an_activity_that_is_not_a_profile(bad):
+    # it was an AttributeError from inside the estimate ('dict' object has no attribute 'time_steps')
+    with pytest.raises(TypeError, match=r"^map_network: activity must be a hardware_models.ActivityProfile \(the "
+                                        rf"activity an estimate would cost\) or None, got {type(bad).__name__}$"):
+        map_network(analyze(two_convs(groups=32)), load_spec("loihi"), activity=bad)
+
+
 def test_a_tie_in_latency_goes_to_the_lower_energy(tmp_path):
     # Loihi with a 1 s tick: every order's step lasts the tick, so the latencies tie and the energy decides (routing:
     # hops between l1's and l2's cores differ by order). The estimate's energy is the least of the orders'.
