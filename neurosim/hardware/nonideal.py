@@ -35,9 +35,10 @@ and at inference time, per read (every step and sample):
   as they are read, drifted: the full scale follows the drift, an ideal calibration that keeps every code in use.
   With ``adc_calibration="programmed"`` it is set once from the cells as programmed (at t0): drifted currents then
   fill less of the range (a uniform drift by ``(t/t0)^−ν`` takes that share of the codes), and global drift
-  compensation, a digital gain after the ADC, restores their scale but not the codes. A convolution's rows are those of its unrolled (im2col)
-  matrix, ``C_in·kh·kw`` of them in the order (channel, ky, kx), cut every ``tile_rows`` rows as
-  :mod:`hardware_models.crossbar` maps and costs them: a tile may hold part of a channel's kernel.
+  compensation, a digital gain after the ADC, restores their scale but not the codes. A convolution's rows are
+  those of its unrolled (im2col) matrix, ``C_in·kh·kw`` of them in the order (channel, ky, kx), cut every
+  ``tile_rows`` rows as :mod:`hardware_models.crossbar` maps and costs them: a tile may hold part of a channel's
+  kernel.
 
 **Bit slicing** (``cell_bits``, NeuroSim's ``cellBit``): with ``levels`` set, each side's magnitude code
 ``m = round(|w|/w_max · (levels − 1))`` (``B = ⌈log2 levels⌉`` bits: 7 for 128 levels) is split into

@@ -193,8 +193,9 @@ def nonideal_report_model(model: nn.Module, loader, target, *, chips: int = 5, s
         model / loader: a trained model and its test batches ``(x_seq [T, B, ...], y)``.
         target: a crossbar spec (name, path or ``Spec``): quantisation, on/off ratio, tile rows, ADC bits.
         sigma_rel, fault_rate, stuck_on_fraction, read_noise_rel, adc, adc_bits, drift_nu, drift_nu_std, drift_t_s,
-            drift_t0_s, drift_compensation, adc_calibration: the operating point (see :func:`nonideal_config_from_spec`; drift at
-            ``drift_t_s`` (default one day) relative to ``drift_t0_s`` (default 1 s)).
+            drift_t0_s, drift_compensation, adc_calibration: the operating point (see
+            :func:`nonideal_config_from_spec`; drift at ``drift_t_s`` (default one day) relative to ``drift_t0_s``
+            (default 1 s)).
         quantize / levels: the weights' quantisation, at the operating point and in the sweeps (default: the
             spec's).
         sigmas / fault_rates: sweep values (None or empty: no sweep), on the quantisation alone.
