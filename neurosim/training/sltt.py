@@ -359,7 +359,16 @@ class SLTTK:
         return run_online(model, x_seq, y, loss, drawn, time_chunk=chunk)
 
 
-# from a config, time_chunk None means the method's default: SLTT one step at a time, SLTT-K "auto"
-register_method("sltt", lambda time_chunk=None, **_: SLTT(1 if time_chunk is None else time_chunk))
-register_method("sltt_k", lambda k=2, generator=None, time_chunk=None, **_:
-                SLTTK(k, generator, "auto" if time_chunk is None else time_chunk))
+def _sltt(time_chunk: int | None = None, k: int | None = None) -> SLTT:
+    """``sltt``'s factory: from a config, ``time_chunk`` None is one step at a time; ``k`` (the Trainer passes
+    ``train.k`` to every method) has no effect."""
+    return SLTT(1 if time_chunk is None else time_chunk)
+
+
+def _sltt_k(k: int = 2, generator: torch.Generator | None = None, time_chunk: int | str | None = None) -> SLTTK:
+    """``sltt_k``'s factory: from a config, ``time_chunk`` None is ``"auto"``."""
+    return SLTTK(k, generator, "auto" if time_chunk is None else time_chunk)
+
+
+register_method("sltt", _sltt)
+register_method("sltt_k", _sltt_k)
