@@ -381,8 +381,16 @@ def test_sltt_k_rejects_an_unknown_time_chunk_word():
 def test_sltt_k_larger_than_T_trains_every_step():
     model = _mlp()
     x, y = _data(T=3)
-    out = SLTTK(k=10, time_chunk=1).forward_backward(model, x, y, TET())
+    # k > T is most likely a mistake (train.k = 30 with data.time_steps = 10 ran as SLTT, silently): said once
+    method = SLTTK(k=10, time_chunk=1)
+    with pytest.warns(RuntimeWarning, match=r"SLTT-K: k = 10 is more than the batch's T = 3 time steps, so every "
+                                            r"step gets a backward pass: this is SLTT \(train.method = 'sltt'\)"):
+        out = method.forward_backward(model, x, y, TET())
     assert out.backward_passes == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert method.forward_backward(model, x, y, TET()).backward_passes == 3  # said once, not every batch
+        assert SLTTK(k=3, time_chunk=1).forward_backward(model, x, y, TET()).backward_passes == 3  # k = T: no warning
 
 
 def test_sltt_k_draws_from_the_global_rng_by_default():
