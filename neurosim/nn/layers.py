@@ -51,8 +51,12 @@ def _check_seq(x_seq: torch.Tensor, min_dim: int, layer: str) -> None:
 
 def _check_dtype(x_seq: torch.Tensor, model: nn.Module) -> None:
     """Spikes and event counts as ints or bools, or another float type than the weights', are named here instead
-    of in torch's "Input type (long int) and bias type (float) should be the same" from deep inside a layer."""
+    of in torch's "Input type (long int) and bias type (float) should be the same" from deep inside a layer; so is
+    input on another device than the weights."""
     p = next(model.parameters(), None)
+    if p is not None and p.device != x_seq.device:  # (else torch's "Input type ... and weight type ...", a layer in)
+        raise ValueError(f"x_seq is on {x_seq.device} but the model's weights are on {p.device}: pass "
+                         f"x_seq.to({str(p.device)!r}) (or move the model: model.to({str(x_seq.device)!r}))")
     if p is None or x_seq.dtype == p.dtype:
         return
     if x_seq.is_floating_point() and torch.is_autocast_enabled(x_seq.device.type):

@@ -45,7 +45,8 @@ def check_batch(x_seq: torch.Tensor, y: torch.Tensor, method: str) -> int:
     Raises:
         ValueError: naming the method, the shapes received and expected; a ``y`` as long as ``x_seq``'s first
             dimension is read as a batch-first ``x_seq`` (a DataLoader's default collate stacks samples
-            ``[T, ...]`` into ``[B, T, ...]``), which ``x_seq.transpose(0, 1)`` makes time-first.
+            ``[T, ...]`` into ``[B, T, ...]``), which ``x_seq.transpose(0, 1)`` makes time-first; ``y`` on
+            another device than ``x_seq``.
     """
     if not isinstance(x_seq, torch.Tensor) or x_seq.dim() < 3:
         shape = tuple(x_seq.shape) if isinstance(x_seq, torch.Tensor) else type(x_seq).__name__
@@ -62,6 +63,8 @@ def check_batch(x_seq: torch.Tensor, y: torch.Tensor, method: str) -> int:
                     "step [B, ...], x_seq[None])")
         raise ValueError(f"{method}: y must hold one integer class per sample, shape [B] = ({x_seq.shape[1]},) "
                          f"for x_seq {tuple(x_seq.shape)}, got {what}{hint}")
+    if y.device != x_seq.device:  # (else torch's "Expected all tensors to be on the same device" from the loss)
+        raise ValueError(f"{method}: y is on {y.device} but x_seq is on {x_seq.device}: pass y.to(x_seq.device)")
     return x_seq.shape[0]
 
 

@@ -500,3 +500,14 @@ def test_sequential_warns_that_torch_dropout_draws_a_mask_per_step():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         net.eval()(torch.rand(4, 2, 2, 4))  # the identity in eval mode: nothing to say
+
+
+def test_inputs_on_another_device_than_the_weights_are_named():
+    # (meta stands in for a GPU here) the first layer ran, and the error came from a LIF: "LIFParams.beta is a tensor
+    # on meta but x_seq is on cpu"; on a GPU, torch's "Input type (torch.FloatTensor) and weight type
+    # (torch.cuda.FloatTensor) should be the same"
+    net = Sequential(Conv2d(2, 3, 3), LIF(beta=0.9)).to("meta")
+    with pytest.raises(ValueError, match=r"x_seq is on cpu but the model's weights are on meta: pass "
+                                         r"x_seq.to\('meta'\) \(or move the model: model.to\('cpu'\)\)"):
+        net(torch.ones(2, 1, 2, 5, 5))
+    assert net(torch.ones(2, 1, 2, 5, 5, device="meta"))[0].shape == (2, 1, 3, 3, 3)

@@ -448,6 +448,15 @@ def test_every_method_names_a_bad_batch(method):
         method.forward_backward(_mlp(), x[0], y, TET())  # [B, 2, 3] read as [T = B, 2, 3]
 
 
+@pytest.mark.parametrize("method", [BPTT(), SLTT(), SLTTK(k=1)], ids=["bptt", "sltt", "sltt_k"])
+def test_every_method_names_targets_on_another_device(method):
+    # (meta stands in for a GPU) the loss raised torch's "Tensor on device cpu is not on the expected device meta!"
+    x, y = _data(T=3)
+    name = {"bptt": "BPTT", "sltt": "SLTT", "sltt_k": "SLTT-K"}[method.name]
+    with pytest.raises(ValueError, match=rf"{name}: y is on meta but x_seq is on cpu: pass y.to\(x_seq.device\)"):
+        method.forward_backward(_mlp(), x, y.to("meta"), TET())
+
+
 @pytest.mark.parametrize("k", [0, -1, 1.5, True])
 def test_bad_k_is_a_clear_error(k):
     with pytest.raises(ValueError, match="integer k >= 1"):
