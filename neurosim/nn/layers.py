@@ -51,8 +51,12 @@ def _check_seq(x_seq: torch.Tensor, min_dim: int, layer: str) -> None:
 
 def _check_dtype(x_seq: torch.Tensor, model: nn.Module) -> None:
     """Spikes and event counts as ints or bools, or another float type than the weights', are named here instead
-    of in torch's "Input type (long int) and bias type (float) should be the same" from deep inside a layer."""
+    of in torch's "Input type (long int) and bias type (float) should be the same" from deep inside a layer; so is
+    input on another device than the weights."""
     p = next(model.parameters(), None)
+    if p is not None and p.device != x_seq.device:  # (else torch's "Input type ... and weight type ...", a layer in)
+        raise ValueError(f"x_seq is on {x_seq.device} but the model's weights are on {p.device}: pass "
+                         f"x_seq.to({str(p.device)!r}) (or move the model: model.to({str(x_seq.device)!r}))")
     if p is None or x_seq.dtype == p.dtype:
         return
     if x_seq.is_floating_point() and torch.is_autocast_enabled(x_seq.device.type):
@@ -312,8 +316,53 @@ class Sequential(nn.Sequential):
             if is_stateful(layer):
                 x_seq, new_state[name] = layer(x_seq, state.get(name))
             else:
+                if not type(layer).__module__.startswith("neurosim."):
+                    _check_foreign_layer(name, layer, x_seq)
                 x_seq = layer(x_seq)
         return x_seq, new_state
+
+
+#: torch's own layers that take one time step ``[B, C, ...]``, by their time-distributed neurosim versions
+_PER_STEP_TORCH = {nn.Conv2d: "Conv2d", nn.BatchNorm1d: "BatchNorm1d", nn.BatchNorm2d: "BatchNorm2d",
+                   nn.MaxPool2d: "MaxPool2d", nn.AvgPool2d: "AvgPool2d", nn.Flatten: "Flatten"}
+#: every torch layer that reads dimension 0 as the batch and 1 as channels (or flattens from 1)
+_PER_STEP_KINDS = (nn.modules.conv._ConvNd, nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.modules.pooling._MaxPoolNd,
+                   nn.modules.pooling._AvgPoolNd, nn.modules.pooling._AdaptiveAvgPoolNd,
+                   nn.modules.pooling._AdaptiveMaxPoolNd, nn.Flatten, nn.Unflatten)
+
+
+def _check_foreign_layer(name: str, layer: nn.Module, x_seq: torch.Tensor) -> None:
+    """A TypeError for a layer of torch or snnTorch that would read :class:`Sequential`'s ``[T, B, ...]`` as one
+    step (torch's errors, "expected 4D input (got 5D input)", or a silently wrong result where the shapes fit: a
+    GroupNorm reading B as channels, snnTorch's ``Leaky`` running all ``T`` steps as one step of ``T·B`` samples);
+    a RuntimeWarning for torch's ``Dropout`` in training mode, whose mask is new at every step."""
+    cls = type(layer)
+    what = f"layer {name!r} ({'snntorch' if cls.__module__.startswith('snntorch') else 'torch.nn'}.{cls.__name__})"
+    if cls.__module__.startswith("snntorch"):
+        raise TypeError(f"Sequential: {what} steps one time step per call and keeps its state inside it, but "
+                        "Sequential passes every layer all the steps at once, [T, B, ...] "
+                        f"(here {tuple(x_seq.shape)}); convert the snnTorch model with "
+                        "neurosim.interop.from_snntorch(nn.Sequential(...)) (a Leaky becomes "
+                        "neurosim.nn.LIF(beta=β, reset_timing='delayed'), the same spikes)")
+    if not cls.__module__.startswith("torch.nn"):  # another library's, or the user's own: its own business
+        return
+    if isinstance(layer, nn.Sequential | nn.ModuleList):  # a torch container: what it holds
+        for child_name, child in layer.named_children():
+            if not type(child).__module__.startswith("neurosim."):
+                _check_foreign_layer(f"{name}.{child_name}", child, x_seq)
+        return
+    if isinstance(layer, _PER_STEP_KINDS):
+        ours = _PER_STEP_TORCH.get(cls)
+        use = ("neurosim.nn.Flatten() (each step's features: [T, B, N])" if cls is nn.Flatten else
+               f"neurosim.nn.{ours} (the same arguments, over every step at once)" if ours else
+               f"neurosim.nn.TimeDistributed(torch.nn.{cls.__name__}(...)) (every step at once, time folded into "
+               "the batch)")
+        raise TypeError(f"Sequential: {what} takes one time step [B, ...] per call, but Sequential passes every "
+                        f"layer [T, B, ...] (here {tuple(x_seq.shape)}): use {use}")
+    if isinstance(layer, nn.modules.dropout._DropoutNd) and layer.training and layer.p > 0:
+        warnings.warn(f"Sequential: {what} draws a new mask at every time step; neurosim.nn.Dropout({layer.p}) keeps "
+                      "one mask for all steps (the SLTT paper's, and what running T in chunks with the carried state "
+                      "relies on)", RuntimeWarning, stacklevel=2)
 
 
 #: samples (time steps × batch) per layer call that keep a conv layer's activations in CPU cache; measured on the

@@ -18,6 +18,7 @@ a method calls it several times per batch, is a TypeError saying so (:func:`call
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Protocol
@@ -49,7 +50,8 @@ def check_batch(x_seq: torch.Tensor, y: torch.Tensor, method: str) -> int:
     Raises:
         ValueError: naming the method, the shapes received and expected; a ``y`` as long as ``x_seq``'s first
             dimension is read as a batch-first ``x_seq`` (a DataLoader's default collate stacks samples
-            ``[T, ...]`` into ``[B, T, ...]``), which ``x_seq.transpose(0, 1)`` makes time-first.
+            ``[T, ...]`` into ``[B, T, ...]``), which ``x_seq.transpose(0, 1)`` makes time-first; ``y`` on
+            another device than ``x_seq``.
     """
     if not isinstance(x_seq, torch.Tensor) or x_seq.dim() < 3:
         shape = tuple(x_seq.shape) if isinstance(x_seq, torch.Tensor) else type(x_seq).__name__
@@ -66,6 +68,8 @@ def check_batch(x_seq: torch.Tensor, y: torch.Tensor, method: str) -> int:
                     "step [B, ...], x_seq[None])")
         raise ValueError(f"{method}: y must hold one integer class per sample, shape [B] = ({x_seq.shape[1]},) "
                          f"for x_seq {tuple(x_seq.shape)}, got {what}{hint}")
+    if y.device != x_seq.device:  # (else torch's "Expected all tensors to be on the same device" from the loss)
+        raise ValueError(f"{method}: y is on {y.device} but x_seq is on {x_seq.device}: pass y.to(x_seq.device)")
     return x_seq.shape[0]
 
 
@@ -166,16 +170,48 @@ def _is_sequential(model) -> bool:
     return getattr(unwrap(model), "stateful", False)
 
 
-METHODS: dict[str, Callable[..., TrainingMethod]] = {"bptt": lambda time_chunk=None, **_: BPTT(time_chunk)}
+def _bptt(time_chunk: int | None = None, k: int | None = None) -> BPTT:
+    """``bptt``'s factory: ``k`` is taken, and has no effect, because the Trainer passes ``train.k`` to every method."""
+    return BPTT(time_chunk)
+
+
+METHODS: dict[str, Callable[..., TrainingMethod]] = {"bptt": _bptt}
 
 
 def register_method(name: str, factory: Callable[..., TrainingMethod]) -> None:
-    """Make a method available by name to configs and the CLI (``factory(**options) -> method``)."""
+    """Make a method available by name to configs and the CLI (``factory(**options) -> method``).
+
+    The Trainer calls ``factory(k=train.k, time_chunk=train.time_chunk)`` whatever the method, so a factory takes
+    both (using them or not); :func:`get_method` refuses an option that the factory's signature does not name,
+    unless it takes ``**options``.
+    """
     METHODS[name] = factory
 
 
+def _check_options(name: str, factory: Callable[..., TrainingMethod], options: dict[str, Any]) -> None:
+    """A TypeError naming an option ``factory`` does not take (a misspelt ``K=4`` was dropped, leaving the default)."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # no signature to read: let the call decide
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    known = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    for option in options:
+        if option not in known:
+            close = difflib.get_close_matches(option.lower(), known, n=1)
+            hint = f"; did you mean {close[0]}={options[option]!r}?" if close else ""
+            raise TypeError(f"training method {name!r} takes no option {option!r}; its options: "
+                            f"{', '.join(sorted(known)) or 'none'}{hint}")
+
+
 def get_method(name: str, **options) -> TrainingMethod:
-    """A training method by name (``bptt``, plus any registered, e.g. ``sltt``, ``sltt_k``)."""
+    """A training method by name (``bptt``, plus any registered, e.g. ``sltt``, ``sltt_k``).
+
+    Raises:
+        ValueError: an unknown method name.
+        TypeError: an option the method does not take (``get_method("sltt_k", K=4)``), naming the ones it does.
+    """
     if name not in METHODS:
         try:  # SLTT registers itself on import
             import neurosim.training.sltt  # noqa: F401
@@ -183,4 +219,5 @@ def get_method(name: str, **options) -> TrainingMethod:
             pass
     if name not in METHODS:
         raise ValueError(f"unknown training method {name!r}; available: {sorted(METHODS)}")
+    _check_options(name, METHODS[name], options)
     return METHODS[name](**options)

@@ -321,7 +321,8 @@ class SLTTK:
 
     Args:
         k: number of steps per batch that get a backward pass, one pass each (paper: 4 for DVS-Gesture T = 20,
-            2 for DVS-CIFAR10 T = 10). ``k >= T`` trains every step: that is SLTT, run as SLTT.
+            2 for DVS-CIFAR10 T = 10). ``k >= T`` trains every step: that is SLTT, run as SLTT (``k > T``, most
+            likely a mistake, with a RuntimeWarning).
         generator: RNG for drawing the steps; None uses torch's global RNG (saved in checkpoints, so resumed
             runs draw the same steps).
         time_chunk: steps per forward-only call (they hold no graph) and, for ``k >= T``, per SLTT chunk: 1,
@@ -343,6 +344,7 @@ class SLTTK:
     name: str = "sltt_k"
     takes_compact_input: ClassVar[bool] = True  # integer frames converted per call (neurosim.training.methods)
     last_steps: tuple[int, ...] = field(default=(), init=False)
+    _warned_for: set[int] = field(default_factory=set, init=False, repr=False, compare=False)  # T warned of (k > T)
 
     def __post_init__(self) -> None:
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
@@ -354,6 +356,11 @@ class SLTTK:
 
     def forward_backward(self, model, x_seq, y, loss) -> StepOutput:
         T = _check(x_seq, y, loss, "SLTT-K")
+        if self.k > T and T not in self._warned_for:  # (once per T: the Trainer calls from two places)
+            self._warned_for.add(T)
+            warnings.warn(f"SLTT-K: k = {self.k} is more than the batch's T = {T} time steps, so every step gets a "
+                          "backward pass: this is SLTT (train.method = 'sltt'), at SLTT's cost; for SLTT-K's saving "
+                          f"set k below T (the paper: 4 of T = 20 steps on DVS-Gesture)", RuntimeWarning, stacklevel=2)
         steps = torch.randperm(T, generator=self.generator)[: self.k]
         self.last_steps = tuple(sorted(int(t) for t in steps))
         drawn = None if len(self.last_steps) == T else set(self.last_steps)
@@ -363,7 +370,16 @@ class SLTTK:
         return run_online(model, x_seq, y, loss, drawn, time_chunk=chunk)
 
 
-# from a config, time_chunk None means the method's default: SLTT one step at a time, SLTT-K "auto"
-register_method("sltt", lambda time_chunk=None, **_: SLTT(1 if time_chunk is None else time_chunk))
-register_method("sltt_k", lambda k=2, generator=None, time_chunk=None, **_:
-                SLTTK(k, generator, "auto" if time_chunk is None else time_chunk))
+def _sltt(time_chunk: int | None = None, k: int | None = None) -> SLTT:
+    """``sltt``'s factory: from a config, ``time_chunk`` None is one step at a time; ``k`` (the Trainer passes
+    ``train.k`` to every method) has no effect."""
+    return SLTT(1 if time_chunk is None else time_chunk)
+
+
+def _sltt_k(k: int = 2, generator: torch.Generator | None = None, time_chunk: int | str | None = None) -> SLTTK:
+    """``sltt_k``'s factory: from a config, ``time_chunk`` None is ``"auto"``."""
+    return SLTTK(k, generator, "auto" if time_chunk is None else time_chunk)
+
+
+register_method("sltt", _sltt)
+register_method("sltt_k", _sltt_k)

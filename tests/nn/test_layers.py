@@ -1,6 +1,7 @@
 """Time-distributed layers, stateful Sequential, LIF module, and model builders."""
 
 import sys
+import warnings
 
 import pytest
 import torch
@@ -509,3 +510,60 @@ def test_half_input_keeps_beta_exact_in_a_float32_lif_and_half_rounds_it():
     assert torch.equal(LIF(beta=0.9)(x)[1].v, exact)
     lif = LIF(beta=0.9).half()
     assert lif.beta_value.dtype == torch.float16 and torch.equal(lif(x)[1].v, rounded)
+
+
+@pytest.mark.parametrize("layer, hint", [
+    (torch.nn.Conv2d(2, 4, 3), "neurosim.nn.Conv2d"),
+    (torch.nn.MaxPool2d(2), "neurosim.nn.MaxPool2d"),
+    (torch.nn.BatchNorm2d(2), "neurosim.nn.BatchNorm2d"),
+    (torch.nn.GroupNorm(1, 4), "neurosim.nn.TimeDistributed"),  # B = 4 read as its 4 channels
+    (torch.nn.Flatten(), "neurosim.nn.Flatten"),
+    (torch.nn.Sequential(torch.nn.Conv2d(2, 2, 1)), "neurosim.nn.Conv2d"),  # inside a torch container too
+])
+def test_sequential_names_a_torch_layer_that_takes_one_step(layer, hint):
+    # torch's own per-step layers got [T, B, ...]: torch's errors ("expected 4D input (got 5D input)"), or, where the
+    # shapes happened to fit (GroupNorm), T read as the batch and B as channels, silently
+    net = Sequential(layer, Flatten())
+    with pytest.raises(TypeError, match=rf"Sequential: layer '0(\.0)?' \(torch\.nn\.\w+\) takes one time step "
+                                        rf"\[B, \.\.\.\] per call, but Sequential passes every layer \[T, B, \.\.\.\] "
+                                        rf"\(here \(3, 4, 2, 6, 6\)\): use {hint}"):
+        net(torch.rand(3, 4, 2, 6, 6))
+
+
+def test_sequential_takes_torch_layers_that_work_on_any_leading_dims():
+    torch.manual_seed(0)
+    net = Sequential(Flatten(), torch.nn.Linear(8, 3), torch.nn.ReLU(), torch.nn.Identity(), LIF(beta=0.5),
+                     torch.nn.Dropout(0.5).eval())
+    x = torch.rand(4, 2, 2, 4)
+    out, _ = net(x)
+    assert torch.equal(out, LIF(beta=0.5)(torch.relu(net[1](x.flatten(2))))[0])
+
+
+def test_sequential_names_an_snntorch_neuron_and_how_to_convert():
+    snn = pytest.importorskip("snntorch")
+    # snn.Leaky in neurosim's Sequential ran all T steps as one step with T·B samples under BPTT, silently
+    net = Sequential(Flatten(), Linear(8, 3), snn.Leaky(beta=0.9, init_hidden=True))
+    with pytest.raises(TypeError, match=r"layer '2' \(snntorch\.Leaky\) steps one time step per call and keeps its "
+                                        r"state inside it.*neurosim\.interop\.from_snntorch"):
+        net(torch.rand(4, 2, 2, 4))
+
+
+def test_sequential_warns_that_torch_dropout_draws_a_mask_per_step():
+    net = Sequential(Flatten(), Linear(8, 3), torch.nn.Dropout(0.5), LIF())
+    with pytest.warns(RuntimeWarning, match=r"layer '2' \(torch\.nn\.Dropout\) draws a new mask at every time step; "
+                                            r"neurosim\.nn\.Dropout\(0\.5\) keeps one mask for all steps"):
+        net(torch.rand(4, 2, 2, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        net.eval()(torch.rand(4, 2, 2, 4))  # the identity in eval mode: nothing to say
+
+
+def test_inputs_on_another_device_than_the_weights_are_named():
+    # (meta stands in for a GPU here) the first layer ran, and the error came from a LIF: "LIFParams.beta is a tensor
+    # on meta but x_seq is on cpu"; on a GPU, torch's "Input type (torch.FloatTensor) and weight type
+    # (torch.cuda.FloatTensor) should be the same"
+    net = Sequential(Conv2d(2, 3, 3), LIF(beta=0.9)).to("meta")
+    with pytest.raises(ValueError, match=r"x_seq is on cpu but the model's weights are on meta: pass "
+                                         r"x_seq.to\('meta'\) \(or move the model: model.to\('cpu'\)\)"):
+        net(torch.ones(2, 1, 2, 5, 5))
+    assert net(torch.ones(2, 1, 2, 5, 5, device="meta"))[0].shape == (2, 1, 3, 3, 3)

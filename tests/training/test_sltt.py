@@ -13,7 +13,9 @@ import torch
 from neurosim.config import ConfigError, ModelConfig, NeuronConfig, RunConfig, TrainConfig, load_config
 from neurosim.functional import LIFParams, LIFState, Surrogate, lif_scan
 from neurosim.nn import LI, LIF, BatchNorm1d, Dropout, Flatten, Linear, Sequential, build_model, detach_state
-from neurosim.training import BPTT, METHODS, RateCE, SLTTMix, TET, Trainer, get_loss, get_method
+from neurosim.training import (
+    BPTT, METHODS, RateCE, SLTTMix, TET, Trainer, get_loss, get_method, register_method,
+)
 from neurosim.training.memory import SavedTensorMeter
 from neurosim.training.sltt import (
     PAPER_NEURON, SLTT, SLTTK, paper_beta, paper_config, paper_lif_kwargs, run_online, sltt_chunk,
@@ -425,8 +427,16 @@ def test_sltt_k_rejects_an_unknown_time_chunk_word():
 def test_sltt_k_larger_than_T_trains_every_step():
     model = _mlp()
     x, y = _data(T=3)
-    out = SLTTK(k=10, time_chunk=1).forward_backward(model, x, y, TET())
+    # k > T is most likely a mistake (train.k = 30 with data.time_steps = 10 ran as SLTT, silently): said once
+    method = SLTTK(k=10, time_chunk=1)
+    with pytest.warns(RuntimeWarning, match=r"SLTT-K: k = 10 is more than the batch's T = 3 time steps, so every "
+                                            r"step gets a backward pass: this is SLTT \(train.method = 'sltt'\)"):
+        out = method.forward_backward(model, x, y, TET())
     assert out.backward_passes == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert method.forward_backward(model, x, y, TET()).backward_passes == 3  # said once, not every batch
+        assert SLTTK(k=3, time_chunk=1).forward_backward(model, x, y, TET()).backward_passes == 3  # k = T: no warning
 
 
 def test_sltt_k_draws_from_the_global_rng_by_default():
@@ -484,10 +494,43 @@ def test_every_method_names_a_bad_batch(method):
         method.forward_backward(_mlp(), x[0], y, TET())  # [B, 2, 3] read as [T = B, 2, 3]
 
 
+@pytest.mark.parametrize("method", [BPTT(), SLTT(), SLTTK(k=1)], ids=["bptt", "sltt", "sltt_k"])
+def test_every_method_names_targets_on_another_device(method):
+    # (meta stands in for a GPU) the loss raised torch's "Tensor on device cpu is not on the expected device meta!"
+    x, y = _data(T=3)
+    name = {"bptt": "BPTT", "sltt": "SLTT", "sltt_k": "SLTT-K"}[method.name]
+    with pytest.raises(ValueError, match=rf"{name}: y is on meta but x_seq is on cpu: pass y.to\(x_seq.device\)"):
+        method.forward_backward(_mlp(), x, y.to("meta"), TET())
+
+
 @pytest.mark.parametrize("k", [0, -1, 1.5, True])
 def test_bad_k_is_a_clear_error(k):
     with pytest.raises(ValueError, match="integer k >= 1"):
         SLTTK(k=k)
+
+
+@pytest.mark.parametrize("name, option, hint", [("sltt_k", "K", "k"), ("sltt_k", "time_chunks", "time_chunk"),
+                                                ("sltt", "chunk", "time_chunk"), ("bptt", "generator", None)])
+def test_get_method_names_an_option_the_method_does_not_take(name, option, hint):
+    # get_method("sltt_k", K=4) built SLTT-K with the default k = 2, silently: the factories swallowed every keyword
+    with pytest.raises(TypeError, match=rf"training method {name!r} takes no option {option!r}; its options: ") as err:
+        get_method(name, **{option: 4})
+    assert ("did you mean" in str(err.value)) == (hint is not None)
+    if hint:
+        assert str(err.value).endswith(f"did you mean {hint}={4!r}?")
+    # what the Trainer passes every method stays accepted
+    assert get_method(name, k=3, time_chunk=None).name == name
+
+
+def test_get_method_checks_a_registered_factory_s_options_too():
+    register_method("_test_plain", lambda time_chunk=None, k=None: BPTT(time_chunk))
+    register_method("_test_open", lambda **options: BPTT())
+    try:
+        with pytest.raises(TypeError, match=r"'_test_plain' takes no option 'lr'; its options: k, time_chunk"):
+            get_method("_test_plain", lr=1)
+        assert isinstance(get_method("_test_open", lr=1), BPTT)  # a factory taking **options takes anything
+    finally:
+        del METHODS["_test_plain"], METHODS["_test_open"]
 
 
 def test_under_no_grad_sltt_only_runs_forward():
