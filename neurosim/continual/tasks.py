@@ -1,6 +1,7 @@
 """Task sequences for continual learning: permuted inputs (shared head) and class splits (multi-head).
 
-A :class:`Task` holds time-first-ready samples ``x [N, T, ...]`` (float32) and labels for its train and test splits,
+A :class:`Task` holds time-first-ready samples ``x [N, T, ...]`` (float32, or a registry dataset's event counts in
+their compact integer dtype: see :class:`Task`) and labels for its train and test splits,
 plus ``classes``: None for a shared head (every task uses all outputs: the permuted protocol), or the tuple of
 output classes the task's head uses (the class-split protocol: the network's output layer is split into one head
 per task; training and evaluation only look at the task's own outputs).
@@ -39,7 +40,12 @@ DIGITS_SPLIT_SEED = 2015  # fixed stratified 80/20 split of scikit-learn's digit
 
 @dataclass(frozen=True)
 class Task:
-    """One task: samples ``[N, T, ...]`` (float32) and labels ``[N]`` for train and test.
+    """One task: samples ``[N, T, ...]`` and labels ``[N]`` for train and test.
+
+    The samples are float32, or event counts kept in a compact dtype (``uint8``, ``int8``, ``int16`` or ``bool``: a
+    registry dataset's frames, a quarter of float32's bytes for the frame cache's uint8), which the continual loops
+    convert to float32 where they run them (:func:`neurosim.nn.as_float`: a batch's steps a chunk at a time in
+    training and evaluation), with the same values and results as float32 samples.
 
     Attributes:
         classes: output classes of this task's head; None means the shared head (all outputs).
@@ -73,8 +79,15 @@ class Task:
         return tuple(self.x_train.shape[2:])
 
 
+#: dtypes a task keeps its samples in (event counts, smaller than float32); any other is converted to float32
+COMPACT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.bool)
+_COMPACT_NUMPY = (np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.int16), np.dtype(np.bool_))
+
+
 def _as_samples(x, y) -> tuple[torch.Tensor, torch.Tensor]:
-    x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).float()
+    x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+    if x.dtype not in COMPACT_DTYPES:  # (compact counts stay compact: converted a batch's chunk at a time)
+        x = x.float()
     y = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y).long()
     if x.dim() < 3:
         raise ValueError(f"samples must be [N, T, ...] (time second), got shape {tuple(x.shape)}; "
@@ -161,6 +174,33 @@ def _sklearn_digits(time_steps: int, train_subset: int | None, test_subset: int 
     return rep(x_tr), torch.from_numpy(y_tr).long(), rep(x_te), torch.from_numpy(y_te).long()
 
 
+def _sum_pool(x: torch.Tensor, kernel: tuple[int, int]) -> torch.Tensor:
+    """Event counts ``[N, T, P, H, W]`` summed over ``kernel`` blocks of ``H × W`` (a remainder dropped), exactly, in
+    the smallest of uint8 and int16 that holds any such sum of ``x``'s dtype (float32 beyond, and for float ``x``),
+    a block of samples at a time (no wider copy of the whole split). Pooling float32 frames with ``avg_pool2d`` and
+    multiplying back by ``kh·kw`` was not exact for every kernel (5 × 5: 570 of the sums 0 … 6375 came out a rounding
+    away from the whole number)."""
+    kh, kw = kernel
+    n, t, p, h, w = x.shape
+    if x.dtype == torch.bool:
+        top = 1
+    elif x.is_floating_point():
+        top = None
+    else:
+        top = torch.iinfo(x.dtype).max
+    bound = None if top is None else top * kh * kw
+    dtype = next((d for d in (torch.uint8, torch.int16) if bound is not None and bound <= torch.iinfo(d).max),
+                 torch.float32)
+    hh, ww = h // kh, w // kw
+    out = torch.empty((n, t, p, hh, ww), dtype=dtype)
+    per = max(1, (1 << 22) // max(1, t * p * h * w))  # samples per block: ~4 M counts (32 MB summed in 64 bits)
+    for i in range(0, n, per):
+        block = x[i:i + per, :, :, :hh * kh, :ww * kw].reshape(-1, t, p, hh, kh, ww, kw)
+        acc = torch.float64 if x.is_floating_point() else torch.int64  # (exact sums of any counts)
+        out[i:i + per] = block.sum(dim=(4, 6), dtype=acc).to(dtype)
+    return out
+
+
 def _registry(name: str, time_steps: int, downsample: int, train_subset, test_subset, root, progress):
     from neurosim.config import DataConfig
     from neurosim.data.pipeline import load_frames
@@ -170,7 +210,9 @@ def _registry(name: str, time_steps: int, downsample: int, train_subset, test_su
     out = []
     for split in ("train", "test"):
         frames, labels = load_frames(cfg, split, progress)  # [N, T, P, H, W]
-        x = torch.from_numpy(np.asarray(frames)).float()
+        frames = np.asarray(frames)  # (a MappedArray: its file's pages, read as they are used)
+        # the counts in their own dtype (the frame cache's uint8), else float32 as before
+        x = torch.from_numpy(frames if frames.dtype in _COMPACT_NUMPY else frames.astype(np.float32))
         if downsample > 1:
             n, t, _, h, w = x.shape
             # sum-pool H and W (a source one row high, e.g. audio channels, along W alone); a remainder is dropped
@@ -180,8 +222,7 @@ def _registry(name: str, time_steps: int, downsample: int, train_subset, test_su
 
                 raise ConfigError(f"tasks.downsample: {downsample} is larger than {name!r}'s frames ({h} × {w}); use "
                                   f"a factor of at most {w if h == 1 else min(h, w)}")
-            pooled = torch.nn.functional.avg_pool2d(x.flatten(0, 1), kernel) * (kernel[0] * kernel[1])
-            x = pooled.reshape(n, t, *pooled.shape[1:])
+            x = _sum_pool(x, kernel)
         out += [x, torch.from_numpy(np.asarray(labels)).long()]
     return tuple(out)
 

@@ -40,7 +40,7 @@ from neurosim.continual.metrics import seed_std
 from neurosim.continual.projection import HLOP, freeze_non_weights, presynaptic_size, protected_layers
 from neurosim.continual.tasks import Task, concat_tasks
 from neurosim.data.loaders import FrameLoader
-from neurosim.nn import build_model
+from neurosim.nn import as_float, build_model, is_stateful, run_chunked
 from neurosim.training.losses import Loss, get_loss, predict
 from neurosim.training.methods import get_method
 from neurosim.training.progress import loader_bar
@@ -111,12 +111,17 @@ def _correct(out_seq: torch.Tensor, y: torch.Tensor, classes: tuple[int, ...] | 
 @torch.no_grad()
 def evaluate_task(model: torch.nn.Module, task: Task, batch_size: int = 256,
                   device: torch.device | str = "cpu") -> float:
-    """Test accuracy (points, 0–100) of ``model`` on ``task``, through the task's head."""
+    """Test accuracy (points, 0–100) of ``model`` on ``task``, through the task's head.
+
+    A stateful model (every neurosim model) runs each batch a chunk of steps at a time (:func:`neurosim.nn.run_chunked`,
+    as the Trainer evaluates), and compact event counts (a :class:`~neurosim.continual.Task` of a registry dataset)
+    are made float32 a chunk at a time: neither the batch's float32 copy nor its activations of all ``T`` steps are
+    held at once (``batch_size × T`` samples: 256 × 400 steps of 34 × 34 × 2 frames are 947 MB of float32)."""
     model.eval()
     loader = FrameLoader(task.x_test, task.y_test, batch_size, shuffle=False, device=device)
     correct = 0
-    for x_seq, y in loader:
-        out_seq, _ = model(x_seq)
+    for x_seq, y in loader.iter_from(0, compact=True):
+        out_seq, _ = run_chunked(model, x_seq) if is_stateful(model) else model(as_float(x_seq))
         correct += _correct(out_seq, y, task.classes)
     return 100.0 * correct / len(task.y_test)
 
@@ -209,7 +214,7 @@ class EWC:
         was_training = self.model.training
         self.model.eval()  # the Fisher of the model as it will be evaluated (no dropout, BN statistics fixed)
         for i in idx.tolist():
-            x_seq = task.x_train[i:i + 1].transpose(0, 1).to(device)  # [T, 1, ...]
+            x_seq = as_float(task.x_train[i:i + 1].transpose(0, 1).to(device))  # [T, 1, ...] (counts: float32)
             y = task.y_train[i:i + 1].to(device)
             self.model.zero_grad(set_to_none=True)
             out_seq, _ = self.model(x_seq)
@@ -265,13 +270,16 @@ def _train(model, task: Task, cfg: ContinualConfig, loss: Loss, seed: int, froze
     method = get_method(tc.method, k=tc.k, time_chunk=tc.time_chunk)
     optimizer = _optimizer(model, cfg)
     loader = FrameLoader(task.x_train, task.y_train, tc.batch_size, shuffle=True, seed=seed, device=device)
+    # compact event counts (uint8) to a method that converts them a step or chunk at a time (BPTT, SLTT, SLTT-K:
+    # takes_compact_input), as the Trainer gives them: no float32 copy of a whole batch; float32 to any other
+    compact = bool(getattr(method, "takes_compact_input", False))
     for epoch in range(tc.epochs):
         loader.set_epoch(epoch)
         _train_mode(model, frozen)
         # a bar that only counts, not tqdm(loader), which calls iter(loader) twice (neurosim.training.progress)
         with loader_bar(loader, f"{desc} epoch {epoch + 1}/{tc.epochs}", leave=False,
                         disable=None if progress else True) as bar:
-            for x_seq, y in loader:
+            for x_seq, y in loader.iter_from(0, compact=compact):
                 optimizer.zero_grad(set_to_none=True)
                 with penalty.active() if penalty is not None else contextlib.nullcontext():
                     method.forward_backward(model, x_seq, y, loss)
@@ -299,8 +307,8 @@ def _hebbian_passes(model, task: Task, hlop: HLOP, cfg: ContinualConfig, epochs:
     with hlop.hebbian_only():
         for epoch in range(epochs):
             loader.set_epoch(epoch)
-            for x_seq, _ in loader:
-                model(x_seq)
+            for x_seq, _ in loader:  # float32 batches, each one call over all T steps: which presynaptic vectors
+                model(x_seq)  # HLOP draws (max_samples) follows the calls, so a chunked run would learn from others
                 hlop.step()
     _train_mode(model, frozen)
 
@@ -316,12 +324,13 @@ def _warm_up(cfg: ContinualConfig, tasks: Sequence[Task], device: torch.device) 
     penalty = activity_penalty(cfg, model)
     tc = cfg.train
     x_seq, y = tasks[0].x_train[:2].transpose(0, 1).to(device), tasks[0].y_train[:2].to(device)  # [T, 2, ...], [2]
+    method = get_method(tc.method, k=tc.k, time_chunk=tc.time_chunk)
     with penalty.active() if penalty is not None else contextlib.nullcontext():
-        get_method(tc.method, k=tc.k, time_chunk=tc.time_chunk).forward_backward(
-            model, x_seq, y, get_loss(tc.loss, tc.loss_lambda))
+        method.forward_backward(model, x_seq if getattr(method, "takes_compact_input", False) else as_float(x_seq),
+                                y, get_loss(tc.loss, tc.loss_lambda))
     model.eval()
     with torch.no_grad():  # evaluation's pass
-        model(x_seq)
+        model(as_float(x_seq))
 
 
 def _resolve_device(name: str) -> torch.device:

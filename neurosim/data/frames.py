@@ -268,7 +268,9 @@ class MappedArray(np.memmap):
     (``np.array(frames)``) of changed frames. A slice or a copy travels by value.
     """
 
-    _file: tuple | None = None  # (absolute path, dtype, shape, file identity) of the array _map returned; else None
+    #: (absolute path, dtype, the file's shape, file identity, rows mapped or None for all) of an array _map
+    #: returned; else None
+    _file: tuple | None = None
 
     def __array_wrap__(self, arr, context=None, return_scalar=False):
         arr = super().__array_wrap__(arr, context)  # (np.memmap's leaves a subclass's result as it is)
@@ -288,7 +290,7 @@ class MappedArray(np.memmap):
 def _reduce_for_a_process(array: MappedArray):
     """How :mod:`multiprocessing` sends a :class:`MappedArray`: a whole array as a reference to its file while the
     file is still the one mapped, anything else by value."""
-    if array._file is not None and array.shape == array._file[2]:
+    if array._file is not None and array.shape == _mapped_shape(array._file[2], array._file[4]):
         try:
             same = _identity(os.stat(array._file[0])) == array._file[3]
         except OSError:
@@ -301,10 +303,16 @@ def _reduce_for_a_process(array: MappedArray):
 ForkingPickler.register(MappedArray, _reduce_for_a_process)
 
 
-def _remap(path: str, dtype: str, shape: tuple[int, ...], identity: tuple) -> np.ndarray:
-    """A :class:`MappedArray` sent by :mod:`multiprocessing`, mapped again in the receiving process."""
+def _mapped_shape(shape: tuple[int, ...], rows: int | None) -> tuple[int, ...]:
+    """The shape of the first ``rows`` rows of a file's array of ``shape`` (None: all of them)."""
+    return tuple(shape) if rows is None or rows >= shape[0] else (rows, *shape[1:])
+
+
+def _remap(path: str, dtype: str, shape: tuple[int, ...], identity: tuple, rows: int | None = None) -> np.ndarray:
+    """A :class:`MappedArray` sent by :mod:`multiprocessing`, mapped again in the receiving process (its first
+    ``rows`` rows where only those were mapped)."""
     try:
-        return _map(path, dtype, shape, identity)
+        return _map(path, dtype, shape, identity, rows=rows)
     except (_Stale, _Unreadable) as e:
         raise ValueError(f"{e}: frames sent to this process as a reference to that frame-cache file could not be "
                          "mapped again; keep the frame cache in place while the processes it is sent to start, or "
@@ -350,10 +358,14 @@ def _warn_unmapped(path: str, e: OSError, entry: str | None = None) -> None:
 
 
 def _map(path: str, dtype: np.dtype, shape: tuple[int, ...], identity: tuple | None = None,
-         entry: str | None = None) -> np.ndarray:
+         entry: str | None = None, rows: int | None = None) -> np.ndarray:
     """Array ``path`` of an entry as a :class:`MappedArray`, after checking that the file holds exactly its bytes
     (and, with ``identity``, that it is still that file). A file that cannot be mapped is read into memory
     instead (a warning, once per ``entry`` — its key file — or file, and process).
+
+    ``rows``: only the array's first ``rows`` rows (samples) are mapped (or read), ``[rows, ...]``: a subset of a
+    cached split takes its own bytes of address space, not the whole file's (which counts against ``ulimit -v``:
+    ~55 GB for N-MNIST's training split at T = 400). None, or ``rows`` past the end: the whole array.
 
     Raises:
         _Stale: a missing file or one of another size (or identity).
@@ -376,19 +388,22 @@ def _map(path: str, dtype: np.dtype, shape: tuple[int, ...], identity: tuple | N
             raise _Stale(f"{path}: {stat.st_size} bytes, expected {nbytes} for {dtype}{shape}")
         if identity is not None and _identity(stat) != tuple(identity):
             raise _Stale(f"{path}: replaced since it was mapped")
-        if nbytes == 0:  # (an empty file cannot be mapped)
-            return np.empty(shape, dtype)
+        rows = None if rows is None or rows >= shape[0] else int(rows)
+        mapped = _mapped_shape(shape, rows)
+        if dtype.itemsize * math.prod(mapped) == 0:  # (an empty file, or no rows, cannot be mapped)
+            return np.empty(mapped, dtype)
         try:
-            array = MappedArray(f, dtype=dtype, mode="c", shape=shape)
+            array = MappedArray(f, dtype=dtype, mode="c", shape=mapped)  # (from offset 0: the first rows' bytes only)
         except OSError as e:  # the system refused the mapping: ENOMEM (the commit limit), ENFILE/EMFILE, ENODEV
             _warn_unmapped(path, e, entry)
-            return _read_whole(f, path, dtype, shape)
-    array._file = (path, dtype.str, shape, _identity(stat))
+            return _read_whole(f, path, dtype, mapped)
+    array._file = (path, dtype.str, shape, _identity(stat), rows)
     return array
 
 
 def _read_whole(f, path: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
-    """The array of open file ``f`` read into memory (the fallback of :func:`_map`)."""
+    """The array of open file ``f`` read into memory (the fallback of :func:`_map`): its first rows, as many as
+    ``shape`` holds."""
     try:
         array = np.empty(shape, dtype)
     except MemoryError:
@@ -435,8 +450,9 @@ def _layout(arrays: dict, key: dict) -> dict[str, tuple[np.dtype, tuple[int, ...
     return got
 
 
-def _read(path: Path, key: dict) -> tuple[np.ndarray, np.ndarray]:
-    """The entry's ``(frames, labels)``, mapped (or read, where they cannot be mapped).
+def _read(path: Path, key: dict, rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The entry's ``(frames, labels)``, mapped (or read, where they cannot be mapped); ``rows``: the first ``rows``
+    samples only (:func:`_map`).
 
     Raises:
         _Stale: not a complete, valid entry of ``key``.
@@ -458,8 +474,8 @@ def _read(path: Path, key: dict) -> tuple[np.ndarray, np.ndarray]:
         layout = _layout(arrays, key)
     except (ValueError, KeyError, TypeError, AttributeError) as e:  # (json's errors are ValueErrors)
         raise _Stale(f"the key file is malformed ({type(e).__name__}: {e})") from None
-    frames = _map(str(frame_array_path(path, "frames")), *layout["frames"], entry=str(path))
-    labels = _map(str(frame_array_path(path, "labels")), *layout["labels"], entry=str(path))
+    frames = _map(str(frame_array_path(path, "frames")), *layout["frames"], entry=str(path), rows=rows)
+    labels = _map(str(frame_array_path(path, "labels")), *layout["labels"], entry=str(path), rows=rows)
     return frames, labels
 
 
@@ -535,8 +551,8 @@ def cached_frames(key: dict, build: Callable[[], tuple[np.ndarray, np.ndarray]],
 
 
 def cached_event_frames(key: dict, dataset: Callable[[], Sequence], sensor_size: Sequence[int], time_steps: int,
-                        progress: bool = True, desc: str = "frames", cache_dir: Path | None = None
-                        ) -> tuple[np.ndarray, np.ndarray]:
+                        progress: bool = True, desc: str = "frames", cache_dir: Path | None = None,
+                        rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`cached_frames` of ``events_to_frames(dataset(), sensor_size, time_steps)``, written to the cache as the
     samples are converted: building the entry holds one sample's frames in memory, not the split's (which
     :func:`events_to_frames` returns whole: 14 GB for N-MNIST's 60,000 training samples at T = 100, ~1 GB for the
@@ -546,11 +562,16 @@ def cached_event_frames(key: dict, dataset: Callable[[], Sequence], sensor_size:
     memory (a :class:`~neurosim.data._cache.CacheWriteError` inside
     :func:`~neurosim.data._cache.writes_required`).
 
+    ``rows``: of an entry served from the cache (or just stored), only the first ``rows`` samples are mapped, as
+    ``(frames[:rows], labels[:rows])`` of the mapping of the whole file would be, but taking only their own address
+    space (``data.train_subset`` of a split already cached). Frames converted in memory (a cache that cannot be
+    written or read) are the whole split's.
+
     Raises:
         ValueError, FramesError: as :func:`events_to_frames`; nothing is written then.
     """
     path = frame_cache_path(key, cache_dir)
-    served = _served(path, key, lambda: events_to_frames(dataset(), sensor_size, time_steps, progress, desc))
+    served = _served(path, key, lambda: events_to_frames(dataset(), sensor_size, time_steps, progress, desc), rows)
     if served is not None:
         return served
     ds = dataset()
@@ -583,16 +604,17 @@ def cached_event_frames(key: dict, dataset: Callable[[], Sequence], sensor_size:
     finally:
         if not stored:  # arrays without a key file are never read: do not leave them filling the disk
             _remove(*parts)
-    return _stored_entry(path, key, lambda: events_to_frames(ds, sensor_size, time_steps, progress, desc))
+    return _stored_entry(path, key, lambda: events_to_frames(ds, sensor_size, time_steps, progress, desc), rows)
 
 
-def _served(path: Path, key: dict, build: Callable[[], tuple[np.ndarray, np.ndarray]]):
-    """The entry of ``key`` at ``path``, mapped; None where there is none to serve (missing, or stale: a warning,
-    and the caller rebuilds it); ``build()`` where it cannot be read (a warning; the entry is left as it is)."""
+def _served(path: Path, key: dict, build: Callable[[], tuple[np.ndarray, np.ndarray]], rows: int | None = None):
+    """The entry of ``key`` at ``path``, mapped (its first ``rows`` samples: :func:`_map`); None where there is none
+    to serve (missing, or stale: a warning, and the caller rebuilds it); ``build()`` where it cannot be read (a
+    warning; the entry is left as it is)."""
     if not path.is_file():
         return None
     try:
-        return _read(path, key)
+        return _read(path, key, rows)
     except _Stale as e:
         warnings.warn(f"frame cache {path} is corrupt or stale; rebuilding it ({e})", stacklevel=3)
     except _Unreadable as e:
@@ -608,12 +630,14 @@ def _store_key(path: Path, key: dict, layout: dict) -> bool:
     return store(path, text.encode("utf-8"), "the frames")
 
 
-def _stored_entry(path: Path, key: dict, otherwise: Callable[[], tuple[np.ndarray, np.ndarray]]):
-    """The entry just stored at ``path``, mapped as every later read gets it (frames built in memory can be freed),
-    once the old-format entries beside it are removed; ``otherwise()`` where it cannot be read back (replaced or
-    removed meanwhile by another process, or not mappable here)."""
+def _stored_entry(path: Path, key: dict, otherwise: Callable[[], tuple[np.ndarray, np.ndarray]],
+                  rows: int | None = None):
+    """The entry just stored at ``path``, mapped as every later read gets it (its first ``rows`` samples:
+    :func:`_map`; frames built in memory can be freed), once the old-format entries beside it are removed;
+    ``otherwise()`` where it cannot be read back (replaced or removed meanwhile by another process, or not mappable
+    here)."""
     _remove_format1(path.parent)
     try:
-        return _read(path, key)
+        return _read(path, key, rows)
     except (_Stale, _Unreadable):
         return otherwise()

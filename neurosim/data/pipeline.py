@@ -178,14 +178,16 @@ def _load_frames(cfg: DataConfig, split: str, progress: bool, fingerprint: list 
         return ds
 
     desc = f"{info.name} {split} frames"
-    if cache:  # written to the cache as they are converted: never the whole split in memory
-        frames, labels = cached_event_frames(key, dataset, info.sensor_size, cfg.time_steps, progress, desc)
+    if cache:  # written to the cache as they are converted: never the whole split in memory; of a split already
+        # cached, a subset maps its own samples' bytes only (not the whole file's address space, nor a copy)
+        frames, labels = cached_event_frames(key, dataset, info.sensor_size, cfg.time_steps, progress, desc,
+                                             rows=subset)
     else:  # (first: a dataset that is not there at all raises its own clear error)
         frames, labels = events_to_frames(dataset(), info.sensor_size, cfg.time_steps, progress, desc)
         if warn:
             _warn_uncached(info, location)
-    if subset is not None and subset < len(frames):  # plain copies in memory: the subset's pages of the mapped
-        frames, labels = np.array(frames[:subset]), np.array(labels[:subset])  # split, no mapping of its file kept
+    if subset is not None and subset < len(frames):  # (frames converted in memory, not mapped: the whole split's)
+        frames, labels = np.array(frames[:subset]), np.array(labels[:subset])  # plain copies of the subset
     return frames, labels, key["fingerprint"]
 
 

@@ -14,8 +14,9 @@ Many inputs are decided long before the last step. Two ways to stop early are me
   runs all ``T`` steps. Easy inputs stop early, hard ones run on.
 
 Costs are not scaled down by the steps saved: the samples that stop after ``t`` steps are measured for those ``t``
-steps (:func:`neurosim.activity.cohort_profiles`: each cohort's spikes, updates and input events over its own
-steps; a network is causal, so these are the spikes a chip stopped there would have made) and each such cohort is
+steps (:func:`neurosim.activity.step_profiles`: each cohort's spikes, updates and input events over its own
+steps; a network is causal, so these are the spikes a chip stopped there would have made; every sample's first
+``t`` steps, for each ``t``, are cut from the whole run's totals, one profile at a time) and each such cohort is
 estimated on each target as a run of ``t`` steps (:func:`hardware_models.estimate`: static power and fixed ticks
 for ``t`` steps too). A policy's energy and latency per inference are the means over its samples; it also gives the
 latency of its slowest cohort (the mean over the samples that stop last: on a fixed-tick chip every one of them
@@ -91,7 +92,9 @@ class ExitPolicy:
     latency_s: dict = field(default_factory=dict)
     latency_max_s: dict = field(default_factory=dict)
     latency_tail_s: dict = field(default_factory=dict)  # target -> {mean, p99, max} over samples estimated alone
-    cohorts: list = field(default_factory=list)  # (index into the report's cohorts, samples) pairs
+    #: (cohort, samples) pairs; a cohort is ("first", t): every sample over its first t steps, or ("cohort", k):
+    #: the k-th of the other cohorts measured
+    cohorts: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "kind": self.kind, "value": self.value, "accuracy": self.accuracy,
@@ -251,7 +254,7 @@ def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] |
     import torch
     from hardware_models import analyze, estimate, load_spec
 
-    from neurosim.activity import cohort_profiles
+    from neurosim.activity import step_profiles
     from neurosim.estimation import _counts_in_input_shape, _graph_and_activity, _targets, placed_for, target_keys
     from neurosim.export.nir import _to_neurosim
     from neurosim.nn import LIF, MaxPool2d
@@ -276,13 +279,18 @@ def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] |
     sure = exit_confidence(scores, metric)
     correct = (preds == y[None, :]).double()
 
-    cohorts: list[tuple[int, torch.Tensor]] = []
-    index: dict[tuple, int] = {}
+    cohorts: list[tuple[int, torch.Tensor]] = []  # the cohorts other than every sample over its first t steps
+    index: dict[tuple, tuple[str, int]] = {}
+    steps_of: dict[tuple[str, int], int] = {}
 
-    def cohort(steps: int, members: torch.Tensor) -> int:
+    def cohort(steps: int, members: torch.Tensor) -> tuple[str, int]:
+        if members.numel() == S:  # every sample (members are distinct): the run's profile cut to its first steps
+            steps_of[("first", steps)] = steps
+            return ("first", steps)
         key = (steps, members.numpy().tobytes())
         if key not in index:
-            index[key] = len(cohorts)
+            index[key] = ("cohort", len(cohorts))
+            steps_of[index[key]] = steps
             cohorts.append((steps, members))
         return index[key]
 
@@ -305,23 +313,32 @@ def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] |
                                    float((first + 1).double().mean()), exits, cohorts=parts))
 
     feed = _in_order(data if samples is None else _head(data, samples), y)
-    profiles = cohort_profiles(model, feed, cohorts, dt_s=dt_s, names=names, input_name=inp, kinds=(LIF, MaxPool2d))
+    # one pass: every sample's totals per step (and neuron), from which each "t steps" profile is cut when it is
+    # estimated, and the threshold cohorts of some of the samples (T cohorts of all of them, each a weighted total
+    # per neuron, all kept: 23 s of the 37 s of CPU at T = 400, see neurosim.activity.StepProfiles)
+    measured = step_profiles(model, feed, cohorts, dt_s=dt_s, names=names, input_name=inp, kinds=(LIF, MaxPool2d))
     facts = analyze(graph)
     specs = {k: load_spec(t) for k, t in keys.items()}
-    for act in profiles:
-        _counts_in_input_shape(act, graph, inp)
-    full = profiles[cohort(T, everyone)]  # every sample over all T steps: the run the network is placed for
+    full = measured.first(T)  # every sample over all T steps: the run the network is placed for
+    _counts_in_input_shape(full, graph, inp)
     placed = {k: placed_for(spec, full, options) for k, spec in specs.items()}  # one placement for every cohort
-    costs = []  # per cohort: target -> Estimate
-    for act in profiles:
-        costs.append({k: estimate(facts, act, specs[k], **placed[k]) for k in keys})
+
+    def costed(act) -> dict:
+        if act is not full:
+            _counts_in_input_shape(act, graph, inp)
+        return {k: estimate(facts, act, specs[k], **placed[k]) for k in keys}
+
+    costs = {("cohort", k): costed(act) for k, act in enumerate(measured.cohorts)}  # per cohort: target -> Estimate
+    for key, steps in steps_of.items():  # (each profile made, estimated and let go)
+        if key[0] == "first":
+            costs[key] = costed(full if steps == T else measured.first(steps))
     for p in policies:
         for t in keys:
             p.energy_j[t] = sum(n * costs[k][t].total_energy_j for k, n in p.cohorts) / S
             lat = [(n, costs[k][t].latency_per_inference_s) for k, n in p.cohorts]
             known = all(v is not None for _, v in lat)  # (a target without a latency model: None)
             p.latency_s[t] = sum(n * v for n, v in lat) / S if known else None
-            last = max(p.cohorts, key=lambda kn: cohorts[kn[0]][0])[0]  # the cohort that runs the most steps
+            last = max(p.cohorts, key=lambda kn: steps_of[kn[0]])[0]  # the cohort that runs the most steps
             p.latency_max_s[t] = costs[last][t].latency_per_inference_s
     if per_sample:
         _latency_tails(policies, firsts, model, data if samples is None else _head(data, samples), y, T, graph,

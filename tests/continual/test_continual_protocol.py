@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -281,8 +282,6 @@ def test_other_keys_without_effect_are_refused_too(tasks, key, value, fix):
 
 def test_downsample_pools_a_one_row_source_along_its_channels(monkeypatch):
     # SHD-like frames [N, T, 1, 1, 700]: avg_pool2d over H = 1 failed inside torch ("Output size is too small")
-    import numpy as np
-
     import neurosim.data.pipeline as pipeline
     from neurosim.continual import tasks as tasks_module
 
@@ -290,6 +289,40 @@ def test_downsample_pools_a_one_row_source_along_its_channels(monkeypatch):
     monkeypatch.setattr(pipeline, "load_frames", lambda cfg, split, progress: (frames, np.arange(4) % 2))
     x_tr, _, _, _ = tasks_module._registry("event_digits", 2, 2, None, None, None, False)
     assert x_tr.shape == (4, 2, 1, 1, 5)  # channel pairs summed
-    assert torch.equal(x_tr, torch.from_numpy(frames).float().reshape(4, 2, 1, 1, 5, 2).sum(-1))
+    assert x_tr.dtype == torch.int16  # (two uint8 counts may exceed 255)
+    assert torch.equal(x_tr.float(), torch.from_numpy(frames).float().reshape(4, 2, 1, 1, 5, 2).sum(-1))
     with pytest.raises(ConfigError, match=r"^tasks.downsample: 20 is larger than 'event_digits'.*at most 10"):
         tasks_module._registry("event_digits", 2, 20, None, None, None, False)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.bool_])
+def test_a_registry_source_keeps_its_event_counts_compact_and_pools_them_exactly(monkeypatch, dtype):
+    # the frames were made float32 whole (four times the frame cache's uint8, for every task's permuted copy) and
+    # sum-pooled as avg_pool2d × k², which is not exact for every k (5 × 5: a rounding away from whole sums)
+    import neurosim.data.pipeline as pipeline
+    from neurosim.continual import tasks as tasks_module
+
+    rng = np.random.default_rng(1)
+    top = 1 if dtype is np.bool_ else int(np.iinfo(dtype).max)
+    frames = rng.integers(0, top + 1, (3, 2, 2, 11, 12)).astype(dtype)
+    monkeypatch.setattr(pipeline, "load_frames", lambda cfg, split, progress: (frames, np.arange(3) % 2))
+    x_tr, _, _, _ = tasks_module._registry("event_digits", 2, 1, None, None, None, False)
+    assert x_tr.dtype == torch.from_numpy(frames).dtype and torch.equal(x_tr, torch.from_numpy(frames))
+    exact = frames.astype(np.int64)[..., :10, :10].reshape(3, 2, 2, 2, 5, 2, 5).sum(axis=(4, 6))
+    pooled, _, _, _ = tasks_module._registry("event_digits", 2, 5, None, None, None, False)
+    want = {np.uint8: torch.int16, np.int16: torch.float32, np.bool_: torch.uint8}[dtype]  # the sums fit
+    assert pooled.dtype == want and torch.equal(pooled.double(), torch.from_numpy(exact).double())
+    if dtype is np.uint8:  # k = 2 (exact either way): the float path's values
+        old = torch.nn.functional.avg_pool2d(torch.from_numpy(frames).float().flatten(0, 1), 2) * 4
+        got, _, _, _ = tasks_module._registry("event_digits", 2, 2, None, None, None, False)
+        assert torch.equal(got.float(), old.reshape(3, 2, 2, 5, 6))
+
+
+def test_a_registry_source_of_wide_counts_is_float32_as_before(monkeypatch):
+    import neurosim.data.pipeline as pipeline
+    from neurosim.continual import tasks as tasks_module
+
+    frames = np.arange(2 * 2 * 1 * 2 * 2, dtype=np.int32).reshape(2, 2, 1, 2, 2)
+    monkeypatch.setattr(pipeline, "load_frames", lambda cfg, split, progress: (frames, np.arange(2)))
+    x_tr, _, _, _ = tasks_module._registry("event_digits", 2, 1, None, None, None, False)
+    assert x_tr.dtype == torch.float32 and torch.equal(x_tr, torch.from_numpy(frames).float())

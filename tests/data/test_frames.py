@@ -555,3 +555,67 @@ def test_an_event_split_that_fails_to_convert_leaves_nothing(tmp_path, monkeypat
     with pytest.raises(ValueError, match=r"sample 1: ToFrame gave frames of shape \(3, 1, 34, 34\)"):
         cached_event_frames({"dataset": "d"}, lambda: [(0, 0), (1, 1)], SENSOR, 3, progress=False, cache_dir=tmp_path)
     assert not (tmp_path / "frames").exists() or list((tmp_path / "frames").iterdir()) == []
+
+
+def _mapped_bytes(array: np.memmap) -> int:
+    """The bytes of address space the array's mapping takes (its ``mmap``'s length; the frames map from offset 0)."""
+    return len(array._mmap)
+
+
+def test_the_first_rows_of_a_cached_split_map_only_their_own_bytes(tmp_path, monkeypatch):
+    """A subset of a split already cached (data.train_subset) was the whole file mapped, then copied: the mapping took
+    the whole file's address space (ulimit -v: ~55 GB for N-MNIST's training split at T = 400), and the copy was the
+    process's own memory. The first rows are mapped alone, their values the whole mapping's."""
+    import mmap
+    from multiprocessing.reduction import ForkingPickler
+
+    from neurosim.data.frames import cached_event_frames
+
+    data = Recordings(12)
+    key = {"dataset": "d", "split": "train", "n_time_bins": 5, "sensor_size": list(SENSOR)}
+    whole, labels = cached_event_frames(key, lambda: data, SENSOR, 5, progress=False, cache_dir=tmp_path)
+    row = whole[0].nbytes
+    assert _mapped_bytes(whole) == 12 * row
+    frames, got = cached_event_frames(key, lambda: pytest.fail("rebuilt"), SENSOR, 5, progress=False,
+                                      cache_dir=tmp_path, rows=4)
+    assert isinstance(frames, np.memmap) and isinstance(got, np.memmap)
+    assert frames.shape == (4, *whole.shape[1:]) and frames.dtype == whole.dtype
+    assert _mapped_bytes(frames) == 4 * row and _mapped_bytes(got) == 4 * 8  # (int64 labels)
+    assert frames.tobytes() == whole[:4].tobytes() and got.tolist() == labels[:4].tolist()
+    if Path("/proc/self/maps").is_file():  # (Linux) what the system mapped: the 4 rows' pages, and the whole's
+        maps = [line for line in Path("/proc/self/maps").read_text().splitlines()
+                if line.endswith(str(frame_array_path(frame_cache_path(key, tmp_path), "frames")))]
+        sizes = sorted(int(end, 16) - int(start, 16) for start, end in (m.split()[0].split("-") for m in maps))
+        page = mmap.PAGESIZE
+        assert sizes == [-(-4 * row // page) * page, -(-12 * row // page) * page]  # (whole: still held above)
+    # sent to another process: a reference to the file and the rows, mapped again there as the same rows
+    sent = bytes(ForkingPickler.dumps(frames))
+    assert len(sent) < 1000
+    again = pickle.loads(sent)
+    assert isinstance(again, np.memmap) and _mapped_bytes(again) == 4 * row and again.tobytes() == frames.tobytes()
+    part = pickle.loads(ForkingPickler.dumps(frames[:2]))  # a slice of them, by value
+    assert type(part) is np.ndarray and part.tobytes() == whole[:2].tobytes()
+    past = cached_event_frames(key, lambda: pytest.fail("rebuilt"), SENSOR, 5, progress=False, cache_dir=tmp_path,
+                               rows=50)[0]  # more rows than the split: the whole split
+    assert past.shape == whole.shape and _mapped_bytes(past) == 12 * row
+
+
+def test_the_first_rows_of_an_entry_the_system_will_not_map_are_read_alone(tmp_path, monkeypatch):
+    import errno
+    import mmap
+
+    from neurosim.data.frames import cached_event_frames
+
+    key = {"dataset": "d", "split": "train", "n_time_bins": 5, "sensor_size": list(SENSOR)}
+    whole, labels = cached_event_frames(key, lambda: Recordings(9), SENSOR, 5, progress=False, cache_dir=tmp_path)
+    whole, labels = np.array(whole), np.array(labels)
+
+    def refused(*args, **kwargs):
+        raise OSError(errno.ENOMEM, os.strerror(errno.ENOMEM))
+
+    monkeypatch.setattr(mmap, "mmap", refused)
+    with pytest.warns(RuntimeWarning, match="reads the entry into memory instead"):
+        frames, got = cached_event_frames(key, lambda: pytest.fail("rebuilt"), SENSOR, 5, progress=False,
+                                          cache_dir=tmp_path, rows=3)
+    assert type(frames) is np.ndarray and frames.shape == (3, *whole.shape[1:])
+    assert frames.tobytes() == whole[:3].tobytes() and got.tolist() == labels[:3].tolist()

@@ -84,6 +84,20 @@ def test_a_subset_of_an_uncached_source_converts_only_its_samples(cache_dir, tmp
     assert labels.tolist() == [0, 1, 0]
 
 
+def test_a_subset_of_a_cached_split_maps_only_its_samples(cache_dir, tmp_path, monkeypatch):
+    # it was the whole split's file mapped, then the subset copied into the process's own memory
+    source = tmp_path / "mine.npy"
+    recordings = {"now": _recordings(4, n=10)}
+    np.save(source, np.concatenate([ev for ev, _ in recordings["now"]]))
+    _register(monkeypatch, recordings, lambda root: source)
+    whole, _ = load_frames(DataConfig(dataset="mine", time_steps=3), "train", progress=False)  # cached
+    frames, labels = load_frames(DataConfig(dataset="mine", time_steps=3, train_subset=4), "train", progress=False)
+    assert isinstance(frames, np.memmap) and isinstance(labels, np.memmap)  # (a copy is a plain array)
+    assert frames.filename == whole.filename and len(frames._mmap) == 4 * whole[0].nbytes < len(whole._mmap)
+    np.testing.assert_array_equal(frames, _frames_now(recordings, 3)[:4])
+    assert labels.tolist() == [0, 1, 0, 1]
+
+
 def test_a_location_with_the_files_is_cached_and_rebuilt_when_they_change(cache_dir, tmp_path, monkeypatch):
     """What the warning advises: a location that returns the file the loader reads keys the cache."""
     source = tmp_path / "mine.npy"

@@ -308,3 +308,101 @@ def test_every_cohort_is_costed_on_the_placement_of_the_full_run(monkeypatch):
     assert len(full) == 1 and len(loihi) > B + T
     assert all(placed is full[0] for _, _, placed in loihi)
     assert all(placed is None for name, _, placed in calls if name == "rram_neurosim")
+
+
+@pytest.mark.parametrize("build", [_conv_net, _recurrent_net])
+def test_step_profiles_are_the_cohort_profiles_of_every_sample_over_its_first_steps(build):
+    # early exit measured "t steps, every sample" as T cohorts, one weighted total per neuron and cohort (971 MB and
+    # 37 s at T = 400); the run's per-step totals cut to t steps are the same profiles, whole numbers exactly
+    from neurosim.activity import step_profiles
+
+    net, x, _ = build()
+    kinds = (LIF, MaxPool2d)
+    data = [(x[:, :4], None), (x[:, 4:], None)]
+    others = [(2, [0, 3, 4]), (5, torch.tensor([True, False] * 4 + [True])), (3, [])]
+    got = step_profiles(net, data, others, dt_s=1e-3, kinds=kinds, batch_size=3)
+    want = cohort_profiles(net, data, [(t, torch.arange(B)) for t in range(1, T + 1)] + others, dt_s=1e-3,
+                           kinds=kinds, batch_size=3)
+    assert got.time_steps == T and got.samples == B
+    for t in range(1, T + 1):
+        _same(got.first(t), want[t - 1])
+        assert list(got.first(t).spike_counts) == list(want[t - 1].spike_counts)  # (the nodes in the same order)
+    for prof, ref in zip(got.cohorts[:-1], want[T:-1]):
+        _same(prof, ref)
+    assert got.cohorts[-1] is None and len(got.cohorts) == len(others)
+    _same(got.first(T), activity_profile(net, x, dt_s=1e-3, kinds=kinds))
+    _same(step_profiles(net, x, dt_s=1e-3, kinds=kinds).first(4), want[3])  # no other cohorts
+    for bad in (0, T + 1, 2.0, True):
+        with pytest.raises(ValueError, match=rf"steps must be a whole number in \[1, {T}\], got {bad!r}"):
+            got.first(bad)
+
+
+def _cohort_reference(net, shape, data, targets, thresholds, metric):
+    """Each policy's energy and latencies as early_exit costed them before: every cohort, the "t steps" ones too,
+    measured by cohort_profiles and estimated on the full run's placement; and how many cohorts are not every
+    sample."""
+    from hardware_models import analyze, estimate, load_spec
+
+    from neurosim.estimation import _counts_in_input_shape, _graph_and_activity, placed_for
+    from neurosim.estimation.early_exit import _outputs, exit_confidence
+
+    graph, names, inp, _ = _graph_and_activity(net, shape, data, dt_s=1e-3, samples=None, maxpool="sumpool",
+                                               measure=False)
+    out, _ = _outputs(net, data, None)
+    S = out.shape[1]
+    sure = exit_confidence(running_scores(out, None), metric)
+    cohorts, policies = [], {}
+    for t in range(1, T + 1):
+        policies[t] = [(len(cohorts), S)]
+        cohorts.append((t, torch.arange(S)))
+    for c in thresholds:
+        over = sure > c
+        first = torch.where(over.any(0), over.double().argmax(0), torch.full((S,), T - 1))
+        policies[c] = []
+        for t, n in enumerate(torch.bincount(first, minlength=T).tolist()):
+            if n:
+                policies[c].append((len(cohorts), n))
+                cohorts.append((t + 1, (first == t).nonzero().flatten()))
+    profiles = cohort_profiles(net, data, cohorts, dt_s=1e-3, names=names, input_name=inp, kinds=(LIF, MaxPool2d))
+    for act in profiles:
+        _counts_in_input_shape(act, graph, inp)
+    facts, specs = analyze(graph), {t: load_spec(t) for t in targets}
+    placed = {t: placed_for(spec, profiles[T - 1], {}) for t, spec in specs.items()}
+    costs = [{t: estimate(facts, act, specs[t], **placed[t]) for t in targets} for act in profiles]
+    others = len({(t, m.numpy().tobytes()) for t, m in cohorts[T:] if m.numel() < S})  # (as early_exit keeps them)
+    return others, {key: {t: (sum(n * costs[k][t].total_energy_j for k, n in parts) / S,
+                      sum(n * costs[k][t].latency_per_inference_s for k, n in parts) / S,
+                      costs[max(parts, key=lambda kn: cohorts[kn[0]][0])[0]][t].latency_per_inference_s)
+                  for t in targets} for key, parts in policies.items()}
+
+
+@pytest.mark.parametrize("build", [_conv_net, _recurrent_net])
+def test_early_exit_costs_are_those_of_a_cohort_per_step_count_and_it_keeps_one_such_profile_at_a_time(
+        build, monkeypatch):
+    import gc
+    import weakref
+
+    import hardware_models
+
+    net, x, shape = build()
+    y = torch.arange(B) % 5
+    data = [(x[:, :5], y[:5]), (x[:, 5:], y[5:])]
+    targets, thresholds = ["loihi", "truenorth"], [0.3, 0.5, 0.7]
+    cohorts, want = _cohort_reference(net, shape, data, targets, thresholds, "confidence")
+    alive, real = [], hardware_models.estimate
+
+    def recording(facts, activity, spec, **options):
+        gc.collect()
+        estimated.append(weakref.ref(activity))
+        alive.append(len({id(r()) for r in estimated if r() is not None}))  # the profiles estimated, in memory
+        return real(facts, activity, spec, **options)
+
+    estimated = []
+    monkeypatch.setattr(hardware_models, "estimate", recording)
+    rep = early_exit(net, shape, data, targets, thresholds=thresholds)
+    for p in rep.policies:
+        for t in targets:  # bit for bit
+            assert (p.energy_j[t], p.latency_s[t], p.latency_max_s[t]) == want[p.value][t], (p.name, t)
+    # a "t steps" profile is made, estimated on every target and let go: beside the full run's (the placement's)
+    # and the threshold cohorts', at most the one being estimated is held (T + cohorts profiles were, all at once)
+    assert 0 < cohorts and max(alive) <= cohorts + 2 < cohorts + T
