@@ -35,10 +35,9 @@ def cmd_continual(args) -> int:
         bwt = f"{s['bwt_mean']:+.2f}" if "bwt_mean" in s else "—"
         print(f"{method:9s} ACC {s['acc_mean']:6.2f} %  BWT {bwt}")
     print(f"run folder: {run.run_dir}")
-    models = sorted((run.run_dir / "models").glob("*.pt"))
-    if models:  # what the run leaves for the chip estimates
-        print(f"models: {run.run_dir / 'models'} ({len(models)}; neurosim estimate --checkpoint "
-              f"{models[0]} costs one on chips)")
+    if run.models:  # what the run leaves for the chip estimates (its own: not every file in models/)
+        print(f"models: {run.run_dir / 'models'} ({len(run.models)}; neurosim estimate --checkpoint "
+              f"{run.models[0]} costs one on chips)")
     return 0
 
 

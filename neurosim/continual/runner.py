@@ -21,7 +21,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -87,6 +87,9 @@ class ContinualRun:
     summary: dict[str, dict[str, float]]
     task_names: list[str]
     seconds: float
+    #: the models this run's (method, seed)s left in ``models/``, trained with its settings, in the order of its
+    #: methods and seeds (not every ``.pt`` there: an earlier run's other methods, a copy of one's own)
+    models: list[Path] = field(default_factory=list)
 
 
 def _setting(cfg: ContinualConfig, tasks: Sequence[Task]) -> str:
@@ -268,8 +271,9 @@ def _run_in_folder(cfg: ContinualConfig, run_dir: Path, progress: bool, log, res
     }
     atomic_write_text(run_dir / "config.toml", dumps_toml(cfg))  # with the results it describes
     atomic_write_text(run_dir / "results.json", json.dumps(payload, indent=1))
-    models = [model_path(run_dir, m, r.seed).name for m, rs in results.items() for r in rs
+    models = [model_path(run_dir, m, r.seed) for m, rs in results.items() for r in rs
               if _has_model(run_dir, m, r.seed, fingerprints)]
-    report = report_markdown(cfg.name, summary, _setting(cfg, first_tasks), fig_names, cfg.seeds, models=models)
+    report = report_markdown(cfg.name, summary, _setting(cfg, first_tasks), fig_names, cfg.seeds,
+                             models=[p.name for p in models])
     atomic_write_text(run_dir / "report.md", report)
-    return ContinualRun(run_dir, results, summary, task_names, time.perf_counter() - t0)
+    return ContinualRun(run_dir, results, summary, task_names, time.perf_counter() - t0, models)

@@ -157,3 +157,20 @@ def test_methods_given_both_by_option_and_by_set_is_refused(tmp_path, capsys):
     assert code == 2
     assert "--methods and --set methods=... both choose the methods" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # refused before any work
+
+
+def test_the_models_line_counts_the_runs_own_models_only(tmp_path, capsys):
+    """A file in models/ that is not one of this run's (method, seed) models (a copy of one's own, another method's
+    model from an earlier run of the folder) was counted, and could be the one the line told to estimate."""
+    import shutil
+
+    args = ["-q", "continual", "--config", "continual_pmnist_digits", "--methods", "baseline", "--set", *SMALL,
+            f'out_dir="{tmp_path}"']
+    assert main(args) == 0
+    models = tmp_path / "continual_pmnist_digits" / "models"
+    shutil.copy(models / "baseline_seed0.pt", models / "a_copy.pt")  # sorts first
+    shutil.copy(models / "baseline_seed0.pt", models / "hlop_seed0.pt")  # not a method of this run
+    capsys.readouterr()
+    assert main(args) == 0  # the result reused: nothing trained
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("models:"))
+    assert f"(1; neurosim estimate --checkpoint {models / 'baseline_seed0.pt'} costs" in line, line
