@@ -21,13 +21,14 @@ import hashlib
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 from neurosim._io import atomic_write_text, check_output_folder, hold_run_folder
 from neurosim.config import ConfigError, config_to_dict, dumps_toml, settings_differ
-from neurosim.continual.checkpoint import model_path, save_continual_model
+from neurosim.continual.checkpoint import model_path, save_continual_model, update_tasks_root
 from neurosim.continual.config import ContinualConfig
 from neurosim.continual.report import accuracy_heatmap, accuracy_heatmaps, report_markdown
 from neurosim.continual.tasks import Task, class_split_tasks, load_source, permuted_tasks
@@ -200,6 +201,21 @@ def _keep_other_settings(cfg: ContinualConfig, run_dir: Path, fingerprints: tupl
         "settings to continue it, choose another name (--set name=...), or pass --no-resume to replace them")
 
 
+def _warn_root_moved(moved: dict[str | None, list[str]], cfg: ContinualConfig, run_dir: Path) -> None:
+    """Say which reused models stored another ``tasks.root`` than this run's, now stored in them instead."""
+    from neurosim.training.checkpoint import _caller_stacklevel
+
+    if not moved:
+        return
+    now = "the dataset cache (none)" if cfg.tasks.root is None else str(Path(cfg.tasks.root).resolve())
+    was = "; ".join(f"{', '.join(names)} stored "
+                    + ("the dataset cache (none)" if root is None else root) for root, names in moved.items())
+    warnings.warn(f"tasks.root: models reused from an earlier run in {run_dir / 'models'} were trained on tasks found "
+                  f"elsewhere ({was}); they now store this run's, {now}, where neurosim evaluate, estimate and export "
+                  "look for their tasks (the results are reused: tasks.root is where the data lives, not what they "
+                  "are)", RuntimeWarning, stacklevel=_caller_stacklevel())
+
+
 def run_continual(cfg: ContinualConfig, progress: bool = True, log=print, resume: bool = True) -> ContinualRun:
     """Run every method of ``cfg`` for every seed on the task sequence; write the run folder.
 
@@ -230,6 +246,7 @@ def _run_in_folder(cfg: ContinualConfig, run_dir: Path, progress: bool, log, res
     finished_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.toml", dumps_toml(cfg))  # the settings finished/ is filled with
     results: dict[str, list[MethodResult]] = {m: [] for m in cfg.methods}
+    moved: dict[str | None, list[str]] = {}  # a kept model's earlier tasks.root -> the models that stored it
     for seed in cfg.seeds:  # one seed's tasks in memory at a time (permuted copies of the data)
         tasks = first_tasks if seed == cfg.seeds[0] else build_tasks(cfg, seed, source)
         for method in cfg.methods:
@@ -243,13 +260,19 @@ def _run_in_folder(cfg: ContinualConfig, run_dir: Path, progress: bool, log, res
                                      [t.name for t in tasks], r.matrix, fingerprint)
                 atomic_write_text(path, json.dumps({"fingerprint": fingerprint, "result": r.as_dict()}))
             results[method].append(r)
+            kept = _has_model(run_dir, method, seed, fingerprints)
+            if reused and kept:  # the tasks are where this run found them (tasks.root may differ from the model's)
+                updated, stored = update_tasks_root(model_path(run_dir, method, seed), cfg)
+                if updated:
+                    moved.setdefault(stored, []).append(model_path(run_dir, method, seed).name)
             if log is not None:
                 bwt = "—" if r.bwt != r.bwt else f"{r.bwt:+.2f}"
                 log(f"{method:9s} seed {seed}: ACC {r.acc:6.2f} %  BWT {bwt}  ({r.seconds:.1f} s"
                     + (", finished by an earlier run" if reused else "")
-                    + ("" if _has_model(run_dir, method, seed, fingerprints) else
+                    + ("" if kept else
                        "; its model was not kept: finished by a neurosim before models/ (--no-resume trains it "
                        "again)") + ")")
+    _warn_root_moved(moved, cfg, run_dir)
     task_names = [t.name for t in first_tasks]
     summary = {m: summarize(rs) for m, rs in results.items()}
     matrices = {m: rs[0].matrix for m, rs in results.items()}

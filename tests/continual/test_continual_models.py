@@ -180,3 +180,45 @@ def test_the_test_split_alone_reads_one_training_sample_of_a_permuted_source(run
     assert built == [1] and len(data.test.labels) == 3 * 40  # the permuted training copies are not made
     _, _, data = load_run(model_path(result.run_dir, "hlop", 0), progress=False, test_only=False)
     assert built == [1, 120] and len(data.train.labels) == 3 * 120
+
+
+def test_a_rerun_with_the_task_data_moved_stores_the_new_tasks_root_in_the_kept_models(tmp_path, monkeypatch):
+    """The data moved and the rerun said where (--set tasks.root=...): the results were reused, but the kept model
+    stored the old folder, where evaluate, estimate and export then looked for its tasks (and could not set it)."""
+    import neurosim.continual.runner as runner
+
+    monkeypatch.chdir(tmp_path)
+    first = [*SMALL, 'methods=["baseline", "hlop"]', 'tasks.root="old"', f'out_dir="{tmp_path}"']
+    cfg = load_continual_config("continual_pmnist_digits", first)
+    result = run_continual(cfg, progress=False, log=None)
+    path = model_path(result.run_dir, "hlop", 0)
+    weights = torch.load(path, weights_only=False)["model"]
+    moved = load_continual_config("continual_pmnist_digits", [*first, 'tasks.root="new"'])
+    lines = []
+    with pytest.warns(RuntimeWarning, match="tasks.root: models reused") as caught:
+        run_continual(moved, progress=False, log=lines.append)
+    assert all("finished by an earlier run" in ln for ln in lines), lines  # nothing trained again
+    (w,) = [w for w in caught if "tasks.root" in str(w.message)]  # one warning for the run, naming both folders
+    assert f"baseline_seed0.pt, hlop_seed0.pt stored {tmp_path / 'old'}" in str(w.message)
+    assert f"this run's, {tmp_path / 'new'}" in str(w.message)
+    payload = torch.load(path, weights_only=False)
+    assert payload["continual"]["config"]["tasks"]["root"] == str(tmp_path / "new")
+    assert payload["config"]["data"]["root"] == str(tmp_path / "new")
+    assert all(torch.equal(v, weights[k]) for k, v in payload["model"].items())  # the model itself as it was
+    roots = []
+    load_source = runner.load_source
+    monkeypatch.setattr(runner, "load_source", lambda *a: roots.append(a[5]) or load_source(*a))
+    _, view, _ = load_run(path, progress=False, test_only=True)
+    assert roots == [str(tmp_path / "new")] and view.data.root == roots[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # the same root again: nothing to say, nothing rewritten
+        before = path.stat().st_mtime_ns
+        run_continual(moved, progress=False, log=None)
+        assert path.stat().st_mtime_ns == before
+    # back to the dataset cache (tasks.root = none): the stored root goes, as a run without one never had it
+    with pytest.warns(RuntimeWarning, match=r"they now store this run's, the dataset cache \(none\)") as caught:
+        run_continual(load_continual_config("continual_pmnist_digits", [*first, "tasks.root=none"]),
+                      progress=False, log=None)
+    assert caught[0].filename == __file__  # pointing at the caller, not inside neurosim
+    payload = torch.load(path, weights_only=False)
+    assert "root" not in payload["continual"]["config"]["tasks"] and "root" not in payload["config"]["data"]
