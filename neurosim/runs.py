@@ -170,6 +170,56 @@ def _mark_report_stale(run_dir: Path) -> None:
     atomic_write_text(report, note + text)
 
 
+def remove_outputs_of(checkpoint: str | Path) -> list[Path]:
+    """Remove what neurosim wrote, at its default places, of the model in ``checkpoint`` (a file about to be replaced
+    by another run's model, or gone): the estimate folder beside it (``estimate/`` for a run's ``checkpoint.pt``,
+    ``estimate-<stem>/`` for any other file: :func:`~neurosim.training.checkpoint.beside_checkpoint`), its NIR export
+    (``model.nir`` / ``model-<stem>.nir``) and the estimate of that export (``model-<stem>-estimate/``). Those would
+    otherwise sit beside the new model as if they were its own.
+
+    Only neurosim's files go: in a folder that holds an ``estimate.json``, the files an estimate and its studies write
+    (:data:`neurosim.estimation.OUTPUT_FILES`, :data:`~neurosim.estimation.EXTRA_OUTPUTS`), and the folder itself
+    if nothing else is left in it; the NIR file if ``neurosim export`` wrote it. Anything else there (notes of one's
+    own, a NIR file of another tool) stays.
+
+    Returns:
+        The files and folders removed.
+    """
+    from neurosim.estimation import EXTRA_OUTPUTS, OUTPUT_FILES
+    from neurosim.export.cli import _exported_by_neurosim
+    from neurosim.training.checkpoint import beside_checkpoint
+
+    path = Path(checkpoint)
+    removed: list[Path] = []
+    folders = [beside_checkpoint(path, "estimate")]
+    nir = beside_checkpoint(path, "model", ".nir")
+    if nir.is_file() and _exported_by_neurosim(nir):
+        nir.unlink()
+        removed.append(nir)
+        folders.append(nir.parent / f"{nir.stem}-estimate")  # neurosim estimate --nir's default for it
+    for folder in folders:
+        if not (folder / "estimate.json").is_file():  # no estimate's folder: not neurosim's to clear
+            continue
+        names = {*OUTPUT_FILES, *(p.name for pattern in EXTRA_OUTPUTS for p in folder.glob(pattern))}
+        for name in sorted(names):
+            if (folder / name).is_file():
+                (folder / name).unlink()
+                removed.append(folder / name)
+        if not any(folder.iterdir()):
+            folder.rmdir()
+            removed.append(folder)
+    return removed
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """``path``'s inode and modification time, or None where there is no file: an atomic write replaces both."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
 def _check_resumable(cfg: RunConfig, run_dir: Path) -> None:
     """Before any data is loaded: the folder's checkpoint, if any, may continue as ``cfg`` (the Trainer asks the same
     :func:`~neurosim.training.checkpoint.check_resumable` again when it resumes)."""
@@ -390,12 +440,24 @@ def _train_run(cfg: RunConfig, resume: bool, progress: bool, figures: bool, worl
 def _train_in_folder(cfg: RunConfig, run_dir: Path, resume: bool, progress: bool, figures: bool, world: World,
                      t0: float) -> RunResult:
     refuse_other_commands_run(run_dir, "train")  # (held: no other command's run can start in it meanwhile)
+    earlier: dict[Path, tuple[int, int] | None] = {}  # starting over: the earlier run's models, as they are now
     if resume:
         _check_resumable(cfg, run_dir)
     elif world.is_main and (run_dir / "checkpoint.pt").is_file():
         # starting over: the earlier run's checkpoint stays until the new run's first one replaces it (a run stopped
         # before that loses nothing); its report says that it is the earlier run's
         _mark_report_stale(run_dir)
+        earlier = {path: _file_identity(path) for path in (run_dir / "checkpoint.pt", run_dir / "best.pt")}
+    try:
+        return _train_started(cfg, run_dir, resume, progress, figures, world, t0)
+    finally:  # (stopped or not) the estimates and exports of an earlier model this run replaced or removed go with it
+        for path, identity in earlier.items():
+            if identity is not None and _file_identity(path) != identity:
+                remove_outputs_of(path)
+
+
+def _train_started(cfg: RunConfig, run_dir: Path, resume: bool, progress: bool, figures: bool, world: World,
+                   t0: float) -> RunResult:
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     seed_everything(cfg.seed)

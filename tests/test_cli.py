@@ -365,7 +365,12 @@ def test_starting_over_keeps_the_earlier_run_until_the_new_one_has_an_epoch(tmp_
             "data.test_subset=16", "data.time_steps=4", "train.epochs=1"]
     assert main(args) == 0
     run = tmp_path / "r"
-    before = {n: (run / n).read_bytes() for n in ("checkpoint.pt", "metrics.jsonl", "config.toml")}
+    # the earlier model's estimate and export, and notes of one's own in the estimate's folder
+    assert main(["-q", "estimate", "--checkpoint", str(run), "--target", "loihi", "--samples", "4"]) == 0
+    assert main(["-q", "export", "--checkpoint", str(run), "--maxpool", "sumpool"]) == 0
+    (run / "estimate" / "notes.txt").write_text("mine")
+    before = {n: (run / n).read_bytes() for n in ("checkpoint.pt", "metrics.jsonl", "config.toml", "model.nir",
+                                                 "estimate/estimate.json", "estimate/energy.png")}
     report = (run / "report.md").read_text()
 
     def stop(self, loader, *args, **kwargs):
@@ -383,6 +388,8 @@ def test_starting_over_keeps_the_earlier_run_until_the_new_one_has_an_epoch(tmp_
     assert main([*args, "seed=5", "--no-resume"]) == 0
     assert (run / "checkpoint.pt").read_bytes() != before["checkpoint.pt"]
     assert not (run / "report.md").read_text().startswith(STALE_MARK)
+    # the earlier model's estimate and export went with it (they would pass for the new model's); the notes stay
+    assert not (run / "model.nir").exists() and sorted(p.name for p in (run / "estimate").iterdir()) == ["notes.txt"]
 
 
 def test_training_out_of_memory_is_one_line_that_points_bptt_at_sltt(tmp_path, capsys, monkeypatch):

@@ -178,7 +178,7 @@ def _keep_other_settings(cfg: ContinualConfig, run_dir: Path, fingerprints: tupl
     """Refuse (``resume``) to mix this run into a folder whose finished results come from other settings, which it
     would overwrite; without ``resume`` (``--no-resume``: start over) those results are removed."""
     from neurosim.continual.config import load_continual_config
-    from neurosim.runs import other_settings
+    from neurosim.runs import other_settings, remove_outputs_of
 
     other = []
     for path in sorted((run_dir / "finished").glob("*.json")):
@@ -190,9 +190,12 @@ def _keep_other_settings(cfg: ContinualConfig, run_dir: Path, fingerprints: tupl
     if not other:
         return
     if not resume:  # starting over: the earlier settings' results and the summary made of them go
+        models = [run_dir / "models" / f"{p.stem}.pt" for p in other]
         for path in [*other, run_dir / "results.json", run_dir / "report.md", *run_dir.glob("accuracy_*.png"),
-                     *(run_dir / "models" / f"{p.stem}.pt" for p in other)]:
+                     *models]:
             path.unlink(missing_ok=True)
+        for path in models:  # their estimates and exports (models/estimate-<method>_seed<S>/ ...) with them
+            remove_outputs_of(path)
         return
     changed = other_settings(run_dir, config_to_dict(cfg), load_continual_config, _NOT_IN_RESULTS)
     why = settings_differ(changed) if changed else "a fingerprint of other settings"
@@ -236,6 +239,8 @@ def run_continual(cfg: ContinualConfig, progress: bool = True, log=print, resume
 
 def _run_in_folder(cfg: ContinualConfig, run_dir: Path, progress: bool, log, resume: bool, t0: float
                    ) -> ContinualRun:
+    from neurosim.runs import remove_outputs_of
+
     source = _load_source(cfg, progress)
     first_tasks = build_tasks(cfg, cfg.seeds[0], source)
     _check_before_training(cfg, first_tasks)
@@ -255,6 +260,9 @@ def _run_in_folder(cfg: ContinualConfig, run_dir: Path, progress: bool, log, res
             reused = r is not None
             if r is None:
                 r = run_method(cfg, method, tasks, seed=seed, progress=progress)
+                # an earlier model's estimate and export go before the new model takes its place (not after: they
+                # would sit beside it as its own if the run stopped in between)
+                remove_outputs_of(model_path(run_dir, method, seed))
                 # the model before the result that says it finished: a finished result has its model beside it
                 save_continual_model(model_path(run_dir, method, seed), r.state, cfg, method, seed,
                                      [t.name for t in tasks], r.matrix, fingerprint)

@@ -222,3 +222,36 @@ def test_a_rerun_with_the_task_data_moved_stores_the_new_tasks_root_in_the_kept_
     assert caught[0].filename == __file__  # pointing at the caller, not inside neurosim
     payload = torch.load(path, weights_only=False)
     assert "root" not in payload["continual"]["config"]["tasks"] and "root" not in payload["config"]["data"]
+
+
+def test_a_model_trained_anew_takes_the_earlier_models_estimate_and_export_with_it(tmp_path):
+    """--no-resume trained every (method, seed) anew, but models/estimate-<method>_seed<S>/ and the NIR export of the
+    earlier model stayed beside the new one, as if they were its own."""
+    cfg = load_continual_config("continual_pmnist_digits", [*SMALL, 'methods=["baseline"]', f'out_dir="{tmp_path}"'])
+    models = run_continual(cfg, progress=False, log=None).run_dir / "models"
+
+    def estimate_and_export():
+        path = models / "baseline_seed0.pt"
+        assert main(["-q", "estimate", "--checkpoint", str(path), "--target", "loihi", "--samples", "6"]) == 0
+        assert main(["-q", "export", "--checkpoint", str(path)]) == 0
+        assert main(["-q", "estimate", "--nir", str(models / "model-baseline_seed0.nir"), "--activity",
+                     str(models / "estimate-baseline_seed0" / "activity.json"), "--target", "loihi"]) == 0
+        return sorted(str(p.relative_to(models)) for p in models.rglob("*"))
+
+    made = estimate_and_export()
+    assert {"estimate-baseline_seed0/estimate.json", "model-baseline_seed0.nir",
+            "model-baseline_seed0-estimate/estimate.json"} <= set(made)
+    (models / "estimate-baseline_seed0" / "notes.txt").write_text("mine")  # not neurosim's: it stays
+    run_continual(cfg, progress=False, log=None)  # the model reused: its estimate and export are still its own
+    listed = sorted(str(p.relative_to(models)) for p in models.rglob("*"))
+    assert listed == sorted([*made, "estimate-baseline_seed0/notes.txt"])
+    run_continual(cfg, progress=False, log=None, resume=False)
+    assert sorted(str(p.relative_to(models)) for p in models.rglob("*")) == [
+        "baseline_seed0.pt", "estimate-baseline_seed0", "estimate-baseline_seed0/notes.txt"]
+    estimate_and_export()
+    (models / "estimate-baseline_seed0" / "notes.txt").unlink()
+    # other settings, started over: the earlier settings' model goes, and what was made of it
+    other = load_continual_config("continual_pmnist_digits",
+                                  [*SMALL, 'methods=["hlop"]', "train.lr=0.05", f'out_dir="{tmp_path}"'])
+    run_continual(other, progress=False, log=None, resume=False)
+    assert sorted(str(p.relative_to(models)) for p in models.rglob("*")) == ["hlop_seed0.pt"]
