@@ -255,3 +255,24 @@ def test_a_model_trained_anew_takes_the_earlier_models_estimate_and_export_with_
                                   [*SMALL, 'methods=["hlop"]', "train.lr=0.05", f'out_dir="{tmp_path}"'])
     run_continual(other, progress=False, log=None, resume=False)
     assert sorted(str(p.relative_to(models)) for p in models.rglob("*")) == ["hlop_seed0.pt"]
+
+
+def test_a_continual_run_folder_or_a_model_it_has_not_finished_is_refused_naming_its_models(run, tmp_path, capsys):
+    """`neurosim evaluate --checkpoint runs/NAME` (the continual run's folder) said 'a folder without a checkpoint.pt',
+    and a model of a run stopped before it finished just 'does not exist'."""
+    cfg, result = run
+    names = "baseline_seed0.pt, ewc_seed0.pt, hlop_seed0.pt, multitask_seed0.pt"
+    for folder in (result.run_dir, result.run_dir / "models"):
+        assert main(["-q", "evaluate", "--checkpoint", str(folder)]) == 2
+        err = capsys.readouterr().err
+        assert "continual run" in err and f"give one of its files (there: {names})" in err, err
+    assert main(["-q", "estimate", "--checkpoint", str(result.run_dir / "models" / "hlop_seed1.pt")]) == 2
+    err = capsys.readouterr().err
+    assert f"does not exist: the continual run in {result.run_dir} has no such model (there: {names}); a (method, " \
+           "seed) leaves its model once it has finished" in err, err
+    (tmp_path / "stopped" / "finished").mkdir(parents=True)  # stopped before any (method, seed) finished
+    assert main(["-q", "export", "--checkpoint", str(tmp_path / "stopped")]) == 2
+    assert "(it has none yet: a (method, seed) leaves its model once it has finished" in capsys.readouterr().err
+    (tmp_path / "plain").mkdir()  # any other folder: as before
+    assert main(["-q", "evaluate", "--checkpoint", str(tmp_path / "plain")]) == 2
+    assert "is a folder without a checkpoint.pt; give the checkpoint file" in capsys.readouterr().err
