@@ -174,3 +174,16 @@ def test_the_models_line_counts_the_runs_own_models_only(tmp_path, capsys):
     assert main(args) == 0  # the result reused: nothing trained
     line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("models:"))
     assert f"(1; neurosim estimate --checkpoint {models / 'baseline_seed0.pt'} costs" in line, line
+
+
+def test_a_list_of_bare_names_says_to_quote_them(tmp_path, capsys):
+    """`--set methods=[hlop, ewc]` (as snnTorch-style argparse lists are typed) is one string to TOML: the error said
+    'expected a list of strings' without saying how to write one."""
+    assert main(["continual", "--config", "continual_pmnist_digits", "--set", "methods=[hlop, 'ewc']",
+                 f'out_dir="{tmp_path}"']) == 2
+    err = capsys.readouterr().err
+    hint = """TOML quotes each string in a list: ["hlop", "ewc"] (on a command line inside single quotes, --set \
+'methods=["hlop", "ewc"]')"""
+    assert err.rstrip().endswith(hint) and err.count("\n") == 1, err
+    assert load_continual_config(None, ['methods=["hlop", "ewc"]']).methods == ("hlop", "ewc")  # as the hint says
+    assert not any(tmp_path.iterdir())
