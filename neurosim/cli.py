@@ -583,5 +583,9 @@ def _interrupted(args, how: str = "interrupted") -> str:
     return how
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+if __name__ == "__main__":  # pragma: no cover  (python -m neurosim.cli)
+    # the package's own module, not this __main__ copy of it: the subcommands raise neurosim.cli's UserError, which
+    # this copy's _run would not catch (a traceback instead of one line and status 2)
+    from neurosim.cli import main as _package_main
+
+    sys.exit(_package_main())

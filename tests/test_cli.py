@@ -589,3 +589,16 @@ def test_set_values_cut_off_by_another_option_get_an_error_that_says_so(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--config", "quickstart", "--bogus"])
     assert "unrecognized arguments: --bogus\n" in capsys.readouterr().err
+
+
+def test_python_m_neurosim_cli_reports_a_subcommands_error_in_one_line(tmp_path):
+    """Run as `python -m neurosim.cli`, the module was __main__, a copy of neurosim.cli: the UserError the subcommands
+    import from neurosim.cli was not the one its _run caught, and a missing checkpoint ended in a traceback."""
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-m", "neurosim.cli", "estimate", "--checkpoint",
+                           str(tmp_path / "none.pt"), "--target", "loihi"], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr == f"neurosim estimate: error: checkpoint '{tmp_path / 'none.pt'}' does not exist\n"
