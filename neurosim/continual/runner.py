@@ -51,11 +51,29 @@ def build_tasks(cfg: ContinualConfig, seed: int, source_data: tuple | None = Non
         source_data = _load_source(cfg, progress)
     if tc.protocol == "permuted":
         return permuted_tasks(*source_data, num_tasks=tc.num_tasks, seed=seed, permute_first=tc.permute_first)
+    _check_class_groups(tc.classes_per_task, len(set(source_data[1].tolist())))
     try:
         return class_split_tasks(*source_data, classes_per_task=tc.classes_per_task)
     except ValueError as e:  # e.g. a subset too small to hold every task's classes
         raise ConfigError(f"tasks.protocol = 'class_split': {e}; raise tasks.train_subset / tasks.test_subset so "
                           "that every task's classes appear in both splits") from None
+
+
+def _check_class_groups(per_task: int, classes: int) -> None:
+    """A class split of ``classes`` classes into tasks of ``per_task``: refused where a task would hold one class
+    alone (scored within its own head, it is right whatever the model does, which lifts every method's ACC) or where
+    ``per_task`` exceeds the classes there are (one task: nothing learnt in sequence)."""
+    if per_task > classes:
+        raise ConfigError(f"tasks.classes_per_task: {per_task} is more than the source's {classes} classes, which "
+                          "would make one task of them all; choose at most half of them, so that there are tasks to "
+                          "learn one after another")
+    sizes = [min(per_task, classes - i) for i in range(0, classes, per_task)]
+    if len(sizes) > 1 and sizes[-1] == 1:
+        fits = [k for k in range(2, classes // 2 + 1) if classes % k != 1]
+        raise ConfigError(f"tasks.classes_per_task: {per_task} splits the source's {classes} classes into tasks of "
+                          f"{', '.join(map(str, sizes))}: a task of one class is scored within its own head, where it "
+                          "is always right, which lifts every method's ACC; choose one that leaves every task 2 classes "
+                          f"or more ({', '.join(map(str, fits))})")
 
 
 def _load_source(cfg: ContinualConfig, progress: bool) -> tuple:

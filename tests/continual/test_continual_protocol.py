@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -293,3 +294,20 @@ def test_downsample_pools_a_one_row_source_along_its_channels(monkeypatch):
     assert torch.equal(x_tr, torch.from_numpy(frames).float().reshape(4, 2, 1, 1, 5, 2).sum(-1))
     with pytest.raises(ConfigError, match=r"^tasks.downsample: 20 is larger than 'event_digits'.*at most 10"):
         tasks_module._registry("event_digits", 2, 20, None, None, None, False)
+
+
+@pytest.mark.parametrize("per_task, words", [
+    (3, "splits the source's 10 classes into tasks of 3, 3, 3, 1: a task of one class is scored within its own head, "
+        "where it is always right, which lifts every method's ACC; choose one that leaves every task 2 classes or "
+        "more (2, 4, 5)"),
+    (9, "into tasks of 9, 1: a task of one class"),
+    (11, "is more than the source's 10 classes, which would make one task of them all"),
+])
+def test_a_class_split_with_a_task_of_one_class_or_more_classes_than_there_are_is_refused(per_task, words):
+    """classes_per_task = 3 on the 10 digits made a last task of digit 9 alone, 100 % for every method within its
+    head (ACC lifted by a quarter of that); 11 made one task of all ten. Both ran without a word."""
+    cfg = continual_config_from_dict({"tasks": {"protocol": "class_split", "classes_per_task": per_task}})
+    with pytest.raises(ConfigError, match=re.escape(f"tasks.classes_per_task: {per_task} ") + ".*" + re.escape(words)):
+        build_tasks(cfg, 0)
+    cfg = continual_config_from_dict({"tasks": {"protocol": "class_split", "classes_per_task": 4}})
+    assert [len(t.classes) for t in build_tasks(cfg, 0)] == [4, 4, 2]  # uneven, but no task of one class
