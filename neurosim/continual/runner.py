@@ -71,9 +71,9 @@ def _check_class_groups(per_task: int, classes: int) -> None:
     if len(sizes) > 1 and sizes[-1] == 1:
         fits = [k for k in range(2, classes // 2 + 1) if classes % k != 1]
         raise ConfigError(f"tasks.classes_per_task: {per_task} splits the source's {classes} classes into tasks of "
-                          f"{', '.join(map(str, sizes))}: a task of one class is scored within its own head, where it "
-                          "is always right, which lifts every method's ACC; choose one that leaves every task 2 classes "
-                          f"or more ({', '.join(map(str, fits))})")
+                          f"{', '.join(map(str, sizes))}: a task of one class is scored within its own head, where "
+                          "it is always right, which lifts every method's ACC; choose one that leaves every task 2 "
+                          f"classes or more ({', '.join(map(str, fits))})")
 
 
 def _load_source(cfg: ContinualConfig, progress: bool) -> tuple:
