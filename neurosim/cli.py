@@ -414,8 +414,22 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.
         stray = all("=" in item and not item.startswith("-") for item in extra)
         parser.error(f"unrecognized arguments: {' '.join(extra)}" + (
             "; --set takes the KEY=VALUE items right after it, up to the next option: put options such as -q or "
-            "--no-resume before --set, or write --set again before these" if stray and hasattr(args, "set") else ""))
+            "--no-resume before --set, or write --set again before these" if stray and hasattr(args, "set") else
+            _seeds_hint(args, extra)))
     return args
+
+
+def _seeds_hint(args: argparse.Namespace, extra: list[str]) -> str:
+    """``neurosim continual --seeds 0 1`` (train's option): its seeds are the config's ``seeds``."""
+    if getattr(args, "command", None) != "continual" or "--seeds" not in extra:
+        return ""
+    seeds = []
+    for item in extra[extra.index("--seeds") + 1:]:  # the seeds typed after it
+        if not item.lstrip("-").isdigit():
+            break
+        seeds.append(item)
+    return (f"; neurosim continual runs every method once per seed of the config's `seeds`: --set "
+            f"seeds=[{', '.join(seeds) or '0, 1, 2'}]")
 
 
 #: options that take a path (``--target`` takes a target's name or a spec file's path)

@@ -187,3 +187,17 @@ def test_a_list_of_bare_names_says_to_quote_them(tmp_path, capsys):
     assert err.rstrip().endswith(hint) and err.count("\n") == 1, err
     assert load_continual_config(None, ['methods=["hlop", "ewc"]']).methods == ("hlop", "ewc")  # as the hint says
     assert not any(tmp_path.iterdir())
+
+
+def test_train_s_seeds_option_points_at_the_configs_seeds(tmp_path, capsys):
+    """`neurosim continual ... --seeds 0 1`, as neurosim train takes it, was only 'unrecognized arguments'."""
+    import pytest
+
+    with pytest.raises(SystemExit) as stop:
+        main(["continual", "--config", "continual_pmnist_digits", "--seeds", "0", "1", "--set",
+              f'out_dir="{tmp_path}"'])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.rstrip().endswith("unrecognized arguments: --seeds 0 1; neurosim continual runs every method once per "
+                                 "seed of the config's `seeds`: --set seeds=[0, 1]"), err
+    assert load_continual_config(None, ["seeds=[0, 1]"]).seeds == (0, 1)  # as the hint says
