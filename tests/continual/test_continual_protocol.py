@@ -162,8 +162,15 @@ def test_hlop_settings_that_cannot_last_all_tasks_are_refused_before_any_trainin
     base = {"out_dir": str(tmp_path), "seeds": [0], "methods": ["baseline", "hlop"],
             "tasks": {"num_tasks": 8, "train_subset": 50, "test_subset": 20}}
     cfg = continual_config_from_dict(base)  # 20 + 7·10 = 80 rows by the last task > the 64 inputs (skipped: 0)
-    with pytest.raises(ConfigError, match=r"hlop.sizes: HLOP layer '1' would need 70 subspace rows by task 5 "
-                                          r"but has only 64 inputs"):
+    with pytest.raises(ConfigError, match=r"hlop.sizes: HLOP layer '1' \(protected layer 1 of 3: entry 1 of each "
+                                          r"hlop.sizes list\) would need 70 subspace rows by task 5 but has only 64 "
+                                          r"inputs"):
+        runner.run_continual(cfg, progress=False, log=None)
+    # a later layer's name is the model's module index ('3'): which size it is was left to guess
+    cfg = continual_config_from_dict({**base, "model": {"hidden": [64, 64]}, "tasks": {**base["tasks"], "num_tasks": 3},
+                                      "hlop": {"sizes": [[8, 60, 8], [8, 30, 8]]}})
+    with pytest.raises(ConfigError, match=r"hlop.sizes: HLOP layer '3' \(protected layer 2 of 3: entry 2 of each "
+                                          r"hlop.sizes list\) would need 90 subspace rows by task 1"):
         runner.run_continual(cfg, progress=False, log=None)
     cfg = continual_config_from_dict({**base, "model": {"hidden": [32, 32]}, "hlop": {"preset": "pmnist_paper"}})
     with pytest.raises(ConfigError, match=r"hlop.preset: HLOP layer '1' would need 80 subspace rows by task 0"):
