@@ -201,3 +201,19 @@ def test_train_s_seeds_option_points_at_the_configs_seeds(tmp_path, capsys):
     assert err.rstrip().endswith("unrecognized arguments: --seeds 0 1; neurosim continual runs every method once per "
                                  "seed of the config's `seeds`: --set seeds=[0, 1]"), err
     assert load_continual_config(None, ["seeds=[0, 1]"]).seeds == (0, 1)  # as the hint says
+
+
+def test_the_readmes_continual_commands_run_one_after_another(tmp_path, monkeypatch):
+    """The README's quickstart lines for continual, typed in turn (shrunk by SMALL): the penalised run went into the
+    folder of the first, whose results were of other settings, and was refused."""
+    import shlex
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    lines = [ln.partition("#")[0] for ln in readme.splitlines()
+             if ln.startswith(("neurosim continual ", "neurosim estimate --checkpoint runs/continual"))]
+    assert len(lines) >= 3, lines
+    monkeypatch.chdir(tmp_path)
+    for line in lines:
+        argv = shlex.split(line)[1:]
+        argv += ["--set", *SMALL] if argv[0] == "continual" else ["--samples", "8"]
+        assert main(["-q", *argv]) == 0, line
