@@ -111,12 +111,19 @@ def check_config_command(path: Path, command: str, given: str) -> None:
 
 def _note_moved_run(config_path: Path, run_dir: Path) -> None:
     """A run folder's own config.toml names the folder the run was started in: after the folder moved, training
-    from it would start a new run there. Say so (on stderr), with the overrides that resume the moved run."""
+    from it would start a new run there. Say so (on stderr), with the overrides that resume the moved run (a train
+    run's, which has a checkpoint, or a continual run's, which has finished results)."""
     folder = config_path.resolve().parent
-    if config_path.name != "config.toml" or not (folder / "checkpoint.pt").is_file():
+    if config_path.name != "config.toml":
+        return
+    if (folder / "checkpoint.pt").is_file():
+        has = "a checkpoint"
+    elif any((folder / "finished").glob("*.json")):
+        has = "finished results"
+    else:
         return
     if run_dir.resolve() != folder:
-        print(f"note: {config_path} belongs to the run in {folder} (it has a checkpoint), but its out_dir and name "
+        print(f"note: {config_path} belongs to the run in {folder} (it has {has}), but its out_dir and name "
               f"point to {run_dir}, where this run goes; to resume the run in {folder} instead, add "
               f"--set out_dir={folder.parent} name={folder.name}", file=sys.stderr)
 

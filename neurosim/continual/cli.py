@@ -11,7 +11,7 @@ __all__ = ["register"]
 
 
 def cmd_continual(args) -> int:
-    from neurosim.cli import UserError, check_config_command, resolve_config
+    from neurosim.cli import UserError, _note_moved_run, check_config_command, resolve_config
     from neurosim.config import ConfigError
     from neurosim.continual.config import load_continual_config
     from neurosim.continual.runner import run_continual
@@ -30,6 +30,7 @@ def cmd_continual(args) -> int:
         raise
     quiet = getattr(args, "quiet", False)
     args.run_dir = Path(cfg.out_dir) / cfg.name  # for the message if the run is interrupted
+    _note_moved_run(path, args.run_dir)
     run = run_continual(cfg, progress=not quiet, log=None if quiet else print, resume=not args.no_resume)
     for method, s in run.summary.items():
         bwt = f"{s['bwt_mean']:+.2f}" if "bwt_mean" in s else "—"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from neurosim.cli import main
 from neurosim.continual import load_continual_config
 
@@ -191,8 +193,6 @@ def test_a_list_of_bare_names_says_to_quote_them(tmp_path, capsys):
 
 def test_train_s_seeds_option_points_at_the_configs_seeds(tmp_path, capsys):
     """`neurosim continual ... --seeds 0 1`, as neurosim train takes it, was only 'unrecognized arguments'."""
-    import pytest
-
     with pytest.raises(SystemExit) as stop:
         main(["continual", "--config", "continual_pmnist_digits", "--seeds", "0", "1", "--set",
               f'out_dir="{tmp_path}"'])
@@ -217,3 +217,27 @@ def test_the_readmes_continual_commands_run_one_after_another(tmp_path, monkeypa
         argv = shlex.split(line)[1:]
         argv += ["--set", *SMALL] if argv[0] == "continual" else ["--samples", "8"]
         assert main(["-q", *argv]) == 0, line
+
+
+def test_a_moved_run_folders_config_says_how_to_resume_it_there(tmp_path, monkeypatch, capsys):
+    """`neurosim continual --config moved/NAME/config.toml` started a new run where the config's out_dir pointed,
+    silently, as neurosim train did before it said so."""
+    from neurosim.continual import runner
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["-q", "continual", "--config", "continual_pmnist_digits", "--methods", "baseline",
+                 "--set", *SMALL, 'out_dir="first"']) == 0
+    (tmp_path / "moved").mkdir()
+    (tmp_path / "first" / "continual_pmnist_digits").rename(tmp_path / "moved" / "continual_pmnist_digits")
+    config = Path("moved") / "continual_pmnist_digits" / "config.toml"
+    monkeypatch.setattr(runner, "run_method", lambda *a, **kw: (_ for _ in ()).throw(AssertionError("trained")))
+    capsys.readouterr()
+    with pytest.raises(AssertionError, match="trained"):  # a new run in first/, and a note that says so
+        main(["-q", "continual", "--config", str(config)])
+    err = capsys.readouterr().err
+    assert f"note: {config} belongs to the run in {tmp_path / 'moved' / 'continual_pmnist_digits'} (it has finished " \
+           f"results), but its out_dir and name point to {Path('first') / 'continual_pmnist_digits'}" in err, err
+    hint = f"--set out_dir={tmp_path / 'moved'} name=continual_pmnist_digits"
+    assert f"add {hint}" in err
+    assert main(["-q", "continual", "--config", str(config), *hint.split()]) == 0  # as the note says: all reused
+    assert capsys.readouterr().err == ""  # resumed where it is: nothing to say
