@@ -191,11 +191,22 @@ def remove_outputs_of(checkpoint: str | Path) -> list[Path]:
 
     path = Path(checkpoint)
     removed: list[Path] = []
+
+    def remove(item: Path) -> None:
+        try:
+            if item.is_dir():
+                item.rmdir()
+            else:
+                item.unlink()
+            removed.append(item)
+        except OSError as e:  # (the run's own work is done or to do: a file left is said, not raised)
+            warnings.warn(f"{item} could not be removed ({e.strerror or e}): it is of the model {path} held before "
+                          "it was replaced, not of the new one", RuntimeWarning, stacklevel=_caller_stacklevel())
+
     folders = [beside_checkpoint(path, "estimate")]
     nir = beside_checkpoint(path, "model", ".nir")
     if nir.is_file() and _exported_by_neurosim(nir):
-        nir.unlink()
-        removed.append(nir)
+        remove(nir)
         folders.append(nir.parent / f"{nir.stem}-estimate")  # neurosim estimate --nir's default for it
     for folder in folders:
         if not (folder / "estimate.json").is_file():  # no estimate's folder: not neurosim's to clear
@@ -203,11 +214,9 @@ def remove_outputs_of(checkpoint: str | Path) -> list[Path]:
         names = {*OUTPUT_FILES, *(p.name for pattern in EXTRA_OUTPUTS for p in folder.glob(pattern))}
         for name in sorted(names):
             if (folder / name).is_file():
-                (folder / name).unlink()
-                removed.append(folder / name)
+                remove(folder / name)
         if not any(folder.iterdir()):
-            folder.rmdir()
-            removed.append(folder)
+            remove(folder)
     return removed
 
 
