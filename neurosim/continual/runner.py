@@ -8,7 +8,10 @@ and subspace sizes for every task, the device), then writes ``<out_dir>/<name>/`
   reuses those results instead of training them again (``resume=False``, or ``--no-resume``, trains all anew);
 * ``models/<method>_seed<S>.pt`` — the model after the last task of each (method, seed), written just before its
   ``finished/`` file: a neurosim checkpoint that ``neurosim estimate``, ``evaluate`` and ``export`` take
-  (:mod:`neurosim.continual.checkpoint`);
+  (:mod:`neurosim.continual.checkpoint`); what those wrote beside an earlier model there
+  (``estimate-<method>_seed<S>/``, ``model-<method>_seed<S>.nir``) goes when a model trained anew replaces it
+  (:func:`neurosim.runs.remove_outputs_of`), and a reused model takes this run's ``tasks.root`` where it stored
+  another;
 * ``config.toml`` — the config used;
 * ``results.json`` — per method: every seed's accuracy matrix, ACC, BWT and wall time, and the mean ± std summary;
 * ``accuracy_matrices.png`` (all methods, first seed) and ``accuracy_<method>.png`` — heatmaps;
@@ -70,10 +73,11 @@ def _check_class_groups(per_task: int, classes: int) -> None:
     sizes = [min(per_task, classes - i) for i in range(0, classes, per_task)]
     if len(sizes) > 1 and sizes[-1] == 1:
         fits = [k for k in range(2, classes // 2 + 1) if classes % k != 1]
+        way = (f"choose one that leaves every task 2 classes or more ({', '.join(map(str, fits))})" if fits else
+               "the source has too few classes for tasks of 2 or more: use tasks.protocol = 'permuted'")
         raise ConfigError(f"tasks.classes_per_task: {per_task} splits the source's {classes} classes into tasks of "
                           f"{', '.join(map(str, sizes))}: a task of one class is scored within its own head, where "
-                          "it is always right, which lifts every method's ACC; choose one that leaves every task 2 "
-                          f"classes or more ({', '.join(map(str, fits))})")
+                          f"it is always right, which lifts every method's ACC; {way}")
 
 
 def _load_source(cfg: ContinualConfig, progress: bool) -> tuple:

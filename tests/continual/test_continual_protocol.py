@@ -318,3 +318,12 @@ def test_a_class_split_with_a_task_of_one_class_or_more_classes_than_there_are_i
         build_tasks(cfg, 0)
     cfg = continual_config_from_dict({"tasks": {"protocol": "class_split", "classes_per_task": 4}})
     assert [len(t.classes) for t in build_tasks(cfg, 0)] == [4, 4, 2]  # uneven, but no task of one class
+
+
+def test_a_class_split_of_a_source_too_small_for_two_class_tasks_points_at_the_permuted_protocol():
+    from neurosim.continual.runner import _check_class_groups
+
+    with pytest.raises(ConfigError, match=r"into tasks of 1, 1, 1: .* the source has too few classes for tasks of 2 "
+                                          r"or more: use tasks.protocol = 'permuted'$"):
+        _check_class_groups(1, 3)
+    _check_class_groups(2, 4)  # 2 + 2: fine
