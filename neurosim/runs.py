@@ -29,7 +29,8 @@ from neurosim.nn import build_model
 from neurosim.training import (Trainer, best_epoch, load_checkpoint, predict, resolve_device, seed_everything,
                                stopped_early)
 from neurosim.training.checkpoint import (ResumedEpochError, _caller_stacklevel, check_resumable,
-                                         checkpoint_class_names, config_differences, load_weights, warn_if_part_way)
+                                         checkpoint_class_names, config_differences, load_weights, save_checkpoint,
+                                         warn_if_part_way)
 from neurosim.training.distributed import World, barrier, process_group_from_env
 
 __all__ = ["RunResult", "demo", "estimate_run", "evaluate_checkpoint", "layer_spikes", "load_or_train", "load_run",
@@ -487,10 +488,39 @@ def _train_started(cfg: RunConfig, run_dir: Path, resume: bool, progress: bool, 
         history = trainer.fit(data.train, data.test, val_loader=data.val, resume=resume)
     except ResumedEpochError as e:  # the config is the checkpoint's (_check_resumable): its data changed
         raise _resumed_on_other_data(e, cfg) from None
+    if world.is_main:
+        _store_data_root(run_dir, cfg)
     result = RunResult(run_dir, history, model, trainer, data, time.perf_counter() - t0)
     if figures:
         write_report(result)
     return result
+
+
+def _store_data_root(run_dir: Path, cfg: RunConfig) -> None:
+    """A resumed run that trained no further (it had finished) wrote no checkpoint: where its checkpoints name
+    another ``data.root`` than this run's (the data moved, and ``--set data.root=NEW`` said where), store this run's
+    in them, with a warning, as evaluate, estimate and export look for the data where the checkpoint says."""
+    moved = {}
+    for path in (run_dir / "checkpoint.pt", run_dir / "best.pt"):
+        if not path.is_file():
+            continue
+        payload = load_checkpoint(path)
+        data = payload.get("config", {}).get("data")
+        if not isinstance(data, dict) or data.get("root") == cfg.data.root:
+            continue
+        moved[path.name] = data.get("root")
+        if cfg.data.root is None:
+            data.pop("root", None)  # as config_to_dict leaves a None out
+        else:
+            data["root"] = cfg.data.root
+        save_checkpoint(path, payload)
+    if moved:
+        was = "; ".join(f"{name} stored {'the dataset cache (none)' if root is None else root}"
+                        for name, root in moved.items())
+        warnings.warn(f"data.root: the run in {run_dir} was trained on data found elsewhere ({was}); its checkpoints "
+                      f"now store this run's, {'the dataset cache (none)' if cfg.data.root is None else cfg.data.root}"
+                      ", where neurosim evaluate, estimate and export look for its data", RuntimeWarning,
+                      stacklevel=_caller_stacklevel())
 
 
 def _figures(result: RunResult) -> dict[str, str]:

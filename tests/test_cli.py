@@ -602,3 +602,29 @@ def test_python_m_neurosim_cli_reports_a_subcommands_error_in_one_line(tmp_path)
                           timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr == f"neurosim estimate: error: checkpoint '{tmp_path / 'none.pt'}' does not exist\n"
+
+
+def test_a_finished_run_rerun_with_its_data_moved_stores_the_new_data_root_in_its_checkpoint(tmp_path,
+                                                                                            event_digits_cache):
+    """A finished run trains nothing more when rerun, so it wrote no checkpoint: the one it kept named the old
+    data.root, and `neurosim evaluate` generated the event digits anew there (or found no dataset)."""
+    import shutil
+
+    import torch
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    shutil.copytree(event_digits_cache, old)
+    args = ["-q", "train", "--config", "quickstart", "--set", f"out_dir={tmp_path}", "name=r", "data.train_subset=32",
+            "data.test_subset=16", "data.time_steps=4", "train.epochs=1"]
+    assert main([*args, f"data.root={old}"]) == 0
+    ckpt = tmp_path / "r" / "checkpoint.pt"
+    weights = torch.load(ckpt, weights_only=False)["model"]
+    old.rename(new)
+    with pytest.warns(RuntimeWarning, match=f"data.root: the run in .* was trained on data found elsewhere "
+                                            f"\\(checkpoint.pt stored {old}\\); its checkpoints now store this run's, "
+                                            f"{new}, where neurosim evaluate"):
+        assert main([*args, f"data.root={new}"]) == 0
+    payload = torch.load(ckpt, weights_only=False)
+    assert payload["config"]["data"]["root"] == str(new) and payload["epoch"] == 1
+    assert all(torch.equal(v, weights[k]) for k, v in payload["model"].items())
+    assert main(["-q", "evaluate", "--checkpoint", str(ckpt)]) == 0 and not old.exists()  # read where it is now
