@@ -111,12 +111,19 @@ def check_config_command(path: Path, command: str, given: str) -> None:
 
 def _note_moved_run(config_path: Path, run_dir: Path) -> None:
     """A run folder's own config.toml names the folder the run was started in: after the folder moved, training
-    from it would start a new run there. Say so (on stderr), with the overrides that resume the moved run."""
+    from it would start a new run there. Say so (on stderr), with the overrides that resume the moved run (a train
+    run's, which has a checkpoint, or a continual run's, which has finished results)."""
     folder = config_path.resolve().parent
-    if config_path.name != "config.toml" or not (folder / "checkpoint.pt").is_file():
+    if config_path.name != "config.toml":
+        return
+    if (folder / "checkpoint.pt").is_file():
+        has = "a checkpoint"
+    elif any((folder / "finished").glob("*.json")):
+        has = "finished results"
+    else:
         return
     if run_dir.resolve() != folder:
-        print(f"note: {config_path} belongs to the run in {folder} (it has a checkpoint), but its out_dir and name "
+        print(f"note: {config_path} belongs to the run in {folder} (it has {has}), but its out_dir and name "
               f"point to {run_dir}, where this run goes; to resume the run in {folder} instead, add "
               f"--set out_dir={folder.parent} name={folder.name}", file=sys.stderr)
 
@@ -414,8 +421,22 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.
         stray = all("=" in item and not item.startswith("-") for item in extra)
         parser.error(f"unrecognized arguments: {' '.join(extra)}" + (
             "; --set takes the KEY=VALUE items right after it, up to the next option: put options such as -q or "
-            "--no-resume before --set, or write --set again before these" if stray and hasattr(args, "set") else ""))
+            "--no-resume before --set, or write --set again before these" if stray and hasattr(args, "set") else
+            _seeds_hint(args, extra)))
     return args
+
+
+def _seeds_hint(args: argparse.Namespace, extra: list[str]) -> str:
+    """``neurosim continual --seeds 0 1`` (train's option): its seeds are the config's ``seeds``."""
+    if getattr(args, "command", None) != "continual" or "--seeds" not in extra:
+        return ""
+    seeds = []
+    for item in extra[extra.index("--seeds") + 1:]:  # the seeds typed after it
+        if not item.lstrip("-").isdigit():
+            break
+        seeds.append(item)
+    return (f"; neurosim continual runs every method once per seed of the config's `seeds`: --set "
+            f"seeds=[{', '.join(seeds) or '0, 1, 2'}]")
 
 
 #: options that take a path (``--target`` takes a target's name or a spec file's path)
@@ -583,5 +604,9 @@ def _interrupted(args, how: str = "interrupted") -> str:
     return how
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+if __name__ == "__main__":  # pragma: no cover  (python -m neurosim.cli)
+    # the package's own module, not this __main__ copy of it: the subcommands raise neurosim.cli's UserError, which
+    # this copy's _run would not catch (a traceback instead of one line and status 2)
+    from neurosim.cli import main as _package_main
+
+    sys.exit(_package_main())

@@ -480,6 +480,19 @@ def _unquoted_hint(value: Any, tp) -> str:
     return f"; write it without quotes: {value.strip()}"
 
 
+def _unquoted_list_hint(value: Any, item_tp, path: str) -> str:
+    """A list of bare words (``--set methods=[hlop, ewc]``, which TOML reads as one string): say to quote each one."""
+    if item_tp is not str or not isinstance(value, str):
+        return ""
+    text = value.strip()
+    if not (text.startswith("[") and text.endswith("]")):
+        return ""
+    words = [w.strip().strip("'\"") for w in text[1:-1].split(",") if w.strip()]
+    quoted = "[" + ", ".join(f'"{w}"' for w in words) + "]"
+    return (f"; TOML quotes each string in a list: {quoted} (on a command line inside single quotes, "
+            f"--set '{path}={quoted}')")
+
+
 def _coerce(value: Any, tp, path: str) -> Any:
     """Check ``value`` against the annotation ``tp``; convert lists to tuples and ints to floats.
 
@@ -519,7 +532,8 @@ def _coerce(value: Any, tp, path: str) -> Any:
             items = "lists" if typing.get_origin(item_tp) is tuple else _EXPECTED_ITEMS[item_tp]
             one_item = isinstance(value, (int, float)) and not isinstance(value, bool) and items != "lists"
             raise _wrong_type(path, f"a list of {items}", value,
-                             f"; write it in brackets: [{value!r}]" if one_item else "")
+                             f"; write it in brackets: [{value!r}]" if one_item
+                              else _unquoted_list_hint(value, item_tp, path))
         return tuple(_coerce(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value))
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, path)

@@ -29,7 +29,8 @@ from neurosim.nn import build_model
 from neurosim.training import (Trainer, best_epoch, load_checkpoint, predict, resolve_device, seed_everything,
                                stopped_early)
 from neurosim.training.checkpoint import (ResumedEpochError, _caller_stacklevel, check_resumable,
-                                         checkpoint_class_names, config_differences, load_weights, warn_if_part_way)
+                                         checkpoint_class_names, config_differences, load_weights, save_checkpoint,
+                                         warn_if_part_way)
 from neurosim.training.distributed import World, barrier, process_group_from_env
 
 __all__ = ["RunResult", "demo", "estimate_run", "evaluate_checkpoint", "layer_spikes", "load_or_train", "load_run",
@@ -168,6 +169,65 @@ def _mark_report_stale(run_dir: Path) -> None:
             "its figures and until the new run's first checkpoint `checkpoint.pt` are the earlier run's; "
             "`metrics.jsonl` and `config.toml` are the new run's once it has trained an epoch.\n\n")
     atomic_write_text(report, note + text)
+
+
+def remove_outputs_of(checkpoint: str | Path) -> list[Path]:
+    """Remove what neurosim wrote, at its default places, of the model in ``checkpoint`` (a file about to be replaced
+    by another run's model, or gone): the estimate folder beside it (``estimate/`` for a run's ``checkpoint.pt``,
+    ``estimate-<stem>/`` for any other file: :func:`~neurosim.training.checkpoint.beside_checkpoint`), its NIR export
+    (``model.nir`` / ``model-<stem>.nir``) and the estimate of that export (``model-<stem>-estimate/``). Those would
+    otherwise sit beside the new model as if they were its own.
+
+    Only neurosim's files go: in a folder that holds an ``estimate.json``, the files an estimate and its studies write
+    (:data:`neurosim.estimation.OUTPUT_FILES`, :data:`~neurosim.estimation.EXTRA_OUTPUTS`), and the folder itself
+    if nothing else is left in it; the NIR file if ``neurosim export`` wrote it. Anything else there (notes of one's
+    own, a NIR file of another tool) stays.
+
+    Returns:
+        The files and folders removed.
+    """
+    from neurosim.estimation import EXTRA_OUTPUTS, OUTPUT_FILES
+    from neurosim.export.cli import _exported_by_neurosim
+    from neurosim.training.checkpoint import beside_checkpoint
+
+    path = Path(checkpoint)
+    removed: list[Path] = []
+
+    def remove(item: Path) -> None:
+        try:
+            if item.is_dir():
+                item.rmdir()
+            else:
+                item.unlink()
+            removed.append(item)
+        except OSError as e:  # (the run's own work is done or to do: a file left is said, not raised)
+            warnings.warn(f"{item} could not be removed ({e.strerror or e}): it is of the model {path} held before "
+                          "it was replaced, not of the new one", RuntimeWarning, stacklevel=_caller_stacklevel())
+
+    folders = [beside_checkpoint(path, "estimate")]
+    nir = beside_checkpoint(path, "model", ".nir")
+    if nir.is_file() and _exported_by_neurosim(nir):
+        remove(nir)
+        folders.append(nir.parent / f"{nir.stem}-estimate")  # neurosim estimate --nir's default for it
+    for folder in folders:
+        if not (folder / "estimate.json").is_file():  # no estimate's folder: not neurosim's to clear
+            continue
+        names = {*OUTPUT_FILES, *(p.name for pattern in EXTRA_OUTPUTS for p in folder.glob(pattern))}
+        for name in sorted(names):
+            if (folder / name).is_file():
+                remove(folder / name)
+        if not any(folder.iterdir()):
+            remove(folder)
+    return removed
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """``path``'s inode and modification time, or None where there is no file: an atomic write replaces both."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
 
 
 def _check_resumable(cfg: RunConfig, run_dir: Path) -> None:
@@ -390,12 +450,24 @@ def _train_run(cfg: RunConfig, resume: bool, progress: bool, figures: bool, worl
 def _train_in_folder(cfg: RunConfig, run_dir: Path, resume: bool, progress: bool, figures: bool, world: World,
                      t0: float) -> RunResult:
     refuse_other_commands_run(run_dir, "train")  # (held: no other command's run can start in it meanwhile)
+    earlier: dict[Path, tuple[int, int] | None] = {}  # starting over: the earlier run's models, as they are now
     if resume:
         _check_resumable(cfg, run_dir)
     elif world.is_main and (run_dir / "checkpoint.pt").is_file():
         # starting over: the earlier run's checkpoint stays until the new run's first one replaces it (a run stopped
         # before that loses nothing); its report says that it is the earlier run's
         _mark_report_stale(run_dir)
+        earlier = {path: _file_identity(path) for path in (run_dir / "checkpoint.pt", run_dir / "best.pt")}
+    try:
+        return _train_started(cfg, run_dir, resume, progress, figures, world, t0)
+    finally:  # (stopped or not) the estimates and exports of an earlier model this run replaced or removed go with it
+        for path, identity in earlier.items():
+            if identity is not None and _file_identity(path) != identity:
+                remove_outputs_of(path)
+
+
+def _train_started(cfg: RunConfig, run_dir: Path, resume: bool, progress: bool, figures: bool, world: World,
+                   t0: float) -> RunResult:
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     seed_everything(cfg.seed)
@@ -416,10 +488,39 @@ def _train_in_folder(cfg: RunConfig, run_dir: Path, resume: bool, progress: bool
         history = trainer.fit(data.train, data.test, val_loader=data.val, resume=resume)
     except ResumedEpochError as e:  # the config is the checkpoint's (_check_resumable): its data changed
         raise _resumed_on_other_data(e, cfg) from None
+    if world.is_main:
+        _store_data_root(run_dir, cfg)
     result = RunResult(run_dir, history, model, trainer, data, time.perf_counter() - t0)
     if figures:
         write_report(result)
     return result
+
+
+def _store_data_root(run_dir: Path, cfg: RunConfig) -> None:
+    """A resumed run that trained no further (it had finished) wrote no checkpoint: where its checkpoints name
+    another ``data.root`` than this run's (the data moved, and ``--set data.root=NEW`` said where), store this run's
+    in them, with a warning, as evaluate, estimate and export look for the data where the checkpoint says."""
+    moved = {}
+    for path in (run_dir / "checkpoint.pt", run_dir / "best.pt"):
+        if not path.is_file():
+            continue
+        payload = load_checkpoint(path)
+        data = payload.get("config", {}).get("data")
+        if not isinstance(data, dict) or data.get("root") == cfg.data.root:
+            continue
+        moved[path.name] = data.get("root")
+        if cfg.data.root is None:
+            data.pop("root", None)  # as config_to_dict leaves a None out
+        else:
+            data["root"] = cfg.data.root
+        save_checkpoint(path, payload)
+    if moved:
+        was = "; ".join(f"{name} stored {'the dataset cache (none)' if root is None else root}"
+                        for name, root in moved.items())
+        warnings.warn(f"data.root: the run in {run_dir} was trained on data found elsewhere ({was}); its checkpoints "
+                      f"now store this run's, {'the dataset cache (none)' if cfg.data.root is None else cfg.data.root}"
+                      ", where neurosim evaluate, estimate and export look for its data", RuntimeWarning,
+                      stacklevel=_caller_stacklevel())
 
 
 def _figures(result: RunResult) -> dict[str, str]:

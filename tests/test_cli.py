@@ -365,7 +365,12 @@ def test_starting_over_keeps_the_earlier_run_until_the_new_one_has_an_epoch(tmp_
             "data.test_subset=16", "data.time_steps=4", "train.epochs=1"]
     assert main(args) == 0
     run = tmp_path / "r"
-    before = {n: (run / n).read_bytes() for n in ("checkpoint.pt", "metrics.jsonl", "config.toml")}
+    # the earlier model's estimate and export, and notes of one's own in the estimate's folder
+    assert main(["-q", "estimate", "--checkpoint", str(run), "--target", "loihi", "--samples", "4"]) == 0
+    assert main(["-q", "export", "--checkpoint", str(run), "--maxpool", "sumpool"]) == 0
+    (run / "estimate" / "notes.txt").write_text("mine")
+    before = {n: (run / n).read_bytes() for n in ("checkpoint.pt", "metrics.jsonl", "config.toml", "model.nir",
+                                                 "estimate/estimate.json", "estimate/energy.png")}
     report = (run / "report.md").read_text()
 
     def stop(self, loader, *args, **kwargs):
@@ -383,6 +388,8 @@ def test_starting_over_keeps_the_earlier_run_until_the_new_one_has_an_epoch(tmp_
     assert main([*args, "seed=5", "--no-resume"]) == 0
     assert (run / "checkpoint.pt").read_bytes() != before["checkpoint.pt"]
     assert not (run / "report.md").read_text().startswith(STALE_MARK)
+    # the earlier model's estimate and export went with it (they would pass for the new model's); the notes stay
+    assert not (run / "model.nir").exists() and sorted(p.name for p in (run / "estimate").iterdir()) == ["notes.txt"]
 
 
 def test_training_out_of_memory_is_one_line_that_points_bptt_at_sltt(tmp_path, capsys, monkeypatch):
@@ -582,3 +589,42 @@ def test_set_values_cut_off_by_another_option_get_an_error_that_says_so(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--config", "quickstart", "--bogus"])
     assert "unrecognized arguments: --bogus\n" in capsys.readouterr().err
+
+
+def test_python_m_neurosim_cli_reports_a_subcommands_error_in_one_line(tmp_path):
+    """Run as `python -m neurosim.cli`, the module was __main__, a copy of neurosim.cli: the UserError the subcommands
+    import from neurosim.cli was not the one its _run caught, and a missing checkpoint ended in a traceback."""
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-m", "neurosim.cli", "estimate", "--checkpoint",
+                           str(tmp_path / "none.pt"), "--target", "loihi"], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr == f"neurosim estimate: error: checkpoint '{tmp_path / 'none.pt'}' does not exist\n"
+
+
+def test_a_finished_run_rerun_with_its_data_moved_stores_the_new_data_root_in_its_checkpoint(tmp_path,
+                                                                                            event_digits_cache):
+    """A finished run trains nothing more when rerun, so it wrote no checkpoint: the one it kept named the old
+    data.root, and `neurosim evaluate` generated the event digits anew there (or found no dataset)."""
+    import shutil
+
+    import torch
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    shutil.copytree(event_digits_cache, old)
+    args = ["-q", "train", "--config", "quickstart", "--set", f"out_dir={tmp_path}", "name=r", "data.train_subset=32",
+            "data.test_subset=16", "data.time_steps=4", "train.epochs=1"]
+    assert main([*args, f"data.root={old}"]) == 0
+    ckpt = tmp_path / "r" / "checkpoint.pt"
+    weights = torch.load(ckpt, weights_only=False)["model"]
+    old.rename(new)
+    with pytest.warns(RuntimeWarning, match=f"data.root: the run in .* was trained on data found elsewhere "
+                                            f"\\(checkpoint.pt stored {old}\\); its checkpoints now store this run's, "
+                                            f"{new}, where neurosim evaluate"):
+        assert main([*args, f"data.root={new}"]) == 0
+    payload = torch.load(ckpt, weights_only=False)
+    assert payload["config"]["data"]["root"] == str(new) and payload["epoch"] == 1
+    assert all(torch.equal(v, weights[k]) for k, v in payload["model"].items())
+    assert main(["-q", "evaluate", "--checkpoint", str(ckpt)]) == 0 and not old.exists()  # read where it is now

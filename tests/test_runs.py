@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -241,3 +243,30 @@ def test_a_seed_sweep_refuses_another_commands_folder_before_training_any_seed(t
     assert f"{run} holds a `neurosim lsm` run" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r-seed1"]  # seed 0's folder not started, no summary
     assert all((run / name).read_text() == text for name, text in files.items())
+
+
+def test_remove_outputs_of_takes_only_neurosims_files_and_says_what_it_could_not_remove(tmp_path, monkeypatch):
+    from neurosim.runs import remove_outputs_of
+
+    model = tmp_path / "hlop_seed0.pt"  # (gone already: what was made of it is what goes)
+    estimate = tmp_path / "estimate-hlop_seed0"
+    estimate.mkdir()
+    for name in ("estimate.json", "estimate.txt", "energy.png", "early_exit.json", "notes.md"):
+        (estimate / name).write_text("x")
+    (tmp_path / "model-hlop_seed0.nir").write_bytes(b"\x89HDF\r\n\x1a\n not neurosim's")  # another tool's NIR file
+    (tmp_path / "estimate-other").mkdir()  # another model's
+    (tmp_path / "estimate-other" / "estimate.json").write_text("x")
+    unlink = Path.unlink
+
+    def refuse(self, *args, **kwargs):
+        if self.name == "energy.png":
+            raise PermissionError(13, "Permission denied")
+        return unlink(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    with pytest.warns(RuntimeWarning, match=r"energy.png could not be removed \(Permission denied\): it is of the "
+                                            r"model .*hlop_seed0.pt held before it was replaced"):
+        removed = remove_outputs_of(model)
+    assert sorted(p.name for p in removed) == ["early_exit.json", "estimate.json", "estimate.txt"]
+    assert sorted(p.name for p in estimate.iterdir()) == ["energy.png", "notes.md"]
+    assert (tmp_path / "model-hlop_seed0.nir").is_file() and (tmp_path / "estimate-other" / "estimate.json").is_file()

@@ -12,7 +12,9 @@ ordinary neurosim checkpoint (:func:`neurosim.training.checkpoint.save_checkpoin
   accuracy matrix of that (method, seed) and the fingerprint of the settings it ran with.
 
 A relative ``tasks.root`` is stored absolute (taken from the working directory of the run), so that the file loads
-from any folder.
+from any folder. A rerun of the run that reuses a finished model with another ``tasks.root`` (the task data moved)
+stores the new one in it (:func:`update_tasks_root`): it is where the run found the tasks, and where loading the
+model looks for them.
 
 Loading one (:func:`neurosim.runs.load_run`, so every command that takes ``--checkpoint``) rebuilds that seed's task
 sequence from the continual config and serves the **test splits of all its tasks**, interleaved (task 0's first
@@ -41,7 +43,8 @@ import torch
 from neurosim.config import DataConfig, ModelConfig, NeuronConfig, RunConfig, TrainConfig, config_to_dict
 from neurosim.continual.config import ContinualConfig, continual_config_from_dict
 
-__all__ = ["KIND", "continual_data", "is_continual", "model_path", "run_config_view", "save_continual_model"]
+__all__ = ["KIND", "continual_data", "is_continual", "model_path", "run_config_view", "save_continual_model",
+           "update_tasks_root"]
 
 #: the ``kind`` of a continual run's model checkpoint (a training run's checkpoint has none)
 KIND = "continual"
@@ -87,14 +90,54 @@ def save_continual_model(path: str | Path, model: torch.nn.Module | dict, cfg: C
 
     state = model.state_dict() if isinstance(model, torch.nn.Module) else model
     state = {k: v.detach().cpu().clone() for k, v in state.items()}
-    if cfg.tasks.root is not None:  # absolute (as folder: datasets are): loading rebuilds the tasks from any folder
-        cfg = dataclasses.replace(cfg, tasks=dataclasses.replace(cfg.tasks, root=str(Path(cfg.tasks.root).resolve())))
+    cfg = _root_made_absolute(cfg)
     return save_checkpoint(path, {
         "kind": KIND, "model": state, "config": config_to_dict(run_config_view(cfg, seed)),
         "continual": {"config": config_to_dict(cfg), "method": method, "seed": int(seed),
                       "tasks": list(task_names), "matrix": [list(map(float, row)) for row in matrix],
                       "fingerprint": fingerprint},
     })
+
+
+def _root_made_absolute(cfg: ContinualConfig) -> ContinualConfig:
+    """``cfg`` with its ``tasks.root`` absolute (as ``folder:`` datasets are): loading rebuilds the tasks from any
+    folder."""
+    if cfg.tasks.root is None:
+        return cfg
+    return dataclasses.replace(cfg, tasks=dataclasses.replace(cfg.tasks, root=str(Path(cfg.tasks.root).resolve())))
+
+
+def update_tasks_root(path: str | Path, cfg: ContinualConfig) -> tuple[bool, str | None]:
+    """Store ``cfg``'s ``tasks.root`` (made absolute) in the continual model at ``path`` where it stores another one;
+    the rest of the file is kept as it is (its weights, its record, the fingerprint of its settings, which
+    ``tasks.root`` is not part of). The run reusing a finished model calls it: the tasks were found there now.
+
+    Returns:
+        ``(updated, stored)``: whether the file was rewritten, and the root it stored before (None: the cache).
+
+    Raises:
+        CheckpointError: ``path`` is no continual model of this neurosim's making.
+    """
+    from neurosim.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+    payload = load_checkpoint(path)
+    try:
+        record = payload["continual"]["config"]
+        tasks = record.setdefault("tasks", {})
+        data = payload["config"].setdefault("data", {})
+    except (KeyError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"checkpoint {str(path)!r} is no continual model with a readable record of its run "
+                              f"({type(e).__name__}: {e})") from None
+    stored, now = tasks.get("root"), _root_made_absolute(cfg).tasks.root
+    if stored == now:
+        return False, stored
+    for section in (tasks, data):  # the continual config, and the run config view built from it (data.root)
+        if now is None:
+            section.pop("root", None)  # as config_to_dict leaves a None out
+        else:
+            section["root"] = now
+    save_checkpoint(path, payload)
+    return True, stored
 
 
 def is_continual(payload: dict[str, Any]) -> bool:

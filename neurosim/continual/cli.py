@@ -11,7 +11,7 @@ __all__ = ["register"]
 
 
 def cmd_continual(args) -> int:
-    from neurosim.cli import UserError, check_config_command, resolve_config
+    from neurosim.cli import UserError, _note_moved_run, check_config_command, resolve_config
     from neurosim.config import ConfigError
     from neurosim.continual.config import load_continual_config
     from neurosim.continual.runner import run_continual
@@ -30,15 +30,15 @@ def cmd_continual(args) -> int:
         raise
     quiet = getattr(args, "quiet", False)
     args.run_dir = Path(cfg.out_dir) / cfg.name  # for the message if the run is interrupted
+    _note_moved_run(path, args.run_dir)
     run = run_continual(cfg, progress=not quiet, log=None if quiet else print, resume=not args.no_resume)
     for method, s in run.summary.items():
         bwt = f"{s['bwt_mean']:+.2f}" if "bwt_mean" in s else "—"
         print(f"{method:9s} ACC {s['acc_mean']:6.2f} %  BWT {bwt}")
     print(f"run folder: {run.run_dir}")
-    models = sorted((run.run_dir / "models").glob("*.pt"))
-    if models:  # what the run leaves for the chip estimates
-        print(f"models: {run.run_dir / 'models'} ({len(models)}; neurosim estimate --checkpoint "
-              f"{models[0]} costs one on chips)")
+    if run.models:  # what the run leaves for the chip estimates (its own: not every file in models/)
+        print(f"models: {run.run_dir / 'models'} ({len(run.models)}; neurosim estimate --checkpoint "
+              f"{run.models[0]} costs one on chips)")
     return 0
 
 

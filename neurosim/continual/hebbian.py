@@ -33,11 +33,17 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
 
-__all__ = ["HebbianSubspace", "orthonormality_error", "project_out", "subspace_error"]
+__all__ = ["DIVERGED_ROW_NORM", "HebbianSubspace", "orthonormality_error", "project_out", "subspace_error"]
+
+#: a learning row longer than this has diverged: Oja's rule keeps rows near unit length where its rate is stable,
+#: while too large a rate makes them oscillate with growing norm (held finite by ``clamp``: 11 on the event digits'
+#: first layer at lr 0.03, where the subspace was then no subspace and HLOP's projection wrecked every later task)
+DIVERGED_ROW_NORM = 2.0
 
 
 def _orthonormal_rows(h: torch.Tensor) -> torch.Tensor:
@@ -183,10 +189,15 @@ class HebbianSubspace:
                 self.velocity[f:].mul_(self.momentum).add_(delta, alpha=1 - self.momentum)
                 delta = self.velocity[f:]
             self.weight[f:].add_(delta, alpha=self.lr)
-        if not torch.isfinite(self.weight).all():
+        norm = float(self.weight[f:].norm(dim=1).max()) if self.num_rows > f else 0.0
+        if not (torch.isfinite(self.weight).all() and norm <= DIVERGED_ROW_NORM):
+            squared = float((x * x).sum(1).mean())
+            grown = (f"; its rows, which Oja's rule keeps at unit length, reached norm {norm:.3g}, and projecting "
+                     "with them would wreck the later tasks' gradients" if math.isfinite(norm) else "")
             raise FloatingPointError(
                 f"Hebbian subspace weights diverged (lr {self.lr} is too large for inputs of squared norm "
-                f"~{float((x * x).sum(1).mean()):.3g}); lower the Hebbian lr"
+                f"~{squared:.3g}{grown}); lower the Hebbian lr (a rate near 1 / that squared norm, "
+                f"~{1 / squared if squared > 0 else float('nan'):.2g}, keeps them stable)"
             )
 
     def to(self, device: torch.device | str) -> "HebbianSubspace":

@@ -417,7 +417,12 @@ class HLOP:
         sub = self.subspaces[name]
         if sub.weight.device != vecs.device:
             sub.to(vecs.device)
-        sub.update(vecs)
+        try:
+            sub.update(vecs)
+        except FloatingPointError as e:  # which layer's rate to lower (hlop.lr: one per protected layer)
+            names = [n for n, _ in self.layers]
+            raise FloatingPointError(f"HLOP layer {name!r} (protected layer {names.index(name) + 1} of {len(names)}, "
+                                     f"task {self.tasks_done}): {e}") from None
 
     # ------------------------------------------------------------------ task protocol
     def begin_task(self, sizes: Sequence[int] | int) -> None:

@@ -8,7 +8,10 @@ and subspace sizes for every task, the device), then writes ``<out_dir>/<name>/`
   reuses those results instead of training them again (``resume=False``, or ``--no-resume``, trains all anew);
 * ``models/<method>_seed<S>.pt`` — the model after the last task of each (method, seed), written just before its
   ``finished/`` file: a neurosim checkpoint that ``neurosim estimate``, ``evaluate`` and ``export`` take
-  (:mod:`neurosim.continual.checkpoint`);
+  (:mod:`neurosim.continual.checkpoint`); what those wrote beside an earlier model there
+  (``estimate-<method>_seed<S>/``, ``model-<method>_seed<S>.nir``) goes when a model trained anew replaces it
+  (:func:`neurosim.runs.remove_outputs_of`), and a reused model takes this run's ``tasks.root`` where it stored
+  another;
 * ``config.toml`` — the config used;
 * ``results.json`` — per method: every seed's accuracy matrix, ACC, BWT and wall time, and the mean ± std summary;
 * ``accuracy_matrices.png`` (all methods, first seed) and ``accuracy_<method>.png`` — heatmaps;
@@ -21,13 +24,14 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 from neurosim._io import atomic_write_text, check_output_folder, hold_run_folder
 from neurosim.config import ConfigError, config_to_dict, dumps_toml, settings_differ
-from neurosim.continual.checkpoint import model_path, save_continual_model
+from neurosim.continual.checkpoint import model_path, save_continual_model, update_tasks_root
 from neurosim.continual.config import ContinualConfig
 from neurosim.continual.report import accuracy_heatmap, accuracy_heatmaps, report_markdown
 from neurosim.continual.tasks import Task, class_split_tasks, load_source, permuted_tasks
@@ -50,11 +54,30 @@ def build_tasks(cfg: ContinualConfig, seed: int, source_data: tuple | None = Non
         source_data = _load_source(cfg, progress)
     if tc.protocol == "permuted":
         return permuted_tasks(*source_data, num_tasks=tc.num_tasks, seed=seed, permute_first=tc.permute_first)
+    _check_class_groups(tc.classes_per_task, len(set(source_data[1].tolist())))
     try:
         return class_split_tasks(*source_data, classes_per_task=tc.classes_per_task)
     except ValueError as e:  # e.g. a subset too small to hold every task's classes
         raise ConfigError(f"tasks.protocol = 'class_split': {e}; raise tasks.train_subset / tasks.test_subset so "
                           "that every task's classes appear in both splits") from None
+
+
+def _check_class_groups(per_task: int, classes: int) -> None:
+    """A class split of ``classes`` classes into tasks of ``per_task``: refused where a task would hold one class
+    alone (scored within its own head, it is right whatever the model does, which lifts every method's ACC) or where
+    ``per_task`` exceeds the classes there are (one task: nothing learnt in sequence)."""
+    if per_task > classes:
+        raise ConfigError(f"tasks.classes_per_task: {per_task} is more than the source's {classes} classes, which "
+                          "would make one task of them all; choose at most half of them, so that there are tasks to "
+                          "learn one after another")
+    sizes = [min(per_task, classes - i) for i in range(0, classes, per_task)]
+    if len(sizes) > 1 and sizes[-1] == 1:
+        fits = [k for k in range(2, classes // 2 + 1) if classes % k != 1]
+        way = (f"choose one that leaves every task 2 classes or more ({', '.join(map(str, fits))})" if fits else
+               "the source has too few classes for tasks of 2 or more: use tasks.protocol = 'permuted'")
+        raise ConfigError(f"tasks.classes_per_task: {per_task} splits the source's {classes} classes into tasks of "
+                          f"{', '.join(map(str, sizes))}: a task of one class is scored within its own head, where "
+                          f"it is always right, which lifts every method's ACC; {way}")
 
 
 def _load_source(cfg: ContinualConfig, progress: bool) -> tuple:
@@ -87,6 +110,9 @@ class ContinualRun:
     summary: dict[str, dict[str, float]]
     task_names: list[str]
     seconds: float
+    #: the models this run's (method, seed)s left in ``models/``, trained with its settings, in the order of its
+    #: methods and seeds (not every ``.pt`` there: an earlier run's other methods, a copy of one's own)
+    models: list[Path] = field(default_factory=list)
 
 
 def _setting(cfg: ContinualConfig, tasks: Sequence[Task]) -> str:
@@ -174,7 +200,7 @@ def _keep_other_settings(cfg: ContinualConfig, run_dir: Path, fingerprints: tupl
     """Refuse (``resume``) to mix this run into a folder whose finished results come from other settings, which it
     would overwrite; without ``resume`` (``--no-resume``: start over) those results are removed."""
     from neurosim.continual.config import load_continual_config
-    from neurosim.runs import other_settings
+    from neurosim.runs import other_settings, remove_outputs_of
 
     other = []
     for path in sorted((run_dir / "finished").glob("*.json")):
@@ -186,15 +212,33 @@ def _keep_other_settings(cfg: ContinualConfig, run_dir: Path, fingerprints: tupl
     if not other:
         return
     if not resume:  # starting over: the earlier settings' results and the summary made of them go
+        models = [run_dir / "models" / f"{p.stem}.pt" for p in other]
         for path in [*other, run_dir / "results.json", run_dir / "report.md", *run_dir.glob("accuracy_*.png"),
-                     *(run_dir / "models" / f"{p.stem}.pt" for p in other)]:
+                     *models]:
             path.unlink(missing_ok=True)
+        for path in models:  # their estimates and exports (models/estimate-<method>_seed<S>/ ...) with them
+            remove_outputs_of(path)
         return
     changed = other_settings(run_dir, config_to_dict(cfg), load_continual_config, _NOT_IN_RESULTS)
     why = settings_differ(changed) if changed else "a fingerprint of other settings"
     raise ConfigError(
         f"{run_dir} holds results of other settings ({', '.join(p.stem for p in other)}: {why}); rerun with those "
         "settings to continue it, choose another name (--set name=...), or pass --no-resume to replace them")
+
+
+def _warn_root_moved(moved: dict[str | None, list[str]], cfg: ContinualConfig, run_dir: Path) -> None:
+    """Say which reused models stored another ``tasks.root`` than this run's, now stored in them instead."""
+    from neurosim.training.checkpoint import _caller_stacklevel
+
+    if not moved:
+        return
+    now = "the dataset cache (none)" if cfg.tasks.root is None else str(Path(cfg.tasks.root).resolve())
+    was = "; ".join(f"{', '.join(names)} stored "
+                    + ("the dataset cache (none)" if root is None else root) for root, names in moved.items())
+    warnings.warn(f"tasks.root: models reused from an earlier run in {run_dir / 'models'} were trained on tasks found "
+                  f"elsewhere ({was}); they now store this run's, {now}, where neurosim evaluate, estimate and export "
+                  "look for their tasks (the results are reused: tasks.root is where the data lives, not what they "
+                  "are)", RuntimeWarning, stacklevel=_caller_stacklevel())
 
 
 def run_continual(cfg: ContinualConfig, progress: bool = True, log=print, resume: bool = True) -> ContinualRun:
@@ -217,6 +261,8 @@ def run_continual(cfg: ContinualConfig, progress: bool = True, log=print, resume
 
 def _run_in_folder(cfg: ContinualConfig, run_dir: Path, progress: bool, log, resume: bool, t0: float
                    ) -> ContinualRun:
+    from neurosim.runs import remove_outputs_of
+
     source = _load_source(cfg, progress)
     first_tasks = build_tasks(cfg, cfg.seeds[0], source)
     _check_before_training(cfg, first_tasks)
@@ -227,6 +273,7 @@ def _run_in_folder(cfg: ContinualConfig, run_dir: Path, progress: bool, log, res
     finished_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.toml", dumps_toml(cfg))  # the settings finished/ is filled with
     results: dict[str, list[MethodResult]] = {m: [] for m in cfg.methods}
+    moved: dict[str | None, list[str]] = {}  # a kept model's earlier tasks.root -> the models that stored it
     for seed in cfg.seeds:  # one seed's tasks in memory at a time (permuted copies of the data)
         tasks = first_tasks if seed == cfg.seeds[0] else build_tasks(cfg, seed, source)
         for method in cfg.methods:
@@ -235,18 +282,27 @@ def _run_in_folder(cfg: ContinualConfig, run_dir: Path, progress: bool, log, res
             reused = r is not None
             if r is None:
                 r = run_method(cfg, method, tasks, seed=seed, progress=progress)
+                # an earlier model's estimate and export go before the new model takes its place (not after: they
+                # would sit beside it as its own if the run stopped in between)
+                remove_outputs_of(model_path(run_dir, method, seed))
                 # the model before the result that says it finished: a finished result has its model beside it
                 save_continual_model(model_path(run_dir, method, seed), r.state, cfg, method, seed,
                                      [t.name for t in tasks], r.matrix, fingerprint)
                 atomic_write_text(path, json.dumps({"fingerprint": fingerprint, "result": r.as_dict()}))
             results[method].append(r)
+            kept = _has_model(run_dir, method, seed, fingerprints)
+            if reused and kept:  # the tasks are where this run found them (tasks.root may differ from the model's)
+                updated, stored = update_tasks_root(model_path(run_dir, method, seed), cfg)
+                if updated:
+                    moved.setdefault(stored, []).append(model_path(run_dir, method, seed).name)
             if log is not None:
                 bwt = "—" if r.bwt != r.bwt else f"{r.bwt:+.2f}"
                 log(f"{method:9s} seed {seed}: ACC {r.acc:6.2f} %  BWT {bwt}  ({r.seconds:.1f} s"
                     + (", finished by an earlier run" if reused else "")
-                    + ("" if _has_model(run_dir, method, seed, fingerprints) else
+                    + ("" if kept else
                        "; its model was not kept: finished by a neurosim before models/ (--no-resume trains it "
                        "again)") + ")")
+    _warn_root_moved(moved, cfg, run_dir)
     task_names = [t.name for t in first_tasks]
     summary = {m: summarize(rs) for m, rs in results.items()}
     matrices = {m: rs[0].matrix for m, rs in results.items()}
@@ -268,8 +324,9 @@ def _run_in_folder(cfg: ContinualConfig, run_dir: Path, progress: bool, log, res
     }
     atomic_write_text(run_dir / "config.toml", dumps_toml(cfg))  # with the results it describes
     atomic_write_text(run_dir / "results.json", json.dumps(payload, indent=1))
-    models = [model_path(run_dir, m, r.seed).name for m, rs in results.items() for r in rs
+    models = [model_path(run_dir, m, r.seed) for m, rs in results.items() for r in rs
               if _has_model(run_dir, m, r.seed, fingerprints)]
-    report = report_markdown(cfg.name, summary, _setting(cfg, first_tasks), fig_names, cfg.seeds, models=models)
+    report = report_markdown(cfg.name, summary, _setting(cfg, first_tasks), fig_names, cfg.seeds,
+                             models=[p.name for p in models])
     atomic_write_text(run_dir / "report.md", report)
-    return ContinualRun(run_dir, results, summary, task_names, time.perf_counter() - t0)
+    return ContinualRun(run_dir, results, summary, task_names, time.perf_counter() - t0, models)

@@ -380,12 +380,14 @@ def hlop_plan(cfg: ContinualConfig, model: torch.nn.Module, num_tasks: int
         sizes = subspace_sizes(cfg.hlop, task, len(names), tuple(names))
         if task == num_tasks - 1:
             sizes = (0,) * len(names)
-        for name, k in zip(names, sizes):
+        for i, (name, k) in enumerate(zip(names, sizes)):
             rows[name] += k
             inputs = presynaptic_size(chosen[name])
             if rows[name] > inputs:
-                raise ConfigError(f"{key}: HLOP layer {name!r} would need {rows[name]} subspace rows by task {task} "
-                                  f"but has only {inputs} inputs; use smaller sizes or fewer tasks")
+                which = (f" (protected layer {i + 1} of {len(names)}: entry {i + 1} of each hlop.sizes list)"
+                         if key == "hlop.sizes" and len(names) > 1 else "")
+                raise ConfigError(f"{key}: HLOP layer {name!r}{which} would need {rows[name]} subspace rows by task "
+                                  f"{task} but has only {inputs} inputs; use smaller sizes or fewer tasks")
         schedule.append(sizes)
     return names, lrs, schedule
 

@@ -80,9 +80,35 @@ def checkpoint_file(path: str | Path) -> Path:
     path = Path(path)
     if path.is_dir():
         if not (path / "checkpoint.pt").is_file():
-            raise CheckpointError(f"{str(path)!r} is a folder without a checkpoint.pt; give the checkpoint file")
+            models = _continual_models(path)
+            if models is None:
+                raise CheckpointError(f"{str(path)!r} is a folder without a checkpoint.pt; give the checkpoint file")
+            what = ("the models folder of a neurosim continual run" if models == path else
+                    f"a neurosim continual run, which keeps a model per (method, seed) in {models}")
+            raise CheckpointError(f"{str(path)!r} is {what}: give one of its files{_models_listed(models)}")
         return path / "checkpoint.pt"
     return path
+
+
+def _continual_models(path: Path) -> Path | None:
+    """The ``models/`` folder of the ``neurosim continual`` run that ``path`` (a folder) is, or is the ``models/``
+    of (a run folder holds ``finished/``); None for any other folder."""
+    if (path / "finished").is_dir():
+        return path / "models"
+    if path.name == "models" and (path.parent / "finished").is_dir():
+        return path
+    return None
+
+
+def _models_listed(models: Path) -> str:
+    """The models a continual run's ``models/`` holds, for a message: `` (there: a.pt, b.pt)``, or that it has none
+    yet."""
+    names = sorted(p.name for p in models.glob("*.pt")) if models.is_dir() else []
+    if not names:
+        return (" (it has none yet: a (method, seed) leaves its model once it has finished; rerun neurosim continual "
+                "with the run's config to train them)")
+    shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+    return f" (there: {shown})"
 
 
 def beside_checkpoint(path: str | Path, name: str, suffix: str = "") -> Path:
@@ -102,6 +128,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """
     path = checkpoint_file(path)
     if not path.is_file():
+        models = _continual_models(path.parent) if path.parent.name == "models" else None
+        if models is not None:  # a continual run's model: not finished yet (stopped), or misspelt
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} does not exist: the continual run in {path.parent.parent} has no such model"
+                + (f"{_models_listed(models)}; a (method, seed) leaves its model once it has finished (rerun "
+                   "neurosim continual with the run's config to train those not finished yet)"
+                   if any(models.glob("*.pt")) else _models_listed(models)))
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=False)

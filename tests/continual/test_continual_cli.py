@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from neurosim.cli import main
 from neurosim.continual import load_continual_config
 
@@ -157,3 +159,85 @@ def test_methods_given_both_by_option_and_by_set_is_refused(tmp_path, capsys):
     assert code == 2
     assert "--methods and --set methods=... both choose the methods" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # refused before any work
+
+
+def test_the_models_line_counts_the_runs_own_models_only(tmp_path, capsys):
+    """A file in models/ that is not one of this run's (method, seed) models (a copy of one's own, another method's
+    model from an earlier run of the folder) was counted, and could be the one the line told to estimate."""
+    import shutil
+
+    args = ["-q", "continual", "--config", "continual_pmnist_digits", "--methods", "baseline", "--set", *SMALL,
+            f'out_dir="{tmp_path}"']
+    assert main(args) == 0
+    models = tmp_path / "continual_pmnist_digits" / "models"
+    shutil.copy(models / "baseline_seed0.pt", models / "a_copy.pt")  # sorts first
+    shutil.copy(models / "baseline_seed0.pt", models / "hlop_seed0.pt")  # not a method of this run
+    capsys.readouterr()
+    assert main(args) == 0  # the result reused: nothing trained
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("models:"))
+    assert f"(1; neurosim estimate --checkpoint {models / 'baseline_seed0.pt'} costs" in line, line
+
+
+def test_a_list_of_bare_names_says_to_quote_them(tmp_path, capsys):
+    """`--set methods=[hlop, ewc]` (as snnTorch-style argparse lists are typed) is one string to TOML: the error said
+    'expected a list of strings' without saying how to write one."""
+    assert main(["continual", "--config", "continual_pmnist_digits", "--set", "methods=[hlop, 'ewc']",
+                 f'out_dir="{tmp_path}"']) == 2
+    err = capsys.readouterr().err
+    hint = """TOML quotes each string in a list: ["hlop", "ewc"] (on a command line inside single quotes, --set \
+'methods=["hlop", "ewc"]')"""
+    assert err.rstrip().endswith(hint) and err.count("\n") == 1, err
+    assert load_continual_config(None, ['methods=["hlop", "ewc"]']).methods == ("hlop", "ewc")  # as the hint says
+    assert not any(tmp_path.iterdir())
+
+
+def test_train_s_seeds_option_points_at_the_configs_seeds(tmp_path, capsys):
+    """`neurosim continual ... --seeds 0 1`, as neurosim train takes it, was only 'unrecognized arguments'."""
+    with pytest.raises(SystemExit) as stop:
+        main(["continual", "--config", "continual_pmnist_digits", "--seeds", "0", "1", "--set",
+              f'out_dir="{tmp_path}"'])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.rstrip().endswith("unrecognized arguments: --seeds 0 1; neurosim continual runs every method once per "
+                                 "seed of the config's `seeds`: --set seeds=[0, 1]"), err
+    assert load_continual_config(None, ["seeds=[0, 1]"]).seeds == (0, 1)  # as the hint says
+
+
+def test_the_readmes_continual_commands_run_one_after_another(tmp_path, monkeypatch):
+    """The README's quickstart lines for continual, typed in turn (shrunk by SMALL): the penalised run went into the
+    folder of the first, whose results were of other settings, and was refused."""
+    import shlex
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    lines = [ln.partition("#")[0] for ln in readme.splitlines()
+             if ln.startswith(("neurosim continual ", "neurosim estimate --checkpoint runs/continual"))]
+    assert len(lines) >= 3, lines
+    monkeypatch.chdir(tmp_path)
+    for line in lines:
+        argv = shlex.split(line)[1:]
+        argv += ["--set", *SMALL] if argv[0] == "continual" else ["--samples", "8"]
+        assert main(["-q", *argv]) == 0, line
+
+
+def test_a_moved_run_folders_config_says_how_to_resume_it_there(tmp_path, monkeypatch, capsys):
+    """`neurosim continual --config moved/NAME/config.toml` started a new run where the config's out_dir pointed,
+    silently, as neurosim train did before it said so."""
+    from neurosim.continual import runner
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["-q", "continual", "--config", "continual_pmnist_digits", "--methods", "baseline",
+                 "--set", *SMALL, 'out_dir="first"']) == 0
+    (tmp_path / "moved").mkdir()
+    (tmp_path / "first" / "continual_pmnist_digits").rename(tmp_path / "moved" / "continual_pmnist_digits")
+    config = Path("moved") / "continual_pmnist_digits" / "config.toml"
+    monkeypatch.setattr(runner, "run_method", lambda *a, **kw: (_ for _ in ()).throw(AssertionError("trained")))
+    capsys.readouterr()
+    with pytest.raises(AssertionError, match="trained"):  # a new run in first/, and a note that says so
+        main(["-q", "continual", "--config", str(config)])
+    err = capsys.readouterr().err
+    assert f"note: {config} belongs to the run in {tmp_path / 'moved' / 'continual_pmnist_digits'} (it has finished " \
+           f"results), but its out_dir and name point to {Path('first') / 'continual_pmnist_digits'}" in err, err
+    hint = f"--set out_dir={tmp_path / 'moved'} name=continual_pmnist_digits"
+    assert f"add {hint}" in err
+    assert main(["-q", "continual", "--config", str(config), *hint.split()]) == 0  # as the note says: all reused
+    assert capsys.readouterr().err == ""  # resumed where it is: nothing to say

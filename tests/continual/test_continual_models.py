@@ -180,3 +180,99 @@ def test_the_test_split_alone_reads_one_training_sample_of_a_permuted_source(run
     assert built == [1] and len(data.test.labels) == 3 * 40  # the permuted training copies are not made
     _, _, data = load_run(model_path(result.run_dir, "hlop", 0), progress=False, test_only=False)
     assert built == [1, 120] and len(data.train.labels) == 3 * 120
+
+
+def test_a_rerun_with_the_task_data_moved_stores_the_new_tasks_root_in_the_kept_models(tmp_path, monkeypatch):
+    """The data moved and the rerun said where (--set tasks.root=...): the results were reused, but the kept model
+    stored the old folder, where evaluate, estimate and export then looked for its tasks (and could not set it)."""
+    import neurosim.continual.runner as runner
+
+    monkeypatch.chdir(tmp_path)
+    first = [*SMALL, 'methods=["baseline", "hlop"]', 'tasks.root="old"', f'out_dir="{tmp_path}"']
+    cfg = load_continual_config("continual_pmnist_digits", first)
+    result = run_continual(cfg, progress=False, log=None)
+    path = model_path(result.run_dir, "hlop", 0)
+    weights = torch.load(path, weights_only=False)["model"]
+    moved = load_continual_config("continual_pmnist_digits", [*first, 'tasks.root="new"'])
+    lines = []
+    with pytest.warns(RuntimeWarning, match="tasks.root: models reused") as caught:
+        run_continual(moved, progress=False, log=lines.append)
+    assert all("finished by an earlier run" in ln for ln in lines), lines  # nothing trained again
+    (w,) = [w for w in caught if "tasks.root" in str(w.message)]  # one warning for the run, naming both folders
+    assert f"baseline_seed0.pt, hlop_seed0.pt stored {tmp_path / 'old'}" in str(w.message)
+    assert f"this run's, {tmp_path / 'new'}" in str(w.message)
+    payload = torch.load(path, weights_only=False)
+    assert payload["continual"]["config"]["tasks"]["root"] == str(tmp_path / "new")
+    assert payload["config"]["data"]["root"] == str(tmp_path / "new")
+    assert all(torch.equal(v, weights[k]) for k, v in payload["model"].items())  # the model itself as it was
+    roots = []
+    load_source = runner.load_source
+    monkeypatch.setattr(runner, "load_source", lambda *a: roots.append(a[5]) or load_source(*a))
+    _, view, _ = load_run(path, progress=False, test_only=True)
+    assert roots == [str(tmp_path / "new")] and view.data.root == roots[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # the same root again: nothing to say, nothing rewritten
+        before = path.stat().st_mtime_ns
+        run_continual(moved, progress=False, log=None)
+        assert path.stat().st_mtime_ns == before
+    # back to the dataset cache (tasks.root = none): the stored root goes, as a run without one never had it
+    with pytest.warns(RuntimeWarning, match=r"they now store this run's, the dataset cache \(none\)") as caught:
+        run_continual(load_continual_config("continual_pmnist_digits", [*first, "tasks.root=none"]),
+                      progress=False, log=None)
+    assert caught[0].filename == __file__  # pointing at the caller, not inside neurosim
+    payload = torch.load(path, weights_only=False)
+    assert "root" not in payload["continual"]["config"]["tasks"] and "root" not in payload["config"]["data"]
+
+
+def test_a_model_trained_anew_takes_the_earlier_models_estimate_and_export_with_it(tmp_path):
+    """--no-resume trained every (method, seed) anew, but models/estimate-<method>_seed<S>/ and the NIR export of the
+    earlier model stayed beside the new one, as if they were its own."""
+    cfg = load_continual_config("continual_pmnist_digits", [*SMALL, 'methods=["baseline"]', f'out_dir="{tmp_path}"'])
+    models = run_continual(cfg, progress=False, log=None).run_dir / "models"
+
+    def estimate_and_export():
+        path = models / "baseline_seed0.pt"
+        assert main(["-q", "estimate", "--checkpoint", str(path), "--target", "loihi", "--samples", "6"]) == 0
+        assert main(["-q", "export", "--checkpoint", str(path)]) == 0
+        assert main(["-q", "estimate", "--nir", str(models / "model-baseline_seed0.nir"), "--activity",
+                     str(models / "estimate-baseline_seed0" / "activity.json"), "--target", "loihi"]) == 0
+        return sorted(str(p.relative_to(models)) for p in models.rglob("*"))
+
+    made = estimate_and_export()
+    assert {"estimate-baseline_seed0/estimate.json", "model-baseline_seed0.nir",
+            "model-baseline_seed0-estimate/estimate.json"} <= set(made)
+    (models / "estimate-baseline_seed0" / "notes.txt").write_text("mine")  # not neurosim's: it stays
+    run_continual(cfg, progress=False, log=None)  # the model reused: its estimate and export are still its own
+    listed = sorted(str(p.relative_to(models)) for p in models.rglob("*"))
+    assert listed == sorted([*made, "estimate-baseline_seed0/notes.txt"])
+    run_continual(cfg, progress=False, log=None, resume=False)
+    assert sorted(str(p.relative_to(models)) for p in models.rglob("*")) == [
+        "baseline_seed0.pt", "estimate-baseline_seed0", "estimate-baseline_seed0/notes.txt"]
+    estimate_and_export()
+    (models / "estimate-baseline_seed0" / "notes.txt").unlink()
+    # other settings, started over: the earlier settings' model goes, and what was made of it
+    other = load_continual_config("continual_pmnist_digits",
+                                  [*SMALL, 'methods=["hlop"]', "train.lr=0.05", f'out_dir="{tmp_path}"'])
+    run_continual(other, progress=False, log=None, resume=False)
+    assert sorted(str(p.relative_to(models)) for p in models.rglob("*")) == ["hlop_seed0.pt"]
+
+
+def test_a_continual_run_folder_or_a_model_it_has_not_finished_is_refused_naming_its_models(run, tmp_path, capsys):
+    """`neurosim evaluate --checkpoint runs/NAME` (the continual run's folder) said 'a folder without a checkpoint.pt',
+    and a model of a run stopped before it finished just 'does not exist'."""
+    cfg, result = run
+    names = "baseline_seed0.pt, ewc_seed0.pt, hlop_seed0.pt, multitask_seed0.pt"
+    for folder in (result.run_dir, result.run_dir / "models"):
+        assert main(["-q", "evaluate", "--checkpoint", str(folder)]) == 2
+        err = capsys.readouterr().err
+        assert "continual run" in err and f"give one of its files (there: {names})" in err, err
+    assert main(["-q", "estimate", "--checkpoint", str(result.run_dir / "models" / "hlop_seed1.pt")]) == 2
+    err = capsys.readouterr().err
+    assert f"does not exist: the continual run in {result.run_dir} has no such model (there: {names}); a (method, " \
+           "seed) leaves its model once it has finished" in err, err
+    (tmp_path / "stopped" / "finished").mkdir(parents=True)  # stopped before any (method, seed) finished
+    assert main(["-q", "export", "--checkpoint", str(tmp_path / "stopped")]) == 2
+    assert "(it has none yet: a (method, seed) leaves its model once it has finished" in capsys.readouterr().err
+    (tmp_path / "plain").mkdir()  # any other folder: as before
+    assert main(["-q", "evaluate", "--checkpoint", str(tmp_path / "plain")]) == 2
+    assert "is a folder without a checkpoint.pt; give the checkpoint file" in capsys.readouterr().err

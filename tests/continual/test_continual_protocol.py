@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -162,8 +163,15 @@ def test_hlop_settings_that_cannot_last_all_tasks_are_refused_before_any_trainin
     base = {"out_dir": str(tmp_path), "seeds": [0], "methods": ["baseline", "hlop"],
             "tasks": {"num_tasks": 8, "train_subset": 50, "test_subset": 20}}
     cfg = continual_config_from_dict(base)  # 20 + 7·10 = 80 rows by the last task > the 64 inputs (skipped: 0)
-    with pytest.raises(ConfigError, match=r"hlop.sizes: HLOP layer '1' would need 70 subspace rows by task 5 "
-                                          r"but has only 64 inputs"):
+    with pytest.raises(ConfigError, match=r"hlop.sizes: HLOP layer '1' \(protected layer 1 of 3: entry 1 of each "
+                                          r"hlop.sizes list\) would need 70 subspace rows by task 5 but has only 64 "
+                                          r"inputs"):
+        runner.run_continual(cfg, progress=False, log=None)
+    # a later layer's name is the model's module index ('3'): which size it is was left to guess
+    cfg = continual_config_from_dict({**base, "model": {"hidden": [64, 64]}, "tasks": {**base["tasks"], "num_tasks": 3},
+                                      "hlop": {"sizes": [[8, 60, 8], [8, 30, 8]]}})
+    with pytest.raises(ConfigError, match=r"hlop.sizes: HLOP layer '3' \(protected layer 2 of 3: entry 2 of each "
+                                          r"hlop.sizes list\) would need 90 subspace rows by task 1"):
         runner.run_continual(cfg, progress=False, log=None)
     cfg = continual_config_from_dict({**base, "model": {"hidden": [32, 32]}, "hlop": {"preset": "pmnist_paper"}})
     with pytest.raises(ConfigError, match=r"hlop.preset: HLOP layer '1' would need 80 subspace rows by task 0"):
@@ -326,3 +334,29 @@ def test_a_registry_source_of_wide_counts_is_float32_as_before(monkeypatch):
     monkeypatch.setattr(pipeline, "load_frames", lambda cfg, split, progress: (frames, np.arange(2)))
     x_tr, _, _, _ = tasks_module._registry("event_digits", 2, 1, None, None, None, False)
     assert x_tr.dtype == torch.float32 and torch.equal(x_tr, torch.from_numpy(frames).float())
+
+
+@pytest.mark.parametrize("per_task, words", [
+    (3, "splits the source's 10 classes into tasks of 3, 3, 3, 1: a task of one class is scored within its own head, "
+        "where it is always right, which lifts every method's ACC; choose one that leaves every task 2 classes or "
+        "more (2, 4, 5)"),
+    (9, "into tasks of 9, 1: a task of one class"),
+    (11, "is more than the source's 10 classes, which would make one task of them all"),
+])
+def test_a_class_split_with_a_task_of_one_class_or_more_classes_than_there_are_is_refused(per_task, words):
+    """classes_per_task = 3 on the 10 digits made a last task of digit 9 alone, 100 % for every method within its
+    head (ACC lifted by a quarter of that); 11 made one task of all ten. Both ran without a word."""
+    cfg = continual_config_from_dict({"tasks": {"protocol": "class_split", "classes_per_task": per_task}})
+    with pytest.raises(ConfigError, match=re.escape(f"tasks.classes_per_task: {per_task} ") + ".*" + re.escape(words)):
+        build_tasks(cfg, 0)
+    cfg = continual_config_from_dict({"tasks": {"protocol": "class_split", "classes_per_task": 4}})
+    assert [len(t.classes) for t in build_tasks(cfg, 0)] == [4, 4, 2]  # uneven, but no task of one class
+
+
+def test_a_class_split_of_a_source_too_small_for_two_class_tasks_points_at_the_permuted_protocol():
+    from neurosim.continual.runner import _check_class_groups
+
+    with pytest.raises(ConfigError, match=r"into tasks of 1, 1, 1: .* the source has too few classes for tasks of 2 "
+                                          r"or more: use tasks.protocol = 'permuted'$"):
+        _check_class_groups(1, 3)
+    _check_class_groups(2, 4)  # 2 + 2: fine

@@ -149,3 +149,23 @@ def test_load_state_dict_round_trips_and_refuses_another_layout_changing_nothing
         with pytest.raises(ValueError, match=message):
             target.load_state_dict(state_)
         assert target.num_rows == 0 and target.num_frozen == 0  # unchanged
+
+
+def test_rows_that_grow_under_too_large_a_rate_are_divergence_though_the_clamp_keeps_them_finite():
+    """HLOP's default rate (0.03) on the event digits' first layer (578 event counts per step, squared norm ~8,400):
+    the clamp kept H finite, so nothing was said, but its rows grew to norm 11 (‖HHᵀ − I‖/√k ≈ 100), and HLOP's
+    projection with them left every later task at chance. Stable rates keep the rows at unit length."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.poisson(torch.full((64, 578), 1.8), generator=g)  # event counts, squared norm ~ 578 · (1.8 + 1.8²)
+    h = HebbianSubspace(578, lr=0.03)  # the defaults: momentum 0.9, clamp 10
+    h.add_rows(8, generator=g)
+    with pytest.raises(FloatingPointError, match=r"lr 0.03 is too large for inputs of squared norm ~2.92e\+03; its "
+                                                 r"rows, which Oja's rule keeps at unit length, reached norm [0-9.]+.*"
+                                                 r"lower the Hebbian lr \(a rate near 1 / that squared norm, ~0.00034"):
+        for _ in range(20):
+            h.update(x)
+    stable = HebbianSubspace(578, lr=0.0003)  # as the message says: the rows learn and stay orthonormal
+    stable.add_rows(8, generator=g)
+    for _ in range(20):
+        stable.update(x)
+    assert float(stable.weight.norm(dim=1).max()) < 1.2 and float(orthonormality_error(stable.weight)) < 0.3

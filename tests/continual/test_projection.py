@@ -628,3 +628,15 @@ def _train_on_new_task(net, method: str, g: torch.Generator) -> None:
         get_method(method).forward_backward(net, x_new, torch.randint(0, 3, (8,), generator=g),
                                             get_loss("rate_ce" if method == "bptt" else "tet"))
         optimizer.step()
+
+
+def test_a_diverged_hebbian_subspace_names_its_layer():
+    torch.manual_seed(0)
+    net = Sequential(Linear(6, 4, bias=False), LIF(beta=0.8, v_th=0.2), Linear(4, 2), LI(beta=0.9))
+    hlop = HLOP(net, lr=[0.01, 0.03])
+    hlop.begin_task([1, 1])
+    hlop.subspaces["2"].weight.mul_(3.0)  # rows grown past unit length, as too large a rate leaves them
+    net(torch.rand(3, 5, 6))
+    with pytest.raises(FloatingPointError, match=r"^HLOP layer '2' \(protected layer 2 of 2, task 0\): Hebbian "
+                                                 r"subspace weights diverged \(lr 0.03 .* reached norm [0-9.]+"):
+        hlop.step()
