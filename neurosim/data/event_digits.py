@@ -94,19 +94,24 @@ def build_event_digits(progress: bool = True, limit: int | None = None) -> dict[
     images, labels = digits.images, digits.target.astype(np.int64)
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
-    chunks = []
+    # each digit's events go to the stored columns' dtypes as they are made (7 bytes an event, not EVENT_DTYPE's
+    # 32): the 7.7 M events of all 1797 digits took 246 MB as a list and as many again concatenated
+    columns = {name: [] for name in _COLUMNS}
     bar = tqdm(range(len(images)), desc="event digits (DVS emulation)", disable=None if progress else True,
                leave=False)
     for i in bar:
-        chunks.append(digit_events(images[i], seed=BASE_SEED + i))
-    counts = np.array([len(c) for c in chunks], dtype=np.int64)
-    events = np.concatenate(chunks) if chunks else np.zeros(0, EVENT_DTYPE)
+        events = digit_events(images[i], seed=BASE_SEED + i)
+        for name, dtype in _COLUMNS.items():
+            columns[name].append(events[name].astype(dtype))
+    counts = np.array([len(c) for c in columns["t"]], dtype=np.int64)
     return {
-        "x": events["x"].astype(np.uint8), "y": events["y"].astype(np.uint8),
-        "t": events["t"].astype(np.uint32), "p": events["p"].astype(np.uint8),
+        **{name: np.concatenate(parts) if parts else np.zeros(0, _COLUMNS[name]) for name, parts in columns.items()},
         "offsets": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         "labels": labels, "is_test": _split(labels),
     }
+
+
+_COLUMNS = {"x": np.uint8, "y": np.uint8, "t": np.uint32, "p": np.uint8}  # the cache file's event columns
 
 
 def _meta() -> str:

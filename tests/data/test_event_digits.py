@@ -57,6 +57,12 @@ def test_generation_is_deterministic_per_sample():
     small = ed.build_event_digits(progress=False, limit=3)
     np.testing.assert_array_equal(small["t"][small["offsets"][1]:small["offsets"][2]],
                                   ed.digit_events(img := load_digits().images[1], seed=ed.BASE_SEED + 1)["t"])
+    # every column in the cache file's dtype, made per digit as it is emulated (no list of 32-byte events)
+    assert {k: small[k].dtype for k in "xytp"} == {"x": np.uint8, "y": np.uint8, "t": np.uint32, "p": np.uint8}
+    for i in range(3):
+        events, lo, hi = ed.digit_events(load_digits().images[i], seed=ed.BASE_SEED + i), *small["offsets"][i:i + 2]
+        for k in "xytp":
+            np.testing.assert_array_equal(small[k][lo:hi], events[k])
 
 
 def test_transforms_and_index_errors(event_digits_cache):
