@@ -5,6 +5,7 @@ cache makes later epochs event-free, and a missing optional reader gives a clear
 from __future__ import annotations
 
 import importlib.util
+import mmap
 import sys
 import warnings
 from pathlib import Path
@@ -487,8 +488,12 @@ def test_a_subset_converts_only_its_samples_and_changed_files_rebuild_the_frames
     assert reads[0] == 12 + 40
     sliced = make_loaders(small, progress=False)
     assert reads[0] == 52  # the whole split is cached now: the subset is sliced from it
-    assert sliced.train_frames.base is None or sliced.train_frames.base.shape[0] == 8  # a copy: the split is freed
-    assert type(sliced.train_frames) is np.ndarray  # in memory, not an unmapped memmap of the whole split's file
+    # only the subset's rows of the whole split's file are mapped (a mapping of the whole file counted against
+    # ulimit -v; a copy of the subset took its memory), with the whole split's first 8 samples' values
+    frames, row = sliced.train_frames, sliced.train_frames[0].nbytes
+    mapped = len(frames.base) if isinstance(frames.base, mmap.mmap) else frames.nbytes
+    assert len(frames) == 8 and mapped <= 8 * row + 2 * mmap.ALLOCATIONGRANULARITY and mapped < 40 * row
+    np.testing.assert_array_equal(frames, make_loaders(whole, progress=False).train_frames[:8])
     # new files in the dataset folder (e.g. a re-download) change the key: frames are rebuilt, not served stale
     fw.write_pokerdvs(offline, "train", per_class=6)
     make_loaders(whole, progress=False)
