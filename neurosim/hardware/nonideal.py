@@ -1082,6 +1082,13 @@ def noise_aware_finetune(model: nn.Module, loader, cfg: NonIdealConfig, *, epoch
     perturbed ones. Read noise and the ADC are not injected. Adam, ``loss`` from
     :func:`neurosim.training.get_loss`.
 
+    A layer whose BatchNorm the chip folds (:func:`apply_nonidealities`) is perturbed as the chip programs it: the
+    draw is made on the folded weights ``W·k`` (``k = γ/√(σ² + ε)`` per output, the BatchNorm's running statistics
+    at the batch) against their own largest weight, and divided back by ``k``, so that the layer with its BatchNorm
+    at inference computes the chip's folded weights. The model keeps its unfolded parameters and its BatchNorm,
+    which trains as it does without noise (batch statistics, running statistics updated); the straight-through
+    gradient reaches ``W``, ``γ`` and ``β`` as without noise.
+
     Returns:
         The fine-tuned copy (``model`` itself is not changed).
     """
@@ -1096,6 +1103,7 @@ def noise_aware_finetune(model: nn.Module, loader, cfg: NonIdealConfig, *, epoch
         tuned = tuned.to(device)
     dev = next(tuned.parameters()).device
     names = _targets(tuned, layers)
+    folded = _folded(tuned, names)
     loss_fn = get_loss(loss)
     opt = torch.optim.Adam(tuned.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(int(seed))
@@ -1108,7 +1116,9 @@ def noise_aware_finetune(model: nn.Module, loader, cfg: NonIdealConfig, *, epoch
             params = {}
             for n in names:
                 w = tuned.get_submodule(n).weight
-                params[f"{n}.weight"] = w + (effective_weight(w.detach().cpu(), cfg, gen).to(dev) - w).detach()
+                chip = (effective_weight(w.detach().cpu(), cfg, gen).to(dev) if n not in folded
+                        else _unfold_chip(w, tuned.get_submodule(folded[n]), cfg, gen, folded[n]))
+                params[f"{n}.weight"] = w + (chip - w).detach()
             out_seq, _ = functional_call(tuned, params, (x_seq,))
             l = loss_fn(out_seq, y)
             opt.zero_grad(set_to_none=True)
@@ -1118,3 +1128,21 @@ def noise_aware_finetune(model: nn.Module, loader, cfg: NonIdealConfig, *, epoch
             opt.step()
     tuned.eval()
     return tuned
+
+
+def _unfold_chip(weight: torch.Tensor, bn: nn.modules.batchnorm._BatchNorm, cfg: NonIdealConfig,
+                 gen: torch.Generator, where: str) -> torch.Tensor:
+    """One chip's programming effects on ``weight`` folded with the BatchNorm ``bn`` after it, as the chip programs
+    it (``W·k``, ``k = γ/√(σ² + ε)`` per output, the running statistics), divided back by ``k``: the weight before
+    ``bn`` with which the layer and ``bn`` at inference compute what the chip does. An output with ``k = 0`` (γ = 0),
+    which the BatchNorm zeroes whatever its weights, keeps its weights."""
+    from neurosim.export.nir import _fold_bn
+
+    w = weight.detach()
+    f64 = torch.float64
+    k = 1.0 / torch.sqrt(bn.running_var.detach().to(f64) + bn.eps)
+    if bn.affine:
+        k = k * bn.weight.detach().to(f64)
+    k = k.reshape(-1, *[1] * (w.dim() - 1))
+    chip = effective_weight(_fold_bn(w, None, bn, where)[0].cpu(), cfg, gen).to(device=w.device, dtype=f64)
+    return torch.where(k != 0, chip / k, w.to(f64)).to(w.dtype)

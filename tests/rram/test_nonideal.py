@@ -782,6 +782,36 @@ def test_folding_changes_only_the_folded_layers_and_keeps_every_other_cell_and_d
         assert torch.equal(got[0].g_pos, chip[0].g_pos)
 
 
+def test_noise_aware_finetuning_perturbs_the_folded_weights_and_trains_the_unfolded_ones():
+    # the chip programs W·k (k = γ/√(σ² + ε)); fine-tuning drew its perturbations on W, against W's own largest
+    # weight: another quantisation than the chip's in every column whose k is not the layer's mean
+    from neurosim.export.nir import _fold_bn
+
+    net = _bn_net()
+    x = torch.stack([_bn_input(T=4, B=8)[:, i] for i in range(8)])  # [N, T, ...]
+    train = Batches(x, torch.arange(8) % 3, batch_size=8)
+    cfg = NonIdealConfig(levels=5)  # deterministic: every draw is the quantisation alone
+    seen = {}
+
+    def record(name):
+        def hook(module, args):
+            seen.setdefault(name, module.weight.detach().clone())
+        return hook
+
+    for name in ("0", "5", "9"):
+        net.get_submodule(name).register_forward_pre_hook(record(name))
+    tuned = noise_aware_finetune(net, train, cfg, epochs=1, lr=0.01)
+    for name, bn in (("0", "1"), ("5", "7")):
+        w, norm = net.get_submodule(name).weight.detach(), net.get_submodule(bn)
+        k = (norm.weight / torch.sqrt(norm.running_var + norm.eps)).detach().reshape(-1, *[1] * (w.dim() - 1))
+        chip = effective_weight(_fold_bn(w, None, norm, bn)[0], cfg)
+        torch.testing.assert_close(seen[name] * k, chip, rtol=1e-5, atol=1e-6)  # with k, the chip's weights
+        assert not torch.allclose(seen[name], effective_weight(w, cfg), rtol=1e-3, atol=1e-4)
+    torch.testing.assert_close(seen["9"], effective_weight(net[9].weight.detach(), cfg), rtol=0, atol=0)
+    for a, b in ((tuned[0].weight, net[0].weight), (tuned[1].weight, net[1].weight), (tuned[7].bias, net[7].bias)):
+        assert not torch.equal(a, b)  # the gradient reached the unfolded weights and the BatchNorms' parameters
+    assert isinstance(tuned[1], torch.nn.BatchNorm2d) and isinstance(tuned[7], torch.nn.BatchNorm1d)
+
 # ------------------------------------------------------------------------------------------ current-based layers
 def cuba_net() -> Sequential:
     """40 → CubaLIF(12) → 5 → CubaLIF(5), weights strong enough for both layers to fire."""
