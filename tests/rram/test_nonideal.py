@@ -665,6 +665,23 @@ def test_a_recurrent_layer_in_nested_sequentials_is_stacked_as_the_energy_model_
     assert torch.equal(chip(x)[0], apply_nonidealities(flat, cfg, seed=0)(x)[0])
 
 
+def test_a_batch_norm_the_export_does_not_fold_stays_digital_between_unstacked_matrices():
+    # Linear · Flatten · BatchNorm1d · RLIF: the export refuses to fold the BatchNorm (it follows a Flatten), and the
+    # energy model has no such chip to cost; the chips folded it into the input weights and stacked those on the
+    # feedback's rows all the same. Now the BatchNorm stays digital, a step between the two matrices, each on its own
+    from neurosim.export import NIRExportError, to_nir
+
+    flat = _stacked_net(100, 60, batch_norm=True)
+    net = Sequential(*flat[:3], Flatten(), *flat[3:]).eval()
+    with pytest.raises(NIRExportError, match="follows another kind of layer"):
+        to_nir(net, (100,))
+    cfg = NonIdealConfig(levels=16, read_noise_rel=0.01)
+    chip = apply_nonidealities(net, cfg, seed=0)
+    assert isinstance(chip[4], BatchNorm1d)
+    assert type(chip[2]) is CrossbarLinear and type(chip[5].recurrent) is CrossbarLinear
+    torch.testing.assert_close(chip[2].weight, effective_weight(net[2].weight.detach(), cfg), rtol=1e-6, atol=1e-7)
+    assert chip((torch.rand(3, 2, 100) < 0.3).float())[0].shape == (3, 2, 5)
+
 # ------------------------------------------------------------------------------------------------ BatchNorm folded
 def _bn_net(dtype=torch.float32) -> Sequential:
     """Conv 16→8 k3 (no bias, 144 unrolled rows: two 128-row tiles) · BatchNorm2d · LIF · SumPool 2 · Flatten ·
