@@ -69,14 +69,14 @@ each layer; read noise or an ADC replace the layer by :class:`CrossbarLinear` / 
 **BatchNorm.** A chip holds the weights the energy model costs: those of the NIR export
 (:func:`neurosim.export.to_nir`), where a BatchNorm (1d or 2d, at inference: its running statistics) right after a
 ``Linear`` or :class:`neurosim.nn.Conv2d` is folded into it, ``W·γ/√(σ² + ε)`` and the bias ``(b − μ)·γ/√(σ² + ε) +
-β``. So is it here: the folded weights are programmed (their own ``w_max``, quantisation, read-out scale and ADC
-ranges: each column's range is that of its folded weights), the folded bias stays digital, and the BatchNorm
-becomes an ``nn.Identity``. Exactly the BatchNorms the export folds are: the next module in the layer's chain of
+β``. The chip programs the folded weights (their own ``w_max``, quantisation, read-out scale and ADC ranges: each
+column's range is that of its folded weights), keeps the folded bias digital, and the BatchNorm becomes an
+``nn.Identity``. It folds exactly the BatchNorms the export folds: the next module in the layer's chain of
 ``Sequential``\ s (nested ones run in turn), past the ``nn.Identity`` and :class:`neurosim.nn.Dropout` modules the
-export drops; one after a Flatten, a pool or any other module, or without running statistics, the export refuses,
-and the chip keeps it digital after the unfolded weights (a layer not mapped, ``layers``, keeps its BatchNorm too).
-The chip is the model at inference whatever its mode. A model without BatchNorm is programmed as before, bit for
-bit.
+export drops. One after a Flatten, a pool or any other module, or without running statistics, the export refuses to
+fold, and the chip keeps it digital after the unfolded weights (a layer not mapped, ``layers``, keeps its BatchNorm
+too). The chip is the model at inference whatever its mode. A model without BatchNorm is programmed as before, bit
+for bit.
 
 **Recurrent layers** (:class:`neurosim.nn.RLIF`): the feedback weights sit on the chip like the feed-forward ones.
 A dense recurrence's ``.recurrent`` is a ``Linear`` ``N × N`` array whose rows are driven by the layer's own spikes
