@@ -122,7 +122,8 @@ save_figure(plot_tiles({t: ests[t] for t in RRAM}), OUT / "tiles.png")
 # side's 7 magnitude bits go to seven 1-bit cells (`cell_bits=1`, bit slicing), each read by its own column and
 # combined after the ADC. A chip deviates from the float model by quantisation to the cell levels, programming
 # variation, stuck cells and drift (fixed once programmed, cell by cell), and by read noise and the ADC at every
-# read. `apply_nonidealities` gives one seeded chip.
+# read. `apply_nonidealities` gives one seeded chip. A model with BatchNorm has it folded into the conv or linear
+# layer before it, `W·γ/√(σ² + ε)`, as the energy estimate costs it: the chip programs the folded weights.
 
 # %%
 chip = apply_nonidealities(model, NonIdealConfig(levels=128, cell_bits=1, sigma_rel=0.1, stuck_on_rate=0.01,

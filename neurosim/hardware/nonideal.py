@@ -66,6 +66,18 @@ outputs are reproduced exactly; with only per-chip effects the programmed weight
 each layer; read noise or an ADC replace the layer by :class:`CrossbarLinear` / :class:`CrossbarConv2d` /
 :class:`CrossbarDiagonal`.
 
+**BatchNorm.** A chip holds the weights the energy model costs: those of the NIR export
+(:func:`neurosim.export.to_nir`), where a BatchNorm (1d or 2d, at inference: its running statistics) right after a
+``Linear`` or :class:`neurosim.nn.Conv2d` is folded into it, ``W·γ/√(σ² + ε)`` and the bias ``(b − μ)·γ/√(σ² + ε) +
+β``. The chip programs the folded weights (their own ``w_max``, quantisation, read-out scale and ADC ranges: each
+column's range is that of its folded weights), keeps the folded bias digital, and the BatchNorm becomes an
+``nn.Identity``. It folds exactly the BatchNorms the export folds: the next module in the layer's chain of
+``Sequential``\ s (nested ones run in turn), past the ``nn.Identity`` and :class:`neurosim.nn.Dropout` modules the
+export drops. One after a Flatten, a pool or any other module, or without running statistics, the export refuses to
+fold, and the chip keeps it digital after the unfolded weights (a layer not mapped, ``layers``, keeps its BatchNorm
+too). The chip is the model at inference whatever its mode. A model without BatchNorm is programmed as before, bit
+for bit.
+
 **Recurrent layers** (:class:`neurosim.nn.RLIF`): the feedback weights sit on the chip like the feed-forward ones.
 A dense recurrence's ``.recurrent`` is a ``Linear`` ``N × N`` array whose rows are driven by the layer's own spikes
 of the step before, so it is found and programmed as every Linear (on an RRAM chip recurrence is a crossbar whose
@@ -78,7 +90,8 @@ on its own (its quantisation against its own ``w_max``, its own draws, its own d
 rows are read at the amplitude ``scale / S`` (``S`` the larger of the two matrices' read-out scales ``scale``), so
 the columns' currents add ``W_in·x[t] + W_rec·s[t−1]`` in one read-out scale ``S``; the ADC's full scale is the
 column's largest current, ``Σ_rows a·g``. A BatchNorm1d between the Linear and the layer (at inference) is folded
-into the input weights, as the NIR export folds it for the energy model: the chip holds ``W·γ/σ``. The input side
+into the input weights, as every folded BatchNorm (*BatchNorm*): the chip holds ``W·γ/σ``; one the export does not
+fold stays digital between the two matrices, which are then not stacked. The input side
 (:class:`CrossbarStackedInput`) reads the tiles of input rows alone at every step at once; the feedback
 (:class:`CrossbarStackedFeedback`, the layer's ``.recurrent``) reads the other tiles step by step with ``[x[t],
 s[t−1]]``. Without read noise and ADC the stacked matrices compute what they do apart. A one-to-one
@@ -113,7 +126,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from neurosim.nn.layers import Dropout, Flatten
+from neurosim.nn.layers import Conv2d, Dropout, Flatten
 from neurosim.nn.recurrent import RLIF, DiagonalRecurrent
 
 __all__ = ["NonIdealConfig", "CrossbarLinear", "CrossbarConv2d", "CrossbarDiagonal", "apply_nonidealities",
@@ -753,6 +766,9 @@ CROSSBAR_KINDS = (nn.Linear, nn.Conv2d, DiagonalRecurrent)
 #: weightless modules that may sit between a dense recurrent layer and the Linear feeding it (at inference)
 _PASS_THROUGH = (Dropout, Flatten, nn.Dropout, nn.Identity)
 
+#: the modules the NIR export drops (identities at inference), so that a BatchNorm after them is folded all the same
+_DROPPED = (Dropout, nn.Identity)
+
 
 # ---------------------------------------------------------------------------------------------- whole models
 def crossbar_layers(model: nn.Module) -> list[str]:
@@ -803,10 +819,10 @@ def _plain_copy(m: nn.Module) -> nn.Module:
     return plain
 
 
-def _run_before(model: nn.Module, name: str) -> list[tuple[str, nn.Module]]:
-    """The modules that run before module ``name`` of ``model``, in the order they run: the leaves (modules that are
-    not Sequentials) before ``name`` in the outermost chain of Sequentials holding it (nested ones run in turn), as
-    the NIR export chains them; empty where ``name``'s parent is not a Sequential."""
+def _chain(model: nn.Module, name: str) -> list[tuple[str, nn.Module]]:
+    """The leaves (modules that are not Sequentials) of the outermost chain of Sequentials holding module ``name`` of
+    ``model``, in the order they run (nested ones in turn), as the NIR export chains them; empty where ``name``'s
+    parent is not a Sequential."""
     parts = name.split(".")
     top = None
     for k in range(len(parts) - 1, -1, -1):  # up from the parent, while the containers are Sequentials
@@ -821,16 +837,43 @@ def _run_before(model: nn.Module, name: str) -> list[tuple[str, nn.Module]]:
             path = f"{prefix}.{k}" if prefix else k
             yield from leaves(m, path) if isinstance(m, nn.Sequential) else [(path, m)]
 
-    chain = list(leaves(model.get_submodule(".".join(parts[:top])), ".".join(parts[:top])))
-    return chain[: [n for n, _ in chain].index(name)]
+    return list(leaves(model.get_submodule(".".join(parts[:top])), ".".join(parts[:top])))
 
 
-def _stacked(model: nn.Module, names: list[str]) -> dict[str, tuple[str, str | None]]:
+def _run_before(model: nn.Module, name: str) -> list[tuple[str, nn.Module]]:
+    """The modules that run before module ``name`` of ``model``, in the order they run (:func:`_chain`)."""
+    chain = _chain(model, name)
+    return chain[: [n for n, _ in chain].index(name)] if chain else []
+
+
+def _folded(model: nn.Module, names: list[str]) -> dict[str, str]:
+    """The BatchNorms a chip folds into the weights before them: ``{Linear or Conv2d: its BatchNorm}`` for every
+    ``Linear`` and :class:`neurosim.nn.Conv2d` in ``names`` that the NIR export folds one into (module docstring,
+    *BatchNorm*): the next module of its chain (:func:`_chain`), past the ``nn.Identity`` and
+    :class:`neurosim.nn.Dropout` modules the export drops and nothing else, is a BatchNorm (1d or 2d) with running
+    statistics and one feature per output."""
+    found = {}
+    for name in names:
+        m = model.get_submodule(name)
+        if not isinstance(m, (nn.Linear, Conv2d)):
+            continue
+        chain = _chain(model, name)
+        after = chain[[n for n, _ in chain].index(name) + 1:] if chain else []
+        bn = next(((n, b) for n, b in after if not isinstance(b, _DROPPED)), None)
+        if bn is not None and isinstance(bn[1], nn.modules.batchnorm._BatchNorm) and \
+                bn[1].running_mean is not None and bn[1].running_var is not None and \
+                bn[1].num_features == m.weight.shape[0]:
+            found[name] = bn[0]
+    return found
+
+
+def _stacked(model: nn.Module, names: list[str], folded: dict[str, str]) -> dict[str, str]:
     """The dense recurrent layers whose input and recurrent weights share their columns on the chip: ``{input
-    Linear: (its RLIF's .recurrent, the BatchNorm1d between them or None)}`` for every :class:`neurosim.nn.RLIF`
-    (dense) in a ``Sequential`` (nested ones included: :func:`_run_before`) whose ``.recurrent`` and the ``Linear``
-    that runs before it (past Dropout, Flatten and one BatchNorm1d with running statistics) are both in ``names``
-    (module docstring, *Recurrent layers*)."""
+    Linear: its RLIF's .recurrent}`` for every :class:`neurosim.nn.RLIF` (dense) in a ``Sequential`` (nested ones
+    included: :func:`_run_before`) whose ``.recurrent`` and the ``Linear`` that runs before it (past Dropout,
+    Flatten and the BatchNorm ``folded`` into the Linear, :func:`_folded`) are both in ``names`` (module docstring,
+    *Recurrent layers*). A BatchNorm the chip keeps (one the export does not fold) is a digital step between the two
+    matrices, which then are not stacked."""
     found = {}
     for rec in names:
         owner, _, leaf = rec.rpartition(".")
@@ -843,11 +886,12 @@ def _stacked(model: nn.Module, names: list[str]) -> dict[str, tuple[str, str | N
         for name, m in reversed(_run_before(model, owner)):
             if isinstance(m, _PASS_THROUGH):
                 continue
-            if isinstance(m, nn.BatchNorm1d) and bn is None and m.running_mean is not None:
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and bn is None:
                 bn = name
                 continue
-            if isinstance(m, nn.Linear) and name in names and m.out_features == rlif.features:
-                found[name] = (rec, bn)
+            if isinstance(m, nn.Linear) and name in names and m.out_features == rlif.features and \
+                    folded.get(name) == bn:
+                found[name] = rec
             break
     return found
 
@@ -859,8 +903,9 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
 
     A dense :class:`neurosim.nn.RLIF` and the Linear feeding it, both mapped, are one matrix on the chip (module
     docstring, *Recurrent layers*): with read noise or an ADC the Linear becomes a :class:`CrossbarStackedInput`
-    and the ``.recurrent`` a :class:`CrossbarStackedFeedback` of the same cells; a BatchNorm1d between them is folded
-    into the input weights (and becomes an ``nn.Identity``), as the NIR export folds it.
+    and the ``.recurrent`` a :class:`CrossbarStackedFeedback` of the same cells. A BatchNorm right after a mapped
+    Linear or Conv2d (a recurrent layer's input Linear included) is folded into its programmed weights and bias (and
+    becomes an ``nn.Identity``) where the NIR export folds it for the energy model (module docstring, *BatchNorm*).
 
     Args:
         model: a trained model (e.g. a neurosim ``Sequential``).
@@ -876,7 +921,8 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
     names = _targets(chip, layers)
     if cfg.ideal:
         return chip
-    stacked = _stacked(chip, names)
+    folded = _folded(chip, names)
+    stacked = _stacked(chip, names, folded)
     gen = torch.Generator().manual_seed(_stream_seed(seed, "program"))
     drift_gen = torch.Generator().manual_seed(_stream_seed(seed, "drift"))
     # the ADC's full scale from the cells as programmed (module docstring); the same as the cells read without drift
@@ -890,15 +936,14 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
             m = _plain_copy(m)
             _set_module(chip, name, m)
         w, bias = m.weight.detach(), m.bias
-        bn = stacked.get(name, (None, None))[1]
+        bn = folded.get(name)
         if bn is not None:  # the chip holds the folded weights (the BatchNorm at inference), as the export gives them
             from neurosim.export.nir import _fold_bn
 
             w, bias = _fold_bn(w, bias, chip.get_submodule(bn), bn)
             _set_module(chip, bn, nn.Identity())
-            if not cfg.per_read:  # the programmed weights go into a Linear of the folded layer's shape, with a bias
-                m = nn.Linear(w.shape[1], w.shape[0]).to(device=w.device, dtype=w.dtype).train(m.training)
-                _set_module(chip, name, m)
+            if not cfg.per_read and m.bias is None:  # the programmed weights go into the layer, with a bias
+                m.bias = nn.Parameter(torch.empty_like(bias), requires_grad=m.weight.requires_grad)
         g_pos, g_neg, scale, *t0 = _program(w.cpu(), cfg, gen, drift_gen)
         dev = m.weight.device
         g_pos, g_neg, t0 = g_pos.to(dev), g_neg.to(dev), [g.to(dev) for g in t0]
@@ -916,7 +961,7 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
                                  dilation=m.dilation, groups=m.groups, padding_mode=m.padding_mode)
         elif isinstance(m, DiagonalRecurrent):
             new = CrossbarDiagonal(g_pos, g_neg, scale, bias, cfg, read_gen)
-        elif name in stacked or any(rec == name for rec, _ in stacked.values()):
+        elif name in stacked or name in stacked.values():
             continue  # built below, once both its matrices are programmed
         else:
             new = CrossbarLinear(g_pos, g_neg, scale, bias, cfg, read_gen)
@@ -924,7 +969,7 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
             new.calibrate(*t0)
         _set_module(chip, name, new.train(m.training))
     if cfg.per_read:
-        for name, (rec, _) in stacked.items():
+        for name, rec in stacked.items():
             _stack(chip, cfg, name, programmed[name], rec, programmed[rec], at_t0)
     return chip
 
@@ -1037,6 +1082,13 @@ def noise_aware_finetune(model: nn.Module, loader, cfg: NonIdealConfig, *, epoch
     perturbed ones. Read noise and the ADC are not injected. Adam, ``loss`` from
     :func:`neurosim.training.get_loss`.
 
+    A layer whose BatchNorm the chip folds (:func:`apply_nonidealities`) is perturbed as the chip programs it: the
+    draw is made on the folded weights ``W·k`` (``k = γ/√(σ² + ε)`` per output, the BatchNorm's running statistics
+    at the batch) against their own largest weight, and divided back by ``k``, so that the layer with its BatchNorm
+    at inference computes the chip's folded weights. The model keeps its unfolded parameters and its BatchNorm,
+    which trains as it does without noise (batch statistics, running statistics updated); the straight-through
+    gradient reaches ``W``, ``γ`` and ``β`` as without noise.
+
     Returns:
         The fine-tuned copy (``model`` itself is not changed).
     """
@@ -1051,6 +1103,7 @@ def noise_aware_finetune(model: nn.Module, loader, cfg: NonIdealConfig, *, epoch
         tuned = tuned.to(device)
     dev = next(tuned.parameters()).device
     names = _targets(tuned, layers)
+    folded = _folded(tuned, names)
     loss_fn = get_loss(loss)
     opt = torch.optim.Adam(tuned.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(int(seed))
@@ -1063,7 +1116,9 @@ def noise_aware_finetune(model: nn.Module, loader, cfg: NonIdealConfig, *, epoch
             params = {}
             for n in names:
                 w = tuned.get_submodule(n).weight
-                params[f"{n}.weight"] = w + (effective_weight(w.detach().cpu(), cfg, gen).to(dev) - w).detach()
+                chip = (effective_weight(w.detach().cpu(), cfg, gen).to(dev) if n not in folded
+                        else _unfold_chip(w, tuned.get_submodule(folded[n]), cfg, gen, folded[n]))
+                params[f"{n}.weight"] = w + (chip - w).detach()
             out_seq, _ = functional_call(tuned, params, (x_seq,))
             l = loss_fn(out_seq, y)
             opt.zero_grad(set_to_none=True)
@@ -1073,3 +1128,21 @@ def noise_aware_finetune(model: nn.Module, loader, cfg: NonIdealConfig, *, epoch
             opt.step()
     tuned.eval()
     return tuned
+
+
+def _unfold_chip(weight: torch.Tensor, bn: nn.modules.batchnorm._BatchNorm, cfg: NonIdealConfig,
+                 gen: torch.Generator, where: str) -> torch.Tensor:
+    """One chip's programming effects on ``weight`` folded with the BatchNorm ``bn`` after it, as the chip programs
+    it (``W·k``, ``k = γ/√(σ² + ε)`` per output, the running statistics), divided back by ``k``: the weight before
+    ``bn`` with which the layer and ``bn`` at inference compute what the chip does. An output with ``k = 0`` (γ = 0),
+    which the BatchNorm zeroes whatever its weights, keeps its weights."""
+    from neurosim.export.nir import _fold_bn
+
+    w = weight.detach()
+    f64 = torch.float64
+    k = 1.0 / torch.sqrt(bn.running_var.detach().to(f64) + bn.eps)
+    if bn.affine:
+        k = k * bn.weight.detach().to(f64)
+    k = k.reshape(-1, *[1] * (w.dim() - 1))
+    chip = effective_weight(_fold_bn(w, None, bn, where)[0].cpu(), cfg, gen).to(device=w.device, dtype=f64)
+    return torch.where(k != 0, chip / k, w.to(f64)).to(w.dtype)

@@ -3,6 +3,7 @@ read-noise statistics, tile-wise ADC within its quantisation step, seeded chips,
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 
@@ -13,7 +14,8 @@ import torch.nn.functional as F
 from neurosim.hardware import (CrossbarConv2d, CrossbarDiagonal, CrossbarLinear, NonIdealConfig, accuracy,
                                apply_nonidealities, crossbar_layers, effective_weight, evaluate_nonideal,
                                noise_aware_finetune, program_conductances)
-from neurosim.nn import LIF, RLIF, BatchNorm1d, Conv2d, Dropout, Flatten, Linear, Sequential
+from neurosim.nn import (LIF, RLIF, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, Sequential,
+                         SumPool2d)
 from rram_helpers import Batches, spike_patterns, trained_mlp
 
 
@@ -662,6 +664,170 @@ def test_a_recurrent_layer_in_nested_sequentials_is_stacked_as_the_energy_model_
     x = (torch.rand(6, 3, 100, generator=torch.Generator().manual_seed(2)) < 0.3).float()
     assert torch.equal(chip(x)[0], apply_nonidealities(flat, cfg, seed=0)(x)[0])
 
+
+def test_a_batch_norm_the_export_does_not_fold_stays_digital_between_unstacked_matrices():
+    # Linear · Flatten · BatchNorm1d · RLIF: the export refuses to fold the BatchNorm (it follows a Flatten), and the
+    # energy model has no such chip to cost; the chips folded it into the input weights and stacked those on the
+    # feedback's rows all the same. Now the BatchNorm stays digital, a step between the two matrices, each on its own
+    from neurosim.export import NIRExportError, to_nir
+
+    flat = _stacked_net(100, 60, batch_norm=True)
+    net = Sequential(*flat[:3], Flatten(), *flat[3:]).eval()
+    with pytest.raises(NIRExportError, match="follows another kind of layer"):
+        to_nir(net, (100,))
+    cfg = NonIdealConfig(levels=16, read_noise_rel=0.01)
+    chip = apply_nonidealities(net, cfg, seed=0)
+    assert isinstance(chip[4], BatchNorm1d)
+    assert type(chip[2]) is CrossbarLinear and type(chip[5].recurrent) is CrossbarLinear
+    torch.testing.assert_close(chip[2].weight, effective_weight(net[2].weight.detach(), cfg), rtol=1e-6, atol=1e-7)
+    assert chip((torch.rand(3, 2, 100) < 0.3).float())[0].shape == (3, 2, 5)
+
+# ------------------------------------------------------------------------------------------------ BatchNorm folded
+def _bn_net(dtype=torch.float32) -> Sequential:
+    """Conv 16→8 k3 (no bias, 144 unrolled rows: two 128-row tiles) · BatchNorm2d · LIF · SumPool 2 · Flatten ·
+    Linear 32→20 · Dropout · BatchNorm1d · LIF · Linear 20→3 · LIF, in eval mode, on [T, B, 16, 6, 6]; the
+    BatchNorms' statistics and affine parameters far from the identity's, so that folding them changes each column's
+    range (σ² from 0.2 to 3: a column's folded weights up to ~4x its neighbour's)."""
+    torch.manual_seed(4)
+    net = Sequential(Conv2d(16, 8, 3, bias=False), BatchNorm2d(8), LIF(beta=0.8, v_th=0.5), SumPool2d(2), Flatten(),
+                     Linear(32, 20), Dropout(0.2), BatchNorm1d(20), LIF(beta=0.8, v_th=0.5), Linear(20, 3),
+                     LIF(beta=0.8, v_th=0.5)).to(dtype).eval()
+    with torch.no_grad():
+        for bn in (net[1], net[7]):
+            bn.running_mean.uniform_(-0.2, 0.2)
+            bn.running_var.uniform_(0.2, 3.0)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.1, 0.1)
+    return net
+
+
+def _bn_input(T: int = 5, B: int = 3, dtype=torch.float32) -> torch.Tensor:
+    return (torch.rand(T, B, 16, 6, 6, generator=torch.Generator().manual_seed(8)) < 0.3).to(dtype)
+
+
+@pytest.mark.parametrize("target", ["rram_neurosim", "rram_lsm40nm"])
+def test_a_batch_norm_is_folded_into_the_cells_the_energy_model_costs(target):
+    # the energy model costs the export's folded weights W·γ/σ and bias; the chips programmed W (against its own
+    # largest weight, other codes in every column) and kept the BatchNorm digital after the read-out
+    import numpy as np
+
+    from hardware_models import analyze, load_spec
+    from hardware_models.crossbar import cell_conductances, map_crossbar
+    from neurosim.export import to_nir
+    from neurosim.hardware import nonideal_config_from_spec
+
+    net = _bn_net(torch.float64)
+    spec = load_spec(target)
+    graph = to_nir(net, (16, 6, 6))
+    mapping = map_crossbar(analyze(graph), spec)
+    cfg = nonideal_config_from_spec(target, read_noise_rel=0.01)
+    chip = apply_nonidealities(net, cfg, seed=0)
+    for name, bn, kind in (("0", "1", CrossbarConv2d), ("5", "7", CrossbarLinear)):
+        layer = next(l for l in mapping.layers if l.synapses == (name,))
+        xbar = chip.get_submodule(name)
+        assert isinstance(xbar, kind) and isinstance(chip.get_submodule(bn), torch.nn.Identity)
+        assert xbar._w_shape[0] == layer.columns and len(_tile_rows(xbar)) == layer.row_tiles
+        assert _tile_rows(xbar) == [list(range(i, min(i + layer.block_rows, layer.rows)))
+                                    for i in range(0, layer.rows, layer.block_rows)]
+        # the cells: those hardware_models.crossbar programs from the graph's (folded) weights, and its bias
+        node = graph.nodes[name]
+        hp, hn = cell_conductances(node.weight, int(spec.si("array.weight_bits")), int(spec.si("array.cell_bits")),
+                                   g_on_s=1.0, g_off_s=cfg.g_off)
+        np.testing.assert_allclose(xbar.g_pos.numpy(), np.moveaxis(hp, -1, 0), rtol=1e-12)
+        np.testing.assert_allclose(xbar.g_neg.numpy(), np.moveaxis(hn, -1, 0), rtol=1e-12)
+        np.testing.assert_allclose(xbar.bias.numpy(), node.bias, rtol=1e-12)
+    # the layer after them, without a BatchNorm, holds its own weights' cells
+    plain = graph.nodes["9"]
+    hp, _ = cell_conductances(plain.weight, int(spec.si("array.weight_bits")), int(spec.si("array.cell_bits")),
+                              g_on_s=1.0, g_off_s=cfg.g_off)
+    np.testing.assert_allclose(chip[9].g_pos.numpy(), np.moveaxis(hp, -1, 0), rtol=1e-12)
+    assert chip(_bn_input(dtype=torch.float64))[0].shape == (5, 3, 3)
+
+
+def test_a_folded_chip_read_almost_exactly_computes_the_float_model():
+    from neurosim.export.nir import _fold_bn
+
+    net = _bn_net(torch.float64)
+    x = _bn_input(dtype=torch.float64)
+    with torch.no_grad():
+        ideal, _ = net(x)
+    assert 0 < float(ideal.mean()) < 1
+    fine = NonIdealConfig(levels=2**20, adc_bits=24)  # no noise, ~exact cells, a 24-bit ADC
+    chip = apply_nonidealities(net, fine, seed=0)
+    assert isinstance(chip[1], torch.nn.Identity) and isinstance(chip[7], torch.nn.Identity)
+    assert torch.equal(chip(x)[0], ideal)
+    with torch.no_grad():  # the currents into the first neurons: the conv and its BatchNorm in one read
+        torch.testing.assert_close(chip[0](x), net[1](net[0](x)), rtol=0, atol=1e-5)
+    # programming effects alone: the layer (its own class, a bias added) holds the quantised folded weights
+    cfg = NonIdealConfig(levels=8)
+    programmed = apply_nonidealities(net, cfg, seed=0)
+    folded, bias = _fold_bn(net[0].weight, None, net[1], "1")
+    assert type(programmed[0]) is Conv2d and isinstance(programmed[1], torch.nn.Identity)
+    torch.testing.assert_close(programmed[0].weight, effective_weight(folded, cfg), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(programmed[0].bias, bias, rtol=0, atol=0)
+    assert torch.equal(apply_nonidealities(net, dataclasses.replace(fine, adc_bits=None), seed=0)(x)[0], ideal)
+
+
+def test_folding_changes_only_the_folded_layers_and_keeps_every_other_cell_and_draw():
+    # a model without BatchNorm is programmed as before: the BatchNorms' model differs from it in the folded layers
+    # alone (the other layers' cells, faults, variation and read noise are drawn as without them), and a BatchNorm
+    # the export does not fold (after a Flatten; without running statistics; before an unmapped layer) stays
+    # digital after weights programmed unfolded
+    net = _bn_net()
+    bare = copy.deepcopy(net)
+    bare[1], bare[7] = torch.nn.Identity(), torch.nn.Identity()
+    cfg = NonIdealConfig(levels=16, sigma_rel=0.05, stuck_on_rate=0.01, stuck_off_rate=0.01, read_noise_rel=0.02,
+                         adc_bits=6, tile_rows=64)
+    chip, chip_bare = apply_nonidealities(net, cfg, seed=2), apply_nonidealities(bare, cfg, seed=2)
+    assert not torch.equal(chip[0].g_pos, chip_bare[0].g_pos) and not torch.equal(chip[5].g_pos, chip_bare[5].g_pos)
+    assert torch.equal(chip[9].g_pos, chip_bare[9].g_pos) and torch.equal(chip[9].g_neg, chip_bare[9].g_neg)
+    spikes = (torch.rand(5, 3, 20, generator=torch.Generator().manual_seed(0)) < 0.4).float()
+    assert torch.equal(chip[9](spikes), chip_bare[9](spikes))  # the same read noise too
+    for kept in ("flatten", "no_stats", "unmapped"):
+        other = copy.deepcopy(net)
+        if kept == "flatten":
+            other[6] = Flatten()  # Linear · Flatten · BatchNorm1d: the export refuses to fold it
+        elif kept == "no_stats":
+            other[7].running_mean = other[7].running_var = None
+        layers = ["0", "9"] if kept == "unmapped" else None
+        got = apply_nonidealities(other, cfg, seed=2, layers=layers)
+        assert isinstance(got[7], torch.nn.BatchNorm1d) and not isinstance(got[1], torch.nn.BatchNorm2d)
+        if kept == "unmapped":
+            assert type(got[5]) is Linear and torch.equal(got[5].weight, net[5].weight)
+        else:
+            assert torch.equal(got[5].g_pos, chip_bare[5].g_pos) and torch.equal(got[9].g_pos, chip_bare[9].g_pos)
+        assert torch.equal(got[0].g_pos, chip[0].g_pos)
+
+
+def test_noise_aware_finetuning_perturbs_the_folded_weights_and_trains_the_unfolded_ones():
+    # the chip programs W·k (k = γ/√(σ² + ε)); fine-tuning drew its perturbations on W, against W's own largest
+    # weight: another quantisation than the chip's in every column whose k is not the layer's mean
+    from neurosim.export.nir import _fold_bn
+
+    net = _bn_net()
+    x = torch.stack([_bn_input(T=4, B=8)[:, i] for i in range(8)])  # [N, T, ...]
+    train = Batches(x, torch.arange(8) % 3, batch_size=8)
+    cfg = NonIdealConfig(levels=5)  # deterministic: every draw is the quantisation alone
+    seen = {}
+
+    def record(name):
+        def hook(module, args):
+            seen.setdefault(name, module.weight.detach().clone())
+        return hook
+
+    for name in ("0", "5", "9"):
+        net.get_submodule(name).register_forward_pre_hook(record(name))
+    tuned = noise_aware_finetune(net, train, cfg, epochs=1, lr=0.01)
+    for name, bn in (("0", "1"), ("5", "7")):
+        w, norm = net.get_submodule(name).weight.detach(), net.get_submodule(bn)
+        k = (norm.weight / torch.sqrt(norm.running_var + norm.eps)).detach().reshape(-1, *[1] * (w.dim() - 1))
+        chip = effective_weight(_fold_bn(w, None, norm, bn)[0], cfg)
+        torch.testing.assert_close(seen[name] * k, chip, rtol=1e-5, atol=1e-6)  # with k, the chip's weights
+        assert not torch.allclose(seen[name], effective_weight(w, cfg), rtol=1e-3, atol=1e-4)
+    torch.testing.assert_close(seen["9"], effective_weight(net[9].weight.detach(), cfg), rtol=0, atol=0)
+    for a, b in ((tuned[0].weight, net[0].weight), (tuned[1].weight, net[1].weight), (tuned[7].bias, net[7].bias)):
+        assert not torch.equal(a, b)  # the gradient reached the unfolded weights and the BatchNorms' parameters
+    assert isinstance(tuned[1], torch.nn.BatchNorm2d) and isinstance(tuned[7], torch.nn.BatchNorm1d)
 
 # ------------------------------------------------------------------------------------------ current-based layers
 def cuba_net() -> Sequential:
