@@ -433,8 +433,8 @@ class Trainer:
         loss: a loss; None builds the one named in ``config.train.loss``.
         progress: show a progress bar with live loss and accuracy.
         tune_allocator: on CPU, keep training buffers in the process instead of glibc returning and re-faulting
-            them every step (:func:`neurosim.training.tune_cpu_allocator`: process-wide; BPTT ~15 % faster on
-            the benchmark machine). False leaves malloc as it is.
+            them every step (:func:`neurosim.training.tune_cpu_allocator`: process-wide; BPTT takes 15 % less
+            time at T = 50, ``benchmarks/bench_cpu_paths.py``). False leaves malloc as it is.
 
     In a process group (``torchrun``), the model trains wrapped in DistributedDataParallel (``self.model`` stays
     the plain module: checkpoints hold its ``state_dict``, interchangeable with single-process runs), a
