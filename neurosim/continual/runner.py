@@ -43,18 +43,23 @@ __all__ = ["ContinualRun", "build_tasks", "run_continual"]
 
 
 def build_tasks(cfg: ContinualConfig, seed: int, source_data: tuple | None = None,
-                progress: bool = False) -> list[Task]:
+                progress: bool = False, *, check_classes: bool = True) -> list[Task]:
     """The config's task sequence for one seed (permutations depend on the seed; class splits do not).
 
     Args:
         source_data: ``load_source(...)``'s result, to reuse across seeds; None loads it.
+        check_classes: refuse a class split that leaves a task one class, or asks for more classes per task than
+            the source has (a ConfigError naming ``tasks.classes_per_task``: settings to run). False builds the tasks
+            of a model already trained, as its record says (:func:`~neurosim.continual.checkpoint.continual_data`:
+            a model kept before such splits were refused is still evaluated, estimated and exported).
     """
     tc = cfg.tasks
     if source_data is None:
         source_data = _load_source(cfg, progress)
     if tc.protocol == "permuted":
         return permuted_tasks(*source_data, num_tasks=tc.num_tasks, seed=seed, permute_first=tc.permute_first)
-    _check_class_groups(tc.classes_per_task, len(set(source_data[1].tolist())))
+    if check_classes:
+        _check_class_groups(tc.classes_per_task, len(set(source_data[1].tolist())))
     try:
         return class_split_tasks(*source_data, classes_per_task=tc.classes_per_task)
     except ValueError as e:  # e.g. a subset too small to hold every task's classes

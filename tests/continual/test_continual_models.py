@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from neurosim.cli import main
+from neurosim.config import ConfigError
 from neurosim.continual import build_tasks, evaluate_task, load_continual_config, run_continual
 from neurosim.continual.checkpoint import _interleaved, model_path, run_config_view
 from neurosim.runs import evaluate_checkpoint, load_run
@@ -130,6 +131,26 @@ def test_a_class_split_model_warns_that_its_accuracy_is_over_all_outputs(tmp_pat
     with pytest.warns(RuntimeWarning, match="class-incremental"):
         _, _, data = load_run(model_path(result.run_dir, "baseline", 0), progress=False, test_only=True)
     assert len(data.test.labels) == 40 and "2 class-split tasks" in data.info.description
+
+
+def test_a_kept_class_split_model_of_a_task_of_one_class_still_loads(tmp_path, monkeypatch):
+    """A model kept by a run from before classes_per_task = 3 was refused (3b34152) loads for evaluate, estimate and
+    export: its tasks were rebuilt through the refusal, a ConfigError naming tasks.classes_per_task, which those
+    commands cannot set, so the model could no longer be costed or exported."""
+    import neurosim.continual.runner as runner
+
+    cfg = load_continual_config("continual_pmnist_digits", [
+        "seeds=[0]", "tasks.protocol=\"class_split\"", "tasks.classes_per_task=3", "tasks.train_subset=100",
+        "tasks.test_subset=40", "model.hidden=[16]", 'methods=["baseline"]', "train.epochs=1",
+        f'out_dir="{tmp_path}"'])
+    with monkeypatch.context() as m:  # trained as before the refusal
+        m.setattr(runner, "_check_class_groups", lambda *a: None)
+        result = run_continual(cfg, progress=False, log=None)
+    with pytest.raises(ConfigError, match="tasks.classes_per_task: 3 splits"):
+        build_tasks(cfg, 0)  # a run of these settings is refused, as before
+    with pytest.warns(RuntimeWarning, match="class-incremental"):
+        _, _, data = load_run(model_path(result.run_dir, "baseline", 0), progress=False, test_only=True)
+    assert len(data.test.labels) == 40 and "4 class-split tasks of 3 classes" in data.info.description
 
 
 def test_a_continual_checkpoint_without_its_record_is_refused(run, tmp_path):
