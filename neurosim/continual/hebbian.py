@@ -34,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 
 import torch
@@ -103,7 +104,8 @@ class HebbianSubspace:
     """
 
     def __init__(self, in_features: int, lr: float = 0.01, iterations: int = 5, momentum: float = 0.9,
-                 clamp: float = 10.0, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> None:
+                 clamp: float = 10.0, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                 long_rows: str = "raise") -> None:
         if isinstance(in_features, bool) or not isinstance(in_features, int) or in_features <= 0:
             raise ValueError(f"in_features must be a positive integer, got {in_features!r}")
         if not lr > 0:
@@ -114,6 +116,11 @@ class HebbianSubspace:
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
         if not clamp > 0:
             raise ValueError(f"clamp must be positive, got {clamp!r}")
+        if long_rows not in ("raise", "warn"):
+            raise ValueError(f"long_rows must be 'raise' or 'warn', got {long_rows!r}")
+        # rows past DIVERGED_ROW_NORM: an error, or (for a user of the rows' span only, such as HLOP with an
+        # orthonormal basis) a warning, given once; weights that are not finite are an error either way
+        self.long_rows, self._warned_long = long_rows, False
         self.in_features, self.lr, self.iterations = in_features, float(lr), iterations
         self.momentum, self.clamp = float(momentum), float(clamp)
         self.weight = torch.zeros(0, in_features, device=device, dtype=dtype)
@@ -190,7 +197,17 @@ class HebbianSubspace:
                 delta = self.velocity[f:]
             self.weight[f:].add_(delta, alpha=self.lr)
         norm = float(self.weight[f:].norm(dim=1).max()) if self.num_rows > f else 0.0
-        if not (torch.isfinite(self.weight).all() and norm <= DIVERGED_ROW_NORM):
+        finite = bool(torch.isfinite(self.weight).all())
+        if finite and norm > DIVERGED_ROW_NORM and self.long_rows == "warn":
+            if not self._warned_long:
+                self._warned_long = True
+                squared = float((x * x).sum(1).mean())
+                warnings.warn(f"Hebbian subspace rows reached norm {norm:.3g} (lr {self.lr} is too large for inputs "
+                              f"of squared norm ~{squared:.3g}; Oja's rule keeps them at unit length): only their "
+                              "span is used, but it follows the inputs' leading directions less well; a rate near "
+                              f"{1 / squared if squared > 0 else float('nan'):.2g} keeps them stable",
+                              RuntimeWarning, stacklevel=2)
+        elif not (finite and norm <= DIVERGED_ROW_NORM):
             squared = float((x * x).sum(1).mean())
             grown = (f"; its rows, which Oja's rule keeps at unit length, reached norm {norm:.3g}, and projecting "
                      "with them would wreck the later tasks' gradients" if math.isfinite(norm) else "")

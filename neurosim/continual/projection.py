@@ -302,8 +302,10 @@ class HLOP:
         self.subspaces: dict[str, HebbianSubspace] = {}
         for (name, m), rate in zip(self.layers, lrs):
             w = m.weight
+            # with an orthonormal basis only the rows' span protects: rows grown long are a warning, not an error
             self.subspaces[name] = HebbianSubspace(presynaptic_size(m), lr=rate, iterations=iterations,
-                                                   momentum=momentum, clamp=clamp, device=w.device, dtype=w.dtype)
+                                                   momentum=momentum, clamp=clamp, device=w.device, dtype=w.dtype,
+                                                   long_rows="warn" if orthonormalize else "raise")
         self._bases: dict[str, torch.Tensor] = {}
         self.projecting = False
         self.hebbian = False
