@@ -8,6 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conversions import IntToFloatCopies
 from neurosim.config import ModelConfig, NeuronConfig
 from neurosim.nn import (
     LI, LIF, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Sequential, SumPool2d, build_model,
@@ -154,32 +155,6 @@ def test_run_chunked_equals_one_call_outputs_state_and_gradients():
             torch.testing.assert_close(a, b)
 
 
-class _Conversions:
-    """The shapes of the integer → float tensors the torch ops inside the block make (an input's conversion)."""
-
-    def __init__(self) -> None:
-        from torch.utils._python_dispatch import TorchDispatchMode
-
-        shapes = self.shapes = []
-
-        class Mode(TorchDispatchMode):
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                out = func(*args, **(kwargs or {}))
-                if func is torch.ops.aten._to_copy.default and not args[0].is_floating_point() and \
-                        out.is_floating_point():
-                    shapes.append(tuple(out.shape))
-                return out
-
-        self._mode = Mode()
-
-    def __enter__(self) -> "_Conversions":
-        self._mode.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._mode.__exit__(*exc)
-
-
 @pytest.mark.parametrize("steps", [7, 3])
 def test_run_chunked_converts_integer_frames_a_chunk_at_a_time_to_the_float_runs_values(steps):
     """A compact batch (uint8 event counts, FrameLoader.iter_from(compact=True)) runs as its float32 copy does, but
@@ -195,7 +170,7 @@ def test_run_chunked_converts_integer_frames_a_chunk_at_a_time_to_the_float_runs
     out_f.pow(2).sum().backward()
     grads_f = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
-    with _Conversions() as made:
+    with IntToFloatCopies() as made:
         out_c, state_c = run_chunked(model, counts, steps=steps)
     assert made.shapes == [(min(steps, 7 - t), 3, 2, 10, 10) for t in range(0, 7, steps)]  # chunk by chunk
     out_c.pow(2).sum().backward()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conversions import IntToFloatCopies
 from neurosim.config import ConfigError, ModelConfig, NeuronConfig, RunConfig, TrainConfig, load_config
 from neurosim.functional import LIFParams, LIFState, Surrogate, lif_scan
 from neurosim.nn import LI, LIF, BatchNorm1d, Dropout, Flatten, Linear, Sequential, build_model, detach_state
@@ -255,22 +256,10 @@ def test_chunked_sltt_holds_one_chunk_whatever_T():
 
 def _input_conversions(method, model, x, y, loss):
     """``method``'s output and gradients on ``x``, and the shapes of the integer → float copies made meanwhile."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    shapes = []
-
-    class Conversions(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
-            if func is torch.ops.aten._to_copy.default and not args[0].is_floating_point() and \
-                    out.is_floating_point():
-                shapes.append(tuple(out.shape))
-            return out
-
     torch.manual_seed(0)  # the same dropout mask (and SLTT-K's drawn steps) for either input
-    with Conversions():
+    with IntToFloatCopies() as copies:
         out, grads = _run(method, model, x, y, loss)
-    return out, grads, shapes
+    return out, grads, copies.shapes
 
 
 @pytest.mark.parametrize("make, steps", [
