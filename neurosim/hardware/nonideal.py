@@ -689,7 +689,22 @@ class _StepRows:
         self.step = 0
 
 
-class CrossbarStackedInput(nn.Module):
+class _StackedSide(nn.Module):
+    """One side of a stacked dense recurrent layer: the shared crossbar, the input row count, the side's own bias
+    and tiles, and the step's input rows both sides read."""
+
+    _input_side: bool
+
+    def __init__(self, crossbar: CrossbarLinear, inputs: int, bias: torch.Tensor | None, rows: _StepRows) -> None:
+        super().__init__()
+        self.crossbar = crossbar
+        self.inputs = inputs
+        self.register_buffer("bias", None if bias is None else bias.detach().clone())
+        self._rows = rows
+        self._own_tiles = [t for t in crossbar._tiles() if (t.stop <= inputs) == self._input_side]
+
+
+class CrossbarStackedInput(_StackedSide):
     """The input side of a dense recurrent layer whose input and recurrent weights are one matrix on one chip
     (``[W_in | W_rec]``, input rows first, as :mod:`hardware_models.crossbar` maps and costs it): the tiles that
     hold only input rows, read at every step at once, plus the input weights' bias. It also hands each step's
@@ -700,13 +715,7 @@ class CrossbarStackedInput(nn.Module):
         x_seq: ``[T, B, N_in]`` → ``[T, B, N]``.
     """
 
-    def __init__(self, crossbar: CrossbarLinear, inputs: int, bias: torch.Tensor | None, rows: _StepRows) -> None:
-        super().__init__()
-        self.crossbar = crossbar
-        self.inputs = inputs
-        self.register_buffer("bias", None if bias is None else bias.detach().clone())
-        self._rows = rows
-        self._own_tiles = [t for t in crossbar._tiles() if t.stop <= inputs]
+    _input_side = True  # reads the tiles of input rows only (the feedback: every tile holding a recurrent row)
 
     @property
     def weight(self) -> torch.Tensor:
@@ -724,7 +733,7 @@ class CrossbarStackedInput(nn.Module):
         return y if self.bias is None else y + self.bias
 
 
-class CrossbarStackedFeedback(nn.Module):
+class CrossbarStackedFeedback(_StackedSide):
     """The feedback side of a stacked dense recurrent layer (:class:`CrossbarStackedInput`): called by the
     :class:`neurosim.nn.RLIF` as its ``.recurrent`` with the spikes ``s[t−1]``, it reads the tiles holding recurrent
     rows with the rows ``[x[t], s[t−1]]``, plus the recurrent bias.
@@ -733,13 +742,7 @@ class CrossbarStackedFeedback(nn.Module):
         s: ``[B, N]`` → ``[B, N]``.
     """
 
-    def __init__(self, crossbar: CrossbarLinear, inputs: int, bias: torch.Tensor | None, rows: _StepRows) -> None:
-        super().__init__()
-        self.crossbar = crossbar
-        self.inputs = inputs
-        self.register_buffer("bias", None if bias is None else bias.detach().clone())
-        self._rows = rows
-        self._own_tiles = [t for t in crossbar._tiles() if t.stop > inputs]
+    _input_side = False
 
     @property
     def weight(self) -> torch.Tensor:
