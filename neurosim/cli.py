@@ -36,6 +36,7 @@ import io
 import os
 import select
 import signal
+import shlex
 import sys
 import threading
 import time
@@ -125,7 +126,8 @@ def _note_moved_run(config_path: Path, run_dir: Path) -> None:
     if run_dir.resolve() != folder:
         print(f"note: {config_path} belongs to the run in {folder} (it has {has}), but its out_dir and name "
               f"point to {run_dir}, where this run goes; to resume the run in {folder} instead, add "
-              f"--set out_dir={folder.parent} name={folder.name}", file=sys.stderr)
+              f"--set {shlex.quote(f'out_dir={folder.parent}')} {shlex.quote(f'name={folder.name}')}",
+              file=sys.stderr)  # (quoted for a shell where a path holds spaces)
 
 
 def cmd_train(args) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 import warnings
@@ -476,6 +477,14 @@ def test_training_from_a_moved_run_folders_config_says_how_to_resume_it_there(tm
     (moved / "checkpoint.pt").unlink()
     _note_moved_run(moved / "config.toml", Path("gone") / "run1")  # no run there to resume
     assert capsys.readouterr().err == ""
+    # a folder with spaces: the overrides are quoted for the shell (pasted unquoted, they split into other words)
+    spaced = tmp_path / "my runs" / "run 1"
+    spaced.mkdir(parents=True)
+    (spaced / "config.toml").write_text('name = "run 1"\nout_dir = "gone"\n')
+    (spaced / "checkpoint.pt").write_bytes(b"x")
+    _note_moved_run(spaced / "config.toml", Path("gone") / "run 1")
+    hint = capsys.readouterr().err.split("add --set ")[1].strip()
+    assert shlex.split(hint) == [f"out_dir={spaced.parent}", "name=run 1"]
 
 
 def test_a_checkpoint_trained_on_other_data_files_says_so_when_evaluated(tiny_checkpoint, tmp_path):
