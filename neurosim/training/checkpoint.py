@@ -139,11 +139,30 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as e:  # torch raises several types for corrupt files
+        hint = _not_a_checkpoint(path)
+        if hint:
+            raise CheckpointError(f"{str(path)!r} is {hint}, not a checkpoint") from None
         raise CheckpointError(f"checkpoint {str(path)!r} could not be read ({type(e).__name__}: {e})") from None
     if not isinstance(payload, dict) or payload.get("format") not in (CHECKPOINT_FORMAT, MID_EPOCH_FORMAT):
         raise CheckpointError(f"{str(path)!r} is not a neurosim checkpoint (format {CHECKPOINT_FORMAT} or "
                               f"{MID_EPOCH_FORMAT})")
     return payload
+
+
+def _not_a_checkpoint(path: Path) -> str | None:
+    """What a file that torch cannot load is, where its name or first bytes say (a run folder's JSON or text
+    files, given as a checkpoint by mistake); None where nothing does, a checkpoint that is corrupt."""
+    if path.parent.name == "finished" and path.suffix == ".json":
+        return (f"a continual run's finished results (JSON); that (method, seed)'s model is "
+                f"{path.parent.parent / 'models' / (path.stem + '.pt')}")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64).lstrip()
+    except OSError:
+        return None
+    if head[:1] in (b"{", b"["):
+        return "a JSON file (a checkpoint is a torch file: checkpoint.pt, best.pt or a continual run's models/*.pt)"
+    return None
 
 
 def checkpoint_class_names(payload: dict[str, Any], path: str | Path) -> tuple[str, ...] | None:

@@ -4,6 +4,7 @@ estimate``, ``evaluate`` and ``export`` take, served the test splits of every ta
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -297,3 +298,22 @@ def test_a_continual_run_folder_or_a_model_it_has_not_finished_is_refused_naming
     (tmp_path / "plain").mkdir()  # any other folder: as before
     assert main(["-q", "evaluate", "--checkpoint", str(tmp_path / "plain")]) == 2
     assert "is a folder without a checkpoint.pt; give the checkpoint file" in capsys.readouterr().err
+
+
+def test_a_finished_results_file_or_other_json_given_as_a_checkpoint_says_what_it_is(tmp_path):
+    # torch.load's 'UnpicklingError: invalid load key' was all a user got for a finished/*.json or a metrics file
+    from neurosim.training.checkpoint import CheckpointError, load_checkpoint
+
+    finished = tmp_path / "run" / "finished"
+    finished.mkdir(parents=True)
+    (finished / "hlop_seed0.json").write_text('{"method": "hlop"}')
+    model = tmp_path / "run" / "models" / "hlop_seed0.pt"
+    with pytest.raises(CheckpointError, match=r"is a continual run's finished results \(JSON\); that \(method, seed\)'s "
+                                              rf"model is {re.escape(str(model))}, not a checkpoint$"):
+        load_checkpoint(finished / "hlop_seed0.json")
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1}\n')
+    with pytest.raises(CheckpointError, match=r"is a JSON file \(a checkpoint is a torch file: checkpoint.pt"):
+        load_checkpoint(tmp_path / "metrics.jsonl")
+    (tmp_path / "broken.pt").write_bytes(b"\x80\x02garbage")
+    with pytest.raises(CheckpointError, match=r"could not be read \(UnpicklingError"):  # corrupt: as before
+        load_checkpoint(tmp_path / "broken.pt")
