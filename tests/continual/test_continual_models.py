@@ -308,8 +308,9 @@ def test_a_finished_results_file_or_other_json_given_as_a_checkpoint_says_what_i
     finished.mkdir(parents=True)
     (finished / "hlop_seed0.json").write_text('{"method": "hlop"}')
     model = tmp_path / "run" / "models" / "hlop_seed0.pt"
-    with pytest.raises(CheckpointError, match=r"is a continual run's finished results \(JSON\); that \(method, seed\)'s "
-                                              rf"model is {re.escape(str(model))}, not a checkpoint$"):
+    with pytest.raises(CheckpointError, match=r"is a continual run's finished results \(JSON\); that "
+                                              rf"\(method, seed\)'s model is {re.escape(str(model))}, not a "
+                                              r"checkpoint$"):
         load_checkpoint(finished / "hlop_seed0.json")
     (tmp_path / "metrics.jsonl").write_text('{"epoch": 1}\n')
     with pytest.raises(CheckpointError, match=r"is a JSON file \(a checkpoint is a torch file: checkpoint.pt"):
