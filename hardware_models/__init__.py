@@ -57,7 +57,7 @@ def _conventional(facts, activity, spec, **options):
 
 _ESTIMATORS: dict[str, Callable[..., Estimate]] = {"digital": _digital, "conventional": _conventional}
 _OPTIONS: dict[str, frozenset[str]] = {
-    "digital": frozenset({"weight_bits", "chips", "placed_for"}),
+    "digital": frozenset({"weight_bits", "chips", "placed_for", "placement_ties"}),
     "conventional": frozenset({"precision"}),
 }
 
@@ -80,7 +80,9 @@ def estimate(graph: nir.NIRGraph | GraphFacts, activity: ActivityProfile, target
         activity: measured spiking activity of the same graph (node names must match).
         target: a shipped spec name (see :func:`list_targets`), a path to a spec file, or a loaded ``Spec``.
         **options: passed to the model: digital ``weight_bits`` (default 8), ``chips`` (default 1) and
-            ``placed_for`` (the activity a tie between placement orders is broken at; default ``activity``);
+            ``placed_for`` (the activity a tie between placement orders is broken at; default ``activity``),
+            ``placement_ties`` ("latency", the default: the shortest latency first, then the least energy;
+            "energy": the least energy first);
             conventional ``precision`` ("fp32" | "int8"); crossbar ``activity_blind``, ``weight_bits``,
             ``cell_bits``, ``tile_size``, ``columns_per_adc``, ``share_tiles`` (see
             :func:`hardware_models.crossbar.estimate_crossbar`). An option of another kind of target is ignored

@@ -10,7 +10,8 @@ reads a narrow input window); the mapper tries channel-major for all, position-m
 each such population's order once, keeps the assignment with the fewest cores, and notes it. **Placement ties**:
 where several of the orders tried need as many cores (the orders one flip away from a tied one are tried too, up to
 4 per such population), the estimate costs each and uses the one with the shortest
-latency per inference, then the least energy, then the first tried (a note lists them with their figures), at its
+latency per inference, then the least energy (``placement_ties="energy"``: the least energy first), then the first
+tried (a note lists them with their figures), at its
 activity or at ``placed_for``, the activity a study that estimates one placed network at many activities (each
 sample, each exit step) places it for; on a chip where the order changes neither (no time per operation, no routing
 cost: TrueNorth, SpiNNaker) the first tried is used. :func:`map_network` without an activity keeps the first tried;
@@ -1042,14 +1043,18 @@ def _tagged_max_pools(facts: GraphFacts) -> list[str]:
 
 def estimate_digital(facts: GraphFacts, activity: ActivityProfile, spec: Spec, *,
                      weight_bits: int = DEFAULT_WEIGHT_BITS, chips: int = 1,
-                     placed_for: ActivityProfile | None = None) -> Estimate:
+                     placed_for: ActivityProfile | None = None, placement_ties: str = "latency") -> Estimate:
     """Energy, latency and mapping of one inference on a digital neuromorphic target.
 
     Where several placement orders need the fewest cores, the one with the shortest latency per inference, then the
     least energy, then the first tried, is costed (module docstring, "Placement ties"), at ``activity``, or at
     ``placed_for`` when given: a chip is placed once, so a study that estimates one network at many activities (each
     sample, each exit step) passes the activity it places the network for, and every estimate keeps that placement.
+    ``placement_ties="energy"`` breaks such a tie by the least energy first, then the shortest latency.
     """
+    if placement_ties not in PLACEMENT_TIES:
+        raise ValueError(f"placement_ties must be one of {', '.join(map(repr, PLACEMENT_TIES))} (what breaks a tie "
+                         f"between placement orders of as many cores first), got {placement_ties!r}")
     facts.check_activity(activity)
     if placed_for is not None:
         if not isinstance(placed_for, ActivityProfile):
@@ -1067,22 +1072,26 @@ def estimate_digital(facts: GraphFacts, activity: ActivityProfile, spec: Spec, *
     if placed_for is None:
         ests = [_estimate_placed(chip_facts, chip_activity, spec, m, mapper, notes + pool_notes)
                 for m, mapper in candidates]
-        best = _fastest(ests)
-        return _with_tie_note(ests[best], _tie_note(candidates, ests, best, "at this activity"))
+        best = _fastest(ests, placement_ties)
+        return _with_tie_note(ests[best], _tie_note(candidates, ests, best, "at this activity", placement_ties))
     ref_facts, ref_activity, _ = _max_pools_on(facts, placed_for, spec)
     if ref_facts is not chip_facts:
         raise ValueError(f"placed_for measures max pools {_max_pools(facts, placed_for)}, the activity "
                          f"{_max_pools(facts, activity)}: the network they run differs on {spec.name} (a max pool "
                          "becomes pooling neurons); give both the events of the same pools")
-    key = ("placement for", _placement_key(spec, weight_bits, chips), _activity_digest(placed_for))
+    key = ("placement for", _placement_key(spec, weight_bits, chips), _activity_digest(placed_for), placement_ties)
     if key not in chip_facts._cache:
         ests = [_estimate_placed(ref_facts, ref_activity, spec, m, mapper, []) for m, mapper in candidates]
-        best = _fastest(ests)
+        best = _fastest(ests, placement_ties)
         chip_facts._cache[key] = best, _tie_note(candidates, ests, best, "at the activity it is placed for "
-                                                                        "(placed_for)")
+                                                                        "(placed_for)", placement_ties)
     best, note = chip_facts._cache[key]
     return _with_tie_note(_estimate_placed(chip_facts, chip_activity, spec, *candidates[best], notes + pool_notes),
                           note)
+
+
+#: what breaks a tie between placement orders that need as many cores, first (then the other)
+PLACEMENT_TIES = ("latency", "energy")
 
 
 def _fastest_key(e: Estimate) -> tuple[float, float]:
@@ -1090,9 +1099,11 @@ def _fastest_key(e: Estimate) -> tuple[float, float]:
     return float(f"{e.latency_per_inference_s or 0.0:.12g}"), float(f"{e.total_energy_j:.12g}")
 
 
-def _fastest(ests: list[Estimate]) -> int:
-    """Index of the shortest latency per inference, then the least energy, then the first."""
-    return min(range(len(ests)), key=lambda i: (*_fastest_key(ests[i]), i))
+def _fastest(ests: list[Estimate], placement_ties: str = "latency") -> int:
+    """Index of the shortest latency per inference, then the least energy (``placement_ties="energy"``: the least
+    energy, then the shortest latency), then the first."""
+    order = slice(None) if placement_ties == "latency" else slice(None, None, -1)
+    return min(range(len(ests)), key=lambda i: (*_fastest_key(ests[i])[order], i))
 
 
 def _order_matters(spec: Spec) -> bool:
@@ -1102,7 +1113,7 @@ def _order_matters(spec: Spec) -> bool:
     return spec.has("time.synaptic_op") or spec.term("routing") == "modelled"
 
 
-def _tie_note(candidates, ests: list[Estimate] | None, best: int, where: str) -> str:
+def _tie_note(candidates, ests: list[Estimate] | None, best: int, where: str, placement_ties: str = "latency") -> str:
     spatial = list(candidates[0][1].spatial)
     orders = [_order_text(mapper, spatial) for _, mapper in candidates]
     head = f"placement tie: {len(candidates)} orders need the same {candidates[0][0].cores_used} cores"
@@ -1114,7 +1125,9 @@ def _tie_note(candidates, ests: list[Estimate] | None, best: int, where: str) ->
                 f"({orders[0]})")
     rows = "; ".join(f"{o}: {e.latency_per_inference_s * 1e3:.4g} ms, {e.total_energy_j * 1e6:.4g} µJ"
                      f"{' (used)' if i == best else ''}" for i, (o, e) in enumerate(zip(orders, ests)))
-    return f"{head} ({rows}): the shortest latency per inference {where}, then the least energy, is used"
+    rule = ("the shortest latency per inference {}, then the least energy" if placement_ties == "latency" else
+            "the least energy per inference {}, then the shortest latency")
+    return f"{head} ({rows}): {rule.format(where)}, is used"
 
 
 def _with_tie_note(est: Estimate, note: str) -> Estimate:

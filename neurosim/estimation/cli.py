@@ -46,6 +46,8 @@ def cmd_estimate(args) -> int:
         if args.chips is not None and args.chips < 1:
             raise UserError(f"--chips must be at least 1, got {args.chips}")
         options = {} if args.chips is None else {"chips": args.chips}
+        if args.placement_ties is not None:
+            options["placement_ties"] = args.placement_ties
         if args.step_ms is not None and not (math.isfinite(args.step_ms) and args.step_ms > 0):
             raise UserError(f"--step-ms must be a positive number of milliseconds, got {args.step_ms:g}")
         check_nonideal_args(args, args.checkpoint)  # before the estimate: a bad flag costs nothing
@@ -152,6 +154,10 @@ def register(sub) -> None:
     p.add_argument("--chips", type=int, default=None, metavar="N",
                    help="chips the digital targets may map the model onto (default 1: a model needing more is "
                         "marked as not fitting, with the number it needs); crossbar targets ignore it, with a note")
+    p.add_argument("--placement-ties", choices=("latency", "energy"), default=None,
+                   help="on digital targets, where placement orders need as many cores: the one with the shortest "
+                        "latency, then the least energy (latency, the default), or the least energy first (energy); "
+                        "the estimate's notes list the tied orders with their figures")
     p.add_argument("--step-ms", type=float, default=None,
                    help="time per step on chips that run in real time (e.g. Speck; fixed-tick chips keep their "
                         "tick), in ms (default: the model's neuron.dt_ms, or with --nir the activity's dt_s; for "

@@ -252,6 +252,27 @@ def test_a_tie_of_equal_costs_keeps_the_first_order_and_says_so():
     assert all("changes neither latency nor energy" in n for n in notes)
 
 
+def test_placement_ties_energy_takes_the_least_energy_first():
+    # the tied orders of two_convs(groups=32) on Loihi differ in latency and in routing energy: "energy" takes the
+    # least energy (then the shortest latency), the default the shortest latency first; a bad value names the option
+    facts, spec = analyze(two_convs(groups=32)), load_spec("loihi")
+    act = one_channel_activity(slice(0, 1), slice(None))
+    ests = [_estimate_placed(facts, act, spec, m, mapper, []) for m, mapper in _placements(facts, spec, 8, 1)]
+    by_energy = min(ests, key=lambda e: (e.total_energy_j, e.latency_per_inference_s))
+    by_latency = min(ests, key=lambda e: (e.latency_per_inference_s, e.total_energy_j))
+    assert by_energy.mapping.layers != by_latency.mapping.layers  # the two rules choose differently here
+    est = estimate(facts, act, spec, placement_ties="energy")
+    assert est.total_energy_j == by_energy.total_energy_j and est.mapping.layers == by_energy.mapping.layers
+    (note,) = [n for n in est.notes if n.startswith("placement tie")]
+    assert note.endswith("the least energy per inference at this activity, then the shortest latency, is used")
+    assert estimate(facts, act, spec).mapping.layers == by_latency.mapping.layers
+    placed = estimate(facts, act, spec, placed_for=act, placement_ties="energy")  # kept apart from latency's tie
+    assert placed.mapping.layers == by_energy.mapping.layers
+    assert estimate(facts, act, spec, placed_for=act).mapping.layers == by_latency.mapping.layers
+    with pytest.raises(ValueError, match=r"placement_ties must be one of 'latency', 'energy' .* got 'power'"):
+        estimate(facts, act, spec, placement_ties="power")
+
+
 def test_placed_for_keeps_one_placement_across_activities():
     # a study estimating one placed network at many activities (per sample, per exit step) passes the activity it
     # places the network for: an activity that alone would choose channel-major keeps position-major
