@@ -1,5 +1,5 @@
 """Seeded small networks and inputs shared by the early-exit and per-sample tests: a conv net with a max pool, and
-a recurrent one with a CUBA layer and an LI read-out."""
+a recurrent one with a CUBA layer and an LI read-out; and a recorder of the estimates a study makes."""
 
 from __future__ import annotations
 
@@ -24,3 +24,18 @@ def recurrent_net(T: int, B: int):
                      Linear(8, 3), LI(beta=0.9))
     x = (torch.rand(T, B, 12) > 0.5).float()
     return net, x, (12,)
+
+
+def record_estimates(monkeypatch) -> list[tuple]:
+    """The calls of ``hardware_models.estimate`` made while the test runs, each passed on: ``(target name,
+    activity, options)``."""
+    import hardware_models
+
+    calls, real = [], hardware_models.estimate
+
+    def recording(graph, activity, target, **options):
+        calls.append((getattr(target, "name", target), activity, options))
+        return real(graph, activity, target, **options)
+
+    monkeypatch.setattr(hardware_models, "estimate", recording)
+    return calls

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from small_nets import conv_net, recurrent_net
+from small_nets import conv_net, record_estimates, recurrent_net
 
 from neurosim.activity import activity_profile, cohort_profiles
 from neurosim.cli import main
@@ -290,19 +290,11 @@ def test_every_cohort_is_costed_on_the_placement_of_the_full_run(monkeypatch):
     # a chip is placed once: every cohort (each exit step's samples) and each sample's own stopped run are estimated
     # with placed_for = every sample's run over all T steps (the activity a placement tie is broken at); other kinds
     # of target take no such option
-    import hardware_models
-
-    calls = []
-    real = hardware_models.estimate
-
-    def recording(facts, activity, spec, **options):
-        calls.append((spec.name, activity, options.get("placed_for")))
-        return real(facts, activity, spec, **options)
-
-    monkeypatch.setattr(hardware_models, "estimate", recording)
+    recorded = record_estimates(monkeypatch)
     net, x, shape = _conv_net()
     y = torch.arange(B) % 5
     early_exit(net, shape, [(x, y)], ["loihi", "rram_neurosim"], thresholds=[0.5], per_sample=True)
+    calls = [(name, activity, options.get("placed_for")) for name, activity, options in recorded]
     loihi = [c for c in calls if c[0] == "loihi"]
     full = [a for _, a, _ in loihi if a.time_steps == T and a.samples == B]
     assert len(full) == 1 and len(loihi) > B + T

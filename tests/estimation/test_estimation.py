@@ -619,20 +619,15 @@ def test_cli_chips_lets_a_model_map_onto_several_chips(tiny_checkpoint, tmp_path
 
 
 def test_cli_placement_ties_reaches_every_digital_estimate(tiny_checkpoint, tmp_path, monkeypatch):
-    import hardware_models
+    from small_nets import record_estimates
 
-    seen, real = [], hardware_models.estimate
-
-    def recording(graph, activity, target, **options):
-        seen.append(options.get("placement_ties"))
-        return real(graph, activity, target, **options)
-
-    monkeypatch.setattr(hardware_models, "estimate", recording)
+    calls = record_estimates(monkeypatch)
     argv = ["-q", "estimate", "--checkpoint", str(tiny_checkpoint), "--target", "loihi", "--samples", "4", "--out",
             str(tmp_path / "est"), "--placement-ties", "energy"]
-    assert main(argv) == 0 and seen and set(seen) == {"energy"}
-    seen.clear()
-    assert main(argv[:-2] + ["--out", str(tmp_path / "default")]) == 0 and set(seen) == {None}  # the model's default
+    assert main(argv) == 0 and calls and {o.get("placement_ties") for _, _, o in calls} == {"energy"}
+    calls.clear()
+    assert main(argv[:-2] + ["--out", str(tmp_path / "default")]) == 0
+    assert {o.get("placement_ties") for _, _, o in calls} == {None}  # the model's default
 
 
 def test_the_default_output_folder_is_checked_before_estimating(tiny_checkpoint, capsys, monkeypatch):

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from small_nets import conv_net, recurrent_net
+from small_nets import conv_net, record_estimates, recurrent_net
 
 from neurosim.estimation import estimate_model
 from neurosim.estimation.per_sample import PERCENTILES, per_sample
@@ -136,18 +136,10 @@ def test_every_sample_is_costed_on_the_placement_of_the_mean_activity(monkeypatc
     # a chip is placed once: where placement orders tie on cores, the estimate breaks the tie by latency at the
     # activity given as placed_for; per_sample passes the mean activity for every sample of a digital target (and
     # nothing to other kinds of target, which take no such option)
-    import hardware_models
-
-    calls = []
-    real = hardware_models.estimate
-
-    def recording(facts, activity, spec, **options):
-        calls.append((spec.name, activity, options.get("placed_for")))
-        return real(facts, activity, spec, **options)
-
-    monkeypatch.setattr(hardware_models, "estimate", recording)
+    recorded = record_estimates(monkeypatch)
     net, x, shape = _conv_net()
     per_sample(net, shape, x, ["loihi", "rram_neurosim"])
+    calls = [(name, activity, options.get("placed_for")) for name, activity, options in recorded]
     loihi = [c for c in calls if c[0] == "loihi"]
     assert len(loihi) == B + 1
     mean = loihi[-1][1]  # the last: the mean activity's own estimate
