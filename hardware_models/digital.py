@@ -1051,6 +1051,11 @@ def estimate_digital(facts: GraphFacts, activity: ActivityProfile, spec: Spec, *
     ``placed_for`` when given: a chip is placed once, so a study that estimates one network at many activities (each
     sample, each exit step) passes the activity it places the network for, and every estimate keeps that placement.
     ``placement_ties="energy"`` breaks such a tie by the least energy first, then the shortest latency.
+
+    Raises:
+        ValueError: ``placed_for`` measures the events of other max pools than ``activity`` (on every target, with or
+            without a tie: the two are activities of different networks), or ``placement_ties`` is not one of
+            :data:`PLACEMENT_TIES`.
     """
     if placement_ties not in PLACEMENT_TIES:
         raise ValueError(f"placement_ties must be one of {', '.join(map(repr, PLACEMENT_TIES))} (what breaks a tie "
@@ -1061,6 +1066,14 @@ def estimate_digital(facts: GraphFacts, activity: ActivityProfile, spec: Spec, *
             raise TypeError(f"placed_for must be a hardware_models.ActivityProfile (the activity the network is "
                             f"placed for) or None, got {type(placed_for).__name__}")
         facts.check_activity(placed_for)
+        theirs, ours = sorted(_max_pools(facts, placed_for)), sorted(_max_pools(facts, activity))
+        if theirs != ours:  # on every target, tied or not: a pool measured in one only is another model's activity
+            why = (f"on {spec.name} a max pool becomes pooling neurons, so the networks placed would differ"
+                   if spec.options["mapping"] == "core_partition" else "a pool measured in one only is another "
+                   "model's, or another export's, activity")
+            raise ValueError(f"placed_for measures the events of max pools {theirs}, the activity estimated those of "
+                             f"{ours}: both must measure the same pools ({why}); measure both on the same model, "
+                             "exported alike")
     notes = _untagged_pool_notes(facts, activity, spec)
     chip_facts, chip_activity, pool_notes = _max_pools_on(facts, activity, spec)  # what the chip runs for a max pool
     candidates = _placements(chip_facts, spec, weight_bits, chips)
@@ -1074,11 +1087,7 @@ def estimate_digital(facts: GraphFacts, activity: ActivityProfile, spec: Spec, *
                 for m, mapper in candidates]
         best = _fastest(ests, placement_ties)
         return _with_tie_note(ests[best], _tie_note(candidates, ests, best, "at this activity", placement_ties))
-    ref_facts, ref_activity, _ = _max_pools_on(facts, placed_for, spec)
-    if ref_facts is not chip_facts:
-        raise ValueError(f"placed_for measures max pools {_max_pools(facts, placed_for)}, the activity "
-                         f"{_max_pools(facts, activity)}: the network they run differs on {spec.name} (a max pool "
-                         "becomes pooling neurons); give both the events of the same pools")
+    ref_facts, ref_activity, _ = _max_pools_on(facts, placed_for, spec)  # (the same pools: checked above)
     key = ("placement for", _placement_key(spec, weight_bits, chips), _activity_digest(placed_for), placement_ties)
     if key not in chip_facts._cache:
         ests = [_estimate_placed(ref_facts, ref_activity, spec, m, mapper, []) for m, mapper in candidates]
