@@ -11,7 +11,8 @@ each such population's order once, keeps the assignment with the fewest cores, a
 where several of the orders tried need as many cores (the orders one flip away from a tied one are tried too, up to
 4 per such population), the estimate costs each and uses the one with the shortest
 latency per inference, then the least energy (``placement_ties="energy"``: the least energy first), then the first
-tried (a note lists them with their figures), at its
+tried (a note says how many tied, by which rule, and which order was chosen; ``MappingResult.tied_orders`` lists each
+with its figures), at its
 activity or at ``placed_for``, the activity a study that estimates one placed network at many activities (each
 sample, each exit step) places it for; on a chip where the order changes neither (no time per operation, no routing
 cost: TrueNorth, SpiNNaker) the first tried is used. :func:`map_network` without an activity keeps the first tried;
@@ -1081,22 +1082,24 @@ def estimate_digital(facts: GraphFacts, activity: ActivityProfile, spec: Spec, *
         return _estimate_placed(chip_facts, chip_activity, spec, *candidates[0], notes + pool_notes)
     if not _order_matters(spec):
         est = _estimate_placed(chip_facts, chip_activity, spec, *candidates[0], notes + pool_notes)
-        return _with_tie_note(est, _tie_note(candidates, None, 0, ""))
+        return _with_tie(est, _tie_note(candidates, None, 0, ""), _tied_orders(candidates, None, 0))
     if placed_for is None:
         ests = [_estimate_placed(chip_facts, chip_activity, spec, m, mapper, notes + pool_notes)
                 for m, mapper in candidates]
         best = _fastest(ests, placement_ties)
-        return _with_tie_note(ests[best], _tie_note(candidates, ests, best, "at this activity", placement_ties))
+        return _with_tie(ests[best], _tie_note(candidates, ests, best, "at this activity", placement_ties),
+                         _tied_orders(candidates, ests, best))
     ref_facts, ref_activity, _ = _max_pools_on(facts, placed_for, spec)  # (the same pools: checked above)
     key = ("placement for", _placement_key(spec, weight_bits, chips), _activity_digest(placed_for), placement_ties)
     if key not in chip_facts._cache:
         ests = [_estimate_placed(ref_facts, ref_activity, spec, m, mapper, []) for m, mapper in candidates]
         best = _fastest(ests, placement_ties)
         chip_facts._cache[key] = best, _tie_note(candidates, ests, best, "at the activity it is placed for "
-                                                                        "(placed_for)", placement_ties)
-    best, note = chip_facts._cache[key]
-    return _with_tie_note(_estimate_placed(chip_facts, chip_activity, spec, *candidates[best], notes + pool_notes),
-                          note)
+                                                                        "(placed_for)", placement_ties), \
+            _tied_orders(candidates, ests, best)
+    best, note, tied = chip_facts._cache[key]
+    return _with_tie(_estimate_placed(chip_facts, chip_activity, spec, *candidates[best], notes + pool_notes), note,
+                     tied)
 
 
 #: what breaks a tie between placement orders that need as many cores, first (then the other)
@@ -1123,24 +1126,45 @@ def _order_matters(spec: Spec) -> bool:
 
 
 def _tie_note(candidates, ests: list[Estimate] | None, best: int, where: str, placement_ties: str = "latency") -> str:
+    """A short note on a placement tie: how many orders tied, the rule that chose, the order chosen with its figures,
+    and where the other rule would choose another, that one's (every order's figures: :func:`_tied_orders`)."""
     spatial = list(candidates[0][1].spatial)
     orders = [_order_text(mapper, spatial) for _, mapper in candidates]
     head = f"placement tie: {len(candidates)} orders need the same {candidates[0][0].cores_used} cores"
     if ests is None:
-        return (f"{head} ({'; '.join(orders)}); on {candidates[0][0].target} the order changes neither latency nor "
-                f"energy (no time per operation, no routing cost): the first tried is used ({orders[0]})")
+        return (f"{head}; on {candidates[0][0].target} the order changes neither latency nor energy (no time per "
+                f"operation, no routing cost): the first tried is used ({orders[0]})")
     if len({_fastest_key(e) for e in ests}) == 1:
-        return (f"{head} ({'; '.join(orders)}) and give the same latency and energy {where}: the first tried is used "
-                f"({orders[0]})")
-    rows = "; ".join(f"{o}: {e.latency_per_inference_s * 1e3:.4g} ms, {e.total_energy_j * 1e6:.4g} µJ"
-                     f"{' (used)' if i == best else ''}" for i, (o, e) in enumerate(zip(orders, ests)))
-    rule = ("the shortest latency per inference {}, then the least energy" if placement_ties == "latency" else
+        return f"{head} and give the same latency and energy {where}: the first tried is used ({orders[0]})"
+
+    def figures(e: Estimate) -> str:
+        return f"{e.latency_per_inference_s * 1e3:.4g} ms, {e.total_energy_j * 1e6:.4g} µJ"
+
+    latency_first = placement_ties == "latency"
+    rule = ("the shortest latency per inference {}, then the least energy" if latency_first else
             "the least energy per inference {}, then the shortest latency")
-    return f"{head} ({rows}): {rule.format(where)}, is used"
+    other = _fastest(ests, "energy" if latency_first else "latency")  # what the other rule would choose
+    trade = ""
+    if _fastest_key(ests[other]) != _fastest_key(ests[best]):  # (then better in the other metric, worse in the rule's)
+        trade = (f"; the {'least energy' if latency_first else 'shortest latency'} of them: {orders[other]} "
+                 f"({figures(ests[other])})")
+    return (f"{head}; {rule.format(where)}, chose {orders[best]} ({figures(ests[best])}){trade}; every tied order's "
+            "figures: the mapping's tied_orders")
 
 
-def _with_tie_note(est: Estimate, note: str) -> Estimate:
-    mapping = replace(est.mapping, notes=(*est.mapping.notes, note))
+def _tied_orders(candidates, ests: list[Estimate] | None, best: int) -> tuple[dict, ...]:
+    """Every tied order, in the order tried, with its figures (None where they were not costed: the order changes
+    neither) and whether it is the one used: :attr:`MappingResult.tied_orders`."""
+    spatial = list(candidates[0][1].spatial)
+    return tuple({"order": _order_text(mapper, spatial),
+                  "position_major": [q for q in spatial if mapper.place[q].order == "position"],
+                  "latency_per_inference_s": None if ests is None else ests[i].latency_per_inference_s,
+                  "total_energy_j": None if ests is None else ests[i].total_energy_j,
+                  "used": i == best} for i, (_, mapper) in enumerate(candidates))
+
+
+def _with_tie(est: Estimate, note: str, tied: tuple[dict, ...]) -> Estimate:
+    mapping = replace(est.mapping, notes=(*est.mapping.notes, note), tied_orders=tied)
     return replace(est, mapping=mapping, notes=tuple(dict.fromkeys((*est.notes, note))))
 
 

@@ -92,7 +92,14 @@ class LayerMapping:
 
 @dataclass(frozen=True)
 class MappingResult:
-    """Placement of a network on a chip: cores used, whether it fits, and what does not."""
+    """Placement of a network on a chip: cores used, whether it fits, and what does not.
+
+    ``tied_orders``: where several placement orders need the fewest cores (digital targets), each of them as
+    ``{"order", "position_major", "latency_per_inference_s", "total_energy_j", "used"}`` in the order tried (the
+    layers cut position-major, in words and as a list; the figures at the activity the tie was broken at, None where
+    the order changes neither, so they were not costed; whether it is the one used); empty without a tie. The notes
+    say how many tied and which was chosen, by what rule.
+    """
 
     target: str
     cores_used: int
@@ -102,12 +109,13 @@ class MappingResult:
     layers: Mapping[str, LayerMapping]
     violations: tuple[Violation, ...] = ()
     notes: tuple[str, ...] = ()
+    tied_orders: tuple[Mapping[str, Any], ...] = ()
 
     def to_dict(self) -> dict:
         return _plain({
             "target": self.target, "cores_used": self.cores_used, "cores_per_chip": self.cores_per_chip,
             "chips_needed": self.chips_needed, "fits": self.fits, "layers": dict(self.layers),
-            "violations": list(self.violations), "notes": list(self.notes),
+            "violations": list(self.violations), "notes": list(self.notes), "tied_orders": list(self.tied_orders),
         })
 
 

@@ -157,7 +157,8 @@ def register(sub) -> None:
     p.add_argument("--placement-ties", choices=("latency", "energy"), default=None,
                    help="on digital targets, where placement orders need as many cores: the one with the shortest "
                         "latency, then the least energy (latency, the default), or the least energy first (energy); "
-                        "the estimate's notes list the tied orders with their figures")
+                        "a note in estimate.json names the order chosen, its mapping's tied_orders every tied order's "
+                        "figures")
     p.add_argument("--step-ms", type=float, default=None,
                    help="time per step on chips that run in real time (e.g. Speck; fixed-tick chips keep their "
                         "tick), in ms (default: the model's neuron.dt_ms, or with --nir the activity's dt_s; for "

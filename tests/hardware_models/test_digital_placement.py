@@ -228,13 +228,14 @@ def test_a_placement_tie_goes_to_the_shorter_latency():
     assert est.latency_per_inference_s == min(lat) < lat[0]
     assert {n: est.mapping.layers[n].neurons_per_core for n in ("l1", "l2")} == {"l1": 1024, "l2": 1024}
     (note,) = [n for n in est.notes if n.startswith("placement tie")]
-    assert "4 orders need the same 16 cores" in note and "position-major 'l1', 'l2'" in note
-    assert note.count("(used)") == 1 and "position-major 'l1', 'l2': " in note.split("(used)")[0].split("; ")[-1]
-    assert note in est.mapping.notes
+    assert note.startswith("placement tie: 4 orders need the same 16 cores; the shortest latency per inference at "
+                           "this activity, then the least energy, chose position-major 'l1', 'l2' (")
+    assert note in est.mapping.notes and len(est.mapping.tied_orders) == 4
+    (used,) = [o for o in est.mapping.tied_orders if o["used"]]
+    assert used["position_major"] == ["l1", "l2"] and used["latency_per_inference_s"] == min(lat)
     # all channels at 8 positions: position-major puts them on one core, channel-major spreads them over 8
     est = estimate(facts, one_channel_activity(slice(None), slice(100, 108)), spec)
-    (note,) = [n for n in est.notes if n.startswith("placement tie")]
-    assert note.split(" (used)")[0].split("(")[-1].startswith("every layer channel-major")
+    assert [o["order"] for o in est.mapping.tied_orders if o["used"]] == ["every layer channel-major"]
 
 
 def test_a_tie_of_equal_costs_keeps_the_first_order_and_says_so():
@@ -264,7 +265,7 @@ def test_placement_ties_energy_takes_the_least_energy_first():
     est = estimate(facts, act, spec, placement_ties="energy")
     assert est.total_energy_j == by_energy.total_energy_j and est.mapping.layers == by_energy.mapping.layers
     (note,) = [n for n in est.notes if n.startswith("placement tie")]
-    assert note.endswith("the least energy per inference at this activity, then the shortest latency, is used")
+    assert "; the least energy per inference at this activity, then the shortest latency, chose " in note
     assert estimate(facts, act, spec).mapping.layers == by_latency.mapping.layers
     placed = estimate(facts, act, spec, placed_for=act, placement_ties="energy")  # kept apart from latency's tie
     assert placed.mapping.layers == by_energy.mapping.layers
@@ -284,7 +285,8 @@ def test_placed_for_keeps_one_placement_across_activities():
     assert [placed.mapping.layers[n].first_core for n in ("l1", "l2")] == [0, 8]
     assert any("at the activity it is placed for (placed_for)" in n for n in placed.notes)
     tie = lambda e: next(n for n in e.notes if n.startswith("placement tie"))  # noqa: E731
-    assert tie(placed).split("(used)")[0].split("; ")[-1] == tie(own).split("(used)")[0].split("; ")[-1]
+    used = lambda e: [o["order"] for o in e.mapping.tied_orders if o["used"]]  # noqa: E731
+    assert used(placed) == used(own) and tie(placed).split(" chose ")[1] == tie(own).split(" chose ")[1]
     assert placed.latency_per_inference_s > alone.latency_per_inference_s
     assert estimate(facts, deploy, spec, placed_for=deploy).latency_per_inference_s == own.latency_per_inference_s
     with pytest.raises(TypeError, match="placed_for must be a hardware_models.ActivityProfile"):
@@ -339,7 +341,7 @@ def test_a_spec_with_other_energy_terms_breaks_its_ties_anew(tmp_path):
     act = one_channel_activity(slice(0, 1), slice(None))
     tie = lambda e: next(n for n in e.notes if n.startswith("placement tie"))  # noqa: E731
     facts = analyze(two_convs(groups=32))
-    assert "(used)" in tie(estimate(facts, act, routed, placed_for=act))  # the orders' routing energies differ
+    assert " chose " in tie(estimate(facts, act, routed, placed_for=act))  # the orders' routing energies differ
     after = estimate(facts, act, unrouted, placed_for=act)
     alone = estimate(analyze(two_convs(groups=32)), act, unrouted, placed_for=act)
     assert tie(after) == tie(alone) and "give the same latency and energy" in tie(alone)
@@ -393,8 +395,8 @@ def test_a_tie_the_order_sweep_passed_by_is_found():
     assert est.mapping.cores_used == fewest == 33
     assert est.latency_per_inference_s == min(s for c, s in every if c == fewest)
     assert est.latency_per_inference_s < 0.7 * max(s for c, s in every if c == fewest)
-    assert est.mapping.layers["l1"].cores == 15 and "channel-major 'l1', 'p1'" in \
-        next(n for n in est.notes if n.startswith("placement tie")).split(" (used)")[0].split("; ")[-1]
+    assert est.mapping.layers["l1"].cores == 15
+    assert [o["position_major"] for o in est.mapping.tied_orders if o["used"]] == [["l2", "p2"]]
 
 
 @pytest.mark.parametrize("target", ["loihi", "spinnaker", "truenorth", "speck"])
@@ -412,3 +414,45 @@ def test_placed_for_of_other_max_pools_is_refused_with_or_without_a_tie(target):
                                              rf"estimated those of \{ours}: both must measure the same pools"):
             estimate(facts, at, target, placed_for=placed)
     assert estimate(facts, act, target, placed_for=act).total_energy_j == estimate(facts, act, target).total_energy_j
+
+
+def test_a_tie_note_is_short_and_the_mapping_lists_every_tied_order():
+    # the note listed every tied order with its figures (SpiNNaker's 6 on the demo); it names the count, the rule, the
+    # order chosen and, where the other rule would choose another, that one (better in its metric, worse in the
+    # rule's). Every order's figures are in mapping.tied_orders, and so in the estimate's JSON
+    facts, spec = analyze(two_convs(groups=32)), load_spec("loihi")
+    act = one_channel_activity(slice(0, 1), slice(None))  # the rules choose differently here (test above)
+    ests = [_estimate_placed(facts, act, spec, m, mapper, []) for m, mapper in _placements(facts, spec, 8, 1)]
+    fig = lambda e: f"({e.latency_per_inference_s * 1e3:.4g} ms, {e.total_energy_j * 1e6:.4g} µJ)"  # noqa: E731
+    by_latency = min(ests, key=lambda e: (e.latency_per_inference_s, e.total_energy_j))
+    by_energy = min(ests, key=lambda e: (e.total_energy_j, e.latency_per_inference_s))
+    for rule, chosen, other, metric in (("latency", by_latency, by_energy, "least energy"),
+                                        ("energy", by_energy, by_latency, "shortest latency")):
+        est = estimate(facts, act, spec, placement_ties=rule)
+        (note,) = [n for n in est.notes if n.startswith("placement tie")]
+        tied = est.mapping.tied_orders
+        (used,) = [o for o in tied if o["used"]]
+        alt = next(o for o in tied if (o["latency_per_inference_s"], o["total_energy_j"]) ==
+                   (other.latency_per_inference_s, other.total_energy_j))  # (of equal figures, the first tried)
+        assert note.startswith("placement tie: 4 orders need the same 16 cores; ")
+        assert f" chose {used['order']} {fig(chosen)}; the {metric} of them: {alt['order']} {fig(other)}; " in note
+        assert note.endswith("every tied order's figures: the mapping's tied_orders")
+        assert sum(o["order"] in note for o in tied) == 2  # (no order's text is inside another's here)
+        assert [(o["latency_per_inference_s"], o["total_energy_j"]) for o in tied] == \
+            [(e.latency_per_inference_s, e.total_energy_j) for e in ests]
+        assert est.to_dict()["mapping"]["tied_orders"] == [dict(o) for o in tied]
+    # where the rule's choice is also the best in the other metric, no second order is named
+    est = estimate(facts, one_channel_activity(slice(None), slice(100, 108)), spec)
+    (note,) = [n for n in est.notes if n.startswith("placement tie")]
+    assert " of them: " not in note and note.count("channel-major") == 1
+    # SpiNNaker: the order changes nothing; the note names the first tried, the mapping lists the others, uncosted
+    g, act = demo_like()
+    spin = estimate(analyze(g), act, "spinnaker")
+    (note,) = [n for n in spin.notes if n.startswith("placement tie")]
+    tied = spin.mapping.tied_orders
+    assert len(tied) == 6 and note.startswith("placement tie: 6 orders need the same ")
+    assert note.endswith(f"the first tried is used ({tied[0]['order']})") and len(note) < 250
+    assert [o["used"] for o in tied] == [True] + [False] * 5
+    assert {o["latency_per_inference_s"] for o in tied} == {o["total_energy_j"] for o in tied} == {None}
+    # without a tie (Speck: a layer per core) the list is empty
+    assert estimate(facts, one_channel_activity(slice(0, 1), slice(None)), "speck").mapping.tied_orders == ()
