@@ -9,13 +9,13 @@ or reads may instead be cut *position-major* (every channel of consecutive posit
 reads a narrow input window); the mapper tries channel-major for all, position-major for all, then flips
 each such population's order once, keeps the assignment with the fewest cores, and notes it. **Placement ties**:
 where several of the orders tried need as many cores (the orders one flip away from a tied one are tried too, up to
-4 per such population), the estimate costs each and uses the one with the shortest
-latency per inference, then the least energy (``placement_ties="energy"``: the least energy first), then the first
-tried (a note says how many tied, by which rule, and which order was chosen; ``MappingResult.tied_orders`` lists each
-with its figures), at its
-activity or at ``placed_for``, the activity a study that estimates one placed network at many activities (each
-sample, each exit step) places it for; on a chip where the order changes neither (no time per operation, no routing
-cost: TrueNorth, SpiNNaker) the first tried is used. :func:`map_network` without an activity keeps the first tried;
+4 per such population, ``FLIPS_PER_LAYER``: a note says where that cap left one untried), the estimate costs each
+and uses the one with the shortest latency per inference, then the least energy (``placement_ties="energy"``: the
+least energy first), then the first tried (a note says how many tied, by which rule, and which order was chosen;
+``MappingResult.tied_orders`` lists each with its figures), at its activity or at ``placed_for``, the activity a
+study that estimates one placed network at many activities (each sample, each exit step) places it for; on a chip
+where the order changes neither (no time per operation, no routing cost: TrueNorth, SpiNNaker) the first tried is
+used. :func:`map_network` without an activity keeps the first tried;
 with one, it returns the estimate's placement. A neuron whose
 inputs alone exceed a core is either *split* (``fan_in_over_limit = "split"``: ``k`` input slices, each
 holding partial-sum compartments of the chunk) or *reported* as not fitting. A neuron that must reach more
@@ -209,6 +209,7 @@ class _CorePartition:
         self.pops = [n for n, p in facts.populations.items() if p.on_chip]
         self.spatial = [n for n in self.pops if self._spatial(n)]  # where position-major order is an option
         self.place = {}
+        self.search_capped = False  # set by _place: its search of tied orders stopped at its cap (module docstring)
         for n in self.pops:
             p = self.place[n] = _Placement(n, facts.populations[n].neurons)
             if (orders or {}).get(n, "channel") == "position" and n in self.spatial:
@@ -831,8 +832,9 @@ def _place(facts, spec, weight_bits, chips) -> list[tuple[MappingResult, _CorePa
     search's own pick first (channel-major for all, position-major for all, then each layer flipped in turn; a later
     order replaces the pick only with fewer cores), then every other order that needs as many cores, each with a
     note naming its orders. Where the order can change the estimate beyond its cores (:func:`_order_matters`), the
-    orders one flip away from a tied one are tried too (up to 4 per spatial layer in all), so that a tie the sweep
-    passed by (a layer flipped before another's flip saved cores) is found. :func:`estimate_digital` breaks a tie by
+    orders one flip away from a tied one are tried too (up to ``FLIPS_PER_LAYER`` per spatial layer in all; where that
+    cap leaves one untried, each placement's notes say so), so that a tie the sweep passed by (a layer flipped before
+    another's flip saved cores) is found. :func:`estimate_digital` breaks a tie by
     latency, then energy."""
     cache: dict = {}
 
@@ -867,15 +869,19 @@ def _place(facts, spec, weight_bits, chips) -> list[tuple[MappingResult, _CorePa
         found.append(r)
         if cost(r) < cost(best):
             best, best_orders = r, orders
+    capped = False  # an order one flip away from a tied one was left untried: the search stopped at its cap
     if _order_matters(spec):  # the orders one flip away from a tied one, for the estimate to break ties among
-        budget = 4 * len(spatial)  # partitions at most (the sweep above took len(spatial) + 1)
+        cap = budget = FLIPS_PER_LAYER * len(spatial)  # partitions at most (the sweep above took len(spatial) + 1)
         frontier = [o for o, r in zip(tried, found) if cost(r) == cost(best)]
-        while frontier and budget:
+        while frontier and not capped:
             base = frontier.pop(0)
             for pop in spatial:
                 orders = {**base, pop: "channel" if base[pop] == "position" else "position"}
-                if orders in tried or not budget:
+                if orders in tried:
                     continue
+                if not budget:
+                    capped = True
+                    break
                 budget -= 1
                 tried.append(orders)
                 r = partition(orders)
@@ -885,8 +891,20 @@ def _place(facts, spec, weight_bits, chips) -> list[tuple[MappingResult, _CorePa
                 elif cost(r) == cost(best):
                     frontier.append(orders)
     tied = [best] + [r for r in found if r is not best and cost(r) == cost(best)]
-    return [(replace(m, notes=(*m.notes, _order_note(m, mapper, spatial, channel[0].cores_used))), mapper)
+    searched = [] if not capped else [
+        f"placement search: stopped at its cap of {cap} orders one flip away from a tied one ({FLIPS_PER_LAYER} per "
+        f"layer with a choice of order), having tried {len(tried)} of the {2 ** len(spatial)} orders of its "
+        f"{len(spatial)} such layers: an order left untried may tie (not costed) or need fewer cores"]
+    for _, mapper in tied:
+        mapper.search_capped = capped
+    return [(replace(m, notes=(*m.notes, _order_note(m, mapper, spatial, channel[0].cores_used), *searched)), mapper)
             for m, mapper in tied]
+
+
+#: orders one flip away from a tied one that :func:`_place` tries, per population whose order is a choice: with up to
+#: 4 such populations (every network of the tests and the demo) the cap is never reached (4·n >= 2^n − n − 2 orders
+#: left after the sweep); deeper networks note where it was (a search of every order, 2^n, grows too fast)
+FLIPS_PER_LAYER = 4
 
 
 def _order_text(mapper: _CorePartition, spatial: list[str]) -> str:
@@ -1131,6 +1149,8 @@ def _tie_note(candidates, ests: list[Estimate] | None, best: int, where: str, pl
     spatial = list(candidates[0][1].spatial)
     orders = [_order_text(mapper, spatial) for _, mapper in candidates]
     head = f"placement tie: {len(candidates)} orders need the same {candidates[0][0].cores_used} cores"
+    if candidates[0][1].search_capped:
+        head += " (the search reached its cap, see its note: more may tie)"
     if ests is None:
         return (f"{head}; on {candidates[0][0].target} the order changes neither latency nor energy (no time per "
                 f"operation, no routing cost): the first tried is used ({orders[0]})")

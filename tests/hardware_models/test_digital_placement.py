@@ -456,3 +456,40 @@ def test_a_tie_note_is_short_and_the_mapping_lists_every_tied_order():
     assert {o["latency_per_inference_s"] for o in tied} == {o["total_energy_j"] for o in tied} == {None}
     # without a tie (Speck: a layer per core) the list is empty
     assert estimate(facts, one_channel_activity(slice(0, 1), slice(None)), "speck").mapping.tied_orders == ()
+
+
+def depthwise_chain(layers: int) -> nir.NIRGraph:
+    """two_convs(groups=32) with ``layers`` LIF layers: Input(2, 4, 64) -> conv -> LIF(32, 4, 64), then depthwise
+    convs 3x3 pad 1, each to a LIF(32, 4, 64)."""
+    nodes = {"input": nir.Input(input_type=np.array([2, 4, 64])), "c1": conv(32, 2, 3, padding=1),
+             "l1": lif((32, 4, 64))}
+    for i in range(2, layers + 1):
+        nodes[f"c{i}"], nodes[f"l{i}"] = conv(32, 32, 3, padding=1, groups=32), lif((32, 4, 64))
+    names = list(nodes)
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(names[:-1], names[1:])))
+
+
+@pytest.mark.parametrize("layers, tried, capped", [(4, 16, False), (5, 27, True)])
+def test_the_tie_search_says_when_its_cap_left_an_order_untried(layers, tried, capped):
+    # every layer 1,024 neurons per Loihi core in either order (two_convs(groups=32)), so every order ties. The sweep
+    # tries n + 2 orders, the flip search at most 4 per layer: with 4 layers all 16 orders (6 + 10 <= 6 + 16), with 5
+    # only 7 + 20 = 27 of the 32, and the cap, which said nothing, is now named in the mapping's and the tie's notes
+    from hardware_models.digital import FLIPS_PER_LAYER
+
+    facts, spec = analyze(depthwise_chain(layers)), load_spec("loihi")
+    assert FLIPS_PER_LAYER == 4 and _CorePartition(facts, spec, 8, 1).spatial == [f"l{i}" for i in range(1, layers + 1)]
+    candidates = _placements(facts, spec, 8, 1)
+    assert len(candidates) == tried and {m.cores_used for m, _ in candidates} == {8 * layers}
+    counts = {"input": np.zeros((2, 4, 64)), **{f"l{i}": np.zeros((32, 4, 64)) for i in range(1, layers + 1)}}
+    counts["l1"][0] = 1.0
+    act = ActivityProfile(time_steps=1, dt_s=1e-3, samples=1, spike_counts=counts,
+                          spikes_per_step={n: np.array([c.sum()]) for n, c in counts.items()})
+    est = estimate(facts, act, spec)
+    (tie,) = [n for n in est.notes if n.startswith("placement tie")]
+    searched = [n for n in est.notes if n.startswith("placement search")]
+    assert len(est.mapping.tied_orders) == tried
+    assert tie.startswith(f"placement tie: {tried} orders need the same {8 * layers} cores"
+                          + (" (the search reached its cap, see its note: more may tie);" if capped else ";"))
+    assert searched == ([f"placement search: stopped at its cap of {4 * layers} orders one flip away from a tied one "
+                         "(4 per layer with a choice of order), having tried 27 of the 32 orders of its 5 such "
+                         "layers: an order left untried may tie (not costed) or need fewer cores"] if capped else [])
