@@ -25,8 +25,14 @@ only ever slow a run down); all rounds are in the JSON.
 On a GPU (``--device cuda``) memory is the peak of ``torch.cuda.max_memory_allocated`` above the memory allocated
 before the first iteration, every timed iteration ends with a synchronize, and the results go to sltt_cuda.json.
 
-Usage: python benchmarks/bench_sltt.py [--iters N] [--steps 5 10 20 50] [--device cpu|cuda] [--batch 32] [--no-plot]
-Writes benchmarks/results/sltt.json (flat) and benchmarks/results/sltt.png. Prints figures; asserts nothing.
+The model barely spikes at its initialisation on this input (rates ~5e-5, 0, 0 per layer, printed with the times);
+every operation it runs is dense, so its time does not depend on that: ``--weight-gain 4`` scales the initial
+weights to rates of 5, 16 and 24 % to check it.
+
+Usage: python benchmarks/bench_sltt.py [--iters N] [--steps 5 10 20 50] [--device cpu|cuda] [--batch 32]
+[--weight-gain 1] [--no-plot]
+Writes benchmarks/results/sltt.json (flat) and benchmarks/results/sltt.png; a run of fewer methods or steps writes
+sltt_partial.json instead (other batches, gains and devices name their own files). Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ sys.path.insert(0, str(HERE.parent))
 from bench_train_vs_snntorch import _neurosim_model, _snntorch_model, measure, setup_worker  # noqa: E402
 
 METHODS = ("bptt", "sltt", "sltt_chunk", "slttk2", "snntorch_bptt")
+DEFAULT_STEPS = (5, 10, 20, 50)
 LABELS = {"bptt": "neurosim BPTT", "sltt": "neurosim SLTT", "sltt_chunk": "SLTT, 128-sample chunks",
           "slttk2": "neurosim SLTT-K (K=2)", "snntorch_bptt": "snnTorch BPTT"}
 TARGETS = {  # from the issue, in line with the paper
@@ -55,7 +62,34 @@ TARGETS = {  # from the issue, in line with the paper
 }
 
 
-def worker(method: str, T: int, iters: int, warmup: int, device: str = "cpu", batch: int = 32) -> dict:
+def _spike_rates(model, x) -> list[float]:
+    """The mean spike rate of each spiking layer (neurosim LIF, snnTorch Leaky) over one forward pass of ``x``, in
+    the order the layers run (after training's iterations): what the benchmark's model does with its data, printed
+    beside the times."""
+    import snntorch as snn
+    import torch
+
+    from neurosim.nn import LIF
+
+    totals: dict = {}
+
+    def hook(module, inputs, out):
+        spikes = out[0]
+        n, s = totals.get(module, (0, 0.0))
+        totals[module] = (n + spikes.numel(), s + float(spikes.float().sum()))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (LIF, snn.Leaky))]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return [s / n for n, s in totals.values()]
+
+
+def worker(method: str, T: int, iters: int, warmup: int, device: str = "cpu", batch: int = 32,
+           weight_gain: float = 1.0) -> dict:
     import torch
 
     from neurosim.training import BPTT, TET
@@ -64,6 +98,10 @@ def worker(method: str, T: int, iters: int, warmup: int, device: str = "cpu", ba
     torch.set_num_threads(2)
     torch.manual_seed(0)
     model = (_snntorch_model() if method == "snntorch_bptt" else _neurosim_model()).to(device)
+    with torch.no_grad():  # --weight-gain: the same model made to spike more (its initial weights scaled)
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.mul_(weight_gain)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     g = torch.Generator().manual_seed(1)
     x = (torch.rand(T, batch, 2, 34, 34, generator=g) < 0.05).float().to(device)
@@ -81,6 +119,7 @@ def worker(method: str, T: int, iters: int, warmup: int, device: str = "cpu", ba
     setup_worker()
     result = measure(step, iters, warmup, device)
     result["backward_passes"] = result.pop("last").backward_passes
+    result["spike_rates"] = _spike_rates(model, x)  # after the measurements, which it must not disturb
     return result
 
 
@@ -115,7 +154,8 @@ def _plot(results: dict, steps: list[int], path: Path, device: str = "cpu", batc
 def _run_worker(m: str, T: int, args) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="2")
     proc = subprocess.run([sys.executable, __file__, "--worker", m, str(T), "--iters", str(args.iters),
-                           "--warmup", str(args.warmup), "--device", args.device, "--batch", str(args.batch)],
+                           "--warmup", str(args.warmup), "--device", args.device, "--batch", str(args.batch),
+                           "--weight-gain", str(args.weight_gain)],
                           capture_output=True, text=True,
                           env=env)
     if proc.returncode != 0:
@@ -129,7 +169,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=3,
                     help="fresh workers per (method, T), run interleaved; time = min over rounds of the median")
-    ap.add_argument("--steps", type=int, nargs="+", default=[5, 10, 20, 50])
+    ap.add_argument("--steps", type=int, nargs="+", default=list(DEFAULT_STEPS))
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     ap.add_argument("--no-plot", action="store_true")
     ap.add_argument("--device", default="cpu",
@@ -138,13 +178,20 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32,
                     help="batch size (the issue's: 32); other sizes write sltt_b<B>.json, to see where SLTT's lower "
                          "per-sample cost outweighs its fixed per-step overhead")
+    ap.add_argument("--weight-gain", type=float, default=1.0,
+                    help="scale the models' initial weights (every weight tensor) by this factor. At 1 the model "
+                         "barely spikes on the benchmark's input; all its operations are dense, and a gain of 4 "
+                         "(spike rates of 5-25 %%) shows that the times do not depend on it. Other gains write "
+                         "sltt_gain<G>.json")
     ap.add_argument("--worker", nargs=2, metavar=("METHOD", "T"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.batch < 1:
         ap.error(f"--batch must be >= 1, got {args.batch}")
+    if not args.weight_gain > 0:
+        ap.error(f"--weight-gain must be > 0, got {args.weight_gain}")
     if args.worker:
         print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.iters, args.warmup, args.device,
-                                args.batch)))
+                                args.batch, args.weight_gain)))
         return
     if args.device.startswith("cuda"):
         import torch
@@ -152,7 +199,8 @@ def main() -> None:
         if not torch.cuda.is_available():
             raise SystemExit(f"--device {args.device}: torch sees no CUDA device on this machine")
 
-    results: dict = {"device": args.device, "batch": args.batch, "threads": 2, "input": "2x34x34", "loss": "tet",
+    results: dict = {"device": args.device, "batch": args.batch, "weight_gain": args.weight_gain, "threads": 2,
+                     "input": "2x34x34", "loss": "tet",
                      "iters_timed": args.iters,
                      "rounds": args.rounds, "load_avg_1min_at_start": os.getloadavg()[0], "cpu_count": os.cpu_count()}
     # Rounds interleave every (T, method) so that a burst of load from another process hits one round of
@@ -163,17 +211,20 @@ def main() -> None:
         for T in args.steps:
             for m in args.methods:
                 runs[(m, T)].append(_run_worker(m, T, args))
-    print(f"{'T':>4} {'method':>22} {'ms/iter':>9} {'(rounds)':>22} {'peak MB':>9} {'saved MB':>9} {'backwards':>9}")
+    print(f"{'T':>4} {'method':>22} {'ms/iter':>9} {'(rounds)':>22} {'peak MB':>9} {'saved MB':>9} {'backwards':>9}"
+          f"  spike rates")
     for T in args.steps:
         for m in args.methods:
             rs = runs[(m, T)]
             r = {"ms_per_iter": min(x["ms_per_iter"] for x in rs),
                  "ms_per_iter_rounds": [round(x["ms_per_iter"], 1) for x in rs],
                  "peak_mem_mb": statistics.median(x["peak_mem_mb"] for x in rs),
-                 "saved_tensor_mb": rs[0]["saved_tensor_mb"], "backward_passes": rs[0]["backward_passes"]}
+                 "saved_tensor_mb": rs[0]["saved_tensor_mb"], "backward_passes": rs[0]["backward_passes"],
+                 "spike_rates": [round(v, 5) for v in rs[0]["spike_rates"]]}
             shown = "/".join(f"{x:.0f}" for x in r["ms_per_iter_rounds"])
             print(f"{T:>4} {LABELS[m]:>22} {r['ms_per_iter']:>9.1f} {shown:>22} {r['peak_mem_mb']:>9.1f} "
-                  f"{r['saved_tensor_mb']:>9.2f} {r['backward_passes']:>9}")
+                  f"{r['saved_tensor_mb']:>9.2f} {r['backward_passes']:>9}  "
+                  + " ".join(f"{v:.4f}" for v in r["spike_rates"]))
             for k, v in r.items():
                 results[f"{m}_{k}_T{T}"] = v
         if {"bptt", "sltt", "slttk2"} <= set(args.methods):
@@ -204,7 +255,10 @@ def main() -> None:
 
     from neurosim._io import atomic_write_text
 
-    stem = ("sltt" if args.device == "cpu" else "sltt_cuda") + ("" if args.batch == 32 else f"_b{args.batch}")
+    stem = (("sltt" if args.device == "cpu" else "sltt_cuda") + ("" if args.batch == 32 else f"_b{args.batch}")
+            + ("" if args.weight_gain == 1 else f"_gain{args.weight_gain:g}"))
+    if not (set(METHODS) <= set(args.methods) and set(DEFAULT_STEPS) <= set(args.steps)):
+        stem += "_partial"  # a run of some methods or steps never replaces the full results file
     atomic_write_text(RESULTS / f"{stem}.json", json.dumps(results, indent=2) + "\n")
     print(f"wrote {RESULTS / f'{stem}.json'}")
     if not args.no_plot and set(METHODS) <= set(args.methods):
