@@ -808,18 +808,21 @@ def _stream_seed(seed: int, role: str, index: int = 0) -> int:
     return int(np.random.SeedSequence([int(seed), _STREAMS.index(role), index]).generate_state(1)[0])
 
 
-def _plain_copy(m: nn.Module) -> nn.Module:
-    """A Linear or DiagonalRecurrent without parametrizations, holding ``m``'s current weight and bias values.
-    (``parametrize.remove_parametrizations`` on a deep copy would edit the class the original shares with it.)"""
-    w = m.weight.detach()
-    plain = (DiagonalRecurrent(w.shape[0], bias=m.bias is not None) if isinstance(m, DiagonalRecurrent)
-             else nn.Linear(w.shape[1], w.shape[0], bias=m.bias is not None))
-    plain = plain.to(device=w.device, dtype=w.dtype).train(m.training)
-    with torch.no_grad():
-        plain.weight.copy_(w)
-        if m.bias is not None:
-            plain.bias.copy_(m.bias)
-    return plain
+def _unparametrize(m: nn.Module) -> None:
+    """Make ``m``, a module of a chip's copy of the model, a plain module of the class it was parametrized from (a
+    Linear, a Conv2d with its stride, padding, dilation and groups, a DiagonalRecurrent…) whose parametrized tensors
+    are parameters holding their current values.
+
+    This is ``parametrize.remove_parametrizations(m, name, leave_parametrized=True)`` without its
+    ``delattr(type(m), name)``: the class of a parametrized module is made for it, and the deep copy shares it with
+    the model's module, which would lose its ``weight``."""
+    m.parametrizations.eval()  # the values at inference (spectral_norm's power iteration steps in training)
+    values = {name: getattr(m, name).detach().clone() for name in m.parametrizations}
+    grads = {name: any(p.requires_grad for p in m.parametrizations[name].parameters()) for name in values}
+    m.__class__ = type(m).__bases__[0]  # the class parametrize subclassed for this module
+    delattr(m, "parametrizations")
+    for name, value in values.items():
+        setattr(m, name, nn.Parameter(value, requires_grad=grads[name]))
 
 
 def _chain(model: nn.Module, name: str) -> list[tuple[str, nn.Module]]:
@@ -933,11 +936,10 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
     programmed = {}
     for i, name in enumerate(names):
         m = chip.get_submodule(name)
-        if parametrize.is_parametrized(m, "weight"):
-            # a computed weight (a converted snnTorch layer's one shared V): on the chip each cell is programmed, and
-            # drawn, on its own, so the copy gets a plain module holding the weight's current values
-            m = _plain_copy(m)
-            _set_module(chip, name, m)
+        if parametrize.is_parametrized(m):
+            # a computed weight (a converted snnTorch layer's one shared V, weight_norm, spectral_norm): on the chip
+            # each cell is programmed, and drawn, on its own, so the copy's layer holds the weight's current values
+            _unparametrize(m)
         w, bias = m.weight.detach(), m.bias
         bn = folded.get(name)
         if bn is not None:  # the chip holds the folded weights (the BatchNorm at inference), as the export gives them

@@ -1001,3 +1001,40 @@ def test_reads_without_a_graph_run_in_place_with_the_same_values():
     graph = apply_nonidealities(net, cfg, seed=2)[0](x.requires_grad_())
     assert graph.requires_grad and not plain.requires_grad
     assert torch.equal(plain, graph.detach())
+
+
+# ------------------------------------------------------------------------------------------------ parametrized weights
+def _strided_conv_net() -> Sequential:
+    """Conv 2→4 k3 stride 2 padding 1 (6×6 → 3×3) · LIF · Flatten · Linear 36→3 · LIF."""
+    torch.manual_seed(5)
+    return Sequential(Conv2d(2, 4, 3, stride=2, padding=1), LIF(beta=0.8, v_th=0.5), Flatten(), Linear(36, 3),
+                      LIF(beta=0.8, v_th=0.5)).eval()
+
+
+@pytest.mark.parametrize("norm", ["weight_norm", "spectral_norm"])
+@pytest.mark.parametrize("cfg", [NonIdealConfig(levels=16, sigma_rel=0.05),
+                                 NonIdealConfig(levels=16, sigma_rel=0.05, read_noise_rel=0.02, adc_bits=5)],
+                         ids=["programming", "read"])
+def test_a_parametrized_conv_is_programmed_as_the_plain_conv_of_its_current_weights(norm, cfg):
+    # a Conv2d (and a Linear) with a weight parametrization were rebuilt as an nn.Linear of the conv's weight, which
+    # failed on the conv's 4-d weight; the chip now holds the module of its own class, stride and padding included,
+    # with the weight's current values: the same chip as the plain model's of those weights
+    net = _strided_conv_net()
+    plain = copy.deepcopy(net)
+    for i in (0, 3):
+        getattr(torch.nn.utils.parametrizations, norm)(net[i])
+    with torch.no_grad():
+        for i in (0, 3):
+            plain[i].weight.copy_(net[i].eval().weight)  # the weight at inference: spectral_norm's u, v as they are
+    net.train()  # (in training each read of a spectral_norm weight would take a power-iteration step first)
+    chip, ref = apply_nonidealities(net, cfg, seed=4), apply_nonidealities(plain, cfg, seed=4)
+    x = (torch.rand(3, 2, 2, 6, 6, generator=torch.Generator().manual_seed(6)) < 0.4).float()
+    assert torch.equal(chip(x)[0], ref(x)[0])
+    if not cfg.per_read:
+        assert type(chip[0]) is Conv2d and (chip[0].stride, chip[0].padding) == ((2, 2), (1, 1))
+        assert type(chip[3]) is Linear and torch.equal(chip[0].weight, ref[0].weight)
+    else:
+        assert type(chip[0]) is CrossbarConv2d and chip[0].stride == (2, 2)
+    assert torch.nn.utils.parametrize.is_parametrized(net[0], "weight")  # the model keeps its parametrization
+    assert net[0].weight.shape == (4, 2, 3, 3)
+
