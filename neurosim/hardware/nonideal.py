@@ -1094,6 +1094,10 @@ def noise_aware_finetune(model: nn.Module, loader, cfg: NonIdealConfig, *, epoch
     which trains as it does without noise (batch statistics, running statistics updated); the straight-through
     gradient reaches ``W``, ``γ`` and ``β`` as without noise.
 
+    A parametrized weight (``weight_norm``, a converted snnTorch layer's one shared ``V``) is drawn as the plain
+    weight of its current values, a draw for each of its cells as on the chip, and the straight-through gradient
+    reaches the parametrization's own parameters (one shared ``V`` stays one value).
+
     Returns:
         The fine-tuned copy (``model`` itself is not changed).
     """
@@ -1112,27 +1116,56 @@ def noise_aware_finetune(model: nn.Module, loader, cfg: NonIdealConfig, *, epoch
     loss_fn = get_loss(loss)
     opt = torch.optim.Adam(tuned.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(int(seed))
+    # a parametrized weight (weight_norm, a converted snnTorch layer's shared V) is computed by its module: given to
+    # functional_call it would be assigned through the parametrization's right_inverse, in place of its parameters;
+    # its chip draw is the last step of its own parametrizations instead, while fine-tuning
+    draws = {n: _ChipDraw() for n in names if parametrize.is_parametrized(tuned.get_submodule(n), "weight")}
+    for n, draw in draws.items():
+        parametrize.register_parametrization(tuned.get_submodule(n), "weight", draw)
     tuned.train()
-    for epoch in range(epochs):
-        if hasattr(loader, "set_epoch"):
-            loader.set_epoch(epoch)
-        for x_seq, y in loader:
-            x_seq, y = x_seq.to(dev).float(), y.to(dev)
-            params = {}
-            for n in names:
-                w = tuned.get_submodule(n).weight
-                chip = (effective_weight(w.detach().cpu(), cfg, gen).to(dev) if n not in folded
-                        else _unfold_chip(w, tuned.get_submodule(folded[n]), cfg, gen, folded[n]))
-                params[f"{n}.weight"] = w + (chip - w).detach()
-            out_seq, _ = functional_call(tuned, params, (x_seq,))
-            l = loss_fn(out_seq, y)
-            opt.zero_grad(set_to_none=True)
-            l.backward()
-            if grad_clip:
-                nn.utils.clip_grad_norm_(tuned.parameters(), grad_clip)
-            opt.step()
+    try:
+        for epoch in range(epochs):
+            if hasattr(loader, "set_epoch"):
+                loader.set_epoch(epoch)
+            for x_seq, y in loader:
+                x_seq, y = x_seq.to(dev).float(), y.to(dev)
+                params = {}
+                for n in names:
+                    if n in draws:
+                        draws[n].chip = None  # the weight its parametrizations compute, without the last draw
+                    w = tuned.get_submodule(n).weight
+                    chip = (effective_weight(w.detach().cpu(), cfg, gen).to(dev) if n not in folded
+                            else _unfold_chip(w, tuned.get_submodule(folded[n]), cfg, gen, folded[n]))
+                    if n in draws:
+                        draws[n].chip = chip.detach()
+                    else:
+                        params[f"{n}.weight"] = w + (chip - w).detach()
+                out_seq, _ = functional_call(tuned, params, (x_seq,))
+                l = loss_fn(out_seq, y)
+                opt.zero_grad(set_to_none=True)
+                l.backward()
+                if grad_clip:
+                    nn.utils.clip_grad_norm_(tuned.parameters(), grad_clip)
+                opt.step()
+    finally:
+        for n in draws:
+            steps = tuned.get_submodule(n).parametrizations.weight
+            del steps[len(steps) - 1]
     tuned.eval()
     return tuned
+
+
+class _ChipDraw(nn.Module):
+    """The last parametrization of a parametrized weight while :func:`noise_aware_finetune` trains: the weight its
+    own parametrizations compute plus this batch's chip deviation, with a straight-through gradient
+    (:func:`perturb_weight`); the weight itself where no draw is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chip: torch.Tensor | None = None
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight if self.chip is None else weight + (self.chip - weight).detach()
 
 
 def _unfold_chip(weight: torch.Tensor, bn: nn.modules.batchnorm._BatchNorm, cfg: NonIdealConfig,

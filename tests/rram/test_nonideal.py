@@ -1038,3 +1038,30 @@ def test_a_parametrized_conv_is_programmed_as_the_plain_conv_of_its_current_weig
     assert torch.nn.utils.parametrize.is_parametrized(net[0], "weight")  # the model keeps its parametrization
     assert net[0].weight.shape == (4, 2, 3, 3)
 
+
+def test_noise_aware_finetuning_draws_a_parametrized_weight_as_the_plain_one_and_trains_its_parameters():
+    # functional_call assigned the chip's weight through the parametrization (weight_norm's right_inverse wrote it
+    # into the parameters, in place): autograd's "modified by an inplace operation"; the draw is now the last step of
+    # the layer's own parametrizations, while fine-tuning
+    torch.manual_seed(2)
+    net = Sequential(Linear(6, 5), LIF(beta=0.8, v_th=0.5), Linear(5, 3), LIF(beta=0.8, v_th=0.5))
+    plain = copy.deepcopy(net)
+    torch.nn.utils.parametrizations.weight_norm(net[0])
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x = (torch.rand(4, 8, 6, generator=torch.Generator().manual_seed(3)) < 0.5).float()
+    batches = [(x, torch.arange(8) % 3)]
+    cfg = NonIdealConfig(levels=4, sigma_rel=0.1)
+    seen = []  # the first layer's output in each run's one forward pass (the copies it trains are its own)
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda m, i, o: seen.append(o.detach()) if isinstance(m, Linear) and m.in_features == 6 else None)
+    try:
+        tuned = noise_aware_finetune(net, batches, cfg, epochs=1, seed=5)
+        ref = noise_aware_finetune(plain, batches, cfg, epochs=1, seed=5)
+    finally:
+        hook.remove()
+    torch.testing.assert_close(seen[0], seen[1], rtol=1e-5, atol=1e-6)  # the same chip's weights in the forward
+    assert not torch.equal(seen[0], F.linear(x, plain[0].weight, plain[0].bias))
+    assert len(tuned[0].parametrizations.weight) == 1  # the model's own parametrization, the draw gone
+    assert not torch.equal(tuned[0].parametrizations.weight.original1, before["0.parametrizations.weight.original1"])
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())  # the model itself unchanged
+    assert tuned[0].weight.shape == ref[0].weight.shape
