@@ -73,16 +73,16 @@ each layer; read noise or an ADC replace the layer by :class:`CrossbarLinear` / 
 column's range is that of its folded weights), keeps the folded bias digital, and the BatchNorm becomes an
 ``nn.Identity``. It folds exactly the BatchNorms the export folds: the next module in the layer's chain of
 ``Sequential``\ s (nested ones run in turn), past the ``nn.Identity`` and :class:`neurosim.nn.Dropout` modules the
-export drops. One after a Flatten, a pool or any other module, or without running statistics, the export refuses to
-fold, and the chip keeps it digital after the unfolded weights (a layer not mapped, ``layers``, keeps its BatchNorm
-too). The chip is the model at inference whatever its mode. A model without BatchNorm is programmed as before, bit
-for bit.
+export drops (and torch's dropouts, identities at inference too, in a model the export refuses). One after a
+Flatten, a pool or any other module, or without running statistics, the export refuses to fold, and the chip keeps
+it digital after the unfolded weights (a layer not mapped, ``layers``, keeps its BatchNorm too). The chip is the
+model at inference whatever its mode. A model without BatchNorm is programmed as before, bit for bit.
 
 **Recurrent layers** (:class:`neurosim.nn.RLIF`): the feedback weights sit on the chip like the feed-forward ones.
 A dense recurrence's ``.recurrent`` is a ``Linear`` ``N × N`` array whose rows are driven by the layer's own spikes
 of the step before, so it is found and programmed as every Linear (on an RRAM chip recurrence is a crossbar whose
 outputs are wired back to its inputs, as in the RRAM liquid state machine, :mod:`neurosim.lsm`). With the Linear
-that feeds the layer (in a ``Sequential``, nested ones run in turn, past Dropout and Flatten) it is one matrix, as
+that feeds the layer (in a ``Sequential``, nested ones run in turn, past dropouts and Flatten) it is one matrix, as
 :mod:`hardware_models.crossbar` maps and costs them: ``[W_in | W_rec]``, the ``N_in`` input rows first, then the
 ``N`` recurrent rows, on the same ``N`` columns, cut every ``tile_rows`` rows of the stack; a tile may hold the last
 input rows and the first recurrent rows, and its columns then add both before the ADC. Each matrix is programmed as
@@ -766,11 +766,16 @@ class CrossbarStackedFeedback(_StackedSide):
 #: the modules whose weights a chip holds in its cells
 CROSSBAR_KINDS = (nn.Linear, nn.Conv2d, DiagonalRecurrent)
 
-#: weightless modules that may sit between a dense recurrent layer and the Linear feeding it (at inference)
-_PASS_THROUGH = (Dropout, Flatten, nn.Dropout, nn.Identity)
+#: the modules the NIR export drops (identities at inference), so that a BatchNorm after them is folded all the same;
+#: with torch's dropouts, identities at inference as neurosim's Dropout (the export refuses a model holding one, so
+#: no graph of it folds otherwise; the chip folded a BatchNorm past neurosim's Dropout and not past torch's)
+_DROPPED = (Dropout, nn.modules.dropout._DropoutNd, nn.Identity)
 
-#: the modules the NIR export drops (identities at inference), so that a BatchNorm after them is folded all the same
-_DROPPED = (Dropout, nn.Identity)
+#: weightless modules that may sit between a dense recurrent layer and the Linear feeding it (at inference): those
+#: dropped, and a Flatten. The export keeps a Flatten (a NIR node) and folds no BatchNorm past it (it refuses the
+#: model), but the energy model stacks a Linear on a population's rows past it (``synapse → Flatten* → target``,
+#: :mod:`hardware_models.graph`): so :func:`_stacked` looks past a Flatten and :func:`_folded` does not
+_PASS_THROUGH = _DROPPED + (Flatten,)
 
 
 # ---------------------------------------------------------------------------------------------- whole models
@@ -855,9 +860,9 @@ def _run_before(model: nn.Module, name: str) -> list[tuple[str, nn.Module]]:
 def _folded(model: nn.Module, names: list[str]) -> dict[str, str]:
     """The BatchNorms a chip folds into the weights before them: ``{Linear or Conv2d: its BatchNorm}`` for every
     ``Linear`` and :class:`neurosim.nn.Conv2d` in ``names`` that the NIR export folds one into (module docstring,
-    *BatchNorm*): the next module of its chain (:func:`_chain`), past the ``nn.Identity`` and
-    :class:`neurosim.nn.Dropout` modules the export drops and nothing else, is a BatchNorm (1d or 2d) with running
-    statistics and one feature per output."""
+    *BatchNorm*): the next module of its chain (:func:`_chain`), past the modules the export drops (``nn.Identity``,
+    :class:`neurosim.nn.Dropout`; torch's dropouts too, :data:`_DROPPED`) and nothing else, is a BatchNorm (1d or 2d)
+    with running statistics and one feature per output."""
     found = {}
     for name in names:
         m = model.get_submodule(name)
@@ -876,10 +881,10 @@ def _folded(model: nn.Module, names: list[str]) -> dict[str, str]:
 def _stacked(model: nn.Module, names: list[str], folded: dict[str, str]) -> dict[str, str]:
     """The dense recurrent layers whose input and recurrent weights share their columns on the chip: ``{input
     Linear: its RLIF's .recurrent}`` for every :class:`neurosim.nn.RLIF` (dense) in a ``Sequential`` (nested ones
-    included: :func:`_run_before`) whose ``.recurrent`` and the ``Linear`` that runs before it (past Dropout,
-    Flatten and the BatchNorm ``folded`` into the Linear, :func:`_folded`) are both in ``names`` (module docstring,
-    *Recurrent layers*). A BatchNorm the chip keeps (one the export does not fold) is a digital step between the two
-    matrices, which then are not stacked."""
+    included: :func:`_run_before`) whose ``.recurrent`` and the ``Linear`` that runs before it (past dropouts,
+    Identity, Flatten (:data:`_PASS_THROUGH`) and the BatchNorm ``folded`` into the Linear, :func:`_folded`) are both
+    in ``names`` (module docstring, *Recurrent layers*). A BatchNorm the chip keeps (one the export does not fold)
+    is a digital step between the two matrices, which then are not stacked."""
     found = {}
     for rec in names:
         owner, _, leaf = rec.rpartition(".")

@@ -682,6 +682,26 @@ def test_a_batch_norm_the_export_does_not_fold_stays_digital_between_unstacked_m
     torch.testing.assert_close(chip[2].weight, effective_weight(net[2].weight.detach(), cfg), rtol=1e-6, atol=1e-7)
     assert chip((torch.rand(3, 2, 100) < 0.3).float())[0].shape == (3, 2, 5)
 
+def test_a_batch_norm_past_torch_dropout_is_folded_and_stacked_as_past_neurosim_dropout():
+    # Linear · torch Dropout · BatchNorm1d · RLIF: the chip stacked a recurrent layer's matrices past torch's Dropout
+    # but folded no BatchNorm past it (only past neurosim's), so it kept this BatchNorm digital and, across it, the
+    # two matrices apart. Both identities at inference: the chip is now the one without the Dropout (which the export
+    # refuses; the graph it does export of that model folds and stacks)
+    from neurosim.export import NIRExportError, to_nir
+    from neurosim.hardware.nonideal import CrossbarStackedFeedback, CrossbarStackedInput
+
+    ref = _stacked_net(100, 60, batch_norm=True)
+    net = Sequential(*ref[:3], torch.nn.Dropout(0.2), *ref[3:]).eval()
+    with pytest.raises(NIRExportError, match="no NIR equivalent"):
+        to_nir(net, (100,))
+    cfg = NonIdealConfig(levels=16, read_noise_rel=0.01)
+    chip, chip_ref = apply_nonidealities(net, cfg, seed=0), apply_nonidealities(ref, cfg, seed=0)
+    assert isinstance(chip[4], torch.nn.Identity)  # the BatchNorm folded
+    assert type(chip[2]) is CrossbarStackedInput and type(chip[5].recurrent) is CrossbarStackedFeedback
+    torch.testing.assert_close(chip[2].weight, chip_ref[2].weight, rtol=0, atol=0)
+    x = (torch.rand(4, 3, 100, generator=torch.Generator().manual_seed(1)) < 0.3).float()
+    assert torch.equal(chip(x)[0], chip_ref(x)[0])
+
 # ------------------------------------------------------------------------------------------------ BatchNorm folded
 def _bn_net(dtype=torch.float32) -> Sequential:
     """Conv 16→8 k3 (no bias, 144 unrolled rows: two 128-row tiles) · BatchNorm2d · LIF · SumPool 2 · Flatten ·
