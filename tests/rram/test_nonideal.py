@@ -534,7 +534,7 @@ def test_a_dense_recurrent_layer_is_tiled_as_the_energy_model_stacks_it(target):
     # tile of 100 input rows and one of 60 recurrent rows, where the energy model's two tiles hold rows 0-127 (the
     # 100 inputs and the first 28 recurrent rows, converted together) and 128-159
     from hardware_models import analyze, load_spec
-    from hardware_models.crossbar import map_crossbar
+    from hardware_models.crossbar import _stack_amplitudes, map_crossbar
     from neurosim.export import to_nir
     from neurosim.hardware import nonideal_config_from_spec
     from neurosim.hardware.nonideal import CrossbarStackedFeedback, CrossbarStackedInput
@@ -542,7 +542,8 @@ def test_a_dense_recurrent_layer_is_tiled_as_the_energy_model_stacks_it(target):
     for n_in, n, batch_norm in ((100, 60, False), (40, 12, False), (700, 256, True), (256, 256, True)):
         net = _stacked_net(n_in, n, batch_norm=batch_norm)
         rlif = "4" if batch_norm else "3"
-        mapping = map_crossbar(analyze(to_nir(net, (n_in,))), load_spec(target))
+        facts = analyze(to_nir(net, (n_in,)))
+        mapping = map_crossbar(facts, load_spec(target))
         layer = next(l for l in mapping.layers if l.target == f"{rlif}.lif")
         assert layer.synapses == ("2", f"{rlif}.recurrent") and (layer.rows, layer.columns) == (n_in + n, n)
         chip = apply_nonidealities(net, nonideal_config_from_spec(target, read_noise_rel=0.01), seed=0)
@@ -559,6 +560,12 @@ def test_a_dense_recurrent_layer_is_tiled_as_the_energy_model_stacks_it(target):
         assert own[0] + own[1] == list(range(layer.rows)) and all(r < n_in for r in own[0])
         if batch_norm:
             assert isinstance(chip[3], torch.nn.Identity)  # folded into the input weights, as the export folds it
+        # each matrix's rows read at the amplitude the energy model charges them at ((a·V)²·G·t_read)
+        amps = _stack_amplitudes(facts, layer)
+        assert min(amps) < 1
+        torch.testing.assert_close(inp.crossbar.row_amplitude.double(),
+                                   torch.tensor(amps, dtype=torch.float64).repeat_interleave(torch.tensor([n_in, n])),
+                                   rtol=1e-6, atol=0)
         x = (torch.rand(3, 2, n_in) < 0.3).float()
         assert chip(x)[0].shape == (3, 2, 5)
 
