@@ -89,17 +89,19 @@ input rows and the first recurrent rows, and its columns then add both before th
 on its own (its quantisation against its own ``w_max``, its own draws, its own drift compensation factor), and its
 rows are read at the amplitude ``scale / S`` (``S`` the larger of the two matrices' read-out scales ``scale``), so
 the columns' currents add ``W_in·x[t] + W_rec·s[t−1]`` in one read-out scale ``S``; the ADC's full scale is the
-column's largest current, ``Σ_rows a·g``. A BatchNorm1d between the Linear and the layer (at inference) is folded
-into the input weights, as every folded BatchNorm (*BatchNorm*): the chip holds ``W·γ/σ``; one the export does not
-fold stays digital between the two matrices, which are then not stacked. The input side
-(:class:`CrossbarStackedInput`) reads the tiles of input rows alone at every step at once; the feedback
-(:class:`CrossbarStackedFeedback`, the layer's ``.recurrent``) reads the other tiles step by step with ``[x[t],
-s[t−1]]``. Without read noise and ADC the stacked matrices compute what they do apart. A one-to-one
-recurrence (``connectivity="diagonal"``, :class:`neurosim.nn.DiagonalRecurrent`) is mapped as one differential pair
-of cells per neuron, read by that neuron's own spike (:class:`CrossbarDiagonal`): the same quantisation, variation,
-faults, drift, read noise and ADC, with ``w_max`` the largest of the ``N`` weights. It is not mapped as the
-diagonal of an ``N × N`` array: the ``N² − N`` unused cells there would sit at G_off in both columns of their pairs,
-and their variation and stuck-ON faults would add feedback between neurons that the model does not have.
+column's largest current, ``Σ_rows a·g``, and the energy model charges each row read at that amplitude ``(a·V)²·G``
+per cell (:mod:`hardware_models.crossbar`, ``a`` from the exported weights' largest magnitudes). A BatchNorm1d
+between the Linear and the layer (at inference) is folded into the input weights, as every folded BatchNorm
+(*BatchNorm*): the chip holds ``W·γ/σ``; one the export does not fold stays digital between the two matrices, which
+are then not stacked. The input side (:class:`CrossbarStackedInput`) reads the tiles of input rows alone at every
+step at once; the feedback (:class:`CrossbarStackedFeedback`, the layer's ``.recurrent``) reads the other tiles step
+by step with ``[x[t], s[t−1]]``. Without read noise and ADC the stacked matrices compute what they do apart. A
+one-to-one recurrence (``connectivity="diagonal"``, :class:`neurosim.nn.DiagonalRecurrent`) is mapped as one
+differential pair of cells per neuron, read by that neuron's own spike (:class:`CrossbarDiagonal`): the same
+quantisation, variation, faults, drift, read noise and ADC, with ``w_max`` the largest of the ``N`` weights. It is
+not mapped as the diagonal of an ``N × N`` array: the ``N² − N`` unused cells there would sit at G_off in both
+columns of their pairs, and their variation and stuck-ON faults would add feedback between neurons that the model
+does not have.
 
 Example:
     >>> import torch
