@@ -34,7 +34,7 @@
 **Energy per inference.** Inputs are spikes, so only rows that receive a spike in a step are driven
 (``activity_blind=True`` instead drives every row of every tile in every crossbar cycle, as SpikeSim counts it):
 
-    cell_read       = Σ_driven rows V² · t_read · Σ_cells in the row G         (G from the actual weights)
+    cell_read       = Σ_driven rows (a·V)² · t_read · Σ_cells in the row G     (G from the actual weights)
     wordline_driver = driven rows · column tiles · columns_per_adc · E_wl  (E_wl per row and column-mux round)
     adc             = tile reads · used columns · E_adc        (a tile is read when >= 1 of its rows is driven)
     shift_add       = tile reads · used columns · E_shift_add  (combine slices and the differential pair)
@@ -46,7 +46,12 @@
 A tile read converts its columns in ``columns_per_adc`` rounds (each ADC takes one of its columns per round); the
 array is driven in every round, as SpikeSim's ``PE_cycle_energy`` charges its crossbar read energy once per round
 (``xbar_size / 8`` rounds of 8-column muxes). A cell holding digit ``d`` of ``2^cell_bits − 1`` has ``G = G_off + d/(2^cell_bits − 1)·(G_on − G_off)``; the
-other cell of its pair sits at ``G_off``. Driven rows per step follow the ActivityProfile: a source neuron with
+other cell of its pair sits at ``G_off``. Each matrix is quantised against its own largest ``|w|``, so where several
+are stacked on one array's rows (a recurrent layer's ``[W_in | W_rec]``) the columns add their currents in one scale
+only if each matrix's rows are read at the amplitude ``a = max|W| / max over the stack of max|W|`` of the full read
+voltage ``V``, as :mod:`neurosim.hardware.nonideal` reads them (a row of the largest-scale matrix, and every row of a
+matrix on its own, at ``a = 1``); a row read at ``a·V`` takes ``(a·V)²·G·t_read`` per cell. The wordline driver's
+energy per drive is the spec's whatever ``a``. Driven rows per step follow the ActivityProfile: a source neuron with
 ``c`` spikes per run and a population series ``s[t]`` spikes in step t at rate ``c·s[t]/Σs``. A tile is read at a
 position and step with probability ``1 − Π_rows (1 − rate)`` (rows independent), so zero input gives no array,
 driver, ADC, shift-add or accumulate energy — only neuron updates, membrane traffic and static power — and the
@@ -493,6 +498,18 @@ def _row_conductance(facts: GraphFacts, layer: CrossbarLayer, s: dict, g_on: flo
     return np.concatenate(out)
 
 
+def _stack_amplitudes(facts: GraphFacts, layer: CrossbarLayer) -> list[float] | None:
+    """Read amplitude of each matrix stacked on a linear layer's rows (in ``layer.synapses``' order), relative to
+    the full read voltage: its largest ``|w|`` over the stack's largest (module docstring); None where every row is
+    read at the full voltage (one matrix, a conv, a one-to-one recurrence, a stack of all-zero matrices)."""
+    if layer.kind != "linear" or len(layer.synapses) < 2:
+        return None
+    tops = [float(np.abs(np.asarray(facts.graph.nodes[syn].weight, dtype=np.float64)).max(initial=0.0))
+            for syn in layer.synapses]
+    top = max(tops)
+    return None if top == 0 else [t / top for t in tops]
+
+
 # ---------------------------------------------------------------------------------------------- activity
 def _step_fraction(facts: GraphFacts, activity: ActivityProfile, proj) -> np.ndarray:
     series = np.asarray(facts.projection_series(activity, proj), dtype=np.float64)
@@ -524,7 +541,7 @@ def _per_step(fracs: np.ndarray, fn):
 @dataclass
 class _LayerCounts:
     driven_rows: float = 0.0  # row drives (per position) over the run
-    cell_conductance_drive: float = 0.0  # Σ over drives of the row's total conductance (S)
+    cell_conductance_drive: float = 0.0  # Σ over drives of the row's total conductance (S), times a² (read amplitude)
     reads: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (T,) expected row-block reads
     busiest: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (T,) expected reads of the busiest row block
     row_bits: float = 0.0  # Σ over row-block reads of the rows in that block (input bits buffered), over the run
@@ -693,9 +710,14 @@ def estimate_crossbar(facts: GraphFacts, activity: ActivityProfile, spec: Spec, 
     step_time: dict[str, np.ndarray] = {}
     _, conv, digital, _ = _group_projections(facts)
     result = mapping.to_mapping_result(facts)
-    counts = []
+    counts, amplitudes = [], {}
     for layer in mapping.layers:
         g_row = _row_conductance(facts, layer, s, g_on, g_off)
+        amps = _stack_amplitudes(facts, layer)
+        if amps is not None:  # a row read at a·V costs (a·V)²·G·t_read: its conductance counts a² times
+            rows = [np.shape(facts.graph.nodes[syn].weight)[1] for syn in layer.synapses]
+            g_row = g_row * np.repeat(np.square(amps), rows)
+            amplitudes[layer.target] = amps
         if layer.kind in ("linear", "diagonal"):
             counts.append(_linear_counts(facts, activity, layer, g_row, s, activity_blind))
         else:
@@ -774,6 +796,12 @@ def estimate_crossbar(facts: GraphFacts, activity: ActivityProfile, spec: Spec, 
                      f"block-diagonally, on disjoint rows and columns ({names}{more}); each is read on its own, one "
                      "after the other, so its energy is as on a tile of its own; a shared tile counts in each of "
                      "its layers' tiles")
+    for target, amps in amplitudes.items():
+        if min(amps) < 1:
+            stack = next(l for l in mapping.layers if l.target == target).synapses
+            notes.append(f"{target!r}: its stacked matrices' rows are read at "
+                         f"{', '.join(f'{a:.3g}' for a in amps)} of the read voltage ({', '.join(map(repr, stack))}; "
+                         "each matrix quantised against its own largest weight), a cell costing (a·V)²·G·t_read")
     diagonal = [l for l in mapping.layers if l.kind == "diagonal"]
     if diagonal:
         notes.append(f"one-to-one recurrence(s) ({', '.join(repr(l.synapses[0]) for l in diagonal)}): N single "

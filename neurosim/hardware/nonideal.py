@@ -73,33 +73,35 @@ each layer; read noise or an ADC replace the layer by :class:`CrossbarLinear` / 
 column's range is that of its folded weights), keeps the folded bias digital, and the BatchNorm becomes an
 ``nn.Identity``. It folds exactly the BatchNorms the export folds: the next module in the layer's chain of
 ``Sequential``\ s (nested ones run in turn), past the ``nn.Identity`` and :class:`neurosim.nn.Dropout` modules the
-export drops. One after a Flatten, a pool or any other module, or without running statistics, the export refuses to
-fold, and the chip keeps it digital after the unfolded weights (a layer not mapped, ``layers``, keeps its BatchNorm
-too). The chip is the model at inference whatever its mode. A model without BatchNorm is programmed as before, bit
-for bit.
+export drops (and torch's dropouts, identities at inference too, in a model the export refuses). One after a
+Flatten, a pool or any other module, or without running statistics, the export refuses to fold, and the chip keeps
+it digital after the unfolded weights (a layer not mapped, ``layers``, keeps its BatchNorm too). The chip is the
+model at inference whatever its mode. A model without BatchNorm is programmed as before, bit for bit.
 
 **Recurrent layers** (:class:`neurosim.nn.RLIF`): the feedback weights sit on the chip like the feed-forward ones.
 A dense recurrence's ``.recurrent`` is a ``Linear`` ``N × N`` array whose rows are driven by the layer's own spikes
 of the step before, so it is found and programmed as every Linear (on an RRAM chip recurrence is a crossbar whose
 outputs are wired back to its inputs, as in the RRAM liquid state machine, :mod:`neurosim.lsm`). With the Linear
-that feeds the layer (in a ``Sequential``, nested ones run in turn, past Dropout and Flatten) it is one matrix, as
+that feeds the layer (in a ``Sequential``, nested ones run in turn, past dropouts and Flatten) it is one matrix, as
 :mod:`hardware_models.crossbar` maps and costs them: ``[W_in | W_rec]``, the ``N_in`` input rows first, then the
 ``N`` recurrent rows, on the same ``N`` columns, cut every ``tile_rows`` rows of the stack; a tile may hold the last
 input rows and the first recurrent rows, and its columns then add both before the ADC. Each matrix is programmed as
 on its own (its quantisation against its own ``w_max``, its own draws, its own drift compensation factor), and its
 rows are read at the amplitude ``scale / S`` (``S`` the larger of the two matrices' read-out scales ``scale``), so
 the columns' currents add ``W_in·x[t] + W_rec·s[t−1]`` in one read-out scale ``S``; the ADC's full scale is the
-column's largest current, ``Σ_rows a·g``. A BatchNorm1d between the Linear and the layer (at inference) is folded
-into the input weights, as every folded BatchNorm (*BatchNorm*): the chip holds ``W·γ/σ``; one the export does not
-fold stays digital between the two matrices, which are then not stacked. The input side
-(:class:`CrossbarStackedInput`) reads the tiles of input rows alone at every step at once; the feedback
-(:class:`CrossbarStackedFeedback`, the layer's ``.recurrent``) reads the other tiles step by step with ``[x[t],
-s[t−1]]``. Without read noise and ADC the stacked matrices compute what they do apart. A one-to-one
-recurrence (``connectivity="diagonal"``, :class:`neurosim.nn.DiagonalRecurrent`) is mapped as one differential pair
-of cells per neuron, read by that neuron's own spike (:class:`CrossbarDiagonal`): the same quantisation, variation,
-faults, drift, read noise and ADC, with ``w_max`` the largest of the ``N`` weights. It is not mapped as the
-diagonal of an ``N × N`` array: the ``N² − N`` unused cells there would sit at G_off in both columns of their pairs,
-and their variation and stuck-ON faults would add feedback between neurons that the model does not have.
+column's largest current, ``Σ_rows a·g``, and the energy model charges each row read at that amplitude ``(a·V)²·G``
+per cell (:mod:`hardware_models.crossbar`, ``a`` from the exported weights' largest magnitudes). A BatchNorm1d
+between the Linear and the layer (at inference) is folded into the input weights, as every folded BatchNorm
+(*BatchNorm*): the chip holds ``W·γ/σ``; one the export does not fold stays digital between the two matrices, which
+are then not stacked. The input side (:class:`CrossbarStackedInput`) reads the tiles of input rows alone at every
+step at once; the feedback (:class:`CrossbarStackedFeedback`, the layer's ``.recurrent``) reads the other tiles step
+by step with ``[x[t], s[t−1]]``. Without read noise and ADC the stacked matrices compute what they do apart. A
+one-to-one recurrence (``connectivity="diagonal"``, :class:`neurosim.nn.DiagonalRecurrent`) is mapped as one
+differential pair of cells per neuron, read by that neuron's own spike (:class:`CrossbarDiagonal`): the same
+quantisation, variation, faults, drift, read noise and ADC, with ``w_max`` the largest of the ``N`` weights. It is
+not mapped as the diagonal of an ``N × N`` array: the ``N² − N`` unused cells there would sit at G_off in both
+columns of their pairs, and their variation and stuck-ON faults would add feedback between neurons that the model
+does not have.
 
 Example:
     >>> import torch
@@ -766,11 +768,16 @@ class CrossbarStackedFeedback(_StackedSide):
 #: the modules whose weights a chip holds in its cells
 CROSSBAR_KINDS = (nn.Linear, nn.Conv2d, DiagonalRecurrent)
 
-#: weightless modules that may sit between a dense recurrent layer and the Linear feeding it (at inference)
-_PASS_THROUGH = (Dropout, Flatten, nn.Dropout, nn.Identity)
+#: the modules the NIR export drops (identities at inference), so that a BatchNorm after them is folded all the same;
+#: with torch's dropouts, identities at inference as neurosim's Dropout (the export refuses a model holding one, so
+#: no graph of it folds otherwise; the chip folded a BatchNorm past neurosim's Dropout and not past torch's)
+_DROPPED = (Dropout, nn.modules.dropout._DropoutNd, nn.Identity)
 
-#: the modules the NIR export drops (identities at inference), so that a BatchNorm after them is folded all the same
-_DROPPED = (Dropout, nn.Identity)
+#: weightless modules that may sit between a dense recurrent layer and the Linear feeding it (at inference): those
+#: dropped, and a Flatten. The export keeps a Flatten (a NIR node) and folds no BatchNorm past it (it refuses the
+#: model), but the energy model stacks a Linear on a population's rows past it (``synapse → Flatten* → target``,
+#: :mod:`hardware_models.graph`): so :func:`_stacked` looks past a Flatten and :func:`_folded` does not
+_PASS_THROUGH = _DROPPED + (Flatten,)
 
 
 # ---------------------------------------------------------------------------------------------- whole models
@@ -808,18 +815,21 @@ def _stream_seed(seed: int, role: str, index: int = 0) -> int:
     return int(np.random.SeedSequence([int(seed), _STREAMS.index(role), index]).generate_state(1)[0])
 
 
-def _plain_copy(m: nn.Module) -> nn.Module:
-    """A Linear or DiagonalRecurrent without parametrizations, holding ``m``'s current weight and bias values.
-    (``parametrize.remove_parametrizations`` on a deep copy would edit the class the original shares with it.)"""
-    w = m.weight.detach()
-    plain = (DiagonalRecurrent(w.shape[0], bias=m.bias is not None) if isinstance(m, DiagonalRecurrent)
-             else nn.Linear(w.shape[1], w.shape[0], bias=m.bias is not None))
-    plain = plain.to(device=w.device, dtype=w.dtype).train(m.training)
-    with torch.no_grad():
-        plain.weight.copy_(w)
-        if m.bias is not None:
-            plain.bias.copy_(m.bias)
-    return plain
+def _unparametrize(m: nn.Module) -> None:
+    """Make ``m``, a module of a chip's copy of the model, a plain module of the class it was parametrized from (a
+    Linear, a Conv2d with its stride, padding, dilation and groups, a DiagonalRecurrent…) whose parametrized tensors
+    are parameters holding their current values.
+
+    This is ``parametrize.remove_parametrizations(m, name, leave_parametrized=True)`` without its
+    ``delattr(type(m), name)``: the class of a parametrized module is made for it, and the deep copy shares it with
+    the model's module, which would lose its ``weight``."""
+    m.parametrizations.eval()  # the values at inference (spectral_norm's power iteration steps in training)
+    values = {name: getattr(m, name).detach().clone() for name in m.parametrizations}
+    grads = {name: any(p.requires_grad for p in m.parametrizations[name].parameters()) for name in values}
+    m.__class__ = type(m).__bases__[0]  # the class parametrize subclassed for this module
+    delattr(m, "parametrizations")
+    for name, value in values.items():
+        setattr(m, name, nn.Parameter(value, requires_grad=grads[name]))
 
 
 def _chain(model: nn.Module, name: str) -> list[tuple[str, nn.Module]]:
@@ -852,9 +862,9 @@ def _run_before(model: nn.Module, name: str) -> list[tuple[str, nn.Module]]:
 def _folded(model: nn.Module, names: list[str]) -> dict[str, str]:
     """The BatchNorms a chip folds into the weights before them: ``{Linear or Conv2d: its BatchNorm}`` for every
     ``Linear`` and :class:`neurosim.nn.Conv2d` in ``names`` that the NIR export folds one into (module docstring,
-    *BatchNorm*): the next module of its chain (:func:`_chain`), past the ``nn.Identity`` and
-    :class:`neurosim.nn.Dropout` modules the export drops and nothing else, is a BatchNorm (1d or 2d) with running
-    statistics and one feature per output."""
+    *BatchNorm*): the next module of its chain (:func:`_chain`), past the modules the export drops (``nn.Identity``,
+    :class:`neurosim.nn.Dropout`; torch's dropouts too, :data:`_DROPPED`) and nothing else, is a BatchNorm (1d or 2d)
+    with running statistics and one feature per output."""
     found = {}
     for name in names:
         m = model.get_submodule(name)
@@ -873,10 +883,10 @@ def _folded(model: nn.Module, names: list[str]) -> dict[str, str]:
 def _stacked(model: nn.Module, names: list[str], folded: dict[str, str]) -> dict[str, str]:
     """The dense recurrent layers whose input and recurrent weights share their columns on the chip: ``{input
     Linear: its RLIF's .recurrent}`` for every :class:`neurosim.nn.RLIF` (dense) in a ``Sequential`` (nested ones
-    included: :func:`_run_before`) whose ``.recurrent`` and the ``Linear`` that runs before it (past Dropout,
-    Flatten and the BatchNorm ``folded`` into the Linear, :func:`_folded`) are both in ``names`` (module docstring,
-    *Recurrent layers*). A BatchNorm the chip keeps (one the export does not fold) is a digital step between the two
-    matrices, which then are not stacked."""
+    included: :func:`_run_before`) whose ``.recurrent`` and the ``Linear`` that runs before it (past dropouts,
+    Identity, Flatten (:data:`_PASS_THROUGH`) and the BatchNorm ``folded`` into the Linear, :func:`_folded`) are both
+    in ``names`` (module docstring, *Recurrent layers*). A BatchNorm the chip keeps (one the export does not fold)
+    is a digital step between the two matrices, which then are not stacked."""
     found = {}
     for rec in names:
         owner, _, leaf = rec.rpartition(".")
@@ -933,11 +943,10 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
     programmed = {}
     for i, name in enumerate(names):
         m = chip.get_submodule(name)
-        if parametrize.is_parametrized(m, "weight"):
-            # a computed weight (a converted snnTorch layer's one shared V): on the chip each cell is programmed, and
-            # drawn, on its own, so the copy gets a plain module holding the weight's current values
-            m = _plain_copy(m)
-            _set_module(chip, name, m)
+        if parametrize.is_parametrized(m):
+            # a computed weight (a converted snnTorch layer's one shared V, weight_norm, spectral_norm): on the chip
+            # each cell is programmed, and drawn, on its own, so the copy's layer holds the weight's current values
+            _unparametrize(m)
         w, bias = m.weight.detach(), m.bias
         bn = folded.get(name)
         if bn is not None:  # the chip holds the folded weights (the BatchNorm at inference), as the export gives them
@@ -1092,6 +1101,10 @@ def noise_aware_finetune(model: nn.Module, loader, cfg: NonIdealConfig, *, epoch
     which trains as it does without noise (batch statistics, running statistics updated); the straight-through
     gradient reaches ``W``, ``γ`` and ``β`` as without noise.
 
+    A parametrized weight (``weight_norm``, a converted snnTorch layer's one shared ``V``) is drawn as the plain
+    weight of its current values, a draw for each of its cells as on the chip, and the straight-through gradient
+    reaches the parametrization's own parameters (one shared ``V`` stays one value).
+
     Returns:
         The fine-tuned copy (``model`` itself is not changed).
     """
@@ -1110,27 +1123,56 @@ def noise_aware_finetune(model: nn.Module, loader, cfg: NonIdealConfig, *, epoch
     loss_fn = get_loss(loss)
     opt = torch.optim.Adam(tuned.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(int(seed))
+    # a parametrized weight (weight_norm, a converted snnTorch layer's shared V) is computed by its module: given to
+    # functional_call it would be assigned through the parametrization's right_inverse, in place of its parameters;
+    # its chip draw is the last step of its own parametrizations instead, while fine-tuning
+    draws = {n: _ChipDraw() for n in names if parametrize.is_parametrized(tuned.get_submodule(n), "weight")}
+    for n, draw in draws.items():
+        parametrize.register_parametrization(tuned.get_submodule(n), "weight", draw)
     tuned.train()
-    for epoch in range(epochs):
-        if hasattr(loader, "set_epoch"):
-            loader.set_epoch(epoch)
-        for x_seq, y in loader:
-            x_seq, y = x_seq.to(dev).float(), y.to(dev)
-            params = {}
-            for n in names:
-                w = tuned.get_submodule(n).weight
-                chip = (effective_weight(w.detach().cpu(), cfg, gen).to(dev) if n not in folded
-                        else _unfold_chip(w, tuned.get_submodule(folded[n]), cfg, gen, folded[n]))
-                params[f"{n}.weight"] = w + (chip - w).detach()
-            out_seq, _ = functional_call(tuned, params, (x_seq,))
-            l = loss_fn(out_seq, y)
-            opt.zero_grad(set_to_none=True)
-            l.backward()
-            if grad_clip:
-                nn.utils.clip_grad_norm_(tuned.parameters(), grad_clip)
-            opt.step()
+    try:
+        for epoch in range(epochs):
+            if hasattr(loader, "set_epoch"):
+                loader.set_epoch(epoch)
+            for x_seq, y in loader:
+                x_seq, y = x_seq.to(dev).float(), y.to(dev)
+                params = {}
+                for n in names:
+                    if n in draws:
+                        draws[n].chip = None  # the weight its parametrizations compute, without the last draw
+                    w = tuned.get_submodule(n).weight
+                    chip = (effective_weight(w.detach().cpu(), cfg, gen).to(dev) if n not in folded
+                            else _unfold_chip(w, tuned.get_submodule(folded[n]), cfg, gen, folded[n]))
+                    if n in draws:
+                        draws[n].chip = chip.detach()
+                    else:
+                        params[f"{n}.weight"] = w + (chip - w).detach()
+                out_seq, _ = functional_call(tuned, params, (x_seq,))
+                l = loss_fn(out_seq, y)
+                opt.zero_grad(set_to_none=True)
+                l.backward()
+                if grad_clip:
+                    nn.utils.clip_grad_norm_(tuned.parameters(), grad_clip)
+                opt.step()
+    finally:
+        for n in draws:
+            steps = tuned.get_submodule(n).parametrizations.weight
+            del steps[len(steps) - 1]
     tuned.eval()
     return tuned
+
+
+class _ChipDraw(nn.Module):
+    """The last parametrization of a parametrized weight while :func:`noise_aware_finetune` trains: the weight its
+    own parametrizations compute plus this batch's chip deviation, with a straight-through gradient
+    (:func:`perturb_weight`); the weight itself where no draw is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chip: torch.Tensor | None = None
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight if self.chip is None else weight + (self.chip - weight).detach()
 
 
 def _unfold_chip(weight: torch.Tensor, bn: nn.modules.batchnorm._BatchNorm, cfg: NonIdealConfig,

@@ -135,12 +135,15 @@ def _driven_rows(res: Reservoir, x_seq: torch.Tensor, spikes_seq: torch.Tensor) 
 def measured_cell_read_j(res: Reservoir, x_seq: torch.Tensor, spikes_seq: torch.Tensor, target) -> float:
     r"""Cell-read energy per inference from the reservoir's own programmed conductances on a crossbar ``target``.
 
-    ``E = Σ_rows drives_row · V_read² · t_read · G_on · Σ_columns (g⁺ + g⁻)`` with the cells of
-    :meth:`Reservoir.rram` (relative to G_on) and every driven row read at the full ``V_read`` (an upper bound when
-    recurrent rows are read at a lower amplitude; at ``recurrent_scale = 0`` they are not driven). :func:`hardware_models.estimate` instead rebuilds conductances
-    from the quantised weight magnitudes (the other cell of a pair at G_off); a stochastically switched pair has
-    both cells ON in ``p_switch²`` of the cases, so its real read current is larger. Only meaningful where a weight
-    is one cell per side (``weight_bits − 1 ≤ cell_bits``, e.g. ``rram_lsm40nm``).
+    ``E = Σ_rows drives_row · (a_row · V_read)² · t_read · G_on · Σ_columns (g⁺ + g⁻)`` with the cells of
+    :meth:`Reservoir.rram` (relative to G_on), each driven row read at the amplitude ``a_row`` the reservoir reads it
+    at (:attr:`Reservoir.row_amplitude`: ``input_scale`` for input rows, ``recurrent_scale / sqrt(neurons)`` for
+    recurrent ones, 0 V at ``recurrent_scale = 0``), as :mod:`hardware_models.crossbar` charges a row read at ``a·V``.
+    :func:`hardware_models.estimate` instead rebuilds conductances from the quantised weight magnitudes (the other
+    cell of a pair at G_off), each matrix of the reservoir's graph against its own largest weight and read at its
+    amplitude relative to the larger one's; a stochastically switched pair has both cells ON in ``p_switch²`` of the
+    cases, so its real read current is larger. Only meaningful where a weight is one cell per side (``weight_bits −
+    1 ≤ cell_bits``, e.g. ``rram_lsm40nm``).
 
     Args:
         x_seq / spikes_seq: input spikes ``[T, B, inputs]`` and reservoir spikes ``[T, B, neurons]``.
@@ -154,7 +157,8 @@ def measured_cell_read_j(res: Reservoir, x_seq: torch.Tensor, spikes_seq: torch.
         raise ValueError(f"target {spec.name!r} is {spec.kind}, not a crossbar")
     g_on, v, t = 1.0 / spec.si("device.r_on"), spec.si("device.v_read"), spec.si("device.t_read")
     row_g = (res.g_pos + res.g_neg).double().sum(0)  # per stacked row, relative to G_on
-    return float(v * v * t * g_on * (_driven_rows(res, x_seq, spikes_seq) * row_g).sum())
+    amp = res.row_amplitude.double()  # each row's read voltage over V_read: (a·V)² per cell
+    return float(v * v * t * g_on * (_driven_rows(res, x_seq, spikes_seq) * amp * amp * row_g).sum())
 
 
 def _one_cell_per_side(target) -> bool:

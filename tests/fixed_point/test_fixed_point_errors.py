@@ -330,6 +330,24 @@ def test_a_cuba_bias_with_alpha_one_survives_in_the_weights_only_model():
     assert bool((copy[0].bias != 0).all())
 
 
+def test_a_shared_v_gets_the_chips_weights_and_the_model_keeps_its_own():
+    # the weights-only model removed the shared V's parametrization from its copy with remove_parametrizations,
+    # which deletes the weight from the class the copy shares with the model's layer, and failed itself on the
+    # expanded value ("more than one element of the written-to tensor refers to a single memory location"); the model
+    # then had no recurrent weight ("'ParametrizedDiagonalRecurrent' object has no attribute 'weight'")
+    snn = pytest.importorskip("snntorch")
+    from neurosim.hardware.fixed_point import chip_weights_model
+    from neurosim.interop import from_snntorch
+
+    model = from_snntorch(torch.nn.Sequential(torch.nn.Linear(5, 4), snn.RLeaky(beta=0.9, all_to_all=False, V=0.5,
+                                                                                 init_hidden=True)))
+    copy = chip_weights_model(model, to_chip(model, "loihi"))
+    w = copy[1].recurrent.weight.detach()
+    assert w.shape == (4,) and torch.allclose(w, model[1].recurrent.weight.detach(), rtol=1e-2)
+    assert torch.equal(model[1].recurrent.weight, torch.full((4,), 0.5))  # the model's own, still one shared V
+    assert to_chip(model, "spinnaker").layers[0]["layer"] == "1"  # and it converts again
+
+
 @pytest.mark.parametrize("pool, words", [
     (lambda: nsn.AvgPool2d(2, divisor_override=1), "divisor_override=1"),
     (lambda: nsn.MaxPool2d(2, ceil_mode=True), "ceil_mode=True"),

@@ -101,6 +101,40 @@ def test_recurrent_layer_stacks_input_and_recurrent_weights_on_one_macro():
     assert est.fits and est.mapping.cores_used == 1 and est.energy_j["adc"] > 0
 
 
+
+@pytest.mark.parametrize("scale, amplitudes", [(0.5, (1.0, 0.25)), (2.0, (1.0, 1.0)), (4.0, (0.5, 1.0))])
+def test_stacked_matrices_rows_are_charged_at_the_read_amplitude_of_their_scale(scale, amplitudes):
+    # each matrix is quantised against its own largest weight, so the columns add the stack's products in one scale
+    # only with each matrix's rows read at max|W| / (the stack's max|W|) of the read voltage, as the chips read them;
+    # the cell reads were charged at the full voltage. 2 neurons; w_in [[2], [0]] and w_rec scale·[[0, 1], [1, 0]]
+    # hold, with 2-bit weights on 1-bit cells, one ON cell and three OFF cells per row: the input row and neuron 0's
+    # recurrent row, each driven once
+    def graph(scale: float) -> nir.NIRGraph:
+        nodes = {"input": nir.Input(input_type=np.array([1])), "w_in": nir.Linear(weight=np.array([[2.0], [0.0]])),
+                 "lif": lif(2), "w_rec": nir.Linear(weight=scale * np.array([[0.0, 1.0], [1.0, 0.0]])),
+                 "output": nir.Output(output_type=np.array([2]))}
+        return nir.NIRGraph(nodes=nodes, edges=[("input", "w_in"), ("w_in", "lif"), ("lif", "w_rec"),
+                                                ("w_rec", "lif"), ("lif", "output")])
+
+    act = ActivityProfile(time_steps=2, dt_s=1e-3, samples=1,
+                          spikes_per_step={"input": np.array([1.0, 0.0]), "lif": np.array([1.0, 0.0])},
+                          spike_counts={"input": np.array([1.0]), "lif": np.array([1.0, 0.0])},
+                          input_events_per_step=np.array([1.0, 0.0]))
+    spec = load_spec("rram_neurosim")
+    est = estimate(graph(scale), act, spec, weight_bits=2, cell_bits=1)
+    g_on, g_off = 1 / spec.si("device.r_on"), 1 / spec.si("device.r_off")
+    row = spec.si("device.v_read") ** 2 * spec.si("device.t_read") * (g_on + 3 * g_off)  # one row at the full V
+    assert est.energy_j["cell_read"] == approx_si(row * sum(a * a for a in amplitudes))
+    said = [n for n in est.notes if "stacked matrices' rows are read at" in n]
+    assert said == ([] if min(amplitudes) == 1 else
+                    [f"'lif': its stacked matrices' rows are read at {amplitudes[0]:g}, {amplitudes[1]:g} of the read "
+                     "voltage ('w_in', 'w_rec'; each matrix quantised against its own largest weight), a cell costing "
+                     "(a·V)²·G·t_read"])
+    # the rest of the estimate is that of the stack read at the full voltage (the same cells, a = 1)
+    full = estimate(graph(2.0), act, spec, weight_bits=2, cell_bits=1)
+    assert {k: v for k, v in est.energy_j.items() if k != "cell_read"} == \
+        {k: v for k, v in full.energy_j.items() if k != "cell_read"}
+
 def test_mapping_errors_name_the_problem():
     facts = analyze(mlp(8, 4))
     spec = load_spec("rram_neurosim")

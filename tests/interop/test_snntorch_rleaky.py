@@ -272,3 +272,28 @@ def test_a_shared_v_goes_onto_rram_chips_one_cell_pair_per_neuron(per_read):
         w = chip[1].recurrent.weight
         assert w.shape == (4,) and len(set(w.tolist())) == 4
     assert torch.equal(net[1].recurrent.weight, torch.full((4,), 0.5))  # the model itself unchanged
+
+
+def test_a_shared_v_is_fine_tuned_through_each_neurons_chip_draw_and_stays_one_value():
+    # noise-aware fine-tuning gave the chip's weights to functional_call as the recurrent weight, which assigned them
+    # through the shared V's right_inverse: "this recurrent weight is one value shared by all 4 neurons", a refusal of
+    # every chip that draws each neuron's cells on its own; the draw is now a step after the parametrization
+    from neurosim.hardware.nonideal import NonIdealConfig, noise_aware_finetune
+
+    torch.manual_seed(0)
+    net = from_snntorch(nn.Sequential(nn.Linear(5, 4), snn.RLeaky(beta=0.9, all_to_all=False, V=0.5,
+                                                                   init_hidden=True)))
+    seen = []  # the feedback weights the forward pass read: one draw per neuron
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda m, i, o: seen.append(m.weight.detach().clone()) if type(m).__name__ == "ParametrizedDiagonalRecurrent"
+        else None)
+    try:
+        tuned = noise_aware_finetune(net, [(torch.rand(6, 8, 5), torch.arange(8) % 4)], NonIdealConfig(sigma_rel=0.2),
+                                     epochs=1)
+    finally:
+        hook.remove()
+    assert seen and len(set(seen[0].tolist())) == 4
+    w = tuned[1].recurrent.weight.detach()
+    assert len(set(w.tolist())) == 1 and float(w[0]) != 0.5  # trained, still one shared V
+    assert len(tuned[1].recurrent.parametrizations.weight) == 1
+    assert torch.equal(net[1].recurrent.weight, torch.full((4,), 0.5))

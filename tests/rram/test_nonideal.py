@@ -534,7 +534,7 @@ def test_a_dense_recurrent_layer_is_tiled_as_the_energy_model_stacks_it(target):
     # tile of 100 input rows and one of 60 recurrent rows, where the energy model's two tiles hold rows 0-127 (the
     # 100 inputs and the first 28 recurrent rows, converted together) and 128-159
     from hardware_models import analyze, load_spec
-    from hardware_models.crossbar import map_crossbar
+    from hardware_models.crossbar import _stack_amplitudes, map_crossbar
     from neurosim.export import to_nir
     from neurosim.hardware import nonideal_config_from_spec
     from neurosim.hardware.nonideal import CrossbarStackedFeedback, CrossbarStackedInput
@@ -542,7 +542,8 @@ def test_a_dense_recurrent_layer_is_tiled_as_the_energy_model_stacks_it(target):
     for n_in, n, batch_norm in ((100, 60, False), (40, 12, False), (700, 256, True), (256, 256, True)):
         net = _stacked_net(n_in, n, batch_norm=batch_norm)
         rlif = "4" if batch_norm else "3"
-        mapping = map_crossbar(analyze(to_nir(net, (n_in,))), load_spec(target))
+        facts = analyze(to_nir(net, (n_in,)))
+        mapping = map_crossbar(facts, load_spec(target))
         layer = next(l for l in mapping.layers if l.target == f"{rlif}.lif")
         assert layer.synapses == ("2", f"{rlif}.recurrent") and (layer.rows, layer.columns) == (n_in + n, n)
         chip = apply_nonidealities(net, nonideal_config_from_spec(target, read_noise_rel=0.01), seed=0)
@@ -559,6 +560,12 @@ def test_a_dense_recurrent_layer_is_tiled_as_the_energy_model_stacks_it(target):
         assert own[0] + own[1] == list(range(layer.rows)) and all(r < n_in for r in own[0])
         if batch_norm:
             assert isinstance(chip[3], torch.nn.Identity)  # folded into the input weights, as the export folds it
+        # each matrix's rows read at the amplitude the energy model charges them at ((a·V)²·G·t_read)
+        amps = _stack_amplitudes(facts, layer)
+        assert min(amps) < 1
+        torch.testing.assert_close(inp.crossbar.row_amplitude.double(),
+                                   torch.tensor(amps, dtype=torch.float64).repeat_interleave(torch.tensor([n_in, n])),
+                                   rtol=1e-6, atol=0)
         x = (torch.rand(3, 2, n_in) < 0.3).float()
         assert chip(x)[0].shape == (3, 2, 5)
 
@@ -681,6 +688,26 @@ def test_a_batch_norm_the_export_does_not_fold_stays_digital_between_unstacked_m
     assert type(chip[2]) is CrossbarLinear and type(chip[5].recurrent) is CrossbarLinear
     torch.testing.assert_close(chip[2].weight, effective_weight(net[2].weight.detach(), cfg), rtol=1e-6, atol=1e-7)
     assert chip((torch.rand(3, 2, 100) < 0.3).float())[0].shape == (3, 2, 5)
+
+def test_a_batch_norm_past_torch_dropout_is_folded_and_stacked_as_past_neurosim_dropout():
+    # Linear · torch Dropout · BatchNorm1d · RLIF: the chip stacked a recurrent layer's matrices past torch's Dropout
+    # but folded no BatchNorm past it (only past neurosim's), so it kept this BatchNorm digital and, across it, the
+    # two matrices apart. Both identities at inference: the chip is now the one without the Dropout (which the export
+    # refuses; the graph it does export of that model folds and stacks)
+    from neurosim.export import NIRExportError, to_nir
+    from neurosim.hardware.nonideal import CrossbarStackedFeedback, CrossbarStackedInput
+
+    ref = _stacked_net(100, 60, batch_norm=True)
+    net = Sequential(*ref[:3], torch.nn.Dropout(0.2), *ref[3:]).eval()
+    with pytest.raises(NIRExportError, match="no NIR equivalent"):
+        to_nir(net, (100,))
+    cfg = NonIdealConfig(levels=16, read_noise_rel=0.01)
+    chip, chip_ref = apply_nonidealities(net, cfg, seed=0), apply_nonidealities(ref, cfg, seed=0)
+    assert isinstance(chip[4], torch.nn.Identity)  # the BatchNorm folded
+    assert type(chip[2]) is CrossbarStackedInput and type(chip[5].recurrent) is CrossbarStackedFeedback
+    torch.testing.assert_close(chip[2].weight, chip_ref[2].weight, rtol=0, atol=0)
+    x = (torch.rand(4, 3, 100, generator=torch.Generator().manual_seed(1)) < 0.3).float()
+    assert torch.equal(chip(x)[0], chip_ref(x)[0])
 
 # ------------------------------------------------------------------------------------------------ BatchNorm folded
 def _bn_net(dtype=torch.float32) -> Sequential:
@@ -1001,3 +1028,67 @@ def test_reads_without_a_graph_run_in_place_with_the_same_values():
     graph = apply_nonidealities(net, cfg, seed=2)[0](x.requires_grad_())
     assert graph.requires_grad and not plain.requires_grad
     assert torch.equal(plain, graph.detach())
+
+
+# ------------------------------------------------------------------------------------------------ parametrized weights
+def _strided_conv_net() -> Sequential:
+    """Conv 2→4 k3 stride 2 padding 1 (6×6 → 3×3) · LIF · Flatten · Linear 36→3 · LIF."""
+    torch.manual_seed(5)
+    return Sequential(Conv2d(2, 4, 3, stride=2, padding=1), LIF(beta=0.8, v_th=0.5), Flatten(), Linear(36, 3),
+                      LIF(beta=0.8, v_th=0.5)).eval()
+
+
+@pytest.mark.parametrize("norm", ["weight_norm", "spectral_norm"])
+@pytest.mark.parametrize("cfg", [NonIdealConfig(levels=16, sigma_rel=0.05),
+                                 NonIdealConfig(levels=16, sigma_rel=0.05, read_noise_rel=0.02, adc_bits=5)],
+                         ids=["programming", "read"])
+def test_a_parametrized_conv_is_programmed_as_the_plain_conv_of_its_current_weights(norm, cfg):
+    # a Conv2d (and a Linear) with a weight parametrization were rebuilt as an nn.Linear of the conv's weight, which
+    # failed on the conv's 4-d weight; the chip now holds the module of its own class, stride and padding included,
+    # with the weight's current values: the same chip as the plain model's of those weights
+    net = _strided_conv_net()
+    plain = copy.deepcopy(net)
+    for i in (0, 3):
+        getattr(torch.nn.utils.parametrizations, norm)(net[i])
+    with torch.no_grad():
+        for i in (0, 3):
+            plain[i].weight.copy_(net[i].eval().weight)  # the weight at inference: spectral_norm's u, v as they are
+    net.train()  # (in training each read of a spectral_norm weight would take a power-iteration step first)
+    chip, ref = apply_nonidealities(net, cfg, seed=4), apply_nonidealities(plain, cfg, seed=4)
+    x = (torch.rand(3, 2, 2, 6, 6, generator=torch.Generator().manual_seed(6)) < 0.4).float()
+    assert torch.equal(chip(x)[0], ref(x)[0])
+    if not cfg.per_read:
+        assert type(chip[0]) is Conv2d and (chip[0].stride, chip[0].padding) == ((2, 2), (1, 1))
+        assert type(chip[3]) is Linear and torch.equal(chip[0].weight, ref[0].weight)
+    else:
+        assert type(chip[0]) is CrossbarConv2d and chip[0].stride == (2, 2)
+    assert torch.nn.utils.parametrize.is_parametrized(net[0], "weight")  # the model keeps its parametrization
+    assert net[0].weight.shape == (4, 2, 3, 3)
+
+
+def test_noise_aware_finetuning_draws_a_parametrized_weight_as_the_plain_one_and_trains_its_parameters():
+    # functional_call assigned the chip's weight through the parametrization (weight_norm's right_inverse wrote it
+    # into the parameters, in place): autograd's "modified by an inplace operation"; the draw is now the last step of
+    # the layer's own parametrizations, while fine-tuning
+    torch.manual_seed(2)
+    net = Sequential(Linear(6, 5), LIF(beta=0.8, v_th=0.5), Linear(5, 3), LIF(beta=0.8, v_th=0.5))
+    plain = copy.deepcopy(net)
+    torch.nn.utils.parametrizations.weight_norm(net[0])
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    x = (torch.rand(4, 8, 6, generator=torch.Generator().manual_seed(3)) < 0.5).float()
+    batches = [(x, torch.arange(8) % 3)]
+    cfg = NonIdealConfig(levels=4, sigma_rel=0.1)
+    seen = []  # the first layer's output in each run's one forward pass (the copies it trains are its own)
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda m, i, o: seen.append(o.detach()) if isinstance(m, Linear) and m.in_features == 6 else None)
+    try:
+        tuned = noise_aware_finetune(net, batches, cfg, epochs=1, seed=5)
+        ref = noise_aware_finetune(plain, batches, cfg, epochs=1, seed=5)
+    finally:
+        hook.remove()
+    torch.testing.assert_close(seen[0], seen[1], rtol=1e-5, atol=1e-6)  # the same chip's weights in the forward
+    assert not torch.equal(seen[0], F.linear(x, plain[0].weight, plain[0].bias))
+    assert len(tuned[0].parametrizations.weight) == 1  # the model's own parametrization, the draw gone
+    assert not torch.equal(tuned[0].parametrizations.weight.original1, before["0.parametrizations.weight.original1"])
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())  # the model itself unchanged
+    assert tuned[0].weight.shape == ref[0].weight.shape

@@ -31,7 +31,7 @@ def chip_weights_model(model, chip: ChipModel) -> nn.Module:
     from torch.nn.utils import parametrize
 
     from neurosim.export.nir import _to_neurosim
-    from neurosim.hardware.nonideal import _set_module
+    from neurosim.hardware.nonideal import _set_module, _unparametrize
 
     copy_ = copy.deepcopy(_to_neurosim(model))
     modules = dict(copy_.named_modules())
@@ -53,8 +53,8 @@ def chip_weights_model(model, chip: ChipModel) -> nn.Module:
             neuron = modules.get(back["neuron"])
             if "w_rec" in back and neuron is not None:
                 rec = neuron.recurrent
-                if parametrize.is_parametrized(rec, "weight"):
-                    parametrize.remove_parametrizations(rec, "weight", leave_parametrized=True)
+                if parametrize.is_parametrized(rec, "weight"):  # (a shared V): each neuron's own weight now
+                    _unparametrize(rec)  # (remove_parametrizations would delete the model's own layer's weight)
                 rec.weight.copy_(back["w_rec"].to(rec.weight.dtype).reshape(rec.weight.shape))
                 if rec.bias is not None:
                     rec.bias.zero_()  # (moved into the synapse's bias above)
