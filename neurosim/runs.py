@@ -192,6 +192,7 @@ def remove_outputs_of(checkpoint: str | Path) -> list[Path]:
 
     path = Path(checkpoint)
     removed: list[Path] = []
+    left: dict[str, list[Path]] = {}  # why -> what stayed
 
     def remove(item: Path) -> None:
         try:
@@ -201,23 +202,37 @@ def remove_outputs_of(checkpoint: str | Path) -> list[Path]:
                 item.unlink()
             removed.append(item)
         except OSError as e:  # (the run's own work is done or to do: a file left is said, not raised)
-            warnings.warn(f"{item} could not be removed ({e.strerror or e}): it is of the model {path} held before "
-                          "it was replaced, not of the new one", RuntimeWarning, stacklevel=_caller_stacklevel())
+            left.setdefault(f"could not be removed ({e.strerror or e})", []).append(item)
 
     folders = [beside_checkpoint(path, "estimate")]
     nir = beside_checkpoint(path, "model", ".nir")
-    if nir.is_file() and _exported_by_neurosim(nir):
+    try:
+        ours = nir.is_file() and _exported_by_neurosim(nir)
+    except OSError as e:  # (unreadable: whose it is cannot be told, so it stays)
+        left.setdefault(f"could not be read ({e.strerror or e})", []).append(nir)
+        ours = False
+    if ours:
         remove(nir)
         folders.append(nir.parent / f"{nir.stem}-estimate")  # neurosim estimate --nir's default for it
     for folder in folders:
-        if not (folder / "estimate.json").is_file():  # no estimate's folder: not neurosim's to clear
-            continue
-        names = {*OUTPUT_FILES, *(p.name for pattern in EXTRA_OUTPUTS for p in folder.glob(pattern))}
-        for name in sorted(names):
-            if (folder / name).is_file():
-                remove(folder / name)
-        if not any(folder.iterdir()):
-            remove(folder)
+        try:
+            if not (folder / "estimate.json").is_file():  # no estimate's folder: not neurosim's to clear
+                continue
+            names = {*OUTPUT_FILES, *(p.name for pattern in EXTRA_OUTPUTS for p in folder.glob(pattern))}
+            for name in sorted(names):
+                if (folder / name).is_file():
+                    remove(folder / name)
+            if not any(folder.iterdir()):
+                remove(folder)
+        except OSError as e:  # a folder that cannot be listed or searched (its permissions)
+            left.setdefault(f"could not be read ({e.strerror or e})", []).append(folder)
+    for why, items in left.items():
+        them = len(items) > 1
+        what = (f"{'they are' if them else 'it is'} of the model {path} held before it was replaced, not of the new "
+                f"one; remove {'them' if them else 'it'} by hand" if why.startswith("could not be removed") else
+                f"{'they' if them else 'it'} may hold what neurosim made of the model {path} held before it was "
+                "replaced, which is not of the new one; check by hand")
+        warnings.warn(f"{', '.join(map(str, items))} {why}: {what}", RuntimeWarning, stacklevel=_caller_stacklevel())
     return removed
 
 

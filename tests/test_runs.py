@@ -270,3 +270,51 @@ def test_remove_outputs_of_takes_only_neurosims_files_and_says_what_it_could_not
     assert sorted(p.name for p in removed) == ["early_exit.json", "estimate.json", "estimate.txt"]
     assert sorted(p.name for p in estimate.iterdir()) == ["energy.png", "notes.md"]
     assert (tmp_path / "model-hlop_seed0.nir").is_file() and (tmp_path / "estimate-other" / "estimate.json").is_file()
+
+
+def _chmod_stops_writes(tmp_path: Path) -> bool:
+    """Whether a folder made read-only here refuses a new file (not as root, whose writes chmod does not stop)."""
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    probe.chmod(0o555)
+    try:
+        (probe / "x").touch()
+    except PermissionError:
+        return True
+    finally:
+        probe.chmod(0o755)
+    return False
+
+
+@pytest.mark.parametrize("where, mode, said", [
+    ("estimate-hlop_seed0", 0o555, "{est}/energy.png, {est}/estimate.json could not be removed"),
+    ("estimate-hlop_seed0", 0o600, "{est} could not be read"),  # not searchable: a PermissionError raised before
+    ("model-hlop_seed0.nir", 0o000, "{nir} could not be read"),  # not readable: a PermissionError raised before
+])
+def test_remove_outputs_of_says_which_path_its_permissions_kept(tmp_path, where, mode, said):
+    """A folder or file whose permissions stop remove_outputs_of is one warning naming it, never an error: the run
+    that replaced the model has done (or is to do) its own work, which what is left beside the old model must not
+    stop. Skipped as root, where chmod does not stop writes."""
+    from neurosim.runs import remove_outputs_of
+
+    if not _chmod_stops_writes(tmp_path):
+        pytest.skip("chmod does not stop this user's writes (root)")
+    estimate, nir = tmp_path / "estimate-hlop_seed0", tmp_path / "model-hlop_seed0.nir"
+    estimate.mkdir()
+    for name in ("estimate.json", "energy.png"):
+        (estimate / name).write_text("x")
+    nir.write_bytes(b"\x89HDF\r\n\x1a\n")
+    (tmp_path / where).chmod(mode)
+    try:
+        with pytest.warns(RuntimeWarning) as caught:
+            removed = remove_outputs_of(tmp_path / "hlop_seed0.pt")
+    finally:
+        (tmp_path / where).chmod(0o755 if (tmp_path / where).is_dir() else 0o644)
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(messages) == 1 and messages[0].startswith(f"{said.format(est=estimate, nir=nir)} (Permission denied): ")
+    assert f"of the model {tmp_path / 'hlop_seed0.pt'} held before it was replaced" in messages[0]
+    assert nir.is_file()  # (whose it is cannot be told, or not neurosim's: it stays)
+    if where == nir.name:  # the estimate folder beside the model is neurosim's, and goes
+        assert removed == [estimate / "energy.png", estimate / "estimate.json", estimate] and not estimate.exists()
+    else:
+        assert removed == [] and sorted(p.name for p in estimate.iterdir()) == ["energy.png", "estimate.json"]
