@@ -514,16 +514,20 @@ def _train_started(cfg: RunConfig, run_dir: Path, resume: bool, progress: bool, 
 def _store_data_root(run_dir: Path, cfg: RunConfig) -> None:
     """A resumed run that trained no further (it had finished) wrote no checkpoint: where its checkpoints name
     another ``data.root`` than this run's (the data moved, and ``--set data.root=NEW`` said where), store this run's
-    in them, with a warning, as evaluate, estimate and export look for the data where the checkpoint says."""
+    in them, with a warning, as evaluate, estimate and export look for the data where the checkpoint says.
+
+    Each checkpoint's stored root is read with its tensors mapped, not loaded (every run asks, and a root seldom
+    moves); one that names another is read whole and written again with this run's, the rest of it as it was."""
     moved = {}
     for path in (run_dir / "checkpoint.pt", run_dir / "best.pt"):
         if not path.is_file():
             continue
-        payload = load_checkpoint(path)
-        data = payload.get("config", {}).get("data")
+        data = load_checkpoint(path, mmap=True).get("config", {}).get("data")
         if not isinstance(data, dict) or data.get("root") == cfg.data.root:
             continue
         moved[path.name] = data.get("root")
+        payload = load_checkpoint(path)  # (not the mapped file's tensors: it is about to be replaced)
+        data = payload["config"]["data"]
         if cfg.data.root is None:
             data.pop("root", None)  # as config_to_dict leaves a None out
         else:

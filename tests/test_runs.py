@@ -318,3 +318,37 @@ def test_remove_outputs_of_says_which_path_its_permissions_kept(tmp_path, where,
         assert removed == [estimate / "energy.png", estimate / "estimate.json", estimate] and not estimate.exists()
     else:
         assert removed == [] and sorted(p.name for p in estimate.iterdir()) == ["energy.png", "estimate.json"]
+
+
+def test_storing_a_moved_data_root_maps_each_checkpoint_and_rewrites_only_those_that_moved(tmp_path, monkeypatch):
+    """Every train run ends by asking its checkpoints which data.root they store, and loaded each whole for it (the
+    weights and optimizer state of a large model, twice with best.pt): the root is read with the tensors mapped now.
+    What a moved root stores is as before: the file written from the whole checkpoint, the root alone changed."""
+    from dataclasses import replace
+
+    from neurosim.config import config_from_dict, config_to_dict
+    from neurosim.runs import _file_identity, _store_data_root
+    from neurosim.training.checkpoint import load_checkpoint, save_checkpoint
+
+    cfg = config_from_dict({"data": {"root": str(tmp_path / "data")}})
+    payload = {"model": {"w": torch.arange(12.0).reshape(3, 4)}, "epoch": 2, "config": config_to_dict(cfg),
+               "optimizer": {"state": {0: {"momentum_buffer": torch.ones(3, 4)}}}}
+    for name in ("checkpoint.pt", "best.pt"):
+        save_checkpoint(tmp_path / name, payload)
+    identity = {name: _file_identity(tmp_path / name) for name in ("checkpoint.pt", "best.pt")}
+    loads = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **kw: loads.append(kw.get("mmap", False)) or real_load(*a, **kw))
+    _store_data_root(tmp_path, cfg)  # the same root: each file mapped, none written
+    assert loads == [True, True]
+    assert all(_file_identity(tmp_path / name) == was for name, was in identity.items())
+    # moved: checkpoint.pt's root changes (read whole to be written again), best.pt's already is this run's
+    expected = load_checkpoint(tmp_path / "checkpoint.pt")
+    expected["config"]["data"]["root"] = str(tmp_path / "moved")
+    save_checkpoint(tmp_path / "expected.pt", expected)
+    save_checkpoint(tmp_path / "best.pt", expected)
+    loads.clear()
+    with pytest.warns(RuntimeWarning, match=r"\(checkpoint.pt stored .*data\); its checkpoints now store this run's"):
+        _store_data_root(tmp_path, replace(cfg, data=replace(cfg.data, root=str(tmp_path / "moved"))))
+    assert loads[:2] == [True, False] and loads[2:] == [True]
+    assert (tmp_path / "checkpoint.pt").read_bytes() == (tmp_path / "expected.pt").read_bytes()
