@@ -11,7 +11,7 @@ and subspace sizes for every task, the device), then writes ``<out_dir>/<name>/`
   (:mod:`neurosim.continual.checkpoint`); what those wrote beside an earlier model there
   (``estimate-<method>_seed<S>/``, ``model-<method>_seed<S>.nir``) goes when a model trained anew replaces it
   (:func:`neurosim.runs.remove_outputs_of`), and a reused model takes this run's ``tasks.root`` where it stored
-  another;
+  another, as does every other model there of the same settings (methods or seeds this run did not run);
 * ``config.toml`` — the config used;
 * ``results.json`` — per method: every seed's accuracy matrix, ACC, BWT and wall time, and the mean ± std summary;
 * ``accuracy_matrices.png`` (all methods, first seed) and ``accuracy_<method>.png`` — heatmaps;
@@ -190,13 +190,18 @@ def _load_finished(path: Path, fingerprints: tuple[str, ...]) -> MethodResult | 
 
 def _has_model(run_dir: Path, method: str, seed: int, fingerprints: tuple[str, ...]) -> bool:
     """Whether ``models/`` holds the model of ``(method, seed)`` trained with these settings."""
+    return _trained_with(model_path(run_dir, method, seed), fingerprints)
+
+
+def _trained_with(path: Path, fingerprints: tuple[str, ...]) -> bool:
+    """Whether ``path`` is a continual model trained with the settings of one of ``fingerprints`` (its record read
+    with the weights mapped, not loaded)."""
     from neurosim.training.checkpoint import CheckpointError, load_checkpoint
 
-    path = model_path(run_dir, method, seed)
     if not path.is_file():
         return False
     try:
-        return load_checkpoint(path).get("continual", {}).get("fingerprint") in fingerprints
+        return load_checkpoint(path, mmap=True).get("continual", {}).get("fingerprint") in fingerprints
     except (CheckpointError, AttributeError):
         return False
 
@@ -231,8 +236,23 @@ def _keep_other_settings(cfg: ContinualConfig, run_dir: Path, fingerprints: tupl
         "settings to continue it, choose another name (--set name=...), or pass --no-resume to replace them")
 
 
+def _store_tasks_root(cfg: ContinualConfig, run_dir: Path, fingerprints: tuple[str, ...], own: set[Path],
+                      moved: dict[str | None, list[str]]) -> None:
+    """Store this run's ``tasks.root`` in the folder's other models of these settings (``models/*.pt`` but ``own``,
+    this run's (method, seed)s): methods or seeds an earlier run of them ran and this one did not (``--methods
+    hlop`` after a run of every method). Their tasks are the same, and this run found them there; each one rewritten
+    is added to ``moved`` under the root it stored. A model of other settings, or no continual model, is left as
+    it is."""
+    for path in sorted((run_dir / "models").glob("*.pt")):
+        if path in own or not _trained_with(path, fingerprints):
+            continue
+        updated, stored = update_tasks_root(path, cfg)
+        if updated:
+            moved.setdefault(stored, []).append(path.name)
+
+
 def _warn_root_moved(moved: dict[str | None, list[str]], cfg: ContinualConfig, run_dir: Path) -> None:
-    """Say which reused models stored another ``tasks.root`` than this run's, now stored in them instead."""
+    """Say which kept models stored another ``tasks.root`` than this run's, now stored in them instead."""
     from neurosim.training.checkpoint import _caller_stacklevel
 
     if not moved:
@@ -240,10 +260,11 @@ def _warn_root_moved(moved: dict[str | None, list[str]], cfg: ContinualConfig, r
     now = "the dataset cache (none)" if cfg.tasks.root is None else str(Path(cfg.tasks.root).resolve())
     was = "; ".join(f"{', '.join(names)} stored "
                     + ("the dataset cache (none)" if root is None else root) for root, names in moved.items())
-    warnings.warn(f"tasks.root: models reused from an earlier run in {run_dir / 'models'} were trained on tasks found "
-                  f"elsewhere ({was}); they now store this run's, {now}, where neurosim evaluate, estimate and export "
-                  "look for their tasks (the results are reused: tasks.root is where the data lives, not what they "
-                  "are)", RuntimeWarning, stacklevel=_caller_stacklevel())
+    warnings.warn(f"tasks.root: models reused from an earlier run in {run_dir / 'models'} (this run's, and any other "
+                  f"of the same settings) were trained on tasks found elsewhere ({was}); they now store this run's, "
+                  f"{now}, where neurosim evaluate, estimate and export look for their tasks (the results are "
+                  "reused: tasks.root is where the data lives, not what they are)", RuntimeWarning,
+                  stacklevel=_caller_stacklevel())
 
 
 def run_continual(cfg: ContinualConfig, progress: bool = True, log=print, resume: bool = True) -> ContinualRun:
@@ -307,6 +328,8 @@ def _run_in_folder(cfg: ContinualConfig, run_dir: Path, progress: bool, log, res
                     + ("" if kept else
                        "; its model was not kept: finished by a neurosim before models/ (--no-resume trains it "
                        "again)") + ")")
+    _store_tasks_root(cfg, run_dir, fingerprints, {model_path(run_dir, m, r.seed) for m, rs in results.items()
+                                                   for r in rs}, moved)
     _warn_root_moved(moved, cfg, run_dir)
     task_names = [t.name for t in first_tasks]
     summary = {m: summarize(rs) for m, rs in results.items()}

@@ -247,6 +247,35 @@ def test_a_rerun_with_the_task_data_moved_stores_the_new_tasks_root_in_the_kept_
     assert "root" not in payload["continual"]["config"]["tasks"] and "root" not in payload["config"]["data"]
 
 
+def test_a_rerun_of_some_methods_with_the_task_data_moved_stores_the_new_root_in_the_others_models_too(tmp_path):
+    """`--methods hlop --set tasks.root=NEW` after a run of baseline and hlop: hlop's kept model took the new root, but
+    baseline's, of the same settings and tasks in the same folder, kept the old one, where evaluate, estimate and
+    export then looked for its tasks. A model there of other settings, or a file that is no continual model, stays
+    as it is."""
+    from neurosim.training.checkpoint import load_checkpoint, save_checkpoint
+
+    first = [*SMALL, 'methods=["baseline", "hlop"]', f'tasks.root="{tmp_path / "old"}"', f'out_dir="{tmp_path}"']
+    result = run_continual(load_continual_config("continual_pmnist_digits", first), progress=False, log=None)
+    models = result.run_dir / "models"
+    other = load_checkpoint(models / "baseline_seed0.pt")
+    other["continual"]["fingerprint"] = "of other settings"
+    save_checkpoint(models / "mine.pt", other)
+    (models / "notes.pt").write_text("not a checkpoint")
+    before = {name: (models / name).read_bytes() for name in ("mine.pt", "notes.pt")}
+    weights = load_checkpoint(models / "baseline_seed0.pt")["model"]
+    moved = load_continual_config("continual_pmnist_digits", [*first, 'methods=["hlop"]',
+                                                              f'tasks.root="{tmp_path / "new"}"'])
+    with pytest.warns(RuntimeWarning, match="tasks.root: models reused") as caught:
+        run = run_continual(moved, progress=False, log=None)
+    assert run.models == [models / "hlop_seed0.pt"]  # (the run's own models: hlop's)
+    (w,) = [w for w in caught if "tasks.root" in str(w.message)]
+    assert f"hlop_seed0.pt, baseline_seed0.pt stored {tmp_path / 'old'}" in str(w.message)  # its own first
+    payload = load_checkpoint(models / "baseline_seed0.pt")
+    assert payload["continual"]["config"]["tasks"]["root"] == payload["config"]["data"]["root"] == str(tmp_path / "new")
+    assert all(torch.equal(v, weights[k]) for k, v in payload["model"].items())
+    assert {name: (models / name).read_bytes() for name in before} == before
+
+
 def test_a_model_trained_anew_takes_the_earlier_models_estimate_and_export_with_it(tmp_path):
     """--no-resume trained every (method, seed) anew, but models/estimate-<method>_seed<S>/ and the NIR export of the
     earlier model stayed beside the new one, as if they were its own."""
