@@ -67,6 +67,15 @@ def build_tasks(cfg: ContinualConfig, seed: int, source_data: tuple | None = Non
                           "that every task's classes appear in both splits") from None
 
 
+def _refuses_class_groups(per_task: int, classes: int) -> bool:
+    """Whether :func:`_check_class_groups` refuses a class split of ``classes`` classes into tasks of ``per_task``."""
+    try:
+        _check_class_groups(per_task, classes)
+    except ConfigError:
+        return True
+    return False
+
+
 def _check_class_groups(per_task: int, classes: int) -> None:
     """A class split of ``classes`` classes into tasks of ``per_task``: refused where a task would hold one class
     alone (scored within its own head, it is right whatever the model does, which lifts every method's ACC) or where
@@ -206,9 +215,12 @@ def _trained_with(path: Path, fingerprints: tuple[str, ...]) -> bool:
         return False
 
 
-def _keep_other_settings(cfg: ContinualConfig, run_dir: Path, fingerprints: tuple[str, ...], resume: bool) -> None:
+def _keep_other_settings(cfg: ContinualConfig, run_dir: Path, fingerprints: tuple[str, ...], resume: bool,
+                         classes: int | None = None) -> None:
     """Refuse (``resume``) to mix this run into a folder whose finished results come from other settings, which it
-    would overwrite; without ``resume`` (``--no-resume``: start over) those results are removed."""
+    would overwrite; without ``resume`` (``--no-resume``: start over) those results are removed. ``classes``: the
+    number of classes of the source, which tells whether the folder's settings are a class split refused now (then
+    the refusal says that they cannot be rerun, not to rerun them)."""
     from neurosim.continual.config import load_continual_config
     from neurosim.runs import other_settings, remove_outputs_of
 
@@ -231,9 +243,49 @@ def _keep_other_settings(cfg: ContinualConfig, run_dir: Path, fingerprints: tupl
         return
     changed = other_settings(run_dir, config_to_dict(cfg), load_continual_config, _NOT_IN_RESULTS)
     why = settings_differ(changed) if changed else "a fingerprint of other settings"
-    raise ConfigError(
-        f"{run_dir} holds results of other settings ({', '.join(p.stem for p in other)}: {why}); rerun with those "
-        "settings to continue it, choose another name (--set name=...), or pass --no-resume to replace them")
+    held = f"{run_dir} holds results of other settings ({', '.join(p.stem for p in other)}: {why})"
+    try:
+        saved = load_continual_config(run_dir / "config.toml")
+    except (OSError, ValueError):  # (none, or unreadable: nothing tells the settings)
+        saved = None
+    if (saved is not None and classes is not None and saved.tasks.protocol == "class_split"
+            and saved.tasks.source == cfg.tasks.source
+            and _refuses_class_groups(saved.tasks.classes_per_task, classes)):
+        models = [run_dir / "models" / f"{p.stem}.pt" for p in other]
+        raise ConfigError(
+            f"{held}, a class split refused now (tasks.classes_per_task = {saved.tasks.classes_per_task} of the "
+            f"source's {classes} classes), so that run cannot be continued: {_what_stays(models)}; choose another name "
+            "(--set name=...) for this run, or pass --no-resume to replace those results with its own")
+    raise ConfigError(f"{held}; rerun with those settings to continue it, choose another name (--set name=...), or "
+                      "pass --no-resume to replace them")
+
+
+def _what_stays(models: list[Path]) -> str:
+    """What a run folder of settings refused now still serves: its results, report and kept ``models``."""
+    kept = [p for p in models if p.is_file()]
+    shown = ", ".join(p.name for p in kept[:4]) + (f" and {len(kept) - 4} more" if len(kept) > 4 else "")
+    return ("its results.json and report.md stay" + (f", and its kept models ({kept[0].parent}: {shown}) still load "
+                                                     "for neurosim evaluate, estimate and export" if kept else ""))
+
+
+def _kept_under_refused_settings(run_dir: Path, fingerprints: tuple[str, ...]) -> str:
+    """For the refusal of a run's settings (a class split that leaves a task one class): where ``run_dir`` holds
+    results of them, finished by a neurosim that did not refuse them, what becomes of those and what to do; else
+    ``""``."""
+    done = []
+    for path in sorted((run_dir / "finished").glob("*.json")):
+        try:
+            if json.loads(path.read_text()).get("fingerprint") in fingerprints:
+                done.append(path)
+        except (OSError, ValueError, AttributeError):
+            continue
+    if not done:
+        return ""
+    models = [run_dir / "models" / f"{p.stem}.pt" for p in done]
+    return (f". {run_dir} holds results of these settings ({', '.join(p.stem for p in done)}), finished by a neurosim "
+            f"that did not refuse them: they cannot be rerun or resumed, but {_what_stays(models)}. To train the "
+            "sequence again, change the settings as above and give the run another name (--set name=...), or keep "
+            "this folder with --no-resume, which replaces those results")
 
 
 def _store_tasks_root(cfg: ContinualConfig, run_dir: Path, fingerprints: tuple[str, ...], own: set[Path],
@@ -290,12 +342,15 @@ def _run_in_folder(cfg: ContinualConfig, run_dir: Path, progress: bool, log, res
     from neurosim.runs import remove_outputs_of
 
     source = _load_source(cfg, progress)
-    first_tasks = build_tasks(cfg, cfg.seeds[0], source)
+    fingerprints = _fingerprints(cfg)
+    try:
+        first_tasks = build_tasks(cfg, cfg.seeds[0], source)
+    except ConfigError as e:  # (a folder of these settings' results: made by a neurosim that ran them)
+        raise ConfigError(f"{e}{_kept_under_refused_settings(run_dir, fingerprints)}") from None
     _check_before_training(cfg, first_tasks)
     finished_dir = run_dir / "finished"
-    fingerprints = _fingerprints(cfg)
     fingerprint = fingerprints[0]
-    _keep_other_settings(cfg, run_dir, fingerprints, resume)
+    _keep_other_settings(cfg, run_dir, fingerprints, resume, classes=len(set(source[1].tolist())))
     finished_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.toml", dumps_toml(cfg))  # the settings finished/ is filled with
     results: dict[str, list[MethodResult]] = {m: [] for m in cfg.methods}
