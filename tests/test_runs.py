@@ -352,3 +352,18 @@ def test_storing_a_moved_data_root_maps_each_checkpoint_and_rewrites_only_those_
         _store_data_root(tmp_path, replace(cfg, data=replace(cfg.data, root=str(tmp_path / "moved"))))
     assert loads[:2] == [True, False] and loads[2:] == [True]
     assert (tmp_path / "checkpoint.pt").read_bytes() == (tmp_path / "expected.pt").read_bytes()
+
+
+def test_a_mapped_checkpoint_read_takes_a_legacy_file_whole_and_names_a_corrupt_one(tmp_path):
+    """load_checkpoint(mmap=True) maps a zip-format file's tensors; torch cannot map its legacy format, which is read
+    whole (a file saved so by a script of one's own), and a file that is no checkpoint is the CheckpointError of an
+    ordinary read, not torch's mmap error."""
+    from neurosim.training.checkpoint import CheckpointError, load_checkpoint
+
+    payload = {"format": 1, "model": {"w": torch.arange(6.0)}, "config": {"data": {"root": "r"}}}
+    torch.save(payload, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    loaded = load_checkpoint(tmp_path / "legacy.pt", mmap=True)
+    assert loaded["config"] == payload["config"] and torch.equal(loaded["model"]["w"], payload["model"]["w"])
+    (tmp_path / "notes.pt").write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match=r"notes.pt' could not be read"):
+        load_checkpoint(tmp_path / "notes.pt", mmap=True)
