@@ -192,6 +192,7 @@ def remove_outputs_of(checkpoint: str | Path) -> list[Path]:
 
     path = Path(checkpoint)
     removed: list[Path] = []
+    left: dict[str, list[Path]] = {}  # why -> what stayed
 
     def remove(item: Path) -> None:
         try:
@@ -201,23 +202,37 @@ def remove_outputs_of(checkpoint: str | Path) -> list[Path]:
                 item.unlink()
             removed.append(item)
         except OSError as e:  # (the run's own work is done or to do: a file left is said, not raised)
-            warnings.warn(f"{item} could not be removed ({e.strerror or e}): it is of the model {path} held before "
-                          "it was replaced, not of the new one", RuntimeWarning, stacklevel=_caller_stacklevel())
+            left.setdefault(f"could not be removed ({e.strerror or e})", []).append(item)
 
     folders = [beside_checkpoint(path, "estimate")]
     nir = beside_checkpoint(path, "model", ".nir")
-    if nir.is_file() and _exported_by_neurosim(nir):
+    try:
+        ours = nir.is_file() and _exported_by_neurosim(nir)
+    except OSError as e:  # (unreadable: whose it is cannot be told, so it stays)
+        left.setdefault(f"could not be read ({e.strerror or e})", []).append(nir)
+        ours = False
+    if ours:
         remove(nir)
         folders.append(nir.parent / f"{nir.stem}-estimate")  # neurosim estimate --nir's default for it
     for folder in folders:
-        if not (folder / "estimate.json").is_file():  # no estimate's folder: not neurosim's to clear
-            continue
-        names = {*OUTPUT_FILES, *(p.name for pattern in EXTRA_OUTPUTS for p in folder.glob(pattern))}
-        for name in sorted(names):
-            if (folder / name).is_file():
-                remove(folder / name)
-        if not any(folder.iterdir()):
-            remove(folder)
+        try:
+            if not (folder / "estimate.json").is_file():  # no estimate's folder: not neurosim's to clear
+                continue
+            names = {*OUTPUT_FILES, *(p.name for pattern in EXTRA_OUTPUTS for p in folder.glob(pattern))}
+            for name in sorted(names):
+                if (folder / name).is_file():
+                    remove(folder / name)
+            if not any(folder.iterdir()):
+                remove(folder)
+        except OSError as e:  # a folder that cannot be listed or searched (its permissions)
+            left.setdefault(f"could not be read ({e.strerror or e})", []).append(folder)
+    for why, items in left.items():
+        them = len(items) > 1
+        what = (f"{'they are' if them else 'it is'} of the model {path} held before it was replaced, not of the new "
+                f"one; remove {'them' if them else 'it'} by hand" if why.startswith("could not be removed") else
+                f"{'they' if them else 'it'} may hold what neurosim made of the model {path} held before it was "
+                "replaced, which is not of the new one; check by hand")
+        warnings.warn(f"{', '.join(map(str, items))} {why}: {what}", RuntimeWarning, stacklevel=_caller_stacklevel())
     return removed
 
 
@@ -450,24 +465,39 @@ def _train_run(cfg: RunConfig, resume: bool, progress: bool, figures: bool, worl
 def _train_in_folder(cfg: RunConfig, run_dir: Path, resume: bool, progress: bool, figures: bool, world: World,
                      t0: float) -> RunResult:
     refuse_other_commands_run(run_dir, "train")  # (held: no other command's run can start in it meanwhile)
-    earlier: dict[Path, tuple[int, int] | None] = {}  # starting over: the earlier run's models, as they are now
     if resume:
         _check_resumable(cfg, run_dir)
     elif world.is_main and (run_dir / "checkpoint.pt").is_file():
         # starting over: the earlier run's checkpoint stays until the new run's first one replaces it (a run stopped
         # before that loses nothing); its report says that it is the earlier run's
         _mark_report_stale(run_dir)
-        earlier = {path: _file_identity(path) for path in (run_dir / "checkpoint.pt", run_dir / "best.pt")}
+    # the folder's models as they are now: one this run replaces (starting over) or trains further (resuming) takes
+    # what was made of it with it; a checkpoint only given a moved data root keeps its model (_store_data_root)
+    earlier = ({path: _file_identity(path) for path in (run_dir / "checkpoint.pt", run_dir / "best.pt")}
+               if world.is_main else {})
     try:
-        return _train_started(cfg, run_dir, resume, progress, figures, world, t0)
+        return _train_started(cfg, run_dir, resume, progress, figures, world, t0, earlier)
     finally:  # (stopped or not) the estimates and exports of an earlier model this run replaced or removed go with it
         for path, identity in earlier.items():
             if identity is not None and _file_identity(path) != identity:
-                remove_outputs_of(path)
+                _say_removed(remove_outputs_of(path), path, resume)
+
+
+def _say_removed(removed: list[Path], path: Path, resumed: bool) -> None:
+    """Warn that what neurosim made of the model ``path`` held before this run (its estimate, its NIR export) was
+    removed with it, ``removed`` naming those files and folders."""
+    if not removed:
+        return
+    made = sorted({str(p.relative_to(path.parent).parts[0]) for p in removed if p.is_relative_to(path.parent)})
+    how = ("this run trained it further (resumed)" if resumed else "this run, started over, replaced it")
+    warnings.warn(f"{path.parent}: {', '.join(made)} described {path.name} as it was before {how}, and would have "
+                  f"passed for the new model's: neurosim's files there were removed (others stay); `neurosim "
+                  f"estimate --checkpoint {path}` or `neurosim export` makes them again", RuntimeWarning,
+                  stacklevel=_caller_stacklevel())
 
 
 def _train_started(cfg: RunConfig, run_dir: Path, resume: bool, progress: bool, figures: bool, world: World,
-                   t0: float) -> RunResult:
+                   t0: float, earlier: dict[Path, tuple[int, int] | None]) -> RunResult:
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     seed_everything(cfg.seed)
@@ -489,31 +519,41 @@ def _train_started(cfg: RunConfig, run_dir: Path, resume: bool, progress: bool, 
     except ResumedEpochError as e:  # the config is the checkpoint's (_check_resumable): its data changed
         raise _resumed_on_other_data(e, cfg) from None
     if world.is_main:
-        _store_data_root(run_dir, cfg)
+        _store_data_root(run_dir, cfg, earlier)
     result = RunResult(run_dir, history, model, trainer, data, time.perf_counter() - t0)
     if figures:
         write_report(result)
     return result
 
 
-def _store_data_root(run_dir: Path, cfg: RunConfig) -> None:
+def _store_data_root(run_dir: Path, cfg: RunConfig, earlier: dict[Path, tuple[int, int] | None] | None = None
+                     ) -> None:
     """A resumed run that trained no further (it had finished) wrote no checkpoint: where its checkpoints name
     another ``data.root`` than this run's (the data moved, and ``--set data.root=NEW`` said where), store this run's
-    in them, with a warning, as evaluate, estimate and export look for the data where the checkpoint says."""
+    in them, with a warning, as evaluate, estimate and export look for the data where the checkpoint says.
+
+    Each checkpoint's stored root is read with its tensors mapped, not loaded (every run asks, and a root seldom
+    moves); one that names another is read whole and written again with this run's, the rest of it as it was.
+    ``earlier`` (a file's identity when the run started, :func:`_file_identity`) takes the new identity of a file
+    rewritten so while it held the model it started with: the model is the same, and what was made of it stays."""
     moved = {}
     for path in (run_dir / "checkpoint.pt", run_dir / "best.pt"):
         if not path.is_file():
             continue
-        payload = load_checkpoint(path)
-        data = payload.get("config", {}).get("data")
+        data = load_checkpoint(path, mmap=True).get("config", {}).get("data")
         if not isinstance(data, dict) or data.get("root") == cfg.data.root:
             continue
         moved[path.name] = data.get("root")
+        payload = load_checkpoint(path)  # (not the mapped file's tensors: it is about to be replaced)
+        data = payload["config"]["data"]
         if cfg.data.root is None:
             data.pop("root", None)  # as config_to_dict leaves a None out
         else:
             data["root"] = cfg.data.root
+        before = _file_identity(path)
         save_checkpoint(path, payload)
+        if earlier is not None and earlier.get(path) == before:  # (its model as the run found it)
+            earlier[path] = _file_identity(path)
     if moved:
         was = "; ".join(f"{name} stored {'the dataset cache (none)' if root is None else root}"
                         for name, root in moved.items())

@@ -393,6 +393,34 @@ def test_starting_over_keeps_the_earlier_run_until_the_new_one_has_an_epoch(tmp_
     assert not (run / "model.nir").exists() and sorted(p.name for p in (run / "estimate").iterdir()) == ["notes.txt"]
 
 
+def test_a_resumed_run_that_trains_further_takes_the_estimate_and_export_of_its_earlier_model_with_it(
+        tmp_path, event_digits_cache):
+    """A run resumed with more epochs rewrote checkpoint.pt and best.pt, but estimate/ and model.nir described the
+    model before it (figures of the first epoch beside a checkpoint of the second); they go as they do when a run
+    starts over, with a warning naming them, and files of one's own stay."""
+    args = ["-q", "train", "--config", "quickstart", "--set", f"out_dir={tmp_path}", "name=r", "data.train_subset=32",
+            "data.test_subset=16", "data.time_steps=4", "data.val_split=0.5"]
+    assert main([*args, "train.epochs=1"]) == 0
+    run = tmp_path / "r"
+    for ckpt in ("checkpoint.pt", "best.pt"):
+        assert main(["-q", "estimate", "--checkpoint", str(run / ckpt), "--target", "loihi", "--samples", "4"]) == 0
+    assert main(["-q", "export", "--checkpoint", str(run), "--maxpool", "sumpool"]) == 0
+    (run / "estimate" / "notes.txt").write_text("mine")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # resumed with nothing to train: nothing is stale
+        assert main([*args, "train.epochs=1"]) == 0
+    assert (run / "estimate" / "estimate.json").is_file() and (run / "model.nir").is_file()
+    with pytest.warns(RuntimeWarning, match=rf"{run}: estimate, model.nir described checkpoint.pt as it was before "
+                                            r"this run trained it further \(resumed\)") as caught:
+        assert main([*args, "train.epochs=2"]) == 0
+    assert not (run / "model.nir").exists() and sorted(p.name for p in (run / "estimate").iterdir()) == ["notes.txt"]
+    said = [str(w.message) for w in caught if "would have passed for the new model's" in str(w.message)]
+    if (run / "estimate-best").exists():  # best.pt still epoch 1's (its validation accuracy not beaten)
+        assert len(said) == 1 and (run / "estimate-best" / "estimate.json").is_file()
+    else:
+        assert len(said) == 2 and "estimate-best described best.pt" in said[1]
+
+
 def test_training_out_of_memory_is_one_line_that_points_bptt_at_sltt(tmp_path, capsys, monkeypatch):
     from neurosim.training.methods import BPTT
 
@@ -628,11 +656,16 @@ def test_a_finished_run_rerun_with_its_data_moved_stores_the_new_data_root_in_it
     assert main([*args, f"data.root={old}"]) == 0
     ckpt = tmp_path / "r" / "checkpoint.pt"
     weights = torch.load(ckpt, weights_only=False)["model"]
+    assert main(["-q", "estimate", "--checkpoint", str(ckpt), "--target", "loihi", "--samples", "4"]) == 0
+    estimate = (tmp_path / "r" / "estimate" / "estimate.json").read_bytes()
     old.rename(new)
     with pytest.warns(RuntimeWarning, match=f"data.root: the run in .* was trained on data found elsewhere "
                                             f"\\(checkpoint.pt stored {old}\\); its checkpoints now store this run's, "
-                                            f"{new}, where neurosim evaluate"):
+                                            f"{new}, where neurosim evaluate") as caught:
         assert main([*args, f"data.root={new}"]) == 0
+    # the checkpoint was written again, its model the same: the estimate made of it is still its own
+    assert (tmp_path / "r" / "estimate" / "estimate.json").read_bytes() == estimate
+    assert not [w for w in caught if "would have passed for the new model's" in str(w.message)]
     payload = torch.load(ckpt, weights_only=False)
     assert payload["config"]["data"]["root"] == str(new) and payload["epoch"] == 1
     assert all(torch.equal(v, weights[k]) for k, v in payload["model"].items())

@@ -270,3 +270,100 @@ def test_remove_outputs_of_takes_only_neurosims_files_and_says_what_it_could_not
     assert sorted(p.name for p in removed) == ["early_exit.json", "estimate.json", "estimate.txt"]
     assert sorted(p.name for p in estimate.iterdir()) == ["energy.png", "notes.md"]
     assert (tmp_path / "model-hlop_seed0.nir").is_file() and (tmp_path / "estimate-other" / "estimate.json").is_file()
+
+
+def _chmod_stops_writes(tmp_path: Path) -> bool:
+    """Whether a folder made read-only here refuses a new file (not as root, whose writes chmod does not stop)."""
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    probe.chmod(0o555)
+    try:
+        (probe / "x").touch()
+    except PermissionError:
+        return True
+    finally:
+        probe.chmod(0o755)
+    return False
+
+
+@pytest.mark.parametrize("where, mode, said", [
+    ("estimate-hlop_seed0", 0o555, "{est}/energy.png, {est}/estimate.json could not be removed"),
+    ("estimate-hlop_seed0", 0o600, "{est} could not be read"),  # not searchable: a PermissionError raised before
+    ("model-hlop_seed0.nir", 0o000, "{nir} could not be read"),  # not readable: a PermissionError raised before
+])
+def test_remove_outputs_of_says_which_path_its_permissions_kept(tmp_path, where, mode, said):
+    """A folder or file whose permissions stop remove_outputs_of is one warning naming it, never an error: the run
+    that replaced the model has done (or is to do) its own work, which what is left beside the old model must not
+    stop. Skipped as root, where chmod does not stop writes."""
+    from neurosim.runs import remove_outputs_of
+
+    if not _chmod_stops_writes(tmp_path):
+        pytest.skip("chmod does not stop this user's writes (root)")
+    estimate, nir = tmp_path / "estimate-hlop_seed0", tmp_path / "model-hlop_seed0.nir"
+    estimate.mkdir()
+    for name in ("estimate.json", "energy.png"):
+        (estimate / name).write_text("x")
+    nir.write_bytes(b"\x89HDF\r\n\x1a\n")
+    (tmp_path / where).chmod(mode)
+    try:
+        with pytest.warns(RuntimeWarning) as caught:
+            removed = remove_outputs_of(tmp_path / "hlop_seed0.pt")
+    finally:
+        (tmp_path / where).chmod(0o755 if (tmp_path / where).is_dir() else 0o644)
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(messages) == 1 and messages[0].startswith(f"{said.format(est=estimate, nir=nir)} (Permission denied): ")
+    assert f"of the model {tmp_path / 'hlop_seed0.pt'} held before it was replaced" in messages[0]
+    assert nir.is_file()  # (whose it is cannot be told, or not neurosim's: it stays)
+    if where == nir.name:  # the estimate folder beside the model is neurosim's, and goes
+        assert removed == [estimate / "energy.png", estimate / "estimate.json", estimate] and not estimate.exists()
+    else:
+        assert removed == [] and sorted(p.name for p in estimate.iterdir()) == ["energy.png", "estimate.json"]
+
+
+def test_storing_a_moved_data_root_maps_each_checkpoint_and_rewrites_only_those_that_moved(tmp_path, monkeypatch):
+    """Every train run ends by asking its checkpoints which data.root they store, and loaded each whole for it (the
+    weights and optimizer state of a large model, twice with best.pt): the root is read with the tensors mapped now.
+    What a moved root stores is as before: the file written from the whole checkpoint, the root alone changed."""
+    from dataclasses import replace
+
+    from neurosim.config import config_from_dict, config_to_dict
+    from neurosim.runs import _file_identity, _store_data_root
+    from neurosim.training.checkpoint import load_checkpoint, save_checkpoint
+
+    cfg = config_from_dict({"data": {"root": str(tmp_path / "data")}})
+    payload = {"model": {"w": torch.arange(12.0).reshape(3, 4)}, "epoch": 2, "config": config_to_dict(cfg),
+               "optimizer": {"state": {0: {"momentum_buffer": torch.ones(3, 4)}}}}
+    for name in ("checkpoint.pt", "best.pt"):
+        save_checkpoint(tmp_path / name, payload)
+    identity = {name: _file_identity(tmp_path / name) for name in ("checkpoint.pt", "best.pt")}
+    loads = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **kw: loads.append(kw.get("mmap", False)) or real_load(*a, **kw))
+    _store_data_root(tmp_path, cfg)  # the same root: each file mapped, none written
+    assert loads == [True, True]
+    assert all(_file_identity(tmp_path / name) == was for name, was in identity.items())
+    # moved: checkpoint.pt's root changes (read whole to be written again), best.pt's already is this run's
+    expected = load_checkpoint(tmp_path / "checkpoint.pt")
+    expected["config"]["data"]["root"] = str(tmp_path / "moved")
+    save_checkpoint(tmp_path / "expected.pt", expected)
+    save_checkpoint(tmp_path / "best.pt", expected)
+    loads.clear()
+    with pytest.warns(RuntimeWarning, match=r"\(checkpoint.pt stored .*data\); its checkpoints now store this run's"):
+        _store_data_root(tmp_path, replace(cfg, data=replace(cfg.data, root=str(tmp_path / "moved"))))
+    assert loads[:2] == [True, False] and loads[2:] == [True]
+    assert (tmp_path / "checkpoint.pt").read_bytes() == (tmp_path / "expected.pt").read_bytes()
+
+
+def test_a_mapped_checkpoint_read_takes_a_legacy_file_whole_and_names_a_corrupt_one(tmp_path):
+    """load_checkpoint(mmap=True) maps a zip-format file's tensors; torch cannot map its legacy format, which is read
+    whole (a file saved so by a script of one's own), and a file that is no checkpoint is the CheckpointError of an
+    ordinary read, not torch's mmap error."""
+    from neurosim.training.checkpoint import CheckpointError, load_checkpoint
+
+    payload = {"format": 1, "model": {"w": torch.arange(6.0)}, "config": {"data": {"root": "r"}}}
+    torch.save(payload, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    loaded = load_checkpoint(tmp_path / "legacy.pt", mmap=True)
+    assert loaded["config"] == payload["config"] and torch.equal(loaded["model"]["w"], payload["model"]["w"])
+    (tmp_path / "notes.pt").write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match=r"notes.pt' could not be read"):
+        load_checkpoint(tmp_path / "notes.pt", mmap=True)

@@ -110,7 +110,10 @@ def _root_made_absolute(cfg: ContinualConfig) -> ContinualConfig:
 def update_tasks_root(path: str | Path, cfg: ContinualConfig) -> tuple[bool, str | None]:
     """Store ``cfg``'s ``tasks.root`` (made absolute) in the continual model at ``path`` where it stores another one;
     the rest of the file is kept as it is (its weights, its record, the fingerprint of its settings, which
-    ``tasks.root`` is not part of). The run reusing a finished model calls it: the tasks were found there now.
+    ``tasks.root`` is not part of). The run reusing a finished model calls it, and on every other model of the same
+    settings in its folder (of methods or seeds it did not run): the tasks were found there now. The stored root is
+    read with the weights mapped (:func:`~neurosim.training.checkpoint.load_checkpoint` ``mmap=True``); a file to
+    rewrite is read whole.
 
     Returns:
         ``(updated, stored)``: whether the file was rewritten, and the root it stored before (None: the cache).
@@ -120,17 +123,18 @@ def update_tasks_root(path: str | Path, cfg: ContinualConfig) -> tuple[bool, str
     """
     from neurosim.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
-    payload = load_checkpoint(path)
-    try:
-        record = payload["continual"]["config"]
-        tasks = record.setdefault("tasks", {})
-        data = payload["config"].setdefault("data", {})
-    except (KeyError, TypeError, AttributeError) as e:
-        raise CheckpointError(f"checkpoint {str(path)!r} is no continual model with a readable record of its run "
-                              f"({type(e).__name__}: {e})") from None
-    stored, now = tasks.get("root"), _root_made_absolute(cfg).tasks.root
-    if stored == now:
+    def sections(payload: dict) -> tuple[dict, dict]:
+        try:
+            return payload["continual"]["config"].setdefault("tasks", {}), payload["config"].setdefault("data", {})
+        except (KeyError, TypeError, AttributeError) as e:
+            raise CheckpointError(f"checkpoint {str(path)!r} is no continual model with a readable record of its run "
+                                  f"({type(e).__name__}: {e})") from None
+
+    stored, now = sections(load_checkpoint(path, mmap=True))[0].get("root"), _root_made_absolute(cfg).tasks.root
+    if stored == now:  # (read with its weights mapped: every rerun asks)
         return False, stored
+    payload = load_checkpoint(path)  # whole, to be written again
+    tasks, data = sections(payload)
     for section in (tasks, data):  # the continual config, and the run config view built from it (data.root)
         if now is None:
             section.pop("root", None)  # as config_to_dict leaves a None out

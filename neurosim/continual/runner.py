@@ -11,7 +11,7 @@ and subspace sizes for every task, the device), then writes ``<out_dir>/<name>/`
   (:mod:`neurosim.continual.checkpoint`); what those wrote beside an earlier model there
   (``estimate-<method>_seed<S>/``, ``model-<method>_seed<S>.nir``) goes when a model trained anew replaces it
   (:func:`neurosim.runs.remove_outputs_of`), and a reused model takes this run's ``tasks.root`` where it stored
-  another;
+  another, as does every other model there of the same settings (methods or seeds this run did not run);
 * ``config.toml`` — the config used;
 * ``results.json`` — per method: every seed's accuracy matrix, ACC, BWT and wall time, and the mean ± std summary;
 * ``accuracy_matrices.png`` (all methods, first seed) and ``accuracy_<method>.png`` — heatmaps;
@@ -65,6 +65,15 @@ def build_tasks(cfg: ContinualConfig, seed: int, source_data: tuple | None = Non
     except ValueError as e:  # e.g. a subset too small to hold every task's classes
         raise ConfigError(f"tasks.protocol = 'class_split': {e}; raise tasks.train_subset / tasks.test_subset so "
                           "that every task's classes appear in both splits") from None
+
+
+def _refuses_class_groups(per_task: int, classes: int) -> bool:
+    """Whether :func:`_check_class_groups` refuses a class split of ``classes`` classes into tasks of ``per_task``."""
+    try:
+        _check_class_groups(per_task, classes)
+    except ConfigError:
+        return True
+    return False
 
 
 def _check_class_groups(per_task: int, classes: int) -> None:
@@ -190,20 +199,28 @@ def _load_finished(path: Path, fingerprints: tuple[str, ...]) -> MethodResult | 
 
 def _has_model(run_dir: Path, method: str, seed: int, fingerprints: tuple[str, ...]) -> bool:
     """Whether ``models/`` holds the model of ``(method, seed)`` trained with these settings."""
+    return _trained_with(model_path(run_dir, method, seed), fingerprints)
+
+
+def _trained_with(path: Path, fingerprints: tuple[str, ...]) -> bool:
+    """Whether ``path`` is a continual model trained with the settings of one of ``fingerprints`` (its record read
+    with the weights mapped, not loaded)."""
     from neurosim.training.checkpoint import CheckpointError, load_checkpoint
 
-    path = model_path(run_dir, method, seed)
     if not path.is_file():
         return False
     try:
-        return load_checkpoint(path).get("continual", {}).get("fingerprint") in fingerprints
+        return load_checkpoint(path, mmap=True).get("continual", {}).get("fingerprint") in fingerprints
     except (CheckpointError, AttributeError):
         return False
 
 
-def _keep_other_settings(cfg: ContinualConfig, run_dir: Path, fingerprints: tuple[str, ...], resume: bool) -> None:
+def _keep_other_settings(cfg: ContinualConfig, run_dir: Path, fingerprints: tuple[str, ...], resume: bool,
+                         classes: int | None = None) -> None:
     """Refuse (``resume``) to mix this run into a folder whose finished results come from other settings, which it
-    would overwrite; without ``resume`` (``--no-resume``: start over) those results are removed."""
+    would overwrite; without ``resume`` (``--no-resume``: start over) those results are removed. ``classes``: the
+    number of classes of the source, which tells whether the folder's settings are a class split refused now (then
+    the refusal says that they cannot be rerun, not to rerun them)."""
     from neurosim.continual.config import load_continual_config
     from neurosim.runs import other_settings, remove_outputs_of
 
@@ -226,13 +243,68 @@ def _keep_other_settings(cfg: ContinualConfig, run_dir: Path, fingerprints: tupl
         return
     changed = other_settings(run_dir, config_to_dict(cfg), load_continual_config, _NOT_IN_RESULTS)
     why = settings_differ(changed) if changed else "a fingerprint of other settings"
-    raise ConfigError(
-        f"{run_dir} holds results of other settings ({', '.join(p.stem for p in other)}: {why}); rerun with those "
-        "settings to continue it, choose another name (--set name=...), or pass --no-resume to replace them")
+    held = f"{run_dir} holds results of other settings ({', '.join(p.stem for p in other)}: {why})"
+    try:
+        saved = load_continual_config(run_dir / "config.toml")
+    except (OSError, ValueError):  # (none, or unreadable: nothing tells the settings)
+        saved = None
+    if (saved is not None and classes is not None and saved.tasks.protocol == "class_split"
+            and saved.tasks.source == cfg.tasks.source
+            and _refuses_class_groups(saved.tasks.classes_per_task, classes)):
+        models = [run_dir / "models" / f"{p.stem}.pt" for p in other]
+        raise ConfigError(
+            f"{held}, a class split refused now (tasks.classes_per_task = {saved.tasks.classes_per_task} of the "
+            f"source's {classes} classes), so that run cannot be continued: {_what_stays(models)}; choose another name "
+            "(--set name=...) for this run, or pass --no-resume to replace those results with its own")
+    raise ConfigError(f"{held}; rerun with those settings to continue it, choose another name (--set name=...), or "
+                      "pass --no-resume to replace them")
+
+
+def _what_stays(models: list[Path]) -> str:
+    """What a run folder of settings refused now still serves: its results, report and kept ``models``."""
+    kept = [p for p in models if p.is_file()]
+    shown = ", ".join(p.name for p in kept[:4]) + (f" and {len(kept) - 4} more" if len(kept) > 4 else "")
+    return ("its results.json and report.md stay" + (f", and its kept models ({kept[0].parent}: {shown}) still load "
+                                                     "for neurosim evaluate, estimate and export" if kept else ""))
+
+
+def _kept_under_refused_settings(run_dir: Path, fingerprints: tuple[str, ...]) -> str:
+    """For the refusal of a run's settings (a class split that leaves a task one class): where ``run_dir`` holds
+    results of them, finished by a neurosim that did not refuse them, what becomes of those and what to do; else
+    ``""``."""
+    done = []
+    for path in sorted((run_dir / "finished").glob("*.json")):
+        try:
+            if json.loads(path.read_text()).get("fingerprint") in fingerprints:
+                done.append(path)
+        except (OSError, ValueError, AttributeError):
+            continue
+    if not done:
+        return ""
+    models = [run_dir / "models" / f"{p.stem}.pt" for p in done]
+    return (f". {run_dir} holds results of these settings ({', '.join(p.stem for p in done)}), finished by a neurosim "
+            f"that did not refuse them: they cannot be rerun or resumed, but {_what_stays(models)}. To train the "
+            "sequence again, change the settings as above and give the run another name (--set name=...), or keep "
+            "this folder with --no-resume, which replaces those results")
+
+
+def _store_tasks_root(cfg: ContinualConfig, run_dir: Path, fingerprints: tuple[str, ...], own: set[Path],
+                      moved: dict[str | None, list[str]]) -> None:
+    """Store this run's ``tasks.root`` in the folder's other models of these settings (``models/*.pt`` but ``own``,
+    this run's (method, seed)s): methods or seeds an earlier run of them ran and this one did not (``--methods
+    hlop`` after a run of every method). Their tasks are the same, and this run found them there; each one rewritten
+    is added to ``moved`` under the root it stored. A model of other settings, or no continual model, is left as
+    it is."""
+    for path in sorted((run_dir / "models").glob("*.pt")):
+        if path in own or not _trained_with(path, fingerprints):
+            continue
+        updated, stored = update_tasks_root(path, cfg)
+        if updated:
+            moved.setdefault(stored, []).append(path.name)
 
 
 def _warn_root_moved(moved: dict[str | None, list[str]], cfg: ContinualConfig, run_dir: Path) -> None:
-    """Say which reused models stored another ``tasks.root`` than this run's, now stored in them instead."""
+    """Say which kept models stored another ``tasks.root`` than this run's, now stored in them instead."""
     from neurosim.training.checkpoint import _caller_stacklevel
 
     if not moved:
@@ -240,10 +312,11 @@ def _warn_root_moved(moved: dict[str | None, list[str]], cfg: ContinualConfig, r
     now = "the dataset cache (none)" if cfg.tasks.root is None else str(Path(cfg.tasks.root).resolve())
     was = "; ".join(f"{', '.join(names)} stored "
                     + ("the dataset cache (none)" if root is None else root) for root, names in moved.items())
-    warnings.warn(f"tasks.root: models reused from an earlier run in {run_dir / 'models'} were trained on tasks found "
-                  f"elsewhere ({was}); they now store this run's, {now}, where neurosim evaluate, estimate and export "
-                  "look for their tasks (the results are reused: tasks.root is where the data lives, not what they "
-                  "are)", RuntimeWarning, stacklevel=_caller_stacklevel())
+    warnings.warn(f"tasks.root: models reused from an earlier run in {run_dir / 'models'} (this run's, and any other "
+                  f"of the same settings) were trained on tasks found elsewhere ({was}); they now store this run's, "
+                  f"{now}, where neurosim evaluate, estimate and export look for their tasks (the results are "
+                  "reused: tasks.root is where the data lives, not what they are)", RuntimeWarning,
+                  stacklevel=_caller_stacklevel())
 
 
 def run_continual(cfg: ContinualConfig, progress: bool = True, log=print, resume: bool = True) -> ContinualRun:
@@ -269,12 +342,15 @@ def _run_in_folder(cfg: ContinualConfig, run_dir: Path, progress: bool, log, res
     from neurosim.runs import remove_outputs_of
 
     source = _load_source(cfg, progress)
-    first_tasks = build_tasks(cfg, cfg.seeds[0], source)
+    fingerprints = _fingerprints(cfg)
+    try:
+        first_tasks = build_tasks(cfg, cfg.seeds[0], source)
+    except ConfigError as e:  # (a folder of these settings' results: made by a neurosim that ran them)
+        raise ConfigError(f"{e}{_kept_under_refused_settings(run_dir, fingerprints)}") from None
     _check_before_training(cfg, first_tasks)
     finished_dir = run_dir / "finished"
-    fingerprints = _fingerprints(cfg)
     fingerprint = fingerprints[0]
-    _keep_other_settings(cfg, run_dir, fingerprints, resume)
+    _keep_other_settings(cfg, run_dir, fingerprints, resume, classes=len(set(source[1].tolist())))
     finished_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.toml", dumps_toml(cfg))  # the settings finished/ is filled with
     results: dict[str, list[MethodResult]] = {m: [] for m in cfg.methods}
@@ -307,6 +383,8 @@ def _run_in_folder(cfg: ContinualConfig, run_dir: Path, progress: bool, log, res
                     + ("" if kept else
                        "; its model was not kept: finished by a neurosim before models/ (--no-resume trains it "
                        "again)") + ")")
+    _store_tasks_root(cfg, run_dir, fingerprints, {model_path(run_dir, m, r.seed) for m, rs in results.items()
+                                                   for r in rs}, moved)
     _warn_root_moved(moved, cfg, run_dir)
     task_names = [t.name for t in first_tasks]
     summary = {m: summarize(rs) for m, rs in results.items()}

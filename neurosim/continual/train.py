@@ -42,7 +42,7 @@ from neurosim.continual.tasks import Task, concat_tasks
 from neurosim.data.loaders import FrameLoader
 from neurosim.nn import as_float, build_model, is_stateful, run_chunked
 from neurosim.training.losses import Loss, get_loss, predict
-from neurosim.training.methods import get_method
+from neurosim.training.methods import configured_method
 from neurosim.training.progress import loader_bar
 from neurosim.training.regularize import ActivityPenalty
 
@@ -267,7 +267,7 @@ def _train(model, task: Task, cfg: ContinualConfig, loss: Loss, seed: int, froze
     it counted per batch (None without)."""
     tc = cfg.train
     activity, batches = 0.0, 0
-    method = get_method(tc.method, k=tc.k, time_chunk=tc.time_chunk)
+    method = configured_method(tc)
     optimizer = _optimizer(model, cfg)
     loader = FrameLoader(task.x_train, task.y_train, tc.batch_size, shuffle=True, seed=seed, device=device)
     # compact event counts (uint8) to a method that converts them a step or chunk at a time (BPTT, SLTT, SLTT-K:
@@ -324,7 +324,7 @@ def _warm_up(cfg: ContinualConfig, tasks: Sequence[Task], device: torch.device) 
     penalty = activity_penalty(cfg, model)
     tc = cfg.train
     x_seq, y = tasks[0].x_train[:2].transpose(0, 1).to(device), tasks[0].y_train[:2].to(device)  # [T, 2, ...], [2]
-    method = get_method(tc.method, k=tc.k, time_chunk=tc.time_chunk)
+    method = configured_method(tc)
     with penalty.active() if penalty is not None else contextlib.nullcontext():
         method.forward_backward(model, x_seq if getattr(method, "takes_compact_input", False) else as_float(x_seq),
                                 y, get_loss(tc.loss, tc.loss_lambda))

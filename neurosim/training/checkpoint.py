@@ -120,8 +120,14 @@ def beside_checkpoint(path: str | Path, name: str, suffix: str = "") -> Path:
     return file.parent / (f"{name}{suffix}" if file.name == "checkpoint.pt" else f"{name}-{file.stem}{suffix}")
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *,
+                    mmap: bool = False) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` (``path`` may be a run folder holding ``checkpoint.pt``).
+
+    ``mmap=True`` maps the file's tensors instead of reading them (``torch.load(mmap=True)``): what reads only a
+    checkpoint's config or record (a run storing a moved data root, a continual run telling which models it kept)
+    then costs the pickle of its dict, not its weights and optimizer state. The tensors read from the file when used;
+    a file torch cannot map (its legacy, pre-zip format) is read whole.
 
     Raises:
         CheckpointError: the file is missing, truncated/corrupt, or not a neurosim checkpoint.
@@ -137,7 +143,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                    if any(models.glob("*.pt")) else _models_listed(models)))
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=False)
+        try:
+            payload = torch.load(path, map_location=map_location, weights_only=False, mmap=mmap)
+        except RuntimeError:
+            if not mmap:
+                raise
+            payload = torch.load(path, map_location=map_location, weights_only=False)  # (not mappable: whole)
     except Exception as e:  # torch raises several types for corrupt files
         hint = _not_a_checkpoint(path)
         if hint:

@@ -30,8 +30,8 @@ from neurosim.training.distributed import unwrap
 from neurosim.training.losses import Loss
 from neurosim.training.regularize import pending_penalty
 
-__all__ = ["BPTT", "StepOutput", "TrainingMethod", "call_model", "get_method", "model_output", "register_method",
-           "METHODS"]
+__all__ = ["BPTT", "StepOutput", "TrainingMethod", "call_model", "configured_method", "get_method", "model_output",
+           "register_method", "METHODS"]
 
 
 @dataclass
@@ -170,8 +170,8 @@ def _is_sequential(model) -> bool:
     return getattr(unwrap(model), "stateful", False)
 
 
-def _bptt(time_chunk: int | None = None, k: int | None = None) -> BPTT:
-    """``bptt``'s factory: ``k`` is taken, and has no effect, because the Trainer passes ``train.k`` to every method."""
+def _bptt(time_chunk: int | None = None) -> BPTT:
+    """``bptt``'s factory (it takes no ``k``: the config's ``train.k`` reaches only methods that take one)."""
     return BPTT(time_chunk)
 
 
@@ -181,9 +181,10 @@ METHODS: dict[str, Callable[..., TrainingMethod]] = {"bptt": _bptt}
 def register_method(name: str, factory: Callable[..., TrainingMethod]) -> None:
     """Make a method available by name to configs and the CLI (``factory(**options) -> method``).
 
-    The Trainer calls ``factory(k=train.k, time_chunk=train.time_chunk)`` whatever the method, so a factory takes
-    both (using them or not); :func:`get_method` refuses an option that the factory's signature does not name,
-    unless it takes ``**options``.
+    A config's method (the Trainer's, a continual run's: :func:`configured_method`) is built with
+    ``factory(k=train.k, time_chunk=train.time_chunk)``, each of the two given where the factory's signature names it
+    (or takes ``**options``): a factory takes those it uses. :func:`get_method` refuses an option that the factory's
+    signature does not name, unless it takes ``**options``.
     """
     METHODS[name] = factory
 
@@ -200,9 +201,21 @@ def _check_options(name: str, factory: Callable[..., TrainingMethod], options: d
     for option in options:
         if option not in known:
             close = difflib.get_close_matches(option.lower(), known, n=1)
-            hint = f"; did you mean {close[0]}={options[option]!r}?" if close else ""
+            others = [] if close else [m for m in sorted(METHODS) if m != name and option in _named_options(m)]
+            hint = (f"; did you mean {close[0]}={options[option]!r}?" if close else
+                    f"; did you mean get_method({others[0]!r}, {option}={options[option]!r})?" if others else "")
             raise TypeError(f"training method {name!r} takes no option {option!r}; its options: "
                             f"{', '.join(sorted(known)) or 'none'}{hint}")
+
+
+def _named_options(name: str) -> tuple[str, ...]:
+    """The options method ``name``'s factory names in its signature (none where it has no signature to read, or takes
+    ``**options``: anything)."""
+    try:
+        params = inspect.signature(METHODS[name]).parameters
+    except (TypeError, ValueError):
+        return ()
+    return tuple(n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
 
 def get_method(name: str, **options) -> TrainingMethod:
@@ -210,8 +223,17 @@ def get_method(name: str, **options) -> TrainingMethod:
 
     Raises:
         ValueError: an unknown method name.
-        TypeError: an option the method does not take (``get_method("sltt_k", K=4)``), naming the ones it does.
+        TypeError: an option the method does not take, naming the ones it does and a close one
+            (``get_method("sltt_k", K=4)``: did you mean k=4?) or a method that takes it (``get_method("sltt", k=4)``,
+            which draws no steps: did you mean ``get_method('sltt_k', k=4)``?).
     """
+    factory = _factory(name)
+    _check_options(name, factory, options)
+    return factory(**options)
+
+
+def _factory(name: str) -> Callable[..., TrainingMethod]:
+    """Method ``name``'s registered factory (a ValueError naming those there are for an unknown name)."""
     if name not in METHODS:
         try:  # SLTT registers itself on import
             import neurosim.training.sltt  # noqa: F401
@@ -219,5 +241,24 @@ def get_method(name: str, **options) -> TrainingMethod:
             pass
     if name not in METHODS:
         raise ValueError(f"unknown training method {name!r}; available: {sorted(METHODS)}")
-    _check_options(name, METHODS[name], options)
-    return METHODS[name](**options)
+    return METHODS[name]
+
+
+def configured_method(train: Any) -> TrainingMethod:
+    """The method of a config's ``[train]`` section (``train.method``, with ``train.k`` and ``train.time_chunk``), as
+    the Trainer and a continual run build it: each of ``k`` and ``time_chunk`` goes to the method's factory where its
+    signature names it or takes ``**options`` (a factory without a signature to read gets both), so ``train.k`` under
+    ``bptt`` or ``sltt``, which take none, is no error here (``neurosim train`` warns of it:
+    :func:`neurosim.config.ineffective_settings`); :func:`get_method` refuses it.
+
+    Raises:
+        ValueError: an unknown method name.
+    """
+    factory, given = _factory(train.method), {"k": train.k, "time_chunk": train.time_chunk}
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # no signature to read: both, as before
+        return factory(**given)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return factory(**given)
+    return factory(**{k: v for k, v in given.items() if k in _named_options(train.method)})

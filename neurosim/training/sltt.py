@@ -370,9 +370,9 @@ class SLTTK:
         return run_online(model, x_seq, y, loss, drawn, time_chunk=chunk)
 
 
-def _sltt(time_chunk: int | None = None, k: int | None = None) -> SLTT:
-    """``sltt``'s factory: from a config, ``time_chunk`` None is one step at a time; ``k`` (the Trainer passes
-    ``train.k`` to every method) has no effect."""
+def _sltt(time_chunk: int | None = None) -> SLTT:
+    """``sltt``'s factory: from a config, ``time_chunk`` None is one step at a time. It takes no ``k``: every step
+    gets a backward pass (``sltt_k`` draws ``k`` of them)."""
     return SLTT(1 if time_chunk is None else time_chunk)
 
 

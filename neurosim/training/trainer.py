@@ -58,7 +58,7 @@ from neurosim.training.regularize import ActivityPenalty
 from neurosim.training.memory import (
     SavedTensorMeter, TrainingMemoryError, is_out_of_memory, memory_advice, tune_cpu_allocator,
 )
-from neurosim.training.methods import TrainingMethod, get_method, model_output
+from neurosim.training.methods import TrainingMethod, configured_method, model_output
 from neurosim.training.progress import loader_bar, loader_length
 
 __all__ = ["INTERRUPT_HANDLER_MARK", "Trainer", "resolve_device", "seed_everything"]
@@ -484,7 +484,7 @@ class Trainer:
         self.model.to(self.device)
         self._net = distributed.wrap(self.model, self.device)  # what the method trains: DDP in a process group
         if self.method is None:
-            self.method = get_method(tc.method, k=tc.k, time_chunk=tc.time_chunk)
+            self.method = configured_method(tc)
         if self.loss is None:
             self.loss = get_loss(tc.loss, tc.loss_lambda, tc.loss_target)
         #: the activity penalty added to the loss (train.activity_penalty > 0), or None

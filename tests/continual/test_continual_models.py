@@ -154,6 +154,41 @@ def test_a_kept_class_split_model_of_a_task_of_one_class_still_loads(tmp_path, m
     assert len(data.test.labels) == 40 and "4 class-split tasks of 3 classes" in data.info.description
 
 
+def test_a_run_folder_of_a_class_split_refused_now_says_what_stays_and_what_to_do(tmp_path, monkeypatch, capsys):
+    """A folder made with classes_per_task = 3 before such splits were refused: rerunning its config was refused
+    without a word of the folder, and changing the setting as that error said was refused with "rerun with those
+    settings to continue it", which is refused. Both now say that the run cannot go on, what stays usable (its kept
+    models for evaluate, estimate and export) and where a run can go (another name, or --no-resume)."""
+    import neurosim.continual.runner as runner
+
+    old = ["seeds=[0]", 'tasks.protocol="class_split"', "tasks.classes_per_task=3", "tasks.train_subset=100",
+           "tasks.test_subset=40", "model.hidden=[16]", 'methods=["baseline"]', "train.epochs=1",
+           f'out_dir="{tmp_path}"', 'name="old"']
+    with monkeypatch.context() as m:  # trained as before the refusal
+        m.setattr(runner, "_check_class_groups", lambda *a: None)
+        run_dir = run_continual(load_continual_config("continual_pmnist_digits", old), progress=False,
+                                log=None).run_dir
+    files = {p: p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+    config = str(run_dir / "config.toml")
+    assert main(["-q", "continual", "--config", config]) == 2
+    err = capsys.readouterr().err
+    assert "tasks.classes_per_task: 3 splits the source's 10 classes into tasks of 3, 3, 3, 1" in err
+    assert (f"{run_dir} holds results of these settings (baseline_seed0), finished by a neurosim that did not refuse "
+            "them: they cannot be rerun or resumed" in err)
+    assert f"its kept models ({run_dir / 'models'}: baseline_seed0.pt) still load for neurosim evaluate" in err
+    assert "another name (--set name=...)" in err and "--no-resume, which replaces those results" in err
+    assert main(["-q", "continual", "--config", config, "--set", "tasks.classes_per_task=2"]) == 2
+    err = capsys.readouterr().err
+    assert (f"{run_dir} holds results of other settings (baseline_seed0: tasks.classes_per_task differs), a class "
+            "split refused now (tasks.classes_per_task = 3 of the source's 10 classes), so that run cannot be "
+            "continued" in err)
+    assert "rerun with those settings" not in err and "still load for neurosim evaluate, estimate and export" in err
+    assert {p: p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()} == files  # nothing written
+    assert main(["-q", "continual", "--config", config, "--set", "tasks.classes_per_task=2", "name=new"]) == 0
+    assert main(["-q", "continual", "--config", config, "--set", "tasks.classes_per_task=2", "--no-resume"]) == 0
+    assert load_continual_config(config).tasks.classes_per_task == 2
+
+
 def test_a_continual_checkpoint_without_its_record_is_refused(run, tmp_path):
     from neurosim.training.checkpoint import CheckpointError, save_checkpoint
 
@@ -245,6 +280,35 @@ def test_a_rerun_with_the_task_data_moved_stores_the_new_tasks_root_in_the_kept_
     assert w.filename == __file__  # pointing at the caller, not inside neurosim
     payload = torch.load(path, weights_only=False)
     assert "root" not in payload["continual"]["config"]["tasks"] and "root" not in payload["config"]["data"]
+
+
+def test_a_rerun_of_some_methods_with_the_task_data_moved_stores_the_new_root_in_the_others_models_too(tmp_path):
+    """`--methods hlop --set tasks.root=NEW` after a run of baseline and hlop: hlop's kept model took the new root, but
+    baseline's, of the same settings and tasks in the same folder, kept the old one, where evaluate, estimate and
+    export then looked for its tasks. A model there of other settings, or a file that is no continual model, stays
+    as it is."""
+    from neurosim.training.checkpoint import load_checkpoint, save_checkpoint
+
+    first = [*SMALL, 'methods=["baseline", "hlop"]', f'tasks.root="{tmp_path / "old"}"', f'out_dir="{tmp_path}"']
+    result = run_continual(load_continual_config("continual_pmnist_digits", first), progress=False, log=None)
+    models = result.run_dir / "models"
+    other = load_checkpoint(models / "baseline_seed0.pt")
+    other["continual"]["fingerprint"] = "of other settings"
+    save_checkpoint(models / "mine.pt", other)
+    (models / "notes.pt").write_text("not a checkpoint")
+    before = {name: (models / name).read_bytes() for name in ("mine.pt", "notes.pt")}
+    weights = load_checkpoint(models / "baseline_seed0.pt")["model"]
+    moved = load_continual_config("continual_pmnist_digits", [*first, 'methods=["hlop"]',
+                                                              f'tasks.root="{tmp_path / "new"}"'])
+    with pytest.warns(RuntimeWarning, match="tasks.root: models reused") as caught:
+        run = run_continual(moved, progress=False, log=None)
+    assert run.models == [models / "hlop_seed0.pt"]  # (the run's own models: hlop's)
+    (w,) = [w for w in caught if "tasks.root" in str(w.message)]
+    assert f"hlop_seed0.pt, baseline_seed0.pt stored {tmp_path / 'old'}" in str(w.message)  # its own first
+    payload = load_checkpoint(models / "baseline_seed0.pt")
+    assert payload["continual"]["config"]["tasks"]["root"] == payload["config"]["data"]["root"] == str(tmp_path / "new")
+    assert all(torch.equal(v, weights[k]) for k, v in payload["model"].items())
+    assert {name: (models / name).read_bytes() for name in before} == before
 
 
 def test_a_model_trained_anew_takes_the_earlier_models_estimate_and_export_with_it(tmp_path):

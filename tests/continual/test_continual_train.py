@@ -38,7 +38,7 @@ def test_the_clock_starts_after_a_first_pass_and_the_results_do_not_depend_on_it
     import types
 
     events = []
-    real_get_method = continual_train.get_method
+    real_configured = continual_train.configured_method
 
     class Recording:
         def __init__(self, method):
@@ -52,7 +52,7 @@ def test_the_clock_starts_after_a_first_pass_and_the_results_do_not_depend_on_it
         events.append("clock")
         return time.perf_counter()
 
-    monkeypatch.setattr(continual_train, "get_method", lambda *a, **kw: Recording(real_get_method(*a, **kw)))
+    monkeypatch.setattr(continual_train, "configured_method", lambda tc: Recording(real_configured(tc)))
     monkeypatch.setattr(continual_train, "time", types.SimpleNamespace(perf_counter=clock,
                                                                        process_time=time.process_time))
     cfg = continual_config_from_dict({"model": {"hidden": [8]}, "train": {"epochs": 1}})
@@ -95,7 +95,7 @@ def test_compact_tasks_train_on_compact_batches_with_the_float_tasks_results_bit
     # a task of uint8 counts reaches the training method as uint8 batches (converted a step or chunk at a time), and
     # evaluation runs chunk by chunk: every method's accuracy matrix and final weights are those of float32 tasks
     seen = []
-    real_get_method = continual_train.get_method
+    real_configured = continual_train.configured_method
 
     class Recording:
         def __init__(self, method):
@@ -105,7 +105,7 @@ def test_compact_tasks_train_on_compact_batches_with_the_float_tasks_results_bit
             seen.append(x_seq.dtype)
             return self.method.forward_backward(model, x_seq, *args)
 
-    monkeypatch.setattr(continual_train, "get_method", lambda *a, **kw: Recording(real_get_method(*a, **kw)))
+    monkeypatch.setattr(continual_train, "configured_method", lambda tc: Recording(real_configured(tc)))
     cfg = _count_cfg(train_method)
     compact, floats = _count_tasks(torch.uint8), _count_tasks(torch.float32)
     for method in ("baseline", "ewc", "hlop", "multitask"):
@@ -122,7 +122,7 @@ def test_compact_tasks_train_on_compact_batches_with_the_float_tasks_results_bit
 
 def test_a_method_that_does_not_take_compact_input_gets_float_batches(monkeypatch):
     seen = []
-    real_get_method = continual_train.get_method
+    real_configured = continual_train.configured_method
 
     class Mine:  # a method of one's own, without takes_compact_input
         def __init__(self, method):
@@ -132,7 +132,7 @@ def test_a_method_that_does_not_take_compact_input_gets_float_batches(monkeypatc
             seen.append(x_seq.dtype)
             return self.method.forward_backward(model, x_seq, *args)
 
-    monkeypatch.setattr(continual_train, "get_method", lambda *a, **kw: Mine(real_get_method(*a, **kw)))
+    monkeypatch.setattr(continual_train, "configured_method", lambda tc: Mine(real_configured(tc)))
     run_method(_count_cfg("sltt"), "baseline", _count_tasks(torch.uint8), seed=0)
     assert set(seen) == {torch.float32}
 

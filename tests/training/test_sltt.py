@@ -498,17 +498,69 @@ def test_bad_k_is_a_clear_error(k):
         SLTTK(k=k)
 
 
-@pytest.mark.parametrize("name, option, hint", [("sltt_k", "K", "k"), ("sltt_k", "time_chunks", "time_chunk"),
-                                                ("sltt", "chunk", "time_chunk"), ("bptt", "generator", None)])
+@pytest.mark.parametrize("name, option, hint", [("sltt_k", "K", "k=4"), ("sltt_k", "time_chunks", "time_chunk=4"),
+                                                ("sltt", "chunk", "time_chunk=4"),
+                                                ("bptt", "generator", "get_method('sltt_k', generator=4)"),
+                                                ("sltt_k", "lr", None)])
 def test_get_method_names_an_option_the_method_does_not_take(name, option, hint):
     # get_method("sltt_k", K=4) built SLTT-K with the default k = 2, silently: the factories swallowed every keyword
     with pytest.raises(TypeError, match=rf"training method {name!r} takes no option {option!r}; its options: ") as err:
         get_method(name, **{option: 4})
     assert ("did you mean" in str(err.value)) == (hint is not None)
     if hint:
-        assert str(err.value).endswith(f"did you mean {hint}={4!r}?")
-    # what the Trainer passes every method stays accepted
-    assert get_method(name, k=3, time_chunk=None).name == name
+        assert str(err.value).endswith(f"did you mean {hint}?")
+
+
+@pytest.mark.parametrize("name", ["sltt", "bptt"])
+def test_get_method_refuses_k_where_the_method_draws_no_steps(name):
+    # get_method("sltt", k=4) built plain SLTT, every step with a backward pass, silently (the factory took k because
+    # the Trainer passed train.k to every method); the config path warns of it, get_method now refuses it like any
+    # option the method does not take, pointing at the method that takes it
+    with pytest.raises(TypeError, match=rf"training method {name!r} takes no option 'k'; its options: time_chunk; "
+                                        r"did you mean get_method\('sltt_k', k=4\)\?"):
+        get_method(name, k=4)
+
+
+@pytest.mark.parametrize("name", ["sltt", "bptt", "sltt_k"])
+def test_a_config_s_train_k_and_time_chunk_go_to_the_methods_that_take_them(name):
+    from types import SimpleNamespace
+
+    from neurosim.training.methods import configured_method
+
+    method = configured_method(SimpleNamespace(method=name, k=3, time_chunk=None))  # as the Trainer builds it
+    assert method.name == name and (name != "sltt_k" or method.k == 3)
+
+
+def test_a_config_s_options_reach_a_registered_factory_that_names_them_or_takes_any():
+    from types import SimpleNamespace
+
+    from neurosim.training.methods import configured_method
+
+    got = {}
+
+    def both(k=None, time_chunk=None):
+        got["both"] = (k, time_chunk)
+        return BPTT(time_chunk)
+
+    def chunk_only(time_chunk=None):
+        got["chunk"] = time_chunk
+        return BPTT(time_chunk)
+
+    def any_options(**options):
+        got["any"] = options
+        return BPTT()
+
+    register_method("_test_k", both)
+    register_method("_test_chunk", chunk_only)
+    register_method("_test_any", any_options)
+    try:
+        for name in ("_test_k", "_test_chunk", "_test_any"):
+            assert isinstance(configured_method(SimpleNamespace(method=name, k=5, time_chunk=7)), BPTT)
+    finally:
+        del METHODS["_test_k"], METHODS["_test_chunk"], METHODS["_test_any"]
+    assert got == {"both": (5, 7), "chunk": 7, "any": {"k": 5, "time_chunk": 7}}
+    with pytest.raises(ValueError, match="unknown training method 'nope'"):
+        configured_method(SimpleNamespace(method="nope", k=2, time_chunk=None))
 
 
 def test_get_method_checks_a_registered_factory_s_options_too():
