@@ -316,7 +316,7 @@ class Sequential(nn.Sequential):
             if is_stateful(layer):
                 x_seq, new_state[name] = layer(x_seq, state.get(name))
             else:
-                if not type(layer).__module__.startswith("neurosim."):
+                if not _built_class(layer).__module__.startswith("neurosim."):
                     _check_foreign_layer(name, layer, x_seq)
                 x_seq = layer(x_seq)
         return x_seq, new_state
@@ -331,12 +331,19 @@ _PER_STEP_KINDS = (nn.modules.conv._ConvNd, nn.modules.batchnorm._NormBase, nn.G
                    nn.modules.pooling._AdaptiveMaxPoolNd, nn.Flatten, nn.Unflatten)
 
 
+def _built_class(layer: nn.Module) -> type:
+    """The class ``layer`` was built as: a parametrized layer (``weight_norm``, ``spectral_norm``) is an instance of
+    the ``Parametrized<Class>`` subclass torch's parametrize makes of it, which lives in torch's module."""
+    cls = type(layer)
+    return cls.__bases__[0] if nn.utils.parametrize.is_parametrized(layer) else cls
+
+
 def _check_foreign_layer(name: str, layer: nn.Module, x_seq: torch.Tensor) -> None:
     """A TypeError for a layer of torch or snnTorch that would read :class:`Sequential`'s ``[T, B, ...]`` as one
     step (torch's errors, "expected 4D input (got 5D input)", or a silently wrong result where the shapes fit: a
     GroupNorm reading B as channels, snnTorch's ``Leaky`` running all ``T`` steps as one step of ``T·B`` samples);
     a RuntimeWarning for torch's ``Dropout`` in training mode, whose mask is new at every step."""
-    cls = type(layer)
+    cls = _built_class(layer)
     what = f"layer {name!r} ({'snntorch' if cls.__module__.startswith('snntorch') else 'torch.nn'}.{cls.__name__})"
     if cls.__module__.startswith("snntorch"):
         raise TypeError(f"Sequential: {what} steps one time step per call and keeps its state inside it, but "
@@ -348,7 +355,7 @@ def _check_foreign_layer(name: str, layer: nn.Module, x_seq: torch.Tensor) -> No
         return
     if isinstance(layer, nn.Sequential | nn.ModuleList):  # a torch container: what it holds
         for child_name, child in layer.named_children():
-            if not type(child).__module__.startswith("neurosim."):
+            if not _built_class(child).__module__.startswith("neurosim."):
                 _check_foreign_layer(f"{name}.{child_name}", child, x_seq)
         return
     if isinstance(layer, _PER_STEP_KINDS):

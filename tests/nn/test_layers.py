@@ -505,6 +505,21 @@ def test_sequential_names_a_torch_layer_that_takes_one_step(layer, hint):
         net(torch.rand(3, 4, 2, 6, 6))
 
 
+def test_sequential_sees_the_class_under_a_parametrization():
+    # weight_norm / spectral_norm make a layer an instance of torch's Parametrized<Class>, whose module is torch's: a
+    # parametrized neurosim Conv2d was refused as a torch layer, with the advice to wrap "torch.nn.ParametrizedConv2d"
+    from torch.nn.utils.parametrizations import weight_norm
+
+    torch.manual_seed(0)
+    ours = weight_norm(Conv2d(2, 4, 3))
+    x = torch.rand(3, 4, 2, 6, 6)
+    out, _ = Sequential(ours, Flatten())(x)
+    assert out.shape == (3, 4, 64) and torch.allclose(out, ours(x).flatten(2))
+    with pytest.raises(TypeError, match=r"layer '0' \(torch\.nn\.Conv2d\) takes one time step .* "
+                                        r"use neurosim\.nn\.Conv2d "):
+        Sequential(weight_norm(torch.nn.Conv2d(2, 4, 3)), Flatten())(x)
+
+
 def test_sequential_takes_torch_layers_that_work_on_any_leading_dims():
     torch.manual_seed(0)
     net = Sequential(Flatten(), torch.nn.Linear(8, 3), torch.nn.ReLU(), torch.nn.Identity(), LIF(beta=0.5),
