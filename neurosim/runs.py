@@ -247,10 +247,11 @@ def _file_identity(path: Path) -> tuple[int, int] | None:
 
 def _check_resumable(cfg: RunConfig, run_dir: Path) -> None:
     """Before any data is loaded: the folder's checkpoint, if any, may continue as ``cfg`` (the Trainer asks the same
-    :func:`~neurosim.training.checkpoint.check_resumable` again when it resumes)."""
+    :func:`~neurosim.training.checkpoint.check_resumable` again when it resumes). Only the checkpoint's config and
+    record are read; its tensors stay mapped."""
     ckpt = run_dir / "checkpoint.pt"
     if ckpt.is_file():
-        check_resumable(load_checkpoint(ckpt), cfg, cfg.train.epochs, run_dir)
+        check_resumable(load_checkpoint(ckpt, mmap=True), cfg, cfg.train.epochs, run_dir)
 
 
 def _resumed_on_other_data(e: ResumedEpochError, cfg: RunConfig) -> ResumedEpochError:

@@ -367,3 +367,20 @@ def test_a_mapped_checkpoint_read_takes_a_legacy_file_whole_and_names_a_corrupt_
     (tmp_path / "notes.pt").write_text("not a checkpoint")
     with pytest.raises(CheckpointError, match=r"notes.pt' could not be read"):
         load_checkpoint(tmp_path / "notes.pt", mmap=True)
+
+
+def test_checking_that_a_run_may_resume_maps_its_checkpoint_rather_than_reading_it(tmp_path, event_digits_cache,
+                                                                                   monkeypatch):
+    # a rerun first asks whether the folder's checkpoint may continue as the config: its config and record, which
+    # read the whole file (weights and optimizer state) before the Trainer read it again
+    import neurosim.runs as runs
+    from neurosim.cli import main
+
+    args = ["-q", "train", "--config", "quickstart", "--set", f"out_dir={tmp_path}", "name=r", "data.train_subset=16",
+            "data.test_subset=8", "data.time_steps=2", "train.epochs=1"]
+    assert main(args) == 0
+    calls = []
+    real = runs.load_checkpoint
+    monkeypatch.setattr(runs, "load_checkpoint", lambda path, *a, **kw: calls.append(kw) or real(path, *a, **kw))
+    assert main(args) == 0
+    assert calls and all(kw.get("mmap") is True for kw in calls)
