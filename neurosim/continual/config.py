@@ -24,7 +24,8 @@ from typing import Any
 
 from neurosim.config import (
     LOSSES, PENALTY_ON, PER_STEP_LOSSES, TORCH_SEED_RANGE, ConfigError, ModelConfig, NeuronConfig, _build,
-    _check_device, _check_seed, _choice, _expand_home, InvalidValue, _non_negative, _positive, load_toml_config,
+    _check_device, _check_seed, _choice, _expand_home, InvalidValue, _non_negative, _positive, _shown,
+    load_toml_config,
 )
 
 #: the losses continual training takes: those scored, as its tasks are, by the time-summed output
@@ -33,8 +34,8 @@ CONTINUAL_LOSSES = ("rate_ce", "tet", "sltt_mix")
 __all__ = [
     "CONTINUAL_METHODS", "ContinualConfig", "ContinualModelConfig", "ContinualNeuronConfig", "ContinualTrainConfig",
     "EWCConfig",
-    "HLOPConfig", "PRESETS", "PROTOCOLS", "TasksConfig", "continual_config_from_dict", "load_continual_config",
-    "subspace_sizes",
+    "HLOPConfig", "PRESETS", "PROTOCOLS", "TasksConfig", "continual_config_from_dict", "ineffective_continual_settings",
+    "load_continual_config", "subspace_sizes",
 ]
 
 CONTINUAL_METHODS = ("baseline", "ewc", "hlop", "multitask")
@@ -250,6 +251,35 @@ class ContinualConfig:
                 raise InvalidValue("methods", f"unknown method {m!r}; choose from {list(CONTINUAL_METHODS)}")
         if len(set(self.methods)) != len(self.methods):
             raise InvalidValue("methods", f"lists a method twice: {list(self.methods)}")
+
+
+def ineffective_continual_settings(cfg: ContinualConfig) -> list[str]:
+    """The settings of ``cfg`` given a value other than their default that the rest of the config makes have no
+    effect, each with why, as :func:`neurosim.config.ineffective_settings` finds them for ``neurosim train``
+    (``train.k`` without ``train.method = 'sltt_k'`` …); :func:`neurosim.continual.runner.run_continual` warns about
+    them. The ``[hlop]`` and ``[ewc]`` settings of a run without that method are not among them: a config sets them
+    for the whole comparison, and ``--methods`` runs a part of it.
+
+    Example:
+        >>> ineffective_continual_settings(continual_config_from_dict(
+        ...     {"methods": ["baseline"], "train": {"method": "sltt", "loss": "tet", "k": 4}}))
+        ["train.k = 4: only train.method = 'sltt_k' draws k steps per batch"]
+    """
+    t, m, n = cfg.train, cfg.model, cfg.neuron
+    sections = (("train", ContinualTrainConfig), ("model", ContinualModelConfig), ("neuron", ContinualNeuronConfig))
+    default = {f"{sec}.{f.name}": f.default for sec, cls in sections for f in fields(cls)}
+    checks = [
+        ("train.k", t.k, t.method != "sltt_k", "only train.method = 'sltt_k' draws k steps per batch"),
+        ("train.loss_lambda", t.loss_lambda, t.loss != "sltt_mix", "only train.loss = 'sltt_mix' has an MSE term"),
+        ("train.momentum", t.momentum, t.optimizer != "sgd", f"train.optimizer = {t.optimizer!r} takes no momentum"),
+        ("train.activity_penalty_on", t.activity_penalty_on, t.activity_penalty == 0,
+         "train.activity_penalty is 0 (no penalty)"),
+        ("model.readout_beta", m.readout_beta, m.readout != "membrane",
+         "only model.readout = 'membrane' has a decaying read-out"),
+        ("neuron.tau_mem_ms", n.tau_mem_ms, n.beta is not None, "neuron.beta is set, and replaces it"),
+    ]
+    return [f"{key} = {_shown(value).split(' (')[0]}: {why}" for key, value, no_effect, why in checks
+            if no_effect and value != default[key]]
 
 
 def _paper_schedule(task: int) -> tuple[int, ...]:

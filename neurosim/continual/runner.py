@@ -32,7 +32,7 @@ from typing import Sequence
 from neurosim._io import atomic_write_text, check_output_folder, hold_run_folder
 from neurosim.config import ConfigError, config_to_dict, dumps_toml, settings_differ
 from neurosim.continual.checkpoint import model_path, save_continual_model, update_tasks_root
-from neurosim.continual.config import ContinualConfig
+from neurosim.continual.config import ContinualConfig, ineffective_continual_settings
 from neurosim.continual.report import accuracy_heatmap, accuracy_heatmaps, report_markdown
 from neurosim.continual.tasks import Task, class_split_tasks, load_source, permuted_tasks
 from neurosim.continual.train import (
@@ -331,6 +331,10 @@ def run_continual(cfg: ContinualConfig, progress: bool = True, log=print, resume
     from neurosim.runs import refuse_other_commands_run
 
     t0 = time.perf_counter()
+    unused = ineffective_continual_settings(cfg)
+    if unused:
+        warnings.warn(f"setting{'s' * (len(unused) > 1)} with no effect in this config: {'; '.join(unused)}",
+                      UserWarning, stacklevel=2)
     run_dir = check_output_folder(Path(cfg.out_dir) / cfg.name, "out_dir")
     with hold_run_folder(run_dir, "continual"):  # a second run in the same folder is refused
         refuse_other_commands_run(run_dir, "continual")  # a train or lsm run there, --no-resume or not

@@ -57,6 +57,18 @@ def test_cli_methods_option_and_out_dir(tmp_path):
     assert list(results["runs"]) == ["hlop"]
 
 
+def test_a_setting_the_rest_of_the_config_leaves_without_effect_is_warned_of(tmp_path):
+    # train.k under train.method = 'sltt' was ignored silently (neurosim train warns of it)
+    out = tmp_path / "out"
+    with pytest.warns(UserWarning, match=r"settings with no effect in this config: train\.k = 4: only "
+                                         r"train\.method = 'sltt_k' draws k steps per batch; train\.momentum = 0\.9: "
+                                         r"train\.optimizer = 'adam' takes no momentum"):
+        assert main(["-q", "continual", "--config", "continual_pmnist_digits", "--methods", "baseline", "--set",
+                     *SMALL, f'out_dir="{out}"', "train.method=sltt", "train.loss=tet", "train.k=4",
+                     "train.optimizer=adam", "train.momentum=0.9", "train.lr=0.001"]) == 0
+    assert (out / "continual_pmnist_digits" / "results.json").is_file()
+
+
 def test_cli_errors_are_one_line_with_status_2(tmp_path, capsys):
     assert main(["continual", "--config", "no_such_config"]) == 2
     err = capsys.readouterr().err
