@@ -32,7 +32,7 @@ from typing import Sequence
 from neurosim._io import atomic_write_text, check_output_folder, hold_run_folder
 from neurosim.config import ConfigError, config_to_dict, dumps_toml, settings_differ
 from neurosim.continual.checkpoint import model_path, save_continual_model, update_tasks_root
-from neurosim.continual.config import ContinualConfig, ineffective_continual_settings
+from neurosim.continual.config import CONTINUAL_METHODS, ContinualConfig, ineffective_continual_settings
 from neurosim.continual.report import accuracy_heatmap, accuracy_heatmaps, report_markdown
 from neurosim.continual.tasks import Task, class_split_tasks, load_source, permuted_tasks
 from neurosim.continual.train import (
@@ -184,6 +184,13 @@ def _check_before_training(cfg: ContinualConfig, tasks: Sequence[Task]) -> None:
         hlop_plan(cfg, model, len(tasks))
 
 
+def _accuracy_figures(run_dir: Path, methods_only: bool = False) -> list[Path]:
+    """The accuracy figures a continual run writes in ``run_dir`` and finds there: ``accuracy_<method>.png`` for every
+    method, and ``accuracy_matrices.png`` unless ``methods_only``; not another ``accuracy_*.png`` (a user's own)."""
+    names = [f"accuracy_{m}.png" for m in CONTINUAL_METHODS] + ([] if methods_only else ["accuracy_matrices.png"])
+    return [run_dir / n for n in names if (run_dir / n).is_file()]
+
+
 def _load_finished(path: Path, fingerprints: tuple[str, ...]) -> MethodResult | None:
     try:
         saved = json.loads(path.read_text())
@@ -235,8 +242,7 @@ def _keep_other_settings(cfg: ContinualConfig, run_dir: Path, fingerprints: tupl
         return
     if not resume:  # starting over: the earlier settings' results and the summary made of them go
         models = [run_dir / "models" / f"{p.stem}.pt" for p in other]
-        for path in [*other, run_dir / "results.json", run_dir / "report.md", *run_dir.glob("accuracy_*.png"),
-                     *models]:
+        for path in [*other, run_dir / "results.json", run_dir / "report.md", *_accuracy_figures(run_dir), *models]:
             path.unlink(missing_ok=True)
         for path in models:  # their estimates and exports (models/estimate-<method>_seed<S>/ ...) with them
             remove_outputs_of(path)
@@ -396,8 +402,8 @@ def _run_in_folder(cfg: ContinualConfig, run_dir: Path, progress: bool, log, res
     fig_names = ["accuracy_matrices.png"]
     from neurosim.viz import save_figure
 
-    for stale in run_dir.glob("accuracy_*.png"):  # an earlier run's methods that this one did not run
-        if stale.name != "accuracy_matrices.png" and stale.stem[len("accuracy_"):] not in matrices:
+    for stale in _accuracy_figures(run_dir, methods_only=True):  # an earlier run's methods that this one did not run
+        if stale.stem[len("accuracy_"):] not in matrices:
             stale.unlink()
     save_figure(accuracy_heatmaps(matrices, title=f"accuracy matrices, seed {cfg.seeds[0]}"),
                 run_dir / "accuracy_matrices.png")

@@ -116,7 +116,11 @@ def test_a_stopped_run_keeps_what_it_finished_and_a_rerun_reuses_it(tmp_path, mo
     assert main([*args, "train.lr=0.05"]) == 2 and trained == []
     assert "holds results of other settings (baseline_seed0, hlop_seed0: train.lr differs)" in "".join(lines)
     assert json.loads((run / "results.json").read_text())["runs"] == first
+    (run / "accuracy_mine.png").write_bytes(b"a figure of one's own")  # a name like neurosim's figures
+    (run / "accuracy_ewc.png").write_bytes(b"an earlier run's")  # a method this run does not run
     assert main([*args, "train.lr=0.05", "--no-resume"]) == 0 and trained == ["baseline", "hlop"]  # start over
+    assert (run / "accuracy_mine.png").read_bytes() == b"a figure of one's own"
+    assert not (run / "accuracy_ewc.png").exists() and (run / "accuracy_hlop.png").is_file()
     trained[:] = []
     assert main([*args, "train.lr=0.05"]) == 0 and trained == []  # … and then reused
     lines[:] = []
