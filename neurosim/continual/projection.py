@@ -25,7 +25,8 @@ sequences in chunks of ~128 samples, SLTT with ``time_chunk=1`` one step per cal
 forward-only stretches apart; a GPU runs all ``T`` steps at once), so ``time_chunk``, the device and the method's
 call pattern do not change what HLOP learns (nor, in distribution, which vectors a sample holds).
 Inside :meth:`HLOP.hebbian_only` eval-mode passes teach the rows too (extra passes after a task, on the activity
-the task is evaluated with).
+the task is evaluated with). Inside :meth:`HLOP.one_batch` a batch run a chunk of steps at a time draws exactly the
+vectors one call over all its steps draws (those passes run so, on compact counts made float a chunk at a time).
 
 **Recurrent layers** (:class:`neurosim.nn.RLIF`, ``model.recurrent``). A dense recurrence's feedback weights are a
 ``Linear`` (``<layer>.recurrent``) and are protected like every other: their presynaptic vector at step ``t`` is the
