@@ -325,6 +325,17 @@ def _update_reducer(updates: _PerStep, cohorts: _Cohorts | None = None, totals: 
     return add
 
 
+def _model_input(x_seq: torch.Tensor, model: nn.Module, device, dtype: torch.dtype) -> torch.Tensor:
+    """A batch ``[T, B, ...]`` as ``model`` is run on it here (:func:`neurosim.nn.run_chunked` for a neurosim model):
+    event counts (integer or boolean) stay in their own dtype where the model is a neurosim one of float32 weights,
+    and ``run_chunked`` makes a chunk of steps float32 at a time (:func:`neurosim.nn.as_float`: the same values);
+    anything else is converted whole to the model's ``dtype``. Contiguous, on ``device``."""
+    if (not x_seq.is_floating_point() and not x_seq.is_complex() and dtype == torch.float32
+            and getattr(model, "stateful", False)):
+        return x_seq.contiguous().to(device)
+    return x_seq.contiguous().to(device, dtype)
+
+
 @torch.no_grad()
 def activity_profile(model: nn.Module, data, *, dt_s: float, samples: int | None = None,
                      kinds: tuple[type, ...] = (LIF,), names: Mapping[str, str] | None = None,
@@ -339,7 +350,8 @@ def activity_profile(model: nn.Module, data, *, dt_s: float, samples: int | None
 
     Memory: each recorded output is reduced, as the layer emits it, to float64 totals per step and per neuron; the
     model runs ``batch_size`` samples at a time (and on CPU a chunk of steps at a time, as evaluation does), and
-    only the samples used are converted to the model's dtype. The totals do not depend on ``batch_size`` or the
+    only the samples used are converted to the model's dtype; event counts (integer frames) a chunk of steps at a
+    time (:func:`_model_input`). The totals do not depend on ``batch_size`` or the
     chunks: spikes and event counts are whole numbers, which float64 adds exactly in any order (graded outputs
     or inputs, which are not, agree to float64 rounding).
 
@@ -518,7 +530,7 @@ def _measure(model: nn.Module, data, *, dt_s: float, samples: int | None, kinds:
             if by_steps and totals is None:
                 totals = _StepTotals(T)
             for start in range(0, x_seq.shape[1], batch_size):
-                x = x_seq[:, start:start + batch_size].contiguous().to(device, dtype)  # (copied in its own dtype)
+                x = _model_input(x_seq[:, start:start + batch_size], model, device, dtype)  # (counts: compact)
                 B = x.shape[1]
                 w = None
                 if member is not None:
