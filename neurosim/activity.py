@@ -212,10 +212,16 @@ class _StepTotals:
     """Every sample's totals of each module, added up over the batches (:meth:`next_batch` between two): per step
     (``steps[name]``, ``[T]``; ``updates[name]`` for the neurons updated) and per step and neuron (``counts[name]``,
     ``[T, ...]``), from which the profile of the first ``t`` steps of every sample is cut for each ``t``
-    (:class:`StepProfiles`). Steps past ``T`` are not stored (the caller's per-batch :class:`_PerStep` reports them)."""
+    (:class:`StepProfiles`). Steps past ``T`` are not stored (the caller's per-batch :class:`_PerStep` reports them).
+
+    ``counts[name]`` is the one total that grows with ``T`` and the network (80 MB of float64 for the quickstart net
+    at ``T`` = 400). Spikes and event counts are whole numbers: it holds them as int32 (half the bytes, the same
+    values) while every total added is whole and the running sums over the steps (:func:`_step_profiles`) cannot
+    pass 2³¹ (``bound[name]``: the most any of them can reach); graded outputs or inputs, or larger counts, make it
+    float64 from then on, as it was throughout."""
 
     def __init__(self, T: int) -> None:
-        self.T, self.steps, self.counts, self.updates, self.at = T, {}, {}, {}, {}
+        self.T, self.steps, self.counts, self.updates, self.at, self.bound = T, {}, {}, {}, {}, {}
 
     def next_batch(self) -> None:
         self.at = {}
@@ -238,9 +244,16 @@ class _StepTotals:
             k = s.shape[0]
             if name not in self.steps:
                 self.steps[name] = s.new_zeros(self.T)
-                self.counts[name] = s.new_zeros((self.T, *s.shape[2:]))
+                self.counts[name] = s.new_zeros((self.T, *s.shape[2:]), dtype=torch.int32)
+                self.bound[name] = 0.0
             self.steps[name][at + i:at + i + k] += s.reshape(k, -1).sum(dim=1)
-            self.counts[name][at + i:at + i + k] += s.sum(dim=1)
+            c = s.sum(dim=1)  # [k, ...] float64
+            counts = self.counts[name]
+            if counts.dtype == torch.int32:
+                self.bound[name] += float(c.abs().sum(0).max()) if c.numel() else 0.0
+                if self.bound[name] >= 2 ** 31 or not bool((c == c.trunc()).all()):
+                    counts = self.counts[name] = counts.double()  # (the whole numbers so far: exact)
+            counts[at + i:at + i + k] += c.to(counts.dtype)
 
     def add_updates(self, name: str, moved: torch.Tensor) -> None:
         """Add a call's neurons updated per step and sample, ``[t, B]`` (float64)."""
@@ -312,6 +325,17 @@ def _update_reducer(updates: _PerStep, cohorts: _Cohorts | None = None, totals: 
     return add
 
 
+def _model_input(x_seq: torch.Tensor, model: nn.Module, device, dtype: torch.dtype) -> torch.Tensor:
+    """A batch ``[T, B, ...]`` as ``model`` is run on it here (:func:`neurosim.nn.run_chunked` for a neurosim model):
+    event counts (integer or boolean) stay in their own dtype where the model is a neurosim one of float32 weights,
+    and ``run_chunked`` makes a chunk of steps float32 at a time (:func:`neurosim.nn.as_float`: the same values);
+    anything else is converted whole to the model's ``dtype``. Contiguous, on ``device``."""
+    if (not x_seq.is_floating_point() and not x_seq.is_complex() and dtype == torch.float32
+            and getattr(model, "stateful", False)):
+        return x_seq.contiguous().to(device)
+    return x_seq.contiguous().to(device, dtype)
+
+
 @torch.no_grad()
 def activity_profile(model: nn.Module, data, *, dt_s: float, samples: int | None = None,
                      kinds: tuple[type, ...] = (LIF,), names: Mapping[str, str] | None = None,
@@ -326,7 +350,8 @@ def activity_profile(model: nn.Module, data, *, dt_s: float, samples: int | None
 
     Memory: each recorded output is reduced, as the layer emits it, to float64 totals per step and per neuron; the
     model runs ``batch_size`` samples at a time (and on CPU a chunk of steps at a time, as evaluation does), and
-    only the samples used are converted to the model's dtype. The totals do not depend on ``batch_size`` or the
+    only the samples used are converted to the model's dtype; event counts (integer frames) a chunk of steps at a
+    time (:func:`_model_input`). The totals do not depend on ``batch_size`` or the
     chunks: spikes and event counts are whole numbers, which float64 adds exactly in any order (graded outputs
     or inputs, which are not, agree to float64 rounding).
 
@@ -417,7 +442,8 @@ class StepProfiles:
     weighted total per neuron and cohort and sums every call's output once per cohort: the ``T`` cohorts of
     ``neurosim estimate --early-exit`` at ``T`` = 400 (quickstart net, 64 samples) took 23 s of CPU and raised the
     peak by 350 MB, against 10 s and 250 MB here (a plain :func:`activity_profile`: 9 s, 210 MB). Memory holds one
-    total per neuron and step, ``T × neurons`` float64, and one profile at a time where the caller keeps none.
+    total per neuron and step, ``T × neurons`` int32 where they are whole numbers (spikes, event counts; float64 for
+    graded values), and one profile at a time where the caller keeps none.
 
     Attributes:
         time_steps: ``T``, the steps of the run.
@@ -504,7 +530,7 @@ def _measure(model: nn.Module, data, *, dt_s: float, samples: int | None, kinds:
             if by_steps and totals is None:
                 totals = _StepTotals(T)
             for start in range(0, x_seq.shape[1], batch_size):
-                x = x_seq[:, start:start + batch_size].contiguous().to(device, dtype)  # (copied in its own dtype)
+                x = _model_input(x_seq[:, start:start + batch_size], model, device, dtype)  # (counts: compact)
                 B = x.shape[1]
                 w = None
                 if member is not None:
@@ -585,7 +611,8 @@ def _step_profiles(totals: _StepTotals, inp_key: str, nodes: dict, mapping: dict
     from hardware_models import ActivityProfile
 
     for count in totals.counts.values():
-        count.cumsum_(0)  # row t − 1: each neuron's total over the first t steps (whole numbers: exact)
+        count.cumsum_(0)  # row t − 1: each neuron's total over the first t steps (whole numbers: exact; int32: the
+        # sums stay below 2³¹, _StepTotals.bound)
     updated = [name for name in sums_update if name in sums_step] + li
 
     def first(steps: int):
@@ -593,7 +620,8 @@ def _step_profiles(totals: _StepTotals, inp_key: str, nodes: dict, mapping: dict
         return ActivityProfile(
             time_steps=int(steps), dt_s=float(dt_s), samples=int(n),
             spikes_per_step={node: cut(totals.steps[name]) for name, node in nodes.items()},
-            spike_counts={node: (totals.counts[name][steps - 1] / n).cpu().numpy() for name, node in nodes.items()},
+            spike_counts={node: (totals.counts[name][steps - 1].double() / n).cpu().numpy()
+                          for name, node in nodes.items()},
             input_events_per_step=cut(totals.steps[inp_key]),
             updates_per_step={mapping.get(name, name): cut(totals.updates[name]) for name in updated})
 

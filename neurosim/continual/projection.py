@@ -25,7 +25,8 @@ sequences in chunks of ~128 samples, SLTT with ``time_chunk=1`` one step per cal
 forward-only stretches apart; a GPU runs all ``T`` steps at once), so ``time_chunk``, the device and the method's
 call pattern do not change what HLOP learns (nor, in distribution, which vectors a sample holds).
 Inside :meth:`HLOP.hebbian_only` eval-mode passes teach the rows too (extra passes after a task, on the activity
-the task is evaluated with).
+the task is evaluated with). Inside :meth:`HLOP.one_batch` a batch run a chunk of steps at a time draws exactly the
+vectors one call over all its steps draws (those passes run so, on compact counts made float a chunk at a time).
 
 **Recurrent layers** (:class:`neurosim.nn.RLIF`, ``model.recurrent``). A dense recurrence's feedback weights are a
 ``Linear`` (``<layer>.recurrent``) and are protected like every other: their presynaptic vector at step ``t`` is the
@@ -243,6 +244,8 @@ class _Drawn:
     calls: int = 0  # forward calls collected
     parts: list[torch.Tensor] = field(default_factory=list)  # the kept vectors, [m, n] per part (one, once merged)
     keys: torch.Tensor | None = None  # the kept vectors' sampling keys, once a merge needed them (float64, CPU)
+    total: int | None = None  # inside HLOP.one_batch: the vectors the batch's calls will produce in all
+    plan: torch.Tensor | None = None  # inside HLOP.one_batch: the rows drawn among them (None: all are kept)
 
 
 class HLOP:
@@ -312,6 +315,7 @@ class HLOP:
         self._hebbian_in_eval = False  # inside hebbian_only(): learn from eval-mode passes too
         self.tasks_done = 0
         self._pending: dict[str, _Drawn] = {}  # per layer: what the forward calls since the last step() gave
+        self._batch_steps: int | None = None  # inside one_batch(): the batch's time steps, run a chunk at a time
         self._warned_no_step = False
         self._handles = []
         for name, m in self.layers:
@@ -343,6 +347,9 @@ class HLOP:
             return
         x = x.detach()
         seen = presynaptic_count(module, x)
+        if self._batch_steps is not None:
+            self._collect_chunk(name, module, x, seen)
+            return
         limit = self.max_samples
         index = None
         if limit is not None and seen > limit:  # only the rows drawn are made (a conv's patches are many)
@@ -365,6 +372,85 @@ class HLOP:
                               "called T times per batch: with T >= 1024 steps raise hlop.MAX_PENDING_CALLS above T",
                               RuntimeWarning, stacklevel=2)
             self._update(name)
+
+    def _collect_chunk(self, name: str, module: nn.Module, x: torch.Tensor, seen: int) -> None:
+        """Inside :meth:`one_batch`: a call of ``x.shape[0]`` of the batch's time steps. The layer's first call draws
+        the batch's sample, ``randperm(total)[:max_samples]`` of all ``total`` vectors its calls will give, as one
+        call over every step draws it; each call gathers the drawn rows it holds into their places."""
+        drawn = self._pending.setdefault(name, _Drawn())
+        steps, limit = self._batch_steps, self.max_samples
+        if drawn.calls == 0:
+            if x.dim() < 2 or seen % x.shape[0]:
+                raise ValueError(f"HLOP.one_batch: layer {name!r} got an input of shape {tuple(x.shape)}, not "
+                                 "time-first [t, B, ...]: run the batch in one call")
+            drawn.total = seen // x.shape[0] * steps
+            if limit is not None and drawn.total > limit:
+                drawn.plan = torch.randperm(drawn.total, generator=self.generator)[:limit]
+        elif drawn.total is None:
+            raise ValueError(f"HLOP.one_batch: layer {name!r} collected calls before the block: call hlop.step() "
+                             "first")
+        start = drawn.seen
+        if start + seen > drawn.total:
+            raise ValueError(f"HLOP.one_batch: layer {name!r} gave {start + seen} presynaptic vectors, more than the "
+                             f"{drawn.total} of {steps} time steps: the calls must be the batch's steps, in order")
+        if drawn.plan is None:
+            drawn.parts.append(presynaptic_vectors(module, x).clone())  # (the input may be a buffer reused)
+        else:
+            slots = ((drawn.plan >= start) & (drawn.plan < start + seen)).nonzero().squeeze(1)
+            if slots.numel():
+                vecs = presynaptic_vectors(module, x, drawn.plan[slots] - start)
+                if not drawn.parts:
+                    drawn.parts.append(vecs.new_zeros(drawn.plan.shape[0], vecs.shape[1]))
+                drawn.parts[0][slots.to(vecs.device)] = vecs
+        drawn.seen += seen
+        drawn.calls += 1
+
+    @contextmanager
+    def one_batch(self, steps: int) -> Iterator[None]:
+        """The forward calls inside the block are one batch of ``steps`` time steps run a chunk of steps at a time,
+        in order (:func:`neurosim.nn.run_chunked`), and HLOP learns from them exactly what one call over all
+        ``steps`` would give it, bit for bit: each protected layer draws its sample of the batch's vectors at its
+        first call, as that one call draws it (:meth:`_collect`), and later calls fill the rows drawn from their
+        steps. Only a chunk of the input then needs to be float at a time (the Hebbian passes after a task take
+        compact batches). Call :meth:`step` after the block, as after any batch.
+
+        Not for a layer called once per step inside another's time loop (a recurrent layer's feedback
+        ``.recurrent``: :meth:`per_step_layers`), whose calls one call over all steps interleaves otherwise.
+
+        Raises:
+            ValueError: a layer's calls are not the batch's time steps (an input not time-first, more or fewer
+                steps than ``steps``), naming the layer; or the block is entered with calls not yet stepped.
+        """
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"HLOP.one_batch: steps must be a whole number >= 1, got {steps!r}")
+        if self._pending:
+            raise ValueError("HLOP.one_batch: forward calls were collected since the last step(); call hlop.step() "
+                             "before the block")
+        per_step = self.per_step_layers()
+        if per_step:
+            raise ValueError(f"HLOP.one_batch: layers {per_step} run once per time step inside their layer's own "
+                             "loop; run the batch in one call")
+        self._batch_steps = steps
+        try:
+            yield
+        except BaseException:
+            self._pending.clear()  # (a batch cut short learns nothing: its sample would be part drawn, part empty)
+            raise
+        finally:
+            self._batch_steps = None
+        for name, drawn in self._pending.items():
+            if drawn.seen != drawn.total:
+                self._pending.clear()
+                raise ValueError(f"HLOP.one_batch: layer {name!r} gave {drawn.seen} presynaptic vectors of the "
+                                 f"{drawn.total} that {steps} time steps give: the calls must cover the batch's steps")
+            drawn.total = drawn.plan = None  # (a uniform sample of the batch, as one call leaves it)
+
+    def per_step_layers(self) -> list[str]:
+        """The protected layers called once per time step inside another layer's loop: a dense recurrent layer's
+        feedback ``.recurrent`` (:class:`neurosim.nn.RLIF`)."""
+        feedback = {id(m.recurrent) for m in self.model.modules()
+                    if isinstance(getattr(m, "recurrent", None), nn.Module)}
+        return [name for name, m in self.layers if id(m) in feedback]
 
     def _merge(self, drawn: "_Drawn", module: nn.Module, x: torch.Tensor, seen: int,
                index: torch.Tensor | None) -> None:

@@ -300,15 +300,26 @@ def _train(model, task: Task, cfg: ContinualConfig, loss: Loss, seed: int, froze
 def _hebbian_passes(model, task: Task, hlop: HLOP, cfg: ContinualConfig, epochs: int, seed: int, frozen: bool,
                     device) -> None:
     """Hebbian-only passes over a task's training data after training it, in eval mode: the rows learn the
-    activity of the trained network as it will be evaluated (no dropout, BatchNorm running statistics)."""
+    activity of the trained network as it will be evaluated (no dropout, BatchNorm running statistics).
+
+    A neurosim model runs each batch a chunk of steps at a time (:func:`neurosim.nn.run_chunked`) on its compact
+    counts, made float32 a chunk at a time, inside :meth:`HLOP.one_batch`: the rows learn, bit for bit, what one call
+    over all ``T`` steps of the float32 batch taught them (the vectors HLOP draws follow the calls otherwise), with
+    one chunk's float copy in memory instead of the batch's (32 × 400 steps of 34 × 34 × 2 counts: 118 MB). A model
+    whose protected layers include a recurrent layer's feedback (called once per step) runs each batch in one call."""
     loader = FrameLoader(task.x_train, task.y_train, cfg.train.batch_size, shuffle=True, seed=seed + 7,
                          device=device)
+    chunked = is_stateful(model) and not hlop.per_step_layers()
     model.eval()
     with hlop.hebbian_only():
         for epoch in range(epochs):
             loader.set_epoch(epoch)
-            for x_seq, _ in loader:  # float32 batches, each one call over all T steps: which presynaptic vectors
-                model(x_seq)  # HLOP draws (max_samples) follows the calls, so a chunked run would learn from others
+            for x_seq, _ in loader.iter_from(0, compact=True):
+                if chunked:
+                    with hlop.one_batch(x_seq.shape[0]):
+                        run_chunked(model, x_seq)
+                else:
+                    model(as_float(x_seq))
                 hlop.step()
     _train_mode(model, frozen)
 

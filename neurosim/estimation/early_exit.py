@@ -195,6 +195,7 @@ def _outputs(model, data, samples: int | None):
     """``(out [T, S, C], labels [S])`` of the model on the first ``samples`` of ``data`` (16 at a time)."""
     import torch
 
+    from neurosim.activity import _model_input
     from neurosim.nn.layers import run_chunked
 
     p = next((q for q in model.parameters() if q.is_floating_point()), None)
@@ -211,7 +212,7 @@ def _outputs(model, data, samples: int | None):
                 if samples is not None:
                     x_seq, y = x_seq[:, : samples - seen], y[: samples - seen]
                 for start in range(0, x_seq.shape[1], 16):
-                    x = x_seq[:, start:start + 16].contiguous().to(device, dtype)
+                    x = _model_input(x_seq[:, start:start + 16], model, device, dtype)  # (counts: compact)
                     out, _ = run_chunked(model, x) if getattr(model, "stateful", False) else model(x)
                     outs.append(out.detach().float().cpu())
                 labels.append(y.reshape(-1).cpu())

@@ -147,3 +147,35 @@ def test_evaluation_runs_a_batch_of_counts_a_chunk_at_a_time(monkeypatch):
     assert calls and all(dtype == torch.float32 and steps < 40 for dtype, steps in calls)
     calls.clear()
     assert continual_train.evaluate_task(model, _count_tasks(torch.float32, T=40)[0], batch_size=4) == acc
+
+
+def test_hebbian_passes_run_compact_counts_a_chunk_at_a_time_and_learn_what_one_float_call_learnt():
+    # each batch was one call over all T steps of its float32 copy (the vectors HLOP draws follow the calls); it now
+    # runs a chunk at a time inside HLOP.one_batch, which draws as that one call did: the same rows, bit for bit
+    from conversions import IntToFloatCopies
+
+    from neurosim.continual import HLOP
+
+    cfg = _count_cfg("sltt")
+    task = _count_tasks(torch.uint8, T=40)[1]
+    learnt = []
+    for old_way in (True, False):
+        torch.manual_seed(0)
+        model = continual_train.build_continual_model(cfg, [task])
+        hlop = HLOP(model, lr=0.05, max_samples=40, seed=3)
+        hlop.begin_task([4, 2])
+        if old_way:  # the loop as it was: float32 batches, one call each
+            loader = continual_train.FrameLoader(task.x_train, task.y_train, 8, shuffle=True, seed=7)
+            model.eval()
+            with torch.no_grad(), hlop.hebbian_only():
+                for epoch in range(2):
+                    loader.set_epoch(epoch)
+                    for x_seq, _ in loader:
+                        model(x_seq)
+                        hlop.step()
+        else:
+            with IntToFloatCopies() as copies:
+                continual_train._hebbian_passes(model, task, hlop, cfg, 2, 0, False, "cpu")
+            assert copies.shapes and all(shape[0] < 40 for shape in copies.shapes)  # 16 steps of 8 samples a call
+        learnt.append({name: sub.weight.clone() for name, sub in hlop.subspaces.items()})
+    assert all(torch.equal(learnt[0][k], learnt[1][k]) for k in learnt[0])

@@ -291,6 +291,65 @@ def test_one_call_per_batch_draws_exactly_as_before():
     assert torch.equal(got[0], full[torch.randperm(full.shape[0], generator=twin)[:100]])
 
 
+@pytest.mark.parametrize("max_samples", [50, 5000, None], ids=["drawn", "all-kept", "no-limit"])
+def test_a_batch_run_a_chunk_at_a_time_in_one_batch_learns_what_one_call_learns_bit_for_bit(max_samples):
+    """HLOP.one_batch: the conv layer's 12·8·36 patches and the Linear layers' 96 vectors drawn (50) or all kept, as
+    one call over the 12 steps gives them, from compact counts run in chunks of 5, 5 and 2 steps."""
+    from neurosim.nn import run_chunked
+
+    counts = torch.randint(0, 3, (12, B, 2, 8, 8), generator=torch.Generator().manual_seed(4), dtype=torch.uint8)
+    learnt = []
+    for chunked in (False, True):
+        net = conv_net()
+        hlop = HLOP(net, lr=0.05, max_samples=max_samples, seed=3)
+        hlop.begin_task([3, 4, 2])
+        got = {}
+        for name, sub in hlop.subspaces.items():
+            sub.update = lambda x, name=name, update=sub.update: (got.setdefault(name, x.clone()), update(x))[1]
+        net.eval()
+        with torch.no_grad(), hlop.hebbian_only():
+            if chunked:
+                with hlop.one_batch(12):
+                    run_chunked(net, counts, steps=5)
+            else:
+                net(counts.float())
+        learnt.append((got, {name: sub.weight.clone() for name, sub in hlop.subspaces.items()},
+                       hlop.generator.get_state()))
+    (one, w_one, g_one), (chunks, w_chunks, g_chunks) = learnt
+    assert one.keys() == chunks.keys() == {"0", "3", "5"}
+    assert [one[k].shape[0] for k in "035"] == ([50] * 3 if max_samples == 50 else [12 * B * 36, 12 * B, 12 * B])
+    assert all(torch.equal(one[k], chunks[k]) for k in one)  # the same vectors, in the same order
+    assert all(torch.equal(w_one[k], w_chunks[k]) for k in w_one) and torch.equal(g_one, g_chunks)
+
+
+def test_one_batch_refuses_calls_that_are_not_the_batchs_steps():
+    net = conv_net()
+    hlop = HLOP(net, lr=0.05, max_samples=50, seed=3)
+    hlop.begin_task([3, 4, 2])
+    net.eval()
+    x_seq = batch(0)[0]
+    with torch.no_grad(), hlop.hebbian_only():
+        with pytest.raises(ValueError, match=r"layer '0' gave 864 presynaptic vectors of the 1728 that 6 time steps"):
+            with hlop.one_batch(2 * T):
+                net(x_seq)  # 3 of the 6 steps announced
+        with pytest.raises(ValueError, match=r"layer '0' gave 1728 presynaptic vectors, more than the 864 of 3 time"):
+            with hlop.one_batch(T):
+                net(x_seq)
+                net(x_seq)
+        assert not hlop._pending  # (a batch cut short learns nothing)
+        with pytest.raises(ValueError, match=r"steps must be a whole number >= 1, got 0"):
+            with hlop.one_batch(0):
+                pass
+        net(x_seq)
+        with pytest.raises(ValueError, match=r"call hlop.step\(\) before the block"):
+            with hlop.one_batch(T):
+                pass
+    rnn = Sequential(Flatten(), RLIF(128, 6), Linear(6, 3, bias=False))
+    with pytest.raises(ValueError, match=r"layers \['1.recurrent'\] run once per time step"):
+        with HLOP(rnn, lr=0.05).one_batch(T):
+            pass
+
+
 @pytest.mark.parametrize("conv", [dict(kernel_size=3), dict(kernel_size=3, padding=1),
                                   dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 2), dilation=(2, 1)),
                                   dict(kernel_size=1), dict(kernel_size=5, stride=3, padding=2)],

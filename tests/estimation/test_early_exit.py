@@ -398,3 +398,54 @@ def test_early_exit_costs_are_those_of_a_cohort_per_step_count_and_it_keeps_one_
     # a "t steps" profile is made, estimated on every target and let go: beside the full run's (the placement's)
     # and the threshold cohorts', at most the one being estimated is held (T + cohorts profiles were, all at once)
     assert 0 < cohorts and max(alive) <= cohorts + 2 < cohorts + T
+
+
+def test_step_profiles_keep_whole_totals_per_neuron_and_step_as_int32_and_graded_or_large_ones_as_float64():
+    # T × neurons float64 (80 MB for the quickstart net at T = 400): spikes and counts are whole numbers, held in
+    # half the bytes with the same values; graded inputs, and sums that could pass 2**31, as float64 as before
+    from neurosim.activity import _StepTotals, step_profiles
+
+    net, x, _ = _conv_net()
+    kinds = (LIF, MaxPool2d)
+    for graded in (False, True):
+        xs = x * torch.rand(x.shape, generator=torch.Generator().manual_seed(1)) if graded else x
+        totals = []
+        real = _StepTotals.__init__
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(_StepTotals, "__init__", lambda self, T: (real(self, T), totals.append(self))[0])
+            got = step_profiles(net, xs, dt_s=1e-3, kinds=kinds, batch_size=4)
+        dtypes = {name: c.dtype for name, c in totals[0].counts.items()}
+        assert dtypes.pop("input") == (torch.float64 if graded else torch.int32)
+        assert set(dtypes.values()) == {torch.int32}  # spikes, and max-pooled spikes
+        want = cohort_profiles(net, xs, [(t, torch.arange(B)) for t in (1, 4, T)], dt_s=1e-3, kinds=kinds)
+        for t, ref in zip((1, 4, T), want):
+            _same(got.first(t), ref)
+    big = _StepTotals(3)
+    big.add("n", torch.full((3, 2, 4), 2.0 ** 29, dtype=torch.float64))  # per neuron 2**30 a step, 3 * 2**30 in all
+    assert big.counts["n"].dtype == torch.float64 and bool((big.counts["n"] == 2.0 ** 30).all())
+
+
+def test_event_counts_stay_compact_until_each_chunk_of_steps_runs_with_the_float_inputs_results():
+    # activity_profile, step_profiles and early_exit's outputs pass made each 16 samples' T steps float32 at once
+    # (16 × 400 steps of 34 × 34 × 2 counts: 59 MB); run_chunked now converts a chunk of steps at a time
+    from conversions import IntToFloatCopies
+
+    from neurosim.activity import step_profiles
+
+    net, _, shape = conv_net(40, B)
+    counts = torch.randint(0, 3, (40, B, *shape), generator=torch.Generator().manual_seed(2), dtype=torch.uint8)
+    y = torch.arange(B) % 5
+    runs = []
+    for x in (counts, counts.float()):
+        with IntToFloatCopies() as copies:
+            runs.append((activity_profile(net, x, dt_s=1e-3, kinds=(LIF, MaxPool2d)),
+                         step_profiles(net, x, dt_s=1e-3, kinds=(LIF, MaxPool2d)).first(17),
+                         early_exit(net, shape, [(x, y)], ["loihi"], thresholds=[0.3, 0.6]).to_dict()))
+        if x.dtype == torch.uint8:  # float32: 15 steps of 9 samples a call (CHUNK_SAMPLES = 128); (the float64
+            # totals convert a block of at most activity._BLOCK elements at a time, as they did)
+            made = [s for s, dtype in zip(copies.shapes, copies.dtypes) if dtype == torch.float32]
+            assert made and all(s[0] < 40 for s in made), made
+    (a, first_a, report_a), (b, first_b, report_b) = runs
+    _same(a, b)
+    _same(first_a, first_b)
+    assert report_a == report_b
