@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import time
 import warnings
 from contextlib import nullcontext
@@ -235,7 +236,24 @@ def _check_resumable(cfg: RunConfig, run_dir: Path) -> None:
     :func:`~neurosim.training.checkpoint.check_resumable` again when it resumes)."""
     ckpt = run_dir / "checkpoint.pt"
     if ckpt.is_file():
-        check_resumable(load_checkpoint(ckpt), cfg, cfg.train.epochs, run_dir)
+        payload = load_checkpoint(ckpt)
+        check_resumable(payload, cfg, cfg.train.epochs, run_dir)
+        _check_moved_folder(payload, cfg, run_dir)
+
+
+def _check_moved_folder(payload: dict, cfg: RunConfig, run_dir: Path) -> None:
+    """A run on ``folder:OLD`` resumed on ``folder:NEW`` (which :func:`check_resumable` lets pass: the recordings
+    moved) must find the classes it was trained on there, in the same order; else it is another dataset."""
+    was = payload.get("config", {}).get("data", {}).get("dataset")
+    kept = payload.get("class_names")
+    if was == cfg.data.dataset or not str(was).startswith("folder:") or not isinstance(kept, list):
+        return
+    now = list(get_dataset(cfg.data.dataset).classes)
+    if now != kept:
+        raise ConfigError(f"data.dataset: {run_dir} was trained on {was}, whose classes were {', '.join(kept)}; "
+                          f"{cfg.data.dataset} has {', '.join(now) or 'none'}: not those recordings moved, so the run "
+                          "cannot continue on it; give the folder they moved to, choose another name (--set "
+                          "name=...), or pass --no-resume to start over")
 
 
 def _resumed_on_other_data(e: ResumedEpochError, cfg: RunConfig) -> ResumedEpochError:
@@ -498,22 +516,36 @@ def _train_started(cfg: RunConfig, run_dir: Path, resume: bool, progress: bool, 
 
 def _store_data_root(run_dir: Path, cfg: RunConfig) -> None:
     """A resumed run that trained no further (it had finished) wrote no checkpoint: where its checkpoints name
-    another ``data.root`` than this run's (the data moved, and ``--set data.root=NEW`` said where), store this run's
-    in them, with a warning, as evaluate, estimate and export look for the data where the checkpoint says."""
-    moved = {}
+    another ``data.root`` than this run's (the data moved, and ``--set data.root=NEW`` said where), or another
+    folder dataset (``--set data.dataset=folder:NEW``: the recordings moved), store this run's in them, with a
+    warning, as evaluate, estimate and export look for the data where the checkpoint says."""
+    moved, folders = {}, {}
     for path in (run_dir / "checkpoint.pt", run_dir / "best.pt"):
         if not path.is_file():
             continue
         payload = load_checkpoint(path)
         data = payload.get("config", {}).get("data")
-        if not isinstance(data, dict) or data.get("root") == cfg.data.root:
+        if not isinstance(data, dict):
             continue
-        moved[path.name] = data.get("root")
-        if cfg.data.root is None:
-            data.pop("root", None)  # as config_to_dict leaves a None out
-        else:
-            data["root"] = cfg.data.root
-        save_checkpoint(path, payload)
+        changed = False
+        if str(data.get("dataset")).startswith("folder:") and data["dataset"] != cfg.data.dataset:
+            folders[path.name] = data["dataset"]  # (check_resumable let only a folder's move pass)
+            data["dataset"] = cfg.data.dataset
+            changed = True
+        if data.get("root") != cfg.data.root:
+            moved[path.name] = data.get("root")
+            if cfg.data.root is None:
+                data.pop("root", None)  # as config_to_dict leaves a None out
+            else:
+                data["root"] = cfg.data.root
+            changed = True
+        if changed:
+            save_checkpoint(path, payload)
+    if folders:
+        was = "; ".join(f"{name} stored {folder}" for name, folder in folders.items())
+        warnings.warn(f"data.dataset: the run in {run_dir} was trained on recordings found elsewhere ({was}); its "
+                      f"checkpoints now store this run's, {cfg.data.dataset}, where neurosim evaluate, estimate and "
+                      "export look for its data", RuntimeWarning, stacklevel=_caller_stacklevel())
     if moved:
         was = "; ".join(f"{name} stored {'the dataset cache (none)' if root is None else root}"
                         for name, root in moved.items())
@@ -703,6 +735,13 @@ def _load_run(path: str | Path, progress: bool, device: str | torch.device | Non
         from neurosim.continual.checkpoint import continual_data
 
         return model, cfg, continual_data(ckpt, path, device, progress, test_only), names
+    folder = Path(cfg.data.dataset[len("folder:"):]) if cfg.data.dataset.startswith("folder:") else None
+    if folder is not None and not folder.is_dir():
+        config = Path(path).parent / "config.toml"
+        raise ConfigError(f"data.dataset: {path} was trained on the recordings in {folder}, which is not a folder "
+                          "now; if they moved, rerun the run's training command with their new folder, "
+                          f"`neurosim train --config {shlex.quote(str(config))} --set data.dataset=folder:NEW`: a "
+                          "finished run trains no further and stores it in its checkpoints")
     if test_only:
         test_frames, test_labels, fingerprint = _load_frames(cfg.data, "test", progress)
         data = DataBundle(get_dataset(cfg.data.dataset), None, eval_loader(cfg.data, test_frames, test_labels, device),

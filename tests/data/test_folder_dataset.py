@@ -637,3 +637,56 @@ def test_audio_recordings_far_shorter_than_their_steps_warn_naming_the_step(tmp_
                      r"stretch each over data.time_steps = 100 steps of about 0.2 ms, while neuron.dt_ms = 10 ms "
                      r"says a step lasts 50× longer", message), message
     assert "set neuron.dt_ms = 0.2" in message and "`neurosim estimate --step-ms 0.2`" in message
+
+
+def test_a_run_on_recordings_that_moved_is_rerun_with_their_new_folder_and_evaluates_there(tmp_path, monkeypatch,
+                                                                                          capsys):
+    # the README says evaluate names a folder run's classes "even after the folder has moved", but a moved folder
+    # could not be named: a rerun with --set data.dataset=folder:NEW was "a checkpoint of a different config", and
+    # evaluate, estimate and export looked only where the checkpoint said
+    import shutil
+
+    from neurosim.cli import main
+    from neurosim.training import load_checkpoint
+
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    root = _folder(tmp_path, per_class=(4, 2))
+    args = ["-q", "train", "--config", "quickstart", "--set", f"out_dir={tmp_path}", "name=run",
+            f"model.input_shape=[{P}, {H}, {W}]", "model.num_classes=3", "model.channels=[4]", "model.kernel_size=3",
+            "data.time_steps=4", "data.batch_size=6", "train.epochs=1"]
+    assert main([*args, f"data.dataset=folder:{root}"]) == 0
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    weights = load_checkpoint(ckpt)["model"]
+    new = tmp_path / "moved" / "rec"
+    new.parent.mkdir()
+    root.rename(new)
+    capsys.readouterr()
+    assert main(["-q", "evaluate", "--checkpoint", str(ckpt)]) == 2
+    assert capsys.readouterr().err == (
+        f"neurosim evaluate: error: data.dataset: {ckpt} was trained on the recordings in {root}, which is not a "
+        "folder now; if they moved, rerun the run's training command with their new folder, `neurosim train "
+        f"--config {tmp_path / 'run' / 'config.toml'} --set data.dataset=folder:NEW`: a finished run trains no "
+        "further and stores it in its checkpoints\n")
+
+    other = tmp_path / "other"  # other classes: not these recordings moved, so refused before anything is written
+    shutil.copytree(new, other)
+    for split in ("train", "test"):
+        (other / split / "right").rename(other / split / "zzz")
+    assert main([*args, f"data.dataset=folder:{other}"]) == 2
+    err = capsys.readouterr().err
+    assert f"was trained on folder:{root}, whose classes were left, middle, right; folder:{other} has left, middle, " \
+           "zzz: not those recordings moved" in err
+
+    with pytest.warns(RuntimeWarning, match=f"data.dataset: the run in .* was trained on recordings found elsewhere "
+                                            f"\\(checkpoint.pt stored folder:{root}\\); its checkpoints now store "
+                                            f"this run's, folder:{new}, where neurosim evaluate"):
+        assert main([*args, f"data.dataset=folder:{new}"]) == 0
+    payload = load_checkpoint(ckpt)
+    assert payload["config"]["data"]["dataset"] == f"folder:{new}" and payload["epoch"] == 1
+    assert all(torch.equal(v, weights[k]) for k, v in payload["model"].items())  # trained no further
+    capsys.readouterr()
+    assert main(["-q", "evaluate", "--checkpoint", str(ckpt)]) == 0
+    assert [name for name, _, _ in _per_class(capsys.readouterr().out)] == ["left", "middle", "right"]
+
+    assert main([*args, "data.dataset=event_digits"]) == 2  # from a folder to a registered dataset: another config
+    assert "data.dataset differs" in capsys.readouterr().err
