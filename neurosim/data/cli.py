@@ -101,8 +101,10 @@ def _folder_config_hint(info) -> str:
     from neurosim.config import SHIPPED_CONFIGS, load_config
     from neurosim.nn import build_model
 
+    from neurosim.data.folder import audio_like
+
     w, h, p = info.sensor_size
-    if h == 1 and p == 1:  # audio-like: SHD's settings, on this folder's channels and classes
+    if audio_like(info.sensor_size):  # SHD's settings, on this folder's channels and classes (and prepare's frames)
         overrides = [f"data.dataset={info.name}", f"model.input_shape=[{w}]", f"model.num_classes={info.num_classes}"]
         load_config(SHIPPED_CONFIGS / "shd.toml", overrides)  # (it builds: an MLP takes any width)
         return "--config shd --set " + " ".join(shlex.quote(item) for item in overrides)

@@ -210,6 +210,21 @@ def _audio_recording(file: Path, spec: _Spec) -> np.ndarray:
     return events
 
 
+def audio_like(sensor_size: tuple[int, int, int]) -> bool:
+    """A sensor one row high and of one polarity: taken as audio (a cochlea model's channels, as
+    :mod:`neurosim.data.audio` writes them), which ``neurosim datasets prepare`` hints to train with the ``shd``
+    config, any other with ``quickstart``."""
+    return sensor_size[1] == 1 and sensor_size[2] == 1
+
+
+def _hinted_time_steps(sensor_size: tuple[int, int, int]) -> int:
+    """Frames per sample of the config ``neurosim datasets prepare`` prints for this sensor (``shd``'s 100 for audio,
+    ``quickstart``'s 10 else): what prepare caches, so that the printed command trains on those frames."""
+    from neurosim.config import SHIPPED_CONFIGS, load_config
+
+    return load_config(SHIPPED_CONFIGS / f"{'shd' if audio_like(sensor_size) else 'quickstart'}.toml").data.time_steps
+
+
 def folder_dataset(name: str) -> DatasetInfo:
     """The :class:`DatasetInfo` of ``"folder:PATH"`` (a relative PATH is taken from the working directory).
 
@@ -246,6 +261,7 @@ def folder_dataset(name: str) -> DatasetInfo:
         name=f"{PREFIX}{path}",
         sensor_size=spec.sensor_size,
         num_classes=len(classes),
+        default_time_steps=_hinted_time_steps(spec.sensor_size),
         description=f"recordings in {path} ({len(classes)} classes)",
         loader=lambda split, root, download, progress: FolderEvents(path, split, spec, classes),
         on_disk=lambda root: True,

@@ -343,9 +343,13 @@ def test_prepare_prints_a_training_command_that_builds_its_model(tmp_path, monke
     line = capsys.readouterr().out.splitlines()[-1]
     assert line == (f"train it: neurosim train --config {config} --set data.dataset=folder:{root} {' '.join(model)} "
                     "model.num_classes=2")
+    cached = sorted((tmp_path / "cache").rglob("*.json"))
     args = shlex.split(line.removeprefix("train it: neurosim "))
     assert main(["-q", *args, f"out_dir={tmp_path}", "train.epochs=1", "data.batch_size=4"]) == 0, \
         capsys.readouterr().err
+    # the command trains on the frames prepare cached (audio's were T = 10, quickstart's, and shd's T = 100 converted
+    # them again)
+    assert sorted((tmp_path / "cache").rglob("*.json")) == cached and len(cached) == 2
 
 
 @pytest.mark.parametrize("split", ["train", "test"])
