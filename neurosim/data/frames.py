@@ -95,15 +95,23 @@ def _each_frame(dataset, sensor_size: Sequence[int], time_steps: int, progress: 
         raise ValueError("the dataset is empty: no frames to build")
     shape = None
     top = 0  # the largest count so far: the frames' dtype is the smallest of _FRAME_DTYPES that holds it
+    source = getattr(dataset, "source", None)  # a dataset that knows its samples' files (a folder's) names them
+    short = []  # the samples whose events span fewer time units than time_steps: empty frames, said once at the end
     for i in tqdm(range(n), desc=desc, disable=None if progress else True, leave=False):
         events, label = dataset[i]
         try:
-            f = np.asarray(to_frame(events))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                f = np.asarray(to_frame(events))
         except ValueError as exc:  # (e.g. a count past ToFrame's int16 range: it names the frame and pixel)
-            source = getattr(dataset, "source", None)  # a dataset that knows its samples' files (a folder's) names it
             if source is not None:
                 raise FramesError(source(i), str(exc)) from exc
             raise ValueError(f"sample {i}: {exc}") from exc
+        for w in caught:
+            if str(w.message).startswith(_SHORT_SPAN):
+                short.append((i, int(events["t"][-1]) - int(events["t"][0])))
+            else:  # (as ToFrame gave it)
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
         if f.shape[0] != time_steps:
             raise ValueError(f"sample {i}: ToFrame gave {f.shape[0]} time bins, expected {time_steps}")
         if shape is None:
@@ -113,6 +121,21 @@ def _each_frame(dataset, sensor_size: Sequence[int], time_steps: int, progress: 
                              "every sample of a split needs the same sensor_size")
         top = max(top, int(f.max(initial=0)))
         yield i, f, int(label), top
+    if short:
+        _warn_short_spans(short, n, source, time_steps, desc)
+
+
+_SHORT_SPAN = "ToFrame: the events span"  # how ToFrame's warning of a span shorter than n_time_bins begins
+
+
+def _warn_short_spans(short: list[tuple[int, int]], n: int, source, time_steps: int, desc: str) -> None:
+    """One warning for a split's samples whose events span fewer than ``time_steps`` time units (each ToFrame's own,
+    which named none and which Python shows once for all alike): how many, and the first few by file or index."""
+    shown = ", ".join(f"{source(i) if source is not None else f'sample {i}'} ({span} µs)" for i, span in short[:5])
+    more = f" and {len(short) - 5} more" if len(short) > 5 else ""
+    warnings.warn(f"{desc}: {len(short)} of {n} recordings span fewer time units than the {time_steps} frames, so "
+                  f"ToFrame(n_time_bins={time_steps}) bins them 0 units wide and their frames are empty: {shown}"
+                  f"{more}; check their timestamps (whole microseconds), or leave them out", UserWarning, stacklevel=4)
 
 
 class _WriteFailed(Exception):

@@ -694,3 +694,25 @@ def test_a_run_on_recordings_that_moved_is_rerun_with_their_new_folder_and_evalu
 
     assert main([*args, "data.dataset=event_digits"]) == 2  # from a folder to a registered dataset: another config
     assert "data.dataset differs" in capsys.readouterr().err
+
+
+def test_recordings_too_short_for_their_frames_are_named_in_one_warning_per_split(tmp_path, monkeypatch):
+    # ToFrame warned per recording without naming it, and Python showed its identical warnings once: a user with
+    # several such recordings learnt that some recording had empty frames, not which
+    import warnings
+
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    root = _folder(tmp_path, per_class=(3, 2))
+    one = _events(7, 0, n=1)  # one event
+    same = _events(8, 1)
+    same["t"] = 500  # every event at one timestamp
+    np.save(root / "train" / "left" / "one.npy", one)
+    np.save(root / "train" / "middle" / "same.npy", same)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make_loaders(DataConfig(dataset=f"folder:{root}", time_steps=4, batch_size=4), progress=False)
+    said = [str(w.message) for w in caught if "span" in str(w.message)]
+    assert said == [f"folder:{root} train frames: 2 of 11 recordings span fewer time units than the 4 frames, so "
+                    f"ToFrame(n_time_bins=4) bins them 0 units wide and their frames are empty: "
+                    f"{root / 'train' / 'left' / 'one.npy'} (0 µs), {root / 'train' / 'middle' / 'same.npy'} (0 µs); "
+                    "check their timestamps (whole microseconds), or leave them out"]
