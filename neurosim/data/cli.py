@@ -78,6 +78,12 @@ def cmd_prepare(args) -> int:
     # the overrides that make training find this root and reuse the frames just cached
     sets = ([f"data.root={root}"] if args.root and "folder" not in info.extra else []) + \
         ([f"data.time_steps={args.time_steps}"] if args.time_steps is not None and not args.no_frames else [])
+    names = info.class_names(root) if "folder" not in info.extra else ()
+    if names and len(names) != info.num_classes:  # files of one's own in a registered format (SHD's extra/keys)
+        if not info.default_config and hint and "model.num_classes=" in hint:
+            hint = re.sub(r"model\.num_classes=\d+", f"model.num_classes={len(names)}", hint)
+        else:
+            sets.append(f"model.num_classes={len(names)}")
     if info.default_config:
         print(f"train it: neurosim train --config {info.default_config}" + "".join(
             f" {'--set ' if i == 0 else ''}{s}" for i, s in enumerate(sets)))
