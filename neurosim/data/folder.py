@@ -12,8 +12,8 @@ high (``[W, 1, P]``), tonic's audio events ``(t, x, p)`` without ``y`` too (SHD'
 :class:`~neurosim.data.audio.AudioToSpikes` gives them: ``x`` the channel, ``y`` read as 0, and with ``P = 1`` their
 ``p``, always 1, as 0), where a recording without events is a silent clip, not an error. The classes are the
 ``train`` split's sub-folders sorted by name as text (label = index: ``10`` sorts before ``2``, so pad numbers,
-``02``); every ``test`` class must be one of them, and a class without ``test`` recordings warns (the test
-accuracy leaves it out). Hidden files (``.DS_Store``) are skipped; any other file that is not ``.npy`` or ``.bin``, a
+``02``; numbers that text orders otherwise warn); every ``test`` class must be one of them, and a class without
+``test`` recordings warns (the test accuracy leaves it out). Hidden files (``.DS_Store``) are skipped; any other file that is not ``.npy`` or ``.bin``, a
 folder inside a class folder, or a file in ``train/`` or ``test/`` itself (outside every class folder), is a
 :class:`FolderDatasetError` naming it. Each recording is read with :mod:`neurosim.data.readers`' checks
 (truncation, garbage, events outside ``sensor_size``) and whole-number x, y, p and t, the first bad one an
@@ -120,6 +120,8 @@ def recordings(path: Path, split: str, classes: tuple[str, ...], strays: list | 
     if not samples:
         raise FolderDatasetError(f"{split_dir} holds no recordings; put each in {split}/<class name>/ (classes: "
                                  f"{', '.join(classes)})")
+    if split == "train":
+        _warn_unpadded_numbers(split_dir, classes)
     empty = sorted(set(classes) - {classes[label] for _, label in samples})
     if empty and split == "train":
         warnings.warn(f"{split_dir}: class folder(s) {', '.join(empty)} hold no recordings: the model never "
@@ -128,6 +130,19 @@ def recordings(path: Path, split: str, classes: tuple[str, ...], strays: list | 
         warnings.warn(f"{split_dir}: class(es) {', '.join(empty)} have no recordings: the test accuracy does not "
                       f"measure them (put some in {split}/<class name>/)", UserWarning, stacklevel=3)
     return samples
+
+
+def _warn_unpadded_numbers(split_dir: Path, classes: tuple[str, ...]) -> None:
+    """Class folders named by numbers that text order numbers otherwise than their values (``1, 10, 2``): say which
+    label each then gets, and to pad them, as the labels are numbered by the names sorted as text."""
+    if not all(name.isdigit() for name in classes) or list(classes) == sorted(classes, key=int):
+        return
+    width = max(map(len, classes))
+    labels = ", ".join(f"{name} -> {label}" for label, name in enumerate(classes[:6]))
+    padded = ", ".join(name.zfill(width) for name in sorted(classes, key=int)[:3])
+    warnings.warn(f"{split_dir}: the class folders are numbers, and their labels follow the names sorted as text "
+                  f"(class -> label: {labels}{', ...' if len(classes) > 6 else ''}), not the numbers' order; pad "
+                  f"them ({padded}, ...) for that", UserWarning, stacklevel=4)
 
 
 class FolderEvents:

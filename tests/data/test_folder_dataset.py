@@ -716,3 +716,19 @@ def test_recordings_too_short_for_their_frames_are_named_in_one_warning_per_spli
                     f"ToFrame(n_time_bins=4) bins them 0 units wide and their frames are empty: "
                     f"{root / 'train' / 'left' / 'one.npy'} (0 µs), {root / 'train' / 'middle' / 'same.npy'} (0 µs); "
                     "check their timestamps (whole microseconds), or leave them out"]
+
+
+def test_class_folders_numbered_without_padding_warn_which_label_each_gets(tmp_path):
+    # the labels follow the names sorted as text (README: "pad numbers"), silently: class 10 got label 1
+    import warnings
+
+    root = _folder(tmp_path, per_class=(1, 1), classes=("1", "2", "10"))
+    with pytest.warns(UserWarning, match=r"train: the class folders are numbers, and their labels follow the names "
+                                         r"sorted as text \(class -> label: 1 -> 0, 10 -> 1, 2 -> 2\), not the "
+                                         r"numbers' order; pad them \(01, 02, 10, ...\) for that"):
+        get_dataset(f"folder:{root}").load("train")
+    padded = _folder(tmp_path / "padded", per_class=(1, 1), classes=("01", "02", "10"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        get_dataset(f"folder:{padded}").load("train")  # text order is their numbers' order: nothing to say
+        get_dataset(f"folder:{root}").load("test")  # (said once, by the training split)
