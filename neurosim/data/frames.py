@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import warnings
 from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
@@ -215,8 +216,16 @@ def _smallest_dtype(top: int) -> type:
 
 
 def _entry_name(key: dict) -> str:
+    """``<dataset>_<split>_<digest of the whole key>``, a name of one file in ``<cache>/frames/``: a folder dataset
+    (``folder:/path/to/rec``) is named ``folder-rec`` there, and any character other than a letter, digit, ``.``,
+    ``_`` or ``-`` is ``_`` (its full name keys the digest); it was a chain of folders, ``frames/folder:/path/to/``,
+    whose ``:`` Windows does not take."""
     text = json.dumps({"format": FRAMES_FORMAT, **key}, sort_keys=True)
-    return f"{key.get('dataset', 'data')}_{key.get('split', 'all')}_{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    dataset = str(key.get("dataset", "data"))
+    if dataset.startswith("folder:"):
+        dataset = "folder-" + Path(dataset[len("folder:"):]).name
+    dataset = re.sub(r"[^A-Za-z0-9._-]", "_", dataset)
+    return f"{dataset}_{key.get('split', 'all')}_{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
 def frame_cache_path(key: dict, cache_dir: Path | None = None) -> Path:

@@ -732,3 +732,20 @@ def test_class_folders_numbered_without_padding_warn_which_label_each_gets(tmp_p
         warnings.simplefilter("error")
         get_dataset(f"folder:{padded}").load("train")  # text order is their numbers' order: nothing to say
         get_dataset(f"folder:{root}").load("test")  # (said once, by the training split)
+
+
+def test_a_folder_datasets_frames_are_cached_as_files_of_the_frames_folder(tmp_path, monkeypatch):
+    # the entry was named by the dataset, "folder:/abs/path": a chain of folders frames/folder:/abs/path/ under the
+    # cache (":" is no file name on Windows), not the frames/<dataset>_<split>_<hash>.json datasets/README.md says
+    import shutil
+
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    first = _folder(tmp_path / "my data", per_class=(2, 1)).rename(tmp_path / "my data" / "rec:1")
+    second = shutil.copytree(first, tmp_path / "elsewhere" / "rec:1")  # another folder of that name: its own entries
+    for folder in (first, second):
+        make_loaders(DataConfig(dataset=f"folder:{folder}", time_steps=4, batch_size=4), progress=False)
+    frames = tmp_path / "cache" / "frames"
+    entries = sorted(p.name for p in frames.iterdir())
+    assert all((frames / name).is_file() for name in entries) and len(entries) == 12  # 2 folders × 2 splits × 3
+    assert sorted(name.rsplit("_", 1)[0] for name in entries if name.endswith(".json")) == [
+        "folder-rec_1_test", "folder-rec_1_test", "folder-rec_1_train", "folder-rec_1_train"]
