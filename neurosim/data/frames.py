@@ -110,7 +110,7 @@ def _each_frame(dataset, sensor_size: Sequence[int], time_steps: int, progress: 
             raise ValueError(f"sample {i}: {exc}") from exc
         for w in caught:
             if str(w.message).startswith(_SHORT_SPAN):
-                short.append((i, int(events["t"][-1]) - int(events["t"][0])))
+                short.append((i, int(events["t"].max()) - int(events["t"].min())))  # (sorted or not)
             else:  # (as ToFrame gave it)
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
         if f.shape[0] != time_steps:

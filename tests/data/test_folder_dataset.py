@@ -708,14 +708,18 @@ def test_recordings_too_short_for_their_frames_are_named_in_one_warning_per_spli
     same["t"] = 500  # every event at one timestamp
     np.save(root / "train" / "left" / "one.npy", one)
     np.save(root / "train" / "middle" / "same.npy", same)
+    rev = _events(9, 2, n=2)
+    rev["t"] = [3, 1]  # unsorted: ToFrame sorts it, and its span is 2 µs, not t[-1] - t[0] = -2
+    np.save(root / "train" / "right" / "rev.npy", rev)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         make_loaders(DataConfig(dataset=f"folder:{root}", time_steps=4, batch_size=4), progress=False)
     said = [str(w.message) for w in caught if "span" in str(w.message)]
-    assert said == [f"folder:{root} train frames: 2 of 11 recordings span fewer time units than the 4 frames, so "
+    assert said == [f"folder:{root} train frames: 3 of 12 recordings span fewer time units than the 4 frames, so "
                     f"ToFrame(n_time_bins=4) bins them 0 units wide and their frames are empty: "
-                    f"{root / 'train' / 'left' / 'one.npy'} (0 µs), {root / 'train' / 'middle' / 'same.npy'} (0 µs); "
-                    "check their timestamps (whole microseconds), or leave them out"]
+                    f"{root / 'train' / 'left' / 'one.npy'} (0 µs), {root / 'train' / 'middle' / 'same.npy'} (0 µs), "
+                    f"{root / 'train' / 'right' / 'rev.npy'} (2 µs); check their timestamps (whole microseconds), or "
+                    "leave them out"]
 
 
 def test_class_folders_numbered_without_padding_warn_which_label_each_gets(tmp_path):
