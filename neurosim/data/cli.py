@@ -192,7 +192,7 @@ def register(sub) -> None:
 
     names = sorted(DATASETS)
     p = sub.add_parser("datasets", help="list, prepare (download + convert) and check datasets",
-                       description=__doc__.split("\n\n")[0])
+                       description=__doc__.split("\n\n")[0].replace("``", ""))  # (no reST marks in --help)
     actions = p.add_subparsers(dest="action", required=True, metavar="{list,prepare,check}")
 
     def root_arg(q):

@@ -255,3 +255,11 @@ def test_prepare_of_shd_files_of_ones_own_prints_their_number_of_classes(offline
     assert main(["-q", "datasets", "prepare", "ssc", "--root", str(offline), "--no-frames"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == (f"train it: neurosim train --config shd --set data.dataset=ssc "
                                                         f"model.num_classes=2 data.root={offline}")
+
+
+def test_datasets_help_shows_no_restructured_text_marks(capsys):
+    # its description was the module docstring's first line as written: "``neurosim datasets``: list ..."
+    with pytest.raises(SystemExit):
+        main(["datasets", "--help"])
+    out = capsys.readouterr().out
+    assert "neurosim datasets: list the registered datasets" in " ".join(out.split()) and "``" not in out
