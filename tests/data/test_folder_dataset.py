@@ -264,7 +264,13 @@ def test_a_folder_runs_config_names_it_absolutely_and_bad_contents_are_one_line_
     (root / "test" / "left" / "1.npy").write_bytes(b"\x93NUMPY garbage")
     assert main(base) == 2
     err = capsys.readouterr().err
-    assert "test/left/1.npy" in err and "datasets check NAME" in err and "Traceback" not in err
+    assert "test/left/1.npy" in err and "Traceback" not in err
+    # the command that lists them all names the dataset (it said `neurosim datasets check NAME`)
+    assert err.endswith(f" (`neurosim datasets check folder:{root}` lists every bad file of a dataset)\n")
+    assert main(["-q", "datasets", "prepare", "folder:rec"]) == 2
+    err = capsys.readouterr().err  # (prefixed as the datasets commands' other errors: it said `neurosim datasets`)
+    assert err.startswith(f"neurosim datasets prepare: error: {root / 'test' / 'left' / '1.npy'}: ")
+    assert err.endswith(f" (`neurosim datasets check folder:{root}` lists every bad file of a dataset)\n")
 
 
 def test_bin_polarities_and_fractional_timestamps_are_checked_against_the_sensor(tmp_path):
