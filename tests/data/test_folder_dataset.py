@@ -759,3 +759,24 @@ def test_a_folder_datasets_frames_are_cached_as_files_of_the_frames_folder(tmp_p
     assert all((frames / name).is_file() for name in entries) and len(entries) == 12  # 2 folders × 2 splits × 3
     assert sorted(name.rsplit("_", 1)[0] for name in entries if name.endswith(".json")) == [
         "folder-rec_1_test", "folder-rec_1_test", "folder-rec_1_train", "folder-rec_1_train"]
+
+
+def test_more_outputs_than_the_folder_has_classes_warn(tmp_path, monkeypatch):
+    # quickstart's num_classes = 10 kept for 3 class folders trained silently: 7 outputs no class's, in the estimate
+    import warnings
+
+    from neurosim.cli import main
+
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    root = _folder(tmp_path, per_class=(2, 1))
+    args = ["-q", "train", "--config", "quickstart", "--set", f"data.dataset=folder:{root}", f"out_dir={tmp_path}",
+            f"model.input_shape=[{P}, {H}, {W}]", "model.channels=[4]", "model.kernel_size=3", "data.time_steps=4",
+            "train.epochs=1"]
+    with pytest.warns(RuntimeWarning, match=f"model.num_classes: is 10 but dataset 'folder:{root}' has 3 classes: 7 "
+                                            "of the model's outputs are no class's, never a target, and stay in what "
+                                            "neurosim estimate and export take; set model.num_classes = 3"):
+        assert main([*args, "name=ten"]) == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main([*args, "name=three", "model.num_classes=3"]) == 0
+    assert not [w for w in caught if "model.num_classes" in str(w.message)]
