@@ -65,6 +65,10 @@ def events_to_frames(dataset, sensor_size: Sequence[int], time_steps: int, progr
     int32 past 65,535, once), not a list of per-sample frames, a stacked copy and a cast copy. (The frame cache does
     not hold them in memory at all: :func:`cached_event_frames` writes each sample to its file.)
 
+    Samples whose events span fewer than ``time_steps`` time units (one event, all at one timestamp) get empty frames,
+    as from tonic's ``ToFrame``: one ``UserWarning`` per call says how many, naming the first five by file (a
+    folder dataset's, ``source(i)``) or index.
+
     Raises:
         ValueError: a sample ToFrame refuses, one with another number of time bins than ``time_steps``, one of
             another shape than the first sample's (the message names the sample), or an empty dataset.
