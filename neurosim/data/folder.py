@@ -13,10 +13,11 @@ high (``[W, 1, P]``), tonic's audio events ``(t, x, p)`` without ``y`` too (SHD'
 ``p``, always 1, as 0), where a recording without events is a silent clip, not an error. The classes are the
 ``train`` split's sub-folders sorted by name as text (label = index: ``10`` sorts before ``2``, so pad numbers,
 ``02``; numbers that text orders otherwise warn); every ``test`` class must be one of them, and a class without
-``test`` recordings warns (the test accuracy leaves it out). Hidden files (``.DS_Store``) are skipped; any other file that is not ``.npy`` or ``.bin``, a
-folder inside a class folder, or a file in ``train/`` or ``test/`` itself (outside every class folder), is a
-:class:`FolderDatasetError` naming it. Each recording is read with :mod:`neurosim.data.readers`' checks
-(truncation, garbage, events outside ``sensor_size``) and whole-number x, y, p and t, the first bad one an
+``test`` recordings warns (the test accuracy leaves it out). Hidden files (``.DS_Store``) are skipped; any other
+file that is not ``.npy`` or ``.bin``, a folder inside a class folder, or a file in ``train/`` or ``test/`` itself
+(outside every class folder), is a :class:`FolderDatasetError` naming it. Each recording is read with
+:mod:`neurosim.data.readers`' checks (truncation, garbage, events outside ``sensor_size``) and whole-number x, y, p
+and t, the first bad one an
 :class:`~neurosim.data.readers.EventFileError` naming the file; ``neurosim datasets check folder:PATH`` lists every
 bad one. A recording the frames cannot hold (a hot pixel's count past int16 in one frame) is a
 :class:`~neurosim.data.frames.FramesError` naming the file. Frames are cached as for any dataset, keyed by the
