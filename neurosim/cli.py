@@ -457,6 +457,16 @@ def _expand_home(args):
     return args
 
 
+def _dataset_of(path: Path, args) -> str:
+    """The dataset name ``neurosim datasets check`` takes for a bad file ``path``: ``folder:ROOT`` for a recording of
+    a folder dataset (``ROOT/<split>/<class>/<file>`` beside ``ROOT/dataset.toml``), the command's own dataset for
+    ``neurosim datasets``, else ``NAME``."""
+    parents = Path(path).absolute().parents
+    if len(parents) > 2 and parents[1].name in ("train", "test") and (parents[2] / "dataset.toml").is_file():
+        return shlex.quote(f"folder:{parents[2]}")
+    return shlex.quote(args.name) if args.command == "datasets" and getattr(args, "name", None) else "NAME"
+
+
 def _run(args) -> int:
     """The command ``args`` names, with its errors turned into one line and an exit status."""
     from neurosim._io import OutputPathError
@@ -481,8 +491,9 @@ def _run(args) -> int:
         if isinstance(e, CheckpointError) and args.command == "train" and "could not be read" in str(e):
             e = f"{e}; rerun with --no-resume to start the run over in that folder"  # a truncated checkpoint
         if isinstance(e, EventFileError) and not isinstance(e, FramesError):  # a bad recording met building frames
-            e = f"{e} (`neurosim datasets check NAME` lists every bad file of a dataset)"
-        print(f"neurosim {args.command}: error: {e}", file=sys.stderr)
+            e = f"{e} (`neurosim datasets check {_dataset_of(e.path, args)}` lists every bad file of a dataset)"
+        action = f" {args.action}" if args.command == "datasets" else ""  # (as the datasets commands' own errors)
+        print(f"neurosim {args.command}{action}: error: {e}", file=sys.stderr)
         return 2
     except TrainingMemoryError as e:  # what the batch held and what to change (BPTT: SLTT), in one line
         print(f"neurosim {args.command}: error: {e}", file=sys.stderr)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import time
 import warnings
 from contextlib import nullcontext
@@ -111,10 +112,20 @@ def _check_before_loading(cfg: RunConfig) -> None:
 
 
 def _check_labels(cfg: RunConfig, data: DataBundle) -> None:
+    """Labels past ``model.num_classes`` are an error; more outputs than the dataset has classes (as its registry
+    entry or its files name them: a folder's class folders, SHD-format files' ``extra/keys``) warn, as when a shipped
+    config's ``num_classes`` was kept for recordings of one's own: the outputs of no class are never a target, and
+    they stay in the model the estimate and the export take."""
     top = max(int(data.train.labels.max()), int(data.test.labels.max()))
     if top >= cfg.model.num_classes:
         raise ConfigError(f"model.num_classes: is {cfg.model.num_classes} but dataset {cfg.data.dataset!r} has labels "
                           f"up to {top}; set model.num_classes = {top + 1}")
+    classes = len(data.info.class_names(cfg.data.root)) or data.info.num_classes
+    if top < classes < cfg.model.num_classes:
+        warnings.warn(f"model.num_classes: is {cfg.model.num_classes} but dataset {cfg.data.dataset!r} has "
+                      f"{classes} classes: {cfg.model.num_classes - classes} of the model's outputs are no class's, "
+                      f"never a target, and stay in what neurosim estimate and export take; set model.num_classes = "
+                      f"{classes}", RuntimeWarning, stacklevel=_caller_stacklevel())
 
 
 #: a dataset one row high (audio) whose frames' steps last less than this share of neuron.dt_ms warns
@@ -251,7 +262,24 @@ def _check_resumable(cfg: RunConfig, run_dir: Path) -> None:
     record are read; its tensors stay mapped."""
     ckpt = run_dir / "checkpoint.pt"
     if ckpt.is_file():
-        check_resumable(load_checkpoint(ckpt, mmap=True), cfg, cfg.train.epochs, run_dir)
+        payload = load_checkpoint(ckpt, mmap=True)
+        check_resumable(payload, cfg, cfg.train.epochs, run_dir)
+        _check_moved_folder(payload, cfg, run_dir)
+
+
+def _check_moved_folder(payload: dict, cfg: RunConfig, run_dir: Path) -> None:
+    """A run on ``folder:OLD`` resumed on ``folder:NEW`` (which :func:`check_resumable` lets pass: the recordings
+    moved) must find the classes it was trained on there, in the same order; else it is another dataset."""
+    was = payload.get("config", {}).get("data", {}).get("dataset")
+    kept = payload.get("class_names")
+    if was == cfg.data.dataset or not str(was).startswith("folder:") or not isinstance(kept, list):
+        return
+    now = list(get_dataset(cfg.data.dataset).classes)
+    if now != kept:
+        raise ConfigError(f"data.dataset: {run_dir} was trained on {was}, whose classes were {', '.join(kept)}; "
+                          f"{cfg.data.dataset} has {', '.join(now) or 'none'}: not those recordings moved, so the run "
+                          "cannot continue on it; give the folder they moved to, choose another name (--set "
+                          "name=...), or pass --no-resume to start over")
 
 
 def _resumed_on_other_data(e: ResumedEpochError, cfg: RunConfig) -> ResumedEpochError:
@@ -530,31 +558,46 @@ def _train_started(cfg: RunConfig, run_dir: Path, resume: bool, progress: bool, 
 def _store_data_root(run_dir: Path, cfg: RunConfig, earlier: dict[Path, tuple[int, int] | None] | None = None
                      ) -> None:
     """A resumed run that trained no further (it had finished) wrote no checkpoint: where its checkpoints name
-    another ``data.root`` than this run's (the data moved, and ``--set data.root=NEW`` said where), store this run's
-    in them, with a warning, as evaluate, estimate and export look for the data where the checkpoint says.
+    another ``data.root`` than this run's (the data moved, and ``--set data.root=NEW`` said where), or another
+    folder dataset (``--set data.dataset=folder:NEW``: the recordings moved), store this run's in them, with a
+    warning, as evaluate, estimate and export look for the data where the checkpoint says.
 
-    Each checkpoint's stored root is read with its tensors mapped, not loaded (every run asks, and a root seldom
-    moves); one that names another is read whole and written again with this run's, the rest of it as it was.
+    Each checkpoint's stored data settings are read with its tensors mapped, not loaded (every run asks, and data
+    seldom moves); one that names another is read whole and written again with this run's, the rest of it as it was.
     ``earlier`` (a file's identity when the run started, :func:`_file_identity`) takes the new identity of a file
     rewritten so while it held the model it started with: the model is the same, and what was made of it stays."""
-    moved = {}
+    moved, folders = {}, {}
     for path in (run_dir / "checkpoint.pt", run_dir / "best.pt"):
         if not path.is_file():
             continue
         data = load_checkpoint(path, mmap=True).get("config", {}).get("data")
-        if not isinstance(data, dict) or data.get("root") == cfg.data.root:
+        if not isinstance(data, dict):
             continue
-        moved[path.name] = data.get("root")
+        # (check_resumable let only a folder's move pass)
+        folder_moved = str(data.get("dataset")).startswith("folder:") and data["dataset"] != cfg.data.dataset
+        root_moved = data.get("root") != cfg.data.root
+        if not (folder_moved or root_moved):
+            continue
         payload = load_checkpoint(path)  # (not the mapped file's tensors: it is about to be replaced)
         data = payload["config"]["data"]
-        if cfg.data.root is None:
-            data.pop("root", None)  # as config_to_dict leaves a None out
-        else:
-            data["root"] = cfg.data.root
+        if folder_moved:
+            folders[path.name] = data["dataset"]
+            data["dataset"] = cfg.data.dataset
+        if root_moved:
+            moved[path.name] = data.get("root")
+            if cfg.data.root is None:
+                data.pop("root", None)  # as config_to_dict leaves a None out
+            else:
+                data["root"] = cfg.data.root
         before = _file_identity(path)
         save_checkpoint(path, payload)
         if earlier is not None and earlier.get(path) == before:  # (its model as the run found it)
             earlier[path] = _file_identity(path)
+    if folders:
+        was = "; ".join(f"{name} stored {folder}" for name, folder in folders.items())
+        warnings.warn(f"data.dataset: the run in {run_dir} was trained on recordings found elsewhere ({was}); its "
+                      f"checkpoints now store this run's, {cfg.data.dataset}, where neurosim evaluate, estimate and "
+                      "export look for its data", RuntimeWarning, stacklevel=_caller_stacklevel())
     if moved:
         was = "; ".join(f"{name} stored {'the dataset cache (none)' if root is None else root}"
                         for name, root in moved.items())
@@ -744,6 +787,13 @@ def _load_run(path: str | Path, progress: bool, device: str | torch.device | Non
         from neurosim.continual.checkpoint import continual_data
 
         return model, cfg, continual_data(ckpt, path, device, progress, test_only), names
+    folder = Path(cfg.data.dataset[len("folder:"):]) if cfg.data.dataset.startswith("folder:") else None
+    if folder is not None and not folder.is_dir():
+        config = Path(path).parent / "config.toml"
+        raise ConfigError(f"data.dataset: {path} was trained on the recordings in {folder}, which is not a folder "
+                          "now; if they moved, rerun the run's training command with their new folder, "
+                          f"`neurosim train --config {shlex.quote(str(config))} --set data.dataset=folder:NEW`: a "
+                          "finished run trains no further and stores it in its checkpoints")
     if test_only:
         test_frames, test_labels, fingerprint = _load_frames(cfg.data, "test", progress)
         data = DataBundle(get_dataset(cfg.data.dataset), None, eval_loader(cfg.data, test_frames, test_labels, device),

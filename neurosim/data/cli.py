@@ -78,6 +78,12 @@ def cmd_prepare(args) -> int:
     # the overrides that make training find this root and reuse the frames just cached
     sets = ([f"data.root={root}"] if args.root and "folder" not in info.extra else []) + \
         ([f"data.time_steps={args.time_steps}"] if args.time_steps is not None and not args.no_frames else [])
+    names = info.class_names(root) if "folder" not in info.extra else ()
+    if names and len(names) != info.num_classes:  # files of one's own in a registered format (SHD's extra/keys)
+        if not info.default_config and hint and "model.num_classes=" in hint:
+            hint = re.sub(r"model\.num_classes=\d+", f"model.num_classes={len(names)}", hint)
+        else:
+            sets.append(f"model.num_classes={len(names)}")
     if info.default_config:
         print(f"train it: neurosim train --config {info.default_config}" + "".join(
             f" {'--set ' if i == 0 else ''}{s}" for i, s in enumerate(sets)))
@@ -101,8 +107,10 @@ def _folder_config_hint(info) -> str:
     from neurosim.config import SHIPPED_CONFIGS, load_config
     from neurosim.nn import build_model
 
+    from neurosim.data.folder import audio_like
+
     w, h, p = info.sensor_size
-    if h == 1 and p == 1:  # audio-like: SHD's settings, on this folder's channels and classes
+    if audio_like(info.sensor_size):  # SHD's settings, on this folder's channels and classes (and prepare's frames)
         overrides = [f"data.dataset={info.name}", f"model.input_shape=[{w}]", f"model.num_classes={info.num_classes}"]
         load_config(SHIPPED_CONFIGS / "shd.toml", overrides)  # (it builds: an MLP takes any width)
         return "--config shd --set " + " ".join(shlex.quote(item) for item in overrides)
@@ -184,7 +192,7 @@ def register(sub) -> None:
 
     names = sorted(DATASETS)
     p = sub.add_parser("datasets", help="list, prepare (download + convert) and check datasets",
-                       description=__doc__.split("\n\n")[0])
+                       description=__doc__.split("\n\n")[0].replace("``", ""))  # (no reST marks in --help)
     actions = p.add_subparsers(dest="action", required=True, metavar="{list,prepare,check}")
 
     def root_arg(q):

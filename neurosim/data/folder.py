@@ -12,11 +12,12 @@ high (``[W, 1, P]``), tonic's audio events ``(t, x, p)`` without ``y`` too (SHD'
 :class:`~neurosim.data.audio.AudioToSpikes` gives them: ``x`` the channel, ``y`` read as 0, and with ``P = 1`` their
 ``p``, always 1, as 0), where a recording without events is a silent clip, not an error. The classes are the
 ``train`` split's sub-folders sorted by name as text (label = index: ``10`` sorts before ``2``, so pad numbers,
-``02``); every ``test`` class must be one of them, and a class without ``test`` recordings warns (the test
-accuracy leaves it out). Hidden files (``.DS_Store``) are skipped; any other file that is not ``.npy`` or ``.bin``, a
-folder inside a class folder, or a file in ``train/`` or ``test/`` itself (outside every class folder), is a
-:class:`FolderDatasetError` naming it. Each recording is read with :mod:`neurosim.data.readers`' checks
-(truncation, garbage, events outside ``sensor_size``) and whole-number x, y, p and t, the first bad one an
+``02``; numbers that text orders otherwise warn); every ``test`` class must be one of them, and a class without
+``test`` recordings warns (the test accuracy leaves it out). Hidden files (``.DS_Store``) are skipped; any other
+file that is not ``.npy`` or ``.bin``, a folder inside a class folder, or a file in ``train/`` or ``test/`` itself
+(outside every class folder), is a :class:`FolderDatasetError` naming it. Each recording is read with
+:mod:`neurosim.data.readers`' checks (truncation, garbage, events outside ``sensor_size``) and whole-number x, y, p
+and t, the first bad one an
 :class:`~neurosim.data.readers.EventFileError` naming the file; ``neurosim datasets check folder:PATH`` lists every
 bad one. A recording the frames cannot hold (a hot pixel's count past int16 in one frame) is a
 :class:`~neurosim.data.frames.FramesError` naming the file. Frames are cached as for any dataset, keyed by the
@@ -120,6 +121,8 @@ def recordings(path: Path, split: str, classes: tuple[str, ...], strays: list | 
     if not samples:
         raise FolderDatasetError(f"{split_dir} holds no recordings; put each in {split}/<class name>/ (classes: "
                                  f"{', '.join(classes)})")
+    if split == "train":
+        _warn_unpadded_numbers(split_dir, classes)
     empty = sorted(set(classes) - {classes[label] for _, label in samples})
     if empty and split == "train":
         warnings.warn(f"{split_dir}: class folder(s) {', '.join(empty)} hold no recordings: the model never "
@@ -128,6 +131,19 @@ def recordings(path: Path, split: str, classes: tuple[str, ...], strays: list | 
         warnings.warn(f"{split_dir}: class(es) {', '.join(empty)} have no recordings: the test accuracy does not "
                       f"measure them (put some in {split}/<class name>/)", UserWarning, stacklevel=3)
     return samples
+
+
+def _warn_unpadded_numbers(split_dir: Path, classes: tuple[str, ...]) -> None:
+    """Class folders named by numbers that text order numbers otherwise than their values (``1, 10, 2``): say which
+    label each then gets, and to pad them, as the labels are numbered by the names sorted as text."""
+    if not all(name.isdigit() for name in classes) or list(classes) == sorted(classes, key=int):
+        return
+    width = max(map(len, classes))
+    labels = ", ".join(f"{name} -> {label}" for label, name in enumerate(classes[:6]))
+    padded = ", ".join(name.zfill(width) for name in sorted(classes, key=int)[:3])
+    warnings.warn(f"{split_dir}: the class folders are numbers, and their labels follow the names sorted as text "
+                  f"(class -> label: {labels}{', ...' if len(classes) > 6 else ''}), not the numbers' order; pad "
+                  f"them ({padded}, ...) for that", UserWarning, stacklevel=4)
 
 
 class FolderEvents:
@@ -210,6 +226,21 @@ def _audio_recording(file: Path, spec: _Spec) -> np.ndarray:
     return events
 
 
+def audio_like(sensor_size: tuple[int, int, int]) -> bool:
+    """A sensor one row high and of one polarity: taken as audio (a cochlea model's channels, as
+    :mod:`neurosim.data.audio` writes them), which ``neurosim datasets prepare`` hints to train with the ``shd``
+    config, any other with ``quickstart``."""
+    return sensor_size[1] == 1 and sensor_size[2] == 1
+
+
+def _hinted_time_steps(sensor_size: tuple[int, int, int]) -> int:
+    """Frames per sample of the config ``neurosim datasets prepare`` prints for this sensor (``shd``'s 100 for audio,
+    ``quickstart``'s 10 else): what prepare caches, so that the printed command trains on those frames."""
+    from neurosim.config import SHIPPED_CONFIGS, load_config
+
+    return load_config(SHIPPED_CONFIGS / f"{'shd' if audio_like(sensor_size) else 'quickstart'}.toml").data.time_steps
+
+
 def folder_dataset(name: str) -> DatasetInfo:
     """The :class:`DatasetInfo` of ``"folder:PATH"`` (a relative PATH is taken from the working directory).
 
@@ -246,6 +277,7 @@ def folder_dataset(name: str) -> DatasetInfo:
         name=f"{PREFIX}{path}",
         sensor_size=spec.sensor_size,
         num_classes=len(classes),
+        default_time_steps=_hinted_time_steps(spec.sensor_size),
         description=f"recordings in {path} ({len(classes)} classes)",
         loader=lambda split, root, download, progress: FolderEvents(path, split, spec, classes),
         on_disk=lambda root: True,

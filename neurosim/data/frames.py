@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import warnings
 from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
@@ -64,6 +65,10 @@ def events_to_frames(dataset, sensor_size: Sequence[int], time_steps: int, progr
     int32 past 65,535, once), not a list of per-sample frames, a stacked copy and a cast copy. (The frame cache does
     not hold them in memory at all: :func:`cached_event_frames` writes each sample to its file.)
 
+    Samples whose events span fewer than ``time_steps`` time units (one event, all at one timestamp) get empty frames,
+    as from tonic's ``ToFrame``: one ``UserWarning`` per call says how many, naming the first five by file (a
+    folder dataset's, ``source(i)``) or index.
+
     Raises:
         ValueError: a sample ToFrame refuses, one with another number of time bins than ``time_steps``, one of
             another shape than the first sample's (the message names the sample), or an empty dataset.
@@ -95,15 +100,23 @@ def _each_frame(dataset, sensor_size: Sequence[int], time_steps: int, progress: 
         raise ValueError("the dataset is empty: no frames to build")
     shape = None
     top = 0  # the largest count so far: the frames' dtype is the smallest of _FRAME_DTYPES that holds it
+    source = getattr(dataset, "source", None)  # a dataset that knows its samples' files (a folder's) names them
+    short = []  # the samples whose events span fewer time units than time_steps: empty frames, said once at the end
     for i in tqdm(range(n), desc=desc, disable=None if progress else True, leave=False):
         events, label = dataset[i]
         try:
-            f = np.asarray(to_frame(events))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                f = np.asarray(to_frame(events))
         except ValueError as exc:  # (e.g. a count past ToFrame's int16 range: it names the frame and pixel)
-            source = getattr(dataset, "source", None)  # a dataset that knows its samples' files (a folder's) names it
             if source is not None:
                 raise FramesError(source(i), str(exc)) from exc
             raise ValueError(f"sample {i}: {exc}") from exc
+        for w in caught:
+            if str(w.message).startswith(_SHORT_SPAN):
+                short.append((i, int(events["t"].max()) - int(events["t"].min())))  # (sorted or not)
+            else:  # (as ToFrame gave it)
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
         if f.shape[0] != time_steps:
             raise ValueError(f"sample {i}: ToFrame gave {f.shape[0]} time bins, expected {time_steps}")
         if shape is None:
@@ -113,6 +126,21 @@ def _each_frame(dataset, sensor_size: Sequence[int], time_steps: int, progress: 
                              "every sample of a split needs the same sensor_size")
         top = max(top, int(f.max(initial=0)))
         yield i, f, int(label), top
+    if short:
+        _warn_short_spans(short, n, source, time_steps, desc)
+
+
+_SHORT_SPAN = "ToFrame: the events span"  # how ToFrame's warning of a span shorter than n_time_bins begins
+
+
+def _warn_short_spans(short: list[tuple[int, int]], n: int, source, time_steps: int, desc: str) -> None:
+    """One warning for a split's samples whose events span fewer than ``time_steps`` time units (each ToFrame's own,
+    which named none and which Python shows once for all alike): how many, and the first few by file or index."""
+    shown = ", ".join(f"{source(i) if source is not None else f'sample {i}'} ({span} µs)" for i, span in short[:5])
+    more = f" and {len(short) - 5} more" if len(short) > 5 else ""
+    warnings.warn(f"{desc}: {len(short)} of {n} recordings span fewer time units than the {time_steps} frames, so "
+                  f"ToFrame(n_time_bins={time_steps}) bins them 0 units wide and their frames are empty: {shown}"
+                  f"{more}; check their timestamps (whole microseconds), or leave them out", UserWarning, stacklevel=4)
 
 
 class _WriteFailed(Exception):
@@ -192,8 +220,16 @@ def _smallest_dtype(top: int) -> type:
 
 
 def _entry_name(key: dict) -> str:
+    """``<dataset>_<split>_<digest of the whole key>``, a name of one file in ``<cache>/frames/``: a folder dataset
+    (``folder:/path/to/rec``) is named ``folder-rec`` there, and any character other than a letter, digit, ``.``,
+    ``_`` or ``-`` is ``_`` (its full name keys the digest); it was a chain of folders, ``frames/folder:/path/to/``,
+    whose ``:`` Windows does not take."""
     text = json.dumps({"format": FRAMES_FORMAT, **key}, sort_keys=True)
-    return f"{key.get('dataset', 'data')}_{key.get('split', 'all')}_{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    dataset = str(key.get("dataset", "data"))
+    if dataset.startswith("folder:"):
+        dataset = "folder-" + Path(dataset[len("folder:"):]).name
+    dataset = re.sub(r"[^A-Za-z0-9._-]", "_", dataset)
+    return f"{dataset}_{key.get('split', 'all')}_{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
 def frame_cache_path(key: dict, cache_dir: Path | None = None) -> Path:

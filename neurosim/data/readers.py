@@ -247,7 +247,10 @@ def read_npy_events(path: str | os.PathLike, *, columns: Sequence[str] | None = 
         if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
             raise EventFileError(path, f"expected numbers, got dtype {arr.dtype}")
         if columns is not None and arr.shape[1] != len(columns):
-            raise EventFileError(path, f"expected {len(columns)} columns {tuple(columns)}, got shape {arr.shape}")
+            flipped = arr.shape[0] == len(columns)  # (columns × events: np.stack([t, x, y, p]) without .T)
+            raise EventFileError(path, f"expected {len(columns)} columns {tuple(columns)}, got shape {arr.shape}"
+                                 + (f": one row per column? store the array transposed ({arr.shape[1]} events × "
+                                    f"{len(columns)} columns, np.save(file, a.T))" if flipped else ""))
         if np.issubdtype(arr.dtype, np.inexact) and arr.size and not np.isfinite(arr).all():
             r = int(np.argmax(~np.isfinite(arr).all(axis=1)))
             raise EventFileError(path, f"non-finite value (NaN/inf) in event {r}")

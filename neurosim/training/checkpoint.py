@@ -284,6 +284,10 @@ def load_weights(model: torch.nn.Module, state: dict[str, Any], path: str | Path
 RESUME_MAY_CHANGE = ("train.epochs", "train.threads", "train.device", "train.checkpoint_every", "train.patience",
                      "name", "out_dir", "data.root", "data.num_workers")
 
+#: how the resume error names the one change of data.dataset a resumed run may make: the recordings of a folder
+#: dataset moved (``folder:OLD`` to ``folder:NEW``, as ``data.root`` may name a new place for a registered dataset)
+FOLDER_MAY_MOVE = "data.dataset from one folder:PATH to another (the recordings moved)"
+
 
 def config_differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     """The dotted key paths (``train.lr``) in which two :func:`~neurosim.config.config_to_dict` forms differ; a key
@@ -321,15 +325,17 @@ def check_resumable(payload: dict[str, Any], config: RunConfig, epochs: int, whe
         raise ConfigError(f"{where} holds a checkpoint whose config this version of neurosim cannot read ({e}); "
                           f"{elsewhere}, or {start_over}") from None
     now = config_to_dict(config)
+    moved = all(str(d.get("data", {}).get("dataset", "")).startswith("folder:") for d in (saved, now))
     for d in (saved, now):
-        for key in RESUME_MAY_CHANGE:
+        for key in RESUME_MAY_CHANGE + (("data.dataset",) if moved else ()):
             section, _, leaf = key.rpartition(".")
             (d.get(section, {}) if section else d).pop(leaf, None)
     if saved != now:
         changed = sorted(config_differences(saved, now))
         raise ConfigError(
             f"{where} holds a checkpoint of a different config ({settings_differ(changed)}); resume it with the "
-            f"same config (only {', '.join(RESUME_MAY_CHANGE)} may change), {elsewhere}, or {start_over}"
+            f"same config (only {', '.join(RESUME_MAY_CHANGE)}, and {FOLDER_MAY_MOVE}, may change), {elsewhere}, "
+            f"or {start_over}"
         )
 
 

@@ -233,3 +233,33 @@ def test_prepare_fails_when_the_frames_cannot_be_cached(offline, capsys, monkeyp
     assert "frames cached" not in out
     assert err.startswith(f"neurosim datasets prepare: error: could not store the frames in {offline.parent / 'cache'}"
                           "/frames/dvsgesture_train_") and "(No space left on device): free space" in err
+
+
+def test_prepare_of_shd_files_of_ones_own_prints_their_number_of_classes(offline, capsys):
+    # README: write SHD's format with write_shd_h5, then `neurosim train --config shd --set data.root=ROOT
+    # model.num_classes=N`; prepare's command left the N out, and shd.toml's 20 outputs trained on 2 classes
+    from neurosim.data.audio import write_shd_h5
+
+    events = np.zeros(3, dtype=[("t", int), ("x", int), ("p", int)])
+    events["t"], events["x"], events["p"] = [0, 500, 900], [1, 2, 3], 1
+    for split in ("train", "test"):
+        write_shd_h5(offline / "SHD" / f"shd_{split}.h5", [events, events], [0, 1], keys=["yes", "no"])
+        (offline / "SHD" / f"shd_{split}.h5.zip").touch()
+    assert main(["-q", "datasets", "prepare", "shd", "--root", str(offline), "--no-frames"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (f"train it: neurosim train --config shd --set "
+                                                        f"data.root={offline} model.num_classes=2")
+    (offline / "SHD").rename(offline / "SSC")  # SSC's command names its 35 classes: the files' 2 instead
+    for split in ("train", "test"):
+        (offline / "SSC" / f"shd_{split}.h5").rename(offline / "SSC" / f"ssc_{split}.h5")
+        (offline / "SSC" / f"shd_{split}.h5.zip").rename(offline / "SSC" / f"ssc_{split}.h5.zip")
+    assert main(["-q", "datasets", "prepare", "ssc", "--root", str(offline), "--no-frames"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (f"train it: neurosim train --config shd --set data.dataset=ssc "
+                                                        f"model.num_classes=2 data.root={offline}")
+
+
+def test_datasets_help_shows_no_restructured_text_marks(capsys):
+    # its description was the module docstring's first line as written: "``neurosim datasets``: list ..."
+    with pytest.raises(SystemExit):
+        main(["datasets", "--help"])
+    out = capsys.readouterr().out
+    assert "neurosim datasets: list the registered datasets" in " ".join(out.split()) and "``" not in out

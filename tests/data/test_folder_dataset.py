@@ -264,7 +264,13 @@ def test_a_folder_runs_config_names_it_absolutely_and_bad_contents_are_one_line_
     (root / "test" / "left" / "1.npy").write_bytes(b"\x93NUMPY garbage")
     assert main(base) == 2
     err = capsys.readouterr().err
-    assert "test/left/1.npy" in err and "datasets check NAME" in err and "Traceback" not in err
+    assert "test/left/1.npy" in err and "Traceback" not in err
+    # the command that lists them all names the dataset (it said `neurosim datasets check NAME`)
+    assert err.endswith(f" (`neurosim datasets check folder:{root}` lists every bad file of a dataset)\n")
+    assert main(["-q", "datasets", "prepare", "folder:rec"]) == 2
+    err = capsys.readouterr().err  # (prefixed as the datasets commands' other errors: it said `neurosim datasets`)
+    assert err.startswith(f"neurosim datasets prepare: error: {root / 'test' / 'left' / '1.npy'}: ")
+    assert err.endswith(f" (`neurosim datasets check folder:{root}` lists every bad file of a dataset)\n")
 
 
 def test_bin_polarities_and_fractional_timestamps_are_checked_against_the_sensor(tmp_path):
@@ -343,9 +349,13 @@ def test_prepare_prints_a_training_command_that_builds_its_model(tmp_path, monke
     line = capsys.readouterr().out.splitlines()[-1]
     assert line == (f"train it: neurosim train --config {config} --set data.dataset=folder:{root} {' '.join(model)} "
                     "model.num_classes=2")
+    cached = sorted((tmp_path / "cache").rglob("*.json"))
     args = shlex.split(line.removeprefix("train it: neurosim "))
     assert main(["-q", *args, f"out_dir={tmp_path}", "train.epochs=1", "data.batch_size=4"]) == 0, \
         capsys.readouterr().err
+    # the command trains on the frames prepare cached (audio's were T = 10, quickstart's, and shd's T = 100 converted
+    # them again)
+    assert sorted((tmp_path / "cache").rglob("*.json")) == cached and len(cached) == 2
 
 
 @pytest.mark.parametrize("split", ["train", "test"])
@@ -637,3 +647,136 @@ def test_audio_recordings_far_shorter_than_their_steps_warn_naming_the_step(tmp_
                      r"stretch each over data.time_steps = 100 steps of about 0.2 ms, while neuron.dt_ms = 10 ms "
                      r"says a step lasts 50× longer", message), message
     assert "set neuron.dt_ms = 0.2" in message and "`neurosim estimate --step-ms 0.2`" in message
+
+
+def test_a_run_on_recordings_that_moved_is_rerun_with_their_new_folder_and_evaluates_there(tmp_path, monkeypatch,
+                                                                                          capsys):
+    # the README says evaluate names a folder run's classes "even after the folder has moved", but a moved folder
+    # could not be named: a rerun with --set data.dataset=folder:NEW was "a checkpoint of a different config", and
+    # evaluate, estimate and export looked only where the checkpoint said
+    import shutil
+
+    from neurosim.cli import main
+    from neurosim.training import load_checkpoint
+
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    root = _folder(tmp_path, per_class=(4, 2))
+    args = ["-q", "train", "--config", "quickstart", "--set", f"out_dir={tmp_path}", "name=run",
+            f"model.input_shape=[{P}, {H}, {W}]", "model.num_classes=3", "model.channels=[4]", "model.kernel_size=3",
+            "data.time_steps=4", "data.batch_size=6", "train.epochs=1"]
+    assert main([*args, f"data.dataset=folder:{root}"]) == 0
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    weights = load_checkpoint(ckpt)["model"]
+    new = tmp_path / "moved" / "rec"
+    new.parent.mkdir()
+    root.rename(new)
+    capsys.readouterr()
+    assert main(["-q", "evaluate", "--checkpoint", str(ckpt)]) == 2
+    assert capsys.readouterr().err == (
+        f"neurosim evaluate: error: data.dataset: {ckpt} was trained on the recordings in {root}, which is not a "
+        "folder now; if they moved, rerun the run's training command with their new folder, `neurosim train "
+        f"--config {tmp_path / 'run' / 'config.toml'} --set data.dataset=folder:NEW`: a finished run trains no "
+        "further and stores it in its checkpoints\n")
+
+    other = tmp_path / "other"  # other classes: not these recordings moved, so refused before anything is written
+    shutil.copytree(new, other)
+    for split in ("train", "test"):
+        (other / split / "right").rename(other / split / "zzz")
+    assert main([*args, f"data.dataset=folder:{other}"]) == 2
+    err = capsys.readouterr().err
+    assert f"was trained on folder:{root}, whose classes were left, middle, right; folder:{other} has left, middle, " \
+           "zzz: not those recordings moved" in err
+
+    with pytest.warns(RuntimeWarning, match=f"data.dataset: the run in .* was trained on recordings found elsewhere "
+                                            f"\\(checkpoint.pt stored folder:{root}\\); its checkpoints now store "
+                                            f"this run's, folder:{new}, where neurosim evaluate"):
+        assert main([*args, f"data.dataset=folder:{new}"]) == 0
+    payload = load_checkpoint(ckpt)
+    assert payload["config"]["data"]["dataset"] == f"folder:{new}" and payload["epoch"] == 1
+    assert all(torch.equal(v, weights[k]) for k, v in payload["model"].items())  # trained no further
+    capsys.readouterr()
+    assert main(["-q", "evaluate", "--checkpoint", str(ckpt)]) == 0
+    assert [name for name, _, _ in _per_class(capsys.readouterr().out)] == ["left", "middle", "right"]
+
+    assert main([*args, "data.dataset=event_digits"]) == 2  # from a folder to a registered dataset: another config
+    assert "data.dataset differs" in capsys.readouterr().err
+
+
+def test_recordings_too_short_for_their_frames_are_named_in_one_warning_per_split(tmp_path, monkeypatch):
+    # ToFrame warned per recording without naming it, and Python showed its identical warnings once: a user with
+    # several such recordings learnt that some recording had empty frames, not which
+    import warnings
+
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    root = _folder(tmp_path, per_class=(3, 2))
+    one = _events(7, 0, n=1)  # one event
+    same = _events(8, 1)
+    same["t"] = 500  # every event at one timestamp
+    np.save(root / "train" / "left" / "one.npy", one)
+    np.save(root / "train" / "middle" / "same.npy", same)
+    rev = _events(9, 2, n=2)
+    rev["t"] = [3, 1]  # unsorted: ToFrame sorts it, and its span is 2 µs, not t[-1] - t[0] = -2
+    np.save(root / "train" / "right" / "rev.npy", rev)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make_loaders(DataConfig(dataset=f"folder:{root}", time_steps=4, batch_size=4), progress=False)
+    said = [str(w.message) for w in caught if "span" in str(w.message)]
+    assert said == [f"folder:{root} train frames: 3 of 12 recordings span fewer time units than the 4 frames, so "
+                    f"ToFrame(n_time_bins=4) bins them 0 units wide and their frames are empty: "
+                    f"{root / 'train' / 'left' / 'one.npy'} (0 µs), {root / 'train' / 'middle' / 'same.npy'} (0 µs), "
+                    f"{root / 'train' / 'right' / 'rev.npy'} (2 µs); check their timestamps (whole microseconds), or "
+                    "leave them out"]
+
+
+def test_class_folders_numbered_without_padding_warn_which_label_each_gets(tmp_path):
+    # the labels follow the names sorted as text (README: "pad numbers"), silently: class 10 got label 1
+    import warnings
+
+    root = _folder(tmp_path, per_class=(1, 1), classes=("1", "2", "10"))
+    with pytest.warns(UserWarning, match=r"train: the class folders are numbers, and their labels follow the names "
+                                         r"sorted as text \(class -> label: 1 -> 0, 10 -> 1, 2 -> 2\), not the "
+                                         r"numbers' order; pad them \(01, 02, 10, ...\) for that"):
+        get_dataset(f"folder:{root}").load("train")
+    padded = _folder(tmp_path / "padded", per_class=(1, 1), classes=("01", "02", "10"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        get_dataset(f"folder:{padded}").load("train")  # text order is their numbers' order: nothing to say
+        get_dataset(f"folder:{root}").load("test")  # (said once, by the training split)
+
+
+def test_a_folder_datasets_frames_are_cached_as_files_of_the_frames_folder(tmp_path, monkeypatch):
+    # the entry was named by the dataset, "folder:/abs/path": a chain of folders frames/folder:/abs/path/ under the
+    # cache (":" is no file name on Windows), not the frames/<dataset>_<split>_<hash>.json datasets/README.md says
+    import shutil
+
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    first = _folder(tmp_path / "my data", per_class=(2, 1)).rename(tmp_path / "my data" / "rec:1")
+    second = shutil.copytree(first, tmp_path / "elsewhere" / "rec:1")  # another folder of that name: its own entries
+    for folder in (first, second):
+        make_loaders(DataConfig(dataset=f"folder:{folder}", time_steps=4, batch_size=4), progress=False)
+    frames = tmp_path / "cache" / "frames"
+    entries = sorted(p.name for p in frames.iterdir())
+    assert all((frames / name).is_file() for name in entries) and len(entries) == 12  # 2 folders × 2 splits × 3
+    assert sorted(name.rsplit("_", 1)[0] for name in entries if name.endswith(".json")) == [
+        "folder-rec_1_test", "folder-rec_1_test", "folder-rec_1_train", "folder-rec_1_train"]
+
+
+def test_more_outputs_than_the_folder_has_classes_warn(tmp_path, monkeypatch):
+    # quickstart's num_classes = 10 kept for 3 class folders trained silently: 7 outputs no class's, in the estimate
+    import warnings
+
+    from neurosim.cli import main
+
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    root = _folder(tmp_path, per_class=(2, 1))
+    args = ["-q", "train", "--config", "quickstart", "--set", f"data.dataset=folder:{root}", f"out_dir={tmp_path}",
+            f"model.input_shape=[{P}, {H}, {W}]", "model.channels=[4]", "model.kernel_size=3", "data.time_steps=4",
+            "train.epochs=1"]
+    with pytest.warns(RuntimeWarning, match=f"model.num_classes: is 10 but dataset 'folder:{root}' has 3 classes: 7 "
+                                            "of the model's outputs are no class's, never a target, and stay in what "
+                                            "neurosim estimate and export take; set model.num_classes = 3"):
+        assert main([*args, "name=ten"]) == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main([*args, "name=three", "model.num_classes=3"]) == 0
+    assert not [w for w in caught if "model.num_classes" in str(w.message)]

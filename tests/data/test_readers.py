@@ -383,3 +383,15 @@ def test_read_events_dispatches_by_suffix(tmp_path, real_file):
     (tmp_path / "x.txt").write_text("hi")
     with pytest.raises(EventFileError, match="unknown event file type"):
         read_events(tmp_path / "x.txt")
+
+
+def test_a_plain_array_stored_one_row_per_column_says_to_transpose_it(tmp_path):
+    # np.save(f, np.stack([t, x, y, p])) gives (4, N): "expected 4 columns, got shape (4, 100)" left the cause out
+    path = tmp_path / "rows.npy"
+    np.save(path, np.zeros((4, 100), dtype=np.int64))
+    with pytest.raises(EventFileError, match=r"got shape \(4, 100\): one row per column\? store the array transposed "
+                                             r"\(100 events × 4 columns, np.save\(file, a.T\)\)"):
+        read_npy_events(path, columns=("t", "x", "y", "p"))
+    np.save(path, np.zeros((5, 3)))  # neither way round: no such advice
+    with pytest.raises(EventFileError, match=r"got shape \(5, 3\)$"):
+        read_npy_events(path, columns=("t", "x", "y", "p"))
