@@ -3,14 +3,17 @@
 A folder laid out as torchvision's ``ImageFolder``, one file per recording::
 
     PATH/dataset.toml             sensor_size = [W, H, P]   (required)
-                                  columns = ["t", "x", "y", "p"]   (only for plain (N, 4) .npy arrays: their order)
+                                  columns = ["t", "x", "y", "p"]   (only for plain (N, 4) .npy arrays: their order;
+                                  ["t", "x"] or ["t", "x", "p"] for audio events, on a sensor one row high)
     PATH/train/<class>/<file>     .npy (tonic's structured events, or plain with ``columns``) or .bin (N-MNIST format)
     PATH/test/<class>/<file>
 
 Events as tonic's: ``x``, ``y`` pixels, ``p`` polarity below ``P``, ``t`` in whole microseconds; on a sensor one row
-high (``[W, 1, P]``), tonic's audio events ``(t, x, p)`` without ``y`` too (SHD's dtype, as
+high (``[W, 1, P]``), audio events without ``y`` too: tonic's ``(t, x, p)`` (SHD's dtype, as
 :class:`~neurosim.data.audio.AudioToSpikes` gives them: ``x`` the channel, ``y`` read as 0, and with ``P = 1`` their
-``p``, always 1, as 0), where a recording without events is a silent clip, not an error. The classes are the
+``p``, always 1, as 0), or time and channel alone (a structured ``(t, x)`` array, or a plain one with ``columns =
+["t", "x"]``: ``y = p = 0``, the sensor ``[channels, 1, 1]`` as SHD's), where a recording without events is a silent
+clip, not an error; ``columns`` without ``y`` on a sensor taller than one row is an error. The classes are the
 ``train`` split's sub-folders sorted by name as text (label = index: ``10`` sorts before ``2``, so pad numbers,
 ``02``; numbers that text orders otherwise warn); every ``test`` class must be one of them, and a class without
 ``test`` recordings warns (the test accuracy leaves it out). Hidden files (``.DS_Store``) are skipped; any other
@@ -39,6 +42,8 @@ __all__ = ["PREFIX", "FolderDatasetError", "FolderEvents", "folder_dataset", "re
 PREFIX = "folder:"
 SUFFIXES = (".npy", ".bin")
 _EVENT_FIELDS = ("x", "y", "p", "t")
+_AUDIO_FIELDS = ("t", "x", "p")  # audio events (SHD's, tonic's audio dtype): no y; p, always 1, may be left out too
+_COLUMN_SETS = (frozenset(_EVENT_FIELDS), frozenset(_AUDIO_FIELDS), frozenset(("t", "x")))
 
 
 class FolderDatasetError(ValueError):
@@ -71,9 +76,16 @@ def _read_spec(path: Path) -> _Spec:
                                                               and v >= 1 for v in size)):
         raise FolderDatasetError(f"{file}: sensor_size must be three whole numbers >= 1, {example}; got {size!r}")
     columns = data.get("columns")
-    if columns is not None and (not isinstance(columns, list) or sorted(columns) != sorted(_EVENT_FIELDS)):
+    if columns is not None and not (isinstance(columns, list) and all(isinstance(c, str) for c in columns)
+                                    and len(set(columns)) == len(columns)
+                                    and frozenset(columns) in _COLUMN_SETS):
         raise FolderDatasetError(f"{file}: columns must name x, y, p and t once each, in the order a plain .npy array "
-                                 f"stores them (e.g. [\"t\", \"x\", \"y\", \"p\"]); got {columns!r}")
+                                 f"stores them (e.g. [\"t\", \"x\", \"y\", \"p\"]), or for audio events (time and "
+                                 f"channel, as SHD's) t and x, or t, x and p (e.g. [\"t\", \"x\"]); got {columns!r}")
+    if columns is not None and "y" not in columns and size[1] != 1:
+        raise FolderDatasetError(f"{file}: columns {columns!r} name no y, which only audio events leave out: their "
+                                 f"sensor is one row high, sensor_size = [channels, 1, 1] as SHD's (y = 0); got "
+                                 f"sensor_size = {size!r} (name y in columns for a camera's events)")
     return _Spec(tuple(size), None if columns is None else tuple(columns))
 
 
@@ -181,10 +193,14 @@ def read_recording(file: Path, spec: _Spec) -> np.ndarray:
         stored = None  # read_npy_events says what is wrong with it
     if stored is not None and stored.dtype.names is None and spec.columns is None:
         raise EventFileError(file, f"a plain {stored.shape} array: say the order of its columns in the dataset's "
-                                   "dataset.toml (columns = [\"t\", \"x\", \"y\", \"p\"], say)")
-    if stored is not None and stored.dtype.names is not None and "y" not in stored.dtype.names \
-            and {"t", "x", "p"} <= set(stored.dtype.names) and spec.sensor_size[1] == 1:
-        return _audio_recording(file, spec)
+                                   "dataset.toml (columns = [\"t\", \"x\", \"y\", \"p\"], say; [\"t\", \"x\"] for "
+                                   "audio events of time and channel)")
+    if stored is not None and spec.sensor_size[1] == 1:
+        fields = stored.dtype.fields
+        if fields is not None and "y" not in fields and {"t", "x"} <= set(fields):
+            return _audio_recording(file, spec, tuple(c for c in _AUDIO_FIELDS if c in fields))
+        if fields is None and "y" not in spec.columns:
+            return _audio_recording(file, spec, spec.columns)
     events = read_npy_events(file, columns=spec.columns or _EVENT_FIELDS, sensor_size=spec.sensor_size)
     _whole_numbers(file, events, ("x", "y", "p"), "x, y and p must be whole numbers (pixels, polarity): round or "
                                                   "cast them to integers first")
@@ -208,20 +224,21 @@ def _whole_numbers(file: Path, events: np.ndarray, names: tuple[str, ...], what:
             raise EventFileError(file, f"event {i} has {name}={col[i]}: {what}")
 
 
-def _audio_recording(file: Path, spec: _Spec) -> np.ndarray:
-    """tonic's audio events ``(t, x, p)`` (SHD's dtype, :class:`~neurosim.data.audio.AudioToSpikes`' output) on a
-    sensor one row high: ``y = 0``, and with one polarity ``p = 0`` (tonic's audio ``p`` is always 1), as the
-    registry's SHD; no events is a silent clip, not an error."""
+def _audio_recording(file: Path, spec: _Spec, columns: tuple[str, ...]) -> np.ndarray:
+    """Audio events without ``y`` on a sensor one row high: tonic's ``(t, x, p)`` (SHD's dtype,
+    :class:`~neurosim.data.audio.AudioToSpikes`' output) or ``(t, x)`` alone, a structured array's fields or a plain
+    array's ``columns`` (in their order). ``y = 0``; ``p = 0`` where there is none, and with one polarity (tonic's
+    audio ``p`` is always 1), as the registry's SHD; no events is a silent clip, not an error."""
     from neurosim.data.readers import read_npy_events
 
     width, _, polarities = spec.sensor_size
     sensor = (width, 1, polarities if polarities > 1 else 2)  # p = 1 is read as 0 on a one-polarity sensor
-    stored = read_npy_events(file, columns=("t", "x", "p"), sensor_size=sensor, allow_empty=True)
-    _whole_numbers(file, stored, ("t", "x", "p"), "t (whole microseconds), x (channel) and p must be whole numbers: "
-                                                  "round or cast them to integers first")
+    stored = read_npy_events(file, columns=columns, sensor_size=sensor, allow_empty=True)
+    _whole_numbers(file, stored, columns, f"{', '.join(columns)} must be whole numbers (t in microseconds, x the "
+                                          "channel): round or cast them to integers first")
     events = np.zeros(len(stored), dtype=[(n, np.int64) for n in _EVENT_FIELDS])
     events["x"], events["t"] = stored["x"], stored["t"]
-    if polarities > 1:
+    if polarities > 1 and "p" in columns:
         events["p"] = stored["p"]
     return events
 

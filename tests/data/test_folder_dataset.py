@@ -780,3 +780,68 @@ def test_more_outputs_than_the_folder_has_classes_warn(tmp_path, monkeypatch):
         warnings.simplefilter("always")
         assert main([*args, "name=three", "model.num_classes=3"]) == 0
     assert not [w for w in caught if "model.num_classes" in str(w.message)]
+
+
+def test_audio_events_of_time_and_channel_alone_are_recordings_with_y_and_p_zero(tmp_path, monkeypatch):
+    """SHD-style (t, x) events, a plain (N, 2) array or a structured one of those two fields, could not be used:
+    columns had to name x, y, p and t, and a structured array lacked fields ['y', 'p']."""
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    rng = np.random.default_rng(1)
+    clips = {}
+    for structured in (False, True):
+        root = tmp_path / ("structured" if structured else "plain")
+        for split in ("train", "test"):
+            for label in range(2):
+                (root / split / f"word{label}").mkdir(parents=True)
+                t = np.sort(rng.integers(0, 200_000, 30))
+                x = rng.integers(6 * label, 6 * label + 6, 30)
+                clips[root, split, label] = (t, x)
+                if structured:
+                    ev = np.zeros(30, dtype=[("t", np.int64), ("x", np.int64)])
+                    ev["t"], ev["x"] = t, x
+                else:
+                    ev = np.stack([t, x], axis=1)  # (N, 2): t, x
+                np.save(root / split / f"word{label}" / "0.npy", ev)
+        (root / "dataset.toml").write_text("sensor_size = [12, 1, 1]\n" + ("" if structured else
+                                                                        'columns = ["t", "x"]\n'))
+        test = get_dataset(f"folder:{root}").load("test")
+        for label in range(2):
+            events, got_label = test[label]
+            t, x = clips[root, "test", label]
+            assert got_label == label and events.dtype.names == ("x", "y", "p", "t")
+            np.testing.assert_array_equal(events["t"], t)
+            np.testing.assert_array_equal(events["x"], x)
+            assert not events["y"].any() and not events["p"].any()
+        bundle = make_loaders(DataConfig(dataset=f"folder:{root}", time_steps=4, batch_size=2), progress=False)
+        assert tuple(bundle.test_frames.shape) == (2, 4, 1, 1, 12)
+        np.testing.assert_array_equal(bundle.test_frames[1], ToFrame(sensor_size=(12, 1, 1), n_time_bins=4)(test[1][0]))
+
+
+@pytest.mark.parametrize("toml, message", [
+    ('sensor_size = [12, 4, 1]\ncolumns = ["t", "x"]\n',
+     r"columns \['t', 'x'\] name no y, which only audio events leave out: their sensor is one row high, "
+     r"sensor_size = \[channels, 1, 1\] .*got sensor_size = \[12, 4, 1\]"),
+    ('sensor_size = [12, 1, 1]\ncolumns = ["t", "y"]\n', r"columns must name x, y, p and t once each.* or for audio "
+                                                          r"events \(time and channel, as SHD's\) t and x"),
+    ('sensor_size = [12, 1, 1]\ncolumns = ["t", "x", "x"]\n', "columns must name x, y, p and t once each"),
+    ('sensor_size = [12, 1, 1]\ncolumns = ["t", "x", "y"]\n', "columns must name x, y, p and t once each"),
+])
+def test_columns_that_leave_out_what_only_audio_may_say_what_is_valid(tmp_path, toml, message):
+    root = _folder(tmp_path, per_class=(1, 1), classes=("a",))
+    (root / "dataset.toml").write_text(toml)
+    with pytest.raises(ValueError, match=message):
+        get_dataset(f"folder:{root}")
+
+
+def test_a_plain_audio_array_of_other_columns_or_channels_past_the_sensor_names_the_file(tmp_path):
+    root = tmp_path / "kws"
+    (root / "train" / "a").mkdir(parents=True)
+    (root / "test" / "a").mkdir(parents=True)
+    np.save(root / "train" / "a" / "0.npy", np.array([[10, 3, 1], [20, 4, 1]]))  # (t, x, p) but columns say (t, x)
+    np.save(root / "test" / "a" / "0.npy", np.array([[10, 3], [20, 12]]))  # channel 12 of a 12-channel sensor
+    (root / "dataset.toml").write_text('sensor_size = [12, 1, 1]\ncolumns = ["t", "x"]\n')
+    info = get_dataset(f"folder:{root}")
+    with pytest.raises(EventFileError, match=r"train/a/0.npy: expected 2 columns \('t', 'x'\), got shape \(2, 3\)"):
+        info.load("train")[0]
+    with pytest.raises(EventFileError, match=r"test/a/0.npy: event 1 has x=12, outside \[0, 12\)"):
+        info.load("test")[0]
