@@ -29,20 +29,29 @@ def _error(args, message: str) -> int:
 def cmd_list(args) -> int:
     from neurosim.data.registry import DATASETS
 
-    rows = []
+    rows, counted = [], []
     for info in sorted(DATASETS.values(), key=lambda i: (not i.bundled, i.name)):
         root = info.root(args.root)
-        rows.append((info.name, "on disk" if info.on_disk(root) else "not on disk",
-                     "x".join(map(str, info.sensor_size)), str(info.num_classes), str(info.default_time_steps),
-                     info.default_config or "-", re.split(r" \(|,|;", info.size_note)[0],
-                     str(info.location(root))))
+        on_disk = info.on_disk(root)
+        # the classes the files on disk name, where they name them (SHD's extra/keys, N-Caltech101's class folders:
+        # files of one's own, write_shd_h5's, may hold fewer than the registry's), else the registry's count
+        names = info.class_names(root) if on_disk and info.file_classes is not None and not info.classes else ()
+        if names:
+            counted.append(info.name)
+        rows.append((info.name, "on disk" if on_disk else "not on disk",
+                     "x".join(map(str, info.sensor_size)), str(len(names) if names else info.num_classes),
+                     str(info.default_time_steps), info.default_config or "-",
+                     re.split(r" \(|,|;", info.size_note)[0], str(info.location(root))))
     head = ("name", "status", "sensor", "classes", "T", "config", "size", "path")
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
     print("  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip())
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    # (the table alone on stdout, for scripts)
+    print(f"classes: {'as the files on disk name them for ' + ', '.join(counted) + ', ' if counted else ''}"
+          "the registry's count" + (" for the others" if counted else ""), file=sys.stderr)
     print("and folder:PATH: recordings of your own, in PATH/train/<class>/ and PATH/test/<class>/ with a "
-          "PATH/dataset.toml (neurosim.data.folder)", file=sys.stderr)  # (the table alone on stdout, for scripts)
+          "PATH/dataset.toml (neurosim.data.folder)", file=sys.stderr)
     return 0
 
 

@@ -51,6 +51,31 @@ def test_list_shows_every_dataset_with_status_and_path(offline, capsys):
     assert "about 1 GB download" in rows["nmnist"]
 
 
+def test_list_counts_the_classes_the_files_on_disk_name_where_they_name_them(offline, capsys):
+    """SHD files of one's own (write_shd_h5, 3 classes) were listed with the registry's 20 classes."""
+    from neurosim.data.audio import write_shd_h5
+    from neurosim.data.readers import SHD_DTYPE
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        samples = []
+        for label in range(3):
+            ev = np.zeros(10, dtype=SHD_DTYPE)
+            ev["t"], ev["x"], ev["p"] = np.sort(rng.integers(0, 10_000, 10)), rng.integers(0, 700, 10), 1
+            samples.append(ev)
+        write_shd_h5(offline / "SHD" / f"shd_{split}.h5", samples, [0, 1, 2])
+        (offline / "SHD" / f"shd_{split}.h5.zip").write_bytes(b"")
+    assert main(["datasets", "list", "--root", str(offline)]) == 0
+    captured = capsys.readouterr()
+    rows = _rows(captured.out)
+    assert rows["shd"].split()[4] == "3" and "on disk" in rows["shd"]  # name, on, disk, sensor, classes
+    assert rows["ssc"].split()[5] == str(DATASETS["ssc"].num_classes)  # not on disk: the registry's 35
+    assert "classes: as the files on disk name them for shd, the registry's count for the others" in captured.err
+    assert main(["datasets", "list", "--root", str(offline / "none")]) == 0
+    captured = capsys.readouterr()
+    assert _rows(captured.out)["shd"].split()[5] == "20" and "classes: the registry's count\n" in captured.err
+
+
 def test_prepare_downloads_through_tonic_only_what_is_missing(offline, monkeypatch, capsys):
     import tonic.datasets
 
