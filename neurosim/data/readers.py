@@ -447,7 +447,9 @@ def read_events(path: str | os.PathLike) -> Any:
     """Read any event file neurosim understands, chosen by suffix, with the readers' default checks.
 
     ``.bin`` → :func:`read_nmnist_bin` (N-MNIST 34×34 sensor), ``.npy`` → :func:`read_npy_events`,
-    ``.h5``/``.hdf5`` → :func:`read_shd_h5`. Other suffixes raise :class:`EventFileError`.
+    ``.h5``/``.hdf5`` → :func:`read_shd_h5`. Other suffixes raise :class:`EventFileError`; for ``.aedat4`` (which
+    neurosim does not read itself) it says to convert the file with tonic, as the README's recipe:
+    ``np.save("rec.npy", tonic.io.read_aedat4("rec.aedat4"))``, then read the ``.npy``.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -457,6 +459,11 @@ def read_events(path: str | os.PathLike) -> Any:
         return read_npy_events(path)
     if suffix in (".h5", ".hdf5"):
         return read_shd_h5(path)
+    if suffix == ".aedat4":
+        raise EventFileError(path, f"an AEDAT4 recording, which neurosim does not read itself: convert it with tonic "
+                                   f"to a .npy of tonic's events, np.save({path.with_suffix('.npy').name!r}, "
+                                   f"tonic.io.read_aedat4({path.name!r})), and read that (known types: "
+                                   f"{', '.join(EVENT_SUFFIXES)})")
     raise EventFileError(path, f"unknown event file type {suffix!r} (known: {', '.join(EVENT_SUFFIXES)})")
 
 

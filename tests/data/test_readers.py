@@ -385,6 +385,17 @@ def test_read_events_dispatches_by_suffix(tmp_path, real_file):
         read_events(tmp_path / "x.txt")
 
 
+def test_read_events_on_an_aedat4_file_says_to_convert_it_with_tonic(tmp_path):
+    # it said only "unknown event file type '.aedat4'", not the README's recipe
+    path = tmp_path / "rec.AEDAT4"
+    path.write_bytes(b"#!AER-DAT4.0\r\n")
+    with pytest.raises(EventFileError, match=r"rec.AEDAT4: an AEDAT4 recording, which neurosim does not read itself: "
+                                             r"convert it with tonic to a .npy of tonic's events, "
+                                             r"np.save\('rec.npy', tonic.io.read_aedat4\('rec.AEDAT4'\)\), and read "
+                                             r"that"):
+        read_events(path)
+
+
 def test_a_plain_array_stored_one_row_per_column_says_to_transpose_it(tmp_path):
     # np.save(f, np.stack([t, x, y, p])) gives (4, N): "expected 4 columns, got shape (4, 100)" left the cause out
     path = tmp_path / "rows.npy"
