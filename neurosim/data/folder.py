@@ -133,21 +133,26 @@ def recordings(path: Path, split: str, classes: tuple[str, ...], strays: list | 
     if not samples:
         raise FolderDatasetError(f"{split_dir} holds no recordings; put each in {split}/<class name>/ (classes: "
                                  f"{', '.join(classes)})")
+    from neurosim.training.checkpoint import _caller_stacklevel  # (the warnings name the user's call, not ours)
+
     if split == "train":
         _warn_unpadded_numbers(split_dir, classes)
     empty = sorted(set(classes) - {classes[label] for _, label in samples})
     if empty and split == "train":
         warnings.warn(f"{split_dir}: class folder(s) {', '.join(empty)} hold no recordings: the model never "
-                      "trains on them", UserWarning, stacklevel=3)
+                      "trains on them", UserWarning, stacklevel=_caller_stacklevel())
     elif empty:
         warnings.warn(f"{split_dir}: class(es) {', '.join(empty)} have no recordings: the test accuracy does not "
-                      f"measure them (put some in {split}/<class name>/)", UserWarning, stacklevel=3)
+                      f"measure them (put some in {split}/<class name>/)", UserWarning, stacklevel=_caller_stacklevel())
     return samples
 
 
 def _warn_unpadded_numbers(split_dir: Path, classes: tuple[str, ...]) -> None:
     """Class folders named by numbers that text order numbers otherwise than their values (``1, 10, 2``): say which
-    label each then gets, and to pad them, as the labels are numbered by the names sorted as text."""
+    label each then gets, and to pad them, as the labels are numbered by the names sorted as text (the warning
+    points at the first caller outside neurosim)."""
+    from neurosim.training.checkpoint import _caller_stacklevel
+
     if not all(name.isdigit() for name in classes) or list(classes) == sorted(classes, key=int):
         return
     width = max(map(len, classes))
@@ -155,7 +160,7 @@ def _warn_unpadded_numbers(split_dir: Path, classes: tuple[str, ...]) -> None:
     padded = ", ".join(name.zfill(width) for name in sorted(classes, key=int)[:3])
     warnings.warn(f"{split_dir}: the class folders are numbers, and their labels follow the names sorted as text "
                   f"(class -> label: {labels}{', ...' if len(classes) > 6 else ''}), not the numbers' order; pad "
-                  f"them ({padded}, ...) for that", UserWarning, stacklevel=4)
+                  f"them ({padded}, ...) for that", UserWarning, stacklevel=_caller_stacklevel())
 
 
 class FolderEvents:

@@ -845,3 +845,29 @@ def test_a_plain_audio_array_of_other_columns_or_channels_past_the_sensor_names_
         info.load("train")[0]
     with pytest.raises(EventFileError, match=r"test/a/0.npy: event 1 has x=12, outside \[0, 12\)"):
         info.load("test")[0]
+
+
+@pytest.mark.parametrize("how", ["load", "make_loaders"])
+def test_a_folders_warnings_point_at_the_users_call(tmp_path, monkeypatch, how):
+    """An empty class folder's, a class without test recordings' and unpadded numbers' warnings pointed at neurosim's
+    own lines (folder.py's loader=lambda ...), not the user's call."""
+    import shutil
+    import warnings
+
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    root = _folder(tmp_path, per_class=(1, 1), classes=("1", "2", "10", "11"))
+    for f in (root / "train" / "11").iterdir():
+        f.unlink()
+    shutil.rmtree(root / "test" / "2")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if how == "load":
+            info = get_dataset(f"folder:{root}")
+            info.load("train")
+            info.load("test")
+        else:
+            make_loaders(DataConfig(dataset=f"folder:{root}", time_steps=2, batch_size=2), progress=False)
+    said = {m: w for w in caught for m in ("numbers", "never trains", "test accuracy") if m in str(w.message)}
+    assert len(said) == 3, [str(w.message) for w in caught]
+    for w in said.values():
+        assert (w.filename, w.category) == (__file__, UserWarning), (w.filename, w.lineno, str(w.message))
