@@ -196,12 +196,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _quiet(parser, what: str) -> None:
+    """``-q`` on ``parser`` with what it does there (``neurosim.cli`` adds it to every command, its help about
+    train's and demo's output, to those that lack one); SUPPRESS keeps ``neurosim -q datasets ...``'s value."""
+    import argparse
+
+    parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=what)
+
+
 def register(sub) -> None:
     from neurosim.data.registry import DATASETS
 
     names = sorted(DATASETS)
     p = sub.add_parser("datasets", help="list, prepare (download + convert) and check datasets",
                        description=__doc__.split("\n\n")[0].replace("``", ""))  # (no reST marks in --help)
+    _quiet(p, "no progress bars (prepare's download and frame conversion, check's reading of the files); what the "
+             "commands report is printed as ever")
     actions = p.add_subparsers(dest="action", required=True, metavar="{list,prepare,check}")
 
     def root_arg(q):
@@ -210,6 +220,7 @@ def register(sub) -> None:
 
     q = actions.add_parser("list", help="every dataset, whether it is on disk, and where")
     root_arg(q)
+    _quiet(q, "no effect here: list shows no progress bar, only its table (-q is taken by every command)")
     q.set_defaults(func=cmd_list)
 
     def dataset_name(text: str) -> str:
@@ -226,10 +237,13 @@ def register(sub) -> None:
     root_arg(q)
     q.add_argument("--time-steps", type=_positive_int, default=None, help="frames per sample (default: the dataset's)")
     q.add_argument("--no-frames", action="store_true", help="only download and extract, do not convert to frames")
+    _quiet(q, "no progress bars (tonic's download, the frame conversion); where the data is, the samples and frames "
+             "made and the command that trains on them are still printed")
     q.set_defaults(func=cmd_prepare)
 
     q = actions.add_parser("check", help="read every file of a dataset and report all bad ones")
     q.add_argument("name", type=dataset_name, metavar="NAME", help=one_of)
     root_arg(q)
     q.add_argument("--max-bad", type=_positive_int, default=50, help="list at most this many bad files (default 50)")
+    _quiet(q, "no progress bar while the files are read; the report of the bad files is still printed")
     q.set_defaults(func=cmd_check)

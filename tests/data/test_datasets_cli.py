@@ -37,6 +37,20 @@ def test_quiet_goes_anywhere_on_the_command_line(offline, capsys):
         assert "event_digits" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command, says", [
+    ([], "no progress bars (prepare's download and frame conversion, check's reading of the files)"),
+    (["list"], "no effect here: list shows no progress bar"),
+    (["prepare"], "no progress bars (tonic's download, the frame conversion)"),
+    (["check"], "no progress bar while the files are read; the report of the bad files is still printed")])
+def test_quiet_help_says_what_it_does_under_datasets(capsys, command, says):
+    # it read "... train's and demo's per-epoch metrics ..., continual's per-(method, seed) results", the others'
+    with pytest.raises(SystemExit):
+        main(["datasets", *command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    quiet = text[text.index("-q, --quiet"):]
+    assert says in quiet and "train's" not in quiet and "continual" not in quiet
+
+
 def test_list_shows_every_dataset_with_status_and_path(offline, capsys):
     fw.write_dataset("shd", offline)
     assert main(["datasets", "list", "--root", str(offline)]) == 0
