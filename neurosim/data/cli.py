@@ -211,7 +211,7 @@ def register(sub) -> None:
     p = sub.add_parser("datasets", help="list, prepare (download + convert) and check datasets",
                        description=__doc__.split("\n\n")[0].replace("``", ""))  # (no reST marks in --help)
     _quiet(p, "no progress bars (prepare's download and frame conversion, check's reading of the files); what the "
-             "commands report is printed as ever")
+              "commands report is printed as ever")
     actions = p.add_subparsers(dest="action", required=True, metavar="{list,prepare,check}")
 
     def root_arg(q):
@@ -238,7 +238,7 @@ def register(sub) -> None:
     q.add_argument("--time-steps", type=_positive_int, default=None, help="frames per sample (default: the dataset's)")
     q.add_argument("--no-frames", action="store_true", help="only download and extract, do not convert to frames")
     _quiet(q, "no progress bars (tonic's download, the frame conversion); where the data is, the samples and frames "
-             "made and the command that trains on them are still printed")
+              "made and the command that trains on them are still printed")
     q.set_defaults(func=cmd_prepare)
 
     q = actions.add_parser("check", help="read every file of a dataset and report all bad ones")
