@@ -311,7 +311,7 @@ def _store_tasks_root(cfg: ContinualConfig, run_dir: Path, fingerprints: tuple[s
 
 def _warn_root_moved(moved: dict[str | None, list[str]], cfg: ContinualConfig, run_dir: Path) -> None:
     """Say which kept models stored another ``tasks.root`` than this run's, now stored in them instead."""
-    from neurosim.training.checkpoint import _caller_stacklevel
+    from neurosim._stack import caller_stacklevel as _caller_stacklevel
 
     if not moved:
         return

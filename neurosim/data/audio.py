@@ -335,7 +335,7 @@ class AudioToSpikes:
                 "waveform's layout (frames, or frames × channels) and its sample rate, or leave the clip out")
         nyquist = sample_rate / 2
         if nyquist < self.fmax:
-            from neurosim.training.checkpoint import _caller_stacklevel
+            from neurosim._stack import caller_stacklevel as _caller_stacklevel
 
             dead = int(np.sum(self.centers > nyquist))
             warnings.warn(

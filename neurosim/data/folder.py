@@ -133,7 +133,7 @@ def recordings(path: Path, split: str, classes: tuple[str, ...], strays: list | 
     if not samples:
         raise FolderDatasetError(f"{split_dir} holds no recordings; put each in {split}/<class name>/ (classes: "
                                  f"{', '.join(classes)})")
-    from neurosim.training.checkpoint import _caller_stacklevel  # (the warnings name the user's call, not ours)
+    from neurosim._stack import caller_stacklevel as _caller_stacklevel  # (the warnings name the user's call)
 
     if split == "train":
         _warn_unpadded_numbers(split_dir, classes)
@@ -151,7 +151,7 @@ def _warn_unpadded_numbers(split_dir: Path, classes: tuple[str, ...]) -> None:
     """Class folders named by numbers that text order numbers otherwise than their values (``1, 10, 2``): say which
     label each then gets, and to pad them, as the labels are numbered by the names sorted as text (the warning
     points at the first caller outside neurosim)."""
-    from neurosim.training.checkpoint import _caller_stacklevel
+    from neurosim._stack import caller_stacklevel as _caller_stacklevel
 
     if not all(name.isdigit() for name in classes) or list(classes) == sorted(classes, key=int):
         return

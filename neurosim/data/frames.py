@@ -30,6 +30,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from neurosim._io import AtomicFile, _remove_stale_temps
+from neurosim._stack import caller_stacklevel
 from neurosim.data._cache import ENV_VAR, default_cache_dir, store, write_failed
 from neurosim.data.readers import EventFileError
 
@@ -140,7 +141,8 @@ def _warn_short_spans(short: list[tuple[int, int]], n: int, source, time_steps: 
     more = f" and {len(short) - 5} more" if len(short) > 5 else ""
     warnings.warn(f"{desc}: {len(short)} of {n} recordings span fewer time units than the {time_steps} frames, so "
                   f"ToFrame(n_time_bins={time_steps}) bins them 0 units wide and their frames are empty: {shown}"
-                  f"{more}; check their timestamps (whole microseconds), or leave them out", UserWarning, stacklevel=4)
+                  f"{more}; check their timestamps (whole microseconds), or leave them out", UserWarning,
+                  stacklevel=caller_stacklevel())
 
 
 class _WriteFailed(Exception):
@@ -390,7 +392,7 @@ def _warn_unmapped(path: str, e: OSError, entry: str | None = None) -> None:
     _UNMAPPED.add(entry or path)
     warnings.warn(f"could not map the frame cache file {path} ({e.strerror or e}): this process reads "
                   f"{'the entry' if entry else 'it'} into memory instead (the entry is fine and is kept); "
-                  f"{_advice(e)}", RuntimeWarning, stacklevel=6)  # (the caller of cached_frames)
+                  f"{_advice(e)}", RuntimeWarning, stacklevel=caller_stacklevel())
 
 
 def _map(path: str, dtype: np.dtype, shape: tuple[int, ...], identity: tuple | None = None,

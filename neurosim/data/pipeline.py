@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from neurosim._splitmix import mix
+from neurosim._stack import caller_stacklevel
 from neurosim.config import ConfigError, DataConfig
 from neurosim.data._cache import store_failed
 from neurosim.data.augment import AugmentError
@@ -148,13 +149,13 @@ def _warn_uncached(info: DatasetInfo, location: Path) -> None:
         warnings.warn(
             f"dataset {info.name!r}: its generated file {location} could not be stored (see the warning before), so "
             "its frames cannot be cached either: both are made again on every run until the cache folder can be "
-            "written", RuntimeWarning, stacklevel=4)
+            "written", RuntimeWarning, stacklevel=caller_stacklevel())
         return
     warnings.warn(
         f"dataset {info.name!r}: its location {location} does not exist or holds no files, so the frame cache "
         "cannot tell when its recordings change; its frames are converted on every run instead of cached. To cache "
         "them, register the dataset with a location(root) that returns the file or folder its loader reads",
-        UserWarning, stacklevel=4)  # the caller of make_loaders or load_frames
+        UserWarning, stacklevel=caller_stacklevel())
 
 
 def _load_frames(cfg: DataConfig, split: str, progress: bool, fingerprint: list | None = None, warn: bool = True):

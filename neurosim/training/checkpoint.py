@@ -18,7 +18,6 @@ through it. The next checkpoint at an epoch's end is format 1 again.
 from __future__ import annotations
 
 import io
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import torch
 
 from neurosim._io import atomic_write_bytes, atomic_write_text
+from neurosim._stack import caller_stacklevel as _caller_stacklevel
 from neurosim.config import ConfigError, RunConfig, config_from_checkpoint, config_to_dict, settings_differ
 
 __all__ = ["RESUME_MAY_CHANGE", "CheckpointError", "ResumedEpochError", "atomic_write_bytes", "atomic_write_text", "beside_checkpoint",
@@ -226,24 +226,6 @@ def resumes_at(partial: dict[str, Any], epoch: int) -> str:
     if _all_batches_done(partial):
         return f"with the end of epoch {epoch} (its scheduler step and evaluation)"
     return f"at batch {int(partial['batches']) + 1} of epoch {epoch}"
-
-
-_PACKAGE = Path(__file__).resolve().parents[1]  # the neurosim package folder
-
-
-def _caller_stacklevel() -> int:
-    """The ``stacklevel`` for a ``warnings.warn`` made in the function that calls this one that points at the first
-    caller outside neurosim (a user's ``evaluate_checkpoint(...)`` line, not where neurosim calls ``load_run``);
-    under the command line, where every caller is neurosim's, the outermost of them."""
-    frame, level, outermost = sys._getframe(2), 2, 2  # (the warning function's caller: stacklevel 2)
-    while frame is not None:
-        filename = frame.f_code.co_filename
-        if not filename.startswith("<"):  # (not python -m's runpy, <frozen runpy>)
-            if not Path(filename).resolve().is_relative_to(_PACKAGE):
-                return level
-            outermost = level
-        frame, level = frame.f_back, level + 1
-    return outermost
 
 
 def warn_if_part_way(payload: dict[str, Any], path: str | Path) -> None:

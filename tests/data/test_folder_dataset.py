@@ -721,6 +721,7 @@ def test_recordings_too_short_for_their_frames_are_named_in_one_warning_per_spli
         warnings.simplefilter("always")
         make_loaders(DataConfig(dataset=f"folder:{root}", time_steps=4, batch_size=4), progress=False)
     said = [str(w.message) for w in caught if "span" in str(w.message)]
+    assert {w.filename for w in caught if "span" in str(w.message)} == {__file__}  # the caller's line, not ours
     assert said == [f"folder:{root} train frames: 3 of 12 recordings span fewer time units than the 4 frames, so "
                     f"ToFrame(n_time_bins=4) bins them 0 units wide and their frames are empty: "
                     f"{root / 'train' / 'left' / 'one.npy'} (0 µs), {root / 'train' / 'middle' / 'same.npy'} (0 µs), "

@@ -335,7 +335,7 @@ def test_an_entry_the_system_will_not_map_is_read_into_memory_and_kept(tmp_path,
             frames, got_labels = cached_frames(key, lambda: pytest.fail("rebuilt"), cache_dir=tmp_path)
             assert type(frames) is np.ndarray and frames.tobytes() == expected.tobytes()
             assert got_labels.tolist() == labels.tolist()
-    assert len(warned) == 1
+    assert len(warned) == 1 and warned[0].filename == __file__  # the caller's line, not inside neurosim
     message = str(warned[0].message)
     assert message.startswith(f"could not map the frame cache file {frame_array_path(path, 'frames')} "
                               f"({os.strerror(code)}): this process reads the entry into memory instead")
