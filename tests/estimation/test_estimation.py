@@ -618,6 +618,41 @@ def test_cli_chips_lets_a_model_map_onto_several_chips(tiny_checkpoint, tmp_path
     assert any("['chips'] do not apply to crossbar targets" in n for n in runs[64]["rram_neurosim"]["notes"])
 
 
+@pytest.mark.parametrize("flags, words", [
+    (["--nonideal", "--chips", "2"], "--chips applies to digital targets (how a model is placed on their chips' "
+     "cores), and none of ['rram_neurosim'] is one (the Monte-Carlo chips of --nonideal are --mc-chips)"),
+    (["--chips", "2", "--placement-ties", "energy"], "--chips and --placement-ties apply to digital targets"),
+    (["--placement-ties", "energy"], "--placement-ties applies to digital targets"),
+])
+def test_cli_digital_placement_flags_without_a_digital_target_are_refused_before_any_work(
+        flags, words, capsys, tmp_path, monkeypatch):
+    """Crossbar targets skip --chips with a note in estimate.json alone: asked for crossbar targets only (the
+    Monte-Carlo chips of --nonideal are --mc-chips), it was ignored without a word and --nonideal ran 5 chips."""
+    import neurosim.runs
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(neurosim.runs, "load_run", lambda *a, **kw: pytest.fail("read the checkpoint before the check"))
+    assert main(["estimate", "--checkpoint", "c.pt", "--target", "rram_neurosim", *flags]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
+
+
+def test_cli_digital_placement_flags_pass_where_one_target_asked_for_is_digital(capsys, tmp_path, monkeypatch):
+    import neurosim.runs
+
+    class Checked(Exception):
+        pass
+
+    def stop(*a, **kw):  # the flags passed the checks: stop before the model is read
+        raise Checked
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(neurosim.runs, "load_run", stop)
+    with pytest.raises(Checked):
+        main(["estimate", "--checkpoint", "c.pt", "--target", "rram_neurosim", "--target", "loihi", "--chips", "2",
+              "--placement-ties", "energy"])
+
+
 def test_cli_placement_ties_reaches_every_digital_estimate(tiny_checkpoint, tmp_path, monkeypatch):
     from small_nets import record_estimates
 
