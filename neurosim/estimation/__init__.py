@@ -541,9 +541,12 @@ LINEAR_SPAN = 10.0
 
 def _fit_label(e) -> str:
     """A target's name, with ``(no fit: 3 chips)`` / ``(no fit: a core limit)`` beneath where the model does not fit
-    on it (figures of energy or latency)."""
+    on it, ``(3 chips)`` where it fits on several (``--chips``: their static power is in its energy) (figures of
+    energy or latency)."""
     fits = getattr(e, "fits", None)
-    return e.target if fits in (True, None) else f"{e.target}\n({e.fit_text.replace('no (', 'no fit: ')}"
+    if fits is None or (fits and e.fit_text == "yes"):
+        return e.target
+    return f"{e.target}\n({e.fit_text.replace('no (', 'no fit: ').replace('yes (', '')}"
 
 
 def plot_energy(estimates: Iterable):
@@ -621,12 +624,13 @@ def plot_cores(estimates: Iterable):
     ax = fig.subplots()
     vals = [e.mapping.cores_used for e in ests]
     ax.bar(range(len(ests)), vals, color=["C2" if e.fits else "C3" for e in ests])
-    for j, e in enumerate(ests):
-        label = "fits" if e.fits else e.fit_text.replace("no (", "no fit (")
+    for j, e in enumerate(ests):  # "fits", "fits (6 chips)" (--chips), "no fit (6 chips)", "no fit (a core limit)"
+        label = e.fit_text.replace("yes", "fits", 1) if e.fits else e.fit_text.replace("no (", "no fit (")
         ax.text(j, vals[j], label, ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(ests)), [e.target for e in ests], rotation=30, ha="right")
     ax.set_ylabel("cores used")
     if vals and max(vals) > 100 * max(1, min(vals)):
         ax.set_yscale("log")
-    ax.set_title("mapping: cores used (green: fits on one chip)")
+    several = any(e.fits and e.fit_text != "yes" for e in ests)  # on the chips --chips allows: named on its bar
+    ax.set_title("mapping: cores used (green: fits on " + ("the chips named, else one)" if several else "one chip)"))
     return fig

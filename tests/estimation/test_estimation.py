@@ -490,6 +490,25 @@ def test_the_energy_figures_say_under_a_targets_name_that_the_model_does_not_fit
     assert ticks == ["a", "b (no fit: 3 chips)", "c (no fit: a core limit)", "d"]
 
 
+def test_the_figures_name_the_chips_a_model_fits_on_where_it_needs_several():
+    """With --chips 8 a model needing 6 SpiNNaker chips fits: the cores figure labelled it "fits" under the title
+    "green: fits on one chip", and the energy figure, whose bar holds 6 chips' static power, gave no count."""
+    from types import SimpleNamespace
+
+    from neurosim.estimation import plot_cores, plot_energy
+
+    ests = [SimpleNamespace(target=t, energy_j={"static": 1e-6}, total_energy_j=1e-6, kind="digital", fits=f,
+                            fit_text=text, mapping=SimpleNamespace(cores_used=c))
+            for t, f, text, c in (("a", True, "yes", 3), ("b", True, "yes (6 chips)", 93),
+                                  ("c", False, "no (3 chips)", 40), ("d", False, "no (a core limit)", 534))]
+    ax = plot_cores(ests).axes[0]
+    assert [t.get_text() for t in ax.texts] == ["fits", "fits (6 chips)", "no fit (3 chips)", "no fit (a core limit)"]
+    assert ax.get_title() == "mapping: cores used (green: fits on the chips named, else one)"
+    assert plot_cores(ests[:1] + ests[2:]).axes[0].get_title() == "mapping: cores used (green: fits on one chip)"
+    ticks = [t.get_text() for t in plot_energy(ests).axes[0].get_xticklabels()]
+    assert ticks == ["a", "b\n(6 chips)", "c\n(no fit: 3 chips)", "d\n(no fit: a core limit)"]
+
+
 # -------------------------------------------------------------------------------------------- the CLI
 
 
