@@ -45,6 +45,9 @@ class EstimateReport:
     estimates: dict = field(default_factory=dict)  # target -> hardware_models.Estimate
     files: dict = field(default_factory=dict)  # what was written: name -> path
     facts: object = field(default=None, repr=False)  # hardware_models.GraphFacts of graph (None: to_dict makes it)
+    # whether the samples were measured on a model (estimate --per-sample gives their spread), not read from an
+    # activity file (estimate --nir), which holds only their mean
+    from_model: bool = True
 
     def table(self) -> str:
         from hardware_models import format_estimates
@@ -52,8 +55,10 @@ class EstimateReport:
         text = format_estimates(list(self.estimates.values()))
         n = getattr(self.activity, "samples", 1)
         if n > 1:
+            spread = ("estimate --per-sample gives their spread" if self.from_model else "an activity file holds "
+                      "only their mean; estimate --checkpoint ... --per-sample gives a neurosim model's spread")
             text += (f"\n(figures for the mean activity of {n} samples: the energy is their mean; latency is not "
-                     "linear in activity, so single samples differ: estimate --per-sample gives their spread)")
+                     f"linear in activity, so single samples differ: {spread})")
         return text
 
     def to_dict(self) -> dict:
@@ -122,13 +127,14 @@ def target_keys(targets: Sequence[str] | None) -> dict[str, str]:
     return keys
 
 
-def _run(graph, activity, targets, out_dir, options, facts=None) -> EstimateReport:
+def _run(graph, activity, targets, out_dir, options, facts=None, from_model=True) -> EstimateReport:
     """Estimate ``graph`` on every target; ``facts`` (its analysis) when already made (each estimate starts with
-    its notes, ``GraphFacts.notes``: what the analysis or the reading assumed about the graph)."""
+    its notes, ``GraphFacts.notes``: what the analysis or the reading assumed about the graph); ``from_model``
+    False for an activity read from a file (:attr:`EstimateReport.from_model`)."""
     from hardware_models import analyze, estimate
 
     facts = analyze(graph) if facts is None else facts
-    report = EstimateReport(graph, activity, facts=facts)
+    report = EstimateReport(graph, activity, facts=facts, from_model=from_model)
     for key, t in target_keys(_targets(targets)).items():
         report.estimates[key] = estimate(facts, activity, t, **options)
     if out_dir is not None:
@@ -474,7 +480,7 @@ def estimate_files(nir_path: str | Path, activity_path: str | Path, targets: Seq
         why = str(refused).removesuffix("; read_nir(path, type_check=False) reads it as stored")
         facts.notes = (f"{why}: read without it, the hardware models' own shape checks accept the graph",
                        *facts.notes)
-    return _run(graph, activity, targets, out_dir, options, facts)
+    return _run(graph, activity, targets, out_dir, options, facts, from_model=False)
 
 
 # ---------------------------------------------------------------------------------------------- outputs

@@ -394,6 +394,21 @@ def test_nir_plus_activity_files_give_the_same_estimate_as_the_model(tmp_path):
         assert again.estimates[t].mapping.cores_used == direct.estimates[t].mapping.cores_used
 
 
+def test_an_estimate_of_files_does_not_point_to_per_sample_which_needs_a_model(tmp_path):
+    """The table's footnote sent a `--nir` estimate to `estimate --per-sample`, which refuses --nir (an activity
+    file holds only the samples' mean)."""
+    model = _mlp_model()
+    x = _spikes((5, 4, 20), p=0.2)
+    direct = estimate_model(model, (20,), x, targets=["loihi"], out_dir=tmp_path / "a")
+    again = estimate_files(tmp_path / "a" / "model.nir", tmp_path / "a" / "activity.json", ["loihi"],
+                           out_dir=tmp_path / "b")
+    assert direct.table().endswith("so single samples differ: estimate --per-sample gives their spread)")
+    tail = ("so single samples differ: an activity file holds only their mean; estimate --checkpoint ... "
+            "--per-sample gives a neurosim model's spread)")
+    assert again.table().endswith(tail) and (tmp_path / "b" / "estimate.txt").read_text().endswith(tail + "\n")
+    assert again.table().split("\n")[:-1] == direct.table().split("\n")[:-1]  # the same rows
+
+
 def test_estimate_json_reports_the_input_events_the_estimate_counted(tmp_path):
     # a hand-written activity may give the input only as spikes_per_step["input"] (no input_events_per_step): the
     # estimate counts those 6 events; estimate.json reported 0 (the sum of the absent input_events_per_step)
