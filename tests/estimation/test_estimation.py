@@ -630,6 +630,24 @@ def test_cli_bad_input_is_one_line_with_status_2(argv, words, capsys, tmp_path, 
     assert words in err and "Traceback" not in err
 
 
+def test_a_nir_graph_or_a_config_given_as_the_checkpoint_is_named_as_such(tiny_checkpoint, tmp_path, capsys):
+    """`estimate --checkpoint model.nir` (meant: --nir) failed with torch's 'UnpicklingError: invalid load key, 'H'',
+    a run's config.toml with 'invalid load key, 'n''."""
+    nir_file = tmp_path / "model.nir"
+    assert main(["-q", "export", "--checkpoint", str(tiny_checkpoint), "--maxpool", "sumpool", "--out",
+                 str(nir_file)]) == 0
+    config = tmp_path / "config.toml"
+    config.write_text('name = "x"\n')
+    for given, words in ((nir_file, "is an HDF5 file, such as a NIR graph (neurosim estimate --nir FILE --activity "
+                                    "ACTIVITY.json estimates a NIR graph; a checkpoint is a torch file"),
+                         (config, "is a TOML file, such as a run's config.toml (neurosim train --config FILE trains "
+                                  "one; a checkpoint is a torch file")):
+        capsys.readouterr()
+        assert main(["estimate", "--checkpoint", str(given), "--target", "loihi"]) == 2
+        err = capsys.readouterr().err
+        assert f"{str(given)!r} {words}" in err and "UnpicklingError" not in err and "Traceback" not in err
+
+
 def test_cli_chips_lets_a_model_map_onto_several_chips(tiny_checkpoint, tmp_path):
     from hardware_models.specs import SPEC_DIR
 
