@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import numbers
@@ -99,7 +100,10 @@ def _targets(targets: Sequence[str] | None) -> list[str]:
         raise ValueError(f"spec file(s) {missing} not found (a target ending in .toml or containing a slash is the "
                          f"path of a spec file); known targets: {', '.join(known)}")
     if bad:
-        raise ValueError(f"unknown target(s) {bad}; known targets: {', '.join(known)}")
+        guesses = [f"{t!r} -> {close[0]!r}" for t in bad
+                   for close in [difflib.get_close_matches(str(t).lower(), known, n=1)] if close]
+        guess = f" (did you mean {', '.join(guesses)}?)" if guesses else ""
+        raise ValueError(f"unknown target(s) {bad}{guess}; known targets: {', '.join(known)}")
     return list(targets)
 
 

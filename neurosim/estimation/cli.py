@@ -11,7 +11,7 @@ __all__ = ["register"]
 def cmd_estimate(args) -> int:
     from neurosim._io import check_output_folder
     from neurosim.cli import UserError
-    from neurosim.estimation import estimate_checkpoint, estimate_files, target_keys
+    from neurosim.estimation import _targets, estimate_checkpoint, estimate_files, target_keys
     from neurosim.hardware.cli_support import (check_fixed_point_args, check_nonideal_args, run_fixed_point_from_args,
                                                run_nonideal_from_args)
 
@@ -26,6 +26,7 @@ def cmd_estimate(args) -> int:
                         "the activity file gives the activity")
     try:
         target_keys(args.target)  # two spec files of one name would share a row and a file
+        _targets(args.target)  # a misspelt name or a missing spec file, before the model and its data are read
     except ValueError as e:
         raise UserError(str(e)) from None
     if args.out:

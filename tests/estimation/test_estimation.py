@@ -375,6 +375,19 @@ def test_unknown_target_is_named():
         estimate_model(_mlp_model(), (20,), _spikes((4, 2, 20)), targets=["nochip"])
 
 
+def test_a_misspelt_target_is_named_with_the_target_it_resembles(capsys, tmp_path, monkeypatch):
+    """`--target lohi` listed every target without saying which was meant."""
+    with pytest.raises(ValueError, match=r"unknown target\(s\) \['lohi', 'Loihi', 'zzz'\] \(did you mean 'lohi' -> "
+                                         r"'loihi', 'Loihi' -> 'loihi'\?\); known targets: conventional_45nm, loihi"):
+        estimate_model(_mlp_model(), (20,), _spikes((4, 2, 20)), targets=["lohi", "Loihi", "zzz"])
+    import neurosim.runs
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(neurosim.runs, "load_run", lambda *a, **kw: pytest.fail("read the checkpoint before the check"))
+    assert main(["estimate", "--checkpoint", "c.pt", "--target", "spinaker2"]) == 2  # before the model is read
+    assert "unknown target(s) ['spinaker2'] (did you mean 'spinaker2' -> 'spinnaker2'?)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("target", ["nope.toml", "specs/loihi"])
 def test_a_target_that_is_a_path_to_no_file_says_the_spec_file_is_missing(target, tmp_path, monkeypatch):
     # it said "unknown target(s) ['nope.toml']", as if a shipped name had been misspelt
