@@ -232,9 +232,9 @@ def test_input_events_recorded_under_another_name_than_the_graphs_input_node_nam
     f = analyze(g)
     spikes, events = np.zeros((2, 1, 3)), np.ones((2, 1, 4))
     activity = ActivityProfile.from_spike_trains({"l": spikes}, 1e-3, input_events=events)
-    with pytest.raises(GraphError, match=r"names nodes \['input'\] that are not in the graph; graph nodes: \['x', 'fc', "
-                                         r"'l', 'y'\]; the graph's Input node is 'x': record its events under that "
-                                         r"name \(ActivityProfile.from_spike_trains\(..., input_name='x'\)\)$"):
+    with pytest.raises(GraphError, match=r"names nodes \['input'\] that are not in the graph; graph nodes: \['x', "
+                                         r"'fc', 'l', 'y'\]; the graph's Input node is 'x': record its events under "
+                                         r"that name \(ActivityProfile.from_spike_trains\(..., input_name='x'\)\)$"):
         f.synops(activity)
     named = ActivityProfile.from_spike_trains({"l": spikes}, 1e-3, input_events=events, input_name="x")
     assert f.synops(named).total == 2 * 4 * 3  # the advice taken: every input event reaches the 3 neurons
