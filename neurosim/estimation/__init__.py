@@ -452,7 +452,9 @@ def estimate_files(nir_path: str | Path, activity_path: str | Path, targets: Seq
     Raises:
         FileNotFoundError: a file is missing.
         ValueError: naming the file, when it is not a NIR graph or the hardware models cannot read it (a
-            :class:`hardware_models.GraphError`, with nir's complaint too when its type check refused the graph).
+            :class:`hardware_models.GraphError`, with nir's complaint too when its type check refused the graph);
+            or when ``out_dir`` is the folder of the two files and names them as the estimate writes its own
+            (``model.nir``, ``activity.json``), which would replace them.
     """
     from hardware_models import ActivityProfile, GraphError, analyze
 
@@ -461,6 +463,16 @@ def estimate_files(nir_path: str | Path, activity_path: str | Path, targets: Seq
     for p in (nir_path, activity_path):
         if not Path(p).is_file():
             raise FileNotFoundError(f"{p}: no such file")
+    if out_dir is not None:  # the estimate writes its model.nir and activity.json there, over files of those names
+        mine = [(flag, name) for flag, name, given in (("--nir", "model.nir", nir_path),
+                                                        ("--activity", "activity.json", activity_path))
+                if (Path(out_dir) / name).is_file() and os.path.samefile(Path(out_dir) / name, given)]
+        if mine:
+            raise ValueError(f"the output folder (--out) {out_dir} holds the estimate's input ("
+                             + ", ".join(f"{flag} {Path(out_dir) / name}" for flag, name in mine)
+                             + "), which it would replace with the copy it writes there (the activity at --step-ms, "
+                             "the graph as neurosim writes it): choose another output folder, or none (neurosim "
+                             "estimate: MODEL-estimate beside the NIR file)")
     refused = None
     try:
         graph = read_nir(nir_path)  # names the file when it is not a readable NIR graph

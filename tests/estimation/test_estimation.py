@@ -422,6 +422,31 @@ def test_an_estimate_of_files_does_not_point_to_per_sample_which_needs_a_model(t
     assert again.table().split("\n")[:-1] == direct.table().split("\n")[:-1]  # the same rows
 
 
+def test_an_estimate_of_files_into_their_own_folder_is_refused_before_it_replaces_them(tmp_path, capsys):
+    """`estimate --nir model.nir --activity activity.json --out .` wrote its copies over both: the activity file
+    rewritten at --step-ms (dt_s 1e-3 became 5e-3), another library's graph as neurosim writes it."""
+    model = _mlp_model()
+    direct = estimate_model(model, (20,), _spikes((5, 4, 20), p=0.2), targets=["loihi"], out_dir=tmp_path / "a")
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for name in ("model.nir", "activity.json"):
+        (folder / name).write_bytes((tmp_path / "a" / name).read_bytes())
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    argv = ["estimate", "--nir", str(folder / "model.nir"), "--activity", str(folder / "activity.json"), "--target",
+            "loihi", "--step-ms", "5", "--out", str(folder)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert (f"the output folder (--out) {folder} holds the estimate's input (--nir {folder / 'model.nir'}, "
+            f"--activity {folder / 'activity.json'}), which it would replace" in err and "Traceback" not in err)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing written
+    (folder / "model.nir").rename(tmp_path / "graph.nir")  # the activity alone is refused too
+    argv[2] = str(tmp_path / "graph.nir")
+    assert main(argv) == 2 and f"holds the estimate's input (--activity {folder / 'activity.json'})" in \
+        capsys.readouterr().err
+    again = estimate_files(tmp_path / "graph.nir", folder / "activity.json", ["loihi"], out_dir=tmp_path / "b")
+    assert again.estimates["loihi"].total_energy_j == approx_si(direct.estimates["loihi"].total_energy_j, rel=1e-9)
+
+
 def test_estimate_json_reports_the_input_events_the_estimate_counted(tmp_path):
     # a hand-written activity may give the input only as spikes_per_step["input"] (no input_events_per_step): the
     # estimate counts those 6 events; estimate.json reported 0 (the sum of the absent input_events_per_step)
