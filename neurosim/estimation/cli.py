@@ -76,6 +76,10 @@ def cmd_estimate(args) -> int:
     except (ValueError, FileNotFoundError) as e:
         raise UserError(str(e)) from None
     print(report.table())
+    measured = getattr(report.activity, "samples", None)
+    if args.samples is not None and measured is not None and measured < args.samples:  # the whole test split
+        print(f"note: --samples {args.samples}: the test split has {measured} samples; all {measured} were measured"
+              + (" (and are estimated one by one with --per-sample)" if args.per_sample else ""))
     for e in report.estimates.values():
         for v in (e.mapping.violations if e.mapping else ()):
             print(f"  {e.target}: {v.message}")

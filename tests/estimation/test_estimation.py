@@ -686,6 +686,17 @@ def test_a_nir_graph_or_a_config_given_as_the_checkpoint_is_named_as_such(tiny_c
         assert f"{str(given)!r} {words}" in err and "UnpicklingError" not in err and "Traceback" not in err
 
 
+def test_cli_says_where_samples_asks_for_more_than_the_test_split_has(tiny_checkpoint, tmp_path, capsys):
+    """--samples 1000 on a 16-sample test split measured the 16 without a word beyond the footnote's count."""
+    argv = ["-q", "estimate", "--checkpoint", str(tiny_checkpoint), "--target", "loihi", "--out", str(tmp_path / "e")]
+    assert main(argv + ["--samples", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert "note: --samples 1000: the test split has 16 samples; all 16 were measured\n" in out
+    assert json.loads((tmp_path / "e" / "estimate.json").read_text())["activity"]["samples"] == 16
+    assert main(argv + ["--samples", "16"]) == 0 and "note: --samples" not in capsys.readouterr().out
+    assert main(argv) == 0 and "note: --samples" not in capsys.readouterr().out  # the default 64: not asked for
+
+
 def test_cli_chips_lets_a_model_map_onto_several_chips(tiny_checkpoint, tmp_path):
     from hardware_models.specs import SPEC_DIR
 
