@@ -328,7 +328,11 @@ class ActivityProfile:
             raise ActivityError(f"activity data must be a JSON object, got {type(data).__name__}")
         fmt = data.get("format")
         if fmt != FORMAT_NAME:
-            raise ActivityError(f"not an activity profile: format is {fmt!r}, expected {FORMAT_NAME!r}")
+            # the estimate written from an activity (estimate.json: {"activity": summary, "targets": ...}) is
+            # the file most often given for it; its activity.json is written beside it
+            what = (" (it holds estimates: an estimate.json, whose activity is the activity.json written beside it)"
+                    if fmt is None and "targets" in data else "")
+            raise ActivityError(f"not an activity profile: format is {fmt!r}, expected {FORMAT_NAME!r}{what}")
         version = data.get("version")
         if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
             raise ActivityError(f"activity format version {version!r} is not supported (this reader: 1..{FORMAT_VERSION})")

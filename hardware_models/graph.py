@@ -603,7 +603,14 @@ class GraphFacts:
         T = activity.time_steps
         unknown = [n for n in activity.spikes_per_step if n not in self.nodes]
         if unknown:
-            raise GraphError(f"activity names nodes {unknown} that are not in the graph; graph nodes: {list(self.nodes)}")
+            # from_spike_trains stores the input under input_name="input": another name for the graph's Input node
+            # (a graph not written by neurosim or snnTorch) needs it given
+            inputs = [n for n in self.input_names if n in self.nodes and n not in activity.spikes_per_step]
+            hint = (f"; the graph's Input node is {inputs[0]!r}: record its events under that name "
+                    f"(ActivityProfile.from_spike_trains(..., input_name={inputs[0]!r}))"
+                    if "input" in unknown and len(inputs) == 1 else "")
+            raise GraphError(f"activity names nodes {unknown} that are not in the graph; graph nodes: "
+                             f"{list(self.nodes)}{hint}")
         pools = [n for n in activity.spikes_per_step if n not in known and self.nodes[n].role == "pool"]
         not_pop = [n for n in activity.spikes_per_step if n not in known and n not in pools]
         if not_pop:

@@ -495,7 +495,10 @@ def load_spec(name_or_path: str | os.PathLike) -> Spec:
     if path.suffix != ".toml" and os.sep not in text and "/" not in text:
         path = SPEC_DIR / f"{text}.toml"
         if not path.is_file():
-            raise SpecError(f"unknown target {text!r}; shipped targets: {list_targets()} (or give a path to a .toml spec)")
+            close = difflib.get_close_matches(text.lower(), list_targets(), n=1)
+            guess = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SpecError(f"unknown target {text!r}{guess}; shipped targets: {list_targets()} (or give a path to a "
+                            ".toml spec)")
     if not path.is_file():
         raise SpecError(f"spec file {path} does not exist")
     try:

@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import numbers
@@ -45,6 +46,9 @@ class EstimateReport:
     estimates: dict = field(default_factory=dict)  # target -> hardware_models.Estimate
     files: dict = field(default_factory=dict)  # what was written: name -> path
     facts: object = field(default=None, repr=False)  # hardware_models.GraphFacts of graph (None: to_dict makes it)
+    # whether the samples were measured on a model (estimate --per-sample gives their spread), not read from an
+    # activity file (estimate --nir), which holds only their mean
+    from_model: bool = True
 
     def table(self) -> str:
         from hardware_models import format_estimates
@@ -52,8 +56,10 @@ class EstimateReport:
         text = format_estimates(list(self.estimates.values()))
         n = getattr(self.activity, "samples", 1)
         if n > 1:
+            spread = ("estimate --per-sample gives their spread" if self.from_model else "an activity file holds "
+                      "only their mean; estimate --checkpoint ... --per-sample gives a neurosim model's spread")
             text += (f"\n(figures for the mean activity of {n} samples: the energy is their mean; latency is not "
-                     "linear in activity, so single samples differ: estimate --per-sample gives their spread)")
+                     f"linear in activity, so single samples differ: {spread})")
         return text
 
     def to_dict(self) -> dict:
@@ -94,7 +100,10 @@ def _targets(targets: Sequence[str] | None) -> list[str]:
         raise ValueError(f"spec file(s) {missing} not found (a target ending in .toml or containing a slash is the "
                          f"path of a spec file); known targets: {', '.join(known)}")
     if bad:
-        raise ValueError(f"unknown target(s) {bad}; known targets: {', '.join(known)}")
+        guesses = [f"{t!r} -> {close[0]!r}" for t in bad
+                   for close in [difflib.get_close_matches(str(t).lower(), known, n=1)] if close]
+        guess = f" (did you mean {', '.join(guesses)}?)" if guesses else ""
+        raise ValueError(f"unknown target(s) {bad}{guess}; known targets: {', '.join(known)}")
     return list(targets)
 
 
@@ -122,13 +131,14 @@ def target_keys(targets: Sequence[str] | None) -> dict[str, str]:
     return keys
 
 
-def _run(graph, activity, targets, out_dir, options, facts=None) -> EstimateReport:
+def _run(graph, activity, targets, out_dir, options, facts=None, from_model=True) -> EstimateReport:
     """Estimate ``graph`` on every target; ``facts`` (its analysis) when already made (each estimate starts with
-    its notes, ``GraphFacts.notes``: what the analysis or the reading assumed about the graph)."""
+    its notes, ``GraphFacts.notes``: what the analysis or the reading assumed about the graph); ``from_model``
+    False for an activity read from a file (:attr:`EstimateReport.from_model`)."""
     from hardware_models import analyze, estimate
 
     facts = analyze(graph) if facts is None else facts
-    report = EstimateReport(graph, activity, facts=facts)
+    report = EstimateReport(graph, activity, facts=facts, from_model=from_model)
     for key, t in target_keys(_targets(targets)).items():
         report.estimates[key] = estimate(facts, activity, t, **options)
     if out_dir is not None:
@@ -442,7 +452,9 @@ def estimate_files(nir_path: str | Path, activity_path: str | Path, targets: Seq
     Raises:
         FileNotFoundError: a file is missing.
         ValueError: naming the file, when it is not a NIR graph or the hardware models cannot read it (a
-            :class:`hardware_models.GraphError`, with nir's complaint too when its type check refused the graph).
+            :class:`hardware_models.GraphError`, with nir's complaint too when its type check refused the graph);
+            or when ``out_dir`` is the folder of the two files and names them as the estimate writes its own
+            (``model.nir``, ``activity.json``), which would replace them.
     """
     from hardware_models import ActivityProfile, GraphError, analyze
 
@@ -451,6 +463,16 @@ def estimate_files(nir_path: str | Path, activity_path: str | Path, targets: Seq
     for p in (nir_path, activity_path):
         if not Path(p).is_file():
             raise FileNotFoundError(f"{p}: no such file")
+    if out_dir is not None:  # the estimate writes its model.nir and activity.json there, over files of those names
+        mine = [(flag, name) for flag, name, given in (("--nir", "model.nir", nir_path),
+                                                        ("--activity", "activity.json", activity_path))
+                if (Path(out_dir) / name).is_file() and os.path.samefile(Path(out_dir) / name, given)]
+        if mine:
+            raise ValueError(f"the output folder (--out) {out_dir} holds the estimate's input ("
+                             + ", ".join(f"{flag} {Path(out_dir) / name}" for flag, name in mine)
+                             + "), which it would replace with the copy it writes there (the activity at --step-ms, "
+                             "the graph as neurosim writes it): choose another output folder, or none (neurosim "
+                             "estimate: MODEL-estimate beside the NIR file)")
     refused = None
     try:
         graph = read_nir(nir_path)  # names the file when it is not a readable NIR graph
@@ -474,7 +496,7 @@ def estimate_files(nir_path: str | Path, activity_path: str | Path, targets: Seq
         why = str(refused).removesuffix("; read_nir(path, type_check=False) reads it as stored")
         facts.notes = (f"{why}: read without it, the hardware models' own shape checks accept the graph",
                        *facts.notes)
-    return _run(graph, activity, targets, out_dir, options, facts)
+    return _run(graph, activity, targets, out_dir, options, facts, from_model=False)
 
 
 # ---------------------------------------------------------------------------------------------- outputs
@@ -541,9 +563,12 @@ LINEAR_SPAN = 10.0
 
 def _fit_label(e) -> str:
     """A target's name, with ``(no fit: 3 chips)`` / ``(no fit: a core limit)`` beneath where the model does not fit
-    on it (figures of energy or latency)."""
+    on it, ``(3 chips)`` where it fits on several (``--chips``: their static power is in its energy) (figures of
+    energy or latency)."""
     fits = getattr(e, "fits", None)
-    return e.target if fits in (True, None) else f"{e.target}\n({e.fit_text.replace('no (', 'no fit: ')}"
+    if fits is None or (fits and e.fit_text == "yes"):
+        return e.target
+    return f"{e.target}\n({e.fit_text.replace('no (', 'no fit: ').replace('yes (', '')}"
 
 
 def plot_energy(estimates: Iterable):
@@ -621,12 +646,13 @@ def plot_cores(estimates: Iterable):
     ax = fig.subplots()
     vals = [e.mapping.cores_used for e in ests]
     ax.bar(range(len(ests)), vals, color=["C2" if e.fits else "C3" for e in ests])
-    for j, e in enumerate(ests):
-        label = "fits" if e.fits else e.fit_text.replace("no (", "no fit (")
+    for j, e in enumerate(ests):  # "fits", "fits (6 chips)" (--chips), "no fit (6 chips)", "no fit (a core limit)"
+        label = e.fit_text.replace("yes", "fits", 1) if e.fits else e.fit_text.replace("no (", "no fit (")
         ax.text(j, vals[j], label, ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(ests)), [e.target for e in ests], rotation=30, ha="right")
     ax.set_ylabel("cores used")
     if vals and max(vals) > 100 * max(1, min(vals)):
         ax.set_yscale("log")
-    ax.set_title("mapping: cores used (green: fits on one chip)")
+    several = any(e.fits and e.fit_text != "yes" for e in ests)  # on the chips --chips allows: named on its bar
+    ax.set_title("mapping: cores used (green: fits on " + ("the chips named, else one)" if several else "one chip)"))
     return fig

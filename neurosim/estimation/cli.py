@@ -11,7 +11,7 @@ __all__ = ["register"]
 def cmd_estimate(args) -> int:
     from neurosim._io import check_output_folder
     from neurosim.cli import UserError
-    from neurosim.estimation import estimate_checkpoint, estimate_files, target_keys
+    from neurosim.estimation import _targets, estimate_checkpoint, estimate_files, target_keys
     from neurosim.hardware.cli_support import (check_fixed_point_args, check_nonideal_args, run_fixed_point_from_args,
                                                run_nonideal_from_args)
 
@@ -26,6 +26,7 @@ def cmd_estimate(args) -> int:
                         "the activity file gives the activity")
     try:
         target_keys(args.target)  # two spec files of one name would share a row and a file
+        _targets(args.target)  # a misspelt name or a missing spec file, before the model and its data are read
     except ValueError as e:
         raise UserError(str(e)) from None
     if args.out:
@@ -48,6 +49,7 @@ def cmd_estimate(args) -> int:
         options = {} if args.chips is None else {"chips": args.chips}
         if args.placement_ties is not None:
             options["placement_ties"] = args.placement_ties
+        _check_digital_options(args)
         if args.step_ms is not None and not (math.isfinite(args.step_ms) and args.step_ms > 0):
             raise UserError(f"--step-ms must be a positive number of milliseconds, got {args.step_ms:g}")
         check_nonideal_args(args, args.checkpoint)  # before the estimate: a bad flag costs nothing
@@ -74,6 +76,10 @@ def cmd_estimate(args) -> int:
     except (ValueError, FileNotFoundError) as e:
         raise UserError(str(e)) from None
     print(report.table())
+    measured = getattr(report.activity, "samples", None)
+    if args.samples is not None and measured is not None and measured < args.samples:  # the whole test split
+        print(f"note: --samples {args.samples}: the test split has {measured} samples; all {measured} were measured"
+              + (" (and are estimated one by one with --per-sample)" if args.per_sample else ""))
     for e in report.estimates.values():
         for v in (e.mapping.violations if e.mapping else ()):
             print(f"  {e.target}: {v.message}")
@@ -115,6 +121,31 @@ def _beside_nir(nir_path) -> Path:
     return path.parent / f"{path.stem}-estimate"
 
 
+def _check_digital_options(args) -> None:
+    """``--chips`` and ``--placement-ties`` only where a target asked for is digital: they set how a model is placed
+    on a digital chip's cores, and every other target skips them with a note in estimate.json alone, so that
+    ``--target rram_neurosim --nonideal --chips 2`` ran 5 Monte-Carlo chips (``--mc-chips``) without a word."""
+    from hardware_models import SpecError, load_spec
+
+    from neurosim.cli import UserError
+
+    given = [flag for flag, value in (("--chips", args.chips), ("--placement-ties", args.placement_ties))
+             if value is not None]
+    if not given or not args.target:  # every shipped target, digital ones among them
+        return
+    try:
+        if any(load_spec(t).kind == "digital" for t in args.target):
+            return
+    except SpecError:
+        return  # an unknown target or a bad spec file: named where the targets are read
+    one = len(given) == 1
+    also = (" (the Monte-Carlo chips of --nonideal are --mc-chips)" if args.nonideal and args.chips is not None
+            else "")
+    raise UserError(f"{' and '.join(given)} appl{'ies' if one else 'y'} to digital targets (how a model is placed on "
+                    f"their chips' cores), and none of {args.target} is one{also}: add a digital --target, or leave "
+                    f"{'it' if one else 'them'} out")
+
+
 def _check_early_exit_args(args) -> None:
     """``--early-exit``'s options only with it, and with ``--checkpoint``; thresholds in [0, 1]."""
     from neurosim.cli import UserError
@@ -153,7 +184,8 @@ def register(sub) -> None:
                    "MODEL.nir, MODEL-estimate beside it)")
     p.add_argument("--chips", type=int, default=None, metavar="N",
                    help="chips the digital targets may map the model onto (default 1: a model needing more is "
-                        "marked as not fitting, with the number it needs); crossbar targets ignore it, with a note")
+                        "marked as not fitting, with the number it needs); crossbar targets ignore it, with a note, "
+                        "and without a digital target it is refused (--nonideal's Monte-Carlo chips: --mc-chips)")
     p.add_argument("--placement-ties", choices=("latency", "energy"), default=None,
                    help="on digital targets, where placement orders need as many cores: the one with the shortest "
                         "latency, then the least energy (latency, the default), or the least energy first (energy); "
@@ -182,6 +214,6 @@ def register(sub) -> None:
                    help="also estimate each of the --samples test samples on its own: the mean, median, 90th and "
                         "99th percentile and maximum of the energy and latency per inference beside the estimate of "
                         "their mean activity (a busiest-core chip's latency is a maximum: the mean activity "
-                        "understates it), and the slowest samples; writes per_sample.json/.txt/.png. With --early-exit, each "
-                        "sample's latency over the steps it runs too (mean, p99, max per threshold)")
+                        "understates it), and the slowest samples; writes per_sample.json/.txt/.png. With "
+                        "--early-exit, each sample's latency over the steps it runs too (mean, p99, max per threshold)")
     p.set_defaults(func=cmd_estimate)

@@ -9,6 +9,7 @@ and the command refused, unless ``--overwrite`` asks to replace it.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 __all__ = ["register"]
@@ -49,7 +50,9 @@ def cmd_export(args) -> int:
     from neurosim.training.checkpoint import beside_checkpoint, checkpoint_file, load_weights, warn_if_part_way
 
     out = Path(args.out) if args.out else beside_checkpoint(args.checkpoint, "model", ".nir")
-    if out.is_dir():  # a folder: the file goes in it
+    # a folder, or a path written as one (``--out exports/``, not made yet): the file goes in it, not a file
+    # named ``exports``, which Path drops the trailing slash to
+    if out.is_dir() or (args.out and args.out.endswith(("/", os.sep))):
         out = out / beside_checkpoint(args.checkpoint, "model", ".nir").name
     check_output_file(out, "--out")
     if out.is_file() and not args.overwrite and not _exported_by_neurosim(out):  # an earlier export is replaced
@@ -126,8 +129,9 @@ def export_notes(graph) -> list[str]:
 def register(sub) -> None:
     p = sub.add_parser("export", help="write a checkpoint's model as a NIR graph (for other libraries and chips)")
     p.add_argument("--checkpoint", required=True, help="a neurosim checkpoint")
-    p.add_argument("--out", default=None, help="output .nir file (default: model.nir beside a run's checkpoint.pt; "
-                   "model-best.nir for its best.pt, model-NAME.nir for another NAME.pt)")
+    p.add_argument("--out", default=None, help="output .nir file, or a folder (one that exists, or a path ending in "
+                   "/) for that file in it (default: model.nir beside a run's checkpoint.pt; model-best.nir for its "
+                   "best.pt, model-NAME.nir for another NAME.pt)")
     p.add_argument("--maxpool", choices=("error", "sumpool"), default="error",
                    help="MaxPool2d has no NIR node: refuse (default) or write it as SumPool2d (exact connectivity, "
                         "approximate dynamics; see neurosim.export)")

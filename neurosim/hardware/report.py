@@ -344,7 +344,8 @@ def format_nonideal(report: dict) -> str:
         return f"{p['mean']:{width}.2f}" + (f"{sep}{p['std']:.2f}" if chips > 1 else "")
 
     lines = [
-        f"non-idealities on {report['target']} ({chips} chip{'s' * (chips != 1)}, {report['samples']} test samples"
+        f"non-idealities on {report['target']} ({chips} Monte-Carlo chip{'s' * (chips != 1)}, {report['samples']} "
+        "test samples"
         + ("; one chip measures no spread" if chips == 1 else "") + "):",
         f"  ideal (float weights)        {report['ideal_acc']:6.2f} %",
         f"  operating point              {acc(op, 6)} %   "

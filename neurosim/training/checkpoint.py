@@ -171,8 +171,14 @@ def _not_a_checkpoint(path: Path) -> str | None:
             head = f.read(64).lstrip()
     except OSError:
         return None
+    torch_file = "a checkpoint is a torch file: checkpoint.pt, best.pt or a continual run's models/*.pt"
     if head[:1] in (b"{", b"["):
-        return "a JSON file (a checkpoint is a torch file: checkpoint.pt, best.pt or a continual run's models/*.pt)"
+        return f"a JSON file ({torch_file})"
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):  # HDF5's signature: a NIR graph (neurosim export's model.nir)
+        return (f"an HDF5 file, such as a NIR graph (neurosim estimate --nir FILE --activity ACTIVITY.json estimates "
+                f"a NIR graph; {torch_file})")
+    if path.suffix == ".toml":
+        return f"a TOML file, such as a run's config.toml (neurosim train --config FILE trains one; {torch_file})"
     return None
 
 

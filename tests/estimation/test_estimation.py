@@ -375,6 +375,19 @@ def test_unknown_target_is_named():
         estimate_model(_mlp_model(), (20,), _spikes((4, 2, 20)), targets=["nochip"])
 
 
+def test_a_misspelt_target_is_named_with_the_target_it_resembles(capsys, tmp_path, monkeypatch):
+    """`--target lohi` listed every target without saying which was meant."""
+    with pytest.raises(ValueError, match=r"unknown target\(s\) \['lohi', 'Loihi', 'zzz'\] \(did you mean 'lohi' -> "
+                                         r"'loihi', 'Loihi' -> 'loihi'\?\); known targets: conventional_45nm, loihi"):
+        estimate_model(_mlp_model(), (20,), _spikes((4, 2, 20)), targets=["lohi", "Loihi", "zzz"])
+    import neurosim.runs
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(neurosim.runs, "load_run", lambda *a, **kw: pytest.fail("read the checkpoint before the check"))
+    assert main(["estimate", "--checkpoint", "c.pt", "--target", "spinaker2"]) == 2  # before the model is read
+    assert "unknown target(s) ['spinaker2'] (did you mean 'spinaker2' -> 'spinnaker2'?)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("target", ["nope.toml", "specs/loihi"])
 def test_a_target_that_is_a_path_to_no_file_says_the_spec_file_is_missing(target, tmp_path, monkeypatch):
     # it said "unknown target(s) ['nope.toml']", as if a shipped name had been misspelt
@@ -392,6 +405,46 @@ def test_nir_plus_activity_files_give_the_same_estimate_as_the_model(tmp_path):
     for t in ("loihi", "spinnaker2"):
         assert again.estimates[t].total_energy_j == approx_si(direct.estimates[t].total_energy_j, rel=1e-9)
         assert again.estimates[t].mapping.cores_used == direct.estimates[t].mapping.cores_used
+
+
+def test_an_estimate_of_files_does_not_point_to_per_sample_which_needs_a_model(tmp_path):
+    """The table's footnote sent a `--nir` estimate to `estimate --per-sample`, which refuses --nir (an activity
+    file holds only the samples' mean)."""
+    model = _mlp_model()
+    x = _spikes((5, 4, 20), p=0.2)
+    direct = estimate_model(model, (20,), x, targets=["loihi"], out_dir=tmp_path / "a")
+    again = estimate_files(tmp_path / "a" / "model.nir", tmp_path / "a" / "activity.json", ["loihi"],
+                           out_dir=tmp_path / "b")
+    assert direct.table().endswith("so single samples differ: estimate --per-sample gives their spread)")
+    tail = ("so single samples differ: an activity file holds only their mean; estimate --checkpoint ... "
+            "--per-sample gives a neurosim model's spread)")
+    assert again.table().endswith(tail) and (tmp_path / "b" / "estimate.txt").read_text().endswith(tail + "\n")
+    assert again.table().split("\n")[:-1] == direct.table().split("\n")[:-1]  # the same rows
+
+
+def test_an_estimate_of_files_into_their_own_folder_is_refused_before_it_replaces_them(tmp_path, capsys):
+    """`estimate --nir model.nir --activity activity.json --out .` wrote its copies over both: the activity file
+    rewritten at --step-ms (dt_s 1e-3 became 5e-3), another library's graph as neurosim writes it."""
+    model = _mlp_model()
+    direct = estimate_model(model, (20,), _spikes((5, 4, 20), p=0.2), targets=["loihi"], out_dir=tmp_path / "a")
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for name in ("model.nir", "activity.json"):
+        (folder / name).write_bytes((tmp_path / "a" / name).read_bytes())
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    argv = ["estimate", "--nir", str(folder / "model.nir"), "--activity", str(folder / "activity.json"), "--target",
+            "loihi", "--step-ms", "5", "--out", str(folder)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert (f"the output folder (--out) {folder} holds the estimate's input (--nir {folder / 'model.nir'}, "
+            f"--activity {folder / 'activity.json'}), which it would replace" in err and "Traceback" not in err)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing written
+    (folder / "model.nir").rename(tmp_path / "graph.nir")  # the activity alone is refused too
+    argv[2] = str(tmp_path / "graph.nir")
+    assert main(argv) == 2 and f"holds the estimate's input (--activity {folder / 'activity.json'})" in \
+        capsys.readouterr().err
+    again = estimate_files(tmp_path / "graph.nir", folder / "activity.json", ["loihi"], out_dir=tmp_path / "b")
+    assert again.estimates["loihi"].total_energy_j == approx_si(direct.estimates["loihi"].total_energy_j, rel=1e-9)
 
 
 def test_estimate_json_reports_the_input_events_the_estimate_counted(tmp_path):
@@ -488,6 +541,25 @@ def test_the_energy_figures_say_under_a_targets_name_that_the_model_does_not_fit
     assert ticks == ["a", "b\n(no fit: 3 chips)", "c\n(no fit: a core limit)", "d"]
     ticks = [t.get_text() for t in plot_energy_breakdown({e.target: e for e in ests}).axes[0].get_yticklabels()]
     assert ticks == ["a", "b (no fit: 3 chips)", "c (no fit: a core limit)", "d"]
+
+
+def test_the_figures_name_the_chips_a_model_fits_on_where_it_needs_several():
+    """With --chips 8 a model needing 6 SpiNNaker chips fits: the cores figure labelled it "fits" under the title
+    "green: fits on one chip", and the energy figure, whose bar holds 6 chips' static power, gave no count."""
+    from types import SimpleNamespace
+
+    from neurosim.estimation import plot_cores, plot_energy
+
+    ests = [SimpleNamespace(target=t, energy_j={"static": 1e-6}, total_energy_j=1e-6, kind="digital", fits=f,
+                            fit_text=text, mapping=SimpleNamespace(cores_used=c))
+            for t, f, text, c in (("a", True, "yes", 3), ("b", True, "yes (6 chips)", 93),
+                                  ("c", False, "no (3 chips)", 40), ("d", False, "no (a core limit)", 534))]
+    ax = plot_cores(ests).axes[0]
+    assert [t.get_text() for t in ax.texts] == ["fits", "fits (6 chips)", "no fit (3 chips)", "no fit (a core limit)"]
+    assert ax.get_title() == "mapping: cores used (green: fits on the chips named, else one)"
+    assert plot_cores(ests[:1] + ests[2:]).axes[0].get_title() == "mapping: cores used (green: fits on one chip)"
+    ticks = [t.get_text() for t in plot_energy(ests).axes[0].get_xticklabels()]
+    assert ticks == ["a", "b\n(6 chips)", "c\n(no fit: 3 chips)", "d\n(no fit: a core limit)"]
 
 
 # -------------------------------------------------------------------------------------------- the CLI
@@ -596,6 +668,35 @@ def test_cli_bad_input_is_one_line_with_status_2(argv, words, capsys, tmp_path, 
     assert words in err and "Traceback" not in err
 
 
+def test_a_nir_graph_or_a_config_given_as_the_checkpoint_is_named_as_such(tiny_checkpoint, tmp_path, capsys):
+    """`estimate --checkpoint model.nir` (meant: --nir) failed with torch's 'UnpicklingError: invalid load key, 'H'',
+    a run's config.toml with 'invalid load key, 'n''."""
+    nir_file = tmp_path / "model.nir"
+    assert main(["-q", "export", "--checkpoint", str(tiny_checkpoint), "--maxpool", "sumpool", "--out",
+                 str(nir_file)]) == 0
+    config = tmp_path / "config.toml"
+    config.write_text('name = "x"\n')
+    for given, words in ((nir_file, "is an HDF5 file, such as a NIR graph (neurosim estimate --nir FILE --activity "
+                                    "ACTIVITY.json estimates a NIR graph; a checkpoint is a torch file"),
+                         (config, "is a TOML file, such as a run's config.toml (neurosim train --config FILE trains "
+                                  "one; a checkpoint is a torch file")):
+        capsys.readouterr()
+        assert main(["estimate", "--checkpoint", str(given), "--target", "loihi"]) == 2
+        err = capsys.readouterr().err
+        assert f"{str(given)!r} {words}" in err and "UnpicklingError" not in err and "Traceback" not in err
+
+
+def test_cli_says_where_samples_asks_for_more_than_the_test_split_has(tiny_checkpoint, tmp_path, capsys):
+    """--samples 1000 on a 16-sample test split measured the 16 without a word beyond the footnote's count."""
+    argv = ["-q", "estimate", "--checkpoint", str(tiny_checkpoint), "--target", "loihi", "--out", str(tmp_path / "e")]
+    assert main(argv + ["--samples", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert "note: --samples 1000: the test split has 16 samples; all 16 were measured\n" in out
+    assert json.loads((tmp_path / "e" / "estimate.json").read_text())["activity"]["samples"] == 16
+    assert main(argv + ["--samples", "16"]) == 0 and "note: --samples" not in capsys.readouterr().out
+    assert main(argv) == 0 and "note: --samples" not in capsys.readouterr().out  # the default 64: not asked for
+
+
 def test_cli_chips_lets_a_model_map_onto_several_chips(tiny_checkpoint, tmp_path):
     from hardware_models.specs import SPEC_DIR
 
@@ -616,6 +717,41 @@ def test_cli_chips_lets_a_model_map_onto_several_chips(tiny_checkpoint, tmp_path
     assert f"yes ({needed} chips)" in table
     assert f"no ({needed} chips)" in (tmp_path / "chipsNone" / "estimate.txt").read_text()
     assert any("['chips'] do not apply to crossbar targets" in n for n in runs[64]["rram_neurosim"]["notes"])
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--nonideal", "--chips", "2"], "--chips applies to digital targets (how a model is placed on their chips' "
+     "cores), and none of ['rram_neurosim'] is one (the Monte-Carlo chips of --nonideal are --mc-chips)"),
+    (["--chips", "2", "--placement-ties", "energy"], "--chips and --placement-ties apply to digital targets"),
+    (["--placement-ties", "energy"], "--placement-ties applies to digital targets"),
+])
+def test_cli_digital_placement_flags_without_a_digital_target_are_refused_before_any_work(
+        flags, words, capsys, tmp_path, monkeypatch):
+    """Crossbar targets skip --chips with a note in estimate.json alone: asked for crossbar targets only (the
+    Monte-Carlo chips of --nonideal are --mc-chips), it was ignored without a word and --nonideal ran 5 chips."""
+    import neurosim.runs
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(neurosim.runs, "load_run", lambda *a, **kw: pytest.fail("read the checkpoint before the check"))
+    assert main(["estimate", "--checkpoint", "c.pt", "--target", "rram_neurosim", *flags]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
+
+
+def test_cli_digital_placement_flags_pass_where_one_target_asked_for_is_digital(capsys, tmp_path, monkeypatch):
+    import neurosim.runs
+
+    class Checked(Exception):
+        pass
+
+    def stop(*a, **kw):  # the flags passed the checks: stop before the model is read
+        raise Checked
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(neurosim.runs, "load_run", stop)
+    with pytest.raises(Checked):
+        main(["estimate", "--checkpoint", "c.pt", "--target", "rram_neurosim", "--target", "loihi", "--chips", "2",
+              "--placement-ties", "energy"])
 
 
 def test_cli_placement_ties_reaches_every_digital_estimate(tiny_checkpoint, tmp_path, monkeypatch):

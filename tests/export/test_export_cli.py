@@ -86,6 +86,17 @@ def test_export_into_a_folder_keeps_another_tools_nir_file_unless_asked_to_overw
     notes.write_text("my notes")
     assert main(argv[:-1] + [str(notes), "--overwrite"]) == 0 and read_nir(notes).nodes
 
+def test_export_to_a_folder_not_made_yet_written_with_a_trailing_slash_goes_in_it(tiny_checkpoint, tmp_path):
+    """`--out exports/` (no such folder yet) wrote a file named `exports`: Path drops the trailing slash."""
+    folder = tmp_path / "exports" / "nir"
+    argv = ["-q", "export", "--checkpoint", str(tiny_checkpoint), "--maxpool", "sumpool", "--out", f"{folder}/"]
+    assert main(argv) == 0
+    assert folder.is_dir() and [p.name for p in folder.iterdir()] == ["model.nir"]
+    assert read_nir(folder / "model.nir").nodes
+    assert main(argv[:-1] + [str(tmp_path / "plain")]) == 0  # without the slash: a file of that name, as before
+    assert (tmp_path / "plain").is_file() and read_nir(tmp_path / "plain").nodes
+
+
 def test_a_checkpoint_whose_weights_do_not_fit_its_model_is_named(tiny_checkpoint, capsys):
     import torch
 

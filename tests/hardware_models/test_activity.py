@@ -108,7 +108,11 @@ def test_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("edit, match", [
-    (lambda d: d.update(format="other"), "not an activity profile"),
+    (lambda d: d.update(format="other"), r"not an activity profile: format is 'other', expected 'neurosim.activity'$"),
+    # an estimate.json given for its activity: it said only "format is None"
+    (lambda d: (d.clear(), d.update(activity={"time_steps": 2}, targets={})),
+     r"format is None, expected 'neurosim.activity' \(it holds estimates: an estimate.json, whose activity is the "
+     r"activity.json written beside it\)$"),
     (lambda d: d.update(version=99), "version 99 is not supported"),
     (lambda d: d.pop("time_steps"), "missing"),
     (lambda d: d.update(extra=1), "unknown keys"),

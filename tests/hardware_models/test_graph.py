@@ -223,6 +223,25 @@ def test_shape_mismatch_names_the_edge():
         analyze(g)
 
 
+def test_input_events_recorded_under_another_name_than_the_graphs_input_node_name_it():
+    """from_spike_trains stores the input under input_name="input"; a graph whose Input node is named otherwise was
+    refused with the node names alone, not the input_name that fixes it."""
+    g = nir.NIRGraph(nodes={"x": nir.Input(input_type=np.array([4])), "fc": nir.Linear(weight=np.ones((3, 4))),
+                            "l": lif(3), "y": nir.Output(output_type=np.array([3]))},
+                     edges=[("x", "fc"), ("fc", "l"), ("l", "y")])
+    f = analyze(g)
+    spikes, events = np.zeros((2, 1, 3)), np.ones((2, 1, 4))
+    activity = ActivityProfile.from_spike_trains({"l": spikes}, 1e-3, input_events=events)
+    with pytest.raises(GraphError, match=r"names nodes \['input'\] that are not in the graph; graph nodes: \['x', "
+                                         r"'fc', 'l', 'y'\]; the graph's Input node is 'x': record its events under "
+                                         r"that name \(ActivityProfile.from_spike_trains\(..., input_name='x'\)\)$"):
+        f.synops(activity)
+    named = ActivityProfile.from_spike_trains({"l": spikes}, 1e-3, input_events=events, input_name="x")
+    assert f.synops(named).total == 2 * 4 * 3  # the advice taken: every input event reaches the 3 neurons
+    with pytest.raises(GraphError, match=r"names nodes \['lif9'\] that are not in the graph; graph nodes: \[[^;]*$"):
+        f.synops(ActivityProfile.from_spike_trains({"l": spikes, "lif9": spikes}, 1e-3))  # no input: no advice
+
+
 def test_activity_checks_against_the_graph():
     f = analyze(mlp(4, 3))
     too_many = ActivityProfile(time_steps=2, dt_s=1e-3, samples=1, spikes_per_step={"lif": np.array([1.0, 4.0])})

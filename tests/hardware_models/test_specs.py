@@ -208,8 +208,12 @@ def test_name_must_match_file_and_unknown_target(tmp_path):
     with pytest.raises(SpecError, match="other.toml: name: is 'loihi' but the file is named 'other.toml'; they must "
                                         r".*set name = \"other\", or rename the file to 'loihi.toml'"):
         load_spec(path)
-    with pytest.raises(SpecError, match="unknown target 'loihi3'; shipped targets"):
+    with pytest.raises(SpecError, match=r"unknown target 'loihi3' \(did you mean 'loihi'\?\); shipped targets"):
         load_spec("loihi3")
+    with pytest.raises(SpecError, match=r"unknown target 'SpiNNaker' \(did you mean 'spinnaker'\?\); shipped"):
+        load_spec("SpiNNaker")  # as the papers write it
+    with pytest.raises(SpecError, match="unknown target 'nmnist'; shipped targets"):  # nothing like it: no guess
+        load_spec("nmnist")
 
 
 def test_invalid_toml_is_reported(tmp_path):

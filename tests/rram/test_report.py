@@ -101,12 +101,13 @@ def _report(per_chip: list[float], sweep: list[list[float]]) -> dict:
 
 def test_the_text_table_shows_a_spread_only_over_several_chips():
     text = format_nonideal(_report([84.0, 86.0], [[90.0, 90.0], [80.0, 82.0]]))
-    assert "(2 chips, 100 test samples):" in text
+    # "Monte-Carlo": beside the estimate's table, where a target needs "3 chips", "(5 chips" read as hardware
+    assert "non-idealities on rram_neurosim (2 Monte-Carlo chips, 100 test samples):" in text
     assert "operating point               85.00 ± 1.41 %" in text  # sample std of 84, 86: √2
     assert "0 %: 90.00±0.00, 10 %: 81.00±1.41" in text
     # one chip measures no spread: it read "85.00 ± 0.00 %"
     text = format_nonideal(_report([85.0], [[90.0], [81.0]]))
-    assert "(1 chip, 100 test samples; one chip measures no spread):" in text
+    assert "(1 Monte-Carlo chip, 100 test samples; one chip measures no spread):" in text
     assert "operating point               85.00 %   [" in text and "±" not in text
     assert "0 %: 90.00, 10 %: 81.00" in text
     # drift as the table gave it before its spread, t0 and compensation could be set: unchanged where they are not
