@@ -36,13 +36,16 @@ __all__ = ["add_fixed_point_arguments", "add_nonideal_arguments", "check_fixed_p
 
 
 def _fractions(text: str) -> list[float]:
+    parts = [v.strip() for v in text.split(",")]
+    if not any(parts):
+        raise argparse.ArgumentTypeError("expected at least one value")
+    if "" in parts:  # "0.5,,0.7": a value left out, not one fewer value meant
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 0,0.05,0.1, got {text!r}, with "
+                                         f"an empty entry (value {parts.index('') + 1})")
     try:
-        vals = [float(v) for v in text.split(",") if v.strip()]
+        return [float(v) for v in parts]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 0,0.05,0.1, got {text!r}") from None
-    if not vals:
-        raise argparse.ArgumentTypeError("expected at least one value")
-    return vals
 
 
 class _Given(argparse.Action):

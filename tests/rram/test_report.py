@@ -189,6 +189,11 @@ def test_nonideal_flags_without_flag_do_nothing_and_bad_requests_are_one_line_er
     with pytest.raises(SystemExit):
         p.parse_args(["--sigmas", "0,abc"])
     assert p.parse_args(["--sigmas", "0,0.1"]).sigmas == [0.0, 0.1]
+    from neurosim.hardware.cli_support import _fractions
+
+    with pytest.raises(argparse.ArgumentTypeError, match=r"got '0\.5,,0\.7', with an empty entry \(value 2\)"):
+        _fractions("0.5,,0.7")  # a value left out was dropped silently: two values swept, not the three meant
+    assert _fractions(" 0.5, 0.7 ") == [0.5, 0.7]
     for flags, message in ((["--sigma", "-1"], "--sigma must be a number >= 0, got -1.0"),
                            (["--sigmas=-0.1,0"], "--sigmas must be a number >= 0, got -0.1"),
                            (["--read-noise", "-0.1"], "--read-noise must be a number >= 0"),
