@@ -189,15 +189,16 @@ def remove_outputs_of(checkpoint: str | Path) -> list[Path]:
     (``model.nir`` / ``model-<stem>.nir``) and the estimate of that export (``model-<stem>-estimate/``). Those would
     otherwise sit beside the new model as if they were its own.
 
-    Only neurosim's files go: in a folder that holds an ``estimate.json``, the files an estimate and its studies write
-    (:data:`neurosim.estimation.OUTPUT_FILES`, :data:`~neurosim.estimation.EXTRA_OUTPUTS`), and the folder itself
-    if nothing else is left in it; the NIR file if ``neurosim export`` wrote it. Anything else there (notes of one's
-    own, a NIR file of another tool) stays.
+    Only neurosim's files go: in a folder that holds an estimate's ``estimate.json`` or the mark of one that stopped
+    part-way (:func:`neurosim.estimation.is_estimate_folder`, as ``neurosim estimate`` decides which files it may
+    replace), the files an estimate and its studies write (:func:`~neurosim.estimation.estimate_output_names`), and
+    the folder itself if nothing else is left in it; the NIR file if ``neurosim export`` wrote it. Anything else there
+    (notes of one's own, a NIR file of another tool, an ``estimate.json`` of one's own) stays.
 
     Returns:
         The files and folders removed.
     """
-    from neurosim.estimation import EXTRA_OUTPUTS, OUTPUT_FILES
+    from neurosim.estimation import estimate_output_names, is_estimate_folder
     from neurosim.export.cli import _exported_by_neurosim
     from neurosim.training.checkpoint import beside_checkpoint
 
@@ -227,12 +228,10 @@ def remove_outputs_of(checkpoint: str | Path) -> list[Path]:
         folders.append(nir.parent / f"{nir.stem}-estimate")  # neurosim estimate --nir's default for it
     for folder in folders:
         try:
-            if not (folder / "estimate.json").is_file():  # no estimate's folder: not neurosim's to clear
+            if not is_estimate_folder(folder):  # no estimate's folder: not neurosim's to clear
                 continue
-            names = {*OUTPUT_FILES, *(p.name for pattern in EXTRA_OUTPUTS for p in folder.glob(pattern))}
-            for name in sorted(names):
-                if (folder / name).is_file():
-                    remove(folder / name)
+            for name in estimate_output_names(folder):
+                remove(folder / name)
             if not any(folder.iterdir()):
                 remove(folder)
         except OSError as e:  # a folder that cannot be listed or searched (its permissions)

@@ -251,11 +251,12 @@ def test_remove_outputs_of_takes_only_neurosims_files_and_says_what_it_could_not
     model = tmp_path / "hlop_seed0.pt"  # (gone already: what was made of it is what goes)
     estimate = tmp_path / "estimate-hlop_seed0"
     estimate.mkdir()
-    for name in ("estimate.json", "estimate.txt", "energy.png", "early_exit.json", "notes.md"):
+    for name in ("estimate.txt", "energy.png", "early_exit.json", "notes.md"):
         (estimate / name).write_text("x")
+    (estimate / "estimate.json").write_text('{"activity": {}, "targets": {}}')  # (as an estimate writes it)
     (tmp_path / "model-hlop_seed0.nir").write_bytes(b"\x89HDF\r\n\x1a\n not neurosim's")  # another tool's NIR file
     (tmp_path / "estimate-other").mkdir()  # another model's
-    (tmp_path / "estimate-other" / "estimate.json").write_text("x")
+    (tmp_path / "estimate-other" / "estimate.json").write_text('{"activity": {}, "targets": {}}')
     unlink = Path.unlink
 
     def refuse(self, *args, **kwargs):
@@ -270,6 +271,31 @@ def test_remove_outputs_of_takes_only_neurosims_files_and_says_what_it_could_not
     assert sorted(p.name for p in removed) == ["early_exit.json", "estimate.json", "estimate.txt"]
     assert sorted(p.name for p in estimate.iterdir()) == ["energy.png", "notes.md"]
     assert (tmp_path / "model-hlop_seed0.nir").is_file() and (tmp_path / "estimate-other" / "estimate.json").is_file()
+
+
+def test_remove_outputs_of_takes_an_estimate_stopped_part_way_and_not_an_estimate_json_of_ones_own(tmp_path):
+    """The estimate folder of a replaced model was kept where the estimate had stopped before its estimate.json (its
+    files then sat beside the new model as its own); a folder whose estimate.json the user wrote was cleared."""
+    import json
+
+    from neurosim.estimation import INCOMPLETE_MARK, _INCOMPLETE_FORMAT
+    from neurosim.runs import remove_outputs_of
+
+    stopped = tmp_path / "estimate-a"
+    stopped.mkdir()
+    (stopped / INCOMPLETE_MARK).write_text(json.dumps({"format": _INCOMPLETE_FORMAT}))
+    for name in ("activity.json", "model.nir", "energy.png"):
+        (stopped / name).write_text("x")
+    theirs = tmp_path / "estimate-b"
+    theirs.mkdir()
+    for name in ("estimate.json", "estimate.txt"):
+        (theirs / name).write_text("my own")
+    removed = remove_outputs_of(tmp_path / "a.pt")
+    assert sorted(p.name for p in removed) == sorted(["activity.json", "energy.png", INCOMPLETE_MARK, "estimate-a",
+                                                      "model.nir"])
+    assert not stopped.exists()
+    assert remove_outputs_of(tmp_path / "b.pt") == [] and sorted(p.name for p in theirs.iterdir()) == [
+        "estimate.json", "estimate.txt"]
 
 
 def _chmod_stops_writes(tmp_path: Path) -> bool:
@@ -301,8 +327,8 @@ def test_remove_outputs_of_says_which_path_its_permissions_kept(tmp_path, where,
         pytest.skip("chmod does not stop this user's writes (root)")
     estimate, nir = tmp_path / "estimate-hlop_seed0", tmp_path / "model-hlop_seed0.nir"
     estimate.mkdir()
-    for name in ("estimate.json", "energy.png"):
-        (estimate / name).write_text("x")
+    (estimate / "estimate.json").write_text('{"activity": {}, "targets": {}}')  # (as an estimate writes it)
+    (estimate / "energy.png").write_text("x")
     nir.write_bytes(b"\x89HDF\r\n\x1a\n")
     (tmp_path / where).chmod(mode)
     try:

@@ -463,16 +463,8 @@ def estimate_files(nir_path: str | Path, activity_path: str | Path, targets: Seq
     for p in (nir_path, activity_path):
         if not Path(p).is_file():
             raise FileNotFoundError(f"{p}: no such file")
-    if out_dir is not None:  # the estimate writes its model.nir and activity.json there, over files of those names
-        mine = [(flag, name) for flag, name, given in (("--nir", "model.nir", nir_path),
-                                                        ("--activity", "activity.json", activity_path))
-                if (Path(out_dir) / name).is_file() and os.path.samefile(Path(out_dir) / name, given)]
-        if mine:
-            raise ValueError(f"the output folder (--out) {out_dir} holds the estimate's input ("
-                             + ", ".join(f"{flag} {Path(out_dir) / name}" for flag, name in mine)
-                             + "), which it would replace with the copy it writes there (the activity at --step-ms, "
-                             "the graph as neurosim writes it): choose another output folder, or none (neurosim "
-                             "estimate: MODEL-estimate beside the NIR file)")
+    if out_dir is not None:
+        check_inputs_outside(out_dir, nir_path, activity_path)
     refused = None
     try:
         graph = read_nir(nir_path)  # names the file when it is not a readable NIR graph
@@ -499,6 +491,23 @@ def estimate_files(nir_path: str | Path, activity_path: str | Path, targets: Seq
     return _run(graph, activity, targets, out_dir, options, facts, from_model=False)
 
 
+def check_inputs_outside(out_dir: str | Path, nir_path: str | Path, activity_path: str | Path) -> None:
+    """Raise a ``ValueError`` where ``out_dir`` holds :func:`estimate_files`' own input under the names the estimate
+    writes its copies by (``model.nir``, ``activity.json``), which it would replace: the activity at ``step_ms``,
+    the graph as neurosim writes it. (``neurosim estimate --nir`` asks it before anything is read; an input file
+    that is missing is left to the reading.)"""
+    mine = [(flag, name) for flag, name, given in (("--nir", "model.nir", nir_path),
+                                                    ("--activity", "activity.json", activity_path))
+            if (Path(out_dir) / name).is_file() and Path(given).is_file()
+            and os.path.samefile(Path(out_dir) / name, given)]
+    if mine:
+        raise ValueError(f"the output folder (--out) {out_dir} holds the estimate's input ("
+                         + ", ".join(f"{flag} {Path(out_dir) / name}" for flag, name in mine)
+                         + "), which it would replace with the copy it writes there (the activity at --step-ms, "
+                         "the graph as neurosim writes it): choose another output folder, or none (neurosim "
+                         "estimate: MODEL-estimate beside the NIR file)")
+
+
 # ---------------------------------------------------------------------------------------------- outputs
 #: what :func:`write_outputs` writes, in that order: ``estimate.json`` last, so that it is there only beside a
 #: complete set
@@ -512,6 +521,47 @@ EXTRA_OUTPUTS = ("nonideal_*.json", "accuracy_vs_*.png", "fixed_point_*.json", "
                  "early_exit.png", "per_sample.json", "per_sample.txt", "per_sample.png")
 
 
+#: written first by :func:`write_outputs` and removed once its ``estimate.json`` is written: a folder holding it is
+#: one an estimate stopped writing in part-way (Ctrl-C, a full disk), whose files are neurosim's to replace
+INCOMPLETE_MARK = "estimate.incomplete"
+_INCOMPLETE_FORMAT = "neurosim-estimate-incomplete"
+
+
+def _json_object(path: Path) -> dict | None:
+    """``path``'s JSON object, or None where there is no such file or it is not JSON or not an object. An
+    ``OSError`` that says nothing of whose the file is (its permissions) is raised."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, ValueError):  # (UnicodeDecodeError: a ValueError)
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def is_estimate_folder(folder: str | Path) -> bool:
+    """Whether neurosim's estimate wrote in ``folder``: it holds an ``estimate.json`` as :func:`write_outputs` writes
+    it (an object whose ``activity`` and ``targets`` are objects), or the mark :data:`INCOMPLETE_MARK` of an
+    estimate that stopped part-way. The files there named as an estimate and its studies write them
+    (:func:`estimate_output_names`) are then neurosim's: an estimate in that folder replaces them without
+    ``--overwrite``, and :func:`neurosim.runs.remove_outputs_of` removes them with the model they describe."""
+    folder = Path(folder)
+    est = _json_object(folder / "estimate.json")
+    if est is not None and isinstance(est.get("activity"), dict) and isinstance(est.get("targets"), dict):
+        return True
+    mark = _json_object(folder / INCOMPLETE_MARK)
+    return mark is not None and mark.get("format") == _INCOMPLETE_FORMAT
+
+
+def estimate_output_names(folder: str | Path) -> list[str]:
+    """The files in ``folder`` (sorted names) named as an estimate and its ``--nonideal``, ``--fixed-point``,
+    ``--early-exit`` and ``--per-sample`` studies write them: :data:`OUTPUT_FILES`, :data:`EXTRA_OUTPUTS` and
+    :data:`INCOMPLETE_MARK`. Beside an estimate's ``estimate.json`` each is taken for its own (replaced, or removed
+    by the next estimate there), so a folder that is no estimate's (:func:`is_estimate_folder`) must not hold any
+    of them that the user made (``neurosim estimate`` refuses it without ``--overwrite``)."""
+    folder = Path(folder)
+    names = {*OUTPUT_FILES, INCOMPLETE_MARK, *(p.name for pattern in EXTRA_OUTPUTS for p in folder.glob(pattern))}
+    return sorted(name for name in names if (folder / name).is_file())
+
+
 def write_outputs(report: EstimateReport, out_dir: str | Path) -> dict:
     """Write ``activity.json``, ``model.nir``, the PNG figures, ``estimate.txt`` and ``estimate.json`` (last).
 
@@ -521,6 +571,10 @@ def write_outputs(report: EstimateReport, out_dir: str | Path) -> dict:
     wrote (:data:`EXTRA_OUTPUTS`): they
     described that estimate's model, which may since have trained on; the run that asks for them again writes them
     anew after this.
+
+    :data:`INCOMPLETE_MARK` is written before anything else and removed after ``estimate.json``: a folder an estimate
+    stopped in part-way is still known as an estimate's (:func:`is_estimate_folder`), and the next estimate there
+    replaces its files without ``--overwrite``.
     """
     from neurosim.export import write_nir
     from neurosim.viz import save_figure
@@ -528,7 +582,7 @@ def write_outputs(report: EstimateReport, out_dir: str | Path) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     earlier = [name for name in OUTPUT_FILES if (out / name).exists()]
-    if "estimate.json" in earlier:  # (only beside an estimate: a folder of the user's own keeps its files)
+    if is_estimate_folder(out):  # (only beside an estimate: a folder of the user's own keeps its files)
         earlier += sorted({p.name for pattern in EXTRA_OUTPUTS for p in out.glob(pattern) if p.is_file()})
     writers = {
         "activity.json": lambda path: report.activity.to_json(path),
@@ -541,6 +595,10 @@ def write_outputs(report: EstimateReport, out_dir: str | Path) -> dict:
     }
     files = {}
     try:
+        atomic_write_text(out / INCOMPLETE_MARK, json.dumps({
+            "format": _INCOMPLETE_FORMAT,
+            "note": "neurosim estimate stopped writing here before its estimate.json: the files named as its outputs "
+                    "are part of an estimate; run it again to complete them"}, indent=1) + "\n")
         for name in earlier:
             (out / name).unlink()
         for name in OUTPUT_FILES:
@@ -551,6 +609,10 @@ def write_outputs(report: EstimateReport, out_dir: str | Path) -> dict:
         gone = "the earlier estimate there was removed first" if earlier else "nothing else is there"
         raise OSError(e.errno, f"{e.strerror or e} (writing the estimate in {out}: {gone}{kept}, without "
                       "estimate.json; run the estimate again once it can be written)", e.filename) from e
+    try:
+        (out / INCOMPLETE_MARK).unlink()
+    except OSError:  # (the estimate is complete: its estimate.json says so, and the mark left is only a file more)
+        pass
     report.files = {name: files[name] for name in ("estimate.json", "estimate.txt", "activity.json", "model.nir",
                                                   "energy.png", "layers.png", "cores.png")}
     return report.files

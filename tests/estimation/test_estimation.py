@@ -11,7 +11,7 @@ import torch
 from neurosim.activity import activity_profile
 from neurosim.cli import main
 from neurosim.config import ModelConfig, NeuronConfig
-from neurosim.estimation import estimate_files, estimate_model
+from neurosim.estimation import estimate_files, estimate_model, is_estimate_folder
 from neurosim.nn import build_model
 from si_approx import approx_si
 
@@ -267,7 +267,10 @@ def test_a_failed_re_estimate_leaves_no_mix_of_two_estimates(tmp_path, disk_full
                                       r"of this one, without estimate.json; run the estimate again") as info:
         estimate_model(model, (2, 12, 12), x, targets=["loihi"], dt_s=1e-3, out_dir=tmp_path)
     assert info.value.filename == str(tmp_path / "layers.png") and info.value.errno == errno.ENOSPC
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["activity.json", "energy.png", "model.nir"]
+    # the mark written first keeps the folder an estimate's, whose files the next estimate replaces
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["activity.json", "energy.png", "estimate.incomplete",
+                                                          "model.nir"]
+    assert is_estimate_folder(tmp_path)
 
 
 def test_estimate_model_on_a_conv_net_with_maxpool_writes_every_output(tmp_path):
