@@ -11,7 +11,7 @@ __all__ = ["register"]
 def cmd_estimate(args) -> int:
     from neurosim._io import check_output_folder
     from neurosim.cli import UserError
-    from neurosim.estimation import _targets, estimate_checkpoint, estimate_files, target_keys
+    from neurosim.estimation import _targets, check_inputs_outside, estimate_checkpoint, estimate_files, target_keys
     from neurosim.hardware.cli_support import (check_fixed_point_args, check_nonideal_args, run_fixed_point_from_args,
                                                run_nonideal_from_args)
 
@@ -29,17 +29,20 @@ def cmd_estimate(args) -> int:
         _targets(args.target)  # a misspelt name or a missing spec file, before the model and its data are read
     except ValueError as e:
         raise UserError(str(e)) from None
+    out, flag = None, "--out"
     if args.out:
-        check_output_folder(args.out, "--out")
+        out = Path(args.out)
+        check_output_folder(args.out, flag)
     elif args.checkpoint or args.nir:  # the default, beside the checkpoint or the NIR file: checked as early
         from neurosim.training.checkpoint import CheckpointError, beside_checkpoint
 
+        flag = "--out (default: beside the model)"
         try:
             out = beside_checkpoint(args.checkpoint, "estimate") if args.checkpoint else _beside_nir(args.nir)
         except CheckpointError:
             out = None  # reported with the checkpoint itself
         if out is not None and out.parent.is_dir():
-            check_output_folder(out, "--out (default: beside the model)")
+            check_output_folder(out, flag)
     try:
         samples = 64 if args.samples is None else args.samples
         if samples < 1:
@@ -58,6 +61,10 @@ def cmd_estimate(args) -> int:
         if args.per_sample and not args.checkpoint:
             raise UserError("--per-sample needs --checkpoint: each test sample's activity is measured on the model "
                             "(an activity file holds only their mean)")
+        if args.nir and args.activity and out is not None:
+            check_inputs_outside(out, args.nir, args.activity)  # (named as such, before the files of others)
+        if out is not None and not args.overwrite:
+            _check_files_are_neurosims(out, flag)
         if args.checkpoint:
             from neurosim.runs import load_run
 
@@ -112,6 +119,30 @@ def cmd_estimate(args) -> int:
         print(ps.table())
         print(f"per sample: {ps.files['per_sample.json']}")
     return 0
+
+
+def _check_files_are_neurosims(out: Path, flag: str) -> None:
+    """Before anything is written (without ``--overwrite``): refuse an output folder that is no estimate's
+    (:func:`neurosim.estimation.is_estimate_folder`: no ``estimate.json`` of neurosim's, no mark of an estimate
+    stopped part-way) and holds files named as an estimate writes them (its notes in ``estimate.txt``, an
+    ``activity.json`` or ``model.nir`` of its own, with ``--out .``): the estimate would replace them, or take them
+    for its own beside its ``estimate.json``. A rerun, the default folder and an estimate stopped part-way are
+    neurosim's and go on, as ``neurosim export --out`` replaces only its own export."""
+    from neurosim.cli import UserError
+    from neurosim.estimation import estimate_output_names, is_estimate_folder
+
+    try:
+        if not out.is_dir() or is_estimate_folder(out):
+            return
+        theirs = estimate_output_names(out)
+    except OSError as e:  # (its permissions: whose its files are cannot be told, and the estimate could not write)
+        raise UserError(f"{flag}: {out} cannot be read ({e.strerror or e}), so whose files it holds cannot be told; "
+                        "choose another output folder") from None
+    if theirs:
+        one = len(theirs) == 1
+        raise UserError(f"{flag}: {out} holds {', '.join(theirs)}, which neurosim estimate did not write (no "
+                        f"estimate.json of its own is there) and would replace or take for its own; choose another "
+                        f"output folder, or pass --overwrite to replace {'it' if one else 'them'}")
 
 
 def _beside_nir(nir_path) -> Path:
@@ -182,6 +213,10 @@ def register(sub) -> None:
     p.add_argument("--out", default=None, help="output folder (default: <checkpoint dir>/estimate for a run's "
                    "checkpoint.pt; estimate-best for its best.pt, estimate-NAME for another NAME.pt; for --nir "
                    "MODEL.nir, MODEL-estimate beside it)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace files in the output folder named as the estimate writes them (estimate.txt, "
+                        "activity.json, model.nir, ...) even where neurosim did not write them (an earlier estimate's "
+                        "are replaced without it)")
     p.add_argument("--chips", type=int, default=None, metavar="N",
                    help="chips the digital targets may map the model onto (default 1: a model needing more is "
                         "marked as not fitting, with the number it needs); crossbar targets ignore it, with a note, "

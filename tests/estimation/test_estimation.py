@@ -450,6 +450,26 @@ def test_an_estimate_of_files_into_their_own_folder_is_refused_before_it_replace
     assert again.estimates["loihi"].total_energy_j == approx_si(direct.estimates["loihi"].total_energy_j, rel=1e-9)
 
 
+def test_an_estimate_of_files_keeps_the_users_files_in_its_output_folder(tmp_path, capsys):
+    """`estimate --nir ... --out mine` wrote its estimate.txt over the user's notes of that name."""
+    estimate_model(_mlp_model(), (20,), _spikes((5, 4, 20), p=0.2), targets=["loihi"], out_dir=tmp_path / "a")
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "estimate.txt").write_text("my notes")
+    argv = ["estimate", "--nir", str(tmp_path / "a" / "model.nir"), "--activity", str(tmp_path / "a" / "activity.json"),
+            "--target", "loihi", "--out", str(folder)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert (f"--out: {folder} holds estimate.txt, which neurosim estimate did not write (no estimate.json of its own "
+            "is there) and would replace or take for its own; choose another output folder, or pass --overwrite to "
+            "replace it" in err and "Traceback" not in err)
+    assert [p.name for p in folder.iterdir()] == ["estimate.txt"] and (folder / "estimate.txt").read_text() == \
+        "my notes"
+    assert main(argv + ["--overwrite"]) == 0 and is_estimate_folder(folder)
+    assert (folder / "estimate.txt").read_text().startswith(capsys.readouterr().out.split("\n")[0])
+    assert main(argv) == 0  # the estimate's own folder now: a rerun replaces its files
+
+
 def test_estimate_json_reports_the_input_events_the_estimate_counted(tmp_path):
     # a hand-written activity may give the input only as spikes_per_step["input"] (no input_events_per_step): the
     # estimate counts those 6 events; estimate.json reported 0 (the sum of the absent input_events_per_step)
@@ -698,6 +718,67 @@ def test_cli_says_where_samples_asks_for_more_than_the_test_split_has(tiny_check
     assert json.loads((tmp_path / "e" / "estimate.json").read_text())["activity"]["samples"] == 16
     assert main(argv + ["--samples", "16"]) == 0 and "note: --samples" not in capsys.readouterr().out
     assert main(argv) == 0 and "note: --samples" not in capsys.readouterr().out  # the default 64: not asked for
+
+
+def test_cli_keeps_files_of_ones_own_in_the_output_folder_and_replaces_its_own(tiny_checkpoint, tmp_path, capsys):
+    """`estimate --out .` in a folder of one's own wrote over its activity.json and the notes in estimate.txt, and
+    a later estimate there removed its early_exit.json as an earlier estimate's."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    files = {"activity.json": '{"mine": 1}', "estimate.txt": "my notes", "early_exit.json": "{}", "notes.md": "kept"}
+    for name, text in files.items():
+        (mine / name).write_text(text)
+    argv = ["-q", "estimate", "--checkpoint", str(tiny_checkpoint), "--target", "loihi", "--samples", "4"]
+    assert main(argv + ["--out", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert (f"--out: {mine} holds activity.json, early_exit.json, estimate.txt, which neurosim estimate did not write "
+            "(no estimate.json of its own is there) and would replace or take for its own; choose another output "
+            "folder, or pass --overwrite to replace them" in err and "Traceback" not in err)
+    assert {p.name: p.read_text() for p in mine.iterdir()} == files  # nothing written
+    # an estimate.json of one's own (not an estimate's) does not make the folder neurosim's
+    (mine / "estimate.json").write_text('{"energy": "mine"}')
+    assert main(argv + ["--out", str(mine)]) == 2 and "holds activity.json, early_exit.json, estimate.json, " \
+        "estimate.txt, which" in capsys.readouterr().err
+    # the default folder and a rerun into it, and a rerun into a folder given with --out, need no --overwrite
+    for out in ([], ["--out", str(tmp_path / "e")]):
+        assert main(argv + out) == 0 and main(argv + out) == 0
+    assert is_estimate_folder(tiny_checkpoint.parent / "estimate") and is_estimate_folder(tmp_path / "e")
+    assert main(argv + ["--out", str(mine), "--overwrite"]) == 0
+    assert json.loads((mine / "estimate.json").read_text())["activity"]["samples"] == 4
+    assert (mine / "notes.md").read_text() == "kept"  # (not named as the estimate's files)
+    # an export of one's own (neurosim export, at another --dt-s) is not the estimate's model.nir to replace
+    exported = tmp_path / "exported"
+    assert main(["-q", "export", "--checkpoint", str(tiny_checkpoint), "--dt-s", "0.005", "--maxpool", "sumpool",
+                 "--out", f"{exported}/"]) == 0
+    nir_bytes = (exported / "model.nir").read_bytes()
+    capsys.readouterr()
+    assert main(argv + ["--out", str(exported)]) == 2 and f"--out: {exported} holds model.nir, which" in \
+        capsys.readouterr().err
+    assert (exported / "model.nir").read_bytes() == nir_bytes
+
+
+def test_cli_reruns_an_estimate_stopped_part_way_without_overwrite(tiny_checkpoint, tmp_path, monkeypatch):
+    """An estimate stopped (Ctrl-C) after some of its files leaves no estimate.json, only the mark written first:
+    the rerun replaces the files, which are the estimate's, and finishes the set."""
+    import neurosim.viz as viz
+    from neurosim.estimation import INCOMPLETE_MARK, OUTPUT_FILES
+
+    real = viz.save_figure
+
+    def stop(fig, path, *a, **kw):
+        if path.name == "layers.png":
+            raise KeyboardInterrupt
+        return real(fig, path, *a, **kw)
+
+    out = tmp_path / "e"
+    argv = ["-q", "estimate", "--checkpoint", str(tiny_checkpoint), "--target", "loihi", "--samples", "4", "--out",
+            str(out)]
+    monkeypatch.setattr(viz, "save_figure", stop)
+    assert main(argv) == 130
+    assert sorted(p.name for p in out.iterdir()) == ["activity.json", "energy.png", INCOMPLETE_MARK, "model.nir"]
+    monkeypatch.setattr(viz, "save_figure", real)
+    assert main(argv) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)  # complete, the mark gone
 
 
 def test_cli_chips_lets_a_model_map_onto_several_chips(tiny_checkpoint, tmp_path):
