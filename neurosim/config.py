@@ -389,23 +389,31 @@ def ineffective_settings(cfg: RunConfig) -> list[str]:
         >>> ineffective_settings(config_from_dict({"train": {"method": "sltt", "loss": "tet", "k": 4}}))
         ["train.k = 4: only train.method = 'sltt_k' draws k steps per batch"]
     """
-    t, m, n = cfg.train, cfg.model, cfg.neuron
-    default = {f.name: f.default for cls in (TrainConfig, ModelConfig, NeuronConfig) for f in dataclasses.fields(cls)}
+    return _ineffective(cfg.train, cfg.model, cfg.neuron)
+
+
+def _ineffective(t, m, n) -> list[str]:
+    """:func:`ineffective_settings` of the sections ``train``, ``model`` and ``neuron`` (their own classes' defaults):
+    a continual config's too (:func:`neurosim.continual.config.ineffective_continual_settings`), whose train section
+    has no ``loss_target`` or ``activity_penalty_warmup``."""
+    default = {f"{sec}.{f.name}": f.default for sec, part in (("train", t), ("model", m), ("neuron", n))
+               for f in dataclasses.fields(part)}
     checks = [
         ("train.k", t.k, t.method != "sltt_k", "only train.method = 'sltt_k' draws k steps per batch"),
         ("train.loss_lambda", t.loss_lambda, t.loss != "sltt_mix", "only train.loss = 'sltt_mix' has an MSE term"),
-        ("train.loss_target", t.loss_target, t.loss != "sltt_mix", "only train.loss = 'sltt_mix' has an MSE target"),
+        ("train.loss_target", getattr(t, "loss_target", None), t.loss != "sltt_mix",
+         "only train.loss = 'sltt_mix' has an MSE target"),
         ("train.momentum", t.momentum, t.optimizer != "sgd", f"train.optimizer = {t.optimizer!r} takes no momentum"),
         ("train.activity_penalty_on", t.activity_penalty_on, t.activity_penalty == 0,
          "train.activity_penalty is 0 (no penalty)"),
-        ("train.activity_penalty_warmup", t.activity_penalty_warmup, t.activity_penalty == 0,
+        ("train.activity_penalty_warmup", getattr(t, "activity_penalty_warmup", None), t.activity_penalty == 0,
          "train.activity_penalty is 0 (no penalty)"),
         ("model.readout_beta", m.readout_beta, m.readout != "membrane",
          "only model.readout = 'membrane' has a decaying read-out"),
         ("neuron.tau_mem_ms", n.tau_mem_ms, n.beta is not None, "neuron.beta is set, and replaces it"),
     ]
     return [f"{key} = {_shown(value).split(' (')[0]}: {why}" for key, value, unused, why in checks
-            if unused and value != default[key.split(".")[1]]]
+            if key in default and unused and value != default[key]]
 
 
 def settings_differ(keys: list[str]) -> str:

@@ -24,7 +24,7 @@ from typing import Any
 
 from neurosim.config import (
     LOSSES, PENALTY_ON, PER_STEP_LOSSES, TORCH_SEED_RANGE, ConfigError, ModelConfig, NeuronConfig, _build,
-    _check_device, _check_seed, _choice, _expand_home, InvalidValue, _non_negative, _positive, _shown,
+    _check_device, _check_seed, _choice, _expand_home, _ineffective, InvalidValue, _non_negative, _positive,
     load_toml_config,
 )
 
@@ -265,21 +265,7 @@ def ineffective_continual_settings(cfg: ContinualConfig) -> list[str]:
         ...     {"methods": ["baseline"], "train": {"method": "sltt", "loss": "tet", "k": 4}}))
         ["train.k = 4: only train.method = 'sltt_k' draws k steps per batch"]
     """
-    t, m, n = cfg.train, cfg.model, cfg.neuron
-    sections = (("train", ContinualTrainConfig), ("model", ContinualModelConfig), ("neuron", ContinualNeuronConfig))
-    default = {f"{sec}.{f.name}": f.default for sec, cls in sections for f in fields(cls)}
-    checks = [
-        ("train.k", t.k, t.method != "sltt_k", "only train.method = 'sltt_k' draws k steps per batch"),
-        ("train.loss_lambda", t.loss_lambda, t.loss != "sltt_mix", "only train.loss = 'sltt_mix' has an MSE term"),
-        ("train.momentum", t.momentum, t.optimizer != "sgd", f"train.optimizer = {t.optimizer!r} takes no momentum"),
-        ("train.activity_penalty_on", t.activity_penalty_on, t.activity_penalty == 0,
-         "train.activity_penalty is 0 (no penalty)"),
-        ("model.readout_beta", m.readout_beta, m.readout != "membrane",
-         "only model.readout = 'membrane' has a decaying read-out"),
-        ("neuron.tau_mem_ms", n.tau_mem_ms, n.beta is not None, "neuron.beta is set, and replaces it"),
-    ]
-    return [f"{key} = {_shown(value).split(' (')[0]}: {why}" for key, value, no_effect, why in checks
-            if no_effect and value != default[key]]
+    return _ineffective(cfg.train, cfg.model, cfg.neuron)
 
 
 def _paper_schedule(task: int) -> tuple[int, ...]:
