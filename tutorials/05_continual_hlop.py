@@ -17,7 +17,7 @@
 # projection by hand.
 #
 # Run from the repository root with neurosim installed (`make install`):
-# `.venv/bin/python tutorials/05_continual_hlop.py` (about 15–20 s on one or two cores; figures in
+# `.venv/bin/python tutorials/05_continual_hlop.py` (about 15 s on one CPU thread; figures in
 # `runs/tutorials/05/`, or `NEUROSIM_TUTORIAL_OUT`). `NEUROSIM_FAST=1` uses fewer samples, narrower layers and two
 # epochs (what the tests run); the numbers quoted below are the full mode's. The same comparison
 # with EWC and the multitask bound, over three seeds: `neurosim continual --config continual_pmnist_digits`.

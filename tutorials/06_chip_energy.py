@@ -14,10 +14,10 @@
 # Run from the repository root with neurosim installed (`make install`):
 # `.venv/bin/python tutorials/06_chip_energy.py` (figures in `runs/tutorials/06/`, or `NEUROSIM_TUTORIAL_OUT`).
 # It uses the demo model (`runs/demo/checkpoint.pt`, which `make demo` writes; the path is taken from the working
-# directory) when it exists and otherwise trains the same network first (8 epochs, a minute or two on CPU; a rerun
-# reuses it). The numbers quoted in the text are the demo model's. `NEUROSIM_FAST=1` trains it briefly on a subset
-# (what the tests run): a model near chance, whose figures show what each step prints, not the results the text
-# discusses.
+# directory) when it exists and otherwise trains the same network first (8 epochs, about half a minute on one CPU
+# thread; a rerun reuses it). The numbers quoted in the text are the demo model's. `NEUROSIM_FAST=1` trains it
+# briefly on a subset (what the tests run): a model near chance, whose figures show what each step prints, not the
+# results the text discusses.
 
 # %%
 import os

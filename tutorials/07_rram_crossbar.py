@@ -20,7 +20,7 @@
 # directory) when it exists and otherwise trains the same network first, for 4 epochs instead of the demo's 8 (a
 # rerun reuses it). `NEUROSIM_FAST=1` trains briefly on a subset and evaluates fewer chips and samples (what the
 # tests run); its model is far from trained, so its figures show the steps, not the results the text discusses.
-# The full run takes about 20 minutes on one CPU thread, most of it rram_neurosim's operating point: 5 chips whose
+# The full run takes about 15 minutes on one CPU thread, most of it rram_neurosim's operating point: 5 chips whose
 # 1-bit cells (14 per weight) are each read with noise and converted on their own (`benchmarks/bench_rram.py`, the
 # same work: 14 of its 17 minutes); the σ and fault-rate sweeps, without per-read effects, take a minute or two.
 
