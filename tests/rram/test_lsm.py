@@ -93,20 +93,27 @@ def test_readout_trains_clearly_above_chance_in_a_fast_setting(kind):
     assert sum(accs) / len(accs) > 0.6  # chance is 0.2
 
 
-def test_measured_cell_read_energy_by_hand():
+def _driven_reservoir(cfg: ReservoirConfig, g_pos: list[list[float]]):
+    """A 3-input RRAM reservoir of ``cfg`` (2 neurons) with conductances ``g_pos`` (``g_neg`` zero), a run of it
+    (T = 2, one sample: inputs 0 and 2 spike in step 0; neuron 0 spikes in step 0, so its row is driven in step 1),
+    the rram_lsm40nm spec and its energy of one cell read at the full voltage and G_on, V²·G_on·t_read."""
     from hardware_models import load_spec
 
-    cfg = ReservoirConfig(neurons=2, adc_bits=None)  # (with the ADC, 2 neurons' recurrent rows read at 4/√2 > 1)
     res = Reservoir.rram(3, cfg, seed=0)
     with torch.no_grad():
-        res.g_pos.copy_(torch.tensor([[1.0, 0.0, 0.5, 0.0, 1.0], [0.0, 1.0, 0.0, 0.0, 0.0]]))
+        res.g_pos.copy_(torch.tensor(g_pos))
         res.g_neg.zero_()
-    # T = 2, one sample: inputs 0 and 2 spike in step 0; neuron 0 spikes in step 0, so its row is driven in step 1
     x = torch.tensor([[[1.0, 0.0, 1.0]], [[0.0, 0.0, 0.0]]])
     s = torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]])
     spec = load_spec("rram_lsm40nm")
     v, t, g_on = spec.si("device.v_read"), spec.si("device.t_read"), 1 / spec.si("device.r_on")
-    want = v * v * t * g_on * (1.0 + 0.5 + 0.0)  # column sums of rows input0, input2, neuron0
+    return res, x, s, spec, v * v * t * g_on
+
+
+def test_measured_cell_read_energy_by_hand():
+    cfg = ReservoirConfig(neurons=2, adc_bits=None)  # (with the ADC, 2 neurons' recurrent rows read at 4/√2 > 1)
+    res, x, s, spec, unit = _driven_reservoir(cfg, [[1.0, 0.0, 0.5, 0.0, 1.0], [0.0, 1.0, 0.0, 0.0, 0.0]])
+    want = unit * (1.0 + 0.5 + 0.0)  # column sums of rows input0, input2, neuron0
     assert measured_cell_read_j(res, x, s, spec) == approx_si(want, rel=1e-12)
     assert measured_cell_read_j(res, torch.zeros_like(x), torch.zeros_like(s), spec) == 0.0
     with pytest.raises(ValueError, match="crossbar"):
@@ -115,25 +122,15 @@ def test_measured_cell_read_energy_by_hand():
         measured_cell_read_j(Reservoir.software(3, cfg), x, s, spec)
 
 
-
 def test_measured_cell_reads_are_charged_at_each_rows_read_amplitude():
     # the reservoir reads its input rows at input_scale and its recurrent rows at recurrent_scale / sqrt(neurons) of
     # the read voltage; the measured cell reads charged every driven row at the full voltage. A row read at a·V
     # takes (a·V)²·G·t_read per cell, as the crossbar model charges a stacked matrix's rows
-    from hardware_models import load_spec
-
     cfg = ReservoirConfig(neurons=2, input_scale=0.5, recurrent_scale=1.0, adc_bits=None)  # a_rec = 1/sqrt(2)
-    res = Reservoir.rram(3, cfg, seed=0)
-    with torch.no_grad():
-        res.g_pos.copy_(torch.tensor([[1.0, 0.0, 0.5, 1.0, 0.0], [0.0, 1.0, 0.0, 0.25, 0.0]]))
-        res.g_neg.zero_()
-    # T = 2, one sample: inputs 0 and 2 spike in step 0; neuron 0 spikes in step 0, so its row is driven in step 1
-    x = torch.tensor([[[1.0, 0.0, 1.0]], [[0.0, 0.0, 0.0]]])
-    s = torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]])
-    spec = load_spec("rram_lsm40nm")
-    v, t, g_on = spec.si("device.v_read"), spec.si("device.t_read"), 1 / spec.si("device.r_on")
-    want = v * v * t * g_on * (0.5**2 * (1.0 + 0.5) + 0.5 * (1.0 + 0.25))  # rows input0, input2 at 0.5; neuron0
+    res, x, s, spec, unit = _driven_reservoir(cfg, [[1.0, 0.0, 0.5, 1.0, 0.0], [0.0, 1.0, 0.0, 0.25, 0.0]])
+    want = unit * (0.5**2 * (1.0 + 0.5) + 0.5 * (1.0 + 0.25))  # rows input0, input2 at 0.5; neuron0
     assert measured_cell_read_j(res, x, s, spec) == approx_si(want, rel=1e-6)  # (the amplitudes are float32)
+
 
 def test_a_reservoir_without_feedback_is_costed_without_its_recurrent_rows():
     """recurrent_scale = 0 reads the recurrent rows at 0 V: no feedback. The graph kept an all-zero w_rec loop,
