@@ -128,7 +128,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from neurosim.nn.layers import Conv2d, Dropout, Flatten
+from neurosim.nn.layers import Conv2d, Dropout, Flatten, is_stateful, time_chunk
 from neurosim.nn.recurrent import RLIF, DiagonalRecurrent
 
 __all__ = ["NonIdealConfig", "CrossbarLinear", "CrossbarConv2d", "CrossbarDiagonal", "apply_nonidealities",
@@ -1011,6 +1011,51 @@ def _stack(chip: nn.Module, cfg: NonIdealConfig, name: str, inp: tuple, rec_name
 EVAL_BLOCK = 128
 
 
+def _compact(loader):
+    """``loader``'s batches, a :class:`neurosim.data.FrameLoader`'s compact (its frames' integer dtype: uint8 event
+    counts, :meth:`~neurosim.data.FrameLoader.iter_from`), which :func:`_block_outputs` makes float a chunk of steps at
+    a time; any other loader as it is."""
+    from neurosim.data.loaders import FrameLoader
+
+    return loader.iter_from(0, compact=True) if isinstance(loader, FrameLoader) else loader
+
+
+def _draws_per_call(model: nn.Module) -> bool:
+    """Whether ``model`` draws random values at every forward call in the call's shape (a chip's read noise,
+    :class:`CrossbarLinear` and the other crossbar layers): its outputs then depend on how a block's steps are cut
+    into calls, and it runs all of them in one call (:func:`_block_outputs`)."""
+    return any(isinstance(m, _CrossbarBase) and m.cfg.read_noise_rel > 0 for m in model.modules())
+
+
+def _block_outputs(model: nn.Module, x_seq: torch.Tensor, dtype: torch.dtype | None = torch.float32, *,
+                  chunked: bool | None = None) -> torch.Tensor:
+    """``model``'s outputs over one block of samples ``x_seq [T, B, ...]`` (a compact batch of event counts, or
+    floats), each call's input made ``dtype`` (None: as it is, e.g. for a fixed-point chip, which takes counts).
+
+    ``chunked`` (None: where ``model`` carries a state, :func:`neurosim.nn.is_stateful`, and draws nothing per call,
+    :func:`_draws_per_call`): a chunk of steps at a time (:func:`neurosim.nn.time_chunk`'s, as
+    :func:`neurosim.nn.run_chunked` and ``neurosim evaluate`` run them) with the state carried, the same outputs as one
+    call over all steps and only a chunk's ``dtype`` copy (and a chunk's activations) in memory at a time; else in
+    one call over all ``T`` steps. A chip with read noise runs so: it draws the noise of all ``T`` steps in the
+    call's shape, and a chunked run would draw other values."""
+    if chunked is None:
+        chunked = is_stateful(model) and not _draws_per_call(model)
+
+    def run(x, state=None):
+        x = x if dtype is None else x.to(dtype)
+        return model(x, state) if chunked else model(x)
+
+    T = x_seq.shape[0]
+    steps = time_chunk(model, x_seq) if chunked else T
+    if steps >= T:
+        return run(x_seq)[0]
+    outs, state = [], None
+    for start in range(0, T, steps):
+        out, state = run(x_seq[start:start + steps], state)
+        outs.append(out)
+    return torch.cat(outs)
+
+
 def _blocks(loader, size: int, max_samples: int | None):
     """``(x_seq, y)`` of ``size`` samples each (the last may be smaller), re-cut from ``loader``'s batches, the first
     ``max_samples`` samples only."""
@@ -1038,7 +1083,12 @@ def accuracy(model: nn.Module, loader, *, device: str | torch.device | None = No
     """Test accuracy in percent (0–100) over ``(x_seq, y)`` batches, run in blocks of :data:`EVAL_BLOCK` samples
     whatever the loader's batch size (a chip's read noise is drawn per call). The prediction is the read-out of the
     loss named ``loss`` (the run's ``train.loss``: :func:`neurosim.training.predict`); None: ``argmax Σ_t
-    out_t``."""
+    out_t``.
+
+    A :class:`neurosim.data.FrameLoader`'s batches are taken compact (uint8 event counts) and each block runs a
+    chunk of steps at a time (:func:`_block_outputs`: the same outputs, bit for bit), but on a chip with read noise,
+    which runs each block in one call over all its steps as it always did (its noise is drawn in the call's
+    shape)."""
     from neurosim.training.losses import predict
 
     if device is None:
@@ -1050,8 +1100,8 @@ def accuracy(model: nn.Module, loader, *, device: str | torch.device | None = No
     model.eval()
     correct = total = 0
     try:
-        for x_seq, y in _blocks(loader, EVAL_BLOCK, max_samples):
-            out_seq, _ = model(x_seq.to(device).float())
+        for x_seq, y in _blocks(_compact(loader), EVAL_BLOCK, max_samples):
+            out_seq = _block_outputs(model, x_seq.to(device))
             correct += int((predict(out_seq, loss).cpu() == y.cpu()).sum())
             total += int(y.shape[0])
     finally:

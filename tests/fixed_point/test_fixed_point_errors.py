@@ -226,6 +226,30 @@ def test_evaluate_fixed_point_reports_accuracies_over_the_samples(target):
     assert report["layers"][0]["spikes_per_neuron_step"] > 0
 
 
+@pytest.mark.parametrize("target", CHIPS)
+def test_evaluate_fixed_point_takes_a_frameloaders_counts_compact_a_chunk_of_steps_at_a_time(target, monkeypatch):
+    """Each block of samples was made float32 (float64 for the chip) over all T steps and run in one call; a
+    FrameLoader's uint8 counts now stay compact and each model runs a chunk of steps at a time, with the same
+    report, bit for bit."""
+    from conversions import IntToFloatCopies
+
+    from neurosim.data import FrameLoader
+    from neurosim.hardware import nonideal
+
+    model = small(2)
+    g = torch.Generator().manual_seed(3)
+    frames = torch.randint(0, 3, (160, 10, 6), generator=g, dtype=torch.uint8)  # [N, T, ...]: blocks of 128 and 32
+    labels = torch.randint(0, 3, (160,), generator=g)
+    with IntToFloatCopies() as copies:
+        report = evaluate_fixed_point(model, FrameLoader(frames, labels, batch_size=80), target)
+    inputs = [s for s in copies.shapes if len(s) == 3]  # [steps, B, 6] (not a step's spikes made float, [B, 8])
+    assert inputs and all(s[0] < 10 for s in inputs), inputs  # never all T steps at once
+    monkeypatch.setattr(nonideal, "time_chunk", lambda _model, x_seq: x_seq.shape[0])  # one call over all T steps
+    floats = [(frames[i:i + 80].transpose(0, 1).float(), labels[i:i + 80]) for i in (0, 80)]
+    assert evaluate_fixed_point(model, floats, target) == report
+    assert report["samples"] == 160 and report["layers"][0]["spikes_per_neuron_step"] > 0
+
+
 def test_evaluate_fixed_point_max_samples_and_empty_loader():
     model = small(2)
     assert evaluate_fixed_point(model, _loader(), "speck", max_samples=5)["samples"] == 5

@@ -412,6 +412,42 @@ def test_a_chips_accuracy_does_not_depend_on_the_loaders_batch_size():
     assert accuracy(model, Batches(x, y, 7), max_samples=10) == accuracy(model, Batches(x[:10], y[:10], 64))
 
 
+@pytest.mark.parametrize("kind", ["ideal", "programmed", "adc", "read noise"])
+def test_accuracy_takes_a_frameloaders_counts_compact_and_runs_them_a_chunk_of_steps_at_a_time(kind, monkeypatch):
+    """accuracy() made each block of 128 samples float32 over all T steps and ran it in one call (473 MB of input at
+    T = 400 for 34×34×2 event digits, and a conv layer's activations for all T steps); it now takes a FrameLoader's
+    uint8 counts and runs each block a chunk of steps at a time, with the same outputs and figures, bit for bit. A
+    chip with read noise draws its noise in the call's shape: it keeps one call over all T steps (its figures too)."""
+    from conversions import IntToFloatCopies
+
+    from neurosim.data import FrameLoader
+    from neurosim.hardware import nonideal
+
+    model, _ = trained_mlp(steps=20)
+    x, y = spike_patterns(300, seed=7)
+    counts = (x * torch.randint(1, 3, x.shape, generator=torch.Generator().manual_seed(0))).to(torch.uint8)  # 0–2
+    cfg = {"programmed": NonIdealConfig(levels=16, sigma_rel=0.1),
+           "adc": NonIdealConfig(levels=16, sigma_rel=0.1, adc_bits=4, tile_rows=16),
+           "read noise": NonIdealConfig(levels=16, read_noise_rel=0.1, adc_bits=4, tile_rows=16)}.get(kind)
+
+    def chip():  # the same chip (its read noise too) for every run
+        return model if cfg is None else apply_nonidealities(model, cfg, seed=4)
+
+    T = counts.shape[1]
+    with IntToFloatCopies() as copies:
+        got = accuracy(chip(), FrameLoader(counts, y, batch_size=100))
+    whole = kind == "read noise"
+    assert copies.shapes and all((s[0] == T) == whole for s in copies.shapes), copies.shapes
+    block = counts[:128].transpose(0, 1)
+    with torch.no_grad():
+        chunked = nonideal._block_outputs(chip(), block)
+        one_call = chip()(block.float())[0]
+        monkeypatch.setattr(nonideal, "time_chunk", lambda _model, x_seq: x_seq.shape[0])  # one call over all T
+        floats = accuracy(chip(), Batches(counts.float(), y, 100))
+    assert torch.equal(chunked, one_call)
+    assert got == floats and 30 < got <= 100
+
+
 @pytest.mark.slow
 def test_noise_aware_finetuning_recovers_accuracy_under_faults():
     model, test = trained_mlp(steps=40)

@@ -131,7 +131,7 @@ def evaluate_fixed_point(model, loader, target, *, loss: str | None = None, max_
     the saturated or wrapped register updates), and ``notes``.
     """
     from neurosim.export.nir import _to_neurosim
-    from neurosim.hardware.nonideal import EVAL_BLOCK, _blocks
+    from neurosim.hardware.nonideal import EVAL_BLOCK, _block_outputs, _blocks, _compact
     from neurosim.training.losses import predict
 
     chip = to_chip(model, target, maxpool=maxpool, delays=delays)
@@ -157,10 +157,12 @@ def evaluate_fixed_point(model, loader, target, *, loss: str | None = None, max_
     float_model.eval()
     right_f = right_c = right_w = agree = total = 0
     try:
-        for x_seq, y in _blocks(loader, EVAL_BLOCK, max_samples):
-            out_f, _ = float_model(x_seq.to(device, dtype))
-            out_w, _ = weights_only(x_seq.to(device, dtype))
-            out_c, _ = chip(x_seq.cpu())
+        # (a FrameLoader's counts compact, each model run a chunk of steps at a time: the outputs of one call)
+        for x_seq, y in _blocks(_compact(loader), EVAL_BLOCK, max_samples):
+            x_dev = x_seq.to(device)
+            out_f = _block_outputs(float_model, x_dev, dtype)
+            out_w = _block_outputs(weights_only, x_dev, dtype)
+            out_c = _block_outputs(chip, x_seq.cpu(), None, chunked=True)  # (the chip takes the counts themselves)
             pf, pw, pc = predict(out_f, loss).cpu(), predict(out_w, loss).cpu(), predict(out_c, loss).cpu()
             y = y.cpu()
             right_f += int((pf == y).sum())
