@@ -1178,6 +1178,8 @@ def noise_aware_finetune(model: nn.Module, loader, cfg: NonIdealConfig, *, epoch
     # its chip draw is the last step of its own parametrizations instead, while fine-tuning
     draws = {n: _ChipDraw() for n in names if parametrize.is_parametrized(tuned.get_submodule(n), "weight")}
     for n, draw in draws.items():
+        steps = tuned.get_submodule(n).parametrizations.weight
+        steps.eval()  # registering reads the weight: not a power-iteration step of spectral_norm (tuned.train() below)
         parametrize.register_parametrization(tuned.get_submodule(n), "weight", draw)
     tuned.train()
     try:
@@ -1197,7 +1199,17 @@ def noise_aware_finetune(model: nn.Module, loader, cfg: NonIdealConfig, *, epoch
                         draws[n].chip = chip.detach()
                     else:
                         params[f"{n}.weight"] = w + (chip - w).detach()
-                out_seq, _ = functional_call(tuned, params, (x_seq,))
+                # the drawn weights were computed above, in training mode: spectral_norm took its one power-iteration
+                # step of the batch there. The forward computes them again (a recurrent layer's once per step) with
+                # those u, v: the weight the chip was drawn from, with no further step (each read in training mode
+                # took one: 2 per batch, T + 1 for a recurrence, where training without noise takes 1 per read)
+                for n in draws:
+                    tuned.get_submodule(n).parametrizations.weight.eval()
+                try:
+                    out_seq, _ = functional_call(tuned, params, (x_seq,))
+                finally:
+                    for n in draws:
+                        tuned.get_submodule(n).parametrizations.weight.train()
                 l = loss_fn(out_seq, y)
                 opt.zero_grad(set_to_none=True)
                 l.backward()

@@ -1128,3 +1128,32 @@ def test_noise_aware_finetuning_draws_a_parametrized_weight_as_the_plain_one_and
     assert not torch.equal(tuned[0].parametrizations.weight.original1, before["0.parametrizations.weight.original1"])
     assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())  # the model itself unchanged
     assert tuned[0].weight.shape == ref[0].weight.shape
+
+
+def test_noise_aware_finetuning_takes_one_spectral_norm_power_iteration_step_per_batch():
+    # the drawn weight was read once for the draw and again in the forward (a recurrence's once per step), each read
+    # in training mode a power-iteration step of spectral_norm's u, v: 2 steps per batch (T + 1 for the recurrence)
+    # where training without noise takes one per read (and registering the draw took one more); the forward's weight
+    # was W/σ of another step than the one drawn from. Now the batch's one step is taken where the weight is read for
+    # the draw, and the forward reads it with the same u, v
+    from neurosim.hardware import nonideal
+
+    torch.manual_seed(2)
+    net = Sequential(Linear(6, 5), RLIF(5, beta=0.8, v_th=0.5), Linear(5, 3), LIF(beta=0.8, v_th=0.5))
+    for m in (net[0], net[1].recurrent):
+        torch.nn.utils.parametrizations.spectral_norm(m)
+    ref = copy.deepcopy(net).train()
+    g = torch.Generator().manual_seed(3)
+    batches = [((torch.rand(4, 8, 6, generator=g) < 0.5).float(), torch.arange(8) % 3) for _ in range(3)]
+    drawn = []
+    real = nonideal.effective_weight
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(nonideal, "effective_weight", lambda w, *a: drawn.append(w.clone()) or real(w, *a))
+        tuned = noise_aware_finetune(net, batches, NonIdealConfig(levels=8), epochs=1, lr=0.0, grad_clip=None)
+    assert len(drawn) == 3 * 3  # layers 0, 1.recurrent and 2, per batch
+    for b in range(3):  # training without noise: one step per read, one read of each weight per batch here
+        assert torch.equal(drawn[3 * b], ref[0].weight.detach())
+        assert torch.equal(drawn[3 * b + 1], ref[1].recurrent.weight.detach())
+    for m, r in ((tuned[0], ref[0]), (tuned[1].recurrent, ref[1].recurrent)):
+        sn, sr = m.parametrizations.weight[0], r.parametrizations.weight[0]
+        assert torch.equal(sn._u, sr._u) and torch.equal(sn._v, sr._v)
