@@ -101,7 +101,9 @@ differential pair of cells per neuron, read by that neuron's own spike (:class:`
 quantisation, variation, faults, drift, read noise and ADC, with ``w_max`` the largest of the ``N`` weights. It is
 not mapped as the diagonal of an ``N × N`` array: the ``N² − N`` unused cells there would sit at G_off in both
 columns of their pairs, and their variation and stuck-ON faults would add feedback between neurons that the model
-does not have.
+does not have. A dense recurrence whose ``N × N`` weight is zero off its diagonal is one too, mapped so (and not
+stacked with its input weights), as :mod:`hardware_models.graph` reads it from the weights for the energy model: the
+same chip as ``connectivity="diagonal"``'s with those ``N`` weights.
 
 Example:
     >>> import torch
@@ -880,6 +882,24 @@ def _folded(model: nn.Module, names: list[str]) -> dict[str, str]:
     return found
 
 
+def _one_to_one(model: nn.Module, name: str) -> bool:
+    """Whether module ``name`` of ``model`` is a dense :class:`neurosim.nn.RLIF`'s ``.recurrent`` whose ``N × N``
+    weight (``N >= 2``) is zero off its diagonal: a one-to-one recurrence, as :mod:`hardware_models.graph` reads it
+    from the exported weights and :mod:`hardware_models.crossbar` maps and costs it (``N`` pairs of cells, not
+    stacked with the input weights), so the chip programs its ``N`` weights as a ``connectivity="diagonal"``
+    layer's (module docstring, *Recurrent layers*)."""
+    owner, _, leaf = name.rpartition(".")
+    if leaf != "recurrent" or not owner:
+        return False
+    rlif = model.get_submodule(owner)
+    if not isinstance(rlif, RLIF) or rlif.connectivity != "dense":
+        return False
+    w = model.get_submodule(name).weight.detach()
+    n = w.shape[0]
+    return w.dim() == 2 and n >= 2 and w.shape[1] == n and not w[~torch.eye(n, dtype=torch.bool,
+                                                                             device=w.device)].any()
+
+
 def _stacked(model: nn.Module, names: list[str], folded: dict[str, str]) -> dict[str, str]:
     """The dense recurrent layers whose input and recurrent weights share their columns on the chip: ``{input
     Linear: its RLIF's .recurrent}`` for every :class:`neurosim.nn.RLIF` (dense) in a ``Sequential`` (nested ones
@@ -934,8 +954,14 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
     names = _targets(chip, layers)
     if cfg.ideal:
         return chip
+    for name in names:
+        if parametrize.is_parametrized(chip.get_submodule(name)):
+            # a computed weight (a converted snnTorch layer's one shared V, weight_norm, spectral_norm): on the chip
+            # each cell is programmed, and drawn, on its own, so the copy's layer holds the weight's current values
+            _unparametrize(chip.get_submodule(name))
     folded = _folded(chip, names)
-    stacked = _stacked(chip, names, folded)
+    one_to_one = {n for n in names if _one_to_one(chip, n)}
+    stacked = {k: v for k, v in _stacked(chip, names, folded).items() if v not in one_to_one}
     gen = torch.Generator().manual_seed(_stream_seed(seed, "program"))
     drift_gen = torch.Generator().manual_seed(_stream_seed(seed, "drift"))
     # the ADC's full scale from the cells as programmed (module docstring); the same as the cells read without drift
@@ -943,11 +969,9 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
     programmed = {}
     for i, name in enumerate(names):
         m = chip.get_submodule(name)
-        if parametrize.is_parametrized(m):
-            # a computed weight (a converted snnTorch layer's one shared V, weight_norm, spectral_norm): on the chip
-            # each cell is programmed, and drawn, on its own, so the copy's layer holds the weight's current values
-            _unparametrize(m)
         w, bias = m.weight.detach(), m.bias
+        if name in one_to_one:  # a dense recurrence zero off its diagonal: its N weights, as CrossbarDiagonal's
+            w = w.diagonal()
         bn = folded.get(name)
         if bn is not None:  # the chip holds the folded weights (the BatchNorm at inference), as the export gives them
             from neurosim.export.nir import _fold_bn
@@ -962,7 +986,8 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
         if not cfg.per_read:
             # a stacked layer's two matrices compute exactly what they do apart (no read noise, no ADC)
             with torch.no_grad():
-                m.weight.copy_(combine_slices(g_pos, g_neg, scale, cfg))
+                w_chip = combine_slices(g_pos, g_neg, scale, cfg)
+                m.weight.copy_(torch.diag(w_chip) if name in one_to_one else w_chip)
                 if bn is not None:
                     m.bias.copy_(bias)
             continue
@@ -971,7 +996,7 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
         if isinstance(m, nn.Conv2d):
             new = CrossbarConv2d(g_pos, g_neg, scale, bias, cfg, read_gen, stride=m.stride, padding=m.padding,
                                  dilation=m.dilation, groups=m.groups, padding_mode=m.padding_mode)
-        elif isinstance(m, DiagonalRecurrent):
+        elif isinstance(m, DiagonalRecurrent) or name in one_to_one:
             new = CrossbarDiagonal(g_pos, g_neg, scale, bias, cfg, read_gen)
         elif name in stacked or name in stacked.values():
             continue  # built below, once both its matrices are programmed

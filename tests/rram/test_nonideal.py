@@ -1157,3 +1157,29 @@ def test_noise_aware_finetuning_takes_one_spectral_norm_power_iteration_step_per
     for m, r in ((tuned[0], ref[0]), (tuned[1].recurrent, ref[1].recurrent)):
         sn, sr = m.parametrizations.weight[0], r.parametrizations.weight[0]
         assert torch.equal(sn._u, sr._u) and torch.equal(sn._v, sr._v)
+
+
+@pytest.mark.parametrize("cfg", [NonIdealConfig(levels=16, sigma_rel=0.1, stuck_on_rate=0.05),
+                                 NonIdealConfig(levels=16, cell_bits=1, sigma_rel=0.1, stuck_on_rate=0.05,
+                                                read_noise_rel=0.05, adc_bits=5, tile_rows=16)],
+                         ids=["programmed", "read"])
+def test_a_dense_recurrence_zero_off_its_diagonal_is_programmed_as_the_one_to_one_recurrence_it_is(cfg):
+    # the energy model reads such a matrix as a one-to-one recurrence (hardware_models.graph: N pairs of cells, not
+    # stacked with the input weights); the chip programmed all N × N pairs, stacked with W_in, and its variation and
+    # stuck-ON cells off the diagonal fed neurons back onto others. Now it is the chip of connectivity="diagonal"
+    dense, diagonal = recurrent_net("dense"), recurrent_net("diagonal")
+    with torch.no_grad():
+        dense[1].recurrent.weight.copy_(torch.diag(diagonal[1].recurrent.weight))
+        for i in (0, 2):
+            dense[i].load_state_dict(diagonal[i].state_dict())
+    x = spike_patterns(16, seed=2)[0].transpose(0, 1)
+    chip, twin = apply_nonidealities(dense, cfg, seed=3), apply_nonidealities(diagonal, cfg, seed=3)
+    assert torch.equal(chip(x)[0], twin(x)[0])
+    if not cfg.per_read:
+        w = chip[1].recurrent.weight
+        assert torch.equal(w, torch.diag(twin[1].recurrent.weight)) and w.diagonal().ne(0).any()
+    else:
+        assert type(chip[0]) is CrossbarLinear and type(chip[1].recurrent) is CrossbarDiagonal  # not stacked
+    with torch.no_grad():
+        dense[1].recurrent.weight[0, 1] = 0.3  # one weight off the diagonal: a dense matrix again
+    assert not isinstance(apply_nonidealities(dense, cfg, seed=3)[1].recurrent, CrossbarDiagonal)
