@@ -1178,7 +1178,9 @@ def noise_aware_finetune(model: nn.Module, loader, cfg: NonIdealConfig, *, epoch
 
     A parametrized weight (``weight_norm``, a converted snnTorch layer's one shared ``V``) is drawn as the plain
     weight of its current values, a draw for each of its cells as on the chip, and the straight-through gradient
-    reaches the parametrization's own parameters (one shared ``V`` stays one value).
+    reaches the parametrization's own parameters (one shared ``V`` stays one value). A ``spectral_norm`` takes one
+    power-iteration step of its ``u``, ``v`` per batch, where the weight is read for the draw, and the forward
+    computes the weight drawn from (its parametrizations in eval mode there).
 
     Returns:
         The fine-tuned copy (``model`` itself is not changed).
