@@ -503,12 +503,36 @@ def _train_in_folder(cfg: RunConfig, run_dir: Path, resume: bool, progress: bool
     # what was made of it with it; a checkpoint only given a moved data root keeps its model (_store_data_root)
     earlier = ({path: _file_identity(path) for path in (run_dir / "checkpoint.pt", run_dir / "best.pt")}
                if world.is_main else {})
+    # (stopped or not) the estimates and exports of an earlier model this run replaced or removed go with it
     try:
-        return _train_started(cfg, run_dir, resume, progress, figures, world, t0, earlier)
-    finally:  # (stopped or not) the estimates and exports of an earlier model this run replaced or removed go with it
-        for path, identity in earlier.items():
-            if identity is not None and _file_identity(path) != identity:
-                _say_removed(remove_outputs_of(path), path, resume)
+        result = _train_started(cfg, run_dir, resume, progress, figures, world, t0, earlier)
+    except BaseException as stopped:
+        _remove_outputs_of_replaced(earlier, resume, stopped)
+        raise
+    _remove_outputs_of_replaced(earlier, resume)
+    return result
+
+
+def _remove_outputs_of_replaced(earlier: dict[Path, tuple[int, int] | None], resumed: bool,
+                                stopped: BaseException | None = None) -> None:
+    """Remove, with a warning, what neurosim made of each model in ``earlier`` (a file's identity when the run
+    started, :func:`_file_identity`) that the run replaced.
+
+    ``stopped``, the error stopping the run, is the one that surfaces: an error met here meanwhile (a warning that
+    ``-W error`` turns into one, a file that cannot be removed) would otherwise replace it and hide why the run
+    stopped. It is added to ``stopped`` as a note (Python 3.11+) instead, and each model is still seen to."""
+    for path, identity in earlier.items():
+        if identity is None or _file_identity(path) == identity:
+            continue
+        if stopped is None:
+            _say_removed(remove_outputs_of(path), path, resumed)
+            continue
+        try:
+            _say_removed(remove_outputs_of(path), path, resumed)
+        except Exception as e:
+            if hasattr(stopped, "add_note"):  # Python 3.11+
+                stopped.add_note(f"while removing what neurosim made of the model {path} held before this run: "
+                                 f"{type(e).__name__}: {e}")
 
 
 def _say_removed(removed: list[Path], path: Path, resumed: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -410,3 +411,33 @@ def test_checking_that_a_run_may_resume_maps_its_checkpoint_rather_than_reading_
     monkeypatch.setattr(runs, "load_checkpoint", lambda path, *a, **kw: calls.append(kw) or real(path, *a, **kw))
     assert main(args) == 0
     assert calls and all(kw.get("mmap") is True for kw in calls)
+
+
+@pytest.mark.parametrize("stopped_by", [ValueError("the data's labels are wrong"), KeyboardInterrupt()])
+def test_a_stopped_runs_own_error_surfaces_when_warnings_are_errors(tmp_path, monkeypatch, stopped_by):
+    """A run that replaced its checkpoint and then stopped warns, as it stops, that the earlier model's estimate
+    went with it; under ``-W error`` that warning was raised from the run's ``finally`` and replaced the error that
+    stopped the run. The run's own error surfaces, the estimate still goes, and the warning is a note on the error."""
+    import neurosim.runs as runs
+    from neurosim.training.distributed import World
+
+    run = tmp_path / "r"
+    (run / "estimate").mkdir(parents=True)
+    (run / "checkpoint.pt").write_bytes(b"the earlier model")
+    (run / "estimate" / "estimate.json").write_text('{"activity": {}, "targets": {}}')  # (as an estimate writes it)
+
+    def replaces_then_stops(cfg, run_dir, *args):
+        (run_dir / ".new").write_bytes(b"the new model")
+        (run_dir / ".new").replace(run_dir / "checkpoint.pt")  # (as an atomic write replaces it)
+        raise stopped_by
+
+    monkeypatch.setattr(runs, "_train_started", replaces_then_stops)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(type(stopped_by)) as info:
+            runs._train_in_folder(None, run, False, False, False, World(), 0.0)
+    assert info.value is stopped_by
+    assert not (run / "estimate").exists()
+    if hasattr(stopped_by, "add_note"):  # Python 3.11+
+        assert len(info.value.__notes__) == 1 and "RuntimeWarning" in info.value.__notes__[0]
+        assert "estimate described checkpoint.pt as it was before this run" in info.value.__notes__[0]
