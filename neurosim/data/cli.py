@@ -161,9 +161,22 @@ def cmd_check(args) -> int:
                      for f, _ in recordings(info.extra["folder"], split, info.classes, strays)]
         except FolderDatasetError as e:
             return _error(args, str(e))
-        report = check_files(files, info.extra["reader"], progress=not args.quiet and sys.stderr.isatty())
+        no_events: list = []  # good recordings without events (valid: zero frames), named after the bad ones
+
+        def read(file):
+            events = info.extra["reader"](file)
+            if len(events) == 0:
+                no_events.append(file)
+            return events
+
+        report = check_files(files, read, progress=not args.quiet and sys.stderr.isatty())
         report.bad[:0] = [BadFile(path, why) for path, why in strays]
         print(report.format(max_bad=args.max_bad))
+        if no_events:
+            more = f" and {len(no_events) - 5} more" if len(no_events) > 5 else ""
+            what = "ok recording holds" if len(no_events) == 1 else "ok recordings hold"
+            print(f"{len(no_events)} {what} no events (their frames are all zero: right for a recording where "
+                  f"nothing moved, else leave them out): {', '.join(map(str, no_events[:5]))}{more}")
         return 0 if report.all_ok and report.n_checked else 1
     spec = info.extra.get("spec")
     if spec is None:
