@@ -112,15 +112,21 @@ def _check_before_loading(cfg: RunConfig) -> None:
 
 
 def _check_labels(cfg: RunConfig, data: DataBundle) -> None:
-    """Labels past ``model.num_classes`` are an error; more outputs than the dataset has classes (as its registry
-    entry or its files name them: a folder's class folders, SHD-format files' ``extra/keys``) warn, as when a shipped
-    config's ``num_classes`` was kept for recordings of one's own: the outputs of no class are never a target, and
-    they stay in the model the estimate and the export take."""
+    """Labels past ``model.num_classes``, or past the class names the dataset's files give, are an error; more
+    outputs than the dataset has classes (as its registry entry or its files name them: a folder's class folders,
+    SHD-format files' ``extra/keys``) warn, as when a shipped config's ``num_classes`` was kept for recordings of
+    one's own: the outputs of no class are never a target, and they stay in the model the estimate and the export
+    take."""
     top = max(int(data.train.labels.max()), int(data.test.labels.max()))
+    names = data.info.class_names(cfg.data.root)
+    if names and top >= len(names):  # (SHD-format files: loading them says so; frames cached before did not)
+        raise ConfigError(f"data.dataset: dataset {cfg.data.dataset!r} has labels up to {top} but its files name "
+                          f"{len(names)} classes, and a label is its class's index there; `neurosim datasets check "
+                          f"{cfg.data.dataset}` names the files")
     if top >= cfg.model.num_classes:
         raise ConfigError(f"model.num_classes: is {cfg.model.num_classes} but dataset {cfg.data.dataset!r} has labels "
                           f"up to {top}; set model.num_classes = {top + 1}")
-    classes = len(data.info.class_names(cfg.data.root)) or data.info.num_classes
+    classes = len(names) or data.info.num_classes
     if top < classes < cfg.model.num_classes:
         warnings.warn(f"model.num_classes: is {cfg.model.num_classes} but dataset {cfg.data.dataset!r} has "
                       f"{classes} classes: {cfg.model.num_classes - classes} of the model's outputs are no class's, "

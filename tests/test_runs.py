@@ -441,3 +441,26 @@ def test_a_stopped_runs_own_error_surfaces_when_warnings_are_errors(tmp_path, mo
     if hasattr(stopped_by, "add_note"):  # Python 3.11+
         assert len(info.value.__notes__) == 1 and "RuntimeWarning" in info.value.__notes__[0]
         assert "estimate described checkpoint.pt as it was before this run" in info.value.__notes__[0]
+
+
+def test_labels_past_the_class_names_of_the_datasets_files_are_a_config_error_before_training(tmp_path):
+    """Frames cached from SHD-format files whose labels pass their extra/keys (loading such files is an error now,
+    caching them was not) trained, and evaluate had no name for those classes."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from neurosim.config import ConfigError, load_config
+    from neurosim.runs import _check_labels
+
+    cfg = load_config("shd", [f"data.root={tmp_path}"])
+    info = SimpleNamespace(class_names=lambda root: ("a", "b", "c"), num_classes=20)
+    data = SimpleNamespace(info=info, train=SimpleNamespace(labels=np.array([0, 5])),
+                           test=SimpleNamespace(labels=np.array([1])))
+    with pytest.raises(ConfigError, match=r"data.dataset: dataset 'shd' has labels up to 5 but its files name 3 "
+                                          r"classes, and a label is its class's index there; `neurosim datasets "
+                                          r"check shd` names the files"):
+        _check_labels(cfg, data)
+    data.train.labels = np.array([0, 2])
+    with pytest.warns(RuntimeWarning, match="has 3 classes"):  # shd.toml's 20 outputs for 3 classes (as before)
+        _check_labels(cfg, data)

@@ -29,10 +29,14 @@ def _error(args, message: str) -> int:
 def cmd_list(args) -> int:
     from neurosim.data.registry import DATASETS
 
-    rows, counted = [], []
+    from neurosim.data.tonic_datasets import label_notes
+
+    rows, counted, notes = [], [], []
     for info in sorted(DATASETS.values(), key=lambda i: (not i.bundled, i.name)):
         root = info.root(args.root)
         on_disk = info.on_disk(root)
+        if on_disk and "spec" in info.extra:  # SHD-format files of one's own whose labels and names disagree
+            notes += [f"{info.name}: {note}" for note in label_notes(info.extra["spec"], root)]
         # the classes the files on disk name, where they name them (SHD's extra/keys, N-Caltech101's class folders:
         # files of one's own, write_shd_h5's, may hold fewer than the registry's), else the registry's count
         names = info.class_names(root) if on_disk and info.file_classes is not None and not info.classes else ()
@@ -50,6 +54,8 @@ def cmd_list(args) -> int:
     # (the table alone on stdout, for scripts)
     print(f"classes: {'as the files on disk name them for ' + ', '.join(counted) + ', ' if counted else ''}"
           "the registry's count" + (" for the others" if counted else ""), file=sys.stderr)
+    for note in notes:
+        print(note, file=sys.stderr)
     print("and folder:PATH: recordings of your own, in PATH/train/<class>/ and PATH/test/<class>/ with a "
           "PATH/dataset.toml (neurosim.data.folder)", file=sys.stderr)
     return 0
