@@ -3,6 +3,7 @@
     neurosim datasets list [--root DIR]
     neurosim datasets prepare NAME [--root DIR] [--time-steps T] [--no-frames]
     neurosim datasets check NAME [--root DIR] [--max-bad N]
+    neurosim datasets clean [--dry-run]
 
 ``--root`` is the folder that holds tonic's ``<ClassName>/`` dataset folders (default: ``<neurosim cache>/datasets``;
 a root tonic already downloaded into works as is) and the generated file of the bundled ``event_digits`` (by
@@ -10,7 +11,9 @@ default in the neurosim cache itself). ``prepare`` downloads only what is not on
 download code and progress bar), then converts both splits to the frame cache with a progress bar; with the files
 already there it needs no network. ``prepare`` exits with 1 when the cache folder cannot take the data or the
 frames (full, read-only): the error names the file, the cause and what to do. ``check`` reads every data file and lists all the bad ones; it exits with 1
-when any file is bad.
+when any file is bad. ``clean`` lists, with their sizes, and removes the cache files no run reads again
+(:mod:`neurosim.data.clean`: frames under an old name or format, of data that changed or is gone); ``--dry-run``
+only lists them.
 """
 
 from __future__ import annotations
@@ -203,6 +206,29 @@ def cmd_check(args) -> int:
     return 0 if report.all_ok else 1
 
 
+def cmd_clean(args) -> int:
+    from neurosim.data._cache import default_cache_dir
+    from neurosim.data.clean import remove_entries, size_text, stale_entries
+
+    root = default_cache_dir()
+    entries = stale_entries(root)
+    if not entries:
+        print(f"no stale cache files in {root}")
+        return 0
+    total = sum(e.size_bytes for e in entries)
+    print(f"{len(entries)} stale cache entr{'y' if len(entries) == 1 else 'ies'} in {root}, {size_text(total)}:")
+    for entry in entries:
+        print(f"  {entry.describe(root)}: {size_text(entry.size_bytes)}, {entry.reason}")
+    if args.dry_run:
+        print("--dry-run: nothing removed; run `neurosim datasets clean` to remove them")
+        return 0
+    removed, failed = remove_entries(entries, root)
+    print(f"removed {len(removed)} file{'s' if len(removed) != 1 else ''}")
+    for path, why in failed:
+        print(f"neurosim datasets clean: error: {path} could not be removed ({why})", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def _positive_int(text: str) -> int:
     import argparse
 
@@ -231,7 +257,7 @@ def register(sub) -> None:
                        description=__doc__.split("\n\n")[0].replace("``", ""))  # (no reST marks in --help)
     _quiet(p, "no progress bars (prepare's download and frame conversion, check's reading of the files); what the "
               "commands report is printed as ever")
-    actions = p.add_subparsers(dest="action", required=True, metavar="{list,prepare,check}")
+    actions = p.add_subparsers(dest="action", required=True, metavar="{list,prepare,check,clean}")
 
     def root_arg(q):
         q.add_argument("--root", default=None,
@@ -266,3 +292,13 @@ def register(sub) -> None:
     q.add_argument("--max-bad", type=_positive_int, default=50, help="list at most this many bad files (default 50)")
     _quiet(q, "no progress bar while the files are read; the report of the bad files is still printed")
     q.set_defaults(func=cmd_check)
+
+    q = actions.add_parser("clean", help="remove the cache files no run reads again (old names, changed data)",
+                           description="List, with their sizes, and remove the entries of neurosim's cache "
+                                       "(NEUROSIM_CACHE_DIR, default ~/.cache/neurosim) that no run reads again: "
+                                       "frames cached under an old name or format, frames of data that changed "
+                                       "or is gone, event digits of another version. Only neurosim's own cache "
+                                       "files are taken; downloaded datasets and anything else stay.")
+    q.add_argument("--dry-run", action="store_true", help="list them, remove nothing")
+    _quiet(q, "no effect here: clean shows no progress bar (-q is taken by every command)")
+    q.set_defaults(func=cmd_clean)
