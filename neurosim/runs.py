@@ -112,15 +112,21 @@ def _check_before_loading(cfg: RunConfig) -> None:
 
 
 def _check_labels(cfg: RunConfig, data: DataBundle) -> None:
-    """Labels past ``model.num_classes`` are an error; more outputs than the dataset has classes (as its registry
-    entry or its files name them: a folder's class folders, SHD-format files' ``extra/keys``) warn, as when a shipped
-    config's ``num_classes`` was kept for recordings of one's own: the outputs of no class are never a target, and
-    they stay in the model the estimate and the export take."""
+    """Labels past ``model.num_classes``, or past the class names the dataset's files give, are an error; more
+    outputs than the dataset has classes (as its registry entry or its files name them: a folder's class folders,
+    SHD-format files' ``extra/keys``) warn, as when a shipped config's ``num_classes`` was kept for recordings of
+    one's own: the outputs of no class are never a target, and they stay in the model the estimate and the export
+    take."""
     top = max(int(data.train.labels.max()), int(data.test.labels.max()))
+    names = data.info.class_names(cfg.data.root)
+    if names and top >= len(names):  # (SHD-format files: loading them says so; frames cached before did not)
+        raise ConfigError(f"data.dataset: dataset {cfg.data.dataset!r} has labels up to {top} but its files name "
+                          f"{len(names)} classes, and a label is its class's index there; `neurosim datasets check "
+                          f"{cfg.data.dataset}` names the files")
     if top >= cfg.model.num_classes:
         raise ConfigError(f"model.num_classes: is {cfg.model.num_classes} but dataset {cfg.data.dataset!r} has labels "
                           f"up to {top}; set model.num_classes = {top + 1}")
-    classes = len(data.info.class_names(cfg.data.root)) or data.info.num_classes
+    classes = len(names) or data.info.num_classes
     if top < classes < cfg.model.num_classes:
         warnings.warn(f"model.num_classes: is {cfg.model.num_classes} but dataset {cfg.data.dataset!r} has "
                       f"{classes} classes: {cfg.model.num_classes - classes} of the model's outputs are no class's, "
@@ -503,12 +509,36 @@ def _train_in_folder(cfg: RunConfig, run_dir: Path, resume: bool, progress: bool
     # what was made of it with it; a checkpoint only given a moved data root keeps its model (_store_data_root)
     earlier = ({path: _file_identity(path) for path in (run_dir / "checkpoint.pt", run_dir / "best.pt")}
                if world.is_main else {})
+    # (stopped or not) the estimates and exports of an earlier model this run replaced or removed go with it
     try:
-        return _train_started(cfg, run_dir, resume, progress, figures, world, t0, earlier)
-    finally:  # (stopped or not) the estimates and exports of an earlier model this run replaced or removed go with it
-        for path, identity in earlier.items():
-            if identity is not None and _file_identity(path) != identity:
-                _say_removed(remove_outputs_of(path), path, resume)
+        result = _train_started(cfg, run_dir, resume, progress, figures, world, t0, earlier)
+    except BaseException as stopped:
+        _remove_outputs_of_replaced(earlier, resume, stopped)
+        raise
+    _remove_outputs_of_replaced(earlier, resume)
+    return result
+
+
+def _remove_outputs_of_replaced(earlier: dict[Path, tuple[int, int] | None], resumed: bool,
+                                stopped: BaseException | None = None) -> None:
+    """Remove, with a warning, what neurosim made of each model in ``earlier`` (a file's identity when the run
+    started, :func:`_file_identity`) that the run replaced.
+
+    ``stopped``, the error stopping the run, is the one that surfaces: an error met here meanwhile (a warning that
+    ``-W error`` turns into one, a file that cannot be removed) would otherwise replace it and hide why the run
+    stopped. It is added to ``stopped`` as a note (Python 3.11+) instead, and each model is still seen to."""
+    for path, identity in earlier.items():
+        if identity is None or _file_identity(path) == identity:
+            continue
+        if stopped is None:
+            _say_removed(remove_outputs_of(path), path, resumed)
+            continue
+        try:
+            _say_removed(remove_outputs_of(path), path, resumed)
+        except Exception as e:
+            if hasattr(stopped, "add_note"):  # Python 3.11+
+                stopped.add_note(f"while removing what neurosim made of the model {path} held before this run: "
+                                 f"{type(e).__name__}: {e}")
 
 
 def _say_removed(removed: list[Path], path: Path, resumed: bool) -> None:

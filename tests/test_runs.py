@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -410,3 +411,56 @@ def test_checking_that_a_run_may_resume_maps_its_checkpoint_rather_than_reading_
     monkeypatch.setattr(runs, "load_checkpoint", lambda path, *a, **kw: calls.append(kw) or real(path, *a, **kw))
     assert main(args) == 0
     assert calls and all(kw.get("mmap") is True for kw in calls)
+
+
+@pytest.mark.parametrize("stopped_by", [ValueError("the data's labels are wrong"), KeyboardInterrupt()])
+def test_a_stopped_runs_own_error_surfaces_when_warnings_are_errors(tmp_path, monkeypatch, stopped_by):
+    """A run that replaced its checkpoint and then stopped warns, as it stops, that the earlier model's estimate
+    went with it; under ``-W error`` that warning was raised from the run's ``finally`` and replaced the error that
+    stopped the run. The run's own error surfaces, the estimate still goes, and the warning is a note on the error."""
+    import neurosim.runs as runs
+    from neurosim.training.distributed import World
+
+    run = tmp_path / "r"
+    (run / "estimate").mkdir(parents=True)
+    (run / "checkpoint.pt").write_bytes(b"the earlier model")
+    (run / "estimate" / "estimate.json").write_text('{"activity": {}, "targets": {}}')  # (as an estimate writes it)
+
+    def replaces_then_stops(cfg, run_dir, *args):
+        (run_dir / ".new").write_bytes(b"the new model")
+        (run_dir / ".new").replace(run_dir / "checkpoint.pt")  # (as an atomic write replaces it)
+        raise stopped_by
+
+    monkeypatch.setattr(runs, "_train_started", replaces_then_stops)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(type(stopped_by)) as info:
+            runs._train_in_folder(None, run, False, False, False, World(), 0.0)
+    assert info.value is stopped_by
+    assert not (run / "estimate").exists()
+    if hasattr(stopped_by, "add_note"):  # Python 3.11+
+        assert len(info.value.__notes__) == 1 and "RuntimeWarning" in info.value.__notes__[0]
+        assert "estimate described checkpoint.pt as it was before this run" in info.value.__notes__[0]
+
+
+def test_labels_past_the_class_names_of_the_datasets_files_are_a_config_error_before_training(tmp_path):
+    """Frames cached from SHD-format files whose labels pass their extra/keys (loading such files is an error now,
+    caching them was not) trained, and evaluate had no name for those classes."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from neurosim.config import ConfigError, load_config
+    from neurosim.runs import _check_labels
+
+    cfg = load_config("shd", [f"data.root={tmp_path}"])
+    info = SimpleNamespace(class_names=lambda root: ("a", "b", "c"), num_classes=20)
+    data = SimpleNamespace(info=info, train=SimpleNamespace(labels=np.array([0, 5])),
+                           test=SimpleNamespace(labels=np.array([1])))
+    with pytest.raises(ConfigError, match=r"data.dataset: dataset 'shd' has labels up to 5 but its files name 3 "
+                                          r"classes, and a label is its class's index there; `neurosim datasets "
+                                          r"check shd` names the files"):
+        _check_labels(cfg, data)
+    data.train.labels = np.array([0, 2])
+    with pytest.warns(RuntimeWarning, match="has 3 classes"):  # shd.toml's 20 outputs for 3 classes (as before)
+        _check_labels(cfg, data)

@@ -3,6 +3,7 @@
     neurosim datasets list [--root DIR]
     neurosim datasets prepare NAME [--root DIR] [--time-steps T] [--no-frames]
     neurosim datasets check NAME [--root DIR] [--max-bad N]
+    neurosim datasets clean [--dry-run]
 
 ``--root`` is the folder that holds tonic's ``<ClassName>/`` dataset folders (default: ``<neurosim cache>/datasets``;
 a root tonic already downloaded into works as is) and the generated file of the bundled ``event_digits`` (by
@@ -10,7 +11,9 @@ default in the neurosim cache itself). ``prepare`` downloads only what is not on
 download code and progress bar), then converts both splits to the frame cache with a progress bar; with the files
 already there it needs no network. ``prepare`` exits with 1 when the cache folder cannot take the data or the
 frames (full, read-only): the error names the file, the cause and what to do. ``check`` reads every data file and lists all the bad ones; it exits with 1
-when any file is bad.
+when any file is bad. ``clean`` lists, with their sizes, and removes the cache files no run reads again
+(:mod:`neurosim.data.clean`: frames under an old name or format, of data that changed or is gone); ``--dry-run``
+only lists them.
 """
 
 from __future__ import annotations
@@ -29,10 +32,14 @@ def _error(args, message: str) -> int:
 def cmd_list(args) -> int:
     from neurosim.data.registry import DATASETS
 
-    rows, counted = [], []
+    from neurosim.data.tonic_datasets import label_notes
+
+    rows, counted, notes = [], [], []
     for info in sorted(DATASETS.values(), key=lambda i: (not i.bundled, i.name)):
         root = info.root(args.root)
         on_disk = info.on_disk(root)
+        if on_disk and "spec" in info.extra:  # SHD-format files of one's own whose labels and names disagree
+            notes += [f"{info.name}: {note}" for note in label_notes(info.extra["spec"], root)]
         # the classes the files on disk name, where they name them (SHD's extra/keys, N-Caltech101's class folders:
         # files of one's own, write_shd_h5's, may hold fewer than the registry's), else the registry's count
         names = info.class_names(root) if on_disk and info.file_classes is not None and not info.classes else ()
@@ -50,6 +57,8 @@ def cmd_list(args) -> int:
     # (the table alone on stdout, for scripts)
     print(f"classes: {'as the files on disk name them for ' + ', '.join(counted) + ', ' if counted else ''}"
           "the registry's count" + (" for the others" if counted else ""), file=sys.stderr)
+    for note in notes:
+        print(note, file=sys.stderr)
     print("and folder:PATH: recordings of your own, in PATH/train/<class>/ and PATH/test/<class>/ with a "
           "PATH/dataset.toml (neurosim.data.folder)", file=sys.stderr)
     return 0
@@ -161,9 +170,22 @@ def cmd_check(args) -> int:
                      for f, _ in recordings(info.extra["folder"], split, info.classes, strays)]
         except FolderDatasetError as e:
             return _error(args, str(e))
-        report = check_files(files, info.extra["reader"], progress=not args.quiet and sys.stderr.isatty())
+        no_events: list = []  # good recordings without events (valid: zero frames), named after the bad ones
+
+        def read(file):
+            events = info.extra["reader"](file)
+            if len(events) == 0:
+                no_events.append(file)
+            return events
+
+        report = check_files(files, read, progress=not args.quiet and sys.stderr.isatty())
         report.bad[:0] = [BadFile(path, why) for path, why in strays]
         print(report.format(max_bad=args.max_bad))
+        if no_events:
+            more = f" and {len(no_events) - 5} more" if len(no_events) > 5 else ""
+            what = "ok recording holds" if len(no_events) == 1 else "ok recordings hold"
+            print(f"{len(no_events)} {what} no events (their frames are all zero: right for a recording where "
+                  f"nothing moved, else leave them out): {', '.join(map(str, no_events[:5]))}{more}")
         return 0 if report.all_ok and report.n_checked else 1
     spec = info.extra.get("spec")
     if spec is None:
@@ -182,6 +204,29 @@ def cmd_check(args) -> int:
     if report.n_checked == 0:
         return 1
     return 0 if report.all_ok else 1
+
+
+def cmd_clean(args) -> int:
+    from neurosim.data._cache import default_cache_dir
+    from neurosim.data.clean import remove_entries, size_text, stale_entries
+
+    root = default_cache_dir()
+    entries = stale_entries(root)
+    if not entries:
+        print(f"no stale cache files in {root}")
+        return 0
+    total = sum(e.size_bytes for e in entries)
+    print(f"{len(entries)} stale cache entr{'y' if len(entries) == 1 else 'ies'} in {root}, {size_text(total)}:")
+    for entry in entries:
+        print(f"  {entry.describe(root)}: {size_text(entry.size_bytes)}, {entry.reason}")
+    if args.dry_run:
+        print("--dry-run: nothing removed; run `neurosim datasets clean` to remove them")
+        return 0
+    removed, failed = remove_entries(entries, root)
+    print(f"removed {len(removed)} file{'s' if len(removed) != 1 else ''}")
+    for path, why in failed:
+        print(f"neurosim datasets clean: error: {path} could not be removed ({why})", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _positive_int(text: str) -> int:
@@ -212,7 +257,7 @@ def register(sub) -> None:
                        description=__doc__.split("\n\n")[0].replace("``", ""))  # (no reST marks in --help)
     _quiet(p, "no progress bars (prepare's download and frame conversion, check's reading of the files); what the "
               "commands report is printed as ever")
-    actions = p.add_subparsers(dest="action", required=True, metavar="{list,prepare,check}")
+    actions = p.add_subparsers(dest="action", required=True, metavar="{list,prepare,check,clean}")
 
     def root_arg(q):
         q.add_argument("--root", default=None,
@@ -247,3 +292,13 @@ def register(sub) -> None:
     q.add_argument("--max-bad", type=_positive_int, default=50, help="list at most this many bad files (default 50)")
     _quiet(q, "no progress bar while the files are read; the report of the bad files is still printed")
     q.set_defaults(func=cmd_check)
+
+    q = actions.add_parser("clean", help="remove the cache files no run reads again (old names, changed data)",
+                           description="List, with their sizes, and remove the entries of neurosim's cache "
+                                       "(NEUROSIM_CACHE_DIR, default ~/.cache/neurosim) that no run reads again: "
+                                       "frames cached under an old name or format, frames of data that changed "
+                                       "or is gone, event digits of another version. Only neurosim's own cache "
+                                       "files are taken; downloaded datasets and anything else stay.")
+    q.add_argument("--dry-run", action="store_true", help="list them, remove nothing")
+    _quiet(q, "no effect here: clean shows no progress bar (-q is taken by every command)")
+    q.set_defaults(func=cmd_clean)

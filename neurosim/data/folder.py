@@ -12,17 +12,18 @@ Events as tonic's: ``x``, ``y`` pixels, ``p`` polarity below ``P``, ``t`` in who
 high (``[W, 1, P]``), audio events without ``y`` too: tonic's ``(t, x, p)`` (SHD's dtype, as
 :class:`~neurosim.data.audio.AudioToSpikes` gives them: ``x`` the channel, ``y`` read as 0, and with ``P = 1`` their
 ``p``, always 1, as 0), or time and channel alone (a structured ``(t, x)`` array, or a plain one with ``columns =
-["t", "x"]``: ``y = p = 0``, the sensor ``[channels, 1, 1]`` as SHD's), where a recording without events is a silent
-clip, not an error; ``columns`` without ``y`` on a sensor taller than one row is an error. The classes are the
-``train`` split's sub-folders sorted by name as text (label = index: ``10`` sorts before ``2``, so pad numbers,
-``02``; numbers that text orders otherwise warn); every ``test`` class must be one of them, and a class without
-``test`` recordings warns (the test accuracy leaves it out). Hidden files (``.DS_Store``) are skipped; any other
-file that is not ``.npy`` or ``.bin``, a folder inside a class folder, or a file in ``train/`` or ``test/`` itself
-(outside every class folder), is a :class:`FolderDatasetError` naming it. Each recording is read with
-:mod:`neurosim.data.readers`' checks (truncation, garbage, events outside ``sensor_size``) and whole-number x, y, p
-and t, the first bad one an
-:class:`~neurosim.data.readers.EventFileError` naming the file; ``neurosim datasets check folder:PATH`` lists every
-bad one. A recording the frames cannot hold (a hot pixel's count past int16 in one frame) is a
+["t", "x"]``: ``y = p = 0``, the sensor ``[channels, 1, 1]`` as SHD's); ``columns`` without ``y`` on a sensor taller
+than one row is an error. The classes are the ``train`` split's sub-folders sorted by name as text (label = index:
+``10`` sorts before ``2``, so pad numbers, ``02``; numbers that text orders otherwise warn); every ``test`` class must
+be one of them, and a class without ``test`` recordings warns (the test accuracy leaves it out). Hidden files
+(``.DS_Store``) are skipped; any other file that is not ``.npy`` or ``.bin``, a folder inside a class folder, or a
+file in ``train/`` or ``test/`` itself (outside every class folder), is a :class:`FolderDatasetError` naming it. Each
+recording is read with :mod:`neurosim.data.readers`' checks (truncation, garbage, events outside ``sensor_size``) and
+whole-number x, y, p and t, the first bad one an :class:`~neurosim.data.readers.EventFileError` naming the file;
+``neurosim datasets check folder:PATH`` lists every bad one. A recording without events (a scene where nothing moved,
+a silent clip; a ``.bin`` file of no records) is valid data: its frames are all zero, as tonic's ``ToFrame`` gives
+them, with a warning naming such files when the frames are built (``neurosim datasets check`` counts them ok and names
+them too). A recording the frames cannot hold (a hot pixel's count past int16 in one frame) is a
 :class:`~neurosim.data.frames.FramesError` naming the file. Frames are cached as for any dataset, keyed by the
 folder's files (sizes and times), so recordings added or changed are converted again.
 """
@@ -183,11 +184,18 @@ class FolderEvents:
 
 
 def read_recording(file: Path, spec: _Spec) -> np.ndarray:
-    """One recording of a folder dataset, checked against its sensor (an EventFileError naming the file)."""
-    from neurosim.data.readers import EventFileError, read_nmnist_bin, read_npy_events
+    """One recording of a folder dataset, checked against its sensor (an EventFileError naming the file). One without
+    events (nothing moved: an empty array, a ``.bin`` file without records) is valid, read as no events."""
+    from neurosim.data.readers import NMNIST_DTYPE, EventFileError, read_nmnist_bin, read_npy_events
 
     if file.suffix.lower() == ".bin":
-        events = read_nmnist_bin(file, sensor_size=spec.sensor_size[:2])
+        try:  # (N-MNIST's format has no header: a recording without events is a file without records)
+            no_records = file.stat().st_size == 0
+        except OSError:
+            no_records = False  # read_nmnist_bin says what is wrong with it
+        if no_records:
+            return np.zeros(0, dtype=NMNIST_DTYPE)
+        events = read_nmnist_bin(file, sensor_size=spec.sensor_size[:2], allow_empty=True)
         if len(events) and int(events["p"].max()) >= spec.sensor_size[2]:
             raise EventFileError(file, f"an event of polarity {int(events['p'].max())}, outside the sensor's "
                                        f"{spec.sensor_size[2]} polarity(ies) (dataset.toml's sensor_size)")
@@ -206,7 +214,8 @@ def read_recording(file: Path, spec: _Spec) -> np.ndarray:
             return _audio_recording(file, spec, tuple(c for c in _AUDIO_FIELDS if c in fields))
         if fields is None and "y" not in spec.columns:
             return _audio_recording(file, spec, spec.columns)
-    events = read_npy_events(file, columns=spec.columns or _EVENT_FIELDS, sensor_size=spec.sensor_size)
+    events = read_npy_events(file, columns=spec.columns or _EVENT_FIELDS, sensor_size=spec.sensor_size,
+                             allow_empty=True)
     _whole_numbers(file, events, ("x", "y", "p"), "x, y and p must be whole numbers (pixels, polarity): round or "
                                                   "cast them to integers first")
     t = events["t"]

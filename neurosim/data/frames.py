@@ -68,7 +68,8 @@ def events_to_frames(dataset, sensor_size: Sequence[int], time_steps: int, progr
 
     Samples whose events span fewer than ``time_steps`` time units (one event, all at one timestamp) get empty frames,
     as from tonic's ``ToFrame``: one ``UserWarning`` per call says how many, naming the first five by file (a
-    folder dataset's, ``source(i)``) or index.
+    folder dataset's, ``source(i)``) or index. Samples without events (a recording where nothing moved) get zero
+    frames, as from tonic's ``ToFrame``, said by another such warning.
 
     Raises:
         ValueError: a sample ToFrame refuses, one with another number of time bins than ``time_steps``, one of
@@ -103,6 +104,7 @@ def _each_frame(dataset, sensor_size: Sequence[int], time_steps: int, progress: 
     top = 0  # the largest count so far: the frames' dtype is the smallest of _FRAME_DTYPES that holds it
     source = getattr(dataset, "source", None)  # a dataset that knows its samples' files (a folder's) names them
     short = []  # the samples whose events span fewer time units than time_steps: empty frames, said once at the end
+    no_events = []  # the samples without events (nothing moved, a silent clip): zero frames, said once at the end
     for i in tqdm(range(n), desc=desc, disable=None if progress else True, leave=False):
         events, label = dataset[i]
         try:
@@ -118,6 +120,8 @@ def _each_frame(dataset, sensor_size: Sequence[int], time_steps: int, progress: 
                 short.append((i, int(events["t"].max()) - int(events["t"].min())))  # (sorted or not)
             else:  # (as ToFrame gave it)
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+        if isinstance(events, np.ndarray) and len(events) == 0:
+            no_events.append(i)
         if f.shape[0] != time_steps:
             raise ValueError(f"sample {i}: ToFrame gave {f.shape[0]} time bins, expected {time_steps}")
         if shape is None:
@@ -129,6 +133,8 @@ def _each_frame(dataset, sensor_size: Sequence[int], time_steps: int, progress: 
         yield i, f, int(label), top
     if short:
         _warn_short_spans(short, n, source, time_steps, desc)
+    if no_events:
+        _warn_no_events(no_events, n, source, desc)
 
 
 _SHORT_SPAN = "ToFrame: the events span"  # how ToFrame's warning of a span shorter than n_time_bins begins
@@ -143,6 +149,16 @@ def _warn_short_spans(short: list[tuple[int, int]], n: int, source, time_steps: 
                   f"ToFrame(n_time_bins={time_steps}) bins them 0 units wide and their frames are empty: {shown}"
                   f"{more}; check their timestamps (whole microseconds), or leave them out", UserWarning,
                   stacklevel=caller_stacklevel())
+
+
+def _warn_no_events(no_events: list[int], n: int, source, desc: str) -> None:
+    """One warning for a split's samples that hold no events: valid data (a scene where nothing moved, a silent
+    clip), framed as zeros as tonic's ``ToFrame`` frames them; said, as a file cut short of its events reads alike."""
+    shown = ", ".join(str(source(i)) if source is not None else f"sample {i}" for i in no_events[:5])
+    more = f" and {len(no_events) - 5} more" if len(no_events) > 5 else ""
+    warnings.warn(f"{desc}: {len(no_events)} of {n} recordings hold no events, so their frames are all zero (as "
+                  f"tonic's ToFrame frames them): {shown}{more}; that is right for a recording where nothing moved "
+                  "or a silent clip, else leave them out", UserWarning, stacklevel=caller_stacklevel())
 
 
 class _WriteFailed(Exception):

@@ -41,7 +41,7 @@ import numpy as np
 
 __all__ = [
     "EVENT_SUFFIXES", "NMNIST_DTYPE", "SHD_DTYPE", "BadFile", "CheckReport", "EventFileError", "ShdFile",
-    "check_files", "read_events", "read_nmnist_bin", "read_npy_events", "read_shd_h5",
+    "check_files", "read_events", "read_nmnist_bin", "read_npy_events", "read_shd_h5", "shd_label_problem",
 ]
 
 NMNIST_DTYPE = np.dtype([("x", int), ("y", int), ("t", int), ("p", int)])
@@ -365,6 +365,7 @@ def read_shd_h5(path: str | os.PathLike, *, n_channels: int | None = 700, allow_
             ``spikes/times``, ``spikes/units`` or ``labels`` (with ``require_extra``, ``extra/keys`` or
             ``extra/speaker``); different numbers of samples in them; a sample whose
             times and units differ in length; negative or non-finite times; units outside ``[0, n_channels)``;
+            a negative label, or one past the class names of ``extra/keys`` (:func:`shd_label_problem`);
             unreadable (corrupt) data.
     """
     import h5py
@@ -436,7 +437,29 @@ def read_shd_h5(path: str | os.PathLike, *, n_channels: int | None = 700, allow_
     key_list = None
     if keys is not None:
         key_list = [k.decode() if isinstance(k, bytes) else str(k) for k in np.atleast_1d(keys)]
+    problem = shd_label_problem(labels, key_list)
+    if problem:
+        raise EventFileError(path, problem)
     return ShdFile(path=path, events=events, labels=labels.astype(np.int64), keys=key_list, speakers=speakers)
+
+
+def shd_label_problem(labels: np.ndarray, keys: Sequence[str] | None) -> str | None:
+    """What is wrong with an SHD/SSC-format file's ``labels`` against its class names ``extra/keys`` (as tonic's
+    ``SHD(...).classes`` holds them: a label is its class's index there), or None: a negative label, or one past the
+    names (where the file names any). Names without a sample of their own are no error (a split may lack a class)."""
+    labels = np.asarray(labels)
+    if not len(labels):
+        return None
+    if labels.min() < 0:
+        i = int(np.argmax(labels < 0))
+        return f"sample {i} has the label {int(labels[i])}: labels are class indices, 0 or more"
+    if keys and labels.max() >= len(keys):
+        i, top = int(np.argmax(labels >= len(keys))), int(labels.max())
+        shown = ", ".join(map(repr, keys[:5])) + (", ..." if len(keys) > 5 else "")
+        return (f"sample {i} has the label {int(labels[i])}, past the {len(keys)} class names of extra/keys "
+                f"({shown}; labels up to {top} need {top + 1}): a label is its class's index in extra/keys, so name "
+                "every class there (neurosim.data.audio.write_shd_h5's keys) or correct the labels")
+    return None
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import warnings
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -41,6 +42,7 @@ import numpy as np
 from neurosim.data.registry import DatasetInfo, DatasetNotFoundError, MissingReaderError
 
 __all__ = ["SPECS", "SplitLayout", "TonicSpec", "TonicSplit", "check_dataset", "dataset_infos", "file_classes",
+           "label_notes",
            "layout_problems", "load_split", "location", "on_disk"]
 
 TEST_FRACTION_UNSPLIT = 0.1
@@ -376,6 +378,33 @@ def file_classes(spec: TonicSpec, root: Path) -> tuple[str, ...]:
     return ()
 
 
+def label_notes(spec: TonicSpec, root: Path) -> list[str]:
+    """What ``neurosim datasets list`` says of SHD/SSC-format files under ``root`` whose labels and class names
+    (``extra/keys``) disagree: a label past the names (an error when loaded), names no sample has (their count is
+    the classes all the same). Empty for the other datasets, and where the files are not there or cannot be read."""
+    if spec.tonic_class not in ("SHD", "SSC"):
+        return []
+    import h5py
+
+    from neurosim.data.readers import shd_label_problem
+
+    notes = []
+    for split in ("train", "test"):
+        path = location(spec, root) / spec.splits[split].data_file
+        try:
+            with h5py.File(path, "r") as f:
+                labels, keys = np.asarray(f["labels"][()], dtype=np.int64), _hsd_keys(f)
+        except (OSError, KeyError, ValueError, TypeError):  # missing or unreadable: datasets check says why
+            continue
+        problem = shd_label_problem(labels, keys)
+        if problem:
+            notes.append(f"{path}: {problem} (loading it is an error)")
+        elif keys and len(labels) and len(np.unique(labels)) < len(keys):
+            notes.append(f"{path}: its samples are of {len(np.unique(labels))} of the {len(keys)} classes extra/keys "
+                         "names (the classes counted)")
+    return notes
+
+
 def _split_unsplit(order: np.ndarray, labels: np.ndarray, split: str) -> np.ndarray:
     """The first 90 % of each class (in ``order``) for train, the rest for test."""
     keep = []
@@ -423,8 +452,33 @@ def load_split(spec: TonicSpec, split: str, root: Path, download: bool = False, 
         _check_hsd_datasets(location(spec, root) / spec.splits[split].data_file)
     ds = _tonic_dataset(spec, split, root)
     order, labels, classes = _order_and_labels(spec, ds)
+    if spec.tonic_class in ("SHD", "SSC"):
+        _check_hsd_labels(location(spec, root) / spec.splits[split].data_file, split, labels, classes)
     indices = order if spec.split_kwargs is not None else _split_unsplit(order, labels, split)
     return TonicSplit(spec, split, ds, indices, labels[indices], classes)
+
+
+def _check_hsd_labels(path: Path, split: str, labels: np.ndarray, names: Sequence[str]) -> None:
+    """An SHD/SSC-format file's labels against its class names (``extra/keys``; a label is its class's index there):
+    a label past them (or negative) is an :class:`~neurosim.data.readers.EventFileError` naming the file; names no
+    sample has warn, as a folder dataset's empty class folders do (the classes are the names all the same, as tonic's
+    ``SHD(...).classes``: ``model.num_classes`` counts them)."""
+    from neurosim._stack import caller_stacklevel
+    from neurosim.data.readers import EventFileError, shd_label_problem
+
+    problem = shd_label_problem(labels, names)
+    if problem:
+        raise EventFileError(path, problem)
+    absent = sorted(set(range(len(names))) - set(np.unique(labels).tolist()))
+    if not absent or not len(labels):
+        return
+    shown = ", ".join(names[i] for i in absent[:5]) + (f" and {len(absent) - 5} more" if len(absent) > 5 else "")
+    what = ("the model never trains on them" if split == "train" else
+            "the test accuracy does not measure them")
+    warnings.warn(f"{path}: {len(absent)} of the {len(names)} classes extra/keys names have no sample in the {split} "
+                  f"split ({shown}): {what}; they still count in model.num_classes, as a label is its class's index "
+                  "in extra/keys (for fewer outputs, number the classes with samples 0, 1, ... and name only those)",
+                  UserWarning, stacklevel=caller_stacklevel())
 
 
 HSD_DATASETS = ("spikes/times", "spikes/units", "labels", "extra/keys", "extra/speaker")

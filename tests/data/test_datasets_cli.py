@@ -302,3 +302,60 @@ def test_datasets_help_shows_no_restructured_text_marks(capsys):
         main(["datasets", "--help"])
     out = capsys.readouterr().out
     assert "neurosim datasets: list the registered datasets" in " ".join(out.split()) and "``" not in out
+
+
+def _shd_files(root, labels, keys):
+    """SHD-format train and test files (each sample 3 spikes) with these labels and class names, as another tool
+    writes them (write_shd_h5 refuses labels past its keys)."""
+    times = [np.array([0.0, 0.0005, 0.0009])] * len(labels)
+    for split in ("train", "test"):
+        fw.write_hsd_h5(root / "SHD" / f"shd_{split}.h5", times, [np.array([1, 2, 3])] * len(labels), labels, keys)
+        (root / "SHD" / f"shd_{split}.h5.zip").touch()
+
+
+def test_shd_files_whose_labels_pass_their_class_names_are_a_clear_error(offline, capsys):
+    # extra/keys named 3 classes, the labels went up to 5: list counted 3 classes, check passed both files, prepare
+    # printed a command with model.num_classes=3, which training then refused (labels up to 5), and evaluate's
+    # per-class table had no name for classes 3 to 5
+    from neurosim.data import get_dataset
+    from neurosim.data.readers import EventFileError, shd_label_problem
+
+    _shd_files(offline, [0, 1, 2, 3, 4, 5], ["a", "b", "c"])
+    said = ("sample 3 has the label 3, past the 3 class names of extra/keys ('a', 'b', 'c'; labels up to 5 need 6): "
+            "a label is its class's index in extra/keys, so name every class there")
+    with pytest.raises(EventFileError, match=r"shd_train.h5: " + said.replace("(", r"\(").replace(")", r"\)")):
+        get_dataset("shd").load("train", offline)
+    assert main(["-q", "datasets", "prepare", "shd", "--root", str(offline), "--no-frames"]) == 2
+    out, err = capsys.readouterr()
+    assert "train it" not in out and err.startswith(f"neurosim datasets prepare: error: {offline}/SHD/shd_train.h5: "
+                                                    f"{said}")
+    assert main(["-q", "datasets", "check", "shd", "--root", str(offline)]) == 1
+    out = capsys.readouterr().out
+    assert "0 ok, 2 bad" in out and f"shd_train.h5: {said}" in out and f"shd_test.h5: {said}" in out
+    assert main(["datasets", "list", "--root", str(offline)]) == 0
+    assert f"shd: {offline}/SHD/shd_train.h5: {said}" in capsys.readouterr().err
+    assert shd_label_problem(np.array([0, 2, -1]), ["a", "b", "c"]) == (
+        "sample 2 has the label -1: labels are class indices, 0 or more")  # (SHD's uint16 labels cannot be; others')
+    assert shd_label_problem(np.array([0, 2, 7]), []) is None  # no names: the labels alone count
+
+
+def test_shd_files_naming_classes_none_of_their_samples_has_count_them_and_say_so(offline, capsys):
+    # extra/keys named 20 classes, the samples were of 5: nothing said that 15 of the model's outputs would never be
+    # trained or tested (a folder's empty class folders warn); the classes are still the names (tonic's classes)
+    from neurosim.data import get_dataset
+
+    keys = [f"w{i}" for i in range(20)]
+    _shd_files(offline, [0, 1, 2, 3, 4, 0], keys)
+    with pytest.warns(UserWarning, match=r"shd_train.h5: 15 of the 20 classes extra/keys names have no sample in the "
+                                         r"train split \(w5, w6, w7, w8, w9 and 10 more\): the model never trains on "
+                                         r"them; they still count in model.num_classes"):
+        train = get_dataset("shd").load("train", offline)
+    assert train.classes == keys and sorted(set(train.targets.tolist())) == [0, 1, 2, 3, 4]
+    with pytest.warns(UserWarning, match=r"shd_test.h5: 15 of the 20 .* in the test split .*the test accuracy does "
+                                         r"not measure them"):
+        get_dataset("shd").load("test", offline)
+    assert main(["datasets", "list", "--root", str(offline)]) == 0
+    out, err = capsys.readouterr()
+    assert next(ln for ln in out.splitlines() if ln.startswith("shd ")).split()[4] == "20"
+    assert (f"shd: {offline}/SHD/shd_train.h5: its samples are of 5 of the 20 classes extra/keys names (the classes "
+            "counted)") in err

@@ -872,3 +872,40 @@ def test_a_folders_warnings_point_at_the_users_call(tmp_path, monkeypatch, how):
     assert len(said) == 3, [str(w.message) for w in caught]
     for w in said.values():
         assert (w.filename, w.category) == (__file__, UserWarning), (w.filename, w.lineno, str(w.message))
+
+
+def test_a_recording_without_events_is_zero_frames_with_a_warning_naming_it(tmp_path, monkeypatch, capsys):
+    """A recording where nothing moved (an empty array, a .bin file of no records or of timestamp-overflow markers
+    alone) was a bad file ("no events (the array is empty)"), refused by training and listed by datasets check; tonic's
+    ToFrame frames such events as zeros. They are read as no events, framed as zeros, and named by one warning per
+    split and by datasets check, which counts them ok."""
+    import warnings
+
+    from neurosim.cli import main
+
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(tmp_path / "cache"))
+    root = _folder(tmp_path, per_class=(2, 1), classes=("a", "b"))
+    still = [root / "train" / "a" / "still.npy", root / "train" / "b" / "none.bin", root / "train" / "b" / "wrap.bin"]
+    np.save(still[0], np.zeros(0, EVENT_DTYPE))
+    still[1].write_bytes(b"")  # N-MNIST's format has no header: no events, no records
+    still[2].write_bytes(bytes([0, 240, 0, 0, 0]) * 2)  # two timestamp-overflow markers, no event
+    train = get_dataset(f"folder:{root}").load("train")
+    assert [len(train[i][0]) for i in range(len(train))] == [300, 300, 0, 300, 300, 0, 0]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bundle = make_loaders(DataConfig(dataset=f"folder:{root}", time_steps=4, batch_size=4), progress=False)
+    assert tuple(bundle.train_frames.shape) == (7, 4, P, H, W)
+    assert [bool(bundle.train_frames[i].any()) for i in range(7)] == [True, True, False, True, True, False, False]
+    said = [str(w.message) for w in caught if "no events" in str(w.message)]
+    assert said == [f"folder:{root} train frames: 3 of 7 recordings hold no events, so their frames are all zero (as "
+                    f"tonic's ToFrame frames them): {still[0]}, {still[1]}, {still[2]}; that is right for a recording "
+                    "where nothing moved or a silent clip, else leave them out"]
+    capsys.readouterr()
+    assert main(["-q", "datasets", "check", f"folder:{root}"]) == 0
+    out = capsys.readouterr().out
+    assert "checked 9 files: 9 ok, 0 bad" in out
+    assert (f"3 ok recordings hold no events (their frames are all zero: right for a recording where nothing moved, "
+            f"else leave them out): {still[0]}, {still[1]}, {still[2]}") in out
+    (root / "train" / "a" / "cut.bin").write_bytes(b"\x01\x02\x03")  # not a whole record: still a bad file
+    assert main(["-q", "datasets", "check", f"folder:{root}"]) == 1
+    assert "cut.bin: truncated" in capsys.readouterr().out
