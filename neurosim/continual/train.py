@@ -38,7 +38,7 @@ from neurosim.continual.config import ContinualConfig, subspace_sizes
 from neurosim.continual.metrics import bwt as bwt_of
 from neurosim.continual.metrics import seed_std
 from neurosim.continual.projection import HLOP, freeze_non_weights, presynaptic_size, protected_layers
-from neurosim.continual.tasks import Task, concat_tasks
+from neurosim.continual.tasks import Task, check_same_inputs, concat_tasks
 from neurosim.data.loaders import FrameLoader
 from neurosim.nn import as_float, build_model, is_stateful, run_chunked
 from neurosim.training.losses import Loss, get_loss, predict
@@ -127,7 +127,8 @@ def evaluate_task(model: torch.nn.Module, task: Task, batch_size: int = 256,
 
 
 def build_continual_model(cfg: ContinualConfig, tasks: Sequence[Task]) -> torch.nn.Module:
-    """The config's network, after checking it fits the tasks' inputs and classes."""
+    """The config's network, after checking it fits the tasks' inputs and classes (every task's the same shape)."""
+    check_same_inputs(tasks)
     sample = tasks[0].input_shape
     want = tuple(cfg.model.input_shape)
     n_sample, n_want = int(np.prod(sample)), int(np.prod(want))

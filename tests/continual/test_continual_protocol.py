@@ -11,7 +11,7 @@ import torch
 
 from neurosim.config import ConfigError, config_to_dict
 from neurosim.continual import (
-    TaskLoss, build_tasks, class_split_tasks, continual_config_from_dict, load_continual_config, permuted_tasks,
+    Task, TaskLoss, build_tasks, class_split_tasks, continual_config_from_dict, load_continual_config, permuted_tasks,
     run_method, subspace_sizes,
 )
 from neurosim.training import get_loss
@@ -68,6 +68,48 @@ def test_bad_task_input_is_refused():
         permuted_tasks(torch.rand(4, 3), torch.zeros(4), torch.rand(4, 3), torch.zeros(4), num_tasks=2)
     with pytest.raises(ValueError, match="num_tasks must be >= 1"):
         permuted_tasks(torch.rand(4, 1, 3), torch.zeros(4), torch.rand(4, 1, 3), torch.zeros(4), num_tasks=0)
+
+
+def test_a_task_built_from_other_dtypes_takes_float32_samples_and_int64_labels():
+    # a notebook's float64 samples and int32 labels: before, training failed deep inside (a float64 x_seq for float32
+    # weights; "expected target dtype to be Long or Byte, but got Int" from cross-entropy)
+    x, y = torch.rand(8, 2, 4, dtype=torch.float64), torch.arange(8, dtype=torch.int32) % 2
+    task = Task("mine", x, y, x.numpy(), y.numpy().astype(np.int16))
+    assert task.x_train.dtype == task.x_test.dtype == torch.float32 and torch.equal(task.x_train, x.float())
+    assert task.y_train.dtype == task.y_test.dtype == torch.int64 and torch.equal(task.y_test, y.long())
+    assert Task("f", x, y.double(), x, y).y_train.dtype == torch.int64  # whole-number float labels
+    counts = torch.randint(0, 5, (8, 2, 4), dtype=torch.uint8)
+    assert Task("c", counts, y, counts, y).x_train.dtype == torch.uint8  # compact counts stay compact
+    cfg = continual_config_from_dict({"model": {"input_shape": [4], "hidden": [8]}, "train": {"epochs": 1},
+                                      "hlop": {"sizes": [[2, 2]]}})
+    assert len(run_method(cfg, "baseline", [task, Task("b", x, y, x, y)]).matrix) == 2
+    with pytest.raises(ValueError, match=r"task 'f': y_train must hold integer class indices, got torch.float64 "
+                                         r"values that are not whole numbers"):
+        Task("f", x, y.double() + 0.5, x, y)
+    with pytest.raises(ValueError, match=r"task 'n': y_test holds the negative label -1"):
+        Task("n", x, y, x, y - 1)
+    with pytest.raises(ValueError, match=r"task 's': x_train and x_test differ in their per-step shape \(4,\) vs "
+                                         r"\(3,\)"):
+        Task("s", x, y, x[..., :3], y)
+
+
+def test_a_sequence_of_tasks_of_other_input_shapes_or_not_tasks_is_refused_before_training():
+    cfg = continual_config_from_dict({"model": {"input_shape": [4], "hidden": [8]}, "train": {"epochs": 1},
+                                      "hlop": {"sizes": [[2, 2]]}})
+    x, y = torch.rand(8, 2, 4), torch.arange(8) % 2
+    a = Task("a", x, y, x, y)
+    # before: task 0 trained, then evaluating task 1 failed with "mat1 and mat2 shapes cannot be multiplied"
+    with pytest.raises(ValueError, match=r"task 1 \('wide'\) gives inputs of shape \[5\] per step but task 0 "
+                                         r"\('a'\) \[4\]: every task of a sequence feeds the same network"):
+        run_method(cfg, "baseline", [a, Task("wide", torch.rand(8, 2, 5), y, torch.rand(8, 2, 5), y)])
+    with pytest.raises(TypeError, match="a task sequence holds Task objects .* got tuple at index 1"):
+        run_method(cfg, "hlop", [a, (x, y, x, y)])
+    # the multitask bound trains on all tasks' samples at once: their T must agree (before: torch.cat's error)
+    longer = Task("long", torch.rand(8, 3, 4), y, torch.rand(8, 3, 4), y)
+    assert len(run_method(cfg, "baseline", [a, longer]).matrix) == 2  # a sequence may change T
+    with pytest.raises(ValueError, match=r"needs every task's samples to have the same T: task 'long' has 3 steps, "
+                                         r"task 'a' 2"):
+        run_method(cfg, "multitask", [a, longer])
 
 
 def test_shipped_config_loads_and_builds_its_tasks():
