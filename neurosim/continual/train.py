@@ -398,8 +398,11 @@ def hlop_plan(cfg: ContinualConfig, model: torch.nn.Module, num_tasks: int
             if rows[name] > inputs:
                 which = (f" (protected layer {i + 1} of {len(names)}: entry {i + 1} of each hlop.sizes list)"
                          if key == "hlop.sizes" and len(names) > 1 else "")
+                fix = ("the pmnist_paper preset is the paper's schedule for its 784-800-800-10 MLP: for this model set "
+                       "hlop.preset = 'none' and give hlop.sizes" if key == "hlop.preset"
+                       else "use smaller sizes or fewer tasks")
                 raise ConfigError(f"{key}: HLOP layer {name!r}{which} would need {rows[name]} subspace rows by task "
-                                  f"{task} but has only {inputs} inputs; use smaller sizes or fewer tasks")
+                                  f"{task} but has only {inputs} inputs; {fix}")
         schedule.append(sizes)
     return names, lrs, schedule
 

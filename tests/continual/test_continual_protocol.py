@@ -228,6 +228,19 @@ def test_hlop_settings_that_cannot_last_all_tasks_are_refused_before_any_trainin
     assert train.hlop_plan(cfg, model, 2)[2] == [(20, 60, 40), (0, 0, 0)]  # the last task learns no rows
 
 
+def test_the_paper_preset_on_a_smaller_model_says_to_give_sizes_instead():
+    # before: "... has only 64 inputs; use smaller sizes or fewer tasks", though the preset's sizes cannot be changed
+    cfg = continual_config_from_dict({"tasks": {"num_tasks": 2, "train_subset": 20}, "hlop": {"preset": "pmnist_paper"}})
+    from neurosim.continual.train import build_continual_model, hlop_plan
+
+    model = build_continual_model(cfg, build_tasks(cfg, 0))
+    with pytest.raises(ConfigError, match=r"hlop.preset: HLOP layer '1' would need 80 subspace rows by task 0 but has "
+                                          r"only 64 inputs; the pmnist_paper preset is the paper's schedule for its "
+                                          r"784-800-800-10 MLP: for this model set hlop.preset = 'none' and give "
+                                          r"hlop.sizes$"):
+        hlop_plan(cfg, model, 2)
+
+
 @pytest.mark.parametrize("train_method", ["bptt", "sltt"])
 def test_hlop_forgets_clearly_less_than_fine_tuning(train_method):
     over = {"method": train_method} if train_method == "bptt" else {"method": "sltt", "loss": "tet"}
