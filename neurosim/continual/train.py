@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -446,7 +447,9 @@ def run_method(cfg: ContinualConfig, method: str, tasks: Sequence[Task], seed: i
         heads = None if tasks[0].classes is None else [t.classes for t in tasks]
         a = _train(model, concat_tasks(list(tasks)), cfg, TaskLoss(base_loss, heads), seed, False, device,
                    desc="multitask", progress=progress, penalty=penalty)
-        return MethodResult(method, seed, [evaluate_all()], time.perf_counter() - t0, time.process_time() - c0,
+        final = evaluate_all()
+        _warn_unlearnt(method, seed, tasks, final)
+        return MethodResult(method, seed, [final], time.perf_counter() - t0, time.process_time() - c0,
                             None if penalty is None else [a], _cpu_state(model))
 
     hlop = ewc = None
@@ -484,8 +487,42 @@ def run_method(cfg: ContinualConfig, method: str, tasks: Sequence[Task], seed: i
         matrix.append(evaluate_all())
     if hlop is not None:
         hlop.remove()
+    _warn_unlearnt(method, seed, tasks, [row[i] for i, row in enumerate(matrix)])
     return MethodResult(method, seed, matrix, time.perf_counter() - t0, time.process_time() - c0,
                         None if penalty is None else activity, _cpu_state(model))
+
+
+#: a task counts as not learnt where its accuracy (points) is within this share of the way from always answering its
+#: most common class (what a network whose output ignores its input scores) to 100 %
+UNLEARNT_MARGIN = 0.1
+
+
+def majority_rate(task: Task) -> float:
+    """The test accuracy (points) of always answering ``task``'s most common test class: what a model whose output
+    does not depend on its input scores (within the task's head, for a class-split task)."""
+    return 100.0 * float(torch.bincount(task.y_test).max()) / len(task.y_test)
+
+
+def _warn_unlearnt(method: str, seed: int, tasks: Sequence[Task], learnt: Sequence[float]) -> None:
+    """Warn where a task's accuracy just after training it (``learnt[i]``: the matrix's diagonal, or the multitask
+    bound's final row) is no better than answering its most common class: the network learnt nothing of it (hidden
+    layers that never spike, a learning rate far off), and its ACC and BWT say nothing about forgetting."""
+    bad = [(i, a, majority_rate(t)) for i, (t, a) in enumerate(zip(tasks, learnt))]
+    bad = [(i, a, floor) for i, a, floor in bad if a <= floor + UNLEARNT_MARGIN * (100.0 - floor)]
+    if not bad:
+        return
+
+    def listed(values):
+        return ", ".join(values[:5]) + (f", … ({len(values)} in all)" if len(values) > 5 else "")
+
+    when = "after the joint training" if method == "multitask" else "just after training each"
+    which = "any of its tasks" if len(bad) == len(tasks) else f"task{'s' * (len(bad) > 1)}"
+    warnings.warn(f"{method} (seed {seed}) did not learn {which} {listed([str(i) for i, _, _ in bad])}: accuracy "
+                  f"{when} {listed([f'{a:.1f} %' for _, a, _ in bad])}, no better than always answering the task's "
+                  f"most common class ({listed([f'{f:.1f} %' for _, _, f in bad])}), so its ACC and BWT say nothing "
+                  "about forgetting. Check that the hidden layers spike (a threshold too high for the inputs leaves "
+                  "them silent: lower neuron.v_th) and that train.lr and train.epochs learn one task alone",
+                  RuntimeWarning, stacklevel=3)
 
 
 def _cpu_state(model: torch.nn.Module) -> dict:

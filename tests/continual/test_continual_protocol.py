@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -239,6 +240,26 @@ def test_the_paper_preset_on_a_smaller_model_says_to_give_sizes_instead():
                                           r"784-800-800-10 MLP: for this model set hlop.preset = 'none' and give "
                                           r"hlop.sizes$"):
         hlop_plan(cfg, model, 2)
+
+
+def test_a_network_that_learns_no_task_is_warned_of_not_reported_as_forgetting_nothing():
+    # a threshold of 1 with τ ≈ 1.4 ms (the paper's τ = 2 decay, β = 0.5) leaves the second hidden layer silent on
+    # the 8×8 digits: before, every method scored ~chance with BWT +0.00, HLOP's "no forgetting" included, silently
+    silent = continual_config_from_dict({"tasks": {"num_tasks": 2, "train_subset": 200, "test_subset": 100},
+                                         "model": {"hidden": [64, 64]}, "neuron": {"beta": 0.5, "v_th": 1.0},
+                                         "train": {"epochs": 1}})
+    tasks = build_tasks(silent, seed=0)
+    for method in ("hlop", "multitask"):
+        with pytest.warns(RuntimeWarning, match=rf"{method} \(seed 0\) did not learn any of its tasks 0, 1: accuracy "
+                                                r".* no better than always answering the task's most common class "
+                                                r"\(12\.0 %, 12\.0 %\), so its ACC and BWT say nothing"):
+            r = run_method(silent, method, tasks, seed=0)
+        assert max(r.matrix[-1]) < 20
+    cfg = continual_config_from_dict({**FAST, "tasks": {**FAST["tasks"], "num_tasks": 2}})
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*did not learn")
+        r = run_method(cfg, "baseline", build_tasks(cfg, seed=0), seed=0)  # a network that learns: no warning
+    assert min(r.matrix[0][0], r.matrix[1][1]) > 60
 
 
 @pytest.mark.parametrize("train_method", ["bptt", "sltt"])
