@@ -231,7 +231,8 @@ def test_hlop_settings_that_cannot_last_all_tasks_are_refused_before_any_trainin
 
 def test_the_paper_preset_on_a_smaller_model_says_to_give_sizes_instead():
     # before: "... has only 64 inputs; use smaller sizes or fewer tasks", though the preset's sizes cannot be changed
-    cfg = continual_config_from_dict({"tasks": {"num_tasks": 2, "train_subset": 20}, "hlop": {"preset": "pmnist_paper"}})
+    cfg = continual_config_from_dict({"tasks": {"num_tasks": 2, "train_subset": 20},
+                                      "hlop": {"preset": "pmnist_paper"}})
     from neurosim.continual.train import build_continual_model, hlop_plan
 
     model = build_continual_model(cfg, build_tasks(cfg, 0))
