@@ -505,7 +505,7 @@ def majority_rate(task: Task) -> float:
 
 def _warn_unlearnt(method: str, seed: int, tasks: Sequence[Task], learnt: Sequence[float]) -> None:
     """Warn where a task's accuracy just after training it (``learnt[i]``: the matrix's diagonal, or the multitask
-    bound's final row) is no better than answering its most common class: the network learnt nothing of it (hidden
+    bound's final row) is little better than answering its most common class: the network learnt nothing of it (hidden
     layers that never spike, a learning rate far off), and its ACC and BWT say nothing about forgetting."""
     bad = [(i, a, majority_rate(t)) for i, (t, a) in enumerate(zip(tasks, learnt))]
     bad = [(i, a, floor) for i, a, floor in bad if a <= floor + UNLEARNT_MARGIN * (100.0 - floor)]
@@ -518,7 +518,7 @@ def _warn_unlearnt(method: str, seed: int, tasks: Sequence[Task], learnt: Sequen
     when = "after the joint training" if method == "multitask" else "just after training each"
     which = "any of its tasks" if len(bad) == len(tasks) else f"task{'s' * (len(bad) > 1)}"
     warnings.warn(f"{method} (seed {seed}) did not learn {which} {listed([str(i) for i, _, _ in bad])}: accuracy "
-                  f"{when} {listed([f'{a:.1f} %' for _, a, _ in bad])}, no better than always answering the task's "
+                  f"{when} {listed([f'{a:.1f} %' for _, a, _ in bad])}, little better than always answering the task's "
                   f"most common class ({listed([f'{f:.1f} %' for _, _, f in bad])}), so its ACC and BWT say nothing "
                   "about forgetting. Check that the hidden layers spike (a threshold too high for the inputs leaves "
                   "them silent: lower neuron.v_th) and that train.lr and train.epochs learn one task alone",
