@@ -21,6 +21,8 @@
 # `runs/tutorials/05/`, or `NEUROSIM_TUTORIAL_OUT`). `NEUROSIM_FAST=1` uses fewer samples, narrower layers and two
 # epochs (what the tests run); the numbers quoted below are the full mode's. The same comparison
 # with EWC and the multitask bound, over three seeds: `neurosim continual --config continual_pmnist_digits`.
+# Where this setting differs from the paper's code (data, network, neurons, rates), and the keys that match it:
+# README, "Continual learning from Python: your own tasks".
 
 # %%
 import os

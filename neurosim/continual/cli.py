@@ -32,9 +32,13 @@ def cmd_continual(args) -> int:
     args.run_dir = Path(cfg.out_dir) / cfg.name  # for the message if the run is interrupted
     _note_moved_run(path, args.run_dir)
     run = run_continual(cfg, progress=not quiet, log=None if quiet else print, resume=not args.no_resume)
+    seeds = len(cfg.seeds)
+    if seeds > 1:  # the spread tells whether two methods differ more than their seeds do
+        print(f"mean ± std (ddof 1) over {seeds} seeds:")
     for method, s in run.summary.items():
-        bwt = f"{s['bwt_mean']:+.2f}" if "bwt_mean" in s else "—"
-        print(f"{method:9s} ACC {s['acc_mean']:6.2f} %  BWT {bwt}")
+        spread = (lambda key, fmt: "" if s.get(key) is None else f" ± {s[key]:{fmt}}")
+        bwt = f"{s['bwt_mean']:+.2f}{spread('bwt_std', '.2f')}" if "bwt_mean" in s else "—"
+        print(f"{method:9s} ACC {s['acc_mean']:6.2f}{spread('acc_std', '.2f')} %  BWT {bwt}")
     print(f"run folder: {run.run_dir}")
     if run.models:  # what the run leaves for the chip estimates (its own: not every file in models/)
         print(f"models: {run.run_dir / 'models'} ({len(run.models)}; neurosim estimate --checkpoint "

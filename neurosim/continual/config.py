@@ -177,7 +177,9 @@ class HLOPConfig:
     clamp: float = 10.0  # clip of each ΔH entry (HLOP code)
     preset: str = "none"  # none: use `sizes` | pmnist_paper: [80, 200, 100], then 70 per layer, 20 fewer every 3rd task
     sizes: tuple[tuple[int, ...], ...] = ((20, 60, 40), (10, 30, 20))  # new rows per protected layer at task i; last repeats
-    hebbian_epochs: int = 2  # extra Hebbian-only passes (eval mode) after a task's training: H fits the trained net's activity
+    # extra Hebbian-only passes (eval mode) after a task's training: H fits the trained net's activity (the paper's code
+    # has none: its rows learn during training only, as with 0)
+    hebbian_epochs: int = 2
     orthonormalize: bool = False  # project with an orthonormal basis of span(H_old) instead of H_oldᵀH_old (paper)
     max_samples: int = 8192  # presynaptic vectors per Hebbian update, drawn at random (conv patches are many); 0: all
 

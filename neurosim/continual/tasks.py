@@ -32,7 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["SOURCES", "Task", "class_split_tasks", "concat_tasks", "load_source", "permuted_tasks"]
+__all__ = ["SOURCES", "Task", "check_same_inputs", "class_split_tasks", "concat_tasks", "load_source",
+           "permuted_tasks"]
 
 SOURCES = ("sklearn_digits",)  # built-in static sources; any registry dataset name works too
 DIGITS_SPLIT_SEED = 2015  # fixed stratified 80/20 split of scikit-learn's digits (as the bundled event digits)
@@ -45,7 +46,10 @@ class Task:
     The samples are float32, or event counts kept in a compact dtype (``uint8``, ``int8``, ``int16`` or ``bool``: a
     registry dataset's frames, a quarter of float32's bytes for the frame cache's uint8), which the continual loops
     convert to float32 where they run them (:func:`neurosim.nn.as_float`: a batch's steps a chunk at a time in
-    training and evaluation), with the same values and results as float32 samples.
+    training and evaluation), with the same values and results as float32 samples. Samples of any other dtype
+    (float64, int64 counts, a numpy array) are made float32 and labels of any integer dtype int64 when the task is
+    built, as :func:`permuted_tasks` and :func:`class_split_tasks` make them; train and test need the same per-step
+    shape.
 
     Attributes:
         classes: output classes of this task's head; None means the shared head (all outputs).
@@ -60,7 +64,9 @@ class Task:
 
     def __post_init__(self) -> None:
         for split in ("train", "test"):
-            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            x, y = _task_samples(self.name, split, getattr(self, f"x_{split}"), getattr(self, f"y_{split}"))
+            object.__setattr__(self, f"x_{split}", x)
+            object.__setattr__(self, f"y_{split}", y)
             if x.dim() < 3:
                 raise ValueError(f"task {self.name!r}: x_{split} must be [N, T, ...], got shape {tuple(x.shape)}")
             if y.dim() != 1 or len(y) != len(x):
@@ -68,6 +74,10 @@ class Task:
                                  f"got shape {tuple(y.shape)}")
             if len(x) == 0:
                 raise ValueError(f"task {self.name!r}: the {split} split is empty")
+        if self.x_train.shape[2:] != self.x_test.shape[2:]:
+            raise ValueError(f"task {self.name!r}: x_train and x_test differ in their per-step shape "
+                             f"{tuple(self.x_train.shape[2:])} vs {tuple(self.x_test.shape[2:])} (shapes [N, T, ...]): "
+                             "the same network reads both")
 
     @property
     def time_steps(self) -> int:
@@ -82,6 +92,29 @@ class Task:
 #: dtypes a task keeps its samples in (event counts, smaller than float32); any other is converted to float32
 COMPACT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.bool)
 _COMPACT_NUMPY = (np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.int16), np.dtype(np.bool_))
+
+
+def _task_samples(name: str, split: str, x, y) -> tuple[torch.Tensor, torch.Tensor]:
+    """A :class:`Task`'s ``x`` and ``y`` of one split as the continual loops take them: ``x`` float32 or in a compact
+    dtype (float64 samples, or counts in a wider integer dtype, made float32, as :func:`permuted_tasks` does), ``y``
+    int64 class indices (from any integer dtype, or whole-number floats; other labels, and negative ones, are
+    refused, naming the task)."""
+    if not isinstance(x, torch.Tensor):
+        x = torch.as_tensor(np.asarray(x))
+    if x.dtype not in COMPACT_DTYPES and x.dtype != torch.float32:
+        x = x.float()
+    if not isinstance(y, torch.Tensor):
+        y = torch.as_tensor(np.asarray(y))
+    if y.is_floating_point() or y.is_complex():
+        if y.is_complex() or not bool(torch.isfinite(y).all()) or not bool((y == y.round()).all()):
+            raise ValueError(f"task {name!r}: y_{split} must hold integer class indices, got {y.dtype} values that "
+                             "are not whole numbers")
+    elif y.dtype == torch.bool:
+        raise ValueError(f"task {name!r}: y_{split} must hold integer class indices, got torch.bool")
+    y = y.long()
+    if y.numel() and int(y.min()) < 0:
+        raise ValueError(f"task {name!r}: y_{split} holds the negative label {int(y.min())}; class indices start at 0")
+    return x, y
 
 
 def _as_samples(x, y) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,6 +177,26 @@ def class_split_tasks(x_train, y_train, x_test, y_test, classes_per_task: int = 
     return tasks
 
 
+def check_same_inputs(tasks) -> None:
+    """Refuse a task sequence whose elements are not :class:`Task` s or whose tasks feed the network inputs of
+    different per-step shapes (one network learns them all), naming the first task that differs.
+
+    Raises:
+        TypeError: an element is not a Task.
+        ValueError: a task's per-step input shape differs from the first task's.
+    """
+    for i, t in enumerate(tasks):
+        if not isinstance(t, Task):
+            raise TypeError(f"a task sequence holds Task objects (permuted_tasks, class_split_tasks, build_tasks or "
+                            f"Task(name, x_train, y_train, x_test, y_test)), got {type(t).__name__} at index {i}")
+    first = tasks[0]
+    for i, t in enumerate(tasks[1:], start=1):
+        if t.input_shape != first.input_shape:
+            raise ValueError(f"task {i} ({t.name!r}) gives inputs of shape {list(t.input_shape)} per step but task 0 "
+                             f"({first.name!r}) {list(first.input_shape)}: every task of a sequence feeds the same "
+                             "network")
+
+
 def concat_tasks(tasks: list[Task]) -> Task:
     """All tasks' training data in one task (the joint / multitask upper bound); test split of the first task.
 
@@ -153,6 +206,11 @@ def concat_tasks(tasks: list[Task]) -> Task:
     if not tasks:
         raise ValueError("concat_tasks needs at least one task")
     t0 = tasks[0]
+    check_same_inputs(tasks)
+    for t in tasks[1:]:
+        if t.time_steps != t0.time_steps:
+            raise ValueError(f"the joint (multitask) training set needs every task's samples to have the same T: "
+                             f"task {t.name!r} has {t.time_steps} steps, task {t0.name!r} {t0.time_steps}")
     return Task("joint", torch.cat([t.x_train for t in tasks]), torch.cat([t.y_train for t in tasks]),
                 t0.x_test, t0.y_test, None)
 

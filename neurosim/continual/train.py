@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -38,7 +39,7 @@ from neurosim.continual.config import ContinualConfig, subspace_sizes
 from neurosim.continual.metrics import bwt as bwt_of
 from neurosim.continual.metrics import seed_std
 from neurosim.continual.projection import HLOP, freeze_non_weights, presynaptic_size, protected_layers
-from neurosim.continual.tasks import Task, concat_tasks
+from neurosim.continual.tasks import Task, check_same_inputs, concat_tasks
 from neurosim.data.loaders import FrameLoader
 from neurosim.nn import as_float, build_model, is_stateful, run_chunked
 from neurosim.training.losses import Loss, get_loss, predict
@@ -127,7 +128,8 @@ def evaluate_task(model: torch.nn.Module, task: Task, batch_size: int = 256,
 
 
 def build_continual_model(cfg: ContinualConfig, tasks: Sequence[Task]) -> torch.nn.Module:
-    """The config's network, after checking it fits the tasks' inputs and classes."""
+    """The config's network, after checking it fits the tasks' inputs and classes (every task's the same shape)."""
+    check_same_inputs(tasks)
     sample = tasks[0].input_shape
     want = tuple(cfg.model.input_shape)
     n_sample, n_want = int(np.prod(sample)), int(np.prod(want))
@@ -397,8 +399,11 @@ def hlop_plan(cfg: ContinualConfig, model: torch.nn.Module, num_tasks: int
             if rows[name] > inputs:
                 which = (f" (protected layer {i + 1} of {len(names)}: entry {i + 1} of each hlop.sizes list)"
                          if key == "hlop.sizes" and len(names) > 1 else "")
+                fix = ("the pmnist_paper preset is the paper's schedule for its 784-800-800-10 MLP: for this model set "
+                       "hlop.preset = 'none' and give hlop.sizes" if key == "hlop.preset"
+                       else "use smaller sizes or fewer tasks")
                 raise ConfigError(f"{key}: HLOP layer {name!r}{which} would need {rows[name]} subspace rows by task "
-                                  f"{task} but has only {inputs} inputs; use smaller sizes or fewer tasks")
+                                  f"{task} but has only {inputs} inputs; {fix}")
         schedule.append(sizes)
     return names, lrs, schedule
 
@@ -442,7 +447,9 @@ def run_method(cfg: ContinualConfig, method: str, tasks: Sequence[Task], seed: i
         heads = None if tasks[0].classes is None else [t.classes for t in tasks]
         a = _train(model, concat_tasks(list(tasks)), cfg, TaskLoss(base_loss, heads), seed, False, device,
                    desc="multitask", progress=progress, penalty=penalty)
-        return MethodResult(method, seed, [evaluate_all()], time.perf_counter() - t0, time.process_time() - c0,
+        final = evaluate_all()
+        _warn_unlearnt(method, seed, tasks, final)
+        return MethodResult(method, seed, [final], time.perf_counter() - t0, time.process_time() - c0,
                             None if penalty is None else [a], _cpu_state(model))
 
     hlop = ewc = None
@@ -480,8 +487,42 @@ def run_method(cfg: ContinualConfig, method: str, tasks: Sequence[Task], seed: i
         matrix.append(evaluate_all())
     if hlop is not None:
         hlop.remove()
+    _warn_unlearnt(method, seed, tasks, [row[i] for i, row in enumerate(matrix)])
     return MethodResult(method, seed, matrix, time.perf_counter() - t0, time.process_time() - c0,
                         None if penalty is None else activity, _cpu_state(model))
+
+
+#: a task counts as not learnt where its accuracy (points) is within this share of the way from always answering its
+#: most common class (what a network whose output ignores its input scores) to 100 %
+UNLEARNT_MARGIN = 0.1
+
+
+def majority_rate(task: Task) -> float:
+    """The test accuracy (points) of always answering ``task``'s most common test class: what a model whose output
+    does not depend on its input scores (within the task's head, for a class-split task)."""
+    return 100.0 * float(torch.bincount(task.y_test).max()) / len(task.y_test)
+
+
+def _warn_unlearnt(method: str, seed: int, tasks: Sequence[Task], learnt: Sequence[float]) -> None:
+    """Warn where a task's accuracy just after training it (``learnt[i]``: the matrix's diagonal, or the multitask
+    bound's final row) is little better than answering its most common class: the network learnt nothing of it (hidden
+    layers that never spike, a learning rate far off), and its ACC and BWT say nothing about forgetting."""
+    bad = [(i, a, majority_rate(t)) for i, (t, a) in enumerate(zip(tasks, learnt))]
+    bad = [(i, a, floor) for i, a, floor in bad if a <= floor + UNLEARNT_MARGIN * (100.0 - floor)]
+    if not bad:
+        return
+
+    def listed(values):
+        return ", ".join(values[:5]) + (f", … ({len(values)} in all)" if len(values) > 5 else "")
+
+    when = "after the joint training" if method == "multitask" else "just after training each"
+    which = "any of its tasks" if len(bad) == len(tasks) else f"task{'s' * (len(bad) > 1)}"
+    warnings.warn(f"{method} (seed {seed}) did not learn {which} {listed([str(i) for i, _, _ in bad])}: accuracy "
+                  f"{when} {listed([f'{a:.1f} %' for _, a, _ in bad])}, little better than always answering the task's "
+                  f"most common class ({listed([f'{f:.1f} %' for _, _, f in bad])}), so its ACC and BWT say nothing "
+                  "about forgetting. Check that the hidden layers spike (a threshold too high for the inputs leaves "
+                  "them silent: lower neuron.v_th) and that train.lr and train.epochs learn one task alone",
+                  RuntimeWarning, stacklevel=3)
 
 
 def _cpu_state(model: torch.nn.Module) -> dict:

@@ -57,6 +57,24 @@ def test_cli_methods_option_and_out_dir(tmp_path):
     assert list(results["runs"]) == ["hlop"]
 
 
+def test_the_final_lines_of_a_run_of_several_seeds_give_the_spread_over_them(tmp_path, capsys):
+    # before: "baseline  ACC  41.67 %  BWT -9.17", a mean whose spread only report.md held
+    small = [o for o in SMALL if not o.startswith("seeds=")]
+    assert main(["-q", "continual", "--config", "continual_pmnist_digits", "--methods", "baseline", "multitask",
+                 "--set", *small, "seeds=[0, 1]", f'out_dir="{tmp_path}"']) == 0
+    s = json.loads((tmp_path / "continual_pmnist_digits" / "results.json").read_text())["summary"]
+    lines = capsys.readouterr().out.splitlines()
+    b, m = s["baseline"], s["multitask"]
+    assert lines[:3] == [
+        "mean ± std (ddof 1) over 2 seeds:",
+        f"baseline  ACC {b['acc_mean']:6.2f} ± {b['acc_std']:.2f} %  BWT {b['bwt_mean']:+.2f} ± {b['bwt_std']:.2f}",
+        f"multitask ACC {m['acc_mean']:6.2f} ± {m['acc_std']:.2f} %  BWT —"]
+    assert main(["-q", "continual", "--config", "continual_pmnist_digits", "--methods", "baseline",
+                 "--set", *SMALL, f'out_dir="{tmp_path}"', "name=one"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("baseline  ACC ") and "±" not in out  # one seed: no spread to give
+
+
 def test_a_setting_the_rest_of_the_config_leaves_without_effect_is_warned_of(tmp_path):
     # train.k under train.method = 'sltt' was ignored silently (neurosim train warns of it)
     out = tmp_path / "out"

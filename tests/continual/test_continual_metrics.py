@@ -46,6 +46,19 @@ def test_single_task_has_no_bwt_and_bad_shapes_are_refused():
         bwt([[90], [70, 88], [60, 80, 85]])  # lower-triangular lists
 
 
+def test_a_multitask_runs_single_row_has_an_acc_and_no_bwt_as_its_method_result_says():
+    # before: acc(r.matrix) of a multitask result raised "must be square [N, N] ... got shape (1, 3)"
+    row = [[90.0, 80.0, 70.0]]
+    r = MethodResult("multitask", 0, row, 1.0)
+    assert acc(row) == r.acc == pytest.approx(80.0)
+    assert math.isnan(bwt(row)) and math.isnan(r.bwt)
+    with pytest.raises(ValueError, match=r"\[1, N\] have missing"):
+        acc([[90.0, float("nan")]])
+    with pytest.raises(ValueError, match=r"square \[N, N\] with N >= 1 \(or one row of final accuracies \[1, N\]\), "
+                                         r"got shape \(2, 3\)"):
+        acc([[1, 2, 3], [4, 5, 6]])
+
+
 def test_method_results_and_their_summary():
     runs = [MethodResult("hlop", 0, A, 2.0), MethodResult("hlop", 1, [[90.0, 0.0], [88.0, 92.0]], 4.0)]
     assert runs[1].acc == 90.0 and runs[1].bwt == -2.0

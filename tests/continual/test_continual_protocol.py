@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 
 from neurosim.config import ConfigError, config_to_dict
 from neurosim.continual import (
-    TaskLoss, build_tasks, class_split_tasks, continual_config_from_dict, load_continual_config, permuted_tasks,
+    Task, TaskLoss, build_tasks, class_split_tasks, continual_config_from_dict, load_continual_config, permuted_tasks,
     run_method, subspace_sizes,
 )
 from neurosim.training import get_loss
@@ -68,6 +69,48 @@ def test_bad_task_input_is_refused():
         permuted_tasks(torch.rand(4, 3), torch.zeros(4), torch.rand(4, 3), torch.zeros(4), num_tasks=2)
     with pytest.raises(ValueError, match="num_tasks must be >= 1"):
         permuted_tasks(torch.rand(4, 1, 3), torch.zeros(4), torch.rand(4, 1, 3), torch.zeros(4), num_tasks=0)
+
+
+def test_a_task_built_from_other_dtypes_takes_float32_samples_and_int64_labels():
+    # a notebook's float64 samples and int32 labels: before, training failed deep inside (a float64 x_seq for float32
+    # weights; "expected target dtype to be Long or Byte, but got Int" from cross-entropy)
+    x, y = torch.rand(8, 2, 4, dtype=torch.float64), torch.arange(8, dtype=torch.int32) % 2
+    task = Task("mine", x, y, x.numpy(), y.numpy().astype(np.int16))
+    assert task.x_train.dtype == task.x_test.dtype == torch.float32 and torch.equal(task.x_train, x.float())
+    assert task.y_train.dtype == task.y_test.dtype == torch.int64 and torch.equal(task.y_test, y.long())
+    assert Task("f", x, y.double(), x, y).y_train.dtype == torch.int64  # whole-number float labels
+    counts = torch.randint(0, 5, (8, 2, 4), dtype=torch.uint8)
+    assert Task("c", counts, y, counts, y).x_train.dtype == torch.uint8  # compact counts stay compact
+    cfg = continual_config_from_dict({"model": {"input_shape": [4], "hidden": [8]}, "train": {"epochs": 1},
+                                      "hlop": {"sizes": [[2, 2]]}})
+    assert len(run_method(cfg, "baseline", [task, Task("b", x, y, x, y)]).matrix) == 2
+    with pytest.raises(ValueError, match=r"task 'f': y_train must hold integer class indices, got torch.float64 "
+                                         r"values that are not whole numbers"):
+        Task("f", x, y.double() + 0.5, x, y)
+    with pytest.raises(ValueError, match=r"task 'n': y_test holds the negative label -1"):
+        Task("n", x, y, x, y - 1)
+    with pytest.raises(ValueError, match=r"task 's': x_train and x_test differ in their per-step shape \(4,\) vs "
+                                         r"\(3,\)"):
+        Task("s", x, y, x[..., :3], y)
+
+
+def test_a_sequence_of_tasks_of_other_input_shapes_or_not_tasks_is_refused_before_training():
+    cfg = continual_config_from_dict({"model": {"input_shape": [4], "hidden": [8]}, "train": {"epochs": 1},
+                                      "hlop": {"sizes": [[2, 2]]}})
+    x, y = torch.rand(8, 2, 4), torch.arange(8) % 2
+    a = Task("a", x, y, x, y)
+    # before: task 0 trained, then evaluating task 1 failed with "mat1 and mat2 shapes cannot be multiplied"
+    with pytest.raises(ValueError, match=r"task 1 \('wide'\) gives inputs of shape \[5\] per step but task 0 "
+                                         r"\('a'\) \[4\]: every task of a sequence feeds the same network"):
+        run_method(cfg, "baseline", [a, Task("wide", torch.rand(8, 2, 5), y, torch.rand(8, 2, 5), y)])
+    with pytest.raises(TypeError, match="a task sequence holds Task objects .* got tuple at index 1"):
+        run_method(cfg, "hlop", [a, (x, y, x, y)])
+    # the multitask bound trains on all tasks' samples at once: their T must agree (before: torch.cat's error)
+    longer = Task("long", torch.rand(8, 3, 4), y, torch.rand(8, 3, 4), y)
+    assert len(run_method(cfg, "baseline", [a, longer]).matrix) == 2  # a sequence may change T
+    with pytest.raises(ValueError, match=r"needs every task's samples to have the same T: task 'long' has 3 steps, "
+                                         r"task 'a' 2"):
+        run_method(cfg, "multitask", [a, longer])
 
 
 def test_shipped_config_loads_and_builds_its_tasks():
@@ -184,6 +227,40 @@ def test_hlop_settings_that_cannot_last_all_tasks_are_refused_before_any_trainin
     cfg = continual_config_from_dict({"tasks": {"num_tasks": 2, "train_subset": 50}})
     model = train.build_continual_model(cfg, build_tasks(cfg, 0))
     assert train.hlop_plan(cfg, model, 2)[2] == [(20, 60, 40), (0, 0, 0)]  # the last task learns no rows
+
+
+def test_the_paper_preset_on_a_smaller_model_says_to_give_sizes_instead():
+    # before: "... has only 64 inputs; use smaller sizes or fewer tasks", though the preset's sizes cannot be changed
+    cfg = continual_config_from_dict({"tasks": {"num_tasks": 2, "train_subset": 20},
+                                      "hlop": {"preset": "pmnist_paper"}})
+    from neurosim.continual.train import build_continual_model, hlop_plan
+
+    model = build_continual_model(cfg, build_tasks(cfg, 0))
+    with pytest.raises(ConfigError, match=r"hlop.preset: HLOP layer '1' would need 80 subspace rows by task 0 but has "
+                                          r"only 64 inputs; the pmnist_paper preset is the paper's schedule for its "
+                                          r"784-800-800-10 MLP: for this model set hlop.preset = 'none' and give "
+                                          r"hlop.sizes$"):
+        hlop_plan(cfg, model, 2)
+
+
+def test_a_network_that_learns_no_task_is_warned_of_not_reported_as_forgetting_nothing():
+    # a threshold of 1 with τ ≈ 1.4 ms (the paper's τ = 2 decay, β = 0.5) leaves the second hidden layer silent on
+    # the 8×8 digits: before, every method scored ~chance with BWT +0.00, HLOP's "no forgetting" included, silently
+    silent = continual_config_from_dict({"tasks": {"num_tasks": 2, "train_subset": 200, "test_subset": 100},
+                                         "model": {"hidden": [64, 64]}, "neuron": {"beta": 0.5, "v_th": 1.0},
+                                         "train": {"epochs": 1}})
+    tasks = build_tasks(silent, seed=0)
+    for method in ("hlop", "multitask"):
+        with pytest.warns(RuntimeWarning, match=rf"{method} \(seed 0\) did not learn any of its tasks 0, 1: accuracy "
+                                                r".* little better than always answering the task's most common class "
+                                                r"\(12\.0 %, 12\.0 %\), so its ACC and BWT say nothing"):
+            r = run_method(silent, method, tasks, seed=0)
+        assert max(r.matrix[-1]) < 20
+    cfg = continual_config_from_dict({**FAST, "tasks": {**FAST["tasks"], "num_tasks": 2}})
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*did not learn")
+        r = run_method(cfg, "baseline", build_tasks(cfg, seed=0), seed=0)  # a network that learns: no warning
+    assert min(r.matrix[0][0], r.matrix[1][1]) > 60
 
 
 @pytest.mark.parametrize("train_method", ["bptt", "sltt"])
