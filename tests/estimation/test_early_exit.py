@@ -11,7 +11,7 @@ from small_nets import conv_net, record_estimates, recurrent_net
 
 from neurosim.activity import activity_profile, cohort_profiles
 from neurosim.cli import main
-from neurosim.estimation import estimate_model, write_outputs
+from neurosim.estimation import ForeignFilesError, estimate_model, write_outputs
 from neurosim.estimation.early_exit import early_exit, exit_confidence
 from neurosim.nn import LIF, MaxPool2d
 from neurosim.training.losses import LOSS_NAMES, predict, running_scores
@@ -243,7 +243,12 @@ def test_a_folder_without_an_estimate_keeps_files_named_like_extra_outputs(tmp_p
     report = estimate_model(net, shape, x, ["loihi"])
     mine = tmp_path / "nonideal_mine.json"
     mine.write_text("{}")
-    write_outputs(report, tmp_path)
+    # named as --nonideal's output, it would be taken for the estimate's beside its estimate.json: refused, as
+    # neurosim estimate --out refuses it, unless overwrite
+    with pytest.raises(ForeignFilesError, match="holds nonideal_mine.json, which neurosim estimate did not write"):
+        write_outputs(report, tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["nonideal_mine.json"]
+    write_outputs(report, tmp_path, overwrite=True)
     assert mine.read_text() == "{}"  # no estimate.json was there: not an earlier estimate's file
     write_outputs(report, tmp_path)
     assert not mine.exists()  # beside an earlier estimate.json: its --nonideal output, removed with it

@@ -470,6 +470,39 @@ def test_an_estimate_of_files_keeps_the_users_files_in_its_output_folder(tmp_pat
     assert main(argv) == 0  # the estimate's own folder now: a rerun replaces its files
 
 
+def test_the_python_api_keeps_the_users_files_in_its_output_folder_unless_asked_to_overwrite(tiny_checkpoint,
+                                                                                              tmp_path):
+    """estimate_checkpoint(..., out_dir=mine) (and estimate_model, estimate_files) wrote over the user's notes in
+    estimate.txt and activity.json without a word, where `neurosim estimate --out mine` refuses without
+    --overwrite."""
+    from neurosim.estimation import ForeignFilesError, estimate_checkpoint
+
+    estimate_model(_mlp_model(), (20,), _spikes((5, 4, 20), p=0.2), targets=["loihi"], out_dir=tmp_path / "a")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    files = {"activity.json": '{"mine": 1}', "estimate.txt": "my notes", "notes.md": "kept"}
+    for name, text in files.items():
+        (mine / name).write_text(text)
+    calls = {"estimate_checkpoint": lambda **kw: estimate_checkpoint(tiny_checkpoint, ["loihi"], samples=4, **kw),
+             "estimate_model": lambda **kw: estimate_model(_mlp_model(), (20,), _spikes((5, 4, 20), p=0.2),
+                                                           targets=["loihi"], **kw),
+             "estimate_files": lambda **kw: estimate_files(tmp_path / "a" / "model.nir",
+                                                           tmp_path / "a" / "activity.json", ["loihi"], **kw)}
+    for what, call in calls.items():
+        with pytest.raises(ForeignFilesError) as e:
+            call(out_dir=mine)
+        assert str(e.value) == (f"out_dir: {mine} holds activity.json, estimate.txt, which neurosim estimate did not "
+                                "write (no estimate.json of its own is there) and would replace or take for its own; "
+                                "choose another output folder, or pass overwrite=True to replace them"), what
+        assert isinstance(e.value, ValueError)
+        assert {p.name: p.read_text() for p in mine.iterdir()} == files, what  # nothing written
+    report = estimate_checkpoint(tiny_checkpoint, ["loihi"], samples=4, out_dir=mine, overwrite=True)
+    assert report.files["estimate.json"] == mine / "estimate.json" and is_estimate_folder(mine)
+    assert (mine / "estimate.txt").read_text() == report.table() + "\n" and (mine / "notes.md").read_text() == "kept"
+    for what, call in calls.items():  # the estimate's own folder now: each replaces its files without overwrite
+        assert call(out_dir=mine).files["estimate.json"] == mine / "estimate.json", what
+
+
 def test_estimate_json_reports_the_input_events_the_estimate_counted(tmp_path):
     # a hand-written activity may give the input only as spikes_per_step["input"] (no input_events_per_step): the
     # estimate counts those 6 events; estimate.json reported 0 (the sum of the absent input_events_per_step)
