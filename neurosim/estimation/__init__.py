@@ -220,12 +220,14 @@ def chip_energy(model, input_shape: Sequence[int], data, target, *, dt_s: float 
     :func:`estimate_model` report's ``activity``); measured here otherwise. ``**options``: passed to
     :func:`hardware_models.estimate` as the estimate's (``chips``: the chips the model may take).
 
-    Returns ``{"target", "samples", "fits", "float_activity", "chip_activity", "energy_ratio_chip_float"}``, each
-    activity ``{"energy_j", "latency_s", "synops"}`` per inference (and ``"note"`` where the target's figures do not
-    depend on activity); ``"fits"`` is whether the model fits on the target as the estimate maps it, in the words of
-    its table (:attr:`hardware_models.Estimate.fit_text`: ``"yes"``, ``"no (3 chips)"``, ``"no (a core limit)"``):
-    the integer model runs either way, and the figures of a target it does not fit are those of a chip it does not
-    run on as mapped (as in the estimate table).
+    Returns ``{"target", "samples", "fits", "fit_text", "float_activity", "chip_activity",
+    "energy_ratio_chip_float"}``, each activity ``{"energy_j", "latency_s", "synops"}`` per inference (and ``"note"``
+    where the target's figures do not depend on activity); ``"fits"`` is whether the model fits on the target as the
+    estimate maps it, a boolean as in ``estimate.json`` (:attr:`hardware_models.Estimate.fits`), and ``"fit_text"``
+    the same in the words of the estimate table (:attr:`hardware_models.Estimate.fit_text`: ``"yes"``,
+    ``"yes (2 chips)"``, ``"no (3 chips)"``, ``"no (a core limit)"``): the integer model runs either way, and the
+    figures of a target it does not fit are those of a chip it does not run on as mapped (as in the estimate
+    table).
 
     Raises:
         ValueError: the target has no arithmetic, or the chip cannot run the model (named).
@@ -265,7 +267,8 @@ def chip_energy(model, input_shape: Sequence[int], data, target, *, dt_s: float 
     for key, act in (("float_activity", float_act), ("chip_activity", chip_act)):
         e = estimate(facts, act, spec, **placed_for(spec, float_act, options))  # one placement: the float model's
         out[key] = {"energy_j": e.total_energy_j, "latency_s": e.latency_per_inference_s, "synops": e.synops}
-        out.setdefault("fits", e.fit_text)  # (the float activity's: the table's; the mapping is the graph's)
+        out.setdefault("fits", e.fits)  # (the float activity's: the table's; the mapping is the graph's)
+        out.setdefault("fit_text", e.fit_text)
     f = out["float_activity"]["energy_j"]
     out["energy_ratio_chip_float"] = out["chip_activity"]["energy_j"] / f if f else None
     return out
@@ -288,10 +291,13 @@ def joules(j: float) -> str:
 
 
 def fits_not(r: dict) -> str | None:
-    """``"no (3 chips)"`` where :func:`chip_energy`'s result (or a report holding ``"fits"``) says the model does not
-    fit on its target; None where it fits (or where that is not known)."""
+    """``"no (3 chips)"`` where :func:`chip_energy`'s result (or a report holding ``"fits"`` and ``"fit_text"``, a
+    ``fixed_point_<target>.json``) says the model does not fit on its target; None where it fits (or where that is
+    not known). A report written before ``"fits"`` became a boolean holds the words in ``"fits"``: read as well."""
     fits = r.get("fits")
-    return fits if fits and fits.startswith("no") else None
+    if isinstance(fits, str):  # (fixed_point_<target>.json before fit_text: "fits": "no (3 chips)")
+        return fits if fits.startswith("no") else None
+    return (r.get("fit_text") or "no") if fits is False else None
 
 
 def format_chip_energy(r: dict) -> str:
