@@ -58,6 +58,11 @@ ASSUMPTION = ("assumed: the host reads the outputs after every step and stops th
               "decision are not costed); each cohort is estimated as a run of its own number of steps")
 
 
+def _steps(n: int) -> str:
+    """``"1 step"``, ``"6 steps"``."""
+    return f"{n} step" if n == 1 else f"{n} steps"
+
+
 def exit_confidence(scores, metric: str = "confidence"):
     """``[T, B]``: how sure the running class scores ``[T, B, C]`` are after each step: the largest softmax
     probability (``"confidence"``) or one minus the softmax's entropy over ``log C`` (``"entropy"``), both in
@@ -127,7 +132,7 @@ class EarlyExitReport:
 
         full = self.full
         lines = [f"early exit: {self.samples} samples, T = {self.time_steps}, read-out {self.readout}, exit metric "
-                 f"{self.metric}; energy per inference (x the run of all {self.time_steps} steps)"]
+                 f"{self.metric}; energy per inference (x the run of all {_steps(self.time_steps)})"]
         width = max(len(p.name) for p in self.policies)
         cells = {t: max(18, len(t) + 1) for t in self.targets}
         lines.append(f"{'policy':<{width}}  {'accuracy':>8}  {'steps':>5}" +
@@ -300,7 +305,9 @@ def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] |
     for t in range(1, T + 1):
         exits = [0] * T
         exits[t - 1] = S
-        policies.append(ExitPolicy(f"{t} steps" + (" (all)" if t == T else ""), "steps", t,
+        # named "1 step", "2 steps", ..., "T steps (all)" (the run of 1 step was "1 steps"; its kind and value say
+        # which policy it is: "steps", 1)
+        policies.append(ExitPolicy(_steps(t) + (" (all)" if t == T else ""), "steps", t,
                                    100.0 * float(correct[t - 1].mean()), float(t), exits,
                                    cohorts=[(cohort(t, everyone), S)]))
     for c in levels:
@@ -453,7 +460,7 @@ def plot_early_exit(report: EarlyExitReport):
         if dyn:
             b.plot([p.mean_steps for p in dyn], [p.energy_j[t] / full.energy_j[t] for p in dyn], "s",
                    color=line.get_color())
-    b.set(xlabel="mean steps per inference", ylabel=f"energy / all {report.time_steps} steps",
+    b.set(xlabel="mean steps per inference", ylabel=f"energy / all {_steps(report.time_steps)}",
           title="energy per inference")
     b.legend(fontsize=7, ncol=2)
     fig.tight_layout()

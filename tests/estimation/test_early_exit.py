@@ -104,7 +104,7 @@ def test_early_exit_policies_match_runs_stopped_by_hand_and_their_estimates(metr
     by = {p.name: p for p in rep.policies}
     net.eval()
     for t in range(1, T + 1):  # fixed steps: the model run for t steps, and the estimate of that run
-        p = by[f"{t} steps" + (" (all)" if t == T else "")]
+        p = by[f"{t} step{'s' * (t > 1)}" + (" (all)" if t == T else "")]
         out, _ = net(x[:t])
         assert p.accuracy == pytest.approx(100.0 * float((predict(out) == y).double().mean()))
         assert p.mean_steps == t and p.exits[t - 1] == B
@@ -159,7 +159,8 @@ def test_thresholds_zero_and_one_are_the_first_and_the_last_step():
     y = torch.zeros(B, dtype=torch.long)
     rep = early_exit(net, shape, [(x, y)], ["loihi"], thresholds=[0, 1])
     by = {p.name: p for p in rep.policies}
-    for c, fixed in (("0", "1 steps"), ("1", f"{T} steps (all)")):
+    assert [p.name for p in rep.policies if p.kind == "steps"][:2] == ["1 step", "2 steps"]  # (was "1 steps")
+    for c, fixed in (("0", "1 step"), ("1", f"{T} steps (all)")):
         p, q = by[f"confidence > {c}"], by[fixed]
         assert (p.accuracy, p.mean_steps, p.exits) == (q.accuracy, q.mean_steps, q.exits)
         assert p.energy_j["loihi"] == pytest.approx(q.energy_j["loihi"], rel=1e-12)
