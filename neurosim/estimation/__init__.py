@@ -33,9 +33,9 @@ import numpy as np
 
 from neurosim._io import OutputPathError, atomic_write_text
 
-__all__ = ["chip_energy", "fits_not", "format_chip_energy", "joules", "EstimateReport", "ForeignFilesError",
-           "check_estimate_folder", "estimate_checkpoint", "estimate_files", "estimate_model", "plot_energy",
-           "plot_layers", "plot_cores", "target_keys"]
+__all__ = ["chip_energy", "fits_not", "format_chip_energy", "joules", "seconds", "EstimateReport",
+           "ForeignFilesError", "check_estimate_folder", "estimate_checkpoint", "estimate_files", "estimate_model",
+           "plot_energy", "plot_layers", "plot_cores", "target_keys"]
 
 
 @dataclass
@@ -282,12 +282,31 @@ def placed_for(spec, activity, options: dict) -> dict:
     return {**options, "placed_for": activity} if spec.kind == "digital" else options
 
 
-def joules(j: float) -> str:
-    """An energy with a readable unit: ``joules(1.46e-4)`` → ``'146 µJ'``, ``joules(0.13)`` → ``'130 mJ'``."""
-    for unit, scale in (("J", 1.0), ("mJ", 1e-3), ("µJ", 1e-6), ("nJ", 1e-9)):
-        if abs(j) >= scale:
-            return f"{j / scale:.3g} {unit}"
-    return f"{j / 1e-12:.3g} pJ"
+def joules(j: float, digits: int = 3) -> str:
+    """An energy with a readable unit and ``digits`` significant digits: ``joules(1.46e-4)`` → ``'146 µJ'``,
+    ``joules(0.13)`` → ``'130 mJ'``, ``joules(1.6952e-4, 4)`` → ``'169.5 µJ'`` (rounded before the unit is chosen:
+    ``joules(9.996e-4)`` → ``'1 mJ'``, not ``'1e+03 µJ'``)."""
+    return _with_prefix(j, "J", digits)
+
+
+def seconds(s: float | None, digits: int = 3) -> str:
+    """A time with a readable unit: ``seconds(0.0123)`` → ``'12.3 ms'``, ``seconds(9.45)`` → ``'9.45 s'``; ``'-'``
+    for None (a target without a latency model)."""
+    return _with_prefix(s, "s", digits)
+
+
+def _with_prefix(x: float | None, unit: str, digits: int) -> str:
+    if isinstance(digits, bool) or not isinstance(digits, numbers.Integral) or digits < 1:
+        raise ValueError(f"digits must be a whole number >= 1 (significant digits), got {digits!r}")
+    if x is None or not math.isfinite(x):
+        return "-"
+    if x == 0:
+        return f"0 {unit}"
+    x = float(f"{x:.{digits}g}")  # round first: 999.6 µJ at 3 digits is 1 mJ
+    for scale, prefix in ((1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n")):
+        if abs(x) >= scale:
+            return f"{x / scale:.{digits}g} {prefix}{unit}"
+    return f"{x / 1e-12:.{digits}g} p{unit}"
 
 
 def fits_not(r: dict) -> str | None:

@@ -128,7 +128,7 @@ class EarlyExitReport:
         return next(p for p in self.policies if p.kind == "steps" and p.value == self.time_steps)
 
     def table(self) -> str:
-        from neurosim.estimation import joules
+        from neurosim.estimation import joules, seconds
 
         full = self.full
         lines = [f"early exit: {self.samples} samples, T = {self.time_steps}, read-out {self.readout}, exit metric "
@@ -146,16 +146,16 @@ class EarlyExitReport:
             lines.append(row)
         lines.append("latency per inference, mean (of the samples that stop last):")
         for t in [t for t in self.targets if full.latency_s[t] is not None]:
-            parts = [f"{p.name}: {p.latency_s[t] * 1e3:.3g} ms" + (
-                f" ({p.latency_max_s[t] * 1e3:.3g})" if p.kind == "threshold" else "")
+            parts = [f"{p.name}: {seconds(p.latency_s[t])}" + (
+                f" ({seconds(p.latency_max_s[t])})" if p.kind == "threshold" else "")
                 for p in self.policies if p.kind == "threshold" or p.value == self.time_steps]
             lines.append(f"  {t}: " + "; ".join(parts))
         tails = [p for p in self.policies if p.latency_tail_s]
         if tails:
             lines.append("latency per inference, each sample estimated alone: mean / p99 / max:")
             for t in [t for t in self.targets if t in tails[0].latency_tail_s]:
-                parts = [f"{p.name}: " + " / ".join(f"{p.latency_tail_s[t][q] * 1e3:.3g}" for q in ("mean", "p99",
-                         "max")) + " ms" for p in tails if t in p.latency_tail_s]
+                parts = [f"{p.name}: " + " / ".join(seconds(p.latency_tail_s[t][q]) for q in ("mean", "p99", "max"))
+                         for p in tails if t in p.latency_tail_s]
                 lines.append(f"  {t}: " + "; ".join(parts))
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)

@@ -89,10 +89,7 @@ class PerSampleReport:
     files: dict = field(default_factory=dict)
 
     def table(self) -> str:
-        from neurosim.estimation import joules
-
-        def ms(s):
-            return f"{s * 1e3:.3g} ms"
+        from neurosim.estimation import joules, seconds
 
         lines = [f"per-sample cost: {self.samples} samples, T = {self.time_steps}, each estimated on its own "
                  f"(\"of mean\": the estimate of the mean activity, what the estimate table gives)"]
@@ -104,7 +101,7 @@ class PerSampleReport:
                 lines.append(f"{t:<{width}}  (no latency model)")
                 continue
             s = c._spread(c.latency_s)
-            lines.append(f"{t:<{width}}  " + "  ".join(f"{ms(v):>9}" for v in (c.latency_of_mean_s, *s.values())))
+            lines.append(f"{t:<{width}}  " + "  ".join(f"{seconds(v):>9}" for v in (c.latency_of_mean_s, *s.values())))
         lines.append(f"{'energy':<{width}}  " + "  ".join(f"{c:>9}" for c in cols))
         for t, c in self.costs.items():
             s = c._spread(c.energy_j)

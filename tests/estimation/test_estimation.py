@@ -1053,3 +1053,24 @@ def test_the_exported_graph_alone_maps_as_the_estimate_does(target):
     costed = report.estimates[target].mapping
     assert alone.cores_used == costed.cores_used and alone.layers == costed.layers
     assert len(alone.layers) == (2 if target == "speck" else 3)  # two LIF layers, and the pool's neurons
+
+
+def test_energies_and_times_print_in_a_unit_that_fits_them():
+    """Tutorial 07 printed 169.5 µJ as '1.695e+05 nJ', the early-exit table 9.45 s as '9.45e+03 ms', and
+    joules(9.996e-4) gave '1e+03 µJ'."""
+    from neurosim.estimation import joules, seconds
+    from neurosim.estimation.early_exit import EarlyExitReport, ExitPolicy
+
+    assert [joules(j) for j in (1.46e-4, 0.13, 9.996e-4, 2.5e-12, 0)] == ["146 µJ", "130 mJ", "1 mJ", "2.5 pJ", "0 J"]
+    assert joules(1.6952e-4, 4) == "169.5 µJ" and joules(1.403e-7, 4) == "140.3 nJ"
+    assert [seconds(s) for s in (9.45, 0.0123, 1.2e-5, None)] == ["9.45 s", "12.3 ms", "12 µs", "-"]
+    with pytest.raises(ValueError, match="digits must be a whole number >= 1"):
+        joules(1.0, 0)
+    # a real-time chip at 31.5 ms per step for 300 steps: 9.45 s per inference
+    policies = [ExitPolicy("300 steps (all)", "steps", 300, 90.0, 300.0, [0] * 299 + [4], {"speck": 1.6952e-4},
+                           {"speck": 9.45}, {"speck": 9.45}),
+                ExitPolicy("confidence > 0.9", "threshold", 0.9, 90.0, 150.0, [0] * 149 + [4] + [0] * 150,
+                           {"speck": 0.85e-4}, {"speck": 4.725}, {"speck": 4.725})]
+    table = EarlyExitReport(300, 4, "summed outputs", "confidence", ["speck"], policies).table()
+    assert "e+" not in table and "170 µJ (1.00x)" in table
+    assert "  speck: 300 steps (all): 9.45 s; confidence > 0.9: 4.72 s (4.72 s)" in table
