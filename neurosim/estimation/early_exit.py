@@ -440,28 +440,66 @@ def plot_early_exit(report: EarlyExitReport):
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
+    from matplotlib import colormaps
+
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     fixed = [p for p in report.policies if p.kind == "steps"]
     dyn = [p for p in report.policies if p.kind == "threshold"]
     a.plot([p.mean_steps for p in fixed], [p.accuracy for p in fixed], "o-", label="fixed steps")
     if dyn:
         a.plot([p.mean_steps for p in dyn], [p.accuracy for p in dyn], "s", label=f"{report.metric} threshold")
-        for p in dyn:
-            a.annotate(f"{p.value:g}", (p.mean_steps, p.accuracy), textcoords="offset points", xytext=(4, -10),
-                       fontsize=7)
     a.set(xlabel="mean steps per inference", ylabel="accuracy (%)", title=f"early exit ({report.samples} samples)")
-    a.legend(fontsize=8)
+    _label_thresholds(a, dyn)
+    a.legend(fontsize=8, loc="lower right")
     full = report.full
-    for t in report.targets:
-        if not full.energy_j[t]:
-            continue
-        line, = b.plot([p.mean_steps for p in fixed], [p.energy_j[t] / full.energy_j[t] for p in fixed], "-",
-                       label=t)
+    shown = [t for t in report.targets if full.energy_j[t]]
+    # one colour per target (the 10-colour cycle gave the 1st and the 11th target one colour)
+    colours = colormaps["tab10" if len(shown) <= 10 else "tab20"]
+    for i, t in enumerate(shown):
+        colour = colours(i % colours.N)
+        b.plot([p.mean_steps for p in fixed], [p.energy_j[t] / full.energy_j[t] for p in fixed], "-", label=t,
+               color=colour)
         if dyn:
-            b.plot([p.mean_steps for p in dyn], [p.energy_j[t] / full.energy_j[t] for p in dyn], "s",
-                   color=line.get_color())
+            b.plot([p.mean_steps for p in dyn], [p.energy_j[t] / full.energy_j[t] for p in dyn], "s", color=colour)
     b.set(xlabel="mean steps per inference", ylabel=f"energy / all {_steps(report.time_steps)}",
           title="energy per inference")
-    b.legend(fontsize=7, ncol=2)
+    if shown:  # (the energy grows with the steps: the upper left corner is free)
+        b.legend(fontsize=7, ncol=2, loc="upper left")
     fig.tight_layout()
     return fig
+
+
+#: a threshold's label: its font size (points), and its height and gap above its point (points)
+_LABEL_PT, _LABEL_H, _LABEL_GAP = 7, 10, 5
+
+
+def _label_thresholds(ax, dyn) -> None:
+    """Each threshold's value centred above its point; a label that would overlap one already placed (two
+    thresholds with nearly the same mean steps and accuracy, as 0.7 and 0.8 on the demo model) goes one row higher,
+    and the accuracy axis is raised to hold the highest. Each label is on a white ground, readable over the line of
+    the fixed steps (they were placed right of and below their points, over each other and the line)."""
+    if not dyn:
+        return
+    ax.autoscale_view()  # the limits the points are drawn at (transData uses them; they are set lazily)
+    to_pt = 72.0 / ax.figure.dpi
+    placed: list[tuple[float, float, float]] = []  # (x centre, bottom, width) in points, of the labels placed
+    top = -math.inf
+    for p in sorted(dyn, key=lambda q: (q.mean_steps, q.accuracy)):
+        text = f"{p.value:g}"
+        x, y = (v * to_pt for v in ax.transData.transform((p.mean_steps, p.accuracy)))
+        width = 0.62 * _LABEL_PT * len(text) + 4  # (a digit is about 0.6 em wide; 2 points of ground each side)
+        row = 0
+        while any(abs(x - px) < (width + pw) / 2 and abs(y + _LABEL_GAP + row * _LABEL_H - pb) < _LABEL_H
+                  for px, pb, pw in placed):
+            row += 1
+        bottom = y + _LABEL_GAP + row * _LABEL_H
+        placed.append((x, bottom, width))
+        ax.annotate(text, (p.mean_steps, p.accuracy), textcoords="offset points", xytext=(0, bottom - y),
+                    ha="center", va="bottom", fontsize=_LABEL_PT,
+                    bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.85})
+        top = max(top, bottom + _LABEL_H)
+    lo, hi = ax.get_ylim()
+    hi_pt = ax.transData.transform((0, hi))[1] * to_pt
+    if top > hi_pt:  # raise the axis's top to hold the labels (the axis's height in points stays as it is)
+        per_pt = (hi - lo) / ((ax.transData.transform((0, hi))[1] - ax.transData.transform((0, lo))[1]) * to_pt)
+        ax.set_ylim(lo, hi + (top - hi_pt) * per_pt * 1.15)

@@ -1,6 +1,7 @@
 """Early exit: running read-outs, cohort activity (one pass) against truncated runs, and the policies' accuracy and
 costs against runs of the model on each cohort's samples and steps alone."""
 
+import itertools
 import json
 import math
 
@@ -455,3 +456,26 @@ def test_event_counts_stay_compact_until_each_chunk_of_steps_runs_with_the_float
     _same(a, b)
     _same(first_a, first_b)
     assert report_a == report_b
+
+
+def test_the_figures_threshold_labels_do_not_overlap_each_other_or_leave_the_axis():
+    """The demo model's thresholds 0.7 and 0.8 stop after 4.44 and 4.71 steps on average at 95.5 and 95.8 %: their
+    labels, drawn right of and below each point, lay over each other (and 0.8's over the 5-step point)."""
+    from neurosim.estimation.early_exit import EarlyExitReport, ExitPolicy, plot_early_exit
+
+    acc = [73.26, 87.19, 91.92, 92.76, 94.15, 93.87, 94.43, 95.26, 95.82, 96.10]
+    fixed = [ExitPolicy(f"{t} steps", "steps", t, a, float(t), [], {"loihi": t * 1.7e-5}) for t, a in
+             enumerate(acc, 1)]
+    sure = [(0.5, 95.54, 3.34), (0.7, 95.54, 4.44), (0.8, 95.82, 4.71), (0.9, 96.10, 5.76), (0.95, 96.10, 6.74),
+            (0.99, 96.10, 7.98)]
+    dyn = [ExitPolicy(f"confidence > {c:g}", "threshold", c, a, s, [], {"loihi": s * 1.7e-5}) for c, a, s in sure]
+    fig = plot_early_exit(EarlyExitReport(10, 359, "summed outputs", "confidence", ["loihi"], fixed + dyn))
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    boxes = {t.get_text(): t.get_window_extent(renderer) for t in ax.texts}
+    assert sorted(boxes) == ["0.5", "0.7", "0.8", "0.9", "0.95", "0.99"]
+    for a_, b_ in itertools.combinations(boxes, 2):
+        assert not boxes[a_].overlaps(boxes[b_]), (a_, b_)
+    inside = ax.get_window_extent(renderer)
+    assert all(inside.y0 <= b.y0 and b.y1 <= inside.y1 for b in boxes.values())
