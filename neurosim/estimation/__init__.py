@@ -34,7 +34,7 @@ import numpy as np
 from neurosim._io import OutputPathError, atomic_write_text
 
 __all__ = ["chip_energy", "fits_not", "format_chip_energy", "joules", "seconds", "EstimateReport",
-           "ForeignFilesError", "check_estimate_folder", "estimate_checkpoint", "estimate_files", "estimate_model",
+           "ForeignFilesError", "check_estimate_folder", "check_study_folder", "estimate_checkpoint", "estimate_files", "estimate_model",
            "plot_energy", "plot_layers", "plot_cores", "target_keys"]
 
 
@@ -466,11 +466,13 @@ def _open_checkpoint(path, step_ms: float | None, loaded, progress: bool, out_di
     return model, cfg, data, out_dir, (cfg.neuron.dt_ms if step_ms is None else step_ms) * 1e-3
 
 
-def _write_study(out_dir: str | Path, stem: str, text: str, figure, data: dict) -> dict:
+def _write_study(out_dir: str | Path, stem: str, text: str, figure, data: dict, overwrite: bool = False) -> dict:
     """``STEM.txt``, ``STEM.png`` (``figure``) and ``STEM.json`` (last) in ``out_dir``, each written atomically: the
-    files of a study beside an estimate (early exit, per-sample cost); returns name -> path."""
+    files of a study beside an estimate (early exit, per-sample cost); returns name -> path. Files of these names
+    that the study did not write are kept unless ``overwrite`` (:func:`check_study_folder`)."""
     from neurosim.viz import save_figure
 
+    check_study_folder(out_dir, stem, overwrite=overwrite)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / f"{stem}.txt", text + "\n")
@@ -651,6 +653,50 @@ def check_estimate_folder(out_dir: str | Path, *, overwrite: bool = False, flag:
         raise ForeignFilesError(f"{flag}: {out} holds {', '.join(theirs)}, which neurosim estimate did not write (no "
                                 f"estimate.json of its own is there) and would replace or take for its own; choose "
                                 f"another output folder, or {how} to replace {'it' if one else 'them'}")
+
+
+#: what a study's JSON holds (:func:`check_study_folder` knows its own file by them)
+_STUDY_KEYS = {"early_exit": ("time_steps", "metric", "policies"), "per_sample": ("time_steps", "summary", "per_sample"),
+               "fixed_point": ("target", "arithmetic", "float_acc", "chip_acc", "layers")}
+
+
+def check_study_folder(out_dir: str | Path, stem: str, *, overwrite: bool = False, names: Sequence[str] = ()) -> None:
+    """Refuse, before a study's work, an output folder that is no estimate's (:func:`is_estimate_folder`) and holds
+    files named as the study writes them (``STEM.json``, ``.txt``, ``.png``; ``names`` instead where given, e.g.
+    ``fixed_point_loihi.json``) that the study did not write: a file of these names is the study's where the
+    folder is an estimate's, or where the study's JSON there is one it writes (a rerun into the same folder).
+    ``stem``: ``"early_exit"``, ``"per_sample"`` or ``"fixed_point"``. Nothing is refused with ``overwrite``.
+
+    Raises:
+        ForeignFilesError: naming the files.
+        OutputPathError: the folder cannot be read.
+    """
+    out = Path(out_dir)
+    if overwrite:
+        return
+    grouped = not names  # STEM.txt and STEM.png are the study's where its STEM.json is
+    names = list(names) or [f"{stem}.{ext}" for ext in ("json", "txt", "png")]
+
+    def own(name: str) -> bool:
+        return name.endswith(".json") and all(k in (_json_object(out / name) or {}) for k in _STUDY_KEYS[stem])
+
+    try:
+        if not out.is_dir() or is_estimate_folder(out):
+            return
+        present = sorted(n for n in names if (out / n).is_file())
+        if grouped:
+            theirs = [] if f"{stem}.json" in present and own(f"{stem}.json") else present
+        else:
+            theirs = [n for n in present if not own(n)]
+    except OSError as e:
+        raise OutputPathError(f"out_dir: {out} cannot be read ({e.strerror or e}), so whose files it holds cannot be "
+                              "told; choose another output folder") from None
+    if theirs:
+        one = len(theirs) == 1
+        raise ForeignFilesError(f"out_dir: {out} holds {', '.join(theirs)}, which neurosim's {stem.replace('_', '-')} "
+                                f"study did not write (no estimate.json of neurosim's is there) and would replace; "
+                                f"choose another output folder, or pass overwrite=True to replace "
+                                f"{'it' if one else 'them'}")
 
 
 def write_outputs(report: EstimateReport, out_dir: str | Path, *, overwrite: bool = False) -> dict:

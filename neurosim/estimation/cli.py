@@ -104,7 +104,7 @@ def cmd_estimate(args) -> int:
                                        out_dir=args.out, progress=not args.quiet, step_ms=args.step_ms,
                                        thresholds=args.exit_thresholds or DEFAULT_THRESHOLDS,
                                        metric=args.exit_metric or "confidence", loaded=loaded,
-                                       per_sample=args.per_sample, **options)
+                                       per_sample=args.per_sample, overwrite=args.overwrite, **options)
         except ValueError as e:
             raise UserError(str(e)) from None
         print(ee.table())
@@ -114,7 +114,8 @@ def cmd_estimate(args) -> int:
 
         try:
             ps = per_sample_checkpoint(args.checkpoint, args.target, samples=samples, out_dir=args.out,
-                                       progress=not args.quiet, step_ms=args.step_ms, loaded=loaded, **options)
+                                       progress=not args.quiet, step_ms=args.step_ms, loaded=loaded,
+                                       overwrite=args.overwrite, **options)
         except ValueError as e:
             raise UserError(str(e)) from None
         print(ps.table())

@@ -165,11 +165,14 @@ class EarlyExitReport:
                 "metric": self.metric, "targets": list(self.targets), "notes": list(self.notes),
                 "policies": [p.to_dict() for p in self.policies]}
 
-    def write(self, out_dir: str | Path) -> dict:
-        """``early_exit.json``, ``early_exit.txt`` and ``early_exit.png`` in ``out_dir`` (each written atomically)."""
+    def write(self, out_dir: str | Path, *, overwrite: bool = False) -> dict:
+        """``early_exit.json``, ``early_exit.txt`` and ``early_exit.png`` in ``out_dir`` (each written atomically);
+        files of these names that no early-exit study wrote are kept, and the write refused, unless ``overwrite``
+        (:func:`neurosim.estimation.check_study_folder`)."""
         from neurosim.estimation import _write_study
 
-        self.files = _write_study(out_dir, "early_exit", self.table(), plot_early_exit(self), self.to_dict())
+        self.files = _write_study(out_dir, "early_exit", self.table(), plot_early_exit(self), self.to_dict(),
+                                  overwrite=overwrite)
         return self.files
 
 
@@ -238,7 +241,7 @@ def _outputs(model, data, samples: int | None):
 def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] | None = None, *, loss=None,
                thresholds: Sequence[float] = DEFAULT_THRESHOLDS, metric: str = "confidence", dt_s: float = 1e-3,
                samples: int | None = None, maxpool: str = "sumpool", out_dir: str | Path | None = None,
-               per_sample: bool = False, **options) -> EarlyExitReport:
+               per_sample: bool = False, overwrite: bool = False, **options) -> EarlyExitReport:
     """Accuracy, energy and latency of ``model`` stopped after each fixed number of steps and at each confidence
     threshold (see the module docstring), on every one of ``targets`` (default: every shipped target).
 
@@ -252,6 +255,9 @@ def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] |
         dt_s, maxpool, **options: as :func:`neurosim.estimation.estimate_model`.
         samples: use the first ``samples`` (default: all).
         out_dir: when given, writes ``early_exit.json``, ``early_exit.txt`` and ``early_exit.png`` there.
+        overwrite: replace files of those names in ``out_dir`` that no early-exit study wrote (a folder that is no
+            estimate's, holding an ``early_exit.txt`` of one's own); without it such a folder is refused before
+            any work with a :class:`neurosim.estimation.ForeignFilesError`.
         per_sample: also estimate each sample on its own over the steps it runs, under the run of all steps and
             each threshold (:mod:`neurosim.estimation.per_sample`): the mean, 99th percentile and maximum of the
             samples' latencies (``ExitPolicy.latency_tail_s``), where the slowest cohort's figure is its mean
@@ -261,7 +267,8 @@ def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] |
     from hardware_models import analyze, estimate, load_spec
 
     from neurosim.activity import step_profiles
-    from neurosim.estimation import _counts_in_input_shape, _graph_and_activity, _targets, placed_for, target_keys
+    from neurosim.estimation import (_counts_in_input_shape, _graph_and_activity, _targets, check_study_folder,
+                                     placed_for, target_keys)
     from neurosim.export.nir import _to_neurosim
     from neurosim.nn import LIF, MaxPool2d
     from neurosim.training.losses import get_loss, predict, running_scores
@@ -273,6 +280,8 @@ def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] |
         raise ValueError(f"samples must be a whole number >= 1 or None (all), got {samples!r}")
     loss = get_loss(loss) if isinstance(loss, str) else loss
     keys = target_keys(_targets(targets))
+    if out_dir is not None:
+        check_study_folder(out_dir, "early_exit", overwrite=overwrite)
     _check_order(data)
     model = _to_neurosim(model)
     graph, names, inp, _ = _graph_and_activity(model, input_shape, data, dt_s=dt_s, samples=samples, maxpool=maxpool,
@@ -356,7 +365,7 @@ def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] |
                "MaxCE": "maximum over steps", "LastCE": "last step"}.get(readout, readout)
     report = EarlyExitReport(T, S, readout, metric, list(keys), policies, notes=[ASSUMPTION])
     if out_dir is not None:
-        report.write(out_dir)
+        report.write(out_dir, overwrite=overwrite)
     return report
 
 

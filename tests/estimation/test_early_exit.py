@@ -479,3 +479,37 @@ def test_the_figures_threshold_labels_do_not_overlap_each_other_or_leave_the_axi
         assert not boxes[a_].overlaps(boxes[b_]), (a_, b_)
     inside = ax.get_window_extent(renderer)
     assert all(inside.y0 <= b.y0 and b.y1 <= inside.y1 for b in boxes.values())
+
+
+def test_the_studies_keep_files_of_the_users_in_their_output_folder_unless_asked_to_overwrite(tmp_path):
+    """early_exit(..., out_dir=mine), per_sample and fixed_point_reports wrote over files of those names in a folder
+    of the user's (estimate_model refuses it, as neurosim estimate --out does without --overwrite). A rerun into
+    the study's own folder, and any folder with overwrite=True, go on."""
+    from hardware_models import load_spec
+
+    from neurosim.estimation.per_sample import per_sample
+    from neurosim.hardware.fixed_point import fixed_point_reports
+
+    net, x, shape = _conv_net()
+    y = torch.arange(B) % 5
+    studies = {
+        "early_exit.txt": lambda out, **kw: early_exit(net, shape, [(x, y)], ["loihi"], thresholds=[0.5], out_dir=out,
+                                                       **kw),
+        "per_sample.png": lambda out, **kw: per_sample(net, shape, [(x, y)], ["loihi"], out_dir=out, **kw),
+        "fixed_point_loihi.json": lambda out, **kw: fixed_point_reports(
+            net, [(x, y)], [load_spec("loihi")], loss="rate_ce", input_shape=shape, dt_s=1e-3, samples=4,
+            out_dir=out, **kw)}
+    for name, study in studies.items():
+        mine = tmp_path / name.split(".")[0]
+        mine.mkdir()
+        (mine / name).write_text("mine")
+        with pytest.raises(ForeignFilesError) as e:
+            study(mine)
+        what = {"early_exit.txt": "early-exit", "per_sample.png": "per-sample"}.get(name, "fixed-point")
+        assert str(e.value) == (f"out_dir: {mine} holds {name}, which neurosim's {what} study did not write (no "
+                                "estimate.json of neurosim's is there) and would replace; choose another output "
+                                "folder, or pass overwrite=True to replace it"), name
+        assert [p.name for p in mine.iterdir()] == [name] and (mine / name).read_text() == "mine"
+        study(mine, overwrite=True)
+        assert (mine / name).read_bytes() != b"mine"
+        study(mine)  # its own files now: a rerun replaces them

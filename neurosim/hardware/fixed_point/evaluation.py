@@ -200,8 +200,8 @@ def _held(row: dict) -> str:
 
 def fixed_point_reports(model, test, specs, *, loss: str | None, input_shape, dt_s: float, samples: int | None = 64,
                         max_samples: int | None = None, out_dir=None, float_activity=None, extra: dict | None = None,
-                        on_report=None, delays: bool = False, estimate_options: dict | None = None
-                        ) -> tuple[dict, dict]:
+                        on_report=None, delays: bool = False, estimate_options: dict | None = None,
+                        overwrite: bool = False) -> tuple[dict, dict]:
     """:func:`evaluate_fixed_point` and the energy at the chip's own spikes
     (:func:`neurosim.estimation.chip_energy`, on ``samples`` samples) for each of ``specs``; what ``neurosim
     estimate --fixed-point`` and the demo's report run.
@@ -215,7 +215,9 @@ def fixed_point_reports(model, test, specs, *, loss: str | None, input_shape, dt
     written to ``fixed_point_<target>.json`` there (atomically), with ``extra``'s keys added (e.g. the checkpoint).
     ``on_report(name, report)`` is called as each is done; ``float_activity``: the float model's activity
     measured on the same samples and graph (an estimate's), not measured again; ``estimate_options``: the estimate's
-    options (``{"chips": 8}``), so that energy and fit are those of its table.
+    options (``{"chips": 8}``), so that energy and fit are those of its table. A folder ``out_dir`` that is no
+    estimate's and holds a ``fixed_point_<target>.json`` that no fixed-point study wrote is refused before any work
+    unless ``overwrite`` (:func:`neurosim.estimation.check_study_folder`).
 
     Returns:
         ``({target: report}, {target: why it could not run})``.
@@ -224,8 +226,11 @@ def fixed_point_reports(model, test, specs, *, loss: str | None, input_shape, dt
     from pathlib import Path
 
     from neurosim._io import atomic_write_text
-    from neurosim.estimation import chip_energy
+    from neurosim.estimation import check_study_folder, chip_energy
 
+    if out_dir is not None:
+        check_study_folder(out_dir, "fixed_point", overwrite=overwrite,
+                           names=[f"fixed_point_{spec.name}.json" for spec in specs])
     reports, refused, keys = {}, {}, {}
     for spec in specs:
         key = formats_key(spec)
