@@ -34,8 +34,8 @@ import numpy as np
 from neurosim._io import OutputPathError, atomic_write_text
 
 __all__ = ["chip_energy", "fits_not", "format_chip_energy", "joules", "seconds", "EstimateReport",
-           "ForeignFilesError", "check_estimate_folder", "check_study_folder", "estimate_checkpoint", "estimate_files", "estimate_model",
-           "plot_energy", "plot_layers", "plot_cores", "target_keys"]
+           "ForeignFilesError", "check_estimate_folder", "check_study_folder", "estimate_checkpoint",
+           "estimate_files", "estimate_model", "plot_energy", "plot_layers", "plot_cores", "target_keys"]
 
 
 @dataclass
@@ -656,7 +656,8 @@ def check_estimate_folder(out_dir: str | Path, *, overwrite: bool = False, flag:
 
 
 #: what a study's JSON holds (:func:`check_study_folder` knows its own file by them)
-_STUDY_KEYS = {"early_exit": ("time_steps", "metric", "policies"), "per_sample": ("time_steps", "summary", "per_sample"),
+_STUDY_KEYS = {"early_exit": ("time_steps", "metric", "policies"),
+               "per_sample": ("time_steps", "summary", "per_sample"),
                "fixed_point": ("target", "arithmetic", "float_acc", "chip_acc", "layers")}
 
 

@@ -209,8 +209,9 @@ def fixed_point_reports(model, test, specs, *, loss: str | None, input_shape, dt
     A target with the same arithmetic and number formats as one run before (:func:`formats_key`: ``loihi_sanafe``
     after ``loihi``) takes its accuracy (``same_as``) and gets its own energy. Each report says whether the model
     fits on its target as the estimate maps it (``fits``, a boolean as in ``estimate.json``, and ``fit_text``, the
-    estimate table's words: ``"yes"``, ``"no (3 chips)"``, ``"no (a core limit)"``); where it does not, it is simulated all the same, as the estimate prices it all the
-    same, and a first note says so (printed with the report). A target that cannot run the model
+    estimate table's words: ``"yes"``, ``"no (3 chips)"``, ``"no (a core limit)"``); where it does not, it is
+    simulated all the same, as the estimate prices it all the same, and a first note says so (printed with the
+    report). A target that cannot run the model
     (a ``ValueError``: Speck and a recurrent layer) is left out, its reason kept. With ``out_dir`` each report is
     written to ``fixed_point_<target>.json`` there (atomically), with ``extra``'s keys added (e.g. the checkpoint).
     ``on_report(name, report)`` is called as each is done; ``float_activity``: the float model's activity
