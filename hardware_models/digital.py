@@ -288,6 +288,21 @@ class _CorePartition:
         dest = np.repeat(dest_sp.reshape(G, 1, H * W), cin_pg, axis=1)  # every input channel of a group alike
         return axons, dest.ravel()
 
+    def _fan_in_advice(self, limit: str, allowed: float) -> str:
+        """What a user can change where one neuron's inputs exceed a core (``limit``: ``fan_in_per_core`` or
+        ``synaptic_memory_per_core``) and the chip does not split them: the model (a core's axons and synaptic
+        memory are the chip's: TrueNorth's crossbar has 256 axon rows, which no setting raises), and for the
+        memory the weight width where the chip stores narrower weights."""
+        what = "input axons" if limit == "fan_in_per_core" else "synapses"
+        advice = (f"the layer must be restructured (capacity.{limit} is the chip's): give each of its neurons at most "
+                  f"{allowed:g} {what}, i.e. nonzero weights (a narrower layer or fewer channels before it, a smaller "
+                  "kernel, or weights pruned to a sparse connectivity)")
+        lo = self.spec.si("capacity.weight_bits_min", 1)
+        bits = self.bits_per_synapse - self.spec.si("capacity.synapse_overhead_bits", 0)
+        if limit == "synaptic_memory_per_core" and bits > lo:
+            advice += f", or estimate with fewer weight_bits ({bits:g} now; {self.spec.name} stores {lo:g} and up)"
+        return advice
+
     def single_neuron_axons(self, pop: str) -> np.ndarray:
         """Input axons each neuron of ``pop`` needs on its own (flat)."""
         if pop not in self._single:
@@ -346,8 +361,8 @@ class _CorePartition:
                 if policy == "split":
                     self.notes.append(msg + f"; split into {k} input slices of partial-sum compartments")
                 else:
-                    self.violations.append(Violation(limit, pop, value, allowed, msg + "; the layer must be restructured "
-                                                     f"(or the spec's capacity.{limit} raised)"))
+                    self.violations.append(Violation(limit, pop, value, allowed,
+                                                     msg + "; " + self._fan_in_advice(limit, allowed)))
         p.k = k
 
         def syn_ok(n: int) -> bool:  # cheap: no connectivity needed

@@ -155,13 +155,13 @@ hlop.remove()
 
 # %%
 from neurosim.continual.checkpoint import save_continual_model
-from neurosim.estimation import estimate_checkpoint
+from neurosim.estimation import estimate_checkpoint, joules, seconds
 
 for method, r in results.items():
     path = save_continual_model(OUT / "models" / f"{method}_seed0.pt", r.state, cfg, method, 0,
                                 [t.name for t in tasks], r.matrix, fingerprint="tutorial")
     e = estimate_checkpoint(path, ["loihi"], samples=None, out_dir=OUT / f"estimate-{method}").estimates["loihi"]
-    print(f"{method:>8}: {e.total_energy_j * 1e6:.2f} µJ and {e.latency_per_inference_s * 1e6:.0f} µs per inference "
+    print(f"{method:>8}: {joules(e.total_energy_j)} and {seconds(e.latency_per_inference_s)} per inference "
           f"on Loihi, at ACC {r.acc:.1f} %")
 
 # %% [markdown]

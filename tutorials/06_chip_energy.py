@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from neurosim.config import load_config
-from neurosim.estimation import estimate_model, plot_energy
+from neurosim.estimation import estimate_model, joules, plot_energy
 from neurosim.runs import CONFIGS, load_or_train
 from neurosim.training import seed_everything
 from neurosim.viz import save_figure
@@ -72,12 +72,12 @@ print(f"\nmeasured on {a.samples} samples: {a.input_events_per_step.sum():.0f} i
 
 # %%
 for name, e in report.estimates.items():
-    part, joules = max(e.energy_j.items(), key=lambda kv: kv[1])
-    share = joules / e.total_energy_j if e.total_energy_j else 0.0
+    part, part_j = max(e.energy_j.items(), key=lambda kv: kv[1])
+    share = part_j / e.total_energy_j if e.total_energy_j else 0.0
     naive = e.baselines_j.get("naive_snn_conventional_45nm")
     vs = f", {e.total_energy_j / naive:.2g}× the naive 45 nm estimate" if naive else ""
     fit = "" if e.mapping is None else (" fits" if e.fits else f" does NOT fit ({e.mapping.violations[0].message})")
-    print(f"- {name}: {part} is {100 * share:.0f} % of {e.total_energy_j * 1e6:.3g} µJ{vs};{fit}")
+    print(f"- {name}: {part} is {100 * share:.0f} % of {joules(e.total_energy_j)}{vs};{fit}")
 
 # %% [markdown]
 # Typically: on Loihi and SpiNNaker the **synaptic events** dominate — the conv layers give every input spike
@@ -105,7 +105,7 @@ facts = analyze(report.graph)
 for name in ("loihi", "spinnaker2", "rram_neurosim"):
     full = report.estimates[name].total_energy_j
     half = estimate(facts, report.activity.scaled(0.5), name).total_energy_j
-    print(f"{name}: {full * 1e6:.3g} µJ → {half * 1e6:.3g} µJ at half the activity ({half / full:.2f}×)")
+    print(f"{name}: {joules(full)} → {joules(half)} at half the activity ({half / full:.2f}×)")
 
 save_figure(plot_energy(report.estimates.values()), OUT / "energy_breakdown.png")
 print(f"\nfigures and estimate.json in {OUT / 'estimate'}")

@@ -34,7 +34,7 @@ import torch
 from hardware_models import analyze, estimate, load_spec
 from hardware_models.crossbar import map_crossbar
 from neurosim.config import load_config
-from neurosim.estimation import estimate_model
+from neurosim.estimation import estimate_model, joules, seconds
 from neurosim.hardware import (NonIdealConfig, accuracy, apply_nonidealities, format_nonideal, nonideal_report_model,
                                plot_accuracy_vs_fault_rate, plot_accuracy_vs_sigma, plot_energy_breakdown, plot_tiles)
 from neurosim.lsm import load_lsm_config, run_lsm
@@ -104,7 +104,7 @@ print(f"{'target':<22}{'energy/inference':>18}{'latency':>12}  largest part")
 for name, e in ests.items():
     part, j = max(e.energy_j.items(), key=lambda kv: kv[1])
     lat = e.latency_per_inference_s
-    print(f"{name:<22}{e.total_energy_j * 1e9:>15.4g} nJ{'-' if lat is None else f'{lat * 1e6:9.0f} µs':>12}  "
+    print(f"{name:<22}{joules(e.total_energy_j, 4):>18}{seconds(lat):>12}  "
           f"{part} ({100 * j / e.total_energy_j:.0f} %)")
 for target in RRAM:
     ratio = ests[target].total_energy_j / ests[f"{target}_blind"].total_energy_j
@@ -178,7 +178,7 @@ m = lsm.metrics
 print(f"LSM test accuracy ({m['train_samples']} training samples): software {m['acc_software']:.2f} %, RRAM cells "
       f"read exactly {m['acc_rram_ideal']:.2f} %, on the chip {m['acc_rram']:.2f} % (chance {m['chance_acc']:.0f} %)")
 for name, e in lsm.estimates.items():
-    print(f"  reservoir on {name}: {e.total_energy_j * 1e9:.4g} nJ per inference")
+    print(f"  reservoir on {name}: {joules(e.total_energy_j, 4)} per inference")
 print(f"report, figures and metrics in {lsm.run_dir}")
 
 # %%

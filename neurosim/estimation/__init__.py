@@ -31,9 +31,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from neurosim._io import atomic_write_text
+from neurosim._io import OutputPathError, atomic_write_text
 
-__all__ = ["chip_energy", "fits_not", "format_chip_energy", "joules", "EstimateReport", "estimate_checkpoint",
+__all__ = ["chip_energy", "fits_not", "format_chip_energy", "joules", "seconds", "EstimateReport",
+           "ForeignFilesError", "check_estimate_folder", "check_study_folder", "estimate_checkpoint",
            "estimate_files", "estimate_model", "plot_energy", "plot_layers", "plot_cores", "target_keys"]
 
 
@@ -131,10 +132,12 @@ def target_keys(targets: Sequence[str] | None) -> dict[str, str]:
     return keys
 
 
-def _run(graph, activity, targets, out_dir, options, facts=None, from_model=True) -> EstimateReport:
+def _run(graph, activity, targets, out_dir, options, facts=None, from_model=True,
+         overwrite: bool = False) -> EstimateReport:
     """Estimate ``graph`` on every target; ``facts`` (its analysis) when already made (each estimate starts with
     its notes, ``GraphFacts.notes``: what the analysis or the reading assumed about the graph); ``from_model``
-    False for an activity read from a file (:attr:`EstimateReport.from_model`)."""
+    False for an activity read from a file (:attr:`EstimateReport.from_model`); ``overwrite``:
+    :func:`write_outputs`'."""
     from hardware_models import analyze, estimate
 
     facts = analyze(graph) if facts is None else facts
@@ -142,13 +145,13 @@ def _run(graph, activity, targets, out_dir, options, facts=None, from_model=True
     for key, t in target_keys(_targets(targets)).items():
         report.estimates[key] = estimate(facts, activity, t, **options)
     if out_dir is not None:
-        write_outputs(report, out_dir)
+        write_outputs(report, out_dir, overwrite=overwrite)
     return report
 
 
 def estimate_model(model, input_shape: Sequence[int], data, targets: Sequence[str] | None = None, *,
                    dt_s: float = 1e-3, samples: int | None = None, out_dir: str | Path | None = None,
-                   maxpool: str = "sumpool", **options) -> EstimateReport:
+                   maxpool: str = "sumpool", overwrite: bool = False, **options) -> EstimateReport:
     """Export ``model`` to NIR, measure its activity on ``data`` and estimate it on ``targets`` (default: all).
 
     Args:
@@ -159,19 +162,31 @@ def estimate_model(model, input_shape: Sequence[int], data, targets: Sequence[st
         targets: spec names or spec file paths.
         dt_s: seconds per time step.
         samples: number of samples to measure the activity on (default: all of ``data``).
-        out_dir: when given, writes ``estimate.json``, ``activity.json``, ``model.nir`` and the figures there.
+        out_dir: when given, writes ``estimate.json``, ``activity.json``, ``model.nir`` and the figures there
+            (:func:`write_outputs`).
+        overwrite: replace files in ``out_dir`` named as the estimate writes them even where no neurosim estimate
+            wrote them. Without it a folder that is no estimate's (:func:`is_estimate_folder`) and holds such a file
+            (notes of one's own in ``estimate.txt``, another tool's ``model.nir``) is refused with a
+            :class:`ForeignFilesError` before anything is measured (:func:`check_estimate_folder`); an earlier
+            estimate's folder is replaced either way, as ``neurosim estimate --out`` (``--overwrite``) does.
         maxpool: how MaxPool2d is exported (:func:`neurosim.export.to_nir`); with the default ``sumpool`` the
             graph has the pool's exact connectivity, and the events leaving each max pool (at most one per window
             and step) are measured on the real model, like the spikes, so the hardware models count the synaptic
             operations the max-pooling model makes (a sum pool would pass every spike of the window on: ~2.5–3×
             more after the demo model's pools).
         **options: passed to :func:`hardware_models.estimate` (e.g. ``weight_bits``).
+
+    Raises:
+        ForeignFilesError: ``out_dir`` holds files of the estimate's names that no estimate wrote (without
+            ``overwrite``).
     """
     from neurosim.export.nir import _to_neurosim
 
+    if out_dir is not None:
+        check_estimate_folder(out_dir, overwrite=overwrite)  # before the work: the user's files stay as they are
     model = _to_neurosim(model)  # an snnTorch model runs as its neurosim equivalent (identical spikes)
     graph, _, _, activity = _graph_and_activity(model, input_shape, data, dt_s=dt_s, samples=samples, maxpool=maxpool)
-    return _run(graph, activity, targets, out_dir, options)
+    return _run(graph, activity, targets, out_dir, options, overwrite=overwrite)
 
 
 def _graph_and_activity(model, input_shape: Sequence[int], data, *, dt_s: float, samples: int | None,
@@ -205,12 +220,14 @@ def chip_energy(model, input_shape: Sequence[int], data, target, *, dt_s: float 
     :func:`estimate_model` report's ``activity``); measured here otherwise. ``**options``: passed to
     :func:`hardware_models.estimate` as the estimate's (``chips``: the chips the model may take).
 
-    Returns ``{"target", "samples", "fits", "float_activity", "chip_activity", "energy_ratio_chip_float"}``, each
-    activity ``{"energy_j", "latency_s", "synops"}`` per inference (and ``"note"`` where the target's figures do not
-    depend on activity); ``"fits"`` is whether the model fits on the target as the estimate maps it, in the words of
-    its table (:attr:`hardware_models.Estimate.fit_text`: ``"yes"``, ``"no (3 chips)"``, ``"no (a core limit)"``):
-    the integer model runs either way, and the figures of a target it does not fit are those of a chip it does not
-    run on as mapped (as in the estimate table).
+    Returns ``{"target", "samples", "fits", "fit_text", "float_activity", "chip_activity",
+    "energy_ratio_chip_float"}``, each activity ``{"energy_j", "latency_s", "synops"}`` per inference (and ``"note"``
+    where the target's figures do not depend on activity); ``"fits"`` is whether the model fits on the target as the
+    estimate maps it, a boolean as in ``estimate.json`` (:attr:`hardware_models.Estimate.fits`), and ``"fit_text"``
+    the same in the words of the estimate table (:attr:`hardware_models.Estimate.fit_text`: ``"yes"``,
+    ``"yes (2 chips)"``, ``"no (3 chips)"``, ``"no (a core limit)"``): the integer model runs either way, and the
+    figures of a target it does not fit are those of a chip it does not run on as mapped (as in the estimate
+    table).
 
     Raises:
         ValueError: the target has no arithmetic, or the chip cannot run the model (named).
@@ -250,7 +267,8 @@ def chip_energy(model, input_shape: Sequence[int], data, target, *, dt_s: float 
     for key, act in (("float_activity", float_act), ("chip_activity", chip_act)):
         e = estimate(facts, act, spec, **placed_for(spec, float_act, options))  # one placement: the float model's
         out[key] = {"energy_j": e.total_energy_j, "latency_s": e.latency_per_inference_s, "synops": e.synops}
-        out.setdefault("fits", e.fit_text)  # (the float activity's: the table's; the mapping is the graph's)
+        out.setdefault("fits", e.fits)  # (the float activity's: the table's; the mapping is the graph's)
+        out.setdefault("fit_text", e.fit_text)
     f = out["float_activity"]["energy_j"]
     out["energy_ratio_chip_float"] = out["chip_activity"]["energy_j"] / f if f else None
     return out
@@ -264,19 +282,41 @@ def placed_for(spec, activity, options: dict) -> dict:
     return {**options, "placed_for": activity} if spec.kind == "digital" else options
 
 
-def joules(j: float) -> str:
-    """An energy with a readable unit: ``joules(1.46e-4)`` → ``'146 µJ'``, ``joules(0.13)`` → ``'130 mJ'``."""
-    for unit, scale in (("J", 1.0), ("mJ", 1e-3), ("µJ", 1e-6), ("nJ", 1e-9)):
-        if abs(j) >= scale:
-            return f"{j / scale:.3g} {unit}"
-    return f"{j / 1e-12:.3g} pJ"
+def joules(j: float, digits: int = 3) -> str:
+    """An energy with a readable unit and ``digits`` significant digits: ``joules(1.46e-4)`` → ``'146 µJ'``,
+    ``joules(0.13)`` → ``'130 mJ'``, ``joules(1.6952e-4, 4)`` → ``'169.5 µJ'`` (rounded before the unit is chosen:
+    ``joules(9.996e-4)`` → ``'1 mJ'``, not ``'1e+03 µJ'``)."""
+    return _with_prefix(j, "J", digits)
+
+
+def seconds(s: float | None, digits: int = 3) -> str:
+    """A time with a readable unit: ``seconds(0.0123)`` → ``'12.3 ms'``, ``seconds(9.45)`` → ``'9.45 s'``; ``'-'``
+    for None (a target without a latency model)."""
+    return _with_prefix(s, "s", digits)
+
+
+def _with_prefix(x: float | None, unit: str, digits: int) -> str:
+    if isinstance(digits, bool) or not isinstance(digits, numbers.Integral) or digits < 1:
+        raise ValueError(f"digits must be a whole number >= 1 (significant digits), got {digits!r}")
+    if x is None or not math.isfinite(x):
+        return "-"
+    if x == 0:
+        return f"0 {unit}"
+    x = float(f"{x:.{digits}g}")  # round first: 999.6 µJ at 3 digits is 1 mJ
+    for scale, prefix in ((1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n")):
+        if abs(x) >= scale:
+            return f"{x / scale:.{digits}g} {prefix}{unit}"
+    return f"{x / 1e-12:.{digits}g} p{unit}"
 
 
 def fits_not(r: dict) -> str | None:
-    """``"no (3 chips)"`` where :func:`chip_energy`'s result (or a report holding ``"fits"``) says the model does not
-    fit on its target; None where it fits (or where that is not known)."""
+    """``"no (3 chips)"`` where :func:`chip_energy`'s result (or a report holding ``"fits"`` and ``"fit_text"``, a
+    ``fixed_point_<target>.json``) says the model does not fit on its target; None where it fits (or where that is
+    not known). A report written before ``"fits"`` became a boolean holds the words in ``"fits"``: read as well."""
     fits = r.get("fits")
-    return fits if fits and fits.startswith("no") else None
+    if isinstance(fits, str):  # (fixed_point_<target>.json before fit_text: "fits": "no (3 chips)")
+        return fits if fits.startswith("no") else None
+    return (r.get("fit_text") or "no") if fits is False else None
 
 
 def format_chip_energy(r: dict) -> str:
@@ -377,7 +417,7 @@ def _topological(graph) -> list[str]:
 
 def estimate_checkpoint(path: str | Path, targets: Sequence[str] | None = None, *, samples: int | None = 64,
                         out_dir: str | Path | None = None, progress: bool = False, step_ms: float | None = None,
-                        loaded=None, **options) -> EstimateReport:
+                        loaded=None, overwrite: bool = False, **options) -> EstimateReport:
     """Estimate the model of a neurosim checkpoint, with activity measured on its dataset's test split.
 
     Only the test split is loaded, and only its first ``samples`` (None: all of them) are converted to float, 16 at
@@ -390,7 +430,16 @@ def estimate_checkpoint(path: str | Path, targets: Sequence[str] | None = None, 
 
     ``loaded`` is what :func:`neurosim.runs.load_run` ``(path, test_only=True)`` returned, when the checkpoint has
     been read already: ``neurosim estimate`` reads it once for the estimate and its ``--nonideal``, ``--fixed-point``
-    and ``--early-exit``. None reads it here."""
+    and ``--early-exit``. None reads it here.
+
+    ``out_dir`` (default: ``estimate`` beside ``checkpoint.pt``; ``estimate-NAME`` beside another ``NAME.pt``) gets
+    the files of :func:`estimate_model`. Without ``overwrite`` a folder that is no estimate's
+    (:func:`is_estimate_folder`) and holds a file named as the estimate writes one (``estimate.txt``,
+    ``activity.json``, ``model.nir``, ...) is refused with a :class:`ForeignFilesError`, before the checkpoint is
+    read, as ``neurosim estimate --out`` refuses it without ``--overwrite``; an earlier estimate's files are replaced
+    either way."""
+    if out_dir is not None:
+        check_estimate_folder(out_dir, overwrite=overwrite)
     if samples is not None:  # None: every test sample (as estimate_model's None)
         if isinstance(samples, bool) or not isinstance(samples, numbers.Integral) or samples < 1:
             raise ValueError(f"samples must be a whole number >= 1 (test samples the activity is measured on) or "
@@ -398,7 +447,7 @@ def estimate_checkpoint(path: str | Path, targets: Sequence[str] | None = None, 
         samples = int(samples)
     model, cfg, data, out_dir, dt_s = _open_checkpoint(path, step_ms, loaded, progress, out_dir)
     return estimate_model(model, cfg.model.input_shape, _first_samples(data.test, samples), targets,
-                          dt_s=dt_s, samples=samples, out_dir=out_dir, **options)
+                          dt_s=dt_s, samples=samples, out_dir=out_dir, overwrite=overwrite, **options)
 
 
 def _open_checkpoint(path, step_ms: float | None, loaded, progress: bool, out_dir):
@@ -417,11 +466,13 @@ def _open_checkpoint(path, step_ms: float | None, loaded, progress: bool, out_di
     return model, cfg, data, out_dir, (cfg.neuron.dt_ms if step_ms is None else step_ms) * 1e-3
 
 
-def _write_study(out_dir: str | Path, stem: str, text: str, figure, data: dict) -> dict:
+def _write_study(out_dir: str | Path, stem: str, text: str, figure, data: dict, overwrite: bool = False) -> dict:
     """``STEM.txt``, ``STEM.png`` (``figure``) and ``STEM.json`` (last) in ``out_dir``, each written atomically: the
-    files of a study beside an estimate (early exit, per-sample cost); returns name -> path."""
+    files of a study beside an estimate (early exit, per-sample cost); returns name -> path. Files of these names
+    that the study did not write are kept unless ``overwrite`` (:func:`check_study_folder`)."""
     from neurosim.viz import save_figure
 
+    check_study_folder(out_dir, stem, overwrite=overwrite)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / f"{stem}.txt", text + "\n")
@@ -439,7 +490,8 @@ def _first_samples(loader, samples: int | None) -> list:
 
 
 def estimate_files(nir_path: str | Path, activity_path: str | Path, targets: Sequence[str] | None = None, *,
-                   out_dir: str | Path | None = None, step_ms: float | None = None, **options) -> EstimateReport:
+                   out_dir: str | Path | None = None, step_ms: float | None = None, overwrite: bool = False,
+                   **options) -> EstimateReport:
     """Estimate a NIR graph written by any library, with an ``activity.json`` measured by that library.
 
     ``step_ms`` replaces the activity's ``dt_s`` (the time per step on chips that run in real time; see
@@ -449,12 +501,16 @@ def estimate_files(nir_path: str | Path, activity_path: str | Path, targets: Seq
     ``type_check=False``), and :func:`hardware_models.analyze`'s checks decide: it reads, e.g., the NIR paper's
     Rockpool file, whose Output is typed ``[1, 1, 1]`` behind a 1-neuron LIF. The estimates' notes then say so.
 
+    ``out_dir`` and ``overwrite``: as :func:`estimate_model`'s (files there that no estimate wrote are kept, and
+    the estimate refused, unless ``overwrite``).
+
     Raises:
         FileNotFoundError: a file is missing.
         ValueError: naming the file, when it is not a NIR graph or the hardware models cannot read it (a
             :class:`hardware_models.GraphError`, with nir's complaint too when its type check refused the graph);
             or when ``out_dir`` is the folder of the two files and names them as the estimate writes its own
-            (``model.nir``, ``activity.json``), which would replace them.
+            (``model.nir``, ``activity.json``), which would replace them (even with ``overwrite``); a
+            :class:`ForeignFilesError` where it holds other files of the estimate's names that no estimate wrote.
     """
     from hardware_models import ActivityProfile, GraphError, analyze
 
@@ -465,6 +521,7 @@ def estimate_files(nir_path: str | Path, activity_path: str | Path, targets: Seq
             raise FileNotFoundError(f"{p}: no such file")
     if out_dir is not None:
         check_inputs_outside(out_dir, nir_path, activity_path)
+        check_estimate_folder(out_dir, overwrite=overwrite)
     refused = None
     try:
         graph = read_nir(nir_path)  # names the file when it is not a readable NIR graph
@@ -488,7 +545,7 @@ def estimate_files(nir_path: str | Path, activity_path: str | Path, targets: Seq
         why = str(refused).removesuffix("; read_nir(path, type_check=False) reads it as stored")
         facts.notes = (f"{why}: read without it, the hardware models' own shape checks accept the graph",
                        *facts.notes)
-    return _run(graph, activity, targets, out_dir, options, facts, from_model=False)
+    return _run(graph, activity, targets, out_dir, options, facts, from_model=False, overwrite=overwrite)
 
 
 def check_inputs_outside(out_dir: str | Path, nir_path: str | Path, activity_path: str | Path) -> None:
@@ -562,8 +619,92 @@ def estimate_output_names(folder: str | Path) -> list[str]:
     return sorted(name for name in names if (folder / name).is_file())
 
 
-def write_outputs(report: EstimateReport, out_dir: str | Path) -> dict:
+class ForeignFilesError(OutputPathError):
+    """An output folder that is no estimate's holds files named as an estimate writes them, which it would replace
+    (:func:`check_estimate_folder`); a ``ValueError``."""
+
+
+def check_estimate_folder(out_dir: str | Path, *, overwrite: bool = False, flag: str = "out_dir",
+                          how: str = "pass overwrite=True") -> None:
+    """Refuse, before anything is written, an output folder that is no estimate's (:func:`is_estimate_folder`: no
+    ``estimate.json`` of neurosim's, no mark of an estimate stopped part-way) and holds files named as an estimate
+    and its studies write them (:func:`estimate_output_names`: notes of one's own in ``estimate.txt``, an
+    ``activity.json`` or ``model.nir`` of another tool's): an estimate would replace them, or take them for its own
+    beside its ``estimate.json``. A folder that does not exist yet, an earlier estimate's (a rerun) and one an
+    estimate stopped in part-way pass, and so does any with ``overwrite``. ``flag`` and ``how`` name the setting and
+    the way to replace the files in the message (``neurosim estimate``: ``--out``, ``pass --overwrite``).
+
+    Raises:
+        ForeignFilesError: naming the files.
+        OutputPathError: the folder cannot be read (whose files it holds cannot be told).
+    """
+    out = Path(out_dir)
+    if overwrite:
+        return
+    try:
+        if not out.is_dir() or is_estimate_folder(out):
+            return
+        theirs = estimate_output_names(out)
+    except OSError as e:  # (its permissions: whose its files are cannot be told, and the estimate could not write)
+        raise OutputPathError(f"{flag}: {out} cannot be read ({e.strerror or e}), so whose files it holds cannot be "
+                              "told; choose another output folder") from None
+    if theirs:
+        one = len(theirs) == 1
+        raise ForeignFilesError(f"{flag}: {out} holds {', '.join(theirs)}, which neurosim estimate did not write (no "
+                                f"estimate.json of its own is there) and would replace or take for its own; choose "
+                                f"another output folder, or {how} to replace {'it' if one else 'them'}")
+
+
+#: what a study's JSON holds (:func:`check_study_folder` knows its own file by them)
+_STUDY_KEYS = {"early_exit": ("time_steps", "metric", "policies"),
+               "per_sample": ("time_steps", "summary", "per_sample"),
+               "fixed_point": ("target", "arithmetic", "float_acc", "chip_acc", "layers")}
+
+
+def check_study_folder(out_dir: str | Path, stem: str, *, overwrite: bool = False, names: Sequence[str] = ()) -> None:
+    """Refuse, before a study's work, an output folder that is no estimate's (:func:`is_estimate_folder`) and holds
+    files named as the study writes them (``STEM.json``, ``.txt``, ``.png``; ``names`` instead where given, e.g.
+    ``fixed_point_loihi.json``) that the study did not write: a file of these names is the study's where the
+    folder is an estimate's, or where the study's JSON there is one it writes (a rerun into the same folder).
+    ``stem``: ``"early_exit"``, ``"per_sample"`` or ``"fixed_point"``. Nothing is refused with ``overwrite``.
+
+    Raises:
+        ForeignFilesError: naming the files.
+        OutputPathError: the folder cannot be read.
+    """
+    out = Path(out_dir)
+    if overwrite:
+        return
+    grouped = not names  # STEM.txt and STEM.png are the study's where its STEM.json is
+    names = list(names) or [f"{stem}.{ext}" for ext in ("json", "txt", "png")]
+
+    def own(name: str) -> bool:
+        return name.endswith(".json") and all(k in (_json_object(out / name) or {}) for k in _STUDY_KEYS[stem])
+
+    try:
+        if not out.is_dir() or is_estimate_folder(out):
+            return
+        present = sorted(n for n in names if (out / n).is_file())
+        if grouped:
+            theirs = [] if f"{stem}.json" in present and own(f"{stem}.json") else present
+        else:
+            theirs = [n for n in present if not own(n)]
+    except OSError as e:
+        raise OutputPathError(f"out_dir: {out} cannot be read ({e.strerror or e}), so whose files it holds cannot be "
+                              "told; choose another output folder") from None
+    if theirs:
+        one = len(theirs) == 1
+        raise ForeignFilesError(f"out_dir: {out} holds {', '.join(theirs)}, which neurosim's {stem.replace('_', '-')} "
+                                f"study did not write (no estimate.json of neurosim's is there) and would replace; "
+                                f"choose another output folder, or pass overwrite=True to replace "
+                                f"{'it' if one else 'them'}")
+
+
+def write_outputs(report: EstimateReport, out_dir: str | Path, *, overwrite: bool = False) -> dict:
     """Write ``activity.json``, ``model.nir``, the PNG figures, ``estimate.txt`` and ``estimate.json`` (last).
+
+    A folder that is no estimate's and holds files of these names (or of its studies') that no estimate wrote is
+    refused unless ``overwrite`` (:func:`check_estimate_folder`).
 
     An earlier estimate's files in ``out_dir`` are removed first, so a write that fails (a full disk) leaves no mix
     of two estimates: only this one's files written so far, without ``estimate.json``; the ``OSError`` then says so.
@@ -579,6 +720,7 @@ def write_outputs(report: EstimateReport, out_dir: str | Path) -> dict:
     from neurosim.export import write_nir
     from neurosim.viz import save_figure
 
+    check_estimate_folder(out_dir, overwrite=overwrite)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     earlier = [name for name in OUTPUT_FILES if (out / name).exists()]

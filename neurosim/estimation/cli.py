@@ -71,7 +71,8 @@ def cmd_estimate(args) -> int:
             # read once: the estimate, --nonideal, --fixed-point and --early-exit all use its model and test split
             loaded = load_run(args.checkpoint, progress=not args.quiet, test_only=True)
             report = estimate_checkpoint(args.checkpoint, args.target, samples=samples, out_dir=args.out,
-                                         progress=not args.quiet, step_ms=args.step_ms, loaded=loaded, **options)
+                                         progress=not args.quiet, step_ms=args.step_ms, loaded=loaded,
+                                         overwrite=args.overwrite, **options)
         else:
             loaded = None
             if not args.activity:
@@ -79,7 +80,7 @@ def cmd_estimate(args) -> int:
                                 "hardware_models.ActivityProfile)")
             out = args.out or str(_beside_nir(args.nir))
             report = estimate_files(args.nir, args.activity, args.target, out_dir=out, step_ms=args.step_ms,
-                                    **options)
+                                    overwrite=args.overwrite, **options)
     except (ValueError, FileNotFoundError) as e:
         raise UserError(str(e)) from None
     print(report.table())
@@ -103,7 +104,7 @@ def cmd_estimate(args) -> int:
                                        out_dir=args.out, progress=not args.quiet, step_ms=args.step_ms,
                                        thresholds=args.exit_thresholds or DEFAULT_THRESHOLDS,
                                        metric=args.exit_metric or "confidence", loaded=loaded,
-                                       per_sample=args.per_sample, **options)
+                                       per_sample=args.per_sample, overwrite=args.overwrite, **options)
         except ValueError as e:
             raise UserError(str(e)) from None
         print(ee.table())
@@ -113,7 +114,8 @@ def cmd_estimate(args) -> int:
 
         try:
             ps = per_sample_checkpoint(args.checkpoint, args.target, samples=samples, out_dir=args.out,
-                                       progress=not args.quiet, step_ms=args.step_ms, loaded=loaded, **options)
+                                       progress=not args.quiet, step_ms=args.step_ms, loaded=loaded,
+                                       overwrite=args.overwrite, **options)
         except ValueError as e:
             raise UserError(str(e)) from None
         print(ps.table())
@@ -122,27 +124,19 @@ def cmd_estimate(args) -> int:
 
 
 def _check_files_are_neurosims(out: Path, flag: str) -> None:
-    """Before anything is written (without ``--overwrite``): refuse an output folder that is no estimate's
-    (:func:`neurosim.estimation.is_estimate_folder`: no ``estimate.json`` of neurosim's, no mark of an estimate
-    stopped part-way) and holds files named as an estimate writes them (its notes in ``estimate.txt``, an
-    ``activity.json`` or ``model.nir`` of its own, with ``--out .``): the estimate would replace them, or take them
-    for its own beside its ``estimate.json``. A rerun, the default folder and an estimate stopped part-way are
-    neurosim's and go on, as ``neurosim export --out`` replaces only its own export."""
+    """Before anything is written (without ``--overwrite``): :func:`neurosim.estimation.check_estimate_folder`
+    refuses an output folder that is no estimate's and holds files named as an estimate writes them (its notes in
+    ``estimate.txt``, an ``activity.json`` or ``model.nir`` of its own, with ``--out .``). A rerun, the default
+    folder and an estimate stopped part-way are neurosim's and go on, as ``neurosim export --out`` replaces only its
+    own export."""
+    from neurosim._io import OutputPathError
     from neurosim.cli import UserError
-    from neurosim.estimation import estimate_output_names, is_estimate_folder
+    from neurosim.estimation import check_estimate_folder
 
     try:
-        if not out.is_dir() or is_estimate_folder(out):
-            return
-        theirs = estimate_output_names(out)
-    except OSError as e:  # (its permissions: whose its files are cannot be told, and the estimate could not write)
-        raise UserError(f"{flag}: {out} cannot be read ({e.strerror or e}), so whose files it holds cannot be told; "
-                        "choose another output folder") from None
-    if theirs:
-        one = len(theirs) == 1
-        raise UserError(f"{flag}: {out} holds {', '.join(theirs)}, which neurosim estimate did not write (no "
-                        f"estimate.json of its own is there) and would replace or take for its own; choose another "
-                        f"output folder, or pass --overwrite to replace {'it' if one else 'them'}")
+        check_estimate_folder(out, flag=flag, how="pass --overwrite")
+    except OutputPathError as e:
+        raise UserError(str(e)) from None
 
 
 def _beside_nir(nir_path) -> Path:

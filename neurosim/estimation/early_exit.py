@@ -58,6 +58,11 @@ ASSUMPTION = ("assumed: the host reads the outputs after every step and stops th
               "decision are not costed); each cohort is estimated as a run of its own number of steps")
 
 
+def _steps(n: int) -> str:
+    """``"1 step"``, ``"6 steps"``."""
+    return f"{n} step" if n == 1 else f"{n} steps"
+
+
 def exit_confidence(scores, metric: str = "confidence"):
     """``[T, B]``: how sure the running class scores ``[T, B, C]`` are after each step: the largest softmax
     probability (``"confidence"``) or one minus the softmax's entropy over ``log C`` (``"entropy"``), both in
@@ -123,11 +128,11 @@ class EarlyExitReport:
         return next(p for p in self.policies if p.kind == "steps" and p.value == self.time_steps)
 
     def table(self) -> str:
-        from neurosim.estimation import joules
+        from neurosim.estimation import joules, seconds
 
         full = self.full
         lines = [f"early exit: {self.samples} samples, T = {self.time_steps}, read-out {self.readout}, exit metric "
-                 f"{self.metric}; energy per inference (x the run of all {self.time_steps} steps)"]
+                 f"{self.metric}; energy per inference (x the run of all {_steps(self.time_steps)})"]
         width = max(len(p.name) for p in self.policies)
         cells = {t: max(18, len(t) + 1) for t in self.targets}
         lines.append(f"{'policy':<{width}}  {'accuracy':>8}  {'steps':>5}" +
@@ -141,16 +146,16 @@ class EarlyExitReport:
             lines.append(row)
         lines.append("latency per inference, mean (of the samples that stop last):")
         for t in [t for t in self.targets if full.latency_s[t] is not None]:
-            parts = [f"{p.name}: {p.latency_s[t] * 1e3:.3g} ms" + (
-                f" ({p.latency_max_s[t] * 1e3:.3g})" if p.kind == "threshold" else "")
+            parts = [f"{p.name}: {seconds(p.latency_s[t])}" + (
+                f" ({seconds(p.latency_max_s[t])})" if p.kind == "threshold" else "")
                 for p in self.policies if p.kind == "threshold" or p.value == self.time_steps]
             lines.append(f"  {t}: " + "; ".join(parts))
         tails = [p for p in self.policies if p.latency_tail_s]
         if tails:
             lines.append("latency per inference, each sample estimated alone: mean / p99 / max:")
             for t in [t for t in self.targets if t in tails[0].latency_tail_s]:
-                parts = [f"{p.name}: " + " / ".join(f"{p.latency_tail_s[t][q] * 1e3:.3g}" for q in ("mean", "p99",
-                         "max")) + " ms" for p in tails if t in p.latency_tail_s]
+                parts = [f"{p.name}: " + " / ".join(seconds(p.latency_tail_s[t][q]) for q in ("mean", "p99", "max"))
+                         for p in tails if t in p.latency_tail_s]
                 lines.append(f"  {t}: " + "; ".join(parts))
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
@@ -160,11 +165,14 @@ class EarlyExitReport:
                 "metric": self.metric, "targets": list(self.targets), "notes": list(self.notes),
                 "policies": [p.to_dict() for p in self.policies]}
 
-    def write(self, out_dir: str | Path) -> dict:
-        """``early_exit.json``, ``early_exit.txt`` and ``early_exit.png`` in ``out_dir`` (each written atomically)."""
+    def write(self, out_dir: str | Path, *, overwrite: bool = False) -> dict:
+        """``early_exit.json``, ``early_exit.txt`` and ``early_exit.png`` in ``out_dir`` (each written atomically);
+        files of these names that no early-exit study wrote are kept, and the write refused, unless ``overwrite``
+        (:func:`neurosim.estimation.check_study_folder`)."""
         from neurosim.estimation import _write_study
 
-        self.files = _write_study(out_dir, "early_exit", self.table(), plot_early_exit(self), self.to_dict())
+        self.files = _write_study(out_dir, "early_exit", self.table(), plot_early_exit(self), self.to_dict(),
+                                  overwrite=overwrite)
         return self.files
 
 
@@ -233,7 +241,7 @@ def _outputs(model, data, samples: int | None):
 def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] | None = None, *, loss=None,
                thresholds: Sequence[float] = DEFAULT_THRESHOLDS, metric: str = "confidence", dt_s: float = 1e-3,
                samples: int | None = None, maxpool: str = "sumpool", out_dir: str | Path | None = None,
-               per_sample: bool = False, **options) -> EarlyExitReport:
+               per_sample: bool = False, overwrite: bool = False, **options) -> EarlyExitReport:
     """Accuracy, energy and latency of ``model`` stopped after each fixed number of steps and at each confidence
     threshold (see the module docstring), on every one of ``targets`` (default: every shipped target).
 
@@ -247,6 +255,9 @@ def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] |
         dt_s, maxpool, **options: as :func:`neurosim.estimation.estimate_model`.
         samples: use the first ``samples`` (default: all).
         out_dir: when given, writes ``early_exit.json``, ``early_exit.txt`` and ``early_exit.png`` there.
+        overwrite: replace files of those names in ``out_dir`` that no early-exit study wrote (a folder that is no
+            estimate's, holding an ``early_exit.txt`` of one's own); without it such a folder is refused before
+            any work with a :class:`neurosim.estimation.ForeignFilesError`.
         per_sample: also estimate each sample on its own over the steps it runs, under the run of all steps and
             each threshold (:mod:`neurosim.estimation.per_sample`): the mean, 99th percentile and maximum of the
             samples' latencies (``ExitPolicy.latency_tail_s``), where the slowest cohort's figure is its mean
@@ -256,7 +267,8 @@ def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] |
     from hardware_models import analyze, estimate, load_spec
 
     from neurosim.activity import step_profiles
-    from neurosim.estimation import _counts_in_input_shape, _graph_and_activity, _targets, placed_for, target_keys
+    from neurosim.estimation import (_counts_in_input_shape, _graph_and_activity, _targets, check_study_folder,
+                                     placed_for, target_keys)
     from neurosim.export.nir import _to_neurosim
     from neurosim.nn import LIF, MaxPool2d
     from neurosim.training.losses import get_loss, predict, running_scores
@@ -268,6 +280,8 @@ def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] |
         raise ValueError(f"samples must be a whole number >= 1 or None (all), got {samples!r}")
     loss = get_loss(loss) if isinstance(loss, str) else loss
     keys = target_keys(_targets(targets))
+    if out_dir is not None:
+        check_study_folder(out_dir, "early_exit", overwrite=overwrite)
     _check_order(data)
     model = _to_neurosim(model)
     graph, names, inp, _ = _graph_and_activity(model, input_shape, data, dt_s=dt_s, samples=samples, maxpool=maxpool,
@@ -300,7 +314,9 @@ def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] |
     for t in range(1, T + 1):
         exits = [0] * T
         exits[t - 1] = S
-        policies.append(ExitPolicy(f"{t} steps" + (" (all)" if t == T else ""), "steps", t,
+        # named "1 step", "2 steps", ..., "T steps (all)" (the run of 1 step was "1 steps"; its kind and value say
+        # which policy it is: "steps", 1)
+        policies.append(ExitPolicy(_steps(t) + (" (all)" if t == T else ""), "steps", t,
                                    100.0 * float(correct[t - 1].mean()), float(t), exits,
                                    cohorts=[(cohort(t, everyone), S)]))
     for c in levels:
@@ -349,7 +365,7 @@ def early_exit(model, input_shape: Sequence[int], data, targets: Sequence[str] |
                "MaxCE": "maximum over steps", "LastCE": "last step"}.get(readout, readout)
     report = EarlyExitReport(T, S, readout, metric, list(keys), policies, notes=[ASSUMPTION])
     if out_dir is not None:
-        report.write(out_dir)
+        report.write(out_dir, overwrite=overwrite)
     return report
 
 
@@ -433,28 +449,66 @@ def plot_early_exit(report: EarlyExitReport):
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
+    from matplotlib import colormaps
+
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     fixed = [p for p in report.policies if p.kind == "steps"]
     dyn = [p for p in report.policies if p.kind == "threshold"]
     a.plot([p.mean_steps for p in fixed], [p.accuracy for p in fixed], "o-", label="fixed steps")
     if dyn:
         a.plot([p.mean_steps for p in dyn], [p.accuracy for p in dyn], "s", label=f"{report.metric} threshold")
-        for p in dyn:
-            a.annotate(f"{p.value:g}", (p.mean_steps, p.accuracy), textcoords="offset points", xytext=(4, -10),
-                       fontsize=7)
     a.set(xlabel="mean steps per inference", ylabel="accuracy (%)", title=f"early exit ({report.samples} samples)")
-    a.legend(fontsize=8)
+    _label_thresholds(a, dyn)
+    a.legend(fontsize=8, loc="lower right")
     full = report.full
-    for t in report.targets:
-        if not full.energy_j[t]:
-            continue
-        line, = b.plot([p.mean_steps for p in fixed], [p.energy_j[t] / full.energy_j[t] for p in fixed], "-",
-                       label=t)
+    shown = [t for t in report.targets if full.energy_j[t]]
+    # one colour per target (the 10-colour cycle gave the 1st and the 11th target one colour)
+    colours = colormaps["tab10" if len(shown) <= 10 else "tab20"]
+    for i, t in enumerate(shown):
+        colour = colours(i % colours.N)
+        b.plot([p.mean_steps for p in fixed], [p.energy_j[t] / full.energy_j[t] for p in fixed], "-", label=t,
+               color=colour)
         if dyn:
-            b.plot([p.mean_steps for p in dyn], [p.energy_j[t] / full.energy_j[t] for p in dyn], "s",
-                   color=line.get_color())
-    b.set(xlabel="mean steps per inference", ylabel=f"energy / all {report.time_steps} steps",
+            b.plot([p.mean_steps for p in dyn], [p.energy_j[t] / full.energy_j[t] for p in dyn], "s", color=colour)
+    b.set(xlabel="mean steps per inference", ylabel=f"energy / all {_steps(report.time_steps)}",
           title="energy per inference")
-    b.legend(fontsize=7, ncol=2)
+    if shown:  # (the energy grows with the steps: the upper left corner is free)
+        b.legend(fontsize=7, ncol=2, loc="upper left")
     fig.tight_layout()
     return fig
+
+
+#: a threshold's label: its font size (points), and its height and gap above its point (points)
+_LABEL_PT, _LABEL_H, _LABEL_GAP = 7, 10, 5
+
+
+def _label_thresholds(ax, dyn) -> None:
+    """Each threshold's value centred above its point; a label that would overlap one already placed (two
+    thresholds with nearly the same mean steps and accuracy, as 0.7 and 0.8 on the demo model) goes one row higher,
+    and the accuracy axis is raised to hold the highest. Each label is on a white ground, readable over the line of
+    the fixed steps (they were placed right of and below their points, over each other and the line)."""
+    if not dyn:
+        return
+    ax.autoscale_view()  # the limits the points are drawn at (transData uses them; they are set lazily)
+    to_pt = 72.0 / ax.figure.dpi
+    placed: list[tuple[float, float, float]] = []  # (x centre, bottom, width) in points, of the labels placed
+    top = -math.inf
+    for p in sorted(dyn, key=lambda q: (q.mean_steps, q.accuracy)):
+        text = f"{p.value:g}"
+        x, y = (v * to_pt for v in ax.transData.transform((p.mean_steps, p.accuracy)))
+        width = 0.62 * _LABEL_PT * len(text) + 4  # (a digit is about 0.6 em wide; 2 points of ground each side)
+        row = 0
+        while any(abs(x - px) < (width + pw) / 2 and abs(y + _LABEL_GAP + row * _LABEL_H - pb) < _LABEL_H
+                  for px, pb, pw in placed):
+            row += 1
+        bottom = y + _LABEL_GAP + row * _LABEL_H
+        placed.append((x, bottom, width))
+        ax.annotate(text, (p.mean_steps, p.accuracy), textcoords="offset points", xytext=(0, bottom - y),
+                    ha="center", va="bottom", fontsize=_LABEL_PT,
+                    bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.85})
+        top = max(top, bottom + _LABEL_H)
+    lo, hi = ax.get_ylim()
+    hi_pt = ax.transData.transform((0, hi))[1] * to_pt
+    if top > hi_pt:  # raise the axis's top to hold the labels (the axis's height in points stays as it is)
+        per_pt = (hi - lo) / ((ax.transData.transform((0, hi))[1] - ax.transData.transform((0, lo))[1]) * to_pt)
+        ax.set_ylim(lo, hi + (top - hi_pt) * per_pt * 1.15)

@@ -89,10 +89,7 @@ class PerSampleReport:
     files: dict = field(default_factory=dict)
 
     def table(self) -> str:
-        from neurosim.estimation import joules
-
-        def ms(s):
-            return f"{s * 1e3:.3g} ms"
+        from neurosim.estimation import joules, seconds
 
         lines = [f"per-sample cost: {self.samples} samples, T = {self.time_steps}, each estimated on its own "
                  f"(\"of mean\": the estimate of the mean activity, what the estimate table gives)"]
@@ -104,7 +101,7 @@ class PerSampleReport:
                 lines.append(f"{t:<{width}}  (no latency model)")
                 continue
             s = c._spread(c.latency_s)
-            lines.append(f"{t:<{width}}  " + "  ".join(f"{ms(v):>9}" for v in (c.latency_of_mean_s, *s.values())))
+            lines.append(f"{t:<{width}}  " + "  ".join(f"{seconds(v):>9}" for v in (c.latency_of_mean_s, *s.values())))
         lines.append(f"{'energy':<{width}}  " + "  ".join(f"{c:>9}" for c in cols))
         for t, c in self.costs.items():
             s = c._spread(c.energy_j)
@@ -124,11 +121,14 @@ class PerSampleReport:
                 "percentiles": list(PERCENTILES), "summary": {t: c.summary() for t, c in self.costs.items()},
                 "labels": None if self.labels is None else [int(v) for v in self.labels], "per_sample": per}
 
-    def write(self, out_dir: str | Path) -> dict:
-        """``per_sample.json``, ``per_sample.txt`` and ``per_sample.png`` in ``out_dir`` (each written atomically)."""
+    def write(self, out_dir: str | Path, *, overwrite: bool = False) -> dict:
+        """``per_sample.json``, ``per_sample.txt`` and ``per_sample.png`` in ``out_dir`` (each written atomically);
+        files of these names that no per-sample study wrote are kept, and the write refused, unless ``overwrite``
+        (:func:`neurosim.estimation.check_study_folder`)."""
         from neurosim.estimation import _write_study
 
-        self.files = _write_study(out_dir, "per_sample", self.table(), plot_per_sample(self), self.to_dict())
+        self.files = _write_study(out_dir, "per_sample", self.table(), plot_per_sample(self), self.to_dict(),
+                                  overwrite=overwrite)
         return self.files
 
 
@@ -201,7 +201,8 @@ def _mean_profile(profiles: list):
 
 def per_sample(model, input_shape: Sequence[int], data, targets: Sequence[str] | None = None, *,
                dt_s: float = 1e-3, samples: int | None = None, maxpool: str = "sumpool",
-               out_dir: str | Path | None = None, chunk: int = 16, **options) -> PerSampleReport:
+               out_dir: str | Path | None = None, chunk: int = 16, overwrite: bool = False,
+               **options) -> PerSampleReport:
     """Each sample's energy and latency per inference on every one of ``targets`` (default: every shipped target),
     with the estimate of their mean activity (module docstring).
 
@@ -213,10 +214,13 @@ def per_sample(model, input_shape: Sequence[int], data, targets: Sequence[str] |
         chunk: samples measured together (memory: ``chunk`` × neurons float64 sums per layer).
         dt_s, maxpool, out_dir, **options: as :func:`neurosim.estimation.estimate_model` (``out_dir``: writes
             ``per_sample.json``, ``per_sample.txt`` and ``per_sample.png`` there).
+        overwrite: replace files of those names in ``out_dir`` that no per-sample study wrote; without it a folder
+            that is no estimate's and holds one is refused before any work
+            (:class:`neurosim.estimation.ForeignFilesError`).
     """
     from hardware_models import analyze, estimate, load_spec
 
-    from neurosim.estimation import _graph_and_activity, _targets, placed_for, target_keys
+    from neurosim.estimation import _graph_and_activity, _targets, check_study_folder, placed_for, target_keys
     from neurosim.export.nir import _to_neurosim
 
     for name, v, low in (("samples", samples, 1), ("chunk", chunk, 1)):
@@ -226,6 +230,8 @@ def per_sample(model, input_shape: Sequence[int], data, targets: Sequence[str] |
             raise ValueError(f"per_sample: {name} must be a whole number >= {low}"
                              f"{' or None (all)' if name == 'samples' else ''}, got {v!r}")
     keys = target_keys(_targets(targets))
+    if out_dir is not None:
+        check_study_folder(out_dir, "per_sample", overwrite=overwrite)
     model = _to_neurosim(model)
     graph, names, inp, _ = _graph_and_activity(model, input_shape, data, dt_s=dt_s, samples=samples, maxpool=maxpool,
                                                measure=False)
@@ -249,7 +255,7 @@ def per_sample(model, input_shape: Sequence[int], data, targets: Sequence[str] |
             at_mean.total_energy_j, at_mean.latency_per_inference_s)
     report = PerSampleReport(mean.time_steps, len(profiles), float(dt_s), labels, costs)
     if out_dir is not None:
-        report.write(out_dir)
+        report.write(out_dir, overwrite=overwrite)
     return report
 
 

@@ -389,7 +389,8 @@ def run_fixed_point_from_args(args: argparse.Namespace, checkpoint_path, out_dir
         max_samples=args.fixed_point_samples, out_dir=out, float_activity=float_activity,
         extra={"checkpoint": str(checkpoint_path), "delays": delays}, on_report=show, delays=delays,
         # the chips the estimate was given: the fit and energy of its table
-        estimate_options={} if getattr(args, "chips", None) is None else {"chips": args.chips})
+        estimate_options={} if getattr(args, "chips", None) is None else {"chips": args.chips},
+        overwrite=bool(getattr(args, "overwrite", False)))
     for name, why in refused.items():
         print(f"fixed point: {name} not simulated: {why}")
     if not reports:

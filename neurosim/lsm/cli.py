@@ -8,6 +8,7 @@ __all__ = ["register"]
 def cmd_lsm(args) -> int:
     from neurosim.cli import check_config_command, resolve_config
     from neurosim.config import ConfigError
+    from neurosim.estimation import joules
     from neurosim.lsm.config import load_lsm_config
     from neurosim.lsm.run import run_lsm
 
@@ -26,8 +27,8 @@ def cmd_lsm(args) -> int:
     for t, e in result.estimates.items():
         extra = ""
         if f"energy_j_{t}_measured_g" in m:
-            extra = f" ({m[f'energy_j_{t}_measured_g'] * 1e9:.3g} nJ with the cells' own conductances)"
-        print(f"reservoir energy on {t}: {e.total_energy_j * 1e9:.3g} nJ per inference{extra}")
+            extra = f" ({joules(m[f'energy_j_{t}_measured_g'])} with the cells' own conductances)"
+        print(f"reservoir energy on {t}: {joules(e.total_energy_j)} per inference{extra}")
     return 0
 
 

@@ -1,6 +1,7 @@
 """Early exit: running read-outs, cohort activity (one pass) against truncated runs, and the policies' accuracy and
 costs against runs of the model on each cohort's samples and steps alone."""
 
+import itertools
 import json
 import math
 
@@ -11,7 +12,7 @@ from small_nets import conv_net, record_estimates, recurrent_net
 
 from neurosim.activity import activity_profile, cohort_profiles
 from neurosim.cli import main
-from neurosim.estimation import estimate_model, write_outputs
+from neurosim.estimation import ForeignFilesError, estimate_model, write_outputs
 from neurosim.estimation.early_exit import early_exit, exit_confidence
 from neurosim.nn import LIF, MaxPool2d
 from neurosim.training.losses import LOSS_NAMES, predict, running_scores
@@ -104,7 +105,7 @@ def test_early_exit_policies_match_runs_stopped_by_hand_and_their_estimates(metr
     by = {p.name: p for p in rep.policies}
     net.eval()
     for t in range(1, T + 1):  # fixed steps: the model run for t steps, and the estimate of that run
-        p = by[f"{t} steps" + (" (all)" if t == T else "")]
+        p = by[f"{t} step{'s' * (t > 1)}" + (" (all)" if t == T else "")]
         out, _ = net(x[:t])
         assert p.accuracy == pytest.approx(100.0 * float((predict(out) == y).double().mean()))
         assert p.mean_steps == t and p.exits[t - 1] == B
@@ -159,7 +160,8 @@ def test_thresholds_zero_and_one_are_the_first_and_the_last_step():
     y = torch.zeros(B, dtype=torch.long)
     rep = early_exit(net, shape, [(x, y)], ["loihi"], thresholds=[0, 1])
     by = {p.name: p for p in rep.policies}
-    for c, fixed in (("0", "1 steps"), ("1", f"{T} steps (all)")):
+    assert [p.name for p in rep.policies if p.kind == "steps"][:2] == ["1 step", "2 steps"]  # (was "1 steps")
+    for c, fixed in (("0", "1 step"), ("1", f"{T} steps (all)")):
         p, q = by[f"confidence > {c}"], by[fixed]
         assert (p.accuracy, p.mean_steps, p.exits) == (q.accuracy, q.mean_steps, q.exits)
         assert p.energy_j["loihi"] == pytest.approx(q.energy_j["loihi"], rel=1e-12)
@@ -243,7 +245,12 @@ def test_a_folder_without_an_estimate_keeps_files_named_like_extra_outputs(tmp_p
     report = estimate_model(net, shape, x, ["loihi"])
     mine = tmp_path / "nonideal_mine.json"
     mine.write_text("{}")
-    write_outputs(report, tmp_path)
+    # named as --nonideal's output, it would be taken for the estimate's beside its estimate.json: refused, as
+    # neurosim estimate --out refuses it, unless overwrite
+    with pytest.raises(ForeignFilesError, match="holds nonideal_mine.json, which neurosim estimate did not write"):
+        write_outputs(report, tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["nonideal_mine.json"]
+    write_outputs(report, tmp_path, overwrite=True)
     assert mine.read_text() == "{}"  # no estimate.json was there: not an earlier estimate's file
     write_outputs(report, tmp_path)
     assert not mine.exists()  # beside an earlier estimate.json: its --nonideal output, removed with it
@@ -449,3 +456,60 @@ def test_event_counts_stay_compact_until_each_chunk_of_steps_runs_with_the_float
     _same(a, b)
     _same(first_a, first_b)
     assert report_a == report_b
+
+
+def test_the_figures_threshold_labels_do_not_overlap_each_other_or_leave_the_axis():
+    """The demo model's thresholds 0.7 and 0.8 stop after 4.44 and 4.71 steps on average at 95.5 and 95.8 %: their
+    labels, drawn right of and below each point, lay over each other (and 0.8's over the 5-step point)."""
+    from neurosim.estimation.early_exit import EarlyExitReport, ExitPolicy, plot_early_exit
+
+    acc = [73.26, 87.19, 91.92, 92.76, 94.15, 93.87, 94.43, 95.26, 95.82, 96.10]
+    fixed = [ExitPolicy(f"{t} steps", "steps", t, a, float(t), [], {"loihi": t * 1.7e-5}) for t, a in
+             enumerate(acc, 1)]
+    sure = [(0.5, 95.54, 3.34), (0.7, 95.54, 4.44), (0.8, 95.82, 4.71), (0.9, 96.10, 5.76), (0.95, 96.10, 6.74),
+            (0.99, 96.10, 7.98)]
+    dyn = [ExitPolicy(f"confidence > {c:g}", "threshold", c, a, s, [], {"loihi": s * 1.7e-5}) for c, a, s in sure]
+    fig = plot_early_exit(EarlyExitReport(10, 359, "summed outputs", "confidence", ["loihi"], fixed + dyn))
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    boxes = {t.get_text(): t.get_window_extent(renderer) for t in ax.texts}
+    assert sorted(boxes) == ["0.5", "0.7", "0.8", "0.9", "0.95", "0.99"]
+    for a_, b_ in itertools.combinations(boxes, 2):
+        assert not boxes[a_].overlaps(boxes[b_]), (a_, b_)
+    inside = ax.get_window_extent(renderer)
+    assert all(inside.y0 <= b.y0 and b.y1 <= inside.y1 for b in boxes.values())
+
+
+def test_the_studies_keep_files_of_the_users_in_their_output_folder_unless_asked_to_overwrite(tmp_path):
+    """early_exit(..., out_dir=mine), per_sample and fixed_point_reports wrote over files of those names in a folder
+    of the user's (estimate_model refuses it, as neurosim estimate --out does without --overwrite). A rerun into
+    the study's own folder, and any folder with overwrite=True, go on."""
+    from hardware_models import load_spec
+
+    from neurosim.estimation.per_sample import per_sample
+    from neurosim.hardware.fixed_point import fixed_point_reports
+
+    net, x, shape = _conv_net()
+    y = torch.arange(B) % 5
+    studies = {
+        "early_exit.txt": lambda out, **kw: early_exit(net, shape, [(x, y)], ["loihi"], thresholds=[0.5], out_dir=out,
+                                                       **kw),
+        "per_sample.png": lambda out, **kw: per_sample(net, shape, [(x, y)], ["loihi"], out_dir=out, **kw),
+        "fixed_point_loihi.json": lambda out, **kw: fixed_point_reports(
+            net, [(x, y)], [load_spec("loihi")], loss="rate_ce", input_shape=shape, dt_s=1e-3, samples=4,
+            out_dir=out, **kw)}
+    for name, study in studies.items():
+        mine = tmp_path / name.split(".")[0]
+        mine.mkdir()
+        (mine / name).write_text("mine")
+        with pytest.raises(ForeignFilesError) as e:
+            study(mine)
+        what = {"early_exit.txt": "early-exit", "per_sample.png": "per-sample"}.get(name, "fixed-point")
+        assert str(e.value) == (f"out_dir: {mine} holds {name}, which neurosim's {what} study did not write (no "
+                                "estimate.json of neurosim's is there) and would replace; choose another output "
+                                "folder, or pass overwrite=True to replace it"), name
+        assert [p.name for p in mine.iterdir()] == [name] and (mine / name).read_text() == "mine"
+        study(mine, overwrite=True)
+        assert (mine / name).read_bytes() != b"mine"
+        study(mine)  # its own files now: a rerun replaces them

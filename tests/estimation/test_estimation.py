@@ -470,6 +470,39 @@ def test_an_estimate_of_files_keeps_the_users_files_in_its_output_folder(tmp_pat
     assert main(argv) == 0  # the estimate's own folder now: a rerun replaces its files
 
 
+def test_the_python_api_keeps_the_users_files_in_its_output_folder_unless_asked_to_overwrite(tiny_checkpoint,
+                                                                                              tmp_path):
+    """estimate_checkpoint(..., out_dir=mine) (and estimate_model, estimate_files) wrote over the user's notes in
+    estimate.txt and activity.json without a word, where `neurosim estimate --out mine` refuses without
+    --overwrite."""
+    from neurosim.estimation import ForeignFilesError, estimate_checkpoint
+
+    estimate_model(_mlp_model(), (20,), _spikes((5, 4, 20), p=0.2), targets=["loihi"], out_dir=tmp_path / "a")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    files = {"activity.json": '{"mine": 1}', "estimate.txt": "my notes", "notes.md": "kept"}
+    for name, text in files.items():
+        (mine / name).write_text(text)
+    calls = {"estimate_checkpoint": lambda **kw: estimate_checkpoint(tiny_checkpoint, ["loihi"], samples=4, **kw),
+             "estimate_model": lambda **kw: estimate_model(_mlp_model(), (20,), _spikes((5, 4, 20), p=0.2),
+                                                           targets=["loihi"], **kw),
+             "estimate_files": lambda **kw: estimate_files(tmp_path / "a" / "model.nir",
+                                                           tmp_path / "a" / "activity.json", ["loihi"], **kw)}
+    for what, call in calls.items():
+        with pytest.raises(ForeignFilesError) as e:
+            call(out_dir=mine)
+        assert str(e.value) == (f"out_dir: {mine} holds activity.json, estimate.txt, which neurosim estimate did not "
+                                "write (no estimate.json of its own is there) and would replace or take for its own; "
+                                "choose another output folder, or pass overwrite=True to replace them"), what
+        assert isinstance(e.value, ValueError)
+        assert {p.name: p.read_text() for p in mine.iterdir()} == files, what  # nothing written
+    report = estimate_checkpoint(tiny_checkpoint, ["loihi"], samples=4, out_dir=mine, overwrite=True)
+    assert report.files["estimate.json"] == mine / "estimate.json" and is_estimate_folder(mine)
+    assert (mine / "estimate.txt").read_text() == report.table() + "\n" and (mine / "notes.md").read_text() == "kept"
+    for what, call in calls.items():  # the estimate's own folder now: each replaces its files without overwrite
+        assert call(out_dir=mine).files["estimate.json"] == mine / "estimate.json", what
+
+
 def test_estimate_json_reports_the_input_events_the_estimate_counted(tmp_path):
     # a hand-written activity may give the input only as spikes_per_step["input"] (no input_events_per_step): the
     # estimate counts those 6 events; estimate.json reported 0 (the sum of the absent input_events_per_step)
@@ -1020,3 +1053,24 @@ def test_the_exported_graph_alone_maps_as_the_estimate_does(target):
     costed = report.estimates[target].mapping
     assert alone.cores_used == costed.cores_used and alone.layers == costed.layers
     assert len(alone.layers) == (2 if target == "speck" else 3)  # two LIF layers, and the pool's neurons
+
+
+def test_energies_and_times_print_in_a_unit_that_fits_them():
+    """Tutorial 07 printed 169.5 µJ as '1.695e+05 nJ', the early-exit table 9.45 s as '9.45e+03 ms', and
+    joules(9.996e-4) gave '1e+03 µJ'."""
+    from neurosim.estimation import joules, seconds
+    from neurosim.estimation.early_exit import EarlyExitReport, ExitPolicy
+
+    assert [joules(j) for j in (1.46e-4, 0.13, 9.996e-4, 2.5e-12, 0)] == ["146 µJ", "130 mJ", "1 mJ", "2.5 pJ", "0 J"]
+    assert joules(1.6952e-4, 4) == "169.5 µJ" and joules(1.403e-7, 4) == "140.3 nJ"
+    assert [seconds(s) for s in (9.45, 0.0123, 1.2e-5, None)] == ["9.45 s", "12.3 ms", "12 µs", "-"]
+    with pytest.raises(ValueError, match="digits must be a whole number >= 1"):
+        joules(1.0, 0)
+    # a real-time chip at 31.5 ms per step for 300 steps: 9.45 s per inference
+    policies = [ExitPolicy("300 steps (all)", "steps", 300, 90.0, 300.0, [0] * 299 + [4], {"speck": 1.6952e-4},
+                           {"speck": 9.45}, {"speck": 9.45}),
+                ExitPolicy("confidence > 0.9", "threshold", 0.9, 90.0, 150.0, [0] * 149 + [4] + [0] * 150,
+                           {"speck": 0.85e-4}, {"speck": 4.725}, {"speck": 4.725})]
+    table = EarlyExitReport(300, 4, "summed outputs", "confidence", ["speck"], policies).table()
+    assert "e+" not in table and "170 µJ (1.00x)" in table
+    assert "  speck: 300 steps (all): 9.45 s; confidence > 0.9: 4.72 s (4.72 s)" in table

@@ -122,7 +122,7 @@ def test_cli_per_sample_with_early_exit_gives_each_policys_tail(tiny_checkpoint,
     assert "each sample estimated alone" in capsys.readouterr().out
     data = json.loads((tiny_checkpoint.parent / "estimate" / "early_exit.json").read_text())
     tails = {p["name"]: p.get("latency_s_per_sample") for p in data["policies"]}
-    assert set(tails["confidence > 0.5"]["loihi"]) == {"mean", "p99", "max"} and tails["1 steps"] is None
+    assert set(tails["confidence > 0.5"]["loihi"]) == {"mean", "p99", "max"} and tails["1 step"] is None
 
 
 def test_cli_per_sample_needs_a_checkpoint(capsys):

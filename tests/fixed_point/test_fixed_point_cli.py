@@ -468,7 +468,7 @@ def test_a_model_that_does_not_fit_a_target_is_simulated_and_said_to_not_fit(tmp
 
     from hardware_models import load_spec
 
-    from neurosim.estimation import format_chip_energy
+    from neurosim.estimation import fits_not, format_chip_energy
     from neurosim.hardware.fixed_point import fixed_point_reports
 
     torch.manual_seed(5)
@@ -483,17 +483,22 @@ def test_a_model_that_does_not_fit_a_target_is_simulated_and_said_to_not_fit(tmp
                                            samples=4, out_dir=tmp_path)
     assert not refused
     r, twin = reports["spinnaker"], reports["spinnaker_big"]
-    assert r["fits"] == r["energy"]["fits"] == "no (2 chips)"
+    # "fits" a boolean, as estimate.json's; the table's words in "fit_text" (fits was "no (2 chips)": a JSON reader
+    # testing it as a truth value read "fits")
+    assert r["fits"] is r["energy"]["fits"] is False and r["fit_text"] == r["energy"]["fit_text"] == "no (2 chips)"
     assert r["notes"][0].startswith("the model does not fit on spinnaker as the estimate maps it (no (2 chips)")
     assert format_fixed_point(r).startswith("spinnaker (spinnaker arithmetic, does not fit: no (2 chips)), 4 test")
     assert format_chip_energy(r["energy"]).endswith("the model does not fit on spinnaker (no (2 chips)): the figures "
                                                     "of a chip it does not run on as mapped")
-    assert json.loads((tmp_path / "fixed_point_spinnaker.json").read_text())["fits"] == "no (2 chips)"
-    assert twin["same_as"] == "spinnaker" and twin["fits"] == "yes"
+    written = json.loads((tmp_path / "fixed_point_spinnaker.json").read_text())
+    assert written["fits"] is False and written["fit_text"] == "no (2 chips)" and fits_not(written) == "no (2 chips)"
+    assert fits_not({"fits": "no (2 chips)"}) == "no (2 chips)" and fits_not({"fits": "yes"}) is None  # an older file
+    assert twin["same_as"] == "spinnaker" and twin["fits"] is True and twin["fit_text"] == "yes"
+    assert json.loads((tmp_path / "fixed_point_spinnaker_big.json").read_text())["fits"] is True
     assert not any("does not fit" in n for n in twin["notes"])
     assert "does not fit" not in format_chip_energy(twin["energy"])
     # with the chips the estimate was given (neurosim estimate --chips 2 --fixed-point), the fit of its table
     again, _ = fixed_point_reports(model, data, [small], loss="rate_ce", input_shape=(10,), dt_s=1e-3, samples=4,
                                    estimate_options={"chips": 2})
-    assert again["spinnaker"]["fits"] == "yes (2 chips)" and not any("does not fit" in n
-                                                                      for n in again["spinnaker"]["notes"])
+    assert again["spinnaker"]["fits"] is True and again["spinnaker"]["fit_text"] == "yes (2 chips)"
+    assert not any("does not fit" in n for n in again["spinnaker"]["notes"])

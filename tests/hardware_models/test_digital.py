@@ -48,7 +48,27 @@ def test_truenorth_fan_in_over_256_is_reported():
     (v,) = m.violations
     assert (v.limit, v.layer, v.value, v.allowed, v.excess, v.ratio) == ("fan_in_per_core", "lif", 1024, 256, 768, 4.0)
     assert "1024 input axons" in v.message and "restructured" in v.message
-    assert v.message.endswith("(or the spec's capacity.fan_in_per_core raised)")  # the constant to change
+    # what the user can change: the model (it advised raising capacity.fan_in_per_core, TrueNorth's 256 crossbar rows)
+    assert v.message.endswith("give each of its neurons at most 256 input axons, i.e. nonzero weights (a narrower "
+                              "layer or fewer channels before it, a smaller kernel, or weights pruned to a sparse "
+                              "connectivity)") and "raised" not in v.message
+
+
+def test_fan_in_advice_names_what_a_user_can_change_per_target(tmp_path):
+    """Where one neuron's synapses exceed a core's memory on a chip that does not split them, the advice names the
+    weight width where the chip stores narrower weights, and never a capacity to raise."""
+    # a Loihi that reports, not splits, and whose core holds 1 KiB (1024 8-bit synapses): 2000 per neuron exceed it
+    text = (SPEC_DIR / "loihi.toml").read_text().replace('name = "loihi"', 'name = "small"')
+    text = text.replace('fan_in_over_limit = "split"', 'fan_in_over_limit = "report"')
+    text = text.replace('synaptic_memory_per_core = { value = 128, unit = "KiB"',
+                        'synaptic_memory_per_core = { value = 1, unit = "KiB"')
+    (tmp_path / "small.toml").write_text(text)
+    m = mapping(mlp(2000, 10), str(tmp_path / "small.toml"))
+    (v,) = [v for v in m.violations if v.limit == "synaptic_memory_per_core"]
+    assert "raised" not in v.message and "give each of its neurons at most 1024 synapses" in v.message
+    assert v.message.endswith(", or estimate with fewer weight_bits (8 now; small stores 1 and up)")
+    (v,) = mapping(mlp(1024, 100), "truenorth").violations  # TrueNorth's weights are 1 bit: no narrower ones
+    assert "weight_bits" not in v.message
 
 
 # ------------------------------------------------------------------ Loihi: 1024 neurons, 128 KiB, 4096 axons per core

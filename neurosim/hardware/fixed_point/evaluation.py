@@ -202,22 +202,25 @@ def _held(row: dict) -> str:
 
 def fixed_point_reports(model, test, specs, *, loss: str | None, input_shape, dt_s: float, samples: int | None = 64,
                         max_samples: int | None = None, out_dir=None, float_activity=None, extra: dict | None = None,
-                        on_report=None, delays: bool = False, estimate_options: dict | None = None
-                        ) -> tuple[dict, dict]:
+                        on_report=None, delays: bool = False, estimate_options: dict | None = None,
+                        overwrite: bool = False) -> tuple[dict, dict]:
     """:func:`evaluate_fixed_point` and the energy at the chip's own spikes
     (:func:`neurosim.estimation.chip_energy`, on ``samples`` samples) for each of ``specs``; what ``neurosim
     estimate --fixed-point`` and the demo's report run.
 
     A target with the same arithmetic and number formats as one run before (:func:`formats_key`: ``loihi_sanafe``
     after ``loihi``) takes its accuracy (``same_as``) and gets its own energy. Each report says whether the model
-    fits on its target as the estimate maps it (``fits``, the estimate table's words: ``"yes"``, ``"no (3 chips)"``,
-    ``"no (a core limit)"``); where it does not, it is simulated all the same, as the estimate prices it all the
-    same, and a first note says so (printed with the report). A target that cannot run the model
+    fits on its target as the estimate maps it (``fits``, a boolean as in ``estimate.json``, and ``fit_text``, the
+    estimate table's words: ``"yes"``, ``"no (3 chips)"``, ``"no (a core limit)"``); where it does not, it is
+    simulated all the same, as the estimate prices it all the same, and a first note says so (printed with the
+    report). A target that cannot run the model
     (a ``ValueError``: Speck and a recurrent layer) is left out, its reason kept. With ``out_dir`` each report is
     written to ``fixed_point_<target>.json`` there (atomically), with ``extra``'s keys added (e.g. the checkpoint).
     ``on_report(name, report)`` is called as each is done; ``float_activity``: the float model's activity
     measured on the same samples and graph (an estimate's), not measured again; ``estimate_options``: the estimate's
-    options (``{"chips": 8}``), so that energy and fit are those of its table.
+    options (``{"chips": 8}``), so that energy and fit are those of its table. A folder ``out_dir`` that is no
+    estimate's and holds a ``fixed_point_<target>.json`` that no fixed-point study wrote is refused before any work
+    unless ``overwrite`` (:func:`neurosim.estimation.check_study_folder`).
 
     Returns:
         ``({target: report}, {target: why it could not run})``.
@@ -226,15 +229,18 @@ def fixed_point_reports(model, test, specs, *, loss: str | None, input_shape, dt
     from pathlib import Path
 
     from neurosim._io import atomic_write_text
-    from neurosim.estimation import chip_energy
+    from neurosim.estimation import check_study_folder, chip_energy
 
+    if out_dir is not None:
+        check_study_folder(out_dir, "fixed_point", overwrite=overwrite,
+                           names=[f"fixed_point_{spec.name}.json" for spec in specs])
     reports, refused, keys = {}, {}, {}
     for spec in specs:
         key = formats_key(spec)
         twin = next((name for name, k in keys.items() if k == key), None)
         try:
             if twin is not None:  # the same integer model: the same accuracy (its own fit, below)
-                r = {k: v for k, v in reports[twin].items() if k not in ("energy", "fits")}
+                r = {k: v for k, v in reports[twin].items() if k not in ("energy", "fits", "fit_text")}
                 r.update(target=spec.name, same_as=twin, notes=[n for n in r["notes"] if not n.startswith(NO_FIT)])
             else:
                 r = evaluate_fixed_point(model, test, spec, loss=loss, max_samples=max_samples, delays=delays)
@@ -243,11 +249,12 @@ def fixed_point_reports(model, test, specs, *, loss: str | None, input_shape, dt
         except ValueError as e:
             refused[spec.name] = str(e)
             continue
-        r["fits"] = r["energy"]["fits"]  # as the estimate table says it (Estimate.fit_text)
-        if r["fits"].startswith("no"):
-            r["notes"] = [f"{NO_FIT} {spec.name} as the estimate maps it ({r['fits']}; the estimate names what exceeds "
-                          "which limit): its integer arithmetic is simulated as if it ran there, and its energy is "
-                          "that of a chip it does not run on as mapped", *r["notes"]]
+        # as estimate.json says it (Estimate.fits), and in the estimate table's words (Estimate.fit_text)
+        r["fits"], r["fit_text"] = r["energy"]["fits"], r["energy"]["fit_text"]
+        if r["fits"] is False:
+            r["notes"] = [f"{NO_FIT} {spec.name} as the estimate maps it ({r['fit_text']}; the estimate names what "
+                          "exceeds which limit): its integer arithmetic is simulated as if it ran there, and its "
+                          "energy is that of a chip it does not run on as mapped", *r["notes"]]
         keys[spec.name] = key
         r.update(extra or {})
         if out_dir is not None:
