@@ -1140,7 +1140,10 @@ def from_nir(graph: nir.NIRGraph, dt_s: float | None = None, *,
 
     Returns:
         A neurosim :class:`~neurosim.nn.Sequential` in eval mode, ``net(x_seq [T, B, ...]) -> (out_seq, state)``;
-        its children are named after the graph's nodes (``.`` and other characters torch forbids become ``_``).
+        its children are named after the graph's nodes (``.`` and other characters torch forbids become ``_``), and
+        ``net.nir_node_names`` maps each module name back to its node (a recurrent layer's ``k.lif`` to its neuron
+        node): :func:`neurosim.activity.activity_profile` names the profile's nodes by it, so the profile of
+        ``net`` fits the graph (``neurosim estimate --nir FILE --activity``) whatever its node names.
 
     Raises:
         NIRImportError: naming the node that is unsupported, branches, or has parameters neurosim cannot run.
@@ -1168,6 +1171,7 @@ def from_nir(graph: nir.NIRGraph, dt_s: float | None = None, *,
     shape = tuple(int(d) for d in np.atleast_1d(in_t))
     modules: list[tuple[str, nn.Module]] = []
     taken: set[str] = set()
+    node_names: dict[str, str] = {}  # module name -> the graph's node name (a recurrent layer's neuron too)
     for key in order[1:]:
         node = graph.nodes[key]
         kind = type(node).__name__
@@ -1245,8 +1249,14 @@ def from_nir(graph: nir.NIRGraph, dt_s: float | None = None, *,
             except Exception as e:  # noqa: BLE001 - torch shape errors: report the node and the shape
                 raise NIRImportError(f"{where}: cannot take input of shape {shape} ({type(e).__name__}: {e})") from None
             shape = tuple(int(d) for d in y.shape[2:])
-        modules.append((_module_name(key, taken), m))
+        name = _module_name(key, taken)
+        modules.append((name, m))
+        node_names[name] = key
+        if isinstance(node, nir.NIRGraph):  # its neuron: node 'key.lif' once inlined, or the flat loop's own name
+            flat = (node.metadata or {}).get(_FLAT_KEY)
+            node_names[f"{name}.lif"] = flat[0] if flat else f"{key}.{_recurrent_parts(node, key)[0]}"
     if not modules:
         raise NIRImportError("the graph has no layers between its Input and Output")
     net = nsn.Sequential(OrderedDict(modules))
+    net.nir_node_names = node_names  # what activity_profile names its nodes by default: the graph's, not the modules'
     return net.to(dtype).eval()
