@@ -26,7 +26,8 @@ reading tool will use, and import with the one the graph was written with (neuro
 other decays without a word (β = 0.9 at 1e-4 s is 0.99 at 1e-5 s); without ``dt_s`` :func:`from_nir` reads another
 tool's neurons at 1e-3 s and warns, naming them (snnTorch's β = 0.9, written for 1e-4 s, would be 0 there).
 
-**Interchange with snnTorch** (``snntorch.export_to_nir`` / ``snntorch.import_from_nir``, which need ``nirtorch``;
+**Interchange with snnTorch** (``snntorch.export_nir.export_to_nir`` / ``snntorch.import_nir.import_from_nir``:
+not at snnTorch 1.0's top level, and they need ``nirtorch``;
 checked with snnTorch 1.0, nirtorch 2.6 and nir 1.0.8 by ``tests/export/test_nir_snntorch.py``; snnTorch 0.9's
 importer flattens differently and fails on these graphs, so those tests skip before snnTorch 1.0). snnTorch assumes
 ``dt = 1e-4`` s: pass ``dt_s=1e-4`` to :func:`to_nir` for graphs snnTorch will read (β = 0.9 exported at 1e-3 s
@@ -68,8 +69,9 @@ zero-reset ``Leaky``                   ``LIF(reset="zero")`` with a strict thres
                                        (``reset_mechanism="zero", reset_delay=False``)
 other ``Leaky`` resets                 the same zero-reset ``LIF`` (snnTorch writes no reset): the spikes
                                        of that neuron, not of the original
-scalar ``beta`` or ``threshold``       ``export_to_nir`` fails (nir's type inference: ``type mismatch``):
-                                       give ``torch.full(shape, value)`` tensors of the layer's shape
+scalar ``beta`` or ``threshold``       ``export_to_nir`` fails (nir's type inference: ``type mismatch``;
+                                       snnTorch's bug, its issue #410): give ``torch.full(shape, value)``
+                                       tensors of the layer's shape
 ``nn.MaxPool2d``                       ``export_to_nir`` fails (``AttributeError``): no NIR node
 zero-reset ``RLeaky`` (written flat:   ``RLIF`` named ``1`` (dense; diagonal for ``all_to_all=False``):
 ``1.lif`` ⇄ ``1.w_rec``)               the same spikes
