@@ -362,7 +362,9 @@ def activity_profile(model: nn.Module, data, *, dt_s: float, samples: int | None
         samples: use at most this many samples (default: all that ``data`` yields).
         kinds: module types whose outputs are recorded (default: LIF layers).
         names: module name → node name in the profile (e.g. the NIR graph's node names, from
-            :func:`neurosim.export.to_nir`); default: the module names of ``model.named_modules()``.
+            :func:`neurosim.export.to_nir`); default: a model from :func:`neurosim.export.from_nir` its graph's
+            (``model.nir_node_names``: ``0.1`` for module ``0_1``), any other the module names of
+            ``model.named_modules()``.
         input_name: the graph's Input node name (its spatial event counts are stored under it); ``None`` keeps
             only the per-step input totals.
         device: where to run (default: where the model's parameters are).
@@ -575,6 +577,8 @@ def _measure(model: nn.Module, data, *, dt_s: float, samples: int | None, kinds:
     if member is not None and member.shape[1] > seen:
         raise ValueError(f"cohort_profiles: a cohort names sample {member.shape[1] - 1} but the data holds {seen} "
                          "samples")
+    if names is None:  # a model imported from NIR: its graph's node names (from_nir renames what torch forbids)
+        names = getattr(model, "nir_node_names", None)
     mapping = dict(names or {})
     missing = [m for m in sums_step if m != inp_key and mapping and m not in mapping]
     if missing:

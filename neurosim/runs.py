@@ -29,9 +29,9 @@ from neurosim.data.registry import get_dataset
 from neurosim.nn import build_model
 from neurosim.training import (Trainer, best_epoch, load_checkpoint, predict, resolve_device, seed_everything,
                                stopped_early)
-from neurosim.training.checkpoint import (ResumedEpochError, _caller_stacklevel, check_resumable,
-                                         checkpoint_class_names, config_differences, load_weights, save_checkpoint,
-                                         warn_if_part_way)
+from neurosim.training.checkpoint import (PYTHON_MODEL_ADVICE, ResumedEpochError, _caller_stacklevel,
+                                         check_resumable, checkpoint_class_names, config_differences, load_weights,
+                                         save_checkpoint, warn_if_part_way)
 from neurosim.training.distributed import World, barrier, process_group_from_env
 
 __all__ = ["RunResult", "demo", "estimate_run", "evaluate_checkpoint", "layer_spikes", "load_or_train", "load_run",
@@ -810,7 +810,7 @@ def _load_run(path: str | Path, progress: bool, device: str | torch.device | Non
             device = torch.device("cpu")
     with torch.random.fork_rng(devices=[]):  # its random init is overwritten: the caller's draws stay as they were
         model = build_model(cfg.model, cfg.neuron)
-    load_weights(model, ckpt["model"], path)
+    load_weights(model, ckpt["model"], path, advice=PYTHON_MODEL_ADVICE)
     model.to(device).eval()
     if ckpt.get("kind") == "continual":  # a continual run's model: the test splits of every task it learnt
         from neurosim.continual.checkpoint import continual_data

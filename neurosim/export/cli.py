@@ -47,7 +47,8 @@ def cmd_export(args) -> int:
     from neurosim.export import NIRExportError, to_nir, write_nir
     from neurosim.nn import build_model
     from neurosim.training import load_checkpoint
-    from neurosim.training.checkpoint import beside_checkpoint, checkpoint_file, load_weights, warn_if_part_way
+    from neurosim.training.checkpoint import (PYTHON_MODEL_ADVICE, beside_checkpoint, checkpoint_file, load_weights,
+                                             warn_if_part_way)
 
     out = Path(args.out) if args.out else beside_checkpoint(args.checkpoint, "model", ".nir")
     # a folder, or a path written as one (``--out exports/``, not made yet): the file goes in it, not a file
@@ -64,7 +65,7 @@ def cmd_export(args) -> int:
     warn_if_part_way(ckpt, checkpoint_file(args.checkpoint))  # weights part-way through an epoch: exported, said
     cfg = config_from_checkpoint(ckpt["config"])
     model = build_model(cfg.model, cfg.neuron)
-    load_weights(model, ckpt["model"], args.checkpoint)
+    load_weights(model, ckpt["model"], args.checkpoint, advice=PYTHON_MODEL_ADVICE)
     try:
         dt_s = cfg.neuron.dt_ms * 1e-3 if args.dt_s is None else args.dt_s
         graph = to_nir(model, cfg.model.input_shape, dt_s=dt_s, maxpool=args.maxpool)

@@ -23,9 +23,11 @@ the only code that converts between them. Note that this NIR ``τ`` is *not* neu
 So a graph's ``τ`` means a decay only together with the ``dt`` it was made for: export with the ``dt_s`` the
 reading tool will use, and import with the one the graph was written with (neurosim's own graphs carry their
 ``dt`` and ignore ``dt_s``). With another ``dt_s`` the import is refused when ``τ < dt``, and otherwise gives
-other decays without a word (β = 0.9 at 1e-4 s is 0.99 at 1e-5 s).
+other decays without a word (β = 0.9 at 1e-4 s is 0.99 at 1e-5 s); without ``dt_s`` :func:`from_nir` reads another
+tool's neurons at 1e-3 s and warns, naming them (snnTorch's β = 0.9, written for 1e-4 s, would be 0 there).
 
-**Interchange with snnTorch** (``snntorch.export_to_nir`` / ``snntorch.import_from_nir``, which need ``nirtorch``;
+**Interchange with snnTorch** (``snntorch.export_nir.export_to_nir`` / ``snntorch.import_nir.import_from_nir``:
+not at snnTorch 1.0's top level, and they need ``nirtorch``;
 checked with snnTorch 1.0, nirtorch 2.6 and nir 1.0.8 by ``tests/export/test_nir_snntorch.py``; snnTorch 0.9's
 importer flattens differently and fails on these graphs, so those tests skip before snnTorch 1.0). snnTorch assumes
 ``dt = 1e-4`` s: pass ``dt_s=1e-4`` to :func:`to_nir` for graphs snnTorch will read (β = 0.9 exported at 1e-3 s
@@ -67,8 +69,9 @@ zero-reset ``Leaky``                   ``LIF(reset="zero")`` with a strict thres
                                        (``reset_mechanism="zero", reset_delay=False``)
 other ``Leaky`` resets                 the same zero-reset ``LIF`` (snnTorch writes no reset): the spikes
                                        of that neuron, not of the original
-scalar ``beta`` or ``threshold``       ``export_to_nir`` fails (nir's type inference: ``type mismatch``):
-                                       give ``torch.full(shape, value)`` tensors of the layer's shape
+scalar ``beta`` or ``threshold``       ``export_to_nir`` fails (nir's type inference: ``type mismatch``;
+                                       snnTorch's bug, its issue #410): give ``torch.full(shape, value)``
+                                       tensors of the layer's shape
 ``nn.MaxPool2d``                       ``export_to_nir`` fails (``AttributeError``): no NIR node
 zero-reset ``RLeaky`` (written flat:   ``RLIF`` named ``1`` (dense; diagonal for ``all_to_all=False``):
 ``1.lif`` ⇄ ``1.w_rec``)               the same spikes
@@ -176,6 +179,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -1101,7 +1105,26 @@ def _module_name(node_name: str, taken: set[str]) -> str:
     return name
 
 
-def from_nir(graph: nir.NIRGraph, dt_s: float = 1e-3, *, dtype: torch.dtype = torch.float32) -> nsn.Sequential:
+DEFAULT_IMPORT_DT_S = 1e-3  # from_nir's dt for nodes without neurosim metadata when none is given (with a warning)
+
+
+def _decays_read_at_dt(graph: nir.NIRGraph, order: list[str]) -> list[str]:
+    """The chain's neuron nodes (a recurrent layer's neuron too) without neurosim metadata: their decay and input
+    gain per step come from ``τ`` and ``R`` at the ``dt_s`` the import is given, which the graph does not record."""
+    found = []
+    for key in order:
+        node = graph.nodes[key]
+        if isinstance(node, nir.NIRGraph):
+            flat = (node.metadata or {}).get(_FLAT_KEY)  # a loop of the file's flat graph: its neuron's own name
+            found += [flat[0] if flat else f"{key}.{k}" for k, n in node.nodes.items()
+                      if isinstance(n, (nir.LIF, nir.IF, nir.LI, nir.I, nir.CubaLIF)) and not _meta(n)]
+        elif isinstance(node, (nir.LIF, nir.IF, nir.LI, nir.I, nir.CubaLIF)) and not _meta(node):
+            found.append(key)
+    return found
+
+
+def from_nir(graph: nir.NIRGraph, dt_s: float | None = None, *,
+             dtype: torch.dtype = torch.float32) -> nsn.Sequential:
     """Build a runnable neurosim model from a linear-chain NIR graph.
 
     Nodes exported by :func:`to_nir` are restored exactly from their neurosim metadata (reset mode and timing,
@@ -1112,12 +1135,17 @@ def from_nir(graph: nir.NIRGraph, dt_s: float = 1e-3, *, dtype: torch.dtype = to
     Args:
         graph: a ``nir.NIRGraph`` that is one chain ``Input → … → Output``; a recurrent layer in it (a subgraph
             or a flat loop ``LIF/IF ⇄ Linear/Affine``, see the module docstring) becomes an ``RLIF``.
-        dt_s: seconds per time step for nodes without neurosim metadata (the dt the graph was made for).
+        dt_s: seconds per time step for nodes without neurosim metadata (the dt the graph was made for:
+            snnTorch's ``export_to_nir`` writes for 1e-4). NIR graphs do not record it; when not given, 1e-3 is
+            used, with a warning naming the neurons it decides (neurosim's own nodes keep their exported β).
         dtype: floating dtype of the model's parameters.
 
     Returns:
         A neurosim :class:`~neurosim.nn.Sequential` in eval mode, ``net(x_seq [T, B, ...]) -> (out_seq, state)``;
-        its children are named after the graph's nodes (``.`` and other characters torch forbids become ``_``).
+        its children are named after the graph's nodes (``.`` and other characters torch forbids become ``_``), and
+        ``net.nir_node_names`` maps each module name back to its node (a recurrent layer's ``k.lif`` to its neuron
+        node): :func:`neurosim.activity.activity_profile` names the profile's nodes by it, so the profile of
+        ``net`` fits the graph (``neurosim estimate --nir FILE --activity``) whatever its node names.
 
     Raises:
         NIRImportError: naming the node that is unsupported, branches, or has parameters neurosim cannot run.
@@ -1126,9 +1154,18 @@ def from_nir(graph: nir.NIRGraph, dt_s: float = 1e-3, *, dtype: torch.dtype = to
         raise TypeError(f"from_nir needs a nir.NIRGraph (e.g. from read_nir), got {type(graph).__name__}")
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise TypeError(f"dtype must be a floating torch.dtype (torch.float32, torch.float64), got {dtype!r}")
-    dt_s = _check_dt(dt_s)
+    given = dt_s is not None
+    dt_s = _check_dt(dt_s if given else DEFAULT_IMPORT_DT_S)
     graph = _collapse_loops(graph)
     order = _chain(graph)
+    read_at_dt = [] if given else _decays_read_at_dt(graph, order)
+    if read_at_dt:  # (a warning, not an error: 1e-3 was the default before, and is right for some tools' graphs)
+        warnings.warn(
+            f"from_nir: neuron node(s) {', '.join(map(repr, read_at_dt))} carry no neurosim metadata (another "
+            f"tool's graph), so their decays per step come from their τ at dt_s = {DEFAULT_IMPORT_DT_S:g} s, the "
+            "default; a NIR graph does not record its dt: pass the dt_s it was written for (snnTorch's export_to_nir "
+            "writes τ = dt/(1 − β) for dt = 1e-4 s, so from_nir(graph, dt_s=1e-4) gives its β; at 1e-3 β = 0.9 "
+            "would be 0)", UserWarning, stacklevel=2)
     first = graph.nodes[order[0]]
     in_t = first.input_type.get("input") if isinstance(first.input_type, dict) else None
     if in_t is None:
@@ -1136,6 +1173,7 @@ def from_nir(graph: nir.NIRGraph, dt_s: float = 1e-3, *, dtype: torch.dtype = to
     shape = tuple(int(d) for d in np.atleast_1d(in_t))
     modules: list[tuple[str, nn.Module]] = []
     taken: set[str] = set()
+    node_names: dict[str, str] = {}  # module name -> the graph's node name (a recurrent layer's neuron too)
     for key in order[1:]:
         node = graph.nodes[key]
         kind = type(node).__name__
@@ -1213,8 +1251,14 @@ def from_nir(graph: nir.NIRGraph, dt_s: float = 1e-3, *, dtype: torch.dtype = to
             except Exception as e:  # noqa: BLE001 - torch shape errors: report the node and the shape
                 raise NIRImportError(f"{where}: cannot take input of shape {shape} ({type(e).__name__}: {e})") from None
             shape = tuple(int(d) for d in y.shape[2:])
-        modules.append((_module_name(key, taken), m))
+        name = _module_name(key, taken)
+        modules.append((name, m))
+        node_names[name] = key
+        if isinstance(node, nir.NIRGraph):  # its neuron: node 'key.lif' once inlined, or the flat loop's own name
+            flat = (node.metadata or {}).get(_FLAT_KEY)
+            node_names[f"{name}.lif"] = flat[0] if flat else f"{key}.{_recurrent_parts(node, key)[0]}"
     if not modules:
         raise NIRImportError("the graph has no layers between its Input and Output")
     net = nsn.Sequential(OrderedDict(modules))
+    net.nir_node_names = node_names  # what activity_profile names its nodes by default: the graph's, not the modules'
     return net.to(dtype).eval()

@@ -248,6 +248,17 @@ def warn_if_part_way(payload: dict[str, Any], path: str | Path) -> None:
                   f"finish epoch {epoch}", RuntimeWarning, stacklevel=_caller_stacklevel())
 
 
+#: what the commands that rebuild a checkpoint's model from its config (evaluate, estimate, export) advise when its
+#: weights do not fit it: the usual cause is a Trainer run of a model built in Python, whose config's [model] section
+#: (the default one, if never set) describes another model
+PYTHON_MODEL_ADVICE = (
+    "if the run trained a model built in Python (Trainer(model, ...) with a model of your own, or one from "
+    "neurosim.interop.from_snntorch), its config does not describe it and the commands cannot rebuild it: build it "
+    "again in Python, load the weights, model.load_state_dict(neurosim.training.load_checkpoint(PATH)['model']), "
+    "then export it with neurosim.export.to_nir and write_nir, and estimate it with "
+    "neurosim.estimation.estimate_model")
+
+
 def load_weights(model: torch.nn.Module, state: dict[str, Any], path: str | Path, *,
                  model_is: str = "the model its config builds", advice: str = "") -> None:
     """``model.load_state_dict(state)``; weights that do not fit the model (edited, or from another config) are a

@@ -145,3 +145,32 @@ def test_exporting_a_checkpoint_written_part_way_through_an_epoch_warns(tiny_che
         assert main(["export", "--checkpoint", str(tiny_checkpoint), "--maxpool", "sumpool"]) == 0
     assert [w.filename for w in caught if "part-way" in str(w.message)] == [__file__]  # the caller of main()
     assert "wrote " in capsys.readouterr().out
+
+
+def test_a_trainer_run_of_a_model_built_in_python_is_refused_saying_how_to_export_it(tmp_path, capsys):
+    """A Trainer run of a converted snnTorch model saves the default config, whose [model] describes another model:
+    evaluate, estimate and export failed with only the mismatched keys, not what to do instead."""
+    import snntorch as snn
+    from torch import nn
+
+    from neurosim.config import config_from_dict
+    from neurosim.export import to_nir
+    from neurosim.interop import from_snntorch
+    from neurosim.training import Trainer, load_checkpoint
+
+    def convert():
+        torch.manual_seed(0)
+        return from_snntorch(nn.Sequential(nn.Linear(6, 3), snn.Leaky(beta=0.9, init_hidden=True)))
+
+    x, y = torch.rand(4, 8, 6) * 4, torch.arange(8) % 3  # [T, B, features], strong enough to spike
+    cfg = config_from_dict({"train": {"method": "sltt", "loss": "sltt_mix", "epochs": 1, "threads": 1}})
+    Trainer(convert(), cfg, tmp_path / "run", progress=False).fit([(x, y)])
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    for cmd in (["export"], ["evaluate"], ["estimate", "--target", "loihi"]):
+        assert main(["-q", *cmd, "--checkpoint", str(ckpt)]) == 2
+        err = capsys.readouterr().err
+        assert "weights do not fit the model its config builds" in err, err
+        assert "neurosim.interop.from_snntorch" in err and "neurosim.export.to_nir" in err, err
+    model = convert()  # what the message says to do instead works
+    model.load_state_dict(load_checkpoint(ckpt)["model"])
+    assert isinstance(to_nir(model, (6,)).nodes["1"], nir.LIF)

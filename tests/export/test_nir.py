@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 
 import nir
 import numpy as np
@@ -478,6 +479,21 @@ def test_a_neuron_whose_tau_equals_dt_in_float32_imports_with_no_memory():
                    v_threshold=np.array([1.0]))  # float32(1e-4) is a little below 1e-4
     lif = [m for m in from_nir(_if_graph(1.0, node=node), dt_s=dt).modules() if isinstance(m, LIF)][0]
     assert float(lif.beta) == 0.0
+
+
+def test_a_foreign_graph_imported_without_dt_s_warns_that_its_decays_assume_1e3():
+    """A NIR graph does not record its dt, and snnTorch's export_to_nir writes τ = dt/(1 − β) for dt = 1e-4 s: its
+    β = 0.9 (τ = 1e-3 s) read at the default 1e-3 s is 0, and nothing said so. Without dt_s the import now warns,
+    naming the neurons; with it, or for neurosim's own graphs (their metadata keeps β), it stays silent."""
+    node = nir.LIF(tau=np.array([1e-3]), r=np.array([10.0]), v_leak=np.array([0.0]), v_threshold=np.array([1.0]))
+    with pytest.warns(UserWarning, match=r"node\(s\) 'n' carry no neurosim metadata.*dt_s=1e-4"):
+        lif = from_nir(_if_graph(1.0, node=node)).n
+    assert float(lif.beta) == 0.0  # what it assumed, as before
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert float(from_nir(_if_graph(1.0, node=node), dt_s=1e-4).n.beta) == pytest.approx(0.9)
+        ours = Sequential(Linear(1, 1), LIF(beta=0.9))
+        assert float(from_nir(to_nir(ours, (1,), dt_s=1e-4))[1].beta) == pytest.approx(0.9)  # any dt: exported β
 
 
 def _grouped_conv1d(groups=2) -> nir.Conv1d:

@@ -297,3 +297,34 @@ def test_a_chips_noisy_recurrence_is_refused_not_exported_as_its_ideal_weights(c
 class _Mean(torch.nn.Module):
     def forward(self, w):
         return w.mean().expand_as(w)
+
+
+def test_the_activity_of_an_imported_model_is_named_by_the_graphs_nodes_and_estimates_the_file(tmp_path):
+    """Another tool's nodes named ``0.1`` (snnTorch's nested nn.Sequential) become modules ``0_1``; the imported
+    model's activity was keyed by those, so ``estimate --nir FILE --activity`` refused it: 'activity names nodes
+    ['0_1', ...] that are not in the graph'. It is now keyed by the graph's names, a flat loop's neuron too."""
+    from hardware_models import ActivityProfile, estimate
+
+    from neurosim.activity import activity_profile
+    from neurosim.cli import main
+
+    o5, o4 = np.ones(5), np.ones(4)
+    lif = lambda o: nir.LIF(tau=o * 1e-2, r=o * 10, v_leak=0 * o, v_threshold=o * 0.3, v_reset=0 * o)  # noqa: E731
+    rng = np.random.default_rng(0)
+    nodes = {"input": nir.Input(input_type=np.array([6])), "0.0": nir.Affine(weight=rng.random((5, 6)),
+             bias=np.zeros(5)), "0.1": lif(o5), "1.0": nir.Linear(weight=rng.random((4, 5))), "1.1.lif": lif(o4),
+             "1.1.w_rec": nir.Linear(weight=rng.random((4, 4))), "output": nir.Output(output_type=np.array([4]))}
+    edges = [("input", "0.0"), ("0.0", "0.1"), ("0.1", "1.0"), ("1.0", "1.1.lif"), ("1.1.lif", "1.1.w_rec"),
+             ("1.1.w_rec", "1.1.lif"), ("1.1.lif", "output")]
+    path = write_nir(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False), tmp_path / "other.nir")
+    graph = read_nir(path)
+    model = from_nir(graph, dt_s=1e-3)
+    assert [n for n, _ in model.named_children()] == ["0_0", "0_1", "1_0", "1_1"]
+    profile = activity_profile(model, (torch.rand(8, 3, 6) < 0.5).float(), dt_s=1e-3)
+    assert sorted(profile.spikes_per_step) == ["0.1", "1.1.lif", "input"]
+    assert all(profile.spikes_per_step[k].sum() > 0 for k in ("0.1", "1.1.lif"))  # spikes, under the right names
+    assert estimate(graph, profile, "loihi").synops > 0
+    profile.to_json(tmp_path / "activity.json")
+    assert main(["-q", "estimate", "--nir", str(path), "--activity", str(tmp_path / "activity.json"),
+                 "--target", "loihi"]) == 0
+    assert ActivityProfile.from_json(tmp_path / "activity.json").time_steps == 8
