@@ -24,6 +24,10 @@ from neurosim.nn import (
     TimeDistributed, build_model,
 )
 
+# graphs built here by hand, without neurosim metadata, are read at from_nir's default dt_s on purpose;
+# the warning that default gives another tool's graph is tested on its own (pytest.warns sees it)
+pytestmark = pytest.mark.filterwarnings("ignore:from_nir. neuron node.*carry no neurosim metadata:UserWarning")
+
 
 def _binary(shape, p=0.3, seed=0):
     g = torch.Generator().manual_seed(seed)
