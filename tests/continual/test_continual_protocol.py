@@ -263,6 +263,20 @@ def test_a_network_that_learns_no_task_is_warned_of_not_reported_as_forgetting_n
     assert min(r.matrix[0][0], r.matrix[1][1]) > 60
 
 
+def test_a_task_whose_test_samples_are_all_of_one_class_is_not_called_unlearnt():
+    # answering its one class is right every time, so its accuracy cannot tell learning from not: it was warned of as
+    # "did not learn task 1: accuracy 100.0 %, little better than always answering the task's most common class
+    # (100.0 %)" (a task of one's own, or a test subset of one class)
+    cfg = continual_config_from_dict({**FAST, "tasks": {**FAST["tasks"], "num_tasks": 2}})
+    first, second = build_tasks(cfg, seed=0)
+    one = second.y_test == second.y_test[0]
+    second = Task(second.name, second.x_train, second.y_train, second.x_test[one], second.y_test[one])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*did not learn")
+        r = run_method(cfg, "baseline", [first, second], seed=0)
+    assert r.matrix[0][0] > 60 and len(second.y_test.unique()) == 1
+
+
 @pytest.mark.parametrize("train_method", ["bptt", "sltt"])
 def test_hlop_forgets_clearly_less_than_fine_tuning(train_method):
     over = {"method": train_method} if train_method == "bptt" else {"method": "sltt", "loss": "tet"}
