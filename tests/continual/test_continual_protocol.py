@@ -17,6 +17,10 @@ from neurosim.continual import (
 )
 from neurosim.training import get_loss
 
+# the tiny setups here learn little or nothing, which run_method warns of ("did not learn", RuntimeWarning; its own
+# tests below catch it): dozens of such warnings would bury the test output
+pytestmark = pytest.mark.filterwarnings("ignore:.*did not learn:RuntimeWarning")
+
 CONFIGS = Path(__file__).resolve().parents[2] / "neurosim" / "configs"
 
 # Three permuted-digit tasks on 600 training samples, a 64-256-256-10 LIF MLP, 2 epochs: ~1 s per method.
