@@ -1036,15 +1036,6 @@ def _stack(chip: nn.Module, cfg: NonIdealConfig, name: str, inp: tuple, rec_name
 EVAL_BLOCK = 128
 
 
-def _compact(loader):
-    """``loader``'s batches, a :class:`neurosim.data.FrameLoader`'s compact (its frames' integer dtype: uint8 event
-    counts, :meth:`~neurosim.data.FrameLoader.iter_from`), which :func:`_block_outputs` makes float a chunk of steps at
-    a time; any other loader as it is."""
-    from neurosim.data.loaders import FrameLoader
-
-    return loader.iter_from(0, compact=True) if isinstance(loader, FrameLoader) else loader
-
-
 def _draws_per_call(model: nn.Module) -> bool:
     """Whether ``model`` draws random values at every forward call in the call's shape (a chip's read noise,
     :class:`CrossbarLinear` and the other crossbar layers): its outputs then depend on how a block's steps are cut
@@ -1115,6 +1106,7 @@ def accuracy(model: nn.Module, loader, *, device: str | torch.device | None = No
     which runs each block in one call over all its steps as it always did (its noise is drawn in the call's
     shape)."""
     from neurosim.training.losses import predict
+    from neurosim.training.trainer import _compact_batches
 
     if device is None:
         p = next(iter(model.parameters()), None)
@@ -1125,7 +1117,7 @@ def accuracy(model: nn.Module, loader, *, device: str | torch.device | None = No
     model.eval()
     correct = total = 0
     try:
-        for x_seq, y in _blocks(_compact(loader), EVAL_BLOCK, max_samples):
+        for x_seq, y in _blocks(_compact_batches(loader), EVAL_BLOCK, max_samples):
             out_seq = _block_outputs(model, x_seq.to(device))
             correct += int((predict(out_seq, loss).cpu() == y.cpu()).sum())
             total += int(y.shape[0])
