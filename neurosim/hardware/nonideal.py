@@ -1174,6 +1174,11 @@ def noise_aware_finetune(model: nn.Module, loader, cfg: NonIdealConfig, *, epoch
     power-iteration step of its ``u``, ``v`` per batch, where the weight is read for the draw, and the forward
     computes the weight drawn from (its parametrizations in eval mode there).
 
+    A dense recurrence zero off its diagonal, which :func:`apply_nonidealities` programs as ``N`` weights on pairs of
+    cells (module docstring, *Recurrent layers*), is drawn so, as ``connectivity="diagonal"``'s is: the cells off
+    its diagonal, which that chip does not have, add no feedback, and the gradient reaches its diagonal alone, so the
+    fine-tuned recurrence is still zero off its diagonal (that chip's) where its weight is a plain one.
+
     Returns:
         The fine-tuned copy (``model`` itself is not changed).
     """
@@ -1189,13 +1194,16 @@ def noise_aware_finetune(model: nn.Module, loader, cfg: NonIdealConfig, *, epoch
     dev = next(tuned.parameters()).device
     names = _targets(tuned, layers)
     folded = _folded(tuned, names)
+    tuned.eval()  # (a spectral_norm weight read in training mode would take a power-iteration step)
+    one_to_one = {n for n in names if _one_to_one(tuned, n)}  # programmed as N weights, as the chip does
     loss_fn = get_loss(loss)
     opt = torch.optim.Adam(tuned.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(int(seed))
     # a parametrized weight (weight_norm, a converted snnTorch layer's shared V) is computed by its module: given to
     # functional_call it would be assigned through the parametrization's right_inverse, in place of its parameters;
     # its chip draw is the last step of its own parametrizations instead, while fine-tuning
-    draws = {n: _ChipDraw() for n in names if parametrize.is_parametrized(tuned.get_submodule(n), "weight")}
+    draws = {n: _ChipDraw(n in one_to_one) for n in names
+             if parametrize.is_parametrized(tuned.get_submodule(n), "weight")}
     for n, draw in draws.items():
         steps = tuned.get_submodule(n).parametrizations.weight
         steps.eval()  # registering reads the weight: not a power-iteration step of spectral_norm (tuned.train() below)
@@ -1212,8 +1220,12 @@ def noise_aware_finetune(model: nn.Module, loader, cfg: NonIdealConfig, *, epoch
                     if n in draws:
                         draws[n].chip = None  # the weight its parametrizations compute, without the last draw
                     w = tuned.get_submodule(n).weight
-                    chip = (effective_weight(w.detach().cpu(), cfg, gen).to(dev) if n not in folded
-                            else _unfold_chip(w, tuned.get_submodule(folded[n]), cfg, gen, folded[n]))
+                    if n in one_to_one:  # its N weights, as CrossbarDiagonal's: nothing drawn off the diagonal
+                        chip = torch.diag(effective_weight(w.detach().diagonal().cpu(), cfg, gen)).to(dev)
+                        w = torch.diag(w.diagonal())  # (the straight-through gradient reaches the diagonal alone)
+                    else:
+                        chip = (effective_weight(w.detach().cpu(), cfg, gen).to(dev) if n not in folded
+                                else _unfold_chip(w, tuned.get_submodule(folded[n]), cfg, gen, folded[n]))
                     if n in draws:
                         draws[n].chip = chip.detach()
                     else:
@@ -1246,14 +1258,20 @@ def noise_aware_finetune(model: nn.Module, loader, cfg: NonIdealConfig, *, epoch
 class _ChipDraw(nn.Module):
     """The last parametrization of a parametrized weight while :func:`noise_aware_finetune` trains: the weight its
     own parametrizations compute plus this batch's chip deviation, with a straight-through gradient
-    (:func:`perturb_weight`); the weight itself where no draw is set."""
+    (:func:`perturb_weight`); the weight itself where no draw is set. ``diagonal``: a one-to-one recurrence's
+    ``N × N`` weight, whose gradient reaches its diagonal alone."""
 
-    def __init__(self) -> None:
+    def __init__(self, diagonal: bool = False) -> None:
         super().__init__()
         self.chip: torch.Tensor | None = None
+        self.diagonal = diagonal
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        return weight if self.chip is None else weight + (self.chip - weight).detach()
+        if self.chip is None:
+            return weight
+        if self.diagonal:
+            weight = torch.diag(weight.diagonal())
+        return weight + (self.chip - weight).detach()
 
 
 def _unfold_chip(weight: torch.Tensor, bn: nn.modules.batchnorm._BatchNorm, cfg: NonIdealConfig,
