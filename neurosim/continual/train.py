@@ -506,9 +506,11 @@ def majority_rate(task: Task) -> float:
 def _warn_unlearnt(method: str, seed: int, tasks: Sequence[Task], learnt: Sequence[float]) -> None:
     """Warn where a task's accuracy just after training it (``learnt[i]``: the matrix's diagonal, or the multitask
     bound's final row) is little better than answering its most common class: the network learnt nothing of it (hidden
-    layers that never spike, a learning rate far off), and its ACC and BWT say nothing about forgetting."""
+    layers that never spike, a learning rate far off), and its ACC and BWT say nothing about forgetting. A task whose
+    test samples are all of one class is left out: answering that class is right every time, so no accuracy of it
+    tells learning from not."""
     bad = [(i, a, majority_rate(t)) for i, (t, a) in enumerate(zip(tasks, learnt))]
-    bad = [(i, a, floor) for i, a, floor in bad if a <= floor + UNLEARNT_MARGIN * (100.0 - floor)]
+    bad = [(i, a, floor) for i, a, floor in bad if floor < 100.0 and a <= floor + UNLEARNT_MARGIN * (100.0 - floor)]
     if not bad:
         return
 

@@ -7,16 +7,20 @@ ask for again stays on disk. :func:`stale_entries` finds those, each a group of 
   named by the dataset, ``folder:/path/to/rec``, a chain of folders; they are ``frames/folder-rec_<split>_<hash>``
   now, so no run reads the old ones;
 * **the old format**: ``frames/*.npz`` (FRAMES_FORMAT 1; removed by the next entry stored in that folder anyway);
-* **data that changed or is gone**: an entry whose key names its data (``source``) and that data's fingerprint
-  (:func:`~neurosim.data.pipeline.source_fingerprint`) when it was built, where the data now has another
-  fingerprint (recordings added, replaced or removed: the frames are built again under another name) or none (the
-  folder is gone), or whose key is of another format than this neurosim's;
-* **old event digits**: ``event_digits_v<N>.npz`` of another version than this neurosim's.
+* **data that changed or is gone**: an entry whose key is one neurosim's datasets make
+  (:func:`~neurosim.data.pipeline.frame_cache_key`: its data's absolute path, ``source``, and that data's
+  fingerprint, :func:`~neurosim.data.pipeline.source_fingerprint`, when it was built), where the data now has
+  another fingerprint (recordings added, replaced or removed: the frames are built again under another name) or
+  none (the folder is gone), or whose key is of an older format than this neurosim's;
+* **old event digits**: ``event_digits_v<N>.npz`` of an older version than this neurosim's.
 
 Only files named as neurosim names them there are taken (a key file ``<name>_<16 hex digits>.json`` and its
 ``.frames.bin`` and ``.labels.bin``, an ``.npz``); anything else in the cache (files of one's own, downloaded
 datasets under ``<cache>/datasets/``, entries being written, whose key file does not exist yet) stays, as do
-links, which are not followed. A folder of the old chain goes only once nothing is left in it.
+links in it, which are not followed (the cache folder and its ``frames/`` may themselves be links, to another
+disk: neurosim reads and writes through them). A folder of the old chain goes only once nothing is left in it. The
+keys of one's own :func:`~neurosim.data.frames.cached_frames` calls, whatever their fields, and the entries and event
+digits of a newer neurosim sharing the cache (another environment) are not this command's to judge: they stay.
 """
 
 from __future__ import annotations
@@ -36,6 +40,10 @@ _PARTS = ("json", "frames.bin", "labels.bin")
 _ENTRY = re.compile(r"^(?P<stem>.+_[0-9a-f]{16})\.(?P<part>json|frames\.bin|labels\.bin|npz)$")
 _CURRENT = re.compile(r"^(?P<stem>[A-Za-z0-9._-]+_[0-9a-f]{16})\.(?P<part>json|frames\.bin|labels\.bin)$")
 _DIGITS = re.compile(r"^event_digits_v(?P<version>\d+)\.npz$")
+# the fields of a key neurosim.data.pipeline.frame_cache_key makes (beside "format" and "arrays", which the entry's key
+# file adds): only such a key's "source" is the location of a neurosim dataset, and its "fingerprint" that location's
+# source_fingerprint, so only its data can be judged changed or gone
+_PIPELINE_KEY = frozenset({"dataset", "split", "sensor_size", "n_time_bins", "source", "fingerprint"})
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,15 @@ def _regular_files(folder: Path) -> list[Path]:
         return []
 
 
+def _folder(path: Path) -> bool:
+    """Whether ``path`` is a folder, a link to one included: the cache folder and its ``frames/``, which neurosim reads
+    and writes through, as one moved to another disk is."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
 def _real_folder(path: Path) -> bool:
     try:
         return stat.S_ISDIR(os.lstat(path).st_mode)
@@ -89,17 +106,19 @@ def stale_entries(cache_dir: str | os.PathLike | None = None) -> list[StaleEntry
     removes nothing."""
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     frames = root / "frames"
-    entries = _old_named(frames / "folder:") if _real_folder(frames) else []
-    if _real_folder(frames):
+    entries = _old_named(frames / "folder:") if _folder(frames) else []
+    if _folder(frames):
         files = _regular_files(frames)
         entries += [StaleEntry((f,), "of the old frame-cache format (one .npz per entry)") for f in files
                     if f.suffix == ".npz" and _ENTRY.match(f.name)]
         entries += _changed(frames, files)
-    if _real_folder(root):
+    if _folder(root):
         from neurosim.data.event_digits import VERSION
 
-        entries += [StaleEntry((f,), f"the event digits of version {m['version']}, not this neurosim's {VERSION}")
-                    for f in _regular_files(root) if (m := _DIGITS.match(f.name)) and int(m["version"]) != VERSION]
+        # (a newer version's are a newer neurosim's, sharing this cache: they stay)
+        entries += [StaleEntry((f,), f"the event digits of version {m['version']}, older than this neurosim's "
+                                     f"{VERSION}")
+                    for f in _regular_files(root) if (m := _DIGITS.match(f.name)) and int(m["version"]) < VERSION]
     return entries
 
 
@@ -142,9 +161,12 @@ def _changed(frames: Path, files: list[Path]) -> list[StaleEntry]:
             continue  # unreadable: the run that asks for it rebuilds it in place
         if not isinstance(key, dict):
             continue
-        if key.get("format") != FRAMES_FORMAT:
-            reason = f"of frame-cache format {key.get('format')!r}, not this neurosim's {FRAMES_FORMAT}"
-        elif isinstance(key.get("source"), str) and "fingerprint" in key:
+        form = key.get("format")
+        if isinstance(form, int) and not isinstance(form, bool) and form < FRAMES_FORMAT:
+            reason = f"of frame-cache format {form}, older than this neurosim's {FRAMES_FORMAT}"
+        elif form != FRAMES_FORMAT:
+            continue  # a newer neurosim's (sharing this cache), or a key of one's own with a "format" of its own
+        elif _names_its_data(key):
             source = key["source"]
             if source not in fingerprints:
                 try:
@@ -157,10 +179,20 @@ def _changed(frames: Path, files: list[Path]) -> list[StaleEntry]:
             reason = (f"its data, {source}, is gone or holds no files" if now is None else
                       f"its data, {source}, changed since (its frames now are another entry)")
         else:
-            continue  # a key that names no data: not for this command to judge
+            continue  # a key that names no data of neurosim's datasets (one's own cached_frames'): not this command's
         order = {part: i for i, part in enumerate(_PARTS)}
         out.append(StaleEntry(tuple(sorted(group, key=lambda f: order[f.name[len(stem) + 1:]])), reason))
     return out
+
+
+def _names_its_data(key: dict) -> bool:
+    """Whether ``key`` is one :func:`~neurosim.data.pipeline.frame_cache_key` made: its fields, an absolute ``source``
+    (a dataset location, resolved) and a fingerprint as :func:`~neurosim.data.pipeline.source_fingerprint` gives
+    one. A key of one's own :func:`~neurosim.data.frames.cached_frames` call may name its data otherwise (a URL, a
+    path relative to some folder, a fingerprint of its own), which this command cannot check."""
+    source = key.get("source")
+    return (set(key) - {"format", "arrays"} == _PIPELINE_KEY and isinstance(source, str)
+            and Path(source).is_absolute() and isinstance(key["fingerprint"], list))
 
 
 def remove_entries(entries: list[StaleEntry], cache_dir: str | os.PathLike | None = None

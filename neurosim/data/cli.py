@@ -297,7 +297,7 @@ def register(sub) -> None:
                            description="List, with their sizes, and remove the entries of neurosim's cache "
                                        "(NEUROSIM_CACHE_DIR, default ~/.cache/neurosim) that no run reads again: "
                                        "frames cached under an old name or format, frames of data that changed "
-                                       "or is gone, event digits of another version. Only neurosim's own cache "
+                                       "or is gone, event digits of an older version. Only neurosim's own cache "
                                        "files are taken; downloaded datasets and anything else stay.")
     q.add_argument("--dry-run", action="store_true", help="list them, remove nothing")
     _quiet(q, "no effect here: clean shows no progress bar (-q is taken by every command)")

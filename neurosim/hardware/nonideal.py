@@ -1036,15 +1036,6 @@ def _stack(chip: nn.Module, cfg: NonIdealConfig, name: str, inp: tuple, rec_name
 EVAL_BLOCK = 128
 
 
-def _compact(loader):
-    """``loader``'s batches, a :class:`neurosim.data.FrameLoader`'s compact (its frames' integer dtype: uint8 event
-    counts, :meth:`~neurosim.data.FrameLoader.iter_from`), which :func:`_block_outputs` makes float a chunk of steps at
-    a time; any other loader as it is."""
-    from neurosim.data.loaders import FrameLoader
-
-    return loader.iter_from(0, compact=True) if isinstance(loader, FrameLoader) else loader
-
-
 def _draws_per_call(model: nn.Module) -> bool:
     """Whether ``model`` draws random values at every forward call in the call's shape (a chip's read noise,
     :class:`CrossbarLinear` and the other crossbar layers): its outputs then depend on how a block's steps are cut
@@ -1115,6 +1106,7 @@ def accuracy(model: nn.Module, loader, *, device: str | torch.device | None = No
     which runs each block in one call over all its steps as it always did (its noise is drawn in the call's
     shape)."""
     from neurosim.training.losses import predict
+    from neurosim.training.trainer import _compact_batches
 
     if device is None:
         p = next(iter(model.parameters()), None)
@@ -1125,7 +1117,7 @@ def accuracy(model: nn.Module, loader, *, device: str | torch.device | None = No
     model.eval()
     correct = total = 0
     try:
-        for x_seq, y in _blocks(_compact(loader), EVAL_BLOCK, max_samples):
+        for x_seq, y in _blocks(_compact_batches(loader), EVAL_BLOCK, max_samples):
             out_seq = _block_outputs(model, x_seq.to(device))
             correct += int((predict(out_seq, loss).cpu() == y.cpu()).sum())
             total += int(y.shape[0])
@@ -1182,6 +1174,11 @@ def noise_aware_finetune(model: nn.Module, loader, cfg: NonIdealConfig, *, epoch
     power-iteration step of its ``u``, ``v`` per batch, where the weight is read for the draw, and the forward
     computes the weight drawn from (its parametrizations in eval mode there).
 
+    A dense recurrence zero off its diagonal, which :func:`apply_nonidealities` programs as ``N`` weights on pairs of
+    cells (module docstring, *Recurrent layers*), is drawn so, as ``connectivity="diagonal"``'s is: the cells off
+    its diagonal, which that chip does not have, add no feedback, and the gradient reaches its diagonal alone, so the
+    fine-tuned recurrence is still zero off its diagonal (that chip's) where its weight is a plain one.
+
     Returns:
         The fine-tuned copy (``model`` itself is not changed).
     """
@@ -1197,13 +1194,16 @@ def noise_aware_finetune(model: nn.Module, loader, cfg: NonIdealConfig, *, epoch
     dev = next(tuned.parameters()).device
     names = _targets(tuned, layers)
     folded = _folded(tuned, names)
+    tuned.eval()  # (a spectral_norm weight read in training mode would take a power-iteration step)
+    one_to_one = {n for n in names if _one_to_one(tuned, n)}  # programmed as N weights, as the chip does
     loss_fn = get_loss(loss)
     opt = torch.optim.Adam(tuned.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(int(seed))
     # a parametrized weight (weight_norm, a converted snnTorch layer's shared V) is computed by its module: given to
     # functional_call it would be assigned through the parametrization's right_inverse, in place of its parameters;
     # its chip draw is the last step of its own parametrizations instead, while fine-tuning
-    draws = {n: _ChipDraw() for n in names if parametrize.is_parametrized(tuned.get_submodule(n), "weight")}
+    draws = {n: _ChipDraw(n in one_to_one) for n in names
+             if parametrize.is_parametrized(tuned.get_submodule(n), "weight")}
     for n, draw in draws.items():
         steps = tuned.get_submodule(n).parametrizations.weight
         steps.eval()  # registering reads the weight: not a power-iteration step of spectral_norm (tuned.train() below)
@@ -1220,8 +1220,12 @@ def noise_aware_finetune(model: nn.Module, loader, cfg: NonIdealConfig, *, epoch
                     if n in draws:
                         draws[n].chip = None  # the weight its parametrizations compute, without the last draw
                     w = tuned.get_submodule(n).weight
-                    chip = (effective_weight(w.detach().cpu(), cfg, gen).to(dev) if n not in folded
-                            else _unfold_chip(w, tuned.get_submodule(folded[n]), cfg, gen, folded[n]))
+                    if n in one_to_one:  # its N weights, as CrossbarDiagonal's: nothing drawn off the diagonal
+                        chip = torch.diag(effective_weight(w.detach().diagonal().cpu(), cfg, gen)).to(dev)
+                        w = torch.diag(w.diagonal())  # (the straight-through gradient reaches the diagonal alone)
+                    else:
+                        chip = (effective_weight(w.detach().cpu(), cfg, gen).to(dev) if n not in folded
+                                else _unfold_chip(w, tuned.get_submodule(folded[n]), cfg, gen, folded[n]))
                     if n in draws:
                         draws[n].chip = chip.detach()
                     else:
@@ -1254,14 +1258,20 @@ def noise_aware_finetune(model: nn.Module, loader, cfg: NonIdealConfig, *, epoch
 class _ChipDraw(nn.Module):
     """The last parametrization of a parametrized weight while :func:`noise_aware_finetune` trains: the weight its
     own parametrizations compute plus this batch's chip deviation, with a straight-through gradient
-    (:func:`perturb_weight`); the weight itself where no draw is set."""
+    (:func:`perturb_weight`); the weight itself where no draw is set. ``diagonal``: a one-to-one recurrence's
+    ``N × N`` weight, whose gradient reaches its diagonal alone."""
 
-    def __init__(self) -> None:
+    def __init__(self, diagonal: bool = False) -> None:
         super().__init__()
         self.chip: torch.Tensor | None = None
+        self.diagonal = diagonal
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        return weight if self.chip is None else weight + (self.chip - weight).detach()
+        if self.chip is None:
+            return weight
+        if self.diagonal:
+            weight = torch.diag(weight.diagonal())
+        return weight + (self.chip - weight).detach()
 
 
 def _unfold_chip(weight: torch.Tensor, bn: nn.modules.batchnorm._BatchNorm, cfg: NonIdealConfig,

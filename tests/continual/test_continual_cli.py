@@ -10,6 +10,10 @@ import pytest
 from neurosim.cli import main
 from neurosim.continual import load_continual_config
 
+# the tiny setups here learn little or nothing, which run_method warns of ("did not learn", RuntimeWarning; its own
+# tests are in test_continual_protocol.py): dozens of such warnings would bury the test output
+pytestmark = pytest.mark.filterwarnings("ignore:.*did not learn:RuntimeWarning")
+
 # The shipped config, shrunk to seconds: 2 tasks of 150 samples, a 64-32-10 MLP, one epoch, one seed.
 SMALL = ["seeds=[0]", "tasks.num_tasks=2", "tasks.train_subset=150", "tasks.test_subset=60", "model.hidden=[32]",
          "hlop.sizes=[[8, 8]]", "hlop.hebbian_epochs=1", "train.epochs=1", "ewc.fisher_samples=20"]

@@ -17,6 +17,10 @@ from neurosim.continual import build_tasks, evaluate_task, load_continual_config
 from neurosim.continual.checkpoint import _interleaved, model_path, run_config_view
 from neurosim.runs import evaluate_checkpoint, load_run
 
+# the tiny setups here learn little or nothing, which run_method warns of ("did not learn", RuntimeWarning; its own
+# tests are in test_continual_protocol.py): dozens of such warnings would bury the test output
+pytestmark = pytest.mark.filterwarnings("ignore:.*did not learn:RuntimeWarning")
+
 # The shipped config, shrunk to seconds: 3 permuted tasks of 120 samples, a 64-32-10 MLP, one epoch, one seed.
 SMALL = ["seeds=[0]", "tasks.num_tasks=3", "tasks.train_subset=120", "tasks.test_subset=40", "model.hidden=[32]",
          "hlop.sizes=[[8, 8]]", "hlop.hebbian_epochs=1", "train.epochs=1", "ewc.fisher_samples=20"]

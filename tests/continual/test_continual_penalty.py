@@ -17,6 +17,10 @@ from neurosim.continual.runner import _fingerprints
 from neurosim.nn import LIF
 from neurosim.training import get_loss, get_method
 
+# the tiny setups here learn little or nothing, which run_method warns of ("did not learn", RuntimeWarning; its own
+# tests are in test_continual_protocol.py): dozens of such warnings would bury the test output
+pytestmark = pytest.mark.filterwarnings("ignore:.*did not learn:RuntimeWarning")
+
 T = 4
 
 

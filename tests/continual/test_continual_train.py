@@ -10,6 +10,10 @@ import torch
 from neurosim.continual import continual_config_from_dict, permuted_tasks, run_method
 from neurosim.continual import train as continual_train
 
+# the tiny setups here learn little or nothing, which run_method warns of ("did not learn", RuntimeWarning; its own
+# tests are in test_continual_protocol.py): dozens of such warnings would bury the test output
+pytestmark = pytest.mark.filterwarnings("ignore:.*did not learn:RuntimeWarning")
+
 
 @pytest.mark.parametrize("progress", [False, True])
 def test_each_training_epoch_iterates_its_loader_once(monkeypatch, progress):

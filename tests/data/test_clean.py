@@ -66,7 +66,7 @@ def test_clean_removes_old_named_old_format_and_changed_data_entries_and_nothing
     assert f"  frames/folder:/{str(rec).lstrip('/')}/rec_train_0123456789abcdef.json +.frames.bin +.labels.bin: " \
            "300 B, named as before a folder dataset's entries were folder-<name>_<split>_<hash>" in out
     assert "  frames/nmnist_train_00112233aabbccdd.npz: 10 B, of the old frame-cache format" in out
-    assert "  event_digits_v2.npz: 7 B, the event digits of version 2, not this neurosim's 3" in out
+    assert "  event_digits_v2.npz: 7 B, the event digits of version 2, older than this neurosim's 3" in out
     changed = [ln for ln in lines if f"its data, {rec}, changed since" in ln]
     assert len(changed) == 2 and all(ln.split(":")[0].strip()[len("frames/"):].split(" ")[0] in before
                                      for ln in changed)
@@ -109,3 +109,53 @@ def test_clean_takes_an_old_chain_whole_where_only_neurosims_files_are_in_it_and
     (old / "rec_train_0123456789abcdef.npz").write_bytes(b"x")
     assert main(["datasets", "clean"]) == 0
     assert sorted(p.name for p in (cache / "frames").iterdir()) == []
+
+
+
+def test_clean_leaves_keys_of_ones_own_and_a_newer_neurosims_files(tmp_path, monkeypatch, capsys):
+    # taken before, though runs read them: cached_frames keys of one's own whose "source" is no dataset folder, or
+    # whose fingerprint is not source_fingerprint's ("its data ... is gone or holds no files"), a newer neurosim's key
+    # ("of frame-cache format 3, not this neurosim's 2") and event digits, sharing the cache from another environment
+    from neurosim.data.event_digits import VERSION
+    from neurosim.data.frames import FRAMES_FORMAT, cached_frames
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(cache))
+    frames, labels = np.zeros((2, 3, 1, 2, 2), np.uint8), np.zeros(2, np.int64)
+    for source, fingerprint in (("s3://bucket/mine-v1", "sha256:abc"), ("mine", [1, 2, 3, 4]),
+                                (str(tmp_path / "gone"), "v1")):
+        cached_frames({"dataset": "mine", "split": "train", "n_time_bins": 3, "sensor_size": [2, 2, 1],
+                       "source": source, "fingerprint": fingerprint}, lambda: (frames, labels))
+    cached_frames({"dataset": "mine", "split": "test", "source": str(tmp_path / "gone"), "fingerprint": [1, 2, 3, 4],
+                   "note": "mine"}, lambda: (frames, labels))  # (another field than frame_cache_key's)
+    (cache / "frames" / "nmnist_train_0123456789abcdef.json").write_text(f'{{"format": {FRAMES_FORMAT + 1}}}')
+    (cache / f"event_digits_v{VERSION + 1}.npz").write_bytes(b"d")
+    mine = _tree(cache)
+    assert len([p for p in mine if p.endswith(".json")]) == 5
+    assert main(["datasets", "clean"]) == 0
+    assert capsys.readouterr().out == f"no stale cache files in {cache}\n" and _tree(cache) == mine
+    (cache / f"event_digits_v{VERSION - 1}.npz").write_bytes(b"d")  # an older version's go
+    assert main(["datasets", "clean"]) == 0
+    assert capsys.readouterr().out.endswith("removed 1 file\n") and _tree(cache) == mine
+
+
+def test_clean_looks_through_a_cache_folder_and_a_frames_folder_that_are_links(tmp_path, monkeypatch, capsys):
+    # a cache folder that is a link (moved to another disk) was not looked into for event digits, a frames/ that is
+    # one not at all: "no stale cache files", though neurosim reads and writes through both
+    from neurosim.data.event_digits import VERSION
+
+    disk = tmp_path / "disk"
+    (disk / "cache").mkdir(parents=True)
+    (disk / "frames").mkdir()
+    cache = tmp_path / "cache"
+    cache.symlink_to(disk / "cache", target_is_directory=True)
+    (disk / "cache" / "frames").symlink_to(disk / "frames", target_is_directory=True)
+    monkeypatch.setenv("NEUROSIM_CACHE_DIR", str(cache))
+    (disk / "frames" / "rec_train_0123456789abcdef.npz").write_bytes(b"x" * 10)
+    (disk / "frames" / "mine.txt").write_text("mine")
+    (disk / "cache" / f"event_digits_v{VERSION - 1}.npz").write_bytes(b"d")
+    assert main(["datasets", "clean"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"2 stale cache entries in {cache}, ") and out.endswith("removed 2 files\n")
+    assert _tree(disk) == ["cache", "cache/frames", "frames", "frames/mine.txt"]
+    assert cache.is_symlink() and (cache / "frames").is_symlink()

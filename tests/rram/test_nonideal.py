@@ -1183,3 +1183,31 @@ def test_a_dense_recurrence_zero_off_its_diagonal_is_programmed_as_the_one_to_on
     with torch.no_grad():
         dense[1].recurrent.weight[0, 1] = 0.3  # one weight off the diagonal: a dense matrix again
     assert not isinstance(apply_nonidealities(dense, cfg, seed=3)[1].recurrent, CrossbarDiagonal)
+
+
+def test_noise_aware_finetuning_draws_a_dense_recurrence_zero_off_its_diagonal_as_the_chip_programs_it():
+    # apply_nonidealities programs it as N weights (connectivity="diagonal"'s chip), but fine-tuning drew all N × N
+    # cells: stuck-ON cells off the diagonal fed neurons back onto others at up to the largest weight (1.75 against
+    # 1.72 on the diagonal here), and the gradient filled the off-diagonal (121 of 132 weights nonzero after one
+    # epoch), so the tuned model was a dense recurrence, programmed N × N stacked with W_in
+    from neurosim.hardware import nonideal
+
+    dense, diagonal = recurrent_net("dense"), recurrent_net("diagonal")
+    with torch.no_grad():
+        dense[1].recurrent.weight.copy_(torch.diag(diagonal[1].recurrent.weight))
+        for i in (0, 2):
+            dense[i].load_state_dict(diagonal[i].state_dict())
+    x, y = spike_patterns(64, seed=1)
+    cfg = NonIdealConfig(levels=16, sigma_rel=0.1, stuck_on_rate=0.05)
+    shapes = []
+    real = nonideal.effective_weight
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(nonideal, "effective_weight", lambda w, *a: shapes.append(tuple(w.shape)) or real(w, *a))
+        tuned = noise_aware_finetune(dense, Batches(x, y, 32), cfg, epochs=1, lr=0.01, grad_clip=None)
+    assert shapes == [(12, 40), (12,), (5, 12)] * 2  # the recurrence's N cells, per batch
+    twin = noise_aware_finetune(diagonal, Batches(x, y, 32), cfg, epochs=1, lr=0.01, grad_clip=None)
+    w = tuned[1].recurrent.weight.detach()
+    assert torch.equal(w, torch.diag(w.diagonal())) and not torch.equal(w, dense[1].recurrent.weight)
+    torch.testing.assert_close(w.diagonal(), twin[1].recurrent.weight.detach())
+    read = NonIdealConfig(levels=16, sigma_rel=0.1, read_noise_rel=0.05, adc_bits=5, tile_rows=16)
+    assert isinstance(apply_nonidealities(tuned, read, seed=0)[1].recurrent, CrossbarDiagonal)

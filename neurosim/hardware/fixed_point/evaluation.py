@@ -131,8 +131,9 @@ def evaluate_fixed_point(model, loader, target, *, loss: str | None = None, max_
     the saturated or wrapped register updates), and ``notes``.
     """
     from neurosim.export.nir import _to_neurosim
-    from neurosim.hardware.nonideal import EVAL_BLOCK, _block_outputs, _blocks, _compact
+    from neurosim.hardware.nonideal import EVAL_BLOCK, _block_outputs, _blocks
     from neurosim.training.losses import predict
+    from neurosim.training.trainer import _compact_batches
 
     chip = to_chip(model, target, maxpool=maxpool, delays=delays)
     float_model = _to_neurosim(model)  # (an snnTorch model runs as its neurosim equivalent: the same spikes)
@@ -158,7 +159,7 @@ def evaluate_fixed_point(model, loader, target, *, loss: str | None = None, max_
     right_f = right_c = right_w = agree = total = 0
     try:
         # (a FrameLoader's counts compact, each model run a chunk of steps at a time: the outputs of one call)
-        for x_seq, y in _blocks(_compact(loader), EVAL_BLOCK, max_samples):
+        for x_seq, y in _blocks(_compact_batches(loader), EVAL_BLOCK, max_samples):
             x_dev = x_seq.to(device)
             out_f = _block_outputs(float_model, x_dev, dtype)
             out_w = _block_outputs(weights_only, x_dev, dtype)
