@@ -658,15 +658,18 @@ def check_estimate_folder(out_dir: str | Path, *, overwrite: bool = False, flag:
 #: what a study's JSON holds (:func:`check_study_folder` knows its own file by them)
 _STUDY_KEYS = {"early_exit": ("time_steps", "metric", "policies"),
                "per_sample": ("time_steps", "summary", "per_sample"),
-               "fixed_point": ("target", "arithmetic", "float_acc", "chip_acc", "layers")}
+               "fixed_point": ("target", "arithmetic", "float_acc", "chip_acc", "layers"),
+               "nonideal": ("target", "ideal_acc", "operating_point", "sweeps")}
 
 
 def check_study_folder(out_dir: str | Path, stem: str, *, overwrite: bool = False, names: Sequence[str] = ()) -> None:
     """Refuse, before a study's work, an output folder that is no estimate's (:func:`is_estimate_folder`) and holds
     files named as the study writes them (``STEM.json``, ``.txt``, ``.png``; ``names`` instead where given, e.g.
-    ``fixed_point_loihi.json``) that the study did not write: a file of these names is the study's where the
-    folder is an estimate's, or where the study's JSON there is one it writes (a rerun into the same folder).
-    ``stem``: ``"early_exit"``, ``"per_sample"`` or ``"fixed_point"``. Nothing is refused with ``overwrite``.
+    ``fixed_point_loihi.json``, or ``nonideal_rram_neurosim.json`` with its ``accuracy_vs_*`` figures) that the
+    study did not write: a file of these names is the study's where the folder is an estimate's, or where it is a
+    JSON of the study's form (a rerun into the same folder); a file that is no JSON (a figure, a text table) is the
+    study's where a JSON of the study's form is among ``names`` there. ``stem``: ``"early_exit"``,
+    ``"per_sample"``, ``"fixed_point"`` or ``"nonideal"``. Nothing is refused with ``overwrite``.
 
     Raises:
         ForeignFilesError: naming the files.
@@ -675,7 +678,6 @@ def check_study_folder(out_dir: str | Path, stem: str, *, overwrite: bool = Fals
     out = Path(out_dir)
     if overwrite:
         return
-    grouped = not names  # STEM.txt and STEM.png are the study's where its STEM.json is
     names = list(names) or [f"{stem}.{ext}" for ext in ("json", "txt", "png")]
 
     def own(name: str) -> bool:
@@ -685,10 +687,9 @@ def check_study_folder(out_dir: str | Path, stem: str, *, overwrite: bool = Fals
         if not out.is_dir() or is_estimate_folder(out):
             return
         present = sorted(n for n in names if (out / n).is_file())
-        if grouped:
-            theirs = [] if f"{stem}.json" in present and own(f"{stem}.json") else present
-        else:
-            theirs = [n for n in present if not own(n)]
+        owned = {n for n in present if own(n)}
+        # the figures and tables are the study's where its JSON is (STEM.png beside STEM.json)
+        theirs = [n for n in present if n not in owned and (n.endswith(".json") or not owned)]
     except OSError as e:
         raise OutputPathError(f"out_dir: {out} cannot be read ({e.strerror or e}), so whose files it holds cannot be "
                               "told; choose another output folder") from None

@@ -267,7 +267,8 @@ def run_nonideal_from_args(args: argparse.Namespace, checkpoint_path, out_dir, l
                 sigmas=() if args.no_sweep else (args.sigmas or SIGMAS),
                 fault_rates=() if args.no_sweep else (args.fault_rates or FAULT_RATES),
                 seed=args.mc_seed, max_samples=args.nonideal_samples, progress=progress,
-                loss=cfg.train.loss)  # classify as the run's loss reads its outputs
+                loss=cfg.train.loss,  # classify as the run's loss reads its outputs
+                overwrite=bool(getattr(args, "overwrite", False)))  # (beside the estimate just written: its own)
     reports, ideal = {}, None
     for spec in crossbars:
         try:
@@ -331,8 +332,8 @@ def check_fixed_point_args(args: argparse.Namespace, checkpoint_path) -> list:
         raise UserError(str(e)) from None
     chosen = list({s.name: s for s in specs if s.kind == "digital" and "arithmetic" in s.options}.values())
     if not chosen:
-        raise UserError(f"--fixed-point needs a digital target whose spec gives its arithmetic ({fixed_point_targets()}); "
-                        f"got {[s.name for s in specs]}")
+        raise UserError(f"--fixed-point needs a digital target whose spec gives its arithmetic "
+                        f"({fixed_point_targets()}); got {[s.name for s in specs]}")
     return chosen
 
 

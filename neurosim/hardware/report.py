@@ -14,10 +14,10 @@ What the spec does not give is an argument: programming variation σ (relative t
 (split into stuck-ON and stuck-OFF by ``stuck_on_fraction``), read noise and drift (with its spread, reference time
 and global compensation) — the effects of :mod:`neurosim.hardware.nonideal`. :func:`nonideal_report_model`
 evaluates ``chips`` seeded chips at one operating point (mean ± sample std over chips, next to the ideal float
-accuracy) and sweeps σ and the fault rate, one at a time, on top of the quantisation only (no ADC, read noise or drift in the sweeps: they isolate one effect,
-and per-read effects are simulated tile by tile, which is slower). Chip ``i`` uses seed ``seed + i`` at every
-sweep value (common random numbers: the same cells deviate, by σ times the same draw), so curves are smooth and
-reproducible.
+accuracy) and sweeps σ and the fault rate, one at a time, on top of the quantisation only (no ADC, read noise or
+drift in the sweeps: they isolate one effect, and per-read effects are simulated tile by tile, which is slower).
+Chip ``i`` uses seed ``seed + i`` at every sweep value (common random numbers: the same cells deviate, by σ times
+the same draw), so curves are smooth and reproducible.
 
 Sources: DNN+NeuroSim V1.4 defaults (the specs); IBM aihwkit and CrossSim for the kinds of non-idealities
 (programming noise, stuck-at faults, read noise, drift, ADC) — REFERENCES.md, "RRAM compute-in-memory".
@@ -186,7 +186,7 @@ def nonideal_report_model(model: nn.Module, loader, target, *, chips: int = 5, s
                           seed: int = 0, max_samples: int | None = None, device=None,
                           layers: Iterable[str] | None = None, ideal: float | None = None,
                           out_dir: str | Path | None = None, checkpoint: str | None = None,
-                          progress: bool = False, loss: str | None = None) -> dict:
+                          progress: bool = False, loss: str | None = None, overwrite: bool = False) -> dict:
     """Ideal accuracy, accuracy over ``chips`` chips at the operating point, and the σ / fault-rate sweeps.
 
     Args:
@@ -200,7 +200,9 @@ def nonideal_report_model(model: nn.Module, loader, target, *, chips: int = 5, s
             spec's).
         sigmas / fault_rates: sweep values (None or empty: no sweep), on the quantisation alone.
         ideal: the ideal accuracy when already known (skips one evaluation).
-        out_dir: when given, writes ``nonideal_<target>.json`` and the sweep figures there.
+        out_dir: when given, writes ``nonideal_<target>.json`` and the sweep figures there
+            (:func:`write_nonideal_report`). A folder that is no estimate's and holds files of these names that no
+            non-ideal report wrote is refused before any chip is evaluated, unless ``overwrite``.
         checkpoint: recorded in the report (where the model came from).
         loss: the loss whose read-out turns outputs into classes (the run's ``train.loss``; ``max_ce`` and
             ``last_ce`` read the maximum over time and the last step); None: the time-summed output.
@@ -210,18 +212,24 @@ def nonideal_report_model(model: nn.Module, loader, target, *, chips: int = 5, s
         ``sweep_base`` (config), ``sweeps`` ``{"sigma_rel": [...], "fault_rate": [...]}``, ``chips``, ``seed``,
         ``samples``, ``layers`` (the modules put on cells), ``loss`` (the read-out), ``seconds`` (and ``files`` when
         written). Accuracies in percent (0–100).
+
+    Raises:
+        neurosim.estimation.ForeignFilesError: ``out_dir`` holds files of the report's names that it did not write
+            (without ``overwrite``), before any work.
     """
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
     spec = _spec(target)
+    sweeps = {k: list(v) for k, v in (("sigma_rel", sigmas), ("fault_rate", fault_rates)) if v}
+    if out_dir is not None:  # the user's files stay as they are, before the chips are evaluated
+        _check_out_dir(out_dir, spec.name, sweeps, overwrite)
     op = nonideal_config_from_spec(spec, sigma_rel=sigma_rel, fault_rate=fault_rate,
                                    stuck_on_fraction=stuck_on_fraction, read_noise_rel=read_noise_rel, adc=adc,
                                    adc_bits=adc_bits, quantize=quantize, levels=levels, drift_nu=drift_nu,
                                    drift_nu_std=drift_nu_std, drift_t_s=drift_t_s, drift_t0_s=drift_t0_s,
                                    drift_compensation=drift_compensation, adc_calibration=adc_calibration)
     base = nonideal_config_from_spec(spec, adc=False, quantize=quantize, levels=levels)
-    sweeps = {k: list(v) for k, v in (("sigma_rel", sigmas), ("fault_rate", fault_rates)) if v}
     total = chips * (1 + sum(len(v) for v in sweeps.values())) + (ideal is None)
     common = dict(chips=chips, seed=seed, max_samples=max_samples, device=device, layers=layers, loss=loss)
     with tqdm(total=total, desc=f"non-ideal chips on {spec.name}", disable=None if progress else True,
@@ -233,13 +241,13 @@ def nonideal_report_model(model: nn.Module, loader, target, *, chips: int = 5, s
         results = {p: sweep_nonideal(model, loader, base, p, v, stuck_on_fraction=stuck_on_fraction, bar=bar,
                                      **common) for p, v in sweeps.items()}
     samples = _count(loader, max_samples)
-    report = {"target": spec.name, "title": spec.title, "checkpoint": checkpoint, "ideal_acc": ideal, "chips": chips, "seed": seed,
-              "samples": samples, "stuck_on_fraction": stuck_on_fraction,
+    report = {"target": spec.name, "title": spec.title, "checkpoint": checkpoint, "ideal_acc": ideal, "chips": chips,
+              "seed": seed, "samples": samples, "stuck_on_fraction": stuck_on_fraction,
               "layers": _targets(model, layers), "loss": loss,  # the layers put on cells; the read-out that classified
               "operating_point": {"config": op.to_dict(), **point}, "sweep_base": base.to_dict(), "sweeps": results,
               "seconds": time.perf_counter() - t0}
     if out_dir is not None:
-        write_nonideal_report(report, out_dir)
+        write_nonideal_report(report, out_dir, overwrite=overwrite)
     return report
 
 
@@ -277,32 +285,66 @@ def load_checkpoint_model(checkpoint: str | Path, progress: bool = False, loaded
 
 
 def nonideal_report(checkpoint: str | Path, target, *, chips: int = 5, seed: int = 0, out_dir: str | Path | None = None,
-                    progress: bool = False, **options) -> dict:
+                    progress: bool = False, overwrite: bool = False, **options) -> dict:
     """:func:`nonideal_report_model` for the model of a neurosim checkpoint on its dataset's test split.
 
-    ``options`` are those of :func:`nonideal_report_model` (``sigma_rel``, ``fault_rate``, ``sigmas`` …).
+    ``options`` are those of :func:`nonideal_report_model` (``sigma_rel``, ``fault_rate``, ``sigmas`` …). An
+    ``out_dir`` that is no estimate's and holds files of the report's names that no non-ideal report wrote is
+    refused (:class:`neurosim.estimation.ForeignFilesError`) before the checkpoint is read, unless ``overwrite``.
     """
-    _spec(target)  # a wrong target fails before the data is loaded
+    spec = _spec(target)  # a wrong target fails before the data is loaded
+    if out_dir is not None:  # and so do files of the user's where the report would go
+        sweeps = {"sigma_rel": options.get("sigmas", SIGMAS), "fault_rate": options.get("fault_rates", FAULT_RATES)}
+        _check_out_dir(out_dir, spec.name, sweeps, overwrite)
     model, test, cfg = load_checkpoint_model(checkpoint, progress=progress)
     options.setdefault("loss", cfg.train.loss)
     return nonideal_report_model(model, test, target, chips=chips, seed=seed, progress=progress, out_dir=out_dir,
-                                 checkpoint=str(checkpoint), **options)
+                                 checkpoint=str(checkpoint), overwrite=overwrite, **options)
 
 
-def write_nonideal_report(report: dict, out_dir: str | Path) -> dict:
+#: the sweeps' figures: ``accuracy_vs_<name>_<target>.png`` for the sweep of each parameter
+_FIGURES = (("sigma_rel", "sigma"), ("fault_rate", "fault_rate"))
+
+
+def _output_names(target: str, sweeps: dict) -> list[str]:
+    """What :func:`write_nonideal_report` writes for ``target`` with ``sweeps`` (``{param: values}``, the swept
+    ones)."""
+    return [f"nonideal_{target}.json"] + [f"accuracy_vs_{name}_{target}.png" for param, name in _FIGURES
+                                          if sweeps.get(param)]
+
+
+def _check_out_dir(out_dir, target: str, sweeps: dict, overwrite: bool) -> None:
+    """Refuse an ``out_dir`` that is no estimate's and holds files of the report's names that no non-ideal report
+    wrote (:func:`neurosim.estimation.check_study_folder`: the figures are the report's where its JSON is)."""
+    from neurosim.estimation import check_study_folder
+
+    check_study_folder(out_dir, "nonideal", overwrite=overwrite, names=_output_names(target, sweeps))
+
+
+def write_nonideal_report(report: dict, out_dir: str | Path, *, overwrite: bool = False) -> dict:
     """Write ``nonideal_<target>.json`` and ``accuracy_vs_sigma_<target>.png`` / ``accuracy_vs_fault_rate_<target>.png``
-    (atomic writes); returns ``{kind: path}`` and records the paths in ``report["files"]``."""
+    (atomic writes); returns ``{kind: path}`` and records the paths in ``report["files"]``.
+
+    A folder that is no estimate's (:func:`neurosim.estimation.is_estimate_folder`) and holds files of these names
+    that no non-ideal report wrote (a JSON of the report's form: an earlier report's, whose figures beside it are
+    its own too) is refused before anything is written, unless ``overwrite``; an estimate's folder and a rerun's
+    pass.
+
+    Raises:
+        neurosim.estimation.ForeignFilesError: naming the files.
+    """
     from neurosim.hardware.plots import plot_accuracy_vs_fault_rate, plot_accuracy_vs_sigma
     from neurosim.viz import save_figure
 
+    t = report["target"]
+    _check_out_dir(out_dir, t, report["sweeps"], overwrite)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    t = report["target"]
     files = {"json": out / f"nonideal_{t}.json"}
-    for param, name, plot in (("sigma_rel", "sigma", plot_accuracy_vs_sigma),
-                              ("fault_rate", "fault_rate", plot_accuracy_vs_fault_rate)):
+    plots = {"sigma_rel": plot_accuracy_vs_sigma, "fault_rate": plot_accuracy_vs_fault_rate}
+    for param, name in _FIGURES:
         if report["sweeps"].get(param):  # each figure notes its chips, samples and the effects held fixed
-            files[name] = save_figure(plot(report), out / f"accuracy_vs_{name}_{t}.png")
+            files[name] = save_figure(plots[param](report), out / f"accuracy_vs_{name}_{t}.png")
     report["files"] = {k: str(v) for k, v in files.items()}
     atomic_write_text(files["json"], json.dumps(report, indent=1) + "\n")
     return files

@@ -99,6 +99,61 @@ def _report(per_chip: list[float], sweep: list[list[float]]) -> dict:
             "sweeps": {"sigma_rel": [{"value": v, **point(accs)} for v, accs in zip((0.0, 0.1), sweep)]}}
 
 
+def test_the_report_keeps_files_of_the_users_in_out_dir_unless_overwrite(tmp_path, monkeypatch):
+    import neurosim.hardware.report as report
+    from neurosim.estimation import ForeignFilesError, estimate_model
+    from neurosim.hardware import nonideal_report
+    from neurosim.hardware.report import write_nonideal_report
+
+    model, test = trained_mlp(steps=10)
+    kw = dict(chips=1, sigmas=(0.0, 0.1), fault_rates=(), max_samples=40, seed=1)
+    for name in ("nonideal_rram_neurosim.json", "accuracy_vs_sigma_rram_neurosim.png"):
+        mine = tmp_path / name.split(".")[0]
+        mine.mkdir()
+        (mine / name).write_text("mine")
+        with monkeypatch.context() as m:  # refused before any chip is evaluated
+            m.setattr(report, "accuracy", lambda *a, **k: pytest.fail("evaluated first"))
+            with pytest.raises(ForeignFilesError) as e:
+                nonideal_report_model(model, test, "rram_neurosim", out_dir=mine, **kw)
+            # and before the checkpoint is read (there is none)
+            with pytest.raises(ForeignFilesError):
+                nonideal_report(tmp_path / "none.pt", "rram_neurosim", out_dir=mine, **kw)
+        assert str(e.value) == (f"out_dir: {mine} holds {name}, which neurosim's nonideal study did not write (no "
+                                "estimate.json of neurosim's is there) and would replace; choose another output "
+                                "folder, or pass overwrite=True to replace it")
+        assert [p.name for p in mine.iterdir()] == [name] and (mine / name).read_text() == "mine"
+    mine = tmp_path / "accuracy_vs_sigma_rram_neurosim"
+    # no sigma sweep: that figure is not written, and the folder is not refused for it
+    r = nonideal_report_model(model, test, "rram_neurosim", out_dir=mine, **{**kw, "sigmas": ()})
+    assert (mine / "accuracy_vs_sigma_rram_neurosim.png").read_text() == "mine"
+    r = nonideal_report_model(model, test, "rram_neurosim", **kw)
+    mine = tmp_path / "figure"
+    mine.mkdir()
+    (mine / "accuracy_vs_sigma_rram_neurosim.png").write_text("mine")
+    with pytest.raises(ForeignFilesError, match="holds accuracy_vs_sigma_rram_neurosim.png, which"):
+        write_nonideal_report(r, mine)
+    assert (mine / "accuracy_vs_sigma_rram_neurosim.png").read_text() == "mine"
+    write_nonideal_report(r, mine, overwrite=True)
+    assert (mine / "accuracy_vs_sigma_rram_neurosim.png").read_bytes().startswith(b"\x89PNG")
+    assert json.loads((mine / "nonideal_rram_neurosim.json").read_text())["ideal_acc"] == r["ideal_acc"]
+    write_nonideal_report(r, mine)  # its own files now (the report's JSON, its figure beside it): a rerun replaces
+    nonideal_report_model(model, test, "rram_neurosim", out_dir=mine, **kw)
+    # a JSON of the user's under the report's name, the figures beside it are not the report's either
+    (mine / "nonideal_rram_neurosim.json").write_text("{}")
+    with pytest.raises(ForeignFilesError, match="holds accuracy_vs_sigma_rram_neurosim.png, "
+                                                "nonideal_rram_neurosim.json, which"):
+        write_nonideal_report(r, mine)
+    # beside an estimate (neurosim estimate --nonideal): an estimate's folder, whose files these are
+    est = tmp_path / "estimate"
+    est.mkdir()
+    (est / "nonideal_rram_neurosim.json").write_text("{}")
+    with pytest.raises(ForeignFilesError):
+        write_nonideal_report(r, est)
+    estimate_model(model, [40], test, targets=["rram_neurosim"], samples=8, out_dir=est, overwrite=True)
+    write_nonideal_report(r, est)
+    assert json.loads((est / "nonideal_rram_neurosim.json").read_text())["ideal_acc"] == r["ideal_acc"]
+
+
 def test_the_text_table_shows_a_spread_only_over_several_chips():
     text = format_nonideal(_report([84.0, 86.0], [[90.0, 90.0], [80.0, 82.0]]))
     # "Monte-Carlo": beside the estimate's table, where a target needs "3 chips", "(5 chips" read as hardware
