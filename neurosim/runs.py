@@ -204,6 +204,16 @@ def remove_outputs_of(checkpoint: str | Path) -> list[Path]:
     Returns:
         The files and folders removed.
     """
+    removed, said = _remove_outputs(checkpoint)
+    for message in said:
+        warnings.warn(message, RuntimeWarning, stacklevel=_caller_stacklevel())
+    return removed
+
+
+def _remove_outputs(checkpoint: str | Path) -> tuple[list[Path], list[str]]:
+    """:func:`remove_outputs_of`'s work, ``(removed, warnings)``: the warnings (what stayed, and why) are returned,
+    not given, so that a caller removing several models' outputs removes them all before a warning that ``-W error``
+    turns into an exception can stop it."""
     from neurosim.estimation import estimate_output_names, is_estimate_folder
     from neurosim.export.cli import _exported_by_neurosim
     from neurosim.training.checkpoint import beside_checkpoint
@@ -242,13 +252,27 @@ def remove_outputs_of(checkpoint: str | Path) -> list[Path]:
                 remove(folder)
         except OSError as e:  # a folder that cannot be listed or searched (its permissions)
             left.setdefault(f"could not be read ({e.strerror or e})", []).append(folder)
+    said = []
     for why, items in left.items():
         them = len(items) > 1
         what = (f"{'they are' if them else 'it is'} of the model {path} held before it was replaced, not of the new "
                 f"one; remove {'them' if them else 'it'} by hand" if why.startswith("could not be removed") else
                 f"{'they' if them else 'it'} may hold what neurosim made of the model {path} held before it was "
                 "replaced, which is not of the new one; check by hand")
-        warnings.warn(f"{', '.join(map(str, items))} {why}: {what}", RuntimeWarning, stacklevel=_caller_stacklevel())
+        said.append(f"{', '.join(map(str, items))} {why}: {what}")
+    return removed, said
+
+
+def _remove_outputs_of_each(checkpoints) -> list[Path]:
+    """:func:`remove_outputs_of` for each of ``checkpoints``, every one's outputs removed before the first warning
+    is given (under ``-W error`` a warning about one model raised before the next model's outputs were removed)."""
+    removed, said = [], []
+    for path in checkpoints:
+        gone, words = _remove_outputs(path)
+        removed += gone
+        said += words
+    for message in said:
+        warnings.warn(message, RuntimeWarning, stacklevel=_caller_stacklevel())
     return removed
 
 
@@ -524,34 +548,46 @@ def _remove_outputs_of_replaced(earlier: dict[Path, tuple[int, int] | None], res
     """Remove, with a warning, what neurosim made of each model in ``earlier`` (a file's identity when the run
     started, :func:`_file_identity`) that the run replaced.
 
+    Every replaced model's outputs are removed before the first warning is given: under ``-W error`` the warning
+    about ``checkpoint.pt`` raised before ``best.pt``'s outputs were removed, which then passed for the new model's.
+
     ``stopped``, the error stopping the run, is the one that surfaces: an error met here meanwhile (a warning that
     ``-W error`` turns into one, a file that cannot be removed) would otherwise replace it and hide why the run
     stopped. It is added to ``stopped`` as a note (Python 3.11+) instead, and each model is still seen to."""
+    def noted(what: str, e: Exception) -> None:
+        if hasattr(stopped, "add_note"):  # Python 3.11+
+            stopped.add_note(f"{what}: {type(e).__name__}: {e}")
+
+    said = []  # (model, warning), given once every model's outputs are removed
     for path, identity in earlier.items():
         if identity is None or _file_identity(path) == identity:
             continue
+        try:
+            removed, words = _remove_outputs(path)
+        except Exception as e:
+            if stopped is None:
+                raise
+            noted(f"while removing what neurosim made of the model {path} held before this run", e)
+            continue
+        said += [(path, w) for w in words] + ([(path, _removed_message(removed, path, resumed))] if removed else [])
+    for path, message in said:
         if stopped is None:
-            _say_removed(remove_outputs_of(path), path, resumed)
+            warnings.warn(message, RuntimeWarning, stacklevel=_caller_stacklevel())
             continue
         try:
-            _say_removed(remove_outputs_of(path), path, resumed)
+            warnings.warn(message, RuntimeWarning, stacklevel=_caller_stacklevel())
         except Exception as e:
-            if hasattr(stopped, "add_note"):  # Python 3.11+
-                stopped.add_note(f"while removing what neurosim made of the model {path} held before this run: "
-                                 f"{type(e).__name__}: {e}")
+            noted(f"while removing what neurosim made of the model {path} held before this run", e)
 
 
-def _say_removed(removed: list[Path], path: Path, resumed: bool) -> None:
-    """Warn that what neurosim made of the model ``path`` held before this run (its estimate, its NIR export) was
-    removed with it, ``removed`` naming those files and folders."""
-    if not removed:
-        return
+def _removed_message(removed: list[Path], path: Path, resumed: bool) -> str:
+    """That what neurosim made of the model ``path`` held before this run (its estimate, its NIR export) was
+    removed with it, ``removed`` (not empty) naming those files and folders."""
     made = sorted({str(p.relative_to(path.parent).parts[0]) for p in removed if p.is_relative_to(path.parent)})
     how = ("this run trained it further (resumed)" if resumed else "this run, started over, replaced it")
-    warnings.warn(f"{path.parent}: {', '.join(made)} described {path.name} as it was before {how}, and would have "
-                  f"passed for the new model's: neurosim's files there were removed (others stay); `neurosim "
-                  f"estimate --checkpoint {path}` or `neurosim export` makes them again", RuntimeWarning,
-                  stacklevel=_caller_stacklevel())
+    return (f"{path.parent}: {', '.join(made)} described {path.name} as it was before {how}, and would have "
+            f"passed for the new model's: neurosim's files there were removed (others stay); `neurosim "
+            f"estimate --checkpoint {path}` or `neurosim export` makes them again")
 
 
 def _train_started(cfg: RunConfig, run_dir: Path, resume: bool, progress: bool, figures: bool, world: World,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import warnings
 from pathlib import Path
 
@@ -441,6 +442,72 @@ def test_a_stopped_runs_own_error_surfaces_when_warnings_are_errors(tmp_path, mo
     if hasattr(stopped_by, "add_note"):  # Python 3.11+
         assert len(info.value.__notes__) == 1 and "RuntimeWarning" in info.value.__notes__[0]
         assert "estimate described checkpoint.pt as it was before this run" in info.value.__notes__[0]
+
+
+def test_a_finished_run_removes_every_replaced_models_outputs_before_a_warning_raises(tmp_path, monkeypatch):
+    """A run that replaced checkpoint.pt and best.pt warns that each one's estimate went with it; under ``-W error``
+    the warning about checkpoint.pt raised before best.pt's estimate was removed, which then passed for the new
+    best model's. Both go first; the warning (now an error) still says what went."""
+    import neurosim.runs as runs
+    from neurosim.training.distributed import World
+
+    run = tmp_path / "r"
+    for model, folder in (("checkpoint.pt", "estimate"), ("best.pt", "estimate-best")):
+        (run / folder).mkdir(parents=True)
+        (run / model).write_bytes(b"the earlier model")
+        (run / folder / "estimate.json").write_text('{"activity": {}, "targets": {}}')  # (as an estimate writes it)
+
+    def replaces_both(cfg, run_dir, *args):
+        for model in ("checkpoint.pt", "best.pt"):
+            (run_dir / ".new").write_bytes(b"the new model")
+            (run_dir / ".new").replace(run_dir / model)  # (as an atomic write replaces it)
+        return "the result"
+
+    monkeypatch.setattr(runs, "_train_started", replaces_both)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(RuntimeWarning, match="estimate described checkpoint.pt as it was before this run"):
+            runs._train_in_folder(None, run, False, False, False, World(), 0.0)
+    assert not (run / "estimate").exists() and not (run / "estimate-best").exists()
+    # warnings shown: one per model, after both were removed
+    for model, folder in (("checkpoint.pt", "estimate"), ("best.pt", "estimate-best")):
+        (run / folder).mkdir()
+        (run / model).write_bytes(b"the earlier model")
+        (run / folder / "estimate.json").write_text('{"activity": {}, "targets": {}}')
+    with pytest.warns(RuntimeWarning) as caught:
+        assert runs._train_in_folder(None, run, False, False, False, World(), 0.0) == "the result"
+    assert [str(w.message).split(" described ")[0] for w in caught] == [f"{run}: estimate", f"{run}: estimate-best"]
+
+
+def test_starting_continual_over_removes_every_earlier_models_outputs_before_a_warning_raises(tmp_path, monkeypatch):
+    """``neurosim continual --no-resume`` over results of other settings removes their models' estimates; a
+    warning about the first (a file it could not remove) raised under ``-W error`` before the next's were removed."""
+    from neurosim.continual.runner import _keep_other_settings
+
+    run = tmp_path / "c"
+    (run / "finished").mkdir(parents=True)
+    for stem in ("a_seed0", "b_seed0"):
+        (run / "finished" / f"{stem}.json").write_text('{"fingerprint": "other"}')
+        est = run / "models" / f"estimate-{stem}"
+        est.mkdir(parents=True)
+        (est / "estimate.json").write_text('{"activity": {}, "targets": {}}')
+    # a file of the first model's estimate cannot be removed: one warning, said after the second's is removed
+    stuck = run / "models" / "estimate-a_seed0" / "energy.png"
+    stuck.write_bytes(b"png")
+    real_unlink = Path.unlink
+
+    def unlink(self, *args, **kwargs):
+        if self == stuck:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_unlink(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(RuntimeWarning, match="estimate-a_seed0/energy.png could not be removed"):
+            _keep_other_settings(None, run, ("mine",), resume=False)
+    assert not (run / "models" / "estimate-b_seed0").exists()
+    assert [p.name for p in stuck.parent.iterdir()] == ["energy.png"]
 
 
 def test_labels_past_the_class_names_of_the_datasets_files_are_a_config_error_before_training(tmp_path):

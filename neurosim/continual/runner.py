@@ -229,7 +229,7 @@ def _keep_other_settings(cfg: ContinualConfig, run_dir: Path, fingerprints: tupl
     number of classes of the source, which tells whether the folder's settings are a class split refused now (then
     the refusal says that they cannot be rerun, not to rerun them)."""
     from neurosim.continual.config import load_continual_config
-    from neurosim.runs import other_settings, remove_outputs_of
+    from neurosim.runs import _remove_outputs_of_each, other_settings
 
     other = []
     for path in sorted((run_dir / "finished").glob("*.json")):
@@ -244,8 +244,8 @@ def _keep_other_settings(cfg: ContinualConfig, run_dir: Path, fingerprints: tupl
         models = [run_dir / "models" / f"{p.stem}.pt" for p in other]
         for path in [*other, run_dir / "results.json", run_dir / "report.md", *_accuracy_figures(run_dir), *models]:
             path.unlink(missing_ok=True)
-        for path in models:  # their estimates and exports (models/estimate-<method>_seed<S>/ ...) with them
-            remove_outputs_of(path)
+        # their estimates and exports (models/estimate-<method>_seed<S>/ ...) with them, all before any warning
+        _remove_outputs_of_each(models)
         return
     changed = other_settings(run_dir, config_to_dict(cfg), load_continual_config, _NOT_IN_RESULTS)
     why = settings_differ(changed) if changed else "a fingerprint of other settings"
