@@ -324,6 +324,7 @@ def _figures(run_dir: Path, result: LSMResult, spikes: torch.Tensor, x_te: torch
 
 def _write(cfg: LSMConfig, result: LSMResult, spikes: torch.Tensor, x_te: torch.Tensor, figures: bool) -> Path:
     from neurosim.config import dumps_toml
+    from neurosim.estimation import joules, seconds
 
     run_dir = Path(cfg.out_dir) / cfg.name
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -355,13 +356,12 @@ def _write(cfg: LSMConfig, result: LSMResult, spikes: torch.Tensor, x_te: torch.
                      f"{m[f'firing_rate_{kind}']:.3f} |")
     lines += ["", f"Chance: {m['chance_acc']:.1f} %.", "",
               f"## Reservoir energy per inference ({min(cfg.energy.samples, m['test_samples'])} test samples)", "",
-              "| target | energy (nJ) | largest part | latency (µs) | tiles/cores |", "|---|---:|---|---:|---:|"]
-    for t, e in result.estimates.items():
+              "| target | energy | largest part | latency | tiles/cores |", "|---|---:|---|---:|---:|"]
+    for t, e in result.estimates.items():  # (each in a unit that fits it: a digital target's µJ beside 140 nJ)
         top = max(e.energy_j.items(), key=lambda kv: kv[1])
         cores = e.mapping.cores_used if e.mapping is not None else "-"
-        lat = e.latency_per_inference_s
-        lines.append(f"| {t} | {e.total_energy_j * 1e9:.3g} | {top[0]} {100 * top[1] / e.total_energy_j:.0f} % | "
-                     f"{'-' if lat is None else f'{lat * 1e6:.3g}'} | {cores} |")
+        lines.append(f"| {t} | {joules(e.total_energy_j)} | {top[0]} {100 * top[1] / e.total_energy_j:.0f} % | "
+                     f"{seconds(e.latency_per_inference_s)} | {cores} |")
     lines += ["", "`*_blind`: every crossbar row read every step (SpikeSim-style accounting). Energies are model "
               "estimates from hardware_models specs (see their sources), not measurements. All targets are costed on "
               "the same measured spikes of the `rram` reservoir; the digital readout is not included anywhere.", ""]
@@ -369,9 +369,9 @@ def _write(cfg: LSMConfig, result: LSMResult, spikes: torch.Tensor, x_te: torch.
         if f"energy_j_{t}_measured_g" in m:
             lines += [f"On `{t}` the weights are stored as-is (one cell per side). Costing the cell reads with the "
                       f"reservoir's own conductances (both cells of a pair may be ON) instead of conductances rebuilt "
-                      f"from quantised weights gives cell reads of {m[f'cell_read_j_measured_g_{t}'] * 1e9:.3g} nJ "
-                      f"(model: {result.estimates[t].energy_j['cell_read'] * 1e9:.3g} nJ) and "
-                      f"**{m[f'energy_j_{t}_measured_g'] * 1e9:.3g} nJ** per inference in all.", ""]
+                      f"from quantised weights gives cell reads of {joules(m[f'cell_read_j_measured_g_{t}'])} "
+                      f"(model: {joules(result.estimates[t].energy_j['cell_read'])}) and "
+                      f"**{joules(m[f'energy_j_{t}_measured_g'])}** per inference in all.", ""]
     for title, name in figs.items():
         lines += [f"## {title}", "", f"![{title}]({name})", ""]
     lines += ["## Files", "", "- `config.toml` — the config used (`neurosim lsm --config` reruns it)",

@@ -471,3 +471,31 @@ def test_accuracy_is_the_exact_ratio_of_the_correct_count():
     for bad in [(predicted[:5], labels), (labels[:0], labels[:0])]:
         with pytest.raises(ValueError, match="same, non-empty shape"):
             _accuracy_pct(*bad)
+
+
+def test_the_reports_energy_table_gives_each_target_a_unit_that_fits_it(tmp_path):
+    """report.md's table gave energies in a fixed nJ column and latencies in µs at 3 digits: a digital target's
+    1695 nJ read "1.7e+03", its 2.5 ms "2.5e+03". Each now reads in a fitting unit (joules, seconds)."""
+    from types import SimpleNamespace
+
+    from neurosim.lsm.run import RESERVOIRS, LSMResult, _write
+
+    def est(total, lat, cores):
+        return SimpleNamespace(total_energy_j=total, energy_j={"cell_read": 0.75 * total, "adc": 0.25 * total},
+                               latency_per_inference_s=lat, mapping=SimpleNamespace(cores_used=cores),
+                               to_dict=lambda: {"total_energy_j": total})
+
+    cfg = lsm_config_from_dict({"out_dir": str(tmp_path), "name": "r"})
+    m = {"train_samples": 300, "test_samples": 100, "inputs": 256, "time_steps": 20, "readout": "linear",
+         "chance_acc": 10.0, "cell_read_j_measured_g_rram_lsm40nm": 1.2e-7,
+         "energy_j_rram_lsm40nm_measured_g": 1.6952e-7}
+    for kind in RESERVOIRS:
+        m.update({f"acc_{kind}": 90.0, f"train_acc_{kind}": 95.0, f"firing_rate_{kind}": 0.05})
+    ests = {"rram_lsm40nm": est(1.403e-7, 3.2e-5, 2), "loihi": est(1.6952e-6, 2.5e-3, 3), "sanafe": est(2e-3, None, 1)}
+    run = _write(cfg, LSMResult(None, m, ests), torch.zeros(1), torch.zeros(1), figures=False)
+    text = (run / "report.md").read_text()
+    assert "| target | energy | largest part | latency | tiles/cores |" in text
+    assert "| rram_lsm40nm | 140 nJ | cell_read 75 % | 32 µs | 2 |" in text
+    assert "| loihi | 1.7 µJ | cell_read 75 % | 2.5 ms | 3 |" in text
+    assert "| sanafe | 2 mJ | cell_read 75 % | - | 1 |" in text
+    assert "cell reads of 120 nJ (model: 105 nJ) and **170 nJ** per inference in all" in text
