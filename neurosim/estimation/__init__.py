@@ -631,8 +631,10 @@ def check_estimate_folder(out_dir: str | Path, *, overwrite: bool = False, flag:
     and its studies write them (:func:`estimate_output_names`: notes of one's own in ``estimate.txt``, an
     ``activity.json`` or ``model.nir`` of another tool's): an estimate would replace them, or take them for its own
     beside its ``estimate.json``. A folder that does not exist yet, an earlier estimate's (a rerun) and one an
-    estimate stopped in part-way pass, and so does any with ``overwrite``. ``flag`` and ``how`` name the setting and
-    the way to replace the files in the message (``neurosim estimate``: ``--out``, ``pass --overwrite``).
+    estimate stopped in part-way pass, and so does any with ``overwrite``; so do the files an early-exit,
+    per-sample or fixed-point study wrote there before any estimate (their JSON as the study writes it: the default
+    ``<run>/estimate`` of ``early_exit_checkpoint``), which the estimate keeps. ``flag`` and ``how`` name the setting
+    and the way to replace the files in the message (``neurosim estimate``: ``--out``, ``pass --overwrite``).
 
     Raises:
         ForeignFilesError: naming the files.
@@ -644,7 +646,8 @@ def check_estimate_folder(out_dir: str | Path, *, overwrite: bool = False, flag:
     try:
         if not out.is_dir() or is_estimate_folder(out):
             return
-        theirs = estimate_output_names(out)
+        ours = _studies_files(out)  # (a study run there before any estimate: neurosim's, kept beside it)
+        theirs = [name for name in estimate_output_names(out) if name not in ours]
     except OSError as e:  # (its permissions: whose its files are cannot be told, and the estimate could not write)
         raise OutputPathError(f"{flag}: {out} cannot be read ({e.strerror or e}), so whose files it holds cannot be "
                               "told; choose another output folder") from None
@@ -659,6 +662,23 @@ def check_estimate_folder(out_dir: str | Path, *, overwrite: bool = False, flag:
 _STUDY_KEYS = {"early_exit": ("time_steps", "metric", "policies"),
                "per_sample": ("time_steps", "summary", "per_sample"),
                "fixed_point": ("target", "arithmetic", "float_acc", "chip_acc", "layers")}
+
+
+def _is_study_json(path: Path, stem: str) -> bool:
+    """Whether ``path`` is a JSON file as the ``stem`` study writes it (an object with its keys)."""
+    return path.name.endswith(".json") and all(k in (_json_object(path) or {}) for k in _STUDY_KEYS[stem])
+
+
+def _studies_files(folder: Path) -> set[str]:
+    """The files in ``folder`` that the early-exit, per-sample and fixed-point studies wrote there (their JSON as
+    they write it, and beside an early-exit or per-sample JSON its ``.txt`` and ``.png``): neurosim's, which
+    :func:`check_estimate_folder` does not take for a user's where a study ran in the folder before any estimate."""
+    ours: set[str] = set()
+    for stem in ("early_exit", "per_sample"):
+        if _is_study_json(folder / f"{stem}.json", stem):
+            ours.update(f"{stem}.{ext}" for ext in ("json", "txt", "png"))
+    ours.update(p.name for p in folder.glob("fixed_point_*.json") if _is_study_json(p, "fixed_point"))
+    return ours
 
 
 def check_study_folder(out_dir: str | Path, stem: str, *, overwrite: bool = False, names: Sequence[str] = ()) -> None:
@@ -679,7 +699,7 @@ def check_study_folder(out_dir: str | Path, stem: str, *, overwrite: bool = Fals
     names = list(names) or [f"{stem}.{ext}" for ext in ("json", "txt", "png")]
 
     def own(name: str) -> bool:
-        return name.endswith(".json") and all(k in (_json_object(out / name) or {}) for k in _STUDY_KEYS[stem])
+        return _is_study_json(out / name, stem)
 
     try:
         if not out.is_dir() or is_estimate_folder(out):

@@ -256,6 +256,41 @@ def test_a_folder_without_an_estimate_keeps_files_named_like_extra_outputs(tmp_p
     assert not mine.exists()  # beside an earlier estimate.json: its --nonideal output, removed with it
 
 
+def test_an_estimate_goes_into_a_folder_where_neurosims_studies_wrote_first(tmp_path):
+    """early_exit_checkpoint's default folder is the estimate's (<run>/estimate): a study run there before any
+    estimate left its files, which the estimate refused as 'not written by neurosim' (ForeignFilesError, and
+    neurosim estimate --checkpoint likewise) though the studies had written them. They are neurosim's and stay;
+    a file of those names the studies did not write is still refused."""
+    from neurosim.estimation.per_sample import per_sample
+
+    net, x, shape = _conv_net()
+    y = torch.zeros(x.shape[1], dtype=torch.long)
+    out = tmp_path / "estimate"
+    early_exit(net, shape, [(x, y)], ["loihi"], out_dir=out)
+    per_sample(net, shape, [(x, y)], ["loihi"], out_dir=out)
+    fixed = {"target": "loihi", "arithmetic": "loihi", "float_acc": 50.0, "chip_acc": 50.0, "layers": {}}
+    (out / "fixed_point_loihi.json").write_text(json.dumps(fixed))  # (as fixed_point_reports writes it)
+    studies = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert len(studies) == 7
+    report = estimate_model(net, shape, x, ["loihi"], out_dir=out)
+    assert report.files["estimate.json"].is_file()
+    assert all((out / name).read_bytes() == data for name, data in studies.items())  # kept as they were
+    cli = tmp_path / "cli"  # neurosim estimate --out into a folder where only the studies wrote
+    cli.mkdir()
+    for name, data in studies.items():
+        (cli / name).write_bytes(data)
+    assert main(["-q", "estimate", "--nir", str(out / "model.nir"), "--activity", str(out / "activity.json"),
+                 "--target", "loihi", "--out", str(cli)]) == 0
+    assert (cli / "estimate.json").is_file() and (cli / "early_exit.json").read_bytes() == studies["early_exit.json"]
+    # a file of those names that no study wrote: refused as before
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "early_exit.txt").write_text("my notes")
+    (mine / "fixed_point_spinnaker.json").write_text("{}")
+    with pytest.raises(ForeignFilesError, match="holds early_exit.txt, fixed_point_spinnaker.json, which neurosim"):
+        estimate_model(net, shape, x, ["loihi"], out_dir=mine)
+
+
 def test_early_exit_refuses_data_whose_second_pass_brings_other_samples():
     net, x, shape = _conv_net()
 
