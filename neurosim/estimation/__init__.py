@@ -296,17 +296,12 @@ def seconds(s: float | None, digits: int = 3) -> str:
 
 
 def _with_prefix(x: float | None, unit: str, digits: int) -> str:
+    """The estimate table's formatter (:func:`hardware_models.results._eng`, f to no prefix), ``digits`` checked."""
+    from hardware_models.results import _eng
+
     if isinstance(digits, bool) or not isinstance(digits, numbers.Integral) or digits < 1:
         raise ValueError(f"digits must be a whole number >= 1 (significant digits), got {digits!r}")
-    if x is None or not math.isfinite(x):
-        return "-"
-    if x == 0:
-        return f"0 {unit}"
-    x = float(f"{x:.{digits}g}")  # round first: 999.6 µJ at 3 digits is 1 mJ
-    for scale, prefix in ((1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n")):
-        if abs(x) >= scale:
-            return f"{x / scale:.{digits}g} {prefix}{unit}"
-    return f"{x / 1e-12:.{digits}g} p{unit}"
+    return _eng(x, unit, int(digits))
 
 
 def fits_not(r: dict) -> str | None:

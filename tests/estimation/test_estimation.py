@@ -1066,6 +1066,10 @@ def test_energies_and_times_print_in_a_unit_that_fits_them():
     assert [seconds(s) for s in (9.45, 0.0123, 1.2e-5, None)] == ["9.45 s", "12.3 ms", "12 µs", "-"]
     with pytest.raises(ValueError, match="digits must be a whole number >= 1"):
         joules(1.0, 0)
+    # fewer digits than the value has before its point gave exponents ('2e+01 mJ', '-1.5e+02 µJ'); below a pJ it
+    # read '0.5 pJ' where the estimate table (hardware_models.results._eng, which it duplicated) reads '500 fJ'
+    assert [joules(j, d) for j, d in ((0.02, 1), (-1.46e-4, 2), (1234.0, 3))] == ["20 mJ", "-150 µJ", "1230 J"]
+    assert joules(5e-13) == "500 fJ" and seconds(5e-13) == "500 fs" and joules(float("nan")) == "-"
     # a real-time chip at 31.5 ms per step for 300 steps: 9.45 s per inference
     policies = [ExitPolicy("300 steps (all)", "steps", 300, 90.0, 300.0, [0] * 299 + [4], {"speck": 1.6952e-4},
                            {"speck": 9.45}, {"speck": 9.45}),
