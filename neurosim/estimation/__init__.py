@@ -433,27 +433,34 @@ def estimate_checkpoint(path: str | Path, targets: Sequence[str] | None = None, 
     ``activity.json``, ``model.nir``, ...) is refused with a :class:`ForeignFilesError`, before the checkpoint is
     read, as ``neurosim estimate --out`` refuses it without ``--overwrite``; an earlier estimate's files are replaced
     either way."""
-    if out_dir is not None:
-        check_estimate_folder(out_dir, overwrite=overwrite)
     if samples is not None:  # None: every test sample (as estimate_model's None)
         if isinstance(samples, bool) or not isinstance(samples, numbers.Integral) or samples < 1:
             raise ValueError(f"samples must be a whole number >= 1 (test samples the activity is measured on) or "
                              f"None (all), got {samples!r}")
         samples = int(samples)
-    model, cfg, data, out_dir, dt_s = _open_checkpoint(path, step_ms, loaded, progress, out_dir)
+    model, cfg, data, out_dir, dt_s = _open_checkpoint(path, step_ms, loaded, progress, out_dir,
+                                                       lambda out: check_estimate_folder(out, overwrite=overwrite))
     return estimate_model(model, cfg.model.input_shape, _first_samples(data.test, samples), targets,
                           dt_s=dt_s, samples=samples, out_dir=out_dir, overwrite=overwrite, **options)
 
 
-def _open_checkpoint(path, step_ms: float | None, loaded, progress: bool, out_dir):
+def _open_checkpoint(path, step_ms: float | None, loaded, progress: bool, out_dir, check=None):
     """``(model, cfg, data, out_dir, dt_s)`` of a checkpoint (``loaded``: as already read, or None to read its test
     split here) for :func:`estimate_checkpoint` and the early-exit and per-sample studies: ``out_dir`` defaults to
-    the checkpoint's estimate folder, and a step lasts ``step_ms`` (None: the model's ``neuron.dt_ms``)."""
+    the checkpoint's estimate folder, and a step lasts ``step_ms`` (None: the model's ``neuron.dt_ms``).
+    ``check(out_dir)`` refuses the output folder, the default one too, before the checkpoint is read."""
     from neurosim.runs import load_run
-    from neurosim.training.checkpoint import beside_checkpoint
+    from neurosim.training.checkpoint import CheckpointError, beside_checkpoint
 
     if step_ms is not None and not (math.isfinite(step_ms) and step_ms > 0):
         raise ValueError(f"step_ms must be a positive number of milliseconds, got {step_ms!r}")
+    if check is not None:
+        try:
+            out = beside_checkpoint(path, "estimate") if out_dir is None else out_dir
+        except CheckpointError:  # (a path that is no checkpoint: load_run says so)
+            out = None
+        if out is not None:
+            check(out)
     if loaded is None:
         loaded = load_run(path, progress=progress, test_only=True)  # the training frames go unused
     model, cfg, data = loaded

@@ -432,10 +432,12 @@ def early_exit_checkpoint(path: str | Path, targets: Sequence[str] | None = None
     of the loss it was trained with; ``out_dir`` defaults to the checkpoint's estimate folder, and ``step_ms`` and
     ``loaded`` (the checkpoint as already read, or None to read it here) are
     :func:`neurosim.estimation.estimate_checkpoint`'s."""
-    from neurosim.estimation import _first_samples, _open_checkpoint
+    from neurosim.estimation import _first_samples, _open_checkpoint, check_study_folder
     from neurosim.training.losses import get_loss
 
-    model, cfg, data, out_dir, dt_s = _open_checkpoint(path, step_ms, loaded, progress, out_dir)
+    model, cfg, data, out_dir, dt_s = _open_checkpoint(  # (its folder refused before the checkpoint is read)
+        path, step_ms, loaded, progress, out_dir,
+        lambda out: check_study_folder(out, "early_exit", overwrite=kwargs.get("overwrite", False)))
     loss = get_loss(cfg.train.loss, cfg.train.loss_lambda, cfg.train.loss_target)
     return early_exit(model, cfg.model.input_shape, _first_samples(data.test, samples), targets, loss=loss,
                       dt_s=dt_s, samples=samples, out_dir=out_dir, **kwargs)

@@ -470,6 +470,31 @@ def test_an_estimate_of_files_keeps_the_users_files_in_its_output_folder(tmp_pat
     assert main(argv) == 0  # the estimate's own folder now: a rerun replaces its files
 
 
+def test_the_default_output_folder_is_refused_before_the_checkpoint_is_read(tiny_checkpoint, monkeypatch):
+    """estimate_checkpoint's docstring: a folder of the user's is refused 'before the checkpoint is read'; at the
+    default <run>/estimate (out_dir=None) it was checked only after load_run had read the model and its test
+    split. So were the early-exit and per-sample studies' default folders."""
+    import neurosim.runs
+    from neurosim.estimation import ForeignFilesError, estimate_checkpoint
+    from neurosim.estimation.early_exit import early_exit_checkpoint
+    from neurosim.estimation.per_sample import per_sample_checkpoint
+
+    def load_run(*args, **kwargs):
+        raise AssertionError("the checkpoint was read")
+
+    monkeypatch.setattr(neurosim.runs, "load_run", load_run)
+    default = tiny_checkpoint.parent / "estimate"
+    default.mkdir()
+    for call, name in ((estimate_checkpoint, "estimate.txt"), (early_exit_checkpoint, "early_exit.txt"),
+                       (per_sample_checkpoint, "per_sample.txt")):
+        (default / name).write_text("my notes")
+        with pytest.raises(ForeignFilesError, match=f"{default} holds {name}, which"):
+            call(tiny_checkpoint, ["loihi"])
+        (default / name).unlink()
+    with pytest.raises(AssertionError, match="the checkpoint was read"):  # a folder it may write in: read on
+        estimate_checkpoint(tiny_checkpoint, ["loihi"])
+
+
 def test_the_python_api_keeps_the_users_files_in_its_output_folder_unless_asked_to_overwrite(tiny_checkpoint,
                                                                                               tmp_path):
     """estimate_checkpoint(..., out_dir=mine) (and estimate_model, estimate_files) wrote over the user's notes in
