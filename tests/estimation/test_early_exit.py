@@ -493,27 +493,35 @@ def test_event_counts_stay_compact_until_each_chunk_of_steps_runs_with_the_float
     assert report_a == report_b
 
 
-def test_the_figures_threshold_labels_do_not_overlap_each_other_or_leave_the_axis():
-    """The demo model's thresholds 0.7 and 0.8 stop after 4.44 and 4.71 steps on average at 95.5 and 95.8 %: their
-    labels, drawn right of and below each point, lay over each other (and 0.8's over the 5-step point)."""
+# the demo model's: thresholds 0.7 and 0.8 stop after 4.44 and 4.71 steps on average at 95.5 and 95.8 %: their
+# labels, drawn right of and below each point, lay over each other (and 0.8's over the 5-step point)
+_DEMO_EXITS = ([73.26, 87.19, 91.92, 92.76, 94.15, 93.87, 94.43, 95.26, 95.82, 96.10],
+               [(0.5, 95.54, 3.34), (0.7, 95.54, 4.44), (0.8, 95.82, 4.71), (0.9, 96.10, 5.76), (0.95, 96.10, 6.74),
+                (0.99, 96.10, 7.98)])
+# six thresholds within 0.5 steps and 1.4 % of each other, far above every fixed step: stacked four rows high at the
+# axis's top, which was raised by the labels' excess alone, so that 0.6's label (that layout's) ended above the axis
+_CLUSTER_AT_THE_TOP = ([61.02, 65.74, 68.02, 79.66],
+                       [(0.5, 98.27, 2.25), (0.6, 97.03, 2.11), (0.7, 98.03, 1.98), (0.8, 97.75, 2.35),
+                        (0.9, 98.31, 2.1), (0.95, 98.36, 1.92)])
+
+
+@pytest.mark.parametrize("acc, sure", [_DEMO_EXITS, _CLUSTER_AT_THE_TOP], ids=["demo", "cluster_at_the_top"])
+def test_the_figures_threshold_labels_do_not_overlap_each_other_or_leave_the_axis(acc, sure):
     from neurosim.estimation.early_exit import EarlyExitReport, ExitPolicy, plot_early_exit
 
-    acc = [73.26, 87.19, 91.92, 92.76, 94.15, 93.87, 94.43, 95.26, 95.82, 96.10]
     fixed = [ExitPolicy(f"{t} steps", "steps", t, a, float(t), [], {"loihi": t * 1.7e-5}) for t, a in
              enumerate(acc, 1)]
-    sure = [(0.5, 95.54, 3.34), (0.7, 95.54, 4.44), (0.8, 95.82, 4.71), (0.9, 96.10, 5.76), (0.95, 96.10, 6.74),
-            (0.99, 96.10, 7.98)]
     dyn = [ExitPolicy(f"confidence > {c:g}", "threshold", c, a, s, [], {"loihi": s * 1.7e-5}) for c, a, s in sure]
-    fig = plot_early_exit(EarlyExitReport(10, 359, "summed outputs", "confidence", ["loihi"], fixed + dyn))
+    fig = plot_early_exit(EarlyExitReport(len(acc), 359, "summed outputs", "confidence", ["loihi"], fixed + dyn))
     fig.canvas.draw()
     ax = fig.axes[0]
     renderer = fig.canvas.get_renderer()
     boxes = {t.get_text(): t.get_window_extent(renderer) for t in ax.texts}
-    assert sorted(boxes) == ["0.5", "0.7", "0.8", "0.9", "0.95", "0.99"]
+    assert sorted(boxes) == sorted(f"{c:g}" for c, _, _ in sure)
     for a_, b_ in itertools.combinations(boxes, 2):
         assert not boxes[a_].overlaps(boxes[b_]), (a_, b_)
     inside = ax.get_window_extent(renderer)
-    assert all(inside.y0 <= b.y0 and b.y1 <= inside.y1 for b in boxes.values())
+    assert all(inside.y0 <= b.y0 and b.y1 <= inside.y1 for b in boxes.values()), (inside, boxes)
 
 
 def test_the_studies_keep_files_of_the_users_in_their_output_folder_unless_asked_to_overwrite(tmp_path):
