@@ -181,16 +181,21 @@ class Estimate:
         })
 
 
-def _eng(x: float | None, unit: str) -> str:
+def _eng(x: float | None, unit: str, digits: int = 3) -> str:
+    """``x`` in ``unit`` with an SI prefix (f to none) and ``digits`` significant digits, rounded before the prefix
+    is chosen (999.6 µJ is 1 mJ, not 1e+03 µJ), never in exponent notation within the prefixes (146 µJ at 1 digit
+    is 100 µJ, 1234 J is 1230 J); ``-`` for None, NaN or infinity."""
     if x is None or not math.isfinite(x):
         return "-"
     if x == 0:
         return f"0 {unit}"
-    x = float(f"{x:.3g}")  # round first: 999.6 µJ is shown as 1 mJ, not 1e+03 µJ
+    x = float(f"{x:.{digits}g}")
     for scale, prefix in ((1, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"), (1e-12, "p"), (1e-15, "f")):
         if abs(x) >= scale:
-            return f"{x / scale:.3g} {prefix}{unit}"
-    return f"{x:.3g} {unit}"
+            v = float(f"{x / scale:.{digits}g}")  # (x / scale can be 146.00000000000003)
+            whole = math.floor(math.log10(abs(v))) + 1  # digits before the point: %g shows them all
+            return f"{v:.{max(digits, whole)}g} {prefix}{unit}"
+    return f"{x:.{digits}g} {unit}"
 
 
 def format_estimates(estimates: Sequence[Estimate]) -> str:

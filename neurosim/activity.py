@@ -363,8 +363,8 @@ def activity_profile(model: nn.Module, data, *, dt_s: float, samples: int | None
         kinds: module types whose outputs are recorded (default: LIF layers).
         names: module name → node name in the profile (e.g. the NIR graph's node names, from
             :func:`neurosim.export.to_nir`); default: a model from :func:`neurosim.export.from_nir` its graph's
-            (``model.nir_node_names``: ``0.1`` for module ``0_1``), any other the module names of
-            ``model.named_modules()``.
+            (``model.nir_node_names``: ``0.1`` for module ``0_1``; a layer added after the import its module
+            name), any other the module names of ``model.named_modules()``.
         input_name: the graph's Input node name (its spatial event counts are stored under it); ``None`` keeps
             only the per-step input totals.
         device: where to run (default: where the model's parameters are).
@@ -578,7 +578,9 @@ def _measure(model: nn.Module, data, *, dt_s: float, samples: int | None, kinds:
         raise ValueError(f"cohort_profiles: a cohort names sample {member.shape[1] - 1} but the data holds {seen} "
                          "samples")
     if names is None:  # a model imported from NIR: its graph's node names (from_nir renames what torch forbids)
-        names = getattr(model, "nir_node_names", None)
+        imported = getattr(model, "nir_node_names", None)
+        # a layer added after the import keeps its module name (as to_nir names it)
+        names = None if not imported else {**{m: m for m in (*sums_step, *sums_update) if m != inp_key}, **imported}
     mapping = dict(names or {})
     missing = [m for m in sums_step if m != inp_key and mapping and m not in mapping]
     if missing:

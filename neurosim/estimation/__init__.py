@@ -296,17 +296,12 @@ def seconds(s: float | None, digits: int = 3) -> str:
 
 
 def _with_prefix(x: float | None, unit: str, digits: int) -> str:
+    """The estimate table's formatter (:func:`hardware_models.results._eng`, f to no prefix), ``digits`` checked."""
+    from hardware_models.results import _eng
+
     if isinstance(digits, bool) or not isinstance(digits, numbers.Integral) or digits < 1:
         raise ValueError(f"digits must be a whole number >= 1 (significant digits), got {digits!r}")
-    if x is None or not math.isfinite(x):
-        return "-"
-    if x == 0:
-        return f"0 {unit}"
-    x = float(f"{x:.{digits}g}")  # round first: 999.6 µJ at 3 digits is 1 mJ
-    for scale, prefix in ((1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n")):
-        if abs(x) >= scale:
-            return f"{x / scale:.{digits}g} {prefix}{unit}"
-    return f"{x / 1e-12:.{digits}g} p{unit}"
+    return _eng(x, unit, int(digits))
 
 
 def fits_not(r: dict) -> str | None:
@@ -438,27 +433,34 @@ def estimate_checkpoint(path: str | Path, targets: Sequence[str] | None = None, 
     ``activity.json``, ``model.nir``, ...) is refused with a :class:`ForeignFilesError`, before the checkpoint is
     read, as ``neurosim estimate --out`` refuses it without ``--overwrite``; an earlier estimate's files are replaced
     either way."""
-    if out_dir is not None:
-        check_estimate_folder(out_dir, overwrite=overwrite)
     if samples is not None:  # None: every test sample (as estimate_model's None)
         if isinstance(samples, bool) or not isinstance(samples, numbers.Integral) or samples < 1:
             raise ValueError(f"samples must be a whole number >= 1 (test samples the activity is measured on) or "
                              f"None (all), got {samples!r}")
         samples = int(samples)
-    model, cfg, data, out_dir, dt_s = _open_checkpoint(path, step_ms, loaded, progress, out_dir)
+    model, cfg, data, out_dir, dt_s = _open_checkpoint(path, step_ms, loaded, progress, out_dir,
+                                                       lambda out: check_estimate_folder(out, overwrite=overwrite))
     return estimate_model(model, cfg.model.input_shape, _first_samples(data.test, samples), targets,
                           dt_s=dt_s, samples=samples, out_dir=out_dir, overwrite=overwrite, **options)
 
 
-def _open_checkpoint(path, step_ms: float | None, loaded, progress: bool, out_dir):
+def _open_checkpoint(path, step_ms: float | None, loaded, progress: bool, out_dir, check=None):
     """``(model, cfg, data, out_dir, dt_s)`` of a checkpoint (``loaded``: as already read, or None to read its test
     split here) for :func:`estimate_checkpoint` and the early-exit and per-sample studies: ``out_dir`` defaults to
-    the checkpoint's estimate folder, and a step lasts ``step_ms`` (None: the model's ``neuron.dt_ms``)."""
+    the checkpoint's estimate folder, and a step lasts ``step_ms`` (None: the model's ``neuron.dt_ms``).
+    ``check(out_dir)`` refuses the output folder, the default one too, before the checkpoint is read."""
     from neurosim.runs import load_run
-    from neurosim.training.checkpoint import beside_checkpoint
+    from neurosim.training.checkpoint import CheckpointError, beside_checkpoint
 
     if step_ms is not None and not (math.isfinite(step_ms) and step_ms > 0):
         raise ValueError(f"step_ms must be a positive number of milliseconds, got {step_ms!r}")
+    if check is not None:
+        try:
+            out = beside_checkpoint(path, "estimate") if out_dir is None else out_dir
+        except CheckpointError:  # (a path that is no checkpoint: load_run says so)
+            out = None
+        if out is not None:
+            check(out)
     if loaded is None:
         loaded = load_run(path, progress=progress, test_only=True)  # the training frames go unused
     model, cfg, data = loaded
@@ -631,8 +633,10 @@ def check_estimate_folder(out_dir: str | Path, *, overwrite: bool = False, flag:
     and its studies write them (:func:`estimate_output_names`: notes of one's own in ``estimate.txt``, an
     ``activity.json`` or ``model.nir`` of another tool's): an estimate would replace them, or take them for its own
     beside its ``estimate.json``. A folder that does not exist yet, an earlier estimate's (a rerun) and one an
-    estimate stopped in part-way pass, and so does any with ``overwrite``. ``flag`` and ``how`` name the setting and
-    the way to replace the files in the message (``neurosim estimate``: ``--out``, ``pass --overwrite``).
+    estimate stopped in part-way pass, and so does any with ``overwrite``; so do the files an early-exit,
+    per-sample or fixed-point study wrote there before any estimate (their JSON as the study writes it: the default
+    ``<run>/estimate`` of ``early_exit_checkpoint``), which the estimate keeps. ``flag`` and ``how`` name the setting
+    and the way to replace the files in the message (``neurosim estimate``: ``--out``, ``pass --overwrite``).
 
     Raises:
         ForeignFilesError: naming the files.
@@ -644,7 +648,8 @@ def check_estimate_folder(out_dir: str | Path, *, overwrite: bool = False, flag:
     try:
         if not out.is_dir() or is_estimate_folder(out):
             return
-        theirs = estimate_output_names(out)
+        ours = _studies_files(out)  # (a study run there before any estimate: neurosim's, kept beside it)
+        theirs = [name for name in estimate_output_names(out) if name not in ours]
     except OSError as e:  # (its permissions: whose its files are cannot be told, and the estimate could not write)
         raise OutputPathError(f"{flag}: {out} cannot be read ({e.strerror or e}), so whose files it holds cannot be "
                               "told; choose another output folder") from None
@@ -660,6 +665,23 @@ _STUDY_KEYS = {"early_exit": ("time_steps", "metric", "policies"),
                "per_sample": ("time_steps", "summary", "per_sample"),
                "fixed_point": ("target", "arithmetic", "float_acc", "chip_acc", "layers"),
                "nonideal": ("target", "ideal_acc", "operating_point", "sweeps")}
+
+
+def _is_study_json(path: Path, stem: str) -> bool:
+    """Whether ``path`` is a JSON file as the ``stem`` study writes it (an object with its keys)."""
+    return path.name.endswith(".json") and all(k in (_json_object(path) or {}) for k in _STUDY_KEYS[stem])
+
+
+def _studies_files(folder: Path) -> set[str]:
+    """The files in ``folder`` that the early-exit, per-sample and fixed-point studies wrote there (their JSON as
+    they write it, and beside an early-exit or per-sample JSON its ``.txt`` and ``.png``): neurosim's, which
+    :func:`check_estimate_folder` does not take for a user's where a study ran in the folder before any estimate."""
+    ours: set[str] = set()
+    for stem in ("early_exit", "per_sample"):
+        if _is_study_json(folder / f"{stem}.json", stem):
+            ours.update(f"{stem}.{ext}" for ext in ("json", "txt", "png"))
+    ours.update(p.name for p in folder.glob("fixed_point_*.json") if _is_study_json(p, "fixed_point"))
+    return ours
 
 
 def check_study_folder(out_dir: str | Path, stem: str, *, overwrite: bool = False, names: Sequence[str] = ()) -> None:
@@ -681,7 +703,7 @@ def check_study_folder(out_dir: str | Path, stem: str, *, overwrite: bool = Fals
     names = list(names) or [f"{stem}.{ext}" for ext in ("json", "txt", "png")]
 
     def own(name: str) -> bool:
-        return name.endswith(".json") and all(k in (_json_object(out / name) or {}) for k in _STUDY_KEYS[stem])
+        return _is_study_json(out / name, stem)
 
     try:
         if not out.is_dir() or is_estimate_folder(out):

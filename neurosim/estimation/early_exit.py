@@ -432,10 +432,12 @@ def early_exit_checkpoint(path: str | Path, targets: Sequence[str] | None = None
     of the loss it was trained with; ``out_dir`` defaults to the checkpoint's estimate folder, and ``step_ms`` and
     ``loaded`` (the checkpoint as already read, or None to read it here) are
     :func:`neurosim.estimation.estimate_checkpoint`'s."""
-    from neurosim.estimation import _first_samples, _open_checkpoint
+    from neurosim.estimation import _first_samples, _open_checkpoint, check_study_folder
     from neurosim.training.losses import get_loss
 
-    model, cfg, data, out_dir, dt_s = _open_checkpoint(path, step_ms, loaded, progress, out_dir)
+    model, cfg, data, out_dir, dt_s = _open_checkpoint(  # (its folder refused before the checkpoint is read)
+        path, step_ms, loaded, progress, out_dir,
+        lambda out: check_study_folder(out, "early_exit", overwrite=kwargs.get("overwrite", False)))
     loss = get_loss(cfg.train.loss, cfg.train.loss_lambda, cfg.train.loss_target)
     return early_exit(model, cfg.model.input_shape, _first_samples(data.test, samples), targets, loss=loss,
                       dt_s=dt_s, samples=samples, out_dir=out_dir, **kwargs)
@@ -458,7 +460,6 @@ def plot_early_exit(report: EarlyExitReport):
     if dyn:
         a.plot([p.mean_steps for p in dyn], [p.accuracy for p in dyn], "s", label=f"{report.metric} threshold")
     a.set(xlabel="mean steps per inference", ylabel="accuracy (%)", title=f"early exit ({report.samples} samples)")
-    _label_thresholds(a, dyn)
     a.legend(fontsize=8, loc="lower right")
     full = report.full
     shown = [t for t in report.targets if full.energy_j[t]]
@@ -475,6 +476,8 @@ def plot_early_exit(report: EarlyExitReport):
     if shown:  # (the energy grows with the steps: the upper left corner is free)
         b.legend(fontsize=7, ncol=2, loc="upper left")
     fig.tight_layout()
+    _label_thresholds(a, dyn)  # (in the axes as laid out: the labels' room is reckoned in points)
+    fig.tight_layout()
     return fig
 
 
@@ -486,29 +489,39 @@ def _label_thresholds(ax, dyn) -> None:
     """Each threshold's value centred above its point; a label that would overlap one already placed (two
     thresholds with nearly the same mean steps and accuracy, as 0.7 and 0.8 on the demo model) goes one row higher,
     and the accuracy axis is raised to hold the highest. Each label is on a white ground, readable over the line of
-    the fixed steps (they were placed right of and below their points, over each other and the line)."""
+    the fixed steps (they were placed right of and below their points, over each other and the line).
+
+    Raising the axis moves the points down and closer together while the labels keep their size in points, so the
+    top is solved for each label (its point's share of the axis and its height above the point) and the labels
+    placed again at the new scale, until they fit (a top raised by the labels' excess alone left labels of
+    points high on the axis above it)."""
     if not dyn:
         return
     ax.autoscale_view()  # the limits the points are drawn at (transData uses them; they are set lazily)
     to_pt = 72.0 / ax.figure.dpi
-    placed: list[tuple[float, float, float]] = []  # (x centre, bottom, width) in points, of the labels placed
-    top = -math.inf
-    for p in sorted(dyn, key=lambda q: (q.mean_steps, q.accuracy)):
-        text = f"{p.value:g}"
-        x, y = (v * to_pt for v in ax.transData.transform((p.mean_steps, p.accuracy)))
-        width = 0.62 * _LABEL_PT * len(text) + 4  # (a digit is about 0.6 em wide; 2 points of ground each side)
-        row = 0
-        while any(abs(x - px) < (width + pw) / 2 and abs(y + _LABEL_GAP + row * _LABEL_H - pb) < _LABEL_H
-                  for px, pb, pw in placed):
-            row += 1
-        bottom = y + _LABEL_GAP + row * _LABEL_H
-        placed.append((x, bottom, width))
-        ax.annotate(text, (p.mean_steps, p.accuracy), textcoords="offset points", xytext=(0, bottom - y),
+    order = sorted(dyn, key=lambda q: (q.mean_steps, q.accuracy))
+    for _ in range(10):  # (each pass raises the top; the rows settle within a few)
+        lo, hi = ax.get_ylim()
+        height = (ax.transData.transform((0, hi))[1] - ax.transData.transform((0, lo))[1]) * to_pt
+        placed: list[tuple[float, float, float]] = []  # (x centre, bottom, width) in points, of the labels placed
+        offsets, need = [], hi
+        for p in order:
+            x, y = (v * to_pt for v in ax.transData.transform((p.mean_steps, p.accuracy)))
+            width = 0.62 * _LABEL_PT * len(f"{p.value:g}") + 4  # (a digit about 0.6 em; 2 points of ground a side)
+            row = 0
+            while any(abs(x - px) < (width + pw) / 2 and abs(y + _LABEL_GAP + row * _LABEL_H - pb) < _LABEL_H
+                      for px, pb, pw in placed):
+                row += 1
+            bottom = y + _LABEL_GAP + row * _LABEL_H
+            placed.append((x, bottom, width))
+            offsets.append(bottom - y)
+            above = bottom - y + _LABEL_H  # the label's top above its point, in points
+            if above < height:  # the top at which the point sits `above` below it: (acc − lo) / (top − lo) of it
+                need = max(need, lo + (p.accuracy - lo) * height / (height - above))
+        if need <= hi:
+            break
+        ax.set_ylim(lo, lo + (need - lo) * 1.02)
+    for p, offset in zip(order, offsets):
+        ax.annotate(f"{p.value:g}", (p.mean_steps, p.accuracy), textcoords="offset points", xytext=(0, offset),
                     ha="center", va="bottom", fontsize=_LABEL_PT,
                     bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.85})
-        top = max(top, bottom + _LABEL_H)
-    lo, hi = ax.get_ylim()
-    hi_pt = ax.transData.transform((0, hi))[1] * to_pt
-    if top > hi_pt:  # raise the axis's top to hold the labels (the axis's height in points stays as it is)
-        per_pt = (hi - lo) / ((ax.transData.transform((0, hi))[1] - ax.transData.transform((0, lo))[1]) * to_pt)
-        ax.set_ylim(lo, hi + (top - hi_pt) * per_pt * 1.15)

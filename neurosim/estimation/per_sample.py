@@ -265,9 +265,11 @@ def per_sample_checkpoint(path: str | Path, targets: Sequence[str] | None = None
     """:func:`per_sample` on a neurosim checkpoint's test split (its first ``samples``; None: all); ``out_dir``
     defaults to the checkpoint's estimate folder, and ``step_ms`` and ``loaded`` (the checkpoint as already read, or
     None to read it here) are :func:`neurosim.estimation.estimate_checkpoint`'s."""
-    from neurosim.estimation import _first_samples, _open_checkpoint
+    from neurosim.estimation import _first_samples, _open_checkpoint, check_study_folder
 
-    model, cfg, data, out_dir, dt_s = _open_checkpoint(path, step_ms, loaded, progress, out_dir)
+    model, cfg, data, out_dir, dt_s = _open_checkpoint(  # (its folder refused before the checkpoint is read)
+        path, step_ms, loaded, progress, out_dir,
+        lambda out: check_study_folder(out, "per_sample", overwrite=kwargs.get("overwrite", False)))
     return per_sample(model, cfg.model.input_shape, _first_samples(data.test, samples), targets, dt_s=dt_s,
                       samples=samples, out_dir=out_dir, **kwargs)
 

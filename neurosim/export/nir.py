@@ -434,8 +434,10 @@ def _cuba_node(m: nsn.CubaLIF, shape: tuple[int, ...], dt_s: float, where: str) 
                        v_threshold=full(v_th), v_reset=full(0.0), w_in=full(w_in), metadata={META_KEY: meta})
 
 
-def _recurrent_node(m: nsn.RLIF, shape: tuple[int, ...], dt_s: float, where: str) -> nir.NIRGraph:
-    """An RLIF layer as the subgraph ``input → lif ⇄ recurrent, lif → output`` (snnTorch's ``RLeaky`` layout).
+def _recurrent_node(m: nsn.RLIF, shape: tuple[int, ...], dt_s: float, where: str,
+                     neuron: str = "lif") -> nir.NIRGraph:
+    """An RLIF layer as the subgraph ``input → lif ⇄ recurrent, lif → output`` (snnTorch's ``RLeaky`` layout;
+    the neuron named ``neuron``, ``lif`` unless an imported graph named it otherwise).
 
     The neuron is :func:`_neuron_node` of the layer's ``.lif`` (β/τ, threshold, reset kind and timing in its
     metadata, as for a LIF layer); ``recurrent`` is an ``N × N`` ``Linear`` (``Affine`` with the recurrent bias).
@@ -464,9 +466,9 @@ def _recurrent_node(m: nsn.RLIF, shape: tuple[int, ...], dt_s: float, where: str
     _typed(syn, shape, shape)
     meta = {META_KEY: {"layer": "RLIF", "connectivity": m.connectivity}}
     return nir.NIRGraph(
-        nodes={"input": nir.Input(input_type=np.array(shape)), "lif": lif, "recurrent": syn,
+        nodes={"input": nir.Input(input_type=np.array(shape)), neuron: lif, "recurrent": syn,
                "output": nir.Output(output_type=np.array(shape))},
-        edges=[("input", "lif"), ("lif", "recurrent"), ("recurrent", "lif"), ("lif", "output")],
+        edges=[("input", neuron), (neuron, "recurrent"), ("recurrent", neuron), (neuron, "output")],
         metadata=meta, type_check=True,
     )
 
@@ -502,6 +504,28 @@ def _pool_node(m: nn.Module, shape: tuple[int, ...], out: tuple[int, ...], maxpo
     return _typed(node, shape, out)
 
 
+def _export_names(model, modules: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """``({module: node name}, {recurrent module: its neuron's name in its subgraph})`` for :func:`to_nir`: the
+    module names, except in a model from :func:`from_nir`, whose layers keep its graph's node names
+    (``model.nir_node_names``: ``0.1`` for module ``0_1``, a recurrent layer's neuron ``1.lif`` too where the
+    subgraph can name it so), as :func:`neurosim.activity.activity_profile` names them: the profile of the
+    imported model then fits its export as it fits the file it came from. A layer added after the import keeps its
+    module name; names that would clash leave every layer its module name."""
+    given = getattr(model, "nir_node_names", None)
+    if not isinstance(given, dict) or not given:
+        return {m: m for m in modules}, {}
+    node_of = {m: str(given.get(m, m)) for m in modules}
+    if len(set(node_of.values())) != len(node_of):
+        return {m: m for m in modules}, {}
+    neuron_of = {}
+    for m in modules:
+        full, head = given.get(f"{m}.lif"), node_of[m] + "."
+        if isinstance(full, str) and full.startswith(head) and full[len(head):] not in ("", "input", "output",
+                                                                                       "recurrent"):
+            neuron_of[m] = full[len(head):]
+    return node_of, neuron_of
+
+
 def to_nir(model, input_shape, dt_s: float = 1e-3, *, maxpool: str = "error") -> nir.NIRGraph:
     """Describe a model as a NIR graph (at inference: BatchNorm folded, dropout dropped).
 
@@ -514,8 +538,9 @@ def to_nir(model, input_shape, dt_s: float = 1e-3, *, maxpool: str = "error") ->
             binary spikes up to ``min(1, ·)``; see the module docstring).
 
     Returns:
-        A type-checked ``nir.NIRGraph``: ``input`` → one node per layer, named as in ``named_modules()`` →
-        ``output``; every node has its input and output type.
+        A type-checked ``nir.NIRGraph``: ``input`` → one node per layer, named as in ``named_modules()`` (a model
+        from :func:`from_nir`: as in the graph it came from, ``model.nir_node_names``) → ``output``; every node has
+        its input and output type.
 
     Raises:
         NIRExportError: a layer without NIR equivalent (named), or a shape that does not fit.
@@ -534,7 +559,8 @@ def to_nir(model, input_shape, dt_s: float = 1e-3, *, maxpool: str = "error") ->
         raise ValueError(f"input_shape must be a non-empty sequence of positive ints, got {input_shape!r}")
 
     layers = [(n, m) for n, m in _as_layers(model) if not isinstance(m, (nn.Identity, nsn.Dropout))]
-    names = {n for n, _ in layers}
+    node_of, neuron_of = _export_names(model, [n for n, _ in layers])
+    names = set(node_of.values())
     io_in = next(c for c in ("input", "input_", "nir_input") if c not in names)
     io_out = next(c for c in ("output", "output_", "nir_output") if c not in names)
     nodes: dict[str, nir.NIRNode] = {io_in: nir.Input(input_type=np.array(shape))}
@@ -597,14 +623,14 @@ def to_nir(model, input_shape, dt_s: float = 1e-3, *, maxpool: str = "error") ->
             node = _neuron_node(m, shape, dt_s, where)
         elif isinstance(m, nsn.RLIF):
             out = shape
-            node = _recurrent_node(m, shape, dt_s, where)
+            node = _recurrent_node(m, shape, dt_s, where, neuron_of.get(name, "lif"))
         elif isinstance(m, nsn.CubaLIF):
             out = shape
             node = _cuba_node(m, shape, dt_s, where)
         else:
             raise NIRExportError(f"{where} has no NIR equivalent; supported layers: {_EXPORTABLE}")
-        nodes[name] = node
-        chain.append(name)
+        nodes[node_of[name]] = node
+        chain.append(node_of[name])
         shape = out
     nodes[io_out] = nir.Output(output_type=np.array(shape))
     chain.append(io_out)
@@ -1145,7 +1171,10 @@ def from_nir(graph: nir.NIRGraph, dt_s: float | None = None, *,
         its children are named after the graph's nodes (``.`` and other characters torch forbids become ``_``), and
         ``net.nir_node_names`` maps each module name back to its node (a recurrent layer's ``k.lif`` to its neuron
         node): :func:`neurosim.activity.activity_profile` names the profile's nodes by it, so the profile of
-        ``net`` fits the graph (``neurosim estimate --nir FILE --activity``) whatever its node names.
+        ``net`` fits the graph (``neurosim estimate --nir FILE --activity``) whatever its node names, and
+        :func:`to_nir` names its export's nodes by it too (a plain attribute: ``copy.deepcopy`` and
+        ``torch.save(net)`` keep it, a ``state_dict`` does not hold it). The profile's Input node is still
+        ``input`` unless ``activity_profile(..., input_name=...)`` names the graph's.
 
     Raises:
         NIRImportError: naming the node that is unsupported, branches, or has parameters neurosim cannot run.

@@ -256,6 +256,41 @@ def test_a_folder_without_an_estimate_keeps_files_named_like_extra_outputs(tmp_p
     assert not mine.exists()  # beside an earlier estimate.json: its --nonideal output, removed with it
 
 
+def test_an_estimate_goes_into_a_folder_where_neurosims_studies_wrote_first(tmp_path):
+    """early_exit_checkpoint's default folder is the estimate's (<run>/estimate): a study run there before any
+    estimate left its files, which the estimate refused as 'not written by neurosim' (ForeignFilesError, and
+    neurosim estimate --checkpoint likewise) though the studies had written them. They are neurosim's and stay;
+    a file of those names the studies did not write is still refused."""
+    from neurosim.estimation.per_sample import per_sample
+
+    net, x, shape = _conv_net()
+    y = torch.zeros(x.shape[1], dtype=torch.long)
+    out = tmp_path / "estimate"
+    early_exit(net, shape, [(x, y)], ["loihi"], out_dir=out)
+    per_sample(net, shape, [(x, y)], ["loihi"], out_dir=out)
+    fixed = {"target": "loihi", "arithmetic": "loihi", "float_acc": 50.0, "chip_acc": 50.0, "layers": {}}
+    (out / "fixed_point_loihi.json").write_text(json.dumps(fixed))  # (as fixed_point_reports writes it)
+    studies = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert len(studies) == 7
+    report = estimate_model(net, shape, x, ["loihi"], out_dir=out)
+    assert report.files["estimate.json"].is_file()
+    assert all((out / name).read_bytes() == data for name, data in studies.items())  # kept as they were
+    cli = tmp_path / "cli"  # neurosim estimate --out into a folder where only the studies wrote
+    cli.mkdir()
+    for name, data in studies.items():
+        (cli / name).write_bytes(data)
+    assert main(["-q", "estimate", "--nir", str(out / "model.nir"), "--activity", str(out / "activity.json"),
+                 "--target", "loihi", "--out", str(cli)]) == 0
+    assert (cli / "estimate.json").is_file() and (cli / "early_exit.json").read_bytes() == studies["early_exit.json"]
+    # a file of those names that no study wrote: refused as before
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "early_exit.txt").write_text("my notes")
+    (mine / "fixed_point_spinnaker.json").write_text("{}")
+    with pytest.raises(ForeignFilesError, match="holds early_exit.txt, fixed_point_spinnaker.json, which neurosim"):
+        estimate_model(net, shape, x, ["loihi"], out_dir=mine)
+
+
 def test_early_exit_refuses_data_whose_second_pass_brings_other_samples():
     net, x, shape = _conv_net()
 
@@ -458,27 +493,35 @@ def test_event_counts_stay_compact_until_each_chunk_of_steps_runs_with_the_float
     assert report_a == report_b
 
 
-def test_the_figures_threshold_labels_do_not_overlap_each_other_or_leave_the_axis():
-    """The demo model's thresholds 0.7 and 0.8 stop after 4.44 and 4.71 steps on average at 95.5 and 95.8 %: their
-    labels, drawn right of and below each point, lay over each other (and 0.8's over the 5-step point)."""
+# the demo model's: thresholds 0.7 and 0.8 stop after 4.44 and 4.71 steps on average at 95.5 and 95.8 %: their
+# labels, drawn right of and below each point, lay over each other (and 0.8's over the 5-step point)
+_DEMO_EXITS = ([73.26, 87.19, 91.92, 92.76, 94.15, 93.87, 94.43, 95.26, 95.82, 96.10],
+               [(0.5, 95.54, 3.34), (0.7, 95.54, 4.44), (0.8, 95.82, 4.71), (0.9, 96.10, 5.76), (0.95, 96.10, 6.74),
+                (0.99, 96.10, 7.98)])
+# six thresholds within 0.5 steps and 1.4 % of each other, far above every fixed step: stacked four rows high at the
+# axis's top, which was raised by the labels' excess alone, so that 0.6's label (that layout's) ended above the axis
+_CLUSTER_AT_THE_TOP = ([61.02, 65.74, 68.02, 79.66],
+                       [(0.5, 98.27, 2.25), (0.6, 97.03, 2.11), (0.7, 98.03, 1.98), (0.8, 97.75, 2.35),
+                        (0.9, 98.31, 2.1), (0.95, 98.36, 1.92)])
+
+
+@pytest.mark.parametrize("acc, sure", [_DEMO_EXITS, _CLUSTER_AT_THE_TOP], ids=["demo", "cluster_at_the_top"])
+def test_the_figures_threshold_labels_do_not_overlap_each_other_or_leave_the_axis(acc, sure):
     from neurosim.estimation.early_exit import EarlyExitReport, ExitPolicy, plot_early_exit
 
-    acc = [73.26, 87.19, 91.92, 92.76, 94.15, 93.87, 94.43, 95.26, 95.82, 96.10]
     fixed = [ExitPolicy(f"{t} steps", "steps", t, a, float(t), [], {"loihi": t * 1.7e-5}) for t, a in
              enumerate(acc, 1)]
-    sure = [(0.5, 95.54, 3.34), (0.7, 95.54, 4.44), (0.8, 95.82, 4.71), (0.9, 96.10, 5.76), (0.95, 96.10, 6.74),
-            (0.99, 96.10, 7.98)]
     dyn = [ExitPolicy(f"confidence > {c:g}", "threshold", c, a, s, [], {"loihi": s * 1.7e-5}) for c, a, s in sure]
-    fig = plot_early_exit(EarlyExitReport(10, 359, "summed outputs", "confidence", ["loihi"], fixed + dyn))
+    fig = plot_early_exit(EarlyExitReport(len(acc), 359, "summed outputs", "confidence", ["loihi"], fixed + dyn))
     fig.canvas.draw()
     ax = fig.axes[0]
     renderer = fig.canvas.get_renderer()
     boxes = {t.get_text(): t.get_window_extent(renderer) for t in ax.texts}
-    assert sorted(boxes) == ["0.5", "0.7", "0.8", "0.9", "0.95", "0.99"]
+    assert sorted(boxes) == sorted(f"{c:g}" for c, _, _ in sure)
     for a_, b_ in itertools.combinations(boxes, 2):
         assert not boxes[a_].overlaps(boxes[b_]), (a_, b_)
     inside = ax.get_window_extent(renderer)
-    assert all(inside.y0 <= b.y0 and b.y1 <= inside.y1 for b in boxes.values())
+    assert all(inside.y0 <= b.y0 and b.y1 <= inside.y1 for b in boxes.values()), (inside, boxes)
 
 
 def test_the_studies_keep_files_of_the_users_in_their_output_folder_unless_asked_to_overwrite(tmp_path):

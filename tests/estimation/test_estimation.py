@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -468,6 +469,31 @@ def test_an_estimate_of_files_keeps_the_users_files_in_its_output_folder(tmp_pat
     assert main(argv + ["--overwrite"]) == 0 and is_estimate_folder(folder)
     assert (folder / "estimate.txt").read_text().startswith(capsys.readouterr().out.split("\n")[0])
     assert main(argv) == 0  # the estimate's own folder now: a rerun replaces its files
+
+
+def test_the_default_output_folder_is_refused_before_the_checkpoint_is_read(tiny_checkpoint, monkeypatch):
+    """estimate_checkpoint's docstring: a folder of the user's is refused 'before the checkpoint is read'; at the
+    default <run>/estimate (out_dir=None) it was checked only after load_run had read the model and its test
+    split. So were the early-exit and per-sample studies' default folders."""
+    import neurosim.runs
+    from neurosim.estimation import ForeignFilesError, estimate_checkpoint
+    from neurosim.estimation.early_exit import early_exit_checkpoint
+    from neurosim.estimation.per_sample import per_sample_checkpoint
+
+    def load_run(*args, **kwargs):
+        raise AssertionError("the checkpoint was read")
+
+    monkeypatch.setattr(neurosim.runs, "load_run", load_run)
+    default = tiny_checkpoint.parent / "estimate"
+    default.mkdir()
+    for call, name in ((estimate_checkpoint, "estimate.txt"), (early_exit_checkpoint, "early_exit.txt"),
+                       (per_sample_checkpoint, "per_sample.txt")):
+        (default / name).write_text("my notes")
+        with pytest.raises(ForeignFilesError, match=re.escape(f"{default} holds {name}, which")):
+            call(tiny_checkpoint, ["loihi"])
+        (default / name).unlink()
+    with pytest.raises(AssertionError, match="the checkpoint was read"):  # a folder it may write in: read on
+        estimate_checkpoint(tiny_checkpoint, ["loihi"])
 
 
 def test_the_python_api_keeps_the_users_files_in_its_output_folder_unless_asked_to_overwrite(tiny_checkpoint,
@@ -1066,6 +1092,10 @@ def test_energies_and_times_print_in_a_unit_that_fits_them():
     assert [seconds(s) for s in (9.45, 0.0123, 1.2e-5, None)] == ["9.45 s", "12.3 ms", "12 µs", "-"]
     with pytest.raises(ValueError, match="digits must be a whole number >= 1"):
         joules(1.0, 0)
+    # fewer digits than the value has before its point gave exponents ('2e+01 mJ', '-1.5e+02 µJ'); below a pJ it
+    # read '0.5 pJ' where the estimate table (hardware_models.results._eng, which it duplicated) reads '500 fJ'
+    assert [joules(j, d) for j, d in ((0.02, 1), (-1.46e-4, 2), (1234.0, 3))] == ["20 mJ", "-150 µJ", "1230 J"]
+    assert joules(5e-13) == "500 fJ" and seconds(5e-13) == "500 fs" and joules(float("nan")) == "-"
     # a real-time chip at 31.5 ms per step for 300 steps: 9.45 s per inference
     policies = [ExitPolicy("300 steps (all)", "steps", 300, 90.0, 300.0, [0] * 299 + [4], {"speck": 1.6952e-4},
                            {"speck": 9.45}, {"speck": 9.45}),

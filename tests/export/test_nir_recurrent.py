@@ -303,6 +303,20 @@ class _Mean(torch.nn.Module):
         return w.mean().expand_as(w)
 
 
+def _dotted_graph() -> nir.NIRGraph:
+    """Another tool's graph with nodes named ``0.1`` (snnTorch's nested nn.Sequential), a flat recurrent loop
+    ``1.1.lif`` ⇄ ``1.1.w_rec`` among them."""
+    o5, o4 = np.ones(5), np.ones(4)
+    lif = lambda o: nir.LIF(tau=o * 1e-2, r=o * 10, v_leak=0 * o, v_threshold=o * 0.3, v_reset=0 * o)  # noqa: E731
+    rng = np.random.default_rng(0)
+    nodes = {"input": nir.Input(input_type=np.array([6])), "0.0": nir.Affine(weight=rng.random((5, 6)),
+             bias=np.zeros(5)), "0.1": lif(o5), "1.0": nir.Linear(weight=rng.random((4, 5))), "1.1.lif": lif(o4),
+             "1.1.w_rec": nir.Linear(weight=rng.random((4, 4))), "output": nir.Output(output_type=np.array([4]))}
+    edges = [("input", "0.0"), ("0.0", "0.1"), ("0.1", "1.0"), ("1.0", "1.1.lif"), ("1.1.lif", "1.1.w_rec"),
+             ("1.1.w_rec", "1.1.lif"), ("1.1.lif", "output")]
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+
+
 def test_the_activity_of_an_imported_model_is_named_by_the_graphs_nodes_and_estimates_the_file(tmp_path):
     """Another tool's nodes named ``0.1`` (snnTorch's nested nn.Sequential) become modules ``0_1``; the imported
     model's activity was keyed by those, so ``estimate --nir FILE --activity`` refused it: 'activity names nodes
@@ -312,15 +326,7 @@ def test_the_activity_of_an_imported_model_is_named_by_the_graphs_nodes_and_esti
     from neurosim.activity import activity_profile
     from neurosim.cli import main
 
-    o5, o4 = np.ones(5), np.ones(4)
-    lif = lambda o: nir.LIF(tau=o * 1e-2, r=o * 10, v_leak=0 * o, v_threshold=o * 0.3, v_reset=0 * o)  # noqa: E731
-    rng = np.random.default_rng(0)
-    nodes = {"input": nir.Input(input_type=np.array([6])), "0.0": nir.Affine(weight=rng.random((5, 6)),
-             bias=np.zeros(5)), "0.1": lif(o5), "1.0": nir.Linear(weight=rng.random((4, 5))), "1.1.lif": lif(o4),
-             "1.1.w_rec": nir.Linear(weight=rng.random((4, 4))), "output": nir.Output(output_type=np.array([4]))}
-    edges = [("input", "0.0"), ("0.0", "0.1"), ("0.1", "1.0"), ("1.0", "1.1.lif"), ("1.1.lif", "1.1.w_rec"),
-             ("1.1.w_rec", "1.1.lif"), ("1.1.lif", "output")]
-    path = write_nir(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False), tmp_path / "other.nir")
+    path = write_nir(_dotted_graph(), tmp_path / "other.nir")
     graph = read_nir(path)
     model = from_nir(graph, dt_s=1e-3)
     assert [n for n, _ in model.named_children()] == ["0_0", "0_1", "1_0", "1_1"]
@@ -332,3 +338,32 @@ def test_the_activity_of_an_imported_model_is_named_by_the_graphs_nodes_and_esti
     assert main(["-q", "estimate", "--nir", str(path), "--activity", str(tmp_path / "activity.json"),
                  "--target", "loihi"]) == 0
     assert ActivityProfile.from_json(tmp_path / "activity.json").time_steps == 8
+
+
+def test_an_imported_models_export_keeps_the_graphs_names_which_its_activity_uses(tmp_path):
+    """activity_profile names an imported model's nodes by the file's names (``0.1``), but to_nir named its export's
+    by the modules (``0_1``): the profile of an imported (say, fine-tuned) model did not fit the graph it exported,
+    'activity names nodes ['0.1', '1.1.lif'] that are not in the graph'. The export keeps the file's names, and a
+    layer added after the import its module name, in both."""
+    from hardware_models import estimate
+
+    from neurosim.activity import activity_profile
+    from neurosim.nn import LIF
+
+    model = from_nir(_dotted_graph(), dt_s=1e-3)
+    x = _binary((8, 3, 6), p=0.5)
+    graph = to_nir(model, (6,), dt_s=1e-3)
+    assert [k for k in graph.nodes if k not in ("input", "output")] == ["0.0", "0.1", "1.0", "1.1"]
+    assert sorted(graph.nodes["1.1"].nodes) == ["input", "lif", "output", "recurrent"]  # flattened: node 1.1.lif
+    profile = activity_profile(model, x, dt_s=1e-3)
+    assert sorted(profile.spikes_per_step) == ["0.1", "1.1.lif", "input"]
+    assert estimate(graph, profile, "loihi").synops > 0
+    again = from_nir(read_nir(write_nir(graph, tmp_path / "again.nir")))  # (its own metadata: no dt_s needed)
+    assert again.nir_node_names == model.nir_node_names and torch.equal(again(x)[0], model(x)[0])
+    model.add_module("2", Linear(4, 3))
+    model.add_module("3", LIF(beta=0.9, v_th=0.3))
+    graph = to_nir(model, (6,), dt_s=1e-3)
+    assert [k for k in graph.nodes if k not in ("input", "output")] == ["0.0", "0.1", "1.0", "1.1", "2", "3"]
+    profile = activity_profile(model, x, dt_s=1e-3)  # (it named no node for module '3': a ValueError)
+    assert sorted(profile.spikes_per_step) == ["0.1", "1.1.lif", "3", "input"]
+    assert estimate(graph, profile, "loihi").synops > 0

@@ -75,7 +75,8 @@ def test_format_estimates_has_a_row_per_target():
     assert lines[0].split()[0] == "target" and all(any(l.startswith(t) for l in lines) for t in list_targets())
 
 
-@pytest.mark.parametrize("x, text", [(9.996e-4, "1 mJ"), (999.4e-6, "999 µJ"), (2.5e-12, "2.5 pJ"), (0.0, "0 J")])
+@pytest.mark.parametrize("x, text", [(9.996e-4, "1 mJ"), (999.4e-6, "999 µJ"), (2.5e-12, "2.5 pJ"), (0.0, "0 J"),
+                                     (1234.0, "1230 J"), (-5e-13, "-500 fJ")])
 def test_engineering_units_round_before_choosing_the_prefix(x, text):
     from hardware_models.results import _eng
     assert _eng(x, "J") == text
