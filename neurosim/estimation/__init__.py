@@ -25,6 +25,7 @@ import json
 import math
 import numbers
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -471,15 +472,19 @@ def _open_checkpoint(path, step_ms: float | None, loaded, progress: bool, out_di
 def _write_study(out_dir: str | Path, stem: str, text: str, figure, data: dict, overwrite: bool = False) -> dict:
     """``STEM.txt``, ``STEM.png`` (``figure``) and ``STEM.json`` (last) in ``out_dir``, each written atomically: the
     files of a study beside an estimate (early exit, per-sample cost); returns name -> path. Files of these names
-    that the study did not write are kept unless ``overwrite`` (:func:`check_study_folder`)."""
+    that the study did not write are kept unless ``overwrite`` (:func:`check_study_folder`). The mark
+    ``STEM.incomplete`` names them while they are written (:func:`_marked_while_writing`): a study stopped before
+    its JSON is rerun without ``overwrite``."""
     from neurosim.viz import save_figure
 
     check_study_folder(out_dir, stem, overwrite=overwrite)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / f"{stem}.txt", text + "\n")
-    save_figure(figure, out / f"{stem}.png")
-    atomic_write_text(out / f"{stem}.json", json.dumps(data, indent=1))
+    names = [f"{stem}.{ext}" for ext in ("txt", "png", "json")]
+    with _marked_while_writing(out, stem, names, f"neurosim's {stem.replace('_', '-')} study"):
+        atomic_write_text(out / f"{stem}.txt", text + "\n")
+        save_figure(figure, out / f"{stem}.png")
+        atomic_write_text(out / f"{stem}.json", json.dumps(data, indent=1))
     return {f"{stem}.{ext}": out / f"{stem}.{ext}" for ext in ("json", "txt", "png")}
 
 
@@ -577,13 +582,51 @@ OUTPUT_FILES = ("activity.json", "model.nir", "energy.png", "layers.png", "cores
 #: what ``estimate --nonideal``, ``--fixed-point``, ``--early-exit`` and ``--per-sample`` write beside an estimate
 #: (glob patterns)
 EXTRA_OUTPUTS = ("nonideal_*.json", "accuracy_vs_*.png", "fixed_point_*.json", "early_exit.json", "early_exit.txt",
-                 "early_exit.png", "per_sample.json", "per_sample.txt", "per_sample.png")
+                 "early_exit.png", "per_sample.json", "per_sample.txt", "per_sample.png", "nonideal_*.incomplete",
+                 "early_exit.incomplete", "per_sample.incomplete")
 
 
 #: written first by :func:`write_outputs` and removed once its ``estimate.json`` is written: a folder holding it is
 #: one an estimate stopped writing in part-way (Ctrl-C, a full disk), whose files are neurosim's to replace
+#: (:func:`_marked_while_writing`; a study's is ``STEM.incomplete``, naming its files)
 INCOMPLETE_MARK = "estimate.incomplete"
 _INCOMPLETE_FORMAT = "neurosim-estimate-incomplete"
+
+
+def _mark_format(stem: str) -> str:
+    """The ``format`` of the mark ``STEM.incomplete`` (:data:`_INCOMPLETE_FORMAT` for the estimate's)."""
+    return f"neurosim-{stem}-incomplete"
+
+
+@contextmanager
+def _marked_while_writing(out: Path, stem: str, files: Sequence[str] | None, what: str):
+    """Write the mark ``STEM.incomplete`` in ``out`` before the block and remove it after: ``what`` (e.g.
+    ``neurosim estimate``) writes its files there, ``STEM.json`` last. Where the block stops (Ctrl-C, a full disk)
+    the mark stays, and says that the files named as ``what`` writes them are neurosim's: all of the estimate's
+    (``files`` None: :func:`is_estimate_folder`), a study's ``files`` (:func:`_marked_files`), which a rerun then
+    replaces without ``overwrite``. A mark that cannot be removed after a complete write is only a file more (the
+    JSON written last says the set is complete)."""
+    mark = out / f"{stem}.incomplete"
+    body = {"format": _mark_format(stem),
+            "note": f"{what} stopped writing here before its {stem}.json: the files named as its outputs are "
+                    "part of its output; run it again to complete them"}
+    if files is not None:
+        body["files"] = list(files)
+    atomic_write_text(mark, json.dumps(body, indent=1) + "\n")
+    yield mark
+    try:
+        mark.unlink()
+    except OSError:
+        pass
+
+
+def _marked_files(folder: Path, stem: str) -> set[str]:
+    """The files a study stopped writing in ``folder`` names in its mark ``STEM.incomplete``
+    (:func:`_marked_while_writing`), with the mark; empty where there is no such mark of neurosim's."""
+    mark = _json_object(folder / f"{stem}.incomplete")
+    if mark is None or mark.get("format") != _mark_format(stem) or not isinstance(mark.get("files"), list):
+        return set()
+    return {f"{stem}.incomplete", *(n for n in mark["files"] if isinstance(n, str) and Path(n).name == n)}
 
 
 def _json_object(path: Path) -> dict | None:
@@ -634,9 +677,11 @@ def check_estimate_folder(out_dir: str | Path, *, overwrite: bool = False, flag:
     ``activity.json`` or ``model.nir`` of another tool's): an estimate would replace them, or take them for its own
     beside its ``estimate.json``. A folder that does not exist yet, an earlier estimate's (a rerun) and one an
     estimate stopped in part-way pass, and so does any with ``overwrite``; so do the files an early-exit,
-    per-sample or fixed-point study wrote there before any estimate (their JSON as the study writes it: the default
-    ``<run>/estimate`` of ``early_exit_checkpoint``), which the estimate keeps. ``flag`` and ``how`` name the setting
-    and the way to replace the files in the message (``neurosim estimate``: ``--out``, ``pass --overwrite``).
+    per-sample, fixed-point or non-ideal study wrote there before any estimate (their JSON as the study writes it,
+    and the files that JSON, or the mark of a study stopped before its JSON, says it wrote: :func:`_studies_files`;
+    e.g. the default ``<run>/estimate`` of ``early_exit_checkpoint``), which the estimate keeps. ``flag`` and
+    ``how`` name the setting and the way to replace the files in the message (``neurosim estimate``: ``--out``,
+    ``pass --overwrite``).
 
     Raises:
         ForeignFilesError: naming the files.
@@ -672,15 +717,38 @@ def _is_study_json(path: Path, stem: str) -> bool:
     return path.name.endswith(".json") and all(k in (_json_object(path) or {}) for k in _STUDY_KEYS[stem])
 
 
+def _own_files(folder: Path, name: str, stem: str) -> set[str]:
+    """The files in ``folder`` that the ``stem`` study's JSON ``name`` says it wrote: none where ``name`` is no JSON
+    as the study writes it; else ``name``, and the files its ``files`` names (the non-ideal report's: its figures
+    are written for the sweeps asked for, so another ``accuracy_vs_*`` figure there is not its own), or, for a
+    study whose JSON names none, ``STEM.txt`` and ``STEM.png`` (the early-exit and per-sample studies write all
+    three every time)."""
+    data = _json_object(folder / name) if name.endswith(".json") else None
+    if data is None or not all(k in data for k in _STUDY_KEYS[stem]):
+        return set()
+    files = data.get("files")
+    if isinstance(files, dict):
+        files = list(files.values())
+    if isinstance(files, list):
+        return {name, *(Path(f).name for f in files if isinstance(f, str))}
+    if stem in ("early_exit", "per_sample"):
+        return {f"{stem}.{ext}" for ext in ("json", "txt", "png")}
+    return {name}
+
+
 def _studies_files(folder: Path) -> set[str]:
-    """The files in ``folder`` that the early-exit, per-sample and fixed-point studies wrote there (their JSON as
-    they write it, and beside an early-exit or per-sample JSON its ``.txt`` and ``.png``): neurosim's, which
-    :func:`check_estimate_folder` does not take for a user's where a study ran in the folder before any estimate."""
+    """The files in ``folder`` that the early-exit, per-sample, fixed-point and non-ideal studies wrote there (their
+    JSON as they write it, with the files it says they wrote: :func:`_own_files`), and those a study stopped
+    writing names in its mark (:func:`_marked_files`): neurosim's, which :func:`check_estimate_folder` does not take
+    for a user's where a study ran in the folder before any estimate."""
     ours: set[str] = set()
     for stem in ("early_exit", "per_sample"):
-        if _is_study_json(folder / f"{stem}.json", stem):
-            ours.update(f"{stem}.{ext}" for ext in ("json", "txt", "png"))
-    ours.update(p.name for p in folder.glob("fixed_point_*.json") if _is_study_json(p, "fixed_point"))
+        ours |= _own_files(folder, f"{stem}.json", stem) | _marked_files(folder, stem)
+    for stem in ("fixed_point", "nonideal"):
+        for p in folder.glob(f"{stem}_*.json"):
+            ours |= _own_files(folder, p.name, stem)
+    for p in folder.glob("nonideal_*.incomplete"):
+        ours |= _marked_files(folder, p.stem)
     return ours
 
 
@@ -688,10 +756,12 @@ def check_study_folder(out_dir: str | Path, stem: str, *, overwrite: bool = Fals
     """Refuse, before a study's work, an output folder that is no estimate's (:func:`is_estimate_folder`) and holds
     files named as the study writes them (``STEM.json``, ``.txt``, ``.png``; ``names`` instead where given, e.g.
     ``fixed_point_loihi.json``, or ``nonideal_rram_neurosim.json`` with its ``accuracy_vs_*`` figures) that the
-    study did not write: a file of these names is the study's where the folder is an estimate's, or where it is a
-    JSON of the study's form (a rerun into the same folder); a file that is no JSON (a figure, a text table) is the
-    study's where a JSON of the study's form is among ``names`` there. ``stem``: ``"early_exit"``,
-    ``"per_sample"``, ``"fixed_point"`` or ``"nonideal"``. Nothing is refused with ``overwrite``.
+    study did not write: a file of these names is the study's where the folder is an estimate's, where it is a
+    JSON of the study's form (a rerun into the same folder), where that JSON says the study wrote it
+    (:func:`_own_files`: a figure its ``files`` names; the early-exit and per-sample studies' ``.txt`` and ``.png``
+    beside their JSON), or where the mark of the study stopped before its JSON names it (``STEM.incomplete``, the
+    JSON's stem: :func:`_marked_while_writing`). ``stem``: ``"early_exit"``, ``"per_sample"``, ``"fixed_point"`` or
+    ``"nonideal"``. Nothing is refused with ``overwrite``.
 
     Raises:
         ForeignFilesError: naming the files.
@@ -701,17 +771,14 @@ def check_study_folder(out_dir: str | Path, stem: str, *, overwrite: bool = Fals
     if overwrite:
         return
     names = list(names) or [f"{stem}.{ext}" for ext in ("json", "txt", "png")]
-
-    def own(name: str) -> bool:
-        return _is_study_json(out / name, stem)
-
+    # the mark STEM.incomplete of each STEM.json (fixed_point_reports writes one whole JSON per target: no mark)
+    marks = [n.removesuffix(".json") for n in names if n.endswith(".json")] if stem != "fixed_point" else []
     try:
         if not out.is_dir() or is_estimate_folder(out):
             return
-        present = sorted(n for n in names if (out / n).is_file())
-        owned = {n for n in present if own(n)}
-        # the figures and tables are the study's where its JSON is (STEM.png beside STEM.json)
-        theirs = [n for n in present if n not in owned and (n.endswith(".json") or not owned)]
+        present = sorted(n for n in {*names, *(f"{m}.incomplete" for m in marks)} if (out / n).is_file())
+        ours = set().union(*(_own_files(out, n, stem) for n in present), *(_marked_files(out, m) for m in marks))
+        theirs = [n for n in present if n not in ours]
     except OSError as e:
         raise OutputPathError(f"out_dir: {out} cannot be read ({e.strerror or e}), so whose files it holds cannot be "
                               "told; choose another output folder") from None
@@ -760,24 +827,17 @@ def write_outputs(report: EstimateReport, out_dir: str | Path, *, overwrite: boo
     }
     files = {}
     try:
-        atomic_write_text(out / INCOMPLETE_MARK, json.dumps({
-            "format": _INCOMPLETE_FORMAT,
-            "note": "neurosim estimate stopped writing here before its estimate.json: the files named as its outputs "
-                    "are part of an estimate; run it again to complete them"}, indent=1) + "\n")
-        for name in earlier:
-            (out / name).unlink()
-        for name in OUTPUT_FILES:
-            writers[name](out / name)
-            files[name] = out / name
+        with _marked_while_writing(out, "estimate", None, "neurosim estimate"):  # (INCOMPLETE_MARK)
+            for name in earlier:
+                (out / name).unlink()
+            for name in OUTPUT_FILES:
+                writers[name](out / name)
+                files[name] = out / name
     except OSError as e:
         kept = f"; it holds only {', '.join(files)} of this one" if files else ""
         gone = "the earlier estimate there was removed first" if earlier else "nothing else is there"
         raise OSError(e.errno, f"{e.strerror or e} (writing the estimate in {out}: {gone}{kept}, without "
                       "estimate.json; run the estimate again once it can be written)", e.filename) from e
-    try:
-        (out / INCOMPLETE_MARK).unlink()
-    except OSError:  # (the estimate is complete: its estimate.json says so, and the mark left is only a file more)
-        pass
     report.files = {name: files[name] for name in ("estimate.json", "estimate.txt", "activity.json", "model.nir",
                                                   "energy.png", "layers.png", "cores.png")}
     return report.files

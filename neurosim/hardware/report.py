@@ -326,13 +326,16 @@ def write_nonideal_report(report: dict, out_dir: str | Path, *, overwrite: bool 
     (atomic writes); returns ``{kind: path}`` and records the paths in ``report["files"]``.
 
     A folder that is no estimate's (:func:`neurosim.estimation.is_estimate_folder`) and holds files of these names
-    that no non-ideal report wrote (a JSON of the report's form: an earlier report's, whose figures beside it are
-    its own too) is refused before anything is written, unless ``overwrite``; an estimate's folder and a rerun's
-    pass.
+    that no non-ideal report wrote is refused before anything is written, unless ``overwrite``; an estimate's folder
+    and a rerun's pass. A report's own files are its JSON (of the report's form) and the figures its ``files``
+    names (a figure of a sweep it did not run is not its own), and, where a report stopped before its JSON (written
+    last), the files its mark ``nonideal_<target>.incomplete`` names: that mark is written first and removed after
+    the JSON. An estimate into the folder later keeps them (:func:`neurosim.estimation.check_estimate_folder`).
 
     Raises:
         neurosim.estimation.ForeignFilesError: naming the files.
     """
+    from neurosim.estimation import _marked_while_writing
     from neurosim.hardware.plots import plot_accuracy_vs_fault_rate, plot_accuracy_vs_sigma
     from neurosim.viz import save_figure
 
@@ -342,11 +345,14 @@ def write_nonideal_report(report: dict, out_dir: str | Path, *, overwrite: bool 
     out.mkdir(parents=True, exist_ok=True)
     files = {"json": out / f"nonideal_{t}.json"}
     plots = {"sigma_rel": plot_accuracy_vs_sigma, "fault_rate": plot_accuracy_vs_fault_rate}
-    for param, name in _FIGURES:
-        if report["sweeps"].get(param):  # each figure notes its chips, samples and the effects held fixed
-            files[name] = save_figure(plots[param](report), out / f"accuracy_vs_{name}_{t}.png")
-    report["files"] = {k: str(v) for k, v in files.items()}
-    atomic_write_text(files["json"], json.dumps(report, indent=1) + "\n")
+    # the mark nonideal_<target>.incomplete names the files until the JSON (last) is written: a report stopped
+    # part-way is rerun without overwrite
+    with _marked_while_writing(out, f"nonideal_{t}", _output_names(t, report["sweeps"]), "neurosim's non-ideal report"):
+        for param, name in _FIGURES:
+            if report["sweeps"].get(param):  # each figure notes its chips, samples and the effects held fixed
+                files[name] = save_figure(plots[param](report), out / f"accuracy_vs_{name}_{t}.png")
+        report["files"] = {k: str(v) for k, v in files.items()}  # (what it wrote: check_study_folder reads it)
+        atomic_write_text(files["json"], json.dumps(report, indent=1) + "\n")
     return files
 
 

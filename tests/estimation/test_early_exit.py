@@ -4,6 +4,7 @@ costs against runs of the model on each cohort's samples and steps alone."""
 import itertools
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -556,3 +557,47 @@ def test_the_studies_keep_files_of_the_users_in_their_output_folder_unless_asked
         study(mine, overwrite=True)
         assert (mine / name).read_bytes() != b"mine"
         study(mine)  # its own files now: a rerun replaces them
+
+
+@pytest.mark.parametrize("stem", ["early_exit", "per_sample"])
+def test_a_study_stopped_between_its_files_reruns_without_overwrite(tmp_path, monkeypatch, stem):
+    """A study writes STEM.txt, STEM.png, then STEM.json: stopped (Ctrl-C) after its table, the folder held only
+    STEM.txt, which the rerun refused as a file 'the study did not write' (ForeignFilesError without
+    overwrite=True), and so did an estimate there. The mark written first (STEM.incomplete, as the estimate's
+    estimate.incomplete) names the study's files until its JSON is written."""
+    import neurosim.viz as viz
+    from neurosim.estimation.per_sample import per_sample
+
+    net, x, shape = _conv_net()
+    y = torch.arange(B) % 5
+    study = {"early_exit": lambda out: early_exit(net, shape, [(x, y)], ["loihi"], thresholds=[0.5], out_dir=out),
+             "per_sample": lambda out: per_sample(net, shape, [(x, y)], ["loihi"], out_dir=out)}[stem]
+    real = viz.save_figure
+
+    def stop(fig, path, *a, **kw):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "study"
+    monkeypatch.setattr(viz, "save_figure", stop)
+    with pytest.raises(KeyboardInterrupt):
+        study(out)
+    assert sorted(p.name for p in out.iterdir()) == [f"{stem}.incomplete", f"{stem}.txt"]
+    monkeypatch.setattr(viz, "save_figure", real)
+    stopped = tmp_path / "stopped"  # the same stopped study, for an estimate to go into
+    stopped.mkdir()
+    for p in out.iterdir():
+        (stopped / p.name).write_bytes(p.read_bytes())
+    study(out)  # no overwrite: the files there are the study's
+    assert sorted(p.name for p in out.iterdir()) == [f"{stem}.{ext}" for ext in ("json", "png", "txt")]  # mark gone
+    report = estimate_model(net, shape, x, ["loihi"], out_dir=stopped)
+    assert report.files["estimate.json"].is_file() and (stopped / f"{stem}.txt").is_file()
+    # a mark of the user's own (no JSON of neurosim's mark) does not make the study's names neurosim's
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / f"{stem}.incomplete").write_text('{"format": "mine", "files": ["%s.txt"]}' % stem)
+    (mine / f"{stem}.txt").write_text("my notes")
+    with pytest.raises(ForeignFilesError, match=re.escape(f"holds {stem}.incomplete, {stem}.txt, which")):
+        study(mine)
+    with pytest.raises(ForeignFilesError, match=re.escape(f"holds {stem}.incomplete, {stem}.txt, which")):
+        estimate_model(net, shape, x, ["loihi"], out_dir=mine)
+    assert (mine / f"{stem}.txt").read_text() == "my notes"

@@ -154,6 +154,57 @@ def test_the_report_keeps_files_of_the_users_in_out_dir_unless_overwrite(tmp_pat
     assert json.loads((est / "nonideal_rram_neurosim.json").read_text())["ideal_acc"] == r["ideal_acc"]
 
 
+
+def test_the_reports_own_files_are_known_by_its_json_and_its_mark(tmp_path, monkeypatch):
+    """nonideal_<target>.json knows which files are the report's: (1) a report stopped after a figure, before its
+    JSON, was refused on rerun ('did not write' the figure) without overwrite; now its mark
+    nonideal_<target>.incomplete names them. (2) An estimate into a folder where write_nonideal_report wrote first
+    refused its JSON and figures as a user's; they are recognised by the JSON's keys, as the other studies' are.
+    (3) A figure of the user's of a name the report did not write there (a sweep not asked for) was taken for the
+    report's beside its JSON and replaced by a rerun with that sweep; now only the figures its JSON's files names
+    are its own."""
+    import neurosim.viz as viz
+    from neurosim.estimation import ForeignFilesError, estimate_model
+    from neurosim.hardware.report import write_nonideal_report
+
+    model, test = trained_mlp(steps=10)
+    kw = dict(chips=1, sigmas=(0.0, 0.1), fault_rates=(0.0, 0.1), max_samples=40, seed=1)
+    r = nonideal_report_model(model, test, "rram_neurosim", **kw)
+    sigma, fault = "accuracy_vs_sigma_rram_neurosim.png", "accuracy_vs_fault_rate_rram_neurosim.png"
+    # (1) stopped after its first figure
+    real = viz.save_figure
+
+    def stop(fig, path, *a, **k):
+        if path.name == fault:
+            raise KeyboardInterrupt
+        return real(fig, path, *a, **k)
+
+    out = tmp_path / "stopped"
+    monkeypatch.setattr(viz, "save_figure", stop)
+    with pytest.raises(KeyboardInterrupt):
+        write_nonideal_report(r, out)
+    monkeypatch.setattr(viz, "save_figure", real)
+    assert sorted(p.name for p in out.iterdir()) == [sigma, "nonideal_rram_neurosim.incomplete"]
+    write_nonideal_report(r, out)  # no overwrite: the figure there is the report's
+    assert sorted(p.name for p in out.iterdir()) == [fault, sigma, "nonideal_rram_neurosim.json"]  # the mark gone
+    # (2) an estimate into the report's folder keeps its files as they are
+    written = {p.name: p.read_bytes() for p in out.iterdir()}
+    report = estimate_model(model, [40], test, targets=["rram_neurosim"], samples=8, out_dir=out)
+    assert report.files["estimate.json"].is_file()
+    assert all((out / name).read_bytes() == data for name, data in written.items())
+    # (3) a report without the fault-rate sweep: the user's fault-rate figure beside it is not its own
+    mine = tmp_path / "mine"
+    only_sigma = nonideal_report_model(model, test, "rram_neurosim", out_dir=mine, **{**kw, "fault_rates": ()})
+    assert sorted(only_sigma["files"]) == ["json", "sigma"]
+    (mine / fault).write_text("mine")
+    with pytest.raises(ForeignFilesError, match=f"holds {fault}, which neurosim's nonideal study did not write"):
+        write_nonideal_report(r, mine)
+    with pytest.raises(ForeignFilesError, match=f"holds {fault}, which neurosim estimate did not write"):
+        estimate_model(model, [40], test, targets=["rram_neurosim"], samples=8, out_dir=mine)
+    assert (mine / fault).read_text() == "mine"
+    (mine / fault).unlink()
+    estimate_model(model, [40], test, targets=["rram_neurosim"], samples=8, out_dir=mine)  # the report's alone
+
 def test_the_text_table_shows_a_spread_only_over_several_chips():
     text = format_nonideal(_report([84.0, 86.0], [[90.0, 90.0], [80.0, 82.0]]))
     # "Monte-Carlo": beside the estimate's table, where a target needs "3 chips", "(5 chips" read as hardware
