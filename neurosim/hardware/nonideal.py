@@ -56,10 +56,14 @@ does.
 
 **Random streams.** A chip (one ``seed``) draws each effect from a stream of its own, seeded from the chip's seed
 and the effect's name (:func:`numpy.random.SeedSequence`): ``program`` (variation, then faults, cell by cell of
-each layer in order), ``drift`` (the spread of ν) and ``read`` (read noise, one stream per layer). Turning on a
+each layer in order), ``drift`` (the spread of ν) and ``read`` (read noise, one key per layer). Turning on a
 spread of ν, or read noise, leaves the other effects' draws of the chip as they were. Variation and faults share
 the ``program`` stream, in the order the results in the README and ``benchmarks/results`` were drawn in: a chip
-with variation has other stuck cells than the same seed without it.
+with variation has other stuck cells than the same seed without it. Read noise is counter-based
+(:func:`read_normals`): each output element of each read is a SplitMix64 hash of the layer's key, the read (tile,
+pulse, side of the pairs) and the element's place among that read's outputs so far (step · samples + sample, then
+the column), so a sequence run a chunk of steps at a time draws the same noise as one call over all its steps, and
+only the reads with a nonzero spread (a driven row) cost a draw.
 
 The bias stays digital and exact. With every effect off the model is returned unchanged (a copy), so ideal
 outputs are reproduced exactly; with only per-chip effects the programmed weights are written into a copy of
@@ -124,12 +128,14 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Iterable
 
+import numba
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from neurosim._splitmix import GOLDEN, mix, mix_one
 from neurosim.nn.layers import Conv2d, Dropout, Flatten, is_stateful, time_chunk
 from neurosim.nn.recurrent import RLIF, DiagonalRecurrent
 
@@ -398,6 +404,45 @@ def perturb_weight(weight: torch.Tensor, cfg: NonIdealConfig, generator: torch.G
 
 
 # ---------------------------------------------------------------------------------------------- layers
+@numba.njit(cache=True, nogil=True)
+def _read_normals(spread, stream, first, out):  # pragma: no cover - compiled
+    """``out[i]``: a standard normal that is a fixed function of ``(stream, first + i)`` where ``spread[i] > 0``
+    (0 elsewhere, where the read has no noise): SplitMix64 of the pair, 40 of its bits for Box–Muller's radius and
+    24 for its angle (|ε| up to 7.4)."""
+    for i in range(spread.size):
+        if spread[i] > 0:
+            z = mix_one(mix_one(stream + (first + np.uint64(i)) * GOLDEN) ^ stream)
+            u = float((z >> np.uint64(24)) + np.uint64(1)) * 2.0 ** -40  # (0, 1]
+            angle = float(z & np.uint64(0xFFFFFF)) * (2.0 * math.pi / 2.0 ** 24)
+            out[i] = math.sqrt(-2.0 * math.log(u)) * math.cos(angle)
+        else:
+            out[i] = 0.0
+
+
+def read_noise_stream(key: int, tile: int, pulse: int, side: int) -> int:
+    """The counter-based stream of one kind of read of a crossbar layer whose noise key is ``key``: tile ``tile``,
+    the ``pulse``-th pulse of its rows (0: the input itself, or its first event level), the ``side`` (0: the
+    columns of ``g⁺``, 1: ``g⁻``) of its pairs."""
+    if not (0 <= pulse < 2 ** 20 and side in (0, 1) and tile >= 0):
+        raise ValueError(f"read_noise_stream: tile {tile}, pulse {pulse}, side {side} out of range")
+    read = np.uint64((tile << 21) | (pulse << 1) | side)
+    with np.errstate(over="ignore"):
+        return int(mix(mix(np.uint64(key % 2 ** 64)) + GOLDEN * (read + np.uint64(1))))
+
+
+def read_normals(spread: torch.Tensor, stream: int, first: int) -> torch.Tensor:
+    """Standard normals shaped as ``spread``, element ``i`` (row-major) a fixed function of ``(stream, first +
+    i)`` (:func:`read_noise_stream`), 0 where ``spread`` is not above 0: the noise of a read whose elements are the
+    ``first``-th onwards that this kind of read has drawn. A read cut into several calls (chunks of time steps)
+    draws the same values as one call. Drawn on the CPU (a tensor on another device is copied there and back)."""
+    s = spread.detach()
+    work = s.to("cpu", torch.float32 if s.dtype not in (torch.float32, torch.float64) else s.dtype).contiguous()
+    out = torch.empty_like(work)
+    if work.numel():
+        _read_normals(work.numpy().reshape(-1), np.uint64(stream), np.uint64(first), out.numpy().reshape(-1))
+    return out.to(device=s.device, dtype=s.dtype)
+
+
 def _adc(y: torch.Tensor, full_scale: torch.Tensor, bits: int, inplace: bool = False) -> torch.Tensor:
     """Uniform ``bits``-bit conversion of non-negative column currents over ``[0, full_scale]`` (per column);
     ``inplace``: into ``y`` itself (the same operations, the same values)."""
@@ -419,6 +464,11 @@ class _CrossbarBase(nn.Module):
         self.scale = float(scale)
         self.cfg = cfg
         self.generator = generator
+        #: the read noise's key (module docstring, *Random streams*): the generator's seed, or a draw of torch's
+        #: global one where there is no generator
+        self.noise_key = int(generator.initial_seed() if generator is not None else
+                             torch.randint(0, 2 ** 62, (1,)).item())
+        self._drawn: dict[int, int] = {}  # tile -> elements of one read's output drawn so far (each pulse and side)
         self.register_buffer("row_amplitude", None)  # read amplitude per row (stacked matrices); None: all 1
         # the cells the ADC's full scale is set from when not those read (adc_calibration="programmed": at t0)
         self.register_buffer("calibrated_pos", None)
@@ -461,12 +511,6 @@ class _CrossbarBase(nn.Module):
                              device=y.device).view(slices, *[1] * (y.dim() - d - 1))
         return (y * place).sum(d)
 
-    def _noise(self, like: torch.Tensor) -> torch.Tensor:
-        gen = self.generator
-        if gen is not None and gen.device != like.device:
-            gen = None  # a CPU generator cannot draw on another device: fall back to the global one
-        return torch.randn(like.shape, generator=gen, device=like.device, dtype=like.dtype)
-
     def _pulses(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The row inputs of one tile's reads: ``[x]``, or with the ADC on and ``k > 1`` events on a row (event
         counts of the first layer, sum-pooled spikes) one binary input per event level, so that the row is driven
@@ -483,14 +527,16 @@ class _CrossbarBase(nn.Module):
                              "(adc_bits = None) for it, or scale its input to [0, 1]")
         return [(x >= k).to(x.dtype) for k in range(1, int(peak) + 1)]
 
-    def _column(self, pulses: list[torch.Tensor], g: torch.Tensor, g_scale: torch.Tensor) -> torch.Tensor:
-        """Current of the columns holding ``g`` over a tile's reads, with read noise and ADC (its full scale from
-        the cells ``g_scale``)."""
-        return sum(self._read(x, g, g_scale) for x in pulses)
+    def _column(self, pulses: list[torch.Tensor], g: torch.Tensor, g_scale: torch.Tensor, tile: int, side: int,
+                first: int) -> torch.Tensor:
+        """Current of the columns holding ``g`` (``side`` 0: ``g⁺``, 1: ``g⁻``) over tile ``tile``'s reads, with read
+        noise (its draws from element ``first`` on) and ADC (its full scale from the cells ``g_scale``)."""
+        return sum(self._read(x, g, g_scale, (tile, k, side, first)) for k, x in enumerate(pulses))
 
-    def _read(self, x: torch.Tensor, g: torch.Tensor, g_scale: torch.Tensor) -> torch.Tensor:
+    def _read(self, x: torch.Tensor, g: torch.Tensor, g_scale: torch.Tensor, where: tuple) -> torch.Tensor:
         """One read of the columns holding ``g`` with row inputs ``x`` (at most 1 where the ADC is on); the ADC's full
-        scale is that of the cells ``g_scale`` (``g`` itself but with ``adc_calibration="programmed"``)."""
+        scale is that of the cells ``g_scale`` (``g`` itself but with ``adc_calibration="programmed"``). ``where``:
+        ``(tile, pulse, side, first)``, which read noise this is (:func:`read_normals`)."""
         y = self._mvm(x, g)
         cfg = self.cfg
         # without a graph to keep, the output-sized steps run in place: the same values, without a fresh tensor per
@@ -498,10 +544,12 @@ class _CrossbarBase(nn.Module):
         inplace = not y.requires_grad
         if cfg.read_noise_rel > 0:
             spread = self._mvm(x * x, g * g)
+            tile, pulse, side, first = where
+            noise = read_normals(spread, read_noise_stream(self.noise_key, tile, pulse, side), first)
             if inplace:
-                y.add_(spread.clamp_min_(0).sqrt_().mul_(cfg.read_noise_rel).mul_(self._noise(y)))
+                y.add_(spread.clamp_min_(0).sqrt_().mul_(cfg.read_noise_rel).mul_(noise))
             else:
-                y = y + cfg.read_noise_rel * torch.sqrt(spread.clamp_min(0)) * self._noise(y)
+                y = y + cfg.read_noise_rel * torch.sqrt(spread.clamp_min(0)) * noise
         if cfg.adc_bits is not None:
             y = _adc(y, cfg.adc_range_frac * self._full_scale(g_scale, y), cfg.adc_bits, inplace=inplace)
         return y
@@ -511,8 +559,10 @@ class _CrossbarBase(nn.Module):
         rows the tile holds."""
         return [slice(None)]
 
-    def _compute(self, x: torch.Tensor, tiles: list | None = None) -> torch.Tensor:
-        """The layer's output without its bias: the converted columns of ``tiles`` (default: every tile) summed."""
+    def _compute(self, x: torch.Tensor, tiles: list[int] | None = None) -> torch.Tensor:
+        """The layer's output without its bias: the converted columns of the tiles numbered ``tiles`` (indices into
+        :meth:`_tiles`; default: every tile) summed. Each tile's reads draw their noise from where its reads so far
+        left off (``_drawn``), so that a sequence cut into calls draws what one call does."""
         sliced = self.cfg.cell_bits is not None
         cells = [self.g_pos, self.g_neg]
         if self.calibrated_pos is not None:
@@ -521,12 +571,16 @@ class _CrossbarBase(nn.Module):
         # bit slicing: every slice's cells are columns of their own (read, noised and converted as such, in one call)
         cells = [g.flatten(0, 1) for g in cells] if sliced else cells
         out = 0
-        for tile in self._tiles() if tiles is None else tiles:
+        every = self._tiles()
+        for i in range(len(every)) if tiles is None else tiles:
+            tile = every[i]
             xs = self._slice_input(x, tile)
             gp, gn, *scaled = [self._slice_weight(g, tile) for g in cells]
             fp, fn = scaled or (gp, gn)
             pulses = self._pulses(xs)  # decided once per tile, for both columns of each pair
-            y = self._column(pulses, gp, fp) - self._column(pulses, gn, fn)
+            first = self._drawn.get(i, 0)
+            y = self._column(pulses, gp, fp, i, 0, first) - self._column(pulses, gn, fn, i, 1, first)
+            self._drawn[i] = first + y.numel()
             out = out + (self._shift_add(y) if sliced else y) * self.scale
         return out
 
@@ -705,7 +759,9 @@ class _StackedSide(nn.Module):
         self.inputs = inputs
         self.register_buffer("bias", None if bias is None else bias.detach().clone())
         self._rows = rows
-        self._own_tiles = [t for t in crossbar._tiles() if (t.stop <= inputs) == self._input_side]
+        every = crossbar._tiles()
+        self._own_index = [i for i, t in enumerate(every) if (t.stop <= inputs) == self._input_side]
+        self._own_tiles = [every[i] for i in self._own_index]
 
 
 class CrossbarStackedInput(_StackedSide):
@@ -732,7 +788,7 @@ class CrossbarStackedInput(_StackedSide):
                              f"{tuple(x_seq.shape)}")
         self._rows.x_seq, self._rows.step = x_seq, 0
         n = self.crossbar._w_shape[0]
-        y = (self.crossbar._compute(x_seq, self._own_tiles) if self._own_tiles
+        y = (self.crossbar._compute(x_seq, self._own_index) if self._own_index
              else x_seq.new_zeros(*x_seq.shape[:-1], n))
         return y if self.bias is None else y + self.bias
 
@@ -763,7 +819,7 @@ class CrossbarStackedFeedback(_StackedSide):
         rows.step += 1
         if rows.step == rows.x_seq.shape[0]:
             rows.x_seq = None  # the call's steps are read: let its input go
-        y = self.crossbar._compute(torch.cat([x.to(s.dtype), s], dim=-1), self._own_tiles)
+        y = self.crossbar._compute(torch.cat([x.to(s.dtype), s], dim=-1), self._own_index)
         return y if self.bias is None else y + self.bias
 
 
@@ -1031,8 +1087,9 @@ def _stack(chip: nn.Module, cfg: NonIdealConfig, name: str, inp: tuple, rec_name
     _set_module(chip, rec_name, CrossbarStackedFeedback(xbar, inputs, b_rec, rows).train(rec[5]))
 
 
-#: samples per forward call in :func:`accuracy`: read noise is drawn per call in the call's shape, so evaluating in
-#: blocks of a fixed size keeps a chip's accuracy independent of the loader's batch size
+#: samples per forward call in :func:`accuracy`: each read's noise is a function of its place in the layer's reads
+#: (step · samples + sample), so evaluating in blocks of a fixed size keeps a chip's accuracy independent of the
+#: loader's batch size
 EVAL_BLOCK = 128
 
 
@@ -1045,26 +1102,19 @@ def _compact(loader):
     return loader.iter_from(0, compact=True) if isinstance(loader, FrameLoader) else loader
 
 
-def _draws_per_call(model: nn.Module) -> bool:
-    """Whether ``model`` draws random values at every forward call in the call's shape (a chip's read noise,
-    :class:`CrossbarLinear` and the other crossbar layers): its outputs then depend on how a block's steps are cut
-    into calls, and it runs all of them in one call (:func:`_block_outputs`)."""
-    return any(isinstance(m, _CrossbarBase) and m.cfg.read_noise_rel > 0 for m in model.modules())
-
-
 def _block_outputs(model: nn.Module, x_seq: torch.Tensor, dtype: torch.dtype | None = torch.float32, *,
                   chunked: bool | None = None) -> torch.Tensor:
     """``model``'s outputs over one block of samples ``x_seq [T, B, ...]`` (a compact batch of event counts, or
     floats), each call's input made ``dtype`` (None: as it is, e.g. for a fixed-point chip, which takes counts).
 
-    ``chunked`` (None: where ``model`` carries a state, :func:`neurosim.nn.is_stateful`, and draws nothing per call,
-    :func:`_draws_per_call`): a chunk of steps at a time (:func:`neurosim.nn.time_chunk`'s, as
-    :func:`neurosim.nn.run_chunked` and ``neurosim evaluate`` run them) with the state carried, the same outputs as one
-    call over all steps and only a chunk's ``dtype`` copy (and a chunk's activations) in memory at a time; else in
-    one call over all ``T`` steps. A chip with read noise runs so: it draws the noise of all ``T`` steps in the
-    call's shape, and a chunked run would draw other values."""
+    ``chunked`` (None: where ``model`` carries a state, :func:`neurosim.nn.is_stateful`): a chunk of steps at a time
+    (:func:`neurosim.nn.time_chunk`'s, as :func:`neurosim.nn.run_chunked` and ``neurosim evaluate`` run them) with
+    the state carried, the same outputs as one call over all steps and only a chunk's ``dtype`` copy (and a chunk's
+    activations) in memory at a time; else in one call over all ``T`` steps. A chip with read noise runs chunked
+    too: each read's noise is a function of its place in the layer's reads (:func:`read_normals`), not of the
+    call's shape."""
     if chunked is None:
-        chunked = is_stateful(model) and not _draws_per_call(model)
+        chunked = is_stateful(model)
 
     def run(x, state=None):
         x = x if dtype is None else x.to(dtype)
@@ -1106,14 +1156,12 @@ def _blocks(loader, size: int, max_samples: int | None):
 def accuracy(model: nn.Module, loader, *, device: str | torch.device | None = None,
              max_samples: int | None = None, loss: str | None = None) -> float:
     """Test accuracy in percent (0–100) over ``(x_seq, y)`` batches, run in blocks of :data:`EVAL_BLOCK` samples
-    whatever the loader's batch size (a chip's read noise is drawn per call). The prediction is the read-out of the
-    loss named ``loss`` (the run's ``train.loss``: :func:`neurosim.training.predict`); None: ``argmax Σ_t
-    out_t``.
+    whatever the loader's batch size (a chip's read noise is drawn per read, a function of its place in the
+    layer's reads: step · samples + sample). The prediction is the read-out of the loss named ``loss`` (the run's
+    ``train.loss``: :func:`neurosim.training.predict`); None: ``argmax Σ_t out_t``.
 
     A :class:`neurosim.data.FrameLoader`'s batches are taken compact (uint8 event counts) and each block runs a
-    chunk of steps at a time (:func:`_block_outputs`: the same outputs, bit for bit), but on a chip with read noise,
-    which runs each block in one call over all its steps as it always did (its noise is drawn in the call's
-    shape)."""
+    chunk of steps at a time (:func:`_block_outputs`: the same outputs, bit for bit, read noise included)."""
     from neurosim.training.losses import predict
 
     if device is None:
