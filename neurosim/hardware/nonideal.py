@@ -90,9 +90,12 @@ that feeds the layer (in a ``Sequential``, nested ones run in turn, past dropout
 :mod:`hardware_models.crossbar` maps and costs them: ``[W_in | W_rec]``, the ``N_in`` input rows first, then the
 ``N`` recurrent rows, on the same ``N`` columns, cut every ``tile_rows`` rows of the stack; a tile may hold the last
 input rows and the first recurrent rows, and its columns then add both before the ADC. Each matrix is programmed as
-on its own (its quantisation against its own ``w_max``, its own draws, its own drift compensation factor), and its
-rows are read at the amplitude ``scale / S`` (``S`` the larger of the two matrices' read-out scales ``scale``), so
-the columns' currents add ``W_in·x[t] + W_rec·s[t−1]`` in one read-out scale ``S``; the ADC's full scale is the
+on its own (its quantisation against its own ``w_max``, its own draws), and its rows are read at the amplitude
+``scale / S`` (``S`` the larger of the two matrices' read-out scales ``scale``, ``w_max``'s), so the columns'
+currents add ``W_in·x[t] + W_rec·s[t−1]`` in one read-out scale ``S``. Global drift compensation is the array's,
+one α from its calibration reads with every row driven at its amplitude, a digital gain on its columns (which add
+both matrices' currents before the ADC), so both matrices take the array's α, not each its own (a spread of ν
+leaves them apart), with or without read noise and ADC; the ADC's full scale is the
 column's largest current, ``Σ_rows a·g``, and the energy model charges each row read at that amplitude ``(a·V)²·G``
 per cell (:mod:`hardware_models.crossbar`, ``a`` from the exported weights' largest magnitudes). A BatchNorm1d
 between the Linear and the layer (at inference) is folded into the input weights, as every folded BatchNorm
@@ -350,15 +353,16 @@ def program_conductances(weight: torch.Tensor, cfg: NonIdealConfig, generator: t
 
 def _program(weight: torch.Tensor, cfg: NonIdealConfig, generator: torch.Generator | None,
              drift_generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, float, torch.Tensor,
-                                                                torch.Tensor]:
-    """:func:`program_conductances`' ``(g_pos, g_neg, scale)`` and the cells as programmed, before drift:
-    ``(…, g_pos at t0, g_neg at t0)`` (the same tensors where nothing drifts)."""
+                                                                torch.Tensor, float]:
+    """:func:`program_conductances`' ``(g_pos, g_neg, scale)``, the cells as programmed, before drift, and the
+    read-out scale without drift compensation: ``(…, g_pos at t0, g_neg at t0, scale without α)`` (the same tensors
+    where nothing drifts, the same scale without compensation)."""
     w = weight.detach()
     w_max = float(w.abs().max()) if w.numel() else 0.0
     g_off = cfg.g_off
     if w_max == 0 and cfg.cell_bits is None:
         z = torch.full_like(w, g_off)
-        return z, z.clone(), 0.0, z, z
+        return z, z.clone(), 0.0, z, z, 0.0
     if cfg.cell_bits is not None:
         top = 2**cfg.cell_bits - 1
         shifts = torch.tensor([cfg.cell_bits * k for k in range(cfg.slices)]).view(-1, *[1] * w.dim())
@@ -376,9 +380,10 @@ def _program(weight: torch.Tensor, cfg: NonIdealConfig, generator: torch.Generat
         sides = [_program_cell(g, cfg, generator, drift_gen=drift_generator) for g in (g_pos, g_neg)]
         scale = w_max / (1 - g_off)
     (pos_t0, pos), (neg_t0, neg) = sides
+    raw = scale
     if cfg.drift_compensation and cfg._drifts and w_max:
         scale *= _drift_gain((pos_t0, neg_t0), (pos, neg), cfg)
-    return pos, neg, scale, pos_t0, neg_t0
+    return pos, neg, scale, pos_t0, neg_t0, raw
 
 
 def combine_slices(g_pos: torch.Tensor, g_neg: torch.Tensor, scale: float, cfg: NonIdealConfig) -> torch.Tensor:
@@ -1022,6 +1027,7 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
     drift_gen = torch.Generator().manual_seed(_stream_seed(seed, "drift"))
     # the ADC's full scale from the cells as programmed (module docstring); the same as the cells read without drift
     at_t0 = cfg.adc_calibration == "programmed" and cfg.adc_bits is not None and cfg._drifts
+    compensated = cfg.drift_compensation and cfg._drifts
     programmed = {}
     for i, name in enumerate(names):
         m = chip.get_submodule(name)
@@ -1036,10 +1042,13 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
             _set_module(chip, bn, nn.Identity())
             if not cfg.per_read and m.bias is None:  # the programmed weights go into the layer, with a bias
                 m.bias = nn.Parameter(torch.empty_like(bias), requires_grad=m.weight.requires_grad)
-        g_pos, g_neg, scale, *t0 = _program(w.cpu(), cfg, gen, drift_gen)
+        g_pos, g_neg, scale, *t0, raw_scale = _program(w.cpu(), cfg, gen, drift_gen)
         dev = m.weight.device
         g_pos, g_neg, t0 = g_pos.to(dev), g_neg.to(dev), [g.to(dev) for g in t0]
         if not cfg.per_read:
+            if compensated and (name in stacked or name in stacked.values()):
+                programmed[name] = (g_pos, g_neg, scale, bias, None, m.training, t0, raw_scale)
+                continue  # written below, with its array's drift compensation
             # a stacked layer's two matrices compute exactly what they do apart (no read noise, no ADC)
             with torch.no_grad():
                 w_chip = combine_slices(g_pos, g_neg, scale, cfg)
@@ -1048,7 +1057,7 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
                     m.bias.copy_(bias)
             continue
         read_gen = torch.Generator(device=dev).manual_seed(_stream_seed(seed, "read", i))
-        programmed[name] = (g_pos, g_neg, scale, bias, read_gen, m.training, t0)
+        programmed[name] = (g_pos, g_neg, scale, bias, read_gen, m.training, t0, raw_scale)
         if isinstance(m, nn.Conv2d):
             new = CrossbarConv2d(g_pos, g_neg, scale, bias, cfg, read_gen, stride=m.stride, padding=m.padding,
                                  dilation=m.dilation, groups=m.groups, padding_mode=m.padding_mode)
@@ -1061,10 +1070,42 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
         if at_t0:
             new.calibrate(*t0)
         _set_module(chip, name, new.train(m.training))
-    if cfg.per_read:
-        for name, rec in stacked.items():
+    for name, rec in stacked.items():
+        if cfg.per_read:
             _stack(chip, cfg, name, programmed[name], rec, programmed[rec], at_t0)
+        elif compensated:  # each matrix's weights in its array's one read-out: its own scale times the array's α
+            _, _, gain = _stack_read_out(programmed[name], programmed[rec], cfg)
+            for key in (name, rec):
+                g_pos, g_neg, _, bias, _, _, _, raw_scale = programmed[key]
+                m = chip.get_submodule(key)
+                with torch.no_grad():
+                    m.weight.copy_(combine_slices(g_pos, g_neg, raw_scale * gain, cfg))
+                    if folded.get(key) is not None:
+                        m.bias.copy_(bias)
     return chip
+
+
+def _stack_read_out(inp: tuple, rec: tuple, cfg: NonIdealConfig) -> tuple[torch.Tensor, float, float]:
+    """A stacked array's ``(row amplitudes, read-out scale S, drift compensation factor α)`` from its input and
+    recurrent matrices as :func:`apply_nonidealities` programmed them (:func:`_stack`).
+
+    Each matrix's rows are read at ``scale / S``, its read-out scale before drift compensation (``w_max``'s) over the
+    larger one ``S``: the energy model's amplitude ``max|W| / max over the stack of max|W|``. The array has one α
+    (1 without drift compensation), from its calibration reads with every row driven at its amplitude: a digital
+    gain on its columns after the ADC, and the columns add both matrices' currents, so there is no α of each
+    matrix to apply (module docstring, *Recurrent layers*)."""
+    (gp_in, gn_in, *_, t0_in, s_in), (gp_rec, gn_rec, *_, t0_rec, s_rec) = inp, rec
+    top = max(s_in, s_rec)
+    inputs, n = gp_in.shape[-1], gp_rec.shape[-1]
+    amplitude = torch.cat([torch.full((inputs,), s_in / top if top else 1.0, dtype=torch.float64),
+                           torch.full((n,), s_rec / top if top else 1.0, dtype=torch.float64)])
+    gain = 1.0
+    if cfg.drift_compensation and cfg._drifts and top:
+        driven = amplitude.to(gp_in)
+        now, then = [[torch.cat([a, b], dim=-1) * driven for a, b in pairs]
+                     for pairs in (((gp_in, gp_rec), (gn_in, gn_rec)), tuple(zip(t0_in, t0_rec)))]
+        gain = _drift_gain(tuple(then), tuple(now), cfg)
+    return amplitude, top, gain
 
 
 def _stack(chip: nn.Module, cfg: NonIdealConfig, name: str, inp: tuple, rec_name: str, rec: tuple,
@@ -1072,14 +1113,15 @@ def _stack(chip: nn.Module, cfg: NonIdealConfig, name: str, inp: tuple, rec_name
     """Put a dense recurrent layer's programmed input (``name``) and recurrent (``rec_name``) matrices on one array:
     ``[W_in | W_rec]`` on its rows, input rows first, each matrix's rows read at the amplitude ``scale / S`` of its
     own read-out scale over the larger one ``S`` (so the columns' currents add the two matrices' products as their
-    weights do), converted tile by tile over the whole stack (module docstring, *Recurrent layers*)."""
-    (gp_in, gn_in, s_in, b_in, read_gen, training, t0_in), (gp_rec, gn_rec, s_rec, b_rec, _, _, t0_rec) = inp, rec
-    top = max(s_in, s_rec)
-    inputs, n = gp_in.shape[-1], gp_rec.shape[-1]
-    amplitude = torch.cat([torch.full((inputs,), s_in / top if top else 1.0, dtype=torch.float64),
-                           torch.full((n,), s_rec / top if top else 1.0, dtype=torch.float64)])
-    xbar = CrossbarLinear(torch.cat([gp_in, gp_rec], dim=-1), torch.cat([gn_in, gn_rec], dim=-1), top, None, cfg,
-                          read_gen, row_amplitude=amplitude)
+    weights do), converted tile by tile over the whole stack (module docstring, *Recurrent layers*).
+
+    The amplitudes and the array's one drift compensation factor α (in its read-out scale) are
+    :func:`_stack_read_out`'s."""
+    (gp_in, gn_in, _, b_in, read_gen, training, t0_in, _), (gp_rec, gn_rec, _, b_rec, *_, t0_rec, _) = inp, rec
+    amplitude, top, gain = _stack_read_out(inp, rec, cfg)
+    inputs = gp_in.shape[-1]
+    g_pos, g_neg = torch.cat([gp_in, gp_rec], dim=-1), torch.cat([gn_in, gn_rec], dim=-1)
+    xbar = CrossbarLinear(g_pos, g_neg, top * gain, None, cfg, read_gen, row_amplitude=amplitude)
     if at_t0:
         xbar.calibrate(*(torch.cat([a, b], dim=-1) for a, b in zip(t0_in, t0_rec)))
     rows = _StepRows()

@@ -1256,3 +1256,41 @@ def test_read_normals_are_standard_normals_drawn_where_the_read_has_a_spread_wha
     with pytest.raises(ValueError, match="pulse"):
         read_noise_stream(1, 0, 2 ** 20, 0)
 
+
+def test_a_stacked_layers_matrices_take_their_arrays_one_drift_compensation_at_the_energy_models_amplitudes():
+    """[W_in | W_rec] on one array each took its own drift compensation factor α into its read-out scale, so its rows
+    were read at a = α·max|W| / max over the stack of α·max|W|, where the energy model charges them at a = max|W| /
+    max over the stack of max|W|; and α, a digital gain on the columns after the ADC, cannot be two factors on
+    columns that add both matrices' currents. With a spread of ν the two α differ: the rows are now read at the
+    energy model's amplitudes, and the array has one α, from its calibration reads with every row driven at its
+    amplitude, the same with or without read noise and ADC."""
+    from dataclasses import replace
+
+    from hardware_models import analyze, load_spec
+    from hardware_models.crossbar import _stack_amplitudes, map_crossbar
+    from neurosim.export import to_nir
+
+    n_in, n = 40, 12
+    net = _stacked_net(n_in, n)
+    cfg = NonIdealConfig(levels=16, drift_nu=0.05, drift_nu_std=0.05, drift_t_s=1e5, drift_compensation=True,
+                         adc_bits=8, adc_calibration="programmed", tile_rows=32)
+    chip = apply_nonidealities(net, cfg, seed=1)
+    xbar = chip[2].crossbar
+    amps = xbar.row_amplitude.double()
+    facts = analyze(to_nir(net, (n_in,)))
+    layer = next(l for l in map_crossbar(facts, load_spec("rram_neurosim")).layers if l.target == "3.lif")
+    energy = torch.tensor(_stack_amplitudes(facts, layer), dtype=torch.float64).repeat_interleave(torch.tensor([n_in, n]))
+    torch.testing.assert_close(amps, energy, rtol=1e-6, atol=0)
+    # the array's one α: its calibration read at t0 (the cells the ADC is calibrated from) over the same at t
+    then, now = xbar.calibrated_pos + xbar.calibrated_neg, xbar.g_pos + xbar.g_neg
+
+    def alpha(rows):
+        return float((then[:, rows] * amps[rows]).sum() / (now[:, rows] * amps[rows]).sum())
+
+    w_max = max(float(net[2].weight.detach().abs().max()), float(net[3].recurrent.weight.detach().abs().max()))
+    assert xbar.scale == pytest.approx(w_max / (1 - cfg.g_off) * alpha(slice(None)), rel=1e-6)  # (float32 cells)
+    assert abs(alpha(slice(0, n_in)) / alpha(slice(n_in, None)) - 1) > 1e-3  # each matrix's own α: not the same
+    # without per-read effects the layers hold the same weights: each matrix's in the array's read-out
+    quiet = apply_nonidealities(net, replace(cfg, adc_bits=None), seed=1)
+    torch.testing.assert_close(quiet[2].weight, chip[2].weight, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(quiet[3].recurrent.weight, chip[3].recurrent.weight, rtol=1e-5, atol=1e-7)
