@@ -60,10 +60,11 @@ each layer in order), ``drift`` (the spread of ν) and ``read`` (read noise, one
 spread of ν, or read noise, leaves the other effects' draws of the chip as they were. Variation and faults share
 the ``program`` stream, in the order the results in the README and ``benchmarks/results`` were drawn in: a chip
 with variation has other stuck cells than the same seed without it. Read noise is counter-based
-(:func:`read_normals`): each output element of each read is a SplitMix64 hash of the layer's key, the read (tile,
-pulse, side of the pairs) and the element's place among that read's outputs so far (step · samples + sample, then
-the column), so a sequence run a chunk of steps at a time draws the same noise as one call over all its steps, and
-only the reads with a nonzero spread (a driven row) cost a draw.
+(:func:`read_normals`): each output element of each read is a normal made (Box–Muller, float32, |ε| up to 5.8) from
+a SplitMix64 hash of the layer's key, the read (tile, pulse, side of the pairs) and the element's place among that
+read's outputs so far (step · samples + sample, then the column), so a sequence run a chunk of steps at a time
+draws the same noise as one call over all its steps, and only the reads with a nonzero spread (a driven row) cost
+a draw.
 
 The bias stays digital and exact. With every effect off the model is returned unchanged (a copy), so ideal
 outputs are reproduced exactly; with only per-chip effects the programmed weights are written into a copy of
@@ -412,14 +413,23 @@ def perturb_weight(weight: torch.Tensor, cfg: NonIdealConfig, generator: torch.G
 @numba.njit(cache=True, nogil=True)
 def _read_normals(spread, stream, first, out):  # pragma: no cover - compiled
     """``out[i]``: a standard normal that is a fixed function of ``(stream, first + i)`` where ``spread[i] > 0``
-    (0 elsewhere, where the read has no noise): SplitMix64 of the pair, 40 of its bits for Box–Muller's radius and
-    24 for its angle (|ε| up to 7.4)."""
+    (0 elsewhere, where the read has no noise). Counters ``2p`` and ``2p + 1`` share one SplitMix64 hash of ``p``:
+    Box–Muller in float32 from 24 of its bits for the radius (|ε| up to 5.8) and 24 for the angle, the cosine for
+    the even counter, the sine for the odd one."""
+    done = np.uint64(0xFFFFFFFFFFFFFFFF)  # the pair whose radius and angle are at hand (none yet)
+    radius = np.float32(0.0)
+    angle = np.float32(0.0)
     for i in range(spread.size):
         if spread[i] > 0:
-            z = mix_one(mix_one(stream + (first + np.uint64(i)) * GOLDEN) ^ stream)
-            u = float((z >> np.uint64(24)) + np.uint64(1)) * 2.0 ** -40  # (0, 1]
-            angle = float(z & np.uint64(0xFFFFFF)) * (2.0 * math.pi / 2.0 ** 24)
-            out[i] = math.sqrt(-2.0 * math.log(u)) * math.cos(angle)
+            c = first + np.uint64(i)
+            pair = c >> np.uint64(1)
+            if pair != done:
+                z = mix_one(mix_one(stream + (pair + np.uint64(1)) * GOLDEN) ^ stream)
+                u = np.float32((z >> np.uint64(40)) + np.uint64(1)) * np.float32(2.0 ** -24)  # (0, 1]
+                radius = np.float32(math.sqrt(np.float32(-2.0) * math.log(u)))
+                angle = np.float32(z & np.uint64(0xFFFFFF)) * np.float32(2.0 * math.pi / 2.0 ** 24)
+                done = pair
+            out[i] = radius * (math.cos(angle) if (c & np.uint64(1)) == 0 else math.sin(angle))
         else:
             out[i] = 0.0
 
