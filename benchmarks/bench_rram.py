@@ -21,8 +21,8 @@ Demo model: the quickstart conv SNN (Conv 2→16 k5 · LIF · MaxPool · Conv 16
 
 Writes ``benchmarks/results/rram.json`` (flat JSON, accuracies in percent 0–100, energies in joules, latencies in
 seconds) and figures in ``runs/bench_rram/``. Run: ``OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_rram.py``
-(about 17 minutes on one CPU thread, 14 of them rram_neurosim's operating point, whose 1-bit cells are each read
-and converted on their own).
+(about 10 minutes of one CPU thread's time: 564 s of CPU, 1756 s of wall time beside other jobs, 1567 of them the
+rram_neurosim section, most of it its operating point, whose 1-bit cells are each read and converted on their own).
 """
 
 from __future__ import annotations

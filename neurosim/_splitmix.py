@@ -1,6 +1,7 @@
 """SplitMix64 (Steele, Lea & Flood, OOPSLA 2014): the counter-based hash that picks augmentation draws
-(:mod:`neurosim.data.augment`) and validation samples (:func:`neurosim.data.pipeline.split_validation`) as fixed
-functions of their inputs, the same in every process and numpy version."""
+(:mod:`neurosim.data.augment`), validation samples (:func:`neurosim.data.pipeline.split_validation`) and an RRAM
+chip's read noise (:func:`neurosim.hardware.nonideal.read_normals`) as fixed functions of their inputs, the same in
+every process and numpy version."""
 
 from __future__ import annotations
 

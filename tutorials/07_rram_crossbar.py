@@ -22,8 +22,9 @@
 # tests run); its model is far from trained, so its figures show the steps, not the results the text discusses.
 # The full run takes about 15 minutes on one CPU thread, most of it rram_neurosim's operating point: 5 chips whose
 # 1-bit cells (14 per weight) are each read with noise and converted on their own (`benchmarks/bench_rram.py`, the
-# same work: 14 of its 17 minutes); the σ and fault-rate sweeps, without per-read effects, take a minute or two.
-# It peaks at 3.2 GB of memory (`/usr/bin/time -v`, a later session; the fast mode: 1.6 GB).
+# same work: 14 of its 17 minutes then; since read noise is drawn per read, not in each call's shape, the whole
+# bench takes about 10 minutes of CPU); the σ and fault-rate sweeps, without per-read effects, take a minute or two.
+# It peaks at 3.2 GB of memory (`/usr/bin/time -v`, a later session, before that change; the fast mode: 1.6 GB).
 
 # %%
 import os

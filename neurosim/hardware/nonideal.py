@@ -56,10 +56,15 @@ does.
 
 **Random streams.** A chip (one ``seed``) draws each effect from a stream of its own, seeded from the chip's seed
 and the effect's name (:func:`numpy.random.SeedSequence`): ``program`` (variation, then faults, cell by cell of
-each layer in order), ``drift`` (the spread of ν) and ``read`` (read noise, one stream per layer). Turning on a
+each layer in order), ``drift`` (the spread of ν) and ``read`` (read noise, one key per layer). Turning on a
 spread of ν, or read noise, leaves the other effects' draws of the chip as they were. Variation and faults share
 the ``program`` stream, in the order the results in the README and ``benchmarks/results`` were drawn in: a chip
-with variation has other stuck cells than the same seed without it.
+with variation has other stuck cells than the same seed without it. Read noise is counter-based
+(:func:`read_normals`): each output element of each read is a normal made (Box–Muller, float32, |ε| up to 5.8) from
+a SplitMix64 hash of the layer's key, the read (tile, pulse, side of the pairs) and the element's place among that
+read's outputs so far (step · samples + sample, then the column), so a sequence run a chunk of steps at a time
+draws the same noise as one call over all its steps, and only the reads with a nonzero spread (a driven row) cost
+a draw.
 
 The bias stays digital and exact. With every effect off the model is returned unchanged (a copy), so ideal
 outputs are reproduced exactly; with only per-chip effects the programmed weights are written into a copy of
@@ -86,9 +91,12 @@ that feeds the layer (in a ``Sequential``, nested ones run in turn, past dropout
 :mod:`hardware_models.crossbar` maps and costs them: ``[W_in | W_rec]``, the ``N_in`` input rows first, then the
 ``N`` recurrent rows, on the same ``N`` columns, cut every ``tile_rows`` rows of the stack; a tile may hold the last
 input rows and the first recurrent rows, and its columns then add both before the ADC. Each matrix is programmed as
-on its own (its quantisation against its own ``w_max``, its own draws, its own drift compensation factor), and its
-rows are read at the amplitude ``scale / S`` (``S`` the larger of the two matrices' read-out scales ``scale``), so
-the columns' currents add ``W_in·x[t] + W_rec·s[t−1]`` in one read-out scale ``S``; the ADC's full scale is the
+on its own (its quantisation against its own ``w_max``, its own draws), and its rows are read at the amplitude
+``scale / S`` (``S`` the larger of the two matrices' read-out scales ``scale``, ``w_max``'s), so the columns'
+currents add ``W_in·x[t] + W_rec·s[t−1]`` in one read-out scale ``S``. Global drift compensation is the array's,
+one α from its calibration reads with every row driven at its amplitude, a digital gain on its columns (which add
+both matrices' currents before the ADC), so both matrices take the array's α, not each its own (a spread of ν
+leaves them apart), with or without read noise and ADC; the ADC's full scale is the
 column's largest current, ``Σ_rows a·g``, and the energy model charges each row read at that amplitude ``(a·V)²·G``
 per cell (:mod:`hardware_models.crossbar`, ``a`` from the exported weights' largest magnitudes). A BatchNorm1d
 between the Linear and the layer (at inference) is folded into the input weights, as every folded BatchNorm
@@ -124,12 +132,14 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Iterable
 
+import numba
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from neurosim._splitmix import GOLDEN, mix, mix_one
 from neurosim.nn.layers import Conv2d, Dropout, Flatten, is_stateful, time_chunk
 from neurosim.nn.recurrent import RLIF, DiagonalRecurrent
 
@@ -344,15 +354,16 @@ def program_conductances(weight: torch.Tensor, cfg: NonIdealConfig, generator: t
 
 def _program(weight: torch.Tensor, cfg: NonIdealConfig, generator: torch.Generator | None,
              drift_generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, float, torch.Tensor,
-                                                                torch.Tensor]:
-    """:func:`program_conductances`' ``(g_pos, g_neg, scale)`` and the cells as programmed, before drift:
-    ``(…, g_pos at t0, g_neg at t0)`` (the same tensors where nothing drifts)."""
+                                                                torch.Tensor, float]:
+    """:func:`program_conductances`' ``(g_pos, g_neg, scale)``, the cells as programmed, before drift, and the
+    read-out scale without drift compensation: ``(…, g_pos at t0, g_neg at t0, scale without α)`` (the same tensors
+    where nothing drifts, the same scale without compensation)."""
     w = weight.detach()
     w_max = float(w.abs().max()) if w.numel() else 0.0
     g_off = cfg.g_off
     if w_max == 0 and cfg.cell_bits is None:
         z = torch.full_like(w, g_off)
-        return z, z.clone(), 0.0, z, z
+        return z, z.clone(), 0.0, z, z, 0.0
     if cfg.cell_bits is not None:
         top = 2**cfg.cell_bits - 1
         shifts = torch.tensor([cfg.cell_bits * k for k in range(cfg.slices)]).view(-1, *[1] * w.dim())
@@ -370,9 +381,10 @@ def _program(weight: torch.Tensor, cfg: NonIdealConfig, generator: torch.Generat
         sides = [_program_cell(g, cfg, generator, drift_gen=drift_generator) for g in (g_pos, g_neg)]
         scale = w_max / (1 - g_off)
     (pos_t0, pos), (neg_t0, neg) = sides
+    raw = scale
     if cfg.drift_compensation and cfg._drifts and w_max:
         scale *= _drift_gain((pos_t0, neg_t0), (pos, neg), cfg)
-    return pos, neg, scale, pos_t0, neg_t0
+    return pos, neg, scale, pos_t0, neg_t0, raw
 
 
 def combine_slices(g_pos: torch.Tensor, g_neg: torch.Tensor, scale: float, cfg: NonIdealConfig) -> torch.Tensor:
@@ -398,6 +410,54 @@ def perturb_weight(weight: torch.Tensor, cfg: NonIdealConfig, generator: torch.G
 
 
 # ---------------------------------------------------------------------------------------------- layers
+@numba.njit(cache=True, nogil=True)
+def _read_normals(spread, stream, first, out):  # pragma: no cover - compiled
+    """``out[i]``: a standard normal that is a fixed function of ``(stream, first + i)`` where ``spread[i] > 0``
+    (0 elsewhere, where the read has no noise). Counters ``2p`` and ``2p + 1`` share one SplitMix64 hash of ``p``:
+    Box–Muller in float32 from 24 of its bits for the radius (|ε| up to 5.8) and 24 for the angle, the cosine for
+    the even counter, the sine for the odd one."""
+    done = np.uint64(0xFFFFFFFFFFFFFFFF)  # the pair whose radius and angle are at hand (none yet)
+    radius = np.float32(0.0)
+    angle = np.float32(0.0)
+    for i in range(spread.size):
+        if spread[i] > 0:
+            c = first + np.uint64(i)
+            pair = c >> np.uint64(1)
+            if pair != done:
+                z = mix_one(mix_one(stream + (pair + np.uint64(1)) * GOLDEN) ^ stream)
+                u = np.float32((z >> np.uint64(40)) + np.uint64(1)) * np.float32(2.0 ** -24)  # (0, 1]
+                radius = np.float32(math.sqrt(np.float32(-2.0) * math.log(u)))
+                angle = np.float32(z & np.uint64(0xFFFFFF)) * np.float32(2.0 * math.pi / 2.0 ** 24)
+                done = pair
+            out[i] = radius * (math.cos(angle) if (c & np.uint64(1)) == 0 else math.sin(angle))
+        else:
+            out[i] = 0.0
+
+
+def read_noise_stream(key: int, tile: int, pulse: int, side: int) -> int:
+    """The counter-based stream of one kind of read of a crossbar layer whose noise key is ``key``: tile ``tile``,
+    the ``pulse``-th pulse of its rows (0: the input itself, or its first event level), the ``side`` (0: the
+    columns of ``g⁺``, 1: ``g⁻``) of its pairs."""
+    if not (0 <= pulse < 2 ** 20 and side in (0, 1) and tile >= 0):
+        raise ValueError(f"read_noise_stream: tile {tile}, pulse {pulse}, side {side} out of range")
+    read = np.uint64((tile << 21) | (pulse << 1) | side)
+    with np.errstate(over="ignore"):
+        return int(mix(mix(np.uint64(key % 2 ** 64)) + GOLDEN * (read + np.uint64(1))))
+
+
+def read_normals(spread: torch.Tensor, stream: int, first: int) -> torch.Tensor:
+    """Standard normals shaped as ``spread``, element ``i`` (row-major) a fixed function of ``(stream, first +
+    i)`` (:func:`read_noise_stream`), 0 where ``spread`` is not above 0: the noise of a read whose elements are the
+    ``first``-th onwards that this kind of read has drawn. A read cut into several calls (chunks of time steps)
+    draws the same values as one call. Drawn on the CPU (a tensor on another device is copied there and back)."""
+    s = spread.detach()
+    work = s.to("cpu", torch.float32 if s.dtype not in (torch.float32, torch.float64) else s.dtype).contiguous()
+    out = torch.empty_like(work)
+    if work.numel():
+        _read_normals(work.numpy().reshape(-1), np.uint64(stream), np.uint64(first), out.numpy().reshape(-1))
+    return out.to(device=s.device, dtype=s.dtype)
+
+
 def _adc(y: torch.Tensor, full_scale: torch.Tensor, bits: int, inplace: bool = False) -> torch.Tensor:
     """Uniform ``bits``-bit conversion of non-negative column currents over ``[0, full_scale]`` (per column);
     ``inplace``: into ``y`` itself (the same operations, the same values)."""
@@ -419,6 +479,11 @@ class _CrossbarBase(nn.Module):
         self.scale = float(scale)
         self.cfg = cfg
         self.generator = generator
+        #: the read noise's key (module docstring, *Random streams*): the generator's seed, or a draw of torch's
+        #: global one where there is no generator
+        self.noise_key = int(generator.initial_seed() if generator is not None else
+                             torch.randint(0, 2 ** 62, (1,)).item())
+        self._drawn: dict[int, int] = {}  # tile -> elements of one read's output drawn so far (each pulse and side)
         self.register_buffer("row_amplitude", None)  # read amplitude per row (stacked matrices); None: all 1
         # the cells the ADC's full scale is set from when not those read (adc_calibration="programmed": at t0)
         self.register_buffer("calibrated_pos", None)
@@ -461,12 +526,6 @@ class _CrossbarBase(nn.Module):
                              device=y.device).view(slices, *[1] * (y.dim() - d - 1))
         return (y * place).sum(d)
 
-    def _noise(self, like: torch.Tensor) -> torch.Tensor:
-        gen = self.generator
-        if gen is not None and gen.device != like.device:
-            gen = None  # a CPU generator cannot draw on another device: fall back to the global one
-        return torch.randn(like.shape, generator=gen, device=like.device, dtype=like.dtype)
-
     def _pulses(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The row inputs of one tile's reads: ``[x]``, or with the ADC on and ``k > 1`` events on a row (event
         counts of the first layer, sum-pooled spikes) one binary input per event level, so that the row is driven
@@ -483,14 +542,16 @@ class _CrossbarBase(nn.Module):
                              "(adc_bits = None) for it, or scale its input to [0, 1]")
         return [(x >= k).to(x.dtype) for k in range(1, int(peak) + 1)]
 
-    def _column(self, pulses: list[torch.Tensor], g: torch.Tensor, g_scale: torch.Tensor) -> torch.Tensor:
-        """Current of the columns holding ``g`` over a tile's reads, with read noise and ADC (its full scale from
-        the cells ``g_scale``)."""
-        return sum(self._read(x, g, g_scale) for x in pulses)
+    def _column(self, pulses: list[torch.Tensor], g: torch.Tensor, g_scale: torch.Tensor, tile: int, side: int,
+                first: int) -> torch.Tensor:
+        """Current of the columns holding ``g`` (``side`` 0: ``g⁺``, 1: ``g⁻``) over tile ``tile``'s reads, with read
+        noise (its draws from element ``first`` on) and ADC (its full scale from the cells ``g_scale``)."""
+        return sum(self._read(x, g, g_scale, (tile, k, side, first)) for k, x in enumerate(pulses))
 
-    def _read(self, x: torch.Tensor, g: torch.Tensor, g_scale: torch.Tensor) -> torch.Tensor:
+    def _read(self, x: torch.Tensor, g: torch.Tensor, g_scale: torch.Tensor, where: tuple) -> torch.Tensor:
         """One read of the columns holding ``g`` with row inputs ``x`` (at most 1 where the ADC is on); the ADC's full
-        scale is that of the cells ``g_scale`` (``g`` itself but with ``adc_calibration="programmed"``)."""
+        scale is that of the cells ``g_scale`` (``g`` itself but with ``adc_calibration="programmed"``). ``where``:
+        ``(tile, pulse, side, first)``, which read noise this is (:func:`read_normals`)."""
         y = self._mvm(x, g)
         cfg = self.cfg
         # without a graph to keep, the output-sized steps run in place: the same values, without a fresh tensor per
@@ -498,10 +559,12 @@ class _CrossbarBase(nn.Module):
         inplace = not y.requires_grad
         if cfg.read_noise_rel > 0:
             spread = self._mvm(x * x, g * g)
+            tile, pulse, side, first = where
+            noise = read_normals(spread, read_noise_stream(self.noise_key, tile, pulse, side), first)
             if inplace:
-                y.add_(spread.clamp_min_(0).sqrt_().mul_(cfg.read_noise_rel).mul_(self._noise(y)))
+                y.add_(spread.clamp_min_(0).sqrt_().mul_(cfg.read_noise_rel).mul_(noise))
             else:
-                y = y + cfg.read_noise_rel * torch.sqrt(spread.clamp_min(0)) * self._noise(y)
+                y = y + cfg.read_noise_rel * torch.sqrt(spread.clamp_min(0)) * noise
         if cfg.adc_bits is not None:
             y = _adc(y, cfg.adc_range_frac * self._full_scale(g_scale, y), cfg.adc_bits, inplace=inplace)
         return y
@@ -511,8 +574,10 @@ class _CrossbarBase(nn.Module):
         rows the tile holds."""
         return [slice(None)]
 
-    def _compute(self, x: torch.Tensor, tiles: list | None = None) -> torch.Tensor:
-        """The layer's output without its bias: the converted columns of ``tiles`` (default: every tile) summed."""
+    def _compute(self, x: torch.Tensor, tiles: list[int] | None = None) -> torch.Tensor:
+        """The layer's output without its bias: the converted columns of the tiles numbered ``tiles`` (indices into
+        :meth:`_tiles`; default: every tile) summed. Each tile's reads draw their noise from where its reads so far
+        left off (``_drawn``), so that a sequence cut into calls draws what one call does."""
         sliced = self.cfg.cell_bits is not None
         cells = [self.g_pos, self.g_neg]
         if self.calibrated_pos is not None:
@@ -521,12 +586,16 @@ class _CrossbarBase(nn.Module):
         # bit slicing: every slice's cells are columns of their own (read, noised and converted as such, in one call)
         cells = [g.flatten(0, 1) for g in cells] if sliced else cells
         out = 0
-        for tile in self._tiles() if tiles is None else tiles:
+        every = self._tiles()
+        for i in range(len(every)) if tiles is None else tiles:
+            tile = every[i]
             xs = self._slice_input(x, tile)
             gp, gn, *scaled = [self._slice_weight(g, tile) for g in cells]
             fp, fn = scaled or (gp, gn)
             pulses = self._pulses(xs)  # decided once per tile, for both columns of each pair
-            y = self._column(pulses, gp, fp) - self._column(pulses, gn, fn)
+            first = self._drawn.get(i, 0)
+            y = self._column(pulses, gp, fp, i, 0, first) - self._column(pulses, gn, fn, i, 1, first)
+            self._drawn[i] = first + y.numel()
             out = out + (self._shift_add(y) if sliced else y) * self.scale
         return out
 
@@ -705,7 +774,9 @@ class _StackedSide(nn.Module):
         self.inputs = inputs
         self.register_buffer("bias", None if bias is None else bias.detach().clone())
         self._rows = rows
-        self._own_tiles = [t for t in crossbar._tiles() if (t.stop <= inputs) == self._input_side]
+        every = crossbar._tiles()
+        self._own_index = [i for i, t in enumerate(every) if (t.stop <= inputs) == self._input_side]
+        self._own_tiles = [every[i] for i in self._own_index]
 
 
 class CrossbarStackedInput(_StackedSide):
@@ -732,7 +803,7 @@ class CrossbarStackedInput(_StackedSide):
                              f"{tuple(x_seq.shape)}")
         self._rows.x_seq, self._rows.step = x_seq, 0
         n = self.crossbar._w_shape[0]
-        y = (self.crossbar._compute(x_seq, self._own_tiles) if self._own_tiles
+        y = (self.crossbar._compute(x_seq, self._own_index) if self._own_index
              else x_seq.new_zeros(*x_seq.shape[:-1], n))
         return y if self.bias is None else y + self.bias
 
@@ -763,7 +834,7 @@ class CrossbarStackedFeedback(_StackedSide):
         rows.step += 1
         if rows.step == rows.x_seq.shape[0]:
             rows.x_seq = None  # the call's steps are read: let its input go
-        y = self.crossbar._compute(torch.cat([x.to(s.dtype), s], dim=-1), self._own_tiles)
+        y = self.crossbar._compute(torch.cat([x.to(s.dtype), s], dim=-1), self._own_index)
         return y if self.bias is None else y + self.bias
 
 
@@ -966,6 +1037,7 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
     drift_gen = torch.Generator().manual_seed(_stream_seed(seed, "drift"))
     # the ADC's full scale from the cells as programmed (module docstring); the same as the cells read without drift
     at_t0 = cfg.adc_calibration == "programmed" and cfg.adc_bits is not None and cfg._drifts
+    compensated = cfg.drift_compensation and cfg._drifts
     programmed = {}
     for i, name in enumerate(names):
         m = chip.get_submodule(name)
@@ -980,10 +1052,13 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
             _set_module(chip, bn, nn.Identity())
             if not cfg.per_read and m.bias is None:  # the programmed weights go into the layer, with a bias
                 m.bias = nn.Parameter(torch.empty_like(bias), requires_grad=m.weight.requires_grad)
-        g_pos, g_neg, scale, *t0 = _program(w.cpu(), cfg, gen, drift_gen)
+        g_pos, g_neg, scale, *t0, raw_scale = _program(w.cpu(), cfg, gen, drift_gen)
         dev = m.weight.device
         g_pos, g_neg, t0 = g_pos.to(dev), g_neg.to(dev), [g.to(dev) for g in t0]
         if not cfg.per_read:
+            if compensated and (name in stacked or name in stacked.values()):
+                programmed[name] = (g_pos, g_neg, scale, bias, None, m.training, t0, raw_scale)
+                continue  # written below, with its array's drift compensation
             # a stacked layer's two matrices compute exactly what they do apart (no read noise, no ADC)
             with torch.no_grad():
                 w_chip = combine_slices(g_pos, g_neg, scale, cfg)
@@ -992,7 +1067,7 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
                     m.bias.copy_(bias)
             continue
         read_gen = torch.Generator(device=dev).manual_seed(_stream_seed(seed, "read", i))
-        programmed[name] = (g_pos, g_neg, scale, bias, read_gen, m.training, t0)
+        programmed[name] = (g_pos, g_neg, scale, bias, read_gen, m.training, t0, raw_scale)
         if isinstance(m, nn.Conv2d):
             new = CrossbarConv2d(g_pos, g_neg, scale, bias, cfg, read_gen, stride=m.stride, padding=m.padding,
                                  dilation=m.dilation, groups=m.groups, padding_mode=m.padding_mode)
@@ -1005,10 +1080,42 @@ def apply_nonidealities(model: nn.Module, cfg: NonIdealConfig, seed: int = 0, *,
         if at_t0:
             new.calibrate(*t0)
         _set_module(chip, name, new.train(m.training))
-    if cfg.per_read:
-        for name, rec in stacked.items():
+    for name, rec in stacked.items():
+        if cfg.per_read:
             _stack(chip, cfg, name, programmed[name], rec, programmed[rec], at_t0)
+        elif compensated:  # each matrix's weights in its array's one read-out: its own scale times the array's α
+            _, _, gain = _stack_read_out(programmed[name], programmed[rec], cfg)
+            for key in (name, rec):
+                g_pos, g_neg, _, bias, _, _, _, raw_scale = programmed[key]
+                m = chip.get_submodule(key)
+                with torch.no_grad():
+                    m.weight.copy_(combine_slices(g_pos, g_neg, raw_scale * gain, cfg))
+                    if folded.get(key) is not None:
+                        m.bias.copy_(bias)
     return chip
+
+
+def _stack_read_out(inp: tuple, rec: tuple, cfg: NonIdealConfig) -> tuple[torch.Tensor, float, float]:
+    """A stacked array's ``(row amplitudes, read-out scale S, drift compensation factor α)`` from its input and
+    recurrent matrices as :func:`apply_nonidealities` programmed them (:func:`_stack`).
+
+    Each matrix's rows are read at ``scale / S``, its read-out scale before drift compensation (``w_max``'s) over the
+    larger one ``S``: the energy model's amplitude ``max|W| / max over the stack of max|W|``. The array has one α
+    (1 without drift compensation), from its calibration reads with every row driven at its amplitude: a digital
+    gain on its columns after the ADC, and the columns add both matrices' currents, so there is no α of each
+    matrix to apply (module docstring, *Recurrent layers*)."""
+    (gp_in, gn_in, *_, t0_in, s_in), (gp_rec, gn_rec, *_, t0_rec, s_rec) = inp, rec
+    top = max(s_in, s_rec)
+    inputs, n = gp_in.shape[-1], gp_rec.shape[-1]
+    amplitude = torch.cat([torch.full((inputs,), s_in / top if top else 1.0, dtype=torch.float64),
+                           torch.full((n,), s_rec / top if top else 1.0, dtype=torch.float64)])
+    gain = 1.0
+    if cfg.drift_compensation and cfg._drifts and top:
+        driven = amplitude.to(gp_in)
+        now, then = [[torch.cat([a, b], dim=-1) * driven for a, b in pairs]
+                     for pairs in (((gp_in, gp_rec), (gn_in, gn_rec)), tuple(zip(t0_in, t0_rec)))]
+        gain = _drift_gain(tuple(then), tuple(now), cfg)
+    return amplitude, top, gain
 
 
 def _stack(chip: nn.Module, cfg: NonIdealConfig, name: str, inp: tuple, rec_name: str, rec: tuple,
@@ -1016,14 +1123,15 @@ def _stack(chip: nn.Module, cfg: NonIdealConfig, name: str, inp: tuple, rec_name
     """Put a dense recurrent layer's programmed input (``name``) and recurrent (``rec_name``) matrices on one array:
     ``[W_in | W_rec]`` on its rows, input rows first, each matrix's rows read at the amplitude ``scale / S`` of its
     own read-out scale over the larger one ``S`` (so the columns' currents add the two matrices' products as their
-    weights do), converted tile by tile over the whole stack (module docstring, *Recurrent layers*)."""
-    (gp_in, gn_in, s_in, b_in, read_gen, training, t0_in), (gp_rec, gn_rec, s_rec, b_rec, _, _, t0_rec) = inp, rec
-    top = max(s_in, s_rec)
-    inputs, n = gp_in.shape[-1], gp_rec.shape[-1]
-    amplitude = torch.cat([torch.full((inputs,), s_in / top if top else 1.0, dtype=torch.float64),
-                           torch.full((n,), s_rec / top if top else 1.0, dtype=torch.float64)])
-    xbar = CrossbarLinear(torch.cat([gp_in, gp_rec], dim=-1), torch.cat([gn_in, gn_rec], dim=-1), top, None, cfg,
-                          read_gen, row_amplitude=amplitude)
+    weights do), converted tile by tile over the whole stack (module docstring, *Recurrent layers*).
+
+    The amplitudes and the array's one drift compensation factor α (in its read-out scale) are
+    :func:`_stack_read_out`'s."""
+    (gp_in, gn_in, _, b_in, read_gen, training, t0_in, _), (gp_rec, gn_rec, _, b_rec, *_, t0_rec, _) = inp, rec
+    amplitude, top, gain = _stack_read_out(inp, rec, cfg)
+    inputs = gp_in.shape[-1]
+    g_pos, g_neg = torch.cat([gp_in, gp_rec], dim=-1), torch.cat([gn_in, gn_rec], dim=-1)
+    xbar = CrossbarLinear(g_pos, g_neg, top * gain, None, cfg, read_gen, row_amplitude=amplitude)
     if at_t0:
         xbar.calibrate(*(torch.cat([a, b], dim=-1) for a, b in zip(t0_in, t0_rec)))
     rows = _StepRows()
@@ -1031,16 +1139,12 @@ def _stack(chip: nn.Module, cfg: NonIdealConfig, name: str, inp: tuple, rec_name
     _set_module(chip, rec_name, CrossbarStackedFeedback(xbar, inputs, b_rec, rows).train(rec[5]))
 
 
-#: samples per forward call in :func:`accuracy`: read noise is drawn per call in the call's shape, so evaluating in
-#: blocks of a fixed size keeps a chip's accuracy independent of the loader's batch size
+#: samples per forward call in :func:`accuracy`: each read's noise is a function of its place in the layer's reads
+#: (step · samples + sample), so evaluating in blocks of a fixed size keeps a chip's accuracy independent of the
+#: loader's batch size
 EVAL_BLOCK = 128
 
 
-def _draws_per_call(model: nn.Module) -> bool:
-    """Whether ``model`` draws random values at every forward call in the call's shape (a chip's read noise,
-    :class:`CrossbarLinear` and the other crossbar layers): its outputs then depend on how a block's steps are cut
-    into calls, and it runs all of them in one call (:func:`_block_outputs`)."""
-    return any(isinstance(m, _CrossbarBase) and m.cfg.read_noise_rel > 0 for m in model.modules())
 
 
 def _block_outputs(model: nn.Module, x_seq: torch.Tensor, dtype: torch.dtype | None = torch.float32, *,
@@ -1048,14 +1152,14 @@ def _block_outputs(model: nn.Module, x_seq: torch.Tensor, dtype: torch.dtype | N
     """``model``'s outputs over one block of samples ``x_seq [T, B, ...]`` (a compact batch of event counts, or
     floats), each call's input made ``dtype`` (None: as it is, e.g. for a fixed-point chip, which takes counts).
 
-    ``chunked`` (None: where ``model`` carries a state, :func:`neurosim.nn.is_stateful`, and draws nothing per call,
-    :func:`_draws_per_call`): a chunk of steps at a time (:func:`neurosim.nn.time_chunk`'s, as
-    :func:`neurosim.nn.run_chunked` and ``neurosim evaluate`` run them) with the state carried, the same outputs as one
-    call over all steps and only a chunk's ``dtype`` copy (and a chunk's activations) in memory at a time; else in
-    one call over all ``T`` steps. A chip with read noise runs so: it draws the noise of all ``T`` steps in the
-    call's shape, and a chunked run would draw other values."""
+    ``chunked`` (None: where ``model`` carries a state, :func:`neurosim.nn.is_stateful`): a chunk of steps at a time
+    (:func:`neurosim.nn.time_chunk`'s, as :func:`neurosim.nn.run_chunked` and ``neurosim evaluate`` run them) with
+    the state carried, the same outputs as one call over all steps and only a chunk's ``dtype`` copy (and a chunk's
+    activations) in memory at a time; else in one call over all ``T`` steps. A chip with read noise runs chunked
+    too: each read's noise is a function of its place in the layer's reads (:func:`read_normals`), not of the
+    call's shape."""
     if chunked is None:
-        chunked = is_stateful(model) and not _draws_per_call(model)
+        chunked = is_stateful(model)
 
     def run(x, state=None):
         x = x if dtype is None else x.to(dtype)
@@ -1097,14 +1201,12 @@ def _blocks(loader, size: int, max_samples: int | None):
 def accuracy(model: nn.Module, loader, *, device: str | torch.device | None = None,
              max_samples: int | None = None, loss: str | None = None) -> float:
     """Test accuracy in percent (0–100) over ``(x_seq, y)`` batches, run in blocks of :data:`EVAL_BLOCK` samples
-    whatever the loader's batch size (a chip's read noise is drawn per call). The prediction is the read-out of the
-    loss named ``loss`` (the run's ``train.loss``: :func:`neurosim.training.predict`); None: ``argmax Σ_t
-    out_t``.
+    whatever the loader's batch size (a chip's read noise is drawn per read, a function of its place in the
+    layer's reads: step · samples + sample). The prediction is the read-out of the loss named ``loss`` (the run's
+    ``train.loss``: :func:`neurosim.training.predict`); None: ``argmax Σ_t out_t``.
 
     A :class:`neurosim.data.FrameLoader`'s batches are taken compact (uint8 event counts) and each block runs a
-    chunk of steps at a time (:func:`_block_outputs`: the same outputs, bit for bit), but on a chip with read noise,
-    which runs each block in one call over all its steps as it always did (its noise is drawn in the call's
-    shape)."""
+    chunk of steps at a time (:func:`_block_outputs`: the same outputs, bit for bit, read noise included)."""
     from neurosim.training.losses import predict
     from neurosim.training.trainer import _compact_batches
 

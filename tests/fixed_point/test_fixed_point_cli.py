@@ -294,6 +294,55 @@ def test_chip_activity_counts_the_chips_own_spikes():
     assert float(act.input_events_per_step.sum()) == pytest.approx(float(x.sum()) / 12)
 
 
+@pytest.mark.parametrize("target", ["loihi", "speck", "spinnaker"])
+def test_chip_activity_runs_a_frameloaders_counts_a_chunk_of_steps_at_a_time(target, monkeypatch):
+    """chip_activity made each block of samples float64 over all T steps and kept every recorded layer's spikes of
+    all T steps of all samples (2.75 GB for a 128-neuron MLP at T = 400); a FrameLoader's uint8 counts now run a
+    chunk of steps at a time and only the totals are kept. The profile is the one from_spike_trains makes of the
+    whole trains (each block run in one call), bit for bit: spikes, counts, input events and updates."""
+    from hardware_models import ActivityProfile
+
+    from neurosim.data import FrameLoader
+    from neurosim.hardware.fixed_point import chip_activity
+    from neurosim.hardware.fixed_point.parts import ChipModel, ChipNeuron
+
+    model, _ = _energy_model()
+    g = torch.Generator().manual_seed(5)
+    frames = torch.randint(0, 3, (160, 6, 2, 8, 8), generator=g, dtype=torch.uint8)  # [N, T, ...]: blocks 128, 32
+    labels = torch.zeros(160, dtype=torch.long)
+    nodes = {"1": "n1", "2": "pool", "5": "n5"}
+    chip = to_chip(model, target)
+    seen, check = [], ChipModel.check_input
+    monkeypatch.setattr(ChipModel, "check_input", lambda self, x: seen.append(tuple(x.shape)) or check(self, x))
+    act = chip_activity(chip, FrameLoader(frames, labels, batch_size=80), nodes, dt_s=1e-3, samples=None)
+    assert seen and all(s[0] < 6 for s in seen), seen  # never all T steps at once
+    # the reference: each block in one call over all T steps, the whole trains kept
+    neurons = [m for m in chip.net if isinstance(m, ChipNeuron) and target == "loihi"]
+    for m in neurons:
+        m.record_updates, m.updates = True, []
+    trains, inputs = {}, []
+    for block in (frames[:128], frames[128:]):
+        h = block.transpose(0, 1).double()
+        inputs.append(h.numpy())
+        for part in chip.net:
+            h = part(h)[0] if getattr(part, "stateful", False) else part(h)
+            if getattr(part, "record_as", None) in nodes:
+                trains.setdefault(nodes[part.record_as], []).append(h.numpy())
+    ref = ActivityProfile.from_spike_trains({k: np.concatenate(v, 1) for k, v in trains.items()}, 1e-3,
+                                            input_events=np.concatenate(inputs, 1))
+    assert act.samples == ref.samples == 160 and act.time_steps == 6
+    assert list(act.spikes_per_step) == list(ref.spikes_per_step)
+    for node in ref.spikes_per_step:
+        assert np.array_equal(act.spikes_per_step[node], ref.spikes_per_step[node]), node
+        assert np.array_equal(act.spike_counts[node], ref.spike_counts[node]), node
+    assert np.array_equal(act.input_events_per_step, ref.input_events_per_step)
+    assert ref.spikes_per_step["n1"].sum() > 0 and ref.spikes_per_step["n5"].sum() > 0
+    assert set(act.updates_per_step) == ({"n1", "n5"} if target == "loihi" else set())
+    for m in neurons:
+        node = nodes[m.record_as]
+        assert np.array_equal(act.updates_per_step[node], (torch.stack(m.updates).sum(0) / 160).numpy()), node
+
+
 def test_chip_energy_prices_the_chips_spikes_and_the_floats_on_the_same_samples():
     from neurosim.estimation import chip_energy, estimate_model
 

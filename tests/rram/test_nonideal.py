@@ -417,7 +417,8 @@ def test_accuracy_takes_a_frameloaders_counts_compact_and_runs_them_a_chunk_of_s
     """accuracy() made each block of 128 samples float32 over all T steps and ran it in one call (473 MB of input at
     T = 400 for 34×34×2 event digits, and a conv layer's activations for all T steps); it now takes a FrameLoader's
     uint8 counts and runs each block a chunk of steps at a time, with the same outputs and figures, bit for bit. A
-    chip with read noise draws its noise in the call's shape: it keeps one call over all T steps (its figures too)."""
+    chip with read noise kept one call over all T steps, as it drew its noise in the call's shape; its noise is now a
+    function of each read's place in the layer's reads, and it runs chunked too, with the figures of one call."""
     from conversions import IntToFloatCopies
 
     from neurosim.data import FrameLoader
@@ -436,8 +437,7 @@ def test_accuracy_takes_a_frameloaders_counts_compact_and_runs_them_a_chunk_of_s
     T = counts.shape[1]
     with IntToFloatCopies() as copies:
         got = accuracy(chip(), FrameLoader(counts, y, batch_size=100))
-    whole = kind == "read noise"
-    assert copies.shapes and all((s[0] == T) == whole for s in copies.shapes), copies.shapes
+    assert copies.shapes and all(s[0] < T for s in copies.shapes), copies.shapes  # never all T steps at once
     block = counts[:128].transpose(0, 1)
     with torch.no_grad():
         chunked = nonideal._block_outputs(chip(), block)
@@ -1211,3 +1211,114 @@ def test_noise_aware_finetuning_draws_a_dense_recurrence_zero_off_its_diagonal_a
     torch.testing.assert_close(w.diagonal(), twin[1].recurrent.weight.detach())
     read = NonIdealConfig(levels=16, sigma_rel=0.1, read_noise_rel=0.05, adc_bits=5, tile_rows=16)
     assert isinstance(apply_nonidealities(tuned, read, seed=0)[1].recurrent, CrossbarDiagonal)
+
+
+# ---------------------------------------------------------------------------------------------- counter-based read noise
+def _chunk_net() -> Sequential:
+    """A bit-sliced conv layer (its input event counts up to 3: a read per pulse with the ADC on), a dense RLIF
+    stacked with its input Linear (tiles of input rows, one shared by both kinds of rows, one of recurrent rows) and
+    a one-to-one recurrence, ending in a Linear (currents, not spikes: every read's noise shows)."""
+    torch.manual_seed(0)
+    net = Sequential(Conv2d(2, 4, 3, padding=1), LIF(beta=0.8, v_th=0.5), Flatten(), Linear(4 * 6 * 6, 12),
+                     RLIF(12, beta=0.8, v_th=0.5), Linear(12, 8), RLIF(8, beta=0.8, v_th=0.5, connectivity="diagonal"),
+                     Linear(8, 3)).eval()
+    with torch.no_grad():
+        net[0].weight.mul_(3)
+        net[3].weight.mul_(4)
+        net[4].recurrent.weight.copy_(0.5 * torch.randn_like(net[4].recurrent.weight))
+        net[5].weight.mul_(4)
+        net[6].recurrent.weight.uniform_(-0.5, 0.5)
+    return net
+
+
+def test_read_noise_is_the_same_whether_a_sequence_runs_in_one_call_or_a_chunk_of_steps_at_a_time(monkeypatch):
+    """A chip's read noise was drawn from its layer's generator in each call's shape, so a block of samples run a
+    chunk of steps at a time drew other noise than one call over all T steps, and accuracy() ran every chip with
+    read noise (each default --nonideal run's operating point) in one call: all T steps' activations at once, ~10 GB
+    for the quickstart conv model's first bit-sliced layer at T = 400. Each read's noise is now a function of its
+    place in the layer's reads: chunks of any size give the outputs of one call, bit for bit."""
+    from neurosim.hardware import nonideal
+    from neurosim.hardware.nonideal import CrossbarStackedFeedback, CrossbarStackedInput
+
+    net = _chunk_net()
+    cfg = NonIdealConfig(levels=16, cell_bits=2, sigma_rel=0.05, read_noise_rel=0.1, adc_bits=5, tile_rows=10)
+    x = torch.randint(0, 4, (9, 5, 2, 6, 6), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    chip = apply_nonidealities(net, cfg, seed=2)
+    assert isinstance(chip[0], CrossbarConv2d) and isinstance(chip[6].recurrent, CrossbarDiagonal)
+    assert isinstance(chip[3], CrossbarStackedInput) and isinstance(chip[4].recurrent, CrossbarStackedFeedback)
+    assert chip[3]._own_index and len(chip[4].recurrent._own_index) == 2  # the shared tile and one of recurrent rows
+    with torch.no_grad():
+        one_call = chip(x.float())[0]
+        for steps in (1, 2, 4):
+            monkeypatch.setattr(nonideal, "time_chunk", lambda _model, x_seq, k=steps: k)
+            chunked = nonideal._block_outputs(apply_nonidealities(net, cfg, seed=2), x)
+            assert torch.equal(chunked, one_call), steps
+        # the noise is there, and fresh at every read: a second pass of the same chip reads other values
+        quiet = apply_nonidealities(net, dataclasses.replace(cfg, read_noise_rel=0.0), seed=2)(x.float())[0]
+        again = chip(x.float())[0]
+    assert not torch.equal(one_call, quiet) and not torch.equal(again, one_call)
+
+
+def test_read_normals_are_standard_normals_drawn_where_the_read_has_a_spread_whatever_the_calls():
+    from neurosim.hardware.nonideal import read_noise_stream, read_normals
+
+    stream = read_noise_stream(12345, tile=0, pulse=0, side=0)
+    spread = torch.ones(200_000)
+    z = read_normals(spread, stream, 0)
+    assert abs(float(z.mean())) < 0.01 and abs(float(z.std()) - 1) < 0.01
+    assert abs(float((z ** 4).mean()) - 3) < 0.05  # (a normal's kurtosis)
+    # the draws of elements 1000 onwards are the same from any starting place, in any pieces, on any shape
+    tail = read_normals(torch.ones(3, 7, dtype=torch.float64), stream, 1000)
+    assert torch.equal(tail.flatten().float(), z[1000:1021])
+    # no draw where a read has no spread (no row driven): 0 there, the others unchanged
+    spread[::3] = 0
+    masked = read_normals(spread, stream, 0)
+    assert bool((masked[::3] == 0).all()) and torch.equal(masked[1::3], z[1::3])
+    # every key, tile, pulse and side reads a stream of its own
+    others = [read_noise_stream(12346, 0, 0, 0), read_noise_stream(12345, 1, 0, 0),
+              read_noise_stream(12345, 0, 1, 0), read_noise_stream(12345, 0, 0, 1)]
+    assert len({stream, *others}) == 5
+    for other in others:
+        w = read_normals(torch.ones(200_000), other, 0)
+        assert abs(float(torch.corrcoef(torch.stack([z, w]))[0, 1])) < 0.01
+    with pytest.raises(ValueError, match="pulse"):
+        read_noise_stream(1, 0, 2 ** 20, 0)
+
+
+def test_a_stacked_layers_matrices_take_their_arrays_one_drift_compensation_at_the_energy_models_amplitudes():
+    """[W_in | W_rec] on one array each took its own drift compensation factor α into its read-out scale, so its rows
+    were read at a = α·max|W| / max over the stack of α·max|W|, where the energy model charges them at a = max|W| /
+    max over the stack of max|W|; and α, a digital gain on the columns after the ADC, cannot be two factors on
+    columns that add both matrices' currents. With a spread of ν the two α differ: the rows are now read at the
+    energy model's amplitudes, and the array has one α, from its calibration reads with every row driven at its
+    amplitude, the same with or without read noise and ADC."""
+    from dataclasses import replace
+
+    from hardware_models import analyze, load_spec
+    from hardware_models.crossbar import _stack_amplitudes, map_crossbar
+    from neurosim.export import to_nir
+
+    n_in, n = 40, 12
+    net = _stacked_net(n_in, n)
+    cfg = NonIdealConfig(levels=16, drift_nu=0.05, drift_nu_std=0.05, drift_t_s=1e5, drift_compensation=True,
+                         adc_bits=8, adc_calibration="programmed", tile_rows=32)
+    chip = apply_nonidealities(net, cfg, seed=1)
+    xbar = chip[2].crossbar
+    amps = xbar.row_amplitude.double()
+    facts = analyze(to_nir(net, (n_in,)))
+    layer = next(l for l in map_crossbar(facts, load_spec("rram_neurosim")).layers if l.target == "3.lif")
+    energy = torch.tensor(_stack_amplitudes(facts, layer), dtype=torch.float64).repeat_interleave(torch.tensor([n_in, n]))
+    torch.testing.assert_close(amps, energy, rtol=1e-6, atol=0)
+    # the array's one α: its calibration read at t0 (the cells the ADC is calibrated from) over the same at t
+    then, now = xbar.calibrated_pos + xbar.calibrated_neg, xbar.g_pos + xbar.g_neg
+
+    def alpha(rows):
+        return float((then[:, rows] * amps[rows]).sum() / (now[:, rows] * amps[rows]).sum())
+
+    w_max = max(float(net[2].weight.detach().abs().max()), float(net[3].recurrent.weight.detach().abs().max()))
+    assert xbar.scale == pytest.approx(w_max / (1 - cfg.g_off) * alpha(slice(None)), rel=1e-6)  # (float32 cells)
+    assert abs(alpha(slice(0, n_in)) / alpha(slice(n_in, None)) - 1) > 1e-3  # each matrix's own α: not the same
+    # without per-read effects the layers hold the same weights: each matrix's in the array's read-out
+    quiet = apply_nonidealities(net, replace(cfg, adc_bits=None), seed=1)
+    torch.testing.assert_close(quiet[2].weight, chip[2].weight, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(quiet[3].recurrent.weight, chip[3].recurrent.weight, rtol=1e-5, atol=1e-7)

@@ -71,44 +71,84 @@ def chip_activity(chip: ChipModel, data, node_names: dict[str, str], *, dt_s: fl
     events. A non-spiking read-out (an LI layer) named in ``node_names`` has its updated neurons counted (its
     compartments are updated on the chip too), and no spikes.
 
-    ``samples``: the first this many samples of ``data`` (``(x_seq, y)`` batches or one ``[T, B, ...]`` input)."""
-    import numpy as np
-    from hardware_models import ActivityProfile
+    ``samples``: the first this many samples of ``data`` (``(x_seq, y)`` batches or one ``[T, B, ...]`` input).
 
+    A :class:`neurosim.data.FrameLoader`'s batches are taken compact (uint8 event counts) and each block of
+    samples runs a chunk of steps at a time (:func:`neurosim.nn.time_chunk`'s, each layer's state carried), its
+    spikes summed as they come: only a chunk's float64 copy and each node's totals per step and per neuron are held,
+    not all ``T`` steps of every layer. The totals are whole numbers, exact in float64, so the profile is the one
+    :meth:`hardware_models.ActivityProfile.from_spike_trains` makes of the whole trains, bit for bit."""
     import dataclasses
 
-    from neurosim.hardware.nonideal import EVAL_BLOCK, _blocks
+    import numpy as np
+    from hardware_models import ActivityError, ActivityProfile
 
-    batches = [(data, torch.zeros(data.shape[1]))] if isinstance(data, torch.Tensor) else data
-    trains: dict[str, list] = {}
-    inputs = []
+    from neurosim.hardware.nonideal import EVAL_BLOCK, _blocks
+    from neurosim.nn.layers import time_chunk
+    from neurosim.training.trainer import _compact_batches
+
+    batches = [(data, torch.zeros(data.shape[1]))] if isinstance(data, torch.Tensor) else _compact_batches(data)
+    if input_name is not None and input_name in node_names.values():
+        raise ActivityError(f"input_name {input_name!r} is also a node of node_names; give the input once")
+    per_step: dict[str, np.ndarray] = {}  # node -> Σ over samples of its spikes per step, [T]
+    per_neuron: dict[str, torch.Tensor] = {}  # node -> Σ over steps and samples of each neuron's spikes
     # neurons updated per step: where a neuron fires at most once per step (Speck's fire several times: the energy
     # models' check that a neuron that fires was updated counts spikes, and Speck publishes no update energy)
     neurons = {m.name: m for m in chip.net if isinstance(m, ChipNeuron) and chip.fmt.arithmetic == "loihi"
                and (getattr(m, "record_as", None) if m.spiking else m.name) in node_names}
+    updated: dict[str, torch.Tensor] = {}  # layer -> Σ over samples of its neurons updated per step, [T]
+    inp = input_name if input_name is not None else object()  # (no input node: the input's totals per step only)
+    T, n = None, 0
+
+    def add(node, x, start):
+        """A chunk's ``x`` ``[steps, B, ...]`` into ``node``'s totals (steps from ``start``)."""
+        sums = x.reshape(x.shape[0], x.shape[1], -1).sum(2).sum(1).numpy()
+        if node not in per_step:
+            per_step[node], per_neuron[node] = np.zeros(T), torch.zeros(x.shape[2:], dtype=torch.float64)
+        per_step[node][start:start + x.shape[0]] += sums
+        per_neuron[node] += x.sum((0, 1))
+
     for m in neurons.values():
         m.record_updates, m.updates = True, []
     try:
         for x_seq, _ in _blocks(batches, EVAL_BLOCK, samples):
-            x = chip.check_input(x_seq.cpu())
-            inputs.append(x.abs().numpy())  # (an OFF event, −1, is an event too)
-            for part in chip.net:
-                x = part(x)[0] if _stateful(part) else part(x)
-                key = getattr(part, "record_as", None)
-                if key is not None and key in node_names:
-                    trains.setdefault(node_names[key], []).append(x.numpy())
+            if T is None:
+                T = x_seq.shape[0]
+            elif x_seq.shape[0] != T:
+                raise ValueError(f"chip_activity: the samples have {T} and {x_seq.shape[0]} time steps; give "
+                                 "one sequence length")
+            steps, states = time_chunk(chip, x_seq), {}
+            for start in range(0, T, steps):
+                x = chip.check_input(x_seq[start:start + steps].cpu())
+                add(inp, x.abs(), start)  # (an OFF event, −1, is an event too)
+                for i, part in enumerate(chip.net):
+                    if _stateful(part):
+                        x, states[i] = part(x, states.get(i))
+                    else:
+                        x = part(x)
+                    key = getattr(part, "record_as", None)
+                    if key is not None and key in node_names:
+                        add(node_names[key], x, start)
+            n += x_seq.shape[1]
+            for name, m in neurons.items():
+                if m.updates:
+                    block = torch.cat(m.updates)
+                    updated[name] = block if name not in updated else updated[name] + block
+                m.updates = []
     finally:
         for m in neurons.values():
-            m.record_updates = False
-    if not inputs:
+            m.record_updates, m.updates = False, []
+    if n == 0:
         raise ValueError("chip_activity: no samples (empty data)")
-    spikes = {node: np.concatenate(parts, axis=1) for node, parts in trains.items()}
-    events = np.concatenate(inputs, axis=1)
-    profile = ActivityProfile.from_spike_trains(spikes, dt_s, input_events=events, input_name=input_name)
-    n = events.shape[1]
-    updates = {node_names[name]: (torch.stack(m.updates).sum(0) / n).numpy() for name, m in neurons.items()}
-    for m in neurons.values():
-        m.updates = []
+    events = per_step.pop(inp) / n
+    input_counts = per_neuron.pop(inp)
+    spikes = {node: total / n for node, total in per_step.items()}
+    counts = {node: (total / n).numpy() for node, total in per_neuron.items()}
+    if input_name is not None:  # (from_spike_trains's order: the input node last)
+        spikes[input_name], counts[input_name] = events, (input_counts / n).numpy()
+    profile = ActivityProfile(time_steps=T, dt_s=dt_s, samples=n, spikes_per_step=spikes, spike_counts=counts,
+                              input_events_per_step=events)
+    updates = {node_names[name]: (updated[name] / n).numpy() for name in neurons if name in updated}
     return dataclasses.replace(profile, updates_per_step=updates)
 
 
