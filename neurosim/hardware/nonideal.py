@@ -458,6 +458,20 @@ def read_normals(spread: torch.Tensor, stream: int, first: int) -> torch.Tensor:
     return out.to(device=s.device, dtype=s.dtype)
 
 
+def _noise_key(generator: torch.Generator | None) -> int:
+    """A crossbar layer's read-noise key from its ``generator``: the generator's seed where it is as freshly seeded
+    (each layer of :func:`apply_nonidealities`' chips has one of its own), else a draw from it; either way the
+    generator is advanced, so that layers given one generator draw keys, and noise, of their own (the seed alone
+    gave them all one key: the same noise at every read of the same place). None: a draw of torch's global
+    generator."""
+    if generator is None:
+        return int(torch.randint(0, 2 ** 62, (1,)).item())
+    fresh = torch.Generator(device=generator.device).manual_seed(generator.initial_seed())
+    unused = torch.equal(generator.get_state(), fresh.get_state())
+    draw = int(torch.randint(0, 2 ** 62, (1,), generator=generator, device=generator.device).item())
+    return int(generator.initial_seed()) if unused else draw
+
+
 def _adc(y: torch.Tensor, full_scale: torch.Tensor, bits: int, inplace: bool = False) -> torch.Tensor:
     """Uniform ``bits``-bit conversion of non-negative column currents over ``[0, full_scale]`` (per column);
     ``inplace``: into ``y`` itself (the same operations, the same values)."""
@@ -479,10 +493,8 @@ class _CrossbarBase(nn.Module):
         self.scale = float(scale)
         self.cfg = cfg
         self.generator = generator
-        #: the read noise's key (module docstring, *Random streams*): the generator's seed, or a draw of torch's
-        #: global one where there is no generator
-        self.noise_key = int(generator.initial_seed() if generator is not None else
-                             torch.randint(0, 2 ** 62, (1,)).item())
+        #: the read noise's key (module docstring, *Random streams*): :func:`_noise_key`'s
+        self.noise_key = _noise_key(generator)
         self._drawn: dict[int, int] = {}  # tile -> elements of one read's output drawn so far (each pulse and side)
         self.register_buffer("row_amplitude", None)  # read amplitude per row (stacked matrices); None: all 1
         # the cells the ADC's full scale is set from when not those read (adc_calibration="programmed": at t0)

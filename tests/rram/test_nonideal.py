@@ -1322,3 +1322,26 @@ def test_a_stacked_layers_matrices_take_their_arrays_one_drift_compensation_at_t
     quiet = apply_nonidealities(net, replace(cfg, adc_bits=None), seed=1)
     torch.testing.assert_close(quiet[2].weight, chip[2].weight, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(quiet[3].recurrent.weight, chip[3].recurrent.weight, rtol=1e-5, atol=1e-7)
+
+
+def test_crossbar_layers_given_one_generator_read_noise_of_their_own_and_a_chips_keys_stay_their_seeds():
+    """The read noise's key was the generator's seed, so two layers given one generator (CrossbarLinear and the
+    others are public) read the same noise at every place, correlated 1.0, where drawing from the shared generator
+    made it independent. A generator as freshly seeded still gives its seed (each chip layer's, whose noise, and the
+    results drawn with it, stay as they were); one already drawn from gives a draw of its own."""
+    from neurosim.hardware.nonideal import _stream_seed
+
+    cfg = NonIdealConfig(levels=16, read_noise_rel=0.1)
+    g = torch.Generator().manual_seed(7)
+    cells = torch.rand(2, 4, 6, generator=torch.Generator().manual_seed(0)) * 0.9 + 0.1
+    a, b = (CrossbarLinear(cells[0], cells[1], 1.0, None, cfg, g) for _ in range(2))
+    quiet = CrossbarLinear(cells[0], cells[1], 1.0, None, NonIdealConfig(levels=16), None)
+    x = torch.ones(2000, 6)
+    with torch.no_grad():
+        na, nb = (layer(x) - quiet(x) for layer in (a, b))
+    assert a.noise_key == 7 and b.noise_key != 7
+    assert abs(float(torch.corrcoef(torch.stack([na.flatten(), nb.flatten()]))[0, 1])) < 0.1
+    # a chip's layers keep the keys of their own freshly seeded generators
+    net = Sequential(Linear(6, 5), LIF(beta=0.8, v_th=0.5), Linear(5, 3)).eval()
+    chip = apply_nonidealities(net, dataclasses.replace(cfg, tile_rows=4), seed=3)
+    assert [chip[0].noise_key, chip[2].noise_key] == [_stream_seed(3, "read", 0), _stream_seed(3, "read", 1)]
