@@ -589,7 +589,9 @@ class _CrossbarBase(nn.Module):
     def _compute(self, x: torch.Tensor, tiles: list[int] | None = None) -> torch.Tensor:
         """The layer's output without its bias: the converted columns of the tiles numbered ``tiles`` (indices into
         :meth:`_tiles`; default: every tile) summed. Each tile's reads draw their noise from where its reads so far
-        left off (``_drawn``), so that a sequence cut into calls draws what one call does."""
+        left off (``_drawn``), so that a sequence cut into calls draws what one call does. (A layer called more than
+        once per call of the model, its weights shared, counts its calls' reads in the order they come: cut into
+        chunks, it draws other, as independent, values than one call.)"""
         sliced = self.cfg.cell_bits is not None
         cells = [self.g_pos, self.g_neg]
         if self.calibrated_pos is not None:
