@@ -28,7 +28,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -690,19 +690,32 @@ def check_estimate_folder(out_dir: str | Path, *, overwrite: bool = False, flag:
     out = Path(out_dir)
     if overwrite:
         return
+
+    def theirs() -> list[str]:
+        ours = _studies_files(out)  # (a study run there before any estimate: neurosim's, kept beside it)
+        return [name for name in estimate_output_names(out) if name not in ours]
+
+    _refuse_foreign(out, theirs, flag, how, "which neurosim estimate did not write (no estimate.json of its own is "
+                    "there) and would replace or take for its own")
+
+
+def _refuse_foreign(out: Path, theirs: Callable[[], list[str]], flag: str, how: str, whose: str) -> None:
+    """What :func:`check_estimate_folder` and :func:`check_study_folder` share: nothing is refused in a folder not
+    there yet or an estimate's (:func:`is_estimate_folder`); elsewhere the files ``theirs()`` names (the user's) are
+    a :class:`ForeignFilesError` (``whose``: who did not write them, and what would happen to them), and a folder
+    that cannot be read an :class:`OutputPathError` (its permissions: whose its files are cannot be told, and
+    nothing could be written there)."""
     try:
         if not out.is_dir() or is_estimate_folder(out):
             return
-        ours = _studies_files(out)  # (a study run there before any estimate: neurosim's, kept beside it)
-        theirs = [name for name in estimate_output_names(out) if name not in ours]
-    except OSError as e:  # (its permissions: whose its files are cannot be told, and the estimate could not write)
+        found = theirs()
+    except OSError as e:
         raise OutputPathError(f"{flag}: {out} cannot be read ({e.strerror or e}), so whose files it holds cannot be "
                               "told; choose another output folder") from None
-    if theirs:
-        one = len(theirs) == 1
-        raise ForeignFilesError(f"{flag}: {out} holds {', '.join(theirs)}, which neurosim estimate did not write (no "
-                                f"estimate.json of its own is there) and would replace or take for its own; choose "
-                                f"another output folder, or {how} to replace {'it' if one else 'them'}")
+    if found:
+        one = len(found) == 1
+        raise ForeignFilesError(f"{flag}: {out} holds {', '.join(found)}, {whose}; choose another output folder, or "
+                                f"{how} to replace {'it' if one else 'them'}")
 
 
 #: what a study's JSON holds (:func:`check_study_folder` knows its own file by them)
@@ -773,21 +786,14 @@ def check_study_folder(out_dir: str | Path, stem: str, *, overwrite: bool = Fals
     names = list(names) or [f"{stem}.{ext}" for ext in ("json", "txt", "png")]
     # the mark STEM.incomplete of each STEM.json (fixed_point_reports writes one whole JSON per target: no mark)
     marks = [n.removesuffix(".json") for n in names if n.endswith(".json")] if stem != "fixed_point" else []
-    try:
-        if not out.is_dir() or is_estimate_folder(out):
-            return
+
+    def theirs() -> list[str]:
         present = sorted(n for n in {*names, *(f"{m}.incomplete" for m in marks)} if (out / n).is_file())
         ours = set().union(*(_own_files(out, n, stem) for n in present), *(_marked_files(out, m) for m in marks))
-        theirs = [n for n in present if n not in ours]
-    except OSError as e:
-        raise OutputPathError(f"out_dir: {out} cannot be read ({e.strerror or e}), so whose files it holds cannot be "
-                              "told; choose another output folder") from None
-    if theirs:
-        one = len(theirs) == 1
-        raise ForeignFilesError(f"out_dir: {out} holds {', '.join(theirs)}, which neurosim's {stem.replace('_', '-')} "
-                                f"study did not write (no estimate.json of neurosim's is there) and would replace; "
-                                f"choose another output folder, or pass overwrite=True to replace "
-                                f"{'it' if one else 'them'}")
+        return [n for n in present if n not in ours]
+
+    _refuse_foreign(out, theirs, "out_dir", "pass overwrite=True", f"which neurosim's {stem.replace('_', '-')} study "
+                    "did not write (no estimate.json of neurosim's is there) and would replace")
 
 
 def write_outputs(report: EstimateReport, out_dir: str | Path, *, overwrite: bool = False) -> dict:
