@@ -39,6 +39,8 @@ from collections.abc import Mapping
 
 import torch
 
+from neurosim._stack import caller_stacklevel
+
 __all__ = ["DIVERGED_ROW_NORM", "HebbianSubspace", "orthonormality_error", "project_out", "subspace_error"]
 
 #: a learning row longer than this has diverged: Oja's rule keeps rows near unit length where its rate is stable,
@@ -206,7 +208,7 @@ class HebbianSubspace:
                               f"of squared norm ~{squared:.3g}; Oja's rule keeps them at unit length): only their "
                               "span is used, but it follows the inputs' leading directions less well; a rate near "
                               f"{1 / squared if squared > 0 else float('nan'):.2g} keeps them stable",
-                              RuntimeWarning, stacklevel=2)
+                              RuntimeWarning, stacklevel=caller_stacklevel())
         elif not (finite and norm <= DIVERGED_ROW_NORM):
             squared = float((x * x).sum(1).mean())
             grown = (f"; its rows, which Oja's rule keeps at unit length, reached norm {norm:.3g}, and projecting "

@@ -714,8 +714,9 @@ def test_with_an_orthonormal_basis_long_hebbian_rows_warn_once_and_nan_still_rai
     hlop.subspaces["2"].weight.mul_(3.0)
     net(torch.rand(3, 5, 6))
     with pytest.warns(RuntimeWarning, match=r"Hebbian subspace rows reached norm [0-9.]+ \(lr 0.03 .* only their span "
-                                            r"is used"):
+                                            r"is used") as caught:
         hlop.step()
+    assert caught[0].filename == __file__  # the user's line, not torch's no_grad wrapper the update runs in
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # once per layer
         net(torch.rand(3, 5, 6))
