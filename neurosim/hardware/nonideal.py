@@ -140,7 +140,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from neurosim._splitmix import GOLDEN, mix, mix_one
-from neurosim.nn.layers import Conv2d, Dropout, Flatten, is_stateful, time_chunk
+from neurosim.nn.layers import Conv2d, Dropout, Flatten, is_stateful, run_chunked, time_chunk
 from neurosim.nn.recurrent import RLIF, DiagonalRecurrent
 
 __all__ = ["NonIdealConfig", "CrossbarLinear", "CrossbarConv2d", "CrossbarDiagonal", "apply_nonidealities",
@@ -1175,19 +1175,12 @@ def _block_outputs(model: nn.Module, x_seq: torch.Tensor, dtype: torch.dtype | N
     if chunked is None:
         chunked = is_stateful(model)
 
-    def run(x, state=None):
-        x = x if dtype is None else x.to(dtype)
-        return model(x, state) if chunked else model(x)
+    def convert(x: torch.Tensor) -> torch.Tensor:
+        return x if dtype is None else x.to(dtype)
 
-    T = x_seq.shape[0]
-    steps = time_chunk(model, x_seq) if chunked else T
-    if steps >= T:
-        return run(x_seq)[0]
-    outs, state = [], None
-    for start in range(0, T, steps):
-        out, state = run(x_seq[start:start + steps], state)
-        outs.append(out)
-    return torch.cat(outs)
+    if not chunked:
+        return model(convert(x_seq))[0]
+    return run_chunked(model, x_seq, steps=time_chunk(model, x_seq), convert=convert)[0]
 
 
 def _blocks(loader, size: int, max_samples: int | None):

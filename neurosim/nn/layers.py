@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -424,15 +424,18 @@ def as_float(x_seq: torch.Tensor) -> torch.Tensor:
     return x_seq.to(torch.float32)
 
 
-def run_chunked(model: nn.Module, x_seq: torch.Tensor, state: Any = None, steps: int | None = None):
+def run_chunked(model: nn.Module, x_seq: torch.Tensor, state: Any = None, steps: int | None = None, *,
+                convert: Callable[[torch.Tensor], torch.Tensor] | None = None):
     """``model(x_seq, state)`` computed ``steps`` time steps at a time with the state carried between calls.
 
     The result (outputs, final state, gradients through the outputs) equals one call over all steps — the
     chunked-equals-full property of every stateful layer — but each layer works on a cache-sized slab instead of
     ``[T·B, ...]`` at once. ``steps=None`` picks :func:`time_chunk`. Integer or boolean ``x_seq`` (a compact batch
     of event counts) is converted to float32 one chunk at a time (:func:`as_float`): only a chunk's float copy is
-    made, not the whole batch's.
+    made, not the whole batch's. ``convert`` replaces :func:`as_float` where a model takes another input (a
+    fixed-point chip's float64, or the counts as they are).
     """
+    convert = as_float if convert is None else convert
     T = x_seq.shape[0]
     steps = time_chunk(model, x_seq) if steps is None else check_steps(steps, "steps")
     if steps < T and (bn := _training_batch_norm(model)):
@@ -440,10 +443,10 @@ def run_chunked(model: nn.Module, x_seq: torch.Tensor, state: Any = None, steps:
                       "mode takes its statistics over all T·B samples of the call", RuntimeWarning, stacklevel=3)
         steps = T
     if steps >= T:
-        return model(as_float(x_seq), state)
+        return model(convert(x_seq), state)
     outs = []
     for start in range(0, T, steps):
-        out, state = model(as_float(x_seq[start:start + steps]), state)
+        out, state = model(convert(x_seq[start:start + steps]), state)
         outs.append(out)
     return torch.cat(outs), state
 
